@@ -1,0 +1,6 @@
+//! mcopt: nonconvex nonsmooth multicomposite optimization.
+//!
+//! Data flows one way: text → [`syntax`] → [`check`] → [`graph`] → [`eval`]; see `ARCHITECTURE.md`.
+
+pub mod diag;
+pub mod syntax;
