@@ -3,4 +3,8 @@
 //! Data flows one way: text → [`syntax`] → [`check`] → [`graph`] → [`eval`]; see `ARCHITECTURE.md`.
 
 pub mod diag;
+pub mod eval;
+pub mod graph;
+pub mod check;
+pub mod registry;
 pub mod syntax;

@@ -1,0 +1,539 @@
+//! Checking expressions: name resolution, time references, shapes and constant folding.
+
+use std::sync::Arc;
+
+use super::items::{Binding, Checker};
+use super::{Binary, CExpr, CKind, Shape, TimeRef, Unary, MAX_ELEMENTS};
+use crate::diag::{Diag, Span};
+use crate::registry::FunctionKind;
+use crate::syntax::ast::{BinOp, Expr, ExprKind, Ident};
+
+/// Built-in functions, for "unknown function" help.
+const BUILTINS: &[&str] =
+    &["abs", "dot", "exp", "log", "max", "mean", "min", "norm1", "sqnorm", "sqrt", "sum", "transpose", "zeros"];
+
+/// Where an expression is checked.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Ctx {
+    /// The time variable in scope (`t` of `layer h[t]` or of `mean(t, ..)`).
+    time: Option<String>,
+    /// The layer whose body this is.
+    layer: Option<usize>,
+}
+
+impl Ctx {
+    pub(super) fn top() -> Ctx {
+        Ctx::default()
+    }
+
+    pub(super) fn layer_plain(id: usize) -> Ctx {
+        Ctx { time: None, layer: Some(id) }
+    }
+
+    pub(super) fn layer_base(id: usize) -> Ctx {
+        Ctx { time: None, layer: Some(id) }
+    }
+
+    pub(super) fn layer_general(id: usize, t: &str) -> Ctx {
+        Ctx { time: Some(t.to_owned()), layer: Some(id) }
+    }
+}
+
+fn lit(values: Vec<f64>, shape: Shape, span: Span) -> CExpr {
+    CExpr { kind: CKind::Literal(values), shape, span }
+}
+
+fn node(kind: CKind, shape: Shape, span: Span) -> CExpr {
+    CExpr { kind, shape, span }
+}
+
+impl Checker<'_> {
+    /// Check one expression; `None` means diagnostics were recorded.
+    pub(super) fn expr(&mut self, e: &Expr, ctx: &Ctx) -> Option<CExpr> {
+        match &e.kind {
+            ExprKind::Number(v) => Some(lit(vec![*v], Shape::SCALAR, e.span)),
+            ExprKind::Name(id) => self.name(id, ctx),
+            ExprKind::Index { base, args } => self.index(e, base, args, ctx),
+            ExprKind::Neg(a) => {
+                let a = self.expr(a, ctx)?;
+                Some(unary(Unary::Neg, a, e.span))
+            }
+            ExprKind::Binary { op, lhs, rhs } => {
+                let (a, b) = (self.expr(lhs, ctx), self.expr(rhs, ctx));
+                self.binary(*op, a?, b?, e.span)
+            }
+            ExprKind::Pow { base, exponent, .. } => {
+                let a = self.expr(base, ctx)?;
+                Some(unary(Unary::PowI(*exponent), a, e.span))
+            }
+            ExprKind::Call { func, args } => self.call(e, func, args, ctx),
+            ExprKind::List(items) => self.list(e, items, ctx),
+        }
+    }
+
+    fn name(&mut self, id: &Ident, ctx: &Ctx) -> Option<CExpr> {
+        let Some((binding, _)) = self.scope.get(&id.name).cloned() else {
+            let d = if ctx.time.as_deref() == Some(id.name.as_str()) {
+                Diag::new("mcopt::check::time", format!("the time variable `{}` can only index a sequence", id.name))
+                    .at(&self.source, id.span, "used as a value")
+                    .help(format!("write `x[{}]` for the data or layer at this time step", id.name))
+            } else {
+                Diag::new("mcopt::check::unknown_name", format!("unknown name `{}`", id.name))
+                    .at(&self.source, id.span, "not declared")
+                    .help("declare it with `param`, `const`, `let`, `layer` or `data` before its use")
+            };
+            self.error(d);
+            return None;
+        };
+        match binding {
+            Binding::Param(p) => Some(node(CKind::Param(p), self.params[p].shape, id.span)),
+            Binding::Const(v) => Some(lit(vec![v], Shape::SCALAR, id.span)),
+            Binding::Let(body) => {
+                let mut e = (*body).clone();
+                e.span = id.span;
+                Some(e)
+            }
+            Binding::Data(_) => {
+                let msg = format!("data `{}` is a sequence and needs a time index", id.name);
+                let d = Diag::new("mcopt::check::time", msg).at(&self.source, id.span, "no time index").help(format!("write `{}[t]`", id.name));
+                self.error(d);
+                None
+            }
+            Binding::Layer(l) => self.plain_layer_ref(l, id, ctx),
+        }
+    }
+
+    fn plain_layer_ref(&mut self, l: usize, id: &Ident, ctx: &Ctx) -> Option<CExpr> {
+        let slot = &self.layers[l];
+        let msg = if slot.indexed {
+            format!("layer `{}` is indexed by time and needs a time index", id.name)
+        } else if ctx.layer == Some(l) {
+            format!("layer `{}` refers to itself", id.name)
+        } else if !slot.defined {
+            format!("layer `{}` is used before its definition", id.name)
+        } else {
+            return Some(node(CKind::Layer { id: l, time: TimeRef::None }, slot.shape?, id.span));
+        };
+        let d = Diag::new("mcopt::check::layer_order", msg)
+            .at(&self.source, id.span, "used here")
+            .label(slot.span, "defined here")
+            .help("a layer may use parameters, data and the layers defined above it");
+        self.error(d);
+        None
+    }
+
+    fn index(&mut self, e: &Expr, base: &Expr, args: &[Expr], ctx: &Ctx) -> Option<CExpr> {
+        if let ExprKind::Name(id) = &base.kind {
+            match self.scope.get(&id.name).map(|b| b.0.clone()) {
+                Some(Binding::Data(d)) => return self.sequence_ref(e, id, args, ctx, Seq::Data(d)),
+                Some(Binding::Layer(l)) if self.layers[l].indexed => {
+                    return self.sequence_ref(e, id, args, ctx, Seq::Layer(l))
+                }
+                _ => {}
+            }
+        }
+        let b = self.expr(base, ctx)?;
+        self.element(e, b, args, ctx)
+    }
+
+    fn element(&mut self, e: &Expr, b: CExpr, args: &[Expr], ctx: &Ctx) -> Option<CExpr> {
+        let want = if b.shape.is_scalar() { 0 } else if b.shape.cols == 1 { 1 } else { 2 };
+        if args.len() != want || want == 0 {
+            let msg = format!("indexing {} takes {} index(es), found {}", b.shape, want, args.len());
+            let d = Diag::new("mcopt::check::index", msg).at(&self.source, e.span, "indexed here").help("indexes are 1-based: v[1], M[2, 3]");
+            self.error(d);
+            return None;
+        }
+        let dims = [b.shape.rows, b.shape.cols];
+        let mut at = [0usize; 2];
+        for (k, a) in args.iter().enumerate() {
+            at[k] = self.const_index(a, dims[k], ctx)?;
+        }
+        let kind = CKind::Element { base: Arc::new(b), row: at[0], col: at[1] };
+        Some(node(kind, Shape::SCALAR, e.span))
+    }
+
+    /// A constant 1-based index in `1..=len`, returned 0-based.
+    fn const_index(&mut self, a: &Expr, len: usize, ctx: &Ctx) -> Option<usize> {
+        let v = self.expr(a, ctx)?;
+        let value = scalar_of(&v);
+        match value {
+            Some(x) if x.fract() == 0.0 && x >= 1.0 && x <= len as f64 => Some(x as usize - 1),
+            _ => {
+                let msg = format!("an index must be an integer constant between 1 and {len}");
+                let found = value.map_or_else(|| "not a constant".to_owned(), |x| format!("found {x}"));
+                self.error(Diag::new("mcopt::check::index", msg).at(&self.source, a.span, found));
+                None
+            }
+        }
+    }
+
+    fn sequence_ref(&mut self, e: &Expr, id: &Ident, args: &[Expr], ctx: &Ctx, seq: Seq) -> Option<CExpr> {
+        if args.len() != 1 {
+            let msg = format!("`{}` takes one time index, found {}", id.name, args.len());
+            self.error(Diag::new("mcopt::check::time", msg).at(&self.source, e.span, "here"));
+            return None;
+        }
+        let time = self.time_ref(&args[0], ctx)?;
+        match seq {
+            Seq::Data(d) => {
+                if time == TimeRef::Abs(0) {
+                    let msg = format!("data `{}` starts at time 1", id.name);
+                    self.error(Diag::new("mcopt::check::time", msg).at(&self.source, args[0].span, "time 0"));
+                    return None;
+                }
+                Some(node(CKind::Data { id: d, time }, self.data[d].shape, e.span))
+            }
+            Seq::Layer(l) => self.indexed_layer_ref(e, id, l, time, ctx),
+        }
+    }
+
+    fn indexed_layer_ref(&mut self, e: &Expr, id: &Ident, l: usize, time: TimeRef, ctx: &Ctx) -> Option<CExpr> {
+        let slot = &self.layers[l];
+        let problem = match (time, slot.shape) {
+            (TimeRef::Rel(0), _) if ctx.layer == Some(l) => Some(format!("layer `{}` refers to itself at the same time step", id.name)),
+            (TimeRef::Rel(0), _) if ctx.layer.is_some() && !slot.defined => {
+                Some(format!("layer `{}` at time `t` is used before its definition", id.name))
+            }
+            (_, None) => Some(format!("the shape of layer `{}` is not known here", id.name)),
+            _ => None,
+        };
+        if let Some(msg) = problem {
+            let d = Diag::new("mcopt::check::layer_order", msg)
+                .at(&self.source, e.span, "used here")
+                .label(slot.span, "declared here")
+                .help("at time t a layer may use earlier layers at t and any layer at t-1, t-2, ...; declare base cases like h[0] first");
+            self.error(d);
+            return None;
+        }
+        Some(node(CKind::Layer { id: l, time }, slot.shape?, e.span))
+    }
+
+    /// `t`, `t - k` or a constant `k`.
+    fn time_ref(&mut self, a: &Expr, ctx: &Ctx) -> Option<TimeRef> {
+        let is_t = |x: &Expr| matches!(&x.kind, ExprKind::Name(n) if ctx.time.as_deref() == Some(n.name.as_str()));
+        let found = match &a.kind {
+            _ if is_t(a) => Some(TimeRef::Rel(0)),
+            ExprKind::Binary { op: BinOp::Sub, lhs, rhs } if is_t(lhs) => match rhs.kind {
+                ExprKind::Number(k) if k.fract() == 0.0 && (0.0..1e9).contains(&k) => Some(TimeRef::Rel(k as u64)),
+                _ => None,
+            },
+            ExprKind::Number(k) if k.fract() == 0.0 && (0.0..1e9).contains(k) => Some(TimeRef::Abs(*k as u64)),
+            _ => None,
+        };
+        if found.is_none() {
+            let help = match &ctx.time {
+                Some(t) => format!("write `{t}`, `{t} - k` or a constant step like `0`; later steps cannot be used"),
+                None => "no time variable is in scope here: use `mean(t, ..)`, `sum(t, ..)` or a layer `h[t]`".to_owned(),
+            };
+            let d = Diag::new("mcopt::check::time", "expected a time index").at(&self.source, a.span, "not a time index").help(help);
+            self.error(d);
+        }
+        found
+    }
+
+    fn binary(&mut self, op: BinOp, a: CExpr, b: CExpr, span: Span) -> Option<CExpr> {
+        let (kind, shape) = match op {
+            BinOp::Add | BinOp::Sub | BinOp::ElemMul | BinOp::Div => {
+                let k = match op {
+                    BinOp::Add => Binary::Add,
+                    BinOp::Sub => Binary::Sub,
+                    BinOp::ElemMul => Binary::ElemMul,
+                    _ => Binary::Div,
+                };
+                (k, a.shape.broadcast(b.shape))
+            }
+            BinOp::Mul if a.shape.is_scalar() || b.shape.is_scalar() => (Binary::ElemMul, a.shape.broadcast(b.shape)),
+            BinOp::Mul => (Binary::MatMul, (a.shape.cols == b.shape.rows).then(|| Shape::matrix(a.shape.rows, b.shape.cols))),
+        };
+        let Some(shape) = shape else {
+            self.shape_mismatch(op, &a, &b, span);
+            return None;
+        };
+        Some(fold(node(CKind::Binary(kind, Arc::new(a), Arc::new(b)), shape, span)))
+    }
+
+    fn shape_mismatch(&mut self, op: BinOp, a: &CExpr, b: &CExpr, span: Span) {
+        let (msg, help) = if op == BinOp::Mul {
+            let msg = format!("matrix product of {} and {}: {} columns on the left, {} rows on the right", a.shape, b.shape, a.shape.cols, b.shape.rows);
+            (msg, "for an inner product use dot(a, b); for an elementwise product use .*")
+        } else {
+            let msg = format!("`{}` needs equal shapes (or a real operand), found {} and {}", op.symbol(), a.shape, b.shape);
+            (msg, "shapes are checked per time step and per sequence")
+        };
+        let d = Diag::new("mcopt::check::shape", msg)
+            .at(&self.source, span, "in this expression")
+            .label(a.span, format!("{}", a.shape))
+            .label(b.span, format!("{}", b.shape))
+            .help(help);
+        self.error(d);
+    }
+
+    fn call(&mut self, e: &Expr, func: &Ident, args: &[Expr], ctx: &Ctx) -> Option<CExpr> {
+        let name = func.name.as_str();
+        match (name, args.len()) {
+            ("sum" | "mean", 2) => return self.time_reduce(e, name == "mean", args, ctx),
+            ("zeros", 1 | 2) => return self.zeros(e, args, ctx),
+            _ => {}
+        }
+        if let Some(op) = builtin_unary(name) {
+            let [a] = self.args::<1>(func, args, ctx)?;
+            return self.unary_checked(op, a, e.span);
+        }
+        if let Some(op) = builtin_binary(name) {
+            let [a, b] = self.args::<2>(func, args, ctx)?;
+            if op == Binary::Dot {
+                if a.shape != b.shape {
+                    self.shape_mismatch(BinOp::ElemMul, &a, &b, e.span);
+                    return None;
+                }
+                return Some(node(CKind::Binary(op, Arc::new(a), Arc::new(b)), Shape::SCALAR, e.span));
+            }
+            let Some(shape) = a.shape.broadcast(b.shape) else {
+                self.shape_mismatch(BinOp::Add, &a, &b, e.span);
+                return None;
+            };
+            return Some(fold(node(CKind::Binary(op, Arc::new(a), Arc::new(b)), shape, e.span)));
+        }
+        self.registry_call(e, func, args, ctx)
+    }
+
+    /// Check exactly N arguments.
+    fn args<const N: usize>(&mut self, func: &Ident, args: &[Expr], ctx: &Ctx) -> Option<[CExpr; N]> {
+        if args.len() != N {
+            let msg = format!("`{}` takes {} argument(s), found {}", func.name, N, args.len());
+            self.error(Diag::new("mcopt::check::arity", msg).at(&self.source, func.span, "called here"));
+            return None;
+        }
+        let checked: Vec<Option<CExpr>> = args.iter().map(|a| self.expr(a, ctx)).collect();
+        let all: Option<Vec<CExpr>> = checked.into_iter().collect();
+        all?.try_into().ok()
+    }
+
+    fn unary_checked(&mut self, op: Unary, a: CExpr, span: Span) -> Option<CExpr> {
+        if op == Unary::Transpose && a.shape.is_scalar() {
+            return Some(a);
+        }
+        Some(unary(op, a, span))
+    }
+
+    fn time_reduce(&mut self, e: &Expr, mean: bool, args: &[Expr], ctx: &Ctx) -> Option<CExpr> {
+        let ExprKind::Name(t) = &args[0].kind else {
+            let d = Diag::new("mcopt::check::time", "expected a time variable as the first argument")
+                .at(&self.source, args[0].span, "not a name")
+                .help("write `mean(t, sqnorm(v[t] - y[t]))`");
+            self.error(d);
+            return None;
+        };
+        if ctx.time.is_some() || self.scope.contains_key(&t.name) {
+            let msg = format!("`{}` cannot be the time variable here", t.name);
+            let help = if ctx.time.is_some() { "reductions over time cannot be nested or used inside time-indexed layers" } else { "the name is already declared; pick another one, like t" };
+            self.error(Diag::new("mcopt::check::time", msg).at(&self.source, t.span, "time variable").help(help));
+            return None;
+        }
+        let inner = Ctx { time: Some(t.name.clone()), layer: ctx.layer };
+        let body = self.expr(&args[1], &inner)?;
+        if !body.shape.is_scalar() {
+            let msg = format!("the body of a reduction over time must be real, found {}", body.shape);
+            let d = Diag::new("mcopt::check::shape", msg).at(&self.source, body.span, format!("this is {}", body.shape)).help("reduce it first, e.g. sqnorm(v[t] - y[t])");
+            self.error(d);
+            return None;
+        }
+        Some(node(CKind::TimeReduce { mean, body: Arc::new(body) }, Shape::SCALAR, e.span))
+    }
+
+    fn zeros(&mut self, e: &Expr, args: &[Expr], ctx: &Ctx) -> Option<CExpr> {
+        let mut dims = [1usize; 2];
+        for (k, a) in args.iter().enumerate() {
+            dims[k] = self.const_index(a, MAX_ELEMENTS, ctx)? + 1;
+        }
+        let shape = Shape::matrix(dims[0], dims[1]);
+        if shape.rows.saturating_mul(shape.cols) > MAX_ELEMENTS {
+            let msg = format!("{shape} has more than {MAX_ELEMENTS} entries, which would not fit in memory");
+            self.error(Diag::new("mcopt::check::too_large", msg).at(&self.source, e.span, "here"));
+            return None;
+        }
+        Some(lit(vec![0.0; shape.len()], shape, e.span))
+    }
+
+    fn registry_call(&mut self, e: &Expr, func: &Ident, args: &[Expr], ctx: &Ctx) -> Option<CExpr> {
+        let Some(id) = self.registry.lookup(&func.name) else {
+            let mut known: Vec<&str> = BUILTINS.to_vec();
+            known.extend(self.registry.function_names());
+            known.sort_unstable();
+            let d = Diag::new("mcopt::check::unknown_function", format!("unknown function `{}`", func.name))
+                .at(&self.source, func.span, "not a built-in or a loaded plugin function")
+                .help(format!("known functions: {}", known.join(", ")));
+            self.error(d);
+            return None;
+        };
+        let info = self.registry.info(id);
+        let (kind, n_params) = (info.kind, info.params.len());
+        let defaults: Vec<Option<f64>> = info.params.iter().map(|p| p.default).collect();
+        if args.is_empty() || args.len() > 1 + n_params {
+            let msg = format!("`{}` takes 1 argument and up to {} constant parameter(s), found {} argument(s)", func.name, n_params, args.len());
+            self.error(Diag::new("mcopt::check::arity", msg).at(&self.source, e.span, "called here"));
+            return None;
+        }
+        let arg = self.expr(&args[0], ctx);
+        let mut params = Vec::with_capacity(n_params);
+        for (k, default) in defaults.iter().enumerate() {
+            params.push(match args.get(k + 1) {
+                Some(p) => self.constant_scalar(p, ctx)?,
+                None => self.default_param(func, *default, k, e.span)?,
+            });
+        }
+        let arg = arg?;
+        let shape = if kind == FunctionKind::Penalty { Shape::SCALAR } else { arg.shape };
+        Some(node(CKind::Call { func: id, kind, params, arg: Arc::new(arg) }, shape, e.span))
+    }
+
+    fn default_param(&mut self, func: &Ident, default: Option<f64>, k: usize, span: Span) -> Option<f64> {
+        if default.is_none() {
+            let msg = format!("`{}` needs its parameter number {} (it has no default)", func.name, k + 1);
+            self.error(Diag::new("mcopt::check::arity", msg).at(&self.source, span, "called here"));
+        }
+        default
+    }
+
+    fn constant_scalar(&mut self, a: &Expr, ctx: &Ctx) -> Option<f64> {
+        let v = self.expr(a, ctx)?;
+        let value = scalar_of(&v);
+        if value.is_none() {
+            let d = Diag::new("mcopt::check::not_constant", "a function parameter must be a real constant").at(&self.source, a.span, format!("this is a {} expression", v.shape));
+            self.error(d);
+        }
+        value
+    }
+
+    fn list(&mut self, e: &Expr, items: &[Expr], ctx: &Ctx) -> Option<CExpr> {
+        let checked: Vec<Option<CExpr>> = items.iter().map(|a| self.expr(a, ctx)).collect();
+        let items: Vec<CExpr> = checked.into_iter().collect::<Option<_>>()?;
+        if items.is_empty() {
+            self.error(Diag::new("mcopt::check::list", "a list needs at least one entry").at(&self.source, e.span, "empty list"));
+            return None;
+        }
+        let first = items[0].shape;
+        for it in &items {
+            let ok = matches!(it.kind, CKind::Literal(_)) && (it.shape == first) && (it.shape.is_scalar() || it.shape.cols == 1);
+            if !ok {
+                let msg = format!("list entries must be real constants (or rows of equal length), found {}", it.shape);
+                self.error(Diag::new("mcopt::check::list", msg).at(&self.source, it.span, "this entry").label(items[0].span, format!("first entry is {first}")));
+                return None;
+            }
+        }
+        let values: Vec<&[f64]> = items.iter().map(|it| scalar_values(it)).collect();
+        if first.is_vector() {
+            let (r, c) = (items.len(), first.rows);
+            let mut m = vec![0.0; r * c];
+            for (i, row) in values.iter().enumerate() {
+                for (j, v) in row.iter().enumerate() {
+                    m[i + j * r] = *v;
+                }
+            }
+            return Some(lit(m, Shape::matrix(r, c), e.span));
+        }
+        let v: Vec<f64> = values.iter().map(|s| s[0]).collect();
+        let n = v.len();
+        Some(lit(v, Shape::vector(n), e.span))
+    }
+}
+
+enum Seq {
+    Data(usize),
+    Layer(usize),
+}
+
+fn builtin_unary(name: &str) -> Option<Unary> {
+    Some(match name {
+        "abs" => Unary::Abs,
+        "exp" => Unary::Exp,
+        "log" => Unary::Log,
+        "sqrt" => Unary::Sqrt,
+        "sum" => Unary::Sum,
+        "mean" => Unary::Mean,
+        "sqnorm" => Unary::SqNorm,
+        "norm1" => Unary::Norm1,
+        "transpose" => Unary::Transpose,
+        _ => return None,
+    })
+}
+
+fn builtin_binary(name: &str) -> Option<Binary> {
+    Some(match name {
+        "max" => Binary::Max,
+        "min" => Binary::Min,
+        "dot" => Binary::Dot,
+        _ => return None,
+    })
+}
+
+fn scalar_of(e: &CExpr) -> Option<f64> {
+    match &e.kind {
+        CKind::Literal(v) if e.shape.is_scalar() => Some(v[0]),
+        _ => None,
+    }
+}
+
+fn scalar_values(e: &CExpr) -> &[f64] {
+    match &e.kind {
+        CKind::Literal(v) => v,
+        _ => &[],
+    }
+}
+
+fn unary(op: Unary, a: CExpr, span: Span) -> CExpr {
+    let shape = match op {
+        Unary::Sum | Unary::Mean | Unary::SqNorm | Unary::Norm1 => Shape::SCALAR,
+        Unary::Transpose => Shape::matrix(a.shape.cols, a.shape.rows),
+        _ => a.shape,
+    };
+    fold(node(CKind::Unary(op, Arc::new(a)), shape, span))
+}
+
+/// Fold operations on constants into a constant (scalars, and negation of any constant).
+fn fold(e: CExpr) -> CExpr {
+    let value = match &e.kind {
+        CKind::Unary(Unary::Neg, a) => match &a.kind {
+            CKind::Literal(v) => Some(v.iter().map(|x| -x).collect()),
+            _ => None,
+        },
+        CKind::Unary(op, a) if e.shape.is_scalar() && a.shape.is_scalar() => scalar_of(a).and_then(|x| fold_unary(*op, x)).map(|v| vec![v]),
+        CKind::Binary(op, a, b) if e.shape.is_scalar() => match (scalar_of(a), scalar_of(b)) {
+            (Some(x), Some(y)) => fold_binary(*op, x, y).map(|v| vec![v]),
+            _ => None,
+        },
+        _ => None,
+    };
+    match value {
+        Some(v) => lit(v, e.shape, e.span),
+        None => e,
+    }
+}
+
+fn fold_unary(op: Unary, x: f64) -> Option<f64> {
+    let v = match op {
+        Unary::Neg => -x,
+        Unary::Abs | Unary::Norm1 => x.abs(),
+        Unary::Exp => x.exp(),
+        Unary::Log if x > 0.0 => x.ln(),
+        Unary::Sqrt if x >= 0.0 => x.sqrt(),
+        Unary::PowI(k) => x.powi(k),
+        Unary::Sum | Unary::Mean | Unary::Transpose => x,
+        Unary::SqNorm => x * x,
+        _ => return None,
+    };
+    v.is_finite().then_some(v)
+}
+
+fn fold_binary(op: Binary, x: f64, y: f64) -> Option<f64> {
+    let v = match op {
+        Binary::Add => x + y,
+        Binary::Sub => x - y,
+        Binary::ElemMul | Binary::MatMul | Binary::Dot => x * y,
+        Binary::Div => x / y,
+        Binary::Max => x.max(y),
+        Binary::Min => x.min(y),
+    };
+    v.is_finite().then_some(v)
+}

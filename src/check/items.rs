@@ -1,0 +1,426 @@
+//! The checker's driver: declarations, scopes, layers and the objective, item by item.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::expr::Ctx;
+use super::{CExpr, CKind, DataDef, LayerBody, LayerDef, Model, ParamDef, Shape, Term, TermClass, Unary};
+use super::{Binary, MAX_ELEMENTS};
+use crate::diag::{Diag, Diags, SourceFile, Span};
+use crate::registry::Registry;
+use crate::syntax::ast::{self, Item, LayerIndex, TypeKind};
+
+/// What a name in scope refers to.
+#[derive(Debug, Clone)]
+pub(super) enum Binding {
+    Param(usize),
+    Data(usize),
+    Const(f64),
+    Let(Arc<CExpr>),
+    Layer(usize),
+}
+
+/// A layer name collected before bodies are checked.
+#[derive(Debug, Clone)]
+pub(super) struct LayerSlot {
+    pub name: String,
+    pub indexed: bool,
+    pub shape: Option<Shape>,
+    /// Plain layer checked, or general case of an indexed layer checked.
+    pub defined: bool,
+    pub bases: Vec<(u64, CExpr)>,
+    pub general: Option<CExpr>,
+    pub span: Span,
+}
+
+pub(crate) struct Checker<'a> {
+    pub(super) source: Arc<SourceFile>,
+    pub(super) registry: &'a Registry,
+    pub(super) diags: Diags,
+    pub(super) scope: HashMap<String, (Binding, Span)>,
+    pub(super) params: Vec<ParamDef>,
+    pub(super) data: Vec<DataDef>,
+    pub(super) layers: Vec<LayerSlot>,
+}
+
+impl<'a> Checker<'a> {
+    pub(crate) fn new(source: &Arc<SourceFile>, registry: &'a Registry) -> Self {
+        Checker {
+            source: Arc::clone(source),
+            registry,
+            diags: Diags::new(),
+            scope: HashMap::new(),
+            params: Vec::new(),
+            data: Vec::new(),
+            layers: Vec::new(),
+        }
+    }
+
+    pub(crate) fn run(mut self, program: &ast::Program) -> Result<Model, Diags> {
+        self.declare_globals(program);
+        let mut objective: Option<(CExpr, Span)> = None;
+        for item in &program.items {
+            match item {
+                Item::Param(p) => self.param_init(p),
+                Item::Const(c) => self.constant(c),
+                Item::Let(l) => self.let_decl(l),
+                Item::Layer(l) => self.layer(l),
+                Item::Data(_) => {}
+                Item::Minimize(m) => {
+                    if let Some((_, first)) = &objective {
+                        let first = *first;
+                        self.error(Diag::new("mcopt::check::minimize", "a model has exactly one `minimize`")
+                            .at(&self.source, m.span, "second objective")
+                            .label(first, "first objective here"));
+                    } else if let Some(e) = self.expr(&m.expr, &Ctx::top()) {
+                        objective = Some((e, m.span));
+                    } else {
+                        objective = Some((CExpr { kind: CKind::Literal(vec![0.0]), shape: Shape::SCALAR, span: m.span }, m.span));
+                    }
+                }
+            }
+        }
+        self.finish(objective)
+    }
+
+    pub(super) fn error(&mut self, d: Diag) {
+        self.diags.push(d);
+    }
+
+    fn finish(mut self, objective: Option<(CExpr, Span)>) -> Result<Model, Diags> {
+        let Some((expr, span)) = objective else {
+            let end = self.source.text.len();
+            self.error(
+                Diag::new("mcopt::check::no_objective", "the model has no objective")
+                    .at(&self.source, Span::new(end, end), "expected `minimize <expression>`")
+                    .help("add a line like `minimize (u - 1)^2 + 0.5 * x^2`"),
+            );
+            return Err(self.diags);
+        };
+        if !expr.shape.is_scalar() {
+            let d = Diag::new("mcopt::check::objective_shape", format!("the objective must be real, found {}", expr.shape))
+                .at(&self.source, expr.span, format!("this is {}", expr.shape))
+                .help("reduce it with sum, sqnorm, norm1 or dot");
+            self.error(d);
+        }
+        let layers = self.finish_layers();
+        let mut terms = Vec::new();
+        split_terms(&expr, 1.0, &mut terms);
+        let source = Arc::clone(&self.source);
+        let model = Model { source, params: self.params, data: self.data, layers, terms, objective_span: span };
+        self.diags.finish(model)
+    }
+
+    fn finish_layers(&mut self) -> Vec<LayerDef> {
+        let slots = std::mem::take(&mut self.layers);
+        slots
+            .into_iter()
+            .filter_map(|s| {
+                let shape = s.shape?;
+                let body = if s.indexed {
+                    LayerBody::Indexed { bases: s.bases, general: s.general }
+                } else {
+                    LayerBody::Plain(s.general?)
+                };
+                Some(LayerDef { name: s.name, shape, body, span: s.span })
+            })
+            .collect()
+    }
+
+    /// First pass: parameters, data and layer names, so bodies can refer to them and
+    /// order errors can say "declared later" instead of "unknown".
+    fn declare_globals(&mut self, program: &ast::Program) {
+        for item in &program.items {
+            match item {
+                Item::Param(p) => {
+                    let Some(shape) = self.value_type(&p.ty, false) else { continue };
+                    let id = self.params.len();
+                    if self.bind(&p.name, Binding::Param(id)) {
+                        let init = vec![0.0; shape.len()];
+                        self.params.push(ParamDef { name: p.name.name.clone(), shape, init, span: p.span });
+                    }
+                }
+                Item::Data(d) => self.declare_data(d),
+                Item::Layer(l) => self.declare_layer(l),
+                _ => {}
+            }
+        }
+    }
+
+    fn declare_data(&mut self, d: &ast::DataDecl) {
+        let (inner, batch) = match &d.ty.kind {
+            TypeKind::Batch { count, inner } => (inner.as_ref(), Some(count.map(|c| c.value))),
+            _ => (&d.ty, None),
+        };
+        let TypeKind::Seq(step) = &inner.kind else {
+            let msg = format!("data `{}` must be a sequence, like seq(vec(5)) or batch(seq(vec(5)))", d.name.name);
+            self.error(Diag::new("mcopt::check::data_type", msg).at(&self.source, d.ty.span, "expected seq(..)"));
+            return;
+        };
+        let Some(shape) = self.value_type(step, false) else { return };
+        if shape.cols != 1 {
+            let msg = format!("a data step must be real or a vector, found {shape}");
+            self.error(Diag::new("mcopt::check::data_type", msg).at(&self.source, step.span, "matrix step"));
+            return;
+        }
+        let id = self.data.len();
+        if self.bind(&d.name, Binding::Data(id)) {
+            self.data.push(DataDef { name: d.name.name.clone(), shape, batch, span: d.span });
+        }
+    }
+
+    fn declare_layer(&mut self, l: &ast::LayerDecl) {
+        let indexed = l.index.is_some();
+        if let Some((Binding::Layer(id), prev)) = self.scope.get(&l.name.name).cloned() {
+            let slot = &self.layers[id];
+            if slot.indexed && indexed {
+                return; // another case of the same indexed layer
+            }
+            let msg = if slot.indexed != indexed {
+                format!("layer `{}` is declared both with and without a time index", l.name.name)
+            } else {
+                format!("layer `{}` is declared twice", l.name.name)
+            };
+            self.error(
+                Diag::new("mcopt::check::duplicate", msg)
+                    .at(&self.source, l.name.span, "declared again here")
+                    .label(prev, "first declared here"),
+            );
+            return;
+        }
+        let id = self.layers.len();
+        if self.bind(&l.name, Binding::Layer(id)) {
+            self.layers.push(LayerSlot {
+                name: l.name.name.clone(),
+                indexed,
+                shape: None,
+                defined: false,
+                bases: Vec::new(),
+                general: None,
+                span: l.span,
+            });
+        }
+    }
+
+    /// Put `name` in scope; a clash is a diagnostic and returns false.
+    pub(super) fn bind(&mut self, name: &ast::Ident, binding: Binding) -> bool {
+        if let Some((_, prev)) = self.scope.get(&name.name) {
+            let prev = *prev;
+            self.error(
+                Diag::new("mcopt::check::duplicate", format!("`{}` is declared twice", name.name))
+                    .at(&self.source, name.span, "declared again here")
+                    .label(prev, "first declared here")
+                    .help("every parameter, constant, let, layer and data name must be distinct"),
+            );
+            return false;
+        }
+        self.scope.insert(name.name.clone(), (binding, name.span));
+        true
+    }
+
+    /// The shape of a value type (`real`, `vec(n)`, `mat(r, c)`), refusing sequences unless allowed.
+    pub(super) fn value_type(&mut self, ty: &ast::TypeExpr, _allow_seq: bool) -> Option<Shape> {
+        let shape = match &ty.kind {
+            TypeKind::Real => Shape::SCALAR,
+            TypeKind::Vec(n) => Shape::vector(self.dim(n)?),
+            TypeKind::Mat(r, c) => {
+                let (r, c) = (self.dim(r), self.dim(c));
+                Shape::matrix(r?, c?)
+            }
+            TypeKind::Seq(_) | TypeKind::Batch { .. } => {
+                let d = Diag::new("mcopt::check::type", "sequences are only allowed in `data` declarations")
+                    .at(&self.source, ty.span, "sequence type here")
+                    .help("parameters are real, vec(n) or mat(r, c)");
+                self.error(d);
+                return None;
+            }
+        };
+        if shape.rows.checked_mul(shape.cols).is_none_or(|n| n > MAX_ELEMENTS) {
+            let msg = format!("{shape} has more than {MAX_ELEMENTS} entries, which would not fit in memory");
+            self.error(Diag::new("mcopt::check::too_large", msg).at(&self.source, ty.span, "declared here"));
+            return None;
+        }
+        Some(shape)
+    }
+
+    fn dim(&mut self, d: &ast::Dim) -> Option<usize> {
+        match usize::try_from(d.value) {
+            Ok(n) if n >= 1 && n <= MAX_ELEMENTS => Some(n),
+            _ => {
+                let msg = format!("a size must be between 1 and {MAX_ELEMENTS}, found {}", d.value);
+                self.error(Diag::new("mcopt::check::size", msg).at(&self.source, d.span, "size here"));
+                None
+            }
+        }
+    }
+
+    fn param_init(&mut self, p: &ast::ParamDecl) {
+        let Some(init) = &p.init else { return };
+        let Some(Binding::Param(id)) = self.scope.get(&p.name.name).map(|b| b.0.clone()) else { return };
+        let shape = self.params[id].shape;
+        let Some(value) = self.expr(init, &Ctx::top()) else { return };
+        match (&value.kind, value.shape) {
+            (CKind::Literal(v), s) if s == shape => self.params[id].init = v.clone(),
+            (CKind::Literal(v), s) if s.is_scalar() => self.params[id].init = vec![v[0]; shape.len()],
+            (CKind::Literal(_), s) => {
+                let msg = format!("the initial value of `{}` must be {shape}, found {s}", p.name.name);
+                self.error(Diag::new("mcopt::check::shape", msg).at(&self.source, init.span, format!("this is {s}")));
+            }
+            _ => {
+                let msg = format!("the initial value of `{}` must be a constant", p.name.name);
+                self.error(Diag::new("mcopt::check::not_constant", msg).at(&self.source, init.span, "not a constant"));
+            }
+        }
+    }
+
+    fn constant(&mut self, c: &ast::ConstDecl) {
+        let Some(value) = self.expr(&c.value, &Ctx::top()) else {
+            self.bind(&c.name, Binding::Const(0.0));
+            return;
+        };
+        match value.kind {
+            CKind::Literal(v) if value.shape.is_scalar() => {
+                self.bind(&c.name, Binding::Const(v[0]));
+            }
+            _ => {
+                let msg = format!("constant `{}` must be a real number known before evaluation", c.name.name);
+                let d = Diag::new("mcopt::check::not_constant", msg)
+                    .at(&self.source, c.value.span, format!("this is a {} expression", value.shape))
+                    .help("use `let` for an expression of parameters");
+                self.error(d);
+                self.bind(&c.name, Binding::Const(0.0));
+            }
+        }
+    }
+
+    fn let_decl(&mut self, l: &ast::LetDecl) {
+        if let Some(value) = self.expr(&l.value, &Ctx::top()) {
+            self.bind(&l.name, Binding::Let(Arc::new(value)));
+        } else {
+            // Bind an error placeholder so later uses do not cascade into "unknown name".
+            let placeholder = CExpr { kind: CKind::Literal(vec![0.0]), shape: Shape::SCALAR, span: l.value.span };
+            self.scope.entry(l.name.name.clone()).or_insert((Binding::Let(Arc::new(placeholder)), l.name.span));
+        }
+    }
+
+    fn layer(&mut self, l: &ast::LayerDecl) {
+        let Some((Binding::Layer(id), _)) = self.scope.get(&l.name.name).cloned() else { return };
+        if self.layers[id].indexed != l.index.is_some() {
+            return; // reported at declaration
+        }
+        let ctx = match &l.index {
+            Some(LayerIndex::Var(t)) => Ctx::layer_general(id, &t.name),
+            Some(LayerIndex::Base { .. }) => Ctx::layer_base(id),
+            None => Ctx::layer_plain(id),
+        };
+        let value = self.expr(&l.value, &ctx);
+        let slot_span = l.name.span;
+        if let Some(v) = &value {
+            self.unify_layer_shape(id, v, slot_span);
+        }
+        let slot = &mut self.layers[id];
+        match &l.index {
+            Some(LayerIndex::Base { value: time, span }) => {
+                if slot.bases.iter().any(|(t, _)| t == time) {
+                    let msg = format!("base case `{}[{}]` is declared twice", slot.name, time);
+                    let d = Diag::new("mcopt::check::duplicate", msg).at(&self.source, *span, "again here");
+                    self.error(d);
+                } else if let Some(v) = value {
+                    slot.bases.push((*time, v));
+                }
+            }
+            _ => {
+                if slot.defined {
+                    let msg = format!("layer `{}` is defined twice", slot.name);
+                    let d = Diag::new("mcopt::check::duplicate", msg).at(&self.source, slot_span, "again here");
+                    self.error(d);
+                } else {
+                    slot.defined = true;
+                    slot.general = value;
+                }
+            }
+        }
+    }
+
+    fn unify_layer_shape(&mut self, id: usize, v: &CExpr, name_span: Span) {
+        let slot = &mut self.layers[id];
+        match slot.shape {
+            None => slot.shape = Some(v.shape),
+            Some(s) if s == v.shape => {}
+            Some(s) => {
+                let msg = format!("every case of layer `{}` must have the same shape: {} and {}", slot.name, s, v.shape);
+                let d = Diag::new("mcopt::check::shape", msg)
+                    .at(&self.source, v.span, format!("this is {}", v.shape))
+                    .label(name_span, format!("earlier cases are {s}"));
+                self.error(d);
+            }
+        }
+    }
+}
+
+/// Flatten the top-level sums and constant scalings of the objective into terms.
+fn split_terms(e: &CExpr, coef: f64, out: &mut Vec<Term>) {
+    match &e.kind {
+        CKind::Binary(Binary::Add, a, b) => {
+            split_terms(a, coef, out);
+            split_terms(b, coef, out);
+        }
+        CKind::Binary(Binary::Sub, a, b) => {
+            split_terms(a, coef, out);
+            split_terms(b, -coef, out);
+        }
+        CKind::Unary(Unary::Neg, a) => split_terms(a, -coef, out),
+        CKind::Binary(Binary::ElemMul, a, b) if scalar_literal(a).is_some() && b.shape.is_scalar() => {
+            split_terms(b, coef * scalar_literal(a).unwrap_or(1.0), out)
+        }
+        CKind::Binary(Binary::ElemMul, a, b) if scalar_literal(b).is_some() && a.shape.is_scalar() => {
+            split_terms(a, coef * scalar_literal(b).unwrap_or(1.0), out)
+        }
+        _ => out.push(Term { coef, expr: e.clone(), class: classify(e, coef) }),
+    }
+}
+
+fn scalar_literal(e: &CExpr) -> Option<f64> {
+    match &e.kind {
+        CKind::Literal(v) if v.len() == 1 => Some(v[0]),
+        _ => None,
+    }
+}
+
+fn classify(e: &CExpr, coef: f64) -> TermClass {
+    if let CKind::Unary(Unary::SqNorm, inner) = &e.kind {
+        if let CKind::Param(p) = inner.kind {
+            if coef > 0.0 {
+                return TermClass::Tikhonov { param: p };
+            }
+        }
+    }
+    if depends_on_layers(e) {
+        TermClass::Loss
+    } else {
+        TermClass::Other
+    }
+}
+
+fn depends_on_layers(e: &CExpr) -> bool {
+    // Terms are small trees at the top of the objective; lets are shared (Arc), so guard
+    // against exponential walks with a visited set of node addresses.
+    let mut seen = std::collections::HashSet::new();
+    let mut stack = vec![e];
+    while let Some(n) = stack.pop() {
+        if !seen.insert(n as *const CExpr) {
+            continue;
+        }
+        match &n.kind {
+            CKind::Data { .. } | CKind::Layer { .. } | CKind::TimeReduce { .. } => return true,
+            CKind::Unary(_, a) | CKind::Element { base: a, .. } => stack.push(a),
+            CKind::Call { arg, .. } => stack.push(arg),
+            CKind::Binary(_, a, b) => {
+                stack.push(a);
+                stack.push(b);
+            }
+            CKind::Literal(_) | CKind::Param(_) => {}
+        }
+    }
+    false
+}

@@ -1,0 +1,282 @@
+//! Forward mode: one node's ray-Taylor coefficients from its children's, at tensor level.
+
+use super::kernels::{self as kn, Tay};
+use super::linalg::{gemm, Mat};
+use super::{EvalError, EvalErrorKind};
+use crate::graph::{ElemBinary, ElemUnary, Graph, Node, NodeId, Op, ReduceKind};
+use crate::registry::{Order, Registry};
+
+/// What a node's evaluation reads besides the arena.
+pub(super) struct Frame<'a> {
+    pub graph: &'a Graph,
+    pub registry: &'a Registry,
+    pub off: &'a [usize],
+    pub stride: usize,
+    pub ztol: f64,
+    pub scratch: &'a mut Vec<f64>,
+}
+
+/// The three coefficient slices of a child (empty beyond the evaluator's stride).
+pub(super) fn coeffs<'a>(left: &'a [f64], off: usize, stride: usize, len: usize) -> [&'a [f64]; 3] {
+    std::array::from_fn(|k| if k < stride { &left[off + k * len..off + (k + 1) * len] } else { &[][..] })
+}
+
+/// The first `K` coefficient slices of a node's own block, mutable.
+fn outputs<const K: usize>(own: &mut [f64], len: usize) -> [&mut [f64]; K] {
+    let mut rest = own;
+    std::array::from_fn(|_| {
+        let (head, tail) = std::mem::take(&mut rest).split_at_mut(len);
+        rest = tail;
+        head
+    })
+}
+
+#[inline(always)]
+fn load<const K: usize>(c: &[&[f64]; 3], i: usize) -> Tay<K> {
+    std::array::from_fn(|k| c[k][i])
+}
+
+#[inline(always)]
+fn store<const K: usize>(out: &mut [&mut [f64]; K], i: usize, v: Tay<K>) {
+    for k in 0..K {
+        out[k][i] = v[k];
+    }
+}
+
+/// Strides that broadcast an operand of shape `(rows, cols)` to the output's shape.
+#[inline(always)]
+pub(super) fn bstrides(n: &Node) -> (usize, usize) {
+    (usize::from(n.rows != 1), if n.cols == 1 { 0 } else { n.rows })
+}
+
+pub(super) fn order_of(k: usize) -> Order {
+    match k {
+        1 => Order::Zero,
+        2 => Order::One,
+        _ => Order::Two,
+    }
+}
+
+impl Frame<'_> {
+    /// Evaluate node `id`; returns the number of active kinks.
+    pub(super) fn node<const K: usize>(&mut self, arena: &mut [f64], id: NodeId) -> Result<usize, EvalError> {
+        let g = self.graph;
+        let n = g.node(id);
+        let (left, right) = arena.split_at_mut(self.off[id.index()]);
+        let len = n.len();
+        let own = &mut right[..self.stride * len];
+        let child = |c: NodeId| coeffs(left, self.off[c.index()], self.stride, g.node(c).len());
+        let err = |msg: String| EvalError { node: id, kind: EvalErrorKind::Domain(msg) };
+        match &n.op {
+            Op::Const(range) => {
+                own[..len].copy_from_slice(&g.consts[range.clone()]);
+                Ok(0)
+            }
+            Op::Param(_) => Ok(0),
+            Op::Unary(op, a) => unary::<K>(*op, child(*a), outputs::<K>(own, len), self.ztol).map_err(err),
+            Op::Binary(op, a, b) => {
+                let (na, nb) = (g.node(*a), g.node(*b));
+                binary::<K>(*op, (child(*a), na), (child(*b), nb), n, outputs::<K>(own, len), self.ztol).map_err(err)
+            }
+            Op::MatMul(a, b) => {
+                self.matmul::<K>(left, *a, *b, own, n);
+                Ok(0)
+            }
+            Op::Transpose(a) => {
+                let na = g.node(*a);
+                let ca = child(*a);
+                for (k, o) in outputs::<K>(own, len).into_iter().enumerate() {
+                    for i in 0..na.rows {
+                        for j in 0..na.cols {
+                            o[j + i * na.cols] = ca[k][i + j * na.rows];
+                        }
+                    }
+                }
+                Ok(0)
+            }
+            Op::Reduce(kind, a) => Ok(reduce::<K>(*kind, child(*a), g.node(*a), outputs::<K>(own, len), self.ztol)),
+            Op::Dot(a, b) => {
+                dot::<K>((child(*a), g.node(*a)), (child(*b), g.node(*b)), n, outputs::<K>(own, len));
+                Ok(0)
+            }
+            Op::Element { arg, row, col } => {
+                let na = g.node(*arg);
+                let ca = child(*arg);
+                let mut out = outputs::<K>(own, len);
+                for j in 0..n.cols {
+                    let src = if n.batched { row + j * na.rows } else { row + col * na.rows };
+                    store(&mut out, j, load::<K>(&ca, src));
+                }
+                Ok(0)
+            }
+            Op::Call { func, params, arg } => {
+                let ca = child(*arg);
+                let a: [&[f64]; 3] = std::array::from_fn(|k| if k < K { ca[k] } else { &[][..] });
+                let mut o = outputs::<K>(own, len).into_iter();
+                let f: [&mut [f64]; 3] = std::array::from_fn(|_| o.next().unwrap_or(&mut []));
+                self.registry
+                    .call(*func, &g.fparams[params.clone()], order_of(K), self.ztol, a, f)
+                    .map_err(|e| EvalError::call(id, e))
+            }
+            Op::Accumulate { terms, scale, per_column_mean } => {
+                let mut acc = [0.0; K];
+                for &t in &g.lists[terms.clone()] {
+                    let nt = g.node(t);
+                    let w = if *per_column_mean { scale / nt.cols as f64 } else { *scale };
+                    let ct = child(t);
+                    for (k, a) in acc.iter_mut().enumerate() {
+                        *a += w * ct[k].iter().sum::<f64>();
+                    }
+                }
+                store(&mut outputs::<K>(own, len), 0, acc);
+                Ok(0)
+            }
+        }
+    }
+
+    /// C = A B to order K, skipping the terms that are identically zero.
+    fn matmul<const K: usize>(&mut self, left: &[f64], a: NodeId, b: NodeId, own: &mut [f64], n: &Node) {
+        let g = self.graph;
+        let (na, nb) = (g.node(a), g.node(b));
+        let (oa, ob) = (self.off[a.index()], self.off[b.index()]);
+        let (la, lb, lc) = (na.len(), nb.len(), n.len());
+        let am = |k: usize| Mat::new(&left[oa + k * la..oa + (k + 1) * la], na.rows, na.cols);
+        // [B0 B1 ..] are contiguous: one product with A0 gives [C0 C1 ..].
+        let nbk = if K == 1 || !nb.varies { 1 } else if K == 3 && !nb.affine { 3 } else { 2 };
+        let bblock = Mat::new(&left[ob..ob + nbk * lb], nb.rows, nbk * nb.cols);
+        gemm(1.0, am(0), bblock, 0.0, &mut own[..nbk * lc]);
+        own[nbk * lc..K * lc].fill(0.0);
+        if K == 1 || !na.varies {
+            return;
+        }
+        let b0 = Mat::new(&left[ob..ob + lb], nb.rows, nb.cols);
+        if K == 3 && nb.varies {
+            // T = A1 [B0 B1]; C1 += T0, C2 += 2 T1.
+            let t = &mut self.scratch[..2 * lc];
+            gemm(1.0, am(1), Mat::new(&left[ob..ob + 2 * lb], nb.rows, 2 * nb.cols), 0.0, t);
+            for i in 0..lc {
+                own[lc + i] += t[i];
+                own[2 * lc + i] += 2.0 * t[lc + i];
+            }
+        } else {
+            gemm(1.0, am(1), b0, 1.0, &mut own[lc..2 * lc]);
+        }
+        if K == 3 && !na.affine {
+            gemm(1.0, am(2), b0, 1.0, &mut own[2 * lc..3 * lc]);
+        }
+    }
+}
+
+fn unary<const K: usize>(op: ElemUnary, a: [&[f64]; 3], mut out: [&mut [f64]; K], ztol: f64) -> Result<usize, String> {
+    let len = out[0].len();
+    let mut kinks = 0;
+    for i in 0..len {
+        let x: Tay<K> = load(&a, i);
+        let v = match op {
+            ElemUnary::Neg => kn::scale(x, -1.0),
+            ElemUnary::Scale(s) => kn::scale(x, s),
+            ElemUnary::Abs => {
+                let (v, kink) = kn::abs(x, ztol);
+                kinks += usize::from(kink);
+                v
+            }
+            ElemUnary::Exp => {
+                let e = x[0].exp();
+                kn::smooth(x, e, e, e)
+            }
+            ElemUnary::Log => {
+                if x[0] <= 0.0 {
+                    return Err(format!("log of {} is undefined", x[0]));
+                }
+                let r = 1.0 / x[0];
+                kn::smooth(x, x[0].ln(), r, -r * r)
+            }
+            ElemUnary::Sqrt => {
+                let s = x[0].sqrt();
+                if x[0] < 0.0 || (x[0] == 0.0 && K > 1 && x[1..].iter().any(|&c| c != 0.0)) {
+                    return Err(format!("sqrt of {} has no finite value or derivative", x[0]));
+                }
+                let d1 = if s > 0.0 { 0.5 / s } else { 0.0 };
+                kn::smooth(x, s, d1, if s > 0.0 { -0.25 / (s * s * s) } else { 0.0 })
+            }
+            ElemUnary::PowI(k) => {
+                let (f0, f1, f2) = kn::powi_parts(x[0], k).ok_or_else(|| format!("0 to the power {k} is undefined"))?;
+                kn::smooth(x, f0, f1, f2)
+            }
+        };
+        store(&mut out, i, v);
+    }
+    Ok(kinks)
+}
+
+fn binary<const K: usize>(
+    op: ElemBinary,
+    (ca, na): ([&[f64]; 3], &Node),
+    (cb, nb): ([&[f64]; 3], &Node),
+    n: &Node,
+    mut out: [&mut [f64]; K],
+    ztol: f64,
+) -> Result<usize, String> {
+    let ((ars, acs), (brs, bcs)) = (bstrides(na), bstrides(nb));
+    let mut kinks = 0;
+    for j in 0..n.cols {
+        for i in 0..n.rows {
+            let x: Tay<K> = load(&ca, i * ars + j * acs);
+            let y: Tay<K> = load(&cb, i * brs + j * bcs);
+            let v = match op {
+                ElemBinary::Add => kn::add(x, y),
+                ElemBinary::Sub => kn::sub(x, y),
+                ElemBinary::Mul => kn::mul(x, y),
+                ElemBinary::Div => kn::div(x, y).ok_or_else(|| "division by zero".to_owned())?,
+                ElemBinary::Max | ElemBinary::Min => {
+                    let (v, kink) = kn::max_min(x, y, ztol, op == ElemBinary::Max);
+                    kinks += usize::from(kink);
+                    v
+                }
+            };
+            store(&mut out, i + j * n.rows, v);
+        }
+    }
+    Ok(kinks)
+}
+
+/// Reduce each group (a column when batched, else everything) to one number.
+fn reduce<const K: usize>(kind: ReduceKind, a: [&[f64]; 3], na: &Node, mut out: [&mut [f64]; K], ztol: f64) -> usize {
+    let group = if na.batched { na.rows } else { na.len() };
+    let mut kinks = 0;
+    for g in 0..out[0].len() {
+        let mut acc = [0.0; K];
+        for i in g * group..(g + 1) * group {
+            let x: Tay<K> = load(&a, i);
+            let v = match kind {
+                ReduceKind::Sum => x,
+                ReduceKind::SqNorm => kn::mul(x, x),
+                ReduceKind::Norm1 => {
+                    let (v, kink) = kn::abs(x, ztol);
+                    kinks += usize::from(kink);
+                    v
+                }
+            };
+            acc = kn::add(acc, v);
+        }
+        store(&mut out, g, acc);
+    }
+    kinks
+}
+
+fn dot<const K: usize>((ca, na): ([&[f64]; 3], &Node), (cb, nb): ([&[f64]; 3], &Node), n: &Node, mut out: [&mut [f64]; K]) {
+    let rows = na.rows.max(nb.rows);
+    let group = if n.batched { rows } else { na.len().max(nb.len()) };
+    let ((ars, acs), (brs, bcs)) = (bstrides(na), bstrides(nb));
+    for g in 0..n.cols {
+        let mut acc = [0.0; K];
+        for e in 0..group {
+            // Batched: element e of column g; otherwise flat index e of equal shapes.
+            let (i, j) = if n.batched { (e, g) } else { (e % rows, e / rows) };
+            let x: Tay<K> = load(&ca, i * ars + j * acs);
+            let y: Tay<K> = load(&cb, i * brs + j * bcs);
+            acc = kn::add(acc, kn::mul(x, y));
+        }
+        store(&mut out, g, acc);
+    }
+}

@@ -1,0 +1,151 @@
+//! Scalar ray-Taylor rules: truncated expansions a(t) = a₀ + a₁t + a₂t²/2 with K ≤ 3 terms.
+//!
+//! Piecewise functions pick their piece by the lexicographic sign of the expansion
+//! (`MATH.md` §2), so the results are exact one-sided directional derivatives at kinks.
+
+/// A truncated expansion with `K` coefficients (K = 1: value, 2: first order, 3: second order).
+pub type Tay<const K: usize> = [f64; K];
+
+#[inline(always)]
+pub fn add<const K: usize>(a: Tay<K>, b: Tay<K>) -> Tay<K> {
+    std::array::from_fn(|k| a[k] + b[k])
+}
+
+#[inline(always)]
+pub fn sub<const K: usize>(a: Tay<K>, b: Tay<K>) -> Tay<K> {
+    std::array::from_fn(|k| a[k] - b[k])
+}
+
+#[inline(always)]
+pub fn scale<const K: usize>(a: Tay<K>, s: f64) -> Tay<K> {
+    std::array::from_fn(|k| s * a[k])
+}
+
+#[inline(always)]
+pub fn mul<const K: usize>(a: Tay<K>, b: Tay<K>) -> Tay<K> {
+    let mut o = [0.0; K];
+    o[0] = a[0] * b[0];
+    if K > 1 {
+        o[1] = a[0] * b[1] + a[1] * b[0];
+    }
+    if K > 2 {
+        o[2] = a[0] * b[2] + 2.0 * a[1] * b[1] + a[2] * b[0];
+    }
+    o
+}
+
+/// `a / b`; `None` when b₀ = 0.
+#[inline(always)]
+pub fn div<const K: usize>(a: Tay<K>, b: Tay<K>) -> Option<Tay<K>> {
+    if b[0] == 0.0 {
+        return None;
+    }
+    let mut c = [0.0; K];
+    c[0] = a[0] / b[0];
+    if K > 1 {
+        c[1] = (a[1] - c[0] * b[1]) / b[0];
+    }
+    if K > 2 {
+        c[2] = (a[2] - 2.0 * c[1] * b[1] - c[0] * b[2]) / b[0];
+    }
+    Some(c)
+}
+
+/// A smooth function applied to an expansion, given φ(a₀), φ′(a₀), φ″(a₀).
+#[inline(always)]
+pub fn smooth<const K: usize>(a: Tay<K>, f0: f64, f1: f64, f2: f64) -> Tay<K> {
+    let mut o = [0.0; K];
+    o[0] = f0;
+    if K > 1 {
+        o[1] = f1 * a[1];
+    }
+    if K > 2 {
+        o[2] = f2 * a[1] * a[1] + f1 * a[2];
+    }
+    o
+}
+
+/// The sign of a(t) for all small t > 0, and whether a₀ counts as a kink (|a₀| ≤ ztol).
+#[inline(always)]
+pub fn lexsign<const K: usize>(a: Tay<K>, ztol: f64) -> (f64, bool) {
+    if a[0].abs() > ztol {
+        return (a[0].signum(), false);
+    }
+    for &c in &a[1..] {
+        if c != 0.0 {
+            return (c.signum(), true);
+        }
+    }
+    (0.0, true)
+}
+
+/// |a| with its kink flag.
+#[inline(always)]
+pub fn abs<const K: usize>(a: Tay<K>, ztol: f64) -> (Tay<K>, bool) {
+    let (s, kink) = lexsign(a, ztol);
+    let mut o = scale(a, s);
+    o[0] = a[0].abs();
+    (o, kink)
+}
+
+/// max(a, b) (or min when `is_max` is false): the piece chosen lexicographically, ties to `a`.
+#[inline(always)]
+pub fn max_min<const K: usize>(a: Tay<K>, b: Tay<K>, ztol: f64, is_max: bool) -> (Tay<K>, bool) {
+    let (s, kink) = lexsign(sub(a, b), ztol);
+    let pick_a = if is_max { s >= 0.0 } else { s <= 0.0 };
+    let mut o = if pick_a { a } else { b };
+    o[0] = if is_max { a[0].max(b[0]) } else { a[0].min(b[0]) };
+    (o, kink)
+}
+
+/// φ, φ′, φ″ of x^k at x (integer k); `None` when undefined (x = 0 with a negative power).
+#[inline(always)]
+pub fn powi_parts(x: f64, k: i32) -> Option<(f64, f64, f64)> {
+    match k {
+        0 => Some((1.0, 0.0, 0.0)),
+        1 => Some((x, 1.0, 0.0)),
+        2 => Some((x * x, 2.0 * x, 2.0)),
+        _ if k < 0 && x == 0.0 => None,
+        _ => {
+            let kf = k as f64;
+            let xm2 = x.powi(k - 2);
+            let xm1 = xm2 * x;
+            Some((xm1 * x, kf * xm1, kf * (kf - 1.0) * xm2))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn abs_at_kink_follows_direction() {
+        assert_eq!(abs([0.0, -2.0, 1.0], 0.0).0, [0.0, 2.0, -1.0]);
+        assert_eq!(abs([0.0, 0.0, -3.0], 0.0).0, [0.0, 0.0, 3.0]);
+        assert!(abs([0.0, 1.0, 0.0], 0.0).1);
+        assert!(!abs([1e-3, 1.0, 0.0], 0.0).1);
+        assert!(abs([1e-3, 1.0, 0.0], 1e-2).1);
+    }
+
+    #[test]
+    fn division_inverts_multiplication() {
+        let a = [1.5, -0.5, 2.0];
+        let b = [2.0, 0.25, -1.0];
+        let q = div(a, b).unwrap_or([f64::NAN; 3]);
+        let back = mul(q, b);
+        for k in 0..3 {
+            assert!((back[k] - a[k]).abs() < 1e-14);
+        }
+    }
+
+    #[test]
+    fn powi_matches_closed_form() {
+        let (v, d1, d2) = powi_parts(1.5, 3).unwrap_or_default();
+        assert!((v - 3.375).abs() < 1e-14 && (d1 - 6.75).abs() < 1e-14 && (d2 - 9.0).abs() < 1e-14);
+        let (v, d1, d2) = powi_parts(2.0, -1).unwrap_or_default();
+        assert!((v - 0.5).abs() < 1e-15 && (d1 + 0.25).abs() < 1e-15 && (d2 - 0.25).abs() < 1e-15);
+        assert!(powi_parts(0.0, -2).is_none());
+        assert_eq!(powi_parts(0.0, 3), Some((0.0, 0.0, 0.0)));
+    }
+}

@@ -1,0 +1,93 @@
+//! Dense matrix products on column-major slices, through nalgebra (matrixmultiply for large sizes).
+
+use nalgebra::{DMatrixView, DMatrixViewMut, DVectorView, DVectorViewMut, Dyn, MatrixView};
+
+type Strided<'a> = MatrixView<'a, f64, Dyn, Dyn, Dyn, Dyn>;
+
+/// A column-major matrix stored in a slice, possibly read transposed.
+#[derive(Clone, Copy)]
+pub struct Mat<'a> {
+    pub data: &'a [f64],
+    /// Stored rows and columns (before transposition).
+    pub rows: usize,
+    pub cols: usize,
+    pub trans: bool,
+}
+
+impl<'a> Mat<'a> {
+    pub fn new(data: &'a [f64], rows: usize, cols: usize) -> Self {
+        Mat { data, rows, cols, trans: false }
+    }
+
+    pub fn t(self) -> Self {
+        Mat { trans: !self.trans, ..self }
+    }
+
+    /// Rows and columns as read.
+    fn shape(&self) -> (usize, usize) {
+        if self.trans {
+            (self.cols, self.rows)
+        } else {
+            (self.rows, self.cols)
+        }
+    }
+
+    fn view(&self) -> Strided<'a> {
+        let (r, c) = self.shape();
+        let (rs, cs) = if self.trans { (self.rows, 1) } else { (1, self.rows) };
+        Strided::from_slice_with_strides_generic(self.data, Dyn(r), Dyn(c), Dyn(rs), Dyn(cs))
+    }
+}
+
+/// `c = alpha · a · b + beta · c`, with `c` a column-major `rows × cols` slice.
+pub fn gemm(alpha: f64, a: Mat<'_>, b: Mat<'_>, beta: f64, c: &mut [f64]) {
+    let (m, k) = a.shape();
+    let (k2, n) = b.shape();
+    debug_assert_eq!(k, k2);
+    debug_assert_eq!(c.len(), m * n);
+    if n == 1 && !b.trans {
+        let x = DVectorView::from_slice(b.data, k);
+        let mut y = DVectorViewMut::from_slice(c, m);
+        if a.trans {
+            // aᵀ x with a stored untransposed: dot products down columns.
+            let av = DMatrixView::from_slice(a.data, a.rows, a.cols);
+            y.gemv_tr(alpha, &av, &x, beta);
+        } else {
+            y.gemv(alpha, &DMatrixView::from_slice(a.data, a.rows, a.cols), &x, beta);
+        }
+        return;
+    }
+    let mut cv = DMatrixViewMut::from_slice(c, m, n);
+    cv.gemm(alpha, &a.view(), &b.view(), beta);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn products_and_transposes_agree_with_hand_results() {
+        // a = [1 2; 3 4] (column-major [1, 3, 2, 4]), b = [5; 6]
+        let a = [1.0, 3.0, 2.0, 4.0];
+        let b = [5.0, 6.0];
+        let mut c = [0.0; 2];
+        gemm(1.0, Mat::new(&a, 2, 2), Mat::new(&b, 2, 1), 0.0, &mut c);
+        assert_eq!(c, [17.0, 39.0]);
+        gemm(1.0, Mat::new(&a, 2, 2).t(), Mat::new(&b, 2, 1), 0.0, &mut c);
+        assert_eq!(c, [23.0, 34.0]);
+        // b bᵀ as (2×1)(1×2), accumulated twice
+        let mut m = [0.0; 4];
+        gemm(1.0, Mat::new(&b, 2, 1), Mat::new(&b, 2, 1).t(), 0.0, &mut m);
+        gemm(1.0, Mat::new(&b, 2, 1), Mat::new(&b, 2, 1).t(), 1.0, &mut m);
+        assert_eq!(m, [50.0, 60.0, 60.0, 72.0]);
+        // large enough for the matrixmultiply path: 8×8 identity times 8×7
+        let mut eye = vec![0.0; 64];
+        for i in 0..8 {
+            eye[i * 9] = 2.0;
+        }
+        let x: Vec<f64> = (0..56).map(|v| v as f64).collect();
+        let mut y = vec![0.0; 56];
+        gemm(0.5, Mat::new(&eye, 8, 8).t(), Mat::new(&x, 8, 7), 0.0, &mut y);
+        assert_eq!(y, x);
+    }
+}

@@ -1,0 +1,221 @@
+//! Evaluation of the expression graph: values, exact one-sided directional derivatives of
+//! first and second order (ray-Taylor forward mode), and reverse-mode gradient selections.
+//!
+//! An [`Evaluator`] owns every buffer it needs, allocated once in [`Evaluator::new`] and reused
+//! across evaluations. Nodes that do not depend on the parameters are evaluated once, there.
+
+mod forward;
+mod kernels;
+mod linalg;
+mod reverse;
+
+use std::fmt;
+
+use crate::diag::Diag;
+use crate::graph::{Graph, NodeId, Op};
+use crate::registry::{CallError, Order, Registry};
+
+pub use kernels::lexsign;
+
+/// Options of one evaluation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EvalOptions {
+    /// |a₀ − breakpoint| ≤ ztol counts as a kink (0: exact ties only).
+    pub ztol: f64,
+}
+
+/// f(x), f′(x; d) and f″(x; d) along a ray.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Taylor {
+    pub value: f64,
+    pub d1: Option<f64>,
+    pub d2: Option<f64>,
+    /// Elements evaluated at a kink (argument at a breakpoint, within ztol).
+    pub active_kinks: usize,
+}
+
+/// An evaluation failed at one node.
+#[derive(Debug, Clone)]
+pub struct EvalError {
+    pub node: NodeId,
+    pub kind: EvalErrorKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum EvalErrorKind {
+    /// A point outside a function's domain (log of a non-positive number, division by 0, ...).
+    Domain(String),
+    /// A plugin function failed (panicked, returned NaN or an error status).
+    Call(String),
+}
+
+impl fmt::Display for EvalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            EvalErrorKind::Domain(m) | EvalErrorKind::Call(m) => f.write_str(m),
+        }
+    }
+}
+
+impl EvalError {
+    /// A diagnostic pointing at the expression that failed.
+    pub fn to_diag(&self, graph: &Graph) -> Diag {
+        let span = graph.node(self.node).span;
+        match &self.kind {
+            EvalErrorKind::Domain(m) => Diag::new("mcopt::eval::domain", m.clone())
+                .at(&graph.source, span, "evaluated here")
+                .help("choose a point inside the domain of every function"),
+            EvalErrorKind::Call(m) => Diag::new("mcopt::plugin::call", m.clone()).at(&graph.source, span, "called here"),
+        }
+    }
+
+    fn call(node: NodeId, e: CallError) -> EvalError {
+        EvalError { node, kind: EvalErrorKind::Call(e.to_string()) }
+    }
+}
+
+/// Evaluates one graph at many points, reusing its buffers.
+pub struct Evaluator<'g> {
+    graph: &'g Graph,
+    registry: &'g Registry,
+    /// Coefficient blocks per node: 1 + the highest order this evaluator was built for.
+    stride: usize,
+    off: Vec<usize>,
+    arena: Vec<f64>,
+    /// Nodes that depend on the parameters, in topological order.
+    varying: Vec<NodeId>,
+    /// Matrix-product temporary, big enough for two coefficients of any node.
+    scratch: Vec<f64>,
+    /// Adjoints for reverse mode (allocated on the first gradient).
+    adj: Vec<f64>,
+    adj_off: Vec<usize>,
+    /// Reverse-mode helpers: ones and derivative selections for plugin calls.
+    ones: Vec<f64>,
+    tmp: [Vec<f64>; 2],
+}
+
+impl<'g> Evaluator<'g> {
+    /// Allocate buffers for evaluations up to `max_order` and evaluate the constant nodes.
+    pub fn new(graph: &'g Graph, registry: &'g Registry, max_order: Order) -> Result<Self, EvalError> {
+        let stride = order_terms(max_order);
+        let mut off = Vec::with_capacity(graph.nodes.len() + 1);
+        let mut total = 0;
+        let mut max_len = 1;
+        for n in &graph.nodes {
+            off.push(total);
+            total += stride * n.len();
+            max_len = max_len.max(n.len());
+        }
+        off.push(total);
+        let varying = (0..graph.nodes.len() as u32).map(NodeId).filter(|&id| graph.node(id).varies).collect();
+        let mut ev = Evaluator {
+            graph,
+            registry,
+            stride,
+            off,
+            arena: vec![0.0; total],
+            varying,
+            scratch: vec![0.0; 2 * max_len],
+            adj: Vec::new(),
+            adj_off: Vec::new(),
+            ones: Vec::new(),
+            tmp: [Vec::new(), Vec::new()],
+        };
+        ev.init_constants()?;
+        Ok(ev)
+    }
+
+    pub fn graph(&self) -> &'g Graph {
+        self.graph
+    }
+
+    /// f(θ).
+    pub fn value(&mut self, theta: &[f64], opts: EvalOptions) -> Result<f64, EvalError> {
+        self.run::<1>(theta, None, opts)?;
+        Ok(self.coeff(self.graph.objective, 0)[0])
+    }
+
+    /// f, f′(θ; d) and (with `Order::Two`) f″(θ; d), with the number of active kinks.
+    pub fn directional(&mut self, theta: &[f64], dir: &[f64], order: Order, opts: EvalOptions) -> Result<Taylor, EvalError> {
+        assert!(order_terms(order) <= self.stride, "evaluator built for a lower order");
+        let kinks = match order {
+            Order::Zero => self.run::<1>(theta, Some(dir), opts)?,
+            Order::One => self.run::<2>(theta, Some(dir), opts)?,
+            Order::Two => self.run::<3>(theta, Some(dir), opts)?,
+        };
+        let out = self.graph.objective;
+        Ok(Taylor {
+            value: self.coeff(out, 0)[0],
+            d1: (order != Order::Zero).then(|| self.coeff(out, 1)[0]),
+            d2: (order == Order::Two).then(|| self.coeff(out, 2)[0]),
+            active_kinks: kinks,
+        })
+    }
+
+    /// Coefficient `k` of node `id` from the last evaluation (k = 0: its value).
+    pub fn coeff(&self, id: NodeId, k: usize) -> &[f64] {
+        let len = self.graph.node(id).len();
+        let start = self.off[id.index()] + k * len;
+        &self.arena[start..start + len]
+    }
+
+    /// The value of the loss part g after the last evaluation.
+    pub fn loss(&self) -> f64 {
+        self.coeff(self.graph.loss, 0)[0]
+    }
+
+    fn init_constants(&mut self) -> Result<(), EvalError> {
+        let constant: Vec<NodeId> = (0..self.graph.nodes.len() as u32).map(NodeId).filter(|&id| !self.graph.node(id).varies).collect();
+        for id in constant {
+            self.node_forward::<1>(id, &[], None, EvalOptions::default())?;
+        }
+        Ok(())
+    }
+
+    fn run<const K: usize>(&mut self, theta: &[f64], dir: Option<&[f64]>, opts: EvalOptions) -> Result<usize, EvalError> {
+        assert_eq!(theta.len(), self.graph.n_params(), "θ has the wrong length");
+        if let Some(d) = dir {
+            assert_eq!(d.len(), theta.len(), "the direction has the wrong length");
+        }
+        let mut kinks = 0;
+        for i in 0..self.varying.len() {
+            let id = self.varying[i];
+            kinks += self.node_forward::<K>(id, theta, dir, opts)?;
+        }
+        Ok(kinks)
+    }
+
+    fn node_forward<const K: usize>(&mut self, id: NodeId, theta: &[f64], dir: Option<&[f64]>, opts: EvalOptions) -> Result<usize, EvalError> {
+        if let Op::Param(p) = self.graph.node(id).op {
+            let slot = &self.graph.params[p];
+            let (start, len) = (self.off[id.index()], slot.shape.len());
+            self.arena[start..start + len].copy_from_slice(&theta[slot.offset..slot.offset + len]);
+            if K > 1 {
+                let d = dir.map(|d| &d[slot.offset..slot.offset + len]);
+                let a1 = &mut self.arena[start + len..start + 2 * len];
+                match d {
+                    Some(d) => a1.copy_from_slice(d),
+                    None => a1.fill(0.0),
+                }
+            }
+            return Ok(0);
+        }
+        let mut frame = forward::Frame {
+            graph: self.graph,
+            registry: self.registry,
+            off: &self.off,
+            stride: self.stride,
+            ztol: opts.ztol,
+            scratch: &mut self.scratch,
+        };
+        frame.node::<K>(&mut self.arena, id)
+    }
+}
+
+fn order_terms(order: Order) -> usize {
+    match order {
+        Order::Zero => 1,
+        Order::One => 2,
+        Order::Two => 3,
+    }
+}

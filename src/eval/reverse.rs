@@ -1,0 +1,224 @@
+//! Reverse mode: a gradient selection over the same graph, for solvers.
+//!
+//! Where f is differentiable this is ∇f. At a kink it is the derivative of the piece that the
+//! lexicographic rule picks for a zero direction: abs and norm1 take sign +1 at 0, `max` and
+//! `min` take their first argument at a tie, and plugin functions return their right
+//! derivative φ′(a; +1) (so relu′(0) = 1). This is a selection, not a directional derivative.
+
+use super::forward::{bstrides, coeffs};
+use super::linalg::{gemm, Mat};
+use super::{EvalError, EvalErrorKind, EvalOptions, Evaluator};
+use crate::graph::{ElemBinary, ElemUnary, Graph, Node, NodeId, Op, ReduceKind};
+use crate::registry::Order;
+
+impl Evaluator<'_> {
+    /// f(θ) and the gradient selection written to `grad` (length n).
+    pub fn gradient(&mut self, theta: &[f64], grad: &mut [f64], opts: EvalOptions) -> Result<f64, EvalError> {
+        assert_eq!(grad.len(), self.graph.n_params(), "gradient buffer has the wrong length");
+        self.run::<1>(theta, None, opts)?;
+        self.ensure_adjoints();
+        let g = self.graph;
+        for &id in &self.varying {
+            let (s, l) = (self.adj_off[id.index()], g.node(id).len());
+            self.adj[s..s + l].fill(0.0);
+        }
+        grad.fill(0.0);
+        let value = self.coeff(g.objective, 0)[0];
+        if !g.node(g.objective).varies {
+            return Ok(value);
+        }
+        self.adj[self.adj_off[g.objective.index()]] = 1.0;
+        for i in (0..self.varying.len()).rev() {
+            let id = self.varying[i];
+            self.node_backward(id, grad, opts)?;
+        }
+        Ok(value)
+    }
+
+    fn ensure_adjoints(&mut self) {
+        if !self.adj_off.is_empty() {
+            return;
+        }
+        let mut total = 0;
+        let mut max_len = 1;
+        for n in &self.graph.nodes {
+            self.adj_off.push(total);
+            total += n.len();
+            max_len = max_len.max(n.len());
+        }
+        self.adj_off.push(total);
+        self.adj = vec![0.0; total];
+        self.ones = vec![1.0; max_len];
+        self.tmp = [vec![0.0; max_len], vec![0.0; max_len]];
+    }
+
+    fn node_backward(&mut self, id: NodeId, grad: &mut [f64], opts: EvalOptions) -> Result<(), EvalError> {
+        let g = self.graph;
+        let n = g.node(id);
+        let (left, right) = self.adj.split_at_mut(self.adj_off[id.index()]);
+        let gout = &right[..n.len()];
+        let val = |c: NodeId| coeffs(&self.arena, self.off[c.index()], 1, g.node(c).len())[0];
+        let aoff = &self.adj_off;
+        let adj_of = |c: NodeId| -> (usize, usize) { (aoff[c.index()], g.node(c).len()) };
+        let err = |m: String| EvalError { node: id, kind: EvalErrorKind::Domain(m) };
+        match &n.op {
+            Op::Const(_) => {}
+            Op::Param(p) => {
+                let o = g.params[*p].offset;
+                for (gr, x) in grad[o..o + gout.len()].iter_mut().zip(gout) {
+                    *gr += x;
+                }
+            }
+            Op::Unary(op, a) => {
+                let (s, l) = adj_of(*a);
+                unary_back(*op, val(*a), val(id), gout, &mut left[s..s + l]).map_err(err)?;
+            }
+            Op::Binary(op, a, b) => binary_back(g, *op, (*a, val(*a)), (*b, val(*b)), n, gout, left, aoff),
+            Op::MatMul(a, b) => {
+                let (na, nb) = (g.node(*a), g.node(*b));
+                let gm = Mat::new(gout, n.rows, n.cols);
+                if na.varies {
+                    let (s, l) = adj_of(*a);
+                    gemm(1.0, gm, Mat::new(val(*b), nb.rows, nb.cols).t(), 1.0, &mut left[s..s + l]);
+                }
+                if nb.varies {
+                    let (s, l) = adj_of(*b);
+                    gemm(1.0, Mat::new(val(*a), na.rows, na.cols).t(), gm, 1.0, &mut left[s..s + l]);
+                }
+            }
+            Op::Transpose(a) => {
+                let na = g.node(*a);
+                let (s, _) = adj_of(*a);
+                for i in 0..na.rows {
+                    for j in 0..na.cols {
+                        left[s + i + j * na.rows] += gout[j + i * na.cols];
+                    }
+                }
+            }
+            Op::Reduce(kind, a) => {
+                let na = g.node(*a);
+                let group = if na.batched { na.rows } else { na.len() };
+                let (s, l) = adj_of(*a);
+                let va = val(*a);
+                for (i, ga) in left[s..s + l].iter_mut().enumerate() {
+                    let gg = gout[i / group];
+                    *ga += match kind {
+                        ReduceKind::Sum => gg,
+                        ReduceKind::SqNorm => 2.0 * va[i] * gg,
+                        ReduceKind::Norm1 => sign_sel(va[i]) * gg,
+                    };
+                }
+            }
+            Op::Dot(a, b) => dot_back(g, (*a, val(*a)), (*b, val(*b)), n, gout, left, aoff),
+            Op::Element { arg, row, col } => {
+                let na = g.node(*arg);
+                let (s, _) = adj_of(*arg);
+                for (j, gg) in gout.iter().enumerate() {
+                    let src = if n.batched { row + j * na.rows } else { row + col * na.rows };
+                    left[s + src] += gg;
+                }
+            }
+            Op::Call { func, params, arg } => {
+                let va = val(*arg);
+                let l = va.len();
+                let [t0, t1] = &mut self.tmp;
+                let a = [va, &self.ones[..l], &[][..]];
+                let f = [&mut t0[..l], &mut t1[..l], &mut [][..]];
+                self.registry
+                    .call(*func, &g.fparams[params.clone()], Order::One, opts.ztol, a, f)
+                    .map_err(|e| EvalError::call(id, e))?;
+                let (s, _) = adj_of(*arg);
+                for i in 0..l {
+                    left[s + i] += gout[i] * t1[i];
+                }
+            }
+            Op::Accumulate { terms, scale, per_column_mean } => {
+                for &t in &g.lists[terms.clone()] {
+                    let nt = g.node(t);
+                    if !nt.varies {
+                        continue;
+                    }
+                    let w = if *per_column_mean { scale / nt.cols as f64 } else { *scale };
+                    let (s, l) = adj_of(t);
+                    for x in &mut left[s..s + l] {
+                        *x += w * gout[0];
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The sign selection at 0 is +1 (the right derivative of |x|).
+fn sign_sel(x: f64) -> f64 {
+    if x < 0.0 {
+        -1.0
+    } else {
+        1.0
+    }
+}
+
+fn unary_back(op: ElemUnary, va: &[f64], vo: &[f64], gout: &[f64], ga: &mut [f64]) -> Result<(), String> {
+    for i in 0..ga.len() {
+        let d = match op {
+            ElemUnary::Neg => -1.0,
+            ElemUnary::Scale(s) => s,
+            ElemUnary::Abs => sign_sel(va[i]),
+            ElemUnary::Exp => vo[i],
+            ElemUnary::Log => 1.0 / va[i],
+            ElemUnary::Sqrt if vo[i] > 0.0 => 0.5 / vo[i],
+            ElemUnary::Sqrt => return Err("sqrt has no derivative at 0".to_owned()),
+            ElemUnary::PowI(k) => super::kernels::powi_parts(va[i], k).map_or(f64::NAN, |p| p.1),
+        };
+        ga[i] += d * gout[i];
+    }
+    Ok(())
+}
+
+fn binary_back(g: &Graph, op: ElemBinary, (a, va): (NodeId, &[f64]), (b, vb): (NodeId, &[f64]), n: &Node, gout: &[f64], left: &mut [f64], aoff: &[usize]) {
+    let (na, nb) = (g.node(a), g.node(b));
+    let ((ars, acs), (brs, bcs)) = (bstrides(na), bstrides(nb));
+    let (sa, sb) = (aoff[a.index()], aoff[b.index()]);
+    for j in 0..n.cols {
+        for i in 0..n.rows {
+            let (ia, ib) = (i * ars + j * acs, i * brs + j * bcs);
+            let gg = gout[i + j * n.rows];
+            let (x, y) = (va[ia], vb[ib]);
+            let (da, db) = match op {
+                ElemBinary::Add => (1.0, 1.0),
+                ElemBinary::Sub => (1.0, -1.0),
+                ElemBinary::Mul => (y, x),
+                ElemBinary::Div => (1.0 / y, -x / (y * y)),
+                ElemBinary::Max => if x >= y { (1.0, 0.0) } else { (0.0, 1.0) },
+                ElemBinary::Min => if x <= y { (1.0, 0.0) } else { (0.0, 1.0) },
+            };
+            if na.varies {
+                left[sa + ia] += da * gg;
+            }
+            if nb.varies {
+                left[sb + ib] += db * gg;
+            }
+        }
+    }
+}
+
+fn dot_back(g: &Graph, (a, va): (NodeId, &[f64]), (b, vb): (NodeId, &[f64]), n: &Node, gout: &[f64], left: &mut [f64], aoff: &[usize]) {
+    let (na, nb) = (g.node(a), g.node(b));
+    let rows = na.rows.max(nb.rows);
+    let group = if n.batched { rows } else { na.len().max(nb.len()) };
+    let ((ars, acs), (brs, bcs)) = (bstrides(na), bstrides(nb));
+    let (sa, sb) = (aoff[a.index()], aoff[b.index()]);
+    for (gi, gg) in gout.iter().enumerate() {
+        for e in 0..group {
+            let (i, j) = if n.batched { (e, gi) } else { (e % rows, e / rows) };
+            let (ia, ib) = (i * ars + j * acs, i * brs + j * bcs);
+            if na.varies {
+                left[sa + ia] += gg * vb[ib];
+            }
+            if nb.varies {
+                left[sb + ib] += gg * va[ia];
+            }
+        }
+    }
+}

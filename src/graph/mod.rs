@@ -1,0 +1,166 @@
+//! The expression graph: a flat, topologically ordered list of tensor-level nodes.
+//!
+//! Children always come before parents, ids are small `Copy` indices, and evaluation is one
+//! forward loop ([`crate::eval`]). A node's value is a column-major matrix of `rows × cols`
+//! entries, where for batched data (N sequences) a per-sequence vector is stored as the N
+//! columns of a `rows × N` matrix, so a matrix–vector product becomes one matrix product.
+
+mod lower;
+
+use std::ops::Range;
+use std::sync::Arc;
+
+pub use lower::{lower, LowerOptions, SeqData};
+
+use crate::check::Shape;
+use crate::diag::{SourceFile, Span};
+use crate::registry::FunctionId;
+
+/// Index of a node in [`Graph::nodes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(pub u32);
+
+impl NodeId {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReduceKind {
+    Sum,
+    SqNorm,
+    Norm1,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElemBinary {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Max,
+    Min,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ElemUnary {
+    Neg,
+    Abs,
+    Exp,
+    Log,
+    Sqrt,
+    PowI(i32),
+    /// Multiplication by a constant.
+    Scale(f64),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// A constant: `Graph::consts[range]`, column-major.
+    Const(Range<usize>),
+    /// Parameter `index`: `Graph::params[index]`.
+    Param(usize),
+    Unary(ElemUnary, NodeId),
+    /// Elementwise with broadcasting of dimensions of size 1.
+    Binary(ElemBinary, NodeId, NodeId),
+    MatMul(NodeId, NodeId),
+    Transpose(NodeId),
+    /// Reduce each group (a column when `batched`, else everything) to one number.
+    Reduce(ReduceKind, NodeId),
+    /// Inner product per group.
+    Dot(NodeId, NodeId),
+    /// Entry `(row, col)` of each sequence (col is 0 for batched vectors).
+    Element { arg: NodeId, row: usize, col: usize },
+    /// Elementwise registry function with constant parameters `Graph::fparams[params]`.
+    Call { func: FunctionId, params: Range<usize>, arg: NodeId },
+    /// Σ_k w_k Σ_j v_k[j] over nodes `Graph::lists[terms]`, with `w_k = scale / cols_k` for
+    /// means over sequences and `w_k = scale` for sums.
+    Accumulate { terms: Range<usize>, scale: f64, per_column_mean: bool },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub op: Op,
+    pub rows: usize,
+    pub cols: usize,
+    /// Columns are sequences of a batch.
+    pub batched: bool,
+    /// Depends on the parameters (its Taylor coefficients a₁, a₂ may be nonzero).
+    pub varies: bool,
+    /// Affine in the parameters, so a₂ = 0 along any ray.
+    pub affine: bool,
+    pub span: Span,
+}
+
+impl Node {
+    pub fn len(&self) -> usize {
+        self.rows * self.cols
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A parameter of the model, with where its entries live in the flat vector θ.
+#[derive(Debug, Clone)]
+pub struct ParamSlot {
+    pub name: String,
+    pub shape: Shape,
+    pub node: NodeId,
+    pub offset: usize,
+    pub span: Span,
+}
+
+/// One layer u_ℓ of the multicomposite structure (one time step of an indexed layer).
+#[derive(Debug, Clone)]
+pub struct LayerSlot {
+    /// `u`, or `h[3]` for time step 3 of an indexed layer.
+    pub name: String,
+    pub layer: usize,
+    pub time: Option<u64>,
+    pub node: NodeId,
+}
+
+/// The lowered model.
+#[derive(Debug, Clone)]
+pub struct Graph {
+    pub source: Arc<SourceFile>,
+    pub nodes: Vec<Node>,
+    pub consts: Vec<f64>,
+    pub fparams: Vec<f64>,
+    pub lists: Vec<NodeId>,
+    pub params: Vec<ParamSlot>,
+    pub layers: Vec<LayerSlot>,
+    /// The objective f (loss plus regularization).
+    pub objective: NodeId,
+    /// The data-dependent part g of the objective (the training or test loss).
+    pub loss: NodeId,
+    /// Number of time steps and sequences of the bound data (0 and 1 without data).
+    pub steps: usize,
+    pub sequences: usize,
+}
+
+impl Graph {
+    /// Number of scalar parameters n = dim θ.
+    pub fn n_params(&self) -> usize {
+        self.params.iter().map(|p| p.shape.len()).sum()
+    }
+
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id.index()]
+    }
+
+    /// The children of a node, in order.
+    pub fn children(&self, id: NodeId) -> impl Iterator<Item = NodeId> + '_ {
+        let (small, list): ([Option<NodeId>; 2], &[NodeId]) = match &self.node(id).op {
+            Op::Const(_) | Op::Param(_) => ([None, None], &[]),
+            Op::Unary(_, a) | Op::Transpose(a) | Op::Reduce(_, a) => ([Some(*a), None], &[]),
+            Op::Element { arg, .. } | Op::Call { arg, .. } => ([Some(*arg), None], &[]),
+            Op::Binary(_, a, b) | Op::MatMul(a, b) | Op::Dot(a, b) => ([Some(*a), Some(*b)], &[]),
+            Op::Accumulate { terms, .. } => ([None, None], &self.lists[terms.clone()]),
+        };
+        small.into_iter().flatten().chain(list.iter().copied())
+    }
+}
