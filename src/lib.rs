@@ -7,4 +7,5 @@ pub mod eval;
 pub mod graph;
 pub mod check;
 pub mod registry;
+pub mod rng;
 pub mod syntax;

@@ -1,0 +1,233 @@
+//! The commands: check, eval, diff, bench (printing lives here and in `cli::mod`).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use mcopt::check::{LayerBody, Model, TermClass};
+use mcopt::config::Split;
+use mcopt::diag::{Diag, Diags};
+use mcopt::eval::{EvalOptions, Evaluator};
+use mcopt::graph::Graph;
+use mcopt::registry::{Order, Registry};
+use mcopt::rng::Rng;
+use serde::Serialize;
+use serde_json::json;
+
+use super::session::Session;
+use super::{InputArgs, EXIT_OK};
+
+type Outcome = Result<u8, Diags>;
+
+/// Load the plugins named on the command line or in a run file (`(name, base directory)`).
+pub fn load_plugins(registry: &mut Registry, plugins: &[(String, PathBuf)]) -> Result<(), Diags> {
+    let _ = (registry, plugins);
+    Ok(())
+}
+
+fn print_json(value: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+}
+
+fn require_graph(s: &Session, split: Split) -> Result<Graph, Diags> {
+    match s.graph(split)? {
+        Some(g) => Ok(g),
+        None => Err(Diag::new("mcopt::data::unbound", "no data are bound for this split").in_file(&s.model_path).into()),
+    }
+}
+
+fn eval_diag(graph: &Graph) -> impl Fn(mcopt::eval::EvalError) -> Diags + '_ {
+    move |e| e.to_diag(graph).into()
+}
+
+#[derive(Serialize)]
+struct ParamRow {
+    name: String,
+    shape: String,
+    size: usize,
+}
+
+#[derive(Serialize)]
+struct LayerRow {
+    name: String,
+    shape: String,
+    indexed: bool,
+    bases: Vec<u64>,
+}
+
+pub fn check(model_path: &str, input: &InputArgs) -> Outcome {
+    let s = Session::load(model_path, input)?;
+    let graph = if !s.model.is_sequential() || s.data.is_some() { s.graph(Split::Train)? } else { None };
+    let m = &s.model;
+    let params: Vec<ParamRow> = m.params.iter().map(|p| ParamRow { name: p.name.clone(), shape: p.shape.to_string(), size: p.shape.len() }).collect();
+    let layers: Vec<LayerRow> = m.layers.iter().map(|l| LayerRow { name: l.name.clone(), shape: l.shape.to_string(), indexed: l.body.is_indexed(), bases: bases(&l.body) }).collect();
+    let instances: Option<Vec<(String, usize)>> = graph.as_ref().map(|g| g.layers.iter().map(|l| (l.name.clone(), g.node(l.node).rows)).collect());
+    let terms = terms_report(m);
+    if input.json {
+        print_json(&json!({
+            "model": model_path, "n": m.n_params(), "params": params, "layer_declarations": layers,
+            "data": m.data.iter().map(|d| json!({"name": d.name, "step": d.shape.to_string(), "batch": d.batch.is_some()})).collect::<Vec<_>>(),
+            "layers": instances.as_ref().map(|v| v.iter().map(|(n, s)| json!({"name": n, "size": s})).collect::<Vec<_>>()),
+            "L": instances.as_ref().map(Vec::len),
+            "steps": graph.as_ref().map(|g| g.steps), "sequences": graph.as_ref().map(|g| g.sequences),
+            "terms": terms,
+        }));
+        return Ok(EXIT_OK);
+    }
+    println!("{model_path}: ok");
+    println!("parameters θ: n = {}", m.n_params());
+    for p in &params {
+        println!("  {:<12} {:<14} {}", p.name, p.shape, p.size);
+    }
+    for d in &m.data {
+        println!("data {}: {} per step{}", d.name, d.shape, if d.batch.is_some() { ", batch of sequences" } else { "" });
+    }
+    println!("layer declarations:");
+    for l in &layers {
+        let kind = if l.indexed { format!("indexed by time, base cases {:?}", l.bases) } else { "plain".to_owned() };
+        println!("  {:<12} {:<14} {}", l.name, l.shape, kind);
+    }
+    match (&instances, &graph) {
+        (Some(inst), Some(g)) => {
+            let sizes: Vec<String> = inst.iter().map(|(n, s)| format!("{n}:{s}")).collect();
+            println!("layers u_ℓ: L = {} (T = {}, N = {})", inst.len(), g.steps, g.sequences);
+            println!("  sizes N_ℓ: {}", sizes.join(" "));
+        }
+        _ => println!("layers u_ℓ: one per time step of the bound data (bind data to count them)"),
+    }
+    println!("objective: {} term(s)", terms.len());
+    for t in &terms {
+        println!("  {:+} × {}   [{}]", t["coef"].as_f64().unwrap_or(0.0), t["text"].as_str().unwrap_or(""), t["class"].as_str().unwrap_or(""));
+    }
+    Ok(EXIT_OK)
+}
+
+fn bases(body: &LayerBody) -> Vec<u64> {
+    match body {
+        LayerBody::Indexed { bases, .. } => bases.iter().map(|(t, _)| *t).collect(),
+        LayerBody::Plain(_) => Vec::new(),
+    }
+}
+
+fn terms_report(m: &Model) -> Vec<serde_json::Value> {
+    m.terms
+        .iter()
+        .map(|t| {
+            let text = m.source.text.get(t.expr.span.start..t.expr.span.end).unwrap_or("");
+            let class = match t.class {
+                TermClass::Loss => "loss (outer function g)".to_owned(),
+                TermClass::Tikhonov { param } => format!("Tikhonov on {}", m.params[param].name),
+                TermClass::Other => "parameters only".to_owned(),
+            };
+            json!({"coef": t.coef, "text": text, "class": class})
+        })
+        .collect()
+}
+
+pub fn eval(model_path: &str, at: Option<&str>, input: &InputArgs) -> Outcome {
+    let s = Session::load(model_path, input)?;
+    let train = require_graph(&s, Split::Train)?;
+    let theta = s.point(at)?;
+    let opts = EvalOptions { ztol: input.ztol };
+    let mut ev = Evaluator::new(&train, &s.registry, Order::Zero).map_err(eval_diag(&train))?;
+    let value = ev.value(&theta, opts).map_err(eval_diag(&train))?;
+    let loss = ev.loss();
+    let test_loss = match s.graph(Split::Test)? {
+        Some(tg) => {
+            let mut tev = Evaluator::new(&tg, &s.registry, Order::Zero).map_err(eval_diag(&tg))?;
+            tev.value(&theta, opts).map_err(eval_diag(&tg))?;
+            Some(tev.loss())
+        }
+        None => None,
+    };
+    if input.json {
+        print_json(&json!({"value": value, "loss": loss, "test_loss": test_loss}));
+    } else {
+        println!("value      {value:.12}");
+        println!("loss       {loss:.12}");
+        if let Some(t) = test_loss {
+            println!("test_loss  {t:.12}");
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+pub fn diff(model_path: &str, at: Option<&str>, dir: &str, order: u8, input: &InputArgs) -> Outcome {
+    let s = Session::load(model_path, input)?;
+    let g = require_graph(&s, Split::Train)?;
+    let theta = s.point(at)?;
+    let d = s.direction(dir)?;
+    let order = if order == 2 { Order::Two } else { Order::One };
+    let mut ev = Evaluator::new(&g, &s.registry, order).map_err(eval_diag(&g))?;
+    let t = ev.directional(&theta, &d, order, EvalOptions { ztol: input.ztol }).map_err(eval_diag(&g))?;
+    if input.json {
+        print_json(&json!({"value": t.value, "d1": t.d1, "d2": t.d2, "active_kinks": t.active_kinks}));
+    } else {
+        println!("value         {:.12}", t.value);
+        println!("d1            {:.12}", t.d1.unwrap_or(f64::NAN));
+        if let Some(d2) = t.d2 {
+            println!("d2            {d2:.12}");
+        }
+        println!("active_kinks  {}", t.active_kinks);
+    }
+    Ok(EXIT_OK)
+}
+
+/// Median seconds per call of `f`, over `blocks` blocks of `reps` calls.
+fn time_per_call(reps: usize, mut f: impl FnMut() -> Result<(), Diags>) -> Result<f64, Diags> {
+    let start = Instant::now();
+    for _ in 0..reps {
+        f()?;
+    }
+    Ok(start.elapsed().as_secs_f64() / reps as f64)
+}
+
+fn median(xs: &mut [f64]) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+pub fn bench(model_path: &str, at: Option<&str>, dir: Option<&str>, seconds: f64, input: &InputArgs) -> Outcome {
+    let s = Session::load(model_path, input)?;
+    let g = require_graph(&s, Split::Train)?;
+    let theta = s.point(at)?;
+    let d = match dir {
+        Some(p) => s.direction(p)?,
+        None => {
+            let mut rng = Rng::new(20261129);
+            (0..theta.len()).map(|_| rng.normal()).collect()
+        }
+    };
+    let opts = EvalOptions { ztol: input.ztol };
+    let ed = eval_diag(&g);
+    let mut ev = Evaluator::new(&g, &s.registry, Order::Two).map_err(&ed)?;
+    let mut grad = vec![0.0; theta.len()];
+    // Calibrate: how many value evaluations fit in a block.
+    let probe = time_per_call(3, || ev.value(&theta, opts).map(|_| ()).map_err(&ed))?;
+    let blocks = 7;
+    let reps = ((seconds / (4.0 * blocks as f64 * 4.0 * probe.max(1e-9))) as usize).clamp(1, 1_000_000);
+    let mut times: [Vec<f64>; 4] = Default::default();
+    for _ in 0..blocks {
+        times[0].push(time_per_call(reps, || ev.value(&theta, opts).map(|_| ()).map_err(&ed))?);
+        times[1].push(time_per_call(reps, || ev.directional(&theta, &d, Order::One, opts).map(|_| ()).map_err(&ed))?);
+        times[2].push(time_per_call(reps, || ev.directional(&theta, &d, Order::Two, opts).map(|_| ()).map_err(&ed))?);
+        times[3].push(time_per_call(reps, || ev.gradient(&theta, &mut grad, opts).map(|_| ()).map_err(&ed))?);
+    }
+    let [f, d1, d2, gr] = times.map(|mut t| median(&mut t));
+    let report = json!({
+        "model": model_path, "n": theta.len(), "nodes": g.nodes.len(), "steps": g.steps, "sequences": g.sequences,
+        "blocks": blocks, "reps_per_block": reps,
+        "f_seconds": f, "d1_seconds": d1, "d1d2_seconds": d2, "grad_seconds": gr,
+        "ratio_d1": d1 / f, "ratio_d1d2": d2 / f, "ratio_grad": gr / f,
+        "targets": {"ratio_d1": 2.5, "ratio_d1d2": 5.0, "ratio_grad": 3.0},
+    });
+    if input.json {
+        print_json(&report);
+    } else {
+        println!("{model_path}: n = {}, {} nodes, T = {}, N = {}; median of {blocks} blocks of {reps} calls", theta.len(), g.nodes.len(), g.steps, g.sequences);
+        println!("  f            {:>12.3} µs", f * 1e6);
+        println!("  f′           {:>12.3} µs   ratio {:.2}  (target ≤ 2.5)", d1 * 1e6, d1 / f);
+        println!("  (f′, f″)     {:>12.3} µs   ratio {:.2}  (target ≤ 5)", d2 * 1e6, d2 / f);
+        println!("  ∇f           {:>12.3} µs   ratio {:.2}  (target ≤ 3)", gr * 1e6, gr / f);
+    }
+    Ok(EXIT_OK)
+}

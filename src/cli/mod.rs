@@ -1,0 +1,137 @@
+//! The command-line layer: argument parsing, printing, diagnostics rendering and exit codes.
+//! Nothing below this module prints.
+
+mod commands;
+mod session;
+
+use std::io::IsTerminal;
+
+use clap::{Args, Parser, Subcommand};
+use mcopt::diag::Diags;
+
+/// Success, or the check passed.
+pub const EXIT_OK: u8 = 0;
+/// The check ran and failed.
+pub const EXIT_FAILED: u8 = 1;
+/// Bad input: parse, shape, missing file, bad data, plugin that fails to load.
+pub const EXIT_INPUT: u8 = 2;
+/// A bug in mcopt (a panic); reported by the panic hook.
+pub const EXIT_INTERNAL: u8 = 3;
+
+#[derive(Parser, Debug)]
+#[command(name = "mcopt", version, about = "Nonconvex nonsmooth multicomposite optimization: exact directional derivatives and d-stationarity")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Parse, resolve names and plugins, check shapes; print the multicomposite structure.
+    Check {
+        model: String,
+        #[command(flatten)]
+        input: InputArgs,
+    },
+    /// Evaluate the objective (and the loss on the test split, when there is one).
+    Eval {
+        model: String,
+        /// Point file (YAML); default: the initial values declared in the model.
+        #[arg(long)]
+        at: Option<String>,
+        #[command(flatten)]
+        input: InputArgs,
+    },
+    /// f, f′(x; d) and, with --order 2, f″(x; d), with the number of active kinks.
+    Diff {
+        model: String,
+        #[arg(long)]
+        at: Option<String>,
+        /// Direction file (YAML, same form as a point; missing names are zero).
+        #[arg(long)]
+        dir: String,
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+        order: u8,
+        #[command(flatten)]
+        input: InputArgs,
+    },
+    /// Time f, f′, (f′, f″) and ∇f in one process and print the ratios to f.
+    Bench {
+        model: String,
+        #[arg(long)]
+        at: Option<String>,
+        /// Direction file; default: a seeded random direction.
+        #[arg(long)]
+        dir: Option<String>,
+        /// Seconds to spend measuring each quantity.
+        #[arg(long, default_value_t = 1.0)]
+        seconds: f64,
+        #[command(flatten)]
+        input: InputArgs,
+    },
+}
+
+/// Options shared by the commands that read a model.
+#[derive(Args, Debug, Clone, Default)]
+pub struct InputArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Load a plugin library (path, or a name searched on MCOPT_PLUGIN_PATH); repeatable.
+    #[arg(long = "plugin", value_name = "LIB")]
+    pub plugins: Vec<String>,
+    /// Run file (YAML) giving data bindings, plugins and options.
+    #[arg(long, value_name = "RUNFILE")]
+    pub config: Option<String>,
+    /// Bind data: NAME=FILE:COLUMNS (columns as a..b, a list 1,2,5 or names); repeatable.
+    #[arg(long = "data", value_name = "BINDING")]
+    pub data: Vec<String>,
+    /// Training rows (0-based, half-open a..b) of the --data files.
+    #[arg(long)]
+    pub rows: Option<String>,
+    /// Test rows of the --data files.
+    #[arg(long)]
+    pub test_rows: Option<String>,
+    /// |argument − breakpoint| ≤ ztol counts as a kink.
+    #[arg(long, default_value_t = 0.0)]
+    pub ztol: f64,
+}
+
+/// Run the command line; returns the exit code.
+pub fn main() -> u8 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_INPUT } else { EXIT_OK };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let result = match cli.command {
+        Command::Check { model, input } => commands::check(&model, &input),
+        Command::Eval { model, at, input } => commands::eval(&model, at.as_deref(), &input),
+        Command::Diff { model, at, dir, order, input } => commands::diff(&model, at.as_deref(), &dir, order, &input),
+        Command::Bench { model, at, dir, seconds, input } => commands::bench(&model, at.as_deref(), dir.as_deref(), seconds, &input),
+    };
+    match result {
+        Ok(code) => code,
+        Err(diags) => {
+            report(&diags);
+            EXIT_INPUT
+        }
+    }
+}
+
+/// Render diagnostics to stderr (colours only on a terminal).
+pub fn report(diags: &Diags) {
+    if std::io::stderr().is_terminal() {
+        let handler = miette::GraphicalReportHandler::new();
+        for d in diags.iter() {
+            let mut out = String::new();
+            let _ = handler.render_report(&mut out, d);
+            eprint!("{out}");
+        }
+    } else {
+        eprint!("{}", mcopt::diag::render_plain(diags));
+    }
+}

@@ -1,0 +1,133 @@
+//! Loading what a command needs: plugins, the model, bound data, graphs and points.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use mcopt::check::{self, Model};
+use mcopt::config::{self, DataSpec, DataSlot, HeaderMode, PointMode, RowSel, SeqLayout, Split, VarRole, VarSpec};
+use mcopt::diag::{Diag, Diags, SourceFile};
+use mcopt::graph::{self, Graph, LowerOptions, SeqData};
+use mcopt::registry::Registry;
+use mcopt::syntax;
+
+use super::InputArgs;
+
+/// A checked model with its registry and, when data are bound, its graphs.
+pub struct Session {
+    pub registry: Registry,
+    pub model: Model,
+    pub model_path: String,
+    pub data: Option<DataSpec>,
+    pub data_dir: PathBuf,
+}
+
+/// Read a text file into a [`SourceFile`], or a diagnostic naming it.
+pub fn read_source(path: &str) -> Result<Arc<SourceFile>, Diags> {
+    match std::fs::read(path) {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(text) => Ok(SourceFile::new(path, text)),
+            Err(e) => Err(Diag::new("mcopt::io::utf8", format!("the file is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to())).in_file(path).into()),
+        },
+        Err(e) => Err(Diag::new("mcopt::io::read", format!("cannot read the file: {e}")).in_file(path).into()),
+    }
+}
+
+impl Session {
+    /// Load plugins, parse and check the model, and collect the data bindings (not yet bound).
+    pub fn load(model_path: &str, input: &InputArgs) -> Result<Session, Diags> {
+        let run = match &input.config {
+            Some(p) => Some(config::load_run(Path::new(p))?),
+            None => None,
+        };
+        let mut registry = Registry::with_standard();
+        let mut plugins: Vec<(String, PathBuf)> = input.plugins.iter().map(|p| (p.clone(), PathBuf::from("."))).collect();
+        if let Some(run) = &run {
+            plugins.extend(run.plugins.iter().map(|p| (p.clone(), run.dir.clone())));
+        }
+        super::commands::load_plugins(&mut registry, &plugins)?;
+        let source = read_source(model_path)?;
+        let program = syntax::parse(&source)?;
+        let model = check::check(&source, &program, &registry)?;
+        let (data, data_dir) = data_spec(input, run.as_ref())?;
+        Ok(Session { registry, model, model_path: model_path.to_owned(), data, data_dir })
+    }
+
+    /// Lower the model with the data of `split`; `None` when the split is not bound.
+    pub fn graph(&self, split: Split) -> Result<Option<Graph>, Diags> {
+        let data = match (&self.data, split) {
+            (None, Split::Train) => Vec::new(),
+            (None, Split::Test) => return Ok(None),
+            (Some(spec), Split::Test) if spec.test.is_none() => return Ok(None),
+            (Some(spec), _) => self.bind(spec, split)?,
+        };
+        if data.is_empty() && !self.model.data.is_empty() {
+            let d = Diag::new("mcopt::data::unbound", format!("the model declares {} data sequence(s) but no data are bound", self.model.data.len()))
+                .at(&self.model.source, self.model.data[0].span, "declared here")
+                .help("bind them with --config RUNFILE or --data NAME=FILE:COLUMNS");
+            return Err(d.into());
+        }
+        graph::lower(&self.model, &LowerOptions { data }).map(Some)
+    }
+
+    fn bind(&self, spec: &DataSpec, split: Split) -> Result<Vec<SeqData>, Diags> {
+        let slots: Vec<DataSlot> = self.model.data.iter().map(|d| DataSlot { name: d.name.clone(), width: d.shape.rows }).collect();
+        let bound = config::bind(spec, &self.data_dir, split, &slots)?;
+        Ok(bound.into_iter().map(|b| SeqData { steps: b.steps, sequences: b.sequences, values: b.values }).collect())
+    }
+
+    /// The specs of the parameters, for point and direction files.
+    pub fn param_specs(&self) -> Vec<VarSpec> {
+        self.model.params.iter().map(|p| VarSpec::new(&p.name, p.shape.rows, p.shape.cols, VarRole::Param)).collect()
+    }
+
+    /// θ from a point file, or the model's initial values.
+    pub fn point(&self, path: Option<&str>) -> Result<Vec<f64>, Diags> {
+        match path {
+            None => Ok(self.model.params.iter().flat_map(|p| p.init.iter().copied()).collect()),
+            Some(path) => self.read_vars(path, PointMode::Point),
+        }
+    }
+
+    /// A direction in θ from a direction file (missing names are zero).
+    pub fn direction(&self, path: &str) -> Result<Vec<f64>, Diags> {
+        self.read_vars(path, PointMode::Direction)
+    }
+
+    fn read_vars(&self, path: &str, mode: PointMode) -> Result<Vec<f64>, Diags> {
+        let specs = self.param_specs();
+        let values = config::load_point(Path::new(path), &specs, mode)?;
+        Ok(values
+            .values
+            .into_iter()
+            .zip(&specs)
+            .flat_map(|(v, s)| v.unwrap_or_else(|| vec![0.0; s.rows * s.cols]))
+            .collect())
+    }
+}
+
+/// Data bindings from the run file or from --data/--rows/--test-rows.
+fn data_spec(input: &InputArgs, run: Option<&config::RunFile>) -> Result<(Option<DataSpec>, PathBuf), Diags> {
+    if input.data.is_empty() {
+        return Ok(match run {
+            Some(r) => (r.data.clone(), r.dir.clone()),
+            None => (None, PathBuf::from(".")),
+        });
+    }
+    let mut file: Option<PathBuf> = None;
+    let mut bind = Vec::new();
+    for arg in &input.data {
+        let (name, path, cols) = config::parse_cli_binding(arg)?;
+        if file.as_ref().is_some_and(|f| f != &path) {
+            return Err(Diag::new("mcopt::data::files", "all --data bindings must read the same file").help(format!("found {} and {}", file.unwrap_or_default().display(), path.display())).into());
+        }
+        file = Some(path);
+        bind.push((name, cols));
+    }
+    let train = match &input.rows {
+        Some(r) => config::parse_row_sel(r)?,
+        None => RowSel::All,
+    };
+    let test = input.test_rows.as_deref().map(config::parse_row_sel).transpose()?;
+    let spec = DataSpec { file: file.unwrap_or_default(), header: HeaderMode::Auto, bind, train, test, sequences: SeqLayout::Single };
+    Ok((Some(spec), PathBuf::from(".")))
+}
