@@ -2,5 +2,6 @@
 //!
 //! Data flows one way: text → [`syntax`] → [`check`] → [`graph`] → [`eval`]; see `ARCHITECTURE.md`.
 
+pub mod config;
 pub mod diag;
 pub mod syntax;
