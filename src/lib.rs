@@ -2,6 +2,7 @@
 //!
 //! Data flows one way: text → [`syntax`] → [`check`] → [`graph`] → [`eval`]; see `ARCHITECTURE.md`.
 
+pub mod config;
 pub mod diag;
 pub mod eval;
 pub mod graph;
