@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mcopt::check::{self, Model};
-use mcopt::config::{self, DataSpec, DataSlot, HeaderMode, PointMode, RowSel, SeqLayout, Split, VarRole, VarSpec};
+use mcopt::config::{self, DataSlot, DataSpec, HeaderMode, PointMode, RowSel, SeqLayout, ShapeKind, Split, VarRole, VarSpec};
 use mcopt::diag::{Diag, Diags, SourceFile};
 use mcopt::graph::{self, Graph, LowerOptions, SeqData};
 use mcopt::registry::Registry;
@@ -35,8 +35,8 @@ pub fn read_source(path: &str) -> Result<Arc<SourceFile>, Diags> {
 impl Session {
     /// Load plugins, parse and check the model, and collect the data bindings (not yet bound).
     pub fn load(model_path: &str, input: &InputArgs) -> Result<Session, Diags> {
-        let run = match &input.config {
-            Some(p) => Some(config::load_run(Path::new(p))?),
+        let run: Option<RunStub> = match &input.config {
+            Some(p) => return Err(Diag::new("mcopt::config::run", "run files are not supported yet").in_file(p.as_str()).into()),
             None => None,
         };
         let mut registry = Registry::with_standard();
@@ -77,7 +77,7 @@ impl Session {
 
     /// The specs of the parameters, for point and direction files.
     pub fn param_specs(&self) -> Vec<VarSpec> {
-        self.model.params.iter().map(|p| VarSpec::new(&p.name, p.shape.rows, p.shape.cols, VarRole::Param)).collect()
+        self.model.params.iter().map(|p| var_spec(&p.name, p.shape, VarRole::Param)).collect()
     }
 
     /// θ from a point file, or the model's initial values.
@@ -105,8 +105,18 @@ impl Session {
     }
 }
 
+/// How a variable of `shape` is written in a point file.
+pub fn var_spec(name: &str, shape: mcopt::check::Shape, role: VarRole) -> VarSpec {
+    let kind = match (shape.rows, shape.cols) {
+        (1, 1) => ShapeKind::Scalar,
+        (_, 1) => ShapeKind::Vector,
+        _ => ShapeKind::Matrix,
+    };
+    VarSpec { name: name.to_owned(), rows: shape.rows, cols: shape.cols, kind, role }
+}
+
 /// Data bindings from the run file or from --data/--rows/--test-rows.
-fn data_spec(input: &InputArgs, run: Option<&config::RunFile>) -> Result<(Option<DataSpec>, PathBuf), Diags> {
+fn data_spec(input: &InputArgs, run: Option<&RunStub>) -> Result<(Option<DataSpec>, PathBuf), Diags> {
     if input.data.is_empty() {
         return Ok(match run {
             Some(r) => (r.data.clone(), r.dir.clone()),
@@ -128,6 +138,13 @@ fn data_spec(input: &InputArgs, run: Option<&config::RunFile>) -> Result<(Option
         None => RowSel::All,
     };
     let test = input.test_rows.as_deref().map(config::parse_row_sel).transpose()?;
-    let spec = DataSpec { file: file.unwrap_or_default(), header: HeaderMode::Auto, bind, train, test, sequences: SeqLayout::Single };
+    let spec = DataSpec { file: file.unwrap_or_default(), header: HeaderMode::Auto, bind, train, test, sequences: SeqLayout::Single, origin: None };
     Ok((Some(spec), PathBuf::from(".")))
+}
+
+/// Temporary until run files land.
+pub struct RunStub {
+    pub plugins: Vec<String>,
+    pub dir: PathBuf,
+    pub data: Option<DataSpec>,
 }
