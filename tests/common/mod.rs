@@ -1,0 +1,7 @@
+//! Helpers shared by the integration tests: an s-expression printer for the AST, model
+//! generators, and the expected-file comparison used by the data-driven tests.
+#![allow(dead_code)]
+
+pub mod gen;
+pub mod golden;
+pub mod sexp;
