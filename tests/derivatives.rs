@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::*;
+use common::eval::*;
 use mcopt::config::RowSel;
 use mcopt::registry::{Order, Registry};
 use proptest::prelude::*;

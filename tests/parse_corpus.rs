@@ -1,0 +1,71 @@
+//! Data-driven parser tests: `tests/parse/ok/*.mco` must parse to the AST in the `.ast` beside
+//! it; `tests/parse/err/*.mco` must fail with the diagnostics in the `.diag` beside it.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::{golden, sexp};
+use mcopt::diag::{render_plain, SourceFile};
+use mcopt::syntax::parse;
+
+fn corpus(dir: &str) -> Vec<(String, std::sync::Arc<SourceFile>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/parse")
+        .join(dir);
+    golden::inputs(&dir, "mco")
+        .into_iter()
+        .map(|p| {
+            let text = fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (
+                p.with_extension("").to_string_lossy().into_owned(),
+                SourceFile::new(name, text),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn ok_corpus_parses_to_expected_ast() {
+    let cases = corpus("ok");
+    assert!(cases.len() >= 8, "the ok corpus is missing files");
+    let mut failures = Vec::new();
+    for (stem, source) in &cases {
+        match parse(source) {
+            Ok(program) => failures.extend(golden::check(
+                Path::new(&format!("{stem}.ast")),
+                &sexp::program(&program),
+            )),
+            Err(diags) => failures.push(format!(
+                "{stem}.mco does not parse:\n{}",
+                render_plain(&diags)
+            )),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn err_corpus_gives_expected_diagnostics() {
+    let cases = corpus("err");
+    assert!(cases.len() >= 20, "the err corpus is missing files");
+    let mut failures = Vec::new();
+    for (stem, source) in &cases {
+        match parse(source) {
+            Ok(program) => failures.push(format!(
+                "{stem}.mco parses but should not:\n{}",
+                sexp::program(&program)
+            )),
+            Err(diags) => failures.extend(golden::check(
+                Path::new(&format!("{stem}.diag")),
+                &render_plain(&diags),
+            )),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
