@@ -415,28 +415,53 @@ impl Checker<'_> {
         }
         let first = items[0].shape;
         for it in &items {
-            let ok = matches!(it.kind, CKind::Literal(_)) && (it.shape == first) && (it.shape.is_scalar() || it.shape.cols == 1);
-            if !ok {
-                let msg = format!("list entries must be real constants (or rows of equal length), found {}", it.shape);
-                self.error(Diag::new("mcopt::check::list", msg).at(&self.source, it.span, "this entry").label(items[0].span, format!("first entry is {first}")));
+            if it.shape != first || !(it.shape.is_scalar() || it.shape.cols == 1) {
+                let msg = format!("list entries must all be reals or all be rows of equal length, found {} and {}", first, it.shape);
+                self.error(Diag::new("mcopt::check::list", msg).at(&self.source, it.span, format!("this is {}", it.shape)).label(items[0].span, format!("first entry is {first}")));
                 return None;
             }
         }
-        let values: Vec<&[f64]> = items.iter().map(|it| scalar_values(it)).collect();
-        if first.is_vector() {
-            let (r, c) = (items.len(), first.rows);
+        let r = items.len();
+        if items.iter().all(|it| matches!(it.kind, CKind::Literal(_))) {
+            let values: Vec<&[f64]> = items.iter().map(scalar_values).collect();
+            let c = first.rows;
             let mut m = vec![0.0; r * c];
             for (i, row) in values.iter().enumerate() {
                 for (j, v) in row.iter().enumerate() {
                     m[i + j * r] = *v;
                 }
             }
-            return Some(lit(m, Shape::matrix(r, c), e.span));
+            let shape = if first.is_scalar() { Shape::vector(r) } else { Shape::matrix(r, c) };
+            return Some(lit(m, shape, e.span));
         }
-        let v: Vec<f64> = values.iter().map(|s| s[0]).collect();
-        let n = v.len();
-        Some(lit(v, Shape::vector(n), e.span))
+        Some(stack(items, e.span))
     }
+}
+
+/// `[e₁, .., e_r]` as Σᵢ eᵢ·unitᵢ (reals), or the matrix with rows eᵢ as Σᵢ unitᵢ·eᵢᵀ (vectors).
+fn stack(items: Vec<CExpr>, span: Span) -> CExpr {
+    let r = items.len();
+    let first = items[0].shape;
+    let mut sum: Option<CExpr> = None;
+    for (i, it) in items.into_iter().enumerate() {
+        let mut unit = vec![0.0; r];
+        unit[i] = 1.0;
+        let unit = Arc::new(lit(unit, Shape::vector(r), it.span));
+        let term = if first.is_scalar() {
+            node(CKind::Binary(Binary::ElemMul, Arc::new(it), unit), Shape::vector(r), span)
+        } else {
+            let row = Arc::new(node(CKind::Unary(Unary::Transpose, Arc::new(it)), Shape::matrix(1, first.rows), span));
+            node(CKind::Binary(Binary::MatMul, unit, row), Shape::matrix(r, first.rows), span)
+        };
+        sum = Some(match sum {
+            None => term,
+            Some(acc) => {
+                let shape = acc.shape;
+                node(CKind::Binary(Binary::Add, Arc::new(acc), Arc::new(term)), shape, span)
+            }
+        });
+    }
+    sum.unwrap_or_else(|| lit(Vec::new(), Shape::vector(0), span))
 }
 
 enum Seq {
