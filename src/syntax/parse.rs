@@ -144,8 +144,24 @@ impl Builder<'_> {
         it.next().ok_or_else(|| self.bug(span))
     }
 
+    /// The span of a pair without the blanks and comments pest includes after a trailing
+    /// repetition (an expression at the end of a statement).
+    fn trimmed_span(&self, pair: &Pair<'_, Rule>) -> Span {
+        let mut text = pair.as_str();
+        loop {
+            text = text.trim_end();
+            let line_start = text.rfind('\n').map_or(0, |i| i + 1);
+            match text[line_start..].find('#') {
+                Some(hash) => text = &text[..line_start + hash],
+                None => break,
+            }
+        }
+        let start = self.offset + pair.as_span().start();
+        Span::new(start, start + text.len())
+    }
+
     fn statement(&self, pair: Pair<'_, Rule>) -> Result<Item, Diag> {
-        let span = self.span(&pair);
+        let span = self.trimmed_span(&pair);
         let rule = pair.as_rule();
         let mut it = children(pair);
         match rule {

@@ -69,3 +69,15 @@ pub fn expr(e: &Expr) -> String {
 fn list(items: &[Expr]) -> String {
     items.iter().map(expr).collect::<Vec<_>>().join(" ")
 }
+
+/// The span of an item.
+pub fn item_span(item: &Item) -> mcopt::diag::Span {
+    match item {
+        Item::Param(d) => d.span,
+        Item::Const(d) => d.span,
+        Item::Let(d) => d.span,
+        Item::Layer(d) => d.span,
+        Item::Data(d) => d.span,
+        Item::Minimize(d) => d.span,
+    }
+}
