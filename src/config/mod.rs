@@ -7,8 +7,9 @@
 
 mod bind;
 mod data;
+mod fields;
 mod point;
-// mod run;
+mod run;
 mod yaml;
 
 pub use bind::{
@@ -19,7 +20,9 @@ pub use data::{parse_csv, read_csv, HeaderMode, Table};
 pub use point::{
     load_point, parse_point, write_point, PointMode, PointValues, ShapeKind, VarRole, VarSpec,
 };
-// pub use run::{load_run, parse_run, InitScheme, InitSpec, OutputPaths, RunFile, SolverSpec, StopRules, Thresholds};
+pub use run::{
+    load_run, parse_run, InitSpec, OutputPaths, RunFile, SolverSpec, StopRules, Thresholds,
+};
 
 use std::path::Path;
 use std::sync::Arc;

@@ -353,11 +353,16 @@ impl Reader<'_> {
         let mut ok = true;
         let mut budget = MAX_ELEMENT_DIAGS;
         for (j, item) in items.iter().enumerate() {
-            if let Node::Num(x) = item {
-                if x.is_finite() {
+            match item {
+                Node::Num(x) if x.is_finite() => {
                     out[j * stride] = *x;
                     continue;
                 }
+                Node::Int(i) => {
+                    out[j * stride] = *i as f64;
+                    continue;
+                }
+                _ => {}
             }
             let mut p = path.to_vec();
             p.push(Seg::Idx(j));
@@ -371,6 +376,10 @@ impl Reader<'_> {
         let (code, message, label) = match node {
             Node::Num(x) if x.is_finite() => {
                 *out = *x;
+                return true;
+            }
+            Node::Int(i) => {
+                *out = *i as f64;
                 return true;
             }
             Node::Num(x) => (
@@ -491,7 +500,7 @@ fn found_shape(node: &Node) -> String {
             }
         }
         Node::Seq(items) => format!("a list of {} entries", items.len()),
-        Node::Num(_) => "a single number".to_string(),
+        Node::Num(_) | Node::Int(_) => "a single number".to_string(),
         other => other.describe(),
     }
 }

@@ -19,7 +19,9 @@ use crate::diag::{Diag, SourceFile, Span};
 pub(crate) enum Node {
     Null,
     Bool(bool),
-    /// Any number; integers are converted (exactly up to 2^53).
+    /// An integer as written (YAML `3`, `-7`, `0x1f`).
+    Int(i128),
+    /// A floating-point number as written (YAML `1.5`, `1e-3`, `.nan`).
     Num(f64),
     Str(String),
     Seq(Vec<Node>),
@@ -32,7 +34,8 @@ impl Node {
         match self {
             Node::Null => "nothing (null)".to_string(),
             Node::Bool(b) => format!("the boolean `{b}`"),
-            Node::Num(_) => "a number".to_string(),
+            Node::Int(i) => format!("the integer {i}"),
+            Node::Num(x) => format!("the number {x}"),
             Node::Str(s) => format!("the text `{}`", shorten(s)),
             Node::Seq(items) => format!("a list of {} entries", items.len()),
             Node::Map(_) => "a mapping".to_string(),
@@ -81,16 +84,16 @@ impl<'de> Visitor<'de> for NodeVisitor {
         Ok(Node::Bool(v))
     }
     fn visit_i64<E>(self, v: i64) -> Result<Node, E> {
-        Ok(Node::Num(v as f64))
+        Ok(Node::Int(v as i128))
     }
     fn visit_u64<E>(self, v: u64) -> Result<Node, E> {
-        Ok(Node::Num(v as f64))
+        Ok(Node::Int(v as i128))
     }
     fn visit_i128<E>(self, v: i128) -> Result<Node, E> {
-        Ok(Node::Num(v as f64))
+        Ok(Node::Int(v))
     }
     fn visit_u128<E>(self, v: u128) -> Result<Node, E> {
-        Ok(Node::Num(v as f64))
+        Ok(Node::Int(v as i128))
     }
     fn visit_f64<E>(self, v: f64) -> Result<Node, E> {
         Ok(Node::Num(v))
@@ -515,7 +518,7 @@ mod tests {
         let Node::Seq(items) = &entries[1].1 else {
             panic!("not a seq")
         };
-        assert_eq!(items[1], Node::Num(-2.0));
+        assert_eq!(items[1], Node::Int(-2));
         assert!(matches!(items[2], Node::Num(x) if x.is_nan()));
     }
 }
