@@ -213,8 +213,8 @@ fn plugin_path(dir: &Path, p: String) -> String {
 fn read_data(r: &mut Reader, v: &Val) -> Option<DataSpec> {
     let f = r.fields(Some(v), DATA_KEYS)?;
     let data_span = r.key_span(&v.path);
-    let file = required(r, &f, "file", "the CSV data file, relative to the run file")
-        .and_then(|v| r.string(&v));
+    let file_val = required(r, &f, "file", "the CSV data file, relative to the run file");
+    let file = file_val.as_ref().and_then(|v| r.string(v));
     let header = f
         .get("header")
         .and_then(|v| read_header(r, &v))
@@ -241,6 +241,7 @@ fn read_data(r: &mut Reader, v: &Val) -> Option<DataSpec> {
     let origin = SpecOrigin {
         source: Arc::clone(r.source),
         data: data_span,
+        file: file_val.map_or(data_span, |v| r.span(&v.path)),
         bind: bind_spans,
         train: train_val.map_or(data_span, |v| r.span(&v.path)),
         test: test_val.map(|v| r.span(&v.path)),
@@ -611,27 +612,25 @@ fn read_thresholds(r: &mut Reader, v: Option<&Val>) -> Option<Thresholds> {
             .filter(|v| v.node != &Node::Null)
             .and_then(|v| r.f64_where(&v, "a number ≥ 0", |x| x >= 0.0))
     };
-    let order = match f.get("order") {
-        Some(o) => match r.u64(&o)? {
-            n @ (1 | 2) => n as u8,
-            n => {
-                r.error(
-                    "mcopt::config::value",
-                    &o,
-                    format!("expected `validate.order` to be 1 or 2, found {n}"),
-                    "not 1 or 2",
-                    None,
-                );
-                return None;
-            }
-        },
-        None => 1,
-    };
+    let order = f.get("order").and_then(|o| {
+        let n = r.u64(&o)?;
+        if n == 1 || n == 2 {
+            return Some(n as u8);
+        }
+        r.error(
+            "mcopt::config::value",
+            &o,
+            format!("expected `validate.order` to be 1 or 2, found {n}"),
+            "not 1 or 2",
+            None,
+        );
+        None
+    });
     Some(Thresholds {
         train_max: nonneg(r, "train_max"),
         test_max: nonneg(r, "test_max"),
         stationarity_tol: nonneg(r, "stationarity_tol"),
-        order,
+        order: order.unwrap_or(1),
         form: f
             .get("form")
             .and_then(|v| r.choice(&v, &["p", "p0", "p1"]))

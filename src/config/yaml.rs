@@ -37,9 +37,18 @@ impl Node {
             Node::Int(i) => format!("the integer {i}"),
             Node::Num(x) => format!("the number {x}"),
             Node::Str(s) => format!("the text `{}`", shorten(s)),
-            Node::Seq(items) => format!("a list of {} entries", items.len()),
+            Node::Seq(items) => format!("a list of {}", plural(items.len(), "entry", "entries")),
             Node::Map(_) => "a mapping".to_string(),
         }
+    }
+}
+
+/// `1 entry`, `3 entries`.
+pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
     }
 }
 
@@ -138,11 +147,7 @@ pub(crate) fn serde_error(
     e: &serde_norway::Error,
     code: &'static str,
 ) -> Diag {
-    let text = e.to_string();
-    let message = match text.rfind(" at line ") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    };
+    let message = strip_positions(&e.to_string());
     let span = match e.location() {
         Some(loc) => token_span(
             source,
@@ -151,6 +156,22 @@ pub(crate) fn serde_error(
         None => Span::new(0, 0),
     };
     Diag::new(code, lowercase_first(&message)).at(source, span, "here")
+}
+
+/// The message without its " at line L column C" parts (the span shows the place).
+fn strip_positions(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(" at line ") {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i + " at line ".len()..];
+        let skip = tail
+            .find(|c: char| !(c.is_ascii_digit() || c == ' ' || "column".contains(c)))
+            .unwrap_or(tail.len());
+        rest = &tail[skip..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A byte offset from a libyaml mark: its byte index if that is a valid position, else line/column.
@@ -506,6 +527,16 @@ mod tests {
         );
         assert_eq!(snippet(&src, &[Seg::val("zz")]), None);
         assert_eq!(snippet(&src, &[Seg::val("b"), Seg::Idx(5)]), None);
+    }
+
+    #[test]
+    fn positions_are_stripped_from_messages() {
+        let m = "did not find expected ',' or ']' at line 2 column 1, while parsing a flow sequence at line 1 column 4";
+        assert_eq!(
+            strip_positions(m),
+            "did not find expected ',' or ']', while parsing a flow sequence"
+        );
+        assert_eq!(strip_positions("unknown field `x`"), "unknown field `x`");
     }
 
     #[test]
