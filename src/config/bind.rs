@@ -67,6 +67,8 @@ pub struct SpecOrigin {
     pub source: Arc<SourceFile>,
     /// The `data:` key.
     pub data: Span,
+    /// The data file's name.
+    pub file: Span,
     /// One span per binding (its column selection), in `bind` order.
     pub bind: Vec<Span>,
     pub train: Span,
@@ -116,7 +118,7 @@ pub fn bind(
     slots: &[DataSlot],
 ) -> Result<Vec<BoundData>, Diags> {
     let path = base_dir.join(&spec.file);
-    let table = read_csv(&path, spec.header)?;
+    let table = read_csv(&path, spec.header).map_err(|d| unreadable(d, spec))?;
     let ctx = Ctx {
         spec,
         table: &table,
@@ -136,6 +138,23 @@ pub fn bind(
         .map(|(slot, cols)| gather(&table, slot, &cols, &sequences, start..end))
         .collect();
     Ok(out)
+}
+
+/// A data file that cannot be read is reported at its name in the run file, if there is one.
+fn unreadable(mut diags: Diags, spec: &DataSpec) -> Diags {
+    if let (Some(origin), [d]) = (&spec.origin, diags.0.as_mut_slice()) {
+        if d.source.is_none() {
+            let path = d.path.take().unwrap_or_default();
+            let message = format!(
+                "cannot read data file `{path}`: {}",
+                d.message.trim_start_matches("cannot read file: ")
+            );
+            let mut nd = Diag::new(d.code, message).at(&origin.source, origin.file, "this file");
+            nd.help = d.help.take();
+            *d = nd;
+        }
+    }
+    diags
 }
 
 /// Parse a command-line binding `NAME=FILE:COLUMNS` (columns `a..b`, `1,2,5`, `DP,EP` or `DP..IP`).

@@ -46,7 +46,20 @@ impl Table {
     /// The column names for help texts (`0`, `1`, ... when there is no header).
     pub fn column_names(&self) -> String {
         match &self.header {
-            Some(h) => list_names(h),
+            Some(h) => {
+                let shown: Vec<String> = h
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| {
+                        if n.is_empty() {
+                            format!("(unnamed column {i})")
+                        } else {
+                            n.clone()
+                        }
+                    })
+                    .collect();
+                list_names(&shown)
+            }
             None => format!("no header: columns are numbered 0..{}", self.ncols()),
         }
     }

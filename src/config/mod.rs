@@ -7,8 +7,9 @@
 
 mod bind;
 mod data;
+mod fields;
 mod point;
-// mod run;
+mod run;
 mod yaml;
 
 pub use bind::{
@@ -19,7 +20,9 @@ pub use data::{parse_csv, read_csv, HeaderMode, Table};
 pub use point::{
     load_point, parse_point, write_point, PointMode, PointValues, ShapeKind, VarRole, VarSpec,
 };
-// pub use run::{load_run, parse_run, InitScheme, InitSpec, OutputPaths, RunFile, SolverSpec, StopRules, Thresholds};
+pub use run::{
+    load_run, parse_run, InitSpec, OutputPaths, RunFile, SolverSpec, StopRules, Thresholds,
+};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -64,10 +67,18 @@ pub(crate) fn suggest(name: &str, names: &[&str]) -> String {
         .map(|n| (edit_distance(&name.to_lowercase(), &n.to_lowercase()), *n))
         .min_by_key(|(d, _)| *d);
     match best {
-        Some((d, n)) if d <= (name.chars().count().max(2) / 3).max(1) => {
+        Some((d, n)) if d <= suggest_limit(name.chars().count()) => {
             format!("did you mean `{n}`? ")
         }
         _ => String::new(),
+    }
+}
+
+/// How many edits a suggestion may be away: none for one-letter names, then a third of the length.
+fn suggest_limit(len: usize) -> usize {
+    match len {
+        0 | 1 => 0,
+        _ => (len / 3).max(1),
     }
 }
 
@@ -111,6 +122,8 @@ mod tests {
         assert_eq!(suggest("W1", &["W", "V", "b"]), "did you mean `W`? ");
         assert_eq!(suggest("ep", &["DP", "EP", "MKT"]), "did you mean `EP`? ");
         assert_eq!(suggest("zzzz", &["DP", "EP"]), "");
+        assert_eq!(suggest("z", &["x", "y"]), "");
+        assert_eq!(suggest("B", &["A", "b"]), "did you mean `b`? ");
         assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 }

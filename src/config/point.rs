@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::yaml::{locate, locate_key, locate_or_parent, parse_node, Node, Seg};
+use super::yaml::{locate, locate_key, locate_or_parent, parse_node, plural, Node, Seg};
 use super::{list_names, read_source, suggest};
 use crate::diag::{Diag, Diags, SourceFile, Span};
 
@@ -308,7 +308,11 @@ impl Reader<'_> {
 
     fn read_vector(&mut self, spec: &VarSpec, value: &Node, path: &[Seg], out: &mut [f64]) -> bool {
         match value {
-            Node::Seq(items) if items.len() == spec.rows => self.read_row(items, path, out, 1),
+            Node::Seq(items)
+                if items.len() == spec.rows && !items.iter().any(|n| matches!(n, Node::Seq(_))) =>
+            {
+                self.read_row(items, path, out, 1)
+            }
             _ => {
                 self.misshapen(spec, path, found_shape(value));
                 false
@@ -353,11 +357,16 @@ impl Reader<'_> {
         let mut ok = true;
         let mut budget = MAX_ELEMENT_DIAGS;
         for (j, item) in items.iter().enumerate() {
-            if let Node::Num(x) = item {
-                if x.is_finite() {
+            match item {
+                Node::Num(x) if x.is_finite() => {
                     out[j * stride] = *x;
                     continue;
                 }
+                Node::Int(i) => {
+                    out[j * stride] = *i as f64;
+                    continue;
+                }
+                _ => {}
             }
             let mut p = path.to_vec();
             p.push(Seg::Idx(j));
@@ -373,15 +382,24 @@ impl Reader<'_> {
                 *out = *x;
                 return true;
             }
+            Node::Int(i) => {
+                *out = *i as f64;
+                return true;
+            }
             Node::Num(x) => (
                 "mcopt::point::not_finite",
                 format!("expected a finite number, found {x}"),
                 "not finite",
             ),
-            Node::Str(s) if s.trim().parse::<f64>().is_ok() => (
+            Node::Str(s) if s.trim().parse::<f64>().is_ok_and(|x| !x.is_finite()) => (
                 "mcopt::point::not_finite",
                 format!("expected a finite number, found `{s}`"),
                 "not finite",
+            ),
+            Node::Str(s) if s.trim().parse::<f64>().is_ok() => (
+                "mcopt::point::not_numeric",
+                format!("expected a number, found the quoted text `{s}`"),
+                "quoted",
             ),
             other => (
                 "mcopt::point::not_numeric",
@@ -412,7 +430,7 @@ impl Reader<'_> {
     fn bad_row(&mut self, spec: &VarSpec, i: usize, row: &Node, path: &[Seg]) {
         let span = locate_or_parent(self.source, path);
         let found = match row {
-            Node::Seq(items) => format!("{} entries", items.len()),
+            Node::Seq(items) => plural(items.len(), "entry", "entries"),
             other => other.describe(),
         };
         let d = Diag::new(
@@ -485,13 +503,17 @@ fn found_shape(node: &Node) -> String {
                 .map(|n| if let Node::Seq(r) = n { r.len() } else { 0 })
                 .collect();
             if cols.iter().all(|&c| c == cols[0]) {
-                format!("a list of {} rows of {} entries", items.len(), cols[0])
+                format!(
+                    "a list of {} of {}",
+                    plural(items.len(), "row", "rows"),
+                    plural(cols[0], "entry", "entries")
+                )
             } else {
                 format!("a list of {} rows of unequal lengths", items.len())
             }
         }
-        Node::Seq(items) => format!("a list of {} entries", items.len()),
-        Node::Num(_) => "a single number".to_string(),
+        Node::Seq(items) => format!("a list of {}", plural(items.len(), "entry", "entries")),
+        Node::Num(_) | Node::Int(_) => "a single number".to_string(),
         other => other.describe(),
     }
 }

@@ -19,7 +19,9 @@ use crate::diag::{Diag, SourceFile, Span};
 pub(crate) enum Node {
     Null,
     Bool(bool),
-    /// Any number; integers are converted (exactly up to 2^53).
+    /// An integer as written (YAML `3`, `-7`, `0x1f`).
+    Int(i128),
+    /// A floating-point number as written (YAML `1.5`, `1e-3`, `.nan`).
     Num(f64),
     Str(String),
     Seq(Vec<Node>),
@@ -32,11 +34,21 @@ impl Node {
         match self {
             Node::Null => "nothing (null)".to_string(),
             Node::Bool(b) => format!("the boolean `{b}`"),
-            Node::Num(_) => "a number".to_string(),
+            Node::Int(i) => format!("the integer {i}"),
+            Node::Num(x) => format!("the number {x}"),
             Node::Str(s) => format!("the text `{}`", shorten(s)),
-            Node::Seq(items) => format!("a list of {} entries", items.len()),
+            Node::Seq(items) => format!("a list of {}", plural(items.len(), "entry", "entries")),
             Node::Map(_) => "a mapping".to_string(),
         }
+    }
+}
+
+/// `1 entry`, `3 entries`.
+pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
     }
 }
 
@@ -81,16 +93,16 @@ impl<'de> Visitor<'de> for NodeVisitor {
         Ok(Node::Bool(v))
     }
     fn visit_i64<E>(self, v: i64) -> Result<Node, E> {
-        Ok(Node::Num(v as f64))
+        Ok(Node::Int(v as i128))
     }
     fn visit_u64<E>(self, v: u64) -> Result<Node, E> {
-        Ok(Node::Num(v as f64))
+        Ok(Node::Int(v as i128))
     }
     fn visit_i128<E>(self, v: i128) -> Result<Node, E> {
-        Ok(Node::Num(v as f64))
+        Ok(Node::Int(v))
     }
     fn visit_u128<E>(self, v: u128) -> Result<Node, E> {
-        Ok(Node::Num(v as f64))
+        Ok(Node::Int(v as i128))
     }
     fn visit_f64<E>(self, v: f64) -> Result<Node, E> {
         Ok(Node::Num(v))
@@ -135,11 +147,7 @@ pub(crate) fn serde_error(
     e: &serde_norway::Error,
     code: &'static str,
 ) -> Diag {
-    let text = e.to_string();
-    let message = match text.rfind(" at line ") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    };
+    let message = strip_positions(&e.to_string());
     let span = match e.location() {
         Some(loc) => token_span(
             source,
@@ -148,6 +156,22 @@ pub(crate) fn serde_error(
         None => Span::new(0, 0),
     };
     Diag::new(code, lowercase_first(&message)).at(source, span, "here")
+}
+
+/// The message without its " at line L column C" parts (the span shows the place).
+fn strip_positions(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(" at line ") {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i + " at line ".len()..];
+        let skip = tail
+            .find(|c: char| !(c.is_ascii_digit() || c == ' ' || "column".contains(c)))
+            .unwrap_or(tail.len());
+        rest = &tail[skip..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A byte offset from a libyaml mark: its byte index if that is a valid position, else line/column.
@@ -506,6 +530,16 @@ mod tests {
     }
 
     #[test]
+    fn positions_are_stripped_from_messages() {
+        let m = "did not find expected ',' or ']' at line 2 column 1, while parsing a flow sequence at line 1 column 4";
+        assert_eq!(
+            strip_positions(m),
+            "did not find expected ',' or ']', while parsing a flow sequence"
+        );
+        assert_eq!(strip_positions("unknown field `x`"), "unknown field `x`");
+    }
+
+    #[test]
     fn nodes_keep_order_and_numbers() {
         let src = SourceFile::new("t.yaml", "z: 1\na: [1.5, -2, .nan]\n");
         let Node::Map(entries) = parse_node(&src, "t").unwrap() else {
@@ -515,7 +549,7 @@ mod tests {
         let Node::Seq(items) = &entries[1].1 else {
             panic!("not a seq")
         };
-        assert_eq!(items[1], Node::Num(-2.0));
+        assert_eq!(items[1], Node::Int(-2));
         assert!(matches!(items[2], Node::Num(x) if x.is_nan()));
     }
 }

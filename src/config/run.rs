@@ -1,0 +1,646 @@
+//! Run files: the YAML file `mcopt train` (and `mcopt validate --config`) reads — model,
+//! data bindings, solver and options, initialisation, seed, stopping rules, outputs and
+//! validation thresholds. The format is documented in `docs/run-files.md`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::bind::{parse_columns, ColumnSel, DataSpec, RowSel, SeqLayout, SpecOrigin};
+use super::data::HeaderMode;
+use super::fields::{Fields, Reader, Val};
+use super::read_source;
+use super::yaml::{parse_node, Node};
+use crate::diag::{Diag, Diags, SourceFile, Span};
+
+/// A validated run file. Paths are resolved against the run file's directory `dir`
+/// (lexically: `dir.join(path)`), except `data.file`, which `bind` resolves from `dir`.
+#[derive(Debug, Clone)]
+pub struct RunFile {
+    /// The run file as given.
+    pub path: PathBuf,
+    /// Its directory (empty for a file in the current directory).
+    pub dir: PathBuf,
+    pub model: PathBuf,
+    /// Plugin libraries: entries that look like paths (contain `/` or end in `.so`, `.dylib`,
+    /// `.dll`) are resolved against `dir`; bare names are kept as written.
+    pub plugins: Vec<String>,
+    /// Data bindings; pass `dir` as `base_dir` to [`super::bind`].
+    pub data: Option<DataSpec>,
+    pub solver: Option<SolverSpec>,
+    pub init: InitSpec,
+    pub seed: u64,
+    pub stop: StopRules,
+    pub output: OutputPaths,
+    pub validate: Thresholds,
+    pub ztol: f64,
+    pub source: Arc<SourceFile>,
+}
+
+/// A solver by name with free-form options (checked later against the solver's schema).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SolverSpec {
+    pub name: String,
+    pub options: BTreeMap<String, serde_json::Value>,
+    /// Where the name is written, for "unknown solver" diagnostics.
+    pub name_span: Span,
+    /// Where each option's key is written, for "unknown option" / "bad value" diagnostics.
+    pub option_spans: BTreeMap<String, Span>,
+}
+
+/// How the parameters are initialised (layers then come from a forward pass).
+#[derive(Debug, Clone, PartialEq)]
+pub enum InitSpec {
+    Gaussian {
+        std: f64,
+    },
+    He,
+    Glorot,
+    Lecun,
+    Zeros,
+    /// A point file (resolved against the run file's directory).
+    File(PathBuf),
+}
+
+/// Stopping rules; `None` leaves the solver's default.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StopRules {
+    pub max_iter: Option<usize>,
+    pub tol: Option<f64>,
+    pub max_seconds: Option<f64>,
+}
+
+/// Output files (resolved); `None` means not written.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OutputPaths {
+    pub params: Option<PathBuf>,
+    pub trace: Option<PathBuf>,
+    pub plot: Option<PathBuf>,
+    pub checkpoint: Option<PathBuf>,
+    pub json: Option<PathBuf>,
+    pub junit: Option<PathBuf>,
+}
+
+/// What `mcopt validate` checks; `None` thresholds are not checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Thresholds {
+    pub train_max: Option<f64>,
+    pub test_max: Option<f64>,
+    pub stationarity_tol: Option<f64>,
+    /// 1 or 2.
+    pub order: u8,
+    /// `p`, `p0` or `p1`.
+    pub form: String,
+    pub beta: Option<f64>,
+    pub allow_inconclusive: bool,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            train_max: None,
+            test_max: None,
+            stationarity_tol: None,
+            order: 1,
+            form: "p".to_string(),
+            beta: None,
+            allow_inconclusive: false,
+        }
+    }
+}
+
+const TOP_KEYS: &[&str] = &[
+    "model", "plugins", "data", "solver", "init", "seed", "stop", "output", "validate", "ztol",
+];
+const DATA_KEYS: &[&str] = &["file", "header", "bind", "train", "test", "sequences"];
+const SOLVER_KEYS: &[&str] = &["name", "options"];
+const INIT_KEYS: &[&str] = &["scheme", "std", "file"];
+const STOP_KEYS: &[&str] = &["max_iter", "tol", "max_seconds"];
+const OUTPUT_KEYS: &[&str] = &["params", "trace", "plot", "checkpoint", "json", "junit"];
+const VALIDATE_KEYS: &[&str] = &[
+    "train_max",
+    "test_max",
+    "stationarity_tol",
+    "order",
+    "form",
+    "beta",
+    "allow_inconclusive",
+];
+const SCHEMES: &[&str] = &["gaussian", "he", "glorot", "lecun", "zeros", "file"];
+
+/// Read and validate a run file, reporting every problem found.
+pub fn load_run(path: &Path) -> Result<RunFile, Diags> {
+    let source = read_source(path)?;
+    parse_run(&source, path)
+}
+
+/// Validate run-file text; `path` is where it was read from (for resolving relative paths).
+pub fn parse_run(source: &Arc<SourceFile>, path: &Path) -> Result<RunFile, Diags> {
+    let root = parse_node(source, "mcopt::config::yaml")?;
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut r = Reader::new(source);
+    let root_val = Val::root(&root);
+    let Some(top) = r.fields(Some(&root_val), TOP_KEYS) else {
+        return Err(r.diags);
+    };
+    let model = required(
+        &mut r,
+        &top,
+        "model",
+        "the model file (`.mco`), relative to the run file",
+    )
+    .and_then(|v| r.string(&v))
+    .map(|m| dir.join(m));
+    let run = RunFile {
+        path: path.to_path_buf(),
+        plugins: top
+            .get("plugins")
+            .and_then(|v| r.strings(&v))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| plugin_path(&dir, p))
+            .collect(),
+        data: top.get("data").and_then(|v| read_data(&mut r, &v)),
+        solver: top.get("solver").and_then(|v| read_solver(&mut r, &v)),
+        init: top
+            .get("init")
+            .and_then(|v| read_init(&mut r, &v, &dir))
+            .unwrap_or(InitSpec::Gaussian { std: 0.1 }),
+        seed: top.get("seed").and_then(|v| r.u64(&v)).unwrap_or(0),
+        stop: read_stop(&mut r, top.get("stop").as_ref()).unwrap_or_default(),
+        output: read_output(&mut r, top.get("output").as_ref(), &dir).unwrap_or_default(),
+        validate: read_thresholds(&mut r, top.get("validate").as_ref()).unwrap_or_default(),
+        ztol: top
+            .get("ztol")
+            .and_then(|v| r.f64_where(&v, "a number ≥ 0", |x| x >= 0.0))
+            .unwrap_or(0.0),
+        model: model.unwrap_or_default(),
+        dir,
+        source: Arc::clone(source),
+    };
+    r.diags.finish(run)
+}
+
+/// The value of a required key, or a diagnostic at the mapping's key (line 1 for the top level).
+fn required<'n>(r: &mut Reader, fields: &Fields<'n>, key: &str, what: &str) -> Option<Val<'n>> {
+    let v = fields.get(key);
+    if v.is_none() {
+        let (span, place) = if fields.path.is_empty() {
+            (r.source.line_span(1), "at the top level".to_string())
+        } else {
+            (r.key_span(&fields.path), format!("in `{}`", fields.name))
+        };
+        let msg = format!("missing key `{key}` {place}");
+        let d = Diag::new("mcopt::config::missing_key", msg)
+            .at(r.source, span, format!("`{key}` expected"))
+            .help(format!("add `{key}:` with {what}"));
+        r.diags.push(d);
+    }
+    v
+}
+
+fn plugin_path(dir: &Path, p: String) -> String {
+    let looks_like_path = p.contains('/')
+        || p.contains('\\')
+        || [".so", ".dylib", ".dll"].iter().any(|e| p.ends_with(e));
+    if looks_like_path && Path::new(&p).is_relative() {
+        dir.join(&p).display().to_string()
+    } else {
+        p
+    }
+}
+
+fn read_data(r: &mut Reader, v: &Val) -> Option<DataSpec> {
+    let f = r.fields(Some(v), DATA_KEYS)?;
+    let data_span = r.key_span(&v.path);
+    let file_val = required(r, &f, "file", "the CSV data file, relative to the run file");
+    let file = file_val.as_ref().and_then(|v| r.string(v));
+    let header = f
+        .get("header")
+        .and_then(|v| read_header(r, &v))
+        .unwrap_or_default();
+    let bind_val = required(
+        r,
+        &f,
+        "bind",
+        "a mapping from data names to columns, e.g. `x: 0..5`",
+    );
+    let (bind, bind_spans) = bind_val
+        .and_then(|b| read_bindings(r, &b))
+        .unwrap_or_default();
+    let train_val = f.get("train");
+    let train = train_val
+        .as_ref()
+        .map_or(Some(RowSel::All), |v| read_rows(r, v));
+    let test_val = f.get("test");
+    let test = test_val.as_ref().map(|v| read_rows(r, v));
+    let seq_val = f.get("sequences");
+    let sequences = seq_val
+        .as_ref()
+        .map_or(Some(SeqLayout::Single), |v| read_layout(r, v));
+    let origin = SpecOrigin {
+        source: Arc::clone(r.source),
+        data: data_span,
+        file: file_val.map_or(data_span, |v| r.span(&v.path)),
+        bind: bind_spans,
+        train: train_val.map_or(data_span, |v| r.span(&v.path)),
+        test: test_val.map(|v| r.span(&v.path)),
+        sequences: seq_val.map_or(data_span, |v| r.span(&v.path)),
+    };
+    Some(DataSpec {
+        file: PathBuf::from(file?),
+        header,
+        bind,
+        train: train?,
+        test: match test {
+            Some(t) => Some(t?),
+            None => None,
+        },
+        sequences: sequences?,
+        origin: Some(origin),
+    })
+}
+
+fn read_header(r: &mut Reader, v: &Val) -> Option<HeaderMode> {
+    match v.node {
+        Node::Bool(true) => Some(HeaderMode::Yes),
+        Node::Bool(false) => Some(HeaderMode::No),
+        _ => match r.choice(v, &["auto", "yes", "no"])?.as_str() {
+            "yes" => Some(HeaderMode::Yes),
+            "no" => Some(HeaderMode::No),
+            _ => Some(HeaderMode::Auto),
+        },
+    }
+}
+
+type Bindings = (Vec<(String, ColumnSel)>, Vec<Span>);
+
+fn read_bindings(r: &mut Reader, v: &Val) -> Option<Bindings> {
+    let f = r.free_fields(v)?;
+    let mut bind = Vec::new();
+    let mut spans = Vec::new();
+    let mut ok = true;
+    for (name, val) in f.all() {
+        match read_columns(r, &val) {
+            Some(sel) => {
+                spans.push(r.span(&val.path));
+                bind.push((name.to_string(), sel));
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some((bind, spans))
+}
+
+const COLUMNS_HELP: &str = "write columns as a range `0..5` (end excluded), a list `[0, 1, 4]`, names `[DP, EP]` or a name range `DP..IP`";
+
+fn read_columns(r: &mut Reader, v: &Val) -> Option<ColumnSel> {
+    let bad = |r: &mut Reader, msg: String| {
+        r.error(
+            "mcopt::config::columns",
+            v,
+            msg,
+            "bad column selection",
+            Some(COLUMNS_HELP.to_string()),
+        );
+        None
+    };
+    match v.node {
+        Node::Str(s) => match parse_columns(s) {
+            Ok(sel) => Some(sel),
+            Err(m) => bad(r, format!("binding `{}`: {m}", last_name(&v.name))),
+        },
+        Node::Int(i) if *i >= 0 => Some(ColumnSel::Indices(vec![*i as usize])),
+        Node::Seq(items)
+            if !items.is_empty() && items.iter().all(|n| matches!(n, Node::Int(i) if *i >= 0)) =>
+        {
+            Some(ColumnSel::Indices(
+                items
+                    .iter()
+                    .map(|n| if let Node::Int(i) = n { *i as usize } else { 0 })
+                    .collect(),
+            ))
+        }
+        Node::Seq(items)
+            if !items.is_empty() && items.iter().all(|n| matches!(n, Node::Str(_))) =>
+        {
+            Some(ColumnSel::Names(
+                items
+                    .iter()
+                    .map(|n| {
+                        if let Node::Str(s) = n {
+                            s.clone()
+                        } else {
+                            String::new()
+                        }
+                    })
+                    .collect(),
+            ))
+        }
+        other => bad(
+            r,
+            format!(
+                "expected columns for binding `{}`, found {}",
+                last_name(&v.name),
+                other.describe()
+            ),
+        ),
+    }
+}
+
+fn last_name(dotted: &str) -> &str {
+    dotted.rsplit('.').next().unwrap_or(dotted)
+}
+
+const ROWS_HELP: &str =
+    "write time steps as a range `0..8` (0-based, end excluded), `all`, or a fraction `{fraction: 0.9}` (or just `0.9`)";
+
+fn read_rows(r: &mut Reader, v: &Val) -> Option<RowSel> {
+    let fraction = |r: &mut Reader, x: f64| {
+        if x > 0.0 && x < 1.0 {
+            Some(RowSel::Fraction(x))
+        } else {
+            let msg = format!(
+                "expected `{}` to be a fraction strictly between 0 and 1, found {x}",
+                v.name
+            );
+            r.error(
+                "mcopt::config::rows",
+                v,
+                msg,
+                "not in (0, 1)",
+                Some(ROWS_HELP.to_string()),
+            );
+            None
+        }
+    };
+    match v.node {
+        Node::Str(s) => match super::bind::parse_row_sel(s) {
+            Ok(sel) => Some(sel),
+            Err(d) => {
+                r.error(
+                    "mcopt::config::rows",
+                    v,
+                    format!("`{}`: {}", v.name, d.message),
+                    "bad row selection",
+                    Some(ROWS_HELP.to_string()),
+                );
+                None
+            }
+        },
+        Node::Num(x) => fraction(r, *x),
+        Node::Map(_) => {
+            let f = r.fields(Some(v), &["fraction"])?;
+            let x =
+                required(r, &f, "fraction", "a number between 0 and 1").and_then(|x| r.f64(&x))?;
+            fraction(r, x)
+        }
+        other => {
+            let msg = format!(
+                "expected a row selection for `{}`, found {}",
+                v.name,
+                other.describe()
+            );
+            r.error(
+                "mcopt::config::rows",
+                v,
+                msg,
+                "bad row selection",
+                Some(ROWS_HELP.to_string()),
+            );
+            None
+        }
+    }
+}
+
+fn read_layout(r: &mut Reader, v: &Val) -> Option<SeqLayout> {
+    match v.node {
+        Node::Int(1) => Some(SeqLayout::Single),
+        Node::Int(n) if *n > 1 => usize::try_from(*n).ok().map(SeqLayout::Blocks),
+        Node::Str(s) if s == "single" => Some(SeqLayout::Single),
+        Node::Map(_) => {
+            let f = r.fields(Some(v), &["blocks", "column"])?;
+            match (f.get("blocks"), f.get("column")) {
+                (Some(b), None) => match r.usize(&b)? {
+                    0 => {
+                        r.error(
+                            "mcopt::config::value",
+                            &b,
+                            "expected at least 1 block, found 0".into(),
+                            "zero blocks",
+                            None,
+                        );
+                        None
+                    }
+                    1 => Some(SeqLayout::Single),
+                    n => Some(SeqLayout::Blocks(n)),
+                },
+                (None, Some(c)) => r.string(&c).map(SeqLayout::Column),
+                _ => {
+                    let msg = format!(
+                        "expected `{}` to give exactly one of `blocks` or `column`",
+                        v.name
+                    );
+                    r.error("mcopt::config::value", v, msg, "", None);
+                    None
+                }
+            }
+        }
+        other => {
+            let msg = format!(
+                "expected a sequence layout for `{}`, found {}",
+                v.name,
+                other.describe()
+            );
+            let help = "write `1` (one sequence), `{blocks: N}` (N equal consecutive blocks) or `{column: NAME}` (a sequence-id column)";
+            r.error(
+                "mcopt::config::value",
+                v,
+                msg,
+                "bad layout",
+                Some(help.to_string()),
+            );
+            None
+        }
+    }
+}
+
+fn read_solver(r: &mut Reader, v: &Val) -> Option<SolverSpec> {
+    let f = r.fields(Some(v), SOLVER_KEYS)?;
+    let name_val = required(r, &f, "name", "the solver's name, e.g. `srpa`")?;
+    let name = r.string(&name_val)?;
+    let mut options = BTreeMap::new();
+    let mut option_spans = BTreeMap::new();
+    if let Some(opts) = f.get("options") {
+        let of = r.free_fields(&opts)?;
+        for (key, val) in of.all() {
+            option_spans.insert(key.to_string(), r.key_span(&val.path));
+            options.insert(key.to_string(), to_json(r, &val)?);
+        }
+    }
+    Some(SolverSpec {
+        name,
+        options,
+        name_span: r.span(&name_val.path),
+        option_spans,
+    })
+}
+
+/// Convert a YAML value to JSON (integers stay integers); non-finite numbers are refused.
+fn to_json(r: &mut Reader, v: &Val) -> Option<serde_json::Value> {
+    use serde_json::Value as J;
+    Some(match v.node {
+        Node::Null => J::Null,
+        Node::Bool(b) => J::Bool(*b),
+        Node::Int(i) => match (i64::try_from(*i), u64::try_from(*i)) {
+            (Ok(x), _) => J::from(x),
+            (_, Ok(x)) => J::from(x),
+            _ => J::from(*i as f64),
+        },
+        Node::Num(_) => J::from(r.f64(v)?),
+        Node::Str(s) => J::String(s.clone()),
+        Node::Seq(items) => J::Array(
+            (0..items.len())
+                .map(|i| to_json(r, &v.item(i)))
+                .collect::<Option<_>>()?,
+        ),
+        Node::Map(_) => {
+            let f = r.free_fields(v)?;
+            let mut m = serde_json::Map::new();
+            for (k, val) in f.all() {
+                m.insert(k.to_string(), to_json(r, &val)?);
+            }
+            J::Object(m)
+        }
+    })
+}
+
+fn read_init(r: &mut Reader, v: &Val, dir: &Path) -> Option<InitSpec> {
+    if let Node::Str(_) = v.node {
+        let scheme = r.choice(v, &SCHEMES[..5])?;
+        return scheme_of(&scheme, 0.1);
+    }
+    let f = r.fields(Some(v), INIT_KEYS)?;
+    if let Some(file) = f.get("file") {
+        if let Some(s) = f
+            .get("scheme")
+            .filter(|s| s.node != &Node::Str("file".into()))
+        {
+            let msg = "expected either `scheme` or `file` in `init`, found both".to_string();
+            r.error(
+                "mcopt::config::value",
+                &s,
+                msg,
+                "remove this or `file`",
+                None,
+            );
+            return None;
+        }
+        return r.string(&file).map(|p| InitSpec::File(dir.join(p)));
+    }
+    let scheme = match f.get("scheme") {
+        Some(s) => r.choice(&s, &SCHEMES[..5])?,
+        None => "gaussian".to_string(),
+    };
+    let std = match f.get("std") {
+        Some(s) if scheme != "gaussian" => {
+            let msg = format!("`init.std` only applies to the gaussian scheme, not `{scheme}`");
+            r.error(
+                "mcopt::config::value",
+                &s,
+                msg,
+                "not used",
+                Some("remove `std` or use `scheme: gaussian`".into()),
+            );
+            return None;
+        }
+        Some(s) => r.f64_where(&s, "a positive number", |x| x > 0.0)?,
+        None => 0.1,
+    };
+    scheme_of(&scheme, std)
+}
+
+fn scheme_of(scheme: &str, std: f64) -> Option<InitSpec> {
+    Some(match scheme {
+        "gaussian" => InitSpec::Gaussian { std },
+        "he" => InitSpec::He,
+        "glorot" => InitSpec::Glorot,
+        "lecun" => InitSpec::Lecun,
+        _ => InitSpec::Zeros,
+    })
+}
+
+fn read_stop(r: &mut Reader, v: Option<&Val>) -> Option<StopRules> {
+    let f = r.fields(v, STOP_KEYS)?;
+    let positive = |r: &mut Reader, key: &str| {
+        f.get(key)
+            .filter(|v| v.node != &Node::Null)
+            .and_then(|v| r.f64_where(&v, "a positive number", |x| x > 0.0))
+    };
+    Some(StopRules {
+        max_iter: f
+            .get("max_iter")
+            .filter(|v| v.node != &Node::Null)
+            .and_then(|v| r.usize(&v)),
+        tol: positive(r, "tol"),
+        max_seconds: positive(r, "max_seconds"),
+    })
+}
+
+fn read_output(r: &mut Reader, v: Option<&Val>, dir: &Path) -> Option<OutputPaths> {
+    let f = r.fields(v, OUTPUT_KEYS)?;
+    let mut path = |key: &str| {
+        f.get(key)
+            .filter(|v| v.node != &Node::Null)
+            .and_then(|v| r.string(&v))
+            .map(|p| dir.join(p))
+    };
+    Some(OutputPaths {
+        params: path("params"),
+        trace: path("trace"),
+        plot: path("plot"),
+        checkpoint: path("checkpoint"),
+        json: path("json"),
+        junit: path("junit"),
+    })
+}
+
+fn read_thresholds(r: &mut Reader, v: Option<&Val>) -> Option<Thresholds> {
+    let f = r.fields(v, VALIDATE_KEYS)?;
+    let nonneg = |r: &mut Reader, key: &str| {
+        f.get(key)
+            .filter(|v| v.node != &Node::Null)
+            .and_then(|v| r.f64_where(&v, "a number ≥ 0", |x| x >= 0.0))
+    };
+    let order = f.get("order").and_then(|o| {
+        let n = r.u64(&o)?;
+        if n == 1 || n == 2 {
+            return Some(n as u8);
+        }
+        r.error(
+            "mcopt::config::value",
+            &o,
+            format!("expected `validate.order` to be 1 or 2, found {n}"),
+            "not 1 or 2",
+            None,
+        );
+        None
+    });
+    Some(Thresholds {
+        train_max: nonneg(r, "train_max"),
+        test_max: nonneg(r, "test_max"),
+        stationarity_tol: nonneg(r, "stationarity_tol"),
+        order: order.unwrap_or(1),
+        form: f
+            .get("form")
+            .and_then(|v| r.choice(&v, &["p", "p0", "p1"]))
+            .unwrap_or_else(|| "p".into()),
+        beta: f
+            .get("beta")
+            .and_then(|v| r.f64_where(&v, "a positive number", |x| x > 0.0)),
+        allow_inconclusive: f
+            .get("allow_inconclusive")
+            .and_then(|v| r.bool(&v))
+            .unwrap_or(false),
+    })
+}
