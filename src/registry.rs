@@ -158,7 +158,7 @@ impl fmt::Display for CallError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "function `{}` of plugin {} ", self.function, self.plugin)?;
         match &self.kind {
-            CallErrorKind::Panicked(m) => write!(f, "panicked ({})", m.trim_start_matches("panicked: ")),
+            CallErrorKind::Panicked(m) => f.write_str(m),
             CallErrorKind::Failed(m) => write!(f, "reported an error: {m}"),
             CallErrorKind::BadArguments(m) => write!(f, "was called with bad arguments: {m}"),
             CallErrorKind::NotANumber { index, coefficient, argument } => write!(

@@ -59,14 +59,39 @@ pub const fn piecewise<T: Piecewise>() -> FunctionDescriptor {
     function::<PiecewiseFn<T>>()
 }
 
-/// Text of a caught panic payload.
+thread_local! {
+    /// Where the last panic on this thread happened (set by the quiet hook).
+    static PANIC_LOCATION: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// In a plugin built as a shared library (which has its own copy of std and so its own panic
+/// hook), replace the hook with one that prints nothing and remembers the location: the host
+/// reports the panic as a diagnostic instead. Called by the entry symbol; never called when
+/// the plugin is linked into mcopt itself.
+pub fn install_quiet_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let loc = info
+                .location()
+                .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
+            PANIC_LOCATION.with(|p| *p.borrow_mut() = loc);
+        }));
+    });
+}
+
+/// Text of a caught panic payload, with its location when the quiet hook recorded it.
 pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        format!("panicked: {s}")
+    let text = if let Some(s) = payload.downcast_ref::<&str>() {
+        s.to_string()
     } else if let Some(s) = payload.downcast_ref::<String>() {
-        format!("panicked: {s}")
+        s.clone()
     } else {
-        "panicked".to_string()
+        "(no message)".to_string()
+    };
+    match PANIC_LOCATION.with(|p| p.borrow_mut().take()) {
+        Some(loc) => format!("panicked at {loc}: {text}"),
+        None => format!("panicked: {text}"),
     }
 }
 
@@ -248,6 +273,7 @@ macro_rules! export_plugin {
         /// The plugin entry symbol.
         #[no_mangle]
         pub extern "C" fn mcopt_plugin_entry() -> *const $crate::abi::PluginDescriptor {
+            $crate::export::install_quiet_panic_hook();
             &PLUGIN_DESCRIPTOR
         }
     };
