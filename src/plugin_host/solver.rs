@@ -107,9 +107,13 @@ impl SolverInfo {
                 diags.push(Diag::new(
                     "mcopt::plugin::option",
                     format!(
-                        "option `{name}` of solver `{}` expected a {} value, found {v}",
+                        "option `{name}` of solver `{}` expected {}, found {v}",
                         self.name,
-                        crate::registry::option_type_name(ty)
+                        match ty {
+                            OptionType::Real => "a finite real number",
+                            OptionType::Integer => "an integer",
+                            OptionType::Bool => "a boolean (0 or 1)",
+                        }
                     ),
                 ));
             }
