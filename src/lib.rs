@@ -2,11 +2,12 @@
 //!
 //! Data flows one way: text → [`syntax`] → [`check`] → [`graph`] → [`eval`]; see `ARCHITECTURE.md`.
 
+pub mod check;
 pub mod config;
 pub mod diag;
 pub mod eval;
 pub mod graph;
-pub mod check;
+pub mod plugin_host;
 pub mod registry;
 pub mod rng;
 pub mod syntax;

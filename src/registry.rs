@@ -1,76 +1,537 @@
-//! Temporary stand-in for the function registry (replaced by the plugin branch).
+//! The function registry: every activation, penalty and solver mcopt knows, from the standard
+//! plugin (linked in) and from loaded libraries, looked up by name once and called by id on
+//! whole slices.
+//!
+//! The standard plugin goes through the same [`PluginDescriptor`] as a loaded one; the only
+//! difference is that its outputs are trusted (a loaded plugin's outputs are checked for NaN).
+//! Loading libraries lives in [`crate::plugin_host`]; this module never touches libloading.
 
+use crate::diag::{Diag, Diags};
+use mcopt_plugin_sdk::abi::{
+    status, CheckParamsFn, EvalArgs, EvalFn, EvalOut, MsgBuf, PluginDescriptor, ProxArgs, ProxFn,
+    SolverFn, ABI_VERSION, CAP_CHECK_PARAMS,
+};
+use std::collections::HashMap;
+use std::fmt;
+use std::mem::MaybeUninit;
+use std::path::PathBuf;
+
+pub use mcopt_plugin_sdk::abi::{Kind as FunctionKind, OptionType, Smoothness};
+pub use mcopt_plugin_sdk::Order;
+
+/// Most constant parameters a function may declare.
+pub const MAX_PARAMS: usize = 8;
+/// Size of the message buffer a plugin may write an error into.
+const MSG_CAP: usize = 512;
+
+/// A function, found once by [`Registry::lookup`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FunctionId(pub u32);
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FunctionKind {
-    Activation,
-    Penalty,
-}
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Order {
-    Zero,
-    One,
-    Two,
-}
+
+/// A solver, found once by [`Registry::solver`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SolverId(pub u32);
+
+/// A constant parameter: `leaky_relu(x, 0.01)`, `elu(x, 1.0)`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct ParamInfo {
     pub name: String,
     pub default: Option<f64>,
 }
+
+/// Where a function or solver comes from.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PluginSource {
+    pub plugin: String,
+    pub version: String,
+    /// The shared library it was loaded from; `None` for the built-in standard plugin.
+    pub library: Option<PathBuf>,
+}
+
+impl PluginSource {
+    /// "plugin std 0.1.0 (built in)" or "plugin swish 0.1.0 (/path/libmcopt_swish.so)".
+    pub fn describe(&self) -> String {
+        match &self.library {
+            None => format!("plugin {} {} (built in)", self.plugin, self.version),
+            Some(p) => format!("plugin {} {} ({})", self.plugin, self.version, p.display()),
+        }
+    }
+}
+
+/// What the rest of mcopt knows about a function.
+#[derive(Clone, Debug, PartialEq)]
 pub struct FunctionInfo {
     pub name: String,
     pub kind: FunctionKind,
+    pub smoothness: Smoothness,
     pub params: Vec<ParamInfo>,
+    /// Breakpoints at the default parameters, ascending.
     pub breakpoints: Vec<f64>,
+    pub has_prox: bool,
+    pub source: PluginSource,
 }
-#[derive(Debug)]
-pub struct CallError(pub String);
-impl std::fmt::Display for CallError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+
+/// One option of a solver's schema.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct OptionInfo {
+    pub name: String,
+    #[serde(serialize_with = "serialize_option_type")]
+    pub ty: OptionType,
+    pub default: f64,
+    pub description: String,
+}
+
+fn serialize_option_type<S: serde::Serializer>(t: &OptionType, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(option_type_name(*t))
+}
+
+/// "real", "integer" or "bool".
+pub fn option_type_name(t: OptionType) -> &'static str {
+    match t {
+        OptionType::Real => "real",
+        OptionType::Integer => "integer",
+        OptionType::Bool => "bool",
     }
 }
-pub struct Registry {
-    f: Vec<FunctionInfo>,
+
+/// What the rest of mcopt knows about a solver.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SolverInfo {
+    pub name: String,
+    pub description: String,
+    pub options: Vec<OptionInfo>,
+    pub source: PluginSource,
 }
-impl Registry {
-    pub fn with_standard() -> Registry {
-        Registry {
-            f: vec![
-                FunctionInfo { name: "relu".into(), kind: FunctionKind::Activation, params: vec![], breakpoints: vec![0.0] },
-                FunctionInfo { name: "tanh".into(), kind: FunctionKind::Activation, params: vec![], breakpoints: vec![] },
-            ],
+
+pub(crate) struct FunctionEntry {
+    pub(crate) info: FunctionInfo,
+    eval: EvalFn,
+    prox: Option<ProxFn>,
+    check: Option<CheckParamsFn>,
+    /// Outputs of untrusted (loaded) plugins are checked for NaN.
+    trusted: bool,
+}
+
+pub(crate) struct SolverEntry {
+    pub(crate) info: SolverInfo,
+    pub(crate) run: SolverFn,
+}
+
+/// Every function and solver mcopt can call.
+#[derive(Default)]
+pub struct Registry {
+    functions: Vec<FunctionEntry>,
+    by_name: HashMap<String, FunctionId>,
+    pub(crate) solvers: Vec<SolverEntry>,
+    /// Plugins registered so far (for duplicate and listing diagnostics).
+    pub(crate) plugins: Vec<PluginSource>,
+}
+
+/// What went wrong in a call into a plugin function.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CallErrorKind {
+    /// The function panicked (caught inside the plugin); the panic message.
+    Panicked(String),
+    /// The function returned an error status with this message.
+    Failed(String),
+    /// The arguments were malformed (slice lengths, parameter count).
+    BadArguments(String),
+    /// Element `index` of coefficient `coefficient` came back NaN from a non-NaN argument.
+    NotANumber {
+        index: usize,
+        coefficient: usize,
+        argument: f64,
+    },
+    /// `prox` was called on a function without a proximal map.
+    NoProx,
+}
+
+/// A failed call: which function, from which plugin, and what went wrong.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CallError {
+    pub function: String,
+    pub plugin: String,
+    pub kind: CallErrorKind,
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "function `{}` of plugin {} ", self.function, self.plugin)?;
+        match &self.kind {
+            CallErrorKind::Panicked(m) => f.write_str(m),
+            CallErrorKind::Failed(m) => write!(f, "reported an error: {m}"),
+            CallErrorKind::BadArguments(m) => write!(f, "was called with bad arguments: {m}"),
+            CallErrorKind::NotANumber { index, coefficient, argument } => write!(
+                f,
+                "returned NaN for coefficient f{coefficient} of element {index} (argument {argument})"
+            ),
+            CallErrorKind::NoProx => write!(f, "has no proximal map"),
         }
     }
+}
+
+impl std::error::Error for CallError {}
+
+impl From<CallError> for Diag {
+    fn from(e: CallError) -> Diag {
+        Diag::new("mcopt::plugin::call", e.to_string())
+    }
+}
+
+/// Whether all `n` entries of the first `k + 1` slices have length `n`.
+fn lengths_ok(order: Order, a: &[&[f64]; 3], f: &[&mut [f64]; 3]) -> bool {
+    let n = a[0].len();
+    (0..=order.as_u32() as usize).all(|k| a[k].len() == n && f[k].len() == n)
+}
+
+impl Registry {
+    /// A registry with no functions.
+    pub fn empty() -> Registry {
+        Registry::default()
+    }
+
+    /// A registry holding the standard plugin, linked into the binary and registered through the
+    /// same descriptor a loaded library exports.
+    pub fn with_standard() -> Registry {
+        let mut r = Registry::empty();
+        // SAFETY: the standard plugin's descriptor is static data built by the SDK.
+        let done = unsafe { r.register(mcopt_std::descriptor(), None, true) };
+        if let Err(e) = done {
+            // The standard plugin is ours: a failure here is a bug, not a user error.
+            panic!("the standard plugin does not register: {e}");
+        }
+        r
+    }
+
+    /// The id of function `name`.
     pub fn lookup(&self, name: &str) -> Option<FunctionId> {
-        self.f.iter().position(|f| f.name == name).map(|i| FunctionId(i as u32))
+        self.by_name.get(name).copied()
     }
+
+    /// Everything known about function `id`.
     pub fn info(&self, id: FunctionId) -> &FunctionInfo {
-        &self.f[id.0 as usize]
+        &self.functions[id.0 as usize].info
     }
+
+    /// Every function name, sorted (for "unknown function" diagnostics).
     pub fn function_names(&self) -> Vec<&str> {
-        self.f.iter().map(|f| f.name.as_str()).collect()
+        let mut names: Vec<&str> = self
+            .functions
+            .iter()
+            .map(|e| e.info.name.as_str())
+            .collect();
+        names.sort_unstable();
+        names
     }
-    pub fn call(&self, id: FunctionId, _params: &[f64], order: Order, _ztol: f64, a: [&[f64]; 3], f: [&mut [f64]; 3]) -> Result<usize, CallError> {
-        let [a0, a1, a2] = a;
-        let [f0, f1, f2] = f;
-        let mut kinks = 0;
-        for i in 0..a0.len() {
-            if id.0 == 0 {
-                let s = if a0[i] != 0.0 { a0[i] } else if order != Order::Zero && a1[i] != 0.0 { a1[i] } else if order == Order::Two { a2[i] } else { 0.0 };
-                if a0[i] == 0.0 { kinks += 1; }
-                let on = s > 0.0;
-                f0[i] = if on { a0[i] } else { 0.0 };
-                if order != Order::Zero { f1[i] = if on { a1[i] } else { 0.0 }; }
-                if order == Order::Two { f2[i] = if on { a2[i] } else { 0.0 }; }
-            } else {
-                let t = a0[i].tanh();
-                let d = 1.0 - t * t;
-                f0[i] = t;
-                if order != Order::Zero { f1[i] = d * a1[i]; }
-                if order == Order::Two { f2[i] = -2.0 * t * d * a1[i] * a1[i] + d * a2[i]; }
+
+    /// Every function id, in registration order.
+    pub fn function_ids(&self) -> impl Iterator<Item = FunctionId> {
+        (0..self.functions.len() as u32).map(FunctionId)
+    }
+
+    /// The plugins registered so far, in order.
+    pub fn plugins(&self) -> &[PluginSource] {
+        &self.plugins
+    }
+
+    /// Check constant parameter values once (count, defaults, the plugin's own check), before
+    /// any call; returns the full parameter vector with defaults filled in.
+    pub fn check_params(&self, id: FunctionId, params: &[f64]) -> Result<Vec<f64>, CallError> {
+        let e = &self.functions[id.0 as usize];
+        let mut buf = [0.0; MAX_PARAMS];
+        let full = fill_params(e, params, &mut buf)?.to_vec();
+        if let Some(check) = e.check {
+            let mut store = [MaybeUninit::<u8>::uninit(); MSG_CAP];
+            let mut msg = msg_buf(&mut store);
+            // SAFETY: `full` has the declared number of parameters; msg is a valid buffer.
+            let st = unsafe { check(full.as_ptr(), full.len(), &mut msg) };
+            if st != status::OK {
+                return Err(call_error(e, st, &msg));
             }
         }
-        Ok(kinks)
+        Ok(full)
     }
+
+    /// Elementwise ray-Taylor evaluation along x + t d: inputs `a = [a0, a1, a2]`, outputs
+    /// `f = [f0, f1, f2]`, each of length n; slices beyond `order` may be empty and are not
+    /// touched. Returns the number of active kinks (arguments on a breakpoint, exactly or within
+    /// `ztol`). For a penalty, f0..f2 are the per-element values p(a_i); the caller sums them.
+    ///
+    /// `params` may omit trailing parameters that have defaults. No allocation, no lookup.
+    #[inline]
+    pub fn call(
+        &self,
+        id: FunctionId,
+        params: &[f64],
+        order: Order,
+        ztol: f64,
+        a: [&[f64]; 3],
+        f: [&mut [f64]; 3],
+    ) -> Result<usize, CallError> {
+        let e = &self.functions[id.0 as usize];
+        if !lengths_ok(order, &a, &f) {
+            return Err(bad_args(e, "coefficient slices of different lengths"));
+        }
+        let mut buf = [0.0; MAX_PARAMS];
+        let params = fill_params(e, params, &mut buf)?;
+        let [f0, f1, f2] = f;
+        let args = EvalArgs {
+            params: params.as_ptr(),
+            n_params: params.len(),
+            order: order.as_u32(),
+            ztol,
+            n: a[0].len(),
+            a: [a[0].as_ptr(), a[1].as_ptr(), a[2].as_ptr()],
+            f: [f0.as_mut_ptr(), f1.as_mut_ptr(), f2.as_mut_ptr()],
+        };
+        let mut store = [MaybeUninit::<u8>::uninit(); MSG_CAP];
+        let mut out = EvalOut {
+            active_kinks: 0,
+            message: msg_buf(&mut store),
+        };
+        // SAFETY: the slices are valid for n elements up to `order` and do not alias (they are
+        // distinct Rust borrows); the entry point was validated at registration.
+        let st = unsafe { (e.eval)(&args, &mut out) };
+        if st != status::OK {
+            return Err(call_error(e, st, &out.message));
+        }
+        if !e.trusted {
+            check_nan(e, order, &a, [&*f0, &*f1, &*f2])?;
+        }
+        Ok(out.active_kinks)
+    }
+
+    /// Proximal map of a penalty, elementwise: `out_i = argmin_z p(z) + (z − v_i)² / (2 step)`.
+    pub fn prox(
+        &self,
+        id: FunctionId,
+        params: &[f64],
+        step: f64,
+        v: &[f64],
+        out: &mut [f64],
+    ) -> Result<(), CallError> {
+        let e = &self.functions[id.0 as usize];
+        let Some(prox) = e.prox else {
+            return Err(error(e, CallErrorKind::NoProx));
+        };
+        if v.len() != out.len() {
+            return Err(bad_args(e, "input and output of different lengths"));
+        }
+        let mut buf = [0.0; MAX_PARAMS];
+        let params = fill_params(e, params, &mut buf)?;
+        let args = ProxArgs {
+            params: params.as_ptr(),
+            n_params: params.len(),
+            step,
+            n: v.len(),
+            v: v.as_ptr(),
+            out: out.as_mut_ptr(),
+        };
+        let mut store = [MaybeUninit::<u8>::uninit(); MSG_CAP];
+        let mut msg = msg_buf(&mut store);
+        // SAFETY: slices valid for n elements; entry validated at registration.
+        let st = unsafe { prox(&args, &mut msg) };
+        if st != status::OK {
+            return Err(call_error(e, st, &msg));
+        }
+        Ok(())
+    }
+
+    /// Register every function and solver of a plugin, or nothing if any diagnostic arises
+    /// (ABI mismatch, malformed table, a name already registered by another plugin).
+    ///
+    /// # Safety
+    /// `desc` must point to a descriptor laid out as the SDK's, alive for the rest of the process.
+    pub(crate) unsafe fn register(
+        &mut self,
+        desc: &'static PluginDescriptor,
+        library: Option<PathBuf>,
+        trusted: bool,
+    ) -> Result<(), Diags> {
+        let where_ = library
+            .as_ref()
+            .map_or("the built-in plugin".to_string(), |p| {
+                p.display().to_string()
+            });
+        if desc.abi_version != ABI_VERSION {
+            return Err(Diag::new(
+                "mcopt::plugin::abi",
+                format!(
+                    "plugin ABI version {} expected, found {} in {where_}",
+                    ABI_VERSION, desc.abi_version
+                ),
+            )
+            .help("rebuild the plugin against this mcopt's mcopt-plugin-sdk")
+            .into());
+        }
+        let source = PluginSource {
+            plugin: read_str(desc.name, "plugin name", &where_)?,
+            version: read_str(desc.version, "plugin version", &where_)?,
+            library,
+        };
+        let functions = crate::plugin_host::read::functions(desc, &source, &where_)?;
+        let solvers = crate::plugin_host::read::solvers(desc, &source, &where_)?;
+        self.check_duplicates(&functions, &solvers, &source)?;
+        let check_caps = desc.capabilities & CAP_CHECK_PARAMS != 0;
+        for (info, fd) in functions {
+            let id = FunctionId(self.functions.len() as u32);
+            self.by_name.insert(info.name.clone(), id);
+            self.functions.push(FunctionEntry {
+                info,
+                eval: fd.eval,
+                prox: fd.prox,
+                check: if check_caps { fd.check_params } else { None },
+                trusted,
+            });
+        }
+        for (info, run) in solvers {
+            self.solvers.push(SolverEntry { info, run });
+        }
+        self.plugins.push(source);
+        Ok(())
+    }
+
+    fn check_duplicates(
+        &self,
+        functions: &[(FunctionInfo, &mcopt_plugin_sdk::abi::FunctionDescriptor)],
+        solvers: &[(SolverInfo, SolverFn)],
+        source: &PluginSource,
+    ) -> Result<(), Diags> {
+        let mut diags = Diags::new();
+        for (info, _) in functions {
+            if let Some(id) = self.lookup(&info.name) {
+                diags.push(duplicate(
+                    "function",
+                    &info.name,
+                    &self.info(id).source,
+                    source,
+                ));
+            }
+        }
+        for (info, _) in solvers {
+            if let Some(old) = self.solvers.iter().find(|s| s.info.name == info.name) {
+                diags.push(duplicate("solver", &info.name, &old.info.source, source));
+            }
+        }
+        diags.finish(())
+    }
+}
+
+fn duplicate(what: &str, name: &str, old: &PluginSource, new: &PluginSource) -> Diag {
+    Diag::new(
+        "mcopt::plugin::duplicate",
+        format!(
+            "{what} `{name}` is defined twice: by {} and by {}",
+            old.describe(),
+            new.describe()
+        ),
+    )
+    .help("load only one of the two plugins, or rename the function in one of them")
+}
+
+/// Read a descriptor string (UTF-8).
+///
+/// # Safety
+/// As for [`Registry::register`].
+pub(crate) unsafe fn read_str(
+    s: mcopt_plugin_sdk::abi::Str,
+    what: &str,
+    where_: &str,
+) -> Result<String, Diag> {
+    s.as_str().map(str::to_string).map_err(|_| {
+        Diag::new(
+            "mcopt::plugin::descriptor",
+            format!("{what} in {where_} is not valid UTF-8"),
+        )
+    })
+}
+
+fn msg_buf(store: &mut [MaybeUninit<u8>; MSG_CAP]) -> MsgBuf {
+    MsgBuf {
+        ptr: store.as_mut_ptr().cast(),
+        cap: MSG_CAP,
+        len: 0,
+    }
+}
+
+/// `params` with missing trailing parameters replaced by their defaults.
+#[inline]
+fn fill_params<'a>(
+    e: &FunctionEntry,
+    params: &'a [f64],
+    buf: &'a mut [f64; MAX_PARAMS],
+) -> Result<&'a [f64], CallError> {
+    let declared = &e.info.params;
+    if params.len() == declared.len() {
+        return Ok(params);
+    }
+    if params.len() > declared.len() {
+        return Err(bad_args(
+            e,
+            &format!(
+                "{} parameter(s) expected, found {}",
+                declared.len(),
+                params.len()
+            ),
+        ));
+    }
+    buf[..params.len()].copy_from_slice(params);
+    for (k, p) in declared.iter().enumerate().skip(params.len()) {
+        buf[k] = p.default.ok_or_else(|| {
+            bad_args(
+                e,
+                &format!("parameter {} has no default and was not given", p.name),
+            )
+        })?;
+    }
+    Ok(&buf[..declared.len()])
+}
+
+fn check_nan(
+    e: &FunctionEntry,
+    order: Order,
+    a: &[&[f64]; 3],
+    f: [&[f64]; 3],
+) -> Result<(), CallError> {
+    for k in 0..=order.as_u32() as usize {
+        if let Some(i) = f[k].iter().position(|v| v.is_nan()) {
+            let argument = a[0][i];
+            let input_nan = (0..=k).any(|j| a[j][i].is_nan());
+            if !input_nan {
+                return Err(error(
+                    e,
+                    CallErrorKind::NotANumber {
+                        index: i,
+                        coefficient: k,
+                        argument,
+                    },
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn error(e: &FunctionEntry, kind: CallErrorKind) -> CallError {
+    CallError {
+        function: e.info.name.clone(),
+        plugin: e.info.source.plugin.clone(),
+        kind,
+    }
+}
+
+fn bad_args(e: &FunctionEntry, text: &str) -> CallError {
+    error(e, CallErrorKind::BadArguments(text.to_string()))
+}
+
+fn call_error(e: &FunctionEntry, st: i32, msg: &MsgBuf) -> CallError {
+    // SAFETY: the plugin wrote `len` bytes into our buffer (MsgBuf::write never exceeds cap).
+    let text = unsafe { msg.message() };
+    let kind = match st {
+        status::PANIC => CallErrorKind::Panicked(text),
+        status::BAD_ARGS => CallErrorKind::BadArguments(text),
+        status::ERROR => CallErrorKind::Failed(text),
+        other => CallErrorKind::Failed(format!("unknown status {other}: {text}")),
+    };
+    error(e, kind)
 }

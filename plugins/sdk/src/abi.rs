@@ -1,0 +1,436 @@
+//! The C ABI between mcopt and a plugin: `#[repr(C)]` descriptors, argument blocks and status codes.
+//!
+//! Everything here is plain data that both sides read. Layout rules that keep old plugins loadable:
+//! the ABI version is the first field of [`PluginDescriptor`], new entry points are announced by a
+//! bit in [`PluginDescriptor::capabilities`], and nothing allocated on one side is freed on the
+//! other (the caller passes every buffer).
+
+use std::ffi::c_void;
+
+/// The ABI version this SDK speaks. The host refuses a plugin whose descriptor says otherwise.
+pub const ABI_VERSION: u32 = 1;
+
+/// Name of the symbol every plugin library exports: `extern "C" fn() -> *const PluginDescriptor`.
+pub const ENTRY_SYMBOL: &str = "mcopt_plugin_entry";
+
+/// [`ENTRY_SYMBOL`] with its terminating NUL, as the dynamic loader wants it.
+pub const ENTRY_SYMBOL_NUL: &[u8] = b"mcopt_plugin_entry\0";
+
+/// Type of the entry symbol.
+pub type EntryFn = unsafe extern "C" fn() -> *const PluginDescriptor;
+
+/// Capability bit: the functions table is present (every ABI-1 plugin sets it).
+pub const CAP_FUNCTIONS: u64 = 1 << 0;
+/// Capability bit: the solvers table is present.
+pub const CAP_SOLVERS: u64 = 1 << 1;
+/// Capability bit: function entries carry a parameter check (`check_params`).
+pub const CAP_CHECK_PARAMS: u64 = 1 << 2;
+
+/// Status codes returned by every entry point.
+pub mod status {
+    /// Success.
+    pub const OK: i32 = 0;
+    /// The plugin reported an error; the message buffer says which.
+    pub const ERROR: i32 = 1;
+    /// The plugin panicked; the export wrapper caught it and wrote the panic message.
+    pub const PANIC: i32 = 2;
+    /// The arguments were malformed (null pointer, wrong parameter count, unknown order).
+    pub const BAD_ARGS: i32 = 3;
+}
+
+/// A borrowed UTF-8 string: pointer and length, no NUL. Strings in descriptors are `'static`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Str {
+    pub ptr: *const u8,
+    pub len: usize,
+}
+
+impl Str {
+    /// Wrap a static string (usable in statics).
+    pub const fn new(s: &'static str) -> Str {
+        Str {
+            ptr: s.as_ptr(),
+            len: s.len(),
+        }
+    }
+
+    /// Read the string back.
+    ///
+    /// # Safety
+    /// `ptr` must point to `len` readable bytes that outlive the returned reference.
+    pub unsafe fn as_str<'a>(&self) -> Result<&'a str, std::str::Utf8Error> {
+        if self.ptr.is_null() || self.len == 0 {
+            return Ok("");
+        }
+        std::str::from_utf8(std::slice::from_raw_parts(self.ptr, self.len))
+    }
+}
+
+/// What a plugin library exports (through [`ENTRY_SYMBOL`]).
+#[repr(C)]
+#[derive(Debug)]
+pub struct PluginDescriptor {
+    /// Must be first and equal to [`ABI_VERSION`].
+    pub abi_version: u32,
+    pub name: Str,
+    pub version: Str,
+    pub functions: *const FunctionDescriptor,
+    pub n_functions: usize,
+    pub solvers: *const SolverDescriptor,
+    pub n_solvers: usize,
+    /// `CAP_*` bits.
+    pub capabilities: u64,
+}
+
+// SAFETY: a descriptor is immutable static data (strings, tables and function pointers).
+unsafe impl Sync for PluginDescriptor {}
+
+impl PluginDescriptor {
+    /// The functions table.
+    ///
+    /// # Safety
+    /// The descriptor must have been built by this SDK (or follow the same layout) and be alive.
+    pub unsafe fn functions(&self) -> &[FunctionDescriptor] {
+        if self.functions.is_null() || self.n_functions == 0 {
+            return &[];
+        }
+        std::slice::from_raw_parts(self.functions, self.n_functions)
+    }
+
+    /// The solvers table.
+    ///
+    /// # Safety
+    /// As for [`PluginDescriptor::functions`].
+    pub unsafe fn solvers(&self) -> &[SolverDescriptor] {
+        if self.solvers.is_null() || self.n_solvers == 0 || self.capabilities & CAP_SOLVERS == 0 {
+            return &[];
+        }
+        std::slice::from_raw_parts(self.solvers, self.n_solvers)
+    }
+}
+
+/// Activation (applied elementwise inside a model) or penalty (summed by the caller).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Activation = 0,
+    Penalty = 1,
+}
+
+impl Kind {
+    pub fn from_u32(k: u32) -> Option<Kind> {
+        match k {
+            0 => Some(Kind::Activation),
+            1 => Some(Kind::Penalty),
+            _ => None,
+        }
+    }
+}
+
+/// Smoothness class, for diagnostics and for the self-test.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Smoothness {
+    /// C∞ (or at least C²) everywhere: tanh, sigmoid, softplus, swish.
+    Smooth = 0,
+    /// C¹, piecewise C² with breakpoints where the second derivative jumps: elu (α = 1), huber.
+    C1 = 1,
+    /// Continuous, piecewise smooth with kinks: relu, leaky_relu, l1, mcp, scad, capped_l1.
+    Piecewise = 2,
+}
+
+impl Smoothness {
+    pub fn from_u32(k: u32) -> Option<Smoothness> {
+        match k {
+            0 => Some(Smoothness::Smooth),
+            1 => Some(Smoothness::C1),
+            2 => Some(Smoothness::Piecewise),
+            _ => None,
+        }
+    }
+}
+
+/// A constant parameter of a function, e.g. the slope of `leaky_relu(x, 0.01)`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ParamDescriptor {
+    pub name: Str,
+    pub default: f64,
+    /// 1 if `default` is meaningful, 0 if the parameter must be given.
+    pub has_default: u32,
+}
+
+/// Arguments of one vectorized ray-Taylor call. Slices of length `n`; `a[k]` and `f[k]` for
+/// `k > order` may be null and are not touched.
+#[repr(C)]
+#[derive(Debug)]
+pub struct EvalArgs {
+    pub params: *const f64,
+    pub n_params: usize,
+    /// 0: value only; 1: value and first coefficient; 2: all three.
+    pub order: u32,
+    /// |a0 − breakpoint| ≤ ztol counts as a tie (0 = exact ties only).
+    pub ztol: f64,
+    pub n: usize,
+    pub a: [*const f64; 3],
+    pub f: [*mut f64; 3],
+}
+
+/// A caller-owned buffer the plugin writes an error message into (truncated to `cap`).
+#[repr(C)]
+#[derive(Debug)]
+pub struct MsgBuf {
+    pub ptr: *mut u8,
+    pub cap: usize,
+    /// Set by the plugin to the number of bytes written.
+    pub len: usize,
+}
+
+impl MsgBuf {
+    /// Write `msg` (truncated at a char boundary to the capacity).
+    pub fn write(&mut self, msg: &str) {
+        if self.ptr.is_null() {
+            return;
+        }
+        let mut end = msg.len().min(self.cap);
+        while !msg.is_char_boundary(end) {
+            end -= 1;
+        }
+        // SAFETY: the caller gave `cap` writable bytes at `ptr`.
+        unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), self.ptr, end) };
+        self.len = end;
+    }
+
+    /// The message written so far.
+    ///
+    /// # Safety
+    /// `ptr` must point to `min(len, cap)` initialized bytes.
+    pub unsafe fn message(&self) -> String {
+        let len = self.len.min(self.cap);
+        if self.ptr.is_null() || len == 0 {
+            return String::new();
+        }
+        String::from_utf8_lossy(std::slice::from_raw_parts(self.ptr, len)).into_owned()
+    }
+}
+
+/// Outputs of one call besides the coefficient slices.
+#[repr(C)]
+#[derive(Debug)]
+pub struct EvalOut {
+    /// Number of elements whose argument sat on a breakpoint (exactly or within ztol).
+    pub active_kinks: usize,
+    pub message: MsgBuf,
+}
+
+/// The vectorized ray-Taylor entry point.
+pub type EvalFn = unsafe extern "C" fn(args: *const EvalArgs, out: *mut EvalOut) -> i32;
+
+/// Arguments of a proximal map: out_i = argmin_z p(z) + (z − v_i)² / (2 step).
+#[repr(C)]
+#[derive(Debug)]
+pub struct ProxArgs {
+    pub params: *const f64,
+    pub n_params: usize,
+    pub step: f64,
+    pub n: usize,
+    pub v: *const f64,
+    pub out: *mut f64,
+}
+
+/// The proximal-map entry point of a penalty.
+pub type ProxFn = unsafe extern "C" fn(args: *const ProxArgs, message: *mut MsgBuf) -> i32;
+
+/// Checks constant parameter values once, before any call (e.g. `huber` needs delta > 0).
+pub type CheckParamsFn =
+    unsafe extern "C" fn(params: *const f64, n_params: usize, message: *mut MsgBuf) -> i32;
+
+/// One elementwise function (activation or penalty).
+#[repr(C)]
+#[derive(Debug)]
+pub struct FunctionDescriptor {
+    pub name: Str,
+    /// A [`Kind`] as `u32` (plain integers, so a bad value is a diagnostic, not undefined behaviour).
+    pub kind: u32,
+    /// A [`Smoothness`] as `u32`.
+    pub smoothness: u32,
+    pub params: *const ParamDescriptor,
+    pub n_params: usize,
+    /// Breakpoints at the default parameters, ascending (the self-test samples them).
+    pub breakpoints: *const f64,
+    pub n_breakpoints: usize,
+    pub eval: EvalFn,
+    pub prox: Option<ProxFn>,
+    pub check_params: Option<CheckParamsFn>,
+}
+
+// SAFETY: immutable static data.
+unsafe impl Sync for FunctionDescriptor {}
+
+impl FunctionDescriptor {
+    /// The parameter table.
+    ///
+    /// # Safety
+    /// The descriptor must be alive and well formed.
+    pub unsafe fn params(&self) -> &[ParamDescriptor] {
+        if self.params.is_null() || self.n_params == 0 {
+            return &[];
+        }
+        std::slice::from_raw_parts(self.params, self.n_params)
+    }
+
+    /// The breakpoints table.
+    ///
+    /// # Safety
+    /// As for [`FunctionDescriptor::params`].
+    pub unsafe fn breakpoints(&self) -> &[f64] {
+        if self.breakpoints.is_null() || self.n_breakpoints == 0 {
+            return &[];
+        }
+        std::slice::from_raw_parts(self.breakpoints, self.n_breakpoints)
+    }
+}
+
+/// Type of a solver option (values always travel as `f64`; integers and booleans are exact).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptionType {
+    Real = 0,
+    Integer = 1,
+    Bool = 2,
+}
+
+impl OptionType {
+    pub fn from_u32(k: u32) -> Option<OptionType> {
+        match k {
+            0 => Some(OptionType::Real),
+            1 => Some(OptionType::Integer),
+            2 => Some(OptionType::Bool),
+            _ => None,
+        }
+    }
+}
+
+/// One entry of a solver's options schema.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct OptionDescriptor {
+    pub name: Str,
+    /// An [`OptionType`] as `u32`.
+    pub ty: u32,
+    pub default: f64,
+    pub description: Str,
+}
+
+/// The problem a solver minimizes, as host callbacks. `ctx` is opaque to the plugin.
+#[repr(C)]
+#[derive(Debug)]
+pub struct ProblemTable {
+    pub ctx: *mut c_void,
+    pub dim: usize,
+    /// value(ctx, x, &mut f) → status.
+    pub value: unsafe extern "C" fn(ctx: *mut c_void, x: *const f64, out: *mut f64) -> i32,
+    /// directional(ctx, x, d, order (1 or 2), out[3] = (f, f′(x; d), f″(x; d))) → status.
+    pub directional: unsafe extern "C" fn(
+        ctx: *mut c_void,
+        x: *const f64,
+        d: *const f64,
+        order: u32,
+        out: *mut f64,
+    ) -> i32,
+    /// gradient(ctx, x, g, &mut f) → status: a gradient where f is differentiable, else the
+    /// host's documented selection (right derivatives at kinks).
+    pub gradient:
+        unsafe extern "C" fn(ctx: *mut c_void, x: *const f64, g: *mut f64, value: *mut f64) -> i32,
+    /// Opaque pointer to the (P1) structure; null when the problem has none.
+    pub structure: *const c_void,
+}
+
+/// Progress report of one solver iteration.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Progress {
+    pub iteration: u64,
+    pub value: f64,
+    pub step_norm: f64,
+    pub grad_norm: f64,
+    pub evaluations: u64,
+}
+
+/// Observer callback: returns [`OBSERVE_CONTINUE`] or [`OBSERVE_STOP`].
+#[repr(C)]
+#[derive(Debug)]
+pub struct ObserverTable {
+    pub ctx: *mut c_void,
+    pub observe: unsafe extern "C" fn(ctx: *mut c_void, progress: *const Progress) -> i32,
+}
+
+pub const OBSERVE_CONTINUE: i32 = 0;
+pub const OBSERVE_STOP: i32 = 1;
+
+/// How a solver run ended (written to [`SolverResult::outcome`]).
+pub mod outcome {
+    pub const CONVERGED: u32 = 0;
+    pub const MAX_ITERATIONS: u32 = 1;
+    pub const STOPPED: u32 = 2;
+    /// The line search found no decrease (a kink, or the limit of floating-point precision).
+    pub const STALLED: u32 = 3;
+}
+
+/// What a solver run reports besides the final point (written into `x`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SolverResult {
+    pub outcome: u32,
+    pub iterations: u64,
+    pub evaluations: u64,
+    pub value: f64,
+}
+
+/// Arguments of a solver run. `x` holds the start on entry and the result on exit.
+#[repr(C)]
+#[derive(Debug)]
+pub struct SolverArgs {
+    pub problem: *const ProblemTable,
+    /// Option values in schema order (the host fills defaults).
+    pub options: *const f64,
+    pub n_options: usize,
+    pub x: *mut f64,
+    pub n: usize,
+    pub observer: *const ObserverTable,
+}
+
+/// The solver entry point: status OK with `result` filled, or ERROR/PANIC with a message.
+pub type SolverFn = unsafe extern "C" fn(
+    args: *const SolverArgs,
+    result: *mut SolverResult,
+    message: *mut MsgBuf,
+) -> i32;
+
+/// One solver.
+#[repr(C)]
+#[derive(Debug)]
+pub struct SolverDescriptor {
+    pub name: Str,
+    pub description: Str,
+    pub options: *const OptionDescriptor,
+    pub n_options: usize,
+    pub run: SolverFn,
+}
+
+// SAFETY: immutable static data.
+unsafe impl Sync for SolverDescriptor {}
+
+impl SolverDescriptor {
+    /// The options schema.
+    ///
+    /// # Safety
+    /// The descriptor must be alive and well formed.
+    pub unsafe fn options(&self) -> &[OptionDescriptor] {
+        if self.options.is_null() || self.n_options == 0 {
+            return &[];
+        }
+        std::slice::from_raw_parts(self.options, self.n_options)
+    }
+}

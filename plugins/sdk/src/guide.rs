@@ -1,0 +1,1 @@
+//! The plugin author's guide (written in full below).
