@@ -8,7 +8,8 @@ use mcopt::config::Split;
 use mcopt::diag::{Diag, Diags};
 use mcopt::eval::{EvalOptions, Evaluator};
 use mcopt::graph::Graph;
-use mcopt::registry::{Order, Registry};
+use mcopt::plugin_host::{self, PluginSearch};
+use mcopt::registry::Order;
 use mcopt::rng::Rng;
 use serde::Serialize;
 use serde_json::json;
@@ -18,10 +19,30 @@ use super::{InputArgs, EXIT_OK};
 
 type Outcome = Result<u8, Diags>;
 
-/// Load the plugins named on the command line or in a run file (`(name, base directory)`).
-pub fn load_plugins(registry: &mut Registry, plugins: &[(String, PathBuf)]) -> Result<(), Diags> {
-    let _ = (registry, plugins);
-    Ok(())
+/// `mcopt plugins list`: every function and solver with its kind, source and options.
+pub fn plugins_list(input: &InputArgs) -> Outcome {
+    let registry = super::session::registry(input, None)?;
+    let list = plugin_host::plugins_list(&registry);
+    if input.json {
+        print_json(&serde_json::to_value(&list).unwrap_or_default());
+    } else {
+        print!("{}", list.render_text());
+    }
+    Ok(EXIT_OK)
+}
+
+/// `mcopt plugins check LIB`: load one library and run its self-test.
+pub fn plugins_check(lib: &str, input: &InputArgs) -> Outcome {
+    let mut search = PluginSearch::from_env();
+    search.add_cli(lib);
+    let path = search.resolve_all()?.pop().unwrap_or_else(|| PathBuf::from(lib));
+    let report = plugin_host::plugins_check(&path)?;
+    if input.json {
+        print_json(&serde_json::to_value(&report).unwrap_or_default());
+    } else {
+        print!("{}", report.render_text());
+    }
+    Ok(EXIT_OK)
 }
 
 fn print_json(value: &serde_json::Value) {

@@ -69,6 +69,26 @@ enum Command {
         #[command(flatten)]
         input: InputArgs,
     },
+    /// List loaded plugin functions and solvers, or load and self-test one library.
+    Plugins {
+        #[command(subcommand)]
+        command: PluginsCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum PluginsCommand {
+    /// Every function and solver with its kind, source library, version and options.
+    List {
+        #[command(flatten)]
+        input: InputArgs,
+    },
+    /// Load one library (path or name) and run its self-test.
+    Check {
+        lib: String,
+        #[command(flatten)]
+        input: InputArgs,
+    },
 }
 
 /// Options shared by the commands that read a model.
@@ -112,6 +132,8 @@ pub fn main() -> u8 {
         Command::Eval { model, at, input } => commands::eval(&model, at.as_deref(), &input),
         Command::Diff { model, at, dir, order, input } => commands::diff(&model, at.as_deref(), &dir, order, &input),
         Command::Bench { model, at, dir, seconds, input } => commands::bench(&model, at.as_deref(), dir.as_deref(), seconds, &input),
+        Command::Plugins { command: PluginsCommand::List { input } } => commands::plugins_list(&input),
+        Command::Plugins { command: PluginsCommand::Check { lib, input } } => commands::plugins_check(&lib, &input),
     };
     match result {
         Ok(code) => code,

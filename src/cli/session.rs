@@ -7,6 +7,7 @@ use mcopt::check::{self, Model};
 use mcopt::config::{self, DataSlot, DataSpec, HeaderMode, PointMode, RowSel, SeqLayout, ShapeKind, Split, VarRole, VarSpec};
 use mcopt::diag::{Diag, Diags, SourceFile};
 use mcopt::graph::{self, Graph, LowerOptions, SeqData};
+use mcopt::plugin_host::{self, PluginSearch};
 use mcopt::registry::Registry;
 use mcopt::syntax;
 
@@ -35,16 +36,11 @@ pub fn read_source(path: &str) -> Result<Arc<SourceFile>, Diags> {
 impl Session {
     /// Load plugins, parse and check the model, and collect the data bindings (not yet bound).
     pub fn load(model_path: &str, input: &InputArgs) -> Result<Session, Diags> {
-        let run: Option<RunStub> = match &input.config {
-            Some(p) => return Err(Diag::new("mcopt::config::run", "run files are not supported yet").in_file(p.as_str()).into()),
+        let run = match &input.config {
+            Some(p) => Some(config::load_run(Path::new(p))?),
             None => None,
         };
-        let mut registry = Registry::with_standard();
-        let mut plugins: Vec<(String, PathBuf)> = input.plugins.iter().map(|p| (p.clone(), PathBuf::from("."))).collect();
-        if let Some(run) = &run {
-            plugins.extend(run.plugins.iter().map(|p| (p.clone(), run.dir.clone())));
-        }
-        super::commands::load_plugins(&mut registry, &plugins)?;
+        let registry = registry(input, run.as_ref())?;
         let source = read_source(model_path)?;
         let program = syntax::parse(&source)?;
         let model = check::check(&source, &program, &registry)?;
@@ -116,7 +112,7 @@ pub fn var_spec(name: &str, shape: mcopt::check::Shape, role: VarRole) -> VarSpe
 }
 
 /// Data bindings from the run file or from --data/--rows/--test-rows.
-fn data_spec(input: &InputArgs, run: Option<&RunStub>) -> Result<(Option<DataSpec>, PathBuf), Diags> {
+fn data_spec(input: &InputArgs, run: Option<&config::RunFile>) -> Result<(Option<DataSpec>, PathBuf), Diags> {
     if input.data.is_empty() {
         return Ok(match run {
             Some(r) => (r.data.clone(), r.dir.clone()),
@@ -142,9 +138,18 @@ fn data_spec(input: &InputArgs, run: Option<&RunStub>) -> Result<(Option<DataSpe
     Ok((Some(spec), PathBuf::from(".")))
 }
 
-/// Temporary until run files land.
-pub struct RunStub {
-    pub plugins: Vec<String>,
-    pub dir: PathBuf,
-    pub data: Option<DataSpec>,
+/// The standard functions plus every plugin named by --plugin, the run file and the environment.
+pub fn registry(input: &InputArgs, run: Option<&config::RunFile>) -> Result<Registry, Diags> {
+    let mut registry = Registry::with_standard();
+    let mut search = PluginSearch::from_env();
+    for p in &input.plugins {
+        search.add_cli(p.clone());
+    }
+    if let Some(run) = run {
+        for p in &run.plugins {
+            search.add_run_file(p.clone(), &run.dir);
+        }
+    }
+    plugin_host::load_all(&mut registry, &search)?;
+    Ok(registry)
 }
