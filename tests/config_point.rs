@@ -173,3 +173,34 @@ fn large_point_loads_fast() {
     // Generous bound for unoptimised test builds on a shared machine; release is far below.
     assert!(elapsed.as_secs_f64() < 5.0, "{elapsed:?}");
 }
+
+#[test]
+fn many_bad_values_are_capped_and_fast() {
+    let specs: Vec<VarSpec> = (0..200)
+        .map(|i| spec(&format!("p{i}"), 50, 1, ShapeKind::Vector, VarRole::Param))
+        .collect();
+    let text: String = (0..200)
+        .map(|i| format!("p{i}: [{}]\n", vec![".nan"; 50].join(", ")))
+        .collect();
+    let start = Instant::now();
+    let e = parse_point(&SourceFile::new("nan.yaml", text), &specs, PointMode::Point).unwrap_err();
+    assert_eq!(e.len(), 20);
+    assert!(e.0[19]
+        .help
+        .as_deref()
+        .unwrap_or("")
+        .contains("more problems"));
+    assert!(start.elapsed().as_secs_f64() < 5.0, "{:?}", start.elapsed());
+}
+
+#[test]
+fn comment_only_file_is_an_empty_point() {
+    let src = SourceFile::new("c.yaml", "# nothing here\n");
+    let p = parse_point(
+        &src,
+        &[spec("h[1]", 2, 1, ShapeKind::Vector, VarRole::Layer)],
+        PointMode::Point,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p.values, [None]);
+}

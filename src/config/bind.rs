@@ -309,62 +309,59 @@ impl Ctx<'_> {
 
     /// Columns for each slot, in slot order; reports unbound slots, unused bindings, bad columns, wrong widths.
     fn resolve_bindings(&self, slots: &[DataSlot], diags: &mut Diags) -> Vec<Vec<usize>> {
+        self.unused_bindings(slots, diags);
+        slots
+            .iter()
+            .map(|slot| self.slot_columns(slot, diags).unwrap_or_default())
+            .collect()
+    }
+
+    /// Report bindings that no `data` declaration uses.
+    fn unused_bindings(&self, slots: &[DataSlot], diags: &mut Diags) {
+        let known: Vec<&str> = slots.iter().map(|s| s.name.as_str()).collect();
         for (i, (name, _)) in self.spec.bind.iter().enumerate() {
-            if !slots.iter().any(|s| &s.name == name) {
-                let known: Vec<&str> = slots.iter().map(|s| s.name.as_str()).collect();
-                let help = format!(
-                    "{}the model declares data {}",
-                    suggest(name, &known),
-                    list_names(&known)
-                );
-                let msg = format!("binding `{name}` has no `data {name}` declaration in the model");
-                diags.push(
-                    self.diag(
-                        "mcopt::data::unused_binding",
-                        msg,
-                        self.bind_span(i),
-                        "not declared",
-                    )
-                    .help(help),
-                );
-            }
-        }
-        let mut out = Vec::with_capacity(slots.len());
-        for slot in slots {
-            let Some(i) = self.spec.bind.iter().position(|(n, _)| n == &slot.name) else {
-                let msg = format!("`data {}` (width {}) has no binding", slot.name, slot.width);
-                let help = format!(
-                    "bind it to {} columns of the data file, e.g. `{}: 0..{}`",
-                    slot.width, slot.name, slot.width
-                );
-                diags.push(
-                    self.diag(
-                        "mcopt::data::unbound",
-                        msg,
-                        self.data_span(),
-                        "no binding here",
-                    )
-                    .help(help),
-                );
-                out.push(Vec::new());
+            if known.contains(&name.as_str()) {
                 continue;
-            };
-            let cols = self.columns(i, diags);
-            if let Some(cols) = &cols {
-                if cols.len() != slot.width {
-                    let msg = format!(
-                        "`data {}` has width {}, but its binding selects {} columns",
-                        slot.name,
-                        slot.width,
-                        cols.len()
-                    );
-                    let label = format!("{} columns", cols.len());
-                    diags.push(self.diag("mcopt::data::width", msg, self.bind_span(i), &label));
-                }
             }
-            out.push(cols.unwrap_or_default());
+            let help = format!(
+                "{}the model declares data {}",
+                suggest(name, &known),
+                list_names(&known)
+            );
+            let msg = format!("binding `{name}` has no `data {name}` declaration in the model");
+            let d = self.diag(
+                "mcopt::data::unused_binding",
+                msg,
+                self.bind_span(i),
+                "not declared",
+            );
+            diags.push(d.help(help));
         }
-        out
+    }
+
+    /// The columns bound to `slot`, checked against its width.
+    fn slot_columns(&self, slot: &DataSlot, diags: &mut Diags) -> Option<Vec<usize>> {
+        let Some(i) = self.spec.bind.iter().position(|(n, _)| n == &slot.name) else {
+            let msg = format!("`data {}` (width {}) has no binding", slot.name, slot.width);
+            let (name, w) = (&slot.name, slot.width);
+            let help = format!("bind it to {w} columns of the data file, e.g. `{name}: 0..{w}`");
+            let d = self.diag(
+                "mcopt::data::unbound",
+                msg,
+                self.data_span(),
+                "no binding here",
+            );
+            diags.push(d.help(help));
+            return None;
+        };
+        let cols = self.columns(i, diags)?;
+        if cols.len() != slot.width {
+            let (name, w, n) = (&slot.name, slot.width, cols.len());
+            let msg = format!("`data {name}` has width {w}, but its binding selects {n} columns");
+            let label = format!("{n} columns");
+            diags.push(self.diag("mcopt::data::width", msg, self.bind_span(i), &label));
+        }
+        Some(cols)
     }
 
     /// The column indices of binding `i`, or None after reporting why not.
@@ -422,33 +419,20 @@ impl Ctx<'_> {
     /// The index of the column called `col` for binding `i`, or None after reporting it.
     fn named(&self, i: usize, col: &str, diags: &mut Diags) -> Option<usize> {
         let name = &self.spec.bind[i].0;
-        if self.table.header.is_none() {
+        let span = self.bind_span(i);
+        let Some(header) = &self.table.header else {
             let msg =
                 format!("binding `{name}` names column `{col}`, but the data file has no header");
-            let help = format!(
-                "select columns by number (the file has {} columns) or set `header: yes`",
-                self.table.ncols()
-            );
-            diags.push(
-                self.diag(
-                    "mcopt::data::no_header",
-                    msg,
-                    self.bind_span(i),
-                    "a column name",
-                )
-                .help(help),
-            );
+            let n = self.table.ncols();
+            let help =
+                format!("select columns by number (the file has {n} columns) or set `header: yes`");
+            let d = self.diag("mcopt::data::no_header", msg, span, "a column name");
+            diags.push(d.help(help));
             return None;
-        }
+        };
         let found = self.table.column(col);
         if found.is_none() {
-            let header: Vec<&str> = self
-                .table
-                .header
-                .iter()
-                .flatten()
-                .map(String::as_str)
-                .collect();
+            let header: Vec<&str> = header.iter().map(String::as_str).collect();
             let help = format!(
                 "{}the columns are {}",
                 suggest(col, &header),
@@ -456,15 +440,8 @@ impl Ctx<'_> {
             );
             let msg =
                 format!("binding `{name}` names column `{col}`, which the data file does not have");
-            diags.push(
-                self.diag(
-                    "mcopt::data::column_name",
-                    msg,
-                    self.bind_span(i),
-                    "unknown column",
-                )
-                .help(help),
-            );
+            let d = self.diag("mcopt::data::column_name", msg, span, "unknown column");
+            diags.push(d.help(help));
         }
         found
     }

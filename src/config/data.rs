@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{list_names, read_source};
+use super::{list_names, read_source, Capped};
 use crate::diag::{Diag, Diags, SourceFile, Span};
 
 /// Whether the first line of a CSV file is a header of column names.
@@ -81,18 +81,10 @@ pub fn parse_csv(source: &Arc<SourceFile>, header: HeaderMode) -> Result<Table, 
         let d = Diag::new(
             "mcopt::data::empty",
             "expected CSV data, found an empty file",
-        )
-        .in_file(source.name.clone());
-        return Err(d.into());
+        );
+        return Err(d.in_file(source.name.clone()).into());
     };
     let first_fields = split_fields(first, first_span.start);
-    let is_header = match header {
-        HeaderMode::Yes => true,
-        HeaderMode::No => false,
-        HeaderMode::Auto => first_fields
-            .iter()
-            .any(|(f, _)| !f.is_empty() && f.parse::<f64>().is_err()),
-    };
     let mut table = Table {
         source: Arc::clone(source),
         header: None,
@@ -100,45 +92,43 @@ pub fn parse_csv(source: &Arc<SourceFile>, header: HeaderMode) -> Result<Table, 
         row_spans: Vec::new(),
         header_span: Span::default(),
     };
-    let mut width_from = (first_fields.len(), first_span);
-    if is_header {
+    if is_header(header, &first_fields) {
         lines.next();
         table.header = Some(first_fields.into_iter().map(|(f, _)| f).collect());
         table.header_span = first_span;
     }
-    let mut diags = Diags::new();
-    let mut hidden = 0usize;
+    let mut diags = Capped::new(MAX_DIAGS);
     for (span, line) in lines {
         let fields = split_fields(line, span.start);
-        if table.rows.is_empty() && table.header.is_none() {
-            width_from = (fields.len(), span);
-        }
-        let mut problems = Vec::new();
-        let row = parse_row(source, &fields, span, width_from, &mut problems);
-        for d in problems {
-            if diags.len() < MAX_DIAGS {
-                diags.push(d);
-            } else {
-                hidden += 1;
-            }
-        }
+        let width_from = match (&table.header, table.row_spans.first()) {
+            (Some(h), _) => (h.len(), table.header_span),
+            (None, Some(&s)) => (table.rows[0].len(), s),
+            (None, None) => (fields.len(), span),
+        };
+        let row = parse_row(source, &fields, span, width_from, &mut diags);
         table.rows.push(row);
         table.row_spans.push(span);
     }
-    if hidden > 0 {
-        if let Some(last) = diags.0.last_mut() {
-            last.help = Some(format!("{hidden} more problems in this file are not shown"));
-        }
-    }
     if diags.is_empty() && table.rows.is_empty() {
-        let d = Diag::new(
-            "mcopt::data::no_rows",
-            "expected data rows after the header, found none",
-        )
-        .at(source, table.header_span, "only a header");
-        diags.push(d);
+        let msg = "expected data rows after the header, found none";
+        diags.push(Diag::new("mcopt::data::no_rows", msg).at(
+            source,
+            table.header_span,
+            "only a header",
+        ));
     }
-    diags.finish(table)
+    diags.finish().finish(table)
+}
+
+/// Whether the first line is a header under `mode`.
+fn is_header(mode: HeaderMode, first: &[(String, Span)]) -> bool {
+    match mode {
+        HeaderMode::Yes => true,
+        HeaderMode::No => false,
+        HeaderMode::Auto => first
+            .iter()
+            .any(|(f, _)| !f.is_empty() && f.parse::<f64>().is_err()),
+    }
 }
 
 /// Parse the fields of one line; problems go to `problems`, bad fields become NaN.
@@ -147,7 +137,7 @@ fn parse_row(
     fields: &[(String, Span)],
     line: Span,
     (width, width_line): (usize, Span),
-    problems: &mut Vec<Diag>,
+    problems: &mut Capped,
 ) -> Vec<f64> {
     if fields.len() != width {
         let d = Diag::new(
@@ -165,7 +155,7 @@ fn parse_row(
         .collect()
 }
 
-fn parse_field(source: &Arc<SourceFile>, text: &str, span: Span, problems: &mut Vec<Diag>) -> f64 {
+fn parse_field(source: &Arc<SourceFile>, text: &str, span: Span, problems: &mut Capped) -> f64 {
     let (code, message, label) = match text.parse::<f64>() {
         Ok(x) if x.is_finite() => return x,
         _ if text.is_empty() => (
@@ -279,6 +269,18 @@ mod tests {
                 "mcopt::data::not_finite",
                 "mcopt::data::empty_field"
             ]
+        );
+    }
+
+    #[test]
+    fn problems_are_capped_and_counted() {
+        let text = "1,2\n".to_string() + &"x,y\n".repeat(15);
+        let e = parse(&text, HeaderMode::No).unwrap_err();
+        assert_eq!(e.len(), MAX_DIAGS);
+        let help = e.0[MAX_DIAGS - 1].help.as_deref().unwrap_or("");
+        assert!(
+            help.ends_with("10 more problems in this file are not shown"),
+            "{help}"
         );
     }
 }

@@ -27,7 +27,7 @@ pub use run::{
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::diag::{Diag, SourceFile};
+use crate::diag::{Diag, Diags, SourceFile};
 
 /// Read a text file into a [`SourceFile`] named by its path; failures name the file and the OS error.
 pub(crate) fn read_source(path: &Path) -> Result<Arc<SourceFile>, Diag> {
@@ -53,6 +53,58 @@ pub(crate) fn read_source(path: &Path) -> Result<Arc<SourceFile>, Diag> {
         .in_file(name.clone())
     })?;
     Ok(SourceFile::new(name, text))
+}
+
+/// Collects diagnostics up to a limit; the rest are counted and mentioned in the last one's help.
+pub(crate) struct Capped {
+    diags: Diags,
+    max: usize,
+    hidden: usize,
+}
+
+impl Capped {
+    pub(crate) fn new(max: usize) -> Capped {
+        Capped {
+            diags: Diags::new(),
+            max,
+            hidden: 0,
+        }
+    }
+
+    /// Whether another diagnostic would still be shown (check before costly span look-ups).
+    pub(crate) fn has_room(&self) -> bool {
+        self.diags.len() < self.max
+    }
+
+    pub(crate) fn push(&mut self, d: Diag) {
+        if self.has_room() {
+            self.diags.push(d);
+        } else {
+            self.hidden += 1;
+        }
+    }
+
+    /// Count one problem that was not even built (no room for it).
+    pub(crate) fn skip(&mut self) {
+        self.hidden += 1;
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.diags.is_empty()
+    }
+
+    pub(crate) fn finish(mut self) -> Diags {
+        if self.hidden > 0 {
+            if let Some(last) = self.diags.0.last_mut() {
+                let note = format!("{} more problems in this file are not shown", self.hidden);
+                last.help = Some(match last.help.take() {
+                    Some(h) => format!("{h}\n{note}"),
+                    None => note,
+                });
+            }
+        }
+        self.diags
+    }
 }
 
 /// An OS error in lowercase words ("no such file or directory (os error 2)").

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::yaml::{locate, locate_key, locate_or_parent, parse_node, plural, Node, Seg};
-use super::{list_names, read_source, suggest};
+use super::{list_names, read_source, suggest, Capped};
 use crate::diag::{Diag, Diags, SourceFile, Span};
 
 /// How a variable is written in a point file.
@@ -114,14 +114,14 @@ pub fn parse_point(
     let mut reader = Reader {
         source,
         specs,
-        diags: Diags::new(),
+        diags: Capped::new(MAX_DIAGS),
         values: vec![None; specs.len()],
         given: vec![false; specs.len()],
     };
     reader.read_entries(&entries);
     reader.fill_missing(mode);
     let Reader { diags, values, .. } = reader;
-    diags.finish(PointValues { values })
+    diags.finish().finish(PointValues { values })
 }
 
 /// Write values (one column-major vector per spec) as a point file that [`parse_point`]
@@ -195,13 +195,16 @@ fn yaml_key(name: &str) -> String {
     }
 }
 
+/// At most this many problems are reported per file (each costs a re-read of the file).
+const MAX_DIAGS: usize = 20;
+
 /// At most this many element-level problems are reported per value.
 const MAX_ELEMENT_DIAGS: usize = 5;
 
 struct Reader<'a> {
     source: &'a Arc<SourceFile>,
     specs: &'a [VarSpec],
-    diags: Diags,
+    diags: Capped,
     values: Vec<Option<Vec<f64>>>,
     /// Whether each spec had an entry (even a bad one), so it is not also reported missing.
     given: Vec<bool>,
@@ -239,7 +242,21 @@ impl Reader<'_> {
         }
     }
 
+    /// Whether another diagnostic fits (span look-ups re-read the file, so they are capped);
+    /// counts the problem as not shown when not.
+    fn room(&mut self) -> bool {
+        if self.diags.has_room() {
+            true
+        } else {
+            self.diags.skip();
+            false
+        }
+    }
+
     fn bad_key(&mut self, key: &Node) {
+        if !self.room() {
+            return;
+        }
         let span = locate_or_parent(self.source, &[]);
         let d = Diag::new(
             "mcopt::point::bad_key",
@@ -253,6 +270,9 @@ impl Reader<'_> {
     }
 
     fn duplicate(&mut self, name: &str, nth: usize) {
+        if !self.room() {
+            return;
+        }
         let first = locate_key(self.source, &[], name);
         let span = locate(self.source, &[Seg::Key(name.to_string(), nth)]).unwrap_or(first);
         let d = Diag::new(
@@ -266,6 +286,9 @@ impl Reader<'_> {
     }
 
     fn unknown(&mut self, name: &str) {
+        if !self.room() {
+            return;
+        }
         let span = locate_key(self.source, &[], name);
         let names: Vec<&str> = self.specs.iter().map(|s| s.name.as_str()).collect();
         let mut help = suggest(name, &names);
@@ -407,7 +430,7 @@ impl Reader<'_> {
                 "not a number",
             ),
         };
-        if *budget > 0 {
+        if *budget > 0 && self.room() {
             *budget -= 1;
             let span = locate_or_parent(self.source, path);
             self.diags
@@ -417,6 +440,9 @@ impl Reader<'_> {
     }
 
     fn misshapen(&mut self, spec: &VarSpec, path: &[Seg], found: String) {
+        if !self.room() {
+            return;
+        }
         let span = locate_or_parent(self.source, path);
         let d = Diag::new(
             "mcopt::point::shape",
@@ -428,6 +454,9 @@ impl Reader<'_> {
     }
 
     fn bad_row(&mut self, spec: &VarSpec, i: usize, row: &Node, path: &[Seg]) {
+        if !self.room() {
+            return;
+        }
         let span = locate_or_parent(self.source, path);
         let found = match row {
             Node::Seq(items) => plural(items.len(), "entry", "entries"),

@@ -356,44 +356,23 @@ const ROWS_HELP: &str =
     "write time steps as a range `0..8` (0-based, end excluded), `all`, or a fraction `{fraction: 0.9}` (or just `0.9`)";
 
 fn read_rows(r: &mut Reader, v: &Val) -> Option<RowSel> {
-    let fraction = |r: &mut Reader, x: f64| {
-        if x > 0.0 && x < 1.0 {
-            Some(RowSel::Fraction(x))
-        } else {
-            let msg = format!(
-                "expected `{}` to be a fraction strictly between 0 and 1, found {x}",
-                v.name
-            );
-            r.error(
-                "mcopt::config::rows",
-                v,
-                msg,
-                "not in (0, 1)",
-                Some(ROWS_HELP.to_string()),
-            );
-            None
+    let x = match v.node {
+        Node::Str(s) => {
+            return super::bind::parse_row_sel(s)
+                .map_err(|d| {
+                    rows_error(
+                        r,
+                        v,
+                        format!("`{}`: {}", v.name, d.message),
+                        "bad row selection",
+                    )
+                })
+                .ok();
         }
-    };
-    match v.node {
-        Node::Str(s) => match super::bind::parse_row_sel(s) {
-            Ok(sel) => Some(sel),
-            Err(d) => {
-                r.error(
-                    "mcopt::config::rows",
-                    v,
-                    format!("`{}`: {}", v.name, d.message),
-                    "bad row selection",
-                    Some(ROWS_HELP.to_string()),
-                );
-                None
-            }
-        },
-        Node::Num(x) => fraction(r, *x),
+        Node::Num(x) => *x,
         Node::Map(_) => {
             let f = r.fields(Some(v), &["fraction"])?;
-            let x =
-                required(r, &f, "fraction", "a number between 0 and 1").and_then(|x| r.f64(&x))?;
-            fraction(r, x)
+            required(r, &f, "fraction", "a number between 0 and 1").and_then(|x| r.f64(&x))?
         }
         other => {
             let msg = format!(
@@ -401,16 +380,29 @@ fn read_rows(r: &mut Reader, v: &Val) -> Option<RowSel> {
                 v.name,
                 other.describe()
             );
-            r.error(
-                "mcopt::config::rows",
-                v,
-                msg,
-                "bad row selection",
-                Some(ROWS_HELP.to_string()),
-            );
-            None
+            rows_error(r, v, msg, "bad row selection");
+            return None;
         }
+    };
+    if x > 0.0 && x < 1.0 {
+        return Some(RowSel::Fraction(x));
     }
+    let msg = format!(
+        "expected `{}` to be a fraction strictly between 0 and 1, found {x}",
+        v.name
+    );
+    rows_error(r, v, msg, "not in (0, 1)");
+    None
+}
+
+fn rows_error(r: &mut Reader, v: &Val, msg: String, label: &str) {
+    r.error(
+        "mcopt::config::rows",
+        v,
+        msg,
+        label,
+        Some(ROWS_HELP.to_string()),
+    );
 }
 
 fn read_layout(r: &mut Reader, v: &Val) -> Option<SeqLayout> {
