@@ -24,7 +24,15 @@ struct Options {
 }
 
 fn parse_args() -> Result<Options, String> {
-    let mut o = Options { nh: 128, nx: 16, ny: 4, steps: 1000, sequences: 8, seed: 1, tanh: false };
+    let mut o = Options {
+        nh: 128,
+        nx: 16,
+        ny: 4,
+        steps: 1000,
+        sequences: 8,
+        seed: 1,
+        tanh: false,
+    };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
@@ -33,8 +41,12 @@ fn parse_args() -> Result<Options, String> {
             i += 1;
             continue;
         }
-        let value = args.get(i + 1).ok_or_else(|| format!("{} needs a value", args[i]))?;
-        let n: u64 = value.parse().map_err(|_| format!("{} needs a non-negative integer, found {value}", args[i]))?;
+        let value = args
+            .get(i + 1)
+            .ok_or_else(|| format!("{} needs a value", args[i]))?;
+        let n: u64 = value
+            .parse()
+            .map_err(|_| format!("{} needs a non-negative integer, found {value}", args[i]))?;
         match args[i].as_str() {
             "--nh" => o.nh = n as usize,
             "--nx" => o.nx = n as usize,
@@ -56,7 +68,10 @@ fn gaussian(rng: &mut Rng, n: usize, std: f64) -> Vec<f64> {
 /// y = M x + add, M stored row-major `rows × cols`.
 fn affine(m: &[f64], x: &[f64], add: &[f64]) -> Vec<f64> {
     let cols = x.len();
-    add.iter().enumerate().map(|(i, a)| a + (0..cols).map(|j| m[i * cols + j] * x[j]).sum::<f64>()).collect()
+    add.iter()
+        .enumerate()
+        .map(|(i, a)| a + (0..cols).map(|j| m[i * cols + j] * x[j]).sum::<f64>())
+        .collect()
 }
 
 fn main() {
@@ -80,8 +95,14 @@ fn main() {
         for _ in 0..o.steps {
             let x: Vec<f64> = (0..o.nx).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
             let u = affine(&w, &h, &affine(&v, &x, &b));
-            h = u.iter().map(|&z| if o.tanh { z.tanh() } else { z.max(0.0) }).collect();
-            let y: Vec<f64> = affine(&a, &h, &c).into_iter().map(|z| z + 1e-3 * rng.normal()).collect();
+            h = u
+                .iter()
+                .map(|&z| if o.tanh { z.tanh() } else { z.max(0.0) })
+                .collect();
+            let y: Vec<f64> = affine(&a, &h, &c)
+                .into_iter()
+                .map(|z| z + 1e-3 * rng.normal())
+                .collect();
             xs.push(x);
             ys.push(y);
         }

@@ -149,17 +149,22 @@ impl miette::Diagnostic for Diag {
     fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
         self.source.as_ref()?;
         let len = self.source.as_ref().map_or(0, |s| s.text.len());
-        Some(Box::new(self.labels.iter().enumerate().map(move |(i, (span, text))| {
-            let start = span.start.min(len);
-            let end = span.end.clamp(start, len);
-            let label = (!text.is_empty()).then(|| text.clone());
-            let labeled = miette::LabeledSpan::new(label, start, end - start);
-            if i == 0 {
-                miette::LabeledSpan::new_primary_with_span(labeled.label().map(str::to_owned), *labeled.inner())
-            } else {
-                labeled
-            }
-        })))
+        Some(Box::new(self.labels.iter().enumerate().map(
+            move |(i, (span, text))| {
+                let start = span.start.min(len);
+                let end = span.end.clamp(start, len);
+                let label = (!text.is_empty()).then(|| text.clone());
+                let labeled = miette::LabeledSpan::new(label, start, end - start);
+                if i == 0 {
+                    miette::LabeledSpan::new_primary_with_span(
+                        labeled.label().map(str::to_owned),
+                        *labeled.inner(),
+                    )
+                } else {
+                    labeled
+                }
+            },
+        )))
     }
 }
 
@@ -240,8 +245,9 @@ impl fmt::Display for Diags {
 /// Render diagnostics as text without colours (used by tests' expected-output files and by
 /// the CLI when stderr is not a terminal).
 pub fn render_plain(diags: &Diags) -> String {
-    let handler = miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
-        .with_width(100);
+    let handler =
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+            .with_width(100);
     let mut out = String::new();
     for d in diags.iter() {
         // Rendering into a String cannot fail except through fmt errors we do not produce.

@@ -12,7 +12,9 @@ fn main() -> ExitCode {
         eprintln!("error[mcopt::internal]: internal error, this is a bug in mcopt: {info}");
         eprintln!("  help: please report it with the command line and input files that caused it");
     }));
-    let worker = std::thread::Builder::new().stack_size(STACK_BYTES).spawn(cli::main);
+    let worker = std::thread::Builder::new()
+        .stack_size(STACK_BYTES)
+        .spawn(cli::main);
     match worker.map(|h| h.join()) {
         Ok(Ok(code)) => ExitCode::from(code),
         _ => ExitCode::from(cli::EXIT_INTERNAL),

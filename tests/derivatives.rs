@@ -32,7 +32,10 @@ fn math_section_6_cases_are_exact() {
         let (d1, d2) = (t.d1.unwrap_or(f64::NAN), t.d2.unwrap_or(f64::NAN));
         assert!((d1 - f1).abs() <= 1e-12, "{name}: f′ = {d1}, expected {f1}");
         assert!((d2 - f2).abs() <= 1e-12, "{name}: f″ = {d2}, expected {f2}");
-        assert!(t.active_kinks > 0 || *name == "double_well", "{name}: the point is at a kink");
+        assert!(
+            t.active_kinks > 0 || *name == "double_well",
+            "{name}: the point is at a kink"
+        );
     }
 }
 
@@ -58,7 +61,10 @@ const FORMULAS: &[&str] = &[
 ];
 
 fn formula_graph(f: &str, r: &Registry) -> mcopt::graph::Graph {
-    compile(&format!("param x: real\nparam y: real\nparam z: real\nminimize {f}"), r)
+    compile(
+        &format!("param x: real\nparam y: real\nparam z: real\nminimize {f}"),
+        r,
+    )
 }
 
 /// Points on kinks on purpose (coordinates 0 or equal), or random.
@@ -73,7 +79,10 @@ fn direction() -> impl Strategy<Value = Vec<f64>> {
 }
 
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(48)
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(48)
 }
 
 proptest! {
@@ -166,14 +175,24 @@ fn syn_rnn_derivatives_match_differences_at_random_points_and_kinks() {
         if taylor(&g, &r, &x, &d, Order::One).active_kinks == 0 {
             let grad = gradient(&g, &r, &x);
             let dot: f64 = grad.iter().zip(&d).map(|(a, b)| a * b).sum();
-            assert!(close(dot, taylor(&g, &r, &x, &d, Order::One).d1.unwrap_or(f64::NAN), 1e-10));
+            assert!(close(
+                dot,
+                taylor(&g, &r, &x, &d, Order::One).d1.unwrap_or(f64::NAN),
+                1e-10
+            ));
         }
     }
 }
 
 /// Set b₁ so that the first component of u_1 = W h_0 + V x_1 + b is exactly 0.
 fn put_u1_on_kink(g: &mcopt::graph::Graph, theta: &mut [f64]) {
-    let slot = |name: &str| g.params.iter().find(|p| p.name == name).map(|p| p.offset).unwrap_or(0);
+    let slot = |name: &str| {
+        g.params
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.offset)
+            .unwrap_or(0)
+    };
     let (v, b) = (slot("V"), slot("b"));
     let x1: Vec<f64> = std::fs::read_to_string(repo().join("examples/data/syn_T10.csv"))
         .unwrap_or_default()

@@ -9,8 +9,21 @@ use crate::registry::FunctionKind;
 use crate::syntax::ast::{BinOp, Expr, ExprKind, Ident};
 
 /// Built-in functions, for "unknown function" help.
-const BUILTINS: &[&str] =
-    &["abs", "dot", "exp", "log", "max", "mean", "min", "norm1", "sqnorm", "sqrt", "sum", "transpose", "zeros"];
+const BUILTINS: &[&str] = &[
+    "abs",
+    "dot",
+    "exp",
+    "log",
+    "max",
+    "mean",
+    "min",
+    "norm1",
+    "sqnorm",
+    "sqrt",
+    "sum",
+    "transpose",
+    "zeros",
+];
 
 /// Where an expression is checked.
 #[derive(Debug, Clone, Default)]
@@ -27,20 +40,33 @@ impl Ctx {
     }
 
     pub(super) fn layer_plain(id: usize) -> Ctx {
-        Ctx { time: None, layer: Some(id) }
+        Ctx {
+            time: None,
+            layer: Some(id),
+        }
     }
 
     pub(super) fn layer_base(id: usize) -> Ctx {
-        Ctx { time: None, layer: Some(id) }
+        Ctx {
+            time: None,
+            layer: Some(id),
+        }
     }
 
     pub(super) fn layer_general(id: usize, t: &str) -> Ctx {
-        Ctx { time: Some(t.to_owned()), layer: Some(id) }
+        Ctx {
+            time: Some(t.to_owned()),
+            layer: Some(id),
+        }
     }
 }
 
 fn lit(values: Vec<f64>, shape: Shape, span: Span) -> CExpr {
-    CExpr { kind: CKind::Literal(values), shape, span }
+    CExpr {
+        kind: CKind::Literal(values),
+        shape,
+        span,
+    }
 }
 
 fn node(kind: CKind, shape: Shape, span: Span) -> CExpr {
@@ -74,13 +100,22 @@ impl Checker<'_> {
     fn name(&mut self, id: &Ident, ctx: &Ctx) -> Option<CExpr> {
         let Some((binding, _)) = self.scope.get(&id.name).cloned() else {
             let d = if ctx.time.as_deref() == Some(id.name.as_str()) {
-                Diag::new("mcopt::check::time", format!("the time variable `{}` can only index a sequence", id.name))
-                    .at(&self.source, id.span, "used as a value")
-                    .help(format!("write `x[{}]` for the data or layer at this time step", id.name))
+                Diag::new(
+                    "mcopt::check::time",
+                    format!("the time variable `{}` can only index a sequence", id.name),
+                )
+                .at(&self.source, id.span, "used as a value")
+                .help(format!(
+                    "write `x[{}]` for the data or layer at this time step",
+                    id.name
+                ))
             } else {
-                Diag::new("mcopt::check::unknown_name", format!("unknown name `{}`", id.name))
-                    .at(&self.source, id.span, "not declared")
-                    .help("declare it with `param`, `const`, `let`, `layer` or `data` before its use")
+                Diag::new(
+                    "mcopt::check::unknown_name",
+                    format!("unknown name `{}`", id.name),
+                )
+                .at(&self.source, id.span, "not declared")
+                .help("declare it with `param`, `const`, `let`, `layer` or `data` before its use")
             };
             self.error(d);
             return None;
@@ -95,7 +130,9 @@ impl Checker<'_> {
             }
             Binding::Data(_) => {
                 let msg = format!("data `{}` is a sequence and needs a time index", id.name);
-                let d = Diag::new("mcopt::check::time", msg).at(&self.source, id.span, "no time index").help(format!("write `{}[t]`", id.name));
+                let d = Diag::new("mcopt::check::time", msg)
+                    .at(&self.source, id.span, "no time index")
+                    .help(format!("write `{}[t]`", id.name));
                 self.error(d);
                 None
             }
@@ -106,13 +143,23 @@ impl Checker<'_> {
     fn plain_layer_ref(&mut self, l: usize, id: &Ident, ctx: &Ctx) -> Option<CExpr> {
         let slot = &self.layers[l];
         let msg = if slot.indexed {
-            format!("layer `{}` is indexed by time and needs a time index", id.name)
+            format!(
+                "layer `{}` is indexed by time and needs a time index",
+                id.name
+            )
         } else if ctx.layer == Some(l) {
             format!("layer `{}` refers to itself", id.name)
         } else if !slot.defined {
             format!("layer `{}` is used before its definition", id.name)
         } else {
-            return Some(node(CKind::Layer { id: l, time: TimeRef::None }, slot.shape?, id.span));
+            return Some(node(
+                CKind::Layer {
+                    id: l,
+                    time: TimeRef::None,
+                },
+                slot.shape?,
+                id.span,
+            ));
         };
         let d = Diag::new("mcopt::check::layer_order", msg)
             .at(&self.source, id.span, "used here")
@@ -137,10 +184,23 @@ impl Checker<'_> {
     }
 
     fn element(&mut self, e: &Expr, b: CExpr, args: &[Expr], ctx: &Ctx) -> Option<CExpr> {
-        let want = if b.shape.is_scalar() { 0 } else if b.shape.cols == 1 { 1 } else { 2 };
+        let want = if b.shape.is_scalar() {
+            0
+        } else if b.shape.cols == 1 {
+            1
+        } else {
+            2
+        };
         if args.len() != want || want == 0 {
-            let msg = format!("indexing {} takes {} index(es), found {}", b.shape, want, args.len());
-            let d = Diag::new("mcopt::check::index", msg).at(&self.source, e.span, "indexed here").help("indexes are 1-based: v[1], M[2, 3]");
+            let msg = format!(
+                "indexing {} takes {} index(es), found {}",
+                b.shape,
+                want,
+                args.len()
+            );
+            let d = Diag::new("mcopt::check::index", msg)
+                .at(&self.source, e.span, "indexed here")
+                .help("indexes are 1-based: v[1], M[2, 3]");
             self.error(d);
             return None;
         }
@@ -149,7 +209,11 @@ impl Checker<'_> {
         for (k, a) in args.iter().enumerate() {
             at[k] = self.const_index(a, dims[k], ctx)?;
         }
-        let kind = CKind::Element { base: Arc::new(b), row: at[0], col: at[1] };
+        let kind = CKind::Element {
+            base: Arc::new(b),
+            row: at[0],
+            col: at[1],
+        };
         Some(node(kind, Shape::SCALAR, e.span))
     }
 
@@ -161,14 +225,22 @@ impl Checker<'_> {
             Some(x) if x.fract() == 0.0 && x >= 1.0 && x <= len as f64 => Some(x as usize - 1),
             _ => {
                 let msg = format!("an index must be an integer constant between 1 and {len}");
-                let found = value.map_or_else(|| "not a constant".to_owned(), |x| format!("found {x}"));
+                let found =
+                    value.map_or_else(|| "not a constant".to_owned(), |x| format!("found {x}"));
                 self.error(Diag::new("mcopt::check::index", msg).at(&self.source, a.span, found));
                 None
             }
         }
     }
 
-    fn sequence_ref(&mut self, e: &Expr, id: &Ident, args: &[Expr], ctx: &Ctx, seq: Seq) -> Option<CExpr> {
+    fn sequence_ref(
+        &mut self,
+        e: &Expr,
+        id: &Ident,
+        args: &[Expr],
+        ctx: &Ctx,
+        seq: Seq,
+    ) -> Option<CExpr> {
         if args.len() != 1 {
             let msg = format!("`{}` takes one time index, found {}", id.name, args.len());
             self.error(Diag::new("mcopt::check::time", msg).at(&self.source, e.span, "here"));
@@ -179,23 +251,45 @@ impl Checker<'_> {
             Seq::Data(d) => {
                 if time == TimeRef::Abs(0) {
                     let msg = format!("data `{}` starts at time 1", id.name);
-                    self.error(Diag::new("mcopt::check::time", msg).at(&self.source, args[0].span, "time 0"));
+                    self.error(Diag::new("mcopt::check::time", msg).at(
+                        &self.source,
+                        args[0].span,
+                        "time 0",
+                    ));
                     return None;
                 }
-                Some(node(CKind::Data { id: d, time }, self.data[d].shape, e.span))
+                Some(node(
+                    CKind::Data { id: d, time },
+                    self.data[d].shape,
+                    e.span,
+                ))
             }
             Seq::Layer(l) => self.indexed_layer_ref(e, id, l, time, ctx),
         }
     }
 
-    fn indexed_layer_ref(&mut self, e: &Expr, id: &Ident, l: usize, time: TimeRef, ctx: &Ctx) -> Option<CExpr> {
+    fn indexed_layer_ref(
+        &mut self,
+        e: &Expr,
+        id: &Ident,
+        l: usize,
+        time: TimeRef,
+        ctx: &Ctx,
+    ) -> Option<CExpr> {
         let slot = &self.layers[l];
         let problem = match (time, slot.shape) {
-            (TimeRef::Rel(0), _) if ctx.layer == Some(l) => Some(format!("layer `{}` refers to itself at the same time step", id.name)),
-            (TimeRef::Rel(0), _) if ctx.layer.is_some() && !slot.defined => {
-                Some(format!("layer `{}` at time `t` is used before its definition", id.name))
-            }
-            (_, None) => Some(format!("the shape of layer `{}` is not known here", id.name)),
+            (TimeRef::Rel(0), _) if ctx.layer == Some(l) => Some(format!(
+                "layer `{}` refers to itself at the same time step",
+                id.name
+            )),
+            (TimeRef::Rel(0), _) if ctx.layer.is_some() && !slot.defined => Some(format!(
+                "layer `{}` at time `t` is used before its definition",
+                id.name
+            )),
+            (_, None) => Some(format!(
+                "the shape of layer `{}` is not known here",
+                id.name
+            )),
             _ => None,
         };
         if let Some(msg) = problem {
@@ -214,11 +308,19 @@ impl Checker<'_> {
         let is_t = |x: &Expr| matches!(&x.kind, ExprKind::Name(n) if ctx.time.as_deref() == Some(n.name.as_str()));
         let found = match &a.kind {
             _ if is_t(a) => Some(TimeRef::Rel(0)),
-            ExprKind::Binary { op: BinOp::Sub, lhs, rhs } if is_t(lhs) => match rhs.kind {
-                ExprKind::Number(k) if k.fract() == 0.0 && (0.0..1e9).contains(&k) => Some(TimeRef::Rel(k as u64)),
+            ExprKind::Binary {
+                op: BinOp::Sub,
+                lhs,
+                rhs,
+            } if is_t(lhs) => match rhs.kind {
+                ExprKind::Number(k) if k.fract() == 0.0 && (0.0..1e9).contains(&k) => {
+                    Some(TimeRef::Rel(k as u64))
+                }
                 _ => None,
             },
-            ExprKind::Number(k) if k.fract() == 0.0 && (0.0..1e9).contains(k) => Some(TimeRef::Abs(*k as u64)),
+            ExprKind::Number(k) if k.fract() == 0.0 && (0.0..1e9).contains(k) => {
+                Some(TimeRef::Abs(*k as u64))
+            }
             _ => None,
         };
         if found.is_none() {
@@ -226,7 +328,9 @@ impl Checker<'_> {
                 Some(t) => format!("write `{t}`, `{t} - k` or a constant step like `0`; later steps cannot be used"),
                 None => "no time variable is in scope here: use `mean(t, ..)`, `sum(t, ..)` or a layer `h[t]`".to_owned(),
             };
-            let d = Diag::new("mcopt::check::time", "expected a time index").at(&self.source, a.span, "not a time index").help(help);
+            let d = Diag::new("mcopt::check::time", "expected a time index")
+                .at(&self.source, a.span, "not a time index")
+                .help(help);
             self.error(d);
         }
         found
@@ -243,22 +347,42 @@ impl Checker<'_> {
                 };
                 (k, a.shape.broadcast(b.shape))
             }
-            BinOp::Mul if a.shape.is_scalar() || b.shape.is_scalar() => (Binary::ElemMul, a.shape.broadcast(b.shape)),
-            BinOp::Mul => (Binary::MatMul, (a.shape.cols == b.shape.rows).then(|| Shape::matrix(a.shape.rows, b.shape.cols))),
+            BinOp::Mul if a.shape.is_scalar() || b.shape.is_scalar() => {
+                (Binary::ElemMul, a.shape.broadcast(b.shape))
+            }
+            BinOp::Mul => (
+                Binary::MatMul,
+                (a.shape.cols == b.shape.rows).then(|| Shape::matrix(a.shape.rows, b.shape.cols)),
+            ),
         };
         let Some(shape) = shape else {
             self.shape_mismatch(op, &a, &b, span);
             return None;
         };
-        Some(fold(node(CKind::Binary(kind, Arc::new(a), Arc::new(b)), shape, span)))
+        Some(fold(node(
+            CKind::Binary(kind, Arc::new(a), Arc::new(b)),
+            shape,
+            span,
+        )))
     }
 
     fn shape_mismatch(&mut self, op: BinOp, a: &CExpr, b: &CExpr, span: Span) {
         let (msg, help) = if op == BinOp::Mul {
-            let msg = format!("matrix product of {} and {}: {} columns on the left, {} rows on the right", a.shape, b.shape, a.shape.cols, b.shape.rows);
-            (msg, "for an inner product use dot(a, b); for an elementwise product use .*")
+            let msg = format!(
+                "matrix product of {} and {}: {} columns on the left, {} rows on the right",
+                a.shape, b.shape, a.shape.cols, b.shape.rows
+            );
+            (
+                msg,
+                "for an inner product use dot(a, b); for an elementwise product use .*",
+            )
         } else {
-            let msg = format!("`{}` needs equal shapes (or a real operand), found {} and {}", op.symbol(), a.shape, b.shape);
+            let msg = format!(
+                "`{}` needs equal shapes (or a real operand), found {} and {}",
+                op.symbol(),
+                a.shape,
+                b.shape
+            );
             (msg, "shapes are checked per time step and per sequence")
         };
         let d = Diag::new("mcopt::check::shape", msg)
@@ -287,22 +411,44 @@ impl Checker<'_> {
                     self.shape_mismatch(BinOp::ElemMul, &a, &b, e.span);
                     return None;
                 }
-                return Some(node(CKind::Binary(op, Arc::new(a), Arc::new(b)), Shape::SCALAR, e.span));
+                return Some(node(
+                    CKind::Binary(op, Arc::new(a), Arc::new(b)),
+                    Shape::SCALAR,
+                    e.span,
+                ));
             }
             let Some(shape) = a.shape.broadcast(b.shape) else {
                 self.shape_mismatch(BinOp::Add, &a, &b, e.span);
                 return None;
             };
-            return Some(fold(node(CKind::Binary(op, Arc::new(a), Arc::new(b)), shape, e.span)));
+            return Some(fold(node(
+                CKind::Binary(op, Arc::new(a), Arc::new(b)),
+                shape,
+                e.span,
+            )));
         }
         self.registry_call(e, func, args, ctx)
     }
 
     /// Check exactly N arguments.
-    fn args<const N: usize>(&mut self, func: &Ident, args: &[Expr], ctx: &Ctx) -> Option<[CExpr; N]> {
+    fn args<const N: usize>(
+        &mut self,
+        func: &Ident,
+        args: &[Expr],
+        ctx: &Ctx,
+    ) -> Option<[CExpr; N]> {
         if args.len() != N {
-            let msg = format!("`{}` takes {} argument(s), found {}", func.name, N, args.len());
-            self.error(Diag::new("mcopt::check::arity", msg).at(&self.source, func.span, "called here"));
+            let msg = format!(
+                "`{}` takes {} argument(s), found {}",
+                func.name,
+                N,
+                args.len()
+            );
+            self.error(Diag::new("mcopt::check::arity", msg).at(
+                &self.source,
+                func.span,
+                "called here",
+            ));
             return None;
         }
         let checked: Vec<Option<CExpr>> = args.iter().map(|a| self.expr(a, ctx)).collect();
@@ -319,27 +465,53 @@ impl Checker<'_> {
 
     fn time_reduce(&mut self, e: &Expr, mean: bool, args: &[Expr], ctx: &Ctx) -> Option<CExpr> {
         let ExprKind::Name(t) = &args[0].kind else {
-            let d = Diag::new("mcopt::check::time", "expected a time variable as the first argument")
-                .at(&self.source, args[0].span, "not a name")
-                .help("write `mean(t, sqnorm(v[t] - y[t]))`");
+            let d = Diag::new(
+                "mcopt::check::time",
+                "expected a time variable as the first argument",
+            )
+            .at(&self.source, args[0].span, "not a name")
+            .help("write `mean(t, sqnorm(v[t] - y[t]))`");
             self.error(d);
             return None;
         };
         if ctx.time.is_some() || self.scope.contains_key(&t.name) {
             let msg = format!("`{}` cannot be the time variable here", t.name);
-            let help = if ctx.time.is_some() { "reductions over time cannot be nested or used inside time-indexed layers" } else { "the name is already declared; pick another one, like t" };
-            self.error(Diag::new("mcopt::check::time", msg).at(&self.source, t.span, "time variable").help(help));
+            let help = if ctx.time.is_some() {
+                "reductions over time cannot be nested or used inside time-indexed layers"
+            } else {
+                "the name is already declared; pick another one, like t"
+            };
+            self.error(
+                Diag::new("mcopt::check::time", msg)
+                    .at(&self.source, t.span, "time variable")
+                    .help(help),
+            );
             return None;
         }
-        let inner = Ctx { time: Some(t.name.clone()), layer: ctx.layer };
+        let inner = Ctx {
+            time: Some(t.name.clone()),
+            layer: ctx.layer,
+        };
         let body = self.expr(&args[1], &inner)?;
         if !body.shape.is_scalar() {
-            let msg = format!("the body of a reduction over time must be real, found {}", body.shape);
-            let d = Diag::new("mcopt::check::shape", msg).at(&self.source, body.span, format!("this is {}", body.shape)).help("reduce it first, e.g. sqnorm(v[t] - y[t])");
+            let msg = format!(
+                "the body of a reduction over time must be real, found {}",
+                body.shape
+            );
+            let d = Diag::new("mcopt::check::shape", msg)
+                .at(&self.source, body.span, format!("this is {}", body.shape))
+                .help("reduce it first, e.g. sqnorm(v[t] - y[t])");
             self.error(d);
             return None;
         }
-        Some(node(CKind::TimeReduce { mean, body: Arc::new(body) }, Shape::SCALAR, e.span))
+        Some(node(
+            CKind::TimeReduce {
+                mean,
+                body: Arc::new(body),
+            },
+            Shape::SCALAR,
+            e.span,
+        ))
     }
 
     fn zeros(&mut self, e: &Expr, args: &[Expr], ctx: &Ctx) -> Option<CExpr> {
@@ -349,7 +521,9 @@ impl Checker<'_> {
         }
         let shape = Shape::matrix(dims[0], dims[1]);
         if shape.rows.saturating_mul(shape.cols) > MAX_ELEMENTS {
-            let msg = format!("{shape} has more than {MAX_ELEMENTS} entries, which would not fit in memory");
+            let msg = format!(
+                "{shape} has more than {MAX_ELEMENTS} entries, which would not fit in memory"
+            );
             self.error(Diag::new("mcopt::check::too_large", msg).at(&self.source, e.span, "here"));
             return None;
         }
@@ -361,9 +535,16 @@ impl Checker<'_> {
             let mut known: Vec<&str> = BUILTINS.to_vec();
             known.extend(self.registry.function_names());
             known.sort_unstable();
-            let d = Diag::new("mcopt::check::unknown_function", format!("unknown function `{}`", func.name))
-                .at(&self.source, func.span, "not a built-in or a loaded plugin function")
-                .help(format!("known functions: {}", known.join(", ")));
+            let d = Diag::new(
+                "mcopt::check::unknown_function",
+                format!("unknown function `{}`", func.name),
+            )
+            .at(
+                &self.source,
+                func.span,
+                "not a built-in or a loaded plugin function",
+            )
+            .help(format!("known functions: {}", known.join(", ")));
             self.error(d);
             return None;
         };
@@ -371,8 +552,17 @@ impl Checker<'_> {
         let (kind, n_params) = (info.kind, info.params.len());
         let defaults: Vec<Option<f64>> = info.params.iter().map(|p| p.default).collect();
         if args.is_empty() || args.len() > 1 + n_params {
-            let msg = format!("`{}` takes 1 argument and up to {} constant parameter(s), found {} argument(s)", func.name, n_params, args.len());
-            self.error(Diag::new("mcopt::check::arity", msg).at(&self.source, e.span, "called here"));
+            let msg = format!(
+                "`{}` takes 1 argument and up to {} constant parameter(s), found {} argument(s)",
+                func.name,
+                n_params,
+                args.len()
+            );
+            self.error(Diag::new("mcopt::check::arity", msg).at(
+                &self.source,
+                e.span,
+                "called here",
+            ));
             return None;
         }
         let arg = self.expr(&args[0], ctx);
@@ -384,13 +574,36 @@ impl Checker<'_> {
             });
         }
         let arg = arg?;
-        let shape = if kind == FunctionKind::Penalty { Shape::SCALAR } else { arg.shape };
-        Some(node(CKind::Call { func: id, kind, params, arg: Arc::new(arg) }, shape, e.span))
+        let shape = if kind == FunctionKind::Penalty {
+            Shape::SCALAR
+        } else {
+            arg.shape
+        };
+        Some(node(
+            CKind::Call {
+                func: id,
+                kind,
+                params,
+                arg: Arc::new(arg),
+            },
+            shape,
+            e.span,
+        ))
     }
 
-    fn default_param(&mut self, func: &Ident, default: Option<f64>, k: usize, span: Span) -> Option<f64> {
+    fn default_param(
+        &mut self,
+        func: &Ident,
+        default: Option<f64>,
+        k: usize,
+        span: Span,
+    ) -> Option<f64> {
         if default.is_none() {
-            let msg = format!("`{}` needs its parameter number {} (it has no default)", func.name, k + 1);
+            let msg = format!(
+                "`{}` needs its parameter number {} (it has no default)",
+                func.name,
+                k + 1
+            );
             self.error(Diag::new("mcopt::check::arity", msg).at(&self.source, span, "called here"));
         }
         default
@@ -400,7 +613,15 @@ impl Checker<'_> {
         let v = self.expr(a, ctx)?;
         let value = scalar_of(&v);
         if value.is_none() {
-            let d = Diag::new("mcopt::check::not_constant", "a function parameter must be a real constant").at(&self.source, a.span, format!("this is a {} expression", v.shape));
+            let d = Diag::new(
+                "mcopt::check::not_constant",
+                "a function parameter must be a real constant",
+            )
+            .at(
+                &self.source,
+                a.span,
+                format!("this is a {} expression", v.shape),
+            );
             self.error(d);
         }
         value
@@ -410,14 +631,24 @@ impl Checker<'_> {
         let checked: Vec<Option<CExpr>> = items.iter().map(|a| self.expr(a, ctx)).collect();
         let items: Vec<CExpr> = checked.into_iter().collect::<Option<_>>()?;
         if items.is_empty() {
-            self.error(Diag::new("mcopt::check::list", "a list needs at least one entry").at(&self.source, e.span, "empty list"));
+            self.error(
+                Diag::new("mcopt::check::list", "a list needs at least one entry").at(
+                    &self.source,
+                    e.span,
+                    "empty list",
+                ),
+            );
             return None;
         }
         let first = items[0].shape;
         for it in &items {
             if it.shape != first || !(it.shape.is_scalar() || it.shape.cols == 1) {
                 let msg = format!("list entries must all be reals or all be rows of equal length, found {} and {}", first, it.shape);
-                self.error(Diag::new("mcopt::check::list", msg).at(&self.source, it.span, format!("this is {}", it.shape)).label(items[0].span, format!("first entry is {first}")));
+                self.error(
+                    Diag::new("mcopt::check::list", msg)
+                        .at(&self.source, it.span, format!("this is {}", it.shape))
+                        .label(items[0].span, format!("first entry is {first}")),
+                );
                 return None;
             }
         }
@@ -431,7 +662,11 @@ impl Checker<'_> {
                     m[i + j * r] = *v;
                 }
             }
-            let shape = if first.is_scalar() { Shape::vector(r) } else { Shape::matrix(r, c) };
+            let shape = if first.is_scalar() {
+                Shape::vector(r)
+            } else {
+                Shape::matrix(r, c)
+            };
             return Some(lit(m, shape, e.span));
         }
         Some(stack(items, e.span))
@@ -448,16 +683,32 @@ fn stack(items: Vec<CExpr>, span: Span) -> CExpr {
         unit[i] = 1.0;
         let unit = Arc::new(lit(unit, Shape::vector(r), it.span));
         let term = if first.is_scalar() {
-            node(CKind::Binary(Binary::ElemMul, Arc::new(it), unit), Shape::vector(r), span)
+            node(
+                CKind::Binary(Binary::ElemMul, Arc::new(it), unit),
+                Shape::vector(r),
+                span,
+            )
         } else {
-            let row = Arc::new(node(CKind::Unary(Unary::Transpose, Arc::new(it)), Shape::matrix(1, first.rows), span));
-            node(CKind::Binary(Binary::MatMul, unit, row), Shape::matrix(r, first.rows), span)
+            let row = Arc::new(node(
+                CKind::Unary(Unary::Transpose, Arc::new(it)),
+                Shape::matrix(1, first.rows),
+                span,
+            ));
+            node(
+                CKind::Binary(Binary::MatMul, unit, row),
+                Shape::matrix(r, first.rows),
+                span,
+            )
         };
         sum = Some(match sum {
             None => term,
             Some(acc) => {
                 let shape = acc.shape;
-                node(CKind::Binary(Binary::Add, Arc::new(acc), Arc::new(term)), shape, span)
+                node(
+                    CKind::Binary(Binary::Add, Arc::new(acc), Arc::new(term)),
+                    shape,
+                    span,
+                )
             }
         });
     }
@@ -523,7 +774,9 @@ fn fold(e: CExpr) -> CExpr {
             CKind::Literal(v) => Some(v.iter().map(|x| -x).collect()),
             _ => None,
         },
-        CKind::Unary(op, a) if e.shape.is_scalar() && a.shape.is_scalar() => scalar_of(a).and_then(|x| fold_unary(*op, x)).map(|v| vec![v]),
+        CKind::Unary(op, a) if e.shape.is_scalar() && a.shape.is_scalar() => scalar_of(a)
+            .and_then(|x| fold_unary(*op, x))
+            .map(|v| vec![v]),
         CKind::Binary(op, a, b) if e.shape.is_scalar() => match (scalar_of(a), scalar_of(b)) {
             (Some(x), Some(y)) => fold_binary(*op, x, y).map(|v| vec![v]),
             _ => None,

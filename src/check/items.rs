@@ -4,8 +4,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::expr::Ctx;
-use super::{CExpr, CKind, DataDef, LayerBody, LayerDef, Model, ParamDef, Shape, Term, TermClass, Unary};
 use super::{Binary, MAX_ELEMENTS};
+use super::{
+    CExpr, CKind, DataDef, LayerBody, LayerDef, Model, ParamDef, Shape, Term, TermClass, Unary,
+};
 use crate::diag::{Diag, Diags, SourceFile, Span};
 use crate::registry::Registry;
 use crate::syntax::ast::{self, Item, LayerIndex, TypeKind};
@@ -69,13 +71,25 @@ impl<'a> Checker<'a> {
                 Item::Minimize(m) => {
                     if let Some((_, first)) = &objective {
                         let first = *first;
-                        self.error(Diag::new("mcopt::check::minimize", "a model has exactly one `minimize`")
+                        self.error(
+                            Diag::new(
+                                "mcopt::check::minimize",
+                                "a model has exactly one `minimize`",
+                            )
                             .at(&self.source, m.span, "second objective")
-                            .label(first, "first objective here"));
+                            .label(first, "first objective here"),
+                        );
                     } else if let Some(e) = self.expr(&m.expr, &Ctx::top()) {
                         objective = Some((e, m.span));
                     } else {
-                        objective = Some((CExpr { kind: CKind::Literal(vec![0.0]), shape: Shape::SCALAR, span: m.span }, m.span));
+                        objective = Some((
+                            CExpr {
+                                kind: CKind::Literal(vec![0.0]),
+                                shape: Shape::SCALAR,
+                                span: m.span,
+                            },
+                            m.span,
+                        ));
                     }
                 }
             }
@@ -92,22 +106,36 @@ impl<'a> Checker<'a> {
             let end = self.source.text.len();
             self.error(
                 Diag::new("mcopt::check::no_objective", "the model has no objective")
-                    .at(&self.source, Span::new(end, end), "expected `minimize <expression>`")
+                    .at(
+                        &self.source,
+                        Span::new(end, end),
+                        "expected `minimize <expression>`",
+                    )
                     .help("add a line like `minimize (u - 1)^2 + 0.5 * x^2`"),
             );
             return Err(self.diags);
         };
         if !expr.shape.is_scalar() {
-            let d = Diag::new("mcopt::check::objective_shape", format!("the objective must be real, found {}", expr.shape))
-                .at(&self.source, expr.span, format!("this is {}", expr.shape))
-                .help("reduce it with sum, sqnorm, norm1 or dot");
+            let d = Diag::new(
+                "mcopt::check::objective_shape",
+                format!("the objective must be real, found {}", expr.shape),
+            )
+            .at(&self.source, expr.span, format!("this is {}", expr.shape))
+            .help("reduce it with sum, sqnorm, norm1 or dot");
             self.error(d);
         }
         let layers = self.finish_layers();
         let mut terms = Vec::new();
         split_terms(&expr, 1.0, &mut terms);
         let source = Arc::clone(&self.source);
-        let model = Model { source, params: self.params, data: self.data, layers, terms, objective_span: span };
+        let model = Model {
+            source,
+            params: self.params,
+            data: self.data,
+            layers,
+            terms,
+            objective_span: span,
+        };
         self.diags.finish(model)
     }
 
@@ -118,11 +146,19 @@ impl<'a> Checker<'a> {
             .filter_map(|s| {
                 let shape = s.shape?;
                 let body = if s.indexed {
-                    LayerBody::Indexed { bases: s.bases, general: s.general }
+                    LayerBody::Indexed {
+                        bases: s.bases,
+                        general: s.general,
+                    }
                 } else {
                     LayerBody::Plain(s.general?)
                 };
-                Some(LayerDef { name: s.name, shape, body, span: s.span })
+                Some(LayerDef {
+                    name: s.name,
+                    shape,
+                    body,
+                    span: s.span,
+                })
             })
             .collect()
     }
@@ -133,11 +169,18 @@ impl<'a> Checker<'a> {
         for item in &program.items {
             match item {
                 Item::Param(p) => {
-                    let Some(shape) = self.value_type(&p.ty, false) else { continue };
+                    let Some(shape) = self.value_type(&p.ty, false) else {
+                        continue;
+                    };
                     let id = self.params.len();
                     if self.bind(&p.name, Binding::Param(id)) {
                         let init = vec![0.0; shape.len()];
-                        self.params.push(ParamDef { name: p.name.name.clone(), shape, init, span: p.span });
+                        self.params.push(ParamDef {
+                            name: p.name.name.clone(),
+                            shape,
+                            init,
+                            span: p.span,
+                        });
                     }
                 }
                 Item::Data(d) => self.declare_data(d),
@@ -153,19 +196,37 @@ impl<'a> Checker<'a> {
             _ => (&d.ty, None),
         };
         let TypeKind::Seq(step) = &inner.kind else {
-            let msg = format!("data `{}` must be a sequence, like seq(vec(5)) or batch(seq(vec(5)))", d.name.name);
-            self.error(Diag::new("mcopt::check::data_type", msg).at(&self.source, d.ty.span, "expected seq(..)"));
+            let msg = format!(
+                "data `{}` must be a sequence, like seq(vec(5)) or batch(seq(vec(5)))",
+                d.name.name
+            );
+            self.error(Diag::new("mcopt::check::data_type", msg).at(
+                &self.source,
+                d.ty.span,
+                "expected seq(..)",
+            ));
             return;
         };
-        let Some(shape) = self.value_type(step, false) else { return };
+        let Some(shape) = self.value_type(step, false) else {
+            return;
+        };
         if shape.cols != 1 {
             let msg = format!("a data step must be real or a vector, found {shape}");
-            self.error(Diag::new("mcopt::check::data_type", msg).at(&self.source, step.span, "matrix step"));
+            self.error(Diag::new("mcopt::check::data_type", msg).at(
+                &self.source,
+                step.span,
+                "matrix step",
+            ));
             return;
         }
         let id = self.data.len();
         if self.bind(&d.name, Binding::Data(id)) {
-            self.data.push(DataDef { name: d.name.name.clone(), shape, batch, span: d.span });
+            self.data.push(DataDef {
+                name: d.name.name.clone(),
+                shape,
+                batch,
+                span: d.span,
+            });
         }
     }
 
@@ -177,7 +238,10 @@ impl<'a> Checker<'a> {
                 return; // another case of the same indexed layer
             }
             let msg = if slot.indexed != indexed {
-                format!("layer `{}` is declared both with and without a time index", l.name.name)
+                format!(
+                    "layer `{}` is declared both with and without a time index",
+                    l.name.name
+                )
             } else {
                 format!("layer `{}` is declared twice", l.name.name)
             };
@@ -207,10 +271,13 @@ impl<'a> Checker<'a> {
         if let Some((_, prev)) = self.scope.get(&name.name) {
             let prev = *prev;
             self.error(
-                Diag::new("mcopt::check::duplicate", format!("`{}` is declared twice", name.name))
-                    .at(&self.source, name.span, "declared again here")
-                    .label(prev, "first declared here")
-                    .help("every parameter, constant, let, layer and data name must be distinct"),
+                Diag::new(
+                    "mcopt::check::duplicate",
+                    format!("`{}` is declared twice", name.name),
+                )
+                .at(&self.source, name.span, "declared again here")
+                .label(prev, "first declared here")
+                .help("every parameter, constant, let, layer and data name must be distinct"),
             );
             return false;
         }
@@ -228,16 +295,29 @@ impl<'a> Checker<'a> {
                 Shape::matrix(r?, c?)
             }
             TypeKind::Seq(_) | TypeKind::Batch { .. } => {
-                let d = Diag::new("mcopt::check::type", "sequences are only allowed in `data` declarations")
-                    .at(&self.source, ty.span, "sequence type here")
-                    .help("parameters are real, vec(n) or mat(r, c)");
+                let d = Diag::new(
+                    "mcopt::check::type",
+                    "sequences are only allowed in `data` declarations",
+                )
+                .at(&self.source, ty.span, "sequence type here")
+                .help("parameters are real, vec(n) or mat(r, c)");
                 self.error(d);
                 return None;
             }
         };
-        if shape.rows.checked_mul(shape.cols).is_none_or(|n| n > MAX_ELEMENTS) {
-            let msg = format!("{shape} has more than {MAX_ELEMENTS} entries, which would not fit in memory");
-            self.error(Diag::new("mcopt::check::too_large", msg).at(&self.source, ty.span, "declared here"));
+        if shape
+            .rows
+            .checked_mul(shape.cols)
+            .is_none_or(|n| n > MAX_ELEMENTS)
+        {
+            let msg = format!(
+                "{shape} has more than {MAX_ELEMENTS} entries, which would not fit in memory"
+            );
+            self.error(Diag::new("mcopt::check::too_large", msg).at(
+                &self.source,
+                ty.span,
+                "declared here",
+            ));
             return None;
         }
         Some(shape)
@@ -247,8 +327,15 @@ impl<'a> Checker<'a> {
         match usize::try_from(d.value) {
             Ok(n) if n >= 1 && n <= MAX_ELEMENTS => Some(n),
             _ => {
-                let msg = format!("a size must be between 1 and {MAX_ELEMENTS}, found {}", d.value);
-                self.error(Diag::new("mcopt::check::size", msg).at(&self.source, d.span, "size here"));
+                let msg = format!(
+                    "a size must be between 1 and {MAX_ELEMENTS}, found {}",
+                    d.value
+                );
+                self.error(Diag::new("mcopt::check::size", msg).at(
+                    &self.source,
+                    d.span,
+                    "size here",
+                ));
                 None
             }
         }
@@ -256,19 +343,36 @@ impl<'a> Checker<'a> {
 
     fn param_init(&mut self, p: &ast::ParamDecl) {
         let Some(init) = &p.init else { return };
-        let Some(Binding::Param(id)) = self.scope.get(&p.name.name).map(|b| b.0.clone()) else { return };
+        let Some(Binding::Param(id)) = self.scope.get(&p.name.name).map(|b| b.0.clone()) else {
+            return;
+        };
         let shape = self.params[id].shape;
-        let Some(value) = self.expr(init, &Ctx::top()) else { return };
+        let Some(value) = self.expr(init, &Ctx::top()) else {
+            return;
+        };
         match (&value.kind, value.shape) {
             (CKind::Literal(v), s) if s == shape => self.params[id].init = v.clone(),
-            (CKind::Literal(v), s) if s.is_scalar() => self.params[id].init = vec![v[0]; shape.len()],
+            (CKind::Literal(v), s) if s.is_scalar() => {
+                self.params[id].init = vec![v[0]; shape.len()]
+            }
             (CKind::Literal(_), s) => {
-                let msg = format!("the initial value of `{}` must be {shape}, found {s}", p.name.name);
-                self.error(Diag::new("mcopt::check::shape", msg).at(&self.source, init.span, format!("this is {s}")));
+                let msg = format!(
+                    "the initial value of `{}` must be {shape}, found {s}",
+                    p.name.name
+                );
+                self.error(Diag::new("mcopt::check::shape", msg).at(
+                    &self.source,
+                    init.span,
+                    format!("this is {s}"),
+                ));
             }
             _ => {
                 let msg = format!("the initial value of `{}` must be a constant", p.name.name);
-                self.error(Diag::new("mcopt::check::not_constant", msg).at(&self.source, init.span, "not a constant"));
+                self.error(Diag::new("mcopt::check::not_constant", msg).at(
+                    &self.source,
+                    init.span,
+                    "not a constant",
+                ));
             }
         }
     }
@@ -283,9 +387,16 @@ impl<'a> Checker<'a> {
                 self.bind(&c.name, Binding::Const(v[0]));
             }
             _ => {
-                let msg = format!("constant `{}` must be a real number known before evaluation", c.name.name);
+                let msg = format!(
+                    "constant `{}` must be a real number known before evaluation",
+                    c.name.name
+                );
                 let d = Diag::new("mcopt::check::not_constant", msg)
-                    .at(&self.source, c.value.span, format!("this is a {} expression", value.shape))
+                    .at(
+                        &self.source,
+                        c.value.span,
+                        format!("this is a {} expression", value.shape),
+                    )
                     .help("use `let` for an expression of parameters");
                 self.error(d);
                 self.bind(&c.name, Binding::Const(0.0));
@@ -298,13 +409,21 @@ impl<'a> Checker<'a> {
             self.bind(&l.name, Binding::Let(Arc::new(value)));
         } else {
             // Bind an error placeholder so later uses do not cascade into "unknown name".
-            let placeholder = CExpr { kind: CKind::Literal(vec![0.0]), shape: Shape::SCALAR, span: l.value.span };
-            self.scope.entry(l.name.name.clone()).or_insert((Binding::Let(Arc::new(placeholder)), l.name.span));
+            let placeholder = CExpr {
+                kind: CKind::Literal(vec![0.0]),
+                shape: Shape::SCALAR,
+                span: l.value.span,
+            };
+            self.scope
+                .entry(l.name.name.clone())
+                .or_insert((Binding::Let(Arc::new(placeholder)), l.name.span));
         }
     }
 
     fn layer(&mut self, l: &ast::LayerDecl) {
-        let Some((Binding::Layer(id), _)) = self.scope.get(&l.name.name).cloned() else { return };
+        let Some((Binding::Layer(id), _)) = self.scope.get(&l.name.name).cloned() else {
+            return;
+        };
         if self.layers[id].indexed != l.index.is_some() {
             return; // reported at declaration
         }
@@ -323,7 +442,11 @@ impl<'a> Checker<'a> {
             Some(LayerIndex::Base { value: time, span }) => {
                 if slot.bases.iter().any(|(t, _)| t == time) {
                     let msg = format!("base case `{}[{}]` is declared twice", slot.name, time);
-                    let d = Diag::new("mcopt::check::duplicate", msg).at(&self.source, *span, "again here");
+                    let d = Diag::new("mcopt::check::duplicate", msg).at(
+                        &self.source,
+                        *span,
+                        "again here",
+                    );
                     self.error(d);
                 } else if let Some(v) = value {
                     slot.bases.push((*time, v));
@@ -332,7 +455,11 @@ impl<'a> Checker<'a> {
             _ => {
                 if slot.defined {
                     let msg = format!("layer `{}` is defined twice", slot.name);
-                    let d = Diag::new("mcopt::check::duplicate", msg).at(&self.source, slot_span, "again here");
+                    let d = Diag::new("mcopt::check::duplicate", msg).at(
+                        &self.source,
+                        slot_span,
+                        "again here",
+                    );
                     self.error(d);
                 } else {
                     slot.defined = true;
@@ -348,7 +475,10 @@ impl<'a> Checker<'a> {
             None => slot.shape = Some(v.shape),
             Some(s) if s == v.shape => {}
             Some(s) => {
-                let msg = format!("every case of layer `{}` must have the same shape: {} and {}", slot.name, s, v.shape);
+                let msg = format!(
+                    "every case of layer `{}` must have the same shape: {} and {}",
+                    slot.name, s, v.shape
+                );
                 let d = Diag::new("mcopt::check::shape", msg)
                     .at(&self.source, v.span, format!("this is {}", v.shape))
                     .label(name_span, format!("earlier cases are {s}"));
@@ -370,13 +500,21 @@ fn split_terms(e: &CExpr, coef: f64, out: &mut Vec<Term>) {
             split_terms(b, -coef, out);
         }
         CKind::Unary(Unary::Neg, a) => split_terms(a, -coef, out),
-        CKind::Binary(Binary::ElemMul, a, b) if scalar_literal(a).is_some() && b.shape.is_scalar() => {
+        CKind::Binary(Binary::ElemMul, a, b)
+            if scalar_literal(a).is_some() && b.shape.is_scalar() =>
+        {
             split_terms(b, coef * scalar_literal(a).unwrap_or(1.0), out)
         }
-        CKind::Binary(Binary::ElemMul, a, b) if scalar_literal(b).is_some() && a.shape.is_scalar() => {
+        CKind::Binary(Binary::ElemMul, a, b)
+            if scalar_literal(b).is_some() && a.shape.is_scalar() =>
+        {
             split_terms(a, coef * scalar_literal(b).unwrap_or(1.0), out)
         }
-        _ => out.push(Term { coef, expr: e.clone(), class: classify(e, coef) }),
+        _ => out.push(Term {
+            coef,
+            expr: e.clone(),
+            class: classify(e, coef),
+        }),
     }
 }
 

@@ -107,8 +107,14 @@ pub enum CKind {
     /// A constant value of the expression's shape, column-major.
     Literal(Vec<f64>),
     Param(usize),
-    Data { id: usize, time: TimeRef },
-    Layer { id: usize, time: TimeRef },
+    Data {
+        id: usize,
+        time: TimeRef,
+    },
+    Layer {
+        id: usize,
+        time: TimeRef,
+    },
     Unary(Unary, Arc<CExpr>),
     Binary(Binary, Arc<CExpr>, Arc<CExpr>),
     /// A registry function: elementwise for activations, summed to a scalar for penalties.
@@ -125,7 +131,10 @@ pub enum CKind {
         col: usize,
     },
     /// `sum(t, e)` or `mean(t, e)`: over time steps (and sequences of a batch).
-    TimeReduce { mean: bool, body: Arc<CExpr> },
+    TimeReduce {
+        mean: bool,
+        body: Arc<CExpr>,
+    },
 }
 
 /// Which time step a sequence reference names.
@@ -196,6 +205,10 @@ impl Model {
 }
 
 /// Check a parsed program against the functions of `registry`.
-pub fn check(source: &Arc<SourceFile>, program: &ast::Program, registry: &Registry) -> Result<Model, Diags> {
+pub fn check(
+    source: &Arc<SourceFile>,
+    program: &ast::Program,
+    registry: &Registry,
+) -> Result<Model, Diags> {
     items::Checker::new(source, registry).run(program)
 }

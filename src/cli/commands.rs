@@ -35,7 +35,10 @@ pub fn plugins_list(input: &InputArgs) -> Outcome {
 pub fn plugins_check(lib: &str, input: &InputArgs) -> Outcome {
     let mut search = PluginSearch::from_env();
     search.add_cli(lib);
-    let path = search.resolve_all()?.pop().unwrap_or_else(|| PathBuf::from(lib));
+    let path = search
+        .resolve_all()?
+        .pop()
+        .unwrap_or_else(|| PathBuf::from(lib));
     let report = plugin_host::plugins_check(&path)?;
     if input.json {
         print_json(&serde_json::to_value(&report).unwrap_or_default());
@@ -46,13 +49,20 @@ pub fn plugins_check(lib: &str, input: &InputArgs) -> Outcome {
 }
 
 fn print_json(value: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
 }
 
 fn require_graph(s: &Session, split: Split) -> Result<Graph, Diags> {
     match s.graph(split)? {
         Some(g) => Ok(g),
-        None => Err(Diag::new("mcopt::data::unbound", "no data are bound for this split").in_file(&s.model_path).into()),
+        None => Err(
+            Diag::new("mcopt::data::unbound", "no data are bound for this split")
+                .in_file(&s.model_path)
+                .into(),
+        ),
     }
 }
 
@@ -77,11 +87,37 @@ struct LayerRow {
 
 pub fn check(model_path: &str, input: &InputArgs) -> Outcome {
     let s = Session::load(model_path, input)?;
-    let graph = if !s.model.is_sequential() || s.data.is_some() { s.graph(Split::Train)? } else { None };
+    let graph = if !s.model.is_sequential() || s.data.is_some() {
+        s.graph(Split::Train)?
+    } else {
+        None
+    };
     let m = &s.model;
-    let params: Vec<ParamRow> = m.params.iter().map(|p| ParamRow { name: p.name.clone(), shape: p.shape.to_string(), size: p.shape.len() }).collect();
-    let layers: Vec<LayerRow> = m.layers.iter().map(|l| LayerRow { name: l.name.clone(), shape: l.shape.to_string(), indexed: l.body.is_indexed(), bases: bases(&l.body) }).collect();
-    let instances: Option<Vec<(String, usize)>> = graph.as_ref().map(|g| g.layers.iter().map(|l| (l.name.clone(), g.node(l.node).rows)).collect());
+    let params: Vec<ParamRow> = m
+        .params
+        .iter()
+        .map(|p| ParamRow {
+            name: p.name.clone(),
+            shape: p.shape.to_string(),
+            size: p.shape.len(),
+        })
+        .collect();
+    let layers: Vec<LayerRow> = m
+        .layers
+        .iter()
+        .map(|l| LayerRow {
+            name: l.name.clone(),
+            shape: l.shape.to_string(),
+            indexed: l.body.is_indexed(),
+            bases: bases(&l.body),
+        })
+        .collect();
+    let instances: Option<Vec<(String, usize)>> = graph.as_ref().map(|g| {
+        g.layers
+            .iter()
+            .map(|l| (l.name.clone(), g.node(l.node).rows))
+            .collect()
+    });
     let terms = terms_report(m);
     if input.json {
         print_json(&json!({
@@ -100,24 +136,47 @@ pub fn check(model_path: &str, input: &InputArgs) -> Outcome {
         println!("  {:<12} {:<14} {}", p.name, p.shape, p.size);
     }
     for d in &m.data {
-        println!("data {}: {} per step{}", d.name, d.shape, if d.batch.is_some() { ", batch of sequences" } else { "" });
+        println!(
+            "data {}: {} per step{}",
+            d.name,
+            d.shape,
+            if d.batch.is_some() {
+                ", batch of sequences"
+            } else {
+                ""
+            }
+        );
     }
     println!("layer declarations:");
     for l in &layers {
-        let kind = if l.indexed { format!("indexed by time, base cases {:?}", l.bases) } else { "plain".to_owned() };
+        let kind = if l.indexed {
+            format!("indexed by time, base cases {:?}", l.bases)
+        } else {
+            "plain".to_owned()
+        };
         println!("  {:<12} {:<14} {}", l.name, l.shape, kind);
     }
     match (&instances, &graph) {
         (Some(inst), Some(g)) => {
             let sizes: Vec<String> = inst.iter().map(|(n, s)| format!("{n}:{s}")).collect();
-            println!("layers u_ℓ: L = {} (T = {}, N = {})", inst.len(), g.steps, g.sequences);
+            println!(
+                "layers u_ℓ: L = {} (T = {}, N = {})",
+                inst.len(),
+                g.steps,
+                g.sequences
+            );
             println!("  sizes N_ℓ: {}", sizes.join(" "));
         }
         _ => println!("layers u_ℓ: one per time step of the bound data (bind data to count them)"),
     }
     println!("objective: {} term(s)", terms.len());
     for t in &terms {
-        println!("  {:+} × {}   [{}]", t["coef"].as_f64().unwrap_or(0.0), t["text"].as_str().unwrap_or(""), t["class"].as_str().unwrap_or(""));
+        println!(
+            "  {:+} × {}   [{}]",
+            t["coef"].as_f64().unwrap_or(0.0),
+            t["text"].as_str().unwrap_or(""),
+            t["class"].as_str().unwrap_or("")
+        );
     }
     Ok(EXIT_OK)
 }
@@ -133,7 +192,11 @@ fn terms_report(m: &Model) -> Vec<serde_json::Value> {
     m.terms
         .iter()
         .map(|t| {
-            let text = m.source.text.get(t.expr.span.start..t.expr.span.end).unwrap_or("");
+            let text = m
+                .source
+                .text
+                .get(t.expr.span.start..t.expr.span.end)
+                .unwrap_or("");
             let class = match t.class {
                 TermClass::Loss => "loss (outer function g)".to_owned(),
                 TermClass::Tikhonov { param } => format!("Tikhonov on {}", m.params[param].name),
@@ -172,16 +235,26 @@ pub fn eval(model_path: &str, at: Option<&str>, input: &InputArgs) -> Outcome {
     Ok(EXIT_OK)
 }
 
-pub fn diff(model_path: &str, at: Option<&str>, dir: &str, order: u8, input: &InputArgs) -> Outcome {
+pub fn diff(
+    model_path: &str,
+    at: Option<&str>,
+    dir: &str,
+    order: u8,
+    input: &InputArgs,
+) -> Outcome {
     let s = Session::load(model_path, input)?;
     let g = require_graph(&s, Split::Train)?;
     let theta = s.point(at)?;
     let d = s.direction(dir)?;
     let order = if order == 2 { Order::Two } else { Order::One };
     let mut ev = Evaluator::new(&g, &s.registry, order).map_err(eval_diag(&g))?;
-    let t = ev.directional(&theta, &d, order, EvalOptions { ztol: input.ztol }).map_err(eval_diag(&g))?;
+    let t = ev
+        .directional(&theta, &d, order, EvalOptions { ztol: input.ztol })
+        .map_err(eval_diag(&g))?;
     if input.json {
-        print_json(&json!({"value": t.value, "d1": t.d1, "d2": t.d2, "active_kinks": t.active_kinks}));
+        print_json(
+            &json!({"value": t.value, "d1": t.d1, "d2": t.d2, "active_kinks": t.active_kinks}),
+        );
     } else {
         println!("value         {:.12}", t.value);
         println!("d1            {:.12}", t.d1.unwrap_or(f64::NAN));
@@ -207,7 +280,13 @@ fn median(xs: &mut [f64]) -> f64 {
     xs[xs.len() / 2]
 }
 
-pub fn bench(model_path: &str, at: Option<&str>, dir: Option<&str>, seconds: f64, input: &InputArgs) -> Outcome {
+pub fn bench(
+    model_path: &str,
+    at: Option<&str>,
+    dir: Option<&str>,
+    seconds: f64,
+    input: &InputArgs,
+) -> Outcome {
     let s = Session::load(model_path, input)?;
     let g = require_graph(&s, Split::Train)?;
     let theta = s.point(at)?;
@@ -225,13 +304,28 @@ pub fn bench(model_path: &str, at: Option<&str>, dir: Option<&str>, seconds: f64
     // Calibrate: how many value evaluations fit in a block.
     let probe = time_per_call(3, || ev.value(&theta, opts).map(|_| ()).map_err(&ed))?;
     let blocks = 7;
-    let reps = ((seconds / (4.0 * blocks as f64 * 4.0 * probe.max(1e-9))) as usize).clamp(1, 1_000_000);
+    let reps =
+        ((seconds / (4.0 * blocks as f64 * 4.0 * probe.max(1e-9))) as usize).clamp(1, 1_000_000);
     let mut times: [Vec<f64>; 4] = Default::default();
     for _ in 0..blocks {
-        times[0].push(time_per_call(reps, || ev.value(&theta, opts).map(|_| ()).map_err(&ed))?);
-        times[1].push(time_per_call(reps, || ev.directional(&theta, &d, Order::One, opts).map(|_| ()).map_err(&ed))?);
-        times[2].push(time_per_call(reps, || ev.directional(&theta, &d, Order::Two, opts).map(|_| ()).map_err(&ed))?);
-        times[3].push(time_per_call(reps, || ev.gradient(&theta, &mut grad, opts).map(|_| ()).map_err(&ed))?);
+        times[0].push(time_per_call(reps, || {
+            ev.value(&theta, opts).map(|_| ()).map_err(&ed)
+        })?);
+        times[1].push(time_per_call(reps, || {
+            ev.directional(&theta, &d, Order::One, opts)
+                .map(|_| ())
+                .map_err(&ed)
+        })?);
+        times[2].push(time_per_call(reps, || {
+            ev.directional(&theta, &d, Order::Two, opts)
+                .map(|_| ())
+                .map_err(&ed)
+        })?);
+        times[3].push(time_per_call(reps, || {
+            ev.gradient(&theta, &mut grad, opts)
+                .map(|_| ())
+                .map_err(&ed)
+        })?);
     }
     let [f, d1, d2, gr] = times.map(|mut t| median(&mut t));
     let report = json!({
@@ -246,9 +340,21 @@ pub fn bench(model_path: &str, at: Option<&str>, dir: Option<&str>, seconds: f64
     } else {
         println!("{model_path}: n = {}, {} nodes, T = {}, N = {}; median of {blocks} blocks of {reps} calls", theta.len(), g.nodes.len(), g.steps, g.sequences);
         println!("  f            {:>12.3} µs", f * 1e6);
-        println!("  f′           {:>12.3} µs   ratio {:.2}  (target ≤ 2.5)", d1 * 1e6, d1 / f);
-        println!("  (f′, f″)     {:>12.3} µs   ratio {:.2}  (target ≤ 5)", d2 * 1e6, d2 / f);
-        println!("  ∇f           {:>12.3} µs   ratio {:.2}  (target ≤ 3)", gr * 1e6, gr / f);
+        println!(
+            "  f′           {:>12.3} µs   ratio {:.2}  (target ≤ 2.5)",
+            d1 * 1e6,
+            d1 / f
+        );
+        println!(
+            "  (f′, f″)     {:>12.3} µs   ratio {:.2}  (target ≤ 5)",
+            d2 * 1e6,
+            d2 / f
+        );
+        println!(
+            "  ∇f           {:>12.3} µs   ratio {:.2}  (target ≤ 3)",
+            gr * 1e6,
+            gr / f
+        );
     }
     Ok(EXIT_OK)
 }

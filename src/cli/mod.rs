@@ -19,7 +19,11 @@ pub const EXIT_INPUT: u8 = 2;
 pub const EXIT_INTERNAL: u8 = 3;
 
 #[derive(Parser, Debug)]
-#[command(name = "mcopt", version, about = "Nonconvex nonsmooth multicomposite optimization: exact directional derivatives and d-stationarity")]
+#[command(
+    name = "mcopt",
+    version,
+    about = "Nonconvex nonsmooth multicomposite optimization: exact directional derivatives and d-stationarity"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -130,10 +134,26 @@ pub fn main() -> u8 {
     let result = match cli.command {
         Command::Check { model, input } => commands::check(&model, &input),
         Command::Eval { model, at, input } => commands::eval(&model, at.as_deref(), &input),
-        Command::Diff { model, at, dir, order, input } => commands::diff(&model, at.as_deref(), &dir, order, &input),
-        Command::Bench { model, at, dir, seconds, input } => commands::bench(&model, at.as_deref(), dir.as_deref(), seconds, &input),
-        Command::Plugins { command: PluginsCommand::List { input } } => commands::plugins_list(&input),
-        Command::Plugins { command: PluginsCommand::Check { lib, input } } => commands::plugins_check(&lib, &input),
+        Command::Diff {
+            model,
+            at,
+            dir,
+            order,
+            input,
+        } => commands::diff(&model, at.as_deref(), &dir, order, &input),
+        Command::Bench {
+            model,
+            at,
+            dir,
+            seconds,
+            input,
+        } => commands::bench(&model, at.as_deref(), dir.as_deref(), seconds, &input),
+        Command::Plugins {
+            command: PluginsCommand::List { input },
+        } => commands::plugins_list(&input),
+        Command::Plugins {
+            command: PluginsCommand::Check { lib, input },
+        } => commands::plugins_check(&lib, &input),
     };
     match result {
         Ok(code) => code,

@@ -4,7 +4,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mcopt::check::{self, Model};
-use mcopt::config::{self, DataSlot, DataSpec, HeaderMode, PointMode, RowSel, SeqLayout, ShapeKind, Split, VarRole, VarSpec};
+use mcopt::config::{
+    self, DataSlot, DataSpec, HeaderMode, PointMode, RowSel, SeqLayout, ShapeKind, Split, VarRole,
+    VarSpec,
+};
 use mcopt::diag::{Diag, Diags, SourceFile};
 use mcopt::graph::{self, Graph, LowerOptions, SeqData};
 use mcopt::plugin_host::{self, PluginSearch};
@@ -27,9 +30,21 @@ pub fn read_source(path: &str) -> Result<Arc<SourceFile>, Diags> {
     match std::fs::read(path) {
         Ok(bytes) => match String::from_utf8(bytes) {
             Ok(text) => Ok(SourceFile::new(path, text)),
-            Err(e) => Err(Diag::new("mcopt::io::utf8", format!("the file is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to())).in_file(path).into()),
+            Err(e) => Err(Diag::new(
+                "mcopt::io::utf8",
+                format!(
+                    "the file is not UTF-8 text (invalid byte at offset {})",
+                    e.utf8_error().valid_up_to()
+                ),
+            )
+            .in_file(path)
+            .into()),
         },
-        Err(e) => Err(Diag::new("mcopt::io::read", format!("cannot read the file: {e}")).in_file(path).into()),
+        Err(e) => Err(
+            Diag::new("mcopt::io::read", format!("cannot read the file: {e}"))
+                .in_file(path)
+                .into(),
+        ),
     }
 }
 
@@ -45,7 +60,13 @@ impl Session {
         let program = syntax::parse(&source)?;
         let model = check::check(&source, &program, &registry)?;
         let (data, data_dir) = data_spec(input, run.as_ref())?;
-        Ok(Session { registry, model, model_path: model_path.to_owned(), data, data_dir })
+        Ok(Session {
+            registry,
+            model,
+            model_path: model_path.to_owned(),
+            data,
+            data_dir,
+        })
     }
 
     /// Lower the model with the data of `split`; `None` when the split is not bound.
@@ -57,29 +78,59 @@ impl Session {
             (Some(spec), _) => self.bind(spec, split)?,
         };
         if data.is_empty() && !self.model.data.is_empty() {
-            let d = Diag::new("mcopt::data::unbound", format!("the model declares {} data sequence(s) but no data are bound", self.model.data.len()))
-                .at(&self.model.source, self.model.data[0].span, "declared here")
-                .help("bind them with --config RUNFILE or --data NAME=FILE:COLUMNS");
+            let d = Diag::new(
+                "mcopt::data::unbound",
+                format!(
+                    "the model declares {} data sequence(s) but no data are bound",
+                    self.model.data.len()
+                ),
+            )
+            .at(&self.model.source, self.model.data[0].span, "declared here")
+            .help("bind them with --config RUNFILE or --data NAME=FILE:COLUMNS");
             return Err(d.into());
         }
         graph::lower(&self.model, &LowerOptions { data }).map(Some)
     }
 
     fn bind(&self, spec: &DataSpec, split: Split) -> Result<Vec<SeqData>, Diags> {
-        let slots: Vec<DataSlot> = self.model.data.iter().map(|d| DataSlot { name: d.name.clone(), width: d.shape.rows }).collect();
+        let slots: Vec<DataSlot> = self
+            .model
+            .data
+            .iter()
+            .map(|d| DataSlot {
+                name: d.name.clone(),
+                width: d.shape.rows,
+            })
+            .collect();
         let bound = config::bind(spec, &self.data_dir, split, &slots)?;
-        Ok(bound.into_iter().map(|b| SeqData { steps: b.steps, sequences: b.sequences, values: b.values }).collect())
+        Ok(bound
+            .into_iter()
+            .map(|b| SeqData {
+                steps: b.steps,
+                sequences: b.sequences,
+                values: b.values,
+            })
+            .collect())
     }
 
     /// The specs of the parameters, for point and direction files.
     pub fn param_specs(&self) -> Vec<VarSpec> {
-        self.model.params.iter().map(|p| var_spec(&p.name, p.shape, VarRole::Param)).collect()
+        self.model
+            .params
+            .iter()
+            .map(|p| var_spec(&p.name, p.shape, VarRole::Param))
+            .collect()
     }
 
     /// θ from a point file, or the model's initial values.
     pub fn point(&self, path: Option<&str>) -> Result<Vec<f64>, Diags> {
         match path {
-            None => Ok(self.model.params.iter().flat_map(|p| p.init.iter().copied()).collect()),
+            None => Ok(self
+                .model
+                .params
+                .iter()
+                .flat_map(|p| p.init.iter().copied())
+                .collect()),
             Some(path) => self.read_vars(path, PointMode::Point),
         }
     }
@@ -108,11 +159,20 @@ pub fn var_spec(name: &str, shape: mcopt::check::Shape, role: VarRole) -> VarSpe
         (_, 1) => ShapeKind::Vector,
         _ => ShapeKind::Matrix,
     };
-    VarSpec { name: name.to_owned(), rows: shape.rows, cols: shape.cols, kind, role }
+    VarSpec {
+        name: name.to_owned(),
+        rows: shape.rows,
+        cols: shape.cols,
+        kind,
+        role,
+    }
 }
 
 /// Data bindings from the run file or from --data/--rows/--test-rows.
-fn data_spec(input: &InputArgs, run: Option<&config::RunFile>) -> Result<(Option<DataSpec>, PathBuf), Diags> {
+fn data_spec(
+    input: &InputArgs,
+    run: Option<&config::RunFile>,
+) -> Result<(Option<DataSpec>, PathBuf), Diags> {
     if input.data.is_empty() {
         return Ok(match run {
             Some(r) => (r.data.clone(), r.dir.clone()),
@@ -124,7 +184,16 @@ fn data_spec(input: &InputArgs, run: Option<&config::RunFile>) -> Result<(Option
     for arg in &input.data {
         let (name, path, cols) = config::parse_cli_binding(arg)?;
         if file.as_ref().is_some_and(|f| f != &path) {
-            return Err(Diag::new("mcopt::data::files", "all --data bindings must read the same file").help(format!("found {} and {}", file.unwrap_or_default().display(), path.display())).into());
+            return Err(Diag::new(
+                "mcopt::data::files",
+                "all --data bindings must read the same file",
+            )
+            .help(format!(
+                "found {} and {}",
+                file.unwrap_or_default().display(),
+                path.display()
+            ))
+            .into());
         }
         file = Some(path);
         bind.push((name, cols));
@@ -133,8 +202,20 @@ fn data_spec(input: &InputArgs, run: Option<&config::RunFile>) -> Result<(Option
         Some(r) => config::parse_row_sel(r)?,
         None => RowSel::All,
     };
-    let test = input.test_rows.as_deref().map(config::parse_row_sel).transpose()?;
-    let spec = DataSpec { file: file.unwrap_or_default(), header: HeaderMode::Auto, bind, train, test, sequences: SeqLayout::Single, origin: None };
+    let test = input
+        .test_rows
+        .as_deref()
+        .map(config::parse_row_sel)
+        .transpose()?;
+    let spec = DataSpec {
+        file: file.unwrap_or_default(),
+        header: HeaderMode::Auto,
+        bind,
+        train,
+        test,
+        sequences: SeqLayout::Single,
+        origin: None,
+    };
     Ok((Some(spec), PathBuf::from(".")))
 }
 

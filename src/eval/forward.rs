@@ -18,7 +18,13 @@ pub(super) struct Frame<'a> {
 
 /// The three coefficient slices of a child (empty beyond the evaluator's stride).
 pub(super) fn coeffs<'a>(left: &'a [f64], off: usize, stride: usize, len: usize) -> [&'a [f64]; 3] {
-    std::array::from_fn(|k| if k < stride { &left[off + k * len..off + (k + 1) * len] } else { &[][..] })
+    std::array::from_fn(|k| {
+        if k < stride {
+            &left[off + k * len..off + (k + 1) * len]
+        } else {
+            &[][..]
+        }
+    })
 }
 
 /// The first `K` coefficient slices of a node's own block, mutable.
@@ -46,7 +52,10 @@ fn store<const K: usize>(out: &mut [&mut [f64]; K], i: usize, v: Tay<K>) {
 /// Strides that broadcast an operand of shape `(rows, cols)` to the output's shape.
 #[inline(always)]
 pub(super) fn bstrides(n: &Node) -> (usize, usize) {
-    (usize::from(n.rows != 1), if n.cols == 1 { 0 } else { n.rows })
+    (
+        usize::from(n.rows != 1),
+        if n.cols == 1 { 0 } else { n.rows },
+    )
 }
 
 pub(super) fn order_of(k: usize) -> Order {
@@ -59,24 +68,41 @@ pub(super) fn order_of(k: usize) -> Order {
 
 impl Frame<'_> {
     /// Evaluate node `id`; returns the number of active kinks.
-    pub(super) fn node<const K: usize>(&mut self, arena: &mut [f64], id: NodeId) -> Result<usize, EvalError> {
+    pub(super) fn node<const K: usize>(
+        &mut self,
+        arena: &mut [f64],
+        id: NodeId,
+    ) -> Result<usize, EvalError> {
         let g = self.graph;
         let n = g.node(id);
         let (left, right) = arena.split_at_mut(self.off[id.index()]);
         let len = n.len();
         let own = &mut right[..self.stride * len];
         let child = |c: NodeId| coeffs(left, self.off[c.index()], self.stride, g.node(c).len());
-        let err = |msg: String| EvalError { node: id, kind: EvalErrorKind::Domain(msg) };
+        let err = |msg: String| EvalError {
+            node: id,
+            kind: EvalErrorKind::Domain(msg),
+        };
         match &n.op {
             Op::Const(range) => {
                 own[..len].copy_from_slice(&g.consts[range.clone()]);
                 Ok(0)
             }
             Op::Param(_) => Ok(0),
-            Op::Unary(op, a) => unary::<K>(*op, child(*a), outputs::<K>(own, len), self.ztol).map_err(err),
+            Op::Unary(op, a) => {
+                unary::<K>(*op, child(*a), outputs::<K>(own, len), self.ztol).map_err(err)
+            }
             Op::Binary(op, a, b) => {
                 let (na, nb) = (g.node(*a), g.node(*b));
-                binary::<K>(*op, (child(*a), na), (child(*b), nb), n, outputs::<K>(own, len), self.ztol).map_err(err)
+                binary::<K>(
+                    *op,
+                    (child(*a), na),
+                    (child(*b), nb),
+                    n,
+                    outputs::<K>(own, len),
+                    self.ztol,
+                )
+                .map_err(err)
             }
             Op::MatMul(a, b) => {
                 self.matmul::<K>(left, *a, *b, own, n);
@@ -94,9 +120,20 @@ impl Frame<'_> {
                 }
                 Ok(0)
             }
-            Op::Reduce(kind, a) => Ok(reduce::<K>(*kind, child(*a), g.node(*a), outputs::<K>(own, len), self.ztol)),
+            Op::Reduce(kind, a) => Ok(reduce::<K>(
+                *kind,
+                child(*a),
+                g.node(*a),
+                outputs::<K>(own, len),
+                self.ztol,
+            )),
             Op::Dot(a, b) => {
-                dot::<K>((child(*a), g.node(*a)), (child(*b), g.node(*b)), n, outputs::<K>(own, len));
+                dot::<K>(
+                    (child(*a), g.node(*a)),
+                    (child(*b), g.node(*b)),
+                    n,
+                    outputs::<K>(own, len),
+                );
                 Ok(0)
             }
             Op::Element { arg, row, col } => {
@@ -104,7 +141,11 @@ impl Frame<'_> {
                 let ca = child(*arg);
                 let mut out = outputs::<K>(own, len);
                 for j in 0..n.cols {
-                    let src = if n.batched { row + j * na.rows } else { row + col * na.rows };
+                    let src = if n.batched {
+                        row + j * na.rows
+                    } else {
+                        row + col * na.rows
+                    };
                     store(&mut out, j, load::<K>(&ca, src));
                 }
                 Ok(0)
@@ -115,14 +156,29 @@ impl Frame<'_> {
                 let mut o = outputs::<K>(own, len).into_iter();
                 let f: [&mut [f64]; 3] = std::array::from_fn(|_| o.next().unwrap_or(&mut []));
                 self.registry
-                    .call(*func, &g.fparams[params.clone()], order_of(K), self.ztol, a, f)
+                    .call(
+                        *func,
+                        &g.fparams[params.clone()],
+                        order_of(K),
+                        self.ztol,
+                        a,
+                        f,
+                    )
                     .map_err(|e| EvalError::call(id, e))
             }
-            Op::Accumulate { terms, scale, per_column_mean } => {
+            Op::Accumulate {
+                terms,
+                scale,
+                per_column_mean,
+            } => {
                 let mut acc = [0.0; K];
                 for &t in &g.lists[terms.clone()] {
                     let nt = g.node(t);
-                    let w = if *per_column_mean { scale / nt.cols as f64 } else { *scale };
+                    let w = if *per_column_mean {
+                        scale / nt.cols as f64
+                    } else {
+                        *scale
+                    };
                     let ct = child(t);
                     for (k, a) in acc.iter_mut().enumerate() {
                         *a += w * ct[k].iter().sum::<f64>();
@@ -135,14 +191,27 @@ impl Frame<'_> {
     }
 
     /// C = A B to order K, skipping the terms that are identically zero.
-    fn matmul<const K: usize>(&mut self, left: &[f64], a: NodeId, b: NodeId, own: &mut [f64], n: &Node) {
+    fn matmul<const K: usize>(
+        &mut self,
+        left: &[f64],
+        a: NodeId,
+        b: NodeId,
+        own: &mut [f64],
+        n: &Node,
+    ) {
         let g = self.graph;
         let (na, nb) = (g.node(a), g.node(b));
         let (oa, ob) = (self.off[a.index()], self.off[b.index()]);
         let (la, lb, lc) = (na.len(), nb.len(), n.len());
         let am = |k: usize| Mat::new(&left[oa + k * la..oa + (k + 1) * la], na.rows, na.cols);
         // [B0 B1 ..] are contiguous: one product with A0 gives [C0 C1 ..].
-        let nbk = if K == 1 || !nb.varies { 1 } else if K == 3 && !nb.affine { 3 } else { 2 };
+        let nbk = if K == 1 || !nb.varies {
+            1
+        } else if K == 3 && !nb.affine {
+            3
+        } else {
+            2
+        };
         let bblock = Mat::new(&left[ob..ob + nbk * lb], nb.rows, nbk * nb.cols);
         gemm(1.0, am(0), bblock, 0.0, &mut own[..nbk * lc]);
         own[nbk * lc..K * lc].fill(0.0);
@@ -153,7 +222,13 @@ impl Frame<'_> {
         if K == 3 && nb.varies {
             // T = A1 [B0 B1]; C1 += T0, C2 += 2 T1.
             let t = &mut self.scratch[..2 * lc];
-            gemm(1.0, am(1), Mat::new(&left[ob..ob + 2 * lb], nb.rows, 2 * nb.cols), 0.0, t);
+            gemm(
+                1.0,
+                am(1),
+                Mat::new(&left[ob..ob + 2 * lb], nb.rows, 2 * nb.cols),
+                0.0,
+                t,
+            );
             for i in 0..lc {
                 own[lc + i] += t[i];
                 own[2 * lc + i] += 2.0 * t[lc + i];
@@ -167,7 +242,12 @@ impl Frame<'_> {
     }
 }
 
-fn unary<const K: usize>(op: ElemUnary, a: [&[f64]; 3], mut out: [&mut [f64]; K], ztol: f64) -> Result<usize, String> {
+fn unary<const K: usize>(
+    op: ElemUnary,
+    a: [&[f64]; 3],
+    mut out: [&mut [f64]; K],
+    ztol: f64,
+) -> Result<usize, String> {
     let len = out[0].len();
     let mut kinks = 0;
     for i in 0..len {
@@ -194,13 +274,17 @@ fn unary<const K: usize>(op: ElemUnary, a: [&[f64]; 3], mut out: [&mut [f64]; K]
             ElemUnary::Sqrt => {
                 let s = x[0].sqrt();
                 if x[0] < 0.0 || (x[0] == 0.0 && K > 1 && x[1..].iter().any(|&c| c != 0.0)) {
-                    return Err(format!("sqrt of {} has no finite value or derivative", x[0]));
+                    return Err(format!(
+                        "sqrt of {} has no finite value or derivative",
+                        x[0]
+                    ));
                 }
                 let d1 = if s > 0.0 { 0.5 / s } else { 0.0 };
                 kn::smooth(x, s, d1, if s > 0.0 { -0.25 / (s * s * s) } else { 0.0 })
             }
             ElemUnary::PowI(k) => {
-                let (f0, f1, f2) = kn::powi_parts(x[0], k).ok_or_else(|| format!("0 to the power {k} is undefined"))?;
+                let (f0, f1, f2) = kn::powi_parts(x[0], k)
+                    .ok_or_else(|| format!("0 to the power {k} is undefined"))?;
                 kn::smooth(x, f0, f1, f2)
             }
         };
@@ -241,7 +325,13 @@ fn binary<const K: usize>(
 }
 
 /// Reduce each group (a column when batched, else everything) to one number.
-fn reduce<const K: usize>(kind: ReduceKind, a: [&[f64]; 3], na: &Node, mut out: [&mut [f64]; K], ztol: f64) -> usize {
+fn reduce<const K: usize>(
+    kind: ReduceKind,
+    a: [&[f64]; 3],
+    na: &Node,
+    mut out: [&mut [f64]; K],
+    ztol: f64,
+) -> usize {
     let group = if na.batched { na.rows } else { na.len() };
     let mut kinks = 0;
     for g in 0..out[0].len() {
@@ -264,15 +354,28 @@ fn reduce<const K: usize>(kind: ReduceKind, a: [&[f64]; 3], na: &Node, mut out: 
     kinks
 }
 
-fn dot<const K: usize>((ca, na): ([&[f64]; 3], &Node), (cb, nb): ([&[f64]; 3], &Node), n: &Node, mut out: [&mut [f64]; K]) {
+fn dot<const K: usize>(
+    (ca, na): ([&[f64]; 3], &Node),
+    (cb, nb): ([&[f64]; 3], &Node),
+    n: &Node,
+    mut out: [&mut [f64]; K],
+) {
     let rows = na.rows.max(nb.rows);
-    let group = if n.batched { rows } else { na.len().max(nb.len()) };
+    let group = if n.batched {
+        rows
+    } else {
+        na.len().max(nb.len())
+    };
     let ((ars, acs), (brs, bcs)) = (bstrides(na), bstrides(nb));
     for g in 0..n.cols {
         let mut acc = [0.0; K];
         for e in 0..group {
             // Batched: element e of column g; otherwise flat index e of equal shapes.
-            let (i, j) = if n.batched { (e, g) } else { (e % rows, e / rows) };
+            let (i, j) = if n.batched {
+                (e, g)
+            } else {
+                (e % rows, e / rows)
+            };
             let x: Tay<K> = load(&ca, i * ars + j * acs);
             let y: Tay<K> = load(&cb, i * brs + j * bcs);
             acc = kn::add(acc, kn::mul(x, y));

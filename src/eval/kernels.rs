@@ -94,7 +94,11 @@ pub fn max_min<const K: usize>(a: Tay<K>, b: Tay<K>, ztol: f64, is_max: bool) ->
     let (s, kink) = lexsign(sub(a, b), ztol);
     let pick_a = if is_max { s >= 0.0 } else { s <= 0.0 };
     let mut o = if pick_a { a } else { b };
-    o[0] = if is_max { a[0].max(b[0]) } else { a[0].min(b[0]) };
+    o[0] = if is_max {
+        a[0].max(b[0])
+    } else {
+        a[0].min(b[0])
+    };
     (o, kink)
 }
 

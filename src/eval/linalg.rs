@@ -16,11 +16,19 @@ pub struct Mat<'a> {
 
 impl<'a> Mat<'a> {
     pub fn new(data: &'a [f64], rows: usize, cols: usize) -> Self {
-        Mat { data, rows, cols, trans: false }
+        Mat {
+            data,
+            rows,
+            cols,
+            trans: false,
+        }
     }
 
     pub fn t(self) -> Self {
-        Mat { trans: !self.trans, ..self }
+        Mat {
+            trans: !self.trans,
+            ..self
+        }
     }
 
     /// Rows and columns as read.
@@ -34,7 +42,11 @@ impl<'a> Mat<'a> {
 
     fn view(&self) -> Strided<'a> {
         let (r, c) = self.shape();
-        let (rs, cs) = if self.trans { (self.rows, 1) } else { (1, self.rows) };
+        let (rs, cs) = if self.trans {
+            (self.rows, 1)
+        } else {
+            (1, self.rows)
+        };
         Strided::from_slice_with_strides_generic(self.data, Dyn(r), Dyn(c), Dyn(rs), Dyn(cs))
     }
 }
@@ -53,7 +65,12 @@ pub fn gemm(alpha: f64, a: Mat<'_>, b: Mat<'_>, beta: f64, c: &mut [f64]) {
             let av = DMatrixView::from_slice(a.data, a.rows, a.cols);
             y.gemv_tr(alpha, &av, &x, beta);
         } else {
-            y.gemv(alpha, &DMatrixView::from_slice(a.data, a.rows, a.cols), &x, beta);
+            y.gemv(
+                alpha,
+                &DMatrixView::from_slice(a.data, a.rows, a.cols),
+                &x,
+                beta,
+            );
         }
         return;
     }
@@ -87,7 +104,13 @@ mod tests {
         }
         let x: Vec<f64> = (0..56).map(|v| v as f64).collect();
         let mut y = vec![0.0; 56];
-        gemm(0.5, Mat::new(&eye, 8, 8).t(), Mat::new(&x, 8, 7), 0.0, &mut y);
+        gemm(
+            0.5,
+            Mat::new(&eye, 8, 8).t(),
+            Mat::new(&x, 8, 7),
+            0.0,
+            &mut y,
+        );
         assert_eq!(y, x);
     }
 }

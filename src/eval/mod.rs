@@ -65,12 +65,17 @@ impl EvalError {
             EvalErrorKind::Domain(m) => Diag::new("mcopt::eval::domain", m.clone())
                 .at(&graph.source, span, "evaluated here")
                 .help("choose a point inside the domain of every function"),
-            EvalErrorKind::Call(m) => Diag::new("mcopt::plugin::call", m.clone()).at(&graph.source, span, "called here"),
+            EvalErrorKind::Call(m) => {
+                Diag::new("mcopt::plugin::call", m.clone()).at(&graph.source, span, "called here")
+            }
         }
     }
 
     fn call(node: NodeId, e: CallError) -> EvalError {
-        EvalError { node, kind: EvalErrorKind::Call(e.to_string()) }
+        EvalError {
+            node,
+            kind: EvalErrorKind::Call(e.to_string()),
+        }
     }
 }
 
@@ -96,7 +101,11 @@ pub struct Evaluator<'g> {
 
 impl<'g> Evaluator<'g> {
     /// Allocate buffers for evaluations up to `max_order` and evaluate the constant nodes.
-    pub fn new(graph: &'g Graph, registry: &'g Registry, max_order: Order) -> Result<Self, EvalError> {
+    pub fn new(
+        graph: &'g Graph,
+        registry: &'g Registry,
+        max_order: Order,
+    ) -> Result<Self, EvalError> {
         let stride = order_terms(max_order);
         let mut off = Vec::with_capacity(graph.nodes.len() + 1);
         let mut total = 0;
@@ -107,7 +116,10 @@ impl<'g> Evaluator<'g> {
             max_len = max_len.max(n.len());
         }
         off.push(total);
-        let varying = (0..graph.nodes.len() as u32).map(NodeId).filter(|&id| graph.node(id).varies).collect();
+        let varying = (0..graph.nodes.len() as u32)
+            .map(NodeId)
+            .filter(|&id| graph.node(id).varies)
+            .collect();
         let mut ev = Evaluator {
             graph,
             registry,
@@ -136,8 +148,17 @@ impl<'g> Evaluator<'g> {
     }
 
     /// f, f′(θ; d) and (with `Order::Two`) f″(θ; d), with the number of active kinks.
-    pub fn directional(&mut self, theta: &[f64], dir: &[f64], order: Order, opts: EvalOptions) -> Result<Taylor, EvalError> {
-        assert!(order_terms(order) <= self.stride, "evaluator built for a lower order");
+    pub fn directional(
+        &mut self,
+        theta: &[f64],
+        dir: &[f64],
+        order: Order,
+        opts: EvalOptions,
+    ) -> Result<Taylor, EvalError> {
+        assert!(
+            order_terms(order) <= self.stride,
+            "evaluator built for a lower order"
+        );
         let kinks = match order {
             Order::Zero => self.run::<1>(theta, Some(dir), opts)?,
             Order::One => self.run::<2>(theta, Some(dir), opts)?,
@@ -165,14 +186,22 @@ impl<'g> Evaluator<'g> {
     }
 
     fn init_constants(&mut self) -> Result<(), EvalError> {
-        let constant: Vec<NodeId> = (0..self.graph.nodes.len() as u32).map(NodeId).filter(|&id| !self.graph.node(id).varies).collect();
+        let constant: Vec<NodeId> = (0..self.graph.nodes.len() as u32)
+            .map(NodeId)
+            .filter(|&id| !self.graph.node(id).varies)
+            .collect();
         for id in constant {
             self.node_forward::<1>(id, &[], None, EvalOptions::default())?;
         }
         Ok(())
     }
 
-    fn run<const K: usize>(&mut self, theta: &[f64], dir: Option<&[f64]>, opts: EvalOptions) -> Result<usize, EvalError> {
+    fn run<const K: usize>(
+        &mut self,
+        theta: &[f64],
+        dir: Option<&[f64]>,
+        opts: EvalOptions,
+    ) -> Result<usize, EvalError> {
         assert_eq!(theta.len(), self.graph.n_params(), "θ has the wrong length");
         if let Some(d) = dir {
             assert_eq!(d.len(), theta.len(), "the direction has the wrong length");
@@ -185,7 +214,13 @@ impl<'g> Evaluator<'g> {
         Ok(kinks)
     }
 
-    fn node_forward<const K: usize>(&mut self, id: NodeId, theta: &[f64], dir: Option<&[f64]>, opts: EvalOptions) -> Result<usize, EvalError> {
+    fn node_forward<const K: usize>(
+        &mut self,
+        id: NodeId,
+        theta: &[f64],
+        dir: Option<&[f64]>,
+        opts: EvalOptions,
+    ) -> Result<usize, EvalError> {
         if let Op::Param(p) = self.graph.node(id).op {
             let slot = &self.graph.params[p];
             let (start, len) = (self.off[id.index()], slot.shape.len());

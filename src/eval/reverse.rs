@@ -13,8 +13,17 @@ use crate::registry::Order;
 
 impl Evaluator<'_> {
     /// f(θ) and the gradient selection written to `grad` (length n).
-    pub fn gradient(&mut self, theta: &[f64], grad: &mut [f64], opts: EvalOptions) -> Result<f64, EvalError> {
-        assert_eq!(grad.len(), self.graph.n_params(), "gradient buffer has the wrong length");
+    pub fn gradient(
+        &mut self,
+        theta: &[f64],
+        grad: &mut [f64],
+        opts: EvalOptions,
+    ) -> Result<f64, EvalError> {
+        assert_eq!(
+            grad.len(),
+            self.graph.n_params(),
+            "gradient buffer has the wrong length"
+        );
         self.run::<1>(theta, None, opts)?;
         self.ensure_adjoints();
         let g = self.graph;
@@ -52,7 +61,12 @@ impl Evaluator<'_> {
         self.tmp = [vec![0.0; max_len], vec![0.0; max_len]];
     }
 
-    fn node_backward(&mut self, id: NodeId, grad: &mut [f64], opts: EvalOptions) -> Result<(), EvalError> {
+    fn node_backward(
+        &mut self,
+        id: NodeId,
+        grad: &mut [f64],
+        opts: EvalOptions,
+    ) -> Result<(), EvalError> {
         let g = self.graph;
         let n = g.node(id);
         let (left, right) = self.adj.split_at_mut(self.adj_off[id.index()]);
@@ -60,7 +74,10 @@ impl Evaluator<'_> {
         let val = |c: NodeId| coeffs(&self.arena, self.off[c.index()], 1, g.node(c).len())[0];
         let aoff = &self.adj_off;
         let adj_of = |c: NodeId| -> (usize, usize) { (aoff[c.index()], g.node(c).len()) };
-        let err = |m: String| EvalError { node: id, kind: EvalErrorKind::Domain(m) };
+        let err = |m: String| EvalError {
+            node: id,
+            kind: EvalErrorKind::Domain(m),
+        };
         match &n.op {
             Op::Const(_) => {}
             Op::Param(p) => {
@@ -73,17 +90,31 @@ impl Evaluator<'_> {
                 let (s, l) = adj_of(*a);
                 unary_back(*op, val(*a), val(id), gout, &mut left[s..s + l]).map_err(err)?;
             }
-            Op::Binary(op, a, b) => binary_back(g, *op, (*a, val(*a)), (*b, val(*b)), n, gout, left, aoff),
+            Op::Binary(op, a, b) => {
+                binary_back(g, *op, (*a, val(*a)), (*b, val(*b)), n, gout, left, aoff)
+            }
             Op::MatMul(a, b) => {
                 let (na, nb) = (g.node(*a), g.node(*b));
                 let gm = Mat::new(gout, n.rows, n.cols);
                 if na.varies {
                     let (s, l) = adj_of(*a);
-                    gemm(1.0, gm, Mat::new(val(*b), nb.rows, nb.cols).t(), 1.0, &mut left[s..s + l]);
+                    gemm(
+                        1.0,
+                        gm,
+                        Mat::new(val(*b), nb.rows, nb.cols).t(),
+                        1.0,
+                        &mut left[s..s + l],
+                    );
                 }
                 if nb.varies {
                     let (s, l) = adj_of(*b);
-                    gemm(1.0, Mat::new(val(*a), na.rows, na.cols).t(), gm, 1.0, &mut left[s..s + l]);
+                    gemm(
+                        1.0,
+                        Mat::new(val(*a), na.rows, na.cols).t(),
+                        gm,
+                        1.0,
+                        &mut left[s..s + l],
+                    );
                 }
             }
             Op::Transpose(a) => {
@@ -114,7 +145,11 @@ impl Evaluator<'_> {
                 let na = g.node(*arg);
                 let (s, _) = adj_of(*arg);
                 for (j, gg) in gout.iter().enumerate() {
-                    let src = if n.batched { row + j * na.rows } else { row + col * na.rows };
+                    let src = if n.batched {
+                        row + j * na.rows
+                    } else {
+                        row + col * na.rows
+                    };
                     left[s + src] += gg;
                 }
             }
@@ -125,20 +160,35 @@ impl Evaluator<'_> {
                 let a = [va, &self.ones[..l], &[][..]];
                 let f = [&mut t0[..l], &mut t1[..l], &mut [][..]];
                 self.registry
-                    .call(*func, &g.fparams[params.clone()], Order::One, opts.ztol, a, f)
+                    .call(
+                        *func,
+                        &g.fparams[params.clone()],
+                        Order::One,
+                        opts.ztol,
+                        a,
+                        f,
+                    )
                     .map_err(|e| EvalError::call(id, e))?;
                 let (s, _) = adj_of(*arg);
                 for i in 0..l {
                     left[s + i] += gout[i] * t1[i];
                 }
             }
-            Op::Accumulate { terms, scale, per_column_mean } => {
+            Op::Accumulate {
+                terms,
+                scale,
+                per_column_mean,
+            } => {
                 for &t in &g.lists[terms.clone()] {
                     let nt = g.node(t);
                     if !nt.varies {
                         continue;
                     }
-                    let w = if *per_column_mean { scale / nt.cols as f64 } else { *scale };
+                    let w = if *per_column_mean {
+                        scale / nt.cols as f64
+                    } else {
+                        *scale
+                    };
                     let (s, l) = adj_of(t);
                     for x in &mut left[s..s + l] {
                         *x += w * gout[0];
@@ -159,7 +209,13 @@ fn sign_sel(x: f64) -> f64 {
     }
 }
 
-fn unary_back(op: ElemUnary, va: &[f64], vo: &[f64], gout: &[f64], ga: &mut [f64]) -> Result<(), String> {
+fn unary_back(
+    op: ElemUnary,
+    va: &[f64],
+    vo: &[f64],
+    gout: &[f64],
+    ga: &mut [f64],
+) -> Result<(), String> {
     for i in 0..ga.len() {
         let d = match op {
             ElemUnary::Neg => -1.0,
@@ -176,7 +232,16 @@ fn unary_back(op: ElemUnary, va: &[f64], vo: &[f64], gout: &[f64], ga: &mut [f64
     Ok(())
 }
 
-fn binary_back(g: &Graph, op: ElemBinary, (a, va): (NodeId, &[f64]), (b, vb): (NodeId, &[f64]), n: &Node, gout: &[f64], left: &mut [f64], aoff: &[usize]) {
+fn binary_back(
+    g: &Graph,
+    op: ElemBinary,
+    (a, va): (NodeId, &[f64]),
+    (b, vb): (NodeId, &[f64]),
+    n: &Node,
+    gout: &[f64],
+    left: &mut [f64],
+    aoff: &[usize],
+) {
     let (na, nb) = (g.node(a), g.node(b));
     let ((ars, acs), (brs, bcs)) = (bstrides(na), bstrides(nb));
     let (sa, sb) = (aoff[a.index()], aoff[b.index()]);
@@ -190,8 +255,20 @@ fn binary_back(g: &Graph, op: ElemBinary, (a, va): (NodeId, &[f64]), (b, vb): (N
                 ElemBinary::Sub => (1.0, -1.0),
                 ElemBinary::Mul => (y, x),
                 ElemBinary::Div => (1.0 / y, -x / (y * y)),
-                ElemBinary::Max => if x >= y { (1.0, 0.0) } else { (0.0, 1.0) },
-                ElemBinary::Min => if x <= y { (1.0, 0.0) } else { (0.0, 1.0) },
+                ElemBinary::Max => {
+                    if x >= y {
+                        (1.0, 0.0)
+                    } else {
+                        (0.0, 1.0)
+                    }
+                }
+                ElemBinary::Min => {
+                    if x <= y {
+                        (1.0, 0.0)
+                    } else {
+                        (0.0, 1.0)
+                    }
+                }
             };
             if na.varies {
                 left[sa + ia] += da * gg;
@@ -203,15 +280,31 @@ fn binary_back(g: &Graph, op: ElemBinary, (a, va): (NodeId, &[f64]), (b, vb): (N
     }
 }
 
-fn dot_back(g: &Graph, (a, va): (NodeId, &[f64]), (b, vb): (NodeId, &[f64]), n: &Node, gout: &[f64], left: &mut [f64], aoff: &[usize]) {
+fn dot_back(
+    g: &Graph,
+    (a, va): (NodeId, &[f64]),
+    (b, vb): (NodeId, &[f64]),
+    n: &Node,
+    gout: &[f64],
+    left: &mut [f64],
+    aoff: &[usize],
+) {
     let (na, nb) = (g.node(a), g.node(b));
     let rows = na.rows.max(nb.rows);
-    let group = if n.batched { rows } else { na.len().max(nb.len()) };
+    let group = if n.batched {
+        rows
+    } else {
+        na.len().max(nb.len())
+    };
     let ((ars, acs), (brs, bcs)) = (bstrides(na), bstrides(nb));
     let (sa, sb) = (aoff[a.index()], aoff[b.index()]);
     for (gi, gg) in gout.iter().enumerate() {
         for e in 0..group {
-            let (i, j) = if n.batched { (e, gi) } else { (e % rows, e / rows) };
+            let (i, j) = if n.batched {
+                (e, gi)
+            } else {
+                (e % rows, e / rows)
+            };
             let (ia, ib) = (i * ars + j * acs, i * brs + j * bcs);
             if na.varies {
                 left[sa + ia] += gg * vb[ib];

@@ -35,7 +35,11 @@ pub fn lower(model: &Model, options: &LowerOptions) -> Result<Graph, Diags> {
     l.layers();
     let (objective, loss) = l.objective();
     let Lowerer { graph, diags, .. } = l;
-    let graph = Graph { objective, loss, ..graph };
+    let graph = Graph {
+        objective,
+        loss,
+        ..graph
+    };
     diags.finish(graph)
 }
 
@@ -94,10 +98,25 @@ impl<'m> Lowerer<'m> {
         Failed
     }
 
-    fn push(&mut self, op: Op, rows: usize, cols: usize, flags: (bool, bool, bool), span: Span) -> NodeId {
+    fn push(
+        &mut self,
+        op: Op,
+        rows: usize,
+        cols: usize,
+        flags: (bool, bool, bool),
+        span: Span,
+    ) -> NodeId {
         let (batched, varies, affine) = flags;
         let id = NodeId(self.graph.nodes.len() as u32);
-        self.graph.nodes.push(Node { op, rows, cols, batched, varies, affine: affine || !varies, span });
+        self.graph.nodes.push(Node {
+            op,
+            rows,
+            cols,
+            batched,
+            varies,
+            affine: affine || !varies,
+            span,
+        });
         id
     }
 
@@ -105,7 +124,14 @@ impl<'m> Lowerer<'m> {
         &self.graph.nodes[id.index()]
     }
 
-    fn constant(&mut self, values: &[f64], rows: usize, cols: usize, batched: bool, span: Span) -> NodeId {
+    fn constant(
+        &mut self,
+        values: &[f64],
+        rows: usize,
+        cols: usize,
+        batched: bool,
+        span: Span,
+    ) -> NodeId {
         let start = self.graph.consts.len();
         self.graph.consts.extend_from_slice(values);
         let range = start..self.graph.consts.len();
@@ -115,8 +141,20 @@ impl<'m> Lowerer<'m> {
     fn params(&mut self) {
         let mut offset = 0;
         for (i, p) in self.model.params.iter().enumerate() {
-            let node = self.push(Op::Param(i), p.shape.rows, p.shape.cols, (false, true, true), p.span);
-            let slot = ParamSlot { name: p.name.clone(), shape: p.shape, node, offset, span: p.span };
+            let node = self.push(
+                Op::Param(i),
+                p.shape.rows,
+                p.shape.cols,
+                (false, true, true),
+                p.span,
+            );
+            let slot = ParamSlot {
+                name: p.name.clone(),
+                shape: p.shape,
+                node,
+                offset,
+                span: p.span,
+            };
             self.graph.params.push(slot);
             offset += p.shape.len();
         }
@@ -142,10 +180,20 @@ impl<'m> Lowerer<'m> {
         let span = self.model.objective_span;
         let (mut loss, mut reg): (Option<NodeId>, Option<NodeId>) = (None, None);
         for term in &self.model.terms {
-            let Ok(node) = self.lower(&term.expr, None) else { continue };
+            let Ok(node) = self.lower(&term.expr, None) else {
+                continue;
+            };
             let node = self.unbatched_scalar(node, term.expr.span);
-            let scaled = if term.coef == 1.0 { node } else { self.unary(ElemUnary::Scale(term.coef), node, term.expr.span) };
-            let acc = if term.class == TermClass::Loss { &mut loss } else { &mut reg };
+            let scaled = if term.coef == 1.0 {
+                node
+            } else {
+                self.unary(ElemUnary::Scale(term.coef), node, term.expr.span)
+            };
+            let acc = if term.class == TermClass::Loss {
+                &mut loss
+            } else {
+                &mut reg
+            };
             *acc = Some(match *acc {
                 None => scaled,
                 Some(prev) => self.binary_node(ElemBinary::Add, prev, scaled, span),
@@ -162,9 +210,12 @@ impl<'m> Lowerer<'m> {
     /// A term of the objective must be one number, not one per sequence.
     fn unbatched_scalar(&mut self, node: NodeId, span: Span) -> NodeId {
         if self.node(node).len() != 1 {
-            let d = Diag::new("mcopt::lower::batch", "this term has one value per sequence, but the objective must be one number")
-                .at(&self.graph.source.clone(), span, "per-sequence value")
-                .help("average it over time and sequences with mean(t, ..)");
+            let d = Diag::new(
+                "mcopt::lower::batch",
+                "this term has one value per sequence, but the objective must be one number",
+            )
+            .at(&self.graph.source.clone(), span, "per-sequence value")
+            .help("average it over time and sequences with mean(t, ..)");
             self.diags.push(d);
         }
         node
@@ -181,9 +232,12 @@ impl<'m> Lowerer<'m> {
             None => layer.name.clone(),
         };
         if !self.in_progress.insert(key) {
-            let d = Diag::new("mcopt::lower::cycle", format!("layer `{name}` depends on itself"))
-                .at(&self.graph.source.clone(), use_span, "used here")
-                .label(layer.span, "defined here");
+            let d = Diag::new(
+                "mcopt::lower::cycle",
+                format!("layer `{name}` depends on itself"),
+            )
+            .at(&self.graph.source.clone(), use_span, "used here")
+            .label(layer.span, "defined here");
             return Err(self.error(d));
         }
         let body = match (&layer.body, time) {
@@ -192,7 +246,11 @@ impl<'m> Lowerer<'m> {
                 .iter()
                 .find(|(b, _)| *b == t)
                 .map(|(_, e)| e)
-                .or_else(|| general.as_ref().filter(|_| layer_defined_at(&layer.body, t, self.steps))),
+                .or_else(|| {
+                    general
+                        .as_ref()
+                        .filter(|_| layer_defined_at(&layer.body, t, self.steps))
+                }),
             _ => None,
         };
         let result = match body {
@@ -201,14 +259,22 @@ impl<'m> Lowerer<'m> {
                 let d = Diag::new("mcopt::lower::time", format!("`{name}` is not defined"))
                     .at(&self.graph.source.clone(), use_span, "used here")
                     .label(layer.span, "layer declared here")
-                    .help(format!("the data have {} time steps; add a base case like `layer {}[0] = ...`", self.steps, layer.name));
+                    .help(format!(
+                        "the data have {} time steps; add a base case like `layer {}[0] = ...`",
+                        self.steps, layer.name
+                    ));
                 Err(self.error(d))
             }
         };
         self.in_progress.remove(&key);
         let node = result?;
         self.layer_nodes.insert(key, node);
-        self.graph.layers.push(LayerSlot { name, layer: id, time, node });
+        self.graph.layers.push(LayerSlot {
+            name,
+            layer: id,
+            time,
+            node,
+        });
         Ok(node)
     }
 
@@ -239,13 +305,28 @@ impl<'m> Lowerer<'m> {
                 let (a, b) = (self.lower(a, time), self.lower(b, time));
                 self.lower_binary(*op, a?, b?, e.span)
             }
-            CKind::Call { func, kind, params, arg } => {
+            CKind::Call {
+                func,
+                kind,
+                params,
+                arg,
+            } => {
                 let a = self.lower(arg, time)?;
                 let start = self.graph.fparams.len();
                 self.graph.fparams.extend_from_slice(params);
                 let range = start..self.graph.fparams.len();
                 let n = self.node(a).clone();
-                let call = self.push(Op::Call { func: *func, params: range, arg: a }, n.rows, n.cols, (n.batched, n.varies, false), e.span);
+                let call = self.push(
+                    Op::Call {
+                        func: *func,
+                        params: range,
+                        arg: a,
+                    },
+                    n.rows,
+                    n.cols,
+                    (n.batched, n.varies, false),
+                    e.span,
+                );
                 Ok(match kind {
                     FunctionKind::Penalty => self.reduce(ReduceKind::Sum, call, e.span),
                     FunctionKind::Activation => call,
@@ -255,23 +336,45 @@ impl<'m> Lowerer<'m> {
                 let a = self.lower(base, time)?;
                 let n = self.node(a).clone();
                 let cols = if n.batched { n.cols } else { 1 };
-                Ok(self.push(Op::Element { arg: a, row: *row, col: *col }, 1, cols, (n.batched, n.varies, n.affine), e.span))
+                Ok(self.push(
+                    Op::Element {
+                        arg: a,
+                        row: *row,
+                        col: *col,
+                    },
+                    1,
+                    cols,
+                    (n.batched, n.varies, n.affine),
+                    e.span,
+                ))
             }
             CKind::TimeReduce { mean, body } => self.time_reduce(*mean, body, e.span),
         }
     }
 
-    fn resolve_time(&mut self, r: TimeRef, time: Option<u64>, span: Span) -> Result<Option<u64>, Failed> {
+    fn resolve_time(
+        &mut self,
+        r: TimeRef,
+        time: Option<u64>,
+        span: Span,
+    ) -> Result<Option<u64>, Failed> {
         match (r, time) {
             (TimeRef::None, _) => Ok(None),
             (TimeRef::Abs(k), _) => Ok(Some(k)),
             (TimeRef::Rel(k), Some(t)) if k <= t => Ok(Some(t - k)),
             (TimeRef::Rel(k), t) => {
                 let msg = match t {
-                    Some(t) => format!("at time {t} this refers to time {}, before the start", t as i64 - k as i64),
+                    Some(t) => format!(
+                        "at time {t} this refers to time {}, before the start",
+                        t as i64 - k as i64
+                    ),
                     None => "a relative time index outside a time-indexed context".to_owned(),
                 };
-                Err(self.error(Diag::new("mcopt::lower::time", msg).at(&self.graph.source.clone(), span, "here")))
+                Err(self.error(Diag::new("mcopt::lower::time", msg).at(
+                    &self.graph.source.clone(),
+                    span,
+                    "here",
+                )))
             }
         }
     }
@@ -279,8 +382,15 @@ impl<'m> Lowerer<'m> {
     fn data_ref(&mut self, id: usize, r: TimeRef, time: Option<u64>, span: Span) -> Lowered {
         let at = self.resolve_time(r, time, span)?.unwrap_or(0);
         if at == 0 || at as usize > self.steps {
-            let msg = format!("data `{}` has time steps 1 to {}, this refers to step {}", self.model.data[id].name, self.steps, at);
-            return Err(self.error(Diag::new("mcopt::lower::time", msg).at(&self.graph.source.clone(), span, "here")));
+            let msg = format!(
+                "data `{}` has time steps 1 to {}, this refers to step {}",
+                self.model.data[id].name, self.steps, at
+            );
+            return Err(self.error(Diag::new("mcopt::lower::time", msg).at(
+                &self.graph.source.clone(),
+                span,
+                "here",
+            )));
         }
         if let Some(&n) = self.data_nodes.get(&(id, at)) {
             return Ok(n);
@@ -297,9 +407,12 @@ impl<'m> Lowerer<'m> {
 
     fn time_reduce(&mut self, mean: bool, body: &CExpr, span: Span) -> Lowered {
         if self.steps == 0 {
-            let d = Diag::new("mcopt::lower::time", "a reduction over time needs bound data")
-                .at(&self.graph.source.clone(), span, "reduction here")
-                .help("bind data with --data or a run file");
+            let d = Diag::new(
+                "mcopt::lower::time",
+                "a reduction over time needs bound data",
+            )
+            .at(&self.graph.source.clone(), span, "reduction here")
+            .help("bind data with --data or a run file");
             return Err(self.error(d));
         }
         let mut terms = Vec::with_capacity(self.steps);
@@ -317,7 +430,11 @@ impl<'m> Lowerer<'m> {
         let start = self.graph.lists.len();
         self.graph.lists.extend_from_slice(&terms);
         let scale = if mean { 1.0 / self.steps as f64 } else { 1.0 };
-        let op = Op::Accumulate { terms: start..self.graph.lists.len(), scale, per_column_mean: mean };
+        let op = Op::Accumulate {
+            terms: start..self.graph.lists.len(),
+            scale,
+            per_column_mean: mean,
+        };
         Ok(self.push(op, 1, 1, (false, varies, false), span))
     }
 
@@ -343,7 +460,13 @@ impl<'m> Lowerer<'m> {
                 if n.batched && self.sequences > 1 {
                     return Err(self.batch_unsupported("transpose", span));
                 }
-                return Ok(self.push(Op::Transpose(a), n.cols, n.rows, (n.batched, n.varies, n.affine), span));
+                return Ok(self.push(
+                    Op::Transpose(a),
+                    n.cols,
+                    n.rows,
+                    (n.batched, n.varies, n.affine),
+                    span,
+                ));
             }
         };
         Ok(self.unary(elem, a, span))
@@ -360,13 +483,22 @@ impl<'m> Lowerer<'m> {
         let n = self.node(a).clone();
         let cols = if n.batched { n.cols } else { 1 };
         let affine = n.affine && kind != ReduceKind::SqNorm;
-        self.push(Op::Reduce(kind, a), 1, cols, (n.batched, n.varies, affine), span)
+        self.push(
+            Op::Reduce(kind, a),
+            1,
+            cols,
+            (n.batched, n.varies, affine),
+            span,
+        )
     }
 
     fn batch_unsupported(&mut self, what: &str, span: Span) -> Failed {
-        let d = Diag::new("mcopt::lower::batch", format!("{what} of a per-sequence value is not supported with several sequences"))
-            .at(&self.graph.source.clone(), span, "here")
-            .help("per-sequence values must be reals or vectors; matrices must not depend on the data");
+        let d = Diag::new(
+            "mcopt::lower::batch",
+            format!("{what} of a per-sequence value is not supported with several sequences"),
+        )
+        .at(&self.graph.source.clone(), span, "here")
+        .help("per-sequence values must be reals or vectors; matrices must not depend on the data");
         self.error(d)
     }
 
@@ -384,7 +516,13 @@ impl<'m> Lowerer<'m> {
                 let batched = na.batched || nb.batched;
                 let cols = if batched { na.cols.max(nb.cols) } else { 1 };
                 let affine = (!na.varies && nb.affine) || (!nb.varies && na.affine);
-                return Ok(self.push(Op::Dot(a, b), 1, cols, (batched, na.varies || nb.varies, affine), span));
+                return Ok(self.push(
+                    Op::Dot(a, b),
+                    1,
+                    cols,
+                    (batched, na.varies || nb.varies, affine),
+                    span,
+                ));
             }
         };
         Ok(self.binary_node(elem, a, b, span))
@@ -393,18 +531,28 @@ impl<'m> Lowerer<'m> {
     fn binary_node(&mut self, op: ElemBinary, a: NodeId, b: NodeId, span: Span) -> NodeId {
         let (na, nb) = (self.node(a).clone(), self.node(b).clone());
         let affine = match op {
-            ElemBinary::Add | ElemBinary::Sub | ElemBinary::Max | ElemBinary::Min => na.affine && nb.affine,
+            ElemBinary::Add | ElemBinary::Sub | ElemBinary::Max | ElemBinary::Min => {
+                na.affine && nb.affine
+            }
             ElemBinary::Mul => (!na.varies && nb.affine) || (!nb.varies && na.affine),
             ElemBinary::Div => !nb.varies && na.affine,
         };
         let flags = (na.batched || nb.batched, na.varies || nb.varies, affine);
-        self.push(Op::Binary(op, a, b), na.rows.max(nb.rows), na.cols.max(nb.cols), flags, span)
+        self.push(
+            Op::Binary(op, a, b),
+            na.rows.max(nb.rows),
+            na.cols.max(nb.cols),
+            flags,
+            span,
+        )
     }
 
     fn matmul(&mut self, a: NodeId, b: NodeId, span: Span) -> Lowered {
         let (na, nb) = (self.node(a).clone(), self.node(b).clone());
         if na.batched && self.sequences > 1 {
-            return Err(self.batch_unsupported("a matrix product with a per-sequence left operand", span));
+            return Err(
+                self.batch_unsupported("a matrix product with a per-sequence left operand", span)
+            );
         }
         let affine = (!na.varies && nb.affine) || (!nb.varies && na.affine);
         let flags = (nb.batched, na.varies || nb.varies, affine);
@@ -418,7 +566,10 @@ fn layer_defined_at(body: &LayerBody, t: u64, steps: usize) -> bool {
         LayerBody::Indexed { bases, general } => {
             let max_base = bases.iter().map(|(b, _)| *b).max();
             bases.iter().any(|(b, _)| *b == t)
-                || (general.is_some() && t >= 1 && t as usize <= steps && max_base.is_none_or(|m| t > m))
+                || (general.is_some()
+                    && t >= 1
+                    && t as usize <= steps
+                    && max_base.is_none_or(|m| t > m))
         }
     }
 }
@@ -427,16 +578,28 @@ fn layer_defined_at(body: &LayerBody, t: u64, steps: usize) -> bool {
 fn data_dims(model: &Model, data: &[SeqData]) -> Result<(usize, usize), Diags> {
     let source = &model.source;
     if data.len() != model.data.len() {
-        let d = Diag::new("mcopt::lower::data", format!("the model declares {} data sequence(s), {} were bound", model.data.len(), data.len()))
-            .at(source, Span::new(0, 0), "")
-            .help("bind every `data` declaration with --data or a run file");
+        let d = Diag::new(
+            "mcopt::lower::data",
+            format!(
+                "the model declares {} data sequence(s), {} were bound",
+                model.data.len(),
+                data.len()
+            ),
+        )
+        .at(source, Span::new(0, 0), "")
+        .help("bind every `data` declaration with --data or a run file");
         return Err(d.into());
     }
-    let Some(first) = data.first() else { return Ok((0, 1)) };
+    let Some(first) = data.first() else {
+        return Ok((0, 1));
+    };
     let mut diags = Diags::new();
     for (decl, d) in model.data.iter().zip(data) {
         let width = decl.shape.rows;
-        if d.steps != first.steps || d.sequences != first.sequences || d.values.len() != d.steps * d.sequences * width {
+        if d.steps != first.steps
+            || d.sequences != first.sequences
+            || d.values.len() != d.steps * d.sequences * width
+        {
             let msg = format!(
                 "data `{}` has {} step(s) of {} sequence(s) ({} values); expected {} step(s) of {} sequence(s) of width {}",
                 decl.name, d.steps, d.sequences, d.values.len(), first.steps, first.sequences, width
@@ -445,8 +608,15 @@ fn data_dims(model: &Model, data: &[SeqData]) -> Result<(usize, usize), Diags> {
         }
         if let Some(Some(count)) = decl.batch {
             if count as usize != d.sequences {
-                let msg = format!("data `{}` is declared with {} sequences, the bound data have {}", decl.name, count, d.sequences);
-                diags.push(Diag::new("mcopt::lower::data", msg).at(source, decl.span, "declared here"));
+                let msg = format!(
+                    "data `{}` is declared with {} sequences, the bound data have {}",
+                    decl.name, count, d.sequences
+                );
+                diags.push(Diag::new("mcopt::lower::data", msg).at(
+                    source,
+                    decl.span,
+                    "declared here",
+                ));
             }
         }
     }

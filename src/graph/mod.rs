@@ -71,12 +71,24 @@ pub enum Op {
     /// Inner product per group.
     Dot(NodeId, NodeId),
     /// Entry `(row, col)` of each sequence (col is 0 for batched vectors).
-    Element { arg: NodeId, row: usize, col: usize },
+    Element {
+        arg: NodeId,
+        row: usize,
+        col: usize,
+    },
     /// Elementwise registry function with constant parameters `Graph::fparams[params]`.
-    Call { func: FunctionId, params: Range<usize>, arg: NodeId },
+    Call {
+        func: FunctionId,
+        params: Range<usize>,
+        arg: NodeId,
+    },
     /// Σ_k w_k Σ_j v_k[j] over nodes `Graph::lists[terms]`, with `w_k = scale / cols_k` for
     /// means over sequences and `w_k = scale` for sums.
-    Accumulate { terms: Range<usize>, scale: f64, per_column_mean: bool },
+    Accumulate {
+        terms: Range<usize>,
+        scale: f64,
+        per_column_mean: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

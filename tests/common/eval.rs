@@ -38,7 +38,14 @@ pub fn model_file(path: &str, registry: &Registry) -> Model {
 }
 
 /// Bind columns of a bundled CSV file to the model's data declarations.
-pub fn bind(model: &Model, file: &str, header: HeaderMode, bind: Vec<(&str, ColumnSel)>, rows: RowSel, split: Split) -> Vec<SeqData> {
+pub fn bind(
+    model: &Model,
+    file: &str,
+    header: HeaderMode,
+    bind: Vec<(&str, ColumnSel)>,
+    rows: RowSel,
+    split: Split,
+) -> Vec<SeqData> {
     let spec = DataSpec {
         file: PathBuf::from(file),
         header,
@@ -48,9 +55,24 @@ pub fn bind(model: &Model, file: &str, header: HeaderMode, bind: Vec<(&str, Colu
         sequences: SeqLayout::Single,
         origin: None,
     };
-    let slots: Vec<DataSlot> = model.data.iter().map(|d| DataSlot { name: d.name.clone(), width: d.shape.rows }).collect();
-    let bound = config::bind(&spec, &repo(), split, &slots).unwrap_or_else(|d| panic!("{}", render_plain(&d)));
-    bound.into_iter().map(|b| SeqData { steps: b.steps, sequences: b.sequences, values: b.values }).collect()
+    let slots: Vec<DataSlot> = model
+        .data
+        .iter()
+        .map(|d| DataSlot {
+            name: d.name.clone(),
+            width: d.shape.rows,
+        })
+        .collect();
+    let bound = config::bind(&spec, &repo(), split, &slots)
+        .unwrap_or_else(|d| panic!("{}", render_plain(&d)));
+    bound
+        .into_iter()
+        .map(|b| SeqData {
+            steps: b.steps,
+            sequences: b.sequences,
+            values: b.values,
+        })
+        .collect()
 }
 
 /// The syn RNN (examples/syn/rnn.mco) on rows `rows` of syn_T10.csv.
@@ -60,7 +82,10 @@ pub fn syn_graph(registry: &Registry, rows: RowSel) -> Graph {
         &m,
         "examples/data/syn_T10.csv",
         HeaderMode::No,
-        vec![("x", ColumnSel::Range { start: 0, end: 5 }), ("y", ColumnSel::Range { start: 5, end: 8 })],
+        vec![
+            ("x", ColumnSel::Range { start: 0, end: 5 }),
+            ("y", ColumnSel::Range { start: 5, end: 8 }),
+        ],
         rows,
         Split::Train,
     );
@@ -74,7 +99,10 @@ pub fn sp500_graph(registry: &Registry) -> Graph {
         &m,
         "examples/data/sp500.csv",
         HeaderMode::Yes,
-        vec![("x", ColumnSel::Range { start: 1, end: 12 }), ("y", ColumnSel::Names(vec!["RV_SP500".into()]))],
+        vec![
+            ("x", ColumnSel::Range { start: 1, end: 12 }),
+            ("y", ColumnSel::Names(vec!["RV_SP500".into()])),
+        ],
         RowSel::Range { start: 0, end: 393 },
         Split::Train,
     );
@@ -83,18 +111,21 @@ pub fn sp500_graph(registry: &Registry) -> Graph {
 
 pub fn taylor(g: &Graph, r: &Registry, x: &[f64], d: &[f64], order: Order) -> Taylor {
     let mut ev = Evaluator::new(g, r, Order::Two).unwrap_or_else(|e| panic!("{e}"));
-    ev.directional(x, d, order, EvalOptions::default()).unwrap_or_else(|e| panic!("{e}"))
+    ev.directional(x, d, order, EvalOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 pub fn value(g: &Graph, r: &Registry, x: &[f64]) -> f64 {
     let mut ev = Evaluator::new(g, r, Order::Zero).unwrap_or_else(|e| panic!("{e}"));
-    ev.value(x, EvalOptions::default()).unwrap_or_else(|e| panic!("{e}"))
+    ev.value(x, EvalOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 pub fn gradient(g: &Graph, r: &Registry, x: &[f64]) -> Vec<f64> {
     let mut ev = Evaluator::new(g, r, Order::Zero).unwrap_or_else(|e| panic!("{e}"));
     let mut grad = vec![0.0; x.len()];
-    ev.gradient(x, &mut grad, EvalOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    ev.gradient(x, &mut grad, EvalOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"));
     grad
 }
 
@@ -107,15 +138,25 @@ pub fn axpy(x: &[f64], h: f64, d: &[f64]) -> Vec<f64> {
 /// A kink at distance below h along the ray spoils a difference quotient (an RNN has
 /// thousands of ReLU units), so each order tries a ladder of step sizes and passes when the
 /// quotient agrees for one of them; a wrong derivative agrees for none.
-pub fn check_against_differences(g: &Graph, r: &Registry, x: &[f64], d: &[f64]) -> Result<(), String> {
+pub fn check_against_differences(
+    g: &Graph,
+    r: &Registry,
+    x: &[f64],
+    d: &[f64],
+) -> Result<(), String> {
     let t = taylor(g, r, x, d, Order::Two);
     let (f1, f2) = (t.d1.unwrap_or(f64::NAN), t.d2.unwrap_or(f64::NAN));
     let f0 = value(g, r, x);
     let scale = 1.0 + f0.abs() + f1.abs() + f2.abs();
     // First order: (f(x + h d) − f(x)) / h = f′ + h f″/2 + O(h²).
-    let q1: Vec<f64> = [1e-6, 1e-7, 1e-8].iter().map(|h| (value(g, r, &axpy(x, *h, d)) - f0) / h).collect();
+    let q1: Vec<f64> = [1e-6, 1e-7, 1e-8]
+        .iter()
+        .map(|h| (value(g, r, &axpy(x, *h, d)) - f0) / h)
+        .collect();
     if !q1.iter().any(|q| (q - f1).abs() <= 1e-4 * scale) {
-        return Err(format!("f′ = {f1}, one-sided differences {q1:?} (x = {x:?}, d = {d:?})"));
+        return Err(format!(
+            "f′ = {f1}, one-sided differences {q1:?} (x = {x:?}, d = {d:?})"
+        ));
     }
     // Second order: (f(x + h d) − f(x) − h f′) / (h²/2) = f″ + O(h).
     let q2: Vec<f64> = [1e-3, 1e-4, 1e-5, 1e-6]
@@ -123,7 +164,9 @@ pub fn check_against_differences(g: &Graph, r: &Registry, x: &[f64], d: &[f64]) 
         .map(|h| (value(g, r, &axpy(x, *h, d)) - f0 - h * f1) / (h * h / 2.0))
         .collect();
     if !q2.iter().any(|q| (q - f2).abs() <= 1e-2 * scale) {
-        return Err(format!("f″ = {f2}, one-sided second differences {q2:?} (x = {x:?}, d = {d:?})"));
+        return Err(format!(
+            "f″ = {f2}, one-sided second differences {q2:?} (x = {x:?}, d = {d:?})"
+        ));
     }
     Ok(())
 }

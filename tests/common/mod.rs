@@ -2,7 +2,7 @@
 //! generators, and the expected-file comparison used by the data-driven tests.
 #![allow(dead_code)]
 
+pub mod eval;
 pub mod gen;
 pub mod golden;
 pub mod sexp;
-pub mod eval;
