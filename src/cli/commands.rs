@@ -26,7 +26,7 @@ pub fn plugins_list(input: &InputArgs) -> Outcome {
     if input.json {
         print_json(&serde_json::to_value(&list).unwrap_or_default());
     } else {
-        print!("{}", list.render_text());
+        out_raw!("{}", list.render_text());
     }
     Ok(EXIT_OK)
 }
@@ -43,13 +43,13 @@ pub fn plugins_check(lib: &str, input: &InputArgs) -> Outcome {
     if input.json {
         print_json(&serde_json::to_value(&report).unwrap_or_default());
     } else {
-        print!("{}", report.render_text());
+        out_raw!("{}", report.render_text());
     }
     Ok(EXIT_OK)
 }
 
 fn print_json(value: &serde_json::Value) {
-    println!(
+    out!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()
     );
@@ -130,13 +130,13 @@ pub fn check(model_path: &str, input: &InputArgs) -> Outcome {
         }));
         return Ok(EXIT_OK);
     }
-    println!("{model_path}: ok");
-    println!("parameters θ: n = {}", m.n_params());
+    out!("{model_path}: ok");
+    out!("parameters θ: n = {}", m.n_params());
     for p in &params {
-        println!("  {:<12} {:<14} {}", p.name, p.shape, p.size);
+        out!("  {:<12} {:<14} {}", p.name, p.shape, p.size);
     }
     for d in &m.data {
-        println!(
+        out!(
             "data {}: {} per step{}",
             d.name,
             d.shape,
@@ -147,31 +147,31 @@ pub fn check(model_path: &str, input: &InputArgs) -> Outcome {
             }
         );
     }
-    println!("layer declarations:");
+    out!("layer declarations:");
     for l in &layers {
         let kind = if l.indexed {
             format!("indexed by time, base cases {:?}", l.bases)
         } else {
             "plain".to_owned()
         };
-        println!("  {:<12} {:<14} {}", l.name, l.shape, kind);
+        out!("  {:<12} {:<14} {}", l.name, l.shape, kind);
     }
     match (&instances, &graph) {
         (Some(inst), Some(g)) => {
             let sizes: Vec<String> = inst.iter().map(|(n, s)| format!("{n}:{s}")).collect();
-            println!(
+            out!(
                 "layers u_ℓ: L = {} (T = {}, N = {})",
                 inst.len(),
                 g.steps,
                 g.sequences
             );
-            println!("  sizes N_ℓ: {}", sizes.join(" "));
+            out!("  sizes N_ℓ: {}", sizes.join(" "));
         }
-        _ => println!("layers u_ℓ: one per time step of the bound data (bind data to count them)"),
+        _ => out!("layers u_ℓ: one per time step of the bound data (bind data to count them)"),
     }
-    println!("objective: {} term(s)", terms.len());
+    out!("objective: {} term(s)", terms.len());
     for t in &terms {
-        println!(
+        out!(
             "  {:+} × {}   [{}]",
             t["coef"].as_f64().unwrap_or(0.0),
             t["text"].as_str().unwrap_or(""),
@@ -226,10 +226,10 @@ pub fn eval(model_path: &str, at: Option<&str>, input: &InputArgs) -> Outcome {
     if input.json {
         print_json(&json!({"value": value, "loss": loss, "test_loss": test_loss}));
     } else {
-        println!("value      {value:.12}");
-        println!("loss       {loss:.12}");
+        out!("value      {value:.12}");
+        out!("loss       {loss:.12}");
         if let Some(t) = test_loss {
-            println!("test_loss  {t:.12}");
+            out!("test_loss  {t:.12}");
         }
     }
     Ok(EXIT_OK)
@@ -256,12 +256,12 @@ pub fn diff(
             &json!({"value": t.value, "d1": t.d1, "d2": t.d2, "active_kinks": t.active_kinks}),
         );
     } else {
-        println!("value         {:.12}", t.value);
-        println!("d1            {:.12}", t.d1.unwrap_or(f64::NAN));
+        out!("value         {:.12}", t.value);
+        out!("d1            {:.12}", t.d1.unwrap_or(f64::NAN));
         if let Some(d2) = t.d2 {
-            println!("d2            {d2:.12}");
+            out!("d2            {d2:.12}");
         }
-        println!("active_kinks  {}", t.active_kinks);
+        out!("active_kinks  {}", t.active_kinks);
     }
     Ok(EXIT_OK)
 }
@@ -338,19 +338,19 @@ pub fn bench(
     if input.json {
         print_json(&report);
     } else {
-        println!("{model_path}: n = {}, {} nodes, T = {}, N = {}; median of {blocks} blocks of {reps} calls", theta.len(), g.nodes.len(), g.steps, g.sequences);
-        println!("  f            {:>12.3} µs", f * 1e6);
-        println!(
+        out!("{model_path}: n = {}, {} nodes, T = {}, N = {}; median of {blocks} blocks of {reps} calls", theta.len(), g.nodes.len(), g.steps, g.sequences);
+        out!("  f            {:>12.3} µs", f * 1e6);
+        out!(
             "  f′           {:>12.3} µs   ratio {:.2}  (target ≤ 2.5)",
             d1 * 1e6,
             d1 / f
         );
-        println!(
+        out!(
             "  (f′, f″)     {:>12.3} µs   ratio {:.2}  (target ≤ 5)",
             d2 * 1e6,
             d2 / f
         );
-        println!(
+        out!(
             "  ∇f           {:>12.3} µs   ratio {:.2}  (target ≤ 3)",
             gr * 1e6,
             gr / f

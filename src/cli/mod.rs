@@ -1,6 +1,22 @@
 //! The command-line layer: argument parsing, printing, diagnostics rendering and exit codes.
 //! Nothing below this module prints.
 
+/// `println!` that ignores a closed stdout (`mcopt ... | head` must not panic).
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
+/// `print!` that ignores a closed stdout.
+macro_rules! out_raw {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
 mod commands;
 mod session;
 

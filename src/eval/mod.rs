@@ -97,6 +97,11 @@ pub struct Evaluator<'g> {
     /// Reverse-mode helpers: ones and derivative selections for plugin calls.
     ones: Vec<f64>,
     tmp: [Vec<f64>; 2],
+    /// Reverse mode: weight gradients of products `P · B` with a parameter `P`, staged so
+    /// that Σ G Bᵀ over all such products is one wide matrix product per parameter.
+    wbatch: Vec<reverse::WeightBatch>,
+    /// For each node: its parameter and first staged column, if it is such a product.
+    wslot: Vec<Option<(usize, usize)>>,
 }
 
 impl<'g> Evaluator<'g> {
@@ -132,6 +137,8 @@ impl<'g> Evaluator<'g> {
             adj_off: Vec::new(),
             ones: Vec::new(),
             tmp: [Vec::new(), Vec::new()],
+            wbatch: Vec::new(),
+            wslot: Vec::new(),
         };
         ev.init_constants()?;
         Ok(ev)

@@ -59,6 +59,27 @@ impl Evaluator<'_> {
         self.adj = vec![0.0; total];
         self.ones = vec![1.0; max_len];
         self.tmp = [vec![0.0; max_len], vec![0.0; max_len]];
+        self.stage_weight_products();
+    }
+
+    /// Give every product `P · B` with a parameter `P` its columns in P's staging buffers.
+    fn stage_weight_products(&mut self) {
+        let g = self.graph;
+        self.wbatch = g.params.iter().map(|p| WeightBatch { rows: p.shape.rows, inner: p.shape.cols, cols: 0, g: Vec::new(), b: Vec::new() }).collect();
+        self.wslot = vec![None; g.nodes.len()];
+        for (i, n) in g.nodes.iter().enumerate() {
+            if let Op::MatMul(a, b) = n.op {
+                if let Op::Param(p) = g.node(a).op {
+                    let wb = &mut self.wbatch[p];
+                    self.wslot[i] = Some((p, wb.cols));
+                    wb.cols += g.node(b).cols;
+                }
+            }
+        }
+        for wb in &mut self.wbatch {
+            wb.g = vec![0.0; wb.rows * wb.cols];
+            wb.b = vec![0.0; wb.inner * wb.cols];
+        }
     }
 
     fn node_backward(
@@ -85,6 +106,12 @@ impl Evaluator<'_> {
                 for (gr, x) in grad[o..o + gout.len()].iter_mut().zip(gout) {
                     *gr += x;
                 }
+                let wb = &self.wbatch[*p];
+                if wb.cols > 0 {
+                    let gs = Mat::new(&wb.g, wb.rows, wb.cols);
+                    let bs = Mat::new(&wb.b, wb.inner, wb.cols).t();
+                    gemm(1.0, gs, bs, 1.0, &mut grad[o..o + gout.len()]);
+                }
             }
             Op::Unary(op, a) => {
                 let (s, l) = adj_of(*a);
@@ -96,7 +123,11 @@ impl Evaluator<'_> {
             Op::MatMul(a, b) => {
                 let (na, nb) = (g.node(*a), g.node(*b));
                 let gm = Mat::new(gout, n.rows, n.cols);
-                if na.varies {
+                if let Some((p, col)) = self.wslot[id.index()] {
+                    let wb = &mut self.wbatch[p];
+                    wb.g[col * n.rows..(col + n.cols) * n.rows].copy_from_slice(gout);
+                    wb.b[col * nb.rows..(col + nb.cols) * nb.rows].copy_from_slice(val(*b));
+                } else if na.varies {
                     let (s, l) = adj_of(*a);
                     gemm(
                         1.0,
@@ -198,6 +229,17 @@ impl Evaluator<'_> {
         }
         Ok(())
     }
+}
+
+/// Staging for the weight gradient of one parameter `P` (rows × inner): the adjoints G and
+/// right operands B of every product `P · B`, side by side, so Σ G Bᵀ is one product.
+#[derive(Debug, Clone)]
+pub(super) struct WeightBatch {
+    rows: usize,
+    inner: usize,
+    cols: usize,
+    g: Vec<f64>,
+    b: Vec<f64>,
 }
 
 /// The sign selection at 0 is +1 (the right derivative of |x|).
