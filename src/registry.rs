@@ -178,7 +178,8 @@ impl From<CallError> for Diag {
     }
 }
 
-/// Whether all `n` entries of the first `k + 1` slices have length `n`.
+/// Whether the slices up to `order` all have the length of `a[0]`.
+#[inline]
 fn lengths_ok(order: Order, a: &[&[f64]; 3], f: &[&mut [f64]; 3]) -> bool {
     let n = a[0].len();
     (0..=order.as_u32() as usize).all(|k| a[k].len() == n && f[k].len() == n)
@@ -272,8 +273,13 @@ impl Registry {
         if !lengths_ok(order, &a, &f) {
             return Err(bad_args(e, "coefficient slices of different lengths"));
         }
-        let mut buf = [0.0; MAX_PARAMS];
-        let params = fill_params(e, params, &mut buf)?;
+        let mut buf: [f64; MAX_PARAMS];
+        let params = if params.len() == e.info.params.len() {
+            params
+        } else {
+            buf = [0.0; MAX_PARAMS];
+            fill_params(e, params, &mut buf)?
+        };
         let [f0, f1, f2] = f;
         let args = EvalArgs {
             params: params.as_ptr(),
@@ -317,8 +323,13 @@ impl Registry {
         if v.len() != out.len() {
             return Err(bad_args(e, "input and output of different lengths"));
         }
-        let mut buf = [0.0; MAX_PARAMS];
-        let params = fill_params(e, params, &mut buf)?;
+        let mut buf: [f64; MAX_PARAMS];
+        let params = if params.len() == e.info.params.len() {
+            params
+        } else {
+            buf = [0.0; MAX_PARAMS];
+            fill_params(e, params, &mut buf)?
+        };
         let args = ProxArgs {
             params: params.as_ptr(),
             n_params: params.len(),
@@ -454,8 +465,9 @@ fn msg_buf(store: &mut [MaybeUninit<u8>; MSG_CAP]) -> MsgBuf {
     }
 }
 
-/// `params` with missing trailing parameters replaced by their defaults.
-#[inline]
+/// `params` with missing trailing parameters replaced by their defaults (the slow path of a
+/// call that omits parameters).
+#[cold]
 fn fill_params<'a>(
     e: &FunctionEntry,
     params: &'a [f64],

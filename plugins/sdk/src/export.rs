@@ -97,6 +97,7 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// Run `body` so that no panic escapes: a panic becomes [`status::PANIC`] with its message in
 /// `msg`, an `Err` becomes `err_status` with the message.
+#[inline]
 pub fn guarded(msg: *mut MsgBuf, body: impl FnOnce() -> Result<(), (i32, String)>) -> i32 {
     let report = |text: &str| {
         // SAFETY: the host passes a valid message buffer or null.
