@@ -281,7 +281,8 @@ fn calls_into_misbehaving_functions_are_errors() {
     };
     assert!(
         m.starts_with("panicked at ")
-            && m.ends_with("misbehaving/src/lib.rs:15:9: panicky always panics"),
+            && m.contains("misbehaving/src/lib.rs:")
+            && m.ends_with(": panicky always panics"),
         "{m}"
     );
     assert!(
