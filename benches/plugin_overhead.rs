@@ -133,15 +133,12 @@ fn per_call(r: &Registry, name: &str, id: FunctionId, n: usize, order: Order) {
     );
 }
 
+/// Applies φ to a slice: (z, dz) → (h, dh).
+type Activation<'a> = dyn FnMut(&[f64], &[f64], &mut [f64], &mut [f64]) + 'a;
+
 /// One simulated forward pass of the sp500 RNN, h_t = φ(W h_{t−1} + U x_t + b), with value
 /// and (order one) first directional coefficients; `act` applies φ to a slice.
-fn forward(
-    w: &[f64],
-    u: &[f64],
-    xs: &[f64],
-    order: Order,
-    act: &mut dyn FnMut(&[f64], &[f64], &mut [f64], &mut [f64]),
-) -> f64 {
+fn forward(w: &[f64], u: &[f64], xs: &[f64], order: Order, act: &mut Activation<'_>) -> f64 {
     const NH: usize = 20;
     const NX: usize = 11;
     let (mut h, mut dh) = ([0.0; NH], [0.0; NH]);

@@ -505,20 +505,21 @@ fn check_nan(
     a: &[&[f64]; 3],
     f: [&[f64]; 3],
 ) -> Result<(), CallError> {
-    for k in 0..=order.as_u32() as usize {
-        if let Some(i) = f[k].iter().position(|v| v.is_nan()) {
-            let argument = a[0][i];
-            let input_nan = (0..=k).any(|j| a[j][i].is_nan());
-            if !input_nan {
-                return Err(error(
-                    e,
-                    CallErrorKind::NotANumber {
-                        index: i,
-                        coefficient: k,
-                        argument,
-                    },
-                ));
-            }
+    for (k, fk) in f.iter().enumerate().take(order.as_u32() as usize + 1) {
+        // A NaN output is the plugin's fault only where no input coefficient was NaN.
+        let bad = fk
+            .iter()
+            .enumerate()
+            .position(|(i, v)| v.is_nan() && !(0..=k).any(|j| a[j][i].is_nan()));
+        if let Some(i) = bad {
+            return Err(error(
+                e,
+                CallErrorKind::NotANumber {
+                    index: i,
+                    coefficient: k,
+                    argument: a[0][i],
+                },
+            ));
         }
     }
     Ok(())

@@ -15,7 +15,7 @@ fn side(x: f64, a1: f64, a2: f64, ztol: f64) -> (bool, bool) {
     let right = if tie {
         a1 > 0.0 || (a1 == 0.0 && a2 >= 0.0)
     } else {
-        !(x <= 0.0)
+        x > 0.0 || x.is_nan()
     };
     (right, tie)
 }
