@@ -370,3 +370,23 @@ fn plugins_list_shows_sources_parameters_and_solver_options() {
     assert!(text.contains("max_iter (integer, default 1000)"), "{text}");
     assert!(serde_json::to_string(&list).is_ok());
 }
+
+#[test]
+fn the_guide_shows_the_swish_plugin_verbatim() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let guide = std::fs::read_to_string(root.join("plugins/sdk/src/guide.rs")).unwrap();
+    let source = std::fs::read_to_string(root.join("plugins/swish/src/lib.rs")).unwrap();
+    let guide_code: Vec<&str> = guide
+        .lines()
+        .map(|l| l.strip_prefix("//! ").unwrap_or(""))
+        .collect();
+    for line in source
+        .lines()
+        .filter(|l| !l.starts_with("//!") && !l.trim().is_empty())
+    {
+        assert!(
+            guide_code.contains(&line),
+            "the guide lacks the swish line `{line}`"
+        );
+    }
+}
