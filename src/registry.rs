@@ -285,7 +285,8 @@ impl Registry {
             params: params.as_ptr(),
             n_params: params.len(),
             order: order.as_u32(),
-            ztol,
+            // A negative or NaN tolerance means exact ties only.
+            ztol: if ztol > 0.0 { ztol } else { 0.0 },
             n: a[0].len(),
             a: [a[0].as_ptr(), a[1].as_ptr(), a[2].as_ptr()],
             f: [f0.as_mut_ptr(), f1.as_mut_ptr(), f2.as_mut_ptr()],

@@ -22,6 +22,7 @@ fn lib_dir() -> &'static Path {
             "mcopt-fixture-wrong-abi",
             "mcopt-fixture-no-entry",
             "mcopt-fixture-duplicate",
+            "mcopt-std",
         ] {
             cmd.args(["-p", p]);
         }
@@ -389,4 +390,30 @@ fn the_guide_shows_the_swish_plugin_verbatim() {
             "the guide lacks the swish line `{line}`"
         );
     }
+}
+
+#[test]
+fn the_standard_plugin_built_as_a_shared_library_passes_check() {
+    let report =
+        plugins_check(&lib("mcopt_std")).expect("std passes its self-test through dlopen too");
+    assert_eq!(report.plugin, "std");
+    assert_eq!(report.functions.len(), 11);
+    assert_eq!(report.solvers, vec!["gd".to_string()]);
+    // Loading it next to the built-in copy names both sources.
+    let d = Registry::with_standard()
+        .load_library(&lib("mcopt_std"))
+        .unwrap_err();
+    assert!(d.iter().all(|d| d.code == "mcopt::plugin::duplicate"));
+    assert_eq!(d.len(), 12, "11 functions and 1 solver collide");
+    assert!(
+        d.0[0].message.contains("(built in)") && d.0[0].message.contains("libmcopt_std"),
+        "{}",
+        d.0[0].message
+    );
+}
+
+#[test]
+fn the_registry_can_be_shared_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Registry>();
 }
