@@ -178,7 +178,8 @@ impl From<CallError> for Diag {
     }
 }
 
-/// Whether all `n` entries of the first `k + 1` slices have length `n`.
+/// Whether the slices up to `order` all have the length of `a[0]`.
+#[inline]
 fn lengths_ok(order: Order, a: &[&[f64]; 3], f: &[&mut [f64]; 3]) -> bool {
     let n = a[0].len();
     (0..=order.as_u32() as usize).all(|k| a[k].len() == n && f[k].len() == n)
@@ -272,14 +273,20 @@ impl Registry {
         if !lengths_ok(order, &a, &f) {
             return Err(bad_args(e, "coefficient slices of different lengths"));
         }
-        let mut buf = [0.0; MAX_PARAMS];
-        let params = fill_params(e, params, &mut buf)?;
+        let mut buf: [f64; MAX_PARAMS];
+        let params = if params.len() == e.info.params.len() {
+            params
+        } else {
+            buf = [0.0; MAX_PARAMS];
+            fill_params(e, params, &mut buf)?
+        };
         let [f0, f1, f2] = f;
         let args = EvalArgs {
             params: params.as_ptr(),
             n_params: params.len(),
             order: order.as_u32(),
-            ztol,
+            // A negative or NaN tolerance means exact ties only.
+            ztol: if ztol > 0.0 { ztol } else { 0.0 },
             n: a[0].len(),
             a: [a[0].as_ptr(), a[1].as_ptr(), a[2].as_ptr()],
             f: [f0.as_mut_ptr(), f1.as_mut_ptr(), f2.as_mut_ptr()],
@@ -317,8 +324,13 @@ impl Registry {
         if v.len() != out.len() {
             return Err(bad_args(e, "input and output of different lengths"));
         }
-        let mut buf = [0.0; MAX_PARAMS];
-        let params = fill_params(e, params, &mut buf)?;
+        let mut buf: [f64; MAX_PARAMS];
+        let params = if params.len() == e.info.params.len() {
+            params
+        } else {
+            buf = [0.0; MAX_PARAMS];
+            fill_params(e, params, &mut buf)?
+        };
         let args = ProxArgs {
             params: params.as_ptr(),
             n_params: params.len(),
@@ -454,8 +466,9 @@ fn msg_buf(store: &mut [MaybeUninit<u8>; MSG_CAP]) -> MsgBuf {
     }
 }
 
-/// `params` with missing trailing parameters replaced by their defaults.
-#[inline]
+/// `params` with missing trailing parameters replaced by their defaults (the slow path of a
+/// call that omits parameters).
+#[cold]
 fn fill_params<'a>(
     e: &FunctionEntry,
     params: &'a [f64],
@@ -493,20 +506,21 @@ fn check_nan(
     a: &[&[f64]; 3],
     f: [&[f64]; 3],
 ) -> Result<(), CallError> {
-    for k in 0..=order.as_u32() as usize {
-        if let Some(i) = f[k].iter().position(|v| v.is_nan()) {
-            let argument = a[0][i];
-            let input_nan = (0..=k).any(|j| a[j][i].is_nan());
-            if !input_nan {
-                return Err(error(
-                    e,
-                    CallErrorKind::NotANumber {
-                        index: i,
-                        coefficient: k,
-                        argument,
-                    },
-                ));
-            }
+    for (k, fk) in f.iter().enumerate().take(order.as_u32() as usize + 1) {
+        // A NaN output is the plugin's fault only where no input coefficient was NaN.
+        let bad = fk
+            .iter()
+            .enumerate()
+            .position(|(i, v)| v.is_nan() && !(0..=k).any(|j| a[j][i].is_nan()));
+        if let Some(i) = bad {
+            return Err(error(
+                e,
+                CallErrorKind::NotANumber {
+                    index: i,
+                    coefficient: k,
+                    argument: a[0][i],
+                },
+            ));
         }
     }
     Ok(())

@@ -22,6 +22,7 @@ fn lib_dir() -> &'static Path {
             "mcopt-fixture-wrong-abi",
             "mcopt-fixture-no-entry",
             "mcopt-fixture-duplicate",
+            "mcopt-std",
         ] {
             cmd.args(["-p", p]);
         }
@@ -281,7 +282,8 @@ fn calls_into_misbehaving_functions_are_errors() {
     };
     assert!(
         m.starts_with("panicked at ")
-            && m.ends_with("misbehaving/src/lib.rs:15:9: panicky always panics"),
+            && m.contains("misbehaving/src/lib.rs:")
+            && m.ends_with(": panicky always panics"),
         "{m}"
     );
     assert!(
@@ -368,4 +370,50 @@ fn plugins_list_shows_sources_parameters_and_solver_options() {
     assert!(text.contains("gd  gradient descent"), "{text}");
     assert!(text.contains("max_iter (integer, default 1000)"), "{text}");
     assert!(serde_json::to_string(&list).is_ok());
+}
+
+#[test]
+fn the_guide_shows_the_swish_plugin_verbatim() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let guide = std::fs::read_to_string(root.join("plugins/sdk/src/guide.rs")).unwrap();
+    let source = std::fs::read_to_string(root.join("plugins/swish/src/lib.rs")).unwrap();
+    let guide_code: Vec<&str> = guide
+        .lines()
+        .map(|l| l.strip_prefix("//! ").unwrap_or(""))
+        .collect();
+    for line in source
+        .lines()
+        .filter(|l| !l.starts_with("//!") && !l.trim().is_empty())
+    {
+        assert!(
+            guide_code.contains(&line),
+            "the guide lacks the swish line `{line}`"
+        );
+    }
+}
+
+#[test]
+fn the_standard_plugin_built_as_a_shared_library_passes_check() {
+    let report =
+        plugins_check(&lib("mcopt_std")).expect("std passes its self-test through dlopen too");
+    assert_eq!(report.plugin, "std");
+    assert_eq!(report.functions.len(), 11);
+    assert_eq!(report.solvers, vec!["gd".to_string()]);
+    // Loading it next to the built-in copy names both sources.
+    let d = Registry::with_standard()
+        .load_library(&lib("mcopt_std"))
+        .unwrap_err();
+    assert!(d.iter().all(|d| d.code == "mcopt::plugin::duplicate"));
+    assert_eq!(d.len(), 12, "11 functions and 1 solver collide");
+    assert!(
+        d.0[0].message.contains("(built in)") && d.0[0].message.contains("libmcopt_std"),
+        "{}",
+        d.0[0].message
+    );
+}
+
+#[test]
+fn the_registry_can_be_shared_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Registry>();
 }

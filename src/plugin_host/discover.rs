@@ -84,13 +84,17 @@ impl PluginSearch {
         if let Some(found) = tried.iter().find(|p| p.is_file()) {
             return Ok(found.clone());
         }
-        let list: Vec<String> = tried.iter().map(|p| format!("  {}", p.display())).collect();
+        let list: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
+        let tried_text = if list.is_empty() {
+            "no search directories are set".to_string()
+        } else {
+            format!("tried {}", list.join(", "))
+        };
         let mut d = Diag::new(
             "mcopt::plugin::not_found",
             format!(
-                "plugin library `{}` expected, not found; tried:\n{}",
-                req.spec,
-                list.join("\n")
+                "plugin library `{}` expected, not found; {tried_text}",
+                req.spec
             ),
         );
         d = if is_path(&req.spec) {

@@ -70,8 +70,17 @@ pub(crate) fn open_descriptor(path: &Path) -> Result<(&'static PluginDescriptor,
     }
     // dlopen searches system directories for a name without a slash: always pass a full path.
     let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let entry = open_entry(&path).map_err(|d| d.in_file(shown.clone()))?;
+    // SAFETY: calling the entry symbol is what the plugin contract provides for.
+    let ptr = unsafe { entry() };
+    let desc = check_abi(ptr).map_err(|d| d.in_file(shown))?;
+    Ok((desc, path))
+}
+
+/// dlopen the library and find its entry symbol. The library is never unloaded (forgotten).
+fn open_entry(path: &Path) -> Result<EntryFn, Diag> {
     // SAFETY: loading a library runs its initializers; mcopt only loads libraries the user named.
-    let lib = unsafe { libloading::Library::new(&path) }.map_err(|e| {
+    let lib = unsafe { libloading::Library::new(path) }.map_err(|e| {
         Diag::new(
             "mcopt::plugin::not_a_library",
             format!(
@@ -79,40 +88,33 @@ pub(crate) fn open_descriptor(path: &Path) -> Result<(&'static PluginDescriptor,
                 error_chain(&e)
             ),
         )
-        .in_file(shown.clone())
         .help("build the plugin as a cdylib (crate-type = [\"cdylib\"]) for this platform")
     })?;
     // SAFETY: the symbol, if present, has the SDK's entry type.
-    let entry: Result<libloading::Symbol<EntryFn>, _> = unsafe { lib.get(ENTRY_SYMBOL_NUL) };
-    let entry = match entry {
-        Ok(sym) => *sym,
-        Err(e) => {
-            std::mem::forget(lib);
-            return Err(Diag::new(
-                "mcopt::plugin::no_entry",
-                format!(
-                    "entry symbol `{ENTRY_SYMBOL}` expected, not found ({})",
-                    error_chain(&e)
-                ),
-            )
-            .in_file(shown)
-            .help("export the plugin with mcopt_plugin_sdk::export_plugin!")
-            .into());
-        }
-    };
+    let entry = unsafe { lib.get::<EntryFn>(ENTRY_SYMBOL_NUL) }.map(|sym| *sym);
     // Never unload: the descriptor and its function pointers point into the library.
     std::mem::forget(lib);
-    // SAFETY: calling the entry symbol is what the plugin contract provides for.
-    let ptr = unsafe { entry() };
+    entry.map_err(|e| {
+        Diag::new(
+            "mcopt::plugin::no_entry",
+            format!(
+                "entry symbol `{ENTRY_SYMBOL}` expected, not found ({})",
+                error_chain(&e)
+            ),
+        )
+        .help("export the plugin with mcopt_plugin_sdk::export_plugin!")
+    })
+}
+
+/// The descriptor behind `ptr`, if its ABI version is ours. Reads the version alone first: the
+/// layout behind it may differ.
+fn check_abi(ptr: *const PluginDescriptor) -> Result<&'static PluginDescriptor, Diag> {
     if ptr.is_null() {
         return Err(Diag::new(
             "mcopt::plugin::descriptor",
             "plugin descriptor expected, the entry symbol returned null",
-        )
-        .in_file(shown)
-        .into());
+        ));
     }
-    // Read the ABI version alone before touching the rest: the layout behind it may differ.
     // SAFETY: every ABI version starts with a u32 version field.
     let abi = unsafe { std::ptr::read(ptr.cast::<u32>()) };
     if abi != ABI_VERSION {
@@ -120,14 +122,12 @@ pub(crate) fn open_descriptor(path: &Path) -> Result<(&'static PluginDescriptor,
             "mcopt::plugin::abi",
             format!("plugin ABI version {ABI_VERSION} expected, found version {abi}"),
         )
-        .in_file(shown)
         .help(format!(
             "rebuild the plugin against the mcopt-plugin-sdk of this mcopt (ABI {ABI_VERSION})"
-        ))
-        .into());
+        )));
     }
     // SAFETY: ABI version matches, so the layout is the SDK's; the library is never unloaded.
-    Ok((unsafe { &*ptr }, path))
+    Ok(unsafe { &*ptr })
 }
 
 /// An error and all its sources, untruncated.

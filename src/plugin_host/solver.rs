@@ -5,7 +5,7 @@
 use crate::diag::{Diag, Diags};
 use crate::registry::{OptionType, Registry, SolverId, SolverInfo};
 use mcopt_plugin_sdk::abi::{
-    outcome, status, MsgBuf, ObserverTable, ProblemTable, SolverArgs, SolverResult,
+    outcome, status, MsgBuf, ObserverTable, ProblemTable, SolverArgs, SolverFn, SolverResult,
     OBSERVE_CONTINUE, OBSERVE_STOP,
 };
 use std::ffi::c_void;
@@ -169,46 +169,13 @@ impl Registry {
         if options.len() != entry.info.options.len() || x.len() != problem.dim() {
             return Err(fail("option count or dimension mismatch".to_string()));
         }
-        let structure = problem.structure();
-        let dim = problem.dim();
         let mut ctx = Ctx {
             problem,
             observer,
             error: None,
         };
-        let ctx_ptr: *mut c_void = (&mut ctx as *mut Ctx<'_>).cast();
-        let table = ProblemTable {
-            ctx: ctx_ptr,
-            dim,
-            value: value_cb,
-            directional: directional_cb,
-            gradient: gradient_cb,
-            structure,
-        };
-        let obs = ObserverTable {
-            ctx: ctx_ptr,
-            observe: observe_cb,
-        };
-        let args = SolverArgs {
-            problem: &table,
-            options: options.as_ptr(),
-            n_options: options.len(),
-            x: x.as_mut_ptr(),
-            n: x.len(),
-            observer: &obs,
-        };
-        let mut result = SolverResult::default();
-        let mut store = [0u8; 1024];
-        let mut msg = MsgBuf {
-            ptr: store.as_mut_ptr(),
-            cap: store.len(),
-            len: 0,
-        };
-        // SAFETY: every pointer in `args` is valid for the call; `ctx` outlives it.
-        let st = unsafe { (entry.run)(&args, &mut result, &mut msg) };
+        let (st, result, text) = invoke(entry.run, &mut ctx, options, x);
         if st != status::OK {
-            // SAFETY: the plugin wrote at most `cap` bytes into `store`.
-            let text = unsafe { msg.message() };
             return Err(fail(match ctx.error.take() {
                 Some(host) => format!("{text} ({host})"),
                 None => text,
@@ -228,6 +195,50 @@ impl Registry {
             value: result.value,
         })
     }
+}
+
+/// Call the solver entry with the callback tables over `ctx`: (status, result, message).
+fn invoke(
+    run: SolverFn,
+    ctx: &mut Ctx<'_>,
+    options: &[f64],
+    x: &mut [f64],
+) -> (i32, SolverResult, String) {
+    let structure = ctx.problem.structure();
+    let dim = ctx.problem.dim();
+    let ctx_ptr: *mut c_void = (ctx as *mut Ctx<'_>).cast();
+    let table = ProblemTable {
+        ctx: ctx_ptr,
+        dim,
+        value: value_cb,
+        directional: directional_cb,
+        gradient: gradient_cb,
+        structure,
+    };
+    let obs = ObserverTable {
+        ctx: ctx_ptr,
+        observe: observe_cb,
+    };
+    let args = SolverArgs {
+        problem: &table,
+        options: options.as_ptr(),
+        n_options: options.len(),
+        x: x.as_mut_ptr(),
+        n: x.len(),
+        observer: &obs,
+    };
+    let mut result = SolverResult::default();
+    let mut store = [0u8; 1024];
+    let mut msg = MsgBuf {
+        ptr: store.as_mut_ptr(),
+        cap: store.len(),
+        len: 0,
+    };
+    // SAFETY: every pointer in `args` is valid for the call; `ctx` outlives it.
+    let st = unsafe { run(&args, &mut result, &mut msg) };
+    // SAFETY: the plugin wrote at most `cap` bytes into `store`.
+    let text = unsafe { msg.message() };
+    (st, result, text)
 }
 
 /// Run a host callback with panics caught; errors are stashed in the context.

@@ -331,7 +331,7 @@ pub struct ProblemTable {
     pub dim: usize,
     /// value(ctx, x, &mut f) → status.
     pub value: unsafe extern "C" fn(ctx: *mut c_void, x: *const f64, out: *mut f64) -> i32,
-    /// directional(ctx, x, d, order (1 or 2), out[3] = (f, f′(x; d), f″(x; d))) → status.
+    /// directional(ctx, x, d, order (1 or 2), out) → status, writing out = (f, f′(x; d), f″(x; d)).
     pub directional: unsafe extern "C" fn(
         ctx: *mut c_void,
         x: *const f64,

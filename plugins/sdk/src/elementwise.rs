@@ -137,19 +137,22 @@ impl<T: Smooth> Elementwise for SmoothFn<T> {
                 }
             }
             Order::One => {
-                for i in 0..a[0].len() {
-                    let (v, d) = T::d1(a[0][i], p);
-                    f0[i] = v;
-                    f1[i] = d * a[1][i];
+                for ((y0, y1), (&x, &a1)) in
+                    f0.iter_mut().zip(f1.iter_mut()).zip(a[0].iter().zip(a[1]))
+                {
+                    let (v, d) = T::d1(x, p);
+                    *y0 = v;
+                    *y1 = d * a1;
                 }
             }
             Order::Two => {
-                for i in 0..a[0].len() {
-                    let (v, d, dd) = T::d2(a[0][i], p);
-                    let a1 = a[1][i];
-                    f0[i] = v;
-                    f1[i] = d * a1;
-                    f2[i] = dd * a1 * a1 + d * a[2][i];
+                let outs = f0.iter_mut().zip(f1.iter_mut()).zip(f2.iter_mut());
+                let ins = a[0].iter().zip(a[1]).zip(a[2]);
+                for (((y0, y1), y2), ((&x, &a1), &a2)) in outs.zip(ins) {
+                    let (v, d, dd) = T::d2(x, p);
+                    *y0 = v;
+                    *y1 = d * a1;
+                    *y2 = dd * a1 * a1 + d * a2;
                 }
             }
         }

@@ -97,9 +97,13 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// Run `body` so that no panic escapes: a panic becomes [`status::PANIC`] with its message in
 /// `msg`, an `Err` becomes `err_status` with the message.
-pub fn guarded(msg: *mut MsgBuf, body: impl FnOnce() -> Result<(), (i32, String)>) -> i32 {
+///
+/// # Safety
+/// `msg` must be null or point to a valid [`MsgBuf`].
+#[inline]
+pub unsafe fn guarded(msg: *mut MsgBuf, body: impl FnOnce() -> Result<(), (i32, String)>) -> i32 {
     let report = |text: &str| {
-        // SAFETY: the host passes a valid message buffer or null.
+        // SAFETY: the caller passes a valid message buffer or null.
         if let Some(m) = unsafe { msg.as_mut() } {
             m.write(text);
         }

@@ -1,1 +1,213 @@
-//! The plugin author's guide (written in full below).
+//! The plugin author's guide: how to add an activation, a penalty or a solver to mcopt.
+//!
+//! # 1. What a plugin is
+//!
+//! A plugin is a Rust crate built as a shared library (`cdylib`) that exports one symbol,
+//! `mcopt_plugin_entry` ([`ENTRY_SYMBOL`](crate::abi::ENTRY_SYMBOL)), returning a static
+//! [`PluginDescriptor`](crate::abi::PluginDescriptor): the ABI version (first, so mcopt can refuse a
+//! mismatch before reading anything else), the plugin's name and version, a table of elementwise
+//! functions, a table of solvers, and a capability bitset. You never write the descriptor by
+//! hand: [`export_plugin!`](crate::export_plugin) writes it and the entry symbol for you.
+//!
+//! mcopt's own activations and penalties are a plugin too (`mcopt-std`); it is linked into the
+//! binary through the very same descriptor, so every model exercises this interface.
+//!
+//! # 2. Walk-through: the swish plugin
+//!
+//! `plugins/swish` in the mcopt repository is a complete plugin; the tests build it and load it
+//! at run time. To write your own, start a crate:
+//!
+//! ```toml
+//! # Cargo.toml
+//! [package]
+//! name = "mcopt-swish"
+//! version = "0.1.0"
+//! edition = "2021"
+//!
+//! [lib]
+//! crate-type = ["cdylib"]
+//!
+//! [dependencies]
+//! mcopt-plugin-sdk = { path = "../sdk" }   # or the version matching your mcopt
+//! ```
+//!
+//! and write the functions once, generically over the number type ([`Num`](crate::Num): `f64`,
+//! and the dual numbers the SDK uses to derive φ′ and φ″). This is `plugins/swish/src/lib.rs`:
+//!
+//! ```ignore
+//! use mcopt_plugin_sdk::{smooth, Num, Smooth};
+//!
+//! /// swish(x) = x · sigmoid(x) = x / (1 + e⁻ˣ).
+//! pub struct Swish;
+//!
+//! impl Smooth for Swish {
+//!     const NAME: &'static str = "swish";
+//!
+//!     fn phi<D: Num>(x: D, _params: &[f64]) -> D {
+//!         x * ((-x).exp() + 1.0).recip()
+//!     }
+//! }
+//!
+//! /// mish(x) = x · tanh(softplus(x)) = x · tanh(ln(1 + eˣ)).
+//! pub struct Mish;
+//!
+//! impl Smooth for Mish {
+//!     const NAME: &'static str = "mish";
+//!
+//!     fn phi<D: Num>(x: D, _params: &[f64]) -> D {
+//!         x * x.exp().ln_1p().tanh()
+//!     }
+//! }
+//!
+//! mcopt_plugin_sdk::export_plugin! {
+//!     name: "swish",
+//!     version: env!("CARGO_PKG_VERSION"),
+//!     functions: [smooth::<Swish>(), smooth::<Mish>()],
+//!     solvers: [],
+//! }
+//! ```
+//!
+//! Inside `phi`, use the methods of [`DualNum`](crate::DualNum) (`exp`, `ln_1p`, `tanh`, `recip`,
+//! `powi`, `sqrt`, …) and arithmetic with `f64` constants on the right (`x * 0.5`, `x + 1.0`).
+//! The SDK evaluates `phi` with `f64` for values, with a first-order dual number when only f′
+//! is needed and with a second-order one for f″, so a call that asks only for values pays for
+//! values only.
+//!
+//! Build it:
+//!
+//! ```text
+//! cargo build --release -p mcopt-swish
+//! # → target/release/libmcopt_swish.so (libmcopt_swish.dylib on macOS, mcopt_swish.dll on Windows)
+//! ```
+//!
+//! Check it before using it: `mcopt plugins check` loads the library on its own and runs the
+//! self-test (section 6):
+//!
+//! ```text
+//! mcopt plugins check target/release/libmcopt_swish.so
+//! ```
+//!
+//! Use it by name in a model, for instance `examples/swish.mco`:
+//!
+//! ```text
+//! param x: real = 0.5
+//! minimize swish(x)^2 + 0.1*x^2
+//! ```
+//!
+//! and tell mcopt where the library is, in one of three ways:
+//!
+//! - `--plugin PATH_OR_NAME` on the command line (repeatable): a path
+//!   (`--plugin target/release/libmcopt_swish.so`) or a bare name (`--plugin swish`);
+//! - a `plugins:` list in a run file, with paths relative to the run file's directory;
+//! - the environment variable `MCOPT_PLUGIN_PATH`, a colon-separated list of directories.
+//!
+//! A bare name `swish` is looked up as `libswish.so`, `libmcopt_swish.so` and `swish.so` (with
+//! the platform's prefix and suffix) in the `MCOPT_PLUGIN_PATH` directories, then in the
+//! directory of the mcopt executable (where a `cargo build` of the workspace puts the plugins).
+//! It is never looked up in the current directory: loading a library runs its code, so mcopt
+//! loads only what you named. When nothing is found, the diagnostic lists every path tried.
+//! `mcopt plugins list` shows every function and solver with its plugin, version and library.
+//!
+//! # 3. What a function computes: ray-Taylor coefficients
+//!
+//! mcopt evaluates models along rays x + t·d and needs one-sided directional derivatives, also
+//! at kinks. Every node carries a truncated expansion a(t) = a0 + a1 t + a2 t²/2. For an
+//! elementwise function φ, a call receives slices of (a0, a1, a2) and must return the
+//! coefficients of f(t) = φ(a(t)) = f0 + f1 t + f2 t²/2 + o(t²) for small **t > 0**:
+//!
+//! - smooth φ: f0 = φ(a0), f1 = φ′(a0) a1, f2 = φ″(a0) a1² + φ′(a0) a2;
+//! - at a kink (a0 on a breakpoint b) the piece is the one that a(t) enters for small t > 0,
+//!   decided by the **lexicographic sign** of (a0 − b, a1, a2): the first nonzero entry wins.
+//!   So relu at a0 = 0 with a1 = −1 gives (0, 0, 0), with a1 = 0 and a2 = 3 gives (0, 0, 3).
+//!
+//! A call also reports how many elements sat on a breakpoint ("active kinks"). With a tolerance
+//! `ztol > 0` (the user's choice; 0, exact ties only, by default) an argument within `ztol` of a
+//! breakpoint counts as a tie.
+//!
+//! `order` says how many coefficients are wanted: 0 (f0 only), 1 (f0, f1) or 2; slices beyond
+//! `order` are empty. Penalties return per-element values; the caller sums them.
+//!
+//! **Gradients.** Solvers also need gradients. mcopt's reverse mode asks each function for its
+//! derivative by calling it with order 1 and a1 = 1, so at a kink it uses the **right
+//! derivative** (the piece to the right of the breakpoint). That is a selection, not a
+//! directional derivative; your function needs nothing special for it.
+//!
+//! # 4. Piecewise functions
+//!
+//! A function with kinks lists its breakpoints (ascending) and its pieces, each a smooth
+//! function written generically; the SDK picks the piece lexicographically, counts active kinks
+//! and applies the smooth rule on the chosen piece. Pieces must agree at the breakpoints (the
+//! function is continuous). ELU from the standard plugin, abridged:
+//!
+//! ```ignore
+//! use mcopt_plugin_sdk::{piecewise, Num, ParamDescriptor, Piecewise};
+//!
+//! pub struct Elu;
+//!
+//! impl Piecewise for Elu {
+//!     const NAME: &'static str = "elu";
+//!     const PARAMS: &'static [ParamDescriptor] = &[ParamDescriptor::with_default("alpha", 1.0)];
+//!     const BREAKPOINTS: &'static [f64] = &[0.0];
+//!
+//!     fn piece<D: Num>(i: usize, x: D, p: &[f64]) -> D {
+//!         if i == 0 { x.exp_m1() * p[0] } else { x }   // piece 0 left of 0, piece 1 right
+//!     }
+//! }
+//! // in export_plugin!: functions: [piecewise::<Elu>()]
+//! ```
+//!
+//! Because each piece supplies its own φ″, C¹ joins come out right: at 0, ELU (α = 1) gives
+//! f2 = a2 on the right piece and a1² + a2 on the left one. When breakpoints depend on the
+//! parameters, override [`Piecewise::breakpoints`](crate::Piecewise::breakpoints); `BREAKPOINTS`
+//! then lists them at the default parameters (the self-test samples those).
+//!
+//! # 5. Parameters, closed forms, penalties, the low-level trait
+//!
+//! - **Constant parameters** (`leaky_relu(x, 0.01)`, `elu(x, 1.0)`): declare them in `PARAMS`
+//!   with [`ParamDescriptor::with_default`](crate::ParamDescriptor::with_default) or
+//!   [`ParamDescriptor::required`](crate::ParamDescriptor::required); they arrive in `params` in
+//!   declaration order, defaults filled in by mcopt. Validate them once in `check_params`
+//!   (mcopt calls it when it checks the model) rather than in every call.
+//! - **Closed-form derivatives**: a smooth function on the hot path may override
+//!   [`Smooth::value`](crate::Smooth::value), [`Smooth::d1`](crate::Smooth::d1) and
+//!   [`Smooth::d2`](crate::Smooth::d2) (the standard tanh and sigmoid do); pieces likewise
+//!   override `piece_value`, `piece_d1`, `piece_d2`.
+//! - **Penalties**: set `KIND = Kind::Penalty` and, if you can, provide the proximal map
+//!   `out_i = argmin_z p(z) + (z − v_i)²/(2·step)` (`HAS_PROX = true` and `prox`).
+//! - **The low-level trait** [`Elementwise`](crate::Elementwise) receives whole slices; implement
+//!   it directly only for the cheapest closed forms (the standard relu does), and register it with
+//!   [`function`](crate::function).
+//!
+//! # 6. The self-test
+//!
+//! mcopt tests every function of a plugin when it loads it (and `mcopt plugins check` does the
+//! same): at sample points and at every declared breakpoint, along rays in both directions and
+//! with nonzero a2, it compares f1 and f2 with one-sided differences of t ↦ φ(a(t)), checks
+//! that orders 0, 1 and 2 agree, that no NaN comes back, that the kink count is 1 exactly on a
+//! breakpoint and 0 elsewhere, and that a proximal map beats nearby points on its own objective.
+//! A failure refuses the whole plugin with one diagnostic per failing function, naming the
+//! plugin, the function, the ray, the expected and the found value.
+//!
+//! # 7. Safety rules the SDK enforces for you
+//!
+//! - Every entry point runs your code inside `catch_unwind`: a panic becomes an error status
+//!   and a diagnostic (`mcopt::plugin::call`) naming the function and the panic message and
+//!   location; it never crosses the `extern "C"` boundary (that would abort mcopt).
+//! - mcopt checks a loaded plugin's outputs for NaN where the inputs were not NaN.
+//! - Memory: mcopt passes every buffer (coefficient slices, output slices, message buffers);
+//!   nothing allocated on one side is freed on the other. mcopt never unloads a library.
+//! - ABI: [`ABI_VERSION`](crate::abi::ABI_VERSION) is checked before anything else; rebuild your
+//!   plugin against the SDK of the mcopt you use. New entry points come with new
+//!   capability bits, so old plugins keep loading.
+//!
+//! # 8. Solvers
+//!
+//! A solver implements [`Solver`](crate::Solver): a name, a description, an options schema
+//! ([`OptionDescriptor`](crate::abi::OptionDescriptor): name, type, default, description; mcopt
+//! checks run files against it and fills defaults) and `run`, which receives the problem as a
+//! [`Problem`](crate::Problem) (dimension, value, directional derivative of order 1 or 2, gradient
+//! selection, an opaque pointer to the (P1) structure) and an [`Observer`](crate::Observer) to
+//! report progress to after each iteration (it may ask the solver to stop). Non-convergence is
+//! an outcome (`MAX_ITERATIONS`, `STALLED`), not an error. The standard plugin's gradient descent
+//! with Armijo backtracking (`plugins/std/src/solvers.rs`) is a complete example; register a
+//! solver with `solvers: [solver::<MySolver>()]` in `export_plugin!`.

@@ -1,6 +1,12 @@
-//! SDK for mcopt plugins: the C ABI, author-facing traits and the export macro.
+//! SDK for mcopt plugins: the C ABI, the author-facing traits and the export macro.
 //!
-//! See the [`guide`] module for the plugin author's guide.
+//! A plugin is a `cdylib` crate that writes its activations and penalties once, generically
+//! ([`Smooth`], [`Piecewise`], or the low-level [`Elementwise`]), optionally solvers
+//! ([`Solver`]), and exports them with [`export_plugin!`]. Start with the [`guide`]: it walks
+//! through the complete swish example plugin, from writing it to using it in a model.
+//!
+//! The crate has no dependency on mcopt; mcopt depends on it and reads the same
+//! [`abi::PluginDescriptor`].
 
 pub mod abi;
 pub mod elementwise;

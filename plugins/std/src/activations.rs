@@ -7,21 +7,22 @@ use mcopt_plugin_sdk::{
     Smoothness,
 };
 
-/// Which side of a kink at `b` the ray (x, a1, a2) takes for small t > 0, and whether it is a tie.
+/// Which side of a kink at 0 the ray (x, a1, a2) takes for small t > 0, and whether it is a tie
+/// (|x| ≤ ztol). A NaN argument goes right, so NaN flows through instead of becoming 0.
 #[inline(always)]
-fn right_of(b: f64, x: f64, a1: f64, a2: f64, ztol: f64) -> (bool, bool) {
-    let d = x - b;
-    let tie = d.abs() <= ztol;
+fn side(x: f64, a1: f64, a2: f64, ztol: f64) -> (bool, bool) {
+    let tie = x.abs() <= ztol;
     let right = if tie {
         a1 > 0.0 || (a1 == 0.0 && a2 >= 0.0)
     } else {
-        d > 0.0
+        x > 0.0 || x.is_nan()
     };
     (right, tie)
 }
 
 /// Shared loop of the functions that are linear on each side of a kink at 0:
-/// φ(x) = x·(right slope) or x·(left slope).
+/// φ(x) = x·(right slope) or x·(left slope). Written with zipped iterators (no bounds checks)
+/// and selects (no branches) so it vectorizes.
 #[inline(always)]
 fn two_slopes(
     left: f64,
@@ -36,30 +37,31 @@ fn two_slopes(
     match order {
         Order::Zero => {
             for (y, &x) in f0.iter_mut().zip(a[0]) {
-                kinks += (x.abs() <= ztol) as usize;
-                *y = if !(x <= 0.0) { right * x } else { left * x };
+                let (r, tie) = side(x, 0.0, 0.0, ztol);
+                kinks += tie as usize;
+                *y = x * if r { right } else { left };
             }
         }
         Order::One => {
-            let (a0, a1) = (a[0], &a[1][..a[0].len()]);
-            for i in 0..a0.len() {
-                let (r, tie) = right_of(0.0, a0[i], a1[i], 0.0, ztol);
+            for ((y0, y1), (&x, &d)) in f0.iter_mut().zip(f1.iter_mut()).zip(a[0].iter().zip(a[1]))
+            {
+                let (r, tie) = side(x, d, 0.0, ztol);
                 kinks += tie as usize;
                 let s = if r { right } else { left };
-                f0[i] = s * a0[i];
-                f1[i] = s * a1[i];
+                *y0 = s * x;
+                *y1 = s * d;
             }
         }
         Order::Two => {
-            let n = a[0].len();
-            let (a0, a1, a2) = (a[0], &a[1][..n], &a[2][..n]);
-            for i in 0..n {
-                let (r, tie) = right_of(0.0, a0[i], a1[i], a2[i], ztol);
+            let outs = f0.iter_mut().zip(f1.iter_mut()).zip(f2.iter_mut());
+            let ins = a[0].iter().zip(a[1]).zip(a[2]);
+            for (((y0, y1), y2), ((&x, &d), &c)) in outs.zip(ins) {
+                let (r, tie) = side(x, d, c, ztol);
                 kinks += tie as usize;
                 let s = if r { right } else { left };
-                f0[i] = s * a0[i];
-                f1[i] = s * a1[i];
-                f2[i] = s * a2[i];
+                *y0 = s * x;
+                *y1 = s * d;
+                *y2 = s * c;
             }
         }
     }
@@ -75,18 +77,41 @@ impl Elementwise for Relu {
     const SMOOTHNESS: Smoothness = Smoothness::Piecewise;
     const BREAKPOINTS: &'static [f64] = &[0.0];
 
+    #[inline]
     fn eval(_p: &[f64], order: Order, ztol: f64, a: Coeffs<'_>, f: CoeffsMut<'_>) -> usize {
-        if order == Order::Zero && ztol == 0.0 {
-            // The hot path of every forward pass: branch-free, vectorizable.
-            let mut kinks = 0;
-            for (y, &x) in f[0].iter_mut().zip(a[0]) {
-                kinks += (x == 0.0) as usize;
-                // `!(x <= 0)` keeps NaN flowing through instead of turning it into 0.
-                *y = if !(x <= 0.0) { x } else { 0.0 };
+        let [f0, f1, f2] = f;
+        let mut kinks = 0;
+        match order {
+            // The hot paths of every forward pass: selects, no multiplications, vectorizable.
+            Order::Zero if ztol == 0.0 => {
+                let mut k = 0u64;
+                for (y, &x) in f0.iter_mut().zip(a[0]) {
+                    k += (x == 0.0) as u64;
+                    // NaN compares false, so it flows through instead of becoming 0.
+                    *y = if x <= 0.0 { 0.0 } else { x };
+                }
+                kinks = k as usize;
             }
-            return kinks;
+            Order::Zero => {
+                for (y, &x) in f0.iter_mut().zip(a[0]) {
+                    let (r, tie) = side(x, 0.0, 0.0, ztol);
+                    kinks += tie as usize;
+                    *y = if r { x } else { 0.0 };
+                }
+            }
+            Order::One => {
+                for ((y0, y1), (&x, &d)) in
+                    f0.iter_mut().zip(f1.iter_mut()).zip(a[0].iter().zip(a[1]))
+                {
+                    let (r, tie) = side(x, d, 0.0, ztol);
+                    kinks += tie as usize;
+                    *y0 = if r { x } else { 0.0 };
+                    *y1 = if r { d } else { 0.0 };
+                }
+            }
+            Order::Two => return two_slopes(0.0, 1.0, order, ztol, a, [f0, f1, f2]),
         }
-        two_slopes(0.0, 1.0, order, ztol, a, f)
+        kinks
     }
 }
 
@@ -104,6 +129,7 @@ impl Elementwise for LeakyRelu {
         finite("slope", p[0])
     }
 
+    #[inline]
     fn eval(p: &[f64], order: Order, ztol: f64, a: Coeffs<'_>, f: CoeffsMut<'_>) -> usize {
         two_slopes(p[0], 1.0, order, ztol, a, f)
     }
@@ -271,6 +297,7 @@ impl Elementwise for L1 {
     const BREAKPOINTS: &'static [f64] = &[0.0];
     const HAS_PROX: bool = true;
 
+    #[inline]
     fn eval(_p: &[f64], order: Order, ztol: f64, a: Coeffs<'_>, f: CoeffsMut<'_>) -> usize {
         two_slopes(-1.0, 1.0, order, ztol, a, f)
     }

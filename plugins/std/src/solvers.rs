@@ -45,39 +45,23 @@ impl Solver for GradientDescent {
         if !(step > 0.0 && step.is_finite()) {
             return Err(format!("option step must be positive, found {step}"));
         }
-        let n = x.len();
-        let mut g = vec![0.0; n];
-        let mut trial = vec![0.0; n];
+        let mut g = vec![0.0; x.len()];
+        let mut trial = vec![0.0; x.len()];
         let mut f = problem.gradient(x, &mut g).map_err(|e| e.to_string())?;
         let mut t = step;
-        let mut result = SolverResult {
-            outcome: outcome::MAX_ITERATIONS,
-            iterations: 0,
-            evaluations: 0,
-            value: f,
-        };
         let mut k = 0u64;
-        while (k as f64) < max_iter {
+        let outcome = loop {
+            if (k as f64) >= max_iter {
+                break outcome::MAX_ITERATIONS;
+            }
             let gg: f64 = g.iter().map(|v| v * v).sum();
             if gg.sqrt() <= tol {
-                result.outcome = outcome::CONVERGED;
-                break;
+                break outcome::CONVERGED;
             }
             t = (2.0 * t).min(step);
-            let f_new = loop {
-                for i in 0..n {
-                    trial[i] = x[i] - t * g[i];
-                }
-                let f_new = problem.value(&trial).map_err(|e| e.to_string())?;
-                if f_new <= f - ARMIJO * t * gg || t < MIN_STEP {
-                    break f_new;
-                }
-                t *= 0.5;
-            };
-            if t < MIN_STEP && f_new > f - ARMIJO * t * gg {
+            if armijo(problem, x, &g, gg, f, &mut t, &mut trial)?.is_none() {
                 // No decrease along the gradient selection: a kink or the limit of precision.
-                result.outcome = outcome::STALLED;
-                break;
+                break outcome::STALLED;
             }
             x.copy_from_slice(&trial);
             f = problem.gradient(x, &mut g).map_err(|e| e.to_string())?;
@@ -90,13 +74,38 @@ impl Solver for GradientDescent {
                 evaluations: problem.evaluations(),
             };
             if observer.observe(&progress) {
-                result.outcome = outcome::STOPPED;
-                break;
+                break outcome::STOPPED;
             }
-        }
-        result.iterations = k;
-        result.evaluations = problem.evaluations();
-        result.value = f;
-        Ok(result)
+        };
+        Ok(SolverResult {
+            outcome,
+            iterations: k,
+            evaluations: problem.evaluations(),
+            value: f,
+        })
     }
+}
+
+/// Backtrack from step `t` (halving) until f(x − t g) ≤ f − c t ‖g‖²; the accepted point is left
+/// in `trial` and its value returned, `None` when the step underflows first.
+fn armijo(
+    problem: &mut Problem<'_>,
+    x: &[f64],
+    g: &[f64],
+    gg: f64,
+    f: f64,
+    t: &mut f64,
+    trial: &mut [f64],
+) -> Result<Option<f64>, String> {
+    while *t >= MIN_STEP {
+        for ((y, xi), gi) in trial.iter_mut().zip(x).zip(g) {
+            *y = xi - *t * gi;
+        }
+        let f_new = problem.value(trial).map_err(|e| e.to_string())?;
+        if f_new <= f - ARMIJO * *t * gg {
+            return Ok(Some(f_new));
+        }
+        *t *= 0.5;
+    }
+    Ok(None)
 }
