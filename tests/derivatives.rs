@@ -9,7 +9,9 @@ use mcopt::registry::{Order, Registry};
 use proptest::prelude::*;
 
 /// (model file, point, direction, f′, f″) from the table of MATH.md §6.
-const CASES: &[(&str, &[f64], &[f64], f64, f64)] = &[
+type Case = (&'static str, &'static [f64], &'static [f64], f64, f64);
+
+const CASES: &[Case] = &[
     ("abs_sq", &[0.0], &[1.0], -2.0, 3.0),
     ("abs_plus_sq", &[0.0], &[-1.0], 1.0, 1.0),
     ("double_well", &[0.0], &[1.0], 0.0, -3.0),

@@ -325,7 +325,7 @@ impl<'a> Checker<'a> {
 
     fn dim(&mut self, d: &ast::Dim) -> Option<usize> {
         match usize::try_from(d.value) {
-            Ok(n) if n >= 1 && n <= MAX_ELEMENTS => Some(n),
+            Ok(n) if (1..=MAX_ELEMENTS).contains(&n) => Some(n),
             _ => {
                 let msg = format!(
                     "a size must be between 1 and {MAX_ELEMENTS}, found {}",

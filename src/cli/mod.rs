@@ -25,10 +25,9 @@ use std::io::IsTerminal;
 use clap::{Args, Parser, Subcommand};
 use mcopt::diag::Diags;
 
-/// Success, or the check passed.
+/// Success, or the check passed. (Exit code 1, "the check ran and failed", belongs to
+/// `stationarity` and `validate`.)
 pub const EXIT_OK: u8 = 0;
-/// The check ran and failed.
-pub const EXIT_FAILED: u8 = 1;
 /// Bad input: parse, shape, missing file, bad data, plugin that fails to load.
 pub const EXIT_INPUT: u8 = 2;
 /// A bug in mcopt (a panic); reported by the panic hook.

@@ -17,7 +17,7 @@ pub(super) struct Frame<'a> {
 }
 
 /// The three coefficient slices of a child (empty beyond the evaluator's stride).
-pub(super) fn coeffs<'a>(left: &'a [f64], off: usize, stride: usize, len: usize) -> [&'a [f64]; 3] {
+pub(super) fn coeffs(left: &[f64], off: usize, stride: usize, len: usize) -> [&[f64]; 3] {
     std::array::from_fn(|k| {
         if k < stride {
             &left[off + k * len..off + (k + 1) * len]

@@ -65,7 +65,17 @@ impl Evaluator<'_> {
     /// Give every product `P · B` with a parameter `P` its columns in P's staging buffers.
     fn stage_weight_products(&mut self) {
         let g = self.graph;
-        self.wbatch = g.params.iter().map(|p| WeightBatch { rows: p.shape.rows, inner: p.shape.cols, cols: 0, g: Vec::new(), b: Vec::new() }).collect();
+        self.wbatch = g
+            .params
+            .iter()
+            .map(|p| WeightBatch {
+                rows: p.shape.rows,
+                inner: p.shape.cols,
+                cols: 0,
+                g: Vec::new(),
+                b: Vec::new(),
+            })
+            .collect();
         self.wslot = vec![None; g.nodes.len()];
         for (i, n) in g.nodes.iter().enumerate() {
             if let Op::MatMul(a, b) = n.op {
@@ -117,9 +127,15 @@ impl Evaluator<'_> {
                 let (s, l) = adj_of(*a);
                 unary_back(*op, val(*a), val(id), gout, &mut left[s..s + l]).map_err(err)?;
             }
-            Op::Binary(op, a, b) => {
-                binary_back(g, *op, (*a, val(*a)), (*b, val(*b)), n, gout, left, aoff)
-            }
+            Op::Binary(op, a, b) => binary_back(
+                g,
+                *op,
+                (*a, val(*a)),
+                (*b, val(*b)),
+                n,
+                gout,
+                Adjoints { left, off: aoff },
+            ),
             Op::MatMul(a, b) => {
                 let (na, nb) = (g.node(*a), g.node(*b));
                 let gm = Mat::new(gout, n.rows, n.cols);
@@ -171,7 +187,14 @@ impl Evaluator<'_> {
                     };
                 }
             }
-            Op::Dot(a, b) => dot_back(g, (*a, val(*a)), (*b, val(*b)), n, gout, left, aoff),
+            Op::Dot(a, b) => dot_back(
+                g,
+                (*a, val(*a)),
+                (*b, val(*b)),
+                n,
+                gout,
+                Adjoints { left, off: aoff },
+            ),
             Op::Element { arg, row, col } => {
                 let na = g.node(*arg);
                 let (s, _) = adj_of(*arg);
@@ -274,6 +297,12 @@ fn unary_back(
     Ok(())
 }
 
+/// The adjoint arena below the current node, and every node's offset in it.
+struct Adjoints<'a> {
+    left: &'a mut [f64],
+    off: &'a [usize],
+}
+
 fn binary_back(
     g: &Graph,
     op: ElemBinary,
@@ -281,12 +310,12 @@ fn binary_back(
     (b, vb): (NodeId, &[f64]),
     n: &Node,
     gout: &[f64],
-    left: &mut [f64],
-    aoff: &[usize],
+    adj: Adjoints<'_>,
 ) {
     let (na, nb) = (g.node(a), g.node(b));
     let ((ars, acs), (brs, bcs)) = (bstrides(na), bstrides(nb));
-    let (sa, sb) = (aoff[a.index()], aoff[b.index()]);
+    let (sa, sb) = (adj.off[a.index()], adj.off[b.index()]);
+    let left = adj.left;
     for j in 0..n.cols {
         for i in 0..n.rows {
             let (ia, ib) = (i * ars + j * acs, i * brs + j * bcs);
@@ -328,8 +357,7 @@ fn dot_back(
     (b, vb): (NodeId, &[f64]),
     n: &Node,
     gout: &[f64],
-    left: &mut [f64],
-    aoff: &[usize],
+    adj: Adjoints<'_>,
 ) {
     let (na, nb) = (g.node(a), g.node(b));
     let rows = na.rows.max(nb.rows);
@@ -339,7 +367,8 @@ fn dot_back(
         na.len().max(nb.len())
     };
     let ((ars, acs), (brs, bcs)) = (bstrides(na), bstrides(nb));
-    let (sa, sb) = (aoff[a.index()], aoff[b.index()]);
+    let (sa, sb) = (adj.off[a.index()], adj.off[b.index()]);
+    let left = adj.left;
     for (gi, gg) in gout.iter().enumerate() {
         for e in 0..group {
             let (i, j) = if n.batched {
