@@ -573,6 +573,18 @@ impl Checker<'_> {
                 None => self.default_param(func, *default, k, e.span)?,
             });
         }
+        let params = match self.registry.check_params(id, &params) {
+            Ok(full) => full,
+            Err(err) => {
+                let d = Diag::new(
+                    "mcopt::check::function_parameter",
+                    format!("invalid parameters for `{}`: {err}", func.name),
+                )
+                .at(&self.source, e.span, "called here");
+                self.error(d);
+                return None;
+            }
+        };
         let arg = arg?;
         let shape = if kind == FunctionKind::Penalty {
             Shape::SCALAR
