@@ -284,12 +284,21 @@ pub fn bench(
     model_path: &str,
     at: Option<&str>,
     dir: Option<&str>,
+    random: Option<u64>,
     seconds: f64,
     input: &InputArgs,
 ) -> Outcome {
     let s = Session::load(model_path, input)?;
     let g = require_graph(&s, Split::Train)?;
-    let theta = s.point(at)?;
+    let theta = match random {
+        Some(seed) => {
+            let mut rng = Rng::new(seed);
+            (0..s.model.n_params())
+                .map(|_| 0.1 * rng.normal())
+                .collect()
+        }
+        None => s.point(at)?,
+    };
     let d = match dir {
         Some(p) => s.direction(p)?,
         None => {

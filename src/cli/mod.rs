@@ -85,6 +85,9 @@ enum Command {
         /// Seconds to spend measuring each quantity.
         #[arg(long, default_value_t = 1.0)]
         seconds: f64,
+        /// Measure at a seeded random point θ ~ N(0, 0.1²) instead of --at or the initial values.
+        #[arg(long, value_name = "SEED", conflicts_with = "at")]
+        random: Option<u64>,
         #[command(flatten)]
         input: InputArgs,
     },
@@ -161,8 +164,16 @@ pub fn main() -> u8 {
             at,
             dir,
             seconds,
+            random,
             input,
-        } => commands::bench(&model, at.as_deref(), dir.as_deref(), seconds, &input),
+        } => commands::bench(
+            &model,
+            at.as_deref(),
+            dir.as_deref(),
+            random,
+            seconds,
+            &input,
+        ),
         Command::Plugins {
             command: PluginsCommand::List { input },
         } => commands::plugins_list(&input),

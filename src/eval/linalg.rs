@@ -49,9 +49,12 @@ impl<'a> Mat<'a> {
     }
 }
 
+/// Right-hand sides with at most this many columns use matrix–vector products.
+const GEMV_COLUMNS: usize = 4;
+
 /// `c = alpha · a · b + beta · c`, with `c` a column-major `rows × cols` slice.
 ///
-/// Matrix–vector products go through nalgebra's gemv; everything else straight to
+/// Thin products go through nalgebra's gemv column by column; everything else straight to
 /// matrixmultiply (nalgebra's gemm falls back to column-by-column gemv for thin matrices,
 /// which is several times slower for the RNN's `4 × 128` output weights).
 pub fn gemm(alpha: f64, a: Mat<'_>, b: Mat<'_>, beta: f64, c: &mut [f64]) {
@@ -59,14 +62,17 @@ pub fn gemm(alpha: f64, a: Mat<'_>, b: Mat<'_>, beta: f64, c: &mut [f64]) {
     let (k2, n) = b.shape();
     debug_assert_eq!(k, k2);
     debug_assert_eq!(c.len(), m * n);
-    if n == 1 && !b.trans {
-        let x = DVectorView::from_slice(b.data, k);
-        let mut y = DVectorViewMut::from_slice(c, m);
+    if n <= GEMV_COLUMNS && !b.trans {
+        // Thin right-hand sides: one matrix–vector product per column, no packing.
         let av = DMatrixView::from_slice(a.data, a.rows, a.cols);
-        if a.trans {
-            y.gemv_tr(alpha, &av, &x, beta);
-        } else {
-            y.gemv(alpha, &av, &x, beta);
+        for (x, y) in b.data.chunks_exact(k).zip(c.chunks_exact_mut(m)) {
+            let x = DVectorView::from_slice(x, k);
+            let mut y = DVectorViewMut::from_slice(y, m);
+            if a.trans {
+                y.gemv_tr(alpha, &av, &x, beta);
+            } else {
+                y.gemv(alpha, &av, &x, beta);
+            }
         }
         return;
     }

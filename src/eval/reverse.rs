@@ -306,41 +306,65 @@ struct Adjoints<'a> {
 fn binary_back(
     g: &Graph,
     op: ElemBinary,
-    (a, va): (NodeId, &[f64]),
-    (b, vb): (NodeId, &[f64]),
+    a: (NodeId, &[f64]),
+    b: (NodeId, &[f64]),
     n: &Node,
     gout: &[f64],
     adj: Adjoints<'_>,
 ) {
+    let ctx = (g, a, b, n, gout);
+    match op {
+        ElemBinary::Add => binary_back_with(ctx, adj, |_, _| (1.0, 1.0)),
+        ElemBinary::Sub => binary_back_with(ctx, adj, |_, _| (1.0, -1.0)),
+        ElemBinary::Mul => binary_back_with(ctx, adj, |x, y| (y, x)),
+        ElemBinary::Div => binary_back_with(ctx, adj, |x, y| (1.0 / y, -x / (y * y))),
+        ElemBinary::Max => binary_back_with(
+            ctx,
+            adj,
+            |x, y| if x >= y { (1.0, 0.0) } else { (0.0, 1.0) },
+        ),
+        ElemBinary::Min => binary_back_with(
+            ctx,
+            adj,
+            |x, y| if x <= y { (1.0, 0.0) } else { (0.0, 1.0) },
+        ),
+    }
+}
+
+type BinaryBack<'a> = (
+    &'a Graph,
+    (NodeId, &'a [f64]),
+    (NodeId, &'a [f64]),
+    &'a Node,
+    &'a [f64],
+);
+
+/// The adjoint loop of one elementwise operation with partial derivatives `d(x, y)`,
+/// monomorphized per operation; operands of the output's shape take a flat loop.
+#[inline(always)]
+fn binary_back_with(ctx: BinaryBack<'_>, adj: Adjoints<'_>, d: impl Fn(f64, f64) -> (f64, f64)) {
+    let (g, (a, va), (b, vb), n, gout) = ctx;
     let (na, nb) = (g.node(a), g.node(b));
-    let ((ars, acs), (brs, bcs)) = (bstrides(na), bstrides(nb));
     let (sa, sb) = (adj.off[a.index()], adj.off[b.index()]);
     let left = adj.left;
+    if na.len() == n.len() && nb.len() == n.len() {
+        for (i, gg) in gout.iter().enumerate() {
+            let (da, db) = d(va[i], vb[i]);
+            if na.varies {
+                left[sa + i] += da * gg;
+            }
+            if nb.varies {
+                left[sb + i] += db * gg;
+            }
+        }
+        return;
+    }
+    let ((ars, acs), (brs, bcs)) = (bstrides(na), bstrides(nb));
     for j in 0..n.cols {
         for i in 0..n.rows {
             let (ia, ib) = (i * ars + j * acs, i * brs + j * bcs);
             let gg = gout[i + j * n.rows];
-            let (x, y) = (va[ia], vb[ib]);
-            let (da, db) = match op {
-                ElemBinary::Add => (1.0, 1.0),
-                ElemBinary::Sub => (1.0, -1.0),
-                ElemBinary::Mul => (y, x),
-                ElemBinary::Div => (1.0 / y, -x / (y * y)),
-                ElemBinary::Max => {
-                    if x >= y {
-                        (1.0, 0.0)
-                    } else {
-                        (0.0, 1.0)
-                    }
-                }
-                ElemBinary::Min => {
-                    if x <= y {
-                        (1.0, 0.0)
-                    } else {
-                        (0.0, 1.0)
-                    }
-                }
-            };
+            let (da, db) = d(va[ia], vb[ib]);
             if na.varies {
                 left[sa + ia] += da * gg;
             }
