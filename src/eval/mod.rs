@@ -94,6 +94,8 @@ pub struct Evaluator<'g> {
     /// Adjoints for reverse mode (allocated on the first gradient).
     adj: Vec<f64>,
     adj_off: Vec<usize>,
+    /// Reverse mode: whether a node's adjoint has been zeroed and received a contribution.
+    touched: Vec<bool>,
     /// Reverse-mode helpers: ones and derivative selections for plugin calls.
     ones: Vec<f64>,
     tmp: [Vec<f64>; 2],
@@ -135,6 +137,7 @@ impl<'g> Evaluator<'g> {
             scratch: vec![0.0; 2 * max_len],
             adj: Vec::new(),
             adj_off: Vec::new(),
+            touched: Vec::new(),
             ones: Vec::new(),
             tmp: [Vec::new(), Vec::new()],
             wbatch: Vec::new(),

@@ -27,21 +27,52 @@ impl Evaluator<'_> {
         self.run::<1>(theta, None, opts)?;
         self.ensure_adjoints();
         let g = self.graph;
-        for &id in &self.varying {
-            let (s, l) = (self.adj_off[id.index()], g.node(id).len());
-            self.adj[s..s + l].fill(0.0);
-        }
+        // Adjoints are zeroed lazily, just before a node first receives a contribution, so the
+        // zeroing happens in cache instead of as one pass over the whole arena.
+        self.touched.fill(false);
         grad.fill(0.0);
         let value = self.coeff(g.objective, 0)[0];
         if !g.node(g.objective).varies {
             return Ok(value);
         }
         self.adj[self.adj_off[g.objective.index()]] = 1.0;
+        self.touched[g.objective.index()] = true;
         for i in (0..self.varying.len()).rev() {
             let id = self.varying[i];
-            self.node_backward(id, grad, opts)?;
+            if self.touched[id.index()] {
+                self.prepare_children(id);
+                self.node_backward(id, grad, opts)?;
+            } else {
+                self.skip_untouched(id, grad);
+            }
         }
         Ok(value)
+    }
+
+    /// Zero the adjoints of the varying children of `id` that have not been touched yet.
+    fn prepare_children(&mut self, id: NodeId) {
+        let g = self.graph;
+        for c in g.children(id) {
+            let ci = c.index();
+            if g.node(c).varies && !self.touched[ci] {
+                let s = self.adj_off[ci];
+                self.adj[s..s + g.node(c).len()].fill(0.0);
+                self.touched[ci] = true;
+            }
+        }
+    }
+
+    /// A node with a zero adjoint contributes nothing, except that a staged weight product
+    /// must stage zeros and a parameter must still collect its staged products.
+    fn skip_untouched(&mut self, id: NodeId, grad: &mut [f64]) {
+        let n = self.graph.node(id);
+        if let Some((p, col)) = self.wslot[id.index()] {
+            self.wbatch[p].g[col * n.rows..(col + n.cols) * n.rows].fill(0.0);
+        }
+        if let Op::Param(p) = n.op {
+            let o = self.graph.params[p].offset;
+            self.wbatch[p].add_to(&mut grad[o..o + n.len()]);
+        }
     }
 
     fn ensure_adjoints(&mut self) {
@@ -57,6 +88,7 @@ impl Evaluator<'_> {
         }
         self.adj_off.push(total);
         self.adj = vec![0.0; total];
+        self.touched = vec![false; self.graph.nodes.len()];
         self.ones = vec![1.0; max_len];
         self.tmp = [vec![0.0; max_len], vec![0.0; max_len]];
         self.stage_weight_products();
@@ -116,12 +148,7 @@ impl Evaluator<'_> {
                 for (gr, x) in grad[o..o + gout.len()].iter_mut().zip(gout) {
                     *gr += x;
                 }
-                let wb = &self.wbatch[*p];
-                if wb.cols > 0 {
-                    let gs = Mat::new(&wb.g, wb.rows, wb.cols);
-                    let bs = Mat::new(&wb.b, wb.inner, wb.cols).t();
-                    gemm(1.0, gs, bs, 1.0, &mut grad[o..o + gout.len()]);
-                }
+                self.wbatch[*p].add_to(&mut grad[o..o + gout.len()]);
             }
             Op::Unary(op, a) => {
                 let (s, l) = adj_of(*a);
@@ -263,6 +290,17 @@ pub(super) struct WeightBatch {
     cols: usize,
     g: Vec<f64>,
     b: Vec<f64>,
+}
+
+impl WeightBatch {
+    /// `out += Σ G Bᵀ` over the staged products.
+    fn add_to(&self, out: &mut [f64]) {
+        if self.cols > 0 {
+            let gs = Mat::new(&self.g, self.rows, self.cols);
+            let bs = Mat::new(&self.b, self.inner, self.cols).t();
+            gemm(1.0, gs, bs, 1.0, out);
+        }
+    }
 }
 
 /// The sign selection at 0 is +1 (the right derivative of |x|).
