@@ -29,12 +29,16 @@ const SEQS: usize = 3;
 
 /// Random data: per step a width × SEQS column-major matrix.
 fn data(rng: &mut Rng, width: usize) -> Vec<f64> {
-    (0..STEPS * SEQS * width).map(|_| rng.uniform_in(-1.0, 1.0)).collect()
+    (0..STEPS * SEQS * width)
+        .map(|_| rng.uniform_in(-1.0, 1.0))
+        .collect()
 }
 
 /// Sequence `s` alone, from batched values.
 fn one(values: &[f64], width: usize, s: usize) -> Vec<f64> {
-    (0..STEPS).flat_map(|t| values[(t * SEQS + s) * width..(t * SEQS + s + 1) * width].to_vec()).collect()
+    (0..STEPS)
+        .flat_map(|t| values[(t * SEQS + s) * width..(t * SEQS + s + 1) * width].to_vec())
+        .collect()
 }
 
 #[test]
@@ -43,7 +47,21 @@ fn a_batch_is_the_average_of_its_sequences() {
     let m = model(MODEL, &r);
     let mut rng = Rng::new(3);
     let (xs, ys) = (data(&mut rng, 3), data(&mut rng, 2));
-    let batch = lower(&m, vec![SeqData { steps: STEPS, sequences: SEQS, values: xs.clone() }, SeqData { steps: STEPS, sequences: SEQS, values: ys.clone() }]);
+    let batch = lower(
+        &m,
+        vec![
+            SeqData {
+                steps: STEPS,
+                sequences: SEQS,
+                values: xs.clone(),
+            },
+            SeqData {
+                steps: STEPS,
+                sequences: SEQS,
+                values: ys.clone(),
+            },
+        ],
+    );
     let theta: Vec<f64> = (0..batch.n_params()).map(|_| 0.5 * rng.normal()).collect();
     let d: Vec<f64> = (0..batch.n_params()).map(|_| rng.normal()).collect();
     let tb = taylor(&batch, &r, &theta, &d, Order::Two);
@@ -51,7 +69,21 @@ fn a_batch_is_the_average_of_its_sequences() {
     // Regularization is counted once; the loss is averaged over sequences.
     let (mut v, mut d1, mut d2, mut grad) = (0.0, 0.0, 0.0, vec![0.0; theta.len()]);
     for s in 0..SEQS {
-        let single = lower(&m, vec![SeqData { steps: STEPS, sequences: 1, values: one(&xs, 3, s) }, SeqData { steps: STEPS, sequences: 1, values: one(&ys, 2, s) }]);
+        let single = lower(
+            &m,
+            vec![
+                SeqData {
+                    steps: STEPS,
+                    sequences: 1,
+                    values: one(&xs, 3, s),
+                },
+                SeqData {
+                    steps: STEPS,
+                    sequences: 1,
+                    values: one(&ys, 2, s),
+                },
+            ],
+        );
         let t = taylor(&single, &r, &theta, &d, Order::Two);
         v += t.value / SEQS as f64;
         d1 += t.d1.unwrap_or(f64::NAN) / SEQS as f64;
@@ -73,7 +105,21 @@ fn batched_derivatives_match_differences_and_the_gradient() {
     let r = Registry::with_standard();
     let m = model(MODEL, &r);
     let mut rng = Rng::new(11);
-    let g = lower(&m, vec![SeqData { steps: STEPS, sequences: SEQS, values: data(&mut rng, 3) }, SeqData { steps: STEPS, sequences: SEQS, values: data(&mut rng, 2) }]);
+    let g = lower(
+        &m,
+        vec![
+            SeqData {
+                steps: STEPS,
+                sequences: SEQS,
+                values: data(&mut rng, 3),
+            },
+            SeqData {
+                steps: STEPS,
+                sequences: SEQS,
+                values: data(&mut rng, 2),
+            },
+        ],
+    );
     for _ in 0..10 {
         let theta: Vec<f64> = (0..g.n_params()).map(|_| 0.5 * rng.normal()).collect();
         let d: Vec<f64> = (0..g.n_params()).map(|_| rng.normal()).collect();
@@ -82,7 +128,11 @@ fn batched_derivatives_match_differences_and_the_gradient() {
         if t.active_kinks == 0 {
             let grad = gradient(&g, &r, &theta);
             let dot: f64 = grad.iter().zip(&d).map(|(a, b)| a * b).sum();
-            assert!(close(dot, t.d1.unwrap_or(f64::NAN), 1e-10), "∇f·d = {dot}, f′ = {:?}", t.d1);
+            assert!(
+                close(dot, t.d1.unwrap_or(f64::NAN), 1e-10),
+                "∇f·d = {dot}, f′ = {:?}",
+                t.d1
+            );
         }
     }
 }
@@ -92,20 +142,38 @@ fn repeated_gradients_reuse_buffers_without_stale_values() {
     let r = Registry::with_standard();
     let m = model(MODEL, &r);
     let mut rng = Rng::new(5);
-    let g = lower(&m, vec![SeqData { steps: STEPS, sequences: SEQS, values: data(&mut rng, 3) }, SeqData { steps: STEPS, sequences: SEQS, values: data(&mut rng, 2) }]);
+    let g = lower(
+        &m,
+        vec![
+            SeqData {
+                steps: STEPS,
+                sequences: SEQS,
+                values: data(&mut rng, 3),
+            },
+            SeqData {
+                steps: STEPS,
+                sequences: SEQS,
+                values: data(&mut rng, 2),
+            },
+        ],
+    );
     let mut ev = mcopt::eval::Evaluator::new(&g, &r, Order::Two).unwrap_or_else(|e| panic!("{e}"));
     let opts = mcopt::eval::EvalOptions::default();
-    let points: Vec<Vec<f64>> = (0..3).map(|_| (0..g.n_params()).map(|_| 0.5 * rng.normal()).collect()).collect();
+    let points: Vec<Vec<f64>> = (0..3)
+        .map(|_| (0..g.n_params()).map(|_| 0.5 * rng.normal()).collect())
+        .collect();
     let mut first = Vec::new();
     for p in &points {
         let mut grad = vec![0.0; p.len()];
-        ev.gradient(p, &mut grad, opts).unwrap_or_else(|e| panic!("{e}"));
+        ev.gradient(p, &mut grad, opts)
+            .unwrap_or_else(|e| panic!("{e}"));
         first.push(grad);
     }
     // The same points again, in another order, through the same evaluator; and through a fresh one.
     for (i, p) in points.iter().enumerate().rev() {
         let mut grad = vec![0.0; p.len()];
-        ev.gradient(p, &mut grad, opts).unwrap_or_else(|e| panic!("{e}"));
+        ev.gradient(p, &mut grad, opts)
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(grad, first[i]);
         assert_eq!(gradient(&g, &r, p), first[i]);
     }

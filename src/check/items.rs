@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::expr::Ctx;
-use super::{Binary, MAX_ELEMENTS};
+use super::{Binary, MAX_ELEMENTS, MAX_PARAMETERS};
 use super::{
     CExpr, CKind, DataDef, LayerBody, LayerDef, Model, ParamDef, Shape, Term, TermClass, Unary,
 };
@@ -173,6 +173,17 @@ impl<'a> Checker<'a> {
                         continue;
                     };
                     let id = self.params.len();
+                    let declared: usize = self.params.iter().map(|q| q.shape.len()).sum();
+                    if declared + shape.len() > MAX_PARAMETERS {
+                        let msg = format!("the parameters have more than {MAX_PARAMETERS} entries in all, which would not fit in memory");
+                        let d = Diag::new("mcopt::check::too_large", msg).at(
+                            &self.source,
+                            p.ty.span,
+                            "this parameter crosses the limit",
+                        );
+                        self.error(d);
+                        continue;
+                    }
                     if self.bind(&p.name, Binding::Param(id)) {
                         let init = vec![0.0; shape.len()];
                         self.params.push(ParamDef {

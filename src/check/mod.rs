@@ -20,6 +20,9 @@ use crate::syntax::ast;
 /// Largest number of entries one declared value may have (2^27 f64 = 1 GiB).
 pub const MAX_ELEMENTS: usize = 1 << 27;
 
+/// Largest total number of parameter entries n (2^28 f64 = 2 GiB).
+pub const MAX_PARAMETERS: usize = 1 << 28;
+
 /// A checked model: the multicomposite structure of (P).
 #[derive(Debug, Clone)]
 pub struct Model {

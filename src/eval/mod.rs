@@ -17,6 +17,9 @@ use crate::registry::{CallError, Order, Registry};
 
 pub use kernels::lexsign;
 
+/// Largest total size of an evaluator's buffers (16 GiB), checked before allocating.
+pub const MAX_BUFFER_BYTES: usize = 16 << 30;
+
 /// Options of one evaluation.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct EvalOptions {
@@ -47,12 +50,16 @@ pub enum EvalErrorKind {
     Domain(String),
     /// A plugin function failed (panicked, returned NaN or an error status).
     Call(String),
+    /// The buffers would not fit in memory.
+    TooLarge(String),
 }
 
 impl fmt::Display for EvalError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
-            EvalErrorKind::Domain(m) | EvalErrorKind::Call(m) => f.write_str(m),
+            EvalErrorKind::Domain(m) | EvalErrorKind::Call(m) | EvalErrorKind::TooLarge(m) => {
+                f.write_str(m)
+            }
         }
     }
 }
@@ -68,6 +75,9 @@ impl EvalError {
             EvalErrorKind::Call(m) => {
                 Diag::new("mcopt::plugin::call", m.clone()).at(&graph.source, span, "called here")
             }
+            EvalErrorKind::TooLarge(m) => Diag::new("mcopt::eval::memory", m.clone())
+                .at(&graph.source, span, "this objective")
+                .help("use fewer time steps or sequences, or smaller layers"),
         }
     }
 
@@ -123,6 +133,19 @@ impl<'g> Evaluator<'g> {
             max_len = max_len.max(n.len());
         }
         off.push(total);
+        // Refuse before allocating: the arena, the adjoints of reverse mode and their staging.
+        let needed = (total + 3 * total / stride).saturating_mul(std::mem::size_of::<f64>());
+        if needed > MAX_BUFFER_BYTES {
+            let msg = format!(
+                "evaluating this model needs about {} GiB of buffers, more than the limit of {} GiB",
+                needed >> 30,
+                MAX_BUFFER_BYTES >> 30
+            );
+            return Err(EvalError {
+                node: graph.objective,
+                kind: EvalErrorKind::TooLarge(msg),
+            });
+        }
         let varying = (0..graph.nodes.len() as u32)
             .map(NodeId)
             .filter(|&id| graph.node(id).varies)
