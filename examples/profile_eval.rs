@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use mcopt::eval::{EvalOptions, Evaluator};
-use mcopt::graph::{lower, LowerOptions, SeqData};
+use mcopt::graph::{lower, LowerOptions};
 use mcopt::registry::{Order, Registry};
 
 fn main() {
@@ -18,30 +18,13 @@ fn main() {
         &args[1],
         std::fs::read_to_string(&args[1]).unwrap_or_default(),
     );
-    let program = mcopt::syntax::parse(&source).unwrap_or_else(|d| panic!("{d}"));
-    let model = mcopt::check::check(&source, &program, &r).unwrap_or_else(|d| panic!("{d}"));
-    let slots: Vec<mcopt::config::DataSlot> = model
-        .data
-        .iter()
-        .map(|d| mcopt::config::DataSlot {
-            name: d.name.clone(),
-            width: d.shape.rows,
-        })
-        .collect();
+    let model = mcopt::pipeline::compile(&source, &r).unwrap_or_else(|d| panic!("{d}"));
     let spec = run
         .data
         .as_ref()
         .unwrap_or_else(|| panic!("the run file binds no data"));
-    let bound = mcopt::config::bind(spec, &run.dir, mcopt::config::Split::Train, &slots)
+    let data = mcopt::pipeline::bind_data(&model, spec, &run.dir, mcopt::config::Split::Train)
         .unwrap_or_else(|d| panic!("{d}"));
-    let data = bound
-        .into_iter()
-        .map(|b| SeqData {
-            steps: b.steps,
-            sequences: b.sequences,
-            values: b.values,
-        })
-        .collect();
     let g = lower(&model, &LowerOptions { data }).unwrap_or_else(|d| panic!("{d}"));
     let mut rng = mcopt::rng::Rng::new(1);
     let x: Vec<f64> = (0..g.n_params()).map(|_| 0.1 * rng.normal()).collect();
@@ -54,7 +37,7 @@ fn main() {
     let mut acc = 0.0;
     for _ in 0..reps {
         acc += match args[3].as_str() {
-            "value" => ev.value(&x, o).map(|v| v),
+            "value" => ev.value(&x, o),
             "d1" => ev.directional(&x, &d, Order::One, o).map(|t| t.value),
             "d2" => ev.directional(&x, &d, Order::Two, o).map(|t| t.value),
             _ => ev.gradient(&x, &mut grad, o),

@@ -7,6 +7,7 @@ pub mod config;
 pub mod diag;
 pub mod eval;
 pub mod graph;
+pub mod pipeline;
 pub mod plugin_host;
 pub mod registry;
 pub mod rng;

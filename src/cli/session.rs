@@ -3,16 +3,15 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use mcopt::check::{self, Model};
+use mcopt::check::Model;
 use mcopt::config::{
-    self, DataSlot, DataSpec, HeaderMode, PointMode, RowSel, SeqLayout, ShapeKind, Split, VarRole,
-    VarSpec,
+    self, DataSpec, HeaderMode, PointMode, RowSel, SeqLayout, ShapeKind, Split, VarRole, VarSpec,
 };
 use mcopt::diag::{Diag, Diags, SourceFile};
-use mcopt::graph::{self, Graph, LowerOptions, SeqData};
+use mcopt::graph::{self, Graph, LowerOptions};
+use mcopt::pipeline;
 use mcopt::plugin_host::{self, PluginSearch};
 use mcopt::registry::Registry;
-use mcopt::syntax;
 
 use super::InputArgs;
 
@@ -57,8 +56,7 @@ impl Session {
         };
         let registry = registry(input, run.as_ref())?;
         let source = read_source(model_path)?;
-        let program = syntax::parse(&source)?;
-        let model = check::check(&source, &program, &registry)?;
+        let model = pipeline::compile(&source, &registry)?;
         let (data, data_dir) = data_spec(input, run.as_ref())?;
         Ok(Session {
             registry,
@@ -75,7 +73,7 @@ impl Session {
             (None, Split::Train) => Vec::new(),
             (None, Split::Test) => return Ok(None),
             (Some(spec), Split::Test) if spec.test.is_none() => return Ok(None),
-            (Some(spec), _) => self.bind(spec, split)?,
+            (Some(spec), _) => pipeline::bind_data(&self.model, spec, &self.data_dir, split)?,
         };
         if data.is_empty() && !self.model.data.is_empty() {
             let d = Diag::new(
@@ -90,27 +88,6 @@ impl Session {
             return Err(d.into());
         }
         graph::lower(&self.model, &LowerOptions { data }).map(Some)
-    }
-
-    fn bind(&self, spec: &DataSpec, split: Split) -> Result<Vec<SeqData>, Diags> {
-        let slots: Vec<DataSlot> = self
-            .model
-            .data
-            .iter()
-            .map(|d| DataSlot {
-                name: d.name.clone(),
-                width: d.shape.rows,
-            })
-            .collect();
-        let bound = config::bind(spec, &self.data_dir, split, &slots)?;
-        Ok(bound
-            .into_iter()
-            .map(|b| SeqData {
-                steps: b.steps,
-                sequences: b.sequences,
-                values: b.values,
-            })
-            .collect())
     }
 
     /// The specs of the parameters, for point and direction files.

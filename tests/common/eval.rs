@@ -4,13 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use mcopt::check::{self, Model};
-use mcopt::config::{self, ColumnSel, DataSlot, DataSpec, HeaderMode, RowSel, SeqLayout, Split};
+use mcopt::check::Model;
+use mcopt::config::{ColumnSel, DataSpec, HeaderMode, RowSel, SeqLayout, Split};
 use mcopt::diag::{render_plain, SourceFile};
 use mcopt::eval::{EvalOptions, Evaluator, Taylor};
 use mcopt::graph::{self, Graph, LowerOptions, SeqData};
 use mcopt::registry::{Order, Registry};
-use mcopt::syntax;
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -19,8 +18,7 @@ pub fn repo() -> PathBuf {
 /// Parse and check model text, panicking with the rendered diagnostics on failure.
 pub fn model(text: &str, registry: &Registry) -> Model {
     let source = SourceFile::new("test.mco", text);
-    let program = syntax::parse(&source).unwrap_or_else(|d| panic!("{}", render_plain(&d)));
-    check::check(&source, &program, registry).unwrap_or_else(|d| panic!("{}", render_plain(&d)))
+    mcopt::pipeline::compile(&source, registry).unwrap_or_else(|d| panic!("{}", render_plain(&d)))
 }
 
 pub fn lower(model: &Model, data: Vec<SeqData>) -> Graph {
@@ -55,24 +53,8 @@ pub fn bind(
         sequences: SeqLayout::Single,
         origin: None,
     };
-    let slots: Vec<DataSlot> = model
-        .data
-        .iter()
-        .map(|d| DataSlot {
-            name: d.name.clone(),
-            width: d.shape.rows,
-        })
-        .collect();
-    let bound = config::bind(&spec, &repo(), split, &slots)
-        .unwrap_or_else(|d| panic!("{}", render_plain(&d)));
-    bound
-        .into_iter()
-        .map(|b| SeqData {
-            steps: b.steps,
-            sequences: b.sequences,
-            values: b.values,
-        })
-        .collect()
+    mcopt::pipeline::bind_data(model, &spec, &repo(), split)
+        .unwrap_or_else(|d| panic!("{}", render_plain(&d)))
 }
 
 /// The syn RNN (examples/syn/rnn.mco) on rows `rows` of syn_T10.csv.
