@@ -137,6 +137,7 @@ impl Checker<'_> {
                 None
             }
             Binding::Layer(l) => self.plain_layer_ref(l, id, ctx),
+            Binding::Poisoned => None,
         }
     }
 
@@ -219,15 +220,27 @@ impl Checker<'_> {
 
     /// A constant 1-based index in `1..=len`, returned 0-based.
     fn const_index(&mut self, a: &Expr, len: usize, ctx: &Ctx) -> Option<usize> {
+        self.const_integer(a, len, ctx, ("mcopt::check::index", "an index"))
+            .map(|i| i - 1)
+    }
+
+    /// An integer constant in `1..=max`; `what` is the diagnostic code and the noun.
+    fn const_integer(
+        &mut self,
+        a: &Expr,
+        max: usize,
+        ctx: &Ctx,
+        what: (&'static str, &str),
+    ) -> Option<usize> {
         let v = self.expr(a, ctx)?;
         let value = scalar_of(&v);
         match value {
-            Some(x) if x.fract() == 0.0 && x >= 1.0 && x <= len as f64 => Some(x as usize - 1),
+            Some(x) if x.fract() == 0.0 && x >= 1.0 && x <= max as f64 => Some(x as usize),
             _ => {
-                let msg = format!("an index must be an integer constant between 1 and {len}");
+                let msg = format!("{} must be an integer constant between 1 and {max}", what.1);
                 let found =
                     value.map_or_else(|| "not a constant".to_owned(), |x| format!("found {x}"));
-                self.error(Diag::new("mcopt::check::index", msg).at(&self.source, a.span, found));
+                self.error(Diag::new(what.0, msg).at(&self.source, a.span, found));
                 None
             }
         }
@@ -356,9 +369,22 @@ impl Checker<'_> {
             ),
         };
         let Some(shape) = shape else {
-            self.shape_mismatch(op, &a, &b, span);
+            self.shape_mismatch(Mismatch::Op(op), &a, &b, span);
             return None;
         };
+        if shape
+            .rows
+            .checked_mul(shape.cols)
+            .is_none_or(|n| n > MAX_ELEMENTS)
+        {
+            let msg = format!(
+                "this product is {}×{}, more than {MAX_ELEMENTS} entries, which would not fit in memory",
+                shape.rows, shape.cols
+            );
+            let d = Diag::new("mcopt::check::too_large", msg).at(&self.source, span, "too large");
+            self.error(d);
+            return None;
+        }
         Some(fold(node(
             CKind::Binary(kind, Arc::new(a), Arc::new(b)),
             shape,
@@ -366,31 +392,58 @@ impl Checker<'_> {
         )))
     }
 
-    fn shape_mismatch(&mut self, op: BinOp, a: &CExpr, b: &CExpr, span: Span) {
-        let (msg, help) = if op == BinOp::Mul {
-            let msg = format!(
-                "matrix product of {} and {}: {} columns on the left, {} rows on the right",
-                a.shape, b.shape, a.shape.cols, b.shape.rows
-            );
-            (
-                msg,
+    /// Operands of incompatible shapes: the primary label on the operator (or the function
+    /// name), one label under each operand.
+    fn shape_mismatch(&mut self, what: Mismatch<'_>, a: &CExpr, b: &CExpr, span: Span) {
+        let (msg, help, primary) = match what {
+            Mismatch::Op(BinOp::Mul) => (
+                format!(
+                    "matrix product of {} and {}: {} columns on the left, {} rows on the right",
+                    a.shape, b.shape, a.shape.cols, b.shape.rows
+                ),
                 "for an inner product use dot(a, b); for an elementwise product use .*",
-            )
-        } else {
-            let msg = format!(
-                "`{}` needs equal shapes (or a real operand), found {} and {}",
-                op.symbol(),
-                a.shape,
-                b.shape
-            );
-            (msg, "shapes are checked per time step and per sequence")
+                self.operator_span(a.span, b.span, "*").unwrap_or(span),
+            ),
+            Mismatch::Op(op) => (
+                format!(
+                    "`{}` needs equal shapes (or a real operand), found {} and {}",
+                    op.symbol(),
+                    a.shape,
+                    b.shape
+                ),
+                "shapes are checked per time step and per sequence",
+                self.operator_span(a.span, b.span, op.symbol())
+                    .unwrap_or(span),
+            ),
+            Mismatch::Call(name, name_span, same) => (
+                if same {
+                    format!(
+                        "`{name}` needs equal shapes, found {} and {}",
+                        a.shape, b.shape
+                    )
+                } else {
+                    format!(
+                        "`{name}` needs equal shapes (or a real operand), found {} and {}",
+                        a.shape, b.shape
+                    )
+                },
+                "shapes are checked per time step and per sequence",
+                name_span,
+            ),
         };
         let d = Diag::new("mcopt::check::shape", msg)
-            .at(&self.source, span, "in this expression")
+            .at(&self.source, primary, "")
             .label(a.span, format!("{}", a.shape))
             .label(b.span, format!("{}", b.shape))
             .help(help);
         self.error(d);
+    }
+
+    /// The span of the operator `symbol` written between two operands, if it is found there.
+    fn operator_span(&self, left: Span, right: Span, symbol: &str) -> Option<Span> {
+        let between = self.source.text.get(left.end..right.start)?;
+        let at = between.find(symbol)?;
+        Some(Span::new(left.end + at, left.end + at + symbol.len()))
     }
 
     fn call(&mut self, e: &Expr, func: &Ident, args: &[Expr], ctx: &Ctx) -> Option<CExpr> {
@@ -408,7 +461,7 @@ impl Checker<'_> {
             let [a, b] = self.args::<2>(func, args, ctx)?;
             if op == Binary::Dot {
                 if a.shape != b.shape {
-                    self.shape_mismatch(BinOp::ElemMul, &a, &b, e.span);
+                    self.shape_mismatch(Mismatch::Call(name, func.span, true), &a, &b, e.span);
                     return None;
                 }
                 return Some(node(
@@ -418,7 +471,7 @@ impl Checker<'_> {
                 ));
             }
             let Some(shape) = a.shape.broadcast(b.shape) else {
-                self.shape_mismatch(BinOp::Add, &a, &b, e.span);
+                self.shape_mismatch(Mismatch::Call(name, func.span, false), &a, &b, e.span);
                 return None;
             };
             return Some(fold(node(
@@ -517,7 +570,7 @@ impl Checker<'_> {
     fn zeros(&mut self, e: &Expr, args: &[Expr], ctx: &Ctx) -> Option<CExpr> {
         let mut dims = [1usize; 2];
         for (k, a) in args.iter().enumerate() {
-            dims[k] = self.const_index(a, MAX_ELEMENTS, ctx)? + 1;
+            dims[k] = self.const_integer(a, MAX_ELEMENTS, ctx, ("mcopt::check::size", "a size"))?;
         }
         let shape = Shape::matrix(dims[0], dims[1]);
         if shape.rows.saturating_mul(shape.cols) > MAX_ELEMENTS {
@@ -725,6 +778,13 @@ fn stack(items: Vec<CExpr>, span: Span) -> CExpr {
         });
     }
     sum.unwrap_or_else(|| lit(Vec::new(), Shape::vector(0), span))
+}
+
+/// What combined two operands of incompatible shapes.
+enum Mismatch<'a> {
+    Op(BinOp),
+    /// A built-in function by name, its span, and whether a real operand is not enough.
+    Call(&'a str, Span, bool),
 }
 
 enum Seq {

@@ -20,6 +20,8 @@ pub(super) enum Binding {
     Const(f64),
     Let(Arc<CExpr>),
     Layer(usize),
+    /// A declaration that was refused: uses are silently dropped (no cascade of errors).
+    Poisoned,
 }
 
 /// A layer name collected before bodies are checked.
@@ -170,6 +172,7 @@ impl<'a> Checker<'a> {
             match item {
                 Item::Param(p) => {
                     let Some(shape) = self.value_type(&p.ty, false) else {
+                        self.poison(&p.name);
                         continue;
                     };
                     let id = self.params.len();
@@ -182,6 +185,7 @@ impl<'a> Checker<'a> {
                             "this parameter crosses the limit",
                         );
                         self.error(d);
+                        self.poison(&p.name);
                         continue;
                     }
                     if self.bind(&p.name, Binding::Param(id)) {
@@ -201,7 +205,34 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// The written sequence count of a `batch(N, ..)` type.
+    fn batch_count(&self, ty: &ast::TypeExpr) -> Option<u64> {
+        match &ty.kind {
+            TypeKind::Batch { count, .. } => count.map(|c| c.value),
+            _ => None,
+        }
+    }
+
+    /// Bind a refused declaration's name so that its uses add no further errors.
+    fn poison(&mut self, name: &ast::Ident) {
+        self.scope
+            .entry(name.name.clone())
+            .or_insert((Binding::Poisoned, name.span));
+    }
+
     fn declare_data(&mut self, d: &ast::DataDecl) {
+        if let Some(count) = self.batch_count(&d.ty) {
+            if count == 0 {
+                let d2 = Diag::new("mcopt::check::size", "a batch needs at least one sequence").at(
+                    &self.source,
+                    d.ty.span,
+                    "batch of 0 sequences",
+                );
+                self.error(d2);
+                self.poison(&d.name);
+                return;
+            }
+        }
         let (inner, batch) = match &d.ty.kind {
             TypeKind::Batch { count, inner } => (inner.as_ref(), Some(count.map(|c| c.value))),
             _ => (&d.ty, None),
@@ -216,9 +247,11 @@ impl<'a> Checker<'a> {
                 d.ty.span,
                 "expected seq(..)",
             ));
+            self.poison(&d.name);
             return;
         };
         let Some(shape) = self.value_type(step, false) else {
+            self.poison(&d.name);
             return;
         };
         if shape.cols != 1 {
@@ -228,6 +261,7 @@ impl<'a> Checker<'a> {
                 step.span,
                 "matrix step",
             ));
+            self.poison(&d.name);
             return;
         }
         let id = self.data.len();
@@ -438,6 +472,21 @@ impl<'a> Checker<'a> {
         if self.layers[id].indexed != l.index.is_some() {
             return; // reported at declaration
         }
+        if let Some(LayerIndex::Var(t)) = &l.index {
+            if let Some((_, declared)) = self.scope.get(&t.name) {
+                let msg = format!(
+                    "`{}` cannot be the time variable: the name is already declared",
+                    t.name
+                );
+                let d = Diag::new("mcopt::check::time", msg)
+                    .at(&self.source, t.span, "time variable")
+                    .label(*declared, "declared here")
+                    .help("pick a fresh name for time, like t");
+                self.error(d);
+                self.layers[id].defined = true;
+                return;
+            }
+        }
         let ctx = match &l.index {
             Some(LayerIndex::Var(t)) => Ctx::layer_general(id, &t.name),
             Some(LayerIndex::Base { .. }) => Ctx::layer_base(id),
@@ -464,7 +513,9 @@ impl<'a> Checker<'a> {
                 }
             }
             _ => {
-                if slot.defined {
+                if slot.defined && !slot.indexed {
+                    // reported when the name was declared the second time
+                } else if slot.defined {
                     let msg = format!("layer `{}` is defined twice", slot.name);
                     let d = Diag::new("mcopt::check::duplicate", msg).at(
                         &self.source,

@@ -112,7 +112,10 @@ pub fn powi_parts(x: f64, k: i32) -> Option<(f64, f64, f64)> {
         _ if k < 0 && x == 0.0 => None,
         _ => {
             let kf = k as f64;
-            let xm2 = x.powi(k - 2);
+            // k − 2 overflows for k near i32::MIN; powf covers those exponents.
+            let xm2 = k
+                .checked_sub(2)
+                .map_or_else(|| x.powf(kf - 2.0), |j| x.powi(j));
             let xm1 = xm2 * x;
             Some((xm1 * x, kf * xm1, kf * (kf - 1.0) * xm2))
         }

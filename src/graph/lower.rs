@@ -93,8 +93,15 @@ impl<'m> Lowerer<'m> {
         })
     }
 
+    /// Record a diagnostic once: the same problem met again at another time step is not repeated.
     fn error(&mut self, d: Diag) -> Failed {
-        self.diags.push(d);
+        let seen = self
+            .diags
+            .iter()
+            .any(|e| e.code == d.code && e.message == d.message && e.primary() == d.primary());
+        if !seen {
+            self.diags.push(d);
+        }
         Failed
     }
 
