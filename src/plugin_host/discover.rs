@@ -88,7 +88,8 @@ impl PluginSearch {
         let tried_text = if list.is_empty() {
             "no search directories are set".to_string()
         } else {
-            format!("tried {}", list.join(", "))
+            // One path per line, so that rendering never breaks a path.
+            format!("tried:\n  {}", list.join("\n  "))
         };
         let mut d = Diag::new(
             "mcopt::plugin::not_found",

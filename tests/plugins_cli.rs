@@ -1,0 +1,151 @@
+//! Bad plugins through the command line: each fixture gives its own diagnostic on stderr and
+//! exit code 2, never a crash, and nothing on stdout.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Build the example and fixture plugins once into their own target directory.
+fn lib(crate_name: &str) -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let target = repo().join("target/plugin-fixtures");
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.arg("build").arg("--target-dir").arg(&target);
+        for p in [
+            "mcopt-swish",
+            "mcopt-fixture-misbehaving",
+            "mcopt-fixture-wrong-abi",
+            "mcopt-fixture-no-entry",
+            "mcopt-fixture-duplicate",
+        ] {
+            cmd.args(["-p", p]);
+        }
+        assert!(
+            cmd.status().expect("cargo runs").success(),
+            "building the plugin fixtures failed"
+        );
+        target.join("debug")
+    });
+    use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
+    dir.join(format!("{DLL_PREFIX}{crate_name}{DLL_SUFFIX}"))
+}
+
+fn mcopt(args: &[&str], plugins: &[PathBuf]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcopt"));
+    cmd.args(args)
+        .current_dir(repo())
+        .env_remove("MCOPT_PLUGIN_PATH");
+    for p in plugins {
+        cmd.arg("--plugin").arg(p);
+    }
+    cmd.output().expect("mcopt runs")
+}
+
+/// Exit 2, the diagnostic code on stderr, nothing on stdout, no panic.
+fn refused(out: &Output, code: &str) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(code), "expected {code} in:\n{err}");
+    assert!(!err.contains("internal error"), "{err}");
+    assert!(
+        out.stdout.is_empty(),
+        "stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    err
+}
+
+#[test]
+fn a_library_that_is_not_there_lists_the_paths_tried() {
+    let out = Command::new(env!("CARGO_BIN_EXE_mcopt"))
+        .args(["plugins", "list", "--plugin", "nosuchplugin"])
+        .env("MCOPT_PLUGIN_PATH", "/nonexistent/dir")
+        .output()
+        .expect("mcopt runs");
+    let err = refused(&out, "mcopt::plugin::not_found");
+    assert!(err.contains("/nonexistent/dir/libnosuchplugin.so"), "{err}");
+}
+
+#[test]
+fn a_file_that_is_not_a_library() {
+    let path = repo().join("tests/fixtures/plugins/not_a_library.so");
+    refused(
+        &mcopt(
+            &["plugins", "check", path.to_str().unwrap_or_default()],
+            &[],
+        ),
+        "mcopt::plugin::not_a_library",
+    );
+}
+
+#[test]
+fn a_library_without_the_entry_symbol() {
+    let path = lib("mcopt_fixture_no_entry");
+    refused(
+        &mcopt(
+            &["plugins", "check", path.to_str().unwrap_or_default()],
+            &[],
+        ),
+        "mcopt::plugin::no_entry",
+    );
+}
+
+#[test]
+fn a_wrong_abi_version_names_both_versions() {
+    let path = lib("mcopt_fixture_wrong_abi");
+    let err = refused(
+        &mcopt(
+            &["plugins", "check", path.to_str().unwrap_or_default()],
+            &[],
+        ),
+        "mcopt::plugin::abi",
+    );
+    assert!(err.contains("999"), "{err}");
+}
+
+#[test]
+fn functions_that_panic_return_nan_or_fail_the_self_test_are_refused_at_load() {
+    let out = mcopt(
+        &["eval", "examples/cases/abs_sq.mco"],
+        &[lib("mcopt_fixture_misbehaving")],
+    );
+    let err = refused(&out, "mcopt::plugin::self_test");
+    for word in ["panic", "NaN"] {
+        assert!(
+            err.to_lowercase().contains(&word.to_lowercase()),
+            "{word} not in:\n{err}"
+        );
+    }
+}
+
+#[test]
+fn two_plugins_defining_the_same_name() {
+    let out = mcopt(
+        &["plugins", "list"],
+        &[lib("mcopt_swish"), lib("mcopt_fixture_duplicate")],
+    );
+    refused(&out, "mcopt::plugin::duplicate");
+}
+
+#[test]
+fn a_good_plugin_checks_and_lists() {
+    let swish = lib("mcopt_swish");
+    let out = mcopt(
+        &["plugins", "check", swish.to_str().unwrap_or_default()],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = mcopt(&["plugins", "list", "--json"], &[swish]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("swish") && text.contains("relu"), "{text}");
+}
