@@ -230,3 +230,101 @@ fn summary(m: &Model) -> String {
     let _ = writeln!(out, "n {} sequential {}", m.n_params(), m.is_sequential());
     out
 }
+
+// Known bugs: each test fails until the bug is fixed; then move the model into tests/check/err.
+
+/// The diagnostics of checking `text` (which must parse).
+fn diags_of(text: &str) -> Vec<mcopt::diag::Diag> {
+    let source = SourceFile::new("bug.mco", text);
+    match check_source(&source, &Registry::with_standard()) {
+        Ok(m) => panic!("checks but should not:\n{}", summary(&m)),
+        Err(d) => d.0,
+    }
+}
+
+fn primary_text<'a>(text: &'a str, d: &mcopt::diag::Diag) -> &'a str {
+    let s = d.primary().unwrap_or_default();
+    &text[s.start..s.end]
+}
+
+#[test]
+#[ignore = "bug: src/check/expr.rs does not bound the shapes of products; `mcopt eval` then aborts allocating 80 GB"]
+fn huge_product_is_refused() {
+    let text = "param M: mat(100000, 2)\nminimize sqnorm(M * transpose(M))\n";
+    let d = diags_of(text);
+    assert_eq!((d[0].code, primary_text(text, &d[0])), ("mcopt::check::too_large", "M * transpose(M)"));
+}
+
+#[test]
+#[ignore = "bug: src/check/expr.rs registry_call never calls Registry::check_params, so huber(x, -1) evaluates"]
+fn function_parameter_out_of_range_is_refused() {
+    let text = "param x: real\nminimize huber(x, -1)\n";
+    let d = diags_of(text);
+    assert!(d[0].code.starts_with("mcopt::check::"), "{:?}", d[0]);
+    assert_eq!(primary_text(text, &d[0]), "-1");
+    assert!(d[0].message.contains("delta"), "{}", d[0].message);
+}
+
+#[test]
+#[ignore = "bug: src/check/expr.rs names `.*` for a dot mismatch and `+` for a max/min mismatch"]
+fn mismatch_messages_name_the_function() {
+    for (text, name) in [
+        ("param v: vec(3)\nparam w: vec(2)\nminimize dot(v, w)\n", "dot"),
+        ("param v: vec(3)\nparam w: vec(2)\nminimize sum(max(v, w))\n", "max"),
+        ("param v: vec(3)\nparam w: vec(2)\nminimize sum(min(v, w))\n", "min"),
+    ] {
+        let d = diags_of(text);
+        assert!(d[0].message.contains(&format!("`{name}`")), "{name}: {}", d[0].message);
+    }
+}
+
+#[test]
+#[ignore = "bug: src/check/expr.rs zeros() reports a size of 0 as `an index must be an integer constant`"]
+fn zeros_of_zero_says_size() {
+    let d = diags_of("param x: real\nminimize sum(zeros(0)) + x^2\n");
+    assert!(d[0].message.contains("size") && !d[0].message.contains("index"), "{}", d[0].message);
+}
+
+#[test]
+#[ignore = "bug: src/check/items.rs drops a declaration with a bad type, so every use adds `unknown name`"]
+fn a_bad_declaration_is_reported_once() {
+    for text in [
+        "param v: vec(0)\nminimize sqnorm(v)\n",
+        "param M: mat(100000, 100000)\nminimize sqnorm(M)\n",
+        "param x: real\nlayer u = max(x, 0)\nlayer u = min(x, 0)\nminimize u^2\n",
+    ] {
+        let d = diags_of(text);
+        assert_eq!(d.len(), 1, "{text}{}", render_plain(&Diags(d.clone())));
+    }
+}
+
+#[test]
+#[ignore = "bug: src/check/items.rs accepts `layer h[t]` when `t` is also a parameter; `t` then means the parameter"]
+fn layer_time_variable_must_be_fresh() {
+    let text = "param t: real = 2\ndata x: seq(real)\nlayer h[0] = 0\nlayer h[t] = t * h[t-1] + x[t]\nminimize mean(s, h[s]^2)\n";
+    let d = diags_of(text);
+    assert_eq!(d[0].code, "mcopt::check::time");
+}
+
+#[test]
+#[ignore = "bug: `batch(0, ..)` checks, and src/graph/lower.rs:292 then panics slicing data of 0 sequences"]
+fn batch_of_zero_sequences_is_refused() {
+    let d = diags_of("data x: batch(0, seq(real))\nparam a: real\nminimize mean(t, (a - x[t])^2)\n");
+    assert_eq!(d[0].code, "mcopt::check::size");
+}
+
+/// miette draws labels nested inside another label's span at the wrong columns (zkat/miette#268).
+/// A primary label on the operator alone (the text between the operands) renders correctly.
+#[test]
+#[ignore = "bug: src/check/expr.rs shape_mismatch nests the operand labels inside the primary span; miette draws them after `v + w`"]
+fn shape_mismatch_labels_render_under_the_operands() {
+    let text = "param v: vec(3)\nparam w: vec(4)\nminimize sum(v + w)\n";
+    let source = SourceFile::new("a.mco", text);
+    let diags = check_source(&source, &Registry::with_standard()).expect_err("mismatch");
+    let out = render_plain(&diags);
+    let lines: Vec<Vec<char>> = out.lines().map(|l| l.chars().collect()).collect();
+    let src = lines.iter().position(|l| l.iter().collect::<String>().ends_with("minimize sum(v + w)")).expect("source line");
+    let col = |c: char| lines[src].iter().rposition(|&x| x == c).expect("column");
+    let under = &lines[src + 1];
+    assert_eq!((under.get(col('v')), under.get(col('w'))), (Some(&'┬'), Some(&'┬')), "\n{out}");
+}

@@ -200,3 +200,26 @@ fn bench_reports_positive_ratios() {
     }
     assert_eq!(v["n"].as_u64(), Some(55), "{v}");
 }
+
+/// Reverse mode through `A * B` where B varies and has several columns (a matrix parameter, or a
+/// layer batched over sequences) must not reach nalgebra's strided gemm path.
+#[test]
+#[ignore = "bug: src/eval/linalg.rs gemm passes a transposed left operand to nalgebra's gemm, whose small-size path reads and writes out of bounds (nalgebra#1616); reverse.rs:86 hits it"]
+fn bench_gradient_of_a_matrix_product() {
+    let runs = [
+        mcopt(&["bench", &at("tests/cli/cases/matrix_product.mco"), "--json", "--seconds", "0.01"]),
+        mcopt(&[
+            "bench",
+            &at("tests/cli/cases/batched_product.mco"),
+            "--config",
+            &at("tests/cli/cases/batched_product.yaml"),
+            "--json",
+            "--seconds",
+            "0.01",
+        ]),
+    ];
+    for run in &runs {
+        assert_ok(run);
+        assert!(num(&run.json(), "ratio_grad", run) > 0.0);
+    }
+}
