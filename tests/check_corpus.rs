@@ -19,19 +19,28 @@ use mcopt::syntax;
 
 /// `(path without extension, source)` for every `tests/check/<dir>/*.mco`.
 fn corpus(dir: &str) -> Vec<(String, Arc<SourceFile>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/check").join(dir);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/check")
+        .join(dir);
     golden::inputs(&dir, "mco")
         .into_iter()
         .map(|p| {
             let text = fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            (p.with_extension("").to_string_lossy().into_owned(), SourceFile::new(name, text))
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (
+                p.with_extension("").to_string_lossy().into_owned(),
+                SourceFile::new(name, text),
+            )
         })
         .collect()
 }
 
 fn check_source(source: &Arc<SourceFile>, registry: &Registry) -> Result<Model, Diags> {
-    let program = syntax::parse(source).unwrap_or_else(|d| panic!("{} does not parse:\n{}", source.name, render_plain(&d)));
+    let program = syntax::parse(source)
+        .unwrap_or_else(|d| panic!("{} does not parse:\n{}", source.name, render_plain(&d)));
     check::check(source, &program, registry)
 }
 
@@ -39,14 +48,24 @@ fn check_source(source: &Arc<SourceFile>, registry: &Registry) -> Result<Model, 
 fn err_corpus_gives_expected_diagnostics() {
     let registry = Registry::with_standard();
     let cases = corpus("err");
-    assert!(cases.len() >= 30, "the err corpus has {} files, expected at least 30", cases.len());
+    assert!(
+        cases.len() >= 30,
+        "the err corpus has {} files, expected at least 30",
+        cases.len()
+    );
     let mut failures = Vec::new();
     for (stem, source) in &cases {
         match check_source(source, &registry) {
-            Ok(model) => failures.push(format!("{stem}.mco checks but should not:\n{}", summary(&model))),
+            Ok(model) => failures.push(format!(
+                "{stem}.mco checks but should not:\n{}",
+                summary(&model)
+            )),
             Err(diags) => {
                 failures.extend(diag_shape_problems(source, &diags));
-                failures.extend(golden::check(Path::new(&format!("{stem}.diag")), &render_plain(&diags)));
+                failures.extend(golden::check(
+                    Path::new(&format!("{stem}.diag")),
+                    &render_plain(&diags),
+                ));
             }
         }
     }
@@ -65,8 +84,16 @@ fn diag_shape_problems(source: &SourceFile, diags: &Diags) -> Vec<String> {
         let ok_span = span.start <= span.end && span.end <= source.text.len();
         let one_line = ok_span && !source.text[span.start..span.end].trim_end().contains('\n');
         let lower = d.message.chars().next().is_some_and(|c| !c.is_uppercase());
-        if !d.code.starts_with("mcopt::check::") || !ok_span || !one_line || !lower || d.message.ends_with('.') {
-            out.push(format!("{}: bad diagnostic {:?} at {:?}", source.name, d, span));
+        if !d.code.starts_with("mcopt::check::")
+            || !ok_span
+            || !one_line
+            || !lower
+            || d.message.ends_with('.')
+        {
+            out.push(format!(
+                "{}: bad diagnostic {:?} at {:?}",
+                source.name, d, span
+            ));
         }
     }
     out
@@ -74,7 +101,10 @@ fn diag_shape_problems(source: &SourceFile, diags: &Diags) -> Vec<String> {
 
 /// The primary span of each diagnostic of `file`, as source text, in order.
 fn primary_texts(file: &str, registry: &Registry) -> Vec<(&'static str, String)> {
-    let (_, source) = corpus("err").into_iter().find(|(s, _)| s.ends_with(file)).unwrap_or_else(|| panic!("no {file}"));
+    let (_, source) = corpus("err")
+        .into_iter()
+        .find(|(s, _)| s.ends_with(file))
+        .unwrap_or_else(|| panic!("no {file}"));
     let diags = check_source(&source, registry).expect_err("should fail");
     diags
         .iter()
@@ -91,7 +121,11 @@ fn primary_spans_are_on_the_offending_token() {
     let r = Registry::with_standard();
     let expect: &[(&str, &str, &str)] = &[
         ("unknown_name", "mcopt::check::unknown_name", "y"),
-        ("unknown_function", "mcopt::check::unknown_function", "frobnicate"),
+        (
+            "unknown_function",
+            "mcopt::check::unknown_function",
+            "frobnicate",
+        ),
         ("shape_add", "mcopt::check::shape", "v + w"),
         ("matmul_mismatch", "mcopt::check::shape", "M * v"),
         ("vec_times_vec", "mcopt::check::shape", "v * w"),
@@ -113,8 +147,16 @@ fn primary_spans_are_on_the_offending_token() {
         ("index_zero", "mcopt::check::index", "0"),
         ("index_non_integer", "mcopt::check::index", "1.5"),
         ("vec_size_zero", "mcopt::check::size", "0"),
-        ("huge_size", "mcopt::check::too_large", "mat(100000, 100000)"),
-        ("objective_not_real", "mcopt::check::objective_shape", "v - 1"),
+        (
+            "huge_size",
+            "mcopt::check::too_large",
+            "mat(100000, 100000)",
+        ),
+        (
+            "objective_not_real",
+            "mcopt::check::objective_shape",
+            "v - 1",
+        ),
         ("layer_case_shapes", "mcopt::check::shape", "relu(W * x[t])"),
     ];
     let mut failures = Vec::new();
@@ -132,19 +174,51 @@ fn several_problems_are_all_reported() {
     let got = primary_texts("several_problems", &Registry::with_standard());
     let codes: Vec<&str> = got.iter().map(|(c, _)| *c).collect();
     // duplicate `v`, `v[1]` in a const (not constant), unknown `w`, unknown `nosuch`, max arity.
-    for want in ["mcopt::check::duplicate", "mcopt::check::not_constant", "mcopt::check::unknown_name", "mcopt::check::unknown_function", "mcopt::check::arity"] {
+    for want in [
+        "mcopt::check::duplicate",
+        "mcopt::check::not_constant",
+        "mcopt::check::unknown_name",
+        "mcopt::check::unknown_function",
+        "mcopt::check::arity",
+    ] {
         assert!(codes.contains(&want), "{want} missing from {got:?}");
     }
-    assert!(got.len() >= 6, "expected at least 6 diagnostics, got {got:?}");
+    assert!(
+        got.len() >= 6,
+        "expected at least 6 diagnostics, got {got:?}"
+    );
 }
 
 #[test]
 fn unknown_function_help_lists_known_names() {
-    let (_, source) = corpus("err").into_iter().find(|(s, _)| s.ends_with("unknown_function")).expect("file");
+    let (_, source) = corpus("err")
+        .into_iter()
+        .find(|(s, _)| s.ends_with("unknown_function"))
+        .expect("file");
     let diags = check_source(&source, &Registry::with_standard()).expect_err("should fail");
-    let help = diags.iter().next().and_then(|d| d.help.clone()).unwrap_or_default();
-    for name in ["abs", "max", "relu", "leaky_relu", "elu", "tanh", "sigmoid", "softplus", "l1", "huber", "dot", "zeros"] {
-        assert!(help.split([' ', ',']).any(|w| w == name), "`{name}` missing from help: {help}");
+    let help = diags
+        .iter()
+        .next()
+        .and_then(|d| d.help.clone())
+        .unwrap_or_default();
+    for name in [
+        "abs",
+        "max",
+        "relu",
+        "leaky_relu",
+        "elu",
+        "tanh",
+        "sigmoid",
+        "softplus",
+        "l1",
+        "huber",
+        "dot",
+        "zeros",
+    ] {
+        assert!(
+            help.split([' ', ',']).any(|w| w == name),
+            "`{name}` missing from help: {help}"
+        );
     }
 }
 
@@ -157,12 +231,18 @@ fn ok_corpus_checks_lowers_and_evaluates() {
     for (stem, source) in &cases {
         match check_source(source, &registry) {
             Ok(model) => {
-                failures.extend(golden::check(Path::new(&format!("{stem}.check")), &summary(&model)));
+                failures.extend(golden::check(
+                    Path::new(&format!("{stem}.check")),
+                    &summary(&model),
+                ));
                 if let Err(e) = lower_and_evaluate(&model, &registry) {
                     failures.push(format!("{stem}.mco: {e}"));
                 }
             }
-            Err(diags) => failures.push(format!("{stem}.mco does not check:\n{}", render_plain(&diags))),
+            Err(diags) => failures.push(format!(
+                "{stem}.mco does not check:\n{}",
+                render_plain(&diags)
+            )),
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
@@ -177,16 +257,32 @@ fn lower_and_evaluate(model: &Model, registry: &Registry) -> Result<f64, String>
         .map(|d| {
             let sequences = if d.batch.is_some() { 2 } else { 1 };
             let n = 3 * d.shape.rows * sequences;
-            SeqData { steps: 3, sequences, values: (0..n).map(|k| 0.25 + 0.1 * k as f64).collect() }
+            SeqData {
+                steps: 3,
+                sequences,
+                values: (0..n).map(|k| 0.25 + 0.1 * k as f64).collect(),
+            }
         })
         .collect();
     let g = graph::lower(model, &LowerOptions { data }).map_err(|d| render_plain(&d))?;
-    let x: Vec<f64> = model.params.iter().flat_map(|p| p.init.iter().copied()).collect();
+    let x: Vec<f64> = model
+        .params
+        .iter()
+        .flat_map(|p| p.init.iter().copied())
+        .collect();
     let mut ev = Evaluator::new(&g, registry, Order::Two).map_err(|e| e.to_string())?;
-    let v = ev.value(&x, EvalOptions::default()).map_err(|e| e.to_string())?;
+    let v = ev
+        .value(&x, EvalOptions::default())
+        .map_err(|e| e.to_string())?;
     let d = vec![1.0; x.len()];
-    let t = ev.directional(&x, &d, Order::Two, EvalOptions::default()).map_err(|e| e.to_string())?;
-    if !v.is_finite() || t.value != v || !t.d1.is_some_and(f64::is_finite) || !t.d2.is_some_and(f64::is_finite) {
+    let t = ev
+        .directional(&x, &d, Order::Two, EvalOptions::default())
+        .map_err(|e| e.to_string())?;
+    if !v.is_finite()
+        || t.value != v
+        || !t.d1.is_some_and(f64::is_finite)
+        || !t.d2.is_some_and(f64::is_finite)
+    {
         return Err(format!("value {v}, ray {t:?}"));
     }
     Ok(v)
@@ -198,7 +294,13 @@ fn summary(m: &Model) -> String {
     for p in &m.params {
         let init: Vec<String> = p.init.iter().take(8).map(|v| format!("{v}")).collect();
         let more = if p.init.len() > 8 { ", .." } else { "" };
-        let _ = writeln!(out, "param {} {} init [{}{more}]", p.name, p.shape, init.join(", "));
+        let _ = writeln!(
+            out,
+            "param {} {} init [{}{more}]",
+            p.name,
+            p.shape,
+            init.join(", ")
+        );
     }
     for d in &m.data {
         let batch = match d.batch {
@@ -213,7 +315,11 @@ fn summary(m: &Model) -> String {
             LayerBody::Plain(_) => "plain".to_owned(),
             LayerBody::Indexed { bases, general } => {
                 let b: Vec<String> = bases.iter().map(|(t, _)| t.to_string()).collect();
-                format!("indexed bases [{}] general {}", b.join(", "), if general.is_some() { "yes" } else { "no" })
+                format!(
+                    "indexed bases [{}] general {}",
+                    b.join(", "),
+                    if general.is_some() { "yes" } else { "no" }
+                )
             }
         };
         let _ = writeln!(out, "layer {} {} {kind}", l.name, l.shape);
@@ -224,7 +330,11 @@ fn summary(m: &Model) -> String {
             TermClass::Tikhonov { param } => format!("tikhonov {}", m.params[param].name),
             TermClass::Other => "other".to_owned(),
         };
-        let text = m.source.text.get(t.expr.span.start..t.expr.span.end).unwrap_or("?");
+        let text = m
+            .source
+            .text
+            .get(t.expr.span.start..t.expr.span.end)
+            .unwrap_or("?");
         let _ = writeln!(out, "term {:+} {class}: {text}", t.coef);
     }
     let _ = writeln!(out, "n {} sequential {}", m.n_params(), m.is_sequential());
@@ -252,7 +362,10 @@ fn primary_text<'a>(text: &'a str, d: &mcopt::diag::Diag) -> &'a str {
 fn huge_product_is_refused() {
     let text = "param M: mat(100000, 2)\nminimize sqnorm(M * transpose(M))\n";
     let d = diags_of(text);
-    assert_eq!((d[0].code, primary_text(text, &d[0])), ("mcopt::check::too_large", "M * transpose(M)"));
+    assert_eq!(
+        (d[0].code, primary_text(text, &d[0])),
+        ("mcopt::check::too_large", "M * transpose(M)")
+    );
 }
 
 #[test]
@@ -269,12 +382,25 @@ fn function_parameter_out_of_range_is_refused() {
 #[ignore = "bug: src/check/expr.rs names `.*` for a dot mismatch and `+` for a max/min mismatch"]
 fn mismatch_messages_name_the_function() {
     for (text, name) in [
-        ("param v: vec(3)\nparam w: vec(2)\nminimize dot(v, w)\n", "dot"),
-        ("param v: vec(3)\nparam w: vec(2)\nminimize sum(max(v, w))\n", "max"),
-        ("param v: vec(3)\nparam w: vec(2)\nminimize sum(min(v, w))\n", "min"),
+        (
+            "param v: vec(3)\nparam w: vec(2)\nminimize dot(v, w)\n",
+            "dot",
+        ),
+        (
+            "param v: vec(3)\nparam w: vec(2)\nminimize sum(max(v, w))\n",
+            "max",
+        ),
+        (
+            "param v: vec(3)\nparam w: vec(2)\nminimize sum(min(v, w))\n",
+            "min",
+        ),
     ] {
         let d = diags_of(text);
-        assert!(d[0].message.contains(&format!("`{name}`")), "{name}: {}", d[0].message);
+        assert!(
+            d[0].message.contains(&format!("`{name}`")),
+            "{name}: {}",
+            d[0].message
+        );
     }
 }
 
@@ -282,7 +408,11 @@ fn mismatch_messages_name_the_function() {
 #[ignore = "bug: src/check/expr.rs zeros() reports a size of 0 as `an index must be an integer constant`"]
 fn zeros_of_zero_says_size() {
     let d = diags_of("param x: real\nminimize sum(zeros(0)) + x^2\n");
-    assert!(d[0].message.contains("size") && !d[0].message.contains("index"), "{}", d[0].message);
+    assert!(
+        d[0].message.contains("size") && !d[0].message.contains("index"),
+        "{}",
+        d[0].message
+    );
 }
 
 #[test]
@@ -309,7 +439,8 @@ fn layer_time_variable_must_be_fresh() {
 #[test]
 #[ignore = "bug: `batch(0, ..)` checks, and src/graph/lower.rs:292 then panics slicing data of 0 sequences"]
 fn batch_of_zero_sequences_is_refused() {
-    let d = diags_of("data x: batch(0, seq(real))\nparam a: real\nminimize mean(t, (a - x[t])^2)\n");
+    let d =
+        diags_of("data x: batch(0, seq(real))\nparam a: real\nminimize mean(t, (a - x[t])^2)\n");
     assert_eq!(d[0].code, "mcopt::check::size");
 }
 
@@ -323,8 +454,19 @@ fn shape_mismatch_labels_render_under_the_operands() {
     let diags = check_source(&source, &Registry::with_standard()).expect_err("mismatch");
     let out = render_plain(&diags);
     let lines: Vec<Vec<char>> = out.lines().map(|l| l.chars().collect()).collect();
-    let src = lines.iter().position(|l| l.iter().collect::<String>().ends_with("minimize sum(v + w)")).expect("source line");
+    let src = lines
+        .iter()
+        .position(|l| {
+            l.iter()
+                .collect::<String>()
+                .ends_with("minimize sum(v + w)")
+        })
+        .expect("source line");
     let col = |c: char| lines[src].iter().rposition(|&x| x == c).expect("column");
     let under = &lines[src + 1];
-    assert_eq!((under.get(col('v')), under.get(col('w'))), (Some(&'┬'), Some(&'┬')), "\n{out}");
+    assert_eq!(
+        (under.get(col('v')), under.get(col('w'))),
+        (Some(&'┬'), Some(&'┬')),
+        "\n{out}"
+    );
 }

@@ -27,23 +27,36 @@ const MAX_GRAPH_ENTRIES: usize = 4_000_000;
 
 /// Run `f` in a thread with an 8 MiB stack; a panic fails the test.
 fn big_stack(f: impl FnOnce() + Send + 'static) {
-    let handle = std::thread::Builder::new().stack_size(STACK).spawn(f).expect("spawn a test thread");
+    let handle = std::thread::Builder::new()
+        .stack_size(STACK)
+        .spawn(f)
+        .expect("spawn a test thread");
     if let Err(e) = handle.join() {
         std::panic::resume_unwind(e);
     }
 }
 
 fn runner() -> TestRunner {
-    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(128);
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(128);
     TestRunner::new(Config {
         cases,
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct("tests/check_fuzz.proptest-regressions"))),
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "tests/check_fuzz.proptest-regressions",
+        ))),
         ..Config::default()
     })
 }
 
 /// How far cases got: parsed, checked, lowered, evaluated (printed with `--nocapture`).
-static REACHED: [AtomicUsize; 4] = [AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0)];
+static REACHED: [AtomicUsize; 4] = [
+    AtomicUsize::new(0),
+    AtomicUsize::new(0),
+    AtomicUsize::new(0),
+    AtomicUsize::new(0),
+];
 
 fn reached(stage: usize) {
     REACHED[stage].fetch_add(1, Ordering::Relaxed);
@@ -51,7 +64,10 @@ fn reached(stage: usize) {
 
 fn report(test: &str) {
     let n: Vec<usize> = REACHED.iter().map(|a| a.load(Ordering::Relaxed)).collect();
-    eprintln!("{test}: so far parsed {}, checked {}, lowered {}, evaluated {}", n[0], n[1], n[2], n[3]);
+    eprintln!(
+        "{test}: so far parsed {}, checked {}, lowered {}, evaluated {}",
+        n[0], n[1], n[2], n[3]
+    );
 }
 
 /// The whole pipeline on `text`; diagnostics must be well formed, nothing may panic.
@@ -70,7 +86,12 @@ fn pipeline(text: &str, registry: &Registry) -> Result<(), TestCaseError> {
         Err(d) => return well_formed(&source, &d, "mcopt::check::"),
     };
     reached(1);
-    let graph = match graph::lower(&model, &LowerOptions { data: data_for(&model) }) {
+    let graph = match graph::lower(
+        &model,
+        &LowerOptions {
+            data: data_for(&model),
+        },
+    ) {
         Ok(g) => g,
         Err(d) => return well_formed(&source, &d, "mcopt::lower::"),
     };
@@ -89,24 +110,39 @@ fn data_for(model: &Model) -> Vec<SeqData> {
                 Some(count) => count.map_or(2, |c| c.min(4) as usize),
             };
             let n = 3 * d.shape.rows.min(10_000) * sequences;
-            SeqData { steps: 3, sequences, values: (0..n).map(|k| (k % 7) as f64 * 0.3 - 0.9).collect() }
+            SeqData {
+                steps: 3,
+                sequences,
+                values: (0..n).map(|k| (k % 7) as f64 * 0.3 - 0.9).collect(),
+            }
         })
         .collect()
 }
 
 fn evaluate(model: &Model, graph: &Graph, registry: &Registry) -> Result<(), TestCaseError> {
     let entries: usize = graph.nodes.iter().map(|n| n.len()).sum();
-    let min_exponent = graph.nodes.iter().any(|n| matches!(n.op, Op::Unary(ElemUnary::PowI(i32::MIN), _)));
+    let min_exponent = graph
+        .nodes
+        .iter()
+        .any(|n| matches!(n.op, Op::Unary(ElemUnary::PowI(i32::MIN), _)));
     if entries > MAX_GRAPH_ENTRIES || (KNOWN_BUG_WORKAROUNDS && min_exponent) {
         return Ok(());
     }
-    let x: Vec<f64> = model.params.iter().flat_map(|p| p.init.iter().copied()).collect();
+    let x: Vec<f64> = model
+        .params
+        .iter()
+        .flat_map(|p| p.init.iter().copied())
+        .collect();
     prop_assert_eq!(x.len(), graph.n_params());
-    let Ok(mut ev) = Evaluator::new(graph, registry, Order::Two) else { return Ok(()) };
+    let Ok(mut ev) = Evaluator::new(graph, registry, Order::Two) else {
+        return Ok(());
+    };
     let opts = EvalOptions::default();
     reached(3);
     if ev.value(&x, opts).is_ok() {
-        let d: Vec<f64> = (0..x.len()).map(|k| if k % 2 == 0 { 1.0 } else { -0.5 }).collect();
+        let d: Vec<f64> = (0..x.len())
+            .map(|k| if k % 2 == 0 { 1.0 } else { -0.5 })
+            .collect();
         let _ = ev.directional(&x, &d, Order::Two, opts);
         if !KNOWN_BUG_WORKAROUNDS || !has_matrix_product_with_varying_matrix(graph) {
             let mut g = vec![0.0; x.len()];
@@ -136,10 +172,18 @@ fn well_formed(source: &SourceFile, diags: &Diags, prefix: &str) -> Result<(), T
     prop_assert!(!diags.is_empty());
     for d in diags.iter() {
         prop_assert!(!d.message.is_empty());
-        prop_assert!(d.code.starts_with(prefix), "code {} for {:?}", d.code, d.message);
+        prop_assert!(
+            d.code.starts_with(prefix),
+            "code {} for {:?}",
+            d.code,
+            d.message
+        );
         for (span, _) in &d.labels {
             let t = &source.text;
-            let ok = span.start <= span.end && span.end <= t.len() && t.is_char_boundary(span.start) && t.is_char_boundary(span.end);
+            let ok = span.start <= span.end
+                && span.end <= t.len()
+                && t.is_char_boundary(span.start)
+                && t.is_char_boundary(span.end);
             prop_assert!(ok, "label span {:?} of {:?}", span, d.message);
         }
     }
@@ -152,7 +196,14 @@ fn well_formed(source: &SourceFile, diags: &Diags, prefix: &str) -> Result<(), T
 fn seeds() -> Vec<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut out = Vec::new();
-    for dir in ["tests/check/ok", "tests/parse/ok", "examples/cases", "examples/syn", "examples/sp500", "examples/large"] {
+    for dir in [
+        "tests/check/ok",
+        "tests/parse/ok",
+        "examples/cases",
+        "examples/syn",
+        "examples/sp500",
+        "examples/large",
+    ] {
         for p in common::golden::inputs(&root.join(dir), "mco") {
             out.extend(fs::read_to_string(p).ok());
         }
@@ -190,22 +241,110 @@ fn tokens(text: &str) -> Vec<String> {
 
 /// Numbers that stress sizes, indexes, exponents and domains (none allocates more than a few MB).
 const NUMBERS: &[&str] = &[
-    "0", "1", "2", "3", "4", "7", "0.5", "1.5", "1e308", "1e-320", "100000", "134217729", "4294967297",
-    "18446744073709551616", "2147483648", "99999999999999999999",
+    "0",
+    "1",
+    "2",
+    "3",
+    "4",
+    "7",
+    "0.5",
+    "1.5",
+    "1e308",
+    "1e-320",
+    "100000",
+    "134217729",
+    "4294967297",
+    "18446744073709551616",
+    "2147483648",
+    "99999999999999999999",
 ];
 
 /// Names that renames and insertions use: built-ins, plugin functions, keywords, unknowns.
 const NAMES: &[&str] = &[
-    "t", "s", "x", "y", "h", "u", "v", "w", "W", "A", "b", "abs", "max", "min", "exp", "log", "sqrt", "sum", "mean",
-    "sqnorm", "norm1", "dot", "zeros", "transpose", "relu", "leaky_relu", "elu", "tanh", "huber", "l1", "mcp",
-    "param", "layer", "data", "minimize", "const", "let", "real", "vec", "seq", "batch", "nosuch",
+    "t",
+    "s",
+    "x",
+    "y",
+    "h",
+    "u",
+    "v",
+    "w",
+    "W",
+    "A",
+    "b",
+    "abs",
+    "max",
+    "min",
+    "exp",
+    "log",
+    "sqrt",
+    "sum",
+    "mean",
+    "sqnorm",
+    "norm1",
+    "dot",
+    "zeros",
+    "transpose",
+    "relu",
+    "leaky_relu",
+    "elu",
+    "tanh",
+    "huber",
+    "l1",
+    "mcp",
+    "param",
+    "layer",
+    "data",
+    "minimize",
+    "const",
+    "let",
+    "real",
+    "vec",
+    "seq",
+    "batch",
+    "nosuch",
 ];
 
 /// Tokens that insertions use.
 const INSERTS: &[&str] = &[
-    "(", ")", "[", "]", ",", "=", ":", "+", "-", "*", ".*", "/", "^", "\n", " ", "0", "1", "t-1", "t", "[t]",
-    "[t-1]", "[0]", "[1]", "[2, 1]", "zeros(2)", "mean(t, ", "sum(t, ", "seq(", "batch(", "vec(2)", "mat(2, 2)",
-    "^-1", "^2", "x", "h[t-1]", "\nlayer h[0] = 0\n", "\nminimize 1\n", "\ndata x: seq(real)\n",
+    "(",
+    ")",
+    "[",
+    "]",
+    ",",
+    "=",
+    ":",
+    "+",
+    "-",
+    "*",
+    ".*",
+    "/",
+    "^",
+    "\n",
+    " ",
+    "0",
+    "1",
+    "t-1",
+    "t",
+    "[t]",
+    "[t-1]",
+    "[0]",
+    "[1]",
+    "[2, 1]",
+    "zeros(2)",
+    "mean(t, ",
+    "sum(t, ",
+    "seq(",
+    "batch(",
+    "vec(2)",
+    "mat(2, 2)",
+    "^-1",
+    "^2",
+    "x",
+    "h[t-1]",
+    "\nlayer h[0] = 0\n",
+    "\nminimize 1\n",
+    "\ndata x: seq(real)\n",
 ];
 
 #[derive(Debug, Clone)]
@@ -232,7 +371,11 @@ fn mutation() -> impl Strategy<Value = Mutation> {
 
 /// Indexes of the tokens satisfying `pred`.
 fn positions(toks: &[String], pred: impl Fn(&str) -> bool) -> Vec<usize> {
-    toks.iter().enumerate().filter(|(_, t)| pred(t)).map(|(i, _)| i).collect()
+    toks.iter()
+        .enumerate()
+        .filter(|(_, t)| pred(t))
+        .map(|(i, _)| i)
+        .collect()
 }
 
 fn is_name(t: &str) -> bool {
@@ -276,7 +419,11 @@ fn mutate(text: &str, mutations: &[Mutation]) -> String {
                 let names = positions(&toks, is_name);
                 if let Some(i) = pick(&names, a) {
                     // Half of the renames reuse a name of the same text, half take one of NAMES.
-                    toks[i] = if k % 2 == 0 { toks[names[(k / 2) % names.len()]].clone() } else { NAMES[(k / 2) % NAMES.len()].to_owned() };
+                    toks[i] = if k % 2 == 0 {
+                        toks[names[(k / 2) % names.len()]].clone()
+                    } else {
+                        NAMES[(k / 2) % NAMES.len()].to_owned()
+                    };
                 }
             }
             Mutation::Insert(a, k) => {
@@ -304,7 +451,9 @@ fn mutated_models_never_panic() {
         assert!(seeds.len() >= 20, "only {} seeds", seeds.len());
         let strategy = (0..seeds.len(), prop::collection::vec(mutation(), 1..6));
         runner()
-            .run(&strategy, |(seed, ms)| pipeline(&mutate(&seeds[seed], &ms), &registry))
+            .run(&strategy, |(seed, ms)| {
+                pipeline(&mutate(&seeds[seed], &ms), &registry)
+            })
             .expect("property holds");
         report("mutated");
     });
@@ -318,33 +467,54 @@ fn lightly_mutated_models_never_panic() {
         let seeds = seeds();
         let strategy = (0..seeds.len(), prop::collection::vec(mutation(), 1..3));
         runner()
-            .run(&strategy, |(seed, ms)| pipeline(&mutate(&seeds[seed], &ms), &registry))
+            .run(&strategy, |(seed, ms)| {
+                pipeline(&mutate(&seeds[seed], &ms), &registry)
+            })
             .expect("property holds");
         report("lightly mutated");
     });
 }
 
 /// Declarations that random statements refer to.
-const PRELUDE: &str = "param a: real = 0.5\nparam v: vec(2) = [1, -1]\nparam M: mat(2, 2) = [[1, 2], [3, 4]]\n\
+const PRELUDE: &str =
+    "param a: real = 0.5\nparam v: vec(2) = [1, -1]\nparam M: mat(2, 2) = [[1, 2], [3, 4]]\n\
 data x: seq(real)\ndata z: seq(vec(2))\nlayer h[0] = zeros(2)\n";
 
 /// Random expressions over the prelude's names: leaves, calls, operators, indexing, reductions.
 fn expression() -> impl Strategy<Value = String> {
     let leaf = prop::sample::select(vec![
-        "a", "v", "M", "x[t]", "z[t]", "h[t-1]", "h[t]", "x[1]", "z[t-1]", "0", "1", "2.5", "zeros(2)", "[a, 1]", "t", "u",
-        "s[t]",
+        "a", "v", "M", "x[t]", "z[t]", "h[t-1]", "h[t]", "x[1]", "z[t-1]", "0", "1", "2.5",
+        "zeros(2)", "[a, 1]", "t", "u", "s[t]",
     ])
     .prop_map(str::to_owned);
     leaf.prop_recursive(5, 40, 3, |inner| {
         let f1 = prop::sample::select(vec![
-            "abs", "exp", "log", "sqrt", "sum", "sqnorm", "norm1", "transpose", "relu", "tanh", "elu", "l1", "huber", "-",
+            "abs",
+            "exp",
+            "log",
+            "sqrt",
+            "sum",
+            "sqnorm",
+            "norm1",
+            "transpose",
+            "relu",
+            "tanh",
+            "elu",
+            "l1",
+            "huber",
+            "-",
         ]);
         let f2 = prop::sample::select(vec!["max", "min", "dot", "leaky_relu", "mean", "sum"]);
         let op = prop::sample::select(vec![" + ", " - ", " * ", " .* ", " / "]);
         prop_oneof![
-            (f1, inner.clone()).prop_map(|(f, e)| if f == "-" { format!("-({e})") } else { format!("{f}({e})") }),
+            (f1, inner.clone()).prop_map(|(f, e)| if f == "-" {
+                format!("-({e})")
+            } else {
+                format!("{f}({e})")
+            }),
             (f2, inner.clone(), inner.clone()).prop_map(|(f, a, b)| format!("{f}({a}, {b})")),
-            (prop::sample::select(vec!["mean", "sum"]), inner.clone()).prop_map(|(f, e)| format!("{f}(t, {e})")),
+            (prop::sample::select(vec!["mean", "sum"]), inner.clone())
+                .prop_map(|(f, e)| format!("{f}(t, {e})")),
             (inner.clone(), op, inner.clone()).prop_map(|(a, o, b)| format!("({a}{o}{b})")),
             (inner.clone(), 1..3u8).prop_map(|(e, k)| format!("({e})^{k}")),
             (inner.clone(), 0..4u8).prop_map(|(e, i)| format!("({e})[{i}]")),
@@ -368,8 +538,11 @@ fn statement() -> impl Strategy<Value = String> {
 fn random_statements_never_panic() {
     big_stack(|| {
         let registry = Registry::with_standard();
-        let strategy = prop::collection::vec(statement(), 1..6).prop_map(|v| format!("{PRELUDE}{}\n", v.join("\n")));
-        runner().run(&strategy, |text| pipeline(&text, &registry)).expect("property holds");
+        let strategy = prop::collection::vec(statement(), 1..6)
+            .prop_map(|v| format!("{PRELUDE}{}\n", v.join("\n")));
+        runner()
+            .run(&strategy, |text| pipeline(&text, &registry))
+            .expect("property holds");
         report("random statements");
     });
 }

@@ -17,7 +17,12 @@ struct Bad {
 }
 
 fn bad(name: &'static str, args: &[&str], code: &'static str, places: &[&'static str]) -> Bad {
-    Bad { name, args: args.iter().map(|s| s.to_string()).collect(), code, places: places.to_vec() }
+    Bad {
+        name,
+        args: args.iter().map(|s| s.to_string()).collect(),
+        code,
+        places: places.to_vec(),
+    }
 }
 
 fn f(rel: &str) -> String {
@@ -31,34 +36,172 @@ fn syn_col(col: usize, name: &str) -> String {
 /// Every bad input of PRODUCT.md "Bad input gets a clear answer" that the CLI can reach.
 fn cases() -> Vec<Bad> {
     let (params, seq) = (f("params.mco"), f("seq.mco"));
-    let ragged = (format!("x={}:0", f("ragged.csv")), format!("y={}:1", f("ragged.csv")));
-    let nan = (format!("x={}:0", f("nan.csv")), format!("y={}:1", f("nan.csv")));
+    let ragged = (
+        format!("x={}:0", f("ragged.csv")),
+        format!("y={}:1", f("ragged.csv")),
+    );
+    let nan = (
+        format!("x={}:0", f("nan.csv")),
+        format!("y={}:1", f("nan.csv")),
+    );
     let bound_x = syn_col(0, "x");
     vec![
-        bad("missing model", &["check", &f("no_such_model.mco")], "mcopt::io::read", &["no_such_model.mco"]),
-        bad("syntax error", &["check", &f("syntax.mco")], "mcopt::parse::syntax", &["syntax.mco:3:15", "`0.5`"]),
-        bad("not UTF-8", &["check", &f("latin1.mco")], "mcopt::io::utf8", &["latin1.mco", "UTF-8"]),
-        bad("a CSV file as the model", &["check", &f("ragged.csv")], "mcopt::parse::syntax", &["ragged.csv:1:1"]),
-        bad("unknown function", &["check", &f("unknown_function.mco")], "mcopt::check::unknown_function", &["unknown_function.mco:3:10", "swoosh", "relu"]),
-        bad("missing point file", &["eval", &params, "--at", &f("no_such_point.yaml")], "mcopt::config::read", &["no_such_point.yaml"]),
-        bad("point missing a parameter", &["eval", &params, "--at", &f("point_missing.yaml")], "mcopt::point::missing", &["point_missing.yaml:3:", "`w`"]),
-        bad("point misshapen", &["eval", &params, "--at", &f("point_misshapen.yaml")], "mcopt::point::shape", &["point_misshapen.yaml:2:4", "`w`"]),
-        bad("direction misshapen", &["diff", &params, "--dir", &f("dir_shape.yaml")], "mcopt::point::shape", &["dir_shape.yaml:3:5", "`M`"]),
-        bad("direction unknown name", &["diff", &params, "--dir", &f("dir_unknown.yaml")], "mcopt::point::unknown_name", &["dir_unknown.yaml:2:1", "`v`"]),
-        bad("log of a negative number", &["eval", &f("log_negative.mco")], "mcopt::eval::domain", &["log_negative.mco:3:10", "log"]),
-        bad("log of a negative number in diff", &["diff", &f("log_negative.mco"), "--dir", &f("x_dir.yaml"), "--order", "2"], "mcopt::eval::domain", &["log_negative.mco:3:10"]),
-        bad("division by zero", &["eval", &f("div_zero.mco")], "mcopt::eval::domain", &["div_zero.mco:4:10", "division by zero"]),
-        bad("ragged CSV", &["eval", &seq, "--data", &ragged.0, "--data", &ragged.1], "mcopt::data::ragged", &["ragged.csv:3:1"]),
-        bad("NaN in CSV", &["eval", &seq, "--data", &nan.0, "--data", &nan.1], "mcopt::data::not_finite", &["nan.csv:2:3", "nan"]),
-        bad("data not bound", &["eval", &seq], "mcopt::data::unbound", &["seq.mco:2:1"]),
-        bad("run file unknown key", &["eval", &params, "--config", &f("unknown_key.yaml")], "mcopt::config::unknown_key", &["unknown_key.yaml:3:1", "`stopp`"]),
-        bad("missing run file", &["eval", &params, "--config", &f("no_such_run.yaml")], "mcopt::config::read", &["no_such_run.yaml"]),
-        bad("plugin not found", &["check", &params, "--plugin", &f("libno_such_plugin.so")], "mcopt::plugin::not_found", &["libno_such_plugin.so", "tried"]),
-        bad("plugin by name not found", &["check", &params, "--plugin", "no_such_plugin"], "mcopt::plugin::not_found", &["no_such_plugin", "tried", "MCOPT_PLUGIN_PATH"]),
-        bad("plugin not a library", &["check", &params, "--plugin", &f("nan.csv")], "mcopt::plugin::not_a_library", &["nan.csv"]),
-        bad("time before the start", &["check", &f("before_start.mco"), "--data", &bound_x], "mcopt::lower::time", &["before_start.mco:5:23", "before the start"]),
-        bad("layer step not defined", &["check", &f("not_defined.mco"), "--data", &bound_x], "mcopt::lower::time", &["not_defined.mco:5:18", "`g[1]` is not defined"]),
-        bad("per-sequence value outside a reduction", &["check", &f("batch_outside.mco"), "--config", &f("batch_outside.yaml")], "mcopt::lower::batch", &["batch_outside.mco:4:10"]),
+        bad(
+            "missing model",
+            &["check", &f("no_such_model.mco")],
+            "mcopt::io::read",
+            &["no_such_model.mco"],
+        ),
+        bad(
+            "syntax error",
+            &["check", &f("syntax.mco")],
+            "mcopt::parse::syntax",
+            &["syntax.mco:3:15", "`0.5`"],
+        ),
+        bad(
+            "not UTF-8",
+            &["check", &f("latin1.mco")],
+            "mcopt::io::utf8",
+            &["latin1.mco", "UTF-8"],
+        ),
+        bad(
+            "a CSV file as the model",
+            &["check", &f("ragged.csv")],
+            "mcopt::parse::syntax",
+            &["ragged.csv:1:1"],
+        ),
+        bad(
+            "unknown function",
+            &["check", &f("unknown_function.mco")],
+            "mcopt::check::unknown_function",
+            &["unknown_function.mco:3:10", "swoosh", "relu"],
+        ),
+        bad(
+            "missing point file",
+            &["eval", &params, "--at", &f("no_such_point.yaml")],
+            "mcopt::config::read",
+            &["no_such_point.yaml"],
+        ),
+        bad(
+            "point missing a parameter",
+            &["eval", &params, "--at", &f("point_missing.yaml")],
+            "mcopt::point::missing",
+            &["point_missing.yaml:3:", "`w`"],
+        ),
+        bad(
+            "point misshapen",
+            &["eval", &params, "--at", &f("point_misshapen.yaml")],
+            "mcopt::point::shape",
+            &["point_misshapen.yaml:2:4", "`w`"],
+        ),
+        bad(
+            "direction misshapen",
+            &["diff", &params, "--dir", &f("dir_shape.yaml")],
+            "mcopt::point::shape",
+            &["dir_shape.yaml:3:5", "`M`"],
+        ),
+        bad(
+            "direction unknown name",
+            &["diff", &params, "--dir", &f("dir_unknown.yaml")],
+            "mcopt::point::unknown_name",
+            &["dir_unknown.yaml:2:1", "`v`"],
+        ),
+        bad(
+            "log of a negative number",
+            &["eval", &f("log_negative.mco")],
+            "mcopt::eval::domain",
+            &["log_negative.mco:3:10", "log"],
+        ),
+        bad(
+            "log of a negative number in diff",
+            &[
+                "diff",
+                &f("log_negative.mco"),
+                "--dir",
+                &f("x_dir.yaml"),
+                "--order",
+                "2",
+            ],
+            "mcopt::eval::domain",
+            &["log_negative.mco:3:10"],
+        ),
+        bad(
+            "division by zero",
+            &["eval", &f("div_zero.mco")],
+            "mcopt::eval::domain",
+            &["div_zero.mco:4:10", "division by zero"],
+        ),
+        bad(
+            "ragged CSV",
+            &["eval", &seq, "--data", &ragged.0, "--data", &ragged.1],
+            "mcopt::data::ragged",
+            &["ragged.csv:3:1"],
+        ),
+        bad(
+            "NaN in CSV",
+            &["eval", &seq, "--data", &nan.0, "--data", &nan.1],
+            "mcopt::data::not_finite",
+            &["nan.csv:2:3", "nan"],
+        ),
+        bad(
+            "data not bound",
+            &["eval", &seq],
+            "mcopt::data::unbound",
+            &["seq.mco:2:1"],
+        ),
+        bad(
+            "run file unknown key",
+            &["eval", &params, "--config", &f("unknown_key.yaml")],
+            "mcopt::config::unknown_key",
+            &["unknown_key.yaml:3:1", "`stopp`"],
+        ),
+        bad(
+            "missing run file",
+            &["eval", &params, "--config", &f("no_such_run.yaml")],
+            "mcopt::config::read",
+            &["no_such_run.yaml"],
+        ),
+        bad(
+            "plugin not found",
+            &["check", &params, "--plugin", &f("libno_such_plugin.so")],
+            "mcopt::plugin::not_found",
+            &["libno_such_plugin.so", "tried"],
+        ),
+        bad(
+            "plugin by name not found",
+            &["check", &params, "--plugin", "no_such_plugin"],
+            "mcopt::plugin::not_found",
+            &["no_such_plugin", "tried", "MCOPT_PLUGIN_PATH"],
+        ),
+        bad(
+            "plugin not a library",
+            &["check", &params, "--plugin", &f("nan.csv")],
+            "mcopt::plugin::not_a_library",
+            &["nan.csv"],
+        ),
+        bad(
+            "time before the start",
+            &["check", &f("before_start.mco"), "--data", &bound_x],
+            "mcopt::lower::time",
+            &["before_start.mco:5:23", "before the start"],
+        ),
+        bad(
+            "layer step not defined",
+            &["check", &f("not_defined.mco"), "--data", &bound_x],
+            "mcopt::lower::time",
+            &["not_defined.mco:5:18", "`g[1]` is not defined"],
+        ),
+        bad(
+            "per-sequence value outside a reduction",
+            &[
+                "check",
+                &f("batch_outside.mco"),
+                "--config",
+                &f("batch_outside.yaml"),
+            ],
+            "mcopt::lower::batch",
+            &["batch_outside.mco:4:10"],
+        ),
     ]
 }
 
@@ -107,7 +250,10 @@ fn bad_flags_are_clap_errors_with_exit_2() {
         (vec!["check", "--frobnicate", &model], "--frobnicate"),
         (vec!["frobnicate"], "frobnicate"),
         (vec!["diff", &model], "--dir"),
-        (vec!["diff", &model, "--dir", &dir, "--order", "3"], "--order"),
+        (
+            vec!["diff", &model, "--dir", &dir, "--order", "3"],
+            "--order",
+        ),
         (vec!["bench", &model, "--seconds", "soon"], "--seconds"),
         (vec![], "Usage"),
     ];
@@ -131,11 +277,25 @@ fn help_and_version_are_exit_0() {
 #[test]
 fn domain_error_points_at_the_expression() {
     let run = mcopt(&["eval", &f("log_negative.mco")]);
-    let failures = contract("log", &run, "mcopt::eval::domain", &["log_negative.mco:3:10"]);
+    let failures = contract(
+        "log",
+        &run,
+        "mcopt::eval::domain",
+        &["log_negative.mco:3:10"],
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // The label is under `log(x)`, the first expression on line 3.
-    let line = run.stderr.lines().skip_while(|l| !l.contains("minimize log(x)")).nth(1).unwrap_or_default();
-    assert!(line.contains("───┬──"), "no underline of `log(x)`: {}", run.stderr);
+    let line = run
+        .stderr
+        .lines()
+        .skip_while(|l| !l.contains("minimize log(x)"))
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        line.contains("───┬──"),
+        "no underline of `log(x)`: {}",
+        run.stderr
+    );
 }
 
 /// One problem gets one diagnostic: lowering must not repeat the same message at the same place.
@@ -167,9 +327,25 @@ fn no_panic_anywhere() {
     ];
     runs.extend(extra.iter().map(|a| mcopt(a)));
     let d = at("tests/cli/bad/params.mco");
-    let dirs = ["point_missing.yaml", "point_misshapen.yaml", "dir_shape.yaml", "unknown_key.yaml", "nan.csv", "latin1.mco"];
+    let dirs = [
+        "point_missing.yaml",
+        "point_misshapen.yaml",
+        "dir_shape.yaml",
+        "unknown_key.yaml",
+        "nan.csv",
+        "latin1.mco",
+    ];
     for dir in dirs {
-        runs.push(mcopt(&["diff", &d, "--dir", &f(dir), "--at", &f(dir), "--order", "2"]));
+        runs.push(mcopt(&[
+            "diff",
+            &d,
+            "--dir",
+            &f(dir),
+            "--at",
+            &f(dir),
+            "--order",
+            "2",
+        ]));
         runs.push(mcopt(&["bench", &d, "--dir", &f(dir), "--seconds", "0.01"]));
     }
     for model in ["abs_sq", "max_xy"] {
@@ -179,7 +355,10 @@ fn no_panic_anywhere() {
         runs.push(mcopt(&["bench", &m, "--seconds", "NaN"]));
         runs.push(mcopt(&["eval", &m, "--ztol", "-1"]));
     }
-    let panics: Vec<&Run> = runs.iter().filter(|r| r.panicked() || r.code.is_none()).collect();
+    let panics: Vec<&Run> = runs
+        .iter()
+        .filter(|r| r.panicked() || r.code.is_none())
+        .collect();
     assert!(panics.is_empty(), "{panics:#?}");
 }
 
@@ -197,6 +376,11 @@ fn exponent_i32_min_is_not_a_panic() {
 #[ignore = "bug: src/check/expr.rs does not bound the shapes of products; eval aborts allocating 80 GB (exit 134)"]
 fn huge_product_is_bad_input() {
     let run = mcopt(&["eval", &f("huge_product.mco")]);
-    let failures = contract("huge product", &run, "mcopt::check::too_large", &["huge_product.mco:3:17"]);
+    let failures = contract(
+        "huge product",
+        &run,
+        "mcopt::check::too_large",
+        &["huge_product.mco:3:17"],
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -23,15 +23,27 @@ fn assert_syn_values(run: &Run) {
     // At θ = 0 the Tikhonov terms vanish, so the objective equals the training loss.
     for key in ["value", "loss"] {
         let got = num(&v, key, run);
-        assert!((got - SYN_LOSS).abs() <= 1e-9, "{key} = {got}, expected {SYN_LOSS}");
+        assert!(
+            (got - SYN_LOSS).abs() <= 1e-9,
+            "{key} = {got}, expected {SYN_LOSS}"
+        );
     }
     let test = num(&v, "test_loss", run);
-    assert!((test - SYN_TEST).abs() <= 1e-9, "test_loss = {test}, expected {SYN_TEST}");
+    assert!(
+        (test - SYN_TEST).abs() <= 1e-9,
+        "test_loss = {test}, expected {SYN_TEST}"
+    );
 }
 
 #[test]
 fn eval_syn_with_run_file() {
-    let run = mcopt(&["eval", &at("examples/syn/rnn.mco"), "--config", &at("examples/syn/run.yaml"), "--json"]);
+    let run = mcopt(&[
+        "eval",
+        &at("examples/syn/rnn.mco"),
+        "--config",
+        &at("examples/syn/run.yaml"),
+        "--json",
+    ]);
     assert_syn_values(&run);
 }
 
@@ -40,13 +52,30 @@ fn eval_syn_with_command_line_data() {
     let csv = at("examples/data/syn_T10.csv");
     let (x, y) = (format!("x={csv}:0..5"), format!("y={csv}:5..8"));
     let model = at("examples/syn/rnn.mco");
-    let args = ["eval", &model, "--data", &x, "--data", &y, "--rows", "0..8", "--test-rows", "8..10", "--json"];
+    let args = [
+        "eval",
+        &model,
+        "--data",
+        &x,
+        "--data",
+        &y,
+        "--rows",
+        "0..8",
+        "--test-rows",
+        "8..10",
+        "--json",
+    ];
     assert_syn_values(&mcopt(&args));
 }
 
 #[test]
 fn eval_text_output_has_the_value() {
-    let run = mcopt(&["eval", &at("examples/syn/rnn.mco"), "--config", &at("examples/syn/run.yaml")]);
+    let run = mcopt(&[
+        "eval",
+        &at("examples/syn/rnn.mco"),
+        "--config",
+        &at("examples/syn/run.yaml"),
+    ]);
     assert_ok(&run);
     assert!(run.stdout.contains("2.179217475548"), "{run:#?}");
     assert!(run.stdout.contains("6.283130097808"), "{run:#?}");
@@ -57,8 +86,18 @@ fn eval_text_output_has_the_value() {
 fn check_every_example() {
     // n = |A| + |W| + |V| + |b| + |c|; L = (T + 1) h's + T u's + T v's for T training steps.
     let with_data = [
-        ("examples/syn/rnn.mco", "examples/syn/run.yaml", 3 * 4 + 16 + 4 * 5 + 4 + 3, 3 * 8 + 1),
-        ("examples/sp500/rnn.mco", "examples/sp500/run.yaml", 20 + 400 + 20 * 11 + 20 + 1, 3 * 393 + 1),
+        (
+            "examples/syn/rnn.mco",
+            "examples/syn/run.yaml",
+            3 * 4 + 16 + 4 * 5 + 4 + 3,
+            3 * 8 + 1,
+        ),
+        (
+            "examples/sp500/rnn.mco",
+            "examples/sp500/run.yaml",
+            20 + 400 + 20 * 11 + 20 + 1,
+            3 * 393 + 1,
+        ),
     ];
     for (model, runfile, n, layers) in with_data {
         let run = mcopt(&["check", &at(model), "--config", &at(runfile), "--json"]);
@@ -79,7 +118,10 @@ fn check_every_example() {
             }
         }
     }
-    assert!(others >= 13, "expected the 11 cases and 2 large models, found {others}");
+    assert!(
+        others >= 13,
+        "expected the 11 cases and 2 large models, found {others}"
+    );
 }
 
 #[test]
@@ -92,7 +134,12 @@ fn check_large_without_data_counts_parameters() {
 
 #[test]
 fn check_text_output_names_the_structure() {
-    let run = mcopt(&["check", &at("examples/syn/rnn.mco"), "--config", &at("examples/syn/run.yaml")]);
+    let run = mcopt(&[
+        "check",
+        &at("examples/syn/rnn.mco"),
+        "--config",
+        &at("examples/syn/run.yaml"),
+    ]);
     assert_ok(&run);
     for want in ["n = 55", "L = 25", "Tikhonov on A", "loss"] {
         assert!(run.stdout.contains(want), "`{want}` missing: {run:#?}");
@@ -110,8 +157,22 @@ struct Case {
     at_kink: bool,
 }
 
-const fn case(model: &'static str, point: &'static str, value: f64, d1: f64, d2: f64, at_kink: bool) -> Case {
-    Case { model, point, value, d1, d2, at_kink }
+const fn case(
+    model: &'static str,
+    point: &'static str,
+    value: f64,
+    d1: f64,
+    d2: f64,
+    at_kink: bool,
+) -> Case {
+    Case {
+        model,
+        point,
+        value,
+        d1,
+        d2,
+        at_kink,
+    }
 }
 
 const CASES: &[Case] = &[
@@ -148,13 +209,25 @@ fn diff_on_the_math_cases() {
         let model = at(&format!("examples/cases/{}.mco", c.model));
         let point = at(&format!("tests/cli/cases/{}.point.yaml", c.point));
         let dir = at(&format!("tests/cli/cases/{}.dir.yaml", c.model));
-        let run = mcopt(&["diff", &model, "--at", &point, "--dir", &dir, "--order", "2", "--json"]);
+        let run = mcopt(&[
+            "diff", &model, "--at", &point, "--dir", &dir, "--order", "2", "--json",
+        ]);
         assert_ok(&run);
         let v = run.json();
-        let got = (num(&v, "value", &run), num(&v, "d1", &run), num(&v, "d2", &run));
-        let kinks = v["active_kinks"].as_u64().unwrap_or_else(|| panic!("no active_kinks: {v}"));
+        let got = (
+            num(&v, "value", &run),
+            num(&v, "d1", &run),
+            num(&v, "d2", &run),
+        );
+        let kinks = v["active_kinks"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no active_kinks: {v}"));
         let close = |a: f64, b: f64| (a - b).abs() <= 1e-12;
-        if !close(got.0, c.value) || !close(got.1, c.d1) || !close(got.2, c.d2) || (kinks >= 1) != c.at_kink {
+        if !close(got.0, c.value)
+            || !close(got.1, c.d1)
+            || !close(got.2, c.d2)
+            || (kinks >= 1) != c.at_kink
+        {
             failures.push(format!(
                 "{} at {}: got (f, f′, f″, kinks) = {got:?}, {kinks}; expected ({}, {}, {}), kink {}",
                 c.model, c.point, c.value, c.d1, c.d2, c.at_kink
@@ -207,7 +280,13 @@ fn bench_reports_positive_ratios() {
 #[ignore = "bug: src/eval/linalg.rs gemm passes a transposed left operand to nalgebra's gemm, whose small-size path reads and writes out of bounds (nalgebra#1616); reverse.rs:86 hits it"]
 fn bench_gradient_of_a_matrix_product() {
     let runs = [
-        mcopt(&["bench", &at("tests/cli/cases/matrix_product.mco"), "--json", "--seconds", "0.01"]),
+        mcopt(&[
+            "bench",
+            &at("tests/cli/cases/matrix_product.mco"),
+            "--json",
+            "--seconds",
+            "0.01",
+        ]),
         mcopt(&[
             "bench",
             &at("tests/cli/cases/batched_product.mco"),

@@ -30,12 +30,15 @@ pub struct Run {
 impl Run {
     /// The stdout parsed as JSON; panics with the whole run on failure.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:#?}"))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:#?}"))
     }
 
     /// A panic reached the user (the hook's message, Rust's default message, or exit 3).
     pub fn panicked(&self) -> bool {
-        self.code == Some(3) || self.stderr.contains("internal error") || self.stderr.contains("panicked at")
+        self.code == Some(3)
+            || self.stderr.contains("internal error")
+            || self.stderr.contains("panicked at")
     }
 }
 
@@ -47,7 +50,8 @@ pub fn mcopt(args: &[&str]) -> Run {
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
     let dir = std::env::temp_dir().join(format!("mcopt-cli-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
     let out = Command::new(env!("CARGO_BIN_EXE_mcopt"))
         .args(args)
         .current_dir(&dir)
@@ -67,11 +71,16 @@ pub fn mcopt(args: &[&str]) -> Run {
 
 fn list(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned())).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 /// The number at `key` of a JSON object, or a panic naming the run.
 pub fn num(v: &serde_json::Value, key: &str, run: &Run) -> f64 {
-    v[key].as_f64().unwrap_or_else(|| panic!("no number `{key}` in {v}: {run:#?}"))
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no number `{key}` in {v}: {run:#?}"))
 }
