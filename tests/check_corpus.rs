@@ -335,6 +335,7 @@ fn summary(m: &Model) -> String {
             .text
             .get(t.expr.span.start..t.expr.span.end)
             .unwrap_or("?");
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
         let _ = writeln!(out, "term {:+} {class}: {text}", t.coef);
     }
     let _ = writeln!(out, "n {} sequential {}", m.n_params(), m.is_sequential());
