@@ -1,8 +1,11 @@
-//! Property tests: parse → check → lower → evaluate never panics, on random token sequences and
-//! on mutated models (the ok corpora and the examples, with tokens deleted, duplicated,
-//! swapped, numbers changed and names renamed), run in threads with an 8 MiB stack.
+//! Property tests: parse → check → lower → evaluate (value, f′ and f″ along a ray, gradient)
+//! never panics, on random statements over a fixed set of declarations and on mutated models
+//! (the ok corpora and the examples, with tokens deleted, duplicated, swapped, numbers changed
+//! and names renamed), run in threads with an 8 MiB stack.
 //!
 //! Errors are fine; a panic is a failure. Case counts default to 128 and follow `PROPTEST_CASES`.
+//! An abort (not a panic) cannot be caught: with `MCOPT_FUZZ_TRACE=FILE` every case is written
+//! to FILE before it runs, so the last one is the culprit.
 
 mod common;
 
@@ -21,8 +24,8 @@ use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
 
 const STACK: usize = 8 << 20;
 
-/// Evaluation is skipped when the graph holds more entries than this (see `huge_product` in
-/// tests/check_corpus.rs: products of declared shapes are not bounded by the checker).
+/// Evaluation is skipped when the graph holds more entries than this (see `huge_product_is_refused`
+/// in tests/check_corpus.rs: products of declared shapes are not bounded by the checker).
 const MAX_GRAPH_ENTRIES: usize = 4_000_000;
 
 /// Run `f` in a thread with an 8 MiB stack; a panic fails the test.
