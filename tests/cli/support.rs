@@ -1,0 +1,86 @@
+//! Helpers for the end-to-end CLI tests: run the `mcopt` binary in an empty scratch
+//! directory and capture its exit code and output.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// An absolute path to `rel` inside the repository, as a string argument.
+pub fn at(rel: &str) -> String {
+    repo().join(rel).to_string_lossy().into_owned()
+}
+
+/// What one run of the binary did.
+#[derive(Debug)]
+pub struct Run {
+    pub args: Vec<String>,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    /// Files left in the scratch directory the command ran in.
+    pub written: Vec<String>,
+}
+
+impl Run {
+    /// The stdout parsed as JSON; panics with the whole run on failure.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:#?}"))
+    }
+
+    /// A panic reached the user (the hook's message, Rust's default message, or exit 3).
+    pub fn panicked(&self) -> bool {
+        self.code == Some(3)
+            || self.stderr.contains("internal error")
+            || self.stderr.contains("panicked at")
+    }
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// Run `mcopt args..` with an empty scratch directory as working directory (so any file the
+/// command writes there is noticed), without plugin paths from the environment.
+pub fn mcopt(args: &[&str]) -> Run {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("mcopt-cli-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    let out = Command::new(env!("CARGO_BIN_EXE_mcopt"))
+        .args(args)
+        .current_dir(&dir)
+        .env_remove("MCOPT_PLUGIN_PATH")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run mcopt: {e}"));
+    let written = list(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    Run {
+        args: args.iter().map(|s| s.to_string()).collect(),
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        written,
+    }
+}
+
+fn list(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The number at `key` of a JSON object, or a panic naming the run.
+pub fn num(v: &serde_json::Value, key: &str, run: &Run) -> f64 {
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no number `{key}` in {v}: {run:#?}"))
+}
