@@ -126,9 +126,9 @@ fn primary_spans_are_on_the_offending_token() {
             "mcopt::check::unknown_function",
             "frobnicate",
         ),
-        ("shape_add", "mcopt::check::shape", "v + w"),
-        ("matmul_mismatch", "mcopt::check::shape", "M * v"),
-        ("vec_times_vec", "mcopt::check::shape", "v * w"),
+        ("shape_add", "mcopt::check::shape", "+"),
+        ("matmul_mismatch", "mcopt::check::shape", "*"),
+        ("vec_times_vec", "mcopt::check::shape", "*"),
         ("arity_max", "mcopt::check::arity", "max"),
         ("nonconst_fparam", "mcopt::check::not_constant", "y"),
         ("duplicate_param", "mcopt::check::duplicate", "x"),
@@ -359,7 +359,6 @@ fn primary_text<'a>(text: &'a str, d: &mcopt::diag::Diag) -> &'a str {
 }
 
 #[test]
-#[ignore = "bug: src/check/expr.rs does not bound the shapes of products; `mcopt eval` then aborts allocating 80 GB"]
 fn huge_product_is_refused() {
     let text = "param M: mat(100000, 2)\nminimize sqnorm(M * transpose(M))\n";
     let d = diags_of(text);
@@ -370,7 +369,6 @@ fn huge_product_is_refused() {
 }
 
 #[test]
-#[ignore = "bug: src/check/expr.rs registry_call never calls Registry::check_params, so huber(x, -1) evaluates"]
 fn function_parameter_out_of_range_is_refused() {
     let text = "param x: real\nminimize huber(x, -1)\n";
     let d = diags_of(text);
@@ -380,7 +378,6 @@ fn function_parameter_out_of_range_is_refused() {
 }
 
 #[test]
-#[ignore = "bug: src/check/expr.rs names `.*` for a dot mismatch and `+` for a max/min mismatch"]
 fn mismatch_messages_name_the_function() {
     for (text, name) in [
         (
@@ -406,7 +403,6 @@ fn mismatch_messages_name_the_function() {
 }
 
 #[test]
-#[ignore = "bug: src/check/expr.rs zeros() reports a size of 0 as `an index must be an integer constant`"]
 fn zeros_of_zero_says_size() {
     let d = diags_of("param x: real\nminimize sum(zeros(0)) + x^2\n");
     assert!(
@@ -417,7 +413,6 @@ fn zeros_of_zero_says_size() {
 }
 
 #[test]
-#[ignore = "bug: src/check/items.rs drops a declaration with a bad type, so every use adds `unknown name`"]
 fn a_bad_declaration_is_reported_once() {
     for text in [
         "param v: vec(0)\nminimize sqnorm(v)\n",
@@ -430,7 +425,6 @@ fn a_bad_declaration_is_reported_once() {
 }
 
 #[test]
-#[ignore = "bug: src/check/items.rs accepts `layer h[t]` when `t` is also a parameter; `t` then means the parameter"]
 fn layer_time_variable_must_be_fresh() {
     let text = "param t: real = 2\ndata x: seq(real)\nlayer h[0] = 0\nlayer h[t] = t * h[t-1] + x[t]\nminimize mean(s, h[s]^2)\n";
     let d = diags_of(text);
@@ -438,7 +432,6 @@ fn layer_time_variable_must_be_fresh() {
 }
 
 #[test]
-#[ignore = "bug: `batch(0, ..)` checks, and src/graph/lower.rs:292 then panics slicing data of 0 sequences"]
 fn batch_of_zero_sequences_is_refused() {
     let d =
         diags_of("data x: batch(0, seq(real))\nparam a: real\nminimize mean(t, (a - x[t])^2)\n");
@@ -448,7 +441,6 @@ fn batch_of_zero_sequences_is_refused() {
 /// miette draws labels nested inside another label's span at the wrong columns (zkat/miette#268).
 /// A primary label on the operator alone (the text between the operands) renders correctly.
 #[test]
-#[ignore = "bug: src/check/expr.rs shape_mismatch nests the operand labels inside the primary span; miette draws them after `v + w`"]
 fn shape_mismatch_labels_render_under_the_operands() {
     let text = "param v: vec(3)\nparam w: vec(4)\nminimize sum(v + w)\n";
     let source = SourceFile::new("a.mco", text);
@@ -476,7 +468,6 @@ fn shape_mismatch_labels_render_under_the_operands() {
 /// not be the 2^k leaves of that tree (with k = 22 checking takes 14 s and 4 GB, k = 30 does not
 /// finish).
 #[test]
-#[ignore = "bug: src/check/items.rs split_terms flattens sums through shared lets, giving 2^k terms"]
 fn let_chains_do_not_multiply_terms() {
     let k = 16;
     let mut text = String::from("param x: real = 1\nlet a0 = x\n");

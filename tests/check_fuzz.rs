@@ -162,7 +162,7 @@ fn evaluate(model: &Model, graph: &Graph, registry: &Registry) -> Result<(), Tes
 ///   aborts the process in debug builds (`cli_run::bench_gradient_of_a_matrix_product`);
 /// - `x^-2147483648` overflows `k - 2` in src/eval/kernels.rs `powi_parts`
 ///   (`cli_errors::exponent_i32_min_is_not_a_panic`).
-const KNOWN_BUG_WORKAROUNDS: bool = true;
+const KNOWN_BUG_WORKAROUNDS: bool = false;
 
 fn has_matrix_product_with_varying_matrix(graph: &Graph) -> bool {
     graph.nodes.iter().any(|n| match n.op {

@@ -277,7 +277,6 @@ fn bench_reports_positive_ratios() {
 /// Reverse mode through `A * B` where B varies and has several columns (a matrix parameter, or a
 /// layer batched over sequences) must not reach nalgebra's strided gemm path.
 #[test]
-#[ignore = "bug: src/eval/linalg.rs gemm passes a transposed left operand to nalgebra's gemm, whose small-size path reads and writes out of bounds (nalgebra#1616); reverse.rs:86 hits it"]
 fn bench_gradient_of_a_matrix_product() {
     let runs = [
         mcopt(&[

@@ -398,8 +398,11 @@ impl Checker<'_> {
         let (msg, help, primary) = match what {
             Mismatch::Op(BinOp::Mul) => (
                 format!(
-                    "matrix product of {} and {}: {} columns on the left, {} rows on the right",
-                    a.shape, b.shape, a.shape.cols, b.shape.rows
+                    "matrix product of {} and {}: {} on the left, {} on the right",
+                    a.shape,
+                    b.shape,
+                    plural(a.shape.cols, "column"),
+                    plural(b.shape.rows, "row")
                 ),
                 "for an inner product use dot(a, b); for an elementwise product use .*",
                 self.operator_span(a.span, b.span, "*").unwrap_or(span),
@@ -605,11 +608,14 @@ impl Checker<'_> {
         let (kind, n_params) = (info.kind, info.params.len());
         let defaults: Vec<Option<f64>> = info.params.iter().map(|p| p.default).collect();
         if args.is_empty() || args.len() > 1 + n_params {
+            let takes = match n_params {
+                0 => "1 argument".to_owned(),
+                n => format!("1 argument and up to {}", plural(n, "constant parameter")),
+            };
             let msg = format!(
-                "`{}` takes 1 argument and up to {} constant parameter(s), found {} argument(s)",
+                "`{}` takes {takes}, found {}",
                 func.name,
-                n_params,
-                args.len()
+                plural(args.len(), "argument")
             );
             self.error(Diag::new("mcopt::check::arity", msg).at(
                 &self.source,
@@ -633,7 +639,11 @@ impl Checker<'_> {
                     "mcopt::check::function_parameter",
                     format!("invalid parameters for `{}`: {err}", func.name),
                 )
-                .at(&self.source, e.span, "called here");
+                .at(
+                    &self.source,
+                    params_span(args).unwrap_or(e.span),
+                    "parameters here",
+                );
                 self.error(d);
                 return None;
             }
@@ -790,6 +800,21 @@ enum Mismatch<'a> {
 enum Seq {
     Data(usize),
     Layer(usize),
+}
+
+/// `1 row`, `2 rows`.
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// The span of the constant parameters of a call (its arguments after the first).
+fn params_span(args: &[Expr]) -> Option<Span> {
+    let (first, last) = (args.get(1)?, args.last()?);
+    Some(first.span.to(last.span))
 }
 
 fn builtin_unary(name: &str) -> Option<Unary> {

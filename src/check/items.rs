@@ -127,8 +127,7 @@ impl<'a> Checker<'a> {
             self.error(d);
         }
         let layers = self.finish_layers();
-        let mut terms = Vec::new();
-        split_terms(&expr, 1.0, &mut terms);
+        let terms = split_terms(&expr);
         let source = Arc::clone(&self.source);
         let model = Model {
             source,
@@ -550,33 +549,87 @@ impl<'a> Checker<'a> {
     }
 }
 
-/// Flatten the top-level sums and constant scalings of the objective into terms.
-fn split_terms(e: &CExpr, coef: f64, out: &mut Vec<Term>) {
+/// The objective as a linear combination of its non-additive parts: sums, differences,
+/// negations and scalings by constants are flattened (also through lets), and a part that
+/// occurs several times gets one term with the summed coefficient.
+///
+/// Lets are shared (`Arc`), so the expression is a DAG; the walk visits each node once and
+/// propagates coefficients in topological order, linear in the DAG's size.
+fn split_terms(root: &CExpr) -> Vec<Term> {
+    // Post-order over the additive nodes, each node once.
+    let mut order: Vec<&CExpr> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut stack = vec![(root, false)];
+    while let Some((e, done)) = stack.pop() {
+        if done {
+            order.push(e);
+            continue;
+        }
+        if !seen.insert(e as *const CExpr) {
+            continue;
+        }
+        stack.push((e, true));
+        for (child, _) in additive_children(e).into_iter().flatten().rev() {
+            stack.push((child, false));
+        }
+    }
+    // Reverse post-order is topological from the root: push coefficients down.
+    let mut coef = std::collections::HashMap::from([(root as *const CExpr, 1.0)]);
+    let mut leaves: Vec<&CExpr> = Vec::new();
+    for &e in order.iter().rev() {
+        let c = coef.get(&(e as *const CExpr)).copied().unwrap_or(0.0);
+        let children = additive_children(e);
+        if children.iter().all(Option::is_none) {
+            leaves.push(e);
+            continue;
+        }
+        for (child, factor) in children.into_iter().flatten() {
+            *coef.entry(child as *const CExpr).or_insert(0.0) += c * factor;
+        }
+    }
+    // Terms in reading order (the order leaves were first met from the left).
+    let rank: std::collections::HashMap<*const CExpr, usize> = order
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (*e as *const CExpr, i))
+        .collect();
+    leaves.sort_by_key(|e| rank[&(*e as *const CExpr)]);
+    leaves
+        .iter()
+        .map(|e| term(e, coef[&(*e as *const CExpr)]))
+        .collect()
+}
+
+/// The operands of an additive node with their factors (`a - b`: 1 and −1; `c · a`: c).
+fn additive_children(e: &CExpr) -> [Option<(&CExpr, f64)>; 2] {
     match &e.kind {
-        CKind::Binary(Binary::Add, a, b) => {
-            split_terms(a, coef, out);
-            split_terms(b, coef, out);
-        }
-        CKind::Binary(Binary::Sub, a, b) => {
-            split_terms(a, coef, out);
-            split_terms(b, -coef, out);
-        }
-        CKind::Unary(Unary::Neg, a) => split_terms(a, -coef, out),
+        CKind::Binary(Binary::Add, a, b) => [Some((a, 1.0)), Some((b, 1.0))],
+        CKind::Binary(Binary::Sub, a, b) => [Some((a, 1.0)), Some((b, -1.0))],
+        CKind::Unary(Unary::Neg, a) => [Some((a, -1.0)), None],
         CKind::Binary(Binary::ElemMul, a, b)
-            if scalar_literal(a).is_some() && b.shape.is_scalar() =>
+            if b.shape.is_scalar() && scalar_literal(a).is_some() =>
         {
-            split_terms(b, coef * scalar_literal(a).unwrap_or(1.0), out)
+            [Some((b, scalar_literal(a).unwrap_or(1.0))), None]
         }
         CKind::Binary(Binary::ElemMul, a, b)
-            if scalar_literal(b).is_some() && a.shape.is_scalar() =>
+            if a.shape.is_scalar() && scalar_literal(b).is_some() =>
         {
-            split_terms(a, coef * scalar_literal(b).unwrap_or(1.0), out)
+            [Some((a, scalar_literal(b).unwrap_or(1.0))), None]
         }
-        _ => out.push(Term {
-            coef,
-            expr: e.clone(),
-            class: classify(e, coef),
-        }),
+        CKind::Binary(Binary::Div, a, b)
+            if a.shape.is_scalar() && scalar_literal(b).is_some_and(|c| c != 0.0) =>
+        {
+            [Some((a, 1.0 / scalar_literal(b).unwrap_or(1.0))), None]
+        }
+        _ => [None, None],
+    }
+}
+
+fn term(e: &CExpr, coef: f64) -> Term {
+    Term {
+        coef,
+        expr: e.clone(),
+        class: classify(e, coef),
     }
 }
 

@@ -214,11 +214,13 @@ pub fn eval(model_path: &str, at: Option<&str>, input: &InputArgs) -> Outcome {
     let opts = EvalOptions { ztol: input.ztol };
     let mut ev = Evaluator::new(&train, &s.registry, Order::Zero).map_err(eval_diag(&train))?;
     let value = ev.value(&theta, opts).map_err(eval_diag(&train))?;
+    ev.check_finite(Order::Zero).map_err(eval_diag(&train))?;
     let loss = ev.loss();
     let test_loss = match s.graph(Split::Test)? {
         Some(tg) => {
             let mut tev = Evaluator::new(&tg, &s.registry, Order::Zero).map_err(eval_diag(&tg))?;
             tev.value(&theta, opts).map_err(eval_diag(&tg))?;
+            tev.check_finite(Order::Zero).map_err(eval_diag(&tg))?;
             Some(tev.loss())
         }
         None => None,
@@ -251,6 +253,7 @@ pub fn diff(
     let t = ev
         .directional(&theta, &d, order, EvalOptions { ztol: input.ztol })
         .map_err(eval_diag(&g))?;
+    ev.check_finite(order).map_err(eval_diag(&g))?;
     if input.json {
         print_json(
             &json!({"value": t.value, "d1": t.d1, "d2": t.d2, "active_kinks": t.active_kinks}),

@@ -273,11 +273,13 @@ fn unary<const K: usize>(
             }
             ElemUnary::Sqrt => {
                 let s = x[0].sqrt();
-                if x[0] < 0.0 || (x[0] == 0.0 && K > 1 && x[1..].iter().any(|&c| c != 0.0)) {
-                    return Err(format!(
-                        "sqrt of {} has no finite value or derivative",
-                        x[0]
-                    ));
+                if x[0] < 0.0 {
+                    return Err(format!("sqrt of the negative number {} is undefined", x[0]));
+                }
+                if x[0] == 0.0 && K > 1 && x[1..].iter().any(|&c| c != 0.0) {
+                    return Err(
+                        "sqrt at 0 has no finite derivative along this direction".to_owned()
+                    );
                 }
                 let d1 = if s > 0.0 { 0.5 / s } else { 0.0 };
                 kn::smooth(x, s, d1, if s > 0.0 { -0.25 / (s * s * s) } else { 0.0 })

@@ -213,6 +213,30 @@ impl<'g> Evaluator<'g> {
         &self.arena[start..start + len]
     }
 
+    /// After an evaluation to `order`: an error at the first node (in evaluation order) whose
+    /// coefficients are not finite, if the objective's are not (an overflow, say).
+    pub fn check_finite(&self, order: Order) -> Result<(), EvalError> {
+        let terms = order_terms(order).min(self.stride);
+        let out = self.graph.objective;
+        if (0..terms).all(|k| self.coeff(out, k)[0].is_finite()) {
+            return Ok(());
+        }
+        let bad = (0..self.graph.nodes.len() as u32)
+            .map(NodeId)
+            .find(|&id| (0..terms).any(|k| self.coeff(id, k).iter().any(|v| !v.is_finite())))
+            .unwrap_or(out);
+        let what = if self.coeff(bad, 0).iter().any(|v| !v.is_finite()) {
+            "value"
+        } else {
+            "derivative"
+        };
+        let msg = format!("the objective is not finite at this point: this {what} overflows");
+        Err(EvalError {
+            node: bad,
+            kind: EvalErrorKind::Domain(msg),
+        })
+    }
+
     /// The value of the loss part g after the last evaluation.
     pub fn loss(&self) -> f64 {
         self.coeff(self.graph.loss, 0)[0]

@@ -98,7 +98,7 @@ impl<'m> Lowerer<'m> {
         let seen = self
             .diags
             .iter()
-            .any(|e| e.code == d.code && e.message == d.message && e.primary() == d.primary());
+            .any(|e| e.code == d.code && e.primary() == d.primary());
         if !seen {
             self.diags.push(d);
         }
@@ -263,13 +263,20 @@ impl<'m> Lowerer<'m> {
         let result = match body {
             Some(e) => self.lower(e, time),
             None => {
+                let help = match &layer.body {
+                    LayerBody::Indexed { general: None, .. } => format!(
+                        "`{}` has base cases only; add a general case like `layer {}[t] = ...`",
+                        layer.name, layer.name
+                    ),
+                    _ => format!(
+                        "the data have {} time steps; add a base case like `layer {}[0] = ...`",
+                        self.steps, layer.name
+                    ),
+                };
                 let d = Diag::new("mcopt::lower::time", format!("`{name}` is not defined"))
                     .at(&self.graph.source.clone(), use_span, "used here")
                     .label(layer.span, "layer declared here")
-                    .help(format!(
-                        "the data have {} time steps; add a base case like `layer {}[0] = ...`",
-                        self.steps, layer.name
-                    ));
+                    .help(help);
                 Err(self.error(d))
             }
         };
