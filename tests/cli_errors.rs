@@ -384,7 +384,6 @@ fn huge_product_is_bad_input() {
 
 /// An objective that overflows is not a success: JSON would print `"value": null` and exit 0.
 #[test]
-#[ignore = "bug: eval/diff print a non-finite objective (`\"value\": null` in JSON) and exit 0"]
 fn overflowing_objective_is_a_diagnostic() {
     let run = mcopt(&["eval", &f("overflow.mco"), "--json"]);
     let failures = contract("overflow", &run, "mcopt::eval::", &["overflow.mco:3:10"]);
