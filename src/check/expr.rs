@@ -2,36 +2,19 @@
 
 use std::sync::Arc;
 
+use super::calls::plural;
 use super::items::{Binding, Checker};
 use super::{Binary, CExpr, CKind, Shape, TimeRef, Unary, MAX_ELEMENTS};
 use crate::diag::{Diag, Span};
-use crate::registry::FunctionKind;
 use crate::syntax::ast::{BinOp, Expr, ExprKind, Ident};
-
-/// Built-in functions, for "unknown function" help.
-const BUILTINS: &[&str] = &[
-    "abs",
-    "dot",
-    "exp",
-    "log",
-    "max",
-    "mean",
-    "min",
-    "norm1",
-    "sqnorm",
-    "sqrt",
-    "sum",
-    "transpose",
-    "zeros",
-];
 
 /// Where an expression is checked.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Ctx {
     /// The time variable in scope (`t` of `layer h[t]` or of `mean(t, ..)`).
-    time: Option<String>,
+    pub(super) time: Option<String>,
     /// The layer whose body this is.
-    layer: Option<usize>,
+    pub(super) layer: Option<usize>,
 }
 
 impl Ctx {
@@ -61,7 +44,7 @@ impl Ctx {
     }
 }
 
-fn lit(values: Vec<f64>, shape: Shape, span: Span) -> CExpr {
+pub(super) fn lit(values: Vec<f64>, shape: Shape, span: Span) -> CExpr {
     CExpr {
         kind: CKind::Literal(values),
         shape,
@@ -69,7 +52,7 @@ fn lit(values: Vec<f64>, shape: Shape, span: Span) -> CExpr {
     }
 }
 
-fn node(kind: CKind, shape: Shape, span: Span) -> CExpr {
+pub(super) fn node(kind: CKind, shape: Shape, span: Span) -> CExpr {
     CExpr { kind, shape, span }
 }
 
@@ -225,7 +208,7 @@ impl Checker<'_> {
     }
 
     /// An integer constant in `1..=max`; `what` is the diagnostic code and the noun.
-    fn const_integer(
+    pub(super) fn const_integer(
         &mut self,
         a: &Expr,
         max: usize,
@@ -394,7 +377,7 @@ impl Checker<'_> {
 
     /// Operands of incompatible shapes: the primary label on the operator (or the function
     /// name), one label under each operand.
-    fn shape_mismatch(&mut self, what: Mismatch<'_>, a: &CExpr, b: &CExpr, span: Span) {
+    pub(super) fn shape_mismatch(&mut self, what: Mismatch<'_>, a: &CExpr, b: &CExpr, span: Span) {
         let (msg, help, primary) = match what {
             Mismatch::Op(BinOp::Mul) => (
                 format!(
@@ -447,259 +430,6 @@ impl Checker<'_> {
         let between = self.source.text.get(left.end..right.start)?;
         let at = between.find(symbol)?;
         Some(Span::new(left.end + at, left.end + at + symbol.len()))
-    }
-
-    fn call(&mut self, e: &Expr, func: &Ident, args: &[Expr], ctx: &Ctx) -> Option<CExpr> {
-        let name = func.name.as_str();
-        match (name, args.len()) {
-            ("sum" | "mean", 2) => return self.time_reduce(e, name == "mean", args, ctx),
-            ("zeros", 1 | 2) => return self.zeros(e, args, ctx),
-            _ => {}
-        }
-        if let Some(op) = builtin_unary(name) {
-            let [a] = self.args::<1>(func, args, ctx)?;
-            return self.unary_checked(op, a, e.span);
-        }
-        if let Some(op) = builtin_binary(name) {
-            let [a, b] = self.args::<2>(func, args, ctx)?;
-            if op == Binary::Dot {
-                if a.shape != b.shape {
-                    self.shape_mismatch(Mismatch::Call(name, func.span, true), &a, &b, e.span);
-                    return None;
-                }
-                return Some(node(
-                    CKind::Binary(op, Arc::new(a), Arc::new(b)),
-                    Shape::SCALAR,
-                    e.span,
-                ));
-            }
-            let Some(shape) = a.shape.broadcast(b.shape) else {
-                self.shape_mismatch(Mismatch::Call(name, func.span, false), &a, &b, e.span);
-                return None;
-            };
-            return Some(fold(node(
-                CKind::Binary(op, Arc::new(a), Arc::new(b)),
-                shape,
-                e.span,
-            )));
-        }
-        self.registry_call(e, func, args, ctx)
-    }
-
-    /// Check exactly N arguments.
-    fn args<const N: usize>(
-        &mut self,
-        func: &Ident,
-        args: &[Expr],
-        ctx: &Ctx,
-    ) -> Option<[CExpr; N]> {
-        if args.len() != N {
-            let msg = format!(
-                "`{}` takes {} argument(s), found {}",
-                func.name,
-                N,
-                args.len()
-            );
-            self.error(Diag::new("mcopt::check::arity", msg).at(
-                &self.source,
-                func.span,
-                "called here",
-            ));
-            return None;
-        }
-        let checked: Vec<Option<CExpr>> = args.iter().map(|a| self.expr(a, ctx)).collect();
-        let all: Option<Vec<CExpr>> = checked.into_iter().collect();
-        all?.try_into().ok()
-    }
-
-    fn unary_checked(&mut self, op: Unary, a: CExpr, span: Span) -> Option<CExpr> {
-        if op == Unary::Transpose && a.shape.is_scalar() {
-            return Some(a);
-        }
-        Some(unary(op, a, span))
-    }
-
-    fn time_reduce(&mut self, e: &Expr, mean: bool, args: &[Expr], ctx: &Ctx) -> Option<CExpr> {
-        let ExprKind::Name(t) = &args[0].kind else {
-            let d = Diag::new(
-                "mcopt::check::time",
-                "expected a time variable as the first argument",
-            )
-            .at(&self.source, args[0].span, "not a name")
-            .help("write `mean(t, sqnorm(v[t] - y[t]))`");
-            self.error(d);
-            return None;
-        };
-        if ctx.time.is_some() || self.scope.contains_key(&t.name) {
-            let msg = format!("`{}` cannot be the time variable here", t.name);
-            let help = if ctx.time.is_some() {
-                "reductions over time cannot be nested or used inside time-indexed layers"
-            } else {
-                "the name is already declared; pick another one, like t"
-            };
-            self.error(
-                Diag::new("mcopt::check::time", msg)
-                    .at(&self.source, t.span, "time variable")
-                    .help(help),
-            );
-            return None;
-        }
-        let inner = Ctx {
-            time: Some(t.name.clone()),
-            layer: ctx.layer,
-        };
-        let body = self.expr(&args[1], &inner)?;
-        if !body.shape.is_scalar() {
-            let msg = format!(
-                "the body of a reduction over time must be real, found {}",
-                body.shape
-            );
-            let d = Diag::new("mcopt::check::shape", msg)
-                .at(&self.source, body.span, format!("this is {}", body.shape))
-                .help("reduce it first, e.g. sqnorm(v[t] - y[t])");
-            self.error(d);
-            return None;
-        }
-        Some(node(
-            CKind::TimeReduce {
-                mean,
-                body: Arc::new(body),
-            },
-            Shape::SCALAR,
-            e.span,
-        ))
-    }
-
-    fn zeros(&mut self, e: &Expr, args: &[Expr], ctx: &Ctx) -> Option<CExpr> {
-        let mut dims = [1usize; 2];
-        for (k, a) in args.iter().enumerate() {
-            dims[k] = self.const_integer(a, MAX_ELEMENTS, ctx, ("mcopt::check::size", "a size"))?;
-        }
-        let shape = Shape::matrix(dims[0], dims[1]);
-        if shape.rows.saturating_mul(shape.cols) > MAX_ELEMENTS {
-            let msg = format!(
-                "{shape} has more than {MAX_ELEMENTS} entries, which would not fit in memory"
-            );
-            self.error(Diag::new("mcopt::check::too_large", msg).at(&self.source, e.span, "here"));
-            return None;
-        }
-        Some(lit(vec![0.0; shape.len()], shape, e.span))
-    }
-
-    fn registry_call(&mut self, e: &Expr, func: &Ident, args: &[Expr], ctx: &Ctx) -> Option<CExpr> {
-        let Some(id) = self.registry.lookup(&func.name) else {
-            let mut known: Vec<&str> = BUILTINS.to_vec();
-            known.extend(self.registry.function_names());
-            known.sort_unstable();
-            let d = Diag::new(
-                "mcopt::check::unknown_function",
-                format!("unknown function `{}`", func.name),
-            )
-            .at(
-                &self.source,
-                func.span,
-                "not a built-in or a loaded plugin function",
-            )
-            .help(format!("known functions: {}", known.join(", ")));
-            self.error(d);
-            return None;
-        };
-        let info = self.registry.info(id);
-        let (kind, n_params) = (info.kind, info.params.len());
-        let defaults: Vec<Option<f64>> = info.params.iter().map(|p| p.default).collect();
-        if args.is_empty() || args.len() > 1 + n_params {
-            let takes = match n_params {
-                0 => "1 argument".to_owned(),
-                n => format!("1 argument and up to {}", plural(n, "constant parameter")),
-            };
-            let msg = format!(
-                "`{}` takes {takes}, found {}",
-                func.name,
-                plural(args.len(), "argument")
-            );
-            self.error(Diag::new("mcopt::check::arity", msg).at(
-                &self.source,
-                e.span,
-                "called here",
-            ));
-            return None;
-        }
-        let arg = self.expr(&args[0], ctx);
-        let mut params = Vec::with_capacity(n_params);
-        for (k, default) in defaults.iter().enumerate() {
-            params.push(match args.get(k + 1) {
-                Some(p) => self.constant_scalar(p, ctx)?,
-                None => self.default_param(func, *default, k, e.span)?,
-            });
-        }
-        let params = match self.registry.check_params(id, &params) {
-            Ok(full) => full,
-            Err(err) => {
-                let d = Diag::new(
-                    "mcopt::check::function_parameter",
-                    format!("invalid parameters for `{}`: {err}", func.name),
-                )
-                .at(
-                    &self.source,
-                    params_span(args).unwrap_or(e.span),
-                    "parameters here",
-                );
-                self.error(d);
-                return None;
-            }
-        };
-        let arg = arg?;
-        let shape = if kind == FunctionKind::Penalty {
-            Shape::SCALAR
-        } else {
-            arg.shape
-        };
-        Some(node(
-            CKind::Call {
-                func: id,
-                kind,
-                params,
-                arg: Arc::new(arg),
-            },
-            shape,
-            e.span,
-        ))
-    }
-
-    fn default_param(
-        &mut self,
-        func: &Ident,
-        default: Option<f64>,
-        k: usize,
-        span: Span,
-    ) -> Option<f64> {
-        if default.is_none() {
-            let msg = format!(
-                "`{}` needs its parameter number {} (it has no default)",
-                func.name,
-                k + 1
-            );
-            self.error(Diag::new("mcopt::check::arity", msg).at(&self.source, span, "called here"));
-        }
-        default
-    }
-
-    fn constant_scalar(&mut self, a: &Expr, ctx: &Ctx) -> Option<f64> {
-        let v = self.expr(a, ctx)?;
-        let value = scalar_of(&v);
-        if value.is_none() {
-            let d = Diag::new(
-                "mcopt::check::not_constant",
-                "a function parameter must be a real constant",
-            )
-            .at(
-                &self.source,
-                a.span,
-                format!("this is a {} expression", v.shape),
-            );
-            self.error(d);
-        }
-        value
     }
 
     fn list(&mut self, e: &Expr, items: &[Expr], ctx: &Ctx) -> Option<CExpr> {
@@ -791,7 +521,7 @@ fn stack(items: Vec<CExpr>, span: Span) -> CExpr {
 }
 
 /// What combined two operands of incompatible shapes.
-enum Mismatch<'a> {
+pub(super) enum Mismatch<'a> {
     Op(BinOp),
     /// A built-in function by name, its span, and whether a real operand is not enough.
     Call(&'a str, Span, bool),
@@ -802,60 +532,21 @@ enum Seq {
     Layer(usize),
 }
 
-/// `1 row`, `2 rows`.
-fn plural(n: usize, word: &str) -> String {
-    if n == 1 {
-        format!("1 {word}")
-    } else {
-        format!("{n} {word}s")
-    }
-}
-
-/// The span of the constant parameters of a call (its arguments after the first).
-fn params_span(args: &[Expr]) -> Option<Span> {
-    let (first, last) = (args.get(1)?, args.last()?);
-    Some(first.span.to(last.span))
-}
-
-fn builtin_unary(name: &str) -> Option<Unary> {
-    Some(match name {
-        "abs" => Unary::Abs,
-        "exp" => Unary::Exp,
-        "log" => Unary::Log,
-        "sqrt" => Unary::Sqrt,
-        "sum" => Unary::Sum,
-        "mean" => Unary::Mean,
-        "sqnorm" => Unary::SqNorm,
-        "norm1" => Unary::Norm1,
-        "transpose" => Unary::Transpose,
-        _ => return None,
-    })
-}
-
-fn builtin_binary(name: &str) -> Option<Binary> {
-    Some(match name {
-        "max" => Binary::Max,
-        "min" => Binary::Min,
-        "dot" => Binary::Dot,
-        _ => return None,
-    })
-}
-
-fn scalar_of(e: &CExpr) -> Option<f64> {
+pub(super) fn scalar_of(e: &CExpr) -> Option<f64> {
     match &e.kind {
         CKind::Literal(v) if e.shape.is_scalar() => Some(v[0]),
         _ => None,
     }
 }
 
-fn scalar_values(e: &CExpr) -> &[f64] {
+pub(super) fn scalar_values(e: &CExpr) -> &[f64] {
     match &e.kind {
         CKind::Literal(v) => v,
         _ => &[],
     }
 }
 
-fn unary(op: Unary, a: CExpr, span: Span) -> CExpr {
+pub(super) fn unary(op: Unary, a: CExpr, span: Span) -> CExpr {
     let shape = match op {
         Unary::Sum | Unary::Mean | Unary::SqNorm | Unary::Norm1 => Shape::SCALAR,
         Unary::Transpose => Shape::matrix(a.shape.cols, a.shape.rows),
@@ -865,7 +556,7 @@ fn unary(op: Unary, a: CExpr, span: Span) -> CExpr {
 }
 
 /// Fold operations on constants into a constant (scalars, and negation of any constant).
-fn fold(e: CExpr) -> CExpr {
+pub(super) fn fold(e: CExpr) -> CExpr {
     let value = match &e.kind {
         CKind::Unary(Unary::Neg, a) => match &a.kind {
             CKind::Literal(v) => Some(v.iter().map(|x| -x).collect()),

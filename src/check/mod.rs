@@ -5,6 +5,7 @@
 //! split into top-level terms, each either part of the outer function g or a Tikhonov term
 //! `c · sqnorm(θ_i)`. Lets and constants are substituted. All errors found are reported.
 
+mod calls;
 mod expr;
 mod items;
 mod shape;
