@@ -229,7 +229,9 @@ pub fn eval(model_path: &str, at: Option<&str>, input: &InputArgs) -> Outcome {
         print_json(&json!({"value": value, "loss": loss, "test_loss": test_loss}));
     } else {
         out!("value      {value:.12}");
-        out!("loss       {loss:.12}");
+        if s.model.terms.iter().any(|t| t.class == TermClass::Loss) {
+            out!("loss       {loss:.12}");
+        }
         if let Some(t) = test_loss {
             out!("test_loss  {t:.12}");
         }
