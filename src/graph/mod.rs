@@ -82,7 +82,7 @@ pub enum Op {
         params: Range<usize>,
         arg: NodeId,
     },
-    /// Σ_k w_k Σ_j v_k[j] over nodes `Graph::lists[terms]`, with `w_k = scale / cols_k` for
+    /// `Σ_k w_k Σ_j v_k[j]` over nodes `Graph::lists[terms]`, with `w_k = scale / cols_k` for
     /// means over sequences and `w_k = scale` for sums.
     Accumulate {
         terms: Range<usize>,
