@@ -34,6 +34,16 @@ fn data(rng: &mut Rng, width: usize) -> Vec<f64> {
         .collect()
 }
 
+/// The model with inputs `xs` and targets `ys` of `seqs` sequences bound.
+fn bound(m: &mcopt::check::Model, xs: Vec<f64>, ys: Vec<f64>, seqs: usize) -> mcopt::graph::Graph {
+    let seq = |values| SeqData {
+        steps: STEPS,
+        sequences: seqs,
+        values,
+    };
+    lower(m, vec![seq(xs), seq(ys)])
+}
+
 /// Sequence `s` alone, from batched values.
 fn one(values: &[f64], width: usize, s: usize) -> Vec<f64> {
     (0..STEPS)
@@ -47,21 +57,7 @@ fn a_batch_is_the_average_of_its_sequences() {
     let m = model(MODEL, &r);
     let mut rng = Rng::new(3);
     let (xs, ys) = (data(&mut rng, 3), data(&mut rng, 2));
-    let batch = lower(
-        &m,
-        vec![
-            SeqData {
-                steps: STEPS,
-                sequences: SEQS,
-                values: xs.clone(),
-            },
-            SeqData {
-                steps: STEPS,
-                sequences: SEQS,
-                values: ys.clone(),
-            },
-        ],
-    );
+    let batch = bound(&m, xs.clone(), ys.clone(), SEQS);
     let theta: Vec<f64> = (0..batch.n_params()).map(|_| 0.5 * rng.normal()).collect();
     let d: Vec<f64> = (0..batch.n_params()).map(|_| rng.normal()).collect();
     let tb = taylor(&batch, &r, &theta, &d, Order::Two);
@@ -69,21 +65,7 @@ fn a_batch_is_the_average_of_its_sequences() {
     // Regularization is counted once; the loss is averaged over sequences.
     let (mut v, mut d1, mut d2, mut grad) = (0.0, 0.0, 0.0, vec![0.0; theta.len()]);
     for s in 0..SEQS {
-        let single = lower(
-            &m,
-            vec![
-                SeqData {
-                    steps: STEPS,
-                    sequences: 1,
-                    values: one(&xs, 3, s),
-                },
-                SeqData {
-                    steps: STEPS,
-                    sequences: 1,
-                    values: one(&ys, 2, s),
-                },
-            ],
-        );
+        let single = bound(&m, one(&xs, 3, s), one(&ys, 2, s), 1);
         let t = taylor(&single, &r, &theta, &d, Order::Two);
         v += t.value / SEQS as f64;
         d1 += t.d1.unwrap_or(f64::NAN) / SEQS as f64;
@@ -105,21 +87,7 @@ fn batched_derivatives_match_differences_and_the_gradient() {
     let r = Registry::with_standard();
     let m = model(MODEL, &r);
     let mut rng = Rng::new(11);
-    let g = lower(
-        &m,
-        vec![
-            SeqData {
-                steps: STEPS,
-                sequences: SEQS,
-                values: data(&mut rng, 3),
-            },
-            SeqData {
-                steps: STEPS,
-                sequences: SEQS,
-                values: data(&mut rng, 2),
-            },
-        ],
-    );
+    let g = bound(&m, data(&mut rng, 3), data(&mut rng, 2), SEQS);
     for _ in 0..10 {
         let theta: Vec<f64> = (0..g.n_params()).map(|_| 0.5 * rng.normal()).collect();
         let d: Vec<f64> = (0..g.n_params()).map(|_| rng.normal()).collect();
@@ -142,21 +110,7 @@ fn repeated_gradients_reuse_buffers_without_stale_values() {
     let r = Registry::with_standard();
     let m = model(MODEL, &r);
     let mut rng = Rng::new(5);
-    let g = lower(
-        &m,
-        vec![
-            SeqData {
-                steps: STEPS,
-                sequences: SEQS,
-                values: data(&mut rng, 3),
-            },
-            SeqData {
-                steps: STEPS,
-                sequences: SEQS,
-                values: data(&mut rng, 2),
-            },
-        ],
-    );
+    let g = bound(&m, data(&mut rng, 3), data(&mut rng, 2), SEQS);
     let mut ev = mcopt::eval::Evaluator::new(&g, &r, Order::Two).unwrap_or_else(|e| panic!("{e}"));
     let opts = mcopt::eval::EvalOptions::default();
     let points: Vec<Vec<f64>> = (0..3)

@@ -5,7 +5,6 @@
 mod common;
 
 use std::fmt::Write;
-use std::fs;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -17,27 +16,6 @@ use mcopt::graph::{self, LowerOptions, SeqData};
 use mcopt::registry::{Order, Registry};
 use mcopt::syntax;
 
-/// `(path without extension, source)` for every `tests/check/<dir>/*.mco`.
-fn corpus(dir: &str) -> Vec<(String, Arc<SourceFile>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/check")
-        .join(dir);
-    golden::inputs(&dir, "mco")
-        .into_iter()
-        .map(|p| {
-            let text = fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            (
-                p.with_extension("").to_string_lossy().into_owned(),
-                SourceFile::new(name, text),
-            )
-        })
-        .collect()
-}
-
 fn check_source(source: &Arc<SourceFile>, registry: &Registry) -> Result<Model, Diags> {
     let program = syntax::parse(source)
         .unwrap_or_else(|d| panic!("{} does not parse:\n{}", source.name, render_plain(&d)));
@@ -47,7 +25,7 @@ fn check_source(source: &Arc<SourceFile>, registry: &Registry) -> Result<Model, 
 #[test]
 fn err_corpus_gives_expected_diagnostics() {
     let registry = Registry::with_standard();
-    let cases = corpus("err");
+    let cases = golden::sources("tests/check/err");
     assert!(
         cases.len() >= 30,
         "the err corpus has {} files, expected at least 30",
@@ -101,7 +79,7 @@ fn diag_shape_problems(source: &SourceFile, diags: &Diags) -> Vec<String> {
 
 /// The primary span of each diagnostic of `file`, as source text, in order.
 fn primary_texts(file: &str, registry: &Registry) -> Vec<(&'static str, String)> {
-    let (_, source) = corpus("err")
+    let (_, source) = golden::sources("tests/check/err")
         .into_iter()
         .find(|(s, _)| s.ends_with(file))
         .unwrap_or_else(|| panic!("no {file}"));
@@ -191,7 +169,7 @@ fn several_problems_are_all_reported() {
 
 #[test]
 fn unknown_function_help_lists_known_names() {
-    let (_, source) = corpus("err")
+    let (_, source) = golden::sources("tests/check/err")
         .into_iter()
         .find(|(s, _)| s.ends_with("unknown_function"))
         .expect("file");
@@ -225,7 +203,7 @@ fn unknown_function_help_lists_known_names() {
 #[test]
 fn ok_corpus_checks_lowers_and_evaluates() {
     let registry = Registry::with_standard();
-    let cases = corpus("ok");
+    let cases = golden::sources("tests/check/ok");
     assert!(cases.len() >= 8, "the ok corpus is missing files");
     let mut failures = Vec::new();
     for (stem, source) in &cases {

@@ -3,36 +3,15 @@
 
 mod common;
 
-use std::fs;
 use std::path::Path;
 
 use common::{golden, sexp};
-use mcopt::diag::{render_plain, SourceFile};
+use mcopt::diag::render_plain;
 use mcopt::syntax::parse;
-
-fn corpus(dir: &str) -> Vec<(String, std::sync::Arc<SourceFile>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/parse")
-        .join(dir);
-    golden::inputs(&dir, "mco")
-        .into_iter()
-        .map(|p| {
-            let text = fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            (
-                p.with_extension("").to_string_lossy().into_owned(),
-                SourceFile::new(name, text),
-            )
-        })
-        .collect()
-}
 
 #[test]
 fn ok_corpus_parses_to_expected_ast() {
-    let cases = corpus("ok");
+    let cases = golden::sources("tests/parse/ok");
     assert!(cases.len() >= 8, "the ok corpus is missing files");
     let mut failures = Vec::new();
     for (stem, source) in &cases {
@@ -52,7 +31,7 @@ fn ok_corpus_parses_to_expected_ast() {
 
 #[test]
 fn err_corpus_gives_expected_diagnostics() {
-    let cases = corpus("err");
+    let cases = golden::sources("tests/parse/err");
     assert!(cases.len() >= 20, "the err corpus is missing files");
     let mut failures = Vec::new();
     for (stem, source) in &cases {

@@ -44,3 +44,24 @@ pub fn check(expected: &Path, actual: &str) -> Option<String> {
 fn write(path: &Path, text: &str) {
     fs::write(path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
 }
+
+/// `(path without extension, source named by its file name)` for every `*.mco` file in the
+/// repository folder `dir` (for example `tests/parse/ok`).
+pub fn sources(dir: &str) -> Vec<(String, std::sync::Arc<mcopt::diag::SourceFile>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    inputs(&dir, "mco")
+        .into_iter()
+        .map(|p| {
+            let text =
+                std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (
+                p.with_extension("").to_string_lossy().into_owned(),
+                mcopt::diag::SourceFile::new(name, text),
+            )
+        })
+        .collect()
+}
