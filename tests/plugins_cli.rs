@@ -1,38 +1,14 @@
 //! Bad plugins through the command line: each fixture gives its own diagnostic on stderr and
 //! exit code 2, never a crash, and nothing on stdout.
 
+mod common;
+
+use common::plugins::lib;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Build the example and fixture plugins once into their own target directory.
-fn lib(crate_name: &str) -> PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    let dir = DIR.get_or_init(|| {
-        let target = repo().join("target/plugin-fixtures");
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.arg("build").arg("--target-dir").arg(&target);
-        for p in [
-            "mcopt-swish",
-            "mcopt-fixture-misbehaving",
-            "mcopt-fixture-wrong-abi",
-            "mcopt-fixture-no-entry",
-            "mcopt-fixture-duplicate",
-        ] {
-            cmd.args(["-p", p]);
-        }
-        assert!(
-            cmd.status().expect("cargo runs").success(),
-            "building the plugin fixtures failed"
-        );
-        target.join("debug")
-    });
-    use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
-    dir.join(format!("{DLL_PREFIX}{crate_name}{DLL_SUFFIX}"))
 }
 
 fn mcopt(args: &[&str], plugins: &[PathBuf]) -> Output {

@@ -2,40 +2,13 @@
 //! and the deliberately broken fixture plugins, each giving its own diagnostic and never a crash;
 //! discovery on the search path; `plugins check` and `plugins list` data.
 
+mod common;
+
+use common::plugins::{lib, lib_dir};
 use mcopt::plugin_host::{plugins_check, plugins_list, LoadOptions, PluginSearch};
 use mcopt::registry::{CallErrorKind, Order, Registry};
 use proptest::prelude::*;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
-
-/// Build the example and fixture plugins once (own target dir) and return their directory.
-fn lib_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/plugin-fixtures");
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.arg("build").arg("--target-dir").arg(&target);
-        for p in [
-            "mcopt-swish",
-            "mcopt-fixture-misbehaving",
-            "mcopt-fixture-wrong-abi",
-            "mcopt-fixture-no-entry",
-            "mcopt-fixture-duplicate",
-            "mcopt-std",
-        ] {
-            cmd.args(["-p", p]);
-        }
-        let status = cmd.status().expect("cargo runs");
-        assert!(status.success(), "building the plugin fixtures failed");
-        target.join("debug")
-    })
-}
-
-fn lib(crate_name: &str) -> PathBuf {
-    use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
-    lib_dir().join(format!("{DLL_PREFIX}{crate_name}{DLL_SUFFIX}"))
-}
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -4,9 +4,8 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 
 use common::eval::*;
 use mcopt::eval::{EvalOptions, Evaluator};
@@ -14,27 +13,14 @@ use mcopt::plugin_host::{ObserverAction, SolverProblem, SolverStatus};
 use mcopt::registry::{Order, Registry};
 use proptest::prelude::*;
 
-/// Build the swish plugin as a shared library once and return its path.
-fn swish_lib() -> &'static Path {
-    static LIB: OnceLock<PathBuf> = OnceLock::new();
-    LIB.get_or_init(|| {
-        let target = repo().join("target/plugin-fixtures");
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "mcopt-swish", "--target-dir"])
-            .arg(&target)
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the swish plugin failed");
-        use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
-        target
-            .join("debug")
-            .join(format!("{DLL_PREFIX}mcopt_swish{DLL_SUFFIX}"))
-    })
+/// The swish example plugin, built as a shared library.
+fn swish_lib() -> PathBuf {
+    common::plugins::lib("mcopt_swish")
 }
 
 fn registry() -> Registry {
     let mut r = Registry::with_standard();
-    r.load_library(swish_lib())
+    r.load_library(&swish_lib())
         .unwrap_or_else(|d| panic!("{}", mcopt::diag::render_plain(&d)));
     r
 }

@@ -161,7 +161,7 @@ impl Checker<'_> {
             dims[k] = self.const_integer(a, MAX_ELEMENTS, ctx, ("mcopt::check::size", "a size"))?;
         }
         let shape = Shape::matrix(dims[0], dims[1]);
-        if shape.rows.saturating_mul(shape.cols) > MAX_ELEMENTS {
+        if !shape.fits() {
             let msg = format!(
                 "{shape} has more than {MAX_ELEMENTS} entries, which would not fit in memory"
             );

@@ -355,11 +355,7 @@ impl Checker<'_> {
             self.shape_mismatch(Mismatch::Op(op), &a, &b, span);
             return None;
         };
-        if shape
-            .rows
-            .checked_mul(shape.cols)
-            .is_none_or(|n| n > MAX_ELEMENTS)
-        {
+        if !shape.fits() {
             let msg = format!(
                 "this product is {}×{}, more than {MAX_ELEMENTS} entries, which would not fit in memory",
                 shape.rows, shape.cols

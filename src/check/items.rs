@@ -349,11 +349,7 @@ impl<'a> Checker<'a> {
                 return None;
             }
         };
-        if shape
-            .rows
-            .checked_mul(shape.cols)
-            .is_none_or(|n| n > MAX_ELEMENTS)
-        {
+        if !shape.fits() {
             let msg = format!(
                 "{shape} has more than {MAX_ELEMENTS} entries, which would not fit in memory"
             );

@@ -32,6 +32,13 @@ impl Shape {
         self.rows * self.cols
     }
 
+    /// Whether a value of this shape has at most [`super::MAX_ELEMENTS`] entries.
+    pub fn fits(self) -> bool {
+        self.rows
+            .checked_mul(self.cols)
+            .is_some_and(|n| n <= super::MAX_ELEMENTS)
+    }
+
     pub fn is_empty(self) -> bool {
         self.len() == 0
     }

@@ -5,4 +5,5 @@
 pub mod eval;
 pub mod gen;
 pub mod golden;
+pub mod plugins;
 pub mod sexp;
