@@ -500,6 +500,7 @@ fn fill_params<'a>(
     Ok(&buf[..declared.len()])
 }
 
+#[inline(never)]
 fn check_nan(
     e: &FunctionEntry,
     order: Order,
@@ -534,10 +535,14 @@ fn error(e: &FunctionEntry, kind: CallErrorKind) -> CallError {
     }
 }
 
+#[cold]
+#[inline(never)]
 fn bad_args(e: &FunctionEntry, text: &str) -> CallError {
     error(e, CallErrorKind::BadArguments(text.to_string()))
 }
 
+#[cold]
+#[inline(never)]
 fn call_error(e: &FunctionEntry, st: i32, msg: &MsgBuf) -> CallError {
     // SAFETY: the plugin wrote `len` bytes into our buffer (MsgBuf::write never exceeds cap).
     let text = unsafe { msg.message() };

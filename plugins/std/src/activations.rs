@@ -11,11 +11,10 @@ use mcopt_plugin_sdk::{
 /// (|x| ≤ ztol). A NaN argument goes right, so NaN flows through instead of becoming 0.
 #[inline(always)]
 fn side(x: f64, a1: f64, a2: f64, ztol: f64) -> (bool, bool) {
-    // Bitwise `&`/`|` on bools, not `&&`/`||`: no branches, so the loops vectorize and random
-    // signs cost no mispredictions.
+    // Bitwise `&`/`|` on bools, not `&&`/`||`: no branches, so the loops vectorize.
     let tie = x.abs() <= ztol;
-    let lex = (a1 > 0.0) | ((a1 == 0.0) & (a2 >= 0.0));
-    let right = (tie & lex) | (!tie & ((x > 0.0) | x.is_nan()));
+    let tie_right = (a1 > 0.0) | ((a1 == 0.0) & (a2 >= 0.0));
+    let right = (tie & tie_right) | (!tie & ((x > 0.0) | x.is_nan()));
     (right, tie)
 }
 
@@ -97,6 +96,19 @@ impl Elementwise for Relu {
                     kinks += tie as usize;
                     *y = if r { x } else { 0.0 };
                 }
+            }
+            Order::One if ztol == 0.0 => {
+                let mut k = 0u64;
+                let outs = f0.iter_mut().zip(f1.iter_mut());
+                for ((y0, y1), (&x, &d)) in outs.zip(a[0].iter().zip(a[1])) {
+                    let tie = x == 0.0;
+                    k += tie as u64;
+                    // At a tie with d = 0 both sides give (0, 0), so d > 0 decides alone.
+                    let r = (x > 0.0) | (tie & (d > 0.0)) | x.is_nan();
+                    *y0 = if r { x } else { 0.0 };
+                    *y1 = if r { d } else { 0.0 };
+                }
+                kinks = k as usize;
             }
             Order::One => {
                 for ((y0, y1), (&x, &d)) in
