@@ -167,18 +167,21 @@ impl<'m> Lowerer<'m> {
         }
     }
 
+    /// Every layer instance, indexed layers step by step first (so a reference to a fixed step
+    /// like `h[1000]` never recurses through the steps before it), then the plain layers that
+    /// were not already lowered on demand by an indexed one.
     fn layers(&mut self) {
         let model = self.model;
-        for (id, layer) in model.layers.iter().enumerate() {
-            if !layer.body.is_indexed() {
-                let _ = self.layer_node(id, None, layer.span);
-            }
-        }
         for t in 0..=self.steps as u64 {
             for (id, layer) in model.layers.iter().enumerate() {
                 if layer_defined_at(&layer.body, t, self.steps) {
                     let _ = self.layer_node(id, Some(t), layer.span);
                 }
+            }
+        }
+        for (id, layer) in model.layers.iter().enumerate() {
+            if !layer.body.is_indexed() {
+                let _ = self.layer_node(id, None, layer.span);
             }
         }
     }
