@@ -273,13 +273,8 @@ impl Registry {
         if !lengths_ok(order, &a, &f) {
             return Err(bad_args(e, "coefficient slices of different lengths"));
         }
-        let mut buf: [f64; MAX_PARAMS];
-        let params = if params.len() == e.info.params.len() {
-            params
-        } else {
-            buf = [0.0; MAX_PARAMS];
-            fill_params(e, params, &mut buf)?
-        };
+        let mut buf = [0.0; MAX_PARAMS];
+        let params = fill_params(e, params, &mut buf)?;
         let [f0, f1, f2] = f;
         let args = EvalArgs {
             params: params.as_ptr(),
@@ -324,13 +319,8 @@ impl Registry {
         if v.len() != out.len() {
             return Err(bad_args(e, "input and output of different lengths"));
         }
-        let mut buf: [f64; MAX_PARAMS];
-        let params = if params.len() == e.info.params.len() {
-            params
-        } else {
-            buf = [0.0; MAX_PARAMS];
-            fill_params(e, params, &mut buf)?
-        };
+        let mut buf = [0.0; MAX_PARAMS];
+        let params = fill_params(e, params, &mut buf)?;
         let args = ProxArgs {
             params: params.as_ptr(),
             n_params: params.len(),

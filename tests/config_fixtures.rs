@@ -11,29 +11,19 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use mcopt::config::{
-    bind, load_point, load_run, read_csv, DataSlot, HeaderMode, PointMode, RowSel, ShapeKind,
-    Split, VarRole, VarSpec,
+    bind, load_point, load_run, read_csv, DataSlot, HeaderMode, PointMode, RowSel, Split, VarRole,
+    VarSpec,
 };
 use mcopt::diag::{render_plain, Diags};
-
-fn spec(name: &str, rows: usize, cols: usize, kind: ShapeKind, role: VarRole) -> VarSpec {
-    VarSpec {
-        name: name.into(),
-        rows,
-        cols,
-        kind,
-        role,
-    }
-}
 
 /// The model the point fixtures are written for.
 pub fn point_specs() -> Vec<VarSpec> {
     vec![
-        spec("A", 2, 3, ShapeKind::Matrix, VarRole::Param),
-        spec("b", 2, 1, ShapeKind::Vector, VarRole::Param),
-        spec("x", 1, 1, ShapeKind::Scalar, VarRole::Param),
-        spec("h[1]", 2, 1, ShapeKind::Vector, VarRole::Layer),
-        spec("h[2]", 2, 1, ShapeKind::Vector, VarRole::Layer),
+        VarSpec::new("A", 2, 3, VarRole::Param),
+        VarSpec::new("b", 2, 1, VarRole::Param),
+        VarSpec::new("x", 1, 1, VarRole::Param),
+        VarSpec::new("h[1]", 2, 1, VarRole::Layer),
+        VarSpec::new("h[2]", 2, 1, VarRole::Layer),
     ]
 }
 

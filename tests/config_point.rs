@@ -4,27 +4,17 @@
 use std::path::Path;
 use std::time::Instant;
 
-use mcopt::config::{load_point, parse_point, write_point, PointMode, ShapeKind, VarRole, VarSpec};
+use mcopt::config::{load_point, parse_point, write_point, PointMode, VarRole, VarSpec};
 use mcopt::diag::SourceFile;
 use proptest::prelude::*;
 
-fn spec(name: &str, rows: usize, cols: usize, kind: ShapeKind, role: VarRole) -> VarSpec {
-    VarSpec {
-        name: name.into(),
-        rows,
-        cols,
-        kind,
-        role,
-    }
-}
-
 fn specs() -> Vec<VarSpec> {
     vec![
-        spec("A", 2, 3, ShapeKind::Matrix, VarRole::Param),
-        spec("b", 2, 1, ShapeKind::Vector, VarRole::Param),
-        spec("x", 1, 1, ShapeKind::Scalar, VarRole::Param),
-        spec("h[1]", 2, 1, ShapeKind::Vector, VarRole::Layer),
-        spec("h[2]", 2, 1, ShapeKind::Vector, VarRole::Layer),
+        VarSpec::new("A", 2, 3, VarRole::Param),
+        VarSpec::new("b", 2, 1, VarRole::Param),
+        VarSpec::new("x", 1, 1, VarRole::Param),
+        VarSpec::new("h[1]", 2, 1, VarRole::Layer),
+        VarSpec::new("h[2]", 2, 1, VarRole::Layer),
     ]
 }
 
@@ -82,8 +72,8 @@ fn missing_file_names_the_file() {
 #[test]
 fn written_form_is_lists_of_rows() {
     let s = [
-        spec("M", 2, 2, ShapeKind::Matrix, VarRole::Param),
-        spec("h[3]", 2, 1, ShapeKind::Vector, VarRole::Layer),
+        VarSpec::new("M", 2, 2, VarRole::Param),
+        VarSpec::new("h[3]", 2, 1, VarRole::Layer),
     ];
     let text = write_point(&s, &[vec![1.0, 3.0, 2.0, 4.0], vec![0.1, -0.0]]);
     assert_eq!(
@@ -130,26 +120,14 @@ proptest! {
 fn large_point_loads_fast() {
     // A lifted RNN: Nh = 20, 393 steps, layers u[t], h[t] (20 each) and v[t] (1) per step,
     // plus parameters: about 16.5k layer values, and a 200×200 matrix for 40k more.
-    let mut specs = vec![spec("W", 200, 200, ShapeKind::Matrix, VarRole::Param)];
+    let mut specs = vec![VarSpec::new("W", 200, 200, VarRole::Param)];
     for t in 1..=393 {
         for (n, r) in [("u", 20), ("h", 20), ("v", 1)] {
-            specs.push(spec(
-                &format!("{n}[{t}]"),
-                r,
-                1,
-                ShapeKind::Vector,
-                VarRole::Layer,
-            ));
+            specs.push(VarSpec::new(format!("{n}[{t}]"), r, 1, VarRole::Layer));
         }
     }
     for i in 0..120 {
-        specs.push(spec(
-            &format!("P{i}"),
-            20,
-            20,
-            ShapeKind::Matrix,
-            VarRole::Param,
-        ));
+        specs.push(VarSpec::new(format!("P{i}"), 20, 20, VarRole::Param));
     }
     let values: Vec<Vec<f64>> = specs
         .iter()
@@ -177,7 +155,7 @@ fn large_point_loads_fast() {
 #[test]
 fn many_bad_values_are_capped_and_fast() {
     let specs: Vec<VarSpec> = (0..200)
-        .map(|i| spec(&format!("p{i}"), 50, 1, ShapeKind::Vector, VarRole::Param))
+        .map(|i| VarSpec::new(format!("p{i}"), 50, 1, VarRole::Param))
         .collect();
     let text: String = (0..200)
         .map(|i| format!("p{i}: [{}]\n", vec![".nan"; 50].join(", ")))
@@ -198,7 +176,7 @@ fn comment_only_file_is_an_empty_point() {
     let src = SourceFile::new("c.yaml", "# nothing here\n");
     let p = parse_point(
         &src,
-        &[spec("h[1]", 2, 1, ShapeKind::Vector, VarRole::Layer)],
+        &[VarSpec::new("h[1]", 2, 1, VarRole::Layer)],
         PointMode::Point,
     )
     .unwrap_or_else(|e| panic!("{e}"));

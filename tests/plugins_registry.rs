@@ -1,6 +1,9 @@
 //! The registry with the standard plugin: lookup, parameters, ray-Taylor values at and away from
 //! kinks (worked out by hand), ztol, errors, and the proximal maps against brute force.
 
+mod common;
+
+use common::plugins::STANDARD_FUNCTIONS;
 use mcopt::registry::{CallErrorKind, FunctionKind, Order, Registry};
 
 /// (f0, f1, f2) of function `name` along the single ray (a0, a1, a2), with the active kink count.
@@ -31,19 +34,7 @@ fn close(got: [f64; 3], want: [f64; 3]) -> bool {
 fn standard_names_are_registered_and_sorted() {
     let r = Registry::with_standard();
     let names = r.function_names();
-    for n in [
-        "relu",
-        "leaky_relu",
-        "elu",
-        "tanh",
-        "sigmoid",
-        "softplus",
-        "l1",
-        "huber",
-        "mcp",
-        "scad",
-        "capped_l1",
-    ] {
+    for n in STANDARD_FUNCTIONS {
         assert!(names.contains(&n), "{n} missing from {names:?}");
     }
     let mut sorted = names.clone();

@@ -2,6 +2,9 @@
 //! coefficients are one-sided derivatives (property tests at random points and on kinks),
 //! positively homogeneous in the direction, and agree between equivalent formulas.
 
+mod common;
+
+use common::plugins::STANDARD_FUNCTIONS;
 use mcopt::plugin_host::self_test;
 use mcopt::registry::{Order, Registry};
 use proptest::prelude::*;
@@ -33,20 +36,6 @@ fn the_standard_plugin_passes_the_self_test() {
     assert!(scad.1 >= 5 * 6, "{scad:?}");
 }
 
-const NAMES: [&str; 11] = [
-    "relu",
-    "leaky_relu",
-    "elu",
-    "tanh",
-    "sigmoid",
-    "softplus",
-    "l1",
-    "huber",
-    "mcp",
-    "scad",
-    "capped_l1",
-];
-
 /// One-sided (Richardson-extrapolated) first and second differences of t ↦ φ(a(t)).
 fn differences(r: &Registry, name: &str, a: [f64; 3]) -> (f64, f64) {
     let g = |t: f64| {
@@ -77,11 +66,11 @@ proptest! {
 
     #[test]
     fn coefficients_are_one_sided_derivatives(
-        k in 0..NAMES.len(), x in point_or_kink(), d in prop::sample::select(vec![-1.5, -1.0, 0.0, 0.5, 2.0]),
+        k in 0..STANDARD_FUNCTIONS.len(), x in point_or_kink(), d in prop::sample::select(vec![-1.5, -1.0, 0.0, 0.5, 2.0]),
         c in -1.0..1.0f64,
     ) {
         let r = Registry::with_standard();
-        let name = NAMES[k];
+        let name = STANDARD_FUNCTIONS[k];
         // Keep the differences on one piece: off a kink, stay 0.05 away from every breakpoint.
         let bps = &r.info(r.lookup(name).unwrap()).breakpoints;
         prop_assume!(bps.iter().all(|b| *b == x || (x - b).abs() > 0.05));
@@ -93,11 +82,11 @@ proptest! {
 
     #[test]
     fn coefficients_are_positively_homogeneous(
-        k in 0..NAMES.len(), x in point_or_kink(), d in -2.0..2.0f64, c in -1.0..1.0f64, l in 0.1..4.0f64,
+        k in 0..STANDARD_FUNCTIONS.len(), x in point_or_kink(), d in -2.0..2.0f64, c in -1.0..1.0f64, l in 0.1..4.0f64,
     ) {
         let r = Registry::with_standard();
-        let f = ray(&r, NAMES[k], &[], [x, d, c]);
-        let g = ray(&r, NAMES[k], &[], [x, l * d, l * l * c]);
+        let f = ray(&r, STANDARD_FUNCTIONS[k], &[], [x, d, c]);
+        let g = ray(&r, STANDARD_FUNCTIONS[k], &[], [x, l * d, l * l * c]);
         prop_assert_eq!(f[0], g[0]);
         prop_assert!((g[1] - l * f[1]).abs() <= 1e-12 * (1.0 + g[1].abs()));
         prop_assert!((g[2] - l * l * f[2]).abs() <= 1e-12 * (1.0 + g[2].abs()));

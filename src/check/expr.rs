@@ -22,14 +22,8 @@ impl Ctx {
         Ctx::default()
     }
 
-    pub(super) fn layer_plain(id: usize) -> Ctx {
-        Ctx {
-            time: None,
-            layer: Some(id),
-        }
-    }
-
-    pub(super) fn layer_base(id: usize) -> Ctx {
+    /// The body of a plain layer or of a base case: no time variable.
+    pub(super) fn layer(id: usize) -> Ctx {
         Ctx {
             time: None,
             layer: Some(id),

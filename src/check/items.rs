@@ -170,7 +170,7 @@ impl<'a> Checker<'a> {
         for item in &program.items {
             match item {
                 Item::Param(p) => {
-                    let Some(shape) = self.value_type(&p.ty, false) else {
+                    let Some(shape) = self.value_type(&p.ty) else {
                         self.poison(&p.name);
                         continue;
                     };
@@ -249,7 +249,7 @@ impl<'a> Checker<'a> {
             self.poison(&d.name);
             return;
         };
-        let Some(shape) = self.value_type(step, false) else {
+        let Some(shape) = self.value_type(step) else {
             self.poison(&d.name);
             return;
         };
@@ -329,8 +329,8 @@ impl<'a> Checker<'a> {
         true
     }
 
-    /// The shape of a value type (`real`, `vec(n)`, `mat(r, c)`), refusing sequences unless allowed.
-    pub(super) fn value_type(&mut self, ty: &ast::TypeExpr, _allow_seq: bool) -> Option<Shape> {
+    /// The shape of a value type (`real`, `vec(n)`, `mat(r, c)`); sequence types are refused here.
+    pub(super) fn value_type(&mut self, ty: &ast::TypeExpr) -> Option<Shape> {
         let shape = match &ty.kind {
             TypeKind::Real => Shape::SCALAR,
             TypeKind::Vec(n) => Shape::vector(self.dim(n)?),
@@ -484,8 +484,7 @@ impl<'a> Checker<'a> {
         }
         let ctx = match &l.index {
             Some(LayerIndex::Var(t)) => Ctx::layer_general(id, &t.name),
-            Some(LayerIndex::Base { .. }) => Ctx::layer_base(id),
-            None => Ctx::layer_plain(id),
+            Some(LayerIndex::Base { .. }) | None => Ctx::layer(id),
         };
         let value = self.expr(&l.value, &ctx);
         let slot_span = l.name.span;

@@ -185,13 +185,6 @@ pub enum Binary {
     Dot,
 }
 
-impl CExpr {
-    /// Is the value a constant known at check time?
-    pub fn is_constant(&self) -> bool {
-        matches!(self.kind, CKind::Literal(_))
-    }
-}
-
 impl Model {
     /// Number of scalar parameters n.
     pub fn n_params(&self) -> usize {
@@ -201,10 +194,6 @@ impl Model {
     /// Whether the model has data or time-indexed layers (so needs bound data).
     pub fn is_sequential(&self) -> bool {
         !self.data.is_empty() || self.layers.iter().any(|l| l.body.is_indexed())
-    }
-
-    pub fn param_index(&self, name: &str) -> Option<usize> {
-        self.params.iter().position(|p| p.name == name)
     }
 }
 

@@ -24,10 +24,6 @@ impl Shape {
         self.rows == 1 && self.cols == 1
     }
 
-    pub fn is_vector(self) -> bool {
-        self.cols == 1 && self.rows != 1
-    }
-
     pub fn len(self) -> usize {
         self.rows * self.cols
     }

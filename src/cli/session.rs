@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use mcopt::check::Model;
 use mcopt::config::{
-    self, DataSpec, HeaderMode, PointMode, RowSel, SeqLayout, ShapeKind, Split, VarRole, VarSpec,
+    self, DataSpec, HeaderMode, PointMode, RowSel, SeqLayout, Split, VarRole, VarSpec,
 };
 use mcopt::diag::{Diag, Diags, SourceFile};
 use mcopt::graph::{self, Graph, LowerOptions};
@@ -95,7 +95,7 @@ impl Session {
         self.model
             .params
             .iter()
-            .map(|p| var_spec(&p.name, p.shape, VarRole::Param))
+            .map(|p| VarSpec::new(&p.name, p.shape.rows, p.shape.cols, VarRole::Param))
             .collect()
     }
 
@@ -126,22 +126,6 @@ impl Session {
             .zip(&specs)
             .flat_map(|(v, s)| v.unwrap_or_else(|| vec![0.0; s.rows * s.cols]))
             .collect())
-    }
-}
-
-/// How a variable of `shape` is written in a point file.
-pub fn var_spec(name: &str, shape: mcopt::check::Shape, role: VarRole) -> VarSpec {
-    let kind = match (shape.rows, shape.cols) {
-        (1, 1) => ShapeKind::Scalar,
-        (_, 1) => ShapeKind::Vector,
-        _ => ShapeKind::Matrix,
-    };
-    VarSpec {
-        name: name.to_owned(),
-        rows: shape.rows,
-        cols: shape.cols,
-        kind,
-        role,
     }
 }
 

@@ -39,6 +39,23 @@ pub struct VarSpec {
 }
 
 impl VarSpec {
+    /// A variable of `rows × cols`, written as a number (1×1), a list (one column) or a list of
+    /// rows (a matrix).
+    pub fn new(name: impl Into<String>, rows: usize, cols: usize, role: VarRole) -> VarSpec {
+        let kind = match (rows, cols) {
+            (1, 1) => ShapeKind::Scalar,
+            (_, 1) => ShapeKind::Vector,
+            _ => ShapeKind::Matrix,
+        };
+        VarSpec {
+            name: name.into(),
+            rows,
+            cols,
+            kind,
+            role,
+        }
+    }
+
     /// The number of values, `rows * cols`.
     pub fn len(&self) -> usize {
         self.rows * self.cols

@@ -49,6 +49,31 @@ fn store<const K: usize>(out: &mut [&mut [f64]; K], i: usize, v: Tay<K>) {
     }
 }
 
+/// The operand indexes of the products summed into group `g` of a dot product: element e of
+/// column g when batched, otherwise flat index e of equal shapes (with broadcasting).
+pub(super) fn dot_pairs<'a>(
+    na: &'a Node,
+    nb: &'a Node,
+    n: &Node,
+    g: usize,
+) -> impl Iterator<Item = (usize, usize)> + 'a {
+    let rows = na.rows.max(nb.rows);
+    let (batched, group) = if n.batched {
+        (true, rows)
+    } else {
+        (false, na.len().max(nb.len()))
+    };
+    let ((ars, acs), (brs, bcs)) = (bstrides(na), bstrides(nb));
+    (0..group).map(move |e| {
+        let (i, j) = if batched {
+            (e, g)
+        } else {
+            (e % rows, e / rows)
+        };
+        (i * ars + j * acs, i * brs + j * bcs)
+    })
+}
+
 /// Strides that broadcast an operand of shape `(rows, cols)` to the output's shape.
 #[inline(always)]
 pub(super) fn bstrides(n: &Node) -> (usize, usize) {
@@ -362,24 +387,11 @@ fn dot<const K: usize>(
     n: &Node,
     mut out: [&mut [f64]; K],
 ) {
-    let rows = na.rows.max(nb.rows);
-    let group = if n.batched {
-        rows
-    } else {
-        na.len().max(nb.len())
-    };
-    let ((ars, acs), (brs, bcs)) = (bstrides(na), bstrides(nb));
     for g in 0..n.cols {
         let mut acc = [0.0; K];
-        for e in 0..group {
-            // Batched: element e of column g; otherwise flat index e of equal shapes.
-            let (i, j) = if n.batched {
-                (e, g)
-            } else {
-                (e % rows, e / rows)
-            };
-            let x: Tay<K> = load(&ca, i * ars + j * acs);
-            let y: Tay<K> = load(&cb, i * brs + j * bcs);
+        for (ia, ib) in dot_pairs(na, nb, n, g) {
+            let x: Tay<K> = load(&ca, ia);
+            let y: Tay<K> = load(&cb, ib);
             acc = kn::add(acc, kn::mul(x, y));
         }
         store(&mut out, g, acc);

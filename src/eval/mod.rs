@@ -15,8 +15,6 @@ use crate::diag::Diag;
 use crate::graph::{Graph, NodeId, Op};
 use crate::registry::{CallError, Order, Registry};
 
-pub use kernels::lexsign;
-
 /// Largest total size of an evaluator's buffers (16 GiB), checked before allocating.
 pub const MAX_BUFFER_BYTES: usize = 16 << 30;
 

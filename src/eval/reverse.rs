@@ -5,7 +5,7 @@
 //! `min` take their first argument at a tie, and plugin functions return their right
 //! derivative φ′(a; +1) (so relu′(0) = 1). This is a selection, not a directional derivative.
 
-use super::forward::{bstrides, coeffs};
+use super::forward::{bstrides, coeffs, dot_pairs};
 use super::linalg::{gemm, Mat};
 use super::{EvalError, EvalErrorKind, EvalOptions, Evaluator};
 use crate::graph::{ElemBinary, ElemUnary, Graph, Node, NodeId, Op, ReduceKind};
@@ -422,23 +422,10 @@ fn dot_back(
     adj: Adjoints<'_>,
 ) {
     let (na, nb) = (g.node(a), g.node(b));
-    let rows = na.rows.max(nb.rows);
-    let group = if n.batched {
-        rows
-    } else {
-        na.len().max(nb.len())
-    };
-    let ((ars, acs), (brs, bcs)) = (bstrides(na), bstrides(nb));
     let (sa, sb) = (adj.off[a.index()], adj.off[b.index()]);
     let left = adj.left;
     for (gi, gg) in gout.iter().enumerate() {
-        for e in 0..group {
-            let (i, j) = if n.batched {
-                (e, gi)
-            } else {
-                (e % rows, e / rows)
-            };
-            let (ia, ib) = (i * ars + j * acs, i * brs + j * bcs);
+        for (ia, ib) in dot_pairs(na, nb, n, gi) {
             if na.varies {
                 left[sa + ia] += gg * vb[ib];
             }

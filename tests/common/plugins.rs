@@ -5,6 +5,21 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+/// Every function of the standard plugin, as PLUGINS.md and the issue list them.
+pub const STANDARD_FUNCTIONS: [&str; 11] = [
+    "relu",
+    "leaky_relu",
+    "elu",
+    "tanh",
+    "sigmoid",
+    "softplus",
+    "l1",
+    "huber",
+    "mcp",
+    "scad",
+    "capped_l1",
+];
+
 /// The directory holding the built plugin libraries.
 pub fn lib_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
