@@ -79,7 +79,7 @@ fn cases() -> Vec<Bad> {
         bad(
             "missing point file",
             &["eval", &params, "--at", &f("no_such_point.yaml")],
-            "mcopt::config::read",
+            "mcopt::io::read",
             &["no_such_point.yaml"],
         ),
         bad(
@@ -158,7 +158,7 @@ fn cases() -> Vec<Bad> {
         bad(
             "missing run file",
             &["eval", &params, "--config", &f("no_such_run.yaml")],
-            "mcopt::config::read",
+            "mcopt::io::read",
             &["no_such_run.yaml"],
         ),
         bad(

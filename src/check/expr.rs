@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
-use super::calls::plural;
 use super::items::{Binding, Checker};
 use super::{Binary, CExpr, CKind, Shape, TimeRef, Unary, MAX_ELEMENTS};
 use crate::diag::{Diag, Span};
 use crate::syntax::ast::{BinOp, Expr, ExprKind, Ident};
+use crate::text::plural;
 
 /// Where an expression is checked.
 #[derive(Debug, Clone, Default)]
@@ -374,8 +374,8 @@ impl Checker<'_> {
                     "matrix product of {} and {}: {} on the left, {} on the right",
                     a.shape,
                     b.shape,
-                    plural(a.shape.cols, "column"),
-                    plural(b.shape.rows, "row")
+                    plural(a.shape.cols, "column", "columns"),
+                    plural(b.shape.rows, "row", "rows")
                 ),
                 "for an inner product use dot(a, b); for an elementwise product use .*",
                 self.operator_span(a.span, b.span, "*").unwrap_or(span),

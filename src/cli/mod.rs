@@ -192,14 +192,11 @@ pub fn main() -> u8 {
 
 /// Render diagnostics to stderr (colours only on a terminal).
 pub fn report(diags: &Diags) {
-    if std::io::stderr().is_terminal() {
-        let handler = miette::GraphicalReportHandler::new();
-        for d in diags.iter() {
-            let mut out = String::new();
-            let _ = handler.render_report(&mut out, d);
-            eprint!("{out}");
-        }
+    use mcopt::diag::{render, RenderStyle};
+    let style = if std::io::stderr().is_terminal() {
+        RenderStyle::Terminal
     } else {
-        eprint!("{}", mcopt::diag::render_plain(diags));
-    }
+        RenderStyle::Plain
+    };
+    eprint!("{}", render(diags, style));
 }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::diag::{Diag, SourceFile, Span};
+use crate::text::plural;
 
 /// A YAML value, in document order, without positions.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,22 +44,8 @@ impl Node {
     }
 }
 
-/// `1 entry`, `3 entries`.
-pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
-    if n == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{n} {many}")
-    }
-}
-
 fn shorten(s: &str) -> String {
-    if s.chars().count() > 24 {
-        let head: String = s.chars().take(21).collect();
-        format!("{head}...")
-    } else {
-        s.to_string()
-    }
+    crate::text::clip_to(s, 24).into_owned()
 }
 
 /// Parse YAML text into a [`Node`]; an empty document is `Node::Null`.
