@@ -215,7 +215,10 @@ fn contract(name: &str, run: &Run, code: &str, places: &[&str]) -> Vec<String> {
     if run.panicked() {
         fail("a panic reached the user".into());
     }
-    if !run.stdout.is_empty() {
+    let json = run.args.iter().any(|a| a == "--json");
+    if json && !run.stdout.contains("\"diagnostics\"") {
+        fail("--json: stdout has no diagnostics".into());
+    } else if !json && !run.stdout.is_empty() {
         fail("stdout is not empty".into());
     }
     if !run.written.is_empty() {

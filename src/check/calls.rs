@@ -186,7 +186,11 @@ impl Checker<'_> {
                 func.span,
                 "not a built-in or a loaded plugin function",
             )
-            .help(format!("known functions: {}", known.join(", ")));
+            .help(format!(
+                "{}known functions: {}",
+                crate::text::did_you_mean(&func.name, &known),
+                known.join(", ")
+            ));
             self.error(d);
             return None;
         };
