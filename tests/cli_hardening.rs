@@ -232,3 +232,21 @@ fn check_groups_layer_sizes_and_json_keeps_every_layer() {
     let v = mcopt(&json_args).json();
     assert_eq!(v["layers"].as_array().map(Vec::len), Some(1180));
 }
+
+#[test]
+fn yaml_nested_past_the_limit_is_refused_before_parsing() {
+    let model = scratch("x3.mco", b"param x: real = 1\nminimize x^2\n");
+    let n = 100_000;
+    let flow = format!("x: {}{}\n", "[".repeat(n), "]".repeat(n));
+    let block = format!("x:\n  {}1\n", "- ".repeat(n));
+    let mapping: String = (0..70)
+        .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
+        .collect();
+    for (name, text) in [("flow", flow), ("block", block), ("mapping", mapping)] {
+        let point = scratch(&format!("deep_{name}.yaml"), text.as_bytes());
+        let run = mcopt(&["eval", &model, "--at", &point]);
+        refused(&run, "mcopt::config::too_deep", 4000);
+        let run = mcopt(&["eval", &model, "--config", &point]);
+        refused(&run, "mcopt::config::too_deep", 4000);
+    }
+}
