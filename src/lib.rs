@@ -9,6 +9,7 @@ pub mod eval;
 pub mod forms;
 pub mod graph;
 pub mod input;
+pub mod memory;
 pub mod pipeline;
 pub mod plugin_host;
 pub mod registry;

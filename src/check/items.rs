@@ -106,6 +106,17 @@ impl<'a> Checker<'a> {
         self.diags.push(d);
     }
 
+    /// The values of a declared quantity could not be allocated.
+    pub(super) fn out_of_memory(&mut self, e: crate::memory::AllocError, span: Span, name: &str) {
+        let d = Diag::new(
+            "mcopt::check::memory",
+            e.message(&format!("the values of `{}`", crate::text::clip(name))),
+        )
+        .at(&self.source, span, "this size")
+        .help(crate::memory::AllocError::HELP);
+        self.error(d);
+    }
+
     fn finish(mut self, objective: Option<(CExpr, Span)>) -> Result<Model, Diags> {
         let Some((expr, span)) = objective else {
             let end = self.source.text.len();
@@ -189,9 +200,16 @@ impl<'a> Checker<'a> {
                         self.poison(&p.name);
                         continue;
                     }
+                    let init = match crate::memory::filled(shape.len(), 0.0) {
+                        Ok(init) => init,
+                        Err(e) => {
+                            self.out_of_memory(e, p.ty.span, &p.name.name);
+                            self.poison(&p.name);
+                            continue;
+                        }
+                    };
                     if self.bind(&p.name, Binding::Param(id)) {
                         self.param_entries += shape.len();
-                        let init = vec![0.0; shape.len()];
                         self.params.push(ParamDef {
                             name: p.name.name.clone(),
                             shape,
@@ -396,7 +414,10 @@ impl<'a> Checker<'a> {
         match (&value.kind, value.shape) {
             (CKind::Literal(v), s) if s == shape => self.params[id].init = v.clone(),
             (CKind::Literal(v), s) if s.is_scalar() => {
-                self.params[id].init = vec![v[0]; shape.len()]
+                match crate::memory::filled(shape.len(), v[0]) {
+                    Ok(init) => self.params[id].init = init,
+                    Err(e) => self.out_of_memory(e, init.span, &p.name.name),
+                }
             }
             (CKind::Literal(_), s) => {
                 let msg = format!(

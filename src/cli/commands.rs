@@ -375,9 +375,9 @@ pub fn bench(
     let theta = match random {
         Some(seed) => {
             let mut rng = Rng::new(seed);
-            (0..s.model.n_params())
-                .map(|_| 0.1 * rng.normal())
-                .collect()
+            let mut theta = s.theta_buffer()?;
+            theta.extend((0..s.model.n_params()).map(|_| 0.1 * rng.normal()));
+            theta
         }
         None => s.point(at)?,
     };
@@ -385,13 +385,16 @@ pub fn bench(
         Some(p) => s.direction(p)?,
         None => {
             let mut rng = Rng::new(20261129);
-            (0..theta.len()).map(|_| rng.normal()).collect()
+            let mut d = s.theta_buffer()?;
+            d.extend((0..theta.len()).map(|_| rng.normal()));
+            d
         }
     };
     let opts = EvalOptions { ztol: input.ztol };
     let ed = eval_diag(&g);
     let mut ev = Evaluator::new(&g, &s.registry, Order::Two).map_err(&ed)?;
-    let mut grad = vec![0.0; theta.len()];
+    let mut grad = s.theta_buffer()?;
+    grad.resize(theta.len(), 0.0);
     let tf = measure(seconds, || ev.value(&theta, opts).map(|_| ()).map_err(&ed))?;
     let t1 = measure(seconds, || {
         ev.directional(&theta, &d, Order::One, opts)

@@ -9,6 +9,7 @@ use mcopt::config::{
 use mcopt::diag::{Diag, Diags};
 use mcopt::graph::{self, Graph, LowerOptions};
 use mcopt::input::{read_source, InputKind};
+use mcopt::memory;
 use mcopt::pipeline;
 use mcopt::plugin_host::{self, PluginSearch};
 use mcopt::registry::Registry;
@@ -79,12 +80,13 @@ impl Session {
     /// θ from a point file, or the model's initial values.
     pub fn point(&self, path: Option<&str>) -> Result<Vec<f64>, Diags> {
         match path {
-            None => Ok(self
-                .model
-                .params
-                .iter()
-                .flat_map(|p| p.init.iter().copied())
-                .collect()),
+            None => {
+                let mut theta = self.theta_buffer()?;
+                for p in &self.model.params {
+                    theta.extend_from_slice(&p.init);
+                }
+                Ok(theta)
+            }
             Some(path) => self.read_vars(path, PointMode::Point),
         }
     }
@@ -97,12 +99,24 @@ impl Session {
     fn read_vars(&self, path: &str, mode: PointMode) -> Result<Vec<f64>, Diags> {
         let specs = self.param_specs();
         let values = config::load_point(Path::new(path), &specs, mode)?;
-        Ok(values
-            .values
-            .into_iter()
-            .zip(&specs)
-            .flat_map(|(v, s)| v.unwrap_or_else(|| vec![0.0; s.rows * s.cols]))
-            .collect())
+        let mut theta = self.theta_buffer()?;
+        for (v, s) in values.values.into_iter().zip(&specs) {
+            match v {
+                Some(v) => theta.extend_from_slice(&v),
+                None => theta.resize(theta.len() + s.rows * s.cols, 0.0),
+            }
+        }
+        Ok(theta)
+    }
+
+    /// An empty vector with room for θ, or a diagnostic with the bytes it needs.
+    pub fn theta_buffer(&self) -> Result<Vec<f64>, Diags> {
+        memory::with_capacity(self.model.n_params()).map_err(|e| {
+            Diag::new("mcopt::eval::memory", e.message("the parameters θ"))
+                .in_file(&self.model_path)
+                .help(memory::AllocError::HELP)
+                .into()
+        })
     }
 }
 

@@ -136,7 +136,7 @@ pub fn bind(
         .iter()
         .zip(columns)
         .map(|(slot, cols)| gather(&table, slot, &cols, &sequences, start..end))
-        .collect();
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(out)
 }
 
@@ -560,21 +560,29 @@ fn gather(
     cols: &[usize],
     seqs: &[Vec<usize>],
     steps: std::ops::Range<usize>,
-) -> BoundData {
-    let mut values = Vec::with_capacity(steps.len() * seqs.len() * cols.len());
+) -> Result<BoundData, Diag> {
+    let len = steps.len() * seqs.len() * cols.len();
+    let mut values = crate::memory::with_capacity(len).map_err(|e| {
+        Diag::new(
+            "mcopt::data::memory",
+            e.message(&format!("the values of `{}`", slot.name)),
+        )
+        .in_file(table.source.name.clone())
+        .help(crate::memory::AllocError::HELP)
+    })?;
     for t in steps.clone() {
         for seq in seqs {
             let row = &table.rows[seq[t]];
             values.extend(cols.iter().map(|&c| row[c]));
         }
     }
-    BoundData {
+    Ok(BoundData {
         name: slot.name.clone(),
         width: slot.width,
         sequences: seqs.len(),
         steps: steps.len(),
         values,
-    }
+    })
 }
 
 #[cfg(test)]
