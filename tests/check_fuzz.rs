@@ -117,6 +117,7 @@ fn data_for(model: &Model) -> Vec<SeqData> {
                 steps: 3,
                 sequences,
                 values: (0..n).map(|k| (k % 7) as f64 * 0.3 - 0.9).collect(),
+                warmup: 0,
             }
         })
         .collect()

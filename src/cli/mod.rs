@@ -134,9 +134,29 @@ pub struct InputArgs {
     /// Test rows of the --data files.
     #[arg(long)]
     pub test_rows: Option<String>,
+    /// Where the test split's recurrence starts: `carry` (default) continues from the last
+    /// training step when the test steps follow it; `restart` starts from the base cases.
+    #[arg(long, value_enum, value_name = "STATE")]
+    pub test_state: Option<TestStateArg>,
     /// |argument − breakpoint| ≤ ztol counts as a kink.
     #[arg(long, default_value_t = 0.0)]
     pub ztol: f64,
+}
+
+/// `--test-state`: the command-line form of [`mcopt::config::TestState`].
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestStateArg {
+    Carry,
+    Restart,
+}
+
+impl From<TestStateArg> for mcopt::config::TestState {
+    fn from(a: TestStateArg) -> Self {
+        match a {
+            TestStateArg::Carry => mcopt::config::TestState::Carry,
+            TestStateArg::Restart => mcopt::config::TestState::Restart,
+        }
+    }
 }
 
 /// Run the command line; returns the exit code.

@@ -72,7 +72,7 @@ impl Session {
         let data = match (&self.data, split) {
             (None, Split::Train) => Vec::new(),
             (None, Split::Test) => return Ok(None),
-            (Some(spec), Split::Test) if spec.test.is_none() => return Ok(None),
+            (Some(spec), Split::Test) if !spec.has_test() => return Ok(None),
             (Some(spec), _) => pipeline::bind_data(&self.model, spec, &self.data_dir, split)?,
         };
         if data.is_empty() && !self.model.data.is_empty() {
@@ -136,7 +136,13 @@ fn data_spec(
 ) -> Result<(Option<DataSpec>, PathBuf), Diags> {
     if input.data.is_empty() {
         return Ok(match run {
-            Some(r) => (r.data.clone(), r.dir.clone()),
+            Some(r) => {
+                let mut data = r.data.clone();
+                if let (Some(d), Some(state)) = (data.as_mut(), input.test_state) {
+                    d.test_state = state.into();
+                }
+                (data, r.dir.clone())
+            }
             None => (None, PathBuf::from(".")),
         });
     }
@@ -175,6 +181,7 @@ fn data_spec(
         train,
         test,
         sequences: SeqLayout::Single,
+        test_state: input.test_state.map(Into::into).unwrap_or_default(),
         origin: None,
     };
     Ok((Some(spec), PathBuf::from(".")))

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::bind::{parse_columns, ColumnSel, DataSpec, RowSel, SeqLayout, SpecOrigin};
+use super::bind::{parse_columns, ColumnSel, DataSpec, RowSel, SeqLayout, SpecOrigin, TestState};
 use super::data::HeaderMode;
 use super::fields::{Fields, Reader, Val};
 use super::read_source;
@@ -112,7 +112,15 @@ impl Default for Thresholds {
 const TOP_KEYS: &[&str] = &[
     "model", "plugins", "data", "solver", "init", "seed", "stop", "output", "validate", "ztol",
 ];
-const DATA_KEYS: &[&str] = &["file", "header", "bind", "train", "test", "sequences"];
+const DATA_KEYS: &[&str] = &[
+    "file",
+    "header",
+    "bind",
+    "train",
+    "test",
+    "sequences",
+    "test_state",
+];
 const SOLVER_KEYS: &[&str] = &["name", "options"];
 const INIT_KEYS: &[&str] = &["scheme", "std", "file"];
 const STOP_KEYS: &[&str] = &["max_iter", "tol", "max_seconds"];
@@ -238,6 +246,13 @@ fn read_data(r: &mut Reader, v: &Val) -> Option<DataSpec> {
     let sequences = seq_val
         .as_ref()
         .map_or(Some(SeqLayout::Single), |v| read_layout(r, v));
+    let test_state = f.get("test_state").map_or(Some(TestState::Carry), |v| {
+        let choice = r.choice(&v, &["carry", "restart"])?;
+        Some(match choice.as_str() {
+            "restart" => TestState::Restart,
+            _ => TestState::Carry,
+        })
+    });
     let origin = SpecOrigin {
         source: Arc::clone(r.source),
         data: data_span,
@@ -257,6 +272,7 @@ fn read_data(r: &mut Reader, v: &Val) -> Option<DataSpec> {
             None => None,
         },
         sequences: sequences?,
+        test_state: test_state?,
         origin: Some(origin),
     })
 }

@@ -149,9 +149,13 @@ pub struct Graph {
     pub objective: NodeId,
     /// The data-dependent part g of the objective (the training or test loss).
     pub loss: NodeId,
-    /// Number of time steps and sequences of the bound data (0 and 1 without data).
+    /// Number of time steps and sequences of the bound data (0 and 1 without data); `steps`
+    /// counts the warm-up steps.
     pub steps: usize,
     pub sequences: usize,
+    /// Leading time steps that run the recurrence but are left out of the reductions over
+    /// time (a test split carried over from the training steps; see [`SeqData::warmup`]).
+    pub warmup: usize,
 }
 
 impl Graph {
