@@ -545,6 +545,7 @@ impl<'m> Lowerer<'m> {
             Unary::Sum => return Ok(self.reduce(ReduceKind::Sum, a, span)),
             Unary::SqNorm => return Ok(self.reduce(ReduceKind::SqNorm, a, span)),
             Unary::Norm1 => return Ok(self.reduce(ReduceKind::Norm1, a, span)),
+            Unary::Norm2 => return Ok(self.reduce(ReduceKind::Norm2, a, span)),
             Unary::Mean => {
                 let n = self.node(a);
                 let len = if n.batched { n.rows } else { n.len() };
@@ -583,7 +584,7 @@ impl<'m> Lowerer<'m> {
     fn reduce(&mut self, kind: ReduceKind, a: NodeId, span: Span) -> NodeId {
         let n = self.node(a).clone();
         let cols = if n.batched { n.cols } else { 1 };
-        let dep = if kind == ReduceKind::SqNorm {
+        let dep = if matches!(kind, ReduceKind::SqNorm | ReduceKind::Norm2) {
             Dep::of(&n).nonlinear()
         } else {
             Dep::of(&n)

@@ -31,6 +31,8 @@ pub enum ReduceKind {
     Sum,
     SqNorm,
     Norm1,
+    /// The Euclidean norm ‖a‖ (exact to second order at a = 0; MATH.md, docs/derivatives.md).
+    Norm2,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
