@@ -48,13 +48,15 @@ struct Cli {
 enum Command {
     /// Parse, resolve names and plugins, check shapes; print the multicomposite structure.
     Check {
-        model: String,
+        /// Model file (.mco); may be omitted when the run file (--config) names one.
+        model: Option<String>,
         #[command(flatten)]
         input: InputArgs,
     },
     /// Evaluate the objective (and the loss on the test split, when there is one).
     Eval {
-        model: String,
+        /// Model file (.mco); may be omitted when the run file (--config) names one.
+        model: Option<String>,
         /// Point file (YAML); default: the initial values declared in the model.
         #[arg(long)]
         at: Option<String>,
@@ -63,7 +65,8 @@ enum Command {
     },
     /// f, f′(x; d) and, with --order 2, f″(x; d), with the number of active kinks.
     Diff {
-        model: String,
+        /// Model file (.mco); may be omitted when the run file (--config) names one.
+        model: Option<String>,
         #[arg(long)]
         at: Option<String>,
         /// Direction file (YAML, same form as a point; missing names are zero).
@@ -76,7 +79,8 @@ enum Command {
     },
     /// Time f, f′, (f′, f″) and ∇f in one process and print the ratios to f.
     Bench {
-        model: String,
+        /// Model file (.mco); may be omitted when the run file (--config) names one.
+        model: Option<String>,
         #[arg(long)]
         at: Option<String>,
         /// Direction file; default: a seeded random direction.
@@ -170,15 +174,20 @@ pub fn main() -> u8 {
         }
     };
     let result = match cli.command {
-        Command::Check { model, input } => commands::check(&model, &input),
-        Command::Eval { model, at, input } => commands::eval(&model, at.as_deref(), &input),
+        Command::Check { model, input } => {
+            model_arg(model, &input).and_then(|m| commands::check(&m, &input))
+        }
+        Command::Eval { model, at, input } => {
+            model_arg(model, &input).and_then(|m| commands::eval(&m, at.as_deref(), &input))
+        }
         Command::Diff {
             model,
             at,
             dir,
             order,
             input,
-        } => commands::diff(&model, at.as_deref(), &dir, order, &input),
+        } => model_arg(model, &input)
+            .and_then(|m| commands::diff(&m, at.as_deref(), &dir, order, &input)),
         Command::Bench {
             model,
             at,
@@ -186,14 +195,9 @@ pub fn main() -> u8 {
             seconds,
             random,
             input,
-        } => commands::bench(
-            &model,
-            at.as_deref(),
-            dir.as_deref(),
-            random,
-            seconds,
-            &input,
-        ),
+        } => model_arg(model, &input).and_then(|m| {
+            commands::bench(&m, at.as_deref(), dir.as_deref(), random, seconds, &input)
+        }),
         Command::Plugins {
             command: PluginsCommand::List { input },
         } => commands::plugins_list(&input),
@@ -208,6 +212,11 @@ pub fn main() -> u8 {
             EXIT_INPUT
         }
     }
+}
+
+/// The model file: the command line's, the run file's, or both when they are the same file.
+fn model_arg(model: Option<String>, input: &InputArgs) -> Result<String, Diags> {
+    session::model_path(model.as_deref(), input)
 }
 
 /// Render diagnostics to stderr (colours only on a terminal).

@@ -49,11 +49,15 @@ pub fn read_source(path: &str) -> Result<Arc<SourceFile>, Diags> {
 
 impl Session {
     /// Load plugins, parse and check the model, and collect the data bindings (not yet bound).
+    /// With a run file, `model_path` must be the run file's model (see [`model_path`]).
     pub fn load(model_path: &str, input: &InputArgs) -> Result<Session, Diags> {
         let run = match &input.config {
             Some(p) => Some(config::load_run(Path::new(p))?),
             None => None,
         };
+        if let Some(run) = &run {
+            run.model_path(Some(Path::new(model_path)))?;
+        }
         let registry = registry(input, run.as_ref())?;
         let source = read_source(model_path)?;
         let model = pipeline::compile(&source, &registry)?;
@@ -126,6 +130,25 @@ impl Session {
             .zip(&specs)
             .flat_map(|(v, s)| v.unwrap_or_else(|| vec![0.0; s.rows * s.cols]))
             .collect())
+    }
+}
+
+/// The model to read: the one on the command line, the run file's `model:` (which must
+/// exist), or both when they name the same file.
+pub fn model_path(model: Option<&str>, input: &InputArgs) -> Result<String, Diags> {
+    let run = match &input.config {
+        Some(p) => Some(config::load_run(Path::new(p))?),
+        None => None,
+    };
+    match (&run, model) {
+        (Some(run), m) => Ok(run.model_path(m.map(Path::new))?.display().to_string()),
+        (None, Some(m)) => Ok(m.to_owned()),
+        (None, None) => Err(Diag::new(
+            "mcopt::cli::model",
+            "expected a model file, found none on the command line and no run file",
+        )
+        .help("give the model file (.mco), or a run file (--config) that names one")
+        .into()),
     }
 }
 

@@ -21,7 +21,10 @@ pub struct RunFile {
     pub path: PathBuf,
     /// Its directory (empty for a file in the current directory).
     pub dir: PathBuf,
+    /// The model file, resolved against `dir`; see [`RunFile::model_path`].
     pub model: PathBuf,
+    /// Where `model:` is written.
+    pub model_span: Span,
     /// Plugin libraries: entries that look like paths (contain `/` or end in `.so`, `.dylib`,
     /// `.dll`) are resolved against `dir`; bare names are kept as written.
     pub plugins: Vec<String>,
@@ -151,14 +154,16 @@ pub fn parse_run(source: &Arc<SourceFile>, path: &Path) -> Result<RunFile, Diags
     let Some(top) = r.fields(Some(&root_val), TOP_KEYS) else {
         return Err(r.diags);
     };
-    let model = required(
+    let model_val = required(
         &mut r,
         &top,
         "model",
         "the model file (`.mco`), relative to the run file",
-    )
-    .and_then(|v| r.string(&v))
-    .map(|m| dir.join(m));
+    );
+    let model_span = model_val
+        .as_ref()
+        .map_or(Span::new(0, 0), |v| r.span(&v.path));
+    let model = model_val.and_then(|v| r.string(&v)).map(|m| dir.join(m));
     let run = RunFile {
         path: path.to_path_buf(),
         plugins: top
@@ -183,10 +188,46 @@ pub fn parse_run(source: &Arc<SourceFile>, path: &Path) -> Result<RunFile, Diags
             .and_then(|v| r.f64_where(&v, "a number ≥ 0", |x| x >= 0.0))
             .unwrap_or(0.0),
         model: model.unwrap_or_default(),
+        model_span,
         dir,
         source: Arc::clone(source),
     };
     r.diags.finish(run)
+}
+
+impl RunFile {
+    /// The model to read, given the model named on the command line, if any. The run file's
+    /// `model:` must exist; the command-line model may be omitted, and when both are given
+    /// they must name the same file.
+    pub fn model_path(&self, cli: Option<&Path>) -> Result<PathBuf, Diag> {
+        let ours = std::fs::canonicalize(&self.model).map_err(|e| {
+            let msg = format!(
+                "the run file's model `{}` cannot be read: {}",
+                self.model.display(),
+                super::os_error(&e)
+            );
+            Diag::new("mcopt::config::model", msg)
+                .at(&self.source, self.model_span, "this model")
+                .help("`model:` is relative to the run file's directory")
+        })?;
+        let Some(cli) = cli else {
+            return Ok(self.model.clone());
+        };
+        // A command-line model that cannot be read is reported when it is read.
+        match std::fs::canonicalize(cli) {
+            Ok(theirs) if theirs != ours => {
+                let msg = format!(
+                    "the command line names model `{}`, but the run file names `{}`",
+                    cli.display(),
+                    self.model.display()
+                );
+                Err(Diag::new("mcopt::config::model", msg)
+                    .at(&self.source, self.model_span, "the run file's model")
+                    .help("omit the model on the command line to use the run file's, or name the same file in both"))
+            }
+            _ => Ok(cli.to_path_buf()),
+        }
+    }
 }
 
 /// The value of a required key, or a diagnostic at the mapping's key (line 1 for the top level).
