@@ -25,8 +25,8 @@ pub struct RunFile {
     pub model: PathBuf,
     /// Where `model:` is written.
     pub model_span: Span,
-    /// Plugin libraries: entries that look like paths (contain `/` or end in `.so`, `.dylib`,
-    /// `.dll`) are resolved against `dir`; bare names are kept as written.
+    /// Plugin libraries and names, as written: `PluginSearch::add_run_file` resolves the
+    /// entries that are paths against `dir` (once).
     pub plugins: Vec<String>,
     /// Data bindings; pass `dir` as `base_dir` to [`super::bind`].
     pub data: Option<DataSpec>,
@@ -169,10 +169,7 @@ pub fn parse_run(source: &Arc<SourceFile>, path: &Path) -> Result<RunFile, Diags
         plugins: top
             .get("plugins")
             .and_then(|v| r.strings(&v))
-            .unwrap_or_default()
-            .into_iter()
-            .map(|p| plugin_path(&dir, p))
-            .collect(),
+            .unwrap_or_default(),
         data: top.get("data").and_then(|v| read_data(&mut r, &v)),
         solver: top.get("solver").and_then(|v| read_solver(&mut r, &v)),
         init: top
@@ -246,17 +243,6 @@ fn required<'n>(r: &mut Reader, fields: &Fields<'n>, key: &str, what: &str) -> O
         r.diags.push(d);
     }
     v
-}
-
-fn plugin_path(dir: &Path, p: String) -> String {
-    let looks_like_path = p.contains('/')
-        || p.contains('\\')
-        || [".so", ".dylib", ".dll"].iter().any(|e| p.ends_with(e));
-    if looks_like_path && Path::new(&p).is_relative() {
-        dir.join(&p).display().to_string()
-    } else {
-        p
-    }
 }
 
 fn read_data(r: &mut Reader, v: &Val) -> Option<DataSpec> {
