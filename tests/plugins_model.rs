@@ -9,7 +9,7 @@ use std::process::Command;
 
 use common::eval::*;
 use mcopt::eval::{EvalOptions, Evaluator};
-use mcopt::plugin_host::{ObserverAction, SolverProblem, SolverStatus};
+use mcopt::registry::{ObserverAction, SolverProblem, SolverStatus};
 use mcopt::registry::{Order, Registry};
 use proptest::prelude::*;
 

@@ -2,8 +2,8 @@
 //! known minimizer within an evaluation budget, the observer stopping a run, option checking,
 //! and host callback errors surfacing as solver errors.
 
-use mcopt::plugin_host::{ObserverAction, SolverProblem, SolverStatus};
 use mcopt::registry::Registry;
+use mcopt::registry::{ObserverAction, SolverProblem, SolverStatus};
 
 /// f(x) = Σ c_i (x_i − m_i)², minimizer m, minimum 0.
 struct Quadratic {

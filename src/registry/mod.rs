@@ -4,7 +4,15 @@
 //!
 //! The standard plugin goes through the same [`PluginDescriptor`] as a loaded one; the only
 //! difference is that its outputs are trusted (a loaded plugin's outputs are checked for NaN).
-//! Loading libraries lives in [`crate::plugin_host`]; this module never touches libloading.
+//! Loading libraries lives in [`crate::plugin_host`]; this module never touches libloading and
+//! never imports `plugin_host`. Descriptor decoding is [`read`], solver callback tables [`solver`].
+
+pub mod read;
+pub mod solver;
+
+pub use solver::{
+    ObserverAction, Progress, SolverError, SolverOutcome, SolverProblem, SolverStatus,
+};
 
 use crate::diag::{Diag, Diags};
 use mcopt_plugin_sdk::abi::{
@@ -371,8 +379,8 @@ impl Registry {
             version: read_str(desc.version, "plugin version", &where_)?,
             library,
         };
-        let functions = crate::plugin_host::read::functions(desc, &source, &where_)?;
-        let solvers = crate::plugin_host::read::solvers(desc, &source, &where_)?;
+        let functions = read::functions(desc, &source, &where_)?;
+        let solvers = read::solvers(desc, &source, &where_)?;
         self.check_duplicates(&functions, &solvers, &source)?;
         let check_caps = desc.capabilities & CAP_CHECK_PARAMS != 0;
         for (info, fd) in functions {
