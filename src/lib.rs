@@ -14,5 +14,6 @@ pub mod pipeline;
 pub mod plugin_host;
 pub mod registry;
 pub mod rng;
+pub mod stationarity;
 pub mod syntax;
 pub mod text;

@@ -48,15 +48,15 @@ struct Cli {
 enum Command {
     /// Parse, resolve names and plugins, check shapes; print the multicomposite structure.
     Check {
-        /// The model file (.mco).
-        model: String,
+        /// Model file (.mco); may be omitted when the run file (--config) names one.
+        model: Option<String>,
         #[command(flatten)]
         input: InputArgs,
     },
     /// Evaluate the objective (and the loss on the test split, when there is one).
     Eval {
-        /// The model file (.mco).
-        model: String,
+        /// Model file (.mco); may be omitted when the run file (--config) names one.
+        model: Option<String>,
         /// Point file (YAML); default: the initial values declared in the model.
         #[arg(long)]
         at: Option<String>,
@@ -65,8 +65,8 @@ enum Command {
     },
     /// f, f′(x; d) and, with --order 2, f″(x; d), with the number of active kinks.
     Diff {
-        /// The model file (.mco).
-        model: String,
+        /// Model file (.mco); may be omitted when the run file (--config) names one.
+        model: Option<String>,
         /// Point file (YAML); default: the initial values declared in the model.
         #[arg(long)]
         at: Option<String>,
@@ -81,8 +81,8 @@ enum Command {
     },
     /// Time f, f′, (f′, f″) and ∇f in one process and print the ratios to f.
     Bench {
-        /// The model file (.mco).
-        model: String,
+        /// Model file (.mco); may be omitted when the run file (--config) names one.
+        model: Option<String>,
         /// Point file (YAML); default: the initial values declared in the model.
         #[arg(long)]
         at: Option<String>,
@@ -142,9 +142,29 @@ pub struct InputArgs {
     /// Test rows of the --data files.
     #[arg(long)]
     pub test_rows: Option<String>,
+    /// Where the test split's recurrence starts: `carry` (default) continues from the last
+    /// training step when the test steps follow it; `restart` starts from the base cases.
+    #[arg(long, value_enum, value_name = "STATE")]
+    pub test_state: Option<TestStateArg>,
     /// |argument − breakpoint| ≤ ztol counts as a kink (finite, ≥ 0).
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub ztol: f64,
+}
+
+/// `--test-state`: the command-line form of [`mcopt::config::TestState`].
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestStateArg {
+    Carry,
+    Restart,
+}
+
+impl From<TestStateArg> for mcopt::config::TestState {
+    fn from(a: TestStateArg) -> Self {
+        match a {
+            TestStateArg::Carry => mcopt::config::TestState::Carry,
+            TestStateArg::Restart => mcopt::config::TestState::Restart,
+        }
+    }
 }
 
 /// Run the command line; returns the exit code.
@@ -180,15 +200,20 @@ pub fn main() -> u8 {
 
 fn run(command: Command) -> Result<u8, Diags> {
     match command {
-        Command::Check { model, input } => commands::check(&model, &input),
-        Command::Eval { model, at, input } => commands::eval(&model, at.as_deref(), &input),
+        Command::Check { model, input } => {
+            model_arg(model, &input).and_then(|m| commands::check(&m, &input))
+        }
+        Command::Eval { model, at, input } => {
+            model_arg(model, &input).and_then(|m| commands::eval(&m, at.as_deref(), &input))
+        }
         Command::Diff {
             model,
             at,
             dir,
             order,
             input,
-        } => commands::diff(&model, at.as_deref(), &dir, order, &input),
+        } => model_arg(model, &input)
+            .and_then(|m| commands::diff(&m, at.as_deref(), &dir, order, &input)),
         Command::Bench {
             model,
             at,
@@ -196,14 +221,9 @@ fn run(command: Command) -> Result<u8, Diags> {
             seconds,
             random,
             input,
-        } => commands::bench(
-            &model,
-            at.as_deref(),
-            dir.as_deref(),
-            random,
-            seconds,
-            &input,
-        ),
+        } => model_arg(model, &input).and_then(|m| {
+            commands::bench(&m, at.as_deref(), dir.as_deref(), random, seconds, &input)
+        }),
         Command::Plugins {
             command: PluginsCommand::List { input },
         } => commands::plugins_list(&input),
@@ -262,6 +282,11 @@ fn check_numbers(command: &Command) -> Result<(), Diags> {
         check("seconds", *seconds, NumberRule::Positive);
     }
     diags.finish(())
+}
+
+/// The model file: the command line's, the run file's, or both when they are the same file.
+fn model_arg(model: Option<String>, input: &InputArgs) -> Result<String, Diags> {
+    session::model_path(model.as_deref(), input)
 }
 
 /// Render diagnostics to stderr (colours only on a terminal).

@@ -27,11 +27,15 @@ pub struct Session {
 
 impl Session {
     /// Load plugins, parse and check the model, and collect the data bindings (not yet bound).
+    /// With a run file, `model_path` must be the run file's model (see [`model_path`]).
     pub fn load(model_path: &str, input: &InputArgs) -> Result<Session, Diags> {
         let run = match &input.config {
             Some(p) => Some(config::load_run(Path::new(p))?),
             None => None,
         };
+        if let Some(run) = &run {
+            run.model_path(Some(Path::new(model_path)))?;
+        }
         let registry = registry(input, run.as_ref())?;
         let source = read_source(Path::new(model_path), InputKind::Model)?;
         let model = pipeline::compile(&source, &registry)?;
@@ -50,7 +54,7 @@ impl Session {
         let data = match (&self.data, split) {
             (None, Split::Train) => Vec::new(),
             (None, Split::Test) => return Ok(None),
-            (Some(spec), Split::Test) if spec.test.is_none() => return Ok(None),
+            (Some(spec), Split::Test) if !spec.has_test() => return Ok(None),
             (Some(spec), _) => pipeline::bind_data(&self.model, spec, &self.data_dir, split)?,
         };
         if data.is_empty() && !self.model.data.is_empty() {
@@ -120,6 +124,25 @@ impl Session {
     }
 }
 
+/// The model to read: the one on the command line, the run file's `model:` (which must
+/// exist), or both when they name the same file.
+pub fn model_path(model: Option<&str>, input: &InputArgs) -> Result<String, Diags> {
+    let run = match &input.config {
+        Some(p) => Some(config::load_run(Path::new(p))?),
+        None => None,
+    };
+    match (&run, model) {
+        (Some(run), m) => Ok(run.model_path(m.map(Path::new))?.display().to_string()),
+        (None, Some(m)) => Ok(m.to_owned()),
+        (None, None) => Err(Diag::new(
+            "mcopt::cli::model",
+            "expected a model file, found none on the command line and no run file",
+        )
+        .help("give the model file (.mco), or a run file (--config) that names one")
+        .into()),
+    }
+}
+
 /// Data bindings from the run file or from --data/--rows/--test-rows.
 fn data_spec(
     input: &InputArgs,
@@ -127,7 +150,13 @@ fn data_spec(
 ) -> Result<(Option<DataSpec>, PathBuf), Diags> {
     if input.data.is_empty() {
         return Ok(match run {
-            Some(r) => (r.data.clone(), r.dir.clone()),
+            Some(r) => {
+                let mut data = r.data.clone();
+                if let (Some(d), Some(state)) = (data.as_mut(), input.test_state) {
+                    d.test_state = state.into();
+                }
+                (data, r.dir.clone())
+            }
             None => (None, PathBuf::from(".")),
         });
     }
@@ -166,6 +195,7 @@ fn data_spec(
         train,
         test,
         sequences: SeqLayout::Single,
+        test_state: input.test_state.map(Into::into).unwrap_or_default(),
         origin: None,
     };
     Ok((Some(spec), PathBuf::from(".")))

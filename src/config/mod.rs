@@ -14,7 +14,7 @@ mod yaml;
 
 pub use bind::{
     bind, parse_cli_binding, parse_columns, parse_row_sel, BoundData, ColumnSel, DataSlot,
-    DataSpec, RowSel, SeqLayout, SpecOrigin, Split,
+    DataSpec, RowSel, SeqLayout, SpecOrigin, Split, TestState,
 };
 pub use data::{parse_csv, read_csv, HeaderMode, Table};
 pub use point::{
