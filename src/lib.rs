@@ -11,4 +11,5 @@ pub mod pipeline;
 pub mod plugin_host;
 pub mod registry;
 pub mod rng;
+pub mod solve;
 pub mod syntax;
