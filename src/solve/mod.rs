@@ -5,6 +5,7 @@
 //! Invariant: `solve` never prints and never touches files; observers and the CLI do.
 
 pub mod checkpoint;
+pub mod init;
 pub mod problem;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,6 +14,7 @@ use std::time::Instant;
 use crate::registry::{Evaluations, SolverError, SolverInstance, SolverProblem, StepSignal};
 
 pub use checkpoint::{Checkpoint, CheckpointError, Fingerprint};
+pub use init::{initial_point, Scheme};
 pub use problem::{GraphProblem, Measures};
 
 /// When the host stops a run.
