@@ -19,6 +19,8 @@ macro_rules! out_raw {
 mod commands;
 mod output;
 mod session;
+mod train;
+mod train_out;
 
 use std::io::IsTerminal;
 
@@ -97,6 +99,35 @@ enum Command {
         random: Option<u64>,
         #[command(flatten)]
         input: InputArgs,
+    },
+    /// Train: run the run file's solver; progress bar; writes params, trace, plot, report and a
+    /// checkpoint. Ctrl-C checkpoints and exits 130; --resume continues bit-identically.
+    Train {
+        runfile: String,
+        /// Start from this point file instead of the run file's `init`.
+        #[arg(long, value_name = "POINT")]
+        init: Option<String>,
+        /// Stop after N iterations in all (overrides the run file's `stop.max_iter`).
+        #[arg(long, value_name = "N")]
+        max_iter: Option<u64>,
+        /// Write params.yaml, trace.csv, plot.svg, report.json and checkpoint.json into DIR.
+        #[arg(long, value_name = "DIR")]
+        out: Option<String>,
+        /// Continue from the checkpoint (DIR/checkpoint.json with --out).
+        #[arg(long, conflicts_with = "init")]
+        resume: bool,
+        /// Seed for the initialisation and minibatches (overrides the run file's `seed`).
+        #[arg(long, value_name = "S")]
+        seed: Option<u64>,
+        /// Print the report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+        /// No progress bar, no summary.
+        #[arg(long)]
+        quiet: bool,
+        /// Load a plugin library (path, or a name searched on MCOPT_PLUGIN_PATH); repeatable.
+        #[arg(long = "plugin", value_name = "LIB")]
+        plugins: Vec<String>,
     },
     /// List loaded plugin functions and solvers, or load and self-test one library.
     Plugins {
@@ -177,7 +208,7 @@ pub fn main() -> u8 {
             return code;
         }
     };
-    let json = cli.command.input().json;
+    let json = cli.command.wants_json();
     let result = check_numbers(&cli.command).and_then(|()| run(cli.command));
     let code = match result {
         Ok(code) => code,
@@ -224,6 +255,27 @@ fn run(command: Command) -> Result<u8, Diags> {
         } => model_arg(model, &input).and_then(|m| {
             commands::bench(&m, at.as_deref(), dir.as_deref(), random, seconds, &input)
         }),
+        Command::Train {
+            runfile,
+            init,
+            max_iter,
+            out,
+            resume,
+            seed,
+            json,
+            quiet,
+            plugins,
+        } => train::train(&train::TrainArgs {
+            runfile,
+            init,
+            max_iter,
+            out,
+            resume,
+            seed,
+            json,
+            quiet,
+            plugins,
+        }),
         Command::Plugins {
             command: PluginsCommand::List { input },
         } => commands::plugins_list(&input),
@@ -234,8 +286,8 @@ fn run(command: Command) -> Result<u8, Diags> {
 }
 
 impl Command {
-    /// The options every command shares.
-    fn input(&self) -> &InputArgs {
+    /// The options the model commands share (`train` reads its run file instead).
+    fn input(&self) -> Option<&InputArgs> {
         match self {
             Command::Check { input, .. }
             | Command::Eval { input, .. }
@@ -243,7 +295,16 @@ impl Command {
             | Command::Bench { input, .. }
             | Command::Plugins {
                 command: PluginsCommand::List { input } | PluginsCommand::Check { input, .. },
-            } => input,
+            } => Some(input),
+            Command::Train { .. } => None,
+        }
+    }
+
+    /// Whether the command was asked for JSON (then failures are JSON on stdout too).
+    fn wants_json(&self) -> bool {
+        match self {
+            Command::Train { json, .. } => *json,
+            other => other.input().is_some_and(|i| i.json),
         }
     }
 }
@@ -277,7 +338,9 @@ fn check_numbers(command: &Command) -> Result<(), Diags> {
             );
         }
     };
-    check("ztol", command.input().ztol, NumberRule::NonNegative);
+    if let Some(input) = command.input() {
+        check("ztol", input.ztol, NumberRule::NonNegative);
+    }
     if let Command::Bench { seconds, .. } = command {
         check("seconds", *seconds, NumberRule::Positive);
     }

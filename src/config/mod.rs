@@ -79,7 +79,7 @@ impl Capped {
 }
 
 /// "did you mean `x`? " when one of `names` is close to `name`, else an empty string.
-pub(crate) fn suggest(name: &str, names: &[&str]) -> String {
+pub fn suggest(name: &str, names: &[&str]) -> String {
     crate::text::did_you_mean(name, names)
 }
 
