@@ -32,6 +32,8 @@ pub(super) struct LayerSlot {
     pub shape: Option<Shape>,
     /// Plain layer checked, or general case of an indexed layer checked.
     pub defined: bool,
+    /// A diagnostic already explains why this layer has no shape: later uses stay silent.
+    pub failed: bool,
     pub bases: Vec<(u64, CExpr)>,
     pub general: Option<CExpr>,
     pub span: Span,
@@ -324,6 +326,7 @@ impl<'a> Checker<'a> {
                 indexed,
                 shape: None,
                 defined: false,
+                failed: false,
                 bases: Vec::new(),
                 general: None,
                 span: l.span,
@@ -512,8 +515,9 @@ impl<'a> Checker<'a> {
         };
         let value = self.expr(&l.value, &ctx);
         let slot_span = l.name.span;
-        if let Some(v) = &value {
-            self.unify_layer_shape(id, v, slot_span);
+        match &value {
+            Some(v) => self.unify_layer_shape(id, v, slot_span),
+            None => self.layers[id].failed = true,
         }
         let slot = &mut self.layers[id];
         match &l.index {
