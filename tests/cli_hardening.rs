@@ -231,6 +231,7 @@ fn check_groups_layer_sizes_and_json_keeps_every_layer() {
     json_args.push("--json");
     let v = mcopt(&json_args).json();
     assert_eq!(v["layers"].as_array().map(Vec::len), Some(1180));
+    assert_eq!(v["layer_groups"][1], "u[1..393]: 20", "{v}");
 }
 
 #[test]

@@ -124,6 +124,7 @@ pub fn check(model_path: &str, input: &InputArgs) -> Outcome {
             "model": model_path, "n": m.n_params(), "params": params, "layer_declarations": layers,
             "data": m.data.iter().map(|d| json!({"name": d.name, "step": d.shape.to_string(), "batch": d.batch.is_some()})).collect::<Vec<_>>(),
             "layers": instances.as_ref().map(|v| v.iter().map(|(n, s)| json!({"name": n, "size": s})).collect::<Vec<_>>()),
+            "layer_groups": instances.as_deref().map(group_sizes),
             "L": instances.as_ref().map(Vec::len),
             "steps": graph.as_ref().map(|g| g.steps), "sequences": graph.as_ref().map(|g| g.sequences),
             "terms": terms,
