@@ -103,7 +103,7 @@ enum Command {
     /// Train: run the run file's solver; progress bar; writes params, trace, plot, report and a
     /// checkpoint. Ctrl-C checkpoints and exits 130; --resume continues bit-identically.
     Train {
-        /// The run file (YAML): model, data, solver, stopping rules, outputs.
+        /// The run file (YAML): model, data, solver and options, init, seed, stop rules, outputs.
         runfile: String,
         /// Start from this point file instead of the run file's `init`.
         #[arg(long, value_name = "POINT")]
