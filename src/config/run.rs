@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::bind::{parse_columns, ColumnSel, DataSpec, RowSel, SeqLayout, SpecOrigin, TestState};
 use super::data::HeaderMode;
 use super::fields::{Fields, Reader, Val};
-use super::yaml::{parse_node, Node};
+use super::yaml::{block_key_spans, parse_node, Node};
 use crate::diag::{Diag, Diags, SourceFile, Span};
 use crate::input::{read_source, InputKind};
 
@@ -508,8 +508,21 @@ fn read_solver(r: &mut Reader, v: &Val) -> Option<SolverSpec> {
     let mut option_spans = BTreeMap::new();
     if let Some(opts) = f.get("options") {
         let of = r.free_fields(&opts)?;
-        for (key, val) in of.all() {
-            option_spans.insert(key.to_string(), r.key_span(&val.path));
+        let all = of.all();
+        // One scan for every key's span (locating each key would re-parse the file per key).
+        let scanned: BTreeMap<String, Span> = all
+            .first()
+            .and_then(|(k, _)| block_key_spans(r.source, &opts.path, k))
+            .unwrap_or_default()
+            .into_iter()
+            .rev()
+            .collect();
+        for (key, val) in all {
+            let span = match scanned.get(key) {
+                Some(span) => *span,
+                None => r.key_span(&val.path),
+            };
+            option_spans.insert(key.to_string(), span);
             options.insert(key.to_string(), to_json(r, &val)?);
         }
     }
