@@ -12,4 +12,5 @@ pub mod pipeline;
 pub mod plugin_host;
 pub mod registry;
 pub mod rng;
+pub mod sweep;
 pub mod syntax;

@@ -19,6 +19,7 @@ macro_rules! out_raw {
 
 mod commands;
 mod session;
+mod sweep;
 
 use std::io::IsTerminal;
 
@@ -91,6 +92,11 @@ enum Command {
         #[command(flatten)]
         input: InputArgs,
     },
+    /// Grids of training runs: plan, run (locally or per cluster task), status, collect, job files.
+    Sweep {
+        #[command(subcommand)]
+        command: sweep::SweepCommand,
+    },
     /// List loaded plugin functions and solvers, or load and self-test one library.
     Plugins {
         #[command(subcommand)]
@@ -137,6 +143,9 @@ pub struct InputArgs {
     /// |argument − breakpoint| ≤ ztol counts as a kink.
     #[arg(long, default_value_t = 0.0)]
     pub ztol: f64,
+    /// Replace the value of a model `const`: NAME=VALUE; repeatable (wins over the run file's `consts:`).
+    #[arg(long = "const", value_name = "NAME=VALUE")]
+    pub consts: Vec<String>,
 }
 
 /// Run the command line; returns the exit code.
@@ -174,6 +183,7 @@ pub fn main() -> u8 {
             seconds,
             &input,
         ),
+        Command::Sweep { command } => sweep::run(command),
         Command::Plugins {
             command: PluginsCommand::List { input },
         } => commands::plugins_list(&input),
