@@ -48,10 +48,13 @@ struct RunNumbers {
     seconds: Option<f64>,
 }
 
+/// One seed of a setting, with its numbers once it is done.
+type SeedRun = (u64, Option<RunNumbers>);
+
 /// Build the table from the done entries of the sweep in `dir`. `by` selects the key paths to
 /// group by (empty: every override, so one row per setting).
 pub fn collect(dir: &Path, manifest: &Manifest, by: &[String]) -> Table {
-    let mut groups: BTreeMap<String, (Value, Vec<(u64, Option<RunNumbers>)>)> = BTreeMap::new();
+    let mut groups: BTreeMap<String, (Value, Vec<SeedRun>)> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
     for e in &manifest.entries {
         let key_val = group_of(&e.overrides, by);
@@ -114,7 +117,7 @@ fn read_report(run: &Path) -> Option<RunNumbers> {
     })
 }
 
-fn row(overrides: Value, runs: &[(u64, Option<RunNumbers>)]) -> SettingRow {
+fn row(overrides: Value, runs: &[SeedRun]) -> SettingRow {
     let done: Vec<(u64, RunNumbers)> = runs
         .iter()
         .filter_map(|(s, n)| n.map(|n| (*s, n)))
