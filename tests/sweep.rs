@@ -103,8 +103,7 @@ fn plan_writes_a_manifest_and_one_valid_run_file_per_entry() {
     assert_eq!(summary["entries"], 6);
     assert_eq!(summary["settings"], 2);
     let manifest: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
     let entries = manifest["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 6);
     // Setting-major order, seeds fastest; the overrides name the key paths.
@@ -113,7 +112,10 @@ fn plan_writes_a_manifest_and_one_valid_run_file_per_entry() {
         .map(|e| e["overrides"]["solver.options.lr"].as_f64().unwrap())
         .collect();
     assert_eq!(lrs, [0.01, 0.01, 0.01, 0.003, 0.003, 0.003]);
-    let seeds: Vec<u64> = entries.iter().map(|e| e["seed"].as_u64().unwrap()).collect();
+    let seeds: Vec<u64> = entries
+        .iter()
+        .map(|e| e["seed"].as_u64().unwrap())
+        .collect();
     assert_eq!(seeds, [1, 2, 3, 1, 2, 3]);
     for e in entries {
         let hash = e["hash"].as_str().unwrap();
@@ -158,7 +160,10 @@ fn assert_bad_plan(body: &str, code: &str, line: usize) {
         "--json",
     ]);
     assert_eq!(o.status.code(), Some(2), "{body}\n{}", text(&o));
-    let diags = json(&o)["diagnostics"].as_array().cloned().unwrap_or_default();
+    let diags = json(&o)["diagnostics"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert!(
         diags
             .iter()
@@ -253,13 +258,24 @@ fn consts_override_model_constants_from_run_files_and_the_command_line() {
     // Unknown names and bad values are diagnostics.
     let o = mcopt(&["eval", model.to_str().unwrap(), "--const", "tua=1"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("mcopt::config::unknown_const"), "{}", text(&o));
+    assert!(
+        text(&o).contains("mcopt::config::unknown_const"),
+        "{}",
+        text(&o)
+    );
     let o = mcopt(&["eval", model.to_str().unwrap(), "--const", "tau=nan"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
 
 fn run_all(out: &Path, jobs: &str) -> Value {
-    let o = mcopt(&["sweep", "run", out.to_str().unwrap(), "--jobs", jobs, "--json"]);
+    let o = mcopt(&[
+        "sweep",
+        "run",
+        out.to_str().unwrap(),
+        "--jobs",
+        jobs,
+        "--json",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     json(&o)
 }
@@ -323,7 +339,13 @@ fn a_local_pool_runs_every_entry_once_and_the_table_ranks_settings() {
     assert_eq!(svg.matches("<circle").count(), 6, "one dot per run");
 
     // Grouping by a key that the sweep does not vary is a diagnostic.
-    let o = mcopt(&["sweep", "collect", out.to_str().unwrap(), "--by", "solver.options.b1"]);
+    let o = mcopt(&[
+        "sweep",
+        "collect",
+        out.to_str().unwrap(),
+        "--by",
+        "solver.options.b1",
+    ]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
 
@@ -334,7 +356,14 @@ fn a_killed_worker_leaves_only_its_entry_to_run_again() {
     // Long enough that a worker is still running when we kill it.
     plan(&small_sweep(&dir, 20_000), &out);
     let mut pool = Command::new(env!("CARGO_BIN_EXE_mcopt"))
-        .args(["sweep", "run", out.to_str().unwrap(), "--jobs", "2", "--json"])
+        .args([
+            "sweep",
+            "run",
+            out.to_str().unwrap(),
+            "--jobs",
+            "2",
+            "--json",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -351,10 +380,16 @@ fn a_killed_worker_leaves_only_its_entry_to_run_again() {
                 }
             }
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "entry 0 never started");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "entry 0 never started"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
-    let kill = Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+    let kill = Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
     assert!(kill.success());
     let first = pool.wait_with_output().unwrap();
     // The pool reports the failed entry (exit 1) and finishes the others.
@@ -368,8 +403,16 @@ fn a_killed_worker_leaves_only_its_entry_to_run_again() {
         .collect();
     assert_eq!(failed, [0], "{summary}");
     assert_eq!(summary["ran"].as_array().unwrap().len(), 5, "{summary}");
-    let status = json(&mcopt(&["sweep", "status", out.to_str().unwrap(), "--json"]));
-    assert_eq!((status["done"].as_u64(), status["failed"].as_u64()), (Some(5), Some(1)));
+    let status = json(&mcopt(&[
+        "sweep",
+        "status",
+        out.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(
+        (status["done"].as_u64(), status["failed"].as_u64()),
+        (Some(5), Some(1))
+    );
 
     // The re-run runs only the missing entry.
     let second = run_all(&out, "2");
@@ -396,7 +439,11 @@ fn an_entry_whose_inputs_changed_is_refused_by_its_hash() {
     std::fs::write(&model, body).unwrap();
     let o = mcopt(&["sweep", "run", out.to_str().unwrap(), "--index", "0"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("mcopt::sweep::hash_mismatch"), "{}", text(&o));
+    assert!(
+        text(&o).contains("mcopt::sweep::hash_mismatch"),
+        "{}",
+        text(&o)
+    );
     assert!(!out.join("runs/0000/report.json").exists());
     // The index may also come from the cluster's environment variable.
     let o = Command::new(env!("CARGO_BIN_EXE_mcopt"))
@@ -448,7 +495,12 @@ fn the_kubernetes_job_is_an_indexed_job_running_the_sweep() {
         Some("mcopt-sweeps")
     );
     let name = job["metadata"]["name"].as_str().unwrap();
-    assert!(name.len() <= 63 && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+    assert!(
+        name.len() <= 63
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    );
 }
 
 #[test]
@@ -490,7 +542,8 @@ fn slurm_up() -> bool {
         .is_ok_and(|o| {
             o.status.success() && {
                 let s = String::from_utf8_lossy(&o.stdout);
-                s.lines().any(|l| matches!(l.trim(), "idle" | "mixed" | "allocated"))
+                s.lines()
+                    .any(|l| matches!(l.trim(), "idle" | "mixed" | "allocated"))
             }
         })
 }
@@ -525,7 +578,12 @@ fn the_same_sweep_through_a_slurm_job_array_gives_the_same_table() {
     assert!(!job.is_empty());
     let start = Instant::now();
     loop {
-        let status = json(&mcopt(&["sweep", "status", cluster.to_str().unwrap(), "--json"]));
+        let status = json(&mcopt(&[
+            "sweep",
+            "status",
+            cluster.to_str().unwrap(),
+            "--json",
+        ]));
         if status["done"] == 6 {
             break;
         }

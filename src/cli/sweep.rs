@@ -11,8 +11,9 @@ use mcopt::pipeline;
 use mcopt::sweep::{self, cluster, collect, EntryOutcome, Manifest, PlanOptions};
 use serde_json::json;
 
-use super::session::{read_source, registry};
+use super::session::registry;
 use super::{InputArgs, EXIT_OK};
+use mcopt::input::read_source;
 
 /// Exit code when a sweep entry failed (the runs ran, and some failed).
 const EXIT_FAILED: u8 = 1;
@@ -102,6 +103,20 @@ pub enum SweepCommand {
         #[command(flatten)]
         common: SweepArgs,
     },
+}
+
+impl SweepCommand {
+    /// Whether JSON was asked for (then failures are JSON on stdout too).
+    pub fn wants_json(&self) -> bool {
+        match self {
+            SweepCommand::Plan { common, .. }
+            | SweepCommand::Run { common, .. }
+            | SweepCommand::Status { common, .. }
+            | SweepCommand::Collect { common, .. }
+            | SweepCommand::Slurm { common, .. }
+            | SweepCommand::K8s { common, .. } => common.json,
+        }
+    }
 }
 
 /// Options every sweep command takes.
@@ -213,7 +228,7 @@ fn check_consts(sweep: &SweepFile) -> Result<(), Diags> {
     }
     let run = config::load_run(&sweep.base)?;
     let registry = registry(&InputArgs::default(), Some(&run))?;
-    let source = read_source(&run.model.display().to_string())?;
+    let source = read_source(&run.model, mcopt::input::InputKind::Model)?;
     let overrides: Vec<ConstOverride> = names
         .iter()
         .map(|k| ConstOverride {

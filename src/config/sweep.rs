@@ -9,10 +9,10 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::fields::{Reader, Val};
-use super::read_source;
 use super::run::parse_run;
 use super::yaml::{parse_node, Node};
 use crate::diag::{Diag, Diags, SourceFile, Span};
+use crate::input::{read_source, InputKind};
 use crate::rng::Rng;
 
 /// The most entries a sweep may plan (a typo in a range should not write a million files).
@@ -71,7 +71,7 @@ const RESERVED: &[&str] = &["seed", "output", "model"];
 
 /// Read and validate a sweep file (not yet the key paths: see [`render_entry`]).
 pub fn load_sweep(path: &Path) -> Result<SweepFile, Diags> {
-    let source = read_source(path)?;
+    let source = read_source(path, InputKind::RunFile)?;
     parse_sweep(&source, path)
 }
 
@@ -484,7 +484,7 @@ fn to_json(node: &Node) -> Value {
 /// The base run file as a JSON tree, with every relative path made absolute (so an
 /// effective run file works from any directory) and the outputs removed.
 pub fn base_tree(base: &Path) -> Result<Value, Diags> {
-    let source = read_source(base)?;
+    let source = read_source(base, InputKind::RunFile)?;
     // Validate the base first: its own errors belong to it, not to the sweep.
     let run = parse_run(&source, base)?;
     let root = parse_node(&source, "mcopt::config::yaml")?;
