@@ -73,13 +73,13 @@ impl<'a> Checker<'a> {
 
     /// The outside value for constant `name`, marking the override as used.
     fn override_for(&mut self, name: &str) -> Option<f64> {
-        let (o, used) = self
-            .overrides
-            .iter_mut()
-            .rev()
-            .find(|(o, _)| o.name == name)?;
-        *used = true;
-        Some(o.value)
+        // The last override of a name wins (the command line comes after the run file).
+        let mut value = None;
+        for (o, used) in self.overrides.iter_mut().filter(|(o, _)| o.name == name) {
+            *used = true;
+            value = Some(o.value);
+        }
+        value
     }
 
     /// Overrides that named no constant of the model.
