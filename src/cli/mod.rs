@@ -19,6 +19,7 @@ macro_rules! out_raw {
 mod commands;
 mod output;
 mod session;
+mod sweep;
 mod train;
 mod train_out;
 
@@ -130,6 +131,11 @@ enum Command {
         #[arg(long = "plugin", value_name = "LIB")]
         plugins: Vec<String>,
     },
+    /// Grids of training runs: plan, run (locally or per cluster task), status, collect, job files.
+    Sweep {
+        #[command(subcommand)]
+        command: sweep::SweepCommand,
+    },
     /// List loaded plugin functions and solvers, or load and self-test one library.
     Plugins {
         #[command(subcommand)]
@@ -181,6 +187,9 @@ pub struct InputArgs {
     /// |argument − breakpoint| ≤ ztol counts as a kink (finite, ≥ 0).
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub ztol: f64,
+    /// Replace the value of a model `const`: NAME=VALUE; repeatable (wins over the run file's `consts:`).
+    #[arg(long = "const", value_name = "NAME=VALUE")]
+    pub consts: Vec<String>,
 }
 
 /// `--test-state`: the command-line form of [`mcopt::config::TestState`].
@@ -277,6 +286,7 @@ fn run(command: Command) -> Result<u8, Diags> {
             quiet,
             plugins,
         }),
+        Command::Sweep { command } => sweep::run(command),
         Command::Plugins {
             command: PluginsCommand::List { input },
         } => commands::plugins_list(&input),
@@ -297,7 +307,7 @@ impl Command {
             | Command::Plugins {
                 command: PluginsCommand::List { input } | PluginsCommand::Check { input, .. },
             } => Some(input),
-            Command::Train { .. } => None,
+            Command::Train { .. } | Command::Sweep { .. } => None,
         }
     }
 
@@ -305,6 +315,7 @@ impl Command {
     fn wants_json(&self) -> bool {
         match self {
             Command::Train { json, .. } => *json,
+            Command::Sweep { command } => command.wants_json(),
             other => other.input().is_some_and(|i| i.json),
         }
     }
