@@ -249,7 +249,10 @@ unsafe fn host_call(
     ctx: *mut c_void,
     body: impl FnOnce(&mut Ctx<'_>) -> Result<(), String>,
 ) -> i32 {
-    let ctx = &mut *ctx.cast::<Ctx<'_>>();
+    // SAFETY: the caller passes the `Ctx` that `run_solver` built and keeps alive for the
+    // solver run; callbacks are not re-entrant or concurrent (abi.rs), so this is the only
+    // reference to it while the callback runs.
+    let ctx = unsafe { &mut *ctx.cast::<Ctx<'_>>() };
     match catch_unwind(AssertUnwindSafe(|| body(ctx))) {
         Ok(Ok(())) => status::OK,
         Ok(Err(e)) => {
@@ -265,11 +268,16 @@ unsafe fn host_call(
 }
 
 unsafe extern "C" fn value_cb(ctx: *mut c_void, x: *const f64, out: *mut f64) -> i32 {
-    host_call(ctx, |c| {
-        let x = std::slice::from_raw_parts(x, c.problem.dim());
-        *out = c.problem.value(x)?;
+    let body = |c: &mut Ctx<'_>| {
+        // SAFETY: the ABI has the solver pass `dim` readable values at `x`.
+        let x = unsafe { std::slice::from_raw_parts(x, c.problem.dim()) };
+        let v = c.problem.value(x)?;
+        // SAFETY: the ABI has the solver pass one writable f64 at `out`.
+        unsafe { *out = v };
         Ok(())
-    })
+    };
+    // SAFETY: `ctx` is the table's context, the `Ctx` of `run_solver`.
+    unsafe { host_call(ctx, body) }
 }
 
 unsafe extern "C" fn directional_cb(
@@ -279,16 +287,22 @@ unsafe extern "C" fn directional_cb(
     order: u32,
     out: *mut f64,
 ) -> i32 {
-    host_call(ctx, |c| {
+    let body = |c: &mut Ctx<'_>| {
         let n = c.problem.dim();
-        let (x, d) = (
-            std::slice::from_raw_parts(x, n),
-            std::slice::from_raw_parts(d, n),
-        );
+        // SAFETY: the ABI has the solver pass `dim` readable values at `x` and at `d`.
+        let (x, d) = unsafe {
+            (
+                std::slice::from_raw_parts(x, n),
+                std::slice::from_raw_parts(d, n),
+            )
+        };
         let r = c.problem.directional(x, d, order >= 2)?;
-        std::slice::from_raw_parts_mut(out, 3).copy_from_slice(&r);
+        // SAFETY: the ABI has the solver pass three writable f64 at `out`, apart from x, d.
+        unsafe { std::slice::from_raw_parts_mut(out, 3) }.copy_from_slice(&r);
         Ok(())
-    })
+    };
+    // SAFETY: `ctx` is the table's context, the `Ctx` of `run_solver`.
+    unsafe { host_call(ctx, body) }
 }
 
 unsafe extern "C" fn gradient_cb(
@@ -297,21 +311,31 @@ unsafe extern "C" fn gradient_cb(
     g: *mut f64,
     value: *mut f64,
 ) -> i32 {
-    host_call(ctx, |c| {
+    let body = |c: &mut Ctx<'_>| {
         let n = c.problem.dim();
-        let x = std::slice::from_raw_parts(x, n);
-        let g = std::slice::from_raw_parts_mut(g, n);
-        *value = c.problem.gradient(x, g)?;
+        // SAFETY: the ABI has the solver pass `dim` readable values at `x` and `dim`
+        // writable ones at `g`, not overlapping.
+        let x = unsafe { std::slice::from_raw_parts(x, n) };
+        let g = unsafe { std::slice::from_raw_parts_mut(g, n) };
+        let v = c.problem.gradient(x, g)?;
+        // SAFETY: the ABI has the solver pass one writable f64 at `value`.
+        unsafe { *value = v };
         Ok(())
-    })
+    };
+    // SAFETY: `ctx` is the table's context, the `Ctx` of `run_solver`.
+    unsafe { host_call(ctx, body) }
 }
 
 unsafe extern "C" fn observe_cb(ctx: *mut c_void, progress: *const Progress) -> i32 {
     let mut stop = false;
-    let st = host_call(ctx, |c| {
-        stop = (c.observer)(&*progress) == ObserverAction::Stop;
+    let body = |c: &mut Ctx<'_>| {
+        // SAFETY: the ABI has the solver pass a valid progress report.
+        let progress = unsafe { &*progress };
+        stop = (c.observer)(progress) == ObserverAction::Stop;
         Ok(())
-    });
+    };
+    // SAFETY: `ctx` is the observer table's context, the `Ctx` of `run_solver`.
+    let st = unsafe { host_call(ctx, body) };
     if st != status::OK || stop {
         OBSERVE_STOP
     } else {

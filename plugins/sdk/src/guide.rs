@@ -215,3 +215,8 @@
 //! an outcome (`MAX_ITERATIONS`, `STALLED`), not an error. The standard plugin's gradient descent
 //! with Armijo backtracking (`plugins/std/src/solvers.rs`) is a complete example; register a
 //! solver with `solvers: [solver::<MySolver>()]` in `export_plugin!`.
+//!
+//! The host's callbacks behind a `Problem` and an `Observer` are **neither re-entrant nor
+//! safe to call concurrently**: call them one at a time, from the thread `run` was called on,
+//! and not from inside another callback. A parallel solver must serialise its calls to them
+//! (see [`abi`](crate::abi), "Threads and re-entrancy").

@@ -176,33 +176,39 @@ pub unsafe extern "C" fn solver_entry<T: Solver>(
     result: *mut SolverResult,
     msg: *mut MsgBuf,
 ) -> i32 {
-    guarded(msg, || {
+    let body = || {
         let bad = |t: &str| (status::BAD_ARGS, t.to_string());
-        let args = args.as_ref().ok_or_else(|| bad("null arguments"))?;
-        let table = args.problem.as_ref().ok_or_else(|| bad("null problem"))?;
-        let result = result.as_mut().ok_or_else(|| bad("null result"))?;
+        // SAFETY: the caller passes valid arguments, problem table and result, or nulls.
+        let args = unsafe { args.as_ref() }.ok_or_else(|| bad("null arguments"))?;
+        let table = unsafe { args.problem.as_ref() }.ok_or_else(|| bad("null problem"))?;
+        let result = unsafe { result.as_mut() }.ok_or_else(|| bad("null result"))?;
         if args.n_options != T::OPTIONS.len() || args.n != table.dim {
             return Err(bad("option count or dimension mismatch"));
         }
         let options = if args.n_options == 0 {
             &[][..]
         } else {
-            std::slice::from_raw_parts(args.options, args.n_options)
+            // SAFETY: valid arguments hold `n_options` option values.
+            unsafe { std::slice::from_raw_parts(args.options, args.n_options) }
         };
         let x: &mut [f64] = if args.n == 0 {
             &mut []
         } else {
-            std::slice::from_raw_parts_mut(args.x, args.n)
+            // SAFETY: valid arguments hold `n` writable entries of x, aliased by nothing else.
+            unsafe { std::slice::from_raw_parts_mut(args.x, args.n) }
         };
         let mut problem = Problem {
             table,
             evaluations: 0,
         };
         let mut observer = Observer {
-            table: args.observer.as_ref(),
+            // SAFETY: the observer table is valid or null.
+            table: unsafe { args.observer.as_ref() },
         };
         *result =
             T::run(&mut problem, options, x, &mut observer).map_err(|e| (status::ERROR, e))?;
         Ok(())
-    })
+    };
+    // SAFETY: the caller passes a valid message buffer or null.
+    unsafe { guarded(msg, body) }
 }
