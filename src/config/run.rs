@@ -9,9 +9,9 @@ use std::sync::Arc;
 use super::bind::{parse_columns, ColumnSel, DataSpec, RowSel, SeqLayout, SpecOrigin, TestState};
 use super::data::HeaderMode;
 use super::fields::{Fields, Reader, Val};
-use super::read_source;
 use super::yaml::{parse_node, Node};
 use crate::diag::{Diag, Diags, SourceFile, Span};
+use crate::input::{read_source, InputKind};
 
 /// A validated run file. Paths are resolved against the run file's directory `dir`
 /// (lexically: `dir.join(path)`), except `data.file`, which `bind` resolves from `dir`.
@@ -125,7 +125,7 @@ const DATA_KEYS: &[&str] = &[
     "test_state",
 ];
 const SOLVER_KEYS: &[&str] = &["name", "options"];
-const INIT_KEYS: &[&str] = &["scheme", "std", "file"];
+const INIT_KEYS: &[&str] = &["scheme", "std", "file", "from"];
 const STOP_KEYS: &[&str] = &["max_iter", "tol", "max_seconds"];
 const OUTPUT_KEYS: &[&str] = &["params", "trace", "plot", "checkpoint", "json", "junit"];
 const VALIDATE_KEYS: &[&str] = &[
@@ -141,7 +141,7 @@ const SCHEMES: &[&str] = &["gaussian", "he", "glorot", "lecun", "zeros", "file"]
 
 /// Read and validate a run file, reporting every problem found.
 pub fn load_run(path: &Path) -> Result<RunFile, Diags> {
-    let source = read_source(path)?;
+    let source = read_source(path, InputKind::RunFile)?;
     parse_run(&source, path)
 }
 
@@ -201,7 +201,7 @@ impl RunFile {
             let msg = format!(
                 "the run file's model `{}` cannot be read: {}",
                 self.model.display(),
-                super::os_error(&e)
+                crate::input::os_error(&e)
             );
             Diag::new("mcopt::config::model", msg)
                 .at(&self.source, self.model_span, "this model")
@@ -556,17 +556,18 @@ fn read_init(r: &mut Reader, v: &Val, dir: &Path) -> Option<InitSpec> {
         return scheme_of(&scheme, 0.1);
     }
     let f = r.fields(Some(v), INIT_KEYS)?;
-    if let Some(file) = f.get("file") {
+    // `from: FILE` and `file: FILE` are the same: a point file to start from.
+    if let Some(file) = f.get("from").or_else(|| f.get("file")) {
         if let Some(s) = f
             .get("scheme")
             .filter(|s| s.node != &Node::Str("file".into()))
         {
-            let msg = "expected either `scheme` or `file` in `init`, found both".to_string();
+            let msg = "expected either `scheme` or `from` in `init`, found both".to_string();
             r.error(
                 "mcopt::config::value",
                 &s,
                 msg,
-                "remove this or `file`",
+                "remove this or `from`",
                 None,
             );
             return None;
