@@ -4,7 +4,7 @@
 //! through `init` / `step` / `save` / `restore` (the loop itself lives in `crate::solve`).
 
 use crate::diag::Diag;
-use crate::registry::{OptionType, Registry, SolverId, SolverInfo};
+use crate::registry::{OptionType, Order, Registry, SolverId, SolverInfo};
 use mcopt_plugin_sdk::abi::{
     signal, status, InitArgs, MsgBuf, ProblemTable, SolverDescriptor, StateHandle, StepOut,
 };
@@ -18,8 +18,9 @@ pub trait SolverProblem {
     fn dim(&self) -> usize;
     /// f(x).
     fn value(&mut self, x: &[f64]) -> Result<f64, String>;
-    /// (f(x), f′(x; d), f″(x; d)); f″ only when `second`, else 0.
-    fn directional(&mut self, x: &[f64], d: &[f64], second: bool) -> Result<[f64; 3], String>;
+    /// (f(x), f′(x; d), f″(x; d)); f″ only at [`Order::Two`], else 0 (`Order::Zero` is
+    /// computed as `Order::One`: a directional derivative has at least f′).
+    fn directional(&mut self, x: &[f64], d: &[f64], order: Order) -> Result<[f64; 3], String>;
     /// f(x), with the gradient selection written into `g`.
     fn gradient(&mut self, x: &[f64], g: &mut [f64]) -> Result<f64, String>;
     /// Minibatches in the current epoch; 1 (the default) offers only the full batch.
@@ -527,7 +528,8 @@ unsafe extern "C" fn directional_cb(
                 std::slice::from_raw_parts(d, n),
             )
         };
-        let r = c.problem.directional(x, d, order >= 2)?;
+        let order = if order >= 2 { Order::Two } else { Order::One };
+        let r = c.problem.directional(x, d, order)?;
         // SAFETY: the ABI has the solver pass three writable f64 at `out`, apart from x, d.
         unsafe { std::slice::from_raw_parts_mut(out, 3) }.copy_from_slice(&r);
         Ok(())

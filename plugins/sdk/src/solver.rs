@@ -10,6 +10,7 @@ use crate::abi::{
     signal, status, InitArgs, MsgBuf, OptionDescriptor, OptionType, ProblemTable, SolverDescriptor,
     StateHandle, StepOut, Str, OPEN_HI, OPEN_LO, PROBLEM_CAP_BATCHES, PROBLEM_CAP_STRUCTURE,
 };
+use crate::elementwise::Order;
 use crate::export::guarded;
 use std::ffi::c_void;
 
@@ -140,17 +141,18 @@ impl<'a> Problem<'a> {
         ok(st, "value").map(|()| out)
     }
 
-    /// (f(x), f′(x; d), f″(x; d)); the last is 0 unless `second` is true.
+    /// (f(x), f′(x; d), f″(x; d)); the last is 0 unless `order` is [`Order::Two`]
+    /// (`Order::Zero` is computed as `Order::One`: a directional derivative has at least f′).
     pub fn directional(
         &mut self,
         x: &[f64],
         d: &[f64],
-        second: bool,
+        order: Order,
     ) -> Result<[f64; 3], HostError> {
         self.check_len(x, "directional")?;
         self.check_len(d, "directional")?;
         let mut out = [0.0; 3];
-        let order = if second { 2 } else { 1 };
+        let order = order.as_u32().max(1);
         // SAFETY: as in `value`; out has 3 entries.
         let st = unsafe {
             (self.table.directional)(
