@@ -92,12 +92,53 @@ pub struct Thresholds {
     pub train_max: Option<f64>,
     pub test_max: Option<f64>,
     pub stationarity_tol: Option<f64>,
-    /// 1 or 2.
-    pub order: u8,
-    /// `p`, `p0` or `p1`.
-    pub form: String,
+    /// `order: 1` or `2`.
+    pub order: CertificateOrder,
+    /// `form: p`, `p0` or `p1`.
+    pub form: ProblemForm,
     pub beta: Option<f64>,
     pub allow_inconclusive: bool,
+}
+
+/// Which d-stationarity certificate `validate` runs (`validate.order`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CertificateOrder {
+    /// First order: f′(x; d) ≥ 0 for every direction d.
+    #[default]
+    First,
+    /// Second order as well: f″(x; d) ≥ 0 along the directions where f′(x; d) = 0.
+    Second,
+}
+
+impl CertificateOrder {
+    /// 1 or 2, as written in a run file.
+    pub fn number(self) -> u8 {
+        match self {
+            CertificateOrder::First => 1,
+            CertificateOrder::Second => 2,
+        }
+    }
+}
+
+/// Which problem `validate` certifies (`validate.form`): the model's (P), its lifted form
+/// (P0), or its penalized form (P1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProblemForm {
+    #[default]
+    P,
+    P0,
+    P1,
+}
+
+impl ProblemForm {
+    /// `p`, `p0` or `p1`, as written in a run file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemForm::P => "p",
+            ProblemForm::P0 => "p0",
+            ProblemForm::P1 => "p1",
+        }
+    }
 }
 
 impl Default for Thresholds {
@@ -106,8 +147,8 @@ impl Default for Thresholds {
             train_max: None,
             test_max: None,
             stationarity_tol: None,
-            order: 1,
-            form: "p".to_string(),
+            order: CertificateOrder::First,
+            form: ProblemForm::P,
             beta: None,
             allow_inconclusive: false,
         }
@@ -685,8 +726,10 @@ fn read_thresholds(r: &mut Reader, v: Option<&Val>) -> Option<Thresholds> {
     };
     let order = f.get("order").and_then(|o| {
         let n = r.u64(&o)?;
-        if n == 1 || n == 2 {
-            return Some(n as u8);
+        match n {
+            1 => return Some(CertificateOrder::First),
+            2 => return Some(CertificateOrder::Second),
+            _ => {}
         }
         r.error(
             "mcopt::config::value",
@@ -701,11 +744,16 @@ fn read_thresholds(r: &mut Reader, v: Option<&Val>) -> Option<Thresholds> {
         train_max: nonneg(r, "train_max"),
         test_max: nonneg(r, "test_max"),
         stationarity_tol: nonneg(r, "stationarity_tol"),
-        order: order.unwrap_or(1),
+        order: order.unwrap_or_default(),
         form: f
             .get("form")
             .and_then(|v| r.choice(&v, &["p", "p0", "p1"]))
-            .unwrap_or_else(|| "p".into()),
+            .map(|s| match s.as_str() {
+                "p0" => ProblemForm::P0,
+                "p1" => ProblemForm::P1,
+                _ => ProblemForm::P,
+            })
+            .unwrap_or_default(),
         beta: f
             .get("beta")
             .and_then(|v| r.f64_where(&v, "a positive number", |x| x > 0.0)),

@@ -54,7 +54,7 @@ impl SolverProblem for GraphProblem<'_> {
         self.train.value(x, self.opts).map_err(|e| e.to_string())
     }
 
-    fn directional(&mut self, x: &[f64], d: &[f64], second: bool) -> Result<[f64; 3], String> {
+    fn directional(&mut self, x: &[f64], d: &[f64], order: Order) -> Result<[f64; 3], String> {
         if self.directional.is_none() {
             let ev = Evaluator::new(self.train.graph(), self.registry, Order::Two)
                 .map_err(|e| e.to_string())?;
@@ -63,7 +63,10 @@ impl SolverProblem for GraphProblem<'_> {
         let Some(ev) = self.directional.as_mut() else {
             return Err("no evaluator for directional derivatives".to_string());
         };
-        let order = if second { Order::Two } else { Order::One };
+        let order = match order {
+            Order::Zero | Order::One => Order::One,
+            Order::Two => Order::Two,
+        };
         let t = ev
             .directional(x, d, order, self.opts)
             .map_err(|e| e.to_string())?;
