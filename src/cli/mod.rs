@@ -18,7 +18,10 @@ macro_rules! out_raw {
 }
 
 mod commands;
+mod reformulate;
 mod session;
+mod stationarity;
+mod validate;
 
 use std::io::IsTerminal;
 
@@ -91,6 +94,12 @@ enum Command {
         #[command(flatten)]
         input: InputArgs,
     },
+    /// First- (and second-) order d-stationarity certificate, with a witness when not stationary.
+    Stationarity(stationarity::Args),
+    /// Show the lifted (P0) or penalized (P1) problem: variables, blocks, penalty thresholds.
+    Reformulate(reformulate::Args),
+    /// Everything a CI job needs: named checks, JSON or JUnit, and the exit code.
+    Validate(validate::Args),
     /// List loaded plugin functions and solvers, or load and self-test one library.
     Plugins {
         #[command(subcommand)]
@@ -174,6 +183,9 @@ pub fn main() -> u8 {
             seconds,
             &input,
         ),
+        Command::Stationarity(a) => stationarity::run(&a),
+        Command::Reformulate(a) => reformulate::run(&a),
+        Command::Validate(a) => validate::run(&a),
         Command::Plugins {
             command: PluginsCommand::List { input },
         } => commands::plugins_list(&input),

@@ -25,6 +25,7 @@
 
 mod lift;
 pub mod tangent;
+pub mod thresholds;
 
 pub use lift::lift;
 

@@ -185,13 +185,15 @@ impl<'a> Oracle<'a> {
         Ok(())
     }
 
+    /// The direction in the form's variables, with −0 written as 0.
     pub fn form_direction(&mut self, d: &[f64]) -> Result<Vec<f64>, EvalError> {
+        let d: Vec<f64> = d.iter().map(|x| x + 0.0).collect();
         if self.p0.is_none() {
-            return Ok(d.to_vec());
+            return Ok(d);
         }
-        self.ev.directional(&self.x, d, Order::One, self.opts)?;
+        self.ev.directional(&self.x, &d, Order::One, self.opts)?;
         let p0 = self.p0.as_ref().map(|p| p.lifted);
-        Ok(p0.map_or_else(|| d.to_vec(), |l| complete(l, &self.ev, d)))
+        Ok(p0.map_or_else(|| d.clone(), |l| complete(l, &self.ev, &d)))
     }
 }
 
