@@ -210,7 +210,7 @@ fn terms_report(m: &Model) -> Vec<serde_json::Value> {
 pub fn eval(model_path: &str, at: Option<&str>, input: &InputArgs) -> Outcome {
     let s = Session::load(model_path, input)?;
     let train = require_graph(&s, Split::Train)?;
-    let theta = s.point(at)?;
+    let theta = s.point(at, &train)?;
     let opts = EvalOptions { ztol: input.ztol };
     let mut ev = Evaluator::new(&train, &s.registry, Order::Zero).map_err(eval_diag(&train))?;
     let value = ev.value(&theta, opts).map_err(eval_diag(&train))?;
@@ -244,18 +244,24 @@ pub fn diff(
     at: Option<&str>,
     dir: &str,
     order: u8,
+    (form, beta): (&str, &[String]),
     input: &InputArgs,
 ) -> Outcome {
     let s = Session::load(model_path, input)?;
-    let g = require_graph(&s, Split::Train)?;
-    let theta = s.point(at)?;
-    let d = s.direction(dir)?;
     let order = if order == 2 { Order::Two } else { Order::One };
-    let mut ev = Evaluator::new(&g, &s.registry, order).map_err(eval_diag(&g))?;
-    let t = ev
-        .directional(&theta, &d, order, EvalOptions { ztol: input.ztol })
-        .map_err(eval_diag(&g))?;
-    ev.check_finite(order).map_err(eval_diag(&g))?;
+    let t = if form == "p" {
+        let g = require_graph(&s, Split::Train)?;
+        let theta = s.point(at, &g)?;
+        let d = s.direction(dir, &g)?;
+        let mut ev = Evaluator::new(&g, &s.registry, order).map_err(eval_diag(&g))?;
+        let t = ev
+            .directional(&theta, &d, order, EvalOptions { ztol: input.ztol })
+            .map_err(eval_diag(&g))?;
+        ev.check_finite(order).map_err(eval_diag(&g))?;
+        t
+    } else {
+        super::stationarity::diff_form(&s, form, beta, at, dir, order, input.ztol)?
+    };
     if input.json {
         print_json(
             &json!({"value": t.value, "d1": t.d1, "d2": t.d2, "active_kinks": t.active_kinks}),
@@ -302,10 +308,10 @@ pub fn bench(
                 .map(|_| 0.1 * rng.normal())
                 .collect()
         }
-        None => s.point(at)?,
+        None => s.point(at, &g)?,
     };
     let d = match dir {
-        Some(p) => s.direction(p)?,
+        Some(p) => s.direction(p, &g)?,
         None => {
             let mut rng = Rng::new(20261129);
             (0..theta.len()).map(|_| rng.normal()).collect()

@@ -74,6 +74,13 @@ enum Command {
         dir: String,
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
         order: u8,
+        /// Which objective: p (f over θ), p0 (F over z = (θ, u)), p1 (Θ over z); directions
+        /// of p0/p1 may give layer entries (`h[3]: [...]`).
+        #[arg(long, default_value = "p", value_parser = ["p", "p0", "p1"])]
+        form: String,
+        /// Penalty weight of p1: B for every layer, or NAME=B for one layer group; repeatable.
+        #[arg(long = "beta", value_name = "B|NAME=B")]
+        beta: Vec<String>,
         #[command(flatten)]
         input: InputArgs,
     },
@@ -166,8 +173,10 @@ pub fn main() -> u8 {
             at,
             dir,
             order,
+            form,
+            beta,
             input,
-        } => commands::diff(&model, at.as_deref(), &dir, order, &input),
+        } => commands::diff(&model, at.as_deref(), &dir, order, (&form, &beta), &input),
         Command::Bench {
             model,
             at,

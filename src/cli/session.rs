@@ -99,8 +99,9 @@ impl Session {
             .collect()
     }
 
-    /// θ from a point file, or the model's initial values.
-    pub fn point(&self, path: Option<&str>) -> Result<Vec<f64>, Diags> {
+    /// θ from a point file, or the model's initial values. Layer values (`h[3]: [...]`) of
+    /// `graph`'s layers are accepted and shape-checked; θ does not use them.
+    pub fn point(&self, path: Option<&str>, graph: &Graph) -> Result<Vec<f64>, Diags> {
         match path {
             None => Ok(self
                 .model
@@ -108,22 +109,34 @@ impl Session {
                 .iter()
                 .flat_map(|p| p.init.iter().copied())
                 .collect()),
-            Some(path) => self.read_vars(path, PointMode::Point),
+            Some(path) => self.read_vars(path, PointMode::Point, graph),
         }
     }
 
-    /// A direction in θ from a direction file (missing names are zero).
-    pub fn direction(&self, path: &str) -> Result<Vec<f64>, Diags> {
-        self.read_vars(path, PointMode::Direction)
+    /// A direction in θ from a direction file (missing names are zero; layer entries are
+    /// accepted and shape-checked, and not used).
+    pub fn direction(&self, path: &str, graph: &Graph) -> Result<Vec<f64>, Diags> {
+        self.read_vars(path, PointMode::Direction, graph)
     }
 
-    fn read_vars(&self, path: &str, mode: PointMode) -> Result<Vec<f64>, Diags> {
-        let specs = self.param_specs();
+    /// The specs of the parameters, then of the layer instances that are variables of (P0)/(P1).
+    pub fn var_specs(&self, graph: &Graph) -> Vec<VarSpec> {
+        let layers = mcopt::forms::lifted_layers(graph).into_iter().map(|i| {
+            let slot = &graph.layers[i];
+            let n = graph.node(slot.node);
+            VarSpec::new(&slot.name, n.rows, n.cols, VarRole::Layer)
+        });
+        self.param_specs().into_iter().chain(layers).collect()
+    }
+
+    fn read_vars(&self, path: &str, mode: PointMode, graph: &Graph) -> Result<Vec<f64>, Diags> {
+        let specs = self.var_specs(graph);
         let values = config::load_point(Path::new(path), &specs, mode)?;
         Ok(values
             .values
             .into_iter()
             .zip(&specs)
+            .take(self.model.params.len())
             .flat_map(|(v, s)| v.unwrap_or_else(|| vec![0.0; s.rows * s.cols]))
             .collect())
     }

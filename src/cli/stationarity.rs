@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use clap::Args as ClapArgs;
-use mcopt::config::{self, PointMode, Split, VarRole, VarSpec};
+use mcopt::config::{self, PointMode, PointValues, Split, VarRole, VarSpec};
 use mcopt::diag::{Diag, Diags};
 use mcopt::eval::{EvalOptions, Evaluator};
 use mcopt::forms::{self, Betas, Lifted};
@@ -48,10 +48,10 @@ pub struct CertArgs {
     #[arg(long, default_value = "p", value_parser = ["p", "p0", "p1"])]
     pub form: String,
     /// Penalty weight of (P1): B for every layer, or NAME=B for one layer group; repeatable.
-    #[arg(long = "beta", value_name = "B|NAME=B")]
+    #[arg(long = "beta", value_name = "B|NAME=B", allow_negative_numbers = true)]
     pub beta: Vec<String>,
     /// Tolerance on slopes, curvatures and (P0) residuals (> 0).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub tol: Option<f64>,
     /// Largest number of pieces enumerated for nested kinks (2^k for k kinks).
     #[arg(long, default_value_t = 4096)]
@@ -101,6 +101,40 @@ impl Prepared {
             Form::P1 => (self.penalized.as_ref().unwrap_or(&self.graph), &self.z),
         }
     }
+}
+
+/// `mcopt diff --form p0|p1`: f, f′ and f″ of the form's objective (F or Θ) at the point
+/// completed as for a certificate, along a direction over all of z (missing names are zero).
+pub fn diff_form(
+    s: &Session,
+    form: &str,
+    beta: &[String],
+    at: Option<&str>,
+    dir: &str,
+    order: Order,
+    ztol: f64,
+) -> Result<mcopt::eval::Taylor, Diags> {
+    let cert = CertArgs {
+        form: form.to_owned(),
+        beta: beta.to_vec(),
+        tol: None,
+        max_pieces: 1,
+    };
+    let prep = prepare(s, &cert, at, 1e-6, ztol)?;
+    let d = config::load_point(Path::new(dir), &prep.specs, PointMode::Direction)?;
+    let d: Vec<f64> = d
+        .values
+        .into_iter()
+        .zip(&prep.specs)
+        .flat_map(|(v, sp)| v.unwrap_or_else(|| vec![0.0; sp.len()]))
+        .collect();
+    let (graph, x) = prep.objective();
+    let mut ev = Evaluator::new(graph, &s.registry, order).map_err(eval_err(graph))?;
+    let t = ev
+        .directional(x, &d, order, EvalOptions { ztol })
+        .map_err(eval_err(graph))?;
+    ev.check_finite(order).map_err(eval_err(graph))?;
+    Ok(t)
 }
 
 /// Number check for a command-line option: finite and inside its range.
@@ -163,7 +197,7 @@ pub fn parse_betas(args: &[String], lifted: &Lifted, default: f64) -> Result<Bet
 pub fn prepare(
     s: &Session,
     cert: &CertArgs,
-    point: &str,
+    point: Option<&str>,
     tol: f64,
     ztol: f64,
 ) -> Result<Prepared, Diags> {
@@ -180,7 +214,18 @@ pub fn prepare(
     };
     let lifted = forms::lift(&graph);
     let specs = all_specs(&graph, &lifted);
-    let values = config::load_point(Path::new(point), &specs, PointMode::Point)?;
+    let values = match point {
+        Some(path) => config::load_point(Path::new(path), &specs, PointMode::Point)?,
+        None => PointValues {
+            values: s
+                .model
+                .params
+                .iter()
+                .map(|p| Some(p.init.clone()))
+                .chain(lifted.layout.blocks.iter().map(|_| None))
+                .collect(),
+        },
+    };
     let n = graph.n_params();
     let given: Vec<bool> = values.values[graph.params.len()..]
         .iter()
@@ -223,7 +268,7 @@ pub fn prepare(
                     worst.value, block.name, worst.row, worst.col, tol * scale
                 ),
             )
-            .in_file(point)
+            .in_file(point.unwrap_or_default())
             .help("omit the layer values to complete them by a forward pass, or certify the point in (P1) with --form p1")
             .into());
         }
@@ -296,7 +341,7 @@ pub fn options(
 pub fn run(a: &Args) -> Result<u8, Diags> {
     let s = Session::load(&a.model, &a.input)?;
     let opts = options(&a.cert, a.order, a.input.ztol, None)?;
-    let prep = prepare(&s, &a.cert, &a.at, opts.tol, opts.ztol)?;
+    let prep = prepare(&s, &a.cert, Some(&a.at), opts.tol, opts.ztol)?;
     let problem = prep.problem(&s);
     let cert = stationarity::certify(&problem, &opts)
         .map_err(|e| Diags::from(e.to_diag(problem.graph)))?;

@@ -182,7 +182,7 @@ fn run_checks(a: &Args, checks: &mut Checks) -> Result<(), Diags> {
         max_pieces: 4096,
     };
     let opts = st::options(&cert, order, a.input.ztol, thresholds.stationarity_tol)?;
-    let prep = st::prepare(&s, &cert, &a.params, opts.tol, opts.ztol)?;
+    let prep = st::prepare(&s, &cert, Some(&a.params), opts.tol, opts.ztol)?;
     // objective_finite
     let mut ev = Evaluator::new(&prep.graph, &s.registry, Order::Zero)
         .map_err(|e| Diags::from(e.to_diag(&prep.graph)))?;
