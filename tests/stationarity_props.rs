@@ -52,9 +52,17 @@ fn lin(v: [f64; 2]) -> String {
 
 impl Pa {
     fn text(&self) -> String {
-        let mut t = format!("param x1: real\nparam x2: real\nminimize {} + 0.5 * {} * (x1^2 + x2^2)", lin(self.c), self.s);
+        let mut t = format!(
+            "param x1: real\nparam x2: real\nminimize {} + 0.5 * {} * (x1^2 + x2^2)",
+            lin(self.c),
+            self.s
+        );
         for (a, v, e, w) in &self.abs {
-            t.push_str(&format!(" + {a} * abs({} + {e} * abs({}))", lin(*v), lin(*w)));
+            t.push_str(&format!(
+                " + {a} * abs({} + {e} * abs({}))",
+                lin(*v),
+                lin(*w)
+            ));
         }
         for (b, p, q) in &self.max {
             t.push_str(&format!(" + {b} * max({}, {})", lin(*p), lin(*q)));
@@ -99,7 +107,10 @@ impl Pa {
             dirs.push([-l[1], l[0]]);
             dirs.push([l[1], -l[0]]);
         }
-        let min = dirs.iter().map(|d| self.slope(*d)).fold(f64::INFINITY, f64::min);
+        let min = dirs
+            .iter()
+            .map(|d| self.slope(*d))
+            .fold(f64::INFINITY, f64::min);
         if min < -1e-9 {
             Status::NotStationary
         } else {

@@ -42,6 +42,9 @@ pub struct Problem<'a> {
     pub lifted: Option<&'a Lifted>,
 }
 
+/// Relative step of the gradient differences in [`Oracle::hvp`].
+pub const HVP_STEP: f64 = 1e-8;
+
 struct P0<'a> {
     lifted: &'a Lifted,
     ev: Evaluator<'a>,
@@ -128,7 +131,9 @@ impl<'a> Oracle<'a> {
         Ok(g)
     }
 
-    /// H v at a smooth point. (P), (P1): central differences of exact gradients,
+    /// H v at a smooth point. (P), (P1): central differences of exact gradients with the step
+    /// [`HVP_STEP`] · (1 + ‖x‖∞) / ‖v‖ (a step small enough not to cross a nearby kink, large
+    /// enough for rounding; the tier checks the result against an exact curvature),
     /// (∇f(x + hv) − ∇f(x − hv)) / 2h. (P0): exact, by polarization of the ray-Taylor curvature,
     /// (Hv)_j = (q(v + e_j) − q(v − e_j)) / 4 with q(d) = F″(z; T d).
     pub fn hvp(&mut self, v: &[f64]) -> Result<Vec<f64>, EvalError> {
@@ -150,7 +155,7 @@ impl<'a> Oracle<'a> {
             return Ok(vec![0.0; self.n]);
         }
         let xnorm = self.x.iter().fold(0.0f64, |m, x| m.max(x.abs()));
-        let h = 1e-5 * (1.0 + xnorm) / norm;
+        let h = HVP_STEP * (1.0 + xnorm) / norm;
         let mut gp = vec![0.0; self.n];
         let mut gm = vec![0.0; self.n];
         let xp: Vec<f64> = self.x.iter().zip(v).map(|(x, d)| x + h * d).collect();
