@@ -143,9 +143,9 @@ proptest! {
         // f(x) = ½ xᵀ S x + cubic · x1³ at 0 (∇f = 0), S symmetric from q.
         let s = [[q[0], q[1], q[2]], [q[1], q[3], q[4]], [q[2], q[4], q[5]]];
         let mut text = String::from("param x: vec(3)\nminimize 0 ");
-        for i in 0..3 {
-            for j in 0..3 {
-                text.push_str(&format!("+ 0.5 * {} * x[{}] * x[{}] ", s[i][j], i + 1, j + 1));
+        for (i, row) in s.iter().enumerate() {
+            for (j, sij) in row.iter().enumerate() {
+                text.push_str(&format!("+ 0.5 * {sij} * x[{}] * x[{}] ", i + 1, j + 1));
             }
         }
         text.push_str(&format!("+ {cubic} * x[1]^3"));

@@ -15,8 +15,8 @@ use mcopt::stationarity::Form;
 
 #[derive(ClapArgs, Debug)]
 pub struct Args {
-    /// Model file (.mco).
-    pub model: String,
+    /// Model file (.mco); may be omitted when the run file (--config) names one.
+    pub model: Option<String>,
     /// p0: lifted, one constraint block per layer instance; p1: ℓ1 penalty of the same blocks.
     #[arg(long, value_parser = ["p0", "p1"])]
     pub form: String,
@@ -27,8 +27,8 @@ pub struct Args {
     pub input: InputArgs,
 }
 
-pub fn run(a: &Args) -> Result<u8, Diags> {
-    let s = Session::load(&a.model, &a.input)?;
+pub fn run(model: &str, a: &Args) -> Result<u8, Diags> {
+    let s = Session::load(model, &a.input)?;
     let graph = s.graph(Split::Train)?.ok_or_else(|| {
         Diags::from(
             Diag::new("mcopt::data::unbound", "no data are bound for this split")

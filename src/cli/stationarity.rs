@@ -21,8 +21,8 @@ pub const EXIT_FAILED: u8 = 1;
 
 #[derive(ClapArgs, Debug)]
 pub struct Args {
-    /// Model file (.mco).
-    pub model: String,
+    /// Model file (.mco); may be omitted when the run file (--config) names one.
+    pub model: Option<String>,
     /// Point file (YAML): parameters, and for p0/p1 optionally layer values.
     #[arg(long)]
     pub at: String,
@@ -129,7 +129,7 @@ pub fn diff_form(
         .flat_map(|(v, sp)| v.unwrap_or_else(|| vec![0.0; sp.len()]))
         .collect();
     let (graph, x) = prep.objective();
-    let mut ev = Evaluator::new(graph, &s.registry, order).map_err(eval_err(graph))?;
+    let mut ev = Evaluator::new(graph, &s.registry, Order::Two).map_err(eval_err(graph))?;
     let t = ev
         .directional(x, &d, order, EvalOptions { ztol })
         .map_err(eval_err(graph))?;
@@ -338,8 +338,8 @@ pub fn options(
     })
 }
 
-pub fn run(a: &Args) -> Result<u8, Diags> {
-    let s = Session::load(&a.model, &a.input)?;
+pub fn run(model: &str, a: &Args) -> Result<u8, Diags> {
+    let s = Session::load(model, &a.input)?;
     let opts = options(&a.cert, a.order, a.input.ztol, None)?;
     let prep = prepare(&s, &a.cert, Some(&a.at), opts.tol, opts.ztol)?;
     let problem = prep.problem(&s);

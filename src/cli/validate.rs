@@ -18,8 +18,8 @@ use super::{InputArgs, EXIT_OK};
 
 #[derive(ClapArgs, Debug)]
 pub struct Args {
-    /// Model file (.mco).
-    pub model: String,
+    /// Model file (.mco); may be omitted when the run file (--config) names one.
+    pub model: Option<String>,
     /// Point file (YAML) with the trained parameters (and, for p0/p1, optionally layer values).
     #[arg(long)]
     pub params: String,
@@ -79,12 +79,12 @@ impl Checks {
     }
 }
 
-pub fn run(a: &Args) -> Result<u8, Diags> {
+pub fn run(model: &str, a: &Args) -> Result<u8, Diags> {
     let mut checks = Checks {
         list: Vec::new(),
         clock: Instant::now(),
     };
-    let result = run_checks(a, &mut checks);
+    let result = run_checks(model, a, &mut checks);
     if let Err(d) = &result {
         // Bad input: the check that met it fails, the rest are skipped; exit 2 with the diagnostic.
         let first = d
@@ -98,7 +98,7 @@ pub fn run(a: &Args) -> Result<u8, Diags> {
     }
     let validation = Validation::new(checks.list);
     if let Some(path) = &a.junit {
-        let xml = report::junit::validation(&validation, &a.model).map_err(|e| {
+        let xml = report::junit::validation(&validation, model).map_err(|e| {
             Diags::from(mcopt::diag::Diag::new(
                 "mcopt::report::junit",
                 format!("cannot write the JUnit report: {e}"),
@@ -136,12 +136,12 @@ pub fn run(a: &Args) -> Result<u8, Diags> {
     })
 }
 
-fn run_checks(a: &Args, checks: &mut Checks) -> Result<(), Diags> {
+fn run_checks(model: &str, a: &Args, checks: &mut Checks) -> Result<(), Diags> {
     let thresholds = match &a.input.config {
         Some(p) => config::load_run(Path::new(p))?.validate,
         None => Thresholds::default(),
     };
-    let s = Session::load(&a.model, &a.input)?;
+    let s = Session::load(model, &a.input)?;
     let layers = s.model.layers.len();
     checks.push(
         "parse_and_check",

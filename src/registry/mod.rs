@@ -11,20 +11,21 @@ pub mod read;
 pub mod solver;
 
 pub use solver::{
-    ObserverAction, Progress, SolverError, SolverOutcome, SolverProblem, SolverStatus,
+    Evaluations, OptionProblem, OptionValue, SolverError, SolverInstance, SolverProblem,
+    SolverStart, StepReport, StepSignal, PROBLEM_CAP_BATCHES, PROBLEM_CAP_STRUCTURE,
 };
 
 use crate::diag::{Diag, Diags};
 use mcopt_plugin_sdk::abi::{
     status, CheckParamsFn, EvalArgs, EvalFn, EvalOut, MsgBuf, PluginDescriptor, ProxArgs, ProxFn,
-    SolverFn, ABI_VERSION, CAP_CHECK_PARAMS,
+    SolverDescriptor, ABI_VERSION, CAP_CHECK_PARAMS,
 };
 use std::collections::HashMap;
 use std::fmt;
 use std::mem::MaybeUninit;
 use std::path::PathBuf;
 
-pub use mcopt_plugin_sdk::abi::{Kind as FunctionKind, OptionType, Smoothness};
+pub use mcopt_plugin_sdk::abi::{Kind as FunctionKind, OptionDescriptor, OptionType, Smoothness};
 pub use mcopt_plugin_sdk::Order;
 
 /// Most constant parameters a function may declare.
@@ -87,6 +88,23 @@ pub struct OptionInfo {
     pub ty: OptionType,
     pub default: f64,
     pub description: String,
+    /// The allowed range as text ("> 0", "in [0, 1)"), empty when unbounded.
+    pub range: String,
+    /// Bounds as declared: (lo, hi, `OPEN_*` bits).
+    #[serde(skip)]
+    pub(crate) bounds: (f64, f64, u32),
+}
+
+impl OptionInfo {
+    /// Whether `v` lies in the declared range.
+    pub fn admits(&self, v: f64) -> bool {
+        let (lo, hi, open) = self.bounds;
+        let mut d = OptionDescriptor::new("", self.ty, self.default, "");
+        d.lo = lo;
+        d.hi = hi;
+        d.open = open;
+        d.admits(v)
+    }
 }
 
 fn serialize_option_type<S: serde::Serializer>(t: &OptionType, s: S) -> Result<S::Ok, S::Error> {
@@ -108,6 +126,10 @@ pub struct SolverInfo {
     pub name: String,
     pub description: String,
     pub options: Vec<OptionInfo>,
+    /// Names of the metrics each step reports (trace columns).
+    pub metrics: Vec<String>,
+    /// `PROBLEM_CAP_*` bits the solver needs from the problem.
+    pub requires: u64,
     pub source: PluginSource,
 }
 
@@ -122,7 +144,7 @@ pub(crate) struct FunctionEntry {
 
 pub(crate) struct SolverEntry {
     pub(crate) info: SolverInfo,
-    pub(crate) run: SolverFn,
+    pub(crate) desc: &'static SolverDescriptor,
 }
 
 /// Every function and solver mcopt can call.
@@ -394,8 +416,8 @@ impl Registry {
                 trusted,
             });
         }
-        for (info, run) in solvers {
-            self.solvers.push(SolverEntry { info, run });
+        for (info, desc) in solvers {
+            self.solvers.push(SolverEntry { info, desc });
         }
         self.plugins.push(source);
         Ok(())
@@ -404,7 +426,7 @@ impl Registry {
     fn check_duplicates(
         &self,
         functions: &[(FunctionInfo, &mcopt_plugin_sdk::abi::FunctionDescriptor)],
-        solvers: &[(SolverInfo, SolverFn)],
+        solvers: &[(SolverInfo, &'static SolverDescriptor)],
         source: &PluginSource,
     ) -> Result<(), Diags> {
         let mut diags = Diags::new();

@@ -1,41 +1,12 @@
-//! Reports as bytes: certificates and validation results as JSON, validation results as JUnit
-//! XML, and the SVG line plot along a witness. Nothing here prints or touches files; the CLI
-//! writes the bytes (atomically).
+//! Reports as bytes: the training trace (CSV) and its plot (SVG); certificates and validation
+//! results as JSON, validation results as JUnit XML, and the SVG plot along a witness. Nothing
+//! here prints or touches files; the CLI writes the bytes (atomically).
 
 pub mod json;
 pub mod junit;
 pub mod line;
+pub mod plot;
+pub mod trace;
+mod validation;
 
-/// The status of one `validate` check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CheckStatus {
-    Pass,
-    Fail,
-    /// A stationarity failure allowed by `--allow-not-stationary` or `--allow-inconclusive`.
-    Warn,
-    Skipped,
-}
-
-/// One named check of `mcopt validate`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Check {
-    pub name: &'static str,
-    pub status: CheckStatus,
-    pub message: String,
-    pub seconds: f64,
-}
-
-/// The result of `mcopt validate`: passed when no check failed (warnings allowed).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Validation {
-    pub passed: bool,
-    pub checks: Vec<Check>,
-}
-
-impl Validation {
-    pub fn new(checks: Vec<Check>) -> Validation {
-        let passed = checks.iter().all(|c| c.status != CheckStatus::Fail);
-        Validation { passed, checks }
-    }
-}
+pub use validation::{Check, CheckStatus, Validation};

@@ -29,10 +29,12 @@ pub fn lib_dir() -> &'static Path {
         cmd.arg("build").arg("--target-dir").arg(&target);
         for p in [
             "mcopt-swish",
+            "mcopt-momentum",
             "mcopt-fixture-misbehaving",
             "mcopt-fixture-wrong-abi",
             "mcopt-fixture-no-entry",
             "mcopt-fixture-duplicate",
+            "mcopt-fixture-marker",
             "mcopt-std",
         ] {
             cmd.args(["-p", p]);
