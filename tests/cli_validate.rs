@@ -255,3 +255,43 @@ fn bad_input_exits_2_with_a_diagnostic_and_a_junit_report() {
     assert_eq!(r.code, Some(2), "{r:#?}");
     assert!(!r.panicked());
 }
+
+#[test]
+fn the_run_file_chooses_the_form_and_beta() {
+    let dir = scratch("form");
+    let model = std::fs::read_to_string(repo().join("examples/ci/model.mco")).unwrap();
+    write(&dir, "model.mco", &model);
+    let params = at("examples/ci/params.yaml");
+    let m = dir.join("model.mco").to_string_lossy().into_owned();
+    // (P1) at the forward-completed point: stationary for β = 5 at both orders.
+    let run = write(
+        &dir,
+        "p1.yaml",
+        "model: model.mco\nvalidate: {form: p1, beta: 5.0, order: 2}\n",
+    );
+    let r = mcopt(&[
+        "validate", &m, "--params", &params, "--config", &run, "--json",
+    ]);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    let j = r.json();
+    assert_eq!(status_of(&j, "first_order_stationarity"), "pass");
+    assert_eq!(status_of(&j, "second_order_stationarity"), "pass");
+    assert!(
+        j["checks"][3]["message"]
+            .as_str()
+            .unwrap()
+            .contains("convex_qp"),
+        "{j}"
+    );
+    // β too small for the exact penalty: the lifted point is not stationary for (P1).
+    let run = write(
+        &dir,
+        "small.yaml",
+        "model: model.mco\nvalidate: {form: p1, beta: 0.01}\n",
+    );
+    let r = mcopt(&[
+        "validate", &m, "--params", &params, "--config", &run, "--json",
+    ]);
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    assert_eq!(status_of(&r.json(), "first_order_stationarity"), "fail");
+}
