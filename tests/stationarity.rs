@@ -26,6 +26,7 @@ fn run(g: &Graph, r: &Registry, form: Form, beta: f64, o: &Options) -> Certifica
     let mut ev = Evaluator::new(g, r, Order::Zero).unwrap();
     let z = lifted.complete(&mut ev, &theta).unwrap();
     let p1 = lifted.penalized(&Betas::uniform(beta));
+    let adjoint = forms::adjoint::transpose_graph(g, &lifted);
     let problem = match form {
         Form::P | Form::P0 => Problem {
             form,
@@ -33,6 +34,7 @@ fn run(g: &Graph, r: &Registry, form: Form, beta: f64, o: &Options) -> Certifica
             registry: r,
             point: &theta,
             lifted: Some(&lifted),
+            adjoint: Some(&adjoint),
         },
         Form::P1 => Problem {
             form,
@@ -40,6 +42,7 @@ fn run(g: &Graph, r: &Registry, form: Form, beta: f64, o: &Options) -> Certifica
             registry: r,
             point: &z,
             lifted: Some(&lifted),
+            adjoint: None,
         },
     };
     certify(&problem, o).unwrap()
@@ -240,6 +243,7 @@ fn syn_rnn_at_the_authors_start_in_every_form() {
             registry: &r,
             point: x,
             lifted: Some(&lifted),
+            adjoint: None,
         };
         let c = certify(&p, &o).unwrap();
         assert_eq!(c.first.status, N, "{form:?}: {c:?}");
@@ -274,4 +278,25 @@ fn syn_rnn_at_the_authors_start_in_every_form() {
             .unwrap());
         }
     }
+}
+
+#[test]
+fn p0_second_order_is_along_straight_tangent_lines() {
+    let r = Registry::with_standard();
+    // F = u − 2x² with u = x²: along the tangent (1, 0), F″ = −4, while f″ = −2.
+    let g = compile("param x: real\nlayer u = x^2\nminimize u - 2 * x^2", &r);
+    let c = run(&g, &r, Form::P0, 1.0, &opts(Order::Two));
+    let s = c.second.clone().unwrap();
+    assert_eq!((s.status, s.method), (N, "lanczos"), "{c:?}");
+    assert_eq!(s.curvature, Some(-4.0));
+    confirm(&g, &r, Form::P0, 1.0, &c);
+    let c = run(&g, &r, Form::P, 1.0, &opts(Order::Two));
+    assert_eq!(c.second.unwrap().curvature, Some(-2.0));
+    // Convex along every tangent line: stationary.
+    let g = compile(
+        "param x: real\nparam y: real\nlayer u = x^2 - y\nminimize u^2 + 0.5 * x^2 + y^2",
+        &r,
+    );
+    let c = run(&g, &r, Form::P0, 1.0, &opts(Order::Two));
+    assert_eq!(c.second.unwrap().status, S);
 }

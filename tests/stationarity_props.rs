@@ -127,7 +127,7 @@ proptest! {
         let r = Registry::with_standard();
         let g = compile(&f.text(), &r);
         let x = [0.0, 0.0];
-        let p = Problem { form: Form::P, graph: &g, registry: &r, point: &x, lifted: None };
+        let p = Problem { form: Form::P, graph: &g, registry: &r, point: &x, lifted: None, adjoint: None };
         let c = certify(&p, &Options::default()).unwrap();
         prop_assert_eq!(c.first.status, f.brute_force(), "{} {:?}", f.text(), c.first);
         if let (Some(d), Some(s)) = (&c.first.direction, c.first.slope) {
@@ -172,7 +172,7 @@ proptest! {
             }
         }
         let lam = h.symmetric_eigenvalues().min();
-        let p = Problem { form: Form::P, graph: &g, registry: &r, point: &x, lifted: None };
+        let p = Problem { form: Form::P, graph: &g, registry: &r, point: &x, lifted: None, adjoint: None };
         let opts = Options { order: Order::Two, tol: 1e-6, ..Options::default() };
         let c = certify(&p, &opts).unwrap();
         prop_assert_eq!(c.first.status, Status::Stationary);

@@ -72,6 +72,8 @@ pub struct Prepared {
     pub graph: Graph,
     pub lifted: Lifted,
     pub penalized: Option<Graph>,
+    /// (P0): the transpose of the tangent map, for Hessian-vector products.
+    pub adjoint: Option<Graph>,
     pub theta: Vec<f64>,
     pub z: Vec<f64>,
     /// Specs of the form's variables (θ for p; θ then layer blocks for p0/p1).
@@ -90,6 +92,7 @@ impl Prepared {
             registry: &s.registry,
             point,
             lifted: Some(&self.lifted),
+            adjoint: self.adjoint.as_ref(),
         }
     }
 
@@ -284,11 +287,13 @@ pub fn prepare(
         Form::P => specs[..graph.params.len()].to_vec(),
         _ => specs,
     };
+    let adjoint = (form == Form::P0).then(|| forms::adjoint::transpose_graph(&graph, &lifted));
     Ok(Prepared {
         form,
         graph,
         lifted,
         penalized,
+        adjoint,
         theta,
         z,
         specs,

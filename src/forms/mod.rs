@@ -24,6 +24,7 @@
 //! its node with it; references to that node read the later layer's leaf, and the later
 //! layer's ψ is the earlier one's leaf.
 
+pub mod adjoint;
 mod lift;
 pub mod tangent;
 pub mod thresholds;
