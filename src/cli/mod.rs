@@ -21,6 +21,7 @@ mod output;
 mod reformulate;
 mod session;
 mod stationarity;
+mod sweep;
 mod train;
 mod train_out;
 mod validate;
@@ -146,6 +147,11 @@ enum Command {
         #[arg(long = "plugin", value_name = "LIB")]
         plugins: Vec<String>,
     },
+    /// Grids of training runs: plan, run (locally or per cluster task), status, collect, job files.
+    Sweep {
+        #[command(subcommand)]
+        command: sweep::SweepCommand,
+    },
     /// List loaded plugin functions and solvers, or load and self-test one library.
     Plugins {
         #[command(subcommand)]
@@ -197,6 +203,9 @@ pub struct InputArgs {
     /// |argument − breakpoint| ≤ ztol counts as a kink (finite, ≥ 0).
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub ztol: f64,
+    /// Replace the value of a model `const`: NAME=VALUE; repeatable (wins over the run file's `consts:`).
+    #[arg(long = "const", value_name = "NAME=VALUE")]
+    pub consts: Vec<String>,
 }
 
 /// `--test-state`: the command-line form of [`mcopt::config::TestState`].
@@ -304,6 +313,7 @@ fn run(command: Command) -> Result<u8, Diags> {
             quiet,
             plugins,
         }),
+        Command::Sweep { command } => sweep::run(command),
         Command::Plugins {
             command: PluginsCommand::List { input },
         } => commands::plugins_list(&input),
@@ -327,7 +337,7 @@ impl Command {
             Command::Stationarity(a) => Some(&a.input),
             Command::Reformulate(a) => Some(&a.input),
             Command::Validate(a) => Some(&a.input),
-            Command::Train { .. } => None,
+            Command::Train { .. } | Command::Sweep { .. } => None,
         }
     }
 
@@ -335,6 +345,7 @@ impl Command {
     fn wants_json(&self) -> bool {
         match self {
             Command::Train { json, .. } => *json,
+            Command::Sweep { command } => command.wants_json(),
             other => other.input().is_some_and(|i| i.json),
         }
     }
