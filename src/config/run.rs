@@ -173,9 +173,9 @@ const INIT_KEYS: &[&str] = &["scheme", "std", "file", "from"];
 const STOP_KEYS: &[&str] = &["max_iter", "tol", "max_seconds"];
 const OUTPUT_KEYS: &[&str] = &["params", "trace", "plot", "checkpoint", "json", "junit"];
 const VALIDATE_KEYS: &[&str] = &[
-    "train_max",
-    "test_max",
-    "stationarity_tol",
+    "max_train_loss",
+    "max_test_loss",
+    "tol",
     "order",
     "form",
     "beta",
@@ -741,9 +741,9 @@ fn read_thresholds(r: &mut Reader, v: Option<&Val>) -> Option<Thresholds> {
         None
     });
     Some(Thresholds {
-        train_max: nonneg(r, "train_max"),
-        test_max: nonneg(r, "test_max"),
-        stationarity_tol: nonneg(r, "stationarity_tol"),
+        train_max: nonneg(r, "max_train_loss"),
+        test_max: nonneg(r, "max_test_loss"),
+        stationarity_tol: nonneg(r, "tol"),
         order: order.unwrap_or_default(),
         form: f
             .get("form")
