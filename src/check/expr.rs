@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
-use super::calls::plural;
 use super::items::{Binding, Checker};
 use super::{Binary, CExpr, CKind, Shape, TimeRef, Unary, MAX_ELEMENTS};
 use crate::diag::{Diag, Span};
 use crate::syntax::ast::{BinOp, Expr, ExprKind, Ident};
+use crate::text::plural;
 
 /// Where an expression is checked.
 #[derive(Debug, Clone, Default)]
@@ -74,6 +74,17 @@ impl Checker<'_> {
         }
     }
 
+    /// "did you mean `x`? " for the nearest name in scope (skipped for huge scopes).
+    fn suggest_name(&self, name: &str) -> String {
+        const MAX_SCOPE: usize = 10_000;
+        if self.scope.len() > MAX_SCOPE {
+            return String::new();
+        }
+        let mut names: Vec<&str> = self.scope.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        crate::text::did_you_mean(name, &names)
+    }
+
     fn name(&mut self, id: &Ident, ctx: &Ctx) -> Option<CExpr> {
         let Some((binding, _)) = self.scope.get(&id.name).cloned() else {
             let d = if ctx.time.as_deref() == Some(id.name.as_str()) {
@@ -92,7 +103,10 @@ impl Checker<'_> {
                     format!("unknown name `{}`", id.name),
                 )
                 .at(&self.source, id.span, "not declared")
-                .help("declare it with `param`, `const`, `let`, `layer` or `data` before its use")
+                .help(format!(
+                    "{}declare it with `param`, `const`, `let`, `layer` or `data` before its use",
+                    self.suggest_name(&id.name)
+                ))
             };
             self.error(d);
             return None;
@@ -374,8 +388,8 @@ impl Checker<'_> {
                     "matrix product of {} and {}: {} on the left, {} on the right",
                     a.shape,
                     b.shape,
-                    plural(a.shape.cols, "column"),
-                    plural(b.shape.rows, "row")
+                    plural(a.shape.cols, "column", "columns"),
+                    plural(b.shape.rows, "row", "rows")
                 ),
                 "for an inner product use dot(a, b); for an elementwise product use .*",
                 self.operator_span(a.span, b.span, "*").unwrap_or(span),

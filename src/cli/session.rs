@@ -1,14 +1,14 @@
 //! Loading what a command needs: plugins, the model, bound data, graphs and points.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use mcopt::check::Model;
 use mcopt::config::{
     self, DataSpec, HeaderMode, PointMode, RowSel, SeqLayout, Split, VarRole, VarSpec,
 };
-use mcopt::diag::{Diag, Diags, SourceFile};
+use mcopt::diag::{Diag, Diags};
 use mcopt::graph::{self, Graph, LowerOptions};
+use mcopt::input::{read_source, InputKind};
 use mcopt::pipeline;
 use mcopt::plugin_host::{self, PluginSearch};
 use mcopt::registry::Registry;
@@ -24,29 +24,6 @@ pub struct Session {
     pub data_dir: PathBuf,
 }
 
-/// Read a text file into a [`SourceFile`], or a diagnostic naming it.
-pub fn read_source(path: &str) -> Result<Arc<SourceFile>, Diags> {
-    match std::fs::read(path) {
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(text) => Ok(SourceFile::new(path, text)),
-            Err(e) => Err(Diag::new(
-                "mcopt::io::utf8",
-                format!(
-                    "the file is not UTF-8 text (invalid byte at offset {})",
-                    e.utf8_error().valid_up_to()
-                ),
-            )
-            .in_file(path)
-            .into()),
-        },
-        Err(e) => Err(
-            Diag::new("mcopt::io::read", format!("cannot read the file: {e}"))
-                .in_file(path)
-                .into(),
-        ),
-    }
-}
-
 impl Session {
     /// Load plugins, parse and check the model, and collect the data bindings (not yet bound).
     pub fn load(model_path: &str, input: &InputArgs) -> Result<Session, Diags> {
@@ -55,7 +32,7 @@ impl Session {
             None => None,
         };
         let registry = registry(input, run.as_ref())?;
-        let source = read_source(model_path)?;
+        let source = read_source(Path::new(model_path), InputKind::Model)?;
         let model = pipeline::compile(&source, &registry)?;
         let (data, data_dir) = data_spec(input, run.as_ref())?;
         Ok(Session {

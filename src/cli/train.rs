@@ -171,7 +171,7 @@ fn solver_and_options(registry: &Registry, run: &RunFile) -> Result<(SolverId, V
         let names = registry.solver_names();
         return Err(Diag::new("mcopt::train::unknown_solver", format!("unknown solver `{}`", spec.name))
             .at(&run.source, spec.name_span, "not a known solver")
-            .help(format!("{}known solvers: {} (a solver from another plugin needs `plugins:` in the run file or --plugin)", config::suggest(&spec.name, &names), names.join(", ")))
+            .help(format!("{}known solvers: {} (a solver from another plugin needs `plugins:` in the run file or --plugin)", mcopt::text::did_you_mean(&spec.name, &names), names.join(", ")))
             .into());
     };
     let given: Vec<(String, OptionValue)> = spec

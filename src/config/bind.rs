@@ -147,7 +147,7 @@ fn unreadable(mut diags: Diags, spec: &DataSpec) -> Diags {
             let path = d.path.take().unwrap_or_default();
             let message = format!(
                 "cannot read data file `{path}`: {}",
-                d.message.trim_start_matches("cannot read file: ")
+                d.message.trim_start_matches("cannot read the file: ")
             );
             let mut nd = Diag::new(d.code, message).at(&origin.source, origin.file, "this file");
             nd.help = d.help.take();

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use super::bind::{parse_columns, ColumnSel, DataSpec, RowSel, SeqLayout, SpecOrigin};
 use super::data::HeaderMode;
 use super::fields::{Fields, Reader, Val};
-use super::read_source;
 use super::yaml::{parse_node, Node};
 use crate::diag::{Diag, Diags, SourceFile, Span};
+use crate::input::{read_source, InputKind};
 
 /// A validated run file. Paths are resolved against the run file's directory `dir`
 /// (lexically: `dir.join(path)`), except `data.file`, which `bind` resolves from `dir`.
@@ -130,7 +130,7 @@ const SCHEMES: &[&str] = &["gaussian", "he", "glorot", "lecun", "zeros", "file"]
 
 /// Read and validate a run file, reporting every problem found.
 pub fn load_run(path: &Path) -> Result<RunFile, Diags> {
-    let source = read_source(path)?;
+    let source = read_source(path, InputKind::RunFile)?;
     parse_run(&source, path)
 }
 

@@ -128,7 +128,7 @@ impl SolverInfo {
                     message: format!("solver `{}` has no option `{name}`", self.name),
                     help: Some(format!(
                         "{}known options: {}",
-                        crate::config::suggest(name, &known),
+                        crate::text::did_you_mean(name, &known),
                         known.join(", ")
                     )),
                 });
