@@ -10,8 +10,8 @@ use mcopt::diag::{Diag, Diags};
 use mcopt::eval::EvalOptions;
 use mcopt::registry::{OptionValue, Registry, SolverId, SolverStart};
 use mcopt::solve::{
-    initial_point, Checkpoint, Executor, Fingerprint, GraphProblem, RunState, Scheme, Status,
-    StopRules,
+    initial_point, Batcher, Checkpoint, Executor, Fingerprint, GraphProblem, RunState, Scheme,
+    Status, StopRules,
 };
 
 use super::session::Session;
@@ -93,6 +93,9 @@ pub fn train(a: &TrainArgs) -> Result<u8, Diags> {
     let opts = EvalOptions { ztol: run.ztol };
     let mut problem = GraphProblem::new(&session.registry, &train_graph, test_graph.as_ref(), opts)
         .map_err(|e| Diags::from(Diag::new("mcopt::train::eval", e).in_file(&model_path)))?;
+    if let Some(batcher) = batcher(&session, &run, seed)? {
+        problem = problem.with_batches(batcher);
+    }
     let start = SolverStart {
         options: &options,
         x: &x0,
@@ -217,6 +220,31 @@ fn option_value(v: &serde_json::Value) -> OptionValue {
         J::Object(_) => OptionValue::Other("a mapping"),
         J::Null => OptionValue::Other("nothing"),
     }
+}
+
+/// The minibatch drawer of `solver.batch`, checked against the bound training data.
+fn batcher<'s>(
+    session: &'s Session,
+    run: &RunFile,
+    seed: u64,
+) -> Result<Option<Batcher<'s>>, Diags> {
+    let Some(spec) = &run.solver else {
+        return Ok(None);
+    };
+    let Some(batch) = spec.batch else {
+        return Ok(None);
+    };
+    let data = match &session.data {
+        Some(d) => mcopt::pipeline::bind_data(&session.model, d, &session.data_dir, Split::Train)?,
+        None => Vec::new(),
+    };
+    Batcher::new(&session.model, data, batch, seed)
+        .map(Some)
+        .map_err(|e| {
+            Diag::new("mcopt::train::batch", e)
+                .at(&run.source, spec.batch_span, "this batch layout")
+                .into()
+        })
 }
 
 /// θ⁰ from `--init FILE`, else the run file's `init`.

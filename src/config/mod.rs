@@ -21,7 +21,8 @@ pub use point::{
     load_point, parse_point, write_point, PointMode, PointValues, ShapeKind, VarRole, VarSpec,
 };
 pub use run::{
-    load_run, parse_run, InitSpec, OutputPaths, RunFile, SolverSpec, StopRules, Thresholds,
+    load_run, parse_run, BatchSpec, InitSpec, OutputPaths, RunFile, SolverSpec, StopRules,
+    Thresholds,
 };
 
 use crate::diag::{Diag, Diags};

@@ -6,6 +6,7 @@ use crate::eval::{EvalOptions, Evaluator};
 use crate::graph::Graph;
 use crate::registry::{Order, Registry, SolverProblem};
 
+use super::batch::Batcher;
 use super::TrainProblem;
 
 /// The host's measurements at an iterate: f, the loss part g on the training data, and the
@@ -24,6 +25,7 @@ pub struct GraphProblem<'g> {
     train: Evaluator<'g>,
     test: Option<Evaluator<'g>>,
     directional: Option<Evaluator<'g>>,
+    batches: Option<Batcher<'g>>,
     opts: EvalOptions,
 }
 
@@ -40,8 +42,15 @@ impl<'g> GraphProblem<'g> {
             train: ev(train)?,
             test: test.map(ev).transpose()?,
             directional: None,
+            batches: None,
             opts,
         })
+    }
+
+    /// Offer minibatches to the solver (see [`Batcher`]).
+    pub fn with_batches(mut self, batches: Batcher<'g>) -> GraphProblem<'g> {
+        self.batches = Some(batches);
+        self
     }
 }
 
@@ -75,9 +84,30 @@ impl SolverProblem for GraphProblem<'_> {
             .gradient(x, g, self.opts)
             .map_err(|e| e.to_string())
     }
+
+    fn batched(&self) -> bool {
+        self.batches.is_some()
+    }
+
+    fn n_batches(&self) -> usize {
+        self.batches.as_ref().map_or(1, Batcher::n_batches)
+    }
+
+    fn batch_gradient(&mut self, k: usize, x: &[f64], g: &mut [f64]) -> Result<f64, String> {
+        match &self.batches {
+            Some(b) => b.gradient(k, self.registry, x, g, self.opts),
+            None => self.gradient(x, g),
+        }
+    }
 }
 
 impl TrainProblem for GraphProblem<'_> {
+    fn begin_epoch(&mut self, epoch: u64) {
+        if let Some(b) = self.batches.as_mut() {
+            b.begin_epoch(epoch);
+        }
+    }
+
     fn measure(&mut self, x: &[f64]) -> Result<Measures, String> {
         let objective = self.train.value(x, self.opts).map_err(|e| e.to_string())?;
         let train_loss = self.train.loss();
