@@ -72,3 +72,61 @@ fn sequence_batches_partition_the_sequences_and_depend_on_seed_and_epoch() {
     )
     .is_err());
 }
+
+#[test]
+fn the_two_thread_split_gives_the_full_gradient_for_a_mean_objective() {
+    use mcopt::graph::{lower, LowerOptions};
+    use mcopt::registry::SolverProblem;
+    use mcopt::solve::batch::select_sequences;
+    use mcopt::solve::{splittable, GraphProblem};
+    let r = Registry::with_standard();
+    let model = mcopt::pipeline::compile(&SourceFile::new("m.mco", MODEL), &r).unwrap();
+    assert!(splittable(&model));
+    let summed = MODEL.replace("mean(t,", "sum(t,");
+    let sum_model = mcopt::pipeline::compile(&SourceFile::new("s.mco", summed), &r).unwrap();
+    assert!(
+        !splittable(&sum_model),
+        "a sum over sequences is not a weighted mean of halves"
+    );
+    let d = data(6, 5);
+    let full = lower(
+        &model,
+        &LowerOptions {
+            data: vec![d.clone()],
+        },
+    )
+    .unwrap();
+    let halves: Vec<_> = [0..2, 2..5]
+        .into_iter()
+        .map(|rg| {
+            let w = rg.len() as f64 / 5.0;
+            (
+                lower(
+                    &model,
+                    &LowerOptions {
+                        data: vec![select_sequences(&d, rg)],
+                    },
+                )
+                .unwrap(),
+                w,
+            )
+        })
+        .collect();
+    let parts: Vec<_> = halves.iter().map(|(g, w)| (g, *w)).collect();
+    let opts = EvalOptions::default();
+    let mut one = GraphProblem::new(&r, &full, None, opts).unwrap();
+    let mut two = GraphProblem::new(&r, &full, None, opts)
+        .unwrap()
+        .with_split(&parts)
+        .unwrap();
+    for a in [0.5, -0.3, 0.9] {
+        let (mut g1, mut g2) = (vec![0.0], vec![0.0]);
+        let f1 = one.gradient(&[a], &mut g1).unwrap();
+        let f2 = two.gradient(&[a], &mut g2).unwrap();
+        assert!((f1 - f2).abs() <= 1e-12 * f1.abs(), "{f1} vs {f2}");
+        assert!(
+            (g1[0] - g2[0]).abs() <= 1e-12 * g1[0].abs().max(1.0),
+            "{g1:?} vs {g2:?}"
+        );
+    }
+}

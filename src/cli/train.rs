@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use mcopt::config::{self, InitSpec, RunFile, Split};
 use mcopt::diag::{Diag, Diags};
 use mcopt::eval::EvalOptions;
+use mcopt::graph::{self, Graph, LowerOptions};
 use mcopt::registry::{OptionValue, Registry, SolverId, SolverStart};
+use mcopt::solve::batch::select_sequences;
 use mcopt::solve::{
     initial_point, Batcher, Checkpoint, Executor, Fingerprint, GraphProblem, RunState, Scheme,
     Status, StopRules,
@@ -91,10 +93,16 @@ pub fn train(a: &TrainArgs) -> Result<u8, Diags> {
     };
     let seed = resumed.as_ref().map_or(seed, |cp| cp.seed);
     let opts = EvalOptions { ztol: run.ztol };
+    let halves = thread_split(&session, &run, &train_graph)?;
     let mut problem = GraphProblem::new(&session.registry, &train_graph, test_graph.as_ref(), opts)
         .map_err(|e| Diags::from(Diag::new("mcopt::train::eval", e).in_file(&model_path)))?;
     if let Some(batcher) = batcher(&session, &run, seed)? {
         problem = problem.with_batches(batcher);
+    } else if !halves.is_empty() {
+        let parts: Vec<(&Graph, f64)> = halves.iter().map(|(g, w)| (g, *w)).collect();
+        problem = problem
+            .with_split(&parts)
+            .map_err(|e| Diags::from(Diag::new("mcopt::train::eval", e).in_file(&model_path)))?;
     }
     let start = SolverStart {
         options: &options,
@@ -220,6 +228,40 @@ fn option_value(v: &serde_json::Value) -> OptionValue {
         J::Object(_) => OptionValue::Other("a mapping"),
         J::Null => OptionValue::Other("nothing"),
     }
+}
+
+/// The training sequences in two halves with weights Nᵢ / N, for a gradient on two threads,
+/// when there are several sequences, two cores, no minibatches and the objective is a mean
+/// over sequences (see [`mcopt::solve::splittable`]); empty otherwise.
+fn thread_split(
+    session: &Session,
+    run: &RunFile,
+    train: &Graph,
+) -> Result<Vec<(Graph, f64)>, Diags> {
+    let n = train.sequences;
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let batched = run.solver.as_ref().is_some_and(|s| s.batch.is_some());
+    if n < 2 || cores < 2 || batched || !mcopt::solve::splittable(&session.model) {
+        return Ok(Vec::new());
+    }
+    let Some(spec) = &session.data else {
+        return Ok(Vec::new());
+    };
+    let data = mcopt::pipeline::bind_data(&session.model, spec, &session.data_dir, Split::Train)?;
+    let mid = n / 2;
+    let mut parts = Vec::new();
+    for range in [0..mid, mid..n] {
+        let w = range.len() as f64 / n as f64;
+        let part: Vec<_> = data
+            .iter()
+            .map(|d| select_sequences(d, range.clone()))
+            .collect();
+        parts.push((
+            graph::lower(&session.model, &LowerOptions { data: part })?,
+            w,
+        ));
+    }
+    Ok(parts)
 }
 
 /// The minibatch drawer of `solver.batch`, checked against the bound training data.

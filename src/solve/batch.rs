@@ -131,6 +131,18 @@ impl<'m> Batcher<'m> {
     }
 }
 
+/// Sequences `seqs` of `d` (all time steps), in that order.
+pub fn select_sequences(d: &SeqData, seqs: std::ops::Range<usize>) -> SeqData {
+    let w: Vec<Window> = seqs
+        .map(|seq| Window {
+            seq,
+            start: 0,
+            len: d.steps,
+        })
+        .collect();
+    slice(d, &w)
+}
+
 /// The windows of `d` as a new batch: steps `len`, one sequence per window.
 fn slice(d: &SeqData, windows: &[Window]) -> SeqData {
     let width = d.values.len() / (d.steps * d.sequences).max(1);

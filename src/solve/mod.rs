@@ -17,7 +17,7 @@ use crate::registry::{Evaluations, SolverError, SolverInstance, SolverProblem, S
 pub use batch::Batcher;
 pub use checkpoint::{Checkpoint, CheckpointError, Fingerprint};
 pub use init::{initial_point, Scheme};
-pub use problem::{GraphProblem, Measures};
+pub use problem::{splittable, GraphProblem, Measures};
 
 /// When the host stops a run.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -2,6 +2,7 @@
 //! derivatives, gradient) on the training graph, and the host's measurements (objective, train
 //! and test loss) at each iterate.
 
+use crate::check::{CKind, Model, TermClass};
 use crate::eval::{EvalOptions, Evaluator};
 use crate::graph::Graph;
 use crate::registry::{Order, Registry, SolverProblem};
@@ -26,7 +27,16 @@ pub struct GraphProblem<'g> {
     test: Option<Evaluator<'g>>,
     directional: Option<Evaluator<'g>>,
     batches: Option<Batcher<'g>>,
+    /// The sequences split across threads: f = Σ wᵢ fᵢ (see [`GraphProblem::with_split`]).
+    split: Option<Split<'g>>,
     opts: EvalOptions,
+}
+
+/// Evaluators of disjoint groups of sequences, their weights and gradient buffers.
+struct Split<'g> {
+    evs: Vec<Evaluator<'g>>,
+    weights: Vec<f64>,
+    grads: Vec<Vec<f64>>,
 }
 
 impl<'g> GraphProblem<'g> {
@@ -43,8 +53,27 @@ impl<'g> GraphProblem<'g> {
             test: test.map(ev).transpose()?,
             directional: None,
             batches: None,
+            split: None,
             opts,
         })
+    }
+
+    /// Evaluate value and gradient on `parts` in parallel (one thread each) and combine them as
+    /// f = Σ wᵢ fᵢ, ∇f = Σ wᵢ ∇fᵢ. Correct when each part holds a group of the sequences and
+    /// the objective is a mean over sequences plus parameter-only terms, with wᵢ = Nᵢ / N (see
+    /// [`splittable`]); the training graph is still used for the host's measurements.
+    pub fn with_split(mut self, parts: &[(&'g Graph, f64)]) -> Result<GraphProblem<'g>, String> {
+        let n = self.train.graph().n_params();
+        let mut evs = Vec::with_capacity(parts.len());
+        for (g, _) in parts {
+            evs.push(Evaluator::new(g, self.registry, Order::Zero).map_err(|e| e.to_string())?);
+        }
+        self.split = Some(Split {
+            evs,
+            weights: parts.iter().map(|p| p.1).collect(),
+            grads: vec![vec![0.0; n]; parts.len()],
+        });
+        Ok(self)
     }
 
     /// Offer minibatches to the solver (see [`Batcher`]).
@@ -80,9 +109,13 @@ impl SolverProblem for GraphProblem<'_> {
     }
 
     fn gradient(&mut self, x: &[f64], g: &mut [f64]) -> Result<f64, String> {
-        self.train
-            .gradient(x, g, self.opts)
-            .map_err(|e| e.to_string())
+        match self.split.as_mut() {
+            Some(split) => split.gradient(x, g, self.opts),
+            None => self
+                .train
+                .gradient(x, g, self.opts)
+                .map_err(|e| e.to_string()),
+        }
     }
 
     fn batched(&self) -> bool {
@@ -99,6 +132,54 @@ impl SolverProblem for GraphProblem<'_> {
             None => self.gradient(x, g),
         }
     }
+}
+
+impl Split<'_> {
+    /// f and ∇f combined from the parts, each on its own thread (the first on this one).
+    fn gradient(&mut self, x: &[f64], g: &mut [f64], opts: EvalOptions) -> Result<f64, String> {
+        let mut values = vec![0.0; self.evs.len()];
+        std::thread::scope(|scope| {
+            let mut jobs = self
+                .evs
+                .iter_mut()
+                .zip(self.grads.iter_mut())
+                .zip(values.iter_mut());
+            let first = jobs.next();
+            let handles: Vec<_> = jobs
+                .map(|((ev, gb), v)| {
+                    scope.spawn(move || -> Result<(), String> {
+                        *v = ev.gradient(x, gb, opts).map_err(|e| e.to_string())?;
+                        Ok(())
+                    })
+                })
+                .collect();
+            if let Some(((ev, gb), v)) = first {
+                *v = ev.gradient(x, gb, opts).map_err(|e| e.to_string())?;
+            }
+            for h in handles {
+                h.join()
+                    .map_err(|_| "a gradient thread panicked".to_string())??;
+            }
+            Ok::<(), String>(())
+        })?;
+        g.fill(0.0);
+        let mut f = 0.0;
+        for ((gb, w), v) in self.grads.iter().zip(&self.weights).zip(&values) {
+            f += w * v;
+            g.iter_mut().zip(gb).for_each(|(gi, bi)| *gi += w * bi);
+        }
+        Ok(f)
+    }
+}
+
+/// Whether the objective of `model` is a mean over the sequences plus parameter-only terms
+/// (every loss term a `mean(t, ..)`), so that splitting the sequences into groups with
+/// weights Nᵢ / N gives the same f and ∇f.
+pub fn splittable(model: &Model) -> bool {
+    model.terms.iter().all(|t| match t.class {
+        TermClass::Loss => matches!(t.expr.kind, CKind::TimeReduce { mean: true, .. }),
+        _ => true,
+    })
 }
 
 impl TrainProblem for GraphProblem<'_> {
