@@ -231,7 +231,7 @@ fn option_value(v: &serde_json::Value) -> OptionValue {
 }
 
 /// The training sequences in two halves with weights Nᵢ / N, for a gradient on two threads,
-/// when there are several sequences, two cores, no minibatches and the objective is a mean
+/// when MCOPT_THREADS ≥ 2, there are several sequences, no minibatches and the objective is a mean
 /// over sequences (see [`mcopt::solve::splittable`]); empty otherwise.
 fn thread_split(
     session: &Session,
@@ -239,7 +239,12 @@ fn thread_split(
     train: &Graph,
 ) -> Result<Vec<(Graph, f64)>, Diags> {
     let n = train.sequences;
-    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    // Opt-in with MCOPT_THREADS=2: measured on a loaded 2-core machine the split was slower
+    // than one thread (each half still streams W once per step), so it is off by default.
+    let cores = std::env::var("MCOPT_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(1);
     let batched = run.solver.as_ref().is_some_and(|s| s.batch.is_some());
     if n < 2 || cores < 2 || batched || !mcopt::solve::splittable(&session.model) {
         return Ok(Vec::new());
