@@ -15,5 +15,7 @@ pub mod registry;
 pub mod report;
 pub mod rng;
 pub mod solve;
+pub mod stationarity;
+pub mod sweep;
 pub mod syntax;
 pub mod text;

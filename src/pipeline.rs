@@ -13,8 +13,17 @@ use crate::syntax;
 
 /// Parse and check model text against the functions of `registry`.
 pub fn compile(source: &Arc<SourceFile>, registry: &Registry) -> Result<Model, Diags> {
+    compile_with(source, registry, &[])
+}
+
+/// [`compile`] with `const` values given from outside (run file `consts:`, `--const`).
+pub fn compile_with(
+    source: &Arc<SourceFile>,
+    registry: &Registry,
+    overrides: &[check::ConstOverride],
+) -> Result<Model, Diags> {
     let program = syntax::parse(source)?;
-    check::check(source, &program, registry)
+    check::check_with(source, &program, registry, overrides)
 }
 
 /// The model's `data` declarations as binding slots.
@@ -30,7 +39,8 @@ pub fn data_slots(model: &Model) -> Vec<DataSlot> {
 }
 
 /// Bind the model's data declarations to the columns and rows of `split` in `spec`'s file
-/// (relative paths resolved against `base_dir`), in declaration order.
+/// (relative paths resolved against `base_dir`), in declaration order. A test split that
+/// follows the training steps carries their state over (see [`config::TestState`]).
 pub fn bind_data(
     model: &Model,
     spec: &DataSpec,
@@ -44,6 +54,7 @@ pub fn bind_data(
             steps: b.steps,
             sequences: b.sequences,
             values: b.values,
+            warmup: b.warmup,
         })
         .collect())
 }

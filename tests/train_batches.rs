@@ -20,6 +20,7 @@ fn data(steps: usize, sequences: usize) -> SeqData {
         steps,
         sequences,
         values,
+        warmup: 0,
     }
 }
 

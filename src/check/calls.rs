@@ -21,6 +21,7 @@ const BUILTINS: &[&str] = &[
     "mean",
     "min",
     "norm1",
+    "norm2",
     "sqnorm",
     "sqrt",
     "sum",
@@ -312,6 +313,7 @@ fn builtin_unary(name: &str) -> Option<Unary> {
         "mean" => Unary::Mean,
         "sqnorm" => Unary::SqNorm,
         "norm1" => Unary::Norm1,
+        "norm2" => Unary::Norm2,
         "transpose" => Unary::Transpose,
         _ => return None,
     })

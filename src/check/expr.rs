@@ -552,7 +552,7 @@ pub(super) fn scalar_values(e: &CExpr) -> &[f64] {
 
 pub(super) fn unary(op: Unary, a: CExpr, span: Span) -> CExpr {
     let shape = match op {
-        Unary::Sum | Unary::Mean | Unary::SqNorm | Unary::Norm1 => Shape::SCALAR,
+        Unary::Sum | Unary::Mean | Unary::SqNorm | Unary::Norm1 | Unary::Norm2 => Shape::SCALAR,
         Unary::Transpose => Shape::matrix(a.shape.cols, a.shape.rows),
         _ => a.shape,
     };
@@ -584,7 +584,7 @@ pub(super) fn fold(e: CExpr) -> CExpr {
 fn fold_unary(op: Unary, x: f64) -> Option<f64> {
     let v = match op {
         Unary::Neg => -x,
-        Unary::Abs | Unary::Norm1 => x.abs(),
+        Unary::Abs | Unary::Norm1 | Unary::Norm2 => x.abs(),
         Unary::Exp => x.exp(),
         Unary::Log if x > 0.0 => x.ln(),
         Unary::Sqrt if x >= 0.0 => x.sqrt(),

@@ -297,7 +297,8 @@ pub fn diff(
     let theta = s.point(at)?;
     let d = s.direction(dir)?;
     let order = if order == 2 { Order::Two } else { Order::One };
-    let mut ev = Evaluator::new(&g, &s.registry, order).map_err(eval_diag(&g))?;
+    // Buffers for order 2 also at order 1: f′ of sqrt at 0 needs the second coefficient.
+    let mut ev = Evaluator::new(&g, &s.registry, Order::Two).map_err(eval_diag(&g))?;
     let t = ev
         .directional(&theta, &d, order, EvalOptions { ztol: input.ztol })
         .map_err(eval_diag(&g))?;

@@ -19,6 +19,7 @@ macro_rules! out_raw {
 mod commands;
 mod output;
 mod session;
+mod sweep;
 mod train;
 mod train_out;
 
@@ -50,15 +51,15 @@ struct Cli {
 enum Command {
     /// Parse, resolve names and plugins, check shapes; print the multicomposite structure.
     Check {
-        /// The model file (.mco).
-        model: String,
+        /// Model file (.mco); may be omitted when the run file (--config) names one.
+        model: Option<String>,
         #[command(flatten)]
         input: InputArgs,
     },
     /// Evaluate the objective (and the loss on the test split, when there is one).
     Eval {
-        /// The model file (.mco).
-        model: String,
+        /// Model file (.mco); may be omitted when the run file (--config) names one.
+        model: Option<String>,
         /// Point file (YAML); default: the initial values declared in the model.
         #[arg(long)]
         at: Option<String>,
@@ -67,8 +68,8 @@ enum Command {
     },
     /// f, f′(x; d) and, with --order 2, f″(x; d), with the number of active kinks.
     Diff {
-        /// The model file (.mco).
-        model: String,
+        /// Model file (.mco); may be omitted when the run file (--config) names one.
+        model: Option<String>,
         /// Point file (YAML); default: the initial values declared in the model.
         #[arg(long)]
         at: Option<String>,
@@ -83,8 +84,8 @@ enum Command {
     },
     /// Time f, f′, (f′, f″) and ∇f in one process and print the ratios to f.
     Bench {
-        /// The model file (.mco).
-        model: String,
+        /// Model file (.mco); may be omitted when the run file (--config) names one.
+        model: Option<String>,
         /// Point file (YAML); default: the initial values declared in the model.
         #[arg(long)]
         at: Option<String>,
@@ -103,6 +104,7 @@ enum Command {
     /// Train: run the run file's solver; progress bar; writes params, trace, plot, report and a
     /// checkpoint. Ctrl-C checkpoints and exits 130; --resume continues bit-identically.
     Train {
+        /// The run file (YAML): model, data, solver and options, init, seed, stop rules, outputs.
         runfile: String,
         /// Start from this point file instead of the run file's `init`.
         #[arg(long, value_name = "POINT")]
@@ -128,9 +130,11 @@ enum Command {
         /// Load a plugin library (path, or a name searched on MCOPT_PLUGIN_PATH); repeatable.
         #[arg(long = "plugin", value_name = "LIB")]
         plugins: Vec<String>,
-        /// The shared options as the other commands see them (filled from the fields above).
-        #[arg(skip)]
-        input: InputArgs,
+    },
+    /// Grids of training runs: plan, run (locally or per cluster task), status, collect, job files.
+    Sweep {
+        #[command(subcommand)]
+        command: sweep::SweepCommand,
     },
     /// List loaded plugin functions and solvers, or load and self-test one library.
     Plugins {
@@ -176,14 +180,37 @@ pub struct InputArgs {
     /// Test rows of the --data files.
     #[arg(long)]
     pub test_rows: Option<String>,
+    /// Where the test split's recurrence starts: `carry` (default) continues from the last
+    /// training step when the test steps follow it; `restart` starts from the base cases.
+    #[arg(long, value_enum, value_name = "STATE")]
+    pub test_state: Option<TestStateArg>,
     /// |argument − breakpoint| ≤ ztol counts as a kink (finite, ≥ 0).
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub ztol: f64,
+    /// Replace the value of a model `const`: NAME=VALUE; repeatable (wins over the run file's `consts:`).
+    #[arg(long = "const", value_name = "NAME=VALUE")]
+    pub consts: Vec<String>,
+}
+
+/// `--test-state`: the command-line form of [`mcopt::config::TestState`].
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestStateArg {
+    Carry,
+    Restart,
+}
+
+impl From<TestStateArg> for mcopt::config::TestState {
+    fn from(a: TestStateArg) -> Self {
+        match a {
+            TestStateArg::Carry => mcopt::config::TestState::Carry,
+            TestStateArg::Restart => mcopt::config::TestState::Restart,
+        }
+    }
 }
 
 /// Run the command line; returns the exit code.
 pub fn main() -> u8 {
-    let mut cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             let code = if e.use_stderr() { EXIT_INPUT } else { EXIT_OK };
@@ -191,17 +218,7 @@ pub fn main() -> u8 {
             return code;
         }
     };
-    if let Command::Train {
-        json,
-        plugins,
-        input,
-        ..
-    } = &mut cli.command
-    {
-        input.json = *json;
-        input.plugins = plugins.clone();
-    }
-    let json = cli.command.input().json;
+    let json = cli.command.wants_json();
     let result = check_numbers(&cli.command).and_then(|()| run(cli.command));
     let code = match result {
         Ok(code) => code,
@@ -224,15 +241,20 @@ pub fn main() -> u8 {
 
 fn run(command: Command) -> Result<u8, Diags> {
     match command {
-        Command::Check { model, input } => commands::check(&model, &input),
-        Command::Eval { model, at, input } => commands::eval(&model, at.as_deref(), &input),
+        Command::Check { model, input } => {
+            model_arg(model, &input).and_then(|m| commands::check(&m, &input))
+        }
+        Command::Eval { model, at, input } => {
+            model_arg(model, &input).and_then(|m| commands::eval(&m, at.as_deref(), &input))
+        }
         Command::Diff {
             model,
             at,
             dir,
             order,
             input,
-        } => commands::diff(&model, at.as_deref(), &dir, order, &input),
+        } => model_arg(model, &input)
+            .and_then(|m| commands::diff(&m, at.as_deref(), &dir, order, &input)),
         Command::Bench {
             model,
             at,
@@ -240,14 +262,9 @@ fn run(command: Command) -> Result<u8, Diags> {
             seconds,
             random,
             input,
-        } => commands::bench(
-            &model,
-            at.as_deref(),
-            dir.as_deref(),
-            random,
-            seconds,
-            &input,
-        ),
+        } => model_arg(model, &input).and_then(|m| {
+            commands::bench(&m, at.as_deref(), dir.as_deref(), random, seconds, &input)
+        }),
         Command::Train {
             runfile,
             init,
@@ -258,7 +275,6 @@ fn run(command: Command) -> Result<u8, Diags> {
             json,
             quiet,
             plugins,
-            input: _,
         } => train::train(&train::TrainArgs {
             runfile,
             init,
@@ -270,6 +286,7 @@ fn run(command: Command) -> Result<u8, Diags> {
             quiet,
             plugins,
         }),
+        Command::Sweep { command } => sweep::run(command),
         Command::Plugins {
             command: PluginsCommand::List { input },
         } => commands::plugins_list(&input),
@@ -280,17 +297,26 @@ fn run(command: Command) -> Result<u8, Diags> {
 }
 
 impl Command {
-    /// The options every command shares.
-    fn input(&self) -> &InputArgs {
+    /// The options the model commands share (`train` reads its run file instead).
+    fn input(&self) -> Option<&InputArgs> {
         match self {
             Command::Check { input, .. }
             | Command::Eval { input, .. }
             | Command::Diff { input, .. }
             | Command::Bench { input, .. }
-            | Command::Train { input, .. }
             | Command::Plugins {
                 command: PluginsCommand::List { input } | PluginsCommand::Check { input, .. },
-            } => input,
+            } => Some(input),
+            Command::Train { .. } | Command::Sweep { .. } => None,
+        }
+    }
+
+    /// Whether the command was asked for JSON (then failures are JSON on stdout too).
+    fn wants_json(&self) -> bool {
+        match self {
+            Command::Train { json, .. } => *json,
+            Command::Sweep { command } => command.wants_json(),
+            other => other.input().is_some_and(|i| i.json),
         }
     }
 }
@@ -324,11 +350,18 @@ fn check_numbers(command: &Command) -> Result<(), Diags> {
             );
         }
     };
-    check("ztol", command.input().ztol, NumberRule::NonNegative);
+    if let Some(input) = command.input() {
+        check("ztol", input.ztol, NumberRule::NonNegative);
+    }
     if let Command::Bench { seconds, .. } = command {
         check("seconds", *seconds, NumberRule::Positive);
     }
     diags.finish(())
+}
+
+/// The model file: the command line's, the run file's, or both when they are the same file.
+fn model_arg(model: Option<String>, input: &InputArgs) -> Result<String, Diags> {
+    session::model_path(model.as_deref(), input)
 }
 
 /// Render diagnostics to stderr (colours only on a terminal).

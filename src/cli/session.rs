@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use mcopt::check::Model;
+use mcopt::check::{ConstOverride, Model};
 use mcopt::config::{
     self, DataSpec, HeaderMode, PointMode, RowSel, SeqLayout, Split, VarRole, VarSpec,
 };
@@ -26,14 +26,19 @@ pub struct Session {
 
 impl Session {
     /// Load plugins, parse and check the model, and collect the data bindings (not yet bound).
+    /// With a run file, `model_path` must be the run file's model (see [`model_path`]).
     pub fn load(model_path: &str, input: &InputArgs) -> Result<Session, Diags> {
         let run = match &input.config {
             Some(p) => Some(config::load_run(Path::new(p))?),
             None => None,
         };
+        if let Some(run) = &run {
+            run.model_path(Some(Path::new(model_path)))?;
+        }
         let registry = registry(input, run.as_ref())?;
         let source = read_source(Path::new(model_path), InputKind::Model)?;
-        let model = pipeline::compile(&source, &registry)?;
+        let overrides = const_overrides(input, run.as_ref())?;
+        let model = pipeline::compile_with(&source, &registry, &overrides)?;
         let (data, data_dir) = data_spec(input, run.as_ref())?;
         Ok(Session {
             registry,
@@ -49,12 +54,7 @@ impl Session {
         let data = match (&self.data, split) {
             (None, Split::Train) => Vec::new(),
             (None, Split::Test) => return Ok(None),
-            // A fractional `train` without `test` leaves the rest for testing.
-            (Some(spec), Split::Test)
-                if spec.test.is_none() && !matches!(spec.train, RowSel::Fraction(_)) =>
-            {
-                return Ok(None)
-            }
+            (Some(spec), Split::Test) if !spec.has_test() => return Ok(None),
             (Some(spec), _) => pipeline::bind_data(&self.model, spec, &self.data_dir, split)?,
         };
         if data.is_empty() && !self.model.data.is_empty() {
@@ -111,6 +111,75 @@ impl Session {
     }
 }
 
+/// `consts:` of the run file, then `--const NAME=VALUE` (the command line wins).
+fn const_overrides(
+    input: &InputArgs,
+    run: Option<&config::RunFile>,
+) -> Result<Vec<ConstOverride>, Diags> {
+    let mut out: Vec<ConstOverride> = run
+        .map(|r| {
+            r.consts
+                .iter()
+                .map(|(name, value, span)| ConstOverride {
+                    name: name.clone(),
+                    value: *value,
+                    origin: Some((std::sync::Arc::clone(&r.source), *span)),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    for arg in &input.consts {
+        out.push(parse_const_arg(arg)?);
+    }
+    Ok(out)
+}
+
+/// `NAME=VALUE` with a finite number.
+pub fn parse_const_arg(arg: &str) -> Result<ConstOverride, Diags> {
+    let bad = |why: String| -> Diags {
+        Diag::new(
+            "mcopt::cli::const",
+            format!("`--const {arg}` is not NAME=VALUE: {why}"),
+        )
+        .help("write e.g. `--const tau=1.2`")
+        .into()
+    };
+    let Some((name, value)) = arg.split_once('=') else {
+        return Err(bad("there is no `=`".to_string()));
+    };
+    let name = name.trim();
+    if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
+        return Err(bad(format!("`{name}` is not a name")));
+    }
+    match value.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(ConstOverride {
+            name: name.to_string(),
+            value: v,
+            origin: None,
+        }),
+        _ => Err(bad(format!("`{}` is not a finite number", value.trim()))),
+    }
+}
+
+/// The model to read: the one on the command line, the run file's `model:` (which must
+/// exist), or both when they name the same file.
+pub fn model_path(model: Option<&str>, input: &InputArgs) -> Result<String, Diags> {
+    let run = match &input.config {
+        Some(p) => Some(config::load_run(Path::new(p))?),
+        None => None,
+    };
+    match (&run, model) {
+        (Some(run), m) => Ok(run.model_path(m.map(Path::new))?.display().to_string()),
+        (None, Some(m)) => Ok(m.to_owned()),
+        (None, None) => Err(Diag::new(
+            "mcopt::cli::model",
+            "expected a model file, found none on the command line and no run file",
+        )
+        .help("give the model file (.mco), or a run file (--config) that names one")
+        .into()),
+    }
+}
+
 /// Data bindings from the run file or from --data/--rows/--test-rows.
 fn data_spec(
     input: &InputArgs,
@@ -118,7 +187,13 @@ fn data_spec(
 ) -> Result<(Option<DataSpec>, PathBuf), Diags> {
     if input.data.is_empty() {
         return Ok(match run {
-            Some(r) => (r.data.clone(), r.dir.clone()),
+            Some(r) => {
+                let mut data = r.data.clone();
+                if let (Some(d), Some(state)) = (data.as_mut(), input.test_state) {
+                    d.test_state = state.into();
+                }
+                (data, r.dir.clone())
+            }
             None => (None, PathBuf::from(".")),
         });
     }
@@ -157,6 +232,7 @@ fn data_spec(
         train,
         test,
         sequences: SeqLayout::Single,
+        test_state: input.test_state.map(Into::into).unwrap_or_default(),
         origin: None,
     };
     Ok((Some(spec), PathBuf::from(".")))

@@ -10,11 +10,12 @@ mod data;
 mod fields;
 mod point;
 mod run;
+mod sweep;
 mod yaml;
 
 pub use bind::{
     bind, parse_cli_binding, parse_columns, parse_row_sel, BoundData, ColumnSel, DataSlot,
-    DataSpec, RowSel, SeqLayout, SpecOrigin, Split,
+    DataSpec, RowSel, SeqLayout, SpecOrigin, Split, TestState,
 };
 pub use data::{parse_csv, read_csv, HeaderMode, Table};
 pub use point::{
@@ -23,6 +24,10 @@ pub use point::{
 pub use run::{
     load_run, parse_run, BatchSpec, InitSpec, OutputPaths, RunFile, SolverSpec, StopRules,
     Thresholds,
+};
+pub use sweep::{
+    base_tree, load_sweep, parse_sweep, render_entry, setting_object, yaml_text, Axis,
+    Distribution, RandomSearch, Setting, SweepFile,
 };
 
 use crate::diag::{Diag, Diags};
@@ -80,7 +85,7 @@ impl Capped {
 }
 
 /// "did you mean `x`? " when one of `names` is close to `name`, else an empty string.
-pub(crate) fn suggest(name: &str, names: &[&str]) -> String {
+pub fn suggest(name: &str, names: &[&str]) -> String {
     crate::text::did_you_mean(name, names)
 }
 

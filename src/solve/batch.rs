@@ -140,7 +140,10 @@ pub fn select_sequences(d: &SeqData, seqs: std::ops::Range<usize>) -> SeqData {
             len: d.steps,
         })
         .collect();
-    slice(d, &w)
+    SeqData {
+        warmup: d.warmup,
+        ..slice(d, &w)
+    }
 }
 
 /// The windows of `d` as a new batch: steps `len`, one sequence per window.
@@ -158,6 +161,7 @@ fn slice(d: &SeqData, windows: &[Window]) -> SeqData {
         steps: len,
         sequences: windows.len(),
         values,
+        warmup: 0,
     }
 }
 
@@ -174,6 +178,7 @@ mod tests {
             steps,
             sequences,
             values,
+            warmup: 0,
         }
     }
 
