@@ -51,6 +51,20 @@ pub struct SolverSpec {
     pub name_span: Span,
     /// Where each option's key is written, for "unknown option" / "bad value" diagnostics.
     pub option_spans: BTreeMap<String, Span>,
+    /// Minibatches (`batch:`); `None` is the full batch.
+    pub batch: Option<BatchSpec>,
+    /// Where `batch` is written.
+    pub batch_span: Span,
+}
+
+/// Minibatches for gradient solvers; one iteration is one epoch over all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchSpec {
+    /// `{sequences: k}`: the sequences shuffled and split into batches of k (all time steps).
+    Sequences(usize),
+    /// `{window: w, per_step: m}`: windows of w consecutive time steps at random starts (each
+    /// from h₀ = 0), m of them per step; an epoch draws ⌊T / w⌋ windows per sequence.
+    Windows { window: usize, per_step: usize },
 }
 
 /// How the parameters are initialised (layers then come from a forward pass).
@@ -168,7 +182,8 @@ const DATA_KEYS: &[&str] = &[
     "sequences",
     "test_state",
 ];
-const SOLVER_KEYS: &[&str] = &["name", "options"];
+const SOLVER_KEYS: &[&str] = &["name", "options", "batch"];
+const BATCH_KEYS: &[&str] = &["sequences", "window", "per_step"];
 const INIT_KEYS: &[&str] = &["scheme", "std", "file", "from"];
 const STOP_KEYS: &[&str] = &["max_iter", "tol", "max_seconds"];
 const OUTPUT_KEYS: &[&str] = &["params", "trace", "plot", "checkpoint", "json", "junit"];
@@ -589,12 +604,53 @@ fn read_solver(r: &mut Reader, v: &Val) -> Option<SolverSpec> {
             options.insert(key.to_string(), to_json(r, &val)?);
         }
     }
+    let (batch, batch_span) = match f.get("batch") {
+        Some(b) => (Some(read_batch(r, &b)?), r.span(&b.path)),
+        None => (None, r.span(&name_val.path)),
+    };
     Some(SolverSpec {
         name,
         options,
         name_span: r.span(&name_val.path),
         option_spans,
+        batch,
+        batch_span,
     })
+}
+
+/// `{sequences: k}` or `{window: w, per_step: m}` (m defaults to 1), every count ≥ 1.
+fn read_batch(r: &mut Reader, v: &Val) -> Option<BatchSpec> {
+    let f = r.fields(Some(v), BATCH_KEYS)?;
+    let mut count = |key: &str| -> Option<Option<usize>> {
+        match f.get(key) {
+            None => Some(None),
+            Some(x) => r
+                .f64_where(&x, "an integer ≥ 1", |n| {
+                    n >= 1.0 && n.fract() == 0.0 && n <= 1e12
+                })
+                .map(|n| Some(n as usize)),
+        }
+    };
+    let (seqs, window, per_step) = (count("sequences")?, count("window")?, count("per_step")?);
+    match (seqs, window, per_step) {
+        (Some(k), None, None) => Some(BatchSpec::Sequences(k)),
+        (None, Some(w), m) => Some(BatchSpec::Windows {
+            window: w,
+            per_step: m.unwrap_or(1),
+        }),
+        _ => {
+            let msg =
+                "expected `batch` to be `{sequences: k}` or `{window: w, per_step: m}`".to_string();
+            r.error(
+                "mcopt::config::value",
+                v,
+                msg,
+                "not a batch layout",
+                Some("give either `sequences` or `window` (with `per_step`)".into()),
+            );
+            None
+        }
+    }
 }
 
 /// Convert a YAML value to JSON (integers stay integers); non-finite numbers are refused.

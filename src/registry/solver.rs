@@ -23,6 +23,11 @@ pub trait SolverProblem {
     fn directional(&mut self, x: &[f64], d: &[f64], order: Order) -> Result<[f64; 3], String>;
     /// f(x), with the gradient selection written into `g`.
     fn gradient(&mut self, x: &[f64], g: &mut [f64]) -> Result<f64, String>;
+    /// Whether the problem offers minibatches (then `n_batches` and `batch_gradient` are used,
+    /// even for a single batch); false by default.
+    fn batched(&self) -> bool {
+        false
+    }
     /// Minibatches in the current epoch; 1 (the default) offers only the full batch.
     fn n_batches(&self) -> usize {
         1
@@ -129,7 +134,7 @@ impl SolverInfo {
                     message: format!("solver `{}` has no option `{name}`", self.name),
                     help: Some(format!(
                         "{}known options: {}",
-                        crate::config::suggest(name, &known),
+                        crate::text::did_you_mean(name, &known),
                         known.join(", ")
                     )),
                 });
@@ -411,7 +416,7 @@ fn capabilities(problem: &dyn SolverProblem) -> u64 {
     if problem.structure().is_some() {
         caps |= PROBLEM_CAP_STRUCTURE;
     }
-    if problem.n_batches() > 1 {
+    if problem.batched() {
         caps |= PROBLEM_CAP_BATCHES;
     }
     caps
@@ -465,7 +470,7 @@ fn table(ctx: &mut Ctx<'_>) -> ProblemTable {
         gradient: gradient_cb,
         capabilities: caps,
         n_batches,
-        batch_gradient: (n_batches > 1).then_some(batch_gradient_cb as _),
+        batch_gradient: (caps & PROBLEM_CAP_BATCHES != 0).then_some(batch_gradient_cb as _),
         structure_version,
         structure,
     }
