@@ -1,6 +1,8 @@
 //! The standard solvers: gradient descent with Armijo backtracking (the reference solver that
 //! exercises the solver interface; Adam and SRPA come from their own modules later).
 
+pub mod srpa;
+
 use mcopt_plugin_sdk::abi::{outcome, OptionDescriptor, OptionType, Progress, SolverResult};
 use mcopt_plugin_sdk::{Observer, Problem, Solver};
 
