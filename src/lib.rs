@@ -6,6 +6,7 @@ pub mod check;
 pub mod config;
 pub mod diag;
 pub mod eval;
+pub mod forms;
 pub mod graph;
 pub mod pipeline;
 pub mod plugin_host;
