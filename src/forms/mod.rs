@@ -24,6 +24,8 @@
 //! layer's ψ is the earlier one's leaf.
 
 mod lift;
+pub mod linearize;
+pub mod p1host;
 pub mod tangent;
 
 pub use lift::lift;

@@ -1,0 +1,123 @@
+//! SRPA on (P1): the linearization of the residuals against exact directional derivatives, and
+//! the authors' runs reproduced from their starting weights (MATH.md §5, issue 10).
+
+mod common;
+
+use common::eval::syn_graph;
+use mcopt::config::{self, PointMode, RowSel, VarRole, VarSpec};
+use mcopt::eval::{EvalOptions, Evaluator};
+use mcopt::forms::linearize::{Linearization, Linearizer};
+use mcopt::forms::p1host::P1Host;
+use mcopt::forms::{self, Betas, Lifted};
+use mcopt::graph::Graph;
+use mcopt::registry::{Order, Registry};
+use mcopt::rng::Rng;
+use mcopt_std::solvers::srpa::iteration::{Srpa, SrpaOptions};
+
+const OPTS: EvalOptions = EvalOptions { ztol: 0.0 };
+
+/// θ of a point file, in the graph's parameter order.
+fn theta_from(g: &Graph, path: &str) -> Vec<f64> {
+    let specs: Vec<VarSpec> = g
+        .params
+        .iter()
+        .map(|p| VarSpec::new(&p.name, p.shape.rows, p.shape.cols, VarRole::Param))
+        .collect();
+    let path = common::eval::repo().join(path);
+    let v = config::load_point(&path, &specs, PointMode::Point).expect("point file");
+    v.values.into_iter().flatten().flatten().collect()
+}
+
+fn completed(g: &Graph, r: &Registry, l: &Lifted, theta: &[f64]) -> Vec<f64> {
+    let mut ev = Evaluator::new(g, r, Order::Zero).unwrap();
+    l.complete(&mut ev, theta).unwrap()
+}
+
+/// J d against the exact directional derivatives r′(z; d) of every residual.
+fn check_linearization(g: &Graph, r: &Registry, z: &[f64], seed: u64) {
+    let l = forms::lift(g);
+    let mut lin = Linearizer::new(&l, r).unwrap();
+    let mut out = Linearization::default();
+    lin.linearize(z, None, &mut out).unwrap();
+    let pat = lin.pattern().clone();
+    let mut ev = Evaluator::new(&l.graph, r, Order::One).unwrap();
+    let mut rng = Rng::new(seed);
+    for _ in 0..3 {
+        let d: Vec<f64> = (0..z.len()).map(|_| rng.normal()).collect();
+        ev.directional(z, &d, Order::One, OPTS).unwrap();
+        let mut row = 0;
+        for b in &l.layout.blocks {
+            let exact = ev.coeff(b.residual, 1).to_vec();
+            let r0 = ev.coeff(b.residual, 0).to_vec();
+            for (e, want) in exact.iter().enumerate() {
+                let jd: f64 = (pat.row_ptr[row]..pat.row_ptr[row + 1])
+                    .map(|p| out.jac[p] * d[pat.col_idx[p]])
+                    .sum();
+                let tol = 1e-12 * (1.0 + want.abs());
+                assert!(
+                    (jd - want).abs() <= tol,
+                    "{} entry {e}: {jd} vs {want}",
+                    b.name
+                );
+                assert_eq!(out.residual[row], r0[e]);
+                row += 1;
+            }
+        }
+        assert_eq!(row, pat.row_ptr.len() - 1);
+    }
+    // ∇F against the gradient of the lifted objective
+    let mut grad = vec![0.0; z.len()];
+    let mut fev = Evaluator::new(&l.graph, r, Order::Zero).unwrap();
+    fev.gradient(z, &mut grad, OPTS).unwrap();
+    assert_eq!(grad, out.grad);
+}
+
+#[test]
+fn syn_linearization_equals_exact_directional_derivatives() {
+    let r = Registry::with_standard();
+    let g = syn_graph(&r, RowSel::Range { start: 0, end: 8 });
+    let theta = theta_from(&g, "examples/data/srpa_syn_theta0.yaml");
+    let l = forms::lift(&g);
+    let z = completed(&g, &r, &l, &theta);
+    check_linearization(&g, &r, &z, 1);
+    // off the feasible set too (no kinks hit with probability one)
+    let mut rng = Rng::new(5);
+    let z2: Vec<f64> = z.iter().map(|v| v + 0.1 * rng.normal()).collect();
+    check_linearization(&g, &r, &z2, 2);
+}
+
+/// Runs SRPA on syn from the authors' start; returns Θ(z^k) for k = 0..=iters.
+fn syn_run(iters: usize) -> Vec<f64> {
+    let r = Registry::with_standard();
+    let g = syn_graph(&r, RowSel::Range { start: 0, end: 8 });
+    let theta = theta_from(&g, "examples/data/srpa_syn_theta0.yaml");
+    let l = forms::lift(&g);
+    let betas = Betas::uniform(1.0);
+    let pen = l.penalized(&betas);
+    let z0 = completed(&g, &r, &l, &theta);
+    let mut host = P1Host::new(&l, &pen, &betas, &g, &r).unwrap();
+    let opts = SrpaOptions {
+        eta1: 0.9,
+        eta2: 1.3,
+        rho1: 0.5,
+        ..SrpaOptions::default()
+    };
+    let mut srpa = Srpa::new(&mut host, z0, opts).unwrap();
+    let mut trace = vec![srpa.objective];
+    for k in 0..iters {
+        let m = srpa.step(&mut host).unwrap();
+        assert!(m.sub_converged, "iteration {k}: {m:?}");
+        if std::env::var("SRPA_TRACE").is_ok() {
+            eprintln!("{k} {m:?}");
+        }
+        trace.push(m.objective);
+    }
+    trace
+}
+
+#[test]
+fn syn_first_step_matches_the_authors() {
+    let t = syn_run(1);
+    assert!((t[0] - 2.17392515056).abs() <= 1e-9, "{t:?}");
+    assert!((t[1] - 2.07827357021).abs() <= 1e-6, "{t:?}");
+}
