@@ -121,3 +121,14 @@ fn syn_first_step_matches_the_authors() {
     assert!((t[0] - 2.17392515056).abs() <= 1e-9, "{t:?}");
     assert!((t[1] - 2.07827357021).abs() <= 1e-6, "{t:?}");
 }
+
+#[test]
+fn syn_hundred_iterations_track_the_authors_and_end_lower() {
+    let t = syn_run(100);
+    let k10 = 1.40155724576;
+    assert!((t[10] - k10).abs() <= 0.01 * k10, "k = 10: {}", t[10]);
+    assert!(t[100] <= 1.07370660933, "k = 100: {}", t[100]);
+    for w in t.windows(2) {
+        assert!(w[1] <= w[0], "Θ increased: {w:?}");
+    }
+}
