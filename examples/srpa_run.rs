@@ -37,10 +37,15 @@ fn opt(run: &config::RunFile, name: &str) -> Option<f64> {
 fn run(run_path: &str, point: &str, iters: usize) -> Result<(), Diags> {
     let r = Registry::with_standard();
     let run = config::load_run(Path::new(run_path))?;
-    let model_path = if run.model.exists() { run.model.clone() } else { run.dir.join(&run.model) };
+    let model_path = if run.model.exists() {
+        run.model.clone()
+    } else {
+        run.dir.join(&run.model)
+    };
     let text = std::fs::read_to_string(&model_path)
         .map_err(|e| Diag::new("mcopt::io::read", e.to_string()))?;
-    let model = mcopt::pipeline::compile(&SourceFile::new(model_path.display().to_string(), text), &r)?;
+    let model =
+        mcopt::pipeline::compile(&SourceFile::new(model_path.display().to_string(), text), &r)?;
     let data = match &run.data {
         Some(spec) => mcopt::pipeline::bind_data(&model, spec, &run.dir, config::Split::Train)?,
         None => Vec::new(),
@@ -61,7 +66,9 @@ fn run(run_path: &str, point: &str, iters: usize) -> Result<(), Diags> {
     let pen = l.penalized(&betas);
     let fail = |m: String| Diags::from(Diag::new("mcopt::srpa", m));
     let mut ev = Evaluator::new(&g, &r, Order::Zero).map_err(|e| Diags::from(e.to_diag(&g)))?;
-    let z0 = l.complete(&mut ev, &theta).map_err(|e| Diags::from(e.to_diag(&g)))?;
+    let z0 = l
+        .complete(&mut ev, &theta)
+        .map_err(|e| Diags::from(e.to_diag(&g)))?;
     let setup = Instant::now();
     let mut host = P1Host::new(&l, &pen, &betas, &g, &r).map_err(|e| fail(e.to_string()))?;
     let opts = SrpaOptions {

@@ -11,5 +11,7 @@ pub mod graph;
 pub mod pipeline;
 pub mod plugin_host;
 pub mod registry;
+pub mod report;
 pub mod rng;
+pub mod solve;
 pub mod syntax;

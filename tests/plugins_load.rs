@@ -198,7 +198,7 @@ fn a_wrong_abi_version_names_both_versions() {
     assert!(
         d.0[0]
             .message
-            .contains("version 1 expected, found version 999"),
+            .contains("version 2 expected, found version 999"),
         "{}",
         d.0[0].message
     );
@@ -315,7 +315,7 @@ fn two_plugins_defining_the_same_name() {
 fn plugins_check_reports_a_good_library() {
     let report = plugins_check(&lib("mcopt_swish")).expect("swish passes");
     assert_eq!(report.plugin, "swish");
-    assert_eq!(report.abi_version, 1);
+    assert_eq!(report.abi_version, 2);
     let names: Vec<&str> = report.functions.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(names, vec!["swish", "mish"]);
     assert!(report.functions.iter().all(|f| f.rays_checked >= 20));
@@ -341,7 +341,8 @@ fn plugins_list_shows_sources_parameters_and_solver_options() {
     let text = list.render_text();
     assert!(text.contains("leaky_relu(x, slope = 0.01)"), "{text}");
     assert!(text.contains("gd  gradient descent"), "{text}");
-    assert!(text.contains("max_iter (integer, default 1000)"), "{text}");
+    assert!(text.contains("lr (real, default 0.01, > 0)"), "{text}");
+    assert!(text.contains("adam  Adam"), "{text}");
     assert!(serde_json::to_string(&list).is_ok());
 }
 
@@ -366,18 +367,38 @@ fn the_guide_shows_the_swish_plugin_verbatim() {
 }
 
 #[test]
+fn the_guide_shows_the_momentum_solver_plugin_verbatim() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let guide = std::fs::read_to_string(root.join("plugins/sdk/src/guide.rs")).unwrap();
+    let source = std::fs::read_to_string(root.join("plugins/momentum/src/lib.rs")).unwrap();
+    let guide_code: Vec<&str> = guide
+        .lines()
+        .map(|l| l.strip_prefix("//! ").unwrap_or(""))
+        .collect();
+    for line in source
+        .lines()
+        .filter(|l| !l.starts_with("//!") && !l.trim().is_empty())
+    {
+        assert!(
+            guide_code.contains(&line),
+            "the guide lacks the momentum line `{line}`"
+        );
+    }
+}
+
+#[test]
 fn the_standard_plugin_built_as_a_shared_library_passes_check() {
     let report =
         plugins_check(&lib("mcopt_std")).expect("std passes its self-test through dlopen too");
     assert_eq!(report.plugin, "std");
     assert_eq!(report.functions.len(), 11);
-    assert_eq!(report.solvers, vec!["gd".to_string()]);
+    assert_eq!(report.solvers, vec!["adam".to_string(), "gd".to_string()]);
     // Loading it next to the built-in copy names both sources.
     let d = Registry::with_standard()
         .load_library(&lib("mcopt_std"))
         .unwrap_err();
     assert!(d.iter().all(|d| d.code == "mcopt::plugin::duplicate"));
-    assert_eq!(d.len(), 12, "11 functions and 1 solver collide");
+    assert_eq!(d.len(), 13, "11 functions and 2 solvers collide");
     assert!(
         d.0[0].message.contains("(built in)") && d.0[0].message.contains("libmcopt_std"),
         "{}",

@@ -8,9 +8,10 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use common::eval::*;
-use mcopt::eval::{EvalOptions, Evaluator};
-use mcopt::plugin_host::{ObserverAction, SolverProblem, SolverStatus};
+use mcopt::eval::EvalOptions;
+use mcopt::registry::{OptionValue, SolverStart};
 use mcopt::registry::{Order, Registry};
+use mcopt::solve::{Executor, GraphProblem, RunState, Status, StopRules};
 use proptest::prelude::*;
 
 /// The swish example plugin, built as a shared library.
@@ -92,38 +93,6 @@ proptest! {
     }
 }
 
-/// The model as a problem for a plugin solver.
-struct GraphProblem<'g> {
-    ev: Evaluator<'g>,
-}
-
-impl SolverProblem for GraphProblem<'_> {
-    fn dim(&self) -> usize {
-        self.ev.graph().n_params()
-    }
-
-    fn value(&mut self, x: &[f64]) -> Result<f64, String> {
-        self.ev
-            .value(x, EvalOptions::default())
-            .map_err(|e| e.to_string())
-    }
-
-    fn directional(&mut self, x: &[f64], d: &[f64], second: bool) -> Result<[f64; 3], String> {
-        let order = if second { Order::Two } else { Order::One };
-        let t = self
-            .ev
-            .directional(x, d, order, EvalOptions::default())
-            .map_err(|e| e.to_string())?;
-        Ok([t.value, t.d1.unwrap_or(0.0), t.d2.unwrap_or(0.0)])
-    }
-
-    fn gradient(&mut self, x: &[f64], g: &mut [f64]) -> Result<f64, String> {
-        self.ev
-            .gradient(x, g, EvalOptions::default())
-            .map_err(|e| e.to_string())
-    }
-}
-
 #[test]
 fn a_model_with_a_plugin_activation_trains_with_the_plugin_solver() {
     let r = registry();
@@ -141,21 +110,39 @@ fn a_model_with_a_plugin_activation_trains_with_the_plugin_solver() {
         terms.join(" + ")
     );
     let g = compile(&text, &r);
-    let mut problem = GraphProblem {
-        ev: Evaluator::new(&g, &r, Order::Two).unwrap_or_else(|e| panic!("{e}")),
-    };
+    let mut problem =
+        GraphProblem::new(&r, &g, None, EvalOptions::default()).unwrap_or_else(|e| panic!("{e}"));
     let gd = r.solver("gd").expect("the standard plugin ships gd");
     let options = r
         .solver_info(gd)
-        .resolve_options(&[("max_iter".into(), 5000.0), ("tol".into(), 1e-9)])
+        .resolve_options(&[
+            ("lr".into(), OptionValue::Number(1.0)),
+            ("armijo".into(), OptionValue::Bool(true)),
+        ])
         .unwrap_or_default();
-    let mut x = vec![0.5, 0.0];
-    let out = r
-        .run_solver(gd, &mut problem, &options, &mut x, &mut |_| {
-            ObserverAction::Continue
-        })
+    let mut state = RunState::start(vec![0.5, 0.0]);
+    let start = SolverStart {
+        options: &options,
+        x: &[0.5, 0.0],
+        seed: 0,
+    };
+    let mut inst = r
+        .init_solver(gd, &mut problem, start)
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(out.status, SolverStatus::Converged, "{out:?}");
+    let mut ex = Executor {
+        stop: StopRules {
+            max_iter: 5000,
+            tol: Some(1e-9),
+            max_seconds: None,
+        },
+        interrupt: None,
+        observers: vec![],
+    };
+    let status = ex
+        .run(&mut problem, &mut inst, &mut state)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status, Status::Converged);
+    let x = &state.x;
     assert!(
         (x[0] - 1.5).abs() < 1e-5 && (x[1] + 0.5).abs() < 1e-5,
         "x = {x:?}"

@@ -19,6 +19,8 @@ macro_rules! out_raw {
 
 mod commands;
 mod session;
+mod train;
+mod train_out;
 
 use std::io::IsTerminal;
 
@@ -90,6 +92,35 @@ enum Command {
         random: Option<u64>,
         #[command(flatten)]
         input: InputArgs,
+    },
+    /// Train: run the run file's solver; progress bar; writes params, trace, plot, report and a
+    /// checkpoint. Ctrl-C checkpoints and exits 130; --resume continues bit-identically.
+    Train {
+        runfile: String,
+        /// Start from this point file instead of the run file's `init`.
+        #[arg(long, value_name = "POINT")]
+        init: Option<String>,
+        /// Stop after N iterations in all (overrides the run file's `stop.max_iter`).
+        #[arg(long, value_name = "N")]
+        max_iter: Option<u64>,
+        /// Write params.yaml, trace.csv, plot.svg, report.json and checkpoint.json into DIR.
+        #[arg(long, value_name = "DIR")]
+        out: Option<String>,
+        /// Continue from the checkpoint (DIR/checkpoint.json with --out).
+        #[arg(long, conflicts_with = "init")]
+        resume: bool,
+        /// Seed for the initialisation and minibatches (overrides the run file's `seed`).
+        #[arg(long, value_name = "S")]
+        seed: Option<u64>,
+        /// Print the report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+        /// No progress bar, no summary.
+        #[arg(long)]
+        quiet: bool,
+        /// Load a plugin library (path, or a name searched on MCOPT_PLUGIN_PATH); repeatable.
+        #[arg(long = "plugin", value_name = "LIB")]
+        plugins: Vec<String>,
     },
     /// List loaded plugin functions and solvers, or load and self-test one library.
     Plugins {
@@ -174,6 +205,27 @@ pub fn main() -> u8 {
             seconds,
             &input,
         ),
+        Command::Train {
+            runfile,
+            init,
+            max_iter,
+            out,
+            resume,
+            seed,
+            json,
+            quiet,
+            plugins,
+        } => train::train(&train::TrainArgs {
+            runfile,
+            init,
+            max_iter,
+            out,
+            resume,
+            seed,
+            json,
+            quiet,
+            plugins,
+        }),
         Command::Plugins {
             command: PluginsCommand::List { input },
         } => commands::plugins_list(&input),

@@ -72,7 +72,12 @@ impl Session {
         let data = match (&self.data, split) {
             (None, Split::Train) => Vec::new(),
             (None, Split::Test) => return Ok(None),
-            (Some(spec), Split::Test) if spec.test.is_none() => return Ok(None),
+            // A fractional `train` without `test` leaves the rest for testing.
+            (Some(spec), Split::Test)
+                if spec.test.is_none() && !matches!(spec.train, RowSel::Fraction(_)) =>
+            {
+                return Ok(None)
+            }
             (Some(spec), _) => pipeline::bind_data(&self.model, spec, &self.data_dir, split)?,
         };
         if data.is_empty() && !self.model.data.is_empty() {

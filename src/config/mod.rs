@@ -113,7 +113,7 @@ fn os_error(e: &std::io::Error) -> String {
 }
 
 /// "did you mean `x`? " when one of `names` is close to `name`, else an empty string.
-pub(crate) fn suggest(name: &str, names: &[&str]) -> String {
+pub fn suggest(name: &str, names: &[&str]) -> String {
     let best = names
         .iter()
         .map(|n| (edit_distance(&name.to_lowercase(), &n.to_lowercase()), *n))

@@ -114,7 +114,7 @@ const TOP_KEYS: &[&str] = &[
 ];
 const DATA_KEYS: &[&str] = &["file", "header", "bind", "train", "test", "sequences"];
 const SOLVER_KEYS: &[&str] = &["name", "options"];
-const INIT_KEYS: &[&str] = &["scheme", "std", "file"];
+const INIT_KEYS: &[&str] = &["scheme", "std", "file", "from"];
 const STOP_KEYS: &[&str] = &["max_iter", "tol", "max_seconds"];
 const OUTPUT_KEYS: &[&str] = &["params", "trace", "plot", "checkpoint", "json", "junit"];
 const VALIDATE_KEYS: &[&str] = &[
@@ -513,17 +513,18 @@ fn read_init(r: &mut Reader, v: &Val, dir: &Path) -> Option<InitSpec> {
         return scheme_of(&scheme, 0.1);
     }
     let f = r.fields(Some(v), INIT_KEYS)?;
-    if let Some(file) = f.get("file") {
+    // `from: FILE` and `file: FILE` are the same: a point file to start from.
+    if let Some(file) = f.get("from").or_else(|| f.get("file")) {
         if let Some(s) = f
             .get("scheme")
             .filter(|s| s.node != &Node::Str("file".into()))
         {
-            let msg = "expected either `scheme` or `file` in `init`, found both".to_string();
+            let msg = "expected either `scheme` or `from` in `init`, found both".to_string();
             r.error(
                 "mcopt::config::value",
                 &s,
                 msg,
-                "remove this or `file`",
+                "remove this or `from`",
                 None,
             );
             return None;

@@ -137,9 +137,14 @@ impl PluginList {
             );
             for o in &v.options {
                 let ty = crate::registry::option_type_name(o.ty);
+                let range = if o.range.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {}", o.range)
+                };
                 let _ = writeln!(
                     s,
-                    "    {} ({ty}, default {}): {}",
+                    "    {} ({ty}, default {}{range}): {}",
                     o.name, o.default, o.description
                 );
             }

@@ -1,13 +1,11 @@
 //! The plugin host: loading shared libraries (the only place libloading appears), discovery
-//! on the search path, the self-test, solver runs, and the data behind
+//! on the search path, the self-test, and the data behind
 //! `mcopt plugins list|check`.
 
 pub mod discover;
 pub mod listing;
 pub mod load;
-pub mod read;
 pub mod selftest;
-pub mod solver;
 
 pub use discover::{file_names, load_all, Origin, PluginRequest, PluginSearch, PLUGIN_PATH_VAR};
 pub use listing::{
@@ -16,6 +14,3 @@ pub use listing::{
 };
 pub use load::LoadOptions;
 pub use selftest::{self_test, Failure, SelfTestReport};
-pub use solver::{
-    ObserverAction, Progress, SolverError, SolverOutcome, SolverProblem, SolverStatus,
-};

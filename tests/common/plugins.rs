@@ -29,6 +29,7 @@ pub fn lib_dir() -> &'static Path {
         cmd.arg("build").arg("--target-dir").arg(&target);
         for p in [
             "mcopt-swish",
+            "mcopt-momentum",
             "mcopt-fixture-misbehaving",
             "mcopt-fixture-wrong-abi",
             "mcopt-fixture-no-entry",

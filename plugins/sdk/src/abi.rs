@@ -8,7 +8,10 @@
 use std::ffi::c_void;
 
 /// The ABI version this SDK speaks. The host refuses a plugin whose descriptor says otherwise.
-pub const ABI_VERSION: u32 = 1;
+///
+/// Version 2 made solvers step-wise (init / step / save / restore / drop), so the host owns the
+/// loop, the stop rules, checkpoints and progress; version-1 plugins are refused.
+pub const ABI_VERSION: u32 = 2;
 
 /// Name of the symbol every plugin library exports: `extern "C" fn() -> *const PluginDescriptor`.
 pub const ENTRY_SYMBOL: &str = "mcopt_plugin_entry";
@@ -19,7 +22,7 @@ pub const ENTRY_SYMBOL_NUL: &[u8] = b"mcopt_plugin_entry\0";
 /// Type of the entry symbol.
 pub type EntryFn = unsafe extern "C" fn() -> *const PluginDescriptor;
 
-/// Capability bit: the functions table is present (every ABI-1 plugin sets it).
+/// Capability bit: the functions table is present.
 pub const CAP_FUNCTIONS: u64 = 1 << 0;
 /// Capability bit: the solvers table is present.
 pub const CAP_SOLVERS: u64 = 1 << 1;
@@ -36,6 +39,8 @@ pub mod status {
     pub const PANIC: i32 = 2;
     /// The arguments were malformed (null pointer, wrong parameter count, unknown order).
     pub const BAD_ARGS: i32 = 3;
+    /// The caller's buffer is too small; the required size was written (solver `save`).
+    pub const TOO_SMALL: i32 = 4;
 }
 
 /// A borrowed UTF-8 string: pointer and length, no NUL. Strings in descriptors are `'static`.
@@ -321,9 +326,28 @@ pub struct OptionDescriptor {
     pub ty: u32,
     pub default: f64,
     pub description: Str,
+    /// The allowed range: `lo ≤ v ≤ hi` (infinite bounds for none); [`OPEN_LO`] / [`OPEN_HI`]
+    /// bits in `open` make a bound strict. The host checks it before a run starts.
+    pub lo: f64,
+    pub hi: f64,
+    pub open: u32,
 }
 
-/// The problem a solver minimizes, as host callbacks. `ctx` is opaque to the plugin.
+/// [`OptionDescriptor::open`] bit: the lower bound is strict.
+pub const OPEN_LO: u32 = 1;
+/// [`OptionDescriptor::open`] bit: the upper bound is strict.
+pub const OPEN_HI: u32 = 2;
+
+/// Problem capability bit: [`ProblemTable::structure`] points to the (P1) structure, laid out
+/// as [`ProblemTable::structure_version`] says (the layout is defined next to the solver that
+/// reads it; the SDK only carries the pointer).
+pub const PROBLEM_CAP_STRUCTURE: u64 = 1 << 0;
+/// Problem capability bit: [`ProblemTable::batch_gradient`] is present and
+/// [`ProblemTable::n_batches`] says how many minibatches one epoch has.
+pub const PROBLEM_CAP_BATCHES: u64 = 1 << 1;
+
+/// The problem a solver minimizes, as host callbacks. `ctx` is opaque to the plugin. The host
+/// counts every call (the solver does not need to).
 #[repr(C)]
 #[derive(Debug)]
 pub struct ProblemTable {
@@ -343,72 +367,114 @@ pub struct ProblemTable {
     /// host's documented selection (right derivatives at kinks).
     pub gradient:
         unsafe extern "C" fn(ctx: *mut c_void, x: *const f64, g: *mut f64, value: *mut f64) -> i32,
-    /// Opaque pointer to the (P1) structure; null when the problem has none.
+    /// `PROBLEM_CAP_*` bits: which of the optional fields below are meaningful.
+    pub capabilities: u64,
+    /// Number of minibatches in the current epoch (1 without [`PROBLEM_CAP_BATCHES`]).
+    pub n_batches: usize,
+    /// batch_gradient(ctx, k, x, g, &mut f) → status: like `gradient`, on minibatch `k` (0-based,
+    /// below `n_batches`) of the current epoch; the host draws the batches from the run's seed
+    /// and the epoch number. Present with [`PROBLEM_CAP_BATCHES`].
+    pub batch_gradient: Option<
+        unsafe extern "C" fn(
+            ctx: *mut c_void,
+            batch: usize,
+            x: *const f64,
+            g: *mut f64,
+            value: *mut f64,
+        ) -> i32,
+    >,
+    /// Layout version of `structure` (meaningful with [`PROBLEM_CAP_STRUCTURE`]).
+    pub structure_version: u32,
+    /// Opaque pointer to the (P1) structure; null without [`PROBLEM_CAP_STRUCTURE`].
     pub structure: *const c_void,
 }
 
-/// Progress report of one solver iteration.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Progress {
-    pub iteration: u64,
-    pub value: f64,
-    pub step_norm: f64,
-    pub grad_norm: f64,
-    pub evaluations: u64,
+/// How a step ended, written to [`StepOut::signal`].
+pub mod signal {
+    /// Keep iterating.
+    pub const CONTINUE: u32 = 0;
+    /// The solver's own stationarity test holds.
+    pub const CONVERGED: u32 = 1;
+    /// No progress is possible (a line search found no decrease, a kink, the limit of precision).
+    pub const STALLED: u32 = 2;
+    /// The iterate or the objective is no longer finite.
+    pub const DIVERGED: u32 = 3;
 }
 
-/// Observer callback: returns [`OBSERVE_CONTINUE`] or [`OBSERVE_STOP`].
-#[repr(C)]
-#[derive(Debug)]
-pub struct ObserverTable {
-    pub ctx: *mut c_void,
-    pub observe: unsafe extern "C" fn(ctx: *mut c_void, progress: *const Progress) -> i32,
-}
-
-pub const OBSERVE_CONTINUE: i32 = 0;
-pub const OBSERVE_STOP: i32 = 1;
-
-/// How a solver run ended (written to [`SolverResult::outcome`]).
-pub mod outcome {
-    pub const CONVERGED: u32 = 0;
-    pub const MAX_ITERATIONS: u32 = 1;
-    pub const STOPPED: u32 = 2;
-    /// The line search found no decrease (a kink, or the limit of floating-point precision).
-    pub const STALLED: u32 = 3;
-}
-
-/// What a solver run reports besides the final point (written into `x`).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SolverResult {
-    pub outcome: u32,
-    pub iterations: u64,
-    pub evaluations: u64,
-    pub value: f64,
-}
-
-/// Arguments of a solver run. `x` holds the start on entry and the result on exit.
+/// What one step reports besides the new iterate.
 #[repr(C)]
 #[derive(Debug)]
-pub struct SolverArgs {
+pub struct StepOut {
+    /// A [`signal`] code.
+    pub signal: u32,
+    /// The solver's own stationarity measure at the new iterate (e.g. a gradient norm), or NaN
+    /// when it has none; the host's `tol` stop rule compares it.
+    pub stationarity: f64,
+    /// Values of the solver's metrics, in the order of [`SolverDescriptor::metrics`]; the host
+    /// passes `n_metrics` writable entries, initialised to NaN.
+    pub metrics: *mut f64,
+    pub n_metrics: usize,
+}
+
+/// Arguments of [`InitFn`] and [`RestoreFn`]: options, problem and the starting point.
+#[repr(C)]
+#[derive(Debug)]
+pub struct InitArgs {
     pub problem: *const ProblemTable,
-    /// Option values in schema order (the host fills defaults).
+    /// Option values in schema order (the host fills defaults and checks types).
     pub options: *const f64,
     pub n_options: usize,
-    pub x: *mut f64,
+    /// The starting point (for `restore`: the iterate saved with the state).
+    pub x: *const f64,
     pub n: usize,
-    pub observer: *const ObserverTable,
+    /// The run's seed, for solvers that draw random numbers.
+    pub seed: u64,
 }
 
-/// The solver entry point: status OK with `result` filled, or ERROR/PANIC with a message.
-pub type SolverFn = unsafe extern "C" fn(
-    args: *const SolverArgs,
-    result: *mut SolverResult,
-    message: *mut MsgBuf,
+/// An opaque solver state, allocated by the plugin in `init` / `restore` and freed by the
+/// plugin's [`DropFn`] (never by the host).
+pub type StateHandle = *mut c_void;
+
+/// init(args, &mut state, msg) → status: build the state at the starting point.
+pub type InitFn =
+    unsafe extern "C" fn(args: *const InitArgs, state: *mut StateHandle, msg: *mut MsgBuf) -> i32;
+
+/// step(state, problem, x, out, msg) → status: one iteration (an epoch for minibatch solvers).
+/// `x` (length `dim`) receives the new iterate.
+pub type StepFn = unsafe extern "C" fn(
+    state: StateHandle,
+    problem: *const ProblemTable,
+    x: *mut f64,
+    out: *mut StepOut,
+    msg: *mut MsgBuf,
 ) -> i32;
 
-/// One solver.
+/// save(state, buf, cap, &mut len, msg) → status: serialize the state into `buf`; `len`
+/// receives the size needed. When `cap < len` nothing is written and the status is
+/// [`status::TOO_SMALL`]; the host retries with a larger buffer.
+pub type SaveFn = unsafe extern "C" fn(
+    state: StateHandle,
+    buf: *mut u8,
+    cap: usize,
+    len: *mut usize,
+    msg: *mut MsgBuf,
+) -> i32;
+
+/// restore(args, bytes, len, &mut state, msg) → status: rebuild a state from a blob that
+/// `save` wrote (same options and problem).
+pub type RestoreFn = unsafe extern "C" fn(
+    args: *const InitArgs,
+    bytes: *const u8,
+    len: usize,
+    state: *mut StateHandle,
+    msg: *mut MsgBuf,
+) -> i32;
+
+/// Free a state made by `init` or `restore`.
+pub type DropFn = unsafe extern "C" fn(state: StateHandle);
+
+/// One solver: the four step-wise entry points (plus `drop`), its options schema and the names
+/// of the metrics each step reports.
 #[repr(C)]
 #[derive(Debug)]
 pub struct SolverDescriptor {
@@ -416,7 +482,16 @@ pub struct SolverDescriptor {
     pub description: Str,
     pub options: *const OptionDescriptor,
     pub n_options: usize,
-    pub run: SolverFn,
+    /// Metric names, one per value of [`StepOut::metrics`].
+    pub metrics: *const Str,
+    pub n_metrics: usize,
+    /// `PROBLEM_CAP_*` bits the solver cannot run without (the host refuses before `init`).
+    pub requires: u64,
+    pub init: InitFn,
+    pub step: StepFn,
+    pub save: SaveFn,
+    pub restore: RestoreFn,
+    pub drop: DropFn,
 }
 
 // SAFETY: immutable static data.
@@ -432,5 +507,16 @@ impl SolverDescriptor {
             return &[];
         }
         std::slice::from_raw_parts(self.options, self.n_options)
+    }
+
+    /// The metric names.
+    ///
+    /// # Safety
+    /// As for [`SolverDescriptor::options`].
+    pub unsafe fn metrics(&self) -> &[Str] {
+        if self.metrics.is_null() || self.n_metrics == 0 {
+            return &[];
+        }
+        std::slice::from_raw_parts(self.metrics, self.n_metrics)
     }
 }

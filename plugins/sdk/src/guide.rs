@@ -202,12 +202,123 @@
 //!
 //! # 8. Solvers
 //!
-//! A solver implements [`Solver`](crate::Solver): a name, a description, an options schema
-//! ([`OptionDescriptor`](crate::abi::OptionDescriptor): name, type, default, description; mcopt
-//! checks run files against it and fills defaults) and `run`, which receives the problem as a
-//! [`Problem`](crate::Problem) (dimension, value, directional derivative of order 1 or 2, gradient
-//! selection, an opaque pointer to the (P1) structure) and an [`Observer`](crate::Observer) to
-//! report progress to after each iteration (it may ask the solver to stop). Non-convergence is
-//! an outcome (`MAX_ITERATIONS`, `STALLED`), not an error. The standard plugin's gradient descent
-//! with Armijo backtracking (`plugins/std/src/solvers.rs`) is a complete example; register a
-//! solver with `solvers: [solver::<MySolver>()]` in `export_plugin!`.
+//! Solvers are step-wise (ABI version 2): mcopt owns the loop, so it can stop on its rules
+//! (`max_iter`, a tolerance on your stationarity measure, a time limit, Ctrl-C), draw the
+//! progress bar, write the trace, and checkpoint and resume a run bit for bit. A solver
+//! implements [`Solver`](crate::Solver):
+//!
+//! - `NAME`, `DESCRIPTION` and `OPTIONS`, the options schema
+//!   ([`OptionDescriptor`](crate::abi::OptionDescriptor): name, type, default, description and
+//!   an optional range via `.positive()`, `.nonnegative()` or `.range(lo, hi, open)`). mcopt
+//!   checks a run file's options against it before anything runs (unknown names, wrong types,
+//!   values out of range are diagnostics at the run file's line) and passes the values in schema
+//!   order, defaults filled in, booleans as 0 or 1.
+//! - `METRICS`: names of the values each step reports; they become columns of `trace.csv` and
+//!   fields of `report.json`.
+//! - `REQUIRES`: problem capabilities the solver cannot run without
+//!   ([`PROBLEM_CAP_STRUCTURE`](crate::abi::PROBLEM_CAP_STRUCTURE) for the (P1) structure); mcopt
+//!   refuses the run before `init` if the problem lacks one.
+//! - `init(problem, start)`: build the state at `start.x` from `start.options` (and `start.seed`
+//!   if you draw random numbers).
+//! - `step(&mut self, problem, x, metrics)`: one iteration (one epoch: call
+//!   [`Problem::batch_gradient`](crate::Problem::batch_gradient) for each of
+//!   [`Problem::n_batches`](crate::Problem::n_batches) minibatches, or use the full-batch
+//!   `value` / `directional` / `gradient`); write the new iterate into `x` and your metric values
+//!   into `metrics`; return a [`Step`](crate::Step): a [`Signal`](crate::Signal) (`Continue`,
+//!   `Converged`, `Stalled`, `Diverged`; non-convergence is a signal, not an error) and your
+//!   stationarity measure (mcopt's `tol` rule compares it; NaN if you have none).
+//! - `save(&self, out)` and `restore(problem, start, bytes)`: your state as bytes and back. A
+//!   resumed run must equal an uninterrupted one bit for bit, so save everything a step reads
+//!   (moments, step sizes, counters, random state); [`Blob`](crate::Blob) and
+//!   [`BlobReader`](crate::BlobReader) write floats as their exact bits. The iterate itself is
+//!   saved by mcopt and comes back as `start.x`.
+//!
+//! mcopt counts the evaluations; the SDK catches panics in every entry point and frees your
+//! state through the plugin's own `drop` entry (nothing crosses the allocator boundary).
+//! The (P1) structure is an opaque pointer with a layout version:
+//! [`Problem::structure(version)`](crate::Problem::structure) returns it only when the host
+//! offers that version.
+//!
+//! A complete third-party example is `plugins/momentum` (plain momentum SGD), which the tests
+//! build and train with from a run file:
+//!
+//! ```ignore
+//! use mcopt_plugin_sdk::abi::{OptionDescriptor, OptionType, Str, OPEN_HI};
+//! use mcopt_plugin_sdk::{solver, Blob, BlobReader, Problem, Signal, Solver, Start, Step};
+//!
+//! /// The solver's state: its options and the velocity.
+//! pub struct Momentum {
+//!     lr: f64,
+//!     mu: f64,
+//!     v: Vec<f64>,
+//!     g: Vec<f64>,
+//! }
+//!
+//! impl Solver for Momentum {
+//!     const NAME: &'static str = "momentum_sgd";
+//!     const DESCRIPTION: &'static str = "plain momentum SGD (an example third-party solver)";
+//!     const OPTIONS: &'static [OptionDescriptor] = &[
+//!         OptionDescriptor::new("lr", OptionType::Real, 0.01, "step size").positive(),
+//!         OptionDescriptor::new("mu", OptionType::Real, 0.9, "momentum in [0, 1)")
+//!             .range(0.0, 1.0, OPEN_HI),
+//!     ];
+//!     const METRICS: &'static [Str] = &[Str::new("speed")];
+//!
+//!     fn init(problem: &mut Problem<'_>, start: Start<'_>) -> Result<Self, String> {
+//!         let n = problem.dim();
+//!         Ok(Momentum {
+//!             lr: start.options[0],
+//!             mu: start.options[1],
+//!             v: vec![0.0; n],
+//!             g: vec![0.0; n],
+//!         })
+//!     }
+//!
+//!     fn step(
+//!         &mut self,
+//!         problem: &mut Problem<'_>,
+//!         x: &mut [f64],
+//!         metrics: &mut [f64],
+//!     ) -> Result<Step, String> {
+//!         for b in 0..problem.n_batches() {
+//!             problem.batch_gradient(b, x, &mut self.g)?;
+//!             for ((xi, vi), gi) in x.iter_mut().zip(&mut self.v).zip(&self.g) {
+//!                 *vi = self.mu * *vi - self.lr * gi;
+//!                 *xi += *vi;
+//!             }
+//!         }
+//!         let gnorm = self.g.iter().map(|g| g * g).sum::<f64>().sqrt();
+//!         metrics[0] = self.v.iter().map(|v| v * v).sum::<f64>().sqrt();
+//!         if !gnorm.is_finite() {
+//!             return Ok(Step {
+//!                 signal: Signal::Diverged,
+//!                 stationarity: gnorm,
+//!             });
+//!         }
+//!         Ok(Step::next(gnorm))
+//!     }
+//!
+//!     fn save(&self, out: &mut Vec<u8>) {
+//!         Blob::new(out).f64s(&self.v);
+//!     }
+//!
+//!     fn restore(problem: &mut Problem<'_>, start: Start<'_>, bytes: &[u8]) -> Result<Self, String> {
+//!         let mut s = Self::init(problem, start)?;
+//!         let mut r = BlobReader::new(bytes);
+//!         s.v = r.f64s(problem.dim())?;
+//!         r.finish()?;
+//!         Ok(s)
+//!     }
+//! }
+//!
+//! mcopt_plugin_sdk::export_plugin! {
+//!     name: "momentum",
+//!     version: env!("CARGO_PKG_VERSION"),
+//!     functions: [],
+//!     solvers: [solver::<Momentum>()],
+//! }
+//! ```
+//!
+//! Use it with `plugins: [path/to/libmcopt_momentum.so]` and `solver: {name: momentum_sgd}` in a
+//! run file, or `--plugin`. The standard `gd` and `adam` (`plugins/std/src/solvers/`) are fuller
+//! examples (clipping, Nesterov, Armijo backtracking).

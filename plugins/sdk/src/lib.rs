@@ -22,4 +22,4 @@ pub use elementwise::{
 };
 pub use export::{function, piecewise, smooth};
 pub use num_dual::{Dual2_64, Dual64, DualNum};
-pub use solver::{solver, HostError, Observer, Problem, Solver};
+pub use solver::{solver, Blob, BlobReader, HostError, Problem, Signal, Solver, Start, Step};

@@ -6,7 +6,8 @@ use crate::registry::{
     read_str, FunctionInfo, OptionInfo, ParamInfo, PluginSource, SolverInfo, MAX_PARAMS,
 };
 use mcopt_plugin_sdk::abi::{
-    FunctionDescriptor, Kind, OptionType, PluginDescriptor, Smoothness, SolverFn, CAP_FUNCTIONS,
+    FunctionDescriptor, Kind, OptionType, PluginDescriptor, Smoothness, SolverDescriptor,
+    CAP_FUNCTIONS,
 };
 use std::collections::HashSet;
 
@@ -115,9 +116,9 @@ pub(crate) unsafe fn solvers(
     desc: &'static PluginDescriptor,
     source: &PluginSource,
     where_: &str,
-) -> Result<Vec<(SolverInfo, SolverFn)>, Diags> {
+) -> Result<Vec<(SolverInfo, &'static SolverDescriptor)>, Diags> {
     let mut diags = Diags::new();
-    let mut out: Vec<(SolverInfo, SolverFn)> = Vec::new();
+    let mut out: Vec<(SolverInfo, &'static SolverDescriptor)> = Vec::new();
     for sd in desc.solvers() {
         let info = (|| -> Result<SolverInfo, Diag> {
             let name = read_str(sd.name, "a solver name", where_)?;
@@ -133,17 +134,32 @@ pub(crate) unsafe fn solvers(
                 let ty = OptionType::from_u32(o.ty).ok_or_else(|| {
                     Diag::new(CODE, format!("option `{oname}` of solver `{name}` in {where_}: type 0, 1 or 2 expected, found {}", o.ty))
                 })?;
+                if o.lo.is_nan() || o.hi.is_nan() || !o.admits(o.default) {
+                    return Err(Diag::new(CODE, format!("option `{oname}` of solver `{name}` in {where_}: default {} outside its range {}", o.default, o.range_text())));
+                }
                 options.push(OptionInfo {
                     name: oname,
                     ty,
                     default: o.default,
                     description: read_str(o.description, "an option description", where_)?,
+                    range: o.range_text(),
+                    bounds: (o.lo, o.hi, o.open),
                 });
+            }
+            let mut metrics = Vec::new();
+            for m in sd.metrics() {
+                let m = read_str(*m, "a metric name", where_)?;
+                if !is_identifier(&m) {
+                    return Err(Diag::new(CODE, format!("metric name of solver `{name}` expected to be an identifier, found `{m}` in {where_}")));
+                }
+                metrics.push(m);
             }
             Ok(SolverInfo {
                 name,
                 description: read_str(sd.description, "a solver description", where_)?,
                 options,
+                metrics,
+                requires: sd.requires,
                 source: source.clone(),
             })
         })();
@@ -154,7 +170,7 @@ pub(crate) unsafe fn solvers(
                     format!("solver `{}` is defined twice in {where_}", info.name),
                 ));
             }
-            Ok(info) => out.push((info, sd.run)),
+            Ok(info) => out.push((info, sd)),
             Err(d) => diags.push(d),
         }
     }

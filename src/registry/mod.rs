@@ -4,19 +4,28 @@
 //!
 //! The standard plugin goes through the same [`PluginDescriptor`] as a loaded one; the only
 //! difference is that its outputs are trusted (a loaded plugin's outputs are checked for NaN).
-//! Loading libraries lives in [`crate::plugin_host`]; this module never touches libloading.
+//! Loading libraries lives in [`crate::plugin_host`]; this module never touches libloading and
+//! never imports `plugin_host`. Descriptor decoding is [`read`], solver callback tables [`solver`].
+
+pub mod read;
+pub mod solver;
+
+pub use solver::{
+    Evaluations, OptionProblem, OptionValue, SolverError, SolverInstance, SolverProblem,
+    SolverStart, StepReport, StepSignal, PROBLEM_CAP_BATCHES, PROBLEM_CAP_STRUCTURE,
+};
 
 use crate::diag::{Diag, Diags};
 use mcopt_plugin_sdk::abi::{
     status, CheckParamsFn, EvalArgs, EvalFn, EvalOut, MsgBuf, PluginDescriptor, ProxArgs, ProxFn,
-    SolverFn, ABI_VERSION, CAP_CHECK_PARAMS,
+    SolverDescriptor, ABI_VERSION, CAP_CHECK_PARAMS,
 };
 use std::collections::HashMap;
 use std::fmt;
 use std::mem::MaybeUninit;
 use std::path::PathBuf;
 
-pub use mcopt_plugin_sdk::abi::{Kind as FunctionKind, OptionType, Smoothness};
+pub use mcopt_plugin_sdk::abi::{Kind as FunctionKind, OptionDescriptor, OptionType, Smoothness};
 pub use mcopt_plugin_sdk::Order;
 
 /// Most constant parameters a function may declare.
@@ -79,6 +88,23 @@ pub struct OptionInfo {
     pub ty: OptionType,
     pub default: f64,
     pub description: String,
+    /// The allowed range as text ("> 0", "in [0, 1)"), empty when unbounded.
+    pub range: String,
+    /// Bounds as declared: (lo, hi, `OPEN_*` bits).
+    #[serde(skip)]
+    pub(crate) bounds: (f64, f64, u32),
+}
+
+impl OptionInfo {
+    /// Whether `v` lies in the declared range.
+    pub fn admits(&self, v: f64) -> bool {
+        let (lo, hi, open) = self.bounds;
+        let mut d = OptionDescriptor::new("", self.ty, self.default, "");
+        d.lo = lo;
+        d.hi = hi;
+        d.open = open;
+        d.admits(v)
+    }
 }
 
 fn serialize_option_type<S: serde::Serializer>(t: &OptionType, s: S) -> Result<S::Ok, S::Error> {
@@ -100,6 +126,10 @@ pub struct SolverInfo {
     pub name: String,
     pub description: String,
     pub options: Vec<OptionInfo>,
+    /// Names of the metrics each step reports (trace columns).
+    pub metrics: Vec<String>,
+    /// `PROBLEM_CAP_*` bits the solver needs from the problem.
+    pub requires: u64,
     pub source: PluginSource,
 }
 
@@ -114,7 +144,7 @@ pub(crate) struct FunctionEntry {
 
 pub(crate) struct SolverEntry {
     pub(crate) info: SolverInfo,
-    pub(crate) run: SolverFn,
+    pub(crate) desc: &'static SolverDescriptor,
 }
 
 /// Every function and solver mcopt can call.
@@ -371,8 +401,8 @@ impl Registry {
             version: read_str(desc.version, "plugin version", &where_)?,
             library,
         };
-        let functions = crate::plugin_host::read::functions(desc, &source, &where_)?;
-        let solvers = crate::plugin_host::read::solvers(desc, &source, &where_)?;
+        let functions = read::functions(desc, &source, &where_)?;
+        let solvers = read::solvers(desc, &source, &where_)?;
         self.check_duplicates(&functions, &solvers, &source)?;
         let check_caps = desc.capabilities & CAP_CHECK_PARAMS != 0;
         for (info, fd) in functions {
@@ -386,8 +416,8 @@ impl Registry {
                 trusted,
             });
         }
-        for (info, run) in solvers {
-            self.solvers.push(SolverEntry { info, run });
+        for (info, desc) in solvers {
+            self.solvers.push(SolverEntry { info, desc });
         }
         self.plugins.push(source);
         Ok(())
@@ -396,7 +426,7 @@ impl Registry {
     fn check_duplicates(
         &self,
         functions: &[(FunctionInfo, &mcopt_plugin_sdk::abi::FunctionDescriptor)],
-        solvers: &[(SolverInfo, SolverFn)],
+        solvers: &[(SolverInfo, &'static SolverDescriptor)],
         source: &PluginSource,
     ) -> Result<(), Diags> {
         let mut diags = Diags::new();

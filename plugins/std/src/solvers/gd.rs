@@ -1,0 +1,204 @@
+//! Gradient descent with heavy-ball or Nesterov momentum, clipping by norm and optional Armijo
+//! backtracking (PyTorch's SGD update: v ← μ v + g, d = g + μ v with Nesterov, else v;
+//! x ← x − lr d).
+
+use super::{all_finite, norm};
+use mcopt_plugin_sdk::abi::{OptionDescriptor, OptionType, Str, OPEN_HI};
+use mcopt_plugin_sdk::{Blob, BlobReader, Problem, Signal, Solver, Start, Step};
+
+/// Gradient descent; see the module docs. With `armijo`, the step length starts at
+/// min(lr, 2 t_prev) and halves until f(x − t d) ≤ f(x) − 1e-4 t ⟨g, d⟩ (full batch only).
+pub struct GradientDescent {
+    opts: Opts,
+    /// Momentum buffer.
+    v: Vec<f64>,
+    g: Vec<f64>,
+    trial: Vec<f64>,
+    /// Last accepted Armijo step length.
+    t: f64,
+}
+
+#[derive(Clone, Copy)]
+struct Opts {
+    lr: f64,
+    momentum: f64,
+    nesterov: bool,
+    clip: f64,
+    armijo: bool,
+}
+
+const ARMIJO: f64 = 1e-4;
+const MIN_STEP: f64 = 1e-20;
+
+impl Solver for GradientDescent {
+    const NAME: &'static str = "gd";
+    const DESCRIPTION: &'static str =
+        "gradient descent with momentum, Nesterov, clipping and optional Armijo backtracking";
+    const OPTIONS: &'static [OptionDescriptor] = &[
+        OptionDescriptor::new(
+            "lr",
+            OptionType::Real,
+            0.01,
+            "step length (the largest one with armijo)",
+        )
+        .positive(),
+        OptionDescriptor::new("momentum", OptionType::Real, 0.0, "momentum μ in [0, 1)")
+            .range(0.0, 1.0, OPEN_HI),
+        OptionDescriptor::new("nesterov", OptionType::Bool, 0.0, "Nesterov momentum"),
+        OptionDescriptor::new(
+            "clip",
+            OptionType::Real,
+            0.0,
+            "clip the gradient to this norm (0: no clipping)",
+        )
+        .nonnegative(),
+        OptionDescriptor::new(
+            "armijo",
+            OptionType::Bool,
+            0.0,
+            "Armijo backtracking from lr (full batch)",
+        ),
+    ];
+    const METRICS: &'static [Str] = &[Str::new("grad_norm"), Str::new("step")];
+
+    fn init(problem: &mut Problem<'_>, start: Start<'_>) -> Result<Self, String> {
+        let o = start.options;
+        let opts = Opts {
+            lr: o[0],
+            momentum: o[1],
+            nesterov: o[2] != 0.0,
+            clip: o[3],
+            armijo: o[4] != 0.0,
+        };
+        if opts.armijo && problem.n_batches() > 1 {
+            return Err("option armijo needs the full batch (remove `batch`)".to_string());
+        }
+        let n = problem.dim();
+        Ok(GradientDescent {
+            opts,
+            v: vec![0.0; n],
+            g: vec![0.0; n],
+            trial: vec![0.0; n],
+            t: opts.lr,
+        })
+    }
+
+    fn step(
+        &mut self,
+        problem: &mut Problem<'_>,
+        x: &mut [f64],
+        metrics: &mut [f64],
+    ) -> Result<Step, String> {
+        let mut gnorm = 0.0;
+        for b in 0..problem.n_batches() {
+            let f = problem.batch_gradient(b, x, &mut self.g)?;
+            gnorm = norm(&self.g);
+            if !f.is_finite() || !gnorm.is_finite() {
+                return Ok(Step {
+                    signal: Signal::Diverged,
+                    stationarity: gnorm,
+                });
+            }
+            if self.opts.clip > 0.0 && gnorm > self.opts.clip {
+                let s = self.opts.clip / gnorm;
+                self.g.iter_mut().for_each(|v| *v *= s);
+            }
+            self.direction();
+            if self.opts.armijo {
+                match self.armijo(problem, x, f)? {
+                    Some(()) => x.copy_from_slice(&self.trial),
+                    None => {
+                        return Ok(Step {
+                            signal: Signal::Stalled,
+                            stationarity: gnorm,
+                        })
+                    }
+                }
+            } else {
+                let lr = self.opts.lr;
+                x.iter_mut()
+                    .zip(&self.trial)
+                    .for_each(|(xi, d)| *xi -= lr * d);
+            }
+        }
+        metrics[0] = gnorm;
+        metrics[1] = if self.opts.armijo {
+            self.t
+        } else {
+            self.opts.lr
+        };
+        let signal = if all_finite(x) {
+            Signal::Continue
+        } else {
+            Signal::Diverged
+        };
+        Ok(Step {
+            signal,
+            stationarity: gnorm,
+        })
+    }
+
+    fn save(&self, out: &mut Vec<u8>) {
+        Blob::new(out).f64(self.t).f64s(&self.v);
+    }
+
+    fn restore(problem: &mut Problem<'_>, start: Start<'_>, bytes: &[u8]) -> Result<Self, String> {
+        let mut s = Self::init(problem, start)?;
+        let mut r = BlobReader::new(bytes);
+        s.t = r.f64()?;
+        s.v = r.f64s(problem.dim())?;
+        r.finish()?;
+        Ok(s)
+    }
+}
+
+impl GradientDescent {
+    /// The search direction d (into `trial`) from the gradient in `g`, updating the momentum.
+    fn direction(&mut self) {
+        let mu = self.opts.momentum;
+        if mu == 0.0 {
+            self.trial.copy_from_slice(&self.g);
+            return;
+        }
+        for ((v, g), d) in self.v.iter_mut().zip(&self.g).zip(self.trial.iter_mut()) {
+            *v = mu * *v + g;
+            *d = if self.opts.nesterov { g + mu * *v } else { *v };
+        }
+    }
+
+    /// Backtrack along −d (d in `trial`); the accepted point is left in `trial`.
+    fn armijo(
+        &mut self,
+        problem: &mut Problem<'_>,
+        x: &[f64],
+        f: f64,
+    ) -> Result<Option<()>, String> {
+        let mut slope: f64 = self.g.iter().zip(&self.trial).map(|(g, d)| g * d).sum();
+        if slope <= 0.0 {
+            // The momentum direction is not a descent direction: restart from the gradient.
+            self.v.iter_mut().for_each(|v| *v = 0.0);
+            self.trial.copy_from_slice(&self.g);
+            slope = self.g.iter().map(|g| g * g).sum();
+        }
+        let d = std::mem::take(&mut self.trial);
+        let mut y = vec![0.0; x.len()];
+        let mut t = (2.0 * self.t).min(self.opts.lr);
+        let mut accepted = None;
+        while t >= MIN_STEP {
+            y.iter_mut()
+                .zip(x)
+                .zip(&d)
+                .for_each(|((y, xi), di)| *y = xi - t * di);
+            if problem.value(&y)? <= f - ARMIJO * t * slope {
+                accepted = Some(());
+                break;
+            }
+            t *= 0.5;
+        }
+        self.trial = y;
+        if accepted.is_some() {
+            self.t = t;
+        }
+        Ok(accepted)
+    }
+}

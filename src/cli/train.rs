@@ -1,0 +1,300 @@
+//! `mcopt train RUNFILE`: check everything (run file, model, data, solver, options, starting
+//! point, checkpoint) before anything runs or is written, run the executor with a progress bar
+//! and Ctrl-C handling, then write the outputs atomically (see `train_out.rs`).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use mcopt::config::{self, InitSpec, RunFile, Split};
+use mcopt::diag::{Diag, Diags};
+use mcopt::eval::EvalOptions;
+use mcopt::registry::{OptionValue, Registry, SolverId, SolverStart};
+use mcopt::solve::{
+    initial_point, Checkpoint, Executor, Fingerprint, GraphProblem, RunState, Scheme, Status,
+    StopRules,
+};
+
+use super::session::Session;
+use super::train_out::{self, Outputs, Progress};
+use super::{InputArgs, EXIT_OK};
+
+/// Exit code of a run stopped by Ctrl-C (after writing everything).
+pub const EXIT_INTERRUPTED: u8 = 130;
+/// Iterations when neither `--max-iter` nor the run file's `stop.max_iter` says.
+pub const DEFAULT_MAX_ITER: u64 = 100;
+
+/// The command line of `mcopt train`.
+#[derive(Debug, Clone, Default)]
+pub struct TrainArgs {
+    pub runfile: String,
+    pub init: Option<String>,
+    pub max_iter: Option<u64>,
+    pub out: Option<String>,
+    pub resume: bool,
+    pub seed: Option<u64>,
+    pub json: bool,
+    pub quiet: bool,
+    pub plugins: Vec<String>,
+}
+
+/// Set by the Ctrl-C handler; the executor finishes the current iteration and stops.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Run `mcopt train`.
+pub fn train(a: &TrainArgs) -> Result<u8, Diags> {
+    let run = config::load_run(Path::new(&a.runfile))?;
+    let input = InputArgs {
+        json: a.json,
+        plugins: a.plugins.clone(),
+        config: Some(a.runfile.clone()),
+        ztol: run.ztol,
+        ..InputArgs::default()
+    };
+    let model_path = run.model.to_string_lossy().into_owned();
+    let session = Session::load(&model_path, &input)?;
+    let (id, options) = solver_and_options(&session.registry, &run)?;
+    let outputs = Outputs::new(a.out.as_deref(), &run);
+    let seed = a.seed.unwrap_or(run.seed);
+    let max_iter = a
+        .max_iter
+        .or(run.stop.max_iter.map(|m| m as u64))
+        .unwrap_or(DEFAULT_MAX_ITER);
+    let fingerprint = Fingerprint::of(
+        session.model.source.text.as_bytes(),
+        run.source.text.as_bytes(),
+    );
+    let train_graph = match session.graph(Split::Train)? {
+        Some(g) => g,
+        None => {
+            return Err(
+                Diag::new("mcopt::data::unbound", "no training data are bound")
+                    .in_file(&a.runfile)
+                    .into(),
+            )
+        }
+    };
+    let test_graph = session.graph(Split::Test)?;
+    let info = session.registry.solver_info(id);
+    let resumed = if a.resume {
+        Some(load_checkpoint(
+            &outputs,
+            &info.name,
+            &options,
+            fingerprint,
+        )?)
+    } else {
+        None
+    };
+    let x0 = match &resumed {
+        Some(cp) => cp.state.x.clone(),
+        None => start_point(&session, &run, a.init.as_deref(), seed)?,
+    };
+    let seed = resumed.as_ref().map_or(seed, |cp| cp.seed);
+    let opts = EvalOptions { ztol: run.ztol };
+    let mut problem = GraphProblem::new(&session.registry, &train_graph, test_graph.as_ref(), opts)
+        .map_err(|e| Diags::from(Diag::new("mcopt::train::eval", e).in_file(&model_path)))?;
+    let start = SolverStart {
+        options: &options,
+        x: &x0,
+        seed,
+    };
+    let instance = match &resumed {
+        Some(cp) => session
+            .registry
+            .restore_solver(id, &mut problem, start, &cp.solver_state),
+        None => session.registry.init_solver(id, &mut problem, start),
+    };
+    let mut instance = instance.map_err(|e| Diags::from(Diag::from(e).in_file(&a.runfile)))?;
+    let mut state = match resumed {
+        Some(cp) => cp.state,
+        None => RunState::start(x0),
+    };
+    install_ctrlc();
+    let mut progress = Progress::new(max_iter, !a.quiet && !a.json);
+    let mut ex = Executor {
+        stop: StopRules {
+            max_iter,
+            tol: run.stop.tol,
+            max_seconds: run.stop.max_seconds,
+        },
+        interrupt: Some(&INTERRUPTED),
+        observers: vec![&mut progress],
+    };
+    let status = ex.run(&mut problem, &mut instance, &mut state);
+    progress.finish();
+    let status = status.map_err(|e| {
+        Diags::from(Diag::new("mcopt::train::run", e.to_string()).in_file(&a.runfile))
+    })?;
+    let checkpoint = Checkpoint {
+        solver: info.name.clone(),
+        options: options.clone(),
+        seed,
+        fingerprint,
+        metrics: info.metrics.clone(),
+        solver_state: instance
+            .save()
+            .map_err(|e| Diags::from(Diag::from(e).in_file(&a.runfile)))?,
+        state,
+    };
+    let report = train_out::write_all(&outputs, &session, &checkpoint, status)?;
+    if a.json {
+        out!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else if !a.quiet {
+        out_raw!("{}", train_out::summary(&report));
+    }
+    Ok(if status == Status::Interrupted {
+        EXIT_INTERRUPTED
+    } else {
+        EXIT_OK
+    })
+}
+
+/// The solver named in the run file and its option values, or diagnostics at the run file's
+/// lines (unknown solver with the known ones and the nearest; unknown, ill-typed or
+/// out-of-range options).
+fn solver_and_options(registry: &Registry, run: &RunFile) -> Result<(SolverId, Vec<f64>), Diags> {
+    let Some(spec) = &run.solver else {
+        return Err(
+            Diag::new("mcopt::train::no_solver", "the run file names no solver")
+                .at(&run.source, run.source.line_span(1), "`solver` expected")
+                .help(format!(
+                    "add `solver: {{name: adam}}`; known solvers: {}",
+                    registry.solver_names().join(", ")
+                ))
+                .into(),
+        );
+    };
+    let Some(id) = registry.solver(&spec.name) else {
+        let names = registry.solver_names();
+        return Err(Diag::new("mcopt::train::unknown_solver", format!("unknown solver `{}`", spec.name))
+            .at(&run.source, spec.name_span, "not a known solver")
+            .help(format!("{}known solvers: {} (a solver from another plugin needs `plugins:` in the run file or --plugin)", config::suggest(&spec.name, &names), names.join(", ")))
+            .into());
+    };
+    let given: Vec<(String, OptionValue)> = spec
+        .options
+        .iter()
+        .map(|(k, v)| (k.clone(), option_value(v)))
+        .collect();
+    match registry.solver_info(id).resolve_options(&given) {
+        Ok(values) => Ok((id, values)),
+        Err(problems) => {
+            let mut diags = Diags::new();
+            for p in problems {
+                let span = spec
+                    .option_spans
+                    .get(&p.option)
+                    .copied()
+                    .unwrap_or(spec.name_span);
+                let mut d = Diag::new("mcopt::train::option", p.message).at(
+                    &run.source,
+                    span,
+                    "this option",
+                );
+                if let Some(h) = p.help {
+                    d = d.help(h);
+                }
+                diags.push(d);
+            }
+            Err(diags)
+        }
+    }
+}
+
+fn option_value(v: &serde_json::Value) -> OptionValue {
+    use serde_json::Value as J;
+    match v {
+        J::Bool(b) => OptionValue::Bool(*b),
+        J::Number(n) => n.as_f64().map_or(
+            OptionValue::Other("a number out of range"),
+            OptionValue::Number,
+        ),
+        J::String(_) => OptionValue::Other("a string"),
+        J::Array(_) => OptionValue::Other("a list"),
+        J::Object(_) => OptionValue::Other("a mapping"),
+        J::Null => OptionValue::Other("nothing"),
+    }
+}
+
+/// θ⁰ from `--init FILE`, else the run file's `init`.
+fn start_point(
+    session: &Session,
+    run: &RunFile,
+    init: Option<&str>,
+    seed: u64,
+) -> Result<Vec<f64>, Diags> {
+    if let Some(path) = init {
+        return session.point(Some(path));
+    }
+    let scheme = match &run.init {
+        InitSpec::File(p) => return session.point(Some(&p.to_string_lossy())),
+        InitSpec::Gaussian { std } => Scheme::Gaussian { std: *std },
+        InitSpec::He => Scheme::He,
+        InitSpec::Glorot => Scheme::Glorot,
+        InitSpec::Lecun => Scheme::Lecun,
+        InitSpec::Zeros => Scheme::Zeros,
+    };
+    Ok(initial_point(&session.model, scheme, seed))
+}
+
+/// The checkpoint to resume from, refused when it belongs to other inputs.
+fn load_checkpoint(
+    outputs: &Outputs,
+    solver: &str,
+    options: &[f64],
+    fp: Fingerprint,
+) -> Result<Checkpoint, Diags> {
+    let Some(path) = &outputs.checkpoint else {
+        return Err(Diag::new("mcopt::train::resume", "--resume needs a checkpoint, and none is configured")
+            .help("give --out DIR (the checkpoint is DIR/checkpoint.json) or `output: {checkpoint: FILE}` in the run file")
+            .into());
+    };
+    let shown = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| {
+        Diags::from(
+            Diag::new(
+                "mcopt::train::resume",
+                format!("cannot read the checkpoint: {e}"),
+            )
+            .in_file(&shown),
+        )
+    })?;
+    let cp = Checkpoint::from_bytes(&bytes).map_err(|e| {
+        Diags::from(Diag::new("mcopt::train::checkpoint", e.to_string()).in_file(&shown))
+    })?;
+    let refuse = |what: &str| -> Diags {
+        Diag::new("mcopt::train::resume", format!("the checkpoint was written for a different {what}"))
+            .in_file(&shown)
+            .help("resume only with the model, run file, solver and options that wrote it; start again without --resume")
+            .into()
+    };
+    if cp.fingerprint.model != fp.model {
+        return Err(refuse("model (its text changed)"));
+    }
+    if cp.fingerprint.run != fp.run {
+        return Err(refuse("run file (its text changed)"));
+    }
+    let same_options = cp.options.len() == options.len()
+        && cp
+            .options
+            .iter()
+            .zip(options)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+    if cp.solver != solver || !same_options {
+        return Err(refuse("solver or solver options"));
+    }
+    Ok(cp)
+}
+
+/// Ctrl-C sets [`INTERRUPTED`]; a second Ctrl-C exits at once with 130.
+fn install_ctrlc() {
+    // An error means a handler is already installed (a second run in this process): keep it.
+    let _ = ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, Ordering::SeqCst) {
+            std::process::exit(i32::from(EXIT_INTERRUPTED));
+        }
+    });
+}

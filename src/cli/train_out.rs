@@ -1,0 +1,250 @@
+//! What `mcopt train` writes: where (`--out DIR` or the run file's `output:`), the progress
+//! bar (indicatif, on a terminal only), and the outputs, each written atomically (temporary
+//! file in the same directory, fsync, rename): `params.yaml`, `trace.csv`, `plot.svg`,
+//! `report.json` and the checkpoint.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mcopt::config::{self, RunFile};
+use mcopt::diag::{Diag, Diags};
+use mcopt::registry::Evaluations;
+use mcopt::report::{plot, trace};
+use mcopt::solve::{Checkpoint, Observer, Row, Status};
+use serde::Serialize;
+
+use super::session::Session;
+
+/// Output paths; `None` is not written.
+#[derive(Clone, Debug, Default)]
+pub struct Outputs {
+    pub params: Option<PathBuf>,
+    pub trace: Option<PathBuf>,
+    pub plot: Option<PathBuf>,
+    pub report: Option<PathBuf>,
+    pub checkpoint: Option<PathBuf>,
+}
+
+impl Outputs {
+    /// `DIR/{params.yaml, trace.csv, plot.svg, report.json, checkpoint.json}` with `--out DIR`,
+    /// else the run file's `output:` paths.
+    pub fn new(out: Option<&str>, run: &RunFile) -> Outputs {
+        match out {
+            Some(dir) => {
+                let d = Path::new(dir);
+                Outputs {
+                    params: Some(d.join("params.yaml")),
+                    trace: Some(d.join("trace.csv")),
+                    plot: Some(d.join("plot.svg")),
+                    report: Some(d.join("report.json")),
+                    checkpoint: Some(d.join("checkpoint.json")),
+                }
+            }
+            None => Outputs {
+                params: run.output.params.clone(),
+                trace: run.output.trace.clone(),
+                plot: run.output.plot.clone(),
+                report: run.output.json.clone(),
+                checkpoint: run.output.checkpoint.clone(),
+            },
+        }
+    }
+}
+
+/// `report.json` (and `--json` on stdout).
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub status: &'static str,
+    pub solver: String,
+    pub iterations: u64,
+    pub objective: f64,
+    pub train_loss: f64,
+    pub test_loss: Option<f64>,
+    pub seconds: f64,
+    pub seconds_per_iteration: f64,
+    /// Time inside solver steps only, per iteration (the epoch time benchmarks compare).
+    pub step_seconds_per_iteration: f64,
+    /// The solver's stationarity measure at the last step.
+    pub stationarity: Option<f64>,
+    pub evaluations: Evaluations,
+    pub seed: u64,
+    pub outputs: BTreeMap<&'static str, String>,
+    /// The solver's own final metrics.
+    #[serde(flatten)]
+    pub metrics: BTreeMap<String, Option<f64>>,
+}
+
+/// The progress bar: iteration, objective, train and test loss, time left.
+pub struct Progress {
+    bar: ProgressBar,
+}
+
+impl Progress {
+    /// A bar drawn on stderr only when `show` and stderr is a terminal (hidden in CI and pipes).
+    pub fn new(max_iter: u64, show: bool) -> Progress {
+        let target = if show && std::io::stderr().is_terminal() {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        let bar = ProgressBar::with_draw_target(Some(max_iter), target);
+        if let Ok(style) = ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} iterations  {msg}  [{elapsed_precise} elapsed, {eta} left]",
+        ) {
+            bar.set_style(style);
+        }
+        Progress { bar }
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl Observer for Progress {
+    fn row(&mut self, row: &Row) {
+        let test = row
+            .test_loss
+            .map_or(String::new(), |t| format!("  test {t:.6e}"));
+        self.bar.set_position(row.iter);
+        self.bar.set_message(format!(
+            "objective {:.6e}  train {:.6e}{test}",
+            row.objective, row.train_loss
+        ));
+    }
+}
+
+/// Write every configured output; the report is returned for `--json` and the summary.
+pub fn write_all(
+    outputs: &Outputs,
+    session: &Session,
+    cp: &Checkpoint,
+    status: Status,
+) -> Result<Report, Diags> {
+    let state = &cp.state;
+    let last = state.rows.last().cloned().unwrap_or(Row {
+        iter: 0,
+        objective: f64::NAN,
+        train_loss: f64::NAN,
+        test_loss: None,
+        seconds: 0.0,
+        stationarity: f64::NAN,
+        metrics: vec![],
+    });
+    let mut written = BTreeMap::new();
+    if let Some(p) = &outputs.params {
+        let specs = session.param_specs();
+        let mut values = Vec::with_capacity(specs.len());
+        let mut at = 0;
+        for s in &specs {
+            values.push(state.x[at..at + s.len()].to_vec());
+            at += s.len();
+        }
+        write_atomic(p, config::write_point(&specs, &values).as_bytes())?;
+        written.insert("params", p.display().to_string());
+    }
+    if let Some(p) = &outputs.trace {
+        write_atomic(p, &trace::trace_csv(&state.rows, &cp.metrics))?;
+        written.insert("trace", p.display().to_string());
+    }
+    if let Some(p) = &outputs.plot {
+        let title = format!("{} ({})", cp.solver, session.model_path);
+        let svg = plot::loss_svg(&state.rows, &title).map_err(|e| {
+            Diags::from(Diag::new("mcopt::train::plot", e).in_file(p.display().to_string()))
+        })?;
+        write_atomic(p, &svg)?;
+        written.insert("plot", p.display().to_string());
+    }
+    if let Some(p) = &outputs.checkpoint {
+        written.insert("checkpoint", p.display().to_string());
+    }
+    if let Some(p) = &outputs.report {
+        written.insert("report", p.display().to_string());
+    }
+    let iters = state.iter.max(1) as f64;
+    let report = Report {
+        status: status.as_str(),
+        solver: cp.solver.clone(),
+        iterations: state.iter,
+        objective: last.objective,
+        train_loss: last.train_loss,
+        test_loss: last.test_loss,
+        seconds: state.seconds,
+        seconds_per_iteration: state.seconds / iters,
+        step_seconds_per_iteration: state.step_seconds / iters,
+        stationarity: Some(last.stationarity).filter(|v| !v.is_nan()),
+        evaluations: state.evaluations,
+        seed: cp.seed,
+        outputs: written,
+        metrics: cp
+            .metrics
+            .iter()
+            .zip(last.metrics.iter().chain(std::iter::repeat(&f64::NAN)))
+            .map(|(k, v)| (k.clone(), Some(*v).filter(|v| !v.is_nan())))
+            .collect(),
+    };
+    if let Some(p) = &outputs.checkpoint {
+        write_atomic(p, &cp.to_bytes())?;
+    }
+    if let Some(p) = &outputs.report {
+        let mut bytes = serde_json::to_vec_pretty(&report).unwrap_or_default();
+        bytes.push(b'\n');
+        write_atomic(p, &bytes)?;
+    }
+    Ok(report)
+}
+
+/// The text summary printed after a run (without `--json`).
+pub fn summary(r: &Report) -> String {
+    let mut s = format!(
+        "{}: {} after {} iterations ({:.3} s, {:.3e} s per iteration)\n",
+        r.solver, r.status, r.iterations, r.seconds, r.seconds_per_iteration
+    );
+    s.push_str(&format!("objective   {:.12}\n", r.objective));
+    s.push_str(&format!("train_loss  {:.12}\n", r.train_loss));
+    if let Some(t) = r.test_loss {
+        s.push_str(&format!("test_loss   {t:.12}\n"));
+    }
+    for (name, path) in &r.outputs {
+        s.push_str(&format!("{name:<11} {path}\n"));
+    }
+    s
+}
+
+/// Write `bytes` to `path` atomically: a temporary file beside it, fsync, rename, so a reader
+/// sees the old file or the new one, never half of one. Creates the parent directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Diags> {
+    let fail = |what: &str, e: std::io::Error| -> Diags {
+        Diag::new("mcopt::io::write", format!("cannot {what}: {e}"))
+            .in_file(path.display().to_string())
+            .into()
+    };
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    if let Some(d) = dir {
+        std::fs::create_dir_all(d).map_err(|e| fail("create its directory", e))?;
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp.{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Some(d) = dir {
+            // Persist the rename itself; not every platform can open a directory, so best effort.
+            if let Ok(dh) = std::fs::File::open(d) {
+                let _ = dh.sync_all();
+            }
+        }
+        Ok(())
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        fail("write the file", e)
+    })
+}

@@ -1,0 +1,315 @@
+//! Checkpoints: a versioned JSON document holding the run state, the solver's opaque state
+//! blob and fingerprints of the inputs. Every float is stored as the 16 hex digits of its IEEE
+//! bits, so a resumed run continues from exactly the same numbers.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Row, RunState};
+use crate::registry::Evaluations;
+
+/// The `format` field of every checkpoint.
+pub const FORMAT: &str = "mcopt-checkpoint";
+/// The current checkpoint version; others are refused.
+pub const VERSION: u32 = 1;
+
+/// Fingerprints of the inputs a checkpoint belongs to: FNV-1a 64 of the model text and of the
+/// run file text (change detection, not security).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fingerprint {
+    pub model: u64,
+    pub run: u64,
+}
+
+impl Fingerprint {
+    pub fn of(model_text: &[u8], run_text: &[u8]) -> Fingerprint {
+        Fingerprint {
+            model: fnv1a(model_text),
+            run: fnv1a(run_text),
+        }
+    }
+}
+
+/// FNV-1a, 64 bits.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// Everything needed to resume a run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Checkpoint {
+    pub solver: String,
+    /// Option values in schema order.
+    pub options: Vec<f64>,
+    pub seed: u64,
+    pub fingerprint: Fingerprint,
+    /// Names of the solver's metrics (the trace's extra columns).
+    pub metrics: Vec<String>,
+    pub state: RunState,
+    pub solver_state: Vec<u8>,
+}
+
+/// Why a checkpoint cannot be used.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CheckpointError {
+    /// Not JSON, or not a checkpoint of this layout.
+    Malformed(String),
+    /// Another format version.
+    Version(u32),
+}
+
+impl std::fmt::Display for CheckpointError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CheckpointError::Malformed(m) => write!(f, "not a valid mcopt checkpoint: {m}"),
+            CheckpointError::Version(v) => {
+                write!(f, "checkpoint version {VERSION} expected, found {v}")
+            }
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Doc {
+    format: String,
+    version: u32,
+    solver: String,
+    options: Vec<String>,
+    seed: u64,
+    model_hash: String,
+    run_hash: String,
+    metrics: Vec<String>,
+    iteration: u64,
+    seconds: String,
+    step_seconds: String,
+    evaluations: Counts,
+    x: Vec<String>,
+    solver_state: String,
+    trace: Vec<DocRow>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Counts {
+    value: u64,
+    directional: u64,
+    gradient: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct DocRow {
+    iter: u64,
+    objective: String,
+    train_loss: String,
+    test_loss: Option<String>,
+    seconds: String,
+    stationarity: String,
+    metrics: Vec<String>,
+}
+
+fn bits(v: f64) -> String {
+    format!("{:016x}", v.to_bits())
+}
+
+fn unbits(s: &str) -> Result<f64, CheckpointError> {
+    if s.len() != 16 {
+        return Err(CheckpointError::Malformed(format!(
+            "`{s}` is not 16 hex digits"
+        )));
+    }
+    u64::from_str_radix(s, 16)
+        .map(f64::from_bits)
+        .map_err(|_| CheckpointError::Malformed(format!("`{s}` is not 16 hex digits")))
+}
+
+fn unbits_all(v: &[String]) -> Result<Vec<f64>, CheckpointError> {
+    v.iter().map(|s| unbits(s)).collect()
+}
+
+fn hash_text(h: u64) -> String {
+    format!("fnv1a64:{h:016x}")
+}
+
+fn unhash(s: &str) -> Result<u64, CheckpointError> {
+    s.strip_prefix("fnv1a64:")
+        .and_then(|h| u64::from_str_radix(h, 16).ok())
+        .ok_or_else(|| CheckpointError::Malformed(format!("bad hash `{s}`")))
+}
+
+impl Checkpoint {
+    /// The checkpoint as JSON bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let s = &self.state;
+        let doc = Doc {
+            format: FORMAT.to_string(),
+            version: VERSION,
+            solver: self.solver.clone(),
+            options: self.options.iter().map(|v| bits(*v)).collect(),
+            seed: self.seed,
+            model_hash: hash_text(self.fingerprint.model),
+            run_hash: hash_text(self.fingerprint.run),
+            metrics: self.metrics.clone(),
+            iteration: s.iter,
+            seconds: bits(s.seconds),
+            step_seconds: bits(s.step_seconds),
+            evaluations: Counts {
+                value: s.evaluations.value,
+                directional: s.evaluations.directional,
+                gradient: s.evaluations.gradient,
+            },
+            x: s.x.iter().map(|v| bits(*v)).collect(),
+            solver_state: self
+                .solver_state
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+            trace: s.rows.iter().map(row_doc).collect(),
+        };
+        let mut out = serde_json::to_vec_pretty(&doc).unwrap_or_default();
+        out.push(b'\n');
+        out
+    }
+
+    /// Read a checkpoint written by [`Checkpoint::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
+        let head: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| CheckpointError::Malformed(e.to_string()))?;
+        if head.get("format").and_then(|v| v.as_str()) != Some(FORMAT) {
+            return Err(CheckpointError::Malformed(format!(
+                "no `format: {FORMAT}` field"
+            )));
+        }
+        let version = head.get("version").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
+        if version != VERSION {
+            return Err(CheckpointError::Version(version));
+        }
+        let doc: Doc =
+            serde_json::from_value(head).map_err(|e| CheckpointError::Malformed(e.to_string()))?;
+        let rows = doc
+            .trace
+            .iter()
+            .map(doc_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let state = RunState {
+            iter: doc.iteration,
+            x: unbits_all(&doc.x)?,
+            rows,
+            seconds: unbits(&doc.seconds)?,
+            step_seconds: unbits(&doc.step_seconds)?,
+            evaluations: Evaluations {
+                value: doc.evaluations.value,
+                directional: doc.evaluations.directional,
+                gradient: doc.evaluations.gradient,
+            },
+        };
+        if state.rows.len() as u64 != state.iter + 1 {
+            return Err(CheckpointError::Malformed(format!(
+                "{} trace rows for {} iterations",
+                state.rows.len(),
+                state.iter
+            )));
+        }
+        Ok(Checkpoint {
+            solver: doc.solver,
+            options: unbits_all(&doc.options)?,
+            seed: doc.seed,
+            fingerprint: Fingerprint {
+                model: unhash(&doc.model_hash)?,
+                run: unhash(&doc.run_hash)?,
+            },
+            metrics: doc.metrics,
+            state,
+            solver_state: unhex(&doc.solver_state)?,
+        })
+    }
+}
+
+fn row_doc(r: &Row) -> DocRow {
+    DocRow {
+        iter: r.iter,
+        objective: bits(r.objective),
+        train_loss: bits(r.train_loss),
+        test_loss: r.test_loss.map(bits),
+        seconds: bits(r.seconds),
+        stationarity: bits(r.stationarity),
+        metrics: r.metrics.iter().map(|v| bits(*v)).collect(),
+    }
+}
+
+fn doc_row(r: &DocRow) -> Result<Row, CheckpointError> {
+    Ok(Row {
+        iter: r.iter,
+        objective: unbits(&r.objective)?,
+        train_loss: unbits(&r.train_loss)?,
+        test_loss: r.test_loss.as_deref().map(unbits).transpose()?,
+        seconds: unbits(&r.seconds)?,
+        stationarity: unbits(&r.stationarity)?,
+        metrics: unbits_all(&r.metrics)?,
+    })
+}
+
+fn unhex(s: &str) -> Result<Vec<u8>, CheckpointError> {
+    if s.len() % 2 != 0 {
+        return Err(CheckpointError::Malformed(
+            "odd-length solver state".to_string(),
+        ));
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| {
+            s.get(i..i + 2)
+                .and_then(|b| u8::from_str_radix(b, 16).ok())
+                .ok_or_else(|| CheckpointError::Malformed("solver state is not hex".to_string()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floats_and_blobs_round_trip_bit_for_bit() {
+        let row = Row {
+            iter: 0,
+            objective: 0.1 + 0.2,
+            train_loss: f64::MIN_POSITIVE / 3.0,
+            test_loss: None,
+            seconds: 1e-300,
+            stationarity: f64::NAN,
+            metrics: vec![-0.0, f64::INFINITY],
+        };
+        let cp = Checkpoint {
+            solver: "adam".into(),
+            options: vec![1e-3, 0.9],
+            seed: 7,
+            fingerprint: Fingerprint::of(b"model", b"run"),
+            metrics: vec!["grad_norm".into(), "x".into()],
+            state: RunState {
+                iter: 0,
+                x: vec![std::f64::consts::PI, -1e-310],
+                rows: vec![row],
+                seconds: 0.5,
+                step_seconds: 0.25,
+                evaluations: Evaluations::default(),
+            },
+            solver_state: vec![0, 255, 17],
+        };
+        let back = Checkpoint::from_bytes(&cp.to_bytes()).unwrap();
+        assert_eq!(back.state.x[1].to_bits(), cp.state.x[1].to_bits());
+        assert!(back.state.rows[0].stationarity.is_nan());
+        assert_eq!(back.state.rows[0].metrics[0].to_bits(), (-0.0f64).to_bits());
+        assert_eq!(back.solver_state, cp.solver_state);
+        assert_eq!(back.fingerprint, cp.fingerprint);
+        let other = String::from_utf8(cp.to_bytes())
+            .unwrap()
+            .replace("\"version\": 1", "\"version\": 9");
+        assert_eq!(
+            Checkpoint::from_bytes(other.as_bytes()),
+            Err(CheckpointError::Version(9))
+        );
+    }
+}

@@ -1,0 +1,268 @@
+//! The executor: the loop around a step-wise solver, its stop rules (iterations, the solver's
+//! stationarity measure, a time limit, an interrupt flag), the observers (trace, progress,
+//! checkpoints) and the resumable run state.
+//!
+//! Invariant: `solve` never prints and never touches files; observers and the CLI do.
+
+pub mod checkpoint;
+pub mod init;
+pub mod problem;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use crate::registry::{Evaluations, SolverError, SolverInstance, SolverProblem, StepSignal};
+
+pub use checkpoint::{Checkpoint, CheckpointError, Fingerprint};
+pub use init::{initial_point, Scheme};
+pub use problem::{GraphProblem, Measures};
+
+/// When the host stops a run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StopRules {
+    /// Iterations (counted from the start of the run, also across a resume).
+    pub max_iter: u64,
+    /// Stop as converged when the solver's stationarity measure is at most this.
+    pub tol: Option<f64>,
+    /// Stop after this many seconds of this process (a status, not an error).
+    pub max_seconds: Option<f64>,
+}
+
+/// How a run ended. Non-convergence is a status, not an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Converged,
+    MaxIter,
+    Interrupted,
+    Diverged,
+    /// The solver could make no further progress (e.g. a line search found no decrease).
+    Stalled,
+    /// `max_seconds` ran out.
+    TimeLimit,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Converged => "converged",
+            Status::MaxIter => "max_iter",
+            Status::Interrupted => "interrupted",
+            Status::Diverged => "diverged",
+            Status::Stalled => "stalled",
+            Status::TimeLimit => "time_limit",
+        }
+    }
+}
+
+/// One trace row: the iterate after `iter` steps (row 0 is the start).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    pub iter: u64,
+    pub objective: f64,
+    pub train_loss: f64,
+    pub test_loss: Option<f64>,
+    /// Wall-clock seconds since the run started (summed across resumes).
+    pub seconds: f64,
+    /// The solver's stationarity measure from this step (NaN for row 0 and when it has none).
+    pub stationarity: f64,
+    /// The solver's metrics from this step (NaN for row 0).
+    pub metrics: Vec<f64>,
+}
+
+/// Everything a resumed run needs besides the solver's own state: the iterate, the trace so
+/// far, the clocks and the evaluation counts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunState {
+    pub iter: u64,
+    pub x: Vec<f64>,
+    pub rows: Vec<Row>,
+    pub seconds: f64,
+    /// Seconds spent inside solver steps only (the time per epoch that benchmarks compare).
+    pub step_seconds: f64,
+    pub evaluations: Evaluations,
+}
+
+impl RunState {
+    /// A fresh run at `x0`.
+    pub fn start(x0: Vec<f64>) -> RunState {
+        RunState {
+            iter: 0,
+            x: x0,
+            rows: Vec::new(),
+            seconds: 0.0,
+            step_seconds: 0.0,
+            evaluations: Evaluations::default(),
+        }
+    }
+}
+
+/// A problem the executor can train: the solver's problem, plus the host's own measurements
+/// at an iterate (objective, train and test loss) and the epoch number (minibatch draws).
+pub trait TrainProblem: SolverProblem {
+    /// Called before step `epoch` (0-based); minibatch draws depend only on it and the seed.
+    fn begin_epoch(&mut self, _epoch: u64) {}
+    fn measure(&mut self, x: &[f64]) -> Result<Measures, String>;
+}
+
+/// Watches a run. Every method has a default that does nothing.
+pub trait Observer {
+    /// After each row (row 0 included).
+    fn row(&mut self, _row: &Row) {}
+    /// Whether a checkpoint should be taken after iteration `iter`.
+    fn wants_checkpoint(&self, _iter: u64) -> bool {
+        false
+    }
+    /// A checkpoint taken because [`Observer::wants_checkpoint`] said so.
+    fn checkpoint(&mut self, _state: &RunState, _solver_state: &[u8]) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Runs a solver instance to a stop rule.
+pub struct Executor<'a> {
+    pub stop: StopRules,
+    /// Set (e.g. by a Ctrl-C handler) to finish the current iteration and stop.
+    pub interrupt: Option<&'a AtomicBool>,
+    pub observers: Vec<&'a mut dyn Observer>,
+}
+
+/// What went wrong in a run.
+#[derive(Debug)]
+pub enum RunError {
+    Solver(SolverError),
+    /// The host's measurement at an iterate failed (objective, losses).
+    Measure(String),
+    /// An observer failed to take a checkpoint.
+    Checkpoint(String),
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunError::Solver(e) => write!(f, "{e}"),
+            RunError::Measure(e) => write!(f, "evaluating the iterate failed: {e}"),
+            RunError::Checkpoint(e) => write!(f, "writing a checkpoint failed: {e}"),
+        }
+    }
+}
+
+impl From<SolverError> for RunError {
+    fn from(e: SolverError) -> RunError {
+        RunError::Solver(e)
+    }
+}
+
+impl Executor<'_> {
+    /// Step `solver` from `state` until a stop rule fires; `state` is updated in place (so the
+    /// caller can checkpoint it afterwards, whatever the status).
+    pub fn run(
+        &mut self,
+        problem: &mut dyn TrainProblem,
+        solver: &mut SolverInstance<'_>,
+        state: &mut RunState,
+    ) -> Result<Status, RunError> {
+        let clock = Instant::now();
+        let base = state.seconds;
+        let base_counts = state.evaluations;
+        if state.rows.is_empty() {
+            let nan = vec![f64::NAN; solver.info().metrics.len()];
+            let row = self.measure(problem, state, f64::NAN, &nan, base)?;
+            state.rows.push(row);
+        }
+        loop {
+            if let Some(status) = self.should_stop(state, clock) {
+                return Ok(status);
+            }
+            problem.begin_epoch(state.iter);
+            let t0 = Instant::now();
+            let report = solver.step(problem, &mut state.x)?;
+            state.step_seconds += t0.elapsed().as_secs_f64();
+            state.iter += 1;
+            state.evaluations = add(base_counts, solver.evaluations());
+            state.seconds = base + clock.elapsed().as_secs_f64();
+            let row = self.measure(
+                problem,
+                state,
+                report.stationarity,
+                &report.metrics,
+                state.seconds,
+            )?;
+            let objective = row.objective;
+            state.rows.push(row);
+            if self
+                .observers
+                .iter()
+                .any(|o| o.wants_checkpoint(state.iter))
+            {
+                let blob = solver.save()?;
+                for o in self.observers.iter_mut() {
+                    if o.wants_checkpoint(state.iter) {
+                        o.checkpoint(state, &blob).map_err(RunError::Checkpoint)?;
+                    }
+                }
+            }
+            match report.signal {
+                StepSignal::Converged => return Ok(Status::Converged),
+                StepSignal::Stalled => return Ok(Status::Stalled),
+                StepSignal::Diverged => return Ok(Status::Diverged),
+                StepSignal::Continue => {}
+            }
+            if !objective.is_finite() || !state.x.iter().all(|v| v.is_finite()) {
+                return Ok(Status::Diverged);
+            }
+            if self.stop.tol.is_some_and(|tol| report.stationarity <= tol) {
+                return Ok(Status::Converged);
+            }
+        }
+    }
+
+    fn should_stop(&self, state: &RunState, clock: Instant) -> Option<Status> {
+        if state.iter >= self.stop.max_iter {
+            return Some(Status::MaxIter);
+        }
+        if self.interrupt.is_some_and(|f| f.load(Ordering::SeqCst)) {
+            return Some(Status::Interrupted);
+        }
+        if self
+            .stop
+            .max_seconds
+            .is_some_and(|s| clock.elapsed().as_secs_f64() >= s)
+        {
+            return Some(Status::TimeLimit);
+        }
+        None
+    }
+
+    fn measure(
+        &mut self,
+        problem: &mut dyn TrainProblem,
+        state: &RunState,
+        stationarity: f64,
+        metrics: &[f64],
+        seconds: f64,
+    ) -> Result<Row, RunError> {
+        let m = problem.measure(&state.x).map_err(RunError::Measure)?;
+        let row = Row {
+            iter: state.iter,
+            objective: m.objective,
+            train_loss: m.train_loss,
+            test_loss: m.test_loss,
+            seconds,
+            stationarity,
+            metrics: metrics.to_vec(),
+        };
+        for o in self.observers.iter_mut() {
+            o.row(&row);
+        }
+        Ok(row)
+    }
+}
+
+fn add(a: Evaluations, b: Evaluations) -> Evaluations {
+    Evaluations {
+        value: a.value + b.value,
+        directional: a.directional + b.directional,
+        gradient: a.gradient + b.gradient,
+    }
+}
