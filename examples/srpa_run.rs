@@ -101,7 +101,10 @@ fn run(run_path: &str, point: &str, iters: usize) -> Result<(), Diags> {
         last = Some(m);
     }
     let total = start.elapsed().as_secs_f64();
-    let (train, _) = mcopt_plugin_sdk::p1::P1Problem::losses(&mut host, &srpa.z).map_err(fail)?;
+    let mut ev = Evaluator::new(&g, &r, Order::Zero).map_err(|e| Diags::from(e.to_diag(&g)))?;
+    ev.value(&srpa.z[..l.layout.n_theta], Default::default())
+        .map_err(|e| Diags::from(e.to_diag(&g)))?;
+    let train = ev.loss();
     println!(
         "iterations {iters} total {total:.3} s per iteration {:.6} s accepted {} rejected {} train_loss {train:.12} final {:?}",
         total / iters.max(1) as f64,

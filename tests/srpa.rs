@@ -6,7 +6,7 @@ mod common;
 use common::eval::syn_graph;
 use mcopt::config::{self, PointMode, RowSel, VarRole, VarSpec};
 use mcopt::eval::{EvalOptions, Evaluator};
-use mcopt::forms::linearize::{Linearization, Linearizer};
+use mcopt::forms::linearize::{Linearization, Linearizer, NO_PIECE};
 use mcopt::forms::p1host::P1Host;
 use mcopt::forms::{self, Betas, Lifted};
 use mcopt::graph::Graph;
@@ -38,7 +38,8 @@ fn check_linearization(g: &Graph, r: &Registry, z: &[f64], seed: u64) {
     let l = forms::lift(g);
     let mut lin = Linearizer::new(&l, r).unwrap();
     let mut out = Linearization::default();
-    lin.linearize(z, None, &mut out).unwrap();
+    let mut pieces = vec![NO_PIECE; lin.sites()];
+    lin.linearize(z, None, &mut pieces, &mut out).unwrap();
     let pat = lin.pattern().clone();
     let mut ev = Evaluator::new(&l.graph, r, Order::One).unwrap();
     let mut rng = Rng::new(seed);

@@ -1,7 +1,8 @@
 //! The host side of the (P1) structure: a lifted graph, its penalized objective and its
-//! linearizer behind the SDK's [`P1Problem`] trait, which SRPA drives.
+//! linearizer behind the SDK's [`P1Problem`] trait, which SRPA drives (in-process, or through
+//! the SDK's `P1Table` across the plugin boundary).
 
-use mcopt_plugin_sdk::p1::{Linearization, P1Problem, P1Structure, RowGroup};
+use mcopt_plugin_sdk::p1::{Linearization, P1Problem, P1Structure};
 
 use super::linearize::{LinearizeError, Linearizer};
 use super::{Betas, Lifted};
@@ -12,59 +13,59 @@ use crate::registry::{Order, Registry};
 /// (P1) of one model and data set, for SRPA.
 pub struct P1Host<'g> {
     structure: P1Structure,
+    lifted: &'g Lifted,
     lin: Linearizer<'g>,
     penalized: Evaluator<'g>,
-    train: Evaluator<'g>,
-    n_theta: usize,
+    original: Evaluator<'g>,
 }
 
 impl<'g> P1Host<'g> {
-    /// `penalized` must be `lifted.penalized(betas)`; `train` is the original graph (its loss
-    /// is the training loss of a forward pass of θ).
+    /// `penalized` must be `lifted.penalized(betas)` and `original` the graph `lifted` was
+    /// lifted from.
     pub fn new(
         lifted: &'g Lifted,
         penalized: &'g Graph,
         betas: &Betas,
-        train: &'g Graph,
+        original: &'g Graph,
         registry: &'g Registry,
     ) -> Result<Self, LinearizeError> {
         let lin = Linearizer::new(lifted, registry)?;
         let layout = &lifted.layout;
         let m = layout.n_z - layout.n_theta;
         let mut beta = vec![0.0; m];
-        let mut groups = Vec::new();
-        for g in &layout.groups {
+        let mut group_of_row = vec![0; m];
+        let mut group_scale = Vec::new();
+        for (gi, g) in layout.groups.iter().enumerate() {
             let b = betas.of(&g.name);
-            let mut rows = Vec::new();
             let mut per_step = 1;
             for &k in &g.blocks {
                 let blk = &layout.blocks[k];
-                let r = blk.offset - layout.n_theta..blk.offset - layout.n_theta + blk.len();
-                beta[r.clone()].iter_mut().for_each(|v| *v = b);
-                rows.push(r);
+                let start = blk.offset - layout.n_theta;
+                for r in start..start + blk.len() {
+                    beta[r] = b;
+                    group_of_row[r] = gi;
+                }
                 per_step = blk.cols.max(1);
             }
-            groups.push(RowGroup {
-                name: g.name.clone(),
-                scale: 1.0 / (per_step * g.blocks.len().max(1)) as f64,
-                rows,
-            });
+            group_scale.push(1.0 / (per_step * g.blocks.len().max(1)) as f64);
         }
         let pattern = lin.pattern();
         let structure = P1Structure {
             n_theta: layout.n_theta,
             n_z: layout.n_z,
+            n_pieces: lin.sites(),
             row_ptr: pattern.row_ptr.clone(),
             col_idx: pattern.col_idx.clone(),
             beta,
-            groups,
+            group_of_row,
+            group_scale,
         };
         Ok(P1Host {
             structure,
+            lifted,
             lin,
             penalized: Evaluator::new(penalized, registry, Order::Zero)?,
-            train: Evaluator::new(train, registry, Order::Zero)?,
-            n_theta: layout.n_theta,
+            original: Evaluator::new(original, registry, Order::Zero)?,
         })
     }
 
@@ -79,6 +80,15 @@ impl P1Problem for P1Host<'_> {
         &self.structure
     }
 
+    fn complete(&mut self, theta: &[f64], z: &mut [f64]) -> Result<(), String> {
+        let full = self
+            .lifted
+            .complete(&mut self.original, theta)
+            .map_err(|e| format!("{:?}", e.kind))?;
+        z.copy_from_slice(&full);
+        Ok(())
+    }
+
     fn penalized(&mut self, z: &[f64]) -> Result<f64, String> {
         self.penalized
             .value(z, EvalOptions::default())
@@ -89,17 +99,11 @@ impl P1Problem for P1Host<'_> {
         &mut self,
         z: &[f64],
         multipliers: Option<&[f64]>,
+        pieces: &mut [u32],
         out: &mut Linearization,
     ) -> Result<(), String> {
         self.lin
-            .linearize(z, multipliers, out)
+            .linearize(z, multipliers, pieces, out)
             .map_err(|e| e.to_string())
-    }
-
-    fn losses(&mut self, theta: &[f64]) -> Result<(f64, f64), String> {
-        self.train
-            .value(&theta[..self.n_theta], EvalOptions::default())
-            .map_err(|e| format!("{:?}", e.kind))?;
-        Ok((self.train.loss(), f64::NAN))
     }
 }

@@ -26,7 +26,7 @@ use super::Lifted;
 use crate::eval::{EvalError, EvalOptions, Evaluator};
 use crate::graph::{ElemBinary, ElemUnary, Graph, NodeId, Op};
 use crate::registry::{CallError, Order, Registry};
-pub use mcopt_plugin_sdk::p1::Linearization;
+pub use mcopt_plugin_sdk::p1::{Linearization, NO_PIECE};
 
 /// Why a model cannot be linearized.
 #[derive(Debug, Clone)]
@@ -168,19 +168,25 @@ impl<'g> Linearizer<'g> {
         self.side.len()
     }
 
-    /// Forget the pieces of earlier linearizations.
-    pub fn reset_pieces(&mut self) {
-        self.side.iter_mut().for_each(|s| *s = None);
-    }
-
-    /// Linearize at z. `multipliers` are the bound multipliers (n_z entries, ≥ 0) of the
-    /// previous subproblem, for the tie rule.
+    /// Linearize at z. `pieces` (one per site, [`NO_PIECE`] where none was chosen yet) holds
+    /// the previous pieces and receives the new ones; `multipliers` are the bound multipliers
+    /// (n_z entries, ≥ 0) of the previous subproblem, for the tie rule.
     pub fn linearize(
         &mut self,
         z: &[f64],
         multipliers: Option<&[f64]>,
+        pieces: &mut [u32],
         out: &mut Linearization,
     ) -> Result<(), LinearizeError> {
+        if pieces.len() != self.side.len() {
+            return Err(LinearizeError::Unsupported {
+                node: self.lifted.graph.objective,
+                what: format!("{} pieces for {} sites", pieces.len(), self.side.len()),
+            });
+        }
+        for (s, &p) in self.side.iter_mut().zip(pieces.iter()) {
+            *s = (p != NO_PIECE).then_some(p);
+        }
         let n_z = self.lifted.layout.n_z;
         out.grad.resize(n_z, 0.0);
         out.smooth = self.ev.gradient(z, &mut out.grad, EvalOptions::default())?;
@@ -191,6 +197,9 @@ impl<'g> Linearizer<'g> {
         out.ties = 0;
         out.switched = 0;
         self.choose_pieces(multipliers, out)?;
+        for (p, s) in pieces.iter_mut().zip(&self.side) {
+            *p = s.unwrap_or(NO_PIECE);
+        }
         for k in 0..self.order.len() {
             let id = self.order[k];
             self.numeric(id)?;

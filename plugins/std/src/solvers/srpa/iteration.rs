@@ -2,7 +2,7 @@
 //! z^k (the host's tie rule, fed with the previous subproblem's bound multipliers), solve the
 //! convex subproblem exactly, accept with η₁, raise ρ by η₂ on a rejection.
 
-use mcopt_plugin_sdk::p1::{Linearization, P1Problem};
+use mcopt_plugin_sdk::p1::{Linearization, P1Problem, NO_PIECE};
 
 use super::subproblem::{SparseRows, SubOptions, SubReport, SubSolution, SubSolver, Subproblem};
 
@@ -65,6 +65,8 @@ pub struct Srpa {
     pub objective: f64,
     pub accepted: usize,
     pub rejected: usize,
+    /// The piece of every site (the host's sites), chosen at z.
+    pub pieces: Vec<u32>,
     lin: Linearization,
     jac: SparseRows,
     solver: SubSolver,
@@ -88,8 +90,9 @@ impl Srpa {
         };
         let solver = SubSolver::new(&jac).map_err(|e| e.to_string())?;
         let objective = p.penalized(&z0)?;
-        let mut lin = Linearization::default();
-        p.linearize(&z0, None, &mut lin)?;
+        let mut lin = Linearization::for_structure(&st);
+        let mut pieces = vec![NO_PIECE; st.n_pieces];
+        p.linearize(&z0, None, &mut pieces, &mut lin)?;
         Ok(Srpa {
             opts,
             rho: opts.rho1,
@@ -99,6 +102,7 @@ impl Srpa {
             trial: vec![0.0; st.n_z],
             scratch: vec![0.0; st.rows()],
             z: z0,
+            pieces,
             lin,
             jac,
             solver,
@@ -108,7 +112,7 @@ impl Srpa {
 
     /// The feasibility violation at the current z.
     pub fn feasibility(&self, p: &dyn P1Problem) -> f64 {
-        feasibility(p, &self.lin.residual)
+        p.structure().feasibility(&self.lin.residual)
     }
 
     /// One iteration: subproblem, acceptance test, ρ update; relinearizes after acceptance.
@@ -145,7 +149,8 @@ impl Srpa {
             std::mem::swap(&mut self.z, &mut self.trial);
             self.objective = value;
             self.accepted += 1;
-            p.linearize(&self.z, Some(&self.sol.bound_multiplier), &mut self.lin)?;
+            let mult = Some(&self.sol.bound_multiplier[..]);
+            p.linearize(&self.z, mult, &mut self.pieces, &mut self.lin)?;
             m.ties = self.lin.ties;
             m.switched = self.lin.switched;
         } else {
@@ -154,7 +159,7 @@ impl Srpa {
         }
         m.objective = self.objective;
         m.smooth = self.lin.smooth;
-        m.feasibility = feasibility(p, &self.lin.residual);
+        m.feasibility = p.structure().feasibility(&self.lin.residual);
         Ok(m)
     }
 
@@ -181,21 +186,4 @@ impl Srpa {
             ..rep
         })
     }
-}
-
-/// max over groups of scale_g ‖r_g‖₂.
-fn feasibility(p: &dyn P1Problem, residual: &[f64]) -> f64 {
-    p.structure()
-        .groups
-        .iter()
-        .map(|g| {
-            let ss: f64 = g
-                .rows
-                .iter()
-                .flat_map(|r| residual[r.clone()].iter())
-                .map(|v| v * v)
-                .sum();
-            g.scale * ss.sqrt()
-        })
-        .fold(0.0, f64::max)
 }
