@@ -25,6 +25,8 @@ pub struct GraphProblem<'g> {
     test: Option<Evaluator<'g>>,
     directional: Option<Evaluator<'g>>,
     opts: EvalOptions,
+    /// The (P1) structure offered to solvers that need it: layout version and table pointer.
+    structure: Option<(u32, *const std::ffi::c_void)>,
 }
 
 impl<'g> GraphProblem<'g> {
@@ -41,7 +43,14 @@ impl<'g> GraphProblem<'g> {
             test: test.map(ev).transpose()?,
             directional: None,
             opts,
+            structure: None,
         })
+    }
+
+    /// Offer the (P1) structure (a table of layout `version` that must stay valid and unmoved
+    /// while this problem is used).
+    pub fn set_structure(&mut self, version: u32, table: *const std::ffi::c_void) {
+        self.structure = Some((version, table));
     }
 }
 
@@ -74,6 +83,10 @@ impl SolverProblem for GraphProblem<'_> {
         self.train
             .gradient(x, g, self.opts)
             .map_err(|e| e.to_string())
+    }
+
+    fn structure(&self) -> Option<(u32, *const std::ffi::c_void)> {
+        self.structure
     }
 }
 

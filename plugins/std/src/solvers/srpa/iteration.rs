@@ -78,6 +78,15 @@ pub struct Srpa {
 impl Srpa {
     /// Start at z⁰ (normally feasible: a forward completion of θ⁰).
     pub fn new(p: &mut dyn P1Problem, z0: Vec<f64>, opts: SrpaOptions) -> Result<Srpa, String> {
+        Srpa::start(p, z0, None, opts)
+    }
+
+    fn start(
+        p: &mut dyn P1Problem,
+        z0: Vec<f64>,
+        pieces: Option<Vec<u32>>,
+        opts: SrpaOptions,
+    ) -> Result<Srpa, String> {
         let st = p.structure().clone();
         if z0.len() != st.n_z {
             return Err(format!("z has {} entries, expected {}", z0.len(), st.n_z));
@@ -91,7 +100,7 @@ impl Srpa {
         let solver = SubSolver::new(&jac).map_err(|e| e.to_string())?;
         let objective = p.penalized(&z0)?;
         let mut lin = Linearization::for_structure(&st);
-        let mut pieces = vec![NO_PIECE; st.n_pieces];
+        let mut pieces = pieces.unwrap_or_else(|| vec![NO_PIECE; st.n_pieces]);
         p.linearize(&z0, None, &mut pieces, &mut lin)?;
         Ok(Srpa {
             opts,
@@ -108,6 +117,39 @@ impl Srpa {
             solver,
             sol: SubSolution::default(),
         })
+    }
+
+    /// The state a checkpoint needs: z, ρ, Θ(z), the counts, the pieces and the subproblem's
+    /// warm start (the linearization at z is recomputed from them, identically).
+    pub fn save(&self, out: &mut Vec<u8>) {
+        let pieces: Vec<f64> = self.pieces.iter().map(|&p| p as f64).collect();
+        mcopt_plugin_sdk::Blob::new(out)
+            .f64s(&self.z)
+            .f64(self.rho)
+            .f64(self.objective)
+            .u64(self.accepted as u64)
+            .u64(self.rejected as u64)
+            .f64s(&pieces)
+            .f64s(self.solver.warm_start());
+    }
+
+    /// Rebuild a run saved by [`Srpa::save`].
+    pub fn restore(p: &mut dyn P1Problem, bytes: &[u8], opts: SrpaOptions) -> Result<Srpa, String> {
+        let st = p.structure().clone();
+        let mut r = mcopt_plugin_sdk::BlobReader::new(bytes);
+        let z = r.f64s(st.n_z)?;
+        let (rho, objective) = (r.f64()?, r.f64()?);
+        let (accepted, rejected) = (r.u64()? as usize, r.u64()? as usize);
+        let pieces: Vec<u32> = r.f64s(st.n_pieces)?.iter().map(|&v| v as u32).collect();
+        let y = r.f64s(st.rows())?;
+        r.finish()?;
+        let mut s = Srpa::start(p, z, Some(pieces), opts)?;
+        s.rho = rho;
+        s.objective = objective;
+        s.accepted = accepted;
+        s.rejected = rejected;
+        s.solver.set_warm_start(&y);
+        Ok(s)
     }
 
     /// The feasibility violation at the current z.

@@ -200,6 +200,16 @@ impl SubSolver {
         self.ldl.factor_nnz()
     }
 
+    /// The multipliers the next solve starts from.
+    pub fn warm_start(&self) -> &[f64] {
+        &self.y
+    }
+
+    /// Set the multipliers the next solve starts from.
+    pub fn set_warm_start(&mut self, y: &[f64]) {
+        self.y.copy_from_slice(y);
+    }
+
     /// Forgets the warm start.
     pub fn reset(&mut self) {
         self.y.iter_mut().for_each(|y| *y = 0.0);
