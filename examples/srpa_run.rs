@@ -79,9 +79,10 @@ fn run(run_path: &str, point: &str, iters: usize) -> Result<(), Diags> {
     };
     let mut srpa = Srpa::new(&mut host, z0, opts).map_err(fail)?;
     println!(
-        "n_z {} rows {} setup {:.3} s  k 0 objective {:.12}",
+        "n_z {} rows {} factor nnz {} setup {:.3} s  k 0 objective {:.12}",
         l.layout.n_z,
         l.layout.n_z - l.layout.n_theta,
+        srpa.factor_nnz(),
         setup.elapsed().as_secs_f64(),
         srpa.objective
     );

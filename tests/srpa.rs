@@ -3,8 +3,9 @@
 
 mod common;
 
-use common::eval::syn_graph;
+use common::eval::{bind, lower, model, sp500_graph, syn_graph};
 use mcopt::config::{self, PointMode, RowSel, VarRole, VarSpec};
+use mcopt::config::{ColumnSel, HeaderMode, Split};
 use mcopt::eval::{EvalOptions, Evaluator};
 use mcopt::forms::linearize::{Linearization, Linearizer, NO_PIECE};
 use mcopt::forms::p1host::P1Host;
@@ -87,16 +88,89 @@ fn syn_linearization_equals_exact_directional_derivatives() {
     check_linearization(&g, &r, &z2, 2);
 }
 
+#[test]
+fn sp500_linearization_equals_exact_directional_derivatives() {
+    let r = Registry::with_standard();
+    let g = sp500_graph(&r);
+    let theta = theta_from(&g, "examples/data/srpa_sp500_theta0.yaml");
+    let l = forms::lift(&g);
+    let z = completed(&g, &r, &l, &theta);
+    check_linearization(&g, &r, &z, 3);
+}
+
+/// A two-layer feed-forward network applied at every time step of the syn data: a ReLU hidden
+/// layer (written with its pre-activation as a layer, so its pieces are bounds) and a tanh
+/// output (linearized: prox-linear).
+const FEED_FORWARD: &str = "
+data x: seq(vec(5))
+data y: seq(vec(3))
+param W1: mat(6, 5)
+param b1: vec(6)
+param W2: mat(3, 6)
+param b2: vec(3)
+layer a[t] = W1 * x[t] + b1
+layer h[t] = relu(a[t])
+layer o[t] = tanh(W2 * h[t] + b2)
+minimize mean(t, sqnorm(o[t] - y[t])) + 0.01 * sqnorm(W1) + 0.01 * sqnorm(W2)
+";
+
+fn feed_forward(r: &Registry) -> Graph {
+    let m = model(FEED_FORWARD, r);
+    let data = bind(
+        &m,
+        "examples/data/syn_T10.csv",
+        HeaderMode::No,
+        vec![
+            ("x", ColumnSel::Range { start: 0, end: 5 }),
+            ("y", ColumnSel::Range { start: 5, end: 8 }),
+        ],
+        RowSel::Range { start: 0, end: 8 },
+        Split::Train,
+    );
+    lower(&m, data)
+}
+
+#[test]
+fn feed_forward_linearization_and_srpa_steps() {
+    let r = Registry::with_standard();
+    let g = feed_forward(&r);
+    let mut rng = Rng::new(11);
+    let theta: Vec<f64> = (0..g.n_params()).map(|_| 0.5 * rng.normal()).collect();
+    let l = forms::lift(&g);
+    let z = completed(&g, &r, &l, &theta);
+    check_linearization(&g, &r, &z, 4);
+    let names: Vec<&str> = l.layout.groups.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(names, ["a", "h", "o"]);
+    let t = run_from(&g, &r, &l, z, &Betas::uniform(1.0), 20);
+    for w in t.windows(2) {
+        assert!(w[1] <= w[0], "Θ increased: {w:?}");
+    }
+    assert!(t[20] < t[0] - 1e-3, "no progress: {t:?}");
+}
+
 /// Runs SRPA on syn from the authors' start; returns Θ(z^k) for k = 0..=iters.
 fn syn_run(iters: usize) -> Vec<f64> {
     let r = Registry::with_standard();
     let g = syn_graph(&r, RowSel::Range { start: 0, end: 8 });
     let theta = theta_from(&g, "examples/data/srpa_syn_theta0.yaml");
     let l = forms::lift(&g);
-    let betas = Betas::uniform(1.0);
-    let pen = l.penalized(&betas);
     let z0 = completed(&g, &r, &l, &theta);
-    let mut host = P1Host::new(&l, &pen, &betas, &g, &r).unwrap();
+    run_from(&g, &r, &l, z0, &Betas::uniform(1.0), iters)
+}
+
+/// SRPA with the authors' syn settings (η₁ = 0.9, η₂ = 1.3, ρ₁ = 0.5) from z0; Θ(z^k) for
+/// k = 0..=iters (every subproblem solved to tolerance, the feasibility at its level).
+fn run_from(
+    g: &Graph,
+    r: &Registry,
+    l: &Lifted,
+    z0: Vec<f64>,
+    betas: &Betas,
+    iters: usize,
+) -> Vec<f64> {
+    let betas = betas.clone();
+    let pen = l.penalized(&betas);
+    let mut host = P1Host::new(l, &pen, &betas, g, r).unwrap();
     let opts = SrpaOptions {
         eta1: 0.9,
         eta2: 1.3,
@@ -108,6 +182,10 @@ fn syn_run(iters: usize) -> Vec<f64> {
     for k in 0..iters {
         let m = srpa.step(&mut host).unwrap();
         assert!(m.sub_converged, "iteration {k}: {m:?}");
+        assert!(
+            m.sub_gap <= 1e-9 && m.sub_residual <= 1e-9,
+            "iteration {k}: {m:?}"
+        );
         if std::env::var("SRPA_TRACE").is_ok() {
             eprintln!("{k} {m:?}");
         }
@@ -132,4 +210,9 @@ fn syn_hundred_iterations_track_the_authors_and_end_lower() {
     for w in t.windows(2) {
         assert!(w[1] <= w[0], "Θ increased: {w:?}");
     }
+}
+
+#[test]
+fn two_runs_give_identical_traces() {
+    assert_eq!(syn_run(30), syn_run(30));
 }

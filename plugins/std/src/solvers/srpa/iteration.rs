@@ -152,6 +152,11 @@ impl Srpa {
         Ok(s)
     }
 
+    /// Nonzeros of the subproblem's LDLᵀ factor.
+    pub fn factor_nnz(&self) -> usize {
+        self.solver.factor_nnz()
+    }
+
     /// The feasibility violation at the current z.
     pub fn feasibility(&self, p: &dyn P1Problem) -> f64 {
         p.structure().feasibility(&self.lin.residual)
