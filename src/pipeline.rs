@@ -30,7 +30,8 @@ pub fn data_slots(model: &Model) -> Vec<DataSlot> {
 }
 
 /// Bind the model's data declarations to the columns and rows of `split` in `spec`'s file
-/// (relative paths resolved against `base_dir`), in declaration order.
+/// (relative paths resolved against `base_dir`), in declaration order. A test split that
+/// follows the training steps carries their state over (see [`config::TestState`]).
 pub fn bind_data(
     model: &Model,
     spec: &DataSpec,
@@ -44,6 +45,7 @@ pub fn bind_data(
             steps: b.steps,
             sequences: b.sequences,
             values: b.values,
+            warmup: b.warmup,
         })
         .collect())
 }

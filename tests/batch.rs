@@ -40,6 +40,7 @@ fn bound(m: &mcopt::check::Model, xs: Vec<f64>, ys: Vec<f64>, seqs: usize) -> mc
         steps: STEPS,
         sequences: seqs,
         values,
+        warmup: 0,
     };
     lower(m, vec![seq(xs), seq(ys)])
 }

@@ -239,6 +239,7 @@ fn lower_and_evaluate(model: &Model, registry: &Registry) -> Result<f64, String>
                 steps: 3,
                 sequences,
                 values: (0..n).map(|k| 0.25 + 0.1 * k as f64).collect(),
+                warmup: 0,
             }
         })
         .collect();

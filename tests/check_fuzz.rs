@@ -117,6 +117,7 @@ fn data_for(model: &Model) -> Vec<SeqData> {
                 steps: 3,
                 sequences,
                 values: (0..n).map(|k| (k % 7) as f64 * 0.3 - 0.9).collect(),
+                warmup: 0,
             }
         })
         .collect()
@@ -285,6 +286,7 @@ const NAMES: &[&str] = &[
     "mean",
     "sqnorm",
     "norm1",
+    "norm2",
     "dot",
     "zeros",
     "transpose",
@@ -499,6 +501,7 @@ fn expression() -> impl Strategy<Value = String> {
             "sum",
             "sqnorm",
             "norm1",
+            "norm2",
             "transpose",
             "relu",
             "tanh",

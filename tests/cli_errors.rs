@@ -79,7 +79,7 @@ fn cases() -> Vec<Bad> {
         bad(
             "missing point file",
             &["eval", &params, "--at", &f("no_such_point.yaml")],
-            "mcopt::config::read",
+            "mcopt::io::read",
             &["no_such_point.yaml"],
         ),
         bad(
@@ -158,7 +158,7 @@ fn cases() -> Vec<Bad> {
         bad(
             "missing run file",
             &["eval", &params, "--config", &f("no_such_run.yaml")],
-            "mcopt::config::read",
+            "mcopt::io::read",
             &["no_such_run.yaml"],
         ),
         bad(
@@ -215,7 +215,10 @@ fn contract(name: &str, run: &Run, code: &str, places: &[&str]) -> Vec<String> {
     if run.panicked() {
         fail("a panic reached the user".into());
     }
-    if !run.stdout.is_empty() {
+    let json = run.args.iter().any(|a| a == "--json");
+    if json && !run.stdout.contains("\"diagnostics\"") {
+        fail("--json: stdout has no diagnostics".into());
+    } else if !json && !run.stdout.is_empty() {
         fail("stdout is not empty".into());
     }
     if !run.written.is_empty() {

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use mcopt::config::{
     bind, parse_cli_binding, parse_row_sel, ColumnSel, DataSlot, DataSpec, HeaderMode, RowSel,
-    SeqLayout, Split,
+    SeqLayout, Split, TestState,
 };
 
 fn spec(
@@ -21,6 +21,7 @@ fn spec(
         train,
         test,
         sequences: seq,
+        test_state: TestState::Carry,
         origin: None,
     }
 }
@@ -73,9 +74,50 @@ fn fractions_split_each_sequence() {
     let dir = Path::new("tests/config/bind");
     let train = bind(&s, dir, Split::Train, &[slot("x", 1)]).unwrap_or_else(|e| panic!("{e}"));
     let test = bind(&s, dir, Split::Test, &[slot("x", 1)]).unwrap_or_else(|e| panic!("{e}"));
-    // floor(0.5 * 3) = 1 training step, the other 2 are the test split.
+    // floor(0.5 * 3) = 1 training step, the other 2 are the test split. It follows the
+    // training step, so the training step comes first as a warm-up that carries the state over.
     assert_eq!(train[0].values, [10.0, 20.0]);
+    assert_eq!((train[0].steps, train[0].warmup), (1, 0));
+    assert_eq!(test[0].values, [10.0, 20.0, 11.0, 21.0, 12.0, 22.0]);
+    assert_eq!((test[0].steps, test[0].warmup), (3, 1));
+    let restart = DataSpec {
+        test_state: TestState::Restart,
+        ..s
+    };
+    let test = bind(&restart, dir, Split::Test, &[slot("x", 1)]).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(test[0].values, [11.0, 21.0, 12.0, 22.0]);
+    assert_eq!((test[0].steps, test[0].warmup), (2, 0));
+}
+
+#[test]
+fn a_test_split_after_a_gap_or_before_the_training_steps_restarts() {
+    let file = "examples/data/syn_T10.csv";
+    let x = || vec![("x", ColumnSel::Indices(vec![0]))];
+    let at = |train: (usize, usize), test: (usize, usize)| {
+        let s = spec(
+            file,
+            x(),
+            RowSel::Range {
+                start: train.0,
+                end: train.1,
+            },
+            Some(RowSel::Range {
+                start: test.0,
+                end: test.1,
+            }),
+            SeqLayout::Single,
+        );
+        let b =
+            bind(&s, Path::new(""), Split::Test, &[slot("x", 1)]).unwrap_or_else(|e| panic!("{e}"));
+        (b[0].steps, b[0].warmup)
+    };
+    // Directly after the training steps: one pass over both.
+    assert_eq!(at((0, 8), (8, 10)), (10, 8));
+    assert_eq!(at((2, 8), (8, 10)), (8, 6));
+    // A gap, an overlap, or the test steps first: the state cannot be carried over.
+    assert_eq!(at((0, 7), (8, 10)), (2, 0));
+    assert_eq!(at((0, 9), (8, 10)), (2, 0));
+    assert_eq!(at((2, 10), (0, 2)), (2, 0));
 }
 
 #[test]
@@ -160,6 +202,7 @@ fn cli_forms_build_a_spec() {
         train: parse_row_sel("0.9").unwrap(),
         test: None,
         sequences: SeqLayout::Single,
+        test_state: TestState::Carry,
         origin: None,
     };
     let test = bind(
@@ -169,7 +212,11 @@ fn cli_forms_build_a_spec() {
         &[slot("x", 11), slot("y", 1)],
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!((test[0].steps, test[0].width), (44, 11));
+    // 393 training steps carried over, then the 44 test steps (the rest after `0.9`).
+    assert_eq!(
+        (test[0].steps, test[0].warmup, test[0].width),
+        (437, 393, 11)
+    );
     // Last line of sp500.csv: RV_SP500 = 0.9647271390433217.
     assert_eq!(test[1].values.last(), Some(&0.9647271390433217));
 }

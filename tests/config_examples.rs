@@ -57,12 +57,13 @@ fn syn_run_file_binds_the_authors_split() {
     assert_eq!(at(x, 1, 0), -0.0450911081680212);
 
     let test = bind(data, &run.dir, Split::Test, &slots(5, 3)).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!((test[0].steps, test[1].steps), (2, 2));
+    // The 8 training steps carry the state over to the 2 test steps.
+    assert_eq!((test[0].steps, test[1].steps, test[0].warmup), (10, 10, 8));
     // Row 9: 0.21208362531373304,...,1.2475470675448723,2.65068257894549,-1.9677290568128305
-    assert_eq!(at(&test[0], 0, 0), 0.21208362531373304);
-    assert_eq!(at(&test[1], 0, 1), 2.65068257894549);
+    assert_eq!(at(&test[0], 8, 0), 0.21208362531373304);
+    assert_eq!(at(&test[1], 8, 1), 2.65068257894549);
     // Row 10: last field -0.05077158084588827.
-    assert_eq!(at(&test[1], 1, 2), -0.05077158084588827);
+    assert_eq!(at(&test[1], 9, 2), -0.05077158084588827);
 }
 
 #[test]
@@ -75,13 +76,17 @@ fn sp500_run_file_splits_393_and_44() {
     let train = bind(data, &run.dir, Split::Train, &slots(11, 1)).unwrap_or_else(|e| panic!("{e}"));
     let test = bind(data, &run.dir, Split::Test, &slots(11, 1)).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((train[0].steps, train[1].steps), (393, 393));
-    assert_eq!((test[0].steps, test[1].steps), (44, 44));
+    // No `test:`: the test split is the rest, after the 393 training steps as a warm-up.
+    assert_eq!(
+        (test[0].steps, test[1].steps, test[0].warmup),
+        (437, 437, 393)
+    );
     // Data row 392 (index column 392) is the last training step; row 393 the first test step.
     assert_eq!(at(&train[0], 392, 0), -0.9753601687929514);
     assert_eq!(at(&train[1], 392, 0), 1.1954839761897187);
-    assert_eq!(at(&test[0], 0, 10), 1.5383045583793935);
-    assert_eq!(at(&test[1], 0, 0), 1.2332083586309073);
+    assert_eq!(at(&test[0], 393, 10), 1.5383045583793935);
+    assert_eq!(at(&test[1], 393, 0), 1.2332083586309073);
     // Data row 436, the last line: DP = -0.26368577514349945, RV_SP500 = 0.9647271390433217.
-    assert_eq!(at(&test[0], 43, 0), -0.26368577514349945);
-    assert_eq!(at(&test[1], 43, 0), 0.9647271390433217);
+    assert_eq!(at(&test[0], 436, 0), -0.26368577514349945);
+    assert_eq!(at(&test[1], 436, 0), 0.9647271390433217);
 }

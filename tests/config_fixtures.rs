@@ -7,6 +7,8 @@
 //! test split if there is one) to `data x` of width 5 and `data y` of width 3, unless a
 //! `# slots: x=11 y=1` line says otherwise.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -108,21 +110,7 @@ fn compare(path: &Path, got: &str, failures: &mut Vec<String>) {
         "{}.diag",
         path.extension().unwrap_or_default().to_string_lossy()
     ));
-    match fs::read_to_string(&expected) {
-        Ok(want) if want == got => {}
-        Ok(want) => failures.push(format!(
-            "{}: diagnostics differ\n--- expected\n{want}\n--- got\n{got}",
-            path.display()
-        )),
-        Err(_) => {
-            let _ = fs::write(&expected, got);
-            failures.push(format!(
-                "{}: wrote {} (check it by eye)\n{got}",
-                path.display(),
-                expected.display()
-            ));
-        }
-    }
+    failures.extend(common::golden::check(&expected, got));
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Checking calls: built-in functions, reductions over time, `zeros`, and functions of the
 //! registry (activations and penalties from plugins) with their constant parameters.
 
+use crate::text::plural;
 use std::sync::Arc;
 
 use super::expr::{fold, lit, node, scalar_of, unary, Ctx, Mismatch};
@@ -20,6 +21,7 @@ const BUILTINS: &[&str] = &[
     "mean",
     "min",
     "norm1",
+    "norm2",
     "sqnorm",
     "sqrt",
     "sum",
@@ -185,7 +187,11 @@ impl Checker<'_> {
                 func.span,
                 "not a built-in or a loaded plugin function",
             )
-            .help(format!("known functions: {}", known.join(", ")));
+            .help(format!(
+                "{}known functions: {}",
+                crate::text::did_you_mean(&func.name, &known),
+                known.join(", ")
+            ));
             self.error(d);
             return None;
         };
@@ -195,12 +201,15 @@ impl Checker<'_> {
         if args.is_empty() || args.len() > 1 + n_params {
             let takes = match n_params {
                 0 => "1 argument".to_owned(),
-                n => format!("1 argument and up to {}", plural(n, "constant parameter")),
+                n => format!(
+                    "1 argument and up to {}",
+                    plural(n, "constant parameter", "constant parameters")
+                ),
             };
             let msg = format!(
                 "`{}` takes {takes}, found {}",
                 func.name,
-                plural(args.len(), "argument")
+                plural(args.len(), "argument", "arguments")
             );
             self.error(Diag::new("mcopt::check::arity", msg).at(
                 &self.source,
@@ -288,15 +297,6 @@ impl Checker<'_> {
     }
 }
 
-/// `1 row`, `2 rows`.
-pub(super) fn plural(n: usize, word: &str) -> String {
-    if n == 1 {
-        format!("1 {word}")
-    } else {
-        format!("{n} {word}s")
-    }
-}
-
 /// The span of the constant parameters of a call (its arguments after the first).
 fn params_span(args: &[Expr]) -> Option<Span> {
     let (first, last) = (args.get(1)?, args.last()?);
@@ -313,6 +313,7 @@ fn builtin_unary(name: &str) -> Option<Unary> {
         "mean" => Unary::Mean,
         "sqnorm" => Unary::SqNorm,
         "norm1" => Unary::Norm1,
+        "norm2" => Unary::Norm2,
         "transpose" => Unary::Transpose,
         _ => return None,
     })

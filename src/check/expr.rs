@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
-use super::calls::plural;
 use super::items::{Binding, Checker};
 use super::{Binary, CExpr, CKind, Shape, TimeRef, Unary, MAX_ELEMENTS};
 use crate::diag::{Diag, Span};
 use crate::syntax::ast::{BinOp, Expr, ExprKind, Ident};
+use crate::text::plural;
 
 /// Where an expression is checked.
 #[derive(Debug, Clone, Default)]
@@ -74,6 +74,17 @@ impl Checker<'_> {
         }
     }
 
+    /// "did you mean `x`? " for the nearest name in scope (skipped for huge scopes).
+    fn suggest_name(&self, name: &str) -> String {
+        const MAX_SCOPE: usize = 10_000;
+        if self.scope.len() > MAX_SCOPE {
+            return String::new();
+        }
+        let mut names: Vec<&str> = self.scope.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        crate::text::did_you_mean(name, &names)
+    }
+
     fn name(&mut self, id: &Ident, ctx: &Ctx) -> Option<CExpr> {
         let Some((binding, _)) = self.scope.get(&id.name).cloned() else {
             let d = if ctx.time.as_deref() == Some(id.name.as_str()) {
@@ -92,7 +103,10 @@ impl Checker<'_> {
                     format!("unknown name `{}`", id.name),
                 )
                 .at(&self.source, id.span, "not declared")
-                .help("declare it with `param`, `const`, `let`, `layer` or `data` before its use")
+                .help(format!(
+                    "{}declare it with `param`, `const`, `let`, `layer` or `data` before its use",
+                    self.suggest_name(&id.name)
+                ))
             };
             self.error(d);
             return None;
@@ -374,8 +388,8 @@ impl Checker<'_> {
                     "matrix product of {} and {}: {} on the left, {} on the right",
                     a.shape,
                     b.shape,
-                    plural(a.shape.cols, "column"),
-                    plural(b.shape.rows, "row")
+                    plural(a.shape.cols, "column", "columns"),
+                    plural(b.shape.rows, "row", "rows")
                 ),
                 "for an inner product use dot(a, b); for an elementwise product use .*",
                 self.operator_span(a.span, b.span, "*").unwrap_or(span),
@@ -538,7 +552,7 @@ pub(super) fn scalar_values(e: &CExpr) -> &[f64] {
 
 pub(super) fn unary(op: Unary, a: CExpr, span: Span) -> CExpr {
     let shape = match op {
-        Unary::Sum | Unary::Mean | Unary::SqNorm | Unary::Norm1 => Shape::SCALAR,
+        Unary::Sum | Unary::Mean | Unary::SqNorm | Unary::Norm1 | Unary::Norm2 => Shape::SCALAR,
         Unary::Transpose => Shape::matrix(a.shape.cols, a.shape.rows),
         _ => a.shape,
     };
@@ -570,7 +584,7 @@ pub(super) fn fold(e: CExpr) -> CExpr {
 fn fold_unary(op: Unary, x: f64) -> Option<f64> {
     let v = match op {
         Unary::Neg => -x,
-        Unary::Abs | Unary::Norm1 => x.abs(),
+        Unary::Abs | Unary::Norm1 | Unary::Norm2 => x.abs(),
         Unary::Exp => x.exp(),
         Unary::Log if x > 0.0 => x.ln(),
         Unary::Sqrt if x >= 0.0 => x.sqrt(),

@@ -43,6 +43,8 @@ pub(crate) struct Checker<'a> {
     pub(super) diags: Diags,
     pub(super) scope: HashMap<String, (Binding, Span)>,
     pub(super) params: Vec<ParamDef>,
+    /// Entries of all parameters declared so far (kept so the size limit check is O(1)).
+    pub(super) param_entries: usize,
     pub(super) data: Vec<DataDef>,
     pub(super) layers: Vec<LayerSlot>,
 }
@@ -55,6 +57,7 @@ impl<'a> Checker<'a> {
             diags: Diags::new(),
             scope: HashMap::new(),
             params: Vec::new(),
+            param_entries: 0,
             data: Vec::new(),
             layers: Vec::new(),
         }
@@ -175,8 +178,7 @@ impl<'a> Checker<'a> {
                         continue;
                     };
                     let id = self.params.len();
-                    let declared: usize = self.params.iter().map(|q| q.shape.len()).sum();
-                    if declared + shape.len() > MAX_PARAMETERS {
+                    if self.param_entries + shape.len() > MAX_PARAMETERS {
                         let msg = format!("the parameters have more than {MAX_PARAMETERS} entries in all, which would not fit in memory");
                         let d = Diag::new("mcopt::check::too_large", msg).at(
                             &self.source,
@@ -188,6 +190,7 @@ impl<'a> Checker<'a> {
                         continue;
                     }
                     if self.bind(&p.name, Binding::Param(id)) {
+                        self.param_entries += shape.len();
                         let init = vec![0.0; shape.len()];
                         self.params.push(ParamDef {
                             name: p.name.name.clone(),

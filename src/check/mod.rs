@@ -166,6 +166,8 @@ pub enum Unary {
     Mean,
     SqNorm,
     Norm1,
+    /// Euclidean (for matrices Frobenius) norm, exact to second order at 0.
+    Norm2,
     Transpose,
 }
 

@@ -158,14 +158,14 @@ pub fn check(model_path: &str, input: &InputArgs) -> Outcome {
     }
     match (&instances, &graph) {
         (Some(inst), Some(g)) => {
-            let sizes: Vec<String> = inst.iter().map(|(n, s)| format!("{n}:{s}")).collect();
+            let sizes = group_sizes(inst);
             out!(
                 "layers u_ℓ: L = {} (T = {}, N = {})",
                 inst.len(),
                 g.steps,
                 g.sequences
             );
-            out!("  sizes N_ℓ: {}", sizes.join(" "));
+            out!("  sizes N_ℓ: {}", sizes.join(", "));
         }
         _ => out!("layers u_ℓ: one per time step of the bound data (bind data to count them)"),
     }
@@ -179,6 +179,52 @@ pub fn check(model_path: &str, input: &InputArgs) -> Outcome {
         );
     }
     Ok(EXIT_OK)
+}
+
+/// Steps `first..=last` (none for a plain layer) of one layer name with one size.
+type SizeRun = (Option<(u64, u64)>, usize);
+
+/// Layer sizes with runs of time steps grouped per layer name, in order of first
+/// appearance: `h[0..393]: 20, u[1..393]: 20, v[1..393]: 1`.
+fn group_sizes(layers: &[(String, usize)]) -> Vec<String> {
+    // Per base name: runs of (first step, last step, size); plain layers have no step.
+    let mut order: Vec<&str> = Vec::new();
+    let mut runs: std::collections::HashMap<&str, Vec<SizeRun>> = std::collections::HashMap::new();
+    for (name, size) in layers {
+        let (base, step) = split_step(name);
+        let list = runs.entry(base).or_insert_with(|| {
+            order.push(base);
+            Vec::new()
+        });
+        if let (Some((Some((_, hi)), sz)), Some(t)) = (list.last_mut(), step) {
+            if *sz == *size && *hi + 1 == t {
+                *hi = t;
+                continue;
+            }
+        }
+        list.push((step.map(|t| (t, t)), *size));
+    }
+    let mut out = Vec::new();
+    for base in order {
+        for (steps, size) in runs.remove(base).unwrap_or_default() {
+            out.push(match steps {
+                None => format!("{base}: {size}"),
+                Some((a, b)) if a == b => format!("{base}[{a}]: {size}"),
+                Some((a, b)) => format!("{base}[{a}..{b}]: {size}"),
+            });
+        }
+    }
+    out
+}
+
+/// `("h", Some(3))` for `h[3]`, `("v", None)` for `v`.
+fn split_step(name: &str) -> (&str, Option<u64>) {
+    if let Some((base, rest)) = name.split_once('[') {
+        if let Some(t) = rest.strip_suffix(']').and_then(|t| t.parse().ok()) {
+            return (base, Some(t));
+        }
+    }
+    (name, None)
 }
 
 fn bases(body: &LayerBody) -> Vec<u64> {
@@ -251,7 +297,8 @@ pub fn diff(
     let theta = s.point(at)?;
     let d = s.direction(dir)?;
     let order = if order == 2 { Order::Two } else { Order::One };
-    let mut ev = Evaluator::new(&g, &s.registry, order).map_err(eval_diag(&g))?;
+    // Buffers for order 2 also at order 1: f′ of sqrt at 0 needs the second coefficient.
+    let mut ev = Evaluator::new(&g, &s.registry, Order::Two).map_err(eval_diag(&g))?;
     let t = ev
         .directional(&theta, &d, order, EvalOptions { ztol: input.ztol })
         .map_err(eval_diag(&g))?;
@@ -271,13 +318,44 @@ pub fn diff(
     Ok(EXIT_OK)
 }
 
-/// Median seconds per call of `f`, over `blocks` blocks of `reps` calls.
+/// Seconds per call of `f`, over `reps` calls.
 fn time_per_call(reps: usize, mut f: impl FnMut() -> Result<(), Diags>) -> Result<f64, Diags> {
     let start = Instant::now();
     for _ in 0..reps {
         f()?;
     }
-    Ok(start.elapsed().as_secs_f64() / reps as f64)
+    Ok(start.elapsed().as_secs_f64() / reps.max(1) as f64)
+}
+
+/// How one quantity was timed.
+struct Timing {
+    /// Median seconds per call over the blocks.
+    median: f64,
+    blocks: usize,
+    reps: usize,
+    /// Wall-clock seconds spent on this quantity (at least the `--seconds` asked for).
+    spent: f64,
+}
+
+/// The fewest blocks a median is taken over.
+const MIN_BLOCKS: usize = 7;
+
+/// Time `f` for at least `seconds`: calibrate one call, then blocks of calls sized so that
+/// [`MIN_BLOCKS`] blocks fill the time, and keep adding blocks until the time is spent.
+fn measure(seconds: f64, mut f: impl FnMut() -> Result<(), Diags>) -> Result<Timing, Diags> {
+    let start = Instant::now();
+    let probe = time_per_call(1, &mut f)?;
+    let reps = ((seconds / MIN_BLOCKS as f64) / probe.max(1e-9)).clamp(1.0, 1e7) as usize;
+    let mut times = Vec::with_capacity(MIN_BLOCKS);
+    while times.len() < MIN_BLOCKS || start.elapsed().as_secs_f64() < seconds {
+        times.push(time_per_call(reps, &mut f)?);
+    }
+    Ok(Timing {
+        blocks: times.len(),
+        median: median(&mut times),
+        reps,
+        spent: start.elapsed().as_secs_f64(),
+    })
 }
 
 fn median(xs: &mut [f64]) -> f64 {
@@ -315,36 +393,29 @@ pub fn bench(
     let ed = eval_diag(&g);
     let mut ev = Evaluator::new(&g, &s.registry, Order::Two).map_err(&ed)?;
     let mut grad = vec![0.0; theta.len()];
-    // Calibrate: how many value evaluations fit in a block.
-    let probe = time_per_call(3, || ev.value(&theta, opts).map(|_| ()).map_err(&ed))?;
-    let blocks = 7;
-    let reps =
-        ((seconds / (4.0 * blocks as f64 * 4.0 * probe.max(1e-9))) as usize).clamp(1, 1_000_000);
-    let mut times: [Vec<f64>; 4] = Default::default();
-    for _ in 0..blocks {
-        times[0].push(time_per_call(reps, || {
-            ev.value(&theta, opts).map(|_| ()).map_err(&ed)
-        })?);
-        times[1].push(time_per_call(reps, || {
-            ev.directional(&theta, &d, Order::One, opts)
-                .map(|_| ())
-                .map_err(&ed)
-        })?);
-        times[2].push(time_per_call(reps, || {
-            ev.directional(&theta, &d, Order::Two, opts)
-                .map(|_| ())
-                .map_err(&ed)
-        })?);
-        times[3].push(time_per_call(reps, || {
-            ev.gradient(&theta, &mut grad, opts)
-                .map(|_| ())
-                .map_err(&ed)
-        })?);
-    }
-    let [f, d1, d2, gr] = times.map(|mut t| median(&mut t));
+    let tf = measure(seconds, || ev.value(&theta, opts).map(|_| ()).map_err(&ed))?;
+    let t1 = measure(seconds, || {
+        ev.directional(&theta, &d, Order::One, opts)
+            .map(|_| ())
+            .map_err(&ed)
+    })?;
+    let t2 = measure(seconds, || {
+        ev.directional(&theta, &d, Order::Two, opts)
+            .map(|_| ())
+            .map_err(&ed)
+    })?;
+    let tg = measure(seconds, || {
+        ev.gradient(&theta, &mut grad, opts)
+            .map(|_| ())
+            .map_err(&ed)
+    })?;
+    let (f, d1, d2, gr) = (tf.median, t1.median, t2.median, tg.median);
+    let all = [&tf, &t1, &t2, &tg];
+    let blocks = all.iter().map(|t| t.blocks).min().unwrap_or(0);
     let report = json!({
         "model": model_path, "n": theta.len(), "nodes": g.nodes.len(), "steps": g.steps, "sequences": g.sequences,
-        "blocks": blocks, "reps_per_block": reps,
+        "blocks": blocks, "reps_per_block": all.map(|t| t.reps),
+        "seconds_requested": seconds, "seconds_spent": all.map(|t| t.spent),
         "f_seconds": f, "d1_seconds": d1, "d1d2_seconds": d2, "grad_seconds": gr,
         "ratio_d1": d1 / f, "ratio_d1d2": d2 / f, "ratio_grad": gr / f,
         "targets": {"ratio_d1": 2.5, "ratio_d1d2": 5.0, "ratio_grad": 3.0},
@@ -352,7 +423,7 @@ pub fn bench(
     if input.json {
         print_json(&report);
     } else {
-        out!("{model_path}: n = {}, {} nodes, T = {}, N = {}; median of {blocks} blocks of {reps} calls", theta.len(), g.nodes.len(), g.steps, g.sequences);
+        out!("{model_path}: n = {}, {} nodes, T = {}, N = {}; median of at least {blocks} blocks per quantity, {seconds} s each", theta.len(), g.nodes.len(), g.steps, g.sequences);
         out!("  f            {:>12.3} µs", f * 1e6);
         out!(
             "  f′           {:>12.3} µs   ratio {:.2}  (target ≤ 2.5)",

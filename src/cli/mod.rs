@@ -1,23 +1,23 @@
 //! The command-line layer: argument parsing, printing, diagnostics rendering and exit codes.
 //! Nothing below this module prints.
 
-/// `println!` that ignores a closed stdout (`mcopt ... | head` must not panic).
+/// `println!` to stdout; a closed pipe (`mcopt ... | head`) is ignored, any other failure is
+/// remembered and reported when the command ends (see [`output::finish`]).
 macro_rules! out {
     ($($t:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+        crate::cli::output::line(format_args!($($t)*));
     }};
 }
 
-/// `print!` that ignores a closed stdout.
+/// `print!` to stdout, with the same error handling as `out!`.
 macro_rules! out_raw {
     ($($t:tt)*) => {{
-        use std::io::Write as _;
-        let _ = write!(std::io::stdout().lock(), $($t)*);
+        crate::cli::output::raw(format_args!($($t)*));
     }};
 }
 
 mod commands;
+mod output;
 mod session;
 mod train;
 mod train_out;
@@ -25,7 +25,7 @@ mod train_out;
 use std::io::IsTerminal;
 
 use clap::{Args, Parser, Subcommand};
-use mcopt::diag::Diags;
+use mcopt::diag::{Diag, Diags};
 
 /// Success, or the check passed. (Exit code 1, "the check ran and failed", belongs to
 /// `stationarity` and `validate`.)
@@ -50,13 +50,15 @@ struct Cli {
 enum Command {
     /// Parse, resolve names and plugins, check shapes; print the multicomposite structure.
     Check {
-        model: String,
+        /// Model file (.mco); may be omitted when the run file (--config) names one.
+        model: Option<String>,
         #[command(flatten)]
         input: InputArgs,
     },
     /// Evaluate the objective (and the loss on the test split, when there is one).
     Eval {
-        model: String,
+        /// Model file (.mco); may be omitted when the run file (--config) names one.
+        model: Option<String>,
         /// Point file (YAML); default: the initial values declared in the model.
         #[arg(long)]
         at: Option<String>,
@@ -65,12 +67,15 @@ enum Command {
     },
     /// f, f′(x; d) and, with --order 2, f″(x; d), with the number of active kinks.
     Diff {
-        model: String,
+        /// Model file (.mco); may be omitted when the run file (--config) names one.
+        model: Option<String>,
+        /// Point file (YAML); default: the initial values declared in the model.
         #[arg(long)]
         at: Option<String>,
         /// Direction file (YAML, same form as a point; missing names are zero).
         #[arg(long)]
         dir: String,
+        /// 1 for f′(x; d), 2 for f′(x; d) and f″(x; d).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
         order: u8,
         #[command(flatten)]
@@ -78,14 +83,16 @@ enum Command {
     },
     /// Time f, f′, (f′, f″) and ∇f in one process and print the ratios to f.
     Bench {
-        model: String,
+        /// Model file (.mco); may be omitted when the run file (--config) names one.
+        model: Option<String>,
+        /// Point file (YAML); default: the initial values declared in the model.
         #[arg(long)]
         at: Option<String>,
         /// Direction file; default: a seeded random direction.
         #[arg(long)]
         dir: Option<String>,
-        /// Seconds to spend measuring each quantity.
-        #[arg(long, default_value_t = 1.0)]
+        /// Seconds to spend measuring each quantity (finite, > 0).
+        #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
         seconds: f64,
         /// Measure at a seeded random point θ ~ N(0, 0.1²) instead of --at or the initial values.
         #[arg(long, value_name = "SEED", conflicts_with = "at")]
@@ -138,6 +145,7 @@ enum PluginsCommand {
     },
     /// Load one library (path or name) and run its self-test.
     Check {
+        /// A library path, or a plugin name searched on MCOPT_PLUGIN_PATH.
         lib: String,
         #[command(flatten)]
         input: InputArgs,
@@ -165,9 +173,29 @@ pub struct InputArgs {
     /// Test rows of the --data files.
     #[arg(long)]
     pub test_rows: Option<String>,
-    /// |argument − breakpoint| ≤ ztol counts as a kink.
-    #[arg(long, default_value_t = 0.0)]
+    /// Where the test split's recurrence starts: `carry` (default) continues from the last
+    /// training step when the test steps follow it; `restart` starts from the base cases.
+    #[arg(long, value_enum, value_name = "STATE")]
+    pub test_state: Option<TestStateArg>,
+    /// |argument − breakpoint| ≤ ztol counts as a kink (finite, ≥ 0).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub ztol: f64,
+}
+
+/// `--test-state`: the command-line form of [`mcopt::config::TestState`].
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestStateArg {
+    Carry,
+    Restart,
+}
+
+impl From<TestStateArg> for mcopt::config::TestState {
+    fn from(a: TestStateArg) -> Self {
+        match a {
+            TestStateArg::Carry => mcopt::config::TestState::Carry,
+            TestStateArg::Restart => mcopt::config::TestState::Restart,
+        }
+    }
 }
 
 /// Run the command line; returns the exit code.
@@ -180,16 +208,43 @@ pub fn main() -> u8 {
             return code;
         }
     };
-    let result = match cli.command {
-        Command::Check { model, input } => commands::check(&model, &input),
-        Command::Eval { model, at, input } => commands::eval(&model, at.as_deref(), &input),
+    let json = cli.command.wants_json();
+    let result = check_numbers(&cli.command).and_then(|()| run(cli.command));
+    let code = match result {
+        Ok(code) => code,
+        Err(diags) => {
+            if json {
+                out!("{}", output::diagnostics_json(&diags));
+            }
+            report(&diags);
+            EXIT_INPUT
+        }
+    };
+    match output::finish() {
+        Ok(()) => code,
+        Err(diags) => {
+            report(&diags);
+            code.max(EXIT_INPUT)
+        }
+    }
+}
+
+fn run(command: Command) -> Result<u8, Diags> {
+    match command {
+        Command::Check { model, input } => {
+            model_arg(model, &input).and_then(|m| commands::check(&m, &input))
+        }
+        Command::Eval { model, at, input } => {
+            model_arg(model, &input).and_then(|m| commands::eval(&m, at.as_deref(), &input))
+        }
         Command::Diff {
             model,
             at,
             dir,
             order,
             input,
-        } => commands::diff(&model, at.as_deref(), &dir, order, &input),
+        } => model_arg(model, &input)
+            .and_then(|m| commands::diff(&m, at.as_deref(), &dir, order, &input)),
         Command::Bench {
             model,
             at,
@@ -197,14 +252,9 @@ pub fn main() -> u8 {
             seconds,
             random,
             input,
-        } => commands::bench(
-            &model,
-            at.as_deref(),
-            dir.as_deref(),
-            random,
-            seconds,
-            &input,
-        ),
+        } => model_arg(model, &input).and_then(|m| {
+            commands::bench(&m, at.as_deref(), dir.as_deref(), random, seconds, &input)
+        }),
         Command::Train {
             runfile,
             init,
@@ -232,26 +282,121 @@ pub fn main() -> u8 {
         Command::Plugins {
             command: PluginsCommand::Check { lib, input },
         } => commands::plugins_check(&lib, &input),
-    };
-    match result {
-        Ok(code) => code,
-        Err(diags) => {
-            report(&diags);
-            EXIT_INPUT
+    }
+}
+
+impl Command {
+    /// The options the model commands share (`train` reads its run file instead).
+    fn input(&self) -> Option<&InputArgs> {
+        match self {
+            Command::Check { input, .. }
+            | Command::Eval { input, .. }
+            | Command::Diff { input, .. }
+            | Command::Bench { input, .. }
+            | Command::Plugins {
+                command: PluginsCommand::List { input } | PluginsCommand::Check { input, .. },
+            } => Some(input),
+            Command::Train { .. } => None,
+        }
+    }
+
+    /// Whether the command was asked for JSON (then failures are JSON on stdout too).
+    fn wants_json(&self) -> bool {
+        match self {
+            Command::Train { json, .. } => *json,
+            other => other.input().is_some_and(|i| i.json),
         }
     }
 }
 
+/// What a numeric option must satisfy, as the run file checks its values.
+#[derive(Clone, Copy)]
+enum NumberRule {
+    /// Finite and ≥ 0.
+    NonNegative,
+    /// Finite and > 0.
+    Positive,
+}
+
+/// Every numeric option checked before anything runs: `--ztol` finite and ≥ 0,
+/// `bench --seconds` finite and > 0.
+fn check_numbers(command: &Command) -> Result<(), Diags> {
+    let mut diags = Diags::new();
+    let mut check = |name: &str, value: f64, rule: NumberRule| {
+        let (ok, need) = match rule {
+            NumberRule::NonNegative => (value.is_finite() && value >= 0.0, "a finite number ≥ 0"),
+            NumberRule::Positive => (value.is_finite() && value > 0.0, "a finite number > 0"),
+        };
+        if !ok {
+            diags.push(
+                Diag::new(
+                    "mcopt::cli::value",
+                    format!("expected `--{name}` to be {need}, found {value}"),
+                )
+                .in_file("<command line>")
+                .help(format!("give `--{name}` as {need}")),
+            );
+        }
+    };
+    if let Some(input) = command.input() {
+        check("ztol", input.ztol, NumberRule::NonNegative);
+    }
+    if let Command::Bench { seconds, .. } = command {
+        check("seconds", *seconds, NumberRule::Positive);
+    }
+    diags.finish(())
+}
+
+/// The model file: the command line's, the run file's, or both when they are the same file.
+fn model_arg(model: Option<String>, input: &InputArgs) -> Result<String, Diags> {
+    session::model_path(model.as_deref(), input)
+}
+
 /// Render diagnostics to stderr (colours only on a terminal).
 pub fn report(diags: &Diags) {
-    if std::io::stderr().is_terminal() {
-        let handler = miette::GraphicalReportHandler::new();
-        for d in diags.iter() {
-            let mut out = String::new();
-            let _ = handler.render_report(&mut out, d);
-            eprint!("{out}");
-        }
+    use mcopt::diag::{render, RenderStyle};
+    let style = if std::io::stderr().is_terminal() {
+        RenderStyle::Terminal
     } else {
-        eprint!("{}", mcopt::diag::render_plain(diags));
+        RenderStyle::Plain
+    };
+    eprint!("{}", render(diags, style));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every argument and option of every command, in `command/path --option` form, that has
+    /// no one-line help.
+    fn undocumented(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+            if !builtin && arg.get_help().is_none() {
+                out.push(format!("{path} {}", arg.get_id()));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            if sub.get_about().is_none() && sub.get_name() != "help" {
+                out.push(format!("{path} {} (no about)", sub.get_name()));
+            }
+            undocumented(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_argument_of_every_command_has_help() {
+        let mut missing = Vec::new();
+        undocumented(&Cli::command(), "mcopt", &mut missing);
+        assert!(missing.is_empty(), "no help for: {missing:#?}");
+    }
+
+    #[test]
+    fn the_walk_finds_a_missing_help() {
+        let cmd = clap::Command::new("t").arg(clap::Arg::new("x").long("x"));
+        let mut missing = Vec::new();
+        undocumented(&cmd, "t", &mut missing);
+        assert_eq!(missing, vec!["t x".to_owned()]);
     }
 }

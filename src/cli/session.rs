@@ -1,14 +1,14 @@
 //! Loading what a command needs: plugins, the model, bound data, graphs and points.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use mcopt::check::Model;
 use mcopt::config::{
     self, DataSpec, HeaderMode, PointMode, RowSel, SeqLayout, Split, VarRole, VarSpec,
 };
-use mcopt::diag::{Diag, Diags, SourceFile};
+use mcopt::diag::{Diag, Diags};
 use mcopt::graph::{self, Graph, LowerOptions};
+use mcopt::input::{read_source, InputKind};
 use mcopt::pipeline;
 use mcopt::plugin_host::{self, PluginSearch};
 use mcopt::registry::Registry;
@@ -24,38 +24,19 @@ pub struct Session {
     pub data_dir: PathBuf,
 }
 
-/// Read a text file into a [`SourceFile`], or a diagnostic naming it.
-pub fn read_source(path: &str) -> Result<Arc<SourceFile>, Diags> {
-    match std::fs::read(path) {
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(text) => Ok(SourceFile::new(path, text)),
-            Err(e) => Err(Diag::new(
-                "mcopt::io::utf8",
-                format!(
-                    "the file is not UTF-8 text (invalid byte at offset {})",
-                    e.utf8_error().valid_up_to()
-                ),
-            )
-            .in_file(path)
-            .into()),
-        },
-        Err(e) => Err(
-            Diag::new("mcopt::io::read", format!("cannot read the file: {e}"))
-                .in_file(path)
-                .into(),
-        ),
-    }
-}
-
 impl Session {
     /// Load plugins, parse and check the model, and collect the data bindings (not yet bound).
+    /// With a run file, `model_path` must be the run file's model (see [`model_path`]).
     pub fn load(model_path: &str, input: &InputArgs) -> Result<Session, Diags> {
         let run = match &input.config {
             Some(p) => Some(config::load_run(Path::new(p))?),
             None => None,
         };
+        if let Some(run) = &run {
+            run.model_path(Some(Path::new(model_path)))?;
+        }
         let registry = registry(input, run.as_ref())?;
-        let source = read_source(model_path)?;
+        let source = read_source(Path::new(model_path), InputKind::Model)?;
         let model = pipeline::compile(&source, &registry)?;
         let (data, data_dir) = data_spec(input, run.as_ref())?;
         Ok(Session {
@@ -72,12 +53,7 @@ impl Session {
         let data = match (&self.data, split) {
             (None, Split::Train) => Vec::new(),
             (None, Split::Test) => return Ok(None),
-            // A fractional `train` without `test` leaves the rest for testing.
-            (Some(spec), Split::Test)
-                if spec.test.is_none() && !matches!(spec.train, RowSel::Fraction(_)) =>
-            {
-                return Ok(None)
-            }
+            (Some(spec), Split::Test) if !spec.has_test() => return Ok(None),
             (Some(spec), _) => pipeline::bind_data(&self.model, spec, &self.data_dir, split)?,
         };
         if data.is_empty() && !self.model.data.is_empty() {
@@ -134,6 +110,25 @@ impl Session {
     }
 }
 
+/// The model to read: the one on the command line, the run file's `model:` (which must
+/// exist), or both when they name the same file.
+pub fn model_path(model: Option<&str>, input: &InputArgs) -> Result<String, Diags> {
+    let run = match &input.config {
+        Some(p) => Some(config::load_run(Path::new(p))?),
+        None => None,
+    };
+    match (&run, model) {
+        (Some(run), m) => Ok(run.model_path(m.map(Path::new))?.display().to_string()),
+        (None, Some(m)) => Ok(m.to_owned()),
+        (None, None) => Err(Diag::new(
+            "mcopt::cli::model",
+            "expected a model file, found none on the command line and no run file",
+        )
+        .help("give the model file (.mco), or a run file (--config) that names one")
+        .into()),
+    }
+}
+
 /// Data bindings from the run file or from --data/--rows/--test-rows.
 fn data_spec(
     input: &InputArgs,
@@ -141,7 +136,13 @@ fn data_spec(
 ) -> Result<(Option<DataSpec>, PathBuf), Diags> {
     if input.data.is_empty() {
         return Ok(match run {
-            Some(r) => (r.data.clone(), r.dir.clone()),
+            Some(r) => {
+                let mut data = r.data.clone();
+                if let (Some(d), Some(state)) = (data.as_mut(), input.test_state) {
+                    d.test_state = state.into();
+                }
+                (data, r.dir.clone())
+            }
             None => (None, PathBuf::from(".")),
         });
     }
@@ -180,6 +181,7 @@ fn data_spec(
         train,
         test,
         sequences: SeqLayout::Single,
+        test_state: input.test_state.map(Into::into).unwrap_or_default(),
         origin: None,
     };
     Ok((Some(spec), PathBuf::from(".")))

@@ -55,6 +55,18 @@ pub enum SeqLayout {
     Column(String),
 }
 
+/// Where the recurrence of the test split starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TestState {
+    /// When the test steps directly follow the training steps, one forward pass runs over
+    /// the training steps and then the test steps, so the state at the first test step is
+    /// the one the last training step leaves (the paper's TestErr). Otherwise as `Restart`.
+    #[default]
+    Carry,
+    /// The test steps start from the base cases, as if they were a sequence of their own.
+    Restart,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Split {
     Train,
@@ -87,7 +99,17 @@ pub struct DataSpec {
     pub train: RowSel,
     pub test: Option<RowSel>,
     pub sequences: SeqLayout,
+    /// Whether the test split starts from the state the training steps leave.
+    pub test_state: TestState,
     pub origin: Option<SpecOrigin>,
+}
+
+impl DataSpec {
+    /// Whether there is a test split: `test:` is given, or `train` is a fraction (the test
+    /// split is then the rest).
+    pub fn has_test(&self) -> bool {
+        self.test.is_some() || matches!(self.train, RowSel::Fraction(_))
+    }
 }
 
 /// A `data` declaration of the model: its name and the width of one time step.
@@ -103,14 +125,19 @@ pub struct BoundData {
     pub name: String,
     pub width: usize,
     pub sequences: usize,
+    /// All bound time steps, the warm-up included.
     pub steps: usize,
     /// For t in 0..steps, for s in 0..sequences, `width` values: per time step a
     /// column-major `width × sequences` matrix.
     pub values: Vec<f64>,
+    /// Leading steps that only carry the state over (the training steps before a test
+    /// split that follows them); they are not part of the split's loss.
+    pub warmup: usize,
 }
 
 /// Read the data file of `spec` and cut out, for each slot, the columns bound to it and the
-/// time steps of `split`.
+/// time steps of `split`. A test split that directly follows the training steps (and
+/// [`TestState::Carry`]) also gets the training steps, as a warm-up before it.
 pub fn bind(
     spec: &DataSpec,
     base_dir: &Path,
@@ -131,11 +158,23 @@ pub fn bind(
     }
     let sequences = sequences.unwrap_or_default();
     let steps_total = sequences.first().map_or(0, Vec::len);
-    let (start, end) = ctx.split_range(split, steps_total)?;
+    let (mut start, end) = ctx.split_range(split, steps_total)?;
+    let mut warmup = 0;
+    if split == Split::Test && spec.test_state == TestState::Carry {
+        let (train_start, train_end) = ctx.split_range(Split::Train, steps_total)?;
+        if train_end == start && train_start < start {
+            warmup = start - train_start;
+            start = train_start;
+        }
+    }
     let out = slots
         .iter()
         .zip(columns)
-        .map(|(slot, cols)| gather(&table, slot, &cols, &sequences, start..end))
+        .map(|(slot, cols)| {
+            let mut b = gather(&table, slot, &cols, &sequences, start..end);
+            b.warmup = warmup;
+            b
+        })
         .collect();
     Ok(out)
 }
@@ -147,7 +186,7 @@ fn unreadable(mut diags: Diags, spec: &DataSpec) -> Diags {
             let path = d.path.take().unwrap_or_default();
             let message = format!(
                 "cannot read data file `{path}`: {}",
-                d.message.trim_start_matches("cannot read file: ")
+                d.message.trim_start_matches("cannot read the file: ")
             );
             let mut nd = Diag::new(d.code, message).at(&origin.source, origin.file, "this file");
             nd.help = d.help.take();
@@ -574,6 +613,7 @@ fn gather(
         sequences: seqs.len(),
         steps: steps.len(),
         values,
+        warmup: 0,
     }
 }
 

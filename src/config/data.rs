@@ -4,8 +4,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{list_names, read_source, Capped};
+use super::{list_names, Capped};
 use crate::diag::{Diag, Diags, SourceFile, Span};
+use crate::input::{read_source, InputKind};
+use crate::text::clip;
 
 /// Whether the first line of a CSV file is a header of column names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -67,7 +69,7 @@ impl Table {
 
 /// Read a CSV file of numbers; empty lines are skipped.
 pub fn read_csv(path: &Path, header: HeaderMode) -> Result<Table, Diags> {
-    let source = read_source(path)?;
+    let source = read_source(path, InputKind::Data)?;
     parse_csv(&source, header)
 }
 
@@ -165,12 +167,12 @@ fn parse_field(source: &Arc<SourceFile>, text: &str, span: Span, problems: &mut 
         ),
         Ok(_) => (
             "mcopt::data::not_finite",
-            format!("expected a finite number, found `{text}`"),
+            format!("expected a finite number, found `{}`", clip(text)),
             "not finite",
         ),
         Err(_) => (
             "mcopt::data::not_numeric",
-            format!("expected a number, found `{text}`"),
+            format!("expected a number, found `{}`", clip(text)),
             "not a number",
         ),
     };

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use super::yaml::{locate, locate_or_parent, Node, Seg};
 use super::{list_names, suggest};
 use crate::diag::{Diag, Diags, SourceFile, Span};
+use crate::text::clip;
 
 /// One value in the tree, with its path (for spans) and its dotted name (for messages).
 #[derive(Debug, Clone)]
@@ -324,9 +325,10 @@ impl<'a> Reader<'a> {
             return Some(s);
         }
         let msg = format!(
-            "expected `{}` to be one of {}, found `{s}`",
+            "expected `{}` to be one of {}, found `{}`",
             v.name,
-            list_names(choices)
+            list_names(choices),
+            clip(&s)
         );
         let help = format!(
             "{}the choices are {}",
@@ -380,8 +382,9 @@ impl<'n> Val<'n> {
 }
 
 fn dotted(parent: &str, key: &str) -> String {
+    let key = clip(key);
     if parent.is_empty() {
-        key.to_string()
+        key.into_owned()
     } else {
         format!("{parent}.{key}")
     }

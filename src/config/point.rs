@@ -6,9 +6,11 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::yaml::{locate, locate_key, locate_or_parent, parse_node, plural, Node, Seg};
-use super::{list_names, read_source, suggest, Capped};
+use super::yaml::{locate, locate_key, locate_or_parent, parse_node, Node, Seg};
+use super::{list_names, suggest, Capped};
 use crate::diag::{Diag, Diags, SourceFile, Span};
+use crate::input::{read_source, InputKind};
+use crate::text::{clip, plural};
 
 /// How a variable is written in a point file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,7 +104,7 @@ pub struct PointValues {
 
 /// Read a point or direction file; a missing or unreadable file is a diagnostic naming it.
 pub fn load_point(path: &Path, specs: &[VarSpec], mode: PointMode) -> Result<PointValues, Diags> {
-    let source = read_source(path)?;
+    let source = read_source(path, InputKind::Point)?;
     parse_point(&source, specs, mode)
 }
 
@@ -294,7 +296,7 @@ impl Reader<'_> {
         let span = locate(self.source, &[Seg::Key(name.to_string(), nth)]).unwrap_or(first);
         let d = Diag::new(
             "mcopt::point::duplicate",
-            format!("`{name}` is given more than once"),
+            format!("`{}` is given more than once", clip(name)),
         )
         .at(self.source, span, "given again here")
         .label(first, "first given here")
@@ -312,7 +314,10 @@ impl Reader<'_> {
         let _ = write!(help, "the model's names are {}", list_names(&names));
         let d = Diag::new(
             "mcopt::point::unknown_name",
-            format!("`{name}` is neither a parameter nor a layer of the model"),
+            format!(
+                "`{}` is neither a parameter nor a layer of the model",
+                clip(name)
+            ),
         )
         .at(self.source, span, "unknown name")
         .help(help);
@@ -433,12 +438,12 @@ impl Reader<'_> {
             ),
             Node::Str(s) if s.trim().parse::<f64>().is_ok_and(|x| !x.is_finite()) => (
                 "mcopt::point::not_finite",
-                format!("expected a finite number, found `{s}`"),
+                format!("expected a finite number, found `{}`", clip(s)),
                 "not finite",
             ),
             Node::Str(s) if s.trim().parse::<f64>().is_ok() => (
                 "mcopt::point::not_numeric",
-                format!("expected a number, found the quoted text `{s}`"),
+                format!("expected a number, found the quoted text `{}`", clip(s)),
                 "quoted",
             ),
             other => (

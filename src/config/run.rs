@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::bind::{parse_columns, ColumnSel, DataSpec, RowSel, SeqLayout, SpecOrigin};
+use super::bind::{parse_columns, ColumnSel, DataSpec, RowSel, SeqLayout, SpecOrigin, TestState};
 use super::data::HeaderMode;
 use super::fields::{Fields, Reader, Val};
-use super::read_source;
 use super::yaml::{parse_node, Node};
 use crate::diag::{Diag, Diags, SourceFile, Span};
+use crate::input::{read_source, InputKind};
 
 /// A validated run file. Paths are resolved against the run file's directory `dir`
 /// (lexically: `dir.join(path)`), except `data.file`, which `bind` resolves from `dir`.
@@ -21,9 +21,12 @@ pub struct RunFile {
     pub path: PathBuf,
     /// Its directory (empty for a file in the current directory).
     pub dir: PathBuf,
+    /// The model file, resolved against `dir`; see [`RunFile::model_path`].
     pub model: PathBuf,
-    /// Plugin libraries: entries that look like paths (contain `/` or end in `.so`, `.dylib`,
-    /// `.dll`) are resolved against `dir`; bare names are kept as written.
+    /// Where `model:` is written.
+    pub model_span: Span,
+    /// Plugin libraries and names, as written: `PluginSearch::add_run_file` resolves the
+    /// entries that are paths against `dir` (once).
     pub plugins: Vec<String>,
     /// Data bindings; pass `dir` as `base_dir` to [`super::bind`].
     pub data: Option<DataSpec>,
@@ -112,7 +115,15 @@ impl Default for Thresholds {
 const TOP_KEYS: &[&str] = &[
     "model", "plugins", "data", "solver", "init", "seed", "stop", "output", "validate", "ztol",
 ];
-const DATA_KEYS: &[&str] = &["file", "header", "bind", "train", "test", "sequences"];
+const DATA_KEYS: &[&str] = &[
+    "file",
+    "header",
+    "bind",
+    "train",
+    "test",
+    "sequences",
+    "test_state",
+];
 const SOLVER_KEYS: &[&str] = &["name", "options"];
 const INIT_KEYS: &[&str] = &["scheme", "std", "file", "from"];
 const STOP_KEYS: &[&str] = &["max_iter", "tol", "max_seconds"];
@@ -130,7 +141,7 @@ const SCHEMES: &[&str] = &["gaussian", "he", "glorot", "lecun", "zeros", "file"]
 
 /// Read and validate a run file, reporting every problem found.
 pub fn load_run(path: &Path) -> Result<RunFile, Diags> {
-    let source = read_source(path)?;
+    let source = read_source(path, InputKind::RunFile)?;
     parse_run(&source, path)
 }
 
@@ -143,23 +154,22 @@ pub fn parse_run(source: &Arc<SourceFile>, path: &Path) -> Result<RunFile, Diags
     let Some(top) = r.fields(Some(&root_val), TOP_KEYS) else {
         return Err(r.diags);
     };
-    let model = required(
+    let model_val = required(
         &mut r,
         &top,
         "model",
         "the model file (`.mco`), relative to the run file",
-    )
-    .and_then(|v| r.string(&v))
-    .map(|m| dir.join(m));
+    );
+    let model_span = model_val
+        .as_ref()
+        .map_or(Span::new(0, 0), |v| r.span(&v.path));
+    let model = model_val.and_then(|v| r.string(&v)).map(|m| dir.join(m));
     let run = RunFile {
         path: path.to_path_buf(),
         plugins: top
             .get("plugins")
             .and_then(|v| r.strings(&v))
-            .unwrap_or_default()
-            .into_iter()
-            .map(|p| plugin_path(&dir, p))
-            .collect(),
+            .unwrap_or_default(),
         data: top.get("data").and_then(|v| read_data(&mut r, &v)),
         solver: top.get("solver").and_then(|v| read_solver(&mut r, &v)),
         init: top
@@ -175,10 +185,46 @@ pub fn parse_run(source: &Arc<SourceFile>, path: &Path) -> Result<RunFile, Diags
             .and_then(|v| r.f64_where(&v, "a number ≥ 0", |x| x >= 0.0))
             .unwrap_or(0.0),
         model: model.unwrap_or_default(),
+        model_span,
         dir,
         source: Arc::clone(source),
     };
     r.diags.finish(run)
+}
+
+impl RunFile {
+    /// The model to read, given the model named on the command line, if any. The run file's
+    /// `model:` must exist; the command-line model may be omitted, and when both are given
+    /// they must name the same file.
+    pub fn model_path(&self, cli: Option<&Path>) -> Result<PathBuf, Diag> {
+        let ours = std::fs::canonicalize(&self.model).map_err(|e| {
+            let msg = format!(
+                "the run file's model `{}` cannot be read: {}",
+                self.model.display(),
+                crate::input::os_error(&e)
+            );
+            Diag::new("mcopt::config::model", msg)
+                .at(&self.source, self.model_span, "this model")
+                .help("`model:` is relative to the run file's directory")
+        })?;
+        let Some(cli) = cli else {
+            return Ok(self.model.clone());
+        };
+        // A command-line model that cannot be read is reported when it is read.
+        match std::fs::canonicalize(cli) {
+            Ok(theirs) if theirs != ours => {
+                let msg = format!(
+                    "the command line names model `{}`, but the run file names `{}`",
+                    cli.display(),
+                    self.model.display()
+                );
+                Err(Diag::new("mcopt::config::model", msg)
+                    .at(&self.source, self.model_span, "the run file's model")
+                    .help("omit the model on the command line to use the run file's, or name the same file in both"))
+            }
+            _ => Ok(cli.to_path_buf()),
+        }
+    }
 }
 
 /// The value of a required key, or a diagnostic at the mapping's key (line 1 for the top level).
@@ -197,17 +243,6 @@ fn required<'n>(r: &mut Reader, fields: &Fields<'n>, key: &str, what: &str) -> O
         r.diags.push(d);
     }
     v
-}
-
-fn plugin_path(dir: &Path, p: String) -> String {
-    let looks_like_path = p.contains('/')
-        || p.contains('\\')
-        || [".so", ".dylib", ".dll"].iter().any(|e| p.ends_with(e));
-    if looks_like_path && Path::new(&p).is_relative() {
-        dir.join(&p).display().to_string()
-    } else {
-        p
-    }
 }
 
 fn read_data(r: &mut Reader, v: &Val) -> Option<DataSpec> {
@@ -238,6 +273,13 @@ fn read_data(r: &mut Reader, v: &Val) -> Option<DataSpec> {
     let sequences = seq_val
         .as_ref()
         .map_or(Some(SeqLayout::Single), |v| read_layout(r, v));
+    let test_state = f.get("test_state").map_or(Some(TestState::Carry), |v| {
+        let choice = r.choice(&v, &["carry", "restart"])?;
+        Some(match choice.as_str() {
+            "restart" => TestState::Restart,
+            _ => TestState::Carry,
+        })
+    });
     let origin = SpecOrigin {
         source: Arc::clone(r.source),
         data: data_span,
@@ -257,6 +299,7 @@ fn read_data(r: &mut Reader, v: &Val) -> Option<DataSpec> {
             None => None,
         },
         sequences: sequences?,
+        test_state: test_state?,
         origin: Some(origin),
     })
 }

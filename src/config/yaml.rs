@@ -13,6 +13,7 @@ use std::sync::Arc;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::diag::{Diag, SourceFile, Span};
+use crate::text::plural;
 
 /// A YAML value, in document order, without positions.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,22 +44,8 @@ impl Node {
     }
 }
 
-/// `1 entry`, `3 entries`.
-pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
-    if n == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{n} {many}")
-    }
-}
-
 fn shorten(s: &str) -> String {
-    if s.chars().count() > 24 {
-        let head: String = s.chars().take(21).collect();
-        format!("{head}...")
-    } else {
-        s.to_string()
-    }
+    crate::text::clip_to(s, 24).into_owned()
 }
 
 /// Parse YAML text into a [`Node`]; an empty document is `Node::Null`.
@@ -66,7 +53,86 @@ pub(crate) fn parse_node(source: &Arc<SourceFile>, code: &'static str) -> Result
     if source.text.trim().is_empty() {
         return Ok(Node::Null);
     }
+    check_depth(source)?;
     serde_norway::from_str::<Node>(&source.text).map_err(|e| serde_error(source, &e, code))
+}
+
+/// The deepest nesting of lists and mappings a YAML file may have (documented in
+/// `docs/run-files.md`); point and run files need four or five levels.
+pub const MAX_YAML_DEPTH: usize = 64;
+
+/// Refuse nesting deeper than [`MAX_YAML_DEPTH`] before parsing, in one linear pass: the
+/// parser's cost grows faster than linearly with depth. The depth is estimated from above:
+/// open flow brackets, plus the block indentation levels, plus `- ` entries that open on the
+/// same line.
+fn check_depth(source: &Arc<SourceFile>) -> Result<(), Diag> {
+    let mut indents: Vec<usize> = Vec::new();
+    let mut flow = 0usize;
+    let mut offset = 0;
+    for line in source.text.split_inclusive('\n') {
+        let start = offset;
+        offset += line.len();
+        let body = line.trim_end_matches(['\n', '\r']);
+        let indent = body.len() - body.trim_start_matches(' ').len();
+        let rest = &body[indent..];
+        if rest.is_empty() || rest.starts_with('#') {
+            continue;
+        }
+        if flow == 0 {
+            while indents.last().is_some_and(|&i| i > indent) {
+                indents.pop();
+            }
+            if indents.last() != Some(&indent) {
+                indents.push(indent);
+            }
+        }
+        let mut dashes = 0;
+        let mut r = rest;
+        while let Some(tail) = r.strip_prefix("- ").or_else(|| (r == "-").then_some("")) {
+            dashes += 1;
+            r = tail.trim_start_matches(' ');
+        }
+        let base = indents.len() + dashes;
+        let crossed = flow_crossing(body, &mut flow, base);
+        if crossed.is_some() || base + flow > MAX_YAML_DEPTH {
+            let at = start + crossed.unwrap_or(indent);
+            return Err(Diag::new(
+                "mcopt::config::too_deep",
+                format!("lists and mappings nest more than {MAX_YAML_DEPTH} levels deep"),
+            )
+            .at(source, Span::new(at, at), "nesting limit crossed here")
+            .help(
+                "point and run files need only a few levels; the limit is in docs/run-files.md",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Track open flow brackets (`[`, `{`) outside quotes and comments through one line; returns
+/// the byte where `base` plus the open brackets first exceeds [`MAX_YAML_DEPTH`], if it does.
+fn flow_crossing(line: &str, flow: &mut usize, base: usize) -> Option<usize> {
+    let mut quote: Option<u8> = None;
+    let bytes = line.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        match (quote, b) {
+            (Some(q), _) if b == q => quote = None,
+            (Some(_), _) => {}
+            (None, b'"' | b'\'') if i == 0 || !bytes[i - 1].is_ascii_alphanumeric() => {
+                quote = Some(b)
+            }
+            (None, b'#') if i == 0 || bytes[i - 1] == b' ' => break,
+            (None, b'[' | b'{') => {
+                *flow += 1;
+                if base + *flow > MAX_YAML_DEPTH {
+                    return Some(i);
+                }
+            }
+            (None, b']' | b'}') => *flow = flow.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
 }
 
 impl<'de> de::Deserialize<'de> for Node {

@@ -14,6 +14,79 @@ pub(super) struct Frame<'a> {
     pub stride: usize,
     pub ztol: f64,
     pub scratch: &'a mut Vec<f64>,
+    /// What the second coefficient a₂ is computed for (see [`UnaryFail`]).
+    pub a2_use: A2Use,
+    /// Set to the node where a first-order pass met `sqrt` at a₀ = a₁ = 0.
+    pub needs_a2: &'a mut Option<NodeId>,
+}
+
+/// What a pass with three coefficients computes a₂ for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum A2Use {
+    /// f″ is wanted: every a₂ must be exact.
+    SecondOrder,
+    /// Only f′ is wanted; a₂ only serves `sqrt` at 0, whose f′ = √(a₂/2) needs it.
+    FirstOrderOnly,
+}
+
+/// Why an elementwise function failed at one entry.
+enum UnaryFail {
+    Domain(String),
+    /// A first-order pass met a₀ = a₁ = 0: f′ = √(a₂/2) needs the second coefficient.
+    NeedsA2,
+}
+
+/// √a along the ray. At a₀ = 0, √a(t) is finite only when a₁ = 0 (a₁ > 0 gives √t, a₁ < 0
+/// leaves the domain); then √(a₂t²/2) = t√(a₂/2), so f′ = √(a₂/2), while f″ depends on the
+/// argument's third coefficient, which is not computed, and is refused (unless a₂ = 0 too).
+#[inline(always)]
+fn sqrt_tay<const K: usize>(x: Tay<K>, a2_use: A2Use) -> Result<Tay<K>, UnaryFail> {
+    if x[0] < 0.0 {
+        return Err(UnaryFail::Domain(format!(
+            "sqrt of the negative number {} is undefined",
+            x[0]
+        )));
+    }
+    if x[0] > 0.0 || K == 1 {
+        let s = x[0].sqrt();
+        let d1 = if s > 0.0 { 0.5 / s } else { 0.0 };
+        let d2 = if s > 0.0 { -0.25 / (s * s * s) } else { 0.0 };
+        return Ok(kn::smooth(x, s, d1, d2));
+    }
+    if x[1] != 0.0 {
+        let why = if x[1] > 0.0 {
+            "grows like √t"
+        } else {
+            "leaves the domain"
+        };
+        return Err(UnaryFail::Domain(format!(
+            "sqrt at 0 has no finite derivative along this direction: its argument moves \
+             linearly (a₁ = {}), so the square root {why}",
+            x[1]
+        )));
+    }
+    if K == 2 {
+        return Err(UnaryFail::NeedsA2);
+    }
+    match (x[2], a2_use) {
+        (a2, _) if a2 < 0.0 => Err(UnaryFail::Domain(format!(
+            "sqrt at 0 is undefined along this direction: its argument decreases like \
+             a₂t²/2 with a₂ = {a2}"
+        ))),
+        (0.0, _) => Ok([0.0; K]),
+        (a2, A2Use::FirstOrderOnly) => {
+            let mut o = [0.0; K];
+            o[1] = (a2 / 2.0).sqrt();
+            Ok(o)
+        }
+        (a2, A2Use::SecondOrder) => Err(UnaryFail::Domain(format!(
+            "sqrt at 0 along this direction: its argument grows like a₂t²/2 (a₂ = {a2}), so \
+             f′ = √(a₂/2) = {} is finite, but f″ depends on the argument's third Taylor \
+             coefficient, which mcopt does not compute; for a norm write norm2(v), which is \
+             exact to second order at 0, instead of sqrt(sqnorm(v))",
+            (a2 / 2.0).sqrt()
+        ))),
+    }
 }
 
 /// The three coefficient slices of a child (empty beyond the evaluator's stride).
@@ -115,7 +188,25 @@ impl Frame<'_> {
             }
             Op::Param(_) => Ok(0),
             Op::Unary(op, a) => {
-                unary::<K>(*op, child(*a), outputs::<K>(own, len), self.ztol).map_err(err)
+                match unary::<K>(
+                    *op,
+                    child(*a),
+                    outputs::<K>(own, len),
+                    self.ztol,
+                    self.a2_use,
+                ) {
+                    Ok(k) => Ok(k),
+                    Err(UnaryFail::Domain(m)) => Err(err(m)),
+                    Err(UnaryFail::NeedsA2) => {
+                        *self.needs_a2 = Some(id);
+                        Err(err(
+                            "sqrt at 0 along this direction: its argument has a₀ = a₁ = 0, \
+                             so f′ = √(a₂/2) needs the second Taylor coefficient; evaluate with \
+                             an evaluator built for order 2"
+                                .to_owned(),
+                        ))
+                    }
+                }
             }
             Op::Binary(op, a, b) => {
                 let (na, nb) = (g.node(*a), g.node(*b));
@@ -272,7 +363,8 @@ fn unary<const K: usize>(
     a: [&[f64]; 3],
     mut out: [&mut [f64]; K],
     ztol: f64,
-) -> Result<usize, String> {
+    a2_use: A2Use,
+) -> Result<usize, UnaryFail> {
     let len = out[0].len();
     let mut kinks = 0;
     for i in 0..len {
@@ -291,27 +383,15 @@ fn unary<const K: usize>(
             }
             ElemUnary::Log => {
                 if x[0] <= 0.0 {
-                    return Err(format!("log of {} is undefined", x[0]));
+                    return Err(UnaryFail::Domain(format!("log of {} is undefined", x[0])));
                 }
                 let r = 1.0 / x[0];
                 kn::smooth(x, x[0].ln(), r, -r * r)
             }
-            ElemUnary::Sqrt => {
-                let s = x[0].sqrt();
-                if x[0] < 0.0 {
-                    return Err(format!("sqrt of the negative number {} is undefined", x[0]));
-                }
-                if x[0] == 0.0 && K > 1 && x[1..].iter().any(|&c| c != 0.0) {
-                    return Err(
-                        "sqrt at 0 has no finite derivative along this direction".to_owned()
-                    );
-                }
-                let d1 = if s > 0.0 { 0.5 / s } else { 0.0 };
-                kn::smooth(x, s, d1, if s > 0.0 { -0.25 / (s * s * s) } else { 0.0 })
-            }
+            ElemUnary::Sqrt => sqrt_tay(x, a2_use)?,
             ElemUnary::PowI(k) => {
                 let (f0, f1, f2) = kn::powi_parts(x[0], k)
-                    .ok_or_else(|| format!("0 to the power {k} is undefined"))?;
+                    .ok_or_else(|| UnaryFail::Domain(format!("0 to the power {k} is undefined")))?;
                 kn::smooth(x, f0, f1, f2)
             }
         };
@@ -362,23 +442,49 @@ fn reduce<const K: usize>(
     let group = if na.batched { na.rows } else { na.len() };
     let mut kinks = 0;
     for g in 0..out[0].len() {
-        let mut acc = [0.0; K];
-        for i in g * group..(g + 1) * group {
-            let x: Tay<K> = load(&a, i);
-            let v = match kind {
-                ReduceKind::Sum => x,
-                ReduceKind::SqNorm => kn::mul(x, x),
-                ReduceKind::Norm1 => {
-                    let (v, kink) = kn::abs(x, ztol);
-                    kinks += usize::from(kink);
-                    v
+        let entries = g * group..(g + 1) * group;
+        let (v, k) = match kind {
+            ReduceKind::Norm2 => {
+                let mut sums = kn::Norm2Sums::default();
+                for i in entries {
+                    sums.add::<K>(load(&a, i));
                 }
-            };
-            acc = kn::add(acc, v);
-        }
-        store(&mut out, g, acc);
+                let (v, kink) = kn::norm2::<K>(sums, ztol);
+                (v, usize::from(kink))
+            }
+            ReduceKind::Sum | ReduceKind::SqNorm | ReduceKind::Norm1 => {
+                entrywise_sum(kind, &a, entries, ztol)
+            }
+        };
+        kinks += k;
+        store(&mut out, g, v);
     }
     kinks
+}
+
+/// Σ of x, x² or |x| over `entries`, with the number of kinks of |x|.
+fn entrywise_sum<const K: usize>(
+    kind: ReduceKind,
+    a: &[&[f64]; 3],
+    entries: std::ops::Range<usize>,
+    ztol: f64,
+) -> (Tay<K>, usize) {
+    let mut acc = [0.0; K];
+    let mut kinks = 0;
+    for i in entries {
+        let x: Tay<K> = load(a, i);
+        let v = match kind {
+            ReduceKind::SqNorm => kn::mul(x, x),
+            ReduceKind::Norm1 => {
+                let (v, kink) = kn::abs(x, ztol);
+                kinks += usize::from(kink);
+                v
+            }
+            ReduceKind::Sum | ReduceKind::Norm2 => x,
+        };
+        acc = kn::add(acc, v);
+    }
+    (acc, kinks)
 }
 
 fn dot<const K: usize>(

@@ -102,6 +102,62 @@ pub fn max_min<const K: usize>(a: Tay<K>, b: Tay<K>, ztol: f64, is_max: bool) ->
     (o, kink)
 }
 
+/// The sums of products of coefficients of a group that its Euclidean norm needs:
+/// Σ a₀a₀, Σ a₀a₁, Σ a₁a₁, Σ a₀a₂, Σ a₁a₂, Σ a₂a₂ over the entries.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Norm2Sums {
+    pub a0a0: f64,
+    pub a0a1: f64,
+    pub a1a1: f64,
+    pub a0a2: f64,
+    pub a1a2: f64,
+    pub a2a2: f64,
+}
+
+impl Norm2Sums {
+    /// Add one entry's expansion (missing coefficients are 0).
+    #[inline(always)]
+    pub fn add<const K: usize>(&mut self, a: Tay<K>) {
+        let a1 = if K > 1 { a[1] } else { 0.0 };
+        let a2 = if K > 2 { a[2] } else { 0.0 };
+        self.a0a0 += a[0] * a[0];
+        self.a0a1 += a[0] * a1;
+        self.a1a1 += a1 * a1;
+        self.a0a2 += a[0] * a2;
+        self.a1a2 += a1 * a2;
+        self.a2a2 += a2 * a2;
+    }
+}
+
+/// ‖a(t)‖ for a vector of expansions, exact to second order also at a₀ = 0, with its kink
+/// flag (‖a₀‖ ≤ ztol). Away from 0: f′ = a₀·a₁/‖a₀‖, f″ = (‖a₁‖² + a₀·a₂ − f′²)/‖a₀‖.
+/// At a₀ = 0, ‖a(t)‖ = t‖a₁ + a₂t/2‖ for t > 0: f′ = ‖a₁‖, f″ = a₁·a₂/‖a₁‖; when a₁ = 0 as
+/// well, f′ = 0 and f″ = ‖a₂‖.
+#[inline(always)]
+pub fn norm2<const K: usize>(s: Norm2Sums, ztol: f64) -> (Tay<K>, bool) {
+    let n0 = s.a0a0.sqrt();
+    let (f1, f2) = if n0 > 0.0 {
+        let f1 = s.a0a1 / n0;
+        (f1, (s.a1a1 + s.a0a2 - f1 * f1) / n0)
+    } else {
+        let n1 = s.a1a1.sqrt();
+        if n1 > 0.0 {
+            (n1, s.a1a2 / n1)
+        } else {
+            (0.0, s.a2a2.sqrt())
+        }
+    };
+    let mut o = [0.0; K];
+    o[0] = n0;
+    if K > 1 {
+        o[1] = f1;
+    }
+    if K > 2 {
+        o[2] = f2;
+    }
+    (o, n0 <= ztol)
+}
+
 /// φ, φ′, φ″ of x^k at x (integer k); `None` when undefined (x = 0 with a negative power).
 #[inline(always)]
 pub fn powi_parts(x: f64, k: i32) -> Option<(f64, f64, f64)> {

@@ -112,6 +112,9 @@ pub struct Evaluator<'g> {
     wbatch: Vec<reverse::WeightBatch>,
     /// For each node: its parameter and first staged column, if it is such a product.
     wslot: Vec<Option<(usize, usize)>>,
+    /// What the current pass computes a₂ for, and where a first-order pass needed it.
+    a2_use: forward::A2Use,
+    needs_a2: Option<NodeId>,
 }
 
 impl<'g> Evaluator<'g> {
@@ -163,6 +166,8 @@ impl<'g> Evaluator<'g> {
             tmp: [Vec::new(), Vec::new()],
             wbatch: Vec::new(),
             wslot: Vec::new(),
+            a2_use: forward::A2Use::SecondOrder,
+            needs_a2: None,
         };
         ev.init_constants()?;
         Ok(ev)
@@ -192,7 +197,7 @@ impl<'g> Evaluator<'g> {
         );
         let kinks = match order {
             Order::Zero => self.run::<1>(theta, Some(dir), opts)?,
-            Order::One => self.run::<2>(theta, Some(dir), opts)?,
+            Order::One => self.first_order(theta, dir, opts)?,
             Order::Two => self.run::<3>(theta, Some(dir), opts)?,
         };
         let out = self.graph.objective;
@@ -202,6 +207,27 @@ impl<'g> Evaluator<'g> {
             d2: (order == Order::Two).then(|| self.coeff(out, 2)[0]),
             active_kinks: kinks,
         })
+    }
+
+    /// A first-order pass; when it meets `sqrt` at a₀ = a₁ = 0, whose f′ = √(a₂/2) needs the
+    /// second coefficient, a pass with three coefficients (if the buffers hold them) that
+    /// computes a₂ for that purpose only.
+    fn first_order(
+        &mut self,
+        theta: &[f64],
+        dir: &[f64],
+        opts: EvalOptions,
+    ) -> Result<usize, EvalError> {
+        self.needs_a2 = None;
+        match self.run::<2>(theta, Some(dir), opts) {
+            Err(_) if self.needs_a2.take().is_some() && self.stride >= 3 => {
+                self.a2_use = forward::A2Use::FirstOrderOnly;
+                let kinks = self.run::<3>(theta, Some(dir), opts);
+                self.a2_use = forward::A2Use::SecondOrder;
+                kinks
+            }
+            other => other,
+        }
     }
 
     /// Coefficient `k` of node `id` from the last evaluation (k = 0: its value).
@@ -297,6 +323,8 @@ impl<'g> Evaluator<'g> {
             stride: self.stride,
             ztol: opts.ztol,
             scratch: &mut self.scratch,
+            a2_use: self.a2_use,
+            needs_a2: &mut self.needs_a2,
         };
         frame.node::<K>(&mut self.arena, id)
     }

@@ -204,13 +204,16 @@ impl Evaluator<'_> {
                 let na = g.node(*a);
                 let group = if na.batched { na.rows } else { na.len() };
                 let (s, l) = adj_of(*a);
-                let va = val(*a);
+                let (va, vo) = (val(*a), val(id));
                 for (i, ga) in left[s..s + l].iter_mut().enumerate() {
                     let gg = gout[i / group];
                     *ga += match kind {
                         ReduceKind::Sum => gg,
                         ReduceKind::SqNorm => 2.0 * va[i] * gg,
                         ReduceKind::Norm1 => sign_sel(va[i]) * gg,
+                        // a / ‖a‖; at a = 0 the selection is 0, the least-norm subgradient.
+                        ReduceKind::Norm2 if vo[i / group] > 0.0 => va[i] / vo[i / group] * gg,
+                        ReduceKind::Norm2 => 0.0,
                     };
                 }
             }

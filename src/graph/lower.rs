@@ -14,11 +14,17 @@ use crate::registry::FunctionKind;
 
 /// The data bound to one `data` declaration: `steps` time steps, each a column-major
 /// `width × sequences` matrix.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SeqData {
+    /// All bound time steps, the warm-up included.
     pub steps: usize,
     pub sequences: usize,
     pub values: Vec<f64>,
+    /// The first `warmup` steps run the recurrence (the layers are unrolled over them) but
+    /// are left out of the reductions over time `sum(t, ..)` and `mean(t, ..)`: a test split
+    /// that follows the training steps starts from the state the training steps leave.
+    /// The same for every declaration of a model.
+    pub warmup: usize,
 }
 
 /// What lowering needs besides the model.
@@ -26,6 +32,68 @@ pub struct SeqData {
 pub struct LowerOptions {
     /// One entry per data declaration of the model, in order.
     pub data: Vec<SeqData>,
+}
+
+/// Whether a node holds one value per sequence of a batch (its columns are the sequences).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Batch {
+    Shared,
+    PerSequence,
+}
+
+impl Batch {
+    fn of(node: &Node) -> Batch {
+        if node.batched {
+            Batch::PerSequence
+        } else {
+            Batch::Shared
+        }
+    }
+
+    fn either(self, other: Batch) -> Batch {
+        if self == Batch::PerSequence || other == Batch::PerSequence {
+            Batch::PerSequence
+        } else {
+            Batch::Shared
+        }
+    }
+}
+
+/// How a node depends on the parameters θ, from least to most general.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Dep {
+    /// Does not depend on θ (a₁ = a₂ = 0).
+    Constant,
+    /// Affine in θ (a₂ = 0 along every ray).
+    Affine,
+    /// Anything else.
+    Nonlinear,
+}
+
+impl Dep {
+    fn of(node: &Node) -> Dep {
+        match (node.varies, node.affine) {
+            (false, _) => Dep::Constant,
+            (true, true) => Dep::Affine,
+            (true, false) => Dep::Nonlinear,
+        }
+    }
+
+    /// A product (or quotient by a constant) of two operands: affine only when one factor is constant.
+    fn product(self, other: Dep) -> Dep {
+        match (self, other) {
+            (Dep::Constant, d) | (d, Dep::Constant) => d,
+            _ => Dep::Nonlinear,
+        }
+    }
+
+    /// A function of something depending on θ this way that does not keep affinity.
+    fn nonlinear(self) -> Dep {
+        match self {
+            Dep::Constant => Dep::Constant,
+            Dep::Affine | Dep::Nonlinear => Dep::Nonlinear,
+        }
+    }
 }
 
 /// Lower `model` with its data into a graph.
@@ -65,7 +133,7 @@ type Lowered = Result<NodeId, Failed>;
 
 impl<'m> Lowerer<'m> {
     fn new(model: &'m Model, options: &'m LowerOptions) -> Result<Self, Diags> {
-        let (steps, sequences) = data_dims(model, &options.data)?;
+        let (steps, sequences, warmup) = data_dims(model, &options.data)?;
         let graph = Graph {
             source: Arc::clone(&model.source),
             nodes: Vec::new(),
@@ -78,6 +146,7 @@ impl<'m> Lowerer<'m> {
             loss: NodeId(0),
             steps,
             sequences,
+            warmup,
         };
         Ok(Lowerer {
             model,
@@ -110,18 +179,17 @@ impl<'m> Lowerer<'m> {
         op: Op,
         rows: usize,
         cols: usize,
-        flags: (bool, bool, bool),
+        (batch, dep): (Batch, Dep),
         span: Span,
     ) -> NodeId {
-        let (batched, varies, affine) = flags;
         let id = NodeId(self.graph.nodes.len() as u32);
         self.graph.nodes.push(Node {
             op,
             rows,
             cols,
-            batched,
-            varies,
-            affine: affine || !varies,
+            batched: batch == Batch::PerSequence,
+            varies: dep != Dep::Constant,
+            affine: dep != Dep::Nonlinear,
             span,
         });
         id
@@ -134,15 +202,14 @@ impl<'m> Lowerer<'m> {
     fn constant(
         &mut self,
         values: &[f64],
-        rows: usize,
-        cols: usize,
-        batched: bool,
+        (rows, cols): (usize, usize),
+        batch: Batch,
         span: Span,
     ) -> NodeId {
         let start = self.graph.consts.len();
         self.graph.consts.extend_from_slice(values);
         let range = start..self.graph.consts.len();
-        self.push(Op::Const(range), rows, cols, (batched, false, true), span)
+        self.push(Op::Const(range), rows, cols, (batch, Dep::Constant), span)
     }
 
     fn params(&mut self) {
@@ -152,7 +219,7 @@ impl<'m> Lowerer<'m> {
                 Op::Param(i),
                 p.shape.rows,
                 p.shape.cols,
-                (false, true, true),
+                (Batch::Shared, Dep::Affine),
                 p.span,
             );
             let slot = ParamSlot {
@@ -209,7 +276,7 @@ impl<'m> Lowerer<'m> {
                 Some(prev) => self.binary_node(ElemBinary::Add, prev, scaled, span),
             });
         }
-        let loss = loss.unwrap_or_else(|| self.constant(&[0.0], 1, 1, false, span));
+        let loss = loss.unwrap_or_else(|| self.constant(&[0.0], (1, 1), Batch::Shared, span));
         let objective = match reg {
             Some(r) => self.binary_node(ElemBinary::Add, loss, r, span),
             None => loss,
@@ -307,7 +374,9 @@ impl<'m> Lowerer<'m> {
 
     fn lower_uncached(&mut self, e: &CExpr, time: Option<u64>) -> Lowered {
         match &e.kind {
-            CKind::Literal(v) => Ok(self.constant(v, e.shape.rows, e.shape.cols, false, e.span)),
+            CKind::Literal(v) => {
+                Ok(self.constant(v, (e.shape.rows, e.shape.cols), Batch::Shared, e.span))
+            }
             CKind::Param(p) => Ok(self.graph.params[*p].node),
             CKind::Data { id, time: r } => self.data_ref(*id, *r, time, e.span),
             CKind::Layer { id, time: r } => {
@@ -341,7 +410,7 @@ impl<'m> Lowerer<'m> {
                     },
                     n.rows,
                     n.cols,
-                    (n.batched, n.varies, false),
+                    (Batch::of(&n), Dep::of(&n).nonlinear()),
                     e.span,
                 );
                 Ok(match kind {
@@ -361,7 +430,7 @@ impl<'m> Lowerer<'m> {
                     },
                     1,
                     cols,
-                    (n.batched, n.varies, n.affine),
+                    (Batch::of(&n), Dep::of(&n)),
                     e.span,
                 ))
             }
@@ -417,7 +486,12 @@ impl<'m> Lowerer<'m> {
         let d = &self.data[id];
         let start = (at as usize - 1) * width * n;
         let values = d.values[start..start + width * n].to_vec();
-        let node = self.constant(&values, width, n, n > 1, span);
+        let batch = if n > 1 {
+            Batch::PerSequence
+        } else {
+            Batch::Shared
+        };
+        let node = self.constant(&values, (width, n), batch, span);
         self.data_nodes.insert((id, at), node);
         Ok(node)
     }
@@ -432,9 +506,10 @@ impl<'m> Lowerer<'m> {
             .help("bind data with --data or a run file");
             return Err(self.error(d));
         }
-        let mut terms = Vec::with_capacity(self.steps);
+        let first = self.graph.warmup + 1;
+        let mut terms = Vec::with_capacity(self.steps + 1 - first);
         let mut failed = false;
-        for t in 1..=self.steps as u64 {
+        for t in first as u64..=self.steps as u64 {
             match self.lower(body, Some(t)) {
                 Ok(n) => terms.push(n),
                 Err(Failed) => failed = true,
@@ -443,16 +518,20 @@ impl<'m> Lowerer<'m> {
                 return Err(Failed);
             }
         }
-        let varies = terms.iter().any(|&t| self.node(t).varies);
+        let dep = if terms.iter().any(|&t| self.node(t).varies) {
+            Dep::Nonlinear
+        } else {
+            Dep::Constant
+        };
         let start = self.graph.lists.len();
         self.graph.lists.extend_from_slice(&terms);
-        let scale = if mean { 1.0 / self.steps as f64 } else { 1.0 };
+        let scale = if mean { 1.0 / terms.len() as f64 } else { 1.0 };
         let op = Op::Accumulate {
             terms: start..self.graph.lists.len(),
             scale,
             per_column_mean: mean,
         };
-        Ok(self.push(op, 1, 1, (false, varies, false), span))
+        Ok(self.push(op, 1, 1, (Batch::Shared, dep), span))
     }
 
     fn lower_unary(&mut self, op: Unary, a: NodeId, span: Span) -> Lowered {
@@ -466,6 +545,7 @@ impl<'m> Lowerer<'m> {
             Unary::Sum => return Ok(self.reduce(ReduceKind::Sum, a, span)),
             Unary::SqNorm => return Ok(self.reduce(ReduceKind::SqNorm, a, span)),
             Unary::Norm1 => return Ok(self.reduce(ReduceKind::Norm1, a, span)),
+            Unary::Norm2 => return Ok(self.reduce(ReduceKind::Norm2, a, span)),
             Unary::Mean => {
                 let n = self.node(a);
                 let len = if n.batched { n.rows } else { n.len() };
@@ -481,7 +561,7 @@ impl<'m> Lowerer<'m> {
                     Op::Transpose(a),
                     n.cols,
                     n.rows,
-                    (n.batched, n.varies, n.affine),
+                    (Batch::of(&n), Dep::of(&n)),
                     span,
                 ));
             }
@@ -492,21 +572,24 @@ impl<'m> Lowerer<'m> {
     fn unary(&mut self, op: ElemUnary, a: NodeId, span: Span) -> NodeId {
         let n = self.node(a).clone();
         let keeps_affine = matches!(op, ElemUnary::Neg | ElemUnary::Abs | ElemUnary::Scale(_));
-        let flags = (n.batched, n.varies, n.affine && keeps_affine);
+        let dep = if keeps_affine {
+            Dep::of(&n)
+        } else {
+            Dep::of(&n).nonlinear()
+        };
+        let flags = (Batch::of(&n), dep);
         self.push(Op::Unary(op, a), n.rows, n.cols, flags, span)
     }
 
     fn reduce(&mut self, kind: ReduceKind, a: NodeId, span: Span) -> NodeId {
         let n = self.node(a).clone();
         let cols = if n.batched { n.cols } else { 1 };
-        let affine = n.affine && kind != ReduceKind::SqNorm;
-        self.push(
-            Op::Reduce(kind, a),
-            1,
-            cols,
-            (n.batched, n.varies, affine),
-            span,
-        )
+        let dep = if matches!(kind, ReduceKind::SqNorm | ReduceKind::Norm2) {
+            Dep::of(&n).nonlinear()
+        } else {
+            Dep::of(&n)
+        };
+        self.push(Op::Reduce(kind, a), 1, cols, (Batch::of(&n), dep), span)
     }
 
     fn batch_unsupported(&mut self, what: &str, span: Span) -> Failed {
@@ -530,16 +613,13 @@ impl<'m> Lowerer<'m> {
             Binary::MatMul => return self.matmul(a, b, span),
             Binary::Dot => {
                 let (na, nb) = (self.node(a).clone(), self.node(b).clone());
-                let batched = na.batched || nb.batched;
-                let cols = if batched { na.cols.max(nb.cols) } else { 1 };
-                let affine = (!na.varies && nb.affine) || (!nb.varies && na.affine);
-                return Ok(self.push(
-                    Op::Dot(a, b),
-                    1,
-                    cols,
-                    (batched, na.varies || nb.varies, affine),
-                    span,
-                ));
+                let batch = Batch::of(&na).either(Batch::of(&nb));
+                let cols = match batch {
+                    Batch::PerSequence => na.cols.max(nb.cols),
+                    Batch::Shared => 1,
+                };
+                let dep = Dep::of(&na).product(Dep::of(&nb));
+                return Ok(self.push(Op::Dot(a, b), 1, cols, (batch, dep), span));
             }
         };
         Ok(self.binary_node(elem, a, b, span))
@@ -547,14 +627,14 @@ impl<'m> Lowerer<'m> {
 
     fn binary_node(&mut self, op: ElemBinary, a: NodeId, b: NodeId, span: Span) -> NodeId {
         let (na, nb) = (self.node(a).clone(), self.node(b).clone());
-        let affine = match op {
-            ElemBinary::Add | ElemBinary::Sub | ElemBinary::Max | ElemBinary::Min => {
-                na.affine && nb.affine
-            }
-            ElemBinary::Mul => (!na.varies && nb.affine) || (!nb.varies && na.affine),
-            ElemBinary::Div => !nb.varies && na.affine,
+        let (da, db) = (Dep::of(&na), Dep::of(&nb));
+        let dep = match op {
+            ElemBinary::Add | ElemBinary::Sub | ElemBinary::Max | ElemBinary::Min => da.max(db),
+            ElemBinary::Mul => da.product(db),
+            ElemBinary::Div if db == Dep::Constant => da,
+            ElemBinary::Div => da.max(db).max(Dep::Nonlinear),
         };
-        let flags = (na.batched || nb.batched, na.varies || nb.varies, affine);
+        let flags = (Batch::of(&na).either(Batch::of(&nb)), dep);
         self.push(
             Op::Binary(op, a, b),
             na.rows.max(nb.rows),
@@ -571,8 +651,7 @@ impl<'m> Lowerer<'m> {
                 self.batch_unsupported("a matrix product with a per-sequence left operand", span)
             );
         }
-        let affine = (!na.varies && nb.affine) || (!nb.varies && na.affine);
-        let flags = (nb.batched, na.varies || nb.varies, affine);
+        let flags = (Batch::of(&nb), Dep::of(&na).product(Dep::of(&nb)));
         Ok(self.push(Op::MatMul(a, b), na.rows, nb.cols, flags, span))
     }
 }
@@ -591,8 +670,8 @@ fn layer_defined_at(body: &LayerBody, t: u64, steps: usize) -> bool {
     }
 }
 
-/// The number of time steps and sequences shared by all bound data.
-fn data_dims(model: &Model, data: &[SeqData]) -> Result<(usize, usize), Diags> {
+/// The number of time steps, sequences and warm-up steps shared by all bound data.
+fn data_dims(model: &Model, data: &[SeqData]) -> Result<(usize, usize, usize), Diags> {
     let source = &model.source;
     if data.len() != model.data.len() {
         let d = Diag::new(
@@ -608,13 +687,14 @@ fn data_dims(model: &Model, data: &[SeqData]) -> Result<(usize, usize), Diags> {
         return Err(d.into());
     }
     let Some(first) = data.first() else {
-        return Ok((0, 1));
+        return Ok((0, 1, 0));
     };
     let mut diags = Diags::new();
     for (decl, d) in model.data.iter().zip(data) {
         let width = decl.shape.rows;
         if d.steps != first.steps
             || d.sequences != first.sequences
+            || d.warmup != first.warmup
             || d.values.len() != d.steps * d.sequences * width
         {
             let msg = format!(
@@ -637,5 +717,16 @@ fn data_dims(model: &Model, data: &[SeqData]) -> Result<(usize, usize), Diags> {
             }
         }
     }
-    diags.finish((first.steps, first.sequences.max(1)))
+    if first.warmup >= first.steps && diags.is_empty() {
+        let msg = format!(
+            "the {} warm-up step(s) leave none of the {} bound step(s) for the reductions over time",
+            first.warmup, first.steps
+        );
+        diags.push(Diag::new("mcopt::lower::data", msg).at(
+            source,
+            model.data[0].span,
+            "declared here",
+        ));
+    }
+    diags.finish((first.steps, first.sequences.max(1), first.warmup))
 }

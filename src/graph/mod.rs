@@ -31,6 +31,8 @@ pub enum ReduceKind {
     Sum,
     SqNorm,
     Norm1,
+    /// The Euclidean norm ‖a‖ (exact to second order at a = 0; MATH.md, docs/derivatives.md).
+    Norm2,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,9 +151,13 @@ pub struct Graph {
     pub objective: NodeId,
     /// The data-dependent part g of the objective (the training or test loss).
     pub loss: NodeId,
-    /// Number of time steps and sequences of the bound data (0 and 1 without data).
+    /// Number of time steps and sequences of the bound data (0 and 1 without data); `steps`
+    /// counts the warm-up steps.
     pub steps: usize,
     pub sequences: usize,
+    /// Leading time steps that run the recurrence but are left out of the reductions over
+    /// time (a test split carried over from the training steps; see [`SeqData::warmup`]).
+    pub warmup: usize,
 }
 
 impl Graph {

@@ -1,7 +1,12 @@
 //! Finding plugin libraries: `--plugin PATH_OR_NAME` (CLI), `plugins:` lists in run files, and
-//! the directories of `MCOPT_PLUGIN_PATH`. A path is used as given (relative to the current
-//! directory for the CLI, to the run file's directory for a run file); a bare name is looked up
-//! in the search directories only, never in the current directory.
+//! the directories of `MCOPT_PLUGIN_PATH`.
+//!
+//! A spec that contains a path separator or ends in `.so`, `.dylib` or `.dll` is a path, used
+//! as given: relative to the current directory for the CLI, to the run file's directory for a
+//! run file (joined here, once). Anything else is a plugin name: a built-in name (`std`) names
+//! the plugin linked into mcopt and is never searched for, so no library on the search path
+//! can shadow it; other names are looked up in the search directories only, never in the
+//! current directory.
 
 use crate::diag::{Diag, Diags};
 use crate::registry::Registry;
@@ -9,6 +14,19 @@ use std::path::{Path, PathBuf};
 
 /// The environment variable holding extra plugin directories (colon-separated).
 pub const PLUGIN_PATH_VAR: &str = "MCOPT_PLUGIN_PATH";
+
+/// Names of the plugins linked into mcopt (the standard plugin, by its short and crate
+/// names). Asking for one loads nothing: it is already there.
+pub const BUILTIN_PLUGINS: &[&str] = &["std", "mcopt_std", "mcopt-std"];
+
+/// What a request resolves to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Resolved {
+    /// A plugin linked into mcopt (see [`BUILTIN_PLUGINS`]).
+    Builtin,
+    /// A library file to load.
+    Library(PathBuf),
+}
 
 /// Where a plugin request came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,7 +37,8 @@ pub enum Origin {
     RunFile(PathBuf),
 }
 
-/// One requested plugin: a path (contains a `/`) or a bare name (`swish`).
+/// One requested plugin: a path (contains a `/` or ends in a library suffix) or a bare name
+/// (`swish`, `std`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PluginRequest {
     pub spec: String,
@@ -78,11 +97,15 @@ impl PluginSearch {
             .collect()
     }
 
-    /// The library file for one request, or a diagnostic listing every path tried.
-    pub fn resolve(&self, req: &PluginRequest) -> Result<PathBuf, Diag> {
+    /// The library file for one request (or the built-in plugin it names), or a diagnostic
+    /// listing every path tried.
+    pub fn resolve(&self, req: &PluginRequest) -> Result<Resolved, Diag> {
+        if !is_path(&req.spec) && BUILTIN_PLUGINS.contains(&req.spec.as_str()) {
+            return Ok(Resolved::Builtin);
+        }
         let tried = candidates(req, &self.search_dirs());
         if let Some(found) = tried.iter().find(|p| p.is_file()) {
-            return Ok(found.clone());
+            return Ok(Resolved::Library(found.clone()));
         }
         let list: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
         let tried_text = if list.is_empty() {
@@ -108,13 +131,15 @@ impl PluginSearch {
         Err(d)
     }
 
-    /// Resolve every request (duplicates by canonical path are dropped), collecting diagnostics.
+    /// The library files of every request (built-in plugins are already loaded and left out;
+    /// duplicates by canonical path are dropped), collecting diagnostics.
     pub fn resolve_all(&self) -> Result<Vec<PathBuf>, Diags> {
         let mut diags = Diags::new();
         let mut out: Vec<PathBuf> = Vec::new();
         for req in &self.requests {
             match self.resolve(req) {
-                Ok(p) => {
+                Ok(Resolved::Builtin) => {}
+                Ok(Resolved::Library(p)) => {
                     let canon = std::fs::canonicalize(&p).unwrap_or(p);
                     if !out.contains(&canon) {
                         out.push(canon);
@@ -141,18 +166,19 @@ pub fn load_all(registry: &mut Registry, search: &PluginSearch) -> Result<(), Di
     diags.finish(())
 }
 
-/// Whether a spec names a path rather than a plugin.
-fn is_path(spec: &str) -> bool {
-    spec.contains('/') || spec.contains(std::path::MAIN_SEPARATOR)
+/// Whether a spec names a path rather than a plugin: it contains a path separator or ends
+/// in a shared-library suffix of any platform.
+pub fn is_path(spec: &str) -> bool {
+    spec.contains('/')
+        || spec.contains('\\')
+        || spec.contains(std::path::MAIN_SEPARATOR)
+        || [".so", ".dylib", ".dll"].iter().any(|s| spec.ends_with(s))
 }
 
 /// File names a bare name may have: `libswish.so`, `libmcopt_swish.so`, `swish.so` (with the
-/// platform's prefix and suffix); a name already ending in the suffix is taken as is.
+/// platform's prefix and suffix).
 pub fn file_names(name: &str) -> Vec<String> {
     use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
-    if name.ends_with(DLL_SUFFIX) {
-        return vec![name.to_string()];
-    }
     let mut v = vec![
         format!("{DLL_PREFIX}{name}{DLL_SUFFIX}"),
         format!("{DLL_PREFIX}mcopt_{name}{DLL_SUFFIX}"),

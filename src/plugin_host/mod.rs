@@ -7,7 +7,10 @@ pub mod listing;
 pub mod load;
 pub mod selftest;
 
-pub use discover::{file_names, load_all, Origin, PluginRequest, PluginSearch, PLUGIN_PATH_VAR};
+pub use discover::{
+    file_names, is_path, load_all, Origin, PluginRequest, PluginSearch, Resolved, BUILTIN_PLUGINS,
+    PLUGIN_PATH_VAR,
+};
 pub use listing::{
     plugins_check, plugins_list, CheckReport, FunctionCheck, FunctionListing, PluginList,
     SolverListing,

@@ -332,20 +332,7 @@ fn type_help(ctx: &Ctx<'_>, found: Tok<'_>) -> Option<String> {
 
 /// Whether `a` and `b` are within two single-character edits of each other.
 fn close_words(a: &str, b: &str) -> bool {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    if a.len().abs_diff(b.len()) > 2 || b.len() > 20 {
-        return false;
-    }
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut prev_diag = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != cb);
-            let next = (row[j + 1] + 1).min(row[j] + 1).min(prev_diag + cost);
-            prev_diag = row[j + 1];
-            row[j + 1] = next;
-        }
-    }
-    row[b.len()] <= 2
+    a.chars().count().abs_diff(b.chars().count()) <= 2
+        && b.chars().count() <= 20
+        && crate::text::edit_distance(a, b) <= 2
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mcopt::check::Model;
-use mcopt::config::{ColumnSel, DataSpec, HeaderMode, RowSel, SeqLayout, Split};
+use mcopt::config::{ColumnSel, DataSpec, HeaderMode, RowSel, SeqLayout, Split, TestState};
 use mcopt::diag::{render_plain, SourceFile};
 use mcopt::eval::{EvalOptions, Evaluator, Taylor};
 use mcopt::graph::{self, Graph, LowerOptions, SeqData};
@@ -51,6 +51,7 @@ pub fn bind(
         train: rows,
         test: Some(rows),
         sequences: SeqLayout::Single,
+        test_state: TestState::Carry,
         origin: None,
     };
     mcopt::pipeline::bind_data(model, &spec, &repo(), split)

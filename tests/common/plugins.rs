@@ -34,6 +34,7 @@ pub fn lib_dir() -> &'static Path {
             "mcopt-fixture-wrong-abi",
             "mcopt-fixture-no-entry",
             "mcopt-fixture-duplicate",
+            "mcopt-fixture-marker",
             "mcopt-std",
         ] {
             cmd.args(["-p", p]);

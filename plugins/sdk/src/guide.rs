@@ -106,6 +106,10 @@
 //! directory of the mcopt executable (where a `cargo build` of the workspace puts the plugins).
 //! It is never looked up in the current directory: loading a library runs its code, so mcopt
 //! loads only what you named. When nothing is found, the diagnostic lists every path tried.
+//! A spec containing `/` or ending in `.so`, `.dylib` or `.dll` is always a path (relative to
+//! the current directory, or to the run file's directory in a run file), never searched for.
+//! The name `std` (also `mcopt_std`) is the standard plugin, which is linked into mcopt:
+//! asking for it loads nothing, and no library on the search path can take that name.
 //! `mcopt plugins list` shows every function and solver with its plugin, version and library.
 //!
 //! # 3. What a function computes: ray-Taylor coefficients

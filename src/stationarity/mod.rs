@@ -1,0 +1,173 @@
+//! Certificates of first- and second-order d-stationarity for (P), (P0) and (P1), by the tiered
+//! strategy of MATH.md §4; the only module that solves LPs and QPs (Clarabel).
+//!
+//! # Public API
+//!
+//! - [`certify`]`(&Problem, &Options) -> Certificate`: the first-order [`Verdict`] and, with
+//!   [`Order::Two`], the second-order one. A `not_stationary` verdict carries its witness
+//!   direction (in the variables of the form: θ for (P), z for (P0) and (P1)) and its exact
+//!   slope f′(x; d) or curvature f″(x; d) from the ray-Taylor evaluator.
+//! - Tiers, cheapest first: `smooth` (no active kink: ‖∇f‖ and Lanczos on Hessian-vector
+//!   products), `convex_outer` (every kink in a convex outer term: one QP), `pieces` (nested or
+//!   nonconvex kinks, 2^k ≤ `max_pieces`: one LP per piece), `search` (otherwise: a descent
+//!   search that can refute but never certify; else `inconclusive` with its reason).
+//!
+//! Invariant: `stationary` is only returned by a tier that decides; a search that finds nothing
+//! is `inconclusive`.
+
+mod kinks;
+mod lp;
+mod oracle;
+mod pieces;
+mod smooth;
+
+use std::time::Instant;
+
+pub use kinks::{Kink, KinkOrder};
+pub use oracle::{Form, Problem};
+
+use crate::eval::EvalError;
+use crate::registry::Order;
+use oracle::Oracle;
+
+/// Options of a certificate.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// `Order::One` or `Order::Two`.
+    pub order: Order,
+    /// Tolerance on ‖∇f‖, slopes and curvatures.
+    pub tol: f64,
+    /// |a₀ − breakpoint| ≤ ztol counts as a kink.
+    pub ztol: f64,
+    /// Largest number of pieces enumerated (2^k for k kinks).
+    pub max_pieces: usize,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            order: Order::One,
+            tol: 1e-6,
+            ztol: 0.0,
+            max_pieces: 4096,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Stationary,
+    NotStationary,
+    Inconclusive,
+}
+
+impl Status {
+    /// The contract spelling: `stationary`, `not_stationary`, `inconclusive`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Stationary => "stationary",
+            Status::NotStationary => "not_stationary",
+            Status::Inconclusive => "inconclusive",
+        }
+    }
+}
+
+/// One verdict (first or second order).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub status: Status,
+    /// The tier that decided: `gradient`, `lanczos`, `convex_qp`, `pieces`, `search`.
+    pub method: &'static str,
+    pub active_kinks: usize,
+    /// The witness (not stationary), in the form's variables.
+    pub direction: Option<Vec<f64>>,
+    /// f′(x; d) of the witness (first order).
+    pub slope: Option<f64>,
+    /// f″(x; d) of the witness (second order; f′(x; d) = 0 there).
+    pub curvature: Option<f64>,
+    /// Why a verdict is inconclusive, or what the tier measured.
+    pub reason: Option<String>,
+}
+
+impl Verdict {
+    fn new(status: Status, method: &'static str, kinks: usize) -> Verdict {
+        Verdict {
+            status,
+            method,
+            active_kinks: kinks,
+            direction: None,
+            slope: None,
+            curvature: None,
+            reason: None,
+        }
+    }
+
+    fn reason(mut self, r: impl Into<String>) -> Verdict {
+        self.reason = Some(r.into());
+        self
+    }
+}
+
+/// The certificate of a point.
+#[derive(Debug, Clone)]
+pub struct Certificate {
+    pub first: Verdict,
+    pub second: Option<Verdict>,
+    /// The direction to plot: the witness, or the flattest direction checked (form variables).
+    pub plot_direction: Vec<f64>,
+    pub seconds: f64,
+}
+
+/// Certify the point of `problem`.
+pub fn certify(problem: &Problem<'_>, opts: &Options) -> Result<Certificate, EvalError> {
+    let start = Instant::now();
+    let mut o = Oracle::new(problem, opts)?;
+    let first_kinks = o.first_order_kinks();
+    let mut flattest = None;
+    let first = if first_kinks == 0 {
+        smooth::first_order(&mut o, opts)?
+    } else {
+        match pieces::convex_outer(&mut o, opts)? {
+            Some(v) => v,
+            None => match pieces::first_order(&mut o, opts)? {
+                Some(v) => v,
+                None => pieces::search(&mut o, opts, &mut flattest)?,
+            },
+        }
+    };
+    let second = if opts.order != Order::Two {
+        None
+    } else if first.status != Status::Stationary {
+        let mut v = Verdict::new(first.status, first.method, o.kinks.len());
+        v.reason = Some("not first-order stationary".into());
+        if first.status == Status::NotStationary {
+            v.status = Status::NotStationary;
+        }
+        Some(v)
+    } else if o.kinks.is_empty() {
+        Some(smooth::second_order(&mut o, opts)?)
+    } else {
+        Some(pieces::second_order(&mut o, opts)?)
+    };
+    let witness = second
+        .as_ref()
+        .and_then(|v| v.direction.clone())
+        .or_else(|| first.direction.clone());
+    let plot_direction = match witness.or(flattest) {
+        Some(d) => d,
+        None => o.flattest()?,
+    };
+    let mut first = first;
+    let mut second = second;
+    o.map_to_form(&mut first)?;
+    if let Some(s) = &mut second {
+        o.map_to_form(s)?;
+    }
+    let plot_direction = o.form_direction(&plot_direction)?;
+    Ok(Certificate {
+        first,
+        second,
+        plot_direction,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}

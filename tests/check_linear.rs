@@ -1,0 +1,50 @@
+//! `check` is linear in the number of declarations (issue 7, item 6): checking 8× more
+//! parameters costs about 8× more, far from the 64× of a quadratic pass. The bound is a ratio
+//! of two timings in the same process (best of three each), with a wide margin, not a
+//! wall-clock threshold.
+
+use std::time::Instant;
+
+use mcopt::check;
+use mcopt::diag::SourceFile;
+use mcopt::registry::Registry;
+use mcopt::syntax::parse;
+
+/// `n` scalar parameters and an objective over a few of them.
+fn model(n: usize) -> String {
+    let mut text = String::with_capacity(n * 24);
+    for i in 0..n {
+        text.push_str(&format!("param p{i}: real = 1\n"));
+    }
+    let terms: Vec<String> = (0..n).step_by(1000).map(|i| format!("p{i}^2")).collect();
+    text.push_str(&format!("minimize {}\n", terms.join(" + ")));
+    text
+}
+
+/// Best of three timings of checking the model with `n` parameters, in seconds.
+fn check_seconds(n: usize, registry: &Registry) -> f64 {
+    let source = SourceFile::new("many.mco", model(n));
+    let program = parse(&source).unwrap_or_else(|_| panic!("the generated model parses"));
+    (0..3)
+        .map(|_| {
+            let start = Instant::now();
+            let m = check::check(&source, &program, registry);
+            let t = start.elapsed().as_secs_f64();
+            assert_eq!(m.map(|m| m.params.len()).ok(), Some(n));
+            t
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+#[test]
+fn checking_is_linear_in_the_number_of_parameters() {
+    let registry = Registry::with_standard();
+    let small = check_seconds(5_000, &registry);
+    let large = check_seconds(40_000, &registry);
+    let ratio = large / small.max(1e-6);
+    // Linear: about 8. Quadratic: about 64. The margin absorbs a noisy, shared machine.
+    assert!(
+        ratio < 24.0,
+        "8× the parameters took {ratio:.1}× the time ({small:.4} s → {large:.4} s)"
+    );
+}
