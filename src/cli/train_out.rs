@@ -202,6 +202,8 @@ pub fn write_all(
     if accepted.is_some() {
         report.metrics.remove("accepted");
     }
+    // a solver's own `objective` metric is the report's objective already
+    report.metrics.remove("objective");
     if let Some(p) = &outputs.checkpoint {
         write_atomic(p, &cp.to_bytes())?;
     }
