@@ -1,6 +1,8 @@
 //! Runs SRPA from a point file and prints Θ per iteration and the time per iteration:
-//!     cargo run --release --example srpa_run -- RUNFILE POINT ITERS
-//! The solver options (beta, beta1, beta2, eta1, eta2, rho1) come from the run file.
+//!     cargo run --release --example srpa_run -- RUNFILE POINT ITERS [--expect VALUE]
+//! The solver options (beta, beta1, beta2, eta1, eta2, rho1) come from the run file. With
+//! `--expect`, exits 1 unless the final Θ is within 1e-6 of VALUE (a CI check of the authors'
+//! numbers, e.g. Θ(z¹) on sp500).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -17,12 +19,23 @@ use mcopt_std::solvers::srpa::iteration::{Srpa, SrpaOptions};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    if args.len() != 4 {
-        eprintln!("usage: srpa_run RUNFILE POINT ITERS");
+    let expect = match args.get(4).map(String::as_str) {
+        None => None,
+        Some("--expect") => args.get(5).and_then(|v| v.parse::<f64>().ok()),
+        Some(_) => f64::NAN.into(),
+    };
+    if !(args.len() == 4 || args.len() == 6) || expect.is_some_and(f64::is_nan) {
+        eprintln!("usage: srpa_run RUNFILE POINT ITERS [--expect VALUE]");
         return ExitCode::from(2);
     }
     match run(&args[1], &args[2], args[3].parse().unwrap_or(10)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(last) => match expect {
+            Some(want) if (last - want).abs() > 1e-6 => {
+                eprintln!("final objective {last} differs from the expected {want}");
+                ExitCode::from(1)
+            }
+            _ => ExitCode::SUCCESS,
+        },
         Err(d) => {
             eprint!("{}", render_plain(&d));
             ExitCode::from(2)
@@ -34,7 +47,7 @@ fn opt(run: &config::RunFile, name: &str) -> Option<f64> {
     run.solver.as_ref()?.options.get(name)?.as_f64()
 }
 
-fn run(run_path: &str, point: &str, iters: usize) -> Result<(), Diags> {
+fn run(run_path: &str, point: &str, iters: usize) -> Result<f64, Diags> {
     let r = Registry::with_standard();
     let run = config::load_run(Path::new(run_path))?;
     let model_path = if run.model.exists() {
@@ -113,5 +126,5 @@ fn run(run_path: &str, point: &str, iters: usize) -> Result<(), Diags> {
         srpa.rejected,
         last.map(|m| m.objective)
     );
-    Ok(())
+    Ok(srpa.objective)
 }

@@ -24,8 +24,7 @@ pub struct SrpaSolver {
     run: Srpa,
 }
 
-/// Option indices (the order of [`SrpaSolver::OPTIONS`]).
-
+/// Option indices (the order of [`SrpaSolver::OPTIONS`]; the host reads the betas by name).
 const ETA1: usize = 3;
 const ETA2: usize = 4;
 const RHO1: usize = 5;
