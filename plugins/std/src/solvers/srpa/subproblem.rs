@@ -397,11 +397,7 @@ impl SubSolver {
         for i in 0..m {
             vals[self.slots[k + i]] = if ws.free_y[i] { -delta } else { -1.0 };
         }
-        let t0 = std::time::Instant::now();
         self.ldl.factor()?;
-        if std::env::var_os("SRPA_PROFILE").is_some() {
-            eprintln!("factor {:.3} s", t0.elapsed().as_secs_f64());
-        }
         ws.rhs[..n].iter_mut().for_each(|x| *x = 0.0);
         for i in 0..m {
             ws.rhs[n + i] = if ws.free_y[i] { ws.g[i] } else { 0.0 };
