@@ -1,6 +1,8 @@
 //! SRPA on (P1): the linearization of the residuals against exact directional derivatives, and
 //! the authors' runs reproduced from their starting weights (MATH.md §5, issue 10).
 
+#[path = "../plugins/std/tests/clarabel_ref/mod.rs"]
+mod clarabel_ref;
 mod common;
 
 use common::eval::{bind, lower, model, sp500_graph, syn_graph};
@@ -13,7 +15,11 @@ use mcopt::forms::{self, Betas, Lifted};
 use mcopt::graph::Graph;
 use mcopt::registry::{Order, Registry};
 use mcopt::rng::Rng;
+use mcopt_plugin_sdk::p1::P1Problem;
 use mcopt_std::solvers::srpa::iteration::{Srpa, SrpaOptions};
+use mcopt_std::solvers::srpa::subproblem::{
+    SparseRows, SubOptions, SubSolution, SubSolver, Subproblem,
+};
 
 const OPTS: EvalOptions = EvalOptions { ztol: 0.0 };
 
@@ -215,4 +221,74 @@ fn syn_hundred_iterations_track_the_authors_and_end_lower() {
 #[test]
 fn two_runs_give_identical_traces() {
     assert_eq!(syn_run(30), syn_run(30));
+}
+
+/// The real syn subproblems at k = 0, 10 and 50 (the later ones with active piece bounds and
+/// ties) against Clarabel: objective and solution to 1e-6 relative.
+#[test]
+fn syn_subproblems_agree_with_clarabel() {
+    let r = Registry::with_standard();
+    let g = syn_graph(&r, RowSel::Range { start: 0, end: 8 });
+    let theta = theta_from(&g, "examples/data/srpa_syn_theta0.yaml");
+    let l = forms::lift(&g);
+    let betas = Betas::uniform(1.0);
+    let pen = l.penalized(&betas);
+    let z0 = completed(&g, &r, &l, &theta);
+    let mut host = P1Host::new(&l, &pen, &betas, &g, &r).unwrap();
+    let opts = SrpaOptions {
+        eta1: 0.9,
+        eta2: 1.3,
+        rho1: 0.5,
+        ..SrpaOptions::default()
+    };
+    let mut srpa = Srpa::new(&mut host, z0, opts).unwrap();
+    let mut bounded = 0;
+    for k in 0..=50 {
+        if [0, 10, 50].contains(&k) {
+            let st = host.structure().clone();
+            let mut lin = Linearization::default();
+            let mut pieces = srpa.pieces.clone();
+            host.linearize(&srpa.z, None, &mut pieces, &mut lin)
+                .unwrap();
+            bounded += lin.lower.iter().filter(|v| v.is_finite()).count();
+            let jac = SparseRows {
+                ncols: st.n_z,
+                row_ptr: st.row_ptr.clone(),
+                col_idx: st.col_idx.clone(),
+                values: lin.jac.clone(),
+            };
+            let p = Subproblem {
+                q: &lin.grad,
+                rho: srpa.rho,
+                lower: &lin.lower,
+                upper: &lin.upper,
+                jac: &jac,
+                r: &lin.residual,
+                beta: &st.beta,
+            };
+            let mut sol = SubSolution::default();
+            let rep = SubSolver::new(&jac)
+                .unwrap()
+                .solve(&p, SubOptions::default(), &mut sol)
+                .unwrap();
+            assert!(rep.converged, "k = {k}: {rep:?}");
+            let (x_ref, certified) = clarabel_ref::clarabel_solve(&p);
+            assert!(certified, "k = {k}: clarabel did not certify its solution");
+            let mut w = vec![0.0; st.rows()];
+            let (ours, theirs) = (p.objective(&sol.s, &mut w), p.objective(&x_ref, &mut w));
+            assert!(
+                (ours - theirs).abs() <= 1e-6 * theirs.abs().max(1.0),
+                "k = {k}"
+            );
+            let d: f64 = sol.s.iter().zip(&x_ref).map(|(a, b)| (a - b).powi(2)).sum();
+            let n: f64 = x_ref.iter().map(|b| b * b).sum();
+            assert!(
+                d.sqrt() <= 1e-6 * n.sqrt().max(1.0),
+                "k = {k}: {}",
+                d.sqrt()
+            );
+        }
+        srpa.step(&mut host).unwrap();
+    }
+    assert!(bounded > 0, "no piece bounds in the syn subproblems");
 }

@@ -1,10 +1,9 @@
 //! The SRPA subproblem solver against Clarabel (an interior-point reference) on random
 //! instances: objective and solution agree to 1e-6 relative, bound multipliers are consistent.
 
-use clarabel::algebra::CscMatrix;
-use clarabel::solver::{
-    DefaultSettingsBuilder, DefaultSolver, IPSolver, SolverStatus, SupportedConeT,
-};
+mod clarabel_ref;
+
+use clarabel_ref::clarabel_solve;
 use mcopt_std::solvers::srpa::subproblem::{
     SparseRows, SubOptions, SubSolution, SubSolver, Subproblem,
 };
@@ -109,69 +108,6 @@ fn random_instance(rng: &mut Rng) -> Instance {
     }
 }
 
-/// The same problem as a QP for Clarabel: variables (s, t), t ≥ |r + J s|.
-/// Returns the solution and whether Clarabel certified it (status `Solved`, not `AlmostSolved`).
-fn clarabel_solve(inst: &Instance) -> (Vec<f64>, bool) {
-    let n = inst.q.len();
-    let m = inst.r.len();
-    let nv = n + m;
-    let p = CscMatrix::new_from_triplets(
-        nv,
-        nv,
-        (0..n).collect(),
-        (0..n).collect(),
-        vec![inst.rho; n],
-    );
-    let mut q = inst.q.clone();
-    q.extend_from_slice(&inst.beta);
-    let (mut ri, mut ci, mut vi, mut b) = (vec![], vec![], vec![], vec![]);
-    let mut row = 0;
-    for sign in [1.0, -1.0] {
-        for i in 0..m {
-            for k in inst.jac.row_ptr[i]..inst.jac.row_ptr[i + 1] {
-                ri.push(row);
-                ci.push(inst.jac.col_idx[k]);
-                vi.push(sign * inst.jac.values[k]);
-            }
-            ri.push(row);
-            ci.push(n + i);
-            vi.push(-1.0);
-            b.push(-sign * inst.r[i]);
-            row += 1;
-        }
-    }
-    for j in 0..n {
-        if inst.upper[j].is_finite() {
-            ri.push(row);
-            ci.push(j);
-            vi.push(1.0);
-            b.push(inst.upper[j]);
-            row += 1;
-        }
-        if inst.lower[j].is_finite() {
-            ri.push(row);
-            ci.push(j);
-            vi.push(-1.0);
-            b.push(-inst.lower[j]);
-            row += 1;
-        }
-    }
-    let a = CscMatrix::new_from_triplets(row, nv, ri, ci, vi);
-    let cones = [SupportedConeT::NonnegativeConeT(row)];
-    let settings = DefaultSettingsBuilder::default()
-        .verbose(false)
-        .tol_gap_abs(1e-12)
-        .tol_gap_rel(1e-12)
-        .tol_feas(1e-12)
-        .max_iter(200)
-        .build()
-        .expect("settings");
-    let mut solver = DefaultSolver::new(&p, &q, &a, &b, &cones, settings).expect("clarabel setup");
-    solver.solve();
-    let certified = solver.solution.status == SolverStatus::Solved;
-    (solver.solution.x[..n].to_vec(), certified)
-}
-
 fn rel_diff(a: &[f64], b: &[f64]) -> f64 {
     let d: f64 = a
         .iter()
@@ -201,7 +137,7 @@ fn agrees_with_clarabel_on_random_instances() {
             .solve(&prob, SubOptions::default(), &mut sol)
             .expect("factorization");
         assert!(rep.converged, "case {case}: {rep:?}");
-        let (x_ref, certified) = clarabel_solve(&inst);
+        let (x_ref, certified) = clarabel_solve(&inst.problem());
         let mut w = vec![0.0; inst.r.len()];
         let obj = prob.objective(&sol.s, &mut w);
         let obj_ref = prob.objective(&x_ref, &mut w);
