@@ -16,5 +16,6 @@ pub mod report;
 pub mod rng;
 pub mod solve;
 pub mod stationarity;
+pub mod sweep;
 pub mod syntax;
 pub mod text;

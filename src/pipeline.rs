@@ -13,8 +13,17 @@ use crate::syntax;
 
 /// Parse and check model text against the functions of `registry`.
 pub fn compile(source: &Arc<SourceFile>, registry: &Registry) -> Result<Model, Diags> {
+    compile_with(source, registry, &[])
+}
+
+/// [`compile`] with `const` values given from outside (run file `consts:`, `--const`).
+pub fn compile_with(
+    source: &Arc<SourceFile>,
+    registry: &Registry,
+    overrides: &[check::ConstOverride],
+) -> Result<Model, Diags> {
     let program = syntax::parse(source)?;
-    check::check(source, &program, registry)
+    check::check_with(source, &program, registry, overrides)
 }
 
 /// The model's `data` declarations as binding slots.

@@ -47,6 +47,8 @@ pub(crate) struct Checker<'a> {
     pub(super) param_entries: usize,
     pub(super) data: Vec<DataDef>,
     pub(super) layers: Vec<LayerSlot>,
+    /// Values from outside for `const` declarations, and whether each one was used.
+    overrides: Vec<(super::ConstOverride, bool)>,
 }
 
 impl<'a> Checker<'a> {
@@ -60,6 +62,60 @@ impl<'a> Checker<'a> {
             param_entries: 0,
             data: Vec::new(),
             layers: Vec::new(),
+            overrides: Vec::new(),
+        }
+    }
+
+    pub(crate) fn with_overrides(mut self, overrides: &[super::ConstOverride]) -> Self {
+        self.overrides = overrides.iter().map(|o| (o.clone(), false)).collect();
+        self
+    }
+
+    /// The outside value for constant `name`, marking the override as used.
+    fn override_for(&mut self, name: &str) -> Option<f64> {
+        // The last override of a name wins (the command line comes after the run file).
+        let mut value = None;
+        for (o, used) in self.overrides.iter_mut().filter(|(o, _)| o.name == name) {
+            *used = true;
+            value = Some(o.value);
+        }
+        value
+    }
+
+    /// Overrides that named no constant of the model.
+    fn report_unused_overrides(&mut self) {
+        let names: Vec<String> = self
+            .scope
+            .iter()
+            .filter(|(_, (b, _))| matches!(b, Binding::Const(_)))
+            .map(|(n, _)| n.clone())
+            .collect();
+        let mut names = names;
+        names.sort();
+        let unused: Vec<super::ConstOverride> = self
+            .overrides
+            .iter()
+            .filter(|(_, used)| !used)
+            .map(|(o, _)| o.clone())
+            .collect();
+        for o in unused {
+            let msg = format!("the model has no constant `{}`", o.name);
+            let mut d = Diag::new("mcopt::config::unknown_const", msg);
+            d = match &o.origin {
+                Some((src, span)) => d.at(src, *span, "not a `const` of the model"),
+                None => d.in_file(&self.source.name),
+            };
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            let help = if names.is_empty() {
+                "the model declares no `const`".to_string()
+            } else {
+                format!(
+                    "{}constants of the model: {}",
+                    crate::config::suggest(&o.name, &refs),
+                    crate::config::list_names(&refs)
+                )
+            };
+            self.error(d.help(help));
         }
     }
 
@@ -99,6 +155,7 @@ impl<'a> Checker<'a> {
                 }
             }
         }
+        self.report_unused_overrides();
         self.finish(objective)
     }
 
@@ -421,13 +478,14 @@ impl<'a> Checker<'a> {
     }
 
     fn constant(&mut self, c: &ast::ConstDecl) {
+        let outside = self.override_for(&c.name.name);
         let Some(value) = self.expr(&c.value, &Ctx::top()) else {
-            self.bind(&c.name, Binding::Const(0.0));
+            self.bind(&c.name, Binding::Const(outside.unwrap_or(0.0)));
             return;
         };
         match value.kind {
             CKind::Literal(v) if value.shape.is_scalar() => {
-                self.bind(&c.name, Binding::Const(v[0]));
+                self.bind(&c.name, Binding::Const(outside.unwrap_or(v[0])));
             }
             _ => {
                 let msg = format!(

@@ -205,5 +205,29 @@ pub fn check(
     program: &ast::Program,
     registry: &Registry,
 ) -> Result<Model, Diags> {
-    items::Checker::new(source, registry).run(program)
+    check_with(source, program, registry, &[])
+}
+
+/// A value given from outside the model (run file `consts:` or `--const NAME=V`) that replaces
+/// the value of a `const` declaration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConstOverride {
+    pub name: String,
+    pub value: f64,
+    /// Where the override is written (a run-file key), for "unknown constant" diagnostics;
+    /// `None` for the command line.
+    pub origin: Option<(Arc<SourceFile>, Span)>,
+}
+
+/// [`check`] with `const` values replaced by `overrides`; an override that names no `const`
+/// of the model is a diagnostic (with the nearest constant name).
+pub fn check_with(
+    source: &Arc<SourceFile>,
+    program: &ast::Program,
+    registry: &Registry,
+    overrides: &[ConstOverride],
+) -> Result<Model, Diags> {
+    items::Checker::new(source, registry)
+        .with_overrides(overrides)
+        .run(program)
 }

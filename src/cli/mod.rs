@@ -19,6 +19,7 @@ macro_rules! out_raw {
 mod commands;
 mod output;
 mod session;
+mod sweep;
 mod train;
 mod train_out;
 
@@ -103,6 +104,7 @@ enum Command {
     /// Train: run the run file's solver; progress bar; writes params, trace, plot, report and a
     /// checkpoint. Ctrl-C checkpoints and exits 130; --resume continues bit-identically.
     Train {
+        /// The run file (YAML): model, data, solver and options, init, seed, stop rules, outputs.
         runfile: String,
         /// Start from this point file instead of the run file's `init`.
         #[arg(long, value_name = "POINT")]
@@ -128,6 +130,11 @@ enum Command {
         /// Load a plugin library (path, or a name searched on MCOPT_PLUGIN_PATH); repeatable.
         #[arg(long = "plugin", value_name = "LIB")]
         plugins: Vec<String>,
+    },
+    /// Grids of training runs: plan, run (locally or per cluster task), status, collect, job files.
+    Sweep {
+        #[command(subcommand)]
+        command: sweep::SweepCommand,
     },
     /// List loaded plugin functions and solvers, or load and self-test one library.
     Plugins {
@@ -180,6 +187,9 @@ pub struct InputArgs {
     /// |argument − breakpoint| ≤ ztol counts as a kink (finite, ≥ 0).
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub ztol: f64,
+    /// Replace the value of a model `const`: NAME=VALUE; repeatable (wins over the run file's `consts:`).
+    #[arg(long = "const", value_name = "NAME=VALUE")]
+    pub consts: Vec<String>,
 }
 
 /// `--test-state`: the command-line form of [`mcopt::config::TestState`].
@@ -276,6 +286,7 @@ fn run(command: Command) -> Result<u8, Diags> {
             quiet,
             plugins,
         }),
+        Command::Sweep { command } => sweep::run(command),
         Command::Plugins {
             command: PluginsCommand::List { input },
         } => commands::plugins_list(&input),
@@ -296,7 +307,7 @@ impl Command {
             | Command::Plugins {
                 command: PluginsCommand::List { input } | PluginsCommand::Check { input, .. },
             } => Some(input),
-            Command::Train { .. } => None,
+            Command::Train { .. } | Command::Sweep { .. } => None,
         }
     }
 
@@ -304,6 +315,7 @@ impl Command {
     fn wants_json(&self) -> bool {
         match self {
             Command::Train { json, .. } => *json,
+            Command::Sweep { command } => command.wants_json(),
             other => other.input().is_some_and(|i| i.json),
         }
     }

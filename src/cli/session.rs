@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use mcopt::check::Model;
+use mcopt::check::{ConstOverride, Model};
 use mcopt::config::{
     self, DataSpec, HeaderMode, PointMode, RowSel, SeqLayout, Split, VarRole, VarSpec,
 };
@@ -37,7 +37,8 @@ impl Session {
         }
         let registry = registry(input, run.as_ref())?;
         let source = read_source(Path::new(model_path), InputKind::Model)?;
-        let model = pipeline::compile(&source, &registry)?;
+        let overrides = const_overrides(input, run.as_ref())?;
+        let model = pipeline::compile_with(&source, &registry, &overrides)?;
         let (data, data_dir) = data_spec(input, run.as_ref())?;
         Ok(Session {
             registry,
@@ -107,6 +108,56 @@ impl Session {
             .zip(&specs)
             .flat_map(|(v, s)| v.unwrap_or_else(|| vec![0.0; s.rows * s.cols]))
             .collect())
+    }
+}
+
+/// `consts:` of the run file, then `--const NAME=VALUE` (the command line wins).
+fn const_overrides(
+    input: &InputArgs,
+    run: Option<&config::RunFile>,
+) -> Result<Vec<ConstOverride>, Diags> {
+    let mut out: Vec<ConstOverride> = run
+        .map(|r| {
+            r.consts
+                .iter()
+                .map(|(name, value, span)| ConstOverride {
+                    name: name.clone(),
+                    value: *value,
+                    origin: Some((std::sync::Arc::clone(&r.source), *span)),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    for arg in &input.consts {
+        out.push(parse_const_arg(arg)?);
+    }
+    Ok(out)
+}
+
+/// `NAME=VALUE` with a finite number.
+pub fn parse_const_arg(arg: &str) -> Result<ConstOverride, Diags> {
+    let bad = |why: String| -> Diags {
+        Diag::new(
+            "mcopt::cli::const",
+            format!("`--const {arg}` is not NAME=VALUE: {why}"),
+        )
+        .help("write e.g. `--const tau=1.2`")
+        .into()
+    };
+    let Some((name, value)) = arg.split_once('=') else {
+        return Err(bad("there is no `=`".to_string()));
+    };
+    let name = name.trim();
+    if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
+        return Err(bad(format!("`{name}` is not a name")));
+    }
+    match value.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(ConstOverride {
+            name: name.to_string(),
+            value: v,
+            origin: None,
+        }),
+        _ => Err(bad(format!("`{}` is not a finite number", value.trim()))),
     }
 }
 

@@ -10,6 +10,7 @@ mod data;
 mod fields;
 mod point;
 mod run;
+mod sweep;
 mod yaml;
 
 pub use bind::{
@@ -22,6 +23,10 @@ pub use point::{
 };
 pub use run::{
     load_run, parse_run, InitSpec, OutputPaths, RunFile, SolverSpec, StopRules, Thresholds,
+};
+pub use sweep::{
+    base_tree, load_sweep, parse_sweep, render_entry, setting_object, yaml_text, Axis,
+    Distribution, RandomSearch, Setting, SweepFile,
 };
 
 use crate::diag::{Diag, Diags};

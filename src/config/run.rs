@@ -37,6 +37,8 @@ pub struct RunFile {
     pub output: OutputPaths,
     pub validate: Thresholds,
     pub ztol: f64,
+    /// `consts:` — values that replace the model's `const` declarations, with the span of each key.
+    pub consts: Vec<(String, f64, Span)>,
     pub source: Arc<SourceFile>,
 }
 
@@ -114,6 +116,7 @@ impl Default for Thresholds {
 
 const TOP_KEYS: &[&str] = &[
     "model", "plugins", "data", "solver", "init", "seed", "stop", "output", "validate", "ztol",
+    "consts",
 ];
 const DATA_KEYS: &[&str] = &[
     "file",
@@ -184,6 +187,10 @@ pub fn parse_run(source: &Arc<SourceFile>, path: &Path) -> Result<RunFile, Diags
             .get("ztol")
             .and_then(|v| r.f64_where(&v, "a number ≥ 0", |x| x >= 0.0))
             .unwrap_or(0.0),
+        consts: top
+            .get("consts")
+            .map(|v| read_consts(&mut r, &v))
+            .unwrap_or_default(),
         model: model.unwrap_or_default(),
         model_span,
         dir,
@@ -243,6 +250,21 @@ fn required<'n>(r: &mut Reader, fields: &Fields<'n>, key: &str, what: &str) -> O
         r.diags.push(d);
     }
     v
+}
+
+/// `consts: {tau: 1.2, ...}`: constant names (checked against the model later) and numbers.
+fn read_consts(r: &mut Reader, v: &Val) -> Vec<(String, f64, Span)> {
+    let Some(fields) = r.free_fields(v) else {
+        return Vec::new();
+    };
+    fields
+        .all()
+        .into_iter()
+        .filter_map(|(name, val)| {
+            let x = r.f64(&val)?;
+            Some((name.to_string(), x, r.key_span(&val.path)))
+        })
+        .collect()
 }
 
 fn read_data(r: &mut Reader, v: &Val) -> Option<DataSpec> {

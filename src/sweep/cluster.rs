@@ -1,0 +1,120 @@
+//! Job files for the cluster engines users already have: a Slurm job-array script and a
+//! Kubernetes indexed Job. Each task runs `mcopt sweep run DIR`, which reads its index from
+//! `SLURM_ARRAY_TASK_ID` or `JOB_COMPLETION_INDEX`. Bytes only: nothing here submits.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Options of the Slurm script.
+#[derive(Debug, Clone, Default)]
+pub struct SlurmOptions {
+    pub partition: Option<String>,
+    /// Time limit per task, in Slurm's syntax (`10:00`, `1-00:00:00`).
+    pub time: Option<String>,
+    pub cpus_per_task: Option<u32>,
+    /// At most this many tasks at once (`%K` of `--array`).
+    pub max_parallel: Option<u32>,
+    pub job_name: String,
+}
+
+/// An sbatch script running entry `$SLURM_ARRAY_TASK_ID` of the sweep in `dir` (absolute)
+/// with the mcopt executable `exe` (absolute), for `entries` entries.
+pub fn slurm_script(exe: &Path, dir: &Path, entries: usize, o: &SlurmOptions) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "#!/bin/bash");
+    let _ = writeln!(
+        s,
+        "# written by `mcopt sweep slurm`: one array task per sweep entry"
+    );
+    let _ = writeln!(s, "#SBATCH --job-name={}", o.job_name);
+    let array = match o.max_parallel {
+        Some(k) => format!("0-{}%{k}", entries.saturating_sub(1)),
+        None => format!("0-{}", entries.saturating_sub(1)),
+    };
+    let _ = writeln!(s, "#SBATCH --array={array}");
+    let logs = dir.join("slurm");
+    let _ = writeln!(s, "#SBATCH --output={}/%A_%a.out", logs.display());
+    if let Some(p) = &o.partition {
+        let _ = writeln!(s, "#SBATCH --partition={p}");
+    }
+    if let Some(t) = &o.time {
+        let _ = writeln!(s, "#SBATCH --time={t}");
+    }
+    if let Some(c) = o.cpus_per_task {
+        let _ = writeln!(s, "#SBATCH --cpus-per-task={c}");
+    }
+    let _ = writeln!(s, "set -euo pipefail");
+    let _ = writeln!(
+        s,
+        "exec {} sweep run {}",
+        shell_quote(&exe.display().to_string()),
+        shell_quote(&dir.display().to_string())
+    );
+    s
+}
+
+/// Options of the Kubernetes Job.
+#[derive(Debug, Clone)]
+pub struct K8sOptions {
+    pub image: String,
+    pub parallelism: u32,
+    pub name: String,
+    /// The PersistentVolumeClaim that holds the sweep directory.
+    pub claim: String,
+    /// Where the claim is mounted in the container.
+    pub mount: String,
+    /// The sweep directory inside the container (under `mount`).
+    pub dir_in_pod: String,
+    /// Retries of one index before it counts as failed.
+    pub backoff_limit_per_index: u32,
+}
+
+/// A `batch/v1` Job with `completionMode: Indexed`, one completion per sweep entry.
+pub fn k8s_job(entries: usize, o: &K8sOptions) -> String {
+    let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# written by `mcopt sweep k8s`: one completion index per sweep entry"
+    );
+    let _ = writeln!(s, "apiVersion: batch/v1");
+    let _ = writeln!(s, "kind: Job");
+    let _ = writeln!(s, "metadata:");
+    let _ = writeln!(s, "  name: {}", q(&o.name));
+    let _ = writeln!(s, "spec:");
+    let _ = writeln!(s, "  completionMode: Indexed");
+    let _ = writeln!(s, "  completions: {entries}");
+    let _ = writeln!(s, "  parallelism: {}", o.parallelism);
+    let _ = writeln!(s, "  backoffLimitPerIndex: {}", o.backoff_limit_per_index);
+    let _ = writeln!(s, "  template:");
+    let _ = writeln!(s, "    spec:");
+    let _ = writeln!(s, "      restartPolicy: Never");
+    let _ = writeln!(s, "      containers:");
+    let _ = writeln!(s, "        - name: mcopt");
+    let _ = writeln!(s, "          image: {}", q(&o.image));
+    let _ = writeln!(
+        s,
+        "          command: [\"mcopt\", \"sweep\", \"run\", {}]",
+        q(&o.dir_in_pod)
+    );
+    let _ = writeln!(s, "          volumeMounts:");
+    let _ = writeln!(s, "            - name: sweeps");
+    let _ = writeln!(s, "              mountPath: {}", q(&o.mount));
+    let _ = writeln!(s, "      volumes:");
+    let _ = writeln!(s, "        - name: sweeps");
+    let _ = writeln!(s, "          persistentVolumeClaim:");
+    let _ = writeln!(s, "            claimName: {}", q(&o.claim));
+    s
+}
+
+/// Single-quote a word for a POSIX shell.
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}

@@ -1,0 +1,235 @@
+//! Sweeps of training runs: planning a manifest of entries from a sweep file, running
+//! entries (one by index, or a local pool of worker processes), their status, and the
+//! ranked table over seeds. Cluster engines (Slurm job arrays, Kubernetes indexed jobs)
+//! run the same `mcopt sweep run DIR` per index; [`cluster`] writes their job files.
+//!
+//! Layout of a sweep directory (nothing is shared between runs but the read-only manifest):
+//!
+//! ```text
+//! DIR/manifest.json            entries: index, setting, overrides, seed, run file, hash
+//! DIR/runs/0007/run.yaml       the effective run file of entry 7
+//! DIR/runs/0007/…              train's outputs (params.yaml, trace.csv, report.json, checkpoint)
+//! DIR/runs/0007/state.json     running (pid) / done / failed, with the hash it ran with
+//! ```
+
+pub mod cluster;
+pub mod collect;
+mod exec;
+mod plan;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::diag::{Diag, Diags};
+
+pub use exec::{run_entry, run_pool, EntryOutcome, PoolSummary};
+pub use plan::{content_hash, plan, PlanOptions};
+
+/// Version of the manifest format.
+pub const MANIFEST_VERSION: u32 = 1;
+
+/// The plan of a sweep: written once by `sweep plan`, read-only afterwards.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    pub version: u32,
+    /// The sweep file it was planned from.
+    pub sweep: String,
+    pub base: String,
+    pub settings: usize,
+    pub seeds: Vec<u64>,
+    pub entries: Vec<Entry>,
+}
+
+/// One run of the sweep: one setting with one seed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Entry {
+    pub index: usize,
+    /// Index of the setting (entries of one setting differ only in the seed).
+    pub setting: usize,
+    /// The overrides of the setting, by key path.
+    pub overrides: Value,
+    pub seed: u64,
+    /// The effective run file, relative to the sweep directory.
+    pub run_file: String,
+    /// sha256 of the model, data (and starting point) files and the effective run file.
+    pub hash: String,
+}
+
+/// The state of one entry, as recorded in its `state.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum EntryState {
+    Running {
+        pid: u32,
+        hash: String,
+    },
+    Done {
+        hash: String,
+        seconds: f64,
+    },
+    Failed {
+        hash: String,
+        exit_code: Option<i32>,
+        message: String,
+    },
+}
+
+/// Where an entry stands for `sweep status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Done,
+    Running,
+    Failed,
+    Pending,
+}
+
+impl Manifest {
+    /// Read `DIR/manifest.json`.
+    pub fn load(dir: &Path) -> Result<Manifest, Diags> {
+        let path = dir.join("manifest.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            Diags::from(
+                Diag::new(
+                    "mcopt::sweep::manifest",
+                    format!(
+                        "cannot read the sweep's manifest: {}",
+                        lower(&e.to_string())
+                    ),
+                )
+                .in_file(path.display().to_string())
+                .help("plan the sweep first: `mcopt sweep plan SWEEP.yaml --out DIR`"),
+            )
+        })?;
+        let m: Manifest = serde_json::from_str(&text).map_err(|e| {
+            Diags::from(
+                Diag::new(
+                    "mcopt::sweep::manifest",
+                    format!("the manifest is not valid: {e}"),
+                )
+                .in_file(path.display().to_string()),
+            )
+        })?;
+        if m.version != MANIFEST_VERSION {
+            let msg = format!(
+                "the manifest has format version {}, this mcopt reads version {MANIFEST_VERSION}",
+                m.version
+            );
+            return Err(Diag::new("mcopt::sweep::manifest", msg)
+                .in_file(path.display().to_string())
+                .into());
+        }
+        Ok(m)
+    }
+
+    /// The entry with `index`, or a diagnostic giving the valid range.
+    pub fn entry(&self, index: usize) -> Result<&Entry, Diags> {
+        self.entries.get(index).ok_or_else(|| {
+            let msg = format!(
+                "the sweep has no entry {index}: its indices are 0..{}",
+                self.entries.len()
+            );
+            Diag::new("mcopt::sweep::index", msg).into()
+        })
+    }
+}
+
+/// The directory of entry `index`.
+pub fn run_dir(dir: &Path, index: usize) -> PathBuf {
+    dir.join("runs").join(format!("{index:04}"))
+}
+
+/// The recorded state of an entry, if any.
+pub fn entry_state(dir: &Path, index: usize) -> Option<EntryState> {
+    let text = std::fs::read_to_string(run_dir(dir, index).join("state.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Where an entry stands: done (with the planned hash), running (a live process on this
+/// machine), failed (a failure, or a run whose process is gone), or pending.
+pub fn status_of(dir: &Path, entry: &Entry) -> Status {
+    match entry_state(dir, entry.index) {
+        Some(EntryState::Done { hash, .. }) if hash == entry.hash => Status::Done,
+        Some(EntryState::Done { .. }) => Status::Pending,
+        Some(EntryState::Running { pid, .. }) if process_alive(pid) => Status::Running,
+        Some(EntryState::Running { .. }) | Some(EntryState::Failed { .. }) => Status::Failed,
+        None => Status::Pending,
+    }
+}
+
+/// Counts of entries by status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub total: usize,
+    pub done: usize,
+    pub running: usize,
+    pub failed: usize,
+    pub pending: usize,
+}
+
+/// Count the entries of a sweep by status.
+pub fn counts(dir: &Path, manifest: &Manifest) -> Counts {
+    let mut c = Counts {
+        total: manifest.entries.len(),
+        ..Counts::default()
+    };
+    for e in &manifest.entries {
+        match status_of(dir, e) {
+            Status::Done => c.done += 1,
+            Status::Running => c.running += 1,
+            Status::Failed => c.failed += 1,
+            Status::Pending => c.pending += 1,
+        }
+    }
+    c
+}
+
+/// Whether a process with this id exists on this machine (Linux: `/proc/PID`).
+fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true
+    }
+}
+
+/// Write `bytes` to `path` atomically: a temporary file beside it, fsync, rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Diags> {
+    use std::io::Write as _;
+    let fail = |e: std::io::Error| -> Diags {
+        Diag::new(
+            "mcopt::io::write",
+            format!("cannot write the file: {}", lower(&e.to_string())),
+        )
+        .in_file(path.display().to_string())
+        .into()
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(fail)?;
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(fail)
+}
+
+fn lower(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => String::new(),
+    }
+}

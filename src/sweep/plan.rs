@@ -1,0 +1,135 @@
+//! `sweep plan`: expand a sweep file into entries, write one effective run file per entry
+//! and the manifest, with a content hash per entry.
+
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use super::{run_dir, write_atomic, Entry, Manifest, MANIFEST_VERSION};
+use crate::config::{self, InitSpec, SweepFile};
+use crate::diag::{Diag, Diags};
+
+/// Options of [`plan`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlanOptions {
+    /// Write nothing: only validate every entry and return the manifest.
+    pub dry_run: bool,
+}
+
+/// Expand `sweep` into entries under `dir`. Every entry's run file is rendered and validated
+/// before anything is written; an existing manifest that differs is refused.
+pub fn plan(sweep: &SweepFile, dir: &Path, opts: PlanOptions) -> Result<Manifest, Diags> {
+    let base = config::base_tree(&sweep.base)?;
+    let settings = sweep.settings();
+    let mut entries = Vec::new();
+    let mut texts = Vec::new();
+    let mut diags = Diags::new();
+    for (s, setting) in settings.iter().enumerate() {
+        for &seed in &sweep.seeds {
+            let index = entries.len();
+            let run_file = run_dir(dir, index).join("run.yaml");
+            let text = match config::render_entry(sweep, &base, setting, seed, &run_file) {
+                Ok(t) => t,
+                Err(d) => {
+                    // One setting's problem is the same for every seed: report it once.
+                    if seed == sweep.seeds[0] {
+                        for x in d.iter() {
+                            let seen = diags
+                                .iter()
+                                .any(|y| y.message == x.message && y.primary() == x.primary());
+                            if !seen {
+                                diags.push(x.clone());
+                            }
+                        }
+                    }
+                    continue;
+                }
+            };
+            let hash = content_hash(&run_file, &text)?;
+            entries.push(Entry {
+                index,
+                setting: s,
+                overrides: config::setting_object(setting),
+                seed,
+                run_file: format!("runs/{index:04}/run.yaml"),
+                hash,
+            });
+            texts.push((run_file, text));
+        }
+    }
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+    let manifest = Manifest {
+        version: MANIFEST_VERSION,
+        sweep: sweep.path.display().to_string(),
+        base: sweep.base.display().to_string(),
+        settings: settings.len(),
+        seeds: sweep.seeds.clone(),
+        entries,
+    };
+    if opts.dry_run {
+        return Ok(manifest);
+    }
+    refuse_other_sweep(dir, &manifest)?;
+    for (path, text) in &texts {
+        write_atomic(path, text.as_bytes())?;
+    }
+    let json = serde_json::to_string_pretty(&manifest).unwrap_or_default();
+    write_atomic(&dir.join("manifest.json"), json.as_bytes())?;
+    Ok(manifest)
+}
+
+/// Planning into a directory that already holds a different sweep would orphan its runs.
+fn refuse_other_sweep(dir: &Path, manifest: &Manifest) -> Result<(), Diags> {
+    if !dir.join("manifest.json").exists() {
+        return Ok(());
+    }
+    match Manifest::load(dir) {
+        Ok(old) if old.entries == manifest.entries => Ok(()),
+        _ => {
+            let msg = format!(
+                "{} already holds a different sweep",
+                dir.join("manifest.json").display()
+            );
+            Err(Diag::new("mcopt::sweep::exists", msg)
+                .in_file(dir.join("manifest.json").display().to_string())
+                .help("plan into another directory (--out), or remove this one")
+                .into())
+        }
+    }
+}
+
+/// sha256 over the effective run file text and the bytes of the files it reads (model, data,
+/// starting point), each prefixed by its length, so that a changed input changes the hash.
+pub fn content_hash(run_path: &Path, text: &str) -> Result<String, Diags> {
+    let source = crate::diag::SourceFile::new(run_path.display().to_string(), text.to_string());
+    let run = config::parse_run(&source, run_path)?;
+    let mut h = Sha256::new();
+    let mut feed = |bytes: &[u8]| {
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    feed(text.as_bytes());
+    let mut files = vec![run.model.clone()];
+    if let Some(d) = &run.data {
+        files.push(run.dir.join(&d.file));
+    }
+    if let InitSpec::File(p) = &run.init {
+        files.push(p.clone());
+    }
+    for f in files {
+        let bytes = std::fs::read(&f).map_err(|e| {
+            Diags::from(
+                Diag::new(
+                    "mcopt::sweep::input",
+                    format!("cannot read an input of the sweep: {e}"),
+                )
+                .in_file(f.display().to_string()),
+            )
+        })?;
+        feed(&bytes);
+    }
+    let digest = h.finalize();
+    Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
+}
