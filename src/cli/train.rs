@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use mcopt::config::{self, InitSpec, RunFile, Split};
 use mcopt::diag::{Diag, Diags};
 use mcopt::eval::EvalOptions;
+use mcopt::forms::{self, p1host::P1Host, Betas, Lifted};
 use mcopt::graph::{self, Graph, LowerOptions};
 use mcopt::registry::{OptionValue, Registry, SolverId, SolverStart};
 use mcopt::solve::batch::select_sequences;
@@ -15,6 +16,8 @@ use mcopt::solve::{
     initial_point, Batcher, Checkpoint, Executor, Fingerprint, GraphProblem, RunState, Scheme,
     Status, StopRules,
 };
+use mcopt_plugin_sdk::abi::PROBLEM_CAP_STRUCTURE;
+use mcopt_plugin_sdk::p1::{Published, P1_STRUCTURE_VERSION};
 
 use super::session::Session;
 use super::train_out::{self, Outputs, Progress};
@@ -104,6 +107,27 @@ pub fn train(a: &TrainArgs) -> Result<u8, Diags> {
             .with_split(&parts)
             .map_err(|e| Diags::from(Diag::new("mcopt::train::eval", e).in_file(&model_path)))?;
     }
+    // SRPA and other solvers that need (P1): the lifted problem with the solver's β.
+    let needs_p1 = info.requires & PROBLEM_CAP_STRUCTURE != 0;
+    let lifted = needs_p1.then(|| forms::lift(&train_graph));
+    let names: Vec<String> = info.options.iter().map(|o| o.name.clone()).collect();
+    let betas = lifted.as_ref().map(|l| p1_betas(l, &names, &options));
+    let penalized = lifted
+        .as_ref()
+        .zip(betas.as_ref())
+        .map(|(l, b)| l.penalized(b));
+    let mut host = match (&lifted, &penalized, &betas) {
+        (Some(l), Some(pen), Some(b)) => Some(
+            P1Host::new(l, pen, b, &train_graph, &session.registry).map_err(|e| {
+                Diags::from(Diag::new("mcopt::train::p1", e.to_string()).in_file(&model_path))
+            })?,
+        ),
+        _ => None,
+    };
+    let published = host.as_mut().map(Published::new);
+    if let Some(p) = &published {
+        problem.set_structure(P1_STRUCTURE_VERSION, p.as_ptr());
+    }
     let start = SolverStart {
         options: &options,
         x: &x0,
@@ -166,6 +190,22 @@ pub fn train(a: &TrainArgs) -> Result<u8, Diags> {
 /// The solver named in the run file and its option values, or diagnostics at the run file's
 /// lines (unknown solver with the known ones and the nearest; unknown, ill-typed or
 /// out-of-range options).
+/// β of (P1) from the solver's options `beta`, `beta1`, `beta2`: `beta` > 0 for every layer
+/// group; otherwise `beta2` for the last group (the output layer) and `beta1` for the others.
+fn p1_betas(lifted: &Lifted, names: &[String], values: &[f64]) -> Betas {
+    let (all, beta1, beta2) = mcopt_std::solvers::srpa::betas_from_options(names, values);
+    match all {
+        Some(b) => Betas::uniform(b),
+        None => {
+            let mut betas = Betas::uniform(beta1);
+            if let Some(last) = lifted.layout.groups.last() {
+                betas.per_group.insert(last.name.clone(), beta2);
+            }
+            betas
+        }
+    }
+}
+
 fn solver_and_options(registry: &Registry, run: &RunFile) -> Result<(SolverId, Vec<f64>), Diags> {
     let Some(spec) = &run.solver else {
         return Err(

@@ -74,6 +74,12 @@ pub struct Report {
     /// The solver's own final metrics.
     #[serde(flatten)]
     pub metrics: BTreeMap<String, Option<f64>>,
+    /// SRPA (solvers reporting an `accepted` metric): the numbers of accepted and rejected
+    /// steps (the final `feasibility` is one of its metrics).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<u64>,
 }
 
 /// The progress bar: iteration, objective, train and test loss, time left.
@@ -184,7 +190,20 @@ pub fn write_all(
             .zip(last.metrics.iter().chain(std::iter::repeat(&f64::NAN)))
             .map(|(k, v)| (k.clone(), Some(*v).filter(|v| !v.is_nan())))
             .collect(),
+        accepted: None,
+        rejected: None,
     };
+    let (accepted, rejected) = steps_accepted(&state.rows, &cp.metrics);
+    let mut report = Report {
+        accepted,
+        rejected,
+        ..report
+    };
+    if accepted.is_some() {
+        report.metrics.remove("accepted");
+    }
+    // a solver's own `objective` metric is the report's objective already
+    report.metrics.remove("objective");
     if let Some(p) = &outputs.checkpoint {
         write_atomic(p, &cp.to_bytes())?;
     }
@@ -194,6 +213,17 @@ pub fn write_all(
         write_atomic(p, &bytes)?;
     }
     Ok(report)
+}
+
+/// Accepted and rejected steps, from a solver's `accepted` metric (1 or 0 per step).
+fn steps_accepted(rows: &[Row], metrics: &[String]) -> (Option<u64>, Option<u64>) {
+    let Some(i) = metrics.iter().position(|m| m == "accepted") else {
+        return (None, None);
+    };
+    let flags = rows.iter().skip(1).filter_map(|r| r.metrics.get(i));
+    let acc = flags.clone().filter(|v| **v == 1.0).count() as u64;
+    let rej = flags.filter(|v| **v == 0.0).count() as u64;
+    (Some(acc), Some(rej))
 }
 
 /// The text summary printed after a run (without `--json`).

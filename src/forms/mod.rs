@@ -26,6 +26,8 @@
 
 pub mod adjoint;
 mod lift;
+pub mod linearize;
+pub mod p1host;
 pub mod tangent;
 pub mod thresholds;
 

@@ -4,10 +4,12 @@
 
 use crate::solve::Row;
 
-/// The CSV text of `rows` with the solver's `metrics` as extra columns.
+/// The CSV text of `rows` with the solver's `metrics` as extra columns (a metric named
+/// `objective` is not repeated: the row's objective already is that metric).
 pub fn trace_csv(rows: &[Row], metrics: &[String]) -> Vec<u8> {
     let mut s = String::from("iter,objective,train_loss,test_loss,seconds,stationarity");
-    for m in metrics {
+    let keep: Vec<bool> = metrics.iter().map(|m| m != "objective").collect();
+    for m in metrics.iter().filter(|m| *m != "objective") {
         s.push(',');
         s.push_str(m);
     }
@@ -22,8 +24,13 @@ pub fn trace_csv(rows: &[Row], metrics: &[String]) -> Vec<u8> {
             Some(r.stationarity),
         ]
         .into_iter()
-        .chain(r.metrics.iter().map(|m| Some(*m)))
-        {
+        .chain(
+            r.metrics
+                .iter()
+                .zip(keep.iter().chain(std::iter::repeat(&true)))
+                .filter(|(_, k)| **k)
+                .map(|(m, _)| Some(*m)),
+        ) {
             s.push(',');
             if let Some(v) = v.filter(|v| !v.is_nan()) {
                 s.push_str(&v.to_string());

@@ -167,9 +167,10 @@ impl Executor<'_> {
         let clock = Instant::now();
         let base = state.seconds;
         let base_counts = state.evaluations;
+        let own = solver.info().metrics.iter().position(|m| m == "objective");
         if state.rows.is_empty() {
             let nan = vec![f64::NAN; solver.info().metrics.len()];
-            let row = self.measure(problem, state, f64::NAN, &nan, base)?;
+            let row = self.measure(problem, state, f64::NAN, &nan, base, own)?;
             state.rows.push(row);
         }
         loop {
@@ -189,6 +190,7 @@ impl Executor<'_> {
                 report.stationarity,
                 &report.metrics,
                 state.seconds,
+                own,
             )?;
             let objective = row.objective;
             state.rows.push(row);
@@ -243,11 +245,15 @@ impl Executor<'_> {
         stationarity: f64,
         metrics: &[f64],
         seconds: f64,
+        objective_metric: Option<usize>,
     ) -> Result<Row, RunError> {
         let m = problem.measure(&state.x).map_err(RunError::Measure)?;
+        // A solver that iterates on another objective than f(θ) (SRPA: Θ of (P1)) reports it
+        // as its metric `objective`, which the row then shows.
+        let own = objective_metric.and_then(|i| metrics.get(i).copied());
         let row = Row {
             iter: state.iter,
-            objective: m.objective,
+            objective: own.filter(|v| !v.is_nan()).unwrap_or(m.objective),
             train_loss: m.train_loss,
             test_loss: m.test_loss,
             seconds,

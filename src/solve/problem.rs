@@ -30,6 +30,8 @@ pub struct GraphProblem<'g> {
     /// The sequences split across threads: f = Σ wᵢ fᵢ (see [`GraphProblem::with_split`]).
     split: Option<Split<'g>>,
     opts: EvalOptions,
+    /// The (P1) structure offered to solvers that need it: layout version and table pointer.
+    structure: Option<(u32, *const std::ffi::c_void)>,
 }
 
 /// Evaluators of disjoint groups of sequences, their weights and gradient buffers.
@@ -55,6 +57,7 @@ impl<'g> GraphProblem<'g> {
             batches: None,
             split: None,
             opts,
+            structure: None,
         })
     }
 
@@ -80,6 +83,12 @@ impl<'g> GraphProblem<'g> {
     pub fn with_batches(mut self, batches: Batcher<'g>) -> GraphProblem<'g> {
         self.batches = Some(batches);
         self
+    }
+
+    /// Offer the (P1) structure (a table of layout `version` that must stay valid and unmoved
+    /// while this problem is used).
+    pub fn set_structure(&mut self, version: u32, table: *const std::ffi::c_void) {
+        self.structure = Some((version, table));
     }
 }
 
@@ -134,6 +143,10 @@ impl SolverProblem for GraphProblem<'_> {
             Some(b) => b.gradient(k, self.registry, x, g, self.opts),
             None => self.gradient(x, g),
         }
+    }
+
+    fn structure(&self) -> Option<(u32, *const std::ffi::c_void)> {
+        self.structure
     }
 }
 

@@ -16,6 +16,7 @@ pub mod abi;
 pub mod elementwise;
 pub mod export;
 pub mod guide;
+pub mod p1;
 pub mod solver;
 
 pub use abi::{Kind, ParamDescriptor, Smoothness};

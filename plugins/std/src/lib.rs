@@ -1,4 +1,4 @@
-//! mcopt's standard plugin: activations, penalties and the solvers `gd` and `adam`.
+//! mcopt's standard plugin: activations, penalties and the solvers `gd`, `adam` and `srpa`.
 //!
 //! Linked into the mcopt binary through [`descriptor`], and built as a shared library exporting
 //! the same descriptor through the SDK's entry symbol; either way the host sees one
@@ -12,6 +12,7 @@ use activations::{Elu, LeakyRelu, Relu, Sigmoid, Softplus, Tanh, L1};
 use mcopt_plugin_sdk::abi::PluginDescriptor;
 use mcopt_plugin_sdk::{function, piecewise, smooth, solver};
 use penalties::{CappedL1, EvenQuadraticFn, Huber, Mcp, Scad};
+use solvers::srpa::SrpaSolver;
 use solvers::{Adam, GradientDescent};
 
 mcopt_plugin_sdk::export_plugin! {
@@ -30,7 +31,7 @@ mcopt_plugin_sdk::export_plugin! {
         piecewise::<EvenQuadraticFn<Scad>>(),
         piecewise::<EvenQuadraticFn<CappedL1>>(),
     ],
-    solvers: [solver::<GradientDescent>(), solver::<Adam>()],
+    solvers: [solver::<GradientDescent>(), solver::<Adam>(), solver::<SrpaSolver>()],
 }
 
 /// The standard plugin's descriptor, for linking it in-process.

@@ -4,6 +4,7 @@
 
 pub mod adam;
 pub mod gd;
+pub mod srpa;
 
 pub use adam::Adam;
 pub use gd::GradientDescent;

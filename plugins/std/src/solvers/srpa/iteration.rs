@@ -1,0 +1,236 @@
+//! One SRPA run as a state machine over a host's (P1) problem (MATH.md §5): fix the pieces at
+//! z^k (the host's tie rule, fed with the previous subproblem's bound multipliers), solve the
+//! convex subproblem exactly, accept with η₁, raise ρ by η₂ on a rejection.
+
+use mcopt_plugin_sdk::p1::{Linearization, P1Problem, NO_PIECE};
+
+use super::subproblem::{SparseRows, SubOptions, SubReport, SubSolution, SubSolver, Subproblem};
+
+/// SRPA's options.
+#[derive(Debug, Clone, Copy)]
+pub struct SrpaOptions {
+    /// Accept a step when Θ(z) − Θ(z + s) ≥ (η₁ ρ / 2)‖s‖².
+    pub eta1: f64,
+    /// ρ ← η₂ ρ after a rejected step.
+    pub eta2: f64,
+    /// ρ at the start.
+    pub rho1: f64,
+    /// Converged when the predicted decrease Φ(0) − Φ(s) is at most this.
+    pub tol: f64,
+    pub sub: SubOptions,
+}
+
+impl Default for SrpaOptions {
+    fn default() -> Self {
+        SrpaOptions {
+            eta1: 0.9,
+            eta2: 1.3,
+            rho1: 0.5,
+            tol: 1e-10,
+            sub: SubOptions::default(),
+        }
+    }
+}
+
+/// What one iteration measured (the trace columns).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SrpaMetrics {
+    /// Θ(z^{k+1}) (unchanged after a rejection).
+    pub objective: f64,
+    /// F(z^{k+1}) and the feasibility violation at z^{k+1}: the largest over layer groups of
+    /// (1/(N T))‖residual‖₂.
+    pub smooth: f64,
+    pub feasibility: f64,
+    /// Φ_k(0) − Φ_k(s^k), ‖s^k‖ and the ρ_k the subproblem used.
+    pub predicted_decrease: f64,
+    pub step_norm: f64,
+    pub rho: f64,
+    pub accepted: bool,
+    /// Piece entries at a tie at z^{k+1} and how many switched piece.
+    pub ties: usize,
+    pub switched: usize,
+    /// The subproblem solve.
+    pub newton_steps: usize,
+    pub sub_gap: f64,
+    pub sub_residual: f64,
+    pub sub_converged: bool,
+}
+
+/// The state of a run: the iterate, ρ, and the current linearization and subproblem solver.
+pub struct Srpa {
+    pub opts: SrpaOptions,
+    pub z: Vec<f64>,
+    pub rho: f64,
+    /// Θ(z).
+    pub objective: f64,
+    pub accepted: usize,
+    pub rejected: usize,
+    /// The piece of every site (the host's sites), chosen at z.
+    pub pieces: Vec<u32>,
+    lin: Linearization,
+    jac: SparseRows,
+    solver: SubSolver,
+    sol: SubSolution,
+    trial: Vec<f64>,
+    scratch: Vec<f64>,
+}
+
+impl Srpa {
+    /// Start at z⁰ (normally feasible: a forward completion of θ⁰).
+    pub fn new(p: &mut dyn P1Problem, z0: Vec<f64>, opts: SrpaOptions) -> Result<Srpa, String> {
+        Srpa::start(p, z0, None, opts)
+    }
+
+    fn start(
+        p: &mut dyn P1Problem,
+        z0: Vec<f64>,
+        pieces: Option<Vec<u32>>,
+        opts: SrpaOptions,
+    ) -> Result<Srpa, String> {
+        let st = p.structure().clone();
+        if z0.len() != st.n_z {
+            return Err(format!("z has {} entries, expected {}", z0.len(), st.n_z));
+        }
+        let jac = SparseRows {
+            ncols: st.n_z,
+            row_ptr: st.row_ptr.clone(),
+            col_idx: st.col_idx.clone(),
+            values: vec![0.0; st.col_idx.len()],
+        };
+        let solver = SubSolver::new(&jac).map_err(|e| e.to_string())?;
+        let objective = p.penalized(&z0)?;
+        let mut lin = Linearization::for_structure(&st);
+        let mut pieces = pieces.unwrap_or_else(|| vec![NO_PIECE; st.n_pieces]);
+        p.linearize(&z0, None, &mut pieces, &mut lin)?;
+        Ok(Srpa {
+            opts,
+            rho: opts.rho1,
+            objective,
+            accepted: 0,
+            rejected: 0,
+            trial: vec![0.0; st.n_z],
+            scratch: vec![0.0; st.rows()],
+            z: z0,
+            pieces,
+            lin,
+            jac,
+            solver,
+            sol: SubSolution::default(),
+        })
+    }
+
+    /// The state a checkpoint needs: z, ρ, Θ(z), the counts, the pieces and the subproblem's
+    /// warm start (the linearization at z is recomputed from them, identically).
+    pub fn save(&self, out: &mut Vec<u8>) {
+        let pieces: Vec<f64> = self.pieces.iter().map(|&p| p as f64).collect();
+        mcopt_plugin_sdk::Blob::new(out)
+            .f64s(&self.z)
+            .f64(self.rho)
+            .f64(self.objective)
+            .u64(self.accepted as u64)
+            .u64(self.rejected as u64)
+            .f64s(&pieces)
+            .f64s(self.solver.warm_start());
+    }
+
+    /// Rebuild a run saved by [`Srpa::save`].
+    pub fn restore(p: &mut dyn P1Problem, bytes: &[u8], opts: SrpaOptions) -> Result<Srpa, String> {
+        let st = p.structure().clone();
+        let mut r = mcopt_plugin_sdk::BlobReader::new(bytes);
+        let z = r.f64s(st.n_z)?;
+        let (rho, objective) = (r.f64()?, r.f64()?);
+        let (accepted, rejected) = (r.u64()? as usize, r.u64()? as usize);
+        let pieces: Vec<u32> = r.f64s(st.n_pieces)?.iter().map(|&v| v as u32).collect();
+        let y = r.f64s(st.rows())?;
+        r.finish()?;
+        let mut s = Srpa::start(p, z, Some(pieces), opts)?;
+        s.rho = rho;
+        s.objective = objective;
+        s.accepted = accepted;
+        s.rejected = rejected;
+        s.solver.set_warm_start(&y);
+        Ok(s)
+    }
+
+    /// Nonzeros of the subproblem's LDLᵀ factor.
+    pub fn factor_nnz(&self) -> usize {
+        self.solver.factor_nnz()
+    }
+
+    /// The feasibility violation at the current z.
+    pub fn feasibility(&self, p: &dyn P1Problem) -> f64 {
+        p.structure().feasibility(&self.lin.residual)
+    }
+
+    /// One iteration: subproblem, acceptance test, ρ update; relinearizes after acceptance.
+    pub fn step(&mut self, p: &mut dyn P1Problem) -> Result<SrpaMetrics, String> {
+        let rho = self.rho;
+        let rep = self.solve_subproblem(p)?;
+        let l1_now: f64 = self
+            .lin
+            .residual
+            .iter()
+            .zip(&p.structure().beta)
+            .map(|(r, b)| b * r.abs())
+            .sum();
+        let predicted = l1_now - rep.objective;
+        let s = &self.sol.s;
+        let ss: f64 = s.iter().map(|v| v * v).sum();
+        for ((t, z), d) in self.trial.iter_mut().zip(&self.z).zip(s) {
+            *t = z + d;
+        }
+        let value = p.penalized(&self.trial)?;
+        let accepted = self.objective - value >= 0.5 * self.opts.eta1 * rho * ss;
+        let mut m = SrpaMetrics {
+            predicted_decrease: predicted,
+            step_norm: ss.sqrt(),
+            rho,
+            accepted,
+            newton_steps: rep.newton_steps,
+            sub_gap: rep.gap,
+            sub_residual: rep.residual,
+            sub_converged: rep.converged,
+            ..SrpaMetrics::default()
+        };
+        if accepted {
+            std::mem::swap(&mut self.z, &mut self.trial);
+            self.objective = value;
+            self.accepted += 1;
+            let mult = Some(&self.sol.bound_multiplier[..]);
+            p.linearize(&self.z, mult, &mut self.pieces, &mut self.lin)?;
+            m.ties = self.lin.ties;
+            m.switched = self.lin.switched;
+        } else {
+            self.rho *= self.opts.eta2;
+            self.rejected += 1;
+        }
+        m.objective = self.objective;
+        m.smooth = self.lin.smooth;
+        m.feasibility = p.structure().feasibility(&self.lin.residual);
+        Ok(m)
+    }
+
+    fn solve_subproblem(&mut self, p: &dyn P1Problem) -> Result<SubReport, String> {
+        self.jac.values.copy_from_slice(&self.lin.jac);
+        let st = p.structure();
+        let prob = Subproblem {
+            q: &self.lin.grad,
+            rho: self.rho,
+            lower: &self.lin.lower,
+            upper: &self.lin.upper,
+            jac: &self.jac,
+            r: &self.lin.residual,
+            beta: &st.beta,
+        };
+        let rep = self
+            .solver
+            .solve(&prob, self.opts.sub, &mut self.sol)
+            .map_err(|e| e.to_string())?;
+        // the objective without the constant: qᵀs + ρ/2‖s‖² + Σβ|r + Js|
+        let obj = prob.objective(&self.sol.s, &mut self.scratch);
+        Ok(SubReport {
+            objective: obj,
+            ..rep
+        })
+    }
+}

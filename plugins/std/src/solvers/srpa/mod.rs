@@ -1,0 +1,189 @@
+//! SRPA, the authors' sequential regularized piecewise affine algorithm on (P1) (MATH.md §5),
+//! as the standard plugin's solver `srpa`: the exact subproblem solver ([`subproblem`], over the
+//! sparse LDLᵀ of [`ldl`]), the iteration ([`iteration`]), and its wrapper on the step-wise
+//! solver interface, which needs the host's (P1) structure (`PROBLEM_CAP_STRUCTURE`).
+//!
+//! The host builds Θ from the options: `beta` > 0 gives every layer group that β; otherwise
+//! the last layer group (the output layer, `v` in the RNN) gets `beta2` and all others `beta1`,
+//! as the authors do.
+
+pub mod iteration;
+pub mod ldl;
+pub mod subproblem;
+
+use iteration::{Srpa, SrpaOptions};
+use mcopt_plugin_sdk::abi::{
+    OptionDescriptor, OptionType, Str, OPEN_HI, OPEN_LO, PROBLEM_CAP_STRUCTURE,
+};
+use mcopt_plugin_sdk::p1::{P1Problem, RemoteP1, P1_STRUCTURE_VERSION};
+use mcopt_plugin_sdk::{Problem, Signal, Solver, Start, Step};
+use subproblem::SubOptions;
+
+/// The solver `srpa`; see the module docs.
+pub struct SrpaSolver {
+    run: Srpa,
+}
+
+/// Option indices (the order of [`SrpaSolver::OPTIONS`]; the host reads the betas by name).
+const ETA1: usize = 3;
+const ETA2: usize = 4;
+const RHO1: usize = 5;
+const TOL: usize = 6;
+const SUB_TOL: usize = 7;
+
+fn remote<'a>(problem: &Problem<'a>) -> Result<RemoteP1<'a>, String> {
+    let ptr = problem
+        .structure(P1_STRUCTURE_VERSION)
+        .ok_or("srpa needs the (P1) structure of the problem (layout version 1)")?;
+    // SAFETY: the host published a P1Table of this version, valid while the problem lives.
+    Ok(unsafe { RemoteP1::new(ptr) })
+}
+
+fn options(o: &[f64]) -> SrpaOptions {
+    SrpaOptions {
+        eta1: o[ETA1],
+        eta2: o[ETA2],
+        rho1: o[RHO1],
+        tol: o[TOL],
+        sub: SubOptions {
+            tol: o[SUB_TOL],
+            ..SubOptions::default()
+        },
+    }
+}
+
+impl Solver for SrpaSolver {
+    const NAME: &'static str = "srpa";
+    const DESCRIPTION: &'static str =
+        "sequential regularized piecewise affine algorithm on the l1-penalized lifted problem (P1)";
+    const OPTIONS: &'static [OptionDescriptor] = &[
+        OptionDescriptor::new(
+            "beta",
+            OptionType::Real,
+            0.0,
+            "one penalty weight for every layer group (0: use beta1 and beta2)",
+        )
+        .nonnegative(),
+        OptionDescriptor::new(
+            "beta1",
+            OptionType::Real,
+            1.0,
+            "penalty weight of the hidden layer groups",
+        )
+        .positive(),
+        OptionDescriptor::new(
+            "beta2",
+            OptionType::Real,
+            1.0,
+            "penalty weight of the output layer group (the last one)",
+        )
+        .positive(),
+        OptionDescriptor::new(
+            "eta1",
+            OptionType::Real,
+            0.9,
+            "accept when the decrease is at least eta1 rho / 2 |s|^2",
+        )
+        .positive(),
+        OptionDescriptor::new(
+            "eta2",
+            OptionType::Real,
+            1.3,
+            "rho grows by this factor after a rejected step",
+        )
+        .range(1.0, f64::INFINITY, OPEN_LO | OPEN_HI),
+        OptionDescriptor::new("rho1", OptionType::Real, 0.5, "initial proximal weight rho")
+            .positive(),
+        OptionDescriptor::new(
+            "tol",
+            OptionType::Real,
+            1e-10,
+            "converged when the predicted decrease is at most tol",
+        )
+        .nonnegative(),
+        OptionDescriptor::new(
+            "sub_tol",
+            OptionType::Real,
+            1e-10,
+            "relative tolerance of the subproblem (duality gap and optimality residual)",
+        )
+        .positive(),
+    ];
+    const METRICS: &'static [Str] = &[
+        Str::new("objective"),
+        Str::new("feasibility"),
+        Str::new("predicted_decrease"),
+        Str::new("step_norm"),
+        Str::new("rho"),
+        Str::new("accepted"),
+        Str::new("ties"),
+        Str::new("newton_steps"),
+    ];
+    const REQUIRES: u64 = PROBLEM_CAP_STRUCTURE;
+
+    fn init(problem: &mut Problem<'_>, start: Start<'_>) -> Result<Self, String> {
+        let mut p1 = remote(problem)?;
+        let mut z = vec![0.0; p1.structure().n_z];
+        p1.complete(start.x, &mut z)?;
+        let run = Srpa::new(&mut p1, z, options(start.options))?;
+        Ok(SrpaSolver { run })
+    }
+
+    fn step(
+        &mut self,
+        problem: &mut Problem<'_>,
+        x: &mut [f64],
+        metrics: &mut [f64],
+    ) -> Result<Step, String> {
+        let mut p1 = remote(problem)?;
+        let m = self.run.step(&mut p1)?;
+        let n = x.len().min(self.run.z.len());
+        x[..n].copy_from_slice(&self.run.z[..n]);
+        let values = [
+            m.objective,
+            m.feasibility,
+            m.predicted_decrease,
+            m.step_norm,
+            m.rho,
+            if m.accepted { 1.0 } else { 0.0 },
+            m.ties as f64,
+            m.newton_steps as f64,
+        ];
+        for (slot, v) in metrics.iter_mut().zip(values) {
+            *slot = v;
+        }
+        let signal = if !m.objective.is_finite() {
+            Signal::Diverged
+        } else if m.predicted_decrease <= self.run.opts.tol {
+            Signal::Converged
+        } else {
+            Signal::Continue
+        };
+        Ok(Step {
+            signal,
+            stationarity: m.predicted_decrease,
+        })
+    }
+
+    fn save(&self, out: &mut Vec<u8>) {
+        self.run.save(out);
+    }
+
+    fn restore(problem: &mut Problem<'_>, start: Start<'_>, bytes: &[u8]) -> Result<Self, String> {
+        let mut p1 = remote(problem)?;
+        let run = Srpa::restore(&mut p1, bytes, options(start.options))?;
+        Ok(SrpaSolver { run })
+    }
+}
+
+/// Reads the penalty weights from the options, for the host: (β for every group, or β₁ for
+/// the hidden groups and β₂ for the last one).
+pub fn betas_from_options(names: &[String], values: &[f64]) -> (Option<f64>, f64, f64) {
+    let get = |n: &str, d: f64| names.iter().position(|x| x == n).map_or(d, |i| values[i]);
+    let beta = get("beta", 0.0);
+    (
+        (beta > 0.0).then_some(beta),
+        get("beta1", 1.0),
+        get("beta2", 1.0),
+    )
+}

@@ -1,0 +1,429 @@
+//! The SRPA subproblem (MATH.md §5), solved exactly:
+//!
+//! ```text
+//! minimize over s:  qᵀs + (ρ/2)‖s‖² + Σᵢ βᵢ |rᵢ + (J s)ᵢ|   subject to  lo ≤ s ≤ hi
+//! ```
+//!
+//! Method: a projected semismooth Newton method on the dual. With y the multipliers of the ℓ1
+//! terms (|yᵢ| ≤ βᵢ), the inner minimization over the box is separable, so
+//! s(y) = clip(−(q + Jᵀy)/ρ, lo, hi) and the dual φ(y) = −yᵀr − min_s[(q + Jᵀy)ᵀs + (ρ/2)‖s‖²]
+//! is convex, piecewise quadratic, with gradient −(r + J s(y)). Each Newton step solves
+//! (J_F D J_Fᵀ/ρ + δ) d_F = −∇φ_F on the free multipliers F (D: the free entries of s) through
+//! the quasi-definite system [[ρI, Jᵀ], [J, −δI]] whose pattern never changes (inactive rows and
+//! columns get explicit zeros), so one symbolic analysis serves every step and every SRPA
+//! iteration. A projected Armijo search on φ makes it globally convergent; it stops on the
+//! duality gap and the natural residual of the ℓ1 optimality condition, both relative.
+
+// Index loops over several parallel arrays read best as index loops here.
+#![allow(clippy::needless_range_loop)]
+
+use super::ldl::{Ldl, LdlError};
+
+/// A sparse matrix by rows (m × n), pattern fixed, values may change.
+#[derive(Debug, Clone, Default)]
+pub struct SparseRows {
+    pub ncols: usize,
+    pub row_ptr: Vec<usize>,
+    pub col_idx: Vec<usize>,
+    pub values: Vec<f64>,
+}
+
+impl SparseRows {
+    /// Number of rows.
+    pub fn nrows(&self) -> usize {
+        self.row_ptr.len().saturating_sub(1)
+    }
+
+    /// out = J x.
+    pub fn mul(&self, x: &[f64], out: &mut [f64]) {
+        for (i, o) in out.iter_mut().enumerate() {
+            let mut acc = 0.0;
+            for p in self.row_ptr[i]..self.row_ptr[i + 1] {
+                acc += self.values[p] * x[self.col_idx[p]];
+            }
+            *o = acc;
+        }
+    }
+
+    /// out = Jᵀ y.
+    pub fn mul_t(&self, y: &[f64], out: &mut [f64]) {
+        out.iter_mut().for_each(|o| *o = 0.0);
+        for (i, &yi) in y.iter().enumerate() {
+            if yi == 0.0 {
+                continue;
+            }
+            for p in self.row_ptr[i]..self.row_ptr[i + 1] {
+                out[self.col_idx[p]] += self.values[p] * yi;
+            }
+        }
+    }
+}
+
+/// One subproblem instance. Bounds may be infinite.
+#[derive(Debug, Clone, Copy)]
+pub struct Subproblem<'a> {
+    pub q: &'a [f64],
+    pub rho: f64,
+    pub lower: &'a [f64],
+    pub upper: &'a [f64],
+    pub jac: &'a SparseRows,
+    pub r: &'a [f64],
+    pub beta: &'a [f64],
+}
+
+impl Subproblem<'_> {
+    /// The primal objective at s (`w` is scratch of length m).
+    pub fn objective(&self, s: &[f64], w: &mut [f64]) -> f64 {
+        self.jac.mul(s, w);
+        let smooth: f64 = s
+            .iter()
+            .zip(self.q)
+            .map(|(si, qi)| qi * si + 0.5 * self.rho * si * si)
+            .sum();
+        let l1: f64 = w
+            .iter()
+            .zip(self.r)
+            .zip(self.beta)
+            .map(|((wi, ri), bi)| bi * (wi + ri).abs())
+            .sum();
+        smooth + l1
+    }
+}
+
+/// Options of the subproblem solver.
+#[derive(Debug, Clone, Copy)]
+pub struct SubOptions {
+    /// Relative tolerance on the duality gap and on the natural residual.
+    pub tol: f64,
+    /// Newton iterations at most.
+    pub max_iter: usize,
+}
+
+impl Default for SubOptions {
+    fn default() -> Self {
+        SubOptions {
+            tol: 1e-10,
+            max_iter: 200,
+        }
+    }
+}
+
+/// What a solve returns besides the step.
+#[derive(Debug, Clone, Default)]
+pub struct SubReport {
+    pub converged: bool,
+    pub newton_steps: usize,
+    pub factorizations: usize,
+    pub objective: f64,
+    /// Relative duality gap (P − D)/(1 + |P|).
+    pub gap: f64,
+    /// Relative natural residual of the ℓ1 optimality condition.
+    pub residual: f64,
+}
+
+/// Results of a solve: the step s, the ℓ1 multipliers y and, for each variable, the multiplier
+/// of its active bound (≥ 0; 0 where no bound is active).
+#[derive(Debug, Clone, Default)]
+pub struct SubSolution {
+    pub s: Vec<f64>,
+    pub y: Vec<f64>,
+    pub bound_multiplier: Vec<f64>,
+}
+
+/// A solver bound to one pattern of J: symbolic analysis once, warm starts across solves.
+pub struct SubSolver {
+    n: usize,
+    m: usize,
+    ldl: Ldl,
+    /// Slots of the K entries: first n diagonals of the s block, then nnz(J) entries (in J's
+    /// order), then m diagonals of the y block.
+    slots: Vec<usize>,
+    y: Vec<f64>,
+    ws: Work,
+}
+
+#[derive(Default)]
+struct Work {
+    v: Vec<f64>,
+    s: Vec<f64>,
+    w: Vec<f64>,
+    g: Vec<f64>,
+    rhs: Vec<f64>,
+    y_try: Vec<f64>,
+    free_s: Vec<bool>,
+    free_y: Vec<bool>,
+}
+
+/// Evaluation of the dual at one y.
+struct DualPoint {
+    phi: f64,
+    primal: f64,
+    residual: f64,
+}
+
+impl SubSolver {
+    /// Analyses the pattern of `jac` (m × n).
+    pub fn new(jac: &SparseRows) -> Result<SubSolver, LdlError> {
+        let n = jac.ncols;
+        let m = jac.nrows();
+        let mut entries = Vec::with_capacity(n + jac.col_idx.len() + m);
+        entries.extend((0..n).map(|j| (j, j)));
+        for i in 0..m {
+            for p in jac.row_ptr[i]..jac.row_ptr[i + 1] {
+                entries.push((jac.col_idx[p], n + i));
+            }
+        }
+        entries.extend((0..m).map(|i| (n + i, n + i)));
+        let (ldl, slots) = Ldl::analyse(n + m, &entries)?;
+        let ws = Work {
+            v: vec![0.0; n],
+            s: vec![0.0; n],
+            w: vec![0.0; m],
+            g: vec![0.0; m],
+            rhs: vec![0.0; n + m],
+            y_try: vec![0.0; m],
+            free_s: vec![false; n],
+            free_y: vec![false; m],
+        };
+        Ok(SubSolver {
+            n,
+            m,
+            ldl,
+            slots,
+            y: vec![0.0; m],
+            ws,
+        })
+    }
+
+    /// Nonzeros of the LDLᵀ factor.
+    pub fn factor_nnz(&self) -> usize {
+        self.ldl.factor_nnz()
+    }
+
+    /// The multipliers the next solve starts from.
+    pub fn warm_start(&self) -> &[f64] {
+        &self.y
+    }
+
+    /// Set the multipliers the next solve starts from.
+    pub fn set_warm_start(&mut self, y: &[f64]) {
+        self.y.copy_from_slice(y);
+    }
+
+    /// Forgets the warm start.
+    pub fn reset(&mut self) {
+        self.y.iter_mut().for_each(|y| *y = 0.0);
+    }
+
+    /// Solves `p` (whose J must have the pattern given to [`SubSolver::new`]), warm-started from
+    /// the previous multipliers.
+    pub fn solve(
+        &mut self,
+        p: &Subproblem<'_>,
+        opts: SubOptions,
+        out: &mut SubSolution,
+    ) -> Result<SubReport, LdlError> {
+        let (n, m) = (self.n, self.m);
+        for (yi, bi) in self.y.iter_mut().zip(p.beta) {
+            *yi = yi.clamp(-bi, *bi);
+        }
+        let scale = row_scale(p.jac) / p.rho;
+        let delta = 1e-11 * scale.max(1e-8);
+        let mut rep = SubReport::default();
+        let mut y = std::mem::take(&mut self.y);
+        let mut cur = self.dual(p, &y);
+        loop {
+            rep.gap = (cur.primal + cur.phi) / (1.0 + cur.primal.abs());
+            rep.residual = cur.residual;
+            if (rep.gap <= opts.tol && cur.residual <= opts.tol)
+                || rep.newton_steps >= opts.max_iter
+            {
+                rep.converged = rep.gap <= opts.tol && cur.residual <= opts.tol;
+                break;
+            }
+            rep.newton_steps += 1;
+            let reg = self.newton_direction(p, &y, delta)?;
+            rep.factorizations += 1;
+            // projected search on φ
+            let mut alpha = 1.0;
+            loop {
+                let d = &self.ws.rhs[n..];
+                for i in 0..m {
+                    // free multipliers follow the Newton step, the others (near a bound
+                    // that the gradient pushes against) go onto it
+                    let t = if self.ws.free_y[i] {
+                        y[i] + alpha * d[i]
+                    } else {
+                        y[i] + alpha * (-self.ws.g[i].signum() * p.beta[i] - y[i])
+                    };
+                    self.ws.y_try[i] = t.clamp(-p.beta[i], p.beta[i]);
+                }
+                let y_try = std::mem::take(&mut self.ws.y_try);
+                let trial = self.dual(p, &y_try);
+                let decrease: f64 = (0..m)
+                    .map(|i| self.ws.g[i] * (y_try[i] - y[i]))
+                    .sum::<f64>();
+                // the proximal term of this step's model: one proximal-point step on φ
+                let prox: f64 = (0..m).map(|i| (y_try[i] - y[i]).powi(2)).sum::<f64>();
+                let armijo = trial.phi + 0.5 * reg * prox <= cur.phi + 1e-4 * decrease;
+                let better = trial.residual < 0.5 * cur.residual;
+                if alpha < 1e-10 {
+                    // the Newton model failed: a projected gradient step (always descent)
+                    self.ws.y_try = y_try;
+                    cur = self.gradient_step(p, &mut y, cur.phi, 1.0 / scale);
+                    break;
+                }
+                if armijo || better {
+                    self.ws.y_try = std::mem::replace(&mut y, y_try);
+                    cur = trial;
+                    break;
+                }
+                self.ws.y_try = y_try;
+                alpha *= 0.5;
+            }
+        }
+        // final primal point and bound multipliers
+        self.dual(p, &y);
+        rep.objective = cur.primal;
+        out.s.clone_from(&self.ws.s);
+        out.y.clone_from(&y);
+        out.bound_multiplier.resize(n, 0.0);
+        for j in 0..n {
+            let free = self.ws.s[j] > p.lower[j] && self.ws.s[j] < p.upper[j];
+            let grad = self.ws.v[j] + p.rho * self.ws.s[j];
+            out.bound_multiplier[j] = if free { 0.0 } else { grad.abs() };
+        }
+        self.y = y;
+        Ok(rep)
+    }
+
+    /// A projected gradient step on φ with backtracking from `step`; returns the new point's
+    /// dual evaluation (and leaves its workspace).
+    fn gradient_step(
+        &mut self,
+        p: &Subproblem<'_>,
+        y: &mut Vec<f64>,
+        phi: f64,
+        step: f64,
+    ) -> DualPoint {
+        let g = self.ws.g.clone();
+        let mut t = step;
+        loop {
+            let trial: Vec<f64> = (0..self.m)
+                .map(|i| (y[i] - t * g[i]).clamp(-p.beta[i], p.beta[i]))
+                .collect();
+            let dec: f64 = (0..self.m).map(|i| g[i] * (trial[i] - y[i])).sum();
+            let point = self.dual(p, &trial);
+            if point.phi <= phi + 1e-4 * dec || t < 1e-300 {
+                *y = trial;
+                return point;
+            }
+            t *= 0.5;
+        }
+    }
+
+    /// φ, the primal objective at s(y), and the relative natural residual; leaves v = q + Jᵀy,
+    /// s = s(y), w = r + J s and g = ∇φ = −w in the workspace.
+    fn dual(&mut self, p: &Subproblem<'_>, y: &[f64]) -> DualPoint {
+        let ws = &mut self.ws;
+        p.jac.mul_t(y, &mut ws.v);
+        let mut inner = 0.0;
+        let mut smooth = 0.0;
+        for j in 0..self.n {
+            ws.v[j] += p.q[j];
+            let s = (-ws.v[j] / p.rho).clamp(p.lower[j], p.upper[j]);
+            ws.s[j] = s;
+            inner += ws.v[j] * s + 0.5 * p.rho * s * s;
+            smooth += p.q[j] * s + 0.5 * p.rho * s * s;
+        }
+        p.jac.mul(&ws.s, &mut ws.w);
+        let mut yr = 0.0;
+        let mut l1 = 0.0;
+        let mut res: f64 = 0.0;
+        let mut size: f64 = 1.0;
+        for i in 0..self.m {
+            ws.w[i] += p.r[i];
+            ws.g[i] = -ws.w[i];
+            yr += y[i] * p.r[i];
+            l1 += p.beta[i] * ws.w[i].abs();
+            let nat = y[i] - (y[i] + ws.w[i]).clamp(-p.beta[i], p.beta[i]);
+            res = res.max(nat.abs());
+            size = size.max(p.r[i].abs());
+        }
+        DualPoint {
+            phi: -yr - inner,
+            primal: smooth + l1,
+            residual: res / size,
+        }
+    }
+
+    /// The Newton direction on the free multipliers, left in `rhs[n..]` (uses v, g from the
+    /// last [`SubSolver::dual`] call at y).
+    fn newton_direction(
+        &mut self,
+        p: &Subproblem<'_>,
+        y: &[f64],
+        delta: f64,
+    ) -> Result<f64, LdlError> {
+        let (n, m) = (self.n, self.m);
+        let ws = &mut self.ws;
+        for j in 0..n {
+            let t = -ws.v[j] / p.rho;
+            ws.free_s[j] = t > p.lower[j] && t < p.upper[j];
+        }
+        let gap = natural_gap(y, &ws.g, p.beta);
+        let eps = gap.min(1e-3);
+        // Levenberg–Marquardt-style regularization: bounds the step by about the box size far
+        // from the solution and vanishes at it (superlinear convergence)
+        let beta_max = p.beta.iter().fold(0.0f64, |a, b| a.max(*b)).max(1e-300);
+        let delta = delta.max(gap / beta_max);
+        for i in 0..m {
+            let at_lo = y[i] <= -p.beta[i] + eps && ws.g[i] > 0.0;
+            let at_hi = y[i] >= p.beta[i] - eps && ws.g[i] < 0.0;
+            ws.free_y[i] = !(at_lo || at_hi);
+        }
+        let vals = self.ldl.values_mut();
+        for j in 0..n {
+            vals[self.slots[j]] = p.rho;
+        }
+        let mut k = n;
+        for i in 0..m {
+            for q in p.jac.row_ptr[i]..p.jac.row_ptr[i + 1] {
+                let keep = ws.free_y[i] && ws.free_s[p.jac.col_idx[q]];
+                vals[self.slots[k]] = if keep { p.jac.values[q] } else { 0.0 };
+                k += 1;
+            }
+        }
+        for i in 0..m {
+            vals[self.slots[k + i]] = if ws.free_y[i] { -delta } else { -1.0 };
+        }
+        self.ldl.factor()?;
+        ws.rhs[..n].iter_mut().for_each(|x| *x = 0.0);
+        for i in 0..m {
+            ws.rhs[n + i] = if ws.free_y[i] { ws.g[i] } else { 0.0 };
+        }
+        self.ldl.solve(&mut ws.rhs);
+        Ok(delta)
+    }
+}
+
+/// ‖y − P(y − g)‖∞: how far y is from first-order optimality on the box.
+fn natural_gap(y: &[f64], g: &[f64], beta: &[f64]) -> f64 {
+    y.iter()
+        .zip(g)
+        .zip(beta)
+        .map(|((yi, gi), bi)| (yi - (yi - gi).clamp(-bi, *bi)).abs())
+        .fold(0.0, f64::max)
+}
+
+/// The largest squared row norm of J.
+fn row_scale(jac: &SparseRows) -> f64 {
+    (0..jac.nrows())
+        .map(|i| {
+            jac.values[jac.row_ptr[i]..jac.row_ptr[i + 1]]
+                .iter()
+                .map(|v| v * v)
+                .sum::<f64>()
+        })
+        .fold(0.0, f64::max)
+}

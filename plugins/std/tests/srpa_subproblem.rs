@@ -1,0 +1,185 @@
+//! The SRPA subproblem solver against Clarabel (an interior-point reference) on random
+//! instances: objective and solution agree to 1e-6 relative, bound multipliers are consistent.
+
+mod clarabel_ref;
+
+use clarabel_ref::clarabel_solve;
+use mcopt_std::solvers::srpa::subproblem::{
+    SparseRows, SubOptions, SubSolution, SubSolver, Subproblem,
+};
+
+/// A small deterministic generator (SplitMix64).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn unif(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn normal(&mut self) -> f64 {
+        let (a, b) = (self.unif().max(1e-300), self.unif());
+        (-2.0 * a.ln()).sqrt() * (std::f64::consts::TAU * b).cos()
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+struct Instance {
+    q: Vec<f64>,
+    rho: f64,
+    lower: Vec<f64>,
+    upper: Vec<f64>,
+    jac: SparseRows,
+    r: Vec<f64>,
+    beta: Vec<f64>,
+}
+
+impl Instance {
+    fn problem(&self) -> Subproblem<'_> {
+        Subproblem {
+            q: &self.q,
+            rho: self.rho,
+            lower: &self.lower,
+            upper: &self.upper,
+            jac: &self.jac,
+            r: &self.r,
+            beta: &self.beta,
+        }
+    }
+}
+
+/// Shaped like (P1): m residual rows, each with a unit entry on its own lifted variable, a few
+/// entries on earlier lifted variables and on parameters; half of the lifted variables bounded
+/// on one side at a point where the bound is close (the piece constraints).
+fn random_instance(rng: &mut Rng) -> Instance {
+    let m = 3 + rng.below(40);
+    let ntheta = 1 + rng.below(20);
+    let n = ntheta + m;
+    let mut jac = SparseRows {
+        ncols: n,
+        row_ptr: vec![0],
+        ..Default::default()
+    };
+    for i in 0..m {
+        let mut cols = vec![ntheta + i];
+        for _ in 0..rng.below(4) {
+            cols.push(rng.below(ntheta));
+        }
+        if i > 0 {
+            for _ in 0..rng.below(3) {
+                cols.push(ntheta + rng.below(i));
+            }
+        }
+        cols.sort_unstable();
+        cols.dedup();
+        for c in cols {
+            jac.col_idx.push(c);
+            jac.values
+                .push(if c == ntheta + i { 1.0 } else { rng.normal() });
+        }
+        jac.row_ptr.push(jac.col_idx.len());
+    }
+    let mut lower = vec![f64::NEG_INFINITY; n];
+    let mut upper = vec![f64::INFINITY; n];
+    for j in ntheta..n {
+        match rng.below(3) {
+            0 => lower[j] = -rng.unif(),
+            1 => upper[j] = rng.unif(),
+            _ => {}
+        }
+    }
+    let scale = [0.01, 1.0, 10.0][rng.below(3)];
+    Instance {
+        q: (0..n).map(|_| scale * rng.normal()).collect(),
+        rho: [0.03, 0.5, 2.0][rng.below(3)],
+        lower,
+        upper,
+        r: (0..m)
+            .map(|_| if rng.below(3) == 0 { 0.0 } else { rng.normal() })
+            .collect(),
+        beta: (0..m).map(|_| [0.1, 1.0][rng.below(2)]).collect(),
+        jac,
+    }
+}
+
+fn rel_diff(a: &[f64], b: &[f64]) -> f64 {
+    let d: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    let s: f64 = b.iter().map(|x| x * x).sum::<f64>().sqrt();
+    d / s.max(1.0)
+}
+
+#[test]
+fn agrees_with_clarabel_on_random_instances() {
+    let mut rng = Rng(20261203);
+    let cases: usize = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64)
+        .max(50);
+    let mut compared = 0;
+    for case in 0..cases {
+        let inst = random_instance(&mut rng);
+        let prob = inst.problem();
+        let mut solver = SubSolver::new(&inst.jac).expect("analysis");
+        let mut sol = SubSolution::default();
+        let rep = solver
+            .solve(&prob, SubOptions::default(), &mut sol)
+            .expect("factorization");
+        assert!(rep.converged, "case {case}: {rep:?}");
+        let (x_ref, certified) = clarabel_solve(&inst.problem());
+        let mut w = vec![0.0; inst.r.len()];
+        let obj = prob.objective(&sol.s, &mut w);
+        let obj_ref = prob.objective(&x_ref, &mut w);
+        let rel_obj = (obj - obj_ref) / obj_ref.abs().max(1.0);
+        if certified {
+            compared += 1;
+            assert!(
+                rel_obj.abs() <= 1e-6,
+                "case {case}: objective {obj} vs {obj_ref} {rep:?}"
+            );
+            let rel_x = rel_diff(&sol.s, &x_ref);
+            assert!(rel_x <= 1e-6, "case {case}: solution differs by {rel_x:e}");
+        }
+        // bound multipliers are nonnegative and only on active bounds
+        for j in 0..sol.s.len() {
+            let active = sol.s[j] <= inst.lower[j] || sol.s[j] >= inst.upper[j];
+            assert!(sol.bound_multiplier[j] >= 0.0);
+            if !active {
+                assert_eq!(sol.bound_multiplier[j], 0.0);
+            }
+        }
+    }
+    assert!(
+        compared >= 50,
+        "only {compared} instances certified by clarabel"
+    );
+}
+
+#[test]
+fn warm_start_reaches_the_same_solution_in_fewer_steps() {
+    let mut rng = Rng(7);
+    let inst = random_instance(&mut rng);
+    let mut solver = SubSolver::new(&inst.jac).expect("analysis");
+    let mut cold = SubSolution::default();
+    let first = solver
+        .solve(&inst.problem(), SubOptions::default(), &mut cold)
+        .expect("factor");
+    let mut warm = SubSolution::default();
+    let second = solver
+        .solve(&inst.problem(), SubOptions::default(), &mut warm)
+        .expect("factor");
+    assert!(first.converged && second.converged);
+    assert!(second.newton_steps <= 1, "{second:?}");
+    assert!(rel_diff(&warm.s, &cold.s) <= 1e-9);
+}

@@ -1,0 +1,251 @@
+//! The linearization of the (P1) residuals at z on a fixed activation piece, as a sparse matrix
+//! with a fixed pattern, for SRPA's subproblem (MATH.md §5).
+//!
+//! [`Linearizer::new`] walks the lifted graph once: for every node that a residual depends on it
+//! computes the sparsity pattern of the node's Jacobian with respect to z (the union over all
+//! pieces, so inactive pieces are explicit zeros and the pattern never changes). Then
+//! [`Linearizer::linearize`] at each z evaluates the values, the residuals r, the gradient of the
+//! smooth part F, and the piece constraints.
+//!
+//! Pieces. Every entry of a piecewise node (a registry function with breakpoints such as `relu`,
+//! `leaky_relu`; `abs`; `max`, `min`) is a *site*; its piece is the interval between consecutive
+//! breakpoints its argument lies in. Away from a breakpoint that is fixed by z. At a tie
+//! (|a − breakpoint| ≤ `ztol`) the rule of MATH.md §5 applies: keep the previous piece, unless the
+//! previous subproblem's multiplier of that piece's constraint is positive (the step pushed
+//! against the kink), then switch to the other piece. Where a site's argument is a lifted layer
+//! entry u_j, staying on the piece is the bound `bp_lo − u_j ≤ s_j ≤ bp_hi − u_j`; where it is
+//! not (an activation of an expression), the piece is fixed for the linearization but not
+//! enforced as a constraint (write the pre-activation as its own layer to get the constraint).
+//! Smooth functions (`tanh`, …) are linearized, which makes SRPA prox-linear on them.
+
+use std::collections::HashMap;
+
+mod ops;
+
+use super::Lifted;
+use crate::eval::{EvalError, EvalOptions, Evaluator};
+use crate::graph::{ElemBinary, ElemUnary, Graph, NodeId, Op};
+use crate::registry::{CallError, Order, Registry};
+pub use mcopt_plugin_sdk::p1::{Linearization, NO_PIECE};
+
+/// Why a model cannot be linearized.
+#[derive(Debug, Clone)]
+pub enum LinearizeError {
+    /// A node kind the linearization does not handle inside a layer body.
+    Unsupported {
+        node: NodeId,
+        what: String,
+    },
+    Eval(EvalError),
+    Call(CallError),
+}
+
+impl std::fmt::Display for LinearizeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LinearizeError::Unsupported { what, .. } => {
+                write!(f, "cannot linearize a layer that uses {what}")
+            }
+            LinearizeError::Eval(e) => write!(f, "evaluation failed: {:?}", e.kind),
+            LinearizeError::Call(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<EvalError> for LinearizeError {
+    fn from(e: EvalError) -> Self {
+        LinearizeError::Eval(e)
+    }
+}
+
+impl From<CallError> for LinearizeError {
+    fn from(e: CallError) -> Self {
+        LinearizeError::Call(e)
+    }
+}
+
+/// The fixed sparsity pattern of J, by rows.
+#[derive(Debug, Clone, Default)]
+pub struct Pattern {
+    pub row_ptr: Vec<usize>,
+    pub col_idx: Vec<usize>,
+}
+
+/// The entries of one piecewise node.
+#[derive(Debug, Clone)]
+struct Site {
+    node: NodeId,
+    breakpoints: Vec<f64>,
+    /// z offset of the argument when it is a lifted layer leaf (then the piece is a bound).
+    leaf: Option<usize>,
+    /// First entry of this node in [`Linearizer::side`].
+    first: usize,
+}
+
+/// Per-node Jacobian pattern (rows = node entries, CSR).
+#[derive(Debug, Clone, Default)]
+struct Csr {
+    ptr: Vec<usize>,
+    idx: Vec<usize>,
+}
+
+/// Linearizes the residuals of one lifted graph at many points.
+pub struct Linearizer<'g> {
+    lifted: &'g Lifted,
+    registry: &'g Registry,
+    ev: Evaluator<'g>,
+    /// Needed nodes in topological order.
+    order: Vec<NodeId>,
+    pat: HashMap<NodeId, Csr>,
+    vals: HashMap<NodeId, Vec<f64>>,
+    sites: Vec<Site>,
+    site_of: HashMap<NodeId, usize>,
+    /// The piece (interval index) of every site entry; `None` before the first linearization.
+    side: Vec<Option<u32>>,
+    pattern: Pattern,
+    work: Vec<f64>,
+    /// |a − breakpoint| ≤ ztol is a tie.
+    pub ztol: f64,
+    /// A bound multiplier above this counts as positive for the tie rule.
+    pub multiplier_tol: f64,
+}
+
+impl<'g> Linearizer<'g> {
+    /// Analyse the lifted graph: which nodes the residuals depend on, and their patterns.
+    pub fn new(lifted: &'g Lifted, registry: &'g Registry) -> Result<Self, LinearizeError> {
+        let g = &lifted.graph;
+        let ev = Evaluator::new(g, registry, Order::Zero)?;
+        let order = ops::needed_nodes(lifted);
+        let n_z = lifted.layout.n_z;
+        let mut lin = Linearizer {
+            lifted,
+            registry,
+            ev,
+            order,
+            pat: HashMap::new(),
+            vals: HashMap::new(),
+            sites: Vec::new(),
+            site_of: HashMap::new(),
+            side: Vec::new(),
+            pattern: Pattern::default(),
+            work: vec![0.0; n_z],
+            ztol: 1e-12,
+            multiplier_tol: 1e-9,
+        };
+        let mut mark = vec![0usize; n_z];
+        let mut stamp = 0usize;
+        for k in 0..lin.order.len() {
+            let id = lin.order[k];
+            let csr = lin.symbolic(id, &mut mark, &mut stamp)?;
+            lin.vals.insert(id, vec![0.0; csr.idx.len()]);
+            lin.pat.insert(id, csr);
+            lin.add_site(id);
+        }
+        let mut pattern = Pattern {
+            row_ptr: vec![0],
+            col_idx: Vec::new(),
+        };
+        for b in &lifted.layout.blocks {
+            let csr = &lin.pat[&b.residual];
+            for e in 0..b.len() {
+                pattern
+                    .col_idx
+                    .extend_from_slice(&csr.idx[csr.ptr[e]..csr.ptr[e + 1]]);
+                pattern.row_ptr.push(pattern.col_idx.len());
+            }
+        }
+        lin.pattern = pattern;
+        Ok(lin)
+    }
+
+    /// The fixed pattern of J (rows: residual entries in block order; columns: z).
+    pub fn pattern(&self) -> &Pattern {
+        &self.pattern
+    }
+
+    /// Number of piecewise site entries.
+    pub fn sites(&self) -> usize {
+        self.side.len()
+    }
+
+    /// Linearize at z. `pieces` (one per site, [`NO_PIECE`] where none was chosen yet) holds
+    /// the previous pieces and receives the new ones; `multipliers` are the bound multipliers
+    /// (n_z entries, ≥ 0) of the previous subproblem, for the tie rule.
+    pub fn linearize(
+        &mut self,
+        z: &[f64],
+        multipliers: Option<&[f64]>,
+        pieces: &mut [u32],
+        out: &mut Linearization,
+    ) -> Result<(), LinearizeError> {
+        if pieces.len() != self.side.len() {
+            return Err(LinearizeError::Unsupported {
+                node: self.lifted.graph.objective,
+                what: format!("{} pieces for {} sites", pieces.len(), self.side.len()),
+            });
+        }
+        for (s, &p) in self.side.iter_mut().zip(pieces.iter()) {
+            *s = (p != NO_PIECE).then_some(p);
+        }
+        let n_z = self.lifted.layout.n_z;
+        out.grad.resize(n_z, 0.0);
+        out.smooth = self.ev.gradient(z, &mut out.grad, EvalOptions::default())?;
+        out.lower.clear();
+        out.lower.resize(n_z, f64::NEG_INFINITY);
+        out.upper.clear();
+        out.upper.resize(n_z, f64::INFINITY);
+        out.ties = 0;
+        out.switched = 0;
+        self.choose_pieces(multipliers, out)?;
+        for (p, s) in pieces.iter_mut().zip(&self.side) {
+            *p = s.unwrap_or(NO_PIECE);
+        }
+        for k in 0..self.order.len() {
+            let id = self.order[k];
+            self.numeric(id)?;
+        }
+        out.jac.clear();
+        out.residual.clear();
+        for b in &self.lifted.layout.blocks {
+            out.jac.extend_from_slice(&self.vals[&b.residual]);
+            out.residual.extend_from_slice(self.ev.coeff(b.residual, 0));
+        }
+        Ok(())
+    }
+
+    fn graph(&self) -> &'g Graph {
+        &self.lifted.graph
+    }
+
+    /// Register the entries of `id` as sites if it is piecewise.
+    fn add_site(&mut self, id: NodeId) {
+        let g = self.graph();
+        let node = g.node(id);
+        let (bps, arg) = match &node.op {
+            Op::Unary(ElemUnary::Abs, a) => (vec![0.0], Some(*a)),
+            Op::Binary(ElemBinary::Max | ElemBinary::Min, ..) => (vec![0.0], None),
+            Op::Call { func, arg, .. } => {
+                let bps = self.registry.info(*func).breakpoints.clone();
+                if bps.is_empty() {
+                    return;
+                }
+                (bps, Some(*arg))
+            }
+            _ => return,
+        };
+        let leaf = arg.and_then(|a| match g.node(a).op {
+            Op::Param(k) if g.params[k].offset >= self.lifted.layout.n_theta => {
+                Some(g.params[k].offset)
+            }
+            _ => None,
+        });
+        self.site_of.insert(id, self.sites.len());
+        self.sites.push(Site {
+            node: id,
+            breakpoints: bps,
+            leaf,
+            first: self.side.len(),
+        });
+        self.side.extend(std::iter::repeat_n(None, node.len()));
+    }
+}

@@ -1,0 +1,377 @@
+//! The per-node rules of the linearization: sparsity patterns, values, and the choice of pieces.
+
+use super::{Csr, Linearization, LinearizeError, Linearizer};
+use crate::forms::Lifted;
+use crate::graph::{ElemBinary, ElemUnary, Node, NodeId, Op};
+use crate::registry::Order;
+
+/// The varying nodes the residuals depend on, in topological order.
+pub(super) fn needed_nodes(lifted: &Lifted) -> Vec<NodeId> {
+    let g = &lifted.graph;
+    let mut seen = vec![false; g.nodes.len()];
+    let mut stack: Vec<NodeId> = lifted.layout.blocks.iter().map(|b| b.residual).collect();
+    while let Some(id) = stack.pop() {
+        if seen[id.index()] || !g.node(id).varies {
+            continue;
+        }
+        seen[id.index()] = true;
+        if !matches!(g.node(id).op, Op::Param(_)) {
+            stack.extend(g.children(id));
+        }
+    }
+    (0..g.nodes.len() as u32)
+        .map(NodeId)
+        .filter(|id| seen[id.index()])
+        .collect()
+}
+
+/// Index of output entry `e` of `out` in a broadcast operand `arg`.
+fn bcast(out: &Node, arg: &Node, e: usize) -> usize {
+    let (i, j) = (e % out.rows, e / out.rows);
+    let i = if arg.rows == 1 { 0 } else { i };
+    let j = if arg.cols == 1 { 0 } else { j };
+    i + j * arg.rows
+}
+
+impl Linearizer<'_> {
+    fn varying(&self, id: NodeId) -> bool {
+        self.graph().node(id).varies && self.pat.contains_key(&id)
+    }
+
+    /// The contributions (child, child entry, weight) to output entry `e` of `id`; weights
+    /// use the last evaluation and the chosen pieces (inactive pieces get weight 0).
+    fn contributions(&self, id: NodeId, e: usize, out: &mut Vec<(NodeId, usize, f64)>) {
+        let g = self.graph();
+        let node = g.node(id);
+        let value = |n: NodeId, i: usize| self.ev.coeff(n, 0)[i];
+        out.clear();
+        match &node.op {
+            Op::Binary(op, a, b) => {
+                let (ea, eb) = (bcast(node, g.node(*a), e), bcast(node, g.node(*b), e));
+                let (wa, wb) = match op {
+                    ElemBinary::Add => (1.0, 1.0),
+                    ElemBinary::Sub => (1.0, -1.0),
+                    ElemBinary::Mul => (value(*b, eb), value(*a, ea)),
+                    ElemBinary::Div => {
+                        let den = value(*b, eb);
+                        (1.0 / den, -value(*a, ea) / (den * den))
+                    }
+                    ElemBinary::Max | ElemBinary::Min => {
+                        let site = &self.sites[self.site_of[&id]];
+                        let right = self.side[site.first + e] == Some(1);
+                        // right: a − b > 0, so max takes a and min takes b
+                        if right == (*op == ElemBinary::Max) {
+                            (1.0, 0.0)
+                        } else {
+                            (0.0, 1.0)
+                        }
+                    }
+                };
+                if self.varying(*a) {
+                    out.push((*a, ea, wa));
+                }
+                if self.varying(*b) {
+                    out.push((*b, eb, wb));
+                }
+            }
+            Op::MatMul(a, b) => {
+                let (na, nb) = (g.node(*a), g.node(*b));
+                let (i, j) = (e % node.rows, e / node.rows);
+                for l in 0..na.cols {
+                    let (ia, ib) = (i + l * na.rows, l + j * nb.rows);
+                    if self.varying(*a) {
+                        out.push((*a, ia, value(*b, ib)));
+                    }
+                    if self.varying(*b) {
+                        out.push((*b, ib, value(*a, ia)));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The Jacobian pattern of `id` (its varying children are done).
+    pub(super) fn symbolic(
+        &self,
+        id: NodeId,
+        mark: &mut [usize],
+        stamp: &mut usize,
+    ) -> Result<Csr, LinearizeError> {
+        let g = self.graph();
+        let node = g.node(id);
+        let mut csr = Csr {
+            ptr: vec![0],
+            idx: Vec::new(),
+        };
+        match &node.op {
+            Op::Param(k) => {
+                let off = g.params[*k].offset;
+                for e in 0..node.len() {
+                    csr.idx.push(off + e);
+                    csr.ptr.push(csr.idx.len());
+                }
+            }
+            Op::Unary(_, a) | Op::Call { arg: a, .. } => return Ok(self.pat[a].clone()),
+            Op::Transpose(a) => {
+                let child = &self.pat[a];
+                for e in 0..node.len() {
+                    let (i, j) = (e % node.rows, e / node.rows);
+                    let src = j + i * node.cols;
+                    csr.idx
+                        .extend_from_slice(&child.idx[child.ptr[src]..child.ptr[src + 1]]);
+                    csr.ptr.push(csr.idx.len());
+                }
+            }
+            Op::Binary(..) | Op::MatMul(..) => {
+                let mut parts = Vec::new();
+                for e in 0..node.len() {
+                    *stamp += 1;
+                    self.contributions(id, e, &mut parts);
+                    for &(c, ce, _) in &parts {
+                        let child = &self.pat[&c];
+                        for &col in &child.idx[child.ptr[ce]..child.ptr[ce + 1]] {
+                            if mark[col] != *stamp {
+                                mark[col] = *stamp;
+                                csr.idx.push(col);
+                            }
+                        }
+                    }
+                    csr.ptr.push(csr.idx.len());
+                }
+            }
+            other => {
+                return Err(LinearizeError::Unsupported {
+                    node: id,
+                    what: op_name(other).to_owned(),
+                })
+            }
+        }
+        Ok(csr)
+    }
+
+    /// The Jacobian values of `id` at the last evaluation, on the chosen pieces.
+    pub(super) fn numeric(&mut self, id: NodeId) -> Result<(), LinearizeError> {
+        let g = self.graph();
+        let node = g.node(id);
+        let mut vals = self.vals.remove(&id).unwrap_or_default();
+        match &node.op {
+            Op::Param(_) => vals.iter_mut().for_each(|v| *v = 1.0),
+            Op::Unary(_, a) | Op::Call { arg: a, .. } => {
+                let coef = self.unary_coefficients(id)?;
+                let csr = &self.pat[&id];
+                let child = &self.vals[a];
+                for (e, c) in coef.iter().enumerate() {
+                    for p in csr.ptr[e]..csr.ptr[e + 1] {
+                        vals[p] = c * child[p];
+                    }
+                }
+            }
+            Op::Transpose(a) => {
+                let (csr, child, cpat) = (&self.pat[&id], &self.vals[a], &self.pat[a]);
+                for e in 0..node.len() {
+                    let (i, j) = (e % node.rows, e / node.rows);
+                    let src = j + i * node.cols;
+                    let n = csr.ptr[e + 1] - csr.ptr[e];
+                    vals[csr.ptr[e]..csr.ptr[e] + n]
+                        .copy_from_slice(&child[cpat.ptr[src]..cpat.ptr[src] + n]);
+                }
+            }
+            Op::Binary(..) | Op::MatMul(..) => self.combine(id, &mut vals),
+            _ => {}
+        }
+        self.vals.insert(id, vals);
+        Ok(())
+    }
+
+    /// Binary and matrix-product nodes: scatter the weighted child rows, gather the pattern.
+    fn combine(&mut self, id: NodeId, vals: &mut [f64]) {
+        let g = self.graph();
+        let node = g.node(id);
+        let mut parts = Vec::new();
+        let mut work = std::mem::take(&mut self.work);
+        for e in 0..node.len() {
+            self.contributions(id, e, &mut parts);
+            for &(c, ce, w) in &parts {
+                if w == 0.0 {
+                    continue;
+                }
+                let (cp, cv) = (&self.pat[&c], &self.vals[&c]);
+                for p in cp.ptr[ce]..cp.ptr[ce + 1] {
+                    work[cp.idx[p]] += w * cv[p];
+                }
+            }
+            let csr = &self.pat[&id];
+            for p in csr.ptr[e]..csr.ptr[e + 1] {
+                vals[p] = work[csr.idx[p]];
+                work[csr.idx[p]] = 0.0;
+            }
+        }
+        self.work = work;
+    }
+
+    /// Per-entry derivative of an elementwise node on its chosen piece.
+    fn unary_coefficients(&self, id: NodeId) -> Result<Vec<f64>, LinearizeError> {
+        let g = self.graph();
+        let node = g.node(id);
+        let out0 = self.ev.coeff(id, 0);
+        let side = |e: usize| {
+            let s = &self.sites[self.site_of[&id]];
+            self.side[s.first + e]
+        };
+        Ok(match &node.op {
+            Op::Unary(u, a) => {
+                let a0 = self.ev.coeff(*a, 0);
+                (0..node.len())
+                    .map(|e| match u {
+                        ElemUnary::Neg => -1.0,
+                        ElemUnary::Scale(c) => *c,
+                        ElemUnary::Abs => {
+                            if side(e) == Some(1) {
+                                1.0
+                            } else {
+                                -1.0
+                            }
+                        }
+                        ElemUnary::Exp => out0[e],
+                        ElemUnary::Log => 1.0 / a0[e],
+                        ElemUnary::Sqrt => 0.5 / out0[e],
+                        ElemUnary::PowI(k) => *k as f64 * a0[e].powi(k - 1),
+                    })
+                    .collect()
+            }
+            Op::Call { func, params, arg } => {
+                let a0 = self.ev.coeff(*arg, 0);
+                let n = a0.len();
+                let fp = &g.fparams[params.clone()];
+                let (mut f0, mut right, mut left) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+                let plus = vec![1.0; n];
+                let minus = vec![-1.0; n];
+                let reg = self.registry;
+                let order = Order::One;
+                let z = self.ztol;
+                reg.call(
+                    *func,
+                    fp,
+                    order,
+                    z,
+                    [a0, &plus, &[]],
+                    [&mut f0, &mut right, &mut []],
+                )?;
+                reg.call(
+                    *func,
+                    fp,
+                    order,
+                    z,
+                    [a0, &minus, &[]],
+                    [&mut f0, &mut left, &mut []],
+                )?;
+                match self.site_of.get(&id) {
+                    None => right,
+                    Some(&s) => {
+                        let site = &self.sites[s];
+                        (0..n)
+                            .map(|e| {
+                                let on_right = self.piece_is_right(site, e, a0[e]);
+                                if on_right {
+                                    right[e]
+                                } else {
+                                    -left[e]
+                                }
+                            })
+                            .collect()
+                    }
+                }
+            }
+            _ => vec![0.0; node.len()],
+        })
+    }
+
+    /// Whether the chosen piece of a function site lies to the right of its argument.
+    fn piece_is_right(&self, site: &super::Site, e: usize, a: f64) -> bool {
+        let k = self.side[site.first + e].unwrap_or(0) as usize;
+        // the piece is the interval (bp[k-1], bp[k]); it lies right of a if its lower end is ≥ a
+        k > 0 && site.breakpoints[k - 1] >= a - self.ztol
+    }
+
+    /// Choose the piece of every site entry (tie rule of MATH.md §5) and set the bounds.
+    pub(super) fn choose_pieces(
+        &mut self,
+        multipliers: Option<&[f64]>,
+        out: &mut Linearization,
+    ) -> Result<(), LinearizeError> {
+        for s in 0..self.sites.len() {
+            let site = self.sites[s].clone();
+            let args = self.site_arguments(site.node);
+            for (e, &a) in args.iter().enumerate() {
+                let bps = &site.breakpoints;
+                let tie = bps.iter().position(|bp| (a - bp).abs() <= self.ztol);
+                let slot = site.first + e;
+                let k = match tie {
+                    None => bps.iter().filter(|&&bp| bp < a).count() as u32,
+                    Some(j) => {
+                        out.ties += 1;
+                        let j = j as u32;
+                        let pushed = match (site.leaf, multipliers) {
+                            (Some(off), Some(m)) => m[off + e] > self.multiplier_tol,
+                            _ => false,
+                        };
+                        match self.side[slot] {
+                            Some(p) if p == j || p == j + 1 => {
+                                if pushed {
+                                    out.switched += 1;
+                                    if p == j {
+                                        j + 1
+                                    } else {
+                                        j
+                                    }
+                                } else {
+                                    p
+                                }
+                            }
+                            _ => j + 1,
+                        }
+                    }
+                };
+                self.side[slot] = Some(k);
+                if let Some(off) = site.leaf {
+                    let k = k as usize;
+                    if k > 0 {
+                        out.lower[off + e] = out.lower[off + e].max(bps[k - 1] - a);
+                    }
+                    if k < bps.len() {
+                        out.upper[off + e] = out.upper[off + e].min(bps[k] - a);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The argument of a site's kink test at every entry (a − b for max and min).
+    fn site_arguments(&self, id: NodeId) -> Vec<f64> {
+        let g = self.graph();
+        let node = g.node(id);
+        match &node.op {
+            Op::Unary(_, a) | Op::Call { arg: a, .. } => self.ev.coeff(*a, 0).to_vec(),
+            Op::Binary(_, a, b) => {
+                let (na, nb) = (g.node(*a), g.node(*b));
+                let (va, vb) = (self.ev.coeff(*a, 0), self.ev.coeff(*b, 0));
+                (0..node.len())
+                    .map(|e| va[bcast(node, na, e)] - vb[bcast(node, nb, e)])
+                    .collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+fn op_name(op: &Op) -> &'static str {
+    match op {
+        Op::Reduce(..) => "a reduction",
+        Op::Dot(..) => "an inner product",
+        Op::Element { .. } => "indexing",
+        Op::Accumulate { .. } => "a sum over time",
+        _ => "this operation",
+    }
+}

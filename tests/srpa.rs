@@ -1,0 +1,294 @@
+//! SRPA on (P1): the linearization of the residuals against exact directional derivatives, and
+//! the authors' runs reproduced from their starting weights (MATH.md §5, issue 10).
+
+#[path = "../plugins/std/tests/clarabel_ref/mod.rs"]
+mod clarabel_ref;
+mod common;
+
+use common::eval::{bind, lower, model, sp500_graph, syn_graph};
+use mcopt::config::{self, PointMode, RowSel, VarRole, VarSpec};
+use mcopt::config::{ColumnSel, HeaderMode, Split};
+use mcopt::eval::{EvalOptions, Evaluator};
+use mcopt::forms::linearize::{Linearization, Linearizer, NO_PIECE};
+use mcopt::forms::p1host::P1Host;
+use mcopt::forms::{self, Betas, Lifted};
+use mcopt::graph::Graph;
+use mcopt::registry::{Order, Registry};
+use mcopt::rng::Rng;
+use mcopt_plugin_sdk::p1::P1Problem;
+use mcopt_std::solvers::srpa::iteration::{Srpa, SrpaOptions};
+use mcopt_std::solvers::srpa::subproblem::{
+    SparseRows, SubOptions, SubSolution, SubSolver, Subproblem,
+};
+
+const OPTS: EvalOptions = EvalOptions { ztol: 0.0 };
+
+/// θ of a point file, in the graph's parameter order.
+fn theta_from(g: &Graph, path: &str) -> Vec<f64> {
+    let specs: Vec<VarSpec> = g
+        .params
+        .iter()
+        .map(|p| VarSpec::new(&p.name, p.shape.rows, p.shape.cols, VarRole::Param))
+        .collect();
+    let path = common::eval::repo().join(path);
+    let v = config::load_point(&path, &specs, PointMode::Point).expect("point file");
+    v.values.into_iter().flatten().flatten().collect()
+}
+
+fn completed(g: &Graph, r: &Registry, l: &Lifted, theta: &[f64]) -> Vec<f64> {
+    let mut ev = Evaluator::new(g, r, Order::Zero).unwrap();
+    l.complete(&mut ev, theta).unwrap()
+}
+
+/// J d against the exact directional derivatives r′(z; d) of every residual.
+fn check_linearization(g: &Graph, r: &Registry, z: &[f64], seed: u64) {
+    let l = forms::lift(g);
+    let mut lin = Linearizer::new(&l, r).unwrap();
+    let mut out = Linearization::default();
+    let mut pieces = vec![NO_PIECE; lin.sites()];
+    lin.linearize(z, None, &mut pieces, &mut out).unwrap();
+    let pat = lin.pattern().clone();
+    let mut ev = Evaluator::new(&l.graph, r, Order::One).unwrap();
+    let mut rng = Rng::new(seed);
+    for _ in 0..3 {
+        let d: Vec<f64> = (0..z.len()).map(|_| rng.normal()).collect();
+        ev.directional(z, &d, Order::One, OPTS).unwrap();
+        let mut row = 0;
+        for b in &l.layout.blocks {
+            let exact = ev.coeff(b.residual, 1).to_vec();
+            let r0 = ev.coeff(b.residual, 0).to_vec();
+            for (e, want) in exact.iter().enumerate() {
+                let jd: f64 = (pat.row_ptr[row]..pat.row_ptr[row + 1])
+                    .map(|p| out.jac[p] * d[pat.col_idx[p]])
+                    .sum();
+                let tol = 1e-12 * (1.0 + want.abs());
+                assert!(
+                    (jd - want).abs() <= tol,
+                    "{} entry {e}: {jd} vs {want}",
+                    b.name
+                );
+                assert_eq!(out.residual[row], r0[e]);
+                row += 1;
+            }
+        }
+        assert_eq!(row, pat.row_ptr.len() - 1);
+    }
+    // ∇F against the gradient of the lifted objective
+    let mut grad = vec![0.0; z.len()];
+    let mut fev = Evaluator::new(&l.graph, r, Order::Zero).unwrap();
+    fev.gradient(z, &mut grad, OPTS).unwrap();
+    assert_eq!(grad, out.grad);
+}
+
+#[test]
+fn syn_linearization_equals_exact_directional_derivatives() {
+    let r = Registry::with_standard();
+    let g = syn_graph(&r, RowSel::Range { start: 0, end: 8 });
+    let theta = theta_from(&g, "examples/data/srpa_syn_theta0.yaml");
+    let l = forms::lift(&g);
+    let z = completed(&g, &r, &l, &theta);
+    check_linearization(&g, &r, &z, 1);
+    // off the feasible set too (no kinks hit with probability one)
+    let mut rng = Rng::new(5);
+    let z2: Vec<f64> = z.iter().map(|v| v + 0.1 * rng.normal()).collect();
+    check_linearization(&g, &r, &z2, 2);
+}
+
+#[test]
+fn sp500_linearization_equals_exact_directional_derivatives() {
+    let r = Registry::with_standard();
+    let g = sp500_graph(&r);
+    let theta = theta_from(&g, "examples/data/srpa_sp500_theta0.yaml");
+    let l = forms::lift(&g);
+    let z = completed(&g, &r, &l, &theta);
+    check_linearization(&g, &r, &z, 3);
+}
+
+/// A two-layer feed-forward network applied at every time step of the syn data: a ReLU hidden
+/// layer (written with its pre-activation as a layer, so its pieces are bounds) and a tanh
+/// output (linearized: prox-linear).
+const FEED_FORWARD: &str = "
+data x: seq(vec(5))
+data y: seq(vec(3))
+param W1: mat(6, 5)
+param b1: vec(6)
+param W2: mat(3, 6)
+param b2: vec(3)
+layer a[t] = W1 * x[t] + b1
+layer h[t] = relu(a[t])
+layer o[t] = tanh(W2 * h[t] + b2)
+minimize mean(t, sqnorm(o[t] - y[t])) + 0.01 * sqnorm(W1) + 0.01 * sqnorm(W2)
+";
+
+fn feed_forward(r: &Registry) -> Graph {
+    let m = model(FEED_FORWARD, r);
+    let data = bind(
+        &m,
+        "examples/data/syn_T10.csv",
+        HeaderMode::No,
+        vec![
+            ("x", ColumnSel::Range { start: 0, end: 5 }),
+            ("y", ColumnSel::Range { start: 5, end: 8 }),
+        ],
+        RowSel::Range { start: 0, end: 8 },
+        Split::Train,
+    );
+    lower(&m, data)
+}
+
+#[test]
+fn feed_forward_linearization_and_srpa_steps() {
+    let r = Registry::with_standard();
+    let g = feed_forward(&r);
+    let mut rng = Rng::new(11);
+    let theta: Vec<f64> = (0..g.n_params()).map(|_| 0.5 * rng.normal()).collect();
+    let l = forms::lift(&g);
+    let z = completed(&g, &r, &l, &theta);
+    check_linearization(&g, &r, &z, 4);
+    let names: Vec<&str> = l.layout.groups.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(names, ["a", "h", "o"]);
+    let t = run_from(&g, &r, &l, z, &Betas::uniform(1.0), 20);
+    for w in t.windows(2) {
+        assert!(w[1] <= w[0], "Θ increased: {w:?}");
+    }
+    assert!(t[20] < t[0] - 1e-3, "no progress: {t:?}");
+}
+
+/// Runs SRPA on syn from the authors' start; returns Θ(z^k) for k = 0..=iters.
+fn syn_run(iters: usize) -> Vec<f64> {
+    let r = Registry::with_standard();
+    let g = syn_graph(&r, RowSel::Range { start: 0, end: 8 });
+    let theta = theta_from(&g, "examples/data/srpa_syn_theta0.yaml");
+    let l = forms::lift(&g);
+    let z0 = completed(&g, &r, &l, &theta);
+    run_from(&g, &r, &l, z0, &Betas::uniform(1.0), iters)
+}
+
+/// SRPA with the authors' syn settings (η₁ = 0.9, η₂ = 1.3, ρ₁ = 0.5) from z0; Θ(z^k) for
+/// k = 0..=iters (every subproblem solved to tolerance, the feasibility at its level).
+fn run_from(
+    g: &Graph,
+    r: &Registry,
+    l: &Lifted,
+    z0: Vec<f64>,
+    betas: &Betas,
+    iters: usize,
+) -> Vec<f64> {
+    let betas = betas.clone();
+    let pen = l.penalized(&betas);
+    let mut host = P1Host::new(l, &pen, &betas, g, r).unwrap();
+    let opts = SrpaOptions {
+        eta1: 0.9,
+        eta2: 1.3,
+        rho1: 0.5,
+        ..SrpaOptions::default()
+    };
+    let mut srpa = Srpa::new(&mut host, z0, opts).unwrap();
+    let mut trace = vec![srpa.objective];
+    for k in 0..iters {
+        let m = srpa.step(&mut host).unwrap();
+        assert!(m.sub_converged, "iteration {k}: {m:?}");
+        assert!(
+            m.sub_gap <= 1e-9 && m.sub_residual <= 1e-9,
+            "iteration {k}: {m:?}"
+        );
+        if std::env::var("SRPA_TRACE").is_ok() {
+            eprintln!("{k} {m:?}");
+        }
+        trace.push(m.objective);
+    }
+    trace
+}
+
+#[test]
+fn syn_first_step_matches_the_authors() {
+    let t = syn_run(1);
+    assert!((t[0] - 2.17392515056).abs() <= 1e-9, "{t:?}");
+    assert!((t[1] - 2.07827357021).abs() <= 1e-6, "{t:?}");
+}
+
+#[test]
+fn syn_hundred_iterations_track_the_authors_and_end_lower() {
+    let t = syn_run(100);
+    let k10 = 1.40155724576;
+    assert!((t[10] - k10).abs() <= 0.01 * k10, "k = 10: {}", t[10]);
+    assert!(t[100] <= 1.07370660933, "k = 100: {}", t[100]);
+    for w in t.windows(2) {
+        assert!(w[1] <= w[0], "Θ increased: {w:?}");
+    }
+}
+
+#[test]
+fn two_runs_give_identical_traces() {
+    assert_eq!(syn_run(30), syn_run(30));
+}
+
+/// The real syn subproblems at k = 0, 10 and 50 (the later ones with active piece bounds and
+/// ties) against Clarabel: objective and solution to 1e-6 relative.
+#[test]
+fn syn_subproblems_agree_with_clarabel() {
+    let r = Registry::with_standard();
+    let g = syn_graph(&r, RowSel::Range { start: 0, end: 8 });
+    let theta = theta_from(&g, "examples/data/srpa_syn_theta0.yaml");
+    let l = forms::lift(&g);
+    let betas = Betas::uniform(1.0);
+    let pen = l.penalized(&betas);
+    let z0 = completed(&g, &r, &l, &theta);
+    let mut host = P1Host::new(&l, &pen, &betas, &g, &r).unwrap();
+    let opts = SrpaOptions {
+        eta1: 0.9,
+        eta2: 1.3,
+        rho1: 0.5,
+        ..SrpaOptions::default()
+    };
+    let mut srpa = Srpa::new(&mut host, z0, opts).unwrap();
+    let mut bounded = 0;
+    for k in 0..=50 {
+        if [0, 10, 50].contains(&k) {
+            let st = host.structure().clone();
+            let mut lin = Linearization::default();
+            let mut pieces = srpa.pieces.clone();
+            host.linearize(&srpa.z, None, &mut pieces, &mut lin)
+                .unwrap();
+            bounded += lin.lower.iter().filter(|v| v.is_finite()).count();
+            let jac = SparseRows {
+                ncols: st.n_z,
+                row_ptr: st.row_ptr.clone(),
+                col_idx: st.col_idx.clone(),
+                values: lin.jac.clone(),
+            };
+            let p = Subproblem {
+                q: &lin.grad,
+                rho: srpa.rho,
+                lower: &lin.lower,
+                upper: &lin.upper,
+                jac: &jac,
+                r: &lin.residual,
+                beta: &st.beta,
+            };
+            let mut sol = SubSolution::default();
+            let rep = SubSolver::new(&jac)
+                .unwrap()
+                .solve(&p, SubOptions::default(), &mut sol)
+                .unwrap();
+            assert!(rep.converged, "k = {k}: {rep:?}");
+            let (x_ref, certified) = clarabel_ref::clarabel_solve(&p);
+            assert!(certified, "k = {k}: clarabel did not certify its solution");
+            let mut w = vec![0.0; st.rows()];
+            let (ours, theirs) = (p.objective(&sol.s, &mut w), p.objective(&x_ref, &mut w));
+            assert!(
+                (ours - theirs).abs() <= 1e-6 * theirs.abs().max(1.0),
+                "k = {k}"
+            );
+            let d: f64 = sol.s.iter().zip(&x_ref).map(|(a, b)| (a - b).powi(2)).sum();
+            let n: f64 = x_ref.iter().map(|b| b * b).sum();
+            assert!(
+                d.sqrt() <= 1e-6 * n.sqrt().max(1.0),
+                "k = {k}: {}",
+                d.sqrt()
+            );
+        }
+        srpa.step(&mut host).unwrap();
+    }
+    assert!(bounded > 0, "no piece bounds in the syn subproblems");
+}
