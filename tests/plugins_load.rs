@@ -392,7 +392,7 @@ fn the_standard_plugin_built_as_a_shared_library_passes_check() {
         plugins_check(&lib("mcopt_std")).expect("std passes its self-test through dlopen too");
     assert_eq!(report.plugin, "std");
     assert_eq!(report.functions.len(), 11);
-    assert_eq!(report.solvers, vec!["adam".to_string(), "gd".to_string()]);
+    assert_eq!(report.solvers, vec!["adam".to_string(), "gd".to_string(), "srpa".to_string()]);
     // Loading it next to the built-in copy names both sources.
     let d = Registry::with_standard()
         .load_library(&lib("mcopt_std"))

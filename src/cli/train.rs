@@ -20,6 +20,8 @@ use mcopt_plugin_sdk::abi::PROBLEM_CAP_STRUCTURE;
 use mcopt_plugin_sdk::p1::{Published, P1_STRUCTURE_VERSION};
 
 use super::session::Session;
+use super::stationarity as st;
+use mcopt::stationarity;
 use super::train_out::{self, Outputs, Progress};
 use super::{InputArgs, EXIT_OK};
 
@@ -171,7 +173,8 @@ pub fn train(a: &TrainArgs) -> Result<u8, Diags> {
             .map_err(|e| Diags::from(Diag::from(e).in_file(&a.runfile)))?,
         state,
     };
-    let report = train_out::write_all(&outputs, &session, &checkpoint, status)?;
+    let certify = |params: &Path| final_certificate(&session, &run, status, params);
+    let report = train_out::write_all(&outputs, &session, &checkpoint, status, &certify)?;
     if a.json {
         out!(
             "{}",
@@ -185,6 +188,37 @@ pub fn train(a: &TrainArgs) -> Result<u8, Diags> {
     } else {
         EXIT_OK
     })
+}
+
+/// The certificate of the trained point in the form, order and tolerance of the run file's
+/// `validate:` (default: (P), first order); none for an interrupted run.
+fn final_certificate(
+    session: &Session,
+    run: &RunFile,
+    status: Status,
+    params: &Path,
+) -> Result<Option<serde_json::Value>, Diags> {
+    if status == Status::Interrupted {
+        return Ok(None);
+    }
+    let v = &run.validate;
+    let cert_args = st::CertArgs {
+        form: v.form.as_str().to_string(),
+        beta: v.beta.map(|b| vec![b.to_string()]).unwrap_or_default(),
+        tol: None,
+        max_pieces: 4096,
+    };
+    let opts = st::options(&cert_args, v.order.number(), run.ztol, v.stationarity_tol)?;
+    let params = params.display().to_string();
+    let prep = st::prepare(session, &cert_args, Some(&params), opts.tol, opts.ztol)?;
+    let problem = prep.problem(session);
+    let cert = stationarity::certify(&problem, &opts)
+        .map_err(|e| Diags::from(e.to_diag(problem.graph)))?;
+    Ok(Some(mcopt::report::json::certificate(
+        prep.form,
+        &cert,
+        &prep.specs,
+    )))
 }
 
 /// The solver named in the run file and its option values, or diagnostics at the run file's

@@ -80,6 +80,10 @@ pub struct Report {
     pub accepted: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rejected: Option<u64>,
+    /// The d-stationarity certificate of the final point (form, order and tolerance from the
+    /// run file's `validate:`), as `mcopt stationarity --json` prints it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<serde_json::Value>,
 }
 
 /// The progress bar: iteration, objective, train and test loss, time left.
@@ -122,12 +126,17 @@ impl Observer for Progress {
     }
 }
 
-/// Write every configured output; the report is returned for `--json` and the summary.
+/// The certificate of the final point, given the written `params.yaml`; `None` when not wanted.
+pub type Certify<'a> = &'a dyn Fn(&Path) -> Result<Option<serde_json::Value>, Diags>;
+
+/// Write every configured output; the report is returned for `--json` and the summary. When
+/// `params.yaml` is written, `certify` adds the final point's certificate to the report.
 pub fn write_all(
     outputs: &Outputs,
     session: &Session,
     cp: &Checkpoint,
     status: Status,
+    certify: Certify<'_>,
 ) -> Result<Report, Diags> {
     let state = &cp.state;
     let last = state.rows.last().cloned().unwrap_or(Row {
@@ -192,6 +201,10 @@ pub fn write_all(
             .collect(),
         accepted: None,
         rejected: None,
+        certificate: match &outputs.params {
+            Some(p) => certify(p)?,
+            None => None,
+        },
     };
     let (accepted, rejected) = steps_accepted(&state.rows, &cp.metrics);
     let mut report = Report {
@@ -213,6 +226,35 @@ pub fn write_all(
         write_atomic(p, &bytes)?;
     }
     Ok(report)
+}
+
+/// The certificate of the final point in a few lines: each verdict with its method and, when
+/// not stationary, the slope or curvature of its witness (the whole witness is in report.json).
+fn certificate_lines(c: &serde_json::Value) -> String {
+    let form = c["form"].as_str().unwrap_or("p");
+    let mut s = format!("certificate of the final point, form ({}):\n", form.to_uppercase());
+    for key in ["first_order", "second_order"] {
+        let v = &c[key];
+        let Some(status) = v["status"].as_str() else {
+            continue;
+        };
+        s.push_str(&format!(
+            "  {key:<13} {status}  (method {}, {} active kinks)",
+            v["method"].as_str().unwrap_or("?"),
+            v["active_kinks"].as_u64().unwrap_or(0)
+        ));
+        if let Some(x) = v["slope"].as_f64() {
+            s.push_str(&format!(", slope {x:.6e} along the witness (in the report)"));
+        }
+        if let Some(x) = v["curvature"].as_f64() {
+            s.push_str(&format!(", curvature {x:.6e} along the witness (in the report)"));
+        }
+        if let Some(r) = v["reason"].as_str() {
+            s.push_str(&format!("; {r}"));
+        }
+        s.push('\n');
+    }
+    s
 }
 
 /// Accepted and rejected steps, from a solver's `accepted` metric (1 or 0 per step).
@@ -239,6 +281,9 @@ pub fn summary(r: &Report) -> String {
     }
     for (name, path) in &r.outputs {
         s.push_str(&format!("{name:<11} {path}\n"));
+    }
+    if let Some(c) = &r.certificate {
+        s.push_str(&certificate_lines(c));
     }
     s
 }
