@@ -2,6 +2,10 @@
 //!
 //! Data flows one way: text → [`syntax`] → [`check`] → [`graph`] → [`eval`]; see `ARCHITECTURE.md`.
 
+// Every unsafe operation sits in its own `unsafe` block with a SAFETY note, also inside an
+// `unsafe fn`.
+#![deny(unsafe_op_in_unsafe_fn)]
+
 pub mod check;
 pub mod config;
 pub mod diag;

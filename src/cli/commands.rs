@@ -257,7 +257,7 @@ fn terms_report(m: &Model) -> Vec<serde_json::Value> {
 pub fn eval(model_path: &str, at: Option<&str>, input: &InputArgs) -> Outcome {
     let s = Session::load(model_path, input)?;
     let train = require_graph(&s, Split::Train)?;
-    let theta = s.point(at)?;
+    let theta = s.point_in(at, &train)?;
     let opts = EvalOptions { ztol: input.ztol };
     let mut ev = Evaluator::new(&train, &s.registry, Order::Zero).map_err(eval_diag(&train))?;
     let value = ev.value(&theta, opts).map_err(eval_diag(&train))?;
@@ -291,19 +291,25 @@ pub fn diff(
     at: Option<&str>,
     dir: &str,
     order: u8,
+    (form, beta): (&str, &[String]),
     input: &InputArgs,
 ) -> Outcome {
     let s = Session::load(model_path, input)?;
-    let g = require_graph(&s, Split::Train)?;
-    let theta = s.point(at)?;
-    let d = s.direction(dir)?;
     let order = if order == 2 { Order::Two } else { Order::One };
-    // Buffers for order 2 also at order 1: f′ of sqrt at 0 needs the second coefficient.
-    let mut ev = Evaluator::new(&g, &s.registry, Order::Two).map_err(eval_diag(&g))?;
-    let t = ev
-        .directional(&theta, &d, order, EvalOptions { ztol: input.ztol })
-        .map_err(eval_diag(&g))?;
-    ev.check_finite(order).map_err(eval_diag(&g))?;
+    let t = if form == "p" {
+        let g = require_graph(&s, Split::Train)?;
+        let theta = s.point_in(at, &g)?;
+        let d = s.direction_in(dir, &g)?;
+        // Buffers for order 2 also at order 1: f′ of sqrt at 0 needs the second coefficient.
+        let mut ev = Evaluator::new(&g, &s.registry, Order::Two).map_err(eval_diag(&g))?;
+        let t = ev
+            .directional(&theta, &d, order, EvalOptions { ztol: input.ztol })
+            .map_err(eval_diag(&g))?;
+        ev.check_finite(order).map_err(eval_diag(&g))?;
+        t
+    } else {
+        super::stationarity::diff_form(&s, form, beta, at, dir, order, input.ztol)?
+    };
     if input.json {
         print_json(
             &json!({"value": t.value, "d1": t.d1, "d2": t.d2, "active_kinks": t.active_kinks}),
@@ -381,10 +387,10 @@ pub fn bench(
             theta.extend((0..s.model.n_params()).map(|_| 0.1 * rng.normal()));
             theta
         }
-        None => s.point(at)?,
+        None => s.point_in(at, &g)?,
     };
     let d = match dir {
-        Some(p) => s.direction(p)?,
+        Some(p) => s.direction_in(p, &g)?,
         None => {
             let mut rng = Rng::new(20261129);
             let mut d = s.theta_buffer()?;
