@@ -59,6 +59,7 @@ fn a_ten_megabyte_csv_field_is_clipped() {
         b"data y: seq(real)\nparam c: real\nminimize mean(t, (y[t] - c)^2)\n",
     );
     let run = mcopt(&["eval", &model, "--data", &format!("y={data}:1")]);
+    let _ = std::fs::remove_file(&data);
     refused(&run, "mcopt::data::not_numeric", 6000);
 }
 
