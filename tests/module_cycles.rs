@@ -1,6 +1,7 @@
-//! The modules of a stage depend one way (issue 7 item 24): within `src/syntax`, no
-//! submodule reaches back into one that uses it (`errors` once imported from `parse`, which
-//! imports `errors`). Doc comments and comments are ignored.
+//! The modules depend one way (issue 7 item 24): the top-level modules of the library
+//! (`registry` once imported `plugin_host` and the other way round), and within
+//! `src/syntax` (`errors` once imported from `parse`, which imports `errors`). Doc comments
+//! and comments are ignored.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -85,6 +86,77 @@ fn find_cycle(g: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
         }
     }
     None
+}
+
+/// Code lines of a file (comment lines dropped).
+fn code_of(path: &Path) -> String {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Every `.rs` file under `path` (or `path` itself).
+fn rust_files(path: &Path) -> Vec<std::path::PathBuf> {
+    if path.is_file() {
+        return vec![path.to_path_buf()];
+    }
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(path).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(rust_files(&p));
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// For each top-level module of the library (`src/NAME.rs` or `src/NAME/`), the other
+/// top-level modules it names as `crate::NAME`.
+fn crate_uses() -> BTreeMap<String, BTreeSet<String>> {
+    let src = Path::new("src");
+    let modules: BTreeSet<String> = std::fs::read_dir(src)
+        .unwrap_or_else(|e| panic!("src: {e}"))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter_map(|p| {
+            let name = p.file_stem()?.to_string_lossy().into_owned();
+            let keep = (p.is_dir() || p.extension().is_some_and(|x| x == "rs"))
+                && !["lib", "main", "cli"].contains(&name.as_str());
+            keep.then_some(name)
+        })
+        .collect();
+    modules
+        .iter()
+        .map(|m| {
+            let dir = src.join(m);
+            let path = if dir.is_dir() {
+                dir
+            } else {
+                src.join(format!("{m}.rs"))
+            };
+            let code: String = rust_files(&path).iter().map(|p| code_of(p)).collect();
+            let uses = modules
+                .iter()
+                .filter(|o| *o != m && code.contains(&format!("crate::{o}")))
+                .cloned()
+                .collect();
+            (m.clone(), uses)
+        })
+        .collect()
+}
+
+#[test]
+fn the_top_level_modules_depend_one_way() {
+    let g = crate_uses();
+    assert!(
+        g.contains_key("registry") && g.contains_key("plugin_host"),
+        "{g:?}"
+    );
+    assert_eq!(find_cycle(&g), None, "{g:?}");
 }
 
 #[test]
