@@ -2,6 +2,10 @@
 //!
 //! Data flows one way: text → [`syntax`] → [`check`] → [`graph`] → [`eval`]; see `ARCHITECTURE.md`.
 
+// Every unsafe operation sits in its own `unsafe` block with a SAFETY note, also inside an
+// `unsafe fn`.
+#![deny(unsafe_op_in_unsafe_fn)]
+
 pub mod check;
 pub mod config;
 pub mod diag;
@@ -9,6 +13,7 @@ pub mod eval;
 pub mod forms;
 pub mod graph;
 pub mod input;
+pub mod memory;
 pub mod pipeline;
 pub mod plugin_host;
 pub mod registry;

@@ -231,6 +231,7 @@ fn check_groups_layer_sizes_and_json_keeps_every_layer() {
     json_args.push("--json");
     let v = mcopt(&json_args).json();
     assert_eq!(v["layers"].as_array().map(Vec::len), Some(1180));
+    assert_eq!(v["layer_groups"][1], "u[1..393]: 20", "{v}");
 }
 
 #[test]
@@ -248,5 +249,36 @@ fn yaml_nested_past_the_limit_is_refused_before_parsing() {
         refused(&run, "mcopt::config::too_deep", 4000);
         let run = mcopt(&["eval", &model, "--config", &point]);
         refused(&run, "mcopt::config::too_deep", 4000);
+    }
+}
+
+/// `mcopt ARGS` under an address-space limit of `kib` KiB.
+fn under_ulimit(kib: u64, args: &[&str]) -> std::process::Output {
+    let script = format!("ulimit -v {kib} && exec \"$0\" \"$@\"");
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(env!("CARGO_BIN_EXE_mcopt"))
+        .args(args)
+        .env_remove("MCOPT_PLUGIN_PATH")
+        .output()
+        .expect("sh runs")
+}
+
+#[test]
+fn out_of_memory_is_a_diagnostic_with_the_bytes_needed() {
+    let model = scratch("huge.mco", b"param w: vec(134217728)\nminimize sum(w)\n");
+    // 0.9 GB: the parameter's initial values do not fit; 1.5 GB: θ does not; 2.6 GB: the
+    // evaluator's buffers do not.
+    for (kib, code) in [
+        (900_000, "mcopt::check::memory"),
+        (1_500_000, "mcopt::eval::memory"),
+        (2_600_000, "mcopt::eval::memory"),
+    ] {
+        let out = under_ulimit(kib, &["eval", &model]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "ulimit -v {kib}: {err}");
+        assert!(err.contains(code), "ulimit -v {kib}: {err}");
+        assert!(err.contains("1073741"), "the bytes needed: {err}");
     }
 }

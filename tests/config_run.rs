@@ -2,7 +2,9 @@
 
 use std::path::Path;
 
-use mcopt::config::{parse_run, ColumnSel, HeaderMode, InitSpec, RowSel, SeqLayout};
+use mcopt::config::{
+    parse_run, CertificateOrder, ColumnSel, HeaderMode, InitSpec, ProblemForm, RowSel, SeqLayout,
+};
 use mcopt::diag::SourceFile;
 
 /// The first ```yaml block of docs/run-files.md.
@@ -58,9 +60,10 @@ fn documented_example_parses() {
         (Some(0.5), Some(1.0), Some(1.0e-6))
     );
     assert_eq!(
-        (v.order, v.form.as_str(), v.beta, v.allow_inconclusive),
-        (1, "p", Some(2.0), false)
+        (v.order, v.form, v.beta, v.allow_inconclusive),
+        (CertificateOrder::First, ProblemForm::P, Some(2.0), false)
     );
+    assert_eq!((v.order.number(), v.form.as_str()), (1, "p"));
     assert_eq!(run.ztol, 0.0);
 }
 
@@ -98,4 +101,24 @@ fn init_forms() {
     let e = parse_run(&src, Path::new("r.yaml")).unwrap_err();
     assert_eq!(e.0[0].code, "mcopt::config::value");
     assert_eq!(src.line_of(e.0[0].primary().expect("span").start), 2);
+}
+
+#[test]
+fn validate_order_and_form_are_typed() {
+    let src = SourceFile::new(
+        "v.yaml",
+        "model: m.mco\nvalidate: {order: 2, form: p1, beta: 3}\n",
+    );
+    let run = parse_run(&src, Path::new("v.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(run.validate.order, CertificateOrder::Second);
+    assert_eq!(run.validate.form, ProblemForm::P1);
+    for (bad, code) in [
+        ("{order: 3}", "mcopt::config::value"),
+        ("{form: p2}", "mcopt::config::value"),
+        ("{order: first}", "mcopt::config::type"),
+    ] {
+        let src = SourceFile::new("v.yaml", format!("model: m.mco\nvalidate: {bad}\n"));
+        let e = parse_run(&src, Path::new("v.yaml")).unwrap_err();
+        assert_eq!(e.0[0].code, code, "{bad}: {e}");
+    }
 }

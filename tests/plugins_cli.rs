@@ -5,44 +5,40 @@ mod common;
 
 use common::plugins::lib;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
+#[path = "cli/support.rs"]
+mod support;
+
+use support::{command, Run};
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn mcopt(args: &[&str], plugins: &[PathBuf]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcopt"));
-    cmd.args(args)
-        .current_dir(repo())
-        .env_remove("MCOPT_PLUGIN_PATH");
+/// `mcopt args.. --plugin P..` in the repository.
+fn mcopt(args: &[&str], plugins: &[PathBuf]) -> Run {
+    let mut inv = command(args).current_dir(repo());
     for p in plugins {
-        cmd.arg("--plugin").arg(p);
+        inv = inv.arg("--plugin").arg(p);
     }
-    cmd.output().expect("mcopt runs")
+    inv.run()
 }
 
 /// Exit 2, the diagnostic code on stderr, nothing on stdout, no panic.
-fn refused(out: &Output, code: &str) -> String {
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(2), "{err}");
+fn refused(out: &Run, code: &str) -> String {
+    let err = out.stderr.clone();
+    assert_eq!(out.code, Some(2), "{err}");
     assert!(err.contains(code), "expected {code} in:\n{err}");
     assert!(!err.contains("internal error"), "{err}");
-    assert!(
-        out.stdout.is_empty(),
-        "stdout: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert!(out.stdout.is_empty(), "stdout: {}", out.stdout);
     err
 }
 
 #[test]
 fn a_library_that_is_not_there_lists_the_paths_tried() {
-    let out = Command::new(env!("CARGO_BIN_EXE_mcopt"))
-        .args(["plugins", "list", "--plugin", "nosuchplugin"])
+    let out = command(&["plugins", "list", "--plugin", "nosuchplugin"])
         .env("MCOPT_PLUGIN_PATH", "/nonexistent/dir")
-        .output()
-        .expect("mcopt runs");
+        .run();
     let err = refused(&out, "mcopt::plugin::not_found");
     assert!(err.contains("/nonexistent/dir/libnosuchplugin.so"), "{err}");
 }
@@ -115,13 +111,9 @@ fn a_good_plugin_checks_and_lists() {
         &["plugins", "check", swish.to_str().unwrap_or_default()],
         &[],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
     let out = mcopt(&["plugins", "list", "--json"], &[swish]);
-    assert!(out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let text = &out.stdout;
     assert!(text.contains("swish") && text.contains("relu"), "{text}");
 }

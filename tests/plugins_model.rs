@@ -5,7 +5,10 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Command;
+#[path = "cli/support.rs"]
+mod support;
+
+use support::command;
 
 use common::eval::*;
 use mcopt::eval::EvalOptions;
@@ -151,30 +154,21 @@ fn a_model_with_a_plugin_activation_trains_with_the_plugin_solver() {
 
 #[test]
 fn the_cli_loads_the_plugin_by_path_and_refuses_the_model_without_it() {
-    let bin = env!("CARGO_BIN_EXE_mcopt");
-    let with = Command::new(bin)
-        .args(["eval", "examples/swish.mco", "--json", "--plugin"])
+    let with = command(&["eval", "examples/swish.mco", "--json", "--plugin"])
         .arg(swish_lib())
         .current_dir(repo())
-        .output()
-        .expect("mcopt runs");
-    assert!(
-        with.status.success(),
-        "{}",
-        String::from_utf8_lossy(&with.stderr)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&with.stdout).unwrap_or_default();
+        .run();
+    assert_eq!(with.code, Some(0), "{}", with.stderr);
+    let json = with.json();
     let x = 0.5;
     let expected = (x * sigmoid(x)).powi(2) + 0.1 * x * x;
     assert!((json["value"].as_f64().unwrap_or(f64::NAN) - expected).abs() < 1e-12);
 
-    let without = Command::new(bin)
-        .args(["eval", "examples/swish.mco"])
+    let without = command(&["eval", "examples/swish.mco"])
         .current_dir(repo())
-        .output()
-        .expect("mcopt runs");
-    assert_eq!(without.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&without.stderr);
+        .run();
+    assert_eq!(without.code, Some(2));
+    let err = &without.stderr;
     assert!(
         err.contains("mcopt::check::unknown_function") && err.contains("swish"),
         "{err}"

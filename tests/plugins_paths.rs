@@ -4,8 +4,10 @@
 
 mod common;
 
+#[path = "cli/support.rs"]
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::plugins::lib;
 
@@ -33,32 +35,18 @@ fn copy(from: &Path, to: &Path) {
         .unwrap_or_else(|e| panic!("{} -> {}: {e}", from.display(), to.display()));
 }
 
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
+type Out = support::Run;
 
 /// Run mcopt in `cwd` with `MCOPT_PLUGIN_PATH` set to `plugin_path` (or unset).
 fn run(cwd: &Path, plugin_path: Option<&Path>, marker: Option<&Path>, args: &[&str]) -> Out {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcopt"));
-    cmd.args(args)
-        .current_dir(cwd)
-        .env_remove("MCOPT_PLUGIN_PATH");
+    let mut inv = support::command(args).current_dir(cwd);
     if let Some(p) = plugin_path {
-        cmd.env("MCOPT_PLUGIN_PATH", p);
+        inv = inv.env("MCOPT_PLUGIN_PATH", p);
     }
     if let Some(m) = marker {
-        cmd.env("MCOPT_FIXTURE_MARKER", m);
+        inv = inv.env("MCOPT_FIXTURE_MARKER", m);
     }
-    let o = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run mcopt: {e}"));
-    Out {
-        code: o.status.code(),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
+    inv.run()
 }
 
 const SWISH_MODEL: &str = "param x: real = 1\nminimize swish(x)\n";

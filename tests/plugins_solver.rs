@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use mcopt::registry::{OptionValue, Registry, SolverProblem, SolverStart};
+use mcopt::registry::{OptionValue, Order, Registry, SolverProblem, SolverStart};
 use mcopt::solve::{Executor, Measures, Observer, Row, RunState, Status, StopRules, TrainProblem};
 
 /// f(x) = Σ c_i (x_i − m_i)², minimizer m, minimum 0.
@@ -49,12 +49,12 @@ impl SolverProblem for Quadratic {
             .sum())
     }
 
-    fn directional(&mut self, x: &[f64], d: &[f64], second: bool) -> Result<[f64; 3], String> {
+    fn directional(&mut self, x: &[f64], d: &[f64], order: Order) -> Result<[f64; 3], String> {
         let f = self.value(x)?;
         let f1 = (0..x.len())
             .map(|i| 2.0 * self.c[i] * (x[i] - self.m[i]) * d[i])
             .sum();
-        let f2 = if second {
+        let f2 = if order == Order::Two {
             (0..x.len()).map(|i| 2.0 * self.c[i] * d[i] * d[i]).sum()
         } else {
             0.0

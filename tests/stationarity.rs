@@ -26,6 +26,7 @@ fn run(g: &Graph, r: &Registry, form: Form, beta: f64, o: &Options) -> Certifica
     let mut ev = Evaluator::new(g, r, Order::Zero).unwrap();
     let z = lifted.complete(&mut ev, &theta).unwrap();
     let p1 = lifted.penalized(&Betas::uniform(beta));
+    let adjoint = forms::adjoint::transpose_graph(g, &lifted);
     let problem = match form {
         Form::P | Form::P0 => Problem {
             form,
@@ -33,6 +34,7 @@ fn run(g: &Graph, r: &Registry, form: Form, beta: f64, o: &Options) -> Certifica
             registry: r,
             point: &theta,
             lifted: Some(&lifted),
+            adjoint: Some(&adjoint),
         },
         Form::P1 => Problem {
             form,
@@ -40,6 +42,7 @@ fn run(g: &Graph, r: &Registry, form: Form, beta: f64, o: &Options) -> Certifica
             registry: r,
             point: &z,
             lifted: Some(&lifted),
+            adjoint: None,
         },
     };
     certify(&problem, o).unwrap()
@@ -203,4 +206,97 @@ fn inconclusive_is_never_turned_into_stationary() {
     );
     let c = run(&g, &r, Form::P, 1.0, &capped);
     assert_eq!((c.first.status, c.first.method), (N, "search"));
+}
+
+#[test]
+fn syn_rnn_at_the_authors_start_in_every_form() {
+    let r = Registry::with_standard();
+    let g = common::eval::syn_graph(&r, mcopt::config::RowSel::Range { start: 0, end: 8 });
+    let specs: Vec<mcopt::config::VarSpec> = g
+        .params
+        .iter()
+        .map(|p| {
+            mcopt::config::VarSpec::new(
+                &p.name,
+                p.shape.rows,
+                p.shape.cols,
+                mcopt::config::VarRole::Param,
+            )
+        })
+        .collect();
+    let path = common::eval::repo().join("examples/data/srpa_syn_theta0.yaml");
+    let v = mcopt::config::load_point(&path, &specs, mcopt::config::PointMode::Point).unwrap();
+    let theta: Vec<f64> = v.values.into_iter().flatten().flatten().collect();
+    let lifted = forms::lift(&g);
+    let mut ev = Evaluator::new(&g, &r, Order::Zero).unwrap();
+    let z = lifted.complete(&mut ev, &theta).unwrap();
+    let p1 = lifted.penalized(&Betas::uniform(1.0));
+    let o = opts(Order::Two);
+    for (form, graph, x) in [
+        (Form::P, &g, &theta),
+        (Form::P0, &g, &theta),
+        (Form::P1, &p1, &z),
+    ] {
+        let p = Problem {
+            form,
+            graph,
+            registry: &r,
+            point: x,
+            lifted: Some(&lifted),
+            adjoint: None,
+        };
+        let c = certify(&p, &o).unwrap();
+        assert_eq!(c.first.status, N, "{form:?}: {c:?}");
+        // (P1) at a feasible point: every penalty term at its kink, one convex QP.
+        let want = if form == Form::P1 {
+            "convex_qp"
+        } else {
+            "gradient"
+        };
+        assert_eq!(c.first.method, want, "{form:?}");
+        let d = c.first.direction.clone().unwrap();
+        let (fg, fx) = match form {
+            Form::P => (&g, &theta),
+            Form::P0 => (&lifted.graph, &z),
+            Form::P1 => (&p1, &z),
+        };
+        let mut fev = Evaluator::new(fg, &r, Order::One).unwrap();
+        let t = fev
+            .directional(fx, &d, Order::One, EvalOptions::default())
+            .unwrap();
+        assert_eq!(t.d1, c.first.slope, "{form:?}");
+        assert!(t.d1.unwrap() < 0.0);
+        if form == Form::P0 {
+            assert!(forms::tangent::is_tangent(
+                &lifted,
+                &mut fev,
+                &z,
+                &d,
+                1e-12,
+                EvalOptions::default()
+            )
+            .unwrap());
+        }
+    }
+}
+
+#[test]
+fn p0_second_order_is_along_straight_tangent_lines() {
+    let r = Registry::with_standard();
+    // F = u − 2x² with u = x²: along the tangent (1, 0), F″ = −4, while f″ = −2.
+    let g = compile("param x: real\nlayer u = x^2\nminimize u - 2 * x^2", &r);
+    let c = run(&g, &r, Form::P0, 1.0, &opts(Order::Two));
+    let s = c.second.clone().unwrap();
+    assert_eq!((s.status, s.method), (N, "lanczos"), "{c:?}");
+    assert_eq!(s.curvature, Some(-4.0));
+    confirm(&g, &r, Form::P0, 1.0, &c);
+    let c = run(&g, &r, Form::P, 1.0, &opts(Order::Two));
+    assert_eq!(c.second.unwrap().curvature, Some(-2.0));
+    // Convex along every tangent line: stationary.
+    let g = compile(
+        "param x: real\nparam y: real\nlayer u = x^2 - y\nminimize u^2 + 0.5 * x^2 + y^2",
+        &r,
+    );
+    let c = run(&g, &r, Form::P0, 1.0, &opts(Order::Two));
+    assert_eq!(c.second.unwrap().status, S);
 }

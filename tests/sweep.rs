@@ -355,7 +355,7 @@ fn a_killed_worker_leaves_only_its_entry_to_run_again() {
     let out = dir.join("planned");
     // Long enough that a worker is still running when we kill it.
     plan(&small_sweep(&dir, 20_000), &out);
-    let mut pool = Command::new(env!("CARGO_BIN_EXE_mcopt"))
+    let pool = Command::new(env!("CARGO_BIN_EXE_mcopt"))
         .args([
             "sweep",
             "run",

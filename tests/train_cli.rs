@@ -369,3 +369,33 @@ fn a_third_party_momentum_solver_plugin_trains_from_a_run_file() {
     let _ = std::fs::remove_dir_all(dir);
     let _ = std::fs::remove_dir_all(d2);
 }
+
+#[test]
+fn window_minibatches_train_and_resume_bit_for_bit() {
+    let batch = "solver:\n  name: adam\n  options: {lr: 0.01}\n  batch: {window: 3, per_step: 1}";
+    let (dir, path) = run_file(batch, "");
+    let (straight, split) = (dir.join("straight"), dir.join("split"));
+    let r = train(s(&path), &straight, &["--max-iter", "12"]);
+    // ⌊8 / 3⌋ = 2 windows per epoch, one gradient each.
+    assert_eq!(r["evaluations"]["gradient"], 24, "{r}");
+    let rows = trace_rows(&straight);
+    assert!(rows[13][1].parse::<f64>().unwrap() < rows[1][1].parse::<f64>().unwrap());
+    train(s(&path), &split, &["--max-iter", "5"]);
+    train(s(&path), &split, &["--max-iter", "12", "--resume"]);
+    let read = |d: &Path| std::fs::read(d.join("params.yaml")).unwrap();
+    assert_eq!(read(&straight), read(&split));
+    // A window longer than the data, and Armijo with minibatches, are refused up front.
+    let (d2, p2) = run_file("solver: {name: adam, batch: {window: 50}}", "");
+    refused(
+        &[s(&p2)],
+        &["a window of 50 time steps is longer than the sequences (8 steps)"],
+    );
+    let (d3, p3) = run_file(
+        "solver: {name: gd, options: {armijo: true}, batch: {window: 2}}",
+        "",
+    );
+    refused(&[s(&p3)], &["option armijo"]);
+    for d in [dir, d2, d3] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}

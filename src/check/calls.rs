@@ -170,7 +170,13 @@ impl Checker<'_> {
             self.error(Diag::new("mcopt::check::too_large", msg).at(&self.source, e.span, "here"));
             return None;
         }
-        Some(lit(vec![0.0; shape.len()], shape, e.span))
+        match crate::memory::filled(shape.len(), 0.0) {
+            Ok(zeros) => Some(lit(zeros, shape, e.span)),
+            Err(err) => {
+                self.out_of_memory(err, e.span, "zeros");
+                None
+            }
+        }
     }
 
     fn registry_call(&mut self, e: &Expr, func: &Ident, args: &[Expr], ctx: &Ctx) -> Option<CExpr> {

@@ -183,7 +183,19 @@ impl Checker<'_> {
         } else {
             2
         };
-        if args.len() != want || want == 0 {
+        if want == 0 {
+            let msg = format!(
+                "a real takes no index, found {}",
+                crate::text::plural(args.len(), "index", "indexes")
+            );
+            let d = Diag::new("mcopt::check::index", msg)
+                .at(&self.source, e.span, "indexed here")
+                .label(b.span, "this is real (1 × 1)")
+                .help("every 1 × 1 result is a real: a 1 × n matrix times an n-vector, dot(a, b), sum(..) and sqnorm(..) are real, so use them without an index (docs/language.md, \"Scalars, 1 × 1 results and broadcasting\")");
+            self.error(d);
+            return None;
+        }
+        if args.len() != want {
             let msg = format!(
                 "indexing {} takes {} index(es), found {}",
                 b.shape,
@@ -281,6 +293,18 @@ impl Checker<'_> {
         ctx: &Ctx,
     ) -> Option<CExpr> {
         let slot = &self.layers[l];
+        if slot.shape.is_none() && slot.failed {
+            return None; // already explained by an earlier diagnostic
+        }
+        if let (TimeRef::Rel(k), None, true) = (time, slot.shape, slot.bases.is_empty()) {
+            if k > 0 && ctx.layer == Some(l) {
+                let d = self.missing_base_case(e, id, l, k);
+                self.layers[l].failed = true;
+                self.error(d);
+                return None;
+            }
+        }
+        let slot = &self.layers[l];
         let problem = match (time, slot.shape) {
             (TimeRef::Rel(0), _) if ctx.layer == Some(l) => Some(format!(
                 "layer `{}` refers to itself at the same time step",
@@ -302,9 +326,29 @@ impl Checker<'_> {
                 .label(slot.span, "declared here")
                 .help("at time t a layer may use earlier layers at t and any layer at t-1, t-2, ...; declare base cases like h[0] first");
             self.error(d);
+            if self.layers[l].shape.is_none() {
+                self.layers[l].failed = true;
+            }
             return None;
         }
         Some(node(CKind::Layer { id: l, time }, slot.shape?, e.span))
+    }
+
+    /// `h[t]` uses `h[t-k]` but no base case `h[0]` is declared before it.
+    fn missing_base_case(&self, e: &Expr, id: &Ident, l: usize, k: u64) -> Diag {
+        let name = &id.name;
+        let bases = (0..k.min(3))
+            .map(|t| format!("`{name}[{t}]`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let first = format!("layer {name}[0] = ...");
+        Diag::new(
+            "mcopt::check::base_case",
+            format!("layer `{name}` has no base case: its general step uses `{name}[t-{k}]`, and no `{name}[0]` is declared before it"),
+        )
+        .at(&self.source, e.span, "needs a base case")
+        .label(self.layers[l].span, "general step declared here")
+        .help(format!("declare the base case{} {bases} above the general step, for example `{first}`", if k > 1 { "s" } else { "" }))
     }
 
     /// `t`, `t - k` or a constant `k`.
@@ -401,7 +445,7 @@ impl Checker<'_> {
                     a.shape,
                     b.shape
                 ),
-                "shapes are checked per time step and per sequence",
+                "a real operand is broadcast to the other operand's shape; otherwise the shapes must be equal (vectors and matrices are not broadcast along rows or columns)",
                 self.operator_span(a.span, b.span, op.symbol())
                     .unwrap_or(span),
             ),

@@ -32,6 +32,8 @@ pub(super) struct LayerSlot {
     pub shape: Option<Shape>,
     /// Plain layer checked, or general case of an indexed layer checked.
     pub defined: bool,
+    /// A diagnostic already explains why this layer has no shape: later uses stay silent.
+    pub failed: bool,
     pub bases: Vec<(u64, CExpr)>,
     pub general: Option<CExpr>,
     pub span: Span,
@@ -163,6 +165,17 @@ impl<'a> Checker<'a> {
         self.diags.push(d);
     }
 
+    /// The values of a declared quantity could not be allocated.
+    pub(super) fn out_of_memory(&mut self, e: crate::memory::AllocError, span: Span, name: &str) {
+        let d = Diag::new(
+            "mcopt::check::memory",
+            e.message(&format!("the values of `{}`", crate::text::clip(name))),
+        )
+        .at(&self.source, span, "this size")
+        .help(crate::memory::AllocError::HELP);
+        self.error(d);
+    }
+
     fn finish(mut self, objective: Option<(CExpr, Span)>) -> Result<Model, Diags> {
         let Some((expr, span)) = objective else {
             let end = self.source.text.len();
@@ -246,9 +259,16 @@ impl<'a> Checker<'a> {
                         self.poison(&p.name);
                         continue;
                     }
+                    let init = match crate::memory::filled(shape.len(), 0.0) {
+                        Ok(init) => init,
+                        Err(e) => {
+                            self.out_of_memory(e, p.ty.span, &p.name.name);
+                            self.poison(&p.name);
+                            continue;
+                        }
+                    };
                     if self.bind(&p.name, Binding::Param(id)) {
                         self.param_entries += shape.len();
-                        let init = vec![0.0; shape.len()];
                         self.params.push(ParamDef {
                             name: p.name.name.clone(),
                             shape,
@@ -363,6 +383,7 @@ impl<'a> Checker<'a> {
                 indexed,
                 shape: None,
                 defined: false,
+                failed: false,
                 bases: Vec::new(),
                 general: None,
                 span: l.span,
@@ -453,7 +474,10 @@ impl<'a> Checker<'a> {
         match (&value.kind, value.shape) {
             (CKind::Literal(v), s) if s == shape => self.params[id].init = v.clone(),
             (CKind::Literal(v), s) if s.is_scalar() => {
-                self.params[id].init = vec![v[0]; shape.len()]
+                match crate::memory::filled(shape.len(), v[0]) {
+                    Ok(init) => self.params[id].init = init,
+                    Err(e) => self.out_of_memory(e, init.span, &p.name.name),
+                }
             }
             (CKind::Literal(_), s) => {
                 let msg = format!(
@@ -549,8 +573,9 @@ impl<'a> Checker<'a> {
         };
         let value = self.expr(&l.value, &ctx);
         let slot_span = l.name.span;
-        if let Some(v) = &value {
-            self.unify_layer_shape(id, v, slot_span);
+        match &value {
+            Some(v) => self.unify_layer_shape(id, v, slot_span),
+            None => self.layers[id].failed = true,
         }
         let slot = &mut self.layers[id];
         match &l.index {

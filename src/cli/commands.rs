@@ -124,6 +124,7 @@ pub fn check(model_path: &str, input: &InputArgs) -> Outcome {
             "model": model_path, "n": m.n_params(), "params": params, "layer_declarations": layers,
             "data": m.data.iter().map(|d| json!({"name": d.name, "step": d.shape.to_string(), "batch": d.batch.is_some()})).collect::<Vec<_>>(),
             "layers": instances.as_ref().map(|v| v.iter().map(|(n, s)| json!({"name": n, "size": s})).collect::<Vec<_>>()),
+            "layer_groups": instances.as_deref().map(group_sizes),
             "L": instances.as_ref().map(Vec::len),
             "steps": graph.as_ref().map(|g| g.steps), "sequences": graph.as_ref().map(|g| g.sequences),
             "terms": terms,
@@ -256,7 +257,7 @@ fn terms_report(m: &Model) -> Vec<serde_json::Value> {
 pub fn eval(model_path: &str, at: Option<&str>, input: &InputArgs) -> Outcome {
     let s = Session::load(model_path, input)?;
     let train = require_graph(&s, Split::Train)?;
-    let theta = s.point(at)?;
+    let theta = s.point_in(at, &train)?;
     let opts = EvalOptions { ztol: input.ztol };
     let mut ev = Evaluator::new(&train, &s.registry, Order::Zero).map_err(eval_diag(&train))?;
     let value = ev.value(&theta, opts).map_err(eval_diag(&train))?;
@@ -290,19 +291,25 @@ pub fn diff(
     at: Option<&str>,
     dir: &str,
     order: u8,
+    (form, beta): (&str, &[String]),
     input: &InputArgs,
 ) -> Outcome {
     let s = Session::load(model_path, input)?;
-    let g = require_graph(&s, Split::Train)?;
-    let theta = s.point(at)?;
-    let d = s.direction(dir)?;
     let order = if order == 2 { Order::Two } else { Order::One };
-    // Buffers for order 2 also at order 1: f′ of sqrt at 0 needs the second coefficient.
-    let mut ev = Evaluator::new(&g, &s.registry, Order::Two).map_err(eval_diag(&g))?;
-    let t = ev
-        .directional(&theta, &d, order, EvalOptions { ztol: input.ztol })
-        .map_err(eval_diag(&g))?;
-    ev.check_finite(order).map_err(eval_diag(&g))?;
+    let t = if form == "p" {
+        let g = require_graph(&s, Split::Train)?;
+        let theta = s.point_in(at, &g)?;
+        let d = s.direction_in(dir, &g)?;
+        // Buffers for order 2 also at order 1: f′ of sqrt at 0 needs the second coefficient.
+        let mut ev = Evaluator::new(&g, &s.registry, Order::Two).map_err(eval_diag(&g))?;
+        let t = ev
+            .directional(&theta, &d, order, EvalOptions { ztol: input.ztol })
+            .map_err(eval_diag(&g))?;
+        ev.check_finite(order).map_err(eval_diag(&g))?;
+        t
+    } else {
+        super::stationarity::diff_form(&s, form, beta, at, dir, order, input.ztol)?
+    };
     if input.json {
         print_json(
             &json!({"value": t.value, "d1": t.d1, "d2": t.d2, "active_kinks": t.active_kinks}),
@@ -376,23 +383,26 @@ pub fn bench(
     let theta = match random {
         Some(seed) => {
             let mut rng = Rng::new(seed);
-            (0..s.model.n_params())
-                .map(|_| 0.1 * rng.normal())
-                .collect()
+            let mut theta = s.theta_buffer()?;
+            theta.extend((0..s.model.n_params()).map(|_| 0.1 * rng.normal()));
+            theta
         }
-        None => s.point(at)?,
+        None => s.point_in(at, &g)?,
     };
     let d = match dir {
-        Some(p) => s.direction(p)?,
+        Some(p) => s.direction_in(p, &g)?,
         None => {
             let mut rng = Rng::new(20261129);
-            (0..theta.len()).map(|_| rng.normal()).collect()
+            let mut d = s.theta_buffer()?;
+            d.extend((0..theta.len()).map(|_| rng.normal()));
+            d
         }
     };
     let opts = EvalOptions { ztol: input.ztol };
     let ed = eval_diag(&g);
     let mut ev = Evaluator::new(&g, &s.registry, Order::Two).map_err(&ed)?;
-    let mut grad = vec![0.0; theta.len()];
+    let mut grad = s.theta_buffer()?;
+    grad.resize(theta.len(), 0.0);
     let tf = measure(seconds, || ev.value(&theta, opts).map(|_| ()).map_err(&ed))?;
     let t1 = measure(seconds, || {
         ev.directional(&theta, &d, Order::One, opts)

@@ -18,10 +18,13 @@ macro_rules! out_raw {
 
 mod commands;
 mod output;
+mod reformulate;
 mod session;
+mod stationarity;
 mod sweep;
 mod train;
 mod train_out;
+mod validate;
 
 use std::io::IsTerminal;
 
@@ -79,6 +82,13 @@ enum Command {
         /// 1 for f′(x; d), 2 for f′(x; d) and f″(x; d).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
         order: u8,
+        /// Which objective: p (f over θ), p0 (F over z = (θ, u)), p1 (Θ over z); directions
+        /// of p0/p1 may give layer entries (`h[3]: [...]`).
+        #[arg(long, default_value = "p", value_parser = ["p", "p0", "p1"])]
+        form: String,
+        /// Penalty weight of p1: B for every layer, or NAME=B for one layer group; repeatable.
+        #[arg(long = "beta", value_name = "B|NAME=B", allow_negative_numbers = true)]
+        beta: Vec<String>,
         #[command(flatten)]
         input: InputArgs,
     },
@@ -101,6 +111,12 @@ enum Command {
         #[command(flatten)]
         input: InputArgs,
     },
+    /// First- (and second-) order d-stationarity certificate, with a witness when not stationary.
+    Stationarity(stationarity::Args),
+    /// Show the lifted (P0) or penalized (P1) problem: variables, blocks, penalty thresholds.
+    Reformulate(reformulate::Args),
+    /// Everything a CI job needs: named checks, JSON or JUnit, and the exit code.
+    Validate(validate::Args),
     /// Train: run the run file's solver; progress bar; writes params, trace, plot, report and a
     /// checkpoint. Ctrl-C checkpoints and exits 130; --resume continues bit-identically.
     Train {
@@ -252,9 +268,20 @@ fn run(command: Command) -> Result<u8, Diags> {
             at,
             dir,
             order,
+            form,
+            beta,
             input,
         } => model_arg(model, &input)
-            .and_then(|m| commands::diff(&m, at.as_deref(), &dir, order, &input)),
+            .and_then(|m| commands::diff(&m, at.as_deref(), &dir, order, (&form, &beta), &input)),
+        Command::Stationarity(a) => {
+            model_arg(a.model.clone(), &a.input).and_then(|m| stationarity::run(&m, &a))
+        }
+        Command::Reformulate(a) => {
+            model_arg(a.model.clone(), &a.input).and_then(|m| reformulate::run(&m, &a))
+        }
+        Command::Validate(a) => {
+            model_arg(a.model.clone(), &a.input).and_then(|m| validate::run(&m, &a))
+        }
         Command::Bench {
             model,
             at,
@@ -307,6 +334,9 @@ impl Command {
             | Command::Plugins {
                 command: PluginsCommand::List { input } | PluginsCommand::Check { input, .. },
             } => Some(input),
+            Command::Stationarity(a) => Some(&a.input),
+            Command::Reformulate(a) => Some(&a.input),
+            Command::Validate(a) => Some(&a.input),
             Command::Train { .. } | Command::Sweep { .. } => None,
         }
     }

@@ -9,6 +9,7 @@ use mcopt::config::{
 use mcopt::diag::{Diag, Diags};
 use mcopt::graph::{self, Graph, LowerOptions};
 use mcopt::input::{read_source, InputKind};
+use mcopt::memory;
 use mcopt::pipeline;
 use mcopt::plugin_host::{self, PluginSearch};
 use mcopt::registry::Registry;
@@ -83,31 +84,74 @@ impl Session {
 
     /// θ from a point file, or the model's initial values.
     pub fn point(&self, path: Option<&str>) -> Result<Vec<f64>, Diags> {
+        self.point_of(path, None)
+    }
+
+    /// θ from a point file, or the model's initial values; layer values (`h[3]: [...]`) of
+    /// `graph`'s layers are accepted and shape-checked, and θ does not use them.
+    pub fn point_in(&self, path: Option<&str>, graph: &Graph) -> Result<Vec<f64>, Diags> {
+        self.point_of(path, Some(graph))
+    }
+
+    fn point_of(&self, path: Option<&str>, graph: Option<&Graph>) -> Result<Vec<f64>, Diags> {
         match path {
-            None => Ok(self
-                .model
-                .params
-                .iter()
-                .flat_map(|p| p.init.iter().copied())
-                .collect()),
-            Some(path) => self.read_vars(path, PointMode::Point),
+            None => {
+                let mut theta = self.theta_buffer()?;
+                for p in &self.model.params {
+                    theta.extend_from_slice(&p.init);
+                }
+                Ok(theta)
+            }
+            Some(path) => self.read_vars(path, PointMode::Point, graph),
         }
     }
 
-    /// A direction in θ from a direction file (missing names are zero).
-    pub fn direction(&self, path: &str) -> Result<Vec<f64>, Diags> {
-        self.read_vars(path, PointMode::Direction)
+    /// A direction in θ from a direction file (missing names are zero; layer entries of
+    /// `graph`'s layers are accepted and shape-checked, and not used).
+    pub fn direction_in(&self, path: &str, graph: &Graph) -> Result<Vec<f64>, Diags> {
+        self.read_vars(path, PointMode::Direction, Some(graph))
     }
 
-    fn read_vars(&self, path: &str, mode: PointMode) -> Result<Vec<f64>, Diags> {
-        let specs = self.param_specs();
+    /// The specs of the parameters, then of the layer instances that are variables of (P0)/(P1).
+    pub fn var_specs(&self, graph: &Graph) -> Vec<VarSpec> {
+        let layers = mcopt::forms::lifted_layers(graph).into_iter().map(|i| {
+            let slot = &graph.layers[i];
+            let n = graph.node(slot.node);
+            VarSpec::new(&slot.name, n.rows, n.cols, VarRole::Layer)
+        });
+        self.param_specs().into_iter().chain(layers).collect()
+    }
+
+    fn read_vars(
+        &self,
+        path: &str,
+        mode: PointMode,
+        graph: Option<&Graph>,
+    ) -> Result<Vec<f64>, Diags> {
+        let specs = match graph {
+            Some(g) => self.var_specs(g),
+            None => self.param_specs(),
+        };
         let values = config::load_point(Path::new(path), &specs, mode)?;
-        Ok(values
-            .values
-            .into_iter()
-            .zip(&specs)
-            .flat_map(|(v, s)| v.unwrap_or_else(|| vec![0.0; s.rows * s.cols]))
-            .collect())
+        let mut theta = self.theta_buffer()?;
+        let params = self.model.params.len();
+        for (v, s) in values.values.into_iter().zip(&specs).take(params) {
+            match v {
+                Some(v) => theta.extend_from_slice(&v),
+                None => theta.resize(theta.len() + s.rows * s.cols, 0.0),
+            }
+        }
+        Ok(theta)
+    }
+
+    /// An empty vector with room for θ, or a diagnostic with the bytes it needs.
+    pub fn theta_buffer(&self) -> Result<Vec<f64>, Diags> {
+        memory::with_capacity(self.model.n_params()).map_err(|e| {
+            Diag::new("mcopt::eval::memory", e.message("the parameters θ"))
+                .in_file(&self.model_path)
+                .help(memory::AllocError::HELP)
+                .into()
+        })
     }
 }
 

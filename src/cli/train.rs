@@ -9,10 +9,12 @@ use mcopt::config::{self, InitSpec, RunFile, Split};
 use mcopt::diag::{Diag, Diags};
 use mcopt::eval::EvalOptions;
 use mcopt::forms::{self, p1host::P1Host, Betas, Lifted};
+use mcopt::graph::{self, Graph, LowerOptions};
 use mcopt::registry::{OptionValue, Registry, SolverId, SolverStart};
+use mcopt::solve::batch::select_sequences;
 use mcopt::solve::{
-    initial_point, Checkpoint, Executor, Fingerprint, GraphProblem, RunState, Scheme, Status,
-    StopRules,
+    initial_point, Batcher, Checkpoint, Executor, Fingerprint, GraphProblem, RunState, Scheme,
+    Status, StopRules,
 };
 use mcopt_plugin_sdk::abi::PROBLEM_CAP_STRUCTURE;
 use mcopt_plugin_sdk::p1::{Published, P1_STRUCTURE_VERSION};
@@ -94,8 +96,17 @@ pub fn train(a: &TrainArgs) -> Result<u8, Diags> {
     };
     let seed = resumed.as_ref().map_or(seed, |cp| cp.seed);
     let opts = EvalOptions { ztol: run.ztol };
+    let halves = thread_split(&session, &run, &train_graph)?;
     let mut problem = GraphProblem::new(&session.registry, &train_graph, test_graph.as_ref(), opts)
         .map_err(|e| Diags::from(Diag::new("mcopt::train::eval", e).in_file(&model_path)))?;
+    if let Some(batcher) = batcher(&session, &run, seed)? {
+        problem = problem.with_batches(batcher);
+    } else if !halves.is_empty() {
+        let parts: Vec<(&Graph, f64)> = halves.iter().map(|(g, w)| (g, *w)).collect();
+        problem = problem
+            .with_split(&parts)
+            .map_err(|e| Diags::from(Diag::new("mcopt::train::eval", e).in_file(&model_path)))?;
+    }
     // SRPA and other solvers that need (P1): the lifted problem with the solver's β.
     let needs_p1 = info.requires & PROBLEM_CAP_STRUCTURE != 0;
     let lifted = needs_p1.then(|| forms::lift(&train_graph));
@@ -211,7 +222,7 @@ fn solver_and_options(registry: &Registry, run: &RunFile) -> Result<(SolverId, V
         let names = registry.solver_names();
         return Err(Diag::new("mcopt::train::unknown_solver", format!("unknown solver `{}`", spec.name))
             .at(&run.source, spec.name_span, "not a known solver")
-            .help(format!("{}known solvers: {} (a solver from another plugin needs `plugins:` in the run file or --plugin)", config::suggest(&spec.name, &names), names.join(", ")))
+            .help(format!("{}known solvers: {} (a solver from another plugin needs `plugins:` in the run file or --plugin)", mcopt::text::did_you_mean(&spec.name, &names), names.join(", ")))
             .into());
     };
     let given: Vec<(String, OptionValue)> = spec
@@ -257,6 +268,70 @@ fn option_value(v: &serde_json::Value) -> OptionValue {
         J::Object(_) => OptionValue::Other("a mapping"),
         J::Null => OptionValue::Other("nothing"),
     }
+}
+
+/// The training sequences in two halves with weights Nᵢ / N, for a gradient on two threads,
+/// when MCOPT_THREADS ≥ 2, there are several sequences, no minibatches and the objective is a mean
+/// over sequences (see [`mcopt::solve::splittable`]); empty otherwise.
+fn thread_split(
+    session: &Session,
+    run: &RunFile,
+    train: &Graph,
+) -> Result<Vec<(Graph, f64)>, Diags> {
+    let n = train.sequences;
+    // Opt-in with MCOPT_THREADS=2: measured on a loaded 2-core machine the split was slower
+    // than one thread (each half still streams W once per step), so it is off by default.
+    let cores = std::env::var("MCOPT_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(1);
+    let batched = run.solver.as_ref().is_some_and(|s| s.batch.is_some());
+    if n < 2 || cores < 2 || batched || !mcopt::solve::splittable(&session.model) {
+        return Ok(Vec::new());
+    }
+    let Some(spec) = &session.data else {
+        return Ok(Vec::new());
+    };
+    let data = mcopt::pipeline::bind_data(&session.model, spec, &session.data_dir, Split::Train)?;
+    let mid = n / 2;
+    let mut parts = Vec::new();
+    for range in [0..mid, mid..n] {
+        let w = range.len() as f64 / n as f64;
+        let part: Vec<_> = data
+            .iter()
+            .map(|d| select_sequences(d, range.clone()))
+            .collect();
+        parts.push((
+            graph::lower(&session.model, &LowerOptions { data: part })?,
+            w,
+        ));
+    }
+    Ok(parts)
+}
+
+/// The minibatch drawer of `solver.batch`, checked against the bound training data.
+fn batcher<'s>(
+    session: &'s Session,
+    run: &RunFile,
+    seed: u64,
+) -> Result<Option<Batcher<'s>>, Diags> {
+    let Some(spec) = &run.solver else {
+        return Ok(None);
+    };
+    let Some(batch) = spec.batch else {
+        return Ok(None);
+    };
+    let data = match &session.data {
+        Some(d) => mcopt::pipeline::bind_data(&session.model, d, &session.data_dir, Split::Train)?,
+        None => Vec::new(),
+    };
+    Batcher::new(&session.model, data, batch, seed)
+        .map(Some)
+        .map_err(|e| {
+            Diag::new("mcopt::train::batch", e)
+                .at(&run.source, spec.batch_span, "this batch layout")
+                .into()
+        })
 }
 
 /// θ⁰ from `--init FILE`, else the run file's `init`.

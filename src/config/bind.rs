@@ -171,11 +171,11 @@ pub fn bind(
         .iter()
         .zip(columns)
         .map(|(slot, cols)| {
-            let mut b = gather(&table, slot, &cols, &sequences, start..end);
+            let mut b = gather(&table, slot, &cols, &sequences, start..end)?;
             b.warmup = warmup;
-            b
+            Ok(b)
         })
-        .collect();
+        .collect::<Result<Vec<_>, Diag>>()?;
     Ok(out)
 }
 
@@ -599,22 +599,30 @@ fn gather(
     cols: &[usize],
     seqs: &[Vec<usize>],
     steps: std::ops::Range<usize>,
-) -> BoundData {
-    let mut values = Vec::with_capacity(steps.len() * seqs.len() * cols.len());
+) -> Result<BoundData, Diag> {
+    let len = steps.len() * seqs.len() * cols.len();
+    let mut values = crate::memory::with_capacity(len).map_err(|e| {
+        Diag::new(
+            "mcopt::data::memory",
+            e.message(&format!("the values of `{}`", slot.name)),
+        )
+        .in_file(table.source.name.clone())
+        .help(crate::memory::AllocError::HELP)
+    })?;
     for t in steps.clone() {
         for seq in seqs {
             let row = &table.rows[seq[t]];
             values.extend(cols.iter().map(|&c| row[c]));
         }
     }
-    BoundData {
+    Ok(BoundData {
         name: slot.name.clone(),
         width: slot.width,
         sequences: seqs.len(),
         steps: steps.len(),
         values,
         warmup: 0,
-    }
+    })
 }
 
 #[cfg(test)]

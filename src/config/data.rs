@@ -108,6 +108,17 @@ pub fn parse_csv(source: &Arc<SourceFile>, header: HeaderMode) -> Result<Table, 
             (None, None) => (fields.len(), span),
         };
         let row = parse_row(source, &fields, span, width_from, &mut diags);
+        if table.rows.try_reserve(1).is_err() || table.row_spans.try_reserve(1).is_err() {
+            let bytes = (table.rows.len() + 1) * (std::mem::size_of::<Vec<f64>>() + row.len() * 8);
+            let e = crate::memory::AllocError { bytes };
+            let d = Diag::new(
+                "mcopt::data::memory",
+                e.message("the rows of the data file"),
+            )
+            .at(source, span, "reading this row")
+            .help(crate::memory::AllocError::HELP);
+            return Err(d.into());
+        }
         table.rows.push(row);
         table.row_spans.push(span);
     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::bind::{parse_columns, ColumnSel, DataSpec, RowSel, SeqLayout, SpecOrigin, TestState};
 use super::data::HeaderMode;
 use super::fields::{Fields, Reader, Val};
-use super::yaml::{parse_node, Node};
+use super::yaml::{block_key_spans, parse_node, Node};
 use crate::diag::{Diag, Diags, SourceFile, Span};
 use crate::input::{read_source, InputKind};
 
@@ -51,6 +51,20 @@ pub struct SolverSpec {
     pub name_span: Span,
     /// Where each option's key is written, for "unknown option" / "bad value" diagnostics.
     pub option_spans: BTreeMap<String, Span>,
+    /// Minibatches (`batch:`); `None` is the full batch.
+    pub batch: Option<BatchSpec>,
+    /// Where `batch` is written.
+    pub batch_span: Span,
+}
+
+/// Minibatches for gradient solvers; one iteration is one epoch over all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchSpec {
+    /// `{sequences: k}`: the sequences shuffled and split into batches of k (all time steps).
+    Sequences(usize),
+    /// `{window: w, per_step: m}`: windows of w consecutive time steps at random starts (each
+    /// from h₀ = 0), m of them per step; an epoch draws ⌊T / w⌋ windows per sequence.
+    Windows { window: usize, per_step: usize },
 }
 
 /// How the parameters are initialised (layers then come from a forward pass).
@@ -92,12 +106,53 @@ pub struct Thresholds {
     pub train_max: Option<f64>,
     pub test_max: Option<f64>,
     pub stationarity_tol: Option<f64>,
-    /// 1 or 2.
-    pub order: u8,
-    /// `p`, `p0` or `p1`.
-    pub form: String,
+    /// `order: 1` or `2`.
+    pub order: CertificateOrder,
+    /// `form: p`, `p0` or `p1`.
+    pub form: ProblemForm,
     pub beta: Option<f64>,
     pub allow_inconclusive: bool,
+}
+
+/// Which d-stationarity certificate `validate` runs (`validate.order`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CertificateOrder {
+    /// First order: f′(x; d) ≥ 0 for every direction d.
+    #[default]
+    First,
+    /// Second order as well: f″(x; d) ≥ 0 along the directions where f′(x; d) = 0.
+    Second,
+}
+
+impl CertificateOrder {
+    /// 1 or 2, as written in a run file.
+    pub fn number(self) -> u8 {
+        match self {
+            CertificateOrder::First => 1,
+            CertificateOrder::Second => 2,
+        }
+    }
+}
+
+/// Which problem `validate` certifies (`validate.form`): the model's (P), its lifted form
+/// (P0), or its penalized form (P1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProblemForm {
+    #[default]
+    P,
+    P0,
+    P1,
+}
+
+impl ProblemForm {
+    /// `p`, `p0` or `p1`, as written in a run file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemForm::P => "p",
+            ProblemForm::P0 => "p0",
+            ProblemForm::P1 => "p1",
+        }
+    }
 }
 
 impl Default for Thresholds {
@@ -106,8 +161,8 @@ impl Default for Thresholds {
             train_max: None,
             test_max: None,
             stationarity_tol: None,
-            order: 1,
-            form: "p".to_string(),
+            order: CertificateOrder::First,
+            form: ProblemForm::P,
             beta: None,
             allow_inconclusive: false,
         }
@@ -127,14 +182,15 @@ const DATA_KEYS: &[&str] = &[
     "sequences",
     "test_state",
 ];
-const SOLVER_KEYS: &[&str] = &["name", "options"];
+const SOLVER_KEYS: &[&str] = &["name", "options", "batch"];
+const BATCH_KEYS: &[&str] = &["sequences", "window", "per_step"];
 const INIT_KEYS: &[&str] = &["scheme", "std", "file", "from"];
 const STOP_KEYS: &[&str] = &["max_iter", "tol", "max_seconds"];
 const OUTPUT_KEYS: &[&str] = &["params", "trace", "plot", "checkpoint", "json", "junit"];
 const VALIDATE_KEYS: &[&str] = &[
-    "train_max",
-    "test_max",
-    "stationarity_tol",
+    "max_train_loss",
+    "max_test_loss",
+    "tol",
     "order",
     "form",
     "beta",
@@ -530,17 +586,71 @@ fn read_solver(r: &mut Reader, v: &Val) -> Option<SolverSpec> {
     let mut option_spans = BTreeMap::new();
     if let Some(opts) = f.get("options") {
         let of = r.free_fields(&opts)?;
-        for (key, val) in of.all() {
-            option_spans.insert(key.to_string(), r.key_span(&val.path));
+        let all = of.all();
+        // One scan for every key's span (locating each key would re-parse the file per key).
+        let scanned: BTreeMap<String, Span> = all
+            .first()
+            .and_then(|(k, _)| block_key_spans(r.source, &opts.path, k))
+            .unwrap_or_default()
+            .into_iter()
+            .rev()
+            .collect();
+        for (key, val) in all {
+            let span = match scanned.get(key) {
+                Some(span) => *span,
+                None => r.key_span(&val.path),
+            };
+            option_spans.insert(key.to_string(), span);
             options.insert(key.to_string(), to_json(r, &val)?);
         }
     }
+    let (batch, batch_span) = match f.get("batch") {
+        Some(b) => (Some(read_batch(r, &b)?), r.span(&b.path)),
+        None => (None, r.span(&name_val.path)),
+    };
     Some(SolverSpec {
         name,
         options,
         name_span: r.span(&name_val.path),
         option_spans,
+        batch,
+        batch_span,
     })
+}
+
+/// `{sequences: k}` or `{window: w, per_step: m}` (m defaults to 1), every count ≥ 1.
+fn read_batch(r: &mut Reader, v: &Val) -> Option<BatchSpec> {
+    let f = r.fields(Some(v), BATCH_KEYS)?;
+    let mut count = |key: &str| -> Option<Option<usize>> {
+        match f.get(key) {
+            None => Some(None),
+            Some(x) => r
+                .f64_where(&x, "an integer ≥ 1", |n| {
+                    n >= 1.0 && n.fract() == 0.0 && n <= 1e12
+                })
+                .map(|n| Some(n as usize)),
+        }
+    };
+    let (seqs, window, per_step) = (count("sequences")?, count("window")?, count("per_step")?);
+    match (seqs, window, per_step) {
+        (Some(k), None, None) => Some(BatchSpec::Sequences(k)),
+        (None, Some(w), m) => Some(BatchSpec::Windows {
+            window: w,
+            per_step: m.unwrap_or(1),
+        }),
+        _ => {
+            let msg =
+                "expected `batch` to be `{sequences: k}` or `{window: w, per_step: m}`".to_string();
+            r.error(
+                "mcopt::config::value",
+                v,
+                msg,
+                "not a batch layout",
+                Some("give either `sequences` or `window` (with `per_step`)".into()),
+            );
+            None
+        }
+    }
 }
 
 /// Convert a YAML value to JSON (integers stay integers); non-finite numbers are refused.
@@ -672,8 +782,10 @@ fn read_thresholds(r: &mut Reader, v: Option<&Val>) -> Option<Thresholds> {
     };
     let order = f.get("order").and_then(|o| {
         let n = r.u64(&o)?;
-        if n == 1 || n == 2 {
-            return Some(n as u8);
+        match n {
+            1 => return Some(CertificateOrder::First),
+            2 => return Some(CertificateOrder::Second),
+            _ => {}
         }
         r.error(
             "mcopt::config::value",
@@ -685,14 +797,19 @@ fn read_thresholds(r: &mut Reader, v: Option<&Val>) -> Option<Thresholds> {
         None
     });
     Some(Thresholds {
-        train_max: nonneg(r, "train_max"),
-        test_max: nonneg(r, "test_max"),
-        stationarity_tol: nonneg(r, "stationarity_tol"),
-        order: order.unwrap_or(1),
+        train_max: nonneg(r, "max_train_loss"),
+        test_max: nonneg(r, "max_test_loss"),
+        stationarity_tol: nonneg(r, "tol"),
+        order: order.unwrap_or_default(),
         form: f
             .get("form")
             .and_then(|v| r.choice(&v, &["p", "p0", "p1"]))
-            .unwrap_or_else(|| "p".into()),
+            .map(|s| match s.as_str() {
+                "p0" => ProblemForm::P0,
+                "p1" => ProblemForm::P1,
+                _ => ProblemForm::P,
+            })
+            .unwrap_or_default(),
         beta: f
             .get("beta")
             .and_then(|v| r.f64_where(&v, "a positive number", |x| x > 0.0)),

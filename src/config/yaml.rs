@@ -408,6 +408,49 @@ pub(crate) fn locate_key(source: &SourceFile, path: &[Seg], name: &str) -> Span 
     }
 }
 
+/// The spans of the keys of the block mapping at `path`, in document order, from one probe
+/// (for `first_key`) and one scan of the lines below it: linear, where locating every key
+/// would re-parse the document once per key. `None` when the mapping is not in plain block
+/// style (its first key does not start a line); callers then locate keys one by one.
+pub(crate) fn block_key_spans(
+    source: &SourceFile,
+    path: &[Seg],
+    first_key: &str,
+) -> Option<Vec<(String, Span)>> {
+    let mut p = path.to_vec();
+    p.push(Seg::key(first_key));
+    let first = locate(source, &p)?;
+    let text = &source.text;
+    let line_start = text[..first.start].rfind('\n').map_or(0, |i| i + 1);
+    if !text[line_start..first.start].bytes().all(|b| b == b' ') {
+        return None;
+    }
+    let indent = first.start - line_start;
+    let mut keys = Vec::new();
+    let mut pos = line_start;
+    for line in text[line_start..].split_inclusive('\n') {
+        let start = pos;
+        pos += line.len();
+        let body = line.trim_end_matches(['\n', '\r']);
+        let ind = body.len() - body.trim_start_matches(' ').len();
+        let rest = &body[ind..];
+        if rest.is_empty() || rest.starts_with('#') || ind > indent {
+            continue;
+        }
+        if ind < indent || rest.starts_with('-') || rest.starts_with("...") {
+            break;
+        }
+        let span = token_span(source, start + ind);
+        let token = &text[span.start..span.end];
+        let key = token
+            .strip_prefix(['"', '\''])
+            .and_then(|t| t.strip_suffix(['"', '\'']))
+            .unwrap_or(token);
+        keys.push((key.to_string(), span));
+    }
+    Some(keys)
+}
+
 struct Probe<'a> {
     path: &'a [Seg],
 }
@@ -593,6 +636,25 @@ mod tests {
         );
         assert_eq!(snippet(&src, &[Seg::val("zz")]), None);
         assert_eq!(snippet(&src, &[Seg::val("b"), Seg::Idx(5)]), None);
+    }
+
+    #[test]
+    fn block_key_spans_agree_with_probes() {
+        let src = SourceFile::new(
+            "t.yaml",
+            "solver:\n  name: gd\n  options:\n    lr: 0.1\n    # note\n    'momentum': 0.9\n    steps:\n      - 1\n    last: {a: 1}\nseed: 3\n",
+        );
+        let path = [Seg::val("solver"), Seg::val("options")];
+        let keys = block_key_spans(&src, &path, "lr").unwrap_or_default();
+        let names: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["lr", "momentum", "steps", "last"]);
+        for (k, span) in &keys {
+            let mut p = path.to_vec();
+            p.push(Seg::key(k));
+            assert_eq!(locate(&src, &p), Some(*span), "{k}");
+        }
+        let flow = SourceFile::new("f.yaml", "o: {a: 1, b: 2}\n");
+        assert_eq!(block_key_spans(&flow, &[Seg::val("o")], "a"), None);
     }
 
     #[test]

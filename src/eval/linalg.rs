@@ -2,19 +2,26 @@
 
 use nalgebra::{DMatrixView, DVectorView, DVectorViewMut};
 
-/// A column-major matrix stored in a slice, possibly read transposed.
+/// A column-major matrix stored in a slice, possibly read transposed. The fields are private
+/// so that every `Mat` comes from [`Mat::new`], which checks the slice's length: [`gemm`]
+/// hands raw pointers to matrixmultiply and relies on it.
 #[derive(Clone, Copy)]
 pub struct Mat<'a> {
-    pub data: &'a [f64],
+    data: &'a [f64],
     /// Stored rows and columns (before transposition).
-    pub rows: usize,
-    pub cols: usize,
-    pub trans: bool,
+    rows: usize,
+    cols: usize,
+    trans: bool,
 }
 
 impl<'a> Mat<'a> {
+    /// Panics unless `data` holds exactly `rows × cols` entries.
     pub fn new(data: &'a [f64], rows: usize, cols: usize) -> Self {
-        assert_eq!(data.len(), rows * cols, "matrix slice of the wrong length");
+        assert_eq!(
+            Some(data.len()),
+            rows.checked_mul(cols),
+            "matrix slice of the wrong length"
+        );
         Mat {
             data,
             rows,
@@ -54,14 +61,21 @@ const GEMV_COLUMNS: usize = 4;
 
 /// `c = alpha · a · b + beta · c`, with `c` a column-major `rows × cols` slice.
 ///
+/// Panics when the inner dimensions differ or `c` does not have the product's length, in
+/// release builds too: the matrixmultiply path reads and writes through raw pointers.
+///
 /// Thin products go through nalgebra's gemv column by column; everything else straight to
 /// matrixmultiply (nalgebra's gemm falls back to column-by-column gemv for thin matrices,
 /// which is several times slower for the RNN's `4 × 128` output weights).
 pub fn gemm(alpha: f64, a: Mat<'_>, b: Mat<'_>, beta: f64, c: &mut [f64]) {
     let (m, k) = a.shape();
     let (k2, n) = b.shape();
-    debug_assert_eq!(k, k2);
-    debug_assert_eq!(c.len(), m * n);
+    assert_eq!(k, k2, "matrix product of mismatched inner dimensions");
+    assert_eq!(
+        Some(c.len()),
+        m.checked_mul(n),
+        "matrix product into a slice of the wrong length"
+    );
     if n <= GEMV_COLUMNS && !b.trans {
         // Thin right-hand sides: one matrix–vector product per column, no packing.
         let av = DMatrixView::from_slice(a.data, a.rows, a.cols);
@@ -81,9 +95,11 @@ pub fn gemm(alpha: f64, a: Mat<'_>, b: Mat<'_>, beta: f64, c: &mut [f64]) {
     }
     let (ars, acs) = a.strides();
     let (brs, bcs) = b.strides();
-    // SAFETY: the pointers cover `rows × cols` column-major matrices whose slices have the
-    // lengths checked above (Mat::new and the debug assertions); `c` does not alias `a` or `b`
-    // because it is borrowed mutably.
+    // SAFETY: `a` and `b` come from `Mat::new`, so their slices hold exactly `rows × cols`
+    // entries, and the strides above address only those (column-major, or its transpose);
+    // the assertions above make `c` exactly `m × n` with `m` rows and the inner dimensions
+    // equal, so every index dgemm forms is in bounds. `c` does not alias `a` or `b` because
+    // it is borrowed mutably while they are borrowed shared.
     unsafe {
         matrixmultiply::dgemm(
             m,
@@ -107,6 +123,45 @@ pub fn gemm(alpha: f64, a: Mat<'_>, b: Mat<'_>, beta: f64, c: &mut [f64]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[should_panic(expected = "mismatched inner dimensions")]
+    fn mismatched_inner_dimensions_panic_on_the_matrixmultiply_path() {
+        let (a, b) = (vec![1.0; 8 * 8], vec![1.0; 7 * 8]);
+        let mut c = vec![0.0; 8 * 8];
+        // 8×8 times (7×8): inner 8 ≠ 7.
+        gemm(1.0, Mat::new(&a, 8, 8), Mat::new(&b, 7, 8), 0.0, &mut c);
+    }
+
+    #[test]
+    #[should_panic(expected = "wrong length")]
+    fn a_short_output_panics_on_the_matrixmultiply_path() {
+        let (a, b) = (vec![1.0; 8 * 8], vec![1.0; 8 * 8]);
+        let mut c = vec![0.0; 8 * 7];
+        gemm(1.0, Mat::new(&a, 8, 8), Mat::new(&b, 8, 8), 0.0, &mut c);
+    }
+
+    #[test]
+    #[should_panic(expected = "wrong length")]
+    fn a_short_output_panics_on_the_gemv_path() {
+        let (a, b) = (vec![1.0; 6], vec![1.0; 3]);
+        let mut c = vec![0.0; 1];
+        gemm(1.0, Mat::new(&a, 2, 3), Mat::new(&b, 3, 1), 0.0, &mut c);
+    }
+
+    #[test]
+    #[should_panic(expected = "matrix slice of the wrong length")]
+    fn a_matrix_with_too_few_entries_is_refused() {
+        let a = vec![1.0; 5];
+        let _ = Mat::new(&a, 2, 3);
+    }
+
+    #[test]
+    #[should_panic(expected = "matrix slice of the wrong length")]
+    fn an_overflowing_shape_is_refused() {
+        let a = vec![1.0; 4];
+        let _ = Mat::new(&a, usize::MAX, 4);
+    }
 
     #[test]
     fn products_and_transposes_agree_with_hand_results() {

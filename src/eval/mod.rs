@@ -13,6 +13,7 @@ use std::fmt;
 
 use crate::diag::Diag;
 use crate::graph::{Graph, NodeId, Op};
+use crate::memory::{self, AllocError};
 use crate::registry::{CallError, Order, Registry};
 
 /// Largest total size of an evaluator's buffers (16 GiB), checked before allocating.
@@ -147,6 +148,10 @@ impl<'g> Evaluator<'g> {
                 kind: EvalErrorKind::TooLarge(msg),
             });
         }
+        let oom = |e: AllocError, what: &str| EvalError {
+            node: graph.objective,
+            kind: EvalErrorKind::TooLarge(e.message(what)),
+        };
         let varying = (0..graph.nodes.len() as u32)
             .map(NodeId)
             .filter(|&id| graph.node(id).varies)
@@ -156,9 +161,9 @@ impl<'g> Evaluator<'g> {
             registry,
             stride,
             off,
-            arena: vec![0.0; total],
+            arena: memory::filled(total, 0.0).map_err(|e| oom(e, "the evaluator's values"))?,
             varying,
-            scratch: vec![0.0; 2 * max_len],
+            scratch: memory::filled(2 * max_len, 0.0).map_err(|e| oom(e, "scratch buffers"))?,
             adj: Vec::new(),
             adj_off: Vec::new(),
             touched: Vec::new(),

@@ -9,6 +9,7 @@ use super::forward::{bstrides, coeffs, dot_pairs};
 use super::linalg::{gemm, Mat};
 use super::{EvalError, EvalErrorKind, EvalOptions, Evaluator};
 use crate::graph::{ElemBinary, ElemUnary, Graph, Node, NodeId, Op, ReduceKind};
+use crate::memory::{self, AllocError};
 use crate::registry::Order;
 
 impl Evaluator<'_> {
@@ -25,7 +26,7 @@ impl Evaluator<'_> {
             "gradient buffer has the wrong length"
         );
         self.run::<1>(theta, None, opts)?;
-        self.ensure_adjoints();
+        self.ensure_adjoints()?;
         let g = self.graph;
         // Adjoints are zeroed lazily, just before a node first receives a contribution, so the
         // zeroing happens in cache instead of as one pass over the whole arena.
@@ -75,9 +76,17 @@ impl Evaluator<'_> {
         }
     }
 
-    fn ensure_adjoints(&mut self) {
+    /// An allocation the system refused, reported at the objective.
+    fn out_of_memory(&self, e: AllocError, what: &str) -> EvalError {
+        EvalError {
+            node: self.graph.objective,
+            kind: EvalErrorKind::TooLarge(e.message(what)),
+        }
+    }
+
+    fn ensure_adjoints(&mut self) -> Result<(), EvalError> {
         if !self.adj_off.is_empty() {
-            return;
+            return Ok(());
         }
         let mut total = 0;
         let mut max_len = 1;
@@ -86,16 +95,21 @@ impl Evaluator<'_> {
             total += n.len();
             max_len = max_len.max(n.len());
         }
+        let oom = |e: AllocError| self.out_of_memory(e, "the adjoints of reverse mode");
+        let adj = memory::filled(total, 0.0).map_err(oom)?;
+        let touched = memory::filled(self.graph.nodes.len(), false).map_err(oom)?;
+        let ones = memory::filled(max_len, 1.0).map_err(oom)?;
+        let tmp = [
+            memory::filled(max_len, 0.0).map_err(oom)?,
+            memory::filled(max_len, 0.0).map_err(oom)?,
+        ];
+        (self.adj, self.touched, self.ones, self.tmp) = (adj, touched, ones, tmp);
         self.adj_off.push(total);
-        self.adj = vec![0.0; total];
-        self.touched = vec![false; self.graph.nodes.len()];
-        self.ones = vec![1.0; max_len];
-        self.tmp = [vec![0.0; max_len], vec![0.0; max_len]];
-        self.stage_weight_products();
+        self.stage_weight_products()
     }
 
     /// Give every product `P · B` with a parameter `P` its columns in P's staging buffers.
-    fn stage_weight_products(&mut self) {
+    fn stage_weight_products(&mut self) -> Result<(), EvalError> {
         let g = self.graph;
         self.wbatch = g
             .params
@@ -118,10 +132,17 @@ impl Evaluator<'_> {
                 }
             }
         }
-        for wb in &mut self.wbatch {
-            wb.g = vec![0.0; wb.rows * wb.cols];
-            wb.b = vec![0.0; wb.inner * wb.cols];
+        for k in 0..self.wbatch.len() {
+            let (rows, inner, cols) = {
+                let wb = &self.wbatch[k];
+                (wb.rows, wb.inner, wb.cols)
+            };
+            let oom = |e: AllocError| self.out_of_memory(e, "the weight gradients");
+            let g = memory::filled(rows * cols, 0.0).map_err(oom)?;
+            let b = memory::filled(inner * cols, 0.0).map_err(oom)?;
+            (self.wbatch[k].g, self.wbatch[k].b) = (g, b);
         }
+        Ok(())
     }
 
     fn node_backward(

@@ -10,13 +10,7 @@ use crate::graph::{ElemBinary, ElemUnary, Graph, Node, NodeId, Op, ParamSlot};
 /// layer instance is preceded by a leaf reading u_ℓ from z and becomes ψ_{ℓ−1} (its children
 /// mapped), every later use reads the leaf, and each block gets a residual node u_ℓ − ψ_{ℓ−1}.
 pub fn lift(graph: &Graph) -> Lifted {
-    // Layers that vary with θ and are not a parameter itself (`layer u = x` only renames x).
-    let lifted_slots: Vec<usize> = (0..graph.layers.len())
-        .filter(|&i| {
-            let n = graph.node(graph.layers[i].node);
-            n.varies && !matches!(n.op, Op::Param(_))
-        })
-        .collect();
+    let lifted_slots = lifted_layers(graph);
     // Slots by node, in slot order, so aliases (`layer a = b`) chain leaf to leaf.
     let mut slots_of: HashMap<NodeId, Vec<usize>> = HashMap::new();
     for &i in &lifted_slots {
@@ -93,6 +87,17 @@ pub fn lift(graph: &Graph) -> Lifted {
         groups,
     };
     Lifted { graph: out, layout }
+}
+
+/// The layer slots that become blocks of z, in order: those that vary with θ and are not a
+/// parameter itself (`layer u = x` only renames x).
+pub fn lifted_layers(graph: &Graph) -> Vec<usize> {
+    (0..graph.layers.len())
+        .filter(|&i| {
+            let n = graph.node(graph.layers[i].node);
+            n.varies && !matches!(n.op, Op::Param(_))
+        })
+        .collect()
 }
 
 impl Lifted {

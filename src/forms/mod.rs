@@ -12,6 +12,7 @@
 //! - [`Lifted::penalized`]`(&Betas) -> Graph`: the same graph with objective
 //!   Θ(z) = F(z) + Σ_ℓ β_ℓ ‖r_ℓ‖₁ (P1); [`Betas`] gives one β per layer group (an indexed
 //!   layer `h[t]` is one group, named `h`) or one β for all.
+//! - [`lifted_layers`]`(&Graph)`: the layer slots that become blocks, without lifting.
 //! - [`Layout`]: where θ and every block u_ℓ live in z (offsets and sizes), with the groups.
 //! - [`Lifted::complete`]: a θ-only point completed by a forward pass (a feasible z), and
 //!   [`Lifted::residuals`]: the residual of every block at a z.
@@ -23,12 +24,14 @@
 //! its node with it; references to that node read the later layer's leaf, and the later
 //! layer's ψ is the earlier one's leaf.
 
+pub mod adjoint;
 mod lift;
 pub mod linearize;
 pub mod p1host;
 pub mod tangent;
+pub mod thresholds;
 
-pub use lift::lift;
+pub use lift::{lift, lifted_layers};
 
 use std::collections::HashMap;
 

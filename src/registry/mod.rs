@@ -396,13 +396,16 @@ impl Registry {
             .help("rebuild the plugin against this mcopt's mcopt-plugin-sdk")
             .into());
         }
+        // SAFETY (the strings and tables read here): the caller guarantees an SDK-layout
+        // descriptor alive for the rest of the process, and its strings and tables with it.
         let source = PluginSource {
-            plugin: read_str(desc.name, "plugin name", &where_)?,
-            version: read_str(desc.version, "plugin version", &where_)?,
+            plugin: unsafe { read_str(desc.name, "plugin name", &where_) }?,
+            version: unsafe { read_str(desc.version, "plugin version", &where_) }?,
             library,
         };
-        let functions = read::functions(desc, &source, &where_)?;
-        let solvers = read::solvers(desc, &source, &where_)?;
+        // SAFETY: as above, the descriptor and its tables are alive for the process.
+        let functions = unsafe { read::functions(desc, &source, &where_) }?;
+        let solvers = unsafe { read::solvers(desc, &source, &where_) }?;
         self.check_duplicates(&functions, &solvers, &source)?;
         let check_caps = desc.capabilities & CAP_CHECK_PARAMS != 0;
         for (info, fd) in functions {
@@ -470,7 +473,8 @@ pub(crate) unsafe fn read_str(
     what: &str,
     where_: &str,
 ) -> Result<String, Diag> {
-    s.as_str().map(str::to_string).map_err(|_| {
+    // SAFETY: the caller guarantees a live descriptor string (`len` bytes at `ptr`).
+    unsafe { s.as_str() }.map(str::to_string).map_err(|_| {
         Diag::new(
             "mcopt::plugin::descriptor",
             format!("{what} in {where_} is not valid UTF-8"),

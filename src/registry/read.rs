@@ -35,8 +35,10 @@ pub(crate) unsafe fn functions(
         return Ok(out);
     }
     let mut seen = HashSet::new();
-    for fd in desc.functions() {
-        match function(fd, source, where_) {
+    // SAFETY: the caller guarantees an SDK-layout descriptor alive for the whole process.
+    for fd in unsafe { desc.functions() } {
+        // SAFETY: `fd` is an entry of that descriptor's table, alive as long as it is.
+        match unsafe { function(fd, source, where_) } {
             Ok(info) => {
                 if !seen.insert(info.name.clone()) {
                     diags.push(Diag::new(
@@ -52,12 +54,16 @@ pub(crate) unsafe fn functions(
     diags.finish(out)
 }
 
+/// # Safety
+/// `fd` must be laid out as the SDK's, with live tables and strings.
 unsafe fn function(
     fd: &FunctionDescriptor,
     source: &PluginSource,
     where_: &str,
 ) -> Result<FunctionInfo, Diag> {
-    let name = read_str(fd.name, "a function name", where_)?;
+    // SAFETY (every table and string read below): the caller guarantees a well-formed,
+    // live descriptor, whose strings, parameter and breakpoint tables are alive with it.
+    let name = unsafe { read_str(fd.name, "a function name", where_) }?;
     if !is_identifier(&name) {
         return Err(Diag::new(
             CODE,
@@ -65,9 +71,9 @@ unsafe fn function(
         ));
     }
     let mut params = Vec::new();
-    for p in fd.params() {
+    for p in unsafe { fd.params() } {
         params.push(ParamInfo {
-            name: read_str(p.name, "a parameter name", where_)?,
+            name: unsafe { read_str(p.name, "a parameter name", where_) }?,
             default: (p.has_default != 0).then_some(p.default),
         });
     }
@@ -77,7 +83,7 @@ unsafe fn function(
             format!("function `{name}` in {where_} declares {} parameters, at most {MAX_PARAMS} are supported", params.len()),
         ));
     }
-    let breakpoints = fd.breakpoints().to_vec();
+    let breakpoints = unsafe { fd.breakpoints() }.to_vec();
     let ascending = breakpoints.windows(2).all(|w| w[0] < w[1]);
     if !ascending || breakpoints.iter().any(|b| !b.is_finite()) {
         return Err(Diag::new(
@@ -119,9 +125,11 @@ pub(crate) unsafe fn solvers(
 ) -> Result<Vec<(SolverInfo, &'static SolverDescriptor)>, Diags> {
     let mut diags = Diags::new();
     let mut out: Vec<(SolverInfo, &'static SolverDescriptor)> = Vec::new();
-    for sd in desc.solvers() {
+    // SAFETY (every table and string read in this loop): the caller guarantees an SDK-layout
+    // descriptor alive for the whole process, whose tables and strings are alive with it.
+    for sd in unsafe { desc.solvers() } {
         let info = (|| -> Result<SolverInfo, Diag> {
-            let name = read_str(sd.name, "a solver name", where_)?;
+            let name = unsafe { read_str(sd.name, "a solver name", where_) }?;
             if !is_identifier(&name) {
                 return Err(Diag::new(
                     CODE,
@@ -129,8 +137,8 @@ pub(crate) unsafe fn solvers(
                 ));
             }
             let mut options = Vec::new();
-            for o in sd.options() {
-                let oname = read_str(o.name, "an option name", where_)?;
+            for o in unsafe { sd.options() } {
+                let oname = unsafe { read_str(o.name, "an option name", where_) }?;
                 let ty = OptionType::from_u32(o.ty).ok_or_else(|| {
                     Diag::new(CODE, format!("option `{oname}` of solver `{name}` in {where_}: type 0, 1 or 2 expected, found {}", o.ty))
                 })?;
@@ -141,14 +149,16 @@ pub(crate) unsafe fn solvers(
                     name: oname,
                     ty,
                     default: o.default,
-                    description: read_str(o.description, "an option description", where_)?,
+                    description: unsafe {
+                        read_str(o.description, "an option description", where_)
+                    }?,
                     range: o.range_text(),
                     bounds: (o.lo, o.hi, o.open),
                 });
             }
             let mut metrics = Vec::new();
-            for m in sd.metrics() {
-                let m = read_str(*m, "a metric name", where_)?;
+            for m in unsafe { sd.metrics() } {
+                let m = unsafe { read_str(*m, "a metric name", where_) }?;
                 if !is_identifier(&m) {
                     return Err(Diag::new(CODE, format!("metric name of solver `{name}` expected to be an identifier, found `{m}` in {where_}")));
                 }
@@ -156,7 +166,7 @@ pub(crate) unsafe fn solvers(
             }
             Ok(SolverInfo {
                 name,
-                description: read_str(sd.description, "a solver description", where_)?,
+                description: unsafe { read_str(sd.description, "a solver description", where_) }?,
                 options,
                 metrics,
                 requires: sd.requires,

@@ -4,7 +4,7 @@
 //! through `init` / `step` / `save` / `restore` (the loop itself lives in `crate::solve`).
 
 use crate::diag::Diag;
-use crate::registry::{OptionType, Registry, SolverId, SolverInfo};
+use crate::registry::{OptionType, Order, Registry, SolverId, SolverInfo};
 use mcopt_plugin_sdk::abi::{
     signal, status, InitArgs, MsgBuf, ProblemTable, SolverDescriptor, StateHandle, StepOut,
 };
@@ -18,10 +18,16 @@ pub trait SolverProblem {
     fn dim(&self) -> usize;
     /// f(x).
     fn value(&mut self, x: &[f64]) -> Result<f64, String>;
-    /// (f(x), f′(x; d), f″(x; d)); f″ only when `second`, else 0.
-    fn directional(&mut self, x: &[f64], d: &[f64], second: bool) -> Result<[f64; 3], String>;
+    /// (f(x), f′(x; d), f″(x; d)); f″ only at [`Order::Two`], else 0 (`Order::Zero` is
+    /// computed as `Order::One`: a directional derivative has at least f′).
+    fn directional(&mut self, x: &[f64], d: &[f64], order: Order) -> Result<[f64; 3], String>;
     /// f(x), with the gradient selection written into `g`.
     fn gradient(&mut self, x: &[f64], g: &mut [f64]) -> Result<f64, String>;
+    /// Whether the problem offers minibatches (then `n_batches` and `batch_gradient` are used,
+    /// even for a single batch); false by default.
+    fn batched(&self) -> bool {
+        false
+    }
     /// Minibatches in the current epoch; 1 (the default) offers only the full batch.
     fn n_batches(&self) -> usize {
         1
@@ -128,7 +134,7 @@ impl SolverInfo {
                     message: format!("solver `{}` has no option `{name}`", self.name),
                     help: Some(format!(
                         "{}known options: {}",
-                        crate::config::suggest(name, &known),
+                        crate::text::did_you_mean(name, &known),
                         known.join(", ")
                     )),
                 });
@@ -410,7 +416,7 @@ fn capabilities(problem: &dyn SolverProblem) -> u64 {
     if problem.structure().is_some() {
         caps |= PROBLEM_CAP_STRUCTURE;
     }
-    if problem.n_batches() > 1 {
+    if problem.batched() {
         caps |= PROBLEM_CAP_BATCHES;
     }
     caps
@@ -464,7 +470,7 @@ fn table(ctx: &mut Ctx<'_>) -> ProblemTable {
         gradient: gradient_cb,
         capabilities: caps,
         n_batches,
-        batch_gradient: (n_batches > 1).then_some(batch_gradient_cb as _),
+        batch_gradient: (caps & PROBLEM_CAP_BATCHES != 0).then_some(batch_gradient_cb as _),
         structure_version,
         structure,
     }
@@ -478,7 +484,10 @@ unsafe fn host_call(
     ctx: *mut c_void,
     body: impl FnOnce(&mut Ctx<'_>) -> Result<(), String>,
 ) -> i32 {
-    let ctx = &mut *ctx.cast::<Ctx<'_>>();
+    // SAFETY: the caller passes the `Ctx` behind the table, alive for the call; callbacks are
+    // neither re-entrant nor concurrent (abi.rs), so this is the only reference to it while
+    // the callback runs.
+    let ctx = unsafe { &mut *ctx.cast::<Ctx<'_>>() };
     match catch_unwind(AssertUnwindSafe(|| body(ctx))) {
         Ok(Ok(())) => status::OK,
         Ok(Err(e)) => {
@@ -494,12 +503,17 @@ unsafe fn host_call(
 }
 
 unsafe extern "C" fn value_cb(ctx: *mut c_void, x: *const f64, out: *mut f64) -> i32 {
-    host_call(ctx, |c| {
+    let body = |c: &mut Ctx<'_>| {
         c.counts.value += 1;
-        let x = std::slice::from_raw_parts(x, c.problem.dim());
-        *out = c.problem.value(x)?;
+        // SAFETY: the ABI has the solver pass `dim` readable values at `x`.
+        let x = unsafe { std::slice::from_raw_parts(x, c.problem.dim()) };
+        let v = c.problem.value(x)?;
+        // SAFETY: the ABI has the solver pass one writable f64 at `out`.
+        unsafe { *out = v };
         Ok(())
-    })
+    };
+    // SAFETY: `ctx` is the table's context, the `Ctx` behind it.
+    unsafe { host_call(ctx, body) }
 }
 
 unsafe extern "C" fn directional_cb(
@@ -509,17 +523,24 @@ unsafe extern "C" fn directional_cb(
     order: u32,
     out: *mut f64,
 ) -> i32 {
-    host_call(ctx, |c| {
+    let body = |c: &mut Ctx<'_>| {
         c.counts.directional += 1;
         let n = c.problem.dim();
-        let (x, d) = (
-            std::slice::from_raw_parts(x, n),
-            std::slice::from_raw_parts(d, n),
-        );
-        let r = c.problem.directional(x, d, order >= 2)?;
-        std::slice::from_raw_parts_mut(out, 3).copy_from_slice(&r);
+        // SAFETY: the ABI has the solver pass `dim` readable values at `x` and at `d`.
+        let (x, d) = unsafe {
+            (
+                std::slice::from_raw_parts(x, n),
+                std::slice::from_raw_parts(d, n),
+            )
+        };
+        let order = if order >= 2 { Order::Two } else { Order::One };
+        let r = c.problem.directional(x, d, order)?;
+        // SAFETY: the ABI has the solver pass three writable f64 at `out`, apart from x, d.
+        unsafe { std::slice::from_raw_parts_mut(out, 3) }.copy_from_slice(&r);
         Ok(())
-    })
+    };
+    // SAFETY: `ctx` is the table's context, the `Ctx` behind it.
+    unsafe { host_call(ctx, body) }
 }
 
 unsafe extern "C" fn gradient_cb(
@@ -528,14 +549,20 @@ unsafe extern "C" fn gradient_cb(
     g: *mut f64,
     value: *mut f64,
 ) -> i32 {
-    host_call(ctx, |c| {
+    let body = |c: &mut Ctx<'_>| {
         c.counts.gradient += 1;
         let n = c.problem.dim();
-        let x = std::slice::from_raw_parts(x, n);
-        let g = std::slice::from_raw_parts_mut(g, n);
-        *value = c.problem.gradient(x, g)?;
+        // SAFETY: the ABI has the solver pass `dim` readable values at `x` and `dim` writable
+        // ones at `g`, not overlapping.
+        let x = unsafe { std::slice::from_raw_parts(x, n) };
+        let g = unsafe { std::slice::from_raw_parts_mut(g, n) };
+        let v = c.problem.gradient(x, g)?;
+        // SAFETY: the ABI has the solver pass one writable f64 at `value`.
+        unsafe { *value = v };
         Ok(())
-    })
+    };
+    // SAFETY: `ctx` is the table's context, the `Ctx` behind it.
+    unsafe { host_call(ctx, body) }
 }
 
 unsafe extern "C" fn batch_gradient_cb(
@@ -545,7 +572,7 @@ unsafe extern "C" fn batch_gradient_cb(
     g: *mut f64,
     value: *mut f64,
 ) -> i32 {
-    host_call(ctx, |c| {
+    let body = |c: &mut Ctx<'_>| {
         c.counts.gradient += 1;
         if batch >= c.problem.n_batches() {
             return Err(format!(
@@ -554,9 +581,15 @@ unsafe extern "C" fn batch_gradient_cb(
             ));
         }
         let n = c.problem.dim();
-        let x = std::slice::from_raw_parts(x, n);
-        let g = std::slice::from_raw_parts_mut(g, n);
-        *value = c.problem.batch_gradient(batch, x, g)?;
+        // SAFETY: the ABI has the solver pass `dim` readable values at `x` and `dim` writable
+        // ones at `g`, not overlapping.
+        let x = unsafe { std::slice::from_raw_parts(x, n) };
+        let g = unsafe { std::slice::from_raw_parts_mut(g, n) };
+        let v = c.problem.batch_gradient(batch, x, g)?;
+        // SAFETY: the ABI has the solver pass one writable f64 at `value`.
+        unsafe { *value = v };
         Ok(())
-    })
+    };
+    // SAFETY: `ctx` is the table's context, the `Ctx` behind it.
+    unsafe { host_call(ctx, body) }
 }

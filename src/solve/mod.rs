@@ -4,6 +4,7 @@
 //!
 //! Invariant: `solve` never prints and never touches files; observers and the CLI do.
 
+pub mod batch;
 pub mod checkpoint;
 pub mod init;
 pub mod problem;
@@ -13,9 +14,10 @@ use std::time::Instant;
 
 use crate::registry::{Evaluations, SolverError, SolverInstance, SolverProblem, StepSignal};
 
+pub use batch::Batcher;
 pub use checkpoint::{Checkpoint, CheckpointError, Fingerprint};
 pub use init::{initial_point, Scheme};
-pub use problem::{GraphProblem, Measures};
+pub use problem::{splittable, GraphProblem, Measures};
 
 /// When the host stops a run.
 #[derive(Clone, Debug, Default, PartialEq)]

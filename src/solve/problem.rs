@@ -2,10 +2,12 @@
 //! derivatives, gradient) on the training graph, and the host's measurements (objective, train
 //! and test loss) at each iterate.
 
+use crate::check::{CKind, Model, TermClass};
 use crate::eval::{EvalOptions, Evaluator};
 use crate::graph::Graph;
 use crate::registry::{Order, Registry, SolverProblem};
 
+use super::batch::Batcher;
 use super::TrainProblem;
 
 /// The host's measurements at an iterate: f, the loss part g on the training data, and the
@@ -24,9 +26,19 @@ pub struct GraphProblem<'g> {
     train: Evaluator<'g>,
     test: Option<Evaluator<'g>>,
     directional: Option<Evaluator<'g>>,
+    batches: Option<Batcher<'g>>,
+    /// The sequences split across threads: f = Σ wᵢ fᵢ (see [`GraphProblem::with_split`]).
+    split: Option<Split<'g>>,
     opts: EvalOptions,
     /// The (P1) structure offered to solvers that need it: layout version and table pointer.
     structure: Option<(u32, *const std::ffi::c_void)>,
+}
+
+/// Evaluators of disjoint groups of sequences, their weights and gradient buffers.
+struct Split<'g> {
+    evs: Vec<Evaluator<'g>>,
+    weights: Vec<f64>,
+    grads: Vec<Vec<f64>>,
 }
 
 impl<'g> GraphProblem<'g> {
@@ -42,6 +54,8 @@ impl<'g> GraphProblem<'g> {
             train: ev(train)?,
             test: test.map(ev).transpose()?,
             directional: None,
+            batches: None,
+            split: None,
             opts,
             structure: None,
         })
@@ -51,6 +65,30 @@ impl<'g> GraphProblem<'g> {
     /// while this problem is used).
     pub fn set_structure(&mut self, version: u32, table: *const std::ffi::c_void) {
         self.structure = Some((version, table));
+    }
+
+    /// Evaluate value and gradient on `parts` in parallel (one thread each) and combine them as
+    /// f = Σ wᵢ fᵢ, ∇f = Σ wᵢ ∇fᵢ. Correct when each part holds a group of the sequences and
+    /// the objective is a mean over sequences plus parameter-only terms, with wᵢ = Nᵢ / N (see
+    /// [`splittable`]); the training graph is still used for the host's measurements.
+    pub fn with_split(mut self, parts: &[(&'g Graph, f64)]) -> Result<GraphProblem<'g>, String> {
+        let n = self.train.graph().n_params();
+        let mut evs = Vec::with_capacity(parts.len());
+        for (g, _) in parts {
+            evs.push(Evaluator::new(g, self.registry, Order::Zero).map_err(|e| e.to_string())?);
+        }
+        self.split = Some(Split {
+            evs,
+            weights: parts.iter().map(|p| p.1).collect(),
+            grads: vec![vec![0.0; n]; parts.len()],
+        });
+        Ok(self)
+    }
+
+    /// Offer minibatches to the solver (see [`Batcher`]).
+    pub fn with_batches(mut self, batches: Batcher<'g>) -> GraphProblem<'g> {
+        self.batches = Some(batches);
+        self
     }
 }
 
@@ -63,7 +101,7 @@ impl SolverProblem for GraphProblem<'_> {
         self.train.value(x, self.opts).map_err(|e| e.to_string())
     }
 
-    fn directional(&mut self, x: &[f64], d: &[f64], second: bool) -> Result<[f64; 3], String> {
+    fn directional(&mut self, x: &[f64], d: &[f64], order: Order) -> Result<[f64; 3], String> {
         if self.directional.is_none() {
             let ev = Evaluator::new(self.train.graph(), self.registry, Order::Two)
                 .map_err(|e| e.to_string())?;
@@ -72,7 +110,10 @@ impl SolverProblem for GraphProblem<'_> {
         let Some(ev) = self.directional.as_mut() else {
             return Err("no evaluator for directional derivatives".to_string());
         };
-        let order = if second { Order::Two } else { Order::One };
+        let order = match order {
+            Order::Zero | Order::One => Order::One,
+            Order::Two => Order::Two,
+        };
         let t = ev
             .directional(x, d, order, self.opts)
             .map_err(|e| e.to_string())?;
@@ -80,9 +121,28 @@ impl SolverProblem for GraphProblem<'_> {
     }
 
     fn gradient(&mut self, x: &[f64], g: &mut [f64]) -> Result<f64, String> {
-        self.train
-            .gradient(x, g, self.opts)
-            .map_err(|e| e.to_string())
+        match self.split.as_mut() {
+            Some(split) => split.gradient(x, g, self.opts),
+            None => self
+                .train
+                .gradient(x, g, self.opts)
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    fn batched(&self) -> bool {
+        self.batches.is_some()
+    }
+
+    fn n_batches(&self) -> usize {
+        self.batches.as_ref().map_or(1, Batcher::n_batches)
+    }
+
+    fn batch_gradient(&mut self, k: usize, x: &[f64], g: &mut [f64]) -> Result<f64, String> {
+        match &self.batches {
+            Some(b) => b.gradient(k, self.registry, x, g, self.opts),
+            None => self.gradient(x, g),
+        }
     }
 
     fn structure(&self) -> Option<(u32, *const std::ffi::c_void)> {
@@ -90,7 +150,61 @@ impl SolverProblem for GraphProblem<'_> {
     }
 }
 
+impl Split<'_> {
+    /// f and ∇f combined from the parts, each on its own thread (the first on this one).
+    fn gradient(&mut self, x: &[f64], g: &mut [f64], opts: EvalOptions) -> Result<f64, String> {
+        let mut values = vec![0.0; self.evs.len()];
+        std::thread::scope(|scope| {
+            let mut jobs = self
+                .evs
+                .iter_mut()
+                .zip(self.grads.iter_mut())
+                .zip(values.iter_mut());
+            let first = jobs.next();
+            let handles: Vec<_> = jobs
+                .map(|((ev, gb), v)| {
+                    scope.spawn(move || -> Result<(), String> {
+                        *v = ev.gradient(x, gb, opts).map_err(|e| e.to_string())?;
+                        Ok(())
+                    })
+                })
+                .collect();
+            if let Some(((ev, gb), v)) = first {
+                *v = ev.gradient(x, gb, opts).map_err(|e| e.to_string())?;
+            }
+            for h in handles {
+                h.join()
+                    .map_err(|_| "a gradient thread panicked".to_string())??;
+            }
+            Ok::<(), String>(())
+        })?;
+        g.fill(0.0);
+        let mut f = 0.0;
+        for ((gb, w), v) in self.grads.iter().zip(&self.weights).zip(&values) {
+            f += w * v;
+            g.iter_mut().zip(gb).for_each(|(gi, bi)| *gi += w * bi);
+        }
+        Ok(f)
+    }
+}
+
+/// Whether the objective of `model` is a mean over the sequences plus parameter-only terms
+/// (every loss term a `mean(t, ..)`), so that splitting the sequences into groups with
+/// weights Nᵢ / N gives the same f and ∇f.
+pub fn splittable(model: &Model) -> bool {
+    model.terms.iter().all(|t| match t.class {
+        TermClass::Loss => matches!(t.expr.kind, CKind::TimeReduce { mean: true, .. }),
+        _ => true,
+    })
+}
+
 impl TrainProblem for GraphProblem<'_> {
+    fn begin_epoch(&mut self, epoch: u64) {
+        if let Some(b) = self.batches.as_mut() {
+            b.begin_epoch(epoch);
+        }
+    }
+
     fn measure(&mut self, x: &[f64]) -> Result<Measures, String> {
         let objective = self.train.value(x, self.opts).map_err(|e| e.to_string())?;
         let train_loss = self.train.loss();

@@ -40,12 +40,19 @@ pub struct Problem<'a> {
     pub registry: &'a Registry,
     pub point: &'a [f64],
     pub lifted: Option<&'a Lifted>,
+    /// (P0): [`crate::forms::adjoint::transpose_graph`] of `graph`, for Hessian-vector products
+    /// by differences of lifted gradients; without it they are exact but cost 2n evaluations.
+    pub adjoint: Option<&'a Graph>,
 }
+
+/// Relative step of the gradient differences in [`Oracle::hvp`].
+pub const HVP_STEP: f64 = 1e-8;
 
 struct P0<'a> {
     lifted: &'a Lifted,
     ev: Evaluator<'a>,
     z: Vec<f64>,
+    adjoint: Option<Evaluator<'a>>,
 }
 
 pub(super) struct Oracle<'a> {
@@ -67,8 +74,17 @@ impl<'a> Oracle<'a> {
             (Form::P0, Some(lifted)) => {
                 let z = lifted.complete(&mut ev, p.point)?;
                 let lev = Evaluator::new(&lifted.graph, p.registry, Order::Two)?;
+                let adjoint = match p.adjoint {
+                    Some(g) => Some(Evaluator::new(g, p.registry, Order::Zero)?),
+                    None => None,
+                };
                 ev.value(p.point, opts)?;
-                Some(P0 { lifted, ev: lev, z })
+                Some(P0 {
+                    lifted,
+                    ev: lev,
+                    z,
+                    adjoint,
+                })
             }
             _ => None,
         };
@@ -128,10 +144,15 @@ impl<'a> Oracle<'a> {
         Ok(g)
     }
 
-    /// H v at a smooth point. (P), (P1): central differences of exact gradients,
+    /// H v at a smooth point. (P), (P1): central differences of exact gradients with the step
+    /// [`HVP_STEP`] · (1 + ‖x‖∞) / ‖v‖ (a step small enough not to cross a nearby kink, large
+    /// enough for rounding; the tier checks the result against an exact curvature),
     /// (∇f(x + hv) − ∇f(x − hv)) / 2h. (P0): exact, by polarization of the ray-Taylor curvature,
     /// (Hv)_j = (q(v + e_j) − q(v − e_j)) / 4 with q(d) = F″(z; T d).
     pub fn hvp(&mut self, v: &[f64]) -> Result<Vec<f64>, EvalError> {
+        if self.p0.as_ref().is_some_and(|p| p.adjoint.is_some()) {
+            return self.hvp_p0(v);
+        }
         if self.p0.is_some() {
             let mut out = vec![0.0; self.n];
             let mut d = v.to_vec();
@@ -150,7 +171,7 @@ impl<'a> Oracle<'a> {
             return Ok(vec![0.0; self.n]);
         }
         let xnorm = self.x.iter().fold(0.0f64, |m, x| m.max(x.abs()));
-        let h = 1e-5 * (1.0 + xnorm) / norm;
+        let h = HVP_STEP * (1.0 + xnorm) / norm;
         let mut gp = vec![0.0; self.n];
         let mut gm = vec![0.0; self.n];
         let xp: Vec<f64> = self.x.iter().zip(v).map(|(x, d)| x + h * d).collect();
@@ -162,6 +183,42 @@ impl<'a> Oracle<'a> {
             .zip(&gm)
             .map(|(a, b)| (a - b) / (2.0 * h))
             .collect())
+    }
+
+    /// (P0): Tᵀ ∇²F T v, with ∇²F (T v) by central differences of exact lifted gradients and
+    /// Tᵀ by one reverse pass of the transpose graph.
+    fn hvp_p0(&mut self, v: &[f64]) -> Result<Vec<f64>, EvalError> {
+        let n = self.n;
+        self.ev.directional(&self.x, v, Order::One, self.opts)?;
+        let Some(p0) = &mut self.p0 else {
+            return Ok(vec![0.0; n]);
+        };
+        let tv = complete(p0.lifted, &self.ev, v);
+        let norm = tv.iter().map(|x| x * x).sum::<f64>().sqrt();
+        if norm == 0.0 {
+            return Ok(vec![0.0; n]);
+        }
+        let znorm = p0.z.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+        let h = HVP_STEP * (1.0 + znorm) / norm;
+        let nz = p0.z.len();
+        let (mut gp, mut gm) = (vec![0.0; nz], vec![0.0; nz]);
+        let zp: Vec<f64> = p0.z.iter().zip(&tv).map(|(a, b)| a + h * b).collect();
+        let zm: Vec<f64> = p0.z.iter().zip(&tv).map(|(a, b)| a - h * b).collect();
+        p0.ev.gradient(&zp, &mut gp, self.opts)?;
+        p0.ev.gradient(&zm, &mut gm, self.opts)?;
+        let w: Vec<f64> = gp
+            .iter()
+            .zip(&gm)
+            .map(|(a, b)| (a - b) / (2.0 * h))
+            .collect();
+        let Some(adj) = &mut p0.adjoint else {
+            return Ok(vec![0.0; n]);
+        };
+        let mut point = self.x.clone();
+        point.extend_from_slice(&w[n..]);
+        let mut g = vec![0.0; point.len()];
+        adj.gradient(&point, &mut g, self.opts)?;
+        Ok((0..n).map(|j| w[j] + g[j]).collect())
     }
 
     /// The flattest of −∇f and the coordinate directions (for plots without a witness).
@@ -185,13 +242,15 @@ impl<'a> Oracle<'a> {
         Ok(())
     }
 
+    /// The direction in the form's variables, with −0 written as 0.
     pub fn form_direction(&mut self, d: &[f64]) -> Result<Vec<f64>, EvalError> {
+        let d: Vec<f64> = d.iter().map(|x| x + 0.0).collect();
         if self.p0.is_none() {
-            return Ok(d.to_vec());
+            return Ok(d);
         }
-        self.ev.directional(&self.x, d, Order::One, self.opts)?;
+        self.ev.directional(&self.x, &d, Order::One, self.opts)?;
         let p0 = self.p0.as_ref().map(|p| p.lifted);
-        Ok(p0.map_or_else(|| d.to_vec(), |l| complete(l, &self.ev, d)))
+        Ok(p0.map_or_else(|| d.clone(), |l| complete(l, &self.ev, &d)))
     }
 }
 

@@ -37,6 +37,15 @@ pub(super) fn second_order(o: &mut Oracle<'_>, opts: &Options) -> Result<Verdict
     let gn = norm2(&g);
     let ghat: Option<Vec<f64>> = (gn > 0.0).then(|| g.iter().map(|x| x / gn).collect());
     let (lambda, vec) = lanczos(o, ghat.as_deref(), opts)?;
+    // The Ritz value must match the exact curvature along its vector, else the differences of
+    // gradients crossed a kink near the point and the estimate cannot be trusted.
+    let exact = o.eval(&vec, Order::Two)?.d2.unwrap_or(f64::NAN);
+    let agrees = (exact - lambda).abs() <= 1e-4 * (1.0 + lambda.abs()) + opts.tol;
+    if !agrees {
+        return Ok(Verdict::new(Status::Inconclusive, "lanczos", kinks).reason(format!(
+            "Hessian-vector products are unreliable here (Lanczos estimate {lambda:.6e}, exact curvature along its vector {exact:.6e}): a kink lies very close to the point"
+        )));
+    }
     if lambda >= -opts.tol {
         return Ok(
             Verdict::new(Status::Stationary, "lanczos", kinks).reason(format!(

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use pest::error::{Error, ErrorVariant, InputLocation};
 
 use super::grammar::Rule;
-use super::parse::{clip, MAX_NESTING};
 use super::scan::{self, Chunk, Tok, TokKind, STATEMENT_KEYWORDS};
+use super::MAX_NESTING;
 use crate::diag::{Diag, SourceFile, Span};
 
 const CODE_SYNTAX: &str = "mcopt::parse::syntax";
@@ -335,4 +335,15 @@ fn close_words(a: &str, b: &str) -> bool {
     a.chars().count().abs_diff(b.chars().count()) <= 2
         && b.chars().count() <= 20
         && crate::text::edit_distance(a, b) <= 2
+}
+
+/// `text` shortened for a message.
+pub(super) fn clip(text: &str) -> String {
+    const MAX: usize = 40;
+    if text.chars().count() <= MAX {
+        text.to_string()
+    } else {
+        let head: String = text.chars().take(MAX).collect();
+        format!("{head}…")
+    }
 }

@@ -12,17 +12,11 @@ use pest::iterators::Pair;
 use pest::Parser;
 
 use super::ast::*;
-use super::errors::{nesting_diag, pest_diag};
+use super::errors::{clip, nesting_diag, pest_diag};
 use super::grammar::{McoParser, Rule, PRATT};
 use super::scan::{self, Chunk};
+use super::{MAX_DEPTH, MAX_NESTING};
 use crate::diag::{Diag, Diags, SourceFile, Span};
-
-/// Deepest bracket/operator nesting accepted in one statement; deeper text is refused with a
-/// diagnostic before pest runs.
-pub const MAX_NESTING: usize = 256;
-
-/// Deepest AST accepted (each node one level, so `1+1+...+1` with n terms is n levels deep).
-pub const MAX_DEPTH: usize = 1024;
 
 const CODE_SYNTAX: &str = "mcopt::parse::syntax";
 const CODE_NUMBER: &str = "mcopt::parse::number";
@@ -477,15 +471,4 @@ fn relabel(mut d: Diag, span: Span) -> Diag {
         }
     }
     d
-}
-
-/// `text` shortened for a message.
-pub(super) fn clip(text: &str) -> String {
-    const MAX: usize = 40;
-    if text.chars().count() <= MAX {
-        text.to_string()
-    } else {
-        let head: String = text.chars().take(MAX).collect();
-        format!("{head}…")
-    }
 }

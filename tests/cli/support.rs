@@ -1,5 +1,6 @@
-//! Helpers for the end-to-end CLI tests: run the `mcopt` binary in an empty scratch
-//! directory and capture its exit code and output.
+//! The one CLI runner of the end-to-end tests: run the `mcopt` binary (by default in an
+//! empty scratch directory, without plugin paths from the environment) and capture its exit
+//! code and output.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -47,25 +48,89 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 /// Run `mcopt args..` with an empty scratch directory as working directory (so any file the
 /// command writes there is noticed), without plugin paths from the environment.
 pub fn mcopt(args: &[&str]) -> Run {
-    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    let dir = std::env::temp_dir().join(format!("mcopt-cli-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)
-        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
-    let out = Command::new(env!("CARGO_BIN_EXE_mcopt"))
-        .args(args)
-        .current_dir(&dir)
-        .env_remove("MCOPT_PLUGIN_PATH")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run mcopt: {e}"));
-    let written = list(&dir);
-    let _ = std::fs::remove_dir_all(&dir);
-    Run {
+    command(args).run()
+}
+
+/// One invocation of the binary, to adjust before [`Invocation::run`]: the one way the tests
+/// run `mcopt`.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    args: Vec<String>,
+    dir: Option<PathBuf>,
+    env: Vec<(String, String)>,
+}
+
+/// `mcopt args..`, by default in a fresh scratch directory and without `MCOPT_PLUGIN_PATH`.
+pub fn command(args: &[&str]) -> Invocation {
+    Invocation {
         args: args.iter().map(|s| s.to_string()).collect(),
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        written,
+        dir: None,
+        env: Vec::new(),
+    }
+}
+
+impl Invocation {
+    /// One more argument (a path, say).
+    pub fn arg(mut self, arg: impl AsRef<Path>) -> Self {
+        self.args.push(arg.as_ref().to_string_lossy().into_owned());
+        self
+    }
+
+    /// Run in `dir` instead of a scratch directory (then `Run::written` stays empty).
+    pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.dir = Some(dir.as_ref().to_path_buf());
+        self
+    }
+
+    /// Set an environment variable (for example `MCOPT_PLUGIN_PATH`).
+    pub fn env(mut self, key: &str, value: impl AsRef<Path>) -> Self {
+        self.env.push((
+            key.to_owned(),
+            value.as_ref().to_string_lossy().into_owned(),
+        ));
+        self
+    }
+
+    /// Run the binary and capture what it did.
+    pub fn run(self) -> Run {
+        let scratch = match &self.dir {
+            Some(_) => None,
+            None => {
+                let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+                let dir =
+                    std::env::temp_dir().join(format!("mcopt-cli-{}-{n}", std::process::id()));
+                let _ = std::fs::remove_dir_all(&dir);
+                std::fs::create_dir_all(&dir)
+                    .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+                Some(dir)
+            }
+        };
+        let cwd = self
+            .dir
+            .clone()
+            .or_else(|| scratch.clone())
+            .unwrap_or_default();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcopt"));
+        cmd.args(&self.args)
+            .current_dir(&cwd)
+            .env_remove("MCOPT_PLUGIN_PATH");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run mcopt: {e}"));
+        let written = scratch.as_deref().map(list).unwrap_or_default();
+        if let Some(dir) = &scratch {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        Run {
+            args: self.args,
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            written,
+        }
     }
 }
 

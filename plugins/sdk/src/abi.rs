@@ -4,6 +4,16 @@
 //! the ABI version is the first field of [`PluginDescriptor`], new entry points are announced by a
 //! bit in [`PluginDescriptor::capabilities`], and nothing allocated on one side is freed on the
 //! other (the caller passes every buffer).
+//!
+//! # Threads and re-entrancy
+//!
+//! The host calls a plugin from one thread at a time, and a plugin must call the host back
+//! the same way: the host callbacks of a [`ProblemTable`] are **neither re-entrant nor safe to
+//! call concurrently**. A solver calls them from the thread that entered it (its `init`,
+//! `step`, ... entry), one call at a time, and never from inside another callback (a callback
+//! evaluates the model with buffers it owns for the duration of the call). A parallel solver
+//! must serialise its callback calls itself; callbacks that may run concurrently would need a
+//! new capability bit and a new ABI version.
 
 use std::ffi::c_void;
 
@@ -68,7 +78,8 @@ impl Str {
         if self.ptr.is_null() || self.len == 0 {
             return Ok("");
         }
-        std::str::from_utf8(std::slice::from_raw_parts(self.ptr, self.len))
+        // SAFETY: the caller guarantees `len` readable bytes at `ptr` (checked non-null above).
+        std::str::from_utf8(unsafe { std::slice::from_raw_parts(self.ptr, self.len) })
     }
 }
 
@@ -100,7 +111,8 @@ impl PluginDescriptor {
         if self.functions.is_null() || self.n_functions == 0 {
             return &[];
         }
-        std::slice::from_raw_parts(self.functions, self.n_functions)
+        // SAFETY: a well-formed, live descriptor has `n_functions` entries at `functions`.
+        unsafe { std::slice::from_raw_parts(self.functions, self.n_functions) }
     }
 
     /// The solvers table.
@@ -111,7 +123,8 @@ impl PluginDescriptor {
         if self.solvers.is_null() || self.n_solvers == 0 || self.capabilities & CAP_SOLVERS == 0 {
             return &[];
         }
-        std::slice::from_raw_parts(self.solvers, self.n_solvers)
+        // SAFETY: a well-formed, live descriptor has `n_solvers` entries at `solvers`.
+        unsafe { std::slice::from_raw_parts(self.solvers, self.n_solvers) }
     }
 }
 
@@ -183,6 +196,16 @@ pub struct EvalArgs {
 }
 
 /// A caller-owned buffer the plugin writes an error message into (truncated to `cap`).
+///
+/// The fields are public because the struct crosses the C ABI, so nothing stops safe code
+/// from putting any pointer in `ptr`: writing is therefore [`MsgBuf::write`], an `unsafe fn`
+/// whose caller vouches for the buffer. Safe code cannot write through a made-up pointer:
+///
+/// ```compile_fail,E0133
+/// use mcopt_plugin_sdk::abi::MsgBuf;
+/// let mut m = MsgBuf { ptr: 8 as *mut u8, cap: 64, len: 0 };
+/// m.write("undefined behaviour, if this compiled");
+/// ```
 #[repr(C)]
 #[derive(Debug)]
 pub struct MsgBuf {
@@ -194,7 +217,11 @@ pub struct MsgBuf {
 
 impl MsgBuf {
     /// Write `msg` (truncated at a char boundary to the capacity).
-    pub fn write(&mut self, msg: &str) {
+    ///
+    /// # Safety
+    /// `ptr` must be null or point to `cap` writable bytes that do not overlap `msg`, as in
+    /// a buffer the host passed to an entry point.
+    pub unsafe fn write(&mut self, msg: &str) {
         if self.ptr.is_null() {
             return;
         }
@@ -202,7 +229,8 @@ impl MsgBuf {
         while !msg.is_char_boundary(end) {
             end -= 1;
         }
-        // SAFETY: the caller gave `cap` writable bytes at `ptr`.
+        // SAFETY: the caller guarantees `cap` writable bytes at `ptr` (non-null here), and
+        // `end ≤ cap`; the regions do not overlap, as the caller guarantees.
         unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), self.ptr, end) };
         self.len = end;
     }
@@ -216,7 +244,8 @@ impl MsgBuf {
         if self.ptr.is_null() || len == 0 {
             return String::new();
         }
-        String::from_utf8_lossy(std::slice::from_raw_parts(self.ptr, len)).into_owned()
+        // SAFETY: the caller guarantees `min(len, cap)` initialized bytes at `ptr` (non-null).
+        String::from_utf8_lossy(unsafe { std::slice::from_raw_parts(self.ptr, len) }).into_owned()
     }
 }
 
@@ -282,7 +311,8 @@ impl FunctionDescriptor {
         if self.params.is_null() || self.n_params == 0 {
             return &[];
         }
-        std::slice::from_raw_parts(self.params, self.n_params)
+        // SAFETY: a well-formed, live descriptor has `n_params` entries at `params`.
+        unsafe { std::slice::from_raw_parts(self.params, self.n_params) }
     }
 
     /// The breakpoints table.
@@ -293,7 +323,8 @@ impl FunctionDescriptor {
         if self.breakpoints.is_null() || self.n_breakpoints == 0 {
             return &[];
         }
-        std::slice::from_raw_parts(self.breakpoints, self.n_breakpoints)
+        // SAFETY: a well-formed, live descriptor has `n_breakpoints` entries at `breakpoints`.
+        unsafe { std::slice::from_raw_parts(self.breakpoints, self.n_breakpoints) }
     }
 }
 
@@ -348,6 +379,9 @@ pub const PROBLEM_CAP_BATCHES: u64 = 1 << 1;
 
 /// The problem a solver minimizes, as host callbacks. `ctx` is opaque to the plugin. The host
 /// counts every call (the solver does not need to).
+///
+/// The callbacks are neither re-entrant nor safe to call concurrently (see the module
+/// documentation): one call at a time, from the thread that entered the solver.
 #[repr(C)]
 #[derive(Debug)]
 pub struct ProblemTable {
@@ -506,7 +540,8 @@ impl SolverDescriptor {
         if self.options.is_null() || self.n_options == 0 {
             return &[];
         }
-        std::slice::from_raw_parts(self.options, self.n_options)
+        // SAFETY: a well-formed, live descriptor has `n_options` entries at `options`.
+        unsafe { std::slice::from_raw_parts(self.options, self.n_options) }
     }
 
     /// The metric names.
@@ -517,6 +552,36 @@ impl SolverDescriptor {
         if self.metrics.is_null() || self.n_metrics == 0 {
             return &[];
         }
-        std::slice::from_raw_parts(self.metrics, self.n_metrics)
+        // SAFETY: a well-formed, live descriptor has `n_metrics` entries at `metrics`.
+        unsafe { std::slice::from_raw_parts(self.metrics, self.n_metrics) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn msg_buf_truncates_at_a_char_boundary_and_reads_back() {
+        let mut store = [0u8; 5];
+        let mut m = MsgBuf {
+            ptr: store.as_mut_ptr(),
+            cap: store.len(),
+            len: 0,
+        };
+        // "né": n (1 byte), é (2 bytes); 5 bytes fit "abc" + "n", not the é after it.
+        // SAFETY: `store` holds `cap` writable bytes and outlives `m`.
+        unsafe { m.write("abcné") };
+        assert_eq!(m.len, 4);
+        // SAFETY: `write` initialised `len` bytes of `store`.
+        assert_eq!(unsafe { m.message() }, "abcn");
+        let mut null = MsgBuf {
+            ptr: std::ptr::null_mut(),
+            cap: 8,
+            len: 0,
+        };
+        // SAFETY: a null buffer is allowed and left alone.
+        unsafe { null.write("ignored") };
+        assert_eq!(null.len, 0);
     }
 }

@@ -105,7 +105,9 @@ pub unsafe fn guarded(msg: *mut MsgBuf, body: impl FnOnce() -> Result<(), (i32, 
     let report = |text: &str| {
         // SAFETY: the caller passes a valid message buffer or null.
         if let Some(m) = unsafe { msg.as_mut() } {
-            m.write(text);
+            // SAFETY: a valid MsgBuf from the host has `cap` writable bytes at `ptr` (or a
+            // null `ptr`), which cannot overlap `text`, a string of ours.
+            unsafe { m.write(text) };
         }
     };
     match catch_unwind(AssertUnwindSafe(body)) {
@@ -131,7 +133,8 @@ unsafe fn slice<'a>(p: *const f64, n: usize) -> Option<&'a [f64]> {
     } else if p.is_null() {
         None
     } else {
-        Some(std::slice::from_raw_parts(p, n))
+        // SAFETY: non-null, and the caller guarantees `n` readable values for `'a`.
+        Some(unsafe { std::slice::from_raw_parts(p, n) })
     }
 }
 
@@ -145,7 +148,8 @@ unsafe fn slice_mut<'a>(p: *mut f64, n: usize) -> Option<&'a mut [f64]> {
     } else if p.is_null() {
         None
     } else {
-        Some(std::slice::from_raw_parts_mut(p, n))
+        // SAFETY: non-null, and the caller guarantees `n` writable, unaliased values for `'a`.
+        Some(unsafe { std::slice::from_raw_parts_mut(p, n) })
     }
 }
 
@@ -161,39 +165,58 @@ pub unsafe extern "C" fn eval_entry<T: Elementwise>(
     args: *const EvalArgs,
     out: *mut EvalOut,
 ) -> i32 {
-    let Some(out) = out.as_mut() else {
+    // SAFETY: the caller passes a valid `out` or null.
+    let Some(out) = (unsafe { out.as_mut() }) else {
         return status::BAD_ARGS;
     };
     let msg: *mut MsgBuf = &mut out.message;
     let kinks: *mut usize = &mut out.active_kinks;
-    guarded(msg, || {
-        let args = args.as_ref().ok_or_else(|| bad("null arguments"))?;
-        let order = Order::from_u32(args.order).ok_or_else(|| bad("order must be 0, 1 or 2"))?;
-        if args.n_params != T::PARAMS.len() {
-            return Err(bad(&format!(
-                "{} takes {} parameter(s), got {}",
-                T::NAME,
-                T::PARAMS.len(),
-                args.n_params
-            )));
-        }
-        let params = slice(args.params, args.n_params).ok_or_else(|| bad("null parameters"))?;
-        let k = args.order as usize;
-        let len = |j: usize| if j <= k { args.n } else { 0 };
-        let null = || bad("null coefficient slice");
-        let a = [
-            slice(args.a[0], len(0)).ok_or_else(null)?,
-            slice(args.a[1], len(1)).ok_or_else(null)?,
-            slice(args.a[2], len(2)).ok_or_else(null)?,
-        ];
-        let f = [
-            slice_mut(args.f[0], len(0)).ok_or_else(null)?,
-            slice_mut(args.f[1], len(1)).ok_or_else(null)?,
-            slice_mut(args.f[2], len(2)).ok_or_else(null)?,
-        ];
-        *kinks = T::eval(params, order, args.ztol, a, f);
-        Ok(())
-    })
+    // SAFETY: `msg` points into the valid `out`; `eval_body` gets the caller's valid `args`
+    // and `kinks`, which points into `out` and is not aliased by the message buffer.
+    unsafe { guarded(msg, || eval_body::<T>(args, kinks)) }
+}
+
+/// The body of [`eval_entry`], inside the panic guard.
+///
+/// # Safety
+/// As for [`eval_entry`]; `kinks` points into its valid `out`.
+unsafe fn eval_body<T: Elementwise>(
+    args: *const EvalArgs,
+    kinks: *mut usize,
+) -> Result<(), (i32, String)> {
+    // SAFETY: the caller passes valid arguments or null.
+    let args = unsafe { args.as_ref() }.ok_or_else(|| bad("null arguments"))?;
+    let order = Order::from_u32(args.order).ok_or_else(|| bad("order must be 0, 1 or 2"))?;
+    if args.n_params != T::PARAMS.len() {
+        return Err(bad(&format!(
+            "{} takes {} parameter(s), got {}",
+            T::NAME,
+            T::PARAMS.len(),
+            args.n_params
+        )));
+    }
+    // SAFETY (each slice below): valid arguments describe `n_params` parameters and, for
+    // k ≤ order, `n` readable a[k] and `n` writable, unaliased f[k]; beyond the order the
+    // length is 0 and the pointer is not read.
+    let params =
+        unsafe { slice(args.params, args.n_params) }.ok_or_else(|| bad("null parameters"))?;
+    let k = args.order as usize;
+    let len = |j: usize| if j <= k { args.n } else { 0 };
+    let null = || bad("null coefficient slice");
+    let a = [
+        unsafe { slice(args.a[0], len(0)) }.ok_or_else(null)?,
+        unsafe { slice(args.a[1], len(1)) }.ok_or_else(null)?,
+        unsafe { slice(args.a[2], len(2)) }.ok_or_else(null)?,
+    ];
+    let f = [
+        unsafe { slice_mut(args.f[0], len(0)) }.ok_or_else(null)?,
+        unsafe { slice_mut(args.f[1], len(1)) }.ok_or_else(null)?,
+        unsafe { slice_mut(args.f[2], len(2)) }.ok_or_else(null)?,
+    ];
+    let active = T::eval(params, order, args.ztol, a, f);
+    // SAFETY: `kinks` points into the caller's valid `out`, not aliased by the slices.
+    unsafe { *kinks = active };
+    Ok(())
 }
 
 /// The proximal-map entry of `T`.
@@ -204,16 +227,22 @@ pub unsafe extern "C" fn prox_entry<T: Elementwise>(
     args: *const ProxArgs,
     msg: *mut MsgBuf,
 ) -> i32 {
-    guarded(msg, || {
-        let args = args.as_ref().ok_or_else(|| bad("null arguments"))?;
+    let body = || {
+        // SAFETY: the caller passes valid arguments or null.
+        let args = unsafe { args.as_ref() }.ok_or_else(|| bad("null arguments"))?;
         if args.n_params != T::PARAMS.len() {
             return Err(bad("wrong number of parameters"));
         }
-        let params = slice(args.params, args.n_params).ok_or_else(|| bad("null parameters"))?;
-        let v = slice(args.v, args.n).ok_or_else(|| bad("null input"))?;
-        let out = slice_mut(args.out, args.n).ok_or_else(|| bad("null output"))?;
+        // SAFETY (each slice): valid arguments describe `n_params` parameters, `n` readable
+        // inputs and `n` writable outputs that alias neither.
+        let params =
+            unsafe { slice(args.params, args.n_params) }.ok_or_else(|| bad("null parameters"))?;
+        let v = unsafe { slice(args.v, args.n) }.ok_or_else(|| bad("null input"))?;
+        let out = unsafe { slice_mut(args.out, args.n) }.ok_or_else(|| bad("null output"))?;
         T::prox(params, args.step, v, out).map_err(|e| (status::ERROR, e))
-    })
+    };
+    // SAFETY: the caller passes a valid message buffer or null.
+    unsafe { guarded(msg, body) }
 }
 
 /// The parameter check entry of `T`.
@@ -225,13 +254,16 @@ pub unsafe extern "C" fn check_params_entry<T: Elementwise>(
     n_params: usize,
     msg: *mut MsgBuf,
 ) -> i32 {
-    guarded(msg, || {
+    let body = || {
         if n_params != T::PARAMS.len() {
             return Err(bad("wrong number of parameters"));
         }
-        let params = slice(params, n_params).ok_or_else(|| bad("null parameters"))?;
+        // SAFETY: the caller passes `n_params` readable values (or null with 0).
+        let params = unsafe { slice(params, n_params) }.ok_or_else(|| bad("null parameters"))?;
         T::check_params(params).map_err(|e| (status::ERROR, e))
-    })
+    };
+    // SAFETY: the caller passes a valid message buffer or null.
+    unsafe { guarded(msg, body) }
 }
 
 /// Write the plugin's entry symbol and its static descriptor.

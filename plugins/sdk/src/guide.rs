@@ -237,6 +237,11 @@
 //!   [`BlobReader`](crate::BlobReader) write floats as their exact bits. The iterate itself is
 //!   saved by mcopt and comes back as `start.x`.
 //!
+//! The host's callbacks behind a `Problem` are **neither re-entrant nor safe to call
+//! concurrently**: call them one at a time, from the thread that called your entry point, and
+//! not from inside another callback. A parallel solver must serialise its calls to them (see
+//! [`abi`](crate::abi), "Threads and re-entrancy").
+//!
 //! mcopt counts the evaluations; the SDK catches panics in every entry point and frees your
 //! state through the plugin's own `drop` entry (nothing crosses the allocator boundary).
 //! The (P1) structure is an opaque pointer with a layout version:

@@ -8,6 +8,10 @@
 //! The crate has no dependency on mcopt; mcopt depends on it and reads the same
 //! [`abi::PluginDescriptor`].
 
+// Every unsafe operation sits in its own `unsafe` block with a SAFETY note, also inside an
+// `unsafe fn`.
+#![deny(unsafe_op_in_unsafe_fn)]
+
 pub mod abi;
 pub mod elementwise;
 pub mod export;

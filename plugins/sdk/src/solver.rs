@@ -10,6 +10,7 @@ use crate::abi::{
     signal, status, InitArgs, MsgBuf, OptionDescriptor, OptionType, ProblemTable, SolverDescriptor,
     StateHandle, StepOut, Str, OPEN_HI, OPEN_LO, PROBLEM_CAP_BATCHES, PROBLEM_CAP_STRUCTURE,
 };
+use crate::elementwise::Order;
 use crate::export::guarded;
 use std::ffi::c_void;
 
@@ -140,17 +141,18 @@ impl<'a> Problem<'a> {
         ok(st, "value").map(|()| out)
     }
 
-    /// (f(x), f′(x; d), f″(x; d)); the last is 0 unless `second` is true.
+    /// (f(x), f′(x; d), f″(x; d)); the last is 0 unless `order` is [`Order::Two`]
+    /// (`Order::Zero` is computed as `Order::One`: a directional derivative has at least f′).
     pub fn directional(
         &mut self,
         x: &[f64],
         d: &[f64],
-        second: bool,
+        order: Order,
     ) -> Result<[f64; 3], HostError> {
         self.check_len(x, "directional")?;
         self.check_len(d, "directional")?;
         let mut out = [0.0; 3];
-        let order = if second { 2 } else { 1 };
+        let order = order.as_u32().max(1);
         // SAFETY: as in `value`; out has 3 entries.
         let st = unsafe {
             (self.table.directional)(
@@ -395,41 +397,60 @@ fn bad(t: &str) -> Failure {
 }
 
 /// Slice from a raw pointer, empty for n = 0 (the pointer may then be dangling or null).
+///
+/// # Safety
+/// Unless null or `n == 0`, `p` must point to `n` readable values for `'a`.
 unsafe fn slice<'a, U>(p: *const U, n: usize) -> &'a [U] {
     if n == 0 || p.is_null() {
         &[]
     } else {
-        std::slice::from_raw_parts(p, n)
+        // SAFETY: non-null, and the caller guarantees `n` readable values for `'a`.
+        unsafe { std::slice::from_raw_parts(p, n) }
     }
 }
 
+/// Mutable counterpart of [`slice`].
+///
+/// # Safety
+/// Unless null or `n == 0`, `p` must point to `n` writable, unaliased values for `'a`.
 unsafe fn slice_mut<'a, U>(p: *mut U, n: usize) -> &'a mut [U] {
     if n == 0 || p.is_null() {
         &mut []
     } else {
-        std::slice::from_raw_parts_mut(p, n)
+        // SAFETY: non-null, and the caller guarantees `n` writable, unaliased values.
+        unsafe { std::slice::from_raw_parts_mut(p, n) }
     }
 }
 
 /// The problem table and the start from init/restore arguments, checked against `T`.
+///
+/// # Safety
+/// `args` must be null or valid as documented in [`crate::abi::InitFn`], for `'a`.
 unsafe fn start_args<'a, T: Solver>(
     args: *const InitArgs,
 ) -> Result<(&'a ProblemTable, Start<'a>), Failure> {
-    let args = args.as_ref().ok_or_else(|| bad("null arguments"))?;
-    let table = args.problem.as_ref().ok_or_else(|| bad("null problem"))?;
+    // SAFETY: the caller passes valid arguments (with a valid problem table) or nulls.
+    let args = unsafe { args.as_ref() }.ok_or_else(|| bad("null arguments"))?;
+    let table = unsafe { args.problem.as_ref() }.ok_or_else(|| bad("null problem"))?;
     if args.n_options != T::OPTIONS.len() || args.n != table.dim {
         return Err(bad("option count or dimension mismatch"));
     }
+    // SAFETY: valid arguments hold `n_options` option values and `n` entries of x.
     let start = Start {
-        options: slice(args.options, args.n_options),
-        x: slice(args.x, args.n),
+        options: unsafe { slice(args.options, args.n_options) },
+        x: unsafe { slice(args.x, args.n) },
         seed: args.seed,
     };
     Ok((table, start))
 }
 
+/// Box `s` and hand it to the host through `state`.
+///
+/// # Safety
+/// `state` must be null or point to a writable handle.
 unsafe fn store<T: Solver>(state: *mut StateHandle, s: T) -> Result<(), Failure> {
-    let out = state.as_mut().ok_or_else(|| bad("null state pointer"))?;
+    // SAFETY: the caller passes a writable handle or null.
+    let out = unsafe { state.as_mut() }.ok_or_else(|| bad("null state pointer"))?;
     *out = Box::into_raw(Box::new(s)).cast::<c_void>();
     Ok(())
 }
@@ -441,11 +462,14 @@ unsafe extern "C" fn init_entry<T: Solver>(
     state: *mut StateHandle,
     msg: *mut MsgBuf,
 ) -> i32 {
-    guarded(msg, || {
-        let (table, start) = start_args::<T>(args)?;
+    let body = || {
+        // SAFETY: the host passes valid arguments and a writable state handle.
+        let (table, start) = unsafe { start_args::<T>(args) }?;
         let s = T::init(&mut Problem { table }, start).map_err(|e| (status::ERROR, e))?;
-        store(state, s)
-    })
+        unsafe { store(state, s) }
+    };
+    // SAFETY: the host passes a valid message buffer or null.
+    unsafe { guarded(msg, body) }
 }
 
 /// # Safety
@@ -457,12 +481,16 @@ unsafe extern "C" fn restore_entry<T: Solver>(
     state: *mut StateHandle,
     msg: *mut MsgBuf,
 ) -> i32 {
-    guarded(msg, || {
-        let (table, start) = start_args::<T>(args)?;
-        let bytes = slice(bytes, len);
+    let body = || {
+        // SAFETY: the host passes valid arguments, `len` readable bytes and a writable
+        // state handle.
+        let (table, start) = unsafe { start_args::<T>(args) }?;
+        let bytes = unsafe { slice(bytes, len) };
         let s = T::restore(&mut Problem { table }, start, bytes).map_err(|e| (status::ERROR, e))?;
-        store(state, s)
-    })
+        unsafe { store(state, s) }
+    };
+    // SAFETY: the host passes a valid message buffer or null.
+    unsafe { guarded(msg, body) }
 }
 
 /// # Safety
@@ -475,18 +503,19 @@ unsafe extern "C" fn step_entry<T: Solver>(
     out: *mut StepOut,
     msg: *mut MsgBuf,
 ) -> i32 {
-    guarded(msg, || {
-        let s = state
-            .cast::<T>()
-            .as_mut()
-            .ok_or_else(|| bad("null state"))?;
-        let table = problem.as_ref().ok_or_else(|| bad("null problem"))?;
-        let out = out.as_mut().ok_or_else(|| bad("null step output"))?;
+    let body = || {
+        // SAFETY: `state` is the `T` that init/restore boxed (or null), used by one call at a
+        // time; the host passes a valid problem table and step output (or nulls).
+        let s = unsafe { state.cast::<T>().as_mut() }.ok_or_else(|| bad("null state"))?;
+        let table = unsafe { problem.as_ref() }.ok_or_else(|| bad("null problem"))?;
+        let out = unsafe { out.as_mut() }.ok_or_else(|| bad("null step output"))?;
         if out.n_metrics != T::METRICS.len() {
             return Err(bad("metric count mismatch"));
         }
-        let x = slice_mut(x, table.dim);
-        let metrics = slice_mut(out.metrics, out.n_metrics);
+        // SAFETY: the host passes `dim` writable entries of x and `n_metrics` writable
+        // metrics, neither aliasing the other.
+        let x = unsafe { slice_mut(x, table.dim) };
+        let metrics = unsafe { slice_mut(out.metrics, out.n_metrics) };
         let step = s
             .step(&mut Problem { table }, x, metrics)
             .map_err(|e| (status::ERROR, e))?;
@@ -498,7 +527,9 @@ unsafe extern "C" fn step_entry<T: Solver>(
         };
         out.stationarity = step.stationarity;
         Ok(())
-    })
+    };
+    // SAFETY: the host passes a valid message buffer or null.
+    unsafe { guarded(msg, body) }
 }
 
 /// # Safety
@@ -511,12 +542,10 @@ unsafe extern "C" fn save_entry<T: Solver>(
     msg: *mut MsgBuf,
 ) -> i32 {
     let mut too_small = false;
-    let st = guarded(msg, || {
-        let s = state
-            .cast::<T>()
-            .as_ref()
-            .ok_or_else(|| bad("null state"))?;
-        let len = len.as_mut().ok_or_else(|| bad("null length"))?;
+    let body = || {
+        // SAFETY: `state` is the `T` that init/restore boxed (or null); `len` is writable.
+        let s = unsafe { state.cast::<T>().as_ref() }.ok_or_else(|| bad("null state"))?;
+        let len = unsafe { len.as_mut() }.ok_or_else(|| bad("null length"))?;
         let mut bytes = Vec::new();
         s.save(&mut bytes);
         *len = bytes.len();
@@ -524,9 +553,12 @@ unsafe extern "C" fn save_entry<T: Solver>(
             too_small = true;
             return Ok(());
         }
-        slice_mut(buf, bytes.len()).copy_from_slice(&bytes);
+        // SAFETY: the host passes `cap` writable bytes at `buf`, and `bytes.len() ≤ cap`.
+        unsafe { slice_mut(buf, bytes.len()) }.copy_from_slice(&bytes);
         Ok(())
-    });
+    };
+    // SAFETY: the host passes a valid message buffer or null.
+    let st = unsafe { guarded(msg, body) };
     if st == status::OK && too_small {
         status::TOO_SMALL
     } else {
@@ -540,7 +572,8 @@ unsafe extern "C" fn drop_entry<T: Solver>(state: StateHandle) {
     if !state.is_null() {
         // A panicking Drop must not unwind across the boundary.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            drop(Box::from_raw(state.cast::<T>()));
+            // SAFETY: `state` is the box init/restore made for `T`, dropped only here, once.
+            drop(unsafe { Box::from_raw(state.cast::<T>()) });
         }));
     }
 }

@@ -14,6 +14,8 @@ pub struct GradientDescent {
     v: Vec<f64>,
     g: Vec<f64>,
     trial: Vec<f64>,
+    /// The search direction while backtracking (allocated once).
+    dir: Vec<f64>,
     /// Last accepted Armijo step length.
     t: f64,
 }
@@ -79,6 +81,7 @@ impl Solver for GradientDescent {
             v: vec![0.0; n],
             g: vec![0.0; n],
             trial: vec![0.0; n],
+            dir: vec![0.0; n],
             t: opts.lr,
         })
     }
@@ -180,22 +183,22 @@ impl GradientDescent {
             self.trial.copy_from_slice(&self.g);
             slope = self.g.iter().map(|g| g * g).sum();
         }
-        let d = std::mem::take(&mut self.trial);
-        let mut y = vec![0.0; x.len()];
+        // The direction moves to `dir`; trial points are built in `trial`.
+        std::mem::swap(&mut self.dir, &mut self.trial);
         let mut t = (2.0 * self.t).min(self.opts.lr);
         let mut accepted = None;
         while t >= MIN_STEP {
-            y.iter_mut()
+            self.trial
+                .iter_mut()
                 .zip(x)
-                .zip(&d)
+                .zip(&self.dir)
                 .for_each(|((y, xi), di)| *y = xi - t * di);
-            if problem.value(&y)? <= f - ARMIJO * t * slope {
+            if problem.value(&self.trial)? <= f - ARMIJO * t * slope {
                 accepted = Some(());
                 break;
             }
             t *= 0.5;
         }
-        self.trial = y;
         if accepted.is_some() {
             self.t = t;
         }

@@ -1,0 +1,312 @@
+//! `mcopt validate`: the named checks a CI job gates on, as text or JSON, and as JUnit XML.
+
+use std::path::Path;
+use std::time::Instant;
+
+use clap::Args as ClapArgs;
+use mcopt::config::{self, Split, Thresholds};
+use mcopt::diag::Diags;
+use mcopt::eval::{EvalOptions, Evaluator};
+use mcopt::plugin_host;
+use mcopt::registry::Order;
+use mcopt::report::{self, Check, CheckStatus, Validation};
+use mcopt::stationarity::{self, Certificate, Status, Verdict};
+
+use super::session::Session;
+use super::stationarity::{self as st, CertArgs, EXIT_FAILED};
+use super::{InputArgs, EXIT_OK};
+
+#[derive(ClapArgs, Debug)]
+pub struct Args {
+    /// Model file (.mco); may be omitted when the run file (--config) names one.
+    pub model: Option<String>,
+    /// Point file (YAML) with the trained parameters (and, for p0/p1, optionally layer values).
+    #[arg(long)]
+    pub params: String,
+    /// 1: first-order certificate; 2: also second order (default: the run file's, else 1).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub order: Option<u8>,
+    /// Tolerance of the certificate (default: the run file's `validate.tol`, else 1e-6).
+    #[arg(long)]
+    pub tol: Option<f64>,
+    /// Write a JUnit XML report (one test case per check) to FILE, atomically.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<String>,
+    /// A point that is not stationary is a warning, not a failure.
+    #[arg(long)]
+    pub allow_not_stationary: bool,
+    /// An inconclusive certificate is a warning, not a failure.
+    #[arg(long)]
+    pub allow_inconclusive: bool,
+    #[command(flatten)]
+    pub input: InputArgs,
+}
+
+const NAMES: [&str; 7] = [
+    "parse_and_check",
+    "plugins_self_test",
+    "objective_finite",
+    "first_order_stationarity",
+    "second_order_stationarity",
+    "train_loss",
+    "test_loss",
+];
+
+struct Checks {
+    list: Vec<Check>,
+    clock: Instant,
+}
+
+impl Checks {
+    fn push(&mut self, name: &'static str, status: CheckStatus, message: impl Into<String>) {
+        let seconds = self.clock.elapsed().as_secs_f64();
+        self.clock = Instant::now();
+        self.list.push(Check {
+            name,
+            status,
+            message: message.into(),
+            seconds,
+        });
+    }
+
+    /// Every check not yet run, skipped with `why`.
+    fn skip_rest(&mut self, why: &str) {
+        for name in NAMES {
+            if !self.list.iter().any(|c| c.name == name) {
+                self.push(name, CheckStatus::Skipped, why);
+            }
+        }
+    }
+}
+
+pub fn run(model: &str, a: &Args) -> Result<u8, Diags> {
+    let mut checks = Checks {
+        list: Vec::new(),
+        clock: Instant::now(),
+    };
+    let result = run_checks(model, a, &mut checks);
+    if let Err(d) = &result {
+        // Bad input: the check that met it fails, the rest are skipped; exit 2 with the diagnostic.
+        let first = d
+            .iter()
+            .next()
+            .map(|d| d.message.clone())
+            .unwrap_or_default();
+        let name = NAMES[checks.list.len().min(NAMES.len() - 1)];
+        checks.push(name, CheckStatus::Fail, format!("bad input: {first}"));
+        checks.skip_rest("not run after bad input");
+    }
+    let validation = Validation::new(checks.list);
+    if let Some(path) = &a.junit {
+        let xml = report::junit::validation(&validation, model).map_err(|e| {
+            Diags::from(mcopt::diag::Diag::new(
+                "mcopt::report::junit",
+                format!("cannot write the JUnit report: {e}"),
+            ))
+        })?;
+        st::write_atomic(Path::new(path), &xml)?;
+    }
+    result?;
+    if a.input.json {
+        let bytes = report::json::to_bytes(&report::json::validation(&validation));
+        out_raw!("{}", String::from_utf8_lossy(&bytes));
+    } else {
+        for c in &validation.checks {
+            let status = format!("{:?}", c.status).to_lowercase();
+            out!(
+                "{status:<8} {:<26} {} ({:.3} s)",
+                c.name,
+                c.message,
+                c.seconds
+            );
+        }
+        out!(
+            "{}",
+            if validation.passed {
+                "passed"
+            } else {
+                "FAILED"
+            }
+        );
+    }
+    Ok(if validation.passed {
+        EXIT_OK
+    } else {
+        EXIT_FAILED
+    })
+}
+
+fn run_checks(model: &str, a: &Args, checks: &mut Checks) -> Result<(), Diags> {
+    let thresholds = match &a.input.config {
+        Some(p) => config::load_run(Path::new(p))?.validate,
+        None => Thresholds::default(),
+    };
+    let s = Session::load(model, &a.input)?;
+    let layers = s.model.layers.len();
+    checks.push(
+        "parse_and_check",
+        CheckStatus::Pass,
+        format!(
+            "{} parameters, {layers} layer declarations",
+            s.model.n_params()
+        ),
+    );
+    let ids: Vec<_> = s.registry.function_ids().collect();
+    let selftest = plugin_host::self_test(&s.registry, &ids);
+    match selftest.failures.first() {
+        None => checks.push(
+            "plugins_self_test",
+            CheckStatus::Pass,
+            format!("{} functions checked", selftest.checked.len()),
+        ),
+        Some(f) => checks.push(
+            "plugins_self_test",
+            CheckStatus::Fail,
+            format!(
+                "{} of {}: {} ({} failures)",
+                f.function,
+                f.plugin,
+                f.what,
+                selftest.failures.len()
+            ),
+        ),
+    }
+    let order = a.order.unwrap_or(thresholds.order.number());
+    let cert = CertArgs {
+        form: thresholds.form.as_str().to_string(),
+        beta: thresholds
+            .beta
+            .map(|b| vec![b.to_string()])
+            .unwrap_or_default(),
+        tol: a.tol,
+        max_pieces: 4096,
+    };
+    let opts = st::options(&cert, order, a.input.ztol, thresholds.stationarity_tol)?;
+    let prep = st::prepare(&s, &cert, Some(&a.params), opts.tol, opts.ztol)?;
+    // objective_finite
+    let mut ev = Evaluator::new(&prep.graph, &s.registry, Order::Zero)
+        .map_err(|e| Diags::from(e.to_diag(&prep.graph)))?;
+    let value = ev.value(&prep.theta, EvalOptions { ztol: opts.ztol });
+    let finite = value.as_ref().is_ok_and(|v| v.is_finite());
+    match &value {
+        Ok(v) if v.is_finite() => {
+            checks.push("objective_finite", CheckStatus::Pass, format!("f = {v}"))
+        }
+        Ok(v) => checks.push("objective_finite", CheckStatus::Fail, format!("f = {v}")),
+        Err(e) => checks.push("objective_finite", CheckStatus::Fail, e.to_string()),
+    }
+    let train_loss = ev.loss();
+    if finite {
+        let problem = prep.problem(&s);
+        let c = stationarity::certify(&problem, &opts)
+            .map_err(|e| Diags::from(e.to_diag(problem.graph)))?;
+        stationarity_checks(a, &thresholds, &c, order, checks);
+    } else {
+        checks.push(
+            "first_order_stationarity",
+            CheckStatus::Skipped,
+            "the objective is not finite",
+        );
+        checks.push(
+            "second_order_stationarity",
+            CheckStatus::Skipped,
+            "the objective is not finite",
+        );
+    }
+    loss_check(
+        checks,
+        "train_loss",
+        finite.then_some(train_loss),
+        thresholds.train_max,
+        "max_train_loss",
+    );
+    let test = match thresholds.test_max {
+        Some(_) => match s.graph(Split::Test)? {
+            Some(tg) => {
+                let mut tev = Evaluator::new(&tg, &s.registry, Order::Zero)
+                    .map_err(|e| Diags::from(e.to_diag(&tg)))?;
+                tev.value(&prep.theta, EvalOptions { ztol: opts.ztol })
+                    .ok()
+                    .map(|_| tev.loss())
+            }
+            None => None,
+        },
+        None => None,
+    };
+    loss_check(
+        checks,
+        "test_loss",
+        test,
+        thresholds.test_max,
+        "max_test_loss",
+    );
+    Ok(())
+}
+
+fn stationarity_checks(a: &Args, t: &Thresholds, c: &Certificate, order: u8, checks: &mut Checks) {
+    let allow_inconclusive = a.allow_inconclusive || t.allow_inconclusive;
+    let status = |v: &Verdict| match v.status {
+        Status::Stationary => CheckStatus::Pass,
+        Status::NotStationary if a.allow_not_stationary => CheckStatus::Warn,
+        Status::Inconclusive if allow_inconclusive => CheckStatus::Warn,
+        _ => CheckStatus::Fail,
+    };
+    let message = |v: &Verdict| {
+        let mut m = format!(
+            "{} ({}, {} active kinks)",
+            v.status.as_str(),
+            v.method,
+            v.active_kinks
+        );
+        if let Some(s) = v.slope {
+            m.push_str(&format!("; slope {s:.6e} along the witness"));
+        }
+        if let Some(k) = v.curvature {
+            m.push_str(&format!("; curvature {k:.6e} along the witness"));
+        }
+        if let Some(r) = &v.reason {
+            m.push_str(&format!("; {r}"));
+        }
+        m
+    };
+    checks.push(
+        "first_order_stationarity",
+        status(&c.first),
+        message(&c.first),
+    );
+    match (&c.second, order) {
+        (Some(v), 2) => checks.push("second_order_stationarity", status(v), message(v)),
+        _ => checks.push(
+            "second_order_stationarity",
+            CheckStatus::Skipped,
+            "pass --order 2 (or validate.order: 2)",
+        ),
+    }
+}
+
+fn loss_check(
+    checks: &mut Checks,
+    name: &'static str,
+    value: Option<f64>,
+    max: Option<f64>,
+    key: &str,
+) {
+    match (max, value) {
+        (None, _) => checks.push(
+            name,
+            CheckStatus::Skipped,
+            format!("no validate.{key} in the run file"),
+        ),
+        (Some(m), Some(v)) if v <= m => checks.push(name, CheckStatus::Pass, format!("{v} ≤ {m}")),
+        (Some(m), Some(v)) => checks.push(
+            name,
+            CheckStatus::Fail,
+            format!("{v} > {m} (validate.{key})"),
+        ),
+        (Some(_), None) => checks.push(
+            name,
+            CheckStatus::Fail,
+            "no value: the split is not bound or the loss is not finite".to_string(),
+        ),
+    }
+}

@@ -1,0 +1,279 @@
+//! End to end: `mcopt stationarity`, `reformulate`, `validate` and `diff --form`, their JSON,
+//! JUnit and exit codes; witnesses confirmed by `mcopt diff`; point files with layer values.
+
+#[path = "cli/support.rs"]
+mod support;
+
+use std::path::PathBuf;
+
+use support::{at, mcopt, repo};
+
+/// A scratch directory that outlives one run (for point, direction and report files).
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mcopt-certs-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+/// Confirm a verdict's witness with `mcopt diff` (the JSON direction is a direction file).
+fn confirm_with_diff(model: &str, point: &str, verdict: &serde_json::Value, extra: &[&str]) {
+    let dir = scratch("witness");
+    let d = write(&dir, "dir.yaml", &verdict["direction"].to_string());
+    let mut args = vec![
+        "diff", model, "--at", point, "--dir", &d, "--order", "2", "--json",
+    ];
+    args.extend_from_slice(extra);
+    let r = mcopt(&args);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    let j = r.json();
+    if let Some(s) = verdict["slope"].as_f64() {
+        assert_eq!(j["d1"].as_f64(), Some(s), "{r:#?}");
+    }
+    if let Some(c) = verdict["curvature"].as_f64() {
+        assert_eq!(j["d2"].as_f64(), Some(c), "{r:#?}");
+        assert!(j["d1"].as_f64().unwrap().abs() <= 1e-9);
+    }
+}
+
+#[test]
+fn stationarity_witnesses_are_confirmed_by_diff_in_every_form() {
+    let dir = scratch("forms");
+    let x0 = write(&dir, "x0.yaml", "x: 0\n");
+    let xy0 = write(&dir, "xy0.yaml", "x: 0\ny: 0\n");
+    let t0 = write(&dir, "t0.yaml", "theta1: 0\ntheta2: 0\n");
+    // (P): a Clarke-only point, and a first- but not second-order stationary point.
+    let m = at("examples/cases/abs_sq.mco");
+    let r = mcopt(&["stationarity", &m, "--at", &x0, "--json"]);
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    let j = r.json();
+    assert_eq!(j["form"], "p");
+    assert_eq!(j["first_order"]["status"], "not_stationary");
+    assert_eq!(j["first_order"]["slope"], -2.0);
+    assert!(j["seconds"].as_f64().is_some());
+    confirm_with_diff(&m, &x0, &j["first_order"], &[]);
+    let m = at("examples/cases/abs_parabola_neg.mco");
+    let r = mcopt(&["stationarity", &m, "--at", &xy0, "--order", "2", "--json"]);
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    let j = r.json();
+    assert_eq!(j["first_order"]["status"], "stationary");
+    assert_eq!(j["second_order"]["status"], "not_stationary");
+    assert_eq!(j["second_order"]["curvature"], -1.0);
+    confirm_with_diff(&m, &xy0, &j["second_order"], &[]);
+    // (P0) and (P1) of the nested case: witnesses over z = (θ, u1, u2).
+    let m = at("examples/cases/two_layers.mco");
+    for (form, beta) in [("p0", None), ("p1", Some("10"))] {
+        let mut args = vec!["stationarity", &m, "--at", &t0, "--form", form, "--json"];
+        if let Some(b) = beta {
+            args.extend_from_slice(&["--beta", b]);
+        }
+        let r = mcopt(&args);
+        assert_eq!(r.code, Some(1), "{r:#?}");
+        let j = r.json();
+        assert_eq!(j["form"], form);
+        let v = &j["first_order"];
+        assert_eq!(v["status"], "not_stationary");
+        assert!(v["direction"]["u2"].is_number(), "{v}");
+        let mut extra = vec!["--form", form];
+        if let Some(b) = beta {
+            extra.extend_from_slice(&["--beta", b]);
+        }
+        confirm_with_diff(&m, &t0, v, &extra);
+    }
+}
+
+#[test]
+fn exit_codes_of_stationarity() {
+    let dir = scratch("exit");
+    let x0 = write(&dir, "x0.yaml", "x: 0\n");
+    let r = mcopt(&[
+        "stationarity",
+        &at("examples/cases/abs_plus_sq.mco"),
+        "--at",
+        &x0,
+        "--order",
+        "2",
+    ]);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    assert!(
+        r.stdout.contains("first_order   stationary"),
+        "{}",
+        r.stdout
+    );
+    // Inconclusive: nested kinks past --max-pieces, exit 1 unless allowed.
+    let m = write(
+        &dir,
+        "nested.mco",
+        "param x: vec(4)\nminimize sum(abs(abs(x))) + 0.5 * sqnorm(x)\n",
+    );
+    let p = write(&dir, "p.yaml", "x: [0, 0, 0, 0]\n");
+    let r = mcopt(&[
+        "stationarity",
+        &m,
+        "--at",
+        &p,
+        "--max-pieces",
+        "4",
+        "--json",
+    ]);
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    assert_eq!(r.json()["first_order"]["status"], "inconclusive");
+    assert!(r.json()["first_order"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("--max-pieces 4"));
+    let r = mcopt(&[
+        "stationarity",
+        &m,
+        "--at",
+        &p,
+        "--max-pieces",
+        "4",
+        "--allow-inconclusive",
+    ]);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    // Bad input: exit 2 with a diagnostic.
+    for bad in [
+        vec!["--tol", "nan"],
+        vec!["--tol", "-1"],
+        vec!["--ztol=-1"],
+        vec!["--form", "p1", "--beta", "nosuch=1"],
+        vec!["--form", "p1", "--beta", "-2"],
+    ] {
+        let mut args = vec!["stationarity", &m, "--at", &p];
+        args.extend(bad.iter().copied());
+        let r = mcopt(&args);
+        assert_eq!(r.code, Some(2), "{r:#?}");
+        assert!(r.stderr.contains("mcopt::cli::"), "{}", r.stderr);
+    }
+    let r = mcopt(&["stationarity", &m, "--at", "/nonexistent/p.yaml"]);
+    assert_eq!(r.code, Some(2), "{r:#?}");
+}
+
+#[test]
+fn plot_is_an_svg_along_the_witness() {
+    let dir = scratch("plot");
+    let x0 = write(&dir, "x0.yaml", "x: 0\n");
+    let svg = dir.join("f.svg");
+    let r = mcopt(&[
+        "stationarity",
+        &at("examples/cases/abs_sq.mco"),
+        "--at",
+        &x0,
+        "--plot",
+        &svg.to_string_lossy(),
+    ]);
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.starts_with("<svg") && text.trim_end().ends_with("</svg>"));
+    assert!(text.contains("along the witness") && text.contains("<polyline"));
+}
+
+#[test]
+fn point_files_with_layer_values() {
+    let dir = scratch("layers");
+    let m = at("examples/cases/p1_exact.mco");
+    // (P1) accepts an infeasible point; (P0) refuses it and names the largest residual.
+    let p = write(&dir, "z.yaml", "theta: 0\nu: 0.5\n");
+    let r = mcopt(&[
+        "stationarity",
+        &m,
+        "--at",
+        &p,
+        "--form",
+        "p1",
+        "--beta",
+        "3",
+        "--json",
+    ]);
+    assert_eq!(r.code, Some(1), "{r:#?}"); // off the kink, Θ′ = −1 + 3·sign: not stationary
+    let r = mcopt(&["stationarity", &m, "--at", &p, "--form", "p0"]);
+    assert_eq!(r.code, Some(2), "{r:#?}");
+    assert!(
+        r.stderr.contains("mcopt::point::infeasible") && r.stderr.contains("`u`"),
+        "{}",
+        r.stderr
+    );
+    // A feasible layer value is accepted by (P0).
+    let p = write(&dir, "feasible.yaml", "theta: 0\nu: 0\n");
+    let r = mcopt(&["stationarity", &m, "--at", &p, "--form", "p0", "--json"]);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    // Indexed layers of the syn RNN: eval accepts `h[3]`, checks its shape.
+    let theta = std::fs::read_to_string(repo().join("examples/data/srpa_syn_theta0.yaml")).unwrap();
+    let cfg = at("examples/syn/run.yaml");
+    let good = write(
+        &dir,
+        "h3.yaml",
+        &format!("{theta}h[3]: [0, 0, 0, 0]\nu[1]: [1, 2, 3, 4]\n"),
+    );
+    let plain = write(&dir, "plain.yaml", &theta);
+    let rnn = at("examples/syn/rnn.mco");
+    let a = mcopt(&["eval", &rnn, "--config", &cfg, "--at", &good, "--json"]);
+    let b = mcopt(&["eval", &rnn, "--config", &cfg, "--at", &plain, "--json"]);
+    assert_eq!((a.code, b.code), (Some(0), Some(0)), "{a:#?}");
+    assert_eq!(a.json()["value"], b.json()["value"]);
+    let bad = write(&dir, "bad.yaml", &format!("{theta}h[3]: [0, 0, 0]\n"));
+    let r = mcopt(&["eval", &rnn, "--config", &cfg, "--at", &bad]);
+    assert_eq!(r.code, Some(2), "{r:#?}");
+    assert!(
+        r.stderr.contains("h[3]") && r.stderr.contains("length 4"),
+        "{}",
+        r.stderr
+    );
+    // (P1) from a point with some layers: Θ at the given layers differs from f.
+    let r = mcopt(&[
+        "diff", &rnn, "--config", &cfg, "--at", &good, "--dir", &plain, "--form", "p1", "--json",
+    ]);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    assert!(r.json()["value"].as_f64().unwrap() > b.json()["value"].as_f64().unwrap());
+}
+
+#[test]
+fn reformulate_reports_blocks_and_thresholds() {
+    let r = mcopt(&[
+        "reformulate",
+        &at("examples/sp500/rnn.mco"),
+        "--form",
+        "p1",
+        "--config",
+        &at("examples/sp500/run.yaml"),
+        "--beta",
+        "v=0.1",
+        "--json",
+    ]);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    let j = r.json();
+    let t = &j["thresholds"];
+    assert_eq!(t["gamma1_overflow"], true);
+    assert!(t["gamma1"].is_null() && t["log10_gamma1"].as_f64().unwrap() > 308.0);
+    assert!(t["beta2"].as_f64().unwrap() > 0.0);
+    let v = j["penalties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["group"] == "v")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (v["blocks"].as_u64(), v["beta"].as_f64()),
+        (Some(393), Some(0.1))
+    );
+    let r = mcopt(&[
+        "reformulate",
+        &at("examples/syn/rnn.mco"),
+        "--form",
+        "p0",
+        "--config",
+        &at("examples/syn/run.yaml"),
+    ]);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    assert!(r.stdout.contains("constraint blocks: 24"), "{}", r.stdout);
+    assert!(r.stdout.contains("β₂  > 1.04384"), "{}", r.stdout);
+    assert!(!r.stdout.contains("inf"), "{}", r.stdout);
+}
