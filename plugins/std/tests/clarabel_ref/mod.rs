@@ -21,7 +21,7 @@ pub fn clarabel_solve(inst: &Subproblem<'_>) -> (Vec<f64>, bool) {
         vec![inst.rho; n],
     );
     let mut q = inst.q.to_vec();
-    q.extend_from_slice(&inst.beta);
+    q.extend_from_slice(inst.beta);
     let (mut ri, mut ci, mut vi, mut b) = (vec![], vec![], vec![], vec![]);
     let mut row = 0;
     for sign in [1.0, -1.0] {
