@@ -392,13 +392,16 @@ fn the_standard_plugin_built_as_a_shared_library_passes_check() {
         plugins_check(&lib("mcopt_std")).expect("std passes its self-test through dlopen too");
     assert_eq!(report.plugin, "std");
     assert_eq!(report.functions.len(), 11);
-    assert_eq!(report.solvers, vec!["adam".to_string(), "gd".to_string(), "srpa".to_string()]);
+    assert_eq!(
+        report.solvers,
+        vec!["adam".to_string(), "gd".to_string(), "srpa".to_string()]
+    );
     // Loading it next to the built-in copy names both sources.
     let d = Registry::with_standard()
         .load_library(&lib("mcopt_std"))
         .unwrap_err();
     assert!(d.iter().all(|d| d.code == "mcopt::plugin::duplicate"));
-    assert_eq!(d.len(), 13, "11 functions and 2 solvers collide");
+    assert_eq!(d.len(), 14, "11 functions and 3 solvers collide");
     assert!(
         d.0[0].message.contains("(built in)") && d.0[0].message.contains("libmcopt_std"),
         "{}",

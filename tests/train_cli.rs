@@ -253,11 +253,6 @@ fn refused(args: &[&str], needles: &[&str]) {
 
 #[test]
 fn bad_input_is_exit_2_with_a_diagnostic_and_nothing_written() {
-    // SRPA is not a solver yet on this branch: unknown, with the known ones listed.
-    refused(
-        &["examples/syn/run.yaml"],
-        &["unknown solver `srpa`", "adam, gd", "run.yaml:15"],
-    );
     let (d, p) = run_file("solver: {name: adamm}", "");
     refused(
         &[s(&p)],

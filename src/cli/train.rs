@@ -21,9 +21,9 @@ use mcopt_plugin_sdk::p1::{Published, P1_STRUCTURE_VERSION};
 
 use super::session::Session;
 use super::stationarity as st;
-use mcopt::stationarity;
 use super::train_out::{self, Outputs, Progress};
 use super::{InputArgs, EXIT_OK};
+use mcopt::stationarity;
 
 /// Exit code of a run stopped by Ctrl-C (after writing everything).
 pub const EXIT_INTERRUPTED: u8 = 130;

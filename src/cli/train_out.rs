@@ -232,7 +232,10 @@ pub fn write_all(
 /// not stationary, the slope or curvature of its witness (the whole witness is in report.json).
 fn certificate_lines(c: &serde_json::Value) -> String {
     let form = c["form"].as_str().unwrap_or("p");
-    let mut s = format!("certificate of the final point, form ({}):\n", form.to_uppercase());
+    let mut s = format!(
+        "certificate of the final point, form ({}):\n",
+        form.to_uppercase()
+    );
     for key in ["first_order", "second_order"] {
         let v = &c[key];
         let Some(status) = v["status"].as_str() else {
@@ -244,10 +247,14 @@ fn certificate_lines(c: &serde_json::Value) -> String {
             v["active_kinks"].as_u64().unwrap_or(0)
         ));
         if let Some(x) = v["slope"].as_f64() {
-            s.push_str(&format!(", slope {x:.6e} along the witness (in the report)"));
+            s.push_str(&format!(
+                ", slope {x:.6e} along the witness (in the report)"
+            ));
         }
         if let Some(x) = v["curvature"].as_f64() {
-            s.push_str(&format!(", curvature {x:.6e} along the witness (in the report)"));
+            s.push_str(&format!(
+                ", curvature {x:.6e} along the witness (in the report)"
+            ));
         }
         if let Some(r) = v["reason"].as_str() {
             s.push_str(&format!("; {r}"));
