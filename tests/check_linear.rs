@@ -1,5 +1,5 @@
-//! `check` is linear in the number of declarations (issue 7, item 6): checking 8× more
-//! parameters costs about 8× more, far from the 64× of a quadratic pass. The bound is a ratio
+//! `check` is linear in the number of declarations (issue 7, item 6): checking 16× more
+//! parameters costs about 16× more, far from the 256× of a quadratic pass. The bound is a ratio
 //! of two timings in the same process (best of three each), with a wide margin, not a
 //! wall-clock threshold.
 
@@ -40,11 +40,12 @@ fn check_seconds(n: usize, registry: &Registry) -> f64 {
 fn checking_is_linear_in_the_number_of_parameters() {
     let registry = Registry::with_standard();
     let small = check_seconds(5_000, &registry);
-    let large = check_seconds(40_000, &registry);
+    let large = check_seconds(80_000, &registry);
     let ratio = large / small.max(1e-6);
-    // Linear: about 8. Quadratic: about 64. The margin absorbs a noisy, shared machine.
+    // Linear: about 16. Quadratic: about 256. The margin (6× over linear) absorbs a loaded,
+    // shared machine, where 4.6× noise was seen on a smaller pair.
     assert!(
-        ratio < 24.0,
-        "8× the parameters took {ratio:.1}× the time ({small:.4} s → {large:.4} s)"
+        ratio < 100.0,
+        "16× the parameters took {ratio:.1}× the time ({small:.4} s → {large:.4} s)"
     );
 }
