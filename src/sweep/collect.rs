@@ -233,7 +233,7 @@ impl Table {
             for x in [r.train_loss_mean, r.objective_mean] {
                 cells.push(x.map_or("—".into(), |x| format!("{x:.6}")));
             }
-            cells.push(r.seconds_mean.map_or("—".into(), |x| format!("{x:.3}")));
+            cells.push(r.seconds_mean.map_or("—".into(), |x| format!("{x:.3e}")));
             let _ = writeln!(out, "| {} |", cells.join(" | "));
         }
         out
