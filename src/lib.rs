@@ -6,6 +6,7 @@
 // `unsafe fn`.
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod atomic;
 pub mod check;
 pub mod config;
 pub mod diag;

@@ -48,7 +48,7 @@ pub fn plugins_check(lib: &str, input: &InputArgs) -> Outcome {
     Ok(EXIT_OK)
 }
 
-fn print_json(value: &serde_json::Value) {
+pub(super) fn print_json(value: &serde_json::Value) {
     out!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()

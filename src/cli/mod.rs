@@ -119,34 +119,7 @@ enum Command {
     Validate(validate::Args),
     /// Train: run the run file's solver; progress bar; writes params, trace, plot, report and a
     /// checkpoint. Ctrl-C checkpoints and exits 130; --resume continues bit-identically.
-    Train {
-        /// The run file (YAML): model, data, solver and options, init, seed, stop rules, outputs.
-        runfile: String,
-        /// Start from this point file instead of the run file's `init`.
-        #[arg(long, value_name = "POINT")]
-        init: Option<String>,
-        /// Stop after N iterations in all (overrides the run file's `stop.max_iter`).
-        #[arg(long, value_name = "N")]
-        max_iter: Option<u64>,
-        /// Write params.yaml, trace.csv, plot.svg, report.json and checkpoint.json into DIR.
-        #[arg(long, value_name = "DIR")]
-        out: Option<String>,
-        /// Continue from the checkpoint (DIR/checkpoint.json with --out).
-        #[arg(long, conflicts_with = "init")]
-        resume: bool,
-        /// Seed for the initialisation and minibatches (overrides the run file's `seed`).
-        #[arg(long, value_name = "S")]
-        seed: Option<u64>,
-        /// Print the report as JSON on stdout.
-        #[arg(long)]
-        json: bool,
-        /// No progress bar, no summary.
-        #[arg(long)]
-        quiet: bool,
-        /// Load a plugin library (path, or a name searched on MCOPT_PLUGIN_PATH); repeatable.
-        #[arg(long = "plugin", value_name = "LIB")]
-        plugins: Vec<String>,
-    },
+    Train(train::TrainArgs),
     /// Grids of training runs: plan, run (locally or per cluster task), status, collect, job files.
     Sweep {
         #[command(subcommand)]
@@ -292,27 +265,7 @@ fn run(command: Command) -> Result<u8, Diags> {
         } => model_arg(model, &input).and_then(|m| {
             commands::bench(&m, at.as_deref(), dir.as_deref(), random, seconds, &input)
         }),
-        Command::Train {
-            runfile,
-            init,
-            max_iter,
-            out,
-            resume,
-            seed,
-            json,
-            quiet,
-            plugins,
-        } => train::train(&train::TrainArgs {
-            runfile,
-            init,
-            max_iter,
-            out,
-            resume,
-            seed,
-            json,
-            quiet,
-            plugins,
-        }),
+        Command::Train(a) => train::train(&a),
         Command::Sweep { command } => sweep::run(command),
         Command::Plugins {
             command: PluginsCommand::List { input },
@@ -337,14 +290,14 @@ impl Command {
             Command::Stationarity(a) => Some(&a.input),
             Command::Reformulate(a) => Some(&a.input),
             Command::Validate(a) => Some(&a.input),
-            Command::Train { .. } | Command::Sweep { .. } => None,
+            Command::Train(_) | Command::Sweep { .. } => None,
         }
     }
 
     /// Whether the command was asked for JSON (then failures are JSON on stdout too).
     fn wants_json(&self) -> bool {
         match self {
-            Command::Train { json, .. } => *json,
+            Command::Train(a) => a.json,
             Command::Sweep { command } => command.wants_json(),
             other => other.input().is_some_and(|i| i.json),
         }

@@ -352,7 +352,7 @@ pub fn run(model: &str, a: &Args) -> Result<u8, Diags> {
         .map_err(|e| Diags::from(e.to_diag(problem.graph)))?;
     if let Some(path) = &a.plot {
         let svg = plot(&s, &prep, &cert)?;
-        write_atomic(Path::new(path), &svg)?;
+        mcopt::atomic::write(Path::new(path), &svg)?;
     }
     if a.input.json {
         let v = report::json::certificate(prep.form, &cert, &prep.specs);
@@ -456,35 +456,4 @@ fn plot(s: &Session, prep: &Prepared, cert: &Certificate) -> Result<Vec<u8>, Dia
             format!("cannot draw the plot: {e}"),
         ))
     })
-}
-
-/// Write `bytes` to `path` atomically: a temporary file beside it, synced, then renamed.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Diags> {
-    use std::io::Write as _;
-    let fail = |e: std::io::Error| {
-        Diags::from(
-            Diag::new("mcopt::io::write", format!("cannot write the file: {e}"))
-                .in_file(path.display().to_string()),
-        )
-    };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(fail(e));
-    }
-    Ok(())
 }

@@ -11,6 +11,7 @@ use mcopt::pipeline;
 use mcopt::sweep::{self, cluster, collect, EntryOutcome, Manifest, PlanOptions};
 use serde_json::json;
 
+use super::commands::print_json;
 use super::session::registry;
 use super::{InputArgs, EXIT_OK};
 use mcopt::input::read_source;
@@ -392,10 +393,10 @@ fn collect_table(dir: &Path, by: &[String], common: &SweepArgs) -> Outcome {
     }
     let table = collect::collect(dir, &manifest, by);
     let out_dir = dir.join("collect");
-    sweep::write_atomic(&out_dir.join("summary.csv"), table.to_csv().as_bytes())?;
-    sweep::write_atomic(&out_dir.join("summary.md"), table.to_markdown().as_bytes())?;
-    sweep::write_atomic(&out_dir.join("summary.json"), table.to_json().as_bytes())?;
-    sweep::write_atomic(&out_dir.join("test_loss.svg"), table.to_svg().as_bytes())?;
+    mcopt::atomic::write(&out_dir.join("summary.csv"), table.to_csv().as_bytes())?;
+    mcopt::atomic::write(&out_dir.join("summary.md"), table.to_markdown().as_bytes())?;
+    mcopt::atomic::write(&out_dir.join("summary.json"), table.to_json().as_bytes())?;
+    mcopt::atomic::write(&out_dir.join("test_loss.svg"), table.to_svg().as_bytes())?;
     if common.json {
         out_raw!("{}\n", table.to_json());
     } else {
@@ -421,7 +422,7 @@ fn slurm(dir: &Path, mut o: cluster::SlurmOptions, submit: bool, common: &SweepA
     );
     let script = cluster::slurm_script(&exe, &dir_abs, manifest.entries.len(), &o);
     let path = dir_abs.join("sweep.sbatch");
-    sweep::write_atomic(&path, script.as_bytes())?;
+    mcopt::atomic::write(&path, script.as_bytes())?;
     std::fs::create_dir_all(dir_abs.join("slurm")).map_err(|e| {
         Diags::from(
             Diag::new(
@@ -506,7 +507,7 @@ fn k8s(
     };
     let text = cluster::k8s_job(manifest.entries.len(), &o);
     let path = dir_abs.join("k8s-job.yaml");
-    sweep::write_atomic(&path, text.as_bytes())?;
+    mcopt::atomic::write(&path, text.as_bytes())?;
     if common.json {
         print_json(
             &json!({"manifest": path.display().to_string(), "completions": manifest.entries.len()}),
@@ -556,11 +557,4 @@ fn absolute(dir: &Path) -> Result<PathBuf, Diags> {
         .in_file(dir.display().to_string())
         .into()
     })
-}
-
-fn print_json(value: &serde_json::Value) {
-    out!(
-        "{}",
-        serde_json::to_string_pretty(value).unwrap_or_default()
-    );
 }

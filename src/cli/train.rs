@@ -31,16 +31,33 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 pub const DEFAULT_MAX_ITER: u64 = 100;
 
 /// The command line of `mcopt train`.
-#[derive(Debug, Clone, Default)]
+#[derive(clap::Args, Debug, Clone, Default)]
 pub struct TrainArgs {
+    /// The run file (YAML): model, data, solver and options, init, seed, stop rules, outputs.
     pub runfile: String,
+    /// Start from this point file instead of the run file's `init`.
+    #[arg(long, value_name = "POINT")]
     pub init: Option<String>,
+    /// Stop after N iterations in all (overrides the run file's `stop.max_iter`).
+    #[arg(long, value_name = "N")]
     pub max_iter: Option<u64>,
+    /// Write params.yaml, trace.csv, plot.svg, report.json and checkpoint.json into DIR.
+    #[arg(long, value_name = "DIR")]
     pub out: Option<String>,
+    /// Continue from the checkpoint (DIR/checkpoint.json with --out).
+    #[arg(long, conflicts_with = "init")]
     pub resume: bool,
+    /// Seed for the initialisation and minibatches (overrides the run file's `seed`).
+    #[arg(long, value_name = "S")]
     pub seed: Option<u64>,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
     pub json: bool,
+    /// No progress bar, no summary.
+    #[arg(long)]
     pub quiet: bool,
+    /// Load a plugin library (path, or a name searched on MCOPT_PLUGIN_PATH); repeatable.
+    #[arg(long = "plugin", value_name = "LIB")]
     pub plugins: Vec<String>,
 }
 

@@ -4,7 +4,7 @@
 //! `report.json` and the checkpoint.
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -157,11 +157,11 @@ pub fn write_all(
             values.push(state.x[at..at + s.len()].to_vec());
             at += s.len();
         }
-        write_atomic(p, config::write_point(&specs, &values).as_bytes())?;
+        mcopt::atomic::write(p, config::write_point(&specs, &values).as_bytes())?;
         written.insert("params", p.display().to_string());
     }
     if let Some(p) = &outputs.trace {
-        write_atomic(p, &trace::trace_csv(&state.rows, &cp.metrics))?;
+        mcopt::atomic::write(p, &trace::trace_csv(&state.rows, &cp.metrics))?;
         written.insert("trace", p.display().to_string());
     }
     if let Some(p) = &outputs.plot {
@@ -169,7 +169,7 @@ pub fn write_all(
         let svg = plot::loss_svg(&state.rows, &title).map_err(|e| {
             Diags::from(Diag::new("mcopt::train::plot", e).in_file(p.display().to_string()))
         })?;
-        write_atomic(p, &svg)?;
+        mcopt::atomic::write(p, &svg)?;
         written.insert("plot", p.display().to_string());
     }
     if let Some(p) = &outputs.checkpoint {
@@ -218,12 +218,12 @@ pub fn write_all(
     // a solver's own `objective` metric is the report's objective already
     report.metrics.remove("objective");
     if let Some(p) = &outputs.checkpoint {
-        write_atomic(p, &cp.to_bytes())?;
+        mcopt::atomic::write(p, &cp.to_bytes())?;
     }
     if let Some(p) = &outputs.report {
         let mut bytes = serde_json::to_vec_pretty(&report).unwrap_or_default();
         bytes.push(b'\n');
-        write_atomic(p, &bytes)?;
+        mcopt::atomic::write(p, &bytes)?;
     }
     Ok(report)
 }
@@ -293,40 +293,4 @@ pub fn summary(r: &Report) -> String {
         s.push_str(&certificate_lines(c));
     }
     s
-}
-
-/// Write `bytes` to `path` atomically: a temporary file beside it, fsync, rename, so a reader
-/// sees the old file or the new one, never half of one. Creates the parent directory.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Diags> {
-    let fail = |what: &str, e: std::io::Error| -> Diags {
-        Diag::new("mcopt::io::write", format!("cannot {what}: {e}"))
-            .in_file(path.display().to_string())
-            .into()
-    };
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-    if let Some(d) = dir {
-        std::fs::create_dir_all(d).map_err(|e| fail("create its directory", e))?;
-    }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp.{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Some(d) = dir {
-            // Persist the rename itself; not every platform can open a directory, so best effort.
-            if let Ok(dh) = std::fs::File::open(d) {
-                let _ = dh.sync_all();
-            }
-        }
-        Ok(())
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        fail("write the file", e)
-    })
 }

@@ -104,7 +104,7 @@ pub fn run(model: &str, a: &Args) -> Result<u8, Diags> {
                 format!("cannot write the JUnit report: {e}"),
             ))
         })?;
-        st::write_atomic(Path::new(path), &xml)?;
+        mcopt::atomic::write(Path::new(path), &xml)?;
     }
     result?;
     if a.input.json {

@@ -81,6 +81,24 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// The value of a required key, or a diagnostic at the mapping's key (line 1 for the top level).
+    pub fn required<'n>(&mut self, fields: &Fields<'n>, key: &str, what: &str) -> Option<Val<'n>> {
+        let v = fields.get(key);
+        if v.is_none() {
+            let (span, place) = if fields.path.is_empty() {
+                (self.source.line_span(1), "at the top level".to_string())
+            } else {
+                (self.key_span(&fields.path), format!("in `{}`", fields.name))
+            };
+            let msg = format!("missing key `{key}` {place}");
+            let d = Diag::new("mcopt::config::missing_key", msg)
+                .at(self.source, span, format!("`{key}` expected"))
+                .help(format!("add `{key}:` with {what}"));
+            self.diags.push(d);
+        }
+        v
+    }
+
     /// Report a problem with the value `v`.
     pub fn error(
         &mut self,

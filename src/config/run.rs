@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::bind::{parse_columns, ColumnSel, DataSpec, RowSel, SeqLayout, SpecOrigin, TestState};
 use super::data::HeaderMode;
-use super::fields::{Fields, Reader, Val};
+use super::fields::{Reader, Val};
 use super::yaml::{block_key_spans, parse_node, Node};
 use crate::diag::{Diag, Diags, SourceFile, Span};
 use crate::input::{read_source, InputKind};
@@ -213,8 +213,7 @@ pub fn parse_run(source: &Arc<SourceFile>, path: &Path) -> Result<RunFile, Diags
     let Some(top) = r.fields(Some(&root_val), TOP_KEYS) else {
         return Err(r.diags);
     };
-    let model_val = required(
-        &mut r,
+    let model_val = r.required(
         &top,
         "model",
         "the model file (`.mco`), relative to the run file",
@@ -290,24 +289,6 @@ impl RunFile {
     }
 }
 
-/// The value of a required key, or a diagnostic at the mapping's key (line 1 for the top level).
-fn required<'n>(r: &mut Reader, fields: &Fields<'n>, key: &str, what: &str) -> Option<Val<'n>> {
-    let v = fields.get(key);
-    if v.is_none() {
-        let (span, place) = if fields.path.is_empty() {
-            (r.source.line_span(1), "at the top level".to_string())
-        } else {
-            (r.key_span(&fields.path), format!("in `{}`", fields.name))
-        };
-        let msg = format!("missing key `{key}` {place}");
-        let d = Diag::new("mcopt::config::missing_key", msg)
-            .at(r.source, span, format!("`{key}` expected"))
-            .help(format!("add `{key}:` with {what}"));
-        r.diags.push(d);
-    }
-    v
-}
-
 /// `consts: {tau: 1.2, ...}`: constant names (checked against the model later) and numbers.
 fn read_consts(r: &mut Reader, v: &Val) -> Vec<(String, f64, Span)> {
     let Some(fields) = r.free_fields(v) else {
@@ -326,14 +307,13 @@ fn read_consts(r: &mut Reader, v: &Val) -> Vec<(String, f64, Span)> {
 fn read_data(r: &mut Reader, v: &Val) -> Option<DataSpec> {
     let f = r.fields(Some(v), DATA_KEYS)?;
     let data_span = r.key_span(&v.path);
-    let file_val = required(r, &f, "file", "the CSV data file, relative to the run file");
+    let file_val = r.required(&f, "file", "the CSV data file, relative to the run file");
     let file = file_val.as_ref().and_then(|v| r.string(v));
     let header = f
         .get("header")
         .and_then(|v| read_header(r, &v))
         .unwrap_or_default();
-    let bind_val = required(
-        r,
+    let bind_val = r.required(
         &f,
         "bind",
         "a mapping from data names to columns, e.g. `x: 0..5`",
@@ -493,7 +473,8 @@ fn read_rows(r: &mut Reader, v: &Val) -> Option<RowSel> {
         Node::Num(x) => *x,
         Node::Map(_) => {
             let f = r.fields(Some(v), &["fraction"])?;
-            required(r, &f, "fraction", "a number between 0 and 1").and_then(|x| r.f64(&x))?
+            r.required(&f, "fraction", "a number between 0 and 1")
+                .and_then(|x| r.f64(&x))?
         }
         other => {
             let msg = format!(
@@ -580,7 +561,7 @@ fn read_layout(r: &mut Reader, v: &Val) -> Option<SeqLayout> {
 
 fn read_solver(r: &mut Reader, v: &Val) -> Option<SolverSpec> {
     let f = r.fields(Some(v), SOLVER_KEYS)?;
-    let name_val = required(r, &f, "name", "the solver's name, e.g. `srpa`")?;
+    let name_val = r.required(&f, "name", "the solver's name, e.g. `srpa`")?;
     let name = r.string(&name_val)?;
     let mut options = BTreeMap::new();
     let mut option_spans = BTreeMap::new();

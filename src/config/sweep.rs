@@ -84,19 +84,14 @@ pub fn parse_sweep(source: &Arc<SourceFile>, path: &Path) -> Result<SweepFile, D
     let Some(top) = r.fields(Some(&root_val), TOP_KEYS) else {
         return Err(r.diags);
     };
-    let base = match top.get("base") {
-        Some(v) => r.string(&v).map(|b| dir.join(b)),
-        None => {
-            let d = Diag::new(
-                "mcopt::sweep::missing_key",
-                "missing key `base` at the top level",
-            )
-            .at(source, source.line_span(1), "`base` expected")
-            .help("add `base: run.yaml`, the run file every entry starts from");
-            r.diags.push(d);
-            None
-        }
-    };
+    let base = r
+        .required(
+            &top,
+            "base",
+            "the run file every entry starts from, e.g. `run.yaml`",
+        )
+        .and_then(|v| r.string(&v))
+        .map(|b| dir.join(b));
     let grid = top.get("grid").map(|v| read_axes(&mut r, &v, true));
     let fixed = top.get("fixed").map(|v| read_axes(&mut r, &v, false));
     let random = top.get("random").and_then(|v| read_random(&mut r, &v));
@@ -315,16 +310,9 @@ fn check_key_path(r: &mut Reader, key: &str, span: Span) -> bool {
 
 fn read_random(r: &mut Reader, v: &Val) -> Option<RandomSearch> {
     let f = r.fields(Some(v), RANDOM_KEYS)?;
-    let n = match f.get("n") {
-        Some(n) => r.usize(&n)?,
-        None => {
-            let d = Diag::new("mcopt::sweep::missing_key", "missing key `n` in `random`")
-                .at(r.source, r.key_span(&v.path), "`n` expected")
-                .help("add `n: 20`, the number of settings to draw");
-            r.diags.push(d);
-            return None;
-        }
-    };
+    let n = r
+        .required(&f, "n", "the number of settings to draw, e.g. `n: 20`")
+        .and_then(|n| r.usize(&n))?;
     let seed = f.get("seed").and_then(|s| r.u64(&s)).unwrap_or(0);
     let space_val = f.get("space")?;
     let space_fields = r.free_fields(&space_val)?;

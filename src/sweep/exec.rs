@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use super::{content_hash, entry_state, run_dir, write_atomic, EntryState, Manifest};
+use super::{content_hash, entry_state, run_dir, EntryState, Manifest};
+use crate::atomic::write as write_atomic;
 use crate::diag::{Diag, Diags};
 
 /// What running one entry did.

@@ -96,7 +96,7 @@ impl Manifest {
                     "mcopt::sweep::manifest",
                     format!(
                         "cannot read the sweep's manifest: {}",
-                        lower(&e.to_string())
+                        crate::input::os_error(&e)
                     ),
                 )
                 .in_file(path.display().to_string())
@@ -192,44 +192,5 @@ fn process_alive(pid: u32) -> bool {
         Path::new(&format!("/proc/{pid}")).exists()
     } else {
         true
-    }
-}
-
-/// Write `bytes` to `path` atomically: a temporary file beside it, fsync, rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Diags> {
-    use std::io::Write as _;
-    let fail = |e: std::io::Error| -> Diags {
-        Diag::new(
-            "mcopt::io::write",
-            format!("cannot write the file: {}", lower(&e.to_string())),
-        )
-        .in_file(path.display().to_string())
-        .into()
-    };
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(fail)?;
-    }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(fail)
-}
-
-fn lower(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_lowercase().chain(c).collect(),
-        None => String::new(),
     }
 }

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use super::{run_dir, write_atomic, Entry, Manifest, MANIFEST_VERSION};
+use super::{run_dir, Entry, Manifest, MANIFEST_VERSION};
+use crate::atomic::write as write_atomic;
 use crate::config::{self, InitSpec, SweepFile};
 use crate::diag::{Diag, Diags};
 

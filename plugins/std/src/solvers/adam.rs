@@ -1,9 +1,9 @@
 //! Adam (Kingma and Ba), with bias correction: m ← b1 m + (1 − b1) g, v ← b2 v + (1 − b2) g²,
 //! x ← x − lr m̂ / (√v̂ + eps) with m̂ = m / (1 − b1ᵏ), v̂ = v / (1 − b2ᵏ).
 
-use super::{all_finite, norm};
+use super::{diverged, end_of_epoch, norm};
 use mcopt_plugin_sdk::abi::{OptionDescriptor, OptionType, Str, OPEN_HI};
-use mcopt_plugin_sdk::{Blob, BlobReader, Problem, Signal, Solver, Start, Step};
+use mcopt_plugin_sdk::{Blob, BlobReader, Problem, Solver, Start, Step};
 
 /// Adam; see the module docs. One step is one epoch (one update per minibatch).
 pub struct Adam {
@@ -62,23 +62,12 @@ impl Solver for Adam {
             let f = problem.batch_gradient(b, x, &mut self.g)?;
             gnorm = norm(&self.g);
             if !f.is_finite() || !gnorm.is_finite() {
-                return Ok(Step {
-                    signal: Signal::Diverged,
-                    stationarity: gnorm,
-                });
+                return Ok(diverged(gnorm));
             }
             self.update(x);
         }
         metrics[0] = gnorm;
-        let signal = if all_finite(x) {
-            Signal::Continue
-        } else {
-            Signal::Diverged
-        };
-        Ok(Step {
-            signal,
-            stationarity: gnorm,
-        })
+        Ok(end_of_epoch(x, gnorm))
     }
 
     fn save(&self, out: &mut Vec<u8>) {

@@ -2,7 +2,7 @@
 //! backtracking (PyTorch's SGD update: v ← μ v + g, d = g + μ v with Nesterov, else v;
 //! x ← x − lr d).
 
-use super::{all_finite, norm};
+use super::{diverged, end_of_epoch, norm};
 use mcopt_plugin_sdk::abi::{OptionDescriptor, OptionType, Str, OPEN_HI};
 use mcopt_plugin_sdk::{Blob, BlobReader, Problem, Signal, Solver, Start, Step};
 
@@ -97,10 +97,7 @@ impl Solver for GradientDescent {
             let f = problem.batch_gradient(b, x, &mut self.g)?;
             gnorm = norm(&self.g);
             if !f.is_finite() || !gnorm.is_finite() {
-                return Ok(Step {
-                    signal: Signal::Diverged,
-                    stationarity: gnorm,
-                });
+                return Ok(diverged(gnorm));
             }
             if self.opts.clip > 0.0 && gnorm > self.opts.clip {
                 let s = self.opts.clip / gnorm;
@@ -130,15 +127,7 @@ impl Solver for GradientDescent {
         } else {
             self.opts.lr
         };
-        let signal = if all_finite(x) {
-            Signal::Continue
-        } else {
-            Signal::Diverged
-        };
-        Ok(Step {
-            signal,
-            stationarity: gnorm,
-        })
+        Ok(end_of_epoch(x, gnorm))
     }
 
     fn save(&self, out: &mut Vec<u8>) {
