@@ -289,12 +289,7 @@ impl Frame<'_> {
             } => {
                 let mut acc = [0.0; K];
                 for &t in &g.lists[terms.clone()] {
-                    let nt = g.node(t);
-                    let w = if *per_column_mean {
-                        scale / nt.cols as f64
-                    } else {
-                        *scale
-                    };
+                    let w = g.accumulate_weight(t, *scale, *per_column_mean);
                     let ct = child(t);
                     for (k, a) in acc.iter_mut().enumerate() {
                         *a += w * ct[k].iter().sum::<f64>();

@@ -289,11 +289,7 @@ impl Evaluator<'_> {
                     if !nt.varies {
                         continue;
                     }
-                    let w = if *per_column_mean {
-                        scale / nt.cols as f64
-                    } else {
-                        *scale
-                    };
+                    let w = g.accumulate_weight(t, *scale, *per_column_mean);
                     let (s, l) = adj_of(t);
                     for x in &mut left[s..s + l] {
                         *x += w * gout[0];

@@ -155,12 +155,18 @@ impl Lifted {
     /// (`ev` must evaluate the graph this was lifted from).
     pub fn complete(&self, ev: &mut Evaluator<'_>, theta: &[f64]) -> Result<Vec<f64>, EvalError> {
         ev.value(theta, EvalOptions::default())?;
-        let mut z = theta.to_vec();
+        Ok(self.with_blocks(ev, theta, 0))
+    }
+
+    /// `head` (θ or a θ-direction) followed by Taylor coefficient `k` of every block's node in
+    /// the original graph, as `ev` left them: z (k = 0) or a tangent direction (k = 1).
+    pub(crate) fn with_blocks(&self, ev: &Evaluator<'_>, head: &[f64], k: usize) -> Vec<f64> {
+        let mut z = head.to_vec();
         z.resize(self.layout.n_z, 0.0);
         for b in &self.layout.blocks {
-            z[b.range()].copy_from_slice(ev.coeff(b.original, 0));
+            z[b.range()].copy_from_slice(ev.coeff(b.original, k));
         }
-        Ok(z)
+        z
     }
 
     /// Fill the blocks of `z` that are `None` in `given` by a forward pass over the lifted graph,

@@ -16,12 +16,7 @@ pub fn complete_direction(
     opts: EvalOptions,
 ) -> Result<Vec<f64>, EvalError> {
     ev.directional(theta, d_theta, Order::One, opts)?;
-    let mut d = d_theta.to_vec();
-    d.resize(lifted.layout.n_z, 0.0);
-    for b in &lifted.layout.blocks {
-        d[b.range()].copy_from_slice(ev.coeff(b.original, 1));
-    }
-    Ok(d)
+    Ok(lifted.with_blocks(ev, d_theta, 1))
 }
 
 /// The largest violation of the tangency equations along d at z: the largest |r_ℓ′(z; d)|,

@@ -170,6 +170,16 @@ impl Graph {
         &self.nodes[id.index()]
     }
 
+    /// The weight of term `t` in an `Op::Accumulate { scale, per_column_mean, .. }`:
+    /// `scale / cols` for a mean over sequences, else `scale`.
+    pub fn accumulate_weight(&self, t: NodeId, scale: f64, per_column_mean: bool) -> f64 {
+        if per_column_mean {
+            scale / self.node(t).cols as f64
+        } else {
+            scale
+        }
+    }
+
     /// The children of a node, in order.
     pub fn children(&self, id: NodeId) -> impl Iterator<Item = NodeId> + '_ {
         let (small, list): ([Option<NodeId>; 2], &[NodeId]) = match &self.node(id).op {

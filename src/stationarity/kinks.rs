@@ -255,11 +255,7 @@ pub fn linear_weights(g: &Graph) -> Vec<Option<f64>> {
                 per_column_mean,
             } => {
                 for &t in &g.lists[terms.clone()] {
-                    let f = if *per_column_mean {
-                        scale / g.node(t).cols as f64
-                    } else {
-                        *scale
-                    };
+                    let f = g.accumulate_weight(t, *scale, *per_column_mean);
                     used[t.index()] = true;
                     w[t.index()] = match (w[t.index()], mine) {
                         (Some(acc), Some(m)) => Some(acc + m * f),
