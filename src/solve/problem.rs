@@ -39,6 +39,8 @@ struct Split<'g> {
     evs: Vec<Evaluator<'g>>,
     weights: Vec<f64>,
     grads: Vec<Vec<f64>>,
+    /// Each part's f at the last gradient (kept so a gradient allocates nothing).
+    values: Vec<f64>,
 }
 
 impl<'g> GraphProblem<'g> {
@@ -75,6 +77,7 @@ impl<'g> GraphProblem<'g> {
             evs,
             weights: parts.iter().map(|p| p.1).collect(),
             grads: vec![vec![0.0; n]; parts.len()],
+            values: vec![0.0; parts.len()],
         });
         Ok(self)
     }
@@ -153,13 +156,12 @@ impl SolverProblem for GraphProblem<'_> {
 impl Split<'_> {
     /// f and ∇f combined from the parts, each on its own thread (the first on this one).
     fn gradient(&mut self, x: &[f64], g: &mut [f64], opts: EvalOptions) -> Result<f64, String> {
-        let mut values = vec![0.0; self.evs.len()];
         std::thread::scope(|scope| {
             let mut jobs = self
                 .evs
                 .iter_mut()
                 .zip(self.grads.iter_mut())
-                .zip(values.iter_mut());
+                .zip(self.values.iter_mut());
             let first = jobs.next();
             let handles: Vec<_> = jobs
                 .map(|((ev, gb), v)| {
@@ -180,7 +182,7 @@ impl Split<'_> {
         })?;
         g.fill(0.0);
         let mut f = 0.0;
-        for ((gb, w), v) in self.grads.iter().zip(&self.weights).zip(&values) {
+        for ((gb, w), v) in self.grads.iter().zip(&self.weights).zip(&self.values) {
             f += w * v;
             g.iter_mut().zip(gb).for_each(|(gi, bi)| *gi += w * bi);
         }

@@ -296,6 +296,24 @@ impl<'a> RemoteP1<'a> {
             structure,
         }
     }
+
+    /// Like [`RemoteP1::new`], with the structure already read from this same table (by an
+    /// earlier `new`), so a solver that steps many times copies the pattern only once.
+    ///
+    /// # Safety
+    /// As for [`RemoteP1::new`]; `structure` must come from the table at `ptr`.
+    pub unsafe fn with_structure(ptr: *const c_void, structure: P1Structure) -> RemoteP1<'a> {
+        RemoteP1 {
+            // SAFETY: the caller guarantees a valid table that outlives 'a.
+            table: unsafe { &*(ptr as *const P1Table) },
+            structure,
+        }
+    }
+
+    /// The structure, to keep for [`RemoteP1::with_structure`].
+    pub fn into_structure(self) -> P1Structure {
+        self.structure
+    }
 }
 
 impl P1Problem for RemoteP1<'_> {

@@ -15,13 +15,16 @@ use iteration::{Srpa, SrpaOptions};
 use mcopt_plugin_sdk::abi::{
     OptionDescriptor, OptionType, Str, OPEN_HI, OPEN_LO, PROBLEM_CAP_STRUCTURE,
 };
-use mcopt_plugin_sdk::p1::{P1Problem, RemoteP1, P1_STRUCTURE_VERSION};
+use mcopt_plugin_sdk::p1::{P1Problem, P1Structure, RemoteP1, P1_STRUCTURE_VERSION};
 use mcopt_plugin_sdk::{Problem, Signal, Solver, Start, Step};
 use subproblem::SubOptions;
 
 /// The solver `srpa`; see the module docs.
 pub struct SrpaSolver {
     run: Srpa,
+    /// The (P1) pattern read from the host's table at init; lent to each step's view of the
+    /// table instead of copying it again (`None` only while a step holds it).
+    structure: Option<P1Structure>,
 }
 
 /// Option indices (the order of [`SrpaSolver::OPTIONS`]; the host reads the betas by name).
@@ -31,10 +34,14 @@ const RHO1: usize = 5;
 const TOL: usize = 6;
 const SUB_TOL: usize = 7;
 
-fn remote<'a>(problem: &Problem<'a>) -> Result<RemoteP1<'a>, String> {
-    let ptr = problem
+fn table(problem: &Problem<'_>) -> Result<*const std::ffi::c_void, String> {
+    problem
         .structure(P1_STRUCTURE_VERSION)
-        .ok_or("srpa needs the (P1) structure of the problem (layout version 1)")?;
+        .ok_or_else(|| "srpa needs the (P1) structure of the problem (layout version 1)".into())
+}
+
+fn remote<'a>(problem: &Problem<'a>) -> Result<RemoteP1<'a>, String> {
+    let ptr = table(problem)?;
     // SAFETY: the host published a P1Table of this version, valid while the problem lives.
     Ok(unsafe { RemoteP1::new(ptr) })
 }
@@ -126,7 +133,10 @@ impl Solver for SrpaSolver {
         let mut z = vec![0.0; p1.structure().n_z];
         p1.complete(start.x, &mut z)?;
         let run = Srpa::new(&mut p1, z, options(start.options))?;
-        Ok(SrpaSolver { run })
+        Ok(SrpaSolver {
+            run,
+            structure: Some(p1.into_structure()),
+        })
     }
 
     fn step(
@@ -135,8 +145,17 @@ impl Solver for SrpaSolver {
         x: &mut [f64],
         metrics: &mut [f64],
     ) -> Result<Step, String> {
-        let mut p1 = remote(problem)?;
-        let m = self.run.step(&mut p1)?;
+        let ptr = table(problem)?;
+        let structure = self
+            .structure
+            .take()
+            .ok_or("srpa: the structure is missing")?;
+        // SAFETY: the host published a P1Table of this version, valid while the problem lives;
+        // `structure` was read from it at init.
+        let mut p1 = unsafe { RemoteP1::with_structure(ptr, structure) };
+        let m = self.run.step(&mut p1);
+        self.structure = Some(p1.into_structure());
+        let m = m?;
         let n = x.len().min(self.run.z.len());
         x[..n].copy_from_slice(&self.run.z[..n]);
         let values = [
@@ -172,7 +191,10 @@ impl Solver for SrpaSolver {
     fn restore(problem: &mut Problem<'_>, start: Start<'_>, bytes: &[u8]) -> Result<Self, String> {
         let mut p1 = remote(problem)?;
         let run = Srpa::restore(&mut p1, bytes, options(start.options))?;
-        Ok(SrpaSolver { run })
+        Ok(SrpaSolver {
+            run,
+            structure: Some(p1.into_structure()),
+        })
     }
 }
 
