@@ -5,38 +5,18 @@
 //! here (`ci/slurm-up.sh`; otherwise that test says it is skipped).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+#[path = "cli/support.rs"]
+mod support;
+use support::{command, mcopt};
+
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn mcopt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mcopt"))
-        .args(args)
-        .env_remove("MCOPT_PLUGIN_PATH")
-        .env_remove("SLURM_ARRAY_TASK_ID")
-        .env_remove("JOB_COMPLETION_INDEX")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run mcopt")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn json(o: &Output) -> Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(o)))
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -70,6 +50,15 @@ fn small_sweep(dir: &Path, iters: usize) -> PathBuf {
     path
 }
 
+/// A scratch copy of the syn example with the small sweep of `iters` epochs planned into
+/// `DIR/planned`; returns (DIR, DIR/planned).
+fn planned(tag: &str, iters: usize) -> (PathBuf, PathBuf) {
+    let dir = scratch(tag);
+    let out = dir.join("planned");
+    plan(&small_sweep(&dir, iters), &out);
+    (dir, out)
+}
+
 fn plan(sweep: &Path, out: &Path) -> Value {
     let o = mcopt(&[
         "sweep",
@@ -79,15 +68,15 @@ fn plan(sweep: &Path, out: &Path) -> Value {
         out.to_str().unwrap(),
         "--json",
     ]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    json(&o)
+    assert_eq!(o.code, Some(0), "{o:#?}");
+    o.json()
 }
 
 /// The ranked table without the time columns (which differ between runs).
 fn table_without_time(dir: &Path) -> Value {
     let o = mcopt(&["sweep", "collect", dir.to_str().unwrap(), "--json"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let mut v = json(&o);
+    assert_eq!(o.code, Some(0), "{o:#?}");
+    let mut v = o.json();
     for row in v["settings"].as_array_mut().unwrap() {
         row.as_object_mut().unwrap().remove("seconds_mean");
     }
@@ -123,7 +112,7 @@ fn plan_writes_a_manifest_and_one_valid_run_file_per_entry() {
         let run_file = out.join(e["run_file"].as_str().unwrap());
         // Each run file is a valid run file on its own: `mcopt check` reads its model and data.
         let o = mcopt(&["check", "--config", run_file.to_str().unwrap(), "--json"]);
-        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        assert_eq!(o.code, Some(0), "{o:#?}");
         let body = std::fs::read_to_string(&run_file).unwrap();
         assert!(body.contains(&format!("seed: {}", e["seed"])), "{body}");
     }
@@ -141,8 +130,8 @@ fn plan_writes_a_manifest_and_one_valid_run_file_per_entry() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("mcopt::sweep::exists"), "{}", text(&o));
+    assert_eq!(o.code, Some(2), "{o:#?}");
+    assert!(o.stderr.contains("mcopt::sweep::exists"), "{o:#?}");
 }
 
 /// A bad sweep file: exit 2, the diagnostic's code, and the line of the offending key; nothing written.
@@ -159,8 +148,8 @@ fn assert_bad_plan(body: &str, code: &str, line: usize) {
         out.to_str().unwrap(),
         "--json",
     ]);
-    assert_eq!(o.status.code(), Some(2), "{body}\n{}", text(&o));
-    let diags = json(&o)["diagnostics"]
+    assert_eq!(o.code, Some(2), "{body}\n{o:#?}");
+    let diags = o.json()["diagnostics"]
         .as_array()
         .cloned()
         .unwrap_or_default();
@@ -168,8 +157,7 @@ fn assert_bad_plan(body: &str, code: &str, line: usize) {
         diags
             .iter()
             .any(|d| d["code"] == code && d["line"].as_u64() == Some(line as u64)),
-        "expected {code} at line {line} for\n{body}\n{}",
-        text(&o)
+        "expected {code} at line {line} for\n{body}\n{o:#?}"
     );
     assert!(!out.exists(), "nothing may be written for a bad sweep");
 }
@@ -241,8 +229,8 @@ fn consts_override_model_constants_from_run_files_and_the_command_line() {
         ];
         args.extend_from_slice(extra);
         let o = mcopt(&args);
-        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-        json(&o)["value"].as_f64().unwrap()
+        assert_eq!(o.code, Some(0), "{o:#?}");
+        o.json()["value"].as_f64().unwrap()
     };
     let base = value(&[]);
     let no_tikhonov = value(&["--const", "tau=0"]);
@@ -257,14 +245,10 @@ fn consts_override_model_constants_from_run_files_and_the_command_line() {
     assert_eq!(value(&["--const", "tau=2.4"]).to_bits(), double.to_bits());
     // Unknown names and bad values are diagnostics.
     let o = mcopt(&["eval", model.to_str().unwrap(), "--const", "tua=1"]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(
-        text(&o).contains("mcopt::config::unknown_const"),
-        "{}",
-        text(&o)
-    );
+    assert_eq!(o.code, Some(2), "{o:#?}");
+    assert!(o.stderr.contains("mcopt::config::unknown_const"), "{o:#?}");
     let o = mcopt(&["eval", model.to_str().unwrap(), "--const", "tau=nan"]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(o.code, Some(2), "{o:#?}");
 }
 
 fn run_all(out: &Path, jobs: &str) -> Value {
@@ -276,15 +260,13 @@ fn run_all(out: &Path, jobs: &str) -> Value {
         jobs,
         "--json",
     ]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    json(&o)
+    assert_eq!(o.code, Some(0), "{o:#?}");
+    o.json()
 }
 
 #[test]
 fn a_local_pool_runs_every_entry_once_and_the_table_ranks_settings() {
-    let dir = scratch("pool");
-    let out = dir.join("planned");
-    plan(&small_sweep(&dir, 20), &out);
+    let (_, out) = planned("pool", 20);
     let first = run_all(&out, "2");
     assert_eq!(first["ran"].as_array().unwrap().len(), 6, "{first}");
     // Idempotent: a second run skips every entry.
@@ -292,7 +274,7 @@ fn a_local_pool_runs_every_entry_once_and_the_table_ranks_settings() {
     assert_eq!(second["ran"].as_array().unwrap().len(), 0, "{second}");
     assert_eq!(second["skipped"].as_array().unwrap().len(), 6, "{second}");
     let o = mcopt(&["sweep", "status", out.to_str().unwrap(), "--json"]);
-    let status = json(&o);
+    let status = o.json();
     assert_eq!(status["done"], 6, "{status}");
     assert_eq!(status["pending"], 0, "{status}");
 
@@ -346,15 +328,13 @@ fn a_local_pool_runs_every_entry_once_and_the_table_ranks_settings() {
         "--by",
         "solver.options.b1",
     ]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(o.code, Some(2), "{o:#?}");
 }
 
 #[test]
 fn a_killed_worker_leaves_only_its_entry_to_run_again() {
-    let dir = scratch("kill");
-    let out = dir.join("planned");
     // Long enough that a worker is still running when we kill it.
-    plan(&small_sweep(&dir, 20_000), &out);
+    let (_, out) = planned("kill", 20_000);
     let pool = Command::new(env!("CARGO_BIN_EXE_mcopt"))
         .args([
             "sweep",
@@ -393,8 +373,8 @@ fn a_killed_worker_leaves_only_its_entry_to_run_again() {
     assert!(kill.success());
     let first = pool.wait_with_output().unwrap();
     // The pool reports the failed entry (exit 1) and finishes the others.
-    assert_eq!(first.status.code(), Some(1), "{}", text(&first));
-    let summary = json(&first);
+    assert_eq!(first.status.code(), Some(1), "{first:?}");
+    let summary: Value = serde_json::from_slice(&first.stdout).unwrap();
     let failed: Vec<u64> = summary["failed"]
         .as_array()
         .unwrap()
@@ -403,12 +383,7 @@ fn a_killed_worker_leaves_only_its_entry_to_run_again() {
         .collect();
     assert_eq!(failed, [0], "{summary}");
     assert_eq!(summary["ran"].as_array().unwrap().len(), 5, "{summary}");
-    let status = json(&mcopt(&[
-        "sweep",
-        "status",
-        out.to_str().unwrap(),
-        "--json",
-    ]));
+    let status = mcopt(&["sweep", "status", out.to_str().unwrap(), "--json"]).json();
     assert_eq!(
         (status["done"].as_u64(), status["failed"].as_u64()),
         (Some(5), Some(1))
@@ -428,9 +403,7 @@ fn a_killed_worker_leaves_only_its_entry_to_run_again() {
 
 #[test]
 fn an_entry_whose_inputs_changed_is_refused_by_its_hash() {
-    let dir = scratch("hash");
-    let out = dir.join("planned");
-    plan(&small_sweep(&dir, 3), &out);
+    let (dir, out) = planned("hash", 3);
     // Change the model after planning (a different constant): the planned hash no longer holds.
     let model = dir.join("syn/rnn.mco");
     let body = std::fs::read_to_string(&model)
@@ -438,28 +411,20 @@ fn an_entry_whose_inputs_changed_is_refused_by_its_hash() {
         .replace("const tau = 1.2", "const tau = 1.3");
     std::fs::write(&model, body).unwrap();
     let o = mcopt(&["sweep", "run", out.to_str().unwrap(), "--index", "0"]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(
-        text(&o).contains("mcopt::sweep::hash_mismatch"),
-        "{}",
-        text(&o)
-    );
+    assert_eq!(o.code, Some(2), "{o:#?}");
+    assert!(o.stderr.contains("mcopt::sweep::hash_mismatch"), "{o:#?}");
     assert!(!out.join("runs/0000/report.json").exists());
     // The index may also come from the cluster's environment variable.
-    let o = Command::new(env!("CARGO_BIN_EXE_mcopt"))
-        .args(["sweep", "run", out.to_str().unwrap()])
+    let o = command(&["sweep", "run", out.to_str().unwrap()])
         .env("JOB_COMPLETION_INDEX", "9")
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("no entry 9"), "{}", text(&o));
+        .run();
+    assert_eq!(o.code, Some(2), "{o:#?}");
+    assert!(o.stderr.contains("no entry 9"), "{o:#?}");
 }
 
 #[test]
 fn the_kubernetes_job_is_an_indexed_job_running_the_sweep() {
-    let dir = scratch("k8s");
-    let out = dir.join("planned");
-    plan(&small_sweep(&dir, 3), &out);
+    let (_, out) = planned("k8s", 3);
     let o = mcopt(&[
         "sweep",
         "k8s",
@@ -469,7 +434,7 @@ fn the_kubernetes_job_is_an_indexed_job_running_the_sweep() {
         "--parallelism",
         "3",
     ]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(o.code, Some(0), "{o:#?}");
     let body = std::fs::read_to_string(out.join("k8s-job.yaml")).unwrap();
     let job: serde_norway::Value = serde_norway::from_str(&body).unwrap();
     assert_eq!(job["apiVersion"].as_str(), Some("batch/v1"));
@@ -505,9 +470,7 @@ fn the_kubernetes_job_is_an_indexed_job_running_the_sweep() {
 
 #[test]
 fn the_slurm_script_is_a_job_array_of_the_sweep() {
-    let dir = scratch("slurm-script");
-    let out = dir.join("planned");
-    plan(&small_sweep(&dir, 3), &out);
+    let (_, out) = planned("slurm-script", 3);
     let o = mcopt(&[
         "sweep",
         "slurm",
@@ -521,7 +484,7 @@ fn the_slurm_script_is_a_job_array_of_the_sweep() {
         "--max-parallel",
         "2",
     ]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(o.code, Some(0), "{o:#?}");
     let script = std::fs::read_to_string(out.join("sweep.sbatch")).unwrap();
     for line in [
         "#SBATCH --array=0-5%2",
@@ -573,17 +536,12 @@ fn the_same_sweep_through_a_slurm_job_array_gives_the_same_table() {
         "--submit",
         "--json",
     ]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let job = json(&o)["job_id"].as_str().unwrap().to_string();
+    assert_eq!(o.code, Some(0), "{o:#?}");
+    let job = o.json()["job_id"].as_str().unwrap().to_string();
     assert!(!job.is_empty());
     let start = Instant::now();
     loop {
-        let status = json(&mcopt(&[
-            "sweep",
-            "status",
-            cluster.to_str().unwrap(),
-            "--json",
-        ]));
+        let status = mcopt(&["sweep", "status", cluster.to_str().unwrap(), "--json"]).json();
         if status["done"] == 6 {
             break;
         }
