@@ -3,20 +3,14 @@
 //! bit for bit.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use serde_json::Value;
 
+#[path = "cli/support.rs"]
+mod support;
+
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn mcopt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mcopt"))
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .expect("mcopt runs")
 }
 
 fn scratch(tag: &str) -> PathBuf {
@@ -35,9 +29,9 @@ fn train(out: &Path, extra: &[&str]) -> Value {
         "--quiet",
     ];
     args.extend_from_slice(extra);
-    let o = mcopt(&args);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    serde_json::from_slice(&o.stdout).expect("json report")
+    let o = support::command(&args).current_dir(repo()).run();
+    assert_eq!(o.code, Some(0), "{o:#?}");
+    o.json()
 }
 
 /// The trace without its time column (`seconds`).
