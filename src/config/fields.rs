@@ -99,6 +99,35 @@ impl<'a> Reader<'a> {
         v
     }
 
+    /// `v` as JSON (integers stay integers); non-finite numbers and duplicate keys are refused.
+    pub fn json(&mut self, v: &Val) -> Option<serde_json::Value> {
+        use serde_json::Value as J;
+        Some(match v.node {
+            Node::Null => J::Null,
+            Node::Bool(b) => J::Bool(*b),
+            Node::Int(i) => match (i64::try_from(*i), u64::try_from(*i)) {
+                (Ok(x), _) => J::from(x),
+                (_, Ok(x)) => J::from(x),
+                _ => J::from(*i as f64),
+            },
+            Node::Num(_) => J::from(self.f64(v)?),
+            Node::Str(s) => J::String(s.clone()),
+            Node::Seq(items) => J::Array(
+                (0..items.len())
+                    .map(|i| self.json(&v.item(i)))
+                    .collect::<Option<_>>()?,
+            ),
+            Node::Map(_) => {
+                let f = self.free_fields(v)?;
+                let mut m = serde_json::Map::new();
+                for (k, val) in f.all() {
+                    m.insert(k.to_string(), self.json(&val)?);
+                }
+                J::Object(m)
+            }
+        })
+    }
+
     /// Report a problem with the value `v`.
     pub fn error(
         &mut self,

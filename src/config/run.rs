@@ -582,7 +582,7 @@ fn read_solver(r: &mut Reader, v: &Val) -> Option<SolverSpec> {
                 None => r.key_span(&val.path),
             };
             option_spans.insert(key.to_string(), span);
-            options.insert(key.to_string(), to_json(r, &val)?);
+            options.insert(key.to_string(), r.json(&val)?);
         }
     }
     let (batch, batch_span) = match f.get("batch") {
@@ -632,35 +632,6 @@ fn read_batch(r: &mut Reader, v: &Val) -> Option<BatchSpec> {
             None
         }
     }
-}
-
-/// Convert a YAML value to JSON (integers stay integers); non-finite numbers are refused.
-fn to_json(r: &mut Reader, v: &Val) -> Option<serde_json::Value> {
-    use serde_json::Value as J;
-    Some(match v.node {
-        Node::Null => J::Null,
-        Node::Bool(b) => J::Bool(*b),
-        Node::Int(i) => match (i64::try_from(*i), u64::try_from(*i)) {
-            (Ok(x), _) => J::from(x),
-            (_, Ok(x)) => J::from(x),
-            _ => J::from(*i as f64),
-        },
-        Node::Num(_) => J::from(r.f64(v)?),
-        Node::Str(s) => J::String(s.clone()),
-        Node::Seq(items) => J::Array(
-            (0..items.len())
-                .map(|i| to_json(r, &v.item(i)))
-                .collect::<Option<_>>()?,
-        ),
-        Node::Map(_) => {
-            let f = r.free_fields(v)?;
-            let mut m = serde_json::Map::new();
-            for (k, val) in f.all() {
-                m.insert(k.to_string(), to_json(r, &val)?);
-            }
-            J::Object(m)
-        }
-    })
 }
 
 fn read_init(r: &mut Reader, v: &Val, dir: &Path) -> Option<InitSpec> {

@@ -42,7 +42,6 @@ pub struct Axis {
     pub key: String,
     pub values: Vec<Value>,
     pub key_span: Span,
-    pub value_spans: Vec<Span>,
 }
 
 /// `random: {n, seed, space: {key: {uniform|log_uniform: [a, b]} | {choice: [...]}}}`.
@@ -242,7 +241,7 @@ fn read_axes(r: &mut Reader, v: &Val, lists: bool) -> Vec<Axis> {
         if !check_key_path(r, key, key_span) {
             continue;
         }
-        let (values, value_spans) = if lists {
+        let values = if lists {
             let Node::Seq(items) = val.node else {
                 let msg = format!(
                     "expected the values of `{key}` to be a list, found {}",
@@ -264,18 +263,19 @@ fn read_axes(r: &mut Reader, v: &Val, lists: bool) -> Vec<Axis> {
                 r.diags.push(d);
                 continue;
             }
-            let spans = (0..items.len())
-                .map(|i| r.span(&val.item(i).path))
-                .collect();
-            (items.iter().map(to_json).collect(), spans)
+            let values: Option<Vec<Value>> =
+                (0..items.len()).map(|i| r.json(&val.item(i))).collect();
+            values
         } else {
-            (vec![to_json(val.node)], vec![r.span(&val.path)])
+            r.json(&val).map(|v| vec![v])
+        };
+        let Some(values) = values else {
+            continue;
         };
         axes.push(Axis {
             key: key.to_string(),
             values,
             key_span,
-            value_spans,
         });
     }
     axes
@@ -327,9 +327,10 @@ fn read_random(r: &mut Reader, v: &Val) -> Option<RandomSearch> {
         };
         let dist = if let Some(c) = df.get("choice") {
             match c.node {
-                Node::Seq(items) if !items.is_empty() => {
-                    Some(Distribution::Choice(items.iter().map(to_json).collect()))
-                }
+                Node::Seq(items) if !items.is_empty() => (0..items.len())
+                    .map(|i| r.json(&c.item(i)))
+                    .collect::<Option<Vec<Value>>>()
+                    .map(Distribution::Choice),
                 _ => {
                     let msg = format!("expected `{key}.choice` to be a non-empty list");
                     r.error("mcopt::sweep::type", &c, msg, "not a non-empty list", None);
@@ -444,31 +445,6 @@ fn parse_range(s: &str) -> Option<std::ops::Range<u64>> {
     (a < b).then_some(a..b)
 }
 
-/// A YAML node as a JSON value (integers stay integers).
-fn to_json(node: &Node) -> Value {
-    match node {
-        Node::Null => Value::Null,
-        Node::Bool(b) => Value::Bool(*b),
-        Node::Int(i) => i64::try_from(*i)
-            .map(Value::from)
-            .unwrap_or_else(|_| number(*i as f64)),
-        Node::Num(x) => number(*x),
-        Node::Str(s) => Value::String(s.clone()),
-        Node::Seq(items) => Value::Array(items.iter().map(to_json).collect()),
-        Node::Map(entries) => {
-            let mut m = serde_json::Map::new();
-            for (k, v) in entries {
-                let key = match k {
-                    Node::Str(s) => s.clone(),
-                    other => to_json(other).to_string(),
-                };
-                m.insert(key, to_json(v));
-            }
-            Value::Object(m)
-        }
-    }
-}
-
 /// The base run file as a JSON tree, with every relative path made absolute (so an
 /// effective run file works from any directory) and the outputs removed.
 pub fn base_tree(base: &Path) -> Result<Value, Diags> {
@@ -476,7 +452,8 @@ pub fn base_tree(base: &Path) -> Result<Value, Diags> {
     // Validate the base first: its own errors belong to it, not to the sweep.
     let run = parse_run(&source, base)?;
     let root = parse_node(&source, "mcopt::config::yaml")?;
-    let mut tree = to_json(&root);
+    let mut r = Reader::new(&source);
+    let mut tree = r.json(&Val::root(&root)).ok_or(r.diags)?;
     let abs = |p: &Path| -> String {
         std::fs::canonicalize(p)
             .or_else(|_| std::path::absolute(p))
