@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use mcopt::config::{self, PointMode, VarRole, VarSpec};
+use mcopt::config;
 use mcopt::diag::{render_plain, Diag, Diags, SourceFile};
 use mcopt::eval::{EvalOptions, Evaluator};
 use mcopt::graph::{lower, LowerOptions};
@@ -40,13 +40,8 @@ fn run(model: &str, run: &str, start: &str, k: usize, step: f64, out: &str) -> R
         None => Vec::new(),
     };
     let g = lower(&model, &LowerOptions { data })?;
-    let specs: Vec<VarSpec> = g
-        .params
-        .iter()
-        .map(|p| VarSpec::new(&p.name, p.shape.rows, p.shape.cols, VarRole::Param))
-        .collect();
-    let v = config::load_point(Path::new(start), &specs, PointMode::Point)?;
-    let mut x: Vec<f64> = v.values.into_iter().flatten().flatten().collect();
+    let specs = mcopt::pipeline::param_specs(&g);
+    let mut x = mcopt::pipeline::read_theta(&g, Path::new(start))?;
     let diag = |e: mcopt::eval::EvalError| Diags::from(e.to_diag(&g));
     let mut ev = Evaluator::new(&g, &r, Order::Zero).map_err(diag)?;
     let mut grad = vec![0.0; x.len()];
@@ -64,6 +59,8 @@ fn run(model: &str, run: &str, start: &str, k: usize, step: f64, out: &str) -> R
         vals.push(x[off..off + s.len()].to_vec());
         off += s.len();
     }
-    std::fs::write(out, config::write_point(&specs, &vals))
-        .map_err(|e| Diags::from(Diag::new("mcopt::io::write", e.to_string()).in_file(out)))
+    mcopt::atomic::write(
+        Path::new(out),
+        config::write_point(&specs, &vals).as_bytes(),
+    )
 }

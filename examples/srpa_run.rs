@@ -8,12 +8,11 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use mcopt::config::{self, PointMode, VarRole, VarSpec};
-use mcopt::diag::{render_plain, Diag, Diags, SourceFile};
+use mcopt::config;
+use mcopt::diag::{render_plain, Diag, Diags};
 use mcopt::eval::Evaluator;
 use mcopt::forms::p1host::P1Host;
 use mcopt::forms::{self, Betas};
-use mcopt::graph::{lower, LowerOptions};
 use mcopt::registry::{Order, Registry};
 use mcopt_std::solvers::srpa::iteration::{Srpa, SrpaOptions};
 
@@ -50,27 +49,8 @@ fn opt(run: &config::RunFile, name: &str) -> Option<f64> {
 fn run(run_path: &str, point: &str, iters: usize) -> Result<f64, Diags> {
     let r = Registry::with_standard();
     let run = config::load_run(Path::new(run_path))?;
-    let model_path = if run.model.exists() {
-        run.model.clone()
-    } else {
-        run.dir.join(&run.model)
-    };
-    let text = std::fs::read_to_string(&model_path)
-        .map_err(|e| Diag::new("mcopt::io::read", e.to_string()))?;
-    let model =
-        mcopt::pipeline::compile(&SourceFile::new(model_path.display().to_string(), text), &r)?;
-    let data = match &run.data {
-        Some(spec) => mcopt::pipeline::bind_data(&model, spec, &run.dir, config::Split::Train)?,
-        None => Vec::new(),
-    };
-    let g = lower(&model, &LowerOptions { data })?;
-    let specs: Vec<VarSpec> = g
-        .params
-        .iter()
-        .map(|p| VarSpec::new(&p.name, p.shape.rows, p.shape.cols, VarRole::Param))
-        .collect();
-    let pt = config::load_point(Path::new(point), &specs, PointMode::Point)?;
-    let theta: Vec<f64> = pt.values.into_iter().flatten().flatten().collect();
+    let (_, g) = mcopt::pipeline::train_graph(&run, &r)?;
+    let theta = mcopt::pipeline::read_theta(&g, Path::new(point))?;
     let l = forms::lift(&g);
     let mut betas = Betas::uniform(opt(&run, "beta").or(opt(&run, "beta1")).unwrap_or(1.0));
     if let (Some(b2), Some(last)) = (opt(&run, "beta2"), l.layout.groups.last()) {

@@ -1,13 +1,13 @@
 //! The stages chained for callers that start from text and files: parse and check a model,
-//! bind its data declarations to a data file, lower it to a graph.
+//! bind its data declarations to a data file, lower it to a graph, read θ from a point file.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::check::{self, Model};
-use crate::config::{self, DataSlot, DataSpec, Split};
+use crate::config::{self, DataSlot, DataSpec, PointMode, RunFile, Split, VarRole, VarSpec};
 use crate::diag::{Diags, SourceFile};
-use crate::graph::SeqData;
+use crate::graph::{self, Graph, LowerOptions, SeqData};
 use crate::registry::Registry;
 use crate::syntax;
 
@@ -57,4 +57,32 @@ pub fn bind_data(
             warmup: b.warmup,
         })
         .collect())
+}
+
+/// The specs of a graph's parameters θ, in order, for point and direction files.
+pub fn param_specs(graph: &Graph) -> Vec<VarSpec> {
+    graph
+        .params
+        .iter()
+        .map(|p| VarSpec::new(&p.name, p.shape.rows, p.shape.cols, VarRole::Param))
+        .collect()
+}
+
+/// θ from a point file, in `graph`'s parameter order (a missing parameter is refused).
+pub fn read_theta(graph: &Graph, path: &Path) -> Result<Vec<f64>, Diags> {
+    let v = config::load_point(path, &param_specs(graph), PointMode::Point)?;
+    Ok(v.values.into_iter().flatten().flatten().collect())
+}
+
+/// The model a run file names (read with its input cap), checked against `registry`, and its
+/// graph on the training split.
+pub fn train_graph(run: &RunFile, registry: &Registry) -> Result<(Model, Graph), Diags> {
+    let source = crate::input::read_source(&run.model, crate::input::InputKind::Model)?;
+    let model = compile(&source, registry)?;
+    let data = match &run.data {
+        Some(spec) => bind_data(&model, spec, &run.dir, Split::Train)?,
+        None => Vec::new(),
+    };
+    let graph = graph::lower(&model, &LowerOptions { data })?;
+    Ok((model, graph))
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::eval::{close, compile, syn_graph};
-use mcopt::config::{self, PointMode, RowSel, VarRole, VarSpec};
+use mcopt::config::RowSel;
 use mcopt::eval::{EvalOptions, Evaluator};
 use mcopt::forms::{self, tangent, Betas};
 use mcopt::graph::Graph;
@@ -19,16 +19,9 @@ fn syn() -> (Registry, Graph) {
     (r, g)
 }
 
-/// θ of a point file, in the graph's parameter order.
+/// θ of a bundled point file, in the graph's parameter order.
 fn theta_from(g: &Graph, path: &str) -> Vec<f64> {
-    let specs: Vec<VarSpec> = g
-        .params
-        .iter()
-        .map(|p| VarSpec::new(&p.name, p.shape.rows, p.shape.cols, VarRole::Param))
-        .collect();
-    let path = common::eval::repo().join(path);
-    let v = config::load_point(&path, &specs, PointMode::Point).expect("point file");
-    v.values.into_iter().flatten().flatten().collect()
+    mcopt::pipeline::read_theta(g, &common::eval::repo().join(path)).expect("point file")
 }
 
 fn random(rng: &mut Rng, n: usize) -> Vec<f64> {

@@ -6,7 +6,7 @@ mod clarabel_ref;
 mod common;
 
 use common::eval::{bind, lower, model, sp500_graph, syn_graph};
-use mcopt::config::{self, PointMode, RowSel, VarRole, VarSpec};
+use mcopt::config::RowSel;
 use mcopt::config::{ColumnSel, HeaderMode, Split};
 use mcopt::eval::{EvalOptions, Evaluator};
 use mcopt::forms::linearize::{Linearization, Linearizer, NO_PIECE};
@@ -23,16 +23,9 @@ use mcopt_std::solvers::srpa::subproblem::{
 
 const OPTS: EvalOptions = EvalOptions { ztol: 0.0 };
 
-/// θ of a point file, in the graph's parameter order.
+/// θ of a bundled point file, in the graph's parameter order.
 fn theta_from(g: &Graph, path: &str) -> Vec<f64> {
-    let specs: Vec<VarSpec> = g
-        .params
-        .iter()
-        .map(|p| VarSpec::new(&p.name, p.shape.rows, p.shape.cols, VarRole::Param))
-        .collect();
-    let path = common::eval::repo().join(path);
-    let v = config::load_point(&path, &specs, PointMode::Point).expect("point file");
-    v.values.into_iter().flatten().flatten().collect()
+    mcopt::pipeline::read_theta(g, &common::eval::repo().join(path)).expect("point file")
 }
 
 fn completed(g: &Graph, r: &Registry, l: &Lifted, theta: &[f64]) -> Vec<f64> {
