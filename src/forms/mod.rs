@@ -201,27 +201,31 @@ impl Lifted {
 
     /// The largest absolute residual entry at z.
     pub fn max_residual(&self, ev: &mut Evaluator<'_>, z: &[f64]) -> Result<Residual, EvalError> {
-        let r = self.residuals(ev, z)?;
+        ev.value(z, EvalOptions::default())?;
+        Ok(self.largest_residual(ev, 0))
+    }
+
+    /// The entry of largest magnitude (NaN first) of Taylor coefficient `k` of the residuals,
+    /// as `ev` left them: the residuals (k = 0) or their derivatives along a ray (k = 1).
+    pub(crate) fn largest_residual(&self, ev: &Evaluator<'_>, k: usize) -> Residual {
         let mut best = Residual {
             block: None,
             row: 0,
             col: 0,
             value: 0.0,
         };
-        let mut start = 0;
         for (i, b) in self.layout.blocks.iter().enumerate() {
-            for (k, v) in r[start..start + b.len()].iter().enumerate() {
+            for (j, v) in ev.coeff(b.residual, k).iter().enumerate() {
                 if best.block.is_none() || v.abs() > best.value.abs() || v.is_nan() {
                     best = Residual {
                         block: Some(i),
-                        row: k % b.rows,
-                        col: k / b.rows,
+                        row: j % b.rows,
+                        col: j / b.rows,
                         value: *v,
                     };
                 }
             }
-            start += b.len();
         }
-        Ok(best)
+        best
     }
 }

@@ -30,25 +30,7 @@ pub fn tangency_violation(
     opts: EvalOptions,
 ) -> Result<Residual, EvalError> {
     ev.directional(z, d, Order::One, opts)?;
-    let mut best = Residual {
-        block: None,
-        row: 0,
-        col: 0,
-        value: 0.0,
-    };
-    for (i, b) in lifted.layout.blocks.iter().enumerate() {
-        for (k, v) in ev.coeff(b.residual, 1).iter().enumerate() {
-            if best.block.is_none() || v.abs() > best.value.abs() || v.is_nan() {
-                best = Residual {
-                    block: Some(i),
-                    row: k % b.rows,
-                    col: k / b.rows,
-                    value: *v,
-                };
-            }
-        }
-    }
-    Ok(best)
+    Ok(lifted.largest_residual(ev, 1))
 }
 
 /// Whether d is tangent at z: every |r_ℓ′(z; d)| ≤ tol · (1 + ‖d‖∞).
