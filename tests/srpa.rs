@@ -18,7 +18,7 @@ use mcopt::rng::Rng;
 use mcopt_plugin_sdk::p1::P1Problem;
 use mcopt_std::solvers::srpa::iteration::{Srpa, SrpaOptions};
 use mcopt_std::solvers::srpa::subproblem::{
-    SparseRows, SubOptions, SubSolution, SubSolver, Subproblem,
+    Method, SparseRows, SubOptions, SubSolution, SubSolver, Subproblem,
 };
 
 const OPTS: EvalOptions = EvalOptions { ztol: 0.0 };
@@ -284,4 +284,60 @@ fn syn_subproblems_agree_with_clarabel() {
         srpa.step(&mut host).unwrap();
     }
     assert!(bounded > 0, "no piece bounds in the syn subproblems");
+}
+
+/// SRPA on syn with the subproblems' parameter-Schur path forced (conjugate gradients with a
+/// preconditioner kept across subproblems): the same trajectory as direct solves, to the
+/// subproblem tolerance; and a run saved midway and restored continues bit for bit (the
+/// checkpoint carries the point the kept preconditioner was formed at).
+#[test]
+fn the_schur_path_follows_the_direct_trajectory_and_resumes_bit_for_bit() {
+    let r = Registry::with_standard();
+    let g = syn_graph(&r, RowSel::Range { start: 0, end: 8 });
+    let theta = theta_from(&g, "examples/data/srpa_syn_theta0.yaml");
+    let l = forms::lift(&g);
+    let betas = Betas::uniform(1.0);
+    let pen = l.penalized(&betas);
+    let z0 = completed(&g, &r, &l, &theta);
+    let mut host = P1Host::new(&l, &pen, &betas, &g, &r).unwrap();
+    let opts = SrpaOptions {
+        eta1: 0.9,
+        eta2: 1.3,
+        rho1: 0.5,
+        method: Method::Schur,
+        ..SrpaOptions::default()
+    };
+    let run = |srpa: &mut Srpa, host: &mut P1Host, iters: usize, out: &mut Vec<f64>| {
+        let (mut fallbacks, mut systems) = (0, 0);
+        for _ in 0..iters {
+            let m = srpa.step(host).unwrap();
+            assert!(m.sub_converged, "{m:?}");
+            out.push(m.objective);
+            fallbacks += m.factorizations;
+            systems += m.newton_steps;
+        }
+        (fallbacks, systems)
+    };
+    let mut straight = Srpa::new(&mut host, z0.clone(), opts).unwrap();
+    let mut t = vec![straight.objective];
+    let (fallbacks, systems) = run(&mut straight, &mut host, 40, &mut t);
+    // the conjugate gradients, not the direct fallback, found the Newton steps
+    assert!(
+        fallbacks * 20 <= systems,
+        "{fallbacks} fallbacks in {systems} systems"
+    );
+    let direct = syn_run(40);
+    for (k, (a, b)) in t.iter().zip(&direct).enumerate() {
+        assert!((a - b).abs() <= 1e-8 * b.abs(), "k = {k}: {a} vs {b}");
+    }
+    let mut first = Srpa::new(&mut host, z0, opts).unwrap();
+    let mut resumed = vec![first.objective];
+    run(&mut first, &mut host, 20, &mut resumed);
+    let mut bytes = Vec::new();
+    first.save(&mut bytes);
+    drop(first);
+    let mut second = Srpa::restore(&mut host, &bytes, opts).unwrap();
+    run(&mut second, &mut host, 20, &mut resumed);
+    assert_eq!(resumed, t);
+    assert_eq!(second.z, straight.z);
 }

@@ -5,7 +5,7 @@ mod clarabel_ref;
 
 use clarabel_ref::clarabel_solve;
 use mcopt_std::solvers::srpa::subproblem::{
-    SparseRows, SubOptions, SubSolution, SubSolver, Subproblem,
+    Method, SparseRows, SubOptions, SubSolution, SubSolver, Subproblem,
 };
 
 /// A small deterministic generator (SplitMix64).
@@ -121,6 +121,17 @@ fn rel_diff(a: &[f64], b: &[f64]) -> f64 {
 
 #[test]
 fn agrees_with_clarabel_on_random_instances() {
+    agrees_with_clarabel(Method::Direct);
+}
+
+/// The conjugate gradients with the parameter-Schur preconditioner (forced on these small
+/// instances) reach the same solutions.
+#[test]
+fn the_schur_path_agrees_with_clarabel_on_random_instances() {
+    agrees_with_clarabel(Method::Schur);
+}
+
+fn agrees_with_clarabel(method: Method) {
     let mut rng = Rng(20261203);
     let cases: usize = std::env::var("PROPTEST_CASES")
         .ok()
@@ -128,15 +139,20 @@ fn agrees_with_clarabel_on_random_instances() {
         .unwrap_or(64)
         .max(50);
     let mut compared = 0;
+    let (mut fallbacks, mut systems) = (0, 0);
     for case in 0..cases {
         let inst = random_instance(&mut rng);
         let prob = inst.problem();
-        let mut solver = SubSolver::new(&inst.jac).expect("analysis");
+        let ntheta = inst.jac.ncols - inst.r.len();
+        let mut solver = SubSolver::with_parameters(&inst.jac, ntheta, method).expect("analysis");
+        assert_eq!(solver.uses_schur(), method == Method::Schur);
         let mut sol = SubSolution::default();
         let rep = solver
             .solve(&prob, SubOptions::default(), &mut sol)
             .expect("factorization");
         assert!(rep.converged, "case {case}: {rep:?}");
+        fallbacks += rep.factorizations;
+        systems += rep.newton_steps;
         let (x_ref, certified) = clarabel_solve(&inst.problem());
         let mut w = vec![0.0; inst.r.len()];
         let obj = prob.objective(&sol.s, &mut w);
@@ -164,6 +180,13 @@ fn agrees_with_clarabel_on_random_instances() {
         compared >= 50,
         "only {compared} instances certified by clarabel"
     );
+    if method == Method::Schur {
+        // the conjugate gradients, not the direct fallback, found the Newton steps
+        assert!(
+            fallbacks * 20 <= systems,
+            "{fallbacks} direct factorizations for {systems} Newton systems"
+        );
+    }
 }
 
 #[test]
@@ -182,4 +205,55 @@ fn warm_start_reaches_the_same_solution_in_fewer_steps() {
     assert!(first.converged && second.converged);
     assert!(second.newton_steps <= 1, "{second:?}");
     assert!(rel_diff(&warm.s, &cold.s) <= 1e-9);
+}
+
+/// A sequence of nearby subproblems on one pattern (as in SRPA: J, q, r and ρ drift), solved by
+/// one Schur-path solver that keeps its preconditioner across them, agrees with fresh direct
+/// solves; and the kept preconditioner is used (fewer formations than Newton systems).
+#[test]
+fn a_kept_preconditioner_serves_a_sequence_of_nearby_subproblems() {
+    let mut rng = Rng(99);
+    let mut inst = loop {
+        let inst = random_instance(&mut rng);
+        if inst.r.len() >= 20 {
+            break inst;
+        }
+    };
+    let ntheta = inst.jac.ncols - inst.r.len();
+    let mut kept = SubSolver::with_parameters(&inst.jac, ntheta, Method::Schur).expect("analysis");
+    let (mut forms, mut systems) = (0, 0);
+    for step in 0..12 {
+        for v in inst.jac.values.iter_mut() {
+            if *v != 1.0 {
+                *v *= 1.0 + 0.02 * rng.normal();
+            }
+        }
+        for q in inst.q.iter_mut() {
+            *q += 0.05 * rng.normal();
+        }
+        for r in inst.r.iter_mut() {
+            *r *= 0.8;
+        }
+        if step == 6 {
+            inst.rho *= 1.3;
+        }
+        let mut sol = SubSolution::default();
+        let rep = kept
+            .solve(&inst.problem(), SubOptions::default(), &mut sol)
+            .expect("solve");
+        assert!(rep.converged, "step {step}: {rep:?}");
+        forms += rep.schur_forms;
+        systems += rep.newton_steps;
+        let mut direct = SubSolver::new(&inst.jac).expect("analysis");
+        let mut reference = SubSolution::default();
+        direct
+            .solve(&inst.problem(), SubOptions::default(), &mut reference)
+            .expect("solve");
+        let d = rel_diff(&sol.s, &reference.s);
+        assert!(d <= 1e-8, "step {step}: the steps differ by {d:e}");
+    }
+    assert!(
+        forms < systems,
+        "{forms} formations for {systems} Newton systems"
+    );
 }

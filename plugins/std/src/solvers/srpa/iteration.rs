@@ -4,7 +4,10 @@
 
 use mcopt_plugin_sdk::p1::{Linearization, P1Problem, NO_PIECE};
 
-use super::subproblem::{SparseRows, SubOptions, SubReport, SubSolution, SubSolver, Subproblem};
+use super::schur::Kept;
+use super::subproblem::{
+    Method, SparseRows, SubOptions, SubReport, SubSolution, SubSolver, Subproblem,
+};
 
 /// SRPA's options.
 #[derive(Debug, Clone, Copy)]
@@ -18,6 +21,8 @@ pub struct SrpaOptions {
     /// Converged when the predicted decrease Φ(0) − Φ(s) is at most this.
     pub tol: f64,
     pub sub: SubOptions,
+    /// How the subproblems' Newton systems are solved (chosen by size unless forced).
+    pub method: Method,
 }
 
 impl Default for SrpaOptions {
@@ -28,6 +33,7 @@ impl Default for SrpaOptions {
             rho1: 0.5,
             tol: 1e-10,
             sub: SubOptions::default(),
+            method: Method::Auto,
         }
     }
 }
@@ -51,6 +57,10 @@ pub struct SrpaMetrics {
     pub switched: usize,
     /// The subproblem solve.
     pub newton_steps: usize,
+    /// Factorizations and conjugate-gradient iterations of the subproblem solve.
+    pub factorizations: usize,
+    pub schur_forms: usize,
+    pub cg_iterations: usize,
     pub sub_gap: f64,
     pub sub_residual: f64,
     pub sub_converged: bool,
@@ -97,7 +107,8 @@ impl Srpa {
             col_idx: st.col_idx.clone(),
             values: vec![0.0; st.col_idx.len()],
         };
-        let solver = SubSolver::new(&jac).map_err(|e| e.to_string())?;
+        let solver =
+            SubSolver::with_parameters(&jac, st.n_theta, opts.method).map_err(|e| e.to_string())?;
         let objective = p.penalized(&z0)?;
         let mut lin = Linearization::for_structure(&st);
         let mut pieces = pieces.unwrap_or_else(|| vec![NO_PIECE; st.n_pieces]);
@@ -119,18 +130,34 @@ impl Srpa {
         })
     }
 
-    /// The state a checkpoint needs: z, ρ, Θ(z), the counts, the pieces and the subproblem's
-    /// warm start (the linearization at z is recomputed from them, identically).
+    /// The state a checkpoint needs: z, ρ, Θ(z), the counts, the pieces, the subproblem's
+    /// warm start and the point its kept preconditioner was formed at (the linearization at z
+    /// and the preconditioner are recomputed from them, identically).
     pub fn save(&self, out: &mut Vec<u8>) {
         let pieces: Vec<f64> = self.pieces.iter().map(|&p| p as f64).collect();
-        mcopt_plugin_sdk::Blob::new(out)
-            .f64s(&self.z)
+        let flags =
+            |b: &[bool]| -> Vec<f64> { b.iter().map(|&x| f64::from(u8::from(x))).collect() };
+        let mut blob = mcopt_plugin_sdk::Blob::new(out);
+        blob.f64s(&self.z)
             .f64(self.rho)
             .f64(self.objective)
             .u64(self.accepted as u64)
             .u64(self.rejected as u64)
             .f64s(&pieces)
             .f64s(self.solver.warm_start());
+        match self.solver.preconditioner() {
+            None => {
+                blob.u64(0);
+            }
+            Some(k) => {
+                blob.u64(1)
+                    .f64s(&k.jac)
+                    .f64(k.rho)
+                    .f64(k.delta)
+                    .f64s(&flags(&k.free_s))
+                    .f64s(&flags(&k.free_y));
+            }
+        }
     }
 
     /// Rebuild a run saved by [`Srpa::save`].
@@ -142,8 +169,26 @@ impl Srpa {
         let (accepted, rejected) = (r.u64()? as usize, r.u64()? as usize);
         let pieces: Vec<u32> = r.f64s(st.n_pieces)?.iter().map(|&v| v as u32).collect();
         let y = r.f64s(st.rows())?;
+        let kept = match r.u64()? {
+            0 => None,
+            _ => {
+                let flags = |v: Vec<f64>| -> Vec<bool> { v.iter().map(|&x| x != 0.0).collect() };
+                Some(Kept {
+                    jac: r.f64s(st.col_idx.len())?,
+                    rho: r.f64()?,
+                    delta: r.f64()?,
+                    free_s: flags(r.f64s(st.n_z)?),
+                    free_y: flags(r.f64s(st.rows())?),
+                })
+            }
+        };
         r.finish()?;
         let mut s = Srpa::start(p, z, Some(pieces), opts)?;
+        if let Some(k) = kept {
+            s.solver
+                .restore_preconditioner(k)
+                .map_err(|e| format!("the saved preconditioner: {e}"))?;
+        }
         s.rho = rho;
         s.objective = objective;
         s.accepted = accepted;
@@ -187,6 +232,9 @@ impl Srpa {
             rho,
             accepted,
             newton_steps: rep.newton_steps,
+            factorizations: rep.factorizations,
+            cg_iterations: rep.cg_iterations,
+            schur_forms: rep.schur_forms,
             sub_gap: rep.gap,
             sub_residual: rep.residual,
             sub_converged: rep.converged,

@@ -9,6 +9,7 @@
 
 pub mod iteration;
 pub mod ldl;
+pub mod schur;
 pub mod subproblem;
 
 use iteration::{Srpa, SrpaOptions};
@@ -56,6 +57,7 @@ fn options(o: &[f64]) -> SrpaOptions {
             tol: o[SUB_TOL],
             ..SubOptions::default()
         },
+        ..SrpaOptions::default()
     }
 }
 

@@ -13,11 +13,18 @@
 //! columns get explicit zeros), so one symbolic analysis serves every step and every SRPA
 //! iteration. A projected Armijo search on φ makes it globally convergent; it stops on the
 //! duality gap and the natural residual of the ℓ1 optimality condition, both relative.
+//!
+//! Large problems with parameters (the first `n_theta` columns of J, shared by every row) do
+//! not factor the KKT matrix for every Newton system: they solve it by conjugate gradients
+//! preconditioned by the parameter-Schur splitting of [`super::schur`] (an exact sparse B per
+//! system, a dense n_θ × n_θ C kept across systems and subproblems, reformed when the conjugate
+//! gradients stall), and fall back to the direct factorization only if that fails.
 
 // Index loops over several parallel arrays read best as index loops here.
 #![allow(clippy::needless_range_loop)]
 
 use super::ldl::{Ldl, LdlError};
+use super::schur::{Kept, Schur};
 
 /// A sparse matrix by rows (m × n), pattern fixed, values may change.
 #[derive(Debug, Clone, Default)]
@@ -97,6 +104,14 @@ pub struct SubOptions {
     pub tol: f64,
     /// Newton iterations at most.
     pub max_iter: usize,
+    /// Conjugate-gradient iterations at most per Newton system with the kept Schur complement
+    /// before it is reformed (0: factor every Newton system directly).
+    pub cg_max: usize,
+    /// Relative residual the conjugate gradients must reach (inexact Newton).
+    pub cg_tol: f64,
+    /// A Newton system that needed more conjugate-gradient iterations than this makes the next
+    /// one reform the preconditioner first.
+    pub cg_reform_after: usize,
 }
 
 impl Default for SubOptions {
@@ -104,9 +119,29 @@ impl Default for SubOptions {
         SubOptions {
             tol: 1e-10,
             max_iter: 200,
+            cg_max: 100,
+            cg_tol: 1e-6,
+            cg_reform_after: 30,
         }
     }
 }
+
+/// How the Newton systems are solved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Always a factorization of the KKT matrix.
+    Direct,
+    /// Conjugate gradients with the parameter-Schur preconditioner (falling back to `Direct`).
+    Schur,
+    /// `Schur` when the KKT factor would hold at least [`SCHUR_MIN_FACTOR`] values and the
+    /// dense n_θ × n_θ complement at most [`SCHUR_MAX_DENSE`]; `Direct` otherwise.
+    Auto,
+}
+
+/// Below this many factor values a direct factorization per Newton system is cheap enough.
+pub const SCHUR_MIN_FACTOR: usize = 2_000_000;
+/// The largest dense Schur complement kept (n_θ² values: 16 million is 128 MB).
+pub const SCHUR_MAX_DENSE: usize = 16_000_000;
 
 /// What a solve returns besides the step.
 #[derive(Debug, Clone, Default)]
@@ -114,6 +149,10 @@ pub struct SubReport {
     pub converged: bool,
     pub newton_steps: usize,
     pub factorizations: usize,
+    /// Conjugate-gradient iterations (each two sparse solves with B, see [`super::schur`]).
+    pub cg_iterations: usize,
+    /// Times the Schur complement C was formed.
+    pub schur_forms: usize,
     pub objective: f64,
     /// Relative duality gap (P − D)/(1 + |P|).
     pub gap: f64,
@@ -138,6 +177,10 @@ pub struct SubSolver {
     /// Slots of the K entries: first n diagonals of the s block, then nnz(J) entries (in J's
     /// order), then m diagonals of the y block.
     slots: Vec<usize>,
+    /// The parameter-Schur preconditioner, for large problems with parameters.
+    schur: Option<Schur>,
+    /// The last Newton system needed many conjugate-gradient iterations: reform first.
+    stale: bool,
     y: Vec<f64>,
     ws: Work,
 }
@@ -152,6 +195,12 @@ struct Work {
     y_try: Vec<f64>,
     free_s: Vec<bool>,
     free_y: Vec<bool>,
+    // conjugate gradients
+    cg_r: Vec<f64>,
+    cg_z: Vec<f64>,
+    cg_p: Vec<f64>,
+    cg_ap: Vec<f64>,
+    cg_t: Vec<f64>,
 }
 
 /// Evaluation of the dual at one y.
@@ -162,8 +211,17 @@ struct DualPoint {
 }
 
 impl SubSolver {
-    /// Analyses the pattern of `jac` (m × n).
+    /// Analyses the pattern of `jac` (m × n) for direct solves only.
     pub fn new(jac: &SparseRows) -> Result<SubSolver, LdlError> {
+        SubSolver::with_parameters(jac, 0, Method::Direct)
+    }
+
+    /// Analyses the pattern of `jac` (m × n), whose first `n_theta` columns are the parameters.
+    pub fn with_parameters(
+        jac: &SparseRows,
+        n_theta: usize,
+        method: Method,
+    ) -> Result<SubSolver, LdlError> {
         let n = jac.ncols;
         let m = jac.nrows();
         let mut entries = Vec::with_capacity(n + jac.col_idx.len() + m);
@@ -175,6 +233,18 @@ impl SubSolver {
         }
         entries.extend((0..m).map(|i| (n + i, n + i)));
         let (ldl, slots) = Ldl::analyse(n + m, &entries)?;
+        let schur = match method {
+            Method::Direct => false,
+            Method::Schur => true,
+            Method::Auto => {
+                ldl.factor_nnz() >= SCHUR_MIN_FACTOR && n_theta * n_theta <= SCHUR_MAX_DENSE
+            }
+        };
+        let schur = if schur && n_theta > 0 && n_theta < n {
+            Some(Schur::new(jac, n_theta)?)
+        } else {
+            None
+        };
         let ws = Work {
             v: vec![0.0; n],
             s: vec![0.0; n],
@@ -184,15 +254,44 @@ impl SubSolver {
             y_try: vec![0.0; m],
             free_s: vec![false; n],
             free_y: vec![false; m],
+            cg_r: vec![0.0; m],
+            cg_z: vec![0.0; m],
+            cg_p: vec![0.0; m],
+            cg_ap: vec![0.0; m],
+            cg_t: vec![0.0; n],
         };
         Ok(SubSolver {
             n,
             m,
             ldl,
             slots,
+            schur,
+            stale: false,
             y: vec![0.0; m],
             ws,
         })
+    }
+
+    /// Whether Newton systems go through the parameter-Schur preconditioner.
+    pub fn uses_schur(&self) -> bool {
+        self.schur.is_some()
+    }
+
+    /// The point the kept preconditioner was formed at, if any (for a checkpoint:
+    /// [`SubSolver::restore_preconditioner`] forms the same one, so a resumed run takes the same
+    /// steps).
+    pub fn preconditioner(&self) -> Option<&Kept> {
+        self.schur.as_ref().filter(|s| s.has_c()).map(Schur::kept)
+    }
+
+    /// Forms the preconditioner at a point saved from [`SubSolver::preconditioner`].
+    pub fn restore_preconditioner(&mut self, kept: Kept) -> Result<(), LdlError> {
+        match self.schur.as_mut() {
+            Some(s) => s.reform(kept),
+            None => Err(LdlError::Pattern(
+                "a saved preconditioner for a solver without one".into(),
+            )),
+        }
     }
 
     /// Nonzeros of the LDLᵀ factor.
@@ -242,8 +341,7 @@ impl SubSolver {
                 break;
             }
             rep.newton_steps += 1;
-            let reg = self.newton_direction(p, &y, delta)?;
-            rep.factorizations += 1;
+            let reg = self.newton_direction(p, &y, delta, opts, &mut rep)?;
             // projected search on φ
             let mut alpha = 1.0;
             loop {
@@ -358,12 +456,15 @@ impl SubSolver {
     }
 
     /// The Newton direction on the free multipliers, left in `rhs[n..]` (uses v, g from the
-    /// last [`SubSolver::dual`] call at y).
+    /// last [`SubSolver::dual`] call at y): by preconditioned conjugate gradients where the
+    /// Schur preconditioner is in use and converges, else by a factorization of the KKT matrix.
     fn newton_direction(
         &mut self,
         p: &Subproblem<'_>,
         y: &[f64],
         delta: f64,
+        opts: SubOptions,
+        rep: &mut SubReport,
     ) -> Result<f64, LdlError> {
         let (n, m) = (self.n, self.m);
         let ws = &mut self.ws;
@@ -382,6 +483,16 @@ impl SubSolver {
             let at_hi = y[i] >= p.beta[i] - eps && ws.g[i] < 0.0;
             ws.free_y[i] = !(at_lo || at_hi);
         }
+        if opts.cg_max > 0 {
+            if let Some(mut schur) = self.schur.take() {
+                let solved = self.schur_direction(&mut schur, p, delta, opts, rep);
+                self.schur = Some(schur);
+                if solved {
+                    return Ok(delta);
+                }
+            }
+        }
+        let ws = &mut self.ws;
         let vals = self.ldl.values_mut();
         for j in 0..n {
             vals[self.slots[j]] = p.rho;
@@ -398,6 +509,7 @@ impl SubSolver {
             vals[self.slots[k + i]] = if ws.free_y[i] { -delta } else { -1.0 };
         }
         self.ldl.factor()?;
+        rep.factorizations += 1;
         ws.rhs[..n].iter_mut().for_each(|x| *x = 0.0);
         for i in 0..m {
             ws.rhs[n + i] = if ws.free_y[i] { ws.g[i] } else { 0.0 };
@@ -405,6 +517,112 @@ impl SubSolver {
         self.ldl.solve(&mut ws.rhs);
         Ok(delta)
     }
+
+    /// The Newton direction by conjugate gradients with the Schur preconditioner: with the kept
+    /// C first, then with C reformed here if that does not converge. Returns whether it was
+    /// found (left in `rhs[n..]`).
+    fn schur_direction(
+        &mut self,
+        schur: &mut Schur,
+        p: &Subproblem<'_>,
+        delta: f64,
+        opts: SubOptions,
+        rep: &mut SubReport,
+    ) -> bool {
+        for attempt in 0..2 {
+            if attempt == 1 || !schur.has_c() || self.stale {
+                self.stale = false;
+                let ws = &self.ws;
+                let kept = Kept {
+                    jac: p.jac.values.clone(),
+                    rho: p.rho,
+                    delta,
+                    free_s: ws.free_s.clone(),
+                    free_y: ws.free_y.clone(),
+                };
+                if schur.reform(kept).is_err() {
+                    return false;
+                }
+                rep.schur_forms += 1;
+            }
+            let (converged, iterations) = self.conjugate_gradients(schur, p, delta, opts);
+            rep.cg_iterations += iterations;
+            if converged {
+                self.stale = iterations > opts.cg_reform_after;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Solves (δI + J_F D J_Fᵀ/ρ) d = −g_F on the free multipliers F by conjugate gradients
+    /// preconditioned by `schur`; leaves d in `rhs[n..]` (zero outside F). Returns whether the
+    /// relative residual reached `cg_tol` within `cg_max` iterations, and the iterations.
+    fn conjugate_gradients(
+        &mut self,
+        schur: &mut Schur,
+        p: &Subproblem<'_>,
+        delta: f64,
+        opts: SubOptions,
+    ) -> (bool, usize) {
+        let (n, m) = (self.n, self.m);
+        let ws = &mut self.ws;
+        let free = &ws.free_y;
+        for i in 0..m {
+            ws.cg_r[i] = if free[i] { -ws.g[i] } else { 0.0 };
+            ws.rhs[n + i] = 0.0;
+        }
+        let norm_b = dot(&ws.cg_r, &ws.cg_r).sqrt();
+        if norm_b == 0.0 {
+            return (true, 0);
+        }
+        let target = opts.cg_tol * norm_b;
+        schur.apply(free, &ws.cg_r, &mut ws.cg_z);
+        ws.cg_p.copy_from_slice(&ws.cg_z);
+        let mut rz = dot(&ws.cg_r, &ws.cg_z);
+        for it in 1..=opts.cg_max {
+            // ap = (δI + J_F D J_Fᵀ/ρ) p
+            p.jac.mul_t(&ws.cg_p, &mut ws.cg_t);
+            for j in 0..n {
+                if !ws.free_s[j] {
+                    ws.cg_t[j] = 0.0;
+                }
+            }
+            p.jac.mul(&ws.cg_t, &mut ws.cg_ap);
+            for i in 0..m {
+                ws.cg_ap[i] = if free[i] {
+                    delta * ws.cg_p[i] + ws.cg_ap[i] / p.rho
+                } else {
+                    0.0
+                };
+            }
+            let pap = dot(&ws.cg_p, &ws.cg_ap);
+            if !(pap > 0.0 && rz > 0.0) {
+                // the kept C no longer gives a positive definite preconditioner
+                return (false, it);
+            }
+            let alpha = rz / pap;
+            for i in 0..m {
+                ws.rhs[n + i] += alpha * ws.cg_p[i];
+                ws.cg_r[i] -= alpha * ws.cg_ap[i];
+            }
+            if dot(&ws.cg_r, &ws.cg_r).sqrt() <= target {
+                return (true, it);
+            }
+            schur.apply(free, &ws.cg_r, &mut ws.cg_z);
+            let rz_next = dot(&ws.cg_r, &ws.cg_z);
+            let beta = rz_next / rz;
+            rz = rz_next;
+            for i in 0..m {
+                ws.cg_p[i] = ws.cg_z[i] + beta * ws.cg_p[i];
+            }
+        }
+        (false, opts.cg_max)
+    }
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 /// ‖y − P(y − g)‖∞: how far y is from first-order optimality on the box.

@@ -1,0 +1,351 @@
+//! The parameter-Schur preconditioner of the subproblem's Newton systems.
+//!
+//! A Newton system is M d = b on the free multipliers F, with
+//! M = δI + J_F D J_Fᵀ/ρ (D: the free entries of the step). Split J's columns into the
+//! parameters θ (the first `n_theta`) and the lifted variables L:
+//!
+//! ```text
+//! M = B + U Uᵀ,   B = δI + J_{F,L} D J_{F,L}ᵀ/ρ,   U = J_{F,θ} D_θ / √ρ,
+//! M⁻¹ = B⁻¹ − B⁻¹ U C⁻¹ Uᵀ B⁻¹,   C = I + Uᵀ B⁻¹ U   (n_θ × n_θ, dense).
+//! ```
+//!
+//! B couples only the rows that share a lifted variable (in a layered model: neighbouring
+//! layers or time steps), so its sparse factorization is cheap and is redone for every Newton
+//! system. C is what makes the direct factorization of the whole KKT matrix expensive (every
+//! row touches the parameters, so the factor holds about m × n_θ values): it is formed only now
+//! and then, by blocked solves with B, and kept. With the exact B and a kept C̃, the
+//! preconditioner P⁻¹ = B⁻¹ − B⁻¹ U C̃⁻¹ Uᵀ B⁻¹ differs from M⁻¹ only through C̃ − C, a rank-n_θ
+//! difference that shrinks as consecutive SRPA subproblems get closer; conjugate gradients
+//! absorb it. When they do not converge (or P⁻¹ stops being positive definite), the caller
+//! reforms C at the current point, which makes P⁻¹ = M⁻¹.
+
+// Index loops over several parallel arrays read best as index loops here.
+#![allow(clippy::needless_range_loop)]
+
+use faer::dyn_stack::{MemBuffer, MemStack};
+use faer::linalg::cholesky::llt::{factor as llt_factor, solve as llt_solve};
+use faer::{Conj, Mat, MatMut, Par};
+
+use super::ldl::{Kernels, Ldl, LdlError};
+use super::subproblem::SparseRows;
+
+/// Right-hand sides per blocked solve when forming C.
+const CHUNK: usize = 48;
+
+/// The point a preconditioner was formed at.
+#[derive(Debug, Clone, Default)]
+pub struct Kept {
+    pub jac: Vec<f64>,
+    pub rho: f64,
+    pub delta: f64,
+    pub free_s: Vec<bool>,
+    pub free_y: Vec<bool>,
+}
+
+/// See the module docs.
+pub struct Schur {
+    m: usize,
+    n_theta: usize,
+    b: Ldl,
+    /// Slot of every diagonal entry B_ii.
+    diag_slot: Vec<usize>,
+    /// Contributions to B: for every lifted column c (range `pair_ptr[c - n_theta]..`), the
+    /// products J[p] J[q] of two of its entries (p ≤ q by row) and the slot they add to.
+    pair_ptr: Vec<usize>,
+    pairs: Vec<(u32, u32, u32)>,
+    /// Row and column of every entry of J.
+    row_of: Vec<u32>,
+    col_idx: Vec<u32>,
+    /// Entries of J in θ columns, by row.
+    theta_ptr: Vec<usize>,
+    theta_entries: Vec<u32>,
+    /// The kept C̃ (as formed) and its Cholesky factor; `None` before the first.
+    c_formed: Option<Mat<f64>>,
+    c_factor: Mat<f64>,
+    /// The point the kept B and C were formed at: J's values, ρ, δ and the free sets.
+    kept: Kept,
+    // workspaces
+    t: Vec<f64>,
+    t2: Vec<f64>,
+    w: Vec<f64>,
+    chunk: Vec<f64>,
+    stack: MemBuffer,
+}
+
+impl Schur {
+    /// Analyses B's pattern for J (m × n, the first `n_theta` columns the parameters).
+    pub fn new(jac: &SparseRows, n_theta: usize) -> Result<Schur, LdlError> {
+        let n = jac.ncols;
+        let m = jac.nrows();
+        let nnz = jac.col_idx.len();
+        let mut row_of = vec![0u32; nnz];
+        let mut theta_ptr = vec![0usize; m + 1];
+        let mut theta_entries = Vec::new();
+        // lifted columns: their entries (by row order, since rows are visited in order)
+        let mut col_count = vec![0usize; n - n_theta + 1];
+        for i in 0..m {
+            for p in jac.row_ptr[i]..jac.row_ptr[i + 1] {
+                row_of[p] = i as u32;
+                let c = jac.col_idx[p];
+                if c < n_theta {
+                    theta_entries.push(p as u32);
+                } else {
+                    col_count[c - n_theta + 1] += 1;
+                }
+            }
+            theta_ptr[i + 1] = theta_entries.len();
+        }
+        for c in 0..n - n_theta {
+            col_count[c + 1] += col_count[c];
+        }
+        let col_start = col_count.clone();
+        let mut col_entries = vec![0u32; col_start[n - n_theta]];
+        let mut fill = col_count;
+        for p in 0..nnz {
+            let c = jac.col_idx[p];
+            if c >= n_theta {
+                col_entries[fill[c - n_theta]] = p as u32;
+                fill[c - n_theta] += 1;
+            }
+        }
+        // B's pattern: the diagonal and every pair of rows sharing a lifted column
+        let mut index = std::collections::HashMap::new();
+        let mut entries: Vec<(usize, usize)> = Vec::with_capacity(m);
+        for i in 0..m {
+            index.insert((i, i), i);
+            entries.push((i, i));
+        }
+        let mut pair_ptr = vec![0usize; n - n_theta + 1];
+        let mut pairs_by_entry: Vec<(usize, u32, u32)> = Vec::new();
+        for c in 0..n - n_theta {
+            let col = &col_entries[col_start[c]..col_start[c + 1]];
+            for (a, &p) in col.iter().enumerate() {
+                for &q in &col[a..] {
+                    let (i, k) = (row_of[p as usize] as usize, row_of[q as usize] as usize);
+                    let key = (i.min(k), i.max(k));
+                    let next = entries.len();
+                    let e = *index.entry(key).or_insert(next);
+                    if e == next {
+                        entries.push(key);
+                    }
+                    pairs_by_entry.push((e, p, q));
+                }
+            }
+            pair_ptr[c + 1] = pairs_by_entry.len();
+        }
+        let (b, slots) = Ldl::analyse_with(m, &entries, Kernels::Supernodal)?;
+        let pairs = pairs_by_entry
+            .into_iter()
+            .map(|(e, p, q)| (slots[e] as u32, p, q))
+            .collect();
+        let diag_slot = slots[..m].to_vec();
+        let stack = MemBuffer::new(llt_factor::cholesky_in_place_scratch::<f64>(
+            n_theta,
+            Par::Seq,
+            Default::default(),
+        ));
+        Ok(Schur {
+            m,
+            n_theta,
+            b,
+            diag_slot,
+            pair_ptr,
+            pairs,
+            row_of,
+            col_idx: jac.col_idx.iter().map(|&c| c as u32).collect(),
+            theta_ptr,
+            theta_entries,
+            c_formed: None,
+            c_factor: Mat::zeros(n_theta, n_theta),
+            kept: Kept::default(),
+            t: vec![0.0; m],
+            t2: vec![0.0; m],
+            w: vec![0.0; n_theta],
+            chunk: Vec::new(),
+            stack,
+        })
+    }
+
+    /// Whether a C̃ is kept.
+    pub fn has_c(&self) -> bool {
+        self.c_formed.is_some()
+    }
+
+    /// Assembles and factors B at the kept point.
+    fn factor_b(&mut self) -> Result<(), LdlError> {
+        let k = &self.kept;
+        let vals = self.b.values_mut();
+        vals.iter_mut().for_each(|v| *v = 0.0);
+        for i in 0..self.m {
+            vals[self.diag_slot[i]] = if k.free_y[i] { k.delta } else { 1.0 };
+        }
+        let inv_rho = 1.0 / k.rho;
+        for c in 0..self.pair_ptr.len() - 1 {
+            if !k.free_s[self.n_theta + c] {
+                continue;
+            }
+            for &(slot, p, q) in &self.pairs[self.pair_ptr[c]..self.pair_ptr[c + 1]] {
+                let (i, r) = (self.row_of[p as usize], self.row_of[q as usize]);
+                if k.free_y[i as usize] && k.free_y[r as usize] {
+                    vals[slot as usize] += k.jac[p as usize] * k.jac[q as usize] * inv_rho;
+                }
+            }
+        }
+        self.b.factor()
+    }
+
+    /// Forms C = I + Uᵀ B⁻¹ U at the kept point (B factored) and keeps it.
+    fn form_c(&mut self) -> Result<(), LdlError> {
+        let (m, nt) = (self.m, self.n_theta);
+        let k = &self.kept;
+        let scale = 1.0 / k.rho.sqrt();
+        // C by rows (it is symmetric): c[a * nt + b]
+        let mut c = vec![0.0; nt * nt];
+        let mut rows = vec![0.0; CHUNK * m];
+        // the columns of U in chunks: X = B⁻¹ U[:, j0..j1], then C[:, j0..j1] += Uᵀ X
+        let mut j0 = 0;
+        while j0 < nt {
+            let j1 = (j0 + CHUNK).min(nt);
+            let w = j1 - j0;
+            self.chunk.clear();
+            self.chunk.resize(m * w, 0.0);
+            for i in 0..m {
+                if !k.free_y[i] {
+                    continue;
+                }
+                for &p in &self.theta_entries[self.theta_ptr[i]..self.theta_ptr[i + 1]] {
+                    let col = self.col_idx[p as usize] as usize;
+                    if col >= j0 && col < j1 && k.free_s[col] {
+                        self.chunk[(col - j0) * m + i] = k.jac[p as usize] * scale;
+                    }
+                }
+            }
+            self.b.solve_columns(&mut self.chunk, w);
+            // X by rows, so that each product below runs over contiguous memory
+            for j in 0..w {
+                for i in 0..m {
+                    rows[i * w + j] = self.chunk[j * m + i];
+                }
+            }
+            for i in 0..m {
+                if !k.free_y[i] {
+                    continue;
+                }
+                let x = &rows[i * w..(i + 1) * w];
+                for &p in &self.theta_entries[self.theta_ptr[i]..self.theta_ptr[i + 1]] {
+                    let row = self.col_idx[p as usize] as usize;
+                    if !k.free_s[row] {
+                        continue;
+                    }
+                    let u = k.jac[p as usize] * scale;
+                    let out = &mut c[row * nt + j0..row * nt + j1];
+                    for (o, xj) in out.iter_mut().zip(x) {
+                        *o += u * xj;
+                    }
+                }
+            }
+            j0 = j1;
+        }
+        // symmetrize (the two triangles agree up to rounding) and add I
+        let c = Mat::from_fn(nt, nt, |a, b| {
+            0.5 * (c[a * nt + b] + c[b * nt + a]) + if a == b { 1.0 } else { 0.0 }
+        });
+        self.keep_c(c)
+    }
+
+    /// Forms B and C at the given point and keeps them, with the point, as the preconditioner.
+    pub fn reform(&mut self, kept: Kept) -> Result<(), LdlError> {
+        self.c_formed = None;
+        self.kept = kept;
+        self.factor_b()?;
+        self.form_c()
+    }
+
+    /// The point the kept preconditioner was formed at.
+    pub fn kept(&self) -> &Kept {
+        &self.kept
+    }
+
+    /// The kept C̃ as formed, column after column (for a checkpoint), if any.
+    pub fn kept_c(&self) -> Option<Vec<f64>> {
+        let c = self.c_formed.as_ref()?;
+        let nt = self.n_theta;
+        Some((0..nt * nt).map(|k| c[(k % nt, k / nt)]).collect())
+    }
+
+    /// Keeps a C̃ saved by [`Schur::kept_c`].
+    pub fn restore_c(&mut self, values: &[f64]) -> Result<(), LdlError> {
+        let nt = self.n_theta;
+        if values.len() != nt * nt {
+            return Err(LdlError::Pattern(format!(
+                "{} saved values for a {nt} × {nt} Schur complement",
+                values.len()
+            )));
+        }
+        self.keep_c(Mat::from_fn(nt, nt, |i, j| values[j * nt + i]))
+    }
+
+    fn keep_c(&mut self, c: Mat<f64>) -> Result<(), LdlError> {
+        self.c_factor.copy_from(&c);
+        self.c_formed = None;
+        llt_factor::cholesky_in_place(
+            self.c_factor.as_mut(),
+            Default::default(),
+            Par::Seq,
+            MemStack::new(&mut self.stack),
+            Default::default(),
+        )
+        .map_err(|_| LdlError::Pivot(0))?;
+        self.c_formed = Some(c);
+        Ok(())
+    }
+
+    /// z = P⁻¹ r: the inverse of the Newton matrix at the kept point, on the rows `free`
+    /// (r is zero outside them; z is set to zero there).
+    pub fn apply(&mut self, free: &[bool], r: &[f64], z: &mut [f64]) {
+        let k = &self.kept;
+        let scale = 1.0 / k.rho.sqrt();
+        for i in 0..self.m {
+            self.t[i] = if free[i] { r[i] } else { 0.0 };
+        }
+        self.b.solve(&mut self.t);
+        // w = C̃⁻¹ Uᵀ t
+        self.w.iter_mut().for_each(|w| *w = 0.0);
+        for i in 0..self.m {
+            if !k.free_y[i] {
+                continue;
+            }
+            for &p in &self.theta_entries[self.theta_ptr[i]..self.theta_ptr[i + 1]] {
+                let col = self.col_idx[p as usize] as usize;
+                if k.free_s[col] {
+                    self.w[col] += k.jac[p as usize] * scale * self.t[i];
+                }
+            }
+        }
+        let nt = self.n_theta;
+        llt_solve::solve_in_place_with_conj(
+            self.c_factor.as_ref(),
+            Conj::No,
+            MatMut::from_column_major_slice_mut(&mut self.w, nt, 1),
+            Par::Seq,
+            MemStack::new(&mut []),
+        );
+        // t2 = U w, then z = t − B⁻¹ t2
+        for i in 0..self.m {
+            let mut acc = 0.0;
+            if k.free_y[i] {
+                for &p in &self.theta_entries[self.theta_ptr[i]..self.theta_ptr[i + 1]] {
+                    let col = self.col_idx[p as usize] as usize;
+                    if k.free_s[col] {
+                        acc += k.jac[p as usize] * scale * self.w[col];
+                    }
+                }
+            }
+            self.t2[i] = acc;
+        }
+        self.b.solve(&mut self.t2);
+        for i in 0..self.m {
+            z[i] = if free[i] { self.t[i] - self.t2[i] } else { 0.0 };
+        }
+    }
+}
