@@ -88,3 +88,110 @@ fn srpa_trains_syn_like_the_authors_and_resumes_bit_for_bit() {
     let _ = std::fs::remove_dir_all(&full);
     let _ = std::fs::remove_dir_all(&part);
 }
+
+/// The syn run file with its solver options replaced, written to `dir` (paths made absolute).
+fn syn_run_file(dir: &Path, options: &str) -> PathBuf {
+    let text = std::fs::read_to_string(repo().join("examples/syn/run.yaml")).unwrap();
+    let syn = repo().join("examples/syn");
+    let text = text
+        .replace(
+            "model: rnn.mco",
+            &format!("model: {}", syn.join("rnn.mco").display()),
+        )
+        .replace(
+            "file: ../data/syn_T10.csv",
+            &format!("file: {}", syn.join("../data/syn_T10.csv").display()),
+        )
+        .replace(
+            "options: {beta1: 1.0, beta2: 1.0, eta1: 0.9, eta2: 1.3, rho1: 0.5}",
+            &format!("options: {options}"),
+        );
+    assert!(
+        text.contains(options),
+        "the run file's options line changed"
+    );
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("run.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// β per layer name (`beta: {u: .., h: .., v: ..}`): the authors' β₁ = β₂ = 1 given per layer is
+/// the same run as `beta1`/`beta2`; a different β on `v` is a different run; a name that is not
+/// a lifted layer is an error at the option, with the layers listed.
+#[test]
+fn beta_per_layer_name() {
+    let init = repo().join("examples/data/srpa_syn_theta0.yaml");
+    let init = init.to_str().unwrap();
+    let run = |dir: &Path, options: &str, iters: &str| {
+        let file = syn_run_file(dir, options);
+        let out = dir.join("out");
+        support::command(&[
+            "train",
+            file.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--init",
+            init,
+            "--max-iter",
+            iters,
+            "--json",
+            "--quiet",
+        ])
+        .run()
+    };
+    let reference = scratch("beta-ref");
+    let o = run(
+        &reference,
+        "{beta1: 1.0, beta2: 1.0, eta1: 0.9, eta2: 1.3, rho1: 0.5}",
+        "20",
+    );
+    assert_eq!(o.code, Some(0), "{o:#?}");
+    let named = scratch("beta-named");
+    let o = run(
+        &named,
+        "{beta: {u: 1.0, h: 1.0, v: 1.0}, eta1: 0.9, eta2: 1.3, rho1: 0.5}",
+        "20",
+    );
+    assert_eq!(o.code, Some(0), "{o:#?}");
+    let (a, b) = (
+        trace_without_time(&reference.join("out")),
+        trace_without_time(&named.join("out")),
+    );
+    assert_eq!(a, b);
+    let other = scratch("beta-v");
+    let o = run(
+        &other,
+        "{beta: {u: 1.0, h: 1.0, v: 0.25}, eta1: 0.9, eta2: 1.3, rho1: 0.5}",
+        "20",
+    );
+    assert_eq!(o.code, Some(0), "{o:#?}");
+    assert_ne!(trace_without_time(&other.join("out"))[5], a[5]);
+    let bad = scratch("beta-bad");
+    let o = run(
+        &bad,
+        "{beta: {u: 1.0, hh: 1.0}, eta1: 0.9, eta2: 1.3, rho1: 0.5}",
+        "5",
+    );
+    assert_eq!(o.code, Some(2), "{o:#?}");
+    assert!(
+        o.stderr.contains("`hh`") && o.stderr.contains("u, h, v"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        !bad.join("out").exists(),
+        "nothing may be written on an error"
+    );
+    let bad_value = scratch("beta-bad-value");
+    let o = run(
+        &bad_value,
+        "{beta: {u: -1.0}, eta1: 0.9, eta2: 1.3, rho1: 0.5}",
+        "5",
+    );
+    assert_eq!(o.code, Some(2), "{o:#?}");
+    assert!(o.stderr.contains("finite number > 0"), "{}", o.stderr);
+    for d in [reference, named, other, bad, bad_value] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}

@@ -76,7 +76,7 @@ pub fn train(a: &TrainArgs) -> Result<u8, Diags> {
     };
     let model_path = run.model.to_string_lossy().into_owned();
     let session = Session::load(&model_path, &input)?;
-    let (id, options) = solver_and_options(&session.registry, &run)?;
+    let (id, options, beta_by_layer) = solver_and_options(&session.registry, &run)?;
     let outputs = Outputs::new(a.out.as_deref(), &run);
     let seed = a.seed.unwrap_or(run.seed);
     let max_iter = a
@@ -130,7 +130,10 @@ pub fn train(a: &TrainArgs) -> Result<u8, Diags> {
     let needs_p1 = info.requires & PROBLEM_CAP_STRUCTURE != 0;
     let lifted = needs_p1.then(|| forms::lift(&train_graph));
     let names: Vec<String> = info.options.iter().map(|o| o.name.clone()).collect();
-    let betas = lifted.as_ref().map(|l| p1_betas(l, &names, &options));
+    let betas = match &lifted {
+        Some(l) => Some(p1_betas(l, &names, &options, &beta_by_layer, &run)?),
+        None => None,
+    };
     let penalized = lifted
         .as_ref()
         .zip(betas.as_ref())
@@ -242,10 +245,18 @@ fn final_certificate(
 /// lines (unknown solver with the known ones and the nearest; unknown, ill-typed or
 /// out-of-range options).
 /// β of (P1) from the solver's options `beta`, `beta1`, `beta2`: `beta` > 0 for every layer
-/// group; otherwise `beta2` for the last group (the output layer) and `beta1` for the others.
-fn p1_betas(lifted: &Lifted, names: &[String], values: &[f64]) -> Betas {
+/// group; otherwise `beta2` for the last group (the output layer) and `beta1` for the others;
+/// then `beta` given as a mapping from layer names (`beta: {u: 0.1, h: 0.1, v: 1}`) sets the
+/// groups it names. A name that is not a lifted layer is an error at the option.
+fn p1_betas(
+    lifted: &Lifted,
+    names: &[String],
+    values: &[f64],
+    by_layer: &[(String, f64)],
+    run: &RunFile,
+) -> Result<Betas, Diags> {
     let (all, beta1, beta2) = mcopt_std::solvers::srpa::betas_from_options(names, values);
-    match all {
+    let mut betas = match all {
         Some(b) => Betas::uniform(b),
         None => {
             let mut betas = Betas::uniform(beta1);
@@ -254,10 +265,82 @@ fn p1_betas(lifted: &Lifted, names: &[String], values: &[f64]) -> Betas {
             }
             betas
         }
+    };
+    let groups: Vec<&str> = lifted
+        .layout
+        .groups
+        .iter()
+        .map(|g| g.name.as_str())
+        .collect();
+    let mut diags = Diags::new();
+    for (name, beta) in by_layer {
+        if groups.contains(&name.as_str()) {
+            betas.per_group.insert(name.clone(), *beta);
+        } else {
+            diags.push(
+                Diag::new(
+                    "mcopt::train::option",
+                    format!("`beta` names `{name}`, which is not a lifted layer of the model"),
+                )
+                .at(&run.source, beta_span(run), "this option")
+                .help(format!(
+                    "{}the lifted layers are {}",
+                    mcopt::text::did_you_mean(name, &groups),
+                    groups.join(", ")
+                )),
+            );
+        }
+    }
+    if diags.is_empty() {
+        Ok(betas)
+    } else {
+        Err(diags)
     }
 }
 
-fn solver_and_options(registry: &Registry, run: &RunFile) -> Result<(SolverId, Vec<f64>), Diags> {
+/// The run file's span of the solver option `beta` (else the solver's name).
+fn beta_span(run: &RunFile) -> mcopt::diag::Span {
+    let spec = run.solver.as_ref();
+    spec.and_then(|s| s.option_spans.get("beta").copied())
+        .or(spec.map(|s| s.name_span))
+        .unwrap_or_else(|| run.source.line_span(1))
+}
+
+/// `beta` given per layer name, as a mapping: checked here (every value finite and > 0) and
+/// taken out of the options the solver's schema checks (where `beta` is one number).
+fn beta_mapping(
+    run: &RunFile,
+    spec: &mcopt::config::SolverSpec,
+) -> Result<Vec<(String, f64)>, Diags> {
+    let Some(serde_json::Value::Object(map)) = spec.options.get("beta") else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    let mut diags = Diags::new();
+    for (name, v) in map {
+        match v.as_f64() {
+            Some(b) if b.is_finite() && b > 0.0 => out.push((name.clone(), b)),
+            _ => diags.push(
+                Diag::new(
+                    "mcopt::train::option",
+                    format!("`beta` of layer `{name}` must be a finite number > 0, not {v}"),
+                )
+                .at(&run.source, beta_span(run), "this option"),
+            ),
+        }
+    }
+    if diags.is_empty() {
+        Ok(out)
+    } else {
+        Err(diags)
+    }
+}
+
+/// The solver's id, its option values (in its schema's order) and the β per layer name given
+/// as a mapping in `beta` (empty otherwise).
+type SolverOptions = (SolverId, Vec<f64>, Vec<(String, f64)>);
+
+fn solver_and_options(registry: &Registry, run: &RunFile) -> Result<SolverOptions, Diags> {
     let Some(spec) = &run.solver else {
         return Err(
             Diag::new("mcopt::train::no_solver", "the run file names no solver")
@@ -276,13 +359,21 @@ fn solver_and_options(registry: &Registry, run: &RunFile) -> Result<(SolverId, V
             .help(format!("{}known solvers: {} (a solver from another plugin needs `plugins:` in the run file or --plugin)", mcopt::text::did_you_mean(&spec.name, &names), names.join(", ")))
             .into());
     };
+    let info = registry.solver_info(id);
+    let has_beta = info.options.iter().any(|o| o.name == "beta");
+    let by_layer = if has_beta {
+        beta_mapping(run, spec)?
+    } else {
+        Vec::new()
+    };
     let given: Vec<(String, OptionValue)> = spec
         .options
         .iter()
+        .filter(|(k, v)| !(has_beta && k.as_str() == "beta" && v.is_object()))
         .map(|(k, v)| (k.clone(), option_value(v)))
         .collect();
-    match registry.solver_info(id).resolve_options(&given) {
-        Ok(values) => Ok((id, values)),
+    match info.resolve_options(&given) {
+        Ok(values) => Ok((id, values, by_layer)),
         Err(problems) => {
             let mut diags = Diags::new();
             for p in problems {
