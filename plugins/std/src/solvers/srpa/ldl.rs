@@ -210,6 +210,24 @@ impl Ldl {
 }
 
 impl Ldl {
+    /// A workspace for [`Ldl::solve_columns_in`] with up to `ncols` right-hand sides.
+    pub fn columns_workspace(&self, ncols: usize) -> MemBuffer {
+        MemBuffer::new(self.symbolic.solve_in_place_scratch::<f64>(ncols, self.par))
+    }
+
+    /// [`Ldl::solve_columns`] with the caller's workspace (from [`Ldl::columns_workspace`]), so
+    /// that several threads can solve with one factorization.
+    pub fn solve_columns_in(&self, b: &mut [f64], ncols: usize, workspace: &mut MemBuffer) {
+        assert!(
+            self.factored,
+            "Ldl::solve_columns_in before a successful factor"
+        );
+        assert_eq!(b.len(), self.n * ncols, "Ldl::solve_columns_in: shape");
+        let ldlt = LdltRef::new(&self.symbolic, &self.factor);
+        let rhs = MatMut::from_column_major_slice_mut(b, self.n, ncols);
+        ldlt.solve_in_place_with_conj(Conj::No, rhs, self.par, MemStack::new(workspace));
+    }
+
     /// Solves K X = B in place for `ncols` right-hand sides stored column after column in `b`
     /// (blocked kernels: much faster than one column at a time).
     pub fn solve_columns(&mut self, b: &mut [f64], ncols: usize) {

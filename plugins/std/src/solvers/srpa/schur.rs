@@ -31,6 +31,8 @@ use super::subproblem::SparseRows;
 
 /// Right-hand sides per blocked solve when forming C.
 const CHUNK: usize = 48;
+/// Threads at most when forming C.
+const THREADS: usize = 4;
 
 /// The point a preconditioner was formed at.
 #[derive(Debug, Clone, Default)]
@@ -68,7 +70,6 @@ pub struct Schur {
     t: Vec<f64>,
     t2: Vec<f64>,
     w: Vec<f64>,
-    chunk: Vec<f64>,
     stack: MemBuffer,
 }
 
@@ -161,7 +162,6 @@ impl Schur {
             t: vec![0.0; m],
             t2: vec![0.0; m],
             w: vec![0.0; n_theta],
-            chunk: Vec::new(),
             stack,
         })
     }
@@ -194,21 +194,67 @@ impl Schur {
         self.b.factor()
     }
 
-    /// Forms C = I + Uᵀ B⁻¹ U at the kept point (B factored) and keeps it.
+    /// Forms C = I + Uᵀ B⁻¹ U at the kept point (B factored) and keeps it. The columns of U
+    /// go in chunks of [`CHUNK`], spread over up to [`THREADS`] threads; each chunk is computed
+    /// by one thread in a fixed order, so C does not depend on the thread count.
     fn form_c(&mut self) -> Result<(), LdlError> {
+        let nt = self.n_theta;
+        let chunks: Vec<(usize, usize)> = (0..nt)
+            .step_by(CHUNK)
+            .map(|j0| (j0, (j0 + CHUNK).min(nt)))
+            .collect();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, THREADS)
+            .min(chunks.len().max(1));
+        let this = &*self;
+        let mut blocks: Vec<(usize, usize, Vec<f64>)> = if threads <= 1 {
+            this.c_columns(&chunks)
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..threads)
+                    .map(|t| {
+                        let mine: Vec<(usize, usize)> =
+                            chunks.iter().copied().skip(t).step_by(threads).collect();
+                        scope.spawn(move || this.c_columns(&mine))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap_or_default())
+                    .collect()
+            })
+        };
+        blocks.sort_by_key(|b| b.0);
+        // C by rows (it is symmetric): c[a * nt + b]
+        let mut c = vec![0.0; nt * nt];
+        for (j0, j1, block) in &blocks {
+            let w = j1 - j0;
+            for row in 0..nt {
+                c[row * nt + j0..row * nt + j1].copy_from_slice(&block[row * w..(row + 1) * w]);
+            }
+        }
+        // symmetrize (the two triangles agree up to rounding) and add I
+        let c = Mat::from_fn(nt, nt, |a, b| {
+            0.5 * (c[a * nt + b] + c[b * nt + a]) + if a == b { 1.0 } else { 0.0 }
+        });
+        self.keep_c(c)
+    }
+
+    /// The columns j0..j1 of Uᵀ B⁻¹ U for each given chunk, as (j0, j1, block by rows
+    /// (n_θ × (j1 − j0))).
+    fn c_columns(&self, chunks: &[(usize, usize)]) -> Vec<(usize, usize, Vec<f64>)> {
         let (m, nt) = (self.m, self.n_theta);
         let k = &self.kept;
         let scale = 1.0 / k.rho.sqrt();
-        // C by rows (it is symmetric): c[a * nt + b]
-        let mut c = vec![0.0; nt * nt];
-        let mut rows = vec![0.0; CHUNK * m];
-        // the columns of U in chunks: X = B⁻¹ U[:, j0..j1], then C[:, j0..j1] += Uᵀ X
-        let mut j0 = 0;
-        while j0 < nt {
-            let j1 = (j0 + CHUNK).min(nt);
+        let mut workspace = self.b.columns_workspace(CHUNK);
+        let mut x = vec![0.0; m * CHUNK];
+        let mut rows = vec![0.0; m * CHUNK];
+        let mut out = Vec::with_capacity(chunks.len());
+        for &(j0, j1) in chunks {
             let w = j1 - j0;
-            self.chunk.clear();
-            self.chunk.resize(m * w, 0.0);
+            let x = &mut x[..m * w];
+            x.iter_mut().for_each(|v| *v = 0.0);
             for i in 0..m {
                 if !k.free_y[i] {
                     continue;
@@ -216,41 +262,37 @@ impl Schur {
                 for &p in &self.theta_entries[self.theta_ptr[i]..self.theta_ptr[i + 1]] {
                     let col = self.col_idx[p as usize] as usize;
                     if col >= j0 && col < j1 && k.free_s[col] {
-                        self.chunk[(col - j0) * m + i] = k.jac[p as usize] * scale;
+                        x[(col - j0) * m + i] = k.jac[p as usize] * scale;
                     }
                 }
             }
-            self.b.solve_columns(&mut self.chunk, w);
+            self.b.solve_columns_in(x, w, &mut workspace);
             // X by rows, so that each product below runs over contiguous memory
             for j in 0..w {
                 for i in 0..m {
-                    rows[i * w + j] = self.chunk[j * m + i];
+                    rows[i * w + j] = x[j * m + i];
                 }
             }
+            let mut block = vec![0.0; nt * w];
             for i in 0..m {
                 if !k.free_y[i] {
                     continue;
                 }
-                let x = &rows[i * w..(i + 1) * w];
+                let xi = &rows[i * w..(i + 1) * w];
                 for &p in &self.theta_entries[self.theta_ptr[i]..self.theta_ptr[i + 1]] {
                     let row = self.col_idx[p as usize] as usize;
                     if !k.free_s[row] {
                         continue;
                     }
                     let u = k.jac[p as usize] * scale;
-                    let out = &mut c[row * nt + j0..row * nt + j1];
-                    for (o, xj) in out.iter_mut().zip(x) {
+                    for (o, xj) in block[row * w..(row + 1) * w].iter_mut().zip(xi) {
                         *o += u * xj;
                     }
                 }
             }
-            j0 = j1;
+            out.push((j0, j1, block));
         }
-        // symmetrize (the two triangles agree up to rounding) and add I
-        let c = Mat::from_fn(nt, nt, |a, b| {
-            0.5 * (c[a * nt + b] + c[b * nt + a]) + if a == b { 1.0 } else { 0.0 }
-        });
-        self.keep_c(c)
+        out
     }
 
     /// Forms B and C at the given point and keeps them, with the point, as the preconditioner.
