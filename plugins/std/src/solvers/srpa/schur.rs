@@ -61,6 +61,10 @@ pub struct Schur {
     /// Entries of J in θ columns, by row.
     theta_ptr: Vec<usize>,
     theta_entries: Vec<u32>,
+    /// U at the kept point, by rows (see [`Schur::compact_u`]).
+    u_ptr: Vec<usize>,
+    u_col: Vec<u32>,
+    u_val: Vec<f64>,
     /// The kept C̃ (as formed) and its Cholesky factor; `None` before the first.
     c_formed: Option<Mat<f64>>,
     c_factor: Mat<f64>,
@@ -156,6 +160,9 @@ impl Schur {
             col_idx: jac.col_idx.iter().map(|&c| c as u32).collect(),
             theta_ptr,
             theta_entries,
+            u_ptr: Vec::new(),
+            u_col: Vec::new(),
+            u_val: Vec::new(),
             c_formed: None,
             c_factor: Mat::zeros(n_theta, n_theta),
             kept: Kept::default(),
@@ -299,8 +306,32 @@ impl Schur {
     pub fn reform(&mut self, kept: Kept) -> Result<(), LdlError> {
         self.c_formed = None;
         self.kept = kept;
+        self.compact_u();
         self.factor_b()?;
         self.form_c()
+    }
+
+    /// U at the kept point by rows, with only its nonzero entries (free rows, free θ columns):
+    /// what [`Schur::apply`] multiplies by twice per conjugate-gradient iteration.
+    fn compact_u(&mut self) {
+        let k = &self.kept;
+        let scale = 1.0 / k.rho.sqrt();
+        self.u_ptr.clear();
+        self.u_col.clear();
+        self.u_val.clear();
+        self.u_ptr.push(0);
+        for i in 0..self.m {
+            if k.free_y[i] {
+                for &p in &self.theta_entries[self.theta_ptr[i]..self.theta_ptr[i + 1]] {
+                    let col = self.col_idx[p as usize];
+                    if k.free_s[col as usize] {
+                        self.u_col.push(col);
+                        self.u_val.push(k.jac[p as usize] * scale);
+                    }
+                }
+            }
+            self.u_ptr.push(self.u_col.len());
+        }
     }
 
     /// The point the kept preconditioner was formed at.
@@ -345,8 +376,6 @@ impl Schur {
     /// z = P⁻¹ r: the inverse of the Newton matrix at the kept point, on the rows `free`
     /// (r is zero outside them; z is set to zero there).
     pub fn apply(&mut self, free: &[bool], r: &[f64], z: &mut [f64]) {
-        let k = &self.kept;
-        let scale = 1.0 / k.rho.sqrt();
         for i in 0..self.m {
             self.t[i] = if free[i] { r[i] } else { 0.0 };
         }
@@ -354,14 +383,9 @@ impl Schur {
         // w = C̃⁻¹ Uᵀ t
         self.w.iter_mut().for_each(|w| *w = 0.0);
         for i in 0..self.m {
-            if !k.free_y[i] {
-                continue;
-            }
-            for &p in &self.theta_entries[self.theta_ptr[i]..self.theta_ptr[i + 1]] {
-                let col = self.col_idx[p as usize] as usize;
-                if k.free_s[col] {
-                    self.w[col] += k.jac[p as usize] * scale * self.t[i];
-                }
+            let ti = self.t[i];
+            for p in self.u_ptr[i]..self.u_ptr[i + 1] {
+                self.w[self.u_col[p] as usize] += self.u_val[p] * ti;
             }
         }
         let nt = self.n_theta;
@@ -374,16 +398,9 @@ impl Schur {
         );
         // t2 = U w, then z = t − B⁻¹ t2
         for i in 0..self.m {
-            let mut acc = 0.0;
-            if k.free_y[i] {
-                for &p in &self.theta_entries[self.theta_ptr[i]..self.theta_ptr[i + 1]] {
-                    let col = self.col_idx[p as usize] as usize;
-                    if k.free_s[col] {
-                        acc += k.jac[p as usize] * scale * self.w[col];
-                    }
-                }
-            }
-            self.t2[i] = acc;
+            self.t2[i] = (self.u_ptr[i]..self.u_ptr[i + 1])
+                .map(|p| self.u_val[p] * self.w[self.u_col[p] as usize])
+                .sum();
         }
         self.b.solve(&mut self.t2);
         for i in 0..self.m {
