@@ -121,7 +121,7 @@ impl Default for SubOptions {
             max_iter: 200,
             cg_max: 100,
             cg_tol: 1e-6,
-            cg_reform_after: 30,
+            cg_reform_after: 10,
         }
     }
 }
