@@ -85,7 +85,8 @@ fn real_subproblem_both_ways(host: &mut P1Host, srpa: &Srpa, clarabel: bool) {
     let st = host.structure().clone();
     let mut lin = Linearization::default();
     let mut pieces = srpa.pieces.clone();
-    host.linearize(&srpa.z, None, &mut pieces, &mut lin).unwrap();
+    host.linearize(&srpa.z, None, &mut pieces, &mut lin)
+        .unwrap();
     let jac = SparseRows {
         ncols: st.n_z,
         row_ptr: st.row_ptr.clone(),
@@ -122,7 +123,10 @@ fn real_subproblem_both_ways(host: &mut P1Host, srpa: &Srpa, clarabel: bool) {
         assert!(certified, "clarabel did not certify its solution");
         let mut w = vec![0.0; st.rows()];
         let (ours, theirs) = (p.objective(&schur, &mut w), p.objective(&x_ref, &mut w));
-        assert!((ours - theirs).abs() <= 1e-6 * theirs.abs().max(1.0), "{ours} vs {theirs}");
+        assert!(
+            (ours - theirs).abs() <= 1e-6 * theirs.abs().max(1.0),
+            "{ours} vs {theirs}"
+        );
         assert!(rel(&schur, &x_ref) <= 1e-6, "{}", rel(&schur, &x_ref));
     }
 }
