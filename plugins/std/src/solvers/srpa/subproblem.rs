@@ -138,6 +138,11 @@ pub enum Method {
     Auto,
 }
 
+/// The Levenberg–Marquardt term is δ = max(δ₀, LM_SCALE · gap / max β). Measured on sp500:
+/// 0.1 takes about 15% less time than 1 (fewer Newton steps at the start of each subproblem)
+/// and about the same as 0.01.
+const LM_SCALE: f64 = 0.1;
+
 /// Below this many factor values a direct factorization per Newton system is cheap enough.
 pub const SCHUR_MIN_FACTOR: usize = 2_000_000;
 /// The largest dense Schur complement kept (n_θ² values: 16 million is 128 MB).
@@ -477,7 +482,7 @@ impl SubSolver {
         // Levenberg–Marquardt-style regularization: bounds the step by about the box size far
         // from the solution and vanishes at it (superlinear convergence)
         let beta_max = p.beta.iter().fold(0.0f64, |a, b| a.max(*b)).max(1e-300);
-        let delta = delta.max(gap / beta_max);
+        let delta = delta.max(LM_SCALE * gap / beta_max);
         for i in 0..m {
             let at_lo = y[i] <= -p.beta[i] + eps && ws.g[i] > 0.0;
             let at_hi = y[i] >= p.beta[i] - eps && ws.g[i] < 0.0;
