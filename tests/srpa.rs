@@ -393,14 +393,18 @@ fn the_schur_path_follows_the_direct_trajectory_and_resumes_bit_for_bit() {
     for (k, (a, b)) in t.iter().zip(&direct).enumerate() {
         assert!((a - b).abs() <= 1e-8 * b.abs(), "k = {k}: {a} vs {b}");
     }
-    let mut first = Srpa::new(&mut host, z0, opts).unwrap();
-    let mut resumed = vec![first.objective];
-    run(&mut first, &mut host, 20, &mut resumed);
-    let mut bytes = Vec::new();
-    first.save(&mut bytes);
-    drop(first);
-    let mut second = Srpa::restore(&mut host, &bytes, opts).unwrap();
-    run(&mut second, &mut host, 20, &mut resumed);
-    assert_eq!(resumed, t);
-    assert_eq!(second.z, straight.z);
+    // saved at every iteration, so that some checkpoints fall where the kept preconditioner
+    // had just served a system slowly (the next system re-forms it first)
+    for at in 1..40 {
+        let mut first = Srpa::new(&mut host, z0.clone(), opts).unwrap();
+        let mut resumed = vec![first.objective];
+        run(&mut first, &mut host, at, &mut resumed);
+        let mut bytes = Vec::new();
+        first.save(&mut bytes);
+        drop(first);
+        let mut second = Srpa::restore(&mut host, &bytes, opts).unwrap();
+        run(&mut second, &mut host, 40 - at, &mut resumed);
+        assert_eq!(resumed, t, "saved at k = {at}");
+        assert_eq!(second.z, straight.z, "saved at k = {at}");
+    }
 }

@@ -26,8 +26,6 @@ pub struct Ldl {
     par: Par,
     factor_stack: MemBuffer,
     solve_stack: MemBuffer,
-    /// Workspace of [`Ldl::solve_columns`] and the column count it was sized for.
-    columns_stack: Option<(usize, MemBuffer)>,
 }
 
 /// Which factorization kernels to use.
@@ -149,7 +147,6 @@ impl Ldl {
             par,
             factor_stack,
             solve_stack,
-            columns_stack: None,
         };
         Ok((ldl, slots))
     }
@@ -210,42 +207,24 @@ impl Ldl {
 }
 
 impl Ldl {
-    /// A workspace for [`Ldl::solve_columns_in`] with up to `ncols` right-hand sides.
+    /// A workspace for [`Ldl::solve_columns`] with up to `ncols` right-hand sides.
     pub fn columns_workspace(&self, ncols: usize) -> MemBuffer {
         MemBuffer::new(self.symbolic.solve_in_place_scratch::<f64>(ncols, self.par))
     }
 
-    /// [`Ldl::solve_columns`] with the caller's workspace (from [`Ldl::columns_workspace`]), so
-    /// that several threads can solve with one factorization.
-    pub fn solve_columns_in(&self, b: &mut [f64], ncols: usize, workspace: &mut MemBuffer) {
-        assert!(
-            self.factored,
-            "Ldl::solve_columns_in before a successful factor"
-        );
-        assert_eq!(b.len(), self.n * ncols, "Ldl::solve_columns_in: shape");
-        let ldlt = LdltRef::new(&self.symbolic, &self.factor);
-        let rhs = MatMut::from_column_major_slice_mut(b, self.n, ncols);
-        ldlt.solve_in_place_with_conj(Conj::No, rhs, self.par, MemStack::new(workspace));
-    }
-
     /// Solves K X = B in place for `ncols` right-hand sides stored column after column in `b`
-    /// (blocked kernels: much faster than one column at a time).
-    pub fn solve_columns(&mut self, b: &mut [f64], ncols: usize) {
+    /// (blocked kernels: much faster than one column at a time), with the caller's workspace
+    /// (from [`Ldl::columns_workspace`]), so that several threads can solve with one
+    /// factorization.
+    pub fn solve_columns(&self, b: &mut [f64], ncols: usize, workspace: &mut MemBuffer) {
         assert!(
             self.factored,
             "Ldl::solve_columns before a successful factor"
         );
         assert_eq!(b.len(), self.n * ncols, "Ldl::solve_columns: shape");
-        if self.columns_stack.as_ref().is_none_or(|(k, _)| *k < ncols) {
-            let req = self.symbolic.solve_in_place_scratch::<f64>(ncols, self.par);
-            self.columns_stack = Some((ncols, MemBuffer::new(req)));
-        }
-        let Some((_, stack)) = self.columns_stack.as_mut() else {
-            return;
-        };
         let ldlt = LdltRef::new(&self.symbolic, &self.factor);
         let rhs = MatMut::from_column_major_slice_mut(b, self.n, ncols);
-        ldlt.solve_in_place_with_conj(Conj::No, rhs, self.par, MemStack::new(stack));
+        ldlt.solve_in_place_with_conj(Conj::No, rhs, self.par, MemStack::new(workspace));
     }
 }
 

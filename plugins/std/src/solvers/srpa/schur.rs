@@ -65,9 +65,11 @@ pub struct Schur {
     u_ptr: Vec<usize>,
     u_col: Vec<u32>,
     u_val: Vec<f64>,
-    /// The kept C̃ (as formed) and its Cholesky factor; `None` before the first.
-    c_formed: Option<Mat<f64>>,
+    /// The Cholesky factor of the kept C̃, valid when `formed`.
     c_factor: Mat<f64>,
+    /// Whether a preconditioner is kept: false before the first, after a failed formation, and
+    /// after [`Schur::retire`].
+    formed: bool,
     /// The point the kept B and C were formed at: J's values, ρ, δ and the free sets.
     kept: Kept,
     // workspaces
@@ -163,8 +165,8 @@ impl Schur {
             u_ptr: Vec::new(),
             u_col: Vec::new(),
             u_val: Vec::new(),
-            c_formed: None,
             c_factor: Mat::zeros(n_theta, n_theta),
+            formed: false,
             kept: Kept::default(),
             t: vec![0.0; m],
             t2: vec![0.0; m],
@@ -173,9 +175,16 @@ impl Schur {
         })
     }
 
-    /// Whether a C̃ is kept.
+    /// Whether a preconditioner is kept.
     pub fn has_c(&self) -> bool {
-        self.c_formed.is_some()
+        self.formed
+    }
+
+    /// Drops the kept preconditioner (it served its last system slowly): the next Newton
+    /// system forms a new one at its own point, and a checkpoint taken now saves none, so a
+    /// resumed run does the same.
+    pub fn retire(&mut self) {
+        self.formed = false;
     }
 
     /// Assembles and factors B at the kept point.
@@ -245,7 +254,7 @@ impl Schur {
         let c = Mat::from_fn(nt, nt, |a, b| {
             0.5 * (c[a * nt + b] + c[b * nt + a]) + if a == b { 1.0 } else { 0.0 }
         });
-        self.keep_c(c)
+        self.factor_c(c)
     }
 
     /// The columns j0..j1 of Uᵀ B⁻¹ U for each given chunk, as (j0, j1, block by rows
@@ -273,7 +282,7 @@ impl Schur {
                     }
                 }
             }
-            self.b.solve_columns_in(x, w, &mut workspace);
+            self.b.solve_columns(x, w, &mut workspace);
             // X by rows, so that each product below runs over contiguous memory
             for j in 0..w {
                 for i in 0..m {
@@ -304,7 +313,7 @@ impl Schur {
 
     /// Forms B and C at the given point and keeps them, with the point, as the preconditioner.
     pub fn reform(&mut self, kept: Kept) -> Result<(), LdlError> {
-        self.c_formed = None;
+        self.formed = false;
         self.kept = kept;
         self.compact_u();
         self.factor_b()?;
@@ -339,28 +348,9 @@ impl Schur {
         &self.kept
     }
 
-    /// The kept C̃ as formed, column after column (for a checkpoint), if any.
-    pub fn kept_c(&self) -> Option<Vec<f64>> {
-        let c = self.c_formed.as_ref()?;
-        let nt = self.n_theta;
-        Some((0..nt * nt).map(|k| c[(k % nt, k / nt)]).collect())
-    }
-
-    /// Keeps a C̃ saved by [`Schur::kept_c`].
-    pub fn restore_c(&mut self, values: &[f64]) -> Result<(), LdlError> {
-        let nt = self.n_theta;
-        if values.len() != nt * nt {
-            return Err(LdlError::Pattern(format!(
-                "{} saved values for a {nt} × {nt} Schur complement",
-                values.len()
-            )));
-        }
-        self.keep_c(Mat::from_fn(nt, nt, |i, j| values[j * nt + i]))
-    }
-
-    fn keep_c(&mut self, c: Mat<f64>) -> Result<(), LdlError> {
-        self.c_factor.copy_from(&c);
-        self.c_formed = None;
+    /// Factors C and keeps it.
+    fn factor_c(&mut self, c: Mat<f64>) -> Result<(), LdlError> {
+        self.c_factor = c;
         llt_factor::cholesky_in_place(
             self.c_factor.as_mut(),
             Default::default(),
@@ -369,7 +359,7 @@ impl Schur {
             Default::default(),
         )
         .map_err(|_| LdlError::Pivot(0))?;
-        self.c_formed = Some(c);
+        self.formed = true;
         Ok(())
     }
 

@@ -187,8 +187,6 @@ pub struct SubSolver {
     slots: Vec<usize>,
     /// The parameter-Schur preconditioner, for large problems with parameters.
     schur: Option<Schur>,
-    /// The last Newton system needed many conjugate-gradient iterations: reform first.
-    stale: bool,
     y: Vec<f64>,
     ws: Work,
 }
@@ -274,7 +272,6 @@ impl SubSolver {
             ldl,
             slots,
             schur,
-            stale: false,
             y: vec![0.0; m],
             ws,
         })
@@ -543,8 +540,7 @@ impl SubSolver {
         rep: &mut SubReport,
     ) -> bool {
         for attempt in 0..2 {
-            if attempt == 1 || !schur.has_c() || self.stale {
-                self.stale = false;
+            if attempt == 1 || !schur.has_c() {
                 let ws = &self.ws;
                 let kept = Kept {
                     jac: p.jac.values.clone(),
@@ -561,7 +557,9 @@ impl SubSolver {
             let (converged, iterations) = self.conjugate_gradients(schur, p, delta, opts);
             rep.cg_iterations += iterations;
             if converged {
-                self.stale = iterations > opts.cg_reform_after;
+                if iterations > opts.cg_reform_after {
+                    schur.retire();
+                }
                 return true;
             }
         }
