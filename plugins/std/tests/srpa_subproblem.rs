@@ -3,7 +3,7 @@
 
 mod clarabel_ref;
 
-use clarabel_ref::clarabel_solve;
+use clarabel_ref::{clarabel_solve, rel_diff};
 use mcopt_std::solvers::srpa::subproblem::{
     Method, SparseRows, SubOptions, SubSolution, SubSolver, Subproblem,
 };
@@ -106,17 +106,6 @@ fn random_instance(rng: &mut Rng) -> Instance {
         beta: (0..m).map(|_| [0.1, 1.0][rng.below(2)]).collect(),
         jac,
     }
-}
-
-fn rel_diff(a: &[f64], b: &[f64]) -> f64 {
-    let d: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).powi(2))
-        .sum::<f64>()
-        .sqrt();
-    let s: f64 = b.iter().map(|x| x * x).sum::<f64>().sqrt();
-    d / s.max(1.0)
 }
 
 #[test]

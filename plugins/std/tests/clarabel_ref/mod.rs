@@ -1,5 +1,5 @@
 //! Clarabel as the reference solver of the SRPA subproblem (shared by the plugin's tests and the
-//! host's tests on real subproblems).
+//! host's tests on real subproblems), and the relative difference the comparisons use.
 
 use clarabel::algebra::CscMatrix;
 use clarabel::solver::{
@@ -68,4 +68,16 @@ pub fn clarabel_solve(inst: &Subproblem<'_>) -> (Vec<f64>, bool) {
     solver.solve();
     let certified = solver.solution.status == SolverStatus::Solved;
     (solver.solution.x[..n].to_vec(), certified)
+}
+
+/// ‖a − b‖ / max(‖b‖, 1): how far a step is from the reference step b.
+pub fn rel_diff(a: &[f64], b: &[f64]) -> f64 {
+    let d: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    let s: f64 = b.iter().map(|x| x * x).sum::<f64>().sqrt();
+    d / s.max(1.0)
 }

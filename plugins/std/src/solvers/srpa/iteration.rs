@@ -101,18 +101,18 @@ impl Srpa {
         if z0.len() != st.n_z {
             return Err(format!("z has {} entries, expected {}", z0.len(), st.n_z));
         }
-        let jac = SparseRows {
-            ncols: st.n_z,
-            row_ptr: st.row_ptr.clone(),
-            col_idx: st.col_idx.clone(),
-            values: vec![0.0; st.col_idx.len()],
-        };
-        let solver =
-            SubSolver::with_parameters(&jac, st.n_theta, opts.method).map_err(|e| e.to_string())?;
         let objective = p.penalized(&z0)?;
         let mut lin = Linearization::for_structure(&st);
         let mut pieces = pieces.unwrap_or_else(|| vec![NO_PIECE; st.n_pieces]);
         p.linearize(&z0, None, &mut pieces, &mut lin)?;
+        let jac = SparseRows {
+            ncols: st.n_z,
+            row_ptr: st.row_ptr.clone(),
+            col_idx: st.col_idx.clone(),
+            values: lin.jac.clone(),
+        };
+        let solver =
+            SubSolver::with_parameters(&jac, st.n_theta, opts.method).map_err(|e| e.to_string())?;
         Ok(Srpa {
             opts,
             rho: opts.rho1,
@@ -246,6 +246,7 @@ impl Srpa {
             self.accepted += 1;
             let mult = Some(&self.sol.bound_multiplier[..]);
             p.linearize(&self.z, mult, &mut self.pieces, &mut self.lin)?;
+            self.jac.values.copy_from_slice(&self.lin.jac);
             m.ties = self.lin.ties;
             m.switched = self.lin.switched;
         } else {
@@ -258,18 +259,13 @@ impl Srpa {
         Ok(m)
     }
 
+    /// The subproblem the next step solves: at z, on the current pieces, with the current ρ.
+    pub fn subproblem<'a>(&'a self, p: &'a dyn P1Problem) -> Subproblem<'a> {
+        subproblem(&self.lin, &self.jac, self.rho, &p.structure().beta)
+    }
+
     fn solve_subproblem(&mut self, p: &dyn P1Problem) -> Result<SubReport, String> {
-        self.jac.values.copy_from_slice(&self.lin.jac);
-        let st = p.structure();
-        let prob = Subproblem {
-            q: &self.lin.grad,
-            rho: self.rho,
-            lower: &self.lin.lower,
-            upper: &self.lin.upper,
-            jac: &self.jac,
-            r: &self.lin.residual,
-            beta: &st.beta,
-        };
+        let prob = subproblem(&self.lin, &self.jac, self.rho, &p.structure().beta);
         let rep = self
             .solver
             .solve(&prob, self.opts.sub, &mut self.sol)
@@ -280,5 +276,23 @@ impl Srpa {
             objective: obj,
             ..rep
         })
+    }
+}
+
+/// The subproblem of a linearization (`jac` holds its J values in the structure's pattern).
+fn subproblem<'a>(
+    lin: &'a Linearization,
+    jac: &'a SparseRows,
+    rho: f64,
+    beta: &'a [f64],
+) -> Subproblem<'a> {
+    Subproblem {
+        q: &lin.grad,
+        rho,
+        lower: &lin.lower,
+        upper: &lin.upper,
+        jac,
+        r: &lin.residual,
+        beta,
     }
 }
