@@ -156,12 +156,6 @@ pub fn check_number(name: &str, v: f64, ok: bool, expected: &str) -> Result<f64,
 /// β of (P1) from `--beta` values (`B` or `NAME=B`), checked against the layer groups.
 pub fn parse_betas(args: &[String], lifted: &Lifted, default: f64) -> Result<Betas, Diags> {
     let mut betas = Betas::uniform(default);
-    let names: Vec<&str> = lifted
-        .layout
-        .groups
-        .iter()
-        .map(|g| g.name.as_str())
-        .collect();
     for a in args {
         let (name, num) = match a.split_once('=') {
             Some((n, b)) => (Some(n.trim()), b.trim()),
@@ -179,7 +173,7 @@ pub fn parse_betas(args: &[String], lifted: &Lifted, default: f64) -> Result<Bet
         check_number("--beta", value, value > 0.0, "a positive number")?;
         match name {
             None => betas.default = value,
-            Some(n) if names.contains(&n) => {
+            Some(n) if lifted.layout.group(n).is_some() => {
                 betas.per_group.insert(n.to_owned(), value);
             }
             Some(n) => {
@@ -187,7 +181,10 @@ pub fn parse_betas(args: &[String], lifted: &Lifted, default: f64) -> Result<Bet
                     "mcopt::cli::beta",
                     format!("`{n}` is not a layer group of this model"),
                 )
-                .help(format!("layer groups: {}", names.join(", ")))
+                .help(format!(
+                    "layer groups: {}",
+                    lifted.layout.group_names().join(", ")
+                ))
                 .into())
             }
         }

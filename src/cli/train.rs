@@ -241,9 +241,6 @@ fn final_certificate(
     )))
 }
 
-/// The solver named in the run file and its option values, or diagnostics at the run file's
-/// lines (unknown solver with the known ones and the nearest; unknown, ill-typed or
-/// out-of-range options).
 /// β of (P1) from the solver's options `beta`, `beta1`, `beta2`: `beta` > 0 for every layer
 /// group; otherwise `beta2` for the last group (the output layer) and `beta1` for the others;
 /// then `beta` given as a mapping from layer names (`beta: {u: 0.1, h: 0.1, v: 1}`) sets the
@@ -266,15 +263,10 @@ fn p1_betas(
             betas
         }
     };
-    let groups: Vec<&str> = lifted
-        .layout
-        .groups
-        .iter()
-        .map(|g| g.name.as_str())
-        .collect();
+    let groups = lifted.layout.group_names();
     let mut diags = Diags::new();
     for (name, beta) in by_layer {
-        if groups.contains(&name.as_str()) {
+        if lifted.layout.group(name).is_some() {
             betas.per_group.insert(name.clone(), *beta);
         } else {
             diags.push(
@@ -340,6 +332,9 @@ fn beta_mapping(
 /// as a mapping in `beta` (empty otherwise).
 type SolverOptions = (SolverId, Vec<f64>, Vec<(String, f64)>);
 
+/// The solver named in the run file and its option values, or diagnostics at the run file's
+/// lines (unknown solver with the known ones and the nearest; unknown, ill-typed or
+/// out-of-range options).
 fn solver_and_options(registry: &Registry, run: &RunFile) -> Result<SolverOptions, Diags> {
     let Some(spec) = &run.solver else {
         return Err(

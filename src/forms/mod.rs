@@ -100,6 +100,11 @@ impl Layout {
         self.groups.iter().position(|g| g.name == name)
     }
 
+    /// The names of the layer groups (the layers with lifted instances), in order.
+    pub fn group_names(&self) -> Vec<&str> {
+        self.groups.iter().map(|g| g.name.as_str()).collect()
+    }
+
     /// The block of an instance name (`u`, `h[3]`).
     pub fn block(&self, name: &str) -> Option<&Block> {
         self.blocks.iter().find(|b| b.name == name)
