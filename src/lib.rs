@@ -20,6 +20,7 @@ pub mod plugin_host;
 pub mod registry;
 pub mod report;
 pub mod rng;
+pub mod signals;
 pub mod solve;
 pub mod stationarity;
 pub mod sweep;
