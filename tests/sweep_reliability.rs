@@ -23,7 +23,8 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 /// A fresh scratch directory with a copy of the syn example (model, Adam run file, data).
 fn scratch(tag: &str) -> PathBuf {
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    let dir = std::env::temp_dir().join(format!("mcopt-sweep-rel-{tag}-{}-{n}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("mcopt-sweep-rel-{tag}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("syn")).unwrap();
     std::fs::create_dir_all(dir.join("data")).unwrap();
@@ -77,7 +78,11 @@ fn spawn(args: &[&str]) -> Child {
 /// `mcopt args..` under a 1 GiB address-space limit, so a command that tries to allocate
 /// gigabytes fails (instead of taking the machine's memory) and one that counts first passes.
 fn mcopt_limited(args: &[&str]) -> support::Run {
-    let mut all = vec!["-c", "ulimit -v 1048576; exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_mcopt")];
+    let mut all = vec![
+        "-c",
+        "ulimit -v 1048576; exec \"$0\" \"$@\"",
+        env!("CARGO_BIN_EXE_mcopt"),
+    ];
     all.extend_from_slice(args);
     let out = Command::new("sh").args(&all).output().unwrap();
     support::Run {
@@ -123,8 +128,13 @@ fn catches(pid: u64, sig: u32) -> bool {
 }
 
 fn alive(pid: u64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        !s.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
 }
 
 /// The train process of a running entry once it handles `sig` (so it is past its start-up).
@@ -189,7 +199,9 @@ fn seed_ranges_and_grids_too_large_are_refused_before_allocating() {
         expect_plan_error(&dir, &body, "mcopt::sweep::too_large", 4);
     }
     // A random search whose size overflows together with the grid.
-    let body = format!("{base}random:\n  n: 18446744073709551615\n  space:\n    init: {{choice: [glorot]}}\n");
+    let body = format!(
+        "{base}random:\n  n: 18446744073709551615\n  space:\n    init: {{choice: [glorot]}}\n"
+    );
     expect_plan_error(&dir, &body, "mcopt::sweep::too_large", 5);
     // A grid of 7 axes × 10 values (10⁷ settings), without seeds.
     let axis: Vec<String> = (0..10).map(|i| format!("{}", i + 1)).collect();
@@ -243,7 +255,11 @@ fn plan_refuses_devices_and_fifos_among_its_inputs() {
         )
         .unwrap();
         let out = dir.join("planned");
-        let mut all = vec!["-c", "ulimit -v 1048576; exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_mcopt")];
+        let mut all = vec![
+            "-c",
+            "ulimit -v 1048576; exec \"$0\" \"$@\"",
+            env!("CARGO_BIN_EXE_mcopt"),
+        ];
         all.extend_from_slice(&["sweep", "plan", s(&sweep), "--out", s(&out)]);
         let child = Command::new("sh")
             .args(&all)
@@ -373,9 +389,16 @@ fn stopped_entry_resumes_like_a_straight_run(sig: &str, signo: u32) {
     assert_eq!(o.code, Some(0), "{o:#?}");
     assert_eq!(o.json()["resumed"], true, "{o:#?}");
     let params = |d: &Path| std::fs::read(d.join("runs/0000/params.yaml")).unwrap();
-    assert!(params(&straight) == params(&stopped), "params differ from the straight run's");
+    assert!(
+        params(&straight) == params(&stopped),
+        "params differ from the straight run's"
+    );
     let (a, b) = (timeless_trace(&straight), timeless_trace(&stopped));
-    assert_eq!(a.len(), iters + 2, "header, iterate 0 and one row per iteration");
+    assert_eq!(
+        a.len(),
+        iters + 2,
+        "header, iterate 0 and one row per iteration"
+    );
     assert!(a == b, "the trace differs from the straight run's");
 }
 
@@ -524,7 +547,10 @@ fn slurm_and_kubernetes_values_cannot_inject() {
     let logs = format!("#SBATCH --output=\"{}/slurm/%A_%a.out\"", s(&out));
     assert!(script.lines().any(|l| l == logs), "{logs} in\n{script}");
     let exec = script.lines().last().unwrap();
-    assert!(exec.ends_with(&format!(" sweep run '{}'", s(&out))), "{script}");
+    assert!(
+        exec.ends_with(&format!(" sweep run '{}'", s(&out))),
+        "{script}"
+    );
     for l in script.lines().filter(|l| l.starts_with("#SBATCH")) {
         assert!(!l.contains("--wrap"), "{script}");
     }

@@ -350,7 +350,10 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 }
 
 fn indices(v: &[usize]) -> String {
-    v.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    v.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn report_entry(i: usize, outcome: &EntryOutcome, common: &SweepArgs) {
@@ -460,7 +463,11 @@ fn collect_table(dir: &Path, by: &[String], common: &SweepArgs) -> Outcome {
     if table.unreadable_reports > 0 {
         eprintln!(
             "warning: {} of done entries left out",
-            plural(table.unreadable_reports, "unreadable report", "unreadable reports")
+            plural(
+                table.unreadable_reports,
+                "unreadable report",
+                "unreadable reports"
+            )
         );
     }
     let out_dir = dir.join("collect");

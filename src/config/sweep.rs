@@ -478,9 +478,16 @@ fn read_seeds(r: &mut Reader, v: &Val) -> Option<Vec<u64>> {
 /// diagnostic at `v`.
 fn seed_range(r: &mut Reader, v: &Val, from: u64, count: u64) -> Option<Vec<u64>> {
     if count > MAX_ENTRIES as u64 {
-        let msg = format!("the sweep has {count} seeds, more than the limit of {MAX_ENTRIES} entries");
+        let msg =
+            format!("the sweep has {count} seeds, more than the limit of {MAX_ENTRIES} entries");
         let help = "use fewer seeds, or split the sweep".to_string();
-        r.error("mcopt::sweep::too_large", v, msg, "too many seeds", Some(help));
+        r.error(
+            "mcopt::sweep::too_large",
+            v,
+            msg,
+            "too many seeds",
+            Some(help),
+        );
         return None;
     }
     let Some(end) = from.checked_add(count) else {

@@ -42,7 +42,10 @@ pub fn slurm_script(
     }
     let exe_text = exe.display().to_string();
     let dir_text = dir.display().to_string();
-    for (what, v) in [("the mcopt executable's path", &exe_text), ("the sweep directory", &dir_text)] {
+    for (what, v) in [
+        ("the mcopt executable's path", &exe_text),
+        ("the sweep directory", &dir_text),
+    ] {
         if let Err(d) = no_control(what, v) {
             diags.push(d);
         }
@@ -65,7 +68,13 @@ pub fn slurm_script(
     let job_name: String = o
         .job_name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     let mut s = String::new();
     let _ = writeln!(s, "#!/bin/bash");

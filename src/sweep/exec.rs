@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{content_hash, entry_state, lock, regular_file, run_dir, EntryState, Manifest, LOCK_FILE};
+use super::{
+    content_hash, entry_state, lock, regular_file, run_dir, EntryState, Manifest, LOCK_FILE,
+};
 use crate::atomic::write as write_atomic;
 use crate::diag::{Diag, Diags};
 use crate::input::{os_error, read_source, InputKind};
@@ -219,9 +221,7 @@ fn claim(out: &Path) -> Result<Option<std::fs::File>, Diags> {
 /// Wait for `mcopt train`, forwarding the first stop signal this process receives to it
 /// (once: a second one would make it exit without writing its outputs). Returns its exit
 /// status and the signal forwarded, if any.
-fn wait_forwarding(
-    child: &mut std::process::Child,
-) -> (std::io::Result<ExitStatus>, Option<i32>) {
+fn wait_forwarding(child: &mut std::process::Child) -> (std::io::Result<ExitStatus>, Option<i32>) {
     let mut forwarded = None;
     loop {
         match child.try_wait() {
@@ -262,12 +262,11 @@ pub fn run_pool(
                 if i >= manifest.entries.len() {
                     break;
                 }
-                let outcome = run_entry(exe, dir, manifest, i).unwrap_or_else(|d| {
-                    EntryOutcome::Failed {
+                let outcome =
+                    run_entry(exe, dir, manifest, i).unwrap_or_else(|d| EntryOutcome::Failed {
                         exit_code: None,
                         message: diags_text(&d),
-                    }
-                });
+                    });
                 on_finish(i, &outcome);
                 let mut s = summary.lock().unwrap_or_else(|p| p.into_inner());
                 match outcome {

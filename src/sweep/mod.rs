@@ -179,14 +179,12 @@ pub fn status_of(dir: &Path, entry: &Entry) -> Status {
     match entry_state(dir, entry.index) {
         Some(EntryState::Done { hash, .. }) if hash == entry.hash => Status::Done,
         Some(EntryState::Done { .. }) => Status::Pending,
-        Some(EntryState::Running { pid, .. }) => {
-            match lock_held(&run_dir(dir, entry.index)) {
-                Some(true) => Status::Running,
-                Some(false) => Status::Interrupted,
-                None if process_alive(pid) => Status::Running,
-                None => Status::Interrupted,
-            }
-        }
+        Some(EntryState::Running { pid, .. }) => match lock_held(&run_dir(dir, entry.index)) {
+            Some(true) => Status::Running,
+            Some(false) => Status::Interrupted,
+            None if process_alive(pid) => Status::Running,
+            None => Status::Interrupted,
+        },
         Some(EntryState::Interrupted { .. }) => Status::Interrupted,
         Some(EntryState::Failed { .. }) => Status::Failed,
         None => Status::Pending,
