@@ -142,6 +142,10 @@ fn running_train(out: &Path, index: usize, sig: u32, what: &str) -> u64 {
     let start = Instant::now();
     loop {
         let st = state_of(out, index);
+        assert!(
+            st["state"] != "done" && st["state"] != "failed",
+            "entry {index} ended before it ran with a handler for signal {sig} ({what}); state {st}"
+        );
         if st["state"] == "running" {
             let pid = st["pid"].as_u64().unwrap();
             if catches(pid, sig) {
@@ -361,6 +365,34 @@ fn a_stale_running_entry_is_not_running_and_runs_again() {
     let o = mcopt(&["sweep", "run", s(&out), "--jobs", "1", "--json"]);
     assert_eq!(o.code, Some(0), "{o:#?}");
     assert_eq!(o.json()["ran"], serde_json::json!([1]), "{o:#?}");
+}
+
+#[test]
+fn in_a_slurm_job_the_signal_slurm_sends_every_process_reaches_the_train_once() {
+    let (_, out) = planned("slurm-signal", 400_000, 1);
+    let worker = Command::new(env!("CARGO_BIN_EXE_mcopt"))
+        .args(["sweep", "run", s(&out), "--index", "0", "--json"])
+        .env("SLURM_JOB_ID", "42")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let train = running_train(&out, 0, 2, "SIGINT");
+    // Slurm signals every process of the job: the worker and its train alike.
+    signal(train, "INT");
+    signal(u64::from(worker.id()), "INT");
+    let o = wait_or_kill(worker, Duration::from_secs(120));
+    assert_eq!(o.status.code(), Some(130), "{o:?}");
+    assert_eq!(state_of(&out, 0)["state"], "interrupted");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("runs/0000/report.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        report["status"], "interrupted",
+        "train stopped once, with its outputs"
+    );
+    assert!(out.join("runs/0000/checkpoint.json").exists());
 }
 
 /// Item 7, sweep part: the worker of an entry stopped by `sig` mid-run; the next `sweep run`

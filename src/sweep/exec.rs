@@ -221,7 +221,12 @@ fn claim(out: &Path) -> Result<Option<std::fs::File>, Diags> {
 /// Wait for `mcopt train`, forwarding the first stop signal this process receives to it
 /// (once: a second one would make it exit without writing its outputs). Returns its exit
 /// status and the signal forwarded, if any.
+///
+/// Inside a Slurm job (`SLURM_JOB_ID` set) the signal is not forwarded: Slurm signals every
+/// process of the job itself (time limit, preemption, `scancel --full`), so `mcopt train`
+/// already has it, and a forwarded copy would be the second signal that makes it exit at once.
 fn wait_forwarding(child: &mut std::process::Child) -> (std::io::Result<ExitStatus>, Option<i32>) {
+    let slurm = std::env::var_os("SLURM_JOB_ID").is_some();
     let mut forwarded = None;
     loop {
         match child.try_wait() {
@@ -231,7 +236,9 @@ fn wait_forwarding(child: &mut std::process::Child) -> (std::io::Result<ExitStat
         }
         if forwarded.is_none() {
             if let Some(sig) = signals::received() {
-                lock::signal(child.id(), sig);
+                if !slurm {
+                    lock::signal(child.id(), sig);
+                }
                 forwarded = Some(sig);
             }
         }
