@@ -64,6 +64,13 @@ pub fn run_entry(
     let entry = manifest.entry(index)?;
     let run_file = dir.join(&entry.run_file);
     let out = run_dir(dir, index);
+    if !out.is_dir() {
+        let msg = format!("the directory of entry {index} is missing");
+        return Err(Diag::new("mcopt::sweep::missing", msg)
+            .in_file(run_file.display().to_string())
+            .help("the sweep directory was changed after planning: plan the sweep again into a new directory")
+            .into());
+    }
     regular_file(&run_file)?;
     let Some(lock) = claim(&out)? else {
         return Ok(EntryOutcome::Busy);
