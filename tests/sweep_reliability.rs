@@ -2,6 +2,8 @@
 //! devices or FIFOs, two workers on one directory, stop signals forwarded to the running
 //! entries (and the resumed entry equal to a straight run), an entry that fails alone, failure
 //! messages that show the diagnostic, and job files that no option value can inject into.
+//! Linux only: the tests read `/proc` and make FIFOs.
+#![cfg(target_os = "linux")]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -398,7 +400,7 @@ fn in_a_slurm_job_the_signal_slurm_sends_every_process_reaches_the_train_once() 
 /// Item 7, sweep part: the worker of an entry stopped by `sig` mid-run; the next `sweep run`
 /// resumes the entry from its checkpoint, and its params and trace equal a straight run's.
 fn stopped_entry_resumes_like_a_straight_run(sig: &str, signo: u32) {
-    let iters = 30_000;
+    let iters = 60_000;
     let (dir, straight) = planned(&format!("resume-{sig}"), iters, 1);
     let body = std::fs::read_to_string(dir.join("sweep.yaml")).unwrap();
     let stopped = plan_body(&dir, &body, "stopped");
