@@ -8,6 +8,7 @@ use mcopt::check::ConstOverride;
 use mcopt::config::{self, SweepFile};
 use mcopt::diag::{Diag, Diags};
 use mcopt::pipeline;
+use mcopt::signals;
 use mcopt::sweep::{self, cluster, collect, EntryOutcome, Manifest, PlanOptions};
 use serde_json::json;
 
@@ -265,9 +266,15 @@ fn run_entries(dir: &Path, index: Option<usize>, jobs: Option<u32>, common: &Swe
         (None, Some(_)) => None,
         (None, None) => index_from_env()?,
     };
+    // SIGINT, SIGTERM and SIGHUP: forwarded to the running entries, which stop and are
+    // marked interrupted; no further entry starts; exit 128 + signal.
+    signals::install();
     if let Some(i) = index {
         let outcome = sweep::run_entry(&exe, dir, &manifest, i)?;
         report_entry(i, &outcome, common);
+        if let Some(sig) = signals::received() {
+            return Ok(signals::exit_code(sig));
+        }
         return Ok(match outcome {
             EntryOutcome::Failed { .. } => EXIT_FAILED,
             _ => EXIT_OK,
@@ -298,6 +305,8 @@ fn run_entries(dir: &Path, index: Option<usize>, jobs: Option<u32>, common: &Swe
             "entries": total,
             "ran": summary.ran,
             "skipped": summary.skipped,
+            "running_elsewhere": summary.busy,
+            "interrupted": summary.interrupted,
             "failed": failed,
         }));
     } else {
@@ -308,6 +317,26 @@ fn run_entries(dir: &Path, index: Option<usize>, jobs: Option<u32>, common: &Swe
             summary.skipped.len(),
             summary.failed.len()
         );
+        if !summary.busy.is_empty() {
+            out!(
+                "{} running in another worker: {}",
+                plural(summary.busy.len(), "entry", "entries"),
+                indices(&summary.busy)
+            );
+        }
+        if !summary.interrupted.is_empty() {
+            out!(
+                "{} interrupted (`mcopt sweep run` resumes them): {}",
+                plural(summary.interrupted.len(), "entry", "entries"),
+                indices(&summary.interrupted)
+            );
+        }
+    }
+    if let Some(sig) = signals::received() {
+        if !common.json {
+            eprintln!("stopped by {}", signals::name(sig));
+        }
+        return Ok(signals::exit_code(sig));
     }
     Ok(if summary.failed.is_empty() {
         EXIT_OK
@@ -316,14 +345,29 @@ fn run_entries(dir: &Path, index: Option<usize>, jobs: Option<u32>, common: &Swe
     })
 }
 
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn indices(v: &[usize]) -> String {
+    v.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn report_entry(i: usize, outcome: &EntryOutcome, common: &SweepArgs) {
     let v = match outcome {
         EntryOutcome::Skipped => json!({"index": i, "outcome": "skipped"}),
+        EntryOutcome::Busy => json!({"index": i, "outcome": "running_elsewhere"}),
         EntryOutcome::Ran { resumed, seconds } => {
             json!({"index": i, "outcome": "ran", "resumed": resumed, "seconds": seconds})
         }
         EntryOutcome::Failed { exit_code, message } => {
             json!({"index": i, "outcome": "failed", "exit_code": exit_code, "message": message})
+        }
+        EntryOutcome::Interrupted { signal } => {
+            json!({"index": i, "outcome": "interrupted", "signal": signals::name(*signal)})
         }
     };
     if common.json {
@@ -331,11 +375,16 @@ fn report_entry(i: usize, outcome: &EntryOutcome, common: &SweepArgs) {
     } else {
         match outcome {
             EntryOutcome::Skipped => out!("entry {i}: already done"),
+            EntryOutcome::Busy => out!("entry {i}: another worker is running it"),
             EntryOutcome::Ran { resumed, seconds } => out!(
                 "entry {i}: done in {seconds:.2} s{}",
                 if *resumed { " (resumed)" } else { "" }
             ),
             EntryOutcome::Failed { message, .. } => out!("entry {i}: failed\n{message}"),
+            EntryOutcome::Interrupted { signal } => out!(
+                "entry {i}: interrupted by {} (`mcopt sweep run` resumes it)",
+                signals::name(*signal)
+            ),
         }
     }
 }
@@ -343,8 +392,11 @@ fn report_entry(i: usize, outcome: &EntryOutcome, common: &SweepArgs) {
 fn status(dir: &Path, common: &SweepArgs) -> Outcome {
     let manifest = Manifest::load(dir)?;
     let c = sweep::counts(dir, &manifest);
+    let failures = sweep::failures(dir, &manifest);
     if common.json {
-        print_json(&serde_json::to_value(c).unwrap_or_default());
+        let mut v = serde_json::to_value(c).unwrap_or_default();
+        v["failed_entries"] = serde_json::to_value(&failures).unwrap_or_default();
+        print_json(&v);
         return Ok(EXIT_OK);
     }
     if std::io::stdout().is_terminal() {
@@ -361,13 +413,23 @@ fn status(dir: &Path, common: &SweepArgs) -> Outcome {
         bar.abandon();
     }
     out!(
-        "{} entries: {} done, {} running, {} failed, {} pending",
+        "{} entries: {} done, {} running, {} failed, {} interrupted, {} pending",
         c.total,
         c.done,
         c.running,
         c.failed,
+        c.interrupted,
         c.pending
     );
+    for f in &failures {
+        let code = f
+            .exit_code
+            .map_or("no exit code".to_string(), |c| format!("exit {c}"));
+        out!("entry {} failed ({code}):", f.index);
+        for line in f.message.lines() {
+            out!("  {line}");
+        }
+    }
     Ok(EXIT_OK)
 }
 
@@ -392,6 +454,22 @@ fn collect_table(dir: &Path, by: &[String], common: &SweepArgs) -> Outcome {
         }
     }
     let table = collect::collect(dir, &manifest, by);
+    for u in &table.unreadable {
+        eprintln!(
+            "warning: the report of entry {} cannot be read ({}): {}; left out of the table",
+            u.index, u.file, u.reason
+        );
+    }
+    if table.unreadable_reports > 0 {
+        eprintln!(
+            "warning: {} of done entries left out",
+            plural(
+                table.unreadable_reports,
+                "unreadable report",
+                "unreadable reports"
+            )
+        );
+    }
     let out_dir = dir.join("collect");
     mcopt::atomic::write(&out_dir.join("summary.csv"), table.to_csv().as_bytes())?;
     mcopt::atomic::write(&out_dir.join("summary.md"), table.to_markdown().as_bytes())?;
@@ -420,7 +498,7 @@ fn slurm(dir: &Path, mut o: cluster::SlurmOptions, submit: bool, common: &SweepA
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "sweep".into())
     );
-    let script = cluster::slurm_script(&exe, &dir_abs, manifest.entries.len(), &o);
+    let script = cluster::slurm_script(&exe, &dir_abs, manifest.entries.len(), &o)?;
     let path = dir_abs.join("sweep.sbatch");
     mcopt::atomic::write(&path, script.as_bytes())?;
     std::fs::create_dir_all(dir_abs.join("slurm")).map_err(|e| {
@@ -505,7 +583,7 @@ fn k8s(
         mount,
         backoff_limit_per_index: 2,
     };
-    let text = cluster::k8s_job(manifest.entries.len(), &o);
+    let text = cluster::k8s_job(manifest.entries.len(), &o)?;
     let path = dir_abs.join("k8s-job.yaml");
     mcopt::atomic::write(&path, text.as_bytes())?;
     if common.json {

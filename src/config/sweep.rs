@@ -99,7 +99,11 @@ pub fn parse_sweep(source: &Arc<SourceFile>, path: &Path) -> Result<SweepFile, D
         None => Some(vec![0]),
     };
     let grid = grid.unwrap_or_default();
-    if grid.is_empty() && random.is_none() && r.diags.is_empty() {
+    // Without a grid or a random search, `fixed:` or `seeds:` alone make one setting over the
+    // seeds; an explicit empty `grid:` (or nothing at all to vary) is refused.
+    let one_setting =
+        top.get("grid").is_none() && (top.get("fixed").is_some() || top.get("seeds").is_some());
+    if grid.is_empty() && random.is_none() && !one_setting && r.diags.is_empty() {
         let span = top
             .get("grid")
             .map_or(source.line_span(1), |v| r.span(&v.path));
@@ -120,12 +124,22 @@ pub fn parse_sweep(source: &Arc<SourceFile>, path: &Path) -> Result<SweepFile, D
         source: Arc::clone(source),
     };
     if r.diags.is_empty() {
+        // Counted (saturating) before any setting or entry exists.
         let total = sweep.settings_count().saturating_mul(sweep.seeds.len());
         if total > MAX_ENTRIES {
-            let msg =
-                format!("the sweep has {total} entries, more than the limit of {MAX_ENTRIES}");
+            let shown = if total == usize::MAX {
+                "more entries than can be counted".to_string()
+            } else {
+                format!("{total} entries")
+            };
+            let msg = format!("the sweep has {shown}, more than the limit of {MAX_ENTRIES}");
+            // At the part that multiplies: the grid, else the random search, else the seeds.
+            let span = ["grid", "random", "seeds"]
+                .iter()
+                .find_map(|k| top.get(k))
+                .map_or(source.line_span(1), |v| r.key_span(&v.path));
             let d = Diag::new("mcopt::sweep::too_large", msg)
-                .at(source, source.line_span(1), "in this sweep")
+                .at(source, span, "this makes too many entries")
                 .help("use fewer grid values or seeds, or split the sweep");
             r.diags.push(d);
         }
@@ -134,16 +148,18 @@ pub fn parse_sweep(source: &Arc<SourceFile>, path: &Path) -> Result<SweepFile, D
 }
 
 impl SweepFile {
-    /// Number of settings: the grid's product plus the random draws.
+    /// Number of settings: the grid's product plus the random draws (saturating, so a product
+    /// too large to count is still refused by the entry limit); one setting (the fixed
+    /// overrides) when there is neither a grid nor a random search.
     pub fn settings_count(&self) -> usize {
-        let grid = if self.grid.is_empty() {
-            0
-        } else {
-            self.grid
-                .iter()
-                .fold(1usize, |n, a| n.saturating_mul(a.values.len()))
-        };
-        grid + self.random.as_ref().map_or(0, |r| r.n)
+        let random = self.random.as_ref().map_or(0, |r| r.n);
+        if self.grid.is_empty() {
+            return if self.random.is_none() { 1 } else { random };
+        }
+        self.grid
+            .iter()
+            .fold(1usize, |n, a| n.saturating_mul(a.values.len()))
+            .saturating_add(random)
     }
 
     /// Every setting, grid first (the last axis varies fastest), then the random draws.
@@ -167,6 +183,9 @@ impl SweepFile {
                     break;
                 }
             }
+        }
+        if self.grid.is_empty() && self.random.is_none() {
+            out.push(fixed.clone());
         }
         if let Some(r) = &self.random {
             let mut rng = Rng::new(r.seed);
@@ -312,7 +331,19 @@ fn read_random(r: &mut Reader, v: &Val) -> Option<RandomSearch> {
     let f = r.fields(Some(v), RANDOM_KEYS)?;
     let n = r
         .required(&f, "n", "the number of settings to draw, e.g. `n: 20`")
-        .and_then(|n| r.usize(&n))?;
+        .and_then(|n| r.usize(&n).map(|k| (k, n)))
+        .and_then(|(k, nv)| {
+            if k > MAX_ENTRIES {
+                let msg = format!(
+                    "the random search draws {k} settings, more than the limit of {MAX_ENTRIES} entries"
+                );
+                let help = Some("draw fewer settings, or split the sweep".to_string());
+                r.error("mcopt::sweep::too_large", &nv, msg, "too many draws", help);
+                None
+            } else {
+                Some(k)
+            }
+        })?;
     let seed = f.get("seed").and_then(|s| r.u64(&s)).unwrap_or(0);
     let space_val = f.get("space")?;
     let space_fields = r.free_fields(&space_val)?;
@@ -388,9 +419,12 @@ fn read_seeds(r: &mut Reader, v: &Val) -> Option<Vec<u64>> {
             let s: Option<Vec<u64>> = (0..items.len()).map(|i| r.u64(&v.item(i))).collect();
             s?
         }
-        Node::Int(_) => (0..r.u64(v)?).collect(),
+        Node::Int(_) => {
+            let count = r.u64(v)?;
+            seed_range(r, v, 0, count)?
+        }
         Node::Str(s) => match parse_range(s) {
-            Some(range) => range.collect(),
+            Some(range) => seed_range(r, v, range.start, range.end - range.start)?,
             None => {
                 let msg = format!("expected `seeds` to be a range `a..b`, found `{s}`");
                 r.error("mcopt::sweep::type", v, msg, "not a range", None);
@@ -401,7 +435,7 @@ fn read_seeds(r: &mut Reader, v: &Val) -> Option<Vec<u64>> {
             let f = r.fields(Some(v), &["from", "count"])?;
             let from = f.get("from").and_then(|x| r.u64(&x)).unwrap_or(0);
             let count = f.get("count").and_then(|x| r.u64(&x)).unwrap_or(1);
-            (from..from.saturating_add(count)).collect()
+            seed_range(r, v, from, count)?
         }
         other => {
             let msg = format!(
@@ -437,6 +471,31 @@ fn read_seeds(r: &mut Reader, v: &Val) -> Option<Vec<u64>> {
         return None;
     }
     Some(seeds)
+}
+
+/// The seeds `from..from + count`, counted before anything is allocated: more seeds than
+/// [`MAX_ENTRIES`] (each seed is at least one entry), or a range past the largest seed, is a
+/// diagnostic at `v`.
+fn seed_range(r: &mut Reader, v: &Val, from: u64, count: u64) -> Option<Vec<u64>> {
+    if count > MAX_ENTRIES as u64 {
+        let msg =
+            format!("the sweep has {count} seeds, more than the limit of {MAX_ENTRIES} entries");
+        let help = "use fewer seeds, or split the sweep".to_string();
+        r.error(
+            "mcopt::sweep::too_large",
+            v,
+            msg,
+            "too many seeds",
+            Some(help),
+        );
+        return None;
+    }
+    let Some(end) = from.checked_add(count) else {
+        let msg = format!("the seeds run past the largest seed, {}", u64::MAX);
+        r.error("mcopt::sweep::seeds", v, msg, "here", None);
+        return None;
+    };
+    Some((from..end).collect())
 }
 
 fn parse_range(s: &str) -> Option<std::ops::Range<u64>> {

@@ -5,6 +5,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use crate::diag::{Diag, Diags};
+
 /// Options of the Slurm script.
 #[derive(Debug, Clone, Default)]
 pub struct SlurmOptions {
@@ -19,21 +21,74 @@ pub struct SlurmOptions {
 
 /// An sbatch script running entry `$SLURM_ARRAY_TASK_ID` of the sweep in `dir` (absolute)
 /// with the mcopt executable `exe` (absolute), for `entries` entries.
-pub fn slurm_script(exe: &Path, dir: &Path, entries: usize, o: &SlurmOptions) -> String {
+///
+/// No value can add a directive or a command: control characters (a newline would start a
+/// new `#SBATCH` line) are refused in every value, and whitespace or quotes in the options
+/// (sbatch reads several options from one directive line); paths are double-quoted in the
+/// directives and single-quoted for the shell; the job name keeps only safe characters.
+pub fn slurm_script(
+    exe: &Path,
+    dir: &Path,
+    entries: usize,
+    o: &SlurmOptions,
+) -> Result<String, Diags> {
+    let mut diags = Diags::new();
+    for (option, value) in [("--partition", &o.partition), ("--time", &o.time)] {
+        if let Some(v) = value {
+            if let Err(d) = directive_word(option, v) {
+                diags.push(d);
+            }
+        }
+    }
+    let exe_text = exe.display().to_string();
+    let dir_text = dir.display().to_string();
+    for (what, v) in [
+        ("the mcopt executable's path", &exe_text),
+        ("the sweep directory", &dir_text),
+    ] {
+        if let Err(d) = no_control(what, v) {
+            diags.push(d);
+        }
+    }
+    let logs = format!("{dir_text}/slurm/%A_%a.out");
+    if logs.contains(['"', '\\']) {
+        let msg = format!(
+            "the sweep directory `{}` holds a quote or a backslash, which an #SBATCH directive cannot carry",
+            crate::text::clip(&dir_text)
+        );
+        diags.push(
+            Diag::new("mcopt::sweep::slurm", msg)
+                .in_file(dir_text.clone())
+                .help("plan the sweep into a directory without quotes or backslashes"),
+        );
+    }
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+    let job_name: String = o
+        .job_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
     let mut s = String::new();
     let _ = writeln!(s, "#!/bin/bash");
     let _ = writeln!(
         s,
         "# written by `mcopt sweep slurm`: one array task per sweep entry"
     );
-    let _ = writeln!(s, "#SBATCH --job-name={}", o.job_name);
+    let _ = writeln!(s, "#SBATCH --job-name={job_name}");
     let array = match o.max_parallel {
         Some(k) => format!("0-{}%{k}", entries.saturating_sub(1)),
         None => format!("0-{}", entries.saturating_sub(1)),
     };
     let _ = writeln!(s, "#SBATCH --array={array}");
-    let logs = dir.join("slurm");
-    let _ = writeln!(s, "#SBATCH --output={}/%A_%a.out", logs.display());
+    let _ = writeln!(s, "#SBATCH --output=\"{logs}\"");
     if let Some(p) = &o.partition {
         let _ = writeln!(s, "#SBATCH --partition={p}");
     }
@@ -47,10 +102,41 @@ pub fn slurm_script(exe: &Path, dir: &Path, entries: usize, o: &SlurmOptions) ->
     let _ = writeln!(
         s,
         "exec {} sweep run {}",
-        shell_quote(&exe.display().to_string()),
-        shell_quote(&dir.display().to_string())
+        shell_quote(&exe_text),
+        shell_quote(&dir_text)
     );
-    s
+    Ok(s)
+}
+
+/// A value written into the job files may not hold control characters (a newline would start
+/// a new line of the file): a diagnostic naming `what`.
+pub fn no_control(what: &str, value: &str) -> Result<(), Diag> {
+    match value.chars().find(|c| c.is_control()) {
+        None => Ok(()),
+        Some(c) => {
+            let msg = format!(
+                "{what} holds the control character {:?}, which cannot be written into a job file",
+                c
+            );
+            Err(Diag::new("mcopt::sweep::value", msg)
+                .help("remove newlines and other control characters from the value"))
+        }
+    }
+}
+
+/// An option's value in an `#SBATCH` line: one word without control characters, whitespace or
+/// quotes.
+fn directive_word(option: &str, value: &str) -> Result<(), Diag> {
+    no_control(&format!("`{option}`"), value)?;
+    if value.is_empty() || value.contains(|c: char| c.is_whitespace() || "\"'\\#".contains(c)) {
+        let msg = format!(
+            "`{option}` must be one word without spaces, quotes or `#`, found `{}`",
+            crate::text::clip(value)
+        );
+        return Err(Diag::new("mcopt::sweep::value", msg)
+            .help("sbatch reads every word of an #SBATCH line as an option"));
+    }
+    Ok(())
 }
 
 /// Options of the Kubernetes Job.
@@ -69,8 +155,25 @@ pub struct K8sOptions {
     pub backoff_limit_per_index: u32,
 }
 
-/// A `batch/v1` Job with `completionMode: Indexed`, one completion per sweep entry.
-pub fn k8s_job(entries: usize, o: &K8sOptions) -> String {
+/// A `batch/v1` Job with `completionMode: Indexed`, one completion per sweep entry. Every
+/// text value is written as a JSON string (a valid YAML double-quoted scalar, so no value can
+/// add a key); control characters are refused.
+pub fn k8s_job(entries: usize, o: &K8sOptions) -> Result<String, Diags> {
+    let mut diags = Diags::new();
+    for (what, v) in [
+        ("`--image`", &o.image),
+        ("`--claim`", &o.claim),
+        ("`--mount`", &o.mount),
+        ("the sweep directory in the pod", &o.dir_in_pod),
+        ("the job name", &o.name),
+    ] {
+        if let Err(d) = no_control(what, v) {
+            diags.push(d);
+        }
+    }
+    if !diags.is_empty() {
+        return Err(diags);
+    }
     let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
     let mut s = String::new();
     let _ = writeln!(
@@ -104,7 +207,7 @@ pub fn k8s_job(entries: usize, o: &K8sOptions) -> String {
     let _ = writeln!(s, "        - name: sweeps");
     let _ = writeln!(s, "          persistentVolumeClaim:");
     let _ = writeln!(s, "            claimName: {}", q(&o.claim));
-    s
+    Ok(s)
 }
 
 /// Single-quote a word for a POSIX shell.

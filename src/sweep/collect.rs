@@ -37,6 +37,18 @@ pub struct Table {
     pub settings: Vec<SettingRow>,
     /// Key paths the rows are grouped by.
     pub by: Vec<String>,
+    /// How many done entries have a report that cannot be read (left out of the statistics).
+    pub unreadable_reports: usize,
+    /// Those entries, with the reason.
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// A done entry whose `report.json` cannot be read.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Unreadable {
+    pub index: usize,
+    pub file: String,
+    pub reason: String,
 }
 
 /// The numbers `mcopt train` wrote into a run's `report.json`.
@@ -56,19 +68,34 @@ type SeedRun = (u64, Option<RunNumbers>);
 pub fn collect(dir: &Path, manifest: &Manifest, by: &[String]) -> Table {
     let mut groups: BTreeMap<String, (Value, Vec<SeedRun>)> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
+    let mut unreadable = Vec::new();
     for e in &manifest.entries {
         let key_val = group_of(&e.overrides, by);
         let key = key_val.to_string();
         if !groups.contains_key(&key) {
             order.push(key.clone());
         }
-        let numbers =
-            (status_of(dir, e) == Status::Done).then(|| read_report(&run_dir(dir, e.index)));
+        let numbers = if status_of(dir, e) == Status::Done {
+            let file = run_dir(dir, e.index).join("report.json");
+            match read_report(&file) {
+                Ok(n) => Some(n),
+                Err(reason) => {
+                    unreadable.push(Unreadable {
+                        index: e.index,
+                        file: file.display().to_string(),
+                        reason,
+                    });
+                    None
+                }
+            }
+        } else {
+            None
+        };
         groups
             .entry(key)
             .or_insert_with(|| (key_val, Vec::new()))
             .1
-            .push((e.seed, numbers.flatten()));
+            .push((e.seed, numbers));
     }
     let mut rows: Vec<SettingRow> = order
         .iter()
@@ -88,6 +115,8 @@ pub fn collect(dir: &Path, manifest: &Manifest, by: &[String]) -> Table {
     Table {
         settings: rows,
         by: by.to_vec(),
+        unreadable_reports: unreadable.len(),
+        unreadable,
     }
 }
 
@@ -105,11 +134,23 @@ fn group_of(overrides: &Value, by: &[String]) -> Value {
     Value::Object(m)
 }
 
-fn read_report(run: &Path) -> Option<RunNumbers> {
-    let text = std::fs::read_to_string(run.join("report.json")).ok()?;
-    let v: Value = serde_json::from_str(&text).ok()?;
+/// The numbers of a `report.json` (at most 16 MiB read), or why it cannot be read.
+fn read_report(file: &Path) -> Result<RunNumbers, String> {
+    use std::io::Read as _;
+    let meta = std::fs::metadata(file).map_err(|e| crate::input::os_error(&e))?;
+    if !meta.is_file() {
+        return Err("it is not a regular file".into());
+    }
+    let mut text = String::new();
+    std::fs::File::open(file)
+        .and_then(|f| f.take(16 << 20).read_to_string(&mut text))
+        .map_err(|e| crate::input::os_error(&e))?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| format!("not valid JSON: {e}"))?;
+    if !v.is_object() {
+        return Err("not a JSON object".into());
+    }
     let num = |k: &str| v.get(k).and_then(Value::as_f64);
-    Some(RunNumbers {
+    Ok(RunNumbers {
         test_loss: num("test_loss"),
         train_loss: num("train_loss"),
         objective: num("objective"),
@@ -147,12 +188,12 @@ fn mean(v: &[f64]) -> Option<f64> {
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
 
-/// Sample standard deviation (n − 1); 0 for a single run.
+/// Sample standard deviation (n − 1); none (`n/a`) for fewer than two runs.
 fn std_dev(v: &[f64]) -> Option<f64> {
-    let m = mean(v)?;
     if v.len() < 2 {
-        return Some(0.0);
+        return None;
     }
+    let m = mean(v)?;
     let ss: f64 = v.iter().map(|x| (x - m) * (x - m)).sum();
     Some((ss / (v.len() - 1) as f64).sqrt())
 }
@@ -228,6 +269,7 @@ impl Table {
             cells.push(format!("{}/{}", r.runs, r.planned));
             cells.push(match (r.test_loss_mean, r.test_loss_std) {
                 (Some(m), Some(s)) => format!("{m:.6} ± {s:.6}"),
+                (Some(m), None) => format!("{m:.6} ± n/a"),
                 _ => "—".into(),
             });
             for x in [r.train_loss_mean, r.objective_mean] {

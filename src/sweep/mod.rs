@@ -9,12 +9,15 @@
 //! DIR/manifest.json            entries: index, setting, overrides, seed, run file, hash
 //! DIR/runs/0007/run.yaml       the effective run file of entry 7
 //! DIR/runs/0007/…              train's outputs (params.yaml, trace.csv, report.json, checkpoint)
-//! DIR/runs/0007/state.json     running (pid) / done / failed, with the hash it ran with
+//! DIR/runs/0007/state.json     running (pid) / done / failed / interrupted, with its hash
+//! DIR/runs/0007/lock           flock'ed by the worker running the entry (and its train)
+//! DIR/runs/0007/train.log      train's stderr; train.json its JSON output (or diagnostics)
 //! ```
 
 pub mod cluster;
 pub mod collect;
 mod exec;
+mod lock;
 mod plan;
 
 use std::path::{Path, PathBuf};
@@ -24,8 +27,11 @@ use serde_json::Value;
 
 use crate::diag::{Diag, Diags};
 
-pub use exec::{run_entry, run_pool, EntryOutcome, PoolSummary};
+pub use exec::{diags_text, run_entry, run_pool, EntryOutcome, PoolSummary};
 pub use plan::{content_hash, plan, PlanOptions};
+
+/// The lock file of an entry, in its directory (see `lock.rs`).
+pub const LOCK_FILE: &str = "lock";
 
 /// Version of the manifest format.
 pub const MANIFEST_VERSION: u32 = 1;
@@ -74,6 +80,11 @@ pub enum EntryState {
         exit_code: Option<i32>,
         message: String,
     },
+    /// Stopped by a signal forwarded from its worker; `sweep run` resumes it.
+    Interrupted {
+        hash: String,
+        signal: i32,
+    },
 }
 
 /// Where an entry stands for `sweep status`.
@@ -83,6 +94,9 @@ pub enum Status {
     Done,
     Running,
     Failed,
+    /// Stopped by a signal, or a `running` entry whose process is gone (its lock released, or
+    /// its pid dead): `sweep run` resumes it from its checkpoint.
+    Interrupted,
     Pending,
 }
 
@@ -143,20 +157,71 @@ pub fn run_dir(dir: &Path, index: usize) -> PathBuf {
 
 /// The recorded state of an entry, if any.
 pub fn entry_state(dir: &Path, index: usize) -> Option<EntryState> {
-    let text = std::fs::read_to_string(run_dir(dir, index).join("state.json")).ok()?;
+    use std::io::Read as _;
+    let path = run_dir(dir, index).join("state.json");
+    // A state is a few hundred bytes: never read a device or an endless file.
+    if !std::fs::metadata(&path).ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    std::fs::File::open(&path)
+        .ok()?
+        .take(1 << 20)
+        .read_to_string(&mut text)
+        .ok()?;
     serde_json::from_str(&text).ok()
 }
 
-/// Where an entry stands: done (with the planned hash), running (a live process on this
-/// machine), failed (a failure, or a run whose process is gone), or pending.
+/// Where an entry stands: done (with the planned hash), running (its lock is held, or without
+/// a lock file a live process on this machine), interrupted (a signal, or a `running` state
+/// whose process is gone), failed, or pending.
 pub fn status_of(dir: &Path, entry: &Entry) -> Status {
     match entry_state(dir, entry.index) {
         Some(EntryState::Done { hash, .. }) if hash == entry.hash => Status::Done,
         Some(EntryState::Done { .. }) => Status::Pending,
-        Some(EntryState::Running { pid, .. }) if process_alive(pid) => Status::Running,
-        Some(EntryState::Running { .. }) | Some(EntryState::Failed { .. }) => Status::Failed,
+        Some(EntryState::Running { pid, .. }) => match lock_held(&run_dir(dir, entry.index)) {
+            Some(true) => Status::Running,
+            Some(false) => Status::Interrupted,
+            None if process_alive(pid) => Status::Running,
+            None => Status::Interrupted,
+        },
+        Some(EntryState::Interrupted { .. }) => Status::Interrupted,
+        Some(EntryState::Failed { .. }) => Status::Failed,
         None => Status::Pending,
     }
+}
+
+/// Whether a worker holds the entry's lock (None: no lock file, or it cannot be probed).
+fn lock_held(run: &Path) -> Option<bool> {
+    let file = std::fs::File::open(run.join(LOCK_FILE)).ok()?;
+    lock::held_elsewhere(&file).ok()
+}
+
+/// A failed entry, for `sweep status`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Failure {
+    pub index: usize,
+    pub exit_code: Option<i32>,
+    pub message: String,
+}
+
+/// The failed entries of a sweep, in index order, with their exit codes and messages.
+pub fn failures(dir: &Path, manifest: &Manifest) -> Vec<Failure> {
+    manifest
+        .entries
+        .iter()
+        .filter(|e| status_of(dir, e) == Status::Failed)
+        .filter_map(|e| match entry_state(dir, e.index) {
+            Some(EntryState::Failed {
+                exit_code, message, ..
+            }) => Some(Failure {
+                index: e.index,
+                exit_code,
+                message,
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Counts of entries by status.
@@ -166,6 +231,7 @@ pub struct Counts {
     pub done: usize,
     pub running: usize,
     pub failed: usize,
+    pub interrupted: usize,
     pub pending: usize,
 }
 
@@ -180,10 +246,62 @@ pub fn counts(dir: &Path, manifest: &Manifest) -> Counts {
             Status::Done => c.done += 1,
             Status::Running => c.running += 1,
             Status::Failed => c.failed += 1,
+            Status::Interrupted => c.interrupted += 1,
             Status::Pending => c.pending += 1,
         }
     }
     c
+}
+
+/// The length of `path` if it is a regular file (symbolic links followed); a device, a FIFO,
+/// a socket or a directory is a diagnostic, found from its metadata without opening it (so
+/// neither an endless device nor a FIFO without a writer is ever read).
+pub(crate) fn regular_file(path: &Path) -> Result<u64, Diags> {
+    let fail = |why: String| -> Diags {
+        Diag::new(
+            "mcopt::sweep::input",
+            format!("cannot read an input of the sweep: {why}"),
+        )
+        .in_file(path.display().to_string())
+        .into()
+    };
+    let meta = std::fs::metadata(path).map_err(|e| fail(crate::input::os_error(&e)))?;
+    if meta.is_file() {
+        return Ok(meta.len());
+    }
+    let what = file_type_name(&meta.file_type());
+    Err(Diags::from(
+        Diag::new(
+            "mcopt::sweep::input",
+            format!("cannot read an input of the sweep: it is not a regular file ({what})"),
+        )
+        .in_file(path.display().to_string())
+        .help("the model, the data and a starting point must be ordinary files"),
+    ))
+}
+
+fn file_type_name(t: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_char_device() {
+            return "a character device";
+        }
+        if t.is_block_device() {
+            return "a block device";
+        }
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    if t.is_dir() {
+        "a directory"
+    } else {
+        "not a file"
+    }
 }
 
 /// Whether a process with this id exists on this machine (Linux: `/proc/PID`).

@@ -1,14 +1,16 @@
 //! `sweep plan`: expand a sweep file into entries, write one effective run file per entry
 //! and the manifest, with a content hash per entry.
 
+use std::io::Read as _;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use super::{run_dir, Entry, Manifest, MANIFEST_VERSION};
+use super::{regular_file, run_dir, Entry, Manifest, MANIFEST_VERSION};
 use crate::atomic::write as write_atomic;
 use crate::config::{self, InitSpec, SweepFile};
 use crate::diag::{Diag, Diags};
+use crate::input::{os_error, InputKind};
 
 /// Options of [`plan`].
 #[derive(Debug, Clone, Copy, Default)]
@@ -107,30 +109,76 @@ pub fn content_hash(run_path: &Path, text: &str) -> Result<String, Diags> {
     let source = crate::diag::SourceFile::new(run_path.display().to_string(), text.to_string());
     let run = config::parse_run(&source, run_path)?;
     let mut h = Sha256::new();
-    let mut feed = |bytes: &[u8]| {
-        h.update((bytes.len() as u64).to_le_bytes());
-        h.update(bytes);
-    };
-    feed(text.as_bytes());
-    let mut files = vec![run.model.clone()];
+    h.update((text.len() as u64).to_le_bytes());
+    h.update(text.as_bytes());
+    let mut files = vec![(run.model.clone(), InputKind::Model)];
     if let Some(d) = &run.data {
-        files.push(run.dir.join(&d.file));
+        files.push((run.dir.join(&d.file), InputKind::Data));
     }
     if let InitSpec::File(p) = &run.init {
-        files.push(p.clone());
+        files.push((p.clone(), InputKind::Point));
     }
-    for f in files {
-        let bytes = std::fs::read(&f).map_err(|e| {
-            Diags::from(
-                Diag::new(
-                    "mcopt::sweep::input",
-                    format!("cannot read an input of the sweep: {e}"),
-                )
-                .in_file(f.display().to_string()),
-            )
-        })?;
-        feed(&bytes);
+    for (f, kind) in files {
+        hash_file(&mut h, &f, kind)?;
     }
     let digest = h.finalize();
     Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Feed a file's length and bytes to the hash, streaming, with the read cap of its kind:
+/// devices, FIFOs and directories are refused before the file is opened, and a file larger
+/// than the cap before it is read.
+fn hash_file(h: &mut Sha256, path: &Path, kind: InputKind) -> Result<(), Diags> {
+    let input_error = |why: String| -> Diags {
+        Diag::new(
+            "mcopt::sweep::input",
+            format!("cannot read an input of the sweep: {why}"),
+        )
+        .in_file(path.display().to_string())
+        .into()
+    };
+    let len = regular_file(path)?;
+    if len > kind.cap() {
+        let msg = format!(
+            "the file has {len} bytes, more than the {} MiB mcopt reads as {}",
+            kind.cap() >> 20,
+            kind_noun(kind)
+        );
+        return Err(Diag::new("mcopt::io::too_large", msg)
+            .in_file(path.display().to_string())
+            .help("the limits per kind of input are listed in docs/run-files.md")
+            .into());
+    }
+    let file = std::fs::File::open(path).map_err(|e| input_error(os_error(&e)))?;
+    h.update(len.to_le_bytes());
+    // At most one byte past the length seen: a file that grows while it is read is an error,
+    // never an endless read.
+    let mut reader = file.take(len.saturating_add(1));
+    let mut buf = vec![0u8; 1 << 16];
+    let mut read = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(input_error(os_error(&e))),
+        };
+        read += n as u64;
+        h.update(&buf[..n]);
+    }
+    if read != len {
+        return Err(input_error(
+            "the file changed while it was read".to_string(),
+        ));
+    }
+    Ok(())
+}
+
+fn kind_noun(kind: InputKind) -> &'static str {
+    match kind {
+        InputKind::Model => "a model",
+        InputKind::Point => "a point or direction file",
+        InputKind::RunFile => "a run file",
+        InputKind::Data => "a data file",
+    }
 }
