@@ -1,6 +1,5 @@
 //! The commands: check, eval, diff, bench (printing lives here and in `cli::mod`).
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use mcopt::check::{LayerBody, Model, TermClass};
@@ -35,11 +34,10 @@ pub fn plugins_list(input: &InputArgs) -> Outcome {
 pub fn plugins_check(lib: &str, input: &InputArgs) -> Outcome {
     let mut search = PluginSearch::from_env();
     search.add_cli(lib);
-    let path = search
-        .resolve_all()?
-        .pop()
-        .unwrap_or_else(|| PathBuf::from(lib));
-    let report = plugin_host::plugins_check(&path)?;
+    let report = match search.resolve(&search.requests[0]).map_err(Diags::from)? {
+        plugin_host::Resolved::Builtin => plugin_host::plugins_check_builtin()?,
+        plugin_host::Resolved::Library(path) => plugin_host::plugins_check(&path)?,
+    };
     if input.json {
         print_json(&serde_json::to_value(&report).unwrap_or_default());
     } else {
