@@ -169,10 +169,7 @@ pub fn file_type_name(t: &std::fs::FileType) -> &'static str {
 fn not_a_file(name: &str, kind: InputKind, found: &str) -> Diag {
     Diag::new(
         "mcopt::io::not_a_file",
-        format!(
-            "a regular file expected as {}, found {found}",
-            kind.noun()
-        ),
+        format!("a regular file expected as {}, found {found}", kind.noun()),
     )
     .in_file(name.to_owned())
     .help("mcopt reads inputs from regular files only; save the stream to a file first")

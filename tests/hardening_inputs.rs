@@ -102,7 +102,11 @@ fn a_directory_or_a_device_as_a_library_is_named_for_what_it_is() {
 fn plugins_check_std_self_tests_the_built_in_plugin() {
     let run = mcopt(&["plugins", "check", "std"]);
     assert_eq!(run.code, Some(0), "{run:#?}");
-    assert!(run.stdout.contains("built in: plugin std"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("built in: plugin std"),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains("function relu"), "{}", run.stdout);
     assert!(run.stdout.contains("solver srpa"), "{}", run.stdout);
     let v = mcopt(&["plugins", "check", "std", "--json"]).json();

@@ -409,7 +409,8 @@ impl Checker<'_> {
         if !(k >= 1.0 && k.fract() == 0.0) {
             return None;
         }
-        let msg = format!("expected step `{t}` or an earlier one, found the later step `{t} + {k}`");
+        let msg =
+            format!("expected step `{t}` or an earlier one, found the later step `{t} + {k}`");
         Some(
             Diag::new("mcopt::check::time", msg)
                 .at(&self.source, a.span, "later steps cannot be used")

@@ -113,8 +113,12 @@ struct Fixed {
 
 /// The layer instances of `graph` that are not blocks of `lifted` (a constant `h[0]`).
 fn fixed_layers(graph: &mcopt::graph::Graph, lifted: &Lifted) -> Vec<String> {
-    let blocks: std::collections::HashSet<&str> =
-        lifted.layout.blocks.iter().map(|b| b.name.as_str()).collect();
+    let blocks: std::collections::HashSet<&str> = lifted
+        .layout
+        .blocks
+        .iter()
+        .map(|b| b.name.as_str())
+        .collect();
     graph
         .layers
         .iter()

@@ -54,7 +54,9 @@ pub(crate) fn is_out_of_range_number(s: &str) -> bool {
     t.bytes().any(|b| b.is_ascii_digit())
         && t.bytes()
             .all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'e' | b'E' | b'_'))
-        && t.replace('_', "").parse::<f64>().is_ok_and(f64::is_infinite)
+        && t.replace('_', "")
+            .parse::<f64>()
+            .is_ok_and(f64::is_infinite)
 }
 
 fn shorten(s: &str) -> String {

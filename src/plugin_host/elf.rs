@@ -121,7 +121,11 @@ impl Layout {
         let big = match data {
             1 => false,
             2 => true,
-            d => return Err(foreign(format!("ELF byte order {d}, neither little- nor big-endian"))),
+            d => {
+                return Err(foreign(format!(
+                    "ELF byte order {d}, neither little- nor big-endian"
+                )))
+            }
         };
         if wide != cfg!(target_pointer_width = "64") {
             return Err(foreign(format!(
@@ -328,13 +332,22 @@ mod tests {
     #[cfg(target_pointer_width = "64")]
     #[test]
     fn a_segment_past_the_end_is_truncated() {
-        assert!(matches!(check(&elf((0, 201), 0, 200)), Err(ElfProblem::Truncated(_))));
+        assert!(matches!(
+            check(&elf((0, 201), 0, 200)),
+            Err(ElfProblem::Truncated(_))
+        ));
         assert!(matches!(
             check(&elf((u64::MAX, 2), 0, 200)),
             Err(ElfProblem::Truncated(_))
         ));
-        assert!(matches!(check(&elf((0, 100), 300, 427)), Err(ElfProblem::Truncated(_))));
-        assert!(matches!(check(&elf((0, 100), 0, 100)), Err(ElfProblem::Truncated(_))));
+        assert!(matches!(
+            check(&elf((0, 100), 300, 427)),
+            Err(ElfProblem::Truncated(_))
+        ));
+        assert!(matches!(
+            check(&elf((0, 100), 0, 100)),
+            Err(ElfProblem::Truncated(_))
+        ));
     }
 
     #[test]
@@ -347,9 +360,16 @@ mod tests {
 
     #[test]
     fn text_and_other_classes_are_foreign() {
-        assert!(matches!(check(b"not a library\n"), Err(ElfProblem::Foreign(_))));
+        assert!(matches!(
+            check(b"not a library\n"),
+            Err(ElfProblem::Foreign(_))
+        ));
         let mut other = elf((0, 200), 0, 200);
-        other[4] = if cfg!(target_pointer_width = "64") { 1 } else { 2 };
+        other[4] = if cfg!(target_pointer_width = "64") {
+            1
+        } else {
+            2
+        };
         assert!(matches!(check(&other), Err(ElfProblem::Foreign(_))));
         let mut exec = elf((0, 200), 0, 200);
         exec[16..18].copy_from_slice(&2u16.to_ne_bytes());

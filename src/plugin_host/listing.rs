@@ -5,8 +5,8 @@ use crate::diag::Diags;
 use crate::plugin_host::load::open_descriptor;
 use crate::plugin_host::selftest::{self_test, SelfTestReport};
 use crate::registry::{FunctionKind, OptionInfo, ParamInfo, Registry, Smoothness};
-use std::fmt::Write as _;
 use mcopt_plugin_sdk::abi::PluginDescriptor;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 /// One function in `mcopt plugins list`.

@@ -13,8 +13,8 @@ pub use discover::{
     PLUGIN_PATH_VAR,
 };
 pub use listing::{
-    plugins_check, plugins_check_builtin, plugins_list, CheckReport, FunctionCheck, FunctionListing, PluginList,
-    SolverListing,
+    plugins_check, plugins_check_builtin, plugins_list, CheckReport, FunctionCheck,
+    FunctionListing, PluginList, SolverListing,
 };
 pub use load::LoadOptions;
 pub use selftest::{self_test, Failure, SelfTestReport};
