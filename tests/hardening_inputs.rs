@@ -263,6 +263,7 @@ fn check_refuses_the_total_size_before_allocating_any_parameter() {
     refused(&run, "mcopt::check::too_large");
     assert!(!run.stderr.contains("mcopt::check::memory"), "{run:#?}");
     assert!(run.stderr.contains("three.mco:3:"), "{run:#?}");
+    assert!(flat(&run).contains("2147483728 bytes in all"), "{run:#?}");
     // A model with another error allocates nothing either.
     let typo = write(
         &dir,

@@ -278,7 +278,12 @@ impl<'a> Checker<'a> {
                     let id = self.params.len();
                     let total = self.param_entries.checked_add(shape.len());
                     if total.is_none_or(|n| n > MAX_PARAMETERS) {
-                        let msg = format!("the parameters have more than {MAX_PARAMETERS} entries in all, which would not fit in memory");
+                        // In bytes, with checked arithmetic: nothing is allocated yet.
+                        let need = total
+                            .and_then(|n| n.checked_mul(std::mem::size_of::<f64>()))
+                            .map_or("more than 2^64".to_owned(), |b| b.to_string());
+                        let most = MAX_PARAMETERS * std::mem::size_of::<f64>();
+                        let msg = format!("the parameters would take {need} bytes in all, more than the {most} bytes ({MAX_PARAMETERS} entries) mcopt allows");
                         let d = Diag::new("mcopt::check::too_large", msg).at(
                             &self.source,
                             p.ty.span,
