@@ -78,14 +78,26 @@ fn a_million_digit_number_is_clipped() {
 #[test]
 fn endless_inputs_are_refused_at_their_cap() {
     let model = scratch("x2.mco", b"param x: real = 1\nminimize x^2\n");
+    // Devices are not read at all (tests/hardening_inputs.rs); files past the cap are refused
+    // from their size, before a byte is read (sparse files: nothing is written either).
+    let big = |name: &str, len: u64| {
+        let path = scratch(name, b"");
+        let file = std::fs::OpenOptions::new().write(true).open(&path);
+        file.and_then(|f| f.set_len(len))
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        path
+    };
+    let big_model = big("big.mco", (16 << 20) + 1);
+    refused(&mcopt(&["check", &big_model]), "mcopt::io::too_large", 2000);
+    let big_run = big("big.yaml", (1 << 20) + 1);
     refused(
-        &mcopt(&["check", "/dev/zero"]),
+        &mcopt(&["check", &model, "--config", &big_run]),
         "mcopt::io::too_large",
         2000,
     );
     refused(
-        &mcopt(&["check", &model, "--config", "/dev/zero"]),
-        "mcopt::io::too_large",
+        &mcopt(&["check", "/dev/zero"]),
+        "mcopt::io::not_a_file",
         2000,
     );
 }

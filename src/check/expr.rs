@@ -372,6 +372,10 @@ impl Checker<'_> {
             _ => None,
         };
         if found.is_none() {
+            if let Some(d) = self.later_step(a, ctx) {
+                self.error(d);
+                return None;
+            }
             let help = match &ctx.time {
                 Some(t) => format!("write `{t}`, `{t} - k` or a constant step like `0`; later steps cannot be used"),
                 None => "no time variable is in scope here: use `mean(t, ..)`, `sum(t, ..)` or a layer `h[t]`".to_owned(),
@@ -382,6 +386,38 @@ impl Checker<'_> {
             self.error(d);
         }
         found
+    }
+
+    /// `t + k` (or `k + t`) with a whole k ≥ 1: a later step, which docs/language.md says
+    /// cannot be used.
+    fn later_step(&self, a: &Expr, ctx: &Ctx) -> Option<Diag> {
+        let t = ctx.time.as_deref()?;
+        let is_t = |x: &Expr| matches!(&x.kind, ExprKind::Name(n) if n.name == t);
+        let ExprKind::Binary {
+            op: BinOp::Add,
+            lhs,
+            rhs,
+        } = &a.kind
+        else {
+            return None;
+        };
+        let k = match (&lhs.kind, &rhs.kind) {
+            (_, ExprKind::Number(k)) if is_t(lhs) => *k,
+            (ExprKind::Number(k), _) if is_t(rhs) => *k,
+            _ => return None,
+        };
+        if !(k >= 1.0 && k.fract() == 0.0) {
+            return None;
+        }
+        let msg =
+            format!("expected step `{t}` or an earlier one, found the later step `{t} + {k}`");
+        Some(
+            Diag::new("mcopt::check::time", msg)
+                .at(&self.source, a.span, "later steps cannot be used")
+                .help(format!(
+                    "at step `{t}` a model may use steps `{t}`, `{t} - 1`, `{t} - 2`, ... and fixed steps like `0`"
+                )),
+        )
     }
 
     fn binary(&mut self, op: BinOp, a: CExpr, b: CExpr, span: Span) -> Option<CExpr> {

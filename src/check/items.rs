@@ -47,6 +47,9 @@ pub(crate) struct Checker<'a> {
     pub(super) params: Vec<ParamDef>,
     /// Entries of all parameters declared so far (kept so the size limit check is O(1)).
     pub(super) param_entries: usize,
+    /// Per parameter: where its size was written and the value its entries start at, for
+    /// the initial values allocated by `finish` once every size is known and accepted.
+    init_fill: Vec<(Span, f64)>,
     pub(super) data: Vec<DataDef>,
     pub(super) layers: Vec<LayerSlot>,
     /// Values from outside for `const` declarations, and whether each one was used.
@@ -62,6 +65,7 @@ impl<'a> Checker<'a> {
             scope: HashMap::new(),
             params: Vec::new(),
             param_entries: 0,
+            init_fill: Vec::new(),
             data: Vec::new(),
             layers: Vec::new(),
             overrides: Vec::new(),
@@ -201,6 +205,10 @@ impl<'a> Checker<'a> {
         }
         let layers = self.finish_layers();
         let terms = split_terms(&expr);
+        if !self.diags.is_empty() {
+            return Err(self.diags);
+        }
+        self.allocate_initial_values();
         let source = Arc::clone(&self.source);
         let model = Model {
             source,
@@ -211,6 +219,26 @@ impl<'a> Checker<'a> {
             objective_span: span,
         };
         self.diags.finish(model)
+    }
+
+    /// The initial values not given in full, allocated only now that every size has been
+    /// checked: `mcopt::check::memory` at the size (or the scalar initial value) when the
+    /// system refuses the memory.
+    fn allocate_initial_values(&mut self) {
+        for id in 0..self.params.len() {
+            let len = self.params[id].shape.len();
+            if self.params[id].init.len() == len {
+                continue;
+            }
+            let (span, fill) = self.init_fill[id];
+            match crate::memory::filled(len, fill) {
+                Ok(init) => self.params[id].init = init,
+                Err(e) => {
+                    let name = self.params[id].name.clone();
+                    self.out_of_memory(e, span, &name);
+                }
+            }
+        }
     }
 
     fn finish_layers(&mut self) -> Vec<LayerDef> {
@@ -248,8 +276,14 @@ impl<'a> Checker<'a> {
                         continue;
                     };
                     let id = self.params.len();
-                    if self.param_entries + shape.len() > MAX_PARAMETERS {
-                        let msg = format!("the parameters have more than {MAX_PARAMETERS} entries in all, which would not fit in memory");
+                    let total = self.param_entries.checked_add(shape.len());
+                    if total.is_none_or(|n| n > MAX_PARAMETERS) {
+                        // In bytes, with checked arithmetic: nothing is allocated yet.
+                        let need = total
+                            .and_then(|n| n.checked_mul(std::mem::size_of::<f64>()))
+                            .map_or("more than 2^64".to_owned(), |b| b.to_string());
+                        let most = MAX_PARAMETERS * std::mem::size_of::<f64>();
+                        let msg = format!("the parameters would take {need} bytes in all, more than the {most} bytes ({MAX_PARAMETERS} entries) mcopt allows");
                         let d = Diag::new("mcopt::check::too_large", msg).at(
                             &self.source,
                             p.ty.span,
@@ -259,20 +293,14 @@ impl<'a> Checker<'a> {
                         self.poison(&p.name);
                         continue;
                     }
-                    let init = match crate::memory::filled(shape.len(), 0.0) {
-                        Ok(init) => init,
-                        Err(e) => {
-                            self.out_of_memory(e, p.ty.span, &p.name.name);
-                            self.poison(&p.name);
-                            continue;
-                        }
-                    };
                     if self.bind(&p.name, Binding::Param(id)) {
                         self.param_entries += shape.len();
+                        // Nothing is allocated before every size is checked (`finish`).
+                        self.init_fill.push((p.ty.span, 0.0));
                         self.params.push(ParamDef {
                             name: p.name.name.clone(),
                             shape,
-                            init,
+                            init: Vec::new(),
                             span: p.span,
                         });
                     }
@@ -471,13 +499,11 @@ impl<'a> Checker<'a> {
         let Some(value) = self.expr(init, &Ctx::top()) else {
             return;
         };
-        match (&value.kind, value.shape) {
-            (CKind::Literal(v), s) if s == shape => self.params[id].init = v.clone(),
+        match (value.kind, value.shape) {
+            (CKind::Literal(v), s) if s == shape => self.params[id].init = v,
             (CKind::Literal(v), s) if s.is_scalar() => {
-                match crate::memory::filled(shape.len(), v[0]) {
-                    Ok(init) => self.params[id].init = init,
-                    Err(e) => self.out_of_memory(e, init.span, &p.name.name),
-                }
+                // Filled by `finish`, in one allocation of the parameter's size.
+                self.init_fill[id] = (init.span, v[0]);
             }
             (CKind::Literal(_), s) => {
                 let msg = format!(

@@ -1,6 +1,5 @@
 //! The commands: check, eval, diff, bench (printing lives here and in `cli::mod`).
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use mcopt::check::{LayerBody, Model, TermClass};
@@ -35,11 +34,10 @@ pub fn plugins_list(input: &InputArgs) -> Outcome {
 pub fn plugins_check(lib: &str, input: &InputArgs) -> Outcome {
     let mut search = PluginSearch::from_env();
     search.add_cli(lib);
-    let path = search
-        .resolve_all()?
-        .pop()
-        .unwrap_or_else(|| PathBuf::from(lib));
-    let report = plugin_host::plugins_check(&path)?;
+    let report = match search.resolve(&search.requests[0]).map_err(Diags::from)? {
+        plugin_host::Resolved::Builtin => plugin_host::plugins_check_builtin()?,
+        plugin_host::Resolved::Library(path) => plugin_host::plugins_check(&path)?,
+    };
     if input.json {
         print_json(&serde_json::to_value(&report).unwrap_or_default());
     } else {
@@ -118,6 +116,9 @@ pub fn check(model_path: &str, input: &InputArgs) -> Outcome {
             .map(|l| (l.name.clone(), g.node(l.node).rows))
             .collect()
     });
+    // The instances that do not depend on θ (base cases like h[0]): counted in L, but not
+    // blocks of (P0)/(P1), so `reformulate` counts L minus these.
+    let fixed: Option<Vec<String>> = graph.as_ref().map(fixed_layers);
     let terms = terms_report(m);
     if input.json {
         print_json(&json!({
@@ -126,6 +127,8 @@ pub fn check(model_path: &str, input: &InputArgs) -> Outcome {
             "layers": instances.as_ref().map(|v| v.iter().map(|(n, s)| json!({"name": n, "size": s})).collect::<Vec<_>>()),
             "layer_groups": instances.as_deref().map(group_sizes),
             "L": instances.as_ref().map(Vec::len),
+            "L_depending_on_theta": instances.as_ref().zip(fixed.as_ref()).map(|(i, f)| i.len() - f.len()),
+            "layers_fixed": fixed,
             "steps": graph.as_ref().map(|g| g.steps), "sequences": graph.as_ref().map(|g| g.sequences),
             "terms": terms,
         }));
@@ -160,11 +163,13 @@ pub fn check(model_path: &str, input: &InputArgs) -> Outcome {
     match (&instances, &graph) {
         (Some(inst), Some(g)) => {
             let sizes = group_sizes(inst);
+            let fixed = fixed.as_deref().unwrap_or_default();
             out!(
-                "layers u_ℓ: L = {} (T = {}, N = {})",
+                "layers u_ℓ: L = {} (T = {}, N = {}){}",
                 inst.len(),
                 g.steps,
-                g.sequences
+                g.sequences,
+                fixed_note(inst.len(), fixed)
             );
             out!("  sizes N_ℓ: {}", sizes.join(", "));
         }
@@ -180,6 +185,41 @@ pub fn check(model_path: &str, input: &InputArgs) -> Outcome {
         );
     }
     Ok(EXIT_OK)
+}
+
+/// The layer instances of `g` that do not depend on θ (a constant base case `h[0]`), in order.
+fn fixed_layers(g: &Graph) -> Vec<String> {
+    let lifted = mcopt::forms::lifted_layers(g);
+    g.layers
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| lifted.binary_search(i).is_err())
+        .map(|(_, l)| l.name.clone())
+        .collect()
+}
+
+/// ", counting h[0], which does not depend on θ (24 do: the blocks of `reformulate`)".
+fn fixed_note(total: usize, fixed: &[String]) -> String {
+    if fixed.is_empty() {
+        return ", all depending on θ (the blocks of `reformulate`)".to_owned();
+    }
+    let verb = if fixed.len() == 1 { "does" } else { "do" };
+    format!(
+        ", counting {}, which {verb} not depend on θ ({} do: the blocks of `reformulate`)",
+        name_list(fixed),
+        total - fixed.len()
+    )
+}
+
+/// `h[0]`, `h[0] and g[0]`, or the first three and how many more.
+pub(super) fn name_list(names: &[String]) -> String {
+    match names {
+        [] => String::new(),
+        [a] => a.clone(),
+        [a, b] => format!("{a} and {b}"),
+        [a, b, c] => format!("{a}, {b} and {c}"),
+        [a, b, c, rest @ ..] => format!("{a}, {b}, {c} and {} more", rest.len()),
+    }
 }
 
 /// Steps `first..=last` (none for a plain layer) of one layer name with one size.

@@ -91,13 +91,40 @@ pub fn run(model: &str, a: &Args) -> Result<u8, Diags> {
             "n_z": lifted.layout.n_z,
             "variables": variables,
             kind: blocks,
+            "layers_fixed": fixed_layers(&graph, &lifted),
             "thresholds": threshold_json,
         });
         out!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return Ok(EXIT_OK);
     }
-    print_text(form, &lifted, &variables, &blocks, th.as_ref());
+    let fixed = Fixed {
+        names: fixed_layers(&graph, &lifted),
+        all: graph.layers.len(),
+    };
+    print_text(form, &lifted, &variables, &blocks, &fixed, th.as_ref());
     Ok(EXIT_OK)
+}
+
+/// The layer instances that are not blocks, and how many instances there are in all.
+struct Fixed {
+    names: Vec<String>,
+    all: usize,
+}
+
+/// The layer instances of `graph` that are not blocks of `lifted` (a constant `h[0]`).
+fn fixed_layers(graph: &mcopt::graph::Graph, lifted: &Lifted) -> Vec<String> {
+    let blocks: std::collections::HashSet<&str> = lifted
+        .layout
+        .blocks
+        .iter()
+        .map(|b| b.name.as_str())
+        .collect();
+    graph
+        .layers
+        .iter()
+        .filter(|l| !blocks.contains(l.name.as_str()))
+        .map(|l| l.name.clone())
+        .collect()
 }
 
 fn variables(graph: &mcopt::graph::Graph, lifted: &Lifted) -> Vec<Value> {
@@ -117,6 +144,7 @@ fn print_text(
     lifted: &Lifted,
     variables: &[Value],
     blocks: &[Value],
+    fixed: &Fixed,
     th: Option<&thresholds::RnnThresholds>,
 ) {
     let l = &lifted.layout;
@@ -159,8 +187,8 @@ fn print_text(
     }
     let total: usize = l.blocks.len();
     match form {
-        Form::P0 => out!("constraint blocks: {total} (one per layer instance)"),
-        _ => out!("penalty blocks: {total} (one per layer instance)"),
+        Form::P0 => out!("constraint blocks: {total} (one per layer instance depending on θ)"),
+        _ => out!("penalty blocks: {total} (one per layer instance depending on θ)"),
     }
     for b in blocks {
         let beta = b
@@ -173,6 +201,14 @@ fn print_text(
             b["blocks"],
             b["size"],
             b["entries"]
+        );
+    }
+    if !fixed.names.is_empty() {
+        // `check` counts these in L: say so, so that the two counts say what they count.
+        out!(
+            "  not a block: {} (does not depend on θ; `check` counts all {} instances in L)",
+            super::commands::name_list(&fixed.names),
+            fixed.all
         );
     }
     match th {

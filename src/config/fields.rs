@@ -111,6 +111,15 @@ impl<'a> Reader<'a> {
                 _ => J::from(*i as f64),
             },
             Node::Num(_) => J::from(self.f64(v)?),
+            Node::Str(s) if super::yaml::is_out_of_range_number(s) => {
+                let msg = format!(
+                    "expected `{}` to be a finite number, found {}",
+                    v.name,
+                    v.node.describe()
+                );
+                self.error("mcopt::config::value", v, msg, "out of range", None);
+                return None;
+            }
             Node::Str(s) => J::String(s.clone()),
             Node::Seq(items) => J::Array(
                 (0..items.len())
@@ -301,7 +310,12 @@ impl<'a> Reader<'a> {
         if ok(x) {
             return Some(x);
         }
-        let msg = format!("expected `{}` to be {need}, found {x}", v.name);
+        // An integer is shown as written, not rounded to a double (18446744073709551615).
+        let found = match v.node {
+            Node::Int(i) => i.to_string(),
+            _ => x.to_string(),
+        };
+        let msg = format!("expected `{}` to be {need}, found {found}", v.name);
         self.error("mcopt::config::value", v, msg, "out of range", None);
         None
     }

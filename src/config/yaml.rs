@@ -37,11 +37,26 @@ impl Node {
             Node::Bool(b) => format!("the boolean `{b}`"),
             Node::Int(i) => format!("the integer {i}"),
             Node::Num(x) => format!("the number {x}"),
+            Node::Str(s) if is_out_of_range_number(s) => {
+                format!("{}, out of range (not a finite number)", shorten(s))
+            }
             Node::Str(s) => format!("the text `{}`", shorten(s)),
             Node::Seq(items) => format!("a list of {}", plural(items.len(), "entry", "entries")),
             Node::Map(_) => "a mapping".to_string(),
         }
     }
+}
+
+/// A plain scalar written as a number too large for a double (`1e309`, `-2e400`): YAML
+/// resolves it as text, so it is named for what the user wrote, not as "a string".
+pub(crate) fn is_out_of_range_number(s: &str) -> bool {
+    let t = s.trim();
+    t.bytes().any(|b| b.is_ascii_digit())
+        && t.bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'e' | b'E' | b'_'))
+        && t.replace('_', "")
+            .parse::<f64>()
+            .is_ok_and(f64::is_infinite)
 }
 
 fn shorten(s: &str) -> String {

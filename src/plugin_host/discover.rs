@@ -104,7 +104,10 @@ impl PluginSearch {
             return Ok(Resolved::Builtin);
         }
         let tried = candidates(req, &self.search_dirs());
-        if let Some(found) = tried.iter().find(|p| p.is_file()) {
+        // A path is used as given whatever it is, so loading can say what it found there (a
+        // directory, a device); a bare name only finds files.
+        let usable = |p: &&PathBuf| p.is_file() || (is_path(&req.spec) && p.exists());
+        if let Some(found) = tried.iter().find(usable) {
             return Ok(Resolved::Library(found.clone()));
         }
         let list: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();

@@ -5,8 +5,9 @@ use crate::diag::Diags;
 use crate::plugin_host::load::open_descriptor;
 use crate::plugin_host::selftest::{self_test, SelfTestReport};
 use crate::registry::{FunctionKind, OptionInfo, ParamInfo, Registry, Smoothness};
+use mcopt_plugin_sdk::abi::PluginDescriptor;
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// One function in `mcopt plugins list`.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -110,6 +111,14 @@ fn params_text(params: &[ParamInfo]) -> String {
     format!("(x{})", shown.concat())
 }
 
+/// An option's default as the user writes it in a run file: `true`/`false` for a bool.
+fn default_text(o: &OptionInfo) -> String {
+    match o.ty {
+        crate::registry::OptionType::Bool => (o.default != 0.0).to_string(),
+        _ => o.default.to_string(),
+    }
+}
+
 impl PluginList {
     /// The human-readable listing.
     pub fn render_text(&self) -> String {
@@ -145,7 +154,9 @@ impl PluginList {
                 let _ = writeln!(
                     s,
                     "    {} ({ty}, default {}{range}): {}",
-                    o.name, o.default, o.description
+                    o.name,
+                    default_text(o),
+                    o.description
                 );
             }
         }
@@ -196,14 +207,34 @@ impl CheckReport {
 /// diagnostic.
 pub fn plugins_check(path: &Path) -> Result<CheckReport, Diags> {
     let (desc, path) = open_descriptor(path)?;
-    let mut scratch = Registry::empty();
     // SAFETY: descriptor from the entry symbol with a matching ABI version; never unloaded.
-    unsafe { scratch.register(desc, Some(path.clone()), false)? };
+    unsafe { check_descriptor(desc, Some(path)) }
+}
+
+/// [`plugins_check`] for the standard plugin linked into mcopt (`mcopt plugins check std`):
+/// its descriptor is registered as a loaded library's would be (outputs checked, not trusted)
+/// and self-tested.
+pub fn plugins_check_builtin() -> Result<CheckReport, Diags> {
+    // SAFETY: the standard plugin's descriptor is static data built by the SDK.
+    unsafe { check_descriptor(mcopt_std::descriptor(), None) }
+}
+
+/// Register `desc` in a scratch registry, self-test every function and report.
+///
+/// # Safety
+/// `desc` must point to a descriptor laid out as the SDK's, alive for the rest of the process.
+unsafe fn check_descriptor(
+    desc: &'static PluginDescriptor,
+    library: Option<PathBuf>,
+) -> Result<CheckReport, Diags> {
+    let mut scratch = Registry::empty();
+    // SAFETY: the caller's guarantee.
+    unsafe { scratch.register(desc, library.clone(), false)? };
     let ids: Vec<_> = scratch.function_ids().collect();
     let report: SelfTestReport = self_test(&scratch, &ids).into_result()?;
     let source = scratch.plugins()[0].clone();
     Ok(CheckReport {
-        library: path.display().to_string(),
+        library: library_name(&library),
         plugin: source.plugin,
         version: source.version,
         abi_version: desc.abi_version,

@@ -60,14 +60,7 @@ impl Registry {
 /// path. The library stays loaded for the rest of the process.
 pub(crate) fn open_descriptor(path: &Path) -> Result<(&'static PluginDescriptor, PathBuf), Diags> {
     let shown = path.display().to_string();
-    if !path.is_file() {
-        return Err(Diag::new(
-            "mcopt::plugin::not_found",
-            format!("plugin library expected at {shown}, found no such file"),
-        )
-        .in_file(shown)
-        .into());
-    }
+    check_file(path).map_err(|d| d.in_file(shown.clone()))?;
     // dlopen searches system directories for a name without a slash: always pass a full path.
     let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let entry = open_entry(&path).map_err(|d| d.in_file(shown.clone()))?;
@@ -75,6 +68,61 @@ pub(crate) fn open_descriptor(path: &Path) -> Result<(&'static PluginDescriptor,
     let ptr = unsafe { entry() };
     let desc = check_abi(ptr).map_err(|d| d.in_file(shown))?;
     Ok((desc, path))
+}
+
+/// What the loader may be handed: a regular file (not a directory, device or FIFO, which
+/// could block or never end) whose ELF headers fit in the file, so that mapping its segments
+/// cannot touch a page past its end (SIGBUS).
+fn check_file(path: &Path) -> Result<(), Diag> {
+    use crate::input::{open_regular, os_error, OpenError};
+    let shown = path.display();
+    let (mut file, meta) = open_regular(path).map_err(|e| match e {
+        OpenError::Io(e) if e.kind() == std::io::ErrorKind::NotFound => Diag::new(
+            "mcopt::plugin::not_found",
+            format!("plugin library expected at {shown}, found no such file"),
+        ),
+        OpenError::Io(e) => Diag::new(
+            "mcopt::plugin::read",
+            format!(
+                "plugin library expected at {shown}, found a file that cannot be read: {}",
+                os_error(&e)
+            ),
+        ),
+        OpenError::NotAFile(found) => Diag::new(
+            "mcopt::plugin::not_a_file",
+            format!("plugin library expected at {shown}, which is {found}"),
+        )
+        .help("give the path of the library file itself (lib<name>.so)"),
+    })?;
+    check_headers(&mut file, meta.len())
+}
+
+/// The ELF check of [`super::elf`], on platforms whose libraries are ELF files.
+#[cfg(not(any(target_os = "macos", target_os = "ios", windows)))]
+fn check_headers(file: &mut std::fs::File, len: u64) -> Result<(), Diag> {
+    use super::elf::{check_elf, ElfProblem};
+    check_elf(file, len).map_err(|p| match p {
+        ElfProblem::Foreign(why) => Diag::new(
+            "mcopt::plugin::not_a_library",
+            format!("not an ELF shared library for this machine: found {why}"),
+        )
+        .help("build the plugin as a cdylib (crate-type = [\"cdylib\"]) for this platform"),
+        ElfProblem::Truncated(why) => Diag::new(
+            "mcopt::plugin::truncated",
+            format!("a complete plugin library expected, the file is cut short: {why}"),
+        )
+        .help("the file was cut off (an interrupted copy or download?); build or copy it again"),
+        ElfProblem::Io(why) => Diag::new(
+            "mcopt::plugin::read",
+            format!("a plugin library expected, found a file that cannot be read: {why}"),
+        ),
+    })
+}
+
+/// Other platforms' libraries are left to their loader.
+#[cfg(any(target_os = "macos", target_os = "ios", windows))]
+fn check_headers(_file: &mut std::fs::File, _len: u64) -> Result<(), Diag> {
+    Ok(())
 }
 
 /// dlopen the library and find its entry symbol. The library is never unloaded (forgotten).

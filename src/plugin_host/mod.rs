@@ -3,6 +3,7 @@
 //! `mcopt plugins list|check`.
 
 pub mod discover;
+pub mod elf;
 pub mod listing;
 pub mod load;
 pub mod selftest;
@@ -12,8 +13,8 @@ pub use discover::{
     PLUGIN_PATH_VAR,
 };
 pub use listing::{
-    plugins_check, plugins_list, CheckReport, FunctionCheck, FunctionListing, PluginList,
-    SolverListing,
+    plugins_check, plugins_check_builtin, plugins_list, CheckReport, FunctionCheck,
+    FunctionListing, PluginList, SolverListing,
 };
 pub use load::LoadOptions;
 pub use selftest::{self_test, Failure, SelfTestReport};

@@ -87,6 +87,12 @@
 //! mcopt plugins check target/release/libmcopt_swish.so
 //! ```
 //!
+//! Before the library reaches the system loader, mcopt reads its ELF headers and refuses a
+//! file for another machine (`mcopt::plugin::not_a_library`) or one cut short, whose headers
+//! name bytes past its end (`mcopt::plugin::truncated`); a directory or device is named for
+//! what it is (`mcopt::plugin::not_a_file`). `mcopt plugins check std` runs the same
+//! self-test on the standard plugin linked into mcopt.
+//!
 //! Use it by name in a model, for instance `examples/swish.mco`:
 //!
 //! ```text
