@@ -57,11 +57,15 @@ impl Outputs {
                 .into());
         }
         let outputs = Outputs::new(out, run);
-        let place = |key: &'static str, path: &Path| -> Option<(Arc<SourceFile>, Span)> {
-            let span = run.output.spans.get(key).copied();
-            span.filter(|_| out.is_none())
-                .map(|s| (Arc::clone(&run.source), s))
-                .filter(|_| !path.as_os_str().is_empty())
+        // A path from the run file's `output:` is reported at its key's line.
+        let place = |key: &'static str| -> Option<(Arc<SourceFile>, Span)> {
+            let span = run
+                .output
+                .spans
+                .get(key)
+                .copied()
+                .filter(|_| out.is_none())?;
+            Some((Arc::clone(&run.source), span))
         };
         let mut diags = Diags::new();
         if let Some(dir) = out {
@@ -72,7 +76,7 @@ impl Outputs {
         }
         for (key, path) in outputs.all() {
             if let Err(why) = writable_file(path) {
-                diags.push(out_diag(path, &why, place(key, path)));
+                diags.push(out_diag(path, &why, place(key)));
             }
         }
         diags.finish(outputs)
