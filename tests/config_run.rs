@@ -50,9 +50,10 @@ fn documented_example_parses() {
         (run.stop.max_iter, run.stop.tol, run.stop.max_seconds),
         (Some(100), Some(1.0e-8), Some(600.0))
     );
+    // output paths are relative to the current directory, not to the run file's
     assert_eq!(
         run.output.junit.as_deref(),
-        Some(Path::new("docs/out/junit.xml"))
+        Some(Path::new("out/junit.xml"))
     );
     let v = &run.validate;
     assert_eq!(

@@ -322,8 +322,12 @@ pub fn options(
     ztol: f64,
     run_tol: Option<f64>,
 ) -> Result<stationarity::Options, Diags> {
-    let tol = cert.tol.or(run_tol).unwrap_or(1e-6);
-    check_number("--tol", tol, tol > 0.0, "a positive number")?;
+    // A run file's `validate.tol` is checked (finite, ≥ 0) at its line when the file is read;
+    // 0 makes the comparisons exact (f′ ≥ −tol, ‖∇f‖ ≤ tol).
+    let tol = match cert.tol {
+        Some(t) => check_number("--tol", t, t >= 0.0, "a number ≥ 0")?,
+        None => run_tol.unwrap_or(1e-6),
+    };
     check_number("--ztol", ztol, ztol >= 0.0, "a number ≥ 0")?;
     if cert.max_pieces == 0 {
         return Err(Diag::new(

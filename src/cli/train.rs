@@ -27,6 +27,8 @@ use mcopt::stationarity;
 
 /// Exit code of a run stopped by Ctrl-C (after writing everything).
 pub const EXIT_INTERRUPTED: u8 = 130;
+/// Exit code of a run that diverged (its outputs are written).
+pub const EXIT_DIVERGED: u8 = 1;
 /// Iterations when neither `--max-iter` nor the run file's `stop.max_iter` says.
 pub const DEFAULT_MAX_ITER: u64 = 100;
 
@@ -41,7 +43,8 @@ pub struct TrainArgs {
     /// Stop after N iterations in all (overrides the run file's `stop.max_iter`).
     #[arg(long, value_name = "N")]
     pub max_iter: Option<u64>,
-    /// Write params.yaml, trace.csv, plot.svg, report.json and checkpoint.json into DIR.
+    /// Write params.yaml, trace.csv, plot.svg, report.json and checkpoint.json into DIR
+    /// (default: the run file's `output:`, else out/<run file stem>/ in the current directory).
     #[arg(long, value_name = "DIR")]
     pub out: Option<String>,
     /// Continue from the checkpoint (DIR/checkpoint.json with --out).
@@ -59,6 +62,9 @@ pub struct TrainArgs {
     /// Load a plugin library (path, or a name searched on MCOPT_PLUGIN_PATH); repeatable.
     #[arg(long = "plugin", value_name = "LIB")]
     pub plugins: Vec<String>,
+    /// Replace the value of a model `const`: NAME=VALUE; repeatable (wins over the run file's `consts:`).
+    #[arg(long = "const", value_name = "NAME=VALUE")]
+    pub consts: Vec<String>,
 }
 
 /// Set by the Ctrl-C handler; the executor finishes the current iteration and stops.
@@ -72,19 +78,20 @@ pub fn train(a: &TrainArgs) -> Result<u8, Diags> {
         plugins: a.plugins.clone(),
         config: Some(a.runfile.clone()),
         ztol: run.ztol,
+        consts: a.consts.clone(),
         ..InputArgs::default()
     };
     let model_path = run.model.to_string_lossy().into_owned();
     let session = Session::load(&model_path, &input)?;
     let (id, options, beta_by_layer) = solver_and_options(&session.registry, &run)?;
-    let outputs = Outputs::new(a.out.as_deref(), &run);
+    let outputs = Outputs::checked(a.out.as_deref(), &run)?;
     let seed = a.seed.unwrap_or(run.seed);
     let max_iter = a
         .max_iter
         .or(run.stop.max_iter.map(|m| m as u64))
         .unwrap_or(DEFAULT_MAX_ITER);
     let fingerprint = Fingerprint::of(
-        session.model.source.text.as_bytes(),
+        &model_identity(&session, &a.consts),
         run.source.text.as_bytes(),
     );
     let train_graph = match session.graph(Split::Train)? {
@@ -113,6 +120,9 @@ pub fn train(a: &TrainArgs) -> Result<u8, Diags> {
         Some(cp) => cp.state.x.clone(),
         None => start_point(&session, &run, a.init.as_deref(), seed)?,
     };
+    if let Some(cp) = &resumed {
+        refuse_other_seed(a.seed, cp.seed, &outputs)?;
+    }
     let seed = resumed.as_ref().map_or(seed, |cp| cp.seed);
     let opts = EvalOptions { ztol: run.ztol };
     let halves = thread_split(&session, &run, &train_graph)?;
@@ -203,11 +213,42 @@ pub fn train(a: &TrainArgs) -> Result<u8, Diags> {
     } else if !a.quiet {
         out_raw!("{}", train_out::summary(&report));
     }
-    Ok(if status == Status::Interrupted {
-        EXIT_INTERRUPTED
-    } else {
-        EXIT_OK
+    Ok(match status {
+        Status::Interrupted => EXIT_INTERRUPTED,
+        Status::Diverged => EXIT_DIVERGED,
+        _ => EXIT_OK,
     })
+}
+
+/// The bytes that identify the model of a run in its checkpoint: its text, and the
+/// `--const` values when there are any (a checkpoint of another `tau` is not resumed).
+fn model_identity(session: &Session, consts: &[String]) -> Vec<u8> {
+    let mut bytes = session.model.source.text.as_bytes().to_vec();
+    for c in consts {
+        bytes.extend_from_slice(b"\n--const ");
+        bytes.extend_from_slice(c.as_bytes());
+    }
+    bytes
+}
+
+/// `--resume` continues with the checkpoint's seed; another `--seed` is refused.
+fn refuse_other_seed(given: Option<u64>, saved: u64, outputs: &Outputs) -> Result<(), Diags> {
+    match given {
+        Some(s) if s != saved => {
+            let shown = outputs
+                .checkpoint
+                .as_ref()
+                .map_or_else(String::new, |p| p.display().to_string());
+            Err(Diag::new(
+                "mcopt::train::resume",
+                format!("`--seed {s}` conflicts with the checkpoint's seed {saved}"),
+            )
+            .in_file(shown)
+            .help(format!("a resumed run keeps its seed: omit --seed (or give --seed {saved}), or start again without --resume"))
+            .into())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The certificate of the trained point in the form, order and tolerance of the run file's
@@ -218,7 +259,7 @@ fn final_certificate(
     status: Status,
     params: &Path,
 ) -> Result<Option<serde_json::Value>, Diags> {
-    if status == Status::Interrupted {
+    if matches!(status, Status::Interrupted | Status::Diverged) {
         return Ok(None);
     }
     let v = &run.validate;

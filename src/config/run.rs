@@ -14,7 +14,9 @@ use crate::diag::{Diag, Diags, SourceFile, Span};
 use crate::input::{read_source, InputKind};
 
 /// A validated run file. Paths are resolved against the run file's directory `dir`
-/// (lexically: `dir.join(path)`), except `data.file`, which `bind` resolves from `dir`.
+/// (lexically: `dir.join(path)`), except `data.file`, which `bind` resolves from `dir`, and
+/// the `output:` paths, which are relative to the current directory (where training tools
+/// write their outputs).
 #[derive(Debug, Clone)]
 pub struct RunFile {
     /// The run file as given.
@@ -89,7 +91,8 @@ pub struct StopRules {
     pub max_seconds: Option<f64>,
 }
 
-/// Output files (resolved); `None` means not written.
+/// Output files, as written (relative paths are relative to the current directory); `None`
+/// means not written.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct OutputPaths {
     pub params: Option<PathBuf>,
@@ -98,6 +101,23 @@ pub struct OutputPaths {
     pub checkpoint: Option<PathBuf>,
     pub json: Option<PathBuf>,
     pub junit: Option<PathBuf>,
+    /// Where each given key's value is written (`params`, `trace`, ...), for diagnostics.
+    pub spans: BTreeMap<&'static str, Span>,
+}
+
+impl OutputPaths {
+    /// Whether any training output (`params`, `trace`, `plot`, `checkpoint`, `json`) is given.
+    pub fn any(&self) -> bool {
+        [
+            &self.params,
+            &self.trace,
+            &self.plot,
+            &self.checkpoint,
+            &self.json,
+        ]
+        .iter()
+        .any(|p| p.is_some())
+    }
 }
 
 /// What `mcopt validate` checks; `None` thresholds are not checked.
@@ -236,7 +256,7 @@ pub fn parse_run(source: &Arc<SourceFile>, path: &Path) -> Result<RunFile, Diags
             .unwrap_or(InitSpec::Gaussian { std: 0.1 }),
         seed: top.get("seed").and_then(|v| r.u64(&v)).unwrap_or(0),
         stop: read_stop(&mut r, top.get("stop").as_ref()).unwrap_or_default(),
-        output: read_output(&mut r, top.get("output").as_ref(), &dir).unwrap_or_default(),
+        output: read_output(&mut r, top.get("output").as_ref()).unwrap_or_default(),
         validate: read_thresholds(&mut r, top.get("validate").as_ref()).unwrap_or_default(),
         ztol: top
             .get("ztol")
@@ -707,13 +727,14 @@ fn read_stop(r: &mut Reader, v: Option<&Val>) -> Option<StopRules> {
     })
 }
 
-fn read_output(r: &mut Reader, v: Option<&Val>, dir: &Path) -> Option<OutputPaths> {
+/// `output:` paths, kept as written: relative ones are relative to the current directory.
+fn read_output(r: &mut Reader, v: Option<&Val>) -> Option<OutputPaths> {
     let f = r.fields(v, OUTPUT_KEYS)?;
-    let mut path = |key: &str| {
-        f.get(key)
-            .filter(|v| v.node != &Node::Null)
-            .and_then(|v| r.string(&v))
-            .map(|p| dir.join(p))
+    let mut spans = BTreeMap::new();
+    let mut path = |key: &'static str| {
+        let v = f.get(key).filter(|v| v.node != &Node::Null)?;
+        spans.insert(key, r.span(&v.path));
+        r.string(&v).map(PathBuf::from)
     };
     Some(OutputPaths {
         params: path("params"),
@@ -722,6 +743,7 @@ fn read_output(r: &mut Reader, v: Option<&Val>, dir: &Path) -> Option<OutputPath
         checkpoint: path("checkpoint"),
         json: path("json"),
         junit: path("junit"),
+        spans,
     })
 }
 

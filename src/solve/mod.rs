@@ -30,7 +30,8 @@ pub struct StopRules {
     pub max_seconds: Option<f64>,
 }
 
-/// How a run ended. Non-convergence is a status, not an error.
+/// How a run ended. Non-convergence is a status, not an error. `Diverged` leaves the run
+/// state at the last iterate whose objective was finite (see [`Executor::run`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
@@ -173,10 +174,13 @@ impl Executor<'_> {
             let row = self.measure(problem, state, f64::NAN, &nan, base, own)?;
             state.rows.push(row);
         }
+        // The last iterate whose objective was finite, restored when a step diverges.
+        let mut last_finite = state.x.clone();
         loop {
             if let Some(status) = self.should_stop(state, clock) {
                 return Ok(status);
             }
+            last_finite.copy_from_slice(&state.x);
             problem.begin_epoch(state.iter);
             let t0 = Instant::now();
             let report = solver.step(problem, &mut state.x)?;
@@ -184,14 +188,19 @@ impl Executor<'_> {
             state.iter += 1;
             state.evaluations = add(base_counts, solver.evaluations());
             state.seconds = base + clock.elapsed().as_secs_f64();
-            let row = self.measure(
+            let row = match self.measure(
                 problem,
                 state,
                 report.stationarity,
                 &report.metrics,
                 state.seconds,
                 own,
-            )?;
+            ) {
+                Ok(row) => row,
+                // The new iterate is outside the domain (an overflow, log of 0): diverged.
+                Err(RunError::Measure(_)) => return Ok(diverged(state, &last_finite)),
+                Err(e) => return Err(e),
+            };
             let objective = row.objective;
             state.rows.push(row);
             if self
@@ -206,14 +215,15 @@ impl Executor<'_> {
                     }
                 }
             }
+            let finite = objective.is_finite() && state.x.iter().all(|v| v.is_finite());
             match report.signal {
                 StepSignal::Converged => return Ok(Status::Converged),
                 StepSignal::Stalled => return Ok(Status::Stalled),
-                StepSignal::Diverged => return Ok(Status::Diverged),
+                StepSignal::Diverged => return Ok(diverged(state, &last_finite)),
                 StepSignal::Continue => {}
             }
-            if !objective.is_finite() || !state.x.iter().all(|v| v.is_finite()) {
-                return Ok(Status::Diverged);
+            if !finite {
+                return Ok(diverged(state, &last_finite));
             }
             if self.stop.tol.is_some_and(|tol| report.stationarity <= tol) {
                 return Ok(Status::Converged);
@@ -265,6 +275,17 @@ impl Executor<'_> {
         }
         Ok(row)
     }
+}
+
+/// A run that diverged at iteration `state.iter`: the state goes back to the last finite
+/// iterate (`x`, one iteration fewer, its row last), which the outputs then hold.
+fn diverged(state: &mut RunState, last_finite: &[f64]) -> Status {
+    state.x.copy_from_slice(last_finite);
+    if state.rows.last().is_some_and(|r| r.iter == state.iter) {
+        state.rows.pop();
+    }
+    state.iter = state.iter.saturating_sub(1);
+    Status::Diverged
 }
 
 fn add(a: Evaluations, b: Evaluations) -> Evaluations {

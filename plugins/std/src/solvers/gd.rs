@@ -7,7 +7,9 @@ use mcopt_plugin_sdk::abi::{OptionDescriptor, OptionType, Str, OPEN_HI};
 use mcopt_plugin_sdk::{Blob, BlobReader, Problem, Signal, Solver, Start, Step};
 
 /// Gradient descent; see the module docs. With `armijo`, the step length starts at
-/// min(lr, 2 t_prev) and halves until f(x − t d) ≤ f(x) − 1e-4 t ⟨g, d⟩ (full batch only).
+/// min(lr, 2 t_prev) and halves until f(x − t d) < f(x) and f(x − t d) ≤ f(x) − 1e-4 t ⟨g, d⟩
+/// (full batch only). A trial point outside the domain (an evaluation error, a value that is
+/// not finite) is a failed trial; when t falls below 1e-15 lr the step is `stalled`.
 pub struct GradientDescent {
     opts: Opts,
     /// Momentum buffer.
@@ -30,7 +32,8 @@ struct Opts {
 }
 
 const ARMIJO: f64 = 1e-4;
-const MIN_STEP: f64 = 1e-20;
+/// The smallest Armijo step length, relative to `lr`: below it, no step decreases f.
+const MIN_STEP: f64 = 1e-15;
 
 impl Solver for GradientDescent {
     const NAME: &'static str = "gd";
@@ -176,13 +179,17 @@ impl GradientDescent {
         std::mem::swap(&mut self.dir, &mut self.trial);
         let mut t = (2.0 * self.t).min(self.opts.lr);
         let mut accepted = None;
-        while t >= MIN_STEP {
+        while t >= MIN_STEP * self.opts.lr {
             self.trial
                 .iter_mut()
                 .zip(x)
                 .zip(&self.dir)
                 .for_each(|((y, xi), di)| *y = xi - t * di);
-            if problem.value(&self.trial)? <= f - ARMIJO * t * slope {
+            // An error (log of 0) or a value that is not finite: outside the domain, shrink.
+            let ok = problem
+                .value(&self.trial)
+                .is_ok_and(|v| v.is_finite() && v < f && v <= f - ARMIJO * t * slope);
+            if ok {
                 accepted = Some(());
                 break;
             }
