@@ -62,6 +62,10 @@ pub(super) struct Oracle<'a> {
     pub opts: EvalOptions,
     p0: Option<P0<'a>>,
     pub kinks: Vec<Kink>,
+    /// Directions the tiers examined, for the exact re-check when ztol > 0.
+    pub examined: Vec<Vec<f64>>,
+    /// The coordinate directions ±e_j, j < this, were examined too.
+    pub examined_units: usize,
 }
 
 impl<'a> Oracle<'a> {
@@ -96,6 +100,8 @@ impl<'a> Oracle<'a> {
             opts,
             p0,
             kinks,
+            examined: Vec::new(),
+            examined_units: 0,
         })
     }
 
@@ -104,6 +110,13 @@ impl<'a> Oracle<'a> {
             .iter()
             .filter(|k| k.order == KinkOrder::First)
             .count()
+    }
+
+    /// Remember a direction a tier examined (only when the exact re-check will need it).
+    pub fn remember(&mut self, d: &[f64]) {
+        if self.opts.ztol > 0.0 {
+            self.examined.push(d.to_vec());
+        }
     }
 
     /// f, f′(x; d) and with `Order::Two` the curvature of the form along d.
