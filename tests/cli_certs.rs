@@ -24,7 +24,10 @@ fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
 
 /// Confirm a verdict's witness with `mcopt diff` (the JSON direction is a direction file).
 fn confirm_with_diff(model: &str, point: &str, verdict: &serde_json::Value, extra: &[&str]) {
-    let dir = scratch("witness");
+    // One directory per call: tests run in parallel.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = scratch(&format!("witness-{n}"));
     let d = write(&dir, "dir.yaml", &verdict["direction"].to_string());
     let mut args = vec![
         "diff", model, "--at", point, "--dir", &d, "--order", "2", "--json",
@@ -467,4 +470,49 @@ fn seconds_count_both_orders_and_every_tier() {
             .unwrap()
     };
     assert!(secs("second_order_stationarity") > 0.0, "{r:#?}");
+}
+
+#[test]
+fn ztol_witnesses_are_replaced_or_withdrawn_by_the_exact_slope() {
+    let dir = scratch("ztol-witness");
+    // 0.5x − |x| at x = 0.5: within ztol the steepest piece is −1 (slope −1.5), whose exact
+    // slope is +0.5; the other piece examined, +1, has the exact slope −0.5.
+    let m = write(
+        &dir,
+        "c.mco",
+        "param x: real = 0\nminimize 0.5 * x - abs(x)\n",
+    );
+    let p = write(&dir, "p.yaml", "x: 0.5\n");
+    let r = mcopt(&["stationarity", &m, "--at", &p, "--ztol", "0.7", "--json"]);
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    let j = r.json();
+    assert_eq!(j["first_order"]["status"], "not_stationary", "{r:#?}");
+    assert_eq!(j["first_order"]["slope"].as_f64(), Some(-0.5), "{r:#?}");
+    confirm_with_diff(&m, &p, &j["first_order"], &[]);
+    // 0.5x − |x| + x² at x = 0.25: f′(x) = 0, but within ztol both pieces descend; no witness
+    // survives the exact slope, and the tiers decided nothing else: inconclusive, not
+    // `not_stationary` with a false witness.
+    let m = write(
+        &dir,
+        "c2.mco",
+        "param x: real = 0\nminimize 0.5 * x - abs(x) + x^2\n",
+    );
+    let p = write(&dir, "q.yaml", "x: 0.25\n");
+    let r = mcopt(&["stationarity", &m, "--at", &p, "--ztol", "0.7", "--json"]);
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    let j = r.json();
+    assert_eq!(j["first_order"]["status"], "inconclusive", "{r:#?}");
+    assert!(j["first_order"].get("direction").is_none(), "{r:#?}");
+    assert!(j["first_order"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("not a descent direction"));
+    // Exact ties stay exact: the same model at x = 0 with ztol is decided as without it.
+    let x0 = write(&dir, "x0.yaml", "x: 0\n");
+    let a = mcopt(&["stationarity", &m, "--at", &x0, "--ztol", "0.7", "--json"]);
+    let b = mcopt(&["stationarity", &m, "--at", &x0, "--json"]);
+    assert_eq!(
+        a.json()["first_order"]["status"],
+        b.json()["first_order"]["status"]
+    );
 }

@@ -96,7 +96,7 @@ pub(super) fn recheck(
         plural(count, "direction", "directions"),
     );
     let before = first.status;
-    match (first.status, w1) {
+    match (first.status, w1.clone()) {
         (Status::NotStationary, Some((_, s, _))) if s < -tol => {
             first.slope = Some(s);
             append(
@@ -122,9 +122,13 @@ pub(super) fn recheck(
                     .slope
                     .map(|s| format!(" (slope {s:.6e} within ztol)"))
                     .unwrap_or_default();
+                let e = w1
+                    .as_ref()
+                    .map(|w| format!(" {:.6e}", w.1 + 0.0))
+                    .unwrap_or_default();
                 first.status = Status::Inconclusive;
                 first.reason = Some(format!(
-                    "the witness found with ztol = {z}{s} is not a descent direction of f: its exact slope is ≥ −tol, and no direction examined has an exact slope below −tol"
+                    "the witness found with ztol = {z}{s} is not a descent direction of f: its exact slope{e} is ≥ −tol, and no direction examined has an exact slope below −tol"
                 ));
                 first.direction = None;
                 first.slope = None;

@@ -115,6 +115,8 @@ pub(super) fn first_order(
     let count = leaves.len();
     for leaf in &leaves {
         o.remember(&leaf.inner);
+    }
+    for leaf in &leaves {
         let Some(d) = lp::min_on_cone(&leaf.grad, &leaf.cone, &[]) else {
             continue;
         };
