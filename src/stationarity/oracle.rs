@@ -255,13 +255,17 @@ impl<'a> Oracle<'a> {
         Ok(())
     }
 
-    /// The direction in the form's variables, with −0 written as 0.
+    /// The direction in the form's variables, with −0 written as 0 ((P0): completed by the
+    /// exact tangent map).
     pub fn form_direction(&mut self, d: &[f64]) -> Result<Vec<f64>, EvalError> {
         let d: Vec<f64> = d.iter().map(|x| x + 0.0).collect();
         if self.p0.is_none() {
             return Ok(d);
         }
-        self.ev.directional(&self.x, &d, Order::One, self.opts)?;
+        // The tangent T d of the exact function (ztol 0): with ztol > 0 the verdicts' slopes
+        // were re-checked exactly, and `mcopt diff` confirms them so.
+        self.ev
+            .directional(&self.x, &d, Order::One, EvalOptions { ztol: 0.0 })?;
         let p0 = self.p0.as_ref().map(|p| p.lifted);
         Ok(p0.map_or_else(|| d.clone(), |l| complete(l, &self.ev, &d)))
     }
