@@ -24,7 +24,10 @@ fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
 
 /// Confirm a verdict's witness with `mcopt diff` (the JSON direction is a direction file).
 fn confirm_with_diff(model: &str, point: &str, verdict: &serde_json::Value, extra: &[&str]) {
-    let dir = scratch("witness");
+    // One directory per call: tests run in parallel.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = scratch(&format!("witness-{n}"));
     let d = write(&dir, "dir.yaml", &verdict["direction"].to_string());
     let mut args = vec![
         "diff", model, "--at", point, "--dir", &d, "--order", "2", "--json",
@@ -276,4 +279,240 @@ fn reformulate_reports_blocks_and_thresholds() {
     assert!(r.stdout.contains("constraint blocks: 24"), "{}", r.stdout);
     assert!(r.stdout.contains("β₂  > 1.04384"), "{}", r.stdout);
     assert!(!r.stdout.contains("inf"), "{}", r.stdout);
+}
+
+/// f = |x| − 0.05 x at x = −0.5: smooth there, exact slope −1.05 along +1; `--ztol 0.7` counts
+/// |x| as a kink (a convex outer term whose subdifferential holds 0), as issue 15 found.
+const NEAR_KINK: &str = "param x: real = 0\nminimize abs(x) - 0.05 * x\n";
+
+#[test]
+fn ztol_verdicts_are_rechecked_with_the_exact_slope() {
+    let dir = scratch("ztol");
+    let m = write(&dir, "k.mco", NEAR_KINK);
+    let p = write(&dir, "p.yaml", "x: -0.5\n");
+    // JSON: not stationary, with the witness and its exact slope, and the tolerances used.
+    let r = mcopt(&["stationarity", &m, "--at", &p, "--ztol", "0.7", "--json"]);
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    let j = r.json();
+    assert_eq!(j["first_order"]["status"], "not_stationary", "{r:#?}");
+    let slope = j["first_order"]["slope"].as_f64().unwrap();
+    assert!((slope + 1.05).abs() < 1e-12, "{r:#?}");
+    assert!(j["first_order"]["direction"]["x"].as_f64().unwrap() > 0.0);
+    assert_eq!(j["ztol"].as_f64(), Some(0.7), "{r:#?}");
+    assert_eq!(j["tol"].as_f64(), Some(1e-6), "{r:#?}");
+    // The witness is confirmed by `mcopt diff` with the exact (default) ztol.
+    confirm_with_diff(&m, &p, &j["first_order"], &[]);
+    // Second order follows first order.
+    let r = mcopt(&[
+        "stationarity",
+        &m,
+        "--at",
+        &p,
+        "--ztol",
+        "0.7",
+        "--order",
+        "2",
+        "--json",
+    ]);
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    assert_eq!(r.json()["second_order"]["status"], "not_stationary");
+    // Text: the verdict, the exact slope and both tolerances.
+    let r = mcopt(&["stationarity", &m, "--at", &p, "--ztol", "0.7"]);
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    assert!(r.stdout.contains("not_stationary"), "{}", r.stdout);
+    assert!(r.stdout.contains("-1.050000000000"), "{}", r.stdout);
+    assert!(r.stdout.contains("ztol          0.7"), "{}", r.stdout);
+    assert!(r.stdout.contains("tol           1e-6"), "{}", r.stdout);
+    // Without ztol the smooth tier refutes with the same slope.
+    let r = mcopt(&["stationarity", &m, "--at", &p, "--json"]);
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    assert_eq!(r.json()["ztol"].as_f64(), Some(0.0));
+    // `diff --ztol` shows the ztol it used and the exact slope beside the one within ztol.
+    let d = write(&dir, "d.yaml", "x: 1\n");
+    let r = mcopt(&[
+        "diff", &m, "--at", &p, "--dir", &d, "--ztol", "0.7", "--json",
+    ]);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    let j = r.json();
+    assert_eq!(j["ztol"].as_f64(), Some(0.7), "{r:#?}");
+    assert!(
+        (j["d1_exact"].as_f64().unwrap() + 1.05).abs() < 1e-12,
+        "{r:#?}"
+    );
+    assert!((j["d1"].as_f64().unwrap() - 0.95).abs() < 1e-12, "{r:#?}");
+    let r = mcopt(&["diff", &m, "--at", &p, "--dir", &d, "--ztol", "0.7"]);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    assert!(r.stdout.contains("ztol          0.7"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("d1_exact      -1.050000000000"),
+        "{}",
+        r.stdout
+    );
+    // Without ztol `diff` has no exact column (d1 is exact) but names its ztol.
+    let r = mcopt(&["diff", &m, "--at", &p, "--dir", &d, "--json"]);
+    assert_eq!(r.json()["ztol"].as_f64(), Some(0.0), "{r:#?}");
+    assert!(r.json().get("d1_exact").is_none(), "{r:#?}");
+    // `validate`: the check fails and names its tolerances (text, JSON, JUnit).
+    let junit = dir.join("v.xml");
+    let r = mcopt(&[
+        "validate",
+        &m,
+        "--params",
+        &p,
+        "--ztol",
+        "0.7",
+        "--json",
+        "--junit",
+        &junit.to_string_lossy(),
+    ]);
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    let j = r.json();
+    let check = j["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "first_order_stationarity")
+        .unwrap()
+        .clone();
+    assert_eq!(check["status"], "fail", "{r:#?}");
+    assert_eq!(check["ztol"].as_f64(), Some(0.7), "{r:#?}");
+    assert_eq!(check["tol"].as_f64(), Some(1e-6), "{r:#?}");
+    assert!(check["message"].as_str().unwrap().contains("ztol = 0.7"));
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("ztol = 0.7"), "{xml}");
+    assert!(xml.contains("name=\"ztol\" value=\"0.7\""), "{xml}");
+}
+
+#[test]
+fn stationary_text_states_only_what_was_checked() {
+    let dir = scratch("tol-text");
+    // Nested kinks: piece enumeration.
+    let m = write(
+        &dir,
+        "n.mco",
+        "param x: real = 0\nparam y: real = 0\nminimize max(abs(x), y^2)\n",
+    );
+    let p = write(&dir, "p.yaml", "x: 0\ny: 0\n");
+    let r = mcopt(&["stationarity", &m, "--at", &p, "--tol", "1e-3"]);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    assert!(!r.stdout.contains("f′ ≥ 0"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("f′ ≥ −tol on each piece (tol = 1e-3)"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("2 active kinks"), "{}", r.stdout);
+    // A smooth point: the gradient norm against the tolerance.
+    let m = write(&dir, "k.mco", NEAR_KINK);
+    let far = write(&dir, "far.yaml", "x: 2\n");
+    let r = mcopt(&["stationarity", &m, "--at", &far, "--tol", "2"]);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    assert!(r.stdout.contains("≤ tol = 2e0"), "{}", r.stdout);
+    // One kink: singular, and "distance from 0".
+    let x0 = write(&dir, "x0.yaml", "x: 0\n");
+    let r = mcopt(&["stationarity", &m, "--at", &x0]);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    assert!(r.stdout.contains("1 active kink)"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("distance from 0 to the subdifferential"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("1 active kinks"), "{}", r.stdout);
+    // A vacuous tolerance is refused (non-finite already was).
+    for tol in ["1e308", "1e100", "inf"] {
+        let r = mcopt(&["stationarity", &m, "--at", &x0, "--tol", tol]);
+        assert_eq!(r.code, Some(2), "{r:#?}");
+        assert!(r.stderr.contains("mcopt::cli::value"), "{}", r.stderr);
+        let r = mcopt(&["validate", &m, "--params", &x0, "--tol", tol]);
+        assert_eq!(r.code, Some(2), "{r:#?}");
+    }
+}
+
+#[test]
+fn no_negative_zero_in_certificates() {
+    let dir = scratch("negzero");
+    // No parameters: ∇f is empty and its norm was printed as −0.
+    let m = write(&dir, "e.mco", "minimize 1\n");
+    let p = write(&dir, "e.yaml", "{}\n");
+    let r = mcopt(&["stationarity", &m, "--at", &p, "--order", "2"]);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    assert!(r.stdout.contains("‖∇f‖ = 0.000e0"), "{}", r.stdout);
+    assert!(!r.stdout.contains("-0.0"), "{}", r.stdout);
+    let r = mcopt(&["stationarity", &m, "--at", &p, "--order", "2", "--json"]);
+    assert!(!r.stdout.contains("-0.0"), "{}", r.stdout);
+}
+
+#[test]
+fn seconds_count_both_orders_and_every_tier() {
+    let dir = scratch("seconds");
+    let m = write(&dir, "r.mco", "param x: real = 0\nminimize relu(x)\n");
+    let p = write(&dir, "p.yaml", "x: 0\n");
+    let r = mcopt(&["stationarity", &m, "--at", &p, "--order", "2", "--json"]);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    let j = r.json();
+    let first = j["first_order"]["seconds"]
+        .as_f64()
+        .expect("first_order.seconds");
+    let second = j["second_order"]["seconds"]
+        .as_f64()
+        .expect("second_order.seconds");
+    let total = j["seconds"].as_f64().unwrap();
+    assert!(first > 0.0 && second > 0.0, "{r:#?}");
+    assert!(total >= first + second, "{r:#?}");
+    // `validate` splits the certificate's time between its two checks.
+    let r = mcopt(&["validate", &m, "--params", &p, "--order", "2", "--json"]);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    let checks = r.json()["checks"].as_array().unwrap().clone();
+    let secs = |name: &str| {
+        checks.iter().find(|c| c["name"] == name).unwrap()["seconds"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(secs("second_order_stationarity") > 0.0, "{r:#?}");
+}
+
+#[test]
+fn ztol_witnesses_are_replaced_or_withdrawn_by_the_exact_slope() {
+    let dir = scratch("ztol-witness");
+    // 0.5x − |x| at x = 0.5: within ztol the steepest piece is −1 (slope −1.5), whose exact
+    // slope is +0.5; the other piece examined, +1, has the exact slope −0.5.
+    let m = write(
+        &dir,
+        "c.mco",
+        "param x: real = 0\nminimize 0.5 * x - abs(x)\n",
+    );
+    let p = write(&dir, "p.yaml", "x: 0.5\n");
+    let r = mcopt(&["stationarity", &m, "--at", &p, "--ztol", "0.7", "--json"]);
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    let j = r.json();
+    assert_eq!(j["first_order"]["status"], "not_stationary", "{r:#?}");
+    assert_eq!(j["first_order"]["slope"].as_f64(), Some(-0.5), "{r:#?}");
+    confirm_with_diff(&m, &p, &j["first_order"], &[]);
+    // 0.5x − |x| + x² at x = 0.25: f′(x) = 0, but within ztol both pieces descend; no witness
+    // survives the exact slope, and the tiers decided nothing else: inconclusive, not
+    // `not_stationary` with a false witness.
+    let m = write(
+        &dir,
+        "c2.mco",
+        "param x: real = 0\nminimize 0.5 * x - abs(x) + x^2\n",
+    );
+    let p = write(&dir, "q.yaml", "x: 0.25\n");
+    let r = mcopt(&["stationarity", &m, "--at", &p, "--ztol", "0.7", "--json"]);
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    let j = r.json();
+    assert_eq!(j["first_order"]["status"], "inconclusive", "{r:#?}");
+    assert!(j["first_order"].get("direction").is_none(), "{r:#?}");
+    assert!(j["first_order"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("not a descent direction"));
+    // Exact ties stay exact: the same model at x = 0 with ztol is decided as without it.
+    let x0 = write(&dir, "x0.yaml", "x: 0\n");
+    let a = mcopt(&["stationarity", &m, "--at", &x0, "--ztol", "0.7", "--json"]);
+    let b = mcopt(&["stationarity", &m, "--at", &x0, "--json"]);
+    assert_eq!(
+        a.json()["first_order"]["status"],
+        b.json()["first_order"]["status"]
+    );
 }

@@ -300,3 +300,40 @@ fn p0_second_order_is_along_straight_tangent_lines() {
     let c = run(&g, &r, Form::P0, 1.0, &opts(Order::Two));
     assert_eq!(c.second.unwrap().status, S);
 }
+
+/// Issue 15: a kink counted only within `ztol` must not make a point stationary whose exact
+/// slope is negative. |x − 0.5| − 0.05x at x = 0 is smooth, f′(0; 1) = −1.05; with ztol 0.7
+/// the tiers see a convex kink whose subdifferential holds 0.
+#[test]
+fn ztol_verdicts_are_rechecked_with_exact_slopes_in_every_form() {
+    let r = &Registry::with_standard();
+    let plain = compile("param x: real\nminimize abs(x - 0.5) - 0.05 * x", r);
+    let layered = compile(
+        "param x: real\nlayer u = abs(x - 0.5)\nminimize u - 0.05 * x",
+        r,
+    );
+    let o = Options {
+        ztol: 0.7,
+        ..opts(Order::Two)
+    };
+    for (g, form) in [(&plain, Form::P), (&layered, Form::P), (&layered, Form::P0)] {
+        let c = run(g, r, form, 2.0, &o);
+        assert_eq!(c.first.status, N, "{form:?}: {c:#?}");
+        assert!(c.first.slope.unwrap() < -0.5, "{form:?}: {c:#?}");
+        assert_eq!(c.second.as_ref().unwrap().status, N, "{form:?}");
+        assert_eq!((c.tol, c.ztol), (o.tol, 0.7));
+        confirm(g, r, form, 2.0, &c);
+        // Without ztol the same verdict, with the exact slope.
+        let e = run(g, r, form, 2.0, &opts(Order::One));
+        assert_eq!(e.first.status, N, "{form:?}: {e:#?}");
+        assert_eq!(e.ztol, 0.0);
+    }
+    // (P1): the exact descent (1, −1)/√2 runs along the penalty's kink, which no piece of the
+    // ztol enumeration examines: the verdict stands, and says exactly what was re-checked.
+    let c = run(&layered, r, Form::P1, 2.0, &o);
+    if c.first.status == S {
+        let reason = c.first.reason.unwrap();
+        assert!(reason.contains("reached with ztol = 0.7"), "{reason}");
+        assert!(reason.contains("directions examined"), "{reason}");
+    }
+}

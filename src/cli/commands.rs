@@ -336,33 +336,64 @@ pub fn diff(
 ) -> Outcome {
     let s = Session::load(model_path, input)?;
     let order = if order == 2 { Order::Two } else { Order::One };
-    let t = if form == "p" {
+    let taylor = |ztol: f64| -> Result<mcopt::eval::Taylor, Diags> {
+        if form != "p" {
+            return super::stationarity::diff_form(&s, form, beta, at, dir, order, ztol);
+        }
         let g = require_graph(&s, Split::Train)?;
         let theta = s.point_in(at, &g)?;
         let d = s.direction_in(dir, &g)?;
         // Buffers for order 2 also at order 1: f′ of sqrt at 0 needs the second coefficient.
         let mut ev = Evaluator::new(&g, &s.registry, Order::Two).map_err(eval_diag(&g))?;
         let t = ev
-            .directional(&theta, &d, order, EvalOptions { ztol: input.ztol })
+            .directional(&theta, &d, order, EvalOptions { ztol })
             .map_err(eval_diag(&g))?;
         ev.check_finite(order).map_err(eval_diag(&g))?;
-        t
-    } else {
-        super::stationarity::diff_form(&s, form, beta, at, dir, order, input.ztol)?
+        Ok(t)
     };
-    if input.json {
-        print_json(
-            &json!({"value": t.value, "d1": t.d1, "d2": t.d2, "active_kinks": t.active_kinks}),
-        );
-    } else {
-        out!("value         {:.12}", t.value);
-        out!("d1            {:.12}", t.d1.unwrap_or(f64::NAN));
-        if let Some(d2) = t.d2 {
-            out!("d2            {d2:.12}");
-        }
-        out!("active_kinks  {}", t.active_kinks);
-    }
+    let t = taylor(input.ztol)?;
+    // With ztol > 0 the pieces are chosen as if arguments within ztol sat on their breakpoints:
+    // d1 and d2 are then not f′(x; d) and f″(x; d), which are shown beside them.
+    let exact = match input.ztol > 0.0 {
+        true => Some(taylor(0.0)?),
+        false => None,
+    };
+    print_diff(&t, exact.as_ref(), input);
     Ok(EXIT_OK)
+}
+
+/// The output of `mcopt diff`: the derivatives with the ztol used, and with ztol > 0 the exact
+/// ones (`d1_exact`, `d2_exact`, `active_kinks_exact`).
+fn print_diff(t: &mcopt::eval::Taylor, exact: Option<&mcopt::eval::Taylor>, input: &InputArgs) {
+    let z = |x: Option<f64>| x.map(|x| x + 0.0);
+    if input.json {
+        let mut v = json!({"value": t.value, "d1": z(t.d1), "d2": z(t.d2),
+            "active_kinks": t.active_kinks, "ztol": input.ztol});
+        if let Some(e) = exact {
+            v["d1_exact"] = json!(z(e.d1));
+            v["d2_exact"] = json!(z(e.d2));
+            v["active_kinks_exact"] = json!(e.active_kinks);
+        }
+        print_json(&v);
+        return;
+    }
+    out!("value         {:.12}", t.value);
+    out!("d1            {:.12}", z(t.d1).unwrap_or(f64::NAN));
+    if let Some(d2) = z(t.d2) {
+        out!("d2            {d2:.12}");
+    }
+    out!("active_kinks  {}", t.active_kinks);
+    out!("ztol          {}", input.ztol);
+    if let Some(e) = exact {
+        out!("d1_exact      {:.12}", z(e.d1).unwrap_or(f64::NAN));
+        if let Some(d2) = z(e.d2) {
+            out!("d2_exact      {d2:.12}");
+        }
+        out!("active_kinks_exact  {}", e.active_kinks);
+        if e.d1 != t.d1 || e.d2 != t.d2 {
+            out!("note          with ztol = {} the derivatives differ from the exact one-sided ones (ztol 0)", input.ztol);
+        }
+    }
 }
 
 /// Seconds per call of `f`, over `reps` calls.

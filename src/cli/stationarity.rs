@@ -12,6 +12,7 @@ use mcopt::graph::Graph;
 use mcopt::registry::Order;
 use mcopt::report;
 use mcopt::stationarity::{self, Certificate, Form, Problem, Status, Verdict};
+use mcopt::text::plural;
 
 use super::session::Session;
 use super::{InputArgs, EXIT_OK};
@@ -322,10 +323,14 @@ pub fn options(
     ztol: f64,
     run_tol: Option<f64>,
 ) -> Result<stationarity::Options, Diags> {
-    // A run file's `validate.tol` is checked (finite, ≥ 0) at its line when the file is read;
-    // 0 makes the comparisons exact (f′ ≥ −tol, ‖∇f‖ ≤ tol).
+    // A run file's `validate.tol` is checked (finite, ≥ 0, below MAX_TOL) at its line when the
+    // file is read; 0 makes the comparisons exact (f′ ≥ −tol, ‖∇f‖ ≤ tol).
     let tol = match cert.tol {
-        Some(t) => check_number("--tol", t, t >= 0.0, "a number ≥ 0")?,
+        Some(t) => {
+            check_number("--tol", t, t >= 0.0, "a number ≥ 0")?;
+            check_tol_range(t)?;
+            t
+        }
         None => run_tol.unwrap_or(1e-6),
     };
     check_number("--ztol", ztol, ztol >= 0.0, "a number ≥ 0")?;
@@ -344,13 +349,32 @@ pub fn options(
     })
 }
 
+/// Tolerances at or above this make every verdict vacuous (any slope passes); refused.
+pub const MAX_TOL: f64 = 1e100;
+
+/// `--tol` (or `validate.tol`) below [`MAX_TOL`]: a tolerance that large would certify anything.
+fn check_tol_range(tol: f64) -> Result<(), Diags> {
+    if tol < MAX_TOL {
+        return Ok(());
+    }
+    Err(Diag::new(
+        "mcopt::cli::value",
+        format!("expected `--tol` to be below {MAX_TOL:e}, found {tol:e}: with it every slope would pass and the verdict would say nothing"),
+    )
+    .help("the tolerance bounds slopes along unit directions: use a small multiple of the objective's rounding error, such as the default 1e-6")
+    .into())
+}
+
 pub fn run(model: &str, a: &Args) -> Result<u8, Diags> {
+    let start = std::time::Instant::now();
     let s = Session::load(model, &a.input)?;
     let opts = options(&a.cert, a.order, a.input.ztol, None)?;
     let prep = prepare(&s, &a.cert, Some(&a.at), opts.tol, opts.ztol)?;
     let problem = prep.problem(&s);
-    let cert = stationarity::certify(&problem, &opts)
+    let mut cert = stationarity::certify(&problem, &opts)
         .map_err(|e| Diags::from(e.to_diag(problem.graph)))?;
+    // The whole certificate: loading and completing the point, then every tier of both orders.
+    cert.seconds = start.elapsed().as_secs_f64();
     if let Some(path) = &a.plot {
         let svg = plot(&s, &prep, &cert)?;
         mcopt::atomic::write(Path::new(path), &svg)?;
@@ -378,16 +402,18 @@ pub fn exit_code(cert: &Certificate, allow_inconclusive: bool) -> u8 {
 
 fn print_text(prep: &Prepared, cert: &Certificate) {
     out!("form          {}", prep.form.as_str());
+    out!("tol           {:e}", cert.tol);
+    out!("ztol          {}", cert.ztol);
     for (label, v) in [
         ("first_order", Some(&cert.first)),
         ("second_order", cert.second.as_ref()),
     ] {
         let Some(v) = v else { continue };
         out!(
-            "{label:<13} {}  (method {}, {} active kinks)",
+            "{label:<13} {}  (method {}, {})",
             v.status.as_str(),
             v.method,
-            v.active_kinks
+            plural(v.active_kinks, "active kink", "active kinks")
         );
         if let Some(s) = v.slope {
             out!("  slope       {s:.12}");

@@ -11,6 +11,7 @@ use mcopt::plugin_host;
 use mcopt::registry::Order;
 use mcopt::report::{self, Check, CheckStatus, Validation};
 use mcopt::stationarity::{self, Certificate, Status, Verdict};
+use mcopt::text::plural;
 
 use super::session::Session;
 use super::stationarity::{self as st, CertArgs, EXIT_FAILED};
@@ -66,6 +67,36 @@ impl Checks {
             status,
             message: message.into(),
             seconds,
+            tol: None,
+            ztol: None,
+        });
+    }
+
+    /// A stationarity check: its certificate's tolerances, and `seconds` of its own (the
+    /// certificate's time since the last check goes to the first order, less the second's).
+    fn push_verdict(
+        &mut self,
+        name: &'static str,
+        status: CheckStatus,
+        message: String,
+        c: &Certificate,
+    ) {
+        let since = self.clock.elapsed().as_secs_f64();
+        let seconds = match (name, &c.second) {
+            ("second_order_stationarity", Some(v)) => v.seconds,
+            (_, Some(v)) => (since - v.seconds).max(0.0),
+            (_, None) => since,
+        };
+        if name == "second_order_stationarity" {
+            self.clock = Instant::now();
+        }
+        self.list.push(Check {
+            name,
+            status,
+            message,
+            seconds,
+            tol: Some(c.tol),
+            ztol: Some(c.ztol),
         });
     }
 
@@ -253,10 +284,12 @@ fn stationarity_checks(a: &Args, t: &Thresholds, c: &Certificate, order: u8, che
     };
     let message = |v: &Verdict| {
         let mut m = format!(
-            "{} ({}, {} active kinks)",
+            "{} ({}, {}; tol = {:e}, ztol = {})",
             v.status.as_str(),
             v.method,
-            v.active_kinks
+            plural(v.active_kinks, "active kink", "active kinks"),
+            c.tol,
+            c.ztol
         );
         if let Some(s) = v.slope {
             m.push_str(&format!("; slope {s:.6e} along the witness"));
@@ -269,13 +302,14 @@ fn stationarity_checks(a: &Args, t: &Thresholds, c: &Certificate, order: u8, che
         }
         m
     };
-    checks.push(
+    checks.push_verdict(
         "first_order_stationarity",
         status(&c.first),
         message(&c.first),
+        c,
     );
     match (&c.second, order) {
-        (Some(v), 2) => checks.push("second_order_stationarity", status(v), message(v)),
+        (Some(v), 2) => checks.push_verdict("second_order_stationarity", status(v), message(v), c),
         _ => checks.push(
             "second_order_stationarity",
             CheckStatus::Skipped,

@@ -773,7 +773,15 @@ fn read_thresholds(r: &mut Reader, v: Option<&Val>) -> Option<Thresholds> {
     Some(Thresholds {
         train_max: nonneg(r, "max_train_loss"),
         test_max: nonneg(r, "max_test_loss"),
-        stationarity_tol: nonneg(r, "tol"),
+        // Below 1e100: a larger tolerance passes every slope, and the verdict says nothing.
+        stationarity_tol: f
+            .get("tol")
+            .filter(|v| v.node != &Node::Null)
+            .and_then(|v| {
+                r.f64_where(&v, "a number ≥ 0 and below 1e100", |x| {
+                    (0.0..1e100).contains(&x)
+                })
+            }),
         order: order.unwrap_or_default(),
         form: f
             .get("form")

@@ -28,8 +28,8 @@ pub fn direction(specs: &[VarSpec], values: &[f64]) -> Value {
     Value::Object(map)
 }
 
-/// One verdict: `status`, `method`, `active_kinks`, and `direction`, `slope`, `curvature`,
-/// `reason` where they apply.
+/// One verdict: `status`, `method`, `active_kinks`, `seconds`, and `direction`, `slope`,
+/// `curvature`, `reason` where they apply.
 pub fn verdict(v: &Verdict, specs: &[VarSpec]) -> Value {
     let mut m = Map::new();
     m.insert("status".into(), json!(v.status.as_str()));
@@ -47,10 +47,11 @@ pub fn verdict(v: &Verdict, specs: &[VarSpec]) -> Value {
     if let Some(r) = &v.reason {
         m.insert("reason".into(), json!(r));
     }
+    m.insert("seconds".into(), json!(v.seconds));
     Value::Object(m)
 }
 
-/// `{"form", "first_order", "second_order" (with order 2), "seconds"}`.
+/// `{"form", "first_order", "second_order" (with order 2), "tol", "ztol", "seconds"}`.
 pub fn certificate(form: Form, c: &Certificate, specs: &[VarSpec]) -> Value {
     let mut m = Map::new();
     m.insert("form".into(), json!(form.as_str()));
@@ -58,6 +59,8 @@ pub fn certificate(form: Form, c: &Certificate, specs: &[VarSpec]) -> Value {
     if let Some(s) = &c.second {
         m.insert("second_order".into(), verdict(s, specs));
     }
+    m.insert("tol".into(), json!(c.tol));
+    m.insert("ztol".into(), json!(c.ztol));
     m.insert("seconds".into(), json!(c.seconds));
     Value::Object(m)
 }

@@ -12,6 +12,14 @@ pub fn validation(v: &Validation, name: &str) -> Result<Vec<u8>, String> {
     let mut report = Report::new("mcopt");
     let mut suite = TestSuite::new("mcopt validate");
     suite.add_property(quick_junit::Property::new("model", name));
+    // The certificate's tolerances, once (they are the same for both orders).
+    if let Some(c) = v.checks.iter().find(|c| c.tol.is_some()) {
+        for (key, value) in [("tol", c.tol), ("ztol", c.ztol)] {
+            if let Some(x) = value {
+                suite.add_property(quick_junit::Property::new(key, x.to_string()));
+            }
+        }
+    }
     let mut total = Duration::ZERO;
     for c in &v.checks {
         let status = match c.status {

@@ -18,6 +18,12 @@ pub struct Check {
     pub status: CheckStatus,
     pub message: String,
     pub seconds: f64,
+    /// The certificate's tolerance on slopes and curvatures (stationarity checks only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tol: Option<f64>,
+    /// The kink tolerance of the certificate (stationarity checks only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ztol: Option<f64>,
 }
 
 /// The result of `mcopt validate`: passed when no check failed (warnings allowed).

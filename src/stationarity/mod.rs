@@ -15,6 +15,7 @@
 //! Invariant: `stationary` is only returned by a tier that decides; a search that finds nothing
 //! is `inconclusive`.
 
+mod exact;
 mod kinks;
 mod lp;
 mod oracle;
@@ -87,6 +88,8 @@ pub struct Verdict {
     pub curvature: Option<f64>,
     /// Why a verdict is inconclusive, or what the tier measured.
     pub reason: Option<String>,
+    /// Wall time of this verdict's tiers (and of its exact re-check).
+    pub seconds: f64,
 }
 
 impl Verdict {
@@ -99,6 +102,7 @@ impl Verdict {
             slope: None,
             curvature: None,
             reason: None,
+            seconds: 0.0,
         }
     }
 
@@ -115,7 +119,13 @@ pub struct Certificate {
     pub second: Option<Verdict>,
     /// The direction to plot: the witness, or the flattest direction checked (form variables).
     pub plot_direction: Vec<f64>,
+    /// Wall time of the whole certificate: every tier of both orders and the exact re-check
+    /// (the CLI adds the loading and completion of the point).
     pub seconds: f64,
+    /// The tolerance on ‖∇f‖, slopes and curvatures the verdicts used.
+    pub tol: f64,
+    /// The kink tolerance the tiers used (`ztol > 0`: re-checked with exact slopes).
+    pub ztol: f64,
 }
 
 /// Certify the point of `problem`.
@@ -124,7 +134,7 @@ pub fn certify(problem: &Problem<'_>, opts: &Options) -> Result<Certificate, Eva
     let mut o = Oracle::new(problem, opts)?;
     let first_kinks = o.first_order_kinks();
     let mut flattest = None;
-    let first = if first_kinks == 0 {
+    let mut first = if first_kinks == 0 {
         smooth::first_order(&mut o, opts)?
     } else {
         match pieces::convex_outer(&mut o, opts)? {
@@ -135,7 +145,9 @@ pub fn certify(problem: &Problem<'_>, opts: &Options) -> Result<Certificate, Eva
             },
         }
     };
-    let second = if opts.order != Order::Two {
+    first.seconds = start.elapsed().as_secs_f64();
+    let second_start = Instant::now();
+    let mut second = if opts.order != Order::Two {
         None
     } else if first.status != Status::Stationary {
         let mut v = Verdict::new(first.status, first.method, o.kinks.len());
@@ -149,6 +161,12 @@ pub fn certify(problem: &Problem<'_>, opts: &Options) -> Result<Certificate, Eva
     } else {
         Some(pieces::second_order(&mut o, opts)?)
     };
+    if let Some(s) = &mut second {
+        s.seconds = second_start.elapsed().as_secs_f64();
+    }
+    if opts.ztol > 0.0 {
+        exact::recheck(problem, opts, &o, &mut first, &mut second)?;
+    }
     let witness = second
         .as_ref()
         .and_then(|v| v.direction.clone())
@@ -157,17 +175,22 @@ pub fn certify(problem: &Problem<'_>, opts: &Options) -> Result<Certificate, Eva
         Some(d) => d,
         None => o.flattest()?,
     };
-    let mut first = first;
-    let mut second = second;
     o.map_to_form(&mut first)?;
     if let Some(s) = &mut second {
         o.map_to_form(s)?;
     }
     let plot_direction = o.form_direction(&plot_direction)?;
+    for v in std::iter::once(&mut first).chain(second.as_mut()) {
+        // Never a negative zero in a report.
+        v.slope = v.slope.map(|x| x + 0.0);
+        v.curvature = v.curvature.map(|x| x + 0.0);
+    }
     Ok(Certificate {
         first,
         second,
         plot_direction,
         seconds: start.elapsed().as_secs_f64(),
+        tol: opts.tol,
+        ztol: opts.ztol,
     })
 }

@@ -62,6 +62,10 @@ pub(super) struct Oracle<'a> {
     pub opts: EvalOptions,
     p0: Option<P0<'a>>,
     pub kinks: Vec<Kink>,
+    /// Directions the tiers examined, for the exact re-check when ztol > 0.
+    pub examined: Vec<Vec<f64>>,
+    /// The coordinate directions ±e_j, j < this, were examined too.
+    pub examined_units: usize,
 }
 
 impl<'a> Oracle<'a> {
@@ -96,6 +100,8 @@ impl<'a> Oracle<'a> {
             opts,
             p0,
             kinks,
+            examined: Vec::new(),
+            examined_units: 0,
         })
     }
 
@@ -104,6 +110,13 @@ impl<'a> Oracle<'a> {
             .iter()
             .filter(|k| k.order == KinkOrder::First)
             .count()
+    }
+
+    /// Remember a direction a tier examined (only when the exact re-check will need it).
+    pub fn remember(&mut self, d: &[f64]) {
+        if self.opts.ztol > 0.0 {
+            self.examined.push(d.to_vec());
+        }
     }
 
     /// f, f′(x; d) and with `Order::Two` the curvature of the form along d.
@@ -242,13 +255,17 @@ impl<'a> Oracle<'a> {
         Ok(())
     }
 
-    /// The direction in the form's variables, with −0 written as 0.
+    /// The direction in the form's variables, with −0 written as 0 ((P0): completed by the
+    /// exact tangent map).
     pub fn form_direction(&mut self, d: &[f64]) -> Result<Vec<f64>, EvalError> {
         let d: Vec<f64> = d.iter().map(|x| x + 0.0).collect();
         if self.p0.is_none() {
             return Ok(d);
         }
-        self.ev.directional(&self.x, &d, Order::One, self.opts)?;
+        // The tangent T d of the exact function (ztol 0): with ztol > 0 the verdicts' slopes
+        // were re-checked exactly, and `mcopt diff` confirms them so.
+        self.ev
+            .directional(&self.x, &d, Order::One, EvalOptions { ztol: 0.0 })?;
         let p0 = self.p0.as_ref().map(|p| p.lifted);
         Ok(p0.map_or_else(|| d.clone(), |l| complete(l, &self.ev, &d)))
     }

@@ -14,6 +14,7 @@ use super::smooth::{dot, norm2};
 use super::{Options, Status, Verdict};
 use crate::eval::EvalError;
 use crate::registry::Order;
+use crate::text::plural;
 
 /// Tier 2: every first-order kink enters f linearly with a nonnegative jump and has a smooth
 /// argument, so f′(x; d) = c·d + Σ ρ_i (v_i·d)⁺ is sublinear and x is d-stationary iff
@@ -59,20 +60,23 @@ pub(super) fn convex_outer(
         c[j] = cj;
         e[j] = 0.0;
     }
+    o.examined_units = o.examined_units.max(n);
     let Some(y) = lp::min_norm_in_box(&c, &cols) else {
         return Ok(None);
     };
     let ny = norm2(&y);
     let reason = format!(
-        "{} convex outer kinks; distance of 0 to the subdifferential {ny:.3e}",
-        first.len()
+        "{}; distance from 0 to the subdifferential {ny:.3e}",
+        plural(first.len(), "convex outer kink", "convex outer kinks")
     );
     if ny <= opts.tol {
         return Ok(Some(
-            Verdict::new(Status::Stationary, "convex_qp", kinks).reason(reason),
+            Verdict::new(Status::Stationary, "convex_qp", kinks)
+                .reason(format!("{reason} ≤ tol = {:e}", opts.tol)),
         ));
     }
     let d: Vec<f64> = y.iter().map(|x| -x / ny).collect();
+    o.remember(&d);
     let slope = o.eval(&d, Order::One)?.d1.unwrap_or(f64::NAN);
     if slope < -opts.tol {
         let mut v = Verdict::new(Status::NotStationary, "convex_qp", kinks).reason(reason);
@@ -110,9 +114,13 @@ pub(super) fn first_order(
     let kinks = o.kinks.len();
     let count = leaves.len();
     for leaf in &leaves {
+        o.remember(&leaf.inner);
+    }
+    for leaf in &leaves {
         let Some(d) = lp::min_on_cone(&leaf.grad, &leaf.cone, &[]) else {
             continue;
         };
+        o.remember(&d);
         if dot(&leaf.grad, &d) < -opts.tol {
             let slope = o.eval(&d, Order::One)?.d1.unwrap_or(f64::NAN);
             if slope < -opts.tol {
@@ -125,8 +133,11 @@ pub(super) fn first_order(
         }
     }
     Ok(Some(
-        Verdict::new(Status::Stationary, "pieces", kinks)
-            .reason(format!("{count} pieces enumerated, f′ ≥ 0 on each")),
+        Verdict::new(Status::Stationary, "pieces", kinks).reason(format!(
+            "{} enumerated, f′ ≥ −tol on each piece (tol = {:e})",
+            plural(count, "piece", "pieces"),
+            opts.tol
+        )),
     ))
 }
 
@@ -141,7 +152,8 @@ pub(super) fn second_order(o: &mut Oracle<'_>, opts: &Options) -> Result<Verdict
         Enum::TooMany(k) => {
             return Ok(
                 Verdict::new(Status::Inconclusive, "pieces", kinks).reason(format!(
-                    "{k} active kinks, 2^{k} pieces > --max-pieces {}",
+                    "{}, 2^{k} pieces > --max-pieces {}",
+                    plural(k, "active kink", "active kinks"),
                     opts.max_pieces
                 )),
             )
@@ -155,6 +167,7 @@ pub(super) fn second_order(o: &mut Oracle<'_>, opts: &Options) -> Result<Verdict
         }
         // Exact curvature of the face generators first: a negative one refutes.
         for g in &gens {
+            o.remember(g);
             if let Some(v) = refute(o, g, opts, kinks)? {
                 return Ok(v);
             }
@@ -179,6 +192,7 @@ pub(super) fn second_order(o: &mut Oracle<'_>, opts: &Options) -> Result<Verdict
         }
         for s in [1.0, -1.0] {
             let ds: Vec<f64> = d.iter().map(|x| s * x).collect();
+            o.remember(&ds);
             if in_face(&ds, &leaf.grad, &leaf.cone, opts.tol) {
                 if let Some(v) = refute(o, &ds, opts, kinks)? {
                     return Ok(v);
@@ -194,8 +208,9 @@ pub(super) fn second_order(o: &mut Oracle<'_>, opts: &Options) -> Result<Verdict
     }
     Ok(
         Verdict::new(Status::Stationary, "pieces", kinks).reason(format!(
-            "{} pieces enumerated, f″ ≥ 0 on each critical face",
-            leaves.len()
+            "{} enumerated, f″ ≥ −tol on each critical face (tol = {:e})",
+            plural(leaves.len(), "piece", "pieces"),
+            opts.tol
         )),
     )
 }
@@ -223,6 +238,10 @@ pub(super) fn search(
     for _ in 0..200 {
         candidates.push((0..n).map(|_| rng.normal()).collect());
     }
+    o.examined_units = o.examined_units.max(n.min(2000));
+    if let Some(g) = candidates.first() {
+        o.remember(g);
+    }
     let mut best = (f64::INFINITY, None);
     for d in candidates {
         let nd = norm2(&d);
@@ -243,9 +262,13 @@ pub(super) fn search(
         v.slope = Some(slope);
         return Ok(v);
     }
+    if let Some(d) = &d {
+        o.remember(d);
+    }
     *flattest = d;
     Ok(Verdict::new(Status::Inconclusive, "search", kinks).reason(format!(
-        "{k} active kinks inside compositions, 2^{k} pieces > --max-pieces {}; no descent direction found by search",
+        "{} inside compositions, 2^{k} pieces > --max-pieces {}; no descent direction found by search",
+        plural(k, "active kink", "active kinks"),
         opts.max_pieces
     )))
 }

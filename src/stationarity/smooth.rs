@@ -16,14 +16,17 @@ pub(super) fn first_order(o: &mut Oracle<'_>, opts: &Options) -> Result<Verdict,
     let kinks = o.kinks.len();
     let g = o.gradient()?;
     let norm = norm2(&g);
+    let d: Vec<f64> = g.iter().map(|x| -x / norm).collect();
+    if norm > 0.0 {
+        o.remember(&d);
+    }
     if norm <= opts.tol {
         return Ok(Verdict::new(Status::Stationary, "gradient", kinks)
-            .reason(format!("‖∇f‖ = {norm:.3e} ≤ tol")));
+            .reason(format!("‖∇f‖ = {norm:.3e} ≤ tol = {:e}", opts.tol)));
     }
-    let d: Vec<f64> = g.iter().map(|x| -x / norm).collect();
     let slope = o.eval(&d, Order::One)?.d1;
     let mut v = Verdict::new(Status::NotStationary, "gradient", kinks)
-        .reason(format!("‖∇f‖ = {norm:.3e} > tol"));
+        .reason(format!("‖∇f‖ = {norm:.3e} > tol = {:e}", opts.tol));
     v.direction = Some(d);
     v.slope = slope;
     Ok(v)
@@ -37,6 +40,9 @@ pub(super) fn second_order(o: &mut Oracle<'_>, opts: &Options) -> Result<Verdict
     let gn = norm2(&g);
     let ghat: Option<Vec<f64>> = (gn > 0.0).then(|| g.iter().map(|x| x / gn).collect());
     let (lambda, vec) = lanczos(o, ghat.as_deref(), opts)?;
+    let lambda = lambda + 0.0;
+    o.remember(&vec);
+    o.remember(&vec.iter().map(|x| -x).collect::<Vec<f64>>());
     // The Ritz value must match the exact curvature along its vector, else the differences of
     // gradients crossed a kink near the point and the estimate cannot be trusted.
     let exact = o.eval(&vec, Order::Two)?.d2.unwrap_or(f64::NAN);
@@ -49,7 +55,8 @@ pub(super) fn second_order(o: &mut Oracle<'_>, opts: &Options) -> Result<Verdict
     if lambda >= -opts.tol {
         return Ok(
             Verdict::new(Status::Stationary, "lanczos", kinks).reason(format!(
-                "smallest eigenvalue on the critical subspace {lambda:.6e}"
+                "smallest eigenvalue on the critical subspace {lambda:.6e} ≥ −tol (tol = {:e})",
+                opts.tol
             )),
         );
     }
@@ -161,6 +168,7 @@ pub(super) fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
+/// ‖a‖, never −0 (the sum of no terms is −0).
 pub(super) fn norm2(a: &[f64]) -> f64 {
-    dot(a, a).sqrt()
+    dot(a, a).sqrt() + 0.0
 }
