@@ -624,3 +624,74 @@ fn syn_with_max_follows_the_relu_trajectory() {
         assert!((a - b).abs() <= 1e-12 * b.abs(), "k = {k}: {a} vs {b}");
     }
 }
+
+/// syn's (P1) whose Θ lies: every trial point looks worse than the start, so every step is
+/// rejected.
+struct Rejecting<'a> {
+    host: P1Host<'a>,
+    start: Vec<f64>,
+}
+
+impl mcopt_plugin_sdk::p1::P1Problem for Rejecting<'_> {
+    fn structure(&self) -> &mcopt_plugin_sdk::p1::P1Structure {
+        self.host.structure()
+    }
+    fn complete(&mut self, theta: &[f64], z: &mut [f64]) -> Result<(), String> {
+        self.host.complete(theta, z)
+    }
+    fn penalized(&mut self, z: &[f64]) -> Result<f64, String> {
+        let v = self.host.penalized(z)?;
+        Ok(if z == self.start { v } else { v + 1.0 })
+    }
+    fn linearize(
+        &mut self,
+        z: &[f64],
+        multipliers: Option<&[f64]>,
+        pieces: &mut [u32],
+        out: &mut Linearization,
+    ) -> Result<(), String> {
+        self.host.linearize(z, multipliers, pieces, out)
+    }
+}
+
+/// Rejected steps end in `stall` (ρ at its cap, or too many rejections in a row), never in a
+/// tiny predicted decrease taken for convergence; the count of rejections in a row survives a
+/// save and restore.
+#[test]
+fn rejected_steps_stall_with_a_reason() {
+    use mcopt_std::solvers::srpa::iteration::{Stall, REJECTED_IN_A_ROW_MAX, RHO_GROWTH_MAX};
+    let syn = Syn::new();
+    let mut p = Rejecting {
+        host: syn.host(),
+        start: syn.z0.clone(),
+    };
+    let run = |p: &mut Rejecting, eta2: f64| {
+        let opts = SrpaOptions {
+            eta2,
+            ..authors_syn_options()
+        };
+        let mut srpa = Srpa::new(p, syn.z0.clone(), opts).unwrap();
+        for k in 1.. {
+            let m = srpa.step(p).unwrap();
+            assert!(!m.accepted);
+            assert_eq!(m.rejected_in_a_row, k);
+            assert!(srpa.rho <= RHO_GROWTH_MAX * opts.rho1);
+            if let Some(stall) = m.stall {
+                return (k, stall, srpa);
+            }
+            assert!(k < 10_000);
+        }
+        unreachable!()
+    };
+    // ρ × 1000 per rejection: the cap (10⁶ ρ₁) after two
+    let (k, stall, _) = run(&mut p, 1e3);
+    assert_eq!((k, stall), (3, Stall::RhoCap));
+    // ρ × 1.01: the cap is far, the rejections in a row stop it
+    let (k, stall, srpa) = run(&mut p, 1.01);
+    assert_eq!((k, stall), (REJECTED_IN_A_ROW_MAX, Stall::Rejected));
+    let mut bytes = Vec::new();
+    srpa.save(&mut bytes);
+    let restored = Srpa::restore(&mut p, &bytes, srpa.opts).unwrap();
+    assert_eq!(restored.rejected_in_a_row, REJECTED_IN_A_ROW_MAX);
+    assert_eq!(restored.rho, srpa.rho);
+}
