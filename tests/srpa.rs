@@ -456,18 +456,29 @@ fn group_entries(l: &Lifted, name: &str) -> Vec<usize> {
         .collect()
 }
 
+/// Where [`check_on_pieces`] linearizes: the point, the previous subproblem's bound
+/// multipliers, and the seed of its directions.
+struct At<'a> {
+    z: &'a [f64],
+    multipliers: Option<&'a [f64]>,
+    seed: u64,
+}
+
 /// J d on the chosen pieces against the exact one-sided directional derivatives r′(z; d), for
 /// directions `d` that `conform` moves into the chosen pieces (at a tie only they stay there).
 fn check_on_pieces(
     l: &Lifted,
     r: &Registry,
-    z: &[f64],
+    at: At,
     lin: &mut Linearizer,
-    multipliers: Option<&[f64]>,
     pieces: &mut [u32],
     conform: &dyn Fn(&mut [f64], &Linearization),
-    seed: u64,
 ) -> Linearization {
+    let At {
+        z,
+        multipliers,
+        seed,
+    } = at;
     let mut out = Linearization::default();
     lin.linearize(z, multipliers, pieces, &mut out).unwrap();
     let pat = lin.pattern().clone();
@@ -551,7 +562,12 @@ fn max_min_linearization_equals_exact_directional_derivatives() {
         };
         let mut lin = Linearizer::new(&l, &r).unwrap();
         let mut pieces = vec![NO_PIECE; lin.sites()];
-        let out = check_on_pieces(&l, &r, &zt, &mut lin, None, &mut pieces, &conform, 50);
+        let at = At {
+            z: &zt,
+            multipliers: None,
+            seed: 50,
+        };
+        let out = check_on_pieces(&l, &r, at, &mut lin, &mut pieces, &conform);
         assert!(out.ties >= on_tie.len(), "{hidden}: {} ties", out.ties);
         let bounded = on_tie
             .iter()
@@ -562,16 +578,12 @@ fn max_min_linearization_equals_exact_directional_derivatives() {
         }
         // the step pushed against every kink: the tie rule switches the bounded pieces
         let pushed = vec![1.0; z.len()];
-        let again = check_on_pieces(
-            &l,
-            &r,
-            &zt,
-            &mut lin,
-            Some(&pushed),
-            &mut pieces,
-            &conform,
-            60,
-        );
+        let at = At {
+            z: &zt,
+            multipliers: Some(&pushed),
+            seed: 60,
+        };
+        let again = check_on_pieces(&l, &r, at, &mut lin, &mut pieces, &conform);
         assert!(again.switched >= bounded, "{hidden}: {}", again.switched);
     }
 }
