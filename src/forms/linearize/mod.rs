@@ -13,9 +13,12 @@
 //! (|a − breakpoint| ≤ `ztol`) the rule of MATH.md §5 applies: keep the previous piece, unless the
 //! previous subproblem's multiplier of that piece's constraint is positive (the step pushed
 //! against the kink), then switch to the other piece. Where a site's argument is a lifted layer
-//! entry u_j, staying on the piece is the bound `bp_lo − u_j ≤ s_j ≤ bp_hi − u_j`; where it is
-//! not (an activation of an expression), the piece is fixed for the linearization but not
-//! enforced as a constraint (write the pre-activation as its own layer to get the constraint).
+//! entry u_j, staying on the piece is the bound `bp_lo − u_j ≤ s_j ≤ bp_hi − u_j`; for `max(a, b)`
+//! and `min(a, b)` the argument is a − b, a bound when one side is a layer entry and the other
+//! does not vary (with the sign of the side: `max(0, u)` bounds −s_j). Where it is not (an
+//! activation of an expression, a `max` of two varying sides), the piece is fixed for the
+//! linearization but not enforced as a constraint (write the pre-activation as its own layer to
+//! get the constraint).
 //! Smooth functions (`tanh`, …) are linearized, which makes SRPA prox-linear on them.
 
 use std::collections::HashMap;
