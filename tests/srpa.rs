@@ -396,3 +396,314 @@ fn the_schur_path_follows_the_direct_trajectory_and_resumes_bit_for_bit() {
         assert_eq!(second.z, straight.z, "saved at k = {at}");
     }
 }
+
+/// A two-layer network over the syn data whose hidden layer is `hidden` (over the lifted layers
+/// `a`, and `c` when `both` is set); the output is affine.
+fn max_min_model(r: &Registry, hidden: &str, both: bool) -> Graph {
+    let c = if both {
+        "param W3: mat(6, 5)\nlayer c[t] = W3 * x[t]\n"
+    } else {
+        ""
+    };
+    let text = format!(
+        "data x: seq(vec(5))
+data y: seq(vec(3))
+param W1: mat(6, 5)
+param b1: vec(6)
+param W2: mat(3, 6)
+param b2: vec(3)
+layer a[t] = W1 * x[t] + b1
+{c}layer h[t] = {hidden}
+layer o[t] = W2 * h[t] + b2
+minimize mean(t, sqnorm(o[t] - y[t])) + 0.01 * sqnorm(W1) + 0.01 * sqnorm(W2)
+"
+    );
+    let m = model(&text, r);
+    let data = bind(
+        &m,
+        "examples/data/syn_T10.csv",
+        HeaderMode::No,
+        vec![
+            ("x", ColumnSel::Range { start: 0, end: 5 }),
+            ("y", ColumnSel::Range { start: 5, end: 8 }),
+        ],
+        RowSel::Range { start: 0, end: 6 },
+        Split::Train,
+    );
+    lower(&m, data)
+}
+
+/// The hidden layers of issue 15 that once panicked the linearizer, and the value an entry of
+/// `a` takes at a tie (`None`: ties with `c`, both sides varying).
+const MAX_MIN_LAYERS: [(&str, Option<f64>); 6] = [
+    ("max(a[t], 0)", Some(0.0)),
+    ("min(a[t], 1)", Some(1.0)),
+    ("max(0, a[t])", Some(0.0)),
+    ("a[t] + max(a[t], 0)", Some(0.0)),
+    ("min(1, a[t]) - max(a[t], 0)", Some(0.0)),
+    ("max(a[t], c[t]) + min(a[t], c[t])", None),
+];
+
+/// The z offsets of the entries of a lifted layer group, in order.
+fn group_entries(l: &Lifted, name: &str) -> Vec<usize> {
+    let g = &l.layout.groups[l.layout.group(name).unwrap()];
+    g.blocks
+        .iter()
+        .flat_map(|&k| {
+            let b = &l.layout.blocks[k];
+            b.offset..b.offset + b.len()
+        })
+        .collect()
+}
+
+/// Where [`check_on_pieces`] linearizes: the point, the previous subproblem's bound
+/// multipliers, and the seed of its directions.
+struct At<'a> {
+    z: &'a [f64],
+    multipliers: Option<&'a [f64]>,
+    seed: u64,
+}
+
+/// J d on the chosen pieces against the exact one-sided directional derivatives r′(z; d), for
+/// directions `d` that `conform` moves into the chosen pieces (at a tie only they stay there).
+fn check_on_pieces(
+    l: &Lifted,
+    r: &Registry,
+    at: At,
+    lin: &mut Linearizer,
+    pieces: &mut [u32],
+    conform: &dyn Fn(&mut [f64], &Linearization),
+) -> Linearization {
+    let At {
+        z,
+        multipliers,
+        seed,
+    } = at;
+    let mut out = Linearization::default();
+    lin.linearize(z, multipliers, pieces, &mut out).unwrap();
+    let pat = lin.pattern().clone();
+    let mut ev = Evaluator::new(&l.graph, r, Order::One).unwrap();
+    let mut rng = Rng::new(seed);
+    for _ in 0..4 {
+        let mut d: Vec<f64> = (0..z.len()).map(|_| rng.normal()).collect();
+        conform(&mut d, &out);
+        ev.directional(z, &d, Order::One, OPTS).unwrap();
+        let mut row = 0;
+        for b in &l.layout.blocks {
+            for (e, want) in ev.coeff(b.residual, 1).iter().enumerate() {
+                let jd: f64 = (pat.row_ptr[row]..pat.row_ptr[row + 1])
+                    .map(|p| out.jac[p] * d[pat.col_idx[p]])
+                    .sum();
+                assert!(
+                    (jd - want).abs() <= 1e-12 * (1.0 + want.abs()),
+                    "seed {seed}: {} entry {e}: J d = {jd}, r′(z; d) = {want}",
+                    b.name
+                );
+                row += 1;
+            }
+        }
+    }
+    out
+}
+
+/// A direction moved into the pieces' bounds: where a bound on the step is 0 (a tie on a lifted
+/// argument) the direction keeps to its side.
+fn into_bounds(d: &mut [f64], out: &Linearization) {
+    for (j, v) in d.iter_mut().enumerate() {
+        if out.lower[j].abs() <= 1e-9 {
+            *v = v.abs();
+        }
+        if out.upper[j].abs() <= 1e-9 {
+            *v = -v.abs();
+        }
+    }
+}
+
+/// `max` and `min` against a lifted layer (a constant on either side, or both sides varying):
+/// J d equals the exact one-sided directional derivatives at generic points, and at ties on
+/// the chosen piece, before and after the tie rule switches it; a tie on a lifted argument
+/// against a constant is a bound on the step.
+#[test]
+fn max_min_linearization_equals_exact_directional_derivatives() {
+    let r = Registry::with_standard();
+    for (i, (hidden, tie)) in MAX_MIN_LAYERS.iter().enumerate() {
+        let g = max_min_model(&r, hidden, tie.is_none());
+        let mut rng = Rng::new(20 + i as u64);
+        let theta: Vec<f64> = (0..g.n_params()).map(|_| 0.5 * rng.normal()).collect();
+        let l = forms::lift(&g);
+        let z = completed(&g, &r, &l, &theta);
+        check_linearization(&g, &r, &z, 30 + i as u64);
+        let z2: Vec<f64> = z.iter().map(|v| v + 0.1 * rng.normal()).collect();
+        check_linearization(&g, &r, &z2, 40 + i as u64);
+
+        // every other entry of `a` on its kink
+        let a = group_entries(&l, "a");
+        let c = if tie.is_none() {
+            group_entries(&l, "c")
+        } else {
+            Vec::new()
+        };
+        let mut zt = z2.clone();
+        let on_tie: Vec<usize> = (0..a.len()).step_by(2).collect();
+        for &k in &on_tie {
+            zt[a[k]] = match tie {
+                Some(v) => *v,
+                None => zt[c[k]],
+            };
+        }
+        let conform = |d: &mut [f64], out: &Linearization| {
+            into_bounds(d, out);
+            // both sides varying: no bound; a tie takes the right piece (a − c > 0)
+            for &k in &on_tie {
+                if let Some(&ck) = c.get(k) {
+                    d[ck] = d[a[k]] - d[ck].abs();
+                }
+            }
+        };
+        let mut lin = Linearizer::new(&l, &r).unwrap();
+        let mut pieces = vec![NO_PIECE; lin.sites()];
+        let at = At {
+            z: &zt,
+            multipliers: None,
+            seed: 50,
+        };
+        let out = check_on_pieces(&l, &r, at, &mut lin, &mut pieces, &conform);
+        assert!(out.ties >= on_tie.len(), "{hidden}: {} ties", out.ties);
+        let bounded = on_tie
+            .iter()
+            .filter(|&&k| out.lower[a[k]] == 0.0 || out.upper[a[k]] == 0.0)
+            .count();
+        if tie.is_some() {
+            assert_eq!(bounded, on_tie.len(), "{hidden}: ties without a bound");
+        }
+        // the step pushed against every kink: the tie rule switches the bounded pieces
+        let pushed = vec![1.0; z.len()];
+        let at = At {
+            z: &zt,
+            multipliers: Some(&pushed),
+            seed: 60,
+        };
+        let again = check_on_pieces(&l, &r, at, &mut lin, &mut pieces, &conform);
+        assert!(again.switched >= bounded, "{hidden}: {}", again.switched);
+    }
+}
+
+/// SRPA trains each of those models (every subproblem solved, Θ non-increasing).
+#[test]
+fn max_min_layers_train_with_srpa() {
+    let r = Registry::with_standard();
+    for (i, (hidden, tie)) in MAX_MIN_LAYERS.iter().enumerate() {
+        let g = max_min_model(&r, hidden, tie.is_none());
+        let mut rng = Rng::new(70 + i as u64);
+        let theta: Vec<f64> = (0..g.n_params()).map(|_| 0.5 * rng.normal()).collect();
+        let l = forms::lift(&g);
+        let z = completed(&g, &r, &l, &theta);
+        let t = run_from(&g, &r, &l, z, &Betas::uniform(1.0), 8);
+        for w in t.windows(2) {
+            assert!(w[1] <= w[0], "{hidden}: Θ increased: {w:?}");
+        }
+        assert!(t[8] < t[0], "{hidden}: no progress: {t:?}");
+    }
+}
+
+/// syn with `relu(u[t])` written `max(u[t], 0)`: the same pieces, bounds and Jacobian, so the
+/// same SRPA trajectory.
+#[test]
+fn syn_with_max_follows_the_relu_trajectory() {
+    let r = Registry::with_standard();
+    let text = std::fs::read_to_string(common::eval::repo().join("examples/syn/rnn.mco")).unwrap();
+    let written = text.replace("relu(u[t])", "max(u[t], 0)");
+    assert_ne!(written, text);
+    let m = model(&written, &r);
+    let data = bind(
+        &m,
+        "examples/data/syn_T10.csv",
+        HeaderMode::No,
+        vec![
+            ("x", ColumnSel::Range { start: 0, end: 5 }),
+            ("y", ColumnSel::Range { start: 5, end: 8 }),
+        ],
+        RowSel::Range { start: 0, end: 8 },
+        Split::Train,
+    );
+    let g = lower(&m, data);
+    let theta = theta_from(&g, "examples/data/srpa_syn_theta0.yaml");
+    let l = forms::lift(&g);
+    let z0 = completed(&g, &r, &l, &theta);
+    let with_max = run_from(&g, &r, &l, z0, &Betas::uniform(1.0), 30);
+    let with_relu = syn_run(30);
+    for (k, (a, b)) in with_max.iter().zip(&with_relu).enumerate() {
+        assert!((a - b).abs() <= 1e-12 * b.abs(), "k = {k}: {a} vs {b}");
+    }
+}
+
+/// syn's (P1) whose Θ lies: every trial point looks worse than the start, so every step is
+/// rejected.
+struct Rejecting<'a> {
+    host: P1Host<'a>,
+    start: Vec<f64>,
+}
+
+impl mcopt_plugin_sdk::p1::P1Problem for Rejecting<'_> {
+    fn structure(&self) -> &mcopt_plugin_sdk::p1::P1Structure {
+        self.host.structure()
+    }
+    fn complete(&mut self, theta: &[f64], z: &mut [f64]) -> Result<(), String> {
+        self.host.complete(theta, z)
+    }
+    fn penalized(&mut self, z: &[f64]) -> Result<f64, String> {
+        let v = self.host.penalized(z)?;
+        Ok(if z == self.start { v } else { v + 1.0 })
+    }
+    fn linearize(
+        &mut self,
+        z: &[f64],
+        multipliers: Option<&[f64]>,
+        pieces: &mut [u32],
+        out: &mut Linearization,
+    ) -> Result<(), String> {
+        self.host.linearize(z, multipliers, pieces, out)
+    }
+}
+
+/// Rejected steps end in `stall` (ρ at its cap, or too many rejections in a row), never in a
+/// tiny predicted decrease taken for convergence; the count of rejections in a row survives a
+/// save and restore.
+#[test]
+fn rejected_steps_stall_with_a_reason() {
+    use mcopt_std::solvers::srpa::iteration::{Stall, REJECTED_IN_A_ROW_MAX, RHO_GROWTH_MAX};
+    let syn = Syn::new();
+    let mut p = Rejecting {
+        host: syn.host(),
+        start: syn.z0.clone(),
+    };
+    let run = |p: &mut Rejecting, eta2: f64| {
+        let opts = SrpaOptions {
+            eta2,
+            ..authors_syn_options()
+        };
+        let mut srpa = Srpa::new(p, syn.z0.clone(), opts).unwrap();
+        for k in 1.. {
+            let m = srpa.step(p).unwrap();
+            assert!(!m.accepted);
+            assert_eq!(m.rejected_in_a_row, k);
+            assert!(srpa.rho <= RHO_GROWTH_MAX * opts.rho1);
+            if let Some(stall) = m.stall {
+                return (k, stall, srpa);
+            }
+            assert!(k < 10_000);
+        }
+        unreachable!()
+    };
+    // ρ × 1000 per rejection: the cap (10⁶ ρ₁) after two
+    let (k, stall, _) = run(&mut p, 1e3);
+    assert_eq!((k, stall), (3, Stall::RhoCap));
+    // ρ × 1.01: the cap is far, the rejections in a row stop it
+    let (k, stall, srpa) = run(&mut p, 1.01);
+    assert_eq!((k, stall), (REJECTED_IN_A_ROW_MAX, Stall::Rejected));
+    let mut bytes = Vec::new();
+    srpa.save(&mut bytes);
+    let restored = Srpa::restore(&mut p, &bytes, srpa.opts).unwrap();
+    assert_eq!(restored.rejected_in_a_row, REJECTED_IN_A_ROW_MAX);
+    assert_eq!(restored.rho, srpa.rho);
+}

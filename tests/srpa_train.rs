@@ -173,3 +173,142 @@ fn beta_per_layer_name() {
         let _ = std::fs::remove_dir_all(d);
     }
 }
+
+/// syn's run file with `options`, its model `relu(u[t])` replaced by `hidden` (with the line
+/// of `u` removed when `hidden` does not read it), written to `dir`, and `mcopt train` on it.
+fn train_variant(
+    tag: &str,
+    hidden: &str,
+    options: &str,
+    extra: &str,
+    iters: &str,
+) -> (support::Run, PathBuf, PathBuf) {
+    let dir = scratch(tag);
+    let file = syn_run_file(&dir, options);
+    let model = std::fs::read_to_string(repo().join("examples/syn/rnn.mco")).unwrap();
+    let mut model = model.replace("relu(u[t])", hidden);
+    if !hidden.contains("u[t]") {
+        model = model.replace("layer u[t] = W * h[t-1] + V * x[t] + b\n", "");
+    }
+    std::fs::write(dir.join("rnn.mco"), model).unwrap();
+    let text = std::fs::read_to_string(&file).unwrap();
+    let text = text.replace(
+        &repo().join("examples/syn/rnn.mco").display().to_string(),
+        &dir.join("rnn.mco").display().to_string(),
+    );
+    let text = text.replace(
+        &format!("  options: {options}\n"),
+        &format!("  options: {options}\n{extra}"),
+    );
+    std::fs::write(&file, text).unwrap();
+    let out = dir.join("out");
+    let init = repo().join("examples/data/srpa_syn_theta0.yaml");
+    let o = support::command(&[
+        "train",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--init",
+        init.to_str().unwrap(),
+        "--max-iter",
+        iters,
+        "--json",
+        "--quiet",
+    ])
+    .run();
+    (o, out, dir)
+}
+
+/// The line of the run file that holds `needle` (1-based).
+fn line_of(dir: &Path, needle: &str) -> usize {
+    let text = std::fs::read_to_string(dir.join("run.yaml")).unwrap();
+    text.lines().position(|l| l.contains(needle)).unwrap() + 1
+}
+
+const AUTHORS: &str = "{beta1: 1.0, beta2: 1.0, eta1: 0.9, eta2: 1.3, rho1: 0.5}";
+
+/// syn with `relu(u[t])` written `max(u[t], 0)` trains (it panicked in the linearizer).
+#[test]
+fn srpa_trains_syn_written_with_max() {
+    let (o, _, dir) = train_variant("max", "max(u[t], 0)", AUTHORS, "", "5");
+    assert_eq!(o.code, Some(0), "{o:#?}");
+    let r = o.json();
+    assert_eq!(r["iterations"], 5);
+    assert_eq!(r["accepted"], 5);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The ReLU of an expression (its pieces are not bounds): many steps are rejected and ρ grows
+/// until its cap, where the predicted decrease is small only because ρ is huge. That is
+/// `stalled`, never `converged` (it said `converged` at ρ = 1.9e9 with 85 of 193 steps
+/// rejected); the trace shows ρ and the rejections.
+#[test]
+fn srpa_stalls_at_the_rho_cap_instead_of_converging() {
+    let hidden = "relu(W * h[t-1] + V * x[t] + b)";
+    let (o, out, dir) = train_variant("rho-cap", hidden, AUTHORS, "", "500");
+    assert_eq!(o.code, Some(0), "{o:#?}");
+    let r = o.json();
+    assert_eq!(r["status"], "stalled", "{r:#}");
+    let rho = r["rho"].as_f64().unwrap();
+    assert!(rho * 1.3 > 0.5e6, "{rho}");
+    assert!(r["rejected"].as_u64().unwrap() > 10, "{r:#}");
+    let trace = trace_without_time(&out);
+    assert!(trace[0].contains("rejected_in_a_row"), "{}", trace[0]);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A run that meets its tolerance with every step accepted still says `converged`.
+#[test]
+fn srpa_still_converges_legitimately() {
+    let options = "{beta1: 1.0, beta2: 1.0, eta1: 0.9, eta2: 1.3, rho1: 0.5, tol: 1e-3}";
+    let (o, _, dir) = train_variant("converged", "relu(u[t])", options, "", "100");
+    assert_eq!(o.code, Some(0), "{o:#?}");
+    let r = o.json();
+    assert_eq!(r["status"], "converged", "{r:#}");
+    assert!(r["iterations"].as_u64().unwrap() < 100, "{r:#}");
+    assert_eq!(r["rejected"], 0, "{r:#}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Options outside SRPA's ranges (they made it say `converged` after one or two iterations)
+/// are refused at their line in the run file, before anything runs.
+#[test]
+fn srpa_options_out_of_range_are_refused_at_their_line() {
+    for (k, (option, range)) in [
+        ("eta2: 1e308", "(1, 1000]"),
+        ("rho1: 1e300", "(0, 1e6]"),
+        ("sub_tol: 1e300", "(0, 1)"),
+        ("eta1: 1.5", "(0, 1)"),
+        ("eta1: 0", "(0, 1)"),
+        ("tol: 1e300", "[0, 1)"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let options = format!("{{beta1: 1.0, {option}}}");
+        let (o, out, dir) = train_variant(&format!("range-{k}"), "relu(u[t])", &options, "", "5");
+        assert_eq!(o.code, Some(2), "{option}: {o:#?}");
+        let name = option.split(':').next().unwrap();
+        let line = line_of(&dir, "options:");
+        let stderr = &o.stderr;
+        assert!(stderr.contains(&format!("`{name}`")), "{stderr}");
+        assert!(stderr.contains(range), "{option}: {stderr}");
+        assert!(stderr.contains(&format!("run.yaml:{line}:")), "{stderr}");
+        assert!(!out.exists(), "nothing may be written on an error");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// `solver.batch` with SRPA (which works on the full data) is refused at its line, not ignored.
+#[test]
+fn srpa_refuses_minibatches() {
+    let batch = "  batch: {sequences: 1}\n";
+    let (o, out, dir) = train_variant("batch", "relu(u[t])", AUTHORS, batch, "5");
+    assert_eq!(o.code, Some(2), "{o:#?}");
+    let stderr = &o.stderr;
+    assert!(stderr.contains("full data"), "{stderr}");
+    let line = line_of(&dir, "batch:");
+    assert!(stderr.contains(&format!("run.yaml:{line}:")), "{stderr}");
+    assert!(!out.exists(), "nothing may be written on an error");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -106,6 +106,7 @@ pub fn train(a: &TrainArgs) -> Result<u8, Diags> {
     };
     let test_graph = session.graph(Split::Test)?;
     let info = session.registry.solver_info(id);
+    full_data_only(&run, info)?;
     let resumed = if a.resume {
         Some(load_checkpoint(
             &outputs,
@@ -590,4 +591,25 @@ fn install_ctrlc() {
             std::process::exit(i32::from(EXIT_INTERRUPTED));
         }
     });
+}
+
+/// A solver on the (P1) structure (SRPA) works on the full data: `solver.batch` is refused at
+/// its line rather than ignored.
+fn full_data_only(run: &RunFile, info: &mcopt::registry::SolverInfo) -> Result<(), Diags> {
+    let Some(spec) = &run.solver else {
+        return Ok(());
+    };
+    if spec.batch.is_none() || info.requires & PROBLEM_CAP_STRUCTURE == 0 {
+        return Ok(());
+    }
+    Err(Diag::new(
+        "mcopt::train::batch",
+        format!(
+            "solver `{}` works on the full data and takes no `batch`",
+            info.name
+        ),
+    )
+    .at(&run.source, spec.batch_span, "minibatches here")
+    .help("remove `batch`: each step of the solver uses every sequence and time step")
+    .into())
 }

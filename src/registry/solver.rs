@@ -183,11 +183,23 @@ impl SolverInfo {
         };
         if !o.admits(x) {
             return Err(format!(
-                "option `{}` of solver `{}` must be {}, found {x}",
-                o.name, self.name, o.range
+                "option `{}` of solver `{}` must be {}, found {}",
+                o.name,
+                self.name,
+                o.range,
+                short_number(x)
             ));
         }
         Ok(x)
+    }
+}
+
+/// A number as a message shows it: exponent notation when it is very large or small.
+fn short_number(x: f64) -> String {
+    if x != 0.0 && !(1e-4..1e6).contains(&x.abs()) {
+        format!("{x:e}")
+    } else {
+        format!("{x}")
     }
 }
 

@@ -71,13 +71,22 @@ impl OptionDescriptor {
         let (lo_inf, hi_inf) = (self.lo == f64::NEG_INFINITY, self.hi == f64::INFINITY);
         let lo_b = if self.open & OPEN_LO != 0 { "(" } else { "[" };
         let hi_b = if self.open & OPEN_HI != 0 { ")" } else { "]" };
+        // exponent notation for bounds like 1e10
+        let num = |x: f64| {
+            if x != 0.0 && !(1e-4..1e6).contains(&x.abs()) {
+                format!("{x:e}")
+            } else {
+                format!("{x}")
+            }
+        };
+        let (lo, hi) = (num(self.lo), num(self.hi));
         match (lo_inf, hi_inf) {
             (true, true) => String::new(),
-            (false, true) if self.open & OPEN_LO != 0 => format!("> {}", self.lo),
-            (false, true) => format!("≥ {}", self.lo),
-            (true, false) if self.open & OPEN_HI != 0 => format!("< {}", self.hi),
-            (true, false) => format!("≤ {}", self.hi),
-            (false, false) => format!("in {lo_b}{}, {}{hi_b}", self.lo, self.hi),
+            (false, true) if self.open & OPEN_LO != 0 => format!("> {lo}"),
+            (false, true) => format!("≥ {lo}"),
+            (true, false) if self.open & OPEN_HI != 0 => format!("< {hi}"),
+            (true, false) => format!("≤ {hi}"),
+            (false, false) => format!("in {lo_b}{lo}, {hi}{hi_b}"),
         }
     }
 }

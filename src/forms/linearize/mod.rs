@@ -13,9 +13,12 @@
 //! (|a − breakpoint| ≤ `ztol`) the rule of MATH.md §5 applies: keep the previous piece, unless the
 //! previous subproblem's multiplier of that piece's constraint is positive (the step pushed
 //! against the kink), then switch to the other piece. Where a site's argument is a lifted layer
-//! entry u_j, staying on the piece is the bound `bp_lo − u_j ≤ s_j ≤ bp_hi − u_j`; where it is
-//! not (an activation of an expression), the piece is fixed for the linearization but not
-//! enforced as a constraint (write the pre-activation as its own layer to get the constraint).
+//! entry u_j, staying on the piece is the bound `bp_lo − u_j ≤ s_j ≤ bp_hi − u_j`; for `max(a, b)`
+//! and `min(a, b)` the argument is a − b, a bound when one side is a layer entry and the other
+//! does not vary (with the sign of the side: `max(0, u)` bounds −s_j). Where it is not (an
+//! activation of an expression, a `max` of two varying sides), the piece is fixed for the
+//! linearization but not enforced as a constraint (write the pre-activation as its own layer to
+//! get the constraint).
 //! Smooth functions (`tanh`, …) are linearized, which makes SRPA prox-linear on them.
 
 use std::collections::HashMap;
@@ -76,10 +79,20 @@ pub struct Pattern {
 struct Site {
     node: NodeId,
     breakpoints: Vec<f64>,
-    /// z offset of the argument when it is a lifted layer leaf (then the piece is a bound).
-    leaf: Option<usize>,
+    /// The lifted layer leaf the argument moves with, when it is one (then the piece is a
+    /// bound on the step of that leaf).
+    leaf: Option<Leaf>,
     /// First entry of this node in [`Linearizer::side`].
     first: usize,
+}
+
+/// A site's argument as a lifted layer leaf: entry e of the site has argument
+/// `sign · u[offset + i] + constant`, i the entry of `node` that e reads (broadcasting).
+#[derive(Debug, Clone, Copy)]
+struct Leaf {
+    node: NodeId,
+    offset: usize,
+    sign: f64,
 }
 
 /// Per-node Jacobian pattern (rows = node entries, CSR).
@@ -136,10 +149,11 @@ impl<'g> Linearizer<'g> {
         let mut stamp = 0usize;
         for k in 0..lin.order.len() {
             let id = lin.order[k];
+            // a site first: the pattern of `max` and `min` reads its pieces
+            lin.add_site(id);
             let csr = lin.symbolic(id, &mut mark, &mut stamp)?;
             lin.vals.insert(id, vec![0.0; csr.idx.len()]);
             lin.pat.insert(id, csr);
-            lin.add_site(id);
         }
         let mut pattern = Pattern {
             row_ptr: vec![0],
@@ -221,24 +235,26 @@ impl<'g> Linearizer<'g> {
     fn add_site(&mut self, id: NodeId) {
         let g = self.graph();
         let node = g.node(id);
-        let (bps, arg) = match &node.op {
-            Op::Unary(ElemUnary::Abs, a) => (vec![0.0], Some(*a)),
-            Op::Binary(ElemBinary::Max | ElemBinary::Min, ..) => (vec![0.0], None),
+        let (bps, leaf) = match &node.op {
+            Op::Unary(ElemUnary::Abs, a) => (vec![0.0], self.leaf(*a, 1.0)),
+            // the argument of the kink test is a − b: a leaf against a side that does not vary
+            Op::Binary(ElemBinary::Max | ElemBinary::Min, a, b) => {
+                let leaf = match (g.node(*a).varies, g.node(*b).varies) {
+                    (true, false) => self.leaf(*a, 1.0),
+                    (false, true) => self.leaf(*b, -1.0),
+                    _ => None,
+                };
+                (vec![0.0], leaf)
+            }
             Op::Call { func, arg, .. } => {
                 let bps = self.registry.info(*func).breakpoints.clone();
                 if bps.is_empty() {
                     return;
                 }
-                (bps, Some(*arg))
+                (bps, self.leaf(*arg, 1.0))
             }
             _ => return,
         };
-        let leaf = arg.and_then(|a| match g.node(a).op {
-            Op::Param(k) if g.params[k].offset >= self.lifted.layout.n_theta => {
-                Some(g.params[k].offset)
-            }
-            _ => None,
-        });
         self.site_of.insert(id, self.sites.len());
         self.sites.push(Site {
             node: id,
@@ -247,5 +263,18 @@ impl<'g> Linearizer<'g> {
             first: self.side.len(),
         });
         self.side.extend(std::iter::repeat_n(None, node.len()));
+    }
+
+    /// `arg` as a lifted layer leaf entering a site's argument with `sign`, if it is one.
+    fn leaf(&self, arg: NodeId, sign: f64) -> Option<Leaf> {
+        let g = self.graph();
+        match g.node(arg).op {
+            Op::Param(k) if g.params[k].offset >= self.lifted.layout.n_theta => Some(Leaf {
+                node: arg,
+                offset: g.params[k].offset,
+                sign,
+            }),
+            _ => None,
+        }
     }
 }

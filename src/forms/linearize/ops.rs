@@ -307,13 +307,16 @@ impl Linearizer<'_> {
                 let bps = &site.breakpoints;
                 let tie = bps.iter().position(|bp| (a - bp).abs() <= self.ztol);
                 let slot = site.first + e;
+                let leaf = site
+                    .leaf
+                    .map(|l| (l, l.offset + self.leaf_entry(site.node, l, e)));
                 let k = match tie {
                     None => bps.iter().filter(|&&bp| bp < a).count() as u32,
                     Some(j) => {
                         out.ties += 1;
                         let j = j as u32;
-                        let pushed = match (site.leaf, multipliers) {
-                            (Some(off), Some(m)) => m[off + e] > self.multiplier_tol,
+                        let pushed = match (leaf, multipliers) {
+                            (Some((_, z)), Some(m)) => m[z] > self.multiplier_tol,
                             _ => false,
                         };
                         match self.side[slot] {
@@ -334,18 +337,32 @@ impl Linearizer<'_> {
                     }
                 };
                 self.side[slot] = Some(k);
-                if let Some(off) = site.leaf {
+                if let Some((l, z)) = leaf {
+                    // the piece bp[k−1] ≤ a + sign·s ≤ bp[k], as bounds on s
                     let k = k as usize;
-                    if k > 0 {
-                        out.lower[off + e] = out.lower[off + e].max(bps[k - 1] - a);
-                    }
-                    if k < bps.len() {
-                        out.upper[off + e] = out.upper[off + e].min(bps[k] - a);
-                    }
+                    let lo = if k > 0 {
+                        bps[k - 1] - a
+                    } else {
+                        f64::NEG_INFINITY
+                    };
+                    let hi = if k < bps.len() {
+                        bps[k] - a
+                    } else {
+                        f64::INFINITY
+                    };
+                    let (lo, hi) = if l.sign > 0.0 { (lo, hi) } else { (-hi, -lo) };
+                    out.lower[z] = out.lower[z].max(lo);
+                    out.upper[z] = out.upper[z].min(hi);
                 }
             }
         }
         Ok(())
+    }
+
+    /// The entry of a site's leaf argument that site entry `e` reads.
+    fn leaf_entry(&self, site: NodeId, leaf: super::Leaf, e: usize) -> usize {
+        let g = self.graph();
+        bcast(g.node(site), g.node(leaf.node), e)
     }
 
     /// The argument of a site's kink test at every entry (a − b for max and min).

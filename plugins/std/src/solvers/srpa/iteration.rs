@@ -9,6 +9,33 @@ use super::subproblem::{
     Method, SparseRows, SubOptions, SubReport, SubSolution, SubSolver, Subproblem,
 };
 
+/// The largest `eta2` and `rho1` the options admit.
+pub const ETA2_MAX: f64 = 1e3;
+pub const RHO1_MAX: f64 = 1e6;
+/// ρ may grow to this multiple of ρ₁; beyond it the run stalls: a predicted decrease that is
+/// small because ρ is huge says nothing about stationarity.
+pub const RHO_GROWTH_MAX: f64 = 1e6;
+/// This many rejected steps in a row stall the run.
+pub const REJECTED_IN_A_ROW_MAX: usize = 100;
+
+/// Why a run stalled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stall {
+    /// ρ would exceed [`RHO_GROWTH_MAX`] · ρ₁.
+    RhoCap,
+    /// [`REJECTED_IN_A_ROW_MAX`] steps were rejected in a row.
+    Rejected,
+}
+
+impl std::fmt::Display for Stall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stall::RhoCap => write!(f, "rho reached its cap ({RHO_GROWTH_MAX:e} times rho1)"),
+            Stall::Rejected => write!(f, "{REJECTED_IN_A_ROW_MAX} rejected steps in a row"),
+        }
+    }
+}
+
 /// SRPA's options.
 #[derive(Debug, Clone, Copy)]
 pub struct SrpaOptions {
@@ -64,6 +91,10 @@ pub struct SrpaMetrics {
     pub sub_gap: f64,
     pub sub_residual: f64,
     pub sub_converged: bool,
+    /// Rejected steps in a row up to this one (0 after an accepted step).
+    pub rejected_in_a_row: usize,
+    /// Set when the run cannot go on: it stops `stalled`, never `converged`.
+    pub stall: Option<Stall>,
 }
 
 /// The state of a run: the iterate, ρ, and the current linearization and subproblem solver.
@@ -75,6 +106,8 @@ pub struct Srpa {
     pub objective: f64,
     pub accepted: usize,
     pub rejected: usize,
+    /// Rejected steps since the last accepted one.
+    pub rejected_in_a_row: usize,
     /// The piece of every site (the host's sites), chosen at z.
     pub pieces: Vec<u32>,
     lin: Linearization,
@@ -119,6 +152,7 @@ impl Srpa {
             objective,
             accepted: 0,
             rejected: 0,
+            rejected_in_a_row: 0,
             trial: vec![0.0; st.n_z],
             scratch: vec![0.0; st.rows()],
             z: z0,
@@ -132,7 +166,8 @@ impl Srpa {
 
     /// The state a checkpoint needs: z, ρ, Θ(z), the counts, the pieces, the subproblem's
     /// warm start and the point its kept preconditioner was formed at (the linearization at z
-    /// and the preconditioner are recomputed from them, identically).
+    /// and the preconditioner are recomputed from them, identically), then the rejected steps
+    /// in a row (last, so states saved before it existed still restore).
     pub fn save(&self, out: &mut Vec<u8>) {
         let pieces: Vec<f64> = self.pieces.iter().map(|&p| p as f64).collect();
         let flags =
@@ -158,6 +193,7 @@ impl Srpa {
                     .f64s(&flags(&k.free_y));
             }
         }
+        blob.u64(self.rejected_in_a_row as u64);
     }
 
     /// Rebuild a run saved by [`Srpa::save`].
@@ -182,6 +218,11 @@ impl Srpa {
                 })
             }
         };
+        let in_a_row = if r.finish().is_err() {
+            r.u64()? as usize
+        } else {
+            0
+        };
         r.finish()?;
         let mut s = Srpa::start(p, z, Some(pieces), opts)?;
         if let Some(k) = kept {
@@ -193,6 +234,7 @@ impl Srpa {
         s.objective = objective;
         s.accepted = accepted;
         s.rejected = rejected;
+        s.rejected_in_a_row = in_a_row;
         s.solver.set_warm_start(&y);
         Ok(s)
     }
@@ -211,6 +253,12 @@ impl Srpa {
     pub fn step(&mut self, p: &mut dyn P1Problem) -> Result<SrpaMetrics, String> {
         let rho = self.rho;
         let rep = self.solve_subproblem(p)?;
+        if !rep.objective.is_finite() || self.sol.s.iter().any(|v| !v.is_finite()) {
+            return Err(self.blame(&format!(
+                "the subproblem's solution is not finite (objective {})",
+                rep.objective
+            )));
+        }
         let l1_now: f64 = self
             .lin
             .residual
@@ -244,15 +292,26 @@ impl Srpa {
             std::mem::swap(&mut self.z, &mut self.trial);
             self.objective = value;
             self.accepted += 1;
+            self.rejected_in_a_row = 0;
             let mult = Some(&self.sol.bound_multiplier[..]);
             p.linearize(&self.z, mult, &mut self.pieces, &mut self.lin)?;
             self.jac.values.copy_from_slice(&self.lin.jac);
             m.ties = self.lin.ties;
             m.switched = self.lin.switched;
         } else {
-            self.rho *= self.opts.eta2;
             self.rejected += 1;
+            self.rejected_in_a_row += 1;
+            let next = self.rho * self.opts.eta2;
+            if next > RHO_GROWTH_MAX * self.opts.rho1 {
+                m.stall = Some(Stall::RhoCap);
+            } else {
+                self.rho = next;
+            }
+            if self.rejected_in_a_row >= REJECTED_IN_A_ROW_MAX {
+                m.stall = m.stall.or(Some(Stall::Rejected));
+            }
         }
+        m.rejected_in_a_row = self.rejected_in_a_row;
         m.objective = self.objective;
         m.smooth = self.lin.smooth;
         m.feasibility = p.structure().feasibility(&self.lin.residual);
@@ -265,17 +324,36 @@ impl Srpa {
     }
 
     fn solve_subproblem(&mut self, p: &dyn P1Problem) -> Result<SubReport, String> {
+        let l = &self.lin;
+        let finite = |v: &[f64]| v.iter().all(|x| x.is_finite());
+        if !(finite(&l.grad) && finite(&l.jac) && finite(&l.residual)) {
+            return Err(
+                "the linearization at the current point is not finite (the model's \
+                 gradient or a layer's derivative overflowed)"
+                    .to_string(),
+            );
+        }
         let prob = subproblem(&self.lin, &self.jac, self.rho, &p.structure().beta);
-        let rep = self
-            .solver
-            .solve(&prob, self.opts.sub, &mut self.sol)
-            .map_err(|e| e.to_string())?;
+        let rep = self.solver.solve(&prob, self.opts.sub, &mut self.sol);
+        let rep = rep.map_err(|e| self.blame(&e.to_string()))?;
         // the objective without the constant: qᵀs + ρ/2‖s‖² + Σβ|r + Js|
         let obj = prob.objective(&self.sol.s, &mut self.scratch);
         Ok(SubReport {
             objective: obj,
             ..rep
         })
+    }
+}
+
+impl Srpa {
+    /// A failure inside the subproblem, with the options that set its ρ and tolerance: a
+    /// non-finite pivot or value there most likely comes from them.
+    fn blame(&self, what: &str) -> String {
+        format!(
+            "the subproblem at rho = {:e} failed: {what} (rho1 = {:e}, eta2 = {:e}, {} rejected \
+             steps, sub_tol = {:e}): check the options rho1, eta2 and sub_tol",
+            self.rho, self.opts.rho1, self.opts.eta2, self.rejected, self.opts.sub.tol
+        )
     }
 }
 

@@ -65,59 +65,60 @@ impl Solver for SrpaSolver {
     const NAME: &'static str = "srpa";
     const DESCRIPTION: &'static str =
         "sequential regularized piecewise affine algorithm on the l1-penalized lifted problem (P1)";
-    const OPTIONS: &'static [OptionDescriptor] = &[
-        OptionDescriptor::new(
-            "beta",
-            OptionType::Real,
-            0.0,
-            "one penalty weight for every layer group (0: use beta1 and beta2)",
-        )
-        .nonnegative(),
-        OptionDescriptor::new(
-            "beta1",
-            OptionType::Real,
-            1.0,
-            "penalty weight of the hidden layer groups",
-        )
-        .positive(),
-        OptionDescriptor::new(
-            "beta2",
-            OptionType::Real,
-            1.0,
-            "penalty weight of the output layer group (the last one)",
-        )
-        .positive(),
-        OptionDescriptor::new(
-            "eta1",
-            OptionType::Real,
-            0.9,
-            "accept when the decrease is at least eta1 rho / 2 |s|^2",
-        )
-        .positive(),
-        OptionDescriptor::new(
-            "eta2",
-            OptionType::Real,
-            1.3,
-            "rho grows by this factor after a rejected step",
-        )
-        .range(1.0, f64::INFINITY, OPEN_LO | OPEN_HI),
-        OptionDescriptor::new("rho1", OptionType::Real, 0.5, "initial proximal weight rho")
+    const OPTIONS: &'static [OptionDescriptor] =
+        &[
+            OptionDescriptor::new(
+                "beta",
+                OptionType::Real,
+                0.0,
+                "one penalty weight for every layer group (0: use beta1 and beta2)",
+            )
+            .nonnegative(),
+            OptionDescriptor::new(
+                "beta1",
+                OptionType::Real,
+                1.0,
+                "penalty weight of the hidden layer groups",
+            )
             .positive(),
-        OptionDescriptor::new(
-            "tol",
-            OptionType::Real,
-            1e-10,
-            "converged when the predicted decrease is at most tol",
-        )
-        .nonnegative(),
-        OptionDescriptor::new(
-            "sub_tol",
-            OptionType::Real,
-            1e-10,
-            "relative tolerance of the subproblem (duality gap and optimality residual)",
-        )
-        .positive(),
-    ];
+            OptionDescriptor::new(
+                "beta2",
+                OptionType::Real,
+                1.0,
+                "penalty weight of the output layer group (the last one)",
+            )
+            .positive(),
+            OptionDescriptor::new(
+                "eta1",
+                OptionType::Real,
+                0.9,
+                "accept when the decrease is at least eta1 rho / 2 |s|^2",
+            )
+            .range(0.0, 1.0, OPEN_LO | OPEN_HI),
+            OptionDescriptor::new(
+                "eta2",
+                OptionType::Real,
+                1.3,
+                "rho grows by this factor after a rejected step",
+            )
+            .range(1.0, iteration::ETA2_MAX, OPEN_LO),
+            OptionDescriptor::new("rho1", OptionType::Real, 0.5, "initial proximal weight rho")
+                .range(0.0, iteration::RHO1_MAX, OPEN_LO),
+            OptionDescriptor::new(
+                "tol",
+                OptionType::Real,
+                1e-10,
+                "converged when the predicted decrease is at most tol",
+            )
+            .range(0.0, 1.0, OPEN_HI),
+            OptionDescriptor::new(
+                "sub_tol",
+                OptionType::Real,
+                1e-10,
+                "relative tolerance of the subproblem (duality gap and optimality residual)",
+            )
+            .range(0.0, 1.0, OPEN_LO | OPEN_HI),
+        ];
     const METRICS: &'static [Str] = &[
         Str::new("objective"),
         Str::new("feasibility"),
@@ -127,6 +128,7 @@ impl Solver for SrpaSolver {
         Str::new("accepted"),
         Str::new("ties"),
         Str::new("newton_steps"),
+        Str::new("rejected_in_a_row"),
     ];
     const REQUIRES: u64 = PROBLEM_CAP_STRUCTURE;
 
@@ -169,13 +171,16 @@ impl Solver for SrpaSolver {
             if m.accepted { 1.0 } else { 0.0 },
             m.ties as f64,
             m.newton_steps as f64,
+            m.rejected_in_a_row as f64,
         ];
         for (slot, v) in metrics.iter_mut().zip(values) {
             *slot = v;
         }
         let signal = if !m.objective.is_finite() {
             Signal::Diverged
-        } else if m.predicted_decrease <= self.run.opts.tol {
+        } else if m.stall.is_some() {
+            Signal::Stalled
+        } else if m.predicted_decrease <= self.run.opts.tol && m.sub_converged {
             Signal::Converged
         } else {
             Signal::Continue
