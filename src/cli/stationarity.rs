@@ -337,6 +337,7 @@ pub fn options(
         tol,
         ztol,
         max_pieces: cert.max_pieces,
+        interrupt: None,
     })
 }
 

@@ -22,7 +22,8 @@ pub use point::{
     load_point, parse_point, write_point, PointMode, PointValues, ShapeKind, VarRole, VarSpec,
 };
 pub use run::{
-    load_run, parse_run, BatchSpec, CertificateOrder, InitSpec, OutputPaths, ProblemForm, RunFile,
+    load_run, parse_run, BatchSpec, CertificateOrder, CheckpointEvery, InitSpec, OutputPaths,
+    ProblemForm, RunFile,
     SolverSpec, StopRules, Thresholds,
 };
 pub use sweep::{

@@ -15,7 +15,7 @@ use std::time::Instant;
 use crate::registry::{Evaluations, SolverError, SolverInstance, SolverProblem, StepSignal};
 
 pub use batch::Batcher;
-pub use checkpoint::{Checkpoint, CheckpointError, Fingerprint};
+pub use checkpoint::{Checkpoint, CheckpointError, Fingerprint, TraceMark};
 pub use init::{initial_point, Scheme};
 pub use problem::{splittable, GraphProblem, Measures};
 
@@ -72,13 +72,15 @@ pub struct Row {
     pub metrics: Vec<f64>,
 }
 
-/// Everything a resumed run needs besides the solver's own state: the iterate, the trace so
-/// far, the clocks and the evaluation counts.
+/// Everything a resumed run needs besides the solver's own state: the iterate, the newest trace
+/// row, the clocks and the evaluation counts. The trace itself is not kept (memory stays
+/// bounded however long the run): observers see every row as it is made.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunState {
     pub iter: u64,
     pub x: Vec<f64>,
-    pub rows: Vec<Row>,
+    /// The row of iteration `iter` (`None` before row 0 is measured).
+    pub last: Option<Row>,
     pub seconds: f64,
     /// Seconds spent inside solver steps only (the time per epoch that benchmarks compare).
     pub step_seconds: f64,
@@ -91,7 +93,7 @@ impl RunState {
         RunState {
             iter: 0,
             x: x0,
-            rows: Vec::new(),
+            last: None,
             seconds: 0.0,
             step_seconds: 0.0,
             evaluations: Evaluations::default(),
@@ -168,10 +170,10 @@ impl Executor<'_> {
         let base = state.seconds;
         let base_counts = state.evaluations;
         let own = solver.info().metrics.iter().position(|m| m == "objective");
-        if state.rows.is_empty() {
+        if state.last.is_none() {
             let nan = vec![f64::NAN; solver.info().metrics.len()];
             let row = self.measure(problem, state, f64::NAN, &nan, base, own)?;
-            state.rows.push(row);
+            state.last = Some(row);
         }
         loop {
             if let Some(status) = self.should_stop(state, clock) {
@@ -193,7 +195,7 @@ impl Executor<'_> {
                 own,
             )?;
             let objective = row.objective;
-            state.rows.push(row);
+            state.last = Some(row);
             if self
                 .observers
                 .iter()

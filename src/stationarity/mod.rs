@@ -21,6 +21,7 @@ mod oracle;
 mod pieces;
 mod smooth;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 pub use kinks::{Kink, KinkOrder};
@@ -41,6 +42,9 @@ pub struct Options {
     pub ztol: f64,
     /// Largest number of pieces enumerated (2^k for k kinks).
     pub max_pieces: usize,
+    /// Set (e.g. by a stop signal) to stop: the tiers leave their loops and a verdict not
+    /// reached before it was set is `interrupted`.
+    pub interrupt: Option<&'static AtomicBool>,
 }
 
 impl Default for Options {
@@ -50,6 +54,7 @@ impl Default for Options {
             tol: 1e-6,
             ztol: 0.0,
             max_pieces: 4096,
+            interrupt: None,
         }
     }
 }
@@ -59,6 +64,8 @@ pub enum Status {
     Stationary,
     NotStationary,
     Inconclusive,
+    /// Stopped by [`Options::interrupt`] before a tier decided.
+    Interrupted,
 }
 
 impl Status {
@@ -68,6 +75,7 @@ impl Status {
             Status::Stationary => "stationary",
             Status::NotStationary => "not_stationary",
             Status::Inconclusive => "inconclusive",
+            Status::Interrupted => "interrupted",
         }
     }
 }
@@ -118,6 +126,20 @@ pub struct Certificate {
     pub seconds: f64,
 }
 
+/// Whether [`Options::interrupt`] is set.
+fn stopped(opts: &Options) -> bool {
+    opts.interrupt.is_some_and(|f| f.load(Ordering::SeqCst))
+}
+
+/// `v`, or an `interrupted` verdict when the stop flag is set (the tier may have been cut short).
+fn interrupted(v: Verdict, opts: &Options) -> Verdict {
+    if !stopped(opts) {
+        return v;
+    }
+    Verdict::new(Status::Interrupted, v.method, v.active_kinks)
+        .reason("stopped by a signal before the certificate was complete")
+}
+
 /// Certify the point of `problem`.
 pub fn certify(problem: &Problem<'_>, opts: &Options) -> Result<Certificate, EvalError> {
     let start = Instant::now();
@@ -135,25 +157,31 @@ pub fn certify(problem: &Problem<'_>, opts: &Options) -> Result<Certificate, Eva
             },
         }
     };
+    let first = interrupted(first, opts);
     let second = if opts.order != Order::Two {
         None
     } else if first.status != Status::Stationary {
         let mut v = Verdict::new(first.status, first.method, o.kinks.len());
         v.reason = Some("not first-order stationary".into());
+        if first.status == Status::Interrupted {
+            v.reason.clone_from(&first.reason);
+        }
         if first.status == Status::NotStationary {
             v.status = Status::NotStationary;
         }
         Some(v)
     } else if o.kinks.is_empty() {
-        Some(smooth::second_order(&mut o, opts)?)
+        Some(interrupted(smooth::second_order(&mut o, opts)?, opts))
     } else {
-        Some(pieces::second_order(&mut o, opts)?)
+        Some(interrupted(pieces::second_order(&mut o, opts)?, opts))
     };
     let witness = second
         .as_ref()
         .and_then(|v| v.direction.clone())
         .or_else(|| first.direction.clone());
     let plot_direction = match witness.or(flattest) {
+        Some(d) if stopped(opts) => d,
+        None if stopped(opts) => vec![0.0; o.n],
         Some(d) => d,
         None => o.flattest()?,
     };
