@@ -173,7 +173,15 @@ fn nesterov_and_adam_decrease_the_objective_and_max_iter_is_a_status() {
             ..StopRules::default()
         };
         let mut rows = Rows::default();
-        let status = run(&r, solver, &opts, stop, &mut Quadratic::new(), &mut state, &mut rows);
+        let status = run(
+            &r,
+            solver,
+            &opts,
+            stop,
+            &mut Quadratic::new(),
+            &mut state,
+            &mut rows,
+        );
         assert_eq!((status, state.iter), (Status::MaxIter, 30), "{solver}");
         let (first, last) = (rows.0[0].objective, rows.0[30].objective);
         assert!(last < 0.5 * first, "{solver}: {first} → {last}");

@@ -34,11 +34,7 @@ fn train(iters: u64) -> (i64, PathBuf) {
         .current_dir(repo())
         .output()
         .expect("mcopt runs");
-    assert!(
-        o.status.success(),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let after = children_peak_kib();
     // The maximum over all children: it grew to this run's peak unless an earlier one was higher.
     (after.max(before), out)

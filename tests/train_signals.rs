@@ -195,15 +195,27 @@ fn a_killed_run_resumes_from_its_periodic_checkpoint_bit_for_bit() {
 }
 
 #[test]
-fn the_default_is_a_checkpoint_every_60_seconds_and_the_key_is_checked() {
+fn the_checkpoint_key_is_checked_at_its_line() {
     let dir = scratch("every");
-    let run = run_file(&dir, "checkpoint: {every_iterations: 0, each: 3}\n");
-    let o = mcopt(&["train", s(&run), "--out", s(&dir.join("out"))]);
-    assert_eq!(o.status.code(), Some(2));
-    let err = stderr(&o);
-    assert!(err.contains("run.yaml:10"), "{err}");
-    assert!(err.contains("every_iterations"), "{err}");
-    assert!(err.contains("each"), "{err}");
+    for (bad, needle) in [
+        (
+            "checkpoint: {every_iterations: 0}\n",
+            "expected `checkpoint.every_iterations` to be at least 1, found 0",
+        ),
+        (
+            "checkpoint: {every_seconds: -1}\n",
+            "expected `checkpoint.every_seconds` to be a positive number of seconds, found -1",
+        ),
+        ("checkpoint: {each: 3}\n", "unknown key `checkpoint.each`"),
+    ] {
+        let run = run_file(&dir, bad);
+        let o = mcopt(&["train", s(&run), "--out", s(&dir.join("out"))]);
+        assert_eq!(o.status.code(), Some(2), "{bad}");
+        let err = stderr(&o);
+        assert!(err.contains(needle), "{bad}: {err}");
+        assert!(err.contains("run.yaml:10:"), "{bad}: {err}");
+        assert!(!dir.join("out").exists());
+    }
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -261,7 +273,17 @@ fn a_checkpoint_holding_nan_or_infinity_is_refused_naming_it() {
     train(&run, &out, &["--max-iter", "5"]);
     let cp = out.join("checkpoint.json");
     let good = read(cp.clone());
-    let resume = || mcopt(&["train", s(&run), "--out", s(&out), "--resume", "--max-iter", "9"]);
+    let resume = || {
+        mcopt(&[
+            "train",
+            s(&run),
+            "--out",
+            s(&out),
+            "--resume",
+            "--max-iter",
+            "9",
+        ])
+    };
     for (key, hex) in [("x", "7ff8000000000000"), ("x", "fff0000000000000")] {
         std::fs::write(&cp, &good).unwrap();
         poke_hex(&cp, key, 2, hex);
@@ -281,7 +303,10 @@ fn a_checkpoint_holding_nan_or_infinity_is_refused_naming_it() {
     let o = resume();
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let err = stderr(&o);
-    assert!(err.contains("checkpoint.json") && err.contains("non-finite"), "{err}");
+    assert!(
+        err.contains("checkpoint.json") && err.contains("non-finite"),
+        "{err}"
+    );
     // The intact checkpoint still resumes.
     std::fs::write(&cp, &good).unwrap();
     assert!(resume().status.success());
@@ -304,11 +329,20 @@ fn a_failed_rerun_leaves_no_file_of_the_previous_run() {
     let before: Vec<Vec<u8>> = names.iter().map(|n| read(out.join(n))).collect();
     // gd with lr 3 diverges on syn: the run does not succeed.
     let bad = dir.join("bad.yaml");
-    let text = std::fs::read_to_string(&good)
-        .unwrap()
-        .replace("{name: adam, options: {lr: 0.01}}", "{name: gd, options: {lr: 3}}");
+    let text = std::fs::read_to_string(&good).unwrap().replace(
+        "{name: adam, options: {lr: 0.01}}",
+        "{name: gd, options: {lr: 3}}",
+    );
     std::fs::write(&bad, text).unwrap();
-    let o = mcopt(&["train", s(&bad), "--out", s(&out), "--quiet", "--max-iter", "100"]);
+    let o = mcopt(&[
+        "train",
+        s(&bad),
+        "--out",
+        s(&out),
+        "--quiet",
+        "--max-iter",
+        "100",
+    ]);
     assert!(!o.status.success(), "{}", stderr(&o));
     let report = json(&out.join("report.json"));
     assert_eq!(report["solver"], "gd", "{report}");

@@ -243,7 +243,10 @@ impl Recorder {
     /// Write the buffered trace rows to the file and to the disk.
     pub fn flush(&mut self) -> Result<(), Diags> {
         if let Some(e) = self.error.take() {
-            let path = self.trace.as_ref().map_or(String::new(), |t| t.path.display().to_string());
+            let path = self
+                .trace
+                .as_ref()
+                .map_or(String::new(), |t| t.path.display().to_string());
             return Err(Diag::new("mcopt::io::write", e).in_file(path).into());
         }
         if let Some(t) = &mut self.trace {
@@ -272,7 +275,9 @@ impl Observer for Recorder {
     fn row(&mut self, row: &Row) {
         self.curves.push_row(row);
         if row.iter > 0 {
-            let flag = self.accepted_metric.and_then(|i| row.metrics.get(i).copied());
+            let flag = self
+                .accepted_metric
+                .and_then(|i| row.metrics.get(i).copied());
             self.tally(flag);
         }
         let Some(t) = &mut self.trace else {
@@ -298,8 +303,12 @@ impl Observer for Recorder {
     }
 
     fn checkpoint(&mut self, state: &RunState, solver_state: &[u8]) -> Result<(), String> {
-        self.take_checkpoint(state, solver_state)
-            .map_err(|d| d.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; "))?;
+        self.take_checkpoint(state, solver_state).map_err(|d| {
+            d.iter()
+                .map(|d| d.message.clone())
+                .collect::<Vec<_>>()
+                .join("; ")
+        })?;
         if let Some(p) = &mut self.periodic {
             p.since = Instant::now();
         }

@@ -23,8 +23,7 @@ pub use point::{
 };
 pub use run::{
     load_run, parse_run, BatchSpec, CertificateOrder, CheckpointEvery, InitSpec, OutputPaths,
-    ProblemForm, RunFile,
-    SolverSpec, StopRules, Thresholds,
+    ProblemForm, RunFile, SolverSpec, StopRules, Thresholds,
 };
 pub use sweep::{
     base_tree, load_sweep, parse_sweep, render_entry, setting_object, yaml_text, Axis,

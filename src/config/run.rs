@@ -190,8 +190,18 @@ impl Default for Thresholds {
 }
 
 const TOP_KEYS: &[&str] = &[
-    "model", "plugins", "data", "solver", "init", "seed", "stop", "output", "validate", "ztol",
-    "consts", "checkpoint",
+    "model",
+    "plugins",
+    "data",
+    "solver",
+    "init",
+    "seed",
+    "stop",
+    "output",
+    "validate",
+    "ztol",
+    "consts",
+    "checkpoint",
 ];
 const CHECKPOINT_KEYS: &[&str] = &["every_seconds", "every_iterations"];
 const DATA_KEYS: &[&str] = &[

@@ -40,8 +40,16 @@ struct Extent {
 impl Extent {
     fn merge(self, o: Extent) -> Extent {
         Extent {
-            min: if o.min.1 < self.min.1 { o.min } else { self.min },
-            max: if o.max.1 > self.max.1 { o.max } else { self.max },
+            min: if o.min.1 < self.min.1 {
+                o.min
+            } else {
+                self.min
+            },
+            max: if o.max.1 > self.max.1 {
+                o.max
+            } else {
+                self.max
+            },
         }
     }
 }
@@ -238,8 +246,8 @@ mod tests {
                 metrics: vec![],
             })
             .collect();
-        let svg = String::from_utf8(loss_svg(&Curves::of_rows(&rows), "adam on syn").unwrap())
-            .unwrap();
+        let svg =
+            String::from_utf8(loss_svg(&Curves::of_rows(&rows), "adam on syn").unwrap()).unwrap();
         assert!(svg.starts_with("<svg"), "{}", &svg[..60]);
         assert!(svg.trim_end().ends_with("</svg>"));
         for label in ["objective", "train loss", "test loss", "iteration"] {
@@ -252,7 +260,11 @@ mod tests {
     fn a_long_run_keeps_a_bounded_number_of_points_and_its_extremes() {
         let mut c = Curves::new();
         for k in 0..100_000u64 {
-            let spike = if k == 77_777 { 1e6 } else { 1.0 / (k + 1) as f64 };
+            let spike = if k == 77_777 {
+                1e6
+            } else {
+                1.0 / (k + 1) as f64
+            };
             c.push(k, [Some(spike), Some(2.0), None]);
         }
         let pts = c.points(0);

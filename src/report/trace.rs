@@ -110,7 +110,10 @@ mod tests {
         );
         let back = parse_line(&line(&rows[1], &["grad_norm".into()])).unwrap();
         assert_eq!(back[1], Some(0.1 + 0.2));
-        assert_eq!(back[column(&["grad_norm".into()], "grad_norm").unwrap()], Some(4.0));
+        assert_eq!(
+            back[column(&["grad_norm".into()], "grad_norm").unwrap()],
+            Some(4.0)
+        );
         assert_eq!(parse_line("0,1.5,,x"), None);
     }
 }

@@ -408,7 +408,11 @@ mod tests {
             trace: None,
         };
         let err = Checkpoint::from_bytes(&cp.to_bytes()).unwrap_err();
-        assert!(err.to_string().contains("`objective` of the last trace row is NaN"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("`objective` of the last trace row is NaN"),
+            "{err}"
+        );
         if let Some(r) = cp.state.last.as_mut() {
             (r.objective, r.train_loss) = (1.0, 1.0);
         }

@@ -353,7 +353,9 @@ impl<'a> BlobReader<'a> {
         if v.is_finite() {
             Ok(v)
         } else {
-            Err(format!("the saved solver state holds a non-finite number ({v})"))
+            Err(format!(
+                "the saved solver state holds a non-finite number ({v})"
+            ))
         }
     }
 
