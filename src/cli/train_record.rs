@@ -217,10 +217,10 @@ impl Recorder {
     }
 
     fn tally(&mut self, accepted: Option<f64>) {
-        match accepted {
-            Some(v) if v == 1.0 => self.accepted += 1,
-            Some(v) if v == 0.0 => self.rejected += 1,
-            _ => {}
+        if accepted == Some(1.0) {
+            self.accepted += 1;
+        } else if accepted == Some(0.0) {
+            self.rejected += 1;
         }
     }
 
