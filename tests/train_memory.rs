@@ -15,8 +15,9 @@ fn repo() -> &'static Path {
 
 /// The largest peak resident set (KiB) of the children waited for so far.
 fn children_peak_kib() -> i64 {
-    // SAFETY: getrusage only writes the struct it is given.
+    // SAFETY: rusage is plain integers, for which all zero bytes are a valid value.
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage only writes the struct it is given, which lives until it returns.
     let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
     assert_eq!(rc, 0, "getrusage failed");
     u.ru_maxrss
