@@ -93,6 +93,7 @@ fn run(
     stop: StopRules,
     p: &mut Quadratic,
     state: &mut RunState,
+    rows: &mut Rows,
 ) -> Status {
     let id = r.solver(solver).unwrap();
     let options = r.solver_info(id).resolve_options(options).unwrap();
@@ -105,9 +106,19 @@ fn run(
     let mut ex = Executor {
         stop,
         interrupt: None,
-        observers: vec![],
+        observers: vec![rows],
     };
     ex.run(p, &mut inst, state).unwrap()
+}
+
+/// Keeps every row (the executor keeps only the newest).
+#[derive(Default)]
+struct Rows(Vec<Row>);
+
+impl Observer for Rows {
+    fn row(&mut self, row: &Row) {
+        self.0.push(row.clone());
+    }
 }
 
 #[test]
@@ -129,15 +140,17 @@ fn gradient_descent_finds_the_minimizer_of_a_quadratic_within_budget() {
         tol: Some(1e-9),
         max_seconds: None,
     };
-    let status = run(&r, "gd", &opts, stop, &mut p, &mut state);
+    let mut rows = Rows::default();
+    let status = run(&r, "gd", &opts, stop, &mut p, &mut state, &mut rows);
     assert_eq!(status, Status::Converged);
     for (xi, mi) in state.x.iter().zip([1.0, -2.0, 0.5, 3.0]) {
         assert!((xi - mi).abs() < 1e-8, "{:?}", state.x);
     }
-    assert!(state.rows.last().unwrap().objective < 1e-15);
+    assert!(state.last.as_ref().unwrap().objective < 1e-15);
     assert!(p.evaluations <= 400, "{} evaluations", p.evaluations);
     assert_eq!(state.evaluations.total() as usize, p.evaluations);
-    assert_eq!(state.rows.len() as u64, state.iter + 1);
+    assert_eq!(rows.0.len() as u64, state.iter + 1);
+    assert_eq!(rows.0.last(), state.last.as_ref());
 }
 
 #[test]
@@ -159,9 +172,18 @@ fn nesterov_and_adam_decrease_the_objective_and_max_iter_is_a_status() {
             max_iter: 30,
             ..StopRules::default()
         };
-        let status = run(&r, solver, &opts, stop, &mut Quadratic::new(), &mut state);
+        let mut rows = Rows::default();
+        let status = run(
+            &r,
+            solver,
+            &opts,
+            stop,
+            &mut Quadratic::new(),
+            &mut state,
+            &mut rows,
+        );
         assert_eq!((status, state.iter), (Status::MaxIter, 30), "{solver}");
-        let (first, last) = (state.rows[0].objective, state.rows[30].objective);
+        let (first, last) = (rows.0[0].objective, rows.0[30].objective);
         assert!(last < 0.5 * first, "{solver}: {first} → {last}");
     }
 }

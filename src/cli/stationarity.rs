@@ -346,6 +346,7 @@ pub fn options(
         tol,
         ztol,
         max_pieces: cert.max_pieces,
+        interrupt: None,
     })
 }
 

@@ -1,9 +1,9 @@
 //! `mcopt train RUNFILE`: check everything (run file, model, data, solver, options, starting
-//! point, checkpoint) before anything runs or is written, run the executor with a progress bar
-//! and Ctrl-C handling, then write the outputs atomically (see `train_out.rs`).
+//! point, checkpoint) before anything runs or is written, run the executor with a progress bar,
+//! periodic checkpoints and the stop signals (SIGINT, SIGTERM, SIGHUP: `mcopt::signals`), then
+//! write the outputs atomically (see `train_out.rs` and `train_record.rs`).
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use mcopt::config::{self, InitSpec, RunFile, Split};
 use mcopt::diag::{Diag, Diags};
@@ -22,10 +22,12 @@ use mcopt_plugin_sdk::p1::{Published, P1_STRUCTURE_VERSION};
 use super::session::Session;
 use super::stationarity as st;
 use super::train_out::{self, Outputs, Progress};
+use super::train_record::{self, Recorder, RunIdentity};
 use super::{InputArgs, EXIT_OK};
 use mcopt::stationarity;
 
-/// Exit code of a run stopped by Ctrl-C (after writing everything).
+/// Exit code of a run stopped by Ctrl-C (after writing everything); SIGTERM and SIGHUP give
+/// 128 + their number (`mcopt::signals::exit_code`).
 pub const EXIT_INTERRUPTED: u8 = 130;
 /// Exit code of a run that diverged (its outputs are written).
 pub const EXIT_DIVERGED: u8 = 1;
@@ -66,9 +68,6 @@ pub struct TrainArgs {
     #[arg(long = "const", value_name = "NAME=VALUE")]
     pub consts: Vec<String>,
 }
-
-/// Set by the Ctrl-C handler; the executor finishes the current iteration and stops.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 /// Run `mcopt train`.
 pub fn train(a: &TrainArgs) -> Result<u8, Diags> {
@@ -169,15 +168,33 @@ pub fn train(a: &TrainArgs) -> Result<u8, Diags> {
     let instance = match &resumed {
         Some(cp) => session
             .registry
-            .restore_solver(id, &mut problem, start, &cp.solver_state),
-        None => session.registry.init_solver(id, &mut problem, start),
+            .restore_solver(id, &mut problem, start, &cp.solver_state)
+            .map_err(|e| Diags::from(Diag::from(e).in_file(checkpoint_shown(&outputs)))),
+        None => session
+            .registry
+            .init_solver(id, &mut problem, start)
+            .map_err(|e| Diags::from(Diag::from(e).in_file(&a.runfile))),
     };
-    let mut instance = instance.map_err(|e| Diags::from(Diag::from(e).in_file(&a.runfile)))?;
-    let mut state = match resumed {
-        Some(cp) => cp.state,
-        None => RunState::start(x0),
+    let mut instance = instance?;
+    let identity = RunIdentity {
+        solver: info.name.clone(),
+        options: options.clone(),
+        seed,
+        fingerprint,
+        metrics: info.metrics.clone(),
     };
-    install_ctrlc();
+    let (mut state, mut recorder) = match resumed {
+        Some(cp) => (
+            cp.state,
+            Recorder::resume(identity.clone(), &outputs, run.checkpoint, cp.trace)?,
+        ),
+        None => {
+            train_record::clear_previous(&outputs)?;
+            let rec = Recorder::start(identity.clone(), &outputs, run.checkpoint)?;
+            (RunState::start(x0), rec)
+        }
+    };
+    let stop_flag = mcopt::signals::install();
     let mut progress = Progress::new(max_iter, !a.quiet && !a.json);
     let mut ex = Executor {
         stop: StopRules {
@@ -185,27 +202,29 @@ pub fn train(a: &TrainArgs) -> Result<u8, Diags> {
             tol: run.stop.tol,
             max_seconds: run.stop.max_seconds,
         },
-        interrupt: Some(&INTERRUPTED),
-        observers: vec![&mut progress],
+        interrupt: Some(stop_flag),
+        observers: vec![&mut progress, &mut recorder],
     };
     let status = ex.run(&mut problem, &mut instance, &mut state);
     progress.finish();
-    let status = status.map_err(|e| {
-        Diags::from(Diag::new("mcopt::train::run", e.to_string()).in_file(&a.runfile))
-    })?;
-    let checkpoint = Checkpoint {
-        solver: info.name.clone(),
-        options: options.clone(),
-        seed,
-        fingerprint,
-        metrics: info.metrics.clone(),
-        solver_state: instance
-            .save()
-            .map_err(|e| Diags::from(Diag::from(e).in_file(&a.runfile)))?,
-        state,
+    let status = match status {
+        Ok(s) => s,
+        Err(e) => {
+            let message = e.to_string();
+            train_record::write_failure(&outputs, &mut recorder, &state, &message)?;
+            return Err(Diag::new("mcopt::train::run", message)
+                .in_file(&a.runfile)
+                .into());
+        }
     };
+    recorder.flush()?;
+    let solver_state = instance
+        .save()
+        .map_err(|e| Diags::from(Diag::from(e).in_file(&a.runfile)))?;
+    let checkpoint = identity.checkpoint(&state, solver_state, recorder.mark());
     let certify = |params: &Path| final_certificate(&session, &run, status, params);
-    let report = train_out::write_all(&outputs, &session, &checkpoint, status, &certify)?;
+    let report =
+        train_out::write_all(&outputs, &session, &checkpoint, &recorder, status, &certify)?;
     if a.json {
         out!(
             "{}",
@@ -214,10 +233,13 @@ pub fn train(a: &TrainArgs) -> Result<u8, Diags> {
     } else if !a.quiet {
         out_raw!("{}", train_out::summary(&report));
     }
-    Ok(match status {
-        Status::Interrupted => EXIT_INTERRUPTED,
-        Status::Diverged => EXIT_DIVERGED,
-        _ => EXIT_OK,
+    Ok(match mcopt::signals::received() {
+        Some(sig) => mcopt::signals::exit_code(sig),
+        None => match status {
+            Status::Interrupted => EXIT_INTERRUPTED,
+            Status::Diverged => EXIT_DIVERGED,
+            _ => EXIT_OK,
+        },
     })
 }
 
@@ -236,10 +258,7 @@ fn model_identity(session: &Session, consts: &[String]) -> Vec<u8> {
 fn refuse_other_seed(given: Option<u64>, saved: u64, outputs: &Outputs) -> Result<(), Diags> {
     match given {
         Some(s) if s != saved => {
-            let shown = outputs
-                .checkpoint
-                .as_ref()
-                .map_or_else(String::new, |p| p.display().to_string());
+            let shown = checkpoint_shown(outputs);
             Err(Diag::new(
                 "mcopt::train::resume",
                 format!("`--seed {s}` conflicts with the checkpoint's seed {saved}"),
@@ -250,6 +269,14 @@ fn refuse_other_seed(given: Option<u64>, saved: u64, outputs: &Outputs) -> Resul
         }
         _ => Ok(()),
     }
+}
+
+/// The checkpoint's path as shown in diagnostics.
+fn checkpoint_shown(outputs: &Outputs) -> String {
+    outputs
+        .checkpoint
+        .as_ref()
+        .map_or(String::new(), |p| p.display().to_string())
 }
 
 /// The certificate of the trained point in the form, order and tolerance of the run file's
@@ -270,7 +297,9 @@ fn final_certificate(
         tol: None,
         max_pieces: 4096,
     };
-    let opts = st::options(&cert_args, v.order.number(), run.ztol, v.stationarity_tol)?;
+    let mut opts = st::options(&cert_args, v.order.number(), run.ztol, v.stationarity_tol)?;
+    // A stop signal during the certificate stops it (`interrupted`); everything is written.
+    opts.interrupt = Some(mcopt::signals::install());
     let params = params.display().to_string();
     let prep = st::prepare(session, &cert_args, Some(&params), opts.tol, opts.ztol)?;
     let problem = prep.problem(session);
@@ -581,16 +610,6 @@ fn load_checkpoint(
         return Err(refuse("solver or solver options"));
     }
     Ok(cp)
-}
-
-/// Ctrl-C sets [`INTERRUPTED`]; a second Ctrl-C exits at once with 130.
-fn install_ctrlc() {
-    // An error means a handler is already installed (a second run in this process): keep it.
-    let _ = ctrlc::set_handler(|| {
-        if INTERRUPTED.swap(true, Ordering::SeqCst) {
-            std::process::exit(i32::from(EXIT_INTERRUPTED));
-        }
-    });
 }
 
 /// A solver on the (P1) structure (SRPA) works on the full data: `solver.batch` is refused at

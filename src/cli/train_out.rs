@@ -1,7 +1,7 @@
 //! What `mcopt train` writes: where (`--out DIR` or the run file's `output:`), the progress
 //! bar (indicatif, on a terminal only), and the outputs, each written atomically (temporary
-//! file in the same directory, fsync, rename): `params.yaml`, `trace.csv`, `plot.svg`,
-//! `report.json` and the checkpoint.
+//! file in the same directory, fsync, rename): `params.yaml`, `plot.svg`, the checkpoint and,
+//! last, `report.json` (`trace.csv` is appended to as the run goes: `train_record.rs`).
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -12,11 +12,12 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mcopt::config::{self, RunFile};
 use mcopt::diag::{Diag, Diags, SourceFile, Span};
 use mcopt::registry::Evaluations;
-use mcopt::report::{plot, trace};
+use mcopt::report::plot;
 use mcopt::solve::{Checkpoint, Observer, Row, Status};
 use serde::Serialize;
 
 use super::session::Session;
+use super::train_record::Recorder;
 
 /// Output paths; `None` is not written.
 #[derive(Clone, Debug, Default)]
@@ -259,17 +260,20 @@ impl Observer for Progress {
 /// The certificate of the final point, given the written `params.yaml`; `None` when not wanted.
 pub type Certify<'a> = &'a dyn Fn(&Path) -> Result<Option<serde_json::Value>, Diags>;
 
-/// Write every configured output; the report is returned for `--json` and the summary. When
-/// `params.yaml` is written, `certify` adds the final point's certificate to the report.
+/// Write every configured output (the trace was written as the run went, by `rec`); the report
+/// is returned for `--json` and the summary. When `params.yaml` is written, `certify` adds the
+/// final point's certificate to the report. report.json is written last, also when the
+/// certificate fails (the error is returned after it).
 pub fn write_all(
     outputs: &Outputs,
     session: &Session,
     cp: &Checkpoint,
+    rec: &Recorder,
     status: Status,
     certify: Certify<'_>,
 ) -> Result<Report, Diags> {
     let state = &cp.state;
-    let last = state.rows.last().cloned().unwrap_or(Row {
+    let last = state.last.clone().unwrap_or(Row {
         iter: 0,
         objective: f64::NAN,
         train_loss: f64::NAN,
@@ -291,12 +295,11 @@ pub fn write_all(
         written.insert("params", p.display().to_string());
     }
     if let Some(p) = &outputs.trace {
-        mcopt::atomic::write(p, &trace::trace_csv(&state.rows, &cp.metrics))?;
         written.insert("trace", p.display().to_string());
     }
     if let Some(p) = &outputs.plot {
         let title = format!("{} ({})", cp.solver, session.model_path);
-        let svg = plot::loss_svg(&state.rows, &title).map_err(|e| {
+        let svg = plot::loss_svg(&rec.curves, &title).map_err(|e| {
             Diags::from(Diag::new("mcopt::train::plot", e).in_file(p.display().to_string()))
         })?;
         mcopt::atomic::write(p, &svg)?;
@@ -309,6 +312,13 @@ pub fn write_all(
         written.insert("report", p.display().to_string());
     }
     let iters = state.iter.max(1) as f64;
+    let (certificate, failed) = match &outputs.params {
+        Some(p) => match certify(p) {
+            Ok(c) => (c, None),
+            Err(e) => (None, Some(e)),
+        },
+        None => (None, None),
+    };
     let report = Report {
         status: status.as_str(),
         solver: cp.solver.clone(),
@@ -332,12 +342,9 @@ pub fn write_all(
             .collect(),
         accepted: None,
         rejected: None,
-        certificate: match &outputs.params {
-            Some(p) => certify(p)?,
-            None => None,
-        },
+        certificate,
     };
-    let (accepted, rejected) = steps_accepted(&state.rows, &cp.metrics);
+    let (accepted, rejected) = rec.steps();
     let mut report = Report {
         accepted,
         rejected,
@@ -356,7 +363,10 @@ pub fn write_all(
         bytes.push(b'\n');
         mcopt::atomic::write(p, &bytes)?;
     }
-    Ok(report)
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
 }
 
 /// The certificate of the final point in a few lines: each verdict with its method and, when
@@ -393,17 +403,6 @@ fn certificate_lines(c: &serde_json::Value) -> String {
         s.push('\n');
     }
     s
-}
-
-/// Accepted and rejected steps, from a solver's `accepted` metric (1 or 0 per step).
-fn steps_accepted(rows: &[Row], metrics: &[String]) -> (Option<u64>, Option<u64>) {
-    let Some(i) = metrics.iter().position(|m| m == "accepted") else {
-        return (None, None);
-    };
-    let flags = rows.iter().skip(1).filter_map(|r| r.metrics.get(i));
-    let acc = flags.clone().filter(|v| **v == 1.0).count() as u64;
-    let rej = flags.filter(|v| **v == 0.0).count() as u64;
-    (Some(acc), Some(rej))
 }
 
 /// The text summary printed after a run (without `--json`).

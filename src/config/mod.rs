@@ -22,8 +22,8 @@ pub use point::{
     load_point, parse_point, write_point, PointMode, PointValues, ShapeKind, VarRole, VarSpec,
 };
 pub use run::{
-    load_run, parse_run, BatchSpec, CertificateOrder, InitSpec, OutputPaths, ProblemForm, RunFile,
-    SolverSpec, StopRules, Thresholds,
+    load_run, parse_run, BatchSpec, CertificateOrder, CheckpointEvery, InitSpec, OutputPaths,
+    ProblemForm, RunFile, SolverSpec, StopRules, Thresholds,
 };
 pub use sweep::{
     base_tree, load_sweep, parse_sweep, render_entry, setting_object, yaml_text, Axis,

@@ -41,7 +41,27 @@ pub struct RunFile {
     pub ztol: f64,
     /// `consts:` — values that replace the model's `const` declarations, with the span of each key.
     pub consts: Vec<(String, f64, Span)>,
+    /// `checkpoint:` — when `train` writes its checkpoint during a run.
+    pub checkpoint: CheckpointEvery,
     pub source: Arc<SourceFile>,
+}
+
+/// When `train` writes its checkpoint during a run (besides at the end and on a stop signal):
+/// after `every_seconds` of wall time since the last one and/or every `every_iterations`
+/// iterations. Without a `checkpoint:` key, every 60 seconds; the keys given replace that.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CheckpointEvery {
+    pub every_seconds: Option<f64>,
+    pub every_iterations: Option<u64>,
+}
+
+impl Default for CheckpointEvery {
+    fn default() -> Self {
+        CheckpointEvery {
+            every_seconds: Some(60.0),
+            every_iterations: None,
+        }
+    }
 }
 
 /// A solver by name with free-form options (checked later against the solver's schema).
@@ -190,9 +210,20 @@ impl Default for Thresholds {
 }
 
 const TOP_KEYS: &[&str] = &[
-    "model", "plugins", "data", "solver", "init", "seed", "stop", "output", "validate", "ztol",
+    "model",
+    "plugins",
+    "data",
+    "solver",
+    "init",
+    "seed",
+    "stop",
+    "output",
+    "validate",
+    "ztol",
     "consts",
+    "checkpoint",
 ];
+const CHECKPOINT_KEYS: &[&str] = &["every_seconds", "every_iterations"];
 const DATA_KEYS: &[&str] = &[
     "file",
     "header",
@@ -266,6 +297,10 @@ pub fn parse_run(source: &Arc<SourceFile>, path: &Path) -> Result<RunFile, Diags
             .get("consts")
             .map(|v| read_consts(&mut r, &v))
             .unwrap_or_default(),
+        checkpoint: match top.get("checkpoint") {
+            Some(v) => read_checkpoint_every(&mut r, &v).unwrap_or_default(),
+            None => CheckpointEvery::default(),
+        },
         model: model.unwrap_or_default(),
         model_span,
         dir,
@@ -724,6 +759,30 @@ fn read_stop(r: &mut Reader, v: Option<&Val>) -> Option<StopRules> {
             .and_then(|v| r.usize(&v)),
         tol: positive(r, "tol"),
         max_seconds: positive(r, "max_seconds"),
+    })
+}
+
+/// `checkpoint: {every_seconds: S, every_iterations: K}` (S > 0, K ≥ 1; each optional).
+fn read_checkpoint_every(r: &mut Reader, v: &Val) -> Option<CheckpointEvery> {
+    let f = r.fields(Some(v), CHECKPOINT_KEYS)?;
+    let every_seconds = f
+        .get("every_seconds")
+        .filter(|v| v.node != &Node::Null)
+        .map(|v| r.f64_where(&v, "a positive number of seconds", |x| x > 0.0));
+    let every_iterations = f
+        .get("every_iterations")
+        .filter(|v| v.node != &Node::Null)
+        .map(|v| match r.u64(&v)? {
+            0 => {
+                let msg = "expected `checkpoint.every_iterations` to be at least 1, found 0";
+                r.error("mcopt::config::value", &v, msg.into(), "zero", None);
+                None
+            }
+            k => Some(k),
+        });
+    Some(CheckpointEvery {
+        every_seconds: every_seconds.map_or(Some(None), |s| s.map(Some))?,
+        every_iterations: every_iterations.map_or(Some(None), |k| k.map(Some))?,
     })
 }
 

@@ -1,6 +1,9 @@
 //! Checkpoints: a versioned JSON document holding the run state, the solver's opaque state
 //! blob and fingerprints of the inputs. Every float is stored as the 16 hex digits of its IEEE
-//! bits, so a resumed run continues from exactly the same numbers.
+//! bits, so a resumed run continues from exactly the same numbers. The trace is not embedded
+//! (its size would grow with the run): only the newest row and the length of the trace file
+//! with a hash of its last line, so a resumed run truncates the file there and appends.
+//! A checkpoint whose iterate, clocks or newest row hold NaN or ±∞ is refused.
 
 use serde::{Deserialize, Serialize};
 
@@ -10,7 +13,7 @@ use crate::registry::Evaluations;
 /// The `format` field of every checkpoint.
 pub const FORMAT: &str = "mcopt-checkpoint";
 /// The current checkpoint version; others are refused.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// Fingerprints of the inputs a checkpoint belongs to: FNV-1a 64 of the model text and of the
 /// run file text (change detection, not security).
@@ -51,6 +54,16 @@ pub struct Checkpoint {
     pub metrics: Vec<String>,
     pub state: RunState,
     pub solver_state: Vec<u8>,
+    /// The trace file as it was when the checkpoint was taken (`None`: no trace written).
+    pub trace: Option<TraceMark>,
+}
+
+/// How far the trace file had been written: its data rows (after the header) and the FNV-1a
+/// hash of the last one's text (without the newline).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TraceMark {
+    pub rows: u64,
+    pub last_line: u64,
 }
 
 /// Why a checkpoint cannot be used.
@@ -60,6 +73,8 @@ pub enum CheckpointError {
     Malformed(String),
     /// Another format version.
     Version(u32),
+    /// A float that must be finite is NaN or ±∞ (which one, and the value).
+    NonFinite(String),
 }
 
 impl std::fmt::Display for CheckpointError {
@@ -68,6 +83,9 @@ impl std::fmt::Display for CheckpointError {
             CheckpointError::Malformed(m) => write!(f, "not a valid mcopt checkpoint: {m}"),
             CheckpointError::Version(v) => {
                 write!(f, "checkpoint version {VERSION} expected, found {v}")
+            }
+            CheckpointError::NonFinite(what) => {
+                write!(f, "the checkpoint holds a non-finite number: {what}")
             }
         }
     }
@@ -89,7 +107,15 @@ struct Doc {
     evaluations: Counts,
     x: Vec<String>,
     solver_state: String,
-    trace: Vec<DocRow>,
+    last_row: DocRow,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    trace: Option<TraceDoc>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TraceDoc {
+    rows: u64,
+    last_line: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -166,7 +192,11 @@ impl Checkpoint {
                 .iter()
                 .map(|b| format!("{b:02x}"))
                 .collect(),
-            trace: s.rows.iter().map(row_doc).collect(),
+            last_row: row_doc(s.last.as_ref().unwrap_or(&NO_ROW)),
+            trace: self.trace.map(|t| TraceDoc {
+                rows: t.rows,
+                last_line: hash_text(t.last_line),
+            }),
         };
         let mut out = serde_json::to_vec_pretty(&doc).unwrap_or_default();
         out.push(b'\n');
@@ -188,15 +218,11 @@ impl Checkpoint {
         }
         let doc: Doc =
             serde_json::from_value(head).map_err(|e| CheckpointError::Malformed(e.to_string()))?;
-        let rows = doc
-            .trace
-            .iter()
-            .map(doc_row)
-            .collect::<Result<Vec<_>, _>>()?;
+        let last = doc_row(&doc.last_row)?;
         let state = RunState {
             iter: doc.iteration,
             x: unbits_all(&doc.x)?,
-            rows,
+            last: Some(last),
             seconds: unbits(&doc.seconds)?,
             step_seconds: unbits(&doc.step_seconds)?,
             evaluations: Evaluations {
@@ -205,10 +231,18 @@ impl Checkpoint {
                 gradient: doc.evaluations.gradient,
             },
         };
-        if state.rows.len() as u64 != state.iter + 1 {
+        finite(&state)?;
+        let trace = match doc.trace {
+            Some(t) => Some(TraceMark {
+                rows: t.rows,
+                last_line: unhash(&t.last_line)?,
+            }),
+            None => None,
+        };
+        if trace.is_some_and(|t| t.rows != state.iter + 1) {
             return Err(CheckpointError::Malformed(format!(
-                "{} trace rows for {} iterations",
-                state.rows.len(),
+                "a trace of {} rows for {} iterations",
+                trace.map_or(0, |t| t.rows),
                 state.iter
             )));
         }
@@ -223,8 +257,48 @@ impl Checkpoint {
             metrics: doc.metrics,
             state,
             solver_state: unhex(&doc.solver_state)?,
+            trace,
         })
     }
+}
+
+/// The row written when a state has none (never the case for a state the executor ran).
+const NO_ROW: Row = Row {
+    iter: 0,
+    objective: f64::NAN,
+    train_loss: f64::NAN,
+    test_loss: None,
+    seconds: 0.0,
+    stationarity: f64::NAN,
+    metrics: Vec::new(),
+};
+
+/// Refuse NaN and ±∞ where a resumed run would compute with them: the iterate, the clocks and
+/// the newest row's measurements (a row's stationarity and metrics may be NaN: "none").
+fn finite(s: &RunState) -> Result<(), CheckpointError> {
+    let bad = |what: String, v: f64| Err(CheckpointError::NonFinite(format!("{what} is {v}")));
+    if let Some(i) = s.x.iter().position(|v| !v.is_finite()) {
+        return bad(format!("entry {i} of the iterate `x`"), s.x[i]);
+    }
+    for (name, v) in [("seconds", s.seconds), ("step_seconds", s.step_seconds)] {
+        if !v.is_finite() {
+            return bad(format!("`{name}`"), v);
+        }
+    }
+    if let Some(r) = &s.last {
+        let values = [
+            ("objective", Some(r.objective)),
+            ("train_loss", Some(r.train_loss)),
+            ("test_loss", r.test_loss),
+            ("seconds", Some(r.seconds)),
+        ];
+        for (name, v) in values {
+            if let Some(v) = v.filter(|v| !v.is_finite()) {
+                return bad(format!("`{name}` of the last trace row"), v);
+            }
+        }
+    }
+    Ok(())
 }
 
 fn row_doc(r: &Row) -> DocRow {
@@ -291,25 +365,63 @@ mod tests {
             state: RunState {
                 iter: 0,
                 x: vec![std::f64::consts::PI, -1e-310],
-                rows: vec![row],
+                last: Some(row),
                 seconds: 0.5,
                 step_seconds: 0.25,
                 evaluations: Evaluations::default(),
             },
             solver_state: vec![0, 255, 17],
+            trace: Some(TraceMark {
+                rows: 1,
+                last_line: 42,
+            }),
         };
         let back = Checkpoint::from_bytes(&cp.to_bytes()).unwrap();
         assert_eq!(back.state.x[1].to_bits(), cp.state.x[1].to_bits());
-        assert!(back.state.rows[0].stationarity.is_nan());
-        assert_eq!(back.state.rows[0].metrics[0].to_bits(), (-0.0f64).to_bits());
+        let last = back.state.last.as_ref().unwrap();
+        assert!(last.stationarity.is_nan());
+        assert_eq!(last.metrics[0].to_bits(), (-0.0f64).to_bits());
+        assert_eq!(back.trace, cp.trace);
         assert_eq!(back.solver_state, cp.solver_state);
         assert_eq!(back.fingerprint, cp.fingerprint);
         let other = String::from_utf8(cp.to_bytes())
             .unwrap()
-            .replace("\"version\": 1", "\"version\": 9");
+            .replace("\"version\": 2", "\"version\": 9");
         assert_eq!(
             Checkpoint::from_bytes(other.as_bytes()),
             Err(CheckpointError::Version(9))
+        );
+    }
+
+    #[test]
+    fn nan_or_infinity_in_the_iterate_or_the_last_row_is_refused() {
+        let mut state = RunState::start(vec![1.0, 2.0]);
+        state.last = Some(NO_ROW);
+        let mut cp = Checkpoint {
+            solver: "gd".into(),
+            options: vec![],
+            seed: 0,
+            fingerprint: Fingerprint::of(b"m", b"r"),
+            metrics: vec![],
+            state,
+            solver_state: vec![],
+            trace: None,
+        };
+        let err = Checkpoint::from_bytes(&cp.to_bytes()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("`objective` of the last trace row is NaN"),
+            "{err}"
+        );
+        if let Some(r) = cp.state.last.as_mut() {
+            (r.objective, r.train_loss) = (1.0, 1.0);
+        }
+        assert!(Checkpoint::from_bytes(&cp.to_bytes()).is_ok());
+        cp.state.x[1] = f64::NEG_INFINITY;
+        let err = Checkpoint::from_bytes(&cp.to_bytes()).unwrap_err();
+        assert_eq!(
+            err,
+            CheckpointError::NonFinite("entry 1 of the iterate `x` is -inf".into())
         );
     }
 }

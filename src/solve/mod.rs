@@ -15,7 +15,7 @@ use std::time::Instant;
 use crate::registry::{Evaluations, SolverError, SolverInstance, SolverProblem, StepSignal};
 
 pub use batch::Batcher;
-pub use checkpoint::{Checkpoint, CheckpointError, Fingerprint};
+pub use checkpoint::{Checkpoint, CheckpointError, Fingerprint, TraceMark};
 pub use init::{initial_point, Scheme};
 pub use problem::{splittable, GraphProblem, Measures};
 
@@ -73,13 +73,15 @@ pub struct Row {
     pub metrics: Vec<f64>,
 }
 
-/// Everything a resumed run needs besides the solver's own state: the iterate, the trace so
-/// far, the clocks and the evaluation counts.
+/// Everything a resumed run needs besides the solver's own state: the iterate, the newest trace
+/// row, the clocks and the evaluation counts. The trace itself is not kept (memory stays
+/// bounded however long the run): observers see every row as it is made.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunState {
     pub iter: u64,
     pub x: Vec<f64>,
-    pub rows: Vec<Row>,
+    /// The row of iteration `iter` (`None` before row 0 is measured).
+    pub last: Option<Row>,
     pub seconds: f64,
     /// Seconds spent inside solver steps only (the time per epoch that benchmarks compare).
     pub step_seconds: f64,
@@ -92,7 +94,7 @@ impl RunState {
         RunState {
             iter: 0,
             x: x0,
-            rows: Vec::new(),
+            last: None,
             seconds: 0.0,
             step_seconds: 0.0,
             evaluations: Evaluations::default(),
@@ -169,10 +171,11 @@ impl Executor<'_> {
         let base = state.seconds;
         let base_counts = state.evaluations;
         let own = solver.info().metrics.iter().position(|m| m == "objective");
-        if state.rows.is_empty() {
+        if state.last.is_none() {
             let nan = vec![f64::NAN; solver.info().metrics.len()];
             let row = self.measure(problem, state, f64::NAN, &nan, base, own)?;
-            state.rows.push(row);
+            self.record(&row);
+            state.last = Some(row);
         }
         // The last iterate whose objective was finite, restored when a step diverges.
         let mut last_finite = state.x.clone();
@@ -201,8 +204,15 @@ impl Executor<'_> {
                 Err(RunError::Measure(_)) => return Ok(diverged(state, &last_finite)),
                 Err(e) => return Err(e),
             };
-            let objective = row.objective;
-            state.rows.push(row);
+            // A non-finite iterate or objective, or the solver's own verdict, is divergence:
+            // the state goes back to the last finite iterate before any observer sees the row,
+            // so the trace and the checkpoints hold finite iterates only.
+            let finite = row.objective.is_finite() && state.x.iter().all(|v| v.is_finite());
+            if !finite || report.signal == StepSignal::Diverged {
+                return Ok(diverged(state, &last_finite));
+            }
+            self.record(&row);
+            state.last = Some(row);
             if self
                 .observers
                 .iter()
@@ -215,15 +225,10 @@ impl Executor<'_> {
                     }
                 }
             }
-            let finite = objective.is_finite() && state.x.iter().all(|v| v.is_finite());
             match report.signal {
                 StepSignal::Converged => return Ok(Status::Converged),
                 StepSignal::Stalled => return Ok(Status::Stalled),
-                StepSignal::Diverged => return Ok(diverged(state, &last_finite)),
-                StepSignal::Continue => {}
-            }
-            if !finite {
-                return Ok(diverged(state, &last_finite));
+                StepSignal::Diverged | StepSignal::Continue => {}
             }
             if self.stop.tol.is_some_and(|tol| report.stationarity <= tol) {
                 return Ok(Status::Converged);
@@ -270,20 +275,22 @@ impl Executor<'_> {
             stationarity,
             metrics: metrics.to_vec(),
         };
-        for o in self.observers.iter_mut() {
-            o.row(&row);
-        }
         Ok(row)
+    }
+
+    /// Hand a row to the observers (trace, progress).
+    fn record(&mut self, row: &Row) {
+        for o in self.observers.iter_mut() {
+            o.row(row);
+        }
     }
 }
 
 /// A run that diverged at iteration `state.iter`: the state goes back to the last finite
-/// iterate (`x`, one iteration fewer, its row last), which the outputs then hold.
+/// iterate (`x`, one iteration fewer; its row, never replaced by the diverged one, stays
+/// last), which the outputs then hold.
 fn diverged(state: &mut RunState, last_finite: &[f64]) -> Status {
     state.x.copy_from_slice(last_finite);
-    if state.rows.last().is_some_and(|r| r.iter == state.iter) {
-        state.rows.pop();
-    }
     state.iter = state.iter.saturating_sub(1);
     Status::Diverged
 }

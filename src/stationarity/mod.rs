@@ -22,6 +22,7 @@ mod oracle;
 mod pieces;
 mod smooth;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 pub use kinks::{Kink, KinkOrder};
@@ -42,6 +43,9 @@ pub struct Options {
     pub ztol: f64,
     /// Largest number of pieces enumerated (2^k for k kinks).
     pub max_pieces: usize,
+    /// Set (e.g. by a stop signal) to stop: the tiers leave their loops and a verdict not
+    /// reached before it was set is `interrupted`.
+    pub interrupt: Option<&'static AtomicBool>,
 }
 
 impl Default for Options {
@@ -51,6 +55,7 @@ impl Default for Options {
             tol: 1e-6,
             ztol: 0.0,
             max_pieces: 4096,
+            interrupt: None,
         }
     }
 }
@@ -60,6 +65,8 @@ pub enum Status {
     Stationary,
     NotStationary,
     Inconclusive,
+    /// Stopped by [`Options::interrupt`] before a tier decided.
+    Interrupted,
 }
 
 impl Status {
@@ -69,6 +76,7 @@ impl Status {
             Status::Stationary => "stationary",
             Status::NotStationary => "not_stationary",
             Status::Inconclusive => "inconclusive",
+            Status::Interrupted => "interrupted",
         }
     }
 }
@@ -128,13 +136,27 @@ pub struct Certificate {
     pub ztol: f64,
 }
 
+/// Whether [`Options::interrupt`] is set.
+fn stopped(opts: &Options) -> bool {
+    opts.interrupt.is_some_and(|f| f.load(Ordering::SeqCst))
+}
+
+/// `v`, or an `interrupted` verdict when the stop flag is set (the tier may have been cut short).
+fn interrupted(v: Verdict, opts: &Options) -> Verdict {
+    if !stopped(opts) {
+        return v;
+    }
+    Verdict::new(Status::Interrupted, v.method, v.active_kinks)
+        .reason("stopped by a signal before the certificate was complete")
+}
+
 /// Certify the point of `problem`.
 pub fn certify(problem: &Problem<'_>, opts: &Options) -> Result<Certificate, EvalError> {
     let start = Instant::now();
     let mut o = Oracle::new(problem, opts)?;
     let first_kinks = o.first_order_kinks();
     let mut flattest = None;
-    let mut first = if first_kinks == 0 {
+    let first = if first_kinks == 0 {
         smooth::first_order(&mut o, opts)?
     } else {
         match pieces::convex_outer(&mut o, opts)? {
@@ -145,6 +167,7 @@ pub fn certify(problem: &Problem<'_>, opts: &Options) -> Result<Certificate, Eva
             },
         }
     };
+    let mut first = interrupted(first, opts);
     first.seconds = start.elapsed().as_secs_f64();
     let second_start = Instant::now();
     let mut second = if opts.order != Order::Two {
@@ -152,14 +175,17 @@ pub fn certify(problem: &Problem<'_>, opts: &Options) -> Result<Certificate, Eva
     } else if first.status != Status::Stationary {
         let mut v = Verdict::new(first.status, first.method, o.kinks.len());
         v.reason = Some("not first-order stationary".into());
+        if first.status == Status::Interrupted {
+            v.reason.clone_from(&first.reason);
+        }
         if first.status == Status::NotStationary {
             v.status = Status::NotStationary;
         }
         Some(v)
     } else if o.kinks.is_empty() {
-        Some(smooth::second_order(&mut o, opts)?)
+        Some(interrupted(smooth::second_order(&mut o, opts)?, opts))
     } else {
-        Some(pieces::second_order(&mut o, opts)?)
+        Some(interrupted(pieces::second_order(&mut o, opts)?, opts))
     };
     if let Some(s) = &mut second {
         s.seconds = second_start.elapsed().as_secs_f64();
@@ -172,6 +198,8 @@ pub fn certify(problem: &Problem<'_>, opts: &Options) -> Result<Certificate, Eva
         .and_then(|v| v.direction.clone())
         .or_else(|| first.direction.clone());
     let plot_direction = match witness.or(flattest) {
+        Some(d) if stopped(opts) => d,
+        None if stopped(opts) => vec![0.0; o.n],
         Some(d) => d,
         None => o.flattest()?,
     };

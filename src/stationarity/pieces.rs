@@ -117,6 +117,9 @@ pub(super) fn first_order(
         o.remember(&leaf.inner);
     }
     for leaf in &leaves {
+        if super::stopped(opts) {
+            break;
+        }
         let Some(d) = lp::min_on_cone(&leaf.grad, &leaf.cone, &[]) else {
             continue;
         };
@@ -161,6 +164,9 @@ pub(super) fn second_order(o: &mut Oracle<'_>, opts: &Options) -> Result<Verdict
     };
     let mut undecided = 0;
     for leaf in &leaves {
+        if super::stopped(opts) {
+            break;
+        }
         let gens = face_generators(&leaf.grad, &leaf.cone, opts.tol);
         if gens.is_empty() {
             continue;
@@ -244,6 +250,9 @@ pub(super) fn search(
     }
     let mut best = (f64::INFINITY, None);
     for d in candidates {
+        if super::stopped(opts) {
+            break;
+        }
         let nd = norm2(&d);
         if nd == 0.0 {
             continue;
@@ -307,6 +316,9 @@ fn enumerate(o: &mut Oracle<'_>, opts: &Options, upto: KinkOrder) -> Result<Enum
     // Stack of (next kink position, cone rows, interior point, margin).
     let mut stack = vec![(0usize, Vec::<Vec<f64>>::new(), vec![0.0; n], 1.0f64)];
     while let Some((pos, cone, inner, margin)) = stack.pop() {
+        if super::stopped(opts) {
+            break;
+        }
         if pos == k {
             let (grad, _) = probe(o, &inner, margin, &cone)?;
             leaves.push(Leaf {

@@ -125,6 +125,7 @@ fn lanczos(
         if bnorm <= 1e-10 * (1.0 + a.abs())
             || ritz_res <= 1e-3 * opts.tol.max(1e-8)
             || k + 1 == steps
+            || super::stopped(opts)
         {
             break;
         }

@@ -356,8 +356,16 @@ impl<'a> BlobReader<'a> {
         Ok(u64::from_le_bytes(b))
     }
 
+    /// A finite float: NaN and ±∞ are refused (a state holding them cannot be resumed).
     pub fn f64(&mut self) -> Result<f64, String> {
-        self.u64().map(f64::from_bits)
+        let v = f64::from_bits(self.u64()?);
+        if v.is_finite() {
+            Ok(v)
+        } else {
+            Err(format!(
+                "the saved solver state holds a non-finite number ({v})"
+            ))
+        }
     }
 
     /// A vector of exactly `n` values (written by [`Blob::f64s`]).
