@@ -392,7 +392,7 @@ fn in_a_slurm_job_the_signal_slurm_sends_every_process_reaches_the_train_once() 
             .unwrap();
     assert_eq!(
         report["status"], "interrupted",
-        "train stopped once, with its outputs"
+        "train stopped once, with its outputs: {report}"
     );
     assert!(out.join("runs/0000/checkpoint.json").exists());
 }

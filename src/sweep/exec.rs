@@ -165,7 +165,10 @@ pub fn run_entry(
     let outcome = if status.success() && out.join("report.json").is_file() {
         state(&EntryState::Done { hash, seconds })?;
         EntryOutcome::Ran { resumed, seconds }
-    } else if let Some(signal) = forwarded {
+    } else if let Some(signal) = forwarded
+        .or_else(signals::received)
+        .or_else(|| stopped_by(&status))
+    {
         state(&EntryState::Interrupted { hash, signal })?;
         EntryOutcome::Interrupted { signal }
     } else {
@@ -232,6 +235,16 @@ fn claim(out: &Path) -> Result<Option<std::fs::File>, Diags> {
 /// Inside a Slurm job (`SLURM_JOB_ID` set) the signal is not forwarded: Slurm signals every
 /// process of the job itself (time limit, preemption, `scancel --full`), so `mcopt train`
 /// already has it, and a forwarded copy would be the second signal that makes it exit at once.
+/// The stop signal a `mcopt train` exit status reports (128 + signal: it stopped on it after
+/// writing its outputs), also when the signal reached it before this worker saw one (Slurm
+/// signals every process of a job; a user may signal the train alone).
+fn stopped_by(status: &ExitStatus) -> Option<i32> {
+    let code = status.code()?;
+    signals::STOP_SIGNALS
+        .into_iter()
+        .find(|&sig| i32::from(signals::exit_code(sig)) == code)
+}
+
 fn wait_forwarding(child: &mut std::process::Child) -> (std::io::Result<ExitStatus>, Option<i32>) {
     let slurm = std::env::var_os("SLURM_JOB_ID").is_some();
     let mut forwarded = None;
