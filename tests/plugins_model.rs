@@ -140,6 +140,7 @@ fn a_model_with_a_plugin_activation_trains_with_the_plugin_solver() {
         },
         interrupt: None,
         observers: vec![],
+        reason: None,
     };
     let status = ex
         .run(&mut problem, &mut inst, &mut state)

@@ -107,6 +107,7 @@ fn run(
         stop,
         interrupt: None,
         observers: vec![rows],
+        reason: None,
     };
     ex.run(p, &mut inst, state).unwrap()
 }
@@ -225,6 +226,7 @@ fn the_interrupt_flag_finishes_the_iteration_and_stops() {
         },
         interrupt: Some(&flag),
         observers: vec![&mut obs],
+        reason: None,
     };
     let status = ex.run(&mut p, &mut inst, &mut state).unwrap();
     assert_eq!((status, state.iter), (Status::Interrupted, 3));

@@ -249,6 +249,11 @@ fn srpa_stalls_at_the_rho_cap_instead_of_converging() {
     assert_eq!(o.code, Some(0), "{o:#?}");
     let r = o.json();
     assert_eq!(r["status"], "stalled", "{r:#}");
+    let why = r["reason"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("rho reached its cap") || why.contains("rejected steps in a row"),
+        "the report says why it stalled: {r:#}"
+    );
     let rho = r["rho"].as_f64().unwrap();
     assert!(rho * 1.3 > 0.5e6, "{rho}");
     assert!(r["rejected"].as_u64().unwrap() > 10, "{r:#}");

@@ -140,6 +140,12 @@ fn divergence_saves_the_last_finite_iterate_and_exits_1() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let report = json(&out.join("report.json"));
     assert_eq!(report["status"], "diverged", "{report}");
+    assert!(
+        report["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("iteration")),
+        "the report says what diverged: {report}"
+    );
     let at = report["diverged_at"].as_u64().expect("diverged_at");
     assert!((1..=20).contains(&at), "{report}");
     assert_eq!(report["iterations"].as_u64(), Some(at - 1), "{report}");
@@ -207,6 +213,12 @@ fn armijo_stops_stalled_when_the_step_cannot_decrease_f() {
     assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
     let report = json(&dir.join("o/report.json"));
     assert_eq!(report["status"], "stalled", "{report}");
+    assert!(
+        report["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("no Armijo step")),
+        "the report says why it stalled: {report}"
+    );
     assert!(report["iterations"].as_u64().unwrap() < 300, "{report}");
     assert!((final_x(&dir) - 1.0).abs() < 1e-6, "{report}");
     let _ = std::fs::remove_dir_all(dir);

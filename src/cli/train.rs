@@ -204,8 +204,11 @@ pub fn train(a: &TrainArgs) -> Result<u8, Diags> {
         },
         interrupt: Some(stop_flag),
         observers: vec![&mut progress, &mut recorder],
+        reason: None,
     };
     let status = ex.run(&mut problem, &mut instance, &mut state);
+    let reason = ex.reason.take();
+    drop(ex);
     progress.finish();
     let status = match status {
         Ok(s) => s,
@@ -223,8 +226,14 @@ pub fn train(a: &TrainArgs) -> Result<u8, Diags> {
         .map_err(|e| Diags::from(Diag::from(e).in_file(&a.runfile)))?;
     let checkpoint = identity.checkpoint(&state, solver_state, recorder.mark());
     let certify = |params: &Path| final_certificate(&session, &run, status, params);
-    let report =
-        train_out::write_all(&outputs, &session, &checkpoint, &recorder, status, &certify)?;
+    let report = train_out::write_all(
+        &outputs,
+        &session,
+        &checkpoint,
+        &recorder,
+        (status, reason.as_deref()),
+        &certify,
+    )?;
     if a.json {
         out!(
             "{}",

@@ -190,6 +190,11 @@ pub struct Report {
     /// `diverged`: the iteration whose iterate was not finite (`iterations` + 1).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diverged_at: Option<u64>,
+    /// Why the run stopped, beyond its status: the solver's reason for `stalled` (ρ at its
+    /// cap, steps rejected in a row, a step under its floor), what was not finite for
+    /// `diverged`, the measure under `tol` for `converged`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     pub objective: f64,
     pub train_loss: f64,
     pub test_loss: Option<f64>,
@@ -269,7 +274,7 @@ pub fn write_all(
     session: &Session,
     cp: &Checkpoint,
     rec: &Recorder,
-    status: Status,
+    (status, reason): (Status, Option<&str>),
     certify: Certify<'_>,
 ) -> Result<Report, Diags> {
     let state = &cp.state;
@@ -324,6 +329,7 @@ pub fn write_all(
         solver: cp.solver.clone(),
         iterations: state.iter,
         diverged_at: (status == Status::Diverged).then_some(state.iter + 1),
+        reason: reason.map(str::to_string),
         objective: last.objective,
         train_loss: last.train_loss,
         test_loss: last.test_loss,
@@ -383,9 +389,13 @@ fn certificate_lines(c: &serde_json::Value) -> String {
             continue;
         };
         s.push_str(&format!(
-            "  {key:<13} {status}  (method {}, {} active kinks)",
+            "  {key:<13} {status}  (method {}, {})",
             v["method"].as_str().unwrap_or("?"),
-            v["active_kinks"].as_u64().unwrap_or(0)
+            mcopt::text::plural(
+                usize::try_from(v["active_kinks"].as_u64().unwrap_or(0)).unwrap_or(usize::MAX),
+                "active kink",
+                "active kinks"
+            )
         ));
         if let Some(x) = v["slope"].as_f64() {
             s.push_str(&format!(
@@ -416,6 +426,9 @@ pub fn summary(r: &Report) -> String {
             "iteration {k} was not finite; the outputs hold iteration {}\n",
             r.iterations
         ));
+    }
+    if let Some(why) = &r.reason {
+        s.push_str(&format!("reason      {why}\n"));
     }
     s.push_str(&format!("objective   {:.12}\n", r.objective));
     s.push_str(&format!("train_loss  {:.12}\n", r.train_loss));

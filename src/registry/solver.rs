@@ -73,6 +73,8 @@ pub struct StepReport {
     pub signal: StepSignal,
     pub stationarity: f64,
     pub metrics: Vec<f64>,
+    /// Why the step ends the run (a signal other than continue), when the solver says.
+    pub reason: Option<String>,
 }
 
 /// A failed solver call: the solver, and what went wrong (its own message, or the host
@@ -384,10 +386,13 @@ impl<'r> SolverInstance<'r> {
             signal::DIVERGED => StepSignal::Diverged,
             other => return Err(self.fail(format!("unknown step signal {other}"))),
         };
+        let reason = (signal != StepSignal::Continue && !text.trim().is_empty())
+            .then(|| text.trim().to_string());
         Ok(StepReport {
             signal,
             stationarity: out.stationarity,
             metrics: self.metrics.clone(),
+            reason,
         })
     }
 

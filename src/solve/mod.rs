@@ -130,6 +130,9 @@ pub struct Executor<'a> {
     /// Set (e.g. by a Ctrl-C handler) to finish the current iteration and stop.
     pub interrupt: Option<&'a AtomicBool>,
     pub observers: Vec<&'a mut dyn Observer>,
+    /// Why the last [`Executor::run`] stopped, beyond its status (the solver's reason for
+    /// `stalled`, what diverged, the measure under `tol`); set by `run`.
+    pub reason: Option<String>,
 }
 
 /// What went wrong in a run.
@@ -167,6 +170,7 @@ impl Executor<'_> {
         solver: &mut SolverInstance<'_>,
         state: &mut RunState,
     ) -> Result<Status, RunError> {
+        self.reason = None;
         let clock = Instant::now();
         let base = state.seconds;
         let base_counts = state.evaluations;
@@ -201,7 +205,10 @@ impl Executor<'_> {
             ) {
                 Ok(row) => row,
                 // The new iterate is outside the domain (an overflow, log of 0): diverged.
-                Err(RunError::Measure(_)) => return Ok(diverged(state, &last_finite)),
+                Err(RunError::Measure(e)) => {
+                    self.reason = Some(format!("iteration {}: {e}", state.iter));
+                    return Ok(diverged(state, &last_finite));
+                }
                 Err(e) => return Err(e),
             };
             // A non-finite iterate or objective, or the solver's own verdict, is divergence:
@@ -209,6 +216,14 @@ impl Executor<'_> {
             // so the trace and the checkpoints hold finite iterates only.
             let finite = row.objective.is_finite() && state.x.iter().all(|v| v.is_finite());
             if !finite || report.signal == StepSignal::Diverged {
+                self.reason = Some(match report.reason {
+                    Some(r) => format!("iteration {}: {r}", state.iter),
+                    None if !finite => format!(
+                        "iteration {}: the objective or the iterate is not finite",
+                        state.iter
+                    ),
+                    None => format!("iteration {}: the solver diverged", state.iter),
+                });
                 return Ok(diverged(state, &last_finite));
             }
             self.record(&row);
@@ -226,11 +241,21 @@ impl Executor<'_> {
                 }
             }
             match report.signal {
-                StepSignal::Converged => return Ok(Status::Converged),
-                StepSignal::Stalled => return Ok(Status::Stalled),
+                StepSignal::Converged => {
+                    self.reason = report.reason;
+                    return Ok(Status::Converged);
+                }
+                StepSignal::Stalled => {
+                    self.reason = report.reason;
+                    return Ok(Status::Stalled);
+                }
                 StepSignal::Diverged | StepSignal::Continue => {}
             }
-            if self.stop.tol.is_some_and(|tol| report.stationarity <= tol) {
+            if let Some(tol) = self.stop.tol.filter(|&t| report.stationarity <= t) {
+                self.reason = Some(format!(
+                    "stationarity measure {:e} ≤ tol {tol:e}",
+                    report.stationarity
+                ));
                 return Ok(Status::Converged);
             }
         }

@@ -474,7 +474,9 @@ pub type InitFn =
     unsafe extern "C" fn(args: *const InitArgs, state: *mut StateHandle, msg: *mut MsgBuf) -> i32;
 
 /// step(state, problem, x, out, msg) → status: one iteration (an epoch for minibatch solvers).
-/// `x` (length `dim`) receives the new iterate.
+/// `x` (length `dim`) receives the new iterate. On an error status `msg` holds the error; on OK
+/// with a signal other than [`signal::CONTINUE`], `msg` may hold why the run ends (the host
+/// reports it with the run's status).
 pub type StepFn = unsafe extern "C" fn(
     state: StateHandle,
     problem: *const ProblemTable,

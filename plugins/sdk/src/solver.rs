@@ -297,6 +297,13 @@ pub trait Solver: Sized + 'static {
         metrics: &mut [f64],
     ) -> Result<Step, String>;
 
+    /// Why the last step ended the run, when it returned [`Signal::Stalled`],
+    /// [`Signal::Converged`] or [`Signal::Diverged`] (e.g. "ρ reached its cap 5e5"); the host
+    /// writes it into the run's report. None: no reason beyond the signal.
+    fn stop_reason(&self) -> Option<String> {
+        None
+    }
+
     /// Append the state to `out` (the host stores it in checkpoints as an opaque blob).
     fn save(&self, out: &mut Vec<u8>);
 
@@ -543,6 +550,15 @@ unsafe extern "C" fn step_entry<T: Solver>(
             Signal::Diverged => signal::DIVERGED,
         };
         out.stationarity = step.stationarity;
+        if step.signal != Signal::Continue {
+            // SAFETY: the host passes a valid message buffer or null; on OK it reads the text
+            // as the reason the run ended (see `abi::StepFn`).
+            if let (Some(reason), Some(m)) = (s.stop_reason(), unsafe { msg.as_mut() }) {
+                // SAFETY: a valid MsgBuf from the host has `cap` writable bytes at `ptr` (or a
+                // null `ptr`), which cannot overlap `reason`, a string of ours.
+                unsafe { m.write(&reason) };
+            }
+        }
         Ok(())
     };
     // SAFETY: the host passes a valid message buffer or null.

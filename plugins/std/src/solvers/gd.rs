@@ -20,6 +20,16 @@ pub struct GradientDescent {
     dir: Vec<f64>,
     /// Last accepted Armijo step length.
     t: f64,
+    /// The last step stalled (for [`Solver::stop_reason`]).
+    stalled: bool,
+}
+
+/// Why gd stalls: no trial step above the floor decreased f.
+fn stall_reason(lr: f64) -> String {
+    format!(
+        "no Armijo step down to {:e} (1e-15 lr) decreased f",
+        MIN_STEP * lr
+    )
 }
 
 #[derive(Clone, Copy)]
@@ -86,6 +96,7 @@ impl Solver for GradientDescent {
             trial: vec![0.0; n],
             dir: vec![0.0; n],
             t: opts.lr,
+            stalled: false,
         })
     }
 
@@ -111,10 +122,11 @@ impl Solver for GradientDescent {
                 match self.armijo(problem, x, f)? {
                     Some(()) => x.copy_from_slice(&self.trial),
                     None => {
+                        self.stalled = true;
                         return Ok(Step {
                             signal: Signal::Stalled,
                             stationarity: gnorm,
-                        })
+                        });
                     }
                 }
             } else {
@@ -131,6 +143,10 @@ impl Solver for GradientDescent {
             self.opts.lr
         };
         Ok(end_of_epoch(x, gnorm))
+    }
+
+    fn stop_reason(&self) -> Option<String> {
+        self.stalled.then(|| stall_reason(self.opts.lr))
     }
 
     fn save(&self, out: &mut Vec<u8>) {

@@ -26,6 +26,9 @@ pub struct SrpaSolver {
     /// The (P1) pattern read from the host's table at init; lent to each step's view of the
     /// table instead of copying it again (`None` only while a step holds it).
     structure: Option<P1Structure>,
+    /// Why the last step ended the run (for [`Solver::stop_reason`]); not saved: a resumed run
+    /// goes on from a step that did not end it.
+    stop: Option<String>,
 }
 
 /// Option indices (the order of [`SrpaSolver::OPTIONS`]; the host reads the betas by name).
@@ -138,6 +141,7 @@ impl Solver for SrpaSolver {
         p1.complete(start.x, &mut z)?;
         let run = Srpa::new(&mut p1, z, options(start.options))?;
         Ok(SrpaSolver {
+            stop: None,
             run,
             structure: Some(p1.into_structure()),
         })
@@ -176,19 +180,36 @@ impl Solver for SrpaSolver {
         for (slot, v) in metrics.iter_mut().zip(values) {
             *slot = v;
         }
-        let signal = if !m.objective.is_finite() {
-            Signal::Diverged
-        } else if m.stall.is_some() {
-            Signal::Stalled
+        let (signal, stop) = if !m.objective.is_finite() {
+            (Signal::Diverged, Some("Θ is not finite".to_string()))
+        } else if let Some(stall) = m.stall {
+            (
+                Signal::Stalled,
+                Some(format!(
+                    "{stall} (rho {:e}, {} rejected in a row)",
+                    m.rho, m.rejected_in_a_row
+                )),
+            )
         } else if m.predicted_decrease <= self.run.opts.tol && m.sub_converged {
-            Signal::Converged
+            (
+                Signal::Converged,
+                Some(format!(
+                    "predicted decrease {:e} ≤ tol {:e}, subproblem solved",
+                    m.predicted_decrease, self.run.opts.tol
+                )),
+            )
         } else {
-            Signal::Continue
+            (Signal::Continue, None)
         };
+        self.stop = stop;
         Ok(Step {
             signal,
             stationarity: m.predicted_decrease,
         })
+    }
+
+    fn stop_reason(&self) -> Option<String> {
+        self.stop.clone()
     }
 
     fn save(&self, out: &mut Vec<u8>) {
@@ -199,6 +220,7 @@ impl Solver for SrpaSolver {
         let mut p1 = remote(problem)?;
         let run = Srpa::restore(&mut p1, bytes, options(start.options))?;
         Ok(SrpaSolver {
+            stop: None,
             run,
             structure: Some(p1.into_structure()),
         })
