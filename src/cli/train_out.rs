@@ -278,15 +278,10 @@ pub fn write_all(
     certify: Certify<'_>,
 ) -> Result<Report, Diags> {
     let state = &cp.state;
-    let last = state.last.clone().unwrap_or(Row {
-        iter: 0,
-        objective: f64::NAN,
-        train_loss: f64::NAN,
-        test_loss: None,
-        seconds: 0.0,
-        stationarity: f64::NAN,
-        metrics: vec![],
-    });
+    let last = state
+        .last
+        .clone()
+        .unwrap_or(mcopt::solve::checkpoint::NO_ROW);
     let mut written = BTreeMap::new();
     if let Some(p) = &outputs.params {
         let specs = session.param_specs();

@@ -263,7 +263,7 @@ impl Checkpoint {
 }
 
 /// The row written when a state has none (never the case for a state the executor ran).
-const NO_ROW: Row = Row {
+pub const NO_ROW: Row = Row {
     iter: 0,
     objective: f64::NAN,
     train_loss: f64::NAN,

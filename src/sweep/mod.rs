@@ -269,7 +269,7 @@ pub(crate) fn regular_file(path: &Path) -> Result<u64, Diags> {
     if meta.is_file() {
         return Ok(meta.len());
     }
-    let what = file_type_name(&meta.file_type());
+    let what = crate::input::file_type_name(&meta.file_type());
     Err(Diags::from(
         Diag::new(
             "mcopt::sweep::input",
@@ -278,30 +278,6 @@ pub(crate) fn regular_file(path: &Path) -> Result<u64, Diags> {
         .in_file(path.display().to_string())
         .help("the model, the data and a starting point must be ordinary files"),
     ))
-}
-
-fn file_type_name(t: &std::fs::FileType) -> &'static str {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if t.is_char_device() {
-            return "a character device";
-        }
-        if t.is_block_device() {
-            return "a block device";
-        }
-        if t.is_fifo() {
-            return "a FIFO";
-        }
-        if t.is_socket() {
-            return "a socket";
-        }
-    }
-    if t.is_dir() {
-        "a directory"
-    } else {
-        "not a file"
-    }
 }
 
 /// Whether a process with this id exists on this machine (Linux: `/proc/PID`).

@@ -149,7 +149,13 @@ fn hash_file(h: &mut Sha256, path: &Path, kind: InputKind) -> Result<(), Diags> 
             .help("the limits per kind of input are listed in docs/run-files.md")
             .into());
     }
-    let file = std::fs::File::open(path).map_err(|e| input_error(os_error(&e)))?;
+    // Opened without blocking and checked again: a FIFO swapped in since cannot hang the plan.
+    let (file, _) = crate::input::open_regular(path).map_err(|e| match e {
+        crate::input::OpenError::Io(e) => input_error(os_error(&e)),
+        crate::input::OpenError::NotAFile(what) => {
+            input_error(format!("it is not a regular file ({what})"))
+        }
+    })?;
     h.update(len.to_le_bytes());
     // At most one byte past the length seen: a file that grows while it is read is an error,
     // never an endless read.
