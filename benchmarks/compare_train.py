@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Train the same ReLU Elman RNN (MATH.md §5) in mcopt, JAX and PyTorch, each where installed,
+"""Train the same ReLU Elman RNN (docs/math.md §5) in mcopt, JAX and PyTorch, each where installed,
 from the same initial weights, and print the time per full-batch Adam epoch and the losses.
 
 An epoch is one full-batch Adam step: forward pass, gradient and update (float64).

@@ -2,7 +2,7 @@
 //! teacher ReLU (or tanh) Elman RNN driven by uniform inputs, plus Gaussian noise, with
 //! each target column standardised. Writes CSV to stdout: `seq,x1..x{nx},y1..y{ny}`.
 //!
-//! BENCH.md's large workload:
+//! docs/bench.md's large workload:
 //!     cargo run --release --example gen_rnn_data -- --nh 128 --nx 16 --ny 4 --steps 1000 --sequences 8 --seed 1 > large.csv
 //!
 //! The teacher's weights are scaled so that the recurrence is stable over long sequences:

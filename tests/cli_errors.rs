@@ -33,7 +33,7 @@ fn syn_col(col: usize, name: &str) -> String {
     format!("{name}={}:{col}", at("examples/data/syn_T10.csv"))
 }
 
-/// Every bad input of PRODUCT.md "Bad input gets a clear answer" that the CLI can reach.
+/// Every bad input that must get a clear answer (a diagnostic, never a panic) that the CLI can reach.
 fn cases() -> Vec<Bad> {
     let (params, seq) = (f("params.mco"), f("seq.mco"));
     let ragged = (
@@ -276,7 +276,7 @@ fn help_and_version_are_exit_0() {
     }
 }
 
-/// PRODUCT.md issue #3: a point outside a function's domain points at the expression.
+/// A point outside a function's domain points at the expression.
 #[test]
 fn domain_error_points_at_the_expression() {
     let run = mcopt(&["eval", &f("log_negative.mco")]);

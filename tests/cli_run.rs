@@ -1,12 +1,12 @@
 //! End-to-end runs of the `mcopt` binary on good input: eval of the syn RNN, check of every
-//! example, diff on the MATH.md §6 cases, bench.
+//! example, diff on the docs/math.md §6 cases, bench.
 
 #[path = "cli/support.rs"]
 mod support;
 
 use support::{at, mcopt, num, Run};
 
-/// MATH.md §6: at θ = 0 the training loss on the first 8 rows of syn_T10.csv, and the test
+/// docs/math.md §6: at θ = 0 the training loss on the first 8 rows of syn_T10.csv, and the test
 /// error on the last 2 rows.
 const SYN_LOSS: f64 = 2.179217475548;
 const SYN_TEST: f64 = 6.283130097808;
@@ -146,7 +146,7 @@ fn check_text_output_names_the_structure() {
     }
 }
 
-/// One MATH.md §6 case: model, point and direction files, and the answers worked out by hand
+/// One docs/math.md §6 case: model, point and direction files, and the answers worked out by hand
 /// from f(x + t d) (see the comments).
 struct Case {
     model: &'static str,

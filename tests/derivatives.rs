@@ -1,4 +1,4 @@
-//! Exact one-sided directional derivatives: MATH.md §6 cases, one-sided differences,
+//! Exact one-sided directional derivatives: docs/math.md §6 cases, one-sided differences,
 //! positive homogeneity, equivalent formulas, gradients, and the RNN models.
 
 mod common;
@@ -8,7 +8,7 @@ use mcopt::config::RowSel;
 use mcopt::registry::{Order, Registry};
 use proptest::prelude::*;
 
-/// (model file, point, direction, f′, f″) from the table of MATH.md §6.
+/// (model file, point, direction, f′, f″) from the table of docs/math.md §6.
 type Case = (&'static str, &'static [f64], &'static [f64], f64, f64);
 
 const CASES: &[Case] = &[

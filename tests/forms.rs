@@ -1,5 +1,5 @@
 //! The lifted (P0) and penalized (P1) forms: layout, forward completion, residuals, the
-//! equality of F and Θ with f at feasible points, and the tangent cone of MATH.md §3.
+//! equality of F and Θ with f at feasible points, and the tangent cone of docs/math.md §3.
 
 mod common;
 

@@ -110,7 +110,7 @@ fn leaky_relu_and_l1_pick_sides() {
         ray(&r, "leaky_relu", &[0.5], [-4.0, 1.0, 0.0], 0.0),
         ([-2.0, 0.5, 0.0], 0)
     );
-    // abs(x) + 0.5 x² at 0, d = −1 (MATH.md §6): f′ = 1 from l1, f″ = 0 from l1.
+    // abs(x) + 0.5 x² at 0, d = −1 (docs/math.md §6): f′ = 1 from l1, f″ = 0 from l1.
     assert_eq!(
         ray(&r, "l1", &[], [0.0, -1.0, 0.0], 0.0),
         ([0.0, 1.0, 0.0], 1)
@@ -141,7 +141,7 @@ fn elu_at_zero_uses_the_second_coefficient_of_each_piece() {
         ray(&r, "elu", &[], [0.0, 0.0, -2.0], 0.0).0,
         [0.0, 0.0, -2.0]
     ));
-    // elu(x) − x at 0, d = −1: f′ = 0, f″ = 1 (MATH.md §6).
+    // elu(x) − x at 0, d = −1: f′ = 0, f″ = 1 (docs/math.md §6).
     let ([_, f1, f2], k) = ray(&r, "elu", &[], [0.0, -1.0, 0.0], 0.0);
     assert_eq!((f1 - (-1.0), f2, k), (0.0, 1.0, 1));
     // alpha = 2 at x = −ln 2: φ = 2(1/2 − 1) = −1, φ′ = φ″ = 2·(1/2) = 1.

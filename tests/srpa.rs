@@ -1,5 +1,5 @@
 //! SRPA on (P1): the linearization of the residuals against exact directional derivatives, and
-//! the authors' runs reproduced from their starting weights (MATH.md §5, issue 10).
+//! the authors' runs reproduced from their starting weights (docs/math.md §5, issue 10).
 
 #[path = "../plugins/std/tests/clarabel_ref/mod.rs"]
 mod clarabel_ref;
@@ -103,7 +103,7 @@ fn sp500_linearization_equals_exact_directional_derivatives() {
     check_linearization(&g, &r, &z, 3);
 }
 
-/// BENCH.md's large RNN (examples/large/rnn.mco: a batch of sequences, Nh = 128, Nx = 16,
+/// docs/bench.md's large RNN (examples/large/rnn.mco: a batch of sequences, Nh = 128, Nx = 16,
 /// Ny = 4) on a small generated batch: 3 sequences of 6 steps, so the linearization is checked
 /// on its real structure in the default suite.
 #[test]

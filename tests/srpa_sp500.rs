@@ -22,7 +22,7 @@ use mcopt_plugin_sdk::p1::P1Problem;
 use mcopt_std::solvers::srpa::iteration::{Srpa, SrpaOptions};
 use mcopt_std::solvers::srpa::subproblem::{Method, SubOptions, SubSolution, SubSolver};
 
-/// The authors' Θ(z^k) (MATH.md §5, issue 10).
+/// The authors' Θ(z^k) (docs/math.md §5, issue 10).
 const AUTHORS_K0: f64 = 2.96045607066;
 const AUTHORS_K1: f64 = 2.14549307310;
 const AUTHORS_K10: f64 = 0.301792077059;

@@ -1,4 +1,4 @@
-//! Certificates: the cases of MATH.md §6 in every form that applies, the (P1) exactness case,
+//! Certificates: the cases of docs/math.md §6 in every form that applies, the (P1) exactness case,
 //! witnesses confirmed by exact derivatives, and inconclusive verdicts that stay inconclusive.
 
 mod common;
@@ -80,7 +80,7 @@ fn confirm(g: &Graph, r: &Registry, form: Form, beta: f64, c: &Certificate) {
     }
 }
 
-/// MATH.md §6, each as written (P) and with its inner function as a layer (P, P0, P1).
+/// docs/math.md §6, each as written (P) and with its inner function as a layer (P, P0, P1).
 const CASES: &[(&str, &str, Status, Status)] = &[
     ("param x: real\nminimize (abs(x) - 1)^2 + 0.5 * x^2", "param x: real\nlayer u = abs(x)\nminimize (u - 1)^2 + 0.5 * x^2", N, N),
     ("param x: real\nminimize abs(x) + 0.5 * x^2", "param x: real\nlayer u = abs(x)\nminimize u + 0.5 * x^2", S, S),

@@ -1,7 +1,7 @@
 //! Scalar ray-Taylor rules: truncated expansions a(t) = a₀ + a₁t + a₂t²/2 with K ≤ 3 terms.
 //!
 //! Piecewise functions pick their piece by the lexicographic sign of the expansion
-//! (`MATH.md` §2), so the results are exact one-sided directional derivatives at kinks.
+//! (`docs/math.md` §2), so the results are exact one-sided directional derivatives at kinks.
 
 /// A truncated expansion with `K` coefficients (K = 1: value, 2: first order, 3: second order).
 pub type Tay<const K: usize> = [f64; K];

@@ -17,7 +17,7 @@
 //! - [`Lifted::complete`]: a θ-only point completed by a forward pass (a feasible z), and
 //!   [`Lifted::residuals`]: the residual of every block at a z.
 //! - [`tangent`]: completion of a θ-direction to a tangent direction of (P0) by forward
-//!   propagation, and the test of whether a direction is tangent (MATH.md §3).
+//!   propagation, and the test of whether a direction is tangent (docs/math.md §3).
 //!
 //! Layers whose value does not depend on θ (a base case `h[0] = zeros(4)`) stay constants:
 //! they are not variables of z. A layer that is literally another layer (`layer a = b`) shares

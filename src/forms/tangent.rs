@@ -1,4 +1,4 @@
-//! The tangent cone of (P0) at a feasible z (MATH.md §3): the tangent directions are exactly the
+//! The tangent cone of (P0) at a feasible z (docs/math.md §3): the tangent directions are exactly the
 //! forward-mode propagated ones, d_{u_ℓ} = ψ′_{ℓ−1}((θ, u_{<ℓ}); (d_θ, d_{u_{<ℓ}})).
 
 use super::{Lifted, Residual};

@@ -1,4 +1,4 @@
-//! The exact-penalty thresholds of MATH.md §4 where mcopt can compute them: the authors' β₁, β₂
+//! The exact-penalty thresholds of docs/math.md §4 where mcopt can compute them: the authors' β₁, β₂
 //! bounds for an Elman RNN (a layer that reads itself at t − 1 through a weight matrix W, and
 //! an output layer that reads it at t through A), in log space so that a long sequence's γ₁
 //! is reported as an overflow instead of `inf`.

@@ -31,7 +31,7 @@ pub enum ReduceKind {
     Sum,
     SqNorm,
     Norm1,
-    /// The Euclidean norm ‖a‖ (exact to second order at a = 0; MATH.md, docs/derivatives.md).
+    /// The Euclidean norm ‖a‖ (exact to second order at a = 0; docs/math.md, docs/derivatives.md).
     Norm2,
 }
 

@@ -1,5 +1,5 @@
 //! Certificates of first- and second-order d-stationarity for (P), (P0) and (P1), by the tiered
-//! strategy of MATH.md §4; the only module that solves LPs and QPs (Clarabel).
+//! strategy of docs/math.md §4; the only module that solves LPs and QPs (Clarabel).
 //!
 //! # Public API
 //!

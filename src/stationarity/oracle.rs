@@ -30,7 +30,7 @@ impl Form {
 ///
 /// - (P): `graph` is the model's graph and `point` is θ.
 /// - (P0): `graph` is the model's graph, `point` is θ of a feasible z and `lifted` its lift: the
-///   tangent cone is parameterized by θ-directions completed by forward propagation (MATH.md §3),
+///   tangent cone is parameterized by θ-directions completed by forward propagation (docs/math.md §3),
 ///   F′(z; T d) = f′(θ; d), and curvatures are F″(z; T d) of the lifted objective.
 /// - (P1): `graph` is the penalized graph ([`Lifted::penalized`]) and `point` is z.
 #[derive(Clone, Copy)]

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-/// Every function of the standard plugin, as PLUGINS.md and the issue list them.
+/// Every function of the standard plugin, as the SDK guide (`plugins/sdk/src/guide.rs`) lists them.
 pub const STANDARD_FUNCTIONS: [&str; 11] = [
     "relu",
     "leaky_relu",

@@ -4,7 +4,7 @@
 //! every residual row, and callbacks that complete θ to a feasible z, evaluate Θ, and linearize
 //! the residuals on the current activation piece.
 //!
-//! Conventions (MATH.md §1, §5): z = (θ, u), θ = z[..n_theta]; the residual rows are the
+//! Conventions (docs/math.md §1, §5): z = (θ, u), θ = z[..n_theta]; the residual rows are the
 //! entries of every lifted layer instance u_ℓ − ψ_{ℓ−1}(θ, u_{<ℓ}) in block order, so row i
 //! belongs to the lifted variable z[n_theta + i]; Θ(z) = F(z) + Σ_rows β_i |r_i(z)|.
 //! Pieces: every entry of a piecewise activation is a *site* whose piece (interval index
@@ -101,7 +101,7 @@ pub trait P1Problem {
     fn penalized(&mut self, z: &[f64]) -> Result<f64, String>;
     /// Linearize at z. `pieces` (one per site) holds the previous pieces and receives the new
     /// ones; `multipliers` (n_z entries, ≥ 0) are the bound multipliers of the previous
-    /// subproblem, for the tie rule (MATH.md §5), `None` when there are none.
+    /// subproblem, for the tie rule (docs/math.md §5), `None` when there are none.
     fn linearize(
         &mut self,
         z: &[f64],

@@ -1,5 +1,5 @@
 //! The linearization of the (P1) residuals at z on a fixed activation piece, as a sparse matrix
-//! with a fixed pattern, for SRPA's subproblem (MATH.md §5).
+//! with a fixed pattern, for SRPA's subproblem (docs/math.md §5).
 //!
 //! [`Linearizer::new`] walks the lifted graph once: for every node that a residual depends on it
 //! computes the sparsity pattern of the node's Jacobian with respect to z (the union over all
@@ -10,7 +10,7 @@
 //! Pieces. Every entry of a piecewise node (a registry function with breakpoints such as `relu`,
 //! `leaky_relu`; `abs`; `max`, `min`) is a *site*; its piece is the interval between consecutive
 //! breakpoints its argument lies in. Away from a breakpoint that is fixed by z. At a tie
-//! (|a − breakpoint| ≤ `ztol`) the rule of MATH.md §5 applies: keep the previous piece, unless the
+//! (|a − breakpoint| ≤ `ztol`) the rule of docs/math.md §5 applies: keep the previous piece, unless the
 //! previous subproblem's multiplier of that piece's constraint is positive (the step pushed
 //! against the kink), then switch to the other piece. Where a site's argument is a lifted layer
 //! entry u_j, staying on the piece is the bound `bp_lo − u_j ≤ s_j ≤ bp_hi − u_j`; for `max(a, b)`

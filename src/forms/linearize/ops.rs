@@ -294,7 +294,7 @@ impl Linearizer<'_> {
         k > 0 && site.breakpoints[k - 1] >= a - self.ztol
     }
 
-    /// Choose the piece of every site entry (tie rule of MATH.md §5) and set the bounds.
+    /// Choose the piece of every site entry (tie rule of docs/math.md §5) and set the bounds.
     pub(super) fn choose_pieces(
         &mut self,
         multipliers: Option<&[f64]>,

@@ -1,4 +1,4 @@
-//! One SRPA run as a state machine over a host's (P1) problem (MATH.md §5): fix the pieces at
+//! One SRPA run as a state machine over a host's (P1) problem (docs/math.md §5): fix the pieces at
 //! z^k (the host's tie rule, fed with the previous subproblem's bound multipliers), solve the
 //! convex subproblem exactly, accept with η₁, raise ρ by η₂ on a rejection.
 

@@ -1,4 +1,4 @@
-//! SRPA, the authors' sequential regularized piecewise affine algorithm on (P1) (MATH.md §5),
+//! SRPA, the authors' sequential regularized piecewise affine algorithm on (P1) (docs/math.md §5),
 //! as the standard plugin's solver `srpa`: the exact subproblem solver ([`subproblem`], over the
 //! sparse LDLᵀ of [`ldl`]), the iteration ([`iteration`]), and its wrapper on the step-wise
 //! solver interface, which needs the host's (P1) structure (`PROBLEM_CAP_STRUCTURE`).

@@ -1,4 +1,4 @@
-//! The SRPA subproblem (MATH.md §5), solved exactly:
+//! The SRPA subproblem (docs/math.md §5), solved exactly:
 //!
 //! ```text
 //! minimize over s:  qᵀs + (ρ/2)‖s‖² + Σᵢ βᵢ |rᵢ + (J s)ᵢ|   subject to  lo ≤ s ≤ hi
