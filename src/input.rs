@@ -35,7 +35,8 @@ impl InputKind {
         }
     }
 
-    fn noun(self) -> &'static str {
+    /// What a file of this kind is called in messages ("a model", "a data file", ...).
+    pub fn noun(self) -> &'static str {
         match self {
             InputKind::Model => "a model",
             InputKind::Point => "a point or direction file",

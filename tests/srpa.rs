@@ -5,7 +5,7 @@
 mod clarabel_ref;
 mod common;
 
-use common::eval::{bind, lower, model, sp500_graph, syn_graph};
+use common::eval::{bind, lower, model, sp500_graph, syn_data_graph, syn_graph};
 use mcopt::config::RowSel;
 use mcopt::config::{ColumnSel, HeaderMode, Split};
 use mcopt::eval::{EvalOptions, Evaluator};
@@ -175,18 +175,7 @@ minimize mean(t, sqnorm(o[t] - y[t])) + 0.01 * sqnorm(W1) + 0.01 * sqnorm(W2)
 
 fn feed_forward(r: &Registry) -> Graph {
     let m = model(FEED_FORWARD, r);
-    let data = bind(
-        &m,
-        "examples/data/syn_T10.csv",
-        HeaderMode::No,
-        vec![
-            ("x", ColumnSel::Range { start: 0, end: 5 }),
-            ("y", ColumnSel::Range { start: 5, end: 8 }),
-        ],
-        RowSel::Range { start: 0, end: 8 },
-        Split::Train,
-    );
-    lower(&m, data)
+    syn_data_graph(&m, RowSel::Range { start: 0, end: 8 })
 }
 
 #[test]
@@ -419,18 +408,7 @@ minimize mean(t, sqnorm(o[t] - y[t])) + 0.01 * sqnorm(W1) + 0.01 * sqnorm(W2)
 "
     );
     let m = model(&text, r);
-    let data = bind(
-        &m,
-        "examples/data/syn_T10.csv",
-        HeaderMode::No,
-        vec![
-            ("x", ColumnSel::Range { start: 0, end: 5 }),
-            ("y", ColumnSel::Range { start: 5, end: 8 }),
-        ],
-        RowSel::Range { start: 0, end: 6 },
-        Split::Train,
-    );
-    lower(&m, data)
+    syn_data_graph(&m, RowSel::Range { start: 0, end: 6 })
 }
 
 /// The hidden layers of issue 15 that once panicked the linearizer, and the value an entry of

@@ -6,7 +6,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -15,29 +14,12 @@ use serde_json::Value;
 mod support;
 use support::{command, mcopt};
 
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+fn scratch(tag: &str) -> PathBuf {
+    support::syn_copy(&format!("sweep-{tag}"))
 }
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-/// A fresh scratch directory with a copy of the syn example (model, Adam run file, data), so a
-/// test may change the inputs without touching the repository.
-fn scratch(tag: &str) -> PathBuf {
-    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    let dir = std::env::temp_dir().join(format!("mcopt-sweep-{tag}-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("syn")).unwrap();
-    std::fs::create_dir_all(dir.join("data")).unwrap();
-    for f in ["rnn.mco", "adam.yaml"] {
-        std::fs::copy(repo().join("examples/syn").join(f), dir.join("syn").join(f)).unwrap();
-    }
-    std::fs::copy(
-        repo().join("examples/data/syn_T10.csv"),
-        dir.join("data/syn_T10.csv"),
-    )
-    .unwrap();
-    dir
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// 2 settings × 3 seeds of Adam on syn, `iters` epochs each.

@@ -7,7 +7,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -16,33 +15,10 @@ use serde_json::Value;
 mod support;
 use support::mcopt;
 
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use support::path_str as s;
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-/// A fresh scratch directory with a copy of the syn example (model, Adam run file, data).
 fn scratch(tag: &str) -> PathBuf {
-    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    let dir =
-        std::env::temp_dir().join(format!("mcopt-sweep-rel-{tag}-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("syn")).unwrap();
-    std::fs::create_dir_all(dir.join("data")).unwrap();
-    for f in ["rnn.mco", "adam.yaml"] {
-        std::fs::copy(repo().join("examples/syn").join(f), dir.join("syn").join(f)).unwrap();
-    }
-    std::fs::copy(
-        repo().join("examples/data/syn_T10.csv"),
-        dir.join("data/syn_T10.csv"),
-    )
-    .unwrap();
-    dir
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
+    support::syn_copy(&format!("sweep-rel-{tag}"))
 }
 
 /// Write `body` as `DIR/sweep.yaml` and plan it into `DIR/<name>`.

@@ -7,10 +7,18 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+#[path = "cli/support.rs"]
+mod support;
+use support::{fresh_dir, path_str as s, read_json as json, stderr_of as stderr};
+
+/// A fresh, empty scratch directory (not created: outputs must create it).
+fn scratch(tag: &str) -> PathBuf {
+    fresh_dir(&format!("train-{tag}"))
+}
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -22,30 +30,6 @@ fn mcopt(args: &[&str]) -> Output {
         .current_dir(repo())
         .output()
         .expect("mcopt runs")
-}
-
-/// A fresh, empty scratch directory (not created: outputs must create it).
-fn scratch(tag: &str) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "mcopt-train-{}-{tag}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn json(path: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// `mcopt train RUN --out DIR --quiet EXTRA...`, asserting success; the report.

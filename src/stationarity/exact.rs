@@ -139,16 +139,15 @@ pub(super) fn recheck(
         },
     }
     first.seconds += start.elapsed().as_secs_f64();
+    let start = std::time::Instant::now();
     let Some(v) = second else {
         return Ok(());
     };
     if first.status != before || first.status != Status::Stationary {
         if first.status != before {
-            // As `certify` derives it: second order follows a first order that fails.
-            let mut d = Verdict::new(first.status, first.method, v.active_kinks);
-            d.reason = Some("not first-order stationary".into());
-            d.seconds = v.seconds;
-            *v = d;
+            let seconds = v.seconds;
+            *v = super::second_after(first, v.active_kinks);
+            v.seconds = seconds;
         }
         return Ok(());
     }

@@ -150,6 +150,18 @@ fn interrupted(v: Verdict, opts: &Options) -> Verdict {
         .reason("stopped by a signal before the certificate was complete")
 }
 
+/// The second-order verdict when first order is not `stationary`: the same status (second
+/// order presupposes first), with the first order's reason when it was interrupted.
+pub(super) fn second_after(first: &Verdict, active_kinks: usize) -> Verdict {
+    let mut v = Verdict::new(first.status, first.method, active_kinks);
+    v.reason = if first.status == Status::Interrupted {
+        first.reason.clone()
+    } else {
+        Some("not first-order stationary".into())
+    };
+    v
+}
+
 /// Certify the point of `problem`.
 pub fn certify(problem: &Problem<'_>, opts: &Options) -> Result<Certificate, EvalError> {
     let start = Instant::now();
@@ -173,15 +185,7 @@ pub fn certify(problem: &Problem<'_>, opts: &Options) -> Result<Certificate, Eva
     let mut second = if opts.order != Order::Two {
         None
     } else if first.status != Status::Stationary {
-        let mut v = Verdict::new(first.status, first.method, o.kinks.len());
-        v.reason = Some("not first-order stationary".into());
-        if first.status == Status::Interrupted {
-            v.reason.clone_from(&first.reason);
-        }
-        if first.status == Status::NotStationary {
-            v.status = Status::NotStationary;
-        }
-        Some(v)
+        Some(second_after(&first, o.kinks.len()))
     } else if o.kinks.is_empty() {
         Some(interrupted(smooth::second_order(&mut o, opts)?, opts))
     } else {

@@ -7,9 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{
-    content_hash, entry_state, lock, regular_file, run_dir, EntryState, Manifest, LOCK_FILE,
-};
+use super::{content_hash, entry_state, lock, run_dir, EntryState, Manifest, LOCK_FILE};
 use crate::atomic::write as write_atomic;
 use crate::diag::{Diag, Diags};
 use crate::input::{os_error, read_source, InputKind};
@@ -71,7 +69,6 @@ pub fn run_entry(
             .help("the sweep directory was changed after planning: plan the sweep again into a new directory")
             .into());
     }
-    regular_file(&run_file)?;
     let Some(lock) = claim(&out)? else {
         return Ok(EntryOutcome::Busy);
     };

@@ -158,17 +158,10 @@ pub fn run_dir(dir: &Path, index: usize) -> PathBuf {
 /// The recorded state of an entry, if any.
 pub fn entry_state(dir: &Path, index: usize) -> Option<EntryState> {
     use std::io::Read as _;
-    let path = run_dir(dir, index).join("state.json");
     // A state is a few hundred bytes: never read a device or an endless file.
-    if !std::fs::metadata(&path).ok()?.is_file() {
-        return None;
-    }
+    let (file, _) = crate::input::open_regular(&run_dir(dir, index).join("state.json")).ok()?;
     let mut text = String::new();
-    std::fs::File::open(&path)
-        .ok()?
-        .take(1 << 20)
-        .read_to_string(&mut text)
-        .ok()?;
+    file.take(1 << 20).read_to_string(&mut text).ok()?;
     serde_json::from_str(&text).ok()
 }
 
@@ -251,33 +244,6 @@ pub fn counts(dir: &Path, manifest: &Manifest) -> Counts {
         }
     }
     c
-}
-
-/// The length of `path` if it is a regular file (symbolic links followed); a device, a FIFO,
-/// a socket or a directory is a diagnostic, found from its metadata without opening it (so
-/// neither an endless device nor a FIFO without a writer is ever read).
-pub(crate) fn regular_file(path: &Path) -> Result<u64, Diags> {
-    let fail = |why: String| -> Diags {
-        Diag::new(
-            "mcopt::sweep::input",
-            format!("cannot read an input of the sweep: {why}"),
-        )
-        .in_file(path.display().to_string())
-        .into()
-    };
-    let meta = std::fs::metadata(path).map_err(|e| fail(crate::input::os_error(&e)))?;
-    if meta.is_file() {
-        return Ok(meta.len());
-    }
-    let what = crate::input::file_type_name(&meta.file_type());
-    Err(Diags::from(
-        Diag::new(
-            "mcopt::sweep::input",
-            format!("cannot read an input of the sweep: it is not a regular file ({what})"),
-        )
-        .in_file(path.display().to_string())
-        .help("the model, the data and a starting point must be ordinary files"),
-    ))
 }
 
 /// Whether a process with this id exists on this machine (Linux: `/proc/PID`).

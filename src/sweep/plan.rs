@@ -6,7 +6,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use super::{regular_file, run_dir, Entry, Manifest, MANIFEST_VERSION};
+use super::{run_dir, Entry, Manifest, MANIFEST_VERSION};
 use crate::atomic::write as write_atomic;
 use crate::config::{self, InitSpec, SweepFile};
 use crate::diag::{Diag, Diags};
@@ -137,25 +137,31 @@ fn hash_file(h: &mut Sha256, path: &Path, kind: InputKind) -> Result<(), Diags> 
         .in_file(path.display().to_string())
         .into()
     };
-    let len = regular_file(path)?;
+    // Devices, FIFOs and directories are refused from their metadata, and the open does not
+    // block: neither an endless device nor a FIFO without a writer is ever read.
+    let (file, meta) = crate::input::open_regular(path).map_err(|e| match e {
+        crate::input::OpenError::Io(e) => input_error(os_error(&e)),
+        crate::input::OpenError::NotAFile(what) => Diags::from(
+            Diag::new(
+                "mcopt::sweep::input",
+                format!("cannot read an input of the sweep: it is not a regular file ({what})"),
+            )
+            .in_file(path.display().to_string())
+            .help("the model, the data and a starting point must be ordinary files"),
+        ),
+    })?;
+    let len = meta.len();
     if len > kind.cap() {
         let msg = format!(
             "the file has {len} bytes, more than the {} MiB mcopt reads as {}",
             kind.cap() >> 20,
-            kind_noun(kind)
+            kind.noun()
         );
         return Err(Diag::new("mcopt::io::too_large", msg)
             .in_file(path.display().to_string())
             .help("the limits per kind of input are listed in docs/run-files.md")
             .into());
     }
-    // Opened without blocking and checked again: a FIFO swapped in since cannot hang the plan.
-    let (file, _) = crate::input::open_regular(path).map_err(|e| match e {
-        crate::input::OpenError::Io(e) => input_error(os_error(&e)),
-        crate::input::OpenError::NotAFile(what) => {
-            input_error(format!("it is not a regular file ({what})"))
-        }
-    })?;
     h.update(len.to_le_bytes());
     // At most one byte past the length seen: a file that grows while it is read is an error,
     // never an endless read.
@@ -178,13 +184,4 @@ fn hash_file(h: &mut Sha256, path: &Path, kind: InputKind) -> Result<(), Diags> 
         ));
     }
     Ok(())
-}
-
-fn kind_noun(kind: InputKind) -> &'static str {
-    match kind {
-        InputKind::Model => "a model",
-        InputKind::Point => "a point or direction file",
-        InputKind::RunFile => "a run file",
-        InputKind::Data => "a data file",
-    }
 }

@@ -149,3 +149,55 @@ pub fn num(v: &serde_json::Value, key: &str, run: &Run) -> f64 {
         .as_f64()
         .unwrap_or_else(|| panic!("no number `{key}` in {v}: {run:#?}"))
 }
+
+static SCRATCH: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh path under the temporary directory for `tag` (what an earlier run left there is
+/// removed; the directory itself is not created).
+pub fn fresh_dir(tag: &str) -> PathBuf {
+    let n = SCRATCH.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("mcopt-{tag}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// A fresh, existing scratch directory for `tag`.
+pub fn scratch_dir(tag: &str) -> PathBuf {
+    let dir = fresh_dir(tag);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    dir
+}
+
+/// A scratch directory holding a copy of the syn example (`syn/rnn.mco`, `syn/adam.yaml`,
+/// `data/syn_T10.csv`), so a test may change the inputs without touching the repository.
+pub fn syn_copy(tag: &str) -> PathBuf {
+    let dir = scratch_dir(tag);
+    for sub in ["syn", "data"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    for f in ["rnn.mco", "adam.yaml"] {
+        std::fs::copy(repo().join("examples/syn").join(f), dir.join("syn").join(f)).unwrap();
+    }
+    std::fs::copy(
+        repo().join("examples/data/syn_T10.csv"),
+        dir.join("data/syn_T10.csv"),
+    )
+    .unwrap();
+    dir
+}
+
+/// A path as a command-line argument.
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("a UTF-8 path")
+}
+
+/// A JSON file, parsed; panics naming the file.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The standard error of a finished process, as text.
+pub fn stderr_of(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}

@@ -60,9 +60,14 @@ pub fn bind(
 
 /// The syn RNN (examples/syn/rnn.mco) on rows `rows` of syn_T10.csv.
 pub fn syn_graph(registry: &Registry, rows: RowSel) -> Graph {
-    let m = model_file("examples/syn/rnn.mco", registry);
+    syn_data_graph(&model_file("examples/syn/rnn.mco", registry), rows)
+}
+
+/// `m`, a model with `data x: seq(vec(5))` and `data y: seq(vec(3))`, on rows `rows` of
+/// syn_T10.csv (x: columns 0..5, y: 5..8; no header).
+pub fn syn_data_graph(m: &Model, rows: RowSel) -> Graph {
     let data = bind(
-        &m,
+        m,
         "examples/data/syn_T10.csv",
         HeaderMode::No,
         vec![
@@ -72,7 +77,7 @@ pub fn syn_graph(registry: &Registry, rows: RowSel) -> Graph {
         rows,
         Split::Train,
     );
-    lower(&m, data)
+    lower(m, data)
 }
 
 /// The sp500 RNN on its first 90% of rows.
