@@ -121,8 +121,6 @@ fn syn_run_file(dir: &Path, options: &str) -> PathBuf {
 /// a lifted layer is an error at the option, with the layers listed.
 #[test]
 fn beta_per_layer_name() {
-    let init = repo().join("examples/data/srpa_syn_theta0.yaml");
-    let init = init.to_str().unwrap();
     let mut dirs = Vec::new();
     // trains syn from the authors' start with `beta` (the rest of their options unchanged)
     let mut run = |tag: &str, beta: &str, iters: &str| {
@@ -130,19 +128,7 @@ fn beta_per_layer_name() {
         let options = format!("{{{beta}, eta1: 0.9, eta2: 1.3, rho1: 0.5}}");
         let file = syn_run_file(&dir, &options);
         let out = dir.join("out");
-        let o = support::command(&[
-            "train",
-            file.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--init",
-            init,
-            "--max-iter",
-            iters,
-            "--json",
-            "--quiet",
-        ])
-        .run();
+        let o = train_from_authors(&file, &out, iters);
         dirs.push(dir);
         (o, out)
     };
@@ -202,8 +188,14 @@ fn train_variant(
     );
     std::fs::write(&file, text).unwrap();
     let out = dir.join("out");
+    let o = train_from_authors(&file, &out, iters);
+    (o, out, dir)
+}
+
+/// `mcopt train FILE` from the authors' syn start for `iters` iterations into `out` (JSON).
+fn train_from_authors(file: &Path, out: &Path, iters: &str) -> support::Run {
     let init = repo().join("examples/data/srpa_syn_theta0.yaml");
-    let o = support::command(&[
+    support::command(&[
         "train",
         file.to_str().unwrap(),
         "--out",
@@ -215,8 +207,7 @@ fn train_variant(
         "--json",
         "--quiet",
     ])
-    .run();
-    (o, out, dir)
+    .run()
 }
 
 /// The line of the run file that holds `needle` (1-based).
