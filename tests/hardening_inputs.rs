@@ -28,11 +28,7 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
 
 /// The stderr of `run` with miette's line wrapping undone (words joined by single spaces).
 fn flat(run: &Run) -> String {
-    run.stderr
-        .split_whitespace()
-        .filter(|w| *w != "│")
-        .collect::<Vec<_>>()
-        .join(" ")
+    support::unwrapped(&run.stderr)
 }
 
 /// Exit 2 with `code` on stderr, no panic, no signal.

@@ -251,7 +251,7 @@ fn plan_refuses_devices_and_fifos_among_its_inputs() {
             .spawn()
             .unwrap();
         let o = wait_or_kill(child, Duration::from_secs(60));
-        let stderr = String::from_utf8_lossy(&o.stderr);
+        let stderr = support::unwrapped(&String::from_utf8_lossy(&o.stderr));
         assert_eq!(o.status.code(), Some(2), "{data}: {o:?}");
         assert!(stderr.contains("not a regular file"), "{data}: {stderr}");
         assert!(!out.exists());

@@ -201,3 +201,12 @@ pub fn read_json(path: &Path) -> serde_json::Value {
 pub fn stderr_of(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// Rendered diagnostics as one line: the renderer wraps long messages at the terminal width
+/// (continuation lines start with `│`), so a phrase may be split across lines.
+pub fn unwrapped(text: &str) -> String {
+    text.split_whitespace()
+        .filter(|w| *w != "│")
+        .collect::<Vec<_>>()
+        .join(" ")
+}
