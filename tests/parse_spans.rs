@@ -36,7 +36,7 @@ fn param_spans() {
     assert_eq!(at(&src, d.span), "param w: vec(3) = [1, 0, -1]");
     assert_eq!(at(&src, d.name.span), "w");
     assert_eq!(at(&src, d.ty.span), "vec(3)");
-    let TypeKind::Vec(n) = d.ty.kind else {
+    let TypeKind::Vec(n) = &d.ty.kind else {
         panic!("not a vec")
     };
     assert_eq!((n.value, at(&src, n.span)), (3, "3"));

@@ -5,6 +5,7 @@ use crate::text::plural;
 use std::sync::Arc;
 
 use super::expr::{fold, lit, node, scalar_of, unary, Ctx, Mismatch};
+use super::index::RangeReduce;
 use super::items::Checker;
 use super::{Binary, CExpr, CKind, Shape, Unary, MAX_ELEMENTS};
 use crate::diag::{Diag, Span};
@@ -22,6 +23,8 @@ const BUILTINS: &[&str] = &[
     "min",
     "norm1",
     "norm2",
+    "norminf",
+    "pow",
     "sqnorm",
     "sqrt",
     "sum",
@@ -38,7 +41,44 @@ impl Checker<'_> {
         ctx: &Ctx,
     ) -> Option<CExpr> {
         let name = func.name.as_str();
+        if let Some(ExprKind::Range { var, lo, hi }) = args.first().map(|a| &a.kind) {
+            let kind = match name {
+                "sum" => Some(RangeReduce::Sum),
+                "mean" => Some(RangeReduce::Mean),
+                "max" => Some(RangeReduce::Max),
+                "min" => Some(RangeReduce::Min),
+                _ => None,
+            };
+            return match (kind, args) {
+                (Some(kind), [_, body]) => self.range_reduce(e, kind, (var, lo, hi), body, ctx),
+                _ => {
+                    let msg = match kind {
+                        Some(_) => format!("`{name}` over a range takes the range and one body, found {} arguments", args.len()),
+                        None => format!("`{name}` does not take an index range"),
+                    };
+                    let d = Diag::new("mcopt::check::range", msg)
+                        .at(&self.source, args[0].span, "range here")
+                        .help("reductions over a range: sum(i in 1..n, e), mean(..), max(..), min(..)");
+                    self.error(d);
+                    None
+                }
+            };
+        }
         match (name, args.len()) {
+            ("max" | "min", 1) => {
+                let [a] = self.args::<1>(func, args, ctx)?;
+                let op = if name == "max" { Unary::Max } else { Unary::Min };
+                return Some(unary(op, a, e.span));
+            }
+            ("pow", 2) => {
+                let a = self.expr(&args[0], ctx);
+                let pv = self.expr(&args[1], ctx)?;
+                let Some(p) = scalar_of(&pv) else {
+                    self.not_constant_exponent(&args[1], &pv);
+                    return None;
+                };
+                return Some(unary(Unary::Pow(p), a?, e.span));
+            }
             ("sum" | "mean", 2) => return self.time_reduce(e, name == "mean", args, ctx),
             ("zeros", 1 | 2) => return self.zeros(e, args, ctx),
             _ => {}
@@ -320,6 +360,7 @@ fn builtin_unary(name: &str) -> Option<Unary> {
         "sqnorm" => Unary::SqNorm,
         "norm1" => Unary::Norm1,
         "norm2" => Unary::Norm2,
+        "norminf" => Unary::NormInf,
         "transpose" => Unary::Transpose,
         _ => return None,
     })

@@ -71,6 +71,16 @@ impl Checker<'_> {
             }
             ExprKind::Call { func, args } => self.call(e, func, args, ctx),
             ExprKind::List(items) => self.list(e, items, ctx),
+            ExprKind::Range { var, .. } => {
+                let d = Diag::new(
+                    "mcopt::check::range",
+                    format!("the index range of `{}` is not a value", var.name),
+                )
+                .at(&self.source, e.span, "range here")
+                .help("a range is the first argument of sum, mean, max or min: sum(i in 1..n, x[i])");
+                self.error(d);
+                None
+            }
         }
     }
 
@@ -563,7 +573,7 @@ impl Checker<'_> {
 }
 
 /// `[e₁, .., e_r]` as Σᵢ eᵢ·unitᵢ (reals), or the matrix with rows eᵢ as Σᵢ unitᵢ·eᵢᵀ (vectors).
-fn stack(items: Vec<CExpr>, span: Span) -> CExpr {
+pub(super) fn stack(items: Vec<CExpr>, span: Span) -> CExpr {
     let r = items.len();
     let first = items[0].shape;
     let mut sum: Option<CExpr> = None;
@@ -632,7 +642,14 @@ pub(super) fn scalar_values(e: &CExpr) -> &[f64] {
 
 pub(super) fn unary(op: Unary, a: CExpr, span: Span) -> CExpr {
     let shape = match op {
-        Unary::Sum | Unary::Mean | Unary::SqNorm | Unary::Norm1 | Unary::Norm2 => Shape::SCALAR,
+        Unary::Sum
+        | Unary::Mean
+        | Unary::SqNorm
+        | Unary::Norm1
+        | Unary::Norm2
+        | Unary::Max
+        | Unary::Min
+        | Unary::NormInf => Shape::SCALAR,
         Unary::Transpose => Shape::matrix(a.shape.cols, a.shape.rows),
         _ => a.shape,
     };
@@ -664,7 +681,9 @@ pub(super) fn fold(e: CExpr) -> CExpr {
 fn fold_unary(op: Unary, x: f64) -> Option<f64> {
     let v = match op {
         Unary::Neg => -x,
-        Unary::Abs | Unary::Norm1 | Unary::Norm2 => x.abs(),
+        Unary::Abs | Unary::Norm1 | Unary::Norm2 | Unary::NormInf => x.abs(),
+        Unary::Max | Unary::Min => x,
+        Unary::Pow(p) => pow_value(x, p)?,
         Unary::Exp => x.exp(),
         Unary::Log if x > 0.0 => x.ln(),
         Unary::Sqrt if x >= 0.0 => x.sqrt(),
@@ -674,6 +693,15 @@ fn fold_unary(op: Unary, x: f64) -> Option<f64> {
         _ => return None,
     };
     v.is_finite().then_some(v)
+}
+
+/// x^p as `pow` defines it: any x for an integer p (x ≠ 0 when p < 0), else x > 0, or x = 0
+/// with p > 0.
+pub(crate) fn pow_value(x: f64, p: f64) -> Option<f64> {
+    if p.fract() == 0.0 && p.abs() <= i32::MAX as f64 {
+        return (x != 0.0 || p >= 0.0).then(|| x.powi(p as i32));
+    }
+    (x > 0.0 || (x == 0.0 && p > 0.0)).then(|| x.powf(p))
 }
 
 fn fold_binary(op: Binary, x: f64, y: f64) -> Option<f64> {

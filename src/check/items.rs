@@ -131,7 +131,8 @@ impl<'a> Checker<'a> {
         for item in &program.items {
             match item {
                 Item::Param(p) => self.param_init(p),
-                Item::Const(c) => self.constant(c),
+                // Declared with the parameters (`declare_globals`), so sizes can use them.
+                Item::Const(_) => {}
                 Item::Let(l) => self.let_decl(l),
                 Item::Layer(l) => self.layer(l),
                 Item::Data(_) => {}
@@ -265,11 +266,13 @@ impl<'a> Checker<'a> {
             .collect()
     }
 
-    /// First pass: parameters, data and layer names, so bodies can refer to them and
-    /// order errors can say "declared later" instead of "unknown".
+    /// First pass: constants, parameters, data and layer names, so bodies can refer to them
+    /// and order errors can say "declared later" instead of "unknown". Constants come in
+    /// source order with the declarations, so a size like `vec(n)` sees the `const n` above it.
     fn declare_globals(&mut self, program: &ast::Program) {
         for item in &program.items {
             match item {
+                Item::Const(c) => self.constant(c),
                 Item::Param(p) => {
                     let Some(shape) = self.value_type(&p.ty) else {
                         self.poison(&p.name);
@@ -315,7 +318,7 @@ impl<'a> Checker<'a> {
     /// The written sequence count of a `batch(N, ..)` type.
     fn batch_count(&self, ty: &ast::TypeExpr) -> Option<u64> {
         match &ty.kind {
-            TypeKind::Batch { count, .. } => count.map(|c| c.value),
+            TypeKind::Batch { count, .. } => count.as_ref().map(|c| c.value),
             _ => None,
         }
     }
@@ -341,7 +344,7 @@ impl<'a> Checker<'a> {
             }
         }
         let (inner, batch) = match &d.ty.kind {
-            TypeKind::Batch { count, inner } => (inner.as_ref(), Some(count.map(|c| c.value))),
+            TypeKind::Batch { count, inner } => (inner.as_ref(), Some(count.as_ref().map(|c| c.value))),
             _ => (&d.ty, None),
         };
         let TypeKind::Seq(step) = &inner.kind else {
@@ -473,6 +476,9 @@ impl<'a> Checker<'a> {
     }
 
     fn dim(&mut self, d: &ast::Dim) -> Option<usize> {
+        if let Some(e) = &d.expr {
+            return self.size_expr(e);
+        }
         match usize::try_from(d.value) {
             Ok(n) if (1..=MAX_ELEMENTS).contains(&n) => Some(n),
             _ => {
@@ -485,6 +491,30 @@ impl<'a> Checker<'a> {
                     d.span,
                     "size here",
                 ));
+                None
+            }
+        }
+    }
+
+    /// A size written as an expression of constants (`vec(n - 1)`): a whole number between 1
+    /// and [`MAX_ELEMENTS`], or `mcopt::check::size` at the expression.
+    fn size_expr(&mut self, e: &ast::Expr) -> Option<usize> {
+        let v = self.expr(e, &Ctx::top())?;
+        let value = super::expr::scalar_of(&v);
+        match value {
+            Some(x) if x.fract() == 0.0 && x >= 1.0 && x <= MAX_ELEMENTS as f64 => Some(x as usize),
+            _ => {
+                let found = match value {
+                    Some(x) => format!("this size is {x}"),
+                    None => format!("this is a {} expression, not a constant", v.shape),
+                };
+                let d = Diag::new(
+                    "mcopt::check::size",
+                    format!("a size must be a whole number between 1 and {MAX_ELEMENTS}"),
+                )
+                .at(&self.source, e.span, found)
+                .help("sizes are integer expressions of constants, like vec(n) or vec(n - 1); `--const n=..` and a run file's `consts:` change them");
+                self.error(d);
                 None
             }
         }
@@ -773,7 +803,9 @@ fn depends_on_layers(e: &CExpr) -> bool {
         }
         match &n.kind {
             CKind::Data { .. } | CKind::Layer { .. } | CKind::TimeReduce { .. } => return true,
-            CKind::Unary(_, a) | CKind::Element { base: a, .. } => stack.push(a),
+            CKind::Unary(_, a) | CKind::Element { base: a, .. } | CKind::Gather { base: a, .. } => {
+                stack.push(a)
+            }
             CKind::Call { arg, .. } => stack.push(arg),
             CKind::Binary(_, a, b) => {
                 stack.push(a);

@@ -7,11 +7,13 @@
 
 mod calls;
 mod expr;
+mod index;
 mod items;
 mod shape;
 
 use std::sync::Arc;
 
+pub use index::MAX_UNROLL;
 pub use shape::Shape;
 
 use crate::diag::{Diags, SourceFile, Span};
@@ -134,6 +136,13 @@ pub enum CKind {
         row: usize,
         col: usize,
     },
+    /// The entries `start + k·step` (k = 0, 1, .., len − 1; column-major, 0-based, per
+    /// sequence) of a vector or matrix, as a `vec(len)`: `x[i + 1]` over a range of `i`.
+    Gather {
+        base: Arc<CExpr>,
+        start: usize,
+        step: isize,
+    },
     /// `sum(t, e)` or `mean(t, e)`: over time steps (and sequences of a batch).
     TimeReduce {
         mean: bool,
@@ -152,7 +161,7 @@ pub enum TimeRef {
     Abs(u64),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Unary {
     Neg,
     Abs,
@@ -160,6 +169,14 @@ pub enum Unary {
     Log,
     Sqrt,
     PowI(i32),
+    /// `pow(a, p)`: a real constant power, elementwise (a ≥ 0 unless p is an integer).
+    Pow(f64),
+    /// Largest entry: `max(v)`, `max(i in a..b, e)` (one n-ary max, ties are kinks).
+    Max,
+    /// Smallest entry: `min(v)`, `min(i in a..b, e)`.
+    Min,
+    /// Largest absolute value of the entries: `norminf(v)`.
+    NormInf,
     /// Sum of all entries.
     Sum,
     /// Mean of all entries.

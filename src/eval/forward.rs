@@ -89,6 +89,102 @@ fn sqrt_tay<const K: usize>(x: Tay<K>, a2_use: A2Use) -> Result<Tay<K>, UnaryFai
     }
 }
 
+/// `pow(a, p)` along the ray. An integer p is x^p for every a (a₀ ≠ 0 when p < 0). Otherwise
+/// a₀ > 0 is smooth, a₀ < 0 is outside the domain, and at a₀ = 0 (p > 0) the one-sided
+/// expansion of a(t)^p decides, as for `sqrt` (p = ½), whose rules these extend:
+/// - a₁ > 0: a(t)^p = (a₁t)^p (1 + O(t)): f′ = 0 for p > 1 and is infinite (refused) for
+///   p < 1; f″ = 0 for p > 2 and is infinite (refused) for 1 < p < 2.
+/// - a₁ < 0: a(t) leaves the domain (refused).
+/// - a₁ = 0, a₂ > 0: a(t)^p = (a₂/2)^p t^{2p} (1 + O(t)): f′ = 0 for p > ½, √(a₂/2) for
+///   p = ½, infinite (refused) for p < ½; f″ = 0 for p > 1, refused for p < 1 (infinite, or
+///   for p = ½ dependent on the third coefficient, which is not computed).
+/// - a₁ = 0, a₂ < 0: leaves the domain (refused); a₁ = a₂ = 0: 0 (as `sqrt`).
+///
+/// A first-order pass at a₀ = a₁ = 0 with p ≤ ½ needs a₂ (like `sqrt`).
+#[inline(always)]
+fn pow_tay<const K: usize>(x: Tay<K>, p: f64, a2_use: A2Use) -> Result<Tay<K>, UnaryFail> {
+    if p.fract() == 0.0 && p.abs() <= i32::MAX as f64 {
+        let k = p as i32;
+        let (f0, f1, f2) = kn::powi_parts(x[0], k)
+            .ok_or_else(|| UnaryFail::Domain(format!("0 to the power {k} is undefined")))?;
+        return Ok(kn::smooth(x, f0, f1, f2));
+    }
+    if x[0] > 0.0 || K == 1 && x[0] == 0.0 && p > 0.0 {
+        let f0 = x[0].powf(p);
+        let (f1, f2) = if x[0] > 0.0 {
+            (p * x[0].powf(p - 1.0), p * (p - 1.0) * x[0].powf(p - 2.0))
+        } else {
+            (0.0, 0.0)
+        };
+        return Ok(kn::smooth(x, f0, f1, f2));
+    }
+    if x[0] < 0.0 {
+        return Err(UnaryFail::Domain(format!(
+            "pow({}, {p}) is undefined: a non-integer power needs a ≥ 0 (write pow(abs(a), p))",
+            x[0]
+        )));
+    }
+    if p <= 0.0 {
+        return Err(UnaryFail::Domain(format!(
+            "pow(0, {p}) is undefined: at 0 the power must be positive"
+        )));
+    }
+    let refuse = |what: &str| {
+        Err(UnaryFail::Domain(format!(
+            "pow(a, {p}) at a = 0 along this direction: {what}"
+        )))
+    };
+    let second = K > 2 && a2_use == A2Use::SecondOrder;
+    let mut o = [0.0; K];
+    if x[1] < 0.0 {
+        return refuse(&format!("a moves linearly into a < 0 (a₁ = {})", x[1]));
+    }
+    if x[1] > 0.0 {
+        if p < 1.0 {
+            return refuse(&format!(
+                "a grows linearly (a₁ = {}), so a^p grows like t^{p}: no finite derivative",
+                x[1]
+            ));
+        }
+        if second && p < 2.0 {
+            return refuse(&format!(
+                "a grows linearly (a₁ = {}), so a^p grows like t^{p}: f′ = 0 but f″ is infinite",
+                x[1]
+            ));
+        }
+        return Ok(o);
+    }
+    if K == 2 {
+        if p > 0.5 {
+            return Ok(o);
+        }
+        return Err(UnaryFail::NeedsA2);
+    }
+    let a2 = if K > 2 { x[2] } else { 0.0 };
+    if a2 < 0.0 {
+        return refuse(&format!("a decreases like a₂t²/2 with a₂ = {a2}"));
+    }
+    if a2 == 0.0 {
+        return Ok(o);
+    }
+    if p < 0.5 {
+        return refuse(&format!(
+            "a grows like a₂t²/2 (a₂ = {a2}), so a^p grows like t^{}: no finite derivative",
+            2.0 * p
+        ));
+    }
+    if second && p < 1.0 {
+        return refuse(&format!(
+            "a grows like a₂t²/2 (a₂ = {a2}), so f″ is infinite or needs the argument's third \
+             Taylor coefficient, which mcopt does not compute"
+        ));
+    }
+    if p == 0.5 {
+        o[1] = (a2 / 2.0).sqrt();
+    }
+    Ok(o)
+}
+
 /// The three coefficient slices of a child (empty beyond the evaluator's stride).
 pub(super) fn coeffs(left: &[f64], off: usize, stride: usize, len: usize) -> [&[f64]; 3] {
     std::array::from_fn(|k| {
@@ -154,6 +250,12 @@ pub(super) fn bstrides(n: &Node) -> (usize, usize) {
         usize::from(n.rows != 1),
         if n.cols == 1 { 0 } else { n.rows },
     )
+}
+
+/// Entry k of a gather: `start + k·step` (inside the operand, as the checker proved).
+#[inline(always)]
+pub(super) fn gather_index(start: usize, step: isize, k: usize) -> usize {
+    start.wrapping_add_signed(step * k as isize)
 }
 
 pub(super) fn order_of(k: usize) -> Order {
@@ -263,6 +365,24 @@ impl Frame<'_> {
                         row + col * na.rows
                     };
                     store(&mut out, j, load::<K>(&ca, src));
+                }
+                Ok(0)
+            }
+            Op::Gather {
+                arg,
+                start,
+                step,
+                len: m,
+            } => {
+                let na = g.node(*arg);
+                let ca = child(*arg);
+                let group = if na.batched { na.rows } else { na.len() };
+                let mut out = outputs::<K>(own, len);
+                for j in 0..n.cols {
+                    for k in 0..*m {
+                        let src = j * group + gather_index(*start, *step, k);
+                        store(&mut out, k + j * m, load::<K>(&ca, src));
+                    }
                 }
                 Ok(0)
             }
@@ -384,6 +504,7 @@ fn unary<const K: usize>(
                 kn::smooth(x, x[0].ln(), r, -r * r)
             }
             ElemUnary::Sqrt => sqrt_tay(x, a2_use)?,
+            ElemUnary::Pow(p) => pow_tay(x, p, a2_use)?,
             ElemUnary::PowI(k) => {
                 let (f0, f1, f2) = kn::powi_parts(x[0], k)
                     .ok_or_else(|| UnaryFail::Domain(format!("0 to the power {k} is undefined")))?;
@@ -447,6 +568,10 @@ fn reduce<const K: usize>(
                 let (v, kink) = kn::norm2::<K>(sums, ztol);
                 (v, usize::from(kink))
             }
+            ReduceKind::Max => {
+                let (v, ties) = max_select::<K>(&a, entries, ztol);
+                (v, usize::from(ties > 1))
+            }
             ReduceKind::Sum | ReduceKind::SqNorm | ReduceKind::Norm1 => {
                 entrywise_sum(kind, &a, entries, ztol)
             }
@@ -455,6 +580,39 @@ fn reduce<const K: usize>(
         store(&mut out, g, v);
     }
     kinks
+}
+
+/// The n-ary max of `entries` along the ray: the exact largest a₀, and the a₁, a₂ of the
+/// tied entry (a₀ within ztol of the largest) with the lexicographically largest (a₁, a₂);
+/// with the number of tied entries.
+#[inline(always)]
+fn max_select<const K: usize>(
+    a: &[&[f64]; 3],
+    entries: std::ops::Range<usize>,
+    ztol: f64,
+) -> (Tay<K>, usize) {
+    let top = entries
+        .clone()
+        .map(|i| a[0][i])
+        .fold(f64::NEG_INFINITY, f64::max);
+    let mut best: Option<Tay<K>> = None;
+    let mut ties = 0;
+    for i in entries {
+        if a[0][i] < top - ztol {
+            continue;
+        }
+        ties += 1;
+        let x: Tay<K> = load(a, i);
+        best = match best {
+            Some(b) if (1..K).map(|k| x[k] - b[k]).find(|d| *d != 0.0).is_none_or(|d| d < 0.0) => {
+                Some(b)
+            }
+            _ => Some(x),
+        };
+    }
+    let mut o = best.unwrap_or([0.0; K]);
+    o[0] = top;
+    (o, ties)
 }
 
 /// Σ of x, x² or |x| over `entries`, with the number of kinks of |x|.
@@ -475,7 +633,7 @@ fn entrywise_sum<const K: usize>(
                 kinks += usize::from(kink);
                 v
             }
-            ReduceKind::Sum | ReduceKind::Norm2 => x,
+            ReduceKind::Sum | ReduceKind::Norm2 | ReduceKind::Max => x,
         };
         acc = kn::add(acc, v);
     }

@@ -5,7 +5,7 @@
 //! `min` take their first argument at a tie, and plugin functions return their right
 //! derivative φ′(a; +1) (so relu′(0) = 1). This is a selection, not a directional derivative.
 
-use super::forward::{bstrides, coeffs, dot_pairs};
+use super::forward::{bstrides, coeffs, dot_pairs, gather_index};
 use super::linalg::{gemm, Mat};
 use super::{EvalError, EvalErrorKind, EvalOptions, Evaluator};
 use crate::graph::{ElemBinary, ElemUnary, Graph, Node, NodeId, Op, ReduceKind};
@@ -221,6 +221,23 @@ impl Evaluator<'_> {
                     }
                 }
             }
+            Op::Reduce(ReduceKind::Max, a) => {
+                // The first entry with the largest value (ties to the first, as max(a, b)).
+                let na = g.node(*a);
+                let group = if na.batched { na.rows } else { na.len() };
+                let (s, _) = adj_of(*a);
+                let va = val(*a);
+                for (gi, gg) in gout.iter().enumerate() {
+                    let entries = &va[gi * group..(gi + 1) * group];
+                    let mut at = 0;
+                    for (i, v) in entries.iter().enumerate() {
+                        if *v > entries[at] {
+                            at = i;
+                        }
+                    }
+                    left[s + gi * group + at] += gg;
+                }
+            }
             Op::Reduce(kind, a) => {
                 let na = g.node(*a);
                 let group = if na.batched { na.rows } else { na.len() };
@@ -234,7 +251,7 @@ impl Evaluator<'_> {
                         ReduceKind::Norm1 => sign_sel(va[i]) * gg,
                         // a / ‖a‖; at a = 0 the selection is 0, the least-norm subgradient.
                         ReduceKind::Norm2 if vo[i / group] > 0.0 => va[i] / vo[i / group] * gg,
-                        ReduceKind::Norm2 => 0.0,
+                        ReduceKind::Norm2 | ReduceKind::Max => 0.0,
                     };
                 }
             }
@@ -256,6 +273,21 @@ impl Evaluator<'_> {
                         row + col * na.rows
                     };
                     left[s + src] += gg;
+                }
+            }
+            Op::Gather {
+                arg,
+                start,
+                step,
+                len: m,
+            } => {
+                let na = g.node(*arg);
+                let group = if na.batched { na.rows } else { na.len() };
+                let (s, _) = adj_of(*arg);
+                for j in 0..n.cols {
+                    for k in 0..*m {
+                        left[s + j * group + gather_index(*start, *step, k)] += gout[k + j * m];
+                    }
                 }
             }
             Op::Call { func, params, arg } => {
@@ -349,10 +381,23 @@ fn unary_back(
             ElemUnary::Sqrt if vo[i] > 0.0 => 0.5 / vo[i],
             ElemUnary::Sqrt => return Err("sqrt has no derivative at 0".to_owned()),
             ElemUnary::PowI(k) => super::kernels::powi_parts(va[i], k).map_or(f64::NAN, |p| p.1),
+            ElemUnary::Pow(p) => pow_slope(va[i], p)?,
         };
         ga[i] += d * gout[i];
     }
     Ok(())
+}
+
+/// d/da of `pow(a, p)`: p·a^(p−1); at a = 0 (non-integer p) 0 for p > 1, else refused.
+fn pow_slope(a: f64, p: f64) -> Result<f64, String> {
+    if p.fract() == 0.0 && p.abs() <= i32::MAX as f64 {
+        return Ok(super::kernels::powi_parts(a, p as i32).map_or(f64::NAN, |q| q.1));
+    }
+    match a {
+        a if a > 0.0 => Ok(p * a.powf(p - 1.0)),
+        a if a == 0.0 && p > 1.0 => Ok(0.0),
+        _ => Err(format!("pow(a, {p}) has no derivative at a = {a}")),
+    }
 }
 
 /// The adjoint arena below the current node, and every node's offset in it.

@@ -215,6 +215,17 @@ fn remap_op(
             row: *row,
             col: *col,
         },
+        Op::Gather {
+            arg,
+            start,
+            step,
+            len,
+        } => Op::Gather {
+            arg: m(arg),
+            start: *start,
+            step: *step,
+            len: *len,
+        },
         Op::Call { func, params, arg } => Op::Call {
             func: *func,
             params: params.clone(),

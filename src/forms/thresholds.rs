@@ -145,9 +145,10 @@ fn target_data(model: &Model) -> Option<usize> {
 fn visit(e: &CExpr, f: &mut impl FnMut(&CExpr)) {
     f(e);
     match &e.kind {
-        CKind::Unary(_, a) | CKind::Call { arg: a, .. } | CKind::Element { base: a, .. } => {
-            visit(a, f)
-        }
+        CKind::Unary(_, a)
+        | CKind::Call { arg: a, .. }
+        | CKind::Element { base: a, .. }
+        | CKind::Gather { base: a, .. } => visit(a, f),
         CKind::TimeReduce { body, .. } => visit(body, f),
         CKind::Binary(_, a, b) => {
             visit(a, f);

@@ -434,6 +434,19 @@ impl<'m> Lowerer<'m> {
                     e.span,
                 ))
             }
+            CKind::Gather { base, start, step } => {
+                let a = self.lower(base, time)?;
+                let n = self.node(a).clone();
+                let cols = if n.batched { n.cols } else { 1 };
+                let len = e.shape.rows;
+                let op = Op::Gather {
+                    arg: a,
+                    start: *start,
+                    step: *step,
+                    len,
+                };
+                Ok(self.push(op, len, cols, (Batch::of(&n), Dep::of(&n)), e.span))
+            }
             CKind::TimeReduce { mean, body } => self.time_reduce(*mean, body, e.span),
         }
     }
@@ -542,6 +555,17 @@ impl<'m> Lowerer<'m> {
             Unary::Log => ElemUnary::Log,
             Unary::Sqrt => ElemUnary::Sqrt,
             Unary::PowI(k) => ElemUnary::PowI(k),
+            Unary::Pow(p) => ElemUnary::Pow(p),
+            Unary::Max => return Ok(self.reduce(ReduceKind::Max, a, span)),
+            Unary::Min => {
+                let neg = self.unary(ElemUnary::Neg, a, span);
+                let m = self.reduce(ReduceKind::Max, neg, span);
+                return Ok(self.unary(ElemUnary::Neg, m, span));
+            }
+            Unary::NormInf => {
+                let abs = self.unary(ElemUnary::Abs, a, span);
+                return Ok(self.reduce(ReduceKind::Max, abs, span));
+            }
             Unary::Sum => return Ok(self.reduce(ReduceKind::Sum, a, span)),
             Unary::SqNorm => return Ok(self.reduce(ReduceKind::SqNorm, a, span)),
             Unary::Norm1 => return Ok(self.reduce(ReduceKind::Norm1, a, span)),

@@ -33,6 +33,14 @@ pub enum ReduceKind {
     Norm1,
     /// The Euclidean norm ‖a‖ (exact to second order at a = 0; docs/math.md, docs/derivatives.md).
     Norm2,
+    /// The largest entry of each group: ONE n-ary max whose pieces are the entries (not a tree
+    /// of binary maxes). Forward mode picks, among the entries within ztol of the largest a₀
+    /// (the tied entries), the lexicographically largest (a₁, a₂): an exact one-sided
+    /// derivative; a tie of two or more entries counts as one kink. Reverse mode selects the
+    /// first entry with the largest a₀. `min(v)` lowers to −max(−v), `norminf(v)` to
+    /// max(|v|). In the certificates, the tied entries at a point are the pieces of this one
+    /// kink (`stationarity::kinks::max_ties`).
+    Max,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +61,9 @@ pub enum ElemUnary {
     Log,
     Sqrt,
     PowI(i32),
+    /// `pow(a, p)` for a real constant p: any a when p is an integer (a ≠ 0 when p < 0),
+    /// else a > 0, or a = 0 with p > 0 (one-sided rules at 0 in docs/derivatives.md).
+    Pow(f64),
     /// Multiplication by a constant.
     Scale(f64),
 }
@@ -77,6 +88,15 @@ pub enum Op {
         arg: NodeId,
         row: usize,
         col: usize,
+    },
+    /// Entries `start + k·step`, k = 0..len, of `arg` (column-major, 0-based; per column when
+    /// batched) as a `len`-vector (`len × sequences` when batched): the entries `x[i + c]` a
+    /// reduction over an index range takes, in one node whatever the length of the range.
+    Gather {
+        arg: NodeId,
+        start: usize,
+        step: isize,
+        len: usize,
     },
     /// Elementwise registry function with constant parameters `Graph::fparams[params]`.
     Call {
@@ -185,7 +205,9 @@ impl Graph {
         let (small, list): ([Option<NodeId>; 2], &[NodeId]) = match &self.node(id).op {
             Op::Const(_) | Op::Param(_) => ([None, None], &[]),
             Op::Unary(_, a) | Op::Transpose(a) | Op::Reduce(_, a) => ([Some(*a), None], &[]),
-            Op::Element { arg, .. } | Op::Call { arg, .. } => ([Some(*arg), None], &[]),
+            Op::Element { arg, .. } | Op::Call { arg, .. } | Op::Gather { arg, .. } => {
+                ([Some(*arg), None], &[])
+            }
             Op::Binary(_, a, b) | Op::MatMul(a, b) | Op::Dot(a, b) => ([Some(*a), Some(*b)], &[]),
             Op::Accumulate { terms, .. } => ([None, None], &self.lists[terms.clone()]),
         };

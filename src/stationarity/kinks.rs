@@ -74,8 +74,11 @@ pub fn scan(ev: &Evaluator<'_>, registry: &Registry, ztol: f64) -> Vec<Kink> {
         }
         let before = kinks.len();
         node_kinks(ev, registry, ztol, id, &mut kinks);
+        // A tie of three or more entries of one n-ary max is one kink with that many pieces;
+        // its pairwise differences below are not separately convex outer terms.
+        let multi = matches!(node.op, Op::Reduce(ReduceKind::Max, _)) && kinks.len() > before + 1;
         for k in &mut kinks[before..] {
-            k.weight = weights[i];
+            k.weight = if multi { None } else { weights[i] };
             k.clean = !k.arg.nodes().iter().flatten().any(|c| below[c.index()]);
         }
         child_kinked |=
@@ -142,6 +145,20 @@ fn node_kinks(ev: &Evaluator<'_>, registry: &Registry, ztol: f64, id: NodeId, ou
                 }
             }
         }
+        Op::Reduce(ReduceKind::Max, a) => {
+            // One n-ary max: its pieces are the tied entries. Two tied entries are the kink
+            // of max(a_i, a_j) = a_j + max(a_i − a_j, 0); more are described by the pairwise
+            // differences (whose signs pick the piece), up to 64 tied entries, then the
+            // differences with the first (enough to be seen as kinked and nested).
+            for ties in max_ties(ev, id, ztol) {
+                for (p, &i) in ties.iter().enumerate() {
+                    let partners = if ties.len() <= 64 { &ties[p + 1..] } else { &ties[..1] };
+                    for &j in partners.iter().filter(|&&j| j != i) {
+                        out.push(kink(id, Arg::Diff(*a, i, *a, j), 0.0, 1.0));
+                    }
+                }
+            }
+        }
         Op::Call { func, params, arg } => call_kinks(
             ev,
             registry,
@@ -153,6 +170,33 @@ fn node_kinks(ev: &Evaluator<'_>, registry: &Registry, ztol: f64, id: NodeId, ou
         ),
         _ => {}
     }
+}
+
+/// The tied entries of an n-ary max node (`Op::Reduce(ReduceKind::Max, a)`) at the last
+/// evaluation, per group (a column when batched) with at least two: the indexes into `a`'s
+/// values within ztol of the group's largest value. These are the pieces of the node's one
+/// kink: on the cone where entry i has the largest (a₁, a₂) among them, f follows entry i.
+pub fn max_ties(ev: &Evaluator<'_>, id: NodeId, ztol: f64) -> Vec<Vec<usize>> {
+    let g = ev.graph();
+    let Op::Reduce(ReduceKind::Max, a) = g.node(id).op else {
+        return Vec::new();
+    };
+    let na = g.node(a);
+    let group = if na.batched { na.rows } else { na.len() };
+    let va = ev.coeff(a, 0);
+    let mut out = Vec::new();
+    for gi in 0..g.node(id).len() {
+        let range = gi * group..(gi + 1) * group;
+        let top = va[range.clone()]
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
+        let ties: Vec<usize> = range.filter(|&i| va[i] >= top - ztol).collect();
+        if ties.len() > 1 {
+            out.push(ties);
+        }
+    }
+    out
 }
 
 /// Kinks of a plugin function: its slopes along ±1 differ (first order), or its curvatures do.

@@ -107,11 +107,16 @@ pub enum TypeKind {
     },
 }
 
-/// A size in a type, as written (checked for range by the checker).
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// A size in a type, as written (checked for range by the checker): a whole number, or for
+/// `vec(..)` and `mat(..)` an integer expression of constants (`vec(n - 1)`), evaluated by
+/// the checker.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Dim {
+    /// The literal value (0 when the size is an expression).
     pub value: u64,
     pub span: Span,
+    /// The size expression, when it is not a literal.
+    pub expr: Option<Box<Expr>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -145,6 +150,13 @@ pub enum ExprKind {
     Call { func: Ident, args: Vec<Expr> },
     /// `[a, b, c]` or `[[a, b], [c, d]]` (rows).
     List(Vec<Expr>),
+    /// `i in a..b`: an index range, only as the first argument of a call
+    /// (`sum(i in 1..n, x[i])`); the checker refuses it elsewhere.
+    Range {
+        var: Ident,
+        lo: Box<Expr>,
+        hi: Box<Expr>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

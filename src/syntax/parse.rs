@@ -101,6 +101,8 @@ fn is_token(rule: Rule) -> bool {
             | Rule::rparen
             | Rule::lbrack
             | Rule::rbrack
+            | Rule::kw_in
+            | Rule::dotdot
     )
 }
 
@@ -235,7 +237,11 @@ impl Builder<'_> {
     fn dim(&self, pair: Pair<'_, Rule>) -> Result<Dim, Diag> {
         let span = self.span(&pair);
         match pair.as_str().parse::<u64>() {
-            Ok(value) => Ok(Dim { value, span }),
+            Ok(value) => Ok(Dim {
+                value,
+                span,
+                expr: None,
+            }),
             Err(_) => Err(self
                 .diag(
                     CODE_NUMBER,
@@ -247,6 +253,19 @@ impl Builder<'_> {
         }
     }
 
+    /// The size of a `vec` or `mat`: a literal `dim` or an expression.
+    fn size(&self, pair: Pair<'_, Rule>) -> Result<Dim, Diag> {
+        if pair.as_rule() == Rule::dim {
+            return self.dim(pair);
+        }
+        let expr = self.expr(pair)?;
+        Ok(Dim {
+            value: 0,
+            span: expr.span,
+            expr: Some(Box::new(expr)),
+        })
+    }
+
     /// A type; `ty` wraps exactly one of the type rules.
     fn ty(&self, pair: Pair<'_, Rule>) -> Result<TypeExpr, Diag> {
         let outer = self.span(&pair);
@@ -256,10 +275,10 @@ impl Builder<'_> {
         let mut it = children(pair);
         let kind = match rule {
             Rule::real_ty => TypeKind::Real,
-            Rule::vec_ty => TypeKind::Vec(self.dim(self.next(&mut it, span)?)?),
+            Rule::vec_ty => TypeKind::Vec(self.size(self.next(&mut it, span)?)?),
             Rule::mat_ty => {
-                let r = self.dim(self.next(&mut it, span)?)?;
-                TypeKind::Mat(r, self.dim(self.next(&mut it, span)?)?)
+                let r = self.size(self.next(&mut it, span)?)?;
+                TypeKind::Mat(r, self.size(self.next(&mut it, span)?)?)
             }
             Rule::seq_ty => TypeKind::Seq(Box::new(self.ty(self.next(&mut it, span)?)?)),
             Rule::batch_ty => {
@@ -302,7 +321,17 @@ impl Builder<'_> {
             Rule::call => {
                 let mut it = children(pair);
                 let func = self.ident(self.next(&mut it, span)?);
-                let (args, depth) = self.exprs(it)?;
+                let mut it = it.peekable();
+                let range = match it.peek() {
+                    Some(p) if p.as_rule() == Rule::range => it.next().map(|p| self.range(p)),
+                    _ => None,
+                };
+                let (mut args, mut depth) = self.exprs(it)?;
+                if let Some(r) = range {
+                    let r = r?;
+                    depth = depth.max(r.depth);
+                    args.insert(0, r.expr);
+                }
                 self.node(ExprKind::Call { func, args }, span, depth + 1)
             }
             Rule::list => {
@@ -317,6 +346,22 @@ impl Builder<'_> {
             }
             _ => Err(self.bug(span)),
         }
+    }
+
+    /// `i in a..b`.
+    fn range(&self, pair: Pair<'_, Rule>) -> BuildResult {
+        let span = self.span(&pair);
+        let mut it = children(pair);
+        let var = self.ident(self.next(&mut it, span)?);
+        let lo = self.build(self.next(&mut it, span)?)?;
+        let hi = self.build(self.next(&mut it, span)?)?;
+        let depth = lo.depth.max(hi.depth) + 1;
+        let kind = ExprKind::Range {
+            var,
+            lo: Box::new(lo.expr),
+            hi: Box::new(hi.expr),
+        };
+        self.node(kind, span, depth)
     }
 
     /// Several `expr` pairs, with the greatest depth among them.

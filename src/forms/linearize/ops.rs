@@ -237,6 +237,8 @@ impl Linearizer<'_> {
                         ElemUnary::Log => 1.0 / a0[e],
                         ElemUnary::Sqrt => 0.5 / out0[e],
                         ElemUnary::PowI(k) => *k as f64 * a0[e].powi(k - 1),
+                        ElemUnary::Pow(p) if a0[e] == 0.0 && *p > 1.0 => 0.0,
+                        ElemUnary::Pow(p) => *p * a0[e].powf(p - 1.0),
                     })
                     .collect()
             }
