@@ -152,7 +152,9 @@ fn constant(n: usize, v: f64) -> Vec<f64> {
 
 /// x_i = odd for odd i, even for even i (1-based).
 fn alternating(n: usize, odd: f64, even: f64) -> Vec<f64> {
-    (1..=n).map(|i| if i % 2 == 1 { odd } else { even }).collect()
+    (1..=n)
+        .map(|i| if i % 2 == 1 { odd } else { even })
+        .collect()
 }
 
 /// MAXQ's start: x_i = i for i ≤ n/2, −i after.
@@ -308,7 +310,9 @@ fn eval(e: &Example, n: usize, point: Option<&Path>) -> f64 {
 
 /// A direction with entries in [−1, 1] from a seeded linear congruential generator.
 fn seeded(n: usize, seed: u64) -> Vec<f64> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
             s = s
@@ -337,7 +341,11 @@ fn at_least_eight_examples_all_listed_in_the_readme() {
     tested.sort();
     assert_eq!(on_disk, tested, "every model in the folder is tested here");
     for e in &list {
-        assert!(readme.contains(e.file), "README.md does not list {}", e.file);
+        assert!(
+            readme.contains(e.file),
+            "README.md does not list {}",
+            e.file
+        );
         let text = std::fs::read_to_string(dir.join(e.file)).expect("model");
         assert!(
             text.contains(&format!("const n = {}\n", e.default_n)),
