@@ -67,7 +67,11 @@ impl Checker<'_> {
         match (name, args.len()) {
             ("max" | "min", 1) => {
                 let [a] = self.args::<1>(func, args, ctx)?;
-                let op = if name == "max" { Unary::Max } else { Unary::Min };
+                let op = if name == "max" {
+                    Unary::Max
+                } else {
+                    Unary::Min
+                };
                 return Some(unary(op, a, e.span));
             }
             ("pow", 2) => {

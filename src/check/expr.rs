@@ -77,7 +77,9 @@ impl Checker<'_> {
                     format!("the index range of `{}` is not a value", var.name),
                 )
                 .at(&self.source, e.span, "range here")
-                .help("a range is the first argument of sum, mean, max or min: sum(i in 1..n, x[i])");
+                .help(
+                    "a range is the first argument of sum, mean, max or min: sum(i in 1..n, x[i])",
+                );
                 self.error(d);
                 None
             }

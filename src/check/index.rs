@@ -126,7 +126,9 @@ impl Checker<'_> {
         let v = match self.vexpr(body, &iv, ctx) {
             Ok(v) => v,
             Err(NoVec::Failed) => return None,
-            Err(NoVec::Unroll(why)) => return self.unrolled(e, kind, (var, lo_v, len), body, ctx, why),
+            Err(NoVec::Unroll(why)) => {
+                return self.unrolled(e, kind, (var, lo_v, len), body, ctx, why)
+            }
         };
         let (per, uniform) = match v {
             V::PerIndex(c) => (Some(c), None),
@@ -279,7 +281,9 @@ impl Checker<'_> {
         let side = |v: V| match v {
             V::PerIndex(c) => Ok(c),
             V::Uniform(c) if c.shape.is_scalar() => Ok(c),
-            V::Uniform(_) => Err(NoVec::Unroll("a vector operand that does not use the index")),
+            V::Uniform(_) => Err(NoVec::Unroll(
+                "a vector operand that does not use the index",
+            )),
         };
         let (a, b) = (side(a)?, side(b)?);
         Ok(V::PerIndex(super::expr::fold(node(
@@ -326,7 +330,9 @@ impl Checker<'_> {
         let mut stride = 1i64;
         for (k, a) in args.iter().enumerate() {
             let Some(f) = self.affine(a, iv.name) else {
-                return Err(NoVec::Unroll("an index that is not affine in the index variable"));
+                return Err(NoVec::Unroll(
+                    "an index that is not affine in the index variable",
+                ));
             };
             let first = f.c0 + f.c1 * iv.lo;
             let last = f.c0 + f.c1 * (iv.lo + iv.len as i64 - 1);
@@ -390,7 +396,10 @@ impl Checker<'_> {
                     }),
                     BinOp::Mul if f.c1 == 0 || g.c1 == 0 => Some(Affine {
                         c0: f.c0.checked_mul(g.c0)?,
-                        c1: f.c0.checked_mul(g.c1)?.checked_add(f.c1.checked_mul(g.c0)?)?,
+                        c1: f
+                            .c0
+                            .checked_mul(g.c1)?
+                            .checked_add(f.c1.checked_mul(g.c0)?)?,
                     }),
                     _ => None,
                 }
@@ -446,7 +455,9 @@ impl Checker<'_> {
                 let p = self.pow_exponent(p)?;
                 Ok(V::PerIndex(unary(Unary::Pow(p), a, e.span)))
             }
-            _ => Err(NoVec::Unroll("a function that is not elementwise in the index")),
+            _ => Err(NoVec::Unroll(
+                "a function that is not elementwise in the index",
+            )),
         }
     }
 
@@ -467,7 +478,11 @@ impl Checker<'_> {
             "mcopt::check::not_constant",
             "the exponent of `pow` must be a real constant",
         )
-        .at(&self.source, p.span, format!("this is a {} expression", v.shape))
+        .at(
+            &self.source,
+            p.span,
+            format!("this is a {} expression", v.shape),
+        )
         .help("pow(a, p) takes a constant p; for a variable exponent write exp(p * log(a))");
         self.error(d);
     }

@@ -344,7 +344,9 @@ impl<'a> Checker<'a> {
             }
         }
         let (inner, batch) = match &d.ty.kind {
-            TypeKind::Batch { count, inner } => (inner.as_ref(), Some(count.as_ref().map(|c| c.value))),
+            TypeKind::Batch { count, inner } => {
+                (inner.as_ref(), Some(count.as_ref().map(|c| c.value)))
+            }
             _ => (&d.ty, None),
         };
         let TypeKind::Seq(step) = &inner.kind else {

@@ -604,7 +604,12 @@ fn max_select<const K: usize>(
         ties += 1;
         let x: Tay<K> = load(a, i);
         best = match best {
-            Some(b) if (1..K).map(|k| x[k] - b[k]).find(|d| *d != 0.0).is_none_or(|d| d < 0.0) => {
+            Some(b)
+                if (1..K)
+                    .map(|k| x[k] - b[k])
+                    .find(|d| *d != 0.0)
+                    .is_none_or(|d| d < 0.0) =>
+            {
                 Some(b)
             }
             _ => Some(x),

@@ -152,7 +152,11 @@ fn node_kinks(ev: &Evaluator<'_>, registry: &Registry, ztol: f64, id: NodeId, ou
             // differences with the first (enough to be seen as kinked and nested).
             for ties in max_ties(ev, id, ztol) {
                 for (p, &i) in ties.iter().enumerate() {
-                    let partners = if ties.len() <= 64 { &ties[p + 1..] } else { &ties[..1] };
+                    let partners = if ties.len() <= 64 {
+                        &ties[p + 1..]
+                    } else {
+                        &ties[..1]
+                    };
                     for &j in partners.iter().filter(|&&j| j != i) {
                         out.push(kink(id, Arg::Diff(*a, i, *a, j), 0.0, 1.0));
                     }

@@ -39,14 +39,22 @@ pub fn item(item: &Item) -> String {
 pub fn ty(t: &TypeExpr) -> String {
     match &t.kind {
         TypeKind::Real => "real".to_string(),
-        TypeKind::Vec(n) => format!("(vec {})", n.value),
-        TypeKind::Mat(r, c) => format!("(mat {} {})", r.value, c.value),
+        TypeKind::Vec(n) => format!("(vec {})", dim(n)),
+        TypeKind::Mat(r, c) => format!("(mat {} {})", dim(r), dim(c)),
         TypeKind::Seq(inner) => format!("(seq {})", ty(inner)),
         TypeKind::Batch { count: None, inner } => format!("(batch {})", ty(inner)),
         TypeKind::Batch {
             count: Some(n),
             inner,
         } => format!("(batch {} {})", n.value, ty(inner)),
+    }
+}
+
+/// A size: its literal value or its expression.
+fn dim(d: &mcopt::syntax::ast::Dim) -> String {
+    match &d.expr {
+        Some(e) => expr(e),
+        None => d.value.to_string(),
     }
 }
 
@@ -63,6 +71,9 @@ pub fn expr(e: &Expr) -> String {
         ExprKind::Call { func, args } if args.is_empty() => format!("(call {})", func.name),
         ExprKind::Call { func, args } => format!("(call {} {})", func.name, list(args)),
         ExprKind::List(items) => format!("[{}]", list(items)),
+        ExprKind::Range { var, lo, hi } => {
+            format!("(in {} {} {})", var.name, expr(lo), expr(hi))
+        }
     }
 }
 
