@@ -207,7 +207,10 @@ fn reductions_inside_layers_and_unrolled_bodies() {
 layer u = sum(i in 1..3, x[i*i]^2)
 minimize u + max(i in 1..3, exp(x[i*i]))
 ";
-    let g = compile(text, &r);
+    let m = model(text, &r);
+    assert_eq!(m.notes.len(), 2, "{:?}", m.notes);
+    assert!(m.notes[0].1.contains("unrolled into 3 copies") && m.notes[0].1.contains("not affine"));
+    let g = lower(&m, Vec::new());
     let x = point(9, 0.1);
     let want = [0, 3, 8].iter().map(|&k| x[k] * x[k]).sum::<f64>()
         + [0, 3, 8]
