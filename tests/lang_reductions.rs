@@ -207,7 +207,10 @@ fn reductions_inside_layers_and_unrolled_bodies() {
 layer u = sum(i in 1..3, x[i*i]^2)
 minimize u + max(i in 1..3, exp(x[i*i]))
 ";
-    let g = compile(text, &r);
+    let m = model(text, &r);
+    assert_eq!(m.notes.len(), 2, "{:?}", m.notes);
+    assert!(m.notes[0].1.contains("unrolled into 3 copies") && m.notes[0].1.contains("not affine"));
+    let g = lower(&m, Vec::new());
     let x = point(9, 0.1);
     let want = [0, 3, 8].iter().map(|&k| x[k] * x[k]).sum::<f64>()
         + [0, 3, 8]
@@ -258,4 +261,76 @@ fn time_reductions_keep_working_next_to_index_ranges() {
         &r,
     );
     assert!(close(value(&g, &r, &[1.0, 2.0, 3.0]), 18.0, 1e-15));
+}
+
+/// The first-order verdict of (P) at θ = 0.
+fn verdict(text: &str) -> mcopt::stationarity::Verdict {
+    use mcopt::stationarity::{certify, Form, Options, Problem};
+    let r = Registry::with_standard();
+    let g = compile(text, &r);
+    let theta = vec![0.0; g.n_params()];
+    let problem = Problem {
+        form: Form::P,
+        graph: &g,
+        registry: &r,
+        point: &theta,
+        lifted: None,
+        adjoint: None,
+    };
+    let opts = Options {
+        order: Order::One,
+        ..Options::default()
+    };
+    certify(&problem, &opts).unwrap().first
+}
+
+#[test]
+fn certificates_see_a_three_way_tie_of_one_max() {
+    use mcopt::stationarity::Status;
+    // max(−x, 0, x) = |x|: a three-way tie at 0, d-stationary.
+    let v = verdict("param x: real\nminimize max(i in 1..3, (i - 2) * x)\n");
+    assert_eq!(v.status, Status::Stationary, "{v:?}");
+    // max(x, 2x, 3x) at 0 decreases along d = −1 with slope −1.
+    let v = verdict("param x: real\nminimize max(i in 1..3, i * x)\n");
+    assert_eq!(v.status, Status::NotStationary, "{v:?}");
+    assert_eq!(v.slope, Some(-1.0), "{v:?}");
+    // max(x₁, x₂, −x₁ − x₂) at 0: f′(0; d) = max(d₁, d₂, −d₁ − d₂) ≥ 0, stationary; as a sum
+    // of pairwise positive parts it would not be convex-outer.
+    let v = verdict("param x: vec(2)\nminimize max([x[1], x[2], -x[1] - x[2]])\n");
+    assert_eq!(v.status, Status::Stationary, "{v:?}");
+}
+
+/// Check, lower, evaluate and differentiate the chain model at size n; seconds of each part.
+#[cfg(not(debug_assertions))]
+fn timed(n: usize) -> f64 {
+    use mcopt::eval::{EvalOptions, Evaluator};
+    use std::time::Instant;
+    let r = Registry::with_standard();
+    let start = Instant::now();
+    let g = graph_with(CHAIN, &[("n", n as f64)], &r);
+    let x = point(n, 0.3);
+    let d = point(n, 0.9);
+    let mut ev = Evaluator::new(&g, &r, Order::Two).unwrap();
+    let mut grad = vec![0.0; n];
+    for _ in 0..3 {
+        ev.value(&x, EvalOptions::default()).unwrap();
+        ev.directional(&x, &d, Order::Two, EvalOptions::default())
+            .unwrap();
+        ev.gradient(&x, &mut grad, EvalOptions::default()).unwrap();
+    }
+    start.elapsed().as_secs_f64()
+}
+
+#[test]
+#[cfg_attr(debug_assertions, ignore)]
+fn check_eval_and_gradient_scale_linearly_in_n() {
+    #[cfg(not(debug_assertions))]
+    {
+        // Best of three runs each, ten times the size: linear is a ratio near 10.
+        let best = |n| (0..3).map(|_| timed(n)).fold(f64::MAX, f64::min);
+        let (small, large) = (best(100_000), best(1_000_000));
+        let ratio = large / small;
+        eprintln!("n = 1e5: {small:.4} s, n = 1e6: {large:.4} s, ratio {ratio:.1}");
+        assert!(ratio < 30.0, "time(1e6) / time(1e5) = {ratio}");
+    }
 }

@@ -511,6 +511,18 @@ impl Checker<'_> {
             self.error(d);
             return None;
         }
+        if !self.notes.iter().any(|(s, _)| *s == e.span) {
+            let text = &self.source.text[e.span.start..e.span.end];
+            let head: String = text.chars().take(60).collect();
+            let more = if head.len() < text.len() { " .." } else { "" };
+            self.notes.push((
+                e.span,
+                format!(
+                    "`{head}{more}` is unrolled into {len} copies: its body is not elementwise in `{}` ({why})",
+                    var.name
+                ),
+            ));
+        }
         let mut items = Vec::with_capacity(len);
         for k in 0..len {
             let value = (lo + k as i64) as f64;

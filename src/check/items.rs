@@ -54,6 +54,8 @@ pub(crate) struct Checker<'a> {
     pub(super) layers: Vec<LayerSlot>,
     /// Values from outside for `const` declarations, and whether each one was used.
     overrides: Vec<(super::ConstOverride, bool)>,
+    /// [`Model::notes`](super::Model::notes), at most one per span.
+    pub(super) notes: Vec<(Span, String)>,
 }
 
 impl<'a> Checker<'a> {
@@ -69,6 +71,7 @@ impl<'a> Checker<'a> {
             data: Vec::new(),
             layers: Vec::new(),
             overrides: Vec::new(),
+            notes: Vec::new(),
         }
     }
 
@@ -218,6 +221,7 @@ impl<'a> Checker<'a> {
             layers,
             terms,
             objective_span: span,
+            notes: self.notes,
         };
         self.diags.finish(model)
     }

@@ -36,6 +36,9 @@ pub struct Model {
     /// The objective as a sum of terms `coef · expr`.
     pub terms: Vec<Term>,
     pub objective_span: Span,
+    /// What `check` tells the user besides errors: the reductions over index ranges whose
+    /// body was unrolled (not elementwise in its index), with why.
+    pub notes: Vec<(Span, String)>,
 }
 
 #[derive(Debug, Clone)]

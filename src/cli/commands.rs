@@ -131,6 +131,7 @@ pub fn check(model_path: &str, input: &InputArgs) -> Outcome {
             "layers_fixed": fixed,
             "steps": graph.as_ref().map(|g| g.steps), "sequences": graph.as_ref().map(|g| g.sequences),
             "terms": terms,
+            "notes": m.notes.iter().map(|(_, n)| n).collect::<Vec<_>>(),
         }));
         return Ok(EXIT_OK);
     }
@@ -183,6 +184,9 @@ pub fn check(model_path: &str, input: &InputArgs) -> Outcome {
             t["text"].as_str().unwrap_or(""),
             t["class"].as_str().unwrap_or("")
         );
+    }
+    for (_, note) in &m.notes {
+        out!("note: {note}");
     }
     Ok(EXIT_OK)
 }

@@ -324,7 +324,7 @@ fn type_help(ctx: &Ctx<'_>, found: Tok<'_>) -> Option<String> {
             "a matrix type takes two sizes, `mat(rows, cols)`; use nested lists for more".into(),
         ),
         ("vec" | "mat", _) if has(ctx, Want::Size) => {
-            Some("sizes are whole numbers, e.g. `vec(3)`, `mat(2, 3)`".into())
+            Some("sizes are whole numbers or integer expressions of constants, e.g. `vec(3)`, `vec(n - 1)`, `mat(2, n)`".into())
         }
         _ => None,
     }
