@@ -18,6 +18,7 @@
 mod exact;
 mod kinks;
 mod lp;
+mod maxtype;
 mod oracle;
 mod pieces;
 mod smooth;
@@ -173,9 +174,12 @@ pub fn certify(problem: &Problem<'_>, opts: &Options) -> Result<Certificate, Eva
     } else {
         match pieces::convex_outer(&mut o, opts)? {
             Some(v) => v,
-            None => match pieces::first_order(&mut o, opts)? {
+            None => match maxtype::first_order(&mut o, opts)? {
                 Some(v) => v,
-                None => pieces::search(&mut o, opts, &mut flattest)?,
+                None => match pieces::first_order(&mut o, opts)? {
+                    Some(v) => v,
+                    None => pieces::search(&mut o, opts, &mut flattest)?,
+                },
             },
         }
     };
