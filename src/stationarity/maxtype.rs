@@ -390,7 +390,10 @@ pub(super) fn first_order(
     prog.q[t] = 1.0;
     prog.soc = std::iter::once(t).chain(y0..y0 + n).collect();
     // μ_u − Σ (flows into u) = [u is the root].
-    let mut into: Vec<Row> = f.mu.iter().map(|m| m.map_or(Vec::new(), |m| vec![(m, 1.0)])).collect();
+    let mut into: Vec<Row> =
+        f.mu.iter()
+            .map(|m| m.map_or(Vec::new(), |m| vec![(m, 1.0)]))
+            .collect();
     let mut into_leaf: Vec<Row> = f.leaf_mu.iter().map(|&m| vec![(m, 1.0)]).collect();
     let mut pieces = 0;
     for (v, outer) in s.outers.iter().enumerate() {
@@ -460,4 +463,77 @@ pub(super) fn first_order(
         return Ok(Some(v));
     }
     Ok(None)
+}
+
+/// Second order after a `max_type` first order: when the critical cone
+/// { d : f′(x; d) ≤ 0 } is {0} (a sharp minimum), f″ has nothing to check and x is
+/// second-order stationary. The cone is the projection of the epigraph of the outer structure
+/// (w_v ≥ each piece of a multi-piece entry, w_v = its combination for a linear one, the root
+/// ≤ 0), which is exact because every multi-piece entry enters f with a nonnegative weight; it is
+/// {0} iff max ±d_j over it and the box is 0 for every j (2n LPs). `None`: not sharp (or the
+/// tier does not apply); the next tier decides.
+pub(super) fn second_order(
+    o: &mut Oracle<'_>,
+    opts: &Options,
+) -> Result<Option<Verdict>, EvalError> {
+    let Some(s) = structure(o) else {
+        return Ok(None);
+    };
+    let cols = leaf_gradients(o, &s.leaves)?;
+    let n = o.n;
+    // Variables: d (n), then w of each live outer entry.
+    let mut w = vec![None; s.outers.len()];
+    let mut count = n;
+    for (v, slot) in w.iter_mut().enumerate() {
+        if s.sign[v] != 0.0 {
+            *slot = Some(count);
+            count += 1;
+        }
+    }
+    let mut prog = Program::new(count);
+    prog.bounds(0..n, -1.0, 1.0);
+    for (v, outer) in s.outers.iter().enumerate() {
+        let Some(wv) = w[v] else { continue };
+        for piece in &outer.pieces {
+            // Σ c·φ_r − w_v (= 0 for a linear entry, ≤ 0 for each piece of a multi-piece one).
+            let mut row: Row = vec![(wv, -1.0)];
+            for &(r, c) in piece {
+                match r {
+                    Ref::Leaf(k) => row.extend(cols[k].iter().map(|&(j, g)| (j, c * g))),
+                    Ref::Outer(u) => match w[u] {
+                        Some(wu) => row.push((wu, c * s.outers[u].sigma)),
+                        None => return Ok(None),
+                    },
+                }
+            }
+            if outer.pieces.len() == 1 {
+                prog.eq.push((row, 0.0));
+            } else {
+                prog.le.push((row, 0.0));
+            }
+        }
+    }
+    let Some(root) = w[s.root] else {
+        return Ok(None);
+    };
+    prog.le.push((vec![(root, s.outers[s.root].sigma)], 0.0));
+    let kinks = o.kinks.len();
+    for j in 0..n {
+        for sg in [1.0, -1.0] {
+            if super::stopped(opts) {
+                return Ok(None);
+            }
+            let mut p = prog.clone();
+            p.q[j] = -sg;
+            let Some(x) = p.solve() else {
+                return Ok(None);
+            };
+            if sg * x[j] > 1e-6 {
+                return Ok(None);
+            }
+        }
+    }
+    Ok(Some(Verdict::new(Status::Stationary, "max_type", kinks).reason(
+        "the critical cone { d : f′(x; d) ≤ 0 } is {0} (a sharp minimum, 2n LPs over the max-type structure): no direction to check f″ along",
+    )))
 }

@@ -193,7 +193,16 @@ pub fn certify(problem: &Problem<'_>, opts: &Options) -> Result<Certificate, Eva
     } else if o.kinks.is_empty() {
         Some(interrupted(smooth::second_order(&mut o, opts)?, opts))
     } else {
-        Some(interrupted(pieces::second_order(&mut o, opts)?, opts))
+        let sharp = if first.method == "max_type" {
+            maxtype::second_order(&mut o, opts)?
+        } else {
+            None
+        };
+        let v = match sharp {
+            Some(v) => v,
+            None => pieces::second_order(&mut o, opts)?,
+        };
+        Some(interrupted(v, opts))
     };
     if let Some(s) = &mut second {
         s.seconds = second_start.elapsed().as_secs_f64();
