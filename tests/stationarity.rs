@@ -66,7 +66,19 @@ fn confirm(g: &Graph, r: &Registry, form: Form, beta: f64, c: &Certificate) {
     };
     let mut fev = Evaluator::new(graph, r, Order::Two).unwrap();
     for v in [Some(&c.first), c.second.as_ref()].into_iter().flatten() {
-        let Some(d) = &v.direction else { continue };
+        if v.status != N {
+            assert!(
+                v.direction.is_none(),
+                "a witness without a refutation: {v:?}"
+            );
+            continue;
+        }
+        // Every refutation carries its witness and its exact slope (and curvature, second order).
+        let d = v
+            .direction
+            .as_ref()
+            .expect("a not_stationary verdict carries a witness");
+        assert!(v.slope.is_some(), "{v:?}");
         let t = fev
             .directional(&x, d, Order::Two, EvalOptions::default())
             .unwrap();
