@@ -552,3 +552,42 @@ fn max_type_verdicts_end_to_end_with_their_witness_confirmed_by_diff() {
     assert_eq!(j["first_order"]["method"], "max_type", "{j}");
     confirm_with_diff(&m, &ones, &j["first_order"], &[]);
 }
+
+#[test]
+fn time_limit_makes_a_long_certificate_inconclusive() {
+    let dir = scratch("time-limit");
+    // 14 nested kinks that are not of max type: 2^14 pieces, one LP each.
+    let m = write(
+        &dir,
+        "nested.mco",
+        "param x: vec(7)\nminimize sum(abs(abs(x) - 0)) + 0.5 * sqnorm(x)\n",
+    );
+    let p = write(&dir, "p.yaml", "x: [0, 0, 0, 0, 0, 0, 0]\n");
+    let args = [
+        "stationarity",
+        &m,
+        "--at",
+        &p,
+        "--max-pieces",
+        "100000",
+        "--time-limit",
+        "0.05",
+        "--json",
+    ];
+    let r = mcopt(&args);
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    let j = r.json();
+    assert_eq!(j["first_order"]["status"], "inconclusive", "{j}");
+    let reason = j["first_order"]["reason"].as_str().unwrap();
+    assert!(reason.contains("time limit of 0.05 s"), "{reason}");
+    // `seconds` counts all the work, at least the limit.
+    assert!(j["seconds"].as_f64().unwrap() >= 0.05, "{j}");
+    let mut allowed = args.to_vec();
+    allowed.push("--allow-inconclusive");
+    assert_eq!(mcopt(&allowed).code, Some(0));
+    for bad in ["0", "-1", "nan"] {
+        let r = mcopt(&["stationarity", &m, "--at", &p, "--time-limit", bad]);
+        assert_eq!(r.code, Some(2), "{bad}: {r:#?}");
+        assert!(r.stderr.contains("--time-limit"), "{r:#?}");
+    }
+}

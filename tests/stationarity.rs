@@ -349,3 +349,27 @@ fn ztol_verdicts_are_rechecked_with_exact_slopes_in_every_form() {
         assert!(reason.contains("directions examined"), "{reason}");
     }
 }
+
+#[test]
+fn a_stop_signal_leaves_the_verdict_interrupted_and_the_command_reports_it_inconclusive() {
+    use std::sync::atomic::AtomicBool;
+    static STOP: AtomicBool = AtomicBool::new(true);
+    let r = Registry::with_standard();
+    let g = compile(
+        "param x: vec(5)\nminimize sum(abs(abs(x) - 0)) + 0.5 * sqnorm(x)",
+        &r,
+    );
+    let o = Options {
+        interrupt: Some(&STOP),
+        ..opts(Order::Two)
+    };
+    let mut c = run(&g, &r, Form::P, 1.0, &o);
+    assert_eq!(c.first.status, Status::Interrupted, "{c:?}");
+    assert_eq!(c.second.as_ref().unwrap().status, Status::Interrupted);
+    mcopt::stationarity::interrupted_as_inconclusive(&mut c.first);
+    assert_eq!(c.first.status, I);
+    assert_eq!(c.first.reason.as_deref(), Some("interrupted"));
+    // Without the signal the same point is certified.
+    let c = run(&g, &r, Form::P, 1.0, &opts(Order::One));
+    assert_eq!(c.first.status, S, "{c:?}");
+}
