@@ -373,3 +373,30 @@ fn a_stop_signal_leaves_the_verdict_interrupted_and_the_command_reports_it_incon
     let c = run(&g, &r, Form::P, 1.0, &opts(Order::One));
     assert_eq!(c.first.status, S, "{c:?}");
 }
+
+#[test]
+fn curved_kinks_are_decided_to_second_order_along_a_one_dimensional_critical_cone() {
+    let r = Registry::with_standard();
+    // The kink's argument y + x² curves through 0; the critical cone is the line d_y = 0, where
+    // f″(0; d) = 2 d_x² > 0: second-order stationary.
+    let g = compile(
+        "param x: real\nparam y: real\nminimize abs(y + x^2) - 0.5 * y + x^4",
+        &r,
+    );
+    let c = run(&g, &r, Form::P, 1.0, &opts(Order::Two));
+    assert_eq!(c.first.status, S, "{c:?}");
+    let s = c.second.as_ref().unwrap();
+    assert_eq!(s.status, S, "{c:?}");
+    // With −3x² the curvature along the same line is 2 − 6 = −4: refuted, with its witness.
+    let g = compile(
+        "param x: real\nparam y: real\nminimize abs(y + x^2) - 0.5 * y - 3 * x^2",
+        &r,
+    );
+    let c = run(&g, &r, Form::P, 1.0, &opts(Order::Two));
+    assert_eq!(c.first.status, S, "{c:?}");
+    let s = c.second.as_ref().unwrap();
+    assert_eq!(s.status, N, "{c:?}");
+    assert_eq!(s.curvature, Some(-4.0), "{c:?}");
+    assert_eq!(s.direction.as_ref().unwrap()[1], 0.0, "{c:?}");
+    confirm(&g, &r, Form::P, 1.0, &c);
+}
