@@ -126,8 +126,11 @@ impl Pa {
 #[derive(Debug, Clone)]
 struct Mx {
     c: [f64; 2],
-    terms: Vec<(f64, [f64; 2], [f64; 2], [f64; 2])>,
+    terms: Vec<MxTerm>,
 }
+
+/// a · max(p·x, max(q·x, |r·x|)) as (a, p, q, r).
+type MxTerm = (f64, [f64; 2], [f64; 2], [f64; 2]);
 
 fn mx() -> impl Strategy<Value = Mx> {
     (

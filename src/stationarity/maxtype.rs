@@ -275,12 +275,12 @@ fn structure(o: &Oracle<'_>) -> Option<Structure> {
         outers: Vec::new(),
         leaves: Vec::new(),
     };
-    for i in 0..g.nodes.len() {
-        if !b.kinked[i] || !reach[i] || !g.nodes[i].varies {
+    for (i, (node, &live)) in g.nodes.iter().zip(&reach).enumerate() {
+        if !b.kinked[i] || !live || !node.varies {
             continue;
         }
         let id = NodeId(i as u32);
-        for e in 0..g.nodes[i].len() {
+        for e in 0..node.len() {
             let outer = b.entry(id, e)?;
             b.outers.push(outer);
             b.outer_of.insert((id, e), b.outers.len() - 1);
