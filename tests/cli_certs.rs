@@ -36,9 +36,9 @@ fn confirm_with_diff(model: &str, point: &str, verdict: &serde_json::Value, extr
     let r = mcopt(&args);
     assert_eq!(r.code, Some(0), "{r:#?}");
     let j = r.json();
-    if let Some(s) = verdict["slope"].as_f64() {
-        assert_eq!(j["d1"].as_f64(), Some(s), "{r:#?}");
-    }
+    // Every witness reports its exact slope.
+    let s = verdict["slope"].as_f64().expect("the witness's slope");
+    assert_eq!(j["d1"].as_f64(), Some(s), "{r:#?}");
     if let Some(c) = verdict["curvature"].as_f64() {
         assert_eq!(j["d2"].as_f64(), Some(c), "{r:#?}");
         assert!(j["d1"].as_f64().unwrap().abs() <= 1e-9);
@@ -386,11 +386,11 @@ fn ztol_verdicts_are_rechecked_with_the_exact_slope() {
 #[test]
 fn stationary_text_states_only_what_was_checked() {
     let dir = scratch("tol-text");
-    // Nested kinks: piece enumeration.
+    // Nested kinks not of max type (abs of a kinked argument): piece enumeration.
     let m = write(
         &dir,
         "n.mco",
-        "param x: real = 0\nparam y: real = 0\nminimize max(abs(x), y^2)\n",
+        "param x: real = 0\nparam y: real = 0\nminimize abs(abs(x) - y^2)\n",
     );
     let p = write(&dir, "p.yaml", "x: 0\ny: 0\n");
     let r = mcopt(&["stationarity", &m, "--at", &p, "--tol", "1e-3"]);
@@ -515,4 +515,79 @@ fn ztol_witnesses_are_replaced_or_withdrawn_by_the_exact_slope() {
         a.json()["first_order"]["status"],
         b.json()["first_order"]["status"]
     );
+}
+
+#[test]
+fn max_type_verdicts_end_to_end_with_their_witness_confirmed_by_diff() {
+    let dir = scratch("maxtype");
+    // Max of 13 smooth functions in 12 variables: x_i + ½‖x‖² and −Σx + ½‖x‖².
+    let n = 12;
+    let mut terms: Vec<String> = (1..=n)
+        .map(|i| format!("x[{i}] + 0.5 * sqnorm(x)"))
+        .collect();
+    terms.push("0.5 * sqnorm(x) - sum(x)".into());
+    let mut f = terms.pop().unwrap();
+    while let Some(t) = terms.pop() {
+        f = format!("max({t}, {f})");
+    }
+    let m = write(
+        &dir,
+        "maxq.mco",
+        &format!("param x: vec({n})\nminimize {f}\n"),
+    );
+    let list = |v: &str| format!("x: [{}]\n", vec![v; n].join(", "));
+    let zero = write(&dir, "zero.yaml", &list("0"));
+    let ones = write(&dir, "ones.yaml", &list("1"));
+    // The minimizer: 2^13 pieces would exceed --max-pieces 4096; one min-norm problem decides.
+    let r = mcopt(&["stationarity", &m, "--at", &zero, "--order", "2", "--json"]);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    let j = r.json();
+    assert_eq!(j["first_order"]["method"], "max_type", "{j}");
+    assert_eq!(j["second_order"]["status"], "stationary", "{j}");
+    // All 12 first terms tie at x = 1: refuted, the witness confirmed by `mcopt diff`.
+    let r = mcopt(&["stationarity", &m, "--at", &ones, "--json"]);
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    let j = r.json();
+    assert_eq!(j["first_order"]["status"], "not_stationary", "{j}");
+    assert_eq!(j["first_order"]["method"], "max_type", "{j}");
+    confirm_with_diff(&m, &ones, &j["first_order"], &[]);
+}
+
+#[test]
+fn time_limit_makes_a_long_certificate_inconclusive() {
+    let dir = scratch("time-limit");
+    // 14 nested kinks that are not of max type: 2^14 pieces, one LP each.
+    let m = write(
+        &dir,
+        "nested.mco",
+        "param x: vec(7)\nminimize sum(abs(abs(x) - 0)) + 0.5 * sqnorm(x)\n",
+    );
+    let p = write(&dir, "p.yaml", "x: [0, 0, 0, 0, 0, 0, 0]\n");
+    let args = [
+        "stationarity",
+        &m,
+        "--at",
+        &p,
+        "--max-pieces",
+        "100000",
+        "--time-limit",
+        "0.05",
+        "--json",
+    ];
+    let r = mcopt(&args);
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    let j = r.json();
+    assert_eq!(j["first_order"]["status"], "inconclusive", "{j}");
+    let reason = j["first_order"]["reason"].as_str().unwrap();
+    assert!(reason.contains("time limit of 0.05 s"), "{reason}");
+    // `seconds` counts all the work, at least the limit.
+    assert!(j["seconds"].as_f64().unwrap() >= 0.05, "{j}");
+    let mut allowed = args.to_vec();
+    allowed.push("--allow-inconclusive");
+    assert_eq!(mcopt(&allowed).code, Some(0));
+    for bad in ["0", "-1", "nan"] {
+        let r = mcopt(&["stationarity", &m, "--at", &p, "--time-limit", bad]);
+        assert_eq!(r.code, Some(2), "{bad}: {r:#?}");
+        assert!(r.stderr.contains("--time-limit"), "{r:#?}");
+    }
 }

@@ -66,7 +66,19 @@ fn confirm(g: &Graph, r: &Registry, form: Form, beta: f64, c: &Certificate) {
     };
     let mut fev = Evaluator::new(graph, r, Order::Two).unwrap();
     for v in [Some(&c.first), c.second.as_ref()].into_iter().flatten() {
-        let Some(d) = &v.direction else { continue };
+        if v.status != N {
+            assert!(
+                v.direction.is_none(),
+                "a witness without a refutation: {v:?}"
+            );
+            continue;
+        }
+        // Every refutation carries its witness and its exact slope (and curvature, second order).
+        let d = v
+            .direction
+            .as_ref()
+            .expect("a not_stationary verdict carries a witness");
+        assert!(v.slope.is_some(), "{v:?}");
         let t = fev
             .directional(&x, d, Order::Two, EvalOptions::default())
             .unwrap();
@@ -336,4 +348,55 @@ fn ztol_verdicts_are_rechecked_with_exact_slopes_in_every_form() {
         assert!(reason.contains("reached with ztol = 0.7"), "{reason}");
         assert!(reason.contains("directions examined"), "{reason}");
     }
+}
+
+#[test]
+fn a_stop_signal_leaves_the_verdict_interrupted_and_the_command_reports_it_inconclusive() {
+    use std::sync::atomic::AtomicBool;
+    static STOP: AtomicBool = AtomicBool::new(true);
+    let r = Registry::with_standard();
+    let g = compile(
+        "param x: vec(5)\nminimize sum(abs(abs(x) - 0)) + 0.5 * sqnorm(x)",
+        &r,
+    );
+    let o = Options {
+        interrupt: Some(&STOP),
+        ..opts(Order::Two)
+    };
+    let mut c = run(&g, &r, Form::P, 1.0, &o);
+    assert_eq!(c.first.status, Status::Interrupted, "{c:?}");
+    assert_eq!(c.second.as_ref().unwrap().status, Status::Interrupted);
+    mcopt::stationarity::interrupted_as_inconclusive(&mut c.first);
+    assert_eq!(c.first.status, I);
+    assert_eq!(c.first.reason.as_deref(), Some("interrupted"));
+    // Without the signal the same point is certified.
+    let c = run(&g, &r, Form::P, 1.0, &opts(Order::One));
+    assert_eq!(c.first.status, S, "{c:?}");
+}
+
+#[test]
+fn curved_kinks_are_decided_to_second_order_along_a_one_dimensional_critical_cone() {
+    let r = Registry::with_standard();
+    // The kink's argument y + x² curves through 0; the critical cone is the line d_y = 0, where
+    // f″(0; d) = 2 d_x² > 0: second-order stationary.
+    let g = compile(
+        "param x: real\nparam y: real\nminimize abs(y + x^2) - 0.5 * y + x^4",
+        &r,
+    );
+    let c = run(&g, &r, Form::P, 1.0, &opts(Order::Two));
+    assert_eq!(c.first.status, S, "{c:?}");
+    let s = c.second.as_ref().unwrap();
+    assert_eq!(s.status, S, "{c:?}");
+    // With −3x² the curvature along the same line is 2 − 6 = −4: refuted, with its witness.
+    let g = compile(
+        "param x: real\nparam y: real\nminimize abs(y + x^2) - 0.5 * y - 3 * x^2",
+        &r,
+    );
+    let c = run(&g, &r, Form::P, 1.0, &opts(Order::Two));
+    assert_eq!(c.first.status, S, "{c:?}");
+    let s = c.second.as_ref().unwrap();
+    assert_eq!(s.status, N, "{c:?}");
+    assert_eq!(s.curvature, Some(-4.0), "{c:?}");
+    assert_eq!(s.direction.as_ref().unwrap()[1], 0.0, "{c:?}");
+    confirm(&g, &r, Form::P, 1.0, &c);
 }

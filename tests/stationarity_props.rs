@@ -1,5 +1,7 @@
 //! Property tests of the certificates: random piecewise-affine-plus-quadratic functions with
-//! every kink at the point agree with brute force over the pieces, and second order at a smooth
+//! every kink at the point agree with brute force over the pieces (nested abs, and nested
+//! max-type terms decided by the max-type tier), every refutation carries a witness whose slope
+//! is checked, and second order at a smooth
 //! point agrees with the smallest eigenvalue of the explicitly formed Hessian.
 
 mod common;
@@ -119,6 +121,95 @@ impl Pa {
     }
 }
 
+/// f(x) = c·x + Σ a_i max(p_i·x, max(q_i·x, |r_i·x|)) in R² with every tie at 0: nested
+/// max-type terms; a negative a_i makes f′ nonconvex (then other tiers decide).
+#[derive(Debug, Clone)]
+struct Mx {
+    c: [f64; 2],
+    terms: Vec<MxTerm>,
+}
+
+/// a · max(p·x, max(q·x, |r·x|)) as (a, p, q, r).
+type MxTerm = (f64, [f64; 2], [f64; 2], [f64; 2]);
+
+fn mx() -> impl Strategy<Value = Mx> {
+    (
+        vec2(),
+        prop::collection::vec((coef(), vec2(), vec2(), vec2()), 1..4),
+    )
+        .prop_map(|(c, terms)| Mx { c, terms })
+}
+
+impl Mx {
+    fn text(&self) -> String {
+        let mut t = format!("param x1: real\nparam x2: real\nminimize {}", lin(self.c));
+        for (a, p, q, r) in &self.terms {
+            t.push_str(&format!(
+                " + {a} * max({}, max({}, abs({})))",
+                lin(*p),
+                lin(*q),
+                lin(*r)
+            ));
+        }
+        t
+    }
+
+    fn convex(&self) -> bool {
+        self.terms.iter().all(|t| t.0 >= 0.0)
+    }
+
+    /// Some term has a nested tie (its inner kinks are not all trivial).
+    fn nested(&self) -> bool {
+        self.terms
+            .iter()
+            .any(|(a, _, q, r)| *a > 0.0 && *q != *r && *r != [0.0, 0.0])
+    }
+
+    fn slope(&self, d: [f64; 2]) -> f64 {
+        let dot = |v: [f64; 2]| v[0] * d[0] + v[1] * d[1];
+        let mut f = dot(self.c);
+        for (a, p, q, r) in &self.terms {
+            f += a * dot(*p).max(dot(*q).max(dot(*r).abs()));
+        }
+        f
+    }
+
+    /// As [`Pa::brute_force`]: the minimum of f′(0; ·) on the circle, at sector ends or on a
+    /// fine grid.
+    fn brute_force(&self) -> Status {
+        let mut dirs: Vec<[f64; 2]> = (0..7200)
+            .map(|k| {
+                let a = k as f64 * std::f64::consts::PI / 3600.0;
+                [a.cos(), a.sin()]
+            })
+            .collect();
+        for (_, p, q, r) in &self.terms {
+            let neg = |v: [f64; 2]| [-v[0], -v[1]];
+            let sub = |u: [f64; 2], v: [f64; 2]| [u[0] - v[0], u[1] - v[1]];
+            for l in [
+                *r,
+                sub(*p, *q),
+                sub(*p, *r),
+                sub(*p, neg(*r)),
+                sub(*q, *r),
+                sub(*q, neg(*r)),
+            ] {
+                dirs.push([-l[1], l[0]]);
+                dirs.push([l[1], -l[0]]);
+            }
+        }
+        let min = dirs
+            .iter()
+            .map(|d| self.slope(*d))
+            .fold(f64::INFINITY, f64::min);
+        if min < -1e-9 {
+            Status::NotStationary
+        } else {
+            Status::Stationary
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
@@ -130,7 +221,31 @@ proptest! {
         let p = Problem { form: Form::P, graph: &g, registry: &r, point: &x, lifted: None, adjoint: None };
         let c = certify(&p, &Options::default()).unwrap();
         prop_assert_eq!(c.first.status, f.brute_force(), "{} {:?}", f.text(), c.first);
-        if let (Some(d), Some(s)) = (&c.first.direction, c.first.slope) {
+        if c.first.status == Status::NotStationary {
+            // Every refutation carries its witness and its exact slope.
+            let (Some(d), Some(s)) = (&c.first.direction, c.first.slope) else {
+                return Err(TestCaseError::fail(format!("no witness: {:?}", c.first)));
+            };
+            prop_assert!(s < 0.0);
+            prop_assert!((f.slope([d[0], d[1]]) - s).abs() <= 1e-9 * (1.0 + s.abs()));
+        }
+    }
+
+    #[test]
+    fn max_type_verdicts_agree_with_brute_force(f in mx()) {
+        let r = Registry::with_standard();
+        let g = compile(&f.text(), &r);
+        let x = [0.0, 0.0];
+        let p = Problem { form: Form::P, graph: &g, registry: &r, point: &x, lifted: None, adjoint: None };
+        let c = certify(&p, &Options::default()).unwrap();
+        prop_assert_eq!(c.first.status, f.brute_force(), "{} {:?}", f.text(), c.first);
+        if f.convex() && f.nested() {
+            prop_assert_eq!(c.first.method, "max_type", "{} {:?}", f.text(), c.first);
+        }
+        if c.first.status == Status::NotStationary {
+            let (Some(d), Some(s)) = (&c.first.direction, c.first.slope) else {
+                return Err(TestCaseError::fail(format!("no witness: {:?}", c.first)));
+            };
             prop_assert!(s < 0.0);
             prop_assert!((f.slope([d[0], d[1]]) - s).abs() <= 1e-9 * (1.0 + s.abs()));
         }

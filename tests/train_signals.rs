@@ -233,7 +233,9 @@ fn a_signal_during_the_final_certificate_stops_it_and_writes_everything() {
             || cert["second_order"]["status"] == "interrupted",
         "{report}"
     );
-    assert_ne!(cert["first_order"]["status"], "stationary", "{report}");
+    // First order is one max-type problem (decided at once); the enumeration of second order
+    // is what the signal stops, and it is never reported as complete.
+    assert_ne!(cert["second_order"]["status"], "stationary", "{report}");
     for f in ["checkpoint.json", "trace.csv", "plot.svg", "params.yaml"] {
         assert!(out.join(f).exists(), "{f}");
     }

@@ -38,6 +38,9 @@ pub struct Args {
     /// Exit 0 when a verdict is inconclusive.
     #[arg(long)]
     pub allow_inconclusive: bool,
+    /// Stop after this many seconds: a verdict not reached by then is inconclusive.
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
+    pub time_limit: Option<f64>,
     #[command(flatten)]
     pub input: InputArgs,
 }
@@ -347,6 +350,7 @@ pub fn options(
         ztol,
         max_pieces: cert.max_pieces,
         interrupt: None,
+        time_limit: None,
     })
 }
 
@@ -369,24 +373,54 @@ fn check_tol_range(tol: f64) -> Result<(), Diags> {
 pub fn run(model: &str, a: &Args) -> Result<u8, Diags> {
     let start = std::time::Instant::now();
     let s = Session::load(model, &a.input)?;
-    let opts = options(&a.cert, a.order, a.input.ztol, None)?;
+    let mut opts = options(&a.cert, a.order, a.input.ztol, None)?;
+    if let Some(t) = a.time_limit {
+        opts.time_limit = Some(check_number("--time-limit", t, t > 0.0, "a number > 0")?);
+    }
+    // Ctrl-C (or SIGTERM, SIGHUP) stops the tiers: the verdicts not reached are inconclusive.
+    opts.interrupt = Some(mcopt::signals::install());
     let prep = prepare(&s, &a.cert, Some(&a.at), opts.tol, opts.ztol)?;
     let problem = prep.problem(&s);
-    let mut cert = stationarity::certify(&problem, &opts)
-        .map_err(|e| Diags::from(e.to_diag(problem.graph)))?;
-    // The whole certificate: loading and completing the point, then every tier of both orders.
-    cert.seconds = start.elapsed().as_secs_f64();
+    let bar = spinner();
+    let cert = stationarity::certify(&problem, &opts);
+    bar.finish_and_clear();
+    let mut cert = cert.map_err(|e| Diags::from(e.to_diag(problem.graph)))?;
+    stationarity::interrupted_as_inconclusive(&mut cert.first);
+    if let Some(v) = &mut cert.second {
+        stationarity::interrupted_as_inconclusive(v);
+    }
     if let Some(path) = &a.plot {
         let svg = plot(&s, &prep, &cert)?;
         mcopt::atomic::write(Path::new(path), &svg)?;
     }
+    // All the work: loading and completing the point, every tier of both orders, the plot.
+    cert.seconds = start.elapsed().as_secs_f64();
     if a.input.json {
         let v = report::json::certificate(prep.form, &cert, &prep.specs);
         out_raw!("{}", String::from_utf8_lossy(&report::json::to_bytes(&v)));
     } else {
         print_text(&prep, &cert);
     }
+    if let Some(sig) = mcopt::signals::received() {
+        return Ok(mcopt::signals::exit_code(sig));
+    }
     Ok(exit_code(&cert, a.allow_inconclusive))
+}
+
+/// A spinner with the elapsed time on a terminal (stderr), hidden otherwise.
+fn spinner() -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{spinner} certifying  {elapsed_precise}")
+    {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
 }
 
 /// 0 when every verdict is stationary (or inconclusive and allowed), else 1.

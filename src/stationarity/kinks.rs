@@ -89,7 +89,7 @@ pub fn scan(ev: &Evaluator<'_>, registry: &Registry, ztol: f64) -> Vec<Kink> {
 }
 
 /// Nodes the objective depends on.
-fn reachable(g: &Graph) -> Vec<bool> {
+pub(super) fn reachable(g: &Graph) -> Vec<bool> {
     let mut r = vec![false; g.nodes.len()];
     r[g.objective.index()] = true;
     for i in (0..g.nodes.len()).rev() {
@@ -213,6 +213,42 @@ fn call_kinks(
     arg: NodeId,
     out: &mut Vec<Kink>,
 ) {
+    let Some(s) = call_sides(ev, registry, ztol, (func, params), arg) else {
+        return;
+    };
+    for i in 0..s.left.len() {
+        let (right, left) = (s.right[i], s.left[i]);
+        let scale = 1.0 + right.abs().max(left.abs());
+        if (right - left).abs() > 1e-12 * scale {
+            out.push(kink(id, Arg::One(arg, i), left, right));
+        } else if (s.right2[i] - s.left2[i]).abs()
+            > 1e-12 * (1.0 + s.right2[i].abs().max(s.left2[i].abs()))
+        {
+            out.push(Kink {
+                order: KinkOrder::Second,
+                ..kink(id, Arg::One(arg, i), left, right)
+            });
+        }
+    }
+}
+
+/// The one-sided slopes (and curvatures) of a plugin function at each entry of its argument.
+pub struct Sides {
+    pub left: Vec<f64>,
+    pub right: Vec<f64>,
+    left2: Vec<f64>,
+    right2: Vec<f64>,
+}
+
+/// The one-sided slopes of a plugin function at the argument's current values: along +1
+/// (`right`) and −1 (`left`, sign-corrected); `None` when the function refuses.
+pub fn call_sides(
+    ev: &Evaluator<'_>,
+    registry: &Registry,
+    ztol: f64,
+    (func, params): (crate::registry::FunctionId, &[f64]),
+    arg: NodeId,
+) -> Option<Sides> {
     let a0 = ev.coeff(arg, 0);
     let n = a0.len();
     let zeros = vec![0.0; n];
@@ -231,25 +267,18 @@ fn call_kinks(
             .ok()?;
         Some((f1, f2))
     };
-    let (Some((r1, r2)), Some((l1, l2))) = (side(1.0), side(-1.0)) else {
-        return;
-    };
-    for i in 0..n {
-        let (right, left) = (r1[i], -l1[i]);
-        let scale = 1.0 + right.abs().max(left.abs());
-        if (right - left).abs() > 1e-12 * scale {
-            out.push(kink(id, Arg::One(arg, i), left, right));
-        } else if (r2[i] - l2[i]).abs() > 1e-12 * (1.0 + r2[i].abs().max(l2[i].abs())) {
-            out.push(Kink {
-                order: KinkOrder::Second,
-                ..kink(id, Arg::One(arg, i), left, right)
-            });
-        }
-    }
+    let (right, right2) = side(1.0)?;
+    let (l1, left2) = side(-1.0)?;
+    Some(Sides {
+        left: l1.iter().map(|x| -x).collect(),
+        right,
+        left2,
+        right2,
+    })
 }
 
 /// Index of entry (r, c) of a broadcast operand of `rows × cols`.
-fn bidx(rows: usize, cols: usize, r: usize, c: usize) -> usize {
+pub(super) fn bidx(rows: usize, cols: usize, r: usize, c: usize) -> usize {
     let r = if rows == 1 { 0 } else { r };
     let c = if cols == 1 { 0 } else { c };
     r + c * rows

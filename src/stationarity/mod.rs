@@ -18,6 +18,7 @@
 mod exact;
 mod kinks;
 mod lp;
+mod maxtype;
 mod oracle;
 mod pieces;
 mod smooth;
@@ -46,6 +47,9 @@ pub struct Options {
     /// Set (e.g. by a stop signal) to stop: the tiers leave their loops and a verdict not
     /// reached before it was set is `interrupted`.
     pub interrupt: Option<&'static AtomicBool>,
+    /// Seconds after which the tiers stop, as with [`Options::interrupt`]; a verdict not reached
+    /// by then is `inconclusive` with the limit as its reason.
+    pub time_limit: Option<f64>,
 }
 
 impl Default for Options {
@@ -56,6 +60,7 @@ impl Default for Options {
             ztol: 0.0,
             max_pieces: 4096,
             interrupt: None,
+            time_limit: None,
         }
     }
 }
@@ -136,24 +141,76 @@ pub struct Certificate {
     pub ztol: f64,
 }
 
+thread_local! {
+    /// When the certificate running on this thread reaches [`Options::time_limit`].
+    static DEADLINE: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
+
 /// Whether [`Options::interrupt`] is set.
-fn stopped(opts: &Options) -> bool {
+fn signalled(opts: &Options) -> bool {
     opts.interrupt.is_some_and(|f| f.load(Ordering::SeqCst))
 }
 
-/// `v`, or an `interrupted` verdict when the stop flag is set (the tier may have been cut short).
+/// Whether the tiers must stop: [`Options::interrupt`] is set or the time limit has passed.
+fn stopped(opts: &Options) -> bool {
+    signalled(opts) || DEADLINE.get().is_some_and(|d| Instant::now() >= d)
+}
+
+/// `v`, or an `interrupted` verdict when the stop flag is set, or an `inconclusive` one when the
+/// time limit has passed (the tier may have been cut short).
 fn interrupted(v: Verdict, opts: &Options) -> Verdict {
+    if signalled(opts) {
+        return Verdict::new(Status::Interrupted, v.method, v.active_kinks)
+            .reason("stopped by a signal before the certificate was complete");
+    }
     if !stopped(opts) {
         return v;
     }
-    Verdict::new(Status::Interrupted, v.method, v.active_kinks)
-        .reason("stopped by a signal before the certificate was complete")
+    Verdict::new(Status::Inconclusive, v.method, v.active_kinks).reason(format!(
+        "time limit of {} s reached before the certificate was complete",
+        opts.time_limit.unwrap_or(0.0)
+    ))
+}
+
+/// An `interrupted` verdict reported as the `stationarity` command does: `inconclusive` with
+/// the reason `interrupted`.
+pub fn interrupted_as_inconclusive(v: &mut Verdict) {
+    if v.status == Status::Interrupted {
+        v.status = Status::Inconclusive;
+        v.reason = Some("interrupted".into());
+    }
+}
+
+/// Sets the thread's deadline for one certificate and clears it when dropped.
+struct Deadline;
+
+impl Deadline {
+    fn start(start: Instant, opts: &Options) -> Deadline {
+        let limit = opts
+            .time_limit
+            .filter(|t| t.is_finite() && *t >= 0.0)
+            .map(std::time::Duration::from_secs_f64);
+        DEADLINE.set(limit.and_then(|l| start.checked_add(l)));
+        Deadline
+    }
+}
+
+impl Drop for Deadline {
+    fn drop(&mut self) {
+        DEADLINE.set(None);
+    }
 }
 
 /// The second-order verdict when first order is not `stationary`: the same status (second
-/// order presupposes first), with the first order's reason when it was interrupted.
+/// order presupposes first) and, when not stationary, the first order's witness and slope (a
+/// descent direction refutes second order too), with the first order's reason when it was
+/// interrupted.
 pub(super) fn second_after(first: &Verdict, active_kinks: usize) -> Verdict {
     let mut v = Verdict::new(first.status, first.method, active_kinks);
+    if first.status == Status::NotStationary {
+        v.direction = first.direction.clone();
+        v.slope = first.slope;
+    }
     v.reason = if first.status == Status::Interrupted {
         first.reason.clone()
     } else {
@@ -165,6 +222,7 @@ pub(super) fn second_after(first: &Verdict, active_kinks: usize) -> Verdict {
 /// Certify the point of `problem`.
 pub fn certify(problem: &Problem<'_>, opts: &Options) -> Result<Certificate, EvalError> {
     let start = Instant::now();
+    let _deadline = Deadline::start(start, opts);
     let mut o = Oracle::new(problem, opts)?;
     let first_kinks = o.first_order_kinks();
     let mut flattest = None;
@@ -173,9 +231,12 @@ pub fn certify(problem: &Problem<'_>, opts: &Options) -> Result<Certificate, Eva
     } else {
         match pieces::convex_outer(&mut o, opts)? {
             Some(v) => v,
-            None => match pieces::first_order(&mut o, opts)? {
+            None => match maxtype::first_order(&mut o, opts)? {
                 Some(v) => v,
-                None => pieces::search(&mut o, opts, &mut flattest)?,
+                None => match pieces::first_order(&mut o, opts)? {
+                    Some(v) => v,
+                    None => pieces::search(&mut o, opts, &mut flattest)?,
+                },
             },
         }
     };
@@ -189,7 +250,16 @@ pub fn certify(problem: &Problem<'_>, opts: &Options) -> Result<Certificate, Eva
     } else if o.kinks.is_empty() {
         Some(interrupted(smooth::second_order(&mut o, opts)?, opts))
     } else {
-        Some(interrupted(pieces::second_order(&mut o, opts)?, opts))
+        let sharp = if first.method == "max_type" {
+            maxtype::second_order(&mut o, opts)?
+        } else {
+            None
+        };
+        let v = match sharp {
+            Some(v) => v,
+            None => pieces::second_order(&mut o, opts)?,
+        };
+        Some(interrupted(v, opts))
     };
     if let Some(s) = &mut second {
         s.seconds = second_start.elapsed().as_secs_f64();

@@ -5,7 +5,7 @@ use super::kinks::{self, Kink, KinkOrder};
 use super::{Options, Verdict};
 use crate::eval::{EvalError, EvalOptions, Evaluator, Taylor};
 use crate::forms::Lifted;
-use crate::graph::Graph;
+use crate::graph::{Graph, NodeId};
 use crate::registry::{Order, Registry};
 
 /// Which problem is certified.
@@ -57,6 +57,7 @@ struct P0<'a> {
 
 pub(super) struct Oracle<'a> {
     ev: Evaluator<'a>,
+    registry: &'a Registry,
     pub x: Vec<f64>,
     pub n: usize,
     pub opts: EvalOptions,
@@ -95,6 +96,7 @@ impl<'a> Oracle<'a> {
         let kinks = kinks::scan(&ev, p.registry, o.ztol);
         Ok(Oracle {
             ev,
+            registry: p.registry,
             x: p.point.to_vec(),
             n: p.point.len(),
             opts,
@@ -148,6 +150,30 @@ impl<'a> Oracle<'a> {
             .iter()
             .map(|k| k.arg.coeff(&self.ev, 1))
             .collect()
+    }
+
+    /// The graph of the first-order evaluations.
+    pub fn graph(&self) -> &'a Graph {
+        self.ev.graph()
+    }
+
+    /// The values at x of a node's entries.
+    pub fn values(&self, id: NodeId) -> &[f64] {
+        self.ev.coeff(id, 0)
+    }
+
+    /// After [`Oracle::eval`]: the first-order coefficients of a node's entries.
+    pub fn slopes_of(&self, id: NodeId) -> &[f64] {
+        self.ev.coeff(id, 1)
+    }
+
+    /// The one-sided slopes at x of a plugin function's entries (`arg` is its argument).
+    pub fn call_sides(
+        &self,
+        func: (crate::registry::FunctionId, &[f64]),
+        arg: NodeId,
+    ) -> Option<kinks::Sides> {
+        kinks::call_sides(&self.ev, self.registry, self.opts.ztol, func, arg)
     }
 
     /// A gradient selection of f at x (∇f where f is differentiable).

@@ -145,9 +145,10 @@ pub(super) fn first_order(
 }
 
 /// Second order at a first-order stationary point with kinks: on each piece, the critical face
-/// { d in the cone : L·d = 0 } and the Hessian H of the piece (by exact curvatures at
-/// interior points); H ⪰ 0 on the face's span decides a piece, a negative direction inside
-/// the face confirmed by the exact f″ refutes, anything else is inconclusive.
+/// { d in the cone : L·d = 0 }. A face that is one ray or one line is decided by the exact f″
+/// along its generators (exact for curved kinks too); otherwise the Hessian H of the piece (by
+/// exact curvatures at interior points): H ⪰ 0 on the face's span decides a piece, a negative
+/// direction inside the face confirmed by the exact f″ refutes, anything else is inconclusive.
 pub(super) fn second_order(o: &mut Oracle<'_>, opts: &Options) -> Result<Verdict, EvalError> {
     let kinks = o.kinks.len();
     let leaves = match enumerate(o, opts, KinkOrder::Second)? {
@@ -179,6 +180,12 @@ pub(super) fn second_order(o: &mut Oracle<'_>, opts: &Options) -> Result<Verdict
             }
         }
         let basis = orthonormal(&gens);
+        if basis.len() <= 1 {
+            // The face is one ray or one line: its generators are all its directions, and
+            // f″(x; t g) = t² f″(x; g), so their exact curvatures (checked above, ≥ −tol) decide
+            // the piece, however the kink's argument curves along them.
+            continue;
+        }
         let h = piece_hessian(o, leaf, &basis)?;
         let eig = nalgebra::SymmetricEigen::new(h);
         let (i, lam) = eig
