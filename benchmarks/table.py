@@ -46,7 +46,7 @@ def run_json(cmd):
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if r.returncode != 0:
         sys.exit(f"failed: {' '.join(cmd)}\n{r.stderr}")
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    return json.loads(r.stdout)
 
 
 def mcopt_eval(binary, run, seconds):
