@@ -4,8 +4,9 @@ from the same initial weights, and print the time per full-batch Adam epoch and 
 
 An epoch is one full-batch Adam step: forward pass, gradient and update (float64).
   mcopt:   `mcopt train` with the workload's Adam run file; the time per epoch is the report's
-           `step_seconds_per_iteration` (solver steps only, without the host's per-iteration
-           measurement of the objective and test loss).
+           `seconds_per_iteration`: the full iteration, the solver's step and the host's
+           per-iteration measurement of the objective, train and test loss (the column
+           `step only` is `step_seconds_per_iteration`, the step without the measurement).
   JAX:     `jax.jit` of value_and_grad + the Adam update, the recurrence as `lax.scan`.
   PyTorch: a hand-written cell, autograd and the same Adam update (torch.float64).
 All three start from the weights mcopt draws for the run file's `init` and `seed` (written
@@ -99,17 +100,18 @@ def mcopt_epochs(run, init, epochs, blocks, tmp):
     times, rep = [], None
     for k in range(blocks):
         rep = mcopt_run(run, os.path.join(tmp, f"m{k}"), ["--init", init, "--max-iter", str(epochs)])
-        times.append(rep["step_seconds_per_iteration"])
-    return statistics.median(times), rep["objective"], rep["train_loss"]
+        times.append((rep["seconds_per_iteration"], rep["step_seconds_per_iteration"]))
+    full = statistics.median(t[0] for t in times)
+    step = statistics.median(t[1] for t in times)
+    return full, step, rep["objective"], rep["train_loss"]
 
 
-def jax_bench(theta0, xs, ys, tau, epochs, blocks):
-    try:
-        import jax
-        import jax.numpy as jnp
-        from jax import lax
-    except ImportError:
-        return None
+def jax_problem(theta0, xs, ys, tau):
+    """The JAX loss (f, training loss) and the initial parameters."""
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+
     jax.config.update("jax_enable_x64", True)
     X = jnp.asarray(xs, dtype=jnp.float64).transpose(1, 0, 2)  # (T, N, Nx)
     Y = jnp.asarray(ys, dtype=jnp.float64).transpose(1, 0, 2)
@@ -138,6 +140,40 @@ def jax_bench(theta0, xs, ys, tau, epochs, blocks):
         _, err = lax.scan(step, jnp.zeros((N, nh)), (X, Y))
         reg = sum(l * jnp.sum(q * q) for l, q in zip(lam, p))
         return jnp.sum(err) / (N * T) + reg, jnp.sum(err) / (N * T)
+
+    return loss, th
+
+
+def jax_eval(theta0, xs, ys, tau, blocks, reps=50):
+    """Median times of the jitted f and (f, ∇f), or None when JAX is not installed."""
+    try:
+        import jax
+    except ImportError:
+        return None
+    loss, th = jax_problem(theta0, xs, ys, tau)
+    f = jax.jit(lambda p: loss(p)[0])
+    g = jax.jit(jax.value_and_grad(lambda p: loss(p)[0]))
+    out = []
+    for fn in (f, g):
+        jax.block_until_ready(fn(th))  # compile
+        times = []
+        for _ in range(blocks):
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                r = fn(th)
+            jax.block_until_ready(r)
+            times.append((time.perf_counter() - t0) / reps)
+        out.append(statistics.median(times))
+    return out
+
+
+def jax_bench(theta0, xs, ys, tau, epochs, blocks):
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        return None
+    loss, th = jax_problem(theta0, xs, ys, tau)
 
     @jax.jit
     def epoch(p, m, v, k):
@@ -221,7 +257,7 @@ def main():
     if not os.path.exists(MCOPT):
         sys.exit("build first: cargo build --release")
     print(f"full-batch Adam (lr {LR}), {a.epochs} epochs, median of {a.blocks} blocks, float64")
-    print(f"{'workload':<8} {'impl':<8} {'ms/epoch':>10} {'f(θ⁰)':>14} {'f after':>14} {'JAX/impl':>9}")
+    print(f"{'workload':<8} {'impl':<8} {'ms/epoch':>10} {'step only':>10} {'f(θ⁰)':>14} {'f after':>14} {'JAX/impl':>9}")
     with tempfile.TemporaryDirectory() as tmp:
         for name in a.workloads.split(","):
             run, tau, load = WORKLOADS[name]
@@ -232,20 +268,20 @@ def main():
             init = os.path.join(tmp, f"{name}0", "params.yaml")
             theta0 = read_point(init)
             xs, ys = load()
-            m_t, m_f, _ = mcopt_epochs(run, init, a.epochs, a.blocks, tmp)
+            m_t, m_step, m_f, _ = mcopt_epochs(run, init, a.epochs, a.blocks, tmp)
             j = jax_bench(theta0, xs, ys, tau, a.epochs, a.blocks)
             t = torch_bench(theta0, xs, ys, tau, a.epochs, a.blocks)
             jt = j[0] if j else None
             ratio = lambda x: f"{jt / x:9.2f}" if jt else f"{'-':>9}"
-            print(f"{name:<8} {'mcopt':<8} {m_t * 1e3:10.4f} {start['objective']:14.10f} {m_f:14.10f} {ratio(m_t)}")
+            print(f"{name:<8} {'mcopt':<8} {m_t * 1e3:10.4f} {m_step * 1e3:10.4f} {start['objective']:14.10f} {m_f:14.10f} {ratio(m_t)}")
             if j:
-                print(f"{name:<8} {'jax':<8} {j[0] * 1e3:10.4f} {j[1]:14.10f} {j[2]:14.10f} {ratio(j[0])}")
+                print(f"{name:<8} {'jax':<8} {j[0] * 1e3:10.4f} {'':>10} {j[1]:14.10f} {j[2]:14.10f} {ratio(j[0])}")
                 if not math.isclose(j[1], start["objective"], rel_tol=1e-9):
                     print(f"  WARNING: JAX f(θ⁰) differs from mcopt's: not the same problem")
             else:
                 print(f"{name:<8} {'jax':<8} not installed (pip install jax jaxlib)")
             if t:
-                print(f"{name:<8} {'pytorch':<8} {t[0] * 1e3:10.4f} {t[1]:14.10f} {t[2]:14.10f} {ratio(t[0])}")
+                print(f"{name:<8} {'pytorch':<8} {t[0] * 1e3:10.4f} {'':>10} {t[1]:14.10f} {t[2]:14.10f} {ratio(t[0])}")
             else:
                 print(f"{name:<8} {'pytorch':<8} not installed (pip install torch)")
 

@@ -131,3 +131,87 @@ fn the_two_thread_split_gives_the_full_gradient_for_a_mean_objective() {
         );
     }
 }
+
+/// The host's measurements reuse work and change no value: the test split reads its warm-up
+/// from the training pass (`Evaluator::share`, `value_after`), and once a step asks for ∇f at
+/// the measured point, measurements compute the gradient and hand it to the next step. Every
+/// value and gradient is compared bit for bit with separate plain evaluations.
+#[test]
+fn measurements_reuse_the_training_pass_and_the_gradient_bit_for_bit() {
+    use mcopt::eval::Evaluator;
+    use mcopt::graph::{lower, LowerOptions};
+    use mcopt::registry::{Order, SolverProblem};
+    use mcopt::solve::{GraphProblem, TrainProblem};
+    let r = Registry::with_standard();
+    let text = MODEL.replace(
+        "a * h[t-1] + x[t]",
+        "max(a * h[t-1] + 0.01 * x[t], 0.2 * h[t-1])",
+    );
+    let model = mcopt::pipeline::compile(&SourceFile::new("m.mco", text), &r).unwrap();
+    let low = |d: SeqData| lower(&model, &LowerOptions { data: vec![d] }).unwrap();
+    // Test: steps 6..10 after a warm-up over the 6 training steps (the same values).
+    let train = low(data(6, 3));
+    let test = low(SeqData {
+        warmup: 6,
+        ..data(10, 3)
+    });
+    let opts = EvalOptions::default();
+    let plain = |g, x: f64| {
+        let mut ev = Evaluator::new(g, &r, Order::Zero).unwrap();
+        let mut grad = vec![0.0];
+        let f = ev.gradient(&[x], &mut grad, opts).unwrap();
+        (f.to_bits(), grad[0].to_bits(), ev.loss().to_bits())
+    };
+    let mut shared = Evaluator::new(&test, &r, Order::Zero).unwrap();
+    assert!(shared.share(&train) > 0, "the warm-up steps are shared");
+    let mut from = Evaluator::new(&train, &r, Order::Zero).unwrap();
+    for a in [0.5, -0.3, 0.9] {
+        from.value(&[a], opts).unwrap();
+        let f = shared.value_after(&from, &[a], opts).unwrap();
+        assert_eq!(f.to_bits(), plain(&test, a).0, "test f at {a}");
+        assert_eq!(
+            shared.loss().to_bits(),
+            plain(&test, a).2,
+            "test loss at {a}"
+        );
+    }
+    let mut p = GraphProblem::new(&r, &train, Some(&test), opts).unwrap();
+    let mut g = vec![0.0];
+    // Steps that ask for ∇f at the measured point (the memo), then steps that do not.
+    for (a, step_asks) in [
+        (0.5, true),
+        (0.7, true),
+        (0.2, true),
+        (-0.4, false),
+        (0.8, false),
+        (0.6, true),
+        (0.3, true),
+    ] {
+        let m = p.measure(&[a]).unwrap();
+        let (f, grad, loss) = plain(&train, a);
+        assert_eq!(
+            (m.objective.to_bits(), m.train_loss.to_bits()),
+            (f, loss),
+            "f at {a}"
+        );
+        assert_eq!(
+            m.test_loss.map(f64::to_bits),
+            Some(plain(&test, a).2),
+            "test loss at {a}"
+        );
+        if step_asks {
+            let v = p.gradient(&[a], &mut g).unwrap();
+            assert_eq!((v.to_bits(), g[0].to_bits()), (f, grad), "∇f at {a}");
+            // A second request at the same point is computed afresh, with the same result.
+            let v = p.gradient(&[a], &mut g).unwrap();
+            assert_eq!((v.to_bits(), g[0].to_bits()), (f, grad), "∇f again at {a}");
+        }
+        let b = a + 0.05;
+        let v = p.gradient(&[b], &mut g).unwrap();
+        assert_eq!(
+            (v.to_bits(), g[0].to_bits()),
+            (plain(&train, b).0, plain(&train, b).1),
+            "∇f at {b}"
+        );
+    }
+}

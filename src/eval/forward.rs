@@ -524,6 +524,13 @@ fn binary<const K: usize>(
     mut out: [&mut [f64]; K],
     ztol: f64,
 ) -> Result<usize, String> {
+    // The smooth operations in loops of their own (the operation hoisted out of the loop).
+    match op {
+        ElemBinary::Add => return Ok(binary_map((ca, na), (cb, nb), n, out, kn::add)),
+        ElemBinary::Sub => return Ok(binary_map((ca, na), (cb, nb), n, out, kn::sub)),
+        ElemBinary::Mul => return Ok(binary_map((ca, na), (cb, nb), n, out, kn::mul)),
+        _ => {}
+    }
     let ((ars, acs), (brs, bcs)) = (bstrides(na), bstrides(nb));
     let mut kinks = 0;
     for j in 0..n.cols {
@@ -545,6 +552,51 @@ fn binary<const K: usize>(
         }
     }
     Ok(kinks)
+}
+
+/// `out = op(a, b)` elementwise with broadcasting, for an operation that cannot fail. Operands
+/// of the output's shape are read contiguously; a column (rows × 1) broadcast over the output's
+/// columns too; anything else through the broadcast strides. The same kernel per entry in
+/// every case, so the values do not depend on the path.
+fn binary_map<const K: usize>(
+    (ca, na): ([&[f64]; 3], &Node),
+    (cb, nb): ([&[f64]; 3], &Node),
+    n: &Node,
+    mut out: [&mut [f64]; K],
+    op: impl Fn(Tay<K>, Tay<K>) -> Tay<K>,
+) -> usize {
+    let full = |m: &Node| m.rows == n.rows && m.cols == n.cols;
+    let column = |m: &Node| m.rows == n.rows && m.cols == 1;
+    let rows = n.rows;
+    if full(na) && full(nb) {
+        for i in 0..n.len() {
+            store(&mut out, i, op(load(&ca, i), load(&cb, i)));
+        }
+    } else if full(na) && column(nb) {
+        for j in 0..n.cols {
+            for i in 0..rows {
+                let at = i + j * rows;
+                store(&mut out, at, op(load(&ca, at), load(&cb, i)));
+            }
+        }
+    } else if column(na) && full(nb) {
+        for j in 0..n.cols {
+            for i in 0..rows {
+                let at = i + j * rows;
+                store(&mut out, at, op(load(&ca, i), load(&cb, at)));
+            }
+        }
+    } else {
+        let ((ars, acs), (brs, bcs)) = (bstrides(na), bstrides(nb));
+        for j in 0..n.cols {
+            for i in 0..rows {
+                let x: Tay<K> = load(&ca, i * ars + j * acs);
+                let y: Tay<K> = load(&cb, i * brs + j * bcs);
+                store(&mut out, i + j * rows, op(x, y));
+            }
+        }
+    }
+    0
 }
 
 /// Reduce each group (a column when batched, else everything) to one number.

@@ -1,6 +1,5 @@
-//! Dense matrix products on column-major slices, through nalgebra (matrixmultiply for large sizes).
-
-use nalgebra::{DMatrixView, DVectorView, DVectorViewMut};
+//! Dense matrix products on column-major slices: thin products by slice kernels that compute
+//! what nalgebra's gemv computes, to the bit; the rest through matrixmultiply.
 
 /// A column-major matrix stored in a slice, possibly read transposed. The fields are private
 /// so that every `Mat` comes from [`Mat::new`], which checks the slice's length: [`gemm`]
@@ -64,9 +63,9 @@ const GEMV_COLUMNS: usize = 4;
 /// Panics when the inner dimensions differ or `c` does not have the product's length, in
 /// release builds too: the matrixmultiply path reads and writes through raw pointers.
 ///
-/// Thin products go through nalgebra's gemv column by column; everything else straight to
-/// matrixmultiply (nalgebra's gemm falls back to column-by-column gemv for thin matrices,
-/// which is several times slower for the RNN's `4 × 128` output weights).
+/// Thin products go through matrix–vector products column by column ([`gemv_n`], [`gemv_t`]);
+/// everything else straight to matrixmultiply (column-by-column gemv for wide right-hand
+/// sides is several times slower for the RNN's `4 × 128` output weights).
 pub fn gemm(alpha: f64, a: Mat<'_>, b: Mat<'_>, beta: f64, c: &mut [f64]) {
     let (m, k) = a.shape();
     let (k2, n) = b.shape();
@@ -78,14 +77,11 @@ pub fn gemm(alpha: f64, a: Mat<'_>, b: Mat<'_>, beta: f64, c: &mut [f64]) {
     );
     if n <= GEMV_COLUMNS && !b.trans {
         // Thin right-hand sides: one matrix–vector product per column, no packing.
-        let av = DMatrixView::from_slice(a.data, a.rows, a.cols);
         for (x, y) in b.data.chunks_exact(k).zip(c.chunks_exact_mut(m)) {
-            let x = DVectorView::from_slice(x, k);
-            let mut y = DVectorViewMut::from_slice(y, m);
             if a.trans {
-                y.gemv_tr(alpha, &av, &x, beta);
+                gemv_t(alpha, a.data, a.rows, x, beta, y);
             } else {
-                y.gemv(alpha, &av, &x, beta);
+                gemv_n(alpha, a.data, x, beta, y);
             }
         }
         return;
@@ -120,9 +116,110 @@ pub fn gemm(alpha: f64, a: Mat<'_>, b: Mat<'_>, beta: f64, c: &mut [f64]) {
     }
 }
 
+/// `y = alpha · A x + beta · y` for a column-major `A` of `y.len()` rows, on slices (so the
+/// loops vectorise). The operations and their order are nalgebra's `gemv`, so results are the
+/// same to the bit: column by column, `y ← (alpha · A[:, j]) · x_j + y`, the first column
+/// with `beta · y` (and `y` not read when beta is 0).
+fn gemv_n(alpha: f64, a: &[f64], x: &[f64], beta: f64, y: &mut [f64]) {
+    let m = y.len();
+    if x.is_empty() {
+        if beta == 0.0 {
+            y.fill(0.0);
+        } else {
+            y.iter_mut().for_each(|v| *v *= beta);
+        }
+        return;
+    }
+    // Blocks of R rows kept in registers across all columns: the same operations in the same
+    // order per entry as column by column, with y read and written once.
+    const R: usize = 8;
+    let full = m / R * R;
+    for i0 in (0..full).step_by(R) {
+        let mut acc = [0.0; R];
+        let (col, x0) = (&a[i0..i0 + R], x[0]);
+        if beta == 0.0 {
+            for l in 0..R {
+                acc[l] = alpha * col[l] * x0;
+            }
+        } else {
+            for l in 0..R {
+                acc[l] = alpha * col[l] * x0 + beta * y[i0 + l];
+            }
+        }
+        for (j, &xj) in x.iter().enumerate().skip(1) {
+            let col = &a[j * m + i0..j * m + i0 + R];
+            for l in 0..R {
+                acc[l] = alpha * col[l] * xj + acc[l];
+            }
+        }
+        y[i0..i0 + R].copy_from_slice(&acc);
+    }
+    for i in full..m {
+        let mut v = if beta == 0.0 {
+            alpha * a[i] * x[0]
+        } else {
+            alpha * a[i] * x[0] + beta * y[i]
+        };
+        for (j, &xj) in x.iter().enumerate().skip(1) {
+            v = alpha * a[j * m + i] * xj + v;
+        }
+        y[i] = v;
+    }
+}
+
+/// `y = alpha · Aᵀ x + beta · y` for a column-major `A` of `rows` rows, on slices: one
+/// [`dot`] per column of `A`, `y_j ← alpha · dot + beta · y_j` (`y` not read when beta is 0),
+/// as nalgebra's `gemv_tr`.
+fn gemv_t(alpha: f64, a: &[f64], rows: usize, x: &[f64], beta: f64, y: &mut [f64]) {
+    if rows == 0 {
+        // nalgebra: the dot products are 0.
+        y.iter_mut().for_each(|v| {
+            *v = if beta == 0.0 {
+                alpha * 0.0
+            } else {
+                alpha * 0.0 + beta * *v
+            }
+        });
+        return;
+    }
+    for (v, col) in y.iter_mut().zip(a.chunks_exact(rows)) {
+        let d = dot(col, x);
+        *v = if beta == 0.0 {
+            alpha * d
+        } else {
+            alpha * d + beta * *v
+        };
+    }
+}
+
+/// The inner product in nalgebra's order (bit for bit): eight interleaved partial sums over
+/// blocks of eight, combined as (0 + 4) + (1 + 5) + (2 + 6) + (3 + 7), then the tail in order.
+pub fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0.0f64; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ta, tb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let mut res = 0.0;
+    res += acc[0] + acc[4];
+    res += acc[1] + acc[5];
+    res += acc[2] + acc[6];
+    res += acc[3] + acc[7];
+    for (x, y) in ta.iter().zip(tb) {
+        res += x * y;
+    }
+    res
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nalgebra::{DMatrixView, DVectorView, DVectorViewMut};
 
     #[test]
     #[should_panic(expected = "mismatched inner dimensions")]
@@ -161,6 +258,59 @@ mod tests {
     fn an_overflowing_shape_is_refused() {
         let a = vec![1.0; 4];
         let _ = Mat::new(&a, usize::MAX, 4);
+    }
+
+    /// The slice kernels against nalgebra's gemv, gemv_tr and dot, bit for bit, on awkward
+    /// sizes (tails of the blocks of eight, empty inner dimensions) and every beta case.
+    #[test]
+    fn slice_kernels_match_nalgebra_to_the_bit() {
+        let mut rng = crate::rng::Rng::new(7);
+        for (m, k) in [
+            (1, 1),
+            (3, 0),
+            (5, 7),
+            (20, 20),
+            (20, 11),
+            (17, 9),
+            (128, 4),
+            (4, 128),
+        ] {
+            let a: Vec<f64> = (0..m * k).map(|_| rng.normal()).collect();
+            let xn: Vec<f64> = (0..k).map(|_| rng.normal()).collect();
+            let xt: Vec<f64> = (0..m).map(|_| rng.normal()).collect();
+            let y0: Vec<f64> = (0..m.max(k)).map(|_| rng.normal()).collect();
+            let av = DMatrixView::from_slice(&a, m, k);
+            for (alpha, beta) in [(1.0, 0.0), (1.0, 1.0), (-0.3, 0.7), (2.5, 0.0)] {
+                let (mut want, mut got) = (y0[..m].to_vec(), y0[..m].to_vec());
+                DVectorViewMut::from_slice(&mut want, m).gemv(
+                    alpha,
+                    &av,
+                    &DVectorView::from_slice(&xn, k),
+                    beta,
+                );
+                gemv_n(alpha, &a, &xn, beta, &mut got);
+                assert_eq!(
+                    want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    "gemv {m}×{k}"
+                );
+                let (mut want, mut got) = (y0[..k].to_vec(), y0[..k].to_vec());
+                DVectorViewMut::from_slice(&mut want, k).gemv_tr(
+                    alpha,
+                    &av,
+                    &DVectorView::from_slice(&xt, m),
+                    beta,
+                );
+                gemv_t(alpha, &a, m, &xt, beta, &mut got);
+                assert_eq!(
+                    want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    "gemv_tr {m}×{k}"
+                );
+            }
+            let want = DVectorView::from_slice(&a, m * k).dot(&DVectorView::from_slice(&a, m * k));
+            assert_eq!(dot(&a, &a).to_bits(), want.to_bits(), "dot of {}", m * k);
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! An [`Evaluator`] owns every buffer it needs, allocated once in [`Evaluator::new`] and reused
 //! across evaluations. Nodes that do not depend on the parameters are evaluated once, there.
 
+mod carry;
 mod forward;
 mod kernels;
 mod linalg;
@@ -116,6 +117,8 @@ pub struct Evaluator<'g> {
     /// What the current pass computes a₂ for, and where a first-order pass needed it.
     a2_use: forward::A2Use,
     needs_a2: Option<NodeId>,
+    /// The nodes read from another graph's evaluator (see [`Evaluator::share`]).
+    carry: Option<carry::Carry>,
 }
 
 impl<'g> Evaluator<'g> {
@@ -173,6 +176,7 @@ impl<'g> Evaluator<'g> {
             wslot: Vec::new(),
             a2_use: forward::A2Use::SecondOrder,
             needs_a2: None,
+            carry: None,
         };
         ev.init_constants()?;
         Ok(ev)

@@ -32,6 +32,26 @@ pub struct GraphProblem<'g> {
     opts: EvalOptions,
     /// The (P1) structure offered to solvers that need it: layout version and table pointer.
     structure: Option<(u32, *const std::ffi::c_void)>,
+    /// The gradient at the last measured point (see [`Memo`]).
+    memo: Memo,
+}
+
+/// The measurement's gradient, handed to the solver's next step. A solver that starts its step
+/// with ∇f at the iterate (Adam, gradient descent) would compute the same f the measurement just
+/// computed; so once a step has asked for the gradient at the measured point, the next
+/// measurements compute f by a gradient pass and keep ∇f for the step that follows. Values are
+/// bit for bit those of separate passes (the same evaluator at the same point).
+#[derive(Default)]
+struct Memo {
+    /// The last measured point.
+    x: Vec<f64>,
+    /// Whether `g` and `f` hold ∇f and f at `x`, not yet handed out.
+    ready: bool,
+    g: Vec<f64>,
+    f: f64,
+    /// Whether measurements compute the gradient: set when a step asked for ∇f at the measured
+    /// point, cleared when a measurement's gradient went unused.
+    prefetch: bool,
 }
 
 /// Evaluators of disjoint groups of sequences, their weights and gradient buffers.
@@ -51,15 +71,21 @@ impl<'g> GraphProblem<'g> {
         opts: EvalOptions,
     ) -> Result<GraphProblem<'g>, String> {
         let ev = |g: &'g Graph| Evaluator::new(g, registry, Order::Zero).map_err(|e| e.to_string());
+        let mut test = test.map(ev).transpose()?;
+        // The test split's warm-up repeats the training steps: read them from the training pass.
+        if let Some(t) = test.as_mut() {
+            t.share(train);
+        }
         Ok(GraphProblem {
             registry,
             train: ev(train)?,
-            test: test.map(ev).transpose()?,
+            test,
             directional: None,
             batches: None,
             split: None,
             opts,
             structure: None,
+            memo: Memo::default(),
         })
     }
 
@@ -124,6 +150,14 @@ impl SolverProblem for GraphProblem<'_> {
     }
 
     fn gradient(&mut self, x: &[f64], g: &mut [f64]) -> Result<f64, String> {
+        let memo = &mut self.memo;
+        if self.split.is_none() && memo.x == x {
+            memo.prefetch = true;
+            if std::mem::take(&mut memo.ready) && g.len() == memo.g.len() {
+                g.copy_from_slice(&memo.g);
+                return Ok(memo.f);
+            }
+        }
         match self.split.as_mut() {
             Some(split) => split.gradient(x, g, self.opts),
             None => self
@@ -208,11 +242,30 @@ impl TrainProblem for GraphProblem<'_> {
     }
 
     fn measure(&mut self, x: &[f64]) -> Result<Measures, String> {
-        let objective = self.train.value(x, self.opts).map_err(|e| e.to_string())?;
+        let memo = &mut self.memo;
+        // A gradient measured last time and never asked for: stop computing it.
+        if std::mem::take(&mut memo.ready) {
+            memo.prefetch = false;
+        }
+        memo.x.clear();
+        memo.x.extend_from_slice(x);
+        let mut objective = None;
+        if memo.prefetch && self.split.is_none() {
+            memo.g.resize(x.len(), 0.0);
+            // A failed gradient pass leaves the verdict to the value pass below.
+            if let Ok(f) = self.train.gradient(x, &mut memo.g, self.opts) {
+                (memo.f, memo.ready, objective) = (f, true, Some(f));
+            }
+        }
+        let objective = match objective {
+            Some(f) => f,
+            None => self.train.value(x, self.opts).map_err(|e| e.to_string())?,
+        };
         let train_loss = self.train.loss();
         let test_loss = match self.test.as_mut() {
             Some(ev) => {
-                ev.value(x, self.opts).map_err(|e| e.to_string())?;
+                ev.value_after(&self.train, x, self.opts)
+                    .map_err(|e| e.to_string())?;
                 Some(ev.loss())
             }
             None => None,
