@@ -100,3 +100,38 @@ fn a_memory_limit_that_is_not_a_byte_count_is_bad_input() {
         assert!(run.written.is_empty(), "{run:#?}");
     }
 }
+
+/// examples/large's shape (8 sequences of 1,000 steps, N_h = 128) with SRPA: the run the
+/// kernel's OOM killer once ended at 24 GB after 86 s is a diagnostic before anything is
+/// allocated (any data of that shape: the estimate reads sizes, not values).
+#[test]
+fn srpa_on_the_large_rnn_is_refused_under_24_gb() {
+    let dir = support::scratch_dir("srpa-memory-large");
+    let large = support::repo().join("examples/large");
+    std::fs::copy(large.join("rnn.mco"), dir.join("rnn.mco")).unwrap();
+    let mut csv = String::from("seq");
+    (1..=16).for_each(|i| csv.push_str(&format!(",x{i}")));
+    (1..=4).for_each(|i| csv.push_str(&format!(",y{i}")));
+    csv.push('\n');
+    let mut rng = mcopt::rng::Rng::new(1);
+    for seq in 0..8 {
+        for _ in 0..1000 {
+            csv.push_str(&seq.to_string());
+            (0..20).for_each(|_| csv.push_str(&format!(",{}", rng.normal())));
+            csv.push('\n');
+        }
+    }
+    std::fs::write(dir.join("data.csv"), csv).unwrap();
+    let run = std::fs::read_to_string(large.join("run.yaml")).unwrap() + "solver: {name: srpa}\n";
+    std::fs::write(dir.join("run.yaml"), run).unwrap();
+    let out = dir.join("out");
+    let result = support::command(&["train", "--quiet", "--memory-limit", "24G", "--out"])
+        .arg(&out)
+        .arg(dir.join("run.yaml"))
+        .run();
+    let text = support::unwrapped(&result.stderr);
+    assert_eq!(result.code, Some(2), "{result:#?}");
+    assert!(text.contains("mcopt::train::memory"), "{text}");
+    assert!(text.contains("J 290748928 stored entries"), "{text}");
+    assert!(!out.exists());
+}
