@@ -138,7 +138,7 @@ pub fn estimate(lifted: &Lifted) -> Result<Estimate, LinearizeError> {
                 .saturating_mul(WORD),
         ));
     }
-    parts.sort_by(|a, b| b.1.cmp(&a.1));
+    parts.sort_by_key(|p| std::cmp::Reverse(p.1));
     Ok(Estimate {
         n_theta,
         n_z,
