@@ -40,9 +40,89 @@ pub fn with_capacity<T>(len: usize) -> Result<Vec<T>, AllocError> {
     Ok(v)
 }
 
+/// The memory this process may still take: the kernel's `MemAvailable` (`/proc/meminfo`),
+/// lowered to what the cgroup's `memory.max` leaves above its `memory.current` where one is
+/// set; `None` where neither can be read (then nothing is refused for want of memory).
+pub fn available() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok().and_then(|t| {
+        t.lines()
+            .find_map(|l| l.strip_prefix("MemAvailable:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb.saturating_mul(1024))
+    });
+    let read = |f: &str| {
+        std::fs::read_to_string(format!("/sys/fs/cgroup/{f}"))
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+    };
+    let cgroup =
+        read("memory.max").map(|max| max.saturating_sub(read("memory.current").unwrap_or(0)));
+    match (meminfo, cgroup) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// A byte count as given on a command line: digits, optionally followed by `K`, `M`, `G` or
+/// `T` (powers of 1024, with an optional `B` or `iB`), or a plain `B`: `4G`, `512MiB`, `1000000`.
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let digits = t.len() - t.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let (number, unit) = t.split_at(digits);
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a byte count (digits and K, M, G or T)"))?;
+    let shift = match unit.trim() {
+        "" | "B" => 0,
+        "K" | "KB" | "KiB" | "k" | "kB" => 10,
+        "M" | "MB" | "MiB" => 20,
+        "G" | "GB" | "GiB" => 30,
+        "T" | "TB" | "TiB" => 40,
+        other => return Err(format!("unknown unit `{other}` (use K, M, G or T)")),
+    };
+    value
+        .checked_mul(1u64 << shift)
+        .filter(|&b| b > 0)
+        .ok_or_else(|| format!("`{text}` is not a positive byte count below 16 EiB"))
+}
+
+/// "1234567 bytes (1.2 MiB)".
+pub fn bytes_shown(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{bytes} bytes ({v:.1} {})", UNITS[u])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_counts_parse_with_units() {
+        assert_eq!(parse_bytes("1000"), Ok(1000));
+        assert_eq!(parse_bytes("4K"), Ok(4096));
+        assert_eq!(parse_bytes("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_bytes("512MB"), Ok(512 << 20));
+        assert!(parse_bytes("0").is_err());
+        assert!(parse_bytes("-1").is_err());
+        assert!(parse_bytes("4X").is_err());
+        assert!(parse_bytes("G").is_err());
+        assert!(parse_bytes("99999999T").is_err());
+    }
+
+    #[test]
+    fn available_memory_is_read_on_linux() {
+        assert!(available().is_some_and(|b| b > 0));
+    }
 
     #[test]
     fn an_impossible_request_is_an_error_with_its_size() {

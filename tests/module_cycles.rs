@@ -168,6 +168,15 @@ fn the_syntax_modules_depend_one_way() {
 }
 
 #[test]
+fn the_srpa_modules_depend_one_way() {
+    let g = sibling_uses(Path::new("plugins/std/src/solvers/srpa"));
+    assert!(g.contains_key("schur") && g.contains_key("sparse"), "{g:?}");
+    assert!(g["schur"].contains("sparse"), "schur uses sparse: {g:?}");
+    assert!(!g["schur"].contains("subproblem"), "{g:?}");
+    assert_eq!(find_cycle(&g), None, "{g:?}");
+}
+
+#[test]
 fn the_cycle_finder_finds_a_cycle() {
     let mut g: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     g.entry("a".into()).or_default().insert("b".into());

@@ -67,6 +67,10 @@ pub struct TrainArgs {
     /// Replace the value of a model `const`: NAME=VALUE; repeatable (wins over the run file's `consts:`).
     #[arg(long = "const", value_name = "NAME=VALUE")]
     pub consts: Vec<String>,
+    /// Refuse to start a solver on the lifted problem (srpa) whose estimated memory exceeds
+    /// BYTES (suffixes K, M, G, T; default: the memory available to this process).
+    #[arg(long, value_name = "BYTES", value_parser = mcopt::memory::parse_bytes)]
+    pub memory_limit: Option<u64>,
 }
 
 /// Run `mcopt train`.
@@ -148,6 +152,9 @@ pub fn train(a: &TrainArgs) -> Result<u8, Diags> {
         .as_ref()
         .zip(betas.as_ref())
         .map(|(l, b)| l.penalized(b));
+    if let Some(l) = &lifted {
+        p1_memory(l, a.memory_limit, &model_path)?;
+    }
     let mut host = match (&lifted, &penalized, &betas) {
         (Some(l), Some(pen), Some(b)) => Some(
             P1Host::new(l, pen, b, &train_graph, &session.registry).map_err(|e| {
@@ -250,6 +257,51 @@ pub fn train(a: &TrainArgs) -> Result<u8, Diags> {
             _ => EXIT_OK,
         },
     })
+}
+
+/// Refuses a lifted problem whose structure would need more memory than `limit` (or, without
+/// one, than this process can still take), before any of it is allocated: a diagnostic with the
+/// bytes needed, the largest parts and the ways to need fewer. A model the linearizer cannot
+/// handle passes here and is reported by the linearizer.
+fn p1_memory(lifted: &Lifted, limit: Option<u64>, model_path: &str) -> Result<(), Diags> {
+    use mcopt::memory::{available, bytes_shown};
+    let Ok(est) = forms::linearize::memory::estimate(lifted) else {
+        return Ok(());
+    };
+    let (limit, source) = match limit {
+        Some(l) => (l, "--memory-limit"),
+        None => match available() {
+            Some(a) => (a, "the memory available (MemAvailable, cgroup memory.max)"),
+            None => return Ok(()),
+        },
+    };
+    let needed = est.total();
+    if needed <= limit {
+        return Ok(());
+    }
+    let parts: Vec<String> = est
+        .parts
+        .iter()
+        .take(3)
+        .map(|(what, b)| format!("{what} {}", bytes_shown(*b)))
+        .collect();
+    Err(Diag::new(
+        "mcopt::train::memory",
+        format!(
+            "the lifted problem needs about {} but {source} is {}: z has {} entries, J {} stored entries, the KKT factor about {} values; largest: {}",
+            bytes_shown(needed),
+            bytes_shown(limit),
+            est.n_z,
+            est.jac_nnz,
+            est.factor_nnz,
+            parts.join(", ")
+        ),
+    )
+    .in_file(model_path)
+    .help(
+        "fewer or shorter training sequences (the lifted entries grow with sequences × steps × layer sizes), smaller layers or fewer parameters (the KKT factor grows with residual rows × parameters), or a solver that does not lift (adam, gd); --memory-limit BYTES sets the limit",
+    )
+    .into())
 }
 
 /// The bytes that identify the model of a run in its checkpoint: its text, and the

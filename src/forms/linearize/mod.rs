@@ -23,6 +23,7 @@
 
 use std::collections::HashMap;
 
+pub mod memory;
 mod ops;
 
 use super::Lifted;

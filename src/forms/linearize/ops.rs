@@ -385,7 +385,7 @@ impl Linearizer<'_> {
     }
 }
 
-fn op_name(op: &Op) -> &'static str {
+pub(super) fn op_name(op: &Op) -> &'static str {
     match op {
         Op::Reduce(..) => "a reduction",
         Op::Dot(..) => "an inner product",

@@ -10,6 +10,7 @@
 pub mod iteration;
 pub mod ldl;
 pub mod schur;
+pub mod sparse;
 pub mod subproblem;
 
 use iteration::{Srpa, SrpaOptions};

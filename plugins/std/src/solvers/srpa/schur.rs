@@ -27,7 +27,7 @@ use faer::linalg::cholesky::llt::{factor as llt_factor, solve as llt_solve};
 use faer::{Conj, Mat, MatMut, Par};
 
 use super::ldl::{Kernels, Ldl, LdlError};
-use super::subproblem::SparseRows;
+use super::sparse::SparseRows;
 
 /// Right-hand sides per blocked solve when forming C.
 const CHUNK: usize = 48;

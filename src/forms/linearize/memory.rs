@@ -1,0 +1,220 @@
+//! What SRPA's (P1) structure will cost in memory, known from the lifted graph before any of it
+//! is allocated (issue 19 item 1).
+//!
+//! [`estimate`] counts, node by node and entry by entry, how many columns of z each row of a
+//! node's Jacobian reads, by the rules of [`Linearizer::new`](super::Linearizer::new)'s
+//! symbolic pass but with counts instead of column lists (a sum of the children's counts: the
+//! union of their columns is never larger, and for layers whose lifted children are leaves the
+//! two are equal). From these and the sizes of z it prices the buffers the host and the solver
+//! hold: the linearizer's per-node patterns and values, the copies of J's pattern and values on
+//! both sides of the plugin boundary, the KKT matrix's analysis and its factor (about one dense
+//! row of θ columns per residual row: the fill the θ columns shared by every row make), and on
+//! the parameter-Schur path the dense n_θ × n_θ complement. The buffers of the evaluators are
+//! included; small workspaces are not, so the estimate is a floor of the peak, within a few
+//! tens of per cent on syn and sp500.
+
+use super::ops::{needed_nodes, op_name};
+use super::LinearizeError;
+use crate::forms::Lifted;
+use crate::graph::{Node, Op};
+
+/// Bytes of one index or value (`usize` and `f64`).
+const WORD: u64 = 8;
+/// The SRPA subproblem solver's thresholds for the parameter-Schur path
+/// (`solvers/srpa/subproblem.rs`: `SCHUR_MIN_FACTOR`, `SCHUR_MAX_DENSE`).
+const SCHUR_MIN_FACTOR: u64 = 2_000_000;
+const SCHUR_MAX_DENSE: u64 = 16_000_000;
+/// Right-hand sides per blocked solve and threads when the Schur complement is formed.
+const SCHUR_CHUNK: u64 = 48;
+const SCHUR_THREADS: u64 = 4;
+
+/// The sizes of the (P1) structure and the bytes it needs, by part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Estimate {
+    /// dim θ and dim z.
+    pub n_theta: usize,
+    pub n_z: usize,
+    /// Residual rows m (the lifted entries).
+    pub rows: usize,
+    /// Stored entries of J (an upper bound of the pattern's size; equal on layered RNNs).
+    pub jac_nnz: u64,
+    /// Values of the KKT factor (an estimate: see the module docs).
+    pub factor_nnz: u64,
+    /// Whether the subproblem solver's automatic choice would take the parameter-Schur path.
+    pub schur: bool,
+    /// (what, bytes), largest first.
+    pub parts: Vec<(&'static str, u64)>,
+}
+
+impl Estimate {
+    /// All bytes.
+    pub fn total(&self) -> u64 {
+        self.parts
+            .iter()
+            .fold(0u64, |acc, (_, b)| acc.saturating_add(*b))
+    }
+}
+
+/// Per entry of a node: the θ columns and the lifted columns its Jacobian row reads.
+type Counts = Vec<(u32, u32)>;
+
+/// The estimate for `lifted`; an error where the linearizer would refuse the model (the same
+/// error, so the caller can report it as it reports the linearizer's).
+pub fn estimate(lifted: &Lifted) -> Result<Estimate, LinearizeError> {
+    let g = &lifted.graph;
+    let n_theta = lifted.layout.n_theta;
+    let n_z = lifted.layout.n_z;
+    let rows = n_z - n_theta;
+    let order = needed_nodes(lifted);
+    let mut counts: Vec<Option<Counts>> = vec![None; g.nodes.len()];
+    let mut node_nnz: u64 = 0;
+    let mut node_entries: u64 = 0;
+    for &id in &order {
+        let node = g.node(id);
+        let c =
+            node_counts(g, node, &counts, n_theta).ok_or_else(|| LinearizeError::Unsupported {
+                node: id,
+                what: op_name(&node.op).to_owned(),
+            })?;
+        node_nnz = node_nnz.saturating_add(c.iter().map(|&(a, b)| a as u64 + b as u64).sum());
+        node_entries += c.len() as u64;
+        counts[id.index()] = Some(c);
+    }
+    let mut jac_nnz: u64 = 0;
+    let mut theta_rows: u64 = 0;
+    for b in &lifted.layout.blocks {
+        if let Some(c) = &counts[b.residual.index()] {
+            jac_nnz = jac_nnz.saturating_add(c.iter().map(|&(a, b)| a as u64 + b as u64).sum());
+            theta_rows += c.iter().filter(|&&(a, _)| a > 0).count() as u64;
+        }
+    }
+    let (n, m, nt) = (n_z as u64, rows as u64, n_theta as u64);
+    // every residual row that reads θ ends up with a dense row of θ columns in the factor
+    // (measured on sp500: 12.0 M factor values against 11.1 M by this rule)
+    let kkt = n + m;
+    let fill = m
+        .max(theta_rows)
+        .saturating_mul(nt)
+        .saturating_add(jac_nnz)
+        .saturating_add(kkt);
+    let factor_nnz = fill.min(kkt.saturating_mul(kkt + 1) / 2);
+    let schur = factor_nnz >= SCHUR_MIN_FACTOR
+        && nt.saturating_mul(nt) <= SCHUR_MAX_DENSE
+        && nt > 0
+        && nt < n;
+    let values: u64 = g.nodes.iter().map(|x| x.len() as u64).sum();
+    let pattern = |k: u64| {
+        k.saturating_mul(jac_nnz.saturating_add(m + 1))
+            .saturating_mul(WORD)
+    };
+    let mut parts = vec![
+        (
+            "the linearizer's per-node Jacobians",
+            (2 * node_nnz + node_entries + order.len() as u64).saturating_mul(WORD),
+        ),
+        // the linearizer's, the host's structure and the solver's structure and matrix
+        ("four copies of J's pattern", pattern(4)),
+        // the host's and the solver's linearization, the solver's matrix
+        (
+            "three copies of J's values",
+            jac_nnz.saturating_mul(3 * WORD),
+        ),
+        (
+            "the KKT matrix's analysis",
+            (n + jac_nnz + m).saturating_mul(3 * WORD),
+        ),
+        (
+            "the KKT factor",
+            factor_nnz.saturating_add(2 * kkt).saturating_mul(WORD),
+        ),
+        // the penalized, original and linearizer's evaluators, with the gradient's adjoints
+        ("the evaluators", values.saturating_mul(4 * WORD)),
+    ];
+    if schur {
+        parts.push((
+            "the parameter-Schur preconditioner",
+            (2 * nt * nt + SCHUR_THREADS * 2 * SCHUR_CHUNK * m)
+                .saturating_add(jac_nnz.saturating_mul(2))
+                .saturating_mul(WORD),
+        ));
+    }
+    parts.sort_by_key(|p| std::cmp::Reverse(p.1));
+    Ok(Estimate {
+        n_theta,
+        n_z,
+        rows,
+        jac_nnz,
+        factor_nnz,
+        schur,
+        parts,
+    })
+}
+
+/// Index of output entry `e` of `out` in a broadcast operand `arg`.
+fn bcast(out: &Node, arg: &Node, e: usize) -> usize {
+    let (i, j) = (e % out.rows, e / out.rows);
+    let i = if arg.rows == 1 { 0 } else { i };
+    let j = if arg.cols == 1 { 0 } else { j };
+    i + j * arg.rows
+}
+
+fn add(a: (u32, u32), b: (u32, u32)) -> (u32, u32) {
+    (a.0.saturating_add(b.0), a.1.saturating_add(b.1))
+}
+
+/// The counts of `node` from its children's, as [`super::Linearizer`]'s symbolic pass would
+/// list them; `None` for an operation it does not handle.
+fn node_counts(
+    g: &crate::graph::Graph,
+    node: &Node,
+    counts: &[Option<Counts>],
+    n_theta: usize,
+) -> Option<Counts> {
+    let of = |id: &crate::graph::NodeId| counts[id.index()].as_ref();
+    let zero = (0u32, 0u32);
+    Some(match &node.op {
+        Op::Param(k) => {
+            let one = if g.params[*k].offset < n_theta {
+                (1, 0)
+            } else {
+                (0, 1)
+            };
+            vec![one; node.len()]
+        }
+        Op::Unary(_, a) | Op::Call { arg: a, .. } => of(a)?.clone(),
+        Op::Transpose(a) => {
+            let child = of(a)?;
+            (0..node.len())
+                .map(|e| {
+                    let (i, j) = (e % node.rows, e / node.rows);
+                    child[j + i * node.cols]
+                })
+                .collect()
+        }
+        Op::Binary(_, a, b) => {
+            let (na, nb) = (g.node(*a), g.node(*b));
+            (0..node.len())
+                .map(|e| {
+                    let ca = of(a).map_or(zero, |c| c[bcast(node, na, e)]);
+                    let cb = of(b).map_or(zero, |c| c[bcast(node, nb, e)]);
+                    add(ca, cb)
+                })
+                .collect()
+        }
+        Op::MatMul(a, b) => {
+            let (na, nb) = (g.node(*a), g.node(*b));
+            let (ca, cb) = (of(a), of(b));
+            (0..node.len())
+                .map(|e| {
+                    let (i, j) = (e % node.rows, e / node.rows);
+                    (0..na.cols).fold(zero, |acc, l| {
+                        let x = ca.map_or(zero, |c| c[i + l * na.rows]);
+                        let y = cb.map_or(zero, |c| c[l + j * nb.rows]);
+                        add(add(acc, x), y)
+                    })
+                })
+                .collect()
+        }
+        _ => return None,
+    })
+}

@@ -1,0 +1,137 @@
+//! SRPA's memory known before it is spent (issue 19 item 1): the estimate of the (P1)
+//! structure from the lifted graph against the structures actually built on syn and sp500, and
+//! `mcopt train --memory-limit` refusing a run whose estimate exceeds it, before anything is
+//! allocated or written.
+
+mod common;
+#[path = "cli/support.rs"]
+mod support;
+
+use common::eval::{sp500_graph, syn_graph};
+use mcopt::config::RowSel;
+use mcopt::forms::linearize::memory::estimate;
+use mcopt::forms::linearize::Linearizer;
+use mcopt::forms::{self};
+use mcopt::graph::Graph;
+use mcopt::registry::Registry;
+use mcopt_std::solvers::srpa::sparse::SparseRows;
+use mcopt_std::solvers::srpa::subproblem::{Method, SubSolver};
+
+/// The estimate against the linearizer's pattern and the subproblem solver's factor and path.
+fn check_estimate(g: &Graph, r: &Registry, factor_within: f64) {
+    let l = forms::lift(g);
+    let est = estimate(&l).unwrap();
+    let lin = Linearizer::new(&l, r).unwrap();
+    let pat = lin.pattern();
+    assert_eq!(est.jac_nnz, pat.col_idx.len() as u64);
+    assert_eq!(est.rows, pat.row_ptr.len() - 1);
+    assert_eq!(est.n_z, l.layout.n_z);
+    let jac = SparseRows {
+        ncols: l.layout.n_z,
+        row_ptr: pat.row_ptr.clone(),
+        col_idx: pat.col_idx.clone(),
+        values: vec![1.0; pat.col_idx.len()],
+    };
+    let solver = SubSolver::with_parameters(&jac, l.layout.n_theta, Method::Auto).unwrap();
+    let (want, got) = (solver.factor_nnz() as f64, est.factor_nnz as f64);
+    assert!(
+        got >= want / factor_within && got <= want * factor_within,
+        "factor: estimated {got}, actual {want}"
+    );
+    assert_eq!(est.schur, solver.uses_schur(), "{est:?}");
+    assert!(
+        est.total() > 8 * (3 * est.jac_nnz + est.factor_nnz),
+        "{est:?}"
+    );
+}
+
+#[test]
+fn the_estimate_matches_the_structure_on_syn() {
+    let r = Registry::with_standard();
+    let g = syn_graph(&r, RowSel::Range { start: 0, end: 8 });
+    // syn is small: the factor is dominated by the matrix itself, the θ fill rule overshoots
+    check_estimate(&g, &r, 4.0);
+}
+
+#[test]
+#[cfg_attr(debug_assertions, ignore)]
+fn the_estimate_matches_the_structure_on_sp500() {
+    let r = Registry::with_standard();
+    let g = sp500_graph(&r);
+    check_estimate(&g, &r, 1.25);
+}
+
+/// `mcopt train` on syn with `extra` arguments, in a scratch directory (outputs in `out/`).
+fn train_syn(extra: &[&str]) -> support::Run {
+    let mut args = vec!["train", "--quiet", "--out", "out", "--max-iter", "2"];
+    args.extend_from_slice(extra);
+    support::command(&args)
+        .arg(support::repo().join("examples/syn/run.yaml"))
+        .run()
+}
+
+#[test]
+fn a_run_whose_estimate_exceeds_the_memory_limit_is_refused_before_anything_is_written() {
+    let run = train_syn(&["--memory-limit", "64K"]);
+    let text = support::unwrapped(&run.stderr);
+    assert_eq!(run.code, Some(2), "{run:#?}");
+    assert!(!run.panicked(), "{run:#?}");
+    for needle in [
+        "mcopt::train::memory",
+        "the lifted problem needs about",
+        "--memory-limit is 65536 bytes",
+        "the KKT factor",
+        "adam",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing: {text}");
+    }
+    assert!(run.written.is_empty(), "{run:#?}");
+    // the same run under a limit it fits in trains
+    let run = train_syn(&["--memory-limit", "1G"]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert!(run.written.contains(&"out".to_string()), "{run:#?}");
+}
+
+#[test]
+fn a_memory_limit_that_is_not_a_byte_count_is_bad_input() {
+    for bad in ["0", "4X", "-1", "G"] {
+        let run = train_syn(&["--memory-limit", bad]);
+        assert_eq!(run.code, Some(2), "{bad}: {run:#?}");
+        assert!(run.written.is_empty(), "{run:#?}");
+    }
+}
+
+/// examples/large's shape (8 sequences of 1,000 steps, N_h = 128) with SRPA: the run the
+/// kernel's OOM killer once ended at 24 GB after 86 s is a diagnostic before anything is
+/// allocated (any data of that shape: the estimate reads sizes, not values).
+#[test]
+fn srpa_on_the_large_rnn_is_refused_under_24_gb() {
+    let dir = support::scratch_dir("srpa-memory-large");
+    let large = support::repo().join("examples/large");
+    std::fs::copy(large.join("rnn.mco"), dir.join("rnn.mco")).unwrap();
+    let mut csv = String::from("seq");
+    (1..=16).for_each(|i| csv.push_str(&format!(",x{i}")));
+    (1..=4).for_each(|i| csv.push_str(&format!(",y{i}")));
+    csv.push('\n');
+    let mut rng = mcopt::rng::Rng::new(1);
+    for seq in 0..8 {
+        for _ in 0..1000 {
+            csv.push_str(&seq.to_string());
+            (0..20).for_each(|_| csv.push_str(&format!(",{}", rng.normal())));
+            csv.push('\n');
+        }
+    }
+    std::fs::write(dir.join("data.csv"), csv).unwrap();
+    let run = std::fs::read_to_string(large.join("run.yaml")).unwrap() + "solver: {name: srpa}\n";
+    std::fs::write(dir.join("run.yaml"), run).unwrap();
+    let out = dir.join("out");
+    let result = support::command(&["train", "--quiet", "--memory-limit", "24G", "--out"])
+        .arg(&out)
+        .arg(dir.join("run.yaml"))
+        .run();
+    let text = support::unwrapped(&result.stderr);
+    assert_eq!(result.code, Some(2), "{result:#?}");
+    assert!(text.contains("mcopt::train::memory"), "{text}");
+    assert!(text.contains("J 290748928 stored entries"), "{text}");
+    assert!(!out.exists());
+}
