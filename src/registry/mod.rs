@@ -93,6 +93,9 @@ pub struct OptionInfo {
     /// Bounds as declared: (lo, hi, `OPEN_*` bits).
     #[serde(skip)]
     pub(crate) bounds: (f64, f64, u32),
+    /// The names a choice option takes (its value is the index); empty for other types.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<String>,
 }
 
 impl OptionInfo {
@@ -111,12 +114,13 @@ fn serialize_option_type<S: serde::Serializer>(t: &OptionType, s: S) -> Result<S
     s.serialize_str(option_type_name(*t))
 }
 
-/// "real", "integer" or "bool".
+/// "real", "integer", "bool" or "choice".
 pub fn option_type_name(t: OptionType) -> &'static str {
     match t {
         OptionType::Real => "real",
         OptionType::Integer => "integer",
         OptionType::Bool => "bool",
+        OptionType::Choice => "choice",
     }
 }
 

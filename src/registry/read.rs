@@ -140,8 +140,15 @@ pub(crate) unsafe fn solvers(
             for o in unsafe { sd.options() } {
                 let oname = unsafe { read_str(o.name, "an option name", where_) }?;
                 let ty = OptionType::from_u32(o.ty).ok_or_else(|| {
-                    Diag::new(CODE, format!("option `{oname}` of solver `{name}` in {where_}: type 0, 1 or 2 expected, found {}", o.ty))
+                    Diag::new(CODE, format!("option `{oname}` of solver `{name}` in {where_}: type 0, 1, 2 or 3 expected, found {}", o.ty))
                 })?;
+                let mut choices = Vec::new();
+                for c in unsafe { o.choice_names() } {
+                    choices.push(unsafe { read_str(*c, "a choice name", where_) }?);
+                }
+                if (ty == OptionType::Choice) == choices.is_empty() {
+                    return Err(Diag::new(CODE, format!("option `{oname}` of solver `{name}` in {where_}: names of choices expected exactly for a choice option")));
+                }
                 if o.lo.is_nan() || o.hi.is_nan() || !o.admits(o.default) {
                     return Err(Diag::new(CODE, format!("option `{oname}` of solver `{name}` in {where_}: default {} outside its range {}", o.default, o.range_text())));
                 }
@@ -154,6 +161,7 @@ pub(crate) unsafe fn solvers(
                     }?,
                     range: o.range_text(),
                     bounds: (o.lo, o.hi, o.open),
+                    choices,
                 });
             }
             let mut metrics = Vec::new();
