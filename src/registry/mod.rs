@@ -114,6 +114,16 @@ fn serialize_option_type<S: serde::Serializer>(t: &OptionType, s: S) -> Result<S
     s.serialize_str(option_type_name(*t))
 }
 
+/// What a plugin of ABI version `v` (not ours) was built for, in words.
+pub fn abi_age(v: u32) -> &'static str {
+    match v {
+        v if v > ABI_VERSION => "built by a newer mcopt-plugin-sdk",
+        2 => "built by an older mcopt-plugin-sdk, with positional solver options and (P1) callbacks without messages",
+        1 => "built by an older mcopt-plugin-sdk, before step-wise solvers",
+        _ => "built by an older mcopt-plugin-sdk",
+    }
+}
+
 /// "real", "integer", "bool" or "choice".
 pub fn option_type_name(t: OptionType) -> &'static str {
     match t {
@@ -393,8 +403,10 @@ impl Registry {
             return Err(Diag::new(
                 "mcopt::plugin::abi",
                 format!(
-                    "plugin ABI version {} expected, found {} in {where_}",
-                    ABI_VERSION, desc.abi_version
+                    "plugin ABI version {} expected, found {} in {where_} ({})",
+                    ABI_VERSION,
+                    desc.abi_version,
+                    abi_age(desc.abi_version)
                 ),
             )
             .help("rebuild the plugin against this mcopt's mcopt-plugin-sdk")
