@@ -8,8 +8,6 @@
 //! "target level" variant of Polyak's step). A subgradient method is not monotone: mcopt's
 //! `best` in report.json says which iterate was lowest.
 
-#![warn(clippy::undocumented_unsafe_blocks)]
-
 use mcopt_plugin_sdk::abi::{OptionDescriptor, Str, OPEN_HI};
 use mcopt_plugin_sdk::{
     norm, solver, Blob, BlobReader, Metrics, Problem, Signal, Solver, Start, Step,

@@ -11,7 +11,6 @@
 // Every unsafe operation sits in its own `unsafe` block with a SAFETY note, also inside an
 // `unsafe fn`.
 #![deny(unsafe_op_in_unsafe_fn)]
-#![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod abi;
 pub mod elementwise;
