@@ -373,10 +373,21 @@ fn a_polyak_subgradient_plugin_trains_with_a_choice_option_and_reports_its_best_
     let k = best["iteration"].as_u64().unwrap() as usize;
     assert_eq!(rows[1 + k][0], k.to_string(), "{r}");
     let b = best["objective"].as_f64().unwrap();
-    assert!((objective(&rows[1 + k]) - b).abs() <= 1e-12 * b.abs(), "{r}");
-    assert!(rows[1..].iter().all(|row| objective(row) >= b * (1.0 - 1e-12)), "{r}");
+    assert!(
+        (objective(&rows[1 + k]) - b).abs() <= 1e-12 * b.abs(),
+        "{r}"
+    );
+    assert!(
+        rows[1..]
+            .iter()
+            .all(|row| objective(row) >= b * (1.0 - 1e-12)),
+        "{r}"
+    );
     assert!(b < objective(&rows[1]), "{r}");
-    assert!(best["train_loss"].is_number() && best["test_loss"].is_number(), "{r}");
+    assert!(
+        best["train_loss"].is_number() && best["test_loss"].is_number(),
+        "{r}"
+    );
     // A choice is one of its names.
     let (d2, p2) = run_file("solver: {name: polyak, options: {target: exact}}", &plugins);
     refused(

@@ -415,12 +415,15 @@ impl Registry {
         // SAFETY (the strings and tables read here): the caller guarantees an SDK-layout
         // descriptor alive for the rest of the process, and its strings and tables with it.
         let source = PluginSource {
+            // SAFETY: the caller guarantees an SDK-layout descriptor alive for the process.
             plugin: unsafe { read_str(desc.name, "plugin name", &where_) }?,
+            // SAFETY: the caller guarantees an SDK-layout descriptor alive for the process.
             version: unsafe { read_str(desc.version, "plugin version", &where_) }?,
             library,
         };
         // SAFETY: as above, the descriptor and its tables are alive for the process.
         let functions = unsafe { read::functions(desc, &source, &where_) }?;
+        // SAFETY: the caller guarantees an SDK-layout descriptor alive for the process.
         let solvers = unsafe { read::solvers(desc, &source, &where_) }?;
         self.check_duplicates(&functions, &solvers, &source)?;
         let check_caps = desc.capabilities & CAP_CHECK_PARAMS != 0;

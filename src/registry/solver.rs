@@ -596,6 +596,7 @@ unsafe extern "C" fn gradient_cb(
         // SAFETY: the ABI has the solver pass `dim` readable values at `x` and `dim` writable
         // ones at `g`, not overlapping.
         let x = unsafe { std::slice::from_raw_parts(x, n) };
+        // SAFETY: as above: `dim` writable values at `g`, apart from `x`.
         let g = unsafe { std::slice::from_raw_parts_mut(g, n) };
         let v = c.problem.gradient(x, g)?;
         // SAFETY: the ABI has the solver pass one writable f64 at `value`.
@@ -625,6 +626,7 @@ unsafe extern "C" fn batch_gradient_cb(
         // SAFETY: the ABI has the solver pass `dim` readable values at `x` and `dim` writable
         // ones at `g`, not overlapping.
         let x = unsafe { std::slice::from_raw_parts(x, n) };
+        // SAFETY: as above: `dim` writable values at `g`, apart from `x`.
         let g = unsafe { std::slice::from_raw_parts_mut(g, n) };
         let v = c.problem.batch_gradient(batch, x, g)?;
         // SAFETY: the ABI has the solver pass one writable f64 at `value`.

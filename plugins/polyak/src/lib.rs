@@ -195,7 +195,12 @@ mod tests {
         let best = r.steps.iter().rev().find(|s| !s.1[1].is_nan()).unwrap().1[1];
         assert!(best < 1e-3 * f(&x0), "{best}");
         // The best value never increases from one step to the next.
-        let bests: Vec<f64> = r.steps.iter().map(|s| s.1[1]).filter(|v| !v.is_nan()).collect();
+        let bests: Vec<f64> = r
+            .steps
+            .iter()
+            .map(|s| s.1[1])
+            .filter(|v| !v.is_nan())
+            .collect();
         assert!(bests.windows(2).all(|w| w[1] <= w[0]));
     }
 

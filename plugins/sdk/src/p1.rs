@@ -150,8 +150,12 @@ pub struct P1Table {
         z: *mut f64,
         msg: *mut MsgBuf,
     ) -> i32,
-    pub penalized:
-        unsafe extern "C" fn(ctx: *mut c_void, z: *const f64, out: *mut f64, msg: *mut MsgBuf) -> i32,
+    pub penalized: unsafe extern "C" fn(
+        ctx: *mut c_void,
+        z: *const f64,
+        out: *mut f64,
+        msg: *mut MsgBuf,
+    ) -> i32,
     /// `multipliers` may be null.
     pub linearize: unsafe extern "C" fn(
         ctx: *mut c_void,
@@ -383,6 +387,7 @@ impl<'a> RemoteP1<'a> {
     /// sizes it states, alive for `'a`.
     pub(crate) unsafe fn new(t: &'a P1Table) -> RemoteP1<'a> {
         // SAFETY (both readers): the caller guarantees the table's arrays hold its sizes.
+        // SAFETY: the caller guarantees the table's arrays hold its sizes.
         let v = |p: *const usize, n: usize| unsafe { read(p, n, "") }.unwrap_or(&[]).to_vec();
         // SAFETY: as above.
         let f = |p: *const f64, n: usize| unsafe { read(p, n, "") }.unwrap_or(&[]).to_vec();

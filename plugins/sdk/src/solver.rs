@@ -11,8 +11,8 @@ use crate::abi::{
     StateHandle, StepOut, Str, OPEN_HI, OPEN_LO, PROBLEM_CAP_BATCHES, PROBLEM_CAP_STRUCTURE,
 };
 use crate::elementwise::Order;
-use crate::p1::{P1Structure, P1Table, RemoteP1, P1_STRUCTURE_VERSION};
 use crate::export::guarded;
+use crate::p1::{P1Structure, P1Table, RemoteP1, P1_STRUCTURE_VERSION};
 use std::ffi::c_void;
 
 impl OptionDescriptor {
@@ -415,12 +415,11 @@ impl<'a> Options<'a> {
         // SAFETY: schema strings and choice tables are the solver's own `'static` descriptors.
         let names = unsafe { d.choice_names() };
         let k = v as usize;
-        match names.get(k) {
-            // SAFETY: as above.
-            Some(s) if v >= 0.0 && v.fract() == 0.0 => unsafe { s.as_str() }
-                .map_err(|_| format!("choice names of `{name}` are not UTF-8")),
-            _ => Err(format!("option `{name}` has no choice number {v}")),
-        }
+        let Some(s) = names.get(k).filter(|_| v >= 0.0 && v.fract() == 0.0) else {
+            return Err(format!("option `{name}` has no choice number {v}"));
+        };
+        // SAFETY: as above, the solver's own `'static` strings.
+        unsafe { s.as_str() }.map_err(|_| format!("choice names of `{name}` are not UTF-8"))
     }
 }
 
@@ -693,6 +692,7 @@ unsafe fn start_args<'a, T: Solver>(
 ) -> Result<(&'a ProblemTable, Start<'a>), Failure> {
     // SAFETY: the caller passes valid arguments (with a valid problem table) or nulls.
     let args = unsafe { args.as_ref() }.ok_or_else(|| bad("null arguments"))?;
+    // SAFETY: the host passes valid pointers (or nulls, refused) as the ABI documents.
     let table = unsafe { args.problem.as_ref() }.ok_or_else(|| bad("null problem"))?;
     if args.n_options != T::OPTIONS.len() || args.n != table.dim {
         return Err(bad("option count or dimension mismatch"));
@@ -701,6 +701,7 @@ unsafe fn start_args<'a, T: Solver>(
     let values = unsafe { slice(args.options, args.n_options) };
     let start = Start {
         options: Options::new(T::OPTIONS, values).map_err(|e| bad(&e))?,
+        // SAFETY: the host passes valid pointers (or nulls, refused) as the ABI documents.
         x: unsafe { slice(args.x, args.n) },
         seed: args.seed,
     };
@@ -729,6 +730,7 @@ unsafe extern "C" fn init_entry<T: Solver>(
         // SAFETY: the host passes valid arguments and a writable state handle.
         let (table, start) = unsafe { start_args::<T>(args) }?;
         let s = T::init(&mut Problem { table }, start).map_err(|e| (status::ERROR, e))?;
+        // SAFETY: the host passes valid pointers (or nulls, refused) as the ABI documents.
         unsafe { store(state, s) }
     };
     // SAFETY: the host passes a valid message buffer or null.
@@ -748,8 +750,10 @@ unsafe extern "C" fn restore_entry<T: Solver>(
         // SAFETY: the host passes valid arguments, `len` readable bytes and a writable
         // state handle.
         let (table, start) = unsafe { start_args::<T>(args) }?;
+        // SAFETY: the host passes valid pointers (or nulls, refused) as the ABI documents.
         let bytes = unsafe { slice(bytes, len) };
         let s = T::restore(&mut Problem { table }, start, bytes).map_err(|e| (status::ERROR, e))?;
+        // SAFETY: the host passes valid pointers (or nulls, refused) as the ABI documents.
         unsafe { store(state, s) }
     };
     // SAFETY: the host passes a valid message buffer or null.
@@ -770,7 +774,9 @@ unsafe extern "C" fn step_entry<T: Solver>(
         // SAFETY: `state` is the `T` that init/restore boxed (or null), used by one call at a
         // time; the host passes a valid problem table and step output (or nulls).
         let s = unsafe { state.cast::<T>().as_mut() }.ok_or_else(|| bad("null state"))?;
+        // SAFETY: the host passes valid pointers (or nulls, refused) as the ABI documents.
         let table = unsafe { problem.as_ref() }.ok_or_else(|| bad("null problem"))?;
+        // SAFETY: the host passes valid pointers (or nulls, refused) as the ABI documents.
         let out = unsafe { out.as_mut() }.ok_or_else(|| bad("null step output"))?;
         if out.n_metrics != T::METRICS.len() {
             return Err(bad("metric count mismatch"));
@@ -778,6 +784,7 @@ unsafe extern "C" fn step_entry<T: Solver>(
         // SAFETY: the host passes `dim` writable entries of x and `n_metrics` writable
         // metrics, neither aliasing the other.
         let x = unsafe { slice_mut(x, table.dim) };
+        // SAFETY: the host passes valid pointers (or nulls, refused) as the ABI documents.
         let values = unsafe { slice_mut(out.metrics, out.n_metrics) };
         let mut metrics = Metrics::new(T::METRICS, values).map_err(|e| bad(&e))?;
         let step = s
@@ -818,6 +825,7 @@ unsafe extern "C" fn save_entry<T: Solver>(
     let body = || {
         // SAFETY: `state` is the `T` that init/restore boxed (or null); `len` is writable.
         let s = unsafe { state.cast::<T>().as_ref() }.ok_or_else(|| bad("null state"))?;
+        // SAFETY: the host passes valid pointers (or nulls, refused) as the ABI documents.
         let len = unsafe { len.as_mut() }.ok_or_else(|| bad("null length"))?;
         let mut bytes = Vec::new();
         s.save(&mut bytes);

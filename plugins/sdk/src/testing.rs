@@ -113,7 +113,11 @@ impl TestProblem {
             value: value_cb,
             directional: directional_cb,
             gradient: gradient_cb,
-            capabilities: if n_batches > 1 { PROBLEM_CAP_BATCHES } else { 0 },
+            capabilities: if n_batches > 1 {
+                PROBLEM_CAP_BATCHES
+            } else {
+                0
+            },
             n_batches,
             batch_gradient: (n_batches > 1).then_some(batch_gradient_cb as _),
             structure_version: 0,

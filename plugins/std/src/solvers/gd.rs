@@ -54,8 +54,12 @@ impl Solver for GradientDescent {
         OptionDescriptor::real("lr", 0.01, "step length (the largest one with armijo)").positive(),
         OptionDescriptor::real("momentum", 0.0, "momentum μ in [0, 1)").range(0.0, 1.0, OPEN_HI),
         OptionDescriptor::bool("nesterov", false, "Nesterov momentum"),
-        OptionDescriptor::real("clip", 0.0, "clip the gradient to this norm (0: no clipping)")
-            .nonnegative(),
+        OptionDescriptor::real(
+            "clip",
+            0.0,
+            "clip the gradient to this norm (0: no clipping)",
+        )
+        .nonnegative(),
         OptionDescriptor::bool("armijo", false, "Armijo backtracking from lr (full batch)"),
     ];
     const METRICS: &'static [Str] = &[Str::new("grad_norm"), Str::new("step")];
@@ -92,13 +96,19 @@ impl Solver for GradientDescent {
         metrics: &mut Metrics<'_>,
     ) -> Result<Step, String> {
         let mut g = std::mem::take(&mut self.batch);
-        let step = problem.epoch(x, &mut g, |problem, x, batch| self.update(problem, x, batch));
+        let step = problem.epoch(x, &mut g, |problem, x, batch| {
+            self.update(problem, x, batch)
+        });
         self.batch = g;
         let step = step?;
         // A step that stopped inside the epoch reports no metrics.
         if step.signal == Signal::Continue {
             metrics.set("grad_norm", step.stationarity)?;
-            let t = if self.opts.armijo { self.t } else { self.opts.lr };
+            let t = if self.opts.armijo {
+                self.t
+            } else {
+                self.opts.lr
+            };
             metrics.set("step", t)?;
         }
         Ok(step)
