@@ -77,7 +77,8 @@ fn a_wrong_abi_version_names_both_versions() {
         ),
         "mcopt::plugin::abi",
     );
-    assert!(err.contains("999"), "{err}");
+    assert!(err.contains("found version 2"), "{err}");
+    assert!(err.contains("older mcopt-plugin-sdk"), "{err}");
 }
 
 #[test]

@@ -201,10 +201,11 @@ fn a_wrong_abi_version_names_both_versions() {
     assert!(
         d.0[0]
             .message
-            .contains("version 2 expected, found version 999"),
+            .contains("version 3 expected, found version 2"),
         "{}",
         d.0[0].message
     );
+    assert!(d.0[0].message.contains("positional solver options"));
 }
 
 #[test]
@@ -318,7 +319,7 @@ fn two_plugins_defining_the_same_name() {
 fn plugins_check_reports_a_good_library() {
     let report = plugins_check(&lib("mcopt_swish")).expect("swish passes");
     assert_eq!(report.plugin, "swish");
-    assert_eq!(report.abi_version, 2);
+    assert_eq!(report.abi_version, 3);
     let names: Vec<&str> = report.functions.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(names, vec!["swish", "mish"]);
     assert!(report.functions.iter().all(|f| f.rays_checked >= 20));

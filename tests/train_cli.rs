@@ -355,6 +355,50 @@ fn a_third_party_momentum_solver_plugin_trains_from_a_run_file() {
 }
 
 #[test]
+fn a_polyak_subgradient_plugin_trains_with_a_choice_option_and_reports_its_best_iterate() {
+    let lib = common::plugins::lib("mcopt_polyak");
+    let plugins = format!("plugins: [{}]\n", lib.display());
+    let (dir, path) = run_file(
+        "solver: {name: polyak, options: {target: adaptive, delta: 0.5, momentum: 0.2}}",
+        &plugins,
+    );
+    let out = dir.join("out");
+    let r = train(s(&path), &out, &["--max-iter", "30"]);
+    assert_eq!(r["solver"], "polyak");
+    // `best` is the trace row with the smallest objective (row 0, the start, included).
+    let rows = trace_rows(&out);
+    let col = rows[0].iter().position(|c| c == "objective").unwrap();
+    let objective = |row: &Vec<String>| row[col].parse::<f64>().unwrap();
+    let best = &r["best"];
+    let k = best["iteration"].as_u64().unwrap() as usize;
+    assert_eq!(rows[1 + k][0], k.to_string(), "{r}");
+    let b = best["objective"].as_f64().unwrap();
+    assert!(
+        (objective(&rows[1 + k]) - b).abs() <= 1e-12 * b.abs(),
+        "{r}"
+    );
+    assert!(
+        rows[1..]
+            .iter()
+            .all(|row| objective(row) >= b * (1.0 - 1e-12)),
+        "{r}"
+    );
+    assert!(b < objective(&rows[1]), "{r}");
+    assert!(
+        best["train_loss"].is_number() && best["test_loss"].is_number(),
+        "{r}"
+    );
+    // A choice is one of its names.
+    let (d2, p2) = run_file("solver: {name: polyak, options: {target: exact}}", &plugins);
+    refused(
+        &[s(&p2)],
+        &["option `target` of solver `polyak` expected one of known, adaptive, found `exact`"],
+    );
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(d2);
+}
+
+#[test]
 fn window_minibatches_train_and_resume_bit_for_bit() {
     let batch = "solver:\n  name: adam\n  options: {lr: 0.01}\n  batch: {window: 3, per_step: 1}";
     let (dir, path) = run_file(batch, "");

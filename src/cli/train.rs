@@ -17,7 +17,7 @@ use mcopt::solve::{
     Status, StopRules,
 };
 use mcopt_plugin_sdk::abi::PROBLEM_CAP_STRUCTURE;
-use mcopt_plugin_sdk::p1::{Published, P1_STRUCTURE_VERSION};
+use mcopt_plugin_sdk::p1::Published;
 
 use super::session::Session;
 use super::stationarity as st;
@@ -165,7 +165,7 @@ pub fn train(a: &TrainArgs) -> Result<u8, Diags> {
     };
     let published = host.as_mut().map(Published::new);
     if let Some(p) = &published {
-        problem.set_structure(P1_STRUCTURE_VERSION, p.as_ptr());
+        problem.set_structure(p.table());
     }
     let start = SolverStart {
         options: &options,
@@ -532,7 +532,7 @@ fn option_value(v: &serde_json::Value) -> OptionValue {
             OptionValue::Other("a number out of range"),
             OptionValue::Number,
         ),
-        J::String(_) => OptionValue::Other("a string"),
+        J::String(s) => OptionValue::Text(s.clone()),
         J::Array(_) => OptionValue::Other("a list"),
         J::Object(_) => OptionValue::Other("a mapping"),
         J::Null => OptionValue::Other("nothing"),

@@ -198,6 +198,9 @@ pub struct Report {
     pub objective: f64,
     pub train_loss: f64,
     pub test_loss: Option<f64>,
+    /// The iterate with the smallest objective of the run (docs/run-files.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub best: Option<mcopt::solve::Best>,
     pub seconds: f64,
     pub seconds_per_iteration: f64,
     /// Time inside solver steps only, per iteration (the epoch time benchmarks compare).
@@ -328,6 +331,7 @@ pub fn write_all(
         objective: last.objective,
         train_loss: last.train_loss,
         test_loss: last.test_loss,
+        best: state.best.as_ref().map(mcopt::solve::Best::of),
         seconds: state.seconds,
         seconds_per_iteration: state.seconds / iters,
         step_seconds_per_iteration: state.step_seconds / iters,

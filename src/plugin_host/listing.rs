@@ -115,6 +115,10 @@ fn params_text(params: &[ParamInfo]) -> String {
 fn default_text(o: &OptionInfo) -> String {
     match o.ty {
         crate::registry::OptionType::Bool => (o.default != 0.0).to_string(),
+        crate::registry::OptionType::Choice => {
+            let k = o.default as usize;
+            o.choices.get(k).cloned().unwrap_or_default()
+        }
         _ => o.default.to_string(),
     }
 }
@@ -146,7 +150,9 @@ impl PluginList {
             );
             for o in &v.options {
                 let ty = crate::registry::option_type_name(o.ty);
-                let range = if o.range.is_empty() {
+                let range = if !o.choices.is_empty() {
+                    format!(", one of {}", o.choices.join(", "))
+                } else if o.range.is_empty() {
                     String::new()
                 } else {
                     format!(", {}", o.range)

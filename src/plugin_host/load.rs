@@ -168,7 +168,10 @@ fn check_abi(ptr: *const PluginDescriptor) -> Result<&'static PluginDescriptor, 
     if abi != ABI_VERSION {
         return Err(Diag::new(
             "mcopt::plugin::abi",
-            format!("plugin ABI version {ABI_VERSION} expected, found version {abi}"),
+            format!(
+                "plugin ABI version {ABI_VERSION} expected, found version {abi} ({})",
+                crate::registry::abi_age(abi)
+            ),
         )
         .help(format!(
             "rebuild the plugin against the mcopt-plugin-sdk of this mcopt (ABI {ABI_VERSION})"

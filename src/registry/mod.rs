@@ -93,6 +93,9 @@ pub struct OptionInfo {
     /// Bounds as declared: (lo, hi, `OPEN_*` bits).
     #[serde(skip)]
     pub(crate) bounds: (f64, f64, u32),
+    /// The names a choice option takes (its value is the index); empty for other types.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<String>,
 }
 
 impl OptionInfo {
@@ -111,12 +114,23 @@ fn serialize_option_type<S: serde::Serializer>(t: &OptionType, s: S) -> Result<S
     s.serialize_str(option_type_name(*t))
 }
 
-/// "real", "integer" or "bool".
+/// What a plugin of ABI version `v` (not ours) was built for, in words.
+pub fn abi_age(v: u32) -> &'static str {
+    match v {
+        v if v > ABI_VERSION => "built by a newer mcopt-plugin-sdk",
+        2 => "built by an older mcopt-plugin-sdk, with positional solver options and (P1) callbacks without messages",
+        1 => "built by an older mcopt-plugin-sdk, before step-wise solvers",
+        _ => "built by an older mcopt-plugin-sdk",
+    }
+}
+
+/// "real", "integer", "bool" or "choice".
 pub fn option_type_name(t: OptionType) -> &'static str {
     match t {
         OptionType::Real => "real",
         OptionType::Integer => "integer",
         OptionType::Bool => "bool",
+        OptionType::Choice => "choice",
     }
 }
 
@@ -389,8 +403,10 @@ impl Registry {
             return Err(Diag::new(
                 "mcopt::plugin::abi",
                 format!(
-                    "plugin ABI version {} expected, found {} in {where_}",
-                    ABI_VERSION, desc.abi_version
+                    "plugin ABI version {} expected, found {} in {where_} ({})",
+                    ABI_VERSION,
+                    desc.abi_version,
+                    abi_age(desc.abi_version)
                 ),
             )
             .help("rebuild the plugin against this mcopt's mcopt-plugin-sdk")
@@ -399,12 +415,15 @@ impl Registry {
         // SAFETY (the strings and tables read here): the caller guarantees an SDK-layout
         // descriptor alive for the rest of the process, and its strings and tables with it.
         let source = PluginSource {
+            // SAFETY: the caller guarantees an SDK-layout descriptor alive for the process.
             plugin: unsafe { read_str(desc.name, "plugin name", &where_) }?,
+            // SAFETY: the caller guarantees an SDK-layout descriptor alive for the process.
             version: unsafe { read_str(desc.version, "plugin version", &where_) }?,
             library,
         };
         // SAFETY: as above, the descriptor and its tables are alive for the process.
         let functions = unsafe { read::functions(desc, &source, &where_) }?;
+        // SAFETY: the caller guarantees an SDK-layout descriptor alive for the process.
         let solvers = unsafe { read::solvers(desc, &source, &where_) }?;
         self.check_duplicates(&functions, &solvers, &source)?;
         let check_caps = desc.capabilities & CAP_CHECK_PARAMS != 0;

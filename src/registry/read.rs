@@ -63,6 +63,7 @@ unsafe fn function(
 ) -> Result<FunctionInfo, Diag> {
     // SAFETY (every table and string read below): the caller guarantees a well-formed,
     // live descriptor, whose strings, parameter and breakpoint tables are alive with it.
+    // SAFETY: the caller guarantees an SDK-layout descriptor alive for the process, with its strings and tables (see the note on this loop).
     let name = unsafe { read_str(fd.name, "a function name", where_) }?;
     if !is_identifier(&name) {
         return Err(Diag::new(
@@ -71,8 +72,10 @@ unsafe fn function(
         ));
     }
     let mut params = Vec::new();
+    // SAFETY: the caller guarantees an SDK-layout descriptor alive for the process, with its strings and tables (see the note on this loop).
     for p in unsafe { fd.params() } {
         params.push(ParamInfo {
+            // SAFETY: the caller guarantees an SDK-layout descriptor alive for the process, with its strings and tables (see the note on this loop).
             name: unsafe { read_str(p.name, "a parameter name", where_) }?,
             default: (p.has_default != 0).then_some(p.default),
         });
@@ -83,6 +86,7 @@ unsafe fn function(
             format!("function `{name}` in {where_} declares {} parameters, at most {MAX_PARAMS} are supported", params.len()),
         ));
     }
+    // SAFETY: the caller guarantees an SDK-layout descriptor alive for the process, with its strings and tables (see the note on this loop).
     let breakpoints = unsafe { fd.breakpoints() }.to_vec();
     let ascending = breakpoints.windows(2).all(|w| w[0] < w[1]);
     if !ascending || breakpoints.iter().any(|b| !b.is_finite()) {
@@ -127,8 +131,10 @@ pub(crate) unsafe fn solvers(
     let mut out: Vec<(SolverInfo, &'static SolverDescriptor)> = Vec::new();
     // SAFETY (every table and string read in this loop): the caller guarantees an SDK-layout
     // descriptor alive for the whole process, whose tables and strings are alive with it.
+    // SAFETY: the caller guarantees an SDK-layout descriptor alive for the process, with its strings and tables (see the note on this loop).
     for sd in unsafe { desc.solvers() } {
         let info = (|| -> Result<SolverInfo, Diag> {
+            // SAFETY: the caller guarantees an SDK-layout descriptor alive for the process, with its strings and tables (see the note on this loop).
             let name = unsafe { read_str(sd.name, "a solver name", where_) }?;
             if !is_identifier(&name) {
                 return Err(Diag::new(
@@ -137,11 +143,22 @@ pub(crate) unsafe fn solvers(
                 ));
             }
             let mut options = Vec::new();
+            // SAFETY: the caller guarantees an SDK-layout descriptor alive for the process, with its strings and tables (see the note on this loop).
             for o in unsafe { sd.options() } {
+                // SAFETY: the caller guarantees an SDK-layout descriptor alive for the process, with its strings and tables (see the note on this loop).
                 let oname = unsafe { read_str(o.name, "an option name", where_) }?;
                 let ty = OptionType::from_u32(o.ty).ok_or_else(|| {
-                    Diag::new(CODE, format!("option `{oname}` of solver `{name}` in {where_}: type 0, 1 or 2 expected, found {}", o.ty))
+                    Diag::new(CODE, format!("option `{oname}` of solver `{name}` in {where_}: type 0, 1, 2 or 3 expected, found {}", o.ty))
                 })?;
+                let mut choices = Vec::new();
+                // SAFETY: the caller guarantees an SDK-layout descriptor alive for the process, with its strings and tables (see the note on this loop).
+                for c in unsafe { o.choice_names() } {
+                    // SAFETY: the caller guarantees an SDK-layout descriptor alive for the process, with its strings and tables (see the note on this loop).
+                    choices.push(unsafe { read_str(*c, "a choice name", where_) }?);
+                }
+                if (ty == OptionType::Choice) == choices.is_empty() {
+                    return Err(Diag::new(CODE, format!("option `{oname}` of solver `{name}` in {where_}: names of choices expected exactly for a choice option")));
+                }
                 if o.lo.is_nan() || o.hi.is_nan() || !o.admits(o.default) {
                     return Err(Diag::new(CODE, format!("option `{oname}` of solver `{name}` in {where_}: default {} outside its range {}", o.default, o.range_text())));
                 }
@@ -149,15 +166,19 @@ pub(crate) unsafe fn solvers(
                     name: oname,
                     ty,
                     default: o.default,
+                    // SAFETY: the caller guarantees an SDK-layout descriptor alive for the process, with its strings and tables (see the note on this loop).
                     description: unsafe {
                         read_str(o.description, "an option description", where_)
                     }?,
                     range: o.range_text(),
                     bounds: (o.lo, o.hi, o.open),
+                    choices,
                 });
             }
             let mut metrics = Vec::new();
+            // SAFETY: the caller guarantees an SDK-layout descriptor alive for the process, with its strings and tables (see the note on this loop).
             for m in unsafe { sd.metrics() } {
+                // SAFETY: the caller guarantees an SDK-layout descriptor alive for the process, with its strings and tables (see the note on this loop).
                 let m = unsafe { read_str(*m, "a metric name", where_) }?;
                 if !is_identifier(&m) {
                     return Err(Diag::new(CODE, format!("metric name of solver `{name}` expected to be an identifier, found `{m}` in {where_}")));
@@ -166,6 +187,7 @@ pub(crate) unsafe fn solvers(
             }
             Ok(SolverInfo {
                 name,
+                // SAFETY: the caller guarantees an SDK-layout descriptor alive for the process, with its strings and tables (see the note on this loop).
                 description: unsafe { read_str(sd.description, "a solver description", where_) }?,
                 options,
                 metrics,

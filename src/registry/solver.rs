@@ -107,6 +107,8 @@ impl From<SolverError> for Diag {
 pub enum OptionValue {
     Number(f64),
     Bool(bool),
+    /// A string (the name of a choice).
+    Text(String),
     /// Anything else, described ("a string", "a list").
     Other(&'static str),
 }
@@ -164,7 +166,28 @@ impl SolverInfo {
             OptionType::Real => "a finite real number",
             OptionType::Integer => "an integer",
             OptionType::Bool => "a boolean",
+            OptionType::Choice => "one of",
         };
+        if o.ty == OptionType::Choice {
+            let k = match v {
+                OptionValue::Text(t) => o.choices.iter().position(|c| c == t),
+                _ => None,
+            };
+            return k.map(|k| k as f64).ok_or_else(|| {
+                let found = match v {
+                    OptionValue::Number(x) => format!("{x}"),
+                    OptionValue::Bool(b) => format!("{b}"),
+                    OptionValue::Text(t) => format!("`{t}`"),
+                    OptionValue::Other(what) => what.to_string(),
+                };
+                format!(
+                    "option `{}` of solver `{}` expected one of {}, found {found}",
+                    o.name,
+                    self.name,
+                    o.choices.join(", ")
+                )
+            });
+        }
         let x = match (o.ty, v) {
             (OptionType::Bool, OptionValue::Bool(b)) => f64::from(u8::from(*b)),
             (OptionType::Real, OptionValue::Number(x)) if x.is_finite() => *x,
@@ -175,6 +198,7 @@ impl SolverInfo {
                 let found = match found {
                     OptionValue::Number(x) => format!("{x}"),
                     OptionValue::Bool(b) => format!("{b}"),
+                    OptionValue::Text(_) => "a string".to_string(),
                     OptionValue::Other(what) => what.to_string(),
                 };
                 return Err(format!(
@@ -572,6 +596,7 @@ unsafe extern "C" fn gradient_cb(
         // SAFETY: the ABI has the solver pass `dim` readable values at `x` and `dim` writable
         // ones at `g`, not overlapping.
         let x = unsafe { std::slice::from_raw_parts(x, n) };
+        // SAFETY: as above: `dim` writable values at `g`, apart from `x`.
         let g = unsafe { std::slice::from_raw_parts_mut(g, n) };
         let v = c.problem.gradient(x, g)?;
         // SAFETY: the ABI has the solver pass one writable f64 at `value`.
@@ -601,6 +626,7 @@ unsafe extern "C" fn batch_gradient_cb(
         // SAFETY: the ABI has the solver pass `dim` readable values at `x` and `dim` writable
         // ones at `g`, not overlapping.
         let x = unsafe { std::slice::from_raw_parts(x, n) };
+        // SAFETY: as above: `dim` writable values at `g`, apart from `x`.
         let g = unsafe { std::slice::from_raw_parts_mut(g, n) };
         let v = c.problem.batch_gradient(batch, x, g)?;
         // SAFETY: the ABI has the solver pass one writable f64 at `value`.

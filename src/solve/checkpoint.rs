@@ -108,6 +108,9 @@ struct Doc {
     x: Vec<String>,
     solver_state: String,
     last_row: DocRow,
+    /// The best row so far (absent in checkpoints written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    best_row: Option<DocRow>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     trace: Option<TraceDoc>,
 }
@@ -193,6 +196,7 @@ impl Checkpoint {
                 .map(|b| format!("{b:02x}"))
                 .collect(),
             last_row: row_doc(s.last.as_ref().unwrap_or(&NO_ROW)),
+            best_row: s.best.as_ref().map(row_doc),
             trace: self.trace.map(|t| TraceDoc {
                 rows: t.rows,
                 last_line: hash_text(t.last_line),
@@ -219,10 +223,15 @@ impl Checkpoint {
         let doc: Doc =
             serde_json::from_value(head).map_err(|e| CheckpointError::Malformed(e.to_string()))?;
         let last = doc_row(&doc.last_row)?;
+        let best = match &doc.best_row {
+            Some(b) => doc_row(b)?,
+            None => last.clone(),
+        };
         let state = RunState {
             iter: doc.iteration,
             x: unbits_all(&doc.x)?,
             last: Some(last),
+            best: Some(best),
             seconds: unbits(&doc.seconds)?,
             step_seconds: unbits(&doc.step_seconds)?,
             evaluations: Evaluations {
@@ -365,7 +374,8 @@ mod tests {
             state: RunState {
                 iter: 0,
                 x: vec![std::f64::consts::PI, -1e-310],
-                last: Some(row),
+                last: Some(row.clone()),
+                best: Some(row),
                 seconds: 0.5,
                 step_seconds: 0.25,
                 evaluations: Evaluations::default(),

@@ -82,6 +82,9 @@ pub struct RunState {
     pub x: Vec<f64>,
     /// The row of iteration `iter` (`None` before row 0 is measured).
     pub last: Option<Row>,
+    /// The row with the smallest objective so far (the trace's `objective`: the solver's
+    /// `objective` metric when it reports one, else f); the earliest among equals.
+    pub best: Option<Row>,
     pub seconds: f64,
     /// Seconds spent inside solver steps only (the time per epoch that benchmarks compare).
     pub step_seconds: f64,
@@ -95,6 +98,7 @@ impl RunState {
             iter: 0,
             x: x0,
             last: None,
+            best: None,
             seconds: 0.0,
             step_seconds: 0.0,
             evaluations: Evaluations::default(),
@@ -121,6 +125,26 @@ pub trait Observer {
     /// A checkpoint taken because [`Observer::wants_checkpoint`] said so.
     fn checkpoint(&mut self, _state: &RunState, _solver_state: &[u8]) -> Result<(), String> {
         Ok(())
+    }
+}
+
+/// The best iterate of a run as `report.json` shows it (see [`RunState::best`]).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Best {
+    pub iteration: u64,
+    pub objective: f64,
+    pub train_loss: f64,
+    pub test_loss: Option<f64>,
+}
+
+impl Best {
+    pub fn of(row: &Row) -> Best {
+        Best {
+            iteration: row.iter,
+            objective: row.objective,
+            train_loss: row.train_loss,
+            test_loss: row.test_loss,
+        }
     }
 }
 
@@ -178,7 +202,7 @@ impl Executor<'_> {
         if state.last.is_none() {
             let nan = vec![f64::NAN; solver.info().metrics.len()];
             let row = self.measure(problem, state, f64::NAN, &nan, base, own)?;
-            self.record(&row);
+            self.record(state, &row);
             state.last = Some(row);
         }
         // The last iterate whose objective was finite, restored when a step diverges.
@@ -226,7 +250,7 @@ impl Executor<'_> {
                 });
                 return Ok(diverged(state, &last_finite));
             }
-            self.record(&row);
+            self.record(state, &row);
             state.last = Some(row);
             if self
                 .observers
@@ -303,8 +327,15 @@ impl Executor<'_> {
         Ok(row)
     }
 
-    /// Hand a row to the observers (trace, progress).
-    fn record(&mut self, row: &Row) {
+    /// Hand a row to the observers (trace, progress), and keep it when it is the best so far.
+    fn record(&mut self, state: &mut RunState, row: &Row) {
+        let better = state
+            .best
+            .as_ref()
+            .is_none_or(|b| row.objective < b.objective || b.objective.is_nan());
+        if better {
+            state.best = Some(row.clone());
+        }
         for o in self.observers.iter_mut() {
             o.row(row);
         }

@@ -6,6 +6,7 @@ use crate::check::{CKind, Model, TermClass};
 use crate::eval::{EvalOptions, Evaluator};
 use crate::graph::Graph;
 use crate::registry::{Order, Registry, SolverProblem};
+use mcopt_plugin_sdk::p1::{P1Table, P1_STRUCTURE_VERSION};
 
 use super::batch::Batcher;
 use super::TrainProblem;
@@ -30,8 +31,9 @@ pub struct GraphProblem<'g> {
     /// The sequences split across threads: f = Σ wᵢ fᵢ (see [`GraphProblem::with_split`]).
     split: Option<Split<'g>>,
     opts: EvalOptions,
-    /// The (P1) structure offered to solvers that need it: layout version and table pointer.
-    structure: Option<(u32, *const std::ffi::c_void)>,
+    /// The (P1) structure offered to solvers that need it (borrowed for as long as the
+    /// problem lives, so it cannot move or go away while offered).
+    structure: Option<&'g P1Table>,
     /// The gradient at the last measured point (see [`Memo`]).
     memo: Memo,
 }
@@ -114,10 +116,10 @@ impl<'g> GraphProblem<'g> {
         self
     }
 
-    /// Offer the (P1) structure (a table of layout `version` that must stay valid and unmoved
-    /// while this problem is used).
-    pub fn set_structure(&mut self, version: u32, table: *const std::ffi::c_void) {
-        self.structure = Some((version, table));
+    /// Offer the (P1) structure (the table of a published host, e.g.
+    /// `mcopt_plugin_sdk::p1::Published::table`) to solvers that need it.
+    pub fn set_structure(&mut self, table: &'g P1Table) {
+        self.structure = Some(table);
     }
 }
 
@@ -183,7 +185,10 @@ impl SolverProblem for GraphProblem<'_> {
     }
 
     fn structure(&self) -> Option<(u32, *const std::ffi::c_void)> {
-        self.structure
+        self.structure.map(|t| {
+            let ptr = (t as *const P1Table).cast::<std::ffi::c_void>();
+            (P1_STRUCTURE_VERSION, ptr)
+        })
     }
 }
 

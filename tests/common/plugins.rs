@@ -30,6 +30,7 @@ pub fn lib_dir() -> &'static Path {
         for p in [
             "mcopt-swish",
             "mcopt-momentum",
+            "mcopt-polyak",
             "mcopt-fixture-misbehaving",
             "mcopt-fixture-wrong-abi",
             "mcopt-fixture-no-entry",

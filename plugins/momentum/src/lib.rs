@@ -2,8 +2,8 @@
 //! update per minibatch, written against the SDK's step-wise [`Solver`] trait. The SDK guide
 //! (section 8) walks through it; the tests build it and train with it from a run file.
 
-use mcopt_plugin_sdk::abi::{OptionDescriptor, OptionType, Str, OPEN_HI};
-use mcopt_plugin_sdk::{solver, Blob, BlobReader, Problem, Signal, Solver, Start, Step};
+use mcopt_plugin_sdk::abi::{OptionDescriptor, Str, OPEN_HI};
+use mcopt_plugin_sdk::{solver, Blob, BlobReader, Metrics, Problem, Signal, Solver, Start, Step};
 
 /// The solver's state: its options and the velocity.
 pub struct Momentum {
@@ -17,17 +17,16 @@ impl Solver for Momentum {
     const NAME: &'static str = "momentum_sgd";
     const DESCRIPTION: &'static str = "plain momentum SGD (an example third-party solver)";
     const OPTIONS: &'static [OptionDescriptor] = &[
-        OptionDescriptor::new("lr", OptionType::Real, 0.01, "step size").positive(),
-        OptionDescriptor::new("mu", OptionType::Real, 0.9, "momentum in [0, 1)")
-            .range(0.0, 1.0, OPEN_HI),
+        OptionDescriptor::real("lr", 0.01, "step size").positive(),
+        OptionDescriptor::real("mu", 0.9, "momentum in [0, 1)").range(0.0, 1.0, OPEN_HI),
     ];
     const METRICS: &'static [Str] = &[Str::new("speed")];
 
     fn init(problem: &mut Problem<'_>, start: Start<'_>) -> Result<Self, String> {
         let n = problem.dim();
         Ok(Momentum {
-            lr: start.options[0],
-            mu: start.options[1],
+            lr: start.options.number("lr")?,
+            mu: start.options.number("mu")?,
             v: vec![0.0; n],
             g: vec![0.0; n],
         })
@@ -37,24 +36,20 @@ impl Solver for Momentum {
         &mut self,
         problem: &mut Problem<'_>,
         x: &mut [f64],
-        metrics: &mut [f64],
+        metrics: &mut Metrics<'_>,
     ) -> Result<Step, String> {
-        for b in 0..problem.n_batches() {
-            problem.batch_gradient(b, x, &mut self.g)?;
-            for ((xi, vi), gi) in x.iter_mut().zip(&mut self.v).zip(&self.g) {
-                *vi = self.mu * *vi - self.lr * gi;
+        let (lr, mu, v) = (self.lr, self.mu, &mut self.v);
+        let step = problem.epoch(x, &mut self.g, |_, x, batch| {
+            for ((xi, vi), gi) in x.iter_mut().zip(v.iter_mut()).zip(batch.grad.iter()) {
+                *vi = mu * *vi - lr * gi;
                 *xi += *vi;
             }
+            Ok(None)
+        })?;
+        if step.signal == Signal::Continue {
+            metrics.set("speed", self.v.iter().map(|v| v * v).sum::<f64>().sqrt())?;
         }
-        let gnorm = self.g.iter().map(|g| g * g).sum::<f64>().sqrt();
-        metrics[0] = self.v.iter().map(|v| v * v).sum::<f64>().sqrt();
-        if !gnorm.is_finite() {
-            return Ok(Step {
-                signal: Signal::Diverged,
-                stationarity: gnorm,
-            });
-        }
-        Ok(Step::next(gnorm))
+        Ok(step)
     }
 
     fn save(&self, out: &mut Vec<u8>) {

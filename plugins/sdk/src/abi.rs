@@ -20,8 +20,11 @@ use std::ffi::c_void;
 /// The ABI version this SDK speaks. The host refuses a plugin whose descriptor says otherwise.
 ///
 /// Version 2 made solvers step-wise (init / step / save / restore / drop), so the host owns the
-/// loop, the stop rules, checkpoints and progress; version-1 plugins are refused.
-pub const ABI_VERSION: u32 = 2;
+/// loop, the stop rules, checkpoints and progress. Version 3 typed the options (choices in
+/// [`OptionDescriptor`], [`OptionType::Choice`]) and gave the (P1) callbacks a message buffer
+/// ([`crate::p1::P1_STRUCTURE_VERSION`] 2); plugins of an older version are refused with a
+/// request to rebuild.
+pub const ABI_VERSION: u32 = 3;
 
 /// Name of the symbol every plugin library exports: `extern "C" fn() -> *const PluginDescriptor`.
 pub const ENTRY_SYMBOL: &str = "mcopt_plugin_entry";
@@ -328,13 +331,15 @@ impl FunctionDescriptor {
     }
 }
 
-/// Type of a solver option (values always travel as `f64`; integers and booleans are exact).
+/// Type of a solver option (values always travel as `f64`; integers and booleans are exact, a
+/// choice travels as the index of the chosen name in [`OptionDescriptor::choices`]).
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OptionType {
     Real = 0,
     Integer = 1,
     Bool = 2,
+    Choice = 3,
 }
 
 impl OptionType {
@@ -343,6 +348,7 @@ impl OptionType {
             0 => Some(OptionType::Real),
             1 => Some(OptionType::Integer),
             2 => Some(OptionType::Bool),
+            3 => Some(OptionType::Choice),
             _ => None,
         }
     }
@@ -362,6 +368,24 @@ pub struct OptionDescriptor {
     pub lo: f64,
     pub hi: f64,
     pub open: u32,
+    /// The names a [`OptionType::Choice`] option may take (`n_choices` of them; none for the
+    /// other types). The run file writes a name; the value is its index.
+    pub choices: *const Str,
+    pub n_choices: usize,
+}
+
+impl OptionDescriptor {
+    /// The names of a choice option (empty for the other types).
+    ///
+    /// # Safety
+    /// The descriptor must be alive and well formed (`n_choices` names at `choices`).
+    pub unsafe fn choice_names(&self) -> &[Str] {
+        if self.choices.is_null() || self.n_choices == 0 {
+            return &[];
+        }
+        // SAFETY: a well-formed, live descriptor has `n_choices` names at `choices`.
+        unsafe { std::slice::from_raw_parts(self.choices, self.n_choices) }
+    }
 }
 
 /// [`OptionDescriptor::open`] bit: the lower bound is strict.

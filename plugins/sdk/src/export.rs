@@ -199,18 +199,25 @@ unsafe fn eval_body<T: Elementwise>(
     // k ≤ order, `n` readable a[k] and `n` writable, unaliased f[k]; beyond the order the
     // length is 0 and the pointer is not read.
     let params =
+        // SAFETY: as the SAFETY note above says for these slices.
         unsafe { slice(args.params, args.n_params) }.ok_or_else(|| bad("null parameters"))?;
     let k = args.order as usize;
     let len = |j: usize| if j <= k { args.n } else { 0 };
     let null = || bad("null coefficient slice");
     let a = [
+        // SAFETY: as the SAFETY note above says for these slices.
         unsafe { slice(args.a[0], len(0)) }.ok_or_else(null)?,
+        // SAFETY: as the SAFETY note above says for these slices.
         unsafe { slice(args.a[1], len(1)) }.ok_or_else(null)?,
+        // SAFETY: as the SAFETY note above says for these slices.
         unsafe { slice(args.a[2], len(2)) }.ok_or_else(null)?,
     ];
     let f = [
+        // SAFETY: as the SAFETY note above says for these slices.
         unsafe { slice_mut(args.f[0], len(0)) }.ok_or_else(null)?,
+        // SAFETY: as the SAFETY note above says for these slices.
         unsafe { slice_mut(args.f[1], len(1)) }.ok_or_else(null)?,
+        // SAFETY: as the SAFETY note above says for these slices.
         unsafe { slice_mut(args.f[2], len(2)) }.ok_or_else(null)?,
     ];
     let active = T::eval(params, order, args.ztol, a, f);
@@ -236,8 +243,11 @@ pub unsafe extern "C" fn prox_entry<T: Elementwise>(
         // SAFETY (each slice): valid arguments describe `n_params` parameters, `n` readable
         // inputs and `n` writable outputs that alias neither.
         let params =
+            // SAFETY: as the SAFETY note above says for these slices.
             unsafe { slice(args.params, args.n_params) }.ok_or_else(|| bad("null parameters"))?;
+        // SAFETY: as the SAFETY note above says for these slices.
         let v = unsafe { slice(args.v, args.n) }.ok_or_else(|| bad("null input"))?;
+        // SAFETY: as the SAFETY note above says for these slices.
         let out = unsafe { slice_mut(args.out, args.n) }.ok_or_else(|| bad("null output"))?;
         T::prox(params, args.step, v, out).map_err(|e| (status::ERROR, e))
     };

@@ -207,34 +207,46 @@
 //! - Memory: mcopt passes every buffer (coefficient slices, output slices, message buffers);
 //!   nothing allocated on one side is freed on the other. mcopt never unloads a library.
 //! - ABI: [`ABI_VERSION`](crate::abi::ABI_VERSION) is checked before anything else; rebuild your
-//!   plugin against the SDK of the mcopt you use. New entry points come with new
+//!   plugin against the SDK of the mcopt you use (a plugin of an older version is refused with
+//!   a diagnostic saying so). New entry points come with new
 //!   capability bits, so old plugins keep loading.
 //!
 //! # 8. Solvers
 //!
-//! Solvers are step-wise (ABI version 2): mcopt owns the loop, so it can stop on its rules
-//! (`max_iter`, a tolerance on your stationarity measure, a time limit, Ctrl-C), draw the
-//! progress bar, write the trace, and checkpoint and resume a run bit for bit. A solver
+//! Solvers are step-wise: mcopt owns the loop, so it can stop on its rules (`max_iter`, a
+//! tolerance on your stationarity measure, a time limit, Ctrl-C), draw the progress bar, write
+//! the trace, keep the best iterate, and checkpoint and resume a run bit for bit. A solver
 //! implements [`Solver`](crate::Solver):
 //!
-//! - `NAME`, `DESCRIPTION` and `OPTIONS`, the options schema
-//!   ([`OptionDescriptor`](crate::abi::OptionDescriptor): name, type, default, description and
-//!   an optional range via `.positive()`, `.nonnegative()` or `.range(lo, hi, open)`). mcopt
-//!   checks a run file's options against it before anything runs (unknown names, wrong types,
-//!   values out of range are diagnostics at the run file's line) and passes the values in schema
-//!   order, defaults filled in, booleans as 0 or 1.
-//! - `METRICS`: names of the values each step reports; they become columns of `trace.csv` and
-//!   fields of `report.json`.
+//! - `NAME`, `DESCRIPTION` and `OPTIONS`, the options schema: one
+//!   [`OptionDescriptor`](crate::abi::OptionDescriptor) per option, made with
+//!   `OptionDescriptor::real(name, default, description)`, `::integer`, `::bool` or
+//!   `::choice(name, &[Str::new("a"), Str::new("b")], default index, description)`, with an
+//!   optional range via `.positive()`, `.nonnegative()` or `.range(lo, hi, open)`. mcopt checks
+//!   a run file's options against it before anything runs (unknown names, wrong types, values
+//!   out of range, a name that is not one of the choices are diagnostics at the run file's
+//!   line), and `mcopt plugins list` shows every option's type, default and range.
+//! - In `init` and `restore`, read the values by name and type from
+//!   [`start.options`](crate::Options): `number("lr")?`, `integer("n")?`, `bool("nesterov")?`,
+//!   `choice("target")?` (the chosen name). Asking for a name or a type the schema does not
+//!   declare is an error, not a wrong value.
+//! - `METRICS`: names of the values each step reports, set by name with
+//!   [`metrics.set("speed", v)?`](crate::Metrics::set); they become columns of `trace.csv` and
+//!   fields of `report.json`. One name has a meaning: a solver that minimizes another
+//!   objective than the problem's f (SRPA minimizes Θ of (P1)) reports it as
+//!   [`OBJECTIVE_METRIC`](crate::OBJECTIVE_METRIC) (`objective`), and the trace's `objective`
+//!   column, the report's objective and its best iterate then use it instead of f.
 //! - `REQUIRES`: problem capabilities the solver cannot run without
 //!   ([`PROBLEM_CAP_STRUCTURE`](crate::abi::PROBLEM_CAP_STRUCTURE) for the (P1) structure); mcopt
 //!   refuses the run before `init` if the problem lacks one.
-//! - `init(problem, start)`: build the state at `start.x` from `start.options` (and `start.seed`
-//!   if you draw random numbers).
-//! - `step(&mut self, problem, x, metrics)`: one iteration (one epoch: call
-//!   [`Problem::batch_gradient`](crate::Problem::batch_gradient) for each of
-//!   [`Problem::n_batches`](crate::Problem::n_batches) minibatches, or use the full-batch
-//!   `value` / `directional` / `gradient`); write the new iterate into `x` and your metric values
-//!   into `metrics`; return a [`Step`](crate::Step): a [`Signal`](crate::Signal) (`Continue`,
+//! - `init(problem, start)`: build the state at `start.x` (and `start.seed` if you draw random
+//!   numbers).
+//! - `step(&mut self, problem, x, metrics)`: one iteration. A minibatch method runs one epoch
+//!   with [`Problem::epoch`](crate::Problem::epoch): it computes the gradient of each of the
+//!   host's minibatches in turn, hands it to your update as a [`Batch`](crate::Batch), and
+//!   returns the [`Step`](crate::Step) (diverged as soon as f or a gradient is not finite). A
+//!   full-batch method calls `value`, `directional` or `gradient` itself. Write the new iterate
+//!   into `x`; return a [`Step`](crate::Step): a [`Signal`](crate::Signal) (`Continue`,
 //!   `Converged`, `Stalled`, `Diverged`; non-convergence is a signal, not an error) and your
 //!   stationarity measure (mcopt's `tol` rule compares it; NaN if you have none).
 //! - `save(&self, out)` and `restore(problem, start, bytes)`: your state as bytes and back. A
@@ -243,6 +255,12 @@
 //!   [`BlobReader`](crate::BlobReader) write floats as their exact bits. The iterate itself is
 //!   saved by mcopt and comes back as `start.x`.
 //!
+//! A solver that needs (P1) (`REQUIRES = PROBLEM_CAP_STRUCTURE`) gets it safely with
+//! [`problem.p1()?`](crate::Problem::p1): a [`P1Problem`](crate::p1::P1Problem) whose callbacks
+//! report the host's error messages; keep its structure
+//! ([`into_structure`](crate::p1::RemoteP1::into_structure)) and pass it back with
+//! [`Problem::p1_reusing`](crate::Problem::p1_reusing) to avoid copying the pattern every step.
+//!
 //! The host's callbacks behind a `Problem` are **neither re-entrant nor safe to call
 //! concurrently**: call them one at a time, from the thread that called your entry point, and
 //! not from inside another callback. A parallel solver must serialise its calls to them (see
@@ -250,16 +268,29 @@
 //!
 //! mcopt counts the evaluations; the SDK catches panics in every entry point and frees your
 //! state through the plugin's own `drop` entry (nothing crosses the allocator boundary).
-//! The (P1) structure is an opaque pointer with a layout version:
-//! [`Problem::structure(version)`](crate::Problem::structure) returns it only when the host
-//! offers that version.
+//!
+//! ## Testing a solver without mcopt
+//!
+//! [`testing`](crate::testing) runs a solver the way mcopt does, on a problem given by a
+//! closure: [`TestProblem::new(dim, |x, g| f)`](crate::testing::TestProblem::new) (the closure
+//! returns f(x) and writes the gradient, or at a kink the element your solver should see),
+//! [`TestProblem::batched`](crate::testing::TestProblem::batched) for minibatches,
+//! [`run::<S>(problem, options, x0, steps)`](crate::testing::run) with options written as in a
+//! run file (`&[("lr", "0.1"), ("target", "adaptive")]`), and
+//! [`check_resume::<S>(problem, options, x0, steps)`](crate::testing::check_resume), which
+//! checks that your state round-trips through its blob and that a run resumed after every step
+//! equals a straight one bit for bit. `plugins/polyak` is a solver written from this guide with
+//! its unit tests done this way (`cargo test -p mcopt-polyak`).
+//!
+//! ## Example
 //!
 //! A complete third-party example is `plugins/momentum` (plain momentum SGD), which the tests
 //! build and train with from a run file:
 //!
 //! ```ignore
-//! use mcopt_plugin_sdk::abi::{OptionDescriptor, OptionType, Str, OPEN_HI};
-//! use mcopt_plugin_sdk::{solver, Blob, BlobReader, Problem, Signal, Solver, Start, Step};
+//!
+//! use mcopt_plugin_sdk::abi::{OptionDescriptor, Str, OPEN_HI};
+//! use mcopt_plugin_sdk::{solver, Blob, BlobReader, Metrics, Problem, Signal, Solver, Start, Step};
 //!
 //! /// The solver's state: its options and the velocity.
 //! pub struct Momentum {
@@ -273,17 +304,16 @@
 //!     const NAME: &'static str = "momentum_sgd";
 //!     const DESCRIPTION: &'static str = "plain momentum SGD (an example third-party solver)";
 //!     const OPTIONS: &'static [OptionDescriptor] = &[
-//!         OptionDescriptor::new("lr", OptionType::Real, 0.01, "step size").positive(),
-//!         OptionDescriptor::new("mu", OptionType::Real, 0.9, "momentum in [0, 1)")
-//!             .range(0.0, 1.0, OPEN_HI),
+//!         OptionDescriptor::real("lr", 0.01, "step size").positive(),
+//!         OptionDescriptor::real("mu", 0.9, "momentum in [0, 1)").range(0.0, 1.0, OPEN_HI),
 //!     ];
 //!     const METRICS: &'static [Str] = &[Str::new("speed")];
 //!
 //!     fn init(problem: &mut Problem<'_>, start: Start<'_>) -> Result<Self, String> {
 //!         let n = problem.dim();
 //!         Ok(Momentum {
-//!             lr: start.options[0],
-//!             mu: start.options[1],
+//!             lr: start.options.number("lr")?,
+//!             mu: start.options.number("mu")?,
 //!             v: vec![0.0; n],
 //!             g: vec![0.0; n],
 //!         })
@@ -293,24 +323,20 @@
 //!         &mut self,
 //!         problem: &mut Problem<'_>,
 //!         x: &mut [f64],
-//!         metrics: &mut [f64],
+//!         metrics: &mut Metrics<'_>,
 //!     ) -> Result<Step, String> {
-//!         for b in 0..problem.n_batches() {
-//!             problem.batch_gradient(b, x, &mut self.g)?;
-//!             for ((xi, vi), gi) in x.iter_mut().zip(&mut self.v).zip(&self.g) {
-//!                 *vi = self.mu * *vi - self.lr * gi;
+//!         let (lr, mu, v) = (self.lr, self.mu, &mut self.v);
+//!         let step = problem.epoch(x, &mut self.g, |_, x, batch| {
+//!             for ((xi, vi), gi) in x.iter_mut().zip(v.iter_mut()).zip(batch.grad.iter()) {
+//!                 *vi = mu * *vi - lr * gi;
 //!                 *xi += *vi;
 //!             }
+//!             Ok(None)
+//!         })?;
+//!         if step.signal == Signal::Continue {
+//!             metrics.set("speed", self.v.iter().map(|v| v * v).sum::<f64>().sqrt())?;
 //!         }
-//!         let gnorm = self.g.iter().map(|g| g * g).sum::<f64>().sqrt();
-//!         metrics[0] = self.v.iter().map(|v| v * v).sum::<f64>().sqrt();
-//!         if !gnorm.is_finite() {
-//!             return Ok(Step {
-//!                 signal: Signal::Diverged,
-//!                 stationarity: gnorm,
-//!             });
-//!         }
-//!         Ok(Step::next(gnorm))
+//!         Ok(step)
 //!     }
 //!
 //!     fn save(&self, out: &mut Vec<u8>) {
@@ -336,4 +362,5 @@
 //!
 //! Use it with `plugins: [path/to/libmcopt_momentum.so]` and `solver: {name: momentum_sgd}` in a
 //! run file, or `--plugin`. The standard `gd` and `adam` (`plugins/std/src/solvers/`) are fuller
-//! examples (clipping, Nesterov, Armijo backtracking).
+//! examples (clipping, Nesterov, Armijo backtracking), and `plugins/polyak` shows choice options
+//! and tests through `testing`.

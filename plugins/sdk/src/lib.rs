@@ -18,6 +18,7 @@ pub mod export;
 pub mod guide;
 pub mod p1;
 pub mod solver;
+pub mod testing;
 
 pub use abi::{Kind, ParamDescriptor, Smoothness};
 pub use elementwise::{
@@ -26,4 +27,7 @@ pub use elementwise::{
 };
 pub use export::{function, piecewise, smooth};
 pub use num_dual::{Dual2_64, Dual64, DualNum};
-pub use solver::{solver, Blob, BlobReader, HostError, Problem, Signal, Solver, Start, Step};
+pub use solver::{
+    norm, solver, Batch, Blob, BlobReader, HostError, Metrics, Options, Problem, Signal, Solver,
+    Start, Step, OBJECTIVE_METRIC,
+};

@@ -11,10 +11,13 @@
 //! between its breakpoints, [`NO_PIECE`] before the first choice) the solver keeps and passes
 //! back, so a run's state is the solver's alone (checkpoints resume bit-identically).
 
+use crate::abi::{status, MsgBuf};
+use crate::export::guarded;
 use std::ffi::c_void;
 
 /// The layout version of [`P1Table`].
-pub const P1_STRUCTURE_VERSION: u32 = 1;
+/// Version 2 gave every callback a message buffer for its error.
+pub const P1_STRUCTURE_VERSION: u32 = 2;
 
 /// A site whose piece has not been chosen yet.
 pub const NO_PIECE: u32 = u32::MAX;
@@ -124,8 +127,9 @@ pub struct LinearOut {
     pub switched: u64,
 }
 
-/// The (P1) structure across the plugin boundary (layout version 1). Arrays are owned by the
-/// host and valid while the problem lives. Callbacks return 0 on success.
+/// The (P1) structure across the plugin boundary (layout version 2). Arrays are owned by the
+/// host and valid while the problem lives. Callbacks return 0 on success; on failure they
+/// write the reason into `msg` (which may be null).
 #[repr(C)]
 pub struct P1Table {
     pub ctx: *mut c_void,
@@ -140,8 +144,18 @@ pub struct P1Table {
     pub beta: *const f64,
     pub group_of_row: *const usize,
     pub group_scale: *const f64,
-    pub complete: unsafe extern "C" fn(ctx: *mut c_void, theta: *const f64, z: *mut f64) -> i32,
-    pub penalized: unsafe extern "C" fn(ctx: *mut c_void, z: *const f64, out: *mut f64) -> i32,
+    pub complete: unsafe extern "C" fn(
+        ctx: *mut c_void,
+        theta: *const f64,
+        z: *mut f64,
+        msg: *mut MsgBuf,
+    ) -> i32,
+    pub penalized: unsafe extern "C" fn(
+        ctx: *mut c_void,
+        z: *const f64,
+        out: *mut f64,
+        msg: *mut MsgBuf,
+    ) -> i32,
     /// `multipliers` may be null.
     pub linearize: unsafe extern "C" fn(
         ctx: *mut c_void,
@@ -149,19 +163,30 @@ pub struct P1Table {
         multipliers: *const f64,
         pieces: *mut u32,
         out: *mut LinearOut,
+        msg: *mut MsgBuf,
     ) -> i32,
 }
 
-/// A host's [`P1Problem`] published as a [`P1Table`]; keep it (and the problem) alive and
-/// unmoved while the table is in use.
+/// The host's side of a published table: the problem and the linearization buffers reused by
+/// every call (the callbacks allocate nothing).
+struct Ctx<'p, P: P1Problem> {
+    problem: &'p mut P,
+    scratch: Linearization,
+}
+
+/// A host's [`P1Problem`] published as a [`P1Table`]; the table lives inside (borrow it with
+/// [`Published::table`] for as long as the host offers it to solvers).
 pub struct Published<'p, P: P1Problem> {
     table: P1Table,
-    _problem: std::marker::PhantomData<&'p mut P>,
+    /// The callbacks' context (boxed, so the table's `ctx` stays valid when `self` moves).
+    _ctx: Box<Ctx<'p, P>>,
 }
 
 impl<'p, P: P1Problem> Published<'p, P> {
     pub fn new(problem: &'p mut P) -> Published<'p, P> {
-        let s = problem.structure();
+        let scratch = Linearization::for_structure(problem.structure());
+        let mut ctx = Box::new(Ctx { problem, scratch });
+        let s = ctx.problem.structure();
         let table = P1Table {
             n_theta: s.n_theta,
             n_z: s.n_z,
@@ -174,27 +199,71 @@ impl<'p, P: P1Problem> Published<'p, P> {
             beta: s.beta.as_ptr(),
             group_of_row: s.group_of_row.as_ptr(),
             group_scale: s.group_scale.as_ptr(),
-            ctx: problem as *mut P as *mut c_void,
+            ctx: (&mut *ctx as *mut Ctx<'p, P>).cast::<c_void>(),
             complete: complete_tramp::<P>,
             penalized: penalized_tramp::<P>,
             linearize: linearize_tramp::<P>,
         };
-        Published {
-            table,
-            _problem: std::marker::PhantomData,
-        }
+        Published { table, _ctx: ctx }
     }
 
-    /// The table's address, for [`crate::abi::ProblemTable::structure`].
-    pub fn as_ptr(&self) -> *const c_void {
-        &self.table as *const P1Table as *const c_void
+    /// The table, for [`crate::abi::ProblemTable::structure`] (valid while this borrow is).
+    pub fn table(&self) -> &P1Table {
+        &self.table
     }
 }
 
-fn guarded_status(f: impl FnOnce() -> Result<(), String>) -> i32 {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-        Ok(Ok(())) => 0,
+/// Run a trampoline body on the context behind `ctx`: a panic or an error becomes status 1 with
+/// its message in `msg`; a null context is refused.
+///
+/// # Safety
+/// `ctx` must be null or the context of a live [`Published`] of `P`, used by no one else during
+/// the call; `msg` null or a valid message buffer.
+unsafe fn tramp<P: P1Problem>(
+    ctx: *mut c_void,
+    msg: *mut MsgBuf,
+    body: impl FnOnce(&mut Ctx<'_, P>) -> Result<(), String>,
+) -> i32 {
+    let run = || {
+        // SAFETY: the caller passes null or the live, unshared context of a `Published<P>`.
+        let c = unsafe { ctx.cast::<Ctx<'_, P>>().as_mut() }
+            .ok_or_else(|| (1, "null (P1) context".to_string()))?;
+        body(c).map_err(|e| (1, e))
+    };
+    // SAFETY: the caller passes a valid message buffer or null.
+    match unsafe { guarded(msg, run) } {
+        status::OK => 0,
         _ => 1,
+    }
+}
+
+/// A slice of `n` values at `p`, refused when null (unless `n` is 0).
+///
+/// # Safety
+/// Unless null or `n == 0`, `p` must point to `n` readable values for `'a`.
+unsafe fn read<'a, T>(p: *const T, n: usize, what: &str) -> Result<&'a [T], String> {
+    if n == 0 {
+        Ok(&[])
+    } else if p.is_null() {
+        Err(format!("null {what}"))
+    } else {
+        // SAFETY: non-null; the caller guarantees `n` readable values for `'a`.
+        Ok(unsafe { std::slice::from_raw_parts(p, n) })
+    }
+}
+
+/// Mutable counterpart of [`read`].
+///
+/// # Safety
+/// Unless null or `n == 0`, `p` must point to `n` writable, unaliased values for `'a`.
+unsafe fn write<'a, T>(p: *mut T, n: usize, what: &str) -> Result<&'a mut [T], String> {
+    if n == 0 {
+        Ok(&mut [])
+    } else if p.is_null() {
+        Err(format!("null {what}"))
+    } else {
+        // SAFETY: non-null; the caller guarantees `n` writable, unaliased values for `'a`.
+        Ok(unsafe { std::slice::from_raw_parts_mut(p, n) })
     }
 }
 
@@ -202,30 +271,37 @@ unsafe extern "C" fn complete_tramp<P: P1Problem>(
     ctx: *mut c_void,
     theta: *const f64,
     z: *mut f64,
+    msg: *mut MsgBuf,
 ) -> i32 {
-    guarded_status(|| {
-        // SAFETY: ctx is the problem the table was published from; sizes from its structure.
-        let p = unsafe { &mut *(ctx as *mut P) };
-        let (nt, nz) = (p.structure().n_theta, p.structure().n_z);
-        let theta = unsafe { std::slice::from_raw_parts(theta, nt) };
-        let z = unsafe { std::slice::from_raw_parts_mut(z, nz) };
-        p.complete(theta, z)
-    })
+    let body = |c: &mut Ctx<'_, P>| {
+        let (nt, nz) = (c.problem.structure().n_theta, c.problem.structure().n_z);
+        // SAFETY: the ABI has the solver pass n_theta readable values at `theta` and n_z
+        // writable ones at `z`, not overlapping.
+        let theta = unsafe { read(theta, nt, "θ") }?;
+        // SAFETY: as above.
+        let z = unsafe { write(z, nz, "z") }?;
+        c.problem.complete(theta, z)
+    };
+    // SAFETY: `ctx` is the table's context (or null, refused); `msg` valid or null.
+    unsafe { tramp::<P>(ctx, msg, body) }
 }
 
 unsafe extern "C" fn penalized_tramp<P: P1Problem>(
     ctx: *mut c_void,
     z: *const f64,
     out: *mut f64,
+    msg: *mut MsgBuf,
 ) -> i32 {
-    guarded_status(|| {
-        // SAFETY: as above.
-        let p = unsafe { &mut *(ctx as *mut P) };
-        let z = unsafe { std::slice::from_raw_parts(z, p.structure().n_z) };
-        let v = p.penalized(z)?;
-        unsafe { *out = v };
+    let body = |c: &mut Ctx<'_, P>| {
+        // SAFETY: the ABI has the solver pass n_z readable values at `z`.
+        let z = unsafe { read(z, c.problem.structure().n_z, "z") }?;
+        // SAFETY: the ABI has the solver pass one writable f64 at `out` (or null, refused).
+        let out = unsafe { out.as_mut() }.ok_or("null output")?;
+        *out = c.problem.penalized(z)?;
         Ok(())
-    })
+    };
+    // SAFETY: as in `complete_tramp`.
+    unsafe { tramp::<P>(ctx, msg, body) }
 }
 
 unsafe extern "C" fn linearize_tramp<P: P1Problem>(
@@ -234,53 +310,87 @@ unsafe extern "C" fn linearize_tramp<P: P1Problem>(
     multipliers: *const f64,
     pieces: *mut u32,
     out: *mut LinearOut,
+    msg: *mut MsgBuf,
 ) -> i32 {
-    guarded_status(|| {
-        // SAFETY: as above; out's buffers are sized by the structure.
-        let p = unsafe { &mut *(ctx as *mut P) };
-        let s = p.structure();
+    let body = |c: &mut Ctx<'_, P>| {
+        let s = c.problem.structure();
         let (nz, m, nnz, np) = (s.n_z, s.rows(), s.col_idx.len(), s.n_pieces);
-        let z = unsafe { std::slice::from_raw_parts(z, nz) };
+        // SAFETY: the ABI has the solver pass n_z readable values at `z` and, unless null, at
+        // `multipliers`, n_pieces writable ones at `pieces`, and a valid `out` whose buffers
+        // are sized by the structure; none overlap.
+        let z = unsafe { read(z, nz, "z") }?;
+        // SAFETY: as above (null multipliers mean none).
         let mult = (!multipliers.is_null())
-            .then(|| unsafe { std::slice::from_raw_parts(multipliers, nz) });
-        let pieces = unsafe { std::slice::from_raw_parts_mut(pieces, np) };
-        let mut lin = Linearization::default();
-        p.linearize(z, mult, pieces, &mut lin)?;
-        let o = unsafe { &mut *out };
-        let copy = |dst: *mut f64, src: &[f64], n: usize| {
-            if src.len() == n {
-                unsafe { std::slice::from_raw_parts_mut(dst, n) }.copy_from_slice(src);
-                Ok(())
-            } else {
-                Err("linearization of the wrong size".to_string())
+            .then(|| unsafe { read(multipliers, nz, "multipliers") })
+            .transpose()?;
+        // SAFETY: as above.
+        let pieces = unsafe { write(pieces, np, "pieces") }?;
+        // SAFETY: as above.
+        let o = unsafe { out.as_mut() }.ok_or("null linearization output")?;
+        c.problem.linearize(z, mult, pieces, &mut c.scratch)?;
+        let lin = &c.scratch;
+        let copy = |dst: *mut f64, src: &[f64], n: usize, what: &str| {
+            if src.len() != n {
+                return Err(format!(
+                    "the host's linearization has {} {what} entries, the structure {n}",
+                    src.len()
+                ));
             }
+            // SAFETY: `out`'s buffers hold the structure's sizes (see above).
+            unsafe { write(dst, n, what) }?.copy_from_slice(src);
+            Ok(())
         };
-        copy(o.jac, &lin.jac, nnz)?;
-        copy(o.residual, &lin.residual, m)?;
-        copy(o.grad, &lin.grad, nz)?;
-        copy(o.lower, &lin.lower, nz)?;
-        copy(o.upper, &lin.upper, nz)?;
+        copy(o.jac, &lin.jac, nnz, "Jacobian")?;
+        copy(o.residual, &lin.residual, m, "residual")?;
+        copy(o.grad, &lin.grad, nz, "gradient")?;
+        copy(o.lower, &lin.lower, nz, "lower bound")?;
+        copy(o.upper, &lin.upper, nz, "upper bound")?;
         o.smooth = lin.smooth;
         o.ties = lin.ties as u64;
         o.switched = lin.switched as u64;
         Ok(())
-    })
+    };
+    // SAFETY: as in `complete_tramp`.
+    unsafe { tramp::<P>(ctx, msg, body) }
 }
 
-/// A [`P1Table`] seen from a solver, as a [`P1Problem`].
+/// A [`P1Table`] seen from a solver, as a [`P1Problem`]; get one from
+/// [`crate::Problem::p1`].
 pub struct RemoteP1<'a> {
     table: &'a P1Table,
     structure: P1Structure,
 }
 
+/// Call a table callback with a message buffer; its message on failure.
+fn call(what: &str, f: impl FnOnce(&mut MsgBuf) -> i32) -> Result<(), String> {
+    let mut store = [0u8; 512];
+    let mut msg = MsgBuf {
+        ptr: store.as_mut_ptr(),
+        cap: store.len(),
+        len: 0,
+    };
+    if f(&mut msg) == 0 {
+        return Ok(());
+    }
+    // SAFETY: the callee wrote at most `cap` bytes into `store` and set `len`.
+    let text = unsafe { msg.message() };
+    Err(if text.is_empty() {
+        format!("the host's {what} callback failed")
+    } else {
+        format!("the host's {what} callback failed: {text}")
+    })
+}
+
 impl<'a> RemoteP1<'a> {
     /// # Safety
-    /// `ptr` must point to a valid [`P1Table`] of version [`P1_STRUCTURE_VERSION`] that outlives
-    /// `'a`.
-    pub unsafe fn new(ptr: *const c_void) -> RemoteP1<'a> {
-        let t = unsafe { &*(ptr as *const P1Table) };
-        let v = |p: *const usize, n: usize| unsafe { std::slice::from_raw_parts(p, n) }.to_vec();
-        let f = |p: *const f64, n: usize| unsafe { std::slice::from_raw_parts(p, n) }.to_vec();
+    /// `t` must be a valid table of version [`P1_STRUCTURE_VERSION`] whose arrays hold the
+    /// sizes it states, alive for `'a`.
+    pub(crate) unsafe fn new(t: &'a P1Table) -> RemoteP1<'a> {
+        // SAFETY (both readers): the caller guarantees the table's arrays hold its sizes.
+        // SAFETY: the caller guarantees the table's arrays hold its sizes.
+        let v = |p: *const usize, n: usize| unsafe { read(p, n, "") }.unwrap_or(&[]).to_vec();
+        // SAFETY: as above.
+        let f = |p: *const f64, n: usize| unsafe { read(p, n, "") }.unwrap_or(&[]).to_vec();
         let structure = P1Structure {
             n_theta: t.n_theta,
             n_z: t.n_z,
@@ -297,20 +407,18 @@ impl<'a> RemoteP1<'a> {
         }
     }
 
-    /// Like [`RemoteP1::new`], with the structure already read from this same table (by an
-    /// earlier `new`), so a solver that steps many times copies the pattern only once.
+    /// Like [`RemoteP1::new`], with the structure already read from this same table.
     ///
     /// # Safety
-    /// As for [`RemoteP1::new`]; `structure` must come from the table at `ptr`.
-    pub unsafe fn with_structure(ptr: *const c_void, structure: P1Structure) -> RemoteP1<'a> {
+    /// As for [`RemoteP1::new`]; `structure` has the table's sizes.
+    pub(crate) unsafe fn with_structure(t: &'a P1Table, structure: P1Structure) -> RemoteP1<'a> {
         RemoteP1 {
-            // SAFETY: the caller guarantees a valid table that outlives 'a.
-            table: unsafe { &*(ptr as *const P1Table) },
+            table: t,
             structure,
         }
     }
 
-    /// The structure, to keep for [`RemoteP1::with_structure`].
+    /// The structure, to keep for [`crate::Problem::p1_reusing`].
     pub fn into_structure(self) -> P1Structure {
         self.structure
     }
@@ -325,11 +433,12 @@ impl P1Problem for RemoteP1<'_> {
         if theta.len() != self.structure.n_theta || z.len() != self.structure.n_z {
             return Err("complete: wrong sizes".into());
         }
-        // SAFETY: sizes checked; the table is valid (constructor contract).
-        let st = unsafe { (self.table.complete)(self.table.ctx, theta.as_ptr(), z.as_mut_ptr()) };
-        (st == 0)
-            .then_some(())
-            .ok_or_else(|| "the host's complete callback failed".into())
+        let t = self.table;
+        // SAFETY: sizes checked against the structure, which has the table's sizes; the table
+        // is valid (constructor contract); `msg` is our buffer.
+        call("complete", |msg| unsafe {
+            (t.complete)(t.ctx, theta.as_ptr(), z.as_mut_ptr(), msg)
+        })
     }
 
     fn penalized(&mut self, z: &[f64]) -> Result<f64, String> {
@@ -337,11 +446,12 @@ impl P1Problem for RemoteP1<'_> {
             return Err("penalized: wrong size".into());
         }
         let mut out = 0.0;
+        let t = self.table;
         // SAFETY: as above.
-        let st = unsafe { (self.table.penalized)(self.table.ctx, z.as_ptr(), &mut out) };
-        (st == 0)
-            .then_some(out)
-            .ok_or_else(|| "the host's penalized callback failed".into())
+        call("penalized", |msg| unsafe {
+            (t.penalized)(t.ctx, z.as_ptr(), &mut out, msg)
+        })?;
+        Ok(out)
     }
 
     fn linearize(
@@ -358,7 +468,12 @@ impl P1Problem for RemoteP1<'_> {
         {
             return Err("linearize: wrong sizes".into());
         }
-        if out.jac.len() != s.col_idx.len() {
+        let sized = out.jac.len() == s.col_idx.len()
+            && out.residual.len() == s.rows()
+            && out.grad.len() == s.n_z
+            && out.lower.len() == s.n_z
+            && out.upper.len() == s.n_z;
+        if !sized {
             *out = Linearization::for_structure(s);
         }
         let mut o = LinearOut {
@@ -372,15 +487,15 @@ impl P1Problem for RemoteP1<'_> {
             switched: 0,
         };
         let mp = multipliers.map_or(std::ptr::null(), |m| m.as_ptr());
-        // SAFETY: buffers sized by the structure; the table is valid.
-        let st = unsafe {
-            (self.table.linearize)(self.table.ctx, z.as_ptr(), mp, pieces.as_mut_ptr(), &mut o)
-        };
+        let t = self.table;
+        // SAFETY: buffers sized by the structure (checked or resized above), which has the
+        // table's sizes; the table is valid.
+        let r = call("linearize", |msg| unsafe {
+            (t.linearize)(t.ctx, z.as_ptr(), mp, pieces.as_mut_ptr(), &mut o, msg)
+        });
         out.smooth = o.smooth;
         out.ties = o.ties as usize;
         out.switched = o.switched as usize;
-        (st == 0)
-            .then_some(())
-            .ok_or_else(|| "the host's linearize callback failed".into())
+        r
     }
 }

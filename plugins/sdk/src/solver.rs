@@ -12,6 +12,7 @@ use crate::abi::{
 };
 use crate::elementwise::Order;
 use crate::export::guarded;
+use crate::p1::{P1Structure, P1Table, RemoteP1, P1_STRUCTURE_VERSION};
 use std::ffi::c_void;
 
 impl OptionDescriptor {
@@ -30,7 +31,39 @@ impl OptionDescriptor {
             lo: f64::NEG_INFINITY,
             hi: f64::INFINITY,
             open: 0,
+            choices: std::ptr::null(),
+            n_choices: 0,
         }
+    }
+
+    /// A real option.
+    pub const fn real(name: &'static str, default: f64, description: &'static str) -> Self {
+        Self::new(name, OptionType::Real, default, description)
+    }
+
+    /// An integer option.
+    pub const fn integer(name: &'static str, default: i64, description: &'static str) -> Self {
+        Self::new(name, OptionType::Integer, default as f64, description)
+    }
+
+    /// A boolean option.
+    pub const fn bool(name: &'static str, default: bool, description: &'static str) -> Self {
+        let d = if default { 1.0 } else { 0.0 };
+        Self::new(name, OptionType::Bool, d, description)
+    }
+
+    /// An option that takes one of `names` (written as the name in a run file); the default is
+    /// `names[default]`.
+    pub const fn choice(
+        name: &'static str,
+        names: &'static [Str],
+        default: usize,
+        description: &'static str,
+    ) -> Self {
+        let mut d = Self::new(name, OptionType::Choice, default as f64, description);
+        d.choices = names.as_ptr();
+        d.n_choices = names.len();
+        d.range(0.0, names.len() as f64, OPEN_HI)
     }
 
     /// Restrict to `lo ≤ v ≤ hi`; `open` is a combination of [`OPEN_LO`] and [`OPEN_HI`].
@@ -109,7 +142,7 @@ impl From<HostError> for String {
 
 /// The problem being minimized, as seen by a solver.
 pub struct Problem<'a> {
-    table: &'a ProblemTable,
+    pub(crate) table: &'a ProblemTable,
 }
 
 impl<'a> Problem<'a> {
@@ -123,12 +156,85 @@ impl<'a> Problem<'a> {
         self.table.capabilities
     }
 
-    /// The (P1) structure pointer when the host offers it in layout `version`, else `None`.
-    pub fn structure(&self, version: u32) -> Option<*const c_void> {
-        let ok = self.table.capabilities & PROBLEM_CAP_STRUCTURE != 0
-            && self.table.structure_version == version
-            && !self.table.structure.is_null();
-        ok.then_some(self.table.structure)
+    /// The (P1) structure and callbacks, when the host offers them in this SDK's layout
+    /// ([`P1_STRUCTURE_VERSION`]); reads the structure from the host's table (copies its
+    /// pattern: a solver that steps many times keeps it and calls [`Problem::p1_reusing`]).
+    pub fn p1(&self) -> Result<RemoteP1<'a>, String> {
+        let table = self.p1_table()?;
+        // SAFETY: `p1_table` returned the host's live table of this layout version.
+        Ok(unsafe { RemoteP1::new(table) })
+    }
+
+    /// Like [`Problem::p1`] with a structure read earlier from the same host (by `p1` and
+    /// [`RemoteP1::into_structure`]), so the pattern is not copied again. A structure whose
+    /// sizes differ from the host's table is refused.
+    pub fn p1_reusing(&self, structure: P1Structure) -> Result<RemoteP1<'a>, String> {
+        let t = self.p1_table()?;
+        let fits = structure.n_theta == t.n_theta
+            && structure.n_z == t.n_z
+            && structure.rows() == t.rows
+            && structure.col_idx.len() == t.nnz
+            && structure.n_pieces == t.n_pieces
+            && structure.beta.len() == t.rows
+            && structure.group_of_row.len() == t.rows
+            && structure.group_scale.len() == t.n_groups;
+        if !fits {
+            return Err("the kept (P1) structure does not match the host's".to_string());
+        }
+        // SAFETY: `p1_table` returned the host's live table; the structure's sizes are the
+        // table's (checked above), which is all `RemoteP1` relies on.
+        Ok(unsafe { RemoteP1::with_structure(t, structure) })
+    }
+
+    fn p1_table(&self) -> Result<&'a P1Table, String> {
+        let t = self.table;
+        let offered = t.capabilities & PROBLEM_CAP_STRUCTURE != 0 && !t.structure.is_null();
+        if !offered {
+            return Err("the problem offers no (P1) structure".to_string());
+        }
+        if t.structure_version != P1_STRUCTURE_VERSION {
+            return Err(format!(
+                "the host's (P1) structure has layout version {}, this SDK reads version {}",
+                t.structure_version, P1_STRUCTURE_VERSION
+            ));
+        }
+        // SAFETY: with PROBLEM_CAP_STRUCTURE and this layout version, the host's `structure`
+        // points to a P1Table valid while the problem table is (abi::ProblemTable).
+        Ok(unsafe { &*t.structure.cast::<P1Table>() })
+    }
+
+    /// One epoch of a minibatch method: for every minibatch, the gradient at `x` and then
+    /// `update(problem, x, batch)`, which moves `x`. Stops early as [`Signal::Diverged`] when
+    /// f or the gradient is not finite, or with the step `update` returns; at the end, goes on
+    /// (diverged if `x` is not finite) with the last gradient norm as stationarity measure.
+    pub fn epoch(
+        &mut self,
+        x: &mut [f64],
+        grad: &mut [f64],
+        mut update: impl FnMut(&mut Problem<'a>, &mut [f64], Batch<'_>) -> Result<Option<Step>, String>,
+    ) -> Result<Step, String> {
+        let mut gnorm = 0.0;
+        for b in 0..self.n_batches() {
+            let value = self.batch_gradient(b, x, grad)?;
+            gnorm = norm(grad);
+            if !value.is_finite() || !gnorm.is_finite() {
+                return Ok(Step::diverged(gnorm));
+            }
+            let batch = Batch {
+                index: b,
+                value,
+                grad: &mut *grad,
+                grad_norm: gnorm,
+            };
+            if let Some(step) = update(self, x, batch)? {
+                return Ok(step);
+            }
+        }
+        Ok(if x.iter().all(|v| v.is_finite()) {
+            Step::next(gnorm)
+        } else {
+            Step::diverged(gnorm)
+        })
     }
 
     /// Minibatches in the current epoch (1 when the host offers only the full batch).
@@ -233,13 +339,135 @@ fn ok(st: i32, what: &'static str) -> Result<(), HostError> {
     }
 }
 
-/// Where a run starts: option values in schema order (the host fills defaults and checks
-/// types), the starting point and the run's seed.
+/// ‖v‖₂.
+pub fn norm(v: &[f64]) -> f64 {
+    v.iter().map(|x| x * x).sum::<f64>().sqrt()
+}
+
+/// One minibatch of [`Problem::epoch`]: its index, f and gradient on it (the update may change
+/// the gradient, e.g. clip it) and the gradient's norm before any change.
+#[derive(Debug)]
+pub struct Batch<'g> {
+    pub index: usize,
+    pub value: f64,
+    pub grad: &'g mut [f64],
+    pub grad_norm: f64,
+}
+
+/// A solver's option values, resolved by the host by name against [`Solver::OPTIONS`]
+/// (defaults filled, types and ranges checked before `init`), read by name and type.
+#[derive(Clone, Copy, Debug)]
+pub struct Options<'a> {
+    schema: &'static [OptionDescriptor],
+    values: &'a [f64],
+}
+
+impl<'a> Options<'a> {
+    /// Values in the order of `schema` (the host's side of the boundary, and
+    /// [`crate::testing`]); `values` must have one entry per schema entry.
+    pub fn new(schema: &'static [OptionDescriptor], values: &'a [f64]) -> Result<Self, String> {
+        if schema.len() != values.len() {
+            return Err(format!(
+                "{} option values for a schema of {} options",
+                values.len(),
+                schema.len()
+            ));
+        }
+        Ok(Options { schema, values })
+    }
+
+    /// The values in schema order.
+    pub fn values(&self) -> &'a [f64] {
+        self.values
+    }
+
+    fn get(&self, name: &str, ty: OptionType) -> Result<(f64, &'static OptionDescriptor), String> {
+        for (d, v) in self.schema.iter().zip(self.values) {
+            // SAFETY: schema strings are the solver's own `'static` descriptors.
+            if unsafe { d.name.as_str() } == Ok(name) {
+                if d.ty != ty as u32 {
+                    return Err(format!("option `{name}` is not declared as {ty:?}"));
+                }
+                return Ok((*v, d));
+            }
+        }
+        Err(format!("no option `{name}` in the solver's schema"))
+    }
+
+    /// A real option.
+    pub fn number(&self, name: &str) -> Result<f64, String> {
+        self.get(name, OptionType::Real).map(|(v, _)| v)
+    }
+
+    /// An integer option.
+    pub fn integer(&self, name: &str) -> Result<i64, String> {
+        self.get(name, OptionType::Integer).map(|(v, _)| v as i64)
+    }
+
+    /// A boolean option.
+    pub fn bool(&self, name: &str) -> Result<bool, String> {
+        self.get(name, OptionType::Bool).map(|(v, _)| v != 0.0)
+    }
+
+    /// A choice option: the chosen name (one of those declared).
+    pub fn choice(&self, name: &str) -> Result<&'static str, String> {
+        let (v, d) = self.get(name, OptionType::Choice)?;
+        // SAFETY: schema strings and choice tables are the solver's own `'static` descriptors.
+        let names = unsafe { d.choice_names() };
+        let k = v as usize;
+        let Some(s) = names.get(k).filter(|_| v >= 0.0 && v.fract() == 0.0) else {
+            return Err(format!("option `{name}` has no choice number {v}"));
+        };
+        // SAFETY: as above, the solver's own `'static` strings.
+        unsafe { s.as_str() }.map_err(|_| format!("choice names of `{name}` are not UTF-8"))
+    }
+}
+
+/// Where a run starts: the options, the starting point and the run's seed.
 #[derive(Clone, Copy, Debug)]
 pub struct Start<'a> {
-    pub options: &'a [f64],
+    pub options: Options<'a>,
     pub x: &'a [f64],
     pub seed: u64,
+}
+
+/// The metric a solver that iterates on another objective than the problem's f (SRPA: Θ of
+/// (P1)) reports that objective under: the trace's `objective` column, the report's and the
+/// best iterate's objective are then this metric instead of f.
+pub const OBJECTIVE_METRIC: &str = "objective";
+
+/// The values of one step's metrics, set by name (one per [`Solver::METRICS`], NaN until set).
+#[derive(Debug)]
+pub struct Metrics<'a> {
+    names: &'static [Str],
+    values: &'a mut [f64],
+}
+
+impl<'a> Metrics<'a> {
+    /// Slots for `names` (the host's side, and [`crate::testing`]).
+    pub fn new(names: &'static [Str], values: &'a mut [f64]) -> Result<Self, String> {
+        if names.len() != values.len() {
+            return Err("metric count mismatch".to_string());
+        }
+        Ok(Metrics { names, values })
+    }
+
+    /// Set metric `name`; a name the solver did not declare is an error.
+    pub fn set(&mut self, name: &str, value: f64) -> Result<(), String> {
+        for (n, v) in self.names.iter().zip(self.values.iter_mut()) {
+            // SAFETY: metric names are the solver's own `'static` strings.
+            if unsafe { n.as_str() } == Ok(name) {
+                *v = value;
+                return Ok(());
+            }
+        }
+        Err(format!("no metric `{name}` declared by the solver"))
+    }
+
+    /// The values in declaration order.
+    pub fn values(&self) -> &[f64] {
+        self.values
+    }
 }
 
 /// What a step tells the host (see [`crate::abi::signal`]).
@@ -267,6 +495,14 @@ impl Step {
             stationarity: s,
         }
     }
+
+    /// Stop: f, the gradient or the iterate is not finite (stationarity measure `s`).
+    pub fn diverged(s: f64) -> Step {
+        Step {
+            signal: Signal::Diverged,
+            stationarity: s,
+        }
+    }
 }
 
 /// A step-wise solver. The host calls [`Solver::init`] (or [`Solver::restore`] on resume), then
@@ -280,7 +516,8 @@ pub trait Solver: Sized + 'static {
     const NAME: &'static str;
     const DESCRIPTION: &'static str;
     const OPTIONS: &'static [OptionDescriptor];
-    /// Names of the values [`Solver::step`] writes into `metrics` (trace columns).
+    /// Names of the values [`Solver::step`] sets in its [`Metrics`] (trace columns). A solver
+    /// that minimizes another objective than f reports it as [`OBJECTIVE_METRIC`].
     const METRICS: &'static [Str] = &[];
     /// `PROBLEM_CAP_*` bits the solver cannot run without.
     const REQUIRES: u64 = 0;
@@ -288,13 +525,13 @@ pub trait Solver: Sized + 'static {
     /// Check the options and build the state at `start.x`.
     fn init(problem: &mut Problem<'_>, start: Start<'_>) -> Result<Self, String>;
 
-    /// One iteration: write the new iterate into `x` (which holds the current one) and the
-    /// metric values into `metrics` (one per [`Solver::METRICS`], NaN-initialised).
+    /// One iteration: write the new iterate into `x` (which holds the current one) and set the
+    /// metrics (those not set stay NaN).
     fn step(
         &mut self,
         problem: &mut Problem<'_>,
         x: &mut [f64],
-        metrics: &mut [f64],
+        metrics: &mut Metrics<'_>,
     ) -> Result<Step, String>;
 
     /// Why the last step ended the run, when it returned [`Signal::Stalled`],
@@ -455,13 +692,16 @@ unsafe fn start_args<'a, T: Solver>(
 ) -> Result<(&'a ProblemTable, Start<'a>), Failure> {
     // SAFETY: the caller passes valid arguments (with a valid problem table) or nulls.
     let args = unsafe { args.as_ref() }.ok_or_else(|| bad("null arguments"))?;
+    // SAFETY: the host passes valid pointers (or nulls, refused) as the ABI documents.
     let table = unsafe { args.problem.as_ref() }.ok_or_else(|| bad("null problem"))?;
     if args.n_options != T::OPTIONS.len() || args.n != table.dim {
         return Err(bad("option count or dimension mismatch"));
     }
     // SAFETY: valid arguments hold `n_options` option values and `n` entries of x.
+    let values = unsafe { slice(args.options, args.n_options) };
     let start = Start {
-        options: unsafe { slice(args.options, args.n_options) },
+        options: Options::new(T::OPTIONS, values).map_err(|e| bad(&e))?,
+        // SAFETY: the host passes valid pointers (or nulls, refused) as the ABI documents.
         x: unsafe { slice(args.x, args.n) },
         seed: args.seed,
     };
@@ -490,6 +730,7 @@ unsafe extern "C" fn init_entry<T: Solver>(
         // SAFETY: the host passes valid arguments and a writable state handle.
         let (table, start) = unsafe { start_args::<T>(args) }?;
         let s = T::init(&mut Problem { table }, start).map_err(|e| (status::ERROR, e))?;
+        // SAFETY: the host passes valid pointers (or nulls, refused) as the ABI documents.
         unsafe { store(state, s) }
     };
     // SAFETY: the host passes a valid message buffer or null.
@@ -509,8 +750,10 @@ unsafe extern "C" fn restore_entry<T: Solver>(
         // SAFETY: the host passes valid arguments, `len` readable bytes and a writable
         // state handle.
         let (table, start) = unsafe { start_args::<T>(args) }?;
+        // SAFETY: the host passes valid pointers (or nulls, refused) as the ABI documents.
         let bytes = unsafe { slice(bytes, len) };
         let s = T::restore(&mut Problem { table }, start, bytes).map_err(|e| (status::ERROR, e))?;
+        // SAFETY: the host passes valid pointers (or nulls, refused) as the ABI documents.
         unsafe { store(state, s) }
     };
     // SAFETY: the host passes a valid message buffer or null.
@@ -531,7 +774,9 @@ unsafe extern "C" fn step_entry<T: Solver>(
         // SAFETY: `state` is the `T` that init/restore boxed (or null), used by one call at a
         // time; the host passes a valid problem table and step output (or nulls).
         let s = unsafe { state.cast::<T>().as_mut() }.ok_or_else(|| bad("null state"))?;
+        // SAFETY: the host passes valid pointers (or nulls, refused) as the ABI documents.
         let table = unsafe { problem.as_ref() }.ok_or_else(|| bad("null problem"))?;
+        // SAFETY: the host passes valid pointers (or nulls, refused) as the ABI documents.
         let out = unsafe { out.as_mut() }.ok_or_else(|| bad("null step output"))?;
         if out.n_metrics != T::METRICS.len() {
             return Err(bad("metric count mismatch"));
@@ -539,9 +784,11 @@ unsafe extern "C" fn step_entry<T: Solver>(
         // SAFETY: the host passes `dim` writable entries of x and `n_metrics` writable
         // metrics, neither aliasing the other.
         let x = unsafe { slice_mut(x, table.dim) };
-        let metrics = unsafe { slice_mut(out.metrics, out.n_metrics) };
+        // SAFETY: the host passes valid pointers (or nulls, refused) as the ABI documents.
+        let values = unsafe { slice_mut(out.metrics, out.n_metrics) };
+        let mut metrics = Metrics::new(T::METRICS, values).map_err(|e| bad(&e))?;
         let step = s
-            .step(&mut Problem { table }, x, metrics)
+            .step(&mut Problem { table }, x, &mut metrics)
             .map_err(|e| (status::ERROR, e))?;
         out.signal = match step.signal {
             Signal::Continue => signal::CONTINUE,
@@ -578,6 +825,7 @@ unsafe extern "C" fn save_entry<T: Solver>(
     let body = || {
         // SAFETY: `state` is the `T` that init/restore boxed (or null); `len` is writable.
         let s = unsafe { state.cast::<T>().as_ref() }.ok_or_else(|| bad("null state"))?;
+        // SAFETY: the host passes valid pointers (or nulls, refused) as the ABI documents.
         let len = unsafe { len.as_mut() }.ok_or_else(|| bad("null length"))?;
         let mut bytes = Vec::new();
         s.save(&mut bytes);

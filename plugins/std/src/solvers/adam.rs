@@ -1,9 +1,8 @@
 //! Adam (Kingma and Ba), with bias correction: m ← b1 m + (1 − b1) g, v ← b2 v + (1 − b2) g²,
 //! x ← x − lr m̂ / (√v̂ + eps) with m̂ = m / (1 − b1ᵏ), v̂ = v / (1 − b2ᵏ).
 
-use super::{diverged, end_of_epoch, norm};
-use mcopt_plugin_sdk::abi::{OptionDescriptor, OptionType, Str, OPEN_HI};
-use mcopt_plugin_sdk::{Blob, BlobReader, Problem, Solver, Start, Step};
+use mcopt_plugin_sdk::abi::{OptionDescriptor, Str, OPEN_HI};
+use mcopt_plugin_sdk::{Blob, BlobReader, Metrics, Problem, Solver, Start, Step};
 
 /// Adam; see the module docs. One step is one epoch (one update per minibatch).
 pub struct Adam {
@@ -22,17 +21,11 @@ impl Solver for Adam {
     const NAME: &'static str = "adam";
     const DESCRIPTION: &'static str = "Adam with bias correction";
     const OPTIONS: &'static [OptionDescriptor] = &[
-        OptionDescriptor::new("lr", OptionType::Real, 0.001, "step size").positive(),
-        OptionDescriptor::new("b1", OptionType::Real, 0.9, "first-moment decay in [0, 1)")
+        OptionDescriptor::real("lr", 0.001, "step size").positive(),
+        OptionDescriptor::real("b1", 0.9, "first-moment decay in [0, 1)").range(0.0, 1.0, OPEN_HI),
+        OptionDescriptor::real("b2", 0.999, "second-moment decay in [0, 1)")
             .range(0.0, 1.0, OPEN_HI),
-        OptionDescriptor::new(
-            "b2",
-            OptionType::Real,
-            0.999,
-            "second-moment decay in [0, 1)",
-        )
-        .range(0.0, 1.0, OPEN_HI),
-        OptionDescriptor::new("eps", OptionType::Real, 1e-8, "denominator offset").positive(),
+        OptionDescriptor::real("eps", 1e-8, "denominator offset").positive(),
     ];
     const METRICS: &'static [Str] = &[Str::new("grad_norm")];
 
@@ -40,10 +33,10 @@ impl Solver for Adam {
         let o = start.options;
         let n = problem.dim();
         Ok(Adam {
-            lr: o[0],
-            b1: o[1],
-            b2: o[2],
-            eps: o[3],
+            lr: o.number("lr")?,
+            b1: o.number("b1")?,
+            b2: o.number("b2")?,
+            eps: o.number("eps")?,
             m: vec![0.0; n],
             v: vec![0.0; n],
             g: vec![0.0; n],
@@ -55,19 +48,19 @@ impl Solver for Adam {
         &mut self,
         problem: &mut Problem<'_>,
         x: &mut [f64],
-        metrics: &mut [f64],
+        metrics: &mut Metrics<'_>,
     ) -> Result<Step, String> {
-        let mut gnorm = 0.0;
-        for b in 0..problem.n_batches() {
-            let f = problem.batch_gradient(b, x, &mut self.g)?;
-            gnorm = norm(&self.g);
-            if !f.is_finite() || !gnorm.is_finite() {
-                return Ok(diverged(gnorm));
-            }
-            self.update(x);
+        let mut g = std::mem::take(&mut self.g);
+        let step = problem.epoch(x, &mut g, |_, x, batch| {
+            self.update(x, batch.grad);
+            Ok(None)
+        });
+        self.g = g;
+        let step = step?;
+        if step.signal != mcopt_plugin_sdk::Signal::Diverged {
+            metrics.set("grad_norm", step.stationarity)?;
         }
-        metrics[0] = gnorm;
-        Ok(end_of_epoch(x, gnorm))
+        Ok(step)
     }
 
     fn save(&self, out: &mut Vec<u8>) {
@@ -87,14 +80,14 @@ impl Solver for Adam {
 }
 
 impl Adam {
-    /// One Adam update of `x` with the gradient in `g`.
-    fn update(&mut self, x: &mut [f64]) {
+    /// One Adam update of `x` with the gradient `g`.
+    fn update(&mut self, x: &mut [f64], g: &[f64]) {
         self.k += 1;
         let k = self.k.min(i32::MAX as u64) as i32;
         let c1 = 1.0 / (1.0 - self.b1.powi(k));
         let c2 = 1.0 / (1.0 - self.b2.powi(k));
         let (b1, b2, lr, eps) = (self.b1, self.b2, self.lr, self.eps);
-        for (((xi, g), m), v) in x.iter_mut().zip(&self.g).zip(&mut self.m).zip(&mut self.v) {
+        for (((xi, g), m), v) in x.iter_mut().zip(g).zip(&mut self.m).zip(&mut self.v) {
             *m = b1 * *m + (1.0 - b1) * g;
             *v = b2 * *v + (1.0 - b2) * g * g;
             *xi -= lr * (*m * c1) / ((*v * c2).sqrt() + eps);

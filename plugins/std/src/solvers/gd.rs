@@ -2,9 +2,8 @@
 //! backtracking (PyTorch's SGD update: v ← μ v + g, d = g + μ v with Nesterov, else v;
 //! x ← x − lr d).
 
-use super::{diverged, end_of_epoch, norm};
-use mcopt_plugin_sdk::abi::{OptionDescriptor, OptionType, Str, OPEN_HI};
-use mcopt_plugin_sdk::{Blob, BlobReader, Problem, Signal, Solver, Start, Step};
+use mcopt_plugin_sdk::abi::{OptionDescriptor, Str, OPEN_HI};
+use mcopt_plugin_sdk::{Blob, BlobReader, Metrics, Problem, Signal, Solver, Start, Step};
 
 /// Gradient descent; see the module docs. With `armijo`, the step length starts at
 /// min(lr, 2 t_prev) and halves until f(x − t d) < f(x) and f(x − t d) ≤ f(x) − 1e-4 t ⟨g, d⟩
@@ -14,6 +13,8 @@ pub struct GradientDescent {
     opts: Opts,
     /// Momentum buffer.
     v: Vec<f64>,
+    /// The epoch's gradient buffer, and the (clipped) gradient of the current minibatch.
+    batch: Vec<f64>,
     g: Vec<f64>,
     trial: Vec<f64>,
     /// The search direction while backtracking (allocated once).
@@ -50,40 +51,27 @@ impl Solver for GradientDescent {
     const DESCRIPTION: &'static str =
         "gradient descent with momentum, Nesterov, clipping and optional Armijo backtracking";
     const OPTIONS: &'static [OptionDescriptor] = &[
-        OptionDescriptor::new(
-            "lr",
-            OptionType::Real,
-            0.01,
-            "step length (the largest one with armijo)",
-        )
-        .positive(),
-        OptionDescriptor::new("momentum", OptionType::Real, 0.0, "momentum μ in [0, 1)")
-            .range(0.0, 1.0, OPEN_HI),
-        OptionDescriptor::new("nesterov", OptionType::Bool, 0.0, "Nesterov momentum"),
-        OptionDescriptor::new(
+        OptionDescriptor::real("lr", 0.01, "step length (the largest one with armijo)").positive(),
+        OptionDescriptor::real("momentum", 0.0, "momentum μ in [0, 1)").range(0.0, 1.0, OPEN_HI),
+        OptionDescriptor::bool("nesterov", false, "Nesterov momentum"),
+        OptionDescriptor::real(
             "clip",
-            OptionType::Real,
             0.0,
             "clip the gradient to this norm (0: no clipping)",
         )
         .nonnegative(),
-        OptionDescriptor::new(
-            "armijo",
-            OptionType::Bool,
-            0.0,
-            "Armijo backtracking from lr (full batch)",
-        ),
+        OptionDescriptor::bool("armijo", false, "Armijo backtracking from lr (full batch)"),
     ];
     const METRICS: &'static [Str] = &[Str::new("grad_norm"), Str::new("step")];
 
     fn init(problem: &mut Problem<'_>, start: Start<'_>) -> Result<Self, String> {
         let o = start.options;
         let opts = Opts {
-            lr: o[0],
-            momentum: o[1],
-            nesterov: o[2] != 0.0,
-            clip: o[3],
-            armijo: o[4] != 0.0,
+            lr: o.number("lr")?,
+            momentum: o.number("momentum")?,
+            nesterov: o.bool("nesterov")?,
+            clip: o.number("clip")?,
+            armijo: o.bool("armijo")?,
         };
         if opts.armijo && problem.n_batches() > 1 {
             return Err("option armijo needs the full batch (remove `batch`)".to_string());
@@ -92,6 +80,7 @@ impl Solver for GradientDescent {
         Ok(GradientDescent {
             opts,
             v: vec![0.0; n],
+            batch: vec![0.0; n],
             g: vec![0.0; n],
             trial: vec![0.0; n],
             dir: vec![0.0; n],
@@ -104,45 +93,25 @@ impl Solver for GradientDescent {
         &mut self,
         problem: &mut Problem<'_>,
         x: &mut [f64],
-        metrics: &mut [f64],
+        metrics: &mut Metrics<'_>,
     ) -> Result<Step, String> {
-        let mut gnorm = 0.0;
-        for b in 0..problem.n_batches() {
-            let f = problem.batch_gradient(b, x, &mut self.g)?;
-            gnorm = norm(&self.g);
-            if !f.is_finite() || !gnorm.is_finite() {
-                return Ok(diverged(gnorm));
-            }
-            if self.opts.clip > 0.0 && gnorm > self.opts.clip {
-                let s = self.opts.clip / gnorm;
-                self.g.iter_mut().for_each(|v| *v *= s);
-            }
-            self.direction();
-            if self.opts.armijo {
-                match self.armijo(problem, x, f)? {
-                    Some(()) => x.copy_from_slice(&self.trial),
-                    None => {
-                        self.stalled = true;
-                        return Ok(Step {
-                            signal: Signal::Stalled,
-                            stationarity: gnorm,
-                        });
-                    }
-                }
+        let mut g = std::mem::take(&mut self.batch);
+        let step = problem.epoch(x, &mut g, |problem, x, batch| {
+            self.update(problem, x, batch)
+        });
+        self.batch = g;
+        let step = step?;
+        // A step that stopped inside the epoch reports no metrics.
+        if step.signal == Signal::Continue {
+            metrics.set("grad_norm", step.stationarity)?;
+            let t = if self.opts.armijo {
+                self.t
             } else {
-                let lr = self.opts.lr;
-                x.iter_mut()
-                    .zip(&self.trial)
-                    .for_each(|(xi, d)| *xi -= lr * d);
-            }
+                self.opts.lr
+            };
+            metrics.set("step", t)?;
         }
-        metrics[0] = gnorm;
-        metrics[1] = if self.opts.armijo {
-            self.t
-        } else {
-            self.opts.lr
-        };
-        Ok(end_of_epoch(x, gnorm))
+        Ok(step)
     }
 
     fn stop_reason(&self) -> Option<String> {
@@ -164,6 +133,40 @@ impl Solver for GradientDescent {
 }
 
 impl GradientDescent {
+    /// One update of `x` on a minibatch (`Some` when the run stops: no Armijo step).
+    fn update(
+        &mut self,
+        problem: &mut Problem<'_>,
+        x: &mut [f64],
+        batch: mcopt_plugin_sdk::Batch<'_>,
+    ) -> Result<Option<Step>, String> {
+        let gnorm = batch.grad_norm;
+        if self.opts.clip > 0.0 && gnorm > self.opts.clip {
+            let s = self.opts.clip / gnorm;
+            batch.grad.iter_mut().for_each(|v| *v *= s);
+        }
+        self.g.copy_from_slice(batch.grad);
+        self.direction();
+        if self.opts.armijo {
+            match self.armijo(problem, x, batch.value)? {
+                Some(()) => x.copy_from_slice(&self.trial),
+                None => {
+                    self.stalled = true;
+                    return Ok(Some(Step {
+                        signal: Signal::Stalled,
+                        stationarity: gnorm,
+                    }));
+                }
+            }
+        } else {
+            let lr = self.opts.lr;
+            x.iter_mut()
+                .zip(&self.trial)
+                .for_each(|(xi, d)| *xi -= lr * d);
+        }
+        Ok(None)
+    }
+
     /// The search direction d (into `trial`) from the gradient in `g`, updating the momentum.
     fn direction(&mut self) {
         let mu = self.opts.momentum;

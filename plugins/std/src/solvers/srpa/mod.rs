@@ -17,8 +17,8 @@ use iteration::{Srpa, SrpaOptions};
 use mcopt_plugin_sdk::abi::{
     OptionDescriptor, OptionType, Str, OPEN_HI, OPEN_LO, PROBLEM_CAP_STRUCTURE,
 };
-use mcopt_plugin_sdk::p1::{P1Problem, P1Structure, RemoteP1, P1_STRUCTURE_VERSION};
-use mcopt_plugin_sdk::{Problem, Signal, Solver, Start, Step};
+use mcopt_plugin_sdk::p1::{P1Problem, P1Structure};
+use mcopt_plugin_sdk::{Metrics, Options, Problem, Signal, Solver, Start, Step, OBJECTIVE_METRIC};
 use subproblem::SubOptions;
 
 /// The solver `srpa`; see the module docs.
@@ -32,37 +32,18 @@ pub struct SrpaSolver {
     stop: Option<String>,
 }
 
-/// Option indices (the order of [`SrpaSolver::OPTIONS`]; the host reads the betas by name).
-const ETA1: usize = 3;
-const ETA2: usize = 4;
-const RHO1: usize = 5;
-const TOL: usize = 6;
-const SUB_TOL: usize = 7;
-
-fn table(problem: &Problem<'_>) -> Result<*const std::ffi::c_void, String> {
-    problem
-        .structure(P1_STRUCTURE_VERSION)
-        .ok_or_else(|| "srpa needs the (P1) structure of the problem (layout version 1)".into())
-}
-
-fn remote<'a>(problem: &Problem<'a>) -> Result<RemoteP1<'a>, String> {
-    let ptr = table(problem)?;
-    // SAFETY: the host published a P1Table of this version, valid while the problem lives.
-    Ok(unsafe { RemoteP1::new(ptr) })
-}
-
-fn options(o: &[f64]) -> SrpaOptions {
-    SrpaOptions {
-        eta1: o[ETA1],
-        eta2: o[ETA2],
-        rho1: o[RHO1],
-        tol: o[TOL],
+fn options(o: Options<'_>) -> Result<SrpaOptions, String> {
+    Ok(SrpaOptions {
+        eta1: o.number("eta1")?,
+        eta2: o.number("eta2")?,
+        rho1: o.number("rho1")?,
+        tol: o.number("tol")?,
         sub: SubOptions {
-            tol: o[SUB_TOL],
+            tol: o.number("sub_tol")?,
             ..SubOptions::default()
         },
         ..SrpaOptions::default()
-    }
+    })
 }
 
 impl Solver for SrpaSolver {
@@ -123,8 +104,9 @@ impl Solver for SrpaSolver {
             )
             .range(0.0, 1.0, OPEN_LO | OPEN_HI),
         ];
+    /// `objective` is Θ(z) of (P1), the quantity SRPA decreases (not f(θ)).
     const METRICS: &'static [Str] = &[
-        Str::new("objective"),
+        Str::new(OBJECTIVE_METRIC),
         Str::new("feasibility"),
         Str::new("predicted_decrease"),
         Str::new("step_norm"),
@@ -137,10 +119,10 @@ impl Solver for SrpaSolver {
     const REQUIRES: u64 = PROBLEM_CAP_STRUCTURE;
 
     fn init(problem: &mut Problem<'_>, start: Start<'_>) -> Result<Self, String> {
-        let mut p1 = remote(problem)?;
+        let mut p1 = problem.p1()?;
         let mut z = vec![0.0; p1.structure().n_z];
         p1.complete(start.x, &mut z)?;
-        let run = Srpa::new(&mut p1, z, options(start.options))?;
+        let run = Srpa::new(&mut p1, z, options(start.options)?)?;
         Ok(SrpaSolver {
             stop: None,
             run,
@@ -152,34 +134,31 @@ impl Solver for SrpaSolver {
         &mut self,
         problem: &mut Problem<'_>,
         x: &mut [f64],
-        metrics: &mut [f64],
+        metrics: &mut Metrics<'_>,
     ) -> Result<Step, String> {
-        let ptr = table(problem)?;
         let structure = self
             .structure
             .take()
             .ok_or("srpa: the structure is missing")?;
-        // SAFETY: the host published a P1Table of this version, valid while the problem lives;
-        // `structure` was read from it at init.
-        let mut p1 = unsafe { RemoteP1::with_structure(ptr, structure) };
+        let mut p1 = problem.p1_reusing(structure)?;
         let m = self.run.step(&mut p1);
         self.structure = Some(p1.into_structure());
         let m = m?;
         let n = x.len().min(self.run.z.len());
         x[..n].copy_from_slice(&self.run.z[..n]);
         let values = [
-            m.objective,
-            m.feasibility,
-            m.predicted_decrease,
-            m.step_norm,
-            m.rho,
-            if m.accepted { 1.0 } else { 0.0 },
-            m.ties as f64,
-            m.newton_steps as f64,
-            m.rejected_in_a_row as f64,
+            (OBJECTIVE_METRIC, m.objective),
+            ("feasibility", m.feasibility),
+            ("predicted_decrease", m.predicted_decrease),
+            ("step_norm", m.step_norm),
+            ("rho", m.rho),
+            ("accepted", if m.accepted { 1.0 } else { 0.0 }),
+            ("ties", m.ties as f64),
+            ("newton_steps", m.newton_steps as f64),
+            ("rejected_in_a_row", m.rejected_in_a_row as f64),
         ];
-        for (slot, v) in metrics.iter_mut().zip(values) {
-            *slot = v;
+        for (name, v) in values {
+            metrics.set(name, v)?;
         }
         let (signal, stop) = if !m.objective.is_finite() {
             (Signal::Diverged, Some("Θ is not finite".to_string()))
@@ -218,8 +197,8 @@ impl Solver for SrpaSolver {
     }
 
     fn restore(problem: &mut Problem<'_>, start: Start<'_>, bytes: &[u8]) -> Result<Self, String> {
-        let mut p1 = remote(problem)?;
-        let run = Srpa::restore(&mut p1, bytes, options(start.options))?;
+        let mut p1 = problem.p1()?;
+        let run = Srpa::restore(&mut p1, bytes, options(start.options)?)?;
         Ok(SrpaSolver {
             stop: None,
             run,
