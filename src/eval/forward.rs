@@ -252,11 +252,7 @@ pub(super) fn bstrides(n: &Node) -> (usize, usize) {
     )
 }
 
-/// Entry k of a gather: `start + k·step` (inside the operand, as the checker proved).
-#[inline(always)]
-pub(super) fn gather_index(start: usize, step: isize, k: usize) -> usize {
-    start.wrapping_add_signed(step * k as isize)
-}
+pub(super) use crate::graph::gather_index;
 
 pub(super) fn order_of(k: usize) -> Order {
     match k {

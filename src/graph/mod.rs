@@ -113,6 +113,12 @@ pub enum Op {
     },
 }
 
+/// Entry k of an [`Op::Gather`]: `start + k·step` (inside the operand, as the checker proved).
+#[inline(always)]
+pub fn gather_index(start: usize, step: isize, k: usize) -> usize {
+    start.wrapping_add_signed(step * k as isize)
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
     pub op: Op,

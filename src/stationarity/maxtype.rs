@@ -25,7 +25,7 @@ use super::oracle::Oracle;
 use super::smooth::norm2;
 use super::{Options, Status, Verdict};
 use crate::eval::EvalError;
-use crate::graph::{ElemBinary, ElemUnary, NodeId, Op, ReduceKind};
+use crate::graph::{gather_index, ElemBinary, ElemUnary, NodeId, Op, ReduceKind};
 use crate::registry::Order;
 use crate::text::plural;
 
@@ -130,6 +130,12 @@ impl Builder<'_, '_> {
                     ElemUnary::Sqrt => return None,
                     ElemUnary::PowI(0) => 0.0,
                     ElemUnary::PowI(k) => f64::from(*k) * a0.powi(k - 1),
+                    ElemUnary::Pow(p) if *p == 0.0 => 0.0,
+                    ElemUnary::Pow(p) if a0 != 0.0 => p * a0.powf(p - 1.0),
+                    // At a = 0 the slope is 0 for p > 1 and a itself for p = 1; below, infinite.
+                    ElemUnary::Pow(p) if *p > 1.0 => 0.0,
+                    ElemUnary::Pow(p) if *p == 1.0 => 1.0,
+                    ElemUnary::Pow(_) => return None,
                     ElemUnary::Abs if at(a0) => {
                         let p = self.terms(&[(*a, i, 1.0)])?;
                         let m = self.terms(&[(*a, i, -1.0)])?;
@@ -186,6 +192,20 @@ impl Builder<'_, '_> {
                             }
                         }
                     }
+                    ReduceKind::Max => {
+                        // One n-ary max: its tied entries are the pieces of one outer max.
+                        let top = entries.clone().map(|j| a0[j]).fold(f64::NEG_INFINITY, f64::max);
+                        let tied: Vec<usize> = entries.filter(|&j| at(a0[j] - top)).collect();
+                        if let [j] = tied[..] {
+                            parts.push((*a, j, 1.0));
+                        } else {
+                            let mut pieces = Vec::with_capacity(tied.len());
+                            for j in tied {
+                                pieces.push(self.terms(&[(*a, j, 1.0)])?);
+                            }
+                            return Some(Outer::max(1.0, pieces));
+                        }
+                    }
                     ReduceKind::Norm2 => {
                         let norm = entries.clone().map(|j| a0[j] * a0[j]).sum::<f64>().sqrt();
                         if at(norm) {
@@ -211,6 +231,18 @@ impl Builder<'_, '_> {
                 } else {
                     row + col * na.rows
                 };
+                Some(Outer::linear(self.terms(&[(*arg, src, 1.0)])?))
+            }
+            Op::Gather {
+                arg,
+                start,
+                step,
+                len,
+            } => {
+                let na = g.node(*arg);
+                let group = if na.batched { na.rows } else { na.len() };
+                let (k, c) = (i % (*len).max(1), i / (*len).max(1));
+                let src = c * group + gather_index(*start, *step, k);
                 Some(Outer::linear(self.terms(&[(*arg, src, 1.0)])?))
             }
             Op::Transpose(a) => {
