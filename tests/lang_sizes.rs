@@ -68,6 +68,13 @@ fn a_size_that_is_not_a_positive_integer_is_a_diagnostic_at_the_size() {
     assert_eq!(d[0].code, "mcopt::check::size");
     let d = shapes("const n = 1e12\nparam x: vec(n)\nminimize sum(x)\n", &[]).unwrap_err();
     assert_eq!(d[0].code, "mcopt::check::size");
+    // A constant computed from a let keeps working (declared with the lets).
+    let s = shapes(
+        "let k = 2\nconst c = k + 1\nparam x: vec(3)\nminimize c * sum(x)\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(s, [Shape::vector(3)]);
     // A size before its constant is an unknown name.
     let d = shapes("param x: vec(n)\nconst n = 3\nminimize sum(x)\n", &[]).unwrap_err();
     assert_eq!(d[0].code, "mcopt::check::unknown_name");

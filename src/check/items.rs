@@ -56,6 +56,8 @@ pub(crate) struct Checker<'a> {
     overrides: Vec<(super::ConstOverride, bool)>,
     /// [`Model::notes`](super::Model::notes), at most one per span.
     pub(super) notes: Vec<(Span, String)>,
+    /// The constants declared in the first pass (their value needs no `let`).
+    early_consts: Vec<Span>,
 }
 
 impl<'a> Checker<'a> {
@@ -72,6 +74,7 @@ impl<'a> Checker<'a> {
             layers: Vec::new(),
             overrides: Vec::new(),
             notes: Vec::new(),
+            early_consts: Vec::new(),
         }
     }
 
@@ -134,7 +137,8 @@ impl<'a> Checker<'a> {
         for item in &program.items {
             match item {
                 Item::Param(p) => self.param_init(p),
-                // Declared with the parameters (`declare_globals`), so sizes can use them.
+                // Most are declared with the parameters (`declare_globals`), so sizes can use them.
+                Item::Const(c) if !self.early_consts.contains(&c.span) => self.constant(c),
                 Item::Const(_) => {}
                 Item::Let(l) => self.let_decl(l),
                 Item::Layer(l) => self.layer(l),
@@ -276,7 +280,7 @@ impl<'a> Checker<'a> {
     fn declare_globals(&mut self, program: &ast::Program) {
         for item in &program.items {
             match item {
-                Item::Const(c) => self.constant(c),
+                Item::Const(c) => self.early_constant(c),
                 Item::Param(p) => {
                     let Some(shape) = self.value_type(&p.ty) else {
                         self.poison(&p.name);
@@ -560,6 +564,20 @@ impl<'a> Checker<'a> {
                     "not a constant",
                 ));
             }
+        }
+    }
+
+    /// A constant whose value is known in the first pass (it uses numbers and constants
+    /// above it, not lets), declared there so that sizes like `vec(n)` can use it; the others
+    /// are declared in source order with the lets, as before.
+    fn early_constant(&mut self, c: &ast::ConstDecl) {
+        let mut quiet = Diags::new();
+        std::mem::swap(&mut quiet, &mut self.diags);
+        let value = self.expr(&c.value, &Ctx::top());
+        std::mem::swap(&mut quiet, &mut self.diags);
+        if value.is_some_and(|v| matches!(v.kind, CKind::Literal(_)) && v.shape.is_scalar()) {
+            self.constant(c);
+            self.early_consts.push(c.span);
         }
     }
 
