@@ -15,7 +15,7 @@
 //! variable per active piece, so it is polynomial in their number.
 //!
 //! Second order: when the critical cone { d : f′(x; d) ≤ 0 } is {0} (a sharp minimum, decided by
-//! 2n LPs over the epigraph of the same structure), second-order stationarity holds vacuously.
+//! n + 1 LPs over the epigraph of the same structure), second-order stationarity holds vacuously.
 
 use std::collections::HashMap;
 
@@ -502,7 +502,7 @@ pub(super) fn first_order(
 /// second-order stationary. The cone is the projection of the epigraph of the outer structure
 /// (w_v ≥ each piece of a multi-piece entry, w_v = its combination for a linear one, the root
 /// ≤ 0), which is exact because every multi-piece entry enters f with a nonnegative weight; it is
-/// {0} iff max ±d_j over it and the box is 0 for every j (2n LPs). `None`: not sharp (or the
+/// {0} iff max a·d over it and the box is 0 for a = e_1, …, e_n, −Σ e_j (n + 1 LPs). `None`: not sharp (or the
 /// tier does not apply); the next tier decides.
 pub(super) fn second_order(
     o: &mut Oracle<'_>,
@@ -550,22 +550,31 @@ pub(super) fn second_order(
     };
     prog.le.push((vec![(root, s.outers[s.root].sigma)], 0.0));
     let kinks = o.kinks.len();
-    for j in 0..n {
-        for sg in [1.0, -1.0] {
-            if super::stopped(opts) {
-                return Ok(None);
-            }
-            let mut p = prog.clone();
-            p.q[j] = -sg;
-            let Some(x) = p.solve() else {
-                return Ok(None);
-            };
-            if sg * x[j] > 1e-6 {
-                return Ok(None);
-            }
+    // e_1, …, e_n and −Σ e_j positively span Rⁿ: a nonzero d in the cone has a·d > 0 for one of
+    // them, so n + 1 LPs (max a·d over the cone and the box) decide whether the cone is {0}.
+    for j in 0..=n {
+        if super::stopped(opts) {
+            return Ok(None);
+        }
+        let mut p = prog.clone();
+        if j < n {
+            p.q[j] = -1.0;
+        } else {
+            p.q[..n].iter_mut().for_each(|q| *q = 1.0);
+        }
+        let Some(x) = p.solve() else {
+            return Ok(None);
+        };
+        let ad = if j < n {
+            x[j]
+        } else {
+            -x[..n].iter().sum::<f64>()
+        };
+        if ad > 1e-6 {
+            return Ok(None);
         }
     }
     Ok(Some(Verdict::new(Status::Stationary, "max_type", kinks).reason(
-        "the critical cone { d : f′(x; d) ≤ 0 } is {0} (a sharp minimum, 2n LPs over the max-type structure): no direction to check f″ along",
+        "the critical cone { d : f′(x; d) ≤ 0 } is {0} (a sharp minimum, n + 1 LPs over the max-type structure): no direction to check f″ along",
     )))
 }
