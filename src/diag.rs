@@ -4,6 +4,8 @@
 //! [`SourceFile`] (the model, a YAML file, a CSV file), and optional help. Stages collect
 //! them into [`Diags`] so a user sees every problem the stage could find, not only the first.
 
+pub mod codes;
+
 use std::fmt;
 use std::sync::Arc;
 

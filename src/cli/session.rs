@@ -10,7 +10,7 @@ use mcopt::diag::{Diag, Diags};
 use mcopt::graph::{self, Graph, LowerOptions};
 use mcopt::input::{read_source, InputKind};
 use mcopt::memory;
-use mcopt::pipeline;
+use mcopt::session;
 use mcopt::plugin_host::{self, PluginSearch};
 use mcopt::registry::Registry;
 
@@ -39,7 +39,7 @@ impl Session {
         let registry = registry(input, run.as_ref())?;
         let source = read_source(Path::new(model_path), InputKind::Model)?;
         let overrides = const_overrides(input, run.as_ref())?;
-        let model = pipeline::compile_with(&source, &registry, &overrides)?;
+        let model = session::compile_with(&source, &registry, &overrides)?;
         let (data, data_dir) = data_spec(input, run.as_ref())?;
         Ok(Session {
             registry,
@@ -56,7 +56,7 @@ impl Session {
             (None, Split::Train) => Vec::new(),
             (None, Split::Test) => return Ok(None),
             (Some(spec), Split::Test) if !spec.has_test() => return Ok(None),
-            (Some(spec), _) => pipeline::bind_data(&self.model, spec, &self.data_dir, split)?,
+            (Some(spec), _) => session::bind_data(&self.model, spec, &self.data_dir, split)?,
         };
         if data.is_empty() && !self.model.data.is_empty() {
             let d = Diag::new(

@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use mcopt::check::ConstOverride;
 use mcopt::config::{self, SweepFile};
 use mcopt::diag::{Diag, Diags};
-use mcopt::pipeline;
+use mcopt::session;
 use mcopt::signals;
 use mcopt::sweep::{self, cluster, collect, EntryOutcome, Manifest, PlanOptions};
 use serde_json::json;
@@ -239,7 +239,7 @@ fn check_consts(sweep: &SweepFile) -> Result<(), Diags> {
             origin: Some((sweep.source.clone(), sweep.key_span(k))),
         })
         .collect();
-    pipeline::compile_with(&source, &registry, &overrides).map(|_| ())
+    session::compile_with(&source, &registry, &overrides).map(|_| ())
 }
 
 /// The entry index from the environment of a cluster task, if any.

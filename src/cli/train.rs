@@ -230,7 +230,7 @@ pub fn train(a: &TrainArgs) -> Result<u8, Diags> {
         &outputs,
         &session,
         &checkpoint,
-        &recorder,
+        (&recorder.curves, recorder.steps()),
         (status, reason.as_deref()),
         &certify,
     )?;
@@ -509,7 +509,7 @@ fn thread_split(
     let Some(spec) = &session.data else {
         return Ok(Vec::new());
     };
-    let data = mcopt::pipeline::bind_data(&session.model, spec, &session.data_dir, Split::Train)?;
+    let data = mcopt::session::bind_data(&session.model, spec, &session.data_dir, Split::Train)?;
     let mid = n / 2;
     let mut parts = Vec::new();
     for range in [0..mid, mid..n] {
@@ -539,7 +539,7 @@ fn batcher<'s>(
         return Ok(None);
     };
     let data = match &session.data {
-        Some(d) => mcopt::pipeline::bind_data(&session.model, d, &session.data_dir, Split::Train)?,
+        Some(d) => mcopt::session::bind_data(&session.model, d, &session.data_dir, Split::Train)?,
         None => Vec::new(),
     };
     Batcher::new(&session.model, data, batch, seed)

@@ -89,18 +89,4 @@ pub fn suggest(name: &str, names: &[&str]) -> String {
     crate::text::did_you_mean(name, names)
 }
 
-/// Names as a readable list: `a`, `b`, `c` (at most 16, then "and N more").
-pub(crate) fn list_names<S: AsRef<str>>(names: &[S]) -> String {
-    const MAX: usize = 16;
-    let shown: Vec<String> = names
-        .iter()
-        .take(MAX)
-        .map(|n| format!("`{}`", n.as_ref()))
-        .collect();
-    let more = names.len().saturating_sub(MAX);
-    if more > 0 {
-        format!("{} and {more} more", shown.join(", "))
-    } else {
-        shown.join(", ")
-    }
-}
+pub(crate) use crate::text::list_names;
