@@ -78,6 +78,8 @@ pub struct Diag {
     pub path: Option<String>,
     pub labels: Vec<(Span, String)>,
     pub help: Option<String>,
+    /// A warning: reported, but the command goes on (an old spelling that is still accepted).
+    pub warning: bool,
 }
 
 impl Diag {
@@ -89,6 +91,7 @@ impl Diag {
             path: None,
             labels: Vec::new(),
             help: None,
+            warning: false,
         }
     }
 
@@ -116,6 +119,12 @@ impl Diag {
         self
     }
 
+    /// Make this a warning (rendered as one; the command goes on).
+    pub fn warning(mut self) -> Diag {
+        self.warning = true;
+        self
+    }
+
     /// The primary span, if any.
     pub fn primary(&self) -> Option<Span> {
         self.labels.first().map(|(s, _)| *s)
@@ -136,6 +145,10 @@ impl std::error::Error for Diag {}
 impl miette::Diagnostic for Diag {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         Some(Box::new(self.code))
+    }
+
+    fn severity(&self) -> Option<miette::Severity> {
+        self.warning.then_some(miette::Severity::Warning)
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
@@ -421,6 +434,10 @@ impl std::error::Error for View<'_> {}
 impl miette::Diagnostic for View<'_> {
     fn code<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
         Some(Box::new(self.diag.code))
+    }
+
+    fn severity(&self) -> Option<miette::Severity> {
+        self.diag.warning.then_some(miette::Severity::Warning)
     }
 
     fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {

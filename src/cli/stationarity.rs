@@ -57,6 +57,9 @@ pub struct CertArgs {
     /// Largest number of pieces enumerated for nested kinks (2^k for k kinks).
     #[arg(long, default_value_t = 4096)]
     pub max_pieces: usize,
+    /// β of (P1) already resolved (a run file's `form.p1.beta`); replaces `beta`.
+    #[arg(skip)]
+    pub betas: Option<Betas>,
 }
 
 pub fn form_of(s: &str) -> Form {
@@ -123,6 +126,7 @@ pub fn diff_form(
         beta: beta.to_vec(),
         tol: None,
         max_pieces: 1,
+        betas: None,
     };
     let prep = prepare(s, &cert, at, 1e-6, ztol)?;
     let d = config::load_point(Path::new(dir), &prep.specs, PointMode::Direction)?;
@@ -275,7 +279,10 @@ pub fn prepare(
         }
     }
     let penalized = match form {
-        Form::P1 => Some(lifted.penalized(&parse_betas(&cert.beta, &lifted, 1.0)?)),
+        Form::P1 => Some(lifted.penalized(&match &cert.betas {
+            Some(b) => b.clone(),
+            None => parse_betas(&cert.beta, &lifted, 1.0)?,
+        })),
         _ => {
             parse_betas(&cert.beta, &lifted, 1.0)?;
             None

@@ -22,8 +22,9 @@ pub use point::{
     load_point, parse_point, write_point, PointMode, PointValues, ShapeKind, VarRole, VarSpec,
 };
 pub use run::{
-    load_run, parse_run, BatchSpec, CertificateOrder, CheckpointEvery, InitSpec, OutputPaths,
-    ProblemForm, RunFile, SolverSpec, StopRules, Thresholds,
+    beta_conflict, beta_deprecated, load_run, parse_run, BatchSpec, BetaSpec, CertificateOrder,
+    CheckpointEvery, FormSettings, InitSpec, OutputPaths, P1Beta, ProblemForm, RunFile, SolverSpec,
+    StopRules, Thresholds,
 };
 pub use sweep::{
     base_tree, load_sweep, parse_sweep, render_entry, setting_object, yaml_text, Axis,
