@@ -9,9 +9,9 @@ use mcopt::session;
 use mcopt::session::thresholds;
 use serde_json::{json, Value};
 
-use super::session::Session;
 use super::stationarity::{form_of, parse_betas};
 use super::{InputArgs, EXIT_OK};
+use mcopt::session::Session;
 use mcopt::stationarity::Form;
 
 #[derive(ClapArgs, Debug)]
@@ -29,7 +29,7 @@ pub struct Args {
 }
 
 pub fn run(model: &str, a: &Args) -> Result<u8, Diags> {
-    let s = Session::load(model, &a.input)?;
+    let s = Session::load(model, &a.input.inputs())?;
     let graph = s.graph(Split::Train)?.ok_or_else(|| {
         Diags::from(
             Diag::new("mcopt::data::unbound", "no data are bound for this split")

@@ -14,8 +14,8 @@ use mcopt::report;
 use mcopt::stationarity::{self, Certificate, Form, Problem, Status, Verdict};
 use mcopt::text::plural;
 
-use super::session::Session;
 use super::{InputArgs, EXIT_OK};
+use mcopt::session::Session;
 
 /// The check ran and failed.
 pub const EXIT_FAILED: u8 = 1;
@@ -375,7 +375,7 @@ fn check_tol_range(tol: f64) -> Result<(), Diags> {
 
 pub fn run(model: &str, a: &Args) -> Result<u8, Diags> {
     let start = std::time::Instant::now();
-    let s = Session::load(model, &a.input)?;
+    let s = Session::load(model, &a.input.inputs())?;
     let opts = options(&a.cert, a.order, a.input.ztol, None)?;
     let prep = prepare(&s, &a.cert, Some(&a.at), opts.tol, opts.ztol)?;
     let problem = prep.problem(&s);

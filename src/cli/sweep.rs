@@ -13,9 +13,9 @@ use mcopt::sweep::{self, cluster, collect, EntryOutcome, Manifest, PlanOptions};
 use serde_json::json;
 
 use super::commands::print_json;
-use super::session::registry;
-use super::{InputArgs, EXIT_OK};
+use super::EXIT_OK;
 use mcopt::input::read_source;
+use mcopt::session::registry;
 
 /// Exit code when a sweep entry failed (the runs ran, and some failed).
 const EXIT_FAILED: u8 = 1;
@@ -229,7 +229,7 @@ fn check_consts(sweep: &SweepFile) -> Result<(), Diags> {
         return Ok(());
     }
     let run = config::load_run(&sweep.base)?;
-    let registry = registry(&InputArgs::default(), Some(&run))?;
+    let registry = registry(&mcopt::session::Inputs::default(), Some(&run))?;
     let source = read_source(&run.model, mcopt::input::InputKind::Model)?;
     let overrides: Vec<ConstOverride> = names
         .iter()

@@ -19,11 +19,11 @@ use mcopt::solve::{
 use mcopt_plugin_sdk::abi::PROBLEM_CAP_STRUCTURE;
 use mcopt_plugin_sdk::p1::{Published, P1_STRUCTURE_VERSION};
 
-use super::session::Session;
 use super::stationarity as st;
 use super::train_out::{self, Outputs, Progress};
 use super::train_record::{self, Recorder, RunIdentity};
-use super::{InputArgs, EXIT_OK};
+use super::EXIT_OK;
+use mcopt::session::{Inputs, Session};
 use mcopt::stationarity;
 
 /// Exit code of a run stopped by Ctrl-C (after writing everything); SIGTERM and SIGHUP give
@@ -75,16 +75,15 @@ pub fn train(a: &TrainArgs) -> Result<u8, Diags> {
     if !run.warnings.is_empty() {
         super::report(&run.warnings);
     }
-    let input = InputArgs {
-        json: a.json,
+    // The run file is read once: the session opens with it.
+    let input = Inputs {
         plugins: a.plugins.clone(),
         config: Some(a.runfile.clone()),
-        ztol: run.ztol,
         consts: a.consts.clone(),
-        ..InputArgs::default()
+        ..Inputs::default()
     };
     let model_path = run.model.to_string_lossy().into_owned();
-    let session = Session::load(&model_path, &input)?;
+    let session = Session::open(&model_path, &input, Some(&run))?;
     let (id, options, beta_by_layer) = solver_and_options(&session.registry, &run)?;
     let outputs = Outputs::checked(a.out.as_deref(), &run)?;
     let seed = a.seed.unwrap_or(run.seed);

@@ -16,7 +16,7 @@ use mcopt::report::plot::{self, Curves};
 use mcopt::solve::{Checkpoint, Observer, Row, Status};
 use serde::Serialize;
 
-use super::session::Session;
+use mcopt::session::Session;
 
 /// Output paths; `None` is not written.
 #[derive(Clone, Debug, Default)]

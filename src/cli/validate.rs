@@ -13,9 +13,9 @@ use mcopt::report::{self, Check, CheckStatus, Validation};
 use mcopt::stationarity::{self, Certificate, Status, Verdict};
 use mcopt::text::plural;
 
-use super::session::Session;
 use super::stationarity::{self as st, CertArgs, EXIT_FAILED};
 use super::{InputArgs, EXIT_OK};
+use mcopt::session::Session;
 
 #[derive(ClapArgs, Debug)]
 pub struct Args {
@@ -183,7 +183,7 @@ fn run_checks(model: &str, a: &Args, checks: &mut Checks) -> Result<(), Diags> {
         },
         None => Vec::new(),
     };
-    let s = Session::load(model, &a.input)?;
+    let s = Session::load(model, &a.input.inputs())?;
     let layers = s.model.layers.len();
     checks.push(
         "parse_and_check",

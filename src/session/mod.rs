@@ -5,7 +5,10 @@
 //! [`thresholds`]). The command line, and any embedding program, starts here; no stage below
 //! imports this module.
 
+mod open;
 pub mod thresholds;
+
+pub use open::{model_path, parse_const_arg, registry, Inputs, Session};
 
 use std::path::Path;
 use std::sync::Arc;
