@@ -87,7 +87,7 @@ impl Session {
         };
         if data.is_empty() && !self.model.data.is_empty() {
             let d = Diag::new(
-                "crate::data::unbound",
+                "mcopt::data::unbound",
                 format!(
                     "the model declares {} data sequence(s) but no data are bound",
                     self.model.data.len()
@@ -174,7 +174,7 @@ impl Session {
     /// An empty vector with room for θ, or a diagnostic with the bytes it needs.
     pub fn theta_buffer(&self) -> Result<Vec<f64>, Diags> {
         memory::with_capacity(self.model.n_params()).map_err(|e| {
-            Diag::new("crate::eval::memory", e.message("the parameters θ"))
+            Diag::new("mcopt::eval::memory", e.message("the parameters θ"))
                 .in_file(&self.model_path)
                 .help(memory::AllocError::HELP)
                 .into()
@@ -209,7 +209,7 @@ fn const_overrides(
 pub fn parse_const_arg(arg: &str) -> Result<ConstOverride, Diags> {
     let bad = |why: String| -> Diags {
         Diag::new(
-            "crate::cli::const",
+            "mcopt::cli::const",
             format!("`--const {arg}` is not NAME=VALUE: {why}"),
         )
         .help("write e.g. `--const tau=1.2`")
@@ -243,7 +243,7 @@ pub fn model_path(model: Option<&str>, input: &Inputs) -> Result<String, Diags> 
         (Some(run), m) => Ok(run.model_path(m.map(Path::new))?.display().to_string()),
         (None, Some(m)) => Ok(m.to_owned()),
         (None, None) => Err(Diag::new(
-            "crate::cli::model",
+            "mcopt::cli::model",
             "expected a model file, found none on the command line and no run file",
         )
         .help("give the model file (.mco), or a run file (--config) that names one")
@@ -274,7 +274,7 @@ fn data_spec(
         let (name, path, cols) = config::parse_cli_binding(arg)?;
         if file.as_ref().is_some_and(|f| f != &path) {
             return Err(Diag::new(
-                "crate::data::files",
+                "mcopt::data::files",
                 "all --data bindings must read the same file",
             )
             .help(format!(
