@@ -78,8 +78,6 @@ pub struct Diag {
     pub path: Option<String>,
     pub labels: Vec<(Span, String)>,
     pub help: Option<String>,
-    /// A warning: reported, but the command goes on (an old spelling that is still accepted).
-    pub warning: bool,
 }
 
 impl Diag {
@@ -91,7 +89,6 @@ impl Diag {
             path: None,
             labels: Vec::new(),
             help: None,
-            warning: false,
         }
     }
 
@@ -119,12 +116,6 @@ impl Diag {
         self
     }
 
-    /// Make this a warning (rendered as one; the command goes on).
-    pub fn warning(mut self) -> Diag {
-        self.warning = true;
-        self
-    }
-
     /// The primary span, if any.
     pub fn primary(&self) -> Option<Span> {
         self.labels.first().map(|(s, _)| *s)
@@ -145,10 +136,6 @@ impl std::error::Error for Diag {}
 impl miette::Diagnostic for Diag {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         Some(Box::new(self.code))
-    }
-
-    fn severity(&self) -> Option<miette::Severity> {
-        self.warning.then_some(miette::Severity::Warning)
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
@@ -276,6 +263,16 @@ pub fn render_plain(diags: &Diags) -> String {
 /// window around the label and long texts are clipped, so the output stays small whatever
 /// the input (a label past column 65,535 would otherwise make miette panic).
 pub fn render(diags: &Diags, style: RenderStyle) -> String {
+    render_as(diags, style, false)
+}
+
+/// [`render`] as warnings: reported, but the command goes on (for example an old spelling
+/// that is still accepted).
+pub fn render_warnings(diags: &Diags, style: RenderStyle) -> String {
+    render_as(diags, style, true)
+}
+
+fn render_as(diags: &Diags, style: RenderStyle, warning: bool) -> String {
     let handler = match style {
         RenderStyle::Plain => {
             miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
@@ -286,7 +283,9 @@ pub fn render(diags: &Diags, style: RenderStyle) -> String {
     let mut out = String::new();
     for d in diags.iter() {
         // Rendering into a String cannot fail except through fmt errors we do not produce.
-        let _ = handler.render_report(&mut out, &View::of(d));
+        let mut view = View::of(d);
+        view.warning = warning;
+        let _ = handler.render_report(&mut out, &view);
     }
     out
 }
@@ -307,6 +306,8 @@ pub struct View<'a> {
     help: Option<String>,
     excerpt: Option<Excerpt>,
     labels: Vec<(Span, String)>,
+    /// Rendered as a warning ([`render_warnings`]).
+    warning: bool,
 }
 
 /// A window of one source line, with where it sits in the file (for the line:column header).
@@ -333,6 +334,7 @@ impl<'a> View<'a> {
                 .iter()
                 .map(|(s, l)| (*s, clip(l, LABEL_CHARS)))
                 .collect(),
+            warning: false,
         };
         if let (Some(src), Some(primary)) = (&diag.source, diag.primary()) {
             if diag.labels.iter().any(|(s, _)| too_wide(&src.text, *s)) {
@@ -437,7 +439,7 @@ impl miette::Diagnostic for View<'_> {
     }
 
     fn severity(&self) -> Option<miette::Severity> {
-        self.diag.warning.then_some(miette::Severity::Warning)
+        self.warning.then_some(miette::Severity::Warning)
     }
 
     fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {

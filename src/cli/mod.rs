@@ -373,6 +373,17 @@ pub fn report(diags: &Diags) {
     eprint!("{}", render(diags, style));
 }
 
+/// Render warnings to stderr (the command goes on).
+pub fn warn(diags: &Diags) {
+    use mcopt::diag::{render_warnings, RenderStyle};
+    let style = if std::io::stderr().is_terminal() {
+        RenderStyle::Terminal
+    } else {
+        RenderStyle::Plain
+    };
+    eprint!("{}", render_warnings(diags, style));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

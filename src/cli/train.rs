@@ -73,7 +73,7 @@ pub struct TrainArgs {
 pub fn train(a: &TrainArgs) -> Result<u8, Diags> {
     let run = config::load_run(Path::new(&a.runfile))?;
     if !run.warnings.is_empty() {
-        super::report(&run.warnings);
+        super::warn(&run.warnings);
     }
     // The run file is read once: the session opens with it.
     let input = Inputs {
@@ -421,11 +421,11 @@ fn p1_betas(
             Err(config::beta_conflict(&run.source, &old, what, &shown).into())
         }
         (Some(new), _) => {
-            super::report(&config::beta_deprecated(&run.source, &old, what).into());
+            super::warn(&config::beta_deprecated(&run.source, &old, what).into());
             Ok(new)
         }
         (None, _) => {
-            super::report(&config::beta_deprecated(&run.source, &old, what).into());
+            super::warn(&config::beta_deprecated(&run.source, &old, what).into());
             Ok(betas)
         }
     }

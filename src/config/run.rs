@@ -412,7 +412,7 @@ fn read_form(r: &mut Reader, v: &Val) -> Option<P1Beta> {
     Some(P1Beta { beta: spec, span })
 }
 
-/// The warning for an old spelling of β (`what`, at `old.span`), showing the new one.
+/// The warning (render it with `diag::render_warnings`) for an old spelling of β (`what`, at `old.span`), showing the new one.
 pub fn beta_deprecated(source: &Arc<SourceFile>, old: &P1Beta, what: &str) -> Diag {
     Diag::new(
         "mcopt::config::deprecated",
@@ -423,7 +423,6 @@ pub fn beta_deprecated(source: &Arc<SourceFile>, old: &P1Beta, what: &str) -> Di
         "write `form: {{p1: {{beta: {}}}}}` at the top level; the solver and the certificate both read it",
         old.beta.yaml()
     ))
-    .warning()
 }
 
 /// The error for β given both ways with different values: at the old spelling, with the new.
