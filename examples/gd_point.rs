@@ -34,14 +34,14 @@ fn run(model: &str, run: &str, start: &str, k: usize, step: f64, out: &str) -> R
     let run = config::load_run(Path::new(run))?;
     let text = std::fs::read_to_string(model)
         .map_err(|e| Diag::new("mcopt::io::read", e.to_string()).in_file(model))?;
-    let model = mcopt::pipeline::compile(&SourceFile::new(model, text), &r)?;
+    let model = mcopt::session::compile(&SourceFile::new(model, text), &r)?;
     let data = match &run.data {
-        Some(spec) => mcopt::pipeline::bind_data(&model, spec, &run.dir, config::Split::Train)?,
+        Some(spec) => mcopt::session::bind_data(&model, spec, &run.dir, config::Split::Train)?,
         None => Vec::new(),
     };
     let g = lower(&model, &LowerOptions { data })?;
-    let specs = mcopt::pipeline::param_specs(&g);
-    let mut x = mcopt::pipeline::read_theta(&g, Path::new(start))?;
+    let specs = mcopt::session::param_specs(&g);
+    let mut x = mcopt::session::read_theta(&g, Path::new(start))?;
     let diag = |e: mcopt::eval::EvalError| Diags::from(e.to_diag(&g));
     let mut ev = Evaluator::new(&g, &r, Order::Zero).map_err(diag)?;
     let mut grad = vec![0.0; x.len()];

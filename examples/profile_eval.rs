@@ -31,10 +31,10 @@ fn run(model_path: &str, run_path: &str, kind: &str, reps: usize) -> Result<(), 
     let text = std::fs::read_to_string(model_path).map_err(|e| {
         mcopt::diag::Diag::new("mcopt::io::read", e.to_string()).in_file(model_path)
     })?;
-    let model = mcopt::pipeline::compile(&SourceFile::new(model_path, text), &r)?;
+    let model = mcopt::session::compile(&SourceFile::new(model_path, text), &r)?;
     let data = match &run.data {
         Some(spec) => {
-            mcopt::pipeline::bind_data(&model, spec, &run.dir, mcopt::config::Split::Train)?
+            mcopt::session::bind_data(&model, spec, &run.dir, mcopt::config::Split::Train)?
         }
         None => Vec::new(),
     };

@@ -49,8 +49,8 @@ fn opt(run: &config::RunFile, name: &str) -> Option<f64> {
 fn run(run_path: &str, point: &str, iters: usize) -> Result<f64, Diags> {
     let r = Registry::with_standard();
     let run = config::load_run(Path::new(run_path))?;
-    let (_, g) = mcopt::pipeline::train_graph(&run, &r)?;
-    let theta = mcopt::pipeline::read_theta(&g, Path::new(point))?;
+    let (_, g) = mcopt::session::train_graph(&run, &r)?;
+    let theta = mcopt::session::read_theta(&g, Path::new(point))?;
     let l = forms::lift(&g);
     let mut betas = Betas::uniform(opt(&run, "beta").or(opt(&run, "beta1")).unwrap_or(1.0));
     if let (Some(b2), Some(last)) = (opt(&run, "beta2"), l.layout.groups.last()) {

@@ -4,6 +4,8 @@
 //! [`SourceFile`] (the model, a YAML file, a CSV file), and optional help. Stages collect
 //! them into [`Diags`] so a user sees every problem the stage could find, not only the first.
 
+pub mod codes;
+
 use std::fmt;
 use std::sync::Arc;
 
@@ -261,6 +263,16 @@ pub fn render_plain(diags: &Diags) -> String {
 /// window around the label and long texts are clipped, so the output stays small whatever
 /// the input (a label past column 65,535 would otherwise make miette panic).
 pub fn render(diags: &Diags, style: RenderStyle) -> String {
+    render_as(diags, style, false)
+}
+
+/// [`render`] as warnings: reported, but the command goes on (for example an old spelling
+/// that is still accepted).
+pub fn render_warnings(diags: &Diags, style: RenderStyle) -> String {
+    render_as(diags, style, true)
+}
+
+fn render_as(diags: &Diags, style: RenderStyle, warning: bool) -> String {
     let handler = match style {
         RenderStyle::Plain => {
             miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
@@ -271,7 +283,9 @@ pub fn render(diags: &Diags, style: RenderStyle) -> String {
     let mut out = String::new();
     for d in diags.iter() {
         // Rendering into a String cannot fail except through fmt errors we do not produce.
-        let _ = handler.render_report(&mut out, &View::of(d));
+        let mut view = View::of(d);
+        view.warning = warning;
+        let _ = handler.render_report(&mut out, &view);
     }
     out
 }
@@ -292,6 +306,8 @@ pub struct View<'a> {
     help: Option<String>,
     excerpt: Option<Excerpt>,
     labels: Vec<(Span, String)>,
+    /// Rendered as a warning ([`render_warnings`]).
+    warning: bool,
 }
 
 /// A window of one source line, with where it sits in the file (for the line:column header).
@@ -318,6 +334,7 @@ impl<'a> View<'a> {
                 .iter()
                 .map(|(s, l)| (*s, clip(l, LABEL_CHARS)))
                 .collect(),
+            warning: false,
         };
         if let (Some(src), Some(primary)) = (&diag.source, diag.primary()) {
             if diag.labels.iter().any(|(s, _)| too_wide(&src.text, *s)) {
@@ -419,6 +436,10 @@ impl std::error::Error for View<'_> {}
 impl miette::Diagnostic for View<'_> {
     fn code<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
         Some(Box::new(self.diag.code))
+    }
+
+    fn severity(&self) -> Option<miette::Severity> {
+        self.warning.then_some(miette::Severity::Warning)
     }
 
     fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {

@@ -76,6 +76,22 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     rows[2][b.len()]
 }
 
+/// Names as a readable list: `a`, `b`, `c` (at most 16, then "and N more").
+pub fn list_names<S: AsRef<str>>(names: &[S]) -> String {
+    const MAX: usize = 16;
+    let shown: Vec<String> = names
+        .iter()
+        .take(MAX)
+        .map(|n| format!("`{}`", n.as_ref()))
+        .collect();
+    let more = names.len().saturating_sub(MAX);
+    if more > 0 {
+        format!("{} and {more} more", shown.join(", "))
+    } else {
+        shown.join(", ")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

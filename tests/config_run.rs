@@ -3,7 +3,8 @@
 use std::path::Path;
 
 use mcopt::config::{
-    parse_run, CertificateOrder, ColumnSel, HeaderMode, InitSpec, ProblemForm, RowSel, SeqLayout,
+    parse_run, BetaSpec, CertificateOrder, ColumnSel, HeaderMode, InitSpec, ProblemForm, RowSel,
+    SeqLayout,
 };
 use mcopt::diag::SourceFile;
 
@@ -41,7 +42,7 @@ fn documented_example_parses() {
     );
     assert_eq!(data.sequences, SeqLayout::Single);
     let solver = run.solver.as_ref().expect("solver");
-    assert_eq!(solver.options.len(), 5);
+    assert_eq!(solver.options.len(), 3);
     assert_eq!(solver.options["rho1"], serde_json::json!(0.5));
     assert!(src.text[solver.option_spans["eta1"].start..].starts_with("eta1"));
     assert_eq!(run.init, InitSpec::Gaussian { std: 0.1 });
@@ -62,8 +63,13 @@ fn documented_example_parses() {
     );
     assert_eq!(
         (v.order, v.form, v.beta, v.allow_inconclusive),
-        (CertificateOrder::First, ProblemForm::P, Some(2.0), false)
+        (CertificateOrder::First, ProblemForm::P, None, false)
     );
+    // β of (P1) is the form's, without a warning in the new spelling.
+    let p1 = run.form.p1.as_ref().expect("form.p1");
+    assert_eq!(p1.beta, BetaSpec::All(1.0));
+    assert!(src.text[p1.span.start..].starts_with("1.0"));
+    assert!(run.warnings.is_empty());
     assert_eq!((v.order.number(), v.form.as_str()), (1, "p"));
     assert_eq!(run.ztol, 0.0);
 }

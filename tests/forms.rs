@@ -21,7 +21,7 @@ fn syn() -> (Registry, Graph) {
 
 /// θ of a bundled point file, in the graph's parameter order.
 fn theta_from(g: &Graph, path: &str) -> Vec<f64> {
-    mcopt::pipeline::read_theta(g, &common::eval::repo().join(path)).expect("point file")
+    mcopt::session::read_theta(g, &common::eval::repo().join(path)).expect("point file")
 }
 
 fn random(rng: &mut Rng, n: usize) -> Vec<f64> {

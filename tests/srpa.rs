@@ -22,7 +22,7 @@ const OPTS: EvalOptions = EvalOptions { ztol: 0.0 };
 
 /// θ of a bundled point file, in the graph's parameter order.
 fn theta_from(g: &Graph, path: &str) -> Vec<f64> {
-    mcopt::pipeline::read_theta(g, &common::eval::repo().join(path)).expect("point file")
+    mcopt::session::read_theta(g, &common::eval::repo().join(path)).expect("point file")
 }
 
 fn completed(g: &Graph, r: &Registry, l: &Lifted, theta: &[f64]) -> Vec<f64> {
@@ -145,7 +145,7 @@ fn large_linearization_equals_exact_directional_derivatives() {
         test_state: mcopt::config::TestState::Carry,
         origin: None,
     };
-    let data = mcopt::pipeline::bind_data(&m, &spec, &dir, Split::Train).unwrap();
+    let data = mcopt::session::bind_data(&m, &spec, &dir, Split::Train).unwrap();
     let g = lower(&m, data);
     let theta: Vec<f64> = (0..g.n_params()).map(|_| 0.1 * rng.normal()).collect();
     let l = forms::lift(&g);

@@ -36,7 +36,7 @@ const AUTHORS_K50: f64 = 0.171903948156;
 fn sp500_fifty_iterations_track_the_authors_and_end_no_higher() {
     let r = Registry::with_standard();
     let g = sp500_graph(&r);
-    let theta = mcopt::pipeline::read_theta(
+    let theta = mcopt::session::read_theta(
         &g,
         &common::eval::repo().join("examples/data/srpa_sp500_theta0.yaml"),
     )

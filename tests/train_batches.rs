@@ -27,7 +27,7 @@ fn data(steps: usize, sequences: usize) -> SeqData {
 #[test]
 fn sequence_batches_partition_the_sequences_and_depend_on_seed_and_epoch() {
     let r = Registry::with_standard();
-    let model = mcopt::pipeline::compile(&SourceFile::new("m.mco", MODEL), &r).unwrap();
+    let model = mcopt::session::compile(&SourceFile::new("m.mco", MODEL), &r).unwrap();
     let mut b = Batcher::new(&model, vec![data(6, 7)], BatchSpec::Sequences(3), 11).unwrap();
     assert_eq!(b.n_batches(), 3, "7 sequences in batches of 3, 3, 1");
     let grads = |b: &Batcher| -> Vec<Vec<u64>> {
@@ -81,10 +81,10 @@ fn the_two_thread_split_gives_the_full_gradient_for_a_mean_objective() {
     use mcopt::solve::batch::select_sequences;
     use mcopt::solve::{splittable, GraphProblem};
     let r = Registry::with_standard();
-    let model = mcopt::pipeline::compile(&SourceFile::new("m.mco", MODEL), &r).unwrap();
+    let model = mcopt::session::compile(&SourceFile::new("m.mco", MODEL), &r).unwrap();
     assert!(splittable(&model));
     let summed = MODEL.replace("mean(t,", "sum(t,");
-    let sum_model = mcopt::pipeline::compile(&SourceFile::new("s.mco", summed), &r).unwrap();
+    let sum_model = mcopt::session::compile(&SourceFile::new("s.mco", summed), &r).unwrap();
     assert!(
         !splittable(&sum_model),
         "a sum over sequences is not a weighted mean of halves"
@@ -147,7 +147,7 @@ fn measurements_reuse_the_training_pass_and_the_gradient_bit_for_bit() {
         "a * h[t-1] + x[t]",
         "max(a * h[t-1] + 0.01 * x[t], 0.2 * h[t-1])",
     );
-    let model = mcopt::pipeline::compile(&SourceFile::new("m.mco", text), &r).unwrap();
+    let model = mcopt::session::compile(&SourceFile::new("m.mco", text), &r).unwrap();
     let low = |d: SeqData| lower(&model, &LowerOptions { data: vec![d] }).unwrap();
     // Test: steps 6..10 after a warm-up over the 6 training steps (the same values).
     let train = low(data(6, 3));

@@ -123,8 +123,8 @@ impl<'a> Checker<'a> {
             } else {
                 format!(
                     "{}constants of the model: {}",
-                    crate::config::suggest(&o.name, &refs),
-                    crate::config::list_names(&refs)
+                    crate::text::did_you_mean(&o.name, &refs),
+                    crate::text::list_names(&refs)
                 )
             };
             self.error(d.help(help));

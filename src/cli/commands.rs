@@ -13,14 +13,14 @@ use mcopt::rng::Rng;
 use serde::Serialize;
 use serde_json::json;
 
-use super::session::Session;
 use super::{InputArgs, EXIT_OK};
+use mcopt::session::Session;
 
 type Outcome = Result<u8, Diags>;
 
 /// `mcopt plugins list`: every function and solver with its kind, source and options.
 pub fn plugins_list(input: &InputArgs) -> Outcome {
-    let registry = super::session::registry(input, None)?;
+    let registry = mcopt::session::registry(&input.inputs(), None)?;
     let list = plugin_host::plugins_list(&registry);
     if input.json {
         print_json(&serde_json::to_value(&list).unwrap_or_default());
@@ -84,7 +84,7 @@ struct LayerRow {
 }
 
 pub fn check(model_path: &str, input: &InputArgs) -> Outcome {
-    let s = Session::load(model_path, input)?;
+    let s = Session::load(model_path, &input.inputs())?;
     let graph = if !s.model.is_sequential() || s.data.is_some() {
         s.graph(Split::Train)?
     } else {
@@ -299,7 +299,7 @@ fn terms_report(m: &Model) -> Vec<serde_json::Value> {
 }
 
 pub fn eval(model_path: &str, at: Option<&str>, input: &InputArgs) -> Outcome {
-    let s = Session::load(model_path, input)?;
+    let s = Session::load(model_path, &input.inputs())?;
     let train = require_graph(&s, Split::Train)?;
     let theta = s.point_in(at, &train)?;
     let opts = EvalOptions { ztol: input.ztol };
@@ -338,7 +338,7 @@ pub fn diff(
     (form, beta): (&str, &[String]),
     input: &InputArgs,
 ) -> Outcome {
-    let s = Session::load(model_path, input)?;
+    let s = Session::load(model_path, &input.inputs())?;
     let order = if order == 2 { Order::Two } else { Order::One };
     let taylor = |ztol: f64| -> Result<mcopt::eval::Taylor, Diags> {
         if form != "p" {
@@ -453,7 +453,7 @@ pub fn bench(
     seconds: f64,
     input: &InputArgs,
 ) -> Outcome {
-    let s = Session::load(model_path, input)?;
+    let s = Session::load(model_path, &input.inputs())?;
     let g = require_graph(&s, Split::Train)?;
     let theta = match random {
         Some(seed) => {

@@ -19,7 +19,6 @@ macro_rules! out_raw {
 mod commands;
 mod output;
 mod reformulate;
-mod session;
 mod stationarity;
 mod sweep;
 mod train;
@@ -180,6 +179,21 @@ pub struct InputArgs {
     /// Replace the value of a model `const`: NAME=VALUE; repeatable (wins over the run file's `consts:`).
     #[arg(long = "const", value_name = "NAME=VALUE")]
     pub consts: Vec<String>,
+}
+
+impl InputArgs {
+    /// The typed inputs of a session.
+    pub fn inputs(&self) -> mcopt::session::Inputs {
+        mcopt::session::Inputs {
+            plugins: self.plugins.clone(),
+            config: self.config.clone(),
+            data: self.data.clone(),
+            rows: self.rows.clone(),
+            test_rows: self.test_rows.clone(),
+            test_state: self.test_state.map(Into::into),
+            consts: self.consts.clone(),
+        }
+    }
 }
 
 /// `--test-state`: the command-line form of [`mcopt::config::TestState`].
@@ -345,7 +359,7 @@ fn check_numbers(command: &Command) -> Result<(), Diags> {
 
 /// The model file: the command line's, the run file's, or both when they are the same file.
 fn model_arg(model: Option<String>, input: &InputArgs) -> Result<String, Diags> {
-    session::model_path(model.as_deref(), input)
+    mcopt::session::model_path(model.as_deref(), &input.inputs())
 }
 
 /// Render diagnostics to stderr (colours only on a terminal).
@@ -357,6 +371,17 @@ pub fn report(diags: &Diags) {
         RenderStyle::Plain
     };
     eprint!("{}", render(diags, style));
+}
+
+/// Render warnings to stderr (the command goes on).
+pub fn warn(diags: &Diags) {
+    use mcopt::diag::{render_warnings, RenderStyle};
+    let style = if std::io::stderr().is_terminal() {
+        RenderStyle::Terminal
+    } else {
+        RenderStyle::Plain
+    };
+    eprint!("{}", render_warnings(diags, style));
 }
 
 #[cfg(test)]

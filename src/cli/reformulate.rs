@@ -4,13 +4,14 @@
 use clap::Args as ClapArgs;
 use mcopt::config::Split;
 use mcopt::diag::{Diag, Diags};
-use mcopt::forms::{self, thresholds, Lifted};
-use mcopt::pipeline;
+use mcopt::forms::{self, Lifted};
+use mcopt::session;
+use mcopt::session::thresholds;
 use serde_json::{json, Value};
 
-use super::session::Session;
 use super::stationarity::{form_of, parse_betas};
 use super::{InputArgs, EXIT_OK};
+use mcopt::session::Session;
 use mcopt::stationarity::Form;
 
 #[derive(ClapArgs, Debug)]
@@ -28,7 +29,7 @@ pub struct Args {
 }
 
 pub fn run(model: &str, a: &Args) -> Result<u8, Diags> {
-    let s = Session::load(model, &a.input)?;
+    let s = Session::load(model, &a.input.inputs())?;
     let graph = s.graph(Split::Train)?.ok_or_else(|| {
         Diags::from(
             Diag::new("mcopt::data::unbound", "no data are bound for this split")
@@ -39,7 +40,7 @@ pub fn run(model: &str, a: &Args) -> Result<u8, Diags> {
     let lifted = forms::lift(&graph);
     let betas = parse_betas(&a.beta, &lifted, 1.0)?;
     let data = match &s.data {
-        Some(spec) => pipeline::bind_data(&s.model, spec, &s.data_dir, Split::Train)?,
+        Some(spec) => session::bind_data(&s.model, spec, &s.data_dir, Split::Train)?,
         None => Vec::new(),
     };
     let th = thresholds::elman(&s.model, &data);

@@ -14,8 +14,8 @@ use mcopt::report;
 use mcopt::stationarity::{self, Certificate, Form, Problem, Status, Verdict};
 use mcopt::text::plural;
 
-use super::session::Session;
 use super::{InputArgs, EXIT_OK};
+use mcopt::session::Session;
 
 /// The check ran and failed.
 pub const EXIT_FAILED: u8 = 1;
@@ -60,6 +60,9 @@ pub struct CertArgs {
     /// Largest number of pieces enumerated for nested kinks (2^k for k kinks).
     #[arg(long, default_value_t = 4096)]
     pub max_pieces: usize,
+    /// β of (P1) already resolved (a run file's `form.p1.beta`); replaces `beta`.
+    #[arg(skip)]
+    pub betas: Option<Betas>,
 }
 
 pub fn form_of(s: &str) -> Form {
@@ -126,6 +129,7 @@ pub fn diff_form(
         beta: beta.to_vec(),
         tol: None,
         max_pieces: 1,
+        betas: None,
     };
     let prep = prepare(s, &cert, at, 1e-6, ztol)?;
     let d = config::load_point(Path::new(dir), &prep.specs, PointMode::Direction)?;
@@ -278,7 +282,10 @@ pub fn prepare(
         }
     }
     let penalized = match form {
-        Form::P1 => Some(lifted.penalized(&parse_betas(&cert.beta, &lifted, 1.0)?)),
+        Form::P1 => Some(lifted.penalized(&match &cert.betas {
+            Some(b) => b.clone(),
+            None => parse_betas(&cert.beta, &lifted, 1.0)?,
+        })),
         _ => {
             parse_betas(&cert.beta, &lifted, 1.0)?;
             None
@@ -372,7 +379,7 @@ fn check_tol_range(tol: f64) -> Result<(), Diags> {
 
 pub fn run(model: &str, a: &Args) -> Result<u8, Diags> {
     let start = std::time::Instant::now();
-    let s = Session::load(model, &a.input)?;
+    let s = Session::load(model, &a.input.inputs())?;
     let mut opts = options(&a.cert, a.order, a.input.ztol, None)?;
     if let Some(t) = a.time_limit {
         opts.time_limit = Some(check_number("--time-limit", t, t > 0.0, "a number > 0")?);

@@ -7,15 +7,15 @@ use clap::{Args, Subcommand};
 use mcopt::check::ConstOverride;
 use mcopt::config::{self, SweepFile};
 use mcopt::diag::{Diag, Diags};
-use mcopt::pipeline;
+use mcopt::session;
 use mcopt::signals;
 use mcopt::sweep::{self, cluster, collect, EntryOutcome, Manifest, PlanOptions};
 use serde_json::json;
 
 use super::commands::print_json;
-use super::session::registry;
-use super::{InputArgs, EXIT_OK};
+use super::EXIT_OK;
 use mcopt::input::read_source;
+use mcopt::session::registry;
 
 /// Exit code when a sweep entry failed (the runs ran, and some failed).
 const EXIT_FAILED: u8 = 1;
@@ -229,7 +229,7 @@ fn check_consts(sweep: &SweepFile) -> Result<(), Diags> {
         return Ok(());
     }
     let run = config::load_run(&sweep.base)?;
-    let registry = registry(&InputArgs::default(), Some(&run))?;
+    let registry = registry(&mcopt::session::Inputs::default(), Some(&run))?;
     let source = read_source(&run.model, mcopt::input::InputKind::Model)?;
     let overrides: Vec<ConstOverride> = names
         .iter()
@@ -239,7 +239,7 @@ fn check_consts(sweep: &SweepFile) -> Result<(), Diags> {
             origin: Some((sweep.source.clone(), sweep.key_span(k))),
         })
         .collect();
-    pipeline::compile_with(&source, &registry, &overrides).map(|_| ())
+    session::compile_with(&source, &registry, &overrides).map(|_| ())
 }
 
 /// The entry index from the environment of a cluster task, if any.

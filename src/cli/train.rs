@@ -19,11 +19,11 @@ use mcopt::solve::{
 use mcopt_plugin_sdk::abi::PROBLEM_CAP_STRUCTURE;
 use mcopt_plugin_sdk::p1::Published;
 
-use super::session::Session;
 use super::stationarity as st;
 use super::train_out::{self, Outputs, Progress};
 use super::train_record::{self, Recorder, RunIdentity};
-use super::{InputArgs, EXIT_OK};
+use super::EXIT_OK;
+use mcopt::session::{Inputs, Session};
 use mcopt::stationarity;
 
 /// Exit code of a run stopped by Ctrl-C (after writing everything); SIGTERM and SIGHUP give
@@ -76,16 +76,18 @@ pub struct TrainArgs {
 /// Run `mcopt train`.
 pub fn train(a: &TrainArgs) -> Result<u8, Diags> {
     let run = config::load_run(Path::new(&a.runfile))?;
-    let input = InputArgs {
-        json: a.json,
+    if !run.warnings.is_empty() {
+        super::warn(&run.warnings);
+    }
+    // The run file is read once: the session opens with it.
+    let input = Inputs {
         plugins: a.plugins.clone(),
         config: Some(a.runfile.clone()),
-        ztol: run.ztol,
         consts: a.consts.clone(),
-        ..InputArgs::default()
+        ..Inputs::default()
     };
     let model_path = run.model.to_string_lossy().into_owned();
-    let session = Session::load(&model_path, &input)?;
+    let session = Session::open(&model_path, &input, Some(&run))?;
     let (id, options, beta_by_layer) = solver_and_options(&session.registry, &run)?;
     let outputs = Outputs::checked(a.out.as_deref(), &run)?;
     let seed = a.seed.unwrap_or(run.seed);
@@ -140,22 +142,33 @@ pub fn train(a: &TrainArgs) -> Result<u8, Diags> {
             .with_split(&parts)
             .map_err(|e| Diags::from(Diag::new("mcopt::train::eval", e).in_file(&model_path)))?;
     }
-    // SRPA and other solvers that need (P1): the lifted problem with the solver's β.
+    // SRPA and other solvers that need (P1): the lifted problem with the form's β, which the
+    // final certificate in (P1) reads too.
     let needs_p1 = info.requires & PROBLEM_CAP_STRUCTURE != 0;
-    let lifted = needs_p1.then(|| forms::lift(&train_graph));
+    let certify_p1 = run.validate.form == config::ProblemForm::P1;
+    let lifted = (needs_p1 || certify_p1).then(|| forms::lift(&train_graph));
     let names: Vec<String> = info.options.iter().map(|o| o.name.clone()).collect();
     let betas = match &lifted {
-        Some(l) => Some(p1_betas(l, &names, &options, &beta_by_layer, &run)?),
+        Some(l) => Some(p1_betas(
+            l,
+            &names,
+            &options,
+            &beta_by_layer,
+            &run,
+            needs_p1,
+        )?),
         None => None,
     };
     let penalized = lifted
         .as_ref()
         .zip(betas.as_ref())
+        .filter(|_| needs_p1)
         .map(|(l, b)| l.penalized(b));
-    if let Some(l) = &lifted {
+    let lifted_p1 = lifted.as_ref().filter(|_| needs_p1);
+    if let Some(l) = lifted_p1 {
         p1_memory(l, a.memory_limit, &model_path)?;
     }
-    let mut host = match (&lifted, &penalized, &betas) {
+    let mut host = match (lifted_p1, &penalized, &betas) {
         (Some(l), Some(pen), Some(b)) => Some(
             P1Host::new(l, pen, b, &train_graph, &session.registry).map_err(|e| {
                 Diags::from(Diag::new("mcopt::train::p1", e.to_string()).in_file(&model_path))
@@ -232,12 +245,12 @@ pub fn train(a: &TrainArgs) -> Result<u8, Diags> {
         .save()
         .map_err(|e| Diags::from(Diag::from(e).in_file(&a.runfile)))?;
     let checkpoint = identity.checkpoint(&state, solver_state, recorder.mark());
-    let certify = |params: &Path| final_certificate(&session, &run, status, params);
+    let certify = |params: &Path| final_certificate(&session, &run, status, params, betas.clone());
     let report = train_out::write_all(
         &outputs,
         &session,
         &checkpoint,
-        &recorder,
+        (&recorder.curves, recorder.steps()),
         (status, reason.as_deref()),
         &certify,
     )?;
@@ -341,12 +354,14 @@ fn checkpoint_shown(outputs: &Outputs) -> String {
 }
 
 /// The certificate of the trained point in the form, order and tolerance of the run file's
-/// `validate:` (default: (P), first order); none for an interrupted run.
+/// `validate:` (default: (P), first order), in (P1) with the form's β (`betas`, the same the
+/// solver used); none for an interrupted run.
 fn final_certificate(
     session: &Session,
     run: &RunFile,
     status: Status,
     params: &Path,
+    betas: Option<Betas>,
 ) -> Result<Option<serde_json::Value>, Diags> {
     if matches!(status, Status::Interrupted | Status::Diverged) {
         return Ok(None);
@@ -354,9 +369,10 @@ fn final_certificate(
     let v = &run.validate;
     let cert_args = st::CertArgs {
         form: v.form.as_str().to_string(),
-        beta: v.beta.map(|b| vec![b.to_string()]).unwrap_or_default(),
+        beta: Vec::new(),
         tol: None,
         max_pieces: 4096,
+        betas,
     };
     let mut opts = st::options(&cert_args, v.order.number(), run.ztol, v.stationarity_tol)?;
     // A stop signal during the certificate stops it (`interrupted`); everything is written.
@@ -373,29 +389,45 @@ fn final_certificate(
     )))
 }
 
-/// β of (P1) from the solver's options `beta`, `beta1`, `beta2`: `beta` > 0 for every layer
-/// group; otherwise `beta2` for the last group (the output layer) and `beta1` for the others;
-/// then `beta` given as a mapping from layer names (`beta: {u: 0.1, h: 0.1, v: 1}`) sets the
-/// groups it names. A name that is not a lifted layer is an error at the option.
+/// β of (P1), the form's: the run file's `form: {p1: {beta: …}}` (one number for every layer
+/// group, or numbers by layer name; a group not named gets 1). For a solver that minimizes
+/// (P1) (`solver_p1`), the old spelling in its options is still read, with a warning showing
+/// the new one: `beta` > 0 for every layer group, otherwise `beta2` for the last group (the
+/// output layer) and `beta1` for the others, then `beta` as a mapping by layer name. Both
+/// spellings with different values are an error at the option. A name that is not a lifted
+/// layer is an error where it is written.
 fn p1_betas(
     lifted: &Lifted,
     names: &[String],
     values: &[f64],
     by_layer: &[(String, f64)],
     run: &RunFile,
+    solver_p1: bool,
 ) -> Result<Betas, Diags> {
-    let (all, beta1, beta2) = mcopt_std::solvers::srpa::betas_from_options(names, values);
-    let mut betas = match all {
-        Some(b) => Betas::uniform(b),
-        None => {
-            let mut betas = Betas::uniform(beta1);
-            if let Some(last) = lifted.layout.groups.last() {
-                betas.per_group.insert(last.name.clone(), beta2);
-            }
-            betas
-        }
-    };
+    const OLD: [&str; 3] = ["beta", "beta1", "beta2"];
+    let spec = run.solver.as_ref();
+    let old_key = spec
+        .filter(|_| solver_p1)
+        .and_then(|s| OLD.iter().find(|k| s.options.contains_key(**k)));
     let groups = lifted.layout.group_names();
+    let new = match &run.form.p1 {
+        Some(p1) => Some(form_betas(lifted, &p1.beta, p1.span, run)?),
+        None => None,
+    };
+    let Some(key) = old_key else {
+        return Ok(new.unwrap_or_else(|| Betas::uniform(1.0)));
+    };
+    let get = |n: &str, d: f64| names.iter().position(|x| x == n).map_or(d, |i| values[i]);
+    let beta = get("beta", 0.0);
+    let mut betas = if beta > 0.0 {
+        Betas::uniform(beta)
+    } else {
+        let mut betas = Betas::uniform(get("beta1", 1.0));
+        if let Some(last) = lifted.layout.groups.last() {
+            betas.per_group.insert(last.name.clone(), get("beta2", 1.0));
+        }
+        betas
+    };
     let mut diags = Diags::new();
     for (name, beta) in by_layer {
         if lifted.layout.group(name).is_some() {
@@ -415,10 +447,76 @@ fn p1_betas(
             );
         }
     }
-    if diags.is_empty() {
-        Ok(betas)
-    } else {
-        Err(diags)
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+    let written = |b: &Betas| {
+        let first = groups.first().map_or(b.default, |g| b.of(g));
+        if groups.iter().all(|g| b.of(g) == first) {
+            config::BetaSpec::All(first)
+        } else {
+            config::BetaSpec::ByLayer(groups.iter().map(|g| (g.to_string(), b.of(g))).collect())
+        }
+    };
+    let old = config::P1Beta {
+        beta: written(&betas),
+        span: spec
+            .and_then(|s| s.option_spans.get(*key).copied())
+            .unwrap_or_else(|| run.source.line_span(1)),
+    };
+    let what = "the solver option `beta`, `beta1` or `beta2`";
+    match (new, &run.form.p1) {
+        (Some(new), Some(p1)) if groups.iter().any(|g| new.of(g) != betas.of(g)) => {
+            let shown = config::P1Beta {
+                beta: written(&new),
+                span: p1.span,
+            };
+            Err(config::beta_conflict(&run.source, &old, what, &shown).into())
+        }
+        (Some(new), _) => {
+            super::warn(&config::beta_deprecated(&run.source, &old, what).into());
+            Ok(new)
+        }
+        (None, _) => {
+            super::warn(&config::beta_deprecated(&run.source, &old, what).into());
+            Ok(betas)
+        }
+    }
+}
+
+/// The form's β checked against the lifted layer groups (a group not named gets 1).
+fn form_betas(
+    lifted: &Lifted,
+    spec: &config::BetaSpec,
+    span: mcopt::diag::Span,
+    run: &RunFile,
+) -> Result<Betas, Diags> {
+    match spec {
+        config::BetaSpec::All(b) => Ok(Betas::uniform(*b)),
+        config::BetaSpec::ByLayer(m) => {
+            let groups = lifted.layout.group_names();
+            let mut betas = Betas::uniform(1.0);
+            let mut diags = Diags::new();
+            for (name, b) in m {
+                if lifted.layout.group(name).is_some() {
+                    betas.per_group.insert(name.clone(), *b);
+                } else {
+                    diags.push(
+                        Diag::new(
+                            "mcopt::config::value",
+                            format!("`form.p1.beta` names `{name}`, which is not a lifted layer of the model"),
+                        )
+                        .at(&run.source, span, "here")
+                        .help(format!(
+                            "{}the lifted layers are {}",
+                            mcopt::text::did_you_mean(name, &groups),
+                            groups.join(", ")
+                        )),
+                    );
+                }
+            }
+            diags.finish(betas)
+        }
     }
 }
 
@@ -561,7 +659,7 @@ fn thread_split(
     let Some(spec) = &session.data else {
         return Ok(Vec::new());
     };
-    let data = mcopt::pipeline::bind_data(&session.model, spec, &session.data_dir, Split::Train)?;
+    let data = mcopt::session::bind_data(&session.model, spec, &session.data_dir, Split::Train)?;
     let mid = n / 2;
     let mut parts = Vec::new();
     for range in [0..mid, mid..n] {
@@ -591,7 +689,7 @@ fn batcher<'s>(
         return Ok(None);
     };
     let data = match &session.data {
-        Some(d) => mcopt::pipeline::bind_data(&session.model, d, &session.data_dir, Split::Train)?,
+        Some(d) => mcopt::session::bind_data(&session.model, d, &session.data_dir, Split::Train)?,
         None => Vec::new(),
     };
     Batcher::new(&session.model, data, batch, seed)

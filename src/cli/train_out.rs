@@ -12,12 +12,11 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mcopt::config::{self, RunFile};
 use mcopt::diag::{Diag, Diags, SourceFile, Span};
 use mcopt::registry::Evaluations;
-use mcopt::report::plot;
+use mcopt::report::plot::{self, Curves};
 use mcopt::solve::{Checkpoint, Observer, Row, Status};
 use serde::Serialize;
 
-use super::session::Session;
-use super::train_record::Recorder;
+use mcopt::session::Session;
 
 /// Output paths; `None` is not written.
 #[derive(Clone, Debug, Default)]
@@ -268,7 +267,8 @@ impl Observer for Progress {
 /// The certificate of the final point, given the written `params.yaml`; `None` when not wanted.
 pub type Certify<'a> = &'a dyn Fn(&Path) -> Result<Option<serde_json::Value>, Diags>;
 
-/// Write every configured output (the trace was written as the run went, by `rec`); the report
+/// Write every configured output (the trace was written as the run went; `recorded` is what the
+/// recorder kept: the curves and the accepted and rejected steps); the report
 /// is returned for `--json` and the summary. When `params.yaml` is written, `certify` adds the
 /// final point's certificate to the report. report.json is written last, also when the
 /// certificate fails (the error is returned after it).
@@ -276,7 +276,7 @@ pub fn write_all(
     outputs: &Outputs,
     session: &Session,
     cp: &Checkpoint,
-    rec: &Recorder,
+    recorded: (&Curves, (Option<u64>, Option<u64>)),
     (status, reason): (Status, Option<&str>),
     certify: Certify<'_>,
 ) -> Result<Report, Diags> {
@@ -302,7 +302,7 @@ pub fn write_all(
     }
     if let Some(p) = &outputs.plot {
         let title = format!("{} ({})", cp.solver, session.model_path);
-        let svg = plot::loss_svg(&rec.curves, &title).map_err(|e| {
+        let svg = plot::loss_svg(recorded.0, &title).map_err(|e| {
             Diags::from(Diag::new("mcopt::train::plot", e).in_file(p.display().to_string()))
         })?;
         mcopt::atomic::write(p, &svg)?;
@@ -349,7 +349,7 @@ pub fn write_all(
         rejected: None,
         certificate,
     };
-    let (accepted, rejected) = rec.steps();
+    let (accepted, rejected) = recorded.1;
     let mut report = Report {
         accepted,
         rejected,

@@ -13,9 +13,9 @@ use mcopt::report::{self, Check, CheckStatus, Validation};
 use mcopt::stationarity::{self, Certificate, Status, Verdict};
 use mcopt::text::plural;
 
-use super::session::Session;
 use super::stationarity::{self as st, CertArgs, EXIT_FAILED};
 use super::{InputArgs, EXIT_OK};
+use mcopt::session::Session;
 
 #[derive(ClapArgs, Debug)]
 pub struct Args {
@@ -168,11 +168,22 @@ pub fn run(model: &str, a: &Args) -> Result<u8, Diags> {
 }
 
 fn run_checks(model: &str, a: &Args, checks: &mut Checks) -> Result<(), Diags> {
-    let thresholds = match &a.input.config {
-        Some(p) => config::load_run(Path::new(p))?.validate,
-        None => Thresholds::default(),
+    let run = match &a.input.config {
+        Some(p) => Some(config::load_run(Path::new(p))?),
+        None => None,
     };
-    let s = Session::load(model, &a.input)?;
+    let thresholds = run
+        .as_ref()
+        .map_or_else(Thresholds::default, |r| r.validate.clone());
+    // β of (P1) is the form's (`form.p1.beta`, or the old `validate.beta`).
+    let beta = match run.as_ref().and_then(|r| r.form.p1.as_ref()) {
+        Some(p1) => match &p1.beta {
+            config::BetaSpec::All(b) => vec![b.to_string()],
+            config::BetaSpec::ByLayer(m) => m.iter().map(|(n, b)| format!("{n}={b}")).collect(),
+        },
+        None => Vec::new(),
+    };
+    let s = Session::load(model, &a.input.inputs())?;
     let layers = s.model.layers.len();
     checks.push(
         "parse_and_check",
@@ -205,12 +216,10 @@ fn run_checks(model: &str, a: &Args, checks: &mut Checks) -> Result<(), Diags> {
     let order = a.order.unwrap_or(thresholds.order.number());
     let cert = CertArgs {
         form: thresholds.form.as_str().to_string(),
-        beta: thresholds
-            .beta
-            .map(|b| vec![b.to_string()])
-            .unwrap_or_default(),
+        beta,
         tol: a.tol,
         max_pieces: 4096,
+        betas: None,
     };
     let opts = st::options(&cert, order, a.input.ztol, thresholds.stationarity_tol)?;
     let prep = st::prepare(&s, &cert, Some(&a.params), opts.tol, opts.ztol)?;

@@ -22,8 +22,9 @@ pub use point::{
     load_point, parse_point, write_point, PointMode, PointValues, ShapeKind, VarRole, VarSpec,
 };
 pub use run::{
-    load_run, parse_run, BatchSpec, CertificateOrder, CheckpointEvery, InitSpec, OutputPaths,
-    ProblemForm, RunFile, SolverSpec, StopRules, Thresholds,
+    beta_conflict, beta_deprecated, load_run, parse_run, BatchSpec, BetaSpec, CertificateOrder,
+    CheckpointEvery, FormSettings, InitSpec, OutputPaths, P1Beta, ProblemForm, RunFile, SolverSpec,
+    StopRules, Thresholds,
 };
 pub use sweep::{
     base_tree, load_sweep, parse_sweep, render_entry, setting_object, yaml_text, Axis,
@@ -89,18 +90,4 @@ pub fn suggest(name: &str, names: &[&str]) -> String {
     crate::text::did_you_mean(name, names)
 }
 
-/// Names as a readable list: `a`, `b`, `c` (at most 16, then "and N more").
-pub(crate) fn list_names<S: AsRef<str>>(names: &[S]) -> String {
-    const MAX: usize = 16;
-    let shown: Vec<String> = names
-        .iter()
-        .take(MAX)
-        .map(|n| format!("`{}`", n.as_ref()))
-        .collect();
-    let more = names.len().saturating_sub(MAX);
-    if more > 0 {
-        format!("{} and {more} more", shown.join(", "))
-    } else {
-        shown.join(", ")
-    }
-}
+pub(crate) use crate::text::list_names;

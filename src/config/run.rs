@@ -43,7 +43,47 @@ pub struct RunFile {
     pub consts: Vec<(String, f64, Span)>,
     /// `checkpoint:` — when `train` writes its checkpoint during a run.
     pub checkpoint: CheckpointEvery,
+    /// `form:` — settings of the problem's forms: β of (P1), read by the solvers that minimize
+    /// (P1) and by the certificate alike.
+    pub form: FormSettings,
+    /// Warnings about the file (old spellings still accepted), for the caller to show.
+    pub warnings: Diags,
     pub source: Arc<SourceFile>,
+}
+
+/// `form:` of a run file.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FormSettings {
+    /// `form: {p1: {beta: …}}`, or the old `validate: {form: p1, beta: B}`.
+    pub p1: Option<P1Beta>,
+}
+
+/// β of (P1) as a run file gives it, with where it is written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct P1Beta {
+    pub beta: BetaSpec,
+    pub span: Span,
+}
+
+/// β of (P1): one number for every layer group, or numbers by layer name (a group not named
+/// gets 1).
+#[derive(Debug, Clone, PartialEq)]
+pub enum BetaSpec {
+    All(f64),
+    ByLayer(Vec<(String, f64)>),
+}
+
+impl BetaSpec {
+    /// How it is written in a run file: `1.0` or `{u: 0.1, v: 1.0}`.
+    pub fn yaml(&self) -> String {
+        match self {
+            BetaSpec::All(b) => format!("{b:?}"),
+            BetaSpec::ByLayer(m) => {
+                let items: Vec<String> = m.iter().map(|(n, b)| format!("{n}: {b:?}")).collect();
+                format!("{{{}}}", items.join(", "))
+            }
+        }
+    }
 }
 
 /// When `train` writes its checkpoint during a run (besides at the end and on a stop signal):
@@ -222,7 +262,10 @@ const TOP_KEYS: &[&str] = &[
     "ztol",
     "consts",
     "checkpoint",
+    "form",
 ];
+const FORM_KEYS: &[&str] = &["p1"];
+const P1_KEYS: &[&str] = &["beta"];
 const CHECKPOINT_KEYS: &[&str] = &["every_seconds", "every_iterations"];
 const DATA_KEYS: &[&str] = &[
     "file",
@@ -301,12 +344,100 @@ pub fn parse_run(source: &Arc<SourceFile>, path: &Path) -> Result<RunFile, Diags
             Some(v) => read_checkpoint_every(&mut r, &v).unwrap_or_default(),
             None => CheckpointEvery::default(),
         },
+        form: FormSettings::default(),
+        warnings: Diags::new(),
         model: model.unwrap_or_default(),
         model_span,
         dir,
         source: Arc::clone(source),
     };
+    let mut run = run;
+    let p1 = top.get("form").and_then(|v| read_form(&mut r, &v));
+    let old = top.get("validate").and_then(|v| {
+        let beta = run.validate.beta?;
+        let mut path = v.path.clone();
+        path.push(super::yaml::Seg::val("beta"));
+        Some((beta, r.span(&path)))
+    });
+    run.form.p1 = match (p1, old) {
+        (p1, None) => p1,
+        (p1, Some((b, span))) => {
+            let old = P1Beta {
+                beta: BetaSpec::All(b),
+                span,
+            };
+            match p1 {
+                Some(new) if new.beta != old.beta => {
+                    r.diags
+                        .push(beta_conflict(source, &old, "`validate.beta`", &new));
+                    Some(new)
+                }
+                Some(new) => {
+                    run.warnings
+                        .push(beta_deprecated(source, &old, "`validate.beta`"));
+                    Some(new)
+                }
+                None => {
+                    run.warnings
+                        .push(beta_deprecated(source, &old, "`validate.beta`"));
+                    Some(old)
+                }
+            }
+        }
+    };
     r.diags.finish(run)
+}
+
+/// `form: {p1: {beta: B | {NAME: B, ...}}}`, every β finite and > 0.
+fn read_form(r: &mut Reader, v: &Val) -> Option<P1Beta> {
+    let f = r.fields(Some(v), FORM_KEYS)?;
+    let p1 = f.get("p1")?;
+    let g = r.fields(Some(&p1), P1_KEYS)?;
+    let beta = r.required(&g, "beta", "β of (P1): a number > 0, or one by layer name")?;
+    let span = r.span(&beta.path);
+    let spec = match beta.node {
+        Node::Map(_) => {
+            let m = r.free_fields(&beta)?;
+            let mut out = Vec::new();
+            for (name, val) in m.all() {
+                out.push((
+                    name.to_string(),
+                    r.f64_where(&val, "a number > 0", |x| x > 0.0)?,
+                ));
+            }
+            BetaSpec::ByLayer(out)
+        }
+        _ => BetaSpec::All(r.f64_where(&beta, "a number > 0", |x| x > 0.0)?),
+    };
+    Some(P1Beta { beta: spec, span })
+}
+
+/// The warning (render it with `diag::render_warnings`) for an old spelling of β (`what`, at `old.span`), showing the new one.
+pub fn beta_deprecated(source: &Arc<SourceFile>, old: &P1Beta, what: &str) -> Diag {
+    Diag::new(
+        "mcopt::config::deprecated",
+        format!("{what} is the old spelling of β of (P1)"),
+    )
+    .at(source, old.span, "old spelling")
+    .help(format!(
+        "write `form: {{p1: {{beta: {}}}}}` at the top level; the solver and the certificate both read it",
+        old.beta.yaml()
+    ))
+}
+
+/// The error for β given both ways with different values: at the old spelling, with the new.
+pub fn beta_conflict(source: &Arc<SourceFile>, old: &P1Beta, what: &str, new: &P1Beta) -> Diag {
+    Diag::new(
+        "mcopt::config::conflict",
+        format!(
+            "β of (P1) is given twice with different values: {what} says {}, `form.p1.beta` says {}",
+            old.beta.yaml(),
+            new.beta.yaml()
+        ),
+    )
+    .at(source, old.span, "old spelling")
+    .label(new.span, "new spelling")
+    .help("keep only `form: {p1: {beta: …}}`")
 }
 
 impl RunFile {

@@ -3,7 +3,7 @@
 //! layers are differentiable; the documented gradient selection at kinks).
 
 use super::Lifted;
-use crate::check::Shape;
+use crate::graph::Shape;
 use crate::graph::{ElemBinary, Graph, Node, NodeId, Op, ParamSlot};
 
 /// The graph of θ ↦ Σ_ℓ w_ℓ·u_ℓ(θ) over the variables (θ, w): the original graph, one leaf w_ℓ

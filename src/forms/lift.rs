@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use super::{Betas, Block, Group, Layout, Lifted};
-use crate::check::Shape;
+use crate::graph::Shape;
 use crate::graph::{ElemBinary, ElemUnary, Graph, Node, NodeId, Op, ParamSlot};
 
 /// The lifted problem (P0) of `graph`: its nodes in order, where each node of a θ-dependent

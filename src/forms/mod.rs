@@ -29,7 +29,6 @@ mod lift;
 pub mod linearize;
 pub mod p1host;
 pub mod tangent;
-pub mod thresholds;
 
 pub use lift::{lift, lifted_layers};
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 pub use lower::{lower, LowerOptions, SeqData};
 
-use crate::check::Shape;
+pub use crate::check::Shape;
 use crate::diag::{SourceFile, Span};
 use crate::registry::FunctionId;
 

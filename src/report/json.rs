@@ -3,8 +3,8 @@
 use serde_json::{json, Map, Value};
 
 use super::Validation;
-use crate::config::{ShapeKind, VarSpec};
 use crate::stationarity::{Certificate, Form, Verdict};
+use crate::vars::{ShapeKind, VarSpec};
 
 /// A direction in the form of a direction file: one entry per variable, scalars as numbers,
 /// vectors as lists, matrices as lists of rows (`values` column-major, in spec order).

@@ -72,7 +72,7 @@ mod tests {
             "m.mco",
             "param W: mat(40, 50)\nparam b: vec(40)\nparam s: real\nminimize sqnorm(W) + sqnorm(b) + s^2",
         );
-        crate::pipeline::compile(&src, &r).unwrap()
+        crate::check::check(&src, &crate::syntax::parse(&src).unwrap(), &r).unwrap()
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub fn repo() -> PathBuf {
 /// Parse and check model text, panicking with the rendered diagnostics on failure.
 pub fn model(text: &str, registry: &Registry) -> Model {
     let source = SourceFile::new("test.mco", text);
-    mcopt::pipeline::compile(&source, registry).unwrap_or_else(|d| panic!("{}", render_plain(&d)))
+    mcopt::session::compile(&source, registry).unwrap_or_else(|d| panic!("{}", render_plain(&d)))
 }
 
 pub fn lower(model: &Model, data: Vec<SeqData>) -> Graph {
@@ -54,7 +54,7 @@ pub fn bind(
         test_state: TestState::Carry,
         origin: None,
     };
-    mcopt::pipeline::bind_data(model, &spec, &repo(), split)
+    mcopt::session::bind_data(model, &spec, &repo(), split)
         .unwrap_or_else(|d| panic!("{}", render_plain(&d)))
 }
 

@@ -3,9 +3,10 @@
 //! sparse LDLᵀ of [`ldl`]), the iteration ([`iteration`]), and its wrapper on the step-wise
 //! solver interface, which needs the host's (P1) structure (`PROBLEM_CAP_STRUCTURE`).
 //!
-//! The host builds Θ from the options: `beta` > 0 gives every layer group that β; otherwise
-//! the last layer group (the output layer, `v` in the RNN) gets `beta2` and all others `beta1`,
-//! as the authors do.
+//! The host builds Θ with the β of the run file's `form: {p1: {beta: …}}`, which the final
+//! certificate reads too. The options `beta`, `beta1` and `beta2` are the old spelling, still
+//! read by the host with a warning: `beta` > 0 gives every layer group that β; otherwise the
+//! last layer group (the output layer, `v` in the RNN) gets `beta2` and all others `beta1`.
 
 pub mod iteration;
 pub mod ldl;
@@ -205,16 +206,4 @@ impl Solver for SrpaSolver {
             structure: Some(p1.into_structure()),
         })
     }
-}
-
-/// Reads the penalty weights from the options, for the host: (β for every group, or β₁ for
-/// the hidden groups and β₂ for the last one).
-pub fn betas_from_options(names: &[String], values: &[f64]) -> (Option<f64>, f64, f64) {
-    let get = |n: &str, d: f64| names.iter().position(|x| x == n).map_or(d, |i| values[i]);
-    let beta = get("beta", 0.0);
-    (
-        (beta > 0.0).then_some(beta),
-        get("beta1", 1.0),
-        get("beta2", 1.0),
-    )
 }

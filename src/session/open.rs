@@ -1,20 +1,38 @@
-//! Loading what a command needs: plugins, the model, bound data, graphs and points.
+//! Opening a session: what a command needs — plugins, the model, bound data, graphs and points
+//! — from typed [`Inputs`] (the command line's, or an embedding program's).
 
 use std::path::{Path, PathBuf};
 
-use mcopt::check::{ConstOverride, Model};
-use mcopt::config::{
-    self, DataSpec, HeaderMode, PointMode, RowSel, SeqLayout, Split, VarRole, VarSpec,
+use crate::check::{ConstOverride, Model};
+use crate::config::{
+    self, DataSpec, HeaderMode, PointMode, RowSel, SeqLayout, Split, TestState, VarRole, VarSpec,
 };
-use mcopt::diag::{Diag, Diags};
-use mcopt::graph::{self, Graph, LowerOptions};
-use mcopt::input::{read_source, InputKind};
-use mcopt::memory;
-use mcopt::pipeline;
-use mcopt::plugin_host::{self, PluginSearch};
-use mcopt::registry::Registry;
+use crate::diag::{Diag, Diags};
+use crate::graph::{self, Graph, LowerOptions};
+use crate::input::{read_source, InputKind};
+use crate::memory;
+use crate::plugin_host::{self, PluginSearch};
+use crate::registry::Registry;
 
-use super::InputArgs;
+/// Where a session's model, data, plugins and constants come from: the command line's options
+/// (or an embedding program's), typed. The run file, when there is one, adds to them.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    /// Plugin libraries (paths, or names searched on MCOPT_PLUGIN_PATH).
+    pub plugins: Vec<String>,
+    /// The run file.
+    pub config: Option<String>,
+    /// Data bindings `NAME=FILE:COLUMNS` (they replace the run file's).
+    pub data: Vec<String>,
+    /// Training rows of the `data` files (0-based, half-open `a..b`).
+    pub rows: Option<String>,
+    /// Test rows of the `data` files.
+    pub test_rows: Option<String>,
+    /// Where the test split's recurrence starts (replaces the run file's `test_state`).
+    pub test_state: Option<TestState>,
+    /// `NAME=VALUE` values of the model's `const`s (they win over the run file's `consts:`).
+    pub consts: Vec<String>,
+}
 
 /// A checked model with its registry and, when data are bound, its graphs.
 pub struct Session {
@@ -28,19 +46,28 @@ pub struct Session {
 impl Session {
     /// Load plugins, parse and check the model, and collect the data bindings (not yet bound).
     /// With a run file, `model_path` must be the run file's model (see [`model_path`]).
-    pub fn load(model_path: &str, input: &InputArgs) -> Result<Session, Diags> {
+    pub fn load(model_path: &str, input: &Inputs) -> Result<Session, Diags> {
         let run = match &input.config {
             Some(p) => Some(config::load_run(Path::new(p))?),
             None => None,
         };
-        if let Some(run) = &run {
+        Session::open(model_path, input, run.as_ref())
+    }
+
+    /// [`Session::load`] with the run file already read (`input.config` is not read again).
+    pub fn open(
+        model_path: &str,
+        input: &Inputs,
+        run: Option<&config::RunFile>,
+    ) -> Result<Session, Diags> {
+        if let Some(run) = run {
             run.model_path(Some(Path::new(model_path)))?;
         }
-        let registry = registry(input, run.as_ref())?;
+        let registry = registry(input, run)?;
         let source = read_source(Path::new(model_path), InputKind::Model)?;
-        let overrides = const_overrides(input, run.as_ref())?;
-        let model = pipeline::compile_with(&source, &registry, &overrides)?;
-        let (data, data_dir) = data_spec(input, run.as_ref())?;
+        let overrides = const_overrides(input, run)?;
+        let model = super::compile_with(&source, &registry, &overrides)?;
+        let (data, data_dir) = data_spec(input, run)?;
         Ok(Session {
             registry,
             model,
@@ -56,7 +83,7 @@ impl Session {
             (None, Split::Train) => Vec::new(),
             (None, Split::Test) => return Ok(None),
             (Some(spec), Split::Test) if !spec.has_test() => return Ok(None),
-            (Some(spec), _) => pipeline::bind_data(&self.model, spec, &self.data_dir, split)?,
+            (Some(spec), _) => super::bind_data(&self.model, spec, &self.data_dir, split)?,
         };
         if data.is_empty() && !self.model.data.is_empty() {
             let d = Diag::new(
@@ -114,7 +141,7 @@ impl Session {
 
     /// The specs of the parameters, then of the layer instances that are variables of (P0)/(P1).
     pub fn var_specs(&self, graph: &Graph) -> Vec<VarSpec> {
-        let layers = mcopt::forms::lifted_layers(graph).into_iter().map(|i| {
+        let layers = crate::forms::lifted_layers(graph).into_iter().map(|i| {
             let slot = &graph.layers[i];
             let n = graph.node(slot.node);
             VarSpec::new(&slot.name, n.rows, n.cols, VarRole::Layer)
@@ -157,7 +184,7 @@ impl Session {
 
 /// `consts:` of the run file, then `--const NAME=VALUE` (the command line wins).
 fn const_overrides(
-    input: &InputArgs,
+    input: &Inputs,
     run: Option<&config::RunFile>,
 ) -> Result<Vec<ConstOverride>, Diags> {
     let mut out: Vec<ConstOverride> = run
@@ -207,7 +234,7 @@ pub fn parse_const_arg(arg: &str) -> Result<ConstOverride, Diags> {
 
 /// The model to read: the one on the command line, the run file's `model:` (which must
 /// exist), or both when they name the same file.
-pub fn model_path(model: Option<&str>, input: &InputArgs) -> Result<String, Diags> {
+pub fn model_path(model: Option<&str>, input: &Inputs) -> Result<String, Diags> {
     let run = match &input.config {
         Some(p) => Some(config::load_run(Path::new(p))?),
         None => None,
@@ -226,7 +253,7 @@ pub fn model_path(model: Option<&str>, input: &InputArgs) -> Result<String, Diag
 
 /// Data bindings from the run file or from --data/--rows/--test-rows.
 fn data_spec(
-    input: &InputArgs,
+    input: &Inputs,
     run: Option<&config::RunFile>,
 ) -> Result<(Option<DataSpec>, PathBuf), Diags> {
     if input.data.is_empty() {
@@ -234,7 +261,7 @@ fn data_spec(
             Some(r) => {
                 let mut data = r.data.clone();
                 if let (Some(d), Some(state)) = (data.as_mut(), input.test_state) {
-                    d.test_state = state.into();
+                    d.test_state = state;
                 }
                 (data, r.dir.clone())
             }
@@ -276,14 +303,14 @@ fn data_spec(
         train,
         test,
         sequences: SeqLayout::Single,
-        test_state: input.test_state.map(Into::into).unwrap_or_default(),
+        test_state: input.test_state.unwrap_or_default(),
         origin: None,
     };
     Ok((Some(spec), PathBuf::from(".")))
 }
 
 /// The standard functions plus every plugin named by --plugin, the run file and the environment.
-pub fn registry(input: &InputArgs, run: Option<&config::RunFile>) -> Result<Registry, Diags> {
+pub fn registry(input: &Inputs, run: Option<&config::RunFile>) -> Result<Registry, Diags> {
     let mut registry = Registry::with_standard();
     let mut search = PluginSearch::from_env();
     for p in &input.plugins {

@@ -1,5 +1,14 @@
-//! The stages chained for callers that start from text and files: parse and check a model,
-//! bind its data declarations to a data file, lower it to a graph, read θ from a point file.
+//! The composition root: the stages (syntax → check → graph → eval → forms → stationarity /
+//! solve → report) chained for callers that start from text and files — parse and check a
+//! model, bind its data declarations to a data file, lower it to a graph, read θ from a point
+//! file — and what needs the checked model and its data together (the exact-penalty
+//! [`thresholds`]). The command line, and any embedding program, starts here; no stage below
+//! imports this module.
+
+mod open;
+pub mod thresholds;
+
+pub use open::{model_path, parse_const_arg, registry, Inputs, Session};
 
 use std::path::Path;
 use std::sync::Arc;
