@@ -149,7 +149,7 @@ fn gemv_n(alpha: f64, a: &[f64], x: &[f64], beta: f64, y: &mut [f64]) {
         for (j, &xj) in x.iter().enumerate().skip(1) {
             let col = &a[j * m + i0..j * m + i0 + R];
             for (v, &aij) in acc.iter_mut().zip(col) {
-                *v = alpha * aij * xj + *v;
+                *v += alpha * aij * xj;
             }
         }
         y[i0..i0 + R].copy_from_slice(&acc);
@@ -161,7 +161,7 @@ fn gemv_n(alpha: f64, a: &[f64], x: &[f64], beta: f64, y: &mut [f64]) {
             alpha * a[i] * x[0] + beta * y[i]
         };
         for (j, &xj) in x.iter().enumerate().skip(1) {
-            v = alpha * a[j * m + i] * xj + v;
+            v += alpha * a[j * m + i] * xj;
         }
         y[i] = v;
     }
