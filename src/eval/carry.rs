@@ -34,11 +34,11 @@ impl<'g> Evaluator<'g> {
                 index.entry(k).or_insert(id);
             }
         }
-        let mut map: Vec<Option<NodeId>> = vec![None; g.nodes.len()];
-        for i in 0..g.nodes.len() {
-            let id = NodeId(i as u32);
-            let k = key(g, id, &|c| map[c.index()]);
-            map[i] = k.and_then(|k| index.get(&k).copied());
+        // Children come before parents, so a child's match is known when its parent is keyed.
+        let mut map: Vec<Option<NodeId>> = Vec::with_capacity(g.nodes.len());
+        for i in 0..g.nodes.len() as u32 {
+            let k = key(g, NodeId(i), &|c| map[c.index()]);
+            map.push(k.and_then(|k| index.get(&k).copied()));
         }
         let own: Vec<NodeId> = self
             .varying

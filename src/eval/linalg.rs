@@ -138,18 +138,18 @@ fn gemv_n(alpha: f64, a: &[f64], x: &[f64], beta: f64, y: &mut [f64]) {
         let mut acc = [0.0; R];
         let (col, x0) = (&a[i0..i0 + R], x[0]);
         if beta == 0.0 {
-            for l in 0..R {
-                acc[l] = alpha * col[l] * x0;
+            for (v, &aij) in acc.iter_mut().zip(col) {
+                *v = alpha * aij * x0;
             }
         } else {
-            for l in 0..R {
-                acc[l] = alpha * col[l] * x0 + beta * y[i0 + l];
+            for ((v, &aij), &yi) in acc.iter_mut().zip(col).zip(&y[i0..i0 + R]) {
+                *v = alpha * aij * x0 + beta * yi;
             }
         }
         for (j, &xj) in x.iter().enumerate().skip(1) {
             let col = &a[j * m + i0..j * m + i0 + R];
-            for l in 0..R {
-                acc[l] = alpha * col[l] * xj + acc[l];
+            for (v, &aij) in acc.iter_mut().zip(col) {
+                *v += alpha * aij * xj;
             }
         }
         y[i0..i0 + R].copy_from_slice(&acc);
@@ -161,7 +161,7 @@ fn gemv_n(alpha: f64, a: &[f64], x: &[f64], beta: f64, y: &mut [f64]) {
             alpha * a[i] * x[0] + beta * y[i]
         };
         for (j, &xj) in x.iter().enumerate().skip(1) {
-            v = alpha * a[j * m + i] * xj + v;
+            v += alpha * a[j * m + i] * xj;
         }
         y[i] = v;
     }
@@ -201,8 +201,8 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let (ta, tb) = (ca.remainder(), cb.remainder());
     for (x, y) in ca.zip(cb) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
+        for ((s, &xl), &yl) in acc.iter_mut().zip(x).zip(y) {
+            *s += xl * yl;
         }
     }
     let mut res = 0.0;
