@@ -118,3 +118,20 @@ fn a_good_plugin_checks_and_lists() {
     let text = &out.stdout;
     assert!(text.contains("swish") && text.contains("relu"), "{text}");
 }
+
+#[test]
+fn plugins_list_shows_a_choice_option_with_its_names_and_default() {
+    let out = mcopt(&["plugins", "list"], &[lib("mcopt_polyak")]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("target (choice, default adaptive, one of known, adaptive)"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("nesterov (bool, default false)"),
+        "{}",
+        out.stdout
+    );
+}

@@ -499,3 +499,93 @@ impl P1Problem for RemoteP1<'_> {
         r
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A one-row (P1) host whose Θ fails outside z ≥ 0.
+    struct Host(P1Structure);
+
+    impl P1Problem for Host {
+        fn structure(&self) -> &P1Structure {
+            &self.0
+        }
+        fn complete(&mut self, theta: &[f64], z: &mut [f64]) -> Result<(), String> {
+            z[0] = theta[0];
+            z[1] = 2.0 * theta[0];
+            Ok(())
+        }
+        fn penalized(&mut self, z: &[f64]) -> Result<f64, String> {
+            if z[0] < 0.0 {
+                return Err(format!("z₀ = {} is outside the domain", z[0]));
+            }
+            Ok(z[0] + z[1])
+        }
+        fn linearize(
+            &mut self,
+            z: &[f64],
+            _: Option<&[f64]>,
+            _: &mut [u32],
+            out: &mut Linearization,
+        ) -> Result<(), String> {
+            out.jac.copy_from_slice(&[-2.0, 1.0]);
+            out.residual[0] = z[1] - 2.0 * z[0];
+            out.smooth = z[0];
+            Ok(())
+        }
+    }
+
+    fn host() -> Host {
+        Host(P1Structure {
+            n_theta: 1,
+            n_z: 2,
+            n_pieces: 0,
+            row_ptr: vec![0, 2],
+            col_idx: vec![0, 1],
+            beta: vec![1.0],
+            group_of_row: vec![0],
+            group_scale: vec![1.0],
+        })
+    }
+
+    #[test]
+    fn callbacks_carry_the_hosts_messages_and_refuse_null_pointers() {
+        let mut h = host();
+        let published = Published::new(&mut h);
+        let t = published.table();
+        // SAFETY: the table of a live `Published`, with the sizes of its structure.
+        let mut remote = unsafe { RemoteP1::new(t) };
+        let mut z = [0.0; 2];
+        remote.complete(&[1.5], &mut z).unwrap();
+        assert_eq!(z, [1.5, 3.0]);
+        assert_eq!(remote.penalized(&z).unwrap(), 4.5);
+        let e = remote.penalized(&[-1.0, 0.0]).unwrap_err();
+        assert!(e.contains("z₀ = -1 is outside the domain"), "{e}");
+        let mut lin = Linearization::default();
+        remote.linearize(&z, None, &mut [], &mut lin).unwrap();
+        assert_eq!((lin.jac.as_slice(), lin.smooth), (&[-2.0, 1.0][..], 1.5));
+        let mut out = 0.0;
+        let mut store = [0u8; 64];
+        let mut msg = MsgBuf {
+            ptr: store.as_mut_ptr(),
+            cap: store.len(),
+            len: 0,
+        };
+        // SAFETY: the table's own context and callback, a null z (refused) and valid buffers.
+        let st = unsafe { (t.penalized)(t.ctx, std::ptr::null(), &mut out, &mut msg) };
+        assert_eq!(st, 1);
+        // SAFETY: the callback wrote `len` bytes into `store`.
+        assert_eq!(unsafe { msg.message() }, "null z");
+        // SAFETY: a null context is refused before anything is read.
+        let st = unsafe {
+            (t.complete)(
+                std::ptr::null_mut(),
+                [1.0].as_ptr(),
+                z.as_mut_ptr(),
+                &mut msg,
+            )
+        };
+        assert_eq!(st, 1);
+    }
+}
