@@ -194,7 +194,10 @@ impl Builder<'_, '_> {
                     }
                     ReduceKind::Max => {
                         // One n-ary max: its tied entries are the pieces of one outer max.
-                        let top = entries.clone().map(|j| a0[j]).fold(f64::NEG_INFINITY, f64::max);
+                        let top = entries
+                            .clone()
+                            .map(|j| a0[j])
+                            .fold(f64::NEG_INFINITY, f64::max);
                         let tied: Vec<usize> = entries.filter(|&j| at(a0[j] - top)).collect();
                         if let [j] = tied[..] {
                             parts.push((*a, j, 1.0));
