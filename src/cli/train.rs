@@ -10,7 +10,7 @@ use mcopt::diag::{Diag, Diags};
 use mcopt::eval::EvalOptions;
 use mcopt::forms::{self, p1host::P1Host, Betas, Lifted};
 use mcopt::graph::{self, Graph, LowerOptions};
-use mcopt::registry::{OptionValue, Registry, SolverId, SolverStart};
+use mcopt::registry::{OptionValue, Order, Registry, SolverId, SolverStart};
 use mcopt::solve::batch::select_sequences;
 use mcopt::solve::{
     initial_point, Batcher, Checkpoint, Executor, Fingerprint, GraphProblem, RunState, Scheme,
@@ -19,12 +19,10 @@ use mcopt::solve::{
 use mcopt_plugin_sdk::abi::PROBLEM_CAP_STRUCTURE;
 use mcopt_plugin_sdk::p1::Published;
 
-use super::stationarity as st;
 use super::train_out::{self, Outputs, Progress};
 use super::train_record::{self, Recorder, RunIdentity};
 use super::EXIT_OK;
-use mcopt::session::{Inputs, Session};
-use mcopt::stationarity;
+use mcopt::session::{certify, CertifyRequest, FormSpec, Inputs, Session};
 
 /// Exit code of a run stopped by Ctrl-C (after writing everything); SIGTERM and SIGHUP give
 /// 128 + their number (`mcopt::signals::exit_code`).
@@ -367,21 +365,26 @@ fn final_certificate(
         return Ok(None);
     }
     let v = &run.validate;
-    let cert_args = st::CertArgs {
-        form: v.form.as_str().to_string(),
-        beta: Vec::new(),
-        tol: None,
-        max_pieces: 4096,
-        betas,
+    let req = CertifyRequest {
+        tol: v.stationarity_tol,
+        ztol: run.ztol,
+        ..CertifyRequest::new(
+            FormSpec::of(v.form, betas.unwrap_or_else(|| Betas::uniform(1.0))),
+            if v.order.number() == 2 {
+                Order::Two
+            } else {
+                Order::One
+            },
+        )
     };
-    let mut opts = st::options(&cert_args, v.order.number(), run.ztol, v.stationarity_tol)?;
     // A stop signal during the certificate stops it (`interrupted`); everything is written.
-    opts.interrupt = Some(mcopt::signals::install());
     let params = params.display().to_string();
-    let prep = st::prepare(session, &cert_args, Some(&params), opts.tol, opts.ztol)?;
-    let problem = prep.problem(session);
-    let cert = stationarity::certify(&problem, &opts)
-        .map_err(|e| Diags::from(e.to_diag(problem.graph)))?;
+    let (prep, cert) = certify::certify(
+        session,
+        &req,
+        Some(&params),
+        Some(mcopt::signals::install()),
+    )?;
     Ok(Some(mcopt::report::json::certificate(
         prep.form,
         &cert,

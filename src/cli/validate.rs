@@ -10,12 +10,14 @@ use mcopt::eval::{EvalOptions, Evaluator};
 use mcopt::plugin_host;
 use mcopt::registry::Order;
 use mcopt::report::{self, Check, CheckStatus, Validation};
-use mcopt::stationarity::{self, Certificate, Status, Verdict};
+use mcopt::stationarity::{Certificate, Status, Verdict};
 use mcopt::text::plural;
 
-use super::stationarity::{self as st, CertArgs, EXIT_FAILED};
+use super::stationarity::EXIT_FAILED;
 use super::{InputArgs, EXIT_OK};
+use mcopt::forms::Betas;
 use mcopt::session::Session;
+use mcopt::session::{certify, CertifyRequest, FormSpec};
 
 #[derive(ClapArgs, Debug)]
 pub struct Args {
@@ -176,12 +178,9 @@ fn run_checks(model: &str, a: &Args, checks: &mut Checks) -> Result<(), Diags> {
         .as_ref()
         .map_or_else(Thresholds::default, |r| r.validate.clone());
     // β of (P1) is the form's (`form.p1.beta`, or the old `validate.beta`).
-    let beta = match run.as_ref().and_then(|r| r.form.p1.as_ref()) {
-        Some(p1) => match &p1.beta {
-            config::BetaSpec::All(b) => vec![b.to_string()],
-            config::BetaSpec::ByLayer(m) => m.iter().map(|(n, b)| format!("{n}={b}")).collect(),
-        },
-        None => Vec::new(),
+    let betas = match run.as_ref().and_then(|r| r.form.p1.as_ref()) {
+        Some(p1) => certify::betas_of(&p1.beta),
+        None => Betas::uniform(1.0),
     };
     let s = Session::load(model, &a.input.inputs())?;
     let layers = s.model.layers.len();
@@ -214,15 +213,16 @@ fn run_checks(model: &str, a: &Args, checks: &mut Checks) -> Result<(), Diags> {
         ),
     }
     let order = a.order.unwrap_or(thresholds.order.number());
-    let cert = CertArgs {
-        form: thresholds.form.as_str().to_string(),
-        beta,
-        tol: a.tol,
-        max_pieces: 4096,
-        betas: None,
+    let req = CertifyRequest {
+        tol: a.tol.or(thresholds.stationarity_tol),
+        ztol: a.input.ztol,
+        ..CertifyRequest::new(
+            FormSpec::of(thresholds.form, betas),
+            if order == 2 { Order::Two } else { Order::One },
+        )
     };
-    let opts = st::options(&cert, order, a.input.ztol, thresholds.stationarity_tol)?;
-    let prep = st::prepare(&s, &cert, Some(&a.params), opts.tol, opts.ztol)?;
+    let opts = req.options()?;
+    let prep = certify::prepare(&s, &req.form, Some(&a.params), opts.tol)?;
     // objective_finite
     let mut ev = Evaluator::new(&prep.graph, &s.registry, Order::Zero)
         .map_err(|e| Diags::from(e.to_diag(&prep.graph)))?;
@@ -237,9 +237,7 @@ fn run_checks(model: &str, a: &Args, checks: &mut Checks) -> Result<(), Diags> {
     }
     let train_loss = ev.loss();
     if finite {
-        let problem = prep.problem(&s);
-        let c = stationarity::certify(&problem, &opts)
-            .map_err(|e| Diags::from(e.to_diag(problem.graph)))?;
+        let c = prep.certify(&s, &opts)?;
         stationarity_checks(a, &thresholds, &c, order, checks);
     } else {
         checks.push(
