@@ -9,6 +9,7 @@ pub mod certify;
 mod open;
 pub mod thresholds;
 pub mod train;
+pub mod validate;
 
 pub use certify::{CertifyRequest, FormSpec};
 pub use open::{model_path, parse_const_arg, registry, Inputs, Session};
