@@ -433,3 +433,74 @@ pub fn plot(s: &Session, prep: &Prepared, cert: &Certificate) -> Result<Vec<u8>,
         ))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(tol: Option<f64>) -> CertifyRequest {
+        CertifyRequest {
+            tol,
+            ..CertifyRequest::new(FormSpec::P0, Order::Two)
+        }
+    }
+
+    #[test]
+    fn options_carry_the_request() {
+        let o = CertifyRequest {
+            ztol: 1e-9,
+            max_pieces: 7,
+            time_limit: Some(2.5),
+            ..request(Some(0.0))
+        }
+        .options()
+        .unwrap();
+        assert!(matches!(o.order, Order::Two));
+        assert_eq!(
+            (o.tol, o.ztol, o.max_pieces, o.time_limit),
+            (0.0, 1e-9, 7, Some(2.5))
+        );
+        assert_eq!(request(None).options().unwrap().tol, 1e-6);
+    }
+
+    #[test]
+    fn options_refuse_numbers_out_of_range() {
+        for bad in [
+            request(Some(f64::NAN)),
+            request(Some(-1.0)),
+            request(Some(MAX_TOL)),
+            CertifyRequest {
+                ztol: -1.0,
+                ..request(None)
+            },
+            CertifyRequest {
+                max_pieces: 0,
+                ..request(None)
+            },
+            CertifyRequest {
+                time_limit: Some(0.0),
+                ..request(None)
+            },
+        ] {
+            let e = bad.options().unwrap_err();
+            let code = e.iter().next().map(|d| d.code).unwrap_or_default();
+            assert_eq!(code, "mcopt::cli::value", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_form_keeps_its_beta() {
+        let by_layer = config::BetaSpec::ByLayer(vec![("h".into(), 0.5)]);
+        let spec = FormSpec::of(config::ProblemForm::P1, betas_of(&by_layer));
+        assert_eq!(spec.form(), Form::P1);
+        let FormSpec::P1(b) = spec else {
+            panic!("not (P1)")
+        };
+        assert_eq!((b.of("h"), b.of("y")), (0.5, 1.0));
+        assert_eq!(betas_of(&config::BetaSpec::All(3.0)).of("y"), 3.0);
+        assert_eq!(
+            FormSpec::of(config::ProblemForm::P0, Betas::uniform(2.0)),
+            FormSpec::P0
+        );
+    }
+}
