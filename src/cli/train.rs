@@ -5,32 +5,23 @@
 
 use std::path::Path;
 
-use mcopt::config::{self, RunFile, Split};
+use mcopt::config;
 use mcopt::diag::{Diag, Diags};
-use mcopt::eval::EvalOptions;
-use mcopt::forms::{self, p1host::P1Host, Betas, Lifted};
-use mcopt::graph::Graph;
-use mcopt::registry::SolverStart;
-use mcopt::solve::{Checkpoint, Executor, Fingerprint, GraphProblem, RunState, Status, StopRules};
-use mcopt_plugin_sdk::abi::PROBLEM_CAP_STRUCTURE;
-use mcopt_plugin_sdk::p1::Published;
+use mcopt::solve::{Checkpoint, Fingerprint, RunState, Status};
 
 use super::train_out::{self, Outputs, Progress};
 use super::train_record::{self, Recorder, RunIdentity};
 use super::EXIT_OK;
 use mcopt::session::train::{
-    batcher, beta_span, final_certificate, form_betas, full_data_only, model_identity, p1_memory,
-    solver_and_options, start_point, thread_split,
+    final_certificate, Resume, Started, TrainOverrides, TrainPlan, Trained,
 };
-use mcopt::session::{Inputs, Session};
+use mcopt::session::Inputs;
 
 /// Exit code of a run stopped by Ctrl-C (after writing everything); SIGTERM and SIGHUP give
 /// 128 + their number (`mcopt::signals::exit_code`).
 pub const EXIT_INTERRUPTED: u8 = 130;
 /// Exit code of a run that diverged (its outputs are written).
 pub const EXIT_DIVERGED: u8 = 1;
-/// Iterations when neither `--max-iter` nor the run file's `stop.max_iter` says.
-pub const DEFAULT_MAX_ITER: u64 = 100;
 
 /// The command line of `mcopt train`.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -84,154 +75,74 @@ pub fn train(a: &TrainArgs) -> Result<u8, Diags> {
         consts: a.consts.clone(),
         ..Inputs::default()
     };
-    let model_path = run.model.to_string_lossy().into_owned();
-    let session = Session::open(&model_path, &input, Some(&run))?;
-    let (id, options, beta_by_layer) = solver_and_options(&session.registry, &run)?;
-    let outputs = Outputs::checked(a.out.as_deref(), &run)?;
-    let seed = a.seed.unwrap_or(run.seed);
-    let max_iter = a
-        .max_iter
-        .or(run.stop.max_iter.map(|m| m as u64))
-        .unwrap_or(DEFAULT_MAX_ITER);
-    let fingerprint = Fingerprint::of(
-        &model_identity(&session, &a.consts),
-        run.source.text.as_bytes(),
-    );
-    let train_graph = match session.graph(Split::Train)? {
-        Some(g) => g,
-        None => {
-            return Err(
-                Diag::new("mcopt::data::unbound", "no training data are bound")
-                    .in_file(&a.runfile)
-                    .into(),
-            )
-        }
+    let overrides = TrainOverrides {
+        init: a.init.clone(),
+        max_iter: a.max_iter,
+        seed: a.seed,
+        memory_limit: a.memory_limit,
     };
-    let test_graph = session.graph(Split::Test)?;
-    let info = session.registry.solver_info(id);
-    full_data_only(&run, info)?;
+    let plan = TrainPlan::from_run(&run, &input, overrides)?;
+    if !plan.warnings.is_empty() {
+        super::warn(&plan.warnings);
+    }
+    let outputs = Outputs::checked(a.out.as_deref(), &run)?;
+    let info = plan.solver_info();
     let resumed = if a.resume {
         Some(load_checkpoint(
             &outputs,
             &info.name,
-            &options,
-            fingerprint,
+            &plan.options,
+            plan.fingerprint,
         )?)
     } else {
         None
     };
-    let x0 = match &resumed {
-        Some(cp) => cp.state.x.clone(),
-        None => start_point(&session, &run, a.init.as_deref(), seed)?,
-    };
+    let resume = resumed.as_ref().map(|cp| Resume {
+        checkpoint: cp,
+        shown: checkpoint_shown(&outputs),
+    });
+    let x0 = plan.start_point(resume.as_ref())?;
     if let Some(cp) = &resumed {
         refuse_other_seed(a.seed, cp.seed, &outputs)?;
     }
-    let seed = resumed.as_ref().map_or(seed, |cp| cp.seed);
-    let opts = EvalOptions { ztol: run.ztol };
-    let halves = thread_split(&session, &run, &train_graph)?;
-    let mut problem = GraphProblem::new(&session.registry, &train_graph, test_graph.as_ref(), opts)
-        .map_err(|e| Diags::from(Diag::new("mcopt::train::eval", e).in_file(&model_path)))?;
-    if let Some(batcher) = batcher(&session, &run, seed)? {
-        problem = problem.with_batches(batcher);
-    } else if !halves.is_empty() {
-        let parts: Vec<(&Graph, f64)> = halves.iter().map(|(g, w)| (g, *w)).collect();
-        problem = problem
-            .with_split(&parts)
-            .map_err(|e| Diags::from(Diag::new("mcopt::train::eval", e).in_file(&model_path)))?;
-    }
-    // SRPA and other solvers that need (P1): the lifted problem with the form's β, which the
-    // final certificate in (P1) reads too.
-    let needs_p1 = info.requires & PROBLEM_CAP_STRUCTURE != 0;
-    let certify_p1 = run.validate.form == config::ProblemForm::P1;
-    let lifted = (needs_p1 || certify_p1).then(|| forms::lift(&train_graph));
-    let names: Vec<String> = info.options.iter().map(|o| o.name.clone()).collect();
-    let betas = match &lifted {
-        Some(l) => Some(p1_betas(
-            l,
-            &names,
-            &options,
-            &beta_by_layer,
-            &run,
-            needs_p1,
-        )?),
-        None => None,
-    };
-    let penalized = lifted
-        .as_ref()
-        .zip(betas.as_ref())
-        .filter(|_| needs_p1)
-        .map(|(l, b)| l.penalized(b));
-    let lifted_p1 = lifted.as_ref().filter(|_| needs_p1);
-    if let Some(l) = lifted_p1 {
-        p1_memory(l, a.memory_limit, &model_path)?;
-    }
-    let mut host = match (lifted_p1, &penalized, &betas) {
-        (Some(l), Some(pen), Some(b)) => Some(
-            P1Host::new(l, pen, b, &train_graph, &session.registry).map_err(|e| {
-                Diags::from(Diag::new("mcopt::train::p1", e.to_string()).in_file(&model_path))
-            })?,
-        ),
-        _ => None,
-    };
-    let published = host.as_mut().map(Published::new);
-    if let Some(p) = &published {
-        problem.set_structure(p.table());
-    }
-    let start = SolverStart {
-        options: &options,
-        x: &x0,
-        seed,
-    };
-    let instance = match &resumed {
-        Some(cp) => session
-            .registry
-            .restore_solver(id, &mut problem, start, &cp.solver_state)
-            .map_err(|e| Diags::from(Diag::from(e).in_file(checkpoint_shown(&outputs)))),
-        None => session
-            .registry
-            .init_solver(id, &mut problem, start)
-            .map_err(|e| Diags::from(Diag::from(e).in_file(&a.runfile))),
-    };
-    let mut instance = instance?;
     let identity = RunIdentity {
         solver: info.name.clone(),
-        options: options.clone(),
-        seed,
-        fingerprint,
+        options: plan.options.clone(),
+        seed: resumed.as_ref().map_or(plan.seed, |cp| cp.seed),
+        fingerprint: plan.fingerprint,
         metrics: info.metrics.clone(),
     };
-    let (mut state, mut recorder) = match resumed {
-        Some(cp) => (
-            cp.state,
-            Recorder::resume(identity.clone(), &outputs, run.checkpoint, cp.trace)?,
-        ),
-        None => {
-            train_record::clear_previous(&outputs)?;
-            let rec = Recorder::start(identity.clone(), &outputs, run.checkpoint)?;
-            (RunState::start(x0), rec)
-        }
-    };
-    let stop_flag = mcopt::signals::install();
-    let mut progress = Progress::new(max_iter, !a.quiet && !a.json);
-    let mut ex = Executor {
-        stop: StopRules {
-            max_iter,
-            tol: run.stop.tol,
-            max_seconds: run.stop.max_seconds,
-        },
-        interrupt: Some(stop_flag),
-        observers: vec![&mut progress, &mut recorder],
-        reason: None,
-    };
-    let status = ex.run(&mut problem, &mut instance, &mut state);
-    let reason = ex.reason.take();
-    drop(ex);
+    let mut progress = Progress::new(plan.max_iter, !a.quiet && !a.json);
+    let trained = plan.run(&x0, resume.as_ref(), &mut progress, || {
+        let id = &identity;
+        let (state, recorder) = match &resumed {
+            Some(cp) => (
+                cp.state.clone(),
+                Recorder::resume(id.clone(), &outputs, run.checkpoint, cp.trace.clone())?,
+            ),
+            None => {
+                train_record::clear_previous(&outputs)?;
+                let rec = Recorder::start(id.clone(), &outputs, run.checkpoint)?;
+                (RunState::start(x0.clone()), rec)
+            }
+        };
+        Ok(Started {
+            state,
+            recorder,
+            interrupt: Some(mcopt::signals::install()),
+        })
+    });
     progress.finish();
+    let Trained {
+        status,
+        reason,
+        state,
+        mut recorder,
+        solver_state,
+    } = trained?;
     let status = match status {
         Ok(s) => s,
-        Err(e) => {
-            let message = e.to_string();
+        Err(message) => {
             train_record::write_failure(&outputs, &mut recorder, &state, &message)?;
             return Err(Diag::new("mcopt::train::run", message)
                 .in_file(&a.runfile)
@@ -239,14 +150,17 @@ pub fn train(a: &TrainArgs) -> Result<u8, Diags> {
         }
     };
     recorder.flush()?;
-    let solver_state = instance
-        .save()
-        .map_err(|e| Diags::from(Diag::from(e).in_file(&a.runfile)))?;
+    let solver_state = match solver_state {
+        Some(s) => s?,
+        None => Vec::new(),
+    };
     let checkpoint = identity.checkpoint(&state, solver_state, recorder.mark());
-    let certify = |params: &Path| final_certificate(&session, &run, status, params, betas.clone());
+    let session = &plan.session;
+    let betas = &plan.betas;
+    let certify = |params: &Path| final_certificate(session, &run, status, params, betas.clone());
     let report = train_out::write_all(
         &outputs,
-        &session,
+        session,
         &checkpoint,
         (&recorder.curves, recorder.steps()),
         (status, reason.as_deref()),
@@ -293,101 +207,6 @@ fn checkpoint_shown(outputs: &Outputs) -> String {
         .checkpoint
         .as_ref()
         .map_or(String::new(), |p| p.display().to_string())
-}
-
-/// β of (P1), the form's: the run file's `form: {p1: {beta: …}}` (one number for every layer
-/// group, or numbers by layer name; a group not named gets 1). For a solver that minimizes
-/// (P1) (`solver_p1`), the old spelling in its options is still read, with a warning showing
-/// the new one: `beta` > 0 for every layer group, otherwise `beta2` for the last group (the
-/// output layer) and `beta1` for the others, then `beta` as a mapping by layer name. Both
-/// spellings with different values are an error at the option. A name that is not a lifted
-/// layer is an error where it is written.
-fn p1_betas(
-    lifted: &Lifted,
-    names: &[String],
-    values: &[f64],
-    by_layer: &[(String, f64)],
-    run: &RunFile,
-    solver_p1: bool,
-) -> Result<Betas, Diags> {
-    const OLD: [&str; 3] = ["beta", "beta1", "beta2"];
-    let spec = run.solver.as_ref();
-    let old_key = spec
-        .filter(|_| solver_p1)
-        .and_then(|s| OLD.iter().find(|k| s.options.contains_key(**k)));
-    let groups = lifted.layout.group_names();
-    let new = match &run.form.p1 {
-        Some(p1) => Some(form_betas(lifted, &p1.beta, p1.span, run)?),
-        None => None,
-    };
-    let Some(key) = old_key else {
-        return Ok(new.unwrap_or_else(|| Betas::uniform(1.0)));
-    };
-    let get = |n: &str, d: f64| names.iter().position(|x| x == n).map_or(d, |i| values[i]);
-    let beta = get("beta", 0.0);
-    let mut betas = if beta > 0.0 {
-        Betas::uniform(beta)
-    } else {
-        let mut betas = Betas::uniform(get("beta1", 1.0));
-        if let Some(last) = lifted.layout.groups.last() {
-            betas.per_group.insert(last.name.clone(), get("beta2", 1.0));
-        }
-        betas
-    };
-    let mut diags = Diags::new();
-    for (name, beta) in by_layer {
-        if lifted.layout.group(name).is_some() {
-            betas.per_group.insert(name.clone(), *beta);
-        } else {
-            diags.push(
-                Diag::new(
-                    "mcopt::train::option",
-                    format!("`beta` names `{name}`, which is not a lifted layer of the model"),
-                )
-                .at(&run.source, beta_span(run), "this option")
-                .help(format!(
-                    "{}the lifted layers are {}",
-                    mcopt::text::did_you_mean(name, &groups),
-                    groups.join(", ")
-                )),
-            );
-        }
-    }
-    if !diags.is_empty() {
-        return Err(diags);
-    }
-    let written = |b: &Betas| {
-        let first = groups.first().map_or(b.default, |g| b.of(g));
-        if groups.iter().all(|g| b.of(g) == first) {
-            config::BetaSpec::All(first)
-        } else {
-            config::BetaSpec::ByLayer(groups.iter().map(|g| (g.to_string(), b.of(g))).collect())
-        }
-    };
-    let old = config::P1Beta {
-        beta: written(&betas),
-        span: spec
-            .and_then(|s| s.option_spans.get(*key).copied())
-            .unwrap_or_else(|| run.source.line_span(1)),
-    };
-    let what = "the solver option `beta`, `beta1` or `beta2`";
-    match (new, &run.form.p1) {
-        (Some(new), Some(p1)) if groups.iter().any(|g| new.of(g) != betas.of(g)) => {
-            let shown = config::P1Beta {
-                beta: written(&new),
-                span: p1.span,
-            };
-            Err(config::beta_conflict(&run.source, &old, what, &shown).into())
-        }
-        (Some(new), _) => {
-            super::warn(&config::beta_deprecated(&run.source, &old, what).into());
-            Ok(new)
-        }
-        (None, _) => {
-            super::warn(&config::beta_deprecated(&run.source, &old, what).into());
-            Ok(betas)
-        }
-    }
 }
 
 /// The solver's id, its option values (in its schema's order) and the β per layer name given

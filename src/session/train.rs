@@ -3,18 +3,23 @@
 //! the batches and thread halves of the data, and the final certificate of the trained point.
 
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 
 use crate::config::{self, InitSpec, RunFile, Split};
 use crate::diag::{Diag, Diags};
-use crate::forms::{self, Betas, Lifted};
+use crate::eval::EvalOptions;
+use crate::forms::{self, p1host::P1Host, Betas, Lifted};
 use crate::graph::{self, Graph, LowerOptions};
-use crate::registry::{OptionValue, Order, Registry, SolverId};
+use crate::registry::{OptionValue, Order, Registry, SolverId, SolverStart};
 use crate::solve::batch::select_sequences;
-use crate::solve::{initial_point, Batcher, Scheme, Status};
-
+use crate::solve::{
+    initial_point, Batcher, Checkpoint, Executor, Fingerprint, GraphProblem, Observer, RunState,
+    Scheme, Status, StopRules,
+};
 use mcopt_plugin_sdk::abi::PROBLEM_CAP_STRUCTURE;
+use mcopt_plugin_sdk::p1::Published;
 
-use super::{certify, CertifyRequest, FormSpec, Session};
+use super::{certify, CertifyRequest, FormSpec, Inputs, Session};
 
 pub type SolverOptions = (SolverId, Vec<f64>, Vec<(String, f64)>);
 
@@ -368,4 +373,358 @@ pub fn full_data_only(run: &RunFile, info: &crate::registry::SolverInfo) -> Resu
     .at(&run.source, spec.batch_span, "minibatches here")
     .help("remove `batch`: each step of the solver uses every sequence and time step")
     .into())
+}
+
+/// β of (P1), the form's: the run file's `form: {p1: {beta: …}}` (one number for every layer
+/// group, or numbers by layer name; a group not named gets 1). For a solver that minimizes
+/// (P1) (`solver_p1`), the old spelling in its options is still read, with a warning showing
+/// the new one: `beta` > 0 for every layer group, otherwise `beta2` for the last group (the
+/// output layer) and `beta1` for the others, then `beta` as a mapping by layer name. Both
+/// spellings with different values are an error at the option. A name that is not a lifted
+/// layer is an error where it is written. Warnings go to `warnings`.
+pub fn p1_betas(
+    lifted: &Lifted,
+    names: &[String],
+    values: &[f64],
+    by_layer: &[(String, f64)],
+    run: &RunFile,
+    solver_p1: bool,
+    warnings: &mut Diags,
+) -> Result<Betas, Diags> {
+    const OLD: [&str; 3] = ["beta", "beta1", "beta2"];
+    let spec = run.solver.as_ref();
+    let old_key = spec
+        .filter(|_| solver_p1)
+        .and_then(|s| OLD.iter().find(|k| s.options.contains_key(**k)));
+    let groups = lifted.layout.group_names();
+    let new = match &run.form.p1 {
+        Some(p1) => Some(form_betas(lifted, &p1.beta, p1.span, run)?),
+        None => None,
+    };
+    let Some(key) = old_key else {
+        return Ok(new.unwrap_or_else(|| Betas::uniform(1.0)));
+    };
+    let get = |n: &str, d: f64| names.iter().position(|x| x == n).map_or(d, |i| values[i]);
+    let beta = get("beta", 0.0);
+    let mut betas = if beta > 0.0 {
+        Betas::uniform(beta)
+    } else {
+        let mut betas = Betas::uniform(get("beta1", 1.0));
+        if let Some(last) = lifted.layout.groups.last() {
+            betas.per_group.insert(last.name.clone(), get("beta2", 1.0));
+        }
+        betas
+    };
+    let mut diags = Diags::new();
+    for (name, beta) in by_layer {
+        if lifted.layout.group(name).is_some() {
+            betas.per_group.insert(name.clone(), *beta);
+        } else {
+            diags.push(
+                Diag::new(
+                    "crate::train::option",
+                    format!("`beta` names `{name}`, which is not a lifted layer of the model"),
+                )
+                .at(&run.source, beta_span(run), "this option")
+                .help(format!(
+                    "{}the lifted layers are {}",
+                    crate::text::did_you_mean(name, &groups),
+                    groups.join(", ")
+                )),
+            );
+        }
+    }
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+    let written = |b: &Betas| {
+        let first = groups.first().map_or(b.default, |g| b.of(g));
+        if groups.iter().all(|g| b.of(g) == first) {
+            config::BetaSpec::All(first)
+        } else {
+            config::BetaSpec::ByLayer(groups.iter().map(|g| (g.to_string(), b.of(g))).collect())
+        }
+    };
+    let old = config::P1Beta {
+        beta: written(&betas),
+        span: spec
+            .and_then(|s| s.option_spans.get(*key).copied())
+            .unwrap_or_else(|| run.source.line_span(1)),
+    };
+    let what = "the solver option `beta`, `beta1` or `beta2`";
+    match (new, &run.form.p1) {
+        (Some(new), Some(p1)) if groups.iter().any(|g| new.of(g) != betas.of(g)) => {
+            let shown = config::P1Beta {
+                beta: written(&new),
+                span: p1.span,
+            };
+            Err(config::beta_conflict(&run.source, &old, what, &shown).into())
+        }
+        (Some(new), _) => {
+            warnings.push(config::beta_deprecated(&run.source, &old, what));
+            Ok(new)
+        }
+        (None, _) => {
+            warnings.push(config::beta_deprecated(&run.source, &old, what));
+            Ok(betas)
+        }
+    }
+}
+
+/// What the command line (or an embedding program) changes in a run file's plan.
+#[derive(Debug, Clone, Default)]
+pub struct TrainOverrides {
+    /// Start from this point file instead of the run file's `init`.
+    pub init: Option<String>,
+    /// Iterations in all (instead of the run file's `stop.max_iter`, else [`DEFAULT_MAX_ITER`]).
+    pub max_iter: Option<u64>,
+    /// Seed of the initialisation and the minibatches (instead of the run file's `seed`).
+    pub seed: Option<u64>,
+    /// The memory a lifted problem may take, in bytes (default: what this process can take).
+    pub memory_limit: Option<u64>,
+}
+
+/// Iterations when neither the overrides nor the run file's `stop.max_iter` say.
+pub const DEFAULT_MAX_ITER: u64 = 100;
+
+/// A resumed run: the checkpoint's point, seed and solver state.
+pub struct Resume<'c> {
+    pub checkpoint: &'c Checkpoint,
+    /// The checkpoint's path as shown in diagnostics.
+    pub shown: String,
+}
+
+/// A run file checked and ready to train: the session, the solver and its options, the graphs
+/// of the data splits, and for a solver on (P1) (or a final certificate in (P1)) the lifted
+/// problem with the form's β. Everything is checked before anything runs or is written.
+pub struct TrainPlan<'r> {
+    pub run: &'r RunFile,
+    pub session: Session,
+    pub solver: SolverId,
+    /// Option values in the solver's schema order.
+    pub options: Vec<f64>,
+    pub seed: u64,
+    pub max_iter: u64,
+    pub fingerprint: Fingerprint,
+    /// β of (P1), the form's, when the solver or the final certificate is in (P1).
+    pub betas: Option<Betas>,
+    /// Warnings met while checking (the old spelling of β).
+    pub warnings: Diags,
+    runfile: String,
+    init: Option<String>,
+    train_graph: Graph,
+    test_graph: Option<Graph>,
+    lifted: Option<Lifted>,
+    penalized: Option<Graph>,
+}
+
+/// What the caller's `start` of [`TrainPlan::run`] gives once the solver started: the state to
+/// run from, its record of the run (an observer), and the flag that stops the run.
+pub struct Started<R> {
+    pub state: RunState,
+    pub recorder: R,
+    pub interrupt: Option<&'static AtomicBool>,
+}
+
+/// A finished run: its status (or the error that stopped it), the final state, the observer
+/// the caller's `start` made, and the solver's saved state.
+pub struct Trained<R> {
+    pub status: Result<Status, String>,
+    pub reason: Option<String>,
+    pub state: RunState,
+    pub recorder: R,
+    /// The solver's state for the checkpoint (after a run that did not fail).
+    pub solver_state: Option<Result<Vec<u8>, Diags>>,
+}
+
+impl<'r> TrainPlan<'r> {
+    /// Open the session of `run` (read once, at `inputs.config`), resolve the solver and its
+    /// options, lower the data splits and, where (P1) is needed, the lifted problem with β.
+    pub fn from_run(
+        run: &'r RunFile,
+        inputs: &Inputs,
+        overrides: TrainOverrides,
+    ) -> Result<TrainPlan<'r>, Diags> {
+        let runfile = inputs.config.clone().unwrap_or_default();
+        let model_path = run.model.to_string_lossy().into_owned();
+        let session = Session::open(&model_path, inputs, Some(run))?;
+        let (id, options, beta_by_layer) = solver_and_options(&session.registry, run)?;
+        let seed = overrides.seed.unwrap_or(run.seed);
+        let max_iter = overrides
+            .max_iter
+            .or(run.stop.max_iter.map(|m| m as u64))
+            .unwrap_or(DEFAULT_MAX_ITER);
+        let fingerprint = Fingerprint::of(
+            &model_identity(&session, &inputs.consts),
+            run.source.text.as_bytes(),
+        );
+        let train_graph = match session.graph(Split::Train)? {
+            Some(g) => g,
+            None => {
+                return Err(
+                    Diag::new("mcopt::data::unbound", "no training data are bound")
+                        .in_file(&runfile)
+                        .into(),
+                )
+            }
+        };
+        let test_graph = session.graph(Split::Test)?;
+        let info = session.registry.solver_info(id);
+        full_data_only(run, info)?;
+        // SRPA and other solvers that need (P1): the lifted problem with the form's β, which
+        // the final certificate in (P1) reads too.
+        let needs_p1 = info.requires & PROBLEM_CAP_STRUCTURE != 0;
+        let certify_p1 = run.validate.form == config::ProblemForm::P1;
+        let lifted = (needs_p1 || certify_p1).then(|| forms::lift(&train_graph));
+        let names: Vec<String> = info.options.iter().map(|o| o.name.clone()).collect();
+        let mut warnings = Diags::new();
+        let betas = match &lifted {
+            Some(l) => Some(p1_betas(
+                l,
+                &names,
+                &options,
+                &beta_by_layer,
+                run,
+                needs_p1,
+                &mut warnings,
+            )?),
+            None => None,
+        };
+        let penalized = lifted
+            .as_ref()
+            .zip(betas.as_ref())
+            .filter(|_| needs_p1)
+            .map(|(l, b)| l.penalized(b));
+        if let Some(l) = lifted.as_ref().filter(|_| needs_p1) {
+            p1_memory(l, overrides.memory_limit, &model_path)?;
+        }
+        Ok(TrainPlan {
+            run,
+            session,
+            solver: id,
+            options,
+            seed,
+            max_iter,
+            fingerprint,
+            betas,
+            warnings,
+            runfile,
+            init: overrides.init,
+            train_graph,
+            test_graph,
+            lifted: lifted.filter(|_| needs_p1),
+            penalized,
+        })
+    }
+
+    /// The solver's name, options schema and metrics.
+    pub fn solver_info(&self) -> &crate::registry::SolverInfo {
+        self.session.registry.solver_info(self.solver)
+    }
+
+    /// The starting point: the checkpoint's, else the overrides' `init` file, else the run
+    /// file's `init`.
+    pub fn start_point(&self, resume: Option<&Resume>) -> Result<Vec<f64>, Diags> {
+        match resume {
+            Some(r) => Ok(r.checkpoint.state.x.clone()),
+            None => start_point(&self.session, self.run, self.init.as_deref(), self.seed),
+        }
+    }
+
+    /// Build the problem, start (or restore) the solver at `x0`, then call `start` (it prepares the caller's record of the run, so nothing is written before the
+    /// solver started, and the stop flag) and run the executor with `progress` and that record
+    /// as observers until a stop rule, the flag or an error.
+    pub fn run<R: Observer>(
+        &self,
+        x0: &[f64],
+        resume: Option<&Resume>,
+        progress: &mut dyn Observer,
+        start: impl FnOnce() -> Result<Started<R>, Diags>,
+    ) -> Result<Trained<R>, Diags> {
+        let session = &self.session;
+        let run = self.run;
+        let model_path = run.model.to_string_lossy().into_owned();
+        let seed = resume.map_or(self.seed, |r| r.checkpoint.seed);
+        let opts = EvalOptions { ztol: run.ztol };
+        let halves = thread_split(session, run, &self.train_graph)?;
+        let mut problem = GraphProblem::new(
+            &session.registry,
+            &self.train_graph,
+            self.test_graph.as_ref(),
+            opts,
+        )
+        .map_err(|e| Diags::from(Diag::new("mcopt::train::eval", e).in_file(&model_path)))?;
+        if let Some(batcher) = batcher(session, run, seed)? {
+            problem = problem.with_batches(batcher);
+        } else if !halves.is_empty() {
+            let parts: Vec<(&Graph, f64)> = halves.iter().map(|(g, w)| (g, *w)).collect();
+            problem = problem.with_split(&parts).map_err(|e| {
+                Diags::from(Diag::new("mcopt::train::eval", e).in_file(&model_path))
+            })?;
+        }
+        let mut host = match (&self.lifted, &self.penalized, &self.betas) {
+            (Some(l), Some(pen), Some(b)) => Some(
+                P1Host::new(l, pen, b, &self.train_graph, &session.registry).map_err(|e| {
+                    Diags::from(Diag::new("mcopt::train::p1", e.to_string()).in_file(&model_path))
+                })?,
+            ),
+            _ => None,
+        };
+        let published = host.as_mut().map(Published::new);
+        if let Some(p) = &published {
+            problem.set_structure(p.table());
+        }
+        let solver_start = SolverStart {
+            options: &self.options,
+            x: x0,
+            seed,
+        };
+        let instance = match resume {
+            Some(r) => session
+                .registry
+                .restore_solver(
+                    self.solver,
+                    &mut problem,
+                    solver_start,
+                    &r.checkpoint.solver_state,
+                )
+                .map_err(|e| Diags::from(Diag::from(e).in_file(&r.shown))),
+            None => session
+                .registry
+                .init_solver(self.solver, &mut problem, solver_start)
+                .map_err(|e| Diags::from(Diag::from(e).in_file(&self.runfile))),
+        };
+        let mut instance = instance?;
+        let Started {
+            mut state,
+            mut recorder,
+            interrupt,
+        } = start()?;
+        let mut ex = Executor {
+            stop: StopRules {
+                max_iter: self.max_iter,
+                tol: run.stop.tol,
+                max_seconds: run.stop.max_seconds,
+            },
+            interrupt,
+            observers: vec![progress, &mut recorder],
+            reason: None,
+        };
+        let status = ex.run(&mut problem, &mut instance, &mut state);
+        let reason = ex.reason.take();
+        drop(ex);
+        let status = status.map_err(|e| e.to_string());
+        let solver_state = status.is_ok().then(|| {
+            instance
+                .save()
+                .map_err(|e| Diags::from(Diag::from(e).in_file(&self.runfile)))
+        });
+        Ok(Trained {
+            status,
+            reason,
+            state,
+            recorder,
+            solver_state,
+        })
+    }
 }
