@@ -50,7 +50,7 @@ pub fn p1_memory(lifted: &Lifted, limit: Option<u64>, model_path: &str) -> Resul
         .map(|(what, b)| format!("{what} {}", bytes_shown(*b)))
         .collect();
     Err(Diag::new(
-        "crate::train::memory",
+        "mcopt::train::memory",
         format!(
             "the lifted problem needs about {} but {source} is {}: z has {} entries, J {} stored entries, the KKT factor about {} values; largest: {}",
             bytes_shown(needed),
@@ -139,7 +139,7 @@ pub fn form_betas(
                 } else {
                     diags.push(
                         Diag::new(
-                            "crate::config::value",
+                            "mcopt::config::value",
                             format!("`form.p1.beta` names `{name}`, which is not a lifted layer of the model"),
                         )
                         .at(&run.source, span, "here")
@@ -180,7 +180,7 @@ pub fn beta_mapping(
             Some(b) if b.is_finite() && b > 0.0 => out.push((name.clone(), b)),
             _ => diags.push(
                 Diag::new(
-                    "crate::train::option",
+                    "mcopt::train::option",
                     format!("`beta` of layer `{name}` must be a finite number > 0, not {v}"),
                 )
                 .at(&run.source, beta_span(run), "this option"),
@@ -200,7 +200,7 @@ pub fn beta_mapping(
 pub fn solver_and_options(registry: &Registry, run: &RunFile) -> Result<SolverOptions, Diags> {
     let Some(spec) = &run.solver else {
         return Err(
-            Diag::new("crate::train::no_solver", "the run file names no solver")
+            Diag::new("mcopt::train::no_solver", "the run file names no solver")
                 .at(&run.source, run.source.line_span(1), "`solver` expected")
                 .help(format!(
                     "add `solver: {{name: adam}}`; known solvers: {}",
@@ -211,7 +211,7 @@ pub fn solver_and_options(registry: &Registry, run: &RunFile) -> Result<SolverOp
     };
     let Some(id) = registry.solver(&spec.name) else {
         let names = registry.solver_names();
-        return Err(Diag::new("crate::train::unknown_solver", format!("unknown solver `{}`", spec.name))
+        return Err(Diag::new("mcopt::train::unknown_solver", format!("unknown solver `{}`", spec.name))
             .at(&run.source, spec.name_span, "not a known solver")
             .help(format!("{}known solvers: {} (a solver from another plugin needs `plugins:` in the run file or --plugin)", crate::text::did_you_mean(&spec.name, &names), names.join(", ")))
             .into());
@@ -239,7 +239,7 @@ pub fn solver_and_options(registry: &Registry, run: &RunFile) -> Result<SolverOp
                     .get(&p.option)
                     .copied()
                     .unwrap_or(spec.name_span);
-                let mut d = Diag::new("crate::train::option", p.message).at(
+                let mut d = Diag::new("mcopt::train::option", p.message).at(
                     &run.source,
                     span,
                     "this option",
@@ -327,7 +327,7 @@ pub fn batcher<'s>(
     Batcher::new(&session.model, data, batch, seed)
         .map(Some)
         .map_err(|e| {
-            Diag::new("crate::train::batch", e)
+            Diag::new("mcopt::train::batch", e)
                 .at(&run.source, spec.batch_span, "this batch layout")
                 .into()
         })
@@ -364,7 +364,7 @@ pub fn full_data_only(run: &RunFile, info: &crate::registry::SolverInfo) -> Resu
         return Ok(());
     }
     Err(Diag::new(
-        "crate::train::batch",
+        "mcopt::train::batch",
         format!(
             "solver `{}` works on the full data and takes no `batch`",
             info.name
@@ -422,7 +422,7 @@ pub fn p1_betas(
         } else {
             diags.push(
                 Diag::new(
-                    "crate::train::option",
+                    "mcopt::train::option",
                     format!("`beta` names `{name}`, which is not a lifted layer of the model"),
                 )
                 .at(&run.source, beta_span(run), "this option")
