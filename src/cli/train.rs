@@ -118,7 +118,7 @@ pub fn train(a: &TrainArgs) -> Result<u8, Diags> {
         let (state, recorder) = match &resumed {
             Some(cp) => (
                 cp.state.clone(),
-                Recorder::resume(id.clone(), &outputs, run.checkpoint, cp.trace.clone())?,
+                Recorder::resume(id.clone(), &outputs, run.checkpoint, cp.trace)?,
             ),
             None => {
                 train_record::clear_previous(&outputs)?;
