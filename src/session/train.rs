@@ -21,13 +21,13 @@ use mcopt_plugin_sdk::p1::Published;
 
 use super::{certify, CertifyRequest, FormSpec, Inputs, Session};
 
-pub type SolverOptions = (SolverId, Vec<f64>, Vec<(String, f64)>);
+type SolverOptions = (SolverId, Vec<f64>, Vec<(String, f64)>);
 
 /// Refuses a lifted problem whose structure would need more memory than `limit` (or, without
 /// one, than this process can still take), before any of it is allocated: a diagnostic with the
 /// bytes needed, the largest parts and the ways to need fewer. A model the linearizer cannot
 /// handle passes here and is reported by the linearizer.
-pub fn p1_memory(lifted: &Lifted, limit: Option<u64>, model_path: &str) -> Result<(), Diags> {
+fn p1_memory(lifted: &Lifted, limit: Option<u64>, model_path: &str) -> Result<(), Diags> {
     use crate::memory::{available, bytes_shown};
     let Ok(est) = forms::linearize::memory::estimate(lifted) else {
         return Ok(());
@@ -70,7 +70,7 @@ pub fn p1_memory(lifted: &Lifted, limit: Option<u64>, model_path: &str) -> Resul
 
 /// The bytes that identify the model of a run in its checkpoint: its text, and the
 /// `--const` values when there are any (a checkpoint of another `tau` is not resumed).
-pub fn model_identity(session: &Session, consts: &[String]) -> Vec<u8> {
+fn model_identity(session: &Session, consts: &[String]) -> Vec<u8> {
     let mut bytes = session.model.source.text.as_bytes().to_vec();
     for c in consts {
         bytes.extend_from_slice(b"\n--const ");
@@ -121,7 +121,7 @@ pub fn final_certificate(
 }
 
 /// The form's β checked against the lifted layer groups (a group not named gets 1).
-pub fn form_betas(
+fn form_betas(
     lifted: &Lifted,
     spec: &config::BetaSpec,
     span: crate::diag::Span,
@@ -157,7 +157,7 @@ pub fn form_betas(
 }
 
 /// The run file's span of the solver option `beta` (else the solver's name).
-pub fn beta_span(run: &RunFile) -> crate::diag::Span {
+fn beta_span(run: &RunFile) -> crate::diag::Span {
     let spec = run.solver.as_ref();
     spec.and_then(|s| s.option_spans.get("beta").copied())
         .or(spec.map(|s| s.name_span))
@@ -166,7 +166,7 @@ pub fn beta_span(run: &RunFile) -> crate::diag::Span {
 
 /// `beta` given per layer name, as a mapping: checked here (every value finite and > 0) and
 /// taken out of the options the solver's schema checks (where `beta` is one number).
-pub fn beta_mapping(
+fn beta_mapping(
     run: &RunFile,
     spec: &crate::config::SolverSpec,
 ) -> Result<Vec<(String, f64)>, Diags> {
@@ -197,7 +197,7 @@ pub fn beta_mapping(
 /// The solver named in the run file and its option values, or diagnostics at the run file's
 /// lines (unknown solver with the known ones and the nearest; unknown, ill-typed or
 /// out-of-range options).
-pub fn solver_and_options(registry: &Registry, run: &RunFile) -> Result<SolverOptions, Diags> {
+fn solver_and_options(registry: &Registry, run: &RunFile) -> Result<SolverOptions, Diags> {
     let Some(spec) = &run.solver else {
         return Err(
             Diag::new("mcopt::train::no_solver", "the run file names no solver")
@@ -254,7 +254,7 @@ pub fn solver_and_options(registry: &Registry, run: &RunFile) -> Result<SolverOp
     }
 }
 
-pub fn option_value(v: &serde_json::Value) -> OptionValue {
+fn option_value(v: &serde_json::Value) -> OptionValue {
     use serde_json::Value as J;
     match v {
         J::Bool(b) => OptionValue::Bool(*b),
@@ -272,7 +272,7 @@ pub fn option_value(v: &serde_json::Value) -> OptionValue {
 /// The training sequences in two halves with weights Nᵢ / N, for a gradient on two threads,
 /// when MCOPT_THREADS ≥ 2, there are several sequences, no minibatches and the objective is a mean
 /// over sequences (see [`crate::solve::splittable`]); empty otherwise.
-pub fn thread_split(
+fn thread_split(
     session: &Session,
     run: &RunFile,
     train: &Graph,
@@ -309,7 +309,7 @@ pub fn thread_split(
 }
 
 /// The minibatch drawer of `solver.batch`, checked against the bound training data.
-pub fn batcher<'s>(
+fn batcher<'s>(
     session: &'s Session,
     run: &RunFile,
     seed: u64,
@@ -334,7 +334,7 @@ pub fn batcher<'s>(
 }
 
 /// θ⁰ from `--init FILE`, else the run file's `init`.
-pub fn start_point(
+fn start_point(
     session: &Session,
     run: &RunFile,
     init: Option<&str>,
@@ -356,7 +356,7 @@ pub fn start_point(
 
 /// A solver on the (P1) structure (SRPA) works on the full data: `solver.batch` is refused at
 /// its line rather than ignored.
-pub fn full_data_only(run: &RunFile, info: &crate::registry::SolverInfo) -> Result<(), Diags> {
+fn full_data_only(run: &RunFile, info: &crate::registry::SolverInfo) -> Result<(), Diags> {
     let Some(spec) = &run.solver else {
         return Ok(());
     };
@@ -382,7 +382,7 @@ pub fn full_data_only(run: &RunFile, info: &crate::registry::SolverInfo) -> Resu
 /// output layer) and `beta1` for the others, then `beta` as a mapping by layer name. Both
 /// spellings with different values are an error at the option. A name that is not a lifted
 /// layer is an error where it is written. Warnings go to `warnings`.
-pub fn p1_betas(
+fn p1_betas(
     lifted: &Lifted,
     names: &[String],
     values: &[f64],
