@@ -23,7 +23,6 @@ mod stationarity;
 mod sweep;
 mod train;
 mod train_out;
-mod train_record;
 mod validate;
 
 use std::io::IsTerminal;

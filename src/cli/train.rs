@@ -1,7 +1,7 @@
 //! `mcopt train RUNFILE`: check everything (run file, model, data, solver, options, starting
 //! point, checkpoint) before anything runs or is written, run the executor with a progress bar,
 //! periodic checkpoints and the stop signals (SIGINT, SIGTERM, SIGHUP: `mcopt::signals`), then
-//! write the outputs atomically (see `train_out.rs` and `train_record.rs`).
+//! write the outputs atomically (see `train_out.rs` and `mcopt::session::record`).
 
 use std::path::Path;
 
@@ -9,9 +9,10 @@ use mcopt::config;
 use mcopt::diag::{Diag, Diags};
 use mcopt::solve::{Checkpoint, Fingerprint, RunState, Status};
 
-use super::train_out::{self, Outputs, Progress};
-use super::train_record::{self, Recorder, RunIdentity};
+use super::train_out::{self, Progress};
 use super::EXIT_OK;
+use mcopt::session::outputs::Outputs;
+use mcopt::session::record::{self as train_record, Recorder, RunIdentity};
 use mcopt::session::train::{
     final_certificate, Resume, Started, TrainOverrides, TrainPlan, Trained,
 };

@@ -7,6 +7,8 @@
 
 pub mod certify;
 mod open;
+pub mod outputs;
+pub mod record;
 pub mod thresholds;
 pub mod train;
 pub mod validate;
