@@ -11,6 +11,7 @@ use mcopt::solve::{Checkpoint, Fingerprint, RunState, Status};
 
 use super::train_out::{self, Progress};
 use super::EXIT_OK;
+use mcopt::session::outputs::write_all;
 use mcopt::session::outputs::Outputs;
 use mcopt::session::record::{self as train_record, Recorder, RunIdentity};
 use mcopt::session::train::{
@@ -159,7 +160,7 @@ pub fn train(a: &TrainArgs) -> Result<u8, Diags> {
     let session = &plan.session;
     let betas = &plan.betas;
     let certify = |params: &Path| final_certificate(session, &run, status, params, betas.clone());
-    let report = train_out::write_all(
+    let report = write_all(
         &outputs,
         session,
         &checkpoint,
