@@ -13,6 +13,7 @@ use mcopt::rng::Rng;
 use serde::Serialize;
 use serde_json::json;
 
+use super::stationarity::{form_spec, FormArg};
 use super::{InputArgs, EXIT_OK};
 use mcopt::session::Session;
 
@@ -335,14 +336,18 @@ pub fn diff(
     at: Option<&str>,
     dir: &str,
     order: u8,
-    (form, beta): (&str, &[String]),
+    (form, beta): (FormArg, &[String]),
     input: &InputArgs,
 ) -> Outcome {
     let s = Session::load(model_path, &input.inputs())?;
+    let spec = match form {
+        FormArg::P => None,
+        _ => Some(form_spec(form, beta)?),
+    };
     let order = if order == 2 { Order::Two } else { Order::One };
     let taylor = |ztol: f64| -> Result<mcopt::eval::Taylor, Diags> {
-        if form != "p" {
-            return super::stationarity::diff_form(&s, form, beta, at, dir, order, ztol);
+        if let Some(spec) = &spec {
+            return mcopt::session::certify::diff_form(&s, spec, at, dir, order, ztol);
         }
         let g = require_graph(&s, Split::Train)?;
         let theta = s.point_in(at, &g)?;

@@ -23,7 +23,6 @@ mod stationarity;
 mod sweep;
 mod train;
 mod train_out;
-mod train_record;
 mod validate;
 
 use std::io::IsTerminal;
@@ -84,8 +83,8 @@ enum Command {
         order: u8,
         /// Which objective: p (f over θ), p0 (F over z = (θ, u)), p1 (Θ over z); directions
         /// of p0/p1 may give layer entries (`h[3]: [...]`).
-        #[arg(long, default_value = "p", value_parser = ["p", "p0", "p1"])]
-        form: String,
+        #[arg(long, value_enum, default_value = "p")]
+        form: stationarity::FormArg,
         /// Penalty weight of p1: B for every layer, or NAME=B for one layer group; repeatable.
         #[arg(long = "beta", value_name = "B|NAME=B", allow_negative_numbers = true)]
         beta: Vec<String>,
@@ -260,7 +259,7 @@ fn run(command: Command) -> Result<u8, Diags> {
             beta,
             input,
         } => model_arg(model, &input)
-            .and_then(|m| commands::diff(&m, at.as_deref(), &dir, order, (&form, &beta), &input)),
+            .and_then(|m| commands::diff(&m, at.as_deref(), &dir, order, (form, &beta), &input)),
         Command::Stationarity(a) => {
             model_arg(a.model.clone(), &a.input).and_then(|m| stationarity::run(&m, &a))
         }

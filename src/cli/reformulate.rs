@@ -6,10 +6,10 @@ use mcopt::config::Split;
 use mcopt::diag::{Diag, Diags};
 use mcopt::forms::{self, Lifted};
 use mcopt::session;
-use mcopt::session::thresholds;
+use mcopt::session::{certify, thresholds};
 use serde_json::{json, Value};
 
-use super::stationarity::{form_of, parse_betas};
+use super::stationarity::parse_betas;
 use super::{InputArgs, EXIT_OK};
 use mcopt::session::Session;
 use mcopt::stationarity::Form;
@@ -19,13 +19,20 @@ pub struct Args {
     /// Model file (.mco); may be omitted when the run file (--config) names one.
     pub model: Option<String>,
     /// p0: lifted, one constraint block per layer instance; p1: ℓ1 penalty of the same blocks.
-    #[arg(long, value_parser = ["p0", "p1"])]
-    pub form: String,
+    #[arg(long, value_enum)]
+    pub form: LiftedForm,
     /// Penalty weight of (P1): B for every layer, or NAME=B for one layer group; repeatable.
     #[arg(long = "beta", value_name = "B|NAME=B")]
     pub beta: Vec<String>,
     #[command(flatten)]
     pub input: InputArgs,
+}
+
+/// The forms `reformulate` writes out.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiftedForm {
+    P0,
+    P1,
 }
 
 pub fn run(model: &str, a: &Args) -> Result<u8, Diags> {
@@ -36,9 +43,13 @@ pub fn run(model: &str, a: &Args) -> Result<u8, Diags> {
                 .in_file(&s.model_path),
         )
     })?;
-    let form = form_of(&a.form);
+    let form = match a.form {
+        LiftedForm::P0 => Form::P0,
+        LiftedForm::P1 => Form::P1,
+    };
     let lifted = forms::lift(&graph);
-    let betas = parse_betas(&a.beta, &lifted, 1.0)?;
+    let betas = parse_betas(&a.beta, 1.0)?;
+    certify::check_betas(&betas, &lifted)?;
     let data = match &s.data {
         Some(spec) => session::bind_data(&s.model, spec, &s.data_dir, Split::Train)?,
         None => Vec::new(),

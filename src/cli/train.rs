@@ -1,38 +1,29 @@
 //! `mcopt train RUNFILE`: check everything (run file, model, data, solver, options, starting
 //! point, checkpoint) before anything runs or is written, run the executor with a progress bar,
 //! periodic checkpoints and the stop signals (SIGINT, SIGTERM, SIGHUP: `mcopt::signals`), then
-//! write the outputs atomically (see `train_out.rs` and `train_record.rs`).
+//! write the outputs atomically (see `train_out.rs` and `mcopt::session::record`).
 
 use std::path::Path;
 
-use mcopt::config::{self, InitSpec, RunFile, Split};
+use mcopt::config;
 use mcopt::diag::{Diag, Diags};
-use mcopt::eval::EvalOptions;
-use mcopt::forms::{self, p1host::P1Host, Betas, Lifted};
-use mcopt::graph::{self, Graph, LowerOptions};
-use mcopt::registry::{OptionValue, Registry, SolverId, SolverStart};
-use mcopt::solve::batch::select_sequences;
-use mcopt::solve::{
-    initial_point, Batcher, Checkpoint, Executor, Fingerprint, GraphProblem, RunState, Scheme,
-    Status, StopRules,
-};
-use mcopt_plugin_sdk::abi::PROBLEM_CAP_STRUCTURE;
-use mcopt_plugin_sdk::p1::Published;
+use mcopt::solve::{Checkpoint, Fingerprint, RunState, Status};
 
-use super::stationarity as st;
-use super::train_out::{self, Outputs, Progress};
-use super::train_record::{self, Recorder, RunIdentity};
+use super::train_out::{self, Progress};
 use super::EXIT_OK;
-use mcopt::session::{Inputs, Session};
-use mcopt::stationarity;
+use mcopt::session::outputs::write_all;
+use mcopt::session::outputs::Outputs;
+use mcopt::session::record::{self as train_record, Recorder, RunIdentity};
+use mcopt::session::train::{
+    final_certificate, Resume, Started, TrainOverrides, TrainPlan, Trained,
+};
+use mcopt::session::Inputs;
 
 /// Exit code of a run stopped by Ctrl-C (after writing everything); SIGTERM and SIGHUP give
 /// 128 + their number (`mcopt::signals::exit_code`).
 pub const EXIT_INTERRUPTED: u8 = 130;
 /// Exit code of a run that diverged (its outputs are written).
 pub const EXIT_DIVERGED: u8 = 1;
-/// Iterations when neither `--max-iter` nor the run file's `stop.max_iter` says.
-pub const DEFAULT_MAX_ITER: u64 = 100;
 
 /// The command line of `mcopt train`.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -86,154 +77,74 @@ pub fn train(a: &TrainArgs) -> Result<u8, Diags> {
         consts: a.consts.clone(),
         ..Inputs::default()
     };
-    let model_path = run.model.to_string_lossy().into_owned();
-    let session = Session::open(&model_path, &input, Some(&run))?;
-    let (id, options, beta_by_layer) = solver_and_options(&session.registry, &run)?;
-    let outputs = Outputs::checked(a.out.as_deref(), &run)?;
-    let seed = a.seed.unwrap_or(run.seed);
-    let max_iter = a
-        .max_iter
-        .or(run.stop.max_iter.map(|m| m as u64))
-        .unwrap_or(DEFAULT_MAX_ITER);
-    let fingerprint = Fingerprint::of(
-        &model_identity(&session, &a.consts),
-        run.source.text.as_bytes(),
-    );
-    let train_graph = match session.graph(Split::Train)? {
-        Some(g) => g,
-        None => {
-            return Err(
-                Diag::new("mcopt::data::unbound", "no training data are bound")
-                    .in_file(&a.runfile)
-                    .into(),
-            )
-        }
+    let overrides = TrainOverrides {
+        init: a.init.clone(),
+        max_iter: a.max_iter,
+        seed: a.seed,
+        memory_limit: a.memory_limit,
     };
-    let test_graph = session.graph(Split::Test)?;
-    let info = session.registry.solver_info(id);
-    full_data_only(&run, info)?;
+    let plan = TrainPlan::from_run(&run, &input, overrides)?;
+    if !plan.warnings.is_empty() {
+        super::warn(&plan.warnings);
+    }
+    let outputs = Outputs::checked(a.out.as_deref(), &run)?;
+    let info = plan.solver_info();
     let resumed = if a.resume {
         Some(load_checkpoint(
             &outputs,
             &info.name,
-            &options,
-            fingerprint,
+            &plan.options,
+            plan.fingerprint,
         )?)
     } else {
         None
     };
-    let x0 = match &resumed {
-        Some(cp) => cp.state.x.clone(),
-        None => start_point(&session, &run, a.init.as_deref(), seed)?,
-    };
+    let resume = resumed.as_ref().map(|cp| Resume {
+        checkpoint: cp,
+        shown: checkpoint_shown(&outputs),
+    });
+    let x0 = plan.start_point(resume.as_ref())?;
     if let Some(cp) = &resumed {
         refuse_other_seed(a.seed, cp.seed, &outputs)?;
     }
-    let seed = resumed.as_ref().map_or(seed, |cp| cp.seed);
-    let opts = EvalOptions { ztol: run.ztol };
-    let halves = thread_split(&session, &run, &train_graph)?;
-    let mut problem = GraphProblem::new(&session.registry, &train_graph, test_graph.as_ref(), opts)
-        .map_err(|e| Diags::from(Diag::new("mcopt::train::eval", e).in_file(&model_path)))?;
-    if let Some(batcher) = batcher(&session, &run, seed)? {
-        problem = problem.with_batches(batcher);
-    } else if !halves.is_empty() {
-        let parts: Vec<(&Graph, f64)> = halves.iter().map(|(g, w)| (g, *w)).collect();
-        problem = problem
-            .with_split(&parts)
-            .map_err(|e| Diags::from(Diag::new("mcopt::train::eval", e).in_file(&model_path)))?;
-    }
-    // SRPA and other solvers that need (P1): the lifted problem with the form's β, which the
-    // final certificate in (P1) reads too.
-    let needs_p1 = info.requires & PROBLEM_CAP_STRUCTURE != 0;
-    let certify_p1 = run.validate.form == config::ProblemForm::P1;
-    let lifted = (needs_p1 || certify_p1).then(|| forms::lift(&train_graph));
-    let names: Vec<String> = info.options.iter().map(|o| o.name.clone()).collect();
-    let betas = match &lifted {
-        Some(l) => Some(p1_betas(
-            l,
-            &names,
-            &options,
-            &beta_by_layer,
-            &run,
-            needs_p1,
-        )?),
-        None => None,
-    };
-    let penalized = lifted
-        .as_ref()
-        .zip(betas.as_ref())
-        .filter(|_| needs_p1)
-        .map(|(l, b)| l.penalized(b));
-    let lifted_p1 = lifted.as_ref().filter(|_| needs_p1);
-    if let Some(l) = lifted_p1 {
-        p1_memory(l, a.memory_limit, &model_path)?;
-    }
-    let mut host = match (lifted_p1, &penalized, &betas) {
-        (Some(l), Some(pen), Some(b)) => Some(
-            P1Host::new(l, pen, b, &train_graph, &session.registry).map_err(|e| {
-                Diags::from(Diag::new("mcopt::train::p1", e.to_string()).in_file(&model_path))
-            })?,
-        ),
-        _ => None,
-    };
-    let published = host.as_mut().map(Published::new);
-    if let Some(p) = &published {
-        problem.set_structure(p.table());
-    }
-    let start = SolverStart {
-        options: &options,
-        x: &x0,
-        seed,
-    };
-    let instance = match &resumed {
-        Some(cp) => session
-            .registry
-            .restore_solver(id, &mut problem, start, &cp.solver_state)
-            .map_err(|e| Diags::from(Diag::from(e).in_file(checkpoint_shown(&outputs)))),
-        None => session
-            .registry
-            .init_solver(id, &mut problem, start)
-            .map_err(|e| Diags::from(Diag::from(e).in_file(&a.runfile))),
-    };
-    let mut instance = instance?;
     let identity = RunIdentity {
         solver: info.name.clone(),
-        options: options.clone(),
-        seed,
-        fingerprint,
+        options: plan.options.clone(),
+        seed: resumed.as_ref().map_or(plan.seed, |cp| cp.seed),
+        fingerprint: plan.fingerprint,
         metrics: info.metrics.clone(),
     };
-    let (mut state, mut recorder) = match resumed {
-        Some(cp) => (
-            cp.state,
-            Recorder::resume(identity.clone(), &outputs, run.checkpoint, cp.trace)?,
-        ),
-        None => {
-            train_record::clear_previous(&outputs)?;
-            let rec = Recorder::start(identity.clone(), &outputs, run.checkpoint)?;
-            (RunState::start(x0), rec)
-        }
-    };
-    let stop_flag = mcopt::signals::install();
-    let mut progress = Progress::new(max_iter, !a.quiet && !a.json);
-    let mut ex = Executor {
-        stop: StopRules {
-            max_iter,
-            tol: run.stop.tol,
-            max_seconds: run.stop.max_seconds,
-        },
-        interrupt: Some(stop_flag),
-        observers: vec![&mut progress, &mut recorder],
-        reason: None,
-    };
-    let status = ex.run(&mut problem, &mut instance, &mut state);
-    let reason = ex.reason.take();
-    drop(ex);
+    let mut progress = Progress::new(plan.max_iter, !a.quiet && !a.json);
+    let trained = plan.run(&x0, resume.as_ref(), &mut progress, || {
+        let id = &identity;
+        let (state, recorder) = match &resumed {
+            Some(cp) => (
+                cp.state.clone(),
+                Recorder::resume(id.clone(), &outputs, run.checkpoint, cp.trace)?,
+            ),
+            None => {
+                train_record::clear_previous(&outputs)?;
+                let rec = Recorder::start(id.clone(), &outputs, run.checkpoint)?;
+                (RunState::start(x0.clone()), rec)
+            }
+        };
+        Ok(Started {
+            state,
+            recorder,
+            interrupt: Some(mcopt::signals::install()),
+        })
+    });
     progress.finish();
+    let Trained {
+        status,
+        reason,
+        state,
+        mut recorder,
+        solver_state,
+    } = trained?;
     let status = match status {
         Ok(s) => s,
-        Err(e) => {
-            let message = e.to_string();
+        Err(message) => {
             train_record::write_failure(&outputs, &mut recorder, &state, &message)?;
             return Err(Diag::new("mcopt::train::run", message)
                 .in_file(&a.runfile)
@@ -241,14 +152,17 @@ pub fn train(a: &TrainArgs) -> Result<u8, Diags> {
         }
     };
     recorder.flush()?;
-    let solver_state = instance
-        .save()
-        .map_err(|e| Diags::from(Diag::from(e).in_file(&a.runfile)))?;
+    let solver_state = match solver_state {
+        Some(s) => s?,
+        None => Vec::new(),
+    };
     let checkpoint = identity.checkpoint(&state, solver_state, recorder.mark());
-    let certify = |params: &Path| final_certificate(&session, &run, status, params, betas.clone());
-    let report = train_out::write_all(
+    let session = &plan.session;
+    let betas = &plan.betas;
+    let certify = |params: &Path| final_certificate(session, &run, status, params, betas.clone());
+    let report = write_all(
         &outputs,
-        &session,
+        session,
         &checkpoint,
         (&recorder.curves, recorder.steps()),
         (status, reason.as_deref()),
@@ -270,62 +184,6 @@ pub fn train(a: &TrainArgs) -> Result<u8, Diags> {
             _ => EXIT_OK,
         },
     })
-}
-
-/// Refuses a lifted problem whose structure would need more memory than `limit` (or, without
-/// one, than this process can still take), before any of it is allocated: a diagnostic with the
-/// bytes needed, the largest parts and the ways to need fewer. A model the linearizer cannot
-/// handle passes here and is reported by the linearizer.
-fn p1_memory(lifted: &Lifted, limit: Option<u64>, model_path: &str) -> Result<(), Diags> {
-    use mcopt::memory::{available, bytes_shown};
-    let Ok(est) = forms::linearize::memory::estimate(lifted) else {
-        return Ok(());
-    };
-    let (limit, source) = match limit {
-        Some(l) => (l, "--memory-limit"),
-        None => match available() {
-            Some(a) => (a, "the memory available (MemAvailable, cgroup memory.max)"),
-            None => return Ok(()),
-        },
-    };
-    let needed = est.total();
-    if needed <= limit {
-        return Ok(());
-    }
-    let parts: Vec<String> = est
-        .parts
-        .iter()
-        .take(3)
-        .map(|(what, b)| format!("{what} {}", bytes_shown(*b)))
-        .collect();
-    Err(Diag::new(
-        "mcopt::train::memory",
-        format!(
-            "the lifted problem needs about {} but {source} is {}: z has {} entries, J {} stored entries, the KKT factor about {} values; largest: {}",
-            bytes_shown(needed),
-            bytes_shown(limit),
-            est.n_z,
-            est.jac_nnz,
-            est.factor_nnz,
-            parts.join(", ")
-        ),
-    )
-    .in_file(model_path)
-    .help(
-        "fewer or shorter training sequences (the lifted entries grow with sequences × steps × layer sizes), smaller layers or fewer parameters (the KKT factor grows with residual rows × parameters), or a solver that does not lift (adam, gd); --memory-limit BYTES sets the limit",
-    )
-    .into())
-}
-
-/// The bytes that identify the model of a run in its checkpoint: its text, and the
-/// `--const` values when there are any (a checkpoint of another `tau` is not resumed).
-fn model_identity(session: &Session, consts: &[String]) -> Vec<u8> {
-    let mut bytes = session.model.source.text.as_bytes().to_vec();
-    for c in consts {
-        bytes.extend_from_slice(b"\n--const ");
-        bytes.extend_from_slice(c.as_bytes());
-    }
-    bytes
 }
 
 /// `--resume` continues with the checkpoint's seed; another `--seed` is refused.
@@ -353,375 +211,8 @@ fn checkpoint_shown(outputs: &Outputs) -> String {
         .map_or(String::new(), |p| p.display().to_string())
 }
 
-/// The certificate of the trained point in the form, order and tolerance of the run file's
-/// `validate:` (default: (P), first order), in (P1) with the form's β (`betas`, the same the
-/// solver used); none for an interrupted run.
-fn final_certificate(
-    session: &Session,
-    run: &RunFile,
-    status: Status,
-    params: &Path,
-    betas: Option<Betas>,
-) -> Result<Option<serde_json::Value>, Diags> {
-    if matches!(status, Status::Interrupted | Status::Diverged) {
-        return Ok(None);
-    }
-    let v = &run.validate;
-    let cert_args = st::CertArgs {
-        form: v.form.as_str().to_string(),
-        beta: Vec::new(),
-        tol: None,
-        max_pieces: 4096,
-        betas,
-    };
-    let mut opts = st::options(&cert_args, v.order.number(), run.ztol, v.stationarity_tol)?;
-    // A stop signal during the certificate stops it (`interrupted`); everything is written.
-    opts.interrupt = Some(mcopt::signals::install());
-    let params = params.display().to_string();
-    let prep = st::prepare(session, &cert_args, Some(&params), opts.tol, opts.ztol)?;
-    let problem = prep.problem(session);
-    let cert = stationarity::certify(&problem, &opts)
-        .map_err(|e| Diags::from(e.to_diag(problem.graph)))?;
-    Ok(Some(mcopt::report::json::certificate(
-        prep.form,
-        &cert,
-        &prep.specs,
-    )))
-}
-
-/// β of (P1), the form's: the run file's `form: {p1: {beta: …}}` (one number for every layer
-/// group, or numbers by layer name; a group not named gets 1). For a solver that minimizes
-/// (P1) (`solver_p1`), the old spelling in its options is still read, with a warning showing
-/// the new one: `beta` > 0 for every layer group, otherwise `beta2` for the last group (the
-/// output layer) and `beta1` for the others, then `beta` as a mapping by layer name. Both
-/// spellings with different values are an error at the option. A name that is not a lifted
-/// layer is an error where it is written.
-fn p1_betas(
-    lifted: &Lifted,
-    names: &[String],
-    values: &[f64],
-    by_layer: &[(String, f64)],
-    run: &RunFile,
-    solver_p1: bool,
-) -> Result<Betas, Diags> {
-    const OLD: [&str; 3] = ["beta", "beta1", "beta2"];
-    let spec = run.solver.as_ref();
-    let old_key = spec
-        .filter(|_| solver_p1)
-        .and_then(|s| OLD.iter().find(|k| s.options.contains_key(**k)));
-    let groups = lifted.layout.group_names();
-    let new = match &run.form.p1 {
-        Some(p1) => Some(form_betas(lifted, &p1.beta, p1.span, run)?),
-        None => None,
-    };
-    let Some(key) = old_key else {
-        return Ok(new.unwrap_or_else(|| Betas::uniform(1.0)));
-    };
-    let get = |n: &str, d: f64| names.iter().position(|x| x == n).map_or(d, |i| values[i]);
-    let beta = get("beta", 0.0);
-    let mut betas = if beta > 0.0 {
-        Betas::uniform(beta)
-    } else {
-        let mut betas = Betas::uniform(get("beta1", 1.0));
-        if let Some(last) = lifted.layout.groups.last() {
-            betas.per_group.insert(last.name.clone(), get("beta2", 1.0));
-        }
-        betas
-    };
-    let mut diags = Diags::new();
-    for (name, beta) in by_layer {
-        if lifted.layout.group(name).is_some() {
-            betas.per_group.insert(name.clone(), *beta);
-        } else {
-            diags.push(
-                Diag::new(
-                    "mcopt::train::option",
-                    format!("`beta` names `{name}`, which is not a lifted layer of the model"),
-                )
-                .at(&run.source, beta_span(run), "this option")
-                .help(format!(
-                    "{}the lifted layers are {}",
-                    mcopt::text::did_you_mean(name, &groups),
-                    groups.join(", ")
-                )),
-            );
-        }
-    }
-    if !diags.is_empty() {
-        return Err(diags);
-    }
-    let written = |b: &Betas| {
-        let first = groups.first().map_or(b.default, |g| b.of(g));
-        if groups.iter().all(|g| b.of(g) == first) {
-            config::BetaSpec::All(first)
-        } else {
-            config::BetaSpec::ByLayer(groups.iter().map(|g| (g.to_string(), b.of(g))).collect())
-        }
-    };
-    let old = config::P1Beta {
-        beta: written(&betas),
-        span: spec
-            .and_then(|s| s.option_spans.get(*key).copied())
-            .unwrap_or_else(|| run.source.line_span(1)),
-    };
-    let what = "the solver option `beta`, `beta1` or `beta2`";
-    match (new, &run.form.p1) {
-        (Some(new), Some(p1)) if groups.iter().any(|g| new.of(g) != betas.of(g)) => {
-            let shown = config::P1Beta {
-                beta: written(&new),
-                span: p1.span,
-            };
-            Err(config::beta_conflict(&run.source, &old, what, &shown).into())
-        }
-        (Some(new), _) => {
-            super::warn(&config::beta_deprecated(&run.source, &old, what).into());
-            Ok(new)
-        }
-        (None, _) => {
-            super::warn(&config::beta_deprecated(&run.source, &old, what).into());
-            Ok(betas)
-        }
-    }
-}
-
-/// The form's β checked against the lifted layer groups (a group not named gets 1).
-fn form_betas(
-    lifted: &Lifted,
-    spec: &config::BetaSpec,
-    span: mcopt::diag::Span,
-    run: &RunFile,
-) -> Result<Betas, Diags> {
-    match spec {
-        config::BetaSpec::All(b) => Ok(Betas::uniform(*b)),
-        config::BetaSpec::ByLayer(m) => {
-            let groups = lifted.layout.group_names();
-            let mut betas = Betas::uniform(1.0);
-            let mut diags = Diags::new();
-            for (name, b) in m {
-                if lifted.layout.group(name).is_some() {
-                    betas.per_group.insert(name.clone(), *b);
-                } else {
-                    diags.push(
-                        Diag::new(
-                            "mcopt::config::value",
-                            format!("`form.p1.beta` names `{name}`, which is not a lifted layer of the model"),
-                        )
-                        .at(&run.source, span, "here")
-                        .help(format!(
-                            "{}the lifted layers are {}",
-                            mcopt::text::did_you_mean(name, &groups),
-                            groups.join(", ")
-                        )),
-                    );
-                }
-            }
-            diags.finish(betas)
-        }
-    }
-}
-
-/// The run file's span of the solver option `beta` (else the solver's name).
-fn beta_span(run: &RunFile) -> mcopt::diag::Span {
-    let spec = run.solver.as_ref();
-    spec.and_then(|s| s.option_spans.get("beta").copied())
-        .or(spec.map(|s| s.name_span))
-        .unwrap_or_else(|| run.source.line_span(1))
-}
-
-/// `beta` given per layer name, as a mapping: checked here (every value finite and > 0) and
-/// taken out of the options the solver's schema checks (where `beta` is one number).
-fn beta_mapping(
-    run: &RunFile,
-    spec: &mcopt::config::SolverSpec,
-) -> Result<Vec<(String, f64)>, Diags> {
-    let Some(serde_json::Value::Object(map)) = spec.options.get("beta") else {
-        return Ok(Vec::new());
-    };
-    let mut out = Vec::new();
-    let mut diags = Diags::new();
-    for (name, v) in map {
-        match v.as_f64() {
-            Some(b) if b.is_finite() && b > 0.0 => out.push((name.clone(), b)),
-            _ => diags.push(
-                Diag::new(
-                    "mcopt::train::option",
-                    format!("`beta` of layer `{name}` must be a finite number > 0, not {v}"),
-                )
-                .at(&run.source, beta_span(run), "this option"),
-            ),
-        }
-    }
-    if diags.is_empty() {
-        Ok(out)
-    } else {
-        Err(diags)
-    }
-}
-
 /// The solver's id, its option values (in its schema's order) and the β per layer name given
 /// as a mapping in `beta` (empty otherwise).
-type SolverOptions = (SolverId, Vec<f64>, Vec<(String, f64)>);
-
-/// The solver named in the run file and its option values, or diagnostics at the run file's
-/// lines (unknown solver with the known ones and the nearest; unknown, ill-typed or
-/// out-of-range options).
-fn solver_and_options(registry: &Registry, run: &RunFile) -> Result<SolverOptions, Diags> {
-    let Some(spec) = &run.solver else {
-        return Err(
-            Diag::new("mcopt::train::no_solver", "the run file names no solver")
-                .at(&run.source, run.source.line_span(1), "`solver` expected")
-                .help(format!(
-                    "add `solver: {{name: adam}}`; known solvers: {}",
-                    registry.solver_names().join(", ")
-                ))
-                .into(),
-        );
-    };
-    let Some(id) = registry.solver(&spec.name) else {
-        let names = registry.solver_names();
-        return Err(Diag::new("mcopt::train::unknown_solver", format!("unknown solver `{}`", spec.name))
-            .at(&run.source, spec.name_span, "not a known solver")
-            .help(format!("{}known solvers: {} (a solver from another plugin needs `plugins:` in the run file or --plugin)", mcopt::text::did_you_mean(&spec.name, &names), names.join(", ")))
-            .into());
-    };
-    let info = registry.solver_info(id);
-    let has_beta = info.options.iter().any(|o| o.name == "beta");
-    let by_layer = if has_beta {
-        beta_mapping(run, spec)?
-    } else {
-        Vec::new()
-    };
-    let given: Vec<(String, OptionValue)> = spec
-        .options
-        .iter()
-        .filter(|(k, v)| !(has_beta && k.as_str() == "beta" && v.is_object()))
-        .map(|(k, v)| (k.clone(), option_value(v)))
-        .collect();
-    match info.resolve_options(&given) {
-        Ok(values) => Ok((id, values, by_layer)),
-        Err(problems) => {
-            let mut diags = Diags::new();
-            for p in problems {
-                let span = spec
-                    .option_spans
-                    .get(&p.option)
-                    .copied()
-                    .unwrap_or(spec.name_span);
-                let mut d = Diag::new("mcopt::train::option", p.message).at(
-                    &run.source,
-                    span,
-                    "this option",
-                );
-                if let Some(h) = p.help {
-                    d = d.help(h);
-                }
-                diags.push(d);
-            }
-            Err(diags)
-        }
-    }
-}
-
-fn option_value(v: &serde_json::Value) -> OptionValue {
-    use serde_json::Value as J;
-    match v {
-        J::Bool(b) => OptionValue::Bool(*b),
-        J::Number(n) => n.as_f64().map_or(
-            OptionValue::Other("a number out of range"),
-            OptionValue::Number,
-        ),
-        J::String(s) => OptionValue::Text(s.clone()),
-        J::Array(_) => OptionValue::Other("a list"),
-        J::Object(_) => OptionValue::Other("a mapping"),
-        J::Null => OptionValue::Other("nothing"),
-    }
-}
-
-/// The training sequences in two halves with weights Nᵢ / N, for a gradient on two threads,
-/// when MCOPT_THREADS ≥ 2, there are several sequences, no minibatches and the objective is a mean
-/// over sequences (see [`mcopt::solve::splittable`]); empty otherwise.
-fn thread_split(
-    session: &Session,
-    run: &RunFile,
-    train: &Graph,
-) -> Result<Vec<(Graph, f64)>, Diags> {
-    let n = train.sequences;
-    // Opt-in with MCOPT_THREADS=2: measured on a loaded 2-core machine the split was slower
-    // than one thread (each half still streams W once per step), so it is off by default.
-    let cores = std::env::var("MCOPT_THREADS")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(1);
-    let batched = run.solver.as_ref().is_some_and(|s| s.batch.is_some());
-    if n < 2 || cores < 2 || batched || !mcopt::solve::splittable(&session.model) {
-        return Ok(Vec::new());
-    }
-    let Some(spec) = &session.data else {
-        return Ok(Vec::new());
-    };
-    let data = mcopt::session::bind_data(&session.model, spec, &session.data_dir, Split::Train)?;
-    let mid = n / 2;
-    let mut parts = Vec::new();
-    for range in [0..mid, mid..n] {
-        let w = range.len() as f64 / n as f64;
-        let part: Vec<_> = data
-            .iter()
-            .map(|d| select_sequences(d, range.clone()))
-            .collect();
-        parts.push((
-            graph::lower(&session.model, &LowerOptions { data: part })?,
-            w,
-        ));
-    }
-    Ok(parts)
-}
-
-/// The minibatch drawer of `solver.batch`, checked against the bound training data.
-fn batcher<'s>(
-    session: &'s Session,
-    run: &RunFile,
-    seed: u64,
-) -> Result<Option<Batcher<'s>>, Diags> {
-    let Some(spec) = &run.solver else {
-        return Ok(None);
-    };
-    let Some(batch) = spec.batch else {
-        return Ok(None);
-    };
-    let data = match &session.data {
-        Some(d) => mcopt::session::bind_data(&session.model, d, &session.data_dir, Split::Train)?,
-        None => Vec::new(),
-    };
-    Batcher::new(&session.model, data, batch, seed)
-        .map(Some)
-        .map_err(|e| {
-            Diag::new("mcopt::train::batch", e)
-                .at(&run.source, spec.batch_span, "this batch layout")
-                .into()
-        })
-}
-
-/// θ⁰ from `--init FILE`, else the run file's `init`.
-fn start_point(
-    session: &Session,
-    run: &RunFile,
-    init: Option<&str>,
-    seed: u64,
-) -> Result<Vec<f64>, Diags> {
-    if let Some(path) = init {
-        return session.point(Some(path));
-    }
-    let scheme = match &run.init {
-        InitSpec::File(p) => return session.point(Some(&p.to_string_lossy())),
-        InitSpec::Gaussian { std } => Scheme::Gaussian { std: *std },
-        InitSpec::He => Scheme::He,
-        InitSpec::Glorot => Scheme::Glorot,
-        InitSpec::Lecun => Scheme::Lecun,
-        InitSpec::Zeros => Scheme::Zeros,
-    };
-    Ok(initial_point(&session.model, scheme, seed))
-}
-
 /// The checkpoint to resume from, refused when it belongs to other inputs.
 fn load_checkpoint(
     outputs: &Outputs,
@@ -769,25 +260,4 @@ fn load_checkpoint(
         return Err(refuse("solver or solver options"));
     }
     Ok(cp)
-}
-
-/// A solver on the (P1) structure (SRPA) works on the full data: `solver.batch` is refused at
-/// its line rather than ignored.
-fn full_data_only(run: &RunFile, info: &mcopt::registry::SolverInfo) -> Result<(), Diags> {
-    let Some(spec) = &run.solver else {
-        return Ok(());
-    };
-    if spec.batch.is_none() || info.requires & PROBLEM_CAP_STRUCTURE == 0 {
-        return Ok(());
-    }
-    Err(Diag::new(
-        "mcopt::train::batch",
-        format!(
-            "solver `{}` works on the full data and takes no `batch`",
-            info.name
-        ),
-    )
-    .at(&run.source, spec.batch_span, "minibatches here")
-    .help("remove `batch`: each step of the solver uses every sequence and time step")
-    .into())
 }

@@ -5,9 +5,15 @@
 //! [`thresholds`]). The command line, and any embedding program, starts here; no stage below
 //! imports this module.
 
+pub mod certify;
 mod open;
+pub mod outputs;
+pub mod record;
 pub mod thresholds;
+pub mod train;
+pub mod validate;
 
+pub use certify::{CertifyRequest, FormSpec};
 pub use open::{model_path, parse_const_arg, registry, Inputs, Session};
 
 use std::path::Path;

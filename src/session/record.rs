@@ -13,14 +13,14 @@ use std::io::{BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use mcopt::config::CheckpointEvery;
-use mcopt::diag::{Diag, Diags};
-use mcopt::report::plot::Curves;
-use mcopt::report::trace;
-use mcopt::solve::checkpoint::fnv1a;
-use mcopt::solve::{Checkpoint, Fingerprint, Observer, Row, RunState, TraceMark};
+use crate::config::CheckpointEvery;
+use crate::diag::{Diag, Diags};
+use crate::report::plot::Curves;
+use crate::report::trace;
+use crate::solve::checkpoint::fnv1a;
+use crate::solve::{Checkpoint, Fingerprint, Observer, Row, RunState, TraceMark};
 
-use super::train_out::Outputs;
+use super::outputs::Outputs;
 
 /// What every checkpoint of a run repeats: the solver, its options, the seed, the inputs'
 /// fingerprints and the metric names.
@@ -266,7 +266,7 @@ impl Recorder {
         let cp = self
             .id
             .checkpoint(state, solver_state.to_vec(), self.mark());
-        mcopt::atomic::write(&p.path, &cp.to_bytes())?;
+        crate::atomic::write(&p.path, &cp.to_bytes())?;
         Ok(())
     }
 }
@@ -363,7 +363,7 @@ pub fn write_failure(
     });
     let mut bytes = serde_json::to_vec_pretty(&report).unwrap_or_default();
     bytes.push(b'\n');
-    mcopt::atomic::write(path, &bytes)?;
+    crate::atomic::write(path, &bytes)?;
     Ok(())
 }
 

@@ -1,0 +1,730 @@
+//! The parts of `mcopt train` below the command line: the solver and its options from the run
+//! file, β of (P1) from the form, the memory check of the lifted problem, the starting point,
+//! the batches and thread halves of the data, and the final certificate of the trained point.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use crate::config::{self, InitSpec, RunFile, Split};
+use crate::diag::{Diag, Diags};
+use crate::eval::EvalOptions;
+use crate::forms::{self, p1host::P1Host, Betas, Lifted};
+use crate::graph::{self, Graph, LowerOptions};
+use crate::registry::{OptionValue, Order, Registry, SolverId, SolverStart};
+use crate::solve::batch::select_sequences;
+use crate::solve::{
+    initial_point, Batcher, Checkpoint, Executor, Fingerprint, GraphProblem, Observer, RunState,
+    Scheme, Status, StopRules,
+};
+use mcopt_plugin_sdk::abi::PROBLEM_CAP_STRUCTURE;
+use mcopt_plugin_sdk::p1::Published;
+
+use super::{certify, CertifyRequest, FormSpec, Inputs, Session};
+
+type SolverOptions = (SolverId, Vec<f64>, Vec<(String, f64)>);
+
+/// Refuses a lifted problem whose structure would need more memory than `limit` (or, without
+/// one, than this process can still take), before any of it is allocated: a diagnostic with the
+/// bytes needed, the largest parts and the ways to need fewer. A model the linearizer cannot
+/// handle passes here and is reported by the linearizer.
+fn p1_memory(lifted: &Lifted, limit: Option<u64>, model_path: &str) -> Result<(), Diags> {
+    use crate::memory::{available, bytes_shown};
+    let Ok(est) = forms::linearize::memory::estimate(lifted) else {
+        return Ok(());
+    };
+    let (limit, source) = match limit {
+        Some(l) => (l, "--memory-limit"),
+        None => match available() {
+            Some(a) => (a, "the memory available (MemAvailable, cgroup memory.max)"),
+            None => return Ok(()),
+        },
+    };
+    let needed = est.total();
+    if needed <= limit {
+        return Ok(());
+    }
+    let parts: Vec<String> = est
+        .parts
+        .iter()
+        .take(3)
+        .map(|(what, b)| format!("{what} {}", bytes_shown(*b)))
+        .collect();
+    Err(Diag::new(
+        "mcopt::train::memory",
+        format!(
+            "the lifted problem needs about {} but {source} is {}: z has {} entries, J {} stored entries, the KKT factor about {} values; largest: {}",
+            bytes_shown(needed),
+            bytes_shown(limit),
+            est.n_z,
+            est.jac_nnz,
+            est.factor_nnz,
+            parts.join(", ")
+        ),
+    )
+    .in_file(model_path)
+    .help(
+        "fewer or shorter training sequences (the lifted entries grow with sequences × steps × layer sizes), smaller layers or fewer parameters (the KKT factor grows with residual rows × parameters), or a solver that does not lift (adam, gd); --memory-limit BYTES sets the limit",
+    )
+    .into())
+}
+
+/// The bytes that identify the model of a run in its checkpoint: its text, and the
+/// `--const` values when there are any (a checkpoint of another `tau` is not resumed).
+fn model_identity(session: &Session, consts: &[String]) -> Vec<u8> {
+    let mut bytes = session.model.source.text.as_bytes().to_vec();
+    for c in consts {
+        bytes.extend_from_slice(b"\n--const ");
+        bytes.extend_from_slice(c.as_bytes());
+    }
+    bytes
+}
+
+/// The certificate of the trained point in the form, order and tolerance of the run file's
+/// `validate:` (default: (P), first order), in (P1) with the form's β (`betas`, the same the
+/// solver used); none for an interrupted run.
+pub fn final_certificate(
+    session: &Session,
+    run: &RunFile,
+    status: Status,
+    params: &Path,
+    betas: Option<Betas>,
+) -> Result<Option<serde_json::Value>, Diags> {
+    if matches!(status, Status::Interrupted | Status::Diverged) {
+        return Ok(None);
+    }
+    let v = &run.validate;
+    let req = CertifyRequest {
+        tol: v.stationarity_tol,
+        ztol: run.ztol,
+        ..CertifyRequest::new(
+            FormSpec::of(v.form, betas.unwrap_or_else(|| Betas::uniform(1.0))),
+            if v.order.number() == 2 {
+                Order::Two
+            } else {
+                Order::One
+            },
+        )
+    };
+    // A stop signal during the certificate stops it (`interrupted`); everything is written.
+    let params = params.display().to_string();
+    let (prep, cert) = certify::certify(
+        session,
+        &req,
+        Some(&params),
+        Some(crate::signals::install()),
+    )?;
+    Ok(Some(crate::report::json::certificate(
+        prep.form,
+        &cert,
+        &prep.specs,
+    )))
+}
+
+/// The form's β checked against the lifted layer groups (a group not named gets 1).
+fn form_betas(
+    lifted: &Lifted,
+    spec: &config::BetaSpec,
+    span: crate::diag::Span,
+    run: &RunFile,
+) -> Result<Betas, Diags> {
+    match spec {
+        config::BetaSpec::All(b) => Ok(Betas::uniform(*b)),
+        config::BetaSpec::ByLayer(m) => {
+            let groups = lifted.layout.group_names();
+            let mut betas = Betas::uniform(1.0);
+            let mut diags = Diags::new();
+            for (name, b) in m {
+                if lifted.layout.group(name).is_some() {
+                    betas.per_group.insert(name.clone(), *b);
+                } else {
+                    diags.push(
+                        Diag::new(
+                            "mcopt::config::value",
+                            format!("`form.p1.beta` names `{name}`, which is not a lifted layer of the model"),
+                        )
+                        .at(&run.source, span, "here")
+                        .help(format!(
+                            "{}the lifted layers are {}",
+                            crate::text::did_you_mean(name, &groups),
+                            groups.join(", ")
+                        )),
+                    );
+                }
+            }
+            diags.finish(betas)
+        }
+    }
+}
+
+/// The run file's span of the solver option `beta` (else the solver's name).
+fn beta_span(run: &RunFile) -> crate::diag::Span {
+    let spec = run.solver.as_ref();
+    spec.and_then(|s| s.option_spans.get("beta").copied())
+        .or(spec.map(|s| s.name_span))
+        .unwrap_or_else(|| run.source.line_span(1))
+}
+
+/// `beta` given per layer name, as a mapping: checked here (every value finite and > 0) and
+/// taken out of the options the solver's schema checks (where `beta` is one number).
+fn beta_mapping(
+    run: &RunFile,
+    spec: &crate::config::SolverSpec,
+) -> Result<Vec<(String, f64)>, Diags> {
+    let Some(serde_json::Value::Object(map)) = spec.options.get("beta") else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    let mut diags = Diags::new();
+    for (name, v) in map {
+        match v.as_f64() {
+            Some(b) if b.is_finite() && b > 0.0 => out.push((name.clone(), b)),
+            _ => diags.push(
+                Diag::new(
+                    "mcopt::train::option",
+                    format!("`beta` of layer `{name}` must be a finite number > 0, not {v}"),
+                )
+                .at(&run.source, beta_span(run), "this option"),
+            ),
+        }
+    }
+    if diags.is_empty() {
+        Ok(out)
+    } else {
+        Err(diags)
+    }
+}
+
+/// The solver named in the run file and its option values, or diagnostics at the run file's
+/// lines (unknown solver with the known ones and the nearest; unknown, ill-typed or
+/// out-of-range options).
+fn solver_and_options(registry: &Registry, run: &RunFile) -> Result<SolverOptions, Diags> {
+    let Some(spec) = &run.solver else {
+        return Err(
+            Diag::new("mcopt::train::no_solver", "the run file names no solver")
+                .at(&run.source, run.source.line_span(1), "`solver` expected")
+                .help(format!(
+                    "add `solver: {{name: adam}}`; known solvers: {}",
+                    registry.solver_names().join(", ")
+                ))
+                .into(),
+        );
+    };
+    let Some(id) = registry.solver(&spec.name) else {
+        let names = registry.solver_names();
+        return Err(Diag::new("mcopt::train::unknown_solver", format!("unknown solver `{}`", spec.name))
+            .at(&run.source, spec.name_span, "not a known solver")
+            .help(format!("{}known solvers: {} (a solver from another plugin needs `plugins:` in the run file or --plugin)", crate::text::did_you_mean(&spec.name, &names), names.join(", ")))
+            .into());
+    };
+    let info = registry.solver_info(id);
+    let has_beta = info.options.iter().any(|o| o.name == "beta");
+    let by_layer = if has_beta {
+        beta_mapping(run, spec)?
+    } else {
+        Vec::new()
+    };
+    let given: Vec<(String, OptionValue)> = spec
+        .options
+        .iter()
+        .filter(|(k, v)| !(has_beta && k.as_str() == "beta" && v.is_object()))
+        .map(|(k, v)| (k.clone(), option_value(v)))
+        .collect();
+    match info.resolve_options(&given) {
+        Ok(values) => Ok((id, values, by_layer)),
+        Err(problems) => {
+            let mut diags = Diags::new();
+            for p in problems {
+                let span = spec
+                    .option_spans
+                    .get(&p.option)
+                    .copied()
+                    .unwrap_or(spec.name_span);
+                let mut d = Diag::new("mcopt::train::option", p.message).at(
+                    &run.source,
+                    span,
+                    "this option",
+                );
+                if let Some(h) = p.help {
+                    d = d.help(h);
+                }
+                diags.push(d);
+            }
+            Err(diags)
+        }
+    }
+}
+
+fn option_value(v: &serde_json::Value) -> OptionValue {
+    use serde_json::Value as J;
+    match v {
+        J::Bool(b) => OptionValue::Bool(*b),
+        J::Number(n) => n.as_f64().map_or(
+            OptionValue::Other("a number out of range"),
+            OptionValue::Number,
+        ),
+        J::String(s) => OptionValue::Text(s.clone()),
+        J::Array(_) => OptionValue::Other("a list"),
+        J::Object(_) => OptionValue::Other("a mapping"),
+        J::Null => OptionValue::Other("nothing"),
+    }
+}
+
+/// The training sequences in two halves with weights Nᵢ / N, for a gradient on two threads,
+/// when MCOPT_THREADS ≥ 2, there are several sequences, no minibatches and the objective is a mean
+/// over sequences (see [`crate::solve::splittable`]); empty otherwise.
+fn thread_split(
+    session: &Session,
+    run: &RunFile,
+    train: &Graph,
+) -> Result<Vec<(Graph, f64)>, Diags> {
+    let n = train.sequences;
+    // Opt-in with MCOPT_THREADS=2: measured on a loaded 2-core machine the split was slower
+    // than one thread (each half still streams W once per step), so it is off by default.
+    let cores = std::env::var("MCOPT_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(1);
+    let batched = run.solver.as_ref().is_some_and(|s| s.batch.is_some());
+    if n < 2 || cores < 2 || batched || !crate::solve::splittable(&session.model) {
+        return Ok(Vec::new());
+    }
+    let Some(spec) = &session.data else {
+        return Ok(Vec::new());
+    };
+    let data = crate::session::bind_data(&session.model, spec, &session.data_dir, Split::Train)?;
+    let mid = n / 2;
+    let mut parts = Vec::new();
+    for range in [0..mid, mid..n] {
+        let w = range.len() as f64 / n as f64;
+        let part: Vec<_> = data
+            .iter()
+            .map(|d| select_sequences(d, range.clone()))
+            .collect();
+        parts.push((
+            graph::lower(&session.model, &LowerOptions { data: part })?,
+            w,
+        ));
+    }
+    Ok(parts)
+}
+
+/// The minibatch drawer of `solver.batch`, checked against the bound training data.
+fn batcher<'s>(
+    session: &'s Session,
+    run: &RunFile,
+    seed: u64,
+) -> Result<Option<Batcher<'s>>, Diags> {
+    let Some(spec) = &run.solver else {
+        return Ok(None);
+    };
+    let Some(batch) = spec.batch else {
+        return Ok(None);
+    };
+    let data = match &session.data {
+        Some(d) => crate::session::bind_data(&session.model, d, &session.data_dir, Split::Train)?,
+        None => Vec::new(),
+    };
+    Batcher::new(&session.model, data, batch, seed)
+        .map(Some)
+        .map_err(|e| {
+            Diag::new("mcopt::train::batch", e)
+                .at(&run.source, spec.batch_span, "this batch layout")
+                .into()
+        })
+}
+
+/// θ⁰ from `--init FILE`, else the run file's `init`.
+fn start_point(
+    session: &Session,
+    run: &RunFile,
+    init: Option<&str>,
+    seed: u64,
+) -> Result<Vec<f64>, Diags> {
+    if let Some(path) = init {
+        return session.point(Some(path));
+    }
+    let scheme = match &run.init {
+        InitSpec::File(p) => return session.point(Some(&p.to_string_lossy())),
+        InitSpec::Gaussian { std } => Scheme::Gaussian { std: *std },
+        InitSpec::He => Scheme::He,
+        InitSpec::Glorot => Scheme::Glorot,
+        InitSpec::Lecun => Scheme::Lecun,
+        InitSpec::Zeros => Scheme::Zeros,
+    };
+    Ok(initial_point(&session.model, scheme, seed))
+}
+
+/// A solver on the (P1) structure (SRPA) works on the full data: `solver.batch` is refused at
+/// its line rather than ignored.
+fn full_data_only(run: &RunFile, info: &crate::registry::SolverInfo) -> Result<(), Diags> {
+    let Some(spec) = &run.solver else {
+        return Ok(());
+    };
+    if spec.batch.is_none() || info.requires & PROBLEM_CAP_STRUCTURE == 0 {
+        return Ok(());
+    }
+    Err(Diag::new(
+        "mcopt::train::batch",
+        format!(
+            "solver `{}` works on the full data and takes no `batch`",
+            info.name
+        ),
+    )
+    .at(&run.source, spec.batch_span, "minibatches here")
+    .help("remove `batch`: each step of the solver uses every sequence and time step")
+    .into())
+}
+
+/// β of (P1), the form's: the run file's `form: {p1: {beta: …}}` (one number for every layer
+/// group, or numbers by layer name; a group not named gets 1). For a solver that minimizes
+/// (P1) (`solver_p1`), the old spelling in its options is still read, with a warning showing
+/// the new one: `beta` > 0 for every layer group, otherwise `beta2` for the last group (the
+/// output layer) and `beta1` for the others, then `beta` as a mapping by layer name. Both
+/// spellings with different values are an error at the option. A name that is not a lifted
+/// layer is an error where it is written. Warnings go to `warnings`.
+fn p1_betas(
+    lifted: &Lifted,
+    names: &[String],
+    values: &[f64],
+    by_layer: &[(String, f64)],
+    run: &RunFile,
+    solver_p1: bool,
+    warnings: &mut Diags,
+) -> Result<Betas, Diags> {
+    const OLD: [&str; 3] = ["beta", "beta1", "beta2"];
+    let spec = run.solver.as_ref();
+    let old_key = spec
+        .filter(|_| solver_p1)
+        .and_then(|s| OLD.iter().find(|k| s.options.contains_key(**k)));
+    let groups = lifted.layout.group_names();
+    let new = match &run.form.p1 {
+        Some(p1) => Some(form_betas(lifted, &p1.beta, p1.span, run)?),
+        None => None,
+    };
+    let Some(key) = old_key else {
+        return Ok(new.unwrap_or_else(|| Betas::uniform(1.0)));
+    };
+    let get = |n: &str, d: f64| names.iter().position(|x| x == n).map_or(d, |i| values[i]);
+    let beta = get("beta", 0.0);
+    let mut betas = if beta > 0.0 {
+        Betas::uniform(beta)
+    } else {
+        let mut betas = Betas::uniform(get("beta1", 1.0));
+        if let Some(last) = lifted.layout.groups.last() {
+            betas.per_group.insert(last.name.clone(), get("beta2", 1.0));
+        }
+        betas
+    };
+    let mut diags = Diags::new();
+    for (name, beta) in by_layer {
+        if lifted.layout.group(name).is_some() {
+            betas.per_group.insert(name.clone(), *beta);
+        } else {
+            diags.push(
+                Diag::new(
+                    "mcopt::train::option",
+                    format!("`beta` names `{name}`, which is not a lifted layer of the model"),
+                )
+                .at(&run.source, beta_span(run), "this option")
+                .help(format!(
+                    "{}the lifted layers are {}",
+                    crate::text::did_you_mean(name, &groups),
+                    groups.join(", ")
+                )),
+            );
+        }
+    }
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+    let written = |b: &Betas| {
+        let first = groups.first().map_or(b.default, |g| b.of(g));
+        if groups.iter().all(|g| b.of(g) == first) {
+            config::BetaSpec::All(first)
+        } else {
+            config::BetaSpec::ByLayer(groups.iter().map(|g| (g.to_string(), b.of(g))).collect())
+        }
+    };
+    let old = config::P1Beta {
+        beta: written(&betas),
+        span: spec
+            .and_then(|s| s.option_spans.get(*key).copied())
+            .unwrap_or_else(|| run.source.line_span(1)),
+    };
+    let what = "the solver option `beta`, `beta1` or `beta2`";
+    match (new, &run.form.p1) {
+        (Some(new), Some(p1)) if groups.iter().any(|g| new.of(g) != betas.of(g)) => {
+            let shown = config::P1Beta {
+                beta: written(&new),
+                span: p1.span,
+            };
+            Err(config::beta_conflict(&run.source, &old, what, &shown).into())
+        }
+        (Some(new), _) => {
+            warnings.push(config::beta_deprecated(&run.source, &old, what));
+            Ok(new)
+        }
+        (None, _) => {
+            warnings.push(config::beta_deprecated(&run.source, &old, what));
+            Ok(betas)
+        }
+    }
+}
+
+/// What the command line (or an embedding program) changes in a run file's plan.
+#[derive(Debug, Clone, Default)]
+pub struct TrainOverrides {
+    /// Start from this point file instead of the run file's `init`.
+    pub init: Option<String>,
+    /// Iterations in all (instead of the run file's `stop.max_iter`, else [`DEFAULT_MAX_ITER`]).
+    pub max_iter: Option<u64>,
+    /// Seed of the initialisation and the minibatches (instead of the run file's `seed`).
+    pub seed: Option<u64>,
+    /// The memory a lifted problem may take, in bytes (default: what this process can take).
+    pub memory_limit: Option<u64>,
+}
+
+/// Iterations when neither the overrides nor the run file's `stop.max_iter` say.
+pub const DEFAULT_MAX_ITER: u64 = 100;
+
+/// A resumed run: the checkpoint's point, seed and solver state.
+pub struct Resume<'c> {
+    pub checkpoint: &'c Checkpoint,
+    /// The checkpoint's path as shown in diagnostics.
+    pub shown: String,
+}
+
+/// A run file checked and ready to train: the session, the solver and its options, the graphs
+/// of the data splits, and for a solver on (P1) (or a final certificate in (P1)) the lifted
+/// problem with the form's β. Everything is checked before anything runs or is written.
+pub struct TrainPlan<'r> {
+    pub run: &'r RunFile,
+    pub session: Session,
+    pub solver: SolverId,
+    /// Option values in the solver's schema order.
+    pub options: Vec<f64>,
+    pub seed: u64,
+    pub max_iter: u64,
+    pub fingerprint: Fingerprint,
+    /// β of (P1), the form's, when the solver or the final certificate is in (P1).
+    pub betas: Option<Betas>,
+    /// Warnings met while checking (the old spelling of β).
+    pub warnings: Diags,
+    runfile: String,
+    init: Option<String>,
+    train_graph: Graph,
+    test_graph: Option<Graph>,
+    lifted: Option<Lifted>,
+    penalized: Option<Graph>,
+}
+
+/// What the caller's `start` of [`TrainPlan::run`] gives once the solver started: the state to
+/// run from, its record of the run (an observer), and the flag that stops the run.
+pub struct Started<R> {
+    pub state: RunState,
+    pub recorder: R,
+    pub interrupt: Option<&'static AtomicBool>,
+}
+
+/// A finished run: its status (or the error that stopped it), the final state, the observer
+/// the caller's `start` made, and the solver's saved state.
+pub struct Trained<R> {
+    pub status: Result<Status, String>,
+    pub reason: Option<String>,
+    pub state: RunState,
+    pub recorder: R,
+    /// The solver's state for the checkpoint (after a run that did not fail).
+    pub solver_state: Option<Result<Vec<u8>, Diags>>,
+}
+
+impl<'r> TrainPlan<'r> {
+    /// Open the session of `run` (read once, at `inputs.config`), resolve the solver and its
+    /// options, lower the data splits and, where (P1) is needed, the lifted problem with β.
+    pub fn from_run(
+        run: &'r RunFile,
+        inputs: &Inputs,
+        overrides: TrainOverrides,
+    ) -> Result<TrainPlan<'r>, Diags> {
+        let runfile = inputs.config.clone().unwrap_or_default();
+        let model_path = run.model.to_string_lossy().into_owned();
+        let session = Session::open(&model_path, inputs, Some(run))?;
+        let (id, options, beta_by_layer) = solver_and_options(&session.registry, run)?;
+        let seed = overrides.seed.unwrap_or(run.seed);
+        let max_iter = overrides
+            .max_iter
+            .or(run.stop.max_iter.map(|m| m as u64))
+            .unwrap_or(DEFAULT_MAX_ITER);
+        let fingerprint = Fingerprint::of(
+            &model_identity(&session, &inputs.consts),
+            run.source.text.as_bytes(),
+        );
+        let train_graph = match session.graph(Split::Train)? {
+            Some(g) => g,
+            None => {
+                return Err(
+                    Diag::new("mcopt::data::unbound", "no training data are bound")
+                        .in_file(&runfile)
+                        .into(),
+                )
+            }
+        };
+        let test_graph = session.graph(Split::Test)?;
+        let info = session.registry.solver_info(id);
+        full_data_only(run, info)?;
+        // SRPA and other solvers that need (P1): the lifted problem with the form's β, which
+        // the final certificate in (P1) reads too.
+        let needs_p1 = info.requires & PROBLEM_CAP_STRUCTURE != 0;
+        let certify_p1 = run.validate.form == config::ProblemForm::P1;
+        let lifted = (needs_p1 || certify_p1).then(|| forms::lift(&train_graph));
+        let names: Vec<String> = info.options.iter().map(|o| o.name.clone()).collect();
+        let mut warnings = Diags::new();
+        let betas = match &lifted {
+            Some(l) => Some(p1_betas(
+                l,
+                &names,
+                &options,
+                &beta_by_layer,
+                run,
+                needs_p1,
+                &mut warnings,
+            )?),
+            None => None,
+        };
+        let penalized = lifted
+            .as_ref()
+            .zip(betas.as_ref())
+            .filter(|_| needs_p1)
+            .map(|(l, b)| l.penalized(b));
+        if let Some(l) = lifted.as_ref().filter(|_| needs_p1) {
+            p1_memory(l, overrides.memory_limit, &model_path)?;
+        }
+        Ok(TrainPlan {
+            run,
+            session,
+            solver: id,
+            options,
+            seed,
+            max_iter,
+            fingerprint,
+            betas,
+            warnings,
+            runfile,
+            init: overrides.init,
+            train_graph,
+            test_graph,
+            lifted: lifted.filter(|_| needs_p1),
+            penalized,
+        })
+    }
+
+    /// The solver's name, options schema and metrics.
+    pub fn solver_info(&self) -> &crate::registry::SolverInfo {
+        self.session.registry.solver_info(self.solver)
+    }
+
+    /// The starting point: the checkpoint's, else the overrides' `init` file, else the run
+    /// file's `init`.
+    pub fn start_point(&self, resume: Option<&Resume>) -> Result<Vec<f64>, Diags> {
+        match resume {
+            Some(r) => Ok(r.checkpoint.state.x.clone()),
+            None => start_point(&self.session, self.run, self.init.as_deref(), self.seed),
+        }
+    }
+
+    /// Build the problem, start (or restore) the solver at `x0`, then call `start` (it prepares the caller's record of the run, so nothing is written before the
+    /// solver started, and the stop flag) and run the executor with `progress` and that record
+    /// as observers until a stop rule, the flag or an error.
+    pub fn run<R: Observer>(
+        &self,
+        x0: &[f64],
+        resume: Option<&Resume>,
+        progress: &mut dyn Observer,
+        start: impl FnOnce() -> Result<Started<R>, Diags>,
+    ) -> Result<Trained<R>, Diags> {
+        let session = &self.session;
+        let run = self.run;
+        let model_path = run.model.to_string_lossy().into_owned();
+        let seed = resume.map_or(self.seed, |r| r.checkpoint.seed);
+        let opts = EvalOptions { ztol: run.ztol };
+        let halves = thread_split(session, run, &self.train_graph)?;
+        let mut problem = GraphProblem::new(
+            &session.registry,
+            &self.train_graph,
+            self.test_graph.as_ref(),
+            opts,
+        )
+        .map_err(|e| Diags::from(Diag::new("mcopt::train::eval", e).in_file(&model_path)))?;
+        if let Some(batcher) = batcher(session, run, seed)? {
+            problem = problem.with_batches(batcher);
+        } else if !halves.is_empty() {
+            let parts: Vec<(&Graph, f64)> = halves.iter().map(|(g, w)| (g, *w)).collect();
+            problem = problem.with_split(&parts).map_err(|e| {
+                Diags::from(Diag::new("mcopt::train::eval", e).in_file(&model_path))
+            })?;
+        }
+        let mut host = match (&self.lifted, &self.penalized, &self.betas) {
+            (Some(l), Some(pen), Some(b)) => Some(
+                P1Host::new(l, pen, b, &self.train_graph, &session.registry).map_err(|e| {
+                    Diags::from(Diag::new("mcopt::train::p1", e.to_string()).in_file(&model_path))
+                })?,
+            ),
+            _ => None,
+        };
+        let published = host.as_mut().map(Published::new);
+        if let Some(p) = &published {
+            problem.set_structure(p.table());
+        }
+        let solver_start = SolverStart {
+            options: &self.options,
+            x: x0,
+            seed,
+        };
+        let instance = match resume {
+            Some(r) => session
+                .registry
+                .restore_solver(
+                    self.solver,
+                    &mut problem,
+                    solver_start,
+                    &r.checkpoint.solver_state,
+                )
+                .map_err(|e| Diags::from(Diag::from(e).in_file(&r.shown))),
+            None => session
+                .registry
+                .init_solver(self.solver, &mut problem, solver_start)
+                .map_err(|e| Diags::from(Diag::from(e).in_file(&self.runfile))),
+        };
+        let mut instance = instance?;
+        let Started {
+            mut state,
+            mut recorder,
+            interrupt,
+        } = start()?;
+        let mut ex = Executor {
+            stop: StopRules {
+                max_iter: self.max_iter,
+                tol: run.stop.tol,
+                max_seconds: run.stop.max_seconds,
+            },
+            interrupt,
+            observers: vec![progress, &mut recorder],
+            reason: None,
+        };
+        let status = ex.run(&mut problem, &mut instance, &mut state);
+        let reason = ex.reason.take();
+        drop(ex);
+        let status = status.map_err(|e| e.to_string());
+        let solver_state = status.is_ok().then(|| {
+            instance
+                .save()
+                .map_err(|e| Diags::from(Diag::from(e).in_file(&self.runfile)))
+        });
+        Ok(Trained {
+            status,
+            reason,
+            state,
+            recorder,
+            solver_state,
+        })
+    }
+}
