@@ -65,7 +65,9 @@ pub(super) fn recheck(
         if *s < -tol && found.descent.as_ref().is_none_or(|b| *s < b.1) {
             found.descent = Some((dd.clone(), *s));
         }
-        if s.abs() <= tol && *c < -tol && found.curved.as_ref().is_none_or(|b| *c < b.2) {
+        if super::second_order_witness(*s, *c, tol)
+            && found.curved.as_ref().is_none_or(|b| *c < b.2)
+        {
             found.curved = Some((dd.clone(), *s, *c));
         }
         Some(r)
@@ -152,7 +154,7 @@ pub(super) fn recheck(
         return Ok(());
     }
     match (v.status, w2) {
-        (Status::NotStationary, Some((_, s, c))) if s.abs() <= tol && c < -tol => {
+        (Status::NotStationary, Some((_, s, c))) if super::second_order_witness(s, c, tol) => {
             v.slope = Some(s);
             v.curvature = Some(c);
             append(

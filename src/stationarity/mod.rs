@@ -201,6 +201,15 @@ impl Drop for Deadline {
     }
 }
 
+/// Whether an exact slope `s` and curvature `c` along a direction make it a witness of
+/// second-order non-stationarity: f(x + t d) = f(x) + t s + t² c / 2 + o(t²) decreases for
+/// small t only when s ≤ 0. A slope above 0, however small, is not enough: the piece the
+/// curvature belongs to was chosen by that positive slope and may stop being the active one
+/// before the negative curvature overtakes it (a max of a piece curving down and one curving up).
+pub(super) fn second_order_witness(s: f64, c: f64, tol: f64) -> bool {
+    (-tol..=0.0).contains(&s) && c < -tol
+}
+
 /// The second-order verdict when first order is not `stationary`: the same status (second
 /// order presupposes first) and, when not stationary, the first order's witness and slope (a
 /// descent direction refutes second order too), with the first order's reason when it was

@@ -297,7 +297,7 @@ fn refute(
 ) -> Result<Option<Verdict>, EvalError> {
     let t = o.eval(d, Order::Two)?;
     let (s, c) = (t.d1.unwrap_or(f64::NAN), t.d2.unwrap_or(f64::NAN));
-    if s.abs() <= opts.tol && c < -opts.tol {
+    if super::second_order_witness(s, c, opts.tol) {
         let mut v = Verdict::new(Status::NotStationary, "pieces", kinks)
             .reason("negative curvature on a critical face".to_string());
         v.direction = Some(d.to_vec());

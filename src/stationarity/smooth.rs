@@ -65,7 +65,7 @@ pub(super) fn second_order(o: &mut Oracle<'_>, opts: &Options) -> Result<Verdict
         let d: Vec<f64> = vec.iter().map(|x| sign * x).collect();
         let t = o.eval(&d, Order::Two)?;
         let (s, c) = (t.d1.unwrap_or(f64::NAN), t.d2.unwrap_or(f64::NAN));
-        if c < -opts.tol && s.abs() <= opts.tol {
+        if super::second_order_witness(s, c, opts.tol) {
             let mut v = Verdict::new(Status::NotStationary, "lanczos", kinks).reason(format!(
                 "smallest eigenvalue on the critical subspace {lambda:.6e}"
             ));
