@@ -591,3 +591,35 @@ fn time_limit_makes_a_long_certificate_inconclusive() {
         assert!(r.stderr.contains("--time-limit"), "{r:#?}");
     }
 }
+
+/// Chained crescent I at its minimizer 0 (n = 10): on the critical hyperplane Σ_{j≥2} d_j = 0
+/// both pieces are active and f″(0; d) = |dᵀHd| ≥ 0, so the point is second-order stationary.
+/// The piece enumeration's direction there is the LP's, whose exact slope is a rounding error
+/// above 0 (1e-11): along it the lexicographic rule picks the piece curving down, which is never
+/// a descent (the other piece takes over first). Such a direction is not a witness: the verdict
+/// must not be `not_stationary`, and any second-order witness has an exact slope ≤ 0.
+#[test]
+fn a_negative_curvature_behind_a_positive_slope_is_not_a_witness() {
+    let dir = scratch("crescent");
+    let model = at("examples/nonsmooth/chained_crescent_1.mco");
+    let zero = write(
+        &dir,
+        "zero.yaml",
+        &format!("x: [{}]\n", vec!["0"; 10].join(", ")),
+    );
+    let r = mcopt(&[
+        "stationarity",
+        &model,
+        "--const",
+        "n=10",
+        "--at",
+        &zero,
+        "--order",
+        "2",
+        "--json",
+    ]);
+    let j = r.json();
+    assert_eq!(j["first_order"]["status"], "stationary", "{j}");
+    let second = &j["second_order"];
+    assert_ne!(second["status"], "not_stationary", "{j}");
+}
