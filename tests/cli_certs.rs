@@ -605,7 +605,7 @@ fn a_negative_curvature_behind_a_positive_slope_is_not_a_witness() {
     let zero = write(
         &dir,
         "zero.yaml",
-        &format!("x: [{}]\n", vec!["0"; 10].join(", ")),
+        &format!("x: [{}]\n", ["0"; 10].join(", ")),
     );
     let r = mcopt(&[
         "stationarity",
