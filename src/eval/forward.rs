@@ -726,10 +726,17 @@ fn max_select<const K: usize>(
     entries: std::ops::Range<usize>,
     ztol: f64,
 ) -> (Tay<K>, usize) {
-    let top = entries
-        .clone()
-        .map(|i| a[0][i])
-        .fold(f64::NEG_INFINITY, f64::max);
+    let top = max_value(&a[0][entries.clone()]);
+    if K == 1 {
+        // Only the number of ties is needed beside the largest value.
+        let ties = a[0][entries]
+            .iter()
+            .filter(|&&v| v >= top - ztol || v.is_nan())
+            .count();
+        let mut o = [0.0; K];
+        o[0] = top;
+        return (o, ties);
+    }
     let mut best: Option<Tay<K>> = None;
     let mut ties = 0;
     for i in entries {
@@ -753,6 +760,28 @@ fn max_select<const K: usize>(
     let mut o = best.unwrap_or([0.0; K]);
     o[0] = top;
     (o, ties)
+}
+
+/// The largest entry (NaN ignored; −∞ when empty): four running maxima, which the
+/// processor overlaps, combined at the end. The maximum of numbers does not depend on the
+/// order except for the sign of a zero, so a zero result is recomputed in entry order.
+fn max_value(v: &[f64]) -> f64 {
+    let mut m = [f64::NEG_INFINITY; 4];
+    let mut quads = v.chunks_exact(4);
+    for q in &mut quads {
+        for (m, x) in m.iter_mut().zip(q) {
+            *m = m.max(*x);
+        }
+    }
+    let tail = quads
+        .remainder()
+        .iter()
+        .fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+    let top = m[0].max(m[1]).max(m[2].max(m[3])).max(tail);
+    if top == 0.0 {
+        return v.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+    }
+    top
 }
 
 /// Σ of x, x² or |x| over `entries`, with the number of kinks of |x|.

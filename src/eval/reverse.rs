@@ -497,6 +497,13 @@ fn binary_back_with(ctx: BinaryBack<'_>, adj: Adjoints<'_>, d: impl Fn(f64, f64)
         }
         return;
     }
+    if na.len() == n.len() && nb.len() == 1 && !nb.varies {
+        // A constant scalar operand: only a's adjoint, read contiguously.
+        for (i, gg) in gout.iter().enumerate() {
+            left[sa + i] += d(va[i], vb[0]).0 * gg;
+        }
+        return;
+    }
     let ((ars, acs), (brs, bcs)) = (bstrides(na), bstrides(nb));
     for j in 0..n.cols {
         for i in 0..n.rows {
