@@ -392,12 +392,23 @@ fn unary_back(
 ) -> Result<(), String> {
     // The common operations in loops of their own (the operation hoisted out of the loop).
     match op {
-        ElemUnary::Neg => return Ok(slope_loop(ga, va, gout, |_| -1.0)),
-        ElemUnary::Scale(s) => return Ok(slope_loop(ga, va, gout, |_| s)),
-        ElemUnary::Abs => return Ok(slope_loop(ga, va, gout, sign_sel)),
-        ElemUnary::PowI(2) => return Ok(slope_loop(ga, va, gout, |a| 2.0 * a)),
-        _ => {}
+        ElemUnary::Neg => slope_loop(ga, va, gout, |_| -1.0),
+        ElemUnary::Scale(s) => slope_loop(ga, va, gout, |_| s),
+        ElemUnary::Abs => slope_loop(ga, va, gout, sign_sel),
+        ElemUnary::PowI(2) => slope_loop(ga, va, gout, |a| 2.0 * a),
+        _ => return unary_back_each(op, va, vo, gout, ga),
     }
+    Ok(())
+}
+
+/// The other operations, one entry at a time.
+fn unary_back_each(
+    op: ElemUnary,
+    va: &[f64],
+    vo: &[f64],
+    gout: &[f64],
+    ga: &mut [f64],
+) -> Result<(), String> {
     for i in 0..ga.len() {
         let d = match op {
             ElemUnary::Neg => -1.0,
