@@ -374,6 +374,16 @@ impl Frame<'_> {
                 let ca = child(*arg);
                 let group = if na.batched { na.rows } else { na.len() };
                 let mut out = outputs::<K>(own, len);
+                if *step == 1 {
+                    // A contiguous range: one slice copy per coefficient and column.
+                    for (k, o) in out.iter_mut().enumerate() {
+                        for j in 0..n.cols {
+                            let src = j * group + start;
+                            o[j * m..(j + 1) * m].copy_from_slice(&ca[k][src..src + m]);
+                        }
+                    }
+                    return Ok(0);
+                }
                 for j in 0..n.cols {
                     for k in 0..*m {
                         let src = j * group + gather_index(*start, *step, k);
@@ -476,6 +486,26 @@ fn unary<const K: usize>(
     ztol: f64,
     a2_use: A2Use,
 ) -> Result<usize, UnaryFail> {
+    // The common operations in loops of their own (the operation hoisted out of the loop).
+    match op {
+        ElemUnary::Neg => return Ok(unary_map(a, out, |x| kn::scale(x, -1.0))),
+        ElemUnary::Scale(s) => return Ok(unary_map(a, out, |x| kn::scale(x, s))),
+        ElemUnary::PowI(2) => {
+            return Ok(unary_map(a, out, |x| {
+                kn::smooth(x, x[0] * x[0], 2.0 * x[0], 2.0)
+            }))
+        }
+        ElemUnary::Abs => {
+            let mut kinks = 0;
+            unary_map(a, out, |x| {
+                let (v, kink) = kn::abs(x, ztol);
+                kinks += usize::from(kink);
+                v
+            });
+            return Ok(kinks);
+        }
+        _ => {}
+    }
     let len = out[0].len();
     let mut kinks = 0;
     for i in 0..len {
@@ -512,6 +542,28 @@ fn unary<const K: usize>(
     Ok(kinks)
 }
 
+/// `out = op(a)` entrywise, for an operation that cannot fail; the value-only pass (K = 1)
+/// reads and writes plain slices.
+#[inline(always)]
+fn unary_map<const K: usize>(
+    a: [&[f64]; 3],
+    mut out: [&mut [f64]; K],
+    mut op: impl FnMut(Tay<K>) -> Tay<K>,
+) -> usize {
+    if K == 1 {
+        let [o] = &mut out[..] else { return 0 };
+        let len = o.len();
+        for (o, &x) in o.iter_mut().zip(&a[0][..len]) {
+            *o = op(std::array::from_fn(|_| x))[0];
+        }
+        return 0;
+    }
+    for i in 0..out[0].len() {
+        store(&mut out, i, op(load(&a, i)));
+    }
+    0
+}
+
 fn binary<const K: usize>(
     op: ElemBinary,
     (ca, na): ([&[f64]; 3], &Node),
@@ -526,6 +578,18 @@ fn binary<const K: usize>(
         ElemBinary::Sub => return Ok(binary_map((ca, na), (cb, nb), n, out, kn::sub)),
         ElemBinary::Mul => return Ok(binary_map((ca, na), (cb, nb), n, out, kn::mul)),
         _ => {}
+    }
+    let full = |m: &Node| m.rows == n.rows && m.cols == n.cols;
+    if let (1, ElemBinary::Max | ElemBinary::Min, true, true) = (K, op, full(na), full(nb)) {
+        // The value-only max/min of equal shapes: kn::max_min with K = 1, on plain slices.
+        let is_max = op == ElemBinary::Max;
+        let mut kinks = 0;
+        for ((o, &x), &y) in out[0].iter_mut().zip(ca[0]).zip(cb[0]) {
+            let (v, kink) = kn::max_min([x], [y], ztol, is_max);
+            kinks += usize::from(kink);
+            *o = v[0];
+        }
+        return Ok(kinks);
     }
     let ((ars, acs), (brs, bcs)) = (bstrides(na), bstrides(nb));
     let mut kinks = 0;
@@ -563,10 +627,27 @@ fn binary_map<const K: usize>(
 ) -> usize {
     let full = |m: &Node| m.rows == n.rows && m.cols == n.cols;
     let column = |m: &Node| m.rows == n.rows && m.cols == 1;
+    let scalar = |m: &Node| m.rows == 1 && m.cols == 1;
     let rows = n.rows;
     if full(na) && full(nb) {
+        if K == 1 {
+            for ((o, &x), &y) in out[0].iter_mut().zip(ca[0]).zip(cb[0]) {
+                *o = op(std::array::from_fn(|_| x), std::array::from_fn(|_| y))[0];
+            }
+            return 0;
+        }
         for i in 0..n.len() {
             store(&mut out, i, op(load(&ca, i), load(&cb, i)));
+        }
+    } else if full(na) && scalar(nb) {
+        let y: Tay<K> = load(&cb, 0);
+        for i in 0..n.len() {
+            store(&mut out, i, op(load(&ca, i), y));
+        }
+    } else if scalar(na) && full(nb) {
+        let x: Tay<K> = load(&ca, 0);
+        for i in 0..n.len() {
+            store(&mut out, i, op(x, load(&cb, i)));
         }
     } else if full(na) && column(nb) {
         for j in 0..n.cols {
@@ -620,9 +701,15 @@ fn reduce<const K: usize>(
                 let (v, ties) = max_select::<K>(&a, entries, ztol);
                 (v, usize::from(ties > 1))
             }
-            ReduceKind::Sum | ReduceKind::SqNorm | ReduceKind::Norm1 => {
-                entrywise_sum(kind, &a, entries, ztol)
+            ReduceKind::Sum => {
+                // Each coefficient summed in entry order, as entrywise_sum does.
+                let mut acc = [0.0; K];
+                for (k, s) in acc.iter_mut().enumerate() {
+                    *s = a[k][entries.clone()].iter().fold(0.0, |s, x| s + x);
+                }
+                (acc, 0)
             }
+            ReduceKind::SqNorm | ReduceKind::Norm1 => entrywise_sum(kind, &a, entries, ztol),
         };
         kinks += k;
         store(&mut out, g, v);
@@ -639,10 +726,17 @@ fn max_select<const K: usize>(
     entries: std::ops::Range<usize>,
     ztol: f64,
 ) -> (Tay<K>, usize) {
-    let top = entries
-        .clone()
-        .map(|i| a[0][i])
-        .fold(f64::NEG_INFINITY, f64::max);
+    let top = max_value(&a[0][entries.clone()]);
+    if K == 1 {
+        // Only the number of ties is needed beside the largest value.
+        let ties = a[0][entries]
+            .iter()
+            .filter(|&&v| v >= top - ztol || v.is_nan())
+            .count();
+        let mut o = [0.0; K];
+        o[0] = top;
+        return (o, ties);
+    }
     let mut best: Option<Tay<K>> = None;
     let mut ties = 0;
     for i in entries {
@@ -666,6 +760,28 @@ fn max_select<const K: usize>(
     let mut o = best.unwrap_or([0.0; K]);
     o[0] = top;
     (o, ties)
+}
+
+/// The largest entry (NaN ignored; −∞ when empty): four running maxima, which the
+/// processor overlaps, combined at the end. The maximum of numbers does not depend on the
+/// order except for the sign of a zero, so a zero result is recomputed in entry order.
+fn max_value(v: &[f64]) -> f64 {
+    let mut m = [f64::NEG_INFINITY; 4];
+    let mut quads = v.chunks_exact(4);
+    for q in &mut quads {
+        for (m, x) in m.iter_mut().zip(q) {
+            *m = m.max(*x);
+        }
+    }
+    let tail = quads
+        .remainder()
+        .iter()
+        .fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+    let top = m[0].max(m[1]).max(m[2].max(m[3])).max(tail);
+    if top == 0.0 {
+        return v.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+    }
+    top
 }
 
 /// Σ of x, x² or |x| over `entries`, with the number of kinks of |x|.
@@ -707,5 +823,53 @@ fn dot<const K: usize>(
             acc = kn::add(acc, kn::mul(x, y));
         }
         store(&mut out, g, acc);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::diag::{render_plain, SourceFile};
+    use crate::eval::{EvalOptions, Evaluator};
+    use crate::graph::{self, LowerOptions};
+    use crate::registry::{Order, Registry};
+
+    /// The value-only pass (K = 1) runs the slice loops of Neg, Scale, Abs, x², max/min of
+    /// equal shapes and the n-ary max; the second-order pass runs the per-entry kernels. Their
+    /// values and kink counts must agree bit for bit, at ties and zeros too.
+    #[test]
+    fn value_only_fast_paths_match_the_per_entry_kernels() {
+        let text = "const n = 41
+param x: vec(n)
+let chain = sum(i in 1..n-1, max(-x[i] - x[i+1], 2 * x[i]^2 + x[i+1]^2 - 1))
+let rest = sum(i in 1..n, abs(x[i])) + max(i in 1..n, x[i]^2)
+minimize chain + rest + sum(i in 1..n-1, min(x[i], 0.5 * x[i+1]))
+";
+        let r = Registry::with_standard();
+        let src = SourceFile::new("fast.mco", text);
+        let m =
+            crate::session::compile(&src, &r).unwrap_or_else(|d| panic!("{}", render_plain(&d)));
+        let g = graph::lower(&m, &LowerOptions { data: Vec::new() })
+            .unwrap_or_else(|d| panic!("{}", render_plain(&d)));
+        // Zeros (kinks of abs), ±1.25 (ties of the max of squares), and generic entries.
+        let x: Vec<f64> = (0..41)
+            .map(|i| match i % 5 {
+                0 => 0.0,
+                1 => 1.25,
+                2 => -1.25,
+                _ => (i as f64 * 0.37).sin(),
+            })
+            .collect();
+        let d: Vec<f64> = (0..41).map(|i| (i as f64 * 1.3).cos()).collect();
+        let mut ev = Evaluator::new(&g, &r, Order::Two).unwrap_or_else(|e| panic!("{e}"));
+        let opts = EvalOptions::default();
+        let fast = ev
+            .directional(&x, &d, Order::Zero, opts)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let slow = ev
+            .directional(&x, &d, Order::Two, opts)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(fast.value.to_bits(), slow.value.to_bits());
+        assert_eq!(fast.active_kinks, slow.active_kinks);
+        assert!(fast.active_kinks >= 9, "kinks: {}", fast.active_kinks);
     }
 }

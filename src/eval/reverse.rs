@@ -243,6 +243,15 @@ impl Evaluator<'_> {
                 let group = if na.batched { na.rows } else { na.len() };
                 let (s, l) = adj_of(*a);
                 let (va, vo) = (val(*a), val(id));
+                if *kind == ReduceKind::Sum && group > 0 {
+                    // ∂Σ/∂a = 1: each group's adjoint added to its entries.
+                    for (ga, gg) in left[s..s + l].chunks_exact_mut(group).zip(gout) {
+                        for x in ga {
+                            *x += gg;
+                        }
+                    }
+                    return Ok(());
+                }
                 for (i, ga) in left[s..s + l].iter_mut().enumerate() {
                     let gg = gout[i / group];
                     *ga += match kind {
@@ -284,6 +293,16 @@ impl Evaluator<'_> {
                 let na = g.node(*arg);
                 let group = if na.batched { na.rows } else { na.len() };
                 let (s, _) = adj_of(*arg);
+                if *step == 1 {
+                    // A contiguous range: a slice add per column.
+                    for (j, gj) in gout.chunks_exact(*m).enumerate() {
+                        let at = s + j * group + start;
+                        for (x, gg) in left[at..at + m].iter_mut().zip(gj) {
+                            *x += gg;
+                        }
+                    }
+                    return Ok(());
+                }
                 for j in 0..n.cols {
                     for k in 0..*m {
                         left[s + j * group + gather_index(*start, *step, k)] += gout[k + j * m];
@@ -371,6 +390,25 @@ fn unary_back(
     gout: &[f64],
     ga: &mut [f64],
 ) -> Result<(), String> {
+    // The common operations in loops of their own (the operation hoisted out of the loop).
+    match op {
+        ElemUnary::Neg => slope_loop(ga, va, gout, |_| -1.0),
+        ElemUnary::Scale(s) => slope_loop(ga, va, gout, |_| s),
+        ElemUnary::Abs => slope_loop(ga, va, gout, sign_sel),
+        ElemUnary::PowI(2) => slope_loop(ga, va, gout, |a| 2.0 * a),
+        _ => return unary_back_each(op, va, vo, gout, ga),
+    }
+    Ok(())
+}
+
+/// The other operations, one entry at a time.
+fn unary_back_each(
+    op: ElemUnary,
+    va: &[f64],
+    vo: &[f64],
+    gout: &[f64],
+    ga: &mut [f64],
+) -> Result<(), String> {
     for i in 0..ga.len() {
         let d = match op {
             ElemUnary::Neg => -1.0,
@@ -386,6 +424,14 @@ fn unary_back(
         ga[i] += d * gout[i];
     }
     Ok(())
+}
+
+/// `ga += d(a) · gout` entrywise, monomorphized per slope `d`.
+#[inline(always)]
+fn slope_loop(ga: &mut [f64], va: &[f64], gout: &[f64], d: impl Fn(f64) -> f64) {
+    for ((x, &a), gg) in ga.iter_mut().zip(va).zip(gout) {
+        *x += d(a) * gg;
+    }
 }
 
 /// d/da of `pow(a, p)`: p·a^(p−1); at a = 0 (non-integer p) 0 for p > 1, else refused.
@@ -459,6 +505,13 @@ fn binary_back_with(ctx: BinaryBack<'_>, adj: Adjoints<'_>, d: impl Fn(f64, f64)
             if nb.varies {
                 left[sb + i] += db * gg;
             }
+        }
+        return;
+    }
+    if na.len() == n.len() && nb.len() == 1 && !nb.varies {
+        // A constant scalar operand: only a's adjoint, read contiguously.
+        for (i, gg) in gout.iter().enumerate() {
+            left[sa + i] += d(va[i], vb[0]).0 * gg;
         }
         return;
     }
