@@ -132,6 +132,15 @@ fn srpa_on_the_large_rnn_is_refused_under_24_gb() {
     let text = support::unwrapped(&result.stderr);
     assert_eq!(result.code, Some(2), "{result:#?}");
     assert!(text.contains("mcopt::train::memory"), "{text}");
-    assert!(text.contains("J 290748928 stored entries"), "{text}");
+    // J's entries from the model: per sequence and step, the 128 rows of u_t − (W h_{t−1} +
+    // V x_t + b) read u_t, a row of W, of V, b and h_{t−1} (h_0 is the constant 0); the 128 rows
+    // of h_t − relu(u_t) read h_t and u_t; the 4 rows of v_t − (A h_t + c) read v_t, a row of A,
+    // c and h_t.
+    let (nh, nx, ny, steps, seqs) = (128u64, 16, 4, 1000, 8);
+    let u_rows = nh * ((steps - 1) * (1 + nh + nx + 1 + nh) + (1 + nh + nx + 1));
+    let h_rows = steps * nh * 2;
+    let v_rows = steps * ny * (1 + nh + 1 + nh);
+    let jac = seqs * (u_rows + h_rows + v_rows);
+    assert!(text.contains(&format!("J {jac} stored entries")), "{text}");
     assert!(!out.exists());
 }

@@ -408,15 +408,31 @@ fn flows(s: &Structure) -> Flows {
     }
 }
 
-/// Tier `max_type`, first order; `None` when it does not apply or its answer is not confirmed.
+/// The tier at a point: the outer structure and the gradients of its leaves (n exact
+/// directional derivatives), built once and used by both orders.
+pub(super) struct Tier {
+    s: Structure,
+    cols: Vec<Row>,
+}
+
+impl Tier {
+    /// `None` when the objective's kinks are not of max type at x (the tier does not apply).
+    pub(super) fn at(o: &mut Oracle<'_>) -> Result<Option<Tier>, EvalError> {
+        let Some(s) = structure(o) else {
+            return Ok(None);
+        };
+        let cols = leaf_gradients(o, &s.leaves)?;
+        Ok(Some(Tier { s, cols }))
+    }
+}
+
+/// Tier `max_type`, first order; `None` when its answer is not confirmed.
 pub(super) fn first_order(
     o: &mut Oracle<'_>,
     opts: &Options,
+    tier: &Tier,
 ) -> Result<Option<Verdict>, EvalError> {
-    let Some(s) = structure(o) else {
-        return Ok(None);
-    };
-    let cols = leaf_gradients(o, &s.leaves)?;
+    let Tier { s, cols } = tier;
     let n = o.n;
     let f = flows(&s);
     // Variables: the flows, y (n), t.
@@ -505,16 +521,14 @@ pub(super) fn first_order(
 /// second-order stationary. The cone is the projection of the epigraph of the outer structure
 /// (w_v ≥ each piece of a multi-piece entry, w_v = its combination for a linear one, the root
 /// ≤ 0), which is exact because every multi-piece entry enters f with a nonnegative weight; it is
-/// {0} iff max a·d over it and the box is 0 for a = e_1, …, e_n, −Σ e_j (n + 1 LPs). `None`: not sharp (or the
-/// tier does not apply); the next tier decides.
+/// {0} iff max a·d over it and the box is 0 for a = e_1, …, e_n, −Σ e_j (n + 1 LPs). `None`: not
+/// sharp; the next tier decides.
 pub(super) fn second_order(
     o: &mut Oracle<'_>,
     opts: &Options,
+    tier: &Tier,
 ) -> Result<Option<Verdict>, EvalError> {
-    let Some(s) = structure(o) else {
-        return Ok(None);
-    };
-    let cols = leaf_gradients(o, &s.leaves)?;
+    let Tier { s, cols } = tier;
     let n = o.n;
     // Variables: d (n), then w of each live outer entry.
     let mut w = vec![None; s.outers.len()];

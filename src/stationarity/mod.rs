@@ -235,17 +235,23 @@ pub fn certify(problem: &Problem<'_>, opts: &Options) -> Result<Certificate, Eva
     let mut o = Oracle::new(problem, opts)?;
     let first_kinks = o.first_order_kinks();
     let mut flattest = None;
+    // Built when first order reaches the max-type tier; its second order reuses it.
+    let mut max_type = None;
     let first = if first_kinks == 0 {
         smooth::first_order(&mut o, opts)?
+    } else if let Some(v) = pieces::convex_outer(&mut o, opts)? {
+        v
     } else {
-        match pieces::convex_outer(&mut o, opts)? {
+        max_type = maxtype::Tier::at(&mut o)?;
+        let decided = match &max_type {
+            Some(tier) => maxtype::first_order(&mut o, opts, tier)?,
+            None => None,
+        };
+        match decided {
             Some(v) => v,
-            None => match maxtype::first_order(&mut o, opts)? {
+            None => match pieces::first_order(&mut o, opts)? {
                 Some(v) => v,
-                None => match pieces::first_order(&mut o, opts)? {
-                    Some(v) => v,
-                    None => pieces::search(&mut o, opts, &mut flattest)?,
-                },
+                None => pieces::search(&mut o, opts, &mut flattest)?,
             },
         }
     };
@@ -259,10 +265,9 @@ pub fn certify(problem: &Problem<'_>, opts: &Options) -> Result<Certificate, Eva
     } else if o.kinks.is_empty() {
         Some(interrupted(smooth::second_order(&mut o, opts)?, opts))
     } else {
-        let sharp = if first.method == "max_type" {
-            maxtype::second_order(&mut o, opts)?
-        } else {
-            None
+        let sharp = match &max_type {
+            Some(tier) if first.method == "max_type" => maxtype::second_order(&mut o, opts, tier)?,
+            _ => None,
         };
         let v = match sharp {
             Some(v) => v,
