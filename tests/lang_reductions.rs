@@ -5,7 +5,6 @@
 mod common;
 
 use common::eval::*;
-use mcopt::check::{check_with, ConstOverride};
 use mcopt::diag::render_plain;
 use mcopt::graph::{Graph, Op, ReduceKind};
 use mcopt::registry::{Order, Registry};
@@ -19,18 +18,7 @@ fn point(n: usize, seed: f64) -> Vec<f64> {
 
 /// Check `text` with `const` overrides and lower it.
 fn graph_with(text: &str, consts: &[(&str, f64)], r: &Registry) -> Graph {
-    let src = source(text);
-    let program = mcopt::syntax::parse(&src).unwrap_or_else(|d| panic!("{}", render_plain(&d)));
-    let overrides: Vec<ConstOverride> = consts
-        .iter()
-        .map(|(n, v)| ConstOverride {
-            name: (*n).to_owned(),
-            value: *v,
-            origin: None,
-        })
-        .collect();
-    let m = check_with(&src, &program, r, &overrides)
-        .unwrap_or_else(|d| panic!("{}", render_plain(&d)));
+    let m = compile_consts(text, consts, r).unwrap_or_else(|d| panic!("{}", render_plain(&d)));
     lower(&m, Vec::new())
 }
 

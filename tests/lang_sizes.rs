@@ -5,22 +5,11 @@
 mod common;
 
 use common::eval::*;
-use mcopt::check::{check_with, ConstOverride, Shape};
+use mcopt::check::Shape;
 use mcopt::registry::Registry;
 
 fn shapes(text: &str, consts: &[(&str, f64)]) -> Result<Vec<Shape>, Vec<mcopt::diag::Diag>> {
-    let r = Registry::with_standard();
-    let src = source(text);
-    let program = mcopt::syntax::parse(&src).map_err(|d| d.iter().cloned().collect::<Vec<_>>())?;
-    let overrides: Vec<ConstOverride> = consts
-        .iter()
-        .map(|(n, v)| ConstOverride {
-            name: (*n).to_owned(),
-            value: *v,
-            origin: None,
-        })
-        .collect();
-    check_with(&src, &program, &r, &overrides)
+    compile_consts(text, consts, &Registry::with_standard())
         .map(|m| m.params.iter().map(|p| p.shape).collect())
         .map_err(|d| d.iter().cloned().collect())
 }

@@ -170,3 +170,20 @@ pub fn file_exists(p: &str) -> bool {
 pub fn source(text: &str) -> Arc<SourceFile> {
     SourceFile::new("test.mco", text)
 }
+
+/// Parse and check `text` with `const` values given from outside, as `--const` gives them.
+pub fn compile_consts(
+    text: &str,
+    consts: &[(&str, f64)],
+    r: &Registry,
+) -> Result<Model, mcopt::diag::Diags> {
+    let overrides: Vec<mcopt::check::ConstOverride> = consts
+        .iter()
+        .map(|(n, v)| mcopt::check::ConstOverride {
+            name: (*n).to_owned(),
+            value: *v,
+            origin: None,
+        })
+        .collect();
+    mcopt::session::compile_with(&source(text), r, &overrides)
+}
