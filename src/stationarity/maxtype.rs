@@ -434,7 +434,7 @@ pub(super) fn first_order(
 ) -> Result<Option<Verdict>, EvalError> {
     let Tier { s, cols } = tier;
     let n = o.n;
-    let f = flows(&s);
+    let f = flows(s);
     // Variables: the flows, y (n), t.
     let (y0, t) = (f.count, f.count + n);
     let mut prog = Program::new(f.count + n + 1);
