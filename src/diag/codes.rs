@@ -1,6 +1,6 @@
 //! The registry of diagnostic codes: every code a [`super::Diag`] carries, with its meaning.
 //!
-//! A code is stable: tests and users match on it. `tests/error_codes.rs` checks that every
+//! A code is stable: tests and users match on it. `tests/it/error_codes.rs` checks that every
 //! `"mcopt::…"` literal in `src/` and `plugins/` is listed here, that every code listed here is
 //! used, and that `docs/errors.md` gives each code with the same meaning.
 

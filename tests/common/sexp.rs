@@ -1,7 +1,7 @@
 //! A compact, stable s-expression rendering of the AST, for the expected `*.ast` files.
 //!
 //! One line per item. Numbers print with Rust's `Debug` for f64 (shortest round-trip).
-//! Spans are not printed here (tests/parse_spans.rs checks them).
+//! Spans are not printed here (tests/it/parse_spans.rs checks them).
 
 use mcopt::syntax::ast::*;
 
