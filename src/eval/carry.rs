@@ -24,9 +24,14 @@ pub(super) struct Carry {
 impl<'g> Evaluator<'g> {
     /// Match this graph's nodes with the alike nodes of `from`, so that
     /// [`Evaluator::value_after`] evaluates only the rest. Returns the number of shared
-    /// varying nodes.
+    /// varying nodes (none for an evaluator that was bound to other data, see
+    /// [`Evaluator::bind`]).
     pub fn share(&mut self, from: &Graph) -> usize {
         let g = self.graph;
+        if self.rebound {
+            self.carry = None;
+            return 0;
+        }
         let mut index: HashMap<Vec<u64>, NodeId> = HashMap::with_capacity(from.nodes.len());
         for i in 0..from.nodes.len() as u32 {
             let id = NodeId(i);
@@ -67,7 +72,8 @@ impl<'g> Evaluator<'g> {
 
     /// f(θ), reading the shared nodes (see [`Evaluator::share`]) from `from`, which must have
     /// just evaluated its graph at the same θ with the same options (its value or gradient).
-    /// Without sharing, or from an evaluator of another graph, a plain [`Evaluator::value`].
+    /// Without sharing, or from an evaluator of another graph or one bound to other data, a
+    /// plain [`Evaluator::value`].
     pub fn value_after(
         &mut self,
         from: &Evaluator<'_>,
@@ -77,7 +83,7 @@ impl<'g> Evaluator<'g> {
         let Some(carry) = self.carry.take() else {
             return self.value(theta, opts);
         };
-        if carry.from != from.graph as *const Graph as usize {
+        if carry.from != from.graph as *const Graph as usize || from.rebound {
             self.carry = Some(carry);
             return self.value(theta, opts);
         }

@@ -2,8 +2,10 @@
 //! first and second order (ray-Taylor forward mode), and reverse-mode gradient selections.
 //!
 //! An [`Evaluator`] owns every buffer it needs, allocated once in [`Evaluator::new`] and reused
-//! across evaluations. Nodes that do not depend on the parameters are evaluated once, there.
+//! across evaluations. Nodes that do not depend on the parameters are evaluated once, there,
+//! and again when [`Evaluator::bind`] binds other data to the graph's inputs.
 
+mod bind;
 mod carry;
 mod forward;
 mod kernels;
@@ -119,6 +121,11 @@ pub struct Evaluator<'g> {
     needs_a2: Option<NodeId>,
     /// The nodes read from another graph's evaluator (see [`Evaluator::share`]).
     carry: Option<carry::Carry>,
+    /// The constant nodes computed from data inputs, recomputed on [`Evaluator::bind`] (found
+    /// on the first bind).
+    derived: Option<Vec<NodeId>>,
+    /// Whether data other than the lowering's were bound (see [`Evaluator::bind`]).
+    rebound: bool,
 }
 
 impl<'g> Evaluator<'g> {
@@ -177,6 +184,8 @@ impl<'g> Evaluator<'g> {
             a2_use: forward::A2Use::SecondOrder,
             needs_a2: None,
             carry: None,
+            derived: None,
+            rebound: false,
         };
         ev.init_constants()?;
         Ok(ev)

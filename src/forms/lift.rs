@@ -21,6 +21,7 @@ pub fn lift(graph: &Graph) -> Lifted {
         nodes: Vec::with_capacity(graph.nodes.len() + 3 * lifted_slots.len()),
         lists: Vec::with_capacity(graph.lists.len()),
         params: graph.params.clone(),
+        inputs: Vec::new(),
         ..graph.clone()
     };
     out.nodes.clear();

@@ -3,11 +3,17 @@
 //! Indexed layers are unrolled over the time steps of the data; every layer instance becomes
 //! a node, created before anything that uses it. Shared subexpressions (lets) are lowered once
 //! per time step. All errors found are reported.
+//!
+//! Lowering reads the shape of the data (steps, sequences, warm-up), never their values except
+//! to fill the data nodes ([`Graph::inputs`]): a graph lowered with one batch serves every batch
+//! of the same shape once an evaluator binds that batch (`Evaluator::bind`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use super::{ElemBinary, ElemUnary, Graph, LayerSlot, Node, NodeId, Op, ParamSlot, ReduceKind};
+use super::{
+    DataInput, ElemBinary, ElemUnary, Graph, LayerSlot, Node, NodeId, Op, ParamSlot, ReduceKind,
+};
 use crate::check::{Binary, CExpr, CKind, LayerBody, Model, TermClass, TimeRef, Unary};
 use crate::diag::{Diag, Diags, Span};
 use crate::registry::FunctionKind;
@@ -147,6 +153,16 @@ impl<'m> Lowerer<'m> {
             steps,
             sequences,
             warmup,
+            inputs: model
+                .data
+                .iter()
+                .map(|d| DataInput {
+                    name: d.name.clone(),
+                    width: d.shape.rows,
+                    span: d.span,
+                    steps: Vec::new(),
+                })
+                .collect(),
         };
         Ok(Lowerer {
             model,
@@ -506,6 +522,7 @@ impl<'m> Lowerer<'m> {
         };
         let node = self.constant(&values, (width, n), batch, span);
         self.data_nodes.insert((id, at), node);
+        self.graph.inputs[id].steps.push((at as usize, node));
         Ok(node)
     }
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 pub use lower::{lower, LowerOptions, SeqData};
 
 pub use crate::check::Shape;
-use crate::diag::{SourceFile, Span};
+use crate::diag::{Diag, SourceFile, Span};
 use crate::registry::FunctionId;
 
 /// Index of a node in [`Graph::nodes`].
@@ -163,6 +163,19 @@ pub struct LayerSlot {
     pub node: NodeId,
 }
 
+/// A `data` declaration as an input of the graph: the nodes holding the time steps the graph
+/// reads, each an [`Op::Const`] of `width × sequences` entries (in [`Graph::consts`], the data
+/// bound at lowering). An evaluator binds other data of the same shape into these nodes
+/// (`Evaluator::bind`), so one graph serves every batch of that shape.
+#[derive(Debug, Clone)]
+pub struct DataInput {
+    pub name: String,
+    pub width: usize,
+    pub span: Span,
+    /// (time step, 1-based with the warm-up counted; node) for every step the graph reads.
+    pub steps: Vec<(usize, NodeId)>,
+}
+
 /// The lowered model.
 #[derive(Debug, Clone)]
 pub struct Graph {
@@ -184,9 +197,44 @@ pub struct Graph {
     /// Leading time steps that run the recurrence but are left out of the reductions over
     /// time (a test split carried over from the training steps; see [`SeqData::warmup`]).
     pub warmup: usize,
+    /// One entry per data declaration of the model, in order (empty for a graph whose nodes
+    /// are not the lowering's, e.g. a lifted problem's).
+    pub inputs: Vec<DataInput>,
 }
 
 impl Graph {
+    /// Whether `data` can be bound to the graph's inputs: one entry per data declaration, each
+    /// with the graph's time steps, sequences and warm-up and `steps × sequences × width` values.
+    pub fn check_data(&self, data: &[SeqData]) -> Result<(), Diag> {
+        if data.len() != self.inputs.len() {
+            let msg = format!(
+                "the graph reads {} data sequence(s), {} were bound",
+                self.inputs.len(),
+                data.len()
+            );
+            return Err(Diag::new("mcopt::lower::data", msg).in_file(&self.source.name));
+        }
+        for (input, d) in self.inputs.iter().zip(data) {
+            let (steps, seqs) = (self.steps, self.sequences);
+            if d.steps != steps
+                || d.sequences != seqs
+                || d.warmup != self.warmup
+                || d.values.len() != steps * seqs * input.width
+            {
+                let msg = format!(
+                    "data `{}` has {} step(s) of {} sequence(s) ({} values, warm-up {}); this graph was lowered for {steps} step(s) of {seqs} sequence(s) of width {} (warm-up {})",
+                    input.name, d.steps, d.sequences, d.values.len(), d.warmup, input.width, self.warmup
+                );
+                return Err(Diag::new("mcopt::lower::data", msg).at(
+                    &self.source,
+                    input.span,
+                    "declared here",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Number of scalar parameters n = dim θ.
     pub fn n_params(&self) -> usize {
         self.params.iter().map(|p| p.shape.len()).sum()

@@ -5,7 +5,8 @@
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-use crate::config::{self, InitSpec, RunFile, Split};
+use crate::check::{CKind, Model, TermClass};
+use crate::config::{self, BatchSpec, InitSpec, RunFile, Split};
 use crate::diag::{Diag, Diags};
 use crate::eval::EvalOptions;
 use crate::forms::{self, p1host::P1Host, Betas, Lifted};
@@ -13,8 +14,8 @@ use crate::graph::{self, Graph, LowerOptions};
 use crate::registry::{OptionValue, Order, Registry, SolverId, SolverStart};
 use crate::solve::batch::select_sequences;
 use crate::solve::{
-    initial_point, Batcher, Checkpoint, Executor, Fingerprint, GraphProblem, Observer, RunState,
-    Scheme, Status, StopRules,
+    initial_point, Batcher, Checkpoint, Draws, Executor, Fingerprint, GraphProblem, Layout,
+    Observer, RunState, Scheme, Status, StopRules,
 };
 use mcopt_plugin_sdk::abi::PROBLEM_CAP_STRUCTURE;
 use mcopt_plugin_sdk::p1::Published;
@@ -271,7 +272,7 @@ fn option_value(v: &serde_json::Value) -> OptionValue {
 
 /// The training sequences in two halves with weights Nᵢ / N, for a gradient on two threads,
 /// when MCOPT_THREADS ≥ 2, there are several sequences, no minibatches and the objective is a mean
-/// over sequences (see [`crate::solve::splittable`]); empty otherwise.
+/// over sequences (see [`splittable`]); empty otherwise.
 fn thread_split(
     session: &Session,
     run: &RunFile,
@@ -285,7 +286,7 @@ fn thread_split(
         .and_then(|v| v.parse::<usize>().ok())
         .unwrap_or(1);
     let batched = run.solver.as_ref().is_some_and(|s| s.batch.is_some());
-    if n < 2 || cores < 2 || batched || !crate::solve::splittable(&session.model) {
+    if n < 2 || cores < 2 || batched || !splittable(&session.model) {
         return Ok(Vec::new());
     }
     let Some(spec) = &session.data else {
@@ -308,12 +309,36 @@ fn thread_split(
     Ok(parts)
 }
 
-/// The minibatch drawer of `solver.batch`, checked against the bound training data.
-fn batcher<'s>(
-    session: &'s Session,
-    run: &RunFile,
-    seed: u64,
-) -> Result<Option<Batcher<'s>>, Diags> {
+/// Whether the objective of `model` is a mean over the sequences plus parameter-only terms
+/// (every loss term a `mean(t, ..)`), so that splitting the sequences into groups with
+/// weights Nᵢ / N gives the same f and ∇f (see `GraphProblem::with_split`).
+pub fn splittable(model: &Model) -> bool {
+    model.terms.iter().all(|t| match t.class {
+        TermClass::Loss => matches!(t.expr.kind, CKind::TimeReduce { mean: true, .. }),
+        _ => true,
+    })
+}
+
+/// The run file's batch layout as the executor's.
+pub fn layout(spec: BatchSpec) -> Layout {
+    match spec {
+        BatchSpec::Sequences(k) => Layout::Sequences(k),
+        BatchSpec::Windows { window, per_step } => Layout::Windows { window, per_step },
+    }
+}
+
+/// One graph of `model` per shape of the batches of `draws` (see [`Draws::shapes`]), for
+/// [`Batcher::new`].
+pub fn batch_graphs(model: &Model, draws: &Draws) -> Result<Vec<Graph>, Diags> {
+    draws
+        .shapes()
+        .into_iter()
+        .map(|data| graph::lower(model, &LowerOptions { data }))
+        .collect()
+}
+
+/// The minibatch draws of `solver.batch`, checked against the bound training data.
+fn draws(session: &Session, run: &RunFile, seed: u64) -> Result<Option<Draws>, Diags> {
     let Some(spec) = &run.solver else {
         return Ok(None);
     };
@@ -324,13 +349,11 @@ fn batcher<'s>(
         Some(d) => crate::session::bind_data(&session.model, d, &session.data_dir, Split::Train)?,
         None => Vec::new(),
     };
-    Batcher::new(&session.model, data, batch, seed)
-        .map(Some)
-        .map_err(|e| {
-            Diag::new("mcopt::train::batch", e)
-                .at(&run.source, spec.batch_span, "this batch layout")
-                .into()
-        })
+    Draws::new(data, layout(batch), seed).map(Some).map_err(|e| {
+        Diag::new("mcopt::train::batch", e)
+            .at(&run.source, spec.batch_span, "this batch layout")
+            .into()
+    })
 }
 
 /// θ⁰ from `--init FILE`, else the run file's `init`.
@@ -351,7 +374,8 @@ fn start_point(
         InitSpec::Lecun => Scheme::Lecun,
         InitSpec::Zeros => Scheme::Zeros,
     };
-    Ok(initial_point(&session.model, scheme, seed))
+    let shapes: Vec<_> = session.model.params.iter().map(|p| p.shape).collect();
+    Ok(initial_point(&shapes, scheme, seed))
 }
 
 /// A solver on the (P1) structure (SRPA) works on the full data: `solver.batch` is refused at
@@ -647,6 +671,11 @@ impl<'r> TrainPlan<'r> {
         let seed = resume.map_or(self.seed, |r| r.checkpoint.seed);
         let opts = EvalOptions { ztol: run.ztol };
         let halves = thread_split(session, run, &self.train_graph)?;
+        let draws = draws(session, run, seed)?;
+        let batch_graphs = match &draws {
+            Some(d) => batch_graphs(&session.model, d)?,
+            None => Vec::new(),
+        };
         let mut problem = GraphProblem::new(
             &session.registry,
             &self.train_graph,
@@ -654,7 +683,10 @@ impl<'r> TrainPlan<'r> {
             opts,
         )
         .map_err(|e| Diags::from(Diag::new("mcopt::train::eval", e).in_file(&model_path)))?;
-        if let Some(batcher) = batcher(session, run, seed)? {
+        if let Some(d) = draws {
+            let batcher = Batcher::new(d, &batch_graphs, &session.registry).map_err(|e| {
+                Diags::from(Diag::new("mcopt::train::eval", e).in_file(&model_path))
+            })?;
             problem = problem.with_batches(batcher);
         } else if !halves.is_empty() {
             let parts: Vec<(&Graph, f64)> = halves.iter().map(|(g, w)| (g, *w)).collect();

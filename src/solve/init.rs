@@ -14,7 +14,7 @@
 //! | `lecun` | N(0, 1 / fan_in) |
 //! | `zeros` | 0 |
 
-use crate::check::Model;
+use crate::graph::Shape;
 use crate::rng::Rng;
 
 /// A weight initialisation scheme (biases are always zero).
@@ -27,12 +27,13 @@ pub enum Scheme {
     Zeros,
 }
 
-/// θ for `model` (column-major per parameter, parameters in declaration order).
-pub fn initial_point(model: &Model, scheme: Scheme, seed: u64) -> Vec<f64> {
+/// θ for parameters of these shapes (column-major per parameter, parameters in declaration
+/// order).
+pub fn initial_point(shapes: &[Shape], scheme: Scheme, seed: u64) -> Vec<f64> {
     let mut rng = Rng::new(seed);
-    let mut theta = Vec::with_capacity(model.n_params());
-    for p in &model.params {
-        let (rows, cols) = (p.shape.rows, p.shape.cols);
+    let mut theta = Vec::with_capacity(shapes.iter().map(|s| s.len()).sum());
+    for shape in shapes {
+        let (rows, cols) = (shape.rows, shape.cols);
         let mut block = vec![0.0; rows * cols];
         if cols > 1 {
             let (fan_in, fan_out) = (cols as f64, rows as f64);
@@ -63,16 +64,14 @@ fn draw(rng: &mut Rng, scheme: Scheme, fan_in: f64, fan_out: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diag::SourceFile;
-    use crate::registry::Registry;
 
-    fn model() -> Model {
-        let r = Registry::with_standard();
-        let src = SourceFile::new(
-            "m.mco",
-            "param W: mat(40, 50)\nparam b: vec(40)\nparam s: real\nminimize sqnorm(W) + sqnorm(b) + s^2",
-        );
-        crate::check::check(&src, &crate::syntax::parse(&src).unwrap(), &r).unwrap()
+    /// `param W: mat(40, 50)`, `param b: vec(40)`, `param s: real`.
+    fn model() -> Vec<Shape> {
+        vec![
+            Shape::matrix(40, 50),
+            Shape::matrix(40, 1),
+            Shape::matrix(1, 1),
+        ]
     }
 
     #[test]

@@ -14,10 +14,10 @@ use std::time::Instant;
 
 use crate::registry::{Evaluations, SolverError, SolverInstance, SolverProblem, StepSignal};
 
-pub use batch::Batcher;
+pub use batch::{Batcher, Draws, Layout};
 pub use checkpoint::{Checkpoint, CheckpointError, Fingerprint, TraceMark};
 pub use init::{initial_point, Scheme};
-pub use problem::{splittable, GraphProblem, Measures};
+pub use problem::{GraphProblem, Measures};
 
 /// When the host stops a run.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -2,7 +2,6 @@
 //! derivatives, gradient) on the training graph, and the host's measurements (objective, train
 //! and test loss) at each iterate.
 
-use crate::check::{CKind, Model, TermClass};
 use crate::eval::{EvalOptions, Evaluator};
 use crate::graph::Graph;
 use crate::registry::{Order, Registry, SolverProblem};
@@ -93,8 +92,9 @@ impl<'g> GraphProblem<'g> {
 
     /// Evaluate value and gradient on `parts` in parallel (one thread each) and combine them as
     /// f = Σ wᵢ fᵢ, ∇f = Σ wᵢ ∇fᵢ. Correct when each part holds a group of the sequences and
-    /// the objective is a mean over sequences plus parameter-only terms, with wᵢ = Nᵢ / N (see
-    /// [`splittable`]); the training graph is still used for the host's measurements.
+    /// the objective is a mean over sequences plus parameter-only terms, with wᵢ = Nᵢ / N (the
+    /// caller checks, e.g. `session::train::splittable`); the training graph is still used for
+    /// the host's measurements.
     pub fn with_split(mut self, parts: &[(&'g Graph, f64)]) -> Result<GraphProblem<'g>, String> {
         let n = self.train.graph().n_params();
         let mut evs = Vec::with_capacity(parts.len());
@@ -178,8 +178,8 @@ impl SolverProblem for GraphProblem<'_> {
     }
 
     fn batch_gradient(&mut self, k: usize, x: &[f64], g: &mut [f64]) -> Result<f64, String> {
-        match &self.batches {
-            Some(b) => b.gradient(k, self.registry, x, g, self.opts),
+        match self.batches.as_mut() {
+            Some(b) => b.gradient(k, x, g, self.opts),
             None => self.gradient(x, g),
         }
     }
@@ -227,16 +227,6 @@ impl Split<'_> {
         }
         Ok(f)
     }
-}
-
-/// Whether the objective of `model` is a mean over the sequences plus parameter-only terms
-/// (every loss term a `mean(t, ..)`), so that splitting the sequences into groups with
-/// weights Nᵢ / N gives the same f and ∇f.
-pub fn splittable(model: &Model) -> bool {
-    model.terms.iter().all(|t| match t.class {
-        TermClass::Loss => matches!(t.expr.kind, CKind::TimeReduce { mean: true, .. }),
-        _ => true,
-    })
 }
 
 impl TrainProblem for GraphProblem<'_> {
