@@ -10,11 +10,12 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use mcopt::config::{BatchSpec, Split};
+use mcopt::config::Split;
 use mcopt::diag::{render_plain, Diag, Diags};
 use mcopt::eval::{EvalOptions, Evaluator};
 use mcopt::registry::{Order, Registry};
-use mcopt::solve::{initial_point, Batcher, Scheme};
+use mcopt::session::train::batch_graphs;
+use mcopt::solve::{initial_point, Batcher, Draws, Layout, Scheme};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -45,12 +46,15 @@ fn run(run_path: &str, k: usize, blocks: usize) -> Result<(), Diags> {
         return Err(fail("the run file binds no data".to_string()));
     };
     let data = mcopt::session::bind_data(&model, spec, &run.dir, Split::Train)?;
-    let theta = initial_point(&model, Scheme::Glorot, run.seed);
+    let shapes: Vec<_> = model.params.iter().map(|p| p.shape).collect();
+    let theta = initial_point(&shapes, Scheme::Glorot, run.seed);
     let opts = EvalOptions::default();
     let mut grad = vec![0.0; theta.len()];
 
     let mut full = Evaluator::new(&g, &r, Order::Zero).map_err(|e| fail(e.to_string()))?;
-    let batcher = Batcher::new(&model, data, BatchSpec::Sequences(k), run.seed).map_err(fail)?;
+    let draws = Draws::new(data, Layout::Sequences(k), run.seed).map_err(fail)?;
+    let graphs = batch_graphs(&model, &draws)?;
+    let mut batcher = Batcher::new(draws, &graphs, &r).map_err(fail)?;
     let mut full_grad = || -> Result<(), Diags> {
         full.gradient(&theta, &mut grad, opts)
             .map_err(|e| fail(e.to_string()))?;
@@ -59,7 +63,7 @@ fn run(run_path: &str, k: usize, blocks: usize) -> Result<(), Diags> {
     let mut bgrad = vec![0.0; theta.len()];
     let mut epoch = || -> Result<(), Diags> {
         for b in 0..batcher.n_batches() {
-            batcher.gradient(b, &r, &theta, &mut bgrad, opts).map_err(fail)?;
+            batcher.gradient(b, &theta, &mut bgrad, opts).map_err(fail)?;
         }
         Ok(())
     };

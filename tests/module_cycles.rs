@@ -158,18 +158,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
 
 /// Imports against the layers that an open issue item removes; the lead drops each row once
 /// that item is merged.
-const KNOWN_EXCEPTIONS: &[(&str, &str, &str)] = &[
-    (
-        "solve",
-        "check",
-        "issue 16 item 4: data as evaluator input (branch speed)",
-    ),
-    (
-        "solve",
-        "config",
-        "issue 16 item 4: data as evaluator input (branch speed)",
-    ),
-];
+const KNOWN_EXCEPTIONS: &[(&str, &str, &str)] = &[];
 
 /// File cycles an open issue item removes: (directory, file, file, the item).
 const KNOWN_FILE_CYCLES: &[(&str, &str, &str, &str)] = &[(

@@ -23,6 +23,7 @@ mod config_examples;
 mod config_fixtures;
 mod config_point;
 mod config_run;
+mod data_binding;
 mod derivatives;
 mod error_codes;
 mod form_beta;

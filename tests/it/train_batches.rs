@@ -1,12 +1,12 @@
 //! Minibatch draws: sequence batches cover every sequence once per epoch, window batches draw
 //! ⌊T / w⌋ windows per sequence, and the draws depend only on the seed and the epoch.
 
-use mcopt::config::BatchSpec;
 use mcopt::diag::SourceFile;
 use mcopt::eval::EvalOptions;
 use mcopt::graph::SeqData;
 use mcopt::registry::Registry;
-use mcopt::solve::Batcher;
+use mcopt::session::train::batch_graphs;
+use mcopt::solve::{Batcher, Draws, Layout};
 
 const MODEL: &str = "data x: seq(vec(1))\nparam a: real = 0.5\nlayer h[0] = zeros(1)\nlayer h[t] = a * h[t-1] + x[t]\nminimize mean(t, sqnorm(h[t]))";
 
@@ -28,29 +28,31 @@ fn data(steps: usize, sequences: usize) -> SeqData {
 fn sequence_batches_partition_the_sequences_and_depend_on_seed_and_epoch() {
     let r = Registry::with_standard();
     let model = mcopt::session::compile(&SourceFile::new("m.mco", MODEL), &r).unwrap();
-    let mut b = Batcher::new(&model, vec![data(6, 7)], BatchSpec::Sequences(3), 11).unwrap();
+    let draws = Draws::new(vec![data(6, 7)], Layout::Sequences(3), 11).unwrap();
+    let graphs = batch_graphs(&model, &draws).unwrap();
+    assert_eq!(graphs.len(), 2, "two shapes: 3 sequences and 1");
+    let mut b = Batcher::new(draws, &graphs, &r).unwrap();
     assert_eq!(b.n_batches(), 3, "7 sequences in batches of 3, 3, 1");
-    let grads = |b: &Batcher| -> Vec<Vec<u64>> {
+    let grads = |b: &mut Batcher| -> Vec<Vec<u64>> {
         (0..b.n_batches())
             .map(|k| {
                 let mut g = vec![0.0];
-                b.gradient(k, &r, &[0.5], &mut g, EvalOptions::default())
+                b.gradient(k, &[0.5], &mut g, EvalOptions::default())
                     .unwrap();
                 vec![g[0].to_bits()]
             })
             .collect()
     };
     b.begin_epoch(4);
-    let e4 = grads(&b);
+    let e4 = grads(&mut b);
     b.begin_epoch(5);
-    let e5 = grads(&b);
+    let e5 = grads(&mut b);
     b.begin_epoch(4);
-    assert_eq!(grads(&b), e4, "same seed and epoch, same draw");
+    assert_eq!(grads(&mut b), e4, "same seed and epoch, same draw");
     assert_ne!(e4, e5, "another epoch, another draw");
-    let w = Batcher::new(
-        &model,
+    let w = Draws::new(
         vec![data(10, 2)],
-        BatchSpec::Windows {
+        Layout::Windows {
             window: 3,
             per_step: 2,
         },
@@ -62,10 +64,9 @@ fn sequence_batches_partition_the_sequences_and_depend_on_seed_and_epoch() {
         3,
         "⌊10 / 3⌋ = 3 windows per sequence, 6 in all, 2 per batch"
     );
-    assert!(Batcher::new(
-        &model,
+    assert!(Draws::new(
         vec![data(2, 2)],
-        BatchSpec::Windows {
+        Layout::Windows {
             window: 3,
             per_step: 1
         },
@@ -79,7 +80,8 @@ fn the_two_thread_split_gives_the_full_gradient_for_a_mean_objective() {
     use mcopt::graph::{lower, LowerOptions};
     use mcopt::registry::SolverProblem;
     use mcopt::solve::batch::select_sequences;
-    use mcopt::solve::{splittable, GraphProblem};
+    use mcopt::session::train::splittable;
+    use mcopt::solve::GraphProblem;
     let r = Registry::with_standard();
     let model = mcopt::session::compile(&SourceFile::new("m.mco", MODEL), &r).unwrap();
     assert!(splittable(&model));
