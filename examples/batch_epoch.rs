@@ -68,7 +68,9 @@ fn run(run_path: &str, k: usize, blocks: usize) -> Result<(), Diags> {
     let mut bgrad = vec![0.0; theta.len()];
     let mut epoch = || -> Result<(), Diags> {
         for b in 0..batcher.n_batches() {
-            batcher.gradient(b, &theta, &mut bgrad, opts).map_err(fail)?;
+            batcher
+                .gradient(b, &theta, &mut bgrad, opts)
+                .map_err(fail)?;
         }
         Ok(())
     };
@@ -77,7 +79,10 @@ fn run(run_path: &str, k: usize, blocks: usize) -> Result<(), Diags> {
     let mut relowered = || -> Result<(), Diags> {
         for start in (0..n).step_by(k.max(1)) {
             let seqs = start..(start + k).min(n);
-            let part = data.iter().map(|d| select_sequences(d, seqs.clone())).collect();
+            let part = data
+                .iter()
+                .map(|d| select_sequences(d, seqs.clone()))
+                .collect();
             let bg = lower(&model, &LowerOptions { data: part })?;
             let mut ev = Evaluator::new(&bg, &r, Order::Zero).map_err(|e| fail(e.to_string()))?;
             ev.gradient(&theta, &mut rgrad, opts)

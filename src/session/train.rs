@@ -349,11 +349,13 @@ fn draws(session: &Session, run: &RunFile, seed: u64) -> Result<Option<Draws>, D
         Some(d) => crate::session::bind_data(&session.model, d, &session.data_dir, Split::Train)?,
         None => Vec::new(),
     };
-    Draws::new(data, layout(batch), seed).map(Some).map_err(|e| {
-        Diag::new("mcopt::train::batch", e)
-            .at(&run.source, spec.batch_span, "this batch layout")
-            .into()
-    })
+    Draws::new(data, layout(batch), seed)
+        .map(Some)
+        .map_err(|e| {
+            Diag::new("mcopt::train::batch", e)
+                .at(&run.source, spec.batch_span, "this batch layout")
+                .into()
+        })
 }
 
 /// θ⁰ from `--init FILE`, else the run file's `init`.

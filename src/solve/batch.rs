@@ -198,7 +198,10 @@ impl<'g> Batcher<'g> {
         opts: EvalOptions,
     ) -> Result<f64, String> {
         self.draws.fill(k, &mut self.batch)?;
-        let want = self.batch.first().map_or((0, 0), |d| (d.steps, d.sequences));
+        let want = self
+            .batch
+            .first()
+            .map_or((0, 0), |d| (d.steps, d.sequences));
         let Some((_, ev)) = self.evals.iter_mut().find(|(s, _)| *s == want) else {
             return Err(format!(
                 "no graph was lowered for a batch of {} sequence(s) of {} step(s)",

@@ -96,7 +96,11 @@ fn binding_b_after_a_gives_what_lowering_b_gives() {
         let fresh_c = figures(&mut Evaluator::new(&c, &r, Order::Two).unwrap(), &x, &d);
         assert_ne!(on_a, fresh_b, "the data matter");
         ev.bind(&with_warmup(data(steps, seqs, 2), warmup)).unwrap();
-        assert_eq!(figures(&mut ev, &x, &d), fresh_b, "{steps}×{seqs}: A then B");
+        assert_eq!(
+            figures(&mut ev, &x, &d),
+            fresh_b,
+            "{steps}×{seqs}: A then B"
+        );
         ev.bind(&with_warmup(data(steps, seqs, 3), warmup)).unwrap();
         assert_eq!(figures(&mut ev, &x, &d), fresh_c, "{steps}×{seqs}: then C");
         ev.bind(&with_warmup(data(steps, seqs, 1), warmup)).unwrap();
@@ -170,7 +174,11 @@ fn a_rebound_evaluator_neither_shares_nor_is_shared_from() {
         .value(&x, opts)
         .unwrap();
     let f = shared.value_after(&from, &x, opts).unwrap();
-    assert_eq!(f.to_bits(), plain_a.to_bits(), "a rebound source is not read");
+    assert_eq!(
+        f.to_bits(),
+        plain_a.to_bits(),
+        "a rebound source is not read"
+    );
     // The test evaluator rebound to B: plain passes from now on, and no new sharing.
     shared.bind(&test(2)).unwrap();
     assert_eq!(shared.share(&tr_a), 0, "a rebound evaluator does not share");

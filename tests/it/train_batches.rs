@@ -79,8 +79,8 @@ fn sequence_batches_partition_the_sequences_and_depend_on_seed_and_epoch() {
 fn the_two_thread_split_gives_the_full_gradient_for_a_mean_objective() {
     use mcopt::graph::{lower, LowerOptions};
     use mcopt::registry::SolverProblem;
-    use mcopt::solve::batch::select_sequences;
     use mcopt::session::train::splittable;
+    use mcopt::solve::batch::select_sequences;
     use mcopt::solve::GraphProblem;
     let r = Registry::with_standard();
     let model = mcopt::session::compile(&SourceFile::new("m.mco", MODEL), &r).unwrap();
