@@ -42,6 +42,9 @@ fn main() -> ExitCode {
     }
 }
 
+/// One timed thing: a full gradient or an epoch.
+type Job<'a> = dyn FnMut() -> Result<(), Diags> + 'a;
+
 fn run(run_path: &str, k: usize, blocks: usize) -> Result<(), Diags> {
     let r = Registry::with_standard();
     let run = mcopt::config::load_run(Path::new(run_path))?;
@@ -90,23 +93,23 @@ fn run(run_path: &str, k: usize, blocks: usize) -> Result<(), Diags> {
         }
         Ok(())
     };
-    let time = |f: &mut dyn FnMut() -> Result<(), Diags>| -> Result<(f64, f64), Diags> {
+    let time = |f: &mut Job| -> Result<(f64, f64), Diags> {
         let (c, t) = (cpu_seconds(), Instant::now());
         f()?;
         Ok((cpu_seconds() - c, t.elapsed().as_secs_f64()))
     };
-    let mut jobs: [(&str, &mut dyn FnMut() -> Result<(), Diags>); 3] = [
+    let mut jobs: [(&str, &mut Job); 3] = [
         ("full-batch gradient", &mut full_grad),
         ("epoch, data bound", &mut epoch),
         ("epoch, re-lowered", &mut relowered),
     ];
     for (_, f) in jobs.iter_mut() {
-        time(*f)?;
+        time(f)?;
     }
     let mut times = vec![(Vec::new(), Vec::new()); jobs.len()];
     for _ in 0..blocks {
         for ((_, f), (cpu, wall)) in jobs.iter_mut().zip(times.iter_mut()) {
-            let (c, w) = time(*f)?;
+            let (c, w) = time(f)?;
             cpu.push(c);
             wall.push(w);
         }
