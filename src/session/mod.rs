@@ -24,7 +24,7 @@ pub use evaluate::{
     Objective,
 };
 pub use inspect::{inspect, CheckSummary};
-pub use open::{model_path, parse_const_arg, registry, Inputs, Session};
+pub use open::{model_path, parse_const_arg, registry, resolve, Inputs, Session};
 
 use std::path::Path;
 use std::sync::Arc;
