@@ -13,6 +13,7 @@ mod open;
 pub mod outputs;
 pub mod record;
 pub mod reformulate;
+pub mod resume;
 pub mod sweep;
 pub mod thresholds;
 pub mod train;
