@@ -191,3 +191,21 @@ fn directional_in_memory_equals_diff_with_files() {
     }
     assert!(in_memory.exact.is_none());
 }
+
+/// An embedding program may move an `Objective` to another thread (a Python extension
+/// releases the GIL around a call).
+#[test]
+fn an_objective_can_move_between_threads() {
+    fn send<T: Send>(_: &T) {}
+    let s = open(&smooth_model(), &Inputs::default());
+    let obj = Objective::new(s, Split::Train, 0.0).unwrap();
+    send(&obj);
+    let value = std::thread::spawn(move || {
+        let mut obj = obj;
+        let theta = obj.session().point(None).unwrap();
+        obj.value(&theta).unwrap()
+    })
+    .join()
+    .unwrap();
+    assert!(value.is_finite());
+}
