@@ -189,31 +189,19 @@ impl Prepared {
     }
 }
 
-/// `mcopt diff --form p0|p1`: f, f′ and f″ of the form's objective (F or Θ) at the point
-/// completed as for a certificate, along a direction over all of z (missing names are zero).
-pub fn diff_form(
-    s: &Session,
-    form: &FormSpec,
-    at: Option<&str>,
-    dir: &str,
-    order: Order,
-    ztol: f64,
-) -> Result<crate::eval::Taylor, Diags> {
-    let prep = prepare(s, form, at, 1e-6)?;
-    let d = config::load_point(Path::new(dir), &prep.specs, PointMode::Direction)?;
-    let d: Vec<f64> = d
-        .values
-        .into_iter()
-        .zip(&prep.specs)
-        .flat_map(|(v, sp)| v.unwrap_or_else(|| vec![0.0; sp.len()]))
-        .collect();
-    let (graph, x) = prep.objective();
-    let mut ev = Evaluator::new(graph, &s.registry, Order::Two).map_err(eval_err(graph))?;
-    let t = ev
-        .directional(x, &d, order, EvalOptions { ztol })
-        .map_err(eval_err(graph))?;
-    ev.check_finite(order).map_err(eval_err(graph))?;
-    Ok(t)
+/// `values` when it has `n` entries, else `mcopt::point::shape` saying what it should have.
+pub(crate) fn check_len<'v>(values: &'v [f64], n: usize, what: &str) -> Result<&'v [f64], Diags> {
+    if values.len() == n {
+        return Ok(values);
+    }
+    Err(Diag::new(
+        "mcopt::point::shape",
+        format!(
+            "expected {what} to have {n} entries (the model's parameters in order), found {}",
+            values.len()
+        ),
+    )
+    .into())
 }
 
 /// Number check for a command-line option: finite and inside its range.
@@ -255,6 +243,33 @@ pub fn prepare(
     point: Option<&str>,
     tol: f64,
 ) -> Result<Prepared, Diags> {
+    let at = match point {
+        Some(path) => Point::File(path),
+        None => Point::Initial,
+    };
+    prepare_at(s, form_spec, &at, tol)
+}
+
+/// A point: the model's initial values, a point file (parameters and, for (P0)/(P1),
+/// optionally layer values), or θ in memory (the parameters in order, each column-major).
+#[derive(Debug, Clone, Copy)]
+pub enum Point<'a> {
+    Initial,
+    File(&'a str),
+    Theta(&'a [f64]),
+}
+
+/// [`prepare`] at a [`Point`]; θ in memory is completed like a θ-only point file.
+pub fn prepare_at(
+    s: &Session,
+    form_spec: &FormSpec,
+    at: &Point<'_>,
+    tol: f64,
+) -> Result<Prepared, Diags> {
+    let point = match at {
+        Point::File(path) => Some(*path),
+        _ => None,
+    };
     let form = form_spec.form();
     let graph = match s.graph(Split::Train)? {
         Some(g) => g,
@@ -268,9 +283,19 @@ pub fn prepare(
     };
     let lifted = forms::lift(&graph);
     let specs = all_specs(&graph, &lifted);
-    let values = match point {
-        Some(path) => config::load_point(Path::new(path), &specs, PointMode::Point)?,
-        None => PointValues {
+    let values = match at {
+        Point::File(path) => config::load_point(Path::new(path), &specs, PointMode::Point)?,
+        Point::Theta(theta) => PointValues {
+            values: split(
+                &specs[..graph.params.len()],
+                check_len(theta, graph.n_params(), "θ")?,
+            )
+            .into_iter()
+            .map(Some)
+            .chain(lifted.layout.blocks.iter().map(|_| None))
+            .collect(),
+        },
+        Point::Initial => PointValues {
             values: s
                 .model
                 .params
