@@ -76,12 +76,23 @@ pub fn gemm(alpha: f64, a: Mat<'_>, b: Mat<'_>, beta: f64, c: &mut [f64]) {
         "matrix product into a slice of the wrong length"
     );
     if n <= GEMV_COLUMNS && !b.trans {
-        // Thin right-hand sides: one matrix–vector product per column, no packing.
-        for (x, y) in b.data.chunks_exact(k).zip(c.chunks_exact_mut(m)) {
+        // Thin right-hand sides: matrix–vector products, two columns at a time (each block of
+        // `a` read once for both), no packing; every column gets the same operations in the
+        // same order as a product of its own.
+        let (pairs, single) = (n / 2, n % 2);
+        let (bx, cy) = (b.data.split_at(pairs * 2 * k), c.split_at_mut(pairs * 2 * m));
+        for (x, y) in bx.0.chunks_exact(2 * k).zip(cy.0.chunks_exact_mut(2 * m)) {
             if a.trans {
-                gemv_t(alpha, a.data, a.rows, x, beta, y);
+                gemv_t2(alpha, a.data, a.rows, x, beta, y);
             } else {
-                gemv_n(alpha, a.data, x, beta, y);
+                gemv_n2(alpha, a.data, x, beta, y);
+            }
+        }
+        if single == 1 {
+            if a.trans {
+                gemv_t(alpha, a.data, a.rows, bx.1, beta, cy.1);
+            } else {
+                gemv_n(alpha, a.data, bx.1, beta, cy.1);
             }
         }
         return;
@@ -121,6 +132,16 @@ pub fn gemm(alpha: f64, a: Mat<'_>, b: Mat<'_>, beta: f64, c: &mut [f64]) {
 /// same to the bit: column by column, `y ← (alpha · A[:, j]) · x_j + y`, the first column
 /// with `beta · y` (and `y` not read when beta is 0).
 fn gemv_n(alpha: f64, a: &[f64], x: &[f64], beta: f64, y: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the processor has AVX2, checked just above.
+        return unsafe { wide::gemv_n(alpha, a, x, beta, y) };
+    }
+    gemv_n_body(alpha, a, x, beta, y)
+}
+
+#[inline(always)]
+fn gemv_n_body(alpha: f64, a: &[f64], x: &[f64], beta: f64, y: &mut [f64]) {
     let m = y.len();
     if x.is_empty() {
         if beta == 0.0 {
@@ -167,10 +188,147 @@ fn gemv_n(alpha: f64, a: &[f64], x: &[f64], beta: f64, y: &mut [f64]) {
     }
 }
 
+/// [`gemv_n`] for two columns at once: `x` holds the two right-hand sides one after the other
+/// and `y` the two results. Each block of `A` is loaded once for both; per entry the
+/// operations and their order are those of [`gemv_n`], so each column is the same to the bit.
+fn gemv_n2(alpha: f64, a: &[f64], x: &[f64], beta: f64, y: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the processor has AVX2, checked just above.
+        return unsafe { wide::gemv_n2(alpha, a, x, beta, y) };
+    }
+    gemv_n2_body(alpha, a, x, beta, y)
+}
+
+#[inline(always)]
+fn gemv_n2_body(alpha: f64, a: &[f64], x: &[f64], beta: f64, y: &mut [f64]) {
+    let (k, m) = (x.len() / 2, y.len() / 2);
+    let (x0, x1) = x.split_at(k);
+    let (y0, y1) = y.split_at_mut(m);
+    if k == 0 {
+        gemv_n(alpha, a, x0, beta, y0);
+        gemv_n(alpha, a, x1, beta, y1);
+        return;
+    }
+    const R: usize = 8;
+    let full = m / R * R;
+    for i0 in (0..full).step_by(R) {
+        let (mut s0, mut s1) = ([0.0; R], [0.0; R]);
+        let col = &a[i0..i0 + R];
+        if beta == 0.0 {
+            for r in 0..R {
+                s0[r] = alpha * col[r] * x0[0];
+                s1[r] = alpha * col[r] * x1[0];
+            }
+        } else {
+            for r in 0..R {
+                s0[r] = alpha * col[r] * x0[0] + beta * y0[i0 + r];
+                s1[r] = alpha * col[r] * x1[0] + beta * y1[i0 + r];
+            }
+        }
+        for j in 1..k {
+            let col = &a[j * m + i0..j * m + i0 + R];
+            let (u, v) = (x0[j], x1[j]);
+            for r in 0..R {
+                s0[r] += alpha * col[r] * u;
+                s1[r] += alpha * col[r] * v;
+            }
+        }
+        y0[i0..i0 + R].copy_from_slice(&s0);
+        y1[i0..i0 + R].copy_from_slice(&s1);
+    }
+    for (xc, yc) in [(x0, &mut *y0), (x1, &mut *y1)] {
+        for i in full..m {
+            let mut v = if beta == 0.0 {
+                alpha * a[i] * xc[0]
+            } else {
+                alpha * a[i] * xc[0] + beta * yc[i]
+            };
+            for (j, &xj) in xc.iter().enumerate().skip(1) {
+                v += alpha * a[j * m + i] * xj;
+            }
+            yc[i] = v;
+        }
+    }
+}
+
+/// [`gemv_t`] for two columns at once (`x` and `y` as in [`gemv_n2`]): each column of `A` is
+/// read once for both inner products, each computed as [`dot`] computes it.
+fn gemv_t2(alpha: f64, a: &[f64], rows: usize, x: &[f64], beta: f64, y: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the processor has AVX2, checked just above.
+        return unsafe { wide::gemv_t2(alpha, a, rows, x, beta, y) };
+    }
+    gemv_t2_body(alpha, a, rows, x, beta, y)
+}
+
+#[inline(always)]
+fn gemv_t2_body(alpha: f64, a: &[f64], rows: usize, x: &[f64], beta: f64, y: &mut [f64]) {
+    let (k, m) = (x.len() / 2, y.len() / 2);
+    let (x0, x1) = x.split_at(k);
+    let (y0, y1) = y.split_at_mut(m);
+    if rows == 0 {
+        gemv_t(alpha, a, rows, x0, beta, y0);
+        gemv_t(alpha, a, rows, x1, beta, y1);
+        return;
+    }
+    let scale = |d: f64, v: f64| {
+        if beta == 0.0 {
+            alpha * d
+        } else {
+            alpha * d + beta * v
+        }
+    };
+    for ((v0, v1), col) in y0.iter_mut().zip(y1.iter_mut()).zip(a.chunks_exact(rows)) {
+        let (d0, d1) = dot2(col, x0, x1);
+        *v0 = scale(d0, *v0);
+        *v1 = scale(d1, *v1);
+    }
+}
+
+/// `(dot(a, b0), dot(a, b1))` with `a` read once, each sum in [`dot`]'s order.
+#[inline(always)]
+fn dot2(a: &[f64], b0: &[f64], b1: &[f64]) -> (f64, f64) {
+    let n = a.len().min(b0.len()).min(b1.len());
+    let (a, b0, b1) = (&a[..n], &b0[..n], &b1[..n]);
+    let (mut s0, mut s1) = ([0.0f64; 8], [0.0f64; 8]);
+    let full = n / 8 * 8;
+    for i0 in (0..full).step_by(8) {
+        let (x, u, v) = (&a[i0..i0 + 8], &b0[i0..i0 + 8], &b1[i0..i0 + 8]);
+        for l in 0..8 {
+            s0[l] += x[l] * u[l];
+            s1[l] += x[l] * v[l];
+        }
+    }
+    let combine = |acc: [f64; 8], b: &[f64]| {
+        let mut res = 0.0;
+        res += acc[0] + acc[4];
+        res += acc[1] + acc[5];
+        res += acc[2] + acc[6];
+        res += acc[3] + acc[7];
+        for (x, y) in a[full..].iter().zip(&b[full..]) {
+            res += x * y;
+        }
+        res
+    };
+    (combine(s0, b0), combine(s1, b1))
+}
+
 /// `y = alpha · Aᵀ x + beta · y` for a column-major `A` of `rows` rows, on slices: one
 /// [`dot`] per column of `A`, `y_j ← alpha · dot + beta · y_j` (`y` not read when beta is 0),
 /// as nalgebra's `gemv_tr`.
 fn gemv_t(alpha: f64, a: &[f64], rows: usize, x: &[f64], beta: f64, y: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the processor has AVX2, checked just above.
+        return unsafe { wide::gemv_t(alpha, a, rows, x, beta, y) };
+    }
+    gemv_t_body(alpha, a, rows, x, beta, y)
+}
+
+#[inline(always)]
+fn gemv_t_body(alpha: f64, a: &[f64], rows: usize, x: &[f64], beta: f64, y: &mut [f64]) {
     if rows == 0 {
         // nalgebra: the dot products are 0.
         y.iter_mut().for_each(|v| {
@@ -194,6 +352,7 @@ fn gemv_t(alpha: f64, a: &[f64], rows: usize, x: &[f64], beta: f64, y: &mut [f64
 
 /// The inner product in nalgebra's order (bit for bit): eight interleaved partial sums over
 /// blocks of eight, combined as (0 + 4) + (1 + 5) + (2 + 6) + (3 + 7), then the tail in order.
+#[inline(always)]
 pub fn dot(a: &[f64], b: &[f64]) -> f64 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
@@ -214,6 +373,27 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
         res += x * y;
     }
     res
+}
+
+/// The slice kernels compiled for AVX2, chosen at run time: the same operations in the same
+/// order (Rust never fuses a multiply and an add on its own), four lanes wide instead of two,
+/// so the results are the same to the bit.
+#[cfg(target_arch = "x86_64")]
+mod wide {
+    macro_rules! avx2 {
+        ($($name:ident => $body:ident ($($arg:ident: $ty:ty),*);)*) => {$(
+            #[target_feature(enable = "avx2")]
+            pub(super) unsafe fn $name($($arg: $ty),*) {
+                super::$body($($arg),*)
+            }
+        )*};
+    }
+    avx2! {
+        gemv_n => gemv_n_body(alpha: f64, a: &[f64], x: &[f64], beta: f64, y: &mut [f64]);
+        gemv_t => gemv_t_body(alpha: f64, a: &[f64], rows: usize, x: &[f64], beta: f64, y: &mut [f64]);
+        gemv_n2 => gemv_n2_body(alpha: f64, a: &[f64], x: &[f64], beta: f64, y: &mut [f64]);
+        gemv_t2 => gemv_t2_body(alpha: f64, a: &[f64], rows: usize, x: &[f64], beta: f64, y: &mut [f64]);
+    }
 }
 
 #[cfg(test)]
@@ -310,6 +490,55 @@ mod tests {
             }
             let want = DVectorView::from_slice(&a, m * k).dot(&DVectorView::from_slice(&a, m * k));
             assert_eq!(dot(&a, &a).to_bits(), want.to_bits(), "dot of {}", m * k);
+        }
+    }
+
+    /// The two-column kernels give each column what the one-column kernels give it, bit for
+    /// bit (block tails, empty inner dimensions, every beta case).
+    #[test]
+    fn two_column_kernels_equal_two_single_columns_to_the_bit() {
+        let mut rng = crate::rng::Rng::new(11);
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for (m, k) in [(1, 1), (3, 0), (0, 3), (5, 7), (20, 20), (17, 9), (128, 2), (9, 130)] {
+            let a: Vec<f64> = (0..m * k).map(|_| rng.normal()).collect();
+            let xn: Vec<f64> = (0..2 * k).map(|_| rng.normal()).collect();
+            let xt: Vec<f64> = (0..2 * m).map(|_| rng.normal()).collect();
+            let y0: Vec<f64> = (0..2 * m.max(k)).map(|_| rng.normal()).collect();
+            for (alpha, beta) in [(1.0, 0.0), (1.0, 1.0), (-0.3, 0.7), (2.5, 0.0)] {
+                let (mut want, mut got) = (y0[..2 * m].to_vec(), y0[..2 * m].to_vec());
+                let (w0, w1) = want.split_at_mut(m);
+                gemv_n(alpha, &a, &xn[..k], beta, w0);
+                gemv_n(alpha, &a, &xn[k..], beta, w1);
+                gemv_n2(alpha, &a, &xn, beta, &mut got);
+                assert_eq!(bits(&want), bits(&got), "gemv_n2 {m}×{k}");
+                let (mut want, mut got) = (y0[..2 * k].to_vec(), y0[..2 * k].to_vec());
+                let (w0, w1) = want.split_at_mut(k);
+                gemv_t(alpha, &a, m, &xt[..m], beta, w0);
+                gemv_t(alpha, &a, m, &xt[m..], beta, w1);
+                gemv_t2(alpha, &a, m, &xt, beta, &mut got);
+                assert_eq!(bits(&want), bits(&got), "gemv_t2 {m}×{k}");
+            }
+            // Through gemm: 1 to 4 right-hand columns, against the per-column kernels, for A
+            // and for Aᵀ.
+            if k == 0 || m == 0 {
+                continue;
+            }
+            for n in 1..=GEMV_COLUMNS {
+                let b: Vec<f64> = (0..k * n).map(|_| rng.normal()).collect();
+                let (mut want, mut got) = (vec![0.0; m * n], vec![0.0; m * n]);
+                for (x, y) in b.chunks_exact(k).zip(want.chunks_exact_mut(m)) {
+                    gemv_n(1.0, &a, x, 0.0, y);
+                }
+                gemm(1.0, Mat::new(&a, m, k), Mat::new(&b, k, n), 0.0, &mut got);
+                assert_eq!(bits(&want), bits(&got), "gemm {m}×{k}·{k}×{n}");
+                let b: Vec<f64> = (0..m * n).map(|_| rng.normal()).collect();
+                let (mut want, mut got) = (vec![0.0; k * n], vec![0.0; k * n]);
+                for (x, y) in b.chunks_exact(m).zip(want.chunks_exact_mut(k)) {
+                    gemv_t(1.0, &a, m, x, 0.0, y);
+                }
+                gemm(1.0, Mat::new(&a, m, k).t(), Mat::new(&b, m, n), 0.0, &mut got);
+                assert_eq!(bits(&want), bits(&got), "gemm ({m}×{k})ᵀ·{m}×{n}");
+            }
         }
     }
 
