@@ -48,15 +48,13 @@ fn gather(obj: &Bound<'_, PyAny>, spec: &VarSpec, out: &mut [f64]) -> PyResult<(
         Ok(a) => a,
         Err(_) => {
             let np = obj.py().import("numpy")?;
-            let converted = np
-                .call_method1("asarray", (obj, "float64"))
-                .map_err(|e| {
-                    diag(
-                        "mcopt::python::value",
-                        format!("`{}` is not an array of numbers: {e}", spec.name),
-                        "give a numpy array, a list of numbers or a float",
-                    )
-                })?;
+            let converted = np.call_method1("asarray", (obj, "float64")).map_err(|e| {
+                diag(
+                    "mcopt::python::value",
+                    format!("`{}` is not an array of numbers: {e}", spec.name),
+                    "give a numpy array, a list of numbers or a float",
+                )
+            })?;
             converted.extract()?
         }
     };

@@ -6,6 +6,7 @@ mod arrays;
 mod errors;
 mod model;
 mod results;
+mod train;
 
 use pyo3::prelude::*;
 
@@ -15,6 +16,7 @@ fn _mcopt(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("DiagnosticError", py.get_type::<errors::DiagnosticError>())?;
     m.add_class::<model::Model>()?;
+    m.add_function(wrap_pyfunction!(train::train, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

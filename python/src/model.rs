@@ -77,10 +77,7 @@ fn data_array(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<(usize, usize, Vec
 }
 
 /// The in-memory table and its bindings for the arrays of `data` (name → array-like).
-fn memory_data(
-    data: &Bound<'_, PyDict>,
-    input: &Inputs,
-) -> PyResult<(config::Table, DataSpec)> {
+fn memory_data(data: &Bound<'_, PyDict>, input: &Inputs) -> PyResult<(config::Table, DataSpec)> {
     let mut columns = Vec::new();
     let mut bind = Vec::new();
     for (k, v) in data.iter() {
@@ -265,9 +262,11 @@ impl Model {
             let strings = d.values().iter().all(|v| v.is_instance_of::<PyString>());
             if strings {
                 for (k, v) in d.iter() {
-                    input
-                        .data
-                        .push(format!("{}={}", k.extract::<String>()?, v.extract::<String>()?));
+                    input.data.push(format!(
+                        "{}={}",
+                        k.extract::<String>()?,
+                        v.extract::<String>()?
+                    ));
                 }
             } else if d.values().iter().any(|v| v.is_instance_of::<PyString>()) {
                 return Err(diag(
@@ -363,7 +362,13 @@ impl Model {
         self.gather(params)?;
         let opts = EvalOptions { ztol };
         let t = if spec == FormSpec::P {
-            read_vars(direction, &self.core.specs, &mut self.dir, true, "direction")?;
+            read_vars(
+                direction,
+                &self.core.specs,
+                &mut self.dir,
+                true,
+                "direction",
+            )?;
             let g = &self.core.graph;
             let t = self
                 .ev
@@ -373,13 +378,11 @@ impl Model {
             t
         } else {
             let s = &self.core.session;
-            let prep =
-                certify::prepare_at(s, &spec, Point::Theta(&self.theta), 1e-6).or_raise()?;
+            let prep = certify::prepare_at(s, &spec, Point::Theta(&self.theta), 1e-6).or_raise()?;
             let mut d = vec![0.0; prep.specs.iter().map(VarSpec::len).sum()];
             read_vars(direction, &prep.specs, &mut d, true, "direction")?;
             let (graph, x) = prep.objective();
-            let mut ev =
-                Evaluator::new(graph, &s.registry, Order::Two).map_err(eval_err(graph))?;
+            let mut ev = Evaluator::new(graph, &s.registry, Order::Two).map_err(eval_err(graph))?;
             let t = ev
                 .directional(x, &d, order, opts)
                 .map_err(eval_err(graph))?;
@@ -387,7 +390,12 @@ impl Model {
             t
         };
         let z = |x: Option<f64>| x.map(|x| x + 0.0);
-        Ok((t.value, z(t.d1).unwrap_or(f64::NAN), z(t.d2), t.active_kinks))
+        Ok((
+            t.value,
+            z(t.d1).unwrap_or(f64::NAN),
+            z(t.d2),
+            t.active_kinks,
+        ))
     }
 
     /// The certificate of d-stationarity at `params` (see `mcopt stationarity`).
