@@ -6,7 +6,7 @@ adds the arrays that JSON cannot hold as arrays (witnesses, the trace, the final
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -121,3 +121,30 @@ class Report:
 
     def __repr__(self) -> str:
         return f"Report(status={self.status!r}, iterations={self.iterations}, solver={self.solver!r})"
+
+
+class Validation:
+    """The checks of ``mcopt validate`` (``to_dict()`` is what ``validate --json`` prints)."""
+
+    passed: bool
+    """Whether no check failed."""
+    status: str
+    """"passed" or "failed"."""
+    exit_code: int
+    """The CLI's exit code: 0 passed, 1 a check failed (bad input raises DiagnosticError, the CLI's 2)."""
+    checks: List[Dict[str, Any]]
+    """One dict per check: name, status ("pass", "fail", "warn", "skipped"), message, seconds."""
+
+    def __init__(self, data: Dict[str, Any]):
+        self._data = data
+        self.passed = bool(data["passed"])
+        self.status = "passed" if self.passed else "failed"
+        self.exit_code = 0 if self.passed else 1
+        self.checks = data["checks"]
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Exactly the object ``mcopt validate --json`` prints."""
+        return self._data
+
+    def __repr__(self) -> str:
+        return f"Validation(status={self.status!r}, checks={len(self.checks)})"

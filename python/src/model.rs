@@ -29,7 +29,7 @@ pub struct Core {
 
 /// A model loaded with its data: `Model.load(path, config=None, data=None, consts=None,
 /// plugins=(), rows=None, test_rows=None)`.
-#[pyclass(module = "mcopt._mcopt", unsendable)]
+#[pyclass(module = "mcopt._mcopt")]
 pub struct Model {
     // Declared before `core`, so dropped before it: it borrows `core`'s graph and registry.
     ev: Evaluator<'static>,
@@ -40,7 +40,7 @@ pub struct Model {
 }
 
 /// A string argument from `str` or `os.PathLike`.
-fn path_arg(obj: &Bound<'_, PyAny>) -> PyResult<String> {
+pub fn path_arg(obj: &Bound<'_, PyAny>) -> PyResult<String> {
     let os = obj.py().import("os")?;
     os.call_method1("fspath", (obj,))?.extract()
 }
@@ -113,6 +113,70 @@ fn memory_data(data: &Bound<'_, PyDict>, input: &Inputs) -> PyResult<(config::Ta
         origin: None,
     };
     Ok((table, spec))
+}
+
+/// The session inputs of the keyword arguments shared by `Model.load` and `validate`, and with
+/// `arrays` the table of data given as arrays (else such data are refused).
+#[allow(clippy::too_many_arguments)]
+pub fn inputs(
+    config: Option<&Bound<'_, PyAny>>,
+    data: Option<&Bound<'_, PyDict>>,
+    consts: Option<&Bound<'_, PyDict>>,
+    plugins: &[Bound<'_, PyAny>],
+    rows: Option<String>,
+    test_rows: Option<String>,
+    arrays: bool,
+) -> PyResult<(Inputs, Option<(config::Table, DataSpec)>)> {
+    let mut input = Inputs {
+        config: config.map(path_arg).transpose()?,
+        rows,
+        test_rows,
+        ..Inputs::default()
+    };
+    for p in plugins {
+        input.plugins.push(path_arg(p)?);
+    }
+    if let Some(c) = consts {
+        for (k, v) in c.iter() {
+            let name: String = k.extract()?;
+            let value: f64 = v.extract().map_err(|_| {
+                diag(
+                    "mcopt::python::value",
+                    format!("const `{name}` is not a number"),
+                    "give consts as a dict name → number",
+                )
+            })?;
+            input.consts.push(format!("{name}={value:?}"));
+        }
+    }
+    let mut memory = None;
+    if let Some(d) = data {
+        let strings = d.values().iter().all(|v| v.is_instance_of::<PyString>());
+        if strings {
+            for (k, v) in d.iter() {
+                input.data.push(format!(
+                    "{}={}",
+                    k.extract::<String>()?,
+                    v.extract::<String>()?
+                ));
+            }
+        } else if d.values().iter().any(|v| v.is_instance_of::<PyString>()) {
+            return Err(diag(
+                "mcopt::python::data",
+                "`data` mixes \"FILE:COLUMNS\" strings and arrays",
+                "give every data name an array, or every one a \"FILE:COLUMNS\" string",
+            ));
+        } else if !arrays {
+            return Err(diag(
+                "mcopt::python::data",
+                "`validate` reads data from files: give `data` as \"FILE:COLUMNS\" strings",
+                "or give a run file (`config`) that binds the data",
+            ));
+        } else {
+            memory = Some(memory_data(d, &input)?);
+        }
+    }
+    Ok((input, memory))
 }
 
 /// The form of `form="p"|"p0"|"p1"` with β (a number for every layer group, or a dict
@@ -235,49 +299,7 @@ impl Model {
         test_rows: Option<String>,
     ) -> PyResult<Model> {
         let path = path_arg(path)?;
-        let mut input = Inputs {
-            config: config.map(path_arg).transpose()?,
-            rows,
-            test_rows,
-            ..Inputs::default()
-        };
-        for p in &plugins {
-            input.plugins.push(path_arg(p)?);
-        }
-        if let Some(c) = consts {
-            for (k, v) in c.iter() {
-                let name: String = k.extract()?;
-                let value: f64 = v.extract().map_err(|_| {
-                    diag(
-                        "mcopt::python::value",
-                        format!("const `{name}` is not a number"),
-                        "give consts as a dict name → number",
-                    )
-                })?;
-                input.consts.push(format!("{name}={value:?}"));
-            }
-        }
-        let mut memory = None;
-        if let Some(d) = data {
-            let strings = d.values().iter().all(|v| v.is_instance_of::<PyString>());
-            if strings {
-                for (k, v) in d.iter() {
-                    input.data.push(format!(
-                        "{}={}",
-                        k.extract::<String>()?,
-                        v.extract::<String>()?
-                    ));
-                }
-            } else if d.values().iter().any(|v| v.is_instance_of::<PyString>()) {
-                return Err(diag(
-                    "mcopt::python::data",
-                    "`data` mixes \"FILE:COLUMNS\" strings and arrays",
-                    "give every data name an array, or every one a \"FILE:COLUMNS\" string",
-                ));
-            } else {
-                memory = Some(memory_data(d, &input)?);
-            }
-        }
+        let (input, memory) = inputs(config, data, consts, &plugins, rows, test_rows, true)?;
         let model_path = mcopt::session::model_path(Some(&path), &input).or_raise()?;
         let mut session = Session::load(&model_path, &input).or_raise()?;
         if let Some((table, spec)) = memory {
