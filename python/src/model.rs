@@ -17,7 +17,7 @@ use numpy::PyUntypedArrayMethods;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
-use crate::arrays::{read_vars, to_dict};
+use crate::arrays::{keys, read_vars, to_dict};
 use crate::errors::{diag, to_py, OrRaise};
 
 /// What a model's evaluator borrows: the session (registry, checked model) and the graph.
@@ -25,6 +25,8 @@ pub struct Core {
     pub session: Session,
     pub graph: Graph,
     pub specs: Vec<VarSpec>,
+    /// The parameter names as interned Python strings.
+    pub keys: Vec<Py<PyString>>,
 }
 
 /// A model loaded with its data: `Model.load(path, config=None, data=None, consts=None,
@@ -241,11 +243,13 @@ impl Model {
             }
         };
         let specs = session.param_specs();
+        let keys = Python::attach(|py| keys(py, &specs));
         let n = graph.n_params();
         let core = Arc::new(Core {
             session,
             graph,
             specs,
+            keys,
         });
         // SAFETY: `core` is kept in the same `Model` as `ev`, behind an `Arc` whose contents
         // never move nor change, and `ev` is declared (so dropped) before `core`: the
@@ -266,7 +270,14 @@ impl Model {
 
     /// The parameters of `params` gathered into `self.theta`.
     fn gather(&mut self, params: &Bound<'_, PyAny>) -> PyResult<()> {
-        read_vars(params, &self.core.specs, &mut self.theta, false, "params")
+        read_vars(
+            params,
+            &self.core.specs,
+            &self.core.keys,
+            &mut self.theta,
+            false,
+            "params",
+        )
     }
 
     fn value_now(&mut self) -> PyResult<f64> {
@@ -384,13 +395,8 @@ impl Model {
         self.gather(params)?;
         let opts = EvalOptions { ztol };
         let t = if spec == FormSpec::P {
-            read_vars(
-                direction,
-                &self.core.specs,
-                &mut self.dir,
-                true,
-                "direction",
-            )?;
+            let (specs, keys) = (&self.core.specs, &self.core.keys);
+            read_vars(direction, specs, keys, &mut self.dir, true, "direction")?;
             let g = &self.core.graph;
             let t = self
                 .ev
@@ -402,7 +408,8 @@ impl Model {
             let s = &self.core.session;
             let prep = certify::prepare_at(s, &spec, Point::Theta(&self.theta), 1e-6).or_raise()?;
             let mut d = vec![0.0; prep.specs.iter().map(VarSpec::len).sum()];
-            read_vars(direction, &prep.specs, &mut d, true, "direction")?;
+            let keys = keys(direction.py(), &prep.specs);
+            read_vars(direction, &prep.specs, &keys, &mut d, true, "direction")?;
             let (graph, x) = prep.objective();
             let mut ev = Evaluator::new(graph, &s.registry, Order::Two).map_err(eval_err(graph))?;
             let t = ev

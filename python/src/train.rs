@@ -20,7 +20,7 @@ use mcopt::solve::{Observer, Row, RunState, Status};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
-use crate::arrays::{read_vars, to_dict};
+use crate::arrays::{keys, read_vars, to_dict};
 use crate::errors::OrRaise;
 use crate::model::json_to_py;
 use crate::results::class;
@@ -140,7 +140,7 @@ pub fn train<'py>(
     let x0 = match init {
         Some(d) if d.is_instance_of::<PyDict>() => {
             let mut x = vec![0.0; plan.session.model.n_params()];
-            read_vars(d, &specs, &mut x, false, "init")?;
+            read_vars(d, &specs, &keys(py, &specs), &mut x, false, "init")?;
             x
         }
         _ => plan.start_point(None).or_raise()?,

@@ -12,7 +12,7 @@ use mcopt::session::{Inputs, Session};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::arrays::read_vars;
+use crate::arrays::{keys, read_vars};
 use crate::errors::{diag, OrRaise};
 use crate::model::json_to_py;
 use crate::results::class;
@@ -38,7 +38,7 @@ fn temp_point(
     let specs = s.param_specs();
     let mut theta = s.point(None).or_raise()?;
     if let Some(v) = values {
-        read_vars(v, &specs, &mut theta, false, "point")?;
+        read_vars(v, &specs, &keys(v.py(), &specs), &mut theta, false, "point")?;
     }
     let vals = mcopt::session::certify::split(&specs, &theta);
     let name = format!(
