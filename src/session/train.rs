@@ -126,7 +126,7 @@ pub fn final_certificate_with(
     // A stop signal during the certificate stops it (`interrupted`); everything is written.
     let mut opts = req.options()?;
     opts.interrupt = interrupt;
-    let prep = certify::prepare_at(session, &req.form, point, opts.tol)?;
+    let prep = certify::prepare_at(session, &req.form, &point, opts.tol)?;
     let cert = prep.certify(session, &opts)?;
     Ok(Some(crate::report::json::certificate(
         prep.form,
