@@ -252,7 +252,13 @@ impl Model {
 
 #[pymethods]
 impl Model {
-    /// Load a model (.mco) with its data, constants and plugins (see the package docs).
+    /// Model.load(path, config=None, data=None, consts=None, plugins=(), rows=None, test_rows=None)
+    ///
+    /// Load a model (.mco). `config`: a run file (its data, consts and plugins, as `--config`).
+    /// `data`: data name -> numpy array (rows × width; 1-D for width 1) or pandas DataFrame
+    /// (all its columns, in order), or every one a "FILE:COLUMNS" string as `--data`.
+    /// `rows`/`test_rows`: "a..b" as `--rows`/`--test-rows`. `consts`: name -> number as
+    /// `--const`. `plugins`: paths or names as `--plugin`.
     #[staticmethod]
     #[pyo3(signature = (path, config=None, data=None, consts=None, plugins=Vec::new(), rows=None, test_rows=None))]
     fn load(
@@ -416,7 +422,10 @@ impl Model {
             t.active_kinks,
         ))
     }
-    /// The certificate of d-stationarity at `params` (see `mcopt stationarity`).
+    /// The certificate of d-stationarity at `params`, as `mcopt stationarity --json`:
+    /// `form` "p", "p0" or "p1" (β: a number for every layer group, or a dict group -> number),
+    /// `order` 1 or 2, `tol`, `ztol`, `max_pieces`, `time_limit` as the CLI's flags. The GIL
+    /// is released while it runs.
     #[pyo3(signature = (params, order=2, form="p", beta=None, tol=None, ztol=None, max_pieces=None, time_limit=None))]
     #[allow(clippy::too_many_arguments)]
     fn stationarity<'py>(

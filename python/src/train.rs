@@ -102,7 +102,16 @@ fn run_file(py: Python<'_>, run: &Bound<'_, PyAny>) -> PyResult<(RunFile, String
     Ok((r, path, false))
 }
 
-/// Train as `mcopt train` does; see the package docs.
+/// train(run, init=None, max_iter=None, out=None, callback=None) -> Report
+///
+/// Train as `mcopt train RUN` does. `run`: a run file, or a dict of its keys (relative paths
+/// resolved against the current directory). `init`: a point file or a dict of arrays (the
+/// start instead of the run file's `init`). `max_iter` as `--max-iter`. `out`: the output
+/// directory as `--out` (default: the run file's own, as the CLI; for a dict run, no files).
+/// `callback(metrics)` gets every iteration's trace row (column -> float, "iter" an int);
+/// returning False stops the run (status "stopped"); an exception raised in it, or Ctrl-C,
+/// stops the run, writes the outputs, and is raised again. The GIL is released while the run
+/// goes, but for the callback.
 #[pyfunction]
 #[pyo3(signature = (run, init=None, max_iter=None, out=None, callback=None))]
 pub fn train<'py>(

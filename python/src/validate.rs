@@ -51,7 +51,15 @@ fn temp_point(
     Ok(TempFile(path))
 }
 
-/// The checks of `mcopt validate`; see the package docs.
+/// validate(model, config=None, data=None, consts=None, plugins=(), at=None, order=None,
+///          tol=None, ztol=0.0, allow_not_stationary=False, allow_inconclusive=False,
+///          rows=None, test_rows=None) -> Validation
+///
+/// The checks of `mcopt validate MODEL --params AT` (parse and check, the plugins' self-test,
+/// a finite objective, the certificates, the losses against the run file's `validate:`).
+/// `at`: a point file, a dict of arrays, or None for the model's initial values; `data` as
+/// "FILE:COLUMNS" strings (or through `config`). Bad input raises DiagnosticError (the CLI's
+/// exit 2); a failed check is `Validation.passed == False` (exit 1).
 #[pyfunction]
 #[pyo3(signature = (model, config=None, data=None, consts=None, plugins=Vec::new(), at=None, order=None, tol=None, ztol=0.0, allow_not_stationary=false, allow_inconclusive=false, rows=None, test_rows=None))]
 #[allow(clippy::too_many_arguments)]
