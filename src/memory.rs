@@ -63,27 +63,54 @@ pub fn available() -> Option<u64> {
     }
 }
 
+/// Why a byte count does not parse; its `Display` is the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BytesError {
+    /// No digits before the unit.
+    NotANumber(String),
+    /// A unit other than K, M, G, T (with an optional `B` or `iB`) or B.
+    UnknownUnit(String),
+    /// Zero, or 16 EiB or more.
+    OutOfRange(String),
+}
+
+impl std::fmt::Display for BytesError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BytesError::NotANumber(t) => {
+                write!(f, "`{t}` is not a byte count (digits and K, M, G or T)")
+            }
+            BytesError::UnknownUnit(u) => write!(f, "unknown unit `{u}` (use K, M, G or T)"),
+            BytesError::OutOfRange(t) => {
+                write!(f, "`{t}` is not a positive byte count below 16 EiB")
+            }
+        }
+    }
+}
+
+impl std::error::Error for BytesError {}
+
 /// A byte count as given on a command line: digits, optionally followed by `K`, `M`, `G` or
 /// `T` (powers of 1024, with an optional `B` or `iB`), or a plain `B`: `4G`, `512MiB`, `1000000`.
-pub fn parse_bytes(text: &str) -> Result<u64, String> {
+pub fn parse_bytes(text: &str) -> Result<u64, BytesError> {
     let t = text.trim();
     let digits = t.len() - t.trim_start_matches(|c: char| c.is_ascii_digit()).len();
     let (number, unit) = t.split_at(digits);
     let value: u64 = number
         .parse()
-        .map_err(|_| format!("`{text}` is not a byte count (digits and K, M, G or T)"))?;
+        .map_err(|_| BytesError::NotANumber(text.to_owned()))?;
     let shift = match unit.trim() {
         "" | "B" => 0,
         "K" | "KB" | "KiB" | "k" | "kB" => 10,
         "M" | "MB" | "MiB" => 20,
         "G" | "GB" | "GiB" => 30,
         "T" | "TB" | "TiB" => 40,
-        other => return Err(format!("unknown unit `{other}` (use K, M, G or T)")),
+        other => return Err(BytesError::UnknownUnit(other.to_owned())),
     };
     value
         .checked_mul(1u64 << shift)
         .filter(|&b| b > 0)
-        .ok_or_else(|| format!("`{text}` is not a positive byte count below 16 EiB"))
+        .ok_or_else(|| BytesError::OutOfRange(text.to_owned()))
 }
 
 /// "1234567 bytes (1.2 MiB)".

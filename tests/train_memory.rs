@@ -6,8 +6,10 @@
 //!
 //! Run with `cargo test --release --test train_memory`.
 
+#[path = "cli/support.rs"]
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -25,10 +27,9 @@ fn children_peak_kib() -> i64 {
 
 /// Train Adam on syn for `iters` iterations into a fresh directory; its peak RSS (KiB).
 fn train(iters: u64) -> (i64, PathBuf) {
-    let out = std::env::temp_dir().join(format!("mcopt-memory-{}-{iters}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
+    let out = support::fresh_dir(&format!("memory-{iters}"));
     let before = children_peak_kib();
-    let o = Command::new(env!("CARGO_BIN_EXE_mcopt"))
+    let o = support::bin()
         .args(["train", "examples/syn/adam.yaml", "--quiet", "--out"])
         .arg(&out)
         .args(["--max-iter", &iters.to_string()])

@@ -2,41 +2,12 @@
 
 use std::sync::Arc;
 
+pub(super) use super::ctx::{scalar_of, Ctx};
 use super::items::{Binding, Checker};
 use super::{Binary, CExpr, CKind, Shape, TimeRef, Unary, MAX_ELEMENTS};
 use crate::diag::{Diag, Span};
 use crate::syntax::ast::{BinOp, Expr, ExprKind, Ident};
 use crate::text::plural;
-
-/// Where an expression is checked.
-#[derive(Debug, Clone, Default)]
-pub(super) struct Ctx {
-    /// The time variable in scope (`t` of `layer h[t]` or of `mean(t, ..)`).
-    pub(super) time: Option<String>,
-    /// The layer whose body this is.
-    pub(super) layer: Option<usize>,
-}
-
-impl Ctx {
-    pub(super) fn top() -> Ctx {
-        Ctx::default()
-    }
-
-    /// The body of a plain layer or of a base case: no time variable.
-    pub(super) fn layer(id: usize) -> Ctx {
-        Ctx {
-            time: None,
-            layer: Some(id),
-        }
-    }
-
-    pub(super) fn layer_general(id: usize, t: &str) -> Ctx {
-        Ctx {
-            time: Some(t.to_owned()),
-            layer: Some(id),
-        }
-    }
-}
 
 pub(super) fn lit(values: Vec<f64>, shape: Shape, span: Span) -> CExpr {
     CExpr {
@@ -626,13 +597,6 @@ pub(super) enum Mismatch<'a> {
 enum Seq {
     Data(usize),
     Layer(usize),
-}
-
-pub(super) fn scalar_of(e: &CExpr) -> Option<f64> {
-    match &e.kind {
-        CKind::Literal(v) if e.shape.is_scalar() => Some(v[0]),
-        _ => None,
-    }
 }
 
 pub(super) fn scalar_values(e: &CExpr) -> &[f64] {

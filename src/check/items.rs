@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::expr::Ctx;
+use super::ctx::Ctx;
 use super::{Binary, MAX_ELEMENTS, MAX_PARAMETERS};
 use super::{
     CExpr, CKind, DataDef, LayerBody, LayerDef, Model, ParamDef, Shape, Term, TermClass, Unary,
@@ -510,7 +510,7 @@ impl<'a> Checker<'a> {
     /// and [`MAX_ELEMENTS`], or `mcopt::check::size` at the expression.
     fn size_expr(&mut self, e: &ast::Expr) -> Option<usize> {
         let v = self.expr(e, &Ctx::top())?;
-        let value = super::expr::scalar_of(&v);
+        let value = super::ctx::scalar_of(&v);
         match value {
             Some(x) if x.fract() == 0.0 && x >= 1.0 && x <= MAX_ELEMENTS as f64 => Some(x as usize),
             _ => {

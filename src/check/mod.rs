@@ -6,6 +6,7 @@
 //! `c · sqnorm(θ_i)`. Lets and constants are substituted. All errors found are reported.
 
 mod calls;
+mod ctx;
 mod expr;
 mod index;
 mod items;

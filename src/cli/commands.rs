@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use mcopt::config::RunFile;
 use mcopt::diag::Diags;
 use mcopt::eval::Taylor;
 use mcopt::plugin_host::{self, PluginSearch};
@@ -52,8 +53,8 @@ pub(super) fn print_json(value: &serde_json::Value) {
     );
 }
 
-pub fn check(model_path: &str, input: &InputArgs) -> Outcome {
-    let s = Session::load(model_path, &input.inputs())?;
+pub fn check(model_path: &str, run: Option<&RunFile>, input: &InputArgs) -> Outcome {
+    let s = Session::open(model_path, &input.inputs(), run)?;
     let c = session::inspect(&s)?;
     if input.json {
         print_json(&serde_json::to_value(&c).unwrap_or_default());
@@ -128,8 +129,14 @@ fn point(at: Option<&str>) -> Point<'_> {
     at.map_or(Point::Initial, Point::File)
 }
 
-pub fn eval(model_path: &str, at: Option<&str>, gradient: bool, input: &InputArgs) -> Outcome {
-    let s = Arc::new(Session::load(model_path, &input.inputs())?);
+pub fn eval(
+    model_path: &str,
+    run: Option<&RunFile>,
+    at: Option<&str>,
+    gradient: bool,
+    input: &InputArgs,
+) -> Outcome {
+    let s = Arc::new(Session::open(model_path, &input.inputs(), run)?);
     let req = EvalRequest {
         ztol: input.ztol,
         gradient,
@@ -183,13 +190,14 @@ fn as_rows(spec: &VarSpec, vals: &[f64]) -> Value {
 
 pub fn diff(
     model_path: &str,
+    run: Option<&RunFile>,
     at: Option<&str>,
     dir: &str,
     order: u8,
     (form, beta): (FormArg, &[String]),
     input: &InputArgs,
 ) -> Outcome {
-    let s = Session::load(model_path, &input.inputs())?;
+    let s = Session::open(model_path, &input.inputs(), run)?;
     let req = DirectionalRequest {
         form: match form {
             FormArg::P => FormSpec::P,
@@ -239,13 +247,14 @@ fn print_diff(t: &Taylor, exact: Option<&Taylor>, input: &InputArgs) {
 
 pub fn bench(
     model_path: &str,
+    run: Option<&RunFile>,
     at: Option<&str>,
     dir: Option<&str>,
     random: Option<u64>,
     seconds: f64,
     input: &InputArgs,
 ) -> Outcome {
-    let s = Arc::new(Session::load(model_path, &input.inputs())?);
+    let s = Arc::new(Session::open(model_path, &input.inputs(), run)?);
     let req = BenchRequest {
         at: point(at),
         dir,

@@ -28,6 +28,7 @@ mod validate;
 use std::io::IsTerminal;
 
 use clap::{Args, Parser, Subcommand};
+use mcopt::config::RunFile;
 use mcopt::diag::{Diag, Diags};
 
 /// Success, or the check passed. (Exit code 1, "the check ran and failed", belongs to
@@ -248,15 +249,18 @@ pub fn main() -> u8 {
 fn run(command: Command) -> Result<u8, Diags> {
     match command {
         Command::Check { model, input } => {
-            model_arg(model, &input).and_then(|m| commands::check(&m, &input))
+            let (m, run) = target(model, &input)?;
+            commands::check(&m, run.as_ref(), &input)
         }
         Command::Eval {
             model,
             at,
             gradient,
             input,
-        } => model_arg(model, &input)
-            .and_then(|m| commands::eval(&m, at.as_deref(), gradient, &input)),
+        } => {
+            let (m, run) = target(model, &input)?;
+            commands::eval(&m, run.as_ref(), at.as_deref(), gradient, &input)
+        }
         Command::Diff {
             model,
             at,
@@ -265,16 +269,22 @@ fn run(command: Command) -> Result<u8, Diags> {
             form,
             beta,
             input,
-        } => model_arg(model, &input)
-            .and_then(|m| commands::diff(&m, at.as_deref(), &dir, order, (form, &beta), &input)),
+        } => {
+            let (m, run) = target(model, &input)?;
+            let at = at.as_deref();
+            commands::diff(&m, run.as_ref(), at, &dir, order, (form, &beta), &input)
+        }
         Command::Stationarity(a) => {
-            model_arg(a.model.clone(), &a.input).and_then(|m| stationarity::run(&m, &a))
+            let (m, run) = target(a.model.clone(), &a.input)?;
+            stationarity::run(&m, run.as_ref(), &a)
         }
         Command::Reformulate(a) => {
-            model_arg(a.model.clone(), &a.input).and_then(|m| reformulate::run(&m, &a))
+            let (m, run) = target(a.model.clone(), &a.input)?;
+            reformulate::run(&m, run.as_ref(), &a)
         }
         Command::Validate(a) => {
-            model_arg(a.model.clone(), &a.input).and_then(|m| validate::run(&m, &a))
+            let (m, run) = target(a.model.clone(), &a.input)?;
+            validate::run(&m, run.as_ref(), &a)
         }
         Command::Bench {
             model,
@@ -283,9 +293,11 @@ fn run(command: Command) -> Result<u8, Diags> {
             seconds,
             random,
             input,
-        } => model_arg(model, &input).and_then(|m| {
-            commands::bench(&m, at.as_deref(), dir.as_deref(), random, seconds, &input)
-        }),
+        } => {
+            let (m, run) = target(model, &input)?;
+            let (at, dir) = (at.as_deref(), dir.as_deref());
+            commands::bench(&m, run.as_ref(), at, dir, random, seconds, &input)
+        }
         Command::Train(a) => train::train(&a),
         Command::Sweep { command } => sweep::run(command),
         Command::Plugins {
@@ -363,9 +375,10 @@ fn check_numbers(command: &Command) -> Result<(), Diags> {
     diags.finish(())
 }
 
-/// The model file: the command line's, the run file's, or both when they are the same file.
-fn model_arg(model: Option<String>, input: &InputArgs) -> Result<String, Diags> {
-    mcopt::session::model_path(model.as_deref(), &input.inputs())
+/// The model file (the command line's, the run file's, or both when they are the same file)
+/// and the run file, read once.
+fn target(model: Option<String>, input: &InputArgs) -> Result<(String, Option<RunFile>), Diags> {
+    mcopt::session::resolve(model.as_deref(), &input.inputs())
 }
 
 /// Render diagnostics to stderr (colours only on a terminal).

@@ -2,6 +2,7 @@
 //! its constraint or penalty blocks, and the exact-penalty thresholds where mcopt computes them.
 
 use clap::Args as ClapArgs;
+use mcopt::config::RunFile;
 use mcopt::diag::Diags;
 use mcopt::session::reformulate::{reformulate, ReformulateRequest, Reformulated};
 use mcopt::session::{FormSpec, Session};
@@ -32,8 +33,8 @@ pub enum LiftedForm {
     P1,
 }
 
-pub fn run(model: &str, a: &Args) -> Result<u8, Diags> {
-    let s = Session::load(model, &a.input.inputs())?;
+pub fn run(model: &str, run: Option<&RunFile>, a: &Args) -> Result<u8, Diags> {
+    let s = Session::open(model, &a.input.inputs(), run)?;
     let form = match a.form {
         LiftedForm::P0 => FormSpec::P0,
         LiftedForm::P1 => FormSpec::P1(parse_betas(&a.beta, 1.0)?),

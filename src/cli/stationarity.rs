@@ -123,9 +123,9 @@ pub fn parse_betas(args: &[String], default: f64) -> Result<Betas, Diags> {
     Ok(betas)
 }
 
-pub fn run(model: &str, a: &Args) -> Result<u8, Diags> {
+pub fn run(model: &str, run: Option<&config::RunFile>, a: &Args) -> Result<u8, Diags> {
     let start = std::time::Instant::now();
-    let s = Session::load(model, &a.input.inputs())?;
+    let s = Session::open(model, &a.input.inputs(), run)?;
     let mut req = a.cert.request(a.order, a.input.ztol)?;
     req.time_limit = a.time_limit;
     let mut opts = req.options()?;

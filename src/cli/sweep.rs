@@ -4,18 +4,17 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use mcopt::check::ConstOverride;
-use mcopt::config::{self, SweepFile};
 use mcopt::diag::{Diag, Diags};
-use mcopt::session;
+use mcopt::session::sweep::{
+    self as ss, Collected, K8sRequest, PlanRequest, Planned, SlurmJob, SweepStatus, Which,
+};
 use mcopt::signals;
-use mcopt::sweep::{self, cluster, collect, EntryOutcome, Manifest, PlanOptions};
+use mcopt::sweep::{self, cluster, EntryOutcome, Manifest};
+use mcopt::text::plural;
 use serde_json::json;
 
 use super::commands::print_json;
 use super::EXIT_OK;
-use mcopt::input::read_source;
-use mcopt::session::registry;
 
 /// Exit code when a sweep entry failed (the runs ran, and some failed).
 const EXIT_FAILED: u8 = 1;
@@ -166,33 +165,24 @@ pub fn run(cmd: SweepCommand) -> Outcome {
             claim,
             mount,
             common,
-        } => k8s(Path::new(&dir), image, parallelism, claim, mount, &common),
+        } => {
+            let req = K8sRequest {
+                image,
+                parallelism,
+                claim,
+                mount,
+            };
+            k8s(Path::new(&dir), req, &common)
+        }
     }
 }
 
 fn plan(sweep_path: &str, out: Option<&str>, common: &SweepArgs) -> Outcome {
-    let sweep = config::load_sweep(Path::new(sweep_path))?;
-    let dir = match out {
-        Some(d) => PathBuf::from(d),
-        None => {
-            let stem = Path::new(sweep_path)
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "sweep".into());
-            PathBuf::from(format!("sweep-{stem}"))
-        }
+    let req = PlanRequest {
+        sweep: PathBuf::from(sweep_path),
+        out: out.map(PathBuf::from),
     };
-    // Every problem at once: the constants against the model, every entry as a run file.
-    let consts = check_consts(&sweep);
-    let dry = sweep::plan(&sweep, &dir, PlanOptions { dry_run: true });
-    if consts.is_err() || dry.is_err() {
-        let mut all = Diags::new();
-        for d in [consts.err(), dry.err()].into_iter().flatten() {
-            d.iter().cloned().for_each(|x| all.push(x));
-        }
-        return Err(all);
-    }
-    let manifest = sweep::plan(&sweep, &dir, PlanOptions::default())?;
+    let Planned { dir, manifest } = ss::plan(&req)?;
     if common.json {
         let v = json!({
             "dir": dir.display().to_string(),
@@ -215,85 +205,35 @@ fn plan(sweep_path: &str, out: Option<&str>, common: &SweepArgs) -> Outcome {
     Ok(EXIT_OK)
 }
 
-/// Every `consts.NAME` a setting overrides must be a `const` of the base model.
-fn check_consts(sweep: &SweepFile) -> Result<(), Diags> {
-    let mut names: Vec<String> = Vec::new();
-    for s in sweep.settings() {
-        for (k, _) in s {
-            if k.starts_with("consts.") && !names.contains(&k) {
-                names.push(k);
-            }
-        }
-    }
-    if names.is_empty() {
-        return Ok(());
-    }
-    let run = config::load_run(&sweep.base)?;
-    let registry = registry(&mcopt::session::Inputs::default(), Some(&run))?;
-    let source = read_source(&run.model, mcopt::input::InputKind::Model)?;
-    let overrides: Vec<ConstOverride> = names
-        .iter()
-        .map(|k| ConstOverride {
-            name: k["consts.".len()..].to_string(),
-            value: 1.0,
-            origin: Some((sweep.source.clone(), sweep.key_span(k))),
-        })
-        .collect();
-    session::compile_with(&source, &registry, &overrides).map(|_| ())
-}
-
-/// The entry index from the environment of a cluster task, if any.
-fn index_from_env() -> Result<Option<usize>, Diags> {
-    for var in ["SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX"] {
-        if let Ok(v) = std::env::var(var) {
-            return v.trim().parse::<usize>().map(Some).map_err(|_| {
-                Diag::new(
-                    "mcopt::sweep::index",
-                    format!("{var} is `{v}`, not an entry index"),
-                )
-                .into()
-            });
-        }
-    }
-    Ok(None)
-}
-
 fn run_entries(dir: &Path, index: Option<usize>, jobs: Option<u32>, common: &SweepArgs) -> Outcome {
     let manifest = Manifest::load(dir)?;
     let exe = current_exe()?;
-    let index = match (index, jobs) {
-        (Some(i), _) => Some(i),
-        (None, Some(_)) => None,
-        (None, None) => index_from_env()?,
-    };
+    let which = ss::which(index, jobs)?;
     // SIGINT, SIGTERM and SIGHUP: forwarded to the running entries, which stop and are
     // marked interrupted; no further entry starts; exit 128 + signal.
     signals::install();
-    if let Some(i) = index {
-        let outcome = sweep::run_entry(&exe, dir, &manifest, i)?;
-        report_entry(i, &outcome, common);
-        if let Some(sig) = signals::received() {
-            return Ok(signals::exit_code(sig));
+    let jobs = match which {
+        Which::All { jobs } => jobs,
+        Which::One(i) => {
+            let outcome = sweep::run_entry(&exe, dir, &manifest, i)?;
+            report_entry(i, &outcome, common);
+            if let Some(sig) = signals::received() {
+                return Ok(signals::exit_code(sig));
+            }
+            return Ok(match outcome {
+                EntryOutcome::Failed { .. } => EXIT_FAILED,
+                _ => EXIT_OK,
+            });
         }
-        return Ok(match outcome {
-            EntryOutcome::Failed { .. } => EXIT_FAILED,
-            _ => EXIT_OK,
-        });
-    }
+    };
     let total = manifest.entries.len();
     let bar = progress_bar(total as u64);
-    let summary = sweep::run_pool(
-        &exe,
-        dir,
-        &manifest,
-        jobs.unwrap_or(1) as usize,
-        &|i, outcome| {
-            bar.inc(1);
-            if let EntryOutcome::Failed { message, .. } = outcome {
-                bar.suspend(|| eprintln!("entry {i} failed: {message}"));
-            }
-        },
-    )?;
+    let summary = sweep::run_pool(&exe, dir, &manifest, jobs, &|i, outcome| {
+        bar.inc(1);
+        if let EntryOutcome::Failed { message, .. } = outcome {
+            bar.suspend(|| eprintln!("entry {i} failed: {message}"));
+        }
+    })?;
     bar.finish_and_clear();
     if common.json {
         let failed: Vec<_> = summary
@@ -345,10 +285,6 @@ fn run_entries(dir: &Path, index: Option<usize>, jobs: Option<u32>, common: &Swe
     })
 }
 
-fn plural(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
-
 fn indices(v: &[usize]) -> String {
     v.iter()
         .map(ToString::to_string)
@@ -390,9 +326,10 @@ fn report_entry(i: usize, outcome: &EntryOutcome, common: &SweepArgs) {
 }
 
 fn status(dir: &Path, common: &SweepArgs) -> Outcome {
-    let manifest = Manifest::load(dir)?;
-    let c = sweep::counts(dir, &manifest);
-    let failures = sweep::failures(dir, &manifest);
+    let SweepStatus {
+        counts: c,
+        failures,
+    } = ss::status(dir)?;
     if common.json {
         let mut v = serde_json::to_value(c).unwrap_or_default();
         v["failed_entries"] = serde_json::to_value(&failures).unwrap_or_default();
@@ -434,26 +371,7 @@ fn status(dir: &Path, common: &SweepArgs) -> Outcome {
 }
 
 fn collect_table(dir: &Path, by: &[String], common: &SweepArgs) -> Outcome {
-    let manifest = Manifest::load(dir)?;
-    let keys: Vec<String> = manifest
-        .entries
-        .iter()
-        .filter_map(|e| e.overrides.as_object())
-        .flat_map(|m| m.keys().cloned())
-        .collect();
-    for k in by {
-        if !keys.contains(k) {
-            let mut known = keys.clone();
-            known.sort();
-            known.dedup();
-            let msg = format!("the sweep does not vary `{k}`");
-            return Err(Diag::new("mcopt::sweep::key", msg)
-                .in_file(dir.join("manifest.json").display().to_string())
-                .help(format!("its keys: {}", known.join(", ")))
-                .into());
-        }
-    }
-    let table = collect::collect(dir, &manifest, by);
+    let Collected { table, out_dir } = ss::collect(dir, by)?;
     for u in &table.unreadable {
         eprintln!(
             "warning: the report of entry {} cannot be read ({}): {}; left out of the table",
@@ -470,11 +388,6 @@ fn collect_table(dir: &Path, by: &[String], common: &SweepArgs) -> Outcome {
             )
         );
     }
-    let out_dir = dir.join("collect");
-    mcopt::atomic::write(&out_dir.join("summary.csv"), table.to_csv().as_bytes())?;
-    mcopt::atomic::write(&out_dir.join("summary.md"), table.to_markdown().as_bytes())?;
-    mcopt::atomic::write(&out_dir.join("summary.json"), table.to_json().as_bytes())?;
-    mcopt::atomic::write(&out_dir.join("test_loss.svg"), table.to_svg().as_bytes())?;
     if common.json {
         out_raw!("{}\n", table.to_json());
     } else {
@@ -487,30 +400,12 @@ fn collect_table(dir: &Path, by: &[String], common: &SweepArgs) -> Outcome {
     Ok(EXIT_OK)
 }
 
-fn slurm(dir: &Path, mut o: cluster::SlurmOptions, submit: bool, common: &SweepArgs) -> Outcome {
-    let manifest = Manifest::load(dir)?;
-    let dir_abs = absolute(dir)?;
+fn slurm(dir: &Path, o: cluster::SlurmOptions, submit: bool, common: &SweepArgs) -> Outcome {
     let exe = current_exe()?;
-    o.job_name = format!(
-        "mcopt-{}",
-        dir_abs
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "sweep".into())
-    );
-    let script = cluster::slurm_script(&exe, &dir_abs, manifest.entries.len(), &o)?;
-    let path = dir_abs.join("sweep.sbatch");
-    mcopt::atomic::write(&path, script.as_bytes())?;
-    std::fs::create_dir_all(dir_abs.join("slurm")).map_err(|e| {
-        Diags::from(
-            Diag::new(
-                "mcopt::io::write",
-                format!("cannot create the log directory: {e}"),
-            )
-            .in_file(dir_abs.join("slurm").display().to_string()),
-        )
-    })?;
-    let job_id = if submit { Some(sbatch(&path)?) } else { None };
+    let SlurmJob {
+        script: path,
+        job_id,
+    } = ss::slurm(dir, &exe, o, submit)?;
     if common.json {
         print_json(&json!({"script": path.display().to_string(), "job_id": job_id}));
     } else {
@@ -523,78 +418,18 @@ fn slurm(dir: &Path, mut o: cluster::SlurmOptions, submit: bool, common: &SweepA
     Ok(EXIT_OK)
 }
 
-/// `sbatch --parsable SCRIPT`, returning the job id.
-fn sbatch(script: &Path) -> Result<String, Diags> {
-    let output = std::process::Command::new("sbatch")
-        .arg("--parsable")
-        .arg(script)
-        .output()
-        .map_err(|e| {
-            Diags::from(
-                Diag::new("mcopt::sweep::sbatch", format!("cannot run sbatch: {e}")).help(
-                    "is Slurm installed and on the PATH? the script was written; submit it by hand",
-                ),
-            )
-        })?;
-    if !output.status.success() {
-        let msg = format!(
-            "sbatch refused the job: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-        return Err(Diag::new("mcopt::sweep::sbatch", msg)
-            .in_file(script.display().to_string())
-            .into());
-    }
-    let text = String::from_utf8_lossy(&output.stdout);
-    Ok(text
-        .trim()
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .to_string())
-}
-
-fn k8s(
-    dir: &Path,
-    image: String,
-    parallelism: u32,
-    claim: String,
-    mount: String,
-    common: &SweepArgs,
-) -> Outcome {
-    let manifest = Manifest::load(dir)?;
-    let dir_abs = absolute(dir)?;
-    let leaf = dir_abs
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "sweep".into());
-    let name: String = format!("mcopt-{leaf}")
-        .to_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .take(63)
-        .collect();
-    let o = cluster::K8sOptions {
-        image,
-        parallelism,
-        name: name.trim_end_matches('-').to_string(),
-        dir_in_pod: format!("{}/{leaf}", mount.trim_end_matches('/')),
-        claim,
-        mount,
-        backoff_limit_per_index: 2,
-    };
-    let text = cluster::k8s_job(manifest.entries.len(), &o)?;
-    let path = dir_abs.join("k8s-job.yaml");
-    mcopt::atomic::write(&path, text.as_bytes())?;
+fn k8s(dir: &Path, req: K8sRequest, common: &SweepArgs) -> Outcome {
+    let job = ss::k8s(dir, req)?;
+    let (path, o) = (&job.path, &job.options);
     if common.json {
         print_json(
-            &json!({"manifest": path.display().to_string(), "completions": manifest.entries.len()}),
+            &json!({"manifest": path.display().to_string(), "completions": job.completions}),
         );
     } else {
         out!("wrote {}", path.display());
         out!(
             "copy {} to the volume `{}` as {}, then `kubectl apply -f {}`",
-            dir_abs.display(),
+            job.dir.display(),
             o.claim,
             o.dir_in_pod,
             path.display()
@@ -622,17 +457,6 @@ fn current_exe() -> Result<PathBuf, Diags> {
             "mcopt::sweep::spawn",
             format!("cannot find the mcopt executable: {e}"),
         )
-        .into()
-    })
-}
-
-fn absolute(dir: &Path) -> Result<PathBuf, Diags> {
-    std::path::absolute(dir).map_err(|e| {
-        Diag::new(
-            "mcopt::io::read",
-            format!("cannot resolve the directory: {e}"),
-        )
-        .in_file(dir.display().to_string())
         .into()
     })
 }

@@ -3,9 +3,10 @@
 use std::path::Path;
 
 use clap::Args as ClapArgs;
+use mcopt::config::RunFile;
 use mcopt::diag::Diags;
 use mcopt::report;
-use mcopt::session::validate::{validate, ValidateRequest};
+use mcopt::session::validate::{validate_with, ValidateRequest};
 
 use super::stationarity::EXIT_FAILED;
 use super::{InputArgs, EXIT_OK};
@@ -36,7 +37,7 @@ pub struct Args {
     pub input: InputArgs,
 }
 
-pub fn run(model: &str, a: &Args) -> Result<u8, Diags> {
+pub fn run(model: &str, run: Option<&RunFile>, a: &Args) -> Result<u8, Diags> {
     let req = ValidateRequest {
         params: a.params.clone(),
         order: a.order,
@@ -45,7 +46,7 @@ pub fn run(model: &str, a: &Args) -> Result<u8, Diags> {
         allow_not_stationary: a.allow_not_stationary,
         allow_inconclusive: a.allow_inconclusive,
     };
-    let (validation, result) = validate(model, &a.input.inputs(), &req);
+    let (validation, result) = validate_with(model, &a.input.inputs(), run, &req);
     if let Some(path) = &a.junit {
         let xml = report::junit::validation(&validation, model).map_err(|e| {
             Diags::from(mcopt::diag::Diag::new(

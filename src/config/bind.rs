@@ -235,7 +235,7 @@ pub fn parse_cli_binding(arg: &str) -> Result<(String, PathBuf, ColumnSel), Diag
     };
     let cols_at = eq + 1 + colon + 1;
     let cols = parse_columns(&rest[colon + 1..]).map_err(|m| {
-        Diag::new("mcopt::data::columns", m)
+        Diag::new("mcopt::data::columns", m.to_string())
             .at(&source, Span::new(cols_at, arg.len()), "columns")
             .help(usage)
     })?;
@@ -255,7 +255,7 @@ pub fn parse_row_sel(s: &str) -> Result<RowSel, Diag> {
         return Ok(RowSel::All);
     }
     if let Some((a, b)) = t.split_once("..") {
-        let (start, end) = parse_range(a, b).map_err(fail)?;
+        let (start, end) = parse_range(a, b).map_err(|e| fail(e.to_string()))?;
         if start >= end {
             return Err(fail(format!(
                 "expected a non-empty range of time steps, found `{t}`"
@@ -274,31 +274,68 @@ pub fn parse_row_sel(s: &str) -> Result<RowSel, Diag> {
     }
 }
 
-/// Parse a column selection: `a..b`, `1,2,5`, `DP,EP,...` or `DP..IP`; the message on failure.
-pub fn parse_columns(s: &str) -> Result<ColumnSel, String> {
+/// Why a column or row selection does not parse; its `Display` is the message shown at the
+/// selection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SelectionError {
+    /// Nothing was given.
+    Empty,
+    /// `a..b` with a side missing.
+    ColumnRange(String),
+    /// `a..b` with a ≥ b.
+    EmptyRange(String),
+    /// A list with an empty item.
+    List(String),
+    /// `start..end` where a side is not a non-negative integer.
+    NotIntegers(String, String),
+}
+
+impl std::fmt::Display for SelectionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SelectionError::Empty => f.write_str("expected columns, found nothing"),
+            SelectionError::ColumnRange(t) => {
+                write!(f, "expected a column range `a..b`, found `{t}`")
+            }
+            SelectionError::EmptyRange(t) => {
+                write!(f, "expected a non-empty column range, found `{t}`")
+            }
+            SelectionError::List(t) => {
+                write!(f, "expected a comma-separated list of columns, found `{t}`")
+            }
+            SelectionError::NotIntegers(a, b) => write!(
+                f,
+                "expected a range `start..end` of non-negative integers, found `{a}..{b}`"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SelectionError {}
+
+/// Parse a column selection: `a..b`, `1,2,5`, `DP,EP,...` or `DP..IP`.
+pub fn parse_columns(s: &str) -> Result<ColumnSel, SelectionError> {
     let t = s.trim();
     if t.is_empty() {
-        return Err("expected columns, found nothing".to_string());
+        return Err(SelectionError::Empty);
     }
     if let Some((a, b)) = t.split_once("..") {
         if a.trim().parse::<usize>().is_err() && b.trim().parse::<usize>().is_err() {
             let (first, last) = (a.trim().to_string(), b.trim().to_string());
             if first.is_empty() || last.is_empty() {
-                return Err(format!("expected a column range `a..b`, found `{t}`"));
+                return Err(SelectionError::ColumnRange(t.to_owned()));
             }
             return Ok(ColumnSel::NameRange { first, last });
         }
         let (start, end) = parse_range(a, b)?;
         if start >= end {
-            return Err(format!("expected a non-empty column range, found `{t}`"));
+            return Err(SelectionError::EmptyRange(t.to_owned()));
         }
         return Ok(ColumnSel::Range { start, end });
     }
     let items: Vec<&str> = t.split(',').map(str::trim).collect();
     if items.iter().any(|i| i.is_empty()) {
-        return Err(format!(
-            "expected a comma-separated list of columns, found `{t}`"
-        ));
+        return Err(SelectionError::List(t.to_owned()));
     }
     let numbers: Result<Vec<usize>, _> = items.iter().map(|i| i.parse::<usize>()).collect();
     match numbers {
@@ -309,15 +346,11 @@ pub fn parse_columns(s: &str) -> Result<ColumnSel, String> {
     }
 }
 
-fn parse_range(a: &str, b: &str) -> Result<(usize, usize), String> {
+fn parse_range(a: &str, b: &str) -> Result<(usize, usize), SelectionError> {
     let num = |x: &str| {
-        x.trim().parse::<usize>().map_err(|_| {
-            format!(
-                "expected a range `start..end` of non-negative integers, found `{}..{}`",
-                a.trim(),
-                b.trim()
-            )
-        })
+        x.trim()
+            .parse::<usize>()
+            .map_err(|_| SelectionError::NotIntegers(a.trim().to_owned(), b.trim().to_owned()))
     };
     Ok((num(a)?, num(b)?))
 }

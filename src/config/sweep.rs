@@ -614,8 +614,17 @@ fn mentions_leaf(message: &str, key: &str) -> bool {
     message.contains(&format!("`{leaf}`"))
 }
 
+/// A key path whose prefix is not a mapping in the base run file, so nothing can be set below it.
+struct NotAMapping(String);
+
+impl std::fmt::Display for NotAMapping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{}` is not a mapping in the base run file", self.0)
+    }
+}
+
 /// Set `tree[a][b][c] = value` for the path `a.b.c`, creating mappings on the way.
-fn set_path(tree: &mut Value, key: &str, value: Value) -> Result<(), String> {
+fn set_path(tree: &mut Value, key: &str, value: Value) -> Result<(), NotAMapping> {
     let parts: Vec<&str> = key.split('.').collect();
     let mut node = tree;
     for (i, part) in parts.iter().enumerate() {
@@ -623,8 +632,7 @@ fn set_path(tree: &mut Value, key: &str, value: Value) -> Result<(), String> {
             *node = Value::Object(serde_json::Map::new());
         }
         let Value::Object(m) = node else {
-            let at = parts[..i].join(".");
-            return Err(format!("`{at}` is not a mapping in the base run file"));
+            return Err(NotAMapping(parts[..i].join(".")));
         };
         if i + 1 == parts.len() {
             m.insert((*part).to_string(), value);

@@ -146,9 +146,12 @@ impl SolverInfo {
             };
             match self.option_value(k, v) {
                 Ok(x) => values[k] = x,
-                Err(message) => problems.push(OptionProblem {
+                Err(e) => problems.push(OptionProblem {
                     option: name.clone(),
-                    message,
+                    message: format!(
+                        "option `{}` of solver `{}` {e}",
+                        self.options[k].name, self.name
+                    ),
                     help: Some(self.options[k].description.clone()),
                 }),
             }
@@ -160,7 +163,7 @@ impl SolverInfo {
         }
     }
 
-    fn option_value(&self, k: usize, v: &OptionValue) -> Result<f64, String> {
+    fn option_value(&self, k: usize, v: &OptionValue) -> Result<f64, OptionError> {
         let o = &self.options[k];
         let expected = match o.ty {
             OptionType::Real => "a finite real number",
@@ -180,12 +183,10 @@ impl SolverInfo {
                     OptionValue::Text(t) => format!("`{t}`"),
                     OptionValue::Other(what) => what.to_string(),
                 };
-                format!(
-                    "option `{}` of solver `{}` expected one of {}, found {found}",
-                    o.name,
-                    self.name,
-                    o.choices.join(", ")
-                )
+                OptionError::NotAChoice {
+                    choices: o.choices.join(", "),
+                    found,
+                }
             });
         }
         let x = match (o.ty, v) {
@@ -201,22 +202,45 @@ impl SolverInfo {
                     OptionValue::Text(_) => "a string".to_string(),
                     OptionValue::Other(what) => what.to_string(),
                 };
-                return Err(format!(
-                    "option `{}` of solver `{}` expected {expected}, found {found}",
-                    o.name, self.name
-                ));
+                return Err(OptionError::Type { expected, found });
             }
         };
         if !o.admits(x) {
-            return Err(format!(
-                "option `{}` of solver `{}` must be {}, found {}",
-                o.name,
-                self.name,
-                o.range,
-                short_number(x)
-            ));
+            return Err(OptionError::Range {
+                range: o.range.to_string(),
+                found: short_number(x),
+            });
         }
         Ok(x)
+    }
+}
+
+/// Why a run file's value does not fit a solver option; its `Display` completes "option `NAME`
+/// of solver `SOLVER` …".
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum OptionError {
+    /// A choice option given something that is not one of its choices.
+    NotAChoice { choices: String, found: String },
+    /// A value of the wrong type (`expected` says which).
+    Type {
+        expected: &'static str,
+        found: String,
+    },
+    /// A value of the right type outside the option's range.
+    Range { range: String, found: String },
+}
+
+impl std::fmt::Display for OptionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OptionError::NotAChoice { choices, found } => {
+                write!(f, "expected one of {choices}, found {found}")
+            }
+            OptionError::Type { expected, found } => {
+                write!(f, "expected {expected}, found {found}")
+            }
+            OptionError::Range { range, found } => write!(f, "must be {range}, found {found}"),
+        }
     }
 }
 

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
-use super::{CheckStatus, Validation};
+use super::{CheckStatus, RenderError, Validation};
 
 /// The report as XML bytes; `name` names the run (the model path, say).
-pub fn validation(v: &Validation, name: &str) -> Result<Vec<u8>, String> {
+pub fn validation(v: &Validation, name: &str) -> Result<Vec<u8>, RenderError> {
     let mut report = Report::new("mcopt");
     let mut suite = TestSuite::new("mcopt validate");
     suite.add_property(quick_junit::Property::new("model", name));
@@ -54,5 +54,5 @@ pub fn validation(v: &Validation, name: &str) -> Result<Vec<u8>, String> {
     report
         .to_string()
         .map(String::into_bytes)
-        .map_err(|e| e.to_string())
+        .map_err(|e| RenderError::Xml(e.to_string()))
 }

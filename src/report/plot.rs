@@ -7,6 +7,7 @@
 //! merge (the width doubles) when a run outgrows them. So a run of any length is plotted from a
 //! few thousand points, and every extreme value stays on the plot.
 
+use super::RenderError;
 use plotters::prelude::*;
 
 use crate::solve::Row;
@@ -149,7 +150,7 @@ impl Curves {
 type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
 
 /// The SVG text of the training curves.
-pub fn loss_svg(curves: &Curves, title: &str) -> Result<Vec<u8>, String> {
+pub fn loss_svg(curves: &Curves, title: &str) -> Result<Vec<u8>, RenderError> {
     let series: Vec<Series<'_>> = vec![
         ("objective", BLUE, curves.points(0)),
         ("train loss", RED, curves.points(1)),
@@ -169,7 +170,7 @@ pub fn loss_svg(curves: &Curves, title: &str) -> Result<Vec<u8>, String> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (800, 500)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        root.fill(&WHITE).map_err(RenderError::svg)?;
         let mut chart = ChartBuilder::on(&root);
         chart
             .caption(title, ("sans-serif", 20))
@@ -179,26 +180,26 @@ pub fn loss_svg(curves: &Curves, title: &str) -> Result<Vec<u8>, String> {
         if lo > 0.0 {
             let mut c = chart
                 .build_cartesian_2d(0.0..x_max, (lo * 0.9..hi * 1.1).log_scale())
-                .map_err(|e| e.to_string())?;
+                .map_err(RenderError::svg)?;
             c.configure_mesh()
                 .x_desc("iteration")
                 .y_desc("value (log scale)")
                 .draw()
-                .map_err(|e| e.to_string())?;
+                .map_err(RenderError::svg)?;
             draw_series(&mut c, series)?;
         } else {
             let pad = ((hi - lo) * 0.05).max(1e-12);
             let mut c = chart
                 .build_cartesian_2d(0.0..x_max, lo - pad..hi + pad)
-                .map_err(|e| e.to_string())?;
+                .map_err(RenderError::svg)?;
             c.configure_mesh()
                 .x_desc("iteration")
                 .y_desc("value")
                 .draw()
-                .map_err(|e| e.to_string())?;
+                .map_err(RenderError::svg)?;
             draw_series(&mut c, series)?;
         }
-        root.present().map_err(|e| e.to_string())?;
+        root.present().map_err(RenderError::svg)?;
     }
     Ok(svg.into_bytes())
 }
@@ -206,7 +207,7 @@ pub fn loss_svg(curves: &Curves, title: &str) -> Result<Vec<u8>, String> {
 fn draw_series<'a, DB, CT>(
     chart: &mut ChartContext<'a, DB, CT>,
     series: Vec<Series<'_>>,
-) -> Result<(), String>
+) -> Result<(), RenderError>
 where
     DB: DrawingBackend + 'a,
     CT: CoordTranslate<From = (f64, f64)>,
@@ -217,7 +218,7 @@ where
         }
         chart
             .draw_series(LineSeries::new(pts, color.stroke_width(2)))
-            .map_err(|e| e.to_string())?
+            .map_err(RenderError::svg)?
             .label(name)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
     }
@@ -226,7 +227,7 @@ where
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()
-        .map_err(|e| e.to_string())
+        .map_err(RenderError::svg)
 }
 
 #[cfg(test)]

@@ -71,7 +71,7 @@ pub fn bench(s: &Arc<Session>, req: &BenchRequest<'_>) -> Result<BenchReport, Di
             theta
         }
         (None, Point::File(p)) => s.point_in(Some(p), &g)?,
-        (None, Point::Theta(t)) => super::evaluate::check_len(t, g.n_params(), "θ")?.to_vec(),
+        (None, Point::Theta(t)) => super::certify::check_len(t, g.n_params(), "θ")?.to_vec(),
         (None, Point::Initial) => s.point_in(None, &g)?,
     };
     let d = match req.dir {

@@ -189,6 +189,21 @@ impl Prepared {
     }
 }
 
+/// `values` when it has `n` entries, else `mcopt::point::shape` saying what it should have.
+pub(crate) fn check_len<'v>(values: &'v [f64], n: usize, what: &str) -> Result<&'v [f64], Diags> {
+    if values.len() == n {
+        return Ok(values);
+    }
+    Err(Diag::new(
+        "mcopt::point::shape",
+        format!(
+            "expected {what} to have {n} entries (the model's parameters in order), found {}",
+            values.len()
+        ),
+    )
+    .into())
+}
+
 /// Number check for a command-line option: finite and inside its range.
 pub fn check_number(name: &str, v: f64, ok: bool, expected: &str) -> Result<f64, Diags> {
     if v.is_finite() && ok {
@@ -273,7 +288,7 @@ pub fn prepare_at(
         Point::Theta(theta) => PointValues {
             values: split(
                 &specs[..graph.params.len()],
-                super::evaluate::check_len(theta, graph.n_params(), "θ")?,
+                check_len(theta, graph.n_params(), "θ")?,
             )
             .into_iter()
             .map(Some)

@@ -14,7 +14,7 @@ use crate::graph::Graph;
 use crate::registry::{Order, Registry};
 use crate::stationarity::Form;
 
-use super::certify::{self, FormSpec, Point};
+use super::certify::{self, check_len, FormSpec, Point};
 use super::Session;
 
 /// The objective f of a session's model on one split: the graph lowered once and an evaluator
@@ -289,21 +289,6 @@ pub fn require_graph(s: &Session, split: Split) -> Result<Graph, Diags> {
                 .into(),
         ),
     }
-}
-
-/// `values` when it has `n` entries, else `mcopt::point::shape` saying what it should have.
-pub(crate) fn check_len<'v>(values: &'v [f64], n: usize, what: &str) -> Result<&'v [f64], Diags> {
-    if values.len() == n {
-        return Ok(values);
-    }
-    Err(Diag::new(
-        "mcopt::point::shape",
-        format!(
-            "expected {what} to have {n} entries (the model's parameters in order), found {}",
-            values.len()
-        ),
-    )
-    .into())
 }
 
 fn check_len_mut(values: &mut [f64], n: usize) -> Result<&mut [f64], Diags> {

@@ -13,6 +13,8 @@ mod open;
 pub mod outputs;
 pub mod record;
 pub mod reformulate;
+pub mod resume;
+pub mod sweep;
 pub mod thresholds;
 pub mod train;
 pub mod validate;
@@ -23,7 +25,7 @@ pub use evaluate::{
     Objective,
 };
 pub use inspect::{inspect, CheckSummary};
-pub use open::{model_path, parse_const_arg, registry, Inputs, Session};
+pub use open::{model_path, parse_const_arg, registry, resolve, Inputs, Session};
 
 use std::path::Path;
 use std::sync::Arc;

@@ -242,20 +242,31 @@ pub fn parse_const_arg(arg: &str) -> Result<ConstOverride, Diags> {
 /// The model to read: the one on the command line, the run file's `model:` (which must
 /// exist), or both when they name the same file.
 pub fn model_path(model: Option<&str>, input: &Inputs) -> Result<String, Diags> {
+    resolve(model, input).map(|(m, _)| m)
+}
+
+/// [`model_path`] with the run file `input.config` names, read once, for [`Session::open`].
+pub fn resolve(
+    model: Option<&str>,
+    input: &Inputs,
+) -> Result<(String, Option<config::RunFile>), Diags> {
     let run = match &input.config {
         Some(p) => Some(config::load_run(Path::new(p))?),
         None => None,
     };
-    match (&run, model) {
-        (Some(run), m) => Ok(run.model_path(m.map(Path::new))?.display().to_string()),
-        (None, Some(m)) => Ok(m.to_owned()),
-        (None, None) => Err(Diag::new(
-            "mcopt::cli::model",
-            "expected a model file, found none on the command line and no run file",
-        )
-        .help("give the model file (.mco), or a run file (--config) that names one")
-        .into()),
-    }
+    let model = match (&run, model) {
+        (Some(run), m) => run.model_path(m.map(Path::new))?.display().to_string(),
+        (None, Some(m)) => m.to_owned(),
+        (None, None) => {
+            return Err(Diag::new(
+                "mcopt::cli::model",
+                "expected a model file, found none on the command line and no run file",
+            )
+            .help("give the model file (.mco), or a run file (--config) that names one")
+            .into())
+        }
+    };
+    Ok((model, run))
 }
 
 /// Data bindings from the run file or from --data/--rows/--test-rows.

@@ -69,13 +69,13 @@ impl Outputs {
         let mut diags = Diags::new();
         if let Some(dir) = out {
             if let Err(why) = writable_dir(Path::new(dir)) {
-                diags.push(out_diag(Path::new(dir), &why, None));
+                diags.push(out_diag(Path::new(dir), &why.to_string(), None));
                 return Err(diags);
             }
         }
         for (key, path) in outputs.all() {
             if let Err(why) = writable_file(path) {
-                diags.push(out_diag(path, &why, place(key)));
+                diags.push(out_diag(path, &why.to_string(), place(key)));
             }
         }
         diags.finish(outputs)
@@ -128,14 +128,36 @@ fn out_diag(path: &Path, why: &str, place: Option<(Arc<SourceFile>, Span)>) -> D
     }
 }
 
+/// Why an output cannot be written where it is asked for; its `Display` is the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unwritable {
+    EmptyPath,
+    IsADirectory,
+    /// An ancestor that exists and is not a directory.
+    NotADirectory(PathBuf),
+    /// The nearest existing directory refused a new file (the OS error).
+    Refused(PathBuf, String),
+}
+
+impl std::fmt::Display for Unwritable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unwritable::EmptyPath => f.write_str("the path is empty"),
+            Unwritable::IsADirectory => f.write_str("it is a directory"),
+            Unwritable::NotADirectory(p) => write!(f, "`{}` is not a directory", p.display()),
+            Unwritable::Refused(p, e) => write!(f, "cannot write into `{}`: {e}", p.display()),
+        }
+    }
+}
+
 /// An output file can be written at `path`: it is not a directory, and its directory is
 /// (or can be created as) a writable directory.
-fn writable_file(path: &Path) -> Result<(), String> {
+fn writable_file(path: &Path) -> Result<(), Unwritable> {
     if path.as_os_str().is_empty() {
-        return Err("the path is empty".to_string());
+        return Err(Unwritable::EmptyPath);
     }
     if path.is_dir() {
-        return Err("it is a directory".to_string());
+        return Err(Unwritable::IsADirectory);
     }
     match path.parent().filter(|p| !p.as_os_str().is_empty()) {
         Some(dir) => writable_dir(dir),
@@ -145,12 +167,12 @@ fn writable_file(path: &Path) -> Result<(), String> {
 
 /// `dir` is a directory, or can be created below its nearest existing ancestor, and a file
 /// can be created there (probed: created and removed at once).
-fn writable_dir(dir: &Path) -> Result<(), String> {
+fn writable_dir(dir: &Path) -> Result<(), Unwritable> {
     let mut existing = dir;
     loop {
         match std::fs::metadata(existing) {
             Ok(m) if m.is_dir() => break,
-            Ok(_) => return Err(format!("`{}` is not a directory", existing.display())),
+            Ok(_) => return Err(Unwritable::NotADirectory(existing.to_path_buf())),
             Err(_) => match existing.parent() {
                 Some(p) if !p.as_os_str().is_empty() => existing = p,
                 _ => {
@@ -170,10 +192,9 @@ fn writable_dir(dir: &Path) -> Result<(), String> {
             let _ = std::fs::remove_file(&probe);
             Ok(())
         }
-        Err(e) => Err(format!(
-            "cannot write into `{}`: {}",
-            existing.display(),
-            crate::input::os_error(&e)
+        Err(e) => Err(Unwritable::Refused(
+            existing.to_path_buf(),
+            crate::input::os_error(&e),
         )),
     }
 }
@@ -262,7 +283,9 @@ pub fn write_all(
     if let Some(p) = &outputs.plot {
         let title = format!("{} ({})", cp.solver, session.model_path);
         let svg = plot::loss_svg(recorded.0, &title).map_err(|e| {
-            Diags::from(Diag::new("mcopt::train::plot", e).in_file(p.display().to_string()))
+            Diags::from(
+                Diag::new("mcopt::train::plot", e.to_string()).in_file(p.display().to_string()),
+            )
         })?;
         crate::atomic::write(p, &svg)?;
         written.insert("plot", p.display().to_string());

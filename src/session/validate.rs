@@ -41,23 +41,51 @@ pub fn validate(
     inputs: &Inputs,
     req: &ValidateRequest,
 ) -> (Validation, Result<(), Diags>) {
+    let run = match &inputs.config {
+        Some(p) => config::load_run(Path::new(p)).map(Some),
+        None => Ok(None),
+    };
+    match run {
+        Ok(run) => validate_with(model, inputs, run.as_ref(), req),
+        Err(d) => {
+            let mut checks = Checks {
+                list: Vec::new(),
+                clock: Instant::now(),
+            };
+            fail_rest(&mut checks, &d);
+            (Validation::new(checks.list), Err(d))
+        }
+    }
+}
+
+/// [`validate`] with the run file `inputs.config` names already read (it is not read again).
+pub fn validate_with(
+    model: &str,
+    inputs: &Inputs,
+    run: Option<&config::RunFile>,
+    req: &ValidateRequest,
+) -> (Validation, Result<(), Diags>) {
     let mut checks = Checks {
         list: Vec::new(),
         clock: Instant::now(),
     };
-    let result = run_checks(model, inputs, req, &mut checks);
+    let result = run_checks(model, inputs, run, req, &mut checks);
     if let Err(d) = &result {
-        // Bad input: the check that met it fails, the rest are skipped; exit 2 with the diagnostic.
-        let first = d
-            .iter()
-            .next()
-            .map(|d| d.message.clone())
-            .unwrap_or_default();
-        let name = NAMES[checks.list.len().min(NAMES.len() - 1)];
-        checks.push(name, CheckStatus::Fail, format!("bad input: {first}"));
-        checks.skip_rest("not run after bad input");
+        fail_rest(&mut checks, d);
     }
     (Validation::new(checks.list), result)
+}
+
+/// Bad input: the check that met it fails, the rest are skipped; exit 2 with the diagnostic.
+fn fail_rest(checks: &mut Checks, d: &Diags) {
+    let first = d
+        .iter()
+        .next()
+        .map(|d| d.message.clone())
+        .unwrap_or_default();
+    let name = NAMES[checks.list.len().min(NAMES.len() - 1)];
+    checks.push(name, CheckStatus::Fail, format!("bad input: {first}"));
+    checks.skip_rest("not run after bad input");
 }
 
 const NAMES: [&str; 7] = [
@@ -130,22 +158,17 @@ impl Checks {
 fn run_checks(
     model: &str,
     inputs: &Inputs,
+    run: Option<&config::RunFile>,
     a: &ValidateRequest,
     checks: &mut Checks,
 ) -> Result<(), Diags> {
-    let run = match &inputs.config {
-        Some(p) => Some(config::load_run(Path::new(p))?),
-        None => None,
-    };
-    let thresholds = run
-        .as_ref()
-        .map_or_else(Thresholds::default, |r| r.validate.clone());
+    let thresholds = run.map_or_else(Thresholds::default, |r| r.validate.clone());
     // β of (P1) is the form's (`form.p1.beta`, or the old `validate.beta`).
-    let betas = match run.as_ref().and_then(|r| r.form.p1.as_ref()) {
+    let betas = match run.and_then(|r| r.form.p1.as_ref()) {
         Some(p1) => certify::betas_of(&p1.beta),
         None => Betas::uniform(1.0),
     };
-    let s = Session::load(model, inputs)?;
+    let s = Session::open(model, inputs, run)?;
     let layers = s.model.layers.len();
     checks.push(
         "parse_and_check",

@@ -83,7 +83,7 @@ pub fn collect(dir: &Path, manifest: &Manifest, by: &[String]) -> Table {
                     unreadable.push(Unreadable {
                         index: e.index,
                         file: file.display().to_string(),
-                        reason,
+                        reason: reason.to_string(),
                     });
                     None
                 }
@@ -134,20 +134,42 @@ fn group_of(overrides: &Value, by: &[String]) -> Value {
     Value::Object(m)
 }
 
+/// Why a `report.json` cannot be read; its `Display` is the reason shown.
+#[derive(Debug)]
+enum ReportError {
+    /// The OS error of reading it.
+    Io(String),
+    NotAFile,
+    Json(serde_json::Error),
+    NotAnObject,
+}
+
+impl std::fmt::Display for ReportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReportError::Io(e) => f.write_str(e),
+            ReportError::NotAFile => f.write_str("it is not a regular file"),
+            ReportError::Json(e) => write!(f, "not valid JSON: {e}"),
+            ReportError::NotAnObject => f.write_str("not a JSON object"),
+        }
+    }
+}
+
 /// The numbers of a `report.json` (at most 16 MiB read), or why it cannot be read.
-fn read_report(file: &Path) -> Result<RunNumbers, String> {
+fn read_report(file: &Path) -> Result<RunNumbers, ReportError> {
     use std::io::Read as _;
-    let meta = std::fs::metadata(file).map_err(|e| crate::input::os_error(&e))?;
+    let io = |e: std::io::Error| ReportError::Io(crate::input::os_error(&e));
+    let meta = std::fs::metadata(file).map_err(io)?;
     if !meta.is_file() {
-        return Err("it is not a regular file".into());
+        return Err(ReportError::NotAFile);
     }
     let mut text = String::new();
     std::fs::File::open(file)
         .and_then(|f| f.take(16 << 20).read_to_string(&mut text))
-        .map_err(|e| crate::input::os_error(&e))?;
-    let v: Value = serde_json::from_str(&text).map_err(|e| format!("not valid JSON: {e}"))?;
+        .map_err(io)?;
+    let v: Value = serde_json::from_str(&text).map_err(ReportError::Json)?;
     if !v.is_object() {
-        return Err("not a JSON object".into());
+        return Err(ReportError::NotAnObject);
     }
     let num = |k: &str| v.get(k).and_then(Value::as_f64);
     Ok(RunNumbers {

@@ -43,6 +43,13 @@ impl Run {
     }
 }
 
+/// The `mcopt` binary as a process to configure, for a test that needs the process itself (a
+/// child to signal or to read while it runs, a full or closed stdout): with [`command`], the
+/// one place the tests name the binary.
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_mcopt"))
+}
+
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// Run `mcopt args..` with an empty scratch directory as working directory (so any file the
@@ -110,7 +117,7 @@ impl Invocation {
             .clone()
             .or_else(|| scratch.clone())
             .unwrap_or_default();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcopt"));
+        let mut cmd = bin();
         cmd.args(&self.args)
             .current_dir(&cwd)
             .env_remove("MCOPT_PLUGIN_PATH");
@@ -166,6 +173,13 @@ pub fn scratch_dir(tag: &str) -> PathBuf {
     let dir = fresh_dir(tag);
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     dir
+}
+
+/// A file `name` holding `bytes` in a fresh scratch directory, its path as an argument.
+pub fn scratch_file(name: &str, bytes: impl AsRef<[u8]>) -> String {
+    let path = scratch_dir("file").join(name);
+    std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    path.to_string_lossy().into_owned()
 }
 
 /// A scratch directory holding a copy of the syn example (`syn/rnn.mco`, `syn/adam.yaml`,

@@ -3,17 +3,7 @@
 
 use crate::support;
 
-use std::path::PathBuf;
-
 use support::{at, mcopt, repo};
-
-/// A scratch directory that outlives one run (for point, direction and report files).
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mcopt-certs-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
     let p = dir.join(name);
@@ -26,7 +16,7 @@ fn confirm_with_diff(model: &str, point: &str, verdict: &serde_json::Value, extr
     // One directory per call: tests run in parallel.
     static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = scratch(&format!("witness-{n}"));
+    let dir = support::scratch_dir(&format!("witness-{n}"));
     let d = write(&dir, "dir.yaml", &verdict["direction"].to_string());
     let mut args = vec![
         "diff", model, "--at", point, "--dir", &d, "--order", "2", "--json",
@@ -46,7 +36,7 @@ fn confirm_with_diff(model: &str, point: &str, verdict: &serde_json::Value, extr
 
 #[test]
 fn stationarity_witnesses_are_confirmed_by_diff_in_every_form() {
-    let dir = scratch("forms");
+    let dir = support::scratch_dir("forms");
     let x0 = write(&dir, "x0.yaml", "x: 0\n");
     let xy0 = write(&dir, "xy0.yaml", "x: 0\ny: 0\n");
     let t0 = write(&dir, "t0.yaml", "theta1: 0\ntheta2: 0\n");
@@ -92,7 +82,7 @@ fn stationarity_witnesses_are_confirmed_by_diff_in_every_form() {
 
 #[test]
 fn exit_codes_of_stationarity() {
-    let dir = scratch("exit");
+    let dir = support::scratch_dir("exit");
     let x0 = write(&dir, "x0.yaml", "x: 0\n");
     let r = mcopt(&[
         "stationarity",
@@ -160,7 +150,7 @@ fn exit_codes_of_stationarity() {
 
 #[test]
 fn plot_is_an_svg_along_the_witness() {
-    let dir = scratch("plot");
+    let dir = support::scratch_dir("plot");
     let x0 = write(&dir, "x0.yaml", "x: 0\n");
     let svg = dir.join("f.svg");
     let r = mcopt(&[
@@ -179,7 +169,7 @@ fn plot_is_an_svg_along_the_witness() {
 
 #[test]
 fn point_files_with_layer_values() {
-    let dir = scratch("layers");
+    let dir = support::scratch_dir("layers");
     let m = at("examples/cases/p1_exact.mco");
     // (P1) accepts an infeasible point; (P0) refuses it and names the largest residual.
     let p = write(&dir, "z.yaml", "theta: 0\nu: 0.5\n");
@@ -286,7 +276,7 @@ const NEAR_KINK: &str = "param x: real = 0\nminimize abs(x) - 0.05 * x\n";
 
 #[test]
 fn ztol_verdicts_are_rechecked_with_the_exact_slope() {
-    let dir = scratch("ztol");
+    let dir = support::scratch_dir("ztol");
     let m = write(&dir, "k.mco", NEAR_KINK);
     let p = write(&dir, "p.yaml", "x: -0.5\n");
     // JSON: not stationary, with the witness and its exact slope, and the tolerances used.
@@ -384,7 +374,7 @@ fn ztol_verdicts_are_rechecked_with_the_exact_slope() {
 
 #[test]
 fn stationary_text_states_only_what_was_checked() {
-    let dir = scratch("tol-text");
+    let dir = support::scratch_dir("tol-text");
     // Nested kinks not of max type (abs of a kinked argument): piece enumeration.
     let m = write(
         &dir,
@@ -430,7 +420,7 @@ fn stationary_text_states_only_what_was_checked() {
 
 #[test]
 fn no_negative_zero_in_certificates() {
-    let dir = scratch("negzero");
+    let dir = support::scratch_dir("negzero");
     // No parameters: ∇f is empty and its norm was printed as −0.
     let m = write(&dir, "e.mco", "minimize 1\n");
     let p = write(&dir, "e.yaml", "{}\n");
@@ -444,7 +434,7 @@ fn no_negative_zero_in_certificates() {
 
 #[test]
 fn seconds_count_both_orders_and_every_tier() {
-    let dir = scratch("seconds");
+    let dir = support::scratch_dir("seconds");
     let m = write(&dir, "r.mco", "param x: real = 0\nminimize relu(x)\n");
     let p = write(&dir, "p.yaml", "x: 0\n");
     let r = mcopt(&["stationarity", &m, "--at", &p, "--order", "2", "--json"]);
@@ -473,7 +463,7 @@ fn seconds_count_both_orders_and_every_tier() {
 
 #[test]
 fn ztol_witnesses_are_replaced_or_withdrawn_by_the_exact_slope() {
-    let dir = scratch("ztol-witness");
+    let dir = support::scratch_dir("ztol-witness");
     // 0.5x − |x| at x = 0.5: within ztol the steepest piece is −1 (slope −1.5), whose exact
     // slope is +0.5; the other piece examined, +1, has the exact slope −0.5.
     let m = write(
@@ -518,7 +508,7 @@ fn ztol_witnesses_are_replaced_or_withdrawn_by_the_exact_slope() {
 
 #[test]
 fn max_type_verdicts_end_to_end_with_their_witness_confirmed_by_diff() {
-    let dir = scratch("maxtype");
+    let dir = support::scratch_dir("maxtype");
     // Max of 13 smooth functions in 12 variables: x_i + ½‖x‖² and −Σx + ½‖x‖².
     let n = 12;
     let mut terms: Vec<String> = (1..=n)
@@ -554,7 +544,7 @@ fn max_type_verdicts_end_to_end_with_their_witness_confirmed_by_diff() {
 
 #[test]
 fn time_limit_makes_a_long_certificate_inconclusive() {
-    let dir = scratch("time-limit");
+    let dir = support::scratch_dir("time-limit");
     // 14 nested kinks that are not of max type: 2^14 pieces, one LP each.
     let m = write(
         &dir,
@@ -599,7 +589,7 @@ fn time_limit_makes_a_long_certificate_inconclusive() {
 /// must not be `not_stationary`, and any second-order witness has an exact slope ≤ 0.
 #[test]
 fn a_negative_curvature_behind_a_positive_slope_is_not_a_witness() {
-    let dir = scratch("crescent");
+    let dir = support::scratch_dir("crescent");
     let model = at("examples/nonsmooth/chained_crescent_1.mco");
     let zero = write(
         &dir,

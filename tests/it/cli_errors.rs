@@ -395,8 +395,8 @@ fn overflowing_objective_is_a_diagnostic() {
 /// `mcopt check ... | head -1` closes stdout early; that is not a bug in mcopt's input.
 #[test]
 fn closed_stdout_is_not_an_internal_error() {
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mcopt"))
+    use std::process::Stdio;
+    let mut child = support::bin()
         .args([
             "check",
             &at("examples/sp500/rnn.mco"),

@@ -4,19 +4,9 @@
 
 use crate::support;
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use support::{at, mcopt, Run};
-
-/// A scratch file with `text`, removed when the test process ends (named by the process id).
-fn scratch(name: &str, text: &[u8]) -> String {
-    let dir = std::env::temp_dir().join(format!("mcopt-hardening-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    let path: PathBuf = dir.join(name);
-    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    path.to_string_lossy().into_owned()
-}
 
 /// Exit 2 with `code` on stderr, stderr under `max_bytes`, no panic.
 fn refused(run: &Run, code: &str, max_bytes: usize) {
@@ -37,7 +27,7 @@ fn a_label_past_column_65535_is_rendered_in_a_window() {
         "param x: real = 1\nminimize x + {}nosuch(x)\n",
         " ".repeat(65_600)
     );
-    let model = scratch("wide.mco", text.as_bytes());
+    let model = support::scratch_file("wide.mco", text.as_bytes());
     let run = mcopt(&["check", &model]);
     refused(&run, "mcopt::check::unknown_function", 4000);
     assert!(run.stderr.contains("wide.mco:2:65614"), "{}", run.stderr);
@@ -52,8 +42,8 @@ fn a_ten_megabyte_csv_field_is_clipped() {
     let mut csv = b"a,b\n1,".to_vec();
     csv.extend(std::iter::repeat_n(b'x', 10_000_000));
     csv.push(b'\n');
-    let data = scratch("wide.csv", &csv);
-    let model = scratch(
+    let data = support::scratch_file("wide.csv", &csv);
+    let model = support::scratch_file(
         "one_data.mco",
         b"data y: seq(real)\nparam c: real\nminimize mean(t, (y[t] - c)^2)\n",
     );
@@ -64,11 +54,11 @@ fn a_ten_megabyte_csv_field_is_clipped() {
 
 #[test]
 fn a_million_digit_number_is_clipped() {
-    let point = scratch(
+    let point = support::scratch_file(
         "big.yaml",
         format!("x: {}\n", "7".repeat(1_000_000)).as_bytes(),
     );
-    let model = scratch("x.mco", b"param x: real = 1\nminimize x^2\n");
+    let model = support::scratch_file("x.mco", b"param x: real = 1\nminimize x^2\n");
     let run = mcopt(&["eval", &model, "--at", &point]);
     refused(&run, "mcopt::point::not_finite", 6000);
     assert!(run.stderr.contains("more characters"), "{}", run.stderr);
@@ -76,11 +66,11 @@ fn a_million_digit_number_is_clipped() {
 
 #[test]
 fn endless_inputs_are_refused_at_their_cap() {
-    let model = scratch("x2.mco", b"param x: real = 1\nminimize x^2\n");
+    let model = support::scratch_file("x2.mco", b"param x: real = 1\nminimize x^2\n");
     // Devices are not read at all (tests/it/hardening_inputs.rs); files past the cap are refused
     // from their size, before a byte is read (sparse files: nothing is written either).
     let big = |name: &str, len: u64| {
-        let path = scratch(name, b"");
+        let path = support::scratch_file(name, b"");
         let file = std::fs::OpenOptions::new().write(true).open(&path);
         file.and_then(|f| f.set_len(len))
             .unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -103,12 +93,12 @@ fn endless_inputs_are_refused_at_their_cap() {
 
 #[test]
 fn a_byte_order_mark_is_skipped_in_models_yaml_and_csv() {
-    let model = scratch(
+    let model = support::scratch_file(
         "bom.mco",
         "\u{feff}data y: seq(real)\nparam c: real = 0\nminimize mean(t, (y[t] - c)^2)\n".as_bytes(),
     );
-    let data = scratch("bom.csv", "\u{feff}level,other\n1,0\n3,0\n".as_bytes());
-    let point = scratch("bom.yaml", "\u{feff}c: 1\n".as_bytes());
+    let data = support::scratch_file("bom.csv", "\u{feff}level,other\n1,0\n3,0\n".as_bytes());
+    let point = support::scratch_file("bom.yaml", "\u{feff}c: 1\n".as_bytes());
     let run = mcopt(&[
         "eval",
         &model,
@@ -162,7 +152,7 @@ fn a_failed_write_to_stdout_is_an_error_and_a_closed_pipe_is_silent() {
     let model = at("examples/cases/abs_parabola.mco");
     let full = std::fs::OpenOptions::new().write(true).open("/dev/full");
     if let Ok(full) = full {
-        let out = Command::new(env!("CARGO_BIN_EXE_mcopt"))
+        let out = support::bin()
             .args(["eval", &model, "--json"])
             .stdout(Stdio::from(full))
             .output()
@@ -171,7 +161,7 @@ fn a_failed_write_to_stdout_is_an_error_and_a_closed_pipe_is_silent() {
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert!(err.contains("mcopt::io::write"), "{err}");
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mcopt"))
+    let mut child = support::bin()
         .args(["check", &at("examples/sp500/rnn.mco")])
         .args(["--config", &at("examples/sp500/run.yaml")])
         .stdout(Stdio::piped())
@@ -190,7 +180,7 @@ fn a_failed_write_to_stdout_is_an_error_and_a_closed_pipe_is_silent() {
 
 #[test]
 fn json_errors_are_printed_on_stdout_and_rendered_on_stderr() {
-    let model = scratch("typo.mco", b"param x: real = 1\nminimize tahn(x)\n");
+    let model = support::scratch_file("typo.mco", b"param x: real = 1\nminimize tahn(x)\n");
     let run = mcopt(&["check", &model, "--json"]);
     assert_eq!(run.code, Some(2), "{run:#?}");
     assert!(run.stderr.contains("mcopt::check::unknown_function"));
@@ -248,7 +238,7 @@ fn check_groups_layer_sizes_and_json_keeps_every_layer() {
 
 #[test]
 fn yaml_nested_past_the_limit_is_refused_before_parsing() {
-    let model = scratch("x3.mco", b"param x: real = 1\nminimize x^2\n");
+    let model = support::scratch_file("x3.mco", b"param x: real = 1\nminimize x^2\n");
     let n = 100_000;
     let flow = format!("x: {}{}\n", "[".repeat(n), "]".repeat(n));
     let block = format!("x:\n  {}1\n", "- ".repeat(n));
@@ -256,7 +246,7 @@ fn yaml_nested_past_the_limit_is_refused_before_parsing() {
         .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
         .collect();
     for (name, text) in [("flow", flow), ("block", block), ("mapping", mapping)] {
-        let point = scratch(&format!("deep_{name}.yaml"), text.as_bytes());
+        let point = support::scratch_file(&format!("deep_{name}.yaml"), text.as_bytes());
         let run = mcopt(&["eval", &model, "--at", &point]);
         refused(&run, "mcopt::config::too_deep", 4000);
         let run = mcopt(&["eval", &model, "--config", &point]);
@@ -279,7 +269,7 @@ fn under_ulimit(kib: u64, args: &[&str]) -> std::process::Output {
 
 #[test]
 fn out_of_memory_is_a_diagnostic_with_the_bytes_needed() {
-    let model = scratch("huge.mco", b"param w: vec(134217728)\nminimize sum(w)\n");
+    let model = support::scratch_file("huge.mco", b"param w: vec(134217728)\nminimize sum(w)\n");
     // 0.9 GB: the parameter's initial values do not fit; 1.5 GB: θ does not; 2.6 GB: the
     // evaluator's buffers do not.
     for (kib, code) in [

@@ -3,17 +3,9 @@
 
 use crate::support;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use support::{at, mcopt, repo};
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mcopt-validate-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
     let p = dir.join(name);
@@ -64,9 +56,9 @@ fn the_ci_examples_run_as_written_and_publish_junit() {
     ] {
         let args = ci_command(file);
         // Run from a directory that has the repository's examples/, as a CI checkout has.
-        let dir = scratch(file.rsplit('/').next().unwrap());
+        let dir = support::scratch_dir(file.rsplit('/').next().unwrap());
         std::os::unix::fs::symlink(repo().join("examples"), dir.join("examples")).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_mcopt"))
+        let out = support::bin()
             .args(&args)
             .current_dir(&dir)
             .env_remove("MCOPT_PLUGIN_PATH")
@@ -159,7 +151,7 @@ fn json_lists_every_named_check() {
 
 #[test]
 fn a_missed_threshold_fails_with_exit_1_and_a_junit_failure() {
-    let dir = scratch("threshold");
+    let dir = support::scratch_dir("threshold");
     let model = std::fs::read_to_string(repo().join("examples/ci/model.mco")).unwrap();
     write(&dir, "model.mco", &model);
     let run = write(
@@ -193,7 +185,7 @@ fn a_missed_threshold_fails_with_exit_1_and_a_junit_failure() {
 
 #[test]
 fn a_clarke_only_point_fails_unless_allowed() {
-    let dir = scratch("clarke");
+    let dir = support::scratch_dir("clarke");
     let p = write(&dir, "x0.yaml", "x: 0\n");
     let m = at("examples/cases/abs_sq.mco");
     let r = mcopt(&["validate", &m, "--params", &p, "--json"]);
@@ -225,7 +217,7 @@ fn a_clarke_only_point_fails_unless_allowed() {
 
 #[test]
 fn bad_input_exits_2_with_a_diagnostic_and_a_junit_report() {
-    let dir = scratch("bad");
+    let dir = support::scratch_dir("bad");
     let junit = dir.join("bad.xml");
     let bad_model = write(&dir, "bad.mco", "param x: real\nminimize nosuch(x)\n");
     let p = write(&dir, "x0.yaml", "x: 0\n");
@@ -257,7 +249,7 @@ fn bad_input_exits_2_with_a_diagnostic_and_a_junit_report() {
 
 #[test]
 fn the_run_file_chooses_the_form_and_beta() {
-    let dir = scratch("form");
+    let dir = support::scratch_dir("form");
     let model = std::fs::read_to_string(repo().join("examples/ci/model.mco")).unwrap();
     write(&dir, "model.mco", &model);
     let params = at("examples/ci/params.yaml");

@@ -5,19 +5,11 @@
 
 use crate::support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::{at, mcopt, Run};
-
-/// A scratch directory of this test process (one per test name).
-fn scratch_dir(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mcopt-inputs-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    dir
-}
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
     let p = dir.join(name);
@@ -51,7 +43,7 @@ fn syn_run_file(dir: &Path, name: &str, solver: &str) -> String {
 
 #[test]
 fn a_truncated_library_is_refused_before_the_loader_sees_it() {
-    let dir = scratch_dir("truncated");
+    let dir = support::scratch_dir("truncated");
     // The mcopt executable is a position-independent ELF object like a plugin library; cut
     // short, the loader maps segments past the end of the file and dies with SIGBUS.
     let whole = std::fs::read(env!("CARGO_BIN_EXE_mcopt")).expect("the binary is readable");
@@ -75,7 +67,7 @@ fn a_truncated_library_is_refused_before_the_loader_sees_it() {
 
 #[test]
 fn a_directory_or_a_device_as_a_library_is_named_for_what_it_is() {
-    let dir = scratch_dir("libdir");
+    let dir = support::scratch_dir("libdir");
     let run = mcopt(&["plugins", "check", &dir.to_string_lossy()]);
     refused(&run, "mcopt::plugin::not_a_file");
     assert!(flat(&run).contains("is a directory"), "{}", run.stderr);
@@ -132,7 +124,7 @@ fn plugins_list_shows_bool_defaults_as_booleans() {
 /// `mcopt args..`, killed (and the test failed) if it has not ended after a generous guard:
 /// a FIFO that hangs the open must fail the test, not hang it.
 fn mcopt_guarded(args: &[&str]) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mcopt"))
+    let mut child = support::bin()
         .args(args)
         .env_remove("MCOPT_PLUGIN_PATH")
         .stdin(Stdio::null())
@@ -187,7 +179,7 @@ fn every_input(dir: &Path, bad: &str) -> Vec<Vec<String>> {
 
 #[test]
 fn devices_are_refused_before_they_are_read() {
-    let dir = scratch_dir("devices");
+    let dir = support::scratch_dir("devices");
     for args in every_input(&dir, "/dev/zero") {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let run = mcopt_guarded(&args);
@@ -203,7 +195,7 @@ fn devices_are_refused_before_they_are_read() {
 #[cfg(unix)]
 #[test]
 fn a_fifo_is_refused_without_opening_it() {
-    let dir = scratch_dir("fifo");
+    let dir = support::scratch_dir("fifo");
     let fifo = dir.join("pipe");
     let status = Command::new("mkfifo")
         .arg(&fifo)
@@ -245,7 +237,7 @@ fn under_ulimit(kib: u64, args: &[&str]) -> Run {
 
 #[test]
 fn check_refuses_the_total_size_before_allocating_any_parameter() {
-    let dir = scratch_dir("sizes");
+    let dir = support::scratch_dir("sizes");
     // Two parameters of 2^27 entries (1 GiB each) and one more: past the 2^28 limit. Under a
     // 400 MB address-space limit the refusal must be the size limit, at the third
     // declaration, not an allocation of the first parameter that failed.
@@ -272,7 +264,7 @@ fn check_refuses_the_total_size_before_allocating_any_parameter() {
 
 #[test]
 fn a_scalar_initial_value_is_allocated_once() {
-    let dir = scratch_dir("fill");
+    let dir = support::scratch_dir("fill");
     // 1 GiB of initial values fit under 1.6 GB; zeros first and the filled copy after
     // needed 2 GiB.
     let model = write(
@@ -288,7 +280,7 @@ fn a_scalar_initial_value_is_allocated_once() {
 
 #[test]
 fn a_later_step_says_later_steps_cannot_be_used() {
-    let dir = scratch_dir("later");
+    let dir = support::scratch_dir("later");
     let model = write(
         &dir,
         "later.mco",
@@ -347,7 +339,7 @@ fn check_and_reformulate_say_which_count_includes_h0() {
 
 #[test]
 fn a_number_past_the_range_of_a_double_is_out_of_range() {
-    let dir = scratch_dir("range");
+    let dir = support::scratch_dir("range");
     let run_file = syn_run_file(
         &dir,
         "lr.yaml",
@@ -362,7 +354,7 @@ fn a_number_past_the_range_of_a_double_is_out_of_range() {
 
 #[test]
 fn a_huge_integer_is_echoed_exactly() {
-    let dir = scratch_dir("exact");
+    let dir = support::scratch_dir("exact");
     let run_file = syn_run_file(
         &dir,
         "window.yaml",

@@ -3,6 +3,7 @@
 //! a diagnostic at the size.
 
 use crate::common;
+use crate::support;
 
 use common::eval::*;
 use mcopt::check::Shape;
@@ -80,11 +81,7 @@ fn const_on_the_command_line_resizes_the_model() {
     )
     .unwrap();
     let run = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcopt"))
-            .args(args)
-            .arg(&path)
-            .output()
-            .unwrap();
+        let out = support::bin().args(args).arg(&path).output().unwrap();
         assert!(
             out.status.success(),
             "{}",

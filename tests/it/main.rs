@@ -47,6 +47,7 @@ mod plugins_registry;
 mod plugins_selftest;
 mod plugins_solver;
 mod run_model;
+mod session_api;
 mod srpa;
 mod srpa_train;
 mod stationarity;

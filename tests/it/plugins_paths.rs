@@ -6,18 +6,9 @@ use crate::common;
 
 use crate::support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::plugins::lib;
-
-/// A fresh scratch directory for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("mcopt-plugin-paths-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    dir
-}
 
 fn write(path: &Path, text: &str) {
     if let Some(d) = path.parent() {
@@ -60,7 +51,7 @@ fn file_name(p: &Path) -> String {
 
 #[test]
 fn run_file_plugin_paths_are_joined_with_its_directory_once() {
-    let dir = scratch("join");
+    let dir = support::scratch_dir("join");
     let swish = lib("mcopt_swish");
     copy(&swish, &dir.join("plant/lib").join(file_name(&swish)));
     write(&dir.join("plant/model.mco"), SWISH_MODEL);
@@ -79,7 +70,7 @@ fn run_file_plugin_paths_are_joined_with_its_directory_once() {
 #[test]
 fn the_marker_fixture_leaves_its_marker_when_loaded() {
     // The check below that `libstd.so` is never loaded is only as good as this fixture.
-    let dir = scratch("marker");
+    let dir = support::scratch_dir("marker");
     let planted = dir.join("plugins/libstd.so");
     copy(&lib("mcopt_fixture_marker"), &planted);
     write(&dir.join("model.mco"), STD_MODEL);
@@ -98,7 +89,7 @@ fn the_marker_fixture_leaves_its_marker_when_loaded() {
 
 #[test]
 fn std_names_the_built_in_plugin_and_cannot_be_shadowed() {
-    let dir = scratch("std");
+    let dir = support::scratch_dir("std");
     let plugins = dir.join("plugins");
     for name in ["libstd.so", "libmcopt_std.so", "std.so"] {
         copy(&lib("mcopt_fixture_marker"), &plugins.join(name));
@@ -136,7 +127,7 @@ fn std_names_the_built_in_plugin_and_cannot_be_shadowed() {
 
 #[test]
 fn a_relative_library_file_name_is_a_path_not_a_name() {
-    let dir = scratch("relative");
+    let dir = support::scratch_dir("relative");
     let swish = lib("mcopt_swish");
     let name = file_name(&swish);
     let here = dir.join("here");

@@ -12,12 +12,6 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn scratch(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("mcopt-srpa-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
 fn train(out: &Path, extra: &[&str]) -> Value {
     let mut args = vec![
         "train",
@@ -53,7 +47,7 @@ fn trace_without_time(dir: &Path) -> Vec<String> {
 #[test]
 fn srpa_trains_syn_like_the_authors_and_resumes_bit_for_bit() {
     let init = "examples/data/srpa_syn_theta0.yaml";
-    let full = scratch("full");
+    let full = support::fresh_dir("full");
     let r = train(&full, &["--init", init]);
     assert_eq!(r["solver"], "srpa");
     assert_eq!(r["iterations"], 100);
@@ -79,7 +73,7 @@ fn srpa_trains_syn_like_the_authors_and_resumes_bit_for_bit() {
     let theta1: f64 = row1[1].parse().unwrap();
     assert!((theta1 - 2.07827357021).abs() <= 1e-6, "{theta1}");
 
-    let part = scratch("part");
+    let part = support::fresh_dir("part");
     train(&part, &["--init", init, "--max-iter", "40"]);
     let resumed = train(&part, &["--resume"]);
     assert_eq!(resumed["iterations"], 100);
@@ -125,7 +119,7 @@ fn beta_per_layer_name() {
     let mut dirs = Vec::new();
     // trains syn from the authors' start with `beta` (the rest of their options unchanged)
     let mut run = |tag: &str, beta: &str, iters: &str| {
-        let dir = scratch(tag);
+        let dir = support::fresh_dir(tag);
         let options = format!("{{{beta}, eta1: 0.9, eta2: 1.3, rho1: 0.5}}");
         let file = syn_run_file(&dir, &options);
         let out = dir.join("out");
@@ -170,7 +164,7 @@ fn train_variant(
     extra: &str,
     iters: &str,
 ) -> (support::Run, PathBuf, PathBuf) {
-    let dir = scratch(tag);
+    let dir = support::fresh_dir(tag);
     let file = syn_run_file(&dir, options);
     let model = std::fs::read_to_string(repo().join("examples/syn/rnn.mco")).unwrap();
     let mut model = model.replace("relu(u[t])", hidden);

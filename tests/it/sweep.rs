@@ -13,10 +13,6 @@ use serde_json::Value;
 use crate::support;
 use support::{command, mcopt};
 
-fn scratch(tag: &str) -> PathBuf {
-    support::syn_copy(&format!("sweep-{tag}"))
-}
-
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -34,7 +30,7 @@ fn small_sweep(dir: &Path, iters: usize) -> PathBuf {
 /// A scratch copy of the syn example with the small sweep of `iters` epochs planned into
 /// `DIR/planned`; returns (DIR, DIR/planned).
 fn planned(tag: &str, iters: usize) -> (PathBuf, PathBuf) {
-    let dir = scratch(tag);
+    let dir = support::syn_copy(tag);
     let out = dir.join("planned");
     plan(&small_sweep(&dir, iters), &out);
     (dir, out)
@@ -66,7 +62,7 @@ fn table_without_time(dir: &Path) -> Value {
 
 #[test]
 fn plan_writes_a_manifest_and_one_valid_run_file_per_entry() {
-    let dir = scratch("plan");
+    let dir = support::syn_copy("plan");
     let sweep = small_sweep(&dir, 5);
     let out = dir.join("planned");
     let summary = plan(&sweep, &out);
@@ -117,7 +113,7 @@ fn plan_writes_a_manifest_and_one_valid_run_file_per_entry() {
 
 /// A bad sweep file: exit 2, the diagnostic's code, and the line of the offending key; nothing written.
 fn assert_bad_plan(body: &str, code: &str, line: usize) {
-    let dir = scratch("bad");
+    let dir = support::syn_copy("bad");
     let sweep = dir.join("sweep.yaml");
     std::fs::write(&sweep, body).unwrap();
     let out = dir.join("planned");
@@ -194,7 +190,7 @@ fn bad_sweeps_name_the_key_and_its_line() {
 
 #[test]
 fn consts_override_model_constants_from_run_files_and_the_command_line() {
-    let dir = scratch("consts");
+    let dir = support::syn_copy("consts");
     let model = dir.join("syn/rnn.mco");
     let run = dir.join("syn/adam.yaml");
     let point = repo().join("examples/data/srpa_syn_theta0.yaml");
@@ -316,7 +312,7 @@ fn a_local_pool_runs_every_entry_once_and_the_table_ranks_settings() {
 fn a_killed_worker_leaves_only_its_entry_to_run_again() {
     // Long enough that a worker is still running when we kill it.
     let (_, out) = planned("kill", 20_000);
-    let pool = Command::new(env!("CARGO_BIN_EXE_mcopt"))
+    let pool = support::bin()
         .args([
             "sweep",
             "run",
@@ -501,7 +497,7 @@ fn the_same_sweep_through_a_slurm_job_array_gives_the_same_table() {
         );
         return;
     }
-    let dir = scratch("slurm");
+    let dir = support::syn_copy("slurm");
     let sweep = small_sweep(&dir, 20);
     let local = dir.join("local");
     let cluster = dir.join("cluster");

@@ -16,10 +16,6 @@ use support::mcopt;
 
 use support::path_str as s;
 
-fn scratch(tag: &str) -> PathBuf {
-    support::syn_copy(&format!("sweep-rel-{tag}"))
-}
-
 /// Write `body` as `DIR/sweep.yaml` and plan it into `DIR/<name>`.
 fn plan_body(dir: &Path, body: &str, name: &str) -> PathBuf {
     let sweep = dir.join("sweep.yaml");
@@ -32,7 +28,7 @@ fn plan_body(dir: &Path, body: &str, name: &str) -> PathBuf {
 
 /// `n` entries (one setting, seeds 1..=n) of Adam on syn, `iters` epochs each.
 fn planned(tag: &str, iters: usize, n: usize) -> (PathBuf, PathBuf) {
-    let dir = scratch(tag);
+    let dir = support::syn_copy(tag);
     let seeds: Vec<String> = (1..=n).map(|i| i.to_string()).collect();
     let body = format!(
         "base: syn/adam.yaml\nfixed:\n  stop.max_iter: {iters}\nseeds: [{}]\n",
@@ -43,7 +39,7 @@ fn planned(tag: &str, iters: usize, n: usize) -> (PathBuf, PathBuf) {
 }
 
 fn spawn(args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_mcopt"))
+    support::bin()
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -167,7 +163,7 @@ fn expect_plan_error(dir: &Path, body: &str, code: &str, line: u64) {
 
 #[test]
 fn seed_ranges_and_grids_too_large_are_refused_before_allocating() {
-    let dir = scratch("huge");
+    let dir = support::syn_copy("huge");
     let base = "base: syn/adam.yaml\ngrid:\n  solver.options.lr: [0.01, 0.003]\n";
     for seeds in [
         "\"0..18446744073709551615\"",
@@ -200,7 +196,7 @@ fn seed_ranges_and_grids_too_large_are_refused_before_allocating() {
 
 #[test]
 fn fixed_overrides_over_seeds_are_one_setting() {
-    let dir = scratch("fixed");
+    let dir = support::syn_copy("fixed");
     let out = plan_body(
         &dir,
         "base: syn/adam.yaml\nfixed:\n  stop.max_iter: 3\nseeds: 4\n",
@@ -221,7 +217,7 @@ fn fixed_overrides_over_seeds_are_one_setting() {
 
 #[test]
 fn plan_refuses_devices_and_fifos_among_its_inputs() {
-    let dir = scratch("devices");
+    let dir = support::syn_copy("devices");
     let adam = std::fs::read_to_string(dir.join("syn/adam.yaml")).unwrap();
     let fifo = dir.join("data/fifo.csv");
     let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
@@ -347,7 +343,7 @@ fn a_stale_running_entry_is_not_running_and_runs_again() {
 #[test]
 fn in_a_slurm_job_the_signal_slurm_sends_every_process_reaches_the_train_once() {
     let (_, out) = planned("slurm-signal", 400_000, 1);
-    let worker = Command::new(env!("CARGO_BIN_EXE_mcopt"))
+    let worker = support::bin()
         .args(["sweep", "run", s(&out), "--index", "0", "--json"])
         .env("SLURM_JOB_ID", "42")
         .stdin(Stdio::null())
@@ -478,7 +474,7 @@ fn an_entry_directory_removed_mid_run_is_not_done() {
 
 #[test]
 fn failures_show_the_diagnostic_in_run_status_and_collect() {
-    let dir = scratch("failures");
+    let dir = support::syn_copy("failures");
     let out = plan_body(
         &dir,
         "base: syn/adam.yaml\nfixed:\n  stop.max_iter: 3\ngrid:\n  solver.name: [adam, nosuch]\nseeds: [1, 2]\n",
@@ -533,7 +529,7 @@ fn failures_show_the_diagnostic_in_run_status_and_collect() {
 
 #[test]
 fn slurm_and_kubernetes_values_cannot_inject() {
-    let dir = scratch("inject");
+    let dir = support::syn_copy("inject");
     let out = plan_body(
         &dir,
         "base: syn/adam.yaml\nfixed:\n  stop.max_iter: 3\nseeds: 2\n",

@@ -12,19 +12,14 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support;
-use support::{fresh_dir, path_str as s, read_json as json, stderr_of as stderr};
-
-/// A fresh, empty scratch directory (not created: outputs must create it).
-fn scratch(tag: &str) -> PathBuf {
-    fresh_dir(&format!("train-{tag}"))
-}
+use support::{path_str as s, read_json as json, stderr_of as stderr};
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn mcopt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mcopt"))
+    support::bin()
         .args(args)
         .current_dir(repo())
         .output()
@@ -55,7 +50,7 @@ fn trace_rows(dir: &Path) -> Vec<Vec<String>> {
 }
 
 fn check_run(model: &str, run: &str, iters: u64, extra: &[&str]) {
-    let dir = scratch("e2e");
+    let dir = support::fresh_dir("e2e");
     let n = iters.to_string();
     let mut args = vec!["--max-iter", n.as_str()];
     args.extend_from_slice(extra);
@@ -114,7 +109,11 @@ fn adam_and_nesterov_gd_train_sp500_and_agree_with_eval() {
 
 #[test]
 fn the_same_seed_gives_byte_identical_params_and_another_seed_does_not() {
-    let (a, b, c) = (scratch("det"), scratch("det"), scratch("det"));
+    let (a, b, c) = (
+        support::fresh_dir("det"),
+        support::fresh_dir("det"),
+        support::fresh_dir("det"),
+    );
     let run = "examples/syn/adam.yaml";
     train(run, &a, &["--max-iter", "20", "--seed", "5"]);
     train(run, &b, &["--max-iter", "20", "--seed", "5"]);
@@ -141,7 +140,7 @@ fn timeless(dir: &Path) -> Vec<Vec<String>> {
 #[test]
 fn resuming_80_to_200_equals_200_straight_bit_for_bit() {
     for run in ["examples/syn/adam.yaml", "examples/syn/gd.yaml"] {
-        let (straight, split) = (scratch("resume"), scratch("resume"));
+        let (straight, split) = (support::fresh_dir("resume"), support::fresh_dir("resume"));
         train(run, &straight, &["--max-iter", "200"]);
         train(run, &split, &["--max-iter", "80"]);
         let r = train(run, &split, &["--max-iter", "200", "--resume"]);
@@ -156,9 +155,9 @@ fn resuming_80_to_200_equals_200_straight_bit_for_bit() {
 
 #[test]
 fn a_real_sigint_checkpoints_exits_130_and_resumes_bit_for_bit() {
-    let dir = scratch("sigint");
+    let dir = support::fresh_dir("sigint");
     let run = "examples/syn/adam.yaml";
-    let child = Command::new(env!("CARGO_BIN_EXE_mcopt"))
+    let child = support::bin()
         .args([
             "train",
             run,
@@ -195,7 +194,7 @@ fn a_real_sigint_checkpoints_exits_130_and_resumes_bit_for_bit() {
         (r["status"].as_str(), r["iterations"].as_u64()),
         (Some("max_iter"), Some(done + 7))
     );
-    let straight = scratch("sigint");
+    let straight = support::fresh_dir("sigint");
     train(run, &straight, &["--max-iter", &target]);
     let read = |d: &Path| std::fs::read(d.join("params.yaml")).unwrap();
     assert_eq!(read(&straight), read(&dir));
@@ -207,7 +206,7 @@ fn a_real_sigint_checkpoints_exits_130_and_resumes_bit_for_bit() {
 /// A run file in a scratch directory with absolute model and data paths; `solver` replaces
 /// the solver section.
 fn run_file(solver: &str, extra: &str) -> (PathBuf, PathBuf) {
-    let dir = scratch("runfile");
+    let dir = support::fresh_dir("runfile");
     std::fs::create_dir_all(&dir).unwrap();
     let root = repo().display();
     let text = format!(
@@ -221,7 +220,7 @@ fn run_file(solver: &str, extra: &str) -> (PathBuf, PathBuf) {
 /// Runs `mcopt train` expecting exit 2, a diagnostic containing each of `needles`, and no
 /// output directory.
 fn refused(args: &[&str], needles: &[&str]) {
-    let out = scratch("refused");
+    let out = support::fresh_dir("refused");
     let mut all = vec!["train"];
     all.extend_from_slice(args);
     all.extend_from_slice(&["--out", s(&out)]);
@@ -291,12 +290,13 @@ fn resume_refuses_a_changed_run_file_or_a_missing_checkpoint() {
         "9",
     ]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("different run file"), "{}", stderr(&o));
+    let err = support::unwrapped(&stderr(&o));
+    assert!(err.contains("different run file"), "{err}");
     let fresh = dir.join("fresh");
     let o = mcopt(&["train", s(&path), "--out", s(&fresh), "--resume"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        stderr(&o).contains("cannot read the checkpoint"),
+        support::unwrapped(&stderr(&o)).contains("cannot read the checkpoint"),
         "{}",
         stderr(&o)
     );
@@ -306,7 +306,7 @@ fn resume_refuses_a_changed_run_file_or_a_missing_checkpoint() {
 
 #[test]
 fn init_from_a_point_file_starts_exactly_there() {
-    let dir = scratch("init");
+    let dir = support::fresh_dir("init");
     let r = train(
         "examples/syn/adam.yaml",
         &dir,

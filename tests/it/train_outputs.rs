@@ -5,16 +5,12 @@
 //! `out/<run file stem>/` under the current directory.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 
 use crate::support;
-use support::{path_str as s, read_json as json, scratch_dir, stderr_of as stderr};
-
-fn scratch(tag: &str) -> PathBuf {
-    scratch_dir(&format!("trainout-{tag}"))
-}
+use support::{path_str as s, read_json as json, stderr_of as stderr};
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -22,7 +18,7 @@ fn repo() -> &'static Path {
 
 /// `mcopt ARGS` run in `cwd`.
 fn mcopt_in(cwd: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mcopt"))
+    support::bin()
         .args(args)
         .current_dir(cwd)
         .output()
@@ -54,7 +50,7 @@ fn assert_refused(o: &Output, needles: &[&str]) {
 
 #[test]
 fn an_unusable_out_is_refused_before_training() {
-    let dir = scratch("badout");
+    let dir = support::scratch_dir("badout");
     let run = syn_run(&dir, "run.yaml", "solver: {name: adam}", "");
     // a file where the directory should be
     let file = dir.join("a-file");
@@ -113,7 +109,7 @@ fn set_mode(p: &Path, mode: u32) {
 
 #[test]
 fn divergence_saves_the_last_finite_iterate_and_exits_1() {
-    let dir = scratch("diverge");
+    let dir = support::scratch_dir("diverge");
     let run = syn_run(&dir, "run.yaml", "solver: {name: gd, options: {lr: 3}}", "");
     let out = dir.join("o");
     let o = mcopt_in(&dir, &["train", s(&run), "--out", s(&out), "--quiet"]);
@@ -175,7 +171,7 @@ fn final_x(dir: &Path) -> f64 {
 #[test]
 fn armijo_shrinks_past_trial_points_outside_the_domain() {
     // the first trial, 10 − 100 · 0.9 = −80, is outside the domain of log
-    let dir = scratch("armijo-domain");
+    let dir = support::scratch_dir("armijo-domain");
     let o = xlog(&dir, 10.0, 100.0);
     // `stalled` is a training outcome, not bad input (exit 2) nor a crash
     assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
@@ -187,7 +183,7 @@ fn armijo_shrinks_past_trial_points_outside_the_domain() {
 
 #[test]
 fn armijo_stops_stalled_when_the_step_cannot_decrease_f() {
-    let dir = scratch("armijo-stall");
+    let dir = support::scratch_dir("armijo-stall");
     let o = xlog(&dir, 2.0, 1.0);
     // `stalled` is a training outcome, not bad input (exit 2) nor a crash
     assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
@@ -208,7 +204,7 @@ fn armijo_stops_stalled_when_the_step_cannot_decrease_f() {
 
 #[test]
 fn resume_refuses_another_seed() {
-    let dir = scratch("seed");
+    let dir = support::scratch_dir("seed");
     let run = syn_run(&dir, "run.yaml", "solver: {name: adam}", "");
     let out = dir.join("o");
     let o = mcopt_in(&dir, &["train", s(&run), "--out", s(&out), "--quiet"]);
@@ -238,7 +234,7 @@ fn resume_refuses_another_seed() {
 
 #[test]
 fn train_takes_const_and_resume_checks_it() {
-    let dir = scratch("const");
+    let dir = support::scratch_dir("const");
     let run = syn_run(&dir, "run.yaml", "solver: {name: adam}", "");
     let train = |out: &str, extra: &[&str]| {
         let mut a = vec!["train", s(&run), "--out", out, "--quiet"];
@@ -268,7 +264,7 @@ fn train_takes_const_and_resume_checks_it() {
 
 #[test]
 fn validate_tol_zero_is_accepted_and_a_bad_one_named_at_its_line() {
-    let dir = scratch("vtol");
+    let dir = support::scratch_dir("vtol");
     let run = syn_run(
         &dir,
         "run.yaml",
@@ -294,7 +290,7 @@ fn validate_tol_zero_is_accepted_and_a_bad_one_named_at_its_line() {
 
 #[test]
 fn outputs_go_to_out_stem_under_the_current_directory() {
-    let dir = scratch("cwd");
+    let dir = support::scratch_dir("cwd");
     let runs = dir.join("runs");
     std::fs::create_dir(&runs).unwrap();
     let run = syn_run(&runs, "syn-adam.yaml", "solver: {name: adam}", "");

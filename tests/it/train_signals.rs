@@ -12,18 +12,14 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support;
-use support::{path_str as s, read_json as json, scratch_dir, stderr_of as stderr};
-
-fn scratch(tag: &str) -> PathBuf {
-    scratch_dir(&format!("signals-{tag}"))
-}
+use support::{path_str as s, read_json as json, stderr_of as stderr};
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn mcopt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mcopt"))
+    support::bin()
         .args(args)
         .current_dir(repo())
         .output()
@@ -31,7 +27,7 @@ fn mcopt(args: &[&str]) -> Output {
 }
 
 fn spawn(args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_mcopt"))
+    support::bin()
         .args(args)
         .current_dir(repo())
         .stdout(Stdio::null())
@@ -117,7 +113,7 @@ fn start_long(run: &Path, out: &Path) -> Child {
 
 #[test]
 fn sigterm_and_sighup_stop_write_everything_and_resume_bit_for_bit() {
-    let dir = scratch("term");
+    let dir = support::scratch_dir("term");
     let run = run_file(&dir, "checkpoint: {every_iterations: 5}\n");
     for (sig, code) in [("-TERM", 143), ("-HUP", 129)] {
         let out = dir.join(&sig[1..]);
@@ -149,7 +145,7 @@ fn sigterm_and_sighup_stop_write_everything_and_resume_bit_for_bit() {
 
 #[test]
 fn a_killed_run_resumes_from_its_periodic_checkpoint_bit_for_bit() {
-    let dir = scratch("kill");
+    let dir = support::scratch_dir("kill");
     let run = run_file(&dir, "checkpoint: {every_iterations: 5}\n");
     let out = dir.join("out");
     let mut child = start_long(&run, &out);
@@ -177,7 +173,7 @@ fn a_killed_run_resumes_from_its_periodic_checkpoint_bit_for_bit() {
 
 #[test]
 fn the_checkpoint_key_is_checked_at_its_line() {
-    let dir = scratch("every");
+    let dir = support::scratch_dir("every");
     for (bad, needle) in [
         (
             "checkpoint: {every_iterations: 0}\n",
@@ -215,7 +211,7 @@ fn slow_certificate(dir: &Path) -> PathBuf {
 
 #[test]
 fn a_signal_during_the_final_certificate_stops_it_and_writes_everything() {
-    let dir = scratch("cert");
+    let dir = support::scratch_dir("cert");
     let run = slow_certificate(&dir);
     let out = dir.join("out");
     let mut child = spawn(&["train", s(&run), "--out", s(&out), "--quiet"]);
@@ -250,7 +246,7 @@ fn poke_hex(cp: &Path, key: &str, n: usize, hex: &str) {
 
 #[test]
 fn a_checkpoint_holding_nan_or_infinity_is_refused_naming_it() {
-    let dir = scratch("nan");
+    let dir = support::scratch_dir("nan");
     let run = run_file(&dir, "");
     let out = dir.join("out");
     train(&run, &out, &["--max-iter", "5"]);
@@ -298,7 +294,7 @@ fn a_checkpoint_holding_nan_or_infinity_is_refused_naming_it() {
 
 #[test]
 fn a_failed_rerun_leaves_no_file_of_the_previous_run() {
-    let dir = scratch("mixed");
+    let dir = support::scratch_dir("mixed");
     let good = run_file(&dir, "");
     let out = dir.join("out");
     train(&good, &out, &["--max-iter", "20"]);
