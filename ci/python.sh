@@ -12,7 +12,6 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
 py="$venv/bin/python"
-"$py" -m pip install -q --upgrade pip
 "$py" -m pip install -q -r python/requirements-test.txt
 
 # The CLI the tests compare against (nothing to do when the Rust steps built it).
