@@ -111,6 +111,7 @@ SYN_DICT = {
     "init": {"scheme": "gaussian", "std": 0.1},
     "seed": 123456,
     "stop": {"max_iter": 3},
+    "form": {"p1": {"beta": 1.0}},
 }
 
 
