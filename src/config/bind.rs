@@ -146,10 +146,18 @@ pub fn bind(
 ) -> Result<Vec<BoundData>, Diags> {
     let path = base_dir.join(&spec.file);
     let table = read_csv(&path, spec.header).map_err(|d| unreadable(d, spec))?;
-    let ctx = Ctx {
-        spec,
-        table: &table,
-    };
+    bind_table(spec, &table, split, slots)
+}
+
+/// [`bind`] on a table already in memory (an embedding program's arrays, see
+/// [`super::memory_table`]) instead of `spec`'s file.
+pub fn bind_table(
+    spec: &DataSpec,
+    table: &Table,
+    split: Split,
+    slots: &[DataSlot],
+) -> Result<Vec<BoundData>, Diags> {
+    let ctx = Ctx { spec, table };
     let mut diags = Diags::new();
     let columns = ctx.resolve_bindings(slots, &mut diags);
     let sequences = ctx.sequences().map_err(|d| diags.push(d)).ok();
@@ -171,7 +179,7 @@ pub fn bind(
         .iter()
         .zip(columns)
         .map(|(slot, cols)| {
-            let mut b = gather(&table, slot, &cols, &sequences, start..end)?;
+            let mut b = gather(table, slot, &cols, &sequences, start..end)?;
             b.warmup = warmup;
             Ok(b)
         })

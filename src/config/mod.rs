@@ -8,16 +8,18 @@
 mod bind;
 mod data;
 mod fields;
+mod memory;
 mod point;
 mod run;
 mod sweep;
 mod yaml;
 
 pub use bind::{
-    bind, parse_cli_binding, parse_columns, parse_row_sel, BoundData, ColumnSel, DataSlot,
-    DataSpec, RowSel, SeqLayout, SpecOrigin, Split, TestState,
+    bind, bind_table, parse_cli_binding, parse_columns, parse_row_sel, BoundData, ColumnSel,
+    DataSlot, DataSpec, RowSel, SeqLayout, SpecOrigin, Split, TestState,
 };
 pub use data::{parse_csv, read_csv, HeaderMode, Table};
+pub use memory::{memory_table, MEMORY_NAME};
 pub use point::{
     load_point, parse_point, write_point, PointMode, PointValues, ShapeKind, VarRole, VarSpec,
 };

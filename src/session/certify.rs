@@ -247,12 +247,33 @@ pub fn check_betas(betas: &Betas, lifted: &Lifted) -> Result<(), Diags> {
     }
 }
 
+/// Where the point of [`prepare_at`] comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum Point<'a> {
+    /// The model's initial values.
+    Initial,
+    /// A point file (parameters, and optionally layer values).
+    File(&'a str),
+    /// θ given by an embedding program, in the model's layout (layers completed).
+    Theta(&'a [f64]),
+}
+
 /// Lower the model, read the point for `form` and complete it: θ-only points by a forward pass;
 /// layer values are kept ((P1) accepts infeasible points; (P0) refuses a residual above `tol`).
 pub fn prepare(
     s: &Session,
     form_spec: &FormSpec,
     point: Option<&str>,
+    tol: f64,
+) -> Result<Prepared, Diags> {
+    prepare_at(s, form_spec, point.map_or(Point::Initial, Point::File), tol)
+}
+
+/// [`prepare`] at a [`Point`].
+pub fn prepare_at(
+    s: &Session,
+    form_spec: &FormSpec,
+    point: Point,
     tol: f64,
 ) -> Result<Prepared, Diags> {
     let form = form_spec.form();
@@ -269,13 +290,20 @@ pub fn prepare(
     let lifted = forms::lift(&graph);
     let specs = all_specs(&graph, &lifted);
     let values = match point {
-        Some(path) => config::load_point(Path::new(path), &specs, PointMode::Point)?,
-        None => PointValues {
+        Point::File(path) => config::load_point(Path::new(path), &specs, PointMode::Point)?,
+        Point::Initial => PointValues {
             values: s
                 .model
                 .params
                 .iter()
                 .map(|p| Some(p.init.clone()))
+                .chain(lifted.layout.blocks.iter().map(|_| None))
+                .collect(),
+        },
+        Point::Theta(theta) => PointValues {
+            values: split(&specs[..graph.params.len()], theta)
+                .into_iter()
+                .map(Some)
                 .chain(lifted.layout.blocks.iter().map(|_| None))
                 .collect(),
         },
@@ -321,7 +349,10 @@ pub fn prepare(
                     worst.value, block.name, worst.row, worst.col, tol * scale
                 ),
             )
-            .in_file(point.unwrap_or_default())
+            .in_file(match point {
+                Point::File(path) => path,
+                _ => "",
+            })
             .help("omit the layer values to complete them by a forward pass, or certify the point in (P1) with --form p1")
             .into());
         }

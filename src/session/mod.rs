@@ -74,6 +74,25 @@ pub fn bind_data(
         .collect())
 }
 
+/// [`bind_data`] on a table in memory (an embedding program's arrays) instead of `spec`'s file.
+pub fn bind_memory(
+    model: &Model,
+    spec: &DataSpec,
+    table: &config::Table,
+    split: Split,
+) -> Result<Vec<SeqData>, Diags> {
+    let bound = config::bind_table(spec, table, split, &data_slots(model))?;
+    Ok(bound
+        .into_iter()
+        .map(|b| SeqData {
+            steps: b.steps,
+            sequences: b.sequences,
+            values: b.values,
+            warmup: b.warmup,
+        })
+        .collect())
+}
+
 /// The specs of a graph's parameters θ, in order, for point and direction files.
 pub fn param_specs(graph: &Graph) -> Vec<VarSpec> {
     graph

@@ -41,6 +41,9 @@ pub struct Session {
     pub model_path: String,
     pub data: Option<DataSpec>,
     pub data_dir: PathBuf,
+    /// The data `data` binds, when an embedding program holds them in memory (read instead
+    /// of `data`'s file).
+    pub memory: Option<std::sync::Arc<config::Table>>,
 }
 
 impl Session {
@@ -74,6 +77,7 @@ impl Session {
             model_path: model_path.to_owned(),
             data,
             data_dir,
+            memory: None,
         })
     }
 
@@ -83,7 +87,10 @@ impl Session {
             (None, Split::Train) => Vec::new(),
             (None, Split::Test) => return Ok(None),
             (Some(spec), Split::Test) if !spec.has_test() => return Ok(None),
-            (Some(spec), _) => super::bind_data(&self.model, spec, &self.data_dir, split)?,
+            (Some(spec), _) => match &self.memory {
+                Some(table) => super::bind_memory(&self.model, spec, table, split)?,
+                None => super::bind_data(&self.model, spec, &self.data_dir, split)?,
+            },
         };
         if data.is_empty() && !self.model.data.is_empty() {
             let d = Diag::new(

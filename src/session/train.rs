@@ -81,13 +81,28 @@ fn model_identity(session: &Session, consts: &[String]) -> Vec<u8> {
 
 /// The certificate of the trained point in the form, order and tolerance of the run file's
 /// `validate:` (default: (P), first order), in (P1) with the form's β (`betas`, the same the
-/// solver used); none for an interrupted run.
+/// solver used); none for an interrupted run. A stop signal stops it (the handlers of
+/// `crate::signals` are installed: for the command line).
 pub fn final_certificate(
     session: &Session,
     run: &RunFile,
     status: Status,
     params: &Path,
     betas: Option<Betas>,
+) -> Result<Option<serde_json::Value>, Diags> {
+    let interrupt = Some(crate::signals::install());
+    final_certificate_with(session, run, status, params, betas, interrupt)
+}
+
+/// [`final_certificate`] stopped by `interrupt` instead of the stop signals (an embedding
+/// program, which installs no signal handlers).
+pub fn final_certificate_with(
+    session: &Session,
+    run: &RunFile,
+    status: Status,
+    params: &Path,
+    betas: Option<Betas>,
+    interrupt: Option<&'static AtomicBool>,
 ) -> Result<Option<serde_json::Value>, Diags> {
     if matches!(status, Status::Interrupted | Status::Diverged) {
         return Ok(None);
@@ -107,12 +122,7 @@ pub fn final_certificate(
     };
     // A stop signal during the certificate stops it (`interrupted`); everything is written.
     let params = params.display().to_string();
-    let (prep, cert) = certify::certify(
-        session,
-        &req,
-        Some(&params),
-        Some(crate::signals::install()),
-    )?;
+    let (prep, cert) = certify::certify(session, &req, Some(&params), interrupt)?;
     Ok(Some(crate::report::json::certificate(
         prep.form,
         &cert,
