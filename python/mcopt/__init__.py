@@ -6,7 +6,7 @@ Parameters and directions are dicts of float64 numpy arrays keyed by variable na
 declared (``vec(n)`` → ``(n,)``, ``mat(r, c)`` → ``(r, c)`` row-major, a scalar → ``()``).
 """
 
-from ._mcopt import DiagnosticError, Model, __version__
-from ._results import Certificate
+from ._mcopt import DiagnosticError, Model, __version__, train, validate
+from ._results import Certificate, Report, Validation
 
-__all__ = ["Certificate", "DiagnosticError", "Model", "__version__"]
+__all__ = ["Certificate", "DiagnosticError", "Model", "Report", "Validation", "__version__", "train", "validate"]

@@ -6,7 +6,7 @@ adds the arrays that JSON cannot hold as arrays (witnesses, the trace, the final
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -70,3 +70,81 @@ class Certificate:
 
     def __repr__(self) -> str:
         return f"Certificate(status={self.status!r}, form={self.form!r}, order={self.order}, method={self.method!r})"
+
+
+class Report:
+    """The outcome of ``mcopt.train``: report.json's object (``to_dict()``), the final θ, the trace.
+
+    ``status`` is report.json's, but "stopped" when the callback returned False (report.json
+    then says "interrupted", as for Ctrl-C in the CLI).
+    """
+
+    status: str
+    """"max_iter", "converged", "stalled", "time_limit", "diverged", "interrupted" or "stopped"."""
+    iterations: int
+    """Iterations of the final point."""
+    solver: str
+    """The solver's name."""
+    params: Dict[str, np.ndarray]
+    """The final θ keyed by parameter name."""
+    best: Optional[Dict[str, Any]]
+    """The best iterate of the run, as report.json's "best"."""
+    trace: np.ndarray
+    """A structured array: one float64 field per trace.csv column, one row per iteration (from 0)."""
+    certificate: Optional[Certificate]
+    """The final certificate the run file asks for (``validate:``), if any."""
+    out: Optional[str]
+    """The output directory written, if any."""
+
+    def __init__(self, data, status, params, trace, certificate, out):
+        self._data = data
+        self.status = status
+        self.iterations = data["iterations"]
+        self.solver = data["solver"]
+        self.best = data.get("best")
+        self.params = params
+        self.trace = trace
+        self.certificate = certificate
+        self.out = out
+
+    def to_pandas(self):
+        """The trace as a pandas DataFrame (one column per field)."""
+        try:
+            import pandas as pd
+        except ImportError as e:  # pragma: no cover - depends on the environment
+            raise ImportError("Report.to_pandas() needs pandas: pip install pandas") from e
+        return pd.DataFrame.from_records(self.trace)
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Exactly report.json's object."""
+        return self._data
+
+    def __repr__(self) -> str:
+        return f"Report(status={self.status!r}, iterations={self.iterations}, solver={self.solver!r})"
+
+
+class Validation:
+    """The checks of ``mcopt validate`` (``to_dict()`` is what ``validate --json`` prints)."""
+
+    passed: bool
+    """Whether no check failed."""
+    status: str
+    """"passed" or "failed"."""
+    exit_code: int
+    """The CLI's exit code: 0 passed, 1 a check failed (bad input raises DiagnosticError, the CLI's 2)."""
+    checks: List[Dict[str, Any]]
+    """One dict per check: name, status ("pass", "fail", "warn", "skipped"), message, seconds."""
+
+    def __init__(self, data: Dict[str, Any]):
+        self._data = data
+        self.passed = bool(data["passed"])
+        self.status = "passed" if self.passed else "failed"
+        self.exit_code = 0 if self.passed else 1
+        self.checks = data["checks"]
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Exactly the object ``mcopt validate --json`` prints."""
+        return self._data
+
+    def __repr__(self) -> str:
+        return f"Validation(status={self.status!r}, checks={len(self.checks)})"

@@ -7,9 +7,9 @@
 
 use mcopt::vars::{ShapeKind, VarSpec};
 use numpy::ndarray::{ArrayD, IxDyn};
-use numpy::{PyArrayDyn, PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use numpy::{PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyString};
 
 use crate::errors::diag;
 
@@ -44,20 +44,19 @@ fn fits(spec: &VarSpec, given: &[usize]) -> bool {
 
 /// Write the values of `obj` (shaped as `spec`) column-major into `out` (its `spec.len()` entries).
 fn gather(obj: &Bound<'_, PyAny>, spec: &VarSpec, out: &mut [f64]) -> PyResult<()> {
-    let arr: PyReadonlyArrayDyn<'_, f64> = match obj.extract() {
+    let converted;
+    let arr: &Bound<'_, PyArrayDyn<f64>> = match obj.cast::<PyArrayDyn<f64>>() {
         Ok(a) => a,
         Err(_) => {
             let np = obj.py().import("numpy")?;
-            let converted = np
-                .call_method1("asarray", (obj, "float64"))
-                .map_err(|e| {
-                    diag(
-                        "mcopt::python::value",
-                        format!("`{}` is not an array of numbers: {e}", spec.name),
-                        "give a numpy array, a list of numbers or a float",
-                    )
-                })?;
-            converted.extract()?
+            converted = np.call_method1("asarray", (obj, "float64")).map_err(|e| {
+                diag(
+                    "mcopt::python::value",
+                    format!("`{}` is not an array of numbers: {e}", spec.name),
+                    "give a numpy array, a list of numbers or a float",
+                )
+            })?;
+            converted.cast::<PyArrayDyn<f64>>()?
         }
     };
     let shape = arr.shape();
@@ -73,20 +72,22 @@ fn gather(obj: &Bound<'_, PyAny>, spec: &VarSpec, out: &mut [f64]) -> PyResult<(
             "give each variable as an array shaped as declared: vec(n) as (n,), mat(r, c) as (r, c), a scalar as a float",
         ));
     }
-    let view = arr.as_array();
+    // SAFETY: the GIL is held and no Python code runs until the view is dropped at the end of
+    // this function, so nothing writes to the array while it is read (the numpy crate's
+    // borrow tracking, which this skips, guards against Rust-side writers only).
+    let view = unsafe { arr.as_array() };
     if spec.kind == ShapeKind::Matrix {
         let rows = spec.rows;
-        for ((i, j), v) in view
+        let view = view
             .into_dimensionality::<numpy::Ix2>()
-            .map_err(|e| diag("mcopt::python::shape", e.to_string(), ""))?
-            .indexed_iter()
-        {
+            .map_err(|e| diag("mcopt::python::shape", e.to_string(), ""))?;
+        for ((i, j), v) in view.indexed_iter() {
             out[i + j * rows] = *v;
         }
     } else {
-        match arr.as_slice() {
-            Ok(s) => out.copy_from_slice(s),
-            Err(_) => {
+        match view.as_slice() {
+            Some(s) => out.copy_from_slice(s),
+            None => {
                 for (o, v) in out.iter_mut().zip(view.iter()) {
                     *o = *v;
                 }
@@ -121,6 +122,7 @@ fn unknown_name(dict: &Bound<'_, PyDict>, specs: &[VarSpec], what: &str) -> PyRe
 pub fn read_vars(
     obj: &Bound<'_, PyAny>,
     specs: &[VarSpec],
+    keys: &[Py<PyString>],
     out: &mut [f64],
     missing_zero: bool,
     what: &str,
@@ -139,10 +141,10 @@ pub fn read_vars(
     })?;
     let mut off = 0;
     let mut found = 0;
-    for s in specs {
+    for (s, key) in specs.iter().zip(keys) {
         let len = s.len();
         let slot = &mut out[off..off + len];
-        match dict.get_item(&s.name)? {
+        match dict.get_item(key.bind(obj.py()))? {
             Some(v) => {
                 gather(&v, s, slot)?;
                 found += 1;
@@ -166,6 +168,14 @@ pub fn read_vars(
         unknown_name(dict, specs, what)?;
     }
     Ok(())
+}
+
+/// The variables' names as interned Python strings (the keys [`read_vars`] looks up).
+pub fn keys(py: Python<'_>, specs: &[VarSpec]) -> Vec<Py<PyString>> {
+    specs
+        .iter()
+        .map(|s| PyString::intern(py, &s.name).unbind())
+        .collect()
 }
 
 /// One variable's column-major values as a numpy array shaped as declared.

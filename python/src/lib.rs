@@ -6,6 +6,8 @@ mod arrays;
 mod errors;
 mod model;
 mod results;
+mod train;
+mod validate;
 
 use pyo3::prelude::*;
 
@@ -15,6 +17,8 @@ fn _mcopt(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("DiagnosticError", py.get_type::<errors::DiagnosticError>())?;
     m.add_class::<model::Model>()?;
+    m.add_function(wrap_pyfunction!(train::train, m)?)?;
+    m.add_function(wrap_pyfunction!(validate::validate, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -1,46 +1,43 @@
-//! `mcopt.Model`: a checked model with its bound data, the training split's graph and one
-//! evaluator kept between calls (its buffers allocated once), so `value`, `gradient` and
-//! `directional` cost one gather of the parameters into θ and one evaluation.
+//! `mcopt.Model`: a checked model with its bound data and the objective on the training split
+//! (`mcopt::session::Objective`: the graph lowered and the evaluator's buffers allocated once),
+//! so `value` and `gradient` cost one gather of the parameters into θ and one evaluation; the
+//! rest are the session's typed calls (`inspect`, `reformulate`, `directional`, certificates).
 
 use std::sync::Arc;
 
 use mcopt::config::{self, ColumnSel, DataSpec, HeaderMode, RowSel, SeqLayout, Split};
-use mcopt::diag::{Diag, Diags};
-use mcopt::eval::{EvalOptions, Evaluator};
+use mcopt::diag::Diags;
 use mcopt::forms::Betas;
-use mcopt::graph::Graph;
 use mcopt::registry::Order;
 use mcopt::session::certify::{self, Point};
-use mcopt::session::{CertifyRequest, FormSpec, Inputs, Session};
+use mcopt::session::reformulate::{reformulate, ReformulateRequest};
+use mcopt::session::{
+    self, CertifyRequest, Direction, DirectionalRequest, FormSpec, Inputs, Objective, Session,
+};
 use mcopt::vars::VarSpec;
 use numpy::PyUntypedArrayMethods;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
-use crate::arrays::{read_vars, to_dict};
+use crate::arrays::{keys, read_vars, to_dict};
 use crate::errors::{diag, to_py, OrRaise};
-
-/// What a model's evaluator borrows: the session (registry, checked model) and the graph.
-pub struct Core {
-    pub session: Session,
-    pub graph: Graph,
-    pub specs: Vec<VarSpec>,
-}
 
 /// A model loaded with its data: `Model.load(path, config=None, data=None, consts=None,
 /// plugins=(), rows=None, test_rows=None)`.
-#[pyclass(module = "mcopt._mcopt", unsendable)]
+#[pyclass(module = "mcopt._mcopt")]
 pub struct Model {
-    // Declared before `core`, so dropped before it: it borrows `core`'s graph and registry.
-    ev: Evaluator<'static>,
+    /// f on the training split, its evaluator kept between calls.
+    obj: Objective,
+    session: Arc<Session>,
+    specs: Vec<VarSpec>,
+    /// The parameter names as interned Python strings.
+    keys: Vec<Py<PyString>>,
     theta: Vec<f64>,
-    dir: Vec<f64>,
     grad: Vec<f64>,
-    core: Arc<Core>,
 }
 
 /// A string argument from `str` or `os.PathLike`.
-fn path_arg(obj: &Bound<'_, PyAny>) -> PyResult<String> {
+pub fn path_arg(obj: &Bound<'_, PyAny>) -> PyResult<String> {
     let os = obj.py().import("os")?;
     os.call_method1("fspath", (obj,))?.extract()
 }
@@ -77,10 +74,7 @@ fn data_array(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<(usize, usize, Vec
 }
 
 /// The in-memory table and its bindings for the arrays of `data` (name → array-like).
-fn memory_data(
-    data: &Bound<'_, PyDict>,
-    input: &Inputs,
-) -> PyResult<(config::Table, DataSpec)> {
+fn memory_data(data: &Bound<'_, PyDict>, input: &Inputs) -> PyResult<(config::Table, DataSpec)> {
     let mut columns = Vec::new();
     let mut bind = Vec::new();
     for (k, v) in data.iter() {
@@ -116,6 +110,70 @@ fn memory_data(
         origin: None,
     };
     Ok((table, spec))
+}
+
+/// The session inputs of the keyword arguments shared by `Model.load` and `validate`, and with
+/// `arrays` the table of data given as arrays (else such data are refused).
+#[allow(clippy::too_many_arguments)]
+pub fn inputs(
+    config: Option<&Bound<'_, PyAny>>,
+    data: Option<&Bound<'_, PyDict>>,
+    consts: Option<&Bound<'_, PyDict>>,
+    plugins: &[Bound<'_, PyAny>],
+    rows: Option<String>,
+    test_rows: Option<String>,
+    arrays: bool,
+) -> PyResult<(Inputs, Option<(config::Table, DataSpec)>)> {
+    let mut input = Inputs {
+        config: config.map(path_arg).transpose()?,
+        rows,
+        test_rows,
+        ..Inputs::default()
+    };
+    for p in plugins {
+        input.plugins.push(path_arg(p)?);
+    }
+    if let Some(c) = consts {
+        for (k, v) in c.iter() {
+            let name: String = k.extract()?;
+            let value: f64 = v.extract().map_err(|_| {
+                diag(
+                    "mcopt::python::value",
+                    format!("const `{name}` is not a number"),
+                    "give consts as a dict name → number",
+                )
+            })?;
+            input.consts.push(format!("{name}={value:?}"));
+        }
+    }
+    let mut memory = None;
+    if let Some(d) = data {
+        let strings = d.values().iter().all(|v| v.is_instance_of::<PyString>());
+        if strings {
+            for (k, v) in d.iter() {
+                input.data.push(format!(
+                    "{}={}",
+                    k.extract::<String>()?,
+                    v.extract::<String>()?
+                ));
+            }
+        } else if d.values().iter().any(|v| v.is_instance_of::<PyString>()) {
+            return Err(diag(
+                "mcopt::python::data",
+                "`data` mixes \"FILE:COLUMNS\" strings and arrays",
+                "give every data name an array, or every one a \"FILE:COLUMNS\" string",
+            ));
+        } else if !arrays {
+            return Err(diag(
+                "mcopt::python::data",
+                "`validate` reads data from files: give `data` as \"FILE:COLUMNS\" strings",
+                "or give a run file (`config`) that binds the data",
+            ));
+        } else {
+            memory = Some(memory_data(d, &input)?);
+        }
+    }
+    Ok((input, memory))
 }
 
 /// The form of `form="p"|"p0"|"p1"` with β (a number for every layer group, or a dict
@@ -157,10 +215,6 @@ fn order_of(order: u8) -> PyResult<Order> {
     }
 }
 
-fn eval_err(g: &Graph) -> impl Fn(mcopt::eval::EvalError) -> PyErr + '_ {
-    move |e| to_py(e.to_diag(g).into())
-}
-
 /// The value of a JSON tree as Python objects (through the json module).
 pub fn json_to_py<'py>(py: Python<'py>, v: &serde_json::Value) -> PyResult<Bound<'py, PyAny>> {
     let text = serde_json::to_string(v).unwrap_or_default();
@@ -168,64 +222,43 @@ pub fn json_to_py<'py>(py: Python<'py>, v: &serde_json::Value) -> PyResult<Bound
 }
 
 impl Model {
-    fn open(session: Session) -> PyResult<Model> {
-        let graph = match session.graph(Split::Train).or_raise()? {
-            Some(g) => g,
-            None => {
-                return Err(to_py(
-                    Diag::new("mcopt::data::unbound", "no data are bound for this split")
-                        .in_file(&session.model_path)
-                        .into(),
-                ))
-            }
-        };
-        let specs = session.param_specs();
-        let n = graph.n_params();
-        let core = Arc::new(Core {
-            session,
-            graph,
-            specs,
-        });
-        // SAFETY: `core` is kept in the same `Model` as `ev`, behind an `Arc` whose contents
-        // never move nor change, and `ev` is declared (so dropped) before `core`: the
-        // references outlive every use of the evaluator.
-        let (graph, registry) = unsafe {
-            let c: &'static Core = &*Arc::as_ptr(&core);
-            (&c.graph, &c.session.registry)
-        };
-        let ev = Evaluator::new(graph, registry, Order::Two).map_err(eval_err(graph))?;
+    fn open(py: Python<'_>, session: Session) -> PyResult<Model> {
+        let session = Arc::new(session);
+        let obj = Objective::new(Arc::clone(&session), Split::Train, 0.0).or_raise()?;
+        let specs = obj.param_specs();
+        let n = obj.n_params();
         Ok(Model {
-            ev,
+            obj,
+            keys: keys(py, &specs),
+            specs,
+            session,
             theta: vec![0.0; n],
-            dir: vec![0.0; n],
             grad: vec![0.0; n],
-            core,
         })
     }
 
     /// The parameters of `params` gathered into `self.theta`.
     fn gather(&mut self, params: &Bound<'_, PyAny>) -> PyResult<()> {
-        read_vars(params, &self.core.specs, &mut self.theta, false, "params")
-    }
-
-    fn value_now(&mut self) -> PyResult<f64> {
-        let g = &self.core.graph;
-        let v = self
-            .ev
-            .value(&self.theta, EvalOptions::default())
-            .map_err(eval_err(g))?;
-        self.ev.check_finite(Order::Zero).map_err(eval_err(g))?;
-        Ok(v)
-    }
-
-    pub fn session(&self) -> &Session {
-        &self.core.session
+        read_vars(
+            params,
+            &self.specs,
+            &self.keys,
+            &mut self.theta,
+            false,
+            "params",
+        )
     }
 }
 
 #[pymethods]
 impl Model {
-    /// Load a model (.mco) with its data, constants and plugins (see the package docs).
+    /// Model.load(path, config=None, data=None, consts=None, plugins=(), rows=None, test_rows=None)
+    ///
+    /// Load a model (.mco). `config`: a run file (its data, consts and plugins, as `--config`).
+    /// `data`: data name -> numpy array (rows × width; 1-D for width 1) or pandas DataFrame
+    /// (all its columns, in order), or every one a "FILE:COLUMNS" string as `--data`.
+    /// `rows`/`test_rows`: "a..b" as `--rows`/`--test-rows`. `consts`: name -> number as
+    /// `--const`. `plugins`: paths or names as `--plugin`.
     #[staticmethod]
     #[pyo3(signature = (path, config=None, data=None, consts=None, plugins=Vec::new(), rows=None, test_rows=None))]
     fn load(
@@ -237,87 +270,74 @@ impl Model {
         rows: Option<String>,
         test_rows: Option<String>,
     ) -> PyResult<Model> {
+        let path_py = path.py();
         let path = path_arg(path)?;
-        let mut input = Inputs {
-            config: config.map(path_arg).transpose()?,
-            rows,
-            test_rows,
-            ..Inputs::default()
-        };
-        for p in &plugins {
-            input.plugins.push(path_arg(p)?);
-        }
-        if let Some(c) = consts {
-            for (k, v) in c.iter() {
-                let name: String = k.extract()?;
-                let value: f64 = v.extract().map_err(|_| {
-                    diag(
-                        "mcopt::python::value",
-                        format!("const `{name}` is not a number"),
-                        "give consts as a dict name → number",
-                    )
-                })?;
-                input.consts.push(format!("{name}={value:?}"));
-            }
-        }
-        let mut memory = None;
-        if let Some(d) = data {
-            let strings = d.values().iter().all(|v| v.is_instance_of::<PyString>());
-            if strings {
-                for (k, v) in d.iter() {
-                    input
-                        .data
-                        .push(format!("{}={}", k.extract::<String>()?, v.extract::<String>()?));
-                }
-            } else if d.values().iter().any(|v| v.is_instance_of::<PyString>()) {
-                return Err(diag(
-                    "mcopt::python::data",
-                    "`data` mixes \"FILE:COLUMNS\" strings and arrays",
-                    "give every data name an array, or every one a \"FILE:COLUMNS\" string",
-                ));
-            } else {
-                memory = Some(memory_data(d, &input)?);
-            }
-        }
+        let (input, memory) = inputs(config, data, consts, &plugins, rows, test_rows, true)?;
         let model_path = mcopt::session::model_path(Some(&path), &input).or_raise()?;
         let mut session = Session::load(&model_path, &input).or_raise()?;
         if let Some((table, spec)) = memory {
             session.data = Some(spec);
             session.memory = Some(Arc::new(table));
         }
-        Model::open(session)
+        Model::open(path_py, session)
     }
 
     /// The model file's path.
     #[getter]
     fn path(&self) -> String {
-        self.core.session.model_path.clone()
+        self.session.model_path.clone()
     }
 
     /// The parameter names, in declaration order.
     #[getter]
     fn param_names(&self) -> Vec<String> {
-        self.core.specs.iter().map(|s| s.name.clone()).collect()
+        self.specs.iter().map(|s| s.name.clone()).collect()
     }
 
     /// The initial values of the parameters (a fresh copy on each access).
     #[getter]
     fn params<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let init: Vec<f64> = self
-            .core
             .session
             .model
             .params
             .iter()
             .flat_map(|p| p.init.iter().copied())
             .collect();
-        to_dict(py, &self.core.specs, &init)
+        to_dict(py, &self.specs, &init)
+    }
+
+    /// The structure `mcopt check --json` prints: parameters, layer declarations and
+    /// instances, data, objective terms.
+    fn check<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let summary = session::inspect(&self.session).or_raise()?;
+        json_to_py(py, &serde_json::to_value(&summary).unwrap_or_default())
+    }
+
+    /// What `mcopt reformulate --json` prints for `form` ("p0" or "p1", with `beta`).
+    #[pyo3(signature = (form="p1", beta=None))]
+    fn reformulate<'py>(
+        &self,
+        py: Python<'py>,
+        form: &str,
+        beta: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let form = match form_spec(form, beta)? {
+            FormSpec::P => return Err(diag(
+                "mcopt::python::value",
+                "`reformulate` writes out the lifted problems: form \"p0\" or \"p1\", not \"p\"",
+                "p0: lifted with constraints, p1: the ℓ1 penalty",
+            )),
+            f => f,
+        };
+        let r = reformulate(&self.session, &ReformulateRequest { form }).or_raise()?;
+        json_to_py(py, &r.to_json())
     }
 
     /// f(θ) on the training split.
     fn value(&mut self, params: &Bound<'_, PyAny>) -> PyResult<f64> {
         self.gather(params)?;
-        self.value_now()
+        self.obj.value(&self.theta).or_raise()
     }
 
     /// f at `params`, `reps` times, in Rust (the Rust call alone, for overhead measurements);
@@ -326,30 +346,31 @@ impl Model {
         self.gather(params)?;
         let start = std::time::Instant::now();
         for _ in 0..reps {
-            std::hint::black_box(self.value_now()?);
+            std::hint::black_box(self.obj.value(&self.theta).or_raise()?);
         }
         Ok(start.elapsed().as_secs_f64() / reps.max(1) as f64)
     }
 
-    /// ∇f(θ) where f is differentiable (the reverse pass of `bench`), as a dict of arrays.
+    /// ∇f(θ) where f is differentiable (the reverse pass of `mcopt eval --gradient`), as a
+    /// dict of arrays.
     fn gradient<'py>(
         &mut self,
         py: Python<'py>,
         params: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyDict>> {
         self.gather(params)?;
-        let g = &self.core.graph;
-        self.ev
-            .gradient(&self.theta, &mut self.grad, EvalOptions::default())
-            .map_err(eval_err(g))?;
-        self.ev.check_finite(Order::Zero).map_err(eval_err(g))?;
-        to_dict(py, &self.core.specs, &self.grad)
+        self.obj
+            .gradient_into(&self.theta, &mut self.grad)
+            .or_raise()?;
+        to_dict(py, &self.specs, &self.grad)
     }
 
-    /// (f, f′(θ; d), f″(θ; d) or None for order 1, active kinks), as `mcopt diff`.
+    /// (f, f′(θ; d), f″(θ; d) or None for order 1, active kinks), as `mcopt diff`; a
+    /// direction's missing names are zero; in (P0)/(P1) it may name layer variables (`h[3]`).
     #[pyo3(signature = (params, direction, order=2, form="p", beta=None, ztol=0.0))]
     fn directional(
         &mut self,
+        py: Python<'_>,
         params: &Bound<'_, PyAny>,
         direction: &Bound<'_, PyAny>,
         order: u8,
@@ -357,40 +378,54 @@ impl Model {
         beta: Option<&Bound<'_, PyAny>>,
         ztol: f64,
     ) -> PyResult<(f64, f64, Option<f64>, usize)> {
-        let order = order_of(order)?;
-        certify::check_number("ztol", ztol, ztol >= 0.0, "a number ≥ 0").or_raise()?;
-        let spec = form_spec(form, beta)?;
-        self.gather(params)?;
-        let opts = EvalOptions { ztol };
-        let t = if spec == FormSpec::P {
-            read_vars(direction, &self.core.specs, &mut self.dir, true, "direction")?;
-            let g = &self.core.graph;
-            let t = self
-                .ev
-                .directional(&self.theta, &self.dir, order, opts)
-                .map_err(eval_err(g))?;
-            self.ev.check_finite(order).map_err(eval_err(g))?;
-            t
-        } else {
-            let s = &self.core.session;
-            let prep =
-                certify::prepare_at(s, &spec, Point::Theta(&self.theta), 1e-6).or_raise()?;
-            let mut d = vec![0.0; prep.specs.iter().map(VarSpec::len).sum()];
-            read_vars(direction, &prep.specs, &mut d, true, "direction")?;
-            let (graph, x) = prep.objective();
-            let mut ev =
-                Evaluator::new(graph, &s.registry, Order::Two).map_err(eval_err(graph))?;
-            let t = ev
-                .directional(x, &d, order, opts)
-                .map_err(eval_err(graph))?;
-            ev.check_finite(order).map_err(eval_err(graph))?;
-            t
+        let req = DirectionalRequest {
+            form: form_spec(form, beta)?,
+            order: order_of(order)?,
+            ztol,
         };
+        self.gather(params)?;
+        let d = if req.form == FormSpec::P {
+            let mut d = vec![0.0; self.theta.len()];
+            read_vars(
+                direction,
+                &self.specs,
+                &self.keys,
+                &mut d,
+                true,
+                "direction",
+            )?;
+            d
+        } else {
+            // Over z = (θ, u): the variables of the form, as a certificate's point has them.
+            let g = self.obj.graph();
+            let specs = certify::all_specs(g, &mcopt::forms::lift(g));
+            let mut d = vec![0.0; specs.iter().map(VarSpec::len).sum()];
+            read_vars(
+                direction,
+                &specs,
+                &keys(py, &specs),
+                &mut d,
+                true,
+                "direction",
+            )?;
+            d
+        };
+        let at = Point::Theta(&self.theta);
+        let r =
+            session::directional(&self.session, &at, &Direction::Values(&d), &req).or_raise()?;
+        let t = r.taylor;
         let z = |x: Option<f64>| x.map(|x| x + 0.0);
-        Ok((t.value, z(t.d1).unwrap_or(f64::NAN), z(t.d2), t.active_kinks))
+        Ok((
+            t.value,
+            z(t.d1).unwrap_or(f64::NAN),
+            z(t.d2),
+            t.active_kinks,
+        ))
     }
-
-    /// The certificate of d-stationarity at `params` (see `mcopt stationarity`).
+    /// The certificate of d-stationarity at `params`, as `mcopt stationarity --json`:
+    /// `form` "p", "p0" or "p1" (β: a number for every layer group, or a dict group -> number),
+    /// `order` 1 or 2, `tol`, `ztol`, `max_pieces`, `time_limit` as the CLI's flags. The GIL
+    /// is released while it runs.
     #[pyo3(signature = (params, order=2, form="p", beta=None, tol=None, ztol=None, max_pieces=None, time_limit=None))]
     #[allow(clippy::too_many_arguments)]
     fn stationarity<'py>(
@@ -415,11 +450,10 @@ impl Model {
         };
         let opts = req.options().or_raise()?;
         self.gather(params)?;
-        let theta = self.theta.clone();
-        let core = Arc::clone(&self.core);
+        let theta = &self.theta;
+        let s = &*self.session;
         let out = py.detach(move || -> Result<_, Diags> {
-            let s = &core.session;
-            let prep = certify::prepare_at(s, &req.form, Point::Theta(&theta), opts.tol)?;
+            let prep = certify::prepare_at(s, &req.form, &Point::Theta(theta), opts.tol)?;
             let mut cert = prep.certify(s, &opts)?;
             cert.seconds = start.elapsed().as_secs_f64();
             let json = mcopt::report::json::certificate(prep.form, &cert, &prep.specs);

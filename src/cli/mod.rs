@@ -65,6 +65,9 @@ enum Command {
         /// Point file (YAML); default: the initial values declared in the model.
         #[arg(long)]
         at: Option<String>,
+        /// Also print ∇f(θ) by parameter (reverse mode; at a kink, the documented selection).
+        #[arg(long)]
+        gradient: bool,
         #[command(flatten)]
         input: InputArgs,
     },
@@ -247,9 +250,13 @@ fn run(command: Command) -> Result<u8, Diags> {
         Command::Check { model, input } => {
             model_arg(model, &input).and_then(|m| commands::check(&m, &input))
         }
-        Command::Eval { model, at, input } => {
-            model_arg(model, &input).and_then(|m| commands::eval(&m, at.as_deref(), &input))
-        }
+        Command::Eval {
+            model,
+            at,
+            gradient,
+            input,
+        } => model_arg(model, &input)
+            .and_then(|m| commands::eval(&m, at.as_deref(), gradient, &input)),
         Command::Diff {
             model,
             at,

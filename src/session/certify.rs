@@ -189,33 +189,6 @@ impl Prepared {
     }
 }
 
-/// `mcopt diff --form p0|p1`: f, f′ and f″ of the form's objective (F or Θ) at the point
-/// completed as for a certificate, along a direction over all of z (missing names are zero).
-pub fn diff_form(
-    s: &Session,
-    form: &FormSpec,
-    at: Option<&str>,
-    dir: &str,
-    order: Order,
-    ztol: f64,
-) -> Result<crate::eval::Taylor, Diags> {
-    let prep = prepare(s, form, at, 1e-6)?;
-    let d = config::load_point(Path::new(dir), &prep.specs, PointMode::Direction)?;
-    let d: Vec<f64> = d
-        .values
-        .into_iter()
-        .zip(&prep.specs)
-        .flat_map(|(v, sp)| v.unwrap_or_else(|| vec![0.0; sp.len()]))
-        .collect();
-    let (graph, x) = prep.objective();
-    let mut ev = Evaluator::new(graph, &s.registry, Order::Two).map_err(eval_err(graph))?;
-    let t = ev
-        .directional(x, &d, order, EvalOptions { ztol })
-        .map_err(eval_err(graph))?;
-    ev.check_finite(order).map_err(eval_err(graph))?;
-    Ok(t)
-}
-
 /// Number check for a command-line option: finite and inside its range.
 pub fn check_number(name: &str, v: f64, ok: bool, expected: &str) -> Result<f64, Diags> {
     if v.is_finite() && ok {
@@ -247,17 +220,6 @@ pub fn check_betas(betas: &Betas, lifted: &Lifted) -> Result<(), Diags> {
     }
 }
 
-/// Where the point of [`prepare_at`] comes from.
-#[derive(Debug, Clone, Copy)]
-pub enum Point<'a> {
-    /// The model's initial values.
-    Initial,
-    /// A point file (parameters, and optionally layer values).
-    File(&'a str),
-    /// θ given by an embedding program, in the model's layout (layers completed).
-    Theta(&'a [f64]),
-}
-
 /// Lower the model, read the point for `form` and complete it: θ-only points by a forward pass;
 /// layer values are kept ((P1) accepts infeasible points; (P0) refuses a residual above `tol`).
 pub fn prepare(
@@ -266,16 +228,33 @@ pub fn prepare(
     point: Option<&str>,
     tol: f64,
 ) -> Result<Prepared, Diags> {
-    prepare_at(s, form_spec, point.map_or(Point::Initial, Point::File), tol)
+    let at = match point {
+        Some(path) => Point::File(path),
+        None => Point::Initial,
+    };
+    prepare_at(s, form_spec, &at, tol)
 }
 
-/// [`prepare`] at a [`Point`].
+/// A point: the model's initial values, a point file (parameters and, for (P0)/(P1),
+/// optionally layer values), or θ in memory (the parameters in order, each column-major).
+#[derive(Debug, Clone, Copy)]
+pub enum Point<'a> {
+    Initial,
+    File(&'a str),
+    Theta(&'a [f64]),
+}
+
+/// [`prepare`] at a [`Point`]; θ in memory is completed like a θ-only point file.
 pub fn prepare_at(
     s: &Session,
     form_spec: &FormSpec,
-    point: Point,
+    at: &Point<'_>,
     tol: f64,
 ) -> Result<Prepared, Diags> {
+    let point = match at {
+        Point::File(path) => Some(*path),
+        _ => None,
+    };
     let form = form_spec.form();
     let graph = match s.graph(Split::Train)? {
         Some(g) => g,
@@ -289,21 +268,24 @@ pub fn prepare_at(
     };
     let lifted = forms::lift(&graph);
     let specs = all_specs(&graph, &lifted);
-    let values = match point {
+    let values = match at {
         Point::File(path) => config::load_point(Path::new(path), &specs, PointMode::Point)?,
+        Point::Theta(theta) => PointValues {
+            values: split(
+                &specs[..graph.params.len()],
+                super::evaluate::check_len(theta, graph.n_params(), "θ")?,
+            )
+            .into_iter()
+            .map(Some)
+            .chain(lifted.layout.blocks.iter().map(|_| None))
+            .collect(),
+        },
         Point::Initial => PointValues {
             values: s
                 .model
                 .params
                 .iter()
                 .map(|p| Some(p.init.clone()))
-                .chain(lifted.layout.blocks.iter().map(|_| None))
-                .collect(),
-        },
-        Point::Theta(theta) => PointValues {
-            values: split(&specs[..graph.params.len()], theta)
-                .into_iter()
-                .map(Some)
                 .chain(lifted.layout.blocks.iter().map(|_| None))
                 .collect(),
         },
@@ -349,10 +331,7 @@ pub fn prepare_at(
                     worst.value, block.name, worst.row, worst.col, tol * scale
                 ),
             )
-            .in_file(match point {
-                Point::File(path) => path,
-                _ => "",
-            })
+            .in_file(point.unwrap_or_default())
             .help("omit the layer values to complete them by a forward pass, or certify the point in (P1) with --form p1")
             .into());
         }

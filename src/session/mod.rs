@@ -5,15 +5,24 @@
 //! [`thresholds`]). The command line, and any embedding program, starts here; no stage below
 //! imports this module.
 
+pub mod bench;
 pub mod certify;
+pub mod evaluate;
+pub mod inspect;
 mod open;
 pub mod outputs;
 pub mod record;
+pub mod reformulate;
 pub mod thresholds;
 pub mod train;
 pub mod validate;
 
-pub use certify::{CertifyRequest, FormSpec};
+pub use certify::{CertifyRequest, FormSpec, Point};
+pub use evaluate::{
+    directional, evaluate, Direction, Directional, DirectionalRequest, EvalRequest, Evaluated,
+    Objective,
+};
+pub use inspect::{inspect, CheckSummary};
 pub use open::{model_path, parse_const_arg, registry, Inputs, Session};
 
 use std::path::Path;

@@ -91,16 +91,19 @@ pub fn final_certificate(
     betas: Option<Betas>,
 ) -> Result<Option<serde_json::Value>, Diags> {
     let interrupt = Some(crate::signals::install());
-    final_certificate_with(session, run, status, params, betas, interrupt)
+    let params = params.display().to_string();
+    let point = certify::Point::File(&params);
+    final_certificate_with(session, run, status, point, betas, interrupt)
 }
 
-/// [`final_certificate`] stopped by `interrupt` instead of the stop signals (an embedding
-/// program, which installs no signal handlers).
+/// [`final_certificate`] at a [`certify::Point`] (the trained θ, when no file is written),
+/// stopped by `interrupt` instead of the stop signals (an embedding program, which installs
+/// no signal handlers).
 pub fn final_certificate_with(
     session: &Session,
     run: &RunFile,
     status: Status,
-    params: &Path,
+    point: certify::Point,
     betas: Option<Betas>,
     interrupt: Option<&'static AtomicBool>,
 ) -> Result<Option<serde_json::Value>, Diags> {
@@ -121,8 +124,10 @@ pub fn final_certificate_with(
         )
     };
     // A stop signal during the certificate stops it (`interrupted`); everything is written.
-    let params = params.display().to_string();
-    let (prep, cert) = certify::certify(session, &req, Some(&params), interrupt)?;
+    let mut opts = req.options()?;
+    opts.interrupt = interrupt;
+    let prep = certify::prepare_at(session, &req.form, &point, opts.tol)?;
+    let cert = prep.certify(session, &opts)?;
     Ok(Some(crate::report::json::certificate(
         prep.form,
         &cert,

@@ -43,11 +43,12 @@ fn codes_in(text: &str) -> BTreeSet<String> {
     found
 }
 
-/// The codes used by the program: `src/` and `plugins/`, without the registry itself.
+/// The codes used by the program: `src/`, `plugins/` and `python/`, without the registry itself.
 fn used_codes() -> BTreeSet<String> {
     let mut files = Vec::new();
     rust_files(Path::new("src"), &mut files);
     rust_files(Path::new("plugins"), &mut files);
+    rust_files(Path::new("python"), &mut files);
     files
         .iter()
         .filter(|p| !p.ends_with("diag/codes.rs"))
