@@ -19,6 +19,7 @@ def test_the_callback_gets_each_iterations_trace_row(tmp_path):
     report = mcopt.train(SYN_RUN, init=SYN_THETA0, max_iter=4, out=tmp_path / "out", callback=seen.append)
     assert report.iterations == 4
     iters = [m["iter"] for m in seen]
+    assert all(isinstance(i, int) for i in iters)
     assert set(range(1, 5)) <= set(iters)
     assert iters == sorted(iters)
     header, rows = read_trace_csv(tmp_path / "out" / "trace.csv")
@@ -42,8 +43,11 @@ def test_returning_false_stops_the_run(tmp_path):
     assert report.status == "stopped"
     assert report.iterations == 3
     assert len(report.trace) == 4
+    assert report.trace["iter"].tolist() == [0, 1, 2, 3]
     written = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert written["iterations"] == 3
+    # report.json says what the CLI writes for a run stopped from outside.
+    assert (written["status"], written["iterations"]) == ("interrupted", 3)
+    assert report.to_dict() == written
 
 
 class Boom(RuntimeError):

@@ -137,6 +137,32 @@ def test_validate_has_the_clis_checks_and_exit_code(params, cli, tmp_path):
     assert code == (0 if params == "params.yaml" else 1), err
     result = mcopt.validate(CI / "model.mco", config=CI / "run.yaml", at=at)
     assert result.exit_code == code
+    assert result.passed is out["passed"]
     assert isinstance(result.status, str)
     assert without_timings(result.checks) == without_timings(out["checks"])
     assert without_timings(result.to_dict()) == without_timings(out)
+
+
+def test_validate_at_a_dict_of_arrays_or_the_initial_values(cli, tmp_path):
+    at = write_point(tmp_path / "w.yaml", {"w": [0.5, 0.5]})  # the model's initial values
+    code, out, err = cli("validate", CI / "model.mco", "--params", at, "--config", CI / "run.yaml", "--json")
+    assert code == 1, err
+    for point in ({"w": np.array([0.5, 0.5])}, None):
+        result = mcopt.validate(CI / "model.mco", config=CI / "run.yaml", at=point)
+        assert (result.exit_code, result.passed) == (1, False)
+        assert without_timings(result.to_dict()) == without_timings(out)
+    # --allow-not-stationary: the failing train_loss check still fails the run.
+    code, out, err = cli(
+        "validate", CI / "model.mco", "--params", at, "--config", CI / "run.yaml",
+        "--allow-not-stationary", "--json",
+    )
+    result = mcopt.validate(CI / "model.mco", config=CI / "run.yaml", at=at, allow_not_stationary=True)
+    assert result.exit_code == code
+    assert without_timings(result.to_dict()) == without_timings(out)
+
+
+def test_validate_bad_input_raises_instead_of_exit_code_2(tmp_path):
+    bad = write_point(tmp_path / "bad.yaml", {"w": [1.0, 2.0, 3.0]})
+    with pytest.raises(mcopt.DiagnosticError) as info:
+        mcopt.validate(CI / "model.mco", config=CI / "run.yaml", at=bad)
+    assert info.value.code == "mcopt::point::shape"

@@ -143,3 +143,29 @@ def test_gradient_equals_the_cli_bit_for_bit(name, model_path, config, cli, tmp_
     assert set(grad) == set(expected)
     for k in grad:
         assert same_floats(grad[k], expected[k]), k
+
+
+@pytest.mark.parametrize("form", ["p0", "p1"])
+def test_directional_in_the_lifted_forms_equals_the_clis_diff(form, cli, tmp_path):
+    # A direction over θ and two layer variables, as a direction file may give it (F of (P0)
+    # reads the outputs v[t]; Θ of (P1) every block through its residual).
+    model = mcopt.Model.load(SYN_MODEL, config=SYN_RUN)
+    point = {k: 0.1 * v for k, v in random_like(model.params, 31).items()}
+    direction = {
+        "W": np.ones((4, 4)),
+        "h[3]": np.array([1.0, -2.0, 0.5, 0.0]),
+        "v[3]": np.array([0.5, 0.25, -1.0]),
+    }
+    at = write_point(tmp_path / "x.yaml", point)
+    dir_file = write_point(tmp_path / "d.yaml", direction)
+    beta = ["--beta", "1"] if form == "p1" else []
+    code, out, err = cli(
+        "diff", SYN_MODEL, "--config", SYN_RUN, "--at", at, "--dir", dir_file, "--order", 2,
+        "--form", form, *beta, "--json",
+    )
+    assert code == 0, err
+    kwargs = {"beta": 1.0} if form == "p1" else {}
+    got = model.directional(point, direction, order=2, form=form, **kwargs)
+    assert got == (out["value"], out["d1"], out["d2"], out["active_kinks"])
+    # The layer entries change the answer: they are not ignored.
+    assert got != model.directional(point, {"W": direction["W"]}, order=2, form=form, **kwargs)

@@ -70,4 +70,39 @@ def test_a_missing_parameter_is_a_diagnostic():
     del params["s"]
     with pytest.raises(mcopt.DiagnosticError) as info:
         model.value(params)
-    assert "s" in info.value.message
+    assert info.value.code == "mcopt::python::missing"
+    assert "`s`" in info.value.message or "'s'" in info.value.message or " s " in info.value.message
+
+
+def test_a_name_that_is_no_variable_is_a_diagnostic():
+    model = mcopt.Model.load(MODELS / "nonsquare.mco")
+    params = model.params
+    params["Q"] = np.zeros(2)
+    with pytest.raises(mcopt.DiagnosticError) as info:
+        model.value(params)
+    assert info.value.code == "mcopt::python::name"
+    assert "Q" in info.value.message
+    with pytest.raises(mcopt.DiagnosticError) as info:
+        model.directional(model.params, {"Q": 1.0})
+    assert info.value.code == "mcopt::python::name"
+
+
+def test_bad_arguments_are_diagnostics():
+    model = mcopt.Model.load(MODELS / "nonsquare.mco")
+    x = model.params
+    for call in (
+        lambda: model.stationarity(x, form="p2"),
+        lambda: model.stationarity(x, order=3),
+        lambda: model.directional(x, {}, order=0),
+        lambda: model.reformulate("p"),  # the CLI reformulates to p0 or p1 only
+        lambda: model.value({**x, "b": ["a", "b"]}),
+    ):
+        with pytest.raises(mcopt.DiagnosticError) as info:
+            call()
+        assert info.value.code == "mcopt::python::value", info.value.code
+
+
+def test_a_scalar_may_be_given_as_shape_one():
+    model = mcopt.Model.load(MODELS / "nonsquare.mco")
+    x = model.params
+    assert model.value({**x, "s": np.array([2.0])}) == model.value(x)
