@@ -118,6 +118,26 @@ def test_p1_with_a_beta_per_layer_group(cli, tmp_path):
     assert without_timings(uniform.to_dict()) != without_timings(cert.to_dict())
 
 
+def test_ztol_max_pieces_and_time_limit_are_the_clis_flags(cli, tmp_path):
+    # |y - x^2| - 1.5 x^2 at (0, 1e-9): a kink only within ztol; pieces capped; a time limit.
+    model = mcopt.Model.load(CASES / "abs_parabola_neg.mco")
+    point = {"x": 0.0, "y": 1e-9}
+    at_file = write_point(tmp_path / "x.yaml", point)
+    for kwargs, flags in [
+        ({}, []),
+        ({"ztol": 1e-6}, ["--ztol", "1e-6"]),
+        ({"ztol": 1e-6, "max_pieces": 1}, ["--ztol", "1e-6", "--max-pieces", "1"]),
+        ({"ztol": 1e-6, "time_limit": 30.0}, ["--ztol", "1e-6", "--time-limit", "30"]),
+    ]:
+        cert = model.stationarity(point, order=2, **kwargs)
+        code, out, err = cli(
+            "stationarity", CASES / "abs_parabola_neg.mco", "--at", at_file, "--order", 2, *flags, "--json"
+        )
+        assert code in (0, 1), err
+        assert_certificate_is_the_clis(cert, out, 2)
+    assert out["ztol"] == 1e-6
+
+
 @pytest.mark.parametrize("form", ["p0", "p1"])
 def test_reformulate_is_the_clis_reformulate_json(form, cli):
     model = mcopt.Model.load(SYN_MODEL, config=SYN_RUN)

@@ -1,6 +1,7 @@
 """train: SRPA on syn and sp500 bit for bit against `mcopt train`, dict runs, Report."""
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -149,3 +150,10 @@ def test_to_pandas_is_the_trace():
     assert len(frame) == len(report.trace) == 4
     assert same_floats(frame["objective"].to_numpy(dtype=float), report.trace["objective"])
     assert np.isnan(frame["stationarity"].iloc[0])
+
+
+def test_to_pandas_without_pandas_is_an_import_error(monkeypatch):
+    report = mcopt.train(SYN_DICT, max_iter=1)
+    monkeypatch.setitem(sys.modules, "pandas", None)  # `import pandas` now raises ImportError
+    with pytest.raises(ImportError, match="pandas"):
+        report.to_pandas()
