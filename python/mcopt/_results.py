@@ -12,20 +12,18 @@ import numpy as np
 
 
 def _verdict_key(data: Dict[str, Any]) -> str:
-    """The verdict a certificate is summarised by: the first order unless it holds (then the second)."""
-    first = data["first_order"]
-    if "second_order" in data and first["status"] == "stationary":
-        return "second_order"
-    return "first_order"
+    """The verdict a certificate is summarised by: that of the highest order asked for."""
+    return "second_order" if "second_order" in data else "first_order"
 
 
 class Certificate:
     """A certificate of d-stationarity, as ``mcopt stationarity --json`` gives it.
 
     ``status``, ``method``, ``slope``, ``curvature``, ``reason`` and ``witness`` are those of the
-    deciding verdict: the second order's when the first order holds and a second order was
-    asked for, else the first order's. ``first_order`` and ``second_order`` are the verdicts
-    as dicts (``second_order`` is None for order 1).
+    verdict of the highest order asked for (the second order's for order 2: a point that is not
+    first-order stationary is not second-order stationary either, with the same witness).
+    ``first_order`` and ``second_order`` are the verdicts as dicts (``second_order`` is None
+    for order 1).
     """
 
     status: str

@@ -368,6 +368,7 @@ impl Model {
     /// (f, f′(θ; d), f″(θ; d) or None for order 1, active kinks), as `mcopt diff`; a
     /// direction's missing names are zero; in (P0)/(P1) it may name layer variables (`h[3]`).
     #[pyo3(signature = (params, direction, order=2, form="p", beta=None, ztol=0.0))]
+    #[allow(clippy::too_many_arguments)]
     fn directional(
         &mut self,
         py: Python<'_>,

@@ -59,7 +59,8 @@ impl Observer for PyObserver {
                         d.set_item("iter", row.iter)?;
                         let r = cb.call1(py, (d,))?;
                         let r = r.bind(py);
-                        Ok(!(r.is_instance_of::<pyo3::types::PyBool>() && !r.is_truthy()?))
+                        // Only `False` stops the run (None, the usual return, goes on).
+                        Ok(!r.is_instance_of::<pyo3::types::PyBool>() || r.is_truthy()?)
                     })();
                     match outcome {
                         Ok(true) => {}
