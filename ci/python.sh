@@ -3,7 +3,8 @@
 # dependencies from PyPI, `pip install ./python` (the extension's release build shares
 # target/release with `cargo test --release`), and the pytest suite, notebook included.
 # Run from the repository root after the Rust tests (which build target/release/mcopt, the CLI
-# the suite compares against).
+# the suite compares against). The notebook's test runs its kernel on this venv's interpreter
+# (a kernel spec of its own on JUPYTER_PATH), so no kernel is registered here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
