@@ -334,10 +334,11 @@ impl Model {
         json_to_py(py, &r.to_json())
     }
 
-    /// f(θ) on the training split.
-    fn value(&mut self, params: &Bound<'_, PyAny>) -> PyResult<f64> {
+    /// f(θ) on the training split (the GIL released while it is evaluated).
+    fn value(&mut self, py: Python<'_>, params: &Bound<'_, PyAny>) -> PyResult<f64> {
         self.gather(params)?;
-        self.obj.value(&self.theta).or_raise()
+        let (obj, theta) = (&mut self.obj, &self.theta);
+        py.detach(|| obj.value(theta)).or_raise()
     }
 
     /// f at `params`, `reps` times, in Rust (the Rust call alone, for overhead measurements);
@@ -352,16 +353,15 @@ impl Model {
     }
 
     /// ∇f(θ) where f is differentiable (the reverse pass of `mcopt eval --gradient`), as a
-    /// dict of arrays.
+    /// dict of arrays (the GIL released while it is evaluated).
     fn gradient<'py>(
         &mut self,
         py: Python<'py>,
         params: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyDict>> {
         self.gather(params)?;
-        self.obj
-            .gradient_into(&self.theta, &mut self.grad)
-            .or_raise()?;
+        let (obj, theta, grad) = (&mut self.obj, &self.theta, &mut self.grad);
+        py.detach(|| obj.gradient_into(theta, grad)).or_raise()?;
         to_dict(py, &self.specs, &self.grad)
     }
 
@@ -411,9 +411,13 @@ impl Model {
             )?;
             d
         };
-        let at = Point::Theta(&self.theta);
-        let r =
-            session::directional(&self.session, &at, &Direction::Values(&d), &req).or_raise()?;
+        let (s, theta) = (&*self.session, &self.theta);
+        let r = py
+            .detach(|| {
+                let at = Point::Theta(theta);
+                session::directional(s, &at, &Direction::Values(&d), &req)
+            })
+            .or_raise()?;
         let t = r.taylor;
         let z = |x: Option<f64>| x.map(|x| x + 0.0);
         Ok((
