@@ -104,8 +104,8 @@ pub struct Evaluator<'g> {
     /// Adjoints for reverse mode (allocated on the first gradient).
     adj: Vec<f64>,
     adj_off: Vec<usize>,
-    /// Reverse mode: whether a node's adjoint has been zeroed and received a contribution.
-    touched: Vec<bool>,
+    /// Reverse mode: the state of each node's adjoint (none, one entry, in storage).
+    touched: Vec<reverse::Adj>,
     /// Reverse-mode helpers: ones and derivative selections for plugin calls.
     ones: Vec<f64>,
     tmp: [Vec<f64>; 2],

@@ -28,39 +28,130 @@ impl Evaluator<'_> {
         self.run::<1>(theta, None, opts)?;
         self.ensure_adjoints()?;
         let g = self.graph;
-        // Adjoints are zeroed lazily, just before a node first receives a contribution, so the
-        // zeroing happens in cache instead of as one pass over the whole arena.
-        self.touched.fill(false);
+        // Adjoints are written by their first contribution (or zeroed just before it, in
+        // cache), and below an n-ary max held as one entry, so no pass zeroes the whole arena.
+        self.touched.fill(Adj::Zero);
         grad.fill(0.0);
         let value = self.coeff(g.objective, 0)[0];
         if !g.node(g.objective).varies {
             return Ok(value);
         }
         self.adj[self.adj_off[g.objective.index()]] = 1.0;
-        self.touched[g.objective.index()] = true;
+        self.touched[g.objective.index()] = Adj::Dense;
         for i in (0..self.varying.len()).rev() {
             let id = self.varying[i];
-            if self.touched[id.index()] {
-                self.prepare_children(id);
-                self.node_backward(id, grad, opts)?;
-            } else {
-                self.skip_untouched(id, grad);
+            let state = self.touched[id.index()];
+            match state {
+                Adj::Zero => self.skip_untouched(id, grad),
+                Adj::One(at, v) if self.one_backward(id, at, v, grad) => {}
+                Adj::One(at, v) => {
+                    self.densify(id, at, v);
+                    let fresh = self.prepare_children(id);
+                    self.node_backward(id, fresh, grad, opts)?;
+                }
+                Adj::Dense => {
+                    let fresh = self.prepare_children(id);
+                    self.node_backward(id, fresh, grad, opts)?;
+                }
             }
         }
         Ok(value)
     }
 
-    /// Zero the adjoints of the varying children of `id` that have not been touched yet.
-    fn prepare_children(&mut self, id: NodeId) {
+    /// Make the varying children of `id` ready for its contributions: a child without one yet
+    /// is written by them (`fresh`, for the first two children) when `id` writes every entry
+    /// of it, else zeroed; a child held as one entry is written out. A single-group n-ary max
+    /// over a child without contributions leaves it to `node_backward` (one entry).
+    fn prepare_children(&mut self, id: NodeId) -> [bool; 2] {
         let g = self.graph;
-        for c in g.children(id) {
-            let ci = c.index();
-            if g.node(c).varies && !self.touched[ci] {
-                let s = self.adj_off[ci];
-                self.adj[s..s + g.node(c).len()].fill(0.0);
-                self.touched[ci] = true;
+        let n = g.node(id);
+        let mut fresh = [false; 2];
+        if let Op::Reduce(ReduceKind::Max, a) = n.op {
+            if !g.node(a).batched && self.touched[a.index()] == Adj::Zero {
+                return fresh;
             }
         }
+        let covers = writes_every_entry(g, n);
+        for (slot, c) in g.children(id).enumerate() {
+            let ci = c.index();
+            if !g.node(c).varies {
+                continue;
+            }
+            match self.touched[ci] {
+                Adj::Zero if slot < 2 && covers[slot] => {
+                    fresh[slot] = true;
+                    self.touched[ci] = Adj::Dense;
+                }
+                Adj::Zero => {
+                    let s = self.adj_off[ci];
+                    self.adj[s..s + g.node(c).len()].fill(0.0);
+                    self.touched[ci] = Adj::Dense;
+                }
+                Adj::One(at, v) => self.densify(c, at, v),
+                Adj::Dense => {}
+            }
+        }
+        fresh
+    }
+
+    /// Write out an adjoint held as one entry: zeros, and `v` at `at`.
+    fn densify(&mut self, id: NodeId, at: usize, v: f64) {
+        let s = self.adj_off[id.index()];
+        let a = &mut self.adj[s..s + self.graph.node(id).len()];
+        a.fill(0.0);
+        a[at] = v;
+        self.touched[id.index()] = Adj::Dense;
+    }
+
+    /// Add `w` to entry `at` of the adjoint of `id` (as `0 + w` when it had no contribution).
+    fn add_one(&mut self, id: NodeId, at: usize, w: f64) {
+        let (i, s) = (id.index(), self.adj_off[id.index()]);
+        match self.touched[i] {
+            Adj::Zero => self.touched[i] = Adj::One(at, 0.0 + w),
+            Adj::One(a, v) => {
+                self.densify(id, a, v);
+                self.adj[s + at] += w;
+            }
+            Adj::Dense => self.adj[s + at] += w,
+        }
+    }
+
+    /// The backward step of a node whose adjoint is `v` at entry `at` and zero elsewhere,
+    /// touching one entry, for the operations that pass one entry on to one entry (a
+    /// parameter, a gather, and the unary operations with a finite slope wherever their value
+    /// is finite); false for the others, which take the dense path. The dense step would add
+    /// slope · 0 to the other entries: the same bits, except that an infinite slope there
+    /// would make a NaN.
+    fn one_backward(&mut self, id: NodeId, at: usize, v: f64, grad: &mut [f64]) -> bool {
+        let g = self.graph;
+        let n = g.node(id);
+        match n.op {
+            Op::Param(p) => {
+                let o = g.params[p].offset;
+                grad[o + at] += v;
+                self.wbatch[p].add_to(&mut grad[o..o + n.len()]);
+            }
+            Op::Unary(op, a) => {
+                let x = self.arena[self.off[a.index()] + at];
+                let Some(d) = one_slope(op, x) else {
+                    return false;
+                };
+                self.add_one(a, at, d * v);
+            }
+            Op::Gather {
+                arg,
+                start,
+                step,
+                len: m,
+            } => {
+                let na = g.node(arg);
+                let group = if na.batched { na.rows } else { na.len() };
+                let src = at / m * group + gather_index(start, step, at % m);
+                self.add_one(arg, src, v);
+            }
+            _ => return false,
+        }
+        true
     }
 
     /// A node with a zero adjoint contributes nothing, except that a staged weight product
@@ -97,7 +188,7 @@ impl Evaluator<'_> {
         }
         let oom = |e: AllocError| self.out_of_memory(e, "the adjoints of reverse mode");
         let adj = memory::filled(total, 0.0).map_err(oom)?;
-        let touched = memory::filled(self.graph.nodes.len(), false).map_err(oom)?;
+        let touched = memory::filled(self.graph.nodes.len(), Adj::Zero).map_err(oom)?;
         let ones = memory::filled(max_len, 1.0).map_err(oom)?;
         let tmp = [
             memory::filled(max_len, 0.0).map_err(oom)?,
@@ -145,9 +236,12 @@ impl Evaluator<'_> {
         Ok(())
     }
 
+    /// The backward step of `id` (its children prepared by `prepare_children`, which says
+    /// which of the first two are `fresh`: written, not added to).
     fn node_backward(
         &mut self,
         id: NodeId,
+        fresh: [bool; 2],
         grad: &mut [f64],
         opts: EvalOptions,
     ) -> Result<(), EvalError> {
@@ -173,7 +267,13 @@ impl Evaluator<'_> {
             }
             Op::Unary(op, a) => {
                 let (s, l) = adj_of(*a);
-                unary_back(*op, val(*a), val(id), gout, &mut left[s..s + l]).map_err(err)?;
+                let ga = &mut left[s..s + l];
+                let back = if fresh[0] {
+                    unary_back::<Set>(*op, val(*a), val(id), gout, ga)
+                } else {
+                    unary_back::<Acc>(*op, val(*a), val(id), gout, ga)
+                };
+                back.map_err(err)?;
             }
             Op::Binary(op, a, b) => binary_back(
                 g,
@@ -183,6 +283,7 @@ impl Evaluator<'_> {
                 n,
                 gout,
                 Adjoints { left, off: aoff },
+                fresh,
             ),
             Op::MatMul(a, b) => {
                 let (na, nb) = (g.node(*a), g.node(*b));
@@ -235,6 +336,11 @@ impl Evaluator<'_> {
                             at = i;
                         }
                     }
+                    if !na.batched && self.touched[a.index()] == Adj::Zero {
+                        // The only contribution so far: held as one entry.
+                        self.touched[a.index()] = Adj::One(at, 0.0 + gg);
+                        continue;
+                    }
                     left[s + gi * group + at] += gg;
                 }
             }
@@ -246,15 +352,19 @@ impl Evaluator<'_> {
                 if *kind == ReduceKind::Sum && group > 0 {
                     // ∂Σ/∂a = 1: each group's adjoint added to its entries.
                     for (ga, gg) in left[s..s + l].chunks_exact_mut(group).zip(gout) {
-                        for x in ga {
-                            *x += gg;
+                        if fresh[0] {
+                            ga.fill(*gg);
+                        } else {
+                            for x in ga {
+                                *x += gg;
+                            }
                         }
                     }
                     return Ok(());
                 }
                 for (i, ga) in left[s..s + l].iter_mut().enumerate() {
                     let gg = gout[i / group];
-                    *ga += match kind {
+                    let d = match kind {
                         ReduceKind::Sum => gg,
                         ReduceKind::SqNorm => 2.0 * va[i] * gg,
                         ReduceKind::Norm1 => sign_sel(va[i]) * gg,
@@ -262,6 +372,11 @@ impl Evaluator<'_> {
                         ReduceKind::Norm2 if vo[i / group] > 0.0 => va[i] / vo[i / group] * gg,
                         ReduceKind::Norm2 | ReduceKind::Max => 0.0,
                     };
+                    if fresh[0] {
+                        *ga = d;
+                    } else {
+                        *ga += d;
+                    }
                 }
             }
             Op::Dot(a, b) => dot_back(
@@ -297,6 +412,10 @@ impl Evaluator<'_> {
                     // A contiguous range: a slice add per column.
                     for (j, gj) in gout.chunks_exact(*m).enumerate() {
                         let at = s + j * group + start;
+                        if fresh[0] {
+                            left[at..at + m].copy_from_slice(gj);
+                            continue;
+                        }
                         for (x, gg) in left[at..at + m].iter_mut().zip(gj) {
                             *x += gg;
                         }
@@ -374,6 +493,84 @@ impl WeightBatch {
     }
 }
 
+/// The state of a node's adjoint during one reverse pass.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Adj {
+    /// No contribution yet: the adjoint is zero (its storage holds stale numbers).
+    Zero,
+    /// Zero except `v` at entry `at` (its storage stale): what an n-ary max passes down.
+    One(usize, f64),
+    /// In storage.
+    Dense,
+}
+
+/// Which of the first two children of `n` its backward step writes at every entry (so a
+/// child without contributions yet can be written instead of zeroed and added to).
+fn writes_every_entry(g: &Graph, n: &Node) -> [bool; 2] {
+    match n.op {
+        Op::Unary(..) => [true, false],
+        Op::Binary(_, a, b) => {
+            let (na, nb) = (g.node(a), g.node(b));
+            if na.len() == n.len() && nb.len() == n.len() {
+                [true, true]
+            } else {
+                [na.len() == n.len() && nb.len() == 1 && !nb.varies, false]
+            }
+        }
+        Op::Reduce(kind, _) => [kind != ReduceKind::Max, false],
+        Op::Gather {
+            arg,
+            start,
+            step,
+            len,
+        } => {
+            let na = g.node(arg);
+            let group = if na.batched { na.rows } else { na.len() };
+            [start == 0 && step == 1 && len == group, false]
+        }
+        _ => [false, false],
+    }
+}
+
+/// The slope of a unary operation at `x` when it is finite wherever the value is (the
+/// operations an adjoint held as one entry passes through); `None` for the others.
+fn one_slope(op: ElemUnary, x: f64) -> Option<f64> {
+    match op {
+        ElemUnary::Neg => Some(-1.0),
+        ElemUnary::Scale(s) if s.is_finite() => Some(s),
+        ElemUnary::Abs => Some(sign_sel(x)),
+        ElemUnary::PowI(2) => Some(2.0 * x),
+        ElemUnary::PowI(k) if k >= 0 => super::kernels::powi_parts(x, k).map(|p| p.1),
+        _ => None,
+    }
+}
+
+/// How a backward step stores a contribution: added, or written (the first one).
+trait Put {
+    fn put(x: &mut f64, v: f64);
+}
+
+/// `x += v`.
+struct Acc;
+
+/// `x = v`: the first contribution (the same number as 0 + v, up to the sign of a zero,
+/// which adjoints only pass on to sums that start from +0).
+struct Set;
+
+impl Put for Acc {
+    #[inline(always)]
+    fn put(x: &mut f64, v: f64) {
+        *x += v;
+    }
+}
+
+impl Put for Set {
+    #[inline(always)]
+    fn put(x: &mut f64, v: f64) {
+        *x = v;
+    }
+}
+
 /// The sign selection at 0 is +1 (the right derivative of |x|).
 fn sign_sel(x: f64) -> f64 {
     if x < 0.0 {
@@ -383,7 +580,7 @@ fn sign_sel(x: f64) -> f64 {
     }
 }
 
-fn unary_back(
+fn unary_back<P: Put>(
     op: ElemUnary,
     va: &[f64],
     vo: &[f64],
@@ -392,17 +589,17 @@ fn unary_back(
 ) -> Result<(), String> {
     // The common operations in loops of their own (the operation hoisted out of the loop).
     match op {
-        ElemUnary::Neg => slope_loop(ga, va, gout, |_| -1.0),
-        ElemUnary::Scale(s) => slope_loop(ga, va, gout, |_| s),
-        ElemUnary::Abs => slope_loop(ga, va, gout, sign_sel),
-        ElemUnary::PowI(2) => slope_loop(ga, va, gout, |a| 2.0 * a),
-        _ => return unary_back_each(op, va, vo, gout, ga),
+        ElemUnary::Neg => slope_loop::<P>(ga, va, gout, |_| -1.0),
+        ElemUnary::Scale(s) => slope_loop::<P>(ga, va, gout, |_| s),
+        ElemUnary::Abs => slope_loop::<P>(ga, va, gout, sign_sel),
+        ElemUnary::PowI(2) => slope_loop::<P>(ga, va, gout, |a| 2.0 * a),
+        _ => return unary_back_each::<P>(op, va, vo, gout, ga),
     }
     Ok(())
 }
 
 /// The other operations, one entry at a time.
-fn unary_back_each(
+fn unary_back_each<P: Put>(
     op: ElemUnary,
     va: &[f64],
     vo: &[f64],
@@ -421,16 +618,16 @@ fn unary_back_each(
             ElemUnary::PowI(k) => super::kernels::powi_parts(va[i], k).map_or(f64::NAN, |p| p.1),
             ElemUnary::Pow(p) => pow_slope(va[i], p)?,
         };
-        ga[i] += d * gout[i];
+        P::put(&mut ga[i], d * gout[i]);
     }
     Ok(())
 }
 
-/// `ga += d(a) · gout` entrywise, monomorphized per slope `d`.
+/// `ga += d(a) · gout` (or `=`) entrywise, monomorphized per slope `d`.
 #[inline(always)]
-fn slope_loop(ga: &mut [f64], va: &[f64], gout: &[f64], d: impl Fn(f64) -> f64) {
+fn slope_loop<P: Put>(ga: &mut [f64], va: &[f64], gout: &[f64], d: impl Fn(f64) -> f64) {
     for ((x, &a), gg) in ga.iter_mut().zip(va).zip(gout) {
-        *x += d(a) * gg;
+        P::put(x, d(a) * gg);
     }
 }
 
@@ -460,23 +657,46 @@ fn binary_back(
     n: &Node,
     gout: &[f64],
     adj: Adjoints<'_>,
+    fresh: [bool; 2],
+) {
+    match fresh {
+        [false, false] => binary_back_op::<Acc, Acc>(g, op, a, b, n, gout, adj),
+        [true, false] => binary_back_op::<Set, Acc>(g, op, a, b, n, gout, adj),
+        [false, true] => binary_back_op::<Acc, Set>(g, op, a, b, n, gout, adj),
+        [true, true] => binary_back_op::<Set, Set>(g, op, a, b, n, gout, adj),
+    }
+}
+
+/// `binary_back` with the stores of the two operands' contributions chosen (see [`Put`]).
+fn binary_back_op<PA: Put, PB: Put>(
+    g: &Graph,
+    op: ElemBinary,
+    a: (NodeId, &[f64]),
+    b: (NodeId, &[f64]),
+    n: &Node,
+    gout: &[f64],
+    adj: Adjoints<'_>,
 ) {
     let ctx = (g, a, b, n, gout);
     match op {
-        ElemBinary::Add => binary_back_with(ctx, adj, |_, _| (1.0, 1.0)),
-        ElemBinary::Sub => binary_back_with(ctx, adj, |_, _| (1.0, -1.0)),
-        ElemBinary::Mul => binary_back_with(ctx, adj, |x, y| (y, x)),
-        ElemBinary::Div => binary_back_with(ctx, adj, |x, y| (1.0 / y, -x / (y * y))),
-        ElemBinary::Max => binary_back_with(
-            ctx,
-            adj,
-            |x, y| if x >= y { (1.0, 0.0) } else { (0.0, 1.0) },
-        ),
-        ElemBinary::Min => binary_back_with(
-            ctx,
-            adj,
-            |x, y| if x <= y { (1.0, 0.0) } else { (0.0, 1.0) },
-        ),
+        ElemBinary::Add => binary_back_with::<PA, PB>(ctx, adj, |_, _| (1.0, 1.0)),
+        ElemBinary::Sub => binary_back_with::<PA, PB>(ctx, adj, |_, _| (1.0, -1.0)),
+        ElemBinary::Mul => binary_back_with::<PA, PB>(ctx, adj, |x, y| (y, x)),
+        ElemBinary::Div => binary_back_with::<PA, PB>(ctx, adj, |x, y| (1.0 / y, -x / (y * y))),
+        ElemBinary::Max => {
+            binary_back_with::<PA, PB>(
+                ctx,
+                adj,
+                |x, y| if x >= y { (1.0, 0.0) } else { (0.0, 1.0) },
+            )
+        }
+        ElemBinary::Min => {
+            binary_back_with::<PA, PB>(
+                ctx,
+                adj,
+                |x, y| if x <= y { (1.0, 0.0) } else { (0.0, 1.0) },
+            )
+        }
     }
 }
 
@@ -491,7 +711,11 @@ type BinaryBack<'a> = (
 /// The adjoint loop of one elementwise operation with partial derivatives `d(x, y)`,
 /// monomorphized per operation; operands of the output's shape take a flat loop.
 #[inline(always)]
-fn binary_back_with(ctx: BinaryBack<'_>, adj: Adjoints<'_>, d: impl Fn(f64, f64) -> (f64, f64)) {
+fn binary_back_with<PA: Put, PB: Put>(
+    ctx: BinaryBack<'_>,
+    adj: Adjoints<'_>,
+    d: impl Fn(f64, f64) -> (f64, f64),
+) {
     let (g, (a, va), (b, vb), n, gout) = ctx;
     let (na, nb) = (g.node(a), g.node(b));
     let (sa, sb) = (adj.off[a.index()], adj.off[b.index()]);
@@ -500,10 +724,10 @@ fn binary_back_with(ctx: BinaryBack<'_>, adj: Adjoints<'_>, d: impl Fn(f64, f64)
         for (i, gg) in gout.iter().enumerate() {
             let (da, db) = d(va[i], vb[i]);
             if na.varies {
-                left[sa + i] += da * gg;
+                PA::put(&mut left[sa + i], da * gg);
             }
             if nb.varies {
-                left[sb + i] += db * gg;
+                PB::put(&mut left[sb + i], db * gg);
             }
         }
         return;
@@ -511,7 +735,7 @@ fn binary_back_with(ctx: BinaryBack<'_>, adj: Adjoints<'_>, d: impl Fn(f64, f64)
     if na.len() == n.len() && nb.len() == 1 && !nb.varies {
         // A constant scalar operand: only a's adjoint, read contiguously.
         for (i, gg) in gout.iter().enumerate() {
-            left[sa + i] += d(va[i], vb[0]).0 * gg;
+            PA::put(&mut left[sa + i], d(va[i], vb[0]).0 * gg);
         }
         return;
     }
