@@ -11,6 +11,8 @@ pub(super) struct Frame<'a> {
     pub graph: &'a Graph,
     pub registry: &'a Registry,
     pub off: &'a [usize],
+    /// Where each node's value lives (see [`value_offsets`]).
+    pub voff: &'a [usize],
     pub stride: usize,
     pub ztol: f64,
     pub scratch: &'a mut Vec<f64>,
@@ -185,15 +187,50 @@ fn pow_tay<const K: usize>(x: Tay<K>, p: f64, a2_use: A2Use) -> Result<Tay<K>, U
     Ok(o)
 }
 
-/// The three coefficient slices of a child (empty beyond the evaluator's stride).
-pub(super) fn coeffs(left: &[f64], off: usize, stride: usize, len: usize) -> [&[f64]; 3] {
-    std::array::from_fn(|k| {
-        if k < stride {
-            &left[off + k * len..off + (k + 1) * len]
-        } else {
-            &[][..]
-        }
+/// The three coefficient slices of a child (empty beyond the evaluator's stride): its value
+/// at `voff`, the others in its block at `off`.
+pub(super) fn coeffs(
+    left: &[f64],
+    voff: usize,
+    off: usize,
+    stride: usize,
+    len: usize,
+) -> [&[f64]; 3] {
+    std::array::from_fn(|k| match k {
+        0 => &left[voff..voff + len],
+        _ if k < stride => &left[off + k * len..off + (k + 1) * len],
+        _ => &[][..],
     })
+}
+
+/// Where each node's value (coefficient 0) lives in the arena: in its own block (at `off`),
+/// except for a contiguous gather of a vector, whose value is the range of its operand's
+/// value that it takes (a view: nothing is copied); its other coefficients stay in its
+/// block. A matrix product reads its operands' coefficients as one block, so its operands
+/// are not views.
+pub(super) fn value_offsets(g: &Graph, off: &[usize]) -> Vec<usize> {
+    let mut product_operand = vec![false; g.nodes.len()];
+    for n in &g.nodes {
+        if let Op::MatMul(a, b) = n.op {
+            product_operand[a.index()] = true;
+            product_operand[b.index()] = true;
+        }
+    }
+    let mut voff = off[..g.nodes.len()].to_vec();
+    for (i, n) in g.nodes.iter().enumerate() {
+        if let Op::Gather {
+            arg,
+            start,
+            step: 1,
+            ..
+        } = n.op
+        {
+            if !g.node(arg).batched && n.cols == 1 && !product_operand[i] {
+                voff[i] = voff[arg.index()] + start;
+            }
+        }
+    }
+    voff
 }
 
 /// The first `K` coefficient slices of a node's own block, mutable.
@@ -274,7 +311,10 @@ impl Frame<'_> {
         let (left, right) = arena.split_at_mut(self.off[id.index()]);
         let len = n.len();
         let own = &mut right[..self.stride * len];
-        let child = |c: NodeId| coeffs(left, self.off[c.index()], self.stride, g.node(c).len());
+        let child = |c: NodeId| {
+            let (ci, len) = (c.index(), g.node(c).len());
+            coeffs(left, self.voff[ci], self.off[ci], self.stride, len)
+        };
         let err = |msg: String| EvalError {
             node: id,
             kind: EvalErrorKind::Domain(msg),
@@ -374,6 +414,13 @@ impl Frame<'_> {
                 let ca = child(*arg);
                 let group = if na.batched { na.rows } else { na.len() };
                 let mut out = outputs::<K>(own, len);
+                if self.voff[id.index()] != self.off[id.index()] {
+                    // A view (see `value_offsets`): only the coefficients after the value.
+                    for (k, o) in out.iter_mut().enumerate().skip(1) {
+                        o.copy_from_slice(&ca[k][*start..start + m]);
+                    }
+                    return Ok(0);
+                }
                 if *step == 1 {
                     // A contiguous range: one slice copy per coefficient and column.
                     for (k, o) in out.iter_mut().enumerate() {

@@ -96,6 +96,9 @@ pub struct Evaluator<'g> {
     /// Coefficient blocks per node: 1 + the highest order this evaluator was built for.
     stride: usize,
     off: Vec<usize>,
+    /// Where each node's value (coefficient 0) lives: `off`, or for a contiguous gather (a
+    /// view) inside its operand's value (`forward::value_offsets`).
+    voff: Vec<usize>,
     arena: Vec<f64>,
     /// Nodes that depend on the parameters, in topological order.
     varying: Vec<NodeId>,
@@ -159,11 +162,13 @@ impl<'g> Evaluator<'g> {
             .map(NodeId)
             .filter(|&id| graph.node(id).varies)
             .collect();
+        let voff = forward::value_offsets(graph, &off);
         let mut ev = Evaluator {
             graph,
             registry,
             stride,
             off,
+            voff,
             arena: memory::filled(total, 0.0).map_err(|e| oom(e, "the evaluator's values"))?,
             varying,
             scratch: memory::filled(2 * max_len, 0.0).map_err(|e| oom(e, "scratch buffers"))?,
@@ -242,7 +247,10 @@ impl<'g> Evaluator<'g> {
     /// Coefficient `k` of node `id` from the last evaluation (k = 0: its value).
     pub fn coeff(&self, id: NodeId, k: usize) -> &[f64] {
         let len = self.graph.node(id).len();
-        let start = self.off[id.index()] + k * len;
+        let start = match k {
+            0 => self.voff[id.index()],
+            _ => self.off[id.index()] + k * len,
+        };
         &self.arena[start..start + len]
     }
 
@@ -329,6 +337,7 @@ impl<'g> Evaluator<'g> {
             graph: self.graph,
             registry: self.registry,
             off: &self.off,
+            voff: &self.voff,
             stride: self.stride,
             ztol: opts.ztol,
             scratch: &mut self.scratch,

@@ -66,12 +66,17 @@ impl Evaluator<'_> {
         let g = self.graph;
         let n = g.node(id);
         let mut fresh = [false; 2];
+        let fast = fast_paths();
         if let Op::Reduce(ReduceKind::Max, a) = n.op {
-            if !g.node(a).batched && self.touched[a.index()] == Adj::Zero {
+            if fast && !g.node(a).batched && self.touched[a.index()] == Adj::Zero {
                 return fresh;
             }
         }
-        let covers = writes_every_entry(g, n);
+        let covers = if fast {
+            writes_every_entry(g, n)
+        } else {
+            [false; 2]
+        };
         for (slot, c) in g.children(id).enumerate() {
             let ci = c.index();
             if !g.node(c).varies {
@@ -132,7 +137,7 @@ impl Evaluator<'_> {
                 self.wbatch[p].add_to(&mut grad[o..o + n.len()]);
             }
             Op::Unary(op, a) => {
-                let x = self.arena[self.off[a.index()] + at];
+                let x = self.arena[self.voff[a.index()] + at];
                 let Some(d) = one_slope(op, x) else {
                     return false;
                 };
@@ -249,7 +254,10 @@ impl Evaluator<'_> {
         let n = g.node(id);
         let (left, right) = self.adj.split_at_mut(self.adj_off[id.index()]);
         let gout = &right[..n.len()];
-        let val = |c: NodeId| coeffs(&self.arena, self.off[c.index()], 1, g.node(c).len())[0];
+        let val = |c: NodeId| {
+            let (ci, len) = (c.index(), g.node(c).len());
+            coeffs(&self.arena, self.voff[ci], self.off[ci], 1, len)[0]
+        };
         let aoff = &self.adj_off;
         let adj_of = |c: NodeId| -> (usize, usize) { (aoff[c.index()], g.node(c).len()) };
         let err = |m: String| EvalError {
@@ -502,6 +510,16 @@ pub(super) enum Adj {
     One(usize, f64),
     /// In storage.
     Dense,
+}
+
+/// Whether `prepare_children` lets children be written rather than zeroed and added to, and
+/// an n-ary max pass one entry down (the unit tests compare with the plain pass).
+#[inline(always)]
+fn fast_paths() -> bool {
+    #[cfg(test)]
+    return !tests::PLAIN.get();
+    #[cfg(not(test))]
+    true
 }
 
 /// Which of the first two children of `n` its backward step writes at every entry (so a
@@ -775,5 +793,81 @@ fn dot_back(
                 left[sb + ib] += gg * va[ia];
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use crate::diag::{render_plain, SourceFile};
+    use crate::eval::{EvalOptions, Evaluator};
+    use crate::graph::{self, LowerOptions};
+    use crate::registry::{Order, Registry};
+
+    thread_local! {
+        /// Turns the fast paths of the reverse pass off (see `fast_paths`).
+        pub(super) static PLAIN: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// The gradient with written-not-added adjoints, one-entry adjoints below n-ary maxes and
+    /// gathers as views must equal, bit for bit, the plain pass (zeroed adjoints, dense
+    /// adjoints, copied gathers), at ties of the maxes and at zeros of abs.
+    #[test]
+    fn fast_paths_match_the_plain_pass() {
+        let text = "const n = 41
+param x: vec(n)
+let chain = sum(i in 1..n-1, max(-x[i] - x[i+1], -x[i] - x[i+1] + x[i]^2 + x[i+1]^2 - 1))
+let tops = max(i in 1..n, x[i]^2) + norminf(x) + max(i in 2..n, -2 * x[i]^3) + max(x) + min(x)
+let smooth = max(i in 1..n, exp(x[i])) + sqnorm(x) + norm1(x) + sum(i in 1..n, abs(x[i]))
+minimize chain + tops + smooth + sum(i in 1..n-1, min(x[i], 0.5 * x[i+1]))
+";
+        let r = Registry::with_standard();
+        let src = SourceFile::new("fast.mco", text);
+        let m =
+            crate::session::compile(&src, &r).unwrap_or_else(|d| panic!("{}", render_plain(&d)));
+        let g = graph::lower(&m, &LowerOptions { data: Vec::new() })
+            .unwrap_or_else(|d| panic!("{}", render_plain(&d)));
+        // Zeros (kinks of abs), ±1.25 (ties of the maxes of squares and of |x|), and others.
+        let x: Vec<f64> = (0..41)
+            .map(|i| match i % 5 {
+                0 => 0.0,
+                1 => 1.25,
+                2 => -1.25,
+                _ => (i as f64 * 0.37).sin(),
+            })
+            .collect();
+        let d: Vec<f64> = (0..41).map(|i| (i as f64 * 1.3).cos()).collect();
+        let opts = EvalOptions::default();
+        let run = |views: bool, plain: bool| {
+            let mut ev = Evaluator::new(&g, &r, Order::Two).unwrap_or_else(|e| panic!("{e}"));
+            if !views {
+                ev.voff = ev.off[..g.nodes.len()].to_vec();
+            }
+            assert_eq!(ev.voff != ev.off[..g.nodes.len()], views);
+            PLAIN.set(plain);
+            let mut grad = vec![f64::NAN; x.len()];
+            let f = ev.gradient(&x, &mut grad, opts);
+            PLAIN.set(false);
+            let f = f.unwrap_or_else(|e| panic!("{e}"));
+            let t1 = ev.directional(&x, &d, Order::One, opts);
+            let t2 = ev.directional(&x, &d, Order::Two, opts);
+            let (t1, t2) = (
+                t1.unwrap_or_else(|e| panic!("{e}")),
+                t2.unwrap_or_else(|e| panic!("{e}")),
+            );
+            let mut bits = vec![f.to_bits(), t1.value.to_bits(), t2.value.to_bits()];
+            bits.extend([t1.d1, t2.d1, t2.d2].map(|v| v.unwrap_or(f64::NAN).to_bits()));
+            bits.extend([t1.active_kinks as u64, t2.active_kinks as u64]);
+            bits.extend(grad.iter().map(|v| v.to_bits()));
+            bits
+        };
+        let plain = run(false, true);
+        assert_eq!(run(true, false), plain);
+        assert_eq!(run(true, true), plain);
+        assert_eq!(run(false, false), plain);
+        // The point has ties: the gradient selection is not the zero vector.
+        assert!(plain[8..].iter().any(|&b| f64::from_bits(b) != 0.0));
+        assert!(plain[6] > 0, "kinks: {}", plain[6]);
     }
 }
