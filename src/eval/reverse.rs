@@ -40,6 +40,10 @@ impl Evaluator<'_> {
         self.touched[g.objective.index()] = Adj::Dense;
         for i in (0..self.varying.len()).rev() {
             let id = self.varying[i];
+            if self.adj_view(id).is_some() {
+                // Its consumer has added to its operand's adjoint already.
+                continue;
+            }
             let state = self.touched[id.index()];
             match state {
                 Adj::Zero => self.skip_untouched(id, grad),
@@ -68,7 +72,7 @@ impl Evaluator<'_> {
         let mut fresh = [false; 2];
         let fast = fast_paths();
         if let Op::Reduce(ReduceKind::Max, a) = n.op {
-            if fast && !g.node(a).batched && self.touched[a.index()] == Adj::Zero {
+            if self.max_passes_one(a) {
                 return fresh;
             }
         }
@@ -80,6 +84,20 @@ impl Evaluator<'_> {
         for (slot, c) in g.children(id).enumerate() {
             let ci = c.index();
             if !g.node(c).varies {
+                continue;
+            }
+            if let Some((a, _)) = self.adj_view(c) {
+                // Its consumer adds to the operand's adjoint, which must be in storage.
+                match self.touched[a.index()] {
+                    Adj::Zero => {
+                        let s = self.adj_off[a.index()];
+                        self.adj[s..s + g.node(a).len()].fill(0.0);
+                        self.touched[a.index()] = Adj::Dense;
+                    }
+                    Adj::One(at, v) => self.densify(a, at, v),
+                    Adj::Dense => {}
+                }
+                self.touched[ci] = Adj::Dense;
                 continue;
             }
             match self.touched[ci] {
@@ -108,8 +126,78 @@ impl Evaluator<'_> {
         self.touched[id.index()] = Adj::Dense;
     }
 
+    /// Whether an n-ary max over `a` (one group) passes its adjoint down as one entry: when
+    /// `a` has no contribution yet and is not a view.
+    fn max_passes_one(&self, a: NodeId) -> bool {
+        fast_paths()
+            && !self.graph.node(a).batched
+            && self.touched[a.index()] == Adj::Zero
+            && self.adj_view(a).is_none()
+    }
+
+    /// The operand and start of a gather whose adjoint is a view of its operand's (see
+    /// `adjoint_views`): its adjoint offset lies inside the operand's adjoint, where a node's
+    /// own block always lies after its children's.
+    fn adj_view(&self, id: NodeId) -> Option<(NodeId, usize)> {
+        match self.graph.node(id).op {
+            Op::Gather { arg, start, .. }
+                if self.adj_off[id.index()]
+                    < self.adj_off[arg.index()] + self.graph.node(arg).len() =>
+            {
+                Some((arg, start))
+            }
+            _ => None,
+        }
+    }
+
+    /// Let a contiguous gather `G` of a vector `a` share `a`'s adjoint (its offset moved into
+    /// it) when its consumer `C` adds to `G`'s adjoint and `G`'s backward step would then add
+    /// that to `a`'s: when `G` has exactly one consumer edge, no node after `G` up to `C`
+    /// reads `a` (so nothing else adds to `a` in between, or in `C`'s loop in another order),
+    /// and `a` is not such a view itself.
+    /// `C` then adds to `a`'s adjoint directly: the same sums in the same order (a + (0 + c)
+    /// becomes a + c), without writing and reading `G`'s adjoint.
+    fn adjoint_views(&mut self) {
+        let g = self.graph;
+        if !fast_paths() {
+            return;
+        }
+        let mut readers: Vec<Vec<u32>> = vec![Vec::new(); g.nodes.len()];
+        for i in 0..g.nodes.len() as u32 {
+            for c in g.children(NodeId(i)) {
+                readers[c.index()].push(i);
+            }
+        }
+        for (i, n) in g.nodes.iter().enumerate() {
+            let Op::Gather {
+                arg,
+                start,
+                step: 1,
+                ..
+            } = n.op
+            else {
+                continue;
+            };
+            let [c] = readers[i][..] else { continue };
+            let ra = &readers[arg.index()];
+            let next = ra[ra.partition_point(|&r| r <= i as u32)..].first();
+            let quiet = next.is_none_or(|&r| r > c);
+            if quiet
+                && n.varies
+                && n.cols == 1
+                && !g.node(arg).batched
+                && self.adj_view(arg).is_none()
+            {
+                self.adj_off[i] = self.adj_off[arg.index()] + start;
+            }
+        }
+    }
+
     /// Add `w` to entry `at` of the adjoint of `id` (as `0 + w` when it had no contribution).
     fn add_one(&mut self, id: NodeId, at: usize, w: f64) {
+        if let Some((a, start)) = self.adj_view(id) {
+            return self.add_one(a, start + at, w);
+        }
         let (i, s) = (id.index(), self.adj_off[id.index()]);
         match self.touched[i] {
             Adj::Zero => self.touched[i] = Adj::One(at, 0.0 + w),
@@ -201,6 +289,7 @@ impl Evaluator<'_> {
         ];
         (self.adj, self.touched, self.ones, self.tmp) = (adj, touched, ones, tmp);
         self.adj_off.push(total);
+        self.adjoint_views();
         self.stage_weight_products()
     }
 
@@ -252,6 +341,7 @@ impl Evaluator<'_> {
     ) -> Result<(), EvalError> {
         let g = self.graph;
         let n = g.node(id);
+        let max_one = matches!(n.op, Op::Reduce(ReduceKind::Max, a) if self.max_passes_one(a));
         let (left, right) = self.adj.split_at_mut(self.adj_off[id.index()]);
         let gout = &right[..n.len()];
         let val = |c: NodeId| {
@@ -344,7 +434,7 @@ impl Evaluator<'_> {
                             at = i;
                         }
                     }
-                    if !na.batched && self.touched[a.index()] == Adj::Zero {
+                    if max_one {
                         // The only contribution so far: held as one entry.
                         self.touched[a.index()] = Adj::One(at, 0.0 + gg);
                         continue;
