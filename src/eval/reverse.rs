@@ -380,8 +380,11 @@ impl Evaluator<'_> {
                 (*b, val(*b)),
                 n,
                 gout,
-                Adjoints { left, off: aoff },
-                fresh,
+                Adjoints {
+                    left,
+                    off: aoff,
+                    fresh,
+                },
             ),
             Op::MatMul(a, b) => {
                 let (na, nb) = (g.node(*a), g.node(*b));
@@ -483,7 +486,11 @@ impl Evaluator<'_> {
                 (*b, val(*b)),
                 n,
                 gout,
-                Adjoints { left, off: aoff },
+                Adjoints {
+                    left,
+                    off: aoff,
+                    fresh: [false; 2],
+                },
             ),
             Op::Element { arg, row, col } => {
                 let na = g.node(*arg);
@@ -755,6 +762,8 @@ fn pow_slope(a: f64, p: f64) -> Result<f64, String> {
 struct Adjoints<'a> {
     left: &'a mut [f64],
     off: &'a [usize],
+    /// Which of the first two operands' adjoints the step writes instead of adding to.
+    fresh: [bool; 2],
 }
 
 fn binary_back(
@@ -765,9 +774,8 @@ fn binary_back(
     n: &Node,
     gout: &[f64],
     adj: Adjoints<'_>,
-    fresh: [bool; 2],
 ) {
-    match fresh {
+    match adj.fresh {
         [false, false] => binary_back_op::<Acc, Acc>(g, op, a, b, n, gout, adj),
         [true, false] => binary_back_op::<Set, Acc>(g, op, a, b, n, gout, adj),
         [false, true] => binary_back_op::<Acc, Set>(g, op, a, b, n, gout, adj),
