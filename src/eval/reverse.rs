@@ -86,6 +86,11 @@ impl Evaluator<'_> {
             if !g.node(c).varies {
                 continue;
             }
+            if n.len() > 0 && self.adj_off[ci] == self.adj_off[id.index()] {
+                // It shares this node's adjoint (see `unit_slope_aliases`): nothing to write.
+                self.touched[ci] = Adj::Dense;
+                continue;
+            }
             if let Some((a, _)) = self.adj_view(c) {
                 // Its consumer adds to the operand's adjoint, which must be in storage.
                 match self.touched[a.index()] {
@@ -147,6 +152,46 @@ impl Evaluator<'_> {
                 Some((arg, start))
             }
             _ => None,
+        }
+    }
+
+    /// Let an operand `a` of `a + b` (both of the output's shape), of `a − b` (`b` of the
+    /// output's shape or a constant scalar) or of `a + c` (`c` a constant scalar) share the
+    /// node's adjoint when that node is its only consumer: `a`'s adjoint is then 1 · g = g,
+    /// written by nobody else, so its offset is moved onto the node's (parents first, so
+    /// chains share one block) and neither writing nor reading a copy is needed. Gathers are
+    /// left to `adjoint_views`.
+    fn unit_slope_aliases(&mut self) {
+        let g = self.graph;
+        if !fast_paths() {
+            return;
+        }
+        let mut uses = vec![0u32; g.nodes.len()];
+        for i in 0..g.nodes.len() as u32 {
+            for c in g.children(NodeId(i)) {
+                uses[c.index()] += 1;
+            }
+        }
+        for (i, n) in g.nodes.iter().enumerate().rev() {
+            let Op::Binary(op, a, b) = n.op else { continue };
+            let (na, nb) = (g.node(a), g.node(b));
+            let full = |m: &Node| m.len() == n.len();
+            let const_scalar = |m: &Node| m.len() == 1 && !m.varies;
+            let slots = match op {
+                ElemBinary::Add if full(na) && full(nb) => [Some(a), Some(b)],
+                ElemBinary::Add | ElemBinary::Sub if full(na) && const_scalar(nb) => {
+                    [Some(a), None]
+                }
+                ElemBinary::Sub if full(na) && full(nb) => [Some(a), None],
+                _ => [None, None],
+            };
+            for c in slots.into_iter().flatten() {
+                let nc = g.node(c);
+                let gather = matches!(nc.op, Op::Gather { .. });
+                if uses[c.index()] == 1 && nc.varies && n.len() > 0 && !gather {
+                    self.adj_off[c.index()] = self.adj_off[i];
+                }
+            }
         }
     }
 
@@ -289,6 +334,7 @@ impl Evaluator<'_> {
         ];
         (self.adj, self.touched, self.ones, self.tmp) = (adj, touched, ones, tmp);
         self.adj_off.push(total);
+        self.unit_slope_aliases();
         self.adjoint_views();
         self.stage_weight_products()
     }
@@ -384,6 +430,7 @@ impl Evaluator<'_> {
                     left,
                     off: aoff,
                     fresh,
+                    alias: [*a, *b].map(|c| n.len() > 0 && aoff[c.index()] == aoff[id.index()]),
                 },
             ),
             Op::MatMul(a, b) => {
@@ -490,6 +537,7 @@ impl Evaluator<'_> {
                     left,
                     off: aoff,
                     fresh: [false; 2],
+                    alias: [false; 2],
                 },
             ),
             Op::Element { arg, row, col } => {
@@ -662,6 +710,8 @@ fn one_slope(op: ElemUnary, x: f64) -> Option<f64> {
 
 /// How a backward step stores a contribution: added, or written (the first one).
 trait Put {
+    /// False for [`Skip`], whose operand's storage is not even indexed.
+    const STORES: bool = true;
     fn put(x: &mut f64, v: f64);
 }
 
@@ -684,6 +734,15 @@ impl Put for Set {
     fn put(x: &mut f64, v: f64) {
         *x = v;
     }
+}
+
+/// Nothing: the operand shares the node's adjoint, which is its contribution 1 · g already.
+struct Skip;
+
+impl Put for Skip {
+    const STORES: bool = false;
+    #[inline(always)]
+    fn put(_: &mut f64, _: f64) {}
 }
 
 /// The sign selection at 0 is +1 (the right derivative of |x|).
@@ -764,6 +823,8 @@ struct Adjoints<'a> {
     off: &'a [usize],
     /// Which of the first two operands' adjoints the step writes instead of adding to.
     fresh: [bool; 2],
+    /// Which of them share the node's adjoint (see `unit_slope_aliases`): left alone.
+    alias: [bool; 2],
 }
 
 fn binary_back(
@@ -775,11 +836,20 @@ fn binary_back(
     gout: &[f64],
     adj: Adjoints<'_>,
 ) {
-    match adj.fresh {
-        [false, false] => binary_back_op::<Acc, Acc>(g, op, a, b, n, gout, adj),
-        [true, false] => binary_back_op::<Set, Acc>(g, op, a, b, n, gout, adj),
-        [false, true] => binary_back_op::<Acc, Set>(g, op, a, b, n, gout, adj),
-        [true, true] => binary_back_op::<Set, Set>(g, op, a, b, n, gout, adj),
+    let mode = |k: usize| match (adj.alias[k], adj.fresh[k]) {
+        (true, _) => 2,
+        (false, fresh) => u8::from(fresh),
+    };
+    match (mode(0), mode(1)) {
+        (0, 0) => binary_back_op::<Acc, Acc>(g, op, a, b, n, gout, adj),
+        (1, 0) => binary_back_op::<Set, Acc>(g, op, a, b, n, gout, adj),
+        (0, 1) => binary_back_op::<Acc, Set>(g, op, a, b, n, gout, adj),
+        (1, 1) => binary_back_op::<Set, Set>(g, op, a, b, n, gout, adj),
+        (2, 0) => binary_back_op::<Skip, Acc>(g, op, a, b, n, gout, adj),
+        (2, 1) => binary_back_op::<Skip, Set>(g, op, a, b, n, gout, adj),
+        (0, 2) => binary_back_op::<Acc, Skip>(g, op, a, b, n, gout, adj),
+        (1, 2) => binary_back_op::<Set, Skip>(g, op, a, b, n, gout, adj),
+        _ => binary_back_op::<Skip, Skip>(g, op, a, b, n, gout, adj),
     }
 }
 
@@ -839,16 +909,19 @@ fn binary_back_with<PA: Put, PB: Put>(
     if na.len() == n.len() && nb.len() == n.len() {
         for (i, gg) in gout.iter().enumerate() {
             let (da, db) = d(va[i], vb[i]);
-            if na.varies {
+            if na.varies && PA::STORES {
                 PA::put(&mut left[sa + i], da * gg);
             }
-            if nb.varies {
+            if nb.varies && PB::STORES {
                 PB::put(&mut left[sb + i], db * gg);
             }
         }
         return;
     }
     if na.len() == n.len() && nb.len() == 1 && !nb.varies {
+        if !PA::STORES {
+            return;
+        }
         // A constant scalar operand: only a's adjoint, read contiguously.
         for (i, gg) in gout.iter().enumerate() {
             PA::put(&mut left[sa + i], d(va[i], vb[0]).0 * gg);
@@ -918,7 +991,8 @@ param x: vec(n)
 let chain = sum(i in 1..n-1, max(-x[i] - x[i+1], -x[i] - x[i+1] + x[i]^2 + x[i+1]^2 - 1))
 let tops = max(i in 1..n, x[i]^2) + norminf(x) + max(i in 2..n, -2 * x[i]^3) + max(x) + min(x)
 let smooth = max(i in 1..n, exp(x[i])) + sqnorm(x) + norm1(x) + sum(i in 1..n, abs(x[i]))
-minimize chain + tops + smooth + sum(i in 1..n-1, min(x[i], 0.5 * x[i+1]))
+let diffs = sum(i in 1..n, x[i]^2 - abs(x[i])) - norm1(x) + (sqnorm(x) - 1)
+minimize chain + tops + smooth + diffs + sum(i in 1..n-1, min(x[i], 0.5 * x[i+1]))
 ";
         let r = Registry::with_standard();
         let src = SourceFile::new("fast.mco", text);
