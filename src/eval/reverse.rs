@@ -86,7 +86,7 @@ impl Evaluator<'_> {
             if !g.node(c).varies {
                 continue;
             }
-            if n.len() > 0 && self.adj_off[ci] == self.adj_off[id.index()] {
+            if !n.is_empty() && self.adj_off[ci] == self.adj_off[id.index()] {
                 // It shares this node's adjoint (see `unit_slope_aliases`): nothing to write.
                 self.touched[ci] = Adj::Dense;
                 continue;
@@ -188,7 +188,7 @@ impl Evaluator<'_> {
             for c in slots.into_iter().flatten() {
                 let nc = g.node(c);
                 let gather = matches!(nc.op, Op::Gather { .. });
-                if uses[c.index()] == 1 && nc.varies && n.len() > 0 && !gather {
+                if uses[c.index()] == 1 && nc.varies && !n.is_empty() && !gather {
                     self.adj_off[c.index()] = self.adj_off[i];
                 }
             }
@@ -430,7 +430,7 @@ impl Evaluator<'_> {
                     left,
                     off: aoff,
                     fresh,
-                    alias: [*a, *b].map(|c| n.len() > 0 && aoff[c.index()] == aoff[id.index()]),
+                    alias: [*a, *b].map(|c| !n.is_empty() && aoff[c.index()] == aoff[id.index()]),
                 },
             ),
             Op::MatMul(a, b) => {
