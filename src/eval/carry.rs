@@ -62,6 +62,8 @@ impl<'g> Evaluator<'g> {
             }
         }
         let shared = self.varying.len() - own.len();
+        // Shared nodes are copied in, so no node reads its value inside another's.
+        self.voff = self.off[..g.nodes.len()].to_vec();
         self.carry = Some(Carry {
             from: from as *const Graph as usize,
             own,
@@ -89,7 +91,7 @@ impl<'g> Evaluator<'g> {
         }
         for &(here, there) in &carry.frontier {
             let len = self.graph.node(here).len();
-            let (a, b) = (self.off[here.index()], from.off[there.index()]);
+            let (a, b) = (self.voff[here.index()], from.voff[there.index()]);
             self.arena[a..a + len].copy_from_slice(&from.arena[b..b + len]);
         }
         let mut out = Ok(());

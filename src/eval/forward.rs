@@ -11,6 +11,8 @@ pub(super) struct Frame<'a> {
     pub graph: &'a Graph,
     pub registry: &'a Registry,
     pub off: &'a [usize],
+    /// Where each node's value lives (see [`value_offsets`]).
+    pub voff: &'a [usize],
     pub stride: usize,
     pub ztol: f64,
     pub scratch: &'a mut Vec<f64>,
@@ -185,15 +187,50 @@ fn pow_tay<const K: usize>(x: Tay<K>, p: f64, a2_use: A2Use) -> Result<Tay<K>, U
     Ok(o)
 }
 
-/// The three coefficient slices of a child (empty beyond the evaluator's stride).
-pub(super) fn coeffs(left: &[f64], off: usize, stride: usize, len: usize) -> [&[f64]; 3] {
-    std::array::from_fn(|k| {
-        if k < stride {
-            &left[off + k * len..off + (k + 1) * len]
-        } else {
-            &[][..]
-        }
+/// The three coefficient slices of a child (empty beyond the evaluator's stride): its value
+/// at `voff`, the others in its block at `off`.
+pub(super) fn coeffs(
+    left: &[f64],
+    voff: usize,
+    off: usize,
+    stride: usize,
+    len: usize,
+) -> [&[f64]; 3] {
+    std::array::from_fn(|k| match k {
+        0 => &left[voff..voff + len],
+        _ if k < stride => &left[off + k * len..off + (k + 1) * len],
+        _ => &[][..],
     })
+}
+
+/// Where each node's value (coefficient 0) lives in the arena: in its own block (at `off`),
+/// except for a contiguous gather of a vector, whose value is the range of its operand's
+/// value that it takes (a view: nothing is copied); its other coefficients stay in its
+/// block. A matrix product reads its operands' coefficients as one block, so its operands
+/// are not views.
+pub(super) fn value_offsets(g: &Graph, off: &[usize]) -> Vec<usize> {
+    let mut product_operand = vec![false; g.nodes.len()];
+    for n in &g.nodes {
+        if let Op::MatMul(a, b) = n.op {
+            product_operand[a.index()] = true;
+            product_operand[b.index()] = true;
+        }
+    }
+    let mut voff = off[..g.nodes.len()].to_vec();
+    for (i, n) in g.nodes.iter().enumerate() {
+        if let Op::Gather {
+            arg,
+            start,
+            step: 1,
+            ..
+        } = n.op
+        {
+            if !g.node(arg).batched && n.cols == 1 && !product_operand[i] {
+                voff[i] = voff[arg.index()] + start;
+            }
+        }
+    }
+    voff
 }
 
 /// The first `K` coefficient slices of a node's own block, mutable.
@@ -274,7 +311,10 @@ impl Frame<'_> {
         let (left, right) = arena.split_at_mut(self.off[id.index()]);
         let len = n.len();
         let own = &mut right[..self.stride * len];
-        let child = |c: NodeId| coeffs(left, self.off[c.index()], self.stride, g.node(c).len());
+        let child = |c: NodeId| {
+            let (ci, len) = (c.index(), g.node(c).len());
+            coeffs(left, self.voff[ci], self.off[ci], self.stride, len)
+        };
         let err = |msg: String| EvalError {
             node: id,
             kind: EvalErrorKind::Domain(msg),
@@ -374,6 +414,13 @@ impl Frame<'_> {
                 let ca = child(*arg);
                 let group = if na.batched { na.rows } else { na.len() };
                 let mut out = outputs::<K>(own, len);
+                if self.voff[id.index()] != self.off[id.index()] {
+                    // A view (see `value_offsets`): only the coefficients after the value.
+                    for (k, o) in out.iter_mut().enumerate().skip(1) {
+                        o.copy_from_slice(&ca[k][*start..start + m]);
+                    }
+                    return Ok(0);
+                }
                 if *step == 1 {
                     // A contiguous range: one slice copy per coefficient and column.
                     for (k, o) in out.iter_mut().enumerate() {
@@ -726,17 +773,21 @@ fn max_select<const K: usize>(
     entries: std::ops::Range<usize>,
     ztol: f64,
 ) -> (Tay<K>, usize) {
-    let top = max_value(&a[0][entries.clone()]);
     if K == 1 {
         // Only the number of ties is needed beside the largest value.
-        let ties = a[0][entries]
-            .iter()
-            .filter(|&&v| v >= top - ztol || v.is_nan())
-            .count();
+        let v = &a[0][entries];
+        let (top, ties) = if ztol == 0.0 {
+            max_and_ties(v)
+        } else {
+            let top = max_value(v);
+            let ties = v.iter().filter(|&&x| x >= top - ztol || x.is_nan()).count();
+            (top, ties)
+        };
         let mut o = [0.0; K];
         o[0] = top;
         return (o, ties);
     }
+    let top = max_value(&a[0][entries.clone()]);
     let mut best: Option<Tay<K>> = None;
     let mut ties = 0;
     for i in entries {
@@ -782,6 +833,32 @@ fn max_value(v: &[f64]) -> f64 {
         return v.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b));
     }
     top
+}
+
+/// `max_value(v)` and the number of entries x with x ≥ it or NaN (the ties at ztol = 0), with
+/// one pass over memory: block by block, each block's maximum and then its count, read
+/// again from the cache. A block whose maximum is below the running one only adds its NaNs;
+/// one above it restarts the count (the earlier entries are below it, their NaNs stay).
+fn max_and_ties(v: &[f64]) -> (f64, usize) {
+    const BLOCK: usize = 2048;
+    let (mut top, mut ties, mut nans) = (f64::NEG_INFINITY, 0, 0);
+    for b in v.chunks(BLOCK) {
+        let m = max_value(b);
+        let t = m.max(top);
+        let (mut ge, mut nan) = (0, 0);
+        for &x in b {
+            ge += usize::from(x >= t);
+            nan += usize::from(x.is_nan());
+        }
+        ties = if m > top { nans } else { ties } + ge + nan;
+        nans += nan;
+        top = t;
+    }
+    if top == 0.0 {
+        // The sign of a zero maximum depends on the order: max_value's, in entry order.
+        top = max_value(v);
+    }
+    (top, ties)
 }
 
 /// Σ of x, x² or |x| over `entries`, with the number of kinks of |x|.
@@ -832,6 +909,45 @@ mod tests {
     use crate::eval::{EvalOptions, Evaluator};
     use crate::graph::{self, LowerOptions};
     use crate::registry::{Order, Registry};
+
+    /// The one-pass maximum and tie count equal the two passes (max_value, then the count of
+    /// entries ≥ it or NaN) over several blocks: the maximum in a later block, ties across
+    /// blocks, NaNs before and after it, signed zeros, all −∞.
+    #[test]
+    fn max_and_ties_match_two_passes() {
+        let two = |v: &[f64]| {
+            let top = super::max_value(v);
+            (top, v.iter().filter(|&&x| x >= top || x.is_nan()).count())
+        };
+        let mut cases: Vec<Vec<f64>> = Vec::new();
+        let base: Vec<f64> = (0..5000).map(|i| (i as f64 * 0.731).sin()).collect();
+        cases.push(base.clone());
+        let mut v = base.clone();
+        (v[10], v[3000], v[4999]) = (7.0, 7.0, 7.0);
+        (v[5], v[4100]) = (f64::NAN, f64::NAN);
+        cases.push(v);
+        let mut v = base.clone();
+        (v[2500], v[100], v[4500]) = (f64::NAN, 3.0, 3.5);
+        cases.push(v);
+        cases.push(
+            (0..4500)
+                .map(|i| if i % 3 == 0 { -0.0 } else { -1.0 })
+                .collect(),
+        );
+        let mut v: Vec<f64> = (0..4500)
+            .map(|i| if i % 7 == 0 { 0.0 } else { -0.0 })
+            .collect();
+        v[4000] = f64::NAN;
+        cases.push(v);
+        cases.push(vec![f64::NEG_INFINITY; 4097]);
+        cases.push(vec![f64::NAN; 3000]);
+        cases.push(Vec::new());
+        for v in &cases {
+            let (t, n) = super::max_and_ties(v);
+            let (t2, n2) = two(v);
+            assert_eq!((t.to_bits(), n), (t2.to_bits(), n2));
+        }
+    }
 
     /// The value-only pass (K = 1) runs the slice loops of Neg, Scale, Abs, x², max/min of
     /// equal shapes and the n-ary max; the second-order pass runs the per-entry kernels. Their

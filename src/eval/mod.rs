@@ -98,6 +98,9 @@ pub struct Evaluator<'g> {
     /// Coefficient blocks per node: 1 + the highest order this evaluator was built for.
     stride: usize,
     off: Vec<usize>,
+    /// Where each node's value (coefficient 0) lives: `off`, or for a contiguous gather (a
+    /// view) inside its operand's value (`forward::value_offsets`).
+    voff: Vec<usize>,
     arena: Vec<f64>,
     /// Nodes that depend on the parameters, in topological order.
     varying: Vec<NodeId>,
@@ -106,8 +109,8 @@ pub struct Evaluator<'g> {
     /// Adjoints for reverse mode (allocated on the first gradient).
     adj: Vec<f64>,
     adj_off: Vec<usize>,
-    /// Reverse mode: whether a node's adjoint has been zeroed and received a contribution.
-    touched: Vec<bool>,
+    /// Reverse mode: the state of each node's adjoint (none, one entry, in storage).
+    touched: Vec<reverse::Adj>,
     /// Reverse-mode helpers: ones and derivative selections for plugin calls.
     ones: Vec<f64>,
     tmp: [Vec<f64>; 2],
@@ -166,11 +169,13 @@ impl<'g> Evaluator<'g> {
             .map(NodeId)
             .filter(|&id| graph.node(id).varies)
             .collect();
+        let voff = forward::value_offsets(graph, &off);
         let mut ev = Evaluator {
             graph,
             registry,
             stride,
             off,
+            voff,
             arena: memory::filled(total, 0.0).map_err(|e| oom(e, "the evaluator's values"))?,
             varying,
             scratch: memory::filled(2 * max_len, 0.0).map_err(|e| oom(e, "scratch buffers"))?,
@@ -251,7 +256,10 @@ impl<'g> Evaluator<'g> {
     /// Coefficient `k` of node `id` from the last evaluation (k = 0: its value).
     pub fn coeff(&self, id: NodeId, k: usize) -> &[f64] {
         let len = self.graph.node(id).len();
-        let start = self.off[id.index()] + k * len;
+        let start = match k {
+            0 => self.voff[id.index()],
+            _ => self.off[id.index()] + k * len,
+        };
         &self.arena[start..start + len]
     }
 
@@ -338,6 +346,7 @@ impl<'g> Evaluator<'g> {
             graph: self.graph,
             registry: self.registry,
             off: &self.off,
+            voff: &self.voff,
             stride: self.stride,
             ztol: opts.ztol,
             scratch: &mut self.scratch,

@@ -28,39 +28,268 @@ impl Evaluator<'_> {
         self.run::<1>(theta, None, opts)?;
         self.ensure_adjoints()?;
         let g = self.graph;
-        // Adjoints are zeroed lazily, just before a node first receives a contribution, so the
-        // zeroing happens in cache instead of as one pass over the whole arena.
-        self.touched.fill(false);
+        // Adjoints are written by their first contribution (or zeroed just before it, in
+        // cache), and below an n-ary max held as one entry, so no pass zeroes the whole arena.
+        self.touched.fill(Adj::Zero);
         grad.fill(0.0);
         let value = self.coeff(g.objective, 0)[0];
         if !g.node(g.objective).varies {
             return Ok(value);
         }
         self.adj[self.adj_off[g.objective.index()]] = 1.0;
-        self.touched[g.objective.index()] = true;
+        self.touched[g.objective.index()] = Adj::Dense;
         for i in (0..self.varying.len()).rev() {
             let id = self.varying[i];
-            if self.touched[id.index()] {
-                self.prepare_children(id);
-                self.node_backward(id, grad, opts)?;
-            } else {
-                self.skip_untouched(id, grad);
+            if self.adj_view(id).is_some() {
+                // Its consumer has added to its operand's adjoint already.
+                continue;
+            }
+            let state = self.touched[id.index()];
+            match state {
+                Adj::Zero => self.skip_untouched(id, grad),
+                Adj::One(at, v) if self.one_backward(id, at, v, grad) => {}
+                Adj::One(at, v) => {
+                    self.densify(id, at, v);
+                    let fresh = self.prepare_children(id);
+                    self.node_backward(id, fresh, grad, opts)?;
+                }
+                Adj::Dense => {
+                    let fresh = self.prepare_children(id);
+                    self.node_backward(id, fresh, grad, opts)?;
+                }
             }
         }
         Ok(value)
     }
 
-    /// Zero the adjoints of the varying children of `id` that have not been touched yet.
-    fn prepare_children(&mut self, id: NodeId) {
+    /// Make the varying children of `id` ready for its contributions: a child without one yet
+    /// is written by them (`fresh`, for the first two children) when `id` writes every entry
+    /// of it, else zeroed; a child held as one entry is written out. A single-group n-ary max
+    /// over a child without contributions leaves it to `node_backward` (one entry).
+    fn prepare_children(&mut self, id: NodeId) -> [bool; 2] {
         let g = self.graph;
-        for c in g.children(id) {
-            let ci = c.index();
-            if g.node(c).varies && !self.touched[ci] {
-                let s = self.adj_off[ci];
-                self.adj[s..s + g.node(c).len()].fill(0.0);
-                self.touched[ci] = true;
+        let n = g.node(id);
+        let mut fresh = [false; 2];
+        let fast = fast_paths();
+        if let Op::Reduce(ReduceKind::Max, a) = n.op {
+            if self.max_passes_one(a) {
+                return fresh;
             }
         }
+        let covers = if fast {
+            writes_every_entry(g, n)
+        } else {
+            [false; 2]
+        };
+        for (slot, c) in g.children(id).enumerate() {
+            let ci = c.index();
+            if !g.node(c).varies {
+                continue;
+            }
+            if !n.is_empty() && self.adj_off[ci] == self.adj_off[id.index()] {
+                // It shares this node's adjoint (see `unit_slope_aliases`): nothing to write.
+                self.touched[ci] = Adj::Dense;
+                continue;
+            }
+            if let Some((a, _)) = self.adj_view(c) {
+                // Its consumer adds to the operand's adjoint, which must be in storage.
+                match self.touched[a.index()] {
+                    Adj::Zero => {
+                        let s = self.adj_off[a.index()];
+                        self.adj[s..s + g.node(a).len()].fill(0.0);
+                        self.touched[a.index()] = Adj::Dense;
+                    }
+                    Adj::One(at, v) => self.densify(a, at, v),
+                    Adj::Dense => {}
+                }
+                self.touched[ci] = Adj::Dense;
+                continue;
+            }
+            match self.touched[ci] {
+                Adj::Zero if slot < 2 && covers[slot] => {
+                    fresh[slot] = true;
+                    self.touched[ci] = Adj::Dense;
+                }
+                Adj::Zero => {
+                    let s = self.adj_off[ci];
+                    self.adj[s..s + g.node(c).len()].fill(0.0);
+                    self.touched[ci] = Adj::Dense;
+                }
+                Adj::One(at, v) => self.densify(c, at, v),
+                Adj::Dense => {}
+            }
+        }
+        fresh
+    }
+
+    /// Write out an adjoint held as one entry: zeros, and `v` at `at`.
+    fn densify(&mut self, id: NodeId, at: usize, v: f64) {
+        let s = self.adj_off[id.index()];
+        let a = &mut self.adj[s..s + self.graph.node(id).len()];
+        a.fill(0.0);
+        a[at] = v;
+        self.touched[id.index()] = Adj::Dense;
+    }
+
+    /// Whether an n-ary max over `a` (one group) passes its adjoint down as one entry: when
+    /// `a` has no contribution yet and is not a view.
+    fn max_passes_one(&self, a: NodeId) -> bool {
+        fast_paths()
+            && !self.graph.node(a).batched
+            && self.touched[a.index()] == Adj::Zero
+            && self.adj_view(a).is_none()
+    }
+
+    /// The operand and start of a gather whose adjoint is a view of its operand's (see
+    /// `adjoint_views`): its adjoint offset lies inside the operand's adjoint, where a node's
+    /// own block always lies after its children's.
+    fn adj_view(&self, id: NodeId) -> Option<(NodeId, usize)> {
+        match self.graph.node(id).op {
+            Op::Gather { arg, start, .. }
+                if self.adj_off[id.index()]
+                    < self.adj_off[arg.index()] + self.graph.node(arg).len() =>
+            {
+                Some((arg, start))
+            }
+            _ => None,
+        }
+    }
+
+    /// Let an operand `a` of `a + b` (both of the output's shape), of `a − b` (`b` of the
+    /// output's shape or a constant scalar) or of `a + c` (`c` a constant scalar) share the
+    /// node's adjoint when that node is its only consumer: `a`'s adjoint is then 1 · g = g,
+    /// written by nobody else, so its offset is moved onto the node's (parents first, so
+    /// chains share one block) and neither writing nor reading a copy is needed. Gathers are
+    /// left to `adjoint_views`.
+    fn unit_slope_aliases(&mut self) {
+        let g = self.graph;
+        if !fast_paths() {
+            return;
+        }
+        let mut uses = vec![0u32; g.nodes.len()];
+        for i in 0..g.nodes.len() as u32 {
+            for c in g.children(NodeId(i)) {
+                uses[c.index()] += 1;
+            }
+        }
+        for (i, n) in g.nodes.iter().enumerate().rev() {
+            let Op::Binary(op, a, b) = n.op else { continue };
+            let (na, nb) = (g.node(a), g.node(b));
+            let full = |m: &Node| m.len() == n.len();
+            let const_scalar = |m: &Node| m.len() == 1 && !m.varies;
+            let slots = match op {
+                ElemBinary::Add if full(na) && full(nb) => [Some(a), Some(b)],
+                ElemBinary::Add | ElemBinary::Sub if full(na) && const_scalar(nb) => {
+                    [Some(a), None]
+                }
+                ElemBinary::Sub if full(na) && full(nb) => [Some(a), None],
+                _ => [None, None],
+            };
+            for c in slots.into_iter().flatten() {
+                let nc = g.node(c);
+                let gather = matches!(nc.op, Op::Gather { .. });
+                if uses[c.index()] == 1 && nc.varies && !n.is_empty() && !gather {
+                    self.adj_off[c.index()] = self.adj_off[i];
+                }
+            }
+        }
+    }
+
+    /// Let a contiguous gather `G` of a vector `a` share `a`'s adjoint (its offset moved into
+    /// it) when its consumer `C` adds to `G`'s adjoint and `G`'s backward step would then add
+    /// that to `a`'s: when `G` has exactly one consumer edge, no node after `G` up to `C`
+    /// reads `a` (so nothing else adds to `a` in between, or in `C`'s loop in another order),
+    /// and `a` is not such a view itself.
+    /// `C` then adds to `a`'s adjoint directly: the same sums in the same order (a + (0 + c)
+    /// becomes a + c), without writing and reading `G`'s adjoint.
+    fn adjoint_views(&mut self) {
+        let g = self.graph;
+        if !fast_paths() {
+            return;
+        }
+        let mut readers: Vec<Vec<u32>> = vec![Vec::new(); g.nodes.len()];
+        for i in 0..g.nodes.len() as u32 {
+            for c in g.children(NodeId(i)) {
+                readers[c.index()].push(i);
+            }
+        }
+        for (i, n) in g.nodes.iter().enumerate() {
+            let Op::Gather {
+                arg,
+                start,
+                step: 1,
+                ..
+            } = n.op
+            else {
+                continue;
+            };
+            let [c] = readers[i][..] else { continue };
+            let ra = &readers[arg.index()];
+            let next = ra[ra.partition_point(|&r| r <= i as u32)..].first();
+            let quiet = next.is_none_or(|&r| r > c);
+            if quiet
+                && n.varies
+                && n.cols == 1
+                && !g.node(arg).batched
+                && self.adj_view(arg).is_none()
+            {
+                self.adj_off[i] = self.adj_off[arg.index()] + start;
+            }
+        }
+    }
+
+    /// Add `w` to entry `at` of the adjoint of `id` (as `0 + w` when it had no contribution).
+    fn add_one(&mut self, id: NodeId, at: usize, w: f64) {
+        if let Some((a, start)) = self.adj_view(id) {
+            return self.add_one(a, start + at, w);
+        }
+        let (i, s) = (id.index(), self.adj_off[id.index()]);
+        match self.touched[i] {
+            Adj::Zero => self.touched[i] = Adj::One(at, 0.0 + w),
+            Adj::One(a, v) => {
+                self.densify(id, a, v);
+                self.adj[s + at] += w;
+            }
+            Adj::Dense => self.adj[s + at] += w,
+        }
+    }
+
+    /// The backward step of a node whose adjoint is `v` at entry `at` and zero elsewhere,
+    /// touching one entry, for the operations that pass one entry on to one entry (a
+    /// parameter, a gather, and the unary operations with a finite slope wherever their value
+    /// is finite); false for the others, which take the dense path. The dense step would add
+    /// slope · 0 to the other entries: the same bits, except that an infinite slope there
+    /// would make a NaN.
+    fn one_backward(&mut self, id: NodeId, at: usize, v: f64, grad: &mut [f64]) -> bool {
+        let g = self.graph;
+        let n = g.node(id);
+        match n.op {
+            Op::Param(p) => {
+                let o = g.params[p].offset;
+                grad[o + at] += v;
+                self.wbatch[p].add_to(&mut grad[o..o + n.len()]);
+            }
+            Op::Unary(op, a) => {
+                let x = self.arena[self.voff[a.index()] + at];
+                let Some(d) = one_slope(op, x) else {
+                    return false;
+                };
+                self.add_one(a, at, d * v);
+            }
+            Op::Gather {
+                arg,
+                start,
+                step,
+                len: m,
+            } => {
+                let na = g.node(arg);
+                let group = if na.batched { na.rows } else { na.len() };
+                let src = at / m * group + gather_index(start, step, at % m);
+                self.add_one(arg, src, v);
+            }
+            _ => return false,
+        }
+        true
     }
 
     /// A node with a zero adjoint contributes nothing, except that a staged weight product
@@ -97,7 +326,7 @@ impl Evaluator<'_> {
         }
         let oom = |e: AllocError| self.out_of_memory(e, "the adjoints of reverse mode");
         let adj = memory::filled(total, 0.0).map_err(oom)?;
-        let touched = memory::filled(self.graph.nodes.len(), false).map_err(oom)?;
+        let touched = memory::filled(self.graph.nodes.len(), Adj::Zero).map_err(oom)?;
         let ones = memory::filled(max_len, 1.0).map_err(oom)?;
         let tmp = [
             memory::filled(max_len, 0.0).map_err(oom)?,
@@ -105,6 +334,8 @@ impl Evaluator<'_> {
         ];
         (self.adj, self.touched, self.ones, self.tmp) = (adj, touched, ones, tmp);
         self.adj_off.push(total);
+        self.unit_slope_aliases();
+        self.adjoint_views();
         self.stage_weight_products()
     }
 
@@ -145,17 +376,24 @@ impl Evaluator<'_> {
         Ok(())
     }
 
+    /// The backward step of `id` (its children prepared by `prepare_children`, which says
+    /// which of the first two are `fresh`: written, not added to).
     fn node_backward(
         &mut self,
         id: NodeId,
+        fresh: [bool; 2],
         grad: &mut [f64],
         opts: EvalOptions,
     ) -> Result<(), EvalError> {
         let g = self.graph;
         let n = g.node(id);
+        let max_one = matches!(n.op, Op::Reduce(ReduceKind::Max, a) if self.max_passes_one(a));
         let (left, right) = self.adj.split_at_mut(self.adj_off[id.index()]);
         let gout = &right[..n.len()];
-        let val = |c: NodeId| coeffs(&self.arena, self.off[c.index()], 1, g.node(c).len())[0];
+        let val = |c: NodeId| {
+            let (ci, len) = (c.index(), g.node(c).len());
+            coeffs(&self.arena, self.voff[ci], self.off[ci], 1, len)[0]
+        };
         let aoff = &self.adj_off;
         let adj_of = |c: NodeId| -> (usize, usize) { (aoff[c.index()], g.node(c).len()) };
         let err = |m: String| EvalError {
@@ -173,7 +411,13 @@ impl Evaluator<'_> {
             }
             Op::Unary(op, a) => {
                 let (s, l) = adj_of(*a);
-                unary_back(*op, val(*a), val(id), gout, &mut left[s..s + l]).map_err(err)?;
+                let ga = &mut left[s..s + l];
+                let back = if fresh[0] {
+                    unary_back::<Set>(*op, val(*a), val(id), gout, ga)
+                } else {
+                    unary_back::<Acc>(*op, val(*a), val(id), gout, ga)
+                };
+                back.map_err(err)?;
             }
             Op::Binary(op, a, b) => binary_back(
                 g,
@@ -182,7 +426,12 @@ impl Evaluator<'_> {
                 (*b, val(*b)),
                 n,
                 gout,
-                Adjoints { left, off: aoff },
+                Adjoints {
+                    left,
+                    off: aoff,
+                    fresh,
+                    alias: [*a, *b].map(|c| !n.is_empty() && aoff[c.index()] == aoff[id.index()]),
+                },
             ),
             Op::MatMul(a, b) => {
                 let (na, nb) = (g.node(*a), g.node(*b));
@@ -235,6 +484,11 @@ impl Evaluator<'_> {
                             at = i;
                         }
                     }
+                    if max_one {
+                        // The only contribution so far: held as one entry.
+                        self.touched[a.index()] = Adj::One(at, 0.0 + gg);
+                        continue;
+                    }
                     left[s + gi * group + at] += gg;
                 }
             }
@@ -246,15 +500,19 @@ impl Evaluator<'_> {
                 if *kind == ReduceKind::Sum && group > 0 {
                     // ∂Σ/∂a = 1: each group's adjoint added to its entries.
                     for (ga, gg) in left[s..s + l].chunks_exact_mut(group).zip(gout) {
-                        for x in ga {
-                            *x += gg;
+                        if fresh[0] {
+                            ga.fill(*gg);
+                        } else {
+                            for x in ga {
+                                *x += gg;
+                            }
                         }
                     }
                     return Ok(());
                 }
                 for (i, ga) in left[s..s + l].iter_mut().enumerate() {
                     let gg = gout[i / group];
-                    *ga += match kind {
+                    let d = match kind {
                         ReduceKind::Sum => gg,
                         ReduceKind::SqNorm => 2.0 * va[i] * gg,
                         ReduceKind::Norm1 => sign_sel(va[i]) * gg,
@@ -262,6 +520,11 @@ impl Evaluator<'_> {
                         ReduceKind::Norm2 if vo[i / group] > 0.0 => va[i] / vo[i / group] * gg,
                         ReduceKind::Norm2 | ReduceKind::Max => 0.0,
                     };
+                    if fresh[0] {
+                        *ga = d;
+                    } else {
+                        *ga += d;
+                    }
                 }
             }
             Op::Dot(a, b) => dot_back(
@@ -270,7 +533,12 @@ impl Evaluator<'_> {
                 (*b, val(*b)),
                 n,
                 gout,
-                Adjoints { left, off: aoff },
+                Adjoints {
+                    left,
+                    off: aoff,
+                    fresh: [false; 2],
+                    alias: [false; 2],
+                },
             ),
             Op::Element { arg, row, col } => {
                 let na = g.node(*arg);
@@ -297,6 +565,10 @@ impl Evaluator<'_> {
                     // A contiguous range: a slice add per column.
                     for (j, gj) in gout.chunks_exact(*m).enumerate() {
                         let at = s + j * group + start;
+                        if fresh[0] {
+                            left[at..at + m].copy_from_slice(gj);
+                            continue;
+                        }
                         for (x, gg) in left[at..at + m].iter_mut().zip(gj) {
                             *x += gg;
                         }
@@ -374,6 +646,105 @@ impl WeightBatch {
     }
 }
 
+/// The state of a node's adjoint during one reverse pass.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Adj {
+    /// No contribution yet: the adjoint is zero (its storage holds stale numbers).
+    Zero,
+    /// Zero except `v` at entry `at` (its storage stale): what an n-ary max passes down.
+    One(usize, f64),
+    /// In storage.
+    Dense,
+}
+
+/// Whether `prepare_children` lets children be written rather than zeroed and added to, and
+/// an n-ary max pass one entry down (the unit tests compare with the plain pass).
+#[inline(always)]
+fn fast_paths() -> bool {
+    #[cfg(test)]
+    return !tests::PLAIN.get();
+    #[cfg(not(test))]
+    true
+}
+
+/// Which of the first two children of `n` its backward step writes at every entry (so a
+/// child without contributions yet can be written instead of zeroed and added to).
+fn writes_every_entry(g: &Graph, n: &Node) -> [bool; 2] {
+    match n.op {
+        Op::Unary(..) => [true, false],
+        Op::Binary(_, a, b) => {
+            let (na, nb) = (g.node(a), g.node(b));
+            if na.len() == n.len() && nb.len() == n.len() {
+                [true, true]
+            } else {
+                [na.len() == n.len() && nb.len() == 1 && !nb.varies, false]
+            }
+        }
+        Op::Reduce(kind, _) => [kind != ReduceKind::Max, false],
+        Op::Gather {
+            arg,
+            start,
+            step,
+            len,
+        } => {
+            let na = g.node(arg);
+            let group = if na.batched { na.rows } else { na.len() };
+            [start == 0 && step == 1 && len == group, false]
+        }
+        _ => [false, false],
+    }
+}
+
+/// The slope of a unary operation at `x` when it is finite wherever the value is (the
+/// operations an adjoint held as one entry passes through); `None` for the others.
+fn one_slope(op: ElemUnary, x: f64) -> Option<f64> {
+    match op {
+        ElemUnary::Neg => Some(-1.0),
+        ElemUnary::Scale(s) if s.is_finite() => Some(s),
+        ElemUnary::Abs => Some(sign_sel(x)),
+        ElemUnary::PowI(2) => Some(2.0 * x),
+        ElemUnary::PowI(k) if k >= 0 => super::kernels::powi_parts(x, k).map(|p| p.1),
+        _ => None,
+    }
+}
+
+/// How a backward step stores a contribution: added, or written (the first one).
+trait Put {
+    /// False for [`Skip`], whose operand's storage is not even indexed.
+    const STORES: bool = true;
+    fn put(x: &mut f64, v: f64);
+}
+
+/// `x += v`.
+struct Acc;
+
+/// `x = v`: the first contribution (the same number as 0 + v, up to the sign of a zero,
+/// which adjoints only pass on to sums that start from +0).
+struct Set;
+
+impl Put for Acc {
+    #[inline(always)]
+    fn put(x: &mut f64, v: f64) {
+        *x += v;
+    }
+}
+
+impl Put for Set {
+    #[inline(always)]
+    fn put(x: &mut f64, v: f64) {
+        *x = v;
+    }
+}
+
+/// Nothing: the operand shares the node's adjoint, which is its contribution 1 · g already.
+struct Skip;
+
+impl Put for Skip {
+    const STORES: bool = false;
+    #[inline(always)]
+    fn put(_: &mut f64, _: f64) {}
+}
+
 /// The sign selection at 0 is +1 (the right derivative of |x|).
 fn sign_sel(x: f64) -> f64 {
     if x < 0.0 {
@@ -383,7 +754,7 @@ fn sign_sel(x: f64) -> f64 {
     }
 }
 
-fn unary_back(
+fn unary_back<P: Put>(
     op: ElemUnary,
     va: &[f64],
     vo: &[f64],
@@ -392,17 +763,17 @@ fn unary_back(
 ) -> Result<(), String> {
     // The common operations in loops of their own (the operation hoisted out of the loop).
     match op {
-        ElemUnary::Neg => slope_loop(ga, va, gout, |_| -1.0),
-        ElemUnary::Scale(s) => slope_loop(ga, va, gout, |_| s),
-        ElemUnary::Abs => slope_loop(ga, va, gout, sign_sel),
-        ElemUnary::PowI(2) => slope_loop(ga, va, gout, |a| 2.0 * a),
-        _ => return unary_back_each(op, va, vo, gout, ga),
+        ElemUnary::Neg => slope_loop::<P>(ga, va, gout, |_| -1.0),
+        ElemUnary::Scale(s) => slope_loop::<P>(ga, va, gout, |_| s),
+        ElemUnary::Abs => slope_loop::<P>(ga, va, gout, sign_sel),
+        ElemUnary::PowI(2) => slope_loop::<P>(ga, va, gout, |a| 2.0 * a),
+        _ => return unary_back_each::<P>(op, va, vo, gout, ga),
     }
     Ok(())
 }
 
 /// The other operations, one entry at a time.
-fn unary_back_each(
+fn unary_back_each<P: Put>(
     op: ElemUnary,
     va: &[f64],
     vo: &[f64],
@@ -421,16 +792,16 @@ fn unary_back_each(
             ElemUnary::PowI(k) => super::kernels::powi_parts(va[i], k).map_or(f64::NAN, |p| p.1),
             ElemUnary::Pow(p) => pow_slope(va[i], p)?,
         };
-        ga[i] += d * gout[i];
+        P::put(&mut ga[i], d * gout[i]);
     }
     Ok(())
 }
 
-/// `ga += d(a) · gout` entrywise, monomorphized per slope `d`.
+/// `ga += d(a) · gout` (or `=`) entrywise, monomorphized per slope `d`.
 #[inline(always)]
-fn slope_loop(ga: &mut [f64], va: &[f64], gout: &[f64], d: impl Fn(f64) -> f64) {
+fn slope_loop<P: Put>(ga: &mut [f64], va: &[f64], gout: &[f64], d: impl Fn(f64) -> f64) {
     for ((x, &a), gg) in ga.iter_mut().zip(va).zip(gout) {
-        *x += d(a) * gg;
+        P::put(x, d(a) * gg);
     }
 }
 
@@ -450,6 +821,10 @@ fn pow_slope(a: f64, p: f64) -> Result<f64, String> {
 struct Adjoints<'a> {
     left: &'a mut [f64],
     off: &'a [usize],
+    /// Which of the first two operands' adjoints the step writes instead of adding to.
+    fresh: [bool; 2],
+    /// Which of them share the node's adjoint (see `unit_slope_aliases`): left alone.
+    alias: [bool; 2],
 }
 
 fn binary_back(
@@ -461,22 +836,53 @@ fn binary_back(
     gout: &[f64],
     adj: Adjoints<'_>,
 ) {
+    let mode = |k: usize| match (adj.alias[k], adj.fresh[k]) {
+        (true, _) => 2,
+        (false, fresh) => u8::from(fresh),
+    };
+    match (mode(0), mode(1)) {
+        (0, 0) => binary_back_op::<Acc, Acc>(g, op, a, b, n, gout, adj),
+        (1, 0) => binary_back_op::<Set, Acc>(g, op, a, b, n, gout, adj),
+        (0, 1) => binary_back_op::<Acc, Set>(g, op, a, b, n, gout, adj),
+        (1, 1) => binary_back_op::<Set, Set>(g, op, a, b, n, gout, adj),
+        (2, 0) => binary_back_op::<Skip, Acc>(g, op, a, b, n, gout, adj),
+        (2, 1) => binary_back_op::<Skip, Set>(g, op, a, b, n, gout, adj),
+        (0, 2) => binary_back_op::<Acc, Skip>(g, op, a, b, n, gout, adj),
+        (1, 2) => binary_back_op::<Set, Skip>(g, op, a, b, n, gout, adj),
+        _ => binary_back_op::<Skip, Skip>(g, op, a, b, n, gout, adj),
+    }
+}
+
+/// `binary_back` with the stores of the two operands' contributions chosen (see [`Put`]).
+fn binary_back_op<PA: Put, PB: Put>(
+    g: &Graph,
+    op: ElemBinary,
+    a: (NodeId, &[f64]),
+    b: (NodeId, &[f64]),
+    n: &Node,
+    gout: &[f64],
+    adj: Adjoints<'_>,
+) {
     let ctx = (g, a, b, n, gout);
     match op {
-        ElemBinary::Add => binary_back_with(ctx, adj, |_, _| (1.0, 1.0)),
-        ElemBinary::Sub => binary_back_with(ctx, adj, |_, _| (1.0, -1.0)),
-        ElemBinary::Mul => binary_back_with(ctx, adj, |x, y| (y, x)),
-        ElemBinary::Div => binary_back_with(ctx, adj, |x, y| (1.0 / y, -x / (y * y))),
-        ElemBinary::Max => binary_back_with(
-            ctx,
-            adj,
-            |x, y| if x >= y { (1.0, 0.0) } else { (0.0, 1.0) },
-        ),
-        ElemBinary::Min => binary_back_with(
-            ctx,
-            adj,
-            |x, y| if x <= y { (1.0, 0.0) } else { (0.0, 1.0) },
-        ),
+        ElemBinary::Add => binary_back_with::<PA, PB>(ctx, adj, |_, _| (1.0, 1.0)),
+        ElemBinary::Sub => binary_back_with::<PA, PB>(ctx, adj, |_, _| (1.0, -1.0)),
+        ElemBinary::Mul => binary_back_with::<PA, PB>(ctx, adj, |x, y| (y, x)),
+        ElemBinary::Div => binary_back_with::<PA, PB>(ctx, adj, |x, y| (1.0 / y, -x / (y * y))),
+        ElemBinary::Max => {
+            binary_back_with::<PA, PB>(
+                ctx,
+                adj,
+                |x, y| if x >= y { (1.0, 0.0) } else { (0.0, 1.0) },
+            )
+        }
+        ElemBinary::Min => {
+            binary_back_with::<PA, PB>(
+                ctx,
+                adj,
+                |x, y| if x <= y { (1.0, 0.0) } else { (0.0, 1.0) },
+            )
+        }
     }
 }
 
@@ -491,7 +897,11 @@ type BinaryBack<'a> = (
 /// The adjoint loop of one elementwise operation with partial derivatives `d(x, y)`,
 /// monomorphized per operation; operands of the output's shape take a flat loop.
 #[inline(always)]
-fn binary_back_with(ctx: BinaryBack<'_>, adj: Adjoints<'_>, d: impl Fn(f64, f64) -> (f64, f64)) {
+fn binary_back_with<PA: Put, PB: Put>(
+    ctx: BinaryBack<'_>,
+    adj: Adjoints<'_>,
+    d: impl Fn(f64, f64) -> (f64, f64),
+) {
     let (g, (a, va), (b, vb), n, gout) = ctx;
     let (na, nb) = (g.node(a), g.node(b));
     let (sa, sb) = (adj.off[a.index()], adj.off[b.index()]);
@@ -499,19 +909,22 @@ fn binary_back_with(ctx: BinaryBack<'_>, adj: Adjoints<'_>, d: impl Fn(f64, f64)
     if na.len() == n.len() && nb.len() == n.len() {
         for (i, gg) in gout.iter().enumerate() {
             let (da, db) = d(va[i], vb[i]);
-            if na.varies {
-                left[sa + i] += da * gg;
+            if na.varies && PA::STORES {
+                PA::put(&mut left[sa + i], da * gg);
             }
-            if nb.varies {
-                left[sb + i] += db * gg;
+            if nb.varies && PB::STORES {
+                PB::put(&mut left[sb + i], db * gg);
             }
         }
         return;
     }
     if na.len() == n.len() && nb.len() == 1 && !nb.varies {
+        if !PA::STORES {
+            return;
+        }
         // A constant scalar operand: only a's adjoint, read contiguously.
         for (i, gg) in gout.iter().enumerate() {
-            left[sa + i] += d(va[i], vb[0]).0 * gg;
+            PA::put(&mut left[sa + i], d(va[i], vb[0]).0 * gg);
         }
         return;
     }
@@ -551,5 +964,82 @@ fn dot_back(
                 left[sb + ib] += gg * va[ia];
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use crate::diag::{render_plain, SourceFile};
+    use crate::eval::{EvalOptions, Evaluator};
+    use crate::graph::{self, LowerOptions};
+    use crate::registry::{Order, Registry};
+
+    thread_local! {
+        /// Turns the fast paths of the reverse pass off (see `fast_paths`).
+        pub(super) static PLAIN: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// The gradient with written-not-added adjoints, one-entry adjoints below n-ary maxes and
+    /// gathers as views must equal, bit for bit, the plain pass (zeroed adjoints, dense
+    /// adjoints, copied gathers), at ties of the maxes and at zeros of abs.
+    #[test]
+    fn fast_paths_match_the_plain_pass() {
+        let text = "const n = 41
+param x: vec(n)
+let chain = sum(i in 1..n-1, max(-x[i] - x[i+1], -x[i] - x[i+1] + x[i]^2 + x[i+1]^2 - 1))
+let tops = max(i in 1..n, x[i]^2) + norminf(x) + max(i in 2..n, -2 * x[i]^3) + max(x) + min(x)
+let smooth = max(i in 1..n, exp(x[i])) + sqnorm(x) + norm1(x) + sum(i in 1..n, abs(x[i]))
+let diffs = sum(i in 1..n, x[i]^2 - abs(x[i])) - norm1(x) + (sqnorm(x) - 1)
+minimize chain + tops + smooth + diffs + sum(i in 1..n-1, min(x[i], 0.5 * x[i+1]))
+";
+        let r = Registry::with_standard();
+        let src = SourceFile::new("fast.mco", text);
+        let m =
+            crate::session::compile(&src, &r).unwrap_or_else(|d| panic!("{}", render_plain(&d)));
+        let g = graph::lower(&m, &LowerOptions { data: Vec::new() })
+            .unwrap_or_else(|d| panic!("{}", render_plain(&d)));
+        // Zeros (kinks of abs), ±1.25 (ties of the maxes of squares and of |x|), and others.
+        let x: Vec<f64> = (0..41)
+            .map(|i| match i % 5 {
+                0 => 0.0,
+                1 => 1.25,
+                2 => -1.25,
+                _ => (i as f64 * 0.37).sin(),
+            })
+            .collect();
+        let d: Vec<f64> = (0..41).map(|i| (i as f64 * 1.3).cos()).collect();
+        let opts = EvalOptions::default();
+        let run = |views: bool, plain: bool| {
+            let mut ev = Evaluator::new(&g, &r, Order::Two).unwrap_or_else(|e| panic!("{e}"));
+            if !views {
+                ev.voff = ev.off[..g.nodes.len()].to_vec();
+            }
+            assert_eq!(ev.voff != ev.off[..g.nodes.len()], views);
+            PLAIN.set(plain);
+            let mut grad = vec![f64::NAN; x.len()];
+            let f = ev.gradient(&x, &mut grad, opts);
+            PLAIN.set(false);
+            let f = f.unwrap_or_else(|e| panic!("{e}"));
+            let t1 = ev.directional(&x, &d, Order::One, opts);
+            let t2 = ev.directional(&x, &d, Order::Two, opts);
+            let (t1, t2) = (
+                t1.unwrap_or_else(|e| panic!("{e}")),
+                t2.unwrap_or_else(|e| panic!("{e}")),
+            );
+            let mut bits = vec![f.to_bits(), t1.value.to_bits(), t2.value.to_bits()];
+            bits.extend([t1.d1, t2.d1, t2.d2].map(|v| v.unwrap_or(f64::NAN).to_bits()));
+            bits.extend([t1.active_kinks as u64, t2.active_kinks as u64]);
+            bits.extend(grad.iter().map(|v| v.to_bits()));
+            bits
+        };
+        let plain = run(false, true);
+        assert_eq!(run(true, false), plain);
+        assert_eq!(run(true, true), plain);
+        assert_eq!(run(false, false), plain);
+        // The point has ties: the gradient selection is not the zero vector.
+        assert!(plain[8..].iter().any(|&b| f64::from_bits(b) != 0.0));
+        assert!(plain[6] > 0, "kinks: {}", plain[6]);
     }
 }
