@@ -80,7 +80,10 @@ pub fn gemm(alpha: f64, a: Mat<'_>, b: Mat<'_>, beta: f64, c: &mut [f64]) {
         // `a` read once for both), no packing; every column gets the same operations in the
         // same order as a product of its own.
         let (pairs, single) = (n / 2, n % 2);
-        let (bx, cy) = (b.data.split_at(pairs * 2 * k), c.split_at_mut(pairs * 2 * m));
+        let (bx, cy) = (
+            b.data.split_at(pairs * 2 * k),
+            c.split_at_mut(pairs * 2 * m),
+        );
         for (x, y) in bx.0.chunks_exact(2 * k).zip(cy.0.chunks_exact_mut(2 * m)) {
             if a.trans {
                 gemv_t2(alpha, a.data, a.rows, x, beta, y);
@@ -499,7 +502,16 @@ mod tests {
     fn two_column_kernels_equal_two_single_columns_to_the_bit() {
         let mut rng = crate::rng::Rng::new(11);
         let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        for (m, k) in [(1, 1), (3, 0), (0, 3), (5, 7), (20, 20), (17, 9), (128, 2), (9, 130)] {
+        for (m, k) in [
+            (1, 1),
+            (3, 0),
+            (0, 3),
+            (5, 7),
+            (20, 20),
+            (17, 9),
+            (128, 2),
+            (9, 130),
+        ] {
             let a: Vec<f64> = (0..m * k).map(|_| rng.normal()).collect();
             let xn: Vec<f64> = (0..2 * k).map(|_| rng.normal()).collect();
             let xt: Vec<f64> = (0..2 * m).map(|_| rng.normal()).collect();
@@ -536,7 +548,13 @@ mod tests {
                 for (x, y) in b.chunks_exact(m).zip(want.chunks_exact_mut(k)) {
                     gemv_t(1.0, &a, m, x, 0.0, y);
                 }
-                gemm(1.0, Mat::new(&a, m, k).t(), Mat::new(&b, m, n), 0.0, &mut got);
+                gemm(
+                    1.0,
+                    Mat::new(&a, m, k).t(),
+                    Mat::new(&b, m, n),
+                    0.0,
+                    &mut got,
+                );
                 assert_eq!(bits(&want), bits(&got), "gemm ({m}×{k})ᵀ·{m}×{n}");
             }
         }
