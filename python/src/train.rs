@@ -9,14 +9,13 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use mcopt::config::{self, RunFile};
-use mcopt::diag::{Diag, Diags, SourceFile};
+use mcopt::diag::{Diags, SourceFile};
 use mcopt::report::trace;
-use mcopt::session::certify::Point;
-use mcopt::session::outputs::{write_all, Outputs};
+use mcopt::session::outputs::Outputs;
 use mcopt::session::record::{self, Recorder, RunIdentity};
-use mcopt::session::train::{final_certificate_with, Started, TrainOverrides, TrainPlan, Trained};
+use mcopt::session::train::{finish, Started, TrainOverrides, TrainPlan};
 use mcopt::session::Inputs;
-use mcopt::solve::{Observer, Row, RunState, Status};
+use mcopt::solve::{Observer, Row, RunState};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
@@ -187,7 +186,8 @@ pub fn train<'py>(
                 interrupt: Some(stop),
             })
         })?;
-        finish(&plan, &run, &outputs, &identity, trained, &runfile, stop)
+        let done = finish(&plan, &outputs, &identity, trained, Some(stop))?;
+        Ok((done.report, done.x))
     });
     let (report, x) = ran.or_raise()?;
     if let Some(e) = observer.error.take() {
@@ -252,60 +252,4 @@ fn witnesses<'py>(py: Python<'py>, c: &serde_json::Value) -> PyResult<Bound<'py,
         }
     }
     Ok(out)
-}
-
-/// After the run: the outputs written as `mcopt train` writes them, and the report with its
-/// final certificate (computed at the final θ when no params file is written).
-fn finish(
-    plan: &TrainPlan,
-    run: &RunFile,
-    outputs: &Outputs,
-    identity: &RunIdentity,
-    trained: Trained<Recorder>,
-    runfile: &str,
-    stop: &'static AtomicBool,
-) -> Result<(mcopt::session::outputs::Report, Vec<f64>), Diags> {
-    let Trained {
-        status,
-        reason,
-        state,
-        mut recorder,
-        solver_state,
-    } = trained;
-    let status = match status {
-        Ok(s) => s,
-        Err(message) => {
-            record::write_failure(outputs, &mut recorder, &state, &message)?;
-            return Err(Diag::new("mcopt::train::run", message)
-                .in_file(runfile)
-                .into());
-        }
-    };
-    recorder.flush()?;
-    let solver_state = match solver_state {
-        Some(s) => s?,
-        None => Vec::new(),
-    };
-    let checkpoint = identity.checkpoint(&state, solver_state, recorder.mark());
-    let session = &plan.session;
-    let betas = &plan.betas;
-    let certify = |params: &Path| {
-        let params = params.display().to_string();
-        let point = Point::File(&params);
-        final_certificate_with(session, run, status, point, betas.clone(), Some(stop))
-    };
-    let mut report = write_all(
-        outputs,
-        session,
-        &checkpoint,
-        (&recorder.curves, recorder.steps()),
-        (status, reason.as_deref()),
-        &certify,
-    )?;
-    if outputs.params.is_none() && status != Status::Interrupted {
-        let point = Point::Theta(&state.x);
-        report.certificate =
-            final_certificate_with(session, run, status, point, betas.clone(), Some(stop))?;
-    }
-    Ok((report, state.x))
 }

@@ -6,18 +6,15 @@
 use std::path::Path;
 
 use mcopt::config;
-use mcopt::diag::{Diag, Diags};
+use mcopt::diag::Diags;
 use mcopt::solve::{RunState, Status};
 
 use super::train_out::{self, Progress};
 use super::EXIT_OK;
-use mcopt::session::outputs::write_all;
 use mcopt::session::outputs::Outputs;
 use mcopt::session::record::{self as train_record, Recorder, RunIdentity};
 use mcopt::session::resume::{checkpoint_shown, load_checkpoint, refuse_other_seed};
-use mcopt::session::train::{
-    final_certificate, Resume, Started, TrainOverrides, TrainPlan, Trained,
-};
+use mcopt::session::train::{finish, Finished, Resume, Started, TrainOverrides, TrainPlan};
 use mcopt::session::Inputs;
 
 /// Exit code of a run stopped by Ctrl-C (after writing everything); SIGTERM and SIGHUP give
@@ -136,39 +133,7 @@ pub fn train(a: &TrainArgs) -> Result<u8, Diags> {
         })
     });
     progress.finish();
-    let Trained {
-        status,
-        reason,
-        state,
-        mut recorder,
-        solver_state,
-    } = trained?;
-    let status = match status {
-        Ok(s) => s,
-        Err(message) => {
-            train_record::write_failure(&outputs, &mut recorder, &state, &message)?;
-            return Err(Diag::new("mcopt::train::run", message)
-                .in_file(&a.runfile)
-                .into());
-        }
-    };
-    recorder.flush()?;
-    let solver_state = match solver_state {
-        Some(s) => s?,
-        None => Vec::new(),
-    };
-    let checkpoint = identity.checkpoint(&state, solver_state, recorder.mark());
-    let session = &plan.session;
-    let betas = &plan.betas;
-    let certify = |params: &Path| final_certificate(session, &run, status, params, betas.clone());
-    let report = write_all(
-        &outputs,
-        session,
-        &checkpoint,
-        (&recorder.curves, recorder.steps()),
-        (status, reason.as_deref()),
-        &certify,
-    )?;
+    let Finished { report, status, .. } = finish(&plan, &outputs, &identity, trained?, None)?;
     if a.json {
         out!(
             "{}",

@@ -80,26 +80,10 @@ fn model_identity(session: &Session, consts: &[String]) -> Vec<u8> {
     bytes
 }
 
-/// The certificate of the trained point in the form, order and tolerance of the run file's
-/// `validate:` (default: (P), first order), in (P1) with the form's β (`betas`, the same the
-/// solver used); none for an interrupted run. A stop signal stops it (the handlers of
-/// `crate::signals` are installed: for the command line).
-pub fn final_certificate(
-    session: &Session,
-    run: &RunFile,
-    status: Status,
-    params: &Path,
-    betas: Option<Betas>,
-) -> Result<Option<serde_json::Value>, Diags> {
-    let interrupt = Some(crate::signals::install());
-    let params = params.display().to_string();
-    let point = certify::Point::File(&params);
-    final_certificate_with(session, run, status, point, betas, interrupt)
-}
-
-/// [`final_certificate`] at a [`certify::Point`] (the trained θ, when no file is written),
-/// stopped by `interrupt` instead of the stop signals (an embedding program, which installs
-/// no signal handlers).
+/// The run file's final certificate (its `validate:` form, order and tolerance; default (P),
+/// first order; (P1) with the form's β, the same the solver used) at a
+/// [`certify::Point`] (the params file written, or the trained θ when none is), stopped by
+/// `interrupt`; none for a run that was interrupted or diverged.
 pub fn final_certificate_with(
     session: &Session,
     run: &RunFile,
@@ -134,6 +118,75 @@ pub fn final_certificate_with(
         &cert,
         &prep.specs,
     )))
+}
+
+/// What a finished run leaves: its report (what `report.json` holds), how it ended, and θ.
+pub struct Finished {
+    pub report: super::outputs::Report,
+    pub status: Status,
+    pub x: Vec<f64>,
+}
+
+/// After [`TrainPlan::run`], for every caller alike: a run that failed gets its failure
+/// written (and its error returned, placed in the run file); otherwise the trace is flushed, the
+/// checkpoint built and every output written, with the run file's final certificate. Without
+/// a params file (an embedding program that writes nothing) the certificate is taken at θ.
+/// `interrupt` stops the certificate; `None` means the stop signals, installed here, as the
+/// command line wants.
+pub fn finish(
+    plan: &TrainPlan,
+    outputs: &super::outputs::Outputs,
+    identity: &super::record::RunIdentity,
+    trained: Trained<super::record::Recorder>,
+    interrupt: Option<&'static AtomicBool>,
+) -> Result<Finished, Diags> {
+    let Trained {
+        status,
+        reason,
+        state,
+        mut recorder,
+        solver_state,
+    } = trained;
+    let status = match status {
+        Ok(s) => s,
+        Err(message) => {
+            super::record::write_failure(outputs, &mut recorder, &state, &message)?;
+            return Err(Diag::new("mcopt::train::run", message)
+                .in_file(&plan.runfile)
+                .into());
+        }
+    };
+    recorder.flush()?;
+    let solver_state = match solver_state {
+        Some(s) => s?,
+        None => Vec::new(),
+    };
+    let checkpoint = identity.checkpoint(&state, solver_state, recorder.mark());
+    let (session, run, betas) = (&plan.session, plan.run, &plan.betas);
+    let interrupt = interrupt.or_else(|| Some(crate::signals::install()));
+    let certify = |params: &Path| {
+        let params = params.display().to_string();
+        let point = certify::Point::File(&params);
+        final_certificate_with(session, run, status, point, betas.clone(), interrupt)
+    };
+    let mut report = super::outputs::write_all(
+        outputs,
+        session,
+        &checkpoint,
+        (&recorder.curves, recorder.steps()),
+        (status, reason.as_deref()),
+        &certify,
+    )?;
+    if outputs.params.is_none() && status != Status::Interrupted {
+        let point = certify::Point::Theta(&state.x);
+        report.certificate =
+            final_certificate_with(session, run, status, point, betas.clone(), interrupt)?;
+    }
+    Ok(Finished {
+        report,
+        status,
+        x: state.x,
+    })
 }
 
 /// The form's β checked against the lifted layer groups (a group not named gets 1).
