@@ -73,16 +73,12 @@ pub fn bind_data(
     base_dir: &Path,
     split: Split,
 ) -> Result<Vec<SeqData>, Diags> {
-    let bound = config::bind(spec, base_dir, split, &data_slots(model))?;
-    Ok(bound
-        .into_iter()
-        .map(|b| SeqData {
-            steps: b.steps,
-            sequences: b.sequences,
-            values: b.values,
-            warmup: b.warmup,
-        })
-        .collect())
+    Ok(seq_data(config::bind(
+        spec,
+        base_dir,
+        split,
+        &data_slots(model),
+    )?))
 }
 
 /// [`bind_data`] on a table in memory (an embedding program's arrays) instead of `spec`'s file.
@@ -92,8 +88,17 @@ pub fn bind_memory(
     table: &config::Table,
     split: Split,
 ) -> Result<Vec<SeqData>, Diags> {
-    let bound = config::bind_table(spec, table, split, &data_slots(model))?;
-    Ok(bound
+    Ok(seq_data(config::bind_table(
+        spec,
+        table,
+        split,
+        &data_slots(model),
+    )?))
+}
+
+/// Bound columns as the graph's per-sequence data.
+fn seq_data(bound: Vec<config::BoundData>) -> Vec<SeqData> {
+    bound
         .into_iter()
         .map(|b| SeqData {
             steps: b.steps,
@@ -101,7 +106,7 @@ pub fn bind_memory(
             values: b.values,
             warmup: b.warmup,
         })
-        .collect())
+        .collect()
 }
 
 /// The specs of a graph's parameters θ, in order, for point and direction files.
