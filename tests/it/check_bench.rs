@@ -1,6 +1,6 @@
 //! Check speed (issue #2: "checking a generated 1,000-line model takes under 50 ms"): parse,
 //! check and lower a model from tests/common/gen.rs. The timing test is ignored by default; run
-//! it with `cargo test --release --test check_bench -- --ignored --nocapture`.
+//! it with `cargo test --release --test it check_bench:: -- --ignored --nocapture`.
 
 use crate::common;
 

@@ -1,5 +1,5 @@
 //! Parser throughput on generated models. The timing test is ignored by default; run it with
-//! `cargo test --release --test parse_bench -- --ignored --nocapture`.
+//! `cargo test --release --test it parse_bench:: -- --ignored --nocapture`.
 
 use crate::common;
 
