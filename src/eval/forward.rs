@@ -905,10 +905,9 @@ fn dot<const K: usize>(
 
 #[cfg(test)]
 mod tests {
-    use crate::diag::{render_plain, SourceFile};
+    use crate::eval::test_models::{graph_of, point_with_kinks};
     use crate::eval::{EvalOptions, Evaluator};
-    use crate::graph::{self, LowerOptions};
-    use crate::registry::{Order, Registry};
+    use crate::registry::Order;
 
     /// The one-pass maximum and tie count equal the two passes (max_value, then the count of
     /// entries ≥ it or NaN) over several blocks: the maximum in a later block, ties across
@@ -960,22 +959,8 @@ let chain = sum(i in 1..n-1, max(-x[i] - x[i+1], 2 * x[i]^2 + x[i+1]^2 - 1))
 let rest = sum(i in 1..n, abs(x[i])) + max(i in 1..n, x[i]^2)
 minimize chain + rest + sum(i in 1..n-1, min(x[i], 0.5 * x[i+1]))
 ";
-        let r = Registry::with_standard();
-        let src = SourceFile::new("fast.mco", text);
-        let m =
-            crate::session::compile(&src, &r).unwrap_or_else(|d| panic!("{}", render_plain(&d)));
-        let g = graph::lower(&m, &LowerOptions { data: Vec::new() })
-            .unwrap_or_else(|d| panic!("{}", render_plain(&d)));
-        // Zeros (kinks of abs), ±1.25 (ties of the max of squares), and generic entries.
-        let x: Vec<f64> = (0..41)
-            .map(|i| match i % 5 {
-                0 => 0.0,
-                1 => 1.25,
-                2 => -1.25,
-                _ => (i as f64 * 0.37).sin(),
-            })
-            .collect();
-        let d: Vec<f64> = (0..41).map(|i| (i as f64 * 1.3).cos()).collect();
+        let (r, g) = graph_of(text);
+        let (x, d) = point_with_kinks(41);
         let mut ev = Evaluator::new(&g, &r, Order::Two).unwrap_or_else(|e| panic!("{e}"));
         let opts = EvalOptions::default();
         let fast = ev

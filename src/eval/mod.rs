@@ -364,3 +364,37 @@ fn order_terms(order: Order) -> usize {
         Order::Two => 3,
     }
 }
+
+#[cfg(test)]
+/// What the evaluator's unit tests share: a model lowered from text, and a point with kinks.
+mod test_models {
+    use crate::diag::{render_plain, SourceFile};
+    use crate::graph::{self, Graph, LowerOptions};
+    use crate::registry::Registry;
+
+    /// The graph of model `text` (no data), with the standard registry it was checked against.
+    pub(super) fn graph_of(text: &str) -> (Registry, Graph) {
+        let r = Registry::with_standard();
+        let src = SourceFile::new("fast.mco", text);
+        let m =
+            crate::session::compile(&src, &r).unwrap_or_else(|d| panic!("{}", render_plain(&d)));
+        let g = graph::lower(&m, &LowerOptions { data: Vec::new() })
+            .unwrap_or_else(|d| panic!("{}", render_plain(&d)));
+        (r, g)
+    }
+
+    /// A point of `n` entries with zeros (kinks of abs), ±1.25 (ties of maxes of squares and of
+    /// |x|) and generic entries, and a direction with no zero entry.
+    pub(super) fn point_with_kinks(n: usize) -> (Vec<f64>, Vec<f64>) {
+        let x = (0..n)
+            .map(|i| match i % 5 {
+                0 => 0.0,
+                1 => 1.25,
+                2 => -1.25,
+                _ => (i as f64 * 0.37).sin(),
+            })
+            .collect();
+        let d = (0..n).map(|i| (i as f64 * 1.3).cos()).collect();
+        (x, d)
+    }
+}

@@ -971,10 +971,9 @@ fn dot_back(
 mod tests {
     use std::cell::Cell;
 
-    use crate::diag::{render_plain, SourceFile};
+    use crate::eval::test_models::{graph_of, point_with_kinks};
     use crate::eval::{EvalOptions, Evaluator};
-    use crate::graph::{self, LowerOptions};
-    use crate::registry::{Order, Registry};
+    use crate::registry::Order;
 
     thread_local! {
         /// Turns the fast paths of the reverse pass off (see `fast_paths`).
@@ -994,22 +993,8 @@ let smooth = max(i in 1..n, exp(x[i])) + sqnorm(x) + norm1(x) + sum(i in 1..n, a
 let diffs = sum(i in 1..n, x[i]^2 - abs(x[i])) - norm1(x) + (sqnorm(x) - 1)
 minimize chain + tops + smooth + diffs + sum(i in 1..n-1, min(x[i], 0.5 * x[i+1]))
 ";
-        let r = Registry::with_standard();
-        let src = SourceFile::new("fast.mco", text);
-        let m =
-            crate::session::compile(&src, &r).unwrap_or_else(|d| panic!("{}", render_plain(&d)));
-        let g = graph::lower(&m, &LowerOptions { data: Vec::new() })
-            .unwrap_or_else(|d| panic!("{}", render_plain(&d)));
-        // Zeros (kinks of abs), ±1.25 (ties of the maxes of squares and of |x|), and others.
-        let x: Vec<f64> = (0..41)
-            .map(|i| match i % 5 {
-                0 => 0.0,
-                1 => 1.25,
-                2 => -1.25,
-                _ => (i as f64 * 0.37).sin(),
-            })
-            .collect();
-        let d: Vec<f64> = (0..41).map(|i| (i as f64 * 1.3).cos()).collect();
+        let (r, g) = graph_of(text);
+        let (x, d) = point_with_kinks(41);
         let opts = EvalOptions::default();
         let run = |views: bool, plain: bool| {
             let mut ev = Evaluator::new(&g, &r, Order::Two).unwrap_or_else(|e| panic!("{e}"));

@@ -84,7 +84,7 @@ fn model_identity(session: &Session, consts: &[String]) -> Vec<u8> {
 /// first order; (P1) with the form's β, the same the solver used) at a
 /// [`certify::Point`] (the params file written, or the trained θ when none is), stopped by
 /// `interrupt`; none for a run that was interrupted or diverged.
-pub fn final_certificate_with(
+pub fn final_certificate(
     session: &Session,
     run: &RunFile,
     status: Status,
@@ -167,7 +167,7 @@ pub fn finish(
     let certify = |params: &Path| {
         let params = params.display().to_string();
         let point = certify::Point::File(&params);
-        final_certificate_with(session, run, status, point, betas.clone(), interrupt)
+        final_certificate(session, run, status, point, betas.clone(), interrupt)
     };
     let mut report = super::outputs::write_all(
         outputs,
@@ -180,7 +180,7 @@ pub fn finish(
     if outputs.params.is_none() && status != Status::Interrupted {
         let point = certify::Point::Theta(&state.x);
         report.certificate =
-            final_certificate_with(session, run, status, point, betas.clone(), interrupt)?;
+            final_certificate(session, run, status, point, betas.clone(), interrupt)?;
     }
     Ok(Finished {
         report,
