@@ -412,7 +412,7 @@ impl Frame<'_> {
             } => {
                 let na = g.node(*arg);
                 let ca = child(*arg);
-                let group = if na.batched { na.rows } else { na.len() };
+                let group = na.group_len();
                 let mut out = outputs::<K>(own, len);
                 if self.voff[id.index()] != self.off[id.index()] {
                     // A view (see `value_offsets`): only the coefficients after the value.
@@ -731,7 +731,7 @@ fn reduce<const K: usize>(
     mut out: [&mut [f64]; K],
     ztol: f64,
 ) -> usize {
-    let group = if na.batched { na.rows } else { na.len() };
+    let group = na.group_len();
     let mut kinks = 0;
     for g in 0..out[0].len() {
         let entries = g * group..(g + 1) * group;

@@ -283,7 +283,7 @@ impl Evaluator<'_> {
                 len: m,
             } => {
                 let na = g.node(arg);
-                let group = if na.batched { na.rows } else { na.len() };
+                let group = na.group_len();
                 let src = at / m * group + gather_index(start, step, at % m);
                 self.add_one(arg, src, v);
             }
@@ -473,7 +473,7 @@ impl Evaluator<'_> {
             Op::Reduce(ReduceKind::Max, a) => {
                 // The first entry with the largest value (ties to the first, as max(a, b)).
                 let na = g.node(*a);
-                let group = if na.batched { na.rows } else { na.len() };
+                let group = na.group_len();
                 let (s, _) = adj_of(*a);
                 let va = val(*a);
                 for (gi, gg) in gout.iter().enumerate() {
@@ -494,7 +494,7 @@ impl Evaluator<'_> {
             }
             Op::Reduce(kind, a) => {
                 let na = g.node(*a);
-                let group = if na.batched { na.rows } else { na.len() };
+                let group = na.group_len();
                 let (s, l) = adj_of(*a);
                 let (va, vo) = (val(*a), val(id));
                 if *kind == ReduceKind::Sum && group > 0 {
@@ -559,7 +559,7 @@ impl Evaluator<'_> {
                 len: m,
             } => {
                 let na = g.node(*arg);
-                let group = if na.batched { na.rows } else { na.len() };
+                let group = na.group_len();
                 let (s, _) = adj_of(*arg);
                 if *step == 1 {
                     // A contiguous range: a slice add per column.
@@ -688,7 +688,7 @@ fn writes_every_entry(g: &Graph, n: &Node) -> [bool; 2] {
             len,
         } => {
             let na = g.node(arg);
-            let group = if na.batched { na.rows } else { na.len() };
+            let group = na.group_len();
             [start == 0 && step == 1 && len == group, false]
         }
         _ => [false, false],

@@ -589,7 +589,7 @@ impl<'m> Lowerer<'m> {
             Unary::Norm2 => return Ok(self.reduce(ReduceKind::Norm2, a, span)),
             Unary::Mean => {
                 let n = self.node(a);
-                let len = if n.batched { n.rows } else { n.len() };
+                let len = n.group_len();
                 let s = self.reduce(ReduceKind::Sum, a, span);
                 return Ok(self.unary(ElemUnary::Scale(1.0 / len as f64), s, span));
             }

@@ -141,6 +141,16 @@ impl Node {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The entries of one sequence: a column of a batched node, all entries otherwise (what a
+    /// gather indexes and a per-sequence reduction reduces).
+    pub fn group_len(&self) -> usize {
+        if self.batched {
+            self.rows
+        } else {
+            self.len()
+        }
+    }
 }
 
 /// A parameter of the model, with where its entries live in the flat vector θ.

@@ -186,7 +186,7 @@ pub fn max_ties(ev: &Evaluator<'_>, id: NodeId, ztol: f64) -> Vec<Vec<usize>> {
         return Vec::new();
     };
     let na = g.node(a);
-    let group = if na.batched { na.rows } else { na.len() };
+    let group = na.group_len();
     let va = ev.coeff(a, 0);
     let mut out = Vec::new();
     for gi in 0..g.node(id).len() {

@@ -175,7 +175,7 @@ impl Builder<'_, '_> {
             }
             Op::Reduce(kind, a) => {
                 let na = g.node(*a);
-                let group = if na.batched { na.rows } else { na.len() };
+                let group = na.group_len();
                 let entries = i * group..(i + 1) * group;
                 let a0 = o.values(*a);
                 let mut parts = Vec::new();
@@ -243,7 +243,7 @@ impl Builder<'_, '_> {
                 len,
             } => {
                 let na = g.node(*arg);
-                let group = if na.batched { na.rows } else { na.len() };
+                let group = na.group_len();
                 let (k, c) = (i % (*len).max(1), i / (*len).max(1));
                 let src = c * group + gather_index(*start, *step, k);
                 Some(Outer::linear(self.terms(&[(*arg, src, 1.0)])?))
