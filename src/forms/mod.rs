@@ -12,6 +12,10 @@
 //! - [`Lifted::penalized`]`(&Betas) -> Graph`: the same graph with objective
 //!   Θ(z) = F(z) + Σ_ℓ β_ℓ ‖r_ℓ‖₁ (P1); [`Betas`] gives one β per layer group (an indexed
 //!   layer `h[t]` is one group, named `h`) or one β for all.
+//! - [`lift_with`]`(&Graph, &Registry, LiftMode)`: the same, and with [`LiftMode::Auto`] every
+//!   kink of the objective outside the layers ([`outer_kinks`]: `abs`, `max`, `min`, `norm1`,
+//!   piecewise functions) gets blocks too, its argument and its value, as if written as layers
+//!   (their [`Block::origin`] gives the term and its span; docs/srpa.md says why this cut).
 //! - [`lifted_layers`]`(&Graph)`: the layer slots that become blocks, without lifting.
 //! - [`Layout`]: where θ and every block u_ℓ live in z (offsets and sizes), with the groups.
 //! - [`Lifted::complete`]: a θ-only point completed by a forward pass (a feasible z), and
@@ -30,7 +34,7 @@ pub mod linearize;
 pub mod p1host;
 pub mod tangent;
 
-pub use lift::{lift, lifted_layers};
+pub use lift::{lift, lift_with, lifted_layers, outer_kinks, LiftMode, OuterKink};
 
 use std::collections::HashMap;
 
@@ -57,6 +61,17 @@ pub struct Block {
     pub psi: NodeId,
     /// r_ℓ = u_ℓ − ψ_{ℓ−1}(θ, u_{<ℓ}).
     pub residual: NodeId,
+    /// Where an automatic block comes from ([`lift_with`]); `None` for a `layer` declaration.
+    pub origin: Option<AutoOrigin>,
+}
+
+/// The term of the objective an automatic block was lifted from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AutoOrigin {
+    /// `abs`, `max`, `min`, `norm1` or the piecewise function's name.
+    pub term: String,
+    /// The term's span in the model source.
+    pub span: crate::diag::Span,
 }
 
 impl Block {
@@ -141,6 +156,10 @@ pub struct Lifted {
     /// one leaf per block.
     pub graph: Graph,
     pub layout: Layout,
+    /// The graph the blocks' `original` nodes belong to when [`lift_with`] rewrote the kinks of
+    /// the objective into layers (the same values as the model's graph); `None` when it is the
+    /// graph passed to the lift. [`Lifted::complete`] evaluates this one.
+    pub source: Option<Graph>,
 }
 
 /// Largest absolute residual entry of a z.
@@ -155,8 +174,15 @@ pub struct Residual {
 }
 
 impl Lifted {
+    /// The graph a forward completion evaluates: [`Lifted::source`], else `graph` (the one
+    /// this was lifted from).
+    pub fn source_of<'a>(&'a self, graph: &'a Graph) -> &'a Graph {
+        self.source.as_ref().unwrap_or(graph)
+    }
+
     /// A feasible z from θ: every block's value by a forward pass of the original graph
-    /// (`ev` must evaluate the graph this was lifted from).
+    /// (`ev` must evaluate the graph this was lifted from, or [`Lifted::source`] when it is
+    /// `Some`: see [`Lifted::source_of`]).
     pub fn complete(&self, ev: &mut Evaluator<'_>, theta: &[f64]) -> Result<Vec<f64>, EvalError> {
         ev.value(theta, EvalOptions::default())?;
         Ok(self.with_blocks(ev, theta, 0))

@@ -191,6 +191,12 @@ fn node_counts(
                 })
                 .collect()
         }
+        Op::Gather { arg: a, .. } | Op::Element { arg: a, .. } => {
+            let child = of(a)?;
+            (0..node.len())
+                .map(|e| child[super::ops::picked(g, node, e)])
+                .collect()
+        }
         Op::Binary(_, a, b) => {
             let (na, nb) = (g.node(*a), g.node(*b));
             (0..node.len())

@@ -25,6 +25,27 @@ pub(super) fn needed_nodes(lifted: &Lifted) -> Vec<NodeId> {
         .collect()
 }
 
+/// The entry of its operand that entry `e` of a gather or element node reads (per column when
+/// batched, as the evaluator does).
+pub(super) fn picked(g: &crate::graph::Graph, node: &Node, e: usize) -> usize {
+    match node.op {
+        Op::Gather {
+            arg, start, step, ..
+        } => {
+            let (k, j) = (e % node.rows, e / node.rows);
+            j * g.node(arg).group_len() + crate::graph::gather_index(start, step, k)
+        }
+        Op::Element { arg, row, col } => {
+            if node.batched {
+                row + e * g.node(arg).rows
+            } else {
+                row + col * g.node(arg).rows
+            }
+        }
+        _ => e,
+    }
+}
+
 /// Index of output entry `e` of `out` in a broadcast operand `arg`.
 fn bcast(out: &Node, arg: &Node, e: usize) -> usize {
     let (i, j) = (e % out.rows, e / out.rows);
@@ -123,6 +144,15 @@ impl Linearizer<'_> {
                     csr.ptr.push(csr.idx.len());
                 }
             }
+            Op::Gather { arg: a, .. } | Op::Element { arg: a, .. } => {
+                let child = &self.pat[a];
+                for e in 0..node.len() {
+                    let src = picked(g, node, e);
+                    csr.idx
+                        .extend_from_slice(&child.idx[child.ptr[src]..child.ptr[src + 1]]);
+                    csr.ptr.push(csr.idx.len());
+                }
+            }
             Op::Binary(..) | Op::MatMul(..) => {
                 let mut parts = Vec::new();
                 for e in 0..node.len() {
@@ -172,6 +202,15 @@ impl Linearizer<'_> {
                 for e in 0..node.len() {
                     let (i, j) = (e % node.rows, e / node.rows);
                     let src = j + i * node.cols;
+                    let n = csr.ptr[e + 1] - csr.ptr[e];
+                    vals[csr.ptr[e]..csr.ptr[e] + n]
+                        .copy_from_slice(&child[cpat.ptr[src]..cpat.ptr[src] + n]);
+                }
+            }
+            Op::Gather { arg: a, .. } | Op::Element { arg: a, .. } => {
+                let (csr, child, cpat) = (&self.pat[&id], &self.vals[a], &self.pat[a]);
+                for e in 0..node.len() {
+                    let src = picked(g, node, e);
                     let n = csr.ptr[e + 1] - csr.ptr[e];
                     vals[csr.ptr[e]..csr.ptr[e] + n]
                         .copy_from_slice(&child[cpat.ptr[src]..cpat.ptr[src] + n]);
