@@ -46,9 +46,23 @@ pub struct RunFile {
     /// `form:` — settings of the problem's forms: β of (P1), read by the solvers that minimize
     /// (P1) and by the certificate alike.
     pub form: FormSettings,
+    /// `lift:` — which terms a solver on (P1) lifts into blocks of z.
+    pub lift: LiftChoice,
+    /// Where `lift:` is written (`None` without the key).
+    pub lift_span: Option<Span>,
     /// Warnings about the file (old spellings still accepted), for the caller to show.
     pub warnings: Diags,
     pub source: Arc<SourceFile>,
+}
+
+/// `lift:` of a run file: `auto` (the default) lifts the `layer` declarations and every kink of
+/// the objective outside them; `layers` lifts the declarations only (SRPA then refuses a model
+/// with kinks outside them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LiftChoice {
+    #[default]
+    Auto,
+    Layers,
 }
 
 /// `form:` of a run file.
@@ -263,6 +277,7 @@ const TOP_KEYS: &[&str] = &[
     "consts",
     "checkpoint",
     "form",
+    "lift",
 ];
 const FORM_KEYS: &[&str] = &["p1"];
 const P1_KEYS: &[&str] = &["beta"];
@@ -345,6 +360,14 @@ pub fn parse_run(source: &Arc<SourceFile>, path: &Path) -> Result<RunFile, Diags
             None => CheckpointEvery::default(),
         },
         form: FormSettings::default(),
+        lift: top
+            .get("lift")
+            .and_then(|v| r.choice(&v, &["auto", "layers"]))
+            .map_or(LiftChoice::Auto, |s| match s.as_str() {
+                "layers" => LiftChoice::Layers,
+                _ => LiftChoice::Auto,
+            }),
+        lift_span: top.get("lift").map(|v| r.span(&v.path)),
         warnings: Diags::new(),
         model: model.unwrap_or_default(),
         model_span,

@@ -132,6 +132,7 @@ pub const CODES: &[(&str, &str)] = &[
     ("mcopt::train::batch", "the minibatch layout of a run file does not fit the data"),
     ("mcopt::train::checkpoint", "a checkpoint cannot be read or does not match the run"),
     ("mcopt::train::eval", "the problem cannot be built for training (an evaluator error)"),
+    ("mcopt::train::lift", "a solver on (P1) with `lift: layers` and kinks of the objective outside the layers (each term named; `lift: auto` lifts them)"),
     ("mcopt::train::memory", "SRPA's subproblem would need more memory than is available or than --memory-limit allows"),
     ("mcopt::train::no_solver", "the run file names no solver"),
     ("mcopt::train::option", "a solver option is unknown, of the wrong type or out of range"),

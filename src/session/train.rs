@@ -189,6 +189,51 @@ pub fn finish(
     })
 }
 
+/// How a solver on (P1) lifts the model (the run file's `lift:`; a certificate alone lifts the
+/// layers). With `lift: layers`, kinks of the objective outside the layers are refused with
+/// `mcopt::train::lift`, naming each term: SRPA would see them only through a gradient
+/// selection and stall.
+fn lift_mode(
+    run: &RunFile,
+    solver_p1: bool,
+    graph: &Graph,
+    registry: &Registry,
+) -> Result<forms::LiftMode, Diags> {
+    if !solver_p1 {
+        return Ok(forms::LiftMode::Layers);
+    }
+    if run.lift == config::LiftChoice::Auto {
+        return Ok(forms::LiftMode::Auto);
+    }
+    let kinks = forms::outer_kinks(graph, registry);
+    let Some(first) = kinks.first() else {
+        return Ok(forms::LiftMode::Layers);
+    };
+    const SHOWN: usize = 8;
+    let label = |k: &forms::OuterKink| format!("`{}` outside the layers, depends on θ", k.term);
+    let mut d = Diag::new(
+        "mcopt::train::lift",
+        format!(
+            "the objective has {} outside the layers, and the run file says `lift: layers`: the solver would see {} only through a gradient selection",
+            crate::text::plural(kinks.len(), "kink", "kinks"),
+            if kinks.len() == 1 { "it" } else { "them" }
+        ),
+    )
+    .at(&graph.source, first.span, label(first));
+    for k in kinks.iter().skip(1).take(SHOWN - 1) {
+        d = d.label(k.span, label(k));
+    }
+    let more = match kinks.len().saturating_sub(SHOWN) {
+        0 => String::new(),
+        n => format!(" ({n} more not shown)"),
+    };
+    Err(d
+        .help(format!(
+            "`lift: auto` (the default) lifts them: each term's argument and value become blocks of z, as if written as layers{more}; or write them as `layer` declarations"
+        ))
+        .into())
+}
+
 /// The form's β checked against the lifted layer groups (a group not named gets 1).
 fn form_betas(
     lifted: &Lifted,
@@ -669,7 +714,9 @@ impl<'r> TrainPlan<'r> {
         // the final certificate in (P1) reads too.
         let needs_p1 = info.requires & PROBLEM_CAP_STRUCTURE != 0;
         let certify_p1 = run.validate.form == config::ProblemForm::P1;
-        let lifted = (needs_p1 || certify_p1).then(|| forms::lift(&train_graph));
+        let mode = lift_mode(run, needs_p1, &train_graph, &session.registry)?;
+        let lifted = (needs_p1 || certify_p1)
+            .then(|| forms::lift_with(&train_graph, &session.registry, mode));
         let names: Vec<String> = info.options.iter().map(|o| o.name.clone()).collect();
         let mut warnings = Diags::new();
         let betas = match &lifted {
@@ -766,7 +813,7 @@ impl<'r> TrainPlan<'r> {
         }
         let mut host = match (&self.lifted, &self.penalized, &self.betas) {
             (Some(l), Some(pen), Some(b)) => Some(
-                P1Host::new(l, pen, b, &self.train_graph, &session.registry).map_err(|e| {
+                P1Host::new(l, pen, b, l.source_of(&self.train_graph), &session.registry).map_err(|e| {
                     Diags::from(Diag::new("mcopt::train::p1", e.to_string()).in_file(&model_path))
                 })?,
             ),
