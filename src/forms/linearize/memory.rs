@@ -197,6 +197,29 @@ fn node_counts(
                 .map(|e| child[super::ops::picked(g, node, e)])
                 .collect()
         }
+        // Reductions and inner products: the sum of the entries' counts, an upper bound of
+        // their union.
+        Op::Reduce(crate::graph::ReduceKind::Sum | crate::graph::ReduceKind::SqNorm, a) => {
+            let child = of(a)?;
+            let group = g.node(*a).group_len();
+            (0..node.len())
+                .map(|e| child[e * group..(e + 1) * group].iter().fold(zero, |s, &c| add(s, c)))
+                .map(|c| (c.0.min(n_theta as u32), c.1))
+                .collect()
+        }
+        Op::Dot(a, b) => {
+            let (na, nb) = (g.node(*a), g.node(*b));
+            (0..node.len())
+                .map(|e| {
+                    super::ops::dot_pairs(na, nb, node, e).fold(zero, |s, (ia, ib)| {
+                        let ca = of(a).map_or(zero, |c| c[ia]);
+                        let cb = of(b).map_or(zero, |c| c[ib]);
+                        add(add(s, ca), cb)
+                    })
+                })
+                .map(|c| (c.0.min(n_theta as u32), c.1))
+                .collect()
+        }
         Op::Binary(_, a, b) => {
             let (na, nb) = (g.node(*a), g.node(*b));
             (0..node.len())

@@ -2,7 +2,7 @@
 
 use super::{Csr, Linearization, LinearizeError, Linearizer};
 use crate::forms::Lifted;
-use crate::graph::{ElemBinary, ElemUnary, Node, NodeId, Op};
+use crate::graph::{ElemBinary, ElemUnary, Node, NodeId, Op, ReduceKind};
 use crate::registry::Order;
 
 /// The varying nodes the residuals depend on, in topological order.
@@ -44,6 +44,33 @@ pub(super) fn picked(g: &crate::graph::Graph, node: &Node, e: usize) -> usize {
         }
         _ => e,
     }
+}
+
+/// The pairs of entries (of `na`, of `nb`) that group `g` of the inner product `n` multiplies,
+/// with broadcasting of dimensions of size 1, as the evaluator pairs them.
+pub(super) fn dot_pairs<'a>(
+    na: &'a Node,
+    nb: &'a Node,
+    n: &Node,
+    g: usize,
+) -> impl Iterator<Item = (usize, usize)> + 'a {
+    let rows = na.rows.max(nb.rows);
+    let (batched, group) = if n.batched {
+        (true, rows)
+    } else {
+        (false, na.len().max(nb.len()))
+    };
+    let strides = |x: &Node| {
+        (
+            usize::from(x.rows != 1),
+            if x.cols == 1 { 0 } else { x.rows },
+        )
+    };
+    let ((ars, acs), (brs, bcs)) = (strides(na), strides(nb));
+    (0..group).map(move |e| {
+        let (i, j) = if batched { (e, g) } else { (e % rows, e / rows) };
+        (i * ars + j * acs, i * brs + j * bcs)
+    })
 }
 
 /// Index of output entry `e` of `out` in a broadcast operand `arg`.
@@ -108,6 +135,27 @@ impl Linearizer<'_> {
                     }
                 }
             }
+            Op::Reduce(kind, a) if self.varying(*a) => {
+                let group = g.node(*a).group_len();
+                for i in e * group..(e + 1) * group {
+                    let w = match kind {
+                        ReduceKind::SqNorm => 2.0 * value(*a, i),
+                        _ => 1.0,
+                    };
+                    out.push((*a, i, w));
+                }
+            }
+            Op::Dot(a, b) => {
+                let (na, nb) = (g.node(*a), g.node(*b));
+                for (ia, ib) in dot_pairs(na, nb, node, e) {
+                    if self.varying(*a) {
+                        out.push((*a, ia, value(*b, ib)));
+                    }
+                    if self.varying(*b) {
+                        out.push((*b, ib, value(*a, ia)));
+                    }
+                }
+            }
             _ => {}
         }
     }
@@ -153,7 +201,10 @@ impl Linearizer<'_> {
                     csr.ptr.push(csr.idx.len());
                 }
             }
-            Op::Binary(..) | Op::MatMul(..) => {
+            Op::Binary(..)
+            | Op::MatMul(..)
+            | Op::Dot(..)
+            | Op::Reduce(ReduceKind::Sum | ReduceKind::SqNorm, _) => {
                 let mut parts = Vec::new();
                 for e in 0..node.len() {
                     *stamp += 1;
@@ -216,7 +267,10 @@ impl Linearizer<'_> {
                         .copy_from_slice(&child[cpat.ptr[src]..cpat.ptr[src] + n]);
                 }
             }
-            Op::Binary(..) | Op::MatMul(..) => self.combine(id, &mut vals),
+            Op::Binary(..)
+            | Op::MatMul(..)
+            | Op::Dot(..)
+            | Op::Reduce(ReduceKind::Sum | ReduceKind::SqNorm, _) => self.combine(id, &mut vals),
             _ => {}
         }
         self.vals.insert(id, vals);
