@@ -75,16 +75,31 @@ fn print_text(r: &Reformulated) {
             (Some(a), _) => a.to_string(),
             _ => String::new(),
         };
+        let from = v
+            .from
+            .as_ref()
+            .map(|o| {
+                format!(
+                    "  lifted from `{}` at {}:{}: {}",
+                    o.term, o.line, o.column, o.text
+                )
+            })
+            .unwrap_or_default();
         out!(
-            "  u  {:<12} {shape:<8} {} × {inst}  ({range})",
+            "  u  {:<12} {shape:<8} {} × {inst}  ({range}){from}",
             v.name,
             v.size()
         );
     }
     let total: usize = r.blocks.iter().map(|b| b.blocks).sum();
+    let what = if r.variables.iter().any(|v| v.from.is_some()) {
+        "one per layer instance depending on θ, and for each kink of the objective outside the layers its argument and value, lifted automatically (`lift: auto`)"
+    } else {
+        "one per layer instance depending on θ"
+    };
     match r.form {
-        Form::P0 => out!("constraint blocks: {total} (one per layer instance depending on θ)"),
-        _ => out!("penalty blocks: {total} (one per layer instance depending on θ)"),
+        Form::P0 => out!("constraint blocks: {total} ({what})"),
+        _ => out!("penalty blocks: {total} ({what})"),
     }
     for b in &r.blocks {
         let beta = b

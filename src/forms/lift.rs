@@ -118,7 +118,8 @@ fn objective_region(graph: &Graph) -> Vec<bool> {
 /// - `max(a, c)` with c constant: `K.arg = a`, `K = max(K.arg, c)` (likewise `min`, either side);
 /// - `max(a, b)` with both varying: `K.arg = a − b`, `K = b + max(K.arg, 0)`;
 /// - `max(v)` over n entries: a tournament of ⌈log₂ n⌉ rounds, round j pairing the first and
-///   last ⌈m/2⌉ of the m entries left: `K.arg[j] = a − b`, `K[j] = b + max(K.arg[j], 0)`;
+///   last ⌈m/2⌉ of the m entries left (a − b and b + max(a − b, 0) entrywise, as above):
+///   `K.roundj.arg = a − b`, `K.roundj = b + max(K.roundj.arg, 0)`;
 /// - `norm1(v)`: `K.arg = v`, `K = abs(K.arg)`, and the term reads `sum(K)`.
 ///
 /// Returns the graph and, per layer slot, where an automatic one comes from.
@@ -268,7 +269,10 @@ impl Rewrite {
                     };
                     let a = half(0, self);
                     let b = half(m - c, self);
-                    let names = (format!("{arg}[{round}]"), format!("{name}[{round}]"));
+                    let names = (
+                        format!("{name}.round{round}.arg"),
+                        format!("{name}.round{round}"),
+                    );
                     let template = Node {
                         rows: c,
                         ..node.clone()

@@ -44,6 +44,8 @@ pub struct Session {
     /// The data `data` binds, when an embedding program holds them in memory (read instead
     /// of `data`'s file).
     pub memory: Option<std::sync::Arc<config::Table>>,
+    /// The run file's `lift:` (`auto` without a run file): what `reformulate` lifts.
+    pub lift: config::LiftChoice,
 }
 
 impl Session {
@@ -78,6 +80,7 @@ impl Session {
             data,
             data_dir,
             memory: None,
+            lift: run.map_or(config::LiftChoice::Auto, |r| r.lift),
         })
     }
 

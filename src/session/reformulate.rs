@@ -49,6 +49,43 @@ pub struct Variable {
     pub instances: Vec<String>,
     pub rows: usize,
     pub cols: usize,
+    /// For a group lifted automatically (a kink of the objective outside the layers): the term
+    /// it comes from.
+    pub from: Option<Origin>,
+}
+
+/// The term of the model an automatically lifted group comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Origin {
+    /// `abs`, `max`, `min`, `norm1` or the piecewise function's name.
+    pub term: String,
+    /// 1-based line and column of the term in the model file.
+    pub line: usize,
+    pub column: usize,
+    /// Byte offsets of the term in the model file.
+    pub start: usize,
+    pub end: usize,
+    /// The term's text (at most one line, clipped).
+    pub text: String,
+}
+
+impl Origin {
+    fn of(source: &crate::diag::SourceFile, o: &forms::AutoOrigin) -> Origin {
+        let text = &source.text;
+        let start = o.span.start.min(text.len());
+        let end = o.span.end.clamp(start, text.len());
+        let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+        let term_text = text.get(start..end).unwrap_or_default();
+        let first_line = term_text.lines().next().unwrap_or_default();
+        Origin {
+            term: o.term.clone(),
+            line: source.line_of(start),
+            column: text[line_start..start].chars().count() + 1,
+            start,
+            end,
+            text: crate::text::clip(first_line).into_owned(),
+        }
+    }
 }
 
 impl Variable {
@@ -75,7 +112,11 @@ pub struct BlockGroup {
 /// The lifted problem of the session's model on its training split.
 pub fn reformulate(s: &Session, req: &ReformulateRequest) -> Result<Reformulated, Diags> {
     let graph = require_graph(s, Split::Train)?;
-    let lifted = forms::lift(&graph);
+    let mode = match s.lift {
+        crate::config::LiftChoice::Auto => forms::LiftMode::Auto,
+        crate::config::LiftChoice::Layers => forms::LiftMode::Layers,
+    };
+    let lifted = forms::lift_with(&graph, &s.registry, mode);
     let (form, betas) = match &req.form {
         FormSpec::P0 => (Form::P0, None),
         FormSpec::P1(b) => {
@@ -126,6 +167,9 @@ impl Reformulated {
         let variables: Vec<Value> = self.variables.iter().map(|v| {
             if v.is_param() {
                 json!({"name": v.name, "role": "parameter", "rows": v.rows, "cols": v.cols, "size": v.size()})
+            } else if let Some(o) = &v.from {
+                let from = json!({"term": o.term, "line": o.line, "column": o.column, "start": o.start, "end": o.end, "text": o.text});
+                json!({"name": v.name, "role": "lifted", "instances": v.instances, "rows": v.rows, "cols": v.cols, "size": v.size(), "from": from})
             } else {
                 json!({"name": v.name, "role": "layer", "instances": v.instances, "rows": v.rows, "cols": v.cols, "size": v.size()})
             }
@@ -191,6 +235,7 @@ fn variables(graph: &Graph, lifted: &Lifted) -> Vec<Variable> {
         instances: Vec::new(),
         rows: p.shape.rows,
         cols: p.shape.cols,
+        from: None,
     });
     let layers = lifted.layout.groups.iter().map(|g| {
         let b = &lifted.layout.blocks[g.blocks[0]];
@@ -203,6 +248,7 @@ fn variables(graph: &Graph, lifted: &Lifted) -> Vec<Variable> {
                 .collect(),
             rows: b.rows,
             cols: b.cols,
+            from: b.origin.as_ref().map(|o| Origin::of(&graph.source, o)),
         }
     });
     params.chain(layers).collect()
