@@ -8,6 +8,7 @@ mod common;
 #[path = "../cli/support.rs"]
 mod support;
 
+mod autolift;
 mod batch;
 mod check_bench;
 mod check_corpus;
