@@ -216,7 +216,11 @@ impl Rewrite {
                 let a = self.layer_arg(a, &arg, origin);
                 self.value(Op::Unary(ElemUnary::Abs, a), node, name, origin)
             }
-            Op::Call { func, params, arg: a } => {
+            Op::Call {
+                func,
+                params,
+                arg: a,
+            } => {
                 let a = self.layer_arg(a, &arg, origin);
                 let op = Op::Call {
                     func,
@@ -225,24 +229,26 @@ impl Rewrite {
                 };
                 self.value(op, node, name, origin)
             }
-            Op::Binary(kind, a, b) => {
-                match (self.out.node(a).varies, self.out.node(b).varies) {
-                    (true, false) => {
-                        let a = self.layer_arg(a, &arg, origin);
-                        self.value(Op::Binary(kind, a, b), node, name, origin)
-                    }
-                    (false, true) => {
-                        let b = self.layer_arg(b, &arg, origin);
-                        self.value(Op::Binary(kind, a, b), node, name, origin)
-                    }
-                    _ => self.pair(kind, a, b, node, (&arg, name), origin),
+            Op::Binary(kind, a, b) => match (self.out.node(a).varies, self.out.node(b).varies) {
+                (true, false) => {
+                    let a = self.layer_arg(a, &arg, origin);
+                    self.value(Op::Binary(kind, a, b), node, name, origin)
                 }
-            }
+                (false, true) => {
+                    let b = self.layer_arg(b, &arg, origin);
+                    self.value(Op::Binary(kind, a, b), node, name, origin)
+                }
+                _ => self.pair(kind, a, b, node, (&arg, name), origin),
+            },
             Op::Reduce(ReduceKind::Norm1, v) => {
                 let v = self.layer_arg(v, &arg, origin);
                 let nv = self.out.node(v).clone();
                 let abs = self.value(Op::Unary(ElemUnary::Abs, v), &nv, name, origin);
-                push(&mut self.out, Op::Reduce(ReduceKind::Sum, abs), node.clone())
+                push(
+                    &mut self.out,
+                    Op::Reduce(ReduceKind::Sum, abs),
+                    node.clone(),
+                )
             }
             Op::Reduce(ReduceKind::Max, v) => {
                 let mut cur = v;

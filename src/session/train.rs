@@ -549,7 +549,9 @@ fn p1_betas(
         Betas::uniform(beta)
     } else {
         let mut betas = Betas::uniform(get("beta1", 1.0));
-        if let Some(last) = lifted.layout.groups.last() {
+        // the last declared layer's group (the output layer), not an automatically lifted one
+        let declared = |g: &&forms::Group| lifted.layout.blocks[g.blocks[0]].origin.is_none();
+        if let Some(last) = lifted.layout.groups.iter().rev().find(declared) {
             betas.per_group.insert(last.name.clone(), get("beta2", 1.0));
         }
         betas
@@ -813,9 +815,13 @@ impl<'r> TrainPlan<'r> {
         }
         let mut host = match (&self.lifted, &self.penalized, &self.betas) {
             (Some(l), Some(pen), Some(b)) => Some(
-                P1Host::new(l, pen, b, l.source_of(&self.train_graph), &session.registry).map_err(|e| {
-                    Diags::from(Diag::new("mcopt::train::p1", e.to_string()).in_file(&model_path))
-                })?,
+                P1Host::new(l, pen, b, l.source_of(&self.train_graph), &session.registry).map_err(
+                    |e| {
+                        Diags::from(
+                            Diag::new("mcopt::train::p1", e.to_string()).in_file(&model_path),
+                        )
+                    },
+                )?,
             ),
             _ => None,
         };

@@ -203,7 +203,11 @@ fn node_counts(
             let child = of(a)?;
             let group = g.node(*a).group_len();
             (0..node.len())
-                .map(|e| child[e * group..(e + 1) * group].iter().fold(zero, |s, &c| add(s, c)))
+                .map(|e| {
+                    child[e * group..(e + 1) * group]
+                        .iter()
+                        .fold(zero, |s, &c| add(s, c))
+                })
                 .map(|c| (c.0.min(n_theta as u32), c.1))
                 .collect()
         }

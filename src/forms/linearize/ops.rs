@@ -68,7 +68,11 @@ pub(super) fn dot_pairs<'a>(
     };
     let ((ars, acs), (brs, bcs)) = (strides(na), strides(nb));
     (0..group).map(move |e| {
-        let (i, j) = if batched { (e, g) } else { (e % rows, e / rows) };
+        let (i, j) = if batched {
+            (e, g)
+        } else {
+            (e % rows, e / rows)
+        };
         (i * ars + j * acs, i * brs + j * bcs)
     })
 }
