@@ -117,12 +117,15 @@ fn objective_region(graph: &Graph) -> Vec<bool> {
 /// - `abs(a)`, `f(a)` (f with breakpoints): `K.arg = a`, `K = abs(K.arg)`;
 /// - `max(a, c)` with c constant: `K.arg = a`, `K = max(K.arg, c)` (likewise `min`, either side);
 /// - `max(a, b)` with both varying: `K.arg = a − b`, `K = b + max(K.arg, 0)`;
-/// - `max(v)` over n entries: a tournament of ⌈log₂ n⌉ rounds, round j pairing the first and
-///   last ⌈m/2⌉ of the m entries left (a − b and b + max(a − b, 0) entrywise, as above):
-///   `K.roundj.arg = a − b`, `K.roundj = b + max(K.roundj.arg, 0)`;
+/// - `max(v)` over n entries: a tournament of n − 1 pairwise maxima, round j pairing the first
+///   and second half of the m entries left (a − b and b + max(a − b, 0) entrywise, as above):
+///   `K.roundj.arg = a − b`, `K.roundj = b + max(K.roundj.arg, 0)`; when m is odd the last
+///   entry sits the round out and meets the winner in a round of its own at the end;
 /// - `norm1(v)`: `K.arg = v`, `K = abs(K.arg)`, and the term reads `sum(K)`.
 ///
-/// Returns the graph and, per layer slot, where an automatic one comes from.
+/// K is the term and its number in source order (`abs#1`); a term with several nodes (one per
+/// time step under `mean(t, …)`) names its instances `K.arg[i]`, `K[i]`, one group each, like
+/// an indexed layer. Returns the graph and, per layer slot, where an automatic one comes from.
 fn with_kink_layers(graph: &Graph, kinks: &[OuterKink]) -> (Graph, Vec<Option<AutoOrigin>>) {
     let mut r = Rewrite {
         out: Graph {
@@ -142,6 +145,7 @@ fn with_kink_layers(graph: &Graph, kinks: &[OuterKink]) -> (Graph, Vec<Option<Au
         origins: vec![None; graph.layers.len()],
         layer_nodes: HashSet::new(),
         zero: None,
+        suffix: String::new(),
     };
     r.out.nodes.clear();
     r.out.lists.clear();
@@ -152,6 +156,17 @@ fn with_kink_layers(graph: &Graph, kinks: &[OuterKink]) -> (Graph, Vec<Option<Au
     }
     let kink_of: HashMap<NodeId, usize> =
         kinks.iter().enumerate().map(|(k, x)| (x.node, k)).collect();
+    // One number per term of the source (its span and kind); the nodes of one term (its time
+    // steps, under `mean(t, …)`) are its instances `[1]`, `[2]`, …, like an indexed layer's.
+    let mut terms: HashMap<(usize, usize, &str), (usize, usize)> = HashMap::new();
+    for x in kinks {
+        let next = terms.len() + 1;
+        terms
+            .entry((x.span.start, x.span.end, x.term.as_str()))
+            .or_insert((next, 0))
+            .1 += 1;
+    }
+    let mut seen: HashMap<usize, usize> = HashMap::new();
     let mut map: Vec<NodeId> = Vec::with_capacity(graph.nodes.len());
     let mut list_of = HashMap::new();
     for (i, node) in graph.nodes.iter().enumerate() {
@@ -163,7 +178,16 @@ fn with_kink_layers(graph: &Graph, kinks: &[OuterKink]) -> (Graph, Vec<Option<Au
                     term: kinks[k].term.clone(),
                     span: kinks[k].span,
                 };
-                let name = format!("{}#{}", origin.term, k + 1);
+                let x = &kinks[k];
+                let (number, count) = terms[&(x.span.start, x.span.end, x.term.as_str())];
+                let instance = seen.entry(number).or_default();
+                *instance += 1;
+                r.suffix = if count > 1 {
+                    format!("[{instance}]")
+                } else {
+                    String::new()
+                };
+                let name = format!("{}#{number}", origin.term);
                 r.kink(op, node, &name, &origin)
             }
             None => push(&mut r.out, op, node.clone()),
@@ -205,6 +229,8 @@ struct Rewrite {
     layer_nodes: HashSet<NodeId>,
     /// The constant 0 that `b + max(a − b, 0)` reads, made once.
     zero: Option<NodeId>,
+    /// `[i]` for the i-th instance of a term with several (its time steps), else empty.
+    suffix: String,
 }
 
 impl Rewrite {
@@ -251,48 +277,54 @@ impl Rewrite {
                 )
             }
             Op::Reduce(ReduceKind::Max, v) => {
-                let mut cur = v;
-                let mut m = self.out.node(v).group_len();
-                let mut round = 1;
-                while m > 1 {
-                    let c = m.div_ceil(2);
-                    let half = |start: usize, r: &mut Rewrite| {
-                        let n = r.out.node(cur).clone();
-                        let op = Op::Gather {
-                            arg: cur,
-                            start,
-                            step: 1,
-                            len: c,
-                        };
-                        let cols = if n.batched { n.cols } else { 1 };
-                        let template = Node {
-                            rows: c,
-                            cols,
-                            span: node.span,
-                            ..n
-                        };
-                        push(&mut r.out, op, template)
+                // Entries `start..start + len` of each group of `of`, as a node.
+                let gather = |r: &mut Rewrite, of: NodeId, start: usize, len: usize| {
+                    let n = r.out.node(of).clone();
+                    let op = Op::Gather {
+                        arg: of,
+                        start,
+                        step: 1,
+                        len,
                     };
-                    let a = half(0, self);
-                    let b = half(m - c, self);
+                    let cols = if n.batched { n.cols } else { 1 };
+                    let template = Node {
+                        rows: len,
+                        cols,
+                        span: node.span,
+                        ..n
+                    };
+                    push(&mut r.out, op, template)
+                };
+                let mut round = 1;
+                let mut pair = |r: &mut Rewrite, a: NodeId, b: NodeId, rows: usize| {
                     let names = (
                         format!("{name}.round{round}.arg"),
                         format!("{name}.round{round}"),
                     );
+                    round += 1;
                     let template = Node {
-                        rows: c,
+                        rows,
                         ..node.clone()
                     };
-                    cur = self.pair(
-                        ElemBinary::Max,
-                        a,
-                        b,
-                        &template,
-                        (&names.0, &names.1),
-                        origin,
-                    );
-                    m = c;
-                    round += 1;
+                    let names = (names.0.as_str(), names.1.as_str());
+                    r.pair(ElemBinary::Max, a, b, &template, names, origin)
+                };
+                let (mut cur, mut m) = (v, self.out.node(v).group_len());
+                // An odd count leaves its last entry out of the round; the entries left out
+                // meet the winner at the end, so no entry is compared with itself.
+                let mut left_out = Vec::new();
+                while m > 1 {
+                    if m % 2 == 1 {
+                        left_out.push(gather(self, cur, m - 1, 1));
+                        m -= 1;
+                    }
+                    let h = m / 2;
+                    let (a, b) = (gather(self, cur, 0, h), gather(self, cur, h, h));
+                    cur = pair(self, a, b, h);
+                    m = h;
+                }
+                for last in left_out {
+                    cur = pair(self, cur, last, 1);
                 }
                 cur
             }
@@ -356,7 +388,7 @@ impl Rewrite {
     fn slot(&mut self, node: NodeId, name: &str, origin: &AutoOrigin) {
         self.layer_nodes.insert(node);
         self.slots.push(LayerSlot {
-            name: name.to_owned(),
+            name: format!("{name}{}", self.suffix),
             layer: usize::MAX,
             time: None,
             node,

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::common;
 use crate::support;
 
-use common::eval::{compile, sp500_graph, syn_graph};
+use common::eval::{compile, model, sp500_graph, syn_data_graph, syn_graph};
 use mcopt::config::RowSel;
 use mcopt::eval::{EvalOptions, Evaluator};
 use mcopt::forms::linearize::{Linearization, Linearizer, NO_PIECE};
@@ -411,6 +411,59 @@ fn lifted_kinks_complete_feasibly_and_linearize_exactly() {
         let moved: Vec<f64> = z.iter().map(|v| v + 0.1 * rng.normal()).collect();
         check_linearization(&l, &r, &moved, 300 + i as u64, text);
     }
+}
+
+/// The syn RNN with an ℓ1 loss and a max-type term per time step: each term's nodes (one per
+/// step) are the instances `[1]` … `[8]` of one group, like an indexed layer's, after the
+/// declared layers; the completion is feasible and the linearization exact.
+#[test]
+fn time_indexed_kinks_are_instances_of_one_group() {
+    let r = Registry::with_standard();
+    let text = std::fs::read_to_string(common::eval::repo().join("examples/syn/rnn.mco"))
+        .unwrap()
+        .replace(
+            "minimize mean(t, sqnorm(v[t] - y[t]))",
+            "minimize mean(t, norm1(v[t] - y[t])) + 0.1 * mean(t, max(v[t]))",
+        );
+    let g = syn_data_graph(&model(&text, &r), RowSel::Range { start: 0, end: 8 });
+    let l = forms::lift_with(&g, &r, LiftMode::Auto);
+    let groups: Vec<(&str, usize)> = l
+        .layout
+        .groups
+        .iter()
+        .map(|g| (g.name.as_str(), g.blocks.len()))
+        .collect();
+    assert_eq!(
+        groups,
+        [
+            ("u", 8),
+            ("h", 8),
+            ("v", 8),
+            ("norm1#1.arg", 8),
+            ("norm1#1", 8),
+            ("max#2.round1.arg", 8),
+            ("max#2.round1", 8),
+            ("max#2.round2.arg", 8),
+            ("max#2.round2", 8),
+        ]
+        .iter()
+        .map(|(n, k)| (*n, *k))
+        .collect::<Vec<_>>()
+    );
+    let names: Vec<&str> = l.layout.blocks.iter().map(|b| b.name.as_str()).collect();
+    assert!(names.contains(&"norm1#1.arg[8]") && names.contains(&"max#2.round2[3]"));
+    // the declared layers keep their place in z
+    let plain = forms::lift(&g);
+    for b in &plain.layout.blocks {
+        assert_eq!(l.layout.block(&b.name).map(|x| x.range()), Some(b.range()));
+    }
+    let mut rng = Rng::new(9);
+    let theta: Vec<f64> = (0..g.n_params()).map(|_| 0.3 * rng.normal()).collect();
+    let mut ev = Evaluator::new(l.source_of(&g), &r, Order::Zero).unwrap();
+    let z = l.complete(&mut ev, &theta).unwrap();
+    let mut lev = Evaluator::new(&l.graph, &r, Order::Zero).unwrap();
+    assert!(l.residuals(&mut lev, &z).unwrap().iter().all(|v| *v == 0.0));
+    check_linearization(&l, &r, &z, 400, "syn with an l1 loss");
 }
 
 /// J d against the exact directional derivatives r′(z; d) of every residual, and ∇F against
