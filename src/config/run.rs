@@ -48,8 +48,6 @@ pub struct RunFile {
     pub form: FormSettings,
     /// `lift:` — which terms a solver on (P1) lifts into blocks of z.
     pub lift: LiftChoice,
-    /// Where `lift:` is written (`None` without the key).
-    pub lift_span: Option<Span>,
     /// Warnings about the file (old spellings still accepted), for the caller to show.
     pub warnings: Diags,
     pub source: Arc<SourceFile>,
@@ -367,7 +365,6 @@ pub fn parse_run(source: &Arc<SourceFile>, path: &Path) -> Result<RunFile, Diags
                 "layers" => LiftChoice::Layers,
                 _ => LiftChoice::Auto,
             }),
-        lift_span: top.get("lift").map(|v| r.span(&v.path)),
         warnings: Diags::new(),
         model: model.unwrap_or_default(),
         model_span,
