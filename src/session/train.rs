@@ -162,7 +162,7 @@ pub fn finish(
         None => Vec::new(),
     };
     let checkpoint = identity.checkpoint(&state, solver_state, recorder.mark());
-    let (session, run, betas) = (&plan.session, plan.run, &plan.betas);
+    let (session, run, betas) = (&plan.session, plan.run, &plan.certificate_betas());
     let interrupt = interrupt.or_else(|| Some(crate::signals::install()));
     let certify = |params: &Path| {
         let params = params.display().to_string();
@@ -758,6 +758,20 @@ impl<'r> TrainPlan<'r> {
             lifted: lifted.filter(|_| needs_p1),
             penalized,
         })
+    }
+
+    /// β for the final certificate, which lifts the declared layers only: without the β of
+    /// automatically lifted groups (`form.p1.beta` may name them for the solver).
+    fn certificate_betas(&self) -> Option<Betas> {
+        let mut betas = self.betas.clone()?;
+        if let Some(l) = &self.lifted {
+            for g in &l.layout.groups {
+                if l.layout.blocks[g.blocks[0]].origin.is_some() {
+                    betas.per_group.remove(&g.name);
+                }
+            }
+        }
+        Some(betas)
     }
 
     /// The solver's name, options schema and metrics.

@@ -320,6 +320,42 @@ fn reformulate_lists_the_automatic_blocks_with_their_terms() {
     assert_eq!(o.json()["n_u"], 0);
 }
 
+/// `form.p1.beta` may name the automatic groups for SRPA; the final certificate in (P1), which
+/// lifts the declared layers only, is still given.
+#[test]
+fn beta_by_name_reaches_the_automatic_groups() {
+    let lasso = Lasso::new(10, 4, 3);
+    let dir = problem(
+        "autolift-beta",
+        &lasso.model(),
+        "{scheme: zeros}",
+        "{rho1: 0.01}",
+        "validate: {form: p1}\n",
+    );
+    let run = std::fs::read_to_string(dir.join("run.yaml"))
+        .unwrap()
+        .replace(
+            "form: {p1: {beta: 2.0}}",
+            "form: {p1: {beta: {norm1#1.arg: 3.0, norm1#1: 2.5}}}",
+        );
+    std::fs::write(dir.join("run.yaml"), run).unwrap();
+    let (report, x) = train(&dir);
+    assert_eq!(report["certificate"]["form"], "p1", "{report}");
+    let f_star = lasso.value(&lasso.solve());
+    assert!((lasso.value(&x) - f_star).abs() <= 1e-6, "{report}");
+
+    // a name that is neither a layer nor an automatic group is refused at its line
+    let run = std::fs::read_to_string(dir.join("run.yaml"))
+        .unwrap()
+        .replace("norm1#1: 2.5", "norm1#2: 2.5");
+    std::fs::write(dir.join("run.yaml"), run).unwrap();
+    let o = support::command(&["train", "run.yaml"])
+        .current_dir(&dir)
+        .run();
+    assert_eq!(o.code, Some(2), "{o:#?}");
+    assert!(o.stderr.contains("norm1#2"), "{}", o.stderr);
+}
+
 /// A bad `lift:` value is an error at its line.
 #[test]
 fn a_bad_lift_value_is_refused_at_its_line() {
