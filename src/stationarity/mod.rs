@@ -15,8 +15,10 @@
 //! Invariant: `stationary` is only returned by a tier that decides; a search that finds nothing
 //! is `inconclusive`.
 
+mod critical;
 mod exact;
 mod kinks;
+mod lagrangian;
 mod lp;
 mod maxtype;
 mod oracle;
@@ -265,8 +267,13 @@ pub fn certify(problem: &Problem<'_>, opts: &Options) -> Result<Certificate, Eva
     } else if o.kinks.is_empty() {
         Some(interrupted(smooth::second_order(&mut o, opts)?, opts))
     } else {
+        if max_type.is_none() && first.method == "convex_qp" {
+            max_type = maxtype::Tier::at(&mut o)?;
+        }
         let sharp = match &max_type {
-            Some(tier) if first.method == "max_type" => maxtype::second_order(&mut o, opts, tier)?,
+            Some(tier) if matches!(first.method, "max_type" | "convex_qp") => {
+                maxtype::second_order(&mut o, opts, tier)?
+            }
             _ => None,
         };
         let v = match sharp {
