@@ -54,6 +54,7 @@ mod srpa_train;
 mod stationarity;
 mod stationarity_maxtype;
 mod stationarity_props;
+mod stationarity_second;
 mod sweep;
 mod sweep_reliability;
 mod test_error;
