@@ -9,6 +9,7 @@ mod common;
 mod support;
 
 mod batch;
+mod cert_corpus;
 mod check_bench;
 mod check_corpus;
 mod check_fuzz;
