@@ -223,6 +223,8 @@ pub(super) fn decide(
         let exact = lev.directional(&o.x, &v, Order::Two, o.opts)?.d2;
         let exact = exact.unwrap_or(f64::NAN);
         let agrees = (exact - lam).abs() <= 1e-4 * (1.0 + lam.abs()) + opts.tol;
+        o.remember(&v);
+        o.remember(&v.iter().map(|x| -x).collect::<Vec<f64>>());
         if agrees && lam >= -opts.tol {
             return Ok(Verdict::new(Status::Stationary, "max_type", kinks).reason(format!(
                 "{what}; the Lagrangian's smallest eigenvalue on it is {lam:.6e} ≥ −tol (tol = {:e}), a lower bound of f″ there",

@@ -14,8 +14,12 @@
 //! a descent direction (the dual witness), confirmed by its exact slope. The problem has one
 //! variable per active piece, so it is polynomial in their number.
 //!
-//! Second order: when the critical cone { d : f′(x; d) ≤ 0 } is {0} (a sharp minimum, decided by
-//! n + 1 LPs over the epigraph of the same structure), second-order stationarity holds vacuously.
+//!
+//! Second order ([`second_order`]): one LP puts 0 in the relative interior of the
+//! subdifferential, and then the critical cone is the subspace on which every piece of every
+//! active entry has the same slope (sparse elimination, [`critical::Subspace`]): {0} (a sharp
+//! minimum), a line (exact f″ along it) or larger (the Hessian of the Lagrangian, whose
+//! multipliers are the LP's flows, on it: [`lagrangian`], [`critical::decide`]).
 
 use std::collections::HashMap;
 
@@ -498,6 +502,11 @@ fn add_flows(
     prog.eq.extend(yrows.into_iter().map(|r| (r, 0.0)));
     pieces
 }
+
+/// Most first-order kinks for which a `convex_qp` first order hands its second order to this tier
+/// (the structure costs n more exact directional derivatives and one LP over the pieces; beyond
+/// this, a (P1) certificate over a large network would spend minutes in that LP).
+pub(super) const MAX_CONVEX_KINKS: usize = 5000;
 
 /// Tier `max_type`, first order; `None` when its answer is not confirmed.
 pub(super) fn first_order(

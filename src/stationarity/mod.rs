@@ -267,7 +267,10 @@ pub fn certify(problem: &Problem<'_>, opts: &Options) -> Result<Certificate, Eva
     } else if o.kinks.is_empty() {
         Some(interrupted(smooth::second_order(&mut o, opts)?, opts))
     } else {
-        if max_type.is_none() && first.method == "convex_qp" {
+        if max_type.is_none()
+            && first.method == "convex_qp"
+            && o.first_order_kinks() <= maxtype::MAX_CONVEX_KINKS
+        {
             max_type = maxtype::Tier::at(&mut o)?;
         }
         let sharp = match &max_type {
@@ -276,9 +279,17 @@ pub fn certify(problem: &Problem<'_>, opts: &Options) -> Result<Certificate, Eva
             }
             _ => None,
         };
+        // An undecided max-type verdict gives enumeration its chance, and is kept when that
+        // cannot decide either (its reason says more).
         let v = match sharp {
-            Some(v) => v,
-            None => pieces::second_order(&mut o, opts)?,
+            Some(v) if v.status != Status::Inconclusive => v,
+            sharp => {
+                let p = pieces::second_order(&mut o, opts)?;
+                match sharp {
+                    Some(m) if p.status == Status::Inconclusive => m,
+                    _ => p,
+                }
+            }
         };
         Some(interrupted(v, opts))
     };

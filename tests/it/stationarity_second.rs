@@ -130,7 +130,11 @@ fn critical_subspaces_have_the_expected_dimensions() {
 fn assert_curvature_witness(g: &Graph, r: &Registry, x: &[f64], c: &Certificate) {
     assert_eq!(c.first.status, Status::Stationary, "{c:?}");
     let s = c.second.as_ref().unwrap();
-    assert_eq!((s.status, s.method), (Status::NotStationary, "max_type"), "{c:?}");
+    assert_eq!(
+        (s.status, s.method),
+        (Status::NotStationary, "max_type"),
+        "{c:?}"
+    );
     let d = s.direction.as_ref().expect("a witness");
     let (slope, curv) = (s.slope.unwrap(), s.curvature.unwrap());
     assert!((-1e-6..=0.0).contains(&slope) && curv < -1e-6, "{c:?}");
