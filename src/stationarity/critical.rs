@@ -182,6 +182,7 @@ fn witness(
     d: &[f64],
     opts: &Options,
     why: &str,
+    method: &'static str,
 ) -> Result<Option<Verdict>, EvalError> {
     o.remember(d);
     let t = o.eval(d, Order::Two)?;
@@ -189,7 +190,7 @@ fn witness(
     if !super::second_order_witness(s, c, opts.tol) {
         return Ok(None);
     }
-    let mut v = Verdict::new(Status::NotStationary, "max_type", o.kinks.len()).reason(why);
+    let mut v = Verdict::new(Status::NotStationary, method, o.kinks.len()).reason(why);
     v.direction = Some(d.to_vec());
     v.slope = Some(s);
     v.curvature = Some(c);
@@ -208,6 +209,7 @@ pub(super) fn decide(
     opts: &Options,
     k: &Subspace,
     lagrangian: Option<&Graph>,
+    method: &'static str,
 ) -> Result<Verdict, EvalError> {
     let kinks = o.kinks.len();
     let dim = k.dim();
@@ -226,7 +228,7 @@ pub(super) fn decide(
         o.remember(&v);
         o.remember(&v.iter().map(|x| -x).collect::<Vec<f64>>());
         if agrees && lam >= -opts.tol {
-            return Ok(Verdict::new(Status::Stationary, "max_type", kinks).reason(format!(
+            return Ok(Verdict::new(Status::Stationary, method, kinks).reason(format!(
                 "{what}; the Lagrangian's smallest eigenvalue on it is {lam:.6e} ≥ −tol (tol = {:e}), a lower bound of f″ there",
                 opts.tol
             )));
@@ -245,7 +247,7 @@ pub(super) fn decide(
         for s in [1.0, -1.0] {
             let d: Vec<f64> = g.iter().map(|x| s * x).collect();
             let why = format!("{what}: negative curvature along it");
-            if let Some(v) = witness(o, &d, opts, &why)? {
+            if let Some(v) = witness(o, &d, opts, &why, method)? {
                 return Ok(v);
             }
             least = least.min(o.eval(&d, Order::Two)?.d2.unwrap_or(f64::NAN));
@@ -255,7 +257,7 @@ pub(super) fn decide(
         // f″(x; t g) = t² f″(x; g) for t > 0: the exact f″ along ±g (each a lower bound) is all
         // of f″ on K.
         return Ok(
-            Verdict::new(Status::Stationary, "max_type", kinks).reason(format!(
+            Verdict::new(Status::Stationary, method, kinks).reason(format!(
                 "{what} (a line): exact f″ ≥ −tol along both its directions (tol = {:e})",
                 opts.tol
             )),
@@ -265,7 +267,7 @@ pub(super) fn decide(
         Some(f) => format!("{what}; {f}, and the exact f″ along its vector is no witness (f″ there is the largest of the tied pieces' curvatures: not decided)"),
         None => format!("{what}, and no Lagrangian for its curvature (a lifted form or a kink of the second derivative)"),
     };
-    Ok(Verdict::new(Status::Inconclusive, "max_type", kinks).reason(why))
+    Ok(Verdict::new(Status::Inconclusive, method, kinks).reason(why))
 }
 
 /// Lanczos with full reorthogonalization on P ∇²L P: (λ_min, its unit Ritz vector in K).

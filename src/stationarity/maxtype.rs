@@ -37,7 +37,7 @@ use crate::text::plural;
 
 /// A scalar of d ↦ f′(x; d): a leaf (linear in d) or an outer entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ref {
+pub(super) enum Ref {
     Leaf(usize),
     Outer(usize),
 }
@@ -46,11 +46,11 @@ enum Ref {
 /// φ = σ · max_p Σ_{(r, c) ∈ p} c · φ_r. One piece is a linear combination; σ = −1 is a concave
 /// entry (a `min` tie, a concave plugin kink) written as −max(−·).
 #[derive(Debug, Clone)]
-struct Outer {
-    sigma: f64,
-    pieces: Vec<Vec<(Ref, f64)>>,
+pub(super) struct Outer {
+    pub(super) sigma: f64,
+    pub(super) pieces: Vec<Vec<(Ref, f64)>>,
     /// The kink a multi-piece entry comes from (for the Lagrangian of second order).
-    origin: Option<Origin>,
+    pub(super) origin: Option<Origin>,
 }
 
 impl Outer {
@@ -73,10 +73,10 @@ impl Outer {
 
 /// The outer structure of f′(x; ·): entries in topological order (children first), the root
 /// last, and the leaves as (node, entry).
-struct Structure {
-    outers: Vec<Outer>,
-    leaves: Vec<(NodeId, usize)>,
-    root: usize,
+pub(super) struct Structure {
+    pub(super) outers: Vec<Outer>,
+    pub(super) leaves: Vec<(NodeId, usize)>,
+    pub(super) root: usize,
     /// Sign of the total weight with which each outer entry enters f (0: it does not).
     sign: Vec<f64>,
 }
@@ -297,9 +297,9 @@ impl Builder<'_, '_> {
     }
 }
 
-/// The outer structure at x, or `None` when some kinked node is not of max type or a
-/// multi-piece entry enters f with a negative or mixed weight.
-fn structure(o: &Oracle<'_>) -> Option<Structure> {
+/// The outer structure at x whatever the signs (`sign` all 0), or `None` when some kinked node
+/// is not of max type (a matrix product or inner product above a kink, a norm at 0).
+pub(super) fn build(o: &Oracle<'_>) -> Option<Structure> {
     let g = o.graph();
     let reach = reachable(g);
     let mut kinked = vec![false; g.nodes.len()];
@@ -336,39 +336,49 @@ fn structure(o: &Oracle<'_>) -> Option<Structure> {
         }
     }
     let root = *b.outer_of.get(&(root_node, 0))?;
+    Some(Structure {
+        sign: vec![0.0; b.outers.len()],
+        outers: b.outers,
+        leaves: b.leaves,
+        root,
+    })
+}
+
+/// The outer structure at x, or `None` when some kinked node is not of max type or a
+/// multi-piece entry enters f with a negative or mixed weight.
+fn structure(o: &Oracle<'_>) -> Option<Structure> {
+    let mut s = build(o)?;
     // Signs of the total weights, from the root down (parents come after their children).
-    let mut sign = vec![0.0f64; b.outers.len()];
-    sign[root] = 1.0;
+    let root = s.root;
+    s.sign[root] = 1.0;
     for v in (0..=root).rev() {
-        if sign[v] == 0.0 {
+        if s.sign[v] == 0.0 {
             continue;
         }
-        let nu = b.outers[v].sigma * sign[v];
-        if b.outers[v].pieces.len() > 1 && nu < 0.0 {
+        let nu = s.outers[v].sigma * s.sign[v];
+        if s.outers[v].pieces.len() > 1 && nu < 0.0 {
             return None;
         }
-        for p in &b.outers[v].pieces {
+        for p in &s.outers[v].pieces {
             for &(r, c) in p {
                 if let Ref::Outer(u) = r {
-                    let s = nu * c.signum();
-                    if sign[u] != 0.0 && sign[u] != s {
+                    let sg = nu * c.signum();
+                    if s.sign[u] != 0.0 && s.sign[u] != sg {
                         return None;
                     }
-                    sign[u] = s;
+                    s.sign[u] = sg;
                 }
             }
         }
     }
-    Some(Structure {
-        outers: b.outers,
-        leaves: b.leaves,
-        root,
-        sign,
-    })
+    Some(s)
 }
 
 /// The gradients of the leaves (sparse columns), by n exact directional derivatives.
-fn leaf_gradients(o: &mut Oracle<'_>, leaves: &[(NodeId, usize)]) -> Result<Vec<Row>, EvalError> {
+pub(super) fn leaf_gradients(
+    o: &mut Oracle<'_>,
+    leaves: &[(NodeId, usize)],
+) -> Result<Vec<Row>, EvalError> {
     let n = o.n;
     let mut cols: Vec<Row> = vec![Vec::new(); leaves.len()];
     let mut e = vec![0.0; n];
@@ -594,7 +604,13 @@ pub(super) fn second_order(
         )));
     }
     let lg = lagrangian_graph(o, s, &f, &x);
-    Ok(Some(critical::decide(o, opts, &k, lg.as_ref())?))
+    Ok(Some(critical::decide(
+        o,
+        opts,
+        &k,
+        lg.as_ref(),
+        "max_type",
+    )?))
 }
 
 /// The graph of the Lagrangian with the flows `x` as multipliers; `None` for (P0) (whose f″ is
@@ -627,11 +643,7 @@ fn lineality_rows<'s>(
     cols: &'s [Row],
     n: usize,
 ) -> impl Iterator<Item = Row> + 's {
-    let mut acc = Acc {
-        v: vec![0.0; n],
-        on: vec![false; n],
-        idx: Vec::new(),
-    };
+    let mut acc = Acc::new(n);
     let mut val: Vec<Row> = vec![Vec::new(); s.outers.len()];
     let mut rows = Vec::new();
     let combine = |piece: &[(Ref, f64)], val: &[Row], sign: f64, acc: &mut Acc| {
@@ -659,15 +671,23 @@ fn lineality_rows<'s>(
     rows.into_iter()
 }
 
-/// A sparse accumulator over the n coordinates of d.
-struct Acc {
+/// A sparse accumulator over n coordinates.
+pub(super) struct Acc {
     v: Vec<f64>,
     on: Vec<bool>,
     idx: Vec<usize>,
 }
 
 impl Acc {
-    fn add(&mut self, j: usize, x: f64) {
+    pub(super) fn new(n: usize) -> Acc {
+        Acc {
+            v: vec![0.0; n],
+            on: vec![false; n],
+            idx: Vec::new(),
+        }
+    }
+
+    pub(super) fn add(&mut self, j: usize, x: f64) {
         if !self.on[j] {
             self.on[j] = true;
             self.idx.push(j);
@@ -676,7 +696,7 @@ impl Acc {
     }
 
     /// The nonzero entries as a sparse row; the accumulator is left empty.
-    fn drain(&mut self) -> Row {
+    pub(super) fn drain(&mut self) -> Row {
         let mut row = Vec::with_capacity(self.idx.len());
         self.idx.sort_unstable();
         for &j in &self.idx {

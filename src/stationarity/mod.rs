@@ -8,13 +8,17 @@
 //!   direction (in the variables of the form: θ for (P), z for (P0) and (P1)) and its exact
 //!   slope f′(x; d) or curvature f″(x; d) from the ray-Taylor evaluator.
 //! - Tiers, cheapest first: `smooth` (no active kink: ‖∇f‖ and Lanczos on Hessian-vector
-//!   products), `convex_outer` (every kink in a convex outer term: one QP), `pieces` (nested or
-//!   nonconvex kinks, 2^k ≤ `max_pieces`: one LP per piece), `search` (otherwise: a descent
-//!   search that can refute but never certify; else `inconclusive` with its reason).
+//!   products), `convex_outer` (every kink in a convex outer term: one QP), `maxtype` (a convex
+//!   piecewise-linear outer structure: one min-norm problem; second order on the critical
+//!   subspace), `absnormal` (LIKQ in the abs-normal form: one least-squares solve and sign
+//!   checks), `pieces` (nested or nonconvex kinks, 2^k ≤ `max_pieces`: one LP per piece),
+//!   `search` (otherwise: a descent search that can refute but never certify; else
+//!   `inconclusive` with its reason).
 //!
 //! Invariant: `stationary` is only returned by a tier that decides; a search that finds nothing
 //! is `inconclusive`.
 
+mod absnormal;
 mod critical;
 mod exact;
 mod kinks;
@@ -230,6 +234,17 @@ pub(super) fn second_after(first: &Verdict, active_kinks: usize) -> Verdict {
     v
 }
 
+/// `v` with why the tier before it (`likq`) did not decide, e.g. "LIKQ fails: …".
+fn with_note(mut v: Verdict, note: Option<String>) -> Verdict {
+    if let Some(n) = note {
+        v.reason = Some(match v.reason.take() {
+            Some(r) => format!("{r}; {n}"),
+            None => n,
+        });
+    }
+    v
+}
+
 /// Certify the point of `problem`.
 pub fn certify(problem: &Problem<'_>, opts: &Options) -> Result<Certificate, EvalError> {
     let start = Instant::now();
@@ -251,9 +266,15 @@ pub fn certify(problem: &Problem<'_>, opts: &Options) -> Result<Certificate, Eva
         };
         match decided {
             Some(v) => v,
-            None => match pieces::first_order(&mut o, opts)? {
-                Some(v) => v,
-                None => pieces::search(&mut o, opts, &mut flattest)?,
+            None => match absnormal::first_order(&mut o, opts)? {
+                (Some(v), _) => v,
+                (None, note) => {
+                    let v = match pieces::first_order(&mut o, opts)? {
+                        Some(v) => v,
+                        None => pieces::search(&mut o, opts, &mut flattest)?,
+                    };
+                    with_note(v, note)
+                }
             },
         }
     };
@@ -277,6 +298,7 @@ pub fn certify(problem: &Problem<'_>, opts: &Options) -> Result<Certificate, Eva
             Some(tier) if matches!(first.method, "max_type" | "convex_qp") => {
                 maxtype::second_order(&mut o, opts, tier)?
             }
+            _ if first.method == "likq" => absnormal::second_order(&mut o, opts)?,
             _ => None,
         };
         // An undecided max-type verdict gives enumeration its chance, and is kept when that

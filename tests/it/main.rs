@@ -53,6 +53,7 @@ mod session_api;
 mod srpa;
 mod srpa_train;
 mod stationarity;
+mod stationarity_likq;
 mod stationarity_maxtype;
 mod stationarity_props;
 mod stationarity_second;
