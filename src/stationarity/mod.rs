@@ -96,7 +96,8 @@ impl Status {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
     pub status: Status,
-    /// The tier that decided: `gradient`, `lanczos`, `convex_qp`, `pieces`, `search`.
+    /// The tier that decided: `gradient`, `lanczos`, `convex_qp`, `max_type`, `likq`, `pieces`,
+    /// `search`.
     pub method: &'static str,
     pub active_kinks: usize,
     /// The witness (not stationary), in the form's variables.
