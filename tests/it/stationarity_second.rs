@@ -204,9 +204,12 @@ fn vec2() -> impl Strategy<Value = [f64; 2]> {
 #[derive(Debug, Clone)]
 struct Sq {
     c: [f64; 2],
-    terms: Vec<(f64, [f64; 2], [f64; 2], [f64; 2])>,
+    terms: Vec<SqTerm>,
     h: [f64; 2],
 }
+
+/// a · max(p·x, max(q·x, |r·x|)) as (a, p, q, r).
+type SqTerm = (f64, [f64; 2], [f64; 2], [f64; 2]);
 
 fn sq() -> impl Strategy<Value = Sq> {
     (
