@@ -14,24 +14,30 @@
 //! a descent direction (the dual witness), confirmed by its exact slope. The problem has one
 //! variable per active piece, so it is polynomial in their number.
 //!
-//! Second order: when the critical cone { d : f′(x; d) ≤ 0 } is {0} (a sharp minimum, decided by
-//! n + 1 LPs over the epigraph of the same structure), second-order stationarity holds vacuously.
+//!
+//! Second order ([`second_order`]): one LP puts 0 in the relative interior of the
+//! subdifferential, and then the critical cone is the subspace on which every piece of every
+//! active entry has the same slope (sparse elimination, [`critical::Subspace`]): {0} (a sharp
+//! minimum), a line (exact f″ along it) or larger (the Hessian of the Lagrangian, whose
+//! multipliers are the LP's flows, on it: [`lagrangian`], [`critical::decide`]).
 
 use std::collections::HashMap;
 
+use super::critical::{self, Subspace};
 use super::kinks::{bidx, reachable, KinkOrder};
+use super::lagrangian::{self, Origin};
 use super::lp::{Program, Row};
 use super::oracle::Oracle;
 use super::smooth::norm2;
 use super::{Options, Status, Verdict};
 use crate::eval::EvalError;
-use crate::graph::{gather_index, ElemBinary, ElemUnary, NodeId, Op, ReduceKind};
+use crate::graph::{gather_index, ElemBinary, ElemUnary, Graph, NodeId, Op, ReduceKind};
 use crate::registry::Order;
 use crate::text::plural;
 
 /// A scalar of d ↦ f′(x; d): a leaf (linear in d) or an outer entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ref {
+pub(super) enum Ref {
     Leaf(usize),
     Outer(usize),
 }
@@ -40,9 +46,11 @@ enum Ref {
 /// φ = σ · max_p Σ_{(r, c) ∈ p} c · φ_r. One piece is a linear combination; σ = −1 is a concave
 /// entry (a `min` tie, a concave plugin kink) written as −max(−·).
 #[derive(Debug, Clone)]
-struct Outer {
-    sigma: f64,
-    pieces: Vec<Vec<(Ref, f64)>>,
+pub(super) struct Outer {
+    pub(super) sigma: f64,
+    pub(super) pieces: Vec<Vec<(Ref, f64)>>,
+    /// The kink a multi-piece entry comes from (for the Lagrangian of second order).
+    pub(super) origin: Option<Origin>,
 }
 
 impl Outer {
@@ -50,20 +58,25 @@ impl Outer {
         Outer {
             sigma: 1.0,
             pieces: vec![terms],
+            origin: None,
         }
     }
 
-    fn max(sigma: f64, pieces: Vec<Vec<(Ref, f64)>>) -> Outer {
-        Outer { sigma, pieces }
+    fn max(sigma: f64, pieces: Vec<Vec<(Ref, f64)>>, origin: Origin) -> Outer {
+        Outer {
+            sigma,
+            pieces,
+            origin: Some(origin),
+        }
     }
 }
 
 /// The outer structure of f′(x; ·): entries in topological order (children first), the root
 /// last, and the leaves as (node, entry).
-struct Structure {
-    outers: Vec<Outer>,
-    leaves: Vec<(NodeId, usize)>,
-    root: usize,
+pub(super) struct Structure {
+    pub(super) outers: Vec<Outer>,
+    pub(super) leaves: Vec<(NodeId, usize)>,
+    pub(super) root: usize,
     /// Sign of the total weight with which each outer entry enters f (0: it does not).
     sign: Vec<f64>,
 }
@@ -139,7 +152,7 @@ impl Builder<'_, '_> {
                     ElemUnary::Abs if at(a0) => {
                         let p = self.terms(&[(*a, i, 1.0)])?;
                         let m = self.terms(&[(*a, i, -1.0)])?;
-                        return Some(Outer::max(1.0, vec![p, m]));
+                        return Some(Outer::max(1.0, vec![p, m], Origin::Abs(id, i)));
                     }
                     ElemUnary::Abs => a0.signum(),
                 };
@@ -161,7 +174,7 @@ impl Builder<'_, '_> {
                         if at(a0 - b0) {
                             let pa = self.terms(&[(*a, ia, s)])?;
                             let pb = self.terms(&[(*b, ib, s)])?;
-                            return Some(Outer::max(s, vec![pa, pb]));
+                            return Some(Outer::max(s, vec![pa, pb], Origin::Max2(id, i)));
                         }
                         let pick_a = (s * (a0 - b0)) > 0.0;
                         if pick_a {
@@ -203,10 +216,10 @@ impl Builder<'_, '_> {
                             parts.push((*a, j, 1.0));
                         } else {
                             let mut pieces = Vec::with_capacity(tied.len());
-                            for j in tied {
+                            for &j in &tied {
                                 pieces.push(self.terms(&[(*a, j, 1.0)])?);
                             }
-                            return Some(Outer::max(1.0, pieces));
+                            return Some(Outer::max(1.0, pieces, Origin::MaxN(id, tied)));
                         }
                     }
                     ReduceKind::Norm2 => {
@@ -222,7 +235,8 @@ impl Builder<'_, '_> {
                     // |a_j| at zero: an abs atom of its own, entering the sum with weight 1.
                     let p = self.terms(&[(*a, j, 1.0)])?;
                     let m = self.terms(&[(*a, j, -1.0)])?;
-                    self.outers.push(Outer::max(1.0, vec![p, m]));
+                    self.outers
+                        .push(Outer::max(1.0, vec![p, m], Origin::Norm1(id, j)));
                     terms.push((Ref::Outer(self.outers.len() - 1), 1.0));
                 }
                 Some(Outer::linear(terms))
@@ -262,7 +276,7 @@ impl Builder<'_, '_> {
                     let s = if r >= l { 1.0 } else { -1.0 };
                     let pl = self.terms(&[(*arg, i, s * l)])?;
                     let pr = self.terms(&[(*arg, i, s * r)])?;
-                    return Some(Outer::max(s, vec![pl, pr]));
+                    return Some(Outer::max(s, vec![pl, pr], Origin::Call(id, i, l, r)));
                 }
                 Some(Outer::linear(self.terms(&[(*arg, i, r)])?))
             }
@@ -283,9 +297,9 @@ impl Builder<'_, '_> {
     }
 }
 
-/// The outer structure at x, or `None` when some kinked node is not of max type or a
-/// multi-piece entry enters f with a negative or mixed weight.
-fn structure(o: &Oracle<'_>) -> Option<Structure> {
+/// The outer structure at x whatever the signs (`sign` all 0), or `None` when some kinked node
+/// is not of max type (a matrix product or inner product above a kink, a norm at 0).
+pub(super) fn build(o: &Oracle<'_>) -> Option<Structure> {
     let g = o.graph();
     let reach = reachable(g);
     let mut kinked = vec![false; g.nodes.len()];
@@ -322,39 +336,49 @@ fn structure(o: &Oracle<'_>) -> Option<Structure> {
         }
     }
     let root = *b.outer_of.get(&(root_node, 0))?;
+    Some(Structure {
+        sign: vec![0.0; b.outers.len()],
+        outers: b.outers,
+        leaves: b.leaves,
+        root,
+    })
+}
+
+/// The outer structure at x, or `None` when some kinked node is not of max type or a
+/// multi-piece entry enters f with a negative or mixed weight.
+fn structure(o: &Oracle<'_>) -> Option<Structure> {
+    let mut s = build(o)?;
     // Signs of the total weights, from the root down (parents come after their children).
-    let mut sign = vec![0.0f64; b.outers.len()];
-    sign[root] = 1.0;
+    let root = s.root;
+    s.sign[root] = 1.0;
     for v in (0..=root).rev() {
-        if sign[v] == 0.0 {
+        if s.sign[v] == 0.0 {
             continue;
         }
-        let nu = b.outers[v].sigma * sign[v];
-        if b.outers[v].pieces.len() > 1 && nu < 0.0 {
+        let nu = s.outers[v].sigma * s.sign[v];
+        if s.outers[v].pieces.len() > 1 && nu < 0.0 {
             return None;
         }
-        for p in &b.outers[v].pieces {
+        for p in &s.outers[v].pieces {
             for &(r, c) in p {
                 if let Ref::Outer(u) = r {
-                    let s = nu * c.signum();
-                    if sign[u] != 0.0 && sign[u] != s {
+                    let sg = nu * c.signum();
+                    if s.sign[u] != 0.0 && s.sign[u] != sg {
                         return None;
                     }
-                    sign[u] = s;
+                    s.sign[u] = sg;
                 }
             }
         }
     }
-    Some(Structure {
-        outers: b.outers,
-        leaves: b.leaves,
-        root,
-        sign,
-    })
+    Some(s)
 }
 
 /// The gradients of the leaves (sparse columns), by n exact directional derivatives.
-fn leaf_gradients(o: &mut Oracle<'_>, leaves: &[(NodeId, usize)]) -> Result<Vec<Row>, EvalError> {
+pub(super) fn leaf_gradients(
+    o: &mut Oracle<'_>,
+    leaves: &[(NodeId, usize)],
+) -> Result<Vec<Row>, EvalError> {
     let n = o.n;
     let mut cols: Vec<Row> = vec![Vec::new(); leaves.len()];
     let mut e = vec![0.0; n];
@@ -426,20 +450,17 @@ impl Tier {
     }
 }
 
-/// Tier `max_type`, first order; `None` when its answer is not confirmed.
-pub(super) fn first_order(
-    o: &mut Oracle<'_>,
-    opts: &Options,
-    tier: &Tier,
-) -> Result<Option<Verdict>, EvalError> {
-    let Tier { s, cols } = tier;
-    let n = o.n;
-    let f = flows(s);
-    // Variables: the flows, y (n), t.
-    let (y0, t) = (f.count, f.count + n);
-    let mut prog = Program::new(f.count + n + 1);
-    prog.q[t] = 1.0;
-    prog.soc = std::iter::once(t).chain(y0..y0 + n).collect();
+/// The flow constraints of `f` in `prog`: μ_u − Σ (flows into u) = [u is the root],
+/// Σ_p λ_p = σ μ with λ ≥ 0, and y − Σ μ_leaf ∇leaf = 0 with y the n variables from `y0` (or
+/// Σ μ_leaf ∇leaf = 0 without them). Returns the number of live pieces.
+fn add_flows(
+    s: &Structure,
+    f: &Flows,
+    cols: &[Row],
+    n: usize,
+    prog: &mut Program,
+    y0: Option<usize>,
+) -> usize {
     // μ_u − Σ (flows into u) = [u is the root].
     let mut into: Vec<Row> =
         f.mu.iter()
@@ -480,13 +501,38 @@ pub(super) fn first_order(
     }
     prog.eq.extend(into_leaf.into_iter().map(|r| (r, 0.0)));
     // y − Σ μ_leaf ∇leaf = 0.
-    let mut yrows: Vec<Row> = (0..n).map(|j| vec![(y0 + j, 1.0)]).collect();
+    let mut yrows: Vec<Row> = (0..n)
+        .map(|j| y0.map_or(Vec::new(), |y0| vec![(y0 + j, 1.0)]))
+        .collect();
     for (k, col) in cols.iter().enumerate() {
         for &(j, v) in col {
             yrows[j].push((f.leaf_mu[k], -v));
         }
     }
     prog.eq.extend(yrows.into_iter().map(|r| (r, 0.0)));
+    pieces
+}
+
+/// Most first-order kinks for which a `convex_qp` first order hands its second order to this tier
+/// (the structure costs n more exact directional derivatives and one LP over the pieces; beyond
+/// this, a (P1) certificate over a large network would spend minutes in that LP).
+pub(super) const MAX_CONVEX_KINKS: usize = 5000;
+
+/// Tier `max_type`, first order; `None` when its answer is not confirmed.
+pub(super) fn first_order(
+    o: &mut Oracle<'_>,
+    opts: &Options,
+    tier: &Tier,
+) -> Result<Option<Verdict>, EvalError> {
+    let Tier { s, cols } = tier;
+    let n = o.n;
+    let f = flows(s);
+    // Variables: the flows, y (n), t.
+    let (y0, t) = (f.count, f.count + n);
+    let mut prog = Program::new(f.count + n + 1);
+    prog.q[t] = 1.0;
+    prog.soc = std::iter::once(t).chain(y0..y0 + n).collect();
+    let pieces = add_flows(s, &f, cols, n, &mut prog, Some(y0));
     let Some(x) = prog.solve() else {
         return Ok(None);
     };
@@ -516,13 +562,14 @@ pub(super) fn first_order(
     Ok(None)
 }
 
-/// Second order after a `max_type` first order: when the critical cone
-/// { d : f′(x; d) ≤ 0 } is {0} (a sharp minimum), f″ has nothing to check and x is
-/// second-order stationary. The cone is the projection of the epigraph of the outer structure
-/// (w_v ≥ each piece of a multi-piece entry, w_v = its combination for a linear one, the root
-/// ≤ 0), which is exact because every multi-piece entry enters f with a nonnegative weight; it is
-/// {0} iff max a·d over it and the box is 0 for a = e_1, …, e_n, −Σ e_j (n + 1 LPs). `None`: not
-/// sharp; the next tier decides.
+/// Second order at a first-order stationary point of a max-type structure. One LP finds flows
+/// with y = 0 whose smallest piece weight t is largest. t > 0 puts 0 in the relative interior of
+/// the subdifferential S, and then the critical cone { d : f′(x; d) ≤ 0 } is the subspace
+/// S^⊥ = { d : every piece of every live entry has the same slope }, found by sparse
+/// elimination ([`critical::Subspace`]): {0} is a sharp minimum (nothing to check), a line is
+/// decided by the exact f″ along it, a larger subspace by the Lagrangian with those flows as
+/// multipliers ([`lagrangian`]). `None` (t = 0: the cone is not a subspace, or a solver
+/// failure): the next tier decides.
 pub(super) fn second_order(
     o: &mut Oracle<'_>,
     opts: &Options,
@@ -530,68 +577,136 @@ pub(super) fn second_order(
 ) -> Result<Option<Verdict>, EvalError> {
     let Tier { s, cols } = tier;
     let n = o.n;
-    // Variables: d (n), then w of each live outer entry.
-    let mut w = vec![None; s.outers.len()];
-    let mut count = n;
-    for (v, slot) in w.iter_mut().enumerate() {
-        if s.sign[v] != 0.0 {
-            *slot = Some(count);
-            count += 1;
-        }
-    }
-    let mut prog = Program::new(count);
-    prog.bounds(0..n, -1.0, 1.0);
+    let f = flows(s);
+    // Variables: the flows, t.
+    let t = f.count;
+    let mut prog = Program::new(f.count + 1);
+    prog.q[t] = -1.0;
+    add_flows(s, &f, cols, n, &mut prog, None);
     for (v, outer) in s.outers.iter().enumerate() {
-        let Some(wv) = w[v] else { continue };
-        for piece in &outer.pieces {
-            // Σ c·φ_r − w_v (= 0 for a linear entry, ≤ 0 for each piece of a multi-piece one).
-            let mut row: Row = vec![(wv, -1.0)];
-            for &(r, c) in piece {
-                match r {
-                    Ref::Leaf(k) => row.extend(cols[k].iter().map(|&(j, g)| (j, c * g))),
-                    Ref::Outer(u) => match w[u] {
-                        Some(wu) => row.push((wu, c * s.outers[u].sigma)),
-                        None => return Ok(None),
-                    },
-                }
-            }
-            if outer.pieces.len() == 1 {
-                prog.eq.push((row, 0.0));
-            } else {
-                prog.le.push((row, 0.0));
-            }
+        if let Some(l0) = f.lambda[v] {
+            prog.le
+                .extend((l0..l0 + outer.pieces.len()).map(|j| (vec![(j, -1.0), (t, 1.0)], 0.0)));
         }
     }
-    let Some(root) = w[s.root] else {
+    prog.le.push((vec![(t, 1.0)], 1.0));
+    let Some(x) = prog.solve() else {
         return Ok(None);
     };
-    prog.le.push((vec![(root, s.outers[s.root].sigma)], 0.0));
+    if x[t] <= 1e-7 {
+        return Ok(None);
+    }
+    let k = Subspace::of(n, lineality_rows(s, cols, n));
     let kinks = o.kinks.len();
-    // e_1, …, e_n and −Σ e_j positively span Rⁿ: a nonzero d in the cone has a·d > 0 for one of
-    // them, so n + 1 LPs (max a·d over the cone and the box) decide whether the cone is {0}.
-    for j in 0..=n {
-        if super::stopped(opts) {
-            return Ok(None);
-        }
-        let mut p = prog.clone();
-        if j < n {
-            p.q[j] = -1.0;
-        } else {
-            p.q[..n].iter_mut().for_each(|q| *q = 1.0);
-        }
-        let Some(x) = p.solve() else {
-            return Ok(None);
+    if k.dim() == 0 {
+        return Ok(Some(Verdict::new(Status::Stationary, "max_type", kinks).reason(
+            "the critical cone { d : f′(x; d) ≤ 0 } is {0} (0 inside the subdifferential: one LP and the rank of the pieces' slopes), a sharp minimum: no direction to check f″ along",
+        )));
+    }
+    let lg = lagrangian_graph(o, s, &f, &x);
+    Ok(Some(critical::decide(
+        o,
+        opts,
+        &k,
+        lg.as_ref(),
+        "max_type",
+    )?))
+}
+
+/// The graph of the Lagrangian with the flows `x` as multipliers; `None` for (P0) (whose f″ is
+/// the lifted objective's) or with a kink of the second derivative only (its curvature jumps
+/// along the subspace).
+fn lagrangian_graph(o: &Oracle<'_>, s: &Structure, f: &Flows, x: &[f64]) -> Option<Graph> {
+    if o.lifted() || o.kinks.iter().any(|k| k.order == KinkOrder::Second) {
+        return None;
+    }
+    let mut w = lagrangian::Weights::at(o);
+    for (v, outer) in s.outers.iter().enumerate() {
+        let (Some(l0), Some(origin)) = (f.lambda[v], &outer.origin) else {
+            continue;
         };
-        let ad = if j < n {
-            x[j]
-        } else {
-            -x[..n].iter().sum::<f64>()
-        };
-        if ad > 1e-6 {
-            return Ok(None);
+        let lam = &x[l0..l0 + outer.pieces.len()];
+        let total: f64 = lam.iter().map(|l| l.max(0.0)).sum();
+        if total > 0.0 {
+            let norm: Vec<f64> = lam.iter().map(|l| l.max(0.0) / total).collect();
+            w.set(origin, &norm);
         }
     }
-    Ok(Some(Verdict::new(Status::Stationary, "max_type", kinks).reason(
-        "the critical cone { d : f′(x; d) ≤ 0 } is {0} (a sharp minimum, n + 1 LPs over the max-type structure): no direction to check f″ along",
-    )))
+    Some(lagrangian::graph(o.graph(), &w))
+}
+
+/// The rows of S^⊥ when every live multi-piece entry has all its pieces equal: each entry's
+/// slope (its first piece, as a sparse row over d), and piece p minus piece 0 of every live
+/// multi-piece entry, and the root's slope (which is then 0).
+fn lineality_rows<'s>(
+    s: &'s Structure,
+    cols: &'s [Row],
+    n: usize,
+) -> impl Iterator<Item = Row> + 's {
+    let mut acc = Acc::new(n);
+    let mut val: Vec<Row> = vec![Vec::new(); s.outers.len()];
+    let mut rows = Vec::new();
+    let combine = |piece: &[(Ref, f64)], val: &[Row], sign: f64, acc: &mut Acc| {
+        for &(r, c) in piece {
+            let src = match r {
+                Ref::Leaf(k) => &cols[k],
+                Ref::Outer(u) => &val[u],
+            };
+            src.iter().for_each(|&(j, g)| acc.add(j, sign * c * g));
+        }
+    };
+    for (v, outer) in s.outers.iter().enumerate() {
+        if s.sign[v] == 0.0 {
+            continue;
+        }
+        combine(&outer.pieces[0], &val, outer.sigma, &mut acc);
+        val[v] = acc.drain();
+        for piece in &outer.pieces[1..] {
+            combine(piece, &val, 1.0, &mut acc);
+            combine(&outer.pieces[0], &val, -1.0, &mut acc);
+            rows.push(acc.drain());
+        }
+    }
+    rows.push(val[s.root].clone());
+    rows.into_iter()
+}
+
+/// A sparse accumulator over n coordinates.
+pub(super) struct Acc {
+    v: Vec<f64>,
+    on: Vec<bool>,
+    idx: Vec<usize>,
+}
+
+impl Acc {
+    pub(super) fn new(n: usize) -> Acc {
+        Acc {
+            v: vec![0.0; n],
+            on: vec![false; n],
+            idx: Vec::new(),
+        }
+    }
+
+    pub(super) fn add(&mut self, j: usize, x: f64) {
+        if !self.on[j] {
+            self.on[j] = true;
+            self.idx.push(j);
+        }
+        self.v[j] += x;
+    }
+
+    /// The nonzero entries as a sparse row; the accumulator is left empty.
+    pub(super) fn drain(&mut self) -> Row {
+        let mut row = Vec::with_capacity(self.idx.len());
+        self.idx.sort_unstable();
+        for &j in &self.idx {
+            if self.v[j] != 0.0 {
+                row.push((j, self.v[j]));
+            }
+            self.v[j] = 0.0;
+            self.on[j] = false;
+        }
+        self.idx.clear();
+        row
+    }
 }

@@ -8,15 +8,21 @@
 //!   direction (in the variables of the form: θ for (P), z for (P0) and (P1)) and its exact
 //!   slope f′(x; d) or curvature f″(x; d) from the ray-Taylor evaluator.
 //! - Tiers, cheapest first: `smooth` (no active kink: ‖∇f‖ and Lanczos on Hessian-vector
-//!   products), `convex_outer` (every kink in a convex outer term: one QP), `pieces` (nested or
-//!   nonconvex kinks, 2^k ≤ `max_pieces`: one LP per piece), `search` (otherwise: a descent
-//!   search that can refute but never certify; else `inconclusive` with its reason).
+//!   products), `convex_outer` (every kink in a convex outer term: one QP), `maxtype` (a convex
+//!   piecewise-linear outer structure: one min-norm problem; second order on the critical
+//!   subspace), `absnormal` (LIKQ in the abs-normal form: one least-squares solve and sign
+//!   checks), `pieces` (nested or nonconvex kinks, 2^k ≤ `max_pieces`: one LP per piece),
+//!   `search` (otherwise: a descent search that can refute but never certify; else
+//!   `inconclusive` with its reason).
 //!
 //! Invariant: `stationary` is only returned by a tier that decides; a search that finds nothing
 //! is `inconclusive`.
 
+mod absnormal;
+mod critical;
 mod exact;
 mod kinks;
+mod lagrangian;
 mod lp;
 mod maxtype;
 mod oracle;
@@ -90,7 +96,8 @@ impl Status {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
     pub status: Status,
-    /// The tier that decided: `gradient`, `lanczos`, `convex_qp`, `pieces`, `search`.
+    /// The tier that decided: `gradient`, `lanczos`, `convex_qp`, `max_type`, `likq`, `pieces`,
+    /// `search`.
     pub method: &'static str,
     pub active_kinks: usize,
     /// The witness (not stationary), in the form's variables.
@@ -228,6 +235,17 @@ pub(super) fn second_after(first: &Verdict, active_kinks: usize) -> Verdict {
     v
 }
 
+/// `v` with why the tier before it (`likq`) did not decide, e.g. "LIKQ fails: …".
+fn with_note(mut v: Verdict, note: Option<String>) -> Verdict {
+    if let Some(n) = note {
+        v.reason = Some(match v.reason.take() {
+            Some(r) => format!("{r}; {n}"),
+            None => n,
+        });
+    }
+    v
+}
+
 /// Certify the point of `problem`.
 pub fn certify(problem: &Problem<'_>, opts: &Options) -> Result<Certificate, EvalError> {
     let start = Instant::now();
@@ -249,9 +267,15 @@ pub fn certify(problem: &Problem<'_>, opts: &Options) -> Result<Certificate, Eva
         };
         match decided {
             Some(v) => v,
-            None => match pieces::first_order(&mut o, opts)? {
-                Some(v) => v,
-                None => pieces::search(&mut o, opts, &mut flattest)?,
+            None => match absnormal::first_order(&mut o, opts)? {
+                (Some(v), _) => v,
+                (None, note) => {
+                    let v = match pieces::first_order(&mut o, opts)? {
+                        Some(v) => v,
+                        None => pieces::search(&mut o, opts, &mut flattest)?,
+                    };
+                    with_note(v, note)
+                }
             },
         }
     };
@@ -265,13 +289,30 @@ pub fn certify(problem: &Problem<'_>, opts: &Options) -> Result<Certificate, Eva
     } else if o.kinks.is_empty() {
         Some(interrupted(smooth::second_order(&mut o, opts)?, opts))
     } else {
+        if max_type.is_none()
+            && first.method == "convex_qp"
+            && o.first_order_kinks() <= maxtype::MAX_CONVEX_KINKS
+        {
+            max_type = maxtype::Tier::at(&mut o)?;
+        }
         let sharp = match &max_type {
-            Some(tier) if first.method == "max_type" => maxtype::second_order(&mut o, opts, tier)?,
+            Some(tier) if matches!(first.method, "max_type" | "convex_qp") => {
+                maxtype::second_order(&mut o, opts, tier)?
+            }
+            _ if first.method == "likq" => absnormal::second_order(&mut o, opts)?,
             _ => None,
         };
+        // An undecided max-type verdict gives enumeration its chance, and is kept when that
+        // cannot decide either (its reason says more).
         let v = match sharp {
-            Some(v) => v,
-            None => pieces::second_order(&mut o, opts)?,
+            Some(v) if v.status != Status::Inconclusive => v,
+            sharp => {
+                let p = pieces::second_order(&mut o, opts)?;
+                match sharp {
+                    Some(m) if p.status == Status::Inconclusive => m,
+                    _ => p,
+                }
+            }
         };
         Some(interrupted(v, opts))
     };

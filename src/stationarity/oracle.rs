@@ -152,6 +152,16 @@ impl<'a> Oracle<'a> {
             .collect()
     }
 
+    /// Whether the form is (P0), whose curvatures are those of the lifted objective.
+    pub fn lifted(&self) -> bool {
+        self.p0.is_some()
+    }
+
+    /// The registry the graph's plugin functions come from.
+    pub fn registry(&self) -> &'a Registry {
+        self.registry
+    }
+
     /// The graph of the first-order evaluations.
     pub fn graph(&self) -> &'a Graph {
         self.ev.graph()

@@ -145,7 +145,7 @@ fn lanczos(
 }
 
 /// The smallest eigenvalue of the tridiagonal (α, β) and its eigenvector.
-fn tridiagonal_min(alpha: &[f64], beta: &[f64]) -> (f64, Vec<f64>) {
+pub(super) fn tridiagonal_min(alpha: &[f64], beta: &[f64]) -> (f64, Vec<f64>) {
     let k = alpha.len();
     let mut t = DMatrix::zeros(k, k);
     for i in 0..k {

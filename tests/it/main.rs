@@ -10,6 +10,7 @@ mod support;
 
 mod autolift;
 mod batch;
+mod cert_corpus;
 mod check_bench;
 mod check_corpus;
 mod check_fuzz;
@@ -53,8 +54,10 @@ mod session_api;
 mod srpa;
 mod srpa_train;
 mod stationarity;
+mod stationarity_likq;
 mod stationarity_maxtype;
 mod stationarity_props;
+mod stationarity_second;
 mod sweep;
 mod sweep_reliability;
 mod test_error;

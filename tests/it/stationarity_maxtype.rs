@@ -183,6 +183,13 @@ fn concave_and_mixed_signs_are_left_to_the_other_tiers() {
         (Status::Stationary, "max_type"),
         "{c:?}"
     );
-    // Not a sharp minimum (f′ = 0 along (1, 1, 1)): second order goes on to enumeration.
-    assert_eq!(c.second.as_ref().unwrap().method, "pieces", "{c:?}");
+    // Not a sharp minimum: the critical cone is the line through (1, 1, 1), where f is affine
+    // (f″ = 0 both ways), decided by the max-type tier from its exact curvatures.
+    let s = c.second.as_ref().unwrap();
+    assert_eq!(
+        (s.status, s.method),
+        (Status::Stationary, "max_type"),
+        "{c:?}"
+    );
+    assert!(s.reason.as_ref().unwrap().contains("dimension 1"), "{c:?}");
 }
