@@ -20,6 +20,7 @@ mod kinks;
 mod lp;
 mod maxtype;
 mod oracle;
+mod p1;
 mod pieces;
 mod smooth;
 
@@ -239,6 +240,8 @@ pub fn certify(problem: &Problem<'_>, opts: &Options) -> Result<Certificate, Eva
     let mut max_type = None;
     let first = if first_kinks == 0 {
         smooth::first_order(&mut o, opts)?
+    } else if let Some(v) = p1::convex_outer(&mut o, problem, opts)? {
+        v
     } else if let Some(v) = pieces::convex_outer(&mut o, opts)? {
         v
     } else {

@@ -1,0 +1,523 @@
+//! (P1) at the size of the data: the convex-outer tier (`convex_qp`) from the structure of
+//! Θ(z) = F(z) + Σ_i β_i |r_i(z)| instead of n probing directional derivatives.
+//!
+//! When every first-order kink at z is an entry of a penalty term (|r_i| ≤ ztol, i ∈ A) whose
+//! argument has no kink below it, Θ′(z; d) = q·d + Σ_{i∈A} β_i |J_i d| with
+//! q = ∇F + Σ_{i∉A} β_i sign(r_i) J_iᵀ, where J is the residuals' sparse Jacobian read off the
+//! (P1) linearization of SRPA (`forms::linearize`: one reverse pass and one sweep over the
+//! lifted graph, exact here since no layer sits on a kink). z is d-stationary iff the
+//! min-norm element v = q + J_Aᵀ y* of the subdifferential is 0, where
+//!
+//! ```text
+//! y* = argmin ½‖q + J_Aᵀ y‖²  over  −β_i ≤ y_i ≤ β_i,
+//! ```
+//!
+//! the dual of SRPA's subproblem with ρ = 1, r_A = 0 and no bounds (its step is −v). It is
+//! solved as there, by a projected Newton method with an Armijo search, whose Newton systems
+//! (J_F J_Fᵀ + δ) d = −∇φ_F on the free multipliers F go to preconditioned conjugate
+//! gradients: every residual row i of the lifted problem reads its own layer entry u_i with
+//! coefficient 1 and only earlier layer entries besides (r = u − ψ(θ, u_earlier)), so the
+//! rows of J restricted to those columns form a unit lower-triangular L, and L_FF L_FFᵀ (two
+//! sparse triangular solves) leaves the parameter columns as the only difference, a
+//! perturbation of rank ≤ dim θ. Everything is linear in the size of the lifted graph per
+//! conjugate-gradient iteration; nothing is dense.
+//!
+//! Exactness, as in the dense tier: `stationary` when a feasible y gives ‖v‖ ≤ tol (an upper
+//! bound on the distance whatever the solver's accuracy); `not_stationary` only with the
+//! witness −v/‖v‖ and its exact ray-Taylor slope below −tol; otherwise the dense tier decides.
+//! The model q, J is checked against an exact slope along a seeded direction first.
+
+use super::kinks::{Arg, KinkOrder};
+use super::oracle::{Form, Oracle, Problem};
+use super::{Options, Status, Verdict};
+use crate::eval::EvalError;
+use crate::forms::linearize::{Linearization, Linearizer, NO_PIECE};
+use crate::graph::{ElemUnary, Op};
+use crate::registry::Order;
+use crate::text::plural;
+
+/// The tier: `None` when it does not apply (not (P1), a kink that is not a penalty entry, a
+/// layer the linearization does not handle) or its answer is not confirmed; then the dense
+/// tier ([`super::pieces::convex_outer`]) decides.
+pub(super) fn convex_outer(
+    o: &mut Oracle<'_>,
+    problem: &Problem<'_>,
+    opts: &Options,
+) -> Result<Option<Verdict>, EvalError> {
+    let Some(model) = Model::at(o, problem, opts) else {
+        return Ok(None);
+    };
+    let kinks = o.kinks.len();
+    let active = model.rows.nrows();
+    let mut solver = Solver::new(&model);
+    let y = solver.solve(&model, opts);
+    if super::stopped(opts) {
+        return Ok(Some(Verdict::new(Status::Inconclusive, "convex_qp", kinks)));
+    }
+    let mut v = vec![0.0; model.q.len()];
+    model.subgradient(&y, &mut v);
+    let ny = norm(&v);
+    // The model against the exact slope along a seeded direction.
+    let mut rng = crate::rng::Rng::new(0x9e37);
+    let probe: Vec<f64> = (0..o.n).map(|_| rng.normal()).collect();
+    if !model.agrees(o, &probe)? {
+        return Ok(None);
+    }
+    let reason = format!(
+        "{}; distance from 0 to the subdifferential {ny:.3e}",
+        plural(active, "convex outer kink", "convex outer kinks")
+    );
+    if ny <= opts.tol {
+        return Ok(Some(
+            Verdict::new(Status::Stationary, "convex_qp", kinks)
+                .reason(format!("{reason} ≤ tol = {:e}", opts.tol)),
+        ));
+    }
+    let d: Vec<f64> = v.iter().map(|x| -x / ny).collect();
+    o.remember(&d);
+    let slope = o.eval(&d, Order::One)?.d1.unwrap_or(f64::NAN);
+    if slope < -opts.tol {
+        let mut v = Verdict::new(Status::NotStationary, "convex_qp", kinks).reason(reason);
+        v.direction = Some(d);
+        v.slope = Some(slope);
+        return Ok(Some(v));
+    }
+    Ok(None)
+}
+
+/// J_A by rows, with the column of each row's own layer entry.
+struct Rows {
+    ptr: Vec<usize>,
+    idx: Vec<usize>,
+    val: Vec<f64>,
+}
+
+impl Rows {
+    fn nrows(&self) -> usize {
+        self.ptr.len() - 1
+    }
+
+    fn row(&self, a: usize) -> std::ops::Range<usize> {
+        self.ptr[a]..self.ptr[a + 1]
+    }
+
+    /// out += J_Aᵀ y.
+    fn add_mul_t(&self, y: &[f64], out: &mut [f64]) {
+        for (a, &ya) in y.iter().enumerate() {
+            if ya != 0.0 {
+                for p in self.row(a) {
+                    out[self.idx[p]] += self.val[p] * ya;
+                }
+            }
+        }
+    }
+
+    /// out = J_A x.
+    fn mul(&self, x: &[f64], out: &mut [f64]) {
+        for (a, o) in out.iter_mut().enumerate() {
+            *o = self.row(a).map(|p| self.val[p] * x[self.idx[p]]).sum();
+        }
+    }
+}
+
+/// Θ′(z; d) = q·d + Σ_{a∈A} β_a |J_a d|.
+struct Model {
+    q: Vec<f64>,
+    rows: Rows,
+    beta: Vec<f64>,
+    /// The column of each active row's own layer entry (r_i = u_i − ψ_i: n_θ + i).
+    own: Vec<usize>,
+}
+
+impl Model {
+    /// The model at the oracle's point, when every first-order kink is a clean penalty entry
+    /// and the lifted graph can be linearized.
+    fn at(o: &Oracle<'_>, problem: &Problem<'_>, opts: &Options) -> Option<Model> {
+        let lifted = problem.lifted?;
+        if problem.form != Form::P1 {
+            return None;
+        }
+        let g = problem.graph;
+        let layout = &lifted.layout;
+        if g.nodes.len() < lifted.graph.nodes.len() || layout.n_z != o.n {
+            return None;
+        }
+        // Row of each residual node's first entry, and β of each row from its |r| term.
+        let mut first_row = vec![usize::MAX; lifted.graph.nodes.len()];
+        for b in &layout.blocks {
+            if g.node(b.residual).op != lifted.graph.node(b.residual).op {
+                return None;
+            }
+            first_row[b.residual.index()] = b.offset - layout.n_theta;
+        }
+        let m = layout.n_z - layout.n_theta;
+        let weights = super::kinks::linear_weights(g);
+        let mut beta = vec![0.0; m];
+        let mut penalty = vec![false; g.nodes.len()];
+        for (i, node) in g.nodes.iter().enumerate().skip(lifted.graph.nodes.len()) {
+            if let Op::Unary(ElemUnary::Abs, r) = node.op {
+                let start = *first_row.get(r.index())?;
+                if start == usize::MAX {
+                    continue;
+                }
+                let w = weights[i].filter(|w| *w >= 0.0)?;
+                beta[start..start + node.len()]
+                    .iter_mut()
+                    .for_each(|b| *b += w);
+                penalty[i] = true;
+            }
+        }
+        let mut active = vec![false; m];
+        for k in o.kinks.iter().filter(|k| k.order == KinkOrder::First) {
+            match k.arg {
+                Arg::One(r, e) if penalty[k.node.index()] && k.clean => {
+                    active[first_row[r.index()] + e] = true;
+                }
+                _ => return None,
+            }
+        }
+        let mut lin = Linearizer::new(lifted, problem.registry).ok()?;
+        lin.ztol = opts.ztol;
+        let mut pieces = vec![NO_PIECE; lin.sites()];
+        let mut out = Linearization::default();
+        lin.linearize(&o.x, None, &mut pieces, &mut out).ok()?;
+        let pattern = lin.pattern();
+        let mut q = out.grad;
+        let mut rows = Rows {
+            ptr: vec![0],
+            idx: Vec::new(),
+            val: Vec::new(),
+        };
+        let mut row_beta = Vec::new();
+        let mut own = Vec::new();
+        for i in 0..m {
+            let range = pattern.row_ptr[i]..pattern.row_ptr[i + 1];
+            if active[i] {
+                rows.idx.extend_from_slice(&pattern.col_idx[range.clone()]);
+                rows.val.extend_from_slice(&out.jac[range]);
+                rows.ptr.push(rows.idx.len());
+                row_beta.push(beta[i]);
+                own.push(layout.n_theta + i);
+            } else if beta[i] != 0.0 && out.residual[i] != 0.0 {
+                let s = beta[i] * out.residual[i].signum();
+                for p in range {
+                    q[pattern.col_idx[p]] += s * out.jac[p];
+                }
+            }
+        }
+        Some(Model {
+            q,
+            rows,
+            beta: row_beta,
+            own,
+        })
+    }
+
+    /// v = q + J_Aᵀ y.
+    fn subgradient(&self, y: &[f64], v: &mut [f64]) {
+        v.copy_from_slice(&self.q);
+        self.rows.add_mul_t(y, v);
+    }
+
+    /// Whether the model's slope along d matches the exact one (the structure was read right).
+    fn agrees(&self, o: &mut Oracle<'_>, d: &[f64]) -> Result<bool, EvalError> {
+        let mut jd = vec![0.0; self.rows.nrows()];
+        self.rows.mul(d, &mut jd);
+        let linear: f64 = self.q.iter().zip(d).map(|(a, b)| a * b).sum();
+        let kinked: f64 = jd.iter().zip(&self.beta).map(|(j, b)| b * j.abs()).sum();
+        let exact = o.eval(d, Order::One)?.d1.unwrap_or(f64::NAN);
+        let scale = 1.0 + linear.abs() + kinked;
+        Ok((exact - (linear + kinked)).abs() <= 1e-8 * scale)
+    }
+}
+
+/// L: the rows of J_A on the columns of the active rows' own layer entries, when it is lower
+/// triangular with a nonzero diagonal (then L_FF L_FFᵀ preconditions the Newton systems).
+struct Lower {
+    diag: Vec<f64>,
+    ptr: Vec<usize>,
+    /// (earlier active row, value) off the diagonal.
+    off: Vec<(usize, f64)>,
+}
+
+impl Lower {
+    fn of(model: &Model) -> Option<Lower> {
+        let rows = &model.rows;
+        let k = rows.nrows();
+        let mut row_of = vec![usize::MAX; model.q.len()];
+        for (a, &c) in model.own.iter().enumerate() {
+            row_of[c] = a;
+        }
+        let own = &row_of;
+        let cols = &model.own;
+        let mut lower = Lower {
+            diag: vec![0.0; k],
+            ptr: vec![0],
+            off: Vec::new(),
+        };
+        for (a, &col) in cols.iter().enumerate() {
+            for p in rows.row(a) {
+                let b = own[rows.idx[p]];
+                if rows.idx[p] == col {
+                    lower.diag[a] = rows.val[p];
+                } else if b != usize::MAX {
+                    if b > a {
+                        return None;
+                    }
+                    lower.off.push((b, rows.val[p]));
+                }
+            }
+            if lower.diag[a] == 0.0 {
+                return None;
+            }
+            lower.ptr.push(lower.off.len());
+        }
+        Some(lower)
+    }
+
+    /// x = (L_FF L_FFᵀ)⁻¹ r on the free rows (0 elsewhere); `t` is scratch.
+    fn apply(&self, free: &[bool], r: &[f64], x: &mut [f64], t: &mut [f64]) {
+        let k = self.diag.len();
+        for a in 0..k {
+            t[a] = if free[a] {
+                let mut s = r[a];
+                for &(b, v) in &self.off[self.ptr[a]..self.ptr[a + 1]] {
+                    if free[b] {
+                        s -= v * t[b];
+                    }
+                }
+                s / self.diag[a]
+            } else {
+                0.0
+            };
+        }
+        self.solve_t(free, t, x);
+    }
+
+    /// x = L_FF⁻ᵀ w on the free rows; `w` is overwritten.
+    fn solve_t(&self, free: &[bool], w: &mut [f64], x: &mut [f64]) {
+        for a in (0..self.diag.len()).rev() {
+            if !free[a] {
+                x[a] = 0.0;
+                continue;
+            }
+            let xa = w[a] / self.diag[a];
+            x[a] = xa;
+            for &(b, v) in &self.off[self.ptr[a]..self.ptr[a + 1]] {
+                w[b] -= v * xa;
+            }
+        }
+    }
+}
+
+/// The projected Newton method on φ(y) = ½‖q + J_Aᵀ y‖² over the box |y| ≤ β.
+struct Solver {
+    lower: Option<Lower>,
+    /// ‖J_a‖² (the Jacobi preconditioner when L is not triangular).
+    row_norm2: Vec<f64>,
+    v: Vec<f64>,
+    w: Vec<f64>,
+    free: Vec<bool>,
+    // conjugate gradients
+    d: Vec<f64>,
+    r: Vec<f64>,
+    z: Vec<f64>,
+    p: Vec<f64>,
+    ap: Vec<f64>,
+    t: Vec<f64>,
+    tn: Vec<f64>,
+}
+
+/// Newton steps at most.
+const MAX_NEWTON: usize = 100;
+
+impl Solver {
+    fn new(model: &Model) -> Solver {
+        let (k, n) = (model.rows.nrows(), model.q.len());
+        let lower = Lower::of(model);
+        let row_norm2 = (0..k)
+            .map(|a| {
+                model.rows.row(a).map(|p| model.rows.val[p].powi(2)).sum::<f64>()
+            })
+            .collect();
+        Solver {
+            lower,
+            row_norm2,
+            v: vec![0.0; n],
+            w: vec![0.0; k],
+            free: vec![true; k],
+            d: vec![0.0; k],
+            r: vec![0.0; k],
+            z: vec![0.0; k],
+            p: vec![0.0; k],
+            ap: vec![0.0; k],
+            t: vec![0.0; k],
+            tn: vec![0.0; n],
+        }
+    }
+
+    /// φ at y; leaves v = q + J_Aᵀ y and w = ∇φ = J_A v.
+    fn phi(&mut self, model: &Model, y: &[f64]) -> f64 {
+        model.subgradient(y, &mut self.v);
+        model.rows.mul(&self.v, &mut self.w);
+        0.5 * dot(&self.v, &self.v)
+    }
+
+    /// The minimizing multipliers (to the accuracy reached).
+    fn solve(&mut self, model: &Model, opts: &Options) -> Vec<f64> {
+        let k = model.rows.nrows();
+        let beta = &model.beta;
+        let mut y = self.start(model);
+        let beta_max = beta.iter().fold(0.0f64, |a, b| a.max(*b)).max(1e-300);
+        let mut cur = self.phi(model, &y);
+        let mut y_try = vec![0.0; k];
+        for _ in 0..MAX_NEWTON {
+            if super::stopped(opts) {
+                break;
+            }
+            let nv = (2.0 * cur).sqrt();
+            // gap = P(−v) − D(y) = Σ β|w| + y·w ≥ 0: the slope along −v/‖v‖ is −‖v‖ + gap/‖v‖
+            let gap: f64 = (0..k).map(|a| beta[a] * self.w[a].abs() + y[a] * self.w[a]).sum();
+            let nat = (0..k)
+                .map(|a| (y[a] - (y[a] - self.w[a]).clamp(-beta[a], beta[a])).abs())
+                .fold(0.0, f64::max);
+            if nv <= opts.tol || gap <= 1e-13 * nv.max(1e-300) || nat == 0.0 {
+                break;
+            }
+            let eps = nat.min(1e-3 * beta_max);
+            for a in 0..k {
+                let at_lo = y[a] <= -beta[a] + eps && self.w[a] > 0.0;
+                let at_hi = y[a] >= beta[a] - eps && self.w[a] < 0.0;
+                self.free[a] = !(at_lo || at_hi);
+            }
+            let delta = (nat / beta_max).max(1e-14);
+            self.newton(model, delta);
+            // projected search on φ
+            let mut alpha = 1.0;
+            let next = loop {
+                for a in 0..k {
+                    let t = if self.free[a] {
+                        y[a] + alpha * self.d[a]
+                    } else {
+                        y[a] + alpha * (-self.w[a].signum() * beta[a] - y[a])
+                    };
+                    y_try[a] = t.clamp(-beta[a], beta[a]);
+                }
+                let decrease: f64 = (0..k).map(|a| self.w[a] * (y_try[a] - y[a])).sum();
+                let w = std::mem::take(&mut self.w);
+                let trial = self.phi(model, &y_try);
+                let w_try = std::mem::replace(&mut self.w, w);
+                if trial <= cur + 1e-4 * decrease && trial <= cur {
+                    self.w = w_try;
+                    break Some(trial);
+                }
+                if alpha < 1e-10 {
+                    break None;
+                }
+                alpha *= 0.5;
+            };
+            match next {
+                Some(trial) => {
+                    std::mem::swap(&mut y, &mut y_try);
+                    let stalled = cur - trial <= 1e-16 * cur;
+                    cur = trial;
+                    if stalled {
+                        break;
+                    }
+                }
+                None => break,
+            }
+        }
+        y
+    }
+
+    /// The multipliers that zero v on the active rows' own layer entries (the (P0)
+    /// multipliers at a feasible point, by one triangular solve), clipped to the box.
+    fn start(&mut self, model: &Model) -> Vec<f64> {
+        let k = model.rows.nrows();
+        let mut y = vec![0.0; k];
+        let Some(lower) = &self.lower else {
+            return y;
+        };
+        let mut w: Vec<f64> = model.own.iter().map(|&c| -model.q[c]).collect();
+        lower.solve_t(&vec![true; k], &mut w, &mut y);
+        for (ya, b) in y.iter_mut().zip(&model.beta) {
+            *ya = if ya.is_finite() { ya.clamp(-b, *b) } else { 0.0 };
+        }
+        y
+    }
+
+    /// The Newton direction d on the free rows: (J_F J_Fᵀ + δ) d = −w_F by preconditioned
+    /// conjugate gradients (d = 0 off F).
+    fn newton(&mut self, model: &Model, delta: f64) {
+        let k = model.rows.nrows();
+        for a in 0..k {
+            self.d[a] = 0.0;
+            self.r[a] = if self.free[a] { -self.w[a] } else { 0.0 };
+        }
+        let norm_b = dot(&self.r, &self.r).sqrt();
+        if norm_b == 0.0 {
+            return;
+        }
+        let target = 1e-11 * norm_b;
+        self.precondition(delta);
+        let mut rz = dot(&self.r, &self.z);
+        self.p.copy_from_slice(&self.z);
+        for _ in 0..k.max(1) + 10 {
+            // ap = (J_F J_Fᵀ + δ) p on F
+            self.tn.iter_mut().for_each(|x| *x = 0.0);
+            model.rows.add_mul_t(&self.p, &mut self.tn);
+            model.rows.mul(&self.tn, &mut self.ap);
+            for a in 0..k {
+                self.ap[a] = if self.free[a] {
+                    self.ap[a] + delta * self.p[a]
+                } else {
+                    0.0
+                };
+            }
+            let pap = dot(&self.p, &self.ap);
+            if !(pap > 0.0 && rz > 0.0) {
+                return;
+            }
+            let alpha = rz / pap;
+            for a in 0..k {
+                self.d[a] += alpha * self.p[a];
+                self.r[a] -= alpha * self.ap[a];
+            }
+            if dot(&self.r, &self.r).sqrt() <= target {
+                return;
+            }
+            self.precondition(delta);
+            let rz_next = dot(&self.r, &self.z);
+            let b = rz_next / rz;
+            rz = rz_next;
+            for a in 0..k {
+                self.p[a] = self.z[a] + b * self.p[a];
+            }
+        }
+    }
+
+    /// z = M⁻¹ r: the triangular preconditioner, or Jacobi.
+    fn precondition(&mut self, delta: f64) {
+        match &self.lower {
+            Some(l) => l.apply(&self.free, &self.r, &mut self.z, &mut self.t),
+            None => {
+                for a in 0..self.r.len() {
+                    self.z[a] = if self.free[a] {
+                        self.r[a] / (self.row_norm2[a] + delta)
+                    } else {
+                        0.0
+                    };
+                }
+            }
+        }
+    }
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn norm(a: &[f64]) -> f64 {
+    dot(a, a).sqrt()
+}
