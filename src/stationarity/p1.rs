@@ -238,6 +238,11 @@ struct Lower {
     ptr: Vec<usize>,
     /// (earlier active row, value) off the diagonal.
     off: Vec<(usize, f64)>,
+    /// The other columns of J_A (parameters, inactive rows' layer entries), numbered densely:
+    /// R, with J_A J_Aᵀ = L Lᵀ + R Rᵀ.
+    rest_ptr: Vec<usize>,
+    rest: Vec<(usize, f64)>,
+    n_rest: usize,
 }
 
 impl Lower {
@@ -250,33 +255,51 @@ impl Lower {
         }
         let own = &row_of;
         let cols = &model.own;
+        let mut rest_of = vec![usize::MAX; model.q.len()];
         let mut lower = Lower {
             diag: vec![0.0; k],
             ptr: vec![0],
             off: Vec::new(),
+            rest_ptr: vec![0],
+            rest: Vec::new(),
+            n_rest: 0,
         };
         for (a, &col) in cols.iter().enumerate() {
             for p in rows.row(a) {
-                let b = own[rows.idx[p]];
-                if rows.idx[p] == col {
-                    lower.diag[a] = rows.val[p];
+                let (c, val) = (rows.idx[p], rows.val[p]);
+                let b = own[c];
+                if c == col {
+                    lower.diag[a] = val;
                 } else if b != usize::MAX {
                     if b > a {
                         return None;
                     }
-                    lower.off.push((b, rows.val[p]));
+                    lower.off.push((b, val));
+                } else {
+                    if rest_of[c] == usize::MAX {
+                        rest_of[c] = lower.n_rest;
+                        lower.n_rest += 1;
+                    }
+                    lower.rest.push((rest_of[c], val));
                 }
             }
             if lower.diag[a] == 0.0 {
                 return None;
             }
             lower.ptr.push(lower.off.len());
+            lower.rest_ptr.push(lower.rest.len());
         }
         Some(lower)
     }
 
     /// x = (L_FF L_FFᵀ)⁻¹ r on the free rows (0 elsewhere); `t` is scratch.
     fn apply(&self, free: &[bool], r: &[f64], x: &mut [f64], t: &mut [f64]) {
+        self.forward(free, r, t);
+        self.solve_t(free, t, x);
+    }
+
+    /// t = L_FF⁻¹ r on the free rows (0 elsewhere).
+    fn forward(&self, free: &[bool], r: &[f64], t: &mut [f64]) {
         let k = self.diag.len();
         for a in 0..k {
             t[a] = if free[a] {
@@ -291,7 +314,6 @@ impl Lower {
                 0.0
             };
         }
-        self.solve_t(free, t, x);
     }
 
     /// x = L_FF⁻ᵀ w on the free rows; `w` is overwritten.
@@ -310,13 +332,111 @@ impl Lower {
     }
 }
 
+/// Most values of the dense k × n_rest matrix M = L⁻¹R kept for the Schur preconditioner
+/// (25 million: 200 MB); beyond it the Newton systems use L_FF L_FFᵀ alone.
+const SCHUR_MAX: usize = 25_000_000;
+
+/// (L Lᵀ + R Rᵀ)⁻¹ = L⁻ᵀ (I − M C⁻¹ Mᵀ) L⁻¹ with M = L⁻¹R and C = I + MᵀM (Woodbury): the exact
+/// inverse of J_A J_Aᵀ, formed once (n_rest triangular solves and one product), used on
+/// every free set F as (·)_FF, which differs from (J_F J_Fᵀ)⁻¹ by a term of rank ≤ |A \ F|.
+struct Schur {
+    /// M by rows (k × n_rest), in single precision: the two passes over it per application
+    /// are bound by memory bandwidth (C is formed from the same rounded values, so the
+    /// preconditioner stays symmetric positive definite).
+    m: Vec<f32>,
+    chol: nalgebra::linalg::Cholesky<f64, nalgebra::Dyn>,
+    /// Scratch of length n_rest.
+    s: Vec<f64>,
+}
+
+impl Schur {
+    fn of(l: &Lower) -> Option<Schur> {
+        let (k, nr) = (l.diag.len(), l.n_rest);
+        if nr == 0 || k.checked_mul(nr)? > SCHUR_MAX {
+            return None;
+        }
+        let mut m = vec![0.0; k * nr];
+        for a in 0..k {
+            let (done, row) = m.split_at_mut(a * nr);
+            let row = &mut row[..nr];
+            for &(c, v) in &l.rest[l.rest_ptr[a]..l.rest_ptr[a + 1]] {
+                row[c] += v;
+            }
+            for &(b, v) in &l.off[l.ptr[a]..l.ptr[a + 1]] {
+                let prev = &done[b * nr..(b + 1) * nr];
+                row.iter_mut().zip(prev).for_each(|(x, p)| *x -= v * p);
+            }
+            let d = l.diag[a];
+            row.iter_mut().for_each(|x| *x /= d);
+        }
+        // the rows below read the exact values; C is formed from the rounded ones
+        m.iter_mut().for_each(|x| *x = *x as f32 as f64);
+        let mut c = vec![0.0; nr * nr];
+        // SAFETY: `m` holds k × nr values by rows, read as Mᵀ (nr × k: row stride 1, column
+        // stride nr) and as M (k × nr: row stride nr, column stride 1); `c` holds nr × nr
+        // values written by rows; the three do not overlap.
+        unsafe {
+            matrixmultiply::dgemm(
+                nr,
+                k,
+                nr,
+                1.0,
+                m.as_ptr(),
+                1,
+                nr as isize,
+                m.as_ptr(),
+                nr as isize,
+                1,
+                0.0,
+                c.as_mut_ptr(),
+                nr as isize,
+                1,
+            );
+        }
+        for j in 0..nr {
+            c[j * nr + j] += 1.0;
+        }
+        let chol = nalgebra::DMatrix::from_row_slice(nr, nr, &c).cholesky()?;
+        Some(Schur {
+            m: m.iter().map(|&x| x as f32).collect(),
+            chol,
+            s: vec![0.0; nr],
+        })
+    }
+
+    /// t ← (I − M C⁻¹ Mᵀ) t.
+    fn middle(&mut self, t: &mut [f64]) {
+        let nr = self.s.len();
+        self.s.iter_mut().for_each(|x| *x = 0.0);
+        for (row, &ta) in self.m.chunks_exact(nr).zip(t.iter()) {
+            if ta != 0.0 {
+                self.s
+                    .iter_mut()
+                    .zip(row)
+                    .for_each(|(x, &r)| *x += f64::from(r) * ta);
+            }
+        }
+        let u = self.chol.solve(&nalgebra::DVector::from_column_slice(&self.s));
+        for (row, ta) in self.m.chunks_exact(nr).zip(t.iter_mut()) {
+            *ta -= row
+                .iter()
+                .zip(u.iter())
+                .map(|(&r, x)| f64::from(r) * x)
+                .sum::<f64>();
+        }
+    }
+}
+
 /// The projected Newton method on φ(y) = ½‖q + J_Aᵀ y‖² over the box |y| ≤ β.
 struct Solver {
     lower: Option<Lower>,
+    schur: Option<Schur>,
     /// ‖J_a‖² (the Jacobi preconditioner when L is not triangular).
     row_norm2: Vec<f64>,
     v: Vec<f64>,
     w: Vec<f64>,
+    v_try: Vec<f64>,
+    w_try: Vec<f64>,
     free: Vec<bool>,
     // conjugate gradients
     d: Vec<f64>,
@@ -329,12 +449,15 @@ struct Solver {
 }
 
 /// Newton steps at most.
-const MAX_NEWTON: usize = 100;
+const MAX_NEWTON: usize = 50;
+/// Conjugate-gradient iterations at most per Newton system.
+const MAX_CG: usize = 2000;
 
 impl Solver {
     fn new(model: &Model) -> Solver {
         let (k, n) = (model.rows.nrows(), model.q.len());
         let lower = Lower::of(model);
+        let schur = lower.as_ref().and_then(Schur::of);
         let row_norm2 = (0..k)
             .map(|a| {
                 model.rows.row(a).map(|p| model.rows.val[p].powi(2)).sum::<f64>()
@@ -342,9 +465,12 @@ impl Solver {
             .collect();
         Solver {
             lower,
+            schur,
             row_norm2,
             v: vec![0.0; n],
             w: vec![0.0; k],
+            v_try: vec![0.0; n],
+            w_try: vec![0.0; k],
             free: vec![true; k],
             d: vec![0.0; k],
             r: vec![0.0; k],
@@ -356,11 +482,16 @@ impl Solver {
         }
     }
 
-    /// φ at y; leaves v = q + J_Aᵀ y and w = ∇φ = J_A v.
-    fn phi(&mut self, model: &Model, y: &[f64]) -> f64 {
-        model.subgradient(y, &mut self.v);
-        model.rows.mul(&self.v, &mut self.w);
-        0.5 * dot(&self.v, &self.v)
+    /// φ at y; leaves v = q + J_Aᵀ y and w = ∇φ = J_A v (in the trial buffers with `trial`).
+    fn phi(&mut self, model: &Model, y: &[f64], trial: bool) -> f64 {
+        let (v, w) = if trial {
+            (&mut self.v_try, &mut self.w_try)
+        } else {
+            (&mut self.v, &mut self.w)
+        };
+        model.subgradient(y, v);
+        model.rows.mul(v, w);
+        0.5 * dot(v, v)
     }
 
     /// The minimizing multipliers (to the accuracy reached).
@@ -369,7 +500,7 @@ impl Solver {
         let beta = &model.beta;
         let mut y = self.start(model);
         let beta_max = beta.iter().fold(0.0f64, |a, b| a.max(*b)).max(1e-300);
-        let mut cur = self.phi(model, &y);
+        let mut cur = self.phi(model, &y, false);
         let mut y_try = vec![0.0; k];
         for _ in 0..MAX_NEWTON {
             if super::stopped(opts) {
@@ -378,10 +509,11 @@ impl Solver {
             let nv = (2.0 * cur).sqrt();
             // gap = P(−v) − D(y) = Σ β|w| + y·w ≥ 0: the slope along −v/‖v‖ is −‖v‖ + gap/‖v‖
             let gap: f64 = (0..k).map(|a| beta[a] * self.w[a].abs() + y[a] * self.w[a]).sum();
-            let nat = (0..k)
-                .map(|a| (y[a] - (y[a] - self.w[a]).clamp(-beta[a], beta[a])).abs())
-                .fold(0.0, f64::max);
-            if nv <= opts.tol || gap <= 1e-13 * nv.max(1e-300) || nat == 0.0 {
+            let nat = natural(&y, &self.w, beta);
+            if std::env::var_os("P1DBG").is_some() {
+                eprintln!("P1DBG nv {nv:e} gap {gap:e} nat {nat:e} lower {}", self.lower.is_some());
+            }
+            if nv <= opts.tol || gap <= 1e-12 * nv || nat == 0.0 {
                 break;
             }
             let eps = nat.min(1e-3 * beta_max);
@@ -390,8 +522,8 @@ impl Solver {
                 let at_hi = y[a] >= beta[a] - eps && self.w[a] < 0.0;
                 self.free[a] = !(at_lo || at_hi);
             }
-            let delta = (nat / beta_max).max(1e-14);
-            self.newton(model, delta);
+            let delta = (1e-2 * nat / beta_max).max(1e-14);
+            self.newton(model, opts, delta, (nat / beta_max).clamp(1e-11, 1e-2));
             // projected search on φ
             let mut alpha = 1.0;
             let next = loop {
@@ -404,11 +536,13 @@ impl Solver {
                     y_try[a] = t.clamp(-beta[a], beta[a]);
                 }
                 let decrease: f64 = (0..k).map(|a| self.w[a] * (y_try[a] - y[a])).sum();
-                let w = std::mem::take(&mut self.w);
-                let trial = self.phi(model, &y_try);
-                let w_try = std::mem::replace(&mut self.w, w);
-                if trial <= cur + 1e-4 * decrease && trial <= cur {
-                    self.w = w_try;
+                let trial = self.phi(model, &y_try, true);
+                // near the solution φ's decrease is below its rounding: then the natural
+                // residual measures the progress
+                let better = natural(&y_try, &self.w_try, beta) < 0.5 * nat;
+                if (trial <= cur + 1e-4 * decrease && trial <= cur) || better {
+                    std::mem::swap(&mut self.v, &mut self.v_try);
+                    std::mem::swap(&mut self.w, &mut self.w_try);
                     break Some(trial);
                 }
                 if alpha < 1e-10 {
@@ -419,11 +553,7 @@ impl Solver {
             match next {
                 Some(trial) => {
                     std::mem::swap(&mut y, &mut y_try);
-                    let stalled = cur - trial <= 1e-16 * cur;
                     cur = trial;
-                    if stalled {
-                        break;
-                    }
                 }
                 None => break,
             }
@@ -449,7 +579,7 @@ impl Solver {
 
     /// The Newton direction d on the free rows: (J_F J_Fᵀ + δ) d = −w_F by preconditioned
     /// conjugate gradients (d = 0 off F).
-    fn newton(&mut self, model: &Model, delta: f64) {
+    fn newton(&mut self, model: &Model, opts: &Options, delta: f64, eta: f64) {
         let k = model.rows.nrows();
         for a in 0..k {
             self.d[a] = 0.0;
@@ -459,11 +589,17 @@ impl Solver {
         if norm_b == 0.0 {
             return;
         }
-        let target = 1e-11 * norm_b;
+        let target = eta * norm_b;
         self.precondition(delta);
         let mut rz = dot(&self.r, &self.z);
         self.p.copy_from_slice(&self.z);
-        for _ in 0..k.max(1) + 10 {
+        for it in 0..MAX_CG.min(k + 10) {
+            if it % 16 == 15 && super::stopped(opts) {
+                return;
+            }
+            if std::env::var_os("P1DBG").is_some() && it % 50 == 0 {
+                eprintln!("P1DBG cg {it} {:e}", dot(&self.r, &self.r).sqrt() / norm_b);
+            }
             // ap = (J_F J_Fᵀ + δ) p on F
             self.tn.iter_mut().for_each(|x| *x = 0.0);
             model.rows.add_mul_t(&self.p, &mut self.tn);
@@ -477,6 +613,9 @@ impl Solver {
             }
             let pap = dot(&self.p, &self.ap);
             if !(pap > 0.0 && rz > 0.0) {
+                if std::env::var_os("P1DBG").is_some() {
+                    eprintln!("P1DBG cg breakdown {it} pap {pap:e} rz {rz:e}");
+                }
                 return;
             }
             let alpha = rz / pap;
@@ -485,6 +624,9 @@ impl Solver {
                 self.r[a] -= alpha * self.ap[a];
             }
             if dot(&self.r, &self.r).sqrt() <= target {
+                if std::env::var_os("P1DBG").is_some() {
+                    eprintln!("P1DBG cg done {it}");
+                }
                 return;
             }
             self.precondition(delta);
@@ -499,9 +641,21 @@ impl Solver {
 
     /// z = M⁻¹ r: the triangular preconditioner, or Jacobi.
     fn precondition(&mut self, delta: f64) {
-        match &self.lower {
-            Some(l) => l.apply(&self.free, &self.r, &mut self.z, &mut self.t),
-            None => {
+        match (&self.lower, &mut self.schur) {
+            (Some(l), Some(schur)) => {
+                // (P⁻¹)_FF r with P = J_A J_Aᵀ (r is 0 off F)
+                let all = vec![true; self.r.len()];
+                l.forward(&all, &self.r, &mut self.t);
+                schur.middle(&mut self.t);
+                l.solve_t(&all, &mut self.t, &mut self.z);
+                for (z, f) in self.z.iter_mut().zip(&self.free) {
+                    if !f {
+                        *z = 0.0;
+                    }
+                }
+            }
+            (Some(l), None) => l.apply(&self.free, &self.r, &mut self.z, &mut self.t),
+            (None, _) => {
                 for a in 0..self.r.len() {
                     self.z[a] = if self.free[a] {
                         self.r[a] / (self.row_norm2[a] + delta)
@@ -512,6 +666,15 @@ impl Solver {
             }
         }
     }
+}
+
+/// ‖y − P(y − w)‖∞, P the projection onto the box |y| ≤ β: 0 exactly at the minimizer.
+fn natural(y: &[f64], w: &[f64], beta: &[f64]) -> f64 {
+    y.iter()
+        .zip(w)
+        .zip(beta)
+        .map(|((y, w), b)| (y - (y - w).clamp(-b, *b)).abs())
+        .fold(0.0, f64::max)
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
