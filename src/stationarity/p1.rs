@@ -36,10 +36,27 @@ use crate::graph::{ElemUnary, Op};
 use crate::registry::Order;
 use crate::text::plural;
 
-/// The tier: `None` when it does not apply (not (P1), a kink that is not a penalty entry, a
-/// layer the linearization does not handle) or its answer is not confirmed; then the dense
-/// tier ([`super::pieces::convex_outer`]) decides.
+/// Up to this many variables the dense tier ([`super::pieces::convex_outer`]) certifies (P1):
+/// its n probes cost little there, and its verdicts, witnesses and slopes stay those reported
+/// so far (the README's syn certificate). Above, this tier.
+pub(super) const DENSE_MAX: usize = 1000;
+
+/// The tier above [`DENSE_MAX`] variables: `None` when it does not apply (not (P1), a kink that
+/// is not a penalty entry, a layer the linearization does not handle) or its answer is not
+/// confirmed; then the dense tier decides.
 pub(super) fn convex_outer(
+    o: &mut Oracle<'_>,
+    problem: &Problem<'_>,
+    opts: &Options,
+) -> Result<Option<Verdict>, EvalError> {
+    if o.n <= DENSE_MAX {
+        return Ok(None);
+    }
+    structured(o, problem, opts)
+}
+
+/// The tier at any size.
+fn structured(
     o: &mut Oracle<'_>,
     problem: &Problem<'_>,
     opts: &Options,
@@ -47,6 +64,12 @@ pub(super) fn convex_outer(
     let Some(model) = Model::at(o, problem, opts) else {
         return Ok(None);
     };
+    // The model against the exact slope along a seeded direction.
+    let mut rng = crate::rng::Rng::new(0x9e37);
+    let probe: Vec<f64> = (0..o.n).map(|_| rng.normal()).collect();
+    if !model.agrees(o, &probe)? {
+        return Ok(None);
+    }
     let kinks = o.kinks.len();
     let active = model.rows.nrows();
     let mut solver = Solver::new(&model);
@@ -57,12 +80,6 @@ pub(super) fn convex_outer(
     let mut v = vec![0.0; model.q.len()];
     model.subgradient(&y, &mut v);
     let ny = norm(&v);
-    // The model against the exact slope along a seeded direction.
-    let mut rng = crate::rng::Rng::new(0x9e37);
-    let probe: Vec<f64> = (0..o.n).map(|_| rng.normal()).collect();
-    if !model.agrees(o, &probe)? {
-        return Ok(None);
-    }
     let reason = format!(
         "{}; distance from 0 to the subdifferential {ny:.3e}",
         plural(active, "convex outer kink", "convex outer kinks")
@@ -416,7 +433,9 @@ impl Schur {
                     .for_each(|(x, &r)| *x += f64::from(r) * ta);
             }
         }
-        let u = self.chol.solve(&nalgebra::DVector::from_column_slice(&self.s));
+        let u = self
+            .chol
+            .solve(&nalgebra::DVector::from_column_slice(&self.s));
         for (row, ta) in self.m.chunks_exact(nr).zip(t.iter_mut()) {
             *ta -= row
                 .iter()
@@ -460,7 +479,11 @@ impl Solver {
         let schur = lower.as_ref().and_then(Schur::of);
         let row_norm2 = (0..k)
             .map(|a| {
-                model.rows.row(a).map(|p| model.rows.val[p].powi(2)).sum::<f64>()
+                model
+                    .rows
+                    .row(a)
+                    .map(|p| model.rows.val[p].powi(2))
+                    .sum::<f64>()
             })
             .collect();
         Solver {
@@ -502,18 +525,21 @@ impl Solver {
         let beta_max = beta.iter().fold(0.0f64, |a, b| a.max(*b)).max(1e-300);
         let mut cur = self.phi(model, &y, false);
         let mut y_try = vec![0.0; k];
+        let (mut last_gap, mut stalls) = (f64::INFINITY, 0);
         for _ in 0..MAX_NEWTON {
             if super::stopped(opts) {
                 break;
             }
             let nv = (2.0 * cur).sqrt();
             // gap = P(−v) − D(y) = Σ β|w| + y·w ≥ 0: the slope along −v/‖v‖ is −‖v‖ + gap/‖v‖
-            let gap: f64 = (0..k).map(|a| beta[a] * self.w[a].abs() + y[a] * self.w[a]).sum();
+            let gap: f64 = (0..k)
+                .map(|a| beta[a] * self.w[a].abs() + y[a] * self.w[a])
+                .sum();
             let nat = natural(&y, &self.w, beta);
-            if std::env::var_os("P1DBG").is_some() {
-                eprintln!("P1DBG nv {nv:e} gap {gap:e} nat {nat:e} lower {}", self.lower.is_some());
-            }
-            if nv <= opts.tol || gap <= 1e-12 * nv || nat == 0.0 {
+            // stop when decided, converged, or at rounding (the gap no longer halves)
+            stalls = if gap > 0.5 * last_gap { stalls + 1 } else { 0 };
+            last_gap = gap;
+            if nv <= opts.tol || gap <= 1e-12 * nv || nat <= 1e-15 * beta_max || stalls >= 2 {
                 break;
             }
             let eps = nat.min(1e-3 * beta_max);
@@ -572,7 +598,11 @@ impl Solver {
         let mut w: Vec<f64> = model.own.iter().map(|&c| -model.q[c]).collect();
         lower.solve_t(&vec![true; k], &mut w, &mut y);
         for (ya, b) in y.iter_mut().zip(&model.beta) {
-            *ya = if ya.is_finite() { ya.clamp(-b, *b) } else { 0.0 };
+            *ya = if ya.is_finite() {
+                ya.clamp(-b, *b)
+            } else {
+                0.0
+            };
         }
         y
     }
@@ -597,9 +627,6 @@ impl Solver {
             if it % 16 == 15 && super::stopped(opts) {
                 return;
             }
-            if std::env::var_os("P1DBG").is_some() && it % 50 == 0 {
-                eprintln!("P1DBG cg {it} {:e}", dot(&self.r, &self.r).sqrt() / norm_b);
-            }
             // ap = (J_F J_Fᵀ + δ) p on F
             self.tn.iter_mut().for_each(|x| *x = 0.0);
             model.rows.add_mul_t(&self.p, &mut self.tn);
@@ -613,9 +640,6 @@ impl Solver {
             }
             let pap = dot(&self.p, &self.ap);
             if !(pap > 0.0 && rz > 0.0) {
-                if std::env::var_os("P1DBG").is_some() {
-                    eprintln!("P1DBG cg breakdown {it} pap {pap:e} rz {rz:e}");
-                }
                 return;
             }
             let alpha = rz / pap;
@@ -624,9 +648,6 @@ impl Solver {
                 self.r[a] -= alpha * self.ap[a];
             }
             if dot(&self.r, &self.r).sqrt() <= target {
-                if std::env::var_os("P1DBG").is_some() {
-                    eprintln!("P1DBG cg done {it}");
-                }
                 return;
             }
             self.precondition(delta);
@@ -683,4 +704,209 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 
 fn norm(a: &[f64]) -> f64 {
     dot(a, a).sqrt()
+}
+
+#[cfg(test)]
+mod tests {
+    //! The structured tier against the dense one (n probes and Clarabel) on small (P1) points:
+    //! the same verdicts, witnesses and slopes, the structured witness never less steep, and
+    //! its slope the exact ray-Taylor one.
+
+    use super::super::oracle::{Form, Oracle, Problem};
+    use super::super::{pieces, Options, Status};
+    use crate::config::{ColumnSel, DataSpec, HeaderMode, RowSel, SeqLayout, Split, TestState};
+    use crate::diag::SourceFile;
+    use crate::eval::{EvalOptions, Evaluator};
+    use crate::forms::{self, Betas};
+    use crate::graph::{self, Graph, LowerOptions, SeqData};
+    use crate::registry::{Order, Registry};
+    use std::path::PathBuf;
+
+    fn model(text: &str, r: &Registry) -> crate::check::Model {
+        let src = SourceFile::new("test.mco", text);
+        crate::session::compile(&src, r).expect("model checks")
+    }
+
+    fn lower(m: &crate::check::Model, data: Vec<SeqData>) -> Graph {
+        graph::lower(m, &LowerOptions { data }).expect("model lowers")
+    }
+
+    const CHAIN: &str = "data x: seq(real)
+param w: real = 0.9
+param c: real = 0.1
+layer h[0] = 0
+layer h[t] = relu(w * h[t-1] + x[t] + c)
+minimize mean(t, (h[t] - 0.5)^2) + 0.1 * (w^2 + c^2)
+";
+
+    /// Chained ReLU layers over `steps` time steps (data x[t] = 0.3 sin(0.7 t)).
+    fn chain(steps: usize, r: &Registry) -> Graph {
+        let x = (0..steps).map(|t| 0.3 * (0.7 * t as f64).sin()).collect();
+        let data = SeqData {
+            steps,
+            sequences: 1,
+            values: x,
+            warmup: 0,
+        };
+        lower(&model(CHAIN, r), vec![data])
+    }
+
+    /// The syn RNN on its first `rows` rows.
+    fn syn(rows: usize, r: &Registry) -> Graph {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(root.join("examples/syn/rnn.mco")).unwrap();
+        let m = model(&text, r);
+        let range = RowSel::Range {
+            start: 0,
+            end: rows,
+        };
+        let spec = DataSpec {
+            file: PathBuf::from("examples/data/syn_T10.csv"),
+            header: HeaderMode::No,
+            bind: vec![
+                ("x".into(), ColumnSel::Range { start: 0, end: 5 }),
+                ("y".into(), ColumnSel::Range { start: 5, end: 8 }),
+            ],
+            train: range,
+            test: Some(range),
+            sequences: SeqLayout::Single,
+            test_state: TestState::Carry,
+            origin: None,
+        };
+        let data = crate::session::bind_data(&m, &spec, &root, Split::Train).unwrap();
+        lower(&m, data)
+    }
+
+    /// Certify z of (P1) with β by both tiers; returns the structured verdict.
+    fn both(g: &Graph, theta: &[f64], beta: f64, perturb: f64, r: &Registry) -> Status {
+        let lifted = forms::lift(g);
+        let mut ev = Evaluator::new(g, r, Order::Zero).unwrap();
+        let mut z = lifted.complete(&mut ev, theta).unwrap();
+        // an infeasible z: every other layer entry moved (those residuals leave the kink)
+        let mut rng = crate::rng::Rng::new(7);
+        for x in z[lifted.layout.n_theta..].iter_mut().step_by(2) {
+            *x += perturb * rng.normal();
+        }
+        let p1 = lifted.penalized(&Betas::uniform(beta));
+        let problem = Problem {
+            form: Form::P1,
+            graph: &p1,
+            registry: r,
+            point: &z,
+            lifted: Some(&lifted),
+            adjoint: None,
+        };
+        let opts = Options::default();
+        let mut o = Oracle::new(&problem, &opts).unwrap();
+        let dense = pieces::convex_outer(&mut o, &opts)
+            .unwrap()
+            .expect("dense tier");
+        let mut o = Oracle::new(&problem, &opts).unwrap();
+        let new = super::structured(&mut o, &problem, &opts)
+            .unwrap()
+            .expect("structured tier");
+        assert_eq!(new.status, dense.status, "{new:?}\n{dense:?}");
+        assert_eq!(
+            (new.method, new.active_kinks),
+            ("convex_qp", dense.active_kinks)
+        );
+        if new.status == Status::NotStationary {
+            let (d, s) = (new.direction.unwrap(), new.slope.unwrap());
+            let (dd, ds) = (dense.direction.unwrap(), dense.slope.unwrap());
+            // the min-norm element is unique: the same witness, the new one never less steep
+            let far = d
+                .iter()
+                .zip(&dd)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
+            assert!(far < 1e-3, "witnesses {far:e} apart");
+            assert!(
+                s <= ds + 1e-12 && s > ds - 1e-4 * (1.0 + ds.abs()),
+                "{s} vs {ds}"
+            );
+            let mut pev = Evaluator::new(&p1, r, Order::One).unwrap();
+            let t = pev
+                .directional(&z, &d, Order::One, EvalOptions::default())
+                .unwrap();
+            assert_eq!(t.d1, Some(s));
+        }
+        new.status
+    }
+
+    #[test]
+    fn chained_layers_agree_with_the_dense_tier() {
+        let r = Registry::with_standard();
+        let g = chain(30, &r);
+        for (theta, beta, perturb) in [
+            ([0.9, 0.1], 1.0, 0.0),
+            ([0.9, 0.1], 0.001, 0.0),
+            ([-0.4, 0.7], 0.05, 0.0),
+            ([0.5, -0.2], 0.2, 0.1),
+        ] {
+            assert_eq!(both(&g, &theta, beta, perturb, &r), Status::NotStationary);
+        }
+    }
+
+    #[test]
+    fn a_stationary_chain_is_certified_by_both() {
+        // targets the chain itself produces at θ* = (0.9, 0.1): zero loss, so ∇F = 0
+        let r = Registry::with_standard();
+        let g = chain(30, &r);
+        let mut ev = Evaluator::new(&g, &r, Order::Zero).unwrap();
+        let lifted = forms::lift(&g);
+        let z = lifted.complete(&mut ev, &[0.9, 0.1]).unwrap();
+        let targets: Vec<String> = z[2..].iter().map(|v| format!("{v:?}")).collect();
+        let text = CHAIN
+            .replace(
+                "minimize mean(t, (h[t] - 0.5)^2) + 0.1 * (w^2 + c^2)",
+                "minimize mean(t, (h[t] - y[t])^2)",
+            )
+            .replace("data x: seq(real)", "data x: seq(real)\ndata y: seq(real)");
+        let x: Vec<f64> = (0..30).map(|t| 0.3 * (0.7 * t as f64).sin()).collect();
+        let y: Vec<f64> = targets.iter().map(|s| s.parse().unwrap()).collect();
+        let seq = |values| SeqData {
+            steps: 30,
+            sequences: 1,
+            values,
+            warmup: 0,
+        };
+        let g = lower(&model(&text, &r), vec![seq(x), seq(y)]);
+        for beta in [1e-3, 1.0] {
+            assert_eq!(both(&g, &[0.9, 0.1], beta, 0.0, &r), Status::Stationary);
+        }
+    }
+
+    #[test]
+    fn the_exactness_threshold_with_multipliers_on_their_bounds() {
+        // u = 0·θ, g = (u − 1)²: the multiplier of u is 2, stationary iff β ≥ 2
+        let r = Registry::with_standard();
+        let text =
+            "param theta: real = 0\nlayer u = 0 * theta\nminimize (u - 1)^2 + 0.5 * sqnorm(theta)";
+        let g = lower(&model(text, &r), Vec::new());
+        for (beta, want) in [
+            (0.5, Status::NotStationary),
+            (1.5, Status::NotStationary),
+            (2.5, Status::Stationary),
+        ] {
+            assert_eq!(both(&g, &[0.0], beta, 0.0, &r), want, "β = {beta}");
+        }
+    }
+
+    #[test]
+    fn random_small_rnns_agree_with_the_dense_tier() {
+        let r = Registry::with_standard();
+        let g = syn(6, &r);
+        let n = g.n_params();
+        for seed in 1..4u64 {
+            let mut rng = crate::rng::Rng::new(seed);
+            let theta: Vec<f64> = (0..n).map(|_| 0.4 * rng.normal()).collect();
+            for (beta, perturb) in [(1.0, 0.0), (0.01, 0.0), (0.1, 0.05)] {
+                assert_eq!(
+                    both(&g, &theta, beta, perturb, &r),
+                    Status::NotStationary,
+                    "seed {seed}, β = {beta}"
+                );
+            }
+        }
+    }
 }
