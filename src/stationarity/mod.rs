@@ -8,7 +8,8 @@
 //!   direction (in the variables of the form: θ for (P), z for (P0) and (P1)) and its exact
 //!   slope f′(x; d) or curvature f″(x; d) from the ray-Taylor evaluator.
 //! - Tiers, cheapest first: `smooth` (no active kink: ‖∇f‖ and Lanczos on Hessian-vector
-//!   products), `convex_outer` (every kink in a convex outer term: one QP), `pieces` (nested or
+//!   products), `convex_outer` (every kink in a convex outer term: one QP; for (P1) above 1,000
+//!   variables from the sparse (P1) structure, `p1`), `pieces` (nested or
 //!   nonconvex kinks, 2^k ≤ `max_pieces`: one LP per piece), `search` (otherwise: a descent
 //!   search that can refute but never certify; else `inconclusive` with its reason).
 //!
