@@ -893,6 +893,57 @@ minimize mean(t, (h[t] - 0.5)^2) + 0.1 * (w^2 + c^2)
     }
 
     #[test]
+    fn every_preconditioner_reaches_the_same_nearest_point() {
+        // Woodbury (the default), the triangular L_FF L_FFᵀ alone (M too large to keep) and
+        // Jacobi (L not triangular): the same minimizer, to the solver's accuracy
+        let r = Registry::with_standard();
+        let g = syn(6, &r);
+        let mut rng = crate::rng::Rng::new(11);
+        let theta: Vec<f64> = (0..g.n_params()).map(|_| 0.4 * rng.normal()).collect();
+        let lifted = forms::lift(&g);
+        let mut ev = Evaluator::new(&g, &r, Order::Zero).unwrap();
+        let z = lifted.complete(&mut ev, &theta).unwrap();
+        let p1 = lifted.penalized(&Betas::uniform(0.05));
+        let problem = Problem {
+            form: Form::P1,
+            graph: &p1,
+            registry: &r,
+            point: &z,
+            lifted: Some(&lifted),
+            adjoint: None,
+        };
+        let opts = Options::default();
+        let o = Oracle::new(&problem, &opts).unwrap();
+        let model = super::Model::at(&o, &problem, &opts).expect("a (P1) model");
+        let nearest = |schur: bool, lower: bool| {
+            let mut solver = super::Solver::new(&model);
+            assert!(solver.lower.is_some() && solver.schur.is_some());
+            if !schur {
+                solver.schur = None;
+            }
+            if !lower {
+                solver.lower = None;
+            }
+            let y = solver.solve(&model, &opts);
+            assert!(y.iter().zip(&model.beta).all(|(y, b)| y.abs() <= *b));
+            let mut v = vec![0.0; model.q.len()];
+            model.subgradient(&y, &mut v);
+            v
+        };
+        let want = nearest(true, true);
+        assert!(super::norm(&want) > 1e-3);
+        for (schur, lower) in [(false, true), (false, false)] {
+            let v = nearest(schur, lower);
+            let far = v
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
+            assert!(far < 1e-9, "schur {schur}, lower {lower}: {far:e}");
+        }
+    }
+
+    #[test]
     fn random_small_rnns_agree_with_the_dense_tier() {
         let r = Registry::with_standard();
         let g = syn(6, &r);
