@@ -18,9 +18,11 @@
 //! gradients: every residual row i of the lifted problem reads its own layer entry u_i with
 //! coefficient 1 and only earlier layer entries besides (r = u − ψ(θ, u_earlier)), so the
 //! rows of J restricted to those columns form a unit lower-triangular L, and L_FF L_FFᵀ (two
-//! sparse triangular solves) leaves the parameter columns as the only difference, a
-//! perturbation of rank ≤ dim θ. Everything is linear in the size of the lifted graph per
-//! conjugate-gradient iteration; nothing is dense.
+//! sparse triangular solves) leaves the other columns R (θ) as the only difference, a
+//! perturbation of rank ≤ dim θ. Its Woodbury correction, M = L⁻¹R and C = I + MᵀM formed
+//! once ([`Schur`]), makes a Newton system one to a few iterations; without it (M too large)
+//! L_FF L_FFᵀ alone, and a Jacobi preconditioner when L is not triangular. An iteration costs
+//! O(nnz J + k·dim θ); nothing is dense in the number of kinks k.
 //!
 //! Exactness, as in the dense tier: `stationary` when a feasible y gives ‖v‖ ≤ tol (an upper
 //! bound on the distance whatever the solver's accuracy); `not_stationary` only with the
@@ -102,7 +104,7 @@ fn structured(
     Ok(None)
 }
 
-/// J_A by rows, with the column of each row's own layer entry.
+/// J_A by rows (CSR).
 struct Rows {
     ptr: Vec<usize>,
     idx: Vec<usize>,
