@@ -8,7 +8,8 @@
 //!   direction (in the variables of the form: θ for (P), z for (P0) and (P1)) and its exact
 //!   slope f′(x; d) or curvature f″(x; d) from the ray-Taylor evaluator.
 //! - Tiers, cheapest first: `smooth` (no active kink: ‖∇f‖ and Lanczos on Hessian-vector
-//!   products), `convex_outer` (every kink in a convex outer term: one QP), `maxtype` (a convex
+//!   products), `convex_outer` (every kink in a convex outer term: one QP; for (P1) above 1,000
+//!   variables from the sparse (P1) structure, `p1`), `maxtype` (a convex
 //!   piecewise-linear outer structure: one min-norm problem; second order on the critical
 //!   subspace), `absnormal` (LIKQ in the abs-normal form: one least-squares solve and sign
 //!   checks), `pieces` (nested or nonconvex kinks, 2^k ≤ `max_pieces`: one LP per piece),
@@ -26,6 +27,7 @@ mod lagrangian;
 mod lp;
 mod maxtype;
 mod oracle;
+mod p1;
 mod pieces;
 mod smooth;
 
@@ -257,6 +259,8 @@ pub fn certify(problem: &Problem<'_>, opts: &Options) -> Result<Certificate, Eva
     let mut max_type = None;
     let first = if first_kinks == 0 {
         smooth::first_order(&mut o, opts)?
+    } else if let Some(v) = p1::convex_outer(&mut o, problem, opts)? {
+        v
     } else if let Some(v) = pieces::convex_outer(&mut o, opts)? {
         v
     } else {

@@ -32,7 +32,9 @@ impl Form {
 /// - (P0): `graph` is the model's graph, `point` is θ of a feasible z and `lifted` its lift: the
 ///   tangent cone is parameterized by θ-directions completed by forward propagation (docs/math.md §3),
 ///   F′(z; T d) = f′(θ; d), and curvatures are F″(z; T d) of the lifted objective.
-/// - (P1): `graph` is the penalized graph ([`Lifted::penalized`]) and `point` is z.
+/// - (P1): `graph` is the penalized graph ([`Lifted::penalized`]) and `point` is z; with
+///   `lifted` (the lift it was built from) the convex tier reads the sparse (P1) structure
+///   above 1,000 variables instead of probing n directions.
 #[derive(Clone, Copy)]
 pub struct Problem<'a> {
     pub form: Form,
