@@ -1,6 +1,9 @@
 //! Dense matrix products on column-major slices: thin products by slice kernels that compute
 //! what nalgebra's gemv computes, to the bit; the rest through matrixmultiply.
 
+#[cfg(target_arch = "x86_64")]
+mod avx;
+
 /// A column-major matrix stored in a slice, possibly read transposed. The fields are private
 /// so that every `Mat` comes from [`Mat::new`], which checks the slice's length: [`gemm`]
 /// hands raw pointers to matrixmultiply and relies on it.
@@ -136,9 +139,9 @@ pub fn gemm(alpha: f64, a: Mat<'_>, b: Mat<'_>, beta: f64, c: &mut [f64]) {
 /// with `beta · y` (and `y` not read when beta is 0).
 fn gemv_n(alpha: f64, a: &[f64], x: &[f64], beta: f64, y: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the processor has AVX2, checked just above.
-        return unsafe { wide::gemv_n(alpha, a, x, beta, y) };
+    if alpha == 1.0 && !x.is_empty() && std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: the processor has AVX, checked just above.
+        return unsafe { avx::gemv_n(a, x, beta, y) };
     }
     gemv_n_body(alpha, a, x, beta, y)
 }
@@ -196,9 +199,9 @@ fn gemv_n_body(alpha: f64, a: &[f64], x: &[f64], beta: f64, y: &mut [f64]) {
 /// operations and their order are those of [`gemv_n`], so each column is the same to the bit.
 fn gemv_n2(alpha: f64, a: &[f64], x: &[f64], beta: f64, y: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the processor has AVX2, checked just above.
-        return unsafe { wide::gemv_n2(alpha, a, x, beta, y) };
+    if alpha == 1.0 && !x.is_empty() && std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: the processor has AVX, checked just above.
+        return unsafe { avx::gemv_n2(a, x, beta, y) };
     }
     gemv_n2_body(alpha, a, x, beta, y)
 }
@@ -259,9 +262,9 @@ fn gemv_n2_body(alpha: f64, a: &[f64], x: &[f64], beta: f64, y: &mut [f64]) {
 /// read once for both inner products, each computed as [`dot`] computes it.
 fn gemv_t2(alpha: f64, a: &[f64], rows: usize, x: &[f64], beta: f64, y: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the processor has AVX2, checked just above.
-        return unsafe { wide::gemv_t2(alpha, a, rows, x, beta, y) };
+    if alpha == 1.0 && rows > 0 && std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: the processor has AVX, checked just above.
+        return unsafe { avx::gemv_t2(a, rows, x, beta, y) };
     }
     gemv_t2_body(alpha, a, rows, x, beta, y)
 }
@@ -323,9 +326,9 @@ fn dot2(a: &[f64], b0: &[f64], b1: &[f64]) -> (f64, f64) {
 /// as nalgebra's `gemv_tr`.
 fn gemv_t(alpha: f64, a: &[f64], rows: usize, x: &[f64], beta: f64, y: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the processor has AVX2, checked just above.
-        return unsafe { wide::gemv_t(alpha, a, rows, x, beta, y) };
+    if alpha == 1.0 && rows > 0 && std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: the processor has AVX, checked just above.
+        return unsafe { avx::gemv_t(a, rows, x, beta, y) };
     }
     gemv_t_body(alpha, a, rows, x, beta, y)
 }
@@ -376,27 +379,6 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
         res += x * y;
     }
     res
-}
-
-/// The slice kernels compiled for AVX2, chosen at run time: the same operations in the same
-/// order (Rust never fuses a multiply and an add on its own), four lanes wide instead of two,
-/// so the results are the same to the bit.
-#[cfg(target_arch = "x86_64")]
-mod wide {
-    macro_rules! avx2 {
-        ($($name:ident => $body:ident ($($arg:ident: $ty:ty),*);)*) => {$(
-            #[target_feature(enable = "avx2")]
-            pub(super) unsafe fn $name($($arg: $ty),*) {
-                super::$body($($arg),*)
-            }
-        )*};
-    }
-    avx2! {
-        gemv_n => gemv_n_body(alpha: f64, a: &[f64], x: &[f64], beta: f64, y: &mut [f64]);
-        gemv_t => gemv_t_body(alpha: f64, a: &[f64], rows: usize, x: &[f64], beta: f64, y: &mut [f64]);
-        gemv_n2 => gemv_n2_body(alpha: f64, a: &[f64], x: &[f64], beta: f64, y: &mut [f64]);
-        gemv_t2 => gemv_t2_body(alpha: f64, a: &[f64], rows: usize, x: &[f64], beta: f64, y: &mut [f64]);
-    }
 }
 
 #[cfg(test)]
@@ -457,6 +439,8 @@ mod tests {
             (17, 9),
             (128, 4),
             (4, 128),
+            (40, 13),
+            (37, 33),
         ] {
             let a: Vec<f64> = (0..m * k).map(|_| rng.normal()).collect();
             let xn: Vec<f64> = (0..k).map(|_| rng.normal()).collect();
