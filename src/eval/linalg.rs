@@ -544,6 +544,49 @@ mod tests {
         }
     }
 
+    /// The AVX kernels (alpha = 1) against the portable kernels, bit for bit, on sizes that
+    /// reach every block shape (full blocks, each remainder of blocks of four, single rows,
+    /// columns of `A` left over, tails of the blocks of eight) and every beta case.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx_kernels_equal_the_portable_kernels_to_the_bit() {
+        if !std::arch::is_x86_feature_detected!("avx") {
+            return;
+        }
+        let mut rng = crate::rng::Rng::new(13);
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for m in [1, 3, 4, 7, 12, 20, 31, 32, 33, 47, 64, 130] {
+            for k in [1, 2, 5, 8, 9, 16, 17] {
+                let a: Vec<f64> = (0..m * k).map(|_| rng.normal()).collect();
+                let xn: Vec<f64> = (0..2 * k).map(|_| rng.normal()).collect();
+                let xt: Vec<f64> = (0..2 * m).map(|_| rng.normal()).collect();
+                let y0: Vec<f64> = (0..2 * m.max(k)).map(|_| rng.normal()).collect();
+                for beta in [0.0, 1.0, 0.7] {
+                    let (mut want, mut got) = (y0[..m].to_vec(), y0[..m].to_vec());
+                    gemv_n_body(1.0, &a, &xn[..k], beta, &mut want);
+                    // SAFETY: the processor has AVX, checked above.
+                    unsafe { avx::gemv_n(&a, &xn[..k], beta, &mut got) };
+                    assert_eq!(bits(&want), bits(&got), "gemv_n {m}×{k}");
+                    let (mut want, mut got) = (y0[..2 * m].to_vec(), y0[..2 * m].to_vec());
+                    gemv_n2_body(1.0, &a, &xn, beta, &mut want);
+                    // SAFETY: the processor has AVX, checked above.
+                    unsafe { avx::gemv_n2(&a, &xn, beta, &mut got) };
+                    assert_eq!(bits(&want), bits(&got), "gemv_n2 {m}×{k}");
+                    let (mut want, mut got) = (y0[..k].to_vec(), y0[..k].to_vec());
+                    gemv_t_body(1.0, &a, m, &xt[..m], beta, &mut want);
+                    // SAFETY: the processor has AVX, checked above.
+                    unsafe { avx::gemv_t(&a, m, &xt[..m], beta, &mut got) };
+                    assert_eq!(bits(&want), bits(&got), "gemv_t {m}×{k}");
+                    let (mut want, mut got) = (y0[..2 * k].to_vec(), y0[..2 * k].to_vec());
+                    gemv_t2_body(1.0, &a, m, &xt, beta, &mut want);
+                    // SAFETY: the processor has AVX, checked above.
+                    unsafe { avx::gemv_t2(&a, m, &xt, beta, &mut got) };
+                    assert_eq!(bits(&want), bits(&got), "gemv_t2 {m}×{k}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn products_and_transposes_agree_with_hand_results() {
         // a = [1 2; 3 4] (column-major [1, 3, 2, 4]), b = [5; 6]
