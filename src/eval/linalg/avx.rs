@@ -118,6 +118,10 @@ unsafe fn gemv_n_cols<const C: usize>(a: &[f64], x: &[f64], beta: f64, y: &mut [
 /// # Safety
 /// The processor must have AVX (the caller is compiled for it).
 #[inline(always)]
+#[allow(
+    clippy::needless_range_loop,
+    reason = "b indexes both the column block and the sums, which are stored by column"
+)]
 unsafe fn rows<const C: usize, const NB: usize>(
     a: &[f64],
     x: &[f64],
