@@ -1,7 +1,9 @@
 //! The thin-product kernels for `alpha = 1` (every product the evaluator forms), compiled for
-//! AVX and chosen at run time. Per entry they do the portable kernels' operations in the
-//! portable kernels' order — multiplies and adds, never fused (Rust does not contract
-//! `a * b + c` on its own) — so every result is the same to the bit. What differs is the
+//! AVX and chosen at run time. The one-column kernels do the portable kernels' operations in
+//! the portable kernels' order — multiplies and adds, never fused (Rust does not contract
+//! `a * b + c` on its own) — so their results are the same to the bit; the two-column kernels
+//! (minibatches of two or more sequences) fuse each multiply and add (FMA), which changes
+//! low bits, as matrixmultiply's kernels do for wider products. What differs is the
 //! blocking: up to eight 4-lane sums in flight (the portable kernels keep two to four, and a
 //! chain of dependent adds waits four cycles per add), each block of `A` loaded once for every
 //! right-hand column, and `alpha · a` not computed (`1 · a = a` exactly).
@@ -10,22 +12,40 @@
 //! two-wide shuffles with spills (slower than the portable kernels).
 
 use std::arch::x86_64::{
-    _mm256_add_pd, _mm256_loadu_pd, _mm256_mul_pd, _mm256_set1_pd, _mm256_setzero_pd,
-    _mm256_storeu_pd,
+    __m256d, _mm256_add_pd, _mm256_fmadd_pd, _mm256_loadu_pd, _mm256_mul_pd, _mm256_set1_pd,
+    _mm256_setzero_pd, _mm256_storeu_pd,
 };
+
+/// `acc + a · b`: one fused multiply–add when `F` (the two-column kernels), else a multiply
+/// and an add, as the portable kernels do.
+///
+/// # Safety
+/// The processor must have AVX, and FMA when `F` (the caller is compiled for them).
+#[inline(always)]
+unsafe fn madd<const F: bool>(acc: __m256d, a: __m256d, b: __m256d) -> __m256d {
+    // SAFETY: the features are there (this function's contract).
+    unsafe {
+        if F {
+            _mm256_fmadd_pd(a, b, acc)
+        } else {
+            _mm256_add_pd(acc, _mm256_mul_pd(a, b))
+        }
+    }
+}
 
 /// `y = A x + beta · y` for one right-hand column (`super::gemv_n` with alpha = 1).
 #[target_feature(enable = "avx")]
 pub(super) unsafe fn gemv_n(a: &[f64], x: &[f64], beta: f64, y: &mut [f64]) {
     // SAFETY: AVX is there (this function's contract).
-    unsafe { gemv_n_cols::<1>(a, x, beta, y) }
+    unsafe { gemv_n_cols::<1, false>(a, x, beta, y) }
 }
 
-/// [`gemv_n`] for two right-hand columns side by side in `x`, results side by side in `y`.
-#[target_feature(enable = "avx")]
+/// [`gemv_n`] for two right-hand columns side by side in `x`, results side by side in `y`,
+/// with fused multiply–adds (see `super::gemv_n2`).
+#[target_feature(enable = "avx,fma")]
 pub(super) unsafe fn gemv_n2(a: &[f64], x: &[f64], beta: f64, y: &mut [f64]) {
     // SAFETY: AVX is there (this function's contract).
-    unsafe { gemv_n_cols::<2>(a, x, beta, y) }
+    unsafe { gemv_n_cols::<2, true>(a, x, beta, y) }
 }
 
 /// `y = Aᵀ x + beta · y` for one right-hand column (`super::gemv_t` with alpha = 1).
@@ -36,28 +56,29 @@ pub(super) unsafe fn gemv_t(a: &[f64], rows: usize, x: &[f64], beta: f64, y: &mu
     // SAFETY: AVX is there (this function's contract).
     unsafe {
         while j + 4 <= cols {
-            dots::<1, 4>(a, rows, x, beta, y, j);
+            dots::<1, 4, false>(a, rows, x, beta, y, j);
             j += 4;
         }
         for j in j..cols {
-            dots::<1, 1>(a, rows, x, beta, y, j);
+            dots::<1, 1, false>(a, rows, x, beta, y, j);
         }
     }
 }
 
-/// [`gemv_t`] for two right-hand columns side by side in `x`, results side by side in `y`.
-#[target_feature(enable = "avx")]
+/// [`gemv_t`] for two right-hand columns side by side in `x`, results side by side in `y`,
+/// with fused multiply–adds (see `super::gemv_t2`).
+#[target_feature(enable = "avx,fma")]
 pub(super) unsafe fn gemv_t2(a: &[f64], rows: usize, x: &[f64], beta: f64, y: &mut [f64]) {
     let cols = y.len() / 2;
     let mut j = 0;
     // SAFETY: AVX is there (this function's contract).
     unsafe {
         while j + 2 <= cols {
-            dots::<2, 2>(a, rows, x, beta, y, j);
+            dots::<2, 2, true>(a, rows, x, beta, y, j);
             j += 2;
         }
         for j in j..cols {
-            dots::<2, 1>(a, rows, x, beta, y, j);
+            dots::<2, 1, true>(a, rows, x, beta, y, j);
         }
     }
 }
@@ -68,7 +89,12 @@ pub(super) unsafe fn gemv_t2(a: &[f64], rows: usize, x: &[f64], beta: f64, y: &m
 /// # Safety
 /// The processor must have AVX (the caller is compiled for it).
 #[inline(always)]
-unsafe fn gemv_n_cols<const C: usize>(a: &[f64], x: &[f64], beta: f64, y: &mut [f64]) {
+unsafe fn gemv_n_cols<const C: usize, const F: bool>(
+    a: &[f64],
+    x: &[f64],
+    beta: f64,
+    y: &mut [f64],
+) {
     let m = y.len() / C;
     let big = 32 / C;
     let mut i0 = 0;
@@ -77,22 +103,22 @@ unsafe fn gemv_n_cols<const C: usize>(a: &[f64], x: &[f64], beta: f64, y: &mut [
     unsafe {
         while i0 + big <= m {
             if C == 1 {
-                rows::<C, 8>(a, x, beta, y, i0);
+                rows::<C, 8, F>(a, x, beta, y, i0);
             } else {
-                rows::<C, 4>(a, x, beta, y, i0);
+                rows::<C, 4, F>(a, x, beta, y, i0);
             }
             i0 += big;
         }
         blocks = (m - i0) / 4;
         match blocks {
             0 => {}
-            1 => rows::<C, 1>(a, x, beta, y, i0),
-            2 => rows::<C, 2>(a, x, beta, y, i0),
-            3 => rows::<C, 3>(a, x, beta, y, i0),
-            4 => rows::<C, 4>(a, x, beta, y, i0),
-            5 => rows::<C, 5>(a, x, beta, y, i0),
-            6 => rows::<C, 6>(a, x, beta, y, i0),
-            _ => rows::<C, 7>(a, x, beta, y, i0),
+            1 => rows::<C, 1, F>(a, x, beta, y, i0),
+            2 => rows::<C, 2, F>(a, x, beta, y, i0),
+            3 => rows::<C, 3, F>(a, x, beta, y, i0),
+            4 => rows::<C, 4, F>(a, x, beta, y, i0),
+            5 => rows::<C, 5, F>(a, x, beta, y, i0),
+            6 => rows::<C, 6, F>(a, x, beta, y, i0),
+            _ => rows::<C, 7, F>(a, x, beta, y, i0),
         }
     }
     let (k, tail) = (x.len() / C, i0 + 4 * blocks);
@@ -122,7 +148,7 @@ unsafe fn gemv_n_cols<const C: usize>(a: &[f64], x: &[f64], beta: f64, y: &mut [
     clippy::needless_range_loop,
     reason = "b indexes both the column block and the sums, which are stored by column"
 )]
-unsafe fn rows<const C: usize, const NB: usize>(
+unsafe fn rows<const C: usize, const NB: usize, const F: bool>(
     a: &[f64],
     x: &[f64],
     beta: f64,
@@ -160,7 +186,7 @@ unsafe fn rows<const C: usize, const NB: usize>(
             for b in 0..NB {
                 let av = _mm256_loadu_pd(pa.add(4 * b));
                 for c in 0..C {
-                    acc[c][b] = _mm256_add_pd(acc[c][b], _mm256_mul_pd(av, xs[c]));
+                    acc[c][b] = madd::<F>(acc[c][b], av, xs[c]);
                 }
             }
         }
@@ -180,7 +206,7 @@ unsafe fn rows<const C: usize, const NB: usize>(
 /// # Safety
 /// The processor must have AVX (the caller is compiled for it).
 #[inline(always)]
-unsafe fn dots<const C: usize, const D: usize>(
+unsafe fn dots<const C: usize, const D: usize, const F: bool>(
     a: &[f64],
     rows: usize,
     x: &[f64],
@@ -211,8 +237,8 @@ unsafe fn dots<const C: usize, const D: usize>(
                 let p = acol[d].as_ptr().add(i0);
                 let (al, ah) = (_mm256_loadu_pd(p), _mm256_loadu_pd(p.add(4)));
                 for c in 0..C {
-                    lo[d][c] = _mm256_add_pd(lo[d][c], _mm256_mul_pd(al, xl[c]));
-                    hi[d][c] = _mm256_add_pd(hi[d][c], _mm256_mul_pd(ah, xh[c]));
+                    lo[d][c] = madd::<F>(lo[d][c], al, xl[c]);
+                    hi[d][c] = madd::<F>(hi[d][c], ah, xh[c]);
                 }
             }
             i0 += 8;
