@@ -44,7 +44,7 @@ pub(super) unsafe fn gemv_n(a: &[f64], x: &[f64], beta: f64, y: &mut [f64]) {
 /// with fused multiply–adds (see `super::gemv_n2`).
 #[target_feature(enable = "avx,fma")]
 pub(super) unsafe fn gemv_n2(a: &[f64], x: &[f64], beta: f64, y: &mut [f64]) {
-    // SAFETY: AVX is there (this function's contract).
+    // SAFETY: AVX and FMA are there (this function's contract).
     unsafe { gemv_n_cols::<2, true>(a, x, beta, y) }
 }
 
@@ -71,7 +71,7 @@ pub(super) unsafe fn gemv_t(a: &[f64], rows: usize, x: &[f64], beta: f64, y: &mu
 pub(super) unsafe fn gemv_t2(a: &[f64], rows: usize, x: &[f64], beta: f64, y: &mut [f64]) {
     let cols = y.len() / 2;
     let mut j = 0;
-    // SAFETY: AVX is there (this function's contract).
+    // SAFETY: AVX and FMA are there (this function's contract).
     unsafe {
         while j + 2 <= cols {
             dots::<2, 2, true>(a, rows, x, beta, y, j);
@@ -83,11 +83,12 @@ pub(super) unsafe fn gemv_t2(a: &[f64], rows: usize, x: &[f64], beta: f64, y: &m
     }
 }
 
-/// `A x` for `C` right-hand columns (`x` is `C` columns of `k ≥ 1` entries, `y` `C` columns of
-/// `m`): blocks of `32 / C` rows, then the rest in blocks of four, then single rows.
+/// `A x` for `C` (1 or 2) right-hand columns (`x` is `C` columns of `k ≥ 1` entries, `y` `C`
+/// columns of `m`): blocks of `32 / C` rows, then the rest in blocks of four, then single rows;
+/// with fused multiply–adds when `F`.
 ///
 /// # Safety
-/// The processor must have AVX (the caller is compiled for it).
+/// The processor must have AVX, and FMA when `F` (the caller is compiled for them).
 #[inline(always)]
 unsafe fn gemv_n_cols<const C: usize, const F: bool>(
     a: &[f64],
@@ -99,7 +100,7 @@ unsafe fn gemv_n_cols<const C: usize, const F: bool>(
     let big = 32 / C;
     let mut i0 = 0;
     let blocks;
-    // SAFETY: AVX is there (this function's contract).
+    // SAFETY: AVX, and FMA when `F`, are there (this function's contract).
     unsafe {
         while i0 + big <= m {
             if C == 1 {
@@ -139,10 +140,11 @@ unsafe fn gemv_n_cols<const C: usize, const F: bool>(
 }
 
 /// Rows `i0 .. i0 + 4·NB` of `A x` for `C` right-hand columns, the `NB · C` sums kept in
-/// registers across all columns of `A`: per entry `a₀x₀ (+ beta·y)`, then `+ aⱼxⱼ` in order.
+/// registers across all columns of `A`: per entry `a₀x₀ (+ beta·y)`, then `+ aⱼxⱼ` in order
+/// (fused when `F`).
 ///
 /// # Safety
-/// The processor must have AVX (the caller is compiled for it).
+/// The processor must have AVX, and FMA when `F` (the caller is compiled for them).
 #[inline(always)]
 #[allow(
     clippy::needless_range_loop,
@@ -158,9 +160,9 @@ unsafe fn rows<const C: usize, const NB: usize, const F: bool>(
     let (m, k) = (y.len() / C, x.len() / C);
     assert!(k >= 1 && i0 + 4 * NB <= m && a.len() >= m * k && x.len() == C * k);
     let ya = y.as_mut_ptr();
-    // SAFETY: AVX is there (this function's contract). Every pointer read or written is
-    // in bounds by the assertion above: A's entries j·m + i0 .. j·m + i0 + 4·NB for j < k
-    // (below m·k), x's c·k + j for c < C, j < k, and y's c·m + i0 .. c·m + i0 + 4·NB.
+    // SAFETY: AVX, and FMA when `F`, are there (this function's contract). Every pointer read
+    // or written is in bounds by the assertion above: A's entries j·m + i0 .. j·m + i0 + 4·NB
+    // for j < k (below m·k), x's c·k + j for c < C, j < k, and y's c·m + i0 .. c·m + i0 + 4·NB.
     unsafe {
         let z = _mm256_setzero_pd();
         let mut acc = [[z; NB]; C];
@@ -204,7 +206,7 @@ unsafe fn rows<const C: usize, const NB: usize, const F: bool>(
 /// `y ← d (+ beta · y)`.
 ///
 /// # Safety
-/// The processor must have AVX (the caller is compiled for it).
+/// The processor must have AVX, and FMA when `F` (the caller is compiled for them).
 #[inline(always)]
 unsafe fn dots<const C: usize, const D: usize, const F: bool>(
     a: &[f64],
@@ -219,9 +221,9 @@ unsafe fn dots<const C: usize, const D: usize, const F: bool>(
     let acol: [&[f64]; D] = std::array::from_fn(|d| &a[(j0 + d) * rows..(j0 + d + 1) * rows]);
     let xcol: [&[f64]; C] = std::array::from_fn(|c| &x[c * rows..(c + 1) * rows]);
     let mut sums = [[[0.0; 8]; C]; D];
-    // SAFETY: AVX is there (this function's contract). Every load reads entries
-    // i0 .. i0 + 8 ≤ full ≤ rows of a slice of `rows` entries; every store writes the eight
-    // entries of one `sums[d][c]`.
+    // SAFETY: AVX, and FMA when `F`, are there (this function's contract). Every load reads
+    // entries i0 .. i0 + 8 ≤ full ≤ rows of a slice of `rows` entries; every store writes the
+    // eight entries of one `sums[d][c]`.
     unsafe {
         let z = _mm256_setzero_pd();
         let (mut lo, mut hi) = ([[z; C]; D], [[z; C]; D]);
