@@ -496,8 +496,8 @@ impl Frame<'_> {
         } else {
             2
         };
-        let bblock = Mat::new(&left[ob..ob + nbk * lb], nb.rows, nbk * nb.cols);
-        gemm(1.0, am(0), bblock, 0.0, &mut own[..nbk * lc]);
+        let bblock = &left[ob..ob + nbk * lb];
+        gemm_blocks(am(0), bblock, (nb.rows, nb.cols), nbk, &mut own[..nbk * lc]);
         own[nbk * lc..K * lc].fill(0.0);
         if K == 1 || !na.varies {
             return;
@@ -506,13 +506,7 @@ impl Frame<'_> {
         if K == 3 && nb.varies {
             // T = A1 [B0 B1]; C1 += T0, C2 += 2 T1.
             let t = &mut self.scratch[..2 * lc];
-            gemm(
-                1.0,
-                am(1),
-                Mat::new(&left[ob..ob + 2 * lb], nb.rows, 2 * nb.cols),
-                0.0,
-                t,
-            );
+            gemm_blocks(am(1), &left[ob..ob + 2 * lb], (nb.rows, nb.cols), 2, t);
             for i in 0..lc {
                 own[lc + i] += t[i];
                 own[2 * lc + i] += 2.0 * t[lc + i];
@@ -523,6 +517,23 @@ impl Frame<'_> {
         if K == 3 && !na.affine {
             gemm(1.0, am(2), b0, 1.0, &mut own[2 * lc..3 * lc]);
         }
+    }
+}
+
+/// `c = A [B₀ B₁ ..]` for `blocks` contiguous coefficient blocks of `B` of `rows × cols` each:
+/// one product, or one per block when `cols` is odd. The two-column kernels fuse multiply–adds
+/// (`eval::linalg`), so a column's bits depend on which column it is paired with: with an even
+/// number of columns per block, the pairs never straddle two blocks, and each coefficient's
+/// columns are paired as in a pass that computes that coefficient alone (the value of a
+/// directional pass is the value pass's to the bit).
+fn gemm_blocks(a: Mat<'_>, b: &[f64], (rows, cols): (usize, usize), blocks: usize, c: &mut [f64]) {
+    let (lb, lc) = (rows * cols, c.len() / blocks.max(1));
+    if cols % 2 == 0 || blocks == 1 || lb == 0 || lc == 0 {
+        gemm(1.0, a, Mat::new(b, rows, blocks * cols), 0.0, c);
+        return;
+    }
+    for (bk, ck) in b.chunks_exact(lb).zip(c.chunks_exact_mut(lc)) {
+        gemm(1.0, a, Mat::new(bk, rows, cols), 0.0, ck);
     }
 }
 
@@ -972,5 +983,42 @@ minimize chain + rest + sum(i in 1..n-1, min(x[i], 0.5 * x[i+1]))
         assert_eq!(fast.value.to_bits(), slow.value.to_bits());
         assert_eq!(fast.active_kinks, slow.active_kinks);
         assert!(fast.active_kinks >= 9, "kinks: {}", fast.active_kinks);
+    }
+    /// Matrix products whose right operand varies (one column: its coefficients side by side
+    /// in one product would pair a₀ with a₁ in the two-column kernels, which fuse
+    /// multiply–adds): each product's value from a directional pass of order 1 and 2 is the
+    /// value pass's to the bit.
+    #[test]
+    fn directional_passes_compute_the_value_pass_values() {
+        let text = "param W: mat(12, 12)
+param V: mat(12, 12)
+param h: vec(12)
+let u = relu(W * h)
+minimize sum(relu(V * u - W * u)) + sum(V * (W * h))
+";
+        let (r, g) = graph_of(text);
+        let (x, d) = point_with_kinks(g.n_params());
+        let o = EvalOptions::default();
+        let mut ev = Evaluator::new(&g, &r, Order::Two).unwrap_or_else(|e| panic!("{e}"));
+        ev.value(&x, o).unwrap_or_else(|e| panic!("{e}"));
+        let products: Vec<_> = (0..g.nodes.len() as u32)
+            .map(crate::graph::NodeId)
+            .filter(|&id| matches!(g.node(id).op, crate::graph::Op::MatMul(..)))
+            .collect();
+        assert_eq!(products.len(), 5);
+        let bits = |ev: &Evaluator| -> Vec<Vec<u64>> {
+            products
+                .iter()
+                .map(|&id| ev.coeff(id, 0).iter().map(|v| v.to_bits()).collect())
+                .collect()
+        };
+        let want = bits(&ev);
+        for order in [Order::One, Order::Two] {
+            let t = ev
+                .directional(&x, &d, order, o)
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(t.d1.is_some());
+            assert!(want == bits(&ev), "products of the {order:?} pass");
+        }
     }
 }

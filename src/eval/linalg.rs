@@ -1,6 +1,9 @@
 //! Dense matrix products on column-major slices: thin products by slice kernels that compute
 //! what nalgebra's gemv computes, to the bit; the rest through matrixmultiply.
 
+#[cfg(target_arch = "x86_64")]
+mod avx;
+
 /// A column-major matrix stored in a slice, possibly read transposed. The fields are private
 /// so that every `Mat` comes from [`Mat::new`], which checks the slice's length: [`gemm`]
 /// hands raw pointers to matrixmultiply and relies on it.
@@ -77,8 +80,8 @@ pub fn gemm(alpha: f64, a: Mat<'_>, b: Mat<'_>, beta: f64, c: &mut [f64]) {
     );
     if n <= GEMV_COLUMNS && !b.trans {
         // Thin right-hand sides: matrix–vector products, two columns at a time (each block of
-        // `a` read once for both), no packing; every column gets the same operations in the
-        // same order as a product of its own.
+        // `a` read once for both), no packing; every column gets the same sums in the same
+        // order as a product of its own (fused multiply–adds in pairs, see `gemv_n2`).
         let (pairs, single) = (n / 2, n % 2);
         let (bx, cy) = (
             b.data.split_at(pairs * 2 * k),
@@ -136,9 +139,9 @@ pub fn gemm(alpha: f64, a: Mat<'_>, b: Mat<'_>, beta: f64, c: &mut [f64]) {
 /// with `beta · y` (and `y` not read when beta is 0).
 fn gemv_n(alpha: f64, a: &[f64], x: &[f64], beta: f64, y: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the processor has AVX2, checked just above.
-        return unsafe { wide::gemv_n(alpha, a, x, beta, y) };
+    if alpha == 1.0 && !x.is_empty() && std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: the processor has AVX, checked just above.
+        return unsafe { avx::gemv_n(a, x, beta, y) };
     }
     gemv_n_body(alpha, a, x, beta, y)
 }
@@ -192,15 +195,24 @@ fn gemv_n_body(alpha: f64, a: &[f64], x: &[f64], beta: f64, y: &mut [f64]) {
 }
 
 /// [`gemv_n`] for two columns at once: `x` holds the two right-hand sides one after the other
-/// and `y` the two results. Each block of `A` is loaded once for both; per entry the
-/// operations and their order are those of [`gemv_n`], so each column is the same to the bit.
+/// and `y` the two results. Each block of `A` is loaded once for both. The portable kernel
+/// does per entry the operations of [`gemv_n`] in its order (each column the same to the bit);
+/// with AVX and FMA (alpha = 1) each multiply and add is fused, as in matrixmultiply's kernels
+/// for wider products: the same sums in the same order, each term rounded once instead of
+/// twice, so a minibatch's low bits depend on the processor (docs/bench.md).
 fn gemv_n2(alpha: f64, a: &[f64], x: &[f64], beta: f64, y: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the processor has AVX2, checked just above.
-        return unsafe { wide::gemv_n2(alpha, a, x, beta, y) };
+    if alpha == 1.0 && !x.is_empty() && has_avx_fma() {
+        // SAFETY: the processor has AVX and FMA, checked just above.
+        return unsafe { avx::gemv_n2(a, x, beta, y) };
     }
     gemv_n2_body(alpha, a, x, beta, y)
+}
+
+/// Whether the processor has AVX and FMA (for the two-column kernels).
+#[cfg(target_arch = "x86_64")]
+fn has_avx_fma() -> bool {
+    std::arch::is_x86_feature_detected!("avx") && std::arch::is_x86_feature_detected!("fma")
 }
 
 #[inline(always)]
@@ -256,12 +268,13 @@ fn gemv_n2_body(alpha: f64, a: &[f64], x: &[f64], beta: f64, y: &mut [f64]) {
 }
 
 /// [`gemv_t`] for two columns at once (`x` and `y` as in [`gemv_n2`]): each column of `A` is
-/// read once for both inner products, each computed as [`dot`] computes it.
+/// read once for both inner products, each computed as [`dot`] computes it (with AVX and FMA,
+/// its multiplies and adds fused, as in [`gemv_n2`]).
 fn gemv_t2(alpha: f64, a: &[f64], rows: usize, x: &[f64], beta: f64, y: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the processor has AVX2, checked just above.
-        return unsafe { wide::gemv_t2(alpha, a, rows, x, beta, y) };
+    if alpha == 1.0 && rows > 0 && has_avx_fma() {
+        // SAFETY: the processor has AVX and FMA, checked just above.
+        return unsafe { avx::gemv_t2(a, rows, x, beta, y) };
     }
     gemv_t2_body(alpha, a, rows, x, beta, y)
 }
@@ -323,9 +336,9 @@ fn dot2(a: &[f64], b0: &[f64], b1: &[f64]) -> (f64, f64) {
 /// as nalgebra's `gemv_tr`.
 fn gemv_t(alpha: f64, a: &[f64], rows: usize, x: &[f64], beta: f64, y: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the processor has AVX2, checked just above.
-        return unsafe { wide::gemv_t(alpha, a, rows, x, beta, y) };
+    if alpha == 1.0 && rows > 0 && std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: the processor has AVX, checked just above.
+        return unsafe { avx::gemv_t(a, rows, x, beta, y) };
     }
     gemv_t_body(alpha, a, rows, x, beta, y)
 }
@@ -376,27 +389,6 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
         res += x * y;
     }
     res
-}
-
-/// The slice kernels compiled for AVX2, chosen at run time: the same operations in the same
-/// order (Rust never fuses a multiply and an add on its own), four lanes wide instead of two,
-/// so the results are the same to the bit.
-#[cfg(target_arch = "x86_64")]
-mod wide {
-    macro_rules! avx2 {
-        ($($name:ident => $body:ident ($($arg:ident: $ty:ty),*);)*) => {$(
-            #[target_feature(enable = "avx2")]
-            pub(super) unsafe fn $name($($arg: $ty),*) {
-                super::$body($($arg),*)
-            }
-        )*};
-    }
-    avx2! {
-        gemv_n => gemv_n_body(alpha: f64, a: &[f64], x: &[f64], beta: f64, y: &mut [f64]);
-        gemv_t => gemv_t_body(alpha: f64, a: &[f64], rows: usize, x: &[f64], beta: f64, y: &mut [f64]);
-        gemv_n2 => gemv_n2_body(alpha: f64, a: &[f64], x: &[f64], beta: f64, y: &mut [f64]);
-        gemv_t2 => gemv_t2_body(alpha: f64, a: &[f64], rows: usize, x: &[f64], beta: f64, y: &mut [f64]);
-    }
 }
 
 #[cfg(test)]
@@ -457,6 +449,8 @@ mod tests {
             (17, 9),
             (128, 4),
             (4, 128),
+            (40, 13),
+            (37, 33),
         ] {
             let a: Vec<f64> = (0..m * k).map(|_| rng.normal()).collect();
             let xn: Vec<f64> = (0..k).map(|_| rng.normal()).collect();
@@ -496,10 +490,26 @@ mod tests {
         }
     }
 
-    /// The two-column kernels give each column what the one-column kernels give it, bit for
-    /// bit (block tails, empty inner dimensions, every beta case).
+    /// Entrywise, `got` and `want` differ by at most twice the rounding bound of a sum of
+    /// `k + 1` terms whose absolute values sum to `scale`: each is within (k + 2) ε · scale of
+    /// the exact value, whether its multiplies and adds are fused or not.
+    fn assert_close(want: &[f64], got: &[f64], scale: &[f64], k: usize, what: &str) {
+        assert_eq!(want.len(), got.len(), "{what}");
+        for ((w, g), s) in want.iter().zip(got).zip(scale) {
+            let tol = 2.0 * (k + 2) as f64 * f64::EPSILON * s;
+            assert!((w - g).abs() <= tol, "{what}: {w} vs {g} (tolerance {tol})");
+        }
+    }
+
+    fn abs(v: &[f64]) -> Vec<f64> {
+        v.iter().map(|x| x.abs()).collect()
+    }
+
+    /// The two-column kernels give each column what the one-column kernels give it: the
+    /// portable ones bit for bit, the dispatched ones (fused multiply–adds with AVX and FMA)
+    /// within rounding (block tails, empty inner dimensions, every beta case).
     #[test]
-    fn two_column_kernels_equal_two_single_columns_to_the_bit() {
+    fn two_column_kernels_agree_with_two_single_columns() {
         let mut rng = crate::rng::Rng::new(11);
         let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         for (m, k) in [
@@ -519,16 +529,27 @@ mod tests {
             for (alpha, beta) in [(1.0, 0.0), (1.0, 1.0), (-0.3, 0.7), (2.5, 0.0)] {
                 let (mut want, mut got) = (y0[..2 * m].to_vec(), y0[..2 * m].to_vec());
                 let (w0, w1) = want.split_at_mut(m);
-                gemv_n(alpha, &a, &xn[..k], beta, w0);
-                gemv_n(alpha, &a, &xn[k..], beta, w1);
+                gemv_n_body(alpha, &a, &xn[..k], beta, w0);
+                gemv_n_body(alpha, &a, &xn[k..], beta, w1);
+                gemv_n2_body(alpha, &a, &xn, beta, &mut got);
+                assert_eq!(bits(&want), bits(&got), "portable gemv_n2 {m}×{k}");
+                let mut scale = abs(&y0[..2 * m]);
+                gemv_n2_body(alpha.abs(), &abs(&a), &abs(&xn), beta.abs(), &mut scale);
+                let mut got = y0[..2 * m].to_vec();
                 gemv_n2(alpha, &a, &xn, beta, &mut got);
-                assert_eq!(bits(&want), bits(&got), "gemv_n2 {m}×{k}");
+                assert_close(&want, &got, &scale, k, &format!("gemv_n2 {m}×{k}"));
+
                 let (mut want, mut got) = (y0[..2 * k].to_vec(), y0[..2 * k].to_vec());
                 let (w0, w1) = want.split_at_mut(k);
-                gemv_t(alpha, &a, m, &xt[..m], beta, w0);
-                gemv_t(alpha, &a, m, &xt[m..], beta, w1);
+                gemv_t_body(alpha, &a, m, &xt[..m], beta, w0);
+                gemv_t_body(alpha, &a, m, &xt[m..], beta, w1);
+                gemv_t2_body(alpha, &a, m, &xt, beta, &mut got);
+                assert_eq!(bits(&want), bits(&got), "portable gemv_t2 {m}×{k}");
+                let mut scale = abs(&y0[..2 * k]);
+                gemv_t2_body(alpha.abs(), &abs(&a), m, &abs(&xt), beta.abs(), &mut scale);
+                let mut got = y0[..2 * k].to_vec();
                 gemv_t2(alpha, &a, m, &xt, beta, &mut got);
-                assert_eq!(bits(&want), bits(&got), "gemv_t2 {m}×{k}");
+                assert_close(&want, &got, &scale, m, &format!("gemv_t2 {m}×{k}"));
             }
             // Through gemm: 1 to 4 right-hand columns, against the per-column kernels, for A
             // and for Aᵀ.
@@ -538,15 +559,27 @@ mod tests {
             for n in 1..=GEMV_COLUMNS {
                 let b: Vec<f64> = (0..k * n).map(|_| rng.normal()).collect();
                 let (mut want, mut got) = (vec![0.0; m * n], vec![0.0; m * n]);
-                for (x, y) in b.chunks_exact(k).zip(want.chunks_exact_mut(m)) {
+                let mut scale = vec![0.0; m * n];
+                for ((x, y), s) in b
+                    .chunks_exact(k)
+                    .zip(want.chunks_exact_mut(m))
+                    .zip(scale.chunks_exact_mut(m))
+                {
                     gemv_n(1.0, &a, x, 0.0, y);
+                    gemv_n(1.0, &abs(&a), &abs(x), 0.0, s);
                 }
                 gemm(1.0, Mat::new(&a, m, k), Mat::new(&b, k, n), 0.0, &mut got);
-                assert_eq!(bits(&want), bits(&got), "gemm {m}×{k}·{k}×{n}");
+                assert_close(&want, &got, &scale, k, &format!("gemm {m}×{k}·{k}×{n}"));
                 let b: Vec<f64> = (0..m * n).map(|_| rng.normal()).collect();
                 let (mut want, mut got) = (vec![0.0; k * n], vec![0.0; k * n]);
-                for (x, y) in b.chunks_exact(m).zip(want.chunks_exact_mut(k)) {
+                let mut scale = vec![0.0; k * n];
+                for ((x, y), s) in b
+                    .chunks_exact(m)
+                    .zip(want.chunks_exact_mut(k))
+                    .zip(scale.chunks_exact_mut(k))
+                {
                     gemv_t(1.0, &a, m, x, 0.0, y);
+                    gemv_t(1.0, &abs(&a), m, &abs(x), 0.0, s);
                 }
                 gemm(
                     1.0,
@@ -555,7 +588,55 @@ mod tests {
                     0.0,
                     &mut got,
                 );
-                assert_eq!(bits(&want), bits(&got), "gemm ({m}×{k})ᵀ·{m}×{n}");
+                assert_close(&want, &got, &scale, m, &format!("gemm ({m}×{k})ᵀ·{m}×{n}"));
+            }
+        }
+    }
+
+    /// The AVX kernels (alpha = 1) against the portable kernels on sizes that reach every
+    /// block shape (full blocks, each remainder of blocks of four, single rows, columns of `A`
+    /// left over, tails of the blocks of eight) and every beta case: one column bit for bit,
+    /// two columns (fused multiply–adds) within rounding.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx_kernels_match_the_portable_kernels() {
+        if !has_avx_fma() {
+            return;
+        }
+        let mut rng = crate::rng::Rng::new(13);
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for m in [1, 3, 4, 7, 12, 20, 31, 32, 33, 47, 64, 130] {
+            for k in [1, 2, 5, 8, 9, 16, 17] {
+                let a: Vec<f64> = (0..m * k).map(|_| rng.normal()).collect();
+                let xn: Vec<f64> = (0..2 * k).map(|_| rng.normal()).collect();
+                let xt: Vec<f64> = (0..2 * m).map(|_| rng.normal()).collect();
+                let y0: Vec<f64> = (0..2 * m.max(k)).map(|_| rng.normal()).collect();
+                for beta in [0.0, 1.0, 0.7] {
+                    let (mut want, mut got) = (y0[..m].to_vec(), y0[..m].to_vec());
+                    gemv_n_body(1.0, &a, &xn[..k], beta, &mut want);
+                    // SAFETY: the processor has AVX and FMA, checked above.
+                    unsafe { avx::gemv_n(&a, &xn[..k], beta, &mut got) };
+                    assert_eq!(bits(&want), bits(&got), "gemv_n {m}×{k}");
+                    let (mut want, mut got) = (y0[..2 * m].to_vec(), y0[..2 * m].to_vec());
+                    gemv_n2_body(1.0, &a, &xn, beta, &mut want);
+                    // SAFETY: the processor has AVX and FMA, checked above.
+                    unsafe { avx::gemv_n2(&a, &xn, beta, &mut got) };
+                    let mut scale = abs(&y0[..2 * m]);
+                    gemv_n2_body(1.0, &abs(&a), &abs(&xn), beta, &mut scale);
+                    assert_close(&want, &got, &scale, k, &format!("gemv_n2 {m}×{k}"));
+                    let (mut want, mut got) = (y0[..k].to_vec(), y0[..k].to_vec());
+                    gemv_t_body(1.0, &a, m, &xt[..m], beta, &mut want);
+                    // SAFETY: the processor has AVX and FMA, checked above.
+                    unsafe { avx::gemv_t(&a, m, &xt[..m], beta, &mut got) };
+                    assert_eq!(bits(&want), bits(&got), "gemv_t {m}×{k}");
+                    let (mut want, mut got) = (y0[..2 * k].to_vec(), y0[..2 * k].to_vec());
+                    gemv_t2_body(1.0, &a, m, &xt, beta, &mut want);
+                    // SAFETY: the processor has AVX and FMA, checked above.
+                    unsafe { avx::gemv_t2(&a, m, &xt, beta, &mut got) };
+                    let mut scale = abs(&y0[..2 * k]);
+                    gemv_t2_body(1.0, &abs(&a), m, &abs(&xt), beta, &mut scale);
+                    assert_close(&want, &got, &scale, m, &format!("gemv_t2 {m}×{k}"));
+                }
             }
         }
     }

@@ -1,0 +1,270 @@
+//! The thin-product kernels for `alpha = 1` (every product the evaluator forms), compiled for
+//! AVX and chosen at run time. The one-column kernels do the portable kernels' operations in
+//! the portable kernels' order — multiplies and adds, never fused (Rust does not contract
+//! `a * b + c` on its own) — so their results are the same to the bit; the two-column kernels
+//! (minibatches of two or more sequences) fuse each multiply and add (FMA), which changes
+//! low bits, as matrixmultiply's kernels do for wider products. What differs is the
+//! blocking: up to eight 4-lane sums in flight (the portable kernels keep two to four, and a
+//! chain of dependent adds waits four cycles per add), each block of `A` loaded once for every
+//! right-hand column, and `alpha · a` not computed (`1 · a = a` exactly).
+//!
+//! Written with intrinsics: the same loops on `[f64; 4]` lanes were vectorised by LLVM into
+//! two-wide shuffles with spills (slower than the portable kernels).
+
+use std::arch::x86_64::{
+    __m256d, _mm256_add_pd, _mm256_fmadd_pd, _mm256_loadu_pd, _mm256_mul_pd, _mm256_set1_pd,
+    _mm256_setzero_pd, _mm256_storeu_pd,
+};
+
+/// `acc + a · b`: one fused multiply–add when `F` (the two-column kernels), else a multiply
+/// and an add, as the portable kernels do.
+///
+/// # Safety
+/// The processor must have AVX, and FMA when `F` (the caller is compiled for them).
+#[inline(always)]
+unsafe fn madd<const F: bool>(acc: __m256d, a: __m256d, b: __m256d) -> __m256d {
+    // SAFETY: the features are there (this function's contract).
+    unsafe {
+        if F {
+            _mm256_fmadd_pd(a, b, acc)
+        } else {
+            _mm256_add_pd(acc, _mm256_mul_pd(a, b))
+        }
+    }
+}
+
+/// `y = A x + beta · y` for one right-hand column (`super::gemv_n` with alpha = 1).
+#[target_feature(enable = "avx")]
+pub(super) unsafe fn gemv_n(a: &[f64], x: &[f64], beta: f64, y: &mut [f64]) {
+    // SAFETY: AVX is there (this function's contract).
+    unsafe { gemv_n_cols::<1, false>(a, x, beta, y) }
+}
+
+/// [`gemv_n`] for two right-hand columns side by side in `x`, results side by side in `y`,
+/// with fused multiply–adds (see `super::gemv_n2`).
+#[target_feature(enable = "avx,fma")]
+pub(super) unsafe fn gemv_n2(a: &[f64], x: &[f64], beta: f64, y: &mut [f64]) {
+    // SAFETY: AVX and FMA are there (this function's contract).
+    unsafe { gemv_n_cols::<2, true>(a, x, beta, y) }
+}
+
+/// `y = Aᵀ x + beta · y` for one right-hand column (`super::gemv_t` with alpha = 1).
+#[target_feature(enable = "avx")]
+pub(super) unsafe fn gemv_t(a: &[f64], rows: usize, x: &[f64], beta: f64, y: &mut [f64]) {
+    let cols = y.len();
+    let mut j = 0;
+    // SAFETY: AVX is there (this function's contract).
+    unsafe {
+        while j + 4 <= cols {
+            dots::<1, 4, false>(a, rows, x, beta, y, j);
+            j += 4;
+        }
+        for j in j..cols {
+            dots::<1, 1, false>(a, rows, x, beta, y, j);
+        }
+    }
+}
+
+/// [`gemv_t`] for two right-hand columns side by side in `x`, results side by side in `y`,
+/// with fused multiply–adds (see `super::gemv_t2`).
+#[target_feature(enable = "avx,fma")]
+pub(super) unsafe fn gemv_t2(a: &[f64], rows: usize, x: &[f64], beta: f64, y: &mut [f64]) {
+    let cols = y.len() / 2;
+    let mut j = 0;
+    // SAFETY: AVX and FMA are there (this function's contract).
+    unsafe {
+        while j + 2 <= cols {
+            dots::<2, 2, true>(a, rows, x, beta, y, j);
+            j += 2;
+        }
+        for j in j..cols {
+            dots::<2, 1, true>(a, rows, x, beta, y, j);
+        }
+    }
+}
+
+/// `A x` for `C` (1 or 2) right-hand columns (`x` is `C` columns of `k ≥ 1` entries, `y` `C`
+/// columns of `m`): blocks of `32 / C` rows, then the rest in blocks of four, then single rows;
+/// with fused multiply–adds when `F`.
+///
+/// # Safety
+/// The processor must have AVX, and FMA when `F` (the caller is compiled for them).
+#[inline(always)]
+unsafe fn gemv_n_cols<const C: usize, const F: bool>(
+    a: &[f64],
+    x: &[f64],
+    beta: f64,
+    y: &mut [f64],
+) {
+    let m = y.len() / C;
+    let big = 32 / C;
+    let mut i0 = 0;
+    let blocks;
+    // SAFETY: AVX, and FMA when `F`, are there (this function's contract).
+    unsafe {
+        while i0 + big <= m {
+            if C == 1 {
+                rows::<C, 8, F>(a, x, beta, y, i0);
+            } else {
+                rows::<C, 4, F>(a, x, beta, y, i0);
+            }
+            i0 += big;
+        }
+        blocks = (m - i0) / 4;
+        match blocks {
+            0 => {}
+            1 => rows::<C, 1, F>(a, x, beta, y, i0),
+            2 => rows::<C, 2, F>(a, x, beta, y, i0),
+            3 => rows::<C, 3, F>(a, x, beta, y, i0),
+            4 => rows::<C, 4, F>(a, x, beta, y, i0),
+            5 => rows::<C, 5, F>(a, x, beta, y, i0),
+            6 => rows::<C, 6, F>(a, x, beta, y, i0),
+            _ => rows::<C, 7, F>(a, x, beta, y, i0),
+        }
+    }
+    let (k, tail) = (x.len() / C, i0 + 4 * blocks);
+    for c in 0..C {
+        let (xc, yc) = (&x[c * k..(c + 1) * k], &mut y[c * m..(c + 1) * m]);
+        for i in tail..m {
+            let mut v = if beta == 0.0 {
+                a[i] * xc[0]
+            } else {
+                a[i] * xc[0] + beta * yc[i]
+            };
+            for (j, &xj) in xc.iter().enumerate().skip(1) {
+                v += a[j * m + i] * xj;
+            }
+            yc[i] = v;
+        }
+    }
+}
+
+/// Rows `i0 .. i0 + 4·NB` of `A x` for `C` right-hand columns, the `NB · C` sums kept in
+/// registers across all columns of `A`: per entry `a₀x₀ (+ beta·y)`, then `+ aⱼxⱼ` in order
+/// (fused when `F`).
+///
+/// # Safety
+/// The processor must have AVX, and FMA when `F` (the caller is compiled for them).
+#[inline(always)]
+#[allow(
+    clippy::needless_range_loop,
+    reason = "b indexes both the column block and the sums, which are stored by column"
+)]
+unsafe fn rows<const C: usize, const NB: usize, const F: bool>(
+    a: &[f64],
+    x: &[f64],
+    beta: f64,
+    y: &mut [f64],
+    i0: usize,
+) {
+    let (m, k) = (y.len() / C, x.len() / C);
+    assert!(k >= 1 && i0 + 4 * NB <= m && a.len() >= m * k && x.len() == C * k);
+    let ya = y.as_mut_ptr();
+    // SAFETY: AVX, and FMA when `F`, are there (this function's contract). Every pointer read
+    // or written is in bounds by the assertion above: A's entries j·m + i0 .. j·m + i0 + 4·NB
+    // for j < k (below m·k), x's c·k + j for c < C, j < k, and y's c·m + i0 .. c·m + i0 + 4·NB.
+    unsafe {
+        let z = _mm256_setzero_pd();
+        let mut acc = [[z; NB]; C];
+        let pa = a.as_ptr().add(i0);
+        for b in 0..NB {
+            let av = _mm256_loadu_pd(pa.add(4 * b));
+            for (c, acc) in acc.iter_mut().enumerate() {
+                let p = _mm256_mul_pd(av, _mm256_set1_pd(*x.get_unchecked(c * k)));
+                acc[b] = if beta == 0.0 {
+                    p
+                } else {
+                    let yv = _mm256_loadu_pd(ya.add(c * m + i0 + 4 * b));
+                    _mm256_add_pd(p, _mm256_mul_pd(_mm256_set1_pd(beta), yv))
+                };
+            }
+        }
+        for j in 1..k {
+            let pa = a.as_ptr().add(j * m + i0);
+            let mut xs = [z; C];
+            for (c, v) in xs.iter_mut().enumerate() {
+                *v = _mm256_set1_pd(*x.get_unchecked(c * k + j));
+            }
+            for b in 0..NB {
+                let av = _mm256_loadu_pd(pa.add(4 * b));
+                for c in 0..C {
+                    acc[c][b] = madd::<F>(acc[c][b], av, xs[c]);
+                }
+            }
+        }
+        for (c, acc) in acc.iter().enumerate() {
+            for (b, &v) in acc.iter().enumerate() {
+                _mm256_storeu_pd(ya.add(c * m + i0 + 4 * b), v);
+            }
+        }
+    }
+}
+
+/// Entries `j0 .. j0 + D` of `Aᵀ x` for `C` right-hand columns: `D · C` inner products at
+/// once, each in `super::dot`'s order (eight interleaved partial sums, here two 4-lane
+/// registers, combined as (0 + 4) + (1 + 5) + (2 + 6) + (3 + 7), then the tail in order), then
+/// `y ← d (+ beta · y)`.
+///
+/// # Safety
+/// The processor must have AVX, and FMA when `F` (the caller is compiled for them).
+#[inline(always)]
+unsafe fn dots<const C: usize, const D: usize, const F: bool>(
+    a: &[f64],
+    rows: usize,
+    x: &[f64],
+    beta: f64,
+    y: &mut [f64],
+    j0: usize,
+) {
+    let cols = y.len() / C;
+    let full = rows / 8 * 8;
+    let acol: [&[f64]; D] = std::array::from_fn(|d| &a[(j0 + d) * rows..(j0 + d + 1) * rows]);
+    let xcol: [&[f64]; C] = std::array::from_fn(|c| &x[c * rows..(c + 1) * rows]);
+    let mut sums = [[[0.0; 8]; C]; D];
+    // SAFETY: AVX, and FMA when `F`, are there (this function's contract). Every load reads
+    // entries i0 .. i0 + 8 ≤ full ≤ rows of a slice of `rows` entries; every store writes the
+    // eight entries of one `sums[d][c]`.
+    unsafe {
+        let z = _mm256_setzero_pd();
+        let (mut lo, mut hi) = ([[z; C]; D], [[z; C]; D]);
+        let mut i0 = 0;
+        while i0 < full {
+            let (mut xl, mut xh) = ([z; C], [z; C]);
+            for c in 0..C {
+                let p = xcol[c].as_ptr().add(i0);
+                xl[c] = _mm256_loadu_pd(p);
+                xh[c] = _mm256_loadu_pd(p.add(4));
+            }
+            for d in 0..D {
+                let p = acol[d].as_ptr().add(i0);
+                let (al, ah) = (_mm256_loadu_pd(p), _mm256_loadu_pd(p.add(4)));
+                for c in 0..C {
+                    lo[d][c] = madd::<F>(lo[d][c], al, xl[c]);
+                    hi[d][c] = madd::<F>(hi[d][c], ah, xh[c]);
+                }
+            }
+            i0 += 8;
+        }
+        for d in 0..D {
+            for c in 0..C {
+                _mm256_storeu_pd(sums[d][c].as_mut_ptr(), lo[d][c]);
+                _mm256_storeu_pd(sums[d][c].as_mut_ptr().add(4), hi[d][c]);
+            }
+        }
+    }
+    for (d, col) in acol.iter().enumerate() {
+        for (c, xc) in xcol.iter().enumerate() {
+            let s = &sums[d][c];
+            let mut res = 0.0;
+            res += s[0] + s[4];
+            res += s[1] + s[5];
+            res += s[2] + s[6];
+            res += s[3] + s[7];
+            for (u, v) in col[full..].iter().zip(&xc[full..]) {
+                res += u * v;
+            }
+            let yi = &mut y[c * cols + j0 + d];
+            *yi = if beta == 0.0 { res } else { res + beta * *yi };
+        }
+    }
+}
