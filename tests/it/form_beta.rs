@@ -149,3 +149,19 @@ fn a_beta_stated_both_ways_with_different_values_is_refused_at_its_line() {
     let (_, _, err) = train(&run, &run.parent().unwrap().join("out"));
     assert!(err.contains("mcopt::config::deprecated"), "{err}");
 }
+
+/// The authors' β of the bundled SRPA runs is stated in their run files: syn 1 and sp500 0.1
+/// for every layer group. (A run file without `form:` trains with β = 1, so a β lost from the
+/// file changes the run silently; the reproductions against the authors set their own β.)
+#[test]
+fn the_bundled_srpa_run_files_state_the_authors_beta() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (file, beta) in [("examples/syn/run.yaml", 1.0), ("examples/sp500/run.yaml", 0.1)] {
+        let run = mcopt::config::load_run(&root.join(file))
+            .unwrap_or_else(|e| panic!("{file}: {e:?}"));
+        assert_eq!(run.solver.as_ref().map(|s| s.name.as_str()), Some("srpa"), "{file}");
+        let p1 = run.form.p1.unwrap_or_else(|| panic!("{file} states no form: {{p1: {{beta}}}}"));
+        assert_eq!(p1.beta, mcopt::config::BetaSpec::All(beta), "{file}");
+        assert!(run.warnings.is_empty(), "{file}: old spellings");
+    }
+}
