@@ -89,19 +89,26 @@ enum BForm {
         pair_ptr: Vec<usize>,
         pairs: Vec<(u32, u32, u32)>,
     },
-    /// [[ρI, J_Lᵀ], [J_L, −δI]] (n_L + m unknowns, the lifted columns first), whose Schur
+    /// [[ρI, J_Lᵀ], [J_L, −δI]] (the lifted columns first, then the rows), whose Schur
     /// complement on the rows is −B: its pattern is J_L's, whatever the column lengths (the
     /// TIMIT shape's hidden units each touch 129 output rows: 107 M pairs by rows, 2.5 M
-    /// entries here).
+    /// entries here). A lifted column with a single entry (an output layer's entry, read by
+    /// its own residual row only) is not an unknown: it adds J²/ρ to its row's diagonal.
     Augmented {
-        /// Lifted columns n_L = n − n_θ.
+        /// Lifted columns with more than one entry: the unknowns before the rows.
         n_l: usize,
-        /// Slot of every lifted column's diagonal ρ, then of every row's diagonal.
+        /// Slot of every such column's diagonal ρ, then of every row's diagonal.
         diag_slot: Vec<usize>,
-        /// For every entry of J: its slot (`u32::MAX` for θ entries).
+        /// For every entry of J: its slot; [`SINGLE`] for the entry of a single-entry column,
+        /// [`THETA`] for θ entries.
         entry_slot: Vec<u32>,
     },
 }
+
+/// [`BForm::Augmented`]'s `entry_slot` of an entry whose column has no other.
+const SINGLE: u32 = u32::MAX - 1;
+/// [`BForm::Augmented`]'s `entry_slot` of a θ entry.
+const THETA: u32 = u32::MAX;
 
 /// B is stored through its augmented matrix when the row form would hold more pairs than this.
 pub const ROWS_MAX_PAIRS: usize = 16_000_000;
@@ -154,7 +161,7 @@ impl Schur {
             })
             .sum();
         let (b, form) = if augmented || pair_count > ROWS_MAX_PAIRS {
-            Schur::augmented(jac, n_theta)?
+            Schur::augmented(jac, n_theta, &col_start)?
         } else {
             Schur::rows(jac, n_theta, &row_of, &col_start, &col_entries)?
         };
@@ -240,29 +247,46 @@ impl Schur {
         ))
     }
 
-    /// B's augmented form: the pattern of [[ρI, J_Lᵀ], [J_L, −δI]], lifted column c − n_θ
-    /// first, then row i as n_L + i.
-    fn augmented(jac: &SparseRows, n_theta: usize) -> Result<(Ldl, BForm), LdlError> {
-        let n_l = jac.ncols - n_theta;
+    /// B's augmented form: the pattern of [[ρI, J_Lᵀ], [J_L, −δI]] without the single-entry
+    /// columns (`col_start`: where each lifted column's entries start), the other lifted
+    /// columns first in their order, then row i as n_L + i.
+    fn augmented(
+        jac: &SparseRows,
+        n_theta: usize,
+        col_start: &[usize],
+    ) -> Result<(Ldl, BForm), LdlError> {
         let m = jac.nrows();
+        // the unknown of every lifted column with more than one entry
+        let mut unknown = vec![u32::MAX; jac.ncols - n_theta];
+        let mut n_l = 0;
+        for (c, u) in unknown.iter_mut().enumerate() {
+            if col_start[c + 1] - col_start[c] > 1 {
+                *u = n_l as u32;
+                n_l += 1;
+            }
+        }
         let mut entries: Vec<(usize, usize)> = Vec::with_capacity(n_l + m + jac.col_idx.len());
         entries.extend((0..n_l + m).map(|k| (k, k)));
         for i in 0..m {
             for p in jac.row_ptr[i]..jac.row_ptr[i + 1] {
                 let c = jac.col_idx[p];
-                if c >= n_theta {
-                    entries.push((c - n_theta, n_l + i));
+                if c >= n_theta && unknown[c - n_theta] != u32::MAX {
+                    entries.push((unknown[c - n_theta] as usize, n_l + i));
                 }
             }
         }
         let (b, slots) = Ldl::analyse_with(n_l + m, &entries, Kernels::Auto)?;
         let diag_slot = slots[..n_l + m].to_vec();
-        let mut entry_slot = vec![u32::MAX; jac.col_idx.len()];
+        let mut entry_slot = vec![THETA; jac.col_idx.len()];
         let mut k = n_l + m;
         for (p, &c) in jac.col_idx.iter().enumerate() {
             if c >= n_theta {
-                entry_slot[p] = slots[k] as u32;
-                k += 1;
+                if unknown[c - n_theta] == u32::MAX {
+                    entry_slot[p] = SINGLE;
+                } else {
+                    entry_slot[p] = slots[k] as u32;
+                    k += 1;
+                }
             }
         }
         Ok((
@@ -326,11 +350,15 @@ impl Schur {
                 for i in 0..self.m {
                     vals[diag_slot[n_l + i]] = if k.free_y[i] { -k.delta } else { -1.0 };
                 }
+                let inv_rho = 1.0 / k.rho;
                 for (p, &slot) in entry_slot.iter().enumerate() {
-                    if slot != u32::MAX
-                        && k.free_y[self.row_of[p] as usize]
-                        && k.free_s[self.col_idx[p] as usize]
-                    {
+                    let i = self.row_of[p] as usize;
+                    if slot == THETA || !k.free_y[i] || !k.free_s[self.col_idx[p] as usize] {
+                        continue;
+                    }
+                    if slot == SINGLE {
+                        vals[diag_slot[n_l + i]] -= k.jac[p] * k.jac[p] * inv_rho;
+                    } else {
                         vals[slot as usize] = k.jac[p];
                     }
                 }
