@@ -99,7 +99,10 @@ fn real_subproblem_both_ways(host: &P1Host, srpa: &Srpa, clarabel: bool) {
         "the Schur step differs from the direct one by {d:e}"
     );
     let (augmented, rep) = solve(Method::SchurAugmented);
-    assert_eq!(rep.factorizations, 0, "the augmented path fell back: {rep:?}");
+    assert_eq!(
+        rep.factorizations, 0,
+        "the augmented path fell back: {rep:?}"
+    );
     let d = rel_diff(&augmented, &direct);
     assert!(
         d <= 1e-8,

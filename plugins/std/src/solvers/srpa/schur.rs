@@ -333,8 +333,7 @@ impl Schur {
                     for &(slot, p, q) in &pairs[pair_ptr[c]..pair_ptr[c + 1]] {
                         let (i, r) = (self.row_of[p as usize], self.row_of[q as usize]);
                         if k.free_y[i as usize] && k.free_y[r as usize] {
-                            vals[slot as usize] +=
-                                k.jac[p as usize] * k.jac[q as usize] * inv_rho;
+                            vals[slot as usize] += k.jac[p as usize] * k.jac[q as usize] * inv_rho;
                         }
                     }
                 }

@@ -201,8 +201,7 @@ impl SubSolver {
         let kkt_entries = n + jac.col_idx.len() + m;
         let small_dense = n_theta * n_theta <= SCHUR_MAX_DENSE && n_theta > 0 && n_theta < n;
         // the factor holds at least the matrix: past the threshold, Auto needs no analysis
-        let skip_direct =
-            method == Method::Auto && small_dense && kkt_entries >= SCHUR_MIN_FACTOR;
+        let skip_direct = method == Method::Auto && small_dense && kkt_entries >= SCHUR_MIN_FACTOR;
         let direct = if skip_direct {
             None
         } else {
