@@ -263,3 +263,22 @@ fn kept_preconditioner_sequence(method: Method) {
         "{forms} formations for {systems} Newton systems"
     );
 }
+
+/// Asked for a duality gap below its rounding, a solve stops once the gap stops falling (with
+/// the residual at the tolerance), not converged, long before its Newton-step limit.
+#[test]
+fn a_gap_stuck_at_its_rounding_stops_the_solve() {
+    let mut rng = Rng(5);
+    let inst = random_instance(&mut rng);
+    let mut solver = SubSolver::new(&inst.jac).expect("analysis");
+    let opts = SubOptions {
+        tol: 1e-16,
+        ..SubOptions::default()
+    };
+    let mut sol = SubSolution::default();
+    let rep = solver
+        .solve(&inst.problem(), opts, &mut sol)
+        .expect("factor");
+    assert!(!rep.converged, "{rep:?}");
+    assert!(rep.newton_steps < 50, "{rep:?}");
+}
