@@ -98,6 +98,16 @@ fn real_subproblem_both_ways(host: &P1Host, srpa: &Srpa, clarabel: bool) {
         d <= 1e-8,
         "the Schur step differs from the direct one by {d:e}"
     );
+    let (augmented, rep) = solve(Method::SchurAugmented);
+    assert_eq!(
+        rep.factorizations, 0,
+        "the augmented path fell back: {rep:?}"
+    );
+    let d = rel_diff(&augmented, &direct);
+    assert!(
+        d <= 1e-8,
+        "the augmented Schur step differs from the direct one by {d:e}"
+    );
     if clarabel {
         let (x_ref, certified) = clarabel_ref::clarabel_solve(&p);
         assert!(certified, "clarabel did not certify its solution");

@@ -333,6 +333,37 @@ fn syn_subproblems_agree_with_clarabel() {
     assert!(bounded > 0, "no piece bounds in the syn subproblems");
 }
 
+/// syn with the parameter-Schur path and B through its augmented matrix (the path the TIMIT
+/// shape takes): the direct trajectory to 1e-8, the Newton steps found by the conjugate
+/// gradients.
+#[test]
+fn the_augmented_schur_path_follows_the_direct_trajectory() {
+    let syn = Syn::new();
+    let mut host = syn.host();
+    let opts = SrpaOptions {
+        method: Method::SchurAugmented,
+        ..authors_syn_options()
+    };
+    let mut srpa = Srpa::new(&mut host, syn.z0.clone(), opts).unwrap();
+    let mut t = vec![srpa.objective];
+    let (mut fallbacks, mut systems) = (0, 0);
+    for _ in 0..40 {
+        let m = srpa.step(&mut host).unwrap();
+        assert!(m.sub_converged, "{m:?}");
+        t.push(m.objective);
+        fallbacks += m.factorizations;
+        systems += m.newton_steps;
+    }
+    assert!(
+        fallbacks * 20 <= systems,
+        "{fallbacks} fallbacks in {systems} systems"
+    );
+    let direct = syn_run(40);
+    for (k, (a, b)) in t.iter().zip(&direct).enumerate() {
+        assert!((a - b).abs() <= 1e-8 * b.abs(), "k = {k}: {a} vs {b}");
+    }
+}
+
 /// SRPA on syn with the subproblems' parameter-Schur path forced (conjugate gradients with a
 /// preconditioner kept across subproblems): the same trajectory as direct solves, to the
 /// subproblem tolerance; and a run saved midway and restored continues bit for bit (the

@@ -120,6 +120,13 @@ fn the_schur_path_agrees_with_clarabel_on_random_instances() {
     agrees_with_clarabel(Method::Schur);
 }
 
+/// The Schur path with B through its augmented matrix [[ρI, J_Lᵀ], [J_L, −δI]] (what the
+/// TIMIT shape takes): the same answers, found by the conjugate gradients.
+#[test]
+fn the_augmented_schur_path_agrees_with_clarabel_on_random_instances() {
+    agrees_with_clarabel(Method::SchurAugmented);
+}
+
 fn agrees_with_clarabel(method: Method) {
     let mut rng = Rng(20261203);
     let cases: usize = std::env::var("PROPTEST_CASES")
@@ -134,7 +141,7 @@ fn agrees_with_clarabel(method: Method) {
         let prob = inst.problem();
         let ntheta = inst.jac.ncols - inst.r.len();
         let mut solver = SubSolver::with_parameters(&inst.jac, ntheta, method).expect("analysis");
-        assert_eq!(solver.uses_schur(), method == Method::Schur);
+        assert_eq!(solver.uses_schur(), method != Method::Direct);
         let mut sol = SubSolution::default();
         let rep = solver
             .solve(&prob, SubOptions::default(), &mut sol)
@@ -169,7 +176,7 @@ fn agrees_with_clarabel(method: Method) {
         compared >= 50,
         "only {compared} instances certified by clarabel"
     );
-    if method == Method::Schur {
+    if method != Method::Direct {
         // the conjugate gradients, not the direct fallback, found the Newton steps
         assert!(
             fallbacks * 20 <= systems,
@@ -201,6 +208,16 @@ fn warm_start_reaches_the_same_solution_in_fewer_steps() {
 /// solves; and the kept preconditioner is used (fewer formations than Newton systems).
 #[test]
 fn a_kept_preconditioner_serves_a_sequence_of_nearby_subproblems() {
+    kept_preconditioner_sequence(Method::Schur);
+}
+
+/// The same with B through its augmented matrix.
+#[test]
+fn a_kept_augmented_preconditioner_serves_a_sequence_of_nearby_subproblems() {
+    kept_preconditioner_sequence(Method::SchurAugmented);
+}
+
+fn kept_preconditioner_sequence(method: Method) {
     let mut rng = Rng(99);
     let mut inst = loop {
         let inst = random_instance(&mut rng);
@@ -209,7 +226,7 @@ fn a_kept_preconditioner_serves_a_sequence_of_nearby_subproblems() {
         }
     };
     let ntheta = inst.jac.ncols - inst.r.len();
-    let mut kept = SubSolver::with_parameters(&inst.jac, ntheta, Method::Schur).expect("analysis");
+    let mut kept = SubSolver::with_parameters(&inst.jac, ntheta, method).expect("analysis");
     let (mut forms, mut systems) = (0, 0);
     for step in 0..12 {
         for v in inst.jac.values.iter_mut() {
@@ -245,4 +262,23 @@ fn a_kept_preconditioner_serves_a_sequence_of_nearby_subproblems() {
         forms < systems,
         "{forms} formations for {systems} Newton systems"
     );
+}
+
+/// Asked for a duality gap below its rounding, a solve stops once the gap stops falling (with
+/// the residual at the tolerance), not converged, long before its Newton-step limit.
+#[test]
+fn a_gap_stuck_at_its_rounding_stops_the_solve() {
+    let mut rng = Rng(5);
+    let inst = random_instance(&mut rng);
+    let mut solver = SubSolver::new(&inst.jac).expect("analysis");
+    let opts = SubOptions {
+        tol: 1e-16,
+        ..SubOptions::default()
+    };
+    let mut sol = SubSolution::default();
+    let rep = solver
+        .solve(&inst.problem(), opts, &mut sol)
+        .expect("factor");
+    assert!(!rep.converged, "{rep:?}");
+    assert!(rep.newton_steps < 50, "{rep:?}");
 }

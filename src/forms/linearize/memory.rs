@@ -27,6 +27,9 @@ const SCHUR_MAX_DENSE: u64 = 16_000_000;
 /// Right-hand sides per blocked solve and threads when the Schur complement is formed.
 const SCHUR_CHUNK: u64 = 48;
 const SCHUR_THREADS: u64 = 4;
+/// Values in one thread's block of right-hand sides when C is formed through B's augmented
+/// matrix (`solvers/srpa/schur.rs`: `CHUNK_VALUES`).
+const SCHUR_CHUNK_VALUES: u64 = 4_000_000;
 
 /// The sizes of the (P1) structure and the bytes it needs, by part.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +41,8 @@ pub struct Estimate {
     pub rows: usize,
     /// Stored entries of J (an upper bound of the pattern's size; equal on layered RNNs).
     pub jac_nnz: u64,
-    /// Values of the KKT factor (an estimate: see the module docs).
+    /// Values of the KKT factor (an estimate: see the module docs; 0 where the solver's
+    /// automatic choice would not factor the KKT matrix).
     pub factor_nnz: u64,
     /// Whether the subproblem solver's automatic choice would take the parameter-Schur path.
     pub schur: bool,
@@ -81,10 +85,12 @@ pub fn estimate(lifted: &Lifted) -> Result<Estimate, LinearizeError> {
         counts[id.index()] = Some(c);
     }
     let mut jac_nnz: u64 = 0;
+    let mut lifted_nnz: u64 = 0;
     let mut theta_rows: u64 = 0;
     for b in &lifted.layout.blocks {
         if let Some(c) = &counts[b.residual.index()] {
             jac_nnz = jac_nnz.saturating_add(c.iter().map(|&(a, b)| a as u64 + b as u64).sum());
+            lifted_nnz = lifted_nnz.saturating_add(c.iter().map(|&(_, b)| b as u64).sum());
             theta_rows += c.iter().filter(|&&(a, _)| a > 0).count() as u64;
         }
     }
@@ -97,11 +103,17 @@ pub fn estimate(lifted: &Lifted) -> Result<Estimate, LinearizeError> {
         .saturating_mul(nt)
         .saturating_add(jac_nnz)
         .saturating_add(kkt);
-    let factor_nnz = fill.min(kkt.saturating_mul(kkt + 1) / 2);
-    let schur = factor_nnz >= SCHUR_MIN_FACTOR
-        && nt.saturating_mul(nt) <= SCHUR_MAX_DENSE
-        && nt > 0
-        && nt < n;
+    let small_dense = nt.saturating_mul(nt) <= SCHUR_MAX_DENSE && nt > 0 && nt < n;
+    // the solver's `Method::Auto` skips the KKT matrix when it alone passes the threshold: it
+    // then holds no KKT factor, and B goes through its augmented matrix
+    let kkt_entries = (n + m).saturating_add(jac_nnz);
+    let augmented = small_dense && kkt_entries >= SCHUR_MIN_FACTOR;
+    let factor_nnz = if augmented {
+        0
+    } else {
+        fill.min(kkt.saturating_mul(kkt + 1) / 2)
+    };
+    let schur = augmented || (factor_nnz >= SCHUR_MIN_FACTOR && small_dense);
     let values: u64 = g.nodes.iter().map(|x| x.len() as u64).sum();
     let pattern = |k: u64| {
         k.saturating_mul(jac_nnz.saturating_add(m + 1))
@@ -119,18 +131,32 @@ pub fn estimate(lifted: &Lifted) -> Result<Estimate, LinearizeError> {
             "three copies of J's values",
             jac_nnz.saturating_mul(3 * WORD),
         ),
-        (
-            "the KKT matrix's analysis",
-            (n + jac_nnz + m).saturating_mul(3 * WORD),
-        ),
-        (
-            "the KKT factor",
-            factor_nnz.saturating_add(2 * kkt).saturating_mul(WORD),
-        ),
         // the penalized, original and linearizer's evaluators, with the gradient's adjoints
         ("the evaluators", values.saturating_mul(4 * WORD)),
     ];
-    if schur {
+    if augmented {
+        // B's augmented matrix (n − n_θ + m unknowns, J's lifted entries): its analysis, a
+        // factor of about twice its entries (measured on the TIMIT shape: 1.0×), the entry
+        // slots, the blocks of right-hand sides C is formed with, and C
+        let entries = (n - nt + m).saturating_add(lifted_nnz);
+        parts.push((
+            "the parameter-Schur preconditioner",
+            (2 * nt * nt + SCHUR_THREADS * 2 * SCHUR_CHUNK_VALUES)
+                .saturating_add(entries.saturating_mul(3 + 2))
+                .saturating_add(jac_nnz.saturating_mul(3))
+                .saturating_mul(WORD),
+        ));
+    } else {
+        parts.push((
+            "the KKT matrix's analysis",
+            (n + jac_nnz + m).saturating_mul(3 * WORD),
+        ));
+        parts.push((
+            "the KKT factor",
+            factor_nnz.saturating_add(2 * kkt).saturating_mul(WORD),
+        ));
+    }
+    if schur && !augmented {
         parts.push((
             "the parameter-Schur preconditioner",
             (2 * nt * nt + SCHUR_THREADS * 2 * SCHUR_CHUNK * m)

@@ -49,12 +49,8 @@ pub struct Schur {
     m: usize,
     n_theta: usize,
     b: Ldl,
-    /// Slot of every diagonal entry B_ii.
-    diag_slot: Vec<usize>,
-    /// Contributions to B: for every lifted column c (range `pair_ptr[c - n_theta]..`), the
-    /// products J[p] J[q] of two of its entries (p ≤ q by row) and the slot they add to.
-    pair_ptr: Vec<usize>,
-    pairs: Vec<(u32, u32, u32)>,
+    /// How B is stored and factored.
+    form: BForm,
     /// Row and column of every entry of J.
     row_of: Vec<u32>,
     col_idx: Vec<u32>,
@@ -76,12 +72,55 @@ pub struct Schur {
     t: Vec<f64>,
     t2: Vec<f64>,
     w: Vec<f64>,
+    /// The right-hand side of the augmented system (empty in the row form).
+    aug: Vec<f64>,
     stack: MemBuffer,
 }
 
+/// B stored by rows (m × m), or through its augmented quasi-definite matrix.
+enum BForm {
+    /// B itself: its diagonal and every pair of rows that share a lifted column. Cheap while
+    /// lifted columns are short; a lifted column with k entries adds k(k+1)/2 pairs.
+    Rows {
+        /// Slot of every diagonal entry B_ii.
+        diag_slot: Vec<usize>,
+        /// Contributions to B: for every lifted column c (range `pair_ptr[c - n_theta]..`),
+        /// the products J[p] J[q] of two of its entries (p ≤ q by row) and the slot they add to.
+        pair_ptr: Vec<usize>,
+        pairs: Vec<(u32, u32, u32)>,
+    },
+    /// [[ρI, J_Lᵀ], [J_L, −δI]] (the lifted columns first, then the rows), whose Schur
+    /// complement on the rows is −B: its pattern is J_L's, whatever the column lengths (the
+    /// TIMIT shape's hidden units each touch 129 output rows: 107 M pairs by rows, 2.5 M
+    /// entries here). A lifted column with a single entry (an output layer's entry, read by
+    /// its own residual row only) is not an unknown: it adds J²/ρ to its row's diagonal.
+    Augmented {
+        /// Lifted columns with more than one entry: the unknowns before the rows.
+        n_l: usize,
+        /// Slot of every such column's diagonal ρ, then of every row's diagonal.
+        diag_slot: Vec<usize>,
+        /// For every entry of J: its slot; [`SINGLE`] for the entry of a single-entry column,
+        /// [`THETA`] for θ entries.
+        entry_slot: Vec<u32>,
+    },
+}
+
+/// [`BForm::Augmented`]'s `entry_slot` of an entry whose column has no other.
+const SINGLE: u32 = u32::MAX - 1;
+/// [`BForm::Augmented`]'s `entry_slot` of a θ entry.
+const THETA: u32 = u32::MAX;
+
+/// B is stored through its augmented matrix when the row form would hold more pairs than this.
+pub const ROWS_MAX_PAIRS: usize = 16_000_000;
+/// Values at most in one thread's block of right-hand sides when forming C in the augmented
+/// form (whose unknowns number n_L + m): 4 M values, 32 MB.
+const CHUNK_VALUES: usize = 4_000_000;
+
 impl Schur {
-    /// Analyses B's pattern for J (m × n, the first `n_theta` columns the parameters).
-    pub fn new(jac: &SparseRows, n_theta: usize) -> Result<Schur, LdlError> {
+    /// Analyses B's pattern for J (m × n, the first `n_theta` columns the parameters): by rows
+    /// unless that would hold more than [`ROWS_MAX_PAIRS`] pairs or `augmented` asks for the
+    /// augmented matrix.
+    pub fn new(jac: &SparseRows, n_theta: usize, augmented: bool) -> Result<Schur, LdlError> {
         let n = jac.ncols;
         let m = jac.nrows();
         let nnz = jac.col_idx.len();
@@ -115,7 +154,59 @@ impl Schur {
                 fill[c - n_theta] += 1;
             }
         }
-        // B's pattern: the diagonal and every pair of rows sharing a lifted column
+        let pair_count: usize = (0..n - n_theta)
+            .map(|c| {
+                let k = col_start[c + 1] - col_start[c];
+                k * (k + 1) / 2
+            })
+            .sum();
+        let (b, form) = if augmented || pair_count > ROWS_MAX_PAIRS {
+            Schur::augmented(jac, n_theta, &col_start)?
+        } else {
+            Schur::rows(jac, n_theta, &row_of, &col_start, &col_entries)?
+        };
+        let aug = match form {
+            BForm::Augmented { n_l, .. } => vec![0.0; n_l + m],
+            BForm::Rows { .. } => Vec::new(),
+        };
+        let stack = MemBuffer::new(llt_factor::cholesky_in_place_scratch::<f64>(
+            n_theta,
+            Par::Seq,
+            Default::default(),
+        ));
+        Ok(Schur {
+            m,
+            n_theta,
+            b,
+            form,
+            row_of,
+            col_idx: jac.col_idx.iter().map(|&c| c as u32).collect(),
+            theta_ptr,
+            theta_entries,
+            u_ptr: Vec::new(),
+            u_col: Vec::new(),
+            u_val: Vec::new(),
+            c_factor: Mat::zeros(n_theta, n_theta),
+            formed: false,
+            kept: Kept::default(),
+            t: vec![0.0; m],
+            t2: vec![0.0; m],
+            w: vec![0.0; n_theta],
+            aug,
+            stack,
+        })
+    }
+
+    /// B's row form: the diagonal and every pair of rows sharing a lifted column.
+    fn rows(
+        jac: &SparseRows,
+        n_theta: usize,
+        row_of: &[u32],
+        col_start: &[usize],
+        col_entries: &[u32],
+    ) -> Result<(Ldl, BForm), LdlError> {
+        let n = jac.ncols;
+        let m = jac.nrows();
         let mut index = std::collections::HashMap::new();
         let mut entries: Vec<(usize, usize)> = Vec::with_capacity(m);
         for i in 0..m {
@@ -146,33 +237,66 @@ impl Schur {
             .map(|(e, p, q)| (slots[e] as u32, p, q))
             .collect();
         let diag_slot = slots[..m].to_vec();
-        let stack = MemBuffer::new(llt_factor::cholesky_in_place_scratch::<f64>(
-            n_theta,
-            Par::Seq,
-            Default::default(),
-        ));
-        Ok(Schur {
-            m,
-            n_theta,
+        Ok((
             b,
-            diag_slot,
-            pair_ptr,
-            pairs,
-            row_of,
-            col_idx: jac.col_idx.iter().map(|&c| c as u32).collect(),
-            theta_ptr,
-            theta_entries,
-            u_ptr: Vec::new(),
-            u_col: Vec::new(),
-            u_val: Vec::new(),
-            c_factor: Mat::zeros(n_theta, n_theta),
-            formed: false,
-            kept: Kept::default(),
-            t: vec![0.0; m],
-            t2: vec![0.0; m],
-            w: vec![0.0; n_theta],
-            stack,
-        })
+            BForm::Rows {
+                diag_slot,
+                pair_ptr,
+                pairs,
+            },
+        ))
+    }
+
+    /// B's augmented form: the pattern of [[ρI, J_Lᵀ], [J_L, −δI]] without the single-entry
+    /// columns (`col_start`: where each lifted column's entries start), the other lifted
+    /// columns first in their order, then row i as n_L + i.
+    fn augmented(
+        jac: &SparseRows,
+        n_theta: usize,
+        col_start: &[usize],
+    ) -> Result<(Ldl, BForm), LdlError> {
+        let m = jac.nrows();
+        // the unknown of every lifted column with more than one entry
+        let mut unknown = vec![u32::MAX; jac.ncols - n_theta];
+        let mut n_l = 0;
+        for (c, u) in unknown.iter_mut().enumerate() {
+            if col_start[c + 1] - col_start[c] > 1 {
+                *u = n_l as u32;
+                n_l += 1;
+            }
+        }
+        let mut entries: Vec<(usize, usize)> = Vec::with_capacity(n_l + m + jac.col_idx.len());
+        entries.extend((0..n_l + m).map(|k| (k, k)));
+        for i in 0..m {
+            for p in jac.row_ptr[i]..jac.row_ptr[i + 1] {
+                let c = jac.col_idx[p];
+                if c >= n_theta && unknown[c - n_theta] != u32::MAX {
+                    entries.push((unknown[c - n_theta] as usize, n_l + i));
+                }
+            }
+        }
+        let (b, slots) = Ldl::analyse_with(n_l + m, &entries, Kernels::Auto)?;
+        let diag_slot = slots[..n_l + m].to_vec();
+        let mut entry_slot = vec![THETA; jac.col_idx.len()];
+        let mut k = n_l + m;
+        for (p, &c) in jac.col_idx.iter().enumerate() {
+            if c >= n_theta {
+                if unknown[c - n_theta] == u32::MAX {
+                    entry_slot[p] = SINGLE;
+                } else {
+                    entry_slot[p] = slots[k] as u32;
+                    k += 1;
+                }
+            }
+        }
+        Ok((
+            b,
+            BForm::Augmented {
+                n_l,
+                diag_slot,
+                entry_slot,
+            },
+        ))
     }
 
     /// Whether a preconditioner is kept.
@@ -192,18 +316,50 @@ impl Schur {
         let k = &self.kept;
         let vals = self.b.values_mut();
         vals.iter_mut().for_each(|v| *v = 0.0);
-        for i in 0..self.m {
-            vals[self.diag_slot[i]] = if k.free_y[i] { k.delta } else { 1.0 };
-        }
-        let inv_rho = 1.0 / k.rho;
-        for c in 0..self.pair_ptr.len() - 1 {
-            if !k.free_s[self.n_theta + c] {
-                continue;
+        match &self.form {
+            BForm::Rows {
+                diag_slot,
+                pair_ptr,
+                pairs,
+            } => {
+                for i in 0..self.m {
+                    vals[diag_slot[i]] = if k.free_y[i] { k.delta } else { 1.0 };
+                }
+                let inv_rho = 1.0 / k.rho;
+                for c in 0..pair_ptr.len() - 1 {
+                    if !k.free_s[self.n_theta + c] {
+                        continue;
+                    }
+                    for &(slot, p, q) in &pairs[pair_ptr[c]..pair_ptr[c + 1]] {
+                        let (i, r) = (self.row_of[p as usize], self.row_of[q as usize]);
+                        if k.free_y[i as usize] && k.free_y[r as usize] {
+                            vals[slot as usize] += k.jac[p as usize] * k.jac[q as usize] * inv_rho;
+                        }
+                    }
+                }
             }
-            for &(slot, p, q) in &self.pairs[self.pair_ptr[c]..self.pair_ptr[c + 1]] {
-                let (i, r) = (self.row_of[p as usize], self.row_of[q as usize]);
-                if k.free_y[i as usize] && k.free_y[r as usize] {
-                    vals[slot as usize] += k.jac[p as usize] * k.jac[q as usize] * inv_rho;
+            BForm::Augmented {
+                n_l,
+                diag_slot,
+                entry_slot,
+            } => {
+                for c in 0..*n_l {
+                    vals[diag_slot[c]] = k.rho;
+                }
+                for i in 0..self.m {
+                    vals[diag_slot[n_l + i]] = if k.free_y[i] { -k.delta } else { -1.0 };
+                }
+                let inv_rho = 1.0 / k.rho;
+                for (p, &slot) in entry_slot.iter().enumerate() {
+                    let i = self.row_of[p] as usize;
+                    if slot == THETA || !k.free_y[i] || !k.free_s[self.col_idx[p] as usize] {
+                        continue;
+                    }
+                    if slot == SINGLE {
+                        vals[diag_slot[n_l + i]] -= k.jac[p] * k.jac[p] * inv_rho;
+                    } else {
+                        vals[slot as usize] = k.jac[p];
+                    }
                 }
             }
         }
@@ -215,9 +371,13 @@ impl Schur {
     /// by one thread in a fixed order, so C does not depend on the thread count.
     fn form_c(&mut self) -> Result<(), LdlError> {
         let nt = self.n_theta;
+        let chunk = match self.form {
+            BForm::Rows { .. } => CHUNK,
+            BForm::Augmented { n_l, .. } => (CHUNK_VALUES / (n_l + self.m)).clamp(1, CHUNK),
+        };
         let chunks: Vec<(usize, usize)> = (0..nt)
-            .step_by(CHUNK)
-            .map(|j0| (j0, (j0 + CHUNK).min(nt)))
+            .step_by(chunk)
+            .map(|j0| (j0, (j0 + chunk).min(nt)))
             .collect();
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
@@ -263,13 +423,19 @@ impl Schur {
         let (m, nt) = (self.m, self.n_theta);
         let k = &self.kept;
         let scale = 1.0 / k.rho.sqrt();
-        let mut workspace = self.b.columns_workspace(CHUNK);
-        let mut x = vec![0.0; m * CHUNK];
-        let mut rows = vec![0.0; m * CHUNK];
+        // the augmented form solves for (x, −B⁻¹u) with the right-hand side (0, u)
+        let (dim, offset, sign) = match self.form {
+            BForm::Rows { .. } => (m, 0, 1.0),
+            BForm::Augmented { n_l, .. } => (n_l + m, n_l, -1.0),
+        };
+        let width = chunks.iter().map(|c| c.1 - c.0).max().unwrap_or(1);
+        let mut workspace = self.b.columns_workspace(width);
+        let mut x = vec![0.0; dim * width];
+        let mut rows = vec![0.0; m * width];
         let mut out = Vec::with_capacity(chunks.len());
         for &(j0, j1) in chunks {
             let w = j1 - j0;
-            let x = &mut x[..m * w];
+            let x = &mut x[..dim * w];
             x.iter_mut().for_each(|v| *v = 0.0);
             for i in 0..m {
                 if !k.free_y[i] {
@@ -278,7 +444,7 @@ impl Schur {
                 for &p in &self.theta_entries[self.theta_ptr[i]..self.theta_ptr[i + 1]] {
                     let col = self.col_idx[p as usize] as usize;
                     if col >= j0 && col < j1 && k.free_s[col] {
-                        x[(col - j0) * m + i] = k.jac[p as usize] * scale;
+                        x[(col - j0) * dim + offset + i] = sign * k.jac[p as usize] * scale;
                     }
                 }
             }
@@ -286,7 +452,7 @@ impl Schur {
             // X by rows, so that each product below runs over contiguous memory
             for j in 0..w {
                 for i in 0..m {
-                    rows[i * w + j] = x[j * m + i];
+                    rows[i * w + j] = x[j * dim + offset + i];
                 }
             }
             let mut block = vec![0.0; nt * w];
@@ -363,13 +529,29 @@ impl Schur {
         Ok(())
     }
 
+    /// Solves with B in place: in `t` (`first`) or in `t2`.
+    fn solve_b(&mut self, first: bool) {
+        let t = if first { &mut self.t } else { &mut self.t2 };
+        match self.form {
+            BForm::Rows { .. } => self.b.solve(t),
+            BForm::Augmented { n_l, .. } => {
+                self.aug[..n_l].iter_mut().for_each(|v| *v = 0.0);
+                for (a, ti) in self.aug[n_l..].iter_mut().zip(t.iter()) {
+                    *a = -ti;
+                }
+                self.b.solve(&mut self.aug);
+                t.copy_from_slice(&self.aug[n_l..]);
+            }
+        }
+    }
+
     /// z = P⁻¹ r: the inverse of the Newton matrix at the kept point, on the rows `free`
     /// (r is zero outside them; z is set to zero there).
     pub fn apply(&mut self, free: &[bool], r: &[f64], z: &mut [f64]) {
         for i in 0..self.m {
             self.t[i] = if free[i] { r[i] } else { 0.0 };
         }
-        self.b.solve(&mut self.t);
+        self.solve_b(true);
         // w = C̃⁻¹ Uᵀ t
         self.w.iter_mut().for_each(|w| *w = 0.0);
         for i in 0..self.m {
@@ -392,7 +574,7 @@ impl Schur {
                 .map(|p| self.u_val[p] * self.w[self.u_col[p] as usize])
                 .sum();
         }
-        self.b.solve(&mut self.t2);
+        self.solve_b(false);
         for i in 0..self.m {
             z[i] = if free[i] { self.t[i] - self.t2[i] } else { 0.0 };
         }
