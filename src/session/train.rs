@@ -50,15 +50,19 @@ fn p1_memory(lifted: &Lifted, limit: Option<u64>, model_path: &str) -> Result<()
         .take(3)
         .map(|(what, b)| format!("{what} {}", bytes_shown(*b)))
         .collect();
+    // The path that factors B through its augmented matrix holds no KKT factor.
+    let factor = match est.factor_nnz {
+        0 => String::new(),
+        n => format!(", the KKT factor about {n} values"),
+    };
     Err(Diag::new(
         "mcopt::train::memory",
         format!(
-            "the lifted problem needs about {} but {source} is {}: z has {} entries, J {} stored entries, the KKT factor about {} values; largest: {}",
+            "the lifted problem needs about {} but {source} is {}: z has {} entries, J {} stored entries{factor}; largest: {}",
             bytes_shown(needed),
             bytes_shown(limit),
             est.n_z,
             est.jac_nnz,
-            est.factor_nnz,
             parts.join(", ")
         ),
     )

@@ -156,11 +156,21 @@ fn a_beta_stated_both_ways_with_different_values_is_refused_at_its_line() {
 #[test]
 fn the_bundled_srpa_run_files_state_the_authors_beta() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for (file, beta) in [("examples/syn/run.yaml", 1.0), ("examples/sp500/run.yaml", 0.1)] {
-        let run = mcopt::config::load_run(&root.join(file))
-            .unwrap_or_else(|e| panic!("{file}: {e:?}"));
-        assert_eq!(run.solver.as_ref().map(|s| s.name.as_str()), Some("srpa"), "{file}");
-        let p1 = run.form.p1.unwrap_or_else(|| panic!("{file} states no form: {{p1: {{beta}}}}"));
+    for (file, beta) in [
+        ("examples/syn/run.yaml", 1.0),
+        ("examples/sp500/run.yaml", 0.1),
+    ] {
+        let run =
+            mcopt::config::load_run(&root.join(file)).unwrap_or_else(|e| panic!("{file}: {e:?}"));
+        assert_eq!(
+            run.solver.as_ref().map(|s| s.name.as_str()),
+            Some("srpa"),
+            "{file}"
+        );
+        let p1 = run
+            .form
+            .p1
+            .unwrap_or_else(|| panic!("{file} states no form: {{p1: {{beta}}}}"));
         assert_eq!(p1.beta, mcopt::config::BetaSpec::All(beta), "{file}");
         assert!(run.warnings.is_empty(), "{file}: old spellings");
     }
