@@ -61,6 +61,7 @@ mod stationarity_second;
 mod sweep;
 mod sweep_reliability;
 mod test_error;
+mod timit_shape;
 mod train_batches;
 mod train_cli;
 mod train_outputs;
