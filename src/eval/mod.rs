@@ -313,10 +313,26 @@ impl<'g> Evaluator<'g> {
         if let Some(d) = dir {
             assert_eq!(d.len(), theta.len(), "the direction has the wrong length");
         }
+        // One frame for the whole pass, not one per node.
+        let mut frame = forward::Frame {
+            graph: self.graph,
+            registry: self.registry,
+            off: &self.off,
+            voff: &self.voff,
+            stride: self.stride,
+            ztol: opts.ztol,
+            scratch: &mut self.scratch,
+            a2_use: self.a2_use,
+            needs_a2: &mut self.needs_a2,
+        };
         let mut kinks = 0;
-        for i in 0..self.varying.len() {
-            let id = self.varying[i];
-            kinks += self.node_forward::<K>(id, theta, dir, opts)?;
+        for &id in &self.varying {
+            match self.graph.node(id).op {
+                Op::Param(p) => {
+                    load_param::<K>(self.graph, frame.off, &mut self.arena, id, p, theta, dir)
+                }
+                _ => kinks += frame.node::<K>(&mut self.arena, id)?,
+            }
         }
         Ok(kinks)
     }
@@ -329,17 +345,7 @@ impl<'g> Evaluator<'g> {
         opts: EvalOptions,
     ) -> Result<usize, EvalError> {
         if let Op::Param(p) = self.graph.node(id).op {
-            let slot = &self.graph.params[p];
-            let (start, len) = (self.off[id.index()], slot.shape.len());
-            self.arena[start..start + len].copy_from_slice(&theta[slot.offset..slot.offset + len]);
-            if K > 1 {
-                let d = dir.map(|d| &d[slot.offset..slot.offset + len]);
-                let a1 = &mut self.arena[start + len..start + 2 * len];
-                match d {
-                    Some(d) => a1.copy_from_slice(d),
-                    None => a1.fill(0.0),
-                }
-            }
+            load_param::<K>(self.graph, &self.off, &mut self.arena, id, p, theta, dir);
             return Ok(0);
         }
         let mut frame = forward::Frame {
@@ -354,6 +360,29 @@ impl<'g> Evaluator<'g> {
             needs_a2: &mut self.needs_a2,
         };
         frame.node::<K>(&mut self.arena, id)
+    }
+}
+
+/// Copy parameter `p` (node `id`) from θ, and its direction (or zeros) when K > 1.
+fn load_param<const K: usize>(
+    graph: &Graph,
+    off: &[usize],
+    arena: &mut [f64],
+    id: NodeId,
+    p: usize,
+    theta: &[f64],
+    dir: Option<&[f64]>,
+) {
+    let slot = &graph.params[p];
+    let (start, len) = (off[id.index()], slot.shape.len());
+    arena[start..start + len].copy_from_slice(&theta[slot.offset..slot.offset + len]);
+    if K > 1 {
+        let d = dir.map(|d| &d[slot.offset..slot.offset + len]);
+        let a1 = &mut arena[start + len..start + 2 * len];
+        match d {
+            Some(d) => a1.copy_from_slice(d),
+            None => a1.fill(0.0),
+        }
     }
 }
 
