@@ -109,6 +109,15 @@ pub struct Evaluator<'g> {
     /// Adjoints for reverse mode (allocated on the first gradient).
     adj: Vec<f64>,
     adj_off: Vec<usize>,
+    /// Reverse mode, per node, computed once with the offsets: the operand and start of a
+    /// gather whose adjoint is a view of its operand's (`reverse::adj_view`), and which of its
+    /// first two children its backward step writes at every entry (`writes_every_entry`).
+    adj_views: Vec<Option<(NodeId, usize)>>,
+    covers: Vec<[bool; 2]>,
+    /// Reverse mode: the varying children of node i, what `prepare_children` does with each,
+    /// at `preps[prep_off[i]..prep_off[i + 1]]` (fixed with the offsets).
+    preps: Vec<reverse::Prep>,
+    prep_off: Vec<usize>,
     /// Reverse mode: the state of each node's adjoint (none, one entry, in storage).
     touched: Vec<reverse::Adj>,
     /// Reverse-mode helpers: ones and derivative selections for plugin calls.
@@ -181,6 +190,10 @@ impl<'g> Evaluator<'g> {
             scratch: memory::filled(2 * max_len, 0.0).map_err(|e| oom(e, "scratch buffers"))?,
             adj: Vec::new(),
             adj_off: Vec::new(),
+            adj_views: Vec::new(),
+            covers: Vec::new(),
+            preps: Vec::new(),
+            prep_off: Vec::new(),
             touched: Vec::new(),
             ones: Vec::new(),
             tmp: [Vec::new(), Vec::new()],

@@ -77,49 +77,71 @@ impl Evaluator<'_> {
             }
         }
         let covers = if fast {
-            writes_every_entry(g, n)
+            self.covers[id.index()]
         } else {
             [false; 2]
         };
-        for (slot, c) in g.children(id).enumerate() {
-            let ci = c.index();
-            if !g.node(c).varies {
-                continue;
-            }
-            if !n.is_empty() && self.adj_off[ci] == self.adj_off[id.index()] {
-                // It shares this node's adjoint (see `unit_slope_aliases`): nothing to write.
-                self.touched[ci] = Adj::Dense;
-                continue;
-            }
-            if let Some((a, _)) = self.adj_view(c) {
-                // Its consumer adds to the operand's adjoint, which must be in storage.
-                match self.touched[a.index()] {
-                    Adj::Zero => {
-                        let s = self.adj_off[a.index()];
-                        self.adj[s..s + g.node(a).len()].fill(0.0);
-                        self.touched[a.index()] = Adj::Dense;
+        for k in self.prep_off[id.index()]..self.prep_off[id.index() + 1] {
+            match self.preps[k] {
+                Prep::Alias(c) => self.touched[c.index()] = Adj::Dense,
+                Prep::View(c, a) => {
+                    match self.touched[a.index()] {
+                        Adj::Zero => {
+                            let s = self.adj_off[a.index()];
+                            self.adj[s..s + g.node(a).len()].fill(0.0);
+                            self.touched[a.index()] = Adj::Dense;
+                        }
+                        Adj::One(at, v) => self.densify(a, at, v),
+                        Adj::Dense => {}
                     }
-                    Adj::One(at, v) => self.densify(a, at, v),
-                    Adj::Dense => {}
+                    self.touched[c.index()] = Adj::Dense;
                 }
-                self.touched[ci] = Adj::Dense;
-                continue;
-            }
-            match self.touched[ci] {
-                Adj::Zero if slot < 2 && covers[slot] => {
-                    fresh[slot] = true;
-                    self.touched[ci] = Adj::Dense;
+                Prep::Own(c, slot) => {
+                    let ci = c.index();
+                    match self.touched[ci] {
+                        Adj::Zero if slot < 2 && covers[slot] => {
+                            fresh[slot] = true;
+                            self.touched[ci] = Adj::Dense;
+                        }
+                        Adj::Zero => {
+                            let s = self.adj_off[ci];
+                            self.adj[s..s + g.node(c).len()].fill(0.0);
+                            self.touched[ci] = Adj::Dense;
+                        }
+                        Adj::One(at, v) => self.densify(c, at, v),
+                        Adj::Dense => {}
+                    }
                 }
-                Adj::Zero => {
-                    let s = self.adj_off[ci];
-                    self.adj[s..s + g.node(c).len()].fill(0.0);
-                    self.touched[ci] = Adj::Dense;
-                }
-                Adj::One(at, v) => self.densify(c, at, v),
-                Adj::Dense => {}
             }
         }
         fresh
+    }
+
+    /// What `prepare_children` does with each varying child, in order (see [`Prep`]).
+    fn find_preps(&mut self) {
+        let g = self.graph;
+        let (mut preps, mut prep_off) = (Vec::new(), Vec::with_capacity(g.nodes.len() + 1));
+        for (i, n) in g.nodes.iter().enumerate() {
+            prep_off.push(preps.len());
+            for (slot, c) in g.children(NodeId(i as u32)).enumerate() {
+                if !g.node(c).varies {
+                    continue;
+                }
+                preps.push(
+                    if !n.is_empty() && self.adj_off[c.index()] == self.adj_off[i] {
+                        // It shares this node's adjoint (see `unit_slope_aliases`): nothing to write.
+                        Prep::Alias(c)
+                    } else if let Some((a, _)) = self.adj_view(c) {
+                        // Its consumer adds to the operand's adjoint, which must be in storage.
+                        Prep::View(c, a)
+                    } else {
+                        Prep::Own(c, slot)
+                    },
+                );
+            }
+        }
+        prep_off.push(preps.len());
+        (self.preps, self.prep_off) = (preps, prep_off);
     }
 
     /// Write out an adjoint held as one entry: zeros, and `v` at `at`.
@@ -143,7 +165,13 @@ impl Evaluator<'_> {
     /// The operand and start of a gather whose adjoint is a view of its operand's (see
     /// `adjoint_views`): its adjoint offset lies inside the operand's adjoint, where a node's
     /// own block always lies after its children's.
+    #[inline]
     fn adj_view(&self, id: NodeId) -> Option<(NodeId, usize)> {
+        self.adj_views[id.index()]
+    }
+
+    /// What `adj_view` returns, from the offsets (while `adjoint_views` sets them).
+    fn find_adj_view(&self, id: NodeId) -> Option<(NodeId, usize)> {
         match self.graph.node(id).op {
             Op::Gather { arg, start, .. }
                 if self.adj_off[id.index()]
@@ -231,7 +259,7 @@ impl Evaluator<'_> {
                 && n.varies
                 && n.cols == 1
                 && !g.node(arg).batched
-                && self.adj_view(arg).is_none()
+                && self.find_adj_view(arg).is_none()
             {
                 self.adj_off[i] = self.adj_off[arg.index()] + start;
             }
@@ -336,6 +364,12 @@ impl Evaluator<'_> {
         self.adj_off.push(total);
         self.unit_slope_aliases();
         self.adjoint_views();
+        let g = self.graph;
+        self.adj_views = (0..g.nodes.len() as u32)
+            .map(|i| self.find_adj_view(NodeId(i)))
+            .collect();
+        self.covers = g.nodes.iter().map(|n| writes_every_entry(g, n)).collect();
+        self.find_preps();
         self.stage_weight_products()
     }
 
@@ -644,6 +678,18 @@ impl WeightBatch {
             gemm(1.0, gs, bs, 1.0, out);
         }
     }
+}
+
+/// What `prepare_children` does with a varying child, fixed once the adjoint offsets are.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Prep {
+    /// The child shares its consumer's adjoint: marked as in storage.
+    Alias(NodeId),
+    /// The child's adjoint is a view of its operand's (the second): the operand's is put in
+    /// storage.
+    View(NodeId, NodeId),
+    /// The child's own adjoint, its slot among the children: written, zeroed or densified.
+    Own(NodeId, usize),
 }
 
 /// The state of a node's adjoint during one reverse pass.
