@@ -6,14 +6,11 @@
 
 use super::lp::Row;
 use super::oracle::Oracle;
-use super::smooth::{dot, norm2, tridiagonal_min};
+use super::smooth::{dot, lanczos_min, norm2};
 use super::{Options, Status, Verdict};
 use crate::eval::{EvalError, Evaluator};
 use crate::graph::Graph;
 use crate::registry::Order;
-
-/// Largest number of Lanczos steps.
-const MAX_LANCZOS: usize = 80;
 
 /// K = { d : R d = 0 } by its rows in echelon form: (pivot column, row), each row zero in the
 /// pivot columns of the rows before it.
@@ -277,52 +274,10 @@ fn lanczos(
     p: &Projector,
     opts: &Options,
 ) -> Result<(f64, Vec<f64>), EvalError> {
-    let n = o.n;
-    let mut q: Vec<f64> = (0..n)
+    let start: Vec<f64> = (0..o.n)
         .map(|i| 1.0 + 0.1 * ((i * 7919 % 97) as f64 / 97.0))
         .collect();
-    p.apply(&mut q);
-    let qn = norm2(&q);
-    if qn == 0.0 {
-        return Ok((0.0, vec![0.0; n]));
-    }
-    q.iter_mut().for_each(|x| *x /= qn);
-    let mut basis: Vec<Vec<f64>> = Vec::new();
-    let (mut alpha, mut beta) = (Vec::new(), Vec::new());
-    let mut best = (f64::INFINITY, Vec::new());
-    for step in 0..n.min(MAX_LANCZOS) {
-        let mut w = hvp(o, lev, &q)?;
-        p.apply(&mut w);
-        let a = dot(&w, &q);
-        basis.push(q.clone());
-        alpha.push(a);
-        for b in &basis {
-            let c = dot(&w, b);
-            w.iter_mut().zip(b).for_each(|(x, y)| *x -= c * y);
-        }
-        let bnorm = norm2(&w);
-        best = tridiagonal_min(&alpha, &beta);
-        let res = bnorm * best.1.last().copied().unwrap_or(0.0).abs();
-        if bnorm <= 1e-10 * (1.0 + a.abs())
-            || res <= 1e-3 * opts.tol.max(1e-8)
-            || step + 1 == n.min(MAX_LANCZOS)
-            || super::stopped(opts)
-        {
-            break;
-        }
-        beta.push(bnorm);
-        q = w.iter().map(|x| x / bnorm).collect();
-    }
-    let (lam, y) = best;
-    let mut v = vec![0.0; n];
-    for (c, b) in y.iter().zip(&basis) {
-        v.iter_mut().zip(b).for_each(|(x, bi)| *x += c * bi);
-    }
-    let vn = norm2(&v);
-    if vn > 0.0 {
-        v.iter_mut().for_each(|x| *x /= vn);
-    }
-    Ok((lam + 0.0, v))
+    lanczos_min(start, |q| hvp(o, lev, q), |v| p.apply(v), opts)
 }
 
 /// ∇²L v by central differences of exact gradients of L, with the step of [`Oracle::hvp`].

@@ -164,6 +164,7 @@ pub(super) fn second_order(o: &mut Oracle<'_>, opts: &Options) -> Result<Verdict
         }
     };
     let mut undecided = 0;
+    let mut off_ray = 0;
     for leaf in &leaves {
         if super::stopped(opts) {
             break;
@@ -173,17 +174,24 @@ pub(super) fn second_order(o: &mut Oracle<'_>, opts: &Options) -> Result<Verdict
             continue;
         }
         // Exact curvature of the face generators first: a negative one refutes.
+        let mut bent = false;
         for g in &gens {
             o.remember(g);
-            if let Some(v) = refute(o, g, opts, kinks)? {
-                return Ok(v);
+            match refute(o, g, opts, kinks)? {
+                Ok(v) => return Ok(v),
+                Err(curvature) => bent |= curvature < -opts.tol,
             }
         }
         let basis = orthonormal(&gens);
         if basis.len() <= 1 {
             // The face is one ray or one line: its generators are all its directions, and
-            // f″(x; t g) = t² f″(x; g), so their exact curvatures (checked above, ≥ −tol) decide
-            // the piece, however the kink's argument curves along them.
+            // f″(x; t g) = t² f″(x; g), so their exact curvatures decide the piece, however the
+            // kink's argument curves along them. A negative curvature that did not refute (the
+            // LP's generator is off the critical ray by rounding, so its exact slope is
+            // slightly positive) decides nothing.
+            if bent {
+                off_ray += 1;
+            }
             continue;
         }
         let h = piece_hessian(o, leaf, &basis)?;
@@ -207,7 +215,7 @@ pub(super) fn second_order(o: &mut Oracle<'_>, opts: &Options) -> Result<Verdict
             let ds: Vec<f64> = d.iter().map(|x| s * x).collect();
             o.remember(&ds);
             if in_face(&ds, &leaf.grad, &leaf.cone, opts.tol) {
-                if let Some(v) = refute(o, &ds, opts, kinks)? {
+                if let Ok(v) = refute(o, &ds, opts, kinks)? {
                     return Ok(v);
                 }
             }
@@ -217,6 +225,11 @@ pub(super) fn second_order(o: &mut Oracle<'_>, opts: &Options) -> Result<Verdict
     if undecided > 0 {
         return Ok(Verdict::new(Status::Inconclusive, "pieces", kinks).reason(format!(
             "on {undecided} piece(s) the Hessian is indefinite on a critical cone that is not a subspace (copositivity not decided)"
+        )));
+    }
+    if off_ray > 0 {
+        return Ok(Verdict::new(Status::Inconclusive, "pieces", kinks).reason(format!(
+            "on {off_ray} piece(s) the critical ray has negative curvature, but the exact slope along the computed ray is not within [−tol, 0] (no witness)"
         )));
     }
     Ok(
@@ -289,12 +302,13 @@ pub(super) fn search(
     )))
 }
 
+/// The witness `d` gives when its exact slope and curvature make one, else its exact curvature.
 fn refute(
     o: &mut Oracle<'_>,
     d: &[f64],
     opts: &Options,
     kinks: usize,
-) -> Result<Option<Verdict>, EvalError> {
+) -> Result<Result<Verdict, f64>, EvalError> {
     let t = o.eval(d, Order::Two)?;
     let (s, c) = (t.d1.unwrap_or(f64::NAN), t.d2.unwrap_or(f64::NAN));
     if super::second_order_witness(s, c, opts.tol) {
@@ -303,9 +317,9 @@ fn refute(
         v.direction = Some(d.to_vec());
         v.slope = Some(s);
         v.curvature = Some(c);
-        return Ok(Some(v));
+        return Ok(Ok(v));
     }
-    Ok(None)
+    Ok(Err(c))
 }
 
 /// Depth-first over the kinks of order ≤ `upto` in topological order; a kink whose argument

@@ -98,6 +98,20 @@ fn lanczos(
     for (i, x) in q.iter_mut().enumerate() {
         *x *= 1.0 + 0.1 * ((i * 7919 % 97) as f64 / 97.0);
     }
+    lanczos_min(q, |q| o.hvp(q), project, opts)
+}
+
+/// Lanczos with full reorthogonalization on P A P for a symmetric A given by its products
+/// (`apply`) and an orthogonal projection P (`project`), from `start`: the smallest Ritz value
+/// and its unit Ritz vector (0 and the zero vector when P removes the start), after at most
+/// `MAX_LANCZOS` steps, or once the Ritz residual is below 1e-3 · tol, or on a stop.
+pub(super) fn lanczos_min(
+    mut q: Vec<f64>,
+    mut apply: impl FnMut(&[f64]) -> Result<Vec<f64>, EvalError>,
+    project: impl Fn(&mut Vec<f64>),
+    opts: &Options,
+) -> Result<(f64, Vec<f64>), EvalError> {
+    let n = q.len();
     project(&mut q);
     let qn = norm2(&q);
     if qn == 0.0 {
@@ -109,7 +123,7 @@ fn lanczos(
     let steps = n.min(MAX_LANCZOS);
     let mut best = (f64::INFINITY, Vec::new());
     for k in 0..steps {
-        let mut w = o.hvp(&q)?;
+        let mut w = apply(&q)?;
         project(&mut w);
         let a = dot(&w, &q);
         basis.push(q.clone());
@@ -141,7 +155,7 @@ fn lanczos(
     if vn > 0.0 {
         v.iter_mut().for_each(|x| *x /= vn);
     }
-    Ok((lam, v))
+    Ok((lam + 0.0, v))
 }
 
 /// The smallest eigenvalue of the tridiagonal (α, β) and its eigenvector.

@@ -263,3 +263,27 @@ proptest! {
         assert_witnesses(&g, &r, &x, &c);
     }
 }
+
+/// A piece whose critical face is one ray on an inner kink, with negative curvature along it
+/// (f(t d) = −2.25 t² for d = (−1, 3)): the LP's generator of that ray is off it by rounding,
+/// so its exact slope is slightly positive and it is no witness; the verdict must then not be
+/// `stationary` (it was, until the enumeration counted such rays as decided). Found by
+/// `verdicts_agree_with_brute_force`.
+#[test]
+fn a_critical_ray_with_negative_curvature_is_never_certified() {
+    let r = Registry::with_standard();
+    let g = compile(
+        "param x: real\nparam y: real\n\
+         minimize (0.5 * x + -1.5 * y) + 0.5 * (0 * x^2 + -0.5 * y^2) \
+         + 1.5 * abs((-1 * x + 1.5 * y) + 1 * abs((1.5 * x + 0.5 * y))) \
+         + -0.5 * abs((0.5 * x + -2 * y) + 0 * abs((0 * x + 0 * y)))\n",
+        &r,
+    );
+    let c = certify_at(&g, &r, &[0.0, 0.0]);
+    assert_eq!(c.first.status, Status::Stationary, "{c:?}");
+    let s = c.second.as_ref().unwrap();
+    assert_ne!(s.status, Status::Stationary, "{c:?}");
+    if s.status == Status::NotStationary {
+        assert!(s.curvature.unwrap() < -1e-6, "{c:?}");
+    }
+}
