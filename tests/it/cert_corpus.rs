@@ -5,24 +5,11 @@
 //! none.
 
 use crate::common;
+use crate::common::cert::nonsmooth_example as example;
 
-use common::eval::{compile, repo};
+use common::eval::compile;
 use mcopt::registry::{Order, Registry};
 use mcopt::stationarity::{certify, Form, Options, Problem, Status};
-
-/// An example of examples/nonsmooth at size n.
-fn example(name: &str, n: usize) -> String {
-    let path = repo()
-        .join("examples/nonsmooth")
-        .join(format!("{name}.mco"));
-    let text = std::fs::read_to_string(&path).unwrap();
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("const n = "))
-        .unwrap()
-        .to_string();
-    text.replace(&line, &format!("const n = {n}"))
-}
 
 fn nested_max(terms: &[String]) -> String {
     match terms {

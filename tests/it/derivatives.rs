@@ -2,6 +2,7 @@
 //! positive homogeneity, equivalent formulas, gradients, and the RNN models.
 
 use crate::common;
+use crate::common::cert::proptest_cases;
 
 use common::eval::*;
 use mcopt::config::RowSel;
@@ -80,15 +81,8 @@ fn direction() -> impl Strategy<Value = Vec<f64>> {
     prop::collection::vec(c, 3).prop_filter("nonzero", |d| d.iter().any(|v| *v != 0.0))
 }
 
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(48)
-}
-
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(cases()))]
+    #![proptest_config(ProptestConfig::with_cases(proptest_cases(48)))]
 
     #[test]
     fn derivatives_match_one_sided_differences(f in 0..FORMULAS.len(), x in point(), d in direction()) {

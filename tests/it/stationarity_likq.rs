@@ -4,29 +4,14 @@
 //! repeated kinks, LIKQ failures), to first and second order.
 
 use crate::common;
+use crate::common::cert::{certify_at, proptest_cases};
 
 use common::eval::compile;
 use mcopt::eval::{EvalOptions, Evaluator};
 use mcopt::graph::Graph;
 use mcopt::registry::{Order, Registry};
-use mcopt::stationarity::{certify, Certificate, Form, Options, Problem, Status};
+use mcopt::stationarity::{Certificate, Status};
 use proptest::prelude::*;
-
-fn certify_at(g: &Graph, r: &Registry, x: &[f64]) -> Certificate {
-    let p = Problem {
-        form: Form::P,
-        graph: g,
-        registry: r,
-        point: x,
-        lifted: None,
-        adjoint: None,
-    };
-    let opts = Options {
-        order: Order::Two,
-        ..Options::default()
-    };
-    certify(&p, &opts).unwrap()
-}
 
 /// Every witness has the reported exact slope (and curvature).
 fn assert_witnesses(g: &Graph, r: &Registry, x: &[f64], c: &Certificate) {
@@ -83,7 +68,7 @@ fn nested_and_nonconvex_kinks_under_likq() {
         ),
     ] {
         let g = compile(&xy(f), &r);
-        let c = certify_at(&g, &r, &x);
+        let c = certify_at(&g, &r, &x, Order::Two);
         assert_eq!(
             (c.first.status, c.first.method),
             (first, "likq"),
@@ -104,7 +89,7 @@ fn second_order_on_the_kernel_of_the_switching_rows() {
             "param x: real\nparam y: real\nparam z: real\nminimize abs(abs(x) - y) + 0.25 * abs(x) + {c} * z^2 + 0.1 * y * z"
         );
         let g = compile(&f, &r);
-        let cert = certify_at(&g, &r, &x);
+        let cert = certify_at(&g, &r, &x, Order::Two);
         assert_eq!(
             (cert.first.status, cert.first.method),
             (Status::Stationary, "likq"),
@@ -121,7 +106,7 @@ fn likq_failures_are_named_and_left_to_the_other_tiers() {
     let r = Registry::with_standard();
     // Three kinks in two variables: the switching rows x, y, x + y are dependent.
     let g = compile(&xy("-abs(x - y) + 2 * abs(x + y) + abs(y)"), &r);
-    let c = certify_at(&g, &r, &[0.0, 0.0]);
+    let c = certify_at(&g, &r, &[0.0, 0.0], Order::Two);
     assert_eq!(c.first.method, "pieces", "{c:?}");
     let reason = c.first.reason.as_ref().unwrap();
     assert!(
@@ -234,15 +219,8 @@ impl Nest {
     }
 }
 
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(64)
-}
-
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(cases()))]
+    #![proptest_config(ProptestConfig::with_cases(proptest_cases(64)))]
 
     /// The verdicts agree with brute force (whichever tier decides: `likq` where LIKQ holds,
     /// the others where it fails), every refutation carries its witness, and a `likq` first
@@ -253,7 +231,7 @@ proptest! {
         let r = Registry::with_standard();
         let g = compile(&f.text(), &r);
         let x = [0.0, 0.0];
-        let c = certify_at(&g, &r, &x);
+        let c = certify_at(&g, &r, &x, Order::Two);
         let (first, second) = f.brute_force();
         prop_assert_eq!(c.first.status, first, "{}: {:?}", f.text(), c);
         let s = c.second.as_ref().unwrap();
@@ -279,7 +257,7 @@ fn a_critical_ray_with_negative_curvature_is_never_certified() {
          + -0.5 * abs((0.5 * x + -2 * y) + 0 * abs((0 * x + 0 * y)))\n",
         &r,
     );
-    let c = certify_at(&g, &r, &[0.0, 0.0]);
+    let c = certify_at(&g, &r, &[0.0, 0.0], Order::Two);
     assert_eq!(c.first.status, Status::Stationary, "{c:?}");
     let s = c.second.as_ref().unwrap();
     assert_ne!(s.status, Status::Stationary, "{c:?}");

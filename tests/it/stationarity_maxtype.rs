@@ -4,28 +4,13 @@
 //! exact ray-Taylor evaluation (what `mcopt diff` prints) confirms.
 
 use crate::common;
+use crate::common::cert::certify_at;
 
 use common::eval::compile;
 use mcopt::eval::{EvalOptions, Evaluator};
 use mcopt::graph::Graph;
 use mcopt::registry::{Order, Registry};
-use mcopt::stationarity::{certify, Certificate, Form, Options, Problem, Status};
-
-fn certify_at(g: &Graph, r: &Registry, x: &[f64], order: Order) -> Certificate {
-    let p = Problem {
-        form: Form::P,
-        graph: g,
-        registry: r,
-        point: x,
-        lifted: None,
-        adjoint: None,
-    };
-    let opts = Options {
-        order,
-        ..Options::default()
-    };
-    certify(&p, &opts).unwrap()
-}
+use mcopt::stationarity::{Certificate, Status};
 
 /// A `not_stationary` first order carries a witness whose exact slope is the reported one, < 0.
 fn assert_refuted(g: &Graph, r: &Registry, x: &[f64], c: &Certificate, what: &str) {

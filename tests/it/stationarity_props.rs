@@ -5,19 +5,13 @@
 //! point agrees with the smallest eigenvalue of the explicitly formed Hessian.
 
 use crate::common;
+use crate::common::cert::proptest_cases;
 
 use common::eval::compile;
 use mcopt::eval::{EvalOptions, Evaluator};
 use mcopt::registry::{Order, Registry};
 use mcopt::stationarity::{certify, Form, Options, Problem, Status};
 use proptest::prelude::*;
-
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(64)
-}
 
 /// A coefficient in {−2, −1.75, …, 2}.
 fn coef() -> impl Strategy<Value = f64> {
@@ -211,7 +205,7 @@ impl Mx {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: proptest_cases(64), ..ProptestConfig::default() })]
 
     #[test]
     fn verdicts_agree_with_brute_force_over_the_pieces(f in pa()) {

@@ -5,43 +5,14 @@
 //! curvature are the reported ones, and a random-model property test agrees with brute force.
 
 use crate::common;
+use crate::common::cert::{certify_at, nonsmooth_example as example, proptest_cases};
 
-use common::eval::{compile, repo};
+use common::eval::compile;
 use mcopt::eval::{EvalOptions, Evaluator};
 use mcopt::graph::Graph;
 use mcopt::registry::{Order, Registry};
-use mcopt::stationarity::{certify, Certificate, Form, Options, Problem, Status};
+use mcopt::stationarity::{Certificate, Status};
 use proptest::prelude::*;
-
-fn certify_at(g: &Graph, r: &Registry, x: &[f64]) -> Certificate {
-    let p = Problem {
-        form: Form::P,
-        graph: g,
-        registry: r,
-        point: x,
-        lifted: None,
-        adjoint: None,
-    };
-    let opts = Options {
-        order: Order::Two,
-        ..Options::default()
-    };
-    certify(&p, &opts).unwrap()
-}
-
-/// An example model of examples/nonsmooth at size n (its `const n` replaced).
-fn example(name: &str, n: usize) -> String {
-    let path = repo()
-        .join("examples/nonsmooth")
-        .join(format!("{name}.mco"));
-    let text = std::fs::read_to_string(&path).unwrap();
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("const n = "))
-        .unwrap()
-        .to_string();
-    text.replace(&line, &format!("const n = {n}"))
-}
 
 /// The models with a known minimizer, at size n: (name, model, minimizer).
 fn minimizers(n: usize) -> Vec<(String, String, Vec<f64>)> {
@@ -77,7 +48,7 @@ fn assert_stationary_to_second_order(n: usize) {
     let r = Registry::with_standard();
     for (name, text, x) in minimizers(n) {
         let g = compile(&text, &r);
-        let c = certify_at(&g, &r, &x);
+        let c = certify_at(&g, &r, &x, Order::Two);
         assert_eq!(
             c.first.status,
             Status::Stationary,
@@ -120,7 +91,7 @@ fn critical_subspaces_have_the_expected_dimensions() {
         ("maxq", 0.0, "dimension 12;"),
     ] {
         let g = compile(&example(name, n), &r);
-        let c = certify_at(&g, &r, &vec![x; n]);
+        let c = certify_at(&g, &r, &vec![x; n], Order::Two);
         let reason = c.second.as_ref().unwrap().reason.clone().unwrap();
         assert!(reason.contains(expect), "{name}: {reason}");
     }
@@ -159,7 +130,7 @@ fn negative_curvature_on_a_critical_plane_is_refuted_with_its_witness() {
         &r,
     );
     let x = [0.0; 3];
-    let c = certify_at(&g, &r, &x);
+    let c = certify_at(&g, &r, &x, Order::Two);
     assert_curvature_witness(&g, &r, &x, &c);
     assert_eq!(
         c.second.as_ref().unwrap().direction.as_ref().unwrap()[2],
@@ -171,27 +142,20 @@ fn negative_curvature_on_a_critical_plane_is_refuted_with_its_witness() {
         &r,
     );
     let x = [0.0; 2];
-    let c = certify_at(&g, &r, &x);
+    let c = certify_at(&g, &r, &x, Order::Two);
     assert_curvature_witness(&g, &r, &x, &c);
     // |x² − y²| = max(x² − y², y² − x²) ≥ 0: the Lagrangian with equal weights is 0.
     let g = compile(
         "param x: real\nparam y: real\nminimize max(x^2 - y^2, y^2 - x^2)",
         &r,
     );
-    let c = certify_at(&g, &r, &x);
+    let c = certify_at(&g, &r, &x, Order::Two);
     let s = c.second.as_ref().unwrap();
     assert_eq!(
         (s.status, s.method),
         (Status::Stationary, "max_type"),
         "{c:?}"
     );
-}
-
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(48)
 }
 
 /// A coefficient in {−2, −1.75, …, 2}.
@@ -305,7 +269,7 @@ impl Sq {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(cases()))]
+    #![proptest_config(ProptestConfig::with_cases(proptest_cases(64)))]
 
     /// Every decided second-order verdict agrees with brute force, and every refutation carries
     /// its witness.
@@ -314,7 +278,7 @@ proptest! {
         let r = Registry::with_standard();
         let g = compile(&f.text(), &r);
         let x = [0.0, 0.0];
-        let c = certify_at(&g, &r, &x);
+        let c = certify_at(&g, &r, &x, Order::Two);
         let (first, second) = f.brute_force();
         prop_assert_eq!(c.first.status, first, "{}: {:?}", f.text(), c);
         let s = c.second.as_ref().unwrap();
