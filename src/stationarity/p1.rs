@@ -31,12 +31,12 @@
 
 use super::kinks::{Arg, KinkOrder};
 use super::oracle::{Form, Oracle, Problem};
+use super::smooth::dot;
 use super::{Options, Status, Verdict};
 use crate::eval::EvalError;
 use crate::forms::linearize::{Linearization, Linearizer, NO_PIECE};
 use crate::graph::{ElemUnary, Op};
 use crate::registry::Order;
-use crate::text::plural;
 
 /// Up to this many variables the dense tier ([`super::pieces::convex_outer`]) certifies (P1):
 /// its n probes cost little there, and its verdicts, witnesses and slopes stay those reported
@@ -81,27 +81,7 @@ fn structured(
     }
     let mut v = vec![0.0; model.q.len()];
     model.subgradient(&y, &mut v);
-    let ny = norm(&v);
-    let reason = format!(
-        "{}; distance from 0 to the subdifferential {ny:.3e}",
-        plural(active, "convex outer kink", "convex outer kinks")
-    );
-    if ny <= opts.tol {
-        return Ok(Some(
-            Verdict::new(Status::Stationary, "convex_qp", kinks)
-                .reason(format!("{reason} ≤ tol = {:e}", opts.tol)),
-        ));
-    }
-    let d: Vec<f64> = v.iter().map(|x| -x / ny).collect();
-    o.remember(&d);
-    let slope = o.eval(&d, Order::One)?.d1.unwrap_or(f64::NAN);
-    if slope < -opts.tol {
-        let mut v = Verdict::new(Status::NotStationary, "convex_qp", kinks).reason(reason);
-        v.direction = Some(d);
-        v.slope = Some(slope);
-        return Ok(Some(v));
-    }
-    Ok(None)
+    super::pieces::nearest_point_verdict(o, &v, active, kinks, opts)
 }
 
 /// J_A by rows (CSR).
@@ -700,14 +680,6 @@ fn natural(y: &[f64], w: &[f64], beta: &[f64]) -> f64 {
         .fold(0.0, f64::max)
 }
 
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-fn norm(a: &[f64]) -> f64 {
-    dot(a, a).sqrt()
-}
-
 #[cfg(test)]
 mod tests {
     //! The structured tier against the dense one (n probes and Clarabel) on small (P1) points:
@@ -933,7 +905,7 @@ minimize mean(t, (h[t] - 0.5)^2) + 0.1 * (w^2 + c^2)
             v
         };
         let want = nearest(true, true);
-        assert!(super::norm(&want) > 1e-3);
+        assert!(super::super::smooth::norm2(&want) > 1e-3);
         for (schur, lower) in [(false, true), (false, false)] {
             let v = nearest(schur, lower);
             let far = v

@@ -64,10 +64,23 @@ pub(super) fn convex_outer(
     let Some(y) = lp::min_norm_in_box(&c, &cols) else {
         return Ok(None);
     };
-    let ny = norm2(&y);
+    nearest_point_verdict(o, &y, first.len(), kinks, opts)
+}
+
+/// The convex tier's verdict from y, the element of the subdifferential nearest to 0 over
+/// `active` convex outer kinks: `stationary` when ‖y‖ ≤ tol, `not_stationary` along −y/‖y‖
+/// when its exact slope confirms it (< −tol), else `None` for the next tier to decide.
+pub(super) fn nearest_point_verdict(
+    o: &mut Oracle<'_>,
+    y: &[f64],
+    active: usize,
+    kinks: usize,
+    opts: &Options,
+) -> Result<Option<Verdict>, EvalError> {
+    let ny = norm2(y);
     let reason = format!(
         "{}; distance from 0 to the subdifferential {ny:.3e}",
-        plural(first.len(), "convex outer kink", "convex outer kinks")
+        plural(active, "convex outer kink", "convex outer kinks")
     );
     if ny <= opts.tol {
         return Ok(Some(
@@ -84,7 +97,7 @@ pub(super) fn convex_outer(
         v.slope = Some(slope);
         return Ok(Some(v));
     }
-    // The QP's answer is not confirmed by the exact slope: let the next tier decide.
+    // The answer is not confirmed by the exact slope: let the next tier decide.
     Ok(None)
 }
 
