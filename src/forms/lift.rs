@@ -615,37 +615,7 @@ fn remap_op(
     out: &mut Graph,
     list_of: &mut HashMap<std::ops::Range<usize>, std::ops::Range<usize>>,
 ) -> Op {
-    let m = |id: &NodeId| map[id.index()];
     match op {
-        Op::Const(r) => Op::Const(r.clone()),
-        Op::Param(p) => Op::Param(*p),
-        Op::Unary(u, a) => Op::Unary(*u, m(a)),
-        Op::Binary(b, x, y) => Op::Binary(*b, m(x), m(y)),
-        Op::MatMul(x, y) => Op::MatMul(m(x), m(y)),
-        Op::Transpose(a) => Op::Transpose(m(a)),
-        Op::Reduce(k, a) => Op::Reduce(*k, m(a)),
-        Op::Dot(x, y) => Op::Dot(m(x), m(y)),
-        Op::Element { arg, row, col } => Op::Element {
-            arg: m(arg),
-            row: *row,
-            col: *col,
-        },
-        Op::Gather {
-            arg,
-            start,
-            step,
-            len,
-        } => Op::Gather {
-            arg: m(arg),
-            start: *start,
-            step: *step,
-            len: *len,
-        },
-        Op::Call { func, params, arg } => Op::Call {
-            func: *func,
-            params: params.clone(),
-            arg: m(arg),
-        },
         Op::Accumulate {
             terms,
             scale,
@@ -666,5 +636,6 @@ fn remap_op(
                 per_column_mean: *per_column_mean,
             }
         }
+        _ => op.map_operands(|a| map[a.index()]),
     }
 }

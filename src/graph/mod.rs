@@ -113,6 +113,43 @@ pub enum Op {
     },
 }
 
+impl Op {
+    /// The same operation with every operand `a` replaced by `f(a)`. An `Accumulate` keeps its
+    /// range of `Graph::lists`: whoever renumbers the nodes renumbers the lists too.
+    pub fn map_operands(&self, f: impl Fn(NodeId) -> NodeId) -> Op {
+        match self {
+            Op::Const(_) | Op::Param(_) | Op::Accumulate { .. } => self.clone(),
+            Op::Unary(u, a) => Op::Unary(*u, f(*a)),
+            Op::Binary(b, x, y) => Op::Binary(*b, f(*x), f(*y)),
+            Op::MatMul(x, y) => Op::MatMul(f(*x), f(*y)),
+            Op::Dot(x, y) => Op::Dot(f(*x), f(*y)),
+            Op::Transpose(a) => Op::Transpose(f(*a)),
+            Op::Reduce(k, a) => Op::Reduce(*k, f(*a)),
+            Op::Element { arg, row, col } => Op::Element {
+                arg: f(*arg),
+                row: *row,
+                col: *col,
+            },
+            Op::Gather {
+                arg,
+                start,
+                step,
+                len,
+            } => Op::Gather {
+                arg: f(*arg),
+                start: *start,
+                step: *step,
+                len: *len,
+            },
+            Op::Call { func, params, arg } => Op::Call {
+                func: *func,
+                params: params.clone(),
+                arg: f(*arg),
+            },
+        }
+    }
+}
+
 /// Entry k of an [`Op::Gather`]: `start + k·step` (inside the operand, as the checker proved).
 #[inline(always)]
 pub fn gather_index(start: usize, step: isize, k: usize) -> usize {

@@ -164,7 +164,7 @@ pub(super) fn graph(g: &Graph, w: &Weights) -> Graph {
     let mut map: Vec<NodeId> = Vec::with_capacity(g.nodes.len());
     for (i, node) in g.nodes.iter().enumerate() {
         let mut n = node.clone();
-        n.op = remap(&node.op, &map);
+        n.op = node.op.map_operands(|a| map[a.index()]);
         let id = match (w.repl.get(&NodeId(i as u32)), &n.op) {
             (Some(r), op) => replace(&mut out, &n, op.clone(), r),
             (None, _) => push(&mut out, n),
@@ -240,40 +240,5 @@ fn replace(g: &mut Graph, n: &Node, op: Op, r: &Repl) -> NodeId {
             derived(g, n, Op::Binary(ElemBinary::Add, kept, lin))
         }
         (_, op) => push(g, Node { op, ..n.clone() }),
-    }
-}
-
-/// `op` with its operands renumbered.
-fn remap(op: &Op, map: &[NodeId]) -> Op {
-    let m = |id: &NodeId| map[id.index()];
-    match op {
-        Op::Const(_) | Op::Param(_) | Op::Accumulate { .. } => op.clone(),
-        Op::Unary(u, a) => Op::Unary(*u, m(a)),
-        Op::Binary(b, x, y) => Op::Binary(*b, m(x), m(y)),
-        Op::MatMul(x, y) => Op::MatMul(m(x), m(y)),
-        Op::Dot(x, y) => Op::Dot(m(x), m(y)),
-        Op::Transpose(a) => Op::Transpose(m(a)),
-        Op::Reduce(k, a) => Op::Reduce(*k, m(a)),
-        Op::Element { arg, row, col } => Op::Element {
-            arg: m(arg),
-            row: *row,
-            col: *col,
-        },
-        Op::Gather {
-            arg,
-            start,
-            step,
-            len,
-        } => Op::Gather {
-            arg: m(arg),
-            start: *start,
-            step: *step,
-            len: *len,
-        },
-        Op::Call { func, params, arg } => Op::Call {
-            func: *func,
-            params: params.clone(),
-            arg: m(arg),
-        },
     }
 }
