@@ -51,6 +51,7 @@ impl<'g> P1Host<'g> {
         }
         let pattern = lin.pattern();
         let structure = P1Structure {
+            stored: true,
             n_theta: layout.n_theta,
             n_z: layout.n_z,
             n_pieces: lin.sites(),

@@ -10,14 +10,30 @@
 //! Pieces: every entry of a piecewise activation is a *site* whose piece (interval index
 //! between its breakpoints, [`NO_PIECE`] before the first choice) the solver keeps and passes
 //! back, so a run's state is the solver's alone (checkpoints resume bit-identically).
+//!
+//! J itself comes in one of two forms, which [`P1Structure::stored`] tells apart. Stored: the
+//! table holds J's pattern and every `linearize` writes its values. Not stored (a lifted
+//! problem too large to hold J, such as a long RNN with a wide hidden layer): the pattern is
+//! empty, `linearize` writes no values, and the solver reaches J only through the products.
+//! The products are offered in both forms, always at the point and pieces of the last
+//! `linearize`: J s, Jᵀ y, and solves with the lifted columns J_L of J. J_L is square (row i
+//! is the residual of the lifted variable z[n_theta + i]) and unit lower triangular in block
+//! order, since r_ℓ = u_ℓ − ψ_{ℓ−1}(θ, u_{<ℓ}) reads only earlier blocks; so J_L x = y is a
+//! forward substitution through the lifted graph, one pass.
 
 use crate::abi::{status, MsgBuf};
 use crate::export::guarded;
 use std::ffi::c_void;
 
 /// The layout version of [`P1Table`].
-/// Version 2 gave every callback a message buffer for its error.
-pub const P1_STRUCTURE_VERSION: u32 = 2;
+/// Version 2 gave every callback a message buffer for its error. Version 3 added the Jacobian
+/// products (`jac_mul`, `jac_tmul`, `lifted_solve`, `lifted_tsolve`) and [`P1Table::flags`]
+/// with [`P1_JACOBIAN_STORED`].
+pub const P1_STRUCTURE_VERSION: u32 = 3;
+
+/// [`P1Table::flags`] bit: J's pattern is in the table and `linearize` writes its values.
+/// Without it the pattern is empty and J is reached only through the products.
+pub const P1_JACOBIAN_STORED: u64 = 1;
 
 /// A site whose piece has not been chosen yet.
 pub const NO_PIECE: u32 = u32::MAX;
@@ -29,10 +45,13 @@ pub struct P1Structure {
     pub n_z: usize,
     /// Number of piecewise sites.
     pub n_pieces: usize,
-    /// Pattern of J (m × n_z) by rows.
+    /// Whether J's pattern (below) and values are stored; when not, `row_ptr` and `col_idx`
+    /// are empty and J is reached through [`P1Problem::jac_mul`] and the other products.
+    pub stored: bool,
+    /// Pattern of J (m × n_z) by rows (empty when not [`P1Structure::stored`]).
     pub row_ptr: Vec<usize>,
     pub col_idx: Vec<usize>,
-    /// β of every residual row.
+    /// β of every residual row (one per row: its length is the number of rows m).
     pub beta: Vec<f64>,
     /// Layer group of every residual row, and each group's feasibility scale 1/(N T)
     /// (sequences times time steps).
@@ -43,7 +62,7 @@ pub struct P1Structure {
 impl P1Structure {
     /// Number of residual rows m.
     pub fn rows(&self) -> usize {
-        self.row_ptr.len().saturating_sub(1)
+        self.beta.len()
     }
 
     /// The feasibility violation max over groups of scale_g ‖r_g‖₂.
@@ -63,7 +82,7 @@ impl P1Structure {
 /// as bounds lower ≤ s ≤ upper (±∞ where none).
 #[derive(Debug, Clone, Default)]
 pub struct Linearization {
-    /// Values of J in the pattern of [`P1Structure`].
+    /// Values of J in the pattern of [`P1Structure`] (empty when J is not stored).
     pub jac: Vec<f64>,
     /// r(z).
     pub residual: Vec<f64>,
@@ -112,7 +131,45 @@ pub trait P1Problem {
         pieces: &mut [u32],
         out: &mut Linearization,
     ) -> Result<(), String>;
+
+    /// `out` = J s, J at the point and pieces of the last [`P1Problem::linearize`] (`s`: n_z
+    /// entries, `out`: one per row). The default offers no products.
+    fn jac_mul(&mut self, s: &[f64], out: &mut [f64]) -> Result<(), String> {
+        let _ = (s, out);
+        Err(NO_PRODUCTS.to_string())
+    }
+
+    /// `out` = Jᵀ y (`y`: one entry per row, `out`: n_z entries).
+    fn jac_tmul(&mut self, y: &[f64], out: &mut [f64]) -> Result<(), String> {
+        let _ = (y, out);
+        Err(NO_PRODUCTS.to_string())
+    }
+
+    /// Solve J_L x = y, J_L the lifted columns of J (unit lower triangular; `y` and `x` one
+    /// entry per row, x_i the step of z[n_theta + i]).
+    fn lifted_solve(&mut self, y: &[f64], x: &mut [f64]) -> Result<(), String> {
+        let _ = (y, x);
+        Err(NO_PRODUCTS.to_string())
+    }
+
+    /// Solve J_Lᵀ x = y.
+    fn lifted_tsolve(&mut self, y: &[f64], x: &mut [f64]) -> Result<(), String> {
+        let _ = (y, x);
+        Err(NO_PRODUCTS.to_string())
+    }
 }
+
+/// The message of a [`P1Problem`] that offers no Jacobian products.
+const NO_PRODUCTS: &str = "this (P1) host offers no Jacobian products";
+
+/// The signature of the product callbacks of [`P1Table`]: `input` holds the operand (n_z or
+/// rows entries, as the product takes), `output` receives the result.
+pub type ProductFn = unsafe extern "C" fn(
+    ctx: *mut c_void,
+    input: *const f64,
+    output: *mut f64,
+    msg: *mut MsgBuf,
+) -> i32;
 
 /// Where [`P1Table::linearize`] writes (buffers sized by the structure).
 #[repr(C)]
@@ -127,12 +184,14 @@ pub struct LinearOut {
     pub switched: u64,
 }
 
-/// The (P1) structure across the plugin boundary (layout version 2). Arrays are owned by the
+/// The (P1) structure across the plugin boundary (layout version 3). Arrays are owned by the
 /// host and valid while the problem lives. Callbacks return 0 on success; on failure they
 /// write the reason into `msg` (which may be null).
 #[repr(C)]
 pub struct P1Table {
     pub ctx: *mut c_void,
+    /// [`P1_JACOBIAN_STORED`] when the pattern is here (else `nnz` is 0).
+    pub flags: u64,
     pub n_theta: usize,
     pub n_z: usize,
     pub rows: usize,
@@ -165,6 +224,14 @@ pub struct P1Table {
         out: *mut LinearOut,
         msg: *mut MsgBuf,
     ) -> i32,
+    /// J s (input n_z entries, output rows), at the last linearization.
+    pub jac_mul: ProductFn,
+    /// Jᵀ y (input rows, output n_z).
+    pub jac_tmul: ProductFn,
+    /// x with J_L x = y (both rows entries).
+    pub lifted_solve: ProductFn,
+    /// x with J_Lᵀ x = y (both rows entries).
+    pub lifted_tsolve: ProductFn,
 }
 
 /// The host's side of a published table: the problem and the linearization buffers reused by
@@ -188,6 +255,7 @@ impl<'p, P: P1Problem> Published<'p, P> {
         let mut ctx = Box::new(Ctx { problem, scratch });
         let s = ctx.problem.structure();
         let table = P1Table {
+            flags: if s.stored { P1_JACOBIAN_STORED } else { 0 },
             n_theta: s.n_theta,
             n_z: s.n_z,
             rows: s.rows(),
@@ -203,6 +271,10 @@ impl<'p, P: P1Problem> Published<'p, P> {
             complete: complete_tramp::<P>,
             penalized: penalized_tramp::<P>,
             linearize: linearize_tramp::<P>,
+            jac_mul: product_tramp::<P, { Product::Mul as u8 }>,
+            jac_tmul: product_tramp::<P, { Product::TMul as u8 }>,
+            lifted_solve: product_tramp::<P, { Product::Solve as u8 }>,
+            lifted_tsolve: product_tramp::<P, { Product::TSolve as u8 }>,
         };
         Published { table, _ctx: ctx }
     }
@@ -354,6 +426,58 @@ unsafe extern "C" fn linearize_tramp<P: P1Problem>(
     unsafe { tramp::<P>(ctx, msg, body) }
 }
 
+/// The four products of [`P1Table`], as the const parameter of their trampoline.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Product {
+    Mul,
+    TMul,
+    Solve,
+    TSolve,
+}
+
+impl Product {
+    const ALL: [Product; 4] = [Product::Mul, Product::TMul, Product::Solve, Product::TSolve];
+
+    fn of(code: u8) -> Product {
+        Product::ALL[usize::from(code)]
+    }
+
+    /// The lengths of the operand and of the result.
+    fn sizes(self, s: &P1Structure) -> (usize, usize) {
+        match self {
+            Product::Mul => (s.n_z, s.rows()),
+            Product::TMul => (s.rows(), s.n_z),
+            Product::Solve | Product::TSolve => (s.rows(), s.rows()),
+        }
+    }
+}
+
+unsafe extern "C" fn product_tramp<P: P1Problem, const CODE: u8>(
+    ctx: *mut c_void,
+    input: *const f64,
+    output: *mut f64,
+    msg: *mut MsgBuf,
+) -> i32 {
+    let body = |c: &mut Ctx<'_, P>| {
+        let which = Product::of(CODE);
+        let (n_in, n_out) = which.sizes(c.problem.structure());
+        // SAFETY: the ABI has the solver pass `n_in` readable values at `input` and `n_out`
+        // writable ones at `output` (the sizes of `Product::sizes`), not overlapping.
+        let input = unsafe { read(input, n_in, "operand") }?;
+        // SAFETY: as above.
+        let output = unsafe { write(output, n_out, "result") }?;
+        match which {
+            Product::Mul => c.problem.jac_mul(input, output),
+            Product::TMul => c.problem.jac_tmul(input, output),
+            Product::Solve => c.problem.lifted_solve(input, output),
+            Product::TSolve => c.problem.lifted_tsolve(input, output),
+        }
+    };
+    // SAFETY: as in `complete_tramp`.
+    unsafe { tramp::<P>(ctx, msg, body) }
+}
+
 /// A [`P1Table`] seen from a solver, as a [`P1Problem`]; get one from
 /// [`crate::Problem::p1`].
 pub struct RemoteP1<'a> {
@@ -392,10 +516,15 @@ impl<'a> RemoteP1<'a> {
         // SAFETY: as above.
         let f = |p: *const f64, n: usize| unsafe { read(p, n, "") }.unwrap_or(&[]).to_vec();
         let structure = P1Structure {
+            stored: t.flags & P1_JACOBIAN_STORED != 0,
             n_theta: t.n_theta,
             n_z: t.n_z,
             n_pieces: t.n_pieces,
-            row_ptr: v(t.row_ptr, t.rows + 1),
+            row_ptr: if t.flags & P1_JACOBIAN_STORED != 0 {
+                v(t.row_ptr, t.rows + 1)
+            } else {
+                Vec::new()
+            },
             col_idx: v(t.col_idx, t.nnz),
             beta: f(t.beta, t.rows),
             group_of_row: v(t.group_of_row, t.rows),
@@ -498,6 +627,44 @@ impl P1Problem for RemoteP1<'_> {
         out.switched = o.switched as usize;
         r
     }
+
+    fn jac_mul(&mut self, s: &[f64], out: &mut [f64]) -> Result<(), String> {
+        self.product(Product::Mul, s, out)
+    }
+
+    fn jac_tmul(&mut self, y: &[f64], out: &mut [f64]) -> Result<(), String> {
+        self.product(Product::TMul, y, out)
+    }
+
+    fn lifted_solve(&mut self, y: &[f64], x: &mut [f64]) -> Result<(), String> {
+        self.product(Product::Solve, y, x)
+    }
+
+    fn lifted_tsolve(&mut self, y: &[f64], x: &mut [f64]) -> Result<(), String> {
+        self.product(Product::TSolve, y, x)
+    }
+}
+
+impl RemoteP1<'_> {
+    /// Call one of the table's product callbacks, sizes checked first.
+    fn product(&self, which: Product, input: &[f64], output: &mut [f64]) -> Result<(), String> {
+        let (n_in, n_out) = which.sizes(&self.structure);
+        let (name, f) = match which {
+            Product::Mul => ("jac_mul", self.table.jac_mul),
+            Product::TMul => ("jac_tmul", self.table.jac_tmul),
+            Product::Solve => ("lifted_solve", self.table.lifted_solve),
+            Product::TSolve => ("lifted_tsolve", self.table.lifted_tsolve),
+        };
+        if input.len() != n_in || output.len() != n_out {
+            return Err(format!("{name}: wrong sizes"));
+        }
+        let ctx = self.table.ctx;
+        // SAFETY: sizes checked against the structure, which has the table's sizes; the table
+        // is valid (constructor contract); `msg` is our buffer.
+        call(name, |msg| unsafe {
+            f(ctx, input.as_ptr(), output.as_mut_ptr(), msg)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -534,10 +701,23 @@ mod tests {
             out.smooth = z[0];
             Ok(())
         }
+        fn jac_mul(&mut self, s: &[f64], out: &mut [f64]) -> Result<(), String> {
+            out[0] = -2.0 * s[0] + s[1];
+            Ok(())
+        }
+        fn jac_tmul(&mut self, y: &[f64], out: &mut [f64]) -> Result<(), String> {
+            out.copy_from_slice(&[-2.0 * y[0], y[0]]);
+            Ok(())
+        }
+        fn lifted_solve(&mut self, y: &[f64], x: &mut [f64]) -> Result<(), String> {
+            x[0] = 3.0 * y[0];
+            Ok(())
+        }
     }
 
     fn host() -> Host {
         Host(P1Structure {
+            stored: true,
             n_theta: 1,
             n_z: 2,
             n_pieces: 0,
@@ -587,5 +767,44 @@ mod tests {
             )
         };
         assert_eq!(st, 1);
+    }
+
+    #[test]
+    fn products_cross_the_table_with_their_sizes_checked() {
+        let mut h = host();
+        let published = Published::new(&mut h);
+        let t = published.table();
+        assert_eq!(t.flags, P1_JACOBIAN_STORED);
+        // SAFETY: the table of a live `Published`, with the sizes of its structure.
+        let mut remote = unsafe { RemoteP1::new(t) };
+        assert!(remote.structure().stored);
+        let mut row = [0.0];
+        remote.jac_mul(&[1.0, 5.0], &mut row).unwrap();
+        assert_eq!(row, [3.0]);
+        let mut col = [0.0; 2];
+        remote.jac_tmul(&[2.0], &mut col).unwrap();
+        assert_eq!(col, [-4.0, 2.0]);
+        remote.lifted_solve(&[2.0], &mut row).unwrap();
+        assert_eq!(row, [6.0]);
+        let e = remote.lifted_tsolve(&[2.0], &mut row).unwrap_err();
+        assert!(e.contains("offers no Jacobian products"), "{e}");
+        let e = remote.jac_mul(&[1.0], &mut row).unwrap_err();
+        assert!(e.contains("wrong sizes"), "{e}");
+    }
+
+    #[test]
+    fn a_structure_without_its_jacobian_reads_no_pattern() {
+        let mut h = host();
+        h.0.stored = false;
+        h.0.row_ptr.clear();
+        h.0.col_idx.clear();
+        let published = Published::new(&mut h);
+        let t = published.table();
+        assert_eq!((t.flags, t.rows, t.nnz), (0, 1, 0));
+        // SAFETY: as above.
+        let remote = unsafe { RemoteP1::new(t) };
+        let s = remote.structure();
+        assert!(!s.stored && s.row_ptr.is_empty() && s.col_idx.is_empty());
+        assert_eq!(s.rows(), 1);
     }
 }
