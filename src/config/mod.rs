@@ -26,6 +26,7 @@ pub use point::{
 pub use run::{
     beta_conflict, beta_deprecated, load_run, parse_run, BatchSpec, BetaSpec, CertificateOrder,
     CheckpointEvery, FormSettings, InitSpec, LiftChoice, OutputPaths, P1Beta, ProblemForm, RunFile,
+    TraceEvery,
     SolverSpec, StopRules, Thresholds,
 };
 pub use sweep::{
