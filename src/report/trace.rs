@@ -272,7 +272,11 @@ mod tests {
         }
         // Random bit patterns over every exponent, and random short decimals.
         let mut rng = crate::rng::Rng::new(20);
-        let n = if cfg!(debug_assertions) { 200_000 } else { 2_000_000 };
+        let n = if cfg!(debug_assertions) {
+            200_000
+        } else {
+            2_000_000
+        };
         for _ in 0..n {
             let bits = rng.next_u64();
             special.push(f64::from_bits(bits));
@@ -285,7 +289,12 @@ mod tests {
         for v in special.into_iter().filter(|v| !v.is_nan()) {
             buf.clear();
             push_f64(&mut buf, v, &mut ryu);
-            assert_eq!(std::str::from_utf8(&buf).unwrap(), v.to_string(), "{:#x}", v.to_bits());
+            assert_eq!(
+                std::str::from_utf8(&buf).unwrap(),
+                v.to_string(),
+                "{:#x}",
+                v.to_bits()
+            );
         }
     }
 }

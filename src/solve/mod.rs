@@ -133,8 +133,9 @@ pub trait TrainProblem: SolverProblem {
 pub trait Observer {
     /// After each trace row (row 0 included).
     fn row(&mut self, _row: &Row) {}
-    /// After each iteration whose row is not a trace row (`trace: {every: k}` with k > 1): its
-    /// test loss is not measured, and it is not written.
+    /// For each iteration whose row is not a trace row (`trace: {every: k}` with k > 1), once
+    /// the next row is made: its test loss is not measured, and it is not written. Every row
+    /// reaches the observers once, by [`Observer::row`] or by this.
     fn skipped(&mut self, _row: &Row) {}
     /// Whether a checkpoint should be taken after iteration `iter`.
     fn wants_checkpoint(&self, _iter: u64) -> bool {
@@ -403,11 +404,16 @@ impl Executor<'_> {
                 track.best_x.extend_from_slice(&state.x);
             }
         }
-        for o in self.observers.iter_mut() {
-            if traced {
+        // The previous row, unless it became a trace row after all, is skipped: each row
+        // reaches the observers once, as a trace row or not.
+        if let Some(prev) = state.last.as_ref().filter(|_| !track.traced) {
+            for o in self.observers.iter_mut() {
+                o.skipped(prev);
+            }
+        }
+        if traced {
+            for o in self.observers.iter_mut() {
                 o.row(&row);
-            } else {
-                o.skipped(&row);
             }
         }
         track.traced = traced;
