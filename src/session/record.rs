@@ -59,11 +59,22 @@ struct TraceFile {
     path: PathBuf,
     out: BufWriter<File>,
     rows: u64,
+    /// The hash of the last row's text, when `line` does not hold that row (a resumed trace).
     last_line: u64,
     /// Iterations not written (`trace: {every: k}`).
     skipped: u64,
-    /// The line being written (kept, so a row allocates nothing).
+    /// The last row written, with its newline (kept, so a row allocates nothing and is hashed
+    /// only when a checkpoint needs it).
     line: Vec<u8>,
+}
+
+impl TraceFile {
+    fn last_hash(&self) -> u64 {
+        match self.line.split_last() {
+            Some((_, text)) => fnv1a(text),
+            None => self.last_line,
+        }
+    }
 }
 
 /// The trace's write buffer: rows are written to the file in blocks of this many bytes.
@@ -242,7 +253,7 @@ impl Recorder {
     pub fn mark(&self) -> Option<TraceMark> {
         self.trace.as_ref().map(|t| TraceMark {
             rows: t.rows,
-            last_line: t.last_line,
+            last_line: t.last_hash(),
             skipped: t.skipped,
             accepted: if t.skipped > 0 { self.accepted } else { 0 },
             rejected: if t.skipped > 0 { self.rejected } else { 0 },
@@ -308,14 +319,14 @@ impl Observer for Recorder {
         };
         t.line.clear();
         trace::write_line(&mut t.line, row, &self.id.metrics);
-        let hash = fnv1a(&t.line);
         t.line.push(b'\n');
+        // After a failed write no checkpoint is taken (`flush` reports the error first), so
+        // the mark of an unwritten row is never used.
         if let Err(e) = t.out.write_all(&t.line) {
             self.error.get_or_insert(e.to_string());
             return;
         }
         t.rows += 1;
-        t.last_line = hash;
     }
 
     fn skipped(&mut self, row: &Row) {
