@@ -1,4 +1,5 @@
-//! `trace.csv`, appended to as a run goes: one row per iteration from iteration 0, columns
+//! `trace.csv`, appended to as a run goes: one row per iteration from iteration 0 (or per
+//! `trace: {every: k}` iterations, see `solve::Executor::run_every`), columns
 //! `iter, objective, train_loss, test_loss, seconds, stationarity` and then each solver metric.
 //! Numbers are written in Rust's shortest round-trip form; a missing value (no test split, no
 //! metric at row 0) is empty.
