@@ -150,7 +150,7 @@ fn short_expansion(v: f64) -> bool {
     m >>= zeros;
     e += zeros as i32;
     // v = m · 2^e = m · 5^(−e) · 10^e: its digits are those of m · 5^(−e).
-    if e >= 0 || e < -27 {
+    if !(-27..0).contains(&e) {
         return false;
     }
     u128::from(m) * 5u128.pow((-e) as u32) < 1_000_000_000_000_000_000
