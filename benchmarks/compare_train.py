@@ -5,14 +5,18 @@ from the same initial weights, and print the time per full-batch Adam epoch and 
 An epoch is one full-batch Adam step: forward pass, gradient and update (float64).
   mcopt:   `mcopt train` with the workload's Adam run file; the time per epoch is the report's
            `seconds_per_iteration`: the full iteration, the solver's step and the host's
-           per-iteration measurement of the objective, train and test loss (the column
-           `step only` is `step_seconds_per_iteration`, the step without the measurement).
+           per-iteration measurement of the objective, train and test loss and the trace row
+           (the column `step only` is `step_seconds_per_iteration`, the step without the
+           measurement). `--trace-every K` runs a copy of the run file with `trace: {every: K}`:
+           the test loss and the trace row every K iterations (objective and train loss still
+           at each).
   JAX:     `jax.jit` of value_and_grad + the Adam update, the recurrence as `lax.scan`.
   PyTorch: a hand-written cell, autograd and the same Adam update (torch.float64).
 All three start from the weights mcopt draws for the run file's `init` and `seed` (written
 by `mcopt train --max-iter 0`), so the objective at iteration 0 must agree; the script checks it.
 
 usage: benchmarks/compare_train.py [--epochs E] [--blocks B] [--workloads syn,sp500,large]
+                                  [--trace-every K]
        (needs `cargo build --release`; `large` needs examples/large/data.csv, see
         examples/large/run.yaml for the command that generates it)
 """
@@ -94,6 +98,27 @@ def mcopt_run(run, out, extra):
     if r.returncode != 0:
         sys.exit(f"mcopt failed: {' '.join(cmd)}\n{r.stderr}")
     return json.loads(r.stdout)
+
+
+def traced_every(run, every, tmp):
+    """A copy of `run` in `tmp` with `trace: {every: K}` (its model and data paths made absolute);
+    `run` itself when K is 1."""
+    if every == 1:
+        return run
+    base = os.path.dirname(os.path.join(ROOT, run))
+    lines = []
+    with open(os.path.join(ROOT, run)) as f:
+        for line in f:
+            key, sep, value = line.partition(":")
+            if sep and key.strip() in ("model", "file") and value.strip():
+                value = value.split("#")[0].strip()
+                line = f"{key}: {os.path.join(base, value)}\n"
+            lines.append(line)
+    lines.append(f"trace: {{every: {every}}}\n")
+    path = os.path.join(tmp, f"every{every}-" + os.path.basename(run))
+    with open(path, "w") as f:
+        f.writelines(lines)
+    return path
 
 
 def mcopt_epochs(run, init, epochs, blocks, tmp):
@@ -253,10 +278,16 @@ def main():
     ap.add_argument("--epochs", type=int, default=50)
     ap.add_argument("--blocks", type=int, default=5)
     ap.add_argument("--workloads", default="syn,sp500,large")
+    ap.add_argument("--trace-every", type=int, default=1,
+                    help="mcopt: the test loss and the trace row every K iterations (run file `trace: {every: K}`)")
     a = ap.parse_args()
+    if a.trace_every < 1:
+        sys.exit("--trace-every must be at least 1")
     if not os.path.exists(MCOPT):
         sys.exit("build first: cargo build --release")
-    print(f"full-batch Adam (lr {LR}), {a.epochs} epochs, median of {a.blocks} blocks, float64")
+    print(f"full-batch Adam (lr {LR}), {a.epochs} epochs, median of {a.blocks} blocks, float64; "
+          f"mcopt's ms/epoch is the full iteration (step and measurement), test loss and trace row "
+          f"every {a.trace_every} iteration{'s' if a.trace_every > 1 else ''}")
     print(f"{'workload':<8} {'impl':<8} {'ms/epoch':>10} {'step only':>10} {'f(θ⁰)':>14} {'f after':>14} {'JAX/impl':>9}")
     with tempfile.TemporaryDirectory() as tmp:
         for name in a.workloads.split(","):
@@ -268,7 +299,8 @@ def main():
             init = os.path.join(tmp, f"{name}0", "params.yaml")
             theta0 = read_point(init)
             xs, ys = load()
-            m_t, m_step, m_f, _ = mcopt_epochs(run, init, a.epochs, a.blocks, tmp)
+            timed = traced_every(run, a.trace_every, tmp)
+            m_t, m_step, m_f, _ = mcopt_epochs(timed, init, a.epochs, a.blocks, tmp)
             j = jax_bench(theta0, xs, ys, tau, a.epochs, a.blocks)
             t = torch_bench(theta0, xs, ys, tau, a.epochs, a.blocks)
             jt = j[0] if j else None

@@ -13,7 +13,12 @@ use mcopt::session::outputs::Report;
 /// The progress bar: iteration, objective, train and test loss, time left.
 pub struct Progress {
     bar: ProgressBar,
+    /// When the message was last set (it is set at most every [`MESSAGE_EVERY`]).
+    shown: Option<std::time::Instant>,
 }
+
+/// How often the bar's message (objective and losses) is formatted again.
+const MESSAGE_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl Progress {
     /// A bar drawn on stderr only when `show` and stderr is a terminal (hidden in CI and pipes).
@@ -29,7 +34,7 @@ impl Progress {
         ) {
             bar.set_style(style);
         }
-        Progress { bar }
+        Progress { bar, shown: None }
     }
 
     pub fn finish(&self) {
@@ -39,10 +44,18 @@ impl Progress {
 
 impl Observer for Progress {
     fn row(&mut self, row: &Row) {
+        // Off a terminal (and with --quiet) nothing is drawn: no text to format per row.
+        if self.bar.is_hidden() {
+            return;
+        }
+        self.bar.set_position(row.iter);
+        if self.shown.is_some_and(|t| t.elapsed() < MESSAGE_EVERY) {
+            return;
+        }
+        self.shown = Some(std::time::Instant::now());
         let test = row
             .test_loss
             .map_or(String::new(), |t| format!("  test {t:.6e}"));
-        self.bar.set_position(row.iter);
         self.bar.set_message(format!(
             "objective {:.6e}  train {:.6e}{test}",
             row.objective, row.train_loss

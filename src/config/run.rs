@@ -43,6 +43,8 @@ pub struct RunFile {
     pub consts: Vec<(String, f64, Span)>,
     /// `checkpoint:` — when `train` writes its checkpoint during a run.
     pub checkpoint: CheckpointEvery,
+    /// `trace:` — how often `train` measures the test loss and writes a trace row.
+    pub trace: TraceEvery,
     /// `form:` — settings of the problem's forms: β of (P1), read by the solvers that minimize
     /// (P1) and by the certificate alike.
     pub form: FormSettings,
@@ -113,6 +115,21 @@ impl Default for CheckpointEvery {
             every_seconds: Some(60.0),
             every_iterations: None,
         }
+    }
+}
+
+/// `trace: {every: k}`: `train` measures the test loss and writes a trace row at every k-th
+/// iteration (and always at the start, the final iterate and each checkpoint); the objective,
+/// the training loss and the best iterate are still followed at every iteration. Default 1:
+/// every iteration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceEvery {
+    pub every: u64,
+}
+
+impl Default for TraceEvery {
+    fn default() -> Self {
+        TraceEvery { every: 1 }
     }
 }
 
@@ -276,10 +293,12 @@ const TOP_KEYS: &[&str] = &[
     "checkpoint",
     "form",
     "lift",
+    "trace",
 ];
 const FORM_KEYS: &[&str] = &["p1"];
 const P1_KEYS: &[&str] = &["beta"];
 const CHECKPOINT_KEYS: &[&str] = &["every_seconds", "every_iterations"];
+const TRACE_KEYS: &[&str] = &["every"];
 const DATA_KEYS: &[&str] = &[
     "file",
     "header",
@@ -356,6 +375,10 @@ pub fn parse_run(source: &Arc<SourceFile>, path: &Path) -> Result<RunFile, Diags
         checkpoint: match top.get("checkpoint") {
             Some(v) => read_checkpoint_every(&mut r, &v).unwrap_or_default(),
             None => CheckpointEvery::default(),
+        },
+        trace: match top.get("trace") {
+            Some(v) => read_trace_every(&mut r, &v).unwrap_or_default(),
+            None => TraceEvery::default(),
         },
         form: FormSettings::default(),
         lift: top
@@ -935,6 +958,22 @@ fn read_checkpoint_every(r: &mut Reader, v: &Val) -> Option<CheckpointEvery> {
         every_seconds: every_seconds.map_or(Some(None), |s| s.map(Some))?,
         every_iterations: every_iterations.map_or(Some(None), |k| k.map(Some))?,
     })
+}
+
+/// `trace: {every: K}` (K ≥ 1; default 1).
+fn read_trace_every(r: &mut Reader, v: &Val) -> Option<TraceEvery> {
+    let f = r.fields(Some(v), TRACE_KEYS)?;
+    let Some(e) = f.get("every").filter(|v| v.node != &Node::Null) else {
+        return Some(TraceEvery::default());
+    };
+    match r.u64(&e)? {
+        0 => {
+            let msg = "expected `trace.every` to be at least 1, found 0";
+            r.error("mcopt::config::value", &e, msg.into(), "zero", None);
+            None
+        }
+        every => Some(TraceEvery { every }),
+    }
 }
 
 /// `output:` paths, kept as written: relative ones are relative to the current directory.

@@ -59,8 +59,26 @@ struct TraceFile {
     path: PathBuf,
     out: BufWriter<File>,
     rows: u64,
+    /// The hash of the last row's text, when `line` does not hold that row (a resumed trace).
     last_line: u64,
+    /// Iterations not written (`trace: {every: k}`).
+    skipped: u64,
+    /// The last row written, with its newline (kept, so a row allocates nothing and is hashed
+    /// only when a checkpoint needs it).
+    line: Vec<u8>,
 }
+
+impl TraceFile {
+    fn last_hash(&self) -> u64 {
+        match self.line.split_last() {
+            Some((_, text)) => fnv1a(text),
+            None => self.last_line,
+        }
+    }
+}
+
+/// The trace's write buffer: rows are written to the file in blocks of this many bytes.
+const TRACE_BUFFER: usize = 1 << 16;
 
 /// The periodic checkpoint: where, how often, and when the last one was taken.
 struct Periodic {
@@ -95,7 +113,7 @@ impl Recorder {
         let mut rec = Recorder::new(id, outputs, every);
         if let Some(path) = &outputs.trace {
             let file = create(path)?;
-            let mut out = BufWriter::new(file);
+            let mut out = BufWriter::with_capacity(TRACE_BUFFER, file);
             let header = trace::header(&rec.id.metrics);
             writeln!(out, "{header}").map_err(|e| write_error(path, &e))?;
             rec.trace = Some(TraceFile {
@@ -103,6 +121,8 @@ impl Recorder {
                 out,
                 rows: 0,
                 last_line: 0,
+                skipped: 0,
+                line: Vec::new(),
             });
         }
         Ok(rec)
@@ -134,9 +154,11 @@ impl Recorder {
             .map_err(|e| write_error(path, &e))?;
         rec.trace = Some(TraceFile {
             path: path.clone(),
-            out: BufWriter::new(file),
+            out: BufWriter::with_capacity(TRACE_BUFFER, file),
             rows: mark.rows,
             last_line: mark.last_line,
+            skipped: mark.skipped,
+            line: Vec::new(),
         });
         Ok(rec)
     }
@@ -160,7 +182,7 @@ impl Recorder {
     }
 
     /// Read the header and the first `mark.rows` rows of the trace at `path` into the curves
-    /// and counts; the byte offset where they end.
+    /// and counts (the mark's counts when rows were skipped); the byte offset where they end.
     fn replay(&mut self, path: &Path, mark: TraceMark) -> Result<u64, Diags> {
         let shown = path.display().to_string();
         let refuse = |msg: String| -> Diags {
@@ -202,10 +224,13 @@ impl Recorder {
             let at = |i: usize| v.get(i).copied().flatten();
             let iter = at(0).map_or(0, |i| i as u64);
             self.curves.push(iter, [at(1), at(2), at(3)]);
-            if iter > 0 {
+            if iter > 0 && mark.skipped == 0 {
                 self.tally(accepted_col.and_then(at));
             }
             last = Some(fnv1a(text.as_bytes()));
+        }
+        if mark.skipped > 0 {
+            (self.accepted, self.rejected) = (mark.accepted, mark.rejected);
         }
         if mark.rows > 0 && last != Some(mark.last_line) {
             return Err(refuse(format!(
@@ -228,7 +253,10 @@ impl Recorder {
     pub fn mark(&self) -> Option<TraceMark> {
         self.trace.as_ref().map(|t| TraceMark {
             rows: t.rows,
-            last_line: t.last_line,
+            last_line: t.last_hash(),
+            skipped: t.skipped,
+            accepted: if t.skipped > 0 { self.accepted } else { 0 },
+            rejected: if t.skipped > 0 { self.rejected } else { 0 },
         })
     }
 
@@ -271,25 +299,41 @@ impl Recorder {
     }
 }
 
-impl Observer for Recorder {
-    fn row(&mut self, row: &Row) {
-        self.curves.push_row(row);
+impl Recorder {
+    fn count_step(&mut self, row: &Row) {
         if row.iter > 0 {
             let flag = self
                 .accepted_metric
                 .and_then(|i| row.metrics.get(i).copied());
             self.tally(flag);
         }
+    }
+}
+
+impl Observer for Recorder {
+    fn row(&mut self, row: &Row) {
+        self.curves.push_row(row);
+        self.count_step(row);
         let Some(t) = &mut self.trace else {
             return;
         };
-        let text = trace::line(row, &self.id.metrics);
-        if let Err(e) = writeln!(t.out, "{text}") {
+        t.line.clear();
+        trace::write_line(&mut t.line, row, &self.id.metrics);
+        t.line.push(b'\n');
+        // After a failed write no checkpoint is taken (`flush` reports the error first), so
+        // the mark of an unwritten row is never used.
+        if let Err(e) = t.out.write_all(&t.line) {
             self.error.get_or_insert(e.to_string());
             return;
         }
         t.rows += 1;
-        t.last_line = fnv1a(text.as_bytes());
+    }
+
+    fn skipped(&mut self, row: &Row) {
+        self.count_step(row);
+        if let Some(t) = &mut self.trace {
+            t.skipped += 1;
+        }
     }
 
     fn wants_checkpoint(&self, iter: u64) -> bool {

@@ -883,7 +883,7 @@ impl<'r> TrainPlan<'r> {
             observers: vec![progress, &mut recorder],
             reason: None,
         };
-        let status = ex.run(&mut problem, &mut instance, &mut state);
+        let status = ex.run_every(&mut problem, &mut instance, &mut state, run.trace.every);
         let reason = ex.reason.take();
         drop(ex);
         let status = status.map_err(|e| e.to_string());

@@ -64,6 +64,13 @@ pub struct Checkpoint {
 pub struct TraceMark {
     pub rows: u64,
     pub last_line: u64,
+    /// Iterations measured but not written (`trace: {every: k}` with k > 1), so `rows +
+    /// skipped` is the iterations plus one; 0 when every iterate is a row.
+    pub skipped: u64,
+    /// The accepted and rejected steps so far, when rows were skipped (the trace alone no
+    /// longer counts them; otherwise both 0 and recounted from the trace).
+    pub accepted: u64,
+    pub rejected: u64,
 }
 
 /// Why a checkpoint cannot be used.
@@ -119,6 +126,16 @@ struct Doc {
 struct TraceDoc {
     rows: u64,
     last_line: String,
+    /// Present when rows were skipped (`trace: {every: k}`), with the step counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    skipped: Option<Skipped>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Skipped {
+    iterations: u64,
+    accepted: u64,
+    rejected: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -200,6 +217,11 @@ impl Checkpoint {
             trace: self.trace.map(|t| TraceDoc {
                 rows: t.rows,
                 last_line: hash_text(t.last_line),
+                skipped: (t.skipped > 0).then_some(Skipped {
+                    iterations: t.skipped,
+                    accepted: t.accepted,
+                    rejected: t.rejected,
+                }),
             }),
         };
         let mut out = serde_json::to_vec_pretty(&doc).unwrap_or_default();
@@ -245,14 +267,24 @@ impl Checkpoint {
             Some(t) => Some(TraceMark {
                 rows: t.rows,
                 last_line: unhash(&t.last_line)?,
+                skipped: t.skipped.as_ref().map_or(0, |s| s.iterations),
+                accepted: t.skipped.as_ref().map_or(0, |s| s.accepted),
+                rejected: t.skipped.as_ref().map_or(0, |s| s.rejected),
             }),
             None => None,
         };
-        if trace.is_some_and(|t| t.rows != state.iter + 1) {
+        let counted = |t: &TraceMark| {
+            let n = t.rows.checked_add(t.skipped);
+            n.is_none_or(|n| Some(n) != state.iter.checked_add(1))
+        };
+        if let Some(t) = trace.filter(counted) {
+            let skipped = match t.skipped {
+                0 => String::new(),
+                n => format!(" and {n} skipped"),
+            };
             return Err(CheckpointError::Malformed(format!(
-                "a trace of {} rows for {} iterations",
-                trace.map_or(0, |t| t.rows),
-                state.iter
+                "a trace of {} rows{skipped} for {} iterations",
+                t.rows, state.iter
             )));
         }
         Ok(Checkpoint {
@@ -384,6 +416,9 @@ mod tests {
             trace: Some(TraceMark {
                 rows: 1,
                 last_line: 42,
+                skipped: 0,
+                accepted: 0,
+                rejected: 0,
             }),
         };
         let back = Checkpoint::from_bytes(&cp.to_bytes()).unwrap();

@@ -112,12 +112,31 @@ pub trait TrainProblem: SolverProblem {
     /// Called before step `epoch` (0-based); minibatch draws depend only on it and the seed.
     fn begin_epoch(&mut self, _epoch: u64) {}
     fn measure(&mut self, x: &[f64]) -> Result<Measures, String>;
+    /// The objective and the training loss at `x`, for an iterate whose row is not a trace row
+    /// (`trace: {every: k}`): the test loss may be left out (`None`). Default: [`measure`].
+    ///
+    /// [`measure`]: TrainProblem::measure
+    fn measure_train(&mut self, x: &[f64]) -> Result<Measures, String> {
+        self.measure(x)
+    }
+    /// The test loss at `x` (`None` without a test split), for an iterate measured by
+    /// [`measure_train`](TrainProblem::measure_train) that becomes a trace row after all (the
+    /// final iterate, a checkpoint's, the best one). Default: [`measure`]'s.
+    ///
+    /// [`measure`]: TrainProblem::measure
+    fn test_loss(&mut self, x: &[f64]) -> Result<Option<f64>, String> {
+        self.measure(x).map(|m| m.test_loss)
+    }
 }
 
 /// Watches a run. Every method has a default that does nothing.
 pub trait Observer {
-    /// After each row (row 0 included).
+    /// After each trace row (row 0 included).
     fn row(&mut self, _row: &Row) {}
+    /// For each iteration whose row is not a trace row (`trace: {every: k}` with k > 1), once
+    /// the next row is made: its test loss is not measured, and it is not written. Every row
+    /// reaches the observers once, by [`Observer::row`] or by this.
+    fn skipped(&mut self, _row: &Row) {}
     /// Whether a checkpoint should be taken after iteration `iter`.
     fn wants_checkpoint(&self, _iter: u64) -> bool {
         false
@@ -185,14 +204,73 @@ impl From<SolverError> for RunError {
     }
 }
 
+/// What [`Executor::run_every`] keeps between iterations besides the run state.
+struct Track {
+    /// A trace row every this many iterations.
+    every: u64,
+    /// Whether the newest row (`RunState::last`) was given to the observers as a trace row.
+    traced: bool,
+    /// Whether the run has a test loss (row 0's, or the resumed state's newest row's).
+    has_test: bool,
+    /// The best row's test loss is not measured yet: its iterate is `best_x`.
+    best_pending: bool,
+    best_x: Vec<f64>,
+    /// The row replaced by the newest one, whose buffers the next row reuses.
+    spare: Option<Row>,
+}
+
+/// What a step reported, for its row.
+struct Step<'m> {
+    stationarity: f64,
+    metrics: &'m [f64],
+    seconds: f64,
+}
+
 impl Executor<'_> {
     /// Step `solver` from `state` until a stop rule fires; `state` is updated in place (so the
-    /// caller can checkpoint it afterwards, whatever the status).
+    /// caller can checkpoint it afterwards, whatever the status). Every iterate is a trace row.
     pub fn run(
         &mut self,
         problem: &mut dyn TrainProblem,
         solver: &mut SolverInstance<'_>,
         state: &mut RunState,
+    ) -> Result<Status, RunError> {
+        self.run_every(problem, solver, state, 1)
+    }
+
+    /// [`Executor::run`] with a trace row, and the test loss, every `every` iterations
+    /// (`trace: {every: k}`): rows 0, k, 2k, … and always the final iterate's and the one of
+    /// each checkpoint, so a checkpoint's newest row is a trace row (a resumed `state`'s must
+    /// be). The other iterations are measured without the test loss and given to
+    /// [`Observer::skipped`]; the best iterate is followed at every iteration, and its test
+    /// loss measured when it is needed (at a checkpoint and at the end). `every` ≤ 1 is
+    /// [`Executor::run`].
+    pub fn run_every(
+        &mut self,
+        problem: &mut dyn TrainProblem,
+        solver: &mut SolverInstance<'_>,
+        state: &mut RunState,
+        every: u64,
+    ) -> Result<Status, RunError> {
+        let mut track = Track {
+            every: every.max(1),
+            traced: true,
+            has_test: false,
+            best_pending: false,
+            best_x: Vec::new(),
+            spare: None,
+        };
+        let status = self.steps(problem, solver, state, &mut track)?;
+        self.settle(problem, state, &mut track)?;
+        Ok(status)
+    }
+
+    fn steps(
+        &mut self,
+        problem: &mut dyn TrainProblem,
+        solver: &mut SolverInstance<'_>,
+        state: &mut RunState,
+        track: &mut Track,
     ) -> Result<Status, RunError> {
         self.reason = None;
         let clock = Instant::now();
@@ -201,10 +279,15 @@ impl Executor<'_> {
         let own = solver.info().metrics.iter().position(|m| m == "objective");
         if state.last.is_none() {
             let nan = vec![f64::NAN; solver.info().metrics.len()];
-            let row = self.measure(problem, state, f64::NAN, &nan, base, own)?;
-            self.record(state, &row);
-            state.last = Some(row);
+            let step = Step {
+                stationarity: f64::NAN,
+                metrics: &nan,
+                seconds: base,
+            };
+            let row = measure(problem, state, &step, own, true, None)?;
+            self.record(state, row, true, track);
         }
+        track.has_test = state.last.as_ref().is_some_and(|r| r.test_loss.is_some());
         // The last iterate whose objective was finite, restored when a step diverges.
         let mut last_finite = state.x.clone();
         loop {
@@ -215,18 +298,18 @@ impl Executor<'_> {
             problem.begin_epoch(state.iter);
             let t0 = Instant::now();
             let report = solver.step(problem, &mut state.x)?;
-            state.step_seconds += t0.elapsed().as_secs_f64();
+            let t1 = Instant::now();
+            state.step_seconds += t1.duration_since(t0).as_secs_f64();
             state.iter += 1;
             state.evaluations = add(base_counts, solver.evaluations());
-            state.seconds = base + clock.elapsed().as_secs_f64();
-            let row = match self.measure(
-                problem,
-                state,
-                report.stationarity,
-                &report.metrics,
-                state.seconds,
-                own,
-            ) {
+            state.seconds = base + t1.duration_since(clock).as_secs_f64();
+            let traced = state.iter % track.every == 0;
+            let step = Step {
+                stationarity: report.stationarity,
+                metrics: &report.metrics,
+                seconds: state.seconds,
+            };
+            let row = match measure(problem, state, &step, own, traced, track.spare.take()) {
                 Ok(row) => row,
                 // The new iterate is outside the domain (an overflow, log of 0): diverged.
                 Err(RunError::Measure(e)) => {
@@ -250,13 +333,13 @@ impl Executor<'_> {
                 });
                 return Ok(diverged(state, &last_finite));
             }
-            self.record(state, &row);
-            state.last = Some(row);
+            self.record(state, row, traced, track);
             if self
                 .observers
                 .iter()
                 .any(|o| o.wants_checkpoint(state.iter))
             {
+                self.settle(problem, state, track)?;
                 let blob = solver.save()?;
                 for o in self.observers.iter_mut() {
                     if o.wants_checkpoint(state.iter) {
@@ -302,44 +385,117 @@ impl Executor<'_> {
         None
     }
 
-    fn measure(
-        &mut self,
-        problem: &mut dyn TrainProblem,
-        state: &RunState,
-        stationarity: f64,
-        metrics: &[f64],
-        seconds: f64,
-        objective_metric: Option<usize>,
-    ) -> Result<Row, RunError> {
-        let m = problem.measure(&state.x).map_err(RunError::Measure)?;
-        // A solver that iterates on another objective than f(θ) (SRPA: Θ of (P1)) reports it
-        // as its metric `objective`, which the row then shows.
-        let own = objective_metric.and_then(|i| metrics.get(i).copied());
-        let row = Row {
-            iter: state.iter,
-            objective: own.filter(|v| !v.is_nan()).unwrap_or(m.objective),
-            train_loss: m.train_loss,
-            test_loss: m.test_loss,
-            seconds,
-            stationarity,
-            metrics: metrics.to_vec(),
-        };
-        Ok(row)
-    }
-
-    /// Hand a row to the observers (trace, progress), and keep it when it is the best so far.
-    fn record(&mut self, state: &mut RunState, row: &Row) {
+    /// Make `row` the newest: keep it when it is the best so far, and hand it to the observers
+    /// (as a trace row when `traced`).
+    fn record(&mut self, state: &mut RunState, row: Row, traced: bool, track: &mut Track) {
         let better = state
             .best
             .as_ref()
             .is_none_or(|b| row.objective < b.objective || b.objective.is_nan());
         if better {
-            state.best = Some(row.clone());
+            match state.best.as_mut() {
+                Some(b) => copy_row(b, &row),
+                None => state.best = Some(row.clone()),
+            }
+            // Between trace rows the test loss is not measured: keep the iterate for it.
+            track.best_pending = track.has_test && row.test_loss.is_none();
+            if track.best_pending {
+                track.best_x.clear();
+                track.best_x.extend_from_slice(&state.x);
+            }
         }
-        for o in self.observers.iter_mut() {
-            o.row(row);
+        // The previous row, unless it became a trace row after all, is skipped: each row
+        // reaches the observers once, as a trace row or not.
+        if let Some(prev) = state.last.as_ref().filter(|_| !track.traced) {
+            for o in self.observers.iter_mut() {
+                o.skipped(prev);
+            }
         }
+        if traced {
+            for o in self.observers.iter_mut() {
+                o.row(&row);
+            }
+        }
+        track.traced = traced;
+        track.spare = state.last.replace(row);
     }
+
+    /// Before a checkpoint and at the end: the newest row becomes a trace row (its test loss
+    /// measured) if it is not one, and the best row gets its test loss.
+    fn settle(
+        &mut self,
+        problem: &mut dyn TrainProblem,
+        state: &mut RunState,
+        track: &mut Track,
+    ) -> Result<(), RunError> {
+        if !track.traced {
+            if let Some(row) = state.last.as_mut() {
+                if track.has_test && row.test_loss.is_none() {
+                    row.test_loss = problem.test_loss(&state.x).map_err(RunError::Measure)?;
+                }
+                for o in self.observers.iter_mut() {
+                    o.row(row);
+                }
+            }
+            track.traced = true;
+        }
+        if track.best_pending {
+            if let Some(best) = state.best.as_mut() {
+                best.test_loss = match &state.last {
+                    Some(last) if last.iter == best.iter => last.test_loss,
+                    _ => problem
+                        .test_loss(&track.best_x)
+                        .map_err(RunError::Measure)?,
+                };
+            }
+            track.best_pending = false;
+        }
+        Ok(())
+    }
+}
+
+/// The row of the iterate `state.x` after a step: measured in full for a trace row, without the
+/// test loss otherwise; in `spare`'s buffers when given.
+fn measure(
+    problem: &mut dyn TrainProblem,
+    state: &RunState,
+    step: &Step<'_>,
+    objective_metric: Option<usize>,
+    traced: bool,
+    spare: Option<Row>,
+) -> Result<Row, RunError> {
+    let m = if traced {
+        problem.measure(&state.x)
+    } else {
+        problem.measure_train(&state.x)
+    }
+    .map_err(RunError::Measure)?;
+    // A solver that iterates on another objective than f(θ) (SRPA: Θ of (P1)) reports it
+    // as its metric `objective`, which the row then shows.
+    let own = objective_metric.and_then(|i| step.metrics.get(i).copied());
+    let mut metrics = spare.map(|r| r.metrics).unwrap_or_default();
+    metrics.clear();
+    metrics.extend_from_slice(step.metrics);
+    Ok(Row {
+        iter: state.iter,
+        objective: own.filter(|v| !v.is_nan()).unwrap_or(m.objective),
+        train_loss: m.train_loss,
+        test_loss: m.test_loss,
+        seconds: step.seconds,
+        stationarity: step.stationarity,
+        metrics,
+    })
+}
+
+/// `*dst = src.clone()`, reusing `dst`'s buffer.
+fn copy_row(dst: &mut Row, src: &Row) {
+    dst.iter = src.iter;
+    dst.objective = src.objective;
+    dst.train_loss = src.train_loss;
+    dst.test_loss = src.test_loss;
+    dst.seconds = src.seconds;
+    dst.stationarity = src.stationarity;
+    dst.metrics.clone_from(&src.metrics);
 }
 
 /// A run that diverged at iteration `state.iter`: the state goes back to the last finite

@@ -35,6 +35,9 @@ pub struct GraphProblem<'g> {
     structure: Option<&'g P1Table>,
     /// The gradient at the last measured point (see [`Memo`]).
     memo: Memo,
+    /// Whether the training evaluator's last pass was at the last measured point (`memo.x`),
+    /// so the test split can read its warm-up from it.
+    train_fresh: bool,
 }
 
 /// The measurement's gradient, handed to the solver's next step. A solver that starts its step
@@ -87,6 +90,7 @@ impl<'g> GraphProblem<'g> {
             opts,
             structure: None,
             memo: Memo::default(),
+            train_fresh: false,
         })
     }
 
@@ -129,6 +133,7 @@ impl SolverProblem for GraphProblem<'_> {
     }
 
     fn value(&mut self, x: &[f64]) -> Result<f64, String> {
+        self.train_fresh = false;
         self.train.value(x, self.opts).map_err(|e| e.to_string())
     }
 
@@ -162,10 +167,12 @@ impl SolverProblem for GraphProblem<'_> {
         }
         match self.split.as_mut() {
             Some(split) => split.gradient(x, g, self.opts),
-            None => self
-                .train
-                .gradient(x, g, self.opts)
-                .map_err(|e| e.to_string()),
+            None => {
+                self.train_fresh = false;
+                self.train
+                    .gradient(x, g, self.opts)
+                    .map_err(|e| e.to_string())
+            }
         }
     }
 
@@ -237,6 +244,32 @@ impl TrainProblem for GraphProblem<'_> {
     }
 
     fn measure(&mut self, x: &[f64]) -> Result<Measures, String> {
+        self.measure_at(x, true)
+    }
+
+    fn measure_train(&mut self, x: &[f64]) -> Result<Measures, String> {
+        self.measure_at(x, false)
+    }
+
+    fn test_loss(&mut self, x: &[f64]) -> Result<Option<f64>, String> {
+        let Some(ev) = self.test.as_mut() else {
+            return Ok(None);
+        };
+        // The test split's warm-up is read from the training pass: one at `x` is needed.
+        if !(self.train_fresh && self.memo.x == x) {
+            self.train.value(x, self.opts).map_err(|e| e.to_string())?;
+            self.train_fresh = self.memo.x == x;
+        }
+        ev.value_after(&self.train, x, self.opts)
+            .map_err(|e| e.to_string())?;
+        Ok(Some(ev.loss()))
+    }
+}
+
+impl GraphProblem<'_> {
+    /// f and the training loss at `x` by one pass of the training graph (a gradient pass when
+    /// the next step will ask for ∇f here, see [`Memo`]), and the test loss when `test`.
+    fn measure_at(&mut self, x: &[f64], test: bool) -> Result<Measures, String> {
         let memo = &mut self.memo;
         // A gradient measured last time and never asked for: stop computing it.
         if std::mem::take(&mut memo.ready) {
@@ -244,6 +277,7 @@ impl TrainProblem for GraphProblem<'_> {
         }
         memo.x.clear();
         memo.x.extend_from_slice(x);
+        self.train_fresh = false;
         let mut objective = None;
         if memo.prefetch && self.split.is_none() {
             memo.g.resize(x.len(), 0.0);
@@ -256,14 +290,15 @@ impl TrainProblem for GraphProblem<'_> {
             Some(f) => f,
             None => self.train.value(x, self.opts).map_err(|e| e.to_string())?,
         };
+        self.train_fresh = true;
         let train_loss = self.train.loss();
         let test_loss = match self.test.as_mut() {
-            Some(ev) => {
+            Some(ev) if test => {
                 ev.value_after(&self.train, x, self.opts)
                     .map_err(|e| e.to_string())?;
                 Some(ev.loss())
             }
-            None => None,
+            _ => None,
         };
         Ok(Measures {
             objective,

@@ -66,3 +66,4 @@ mod train_batches;
 mod train_cli;
 mod train_outputs;
 mod train_signals;
+mod train_trace;
