@@ -10,10 +10,14 @@ use common::eval::{compile, lower, model, repo, syn_graph};
 use common::products::{check, At};
 use mcopt::config::{ColumnSel, DataSpec, HeaderMode, RowSel, SeqLayout, Split, TestState};
 use mcopt::eval::Evaluator;
+use mcopt::forms::linearize::memory::estimate;
+use mcopt::forms::linearize::Jacobian;
 use mcopt::forms::{self, LiftMode, Lifted};
 use mcopt::graph::{ElemBinary, ElemUnary, Graph, Op, ReduceKind};
 use mcopt::registry::{Order, Registry};
 use mcopt::rng::Rng;
+use mcopt::session::train::{TrainOverrides, TrainPlan};
+use mcopt::session::Inputs;
 
 fn completed(source: &Graph, r: &Registry, l: &Lifted, theta: &[f64]) -> Vec<f64> {
     let mut ev = Evaluator::new(source, r, Order::Zero).unwrap();
@@ -237,5 +241,57 @@ fn automatically_lifted_models_have_the_stored_jacobians_products() {
             },
         ];
         check(&l, l.source_of(&g), &r, &points, 30 + i as u64, text);
+    }
+}
+
+/// `mcopt train`'s plan on syn under `limit`: how the host will hold J, and the codes of its
+/// warnings.
+fn syn_plan(limit: Option<u64>) -> Result<(Option<Jacobian>, Vec<String>), String> {
+    let path = repo().join("examples/syn/run.yaml");
+    let run = mcopt::config::load_run(&path).unwrap();
+    let inputs = Inputs {
+        config: Some(path.to_string_lossy().into_owned()),
+        ..Inputs::default()
+    };
+    let overrides = TrainOverrides {
+        memory_limit: limit,
+        ..TrainOverrides::default()
+    };
+    match TrainPlan::from_run(&run, &inputs, overrides) {
+        Ok(plan) => Ok((
+            plan.jacobian,
+            plan.warnings.iter().map(|d| d.code.to_string()).collect(),
+        )),
+        Err(d) => Err(mcopt::diag::render_plain(&d)),
+    }
+}
+
+/// The host stores J when the stored path fits, takes the products path (with a warning) under
+/// a limit between the two paths' estimates, and refuses below both, naming both.
+#[test]
+fn the_memory_limit_chooses_how_the_host_holds_j() {
+    let l = forms::lift(&syn_graph(
+        &Registry::with_standard(),
+        RowSel::Range { start: 0, end: 8 },
+    ));
+    let est = estimate(&l).unwrap();
+    let (stored, products) = (est.total(), est.products_total());
+    assert!(products < stored, "{est:?}");
+    assert_eq!(
+        syn_plan(Some(stored)).unwrap(),
+        (Some(Jacobian::Stored), Vec::new())
+    );
+    assert_eq!(syn_plan(None).unwrap().0, Some(Jacobian::Stored));
+    let (chosen, warnings) = syn_plan(Some((stored + products) / 2)).unwrap();
+    assert_eq!(chosen, Some(Jacobian::Products));
+    assert_eq!(warnings, ["mcopt::train::products"]);
+    let e = syn_plan(Some(products - 1)).unwrap_err();
+    for needle in [
+        "mcopt::train::memory",
+        &format!("{stored} bytes"),
+        &format!("{products} bytes"),
+        "with J reached through products",
+    ] {
+        assert!(e.contains(needle), "{needle:?} missing: {e}");
     }
 }
