@@ -72,7 +72,7 @@ fn train_syn(extra: &[&str]) -> support::Run {
 
 #[test]
 fn a_run_whose_estimate_exceeds_the_memory_limit_is_refused_before_anything_is_written() {
-    // below both paths' estimates (J stored: 179 KiB, products: 59 KiB)
+    // below both paths' estimates (J stored: 215 KiB, products: 87 KiB)
     let run = train_syn(&["--memory-limit", "32K"]);
     let text = support::unwrapped(&run.stderr);
     assert_eq!(run.code, Some(2), "{run:#?}");

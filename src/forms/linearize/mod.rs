@@ -7,6 +7,13 @@
 //! [`Linearizer::linearize`] at each z evaluates the values, the residuals r, the gradient of the
 //! smooth part F, and the piece constraints.
 //!
+//! J need not be stored: [`Linearizer::with_jacobian`] with [`Jacobian::Products`] skips the
+//! symbolic pass and the per-node Jacobians, and `linearize` then writes everything but J's
+//! values. Either way the products with J at the last linearization ([`Linearizer::jac_mul`],
+//! [`Linearizer::jac_tmul`], [`Linearizer::lifted_solve`], [`Linearizer::lifted_tsolve`];
+//! `products.rs`) run as passes over the needed nodes with the stored J's weights, in memory of
+//! the order of the graph's values.
+//!
 //! Pieces. Every entry of a piecewise node (a registry function with breakpoints such as `relu`,
 //! `leaky_relu`; `abs`; `max`, `min`) is a *site*; its piece is the interval between consecutive
 //! breakpoints its argument lies in. Away from a breakpoint that is fixed by z. At a tie
