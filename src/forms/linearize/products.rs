@@ -157,6 +157,10 @@ impl Products {
 /// A needed node's slice of the buffer: (offset, length).
 type Span = (usize, usize);
 
+/// The adjoint slice of a child in the lower part of the buffer, zeroed on its first
+/// contribution; `None` where the child takes none.
+type Target<'a> = dyn FnMut(NodeId, &mut [f64]) -> Option<Span> + 'a;
+
 impl Linearizer<'_> {
     /// Every node's products through the per-entry rules of the stored J instead of the
     /// kernels (slow; for tests that compare the two).
@@ -806,7 +810,7 @@ fn generic_adjoint(
     id: NodeId,
     gout: &[f64],
     lo: &mut [f64],
-    target: &mut dyn FnMut(NodeId, &mut [f64]) -> Option<(usize, usize)>,
+    target: &mut Target<'_>,
 ) {
     let g = lin.graph();
     let node: &Node = g.node(id);
