@@ -29,18 +29,24 @@ type SolverOptions = (SolverId, Vec<f64>, Vec<(String, f64)>);
 /// what this process can still take) and J has at most
 /// [`forms::linearize::memory::STORED_MAX_ENTRIES`] entries; else the products path (J never
 /// stored) when its estimate fits, with a warning saying why; else a refusal: a diagnostic
-/// with both paths' bytes, the largest parts and the ways to need fewer. A model the
-/// linearizer cannot handle passes here (stored) and is reported by the linearizer.
+/// with both paths' bytes, the largest parts and the ways to need fewer. The run file's
+/// `form: {p1: {jacobian: stored | products}}` forces one way (refused when it does not fit).
+/// A model the linearizer cannot handle passes here (stored) and is reported by the linearizer.
 fn p1_memory(
     lifted: &Lifted,
     limit: Option<u64>,
+    choice: config::JacobianChoice,
     model_path: &str,
     warnings: &mut Diags,
 ) -> Result<Jacobian, Diags> {
     use crate::memory::{available, bytes_shown};
+    use config::JacobianChoice;
     use forms::linearize::memory::STORED_MAX_ENTRIES;
     let Ok(est) = forms::linearize::memory::estimate(lifted) else {
-        return Ok(Jacobian::Stored);
+        return Ok(match choice {
+            JacobianChoice::Products => Jacobian::Products,
+            _ => Jacobian::Stored,
+        });
     };
     let (limit, source) = match limit {
         Some(l) => (Some(l), "--memory-limit"),
@@ -52,8 +58,11 @@ fn p1_memory(
     let (stored, products) = (est.total(), est.products_total());
     let fits = |b: u64| limit.is_none_or(|l| b <= l);
     let few = est.jac_nnz <= STORED_MAX_ENTRIES;
-    if fits(stored) && few {
-        return Ok(Jacobian::Stored);
+    match choice {
+        JacobianChoice::Stored if fits(stored) => return Ok(Jacobian::Stored),
+        JacobianChoice::Products if fits(products) => return Ok(Jacobian::Products),
+        JacobianChoice::Auto if fits(stored) && few => return Ok(Jacobian::Stored),
+        _ => {}
     }
     let shown = |parts: &[(&str, u64)]| {
         parts
@@ -63,7 +72,7 @@ fn p1_memory(
             .collect::<Vec<_>>()
             .join(", ")
     };
-    if fits(products) {
+    if choice == JacobianChoice::Auto && fits(products) {
         let why = if few {
             format!(
                 "the stored path needs about {} but {source} is {}",
@@ -790,6 +799,7 @@ impl<'r> TrainPlan<'r> {
             Some(l) => Some(p1_memory(
                 l,
                 overrides.memory_limit,
+                run.form.jacobian,
                 &model_path,
                 &mut warnings,
             )?),

@@ -244,11 +244,23 @@ fn automatically_lifted_models_have_the_stored_jacobians_products() {
     }
 }
 
-/// `mcopt train`'s plan on syn under `limit`: how the host will hold J, and the codes of its
-/// warnings.
-fn syn_plan(limit: Option<u64>) -> Result<(Option<Jacobian>, Vec<String>), String> {
-    let path = repo().join("examples/syn/run.yaml");
-    let run = mcopt::config::load_run(&path).unwrap();
+/// `mcopt train`'s plan on syn under `limit`, with `form.p1` replaced by `p1` when given: how
+/// the host will hold J, and the codes of its warnings.
+fn syn_plan(
+    limit: Option<u64>,
+    p1: Option<&str>,
+) -> Result<(Option<Jacobian>, Vec<String>), String> {
+    let mut path = repo().join("examples/syn/run.yaml");
+    if let Some(p1) = p1 {
+        let dir = crate::support::syn_copy(&format!("products-plan-{p1}"));
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("form: {p1: {beta: 1.0}}", &format!("form: {{p1: {p1}}}"));
+        assert!(text.contains(p1));
+        path = dir.join("syn/run.yaml");
+        std::fs::write(&path, text).unwrap();
+    }
+    let run = mcopt::config::load_run(&path).map_err(|d| mcopt::diag::render_plain(&d))?;
     let inputs = Inputs {
         config: Some(path.to_string_lossy().into_owned()),
         ..Inputs::default()
@@ -278,14 +290,14 @@ fn the_memory_limit_chooses_how_the_host_holds_j() {
     let (stored, products) = (est.total(), est.products_total());
     assert!(products < stored, "{est:?}");
     assert_eq!(
-        syn_plan(Some(stored)).unwrap(),
+        syn_plan(Some(stored), None).unwrap(),
         (Some(Jacobian::Stored), Vec::new())
     );
-    assert_eq!(syn_plan(None).unwrap().0, Some(Jacobian::Stored));
-    let (chosen, warnings) = syn_plan(Some((stored + products) / 2)).unwrap();
+    assert_eq!(syn_plan(None, None).unwrap().0, Some(Jacobian::Stored));
+    let (chosen, warnings) = syn_plan(Some((stored + products) / 2), None).unwrap();
     assert_eq!(chosen, Some(Jacobian::Products));
     assert_eq!(warnings, ["mcopt::train::products"]);
-    let e = syn_plan(Some(products - 1)).unwrap_err();
+    let e = syn_plan(Some(products - 1), None).unwrap_err();
     for needle in [
         "mcopt::train::memory",
         &format!("{stored} bytes"),
@@ -294,4 +306,42 @@ fn the_memory_limit_chooses_how_the_host_holds_j() {
     ] {
         assert!(e.contains(needle), "{needle:?} missing: {e}");
     }
+}
+
+/// `form: {p1: {jacobian: …}}` forces the way J is held (β may then be left out); a forced way
+/// that does not fit the limit is refused.
+#[test]
+fn the_run_file_can_force_how_the_host_holds_j() {
+    let l = forms::lift(&syn_graph(
+        &Registry::with_standard(),
+        RowSel::Range { start: 0, end: 8 },
+    ));
+    let est = estimate(&l).unwrap();
+    let (stored, products) = (est.total(), est.products_total());
+    let forced = "{beta: 1.0, jacobian: products}";
+    assert_eq!(
+        syn_plan(Some(stored), Some(forced)).unwrap(),
+        (Some(Jacobian::Products), Vec::new())
+    );
+    assert_eq!(
+        syn_plan(None, Some("{jacobian: products}")).unwrap().0,
+        Some(Jacobian::Products)
+    );
+    let e = syn_plan(Some(products - 1), Some(forced)).unwrap_err();
+    assert!(e.contains("mcopt::train::memory"), "{e}");
+    let between = Some((stored + products) / 2);
+    let e = syn_plan(between, Some("{beta: 1.0, jacobian: stored}")).unwrap_err();
+    assert!(e.contains("mcopt::train::memory"), "{e}");
+    assert_eq!(
+        syn_plan(between, Some("{jacobian: auto}")).unwrap(),
+        (
+            Some(Jacobian::Products),
+            vec!["mcopt::train::products".to_string()]
+        )
+    );
+    let e = syn_plan(None, Some("{jacobian: sparse}")).unwrap_err();
+    assert!(
+        e.contains("mcopt::config::value") && e.contains("products"),
+        "{e}"
+    );
 }
