@@ -25,8 +25,8 @@ pub use point::{
 };
 pub use run::{
     beta_conflict, beta_deprecated, load_run, parse_run, BatchSpec, BetaSpec, CertificateOrder,
-    CheckpointEvery, FormSettings, InitSpec, LiftChoice, OutputPaths, P1Beta, ProblemForm, RunFile,
-    SolverSpec, StopRules, Thresholds, TraceEvery,
+    CheckpointEvery, FormSettings, InitSpec, JacobianChoice, LiftChoice, OutputPaths, P1Beta,
+    ProblemForm, RunFile, SolverSpec, StopRules, Thresholds, TraceEvery,
 };
 pub use sweep::{
     base_tree, load_sweep, parse_sweep, render_entry, setting_object, yaml_text, Axis,

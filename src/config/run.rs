@@ -70,6 +70,18 @@ pub enum LiftChoice {
 pub struct FormSettings {
     /// `form: {p1: {beta: …}}`, or the old `validate: {form: p1, beta: B}`.
     pub p1: Option<P1Beta>,
+    /// `form: {p1: {jacobian: auto | stored | products}}`: how the (P1) host holds J.
+    pub jacobian: JacobianChoice,
+}
+
+/// How the (P1) host holds J (`form: {p1: {jacobian: …}}`): `auto` (the default) stores it when
+/// it fits the memory (docs/srpa.md), `stored` and `products` force one way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum JacobianChoice {
+    #[default]
+    Auto,
+    Stored,
+    Products,
 }
 
 /// β of (P1) as a run file gives it, with where it is written.
@@ -296,7 +308,7 @@ const TOP_KEYS: &[&str] = &[
     "trace",
 ];
 const FORM_KEYS: &[&str] = &["p1"];
-const P1_KEYS: &[&str] = &["beta"];
+const P1_KEYS: &[&str] = &["beta", "jacobian"];
 const CHECKPOINT_KEYS: &[&str] = &["every_seconds", "every_iterations"];
 const TRACE_KEYS: &[&str] = &["every"];
 const DATA_KEYS: &[&str] = &[
@@ -395,7 +407,11 @@ pub fn parse_run(source: &Arc<SourceFile>, path: &Path) -> Result<RunFile, Diags
         source: Arc::clone(source),
     };
     let mut run = run;
-    let p1 = top.get("form").and_then(|v| read_form(&mut r, &v));
+    let (p1, jacobian) = top
+        .get("form")
+        .and_then(|v| read_form(&mut r, &v))
+        .unwrap_or_default();
+    run.form.jacobian = jacobian;
     let old = top.get("validate").and_then(|v| {
         let beta = run.validate.beta?;
         let mut path = v.path.clone();
@@ -431,11 +447,25 @@ pub fn parse_run(source: &Arc<SourceFile>, path: &Path) -> Result<RunFile, Diags
     r.diags.finish(run)
 }
 
-/// `form: {p1: {beta: B | {NAME: B, ...}}}`, every β finite and > 0.
-fn read_form(r: &mut Reader, v: &Val) -> Option<P1Beta> {
+/// `form: {p1: {beta: B | {NAME: B, ...}, jacobian: auto | stored | products}}`, every β
+/// finite and > 0; β may be left out when `jacobian` is given.
+fn read_form(r: &mut Reader, v: &Val) -> Option<(Option<P1Beta>, JacobianChoice)> {
     let f = r.fields(Some(v), FORM_KEYS)?;
     let p1 = f.get("p1")?;
     let g = r.fields(Some(&p1), P1_KEYS)?;
+    let jacobian = match g.get("jacobian") {
+        Some(j) => Some(
+            match r.choice(&j, &["auto", "stored", "products"])?.as_str() {
+                "stored" => JacobianChoice::Stored,
+                "products" => JacobianChoice::Products,
+                _ => JacobianChoice::Auto,
+            },
+        ),
+        None => None,
+    };
+    if jacobian.is_some() && g.get("beta").is_none() {
+        return Some((None, jacobian.unwrap_or_default()));
+    }
     let beta = r.required(&g, "beta", "β of (P1): a number > 0, or one by layer name")?;
     let span = r.span(&beta.path);
     let spec = match beta.node {
@@ -452,7 +482,10 @@ fn read_form(r: &mut Reader, v: &Val) -> Option<P1Beta> {
         }
         _ => BetaSpec::All(r.f64_where(&beta, "a number > 0", |x| x > 0.0)?),
     };
-    Some(P1Beta { beta: spec, span })
+    Some((
+        Some(P1Beta { beta: spec, span }),
+        jacobian.unwrap_or_default(),
+    ))
 }
 
 /// The warning (render it with `diag::render_warnings`) for an old spelling of β (`what`, at `old.span`), showing the new one.

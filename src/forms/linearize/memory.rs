@@ -12,6 +12,10 @@
 //! the parameter-Schur path the dense n_θ × n_θ complement. The buffers of the evaluators are
 //! included; small workspaces are not, so the estimate is a floor of the peak, within a few
 //! tens of per cent on syn and sp500.
+//!
+//! It prices the products path too ([`Estimate::products`]: J never stored): the evaluators,
+//! one tangent or adjoint per needed entry and one slope per elementwise-function entry
+//! (`products.rs`), the matrix-free subproblem solver's vectors and the linearizations.
 
 use super::ops::{needed_nodes, op_name};
 use super::LinearizeError;
@@ -46,18 +50,41 @@ pub struct Estimate {
     pub factor_nnz: u64,
     /// Whether the subproblem solver's automatic choice would take the parameter-Schur path.
     pub schur: bool,
-    /// (what, bytes), largest first.
+    /// (what, bytes) of the path that stores J, largest first.
     pub parts: Vec<(&'static str, u64)>,
+    /// (what, bytes) of the path that never stores J (the products, `Jacobian::Products`),
+    /// largest first.
+    pub products: Vec<(&'static str, u64)>,
 }
 
 impl Estimate {
-    /// All bytes.
+    /// All bytes of the path that stores J.
     pub fn total(&self) -> u64 {
-        self.parts
-            .iter()
-            .fold(0u64, |acc, (_, b)| acc.saturating_add(*b))
+        sum(&self.parts)
+    }
+
+    /// All bytes of the products path.
+    pub fn products_total(&self) -> u64 {
+        sum(&self.products)
     }
 }
+
+fn sum(parts: &[(&'static str, u64)]) -> u64 {
+    parts
+        .iter()
+        .fold(0u64, |acc, (_, b)| acc.saturating_add(*b))
+}
+
+/// The most entries of J the host stores: past this SRPA reaches J through the products even
+/// when the stored path would fit in memory. The stored path holds J's pattern four times and
+/// its values three times (about 56 bytes per entry: 2.8 GB at 50 M entries) and its factor or
+/// preconditioner grows with it, while a product costs about one pass over the graph whatever
+/// the entries (docs/srpa.md, "Products").
+pub const STORED_MAX_ENTRIES: u64 = 50_000_000;
+
+/// Vectors of n_z or m entries the matrix-free subproblem solver holds (Newton–CG: iterates,
+/// multipliers, residuals, search directions, preconditioner diagonals), a generous count.
+const SOLVER_VECTORS: u64 = 16;
 
 /// Per entry of a node: the θ columns and the lifted columns its Jacobian row reads.
 type Counts = Vec<(u32, u32)>;
@@ -73,8 +100,12 @@ pub fn estimate(lifted: &Lifted) -> Result<Estimate, LinearizeError> {
     let mut counts: Vec<Option<Counts>> = vec![None; g.nodes.len()];
     let mut node_nnz: u64 = 0;
     let mut node_entries: u64 = 0;
+    let mut slopes: u64 = 0;
     for &id in &order {
         let node = g.node(id);
+        if matches!(node.op, Op::Unary(..) | Op::Call { .. }) {
+            slopes += node.len() as u64;
+        }
         let c =
             node_counts(g, node, &counts, n_theta).ok_or_else(|| LinearizeError::Unsupported {
                 node: id,
@@ -115,6 +146,22 @@ pub fn estimate(lifted: &Lifted) -> Result<Estimate, LinearizeError> {
     };
     let schur = augmented || (factor_nnz >= SCHUR_MIN_FACTOR && small_dense);
     let values: u64 = g.nodes.iter().map(|x| x.len() as u64).sum();
+    // the training problem's evaluators of the training and test graphs with their reverse-mode
+    // buffers, and the data in the graphs (measured on the TIMIT shape: 193 MiB for a run that
+    // does not lift, against 174 MiB by this rule)
+    let training = (
+        "the training problem and the data",
+        values
+            .saturating_mul(4)
+            .saturating_add(3 * g.consts.len() as u64)
+            .saturating_mul(WORD),
+    );
+    // r, ∇F and the bounds on both sides of the plugin boundary, and SRPA's iterates (z, the
+    // trial z, the step, the multipliers, the pieces, …)
+    let linearizations = (
+        "the linearizations and iterates",
+        (2 * (3 * n + m) + 8 * n).saturating_mul(WORD),
+    );
     let pattern = |k: u64| {
         k.saturating_mul(jac_nnz.saturating_add(m + 1))
             .saturating_mul(WORD)
@@ -133,6 +180,8 @@ pub fn estimate(lifted: &Lifted) -> Result<Estimate, LinearizeError> {
         ),
         // the penalized, original and linearizer's evaluators, with the gradient's adjoints
         ("the evaluators", values.saturating_mul(4 * WORD)),
+        training,
+        linearizations,
     ];
     if augmented {
         // B's augmented matrix (n − n_θ + m unknowns, J's lifted entries): its analysis, a
@@ -165,6 +214,21 @@ pub fn estimate(lifted: &Lifted) -> Result<Estimate, LinearizeError> {
         ));
     }
     parts.sort_by_key(|p| std::cmp::Reverse(p.1));
+    let mut products = vec![
+        ("the evaluators", values.saturating_mul(4 * WORD)),
+        // one tangent or adjoint per needed entry, one slope per elementwise-function entry
+        (
+            "the products' tangents and slopes",
+            (node_entries + slopes + order.len() as u64).saturating_mul(WORD),
+        ),
+        (
+            "the subproblem solver's vectors",
+            (SOLVER_VECTORS * (n + m)).saturating_mul(WORD),
+        ),
+        training,
+        linearizations,
+    ];
+    products.sort_by_key(|p| std::cmp::Reverse(p.1));
     Ok(Estimate {
         n_theta,
         n_z,
@@ -173,6 +237,7 @@ pub fn estimate(lifted: &Lifted) -> Result<Estimate, LinearizeError> {
         factor_nnz,
         schur,
         parts,
+        products,
     })
 }
 
