@@ -93,18 +93,55 @@ enum BForm {
     /// complement on the rows is −B: its pattern is J_L's, whatever the column lengths (the
     /// TIMIT shape's hidden units each touch 129 output rows: 107 M pairs by rows, 2.5 M
     /// entries here). A lifted column with a single entry (an output layer's entry, read by
-    /// its own residual row only) is not an unknown: it adds J²/ρ to its row's diagonal.
+    /// its own residual row only) is not an unknown: it adds J²/ρ to its row's diagonal. A
+    /// row with such an entry is not an unknown either (see [`Eliminated`]): its pivot is a
+    /// number, so it is eliminated in closed form before the sparse factorization, which then
+    /// only sees the other rows and the lifted columns with more than one entry (the TIMIT
+    /// shape: 49 k unknowns rather than 846 k).
     Augmented {
         /// Lifted columns with more than one entry: the unknowns before the rows.
         n_l: usize,
-        /// Slot of every such column's diagonal ρ, then of every row's diagonal.
+        /// Slot of every such column's diagonal ρ, then of every kept row's diagonal.
         diag_slot: Vec<usize>,
         /// For every entry of J: its slot; [`SINGLE`] for the entry of a single-entry column,
-        /// [`THETA`] for θ entries.
+        /// [`THETA`] for θ entries, [`ELIMINATED`] for the other entries of eliminated rows.
         entry_slot: Vec<u32>,
+        /// The unknown of every kept row (n_l + its rank among them; below the dimension of
+        /// the factored matrix), and the dimension plus e for the e-th eliminated row.
+        row_unknown: Vec<u32>,
+        elim: Eliminated,
     },
 }
 
+/// The rows of [`BForm::Augmented`] eliminated in closed form: each has an entry in a lifted
+/// column that has no other, so after that column's elimination its pivot is the number
+/// a_i = −(δ + Σ J²/ρ) (−1 for a row that is not free) and it couples only the lifted columns
+/// it reads (at most [`ELIMINATE_MAX_COLUMNS`]): eliminating it adds J_{i,c} J_{i,c'}/|a_i| to
+/// the entries between them (for the TIMIT shape's output rows: a 2 × 2 block per time step).
+/// With f_i the row's right-hand side, its unknown is d_i = (f_i − Σ_c J_{i,c} x_c)/a_i.
+#[derive(Default)]
+struct Eliminated {
+    /// The eliminated rows, in order.
+    rows: Vec<u32>,
+    /// For each: its range in `cols`.
+    ptr: Vec<usize>,
+    /// Its entries in lifted columns with more than one entry: (entry of J, the column's
+    /// unknown).
+    cols: Vec<(u32, u32)>,
+    /// For each: its range in `pairs`.
+    pair_ptr: Vec<usize>,
+    /// (slot, entry p, entry q) with p ≤ q: J[p] J[q]/|a_i| adds to the slot.
+    pairs: Vec<(u32, u32, u32)>,
+    /// a_i at the kept point, by eliminated row.
+    pivot: Vec<f64>,
+}
+
+/// A row with an entry in a single-entry lifted column is eliminated in closed form when it
+/// reads at most this many other lifted columns (it adds the pairs of them to the matrix).
+const ELIMINATE_MAX_COLUMNS: usize = 8;
+/// [`BForm::Augmented`]'s `entry_slot` of an entry of an eliminated row (in a lifted column
+/// with more than one entry).
+const ELIMINATED: u32 = u32::MAX - 2;
 /// [`BForm::Augmented`]'s `entry_slot` of an entry whose column has no other.
 const SINGLE: u32 = u32::MAX - 1;
 /// [`BForm::Augmented`]'s `entry_slot` of a θ entry.
@@ -166,7 +203,7 @@ impl Schur {
             Schur::rows(jac, n_theta, &row_of, &col_start, &col_entries)?
         };
         let aug = match form {
-            BForm::Augmented { n_l, .. } => vec![0.0; n_l + m],
+            BForm::Augmented { ref diag_slot, .. } => vec![0.0; diag_slot.len()],
             BForm::Rows { .. } => Vec::new(),
         };
         let stack = MemBuffer::new(llt_factor::cholesky_in_place_scratch::<f64>(
@@ -265,36 +302,114 @@ impl Schur {
                 n_l += 1;
             }
         }
-        let mut entries: Vec<(usize, usize)> = Vec::with_capacity(n_l + m + jac.col_idx.len());
-        entries.extend((0..n_l + m).map(|k| (k, k)));
-        for i in 0..m {
-            for p in jac.row_ptr[i]..jac.row_ptr[i + 1] {
-                let c = jac.col_idx[p];
-                if c >= n_theta && unknown[c - n_theta] != u32::MAX {
-                    entries.push((unknown[c - n_theta] as usize, n_l + i));
+        let lifted = |p: usize| {
+            let c = jac.col_idx[p];
+            (c >= n_theta).then(|| unknown[c - n_theta])
+        };
+        // the rows eliminated in closed form; the others numbered after the columns
+        let eliminated: Vec<bool> = (0..m)
+            .map(|i| {
+                let (mut single, mut multi) = (false, 0);
+                for p in jac.row_ptr[i]..jac.row_ptr[i + 1] {
+                    match lifted(p) {
+                        Some(u32::MAX) => single = true,
+                        Some(_) => multi += 1,
+                        None => {}
+                    }
                 }
-            }
+                single && multi <= ELIMINATE_MAX_COLUMNS
+            })
+            .collect();
+        let dim = n_l + eliminated.iter().filter(|e| !**e).count();
+        if dim + m >= ELIMINATED as usize {
+            return Err(LdlError::Pattern(format!("{m} rows exceed 32-bit indices")));
         }
-        let (b, slots) = Ldl::analyse_with(n_l + m, &entries, Kernels::Auto)?;
-        let diag_slot = slots[..n_l + m].to_vec();
+        let (mut next_kept, mut next_elim) = (n_l, dim);
+        let row_unknown: Vec<u32> = eliminated
+            .iter()
+            .map(|&e| {
+                let slot = if e { &mut next_elim } else { &mut next_kept };
+                *slot += 1;
+                (*slot - 1) as u32
+            })
+            .collect();
+        drop(eliminated);
+        let mut entries: Vec<(usize, usize)> = Vec::with_capacity(dim + jac.col_idx.len());
+        entries.extend((0..dim).map(|k| (k, k)));
         let mut entry_slot = vec![THETA; jac.col_idx.len()];
-        let mut k = n_l + m;
-        for (p, &c) in jac.col_idx.iter().enumerate() {
-            if c >= n_theta {
-                if unknown[c - n_theta] == u32::MAX {
-                    entry_slot[p] = SINGLE;
-                } else {
-                    entry_slot[p] = slots[k] as u32;
-                    k += 1;
+        // entry_slot holds the index into `entries` until the analysis gives the slots
+        let mut elim = Eliminated::default();
+        let mut pair_index: std::collections::HashMap<(u32, u32), u32> =
+            std::collections::HashMap::new();
+        let mut pair_entries: Vec<(u32, u32, u32)> = Vec::new();
+        elim.ptr.push(0);
+        elim.pair_ptr.push(0);
+        for i in 0..m {
+            let range = jac.row_ptr[i]..jac.row_ptr[i + 1];
+            if (row_unknown[i] as usize) < dim {
+                for p in range {
+                    match lifted(p) {
+                        Some(u32::MAX) => entry_slot[p] = SINGLE,
+                        Some(c) => {
+                            entry_slot[p] = entries.len() as u32;
+                            entries.push((c as usize, row_unknown[i] as usize));
+                        }
+                        None => {}
+                    }
+                }
+                continue;
+            }
+            let first = elim.cols.len();
+            for p in range {
+                match lifted(p) {
+                    Some(u32::MAX) => entry_slot[p] = SINGLE,
+                    Some(c) => {
+                        entry_slot[p] = ELIMINATED;
+                        elim.cols.push((p as u32, c));
+                    }
+                    None => {}
                 }
             }
+            for a in first..elim.cols.len() {
+                for b in a..elim.cols.len() {
+                    let ((p, ca), (q, cb)) = (elim.cols[a], elim.cols[b]);
+                    let key = (ca.min(cb), ca.max(cb));
+                    let e = if ca == cb {
+                        ca
+                    } else {
+                        *pair_index.entry(key).or_insert_with(|| {
+                            entries.push((key.0 as usize, key.1 as usize));
+                            (entries.len() - 1) as u32
+                        })
+                    };
+                    pair_entries.push((e, p, q));
+                }
+            }
+            elim.rows.push(i as u32);
+            elim.ptr.push(elim.cols.len());
+            elim.pair_ptr.push(pair_entries.len());
         }
+        drop(pair_index);
+        let (b, slots) = Ldl::analyse_with(dim, &entries, Kernels::Auto)?;
+        for s in entry_slot.iter_mut() {
+            if *s < ELIMINATED {
+                *s = slots[*s as usize] as u32;
+            }
+        }
+        elim.pairs = pair_entries
+            .into_iter()
+            .map(|(e, p, q)| (slots[e as usize] as u32, p, q))
+            .collect();
+        elim.pivot = vec![0.0; elim.rows.len()];
+        let diag_slot = slots[..dim].to_vec();
         Ok((
             b,
             BForm::Augmented {
                 n_l,
                 diag_slot,
                 entry_slot,
+                row_unknown,
+                elim,
             },
         ))
     }
@@ -316,7 +431,7 @@ impl Schur {
         let k = &self.kept;
         let vals = self.b.values_mut();
         vals.iter_mut().for_each(|v| *v = 0.0);
-        match &self.form {
+        match &mut self.form {
             BForm::Rows {
                 diag_slot,
                 pair_ptr,
@@ -342,23 +457,58 @@ impl Schur {
                 n_l,
                 diag_slot,
                 entry_slot,
+                row_unknown,
+                elim,
             } => {
+                let dim = diag_slot.len();
                 for c in 0..*n_l {
                     vals[diag_slot[c]] = k.rho;
                 }
+                // every row's pivot −δ (−1 where it is not free), in the matrix or, for an
+                // eliminated row, in `elim.pivot`; then −J²/ρ for its single-entry columns
                 for i in 0..self.m {
-                    vals[diag_slot[n_l + i]] = if k.free_y[i] { -k.delta } else { -1.0 };
+                    let u = row_unknown[i] as usize;
+                    let a = if k.free_y[i] { -k.delta } else { -1.0 };
+                    if u < dim {
+                        vals[diag_slot[u]] = a;
+                    } else {
+                        elim.pivot[u - dim] = a;
+                    }
                 }
                 let inv_rho = 1.0 / k.rho;
                 for (p, &slot) in entry_slot.iter().enumerate() {
                     let i = self.row_of[p] as usize;
-                    if slot == THETA || !k.free_y[i] || !k.free_s[self.col_idx[p] as usize] {
+                    if slot == THETA
+                        || slot == ELIMINATED
+                        || !k.free_y[i]
+                        || !k.free_s[self.col_idx[p] as usize]
+                    {
                         continue;
                     }
                     if slot == SINGLE {
-                        vals[diag_slot[n_l + i]] -= k.jac[p] * k.jac[p] * inv_rho;
+                        let u = row_unknown[i] as usize;
+                        let d = k.jac[p] * k.jac[p] * inv_rho;
+                        if u < dim {
+                            vals[diag_slot[u]] -= d;
+                        } else {
+                            elim.pivot[u - dim] -= d;
+                        }
                     } else {
                         vals[slot as usize] = k.jac[p];
+                    }
+                }
+                // eliminating a free row adds J_p J_q/|a_i| between its columns
+                for (e, &i) in elim.rows.iter().enumerate() {
+                    if !k.free_y[i as usize] {
+                        continue;
+                    }
+                    let w = -1.0 / elim.pivot[e];
+                    for &(slot, p, q) in &elim.pairs[elim.pair_ptr[e]..elim.pair_ptr[e + 1]] {
+                        let (p, q) = (p as usize, q as usize);
+                        if k.free_s[self.col_idx[p] as usize] && k.free_s[self.col_idx[q] as usize]
+                        {
+                            vals[slot as usize] += k.jac[p] * k.jac[q] * w;
+                        }
                     }
                 }
             }
@@ -373,7 +523,9 @@ impl Schur {
         let nt = self.n_theta;
         let chunk = match self.form {
             BForm::Rows { .. } => CHUNK,
-            BForm::Augmented { n_l, .. } => (CHUNK_VALUES / (n_l + self.m)).clamp(1, CHUNK),
+            BForm::Augmented { ref diag_slot, .. } => {
+                (CHUNK_VALUES / diag_slot.len().max(1)).clamp(1, CHUNK)
+            }
         };
         let chunks: Vec<(usize, usize)> = (0..nt)
             .step_by(chunk)
@@ -423,16 +575,24 @@ impl Schur {
         let (m, nt) = (self.m, self.n_theta);
         let k = &self.kept;
         let scale = 1.0 / k.rho.sqrt();
-        // the augmented form solves for (x, −B⁻¹u) with the right-hand side (0, u)
-        let (dim, offset, sign) = match self.form {
-            BForm::Rows { .. } => (m, 0, 1.0),
-            BForm::Augmented { n_l, .. } => (n_l + m, n_l, -1.0),
+        // the augmented form solves for (x, −B⁻¹u) with the right-hand side (0, u), its
+        // eliminated rows in closed form (see `Eliminated`)
+        let (dim, elim) = match &self.form {
+            BForm::Rows { .. } => (m, None),
+            BForm::Augmented {
+                diag_slot,
+                row_unknown,
+                elim,
+                ..
+            } => (diag_slot.len(), Some((row_unknown, elim))),
         };
         let width = chunks.iter().map(|c| c.1 - c.0).max().unwrap_or(1);
         let mut workspace = self.b.columns_workspace(width);
         let mut x = vec![0.0; dim * width];
-        let mut rows = vec![0.0; m * width];
+        let mut rows = vec![0.0; dim * width];
+        let mut d = vec![0.0; width];
         let mut out = Vec::with_capacity(chunks.len());
+        let free_col = |q: u32| k.free_s[self.col_idx[q as usize] as usize];
         for &(j0, j1) in chunks {
             let w = j1 - j0;
             let x = &mut x[..dim * w];
@@ -443,16 +603,33 @@ impl Schur {
                 }
                 for &p in &self.theta_entries[self.theta_ptr[i]..self.theta_ptr[i + 1]] {
                     let col = self.col_idx[p as usize] as usize;
-                    if col >= j0 && col < j1 && k.free_s[col] {
-                        x[(col - j0) * dim + offset + i] = sign * k.jac[p as usize] * scale;
+                    if col < j0 || col >= j1 || !k.free_s[col] {
+                        continue;
+                    }
+                    let u = k.jac[p as usize] * scale;
+                    let xj = &mut x[(col - j0) * dim..(col - j0 + 1) * dim];
+                    match elim {
+                        None => xj[i] = u,
+                        Some((row_unknown, _)) if (row_unknown[i] as usize) < dim => {
+                            xj[row_unknown[i] as usize] = -u;
+                        }
+                        Some((row_unknown, el)) => {
+                            let e = row_unknown[i] as usize - dim;
+                            let g = u / el.pivot[e];
+                            for &(q, c) in &el.cols[el.ptr[e]..el.ptr[e + 1]] {
+                                if free_col(q) {
+                                    xj[c as usize] += k.jac[q as usize] * g;
+                                }
+                            }
+                        }
                     }
                 }
             }
             self.b.solve_columns(x, w, &mut workspace);
             // X by rows, so that each product below runs over contiguous memory
             for j in 0..w {
-                for i in 0..m {
-                    rows[i * w + j] = x[j * dim + offset + i];
+                for c in 0..dim {
+                    rows[c * w + j] = x[j * dim + c];
                 }
             }
             let mut block = vec![0.0; nt * w];
@@ -460,7 +637,37 @@ impl Schur {
                 if !k.free_y[i] {
                     continue;
                 }
-                let xi = &rows[i * w..(i + 1) * w];
+                let xi: &[f64] = match elim {
+                    None => &rows[i * w..(i + 1) * w],
+                    Some((row_unknown, _)) if (row_unknown[i] as usize) < dim => {
+                        let r = row_unknown[i] as usize;
+                        &rows[r * w..(r + 1) * w]
+                    }
+                    Some((row_unknown, el)) => {
+                        // d_i = (f_i − Σ J_{i,c} x_c)/a_i with f_i = −u_i
+                        let e = row_unknown[i] as usize - dim;
+                        let d = &mut d[..w];
+                        d.iter_mut().for_each(|v| *v = 0.0);
+                        for &(q, c) in &el.cols[el.ptr[e]..el.ptr[e + 1]] {
+                            if free_col(q) {
+                                let jq = k.jac[q as usize];
+                                let xc = &rows[c as usize * w..(c as usize + 1) * w];
+                                for (o, xv) in d.iter_mut().zip(xc) {
+                                    *o -= jq * xv;
+                                }
+                            }
+                        }
+                        for &p in &self.theta_entries[self.theta_ptr[i]..self.theta_ptr[i + 1]] {
+                            let col = self.col_idx[p as usize] as usize;
+                            if col >= j0 && col < j1 && k.free_s[col] {
+                                d[col - j0] -= k.jac[p as usize] * scale;
+                            }
+                        }
+                        let inv = 1.0 / el.pivot[e];
+                        d.iter_mut().for_each(|v| *v *= inv);
+                        d
+                    }
+                };
                 for &p in &self.theta_entries[self.theta_ptr[i]..self.theta_ptr[i + 1]] {
                     let row = self.col_idx[p as usize] as usize;
                     if !k.free_s[row] {
@@ -532,15 +739,55 @@ impl Schur {
     /// Solves with B in place: in `t` (`first`) or in `t2`.
     fn solve_b(&mut self, first: bool) {
         let t = if first { &mut self.t } else { &mut self.t2 };
-        match self.form {
+        match &self.form {
             BForm::Rows { .. } => self.b.solve(t),
-            BForm::Augmented { n_l, .. } => {
-                self.aug[..n_l].iter_mut().for_each(|v| *v = 0.0);
-                for (a, ti) in self.aug[n_l..].iter_mut().zip(t.iter()) {
-                    *a = -ti;
+            BForm::Augmented {
+                n_l,
+                diag_slot,
+                row_unknown,
+                elim,
+                ..
+            } => {
+                // (x, d) of [[ρI, J_Lᵀ], [J_L, −δI]] (x, d) = (0, −t): d = B⁻¹ t
+                let (dim, k, aug) = (diag_slot.len(), &self.kept, &mut self.aug);
+                let free_col = |q: u32| k.free_s[self.col_idx[q as usize] as usize];
+                aug[..*n_l].iter_mut().for_each(|v| *v = 0.0);
+                for (i, &u) in row_unknown.iter().enumerate() {
+                    if (u as usize) < dim {
+                        aug[u as usize] = -t[i];
+                    }
                 }
-                self.b.solve(&mut self.aug);
-                t.copy_from_slice(&self.aug[n_l..]);
+                // an eliminated row's right-hand side f = −t_i moves −J f/a_i to its columns
+                for (e, &i) in elim.rows.iter().enumerate() {
+                    let i = i as usize;
+                    if !k.free_y[i] || t[i] == 0.0 {
+                        continue;
+                    }
+                    let g = t[i] / elim.pivot[e];
+                    for &(q, c) in &elim.cols[elim.ptr[e]..elim.ptr[e + 1]] {
+                        if free_col(q) {
+                            aug[c as usize] += k.jac[q as usize] * g;
+                        }
+                    }
+                }
+                self.b.solve(aug);
+                for (e, &i) in elim.rows.iter().enumerate() {
+                    let i = i as usize;
+                    let mut v = -t[i];
+                    if k.free_y[i] {
+                        for &(q, c) in &elim.cols[elim.ptr[e]..elim.ptr[e + 1]] {
+                            if free_col(q) {
+                                v -= k.jac[q as usize] * aug[c as usize];
+                            }
+                        }
+                    }
+                    t[i] = v / elim.pivot[e];
+                }
+                for (i, &u) in row_unknown.iter().enumerate() {
+                    if (u as usize) < dim {
+                        t[i] = aug[u as usize];
+                    }
+                }
             }
         }
     }
