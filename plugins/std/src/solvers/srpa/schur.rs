@@ -128,6 +128,9 @@ struct Eliminated {
     /// Its entries in lifted columns with more than one entry: (entry of J, the column's
     /// unknown).
     cols: Vec<(u32, u32)>,
+    /// J at each of these entries at the kept point, 0 where the row or the column is not
+    /// free.
+    val: Vec<f64>,
     /// For each: its range in `pairs`.
     pair_ptr: Vec<usize>,
     /// (slot, entry p, entry q) with p ≤ q: J[p] J[q]/|a_i| adds to the slot.
@@ -401,6 +404,7 @@ impl Schur {
             .map(|(e, p, q)| (slots[e as usize] as u32, p, q))
             .collect();
         elim.pivot = vec![0.0; elim.rows.len()];
+        elim.val = vec![0.0; elim.cols.len()];
         let diag_slot = slots[..dim].to_vec();
         Ok((
             b,
@@ -499,6 +503,11 @@ impl Schur {
                 }
                 // eliminating a free row adds J_p J_q/|a_i| between its columns
                 for (e, &i) in elim.rows.iter().enumerate() {
+                    let range = elim.ptr[e]..elim.ptr[e + 1];
+                    for (v, &(q, _)) in elim.val[range.clone()].iter_mut().zip(&elim.cols[range]) {
+                        let free = k.free_y[i as usize] && k.free_s[self.col_idx[q as usize] as usize];
+                        *v = if free { k.jac[q as usize] } else { 0.0 };
+                    }
                     if !k.free_y[i as usize] {
                         continue;
                     }
@@ -749,8 +758,7 @@ impl Schur {
                 ..
             } => {
                 // (x, d) of [[ρI, J_Lᵀ], [J_L, −δI]] (x, d) = (0, −t): d = B⁻¹ t
-                let (dim, k, aug) = (diag_slot.len(), &self.kept, &mut self.aug);
-                let free_col = |q: u32| k.free_s[self.col_idx[q as usize] as usize];
+                let (dim, aug) = (diag_slot.len(), &mut self.aug);
                 aug[..*n_l].iter_mut().for_each(|v| *v = 0.0);
                 for (i, &u) in row_unknown.iter().enumerate() {
                     if (u as usize) < dim {
@@ -758,30 +766,26 @@ impl Schur {
                     }
                 }
                 // an eliminated row's right-hand side f = −t_i moves −J f/a_i to its columns
+                // (`val` is 0 where the row or the column is not free)
                 for (e, &i) in elim.rows.iter().enumerate() {
-                    let i = i as usize;
-                    if !k.free_y[i] || t[i] == 0.0 {
+                    let ti = t[i as usize];
+                    if ti == 0.0 {
                         continue;
                     }
-                    let g = t[i] / elim.pivot[e];
-                    for &(q, c) in &elim.cols[elim.ptr[e]..elim.ptr[e + 1]] {
-                        if free_col(q) {
-                            aug[c as usize] += k.jac[q as usize] * g;
-                        }
+                    let g = ti / elim.pivot[e];
+                    let range = elim.ptr[e]..elim.ptr[e + 1];
+                    for (&(_, c), v) in elim.cols[range.clone()].iter().zip(&elim.val[range]) {
+                        aug[c as usize] += v * g;
                     }
                 }
                 self.b.solve(aug);
                 for (e, &i) in elim.rows.iter().enumerate() {
-                    let i = i as usize;
-                    let mut v = -t[i];
-                    if k.free_y[i] {
-                        for &(q, c) in &elim.cols[elim.ptr[e]..elim.ptr[e + 1]] {
-                            if free_col(q) {
-                                v -= k.jac[q as usize] * aug[c as usize];
-                            }
-                        }
+                    let range = elim.ptr[e]..elim.ptr[e + 1];
+                    let mut v = -t[i as usize];
+                    for (&(_, c), j) in elim.cols[range.clone()].iter().zip(&elim.val[range]) {
+                        v -= j * aug[c as usize];
                     }
-                    t[i] = v / elim.pivot[e];
+                    t[i as usize] = v / elim.pivot[e];
                 }
                 for (i, &u) in row_unknown.iter().enumerate() {
                     if (u as usize) < dim {
