@@ -831,3 +831,104 @@ impl Schur {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A (P1)-shaped J: 3 parameters; rows 0..6 hidden (their own column, read again by
+    /// later rows), rows 6..14 outputs (their own column read by no other row, plus two hidden
+    /// columns), each row with parameter entries.
+    fn jac() -> SparseRows {
+        let (n_theta, m) = (3, 14);
+        let mut j = SparseRows {
+            ncols: n_theta + m,
+            row_ptr: vec![0],
+            ..Default::default()
+        };
+        let mut x = 0.37f64;
+        let mut next = || {
+            x = (x * 7.13 + 0.291).fract();
+            x - 0.5
+        };
+        for i in 0..m {
+            let mut cols = vec![i % n_theta, (i + 1) % n_theta, n_theta + i];
+            if (1..6).contains(&i) {
+                cols.push(n_theta + i - 1);
+            }
+            if i >= 6 {
+                cols.extend([n_theta + 2 * (i % 3), n_theta + 2 * (i % 3) + 1]);
+            }
+            cols.sort_unstable();
+            cols.dedup();
+            for c in cols {
+                j.col_idx.push(c);
+                j.values.push(if c == n_theta + i { 1.0 } else { next() });
+            }
+            j.row_ptr.push(j.col_idx.len());
+        }
+        j
+    }
+
+    /// M z for M = δI + J_F D J_Fᵀ/ρ on the free rows.
+    fn newton_matrix_times(j: &SparseRows, k: &Kept, z: &[f64]) -> Vec<f64> {
+        let m = j.nrows();
+        let mut t = vec![0.0; j.ncols];
+        for i in (0..m).filter(|&i| k.free_y[i]) {
+            for p in j.row_ptr[i]..j.row_ptr[i + 1] {
+                t[j.col_idx[p]] += k.jac[p] * z[i];
+            }
+        }
+        (0..m)
+            .map(|i| {
+                if !k.free_y[i] {
+                    return 0.0;
+                }
+                let jt: f64 = (j.row_ptr[i]..j.row_ptr[i + 1])
+                    .filter(|&p| k.free_s[j.col_idx[p]])
+                    .map(|p| k.jac[p] * t[j.col_idx[p]])
+                    .sum();
+                k.delta * z[i] + jt / k.rho
+            })
+            .collect()
+    }
+
+    /// With the preconditioner formed at the point it is applied at, it is the Newton matrix's
+    /// inverse, by rows and through the augmented matrix with eliminated rows alike (some
+    /// rows and columns not free).
+    #[test]
+    fn the_eliminated_rows_give_the_newton_matrix_inverse() {
+        let j = jac();
+        let m = j.nrows();
+        let mut free_s = vec![true; j.ncols];
+        free_s[3 + 7] = false;
+        free_s[3 + 2] = false;
+        let mut free_y = vec![true; m];
+        free_y[9] = false;
+        free_y[4] = false;
+        let kept = Kept {
+            jac: j.values.clone(),
+            rho: 0.7,
+            delta: 1e-3,
+            free_s,
+            free_y: free_y.clone(),
+        };
+        let r: Vec<f64> = (0..m)
+            .map(|i| if free_y[i] { (i as f64 * 0.7).sin() } else { 0.0 })
+            .collect();
+        for augmented in [false, true] {
+            let mut s = Schur::new(&j, 3, augmented).unwrap();
+            if let BForm::Augmented { elim, n_l, .. } = &s.form {
+                assert_eq!(elim.rows.len(), 8, "the output rows are eliminated");
+                assert_eq!(*n_l, 6, "the hidden columns are unknowns");
+            }
+            s.reform(kept.clone()).unwrap();
+            let mut z = vec![0.0; m];
+            s.apply(&free_y, &r, &mut z);
+            let mz = newton_matrix_times(&j, &kept, &z);
+            for i in 0..m {
+                assert!((mz[i] - r[i]).abs() < 1e-10, "{augmented}: row {i}: {mz:?} {r:?}");
+            }
+        }
+    }
+}
