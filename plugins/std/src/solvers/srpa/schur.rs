@@ -505,7 +505,8 @@ impl Schur {
                 for (e, &i) in elim.rows.iter().enumerate() {
                     let range = elim.ptr[e]..elim.ptr[e + 1];
                     for (v, &(q, _)) in elim.val[range.clone()].iter_mut().zip(&elim.cols[range]) {
-                        let free = k.free_y[i as usize] && k.free_s[self.col_idx[q as usize] as usize];
+                        let free =
+                            k.free_y[i as usize] && k.free_s[self.col_idx[q as usize] as usize];
                         *v = if free { k.jac[q as usize] } else { 0.0 };
                     }
                     if !k.free_y[i as usize] {
@@ -601,7 +602,6 @@ impl Schur {
         let mut rows = vec![0.0; dim * width];
         let mut d = vec![0.0; width];
         let mut out = Vec::with_capacity(chunks.len());
-        let free_col = |q: u32| k.free_s[self.col_idx[q as usize] as usize];
         for &(j0, j1) in chunks {
             let w = j1 - j0;
             let x = &mut x[..dim * w];
@@ -625,10 +625,9 @@ impl Schur {
                         Some((row_unknown, el)) => {
                             let e = row_unknown[i] as usize - dim;
                             let g = u / el.pivot[e];
-                            for &(q, c) in &el.cols[el.ptr[e]..el.ptr[e + 1]] {
-                                if free_col(q) {
-                                    xj[c as usize] += k.jac[q as usize] * g;
-                                }
+                            let range = el.ptr[e]..el.ptr[e + 1];
+                            for (&(_, c), v) in el.cols[range.clone()].iter().zip(&el.val[range]) {
+                                xj[c as usize] += v * g;
                             }
                         }
                     }
@@ -657,9 +656,9 @@ impl Schur {
                         let e = row_unknown[i] as usize - dim;
                         let d = &mut d[..w];
                         d.iter_mut().for_each(|v| *v = 0.0);
-                        for &(q, c) in &el.cols[el.ptr[e]..el.ptr[e + 1]] {
-                            if free_col(q) {
-                                let jq = k.jac[q as usize];
+                        let range = el.ptr[e]..el.ptr[e + 1];
+                        for (&(_, c), &jq) in el.cols[range.clone()].iter().zip(&el.val[range]) {
+                            if jq != 0.0 {
                                 let xc = &rows[c as usize * w..(c as usize + 1) * w];
                                 for (o, xv) in d.iter_mut().zip(xc) {
                                     *o -= jq * xv;
@@ -914,7 +913,13 @@ mod tests {
             free_y: free_y.clone(),
         };
         let r: Vec<f64> = (0..m)
-            .map(|i| if free_y[i] { (i as f64 * 0.7).sin() } else { 0.0 })
+            .map(|i| {
+                if free_y[i] {
+                    (i as f64 * 0.7).sin()
+                } else {
+                    0.0
+                }
+            })
             .collect();
         for augmented in [false, true] {
             let mut s = Schur::new(&j, 3, augmented).unwrap();
@@ -927,7 +932,10 @@ mod tests {
             s.apply(&free_y, &r, &mut z);
             let mz = newton_matrix_times(&j, &kept, &z);
             for i in 0..m {
-                assert!((mz[i] - r[i]).abs() < 1e-10, "{augmented}: row {i}: {mz:?} {r:?}");
+                assert!(
+                    (mz[i] - r[i]).abs() < 1e-10,
+                    "{augmented}: row {i}: {mz:?} {r:?}"
+                );
             }
         }
     }
