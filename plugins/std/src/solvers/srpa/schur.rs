@@ -153,7 +153,8 @@ const THETA: u32 = u32::MAX;
 /// B is stored through its augmented matrix when the row form would hold more pairs than this.
 pub const ROWS_MAX_PAIRS: usize = 16_000_000;
 /// Values at most in one thread's block of right-hand sides when forming C in the augmented
-/// form (whose unknowns number n_L + m): 4 M values, 32 MB.
+/// form (whose unknowns are the lifted columns with more than one entry and the rows not
+/// eliminated): 4 M values, 32 MB.
 const CHUNK_VALUES: usize = 4_000_000;
 
 impl Schur {
