@@ -93,18 +93,58 @@ enum BForm {
     /// complement on the rows is −B: its pattern is J_L's, whatever the column lengths (the
     /// TIMIT shape's hidden units each touch 129 output rows: 107 M pairs by rows, 2.5 M
     /// entries here). A lifted column with a single entry (an output layer's entry, read by
-    /// its own residual row only) is not an unknown: it adds J²/ρ to its row's diagonal.
+    /// its own residual row only) is not an unknown: it adds J²/ρ to its row's diagonal. A
+    /// row with such an entry is not an unknown either (see [`Eliminated`]): its pivot is a
+    /// number, so it is eliminated in closed form before the sparse factorization, which then
+    /// only sees the other rows and the lifted columns with more than one entry (the TIMIT
+    /// shape: 49 k unknowns rather than 846 k).
     Augmented {
         /// Lifted columns with more than one entry: the unknowns before the rows.
         n_l: usize,
-        /// Slot of every such column's diagonal ρ, then of every row's diagonal.
+        /// Slot of every such column's diagonal ρ, then of every kept row's diagonal.
         diag_slot: Vec<usize>,
         /// For every entry of J: its slot; [`SINGLE`] for the entry of a single-entry column,
-        /// [`THETA`] for θ entries.
+        /// [`THETA`] for θ entries, [`ELIMINATED`] for the other entries of eliminated rows.
         entry_slot: Vec<u32>,
+        /// The unknown of every kept row (n_l + its rank among them; below the dimension of
+        /// the factored matrix), and the dimension plus e for the e-th eliminated row.
+        row_unknown: Vec<u32>,
+        elim: Eliminated,
     },
 }
 
+/// The rows of [`BForm::Augmented`] eliminated in closed form: each has an entry in a lifted
+/// column that has no other, so after that column's elimination its pivot is the number
+/// a_i = −(δ + Σ J²/ρ) (−1 for a row that is not free) and it couples only the lifted columns
+/// it reads (at most [`ELIMINATE_MAX_COLUMNS`]): eliminating it adds J_{i,c} J_{i,c'}/|a_i| to
+/// the entries between them (for the TIMIT shape's output rows: a 2 × 2 block per time step).
+/// With f_i the row's right-hand side, its unknown is d_i = (f_i − Σ_c J_{i,c} x_c)/a_i.
+#[derive(Default)]
+struct Eliminated {
+    /// The eliminated rows, in order.
+    rows: Vec<u32>,
+    /// For each: its range in `cols`.
+    ptr: Vec<usize>,
+    /// Its entries in lifted columns with more than one entry: (entry of J, the column's
+    /// unknown).
+    cols: Vec<(u32, u32)>,
+    /// J at each of these entries at the kept point, 0 where the row or the column is not
+    /// free.
+    val: Vec<f64>,
+    /// For each: its range in `pairs`.
+    pair_ptr: Vec<usize>,
+    /// (slot, entry p, entry q) with p ≤ q: J[p] J[q]/|a_i| adds to the slot.
+    pairs: Vec<(u32, u32, u32)>,
+    /// a_i at the kept point, by eliminated row.
+    pivot: Vec<f64>,
+}
+
+/// A row with an entry in a single-entry lifted column is eliminated in closed form when it
+/// reads at most this many other lifted columns (it adds the pairs of them to the matrix).
+const ELIMINATE_MAX_COLUMNS: usize = 8;
+/// [`BForm::Augmented`]'s `entry_slot` of an entry of an eliminated row (in a lifted column
+/// with more than one entry).
+const ELIMINATED: u32 = u32::MAX - 2;
 /// [`BForm::Augmented`]'s `entry_slot` of an entry whose column has no other.
 const SINGLE: u32 = u32::MAX - 1;
 /// [`BForm::Augmented`]'s `entry_slot` of a θ entry.
@@ -113,7 +153,8 @@ const THETA: u32 = u32::MAX;
 /// B is stored through its augmented matrix when the row form would hold more pairs than this.
 pub const ROWS_MAX_PAIRS: usize = 16_000_000;
 /// Values at most in one thread's block of right-hand sides when forming C in the augmented
-/// form (whose unknowns number n_L + m): 4 M values, 32 MB.
+/// form (whose unknowns are the lifted columns with more than one entry and the rows not
+/// eliminated): 4 M values, 32 MB.
 const CHUNK_VALUES: usize = 4_000_000;
 
 impl Schur {
@@ -166,7 +207,7 @@ impl Schur {
             Schur::rows(jac, n_theta, &row_of, &col_start, &col_entries)?
         };
         let aug = match form {
-            BForm::Augmented { n_l, .. } => vec![0.0; n_l + m],
+            BForm::Augmented { ref diag_slot, .. } => vec![0.0; diag_slot.len()],
             BForm::Rows { .. } => Vec::new(),
         };
         let stack = MemBuffer::new(llt_factor::cholesky_in_place_scratch::<f64>(
@@ -265,36 +306,115 @@ impl Schur {
                 n_l += 1;
             }
         }
-        let mut entries: Vec<(usize, usize)> = Vec::with_capacity(n_l + m + jac.col_idx.len());
-        entries.extend((0..n_l + m).map(|k| (k, k)));
-        for i in 0..m {
-            for p in jac.row_ptr[i]..jac.row_ptr[i + 1] {
-                let c = jac.col_idx[p];
-                if c >= n_theta && unknown[c - n_theta] != u32::MAX {
-                    entries.push((unknown[c - n_theta] as usize, n_l + i));
+        let lifted = |p: usize| {
+            let c = jac.col_idx[p];
+            (c >= n_theta).then(|| unknown[c - n_theta])
+        };
+        // the rows eliminated in closed form; the others numbered after the columns
+        let eliminated: Vec<bool> = (0..m)
+            .map(|i| {
+                let (mut single, mut multi) = (false, 0);
+                for p in jac.row_ptr[i]..jac.row_ptr[i + 1] {
+                    match lifted(p) {
+                        Some(u32::MAX) => single = true,
+                        Some(_) => multi += 1,
+                        None => {}
+                    }
                 }
-            }
+                single && multi <= ELIMINATE_MAX_COLUMNS
+            })
+            .collect();
+        let dim = n_l + eliminated.iter().filter(|e| !**e).count();
+        if dim + m >= ELIMINATED as usize {
+            return Err(LdlError::Pattern(format!("{m} rows exceed 32-bit indices")));
         }
-        let (b, slots) = Ldl::analyse_with(n_l + m, &entries, Kernels::Auto)?;
-        let diag_slot = slots[..n_l + m].to_vec();
+        let (mut next_kept, mut next_elim) = (n_l, dim);
+        let row_unknown: Vec<u32> = eliminated
+            .iter()
+            .map(|&e| {
+                let slot = if e { &mut next_elim } else { &mut next_kept };
+                *slot += 1;
+                (*slot - 1) as u32
+            })
+            .collect();
+        drop(eliminated);
+        let mut entries: Vec<(usize, usize)> = Vec::with_capacity(dim + jac.col_idx.len());
+        entries.extend((0..dim).map(|k| (k, k)));
         let mut entry_slot = vec![THETA; jac.col_idx.len()];
-        let mut k = n_l + m;
-        for (p, &c) in jac.col_idx.iter().enumerate() {
-            if c >= n_theta {
-                if unknown[c - n_theta] == u32::MAX {
-                    entry_slot[p] = SINGLE;
-                } else {
-                    entry_slot[p] = slots[k] as u32;
-                    k += 1;
+        // entry_slot holds the index into `entries` until the analysis gives the slots
+        let mut elim = Eliminated::default();
+        let mut pair_index: std::collections::HashMap<(u32, u32), u32> =
+            std::collections::HashMap::new();
+        let mut pair_entries: Vec<(u32, u32, u32)> = Vec::new();
+        elim.ptr.push(0);
+        elim.pair_ptr.push(0);
+        for i in 0..m {
+            let range = jac.row_ptr[i]..jac.row_ptr[i + 1];
+            if (row_unknown[i] as usize) < dim {
+                for p in range {
+                    match lifted(p) {
+                        Some(u32::MAX) => entry_slot[p] = SINGLE,
+                        Some(c) => {
+                            entry_slot[p] = entries.len() as u32;
+                            entries.push((c as usize, row_unknown[i] as usize));
+                        }
+                        None => {}
+                    }
+                }
+                continue;
+            }
+            let first = elim.cols.len();
+            for p in range {
+                match lifted(p) {
+                    Some(u32::MAX) => entry_slot[p] = SINGLE,
+                    Some(c) => {
+                        entry_slot[p] = ELIMINATED;
+                        elim.cols.push((p as u32, c));
+                    }
+                    None => {}
                 }
             }
+            for a in first..elim.cols.len() {
+                for b in a..elim.cols.len() {
+                    let ((p, ca), (q, cb)) = (elim.cols[a], elim.cols[b]);
+                    let key = (ca.min(cb), ca.max(cb));
+                    let e = if ca == cb {
+                        ca
+                    } else {
+                        *pair_index.entry(key).or_insert_with(|| {
+                            entries.push((key.0 as usize, key.1 as usize));
+                            (entries.len() - 1) as u32
+                        })
+                    };
+                    pair_entries.push((e, p, q));
+                }
+            }
+            elim.rows.push(i as u32);
+            elim.ptr.push(elim.cols.len());
+            elim.pair_ptr.push(pair_entries.len());
         }
+        drop(pair_index);
+        let (b, slots) = Ldl::analyse_with(dim, &entries, Kernels::Auto)?;
+        for s in entry_slot.iter_mut() {
+            if *s < ELIMINATED {
+                *s = slots[*s as usize] as u32;
+            }
+        }
+        elim.pairs = pair_entries
+            .into_iter()
+            .map(|(e, p, q)| (slots[e as usize] as u32, p, q))
+            .collect();
+        elim.pivot = vec![0.0; elim.rows.len()];
+        elim.val = vec![0.0; elim.cols.len()];
+        let diag_slot = slots[..dim].to_vec();
         Ok((
             b,
             BForm::Augmented {
                 n_l,
                 diag_slot,
                 entry_slot,
+                row_unknown,
+                elim,
             },
         ))
     }
@@ -316,7 +436,7 @@ impl Schur {
         let k = &self.kept;
         let vals = self.b.values_mut();
         vals.iter_mut().for_each(|v| *v = 0.0);
-        match &self.form {
+        match &mut self.form {
             BForm::Rows {
                 diag_slot,
                 pair_ptr,
@@ -342,23 +462,64 @@ impl Schur {
                 n_l,
                 diag_slot,
                 entry_slot,
+                row_unknown,
+                elim,
             } => {
+                let dim = diag_slot.len();
                 for c in 0..*n_l {
                     vals[diag_slot[c]] = k.rho;
                 }
+                // every row's pivot −δ (−1 where it is not free), in the matrix or, for an
+                // eliminated row, in `elim.pivot`; then −J²/ρ for its single-entry columns
                 for i in 0..self.m {
-                    vals[diag_slot[n_l + i]] = if k.free_y[i] { -k.delta } else { -1.0 };
+                    let u = row_unknown[i] as usize;
+                    let a = if k.free_y[i] { -k.delta } else { -1.0 };
+                    if u < dim {
+                        vals[diag_slot[u]] = a;
+                    } else {
+                        elim.pivot[u - dim] = a;
+                    }
                 }
                 let inv_rho = 1.0 / k.rho;
                 for (p, &slot) in entry_slot.iter().enumerate() {
                     let i = self.row_of[p] as usize;
-                    if slot == THETA || !k.free_y[i] || !k.free_s[self.col_idx[p] as usize] {
+                    if slot == THETA
+                        || slot == ELIMINATED
+                        || !k.free_y[i]
+                        || !k.free_s[self.col_idx[p] as usize]
+                    {
                         continue;
                     }
                     if slot == SINGLE {
-                        vals[diag_slot[n_l + i]] -= k.jac[p] * k.jac[p] * inv_rho;
+                        let u = row_unknown[i] as usize;
+                        let d = k.jac[p] * k.jac[p] * inv_rho;
+                        if u < dim {
+                            vals[diag_slot[u]] -= d;
+                        } else {
+                            elim.pivot[u - dim] -= d;
+                        }
                     } else {
                         vals[slot as usize] = k.jac[p];
+                    }
+                }
+                // eliminating a free row adds J_p J_q/|a_i| between its columns
+                for (e, &i) in elim.rows.iter().enumerate() {
+                    let range = elim.ptr[e]..elim.ptr[e + 1];
+                    for (v, &(q, _)) in elim.val[range.clone()].iter_mut().zip(&elim.cols[range]) {
+                        let free =
+                            k.free_y[i as usize] && k.free_s[self.col_idx[q as usize] as usize];
+                        *v = if free { k.jac[q as usize] } else { 0.0 };
+                    }
+                    if !k.free_y[i as usize] {
+                        continue;
+                    }
+                    let w = -1.0 / elim.pivot[e];
+                    for &(slot, p, q) in &elim.pairs[elim.pair_ptr[e]..elim.pair_ptr[e + 1]] {
+                        let (p, q) = (p as usize, q as usize);
+                        if k.free_s[self.col_idx[p] as usize] && k.free_s[self.col_idx[q] as usize]
+                        {
+                            vals[slot as usize] += k.jac[p] * k.jac[q] * w;
+                        }
                     }
                 }
             }
@@ -373,7 +534,9 @@ impl Schur {
         let nt = self.n_theta;
         let chunk = match self.form {
             BForm::Rows { .. } => CHUNK,
-            BForm::Augmented { n_l, .. } => (CHUNK_VALUES / (n_l + self.m)).clamp(1, CHUNK),
+            BForm::Augmented { ref diag_slot, .. } => {
+                (CHUNK_VALUES / diag_slot.len().max(1)).clamp(1, CHUNK)
+            }
         };
         let chunks: Vec<(usize, usize)> = (0..nt)
             .step_by(chunk)
@@ -423,15 +586,22 @@ impl Schur {
         let (m, nt) = (self.m, self.n_theta);
         let k = &self.kept;
         let scale = 1.0 / k.rho.sqrt();
-        // the augmented form solves for (x, −B⁻¹u) with the right-hand side (0, u)
-        let (dim, offset, sign) = match self.form {
-            BForm::Rows { .. } => (m, 0, 1.0),
-            BForm::Augmented { n_l, .. } => (n_l + m, n_l, -1.0),
+        // the augmented form solves for (x, −B⁻¹u) with the right-hand side (0, u), its
+        // eliminated rows in closed form (see `Eliminated`)
+        let (dim, elim) = match &self.form {
+            BForm::Rows { .. } => (m, None),
+            BForm::Augmented {
+                diag_slot,
+                row_unknown,
+                elim,
+                ..
+            } => (diag_slot.len(), Some((row_unknown, elim))),
         };
         let width = chunks.iter().map(|c| c.1 - c.0).max().unwrap_or(1);
         let mut workspace = self.b.columns_workspace(width);
         let mut x = vec![0.0; dim * width];
-        let mut rows = vec![0.0; m * width];
+        let mut rows = vec![0.0; dim * width];
+        let mut d = vec![0.0; width];
         let mut out = Vec::with_capacity(chunks.len());
         for &(j0, j1) in chunks {
             let w = j1 - j0;
@@ -443,16 +613,32 @@ impl Schur {
                 }
                 for &p in &self.theta_entries[self.theta_ptr[i]..self.theta_ptr[i + 1]] {
                     let col = self.col_idx[p as usize] as usize;
-                    if col >= j0 && col < j1 && k.free_s[col] {
-                        x[(col - j0) * dim + offset + i] = sign * k.jac[p as usize] * scale;
+                    if col < j0 || col >= j1 || !k.free_s[col] {
+                        continue;
+                    }
+                    let u = k.jac[p as usize] * scale;
+                    let xj = &mut x[(col - j0) * dim..(col - j0 + 1) * dim];
+                    match elim {
+                        None => xj[i] = u,
+                        Some((row_unknown, _)) if (row_unknown[i] as usize) < dim => {
+                            xj[row_unknown[i] as usize] = -u;
+                        }
+                        Some((row_unknown, el)) => {
+                            let e = row_unknown[i] as usize - dim;
+                            let g = u / el.pivot[e];
+                            let range = el.ptr[e]..el.ptr[e + 1];
+                            for (&(_, c), v) in el.cols[range.clone()].iter().zip(&el.val[range]) {
+                                xj[c as usize] += v * g;
+                            }
+                        }
                     }
                 }
             }
             self.b.solve_columns(x, w, &mut workspace);
             // X by rows, so that each product below runs over contiguous memory
             for j in 0..w {
-                for i in 0..m {
-                    rows[i * w + j] = x[j * dim + offset + i];
+                for c in 0..dim {
+                    rows[c * w + j] = x[j * dim + c];
                 }
             }
             let mut block = vec![0.0; nt * w];
@@ -460,7 +646,37 @@ impl Schur {
                 if !k.free_y[i] {
                     continue;
                 }
-                let xi = &rows[i * w..(i + 1) * w];
+                let xi: &[f64] = match elim {
+                    None => &rows[i * w..(i + 1) * w],
+                    Some((row_unknown, _)) if (row_unknown[i] as usize) < dim => {
+                        let r = row_unknown[i] as usize;
+                        &rows[r * w..(r + 1) * w]
+                    }
+                    Some((row_unknown, el)) => {
+                        // d_i = (f_i − Σ J_{i,c} x_c)/a_i with f_i = −u_i
+                        let e = row_unknown[i] as usize - dim;
+                        let d = &mut d[..w];
+                        d.iter_mut().for_each(|v| *v = 0.0);
+                        let range = el.ptr[e]..el.ptr[e + 1];
+                        for (&(_, c), &jq) in el.cols[range.clone()].iter().zip(&el.val[range]) {
+                            if jq != 0.0 {
+                                let xc = &rows[c as usize * w..(c as usize + 1) * w];
+                                for (o, xv) in d.iter_mut().zip(xc) {
+                                    *o -= jq * xv;
+                                }
+                            }
+                        }
+                        for &p in &self.theta_entries[self.theta_ptr[i]..self.theta_ptr[i + 1]] {
+                            let col = self.col_idx[p as usize] as usize;
+                            if col >= j0 && col < j1 && k.free_s[col] {
+                                d[col - j0] -= k.jac[p as usize] * scale;
+                            }
+                        }
+                        let inv = 1.0 / el.pivot[e];
+                        d.iter_mut().for_each(|v| *v *= inv);
+                        d
+                    }
+                };
                 for &p in &self.theta_entries[self.theta_ptr[i]..self.theta_ptr[i + 1]] {
                     let row = self.col_idx[p as usize] as usize;
                     if !k.free_s[row] {
@@ -532,15 +748,50 @@ impl Schur {
     /// Solves with B in place: in `t` (`first`) or in `t2`.
     fn solve_b(&mut self, first: bool) {
         let t = if first { &mut self.t } else { &mut self.t2 };
-        match self.form {
+        match &self.form {
             BForm::Rows { .. } => self.b.solve(t),
-            BForm::Augmented { n_l, .. } => {
-                self.aug[..n_l].iter_mut().for_each(|v| *v = 0.0);
-                for (a, ti) in self.aug[n_l..].iter_mut().zip(t.iter()) {
-                    *a = -ti;
+            BForm::Augmented {
+                n_l,
+                diag_slot,
+                row_unknown,
+                elim,
+                ..
+            } => {
+                // (x, d) of [[ρI, J_Lᵀ], [J_L, −δI]] (x, d) = (0, −t): d = B⁻¹ t
+                let (dim, aug) = (diag_slot.len(), &mut self.aug);
+                aug[..*n_l].iter_mut().for_each(|v| *v = 0.0);
+                for (i, &u) in row_unknown.iter().enumerate() {
+                    if (u as usize) < dim {
+                        aug[u as usize] = -t[i];
+                    }
                 }
-                self.b.solve(&mut self.aug);
-                t.copy_from_slice(&self.aug[n_l..]);
+                // an eliminated row's right-hand side f = −t_i moves −J f/a_i to its columns
+                // (`val` is 0 where the row or the column is not free)
+                for (e, &i) in elim.rows.iter().enumerate() {
+                    let ti = t[i as usize];
+                    if ti == 0.0 {
+                        continue;
+                    }
+                    let g = ti / elim.pivot[e];
+                    let range = elim.ptr[e]..elim.ptr[e + 1];
+                    for (&(_, c), v) in elim.cols[range.clone()].iter().zip(&elim.val[range]) {
+                        aug[c as usize] += v * g;
+                    }
+                }
+                self.b.solve(aug);
+                for (e, &i) in elim.rows.iter().enumerate() {
+                    let range = elim.ptr[e]..elim.ptr[e + 1];
+                    let mut v = -t[i as usize];
+                    for (&(_, c), j) in elim.cols[range.clone()].iter().zip(&elim.val[range]) {
+                        v -= j * aug[c as usize];
+                    }
+                    t[i as usize] = v / elim.pivot[e];
+                }
+                for (i, &u) in row_unknown.iter().enumerate() {
+                    if (u as usize) < dim {
+                        t[i] = aug[u as usize];
+                    }
+                }
             }
         }
     }
@@ -577,6 +828,116 @@ impl Schur {
         self.solve_b(false);
         for i in 0..self.m {
             z[i] = if free[i] { self.t[i] - self.t2[i] } else { 0.0 };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A (P1)-shaped J: 3 parameters; rows 0..6 hidden (their own column, read again by
+    /// later rows), rows 6..14 outputs (their own column read by no other row, plus two hidden
+    /// columns), each row with parameter entries.
+    fn jac() -> SparseRows {
+        let (n_theta, m) = (3, 14);
+        let mut j = SparseRows {
+            ncols: n_theta + m,
+            row_ptr: vec![0],
+            ..Default::default()
+        };
+        let mut x = 0.37f64;
+        let mut next = || {
+            x = (x * 7.13 + 0.291).fract();
+            x - 0.5
+        };
+        for i in 0..m {
+            let mut cols = vec![i % n_theta, (i + 1) % n_theta, n_theta + i];
+            if (1..6).contains(&i) {
+                cols.push(n_theta + i - 1);
+            }
+            if i >= 6 {
+                cols.extend([n_theta + 2 * (i % 3), n_theta + 2 * (i % 3) + 1]);
+            }
+            cols.sort_unstable();
+            cols.dedup();
+            for c in cols {
+                j.col_idx.push(c);
+                j.values.push(if c == n_theta + i { 1.0 } else { next() });
+            }
+            j.row_ptr.push(j.col_idx.len());
+        }
+        j
+    }
+
+    /// M z for M = δI + J_F D J_Fᵀ/ρ on the free rows.
+    fn newton_matrix_times(j: &SparseRows, k: &Kept, z: &[f64]) -> Vec<f64> {
+        let m = j.nrows();
+        let mut t = vec![0.0; j.ncols];
+        for i in (0..m).filter(|&i| k.free_y[i]) {
+            for p in j.row_ptr[i]..j.row_ptr[i + 1] {
+                t[j.col_idx[p]] += k.jac[p] * z[i];
+            }
+        }
+        (0..m)
+            .map(|i| {
+                if !k.free_y[i] {
+                    return 0.0;
+                }
+                let jt: f64 = (j.row_ptr[i]..j.row_ptr[i + 1])
+                    .filter(|&p| k.free_s[j.col_idx[p]])
+                    .map(|p| k.jac[p] * t[j.col_idx[p]])
+                    .sum();
+                k.delta * z[i] + jt / k.rho
+            })
+            .collect()
+    }
+
+    /// With the preconditioner formed at the point it is applied at, it is the Newton matrix's
+    /// inverse, by rows and through the augmented matrix with eliminated rows alike (some
+    /// rows and columns not free).
+    #[test]
+    fn the_eliminated_rows_give_the_newton_matrix_inverse() {
+        let j = jac();
+        let m = j.nrows();
+        let mut free_s = vec![true; j.ncols];
+        free_s[3 + 7] = false;
+        free_s[3 + 2] = false;
+        let mut free_y = vec![true; m];
+        free_y[9] = false;
+        free_y[4] = false;
+        let kept = Kept {
+            jac: j.values.clone(),
+            rho: 0.7,
+            delta: 1e-3,
+            free_s,
+            free_y: free_y.clone(),
+        };
+        let r: Vec<f64> = (0..m)
+            .map(|i| {
+                if free_y[i] {
+                    (i as f64 * 0.7).sin()
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        for augmented in [false, true] {
+            let mut s = Schur::new(&j, 3, augmented).unwrap();
+            if let BForm::Augmented { elim, n_l, .. } = &s.form {
+                assert_eq!(elim.rows.len(), 8, "the output rows are eliminated");
+                assert_eq!(*n_l, 6, "the hidden columns are unknowns");
+            }
+            s.reform(kept.clone()).unwrap();
+            let mut z = vec![0.0; m];
+            s.apply(&free_y, &r, &mut z);
+            let mz = newton_matrix_times(&j, &kept, &z);
+            for i in 0..m {
+                assert!(
+                    (mz[i] - r[i]).abs() < 1e-10,
+                    "{augmented}: row {i}: {mz:?} {r:?}"
+                );
+            }
         }
     }
 }
