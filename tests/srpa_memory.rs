@@ -103,13 +103,10 @@ fn a_memory_limit_that_is_not_a_byte_count_is_bad_input() {
     }
 }
 
-/// examples/large's shape (8 sequences of 1,000 steps, N_h = 128) with SRPA: the run the
-/// kernel's OOM killer once ended at 24 GB after 86 s is a diagnostic before anything is
-/// allocated (any data of that shape: the estimate reads sizes, not values) under a limit that
-/// neither path fits in. (Under 24 GB the host now reaches J through products.)
-#[test]
-fn srpa_on_the_large_rnn_is_refused_under_a_limit_below_both_paths() {
-    let dir = support::scratch_dir("srpa-memory-large");
+/// A scratch copy of examples/large's model with random data of its shape (8 sequences of
+/// 1,000 steps, N_x = 16, N_y = 4) and its run file plus `extra`.
+fn large_rnn(name: &str, extra: &str) -> std::path::PathBuf {
+    let dir = support::scratch_dir(name);
     let large = support::repo().join("examples/large");
     std::fs::copy(large.join("rnn.mco"), dir.join("rnn.mco")).unwrap();
     let mut csv = String::from("seq");
@@ -125,8 +122,18 @@ fn srpa_on_the_large_rnn_is_refused_under_a_limit_below_both_paths() {
         }
     }
     std::fs::write(dir.join("data.csv"), csv).unwrap();
-    let run = std::fs::read_to_string(large.join("run.yaml")).unwrap() + "solver: {name: srpa}\n";
+    let run = std::fs::read_to_string(large.join("run.yaml")).unwrap() + extra;
     std::fs::write(dir.join("run.yaml"), run).unwrap();
+    dir
+}
+
+/// examples/large's shape (8 sequences of 1,000 steps, N_h = 128) with SRPA: the run the
+/// kernel's OOM killer once ended at 24 GB after 86 s is a diagnostic before anything is
+/// allocated (any data of that shape: the estimate reads sizes, not values) under a limit that
+/// neither path fits in. (Under 24 GB the host now reaches J through products.)
+#[test]
+fn srpa_on_the_large_rnn_is_refused_under_a_limit_below_both_paths() {
+    let dir = large_rnn("srpa-memory-large", "solver: {name: srpa}\n");
     let out = dir.join("out");
     let result = support::command(&["train", "--quiet", "--memory-limit", "200M", "--out"])
         .arg(&out)
@@ -146,4 +153,34 @@ fn srpa_on_the_large_rnn_is_refused_under_a_limit_below_both_paths() {
     let jac = seqs * (u_rows + h_rows + v_rows);
     assert!(text.contains(&format!("J {jac} stored entries")), "{text}");
     assert!(!out.exists());
+}
+
+/// The (P1) certificate at the large RNN's size: its tier would hold J's 290 M entries (the
+/// process once aborted allocating them); it says `inconclusive` with the reason instead, at
+/// once (exit 1, no crash).
+#[test]
+#[cfg_attr(debug_assertions, ignore)]
+fn the_p1_certificate_of_the_large_rnn_is_inconclusive_not_a_crash() {
+    let dir = large_rnn("p1-cert-large", "solver: {name: adam}\n");
+    let out = dir.join("out");
+    let trained = support::command(&["train", "--quiet", "--max-iter", "1", "--out"])
+        .arg(&out)
+        .arg(dir.join("run.yaml"))
+        .run();
+    assert_eq!(trained.code, Some(0), "{trained:#?}");
+    let result = support::command(&["stationarity", "--form", "p1", "--beta", "0.1", "--json"])
+        .arg("--config")
+        .arg(dir.join("run.yaml"))
+        .arg("--at")
+        .arg(out.join("params.yaml"))
+        .run();
+    assert_eq!(result.code, Some(1), "{result:#?}");
+    let json = result.json();
+    let first = &json["first_order"];
+    assert_eq!(first["status"], "inconclusive", "{json:#}");
+    let reason = first["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("290748928 entries") && reason.contains("not decided at this size"),
+        "{reason}"
+    );
 }

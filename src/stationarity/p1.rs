@@ -63,6 +63,12 @@ fn structured(
     problem: &Problem<'_>,
     opts: &Options,
 ) -> Result<Option<Verdict>, EvalError> {
+    if let Some(reason) = problem.lifted.and_then(too_large) {
+        let kinks = o.kinks.len();
+        return Ok(Some(
+            Verdict::new(Status::Inconclusive, "convex_qp", kinks).reason(reason),
+        ));
+    }
     let Some(model) = Model::at(o, problem, opts) else {
         return Ok(None);
     };
@@ -82,6 +88,40 @@ fn structured(
     let mut v = vec![0.0; model.q.len()];
     model.subgradient(&y, &mut v);
     super::pieces::nearest_point_verdict(o, &v, active, kinks, opts)
+}
+
+/// Why this tier cannot hold J for `lifted`, priced before anything is allocated
+/// (`forms::linearize::memory`): more entries than a (P1) host stores, or more bytes than the
+/// process can still take. The tiers below (n probing derivatives, a dense QP) are hopeless at
+/// such a size, so the verdict is then `inconclusive` with this reason, not a crash.
+fn too_large(lifted: &crate::forms::Lifted) -> Option<String> {
+    use crate::forms::linearize::memory::{estimate, STORED_MAX_ENTRIES};
+    let est = estimate(lifted).ok()?;
+    // the linearizer's per-node Jacobians, J's pattern and values, and the active rows' copy
+    let per_node = est
+        .parts
+        .iter()
+        .find(|(what, _)| what.contains("per-node"))
+        .map_or(0, |(_, b)| *b);
+    let bytes = per_node.saturating_add(est.jac_nnz.saturating_mul(5 * 8));
+    let size = format!(
+        "(P1) with {} variables and {} residual rows: its Jacobian has {} entries",
+        est.n_z, est.rows, est.jac_nnz
+    );
+    if est.jac_nnz > STORED_MAX_ENTRIES {
+        return Some(format!(
+            "{size}, more than the {STORED_MAX_ENTRIES} a certificate holds; not decided at \
+             this size"
+        ));
+    }
+    let available = crate::memory::available()?;
+    (bytes > available).then(|| {
+        format!(
+            "{size}, which needs {} to hold, more than the {} available; not decided at this size",
+            crate::memory::bytes_shown(bytes),
+            crate::memory::bytes_shown(available)
+        )
+    })
 }
 
 /// J_A by rows (CSR).
