@@ -83,9 +83,68 @@ pub(super) unsafe fn gemv_t2(a: &[f64], rows: usize, x: &[f64], beta: f64, y: &m
     }
 }
 
-/// `A x` for `C` (1 or 2) right-hand columns (`x` is `C` columns of `k ≥ 1` entries, `y` `C`
-/// columns of `m`): blocks of `32 / C` rows, then the rest in blocks of four, then single rows;
-/// with fused multiply–adds when `F`.
+/// `y = A X + beta · y` for a right-hand side `X` of `n` columns (five to sixteen: the full
+/// batch of several sequences), `A` read in place (never packed), four columns at a time,
+/// then the rest; every entry with fused multiply–adds in the order of [`gemv_n2`], so each
+/// column gets the bits the two-column kernel gives it, whatever the other columns.
+#[target_feature(enable = "avx,fma")]
+pub(super) unsafe fn gemm_n(a: &[f64], x: &[f64], n: usize, beta: f64, y: &mut [f64]) {
+    let (k, m) = (x.len() / n, y.len() / n);
+    let mut c0 = 0;
+    // SAFETY: AVX and FMA are there (this function's contract).
+    unsafe {
+        while c0 < n {
+            let w = (n - c0).min(4);
+            let (xs, ys) = (&x[c0 * k..(c0 + w) * k], &mut y[c0 * m..(c0 + w) * m]);
+            match w {
+                4 => gemv_n_cols::<4, true>(a, xs, beta, ys),
+                3 => gemv_n_cols::<3, true>(a, xs, beta, ys),
+                2 => gemv_n_cols::<2, true>(a, xs, beta, ys),
+                _ => gemv_n_cols::<1, true>(a, xs, beta, ys),
+            }
+            c0 += w;
+        }
+    }
+}
+
+/// `y = Aᵀ X + beta · y` for `n` right-hand columns (five to sixteen), two at a time as
+/// [`gemv_t2`] (each inner product in its order, fused), the last one alone if `n` is odd.
+#[target_feature(enable = "avx,fma")]
+pub(super) unsafe fn gemm_t(a: &[f64], rows: usize, x: &[f64], n: usize, beta: f64, y: &mut [f64]) {
+    let cols = y.len() / n;
+    let mut c0 = 0;
+    // SAFETY: AVX and FMA are there (this function's contract).
+    unsafe {
+        while c0 < n {
+            let w = (n - c0).min(2);
+            let xs = &x[c0 * rows..(c0 + w) * rows];
+            let ys = &mut y[c0 * cols..(c0 + w) * cols];
+            let mut j = 0;
+            if w == 2 {
+                while j + 2 <= cols {
+                    dots::<2, 2, true>(a, rows, xs, beta, ys, j);
+                    j += 2;
+                }
+                for j in j..cols {
+                    dots::<2, 1, true>(a, rows, xs, beta, ys, j);
+                }
+            } else {
+                while j + 4 <= cols {
+                    dots::<1, 4, true>(a, rows, xs, beta, ys, j);
+                    j += 4;
+                }
+                for j in j..cols {
+                    dots::<1, 1, true>(a, rows, xs, beta, ys, j);
+                }
+            }
+            c0 += w;
+        }
+    }
+}
+
+/// `A x` for `C` (1 to 4) right-hand columns (`x` is `C` columns of `k ≥ 1` entries, `y` `C`
+/// columns of `m`): blocks of 32 rows (one column), 16 (two) or 8 (three or four), then the
+/// rest in blocks of four, then single rows; with fused multiply–adds when `F`.
 ///
 /// # Safety
 /// The processor must have AVX, and FMA when `F` (the caller is compiled for them).
@@ -97,16 +156,21 @@ unsafe fn gemv_n_cols<const C: usize, const F: bool>(
     y: &mut [f64],
 ) {
     let m = y.len() / C;
-    let big = 32 / C;
+    // Blocks of 32, 16 or 8 rows: 8 sums in registers (one or two columns) or 4 · C (more).
+    let big = match C {
+        1 => 32,
+        2 => 16,
+        _ => 8,
+    };
     let mut i0 = 0;
     let blocks;
     // SAFETY: AVX, and FMA when `F`, are there (this function's contract).
     unsafe {
         while i0 + big <= m {
-            if C == 1 {
-                rows::<C, 8, F>(a, x, beta, y, i0);
-            } else {
-                rows::<C, 4, F>(a, x, beta, y, i0);
+            match C {
+                1 => rows::<C, 8, F>(a, x, beta, y, i0),
+                2 => rows::<C, 4, F>(a, x, beta, y, i0),
+                _ => rows::<C, 2, F>(a, x, beta, y, i0),
             }
             i0 += big;
         }
