@@ -662,9 +662,9 @@ mod tests {
     }
 
     /// Products with 5 to 16 right-hand columns (a batch of sequences) through the AVX
-    /// kernels: each column has the bits the two-column kernel gives it (the column paired with
-    /// itself), and is within rounding of the one-column kernel; for A and for Aᵀ, on row
-    /// counts that reach every block shape.
+    /// kernels: each column has the bits it has in any other batch (A: the two-column kernel's,
+    /// the column paired with itself; Aᵀ: the column five times over), and is within rounding
+    /// of the one-column kernel; for A and for Aᵀ, on sizes that reach every block shape.
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn batch_products_give_each_column_the_two_column_bits() {
@@ -673,7 +673,15 @@ mod tests {
         }
         let mut rng = crate::rng::Rng::new(17);
         let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        for (m, k) in [(128, 128), (4, 128), (128, 16), (13, 9), (31, 1), (1, 40)] {
+        for (m, k) in [
+            (128, 128),
+            (4, 128),
+            (128, 16),
+            (13, 9),
+            (31, 1),
+            (1, 40),
+            (7, 3),
+        ] {
             let a: Vec<f64> = (0..m * k).map(|_| rng.normal()).collect();
             for n in 5..=THIN_COLUMNS {
                 for (trans, (rows, inner)) in [(false, (m, k)), (true, (k, m))] {
@@ -692,9 +700,10 @@ mod tests {
                         gemm(1.0, am(), Mat::new(&b, inner, n), beta, &mut got);
                         for c in 0..n {
                             let col = &b[c * inner..(c + 1) * inner];
-                            let pair = [col, col].concat();
-                            let mut want = [&y0[c * rows..(c + 1) * rows]; 2].concat();
-                            gemm(1.0, am(), Mat::new(&pair, inner, 2), beta, &mut want);
+                            let copies = if trans { 5 } else { 2 };
+                            let same = vec![col; copies].concat();
+                            let mut want = vec![&y0[c * rows..(c + 1) * rows]; copies].concat();
+                            gemm(1.0, am(), Mat::new(&same, inner, copies), beta, &mut want);
                             let got = &got[c * rows..(c + 1) * rows];
                             let what =
                                 format!("column {c} of {rows}×{inner}·{inner}×{n} ({trans})");

@@ -10,6 +10,7 @@ mod carry;
 mod forward;
 mod kernels;
 mod linalg;
+mod plan;
 mod reverse;
 
 use std::fmt;
@@ -138,6 +139,8 @@ pub struct Evaluator<'g> {
     derived: Option<Vec<NodeId>>,
     /// Whether data other than the lowering's were bound (see [`Evaluator::bind`]).
     rebound: bool,
+    /// The value pass's steps (`plan.rs`), built on the first value pass.
+    plan: Option<Vec<plan::Step>>,
 }
 
 impl<'g> Evaluator<'g> {
@@ -204,6 +207,7 @@ impl<'g> Evaluator<'g> {
             carry: None,
             derived: None,
             rebound: false,
+            plan: None,
         };
         ev.init_constants()?;
         Ok(ev)
@@ -325,6 +329,9 @@ impl<'g> Evaluator<'g> {
         assert_eq!(theta.len(), self.graph.n_params(), "θ has the wrong length");
         if let Some(d) = dir {
             assert_eq!(d.len(), theta.len(), "the direction has the wrong length");
+        }
+        if K == 1 && plan::enabled() {
+            return self.run_plan(theta, opts.ztol);
         }
         // One frame for the whole pass, not one per node.
         let mut frame = forward::Frame {

@@ -1,0 +1,252 @@
+//! The value pass as a flat list of steps, built once per evaluator (on its first value pass,
+//! and again after [`Evaluator::share`] moves the values of views): the common operations of a
+//! recurrent model — matrix products, and `+`, `−`, `×` of operands of the output's shape or of
+//! a column broadcast over its columns — with their operands' offsets resolved, so a step reads
+//! no graph node, builds no coefficient slices and takes no branch per entry; every other node
+//! goes through `Frame::node`. Each step runs the kernel the plain pass runs, on the same numbers
+//! in the same order, and writes the node's own value buffer, so the values (and everything that
+//! reads them: `coeff`, reverse mode, the certificates) are the same to the bit
+//! (`eval::plan::tests::the_plan_computes_the_plain_values`).
+
+use super::forward::Frame;
+use super::linalg::{gemm, Mat};
+use super::{load_param, EvalError, Evaluator};
+use crate::graph::{ElemBinary, Graph, NodeId, Op};
+
+/// One step of the value pass.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Step {
+    /// Parameter `p` copied from θ into node `id`.
+    Param(NodeId, usize),
+    /// `out = A B`: `A` (`rows × inner`) at `a`, `B` (`inner × cols`) at `b`.
+    MatMul {
+        a: usize,
+        b: usize,
+        out: usize,
+        rows: usize,
+        inner: usize,
+        cols: usize,
+    },
+    /// `out = x op y` entrywise over `len` entries, `x` at `a` and `y` at `b`.
+    Binary {
+        op: Arith,
+        a: usize,
+        b: usize,
+        out: usize,
+        len: usize,
+        shape: Broadcast,
+    },
+    /// Anything else, through `Frame::node`.
+    Node(NodeId),
+}
+
+/// The smooth elementwise operations a step runs itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Arith {
+    Add,
+    Sub,
+    Mul,
+}
+
+/// How the two operands of a [`Step::Binary`] cover the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Broadcast {
+    /// Both of the output's shape.
+    Same,
+    /// The second is a column of `rows` entries, repeated over the output's columns.
+    ColumnRight { rows: usize },
+    /// The first is such a column.
+    ColumnLeft { rows: usize },
+}
+
+/// Whether value passes run the plan (the unit tests compare it with the plain pass).
+#[inline(always)]
+pub(super) fn enabled() -> bool {
+    #[cfg(test)]
+    return !tests::PLAIN.get();
+    #[cfg(not(test))]
+    true
+}
+
+/// The steps of the value pass over `varying` (in order), with the offsets `off` (blocks) and
+/// `voff` (values) of the evaluator.
+pub(super) fn build(g: &Graph, varying: &[NodeId], off: &[usize], voff: &[usize]) -> Vec<Step> {
+    varying
+        .iter()
+        .map(|&id| step_of(g, id, off, voff))
+        .collect()
+}
+
+fn step_of(g: &Graph, id: NodeId, off: &[usize], voff: &[usize]) -> Step {
+    let n = g.node(id);
+    let out = off[id.index()];
+    match n.op {
+        Op::Param(p) => Step::Param(id, p),
+        // What `Frame::matmul` does in a value pass: one product of the operands' blocks
+        // (never views), alpha = 1, beta = 0.
+        Op::MatMul(a, b) => {
+            let (na, nb) = (g.node(a), g.node(b));
+            Step::MatMul {
+                a: off[a.index()],
+                b: off[b.index()],
+                out,
+                rows: na.rows,
+                inner: na.cols,
+                cols: nb.cols,
+            }
+        }
+        Op::Binary(op, a, b) => {
+            let op = match op {
+                ElemBinary::Add => Arith::Add,
+                ElemBinary::Sub => Arith::Sub,
+                ElemBinary::Mul => Arith::Mul,
+                _ => return Step::Node(id),
+            };
+            let (na, nb) = (g.node(a), g.node(b));
+            let full = |r: usize, c: usize| r == n.rows && c == n.cols;
+            let column = |r: usize, c: usize| r == n.rows && c == 1;
+            let shape = if full(na.rows, na.cols) && full(nb.rows, nb.cols) {
+                Broadcast::Same
+            } else if full(na.rows, na.cols) && column(nb.rows, nb.cols) && n.rows > 0 {
+                Broadcast::ColumnRight { rows: n.rows }
+            } else if column(na.rows, na.cols) && full(nb.rows, nb.cols) && n.rows > 0 {
+                Broadcast::ColumnLeft { rows: n.rows }
+            } else {
+                return Step::Node(id);
+            };
+            Step::Binary {
+                op,
+                a: voff[a.index()],
+                b: voff[b.index()],
+                out,
+                len: n.len(),
+                shape,
+            }
+        }
+        _ => Step::Node(id),
+    }
+}
+
+impl Evaluator<'_> {
+    /// The value pass (as `run::<1>` without a direction) through the plan; returns the number
+    /// of active kinks.
+    pub(super) fn run_plan(&mut self, theta: &[f64], frame_ztol: f64) -> Result<usize, EvalError> {
+        if self.plan.is_none() {
+            self.plan = Some(build(self.graph, &self.varying, &self.off, &self.voff));
+        }
+        let plan = self.plan.take().unwrap_or_default();
+        let out = self.run_steps(&plan, theta, frame_ztol);
+        self.plan = Some(plan);
+        out
+    }
+
+    fn run_steps(&mut self, plan: &[Step], theta: &[f64], ztol: f64) -> Result<usize, EvalError> {
+        let mut frame = Frame {
+            graph: self.graph,
+            registry: self.registry,
+            off: &self.off,
+            voff: &self.voff,
+            stride: self.stride,
+            ztol,
+            scratch: &mut self.scratch,
+            a2_use: self.a2_use,
+            needs_a2: &mut self.needs_a2,
+        };
+        let arena = &mut self.arena[..];
+        let mut kinks = 0;
+        for step in plan {
+            match *step {
+                Step::Param(id, p) => {
+                    load_param::<1>(frame.graph, frame.off, arena, id, p, theta, None)
+                }
+                Step::MatMul {
+                    a,
+                    b,
+                    out,
+                    rows,
+                    inner,
+                    cols,
+                } => {
+                    let (left, right) = arena.split_at_mut(out);
+                    gemm(
+                        1.0,
+                        Mat::new(&left[a..a + rows * inner], rows, inner),
+                        Mat::new(&left[b..b + inner * cols], inner, cols),
+                        0.0,
+                        &mut right[..rows * cols],
+                    );
+                }
+                Step::Binary {
+                    op,
+                    a,
+                    b,
+                    out,
+                    len,
+                    shape,
+                } => {
+                    let (left, right) = arena.split_at_mut(out);
+                    let o = &mut right[..len];
+                    match op {
+                        Arith::Add => binary(left, a, b, o, shape, |x, y| x + y),
+                        Arith::Sub => binary(left, a, b, o, shape, |x, y| x - y),
+                        Arith::Mul => binary(left, a, b, o, shape, |x, y| x * y),
+                    }
+                }
+                Step::Node(id) => kinks += frame.node::<1>(arena, id)?,
+            }
+        }
+        Ok(kinks)
+    }
+}
+
+/// `o = op(x, y)` entrywise, `x` at `a` and `y` at `b` in `left`, broadcast as `shape` says.
+#[inline(always)]
+fn binary(
+    left: &[f64],
+    a: usize,
+    b: usize,
+    o: &mut [f64],
+    shape: Broadcast,
+    op: impl Fn(f64, f64) -> f64,
+) {
+    let len = o.len();
+    match shape {
+        Broadcast::Same => {
+            for ((o, &x), &y) in o.iter_mut().zip(&left[a..a + len]).zip(&left[b..b + len]) {
+                *o = op(x, y);
+            }
+        }
+        Broadcast::ColumnRight { rows } => {
+            let col = &left[b..b + rows];
+            for (oc, xc) in o
+                .chunks_exact_mut(rows)
+                .zip(left[a..a + len].chunks_exact(rows))
+            {
+                for ((o, &x), &y) in oc.iter_mut().zip(xc).zip(col) {
+                    *o = op(x, y);
+                }
+            }
+        }
+        Broadcast::ColumnLeft { rows } => {
+            let col = &left[a..a + rows];
+            for (oc, yc) in o
+                .chunks_exact_mut(rows)
+                .zip(left[b..b + len].chunks_exact(rows))
+            {
+                for ((o, &x), &y) in oc.iter_mut().zip(col).zip(yc) {
+                    *o = op(x, y);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Turns the plan off: value passes run `Frame::node` for every node.
+        pub(super) static PLAIN: Cell<bool> = const { Cell::new(false) };
+    }
+}
