@@ -245,8 +245,153 @@ fn binary(
 mod tests {
     use std::cell::Cell;
 
+    use crate::diag::{render_plain, SourceFile};
+    use crate::eval::{EvalOptions, Evaluator};
+    use crate::graph::{self, Graph, LowerOptions, NodeId, SeqData};
+    use crate::registry::{Order, Registry};
+
     thread_local! {
         /// Turns the plan off: value passes run `Frame::node` for every node.
         pub(super) static PLAIN: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// An Elman RNN over `sequences` sequences of 6 steps with activation `act`.
+    fn rnn(act: &str, sequences: usize, r: &Registry) -> Graph {
+        let text = format!(
+            "data x: batch(seq(vec(3)))
+data y: batch(seq(vec(2)))
+param A: mat(2, 5)
+param W: mat(5, 5)
+param V: mat(5, 3)
+param b: vec(5)
+param c: vec(2)
+layer h[0] = zeros(5)
+layer u[t] = W * h[t-1] + V * x[t] + b
+layer h[t] = {act}(u[t])
+layer v[t] = A * h[t] + c
+minimize mean(t, sqnorm(v[t] - y[t])) + 0.1 * sqnorm(W) + sum(b .* b) - sum(c - 1)
+"
+        );
+        let m = crate::session::compile(&SourceFile::new("rnn.mco", text), r)
+            .unwrap_or_else(|d| panic!("{}", render_plain(&d)));
+        let seq = |width: usize, phase: f64| SeqData {
+            steps: 6,
+            sequences,
+            values: (0..6 * width * sequences)
+                .map(|i| (i as f64 * 0.61 + phase).sin())
+                .collect(),
+            warmup: 0,
+        };
+        let data = vec![seq(3, 0.0), seq(2, 1.0)];
+        graph::lower(&m, &LowerOptions { data }).unwrap_or_else(|d| panic!("{}", render_plain(&d)))
+    }
+
+    /// θ with hidden unit 0 at a kink of relu at every step (its rows of W and V and b₀ zero,
+    /// so u₀ = 0 exactly), and a direction that moves it.
+    fn point(g: &Graph) -> (Vec<f64>, Vec<f64>) {
+        let mut x: Vec<f64> = (0..g.n_params())
+            .map(|i| 0.4 * (i as f64 * 1.7).sin())
+            .collect();
+        for p in &g.params {
+            let rows = p.shape.rows;
+            match p.name.as_str() {
+                "W" | "V" => (0..p.shape.cols).for_each(|j| x[p.offset + j * rows] = 0.0),
+                "b" => x[p.offset] = 0.0,
+                _ => {}
+            }
+        }
+        let d = (0..g.n_params()).map(|i| (i as f64 * 0.9).cos()).collect();
+        (x, d)
+    }
+
+    /// Every node's value, f, ∇f, f′ and f″ along a ray and the kink counts, as bits.
+    fn pass_bits(g: &Graph, r: &Registry, plain: bool) -> Vec<u64> {
+        let (x, d) = point(g);
+        let o = EvalOptions::default();
+        let mut ev = Evaluator::new(g, r, Order::Two).unwrap_or_else(|e| panic!("{e}"));
+        PLAIN.set(plain);
+        let f = ev.value(&x, o);
+        let mut bits: Vec<u64> = (0..g.nodes.len() as u32)
+            .flat_map(|i| ev.coeff(NodeId(i), 0).to_vec())
+            .map(f64::to_bits)
+            .collect();
+        let mut grad = vec![f64::NAN; x.len()];
+        let fg = ev.gradient(&x, &mut grad, o);
+        let t0 = ev.directional(&x, &d, Order::Zero, o);
+        PLAIN.set(false);
+        let (f, fg, t0) = (
+            f.unwrap_or_else(|e| panic!("{e}")),
+            fg.unwrap_or_else(|e| panic!("{e}")),
+            t0.unwrap_or_else(|e| panic!("{e}")),
+        );
+        let t1 = ev.directional(&x, &d, Order::One, o);
+        let t2 = ev.directional(&x, &d, Order::Two, o);
+        let (t1, t2) = (
+            t1.unwrap_or_else(|e| panic!("{e}")),
+            t2.unwrap_or_else(|e| panic!("{e}")),
+        );
+        assert_eq!(t1.value.to_bits(), f.to_bits(), "f′ pass's value");
+        bits.extend(
+            [
+                f,
+                fg,
+                t0.value,
+                t2.value,
+                t1.d1.unwrap_or(f64::NAN),
+                t2.d2.unwrap_or(f64::NAN),
+            ]
+            .map(f64::to_bits),
+        );
+        bits.extend([t0.active_kinks, t1.active_kinks, t2.active_kinks].map(|k| k as u64));
+        bits.extend(grad.iter().map(|v| v.to_bits()));
+        bits
+    }
+
+    /// The value pass through the plan gives every node the plain pass's value, bit for bit,
+    /// and so the same f, ∇f and kink counts, on RNNs with relu (at kinks) and tanh, over one
+    /// sequence (one-column products), three (two-column kernels) and six (the batch kernels,
+    /// and the column broadcast of b).
+    #[test]
+    fn the_plan_computes_the_plain_values() {
+        let r = Registry::with_standard();
+        for act in ["relu", "tanh"] {
+            for sequences in [1, 3, 6] {
+                let g = rnn(act, sequences, &r);
+                let plain = pass_bits(&g, &r, true);
+                assert_eq!(
+                    pass_bits(&g, &r, false),
+                    plain,
+                    "{act}, {sequences} sequences"
+                );
+                if act == "relu" {
+                    let kinks = plain[plain.len() - g.n_params() - 3];
+                    assert!(kinks >= 6 * sequences as u64, "kinks: {kinks}");
+                }
+            }
+        }
+    }
+
+    /// The plan runs its own steps for the RNN's products and sums (not `Frame::node`).
+    #[test]
+    fn the_rnn_cell_runs_as_plan_steps() {
+        let r = Registry::with_standard();
+        let g = rnn("relu", 6, &r);
+        let mut ev = Evaluator::new(&g, &r, Order::One).unwrap_or_else(|e| panic!("{e}"));
+        let (x, _) = point(&g);
+        ev.value(&x, EvalOptions::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let plan = ev.plan.as_ref().map(Vec::as_slice).unwrap_or_default();
+        let count = |f: fn(&super::Step) -> bool| plan.iter().filter(|s| f(s)).count();
+        assert_eq!(count(|s| matches!(s, super::Step::MatMul { .. })), 3 * 6);
+        let column = |s: &super::Step| {
+            matches!(
+                s,
+                super::Step::Binary {
+                    shape: super::Broadcast::ColumnRight { .. },
+                    ..
+                }
+            )
+        };
+        assert!(count(column) >= 2 * 6, "{plan:?}");
     }
 }
