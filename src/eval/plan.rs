@@ -310,6 +310,7 @@ minimize mean(t, sqnorm(v[t] - y[t])) + 0.1 * sqnorm(W) + sum(b .* b) - sum(c - 
         let o = EvalOptions::default();
         let mut ev = Evaluator::new(g, r, Order::Two).unwrap_or_else(|e| panic!("{e}"));
         PLAIN.set(plain);
+        crate::eval::reverse::tests::PLAIN.set(plain);
         let f = ev.value(&x, o);
         let mut bits: Vec<u64> = (0..g.nodes.len() as u32)
             .flat_map(|i| ev.coeff(NodeId(i), 0).to_vec())
@@ -319,6 +320,7 @@ minimize mean(t, sqnorm(v[t] - y[t])) + 0.1 * sqnorm(W) + sum(b .* b) - sum(c - 
         let fg = ev.gradient(&x, &mut grad, o);
         let t0 = ev.directional(&x, &d, Order::Zero, o);
         PLAIN.set(false);
+        crate::eval::reverse::tests::PLAIN.set(false);
         let (f, fg, t0) = (
             f.unwrap_or_else(|e| panic!("{e}")),
             fg.unwrap_or_else(|e| panic!("{e}")),
@@ -348,7 +350,8 @@ minimize mean(t, sqnorm(v[t] - y[t])) + 0.1 * sqnorm(W) + sum(b .* b) - sum(c - 
     }
 
     /// The value pass through the plan gives every node the plain pass's value, bit for bit,
-    /// and so the same f, ∇f and kink counts, on RNNs with relu (at kinks) and tanh, over one
+    /// and so the same f and kink counts, and the same ∇f as the plain reverse pass (adjoints
+    /// zeroed and added to, not written by the first contribution), on RNNs with relu (at kinks) and tanh, over one
     /// sequence (one-column products), three (two-column kernels) and six (the batch kernels,
     /// and the column broadcast of b).
     #[test]

@@ -1014,7 +1014,7 @@ fn dot_back(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::cell::Cell;
 
     use crate::eval::test_models::{graph_of, point_with_kinks};
@@ -1023,7 +1023,7 @@ mod tests {
 
     thread_local! {
         /// Turns the fast paths of the reverse pass off (see `fast_paths`).
-        pub(super) static PLAIN: Cell<bool> = const { Cell::new(false) };
+        pub(in crate::eval) static PLAIN: Cell<bool> = const { Cell::new(false) };
     }
 
     /// The gradient with written-not-added adjoints, one-entry adjoints below n-ary maxes and
