@@ -1,7 +1,8 @@
 //! The value pass as a flat list of steps, built once per evaluator (on its first value pass,
 //! and again after [`Evaluator::share`] moves the values of views): the common operations of a
-//! recurrent model — matrix products, and `+`, `−`, `×` of operands of the output's shape or of
-//! a column broadcast over its columns — with their operands' offsets resolved, so a step reads
+//! recurrent model — matrix products, `+`, `−`, `×` of operands of the output's shape or of a
+//! column broadcast over its columns, registry functions (the activation) and `sqnorm` — with
+//! their operands' offsets resolved, so a step reads
 //! no graph node, builds no coefficient slices and takes no branch per entry; every other node
 //! goes through `Frame::node`. Each step runs the kernel the plain pass runs, on the same numbers
 //! in the same order, and writes the node's own value buffer, so the values (and everything that
@@ -11,7 +12,8 @@
 use super::forward::Frame;
 use super::linalg::{gemm, Mat};
 use super::{load_param, EvalError, Evaluator};
-use crate::graph::{ElemBinary, Graph, NodeId, Op};
+use crate::graph::{ElemBinary, Graph, NodeId, Op, ReduceKind};
+use crate::registry::{FunctionId, Order};
 
 /// One step of the value pass.
 #[derive(Debug, Clone, Copy)]
@@ -35,6 +37,24 @@ pub(super) enum Step {
         out: usize,
         len: usize,
         shape: Broadcast,
+    },
+    /// Node `id`, an elementwise registry function: its value at `out` from its argument's at
+    /// `a` (`len` entries), with the constant parameters `Graph::fparams[params]`.
+    Call {
+        id: NodeId,
+        func: FunctionId,
+        params: (usize, usize),
+        a: usize,
+        out: usize,
+        len: usize,
+    },
+    /// `out[g] = Σ x²` over each group of `group` entries of `x` at `a` (`groups` groups), each
+    /// sum from 0 in entry order, as `forward::entrywise_sum` does.
+    SqNorm {
+        a: usize,
+        out: usize,
+        group: usize,
+        groups: usize,
     },
     /// Anything else, through `Frame::node`.
     Node(NodeId),
@@ -123,6 +143,27 @@ fn step_of(g: &Graph, id: NodeId, off: &[usize], voff: &[usize]) -> Step {
                 shape,
             }
         }
+        Op::Call {
+            func,
+            ref params,
+            arg,
+        } => Step::Call {
+            id,
+            func,
+            params: (params.start, params.end),
+            a: voff[arg.index()],
+            out,
+            len: n.len(),
+        },
+        Op::Reduce(ReduceKind::SqNorm, a) => {
+            let na = g.node(a);
+            Step::SqNorm {
+                a: voff[a.index()],
+                out,
+                group: na.group_len(),
+                groups: n.len(),
+            }
+        }
         _ => Step::Node(id),
     }
 }
@@ -190,6 +231,42 @@ impl Evaluator<'_> {
                         Arith::Add => binary(left, a, b, o, shape, |x, y| x + y),
                         Arith::Sub => binary(left, a, b, o, shape, |x, y| x - y),
                         Arith::Mul => binary(left, a, b, o, shape, |x, y| x * y),
+                    }
+                }
+                Step::Call {
+                    id,
+                    func,
+                    params,
+                    a,
+                    out,
+                    len,
+                } => {
+                    let (left, right) = arena.split_at_mut(out);
+                    kinks += frame
+                        .registry
+                        .call(
+                            func,
+                            &frame.graph.fparams[params.0..params.1],
+                            Order::Zero,
+                            ztol,
+                            [&left[a..a + len], &[][..], &[][..]],
+                            [&mut right[..len], &mut [][..], &mut [][..]],
+                        )
+                        .map_err(|e| EvalError::call(id, e))?;
+                }
+                Step::SqNorm {
+                    a,
+                    out,
+                    group,
+                    groups,
+                } => {
+                    let (left, right) = arena.split_at_mut(out);
+                    let x = &left[a..a + group * groups];
+                    for (o, g) in right[..groups].iter_mut().zip(x.chunks_exact(group.max(1))) {
+                        *o = g.iter().fold(0.0, |acc, &v| acc + v * v);
+                    }
+                    if group == 0 {
+                        right[..groups].fill(0.0);
                     }
                 }
                 Step::Node(id) => kinks += frame.node::<1>(arena, id)?,
@@ -374,7 +451,8 @@ minimize mean(t, sqnorm(v[t] - y[t])) + 0.1 * sqnorm(W) + sum(b .* b) - sum(c - 
         }
     }
 
-    /// The plan runs its own steps for the RNN's products and sums (not `Frame::node`).
+    /// The plan runs its own steps for the RNN's products, sums, activations and squared norms
+    /// (not `Frame::node`).
     #[test]
     fn the_rnn_cell_runs_as_plan_steps() {
         let r = Registry::with_standard();
@@ -386,6 +464,8 @@ minimize mean(t, sqnorm(v[t] - y[t])) + 0.1 * sqnorm(W) + sum(b .* b) - sum(c - 
         let plan = ev.plan.as_ref().map(Vec::as_slice).unwrap_or_default();
         let count = |f: fn(&super::Step) -> bool| plan.iter().filter(|s| f(s)).count();
         assert_eq!(count(|s| matches!(s, super::Step::MatMul { .. })), 3 * 6);
+        assert_eq!(count(|s| matches!(s, super::Step::Call { .. })), 6);
+        assert_eq!(count(|s| matches!(s, super::Step::SqNorm { .. })), 6 + 1);
         let column = |s: &super::Step| {
             matches!(
                 s,
