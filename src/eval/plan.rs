@@ -461,7 +461,7 @@ minimize mean(t, sqnorm(v[t] - y[t])) + 0.1 * sqnorm(W) + sum(b .* b) - sum(c - 
         let (x, _) = point(&g);
         ev.value(&x, EvalOptions::default())
             .unwrap_or_else(|e| panic!("{e}"));
-        let plan = ev.plan.as_ref().map(Vec::as_slice).unwrap_or_default();
+        let plan = ev.plan.as_deref().unwrap_or_default();
         let count = |f: fn(&super::Step) -> bool| plan.iter().filter(|s| f(s)).count();
         assert_eq!(count(|s| matches!(s, super::Step::MatMul { .. })), 3 * 6);
         assert_eq!(count(|s| matches!(s, super::Step::Call { .. })), 6);
