@@ -7,6 +7,7 @@
 
 mod bind;
 mod carry;
+mod cell;
 mod forward;
 mod kernels;
 mod linalg;
@@ -141,6 +142,10 @@ pub struct Evaluator<'g> {
     rebound: bool,
     /// The value pass's steps (`plan.rs`), built on the first value pass.
     plan: Option<Vec<plan::Step>>,
+    /// Reverse mode: the recurrent cells run as one step (`cell.rs`), and for each node the
+    /// cell it is the activation of (`u32::MAX`: none), found with the adjoint offsets.
+    cells: Vec<cell::Cell>,
+    cell_index: Vec<u32>,
 }
 
 impl<'g> Evaluator<'g> {
@@ -208,6 +213,8 @@ impl<'g> Evaluator<'g> {
             derived: None,
             rebound: false,
             plan: None,
+            cells: Vec::new(),
+            cell_index: Vec::new(),
         };
         ev.init_constants()?;
         Ok(ev)

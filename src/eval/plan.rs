@@ -452,7 +452,7 @@ minimize mean(t, sqnorm(v[t] - y[t])) + 0.1 * sqnorm(W) + sum(b .* b) - sum(c - 
     }
 
     /// The plan runs its own steps for the RNN's products, sums, activations and squared norms
-    /// (not `Frame::node`).
+    /// (not `Frame::node`), and reverse mode its cells (`cell.rs`) as one step each.
     #[test]
     fn the_rnn_cell_runs_as_plan_steps() {
         let r = Registry::with_standard();
@@ -476,5 +476,12 @@ minimize mean(t, sqnorm(v[t] - y[t])) + 0.1 * sqnorm(W) + sum(b .* b) - sum(c - 
             )
         };
         assert!(count(column) >= 2 * 6, "{plan:?}");
+        // One sequence (b of u's shape): reverse mode runs the six cells as single steps.
+        let g = rnn("relu", 1, &r);
+        let mut ev = Evaluator::new(&g, &r, Order::One).unwrap_or_else(|e| panic!("{e}"));
+        let mut grad = vec![0.0; g.n_params()];
+        ev.gradient(&x, &mut grad, EvalOptions::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ev.cells.len(), 6);
     }
 }
