@@ -153,6 +153,18 @@ pub fn gemm(alpha: f64, a: Mat<'_>, b: Mat<'_>, beta: f64, c: &mut [f64]) {
     }
 }
 
+/// `y = A x` for a column-major `A` (`y.len()` rows, `x.len()` columns): what [`gemm`] computes
+/// for a one-column right-hand side, without its dispatch (the value plan's products of one
+/// sequence).
+pub fn matvec(a: &[f64], x: &[f64], y: &mut [f64]) {
+    assert_eq!(
+        Some(a.len()),
+        y.len().checked_mul(x.len()),
+        "matrix–vector product of mismatched sizes"
+    );
+    gemv_n(1.0, a, x, 0.0, y);
+}
+
 /// `y = alpha · A x + beta · y` for a column-major `A` of `y.len()` rows, on slices (so the
 /// loops vectorise). The operations and their order are nalgebra's `gemv`, so results are the
 /// same to the bit: column by column, `y ← (alpha · A[:, j]) · x_j + y`, the first column

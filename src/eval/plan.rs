@@ -10,7 +10,7 @@
 //! (`eval::plan::tests::the_plan_computes_the_plain_values`).
 
 use super::forward::Frame;
-use super::linalg::{gemm, Mat};
+use super::linalg::{gemm, matvec, Mat};
 use super::{load_param, EvalError, Evaluator};
 use crate::graph::{ElemBinary, Graph, NodeId, Op, ReduceKind};
 use crate::registry::{FunctionId, Order};
@@ -209,6 +209,11 @@ impl Evaluator<'_> {
                     cols,
                 } => {
                     let (left, right) = arena.split_at_mut(out);
+                    if cols == 1 {
+                        let (a, x) = (&left[a..a + rows * inner], &left[b..b + inner]);
+                        matvec(a, x, &mut right[..rows]);
+                        continue;
+                    }
                     gemm(
                         1.0,
                         Mat::new(&left[a..a + rows * inner], rows, inner),
