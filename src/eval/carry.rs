@@ -64,6 +64,7 @@ impl<'g> Evaluator<'g> {
         let shared = self.varying.len() - own.len();
         // Shared nodes are copied in, so no node reads its value inside another's.
         self.voff = self.off[..g.nodes.len()].to_vec();
+        self.plan = None;
         self.carry = Some(Carry {
             from: from as *const Graph as usize,
             own,

@@ -61,14 +61,20 @@ impl<'a> Mat<'a> {
 /// Right-hand sides with at most this many columns use matrix–vector products.
 const GEMV_COLUMNS: usize = 4;
 
+/// Right-hand sides with at most this many columns use the AVX kernels, with AVX and FMA
+/// (more go to matrixmultiply, which packs `a` but then runs wider kernels).
+const THIN_COLUMNS: usize = 16;
+
 /// `c = alpha · a · b + beta · c`, with `c` a column-major `rows × cols` slice.
 ///
 /// Panics when the inner dimensions differ or `c` does not have the product's length, in
 /// release builds too: the matrixmultiply path reads and writes through raw pointers.
 ///
 /// Thin products go through matrix–vector products column by column ([`gemv_n`], [`gemv_t`]);
-/// everything else straight to matrixmultiply (column-by-column gemv for wide right-hand
-/// sides is several times slower for the RNN's `4 × 128` output weights).
+/// with AVX and FMA, products with up to [`THIN_COLUMNS`] right-hand columns through the AVX
+/// kernels four (or two) columns at a time, reading `a` in place (`avx::gemm_n`,
+/// `avx::gemm_t`); everything else straight to matrixmultiply (column-by-column gemv for
+/// wide right-hand sides is several times slower for the RNN's `4 × 128` output weights).
 pub fn gemm(alpha: f64, a: Mat<'_>, b: Mat<'_>, beta: f64, c: &mut [f64]) {
     let (m, k) = a.shape();
     let (k2, n) = b.shape();
@@ -106,6 +112,20 @@ pub fn gemm(alpha: f64, a: Mat<'_>, b: Mat<'_>, beta: f64, c: &mut [f64]) {
     if m == 0 || n == 0 {
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if n <= THIN_COLUMNS && !b.trans && alpha == 1.0 && k > 0 && has_avx_fma() {
+        // A few more columns (a batch of sequences): the AVX kernels read `a` in place, where
+        // matrixmultiply would pack it at every call (see `avx::gemm_n`).
+        // SAFETY: the processor has AVX and FMA, checked just above.
+        unsafe {
+            if a.trans {
+                avx::gemm_t(a.data, a.rows, b.data, n, beta, c);
+            } else {
+                avx::gemm_n(a.data, b.data, n, beta, c);
+            }
+        }
+        return;
+    }
     let (ars, acs) = a.strides();
     let (brs, bcs) = b.strides();
     // SAFETY: `a` and `b` come from `Mat::new`, so their slices hold exactly `rows × cols`
@@ -131,6 +151,18 @@ pub fn gemm(alpha: f64, a: Mat<'_>, b: Mat<'_>, beta: f64, c: &mut [f64]) {
             m as isize,
         );
     }
+}
+
+/// `y = A x` for a column-major `A` (`y.len()` rows, `x.len()` columns): what [`gemm`] computes
+/// for a one-column right-hand side, without its dispatch (the value plan's products of one
+/// sequence).
+pub fn matvec(a: &[f64], x: &[f64], y: &mut [f64]) {
+    assert_eq!(
+        Some(a.len()),
+        y.len().checked_mul(x.len()),
+        "matrix–vector product of mismatched sizes"
+    );
+    gemv_n(1.0, a, x, 0.0, y);
 }
 
 /// `y = alpha · A x + beta · y` for a column-major `A` of `y.len()` rows, on slices (so the
@@ -636,6 +668,73 @@ mod tests {
                     let mut scale = abs(&y0[..2 * k]);
                     gemv_t2_body(1.0, &abs(&a), m, &abs(&xt), beta, &mut scale);
                     assert_close(&want, &got, &scale, m, &format!("gemv_t2 {m}×{k}"));
+                }
+            }
+        }
+    }
+
+    /// Products with 5 to 16 right-hand columns (a batch of sequences) through the AVX
+    /// kernels: each column has the bits it has in any other batch (A: the two-column kernel's,
+    /// the column paired with itself; Aᵀ: the column five times over), and is within rounding
+    /// of the one-column kernel; for A and for Aᵀ, on sizes that reach every block shape.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn batch_products_give_each_column_the_two_column_bits() {
+        if !has_avx_fma() {
+            return;
+        }
+        let mut rng = crate::rng::Rng::new(17);
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for (m, k) in [
+            (128, 128),
+            (4, 128),
+            (128, 16),
+            (13, 9),
+            (31, 1),
+            (1, 40),
+            (7, 3),
+        ] {
+            let a: Vec<f64> = (0..m * k).map(|_| rng.normal()).collect();
+            for n in 5..=THIN_COLUMNS {
+                for (trans, (rows, inner)) in [(false, (m, k)), (true, (k, m))] {
+                    let am = || {
+                        let am = Mat::new(&a, m, k);
+                        if trans {
+                            am.t()
+                        } else {
+                            am
+                        }
+                    };
+                    let b: Vec<f64> = (0..inner * n).map(|_| rng.normal()).collect();
+                    let y0: Vec<f64> = (0..rows * n).map(|_| rng.normal()).collect();
+                    for beta in [0.0, 1.0] {
+                        let mut got = y0.clone();
+                        gemm(1.0, am(), Mat::new(&b, inner, n), beta, &mut got);
+                        for c in 0..n {
+                            let col = &b[c * inner..(c + 1) * inner];
+                            let copies = if trans { 5 } else { 2 };
+                            let same = vec![col; copies].concat();
+                            let mut want = vec![&y0[c * rows..(c + 1) * rows]; copies].concat();
+                            gemm(1.0, am(), Mat::new(&same, inner, copies), beta, &mut want);
+                            let got = &got[c * rows..(c + 1) * rows];
+                            let what =
+                                format!("column {c} of {rows}×{inner}·{inner}×{n} ({trans})");
+                            assert_eq!(bits(&want[..rows]), bits(got), "{what}");
+                            let (mut one, mut scale) = (
+                                y0[c * rows..(c + 1) * rows].to_vec(),
+                                abs(&y0[c * rows..(c + 1) * rows]),
+                            );
+                            let absa = abs(&a);
+                            if trans {
+                                gemv_t_body(1.0, &a, m, col, beta, &mut one);
+                                gemv_t_body(1.0, &absa, m, &abs(col), beta, &mut scale);
+                            } else {
+                                gemv_n_body(1.0, &a, col, beta, &mut one);
+                                gemv_n_body(1.0, &absa, &abs(col), beta, &mut scale);
+                            }
+                            assert_close(&one, got, &scale, inner, &what);
+                        }
+                    }
                 }
             }
         }

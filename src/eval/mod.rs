@@ -7,9 +7,11 @@
 
 mod bind;
 mod carry;
+mod cell;
 mod forward;
 mod kernels;
 pub(crate) mod linalg;
+mod plan;
 mod reverse;
 
 use std::fmt;
@@ -138,6 +140,12 @@ pub struct Evaluator<'g> {
     derived: Option<Vec<NodeId>>,
     /// Whether data other than the lowering's were bound (see [`Evaluator::bind`]).
     rebound: bool,
+    /// The value pass's steps (`plan.rs`), built on the first value pass.
+    plan: Option<Vec<plan::Step>>,
+    /// Reverse mode: the recurrent cells run as one step (`cell.rs`), and for each node the
+    /// cell it is the activation of (`u32::MAX`: none), found with the adjoint offsets.
+    cells: Vec<cell::Cell>,
+    cell_index: Vec<u32>,
 }
 
 impl<'g> Evaluator<'g> {
@@ -204,6 +212,9 @@ impl<'g> Evaluator<'g> {
             carry: None,
             derived: None,
             rebound: false,
+            plan: None,
+            cells: Vec::new(),
+            cell_index: Vec::new(),
         };
         ev.init_constants()?;
         Ok(ev)
@@ -325,6 +336,9 @@ impl<'g> Evaluator<'g> {
         assert_eq!(theta.len(), self.graph.n_params(), "θ has the wrong length");
         if let Some(d) = dir {
             assert_eq!(d.len(), theta.len(), "the direction has the wrong length");
+        }
+        if K == 1 && plan::enabled() {
+            return self.run_plan(theta, opts.ztol);
         }
         // One frame for the whole pass, not one per node.
         let mut frame = forward::Frame {

@@ -38,8 +38,18 @@ impl Evaluator<'_> {
         }
         self.adj[self.adj_off[g.objective.index()]] = 1.0;
         self.touched[g.objective.index()] = Adj::Dense;
-        for i in (0..self.varying.len()).rev() {
-            let id = self.varying[i];
+        let mut next = self.varying.len();
+        while next > 0 {
+            next -= 1;
+            let id = self.varying[next];
+            if let Some(k) = self.cell_at(id) {
+                if self.touched[id.index()] == Adj::Dense {
+                    // The recurrent cell ending at `id`, in one step (`cell.rs`).
+                    self.cell_backward(k, grad, opts)?;
+                    next -= 4;
+                    continue;
+                }
+            }
             if self.adj_view(id).is_some() {
                 // Its consumer has added to its operand's adjoint already.
                 continue;
@@ -66,7 +76,7 @@ impl Evaluator<'_> {
     /// is written by them (`fresh`, for the first two children) when `id` writes every entry
     /// of it, else zeroed; a child held as one entry is written out. A single-group n-ary max
     /// over a child without contributions leaves it to `node_backward` (one entry).
-    fn prepare_children(&mut self, id: NodeId) -> [bool; 2] {
+    pub(super) fn prepare_children(&mut self, id: NodeId) -> [bool; 2] {
         let g = self.graph;
         let n = g.node(id);
         let mut fresh = [false; 2];
@@ -97,24 +107,33 @@ impl Evaluator<'_> {
                     self.touched[c.index()] = Adj::Dense;
                 }
                 Prep::Own(c, slot) => {
-                    let ci = c.index();
-                    match self.touched[ci] {
-                        Adj::Zero if slot < 2 && covers[slot] => {
-                            fresh[slot] = true;
-                            self.touched[ci] = Adj::Dense;
-                        }
-                        Adj::Zero => {
-                            let s = self.adj_off[ci];
-                            self.adj[s..s + g.node(c).len()].fill(0.0);
-                            self.touched[ci] = Adj::Dense;
-                        }
-                        Adj::One(at, v) => self.densify(c, at, v),
-                        Adj::Dense => {}
+                    if self.prepare_own(c, slot < 2 && covers[slot]) {
+                        fresh[slot] = true;
                     }
                 }
             }
         }
         fresh
+    }
+
+    /// Put the own adjoint of child `c` in storage: written by the step (true) when it has no
+    /// contribution yet and the step `covers` every entry, else zeroed or written out.
+    pub(super) fn prepare_own(&mut self, c: NodeId, covers: bool) -> bool {
+        let ci = c.index();
+        match self.touched[ci] {
+            Adj::Zero if covers => {
+                self.touched[ci] = Adj::Dense;
+                return true;
+            }
+            Adj::Zero => {
+                let s = self.adj_off[ci];
+                self.adj[s..s + self.graph.node(c).len()].fill(0.0);
+                self.touched[ci] = Adj::Dense;
+            }
+            Adj::One(at, v) => self.densify(c, at, v),
+            Adj::Dense => {}
+        }
+        false
     }
 
     /// What `prepare_children` does with each varying child, in order (see [`Prep`]).
@@ -166,7 +185,7 @@ impl Evaluator<'_> {
     /// `adjoint_views`): its adjoint offset lies inside the operand's adjoint, where a node's
     /// own block always lies after its children's.
     #[inline]
-    fn adj_view(&self, id: NodeId) -> Option<(NodeId, usize)> {
+    pub(super) fn adj_view(&self, id: NodeId) -> Option<(NodeId, usize)> {
         self.adj_views[id.index()]
     }
 
@@ -370,7 +389,9 @@ impl Evaluator<'_> {
             .collect();
         self.covers = g.nodes.iter().map(|n| writes_every_entry(g, n)).collect();
         self.find_preps();
-        self.stage_weight_products()
+        self.stage_weight_products()?;
+        self.find_cells();
+        Ok(())
     }
 
     /// Give every product `P · B` with a parameter `P` its columns in P's staging buffers.
@@ -412,7 +433,7 @@ impl Evaluator<'_> {
 
     /// The backward step of `id` (its children prepared by `prepare_children`, which says
     /// which of the first two are `fresh`: written, not added to).
-    fn node_backward(
+    pub(super) fn node_backward(
         &mut self,
         id: NodeId,
         fresh: [bool; 2],
@@ -665,8 +686,8 @@ pub(super) struct WeightBatch {
     rows: usize,
     inner: usize,
     cols: usize,
-    g: Vec<f64>,
-    b: Vec<f64>,
+    pub(super) g: Vec<f64>,
+    pub(super) b: Vec<f64>,
 }
 
 impl WeightBatch {
@@ -706,7 +727,7 @@ pub(super) enum Adj {
 /// Whether `prepare_children` lets children be written rather than zeroed and added to, and
 /// an n-ary max pass one entry down (the unit tests compare with the plain pass).
 #[inline(always)]
-fn fast_paths() -> bool {
+pub(super) fn fast_paths() -> bool {
     #[cfg(test)]
     return !tests::PLAIN.get();
     #[cfg(not(test))]
@@ -1014,7 +1035,7 @@ fn dot_back(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::cell::Cell;
 
     use crate::eval::test_models::{graph_of, point_with_kinks};
@@ -1023,7 +1044,7 @@ mod tests {
 
     thread_local! {
         /// Turns the fast paths of the reverse pass off (see `fast_paths`).
-        pub(super) static PLAIN: Cell<bool> = const { Cell::new(false) };
+        pub(in crate::eval) static PLAIN: Cell<bool> = const { Cell::new(false) };
     }
 
     /// The gradient with written-not-added adjoints, one-entry adjoints below n-ary maxes and

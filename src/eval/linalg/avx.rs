@@ -83,9 +83,141 @@ pub(super) unsafe fn gemv_t2(a: &[f64], rows: usize, x: &[f64], beta: f64, y: &m
     }
 }
 
-/// `A x` for `C` (1 or 2) right-hand columns (`x` is `C` columns of `k ≥ 1` entries, `y` `C`
-/// columns of `m`): blocks of `32 / C` rows, then the rest in blocks of four, then single rows;
-/// with fused multiply–adds when `F`.
+/// `y = A X + beta · y` for a right-hand side `X` of `n` columns (five to sixteen: the full
+/// batch of several sequences), `A` read in place (never packed), four columns at a time,
+/// then the rest; every entry with fused multiply–adds in the order of [`gemv_n2`], so each
+/// column gets the bits the two-column kernel gives it, whatever the other columns.
+#[target_feature(enable = "avx,fma")]
+pub(super) unsafe fn gemm_n(a: &[f64], x: &[f64], n: usize, beta: f64, y: &mut [f64]) {
+    let (k, m) = (x.len() / n, y.len() / n);
+    let mut c0 = 0;
+    // SAFETY: AVX and FMA are there (this function's contract).
+    unsafe {
+        while c0 < n {
+            let w = (n - c0).min(4);
+            let (xs, ys) = (&x[c0 * k..(c0 + w) * k], &mut y[c0 * m..(c0 + w) * m]);
+            match w {
+                4 => gemv_n_cols::<4, true>(a, xs, beta, ys),
+                3 => gemv_n_cols::<3, true>(a, xs, beta, ys),
+                2 => gemv_n_cols::<2, true>(a, xs, beta, ys),
+                _ => gemv_n_cols::<1, true>(a, xs, beta, ys),
+            }
+            c0 += w;
+        }
+    }
+}
+
+/// `y = Aᵀ X + beta · y` for `n` right-hand columns (five to sixteen), four at a time against
+/// two columns of `A` (see [`tdots`]): each inner product in its own order, whatever the
+/// other columns, so a column's bits do not depend on the batch it is in.
+#[target_feature(enable = "avx,fma")]
+pub(super) unsafe fn gemm_t(a: &[f64], rows: usize, x: &[f64], n: usize, beta: f64, y: &mut [f64]) {
+    let cols = y.len() / n;
+    let mut c0 = 0;
+    // SAFETY: AVX and FMA are there (this function's contract).
+    unsafe {
+        while c0 < n {
+            let w = (n - c0).min(4);
+            let xs = &x[c0 * rows..(c0 + w) * rows];
+            let ys = &mut y[c0 * cols..(c0 + w) * cols];
+            match w {
+                4 => tdots_cols::<4>(a, rows, xs, beta, ys),
+                3 => tdots_cols::<3>(a, rows, xs, beta, ys),
+                2 => tdots_cols::<2>(a, rows, xs, beta, ys),
+                _ => tdots_cols::<1>(a, rows, xs, beta, ys),
+            }
+            c0 += w;
+        }
+    }
+}
+
+/// Every entry of `Aᵀ x` for `C` right-hand columns, two columns of `A` at a time.
+///
+/// # Safety
+/// The processor must have AVX and FMA (the caller is compiled for them).
+#[inline(always)]
+unsafe fn tdots_cols<const C: usize>(a: &[f64], rows: usize, x: &[f64], beta: f64, y: &mut [f64]) {
+    let cols = y.len() / C;
+    let mut j = 0;
+    // SAFETY: AVX and FMA are there (this function's contract).
+    unsafe {
+        while j + 2 <= cols {
+            tdots::<C, 2>(a, rows, x, beta, y, j);
+            j += 2;
+        }
+        if j < cols {
+            tdots::<C, 1>(a, rows, x, beta, y, j);
+        }
+    }
+}
+
+/// Entries `j0 .. j0 + D` of `Aᵀ x` for `C` right-hand columns: `D · C` inner products at
+/// once, each in one 4-lane register (lane l sums the rows i ≡ l mod 4 in order, fused
+/// multiply–adds), the lanes added as (0 + 1) + (2 + 3), then the rows after the last
+/// multiple of four in order (multiply, then add); then `y ← d (+ beta · y)`.
+///
+/// # Safety
+/// The processor must have AVX and FMA (the caller is compiled for them).
+#[inline(always)]
+#[allow(
+    clippy::needless_range_loop,
+    reason = "c and d index both the loaded columns and the sums"
+)]
+unsafe fn tdots<const C: usize, const D: usize>(
+    a: &[f64],
+    rows: usize,
+    x: &[f64],
+    beta: f64,
+    y: &mut [f64],
+    j0: usize,
+) {
+    let cols = y.len() / C;
+    let full = rows / 4 * 4;
+    let acol: [&[f64]; D] = std::array::from_fn(|d| &a[(j0 + d) * rows..(j0 + d + 1) * rows]);
+    let xcol: [&[f64]; C] = std::array::from_fn(|c| &x[c * rows..(c + 1) * rows]);
+    let mut sums = [[[0.0; 4]; C]; D];
+    // SAFETY: AVX and FMA are there (this function's contract). Every load reads entries
+    // i0 .. i0 + 4 ≤ full ≤ rows of a slice of `rows` entries; every store writes the four
+    // entries of one `sums[d][c]`.
+    unsafe {
+        let z = _mm256_setzero_pd();
+        let mut acc = [[z; C]; D];
+        let mut i0 = 0;
+        while i0 < full {
+            let mut xv = [z; C];
+            for c in 0..C {
+                xv[c] = _mm256_loadu_pd(xcol[c].as_ptr().add(i0));
+            }
+            for d in 0..D {
+                let av = _mm256_loadu_pd(acol[d].as_ptr().add(i0));
+                for c in 0..C {
+                    acc[d][c] = _mm256_fmadd_pd(av, xv[c], acc[d][c]);
+                }
+            }
+            i0 += 4;
+        }
+        for d in 0..D {
+            for c in 0..C {
+                _mm256_storeu_pd(sums[d][c].as_mut_ptr(), acc[d][c]);
+            }
+        }
+    }
+    for (d, col) in acol.iter().enumerate() {
+        for (c, xc) in xcol.iter().enumerate() {
+            let s = &sums[d][c];
+            let mut res = (s[0] + s[1]) + (s[2] + s[3]);
+            for (u, v) in col[full..].iter().zip(&xc[full..]) {
+                res += u * v;
+            }
+            let yi = &mut y[c * cols + j0 + d];
+            *yi = if beta == 0.0 { res } else { res + beta * *yi };
+        }
+    }
+}
+
+/// `A x` for `C` (1 to 4) right-hand columns (`x` is `C` columns of `k ≥ 1` entries, `y` `C`
+/// columns of `m`): blocks of 32 rows (one column), 16 (two) or 8 (three or four), then the
+/// rest in blocks of four, then single rows; with fused multiply–adds when `F`.
 ///
 /// # Safety
 /// The processor must have AVX, and FMA when `F` (the caller is compiled for them).
@@ -97,16 +229,21 @@ unsafe fn gemv_n_cols<const C: usize, const F: bool>(
     y: &mut [f64],
 ) {
     let m = y.len() / C;
-    let big = 32 / C;
+    // Blocks of 32, 16 or 8 rows: 8 sums in registers (one or two columns) or 4 · C (more).
+    let big = match C {
+        1 => 32,
+        2 => 16,
+        _ => 8,
+    };
     let mut i0 = 0;
     let blocks;
     // SAFETY: AVX, and FMA when `F`, are there (this function's contract).
     unsafe {
         while i0 + big <= m {
-            if C == 1 {
-                rows::<C, 8, F>(a, x, beta, y, i0);
-            } else {
-                rows::<C, 4, F>(a, x, beta, y, i0);
+            match C {
+                1 => rows::<C, 8, F>(a, x, beta, y, i0),
+                2 => rows::<C, 4, F>(a, x, beta, y, i0),
+                _ => rows::<C, 2, F>(a, x, beta, y, i0),
             }
             i0 += big;
         }
