@@ -10,6 +10,8 @@
 
 pub mod iteration;
 pub mod ldl;
+pub mod newton_cg;
+pub mod operator;
 pub mod schur;
 pub mod sparse;
 pub mod subproblem;
