@@ -416,6 +416,60 @@ fn the_schur_path_follows_the_direct_trajectory_and_resumes_bit_for_bit() {
     }
 }
 
+/// SRPA on syn with the subproblems' matrix-free Newton–CG path forced (J only through
+/// products, here over the stored J): the same trajectory as direct solves to 1e-8, with the
+/// Woodbury complement kept across subproblems; and a run saved at any iteration and restored
+/// continues bit for bit (the checkpoint carries the point that complement was formed at).
+#[test]
+fn the_matrix_free_path_follows_the_direct_trajectory_and_resumes_bit_for_bit() {
+    let syn = Syn::new();
+    let z0 = &syn.z0;
+    let mut host = syn.host();
+    let opts = SrpaOptions {
+        method: Method::MatrixFree,
+        ..authors_syn_options()
+    };
+    let run = |srpa: &mut Srpa, host: &mut P1Host, iters: usize, out: &mut Vec<f64>| {
+        let (mut forms, mut systems, mut cg) = (0, 0, 0);
+        for _ in 0..iters {
+            let m = srpa.step(host).unwrap();
+            assert!(m.sub_converged, "{m:?}");
+            assert_eq!(m.factorizations, 0, "{m:?}");
+            out.push(m.objective);
+            forms += m.schur_forms;
+            systems += m.newton_steps;
+            cg += m.cg_iterations;
+        }
+        (forms, systems, cg)
+    };
+    let mut straight = Srpa::new(&mut host, z0.clone(), opts).unwrap();
+    let mut t = vec![straight.objective];
+    let (forms, systems, cg) = run(&mut straight, &mut host, 40, &mut t);
+    // C is formed once per J (per accepted step), and serves all the systems of that J
+    assert!(
+        forms <= straight.accepted + 1 && forms * 3 < systems,
+        "{forms} formations in {systems} systems, {} accepted steps",
+        straight.accepted
+    );
+    assert!(cg >= systems, "{cg} conjugate-gradient iterations in {systems} systems");
+    let direct = syn_run(40);
+    for (k, (a, b)) in t.iter().zip(&direct).enumerate() {
+        assert!((a - b).abs() <= 1e-8 * b.abs(), "k = {k}: {a} vs {b}");
+    }
+    for at in 1..40 {
+        let mut first = Srpa::new(&mut host, z0.clone(), opts).unwrap();
+        let mut resumed = vec![first.objective];
+        run(&mut first, &mut host, at, &mut resumed);
+        let mut bytes = Vec::new();
+        first.save(&mut bytes);
+        drop(first);
+        let mut second = Srpa::restore(&mut host, &bytes, opts).unwrap();
+        run(&mut second, &mut host, 40 - at, &mut resumed);
+        assert_eq!(resumed, t, "saved at k = {at}");
+        assert_eq!(second.z, straight.z, "saved at k = {at}");
+    }
+}
+
 /// A two-layer network over the syn data whose hidden layer is `hidden` (over the lifted layers
 /// `a`, and `c` when `both` is set); the output is affine.
 fn max_min_model(r: &Registry, hidden: &str, both: bool) -> Graph {

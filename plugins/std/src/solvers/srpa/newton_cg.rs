@@ -160,6 +160,15 @@ impl MfSolver {
         self.woodbury.as_ref().is_some_and(|w| w.formed && w.fresh)
     }
 
+    /// Drops the kept C: J changed (a new linearization), and a C formed at another J makes
+    /// the preconditioner indefinite as soon as J moves by more than a little (C − I =
+    /// J_θᵀ S J_θ is large, and P⁻¹ is positive definite only while C exceeds it by at most I).
+    pub fn jacobian_changed(&mut self) {
+        if let Some(w) = self.woodbury.as_mut() {
+            w.formed = false;
+        }
+    }
+
     /// Forms C at `op`'s J and keeps it (nothing without a Woodbury complement).
     pub fn form_preconditioner(&mut self, op: &mut dyn JacOp) -> Result<(), String> {
         self.check_sizes(op)?;
@@ -455,6 +464,11 @@ impl MfSolver {
             let (converged, iterations) =
                 self.conjugate_gradients(wb.as_mut(), p, op, delta, forcing, opts)?;
             rep.cg_iterations += iterations;
+            if std::env::var("MF_DEBUG").is_ok() {
+                let nf = self.ws.free_y.iter().filter(|f| !**f).count();
+                let ns = self.ws.free_s.iter().filter(|f| !**f).count();
+                eprintln!("cg attempt {attempt} conv {converged} it {iterations} forcing {forcing:.2e} delta {delta:.2e} nonfree_y {nf} nonfree_s {ns} fresh {:?}", wb.as_ref().map(|w| w.fresh));
+            }
             let stale = wb.as_ref().is_some_and(|w| !w.fresh);
             if converged || !stale {
                 return Ok(());
@@ -605,6 +619,28 @@ impl MfSolver {
         }
         Ok((false, opts.cg_max))
     }
+}
+
+/// The subproblem's objective at s with J through `op` (`w`: scratch of m entries).
+pub fn objective(
+    p: &Subproblem<'_>,
+    op: &mut dyn JacOp,
+    s: &[f64],
+    w: &mut [f64],
+) -> Result<f64, String> {
+    op.mul(s, w)?;
+    let smooth: f64 = s
+        .iter()
+        .zip(p.q)
+        .map(|(si, qi)| qi * si + 0.5 * p.rho * si * si)
+        .sum();
+    let l1: f64 = w
+        .iter()
+        .zip(p.r)
+        .zip(p.beta)
+        .map(|((wi, ri), bi)| bi * (wi + ri).abs())
+        .sum();
+    Ok(smooth + l1)
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {

@@ -292,6 +292,11 @@ impl SubSolver {
         self.mf.as_mut()
     }
 
+    /// The matrix-free solver, on that path (to read).
+    pub fn matrix_free_ref(&self) -> Option<&MfSolver> {
+        self.mf.as_ref()
+    }
+
     /// Solves `p` on the matrix-free path with J given by `op` (`p.jac` is not read).
     pub fn solve_with(
         &mut self,
