@@ -78,7 +78,8 @@ fn sp500_fifty_iterations_track_the_authors_and_end_no_higher() {
 }
 
 /// The subproblem SRPA solves next, solved from scratch by the direct
-/// factorization and by the Schur-preconditioned conjugate gradients: the same step to 1e-8
+/// factorization, by the Schur-preconditioned conjugate gradients (rows and augmented) and by
+/// the matrix-free Newton–CG (over the stored J): the same step to 1e-8
 /// (relative), and (when `clarabel`) the same as Clarabel's interior point to 1e-6.
 fn real_subproblem_both_ways(host: &P1Host, srpa: &Srpa, clarabel: bool) {
     let p = srpa.subproblem(host);
@@ -107,6 +108,13 @@ fn real_subproblem_both_ways(host: &P1Host, srpa: &Srpa, clarabel: bool) {
     assert!(
         d <= 1e-8,
         "the augmented Schur step differs from the direct one by {d:e}"
+    );
+    let (matrix_free, rep) = solve(Method::MatrixFree);
+    assert!(rep.cg_iterations > 0, "{rep:?}");
+    let d = rel_diff(&matrix_free, &direct);
+    assert!(
+        d <= 1e-8,
+        "the matrix-free step differs from the direct one by {d:e} ({rep:?})"
     );
     if clarabel {
         let (x_ref, certified) = clarabel_ref::clarabel_solve(&p);

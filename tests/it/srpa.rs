@@ -451,7 +451,10 @@ fn the_matrix_free_path_follows_the_direct_trajectory_and_resumes_bit_for_bit() 
         "{forms} formations in {systems} systems, {} accepted steps",
         straight.accepted
     );
-    assert!(cg >= systems, "{cg} conjugate-gradient iterations in {systems} systems");
+    assert!(
+        cg >= systems,
+        "{cg} conjugate-gradient iterations in {systems} systems"
+    );
     let direct = syn_run(40);
     for (k, (a, b)) in t.iter().zip(&direct).enumerate() {
         assert!((a - b).abs() <= 1e-8 * b.abs(), "k = {k}: {a} vs {b}");

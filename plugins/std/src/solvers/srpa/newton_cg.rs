@@ -110,7 +110,11 @@ impl MfSolver {
     /// A solver for J of m rows and n = n_θ + m columns.
     pub fn new(n: usize, m: usize) -> MfSolver {
         let n_theta = n.saturating_sub(m);
-        let woodbury = (n_theta > 0 && n_theta <= WOODBURY_MAX_THETA).then(|| Woodbury {
+        let wmax = std::env::var("MF_WMAX")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(WOODBURY_MAX_THETA);
+        let woodbury = (n_theta > 0 && n_theta <= wmax).then(|| Woodbury {
             factor: Mat::zeros(n_theta, n_theta),
             formed: false,
             fresh: false,
