@@ -139,6 +139,7 @@ pub const CODES: &[(&str, &str)] = &[
     ("mcopt::train::out", "the output directory cannot be used"),
     ("mcopt::train::p1", "the (P1) structure cannot be built for a solver that needs it"),
     ("mcopt::train::plot", "the training plot cannot be drawn"),
+    ("mcopt::train::products", "warning: J is not stored (too large for the memory limit or past the stored path's entry cap); the solver reaches J through products with the lifted graph"),
     ("mcopt::train::resume", "a resumed run conflicts with its checkpoint"),
     ("mcopt::train::run", "the run ended with an error from the solver"),
     ("mcopt::train::unknown_solver", "the run file names a solver that no plugin provides"),

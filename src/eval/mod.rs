@@ -9,7 +9,7 @@ mod bind;
 mod carry;
 mod forward;
 mod kernels;
-mod linalg;
+pub(crate) mod linalg;
 mod reverse;
 
 use std::fmt;

@@ -4,7 +4,7 @@
 
 use mcopt_plugin_sdk::p1::{Linearization, P1Problem, P1Structure};
 
-use super::linearize::{LinearizeError, Linearizer};
+use super::linearize::{Jacobian, LinearizeError, Linearizer};
 use super::{Betas, Lifted};
 use crate::eval::{EvalOptions, Evaluator};
 use crate::graph::Graph;
@@ -21,7 +21,7 @@ pub struct P1Host<'g> {
 
 impl<'g> P1Host<'g> {
     /// `penalized` must be `lifted.penalized(betas)` and `original` the graph `lifted` was
-    /// lifted from.
+    /// lifted from. J is stored ([`Jacobian::Stored`]).
     pub fn new(
         lifted: &'g Lifted,
         penalized: &'g Graph,
@@ -29,7 +29,27 @@ impl<'g> P1Host<'g> {
         original: &'g Graph,
         registry: &'g Registry,
     ) -> Result<Self, LinearizeError> {
-        let lin = Linearizer::new(lifted, registry)?;
+        Self::with_jacobian(
+            lifted,
+            penalized,
+            betas,
+            original,
+            registry,
+            Jacobian::Stored,
+        )
+    }
+
+    /// [`P1Host::new`] with J stored or reached only through the products
+    /// ([`P1Structure::stored`] says which); the products are offered either way.
+    pub fn with_jacobian(
+        lifted: &'g Lifted,
+        penalized: &'g Graph,
+        betas: &Betas,
+        original: &'g Graph,
+        registry: &'g Registry,
+        jacobian: Jacobian,
+    ) -> Result<Self, LinearizeError> {
+        let lin = Linearizer::with_jacobian(lifted, registry, jacobian)?;
         let layout = &lifted.layout;
         let m = layout.n_z - layout.n_theta;
         let mut beta = vec![0.0; m];
@@ -51,7 +71,7 @@ impl<'g> P1Host<'g> {
         }
         let pattern = lin.pattern();
         let structure = P1Structure {
-            stored: true,
+            stored: lin.stored(),
             n_theta: layout.n_theta,
             n_z: layout.n_z,
             n_pieces: lin.sites(),
@@ -106,5 +126,21 @@ impl P1Problem for P1Host<'_> {
         self.lin
             .linearize(z, multipliers, pieces, out)
             .map_err(|e| e.to_string())
+    }
+
+    fn jac_mul(&mut self, s: &[f64], out: &mut [f64]) -> Result<(), String> {
+        self.lin.jac_mul(s, out).map_err(|e| e.to_string())
+    }
+
+    fn jac_tmul(&mut self, y: &[f64], out: &mut [f64]) -> Result<(), String> {
+        self.lin.jac_tmul(y, out).map_err(|e| e.to_string())
+    }
+
+    fn lifted_solve(&mut self, y: &[f64], x: &mut [f64]) -> Result<(), String> {
+        self.lin.lifted_solve(y, x).map_err(|e| e.to_string())
+    }
+
+    fn lifted_tsolve(&mut self, y: &[f64], x: &mut [f64]) -> Result<(), String> {
+        self.lin.lifted_tsolve(y, x).map_err(|e| e.to_string())
     }
 }

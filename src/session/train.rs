@@ -9,7 +9,7 @@ use crate::check::{CKind, Model, TermClass};
 use crate::config::{self, BatchSpec, InitSpec, RunFile, Split};
 use crate::diag::{Diag, Diags};
 use crate::eval::EvalOptions;
-use crate::forms::{self, p1host::P1Host, Betas, Lifted};
+use crate::forms::{self, linearize::Jacobian, p1host::P1Host, Betas, Lifted};
 use crate::graph::{self, Graph, LowerOptions};
 use crate::registry::{OptionValue, Order, Registry, SolverId, SolverStart};
 use crate::solve::batch::select_sequences;
@@ -24,32 +24,72 @@ use super::{certify, CertifyRequest, FormSpec, Inputs, Session};
 
 type SolverOptions = (SolverId, Vec<f64>, Vec<(String, f64)>);
 
-/// Refuses a lifted problem whose structure would need more memory than `limit` (or, without
-/// one, than this process can still take), before any of it is allocated: a diagnostic with the
-/// bytes needed, the largest parts and the ways to need fewer. A model the linearizer cannot
-/// handle passes here and is reported by the linearizer.
-fn p1_memory(lifted: &Lifted, limit: Option<u64>, model_path: &str) -> Result<(), Diags> {
+/// The way the (P1) host holds J, chosen from the memory of both paths before any of it is
+/// allocated: J stored when the stored path's estimate fits in `limit` (or, without one, in
+/// what this process can still take) and J has at most
+/// [`forms::linearize::memory::STORED_MAX_ENTRIES`] entries; else the products path (J never
+/// stored) when its estimate fits, with a warning saying why; else a refusal: a diagnostic
+/// with both paths' bytes, the largest parts and the ways to need fewer. A model the
+/// linearizer cannot handle passes here (stored) and is reported by the linearizer.
+fn p1_memory(
+    lifted: &Lifted,
+    limit: Option<u64>,
+    model_path: &str,
+    warnings: &mut Diags,
+) -> Result<Jacobian, Diags> {
     use crate::memory::{available, bytes_shown};
+    use forms::linearize::memory::STORED_MAX_ENTRIES;
     let Ok(est) = forms::linearize::memory::estimate(lifted) else {
-        return Ok(());
+        return Ok(Jacobian::Stored);
     };
     let (limit, source) = match limit {
-        Some(l) => (l, "--memory-limit"),
-        None => match available() {
-            Some(a) => (a, "the memory available (MemAvailable, cgroup memory.max)"),
-            None => return Ok(()),
-        },
+        Some(l) => (Some(l), "--memory-limit"),
+        None => (
+            available(),
+            "the memory available (MemAvailable, cgroup memory.max)",
+        ),
     };
-    let needed = est.total();
-    if needed <= limit {
-        return Ok(());
+    let (stored, products) = (est.total(), est.products_total());
+    let fits = |b: u64| limit.is_none_or(|l| b <= l);
+    let few = est.jac_nnz <= STORED_MAX_ENTRIES;
+    if fits(stored) && few {
+        return Ok(Jacobian::Stored);
     }
-    let parts: Vec<String> = est
-        .parts
-        .iter()
-        .take(3)
-        .map(|(what, b)| format!("{what} {}", bytes_shown(*b)))
-        .collect();
+    let shown = |parts: &[(&str, u64)]| {
+        parts
+            .iter()
+            .take(3)
+            .map(|(what, b)| format!("{what} {}", bytes_shown(*b)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if fits(products) {
+        let why = if few {
+            format!(
+                "the stored path needs about {} but {source} is {}",
+                bytes_shown(stored),
+                bytes_shown(limit.unwrap_or(0))
+            )
+        } else {
+            format!(
+                "J has {} entries, more than {STORED_MAX_ENTRIES}",
+                est.jac_nnz
+            )
+        };
+        warnings.push(
+            Diag::new(
+                "mcopt::train::products",
+                format!(
+                    "J is not stored: {why}; the solver reaches J through products with the lifted graph (about {}: {})",
+                    bytes_shown(products),
+                    shown(&est.products)
+                ),
+            )
+            .in_file(model_path),
+        );
+        return Ok(Jacobian::Products);
+    }
+    let limit = limit.unwrap_or(0);
     // The path that factors B through its augmented matrix holds no KKT factor.
     let factor = match est.factor_nnz {
         0 => String::new(),
@@ -58,12 +98,14 @@ fn p1_memory(lifted: &Lifted, limit: Option<u64>, model_path: &str) -> Result<()
     Err(Diag::new(
         "mcopt::train::memory",
         format!(
-            "the lifted problem needs about {} but {source} is {}: z has {} entries, J {} stored entries{factor}; largest: {}",
-            bytes_shown(needed),
+            "the lifted problem needs about {} with J stored and {} with J reached through products, but {source} is {}: z has {} entries, J {} stored entries{factor}; largest stored: {}; largest with products: {}",
+            bytes_shown(stored),
+            bytes_shown(products),
             bytes_shown(limit),
             est.n_z,
             est.jac_nnz,
-            parts.join(", ")
+            shown(&est.parts),
+            shown(&est.products),
         ),
     )
     .in_file(model_path)
@@ -661,6 +703,8 @@ pub struct TrainPlan<'r> {
     test_graph: Option<Graph>,
     lifted: Option<Lifted>,
     penalized: Option<Graph>,
+    /// How the (P1) host holds J (chosen by the memory of both paths), for a solver on (P1).
+    pub jacobian: Option<Jacobian>,
 }
 
 /// What the caller's `start` of [`TrainPlan::run`] gives once the solver started: the state to
@@ -742,9 +786,15 @@ impl<'r> TrainPlan<'r> {
             .zip(betas.as_ref())
             .filter(|_| needs_p1)
             .map(|(l, b)| l.penalized(b));
-        if let Some(l) = lifted.as_ref().filter(|_| needs_p1) {
-            p1_memory(l, overrides.memory_limit, &model_path)?;
-        }
+        let jacobian = match lifted.as_ref().filter(|_| needs_p1) {
+            Some(l) => Some(p1_memory(
+                l,
+                overrides.memory_limit,
+                &model_path,
+                &mut warnings,
+            )?),
+            None => None,
+        };
         Ok(TrainPlan {
             run,
             session,
@@ -761,6 +811,7 @@ impl<'r> TrainPlan<'r> {
             test_graph,
             lifted: lifted.filter(|_| needs_p1),
             penalized,
+            jacobian,
         })
     }
 
@@ -833,13 +884,17 @@ impl<'r> TrainPlan<'r> {
         }
         let mut host = match (&self.lifted, &self.penalized, &self.betas) {
             (Some(l), Some(pen), Some(b)) => Some(
-                P1Host::new(l, pen, b, l.source_of(&self.train_graph), &session.registry).map_err(
-                    |e| {
-                        Diags::from(
-                            Diag::new("mcopt::train::p1", e.to_string()).in_file(&model_path),
-                        )
-                    },
-                )?,
+                P1Host::with_jacobian(
+                    l,
+                    pen,
+                    b,
+                    l.source_of(&self.train_graph),
+                    &session.registry,
+                    self.jacobian.unwrap_or(Jacobian::Stored),
+                )
+                .map_err(|e| {
+                    Diags::from(Diag::new("mcopt::train::p1", e.to_string()).in_file(&model_path))
+                })?,
             ),
             _ => None,
         };

@@ -7,4 +7,5 @@ pub mod eval;
 pub mod gen;
 pub mod golden;
 pub mod plugins;
+pub mod products;
 pub mod sexp;

@@ -49,6 +49,7 @@ mod plugins_paths;
 mod plugins_registry;
 mod plugins_selftest;
 mod plugins_solver;
+mod products;
 mod run_model;
 mod session_api;
 mod srpa;

@@ -46,18 +46,41 @@ pub struct Estimate {
     pub factor_nnz: u64,
     /// Whether the subproblem solver's automatic choice would take the parameter-Schur path.
     pub schur: bool,
-    /// (what, bytes), largest first.
+    /// (what, bytes) of the path that stores J, largest first.
     pub parts: Vec<(&'static str, u64)>,
+    /// (what, bytes) of the path that never stores J (the products, `Jacobian::Products`),
+    /// largest first.
+    pub products: Vec<(&'static str, u64)>,
 }
 
 impl Estimate {
-    /// All bytes.
+    /// All bytes of the path that stores J.
     pub fn total(&self) -> u64 {
-        self.parts
-            .iter()
-            .fold(0u64, |acc, (_, b)| acc.saturating_add(*b))
+        sum(&self.parts)
+    }
+
+    /// All bytes of the products path.
+    pub fn products_total(&self) -> u64 {
+        sum(&self.products)
     }
 }
+
+fn sum(parts: &[(&'static str, u64)]) -> u64 {
+    parts
+        .iter()
+        .fold(0u64, |acc, (_, b)| acc.saturating_add(*b))
+}
+
+/// The most entries of J the host stores: past this SRPA reaches J through the products even
+/// when the stored path would fit in memory. The stored path holds J's pattern four times and
+/// its values three times (about 56 bytes per entry: 2.8 GB at 50 M entries) and its factor or
+/// preconditioner grows with it, while a product costs about one pass over the graph whatever
+/// the entries (docs/srpa.md, "Products").
+pub const STORED_MAX_ENTRIES: u64 = 50_000_000;
+
+/// Vectors of n_z or m entries the matrix-free subproblem solver holds (Newton–CG: iterates,
+/// multipliers, residuals, search directions, preconditioner diagonals), a generous count.
+const SOLVER_VECTORS: u64 = 16;
 
 /// Per entry of a node: the θ columns and the lifted columns its Jacobian row reads.
 type Counts = Vec<(u32, u32)>;
@@ -73,8 +96,12 @@ pub fn estimate(lifted: &Lifted) -> Result<Estimate, LinearizeError> {
     let mut counts: Vec<Option<Counts>> = vec![None; g.nodes.len()];
     let mut node_nnz: u64 = 0;
     let mut node_entries: u64 = 0;
+    let mut slopes: u64 = 0;
     for &id in &order {
         let node = g.node(id);
+        if matches!(node.op, Op::Unary(..) | Op::Call { .. }) {
+            slopes += node.len() as u64;
+        }
         let c =
             node_counts(g, node, &counts, n_theta).ok_or_else(|| LinearizeError::Unsupported {
                 node: id,
@@ -165,6 +192,21 @@ pub fn estimate(lifted: &Lifted) -> Result<Estimate, LinearizeError> {
         ));
     }
     parts.sort_by_key(|p| std::cmp::Reverse(p.1));
+    let mut products = vec![
+        ("the evaluators", values.saturating_mul(4 * WORD)),
+        // one tangent or adjoint per needed entry, one slope per elementwise-function entry
+        (
+            "the products' tangents and slopes",
+            (node_entries + slopes + order.len() as u64).saturating_mul(WORD),
+        ),
+        (
+            "the subproblem solver's vectors",
+            (SOLVER_VECTORS * (n + m)).saturating_mul(WORD),
+        ),
+        // the host's and the solver's r, ∇F and bounds
+        ("the linearizations", (2 * (3 * n + m)).saturating_mul(WORD)),
+    ];
+    products.sort_by_key(|p| std::cmp::Reverse(p.1));
     Ok(Estimate {
         n_theta,
         n_z,
@@ -173,6 +215,7 @@ pub fn estimate(lifted: &Lifted) -> Result<Estimate, LinearizeError> {
         factor_nnz,
         schur,
         parts,
+        products,
     })
 }
 

@@ -25,6 +25,7 @@ use std::collections::HashMap;
 
 pub mod memory;
 mod ops;
+mod products;
 
 use super::Lifted;
 use crate::eval::{EvalError, EvalOptions, Evaluator};
@@ -42,6 +43,8 @@ pub enum LinearizeError {
     },
     Eval(EvalError),
     Call(CallError),
+    /// A product with J asked for wrongly (before any linearization, or with wrong sizes).
+    Product(String),
 }
 
 impl std::fmt::Display for LinearizeError {
@@ -52,6 +55,7 @@ impl std::fmt::Display for LinearizeError {
             }
             LinearizeError::Eval(e) => write!(f, "evaluation failed: {:?}", e.kind),
             LinearizeError::Call(e) => write!(f, "{e}"),
+            LinearizeError::Product(e) => write!(f, "{e}"),
         }
     }
 }
@@ -66,6 +70,17 @@ impl From<CallError> for LinearizeError {
     fn from(e: CallError) -> Self {
         LinearizeError::Call(e)
     }
+}
+
+/// How a [`Linearizer`] holds J.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Jacobian {
+    /// J's pattern is built once and every [`Linearizer::linearize`] writes its values.
+    Stored,
+    /// No pattern and no values: J is reached only through the products
+    /// ([`Linearizer::jac_mul`] and the others), which need memory of the order of the graph's
+    /// values, nothing of the size of J.
+    Products,
 }
 
 /// The fixed sparsity pattern of J, by rows.
@@ -118,6 +133,10 @@ pub struct Linearizer<'g> {
     side: Vec<Option<u32>>,
     pattern: Pattern,
     work: Vec<f64>,
+    /// Whether J's pattern and values are kept ([`Jacobian::Stored`]).
+    stored: bool,
+    /// The products with J at the last linearization.
+    prod: products::Products,
     /// |a − breakpoint| ≤ ztol is a tie.
     pub ztol: f64,
     /// A bound multiplier above this counts as positive for the tie rule.
@@ -127,10 +146,22 @@ pub struct Linearizer<'g> {
 impl<'g> Linearizer<'g> {
     /// Analyse the lifted graph: which nodes the residuals depend on, and their patterns.
     pub fn new(lifted: &'g Lifted, registry: &'g Registry) -> Result<Self, LinearizeError> {
+        Self::with_jacobian(lifted, registry, Jacobian::Stored)
+    }
+
+    /// [`Linearizer::new`], or with [`Jacobian::Products`] without J's pattern (no symbolic
+    /// pass, no per-node Jacobians): `linearize` then writes no values of J.
+    pub fn with_jacobian(
+        lifted: &'g Lifted,
+        registry: &'g Registry,
+        jacobian: Jacobian,
+    ) -> Result<Self, LinearizeError> {
         let g = &lifted.graph;
         let ev = Evaluator::new(g, registry, Order::Zero)?;
         let order = ops::needed_nodes(lifted);
         let n_z = lifted.layout.n_z;
+        let stored = jacobian == Jacobian::Stored;
+        let prod = products::Products::new(lifted, &order)?;
         let mut lin = Linearizer {
             lifted,
             registry,
@@ -142,7 +173,9 @@ impl<'g> Linearizer<'g> {
             site_of: HashMap::new(),
             side: Vec::new(),
             pattern: Pattern::default(),
-            work: vec![0.0; n_z],
+            work: if stored { vec![0.0; n_z] } else { Vec::new() },
+            stored,
+            prod,
             ztol: 1e-12,
             multiplier_tol: 1e-9,
         };
@@ -152,9 +185,15 @@ impl<'g> Linearizer<'g> {
             let id = lin.order[k];
             // a site first: the pattern of `max` and `min` reads its pieces
             lin.add_site(id);
+            if !stored {
+                continue;
+            }
             let csr = lin.symbolic(id, &mut mark, &mut stamp)?;
             lin.vals.insert(id, vec![0.0; csr.idx.len()]);
             lin.pat.insert(id, csr);
+        }
+        if !stored {
+            return Ok(lin);
         }
         let mut pattern = Pattern {
             row_ptr: vec![0],
@@ -173,9 +212,15 @@ impl<'g> Linearizer<'g> {
         Ok(lin)
     }
 
-    /// The fixed pattern of J (rows: residual entries in block order; columns: z).
+    /// The fixed pattern of J (rows: residual entries in block order; columns: z); empty
+    /// when J is not stored.
     pub fn pattern(&self) -> &Pattern {
         &self.pattern
+    }
+
+    /// Whether J's pattern and values are kept ([`Jacobian::Stored`]).
+    pub fn stored(&self) -> bool {
+        self.stored
     }
 
     /// Number of piecewise site entries.
@@ -199,6 +244,7 @@ impl<'g> Linearizer<'g> {
                 what: format!("{} pieces for {} sites", pieces.len(), self.side.len()),
             });
         }
+        self.prod.set_valid(false);
         for (s, &p) in self.side.iter_mut().zip(pieces.iter()) {
             *s = (p != NO_PIECE).then_some(p);
         }
@@ -215,16 +261,21 @@ impl<'g> Linearizer<'g> {
         for (p, s) in pieces.iter_mut().zip(&self.side) {
             *p = s.unwrap_or(NO_PIECE);
         }
-        for k in 0..self.order.len() {
-            let id = self.order[k];
-            self.numeric(id)?;
+        if self.stored {
+            for k in 0..self.order.len() {
+                let id = self.order[k];
+                self.numeric(id)?;
+            }
         }
         out.jac.clear();
         out.residual.clear();
         for b in &self.lifted.layout.blocks {
-            out.jac.extend_from_slice(&self.vals[&b.residual]);
+            if self.stored {
+                out.jac.extend_from_slice(&self.vals[&b.residual]);
+            }
             out.residual.extend_from_slice(self.ev.coeff(b.residual, 0));
         }
+        self.prod.set_valid(true);
         Ok(())
     }
 

@@ -78,7 +78,7 @@ pub(super) fn dot_pairs<'a>(
 }
 
 /// Index of output entry `e` of `out` in a broadcast operand `arg`.
-fn bcast(out: &Node, arg: &Node, e: usize) -> usize {
+pub(super) fn bcast(out: &Node, arg: &Node, e: usize) -> usize {
     let (i, j) = (e % out.rows, e / out.rows);
     let i = if arg.rows == 1 { 0 } else { i };
     let j = if arg.cols == 1 { 0 } else { j };
@@ -86,13 +86,14 @@ fn bcast(out: &Node, arg: &Node, e: usize) -> usize {
 }
 
 impl Linearizer<'_> {
+    /// Whether `id` is one of the needed nodes (those the residuals depend on).
     fn varying(&self, id: NodeId) -> bool {
-        self.graph().node(id).varies && self.pat.contains_key(&id)
+        self.graph().node(id).varies && self.prod.needed(id)
     }
 
     /// The contributions (child, child entry, weight) to output entry `e` of `id`; weights
     /// use the last evaluation and the chosen pieces (inactive pieces get weight 0).
-    fn contributions(&self, id: NodeId, e: usize, out: &mut Vec<(NodeId, usize, f64)>) {
+    pub(super) fn contributions(&self, id: NodeId, e: usize, out: &mut Vec<(NodeId, usize, f64)>) {
         let g = self.graph();
         let node = g.node(id);
         let value = |n: NodeId, i: usize| self.ev.coeff(n, 0)[i];
@@ -308,7 +309,7 @@ impl Linearizer<'_> {
     }
 
     /// Per-entry derivative of an elementwise node on its chosen piece.
-    fn unary_coefficients(&self, id: NodeId) -> Result<Vec<f64>, LinearizeError> {
+    pub(super) fn unary_coefficients(&self, id: NodeId) -> Result<Vec<f64>, LinearizeError> {
         let g = self.graph();
         let node = g.node(id);
         let out0 = self.ev.coeff(id, 0);

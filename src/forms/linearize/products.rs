@@ -1,0 +1,850 @@
+//! Products with J at the last linearization, by passes over the lifted graph: J s (a forward
+//! tangent pass), Jᵀ y (a reverse adjoint pass), and the solves with J_L, the lifted columns of
+//! J (docs/srpa.md, "Products"). Nothing of the size of J is held: one tangent or adjoint per
+//! entry of the needed nodes, and one slope per entry of the elementwise nodes, computed once
+//! per linearization. The weights are the stored J's: the same values of the last evaluation,
+//! the same chosen pieces, the same rules ([`Linearizer::contributions`] and
+//! [`Linearizer::unary_coefficients`]).
+//!
+//! Kernels by node: parameters and lifted leaves read their entries of the operand; matrix
+//! products go through the evaluator's `gemm`; elementwise binary operations (with
+//! broadcasting, `max` and `min` by their chosen piece), elementwise functions (one slope per
+//! entry), transposes, gathers, element reads and sums have their own loops; every other
+//! operation the linearizer handles (inner products) goes entry by entry through
+//! [`Linearizer::contributions`], the rule the stored J is built by.
+//!
+//! The solves. r_ℓ = u_ℓ − ψ_ℓ(θ, u_{<ℓ}) (a `Sub` of the block's leaf and ψ), so J_L = I − N
+//! with N strictly lower triangular by blocks, N_{ℓk} = ∂ψ_ℓ/∂u_k. Every needed node gets a
+//! *stage*: 1 + the last block whose leaf it depends on (0: θ only). J_L x = y is a forward
+//! substitution: x_ℓ = y_ℓ + (tangent of ψ_ℓ), where ψ_ℓ has a stage ≤ ℓ, so it is known once
+//! the nodes of stages ≤ ℓ are, with the leaves of blocks < ℓ carrying x and θ's tangent 0.
+//! J_Lᵀ x = y is the transposed, backward by stages: x_ℓ = y_ℓ + (adjoint of leaf ℓ) once the
+//! stages > ℓ are propagated, and ψ_ℓ is then seeded with x_ℓ.
+
+use super::ops::{bcast, picked};
+use super::{LinearizeError, Linearizer};
+use crate::eval::linalg::{gemm, Mat};
+use crate::forms::Lifted;
+use crate::graph::{ElemBinary, Node, NodeId, Op, ReduceKind};
+
+/// Not a needed node.
+const NONE: u32 = u32::MAX;
+
+/// The products' precomputed order and their buffers (see the module docs).
+#[derive(Debug, Default)]
+pub(super) struct Products {
+    /// Position of every graph node in the linearizer's `order` ([`NONE`] when not needed).
+    pos: Vec<u32>,
+    /// Offset of every needed node (by position) in `work`, and the total at the end.
+    off: Vec<usize>,
+    /// Positions of the needed nodes by (stage, position), and where each stage starts
+    /// (blocks + 2 entries).
+    by_stage: Vec<u32>,
+    stage_start: Vec<usize>,
+    /// Stage of every needed node (by position).
+    stage: Vec<u32>,
+    /// Tangents or adjoints of the needed nodes (allocated at the first product).
+    work: Vec<f64>,
+    /// Whether a node's tangent or adjoint is identically zero in the current pass.
+    zero: Vec<bool>,
+    /// Slopes of the elementwise-function nodes at the last linearization, and where each
+    /// node's start (by position; `usize::MAX` for other nodes; the total at the end).
+    slopes: Vec<f64>,
+    slope_off: Vec<usize>,
+    /// Whether `slopes` belong to the last linearization.
+    fresh: bool,
+    /// Whether the last linearization succeeded (products are at its point).
+    valid: bool,
+    /// Every node through the per-entry rules (tests compare the kernels with them).
+    generic: bool,
+}
+
+/// Where a pass's parameter leaves read their tangent, and what it skips.
+#[derive(Clone, Copy)]
+enum Pass<'a> {
+    /// J s: every leaf reads its entries of s.
+    Mul(&'a [f64]),
+    /// A solve: θ's tangent is 0, the lifted leaves are set stage by stage.
+    Solve,
+}
+
+impl Products {
+    /// The positions and stages of the needed nodes `order` of `lifted` (no buffers yet).
+    pub(super) fn new(lifted: &Lifted, order: &[NodeId]) -> Result<Products, LinearizeError> {
+        let g = &lifted.graph;
+        let mut pos = vec![NONE; g.nodes.len()];
+        for (p, id) in order.iter().enumerate() {
+            pos[id.index()] = p as u32;
+        }
+        let mut block_of_leaf = vec![NONE; g.nodes.len()];
+        for (b, blk) in lifted.layout.blocks.iter().enumerate() {
+            block_of_leaf[blk.leaf.index()] = b as u32;
+        }
+        let mut off = Vec::with_capacity(order.len() + 1);
+        let mut total = 0usize;
+        let mut stage = vec![0u32; order.len()];
+        let mut slope_off = vec![usize::MAX; order.len()];
+        let mut slopes = 0usize;
+        for (p, &id) in order.iter().enumerate() {
+            let node = g.node(id);
+            off.push(total);
+            total += node.len();
+            stage[p] = match node.op {
+                Op::Param(_) => match block_of_leaf[id.index()] {
+                    NONE => 0,
+                    b => b + 1,
+                },
+                _ => g
+                    .children(id)
+                    .filter(|c| pos[c.index()] != NONE)
+                    .map(|c| stage[pos[c.index()] as usize])
+                    .max()
+                    .unwrap_or(0),
+            };
+            if matches!(node.op, Op::Unary(..) | Op::Call { .. }) {
+                slope_off[p] = slopes;
+                slopes += node.len();
+            }
+        }
+        off.push(total);
+        slope_off.push(slopes);
+        let stages = lifted.layout.blocks.len() + 1;
+        let mut by_stage: Vec<u32> = (0..order.len() as u32).collect();
+        by_stage.sort_by_key(|&p| (stage[p as usize], p));
+        let mut stage_start = vec![0usize; stages + 1];
+        for &s in &stage {
+            stage_start[s as usize + 1] += 1;
+        }
+        for s in 0..stages {
+            stage_start[s + 1] += stage_start[s];
+        }
+        Ok(Products {
+            pos,
+            off,
+            by_stage,
+            stage_start,
+            stage,
+            slope_off,
+            slopes: Vec::new(),
+            zero: Vec::new(),
+            work: Vec::new(),
+            fresh: false,
+            valid: false,
+            generic: false,
+        })
+    }
+
+    /// Whether `id` is one of the needed nodes.
+    pub(super) fn needed(&self, id: NodeId) -> bool {
+        self.pos.get(id.index()).is_some_and(|&p| p != NONE)
+    }
+
+    /// A linearization started (`false`: the products are not at a point) or finished.
+    pub(super) fn set_valid(&mut self, valid: bool) {
+        self.valid = valid;
+        self.fresh = false;
+    }
+
+    /// Bytes of the buffers the products hold once used: tangents or adjoints, their zero
+    /// flags, and the slopes.
+    pub(super) fn bytes(&self) -> usize {
+        let values = *self.off.last().unwrap_or(&0);
+        let slopes = *self.slope_off.last().unwrap_or(&0);
+        (values + slopes) * 8 + self.stage.len()
+    }
+}
+
+/// A needed node's slice of the buffer: (offset, length).
+type Span = (usize, usize);
+
+impl Linearizer<'_> {
+    /// Every node's products through the per-entry rules of the stored J instead of the
+    /// kernels (slow; for tests that compare the two).
+    pub fn set_generic_products(&mut self, generic: bool) {
+        self.prod.generic = generic;
+    }
+
+    /// Bytes the products hold once used (of the order of the graph's values).
+    pub fn product_bytes(&self) -> usize {
+        self.prod.bytes()
+    }
+
+    /// `out` = J s at the point and pieces of the last [`Linearizer::linearize`] (`s`: n_z
+    /// entries, `out`: one per residual row, in block order).
+    pub fn jac_mul(&mut self, s: &[f64], out: &mut [f64]) -> Result<(), LinearizeError> {
+        let m = self.rows();
+        self.ready("J s", s.len(), self.lifted.layout.n_z, out.len(), m)?;
+        let (mut w, mut zero) = self.take();
+        for p in 0..self.order.len() {
+            self.tangent(p, Pass::Mul(s), &mut w, &mut zero);
+        }
+        self.read_rows(&w, &zero, out, |b| b.residual);
+        self.put(w, zero);
+        Ok(())
+    }
+
+    /// `out` = Jᵀ y (`y`: one entry per residual row, `out`: n_z entries).
+    pub fn jac_tmul(&mut self, y: &[f64], out: &mut [f64]) -> Result<(), LinearizeError> {
+        let m = self.rows();
+        self.ready("Jᵀ y", y.len(), m, out.len(), self.lifted.layout.n_z)?;
+        let (mut w, mut zero) = self.take();
+        zero.fill(true);
+        out.fill(0.0);
+        let n_theta = self.lifted.layout.n_theta;
+        for b in &self.lifted.layout.blocks {
+            if let Some(p) = self.position(b.residual) {
+                let (o, l) = self.span(p);
+                w[o..o + l].copy_from_slice(&y[b.offset - n_theta..b.offset - n_theta + l]);
+                zero[p] = false;
+            }
+        }
+        let g = self.graph();
+        for p in (0..self.order.len()).rev() {
+            if zero[p] {
+                continue;
+            }
+            if let Op::Param(k) = g.node(self.order[p]).op {
+                let (o, l) = self.span(p);
+                let at = g.params[k].offset;
+                for (v, a) in out[at..at + l].iter_mut().zip(&w[o..o + l]) {
+                    *v += a;
+                }
+            } else {
+                self.adjoint(p, false, &mut w, &mut zero);
+            }
+        }
+        self.put(w, zero);
+        Ok(())
+    }
+
+    /// x with J_L x = y, J_L the lifted columns of J (unit lower triangular by blocks; `y` and
+    /// `x` one entry per residual row).
+    pub fn lifted_solve(&mut self, y: &[f64], x: &mut [f64]) -> Result<(), LinearizeError> {
+        let m = self.rows();
+        self.ready("J_L⁻¹ y", y.len(), m, x.len(), m)?;
+        let (mut w, mut zero) = self.take();
+        let n_theta = self.lifted.layout.n_theta;
+        let pr = &self.prod;
+        for &p in &pr.by_stage[..pr.stage_start[1]] {
+            zero[p as usize] = true;
+        }
+        let g = self.graph();
+        for (b, blk) in self.lifted.layout.blocks.iter().enumerate() {
+            let rows = blk.offset - n_theta..blk.offset - n_theta + blk.len();
+            // x_ℓ = y_ℓ + ψ_ℓ′ (ψ_ℓ of stage ≤ ℓ is known)
+            let xb = &mut x[rows.clone()];
+            xb.copy_from_slice(&y[rows]);
+            if let Some(p) = self.position(blk.psi).filter(|&p| !zero[p]) {
+                let (o, l) = self.span(p);
+                for (v, t) in xb.iter_mut().zip(&w[o..o + l]) {
+                    *v += t;
+                }
+            }
+            let pr = &self.prod;
+            for &p in &pr.by_stage[pr.stage_start[b + 1]..pr.stage_start[b + 2]] {
+                let p = p as usize;
+                if matches!(g.node(self.order[p]).op, Op::Param(_)) {
+                    // the leaf of block b (the only leaf of this stage)
+                    let (o, l) = self.span(p);
+                    w[o..o + l].copy_from_slice(xb);
+                    zero[p] = false;
+                } else {
+                    self.tangent(p, Pass::Solve, &mut w, &mut zero);
+                }
+            }
+        }
+        self.put(w, zero);
+        Ok(())
+    }
+
+    /// x with J_Lᵀ x = y.
+    pub fn lifted_tsolve(&mut self, y: &[f64], x: &mut [f64]) -> Result<(), LinearizeError> {
+        let m = self.rows();
+        self.ready("J_L⁻ᵀ y", y.len(), m, x.len(), m)?;
+        let (mut w, mut zero) = self.take();
+        zero.fill(true);
+        let n_theta = self.lifted.layout.n_theta;
+        let g = self.graph();
+        for (b, blk) in self.lifted.layout.blocks.iter().enumerate().rev() {
+            let pr = &self.prod;
+            for &p in pr.by_stage[pr.stage_start[b + 1]..pr.stage_start[b + 2]]
+                .iter()
+                .rev()
+            {
+                let p = p as usize;
+                if !zero[p] && !matches!(g.node(self.order[p]).op, Op::Param(_)) {
+                    self.adjoint(p, true, &mut w, &mut zero);
+                }
+            }
+            // x_ℓ = y_ℓ + (Nᵀ x)_ℓ, the adjoint of leaf ℓ
+            let rows = blk.offset - n_theta..blk.offset - n_theta + blk.len();
+            let xb = &mut x[rows.clone()];
+            xb.copy_from_slice(&y[rows]);
+            if let Some(p) = self.position(blk.leaf).filter(|&p| !zero[p]) {
+                let (o, l) = self.span(p);
+                for (v, a) in xb.iter_mut().zip(&w[o..o + l]) {
+                    *v += a;
+                }
+            }
+            // ψ_ℓ carries x_ℓ back to the earlier blocks
+            if let Some(p) = self.position(blk.psi) {
+                let (o, l) = self.span(p);
+                let a = &mut w[o..o + l];
+                if zero[p] {
+                    a.copy_from_slice(xb);
+                    zero[p] = false;
+                } else {
+                    for (v, xv) in a.iter_mut().zip(xb.iter()) {
+                        *v += xv;
+                    }
+                }
+            }
+        }
+        self.put(w, zero);
+        Ok(())
+    }
+
+    /// Residual rows m.
+    fn rows(&self) -> usize {
+        self.lifted.layout.n_z - self.lifted.layout.n_theta
+    }
+
+    /// Refuse a product before a linearization or with wrong sizes; compute the slopes of the
+    /// last linearization if they are not yet.
+    fn ready(
+        &mut self,
+        what: &str,
+        n_in: usize,
+        want_in: usize,
+        n_out: usize,
+        want_out: usize,
+    ) -> Result<(), LinearizeError> {
+        if !self.prod.valid {
+            return Err(LinearizeError::Product(format!(
+                "{what} asked for before a linearization"
+            )));
+        }
+        if n_in != want_in || n_out != want_out {
+            return Err(LinearizeError::Product(format!(
+                "{what}: operand of {n_in} and result of {n_out} entries, expected {want_in} and {want_out}"
+            )));
+        }
+        if self.prod.work.is_empty() && !self.order.is_empty() {
+            let n = self.prod.off[self.order.len()];
+            self.prod.work = vec![0.0; n];
+            self.prod.zero = vec![true; self.order.len()];
+        }
+        if !self.prod.fresh {
+            let n = *self.prod.slope_off.last().unwrap_or(&0);
+            let mut slopes = std::mem::take(&mut self.prod.slopes);
+            slopes.resize(n, 0.0);
+            for p in 0..self.order.len() {
+                let at = self.prod.slope_off[p];
+                if at != usize::MAX {
+                    let c = self.unary_coefficients(self.order[p])?;
+                    slopes[at..at + c.len()].copy_from_slice(&c);
+                }
+            }
+            self.prod.slopes = slopes;
+            self.prod.fresh = true;
+        }
+        Ok(())
+    }
+
+    fn take(&mut self) -> (Vec<f64>, Vec<bool>) {
+        (
+            std::mem::take(&mut self.prod.work),
+            std::mem::take(&mut self.prod.zero),
+        )
+    }
+
+    fn put(&mut self, w: Vec<f64>, zero: Vec<bool>) {
+        self.prod.work = w;
+        self.prod.zero = zero;
+    }
+
+    fn position(&self, id: NodeId) -> Option<usize> {
+        match self.prod.pos[id.index()] {
+            NONE => None,
+            p => Some(p as usize),
+        }
+    }
+
+    fn span(&self, p: usize) -> Span {
+        (self.prod.off[p], self.prod.off[p + 1] - self.prod.off[p])
+    }
+
+    /// Each block's rows of `out` from the buffer of its node `which` (0 where zero).
+    fn read_rows(
+        &self,
+        w: &[f64],
+        zero: &[bool],
+        out: &mut [f64],
+        which: impl Fn(&crate::forms::Block) -> NodeId,
+    ) {
+        let n_theta = self.lifted.layout.n_theta;
+        for b in &self.lifted.layout.blocks {
+            let rows = &mut out[b.offset - n_theta..b.offset - n_theta + b.len()];
+            match self.position(which(b)).filter(|&p| !zero[p]) {
+                Some(p) => {
+                    let (o, l) = self.span(p);
+                    rows.copy_from_slice(&w[o..o + l]);
+                }
+                None => rows.fill(0.0),
+            }
+        }
+    }
+
+    /// The tangent of needed node `p` from its children's (which are done).
+    fn tangent(&self, p: usize, pass: Pass<'_>, w: &mut [f64], zero: &mut [bool]) {
+        let g = self.graph();
+        let id = self.order[p];
+        let node = g.node(id);
+        let (o, len) = self.span(p);
+        let (lo, hi) = w.split_at_mut(o);
+        let t = &mut hi[..len];
+        // a child's tangent, None where it is zero or not needed
+        let child = |c: NodeId| -> Option<&[f64]> {
+            let q = self.position(c)?;
+            if zero[q] {
+                return None;
+            }
+            let (co, cl) = self.span(q);
+            Some(&lo[co..co + cl])
+        };
+        let val = |c: NodeId| self.ev.coeff(c, 0);
+        let nonzero = match &node.op {
+            Op::Param(k) => match pass {
+                Pass::Mul(s) => {
+                    let at = g.params[*k].offset;
+                    t.copy_from_slice(&s[at..at + len]);
+                    true
+                }
+                Pass::Solve => false,
+            },
+            _ if self.prod.generic => generic_tangent(self, id, &child, t),
+            Op::Unary(_, a) | Op::Call { arg: a, .. } => match child(*a) {
+                Some(ta) => {
+                    let at = self.prod.slope_off[p];
+                    let sl = &self.prod.slopes[at..at + len];
+                    for ((v, s), x) in t.iter_mut().zip(sl).zip(ta) {
+                        *v = s * x;
+                    }
+                    true
+                }
+                None => false,
+            },
+            Op::Binary(op, a, b) => {
+                let (ta, tb) = (child(*a), child(*b));
+                if ta.is_none() && tb.is_none() {
+                    false
+                } else {
+                    self.binary_tangent(id, *op, (*a, ta), (*b, tb), t);
+                    true
+                }
+            }
+            Op::MatMul(a, b) => {
+                let (na, nb) = (g.node(*a), g.node(*b));
+                let mut first = true;
+                if let Some(ta) = child(*a) {
+                    let (ma, mb) = (
+                        Mat::new(ta, na.rows, na.cols),
+                        Mat::new(val(*b), nb.rows, nb.cols),
+                    );
+                    gemm(1.0, ma, mb, 0.0, t);
+                    first = false;
+                }
+                if let Some(tb) = child(*b) {
+                    let (ma, mb) = (
+                        Mat::new(val(*a), na.rows, na.cols),
+                        Mat::new(tb, nb.rows, nb.cols),
+                    );
+                    gemm(1.0, ma, mb, if first { 0.0 } else { 1.0 }, t);
+                    first = false;
+                }
+                !first
+            }
+            Op::Transpose(a) => match child(*a) {
+                Some(ta) => {
+                    for (e, v) in t.iter_mut().enumerate() {
+                        let (i, j) = (e % node.rows, e / node.rows);
+                        *v = ta[j + i * node.cols];
+                    }
+                    true
+                }
+                None => false,
+            },
+            Op::Gather { arg: a, .. } | Op::Element { arg: a, .. } => match child(*a) {
+                Some(ta) => {
+                    for (e, v) in t.iter_mut().enumerate() {
+                        *v = ta[picked(g, node, e)];
+                    }
+                    true
+                }
+                None => false,
+            },
+            Op::Reduce(kind @ (ReduceKind::Sum | ReduceKind::SqNorm), a) => match child(*a) {
+                Some(ta) => {
+                    let group = g.node(*a).group_len();
+                    let va = val(*a);
+                    for (e, v) in t.iter_mut().enumerate() {
+                        let r = e * group..(e + 1) * group;
+                        *v = match kind {
+                            ReduceKind::SqNorm => {
+                                2.0 * ta[r.clone()]
+                                    .iter()
+                                    .zip(&va[r])
+                                    .map(|(x, y)| x * y)
+                                    .sum::<f64>()
+                            }
+                            _ => ta[r].iter().sum(),
+                        };
+                    }
+                    true
+                }
+                None => false,
+            },
+            _ => generic_tangent(self, id, &child, t),
+        };
+        zero[p] = !nonzero;
+    }
+
+    /// The tangent of an elementwise binary node from its operands' (at least one nonzero).
+    fn binary_tangent(
+        &self,
+        id: NodeId,
+        op: ElemBinary,
+        (a, ta): (NodeId, Option<&[f64]>),
+        (b, tb): (NodeId, Option<&[f64]>),
+        t: &mut [f64],
+    ) {
+        let g = self.graph();
+        let node = g.node(id);
+        let (na, nb) = (g.node(a), g.node(b));
+        let (va, vb) = (self.ev.coeff(a, 0), self.ev.coeff(b, 0));
+        let same = na.len() == node.len() && nb.len() == node.len();
+        let ia = |e: usize| if same { e } else { bcast(node, na, e) };
+        let ib = |e: usize| if same { e } else { bcast(node, nb, e) };
+        let right = |e: usize| {
+            let site = &self.sites[self.site_of[&id]];
+            self.side[site.first + e] == Some(1)
+        };
+        match (op, ta, tb) {
+            (ElemBinary::Add, Some(x), Some(y)) if same => {
+                for ((v, x), y) in t.iter_mut().zip(x).zip(y) {
+                    *v = x + y;
+                }
+            }
+            (ElemBinary::Sub, Some(x), Some(y)) if same => {
+                for ((v, x), y) in t.iter_mut().zip(x).zip(y) {
+                    *v = x - y;
+                }
+            }
+            (ElemBinary::Mul, Some(x), Some(y)) if same => {
+                for e in 0..t.len() {
+                    t[e] = vb[e] * x[e] + va[e] * y[e];
+                }
+            }
+            _ => {
+                let weights = |e: usize| -> (f64, f64) {
+                    match op {
+                        ElemBinary::Add => (1.0, 1.0),
+                        ElemBinary::Sub => (1.0, -1.0),
+                        ElemBinary::Mul => (vb[ib(e)], va[ia(e)]),
+                        ElemBinary::Div => {
+                            let den = vb[ib(e)];
+                            (1.0 / den, -va[ia(e)] / (den * den))
+                        }
+                        ElemBinary::Max | ElemBinary::Min => {
+                            if right(e) == (op == ElemBinary::Max) {
+                                (1.0, 0.0)
+                            } else {
+                                (0.0, 1.0)
+                            }
+                        }
+                    }
+                };
+                for (e, v) in t.iter_mut().enumerate() {
+                    let (wa, wb) = weights(e);
+                    let mut s = 0.0;
+                    if let Some(x) = ta {
+                        s += wa * x[ia(e)];
+                    }
+                    if let Some(y) = tb {
+                        s += wb * y[ib(e)];
+                    }
+                    *v = s;
+                }
+            }
+        }
+    }
+
+    /// Propagate the adjoint of needed node `p` (nonzero, every parent done) to its children;
+    /// `lifted_only`: not to the nodes of θ alone (a solve needs no adjoint of θ).
+    fn adjoint(&self, p: usize, lifted_only: bool, w: &mut [f64], zero: &mut [bool]) {
+        let g = self.graph();
+        let id = self.order[p];
+        let node = g.node(id);
+        let (o, len) = self.span(p);
+        let (lo, hi) = w.split_at_mut(o);
+        let gout = &hi[..len];
+        // the child's adjoint slice, zeroed on its first contribution; None where not wanted
+        let mut target = |c: NodeId, lo: &mut [f64]| -> Option<(usize, usize)> {
+            let q = self.position(c)?;
+            if lifted_only && self.prod.stage[q] == 0 {
+                return None;
+            }
+            let (co, cl) = self.span(q);
+            if zero[q] {
+                lo[co..co + cl].fill(0.0);
+                zero[q] = false;
+            }
+            Some((co, cl))
+        };
+        let val = |c: NodeId| self.ev.coeff(c, 0);
+        if self.prod.generic {
+            return generic_adjoint(self, id, gout, lo, &mut target);
+        }
+        match &node.op {
+            Op::Param(_) => {}
+            Op::Unary(_, a) | Op::Call { arg: a, .. } => {
+                if let Some((co, cl)) = target(*a, lo) {
+                    let at = self.prod.slope_off[p];
+                    let sl = &self.prod.slopes[at..at + len];
+                    for ((v, s), x) in lo[co..co + cl].iter_mut().zip(sl).zip(gout) {
+                        *v += s * x;
+                    }
+                }
+            }
+            Op::Binary(op, a, b) => {
+                let (na, nb) = (g.node(*a), g.node(*b));
+                let (va, vb) = (val(*a), val(*b));
+                let same = na.len() == len && nb.len() == len;
+                let right = |e: usize| {
+                    let site = &self.sites[self.site_of[&id]];
+                    self.side[site.first + e] == Some(1)
+                };
+                for (first, c) in [(true, *a), (false, *b)] {
+                    let Some((co, cl)) = target(c, lo) else {
+                        continue;
+                    };
+                    let ac = &mut lo[co..co + cl];
+                    let nc = if first { na } else { nb };
+                    let weight = |e: usize| -> f64 {
+                        let (ia, ib) = if same {
+                            (e, e)
+                        } else {
+                            (bcast(node, na, e), bcast(node, nb, e))
+                        };
+                        match op {
+                            ElemBinary::Add => 1.0,
+                            ElemBinary::Sub => {
+                                if first {
+                                    1.0
+                                } else {
+                                    -1.0
+                                }
+                            }
+                            ElemBinary::Mul => {
+                                if first {
+                                    vb[ib]
+                                } else {
+                                    va[ia]
+                                }
+                            }
+                            ElemBinary::Div => {
+                                let den = vb[ib];
+                                if first {
+                                    1.0 / den
+                                } else {
+                                    -va[ia] / (den * den)
+                                }
+                            }
+                            ElemBinary::Max | ElemBinary::Min => {
+                                let takes_a = right(e) == (*op == ElemBinary::Max);
+                                if takes_a == first {
+                                    1.0
+                                } else {
+                                    0.0
+                                }
+                            }
+                        }
+                    };
+                    match (op, same) {
+                        (ElemBinary::Add, true) => {
+                            for (v, x) in ac.iter_mut().zip(gout) {
+                                *v += x;
+                            }
+                        }
+                        (ElemBinary::Sub, true) => {
+                            let s = if first { 1.0 } else { -1.0 };
+                            for (v, x) in ac.iter_mut().zip(gout) {
+                                *v += s * x;
+                            }
+                        }
+                        (ElemBinary::Mul, true) => {
+                            let other = if first { vb } else { va };
+                            for ((v, x), y) in ac.iter_mut().zip(gout).zip(other) {
+                                *v += x * y;
+                            }
+                        }
+                        _ => {
+                            for (e, x) in gout.iter().enumerate() {
+                                let i = if same { e } else { bcast(node, nc, e) };
+                                ac[i] += weight(e) * x;
+                            }
+                        }
+                    }
+                }
+            }
+            Op::MatMul(a, b) => {
+                let (na, nb) = (g.node(*a), g.node(*b));
+                let gm = Mat::new(gout, node.rows, node.cols);
+                if let Some((co, cl)) = target(*a, lo) {
+                    let vbt = Mat::new(val(*b), nb.rows, nb.cols).t();
+                    gemm(1.0, gm, vbt, 1.0, &mut lo[co..co + cl]);
+                }
+                if let Some((co, cl)) = target(*b, lo) {
+                    let vat = Mat::new(val(*a), na.rows, na.cols).t();
+                    gemm(1.0, vat, gm, 1.0, &mut lo[co..co + cl]);
+                }
+            }
+            Op::Transpose(a) => {
+                if let Some((co, _)) = target(*a, lo) {
+                    for (e, x) in gout.iter().enumerate() {
+                        let (i, j) = (e % node.rows, e / node.rows);
+                        lo[co + j + i * node.cols] += x;
+                    }
+                }
+            }
+            Op::Gather { arg: a, .. } | Op::Element { arg: a, .. } => {
+                if let Some((co, _)) = target(*a, lo) {
+                    for (e, x) in gout.iter().enumerate() {
+                        lo[co + picked(g, node, e)] += x;
+                    }
+                }
+            }
+            Op::Reduce(kind @ (ReduceKind::Sum | ReduceKind::SqNorm), a) => {
+                let group = g.node(*a).group_len();
+                let va = val(*a);
+                if let Some((co, _)) = target(*a, lo) {
+                    for (e, x) in gout.iter().enumerate() {
+                        for i in e * group..(e + 1) * group {
+                            let wgt = match kind {
+                                ReduceKind::SqNorm => 2.0 * va[i],
+                                _ => 1.0,
+                            };
+                            lo[co + i] += wgt * x;
+                        }
+                    }
+                }
+            }
+            _ => generic_adjoint(self, id, gout, lo, &mut target),
+        }
+    }
+}
+
+/// The tangent of `id` entry by entry through [`Linearizer::contributions`]; whether it is
+/// nonzero. Elementwise functions (which have no contributions) go by their slopes.
+fn generic_tangent<'a>(
+    lin: &Linearizer<'_>,
+    id: NodeId,
+    child: &dyn Fn(NodeId) -> Option<&'a [f64]>,
+    t: &mut [f64],
+) -> bool {
+    let g = lin.graph();
+    let node: &Node = g.node(id);
+    match &node.op {
+        Op::Unary(_, a) | Op::Call { arg: a, .. } => {
+            let Some(ta) = child(*a) else {
+                return false;
+            };
+            let p = lin.prod.pos[id.index()] as usize;
+            let at = lin.prod.slope_off[p];
+            for (e, v) in t.iter_mut().enumerate() {
+                *v = lin.prod.slopes[at + e] * ta[e];
+            }
+            return true;
+        }
+        Op::Transpose(a) | Op::Gather { arg: a, .. } | Op::Element { arg: a, .. } => {
+            let Some(ta) = child(*a) else {
+                return false;
+            };
+            for (e, v) in t.iter_mut().enumerate() {
+                *v = match node.op {
+                    Op::Transpose(_) => {
+                        let (i, j) = (e % node.rows, e / node.rows);
+                        ta[j + i * node.cols]
+                    }
+                    _ => ta[picked(g, node, e)],
+                };
+            }
+            return true;
+        }
+        _ => {}
+    }
+    let mut parts = Vec::new();
+    let mut any = false;
+    for (e, v) in t.iter_mut().enumerate() {
+        lin.contributions(id, e, &mut parts);
+        let mut s = 0.0;
+        for &(c, ce, wgt) in &parts {
+            if let Some(tc) = child(c) {
+                s += wgt * tc[ce];
+                any = true;
+            }
+        }
+        *v = s;
+    }
+    any
+}
+
+/// The adjoint of `id` propagated entry by entry through [`Linearizer::contributions`] (by
+/// slopes and index maps for elementwise functions, transposes and gathers).
+fn generic_adjoint(
+    lin: &Linearizer<'_>,
+    id: NodeId,
+    gout: &[f64],
+    lo: &mut [f64],
+    target: &mut dyn FnMut(NodeId, &mut [f64]) -> Option<(usize, usize)>,
+) {
+    let g = lin.graph();
+    let node: &Node = g.node(id);
+    match &node.op {
+        Op::Param(_) => {}
+        Op::Unary(_, a) | Op::Call { arg: a, .. } => {
+            if let Some((co, _)) = target(*a, lo) {
+                let p = lin.prod.pos[id.index()] as usize;
+                let at = lin.prod.slope_off[p];
+                for (e, x) in gout.iter().enumerate() {
+                    lo[co + e] += lin.prod.slopes[at + e] * x;
+                }
+            }
+        }
+        Op::Transpose(a) | Op::Gather { arg: a, .. } | Op::Element { arg: a, .. } => {
+            if let Some((co, _)) = target(*a, lo) {
+                for (e, x) in gout.iter().enumerate() {
+                    let i = match node.op {
+                        Op::Transpose(_) => {
+                            let (i, j) = (e % node.rows, e / node.rows);
+                            j + i * node.cols
+                        }
+                        _ => picked(g, node, e),
+                    };
+                    lo[co + i] += x;
+                }
+            }
+        }
+        _ => {
+            let mut parts = Vec::new();
+            for (e, x) in gout.iter().enumerate() {
+                lin.contributions(id, e, &mut parts);
+                for &(c, ce, wgt) in &parts {
+                    if let Some((co, _)) = target(c, lo) {
+                        lo[co + ce] += wgt * x;
+                    }
+                }
+            }
+        }
+    }
+}
