@@ -8,7 +8,7 @@ use common::eval::{bind, lower, model, sp500_graph, syn_data_graph, syn_graph};
 use mcopt::config::RowSel;
 use mcopt::config::{ColumnSel, HeaderMode, Split};
 use mcopt::eval::{EvalOptions, Evaluator};
-use mcopt::forms::linearize::{Linearization, Linearizer, NO_PIECE};
+use mcopt::forms::linearize::{Jacobian, Linearization, Linearizer, NO_PIECE};
 use mcopt::forms::p1host::P1Host;
 use mcopt::forms::{self, Betas, Lifted};
 use mcopt::graph::Graph;
@@ -228,6 +228,12 @@ impl Syn {
     fn host(&self) -> P1Host<'_> {
         P1Host::new(&self.l, &self.pen, &self.betas, &self.g, &self.r).unwrap()
     }
+
+    /// A host that does not store J: the solver reaches it through the products.
+    fn products_host(&self) -> P1Host<'_> {
+        let j = Jacobian::Products;
+        P1Host::with_jacobian(&self.l, &self.pen, &self.betas, &self.g, &self.r, j).unwrap()
+    }
 }
 
 /// The authors' SRPA settings on syn: η₁ = 0.9, η₂ = 1.3, ρ₁ = 0.5.
@@ -422,11 +428,30 @@ fn the_schur_path_follows_the_direct_trajectory_and_resumes_bit_for_bit() {
 /// continues bit for bit (the checkpoint carries the point that complement was formed at).
 #[test]
 fn the_matrix_free_path_follows_the_direct_trajectory_and_resumes_bit_for_bit() {
+    matrix_free_trajectory(false);
+}
+
+/// The same with a host that does not store J (`Jacobian::Products`): `Method::Auto` takes the
+/// matrix-free path, and J is reached through the host's products alone.
+#[test]
+fn syn_through_the_hosts_products_follows_the_direct_trajectory_and_resumes_bit_for_bit() {
+    matrix_free_trajectory(true);
+}
+
+fn matrix_free_trajectory(products: bool) {
     let syn = Syn::new();
     let z0 = &syn.z0;
-    let mut host = syn.host();
+    let mut host = if products {
+        syn.products_host()
+    } else {
+        syn.host()
+    };
     let opts = SrpaOptions {
-        method: Method::MatrixFree,
+        method: if products {
+            Method::Auto
+        } else {
+            Method::MatrixFree
+        },
         ..authors_syn_options()
     };
     let run = |srpa: &mut Srpa, host: &mut P1Host, iters: usize, out: &mut Vec<f64>| {

@@ -110,11 +110,7 @@ impl MfSolver {
     /// A solver for J of m rows and n = n_θ + m columns.
     pub fn new(n: usize, m: usize) -> MfSolver {
         let n_theta = n.saturating_sub(m);
-        let wmax = std::env::var("MF_WMAX")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(WOODBURY_MAX_THETA);
-        let woodbury = (n_theta > 0 && n_theta <= wmax).then(|| Woodbury {
+        let woodbury = (n_theta > 0 && n_theta <= WOODBURY_MAX_THETA).then(|| Woodbury {
             factor: Mat::zeros(n_theta, n_theta),
             formed: false,
             fresh: false,
@@ -468,11 +464,6 @@ impl MfSolver {
             let (converged, iterations) =
                 self.conjugate_gradients(wb.as_mut(), p, op, delta, forcing, opts)?;
             rep.cg_iterations += iterations;
-            if std::env::var("MF_DEBUG").is_ok() {
-                let nf = self.ws.free_y.iter().filter(|f| !**f).count();
-                let ns = self.ws.free_s.iter().filter(|f| !**f).count();
-                eprintln!("cg attempt {attempt} conv {converged} it {iterations} forcing {forcing:.2e} delta {delta:.2e} nonfree_y {nf} nonfree_s {ns} fresh {:?}", wb.as_ref().map(|w| w.fresh));
-            }
             let stale = wb.as_ref().is_some_and(|w| !w.fresh);
             if converged || !stale {
                 return Ok(());
