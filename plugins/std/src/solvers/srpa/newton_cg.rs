@@ -24,10 +24,12 @@
 //! applied on F (zero elsewhere): J_L is unit lower triangular, so S is two substitution
 //! passes; one application is four of them, a `mul` and a `tmul`. C is formed column by
 //! column (C e_k = e_k + J_θᵀ S J_θ e_k: a `mul`, two solves, a `tmul`; O(m) memory) when
-//! n_θ ≤ [`WOODBURY_MAX_THETA`], and kept across Newton systems and subproblems (ρ cancels in
-//! it, so only J's changes make it stale); a system whose conjugate gradients do not converge
-//! within `cg_max` with a C formed at an earlier solve re-forms it and starts again. With a
-//! larger n_θ the preconditioner is ρ S alone. A system the conjugate gradients do not solve
+//! n_θ ≤ [`WOODBURY_MAX_THETA`], and kept across the Newton systems and subproblems of one J
+//! (ρ cancels in it); the SRPA iteration drops it at every new linearization
+//! ([`MfSolver::jacobian_changed`]), since a C formed at another J soon makes P⁻¹ indefinite.
+//! A caller that does not say when J changes gets the same by a check: a system whose
+//! conjugate gradients fail with a C formed at an earlier solve re-forms it and starts again.
+//! With a larger n_θ the preconditioner is ρ S alone. A system the conjugate gradients do not solve
 //! within `cg_max` still gives a descent direction for the line search (every iterate of
 //! conjugate gradients started at 0 is one), so the solve goes on.
 

@@ -19,6 +19,9 @@
 //! preconditioned by the parameter-Schur splitting of [`super::schur`] (an exact sparse B per
 //! system, a dense n_θ × n_θ C kept across systems and subproblems, reformed when the conjugate
 //! gradients stall), and fall back to the direct factorization only if that fails.
+//!
+//! Where J is not stored (or `Method::MatrixFree` forces it), the matrix-free Newton–CG of
+//! [`super::newton_cg`] solves the subproblem with J only through products.
 
 // Index loops over several parallel arrays read best as index loops here.
 #![allow(clippy::needless_range_loop)]
@@ -101,7 +104,9 @@ pub enum Method {
     /// measurements.
     SchurAugmented,
     /// `Schur` when the KKT factor would hold at least [`SCHUR_MIN_FACTOR`] values and the
-    /// dense n_θ × n_θ complement at most [`SCHUR_MAX_DENSE`]; `Direct` otherwise.
+    /// dense n_θ × n_θ complement at most [`SCHUR_MAX_DENSE`]; `Direct` otherwise. (A host
+    /// that does not store J gets the matrix-free path whatever the method:
+    /// [`super::iteration`].)
     Auto,
     /// Newton–CG with J only through products ([`super::newton_cg`]; here over the stored J):
     /// what a host that does not store J gets, forced for tests and measurements.
