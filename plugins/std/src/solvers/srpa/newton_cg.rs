@@ -150,21 +150,16 @@ impl MfSolver {
         }
     }
 
-    /// Whether a Woodbury complement C is kept (formed at some earlier J).
+    /// Whether a Woodbury complement C is kept: formed at the current J, for a caller that
+    /// reports every change of J ([`MfSolver::jacobian_changed`]); a checkpoint saves this,
+    /// and [`MfSolver::form_preconditioner`] forms the same C again.
     pub fn has_preconditioner(&self) -> bool {
         self.woodbury.as_ref().is_some_and(|w| w.formed)
     }
 
-    /// Whether the kept C was formed during the last solve, at that solve's J (the caller
-    /// records the point, for a checkpoint: [`MfSolver::form_preconditioner`] at it forms
-    /// the same C).
-    pub fn formed_in_last_solve(&self) -> bool {
-        self.woodbury.as_ref().is_some_and(|w| w.formed && w.fresh)
-    }
-
-    /// Drops the kept C: J changed (a new linearization), and a C formed at another J makes
-    /// the preconditioner indefinite as soon as J moves by more than a little (C − I =
-    /// J_θᵀ S J_θ is large, and P⁻¹ is positive definite only while C exceeds it by at most I).
+    /// Drops the kept C: J changed (a new linearization). A C formed at another J makes the
+    /// preconditioner indefinite as soon as J moves by more than a little: P⁻¹ is positive
+    /// definite only while the kept C dominates the current J_θᵀ S J_θ, and C − I is large.
     pub fn jacobian_changed(&mut self) {
         if let Some(w) = self.woodbury.as_mut() {
             w.formed = false;
