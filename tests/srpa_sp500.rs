@@ -15,11 +15,14 @@ use clarabel_ref::rel_diff;
 
 use common::eval::sp500_graph;
 use mcopt::eval::Evaluator;
+use mcopt::forms::linearize::Jacobian;
 use mcopt::forms::p1host::P1Host;
 use mcopt::forms::{self, Betas};
 use mcopt::registry::{Order, Registry};
+use mcopt_plugin_sdk::p1::Linearization;
 use mcopt_plugin_sdk::p1::P1Problem;
 use mcopt_std::solvers::srpa::iteration::{Srpa, SrpaOptions};
+use mcopt_std::solvers::srpa::operator::HostJac;
 use mcopt_std::solvers::srpa::subproblem::{Method, SubOptions, SubSolution, SubSolver};
 
 /// The authors' Θ(z^k) (docs/math.md §5, issue 10).
@@ -47,6 +50,8 @@ fn sp500_fifty_iterations_track_the_authors_and_end_no_higher() {
     let betas = Betas::uniform(0.1);
     let pen = l.penalized(&betas);
     let mut host = P1Host::new(&l, &pen, &betas, &g, &r).unwrap();
+    let products = Jacobian::Products;
+    let mut unstored = P1Host::with_jacobian(&l, &pen, &betas, &g, &r, products).unwrap();
     let opts = SrpaOptions {
         eta1: 0.7,
         eta2: 1.1,
@@ -57,7 +62,7 @@ fn sp500_fifty_iterations_track_the_authors_and_end_no_higher() {
     let mut t = vec![srpa.objective];
     for k in 1..=50 {
         if [1, 10, 50].contains(&k) {
-            real_subproblem_both_ways(&host, &srpa, k == 10);
+            real_subproblem_both_ways(&host, &mut unstored, &srpa, k == 10);
         }
         let m = srpa.step(&mut host).unwrap();
         assert!(m.sub_converged, "iteration {k}: {m:?}");
@@ -78,9 +83,10 @@ fn sp500_fifty_iterations_track_the_authors_and_end_no_higher() {
 }
 
 /// The subproblem SRPA solves next, solved from scratch by the direct
-/// factorization and by the Schur-preconditioned conjugate gradients: the same step to 1e-8
+/// factorization, by the Schur-preconditioned conjugate gradients (rows and augmented) and by
+/// the matrix-free Newton–CG (over the stored J): the same step to 1e-8
 /// (relative), and (when `clarabel`) the same as Clarabel's interior point to 1e-6.
-fn real_subproblem_both_ways(host: &P1Host, srpa: &Srpa, clarabel: bool) {
+fn real_subproblem_both_ways(host: &P1Host, unstored: &mut P1Host, srpa: &Srpa, clarabel: bool) {
     let p = srpa.subproblem(host);
     let n_theta = host.structure().n_theta;
     let solve = |method| {
@@ -107,6 +113,35 @@ fn real_subproblem_both_ways(host: &P1Host, srpa: &Srpa, clarabel: bool) {
     assert!(
         d <= 1e-8,
         "the augmented Schur step differs from the direct one by {d:e}"
+    );
+    let (matrix_free, rep) = solve(Method::MatrixFree);
+    assert!(rep.cg_iterations > 0, "{rep:?}");
+    let d = rel_diff(&matrix_free, &direct);
+    assert!(
+        d <= 1e-8,
+        "the matrix-free step differs from the direct one by {d:e} ({rep:?})"
+    );
+    // through the products of a host that does not store J, linearized at the same point on
+    // the same pieces
+    let st = unstored.structure().clone();
+    let mut lin = Linearization::for_structure(&st);
+    let mut pieces = srpa.pieces.clone();
+    unstored
+        .linearize(&srpa.z, None, &mut pieces, &mut lin)
+        .unwrap();
+    assert_eq!(pieces, srpa.pieces);
+    assert_eq!((&lin.residual, &lin.grad), (&p.r.to_vec(), &p.q.to_vec()));
+    let mut solver = SubSolver::matrix_free(st.n_z, st.rows());
+    let mut sol = SubSolution::default();
+    let mut op = HostJac::new(unstored);
+    let rep = solver
+        .solve_with(&p, &mut op, SubOptions::default(), &mut sol)
+        .unwrap();
+    assert!(rep.converged, "{rep:?}");
+    let d = rel_diff(&sol.s, &direct);
+    assert!(
+        d <= 1e-8,
+        "the step through the host's products differs from the direct one by {d:e} ({rep:?})"
     );
     if clarabel {
         let (x_ref, certified) = clarabel_ref::clarabel_solve(&p);

@@ -8,7 +8,7 @@ use common::eval::{bind, lower, model, sp500_graph, syn_data_graph, syn_graph};
 use mcopt::config::RowSel;
 use mcopt::config::{ColumnSel, HeaderMode, Split};
 use mcopt::eval::{EvalOptions, Evaluator};
-use mcopt::forms::linearize::{Linearization, Linearizer, NO_PIECE};
+use mcopt::forms::linearize::{Jacobian, Linearization, Linearizer, NO_PIECE};
 use mcopt::forms::p1host::P1Host;
 use mcopt::forms::{self, Betas, Lifted};
 use mcopt::graph::Graph;
@@ -228,6 +228,12 @@ impl Syn {
     fn host(&self) -> P1Host<'_> {
         P1Host::new(&self.l, &self.pen, &self.betas, &self.g, &self.r).unwrap()
     }
+
+    /// A host that does not store J: the solver reaches it through the products.
+    fn products_host(&self) -> P1Host<'_> {
+        let j = Jacobian::Products;
+        P1Host::with_jacobian(&self.l, &self.pen, &self.betas, &self.g, &self.r, j).unwrap()
+    }
 }
 
 /// The authors' SRPA settings on syn: η₁ = 0.9, η₂ = 1.3, ρ₁ = 0.5.
@@ -402,6 +408,82 @@ fn the_schur_path_follows_the_direct_trajectory_and_resumes_bit_for_bit() {
     }
     // saved at every iteration, so that some checkpoints fall where the kept preconditioner
     // had just served a system slowly (the next system re-forms it first)
+    for at in 1..40 {
+        let mut first = Srpa::new(&mut host, z0.clone(), opts).unwrap();
+        let mut resumed = vec![first.objective];
+        run(&mut first, &mut host, at, &mut resumed);
+        let mut bytes = Vec::new();
+        first.save(&mut bytes);
+        drop(first);
+        let mut second = Srpa::restore(&mut host, &bytes, opts).unwrap();
+        run(&mut second, &mut host, 40 - at, &mut resumed);
+        assert_eq!(resumed, t, "saved at k = {at}");
+        assert_eq!(second.z, straight.z, "saved at k = {at}");
+    }
+}
+
+/// SRPA on syn with the subproblems' matrix-free Newton–CG path forced (J only through
+/// products, here over the stored J): the same trajectory as direct solves to 1e-8, with the
+/// Woodbury complement kept across subproblems; and a run saved at any iteration and restored
+/// continues bit for bit (the checkpoint carries the point that complement was formed at).
+#[test]
+fn the_matrix_free_path_follows_the_direct_trajectory_and_resumes_bit_for_bit() {
+    matrix_free_trajectory(false);
+}
+
+/// The same with a host that does not store J (`Jacobian::Products`): `Method::Auto` takes the
+/// matrix-free path, and J is reached through the host's products alone.
+#[test]
+fn syn_through_the_hosts_products_follows_the_direct_trajectory_and_resumes_bit_for_bit() {
+    matrix_free_trajectory(true);
+}
+
+fn matrix_free_trajectory(products: bool) {
+    let syn = Syn::new();
+    let z0 = &syn.z0;
+    let mut host = if products {
+        syn.products_host()
+    } else {
+        syn.host()
+    };
+    let opts = SrpaOptions {
+        method: if products {
+            Method::Auto
+        } else {
+            Method::MatrixFree
+        },
+        ..authors_syn_options()
+    };
+    let run = |srpa: &mut Srpa, host: &mut P1Host, iters: usize, out: &mut Vec<f64>| {
+        let (mut forms, mut systems, mut cg) = (0, 0, 0);
+        for _ in 0..iters {
+            let m = srpa.step(host).unwrap();
+            assert!(m.sub_converged, "{m:?}");
+            assert_eq!(m.factorizations, 0, "{m:?}");
+            out.push(m.objective);
+            forms += m.schur_forms;
+            systems += m.newton_steps;
+            cg += m.cg_iterations;
+        }
+        (forms, systems, cg)
+    };
+    let mut straight = Srpa::new(&mut host, z0.clone(), opts).unwrap();
+    let mut t = vec![straight.objective];
+    let (forms, systems, cg) = run(&mut straight, &mut host, 40, &mut t);
+    // C is formed once per J (per accepted step), and serves all the systems of that J
+    assert!(
+        forms <= straight.accepted + 1 && forms * 3 < systems,
+        "{forms} formations in {systems} systems, {} accepted steps",
+        straight.accepted
+    );
+    assert!(
+        cg >= systems,
+        "{cg} conjugate-gradient iterations in {systems} systems"
+    );
+    let direct = syn_run(40);
+    for (k, (a, b)) in t.iter().zip(&direct).enumerate() {
+        assert!((a - b).abs() <= 1e-8 * b.abs(), "k = {k}: {a} vs {b}");
+    }
     for at in 1..40 {
         let mut first = Srpa::new(&mut host, z0.clone(), opts).unwrap();
         let mut resumed = vec![first.objective];

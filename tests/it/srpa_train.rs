@@ -303,3 +303,49 @@ fn srpa_refuses_minibatches() {
     assert!(!out.exists(), "nothing may be written on an error");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The option `subproblem` chooses how the subproblems are solved: `matrix_free` (Newton–CG
+/// with J through products) follows the `direct` run's Θ to 1e-8, by other Newton steps; a
+/// name that is not a path is refused (exit 2).
+#[test]
+fn the_subproblem_option_chooses_the_path() {
+    let mut dirs = Vec::new();
+    let mut run = |tag: &str, path: &str| {
+        let dir = support::fresh_dir(tag);
+        let options = format!(
+            "{{beta1: 1.0, beta2: 1.0, eta1: 0.9, eta2: 1.3, rho1: 0.5, subproblem: {path}}}"
+        );
+        let file = syn_run_file(&dir, &options);
+        let out = dir.join("out");
+        let o = train_from_authors(&file, &out, "20");
+        dirs.push(dir);
+        (o, out)
+    };
+    let column = |out: &Path, name: &str| -> Vec<f64> {
+        let trace = trace_without_time(out);
+        let at = trace[0].split(',').position(|h| h == name).unwrap();
+        trace[2..]
+            .iter()
+            .map(|l| l.split(',').nth(at).unwrap().parse().unwrap())
+            .collect()
+    };
+    let (o, direct) = run("sub-direct", "direct");
+    assert_eq!(o.code, Some(0), "{o:#?}");
+    let (o, free) = run("sub-mf", "matrix_free");
+    assert_eq!(o.code, Some(0), "{o:#?}");
+    let (a, b) = (column(&direct, "objective"), column(&free, "objective"));
+    assert_eq!(a.len(), 20);
+    for (k, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert!((x - y).abs() <= 1e-8 * x.abs(), "k = {k}: {x} vs {y}");
+    }
+    assert_ne!(
+        column(&direct, "newton_steps"),
+        column(&free, "newton_steps")
+    );
+    let (o, _) = run("sub-bad", "cholesky");
+    assert_eq!(o.code, Some(2), "{o:#?}");
+    assert!(o.stderr.contains("subproblem"), "{}", o.stderr);
+    for d in dirs {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}

@@ -127,6 +127,13 @@ fn the_augmented_schur_path_agrees_with_clarabel_on_random_instances() {
     agrees_with_clarabel(Method::SchurAugmented);
 }
 
+/// The matrix-free Newton–CG path (J only through products, here over the stored J; its
+/// lifted columns solved by substitution): the same answers.
+#[test]
+fn the_matrix_free_path_agrees_with_clarabel_on_random_instances() {
+    agrees_with_clarabel(Method::MatrixFree);
+}
+
 fn agrees_with_clarabel(method: Method) {
     let mut rng = Rng(20261203);
     let cases: usize = std::env::var("PROPTEST_CASES")
@@ -141,7 +148,14 @@ fn agrees_with_clarabel(method: Method) {
         let prob = inst.problem();
         let ntheta = inst.jac.ncols - inst.r.len();
         let mut solver = SubSolver::with_parameters(&inst.jac, ntheta, method).expect("analysis");
-        assert_eq!(solver.uses_schur(), method != Method::Direct);
+        assert_eq!(
+            solver.uses_schur(),
+            matches!(method, Method::Schur | Method::SchurAugmented)
+        );
+        assert_eq!(
+            solver.matrix_free_solver().is_some(),
+            method == Method::MatrixFree
+        );
         let mut sol = SubSolution::default();
         let rep = solver
             .solve(&prob, SubOptions::default(), &mut sol)
@@ -215,6 +229,12 @@ fn a_kept_preconditioner_serves_a_sequence_of_nearby_subproblems() {
 #[test]
 fn a_kept_augmented_preconditioner_serves_a_sequence_of_nearby_subproblems() {
     kept_preconditioner_sequence(Method::SchurAugmented);
+}
+
+/// The same on the matrix-free path, whose kept Woodbury complement serves the sequence.
+#[test]
+fn a_kept_matrix_free_preconditioner_serves_a_sequence_of_nearby_subproblems() {
+    kept_preconditioner_sequence(Method::MatrixFree);
 }
 
 fn kept_preconditioner_sequence(method: Method) {

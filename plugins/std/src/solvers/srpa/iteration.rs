@@ -4,6 +4,8 @@
 
 use mcopt_plugin_sdk::p1::{Linearization, P1Problem, NO_PIECE};
 
+use super::newton_cg;
+use super::operator::HostJac;
 use super::schur::Kept;
 use super::subproblem::{
     Method, SparseRows, SubOptions, SubReport, SubSolution, SubSolver, Subproblem,
@@ -138,14 +140,24 @@ impl Srpa {
         let mut lin = Linearization::for_structure(&st);
         let mut pieces = pieces.unwrap_or_else(|| vec![NO_PIECE; st.n_pieces]);
         p.linearize(&z0, None, &mut pieces, &mut lin)?;
+        // without a stored J the subproblems go through the host's products (`jac` is then
+        // the zero matrix, a placeholder of J's size)
+        let row_ptr = if st.stored {
+            st.row_ptr.clone()
+        } else {
+            vec![0; st.rows() + 1]
+        };
         let jac = SparseRows {
             ncols: st.n_z,
-            row_ptr: st.row_ptr.clone(),
+            row_ptr,
             col_idx: st.col_idx.clone(),
             values: lin.jac.clone(),
         };
-        let solver =
-            SubSolver::with_parameters(&jac, st.n_theta, opts.method).map_err(|e| e.to_string())?;
+        let solver = if st.stored {
+            SubSolver::with_parameters(&jac, st.n_theta, opts.method).map_err(|e| e.to_string())?
+        } else {
+            SubSolver::matrix_free(st.n_z, st.rows())
+        };
         Ok(Srpa {
             opts,
             rho: opts.rho1,
@@ -167,7 +179,8 @@ impl Srpa {
     /// The state a checkpoint needs: z, ρ, Θ(z), the counts, the pieces, the subproblem's
     /// warm start and the point its kept preconditioner was formed at (the linearization at z
     /// and the preconditioner are recomputed from them, identically), then the rejected steps
-    /// in a row (last, so states saved before it existed still restore).
+    /// in a row (last, so states saved before it existed still restore), then, on the
+    /// matrix-free path, whether it keeps a Woodbury complement (formed at the current J).
     pub fn save(&self, out: &mut Vec<u8>) {
         let pieces: Vec<f64> = self.pieces.iter().map(|&p| p as f64).collect();
         let flags =
@@ -194,6 +207,9 @@ impl Srpa {
             }
         }
         blob.u64(self.rejected_in_a_row as u64);
+        if let Some(mf) = self.solver.matrix_free_ref() {
+            blob.u64(u64::from(mf.has_preconditioner()));
+        }
     }
 
     /// Rebuild a run saved by [`Srpa::save`].
@@ -223,8 +239,12 @@ impl Srpa {
         } else {
             0
         };
+        let mf_kept = r.finish().is_err() && r.u64()? == 1;
         r.finish()?;
         let mut s = Srpa::start(p, z, Some(pieces), opts)?;
+        if mf_kept {
+            s.restore_matrix_free(p)?;
+        }
         if let Some(k) = kept {
             s.solver
                 .restore_preconditioner(k)
@@ -237,6 +257,19 @@ impl Srpa {
         s.rejected_in_a_row = in_a_row;
         s.solver.set_warm_start(&y);
         Ok(s)
+    }
+
+    /// Forms the matrix-free path's Woodbury complement at the current J (a checkpoint said
+    /// one was kept).
+    fn restore_matrix_free(&mut self, p: &mut dyn P1Problem) -> Result<(), String> {
+        let formed = match self.solver.matrix_free_solver() {
+            None => Err("a saved matrix-free preconditioner for a solver without one".into()),
+            Some(mf) if p.structure().stored => {
+                mf.form_preconditioner(&mut super::operator::StoredJac::new(&self.jac)?)
+            }
+            Some(mf) => mf.form_preconditioner(&mut HostJac::new(p)),
+        };
+        formed.map_err(|e| format!("the saved preconditioner: {e}"))
     }
 
     /// Nonzeros of the subproblem's LDLᵀ factor.
@@ -296,6 +329,9 @@ impl Srpa {
             let mult = Some(&self.sol.bound_multiplier[..]);
             p.linearize(&self.z, mult, &mut self.pieces, &mut self.lin)?;
             self.jac.values.copy_from_slice(&self.lin.jac);
+            if let Some(mf) = self.solver.matrix_free_solver() {
+                mf.jacobian_changed();
+            }
             m.ties = self.lin.ties;
             m.switched = self.lin.switched;
         } else {
@@ -323,7 +359,7 @@ impl Srpa {
         subproblem(&self.lin, &self.jac, self.rho, &p.structure().beta)
     }
 
-    fn solve_subproblem(&mut self, p: &dyn P1Problem) -> Result<SubReport, String> {
+    fn solve_subproblem(&mut self, p: &mut dyn P1Problem) -> Result<SubReport, String> {
         let l = &self.lin;
         let finite = |v: &[f64]| v.iter().all(|x| x.is_finite());
         if !(finite(&l.grad) && finite(&l.jac) && finite(&l.residual)) {
@@ -333,11 +369,30 @@ impl Srpa {
                     .to_string(),
             );
         }
+        if !p.structure().stored {
+            return self.solve_through_products(p);
+        }
         let prob = subproblem(&self.lin, &self.jac, self.rho, &p.structure().beta);
         let rep = self.solver.solve(&prob, self.opts.sub, &mut self.sol);
         let rep = rep.map_err(|e| self.blame(&e.to_string()))?;
         // the objective without the constant: qᵀs + ρ/2‖s‖² + Σβ|r + Js|
         let obj = prob.objective(&self.sol.s, &mut self.scratch);
+        Ok(SubReport {
+            objective: obj,
+            ..rep
+        })
+    }
+
+    /// The subproblem on the matrix-free path with J through the host's products.
+    fn solve_through_products(&mut self, p: &mut dyn P1Problem) -> Result<SubReport, String> {
+        let beta = p.structure().beta.clone();
+        let prob = subproblem(&self.lin, &self.jac, self.rho, &beta);
+        let mut op = HostJac::new(p);
+        let rep = self
+            .solver
+            .solve_with(&prob, &mut op, self.opts.sub, &mut self.sol);
+        let rep = rep.map_err(|e| self.blame(&e))?;
+        let obj = newton_cg::objective(&prob, &mut op, &self.sol.s, &mut self.scratch)?;
         Ok(SubReport {
             objective: obj,
             ..rep

@@ -10,6 +10,8 @@
 
 pub mod iteration;
 pub mod ldl;
+pub mod newton_cg;
+pub mod operator;
 pub mod schur;
 pub mod sparse;
 pub mod subproblem;
@@ -20,7 +22,7 @@ use mcopt_plugin_sdk::abi::{
 };
 use mcopt_plugin_sdk::p1::{P1Problem, P1Structure};
 use mcopt_plugin_sdk::{Metrics, Options, Problem, Signal, Solver, Start, Step, OBJECTIVE_METRIC};
-use subproblem::SubOptions;
+use subproblem::{Method, SubOptions};
 
 /// The solver `srpa`; see the module docs.
 pub struct SrpaSolver {
@@ -33,6 +35,24 @@ pub struct SrpaSolver {
     stop: Option<String>,
 }
 
+/// The values of the option `subproblem`, in the order of [`method`].
+const SUBPROBLEM_PATHS: &[Str] = &[
+    Str::new("auto"),
+    Str::new("direct"),
+    Str::new("schur"),
+    Str::new("matrix_free"),
+];
+
+/// The subproblem path an option value names.
+fn method(name: &str) -> Method {
+    match name {
+        "direct" => Method::Direct,
+        "schur" => Method::Schur,
+        "matrix_free" => Method::MatrixFree,
+        _ => Method::Auto,
+    }
+}
+
 fn options(o: Options<'_>) -> Result<SrpaOptions, String> {
     Ok(SrpaOptions {
         eta1: o.number("eta1")?,
@@ -43,7 +63,7 @@ fn options(o: Options<'_>) -> Result<SrpaOptions, String> {
             tol: o.number("sub_tol")?,
             ..SubOptions::default()
         },
-        ..SrpaOptions::default()
+        method: method(o.choice("subproblem")?),
     })
 }
 
@@ -104,6 +124,13 @@ impl Solver for SrpaSolver {
                 "relative tolerance of the subproblem (duality gap and optimality residual)",
             )
             .range(0.0, 1.0, OPEN_LO | OPEN_HI),
+            OptionDescriptor::choice(
+                "subproblem",
+                SUBPROBLEM_PATHS,
+                0,
+                "how the subproblems' Newton systems are solved: auto (by size, and matrix_free \
+                 when the host does not store J), direct, schur or matrix_free",
+            ),
         ];
     /// `objective` is Θ(z) of (P1), the quantity SRPA decreases (not f(θ)).
     const METRICS: &'static [Str] = &[

@@ -19,11 +19,16 @@
 //! preconditioned by the parameter-Schur splitting of [`super::schur`] (an exact sparse B per
 //! system, a dense n_θ × n_θ C kept across systems and subproblems, reformed when the conjugate
 //! gradients stall), and fall back to the direct factorization only if that fails.
+//!
+//! Where J is not stored (or `Method::MatrixFree` forces it), the matrix-free Newton–CG of
+//! [`super::newton_cg`] solves the subproblem with J only through products.
 
 // Index loops over several parallel arrays read best as index loops here.
 #![allow(clippy::needless_range_loop)]
 
 use super::ldl::{Ldl, LdlError};
+use super::newton_cg::MfSolver;
+use super::operator::{JacOp, StoredJac};
 use super::schur::{Kept, Schur};
 pub use super::sparse::SparseRows;
 
@@ -99,8 +104,13 @@ pub enum Method {
     /// measurements.
     SchurAugmented,
     /// `Schur` when the KKT factor would hold at least [`SCHUR_MIN_FACTOR`] values and the
-    /// dense n_θ × n_θ complement at most [`SCHUR_MAX_DENSE`]; `Direct` otherwise.
+    /// dense n_θ × n_θ complement at most [`SCHUR_MAX_DENSE`]; `Direct` otherwise. (A host
+    /// that does not store J gets the matrix-free path whatever the method:
+    /// [`super::iteration`].)
     Auto,
+    /// Newton–CG with J only through products ([`super::newton_cg`]; here over the stored J):
+    /// what a host that does not store J gets, forced for tests and measurements.
+    MatrixFree,
 }
 
 /// The Levenberg–Marquardt term is δ = max(δ₀, scale · gap / max β), with this scale on the
@@ -160,6 +170,9 @@ pub struct SubSolver {
     direct: Option<(Ldl, Vec<usize>)>,
     /// The parameter-Schur preconditioner, for large problems with parameters.
     schur: Option<Schur>,
+    /// The matrix-free path (`Method::MatrixFree`, or a host without a stored J): then neither
+    /// of the above, and the warm start is its own.
+    mf: Option<MfSolver>,
     y: Vec<f64>,
     ws: Work,
 }
@@ -207,6 +220,9 @@ impl SubSolver {
         let small_dense = n_theta * n_theta <= SCHUR_MAX_DENSE && n_theta > 0 && n_theta < n;
         // the factor holds at least the matrix: past the threshold, Auto needs no analysis
         let skip_direct = method == Method::Auto && small_dense && kkt_entries >= SCHUR_MIN_FACTOR;
+        if method == Method::MatrixFree {
+            return Ok(SubSolver::matrix_free(n, m));
+        }
         let direct = if skip_direct {
             None
         } else {
@@ -221,7 +237,7 @@ impl SubSolver {
             Some(Ldl::analyse(n + m, &entries)?)
         };
         let schur = match (method, &direct) {
-            (Method::Direct, _) => false,
+            (Method::Direct | Method::MatrixFree, _) => false,
             (Method::Schur | Method::SchurAugmented, _) | (Method::Auto, None) => true,
             (Method::Auto, Some((ldl, _))) => {
                 ldl.factor_nnz() >= SCHUR_MIN_FACTOR && n_theta * n_theta <= SCHUR_MAX_DENSE
@@ -255,9 +271,49 @@ impl SubSolver {
             m,
             direct,
             schur,
+            mf: None,
             y: vec![0.0; m],
             ws,
         })
+    }
+
+    /// A solver on the matrix-free path for J of m rows and n columns (the first n − m the
+    /// parameters), which it reaches only through products: by [`SubSolver::solve_with`], or
+    /// by [`SubSolver::solve`] over a stored J.
+    pub fn matrix_free(n: usize, m: usize) -> SubSolver {
+        SubSolver {
+            n,
+            m,
+            direct: None,
+            schur: None,
+            mf: Some(MfSolver::new(n, m)),
+            y: Vec::new(),
+            ws: Work::default(),
+        }
+    }
+
+    /// The matrix-free solver, on that path.
+    pub fn matrix_free_solver(&mut self) -> Option<&mut MfSolver> {
+        self.mf.as_mut()
+    }
+
+    /// The matrix-free solver, on that path (to read).
+    pub fn matrix_free_ref(&self) -> Option<&MfSolver> {
+        self.mf.as_ref()
+    }
+
+    /// Solves `p` on the matrix-free path with J given by `op` (`p.jac` is not read).
+    pub fn solve_with(
+        &mut self,
+        p: &Subproblem<'_>,
+        op: &mut dyn JacOp,
+        opts: SubOptions,
+        out: &mut SubSolution,
+    ) -> Result<SubReport, String> {
+        match self.mf.as_mut() {
+            Some(mf) => mf.solve(p, op, opts, out),
+            None => Err("a solve through products on a solver that factors J".into()),
+        }
     }
 
     /// Whether Newton systems go through the parameter-Schur preconditioner.
@@ -289,17 +345,24 @@ impl SubSolver {
 
     /// The multipliers the next solve starts from.
     pub fn warm_start(&self) -> &[f64] {
-        &self.y
+        match &self.mf {
+            Some(mf) => mf.warm_start(),
+            None => &self.y,
+        }
     }
 
     /// Set the multipliers the next solve starts from.
     pub fn set_warm_start(&mut self, y: &[f64]) {
-        self.y.copy_from_slice(y);
+        match self.mf.as_mut() {
+            Some(mf) => mf.set_warm_start(y),
+            None => self.y.copy_from_slice(y),
+        }
     }
 
     /// Forgets the warm start.
     pub fn reset(&mut self) {
-        self.y.iter_mut().for_each(|y| *y = 0.0);
+        let zeros = vec![0.0; self.m];
+        self.set_warm_start(&zeros);
     }
 
     /// Solves `p` (whose J must have the pattern given to [`SubSolver::new`]), warm-started from
@@ -310,6 +373,10 @@ impl SubSolver {
         opts: SubOptions,
         out: &mut SubSolution,
     ) -> Result<SubReport, LdlError> {
+        if let Some(mf) = self.mf.as_mut() {
+            let mut op = StoredJac::new(p.jac).map_err(LdlError::Pattern)?;
+            return mf.solve(p, &mut op, opts, out).map_err(LdlError::Pattern);
+        }
         let (n, m) = (self.n, self.m);
         for (yi, bi) in self.y.iter_mut().zip(p.beta) {
             *yi = yi.clamp(-bi, *bi);

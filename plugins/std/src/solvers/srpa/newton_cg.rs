@@ -1,0 +1,649 @@
+//! The matrix-free path of the SRPA subproblem: the projected semismooth Newton method of
+//! [`super::subproblem`] on the dual, with J reached only through a [`JacOp`] (J s, Jᵀ y and
+//! solves with its lifted columns J_L), so a host that does not store J (a long RNN with a wide
+//! hidden layer) can be solved at all.
+//!
+//! Everything the dual needs goes through the products: s(y) = clip(−(q + Jᵀy)/ρ, lo, hi) is
+//! one `tmul`, ∇φ = −(r + J s(y)) one `mul`, and so are the gap, the natural residual and every
+//! point of the line search. The Newton system on the free multipliers F,
+//!
+//! ```text
+//! M d = −g_F,   M = δI + J_F D J_Fᵀ/ρ   (D: the free entries of s),
+//! ```
+//!
+//! is solved by preconditioned conjugate gradients, inexactly (the forcing term
+//! η = √(residual), between `cg_tol` and [`FORCING_MAX`]: early Newton steps take few
+//! iterations, the last ones converge superlinearly). The preconditioner drops δ, D and the
+//! restriction to F from M and splits J = [J_θ J_L]:
+//!
+//! ```text
+//! P = (J_L J_Lᵀ + J_θ J_θᵀ)/ρ,   S = J_L⁻ᵀ J_L⁻¹,
+//! P⁻¹ = ρ (S − S J_θ C⁻¹ J_θᵀ S),   C = I + J_θᵀ S J_θ   (n_θ × n_θ, dense; Woodbury),
+//! ```
+//!
+//! applied on F (zero elsewhere): J_L is unit lower triangular, so S is two substitution
+//! passes; one application is four of them, a `mul` and a `tmul`. C is formed column by
+//! column (C e_k = e_k + J_θᵀ S J_θ e_k: a `mul`, two solves, a `tmul`; O(m) memory) when
+//! n_θ ≤ [`WOODBURY_MAX_THETA`], and kept across the Newton systems and subproblems of one J
+//! (ρ cancels in it); the SRPA iteration drops it at every new linearization
+//! ([`MfSolver::jacobian_changed`]), since a C formed at another J soon makes P⁻¹ indefinite.
+//! A caller that does not say when J changes gets the same by a check: a system whose
+//! conjugate gradients fail with a C formed at an earlier solve re-forms it and starts again.
+//! With a larger n_θ the preconditioner is ρ S alone. A system the conjugate gradients do not solve
+//! within `cg_max` still gives a descent direction for the line search (every iterate of
+//! conjugate gradients started at 0 is one), so the solve goes on.
+
+// Index loops over several parallel arrays read best as index loops here.
+#![allow(clippy::needless_range_loop)]
+
+use faer::dyn_stack::{MemBuffer, MemStack};
+use faer::linalg::cholesky::llt::{factor as llt_factor, solve as llt_solve};
+use faer::{Conj, Mat, MatMut, Par};
+
+use super::operator::JacOp;
+use super::subproblem::{SubOptions, SubReport, SubSolution, Subproblem};
+
+/// The dense Woodbury complement C is formed when n_θ is at most this (C holds n_θ² values,
+/// 32 MB here, and costs 4 n_θ passes to form).
+pub const WOODBURY_MAX_THETA: usize = 2_000;
+/// The forcing term of the inexact Newton steps is at most this.
+pub const FORCING_MAX: f64 = 0.1;
+/// The Levenberg–Marquardt term δ = max(δ₀, `LM_SCALE` · gap / max β), as on the Schur path.
+const LM_SCALE: f64 = 0.1;
+/// Power iterations for ‖J‖² (the scale of δ₀ and of the projected-gradient fallback).
+const POWER_STEPS: usize = 6;
+/// As in [`super::subproblem`]: a solve stops, not converged, when the residual is at the
+/// tolerance and the gap has not fallen by 1% over 5 Newton steps.
+const STALL_STEPS: usize = 5;
+const STALL_RATIO: f64 = 0.99;
+
+/// The matrix-free subproblem solver (see the module docs): warm starts across solves, and the
+/// kept Woodbury complement.
+pub struct MfSolver {
+    n: usize,
+    m: usize,
+    n_theta: usize,
+    y: Vec<f64>,
+    ws: Work,
+    /// The Cholesky factor of the kept C, when n_θ ≤ [`WOODBURY_MAX_THETA`].
+    woodbury: Option<Woodbury>,
+}
+
+struct Woodbury {
+    factor: Mat<f64>,
+    /// Whether `factor` holds a C (false before the first formation and after a failed one).
+    formed: bool,
+    /// Whether it was formed during the current (or last) solve, at its J.
+    fresh: bool,
+    stack: MemBuffer,
+    theta: Vec<f64>,
+}
+
+#[derive(Default)]
+struct Work {
+    v: Vec<f64>,
+    s: Vec<f64>,
+    w: Vec<f64>,
+    g: Vec<f64>,
+    /// ∇φ at the line search's start (the trial evaluations overwrite `g`).
+    g0: Vec<f64>,
+    d: Vec<f64>,
+    y_try: Vec<f64>,
+    free_s: Vec<bool>,
+    free_y: Vec<bool>,
+    cg_r: Vec<f64>,
+    cg_z: Vec<f64>,
+    cg_p: Vec<f64>,
+    cg_ap: Vec<f64>,
+    /// Scratch: n entries, and two of m.
+    tn: Vec<f64>,
+    t1: Vec<f64>,
+    t2: Vec<f64>,
+}
+
+/// Evaluation of the dual at one y.
+struct DualPoint {
+    phi: f64,
+    primal: f64,
+    residual: f64,
+}
+
+impl MfSolver {
+    /// A solver for J of m rows and n = n_θ + m columns.
+    pub fn new(n: usize, m: usize) -> MfSolver {
+        let n_theta = n.saturating_sub(m);
+        let woodbury = (n_theta > 0 && n_theta <= WOODBURY_MAX_THETA).then(|| Woodbury {
+            factor: Mat::zeros(n_theta, n_theta),
+            formed: false,
+            fresh: false,
+            stack: MemBuffer::new(llt_factor::cholesky_in_place_scratch::<f64>(
+                n_theta,
+                Par::Seq,
+                Default::default(),
+            )),
+            theta: vec![0.0; n_theta],
+        });
+        MfSolver {
+            n,
+            m,
+            n_theta,
+            y: vec![0.0; m],
+            ws: Work {
+                v: vec![0.0; n],
+                s: vec![0.0; n],
+                w: vec![0.0; m],
+                g: vec![0.0; m],
+                g0: vec![0.0; m],
+                d: vec![0.0; m],
+                y_try: vec![0.0; m],
+                free_s: vec![false; n],
+                free_y: vec![false; m],
+                cg_r: vec![0.0; m],
+                cg_z: vec![0.0; m],
+                cg_p: vec![0.0; m],
+                cg_ap: vec![0.0; m],
+                tn: vec![0.0; n],
+                t1: vec![0.0; m],
+                t2: vec![0.0; m],
+            },
+            woodbury,
+        }
+    }
+
+    /// Whether a Woodbury complement C is kept: formed at the current J, for a caller that
+    /// reports every change of J ([`MfSolver::jacobian_changed`]); a checkpoint saves this,
+    /// and [`MfSolver::form_preconditioner`] forms the same C again.
+    pub fn has_preconditioner(&self) -> bool {
+        self.woodbury.as_ref().is_some_and(|w| w.formed)
+    }
+
+    /// Drops the kept C: J changed (a new linearization). A C formed at another J makes the
+    /// preconditioner indefinite as soon as J moves by more than a little: P⁻¹ is positive
+    /// definite only while the kept C dominates the current J_θᵀ S J_θ, and C − I is large.
+    pub fn jacobian_changed(&mut self) {
+        if let Some(w) = self.woodbury.as_mut() {
+            w.formed = false;
+        }
+    }
+
+    /// Forms C at `op`'s J and keeps it (nothing without a Woodbury complement).
+    pub fn form_preconditioner(&mut self, op: &mut dyn JacOp) -> Result<(), String> {
+        self.check_sizes(op)?;
+        let Some(mut wb) = self.woodbury.take() else {
+            return Ok(());
+        };
+        let r = self.form_c(&mut wb, op);
+        self.woodbury = Some(wb);
+        r
+    }
+
+    /// The multipliers the next solve starts from.
+    pub fn warm_start(&self) -> &[f64] {
+        &self.y
+    }
+
+    /// Set the multipliers the next solve starts from.
+    pub fn set_warm_start(&mut self, y: &[f64]) {
+        self.y.copy_from_slice(y);
+    }
+
+    fn check_sizes(&self, op: &dyn JacOp) -> Result<(), String> {
+        if op.rows() != self.m || op.cols() != self.n {
+            return Err(format!(
+                "the operator is {} × {}, the solver {} × {}",
+                op.rows(),
+                op.cols(),
+                self.m,
+                self.n
+            ));
+        }
+        Ok(())
+    }
+
+    /// Solves `p` (its `jac` is not read: J is `op`), warm-started from the previous
+    /// multipliers.
+    pub fn solve(
+        &mut self,
+        p: &Subproblem<'_>,
+        op: &mut dyn JacOp,
+        opts: SubOptions,
+        out: &mut SubSolution,
+    ) -> Result<SubReport, String> {
+        self.check_sizes(op)?;
+        let (n, m) = (self.n, self.m);
+        if [p.q.len(), p.lower.len(), p.upper.len()] != [n; 3]
+            || [p.r.len(), p.beta.len()] != [m; 2]
+        {
+            return Err("the subproblem's vectors do not have J's sizes".into());
+        }
+        if let Some(wb) = self.woodbury.as_mut() {
+            wb.fresh = false;
+        }
+        for (yi, bi) in self.y.iter_mut().zip(p.beta) {
+            *yi = yi.clamp(-bi, *bi);
+        }
+        let scale = self.norm_sq(op)? / p.rho;
+        let delta0 = 1e-11 * scale.max(1e-8);
+        let mut rep = SubReport::default();
+        let mut y = std::mem::take(&mut self.y);
+        let result = self.iterate(p, op, opts, &mut y, scale, delta0, &mut rep);
+        self.y = y;
+        let cur = result?;
+        rep.objective = cur.primal;
+        // final primal point (s(y) from the last evaluation at y) and bound multipliers
+        self.dual(p, op, &self.y.clone())?;
+        out.s.clone_from(&self.ws.s);
+        out.y.clone_from(&self.y);
+        out.bound_multiplier.resize(n, 0.0);
+        for j in 0..n {
+            let free = self.ws.s[j] > p.lower[j] && self.ws.s[j] < p.upper[j];
+            let grad = self.ws.v[j] + p.rho * self.ws.s[j];
+            out.bound_multiplier[j] = if free { 0.0 } else { grad.abs() };
+        }
+        Ok(rep)
+    }
+
+    /// The Newton iterations from y; returns the dual evaluation at the final y.
+    #[allow(clippy::too_many_arguments)]
+    fn iterate(
+        &mut self,
+        p: &Subproblem<'_>,
+        op: &mut dyn JacOp,
+        opts: SubOptions,
+        y: &mut Vec<f64>,
+        scale: f64,
+        delta0: f64,
+        rep: &mut SubReport,
+    ) -> Result<DualPoint, String> {
+        let m = self.m;
+        let mut cur = self.dual(p, op, y)?;
+        let mut gaps: Vec<f64> = Vec::new();
+        loop {
+            rep.gap = (cur.primal + cur.phi) / (1.0 + cur.primal.abs());
+            rep.residual = cur.residual;
+            if cur.residual <= opts.tol {
+                gaps.push(rep.gap);
+            } else {
+                gaps.clear();
+            }
+            let stalled = gaps.len() > STALL_STEPS
+                && rep.gap >= STALL_RATIO * gaps[gaps.len() - 1 - STALL_STEPS];
+            if (rep.gap <= opts.tol && cur.residual <= opts.tol)
+                || rep.newton_steps >= opts.max_iter
+                || stalled
+            {
+                rep.converged = rep.gap <= opts.tol && cur.residual <= opts.tol;
+                return Ok(cur);
+            }
+            rep.newton_steps += 1;
+            let forcing = cur.residual.sqrt().clamp(opts.cg_tol, FORCING_MAX);
+            let reg = self.newton_direction(p, op, y, delta0, forcing, opts, rep)?;
+            self.ws.g0.copy_from_slice(&self.ws.g);
+            // projected search on φ, as in the direct path
+            let mut alpha = 1.0;
+            loop {
+                for i in 0..m {
+                    let t = if self.ws.free_y[i] {
+                        y[i] + alpha * self.ws.d[i]
+                    } else {
+                        y[i] + alpha * (-self.ws.g0[i].signum() * p.beta[i] - y[i])
+                    };
+                    self.ws.y_try[i] = t.clamp(-p.beta[i], p.beta[i]);
+                }
+                let y_try = std::mem::take(&mut self.ws.y_try);
+                let trial = self.dual(p, op, &y_try);
+                let trial = match trial {
+                    Ok(t) => t,
+                    Err(e) => {
+                        self.ws.y_try = y_try;
+                        return Err(e);
+                    }
+                };
+                let decrease: f64 = (0..m).map(|i| self.ws.g0[i] * (y_try[i] - y[i])).sum();
+                let prox: f64 = (0..m).map(|i| (y_try[i] - y[i]).powi(2)).sum();
+                let armijo = trial.phi + 0.5 * reg * prox <= cur.phi + 1e-4 * decrease;
+                let better = trial.residual < 0.5 * cur.residual;
+                if alpha < 1e-10 {
+                    // the Newton model failed: a projected gradient step (always descent)
+                    self.ws.y_try = y_try;
+                    cur = self.gradient_step(p, op, y, cur.phi, 1.0 / scale)?;
+                    break;
+                }
+                if armijo || better {
+                    self.ws.y_try = std::mem::replace(y, y_try);
+                    cur = trial;
+                    break;
+                }
+                self.ws.y_try = y_try;
+                alpha *= 0.5;
+            }
+        }
+    }
+
+    /// ‖J‖², estimated by power iterations on JᵀJ from a fixed start (deterministic).
+    fn norm_sq(&mut self, op: &mut dyn JacOp) -> Result<f64, String> {
+        let ws = &mut self.ws;
+        ws.t1.iter_mut().for_each(|v| *v = 1.0);
+        let mut est = 0.0;
+        for _ in 0..POWER_STEPS {
+            let norm = dot(&ws.t1, &ws.t1).sqrt();
+            if norm == 0.0 || !norm.is_finite() {
+                break;
+            }
+            ws.t1.iter_mut().for_each(|v| *v /= norm);
+            op.tmul(&ws.t1, &mut ws.tn)?;
+            est = dot(&ws.tn, &ws.tn);
+            op.mul(&ws.tn, &mut ws.t1)?;
+        }
+        Ok(est)
+    }
+
+    /// A projected gradient step on φ with backtracking from `step` (with ∇φ(y) in `g0`);
+    /// returns the new point's dual evaluation.
+    fn gradient_step(
+        &mut self,
+        p: &Subproblem<'_>,
+        op: &mut dyn JacOp,
+        y: &mut Vec<f64>,
+        phi: f64,
+        step: f64,
+    ) -> Result<DualPoint, String> {
+        let g = self.ws.g0.clone();
+        let mut t = step;
+        loop {
+            let trial: Vec<f64> = (0..self.m)
+                .map(|i| (y[i] - t * g[i]).clamp(-p.beta[i], p.beta[i]))
+                .collect();
+            let dec: f64 = (0..self.m).map(|i| g[i] * (trial[i] - y[i])).sum();
+            let point = self.dual(p, op, &trial)?;
+            if point.phi <= phi + 1e-4 * dec || t < 1e-300 {
+                *y = trial;
+                return Ok(point);
+            }
+            t *= 0.5;
+        }
+    }
+
+    /// φ, the primal objective at s(y) and the relative natural residual; leaves v = q + Jᵀy,
+    /// s = s(y), w = r + J s and g = ∇φ = −w in the workspace.
+    fn dual(
+        &mut self,
+        p: &Subproblem<'_>,
+        op: &mut dyn JacOp,
+        y: &[f64],
+    ) -> Result<DualPoint, String> {
+        let ws = &mut self.ws;
+        op.tmul(y, &mut ws.v)?;
+        let mut inner = 0.0;
+        let mut smooth = 0.0;
+        for j in 0..self.n {
+            ws.v[j] += p.q[j];
+            let s = (-ws.v[j] / p.rho).clamp(p.lower[j], p.upper[j]);
+            ws.s[j] = s;
+            inner += ws.v[j] * s + 0.5 * p.rho * s * s;
+            smooth += p.q[j] * s + 0.5 * p.rho * s * s;
+        }
+        op.mul(&ws.s, &mut ws.w)?;
+        let mut yr = 0.0;
+        let mut l1 = 0.0;
+        let mut res: f64 = 0.0;
+        let mut size: f64 = 1.0;
+        for i in 0..self.m {
+            ws.w[i] += p.r[i];
+            ws.g[i] = -ws.w[i];
+            yr += y[i] * p.r[i];
+            l1 += p.beta[i] * ws.w[i].abs();
+            let nat = y[i] - (y[i] + ws.w[i]).clamp(-p.beta[i], p.beta[i]);
+            res = res.max(nat.abs());
+            size = size.max(p.r[i].abs());
+        }
+        Ok(DualPoint {
+            phi: -yr - inner,
+            primal: smooth + l1,
+            residual: res / size,
+        })
+    }
+
+    /// The Newton direction on the free multipliers, left in `d` (uses v and g of the last
+    /// dual evaluation at y); returns δ.
+    #[allow(clippy::too_many_arguments)]
+    fn newton_direction(
+        &mut self,
+        p: &Subproblem<'_>,
+        op: &mut dyn JacOp,
+        y: &[f64],
+        delta0: f64,
+        forcing: f64,
+        opts: SubOptions,
+        rep: &mut SubReport,
+    ) -> Result<f64, String> {
+        let (n, m) = (self.n, self.m);
+        let ws = &mut self.ws;
+        for j in 0..n {
+            let t = -ws.v[j] / p.rho;
+            ws.free_s[j] = t > p.lower[j] && t < p.upper[j];
+        }
+        let gap = natural_gap(y, &ws.g, p.beta);
+        let eps = gap.min(1e-3);
+        let beta_max = p.beta.iter().fold(0.0f64, |a, b| a.max(*b)).max(1e-300);
+        let delta = delta0.max(LM_SCALE * gap / beta_max);
+        for i in 0..m {
+            let at_lo = y[i] <= -p.beta[i] + eps && ws.g[i] > 0.0;
+            let at_hi = y[i] >= p.beta[i] - eps && ws.g[i] < 0.0;
+            ws.free_y[i] = !(at_lo || at_hi);
+        }
+        let mut wb = self.woodbury.take();
+        let r = self.direction_with(&mut wb, p, op, delta, forcing, opts, rep);
+        self.woodbury = wb;
+        r.map(|()| delta)
+    }
+
+    /// The conjugate gradients with the kept C (formed first if none is kept), again with C
+    /// re-formed when a stale one does not converge; the best iterate otherwise.
+    #[allow(clippy::too_many_arguments)]
+    fn direction_with(
+        &mut self,
+        wb: &mut Option<Woodbury>,
+        p: &Subproblem<'_>,
+        op: &mut dyn JacOp,
+        delta: f64,
+        forcing: f64,
+        opts: SubOptions,
+        rep: &mut SubReport,
+    ) -> Result<(), String> {
+        for attempt in 0..2 {
+            if let Some(w) = wb.as_mut() {
+                if !w.formed || (attempt == 1 && !w.fresh) {
+                    self.form_c(w, op)?;
+                    rep.schur_forms += 1;
+                }
+            }
+            let (converged, iterations) =
+                self.conjugate_gradients(wb.as_mut(), p, op, delta, forcing, opts)?;
+            rep.cg_iterations += iterations;
+            let stale = wb.as_ref().is_some_and(|w| !w.fresh);
+            if converged || !stale {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Forms C = I + J_θᵀ S J_θ column by column and factors it.
+    fn form_c(&mut self, wb: &mut Woodbury, op: &mut dyn JacOp) -> Result<(), String> {
+        let nt = self.n_theta;
+        let ws = &mut self.ws;
+        wb.formed = false;
+        ws.tn.iter_mut().for_each(|v| *v = 0.0);
+        let mut c = Mat::<f64>::zeros(nt, nt);
+        for k in 0..nt {
+            ws.tn[k] = 1.0;
+            op.mul(&ws.tn, &mut ws.t1)?;
+            ws.tn[k] = 0.0;
+            op.lsolve(&ws.t1, &mut ws.t2)?;
+            op.ltsolve(&ws.t2, &mut ws.t1)?;
+            op.tmul(&ws.t1, &mut ws.tn)?;
+            for a in 0..nt {
+                c[(a, k)] = ws.tn[a];
+            }
+            ws.tn.iter_mut().for_each(|v| *v = 0.0);
+        }
+        // symmetrize (the triangles agree up to rounding) and add I
+        let mut c = Mat::from_fn(nt, nt, |a, b| {
+            0.5 * (c[(a, b)] + c[(b, a)]) + if a == b { 1.0 } else { 0.0 }
+        });
+        llt_factor::cholesky_in_place(
+            c.as_mut(),
+            Default::default(),
+            Par::Seq,
+            MemStack::new(&mut wb.stack),
+            Default::default(),
+        )
+        .map_err(|_| "the Woodbury complement of the preconditioner is not positive definite")?;
+        wb.factor = c;
+        wb.formed = true;
+        wb.fresh = true;
+        Ok(())
+    }
+
+    /// z = P⁻¹ r on the free rows (r is zero outside them; so is z).
+    fn precondition(
+        ws: &mut Work,
+        wb: Option<&mut Woodbury>,
+        op: &mut dyn JacOp,
+        rho: f64,
+    ) -> Result<(), String> {
+        // z = S r
+        op.lsolve(&ws.cg_r, &mut ws.t1)?;
+        op.ltsolve(&ws.t1, &mut ws.cg_z)?;
+        if let Some(wb) = wb.filter(|w| w.formed) {
+            let nt = wb.theta.len();
+            op.tmul(&ws.cg_z, &mut ws.tn)?;
+            wb.theta.copy_from_slice(&ws.tn[..nt]);
+            llt_solve::solve_in_place_with_conj(
+                wb.factor.as_ref(),
+                Conj::No,
+                MatMut::from_column_major_slice_mut(&mut wb.theta, nt, 1),
+                Par::Seq,
+                MemStack::new(&mut []),
+            );
+            ws.tn.iter_mut().for_each(|v| *v = 0.0);
+            ws.tn[..nt].copy_from_slice(&wb.theta);
+            op.mul(&ws.tn, &mut ws.t1)?;
+            op.lsolve(&ws.t1, &mut ws.t2)?;
+            op.ltsolve(&ws.t2, &mut ws.t1)?;
+            for (z, b) in ws.cg_z.iter_mut().zip(&ws.t1) {
+                *z -= b;
+            }
+        }
+        for (z, &free) in ws.cg_z.iter_mut().zip(&ws.free_y) {
+            *z = if free { rho * *z } else { 0.0 };
+        }
+        Ok(())
+    }
+
+    /// Solves (δI + J_F D J_Fᵀ/ρ) d = −g_F on the free multipliers F by preconditioned
+    /// conjugate gradients to the relative residual `forcing`; leaves d (or the last iterate)
+    /// in `ws.d`, zero outside F. Returns whether it converged within `cg_max`, and the
+    /// iterations.
+    fn conjugate_gradients(
+        &mut self,
+        mut wb: Option<&mut Woodbury>,
+        p: &Subproblem<'_>,
+        op: &mut dyn JacOp,
+        delta: f64,
+        forcing: f64,
+        opts: SubOptions,
+    ) -> Result<(bool, usize), String> {
+        let (n, m) = (self.n, self.m);
+        let ws = &mut self.ws;
+        for i in 0..m {
+            ws.cg_r[i] = if ws.free_y[i] { -ws.g[i] } else { 0.0 };
+            ws.d[i] = 0.0;
+        }
+        let norm_b = dot(&ws.cg_r, &ws.cg_r).sqrt();
+        if norm_b == 0.0 {
+            return Ok((true, 0));
+        }
+        let target = forcing * norm_b;
+        MfSolver::precondition(ws, wb.as_deref_mut(), op, p.rho)?;
+        ws.cg_p.copy_from_slice(&ws.cg_z);
+        let mut rz = dot(&ws.cg_r, &ws.cg_z);
+        for it in 1..=opts.cg_max {
+            // ap = (δI + J_F D J_Fᵀ/ρ) p
+            op.tmul(&ws.cg_p, &mut ws.tn)?;
+            for j in 0..n {
+                if !ws.free_s[j] {
+                    ws.tn[j] = 0.0;
+                }
+            }
+            op.mul(&ws.tn, &mut ws.cg_ap)?;
+            for i in 0..m {
+                ws.cg_ap[i] = if ws.free_y[i] {
+                    delta * ws.cg_p[i] + ws.cg_ap[i] / p.rho
+                } else {
+                    0.0
+                };
+            }
+            let pap = dot(&ws.cg_p, &ws.cg_ap);
+            if !(pap > 0.0 && rz > 0.0) {
+                if it == 1 {
+                    // the preconditioned residual is still a descent direction
+                    ws.d.copy_from_slice(&ws.cg_z);
+                }
+                return Ok((false, it));
+            }
+            let alpha = rz / pap;
+            for i in 0..m {
+                ws.d[i] += alpha * ws.cg_p[i];
+                ws.cg_r[i] -= alpha * ws.cg_ap[i];
+            }
+            if dot(&ws.cg_r, &ws.cg_r).sqrt() <= target {
+                return Ok((true, it));
+            }
+            MfSolver::precondition(ws, wb.as_deref_mut(), op, p.rho)?;
+            let rz_next = dot(&ws.cg_r, &ws.cg_z);
+            let beta = rz_next / rz;
+            rz = rz_next;
+            for i in 0..m {
+                ws.cg_p[i] = ws.cg_z[i] + beta * ws.cg_p[i];
+            }
+        }
+        Ok((false, opts.cg_max))
+    }
+}
+
+/// The subproblem's objective at s with J through `op` (`w`: scratch of m entries).
+pub fn objective(
+    p: &Subproblem<'_>,
+    op: &mut dyn JacOp,
+    s: &[f64],
+    w: &mut [f64],
+) -> Result<f64, String> {
+    op.mul(s, w)?;
+    let smooth: f64 = s
+        .iter()
+        .zip(p.q)
+        .map(|(si, qi)| qi * si + 0.5 * p.rho * si * si)
+        .sum();
+    let l1: f64 = w
+        .iter()
+        .zip(p.r)
+        .zip(p.beta)
+        .map(|((wi, ri), bi)| bi * (wi + ri).abs())
+        .sum();
+    Ok(smooth + l1)
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// ‖y − P(y − g)‖∞: how far y is from first-order optimality on the box.
+fn natural_gap(y: &[f64], g: &[f64], beta: &[f64]) -> f64 {
+    y.iter()
+        .zip(g)
+        .zip(beta)
+        .map(|((yi, gi), bi)| (yi - (yi - gi).clamp(-bi, *bi)).abs())
+        .fold(0.0, f64::max)
+}
