@@ -40,8 +40,8 @@ use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt::{factor as llt_factor, solve as llt_solve};
 use faer::{Conj, Mat, MatMut, Par};
 
+use super::instance::{SubOptions, SubReport, SubSolution, Subproblem, STALL_RATIO, STALL_STEPS};
 use super::operator::JacOp;
-use super::subproblem::{SubOptions, SubReport, SubSolution, Subproblem};
 
 /// The dense Woodbury complement C is formed when n_θ is at most this (C holds n_θ² values,
 /// 32 MB here, and costs 4 n_θ passes to form).
@@ -52,10 +52,6 @@ pub const FORCING_MAX: f64 = 0.1;
 const LM_SCALE: f64 = 0.1;
 /// Power iterations for ‖J‖² (the scale of δ₀ and of the projected-gradient fallback).
 const POWER_STEPS: usize = 6;
-/// As in [`super::subproblem`]: a solve stops, not converged, when the residual is at the
-/// tolerance and the gap has not fallen by 1% over 5 Newton steps.
-const STALL_STEPS: usize = 5;
-const STALL_RATIO: f64 = 0.99;
 
 /// The matrix-free subproblem solver (see the module docs): warm starts across solves, and the
 /// kept Woodbury complement.

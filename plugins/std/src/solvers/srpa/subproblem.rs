@@ -26,71 +26,13 @@
 // Index loops over several parallel arrays read best as index loops here.
 #![allow(clippy::needless_range_loop)]
 
+pub use super::instance::{SubOptions, SubReport, SubSolution, Subproblem};
+use super::instance::{STALL_RATIO, STALL_STEPS};
 use super::ldl::{Ldl, LdlError};
 use super::newton_cg::MfSolver;
 use super::operator::{JacOp, StoredJac};
 use super::schur::{Kept, Schur};
 pub use super::sparse::SparseRows;
-
-/// One subproblem instance. Bounds may be infinite.
-#[derive(Debug, Clone, Copy)]
-pub struct Subproblem<'a> {
-    pub q: &'a [f64],
-    pub rho: f64,
-    pub lower: &'a [f64],
-    pub upper: &'a [f64],
-    pub jac: &'a SparseRows,
-    pub r: &'a [f64],
-    pub beta: &'a [f64],
-}
-
-impl Subproblem<'_> {
-    /// The primal objective at s (`w` is scratch of length m).
-    pub fn objective(&self, s: &[f64], w: &mut [f64]) -> f64 {
-        self.jac.mul(s, w);
-        let smooth: f64 = s
-            .iter()
-            .zip(self.q)
-            .map(|(si, qi)| qi * si + 0.5 * self.rho * si * si)
-            .sum();
-        let l1: f64 = w
-            .iter()
-            .zip(self.r)
-            .zip(self.beta)
-            .map(|((wi, ri), bi)| bi * (wi + ri).abs())
-            .sum();
-        smooth + l1
-    }
-}
-
-/// Options of the subproblem solver.
-#[derive(Debug, Clone, Copy)]
-pub struct SubOptions {
-    /// Relative tolerance on the duality gap and on the natural residual.
-    pub tol: f64,
-    /// Newton iterations at most.
-    pub max_iter: usize,
-    /// Conjugate-gradient iterations at most per Newton system with the kept Schur complement
-    /// before it is reformed (0: factor every Newton system directly).
-    pub cg_max: usize,
-    /// Relative residual the conjugate gradients must reach (inexact Newton).
-    pub cg_tol: f64,
-    /// A Newton system that needed more conjugate-gradient iterations than this makes the next
-    /// one reform the preconditioner first.
-    pub cg_reform_after: usize,
-}
-
-impl Default for SubOptions {
-    fn default() -> Self {
-        SubOptions {
-            tol: 1e-10,
-            max_iter: 200,
-            cg_max: 100,
-            cg_tol: 1e-6,
-            cg_reform_after: 10,
-        }
-    }
-}
 
 /// How the Newton systems are solved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,41 +63,10 @@ const LM_SCALE_SCHUR: f64 = 0.1;
 /// factorization whatever δ is; 1 keeps the trajectories validated there (syn) unchanged.
 const LM_SCALE_DIRECT: f64 = 1.0;
 
-/// A solve stops, not converged, when the residual has been at the tolerance and the gap has
-/// not fallen below `STALL_RATIO` times its value of `STALL_STEPS` Newton steps before.
-const STALL_STEPS: usize = 5;
-const STALL_RATIO: f64 = 0.99;
-
 /// Below this many factor values a direct factorization per Newton system is cheap enough.
 pub const SCHUR_MIN_FACTOR: usize = 2_000_000;
 /// The largest dense Schur complement kept (n_θ² values: 16 million is 128 MB).
 pub const SCHUR_MAX_DENSE: usize = 16_000_000;
-
-/// What a solve returns besides the step.
-#[derive(Debug, Clone, Default)]
-pub struct SubReport {
-    pub converged: bool,
-    pub newton_steps: usize,
-    pub factorizations: usize,
-    /// Conjugate-gradient iterations (each two sparse solves with B, see [`super::schur`]).
-    pub cg_iterations: usize,
-    /// Times the Schur complement C was formed.
-    pub schur_forms: usize,
-    pub objective: f64,
-    /// Relative duality gap (P − D)/(1 + |P|).
-    pub gap: f64,
-    /// Relative natural residual of the ℓ1 optimality condition.
-    pub residual: f64,
-}
-
-/// Results of a solve: the step s, the ℓ1 multipliers y and, for each variable, the multiplier
-/// of its active bound (≥ 0; 0 where no bound is active).
-#[derive(Debug, Clone, Default)]
-pub struct SubSolution {
-    pub s: Vec<f64>,
-    pub y: Vec<f64>,
-    pub bound_multiplier: Vec<f64>,
-}
 
 /// A solver bound to one pattern of J: symbolic analysis once, warm starts across solves.
 pub struct SubSolver {
