@@ -66,8 +66,48 @@ impl Default for SubOptions {
 
 /// A solve stops, not converged, when the residual has been at the tolerance and the gap has
 /// not fallen below `STALL_RATIO` times its value of `STALL_STEPS` Newton steps before.
-pub(super) const STALL_STEPS: usize = 5;
-pub(super) const STALL_RATIO: f64 = 0.99;
+const STALL_STEPS: usize = 5;
+const STALL_RATIO: f64 = 0.99;
+
+/// The stop rule of every path's Newton loop, applied at each dual point: converged when the
+/// relative duality gap and the relative natural residual are both at the tolerance; not
+/// converged at the cap of Newton steps, or when the residual has been at the tolerance and
+/// the gap no longer falls (it sits at the rounding of its sums: on the TIMIT shape 1.70e-10
+/// for 195 steps at 821 k rows).
+#[derive(Debug, Default)]
+pub(super) struct StopRule {
+    /// The gaps since the residual reached the tolerance.
+    gaps: Vec<f64>,
+}
+
+impl StopRule {
+    /// Record the point's gap (from the primal objective and the dual φ) and residual in
+    /// `rep`; whether the solve stops there (`rep.converged` then says how).
+    pub(super) fn stops(
+        &mut self,
+        primal: f64,
+        phi: f64,
+        residual: f64,
+        opts: &SubOptions,
+        rep: &mut SubReport,
+    ) -> bool {
+        rep.gap = (primal + phi) / (1.0 + primal.abs());
+        rep.residual = residual;
+        if residual <= opts.tol {
+            self.gaps.push(rep.gap);
+        } else {
+            self.gaps.clear();
+        }
+        let n = self.gaps.len();
+        let stalled = n > STALL_STEPS && rep.gap >= STALL_RATIO * self.gaps[n - 1 - STALL_STEPS];
+        let solved = rep.gap <= opts.tol && residual <= opts.tol;
+        let stops = solved || rep.newton_steps >= opts.max_iter || stalled;
+        if stops {
+            rep.converged = solved;
+        }
+        stops
+    }
+}
 
 /// What a solve returns besides the step.
 #[derive(Debug, Clone, Default)]

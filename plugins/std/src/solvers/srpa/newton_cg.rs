@@ -40,7 +40,7 @@ use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt::{factor as llt_factor, solve as llt_solve};
 use faer::{Conj, Mat, MatMut, Par};
 
-use super::instance::{SubOptions, SubReport, SubSolution, Subproblem, STALL_RATIO, STALL_STEPS};
+use super::instance::{StopRule, SubOptions, SubReport, SubSolution, Subproblem};
 use super::operator::JacOp;
 
 /// The dense Woodbury complement C is formed when n_θ is at most this (C holds n_θ² values,
@@ -253,22 +253,9 @@ impl MfSolver {
     ) -> Result<DualPoint, String> {
         let m = self.m;
         let mut cur = self.dual(p, op, y)?;
-        let mut gaps: Vec<f64> = Vec::new();
+        let mut stop = StopRule::default();
         loop {
-            rep.gap = (cur.primal + cur.phi) / (1.0 + cur.primal.abs());
-            rep.residual = cur.residual;
-            if cur.residual <= opts.tol {
-                gaps.push(rep.gap);
-            } else {
-                gaps.clear();
-            }
-            let stalled = gaps.len() > STALL_STEPS
-                && rep.gap >= STALL_RATIO * gaps[gaps.len() - 1 - STALL_STEPS];
-            if (rep.gap <= opts.tol && cur.residual <= opts.tol)
-                || rep.newton_steps >= opts.max_iter
-                || stalled
-            {
-                rep.converged = rep.gap <= opts.tol && cur.residual <= opts.tol;
+            if stop.stops(cur.primal, cur.phi, cur.residual, &opts, rep) {
                 return Ok(cur);
             }
             rep.newton_steps += 1;

@@ -26,8 +26,8 @@
 // Index loops over several parallel arrays read best as index loops here.
 #![allow(clippy::needless_range_loop)]
 
+use super::instance::StopRule;
 pub use super::instance::{SubOptions, SubReport, SubSolution, Subproblem};
-use super::instance::{STALL_RATIO, STALL_STEPS};
 use super::ldl::{Ldl, LdlError};
 use super::newton_cg::MfSolver;
 use super::operator::{JacOp, StoredJac};
@@ -297,25 +297,9 @@ impl SubSolver {
         let mut rep = SubReport::default();
         let mut y = std::mem::take(&mut self.y);
         let mut cur = self.dual(p, &y);
-        // the gap STALL_STEPS Newton steps ago, once the residual is at the tolerance
-        let mut gaps: Vec<f64> = Vec::new();
+        let mut stop = StopRule::default();
         loop {
-            rep.gap = (cur.primal + cur.phi) / (1.0 + cur.primal.abs());
-            rep.residual = cur.residual;
-            if cur.residual <= opts.tol {
-                gaps.push(rep.gap);
-            } else {
-                gaps.clear();
-            }
-            // with the residual at the tolerance, a gap that no longer falls sits at the
-            // rounding of its sums (the TIMIT shape: 1.70e-10 for 195 steps at 821 k rows)
-            let stalled = gaps.len() > STALL_STEPS
-                && rep.gap >= STALL_RATIO * gaps[gaps.len() - 1 - STALL_STEPS];
-            if (rep.gap <= opts.tol && cur.residual <= opts.tol)
-                || rep.newton_steps >= opts.max_iter
-                || stalled
-            {
-                rep.converged = rep.gap <= opts.tol && cur.residual <= opts.tol;
+            if stop.stops(cur.primal, cur.phi, cur.residual, &opts, &mut rep) {
                 break;
             }
             rep.newton_steps += 1;
