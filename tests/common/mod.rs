@@ -6,6 +6,7 @@ pub mod cert;
 pub mod eval;
 pub mod gen;
 pub mod golden;
+pub mod linearize;
 pub mod plugins;
 pub mod products;
 pub mod sexp;

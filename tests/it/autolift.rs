@@ -9,14 +9,12 @@ use crate::common;
 use crate::support;
 
 use common::eval::{compile, model, sp500_graph, syn_data_graph, syn_graph};
+use common::linearize::check_linearization;
 use mcopt::config::RowSel;
-use mcopt::eval::{EvalOptions, Evaluator};
-use mcopt::forms::linearize::{Linearization, Linearizer, NO_PIECE};
+use mcopt::eval::Evaluator;
 use mcopt::forms::{self, Betas, LiftMode, Lifted};
 use mcopt::registry::{Order, Registry};
 use mcopt::rng::Rng;
-
-const OPTS: EvalOptions = EvalOptions { ztol: 0.0 };
 
 /// A LASSO (1/2m)‖Ax − b‖² + λ‖x‖₁ with A and b drawn from a seed (printed with 6 decimals,
 /// the values the model holds) and a sparse ground truth, so the optimum has zero entries.
@@ -500,40 +498,4 @@ fn time_indexed_kinks_are_instances_of_one_group() {
     let mut lev = Evaluator::new(&l.graph, &r, Order::Zero).unwrap();
     assert!(l.residuals(&mut lev, &z).unwrap().iter().all(|v| *v == 0.0));
     check_linearization(&l, &r, &z, 400, "syn with an l1 loss");
-}
-
-/// J d against the exact directional derivatives r′(z; d) of every residual, and ∇F against
-/// the lifted objective's gradient.
-fn check_linearization(l: &Lifted, r: &Registry, z: &[f64], seed: u64, what: &str) {
-    let mut lin = Linearizer::new(l, r).unwrap();
-    let mut out = Linearization::default();
-    let mut pieces = vec![NO_PIECE; lin.sites()];
-    lin.linearize(z, None, &mut pieces, &mut out).unwrap();
-    let pat = lin.pattern().clone();
-    let mut ev = Evaluator::new(&l.graph, r, Order::One).unwrap();
-    let mut rng = Rng::new(seed);
-    for _ in 0..3 {
-        let d: Vec<f64> = (0..z.len()).map(|_| rng.normal()).collect();
-        ev.directional(z, &d, Order::One, OPTS).unwrap();
-        let mut row = 0;
-        for b in &l.layout.blocks {
-            let exact = ev.coeff(b.residual, 1).to_vec();
-            for (e, want) in exact.iter().enumerate() {
-                let jd: f64 = (pat.row_ptr[row]..pat.row_ptr[row + 1])
-                    .map(|p| out.jac[p] * d[pat.col_idx[p]])
-                    .sum();
-                assert!(
-                    (jd - want).abs() <= 1e-12 * (1.0 + want.abs()),
-                    "{what}: {} entry {e}: {jd} vs {want}",
-                    b.name
-                );
-                row += 1;
-            }
-        }
-        assert_eq!(row, pat.row_ptr.len() - 1);
-    }
-    let mut grad = vec![0.0; z.len()];
-    let mut fev = Evaluator::new(&l.graph, r, Order::Zero).unwrap();
-    fev.gradient(z, &mut grad, OPTS).unwrap();
-    assert_eq!(grad, out.grad, "{what}");
 }

@@ -29,53 +29,9 @@ fn completed(g: &Graph, r: &Registry, l: &Lifted, theta: &[f64]) -> Vec<f64> {
     l.complete(&mut ev, theta).unwrap()
 }
 
-/// J d against the exact directional derivatives r′(z; d) of every residual.
+/// The stored linearization at z against exact derivatives (`common::linearize`).
 fn check_linearization(g: &Graph, r: &Registry, z: &[f64], seed: u64) {
-    let l = forms::lift(g);
-    let mut lin = Linearizer::new(&l, r).unwrap();
-    let mut out = Linearization::default();
-    let mut pieces = vec![NO_PIECE; lin.sites()];
-    lin.linearize(z, None, &mut pieces, &mut out).unwrap();
-    let pat = lin.pattern().clone();
-    let mut ev = Evaluator::new(&l.graph, r, Order::One).unwrap();
-    let mut rng = Rng::new(seed);
-    for _ in 0..3 {
-        let d: Vec<f64> = (0..z.len()).map(|_| rng.normal()).collect();
-        ev.directional(z, &d, Order::One, OPTS).unwrap();
-        let mut row = 0;
-        for b in &l.layout.blocks {
-            let exact = ev.coeff(b.residual, 1).to_vec();
-            let r0 = ev.coeff(b.residual, 0).to_vec();
-            for (e, want) in exact.iter().enumerate() {
-                let jd: f64 = (pat.row_ptr[row]..pat.row_ptr[row + 1])
-                    .map(|p| out.jac[p] * d[pat.col_idx[p]])
-                    .sum();
-                let tol = 1e-12 * (1.0 + want.abs());
-                assert!(
-                    (jd - want).abs() <= tol,
-                    "{} entry {e}: {jd} vs {want}",
-                    b.name
-                );
-                // the same residual, computed by the linearizer and by the evaluator of the
-                // lifted graph (their sums may be ordered differently: equal to rounding)
-                let scale = 1.0 + r0[e].abs() + out.residual[row].abs();
-                assert!(
-                    (out.residual[row] - r0[e]).abs() <= 1e-13 * scale,
-                    "{} entry {e}: residual {} vs {}",
-                    b.name,
-                    out.residual[row],
-                    r0[e]
-                );
-                row += 1;
-            }
-        }
-        assert_eq!(row, pat.row_ptr.len() - 1);
-    }
-    // ∇F against the gradient of the lifted objective
-    let mut grad = vec![0.0; z.len()];
-    let mut fev = Evaluator::new(&l.graph, r, Order::Zero).unwrap();
-    fev.gradient(z, &mut grad, OPTS).unwrap();
-    assert_eq!(grad, out.grad);
+    common::linearize::check_linearization(&forms::lift(g), r, z, seed, "");
 }
 
 #[test]
