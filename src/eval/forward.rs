@@ -257,7 +257,7 @@ fn store<const K: usize>(out: &mut [&mut [f64]; K], i: usize, v: Tay<K>) {
 
 /// The operand indexes of the products summed into group `g` of a dot product: element e of
 /// column g when batched, otherwise flat index e of equal shapes (with broadcasting).
-pub(super) fn dot_pairs<'a>(
+pub(crate) fn dot_pairs<'a>(
     na: &'a Node,
     nb: &'a Node,
     n: &Node,

@@ -14,6 +14,9 @@ pub(crate) mod linalg;
 mod plan;
 mod reverse;
 
+/// How an inner product pairs its operands' entries (for the linearization's rules).
+pub(crate) use forward::dot_pairs;
+
 use std::fmt;
 
 use crate::diag::Diag;
@@ -341,24 +344,12 @@ impl<'g> Evaluator<'g> {
             return self.run_plan(theta, opts.ztol);
         }
         // One frame for the whole pass, not one per node.
-        let mut frame = forward::Frame {
-            graph: self.graph,
-            registry: self.registry,
-            off: &self.off,
-            voff: &self.voff,
-            stride: self.stride,
-            ztol: opts.ztol,
-            scratch: &mut self.scratch,
-            a2_use: self.a2_use,
-            needs_a2: &mut self.needs_a2,
-        };
+        let (mut frame, arena, varying) = self.frame(opts.ztol);
         let mut kinks = 0;
-        for &id in &self.varying {
-            match self.graph.node(id).op {
-                Op::Param(p) => {
-                    load_param::<K>(self.graph, frame.off, &mut self.arena, id, p, theta, dir)
-                }
-                _ => kinks += frame.node::<K>(&mut self.arena, id)?,
+        for &id in varying {
+            match frame.graph.node(id).op {
+                Op::Param(p) => load_param::<K>(frame.graph, frame.off, arena, id, p, theta, dir),
+                _ => kinks += frame.node::<K>(arena, id)?,
             }
         }
         Ok(kinks)
@@ -375,18 +366,25 @@ impl<'g> Evaluator<'g> {
             load_param::<K>(self.graph, &self.off, &mut self.arena, id, p, theta, dir);
             return Ok(0);
         }
-        let mut frame = forward::Frame {
+        let (mut frame, arena, _) = self.frame(opts.ztol);
+        frame.node::<K>(arena, id)
+    }
+
+    /// The evaluator split for a pass: the frame its nodes read (one per pass, not per node),
+    /// its values, and the varying nodes in order.
+    fn frame(&mut self, ztol: f64) -> (forward::Frame<'_>, &mut [f64], &[NodeId]) {
+        let frame = forward::Frame {
             graph: self.graph,
             registry: self.registry,
             off: &self.off,
             voff: &self.voff,
             stride: self.stride,
-            ztol: opts.ztol,
+            ztol,
             scratch: &mut self.scratch,
             a2_use: self.a2_use,
             needs_a2: &mut self.needs_a2,
         };
-        frame.node::<K>(&mut self.arena, id)
+        (frame, &mut self.arena[..], &self.varying)
     }
 }
 

@@ -9,7 +9,6 @@
 //! reads them: `coeff`, reverse mode, the certificates) are the same to the bit
 //! (`eval::plan::tests::the_plan_computes_the_plain_values`).
 
-use super::forward::Frame;
 use super::linalg::{gemm, matvec, Mat};
 use super::{load_param, EvalError, Evaluator};
 use crate::graph::{ElemBinary, Graph, NodeId, Op, ReduceKind};
@@ -182,18 +181,7 @@ impl Evaluator<'_> {
     }
 
     fn run_steps(&mut self, plan: &[Step], theta: &[f64], ztol: f64) -> Result<usize, EvalError> {
-        let mut frame = Frame {
-            graph: self.graph,
-            registry: self.registry,
-            off: &self.off,
-            voff: &self.voff,
-            stride: self.stride,
-            ztol,
-            scratch: &mut self.scratch,
-            a2_use: self.a2_use,
-            needs_a2: &mut self.needs_a2,
-        };
-        let arena = &mut self.arena[..];
+        let (mut frame, arena, _) = self.frame(ztol);
         let mut kinks = 0;
         for step in plan {
             match *step {

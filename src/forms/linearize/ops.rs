@@ -47,35 +47,8 @@ pub(super) fn picked(g: &crate::graph::Graph, node: &Node, e: usize) -> usize {
 }
 
 /// The pairs of entries (of `na`, of `nb`) that group `g` of the inner product `n` multiplies,
-/// with broadcasting of dimensions of size 1, as the evaluator pairs them.
-pub(super) fn dot_pairs<'a>(
-    na: &'a Node,
-    nb: &'a Node,
-    n: &Node,
-    g: usize,
-) -> impl Iterator<Item = (usize, usize)> + 'a {
-    let rows = na.rows.max(nb.rows);
-    let (batched, group) = if n.batched {
-        (true, rows)
-    } else {
-        (false, na.len().max(nb.len()))
-    };
-    let strides = |x: &Node| {
-        (
-            usize::from(x.rows != 1),
-            if x.cols == 1 { 0 } else { x.rows },
-        )
-    };
-    let ((ars, acs), (brs, bcs)) = (strides(na), strides(nb));
-    (0..group).map(move |e| {
-        let (i, j) = if batched {
-            (e, g)
-        } else {
-            (e % rows, e / rows)
-        };
-        (i * ars + j * acs, i * brs + j * bcs)
-    })
-}
+/// with broadcasting of dimensions of size 1: the evaluator's own pairing.
+pub(super) use crate::eval::dot_pairs;
 
 /// Index of output entry `e` of `out` in a broadcast operand `arg`.
 pub(super) fn bcast(out: &Node, arg: &Node, e: usize) -> usize {
