@@ -127,6 +127,18 @@ fn large_rnn(name: &str, extra: &str) -> std::path::PathBuf {
     dir
 }
 
+/// J's entries on examples/large's shape, from the model: per sequence and step, the 128 rows
+/// of u_t − (W h_{t−1} + V x_t + b) read u_t, a row of W, of V, b and h_{t−1} (h_0 is the
+/// constant 0); the 128 rows of h_t − relu(u_t) read h_t and u_t; the 4 rows of
+/// v_t − (A h_t + c) read v_t, a row of A, c and h_t.
+fn large_rnn_jacobian_entries() -> u64 {
+    let (nh, nx, ny, steps, seqs) = (128u64, 16, 4, 1000, 8);
+    let u_rows = nh * ((steps - 1) * (1 + nh + nx + 1 + nh) + (1 + nh + nx + 1));
+    let h_rows = steps * nh * 2;
+    let v_rows = steps * ny * (1 + nh + 1 + nh);
+    seqs * (u_rows + h_rows + v_rows)
+}
+
 /// examples/large's shape (8 sequences of 1,000 steps, N_h = 128) with SRPA: the run the
 /// kernel's OOM killer once ended at 24 GB after 86 s is a diagnostic before anything is
 /// allocated (any data of that shape: the estimate reads sizes, not values) under a limit that
@@ -142,15 +154,7 @@ fn srpa_on_the_large_rnn_is_refused_under_a_limit_below_both_paths() {
     let text = support::unwrapped(&result.stderr);
     assert_eq!(result.code, Some(2), "{result:#?}");
     assert!(text.contains("mcopt::train::memory"), "{text}");
-    // J's entries from the model: per sequence and step, the 128 rows of u_t − (W h_{t−1} +
-    // V x_t + b) read u_t, a row of W, of V, b and h_{t−1} (h_0 is the constant 0); the 128 rows
-    // of h_t − relu(u_t) read h_t and u_t; the 4 rows of v_t − (A h_t + c) read v_t, a row of A,
-    // c and h_t.
-    let (nh, nx, ny, steps, seqs) = (128u64, 16, 4, 1000, 8);
-    let u_rows = nh * ((steps - 1) * (1 + nh + nx + 1 + nh) + (1 + nh + nx + 1));
-    let h_rows = steps * nh * 2;
-    let v_rows = steps * ny * (1 + nh + 1 + nh);
-    let jac = seqs * (u_rows + h_rows + v_rows);
+    let jac = large_rnn_jacobian_entries();
     assert!(text.contains(&format!("J {jac} stored entries")), "{text}");
     assert!(!out.exists());
 }
@@ -179,8 +183,9 @@ fn the_p1_certificate_of_the_large_rnn_is_inconclusive_not_a_crash() {
     let first = &json["first_order"];
     assert_eq!(first["status"], "inconclusive", "{json:#}");
     let reason = first["reason"].as_str().unwrap();
+    let jac = large_rnn_jacobian_entries();
     assert!(
-        reason.contains("290748928 entries") && reason.contains("not decided at this size"),
+        reason.contains(&format!("{jac} entries")) && reason.contains("not decided at this size"),
         "{reason}"
     );
 }
