@@ -51,8 +51,8 @@ fn iterates(
     let mut x = plan.start_point(None).unwrap_or_else(|e| panic!("{e:?}"));
     let model = file.model.to_string_lossy().into_owned();
     let session = Arc::new(Session::load(&model, &inputs).unwrap_or_else(|e| panic!("{e:?}")));
-    let mut obj = Objective::new(Arc::clone(&session), Split::Train, 0.0)
-        .unwrap_or_else(|e| panic!("{e:?}"));
+    let mut obj =
+        Objective::new(Arc::clone(&session), Split::Train, 0.0).unwrap_or_else(|e| panic!("{e:?}"));
     let (mut xs, mut norms) = (vec![x.clone()], Vec::new());
     for i in 1..=k {
         let (_, mut g) = obj.gradient(&x).unwrap_or_else(|e| panic!("{e:?}"));
