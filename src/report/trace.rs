@@ -48,6 +48,8 @@ pub fn line(r: &Row, metrics: &[String]) -> String {
 pub fn write_line(buf: &mut Vec<u8>, r: &Row, metrics: &[String]) {
     push_u64(buf, r.iter);
     let mut floats = ryu::Buffer::new();
+    // The bits of the last field and where its text starts.
+    let mut previous: Option<(u64, usize)> = None;
     let keep = metrics.iter().map(|m| m != "objective");
     let extra = r
         .metrics
@@ -67,7 +69,16 @@ pub fn write_line(buf: &mut Vec<u8>, r: &Row, metrics: &[String]) {
     {
         buf.push(b',');
         if let Some(v) = v.filter(|v| !v.is_nan()) {
-            push_f64(buf, v, &mut floats);
+            // A value equal to the one before (a solver's `grad_norm` metric is its
+            // stationarity measure) is copied, not formatted again.
+            let start = buf.len();
+            match previous {
+                Some((bits, at)) if bits == v.to_bits() => buf.extend_from_within(at..start - 1),
+                _ => push_f64(buf, v, &mut floats),
+            }
+            previous = Some((v.to_bits(), start));
+        } else {
+            previous = None;
         }
     }
 }
@@ -245,6 +256,25 @@ mod tests {
             Some(4.0)
         );
         assert_eq!(parse_line("0,1.5,,x"), None);
+    }
+
+    #[test]
+    fn a_value_equal_to_the_one_before_is_written_again() {
+        let g = 5.38314533881545;
+        let r = Row {
+            iter: 12,
+            objective: 0.25,
+            train_loss: 0.25,
+            test_loss: None,
+            seconds: 1e-6,
+            stationarity: g,
+            metrics: vec![g, -0.0, 0.0, f64::NAN, f64::NAN, 2.5e-8, 2.5e-8],
+        };
+        let names: Vec<String> = ["a", "b", "c", "d", "e", "f", "g"].map(String::from).into();
+        assert_eq!(
+            line(&r, &names),
+            format!("12,0.25,0.25,,0.000001,{g},{g},-0,0,,,0.000000025,0.000000025")
+        );
     }
 
     /// The trace's numbers are Rust's `{}` of each value, bit pattern by bit pattern.
