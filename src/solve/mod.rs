@@ -273,7 +273,9 @@ impl Executor<'_> {
         track: &mut Track,
     ) -> Result<Status, RunError> {
         self.reason = None;
-        let mut clock = Instant::now();
+        // `max_seconds` counts from here, the trace's clock from row 0 (below).
+        let started = Instant::now();
+        let mut clock = started;
         let base = state.seconds;
         let base_counts = state.evaluations;
         let own = solver.info().metrics.iter().position(|m| m == "objective");
@@ -295,7 +297,7 @@ impl Executor<'_> {
         // The last iterate whose objective was finite, restored when a step diverges.
         let mut last_finite = state.x.clone();
         loop {
-            if let Some(status) = self.should_stop(state, clock) {
+            if let Some(status) = self.should_stop(state, started) {
                 return Ok(status);
             }
             last_finite.copy_from_slice(&state.x);
@@ -372,7 +374,7 @@ impl Executor<'_> {
         }
     }
 
-    fn should_stop(&self, state: &RunState, clock: Instant) -> Option<Status> {
+    fn should_stop(&self, state: &RunState, started: Instant) -> Option<Status> {
         if state.iter >= self.stop.max_iter {
             return Some(Status::MaxIter);
         }
@@ -382,7 +384,7 @@ impl Executor<'_> {
         if self
             .stop
             .max_seconds
-            .is_some_and(|s| clock.elapsed().as_secs_f64() >= s)
+            .is_some_and(|s| started.elapsed().as_secs_f64() >= s)
         {
             return Some(Status::TimeLimit);
         }
