@@ -15,6 +15,8 @@ pub struct Progress {
     bar: ProgressBar,
     /// When the message was last set (it is set at most every [`MESSAGE_EVERY`]).
     shown: Option<std::time::Instant>,
+    /// The bar draws nothing (decided once: asking the bar takes its lock at every row).
+    hidden: bool,
 }
 
 /// How often the bar's message (objective and losses) is formatted again.
@@ -23,7 +25,8 @@ const MESSAGE_EVERY: std::time::Duration = std::time::Duration::from_millis(100)
 impl Progress {
     /// A bar drawn on stderr only when `show` and stderr is a terminal (hidden in CI and pipes).
     pub fn new(max_iter: u64, show: bool) -> Progress {
-        let target = if show && std::io::stderr().is_terminal() {
+        let hidden = !(show && std::io::stderr().is_terminal());
+        let target = if !hidden {
             ProgressDrawTarget::stderr()
         } else {
             ProgressDrawTarget::hidden()
@@ -34,7 +37,11 @@ impl Progress {
         ) {
             bar.set_style(style);
         }
-        Progress { bar, shown: None }
+        Progress {
+            bar,
+            shown: None,
+            hidden,
+        }
     }
 
     pub fn finish(&self) {
@@ -45,7 +52,7 @@ impl Progress {
 impl Observer for Progress {
     fn row(&mut self, row: &Row) {
         // Off a terminal (and with --quiet) nothing is drawn: no text to format per row.
-        if self.bar.is_hidden() {
+        if self.hidden {
             return;
         }
         self.bar.set_position(row.iter);
