@@ -15,8 +15,6 @@ pub struct Progress {
     bar: ProgressBar,
     /// When the message was last set (it is set at most every [`MESSAGE_EVERY`]).
     shown: Option<std::time::Instant>,
-    /// The bar draws nothing (decided once: asking the bar takes its lock at every row).
-    hidden: bool,
 }
 
 /// How often the bar's message (objective and losses) is formatted again.
@@ -25,8 +23,7 @@ const MESSAGE_EVERY: std::time::Duration = std::time::Duration::from_millis(100)
 impl Progress {
     /// A bar drawn on stderr only when `show` and stderr is a terminal (hidden in CI and pipes).
     pub fn new(max_iter: u64, show: bool) -> Progress {
-        let hidden = !(show && std::io::stderr().is_terminal());
-        let target = if !hidden {
+        let target = if show && std::io::stderr().is_terminal() {
             ProgressDrawTarget::stderr()
         } else {
             ProgressDrawTarget::hidden()
@@ -37,11 +34,7 @@ impl Progress {
         ) {
             bar.set_style(style);
         }
-        Progress {
-            bar,
-            shown: None,
-            hidden,
-        }
+        Progress { bar, shown: None }
     }
 
     pub fn finish(&self) {
@@ -52,7 +45,7 @@ impl Progress {
 impl Observer for Progress {
     fn row(&mut self, row: &Row) {
         // Off a terminal (and with --quiet) nothing is drawn: no text to format per row.
-        if self.hidden {
+        if self.bar.is_hidden() {
             return;
         }
         self.bar.set_position(row.iter);
