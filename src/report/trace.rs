@@ -46,9 +46,10 @@ pub fn line(r: &Row, metrics: &[String]) -> String {
 
 /// [`line`] appended to `buf` (a row written without allocating).
 pub fn write_line(buf: &mut Vec<u8>, r: &Row, metrics: &[String]) {
-    // Writing to a Vec cannot fail.
-    let _ = write!(buf, "{}", r.iter);
+    push_u64(buf, r.iter);
     let mut floats = ryu::Buffer::new();
+    // The bits of the last field and where its text starts.
+    let mut previous: Option<(u64, usize)> = None;
     let keep = metrics.iter().map(|m| m != "objective");
     let extra = r
         .metrics
@@ -68,7 +69,16 @@ pub fn write_line(buf: &mut Vec<u8>, r: &Row, metrics: &[String]) {
     {
         buf.push(b',');
         if let Some(v) = v.filter(|v| !v.is_nan()) {
-            push_f64(buf, v, &mut floats);
+            // A value equal to the one before (a solver's `grad_norm` metric is its
+            // stationarity measure) is copied, not formatted again.
+            let start = buf.len();
+            match previous {
+                Some((bits, at)) if bits == v.to_bits() => buf.extend_from_within(at..start - 1),
+                _ => push_f64(buf, v, &mut floats),
+            }
+            previous = Some((v.to_bits(), start));
+        } else {
+            previous = None;
         }
     }
 }
@@ -90,6 +100,11 @@ fn push_f64(buf: &mut Vec<u8>, v: f64, ryu: &mut ryu::Buffer) {
     }
     // ryu writes `1.0`, `0.001`, `123.45`, `1e-7` or `1.2345e30`.
     let text = ryu.format_finite(v.abs()).as_bytes();
+    if !text.contains(&b'e') {
+        // Positional already, with the same digits: only `{}` leaves out a fraction `.0`.
+        buf.extend_from_slice(text.strip_suffix(b".0").unwrap_or(text));
+        return;
+    }
     let (mantissa, exp) = match text.iter().position(|&c| c == b'e') {
         Some(i) => (&text[..i], parse_exp(&text[i + 1..])),
         None => (text, 0),
@@ -130,6 +145,21 @@ fn push_f64(buf: &mut Vec<u8>, v: f64, ryu: &mut ryu::Buffer) {
         buf.push(b'.');
         buf.extend_from_slice(&digits[kk as usize..]);
     }
+}
+
+/// `v` in decimal, as `{}` writes it.
+fn push_u64(buf: &mut Vec<u8>, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(&digits[i..]);
 }
 
 /// Whether the exact decimal expansion of `v` (finite) has at most 18 significant digits and
@@ -228,6 +258,25 @@ mod tests {
         assert_eq!(parse_line("0,1.5,,x"), None);
     }
 
+    #[test]
+    fn a_value_equal_to_the_one_before_is_written_again() {
+        let g = 5.38314533881545;
+        let r = Row {
+            iter: 12,
+            objective: 0.25,
+            train_loss: 0.25,
+            test_loss: None,
+            seconds: 1e-6,
+            stationarity: g,
+            metrics: vec![g, -0.0, 0.0, f64::NAN, f64::NAN, 2.5e-8, 2.5e-8],
+        };
+        let names: Vec<String> = ["a", "b", "c", "d", "e", "f", "g"].map(String::from).into();
+        assert_eq!(
+            line(&r, &names),
+            format!("12,0.25,0.25,,0.000001,{g},{g},-0,0,,,0.000000025,0.000000025")
+        );
+    }
+
     /// The trace's numbers are Rust's `{}` of each value, bit pattern by bit pattern.
     #[test]
     fn numbers_are_written_as_display_writes_them() {
@@ -287,6 +336,14 @@ mod tests {
         }
         let mut ryu = ryu::Buffer::new();
         let mut buf = Vec::new();
+        for k in (0..64)
+            .flat_map(|s| [(1u64 << s) - 1, 1 << s, 10u64.pow(s % 20)])
+            .chain([u64::MAX])
+        {
+            buf.clear();
+            push_u64(&mut buf, k);
+            assert_eq!(std::str::from_utf8(&buf).unwrap(), k.to_string());
+        }
         for v in special.into_iter().filter(|v| !v.is_nan()) {
             buf.clear();
             push_f64(&mut buf, v, &mut ryu);

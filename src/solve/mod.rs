@@ -65,7 +65,7 @@ pub struct Row {
     pub objective: f64,
     pub train_loss: f64,
     pub test_loss: Option<f64>,
-    /// Wall-clock seconds since the run started (summed across resumes).
+    /// Wall-clock seconds since row 0 was measured (summed across resumes).
     pub seconds: f64,
     /// The solver's stationarity measure from this step (NaN for row 0 and when it has none).
     pub stationarity: f64,
@@ -273,7 +273,9 @@ impl Executor<'_> {
         track: &mut Track,
     ) -> Result<Status, RunError> {
         self.reason = None;
-        let clock = Instant::now();
+        // `max_seconds` counts from here, the trace's clock from row 0 (below).
+        let started = Instant::now();
+        let mut clock = started;
         let base = state.seconds;
         let base_counts = state.evaluations;
         let own = solver.info().metrics.iter().position(|m| m == "objective");
@@ -286,12 +288,16 @@ impl Executor<'_> {
             };
             let row = measure(problem, state, &step, own, true, None)?;
             self.record(state, row, true, track);
+            // Row 0 is at `base` seconds: the clock starts once it is measured and recorded,
+            // so the first pass's one-time work (buffers, the evaluator's plan) and the first
+            // trace row's are not counted as iterations.
+            clock = Instant::now();
         }
         track.has_test = state.last.as_ref().is_some_and(|r| r.test_loss.is_some());
         // The last iterate whose objective was finite, restored when a step diverges.
         let mut last_finite = state.x.clone();
         loop {
-            if let Some(status) = self.should_stop(state, clock) {
+            if let Some(status) = self.should_stop(state, started) {
                 return Ok(status);
             }
             last_finite.copy_from_slice(&state.x);
@@ -368,7 +374,7 @@ impl Executor<'_> {
         }
     }
 
-    fn should_stop(&self, state: &RunState, clock: Instant) -> Option<Status> {
+    fn should_stop(&self, state: &RunState, started: Instant) -> Option<Status> {
         if state.iter >= self.stop.max_iter {
             return Some(Status::MaxIter);
         }
@@ -378,7 +384,7 @@ impl Executor<'_> {
         if self
             .stop
             .max_seconds
-            .is_some_and(|s| clock.elapsed().as_secs_f64() >= s)
+            .is_some_and(|s| started.elapsed().as_secs_f64() >= s)
         {
             return Some(Status::TimeLimit);
         }

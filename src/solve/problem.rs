@@ -53,8 +53,10 @@ struct Memo {
     ready: bool,
     g: Vec<f64>,
     f: f64,
-    /// Whether measurements compute the gradient: set when a step asked for ∇f at the measured
-    /// point, cleared when a measurement's gradient went unused.
+    /// Whether measurements compute the gradient: set at the start (unless the problem offers
+    /// minibatches, a split or the (P1) structure, whose solvers take their derivatives
+    /// elsewhere) and when a step asked for ∇f at the measured point, cleared when a
+    /// measurement's gradient went unused.
     prefetch: bool,
 }
 
@@ -89,7 +91,12 @@ impl<'g> GraphProblem<'g> {
             split: None,
             opts,
             structure: None,
-            memo: Memo::default(),
+            // Until a solver shows otherwise, its step starts with ∇f at the iterate (see
+            // [`Memo`]): row 0 is measured by a gradient pass.
+            memo: Memo {
+                prefetch: true,
+                ..Memo::default()
+            },
             train_fresh: false,
         })
     }
@@ -105,6 +112,7 @@ impl<'g> GraphProblem<'g> {
         for (g, _) in parts {
             evs.push(Evaluator::new(g, self.registry, Order::Zero).map_err(|e| e.to_string())?);
         }
+        self.memo.prefetch = false;
         self.split = Some(Split {
             evs,
             weights: parts.iter().map(|p| p.1).collect(),
@@ -117,6 +125,7 @@ impl<'g> GraphProblem<'g> {
     /// Offer minibatches to the solver (see [`Batcher`]).
     pub fn with_batches(mut self, batches: Batcher<'g>) -> GraphProblem<'g> {
         self.batches = Some(batches);
+        self.memo.prefetch = false;
         self
     }
 
@@ -124,6 +133,8 @@ impl<'g> GraphProblem<'g> {
     /// `mcopt_plugin_sdk::p1::Published::table`) to solvers that need it.
     pub fn set_structure(&mut self, table: &'g P1Table) {
         self.structure = Some(table);
+        // Such a solver (SRPA) takes its derivatives from the structure.
+        self.memo.prefetch = false;
     }
 }
 

@@ -65,6 +65,7 @@ mod test_error;
 mod timit_shape;
 mod train_batches;
 mod train_cli;
+mod train_iterates;
 mod train_outputs;
 mod train_signals;
 mod train_trace;
