@@ -44,8 +44,9 @@ use super::instance::{StopRule, SubOptions, SubReport, SubSolution, Subproblem};
 use super::operator::JacOp;
 
 /// The dense Woodbury complement C is formed when n_θ is at most this (C holds n_θ² values,
-/// 32 MB here, and costs 4 n_θ passes to form).
-pub const WOODBURY_MAX_THETA: usize = 2_000;
+/// 288 MB here, and costs 2 n_θ passes to form; the host's memory estimate prices it,
+/// `forms::linearize::memory`).
+pub const WOODBURY_MAX_THETA: usize = 6_000;
 /// The forcing term of the inexact Newton steps is at most this.
 pub const FORCING_MAX: f64 = 0.1;
 /// The Levenberg–Marquardt term δ = max(δ₀, `LM_SCALE` · gap / max β), as on the Schur path.
