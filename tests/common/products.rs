@@ -213,7 +213,10 @@ pub fn check(
                 h.lifted_solve_theta(&input, &mut out).unwrap();
                 out
             });
-            assert_eq!(a2, b2, "{what}: J_L⁻¹ (y − J_θ s_θ), stored and unstored hosts");
+            assert_eq!(
+                a2, b2,
+                "{what}: J_L⁻¹ (y − J_θ s_θ), stored and unstored hosts"
+            );
             for (x, how) in [(&b2, ""), (&c2, " by the per-entry rules")] {
                 let full: Vec<f64> = v[..nt].iter().chain(x.iter()).copied().collect();
                 let (jx, scale) = j.mul(&full, false);

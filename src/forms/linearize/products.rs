@@ -20,6 +20,11 @@
 //! the nodes of stages ≤ ℓ are, with the leaves of blocks < ℓ carrying x and θ's tangent 0.
 //! J_Lᵀ x = y is the transposed, backward by stages: x_ℓ = y_ℓ + (adjoint of leaf ℓ) once the
 //! stages > ℓ are propagated, and ψ_ℓ is then seeded with x_ℓ.
+//!
+//! Fused with θ's columns J_θ (one pass each, where two products were): the forward solve with
+//! θ's nodes (stage 0) carrying the tangent of a step s_θ instead of 0 solves J_L x = y −
+//! J_θ s_θ ([`Linearizer::lifted_solve_theta`]); the backward solve with the adjoints carried
+//! on into θ's nodes gives J_θᵀ x beside x ([`Linearizer::lifted_tsolve_theta`]).
 
 use super::ops::{bcast, picked};
 use super::{LinearizeError, Linearizer};

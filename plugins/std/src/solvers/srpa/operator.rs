@@ -250,7 +250,8 @@ mod tests {
         assert_eq!(&full[1..], &y);
         // fused with θ's column: J (s_θ, x) = y, and (J_θᵀ x, x) for J_Lᵀ x = y
         let s_theta = 0.75;
-        op.lsolve_theta(&[s_theta, y[0], y[1], y[2]], &mut x).unwrap();
+        op.lsolve_theta(&[s_theta, y[0], y[1], y[2]], &mut x)
+            .unwrap();
         op.mul(&[s_theta, x[0], x[1], x[2]], &mut back).unwrap();
         assert_eq!(back, y);
         let mut both = [0.0; 4];
