@@ -620,6 +620,18 @@ impl Linearizer<'_> {
                     t[e] = vb[e] * x[e] + va[e] * y[e];
                 }
             }
+            (ElemBinary::Add | ElemBinary::Sub, _, _) => {
+                // a broadcast operand (a bias column) or a zero one: the per-entry sums below,
+                // 0 + x then ± y, in the same order, without the per-entry weights
+                let sign = if op == ElemBinary::Sub { -1.0 } else { 1.0 };
+                match ta {
+                    Some(x) => spread(node, na, x, 1.0, t, false),
+                    None => t.fill(0.0),
+                }
+                if let Some(y) = tb {
+                    spread(node, nb, y, sign, t, true);
+                }
+            }
             _ => {
                 let weights = |e: usize| -> (f64, f64) {
                     match op {
@@ -763,6 +775,14 @@ impl Linearizer<'_> {
                                 *v += x * y;
                             }
                         }
+                        (ElemBinary::Add | ElemBinary::Sub, false) => {
+                            let s = if first || *op == ElemBinary::Add {
+                                1.0
+                            } else {
+                                -1.0
+                            };
+                            gather_into(node, nc, gout, s, ac);
+                        }
                         _ => {
                             for (e, x) in gout.iter().enumerate() {
                                 let i = if same { e } else { bcast(node, nc, e) };
@@ -815,6 +835,37 @@ impl Linearizer<'_> {
                 }
             }
             _ => generic_adjoint(self, id, gout, lo, &mut target),
+        }
+    }
+}
+
+/// `dst` (the entries of `out`) = w · `src` (`arg`'s, broadcast to `out`'s shape as [`bcast`]
+/// does), or += with `add`; entries in column-major order.
+fn spread(out: &Node, arg: &Node, src: &[f64], w: f64, dst: &mut [f64], add: bool) {
+    let (ri, cj) = (usize::from(arg.rows != 1), usize::from(arg.cols != 1));
+    for j in 0..out.cols {
+        let col = &mut dst[j * out.rows..(j + 1) * out.rows];
+        let base = j * cj * arg.rows;
+        for (i, v) in col.iter_mut().enumerate() {
+            let x = w * src[base + i * ri];
+            if add {
+                *v += x;
+            } else {
+                *v = x;
+            }
+        }
+    }
+}
+
+/// `dst` (`arg`'s entries) += w · `src` (`out`'s), each entry of `out` onto the one of `arg` it
+/// broadcasts from ([`bcast`]), in column-major order of `out`.
+fn gather_into(out: &Node, arg: &Node, src: &[f64], w: f64, dst: &mut [f64]) {
+    let (ri, cj) = (usize::from(arg.rows != 1), usize::from(arg.cols != 1));
+    for j in 0..out.cols {
+        let col = &src[j * out.rows..(j + 1) * out.rows];
+        let base = j * cj * arg.rows;
+        for (i, x) in col.iter().enumerate() {
+            dst[base + i * ri] += w * x;
         }
     }
 }
