@@ -143,4 +143,16 @@ impl P1Problem for P1Host<'_> {
     fn lifted_tsolve(&mut self, y: &[f64], x: &mut [f64]) -> Result<(), String> {
         self.lin.lifted_tsolve(y, x).map_err(|e| e.to_string())
     }
+
+    fn lifted_solve_theta(&mut self, input: &[f64], x: &mut [f64]) -> Result<(), String> {
+        self.lin
+            .lifted_solve_theta(input, x)
+            .map_err(|e| e.to_string())
+    }
+
+    fn lifted_tsolve_theta(&mut self, y: &[f64], out: &mut [f64]) -> Result<(), String> {
+        self.lin
+            .lifted_tsolve_theta(y, out)
+            .map_err(|e| e.to_string())
+    }
 }

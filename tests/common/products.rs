@@ -84,7 +84,8 @@ pub struct At<'a> {
 /// host's linearization equals the stored one's (r, ∇F, F, bounds, pieces, ties, bit for bit,
 /// no values of J); its four products equal the stored J's (J s, Jᵀ y to 1e-12 relative to
 /// |J||v|; the solves by J_L x − y through the stored J), those of the stored host bit for bit,
-/// and those of the per-entry rules (`set_generic_products`) to 1e-12. Returns the total ties
+/// and those of the per-entry rules (`set_generic_products`) to 1e-12; so do the solves fused
+/// with θ's columns (J (s_θ, x) = y, and J_θᵀ x beside the same x as J_L⁻ᵀ y, bit for bit). Returns the total ties
 /// and switched pieces met.
 #[allow(clippy::too_many_arguments)]
 pub fn check(
@@ -204,6 +205,39 @@ pub fn check(
                 let (jx, scale) = j.tmul(x, m, true);
                 let scale: Vec<f64> = scale.iter().zip(&y).map(|(s, y)| s + y.abs()).collect();
                 close(&jx, &y, &scale, &format!("{what}: J_Lᵀ x = y{how}"));
+            }
+            // fused with θ's columns: J (s_θ, x) = y; and (J_θᵀ x, x) with x of J_Lᵀ x = y
+            let input: Vec<f64> = v[..nt].iter().chain(&y).copied().collect();
+            let [a2, b2, c2] = [&mut hs, &mut hu, &mut hg].map(|h| {
+                let mut out = vec![f64::NAN; m];
+                h.lifted_solve_theta(&input, &mut out).unwrap();
+                out
+            });
+            assert_eq!(
+                a2, b2,
+                "{what}: J_L⁻¹ (y − J_θ s_θ), stored and unstored hosts"
+            );
+            for (x, how) in [(&b2, ""), (&c2, " by the per-entry rules")] {
+                let full: Vec<f64> = v[..nt].iter().chain(x.iter()).copied().collect();
+                let (jx, scale) = j.mul(&full, false);
+                let scale: Vec<f64> = scale.iter().zip(&y).map(|(s, y)| s + y.abs()).collect();
+                close(&jx, &y, &scale, &format!("{what}: J (s_θ, x) = y{how}"));
+            }
+            let [a2, b2, c2] = [&mut hs, &mut hu, &mut hg].map(|h| {
+                let mut out = vec![f64::NAN; n];
+                h.lifted_tsolve_theta(&y, &mut out).unwrap();
+                out
+            });
+            assert_eq!(a2, b2, "{what}: (J_θᵀ x, x), stored and unstored hosts");
+            assert_eq!(b2[nt..], b[..], "{what}: the fused J_L⁻ᵀ y, bit for bit");
+            for (out, how) in [(&b2, ""), (&c2, " by the per-entry rules")] {
+                let (want, scale) = j.tmul(&out[nt..], n, false);
+                close(
+                    &out[..nt],
+                    &want[..nt],
+                    &scale[..nt],
+                    &format!("{what}: J_θᵀ x{how}"),
+                );
             }
         }
     }

@@ -19,7 +19,9 @@
 //! `linearize`: J s, Jᵀ y, and solves with the lifted columns J_L of J. J_L is square (row i
 //! is the residual of the lifted variable z[n_theta + i]) and unit lower triangular in block
 //! order, since r_ℓ = u_ℓ − ψ_{ℓ−1}(θ, u_{<ℓ}) reads only earlier blocks; so J_L x = y is a
-//! forward substitution through the lifted graph, one pass.
+//! forward substitution through the lifted graph, one pass. Two more products fuse a solve
+//! with θ's columns J_θ of J, each in one pass: J_L⁻¹ (y − J_θ s_θ), the lifted step that
+//! completes a step s_θ of θ, and J_L⁻ᵀ y together with J_θᵀ J_L⁻ᵀ y.
 
 use crate::abi::{status, MsgBuf};
 use crate::export::guarded;
@@ -28,8 +30,9 @@ use std::ffi::c_void;
 /// The layout version of [`P1Table`].
 /// Version 2 gave every callback a message buffer for its error. Version 3 added the Jacobian
 /// products (`jac_mul`, `jac_tmul`, `lifted_solve`, `lifted_tsolve`) and [`P1Table::flags`]
-/// with [`P1_JACOBIAN_STORED`].
-pub const P1_STRUCTURE_VERSION: u32 = 3;
+/// with [`P1_JACOBIAN_STORED`]. Version 4 added the products fused with θ's columns
+/// (`lifted_solve_theta`, `lifted_tsolve_theta`).
+pub const P1_STRUCTURE_VERSION: u32 = 4;
 
 /// [`P1Table::flags`] bit: J's pattern is in the table and `linearize` writes its values.
 /// Without it the pattern is empty and J is reached only through the products.
@@ -157,6 +160,39 @@ pub trait P1Problem {
         let _ = (y, x);
         Err(NO_PRODUCTS.to_string())
     }
+
+    /// x with J_θ s_θ + J_L x = y (`input` = (s_θ, y): n_z entries, θ's step then one entry
+    /// per row; `x` one per row): the lifted step that completes s_θ. A host does it in one
+    /// pass; the default composes [`P1Problem::jac_mul`] and [`P1Problem::lifted_solve`].
+    fn lifted_solve_theta(&mut self, input: &[f64], x: &mut [f64]) -> Result<(), String> {
+        let (n_theta, m) = (self.structure().n_theta, self.structure().rows());
+        if input.len() != n_theta + m || x.len() != m {
+            return Err("lifted_solve_theta: wrong sizes".into());
+        }
+        let mut s = input.to_vec();
+        s[n_theta..].fill(0.0);
+        let mut rhs = vec![0.0; m];
+        self.jac_mul(&s, &mut rhs)?;
+        for (r, y) in rhs.iter_mut().zip(&input[n_theta..]) {
+            *r = y - *r;
+        }
+        self.lifted_solve(&rhs, x)
+    }
+
+    /// x with J_Lᵀ x = y, and J_θᵀ x: `out` = (J_θᵀ x, x), n_z entries (`y` one per row). A
+    /// host does it in one pass; the default composes [`P1Problem::lifted_tsolve`] and
+    /// [`P1Problem::jac_tmul`].
+    fn lifted_tsolve_theta(&mut self, y: &[f64], out: &mut [f64]) -> Result<(), String> {
+        let (n_theta, m) = (self.structure().n_theta, self.structure().rows());
+        if y.len() != m || out.len() != n_theta + m {
+            return Err("lifted_tsolve_theta: wrong sizes".into());
+        }
+        let mut x = vec![0.0; m];
+        self.lifted_tsolve(y, &mut x)?;
+        self.jac_tmul(&x, out)?;
+        out[n_theta..].copy_from_slice(&x);
+        Ok(())
+    }
 }
 
 /// The message of a [`P1Problem`] that offers no Jacobian products.
@@ -232,6 +268,10 @@ pub struct P1Table {
     pub lifted_solve: ProductFn,
     /// x with J_Lᵀ x = y (both rows entries).
     pub lifted_tsolve: ProductFn,
+    /// x with J_θ s_θ + J_L x = y (input (s_θ, y): n_z entries, output rows).
+    pub lifted_solve_theta: ProductFn,
+    /// (J_θᵀ x, x) with J_Lᵀ x = y (input rows, output n_z).
+    pub lifted_tsolve_theta: ProductFn,
 }
 
 /// The host's side of a published table: the problem and the linearization buffers reused by
@@ -275,6 +315,8 @@ impl<'p, P: P1Problem> Published<'p, P> {
             jac_tmul: product_tramp::<P, { Product::TMul as u8 }>,
             lifted_solve: product_tramp::<P, { Product::Solve as u8 }>,
             lifted_tsolve: product_tramp::<P, { Product::TSolve as u8 }>,
+            lifted_solve_theta: product_tramp::<P, { Product::SolveTheta as u8 }>,
+            lifted_tsolve_theta: product_tramp::<P, { Product::TSolveTheta as u8 }>,
         };
         Published { table, _ctx: ctx }
     }
@@ -426,7 +468,7 @@ unsafe extern "C" fn linearize_tramp<P: P1Problem>(
     unsafe { tramp::<P>(ctx, msg, body) }
 }
 
-/// The four products of [`P1Table`], as the const parameter of their trampoline.
+/// The six products of [`P1Table`], as the const parameter of their trampoline.
 #[derive(Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 enum Product {
@@ -434,10 +476,19 @@ enum Product {
     TMul,
     Solve,
     TSolve,
+    SolveTheta,
+    TSolveTheta,
 }
 
 impl Product {
-    const ALL: [Product; 4] = [Product::Mul, Product::TMul, Product::Solve, Product::TSolve];
+    const ALL: [Product; 6] = [
+        Product::Mul,
+        Product::TMul,
+        Product::Solve,
+        Product::TSolve,
+        Product::SolveTheta,
+        Product::TSolveTheta,
+    ];
 
     fn of(code: u8) -> Product {
         Product::ALL[usize::from(code)]
@@ -446,8 +497,8 @@ impl Product {
     /// The lengths of the operand and of the result.
     fn sizes(self, s: &P1Structure) -> (usize, usize) {
         match self {
-            Product::Mul => (s.n_z, s.rows()),
-            Product::TMul => (s.rows(), s.n_z),
+            Product::Mul | Product::SolveTheta => (s.n_z, s.rows()),
+            Product::TMul | Product::TSolveTheta => (s.rows(), s.n_z),
             Product::Solve | Product::TSolve => (s.rows(), s.rows()),
         }
     }
@@ -472,6 +523,8 @@ unsafe extern "C" fn product_tramp<P: P1Problem, const CODE: u8>(
             Product::TMul => c.problem.jac_tmul(input, output),
             Product::Solve => c.problem.lifted_solve(input, output),
             Product::TSolve => c.problem.lifted_tsolve(input, output),
+            Product::SolveTheta => c.problem.lifted_solve_theta(input, output),
+            Product::TSolveTheta => c.problem.lifted_tsolve_theta(input, output),
         }
     };
     // SAFETY: as in `complete_tramp`.
@@ -643,6 +696,14 @@ impl P1Problem for RemoteP1<'_> {
     fn lifted_tsolve(&mut self, y: &[f64], x: &mut [f64]) -> Result<(), String> {
         self.product(Product::TSolve, y, x)
     }
+
+    fn lifted_solve_theta(&mut self, input: &[f64], x: &mut [f64]) -> Result<(), String> {
+        self.product(Product::SolveTheta, input, x)
+    }
+
+    fn lifted_tsolve_theta(&mut self, y: &[f64], out: &mut [f64]) -> Result<(), String> {
+        self.product(Product::TSolveTheta, y, out)
+    }
 }
 
 impl RemoteP1<'_> {
@@ -654,6 +715,8 @@ impl RemoteP1<'_> {
             Product::TMul => ("jac_tmul", self.table.jac_tmul),
             Product::Solve => ("lifted_solve", self.table.lifted_solve),
             Product::TSolve => ("lifted_tsolve", self.table.lifted_tsolve),
+            Product::SolveTheta => ("lifted_solve_theta", self.table.lifted_solve_theta),
+            Product::TSolveTheta => ("lifted_tsolve_theta", self.table.lifted_tsolve_theta),
         };
         if input.len() != n_in || output.len() != n_out {
             return Err(format!("{name}: wrong sizes"));
@@ -788,6 +851,13 @@ mod tests {
         assert_eq!(row, [6.0]);
         let e = remote.lifted_tsolve(&[2.0], &mut row).unwrap_err();
         assert!(e.contains("offers no Jacobian products"), "{e}");
+        // the fused products by their default: J_L⁻¹ (y − J_θ s_θ) = 3 (5 + 2·1)
+        remote.lifted_solve_theta(&[1.0, 5.0], &mut row).unwrap();
+        assert_eq!(row, [21.0]);
+        let e = remote.lifted_tsolve_theta(&[2.0], &mut col).unwrap_err();
+        assert!(e.contains("offers no Jacobian products"), "{e}");
+        let e = remote.lifted_solve_theta(&[5.0], &mut row).unwrap_err();
+        assert!(e.contains("lifted_solve_theta: wrong sizes"), "{e}");
         let e = remote.jac_mul(&[1.0], &mut row).unwrap_err();
         assert!(e.contains("wrong sizes"), "{e}");
     }

@@ -85,6 +85,9 @@ pub const STORED_MAX_ENTRIES: u64 = 50_000_000;
 /// Vectors of n_z or m entries the matrix-free subproblem solver holds (Newton–CG: iterates,
 /// multipliers, residuals, search directions, preconditioner diagonals), a generous count.
 const SOLVER_VECTORS: u64 = 16;
+/// The matrix-free solver forms its dense n_θ × n_θ Woodbury complement up to this n_θ
+/// (`solvers/srpa/newton_cg.rs`: `WOODBURY_MAX_THETA`).
+const WOODBURY_MAX_THETA: u64 = 6_000;
 
 /// Per entry of a node: the θ columns and the lifted columns its Jacobian row reads.
 type Counts = Vec<(u32, u32)>;
@@ -224,6 +227,14 @@ pub fn estimate(lifted: &Lifted) -> Result<Estimate, LinearizeError> {
         (
             "the subproblem solver's vectors",
             (SOLVER_VECTORS * (n + m)).saturating_mul(WORD),
+        ),
+        (
+            "the matrix-free Woodbury complement",
+            if nt <= WOODBURY_MAX_THETA {
+                (nt * nt).saturating_mul(WORD)
+            } else {
+                0
+            },
         ),
         training,
         linearizations,

@@ -10,8 +10,8 @@
 //! J need not be stored: [`Linearizer::with_jacobian`] with [`Jacobian::Products`] skips the
 //! symbolic pass and the per-node Jacobians, and `linearize` then writes everything but J's
 //! values. Either way the products with J at the last linearization ([`Linearizer::jac_mul`],
-//! [`Linearizer::jac_tmul`], [`Linearizer::lifted_solve`], [`Linearizer::lifted_tsolve`];
-//! `products.rs`) run as passes over the needed nodes with the stored J's weights, in memory of
+//! [`Linearizer::jac_tmul`], [`Linearizer::lifted_solve`], [`Linearizer::lifted_tsolve`], and
+//! the solves fused with θ's columns; `products.rs`) run as passes over the needed nodes with the stored J's weights, in memory of
 //! the order of the graph's values.
 //!
 //! Pieces. Every entry of a piecewise node (a registry function with breakpoints such as `relu`,

@@ -20,6 +20,11 @@
 //! the nodes of stages ≤ ℓ are, with the leaves of blocks < ℓ carrying x and θ's tangent 0.
 //! J_Lᵀ x = y is the transposed, backward by stages: x_ℓ = y_ℓ + (adjoint of leaf ℓ) once the
 //! stages > ℓ are propagated, and ψ_ℓ is then seeded with x_ℓ.
+//!
+//! Fused with θ's columns J_θ (one pass each, where two products were): the forward solve with
+//! θ's nodes (stage 0) carrying the tangent of a step s_θ instead of 0 solves J_L x = y −
+//! J_θ s_θ ([`Linearizer::lifted_solve_theta`]); the backward solve with the adjoints carried
+//! on into θ's nodes gives J_θᵀ x beside x ([`Linearizer::lifted_tsolve_theta`]).
 
 use super::ops::{bcast, picked};
 use super::{LinearizeError, Linearizer};
@@ -226,11 +231,37 @@ impl Linearizer<'_> {
     pub fn lifted_solve(&mut self, y: &[f64], x: &mut [f64]) -> Result<(), LinearizeError> {
         let m = self.rows();
         self.ready("J_L⁻¹ y", y.len(), m, x.len(), m)?;
+        self.solve_stages(None, y, x);
+        Ok(())
+    }
+
+    /// x with J_θ s_θ + J_L x = y, for `input` = (s_θ, y) (n_z entries: θ's step, then one
+    /// entry per residual row): the lifted step that completes s_θ, J_L⁻¹ (y − J_θ s_θ), in one
+    /// pass (the solve's, with θ's nodes carrying the tangent of s_θ instead of 0).
+    pub fn lifted_solve_theta(
+        &mut self,
+        input: &[f64],
+        x: &mut [f64],
+    ) -> Result<(), LinearizeError> {
+        let (m, n_theta) = (self.rows(), self.lifted.layout.n_theta);
+        self.ready("J_L⁻¹ (y − J_θ s_θ)", input.len(), n_theta + m, x.len(), m)?;
+        let (theta, y) = input.split_at(n_theta);
+        self.solve_stages(Some(theta), y, x);
+        Ok(())
+    }
+
+    /// The forward substitution by stages; θ's nodes (stage 0) carry the tangent of `theta`,
+    /// or 0.
+    fn solve_stages(&mut self, theta: Option<&[f64]>, y: &[f64], x: &mut [f64]) {
         let (mut w, mut zero) = self.take();
         let n_theta = self.lifted.layout.n_theta;
         let pr = &self.prod;
         for &p in &pr.by_stage[..pr.stage_start[1]] {
-            zero[p as usize] = true;
+            match theta {
+                // θ's parameter nodes read their entries of s_θ (offsets < n_θ)
+                Some(s) => self.tangent(p as usize, Pass::Mul(s), &mut w, &mut zero),
+                None => zero[p as usize] = true,
+            }
         }
         let g = self.graph();
         for (b, blk) in self.lifted.layout.blocks.iter().enumerate() {
@@ -258,13 +289,34 @@ impl Linearizer<'_> {
             }
         }
         self.put(w, zero);
-        Ok(())
     }
 
     /// x with J_Lᵀ x = y.
     pub fn lifted_tsolve(&mut self, y: &[f64], x: &mut [f64]) -> Result<(), LinearizeError> {
         let m = self.rows();
         self.ready("J_L⁻ᵀ y", y.len(), m, x.len(), m)?;
+        self.tsolve_stages(y, x, None);
+        Ok(())
+    }
+
+    /// x with J_Lᵀ x = y and J_θᵀ x, in one pass (the transposed solve, with the adjoints
+    /// carried on into θ's nodes): `out` = (J_θᵀ x, x), n_z entries.
+    pub fn lifted_tsolve_theta(
+        &mut self,
+        y: &[f64],
+        out: &mut [f64],
+    ) -> Result<(), LinearizeError> {
+        let (m, n_theta) = (self.rows(), self.lifted.layout.n_theta);
+        self.ready("(J_θᵀ x, x = J_L⁻ᵀ y)", y.len(), m, out.len(), n_theta + m)?;
+        let (theta, x) = out.split_at_mut(n_theta);
+        self.tsolve_stages(y, x, Some(theta));
+        Ok(())
+    }
+
+    /// The backward substitution by stages; with `theta`, the adjoints go on into θ's nodes
+    /// and `theta` receives J_θᵀ x.
+    fn tsolve_stages(&mut self, y: &[f64], x: &mut [f64], theta: Option<&mut [f64]>) {
+        let lifted_only = theta.is_none();
         let (mut w, mut zero) = self.take();
         zero.fill(true);
         let n_theta = self.lifted.layout.n_theta;
@@ -277,7 +329,7 @@ impl Linearizer<'_> {
             {
                 let p = p as usize;
                 if !zero[p] && !matches!(g.node(self.order[p]).op, Op::Param(_)) {
-                    self.adjoint(p, true, &mut w, &mut zero);
+                    self.adjoint(p, lifted_only, &mut w, &mut zero);
                 }
             }
             // x_ℓ = y_ℓ + (Nᵀ x)_ℓ, the adjoint of leaf ℓ
@@ -304,8 +356,27 @@ impl Linearizer<'_> {
                 }
             }
         }
+        if let Some(theta) = theta {
+            // ψ reads θ with the sign opposite to r = u − ψ: J_θᵀ x = −(θ's adjoints)
+            theta.fill(0.0);
+            let pr = &self.prod;
+            for &p in pr.by_stage[..pr.stage_start[1]].iter().rev() {
+                let p = p as usize;
+                if zero[p] {
+                    continue;
+                }
+                if let Op::Param(k) = g.node(self.order[p]).op {
+                    let (o, l) = self.span(p);
+                    let at = g.params[k].offset;
+                    for (v, a) in theta[at..at + l].iter_mut().zip(&w[o..o + l]) {
+                        *v -= a;
+                    }
+                } else {
+                    self.adjoint(p, false, &mut w, &mut zero);
+                }
+            }
+        }
         self.put(w, zero);
-        Ok(())
     }
 
     /// Residual rows m.
@@ -549,6 +620,18 @@ impl Linearizer<'_> {
                     t[e] = vb[e] * x[e] + va[e] * y[e];
                 }
             }
+            (ElemBinary::Add | ElemBinary::Sub, _, _) => {
+                // a broadcast operand (a bias column) or a zero one: the per-entry sums below,
+                // 0 + x then ± y, in the same order, without the per-entry weights
+                let sign = if op == ElemBinary::Sub { -1.0 } else { 1.0 };
+                match ta {
+                    Some(x) => spread(node, na, x, 1.0, t, false),
+                    None => t.fill(0.0),
+                }
+                if let Some(y) = tb {
+                    spread(node, nb, y, sign, t, true);
+                }
+            }
             _ => {
                 let weights = |e: usize| -> (f64, f64) {
                     match op {
@@ -692,6 +775,14 @@ impl Linearizer<'_> {
                                 *v += x * y;
                             }
                         }
+                        (ElemBinary::Add | ElemBinary::Sub, false) => {
+                            let s = if first || *op == ElemBinary::Add {
+                                1.0
+                            } else {
+                                -1.0
+                            };
+                            gather_into(node, nc, gout, s, ac);
+                        }
                         _ => {
                             for (e, x) in gout.iter().enumerate() {
                                 let i = if same { e } else { bcast(node, nc, e) };
@@ -744,6 +835,37 @@ impl Linearizer<'_> {
                 }
             }
             _ => generic_adjoint(self, id, gout, lo, &mut target),
+        }
+    }
+}
+
+/// `dst` (the entries of `out`) = w · `src` (`arg`'s, broadcast to `out`'s shape as [`bcast`]
+/// does), or += with `add`; entries in column-major order.
+fn spread(out: &Node, arg: &Node, src: &[f64], w: f64, dst: &mut [f64], add: bool) {
+    let (ri, cj) = (usize::from(arg.rows != 1), usize::from(arg.cols != 1));
+    for j in 0..out.cols {
+        let col = &mut dst[j * out.rows..(j + 1) * out.rows];
+        let base = j * cj * arg.rows;
+        for (i, v) in col.iter_mut().enumerate() {
+            let x = w * src[base + i * ri];
+            if add {
+                *v += x;
+            } else {
+                *v = x;
+            }
+        }
+    }
+}
+
+/// `dst` (`arg`'s entries) += w · `src` (`out`'s), each entry of `out` onto the one of `arg` it
+/// broadcasts from ([`bcast`]), in column-major order of `out`.
+fn gather_into(out: &Node, arg: &Node, src: &[f64], w: f64, dst: &mut [f64]) {
+    let (ri, cj) = (usize::from(arg.rows != 1), usize::from(arg.cols != 1));
+    for j in 0..out.cols {
+        let col = &src[j * out.rows..(j + 1) * out.rows];
+        let base = j * cj * arg.rows;
+        for (i, x) in col.iter().enumerate() {
+            dst[base + i * ri] += w * x;
         }
     }
 }

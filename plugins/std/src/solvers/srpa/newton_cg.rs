@@ -44,8 +44,9 @@ use super::instance::{StopRule, SubOptions, SubReport, SubSolution, Subproblem};
 use super::operator::JacOp;
 
 /// The dense Woodbury complement C is formed when n_θ is at most this (C holds n_θ² values,
-/// 32 MB here, and costs 4 n_θ passes to form).
-pub const WOODBURY_MAX_THETA: usize = 2_000;
+/// 288 MB here, and costs 2 n_θ passes to form; the host's memory estimate prices it,
+/// `forms::linearize::memory`).
+pub const WOODBURY_MAX_THETA: usize = 6_000;
 /// The forcing term of the inexact Newton steps is at most this.
 pub const FORCING_MAX: f64 = 0.1;
 /// The Levenberg–Marquardt term δ = max(δ₀, `LM_SCALE` · gap / max β), as on the Schur path.
@@ -452,29 +453,31 @@ impl MfSolver {
         Ok(())
     }
 
-    /// Forms C = I + J_θᵀ S J_θ column by column and factors it.
+    /// Forms C = I + J_θᵀ S J_θ column by column, in place of the kept factor, and factors
+    /// it. A column is two passes: x = J_L⁻¹ (−J_θ e_k), then J_θᵀ J_L⁻ᵀ x = −(C − I) e_k.
     fn form_c(&mut self, wb: &mut Woodbury, op: &mut dyn JacOp) -> Result<(), String> {
         let nt = self.n_theta;
         let ws = &mut self.ws;
         wb.formed = false;
-        ws.tn.iter_mut().for_each(|v| *v = 0.0);
-        let mut c = Mat::<f64>::zeros(nt, nt);
+        let c = &mut wb.factor;
         for k in 0..nt {
-            ws.tn[k] = 1.0;
-            op.mul(&ws.tn, &mut ws.t1)?;
-            ws.tn[k] = 0.0;
-            op.lsolve(&ws.t1, &mut ws.t2)?;
-            op.ltsolve(&ws.t2, &mut ws.t1)?;
-            op.tmul(&ws.t1, &mut ws.tn)?;
-            for a in 0..nt {
-                c[(a, k)] = ws.tn[a];
-            }
             ws.tn.iter_mut().for_each(|v| *v = 0.0);
+            ws.tn[k] = 1.0;
+            op.lsolve_theta(&ws.tn, &mut ws.t1)?;
+            op.ltsolve_theta(&ws.t1, &mut ws.tn)?;
+            for a in 0..nt {
+                c[(a, k)] = -ws.tn[a];
+            }
         }
         // symmetrize (the triangles agree up to rounding) and add I
-        let mut c = Mat::from_fn(nt, nt, |a, b| {
-            0.5 * (c[(a, b)] + c[(b, a)]) + if a == b { 1.0 } else { 0.0 }
-        });
+        for b in 0..nt {
+            for a in b + 1..nt {
+                let v = 0.5 * (c[(a, b)] + c[(b, a)]);
+                c[(a, b)] = v;
+                c[(b, a)] = v;
+            }
+            c[(b, b)] += 1.0;
+        }
         llt_factor::cholesky_in_place(
             c.as_mut(),
             Default::default(),
@@ -483,7 +486,6 @@ impl MfSolver {
             Default::default(),
         )
         .map_err(|_| "the Woodbury complement of the preconditioner is not positive definite")?;
-        wb.factor = c;
         wb.formed = true;
         wb.fresh = true;
         Ok(())
@@ -496,27 +498,30 @@ impl MfSolver {
         op: &mut dyn JacOp,
         rho: f64,
     ) -> Result<(), String> {
-        // z = S r
+        // z = S r (and J_θᵀ S r in the same pass when C is kept)
         op.lsolve(&ws.cg_r, &mut ws.t1)?;
-        op.ltsolve(&ws.t1, &mut ws.cg_z)?;
-        if let Some(wb) = wb.filter(|w| w.formed) {
-            let nt = wb.theta.len();
-            op.tmul(&ws.cg_z, &mut ws.tn)?;
-            wb.theta.copy_from_slice(&ws.tn[..nt]);
-            llt_solve::solve_in_place_with_conj(
-                wb.factor.as_ref(),
-                Conj::No,
-                MatMut::from_column_major_slice_mut(&mut wb.theta, nt, 1),
-                Par::Seq,
-                MemStack::new(&mut []),
-            );
-            ws.tn.iter_mut().for_each(|v| *v = 0.0);
-            ws.tn[..nt].copy_from_slice(&wb.theta);
-            op.mul(&ws.tn, &mut ws.t1)?;
-            op.lsolve(&ws.t1, &mut ws.t2)?;
-            op.ltsolve(&ws.t2, &mut ws.t1)?;
-            for (z, b) in ws.cg_z.iter_mut().zip(&ws.t1) {
-                *z -= b;
+        match wb.filter(|w| w.formed) {
+            None => op.ltsolve(&ws.t1, &mut ws.cg_z)?,
+            Some(wb) => {
+                let nt = wb.theta.len();
+                op.ltsolve_theta(&ws.t1, &mut ws.tn)?;
+                ws.cg_z.copy_from_slice(&ws.tn[nt..]);
+                wb.theta.copy_from_slice(&ws.tn[..nt]);
+                llt_solve::solve_in_place_with_conj(
+                    wb.factor.as_ref(),
+                    Conj::No,
+                    MatMut::from_column_major_slice_mut(&mut wb.theta, nt, 1),
+                    Par::Seq,
+                    MemStack::new(&mut []),
+                );
+                // z −= S J_θ C⁻¹ J_θᵀ S r: J_L⁻¹ (−J_θ w), then J_L⁻ᵀ
+                ws.tn.iter_mut().for_each(|v| *v = 0.0);
+                ws.tn[..nt].copy_from_slice(&wb.theta);
+                op.lsolve_theta(&ws.tn, &mut ws.t1)?;
+                op.ltsolve(&ws.t1, &mut ws.t2)?;
+                for (z, b) in ws.cg_z.iter_mut().zip(&ws.t2) {
+                    *z += b;
+                }
             }
         }
         for (z, &free) in ws.cg_z.iter_mut().zip(&ws.free_y) {

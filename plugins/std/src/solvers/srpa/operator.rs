@@ -28,6 +28,11 @@ pub trait JacOp {
     fn lsolve(&mut self, y: &[f64], x: &mut [f64]) -> Result<(), String>;
     /// x with J_Lᵀ x = y (both m entries).
     fn ltsolve(&mut self, y: &[f64], x: &mut [f64]) -> Result<(), String>;
+    /// x with J_θ s_θ + J_L x = y, for `input` = (s_θ, y) (n entries; `x`: m): J_L⁻¹ (y −
+    /// J_θ s_θ), one pass of a host.
+    fn lsolve_theta(&mut self, input: &[f64], x: &mut [f64]) -> Result<(), String>;
+    /// `out` = (J_θᵀ x, x) with J_Lᵀ x = y (`y`: m entries, `out`: n), one pass of a host.
+    fn ltsolve_theta(&mut self, y: &[f64], out: &mut [f64]) -> Result<(), String>;
 }
 
 /// A stored J as a [`JacOp`]; the solves with J_L are substitutions over its rows.
@@ -111,6 +116,41 @@ impl JacOp for StoredJac<'_> {
         Ok(())
     }
 
+    fn lsolve_theta(&mut self, input: &[f64], x: &mut [f64]) -> Result<(), String> {
+        let (j, nt) = (self.jac, self.n_theta);
+        let (theta, y) = input.split_at(nt);
+        for i in 0..y.len() {
+            let mut acc = y[i];
+            for p in j.row_ptr[i]..j.row_ptr[i + 1] {
+                let c = j.col_idx[p];
+                if c < nt {
+                    acc -= j.values[p] * theta[c];
+                } else if c != nt + i {
+                    acc -= j.values[p] * x[c - nt];
+                }
+            }
+            x[i] = acc;
+        }
+        Ok(())
+    }
+
+    fn ltsolve_theta(&mut self, y: &[f64], out: &mut [f64]) -> Result<(), String> {
+        let nt = self.n_theta;
+        let (theta, x) = out.split_at_mut(nt);
+        self.ltsolve(y, x)?;
+        theta.fill(0.0);
+        let j = self.jac;
+        for (i, &xi) in x.iter().enumerate() {
+            for p in j.row_ptr[i]..j.row_ptr[i + 1] {
+                let c = j.col_idx[p];
+                if c < nt {
+                    theta[c] += j.values[p] * xi;
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn ltsolve(&mut self, y: &[f64], x: &mut [f64]) -> Result<(), String> {
         let (j, nt) = (self.jac, self.n_theta);
         x.copy_from_slice(y);
@@ -169,6 +209,14 @@ impl JacOp for HostJac<'_> {
     fn ltsolve(&mut self, y: &[f64], x: &mut [f64]) -> Result<(), String> {
         self.p.lifted_tsolve(y, x)
     }
+
+    fn lsolve_theta(&mut self, input: &[f64], x: &mut [f64]) -> Result<(), String> {
+        self.p.lifted_solve_theta(input, x)
+    }
+
+    fn ltsolve_theta(&mut self, y: &[f64], out: &mut [f64]) -> Result<(), String> {
+        self.p.lifted_tsolve_theta(y, out)
+    }
 }
 
 #[cfg(test)]
@@ -200,6 +248,16 @@ mod tests {
         let mut full = [0.0; 4];
         op.tmul(&x, &mut full).unwrap();
         assert_eq!(&full[1..], &y);
+        // fused with θ's column: J (s_θ, x) = y, and (J_θᵀ x, x) for J_Lᵀ x = y
+        let s_theta = 0.75;
+        op.lsolve_theta(&[s_theta, y[0], y[1], y[2]], &mut x)
+            .unwrap();
+        op.mul(&[s_theta, x[0], x[1], x[2]], &mut back).unwrap();
+        assert_eq!(back, y);
+        let mut both = [0.0; 4];
+        op.ltsolve_theta(&y, &mut both).unwrap();
+        op.tmul(&both[1..], &mut full).unwrap();
+        assert_eq!((&full[1..], full[0]), (&y[..], both[0]));
     }
 
     #[test]
