@@ -33,7 +33,7 @@ pub(super) fn weight_gradient(
     }
     acc.fill(0.0);
     #[cfg(target_arch = "x86_64")]
-    if rows >= 4 && avx_fma() {
+    if avx_fma() {
         // SAFETY: the processor has AVX and FMA; every column was checked just above.
         unsafe { avx::weight_gradient(rows, inner, cols, gs, bs, acc) };
         for (o, a) in out.iter_mut().zip(acc.iter()) {
@@ -41,7 +41,7 @@ pub(super) fn weight_gradient(
         }
         return;
     }
-    portable_rows(0, (rows, inner), cols, (gs, bs), acc);
+    portable(rows, inner, cols, (gs, bs), acc);
     for (o, a) in out.iter_mut().zip(acc.iter()) {
         *o += *a;
     }
@@ -88,16 +88,16 @@ fn avx_fma() -> bool {
     std::arch::is_x86_feature_detected!("avx") && std::arch::is_x86_feature_detected!("fma")
 }
 
-/// Rows `r0..rows` of a weight gradient's sums, one entry at a time (`mul_add`, the same bits
-/// as the vector kernel's fused multiply–adds).
-fn portable_rows(
-    r0: usize,
-    (rows, inner): (usize, usize),
+/// A weight gradient's sums one entry at a time (`mul_add`, the same bits as the vector
+/// kernel's fused multiply–adds), without AVX and FMA.
+fn portable(
+    rows: usize,
+    inner: usize,
     cols: &[(usize, usize)],
     (gs, bs): (&[f64], &[f64]),
     acc: &mut [f64],
 ) {
-    for i in r0..rows {
+    for i in 0..rows {
         for &(g, b) in cols {
             let gi = gs[g + i];
             for (j, bj) in bs[b..b + inner].iter().enumerate() {
@@ -115,11 +115,11 @@ mod avx {
         _mm256_setzero_pd, _mm256_storeu_pd,
     };
 
-    use super::{portable_rows, CHUNK};
+    use super::CHUNK;
 
     /// `acc += Σ_c g_c b_cᵀ` (see `super::weight_gradient`), blocks of 12 or 8 rows (then 4,
-    /// then the last rows one at a time) by 4 columns of sums kept in registers over a chunk of
-    /// columns.
+    /// then the last rows one at a time, see [`row`]) by 4 columns of sums kept in registers
+    /// over a chunk of columns.
     ///
     /// # Safety
     /// AVX and FMA must be there, and every column inside its slice.
@@ -149,9 +149,84 @@ mod avx {
                 if i0 < r4 {
                     block_cols::<1>(rows, inner, chunk, gs, bs, acc, i0);
                 }
+                for i in r4..rows {
+                    row(i, (rows, inner), chunk, gs, bs, acc);
+                }
             }
         }
-        portable_rows(r4, (rows, inner), cols, (gs, bs), acc);
+    }
+
+    /// Row `i` of the sums over one chunk (the rows after the last multiple of four): sixteen,
+    /// then four columns of sums per pass over the chunk, the rest one at a time.
+    ///
+    /// # Safety
+    /// As [`weight_gradient`], with `i < rows`.
+    #[inline(always)]
+    unsafe fn row(
+        i: usize,
+        (rows, inner): (usize, usize),
+        chunk: &[(usize, usize)],
+        gs: &[f64],
+        bs: &[f64],
+        acc: &mut [f64],
+    ) {
+        let mut j0 = 0;
+        // SAFETY: the contract.
+        unsafe {
+            while j0 + 16 <= inner {
+                row_block::<4>(i, rows, chunk, gs, bs, acc, j0);
+                j0 += 16;
+            }
+            while j0 + 4 <= inner {
+                row_block::<1>(i, rows, chunk, gs, bs, acc, j0);
+                j0 += 4;
+            }
+        }
+        for j in j0..inner {
+            let a = &mut acc[i + j * rows];
+            for &(g, b) in chunk {
+                *a = gs[g + i].mul_add(bs[b + j], *a);
+            }
+        }
+    }
+
+    /// Row `i` by columns `j0 .. j0 + 4·V` of the sums over one chunk (`g b` fused as `b g`:
+    /// the same rounded result).
+    ///
+    /// # Safety
+    /// As [`row`], with `j0 + 4·V ≤ inner`.
+    #[inline(always)]
+    unsafe fn row_block<const V: usize>(
+        i: usize,
+        rows: usize,
+        chunk: &[(usize, usize)],
+        gs: &[f64],
+        bs: &[f64],
+        acc: &mut [f64],
+        j0: usize,
+    ) {
+        let at = |v: usize, l: usize| i + (j0 + 4 * v + l) * rows;
+        // SAFETY: the contract: every address below is inside its slice.
+        unsafe {
+            let mut s: [__m256d; V] = std::array::from_fn(|v| {
+                let t: [f64; 4] = std::array::from_fn(|l| acc[at(v, l)]);
+                _mm256_loadu_pd(t.as_ptr())
+            });
+            let pb = bs.as_ptr();
+            for &(g, b) in chunk {
+                let gv = _mm256_set1_pd(*gs.get_unchecked(g + i));
+                for (v, sv) in s.iter_mut().enumerate() {
+                    *sv = _mm256_fmadd_pd(_mm256_loadu_pd(pb.add(b + j0 + 4 * v)), gv, *sv);
+                }
+            }
+            for (v, sv) in s.iter().enumerate() {
+                let mut t = [0.0; 4];
+                _mm256_storeu_pd(t.as_mut_ptr(), *sv);
+                for (l, x) in t.into_iter().enumerate() {
+                    acc[at(v, l)] = x;
+                }
+            }
+        }
     }
 
     /// Rows `i0 .. i0 + 4·RV` of the sums over one chunk, four columns of sums at a time.

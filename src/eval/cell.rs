@@ -12,6 +12,7 @@
 
 use super::backprod;
 use super::linalg::{gemm, Mat};
+use super::replay::Act;
 use super::reverse::fast_paths;
 use super::{EvalError, EvalOptions, Evaluator};
 use crate::graph::{ElemBinary, NodeId, Op};
@@ -115,11 +116,26 @@ impl Evaluator<'_> {
     ) -> Result<(), EvalError> {
         let c = self.cells[k];
         let fresh = self.prepare_children(c.h);
+        self.replay.note(Act::Back(c.h, fresh));
         self.node_backward(c.h, fresh, grad, opts)?;
-        // u = s + b: s shares u's adjoint; b's adjoint gets 1 · g.
-        let g = self.graph;
-        let len = g.node(c.u).len();
         let first = self.prepare_own(c.b, true);
+        self.replay.note(Act::Bias(k as u32, first));
+        self.cell_bias(k, first);
+        for id in [c.s, c.products[0], c.products[1]] {
+            self.touched[id.index()] = super::reverse::Adj::Dense;
+        }
+        let su = self.adj_off[c.u.index()];
+        for (m, wt) in c.products.into_iter().zip(c.wt) {
+            self.staged_backward(m, wt, su);
+        }
+        Ok(())
+    }
+
+    /// u = s + b of cell `k`: s shares u's adjoint; b's adjoint gets 1 · g (written when
+    /// `first`).
+    pub(super) fn cell_bias(&mut self, k: usize, first: bool) {
+        let c = self.cells[k];
+        let len = self.graph.node(c.u).len();
         let (su, sb) = (self.adj_off[c.u.index()], self.adj_off[c.b.index()]);
         for i in 0..len {
             let v = 1.0 * self.adj[su + i];
@@ -129,13 +145,6 @@ impl Evaluator<'_> {
                 self.adj[sb + i] += v;
             }
         }
-        for id in [c.s, c.products[0], c.products[1]] {
-            self.touched[id.index()] = super::reverse::Adj::Dense;
-        }
-        for (m, wt) in c.products.into_iter().zip(c.wt) {
-            self.staged_backward(m, wt, su);
-        }
-        Ok(())
     }
 
     /// A product `P · B` of a cell: `P`'s adjoint put in storage (the weight gradient reads the
@@ -145,12 +154,23 @@ impl Evaluator<'_> {
         let g = self.graph;
         let n = g.node(m);
         let Op::MatMul(a, b) = n.op else { return };
-        let (na, nb) = (g.node(a), g.node(b));
         self.prepare_own(a, false);
+        if g.node(b).varies {
+            self.prepare_own(b, false);
+        }
+        self.replay.note(Act::Product { m, wt, su });
+        self.cell_product(m, wt, su);
+    }
+
+    /// The arithmetic of `staged_backward`: `Pᵀ g` added to B's adjoint when B varies.
+    pub(super) fn cell_product(&mut self, m: NodeId, wt: Option<usize>, su: usize) {
+        let g = self.graph;
+        let n = g.node(m);
+        let Op::MatMul(a, b) = n.op else { return };
+        let (na, nb) = (g.node(a), g.node(b));
         if !nb.varies {
             return;
         }
-        self.prepare_own(b, false);
         let sb = self.adj_off[b.index()];
         let (left, right) = self.adj.split_at_mut(su);
         let (gout, hadj) = (&right[..n.len()], &mut left[sb..sb + nb.len()]);

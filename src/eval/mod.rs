@@ -13,6 +13,7 @@ mod forward;
 mod kernels;
 pub(crate) mod linalg;
 mod plan;
+mod replay;
 mod reverse;
 
 /// How an inner product pairs its operands' entries (for the linearization's rules).
@@ -152,6 +153,8 @@ pub struct Evaluator<'g> {
     cell_index: Vec<u32>,
     /// Reverse mode: the cells' recurrent weights transposed, once per pass.
     cell_wt: cell::Transposed,
+    /// Reverse mode: the first pass's actions, which later passes replay (`replay.rs`).
+    replay: replay::Replay,
 }
 
 impl<'g> Evaluator<'g> {
@@ -222,6 +225,7 @@ impl<'g> Evaluator<'g> {
             cells: Vec::new(),
             cell_index: Vec::new(),
             cell_wt: cell::Transposed::default(),
+            replay: replay::Replay::default(),
         };
         ev.init_constants()?;
         Ok(ev)

@@ -8,6 +8,7 @@
 use super::backprod;
 use super::forward::{bstrides, coeffs, dot_pairs, gather_index};
 use super::linalg::{gemm, Mat};
+use super::replay::Act;
 use super::{EvalError, EvalErrorKind, EvalOptions, Evaluator};
 use crate::graph::{ElemBinary, ElemUnary, Graph, Node, NodeId, Op, ReduceKind};
 use crate::memory::{self, AllocError};
@@ -40,6 +41,18 @@ impl Evaluator<'_> {
         }
         self.adj[self.adj_off[g.objective.index()]] = 1.0;
         self.touched[g.objective.index()] = Adj::Dense;
+        if self.start_replay() {
+            self.run_replay(grad, opts)?;
+            return Ok(value);
+        }
+        let out = self.reverse_loop(grad, opts);
+        self.end_replay(out.is_ok());
+        out.map(|()| value)
+    }
+
+    /// The reverse loop: every varying node, from the objective down, its children prepared
+    /// (what a replay records, `replay.rs`).
+    fn reverse_loop(&mut self, grad: &mut [f64], opts: EvalOptions) -> Result<(), EvalError> {
         let mut next = self.varying.len();
         while next > 0 {
             next -= 1;
@@ -58,20 +71,26 @@ impl Evaluator<'_> {
             }
             let state = self.touched[id.index()];
             match state {
-                Adj::Zero => self.skip_untouched(id, grad),
-                Adj::One(at, v) if self.one_backward(id, at, v, grad) => {}
+                Adj::Zero => {
+                    self.replay.note(Act::Skip(id));
+                    self.skip_untouched(id, grad);
+                }
                 Adj::One(at, v) => {
-                    self.densify(id, at, v);
-                    let fresh = self.prepare_children(id);
-                    self.node_backward(id, fresh, grad, opts)?;
+                    self.replay.abandon();
+                    if !self.one_backward(id, at, v, grad) {
+                        self.densify(id, at, v);
+                        let fresh = self.prepare_children(id);
+                        self.node_backward(id, fresh, grad, opts)?;
+                    }
                 }
                 Adj::Dense => {
                     let fresh = self.prepare_children(id);
+                    self.replay.note(Act::Back(id, fresh));
                     self.node_backward(id, fresh, grad, opts)?;
                 }
             }
         }
-        Ok(value)
+        Ok(())
     }
 
     /// Make the varying children of `id` ready for its contributions: a child without one yet
@@ -99,8 +118,9 @@ impl Evaluator<'_> {
                 Prep::View(c, a) => {
                     match self.touched[a.index()] {
                         Adj::Zero => {
-                            let s = self.adj_off[a.index()];
-                            self.adj[s..s + g.node(a).len()].fill(0.0);
+                            let (at, len) = (self.adj_off[a.index()], g.node(a).len());
+                            self.replay.note(Act::Fill { at, len });
+                            self.adj[at..at + len].fill(0.0);
                             self.touched[a.index()] = Adj::Dense;
                         }
                         Adj::One(at, v) => self.densify(a, at, v),
@@ -128,8 +148,9 @@ impl Evaluator<'_> {
                 return true;
             }
             Adj::Zero => {
-                let s = self.adj_off[ci];
-                self.adj[s..s + self.graph.node(c).len()].fill(0.0);
+                let (at, len) = (self.adj_off[ci], self.graph.node(c).len());
+                self.replay.note(Act::Fill { at, len });
+                self.adj[at..at + len].fill(0.0);
                 self.touched[ci] = Adj::Dense;
             }
             Adj::One(at, v) => self.densify(c, at, v),
@@ -343,7 +364,7 @@ impl Evaluator<'_> {
 
     /// A node with a zero adjoint contributes nothing, except that a staged weight product
     /// must hold zeros and a parameter must still collect its staged products.
-    fn skip_untouched(&mut self, id: NodeId, grad: &mut [f64]) {
+    pub(super) fn skip_untouched(&mut self, id: NodeId, grad: &mut [f64]) {
         let n = self.graph.node(id);
         if self.wslot[id.index()].is_some() {
             // Its adjoint is a column block of the weight gradient: zeros (every node sharing
