@@ -85,7 +85,9 @@ impl Evaluator<'_> {
                 }
                 Adj::Dense => {
                     let fresh = self.prepare_children(id);
-                    self.replay.note(Act::Back(id, fresh));
+                    if !self.passes_by_sharing(id) {
+                        self.replay.note(Act::Back(id, fresh));
+                    }
                     self.node_backward(id, fresh, grad, opts)?;
                 }
             }
@@ -184,6 +186,18 @@ impl Evaluator<'_> {
         }
         prep_off.push(preps.len());
         (self.preps, self.prep_off) = (preps, prep_off);
+    }
+
+    /// Whether the backward step of `id` does nothing: a `+` or `−` whose varying operands
+    /// all share its adjoint (`unit_slope_aliases`), so a replay leaves it out.
+    fn passes_by_sharing(&self, id: NodeId) -> bool {
+        let g = self.graph;
+        let n = g.node(id);
+        let shares = |c: NodeId| {
+            !g.node(c).varies
+                || !n.is_empty() && self.adj_off[c.index()] == self.adj_off[id.index()]
+        };
+        matches!(n.op, Op::Binary(ElemBinary::Add | ElemBinary::Sub, a, b) if shares(a) && shares(b))
     }
 
     /// Write out an adjoint held as one entry: zeros, and `v` at `at`.
