@@ -34,15 +34,8 @@ pub(super) fn weight_gradient(
     acc.fill(0.0);
     #[cfg(target_arch = "x86_64")]
     if avx_fma() {
-        // SAFETY: the processor has AVX and FMA (and AVX-512F for the first); every column
-        // was checked just above.
-        unsafe {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                avx::weight_gradient512(rows, inner, cols, gs, bs, acc);
-            } else {
-                avx::weight_gradient(rows, inner, cols, gs, bs, acc);
-            }
-        }
+        // SAFETY: the processor has AVX and FMA; every column was checked just above.
+        unsafe { avx::weight_gradient(rows, inner, cols, gs, bs, acc) };
         for (o, a) in out.iter_mut().zip(acc.iter()) {
             *o += *a;
         }
@@ -66,13 +59,7 @@ pub(super) fn tdots_add(wr: &[f64], g: &[f64], y: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx") {
         // SAFETY: the processor has AVX; the lengths were checked just above.
-        j0 = unsafe {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                avx::tdots_add512(wr, g, y)
-            } else {
-                avx::tdots_add(wr, g, y, 0)
-            }
-        };
+        j0 = unsafe { avx::tdots_add(wr, g, y, 0) };
     }
     for j in j0..k {
         let mut acc = [0.0f64; 8];
@@ -90,7 +77,7 @@ pub(super) fn tdots_add(wr: &[f64], g: &[f64], y: &mut [f64]) {
         for i in full..m {
             res += wr[i * k + j] * g[i];
         }
-        y[j] = res + y[j];
+        y[j] += res;
     }
 }
 
@@ -123,9 +110,8 @@ fn portable(
 #[cfg(target_arch = "x86_64")]
 mod avx {
     use std::arch::x86_64::{
-        __m256d, __m512d, _mm256_add_pd, _mm256_fmadd_pd, _mm256_loadu_pd, _mm256_mul_pd,
-        _mm256_set1_pd, _mm256_setzero_pd, _mm256_storeu_pd, _mm512_add_pd, _mm512_fmadd_pd,
-        _mm512_loadu_pd, _mm512_mul_pd, _mm512_set1_pd, _mm512_setzero_pd, _mm512_storeu_pd,
+        __m256d, _mm256_add_pd, _mm256_fmadd_pd, _mm256_loadu_pd, _mm256_mul_pd, _mm256_set1_pd,
+        _mm256_setzero_pd, _mm256_storeu_pd,
     };
 
     use super::CHUNK;
@@ -148,42 +134,6 @@ mod avx {
         for chunk in cols.chunks(CHUNK) {
             // SAFETY: the contract.
             unsafe { rows_from(0, (rows, inner), chunk, gs, bs, acc) };
-        }
-    }
-
-    /// [`weight_gradient`] with AVX-512: blocks of 24, 16 or 8 rows in 8-lane registers, the
-    /// rest as there (each entry the same chain of fused multiply–adds, so the same bits).
-    ///
-    /// # Safety
-    /// AVX-512F, AVX and FMA must be there, and every column inside its slice.
-    #[target_feature(enable = "avx512f,avx,fma")]
-    pub(super) unsafe fn weight_gradient512(
-        rows: usize,
-        inner: usize,
-        cols: &[(usize, usize)],
-        gs: &[f64],
-        bs: &[f64],
-        acc: &mut [f64],
-    ) {
-        let r8 = rows / 8 * 8;
-        for chunk in cols.chunks(CHUNK) {
-            let mut i0 = 0;
-            // SAFETY: the contract; `block8` reads rows i0 .. i0 + 8·RV ≤ r8 ≤ rows of every g
-            // column and entries j0 .. j0 + JB ≤ inner of every b column, and writes acc's.
-            unsafe {
-                while i0 + 24 <= r8 {
-                    block_cols8::<3>(rows, inner, chunk, gs, bs, acc, i0);
-                    i0 += 24;
-                }
-                while i0 + 16 <= r8 {
-                    block_cols8::<2>(rows, inner, chunk, gs, bs, acc, i0);
-                    i0 += 16;
-                }
-                if i0 < r8 {
-                    block_cols8::<1>(rows, inner, chunk, gs, bs, acc, i0);
-                }
-                rows_from(r8, (rows, inner), chunk, gs, bs, acc);
-            }
         }
     }
 
@@ -217,78 +167,6 @@ mod avx {
             }
             for i in r4..rows {
                 row(i, (rows, inner), chunk, gs, bs, acc);
-            }
-        }
-    }
-
-    /// [`block_cols`] with 8-lane registers (rows `i0 .. i0 + 8·RV`).
-    ///
-    /// # Safety
-    /// As [`weight_gradient512`], with `i0 + 8·RV ≤ rows`.
-    #[inline(always)]
-    unsafe fn block_cols8<const RV: usize>(
-        rows: usize,
-        inner: usize,
-        chunk: &[(usize, usize)],
-        gs: &[f64],
-        bs: &[f64],
-        acc: &mut [f64],
-        i0: usize,
-    ) {
-        let mut j0 = 0;
-        // SAFETY: the contract.
-        unsafe {
-            while j0 + 4 <= inner {
-                block8::<RV, 4>(rows, chunk, gs, bs, acc, i0, j0);
-                j0 += 4;
-            }
-            match inner - j0 {
-                3 => block8::<RV, 3>(rows, chunk, gs, bs, acc, i0, j0),
-                2 => block8::<RV, 2>(rows, chunk, gs, bs, acc, i0, j0),
-                1 => block8::<RV, 1>(rows, chunk, gs, bs, acc, i0, j0),
-                _ => {}
-            }
-        }
-    }
-
-    /// [`block`] with 8-lane registers.
-    ///
-    /// # Safety
-    /// As [`block_cols8`], with `j0 + JB ≤ inner`.
-    #[inline(always)]
-    unsafe fn block8<const RV: usize, const JB: usize>(
-        rows: usize,
-        chunk: &[(usize, usize)],
-        gs: &[f64],
-        bs: &[f64],
-        acc: &mut [f64],
-        i0: usize,
-        j0: usize,
-    ) {
-        // SAFETY: the contract: every address below is inside its slice.
-        unsafe {
-            let pa = acc.as_mut_ptr();
-            let mut s = [[_mm512_setzero_pd(); RV]; JB];
-            for (jj, sj) in s.iter_mut().enumerate() {
-                for (r, v) in sj.iter_mut().enumerate() {
-                    *v = _mm512_loadu_pd(pa.add((j0 + jj) * rows + i0 + 8 * r));
-                }
-            }
-            let (pg, pb) = (gs.as_ptr(), bs.as_ptr());
-            for &(g, b) in chunk {
-                let gp = pg.add(g + i0);
-                let gv: [__m512d; RV] = std::array::from_fn(|r| _mm512_loadu_pd(gp.add(8 * r)));
-                for (jj, sj) in s.iter_mut().enumerate() {
-                    let bv = _mm512_set1_pd(*pb.add(b + j0 + jj));
-                    for (v, gr) in sj.iter_mut().zip(&gv) {
-                        *v = _mm512_fmadd_pd(*gr, bv, *v);
-                    }
-                }
-            }
-            for (jj, sj) in s.iter().enumerate() {
-                for (r, v) in sj.iter().enumerate() {
-                    _mm512_storeu_pd(pa.add((j0 + jj) * rows + i0 + 8 * r), *v);
-                }
             }
         }
     }
@@ -439,46 +317,6 @@ mod avx {
         }
     }
 
-    /// Entries `0 .. k/8·8` of `y += Wᵀ g` (see `super::tdots_add`) eight per register, then
-    /// [`tdots_add`] from there; returns where that stopped.
-    ///
-    /// # Safety
-    /// AVX-512F and AVX must be there, and `wr.len() == g.len() · y.len()`.
-    #[target_feature(enable = "avx512f,avx")]
-    pub(super) unsafe fn tdots_add512(wr: &[f64], g: &[f64], y: &mut [f64]) -> usize {
-        let (m, k) = (g.len(), y.len());
-        let full = m / 8 * 8;
-        let (pw, py) = (wr.as_ptr(), y.as_mut_ptr());
-        let mut j0 = 0;
-        // SAFETY: AVX-512F is there; row i of `wr` is entries i·k .. i·k + k, and j0 + 8 ≤ k.
-        unsafe {
-            let z = _mm512_setzero_pd();
-            while j0 + 8 <= k {
-                let mut l = [z; 8];
-                let mut i0 = 0;
-                while i0 < full {
-                    for (r, s) in l.iter_mut().enumerate() {
-                        let w = _mm512_loadu_pd(pw.add((i0 + r) * k + j0));
-                        *s = _mm512_add_pd(*s, _mm512_mul_pd(w, _mm512_set1_pd(g[i0 + r])));
-                    }
-                    i0 += 8;
-                }
-                let mut res = _mm512_add_pd(z, _mm512_add_pd(l[0], l[4]));
-                res = _mm512_add_pd(res, _mm512_add_pd(l[1], l[5]));
-                res = _mm512_add_pd(res, _mm512_add_pd(l[2], l[6]));
-                res = _mm512_add_pd(res, _mm512_add_pd(l[3], l[7]));
-                for (i, &gi) in g.iter().enumerate().skip(full) {
-                    let w = _mm512_loadu_pd(pw.add(i * k + j0));
-                    res = _mm512_add_pd(res, _mm512_mul_pd(w, _mm512_set1_pd(gi)));
-                }
-                let yv = _mm512_loadu_pd(py.add(j0));
-                _mm512_storeu_pd(py.add(j0), _mm512_add_pd(res, yv));
-                j0 += 8;
-            }
-            tdots_add(wr, g, y, j0)
-        }
-    }
-
     /// Entries `j0 .. k/4·4` of `y += Wᵀ g` (see `super::tdots_add`), four per register: each
     /// lane the scalar kernel's operations on its own entry; returns where it stopped.
     ///
@@ -566,35 +404,14 @@ mod tests {
             weight_gradient((rows, inner), &cols, (&gs, &bs), &mut acc, &mut got);
             let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&got), bits(&want), "{rows} × {inner}, {n} columns");
-            // Each kernel on its own: the sums alone, from 0.
-            let mut kernels: Vec<(
-                &str,
-                fn(usize, usize, &[(usize, usize)], &[f64], &[f64], &mut [f64]),
-            )> = vec![("portable", |r, i, c, g, b, a| portable(r, i, c, (g, b), a))];
-            #[cfg(target_arch = "x86_64")]
-            {
-                // SAFETY: each kernel runs only where the processor has its features; the
-                // columns are inside their slices (checked by `weight_gradient` above).
-                if avx_fma() {
-                    kernels.push(("avx", |r, i, c, g, b, a| unsafe {
-                        avx::weight_gradient(r, i, c, g, b, a)
-                    }));
-                }
-                if avx_fma() && std::arch::is_x86_feature_detected!("avx512f") {
-                    kernels.push(("avx512", |r, i, c, g, b, a| unsafe {
-                        avx::weight_gradient512(r, i, c, g, b, a)
-                    }));
-                }
-            }
-            for (name, k) in kernels {
-                acc.fill(0.0);
-                k(rows, inner, &cols, &gs, &bs, &mut acc);
-                assert_eq!(
-                    bits(&acc),
-                    bits(&sums),
-                    "{name}: {rows} × {inner}, {n} columns"
-                );
-            }
+            // The kernel without AVX and FMA: the sums alone, from 0.
+            acc.fill(0.0);
+            portable(rows, inner, &cols, (&gs, &bs), &mut acc);
+            assert_eq!(
+                bits(&acc),
+                bits(&sums),
+                "portable: {rows} × {inner}, {n} columns"
+            );
         }
     }
 

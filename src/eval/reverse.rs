@@ -578,7 +578,7 @@ impl Evaluator<'_> {
                     let (s, l) = adj_of(*b);
                     let (va, gg) = (val(*a), gout[0]);
                     for (y, ai) in left[s..s + l].iter_mut().zip(va) {
-                        *y = (0.0 + ai * gg) + *y;
+                        *y += 0.0 + ai * gg;
                     }
                 } else if nb.varies {
                     let (s, l) = adj_of(*b);
