@@ -5,6 +5,7 @@
 //! across evaluations. Nodes that do not depend on the parameters are evaluated once, there,
 //! and again when [`Evaluator::bind`] binds other data to the graph's inputs.
 
+mod backprod;
 mod bind;
 mod carry;
 mod cell;
@@ -12,6 +13,7 @@ mod forward;
 mod kernels;
 pub(crate) mod linalg;
 mod plan;
+mod replay;
 mod reverse;
 
 /// How an inner product pairs its operands' entries (for the linearization's rules).
@@ -149,6 +151,10 @@ pub struct Evaluator<'g> {
     /// cell it is the activation of (`u32::MAX`: none), found with the adjoint offsets.
     cells: Vec<cell::Cell>,
     cell_index: Vec<u32>,
+    /// Reverse mode: the cells' recurrent weights transposed, once per pass.
+    cell_wt: cell::Transposed,
+    /// Reverse mode: the first pass's actions, which later passes replay (`replay.rs`).
+    replay: replay::Replay,
 }
 
 impl<'g> Evaluator<'g> {
@@ -218,6 +224,8 @@ impl<'g> Evaluator<'g> {
             plan: None,
             cells: Vec::new(),
             cell_index: Vec::new(),
+            cell_wt: cell::Transposed::default(),
+            replay: replay::Replay::default(),
         };
         ev.init_constants()?;
         Ok(ev)

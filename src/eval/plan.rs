@@ -312,7 +312,7 @@ fn binary(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::cell::Cell;
 
     use crate::diag::{render_plain, SourceFile};
@@ -326,7 +326,7 @@ mod tests {
     }
 
     /// An Elman RNN over `sequences` sequences of 6 steps with activation `act`.
-    fn rnn(act: &str, sequences: usize, r: &Registry) -> Graph {
+    pub(in crate::eval) fn rnn(act: &str, sequences: usize, r: &Registry) -> Graph {
         let text = format!(
             "data x: batch(seq(vec(3)))
 data y: batch(seq(vec(2)))
@@ -358,7 +358,7 @@ minimize mean(t, sqnorm(v[t] - y[t])) + 0.1 * sqnorm(W) + sum(b .* b) - sum(c - 
 
     /// θ with hidden unit 0 at a kink of relu at every step (its rows of W and V and b₀ zero,
     /// so u₀ = 0 exactly), and a direction that moves it.
-    fn point(g: &Graph) -> (Vec<f64>, Vec<f64>) {
+    pub(in crate::eval) fn point(g: &Graph) -> (Vec<f64>, Vec<f64>) {
         let mut x: Vec<f64> = (0..g.n_params())
             .map(|i| 0.4 * (i as f64 * 1.7).sin())
             .collect();

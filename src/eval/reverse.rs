@@ -5,8 +5,10 @@
 //! `min` take their first argument at a tie, and plugin functions return their right
 //! derivative φ′(a; +1) (so relu′(0) = 1). This is a selection, not a directional derivative.
 
+use super::backprod;
 use super::forward::{bstrides, coeffs, dot_pairs, gather_index};
 use super::linalg::{gemm, Mat};
+use super::replay::Act;
 use super::{EvalError, EvalErrorKind, EvalOptions, Evaluator};
 use crate::graph::{ElemBinary, ElemUnary, Graph, Node, NodeId, Op, ReduceKind};
 use crate::memory::{self, AllocError};
@@ -27,6 +29,7 @@ impl Evaluator<'_> {
         );
         self.run::<1>(theta, None, opts)?;
         self.ensure_adjoints()?;
+        self.transpose_cell_weights();
         let g = self.graph;
         // Adjoints are written by their first contribution (or zeroed just before it, in
         // cache), and below an n-ary max held as one entry, so no pass zeroes the whole arena.
@@ -38,6 +41,18 @@ impl Evaluator<'_> {
         }
         self.adj[self.adj_off[g.objective.index()]] = 1.0;
         self.touched[g.objective.index()] = Adj::Dense;
+        if self.start_replay() {
+            self.run_replay(grad, opts)?;
+            return Ok(value);
+        }
+        let out = self.reverse_loop(grad, opts);
+        self.end_replay(out.is_ok());
+        out.map(|()| value)
+    }
+
+    /// The reverse loop: every varying node, from the objective down, its children prepared
+    /// (what a replay records, `replay.rs`).
+    fn reverse_loop(&mut self, grad: &mut [f64], opts: EvalOptions) -> Result<(), EvalError> {
         let mut next = self.varying.len();
         while next > 0 {
             next -= 1;
@@ -56,20 +71,28 @@ impl Evaluator<'_> {
             }
             let state = self.touched[id.index()];
             match state {
-                Adj::Zero => self.skip_untouched(id, grad),
-                Adj::One(at, v) if self.one_backward(id, at, v, grad) => {}
+                Adj::Zero => {
+                    self.replay.note(Act::Skip(id));
+                    self.skip_untouched(id, grad);
+                }
                 Adj::One(at, v) => {
-                    self.densify(id, at, v);
-                    let fresh = self.prepare_children(id);
-                    self.node_backward(id, fresh, grad, opts)?;
+                    self.replay.abandon();
+                    if !self.one_backward(id, at, v, grad) {
+                        self.densify(id, at, v);
+                        let fresh = self.prepare_children(id);
+                        self.node_backward(id, fresh, grad, opts)?;
+                    }
                 }
                 Adj::Dense => {
                     let fresh = self.prepare_children(id);
+                    if !self.passes_by_sharing(id) {
+                        self.replay.note(Act::Back(id, fresh));
+                    }
                     self.node_backward(id, fresh, grad, opts)?;
                 }
             }
         }
-        Ok(value)
+        Ok(())
     }
 
     /// Make the varying children of `id` ready for its contributions: a child without one yet
@@ -97,8 +120,9 @@ impl Evaluator<'_> {
                 Prep::View(c, a) => {
                     match self.touched[a.index()] {
                         Adj::Zero => {
-                            let s = self.adj_off[a.index()];
-                            self.adj[s..s + g.node(a).len()].fill(0.0);
+                            let (at, len) = (self.adj_off[a.index()], g.node(a).len());
+                            self.replay.note(Act::Fill { at, len });
+                            self.adj[at..at + len].fill(0.0);
                             self.touched[a.index()] = Adj::Dense;
                         }
                         Adj::One(at, v) => self.densify(a, at, v),
@@ -126,8 +150,9 @@ impl Evaluator<'_> {
                 return true;
             }
             Adj::Zero => {
-                let s = self.adj_off[ci];
-                self.adj[s..s + self.graph.node(c).len()].fill(0.0);
+                let (at, len) = (self.adj_off[ci], self.graph.node(c).len());
+                self.replay.note(Act::Fill { at, len });
+                self.adj[at..at + len].fill(0.0);
                 self.touched[ci] = Adj::Dense;
             }
             Adj::One(at, v) => self.densify(c, at, v),
@@ -161,6 +186,18 @@ impl Evaluator<'_> {
         }
         prep_off.push(preps.len());
         (self.preps, self.prep_off) = (preps, prep_off);
+    }
+
+    /// Whether the backward step of `id` does nothing: a `+` or `−` whose varying operands
+    /// all share its adjoint (`unit_slope_aliases`), so a replay leaves it out.
+    fn passes_by_sharing(&self, id: NodeId) -> bool {
+        let g = self.graph;
+        let n = g.node(id);
+        let shares = |c: NodeId| {
+            !g.node(c).varies
+                || !n.is_empty() && self.adj_off[c.index()] == self.adj_off[id.index()]
+        };
+        matches!(n.op, Op::Binary(ElemBinary::Add | ElemBinary::Sub, a, b) if shares(a) && shares(b))
     }
 
     /// Write out an adjoint held as one entry: zeros, and `v` at `at`.
@@ -314,7 +351,7 @@ impl Evaluator<'_> {
             Op::Param(p) => {
                 let o = g.params[p].offset;
                 grad[o + at] += v;
-                self.wbatch[p].add_to(&mut grad[o..o + n.len()]);
+                self.add_weight_gradient(p, &mut grad[o..o + n.len()]);
             }
             Op::Unary(op, a) => {
                 let x = self.arena[self.voff[a.index()] + at];
@@ -340,15 +377,18 @@ impl Evaluator<'_> {
     }
 
     /// A node with a zero adjoint contributes nothing, except that a staged weight product
-    /// must stage zeros and a parameter must still collect its staged products.
-    fn skip_untouched(&mut self, id: NodeId, grad: &mut [f64]) {
+    /// must hold zeros and a parameter must still collect its staged products.
+    pub(super) fn skip_untouched(&mut self, id: NodeId, grad: &mut [f64]) {
         let n = self.graph.node(id);
-        if let Some((p, col)) = self.wslot[id.index()] {
-            self.wbatch[p].g[col * n.rows..(col + n.cols) * n.rows].fill(0.0);
+        if self.wslot[id.index()].is_some() {
+            // Its adjoint is a column block of the weight gradient: zeros (every node sharing
+            // this storage has no contribution either).
+            let s = self.adj_off[id.index()];
+            self.adj[s..s + n.len()].fill(0.0);
         }
         if let Op::Param(p) = n.op {
             let o = self.graph.params[p].offset;
-            self.wbatch[p].add_to(&mut grad[o..o + n.len()]);
+            self.add_weight_gradient(p, &mut grad[o..o + n.len()]);
         }
     }
 
@@ -394,7 +434,9 @@ impl Evaluator<'_> {
         Ok(())
     }
 
-    /// Give every product `P · B` with a parameter `P` its columns in P's staging buffers.
+    /// Give every product `P · B` with a parameter `P` its place among P's staged products,
+    /// whose adjoints and right operands the weight gradient reads in place at the end of the
+    /// pass (`add_weight_gradient`).
     fn stage_weight_products(&mut self) -> Result<(), EvalError> {
         let g = self.graph;
         self.wbatch = g
@@ -403,32 +445,55 @@ impl Evaluator<'_> {
             .map(|p| WeightBatch {
                 rows: p.shape.rows,
                 inner: p.shape.cols,
-                cols: 0,
-                g: Vec::new(),
-                b: Vec::new(),
+                products: Vec::new(),
+                cols: Vec::new(),
+                acc: Vec::new(),
             })
             .collect();
         self.wslot = vec![None; g.nodes.len()];
+        let mut ncols = vec![0usize; g.params.len()];
         for (i, n) in g.nodes.iter().enumerate() {
             if let Op::MatMul(a, b) = n.op {
                 if let Op::Param(p) = g.node(a).op {
-                    let wb = &mut self.wbatch[p];
-                    self.wslot[i] = Some((p, wb.cols));
-                    wb.cols += g.node(b).cols;
+                    self.wslot[i] = Some((p, ncols[p]));
+                    self.wbatch[p].products.push((NodeId(i as u32), b));
+                    ncols[p] += g.node(b).cols;
                 }
             }
         }
-        for k in 0..self.wbatch.len() {
-            let (rows, inner, cols) = {
-                let wb = &self.wbatch[k];
-                (wb.rows, wb.inner, wb.cols)
-            };
+        for (k, &cols) in ncols.iter().enumerate() {
+            let wb = &self.wbatch[k];
+            let len = if cols > 0 { wb.rows * wb.inner } else { 0 };
             let oom = |e: AllocError| self.out_of_memory(e, "the weight gradients");
-            let g = memory::filled(rows * cols, 0.0).map_err(oom)?;
-            let b = memory::filled(inner * cols, 0.0).map_err(oom)?;
-            (self.wbatch[k].g, self.wbatch[k].b) = (g, b);
+            let acc = memory::filled(len, 0.0).map_err(oom)?;
+            let cols = memory::with_capacity(cols).map_err(oom)?;
+            (self.wbatch[k].acc, self.wbatch[k].cols) = (acc, cols);
         }
         Ok(())
+    }
+
+    /// `out += Σ G Bᵀ` over the products `P · B` of parameter `p`: each product's adjoint G
+    /// (final once its backward step ran) and value B read in place, column by column
+    /// (`backprod::weight_gradient`).
+    fn add_weight_gradient(&mut self, p: usize, out: &mut [f64]) {
+        let g = self.graph;
+        let wb = &mut self.wbatch[p];
+        if wb.products.is_empty() {
+            return;
+        }
+        wb.cols.clear();
+        for &(m, b) in &wb.products {
+            let (gm, bm) = (self.adj_off[m.index()], self.voff[b.index()]);
+            wb.cols
+                .extend((0..g.node(b).cols).map(|c| (gm + c * wb.rows, bm + c * wb.inner)));
+        }
+        backprod::weight_gradient(
+            (wb.rows, wb.inner),
+            &wb.cols,
+            (&self.adj, &self.arena),
+            &mut wb.acc,
+            out,
+        );
     }
 
     /// The backward step of `id` (its children prepared by `prepare_children`, which says
@@ -442,6 +507,17 @@ impl Evaluator<'_> {
     ) -> Result<(), EvalError> {
         let g = self.graph;
         let n = g.node(id);
+        if let Op::Param(p) = n.op {
+            let (o, s) = (g.params[p].offset, self.adj_off[id.index()]);
+            for (gr, x) in grad[o..o + n.len()]
+                .iter_mut()
+                .zip(&self.adj[s..s + n.len()])
+            {
+                *gr += x;
+            }
+            self.add_weight_gradient(p, &mut grad[o..o + n.len()]);
+            return Ok(());
+        }
         let max_one = matches!(n.op, Op::Reduce(ReduceKind::Max, a) if self.max_passes_one(a));
         let (left, right) = self.adj.split_at_mut(self.adj_off[id.index()]);
         let gout = &right[..n.len()];
@@ -456,14 +532,7 @@ impl Evaluator<'_> {
             kind: EvalErrorKind::Domain(m),
         };
         match &n.op {
-            Op::Const(_) => {}
-            Op::Param(p) => {
-                let o = g.params[*p].offset;
-                for (gr, x) in grad[o..o + gout.len()].iter_mut().zip(gout) {
-                    *gr += x;
-                }
-                self.wbatch[*p].add_to(&mut grad[o..o + gout.len()]);
-            }
+            Op::Const(_) | Op::Param(_) => {}
             Op::Unary(op, a) => {
                 let (s, l) = adj_of(*a);
                 let ga = &mut left[s..s + l];
@@ -491,10 +560,8 @@ impl Evaluator<'_> {
             Op::MatMul(a, b) => {
                 let (na, nb) = (g.node(*a), g.node(*b));
                 let gm = Mat::new(gout, n.rows, n.cols);
-                if let Some((p, col)) = self.wslot[id.index()] {
-                    let wb = &mut self.wbatch[p];
-                    wb.g[col * n.rows..(col + n.cols) * n.rows].copy_from_slice(gout);
-                    wb.b[col * nb.rows..(col + nb.cols) * nb.rows].copy_from_slice(val(*b));
+                if self.wslot[id.index()].is_some() {
+                    // Staged: the weight gradient reads this adjoint and B's value in place.
                 } else if na.varies {
                     let (s, l) = adj_of(*a);
                     gemm(
@@ -505,7 +572,15 @@ impl Evaluator<'_> {
                         &mut left[s..s + l],
                     );
                 }
-                if nb.varies {
+                if nb.varies && n.len() == 1 {
+                    // A one-row `A` and one column: `Aᵀ g` is `(0 + aᵢ g) + yᵢ` per entry,
+                    // what the one-column kernel computes (inner products of one term).
+                    let (s, l) = adj_of(*b);
+                    let (va, gg) = (val(*a), gout[0]);
+                    for (y, ai) in left[s..s + l].iter_mut().zip(va) {
+                        *y += 0.0 + ai * gg;
+                    }
+                } else if nb.varies {
                     let (s, l) = adj_of(*b);
                     gemm(
                         1.0,
@@ -679,26 +754,18 @@ impl Evaluator<'_> {
     }
 }
 
-/// Staging for the weight gradient of one parameter `P` (rows × inner): the adjoints G and
-/// right operands B of every product `P · B`, side by side, so Σ G Bᵀ is one product.
+/// The weight gradient of one parameter `P` (rows × inner): the products `P · B` that use it,
+/// whose adjoints G and right operands B it reads in place, so Σ G Bᵀ is one product.
 #[derive(Debug, Clone)]
 pub(super) struct WeightBatch {
     rows: usize,
     inner: usize,
-    cols: usize,
-    pub(super) g: Vec<f64>,
-    pub(super) b: Vec<f64>,
-}
-
-impl WeightBatch {
-    /// `out += Σ G Bᵀ` over the staged products.
-    fn add_to(&self, out: &mut [f64]) {
-        if self.cols > 0 {
-            let gs = Mat::new(&self.g, self.rows, self.cols);
-            let bs = Mat::new(&self.b, self.inner, self.cols).t();
-            gemm(1.0, gs, bs, 1.0, out);
-        }
-    }
+    /// The products and their right operands, in graph order.
+    products: Vec<(NodeId, NodeId)>,
+    /// Their columns in the current pass: (offset in the adjoints, offset in the values).
+    cols: Vec<(usize, usize)>,
+    /// The sums before they are added to the gradient (rows × inner).
+    acc: Vec<f64>,
 }
 
 /// What `prepare_children` does with a varying child, fixed once the adjoint offsets are.
