@@ -86,7 +86,9 @@ impl<'g> Evaluator<'g> {
         let Some(carry) = self.carry.take() else {
             return self.value(theta, opts);
         };
-        if carry.from != from.graph as *const Graph as usize || from.rebound {
+        // (Its frontier is written: only a cell reads the nodes a pass leaves unwritten.)
+        let unwritten = |c: &Carry| c.frontier.iter().any(|&(_, n)| !from.value_written(n));
+        if carry.from != from.graph as *const Graph as usize || from.rebound || unwritten(&carry) {
             self.carry = Some(carry);
             return self.value(theta, opts);
         }
