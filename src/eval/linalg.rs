@@ -121,7 +121,7 @@ pub fn gemm(alpha: f64, a: Mat<'_>, b: Mat<'_>, beta: f64, c: &mut [f64]) {
             if a.trans {
                 avx::gemm_t(a.data, a.rows, b.data, n, beta, c);
             } else {
-                avx::gemm_n(a.data, b.data, n, beta, c);
+                avx::gemm_n(a.data, b.data, n, beta, c, &mut avx::Ahead::new([&[], &[]]));
             }
         }
         return;
@@ -151,6 +151,34 @@ pub fn gemm(alpha: f64, a: Mat<'_>, b: Mat<'_>, beta: f64, c: &mut [f64]) {
             m as isize,
         );
     }
+}
+
+/// `c = a · b`: what [`gemm`] computes with alpha = 1 and beta = 0, to the bit, asking
+/// meanwhile for the cache lines of `ahead` (buffers the caller writes next): between blocks
+/// of rows in the batch kernel (`avx::gemm_n`), else all before the product.
+pub fn gemm_ahead(a: Mat<'_>, b: Mat<'_>, c: &mut [f64], ahead: [&[f64]; 2]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let ((m, k), (k2, n)) = (a.shape(), b.shape());
+        assert_eq!(k, k2, "matrix product of mismatched inner dimensions");
+        assert_eq!(
+            Some(c.len()),
+            m.checked_mul(n),
+            "matrix product into a slice of the wrong length"
+        );
+        let mut ahead = avx::Ahead::new(ahead);
+        // The path `gemm` takes for these products (the same kernel, the same bits).
+        let batch = n > GEMV_COLUMNS && n <= THIN_COLUMNS && !b.trans && !a.trans;
+        if batch && m > 0 && k > 0 && has_avx_fma() {
+            // SAFETY: the processor has AVX and FMA, checked just above.
+            unsafe { avx::gemm_n(a.data, b.data, n, 0.0, c, &mut ahead) };
+            return;
+        }
+        ahead.all();
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = ahead;
+    gemm(1.0, a, b, 0.0, c)
 }
 
 /// `y = A x` for a column-major `A` (`y.len()` rows, `x.len()` columns): what [`gemm`] computes

@@ -21,7 +21,7 @@
 //! numbers are those of the separate steps, in the same order, so every written value keeps its
 //! bits.
 
-use super::linalg::{gemm, matvec, Mat};
+use super::linalg::{gemm_ahead, matvec, Mat};
 use super::{load_param, EvalError, Evaluator};
 use crate::graph::{ElemBinary, Graph, NodeId, Op, ReduceKind};
 use crate::registry::{FunctionId, Order};
@@ -440,17 +440,18 @@ impl Evaluator<'_> {
                     len,
                     act,
                 } => {
-                    // The products take long enough for the lines of u and h, which a batch
-                    // writes fresh at every step, to arrive meanwhile (instead of a miss at
-                    // each first write).
-                    prefetch(&arena[out..out + len]);
-                    if let Some(h) = act {
-                        prefetch(&arena[h.out..h.out + len]);
-                    }
                     let (left, right) = arena.split_at_mut(out);
                     let (ps, qs) = frame.scratch[..2 * len].split_at_mut(len);
-                    multiply(left, &p, ps);
                     multiply(left, &q, qs);
+                    // While W h₋ runs, the lines of u and h (which a batch writes fresh at
+                    // every step) are asked for, so their first writes do not miss.
+                    let h_lines = act.map_or(&[][..], |h| &right[h.out - out..h.out - out + len]);
+                    let ahead = if p.cols > 1 {
+                        [&right[..len], h_lines]
+                    } else {
+                        [&[][..], &[][..]]
+                    };
+                    multiply_ahead(left, &p, ps, ahead);
                     let u = &mut right[..len];
                     for ((o, &x), &y) in u.iter_mut().zip(&*ps).zip(&*qs) {
                         *o = x + y;
@@ -483,6 +484,12 @@ impl Evaluator<'_> {
 /// value pass (one product of the operands' blocks, never views; alpha = 1, beta = 0), with
 /// one right-hand column through the one-column kernel directly (the path `gemm` takes).
 fn multiply(left: &[f64], p: &Prod, out: &mut [f64]) {
+    multiply_ahead(left, p, out, [&[], &[]]);
+}
+
+/// [`multiply`], asking for the cache lines of `ahead` meanwhile (`gemm_ahead`; not with one
+/// column).
+fn multiply_ahead(left: &[f64], p: &Prod, out: &mut [f64], ahead: [&[f64]; 2]) {
     let (a, b) = (
         &left[p.a..p.a + p.rows * p.inner],
         &left[p.b..p.b + p.inner * p.cols],
@@ -490,31 +497,13 @@ fn multiply(left: &[f64], p: &Prod, out: &mut [f64]) {
     if p.cols == 1 {
         matvec(a, b, out);
     } else {
-        gemm(
-            1.0,
+        gemm_ahead(
             Mat::new(a, p.rows, p.inner),
             Mat::new(b, p.inner, p.cols),
-            0.0,
             out,
+            ahead,
         );
     }
-}
-
-/// Ask for the cache lines of `v` (an output about to be written), one prefetch per 64 bytes.
-#[inline(always)]
-fn prefetch(v: &[f64]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let p = v.as_ptr().cast::<i8>();
-        for i in (0..v.len()).step_by(8) {
-            // SAFETY: the address is inside `v` (i < v.len()); a prefetch reads and writes
-            // nothing and never faults.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.add(i * 8)) }
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = v;
 }
 
 /// `o ← o + y` entrywise, `y` at `b` in `left`, of `o`'s shape or a column of `column` rows.
