@@ -3,6 +3,8 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx;
+#[cfg(all(target_arch = "x86_64", mcopt_avx512))]
+mod avx512;
 
 /// A column-major matrix stored in a slice, possibly read transposed. The fields are private
 /// so that every `Mat` comes from [`Mat::new`], which checks the slice's length: [`gemm`]
@@ -121,7 +123,7 @@ pub fn gemm(alpha: f64, a: Mat<'_>, b: Mat<'_>, beta: f64, c: &mut [f64]) {
             if a.trans {
                 avx::gemm_t(a.data, a.rows, b.data, n, beta, c);
             } else {
-                avx::gemm_n(a.data, b.data, n, beta, c, &mut avx::Ahead::new([&[], &[]]));
+                batch_n(a.data, b.data, n, beta, c, &mut avx::Ahead::new([&[], &[]]));
             }
         }
         return;
@@ -171,7 +173,7 @@ pub fn gemm_ahead(a: Mat<'_>, b: Mat<'_>, c: &mut [f64], ahead: [&[f64]; 2]) {
         let batch = n > GEMV_COLUMNS && n <= THIN_COLUMNS && !b.trans && !a.trans;
         if batch && m > 0 && k > 0 && has_avx_fma() {
             // SAFETY: the processor has AVX and FMA, checked just above.
-            unsafe { avx::gemm_n(a.data, b.data, n, 0.0, c, &mut ahead) };
+            unsafe { batch_n(a.data, b.data, n, 0.0, c, &mut ahead) };
             return;
         }
         ahead.all();
@@ -179,6 +181,31 @@ pub fn gemm_ahead(a: Mat<'_>, b: Mat<'_>, c: &mut [f64], ahead: [&[f64]; 2]) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = ahead;
     gemm(1.0, a, b, 0.0, c)
+}
+
+/// `y = A X + beta · y` for 5 to 16 right-hand columns (`avx::gemm_n`): with beta = 0 and a
+/// multiple of 16 rows on a processor with AVX-512, through `avx512::gemm_n` (the same
+/// operations per entry, so the same bits, with eight lanes and eight columns at a time).
+///
+/// # Safety
+/// The processor must have AVX and FMA.
+#[cfg(target_arch = "x86_64")]
+unsafe fn batch_n(
+    a: &[f64],
+    x: &[f64],
+    n: usize,
+    beta: f64,
+    y: &mut [f64],
+    ahead: &mut avx::Ahead<'_>,
+) {
+    #[cfg(mcopt_avx512)]
+    if beta == 0.0 && (y.len() / n) % 16 == 0 && std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the processor has AVX-512F (checked just above), AVX and FMA (this
+        // function's contract).
+        return unsafe { avx512::gemm_n(a, x, n, y, ahead) };
+    }
+    // SAFETY: the processor has AVX and FMA (this function's contract).
+    unsafe { avx::gemm_n(a, x, n, beta, y, ahead) }
 }
 
 /// `y = A x` for a column-major `A` (`y.len()` rows, `x.len()` columns): what [`gemm`] computes

@@ -47,7 +47,7 @@ impl<'a> Ahead<'a> {
 
     /// Ask for up to `k` more lines, one prefetch per 8 entries (64 bytes).
     #[inline(always)]
-    fn some(&mut self, k: usize) {
+    pub(super) fn some(&mut self, k: usize) {
         let mut left = k;
         while left > 0 && self.at.0 < 2 {
             let r = self.regions[self.at.0];
@@ -70,7 +70,7 @@ impl<'a> Ahead<'a> {
 
     /// One block's share.
     #[inline(always)]
-    fn block(&mut self) {
+    pub(super) fn block(&mut self) {
         self.some(self.per);
     }
 }
