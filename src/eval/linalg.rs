@@ -732,6 +732,35 @@ mod tests {
     /// kernels: each column has the bits it has in any other batch (A: the two-column kernel's,
     /// the column paired with itself; Aᵀ: the column five times over), and is within rounding
     /// of the one-column kernel; for A and for Aᵀ, on sizes that reach every block shape.
+    /// The AVX-512 batch kernel gives the AVX kernel's results to the bit (each lane one entry,
+    /// the same operations in the same order), on every column count it takes and blocks of
+    /// 16 rows, with the lines of `ahead` asked for.
+    #[cfg(all(target_arch = "x86_64", mcopt_avx512))]
+    #[test]
+    fn avx512_batch_products_equal_the_avx_kernel() {
+        if !(has_avx_fma() && std::arch::is_x86_feature_detected!("avx512f")) {
+            return;
+        }
+        let mut rng = crate::rng::Rng::new(29);
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for (m, k) in [(16, 1), (32, 3), (128, 128), (128, 16), (144, 37)] {
+            let a: Vec<f64> = (0..m * k).map(|_| rng.normal()).collect();
+            for n in 5..=THIN_COLUMNS {
+                let b: Vec<f64> = (0..k * n).map(|_| rng.normal()).collect();
+                let (mut want, mut got) = (vec![f64::NAN; m * n], vec![f64::NAN; m * n]);
+                let out = vec![0.0; 3 * m];
+                // SAFETY: the processor has AVX, FMA and AVX-512F, checked above.
+                unsafe {
+                    let none = &mut avx::Ahead::new([&[], &[]]);
+                    avx::gemm_n(&a, &b, n, 0.0, &mut want, none);
+                    let ahead = &mut avx::Ahead::new([&out[..m], &out[m..]]);
+                    avx512::gemm_n(&a, &b, n, &mut got, ahead);
+                }
+                assert_eq!(bits(&got), bits(&want), "{m}×{k}·{k}×{n}");
+            }
+        }
+    }
+
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn batch_products_give_each_column_the_two_column_bits() {
