@@ -230,7 +230,7 @@ fn cell_at(
         return None;
     };
     let inner = [p, q, s];
-    let ok = n.len() > 0
+    let ok = !n.is_empty()
         && inner
             .iter()
             .all(|&c| full(c) && g.node(c).varies && uses[c.index()] == 1);
@@ -772,7 +772,7 @@ minimize mean(t, sqnorm(v[t] - y[t])) + 0.1 * sqnorm(W) + sum(b .* b) - sum(c - 
                 }
             )
         };
-        assert!(count(column) >= 6 + 1, "{plan:?}");
+        assert_eq!(count(column), 6 + 1, "{plan:?}");
         // One sequence (b of u's shape): reverse mode runs the six cells as single steps.
         let g = rnn("relu", 1, &r);
         let mut ev = Evaluator::new(&g, &r, Order::One).unwrap_or_else(|e| panic!("{e}"));
