@@ -728,10 +728,6 @@ mod tests {
         }
     }
 
-    /// Products with 5 to 16 right-hand columns (a batch of sequences) through the AVX
-    /// kernels: each column has the bits it has in any other batch (A: the two-column kernel's,
-    /// the column paired with itself; Aᵀ: the column five times over), and is within rounding
-    /// of the one-column kernel; for A and for Aᵀ, on sizes that reach every block shape.
     /// The AVX-512 batch kernel gives the AVX kernel's results to the bit (each lane one entry,
     /// the same operations in the same order), on every column count it takes and blocks of
     /// 16 rows, with the lines of `ahead` asked for.
@@ -761,6 +757,10 @@ mod tests {
         }
     }
 
+    /// Products with 5 to 16 right-hand columns (a batch of sequences) through the AVX
+    /// kernels: each column has the bits it has in any other batch (A: the two-column kernel's,
+    /// the column paired with itself; Aᵀ: the column five times over), and is within rounding
+    /// of the one-column kernel; for A and for Aᵀ, on sizes that reach every block shape.
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn batch_products_give_each_column_the_two_column_bits() {
