@@ -21,7 +21,8 @@
 //! numbers are those of the separate steps, in the same order, so every written value keeps its
 //! bits.
 
-use super::linalg::{gemm_ahead, matvec, Mat};
+use super::forward::Frame;
+use super::linalg::{gemm, gemm_ahead, matvec, Mat};
 use super::{load_param, EvalError, Evaluator};
 use crate::graph::{ElemBinary, Graph, NodeId, Op, ReduceKind};
 use crate::registry::{FunctionId, Order};
@@ -67,21 +68,25 @@ pub(super) enum Step {
         group: usize,
         groups: usize,
     },
-    /// A recurrent cell: `u = (p + q) + b` into `out` (`len` entries) with the products
-    /// `p` and `q` formed in the scratch buffer, `b` at `b` of `u`'s shape or a column of
-    /// `column` rows repeated over `u`'s columns, then
-    /// the activation `act` of `u`, if it follows `u`. `p`, `q` and `p + q` are not written.
-    Cell {
-        p: Prod,
-        q: Prod,
-        b: usize,
-        column: Option<usize>,
-        out: usize,
-        len: usize,
-        act: Option<Act>,
-    },
+    /// A recurrent cell of a batch: [`Plan::cells`]`[k]`.
+    Cell(usize),
     /// Anything else, through `Frame::node`.
     Node(NodeId),
+}
+
+/// A recurrent cell of a batch: `u = (p + q) + b` into `out` (`len` entries) with the
+/// products `p` and `q` formed in the scratch buffer, `b` at `b` of `u`'s shape or a column of
+/// `column` rows repeated over `u`'s columns, then the activation `act` of `u`, if it follows
+/// `u`. `p`, `q` and `p + q` are not written.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct CellStep {
+    p: Prod,
+    q: Prod,
+    b: usize,
+    column: Option<usize>,
+    out: usize,
+    len: usize,
+    act: Option<Act>,
 }
 
 /// A matrix product `A B` of a cell: `A` (`rows × inner`) at `a`, `B` (`inner × cols`) at `b`.
@@ -107,6 +112,8 @@ pub(super) struct Act {
 #[derive(Debug, Clone, Default)]
 pub(super) struct Plan {
     pub(super) steps: Vec<Step>,
+    /// The cells of [`Step::Cell`] (kept out of [`Step`], which stays small).
+    pub(super) cells: Vec<CellStep>,
     /// Per node: whether the plan's pass leaves its value unwritten (the products and their sum
     /// inside a [`Step::Cell`], read by nothing else).
     pub(super) elided: Vec<bool>,
@@ -158,10 +165,11 @@ pub(super) fn build(g: &Graph, varying: &[NodeId], off: &[usize], voff: &[usize]
     }
     let mut plan = Plan {
         steps: Vec::with_capacity(varying.len()),
+        cells: Vec::new(),
         elided: vec![false; g.nodes.len()],
     };
     // The cells first: their products and sums come before them in evaluation order.
-    let cells: Vec<Option<Step>> = (0..varying.len())
+    let cells: Vec<Option<CellStep>> = (0..varying.len())
         .map(|i| {
             let next = varying.get(i + 1).copied();
             let (step, inner) = cell_at(g, varying[i], next, &uses, off, voff)?;
@@ -177,11 +185,10 @@ pub(super) fn build(g: &Graph, varying: &[NodeId], off: &[usize], voff: &[usize]
             continue;
         }
         match cell {
-            Some(step) => {
-                if let Step::Cell { act: Some(a), .. } = step {
-                    fused = Some(a.id);
-                }
-                plan.steps.push(step);
+            Some(cell) => {
+                fused = cell.act.map(|a| a.id);
+                plan.steps.push(Step::Cell(plan.cells.len()));
+                plan.cells.push(cell);
             }
             None => plan.steps.push(step_of(g, id, off, voff)),
         }
@@ -201,7 +208,7 @@ fn cell_at(
     uses: &[u32],
     off: &[usize],
     voff: &[usize],
-) -> Option<(Step, [NodeId; 3])> {
+) -> Option<(CellStep, [NodeId; 3])> {
     let n = g.node(id);
     let Op::Binary(ElemBinary::Add, s, b) = n.op else {
         return None;
@@ -230,7 +237,8 @@ fn cell_at(
         return None;
     };
     let inner = [p, q, s];
-    let ok = !n.is_empty()
+    // One column (a single sequence): the separate steps are as fast.
+    let ok = n.cols > 1
         && inner
             .iter()
             .all(|&c| full(c) && g.node(c).varies && uses[c.index()] == 1);
@@ -250,7 +258,7 @@ fn cell_at(
         }),
         _ => None,
     });
-    let step = Step::Cell {
+    let step = CellStep {
         p: pp,
         q: qp,
         b: voff[b.index()],
@@ -348,12 +356,18 @@ impl Evaluator<'_> {
             self.plan = Some(build(self.graph, &self.varying, &self.off, &self.voff));
         }
         let plan = self.plan.take().unwrap_or_default();
-        let out = self.run_steps(&plan.steps, theta, frame_ztol);
+        let out = self.run_steps(&plan.steps, &plan.cells, theta, frame_ztol);
         self.plan = Some(plan);
         out
     }
 
-    fn run_steps(&mut self, plan: &[Step], theta: &[f64], ztol: f64) -> Result<usize, EvalError> {
+    fn run_steps(
+        &mut self,
+        plan: &[Step],
+        cells: &[CellStep],
+        theta: &[f64],
+        ztol: f64,
+    ) -> Result<usize, EvalError> {
         let (mut frame, arena, _) = self.frame(ztol);
         let mut kinks = 0;
         for step in plan {
@@ -370,14 +384,18 @@ impl Evaluator<'_> {
                     cols,
                 } => {
                     let (left, right) = arena.split_at_mut(out);
-                    let p = Prod {
-                        a,
-                        b,
-                        rows,
-                        inner,
-                        cols,
-                    };
-                    multiply(left, &p, &mut right[..rows * cols]);
+                    if cols == 1 {
+                        let (a, x) = (&left[a..a + rows * inner], &left[b..b + inner]);
+                        matvec(a, x, &mut right[..rows]);
+                        continue;
+                    }
+                    gemm(
+                        1.0,
+                        Mat::new(&left[a..a + rows * inner], rows, inner),
+                        Mat::new(&left[b..b + inner * cols], inner, cols),
+                        0.0,
+                        &mut right[..rows * cols],
+                    );
                 }
                 Step::Binary {
                     op,
@@ -431,53 +449,66 @@ impl Evaluator<'_> {
                         right[..groups].fill(0.0);
                     }
                 }
-                Step::Cell {
-                    p,
-                    q,
-                    b,
-                    column,
-                    out,
-                    len,
-                    act,
-                } => {
-                    let (left, right) = arena.split_at_mut(out);
-                    let (ps, qs) = frame.scratch[..2 * len].split_at_mut(len);
-                    multiply(left, &q, qs);
-                    // While W h₋ runs, the lines of u and h (which a batch writes fresh at
-                    // every step) are asked for, so their first writes do not miss.
-                    let h_lines = act.map_or(&[][..], |h| &right[h.out - out..h.out - out + len]);
-                    let ahead = if p.cols > 1 {
-                        [&right[..len], h_lines]
-                    } else {
-                        [&[][..], &[][..]]
-                    };
-                    multiply_ahead(left, &p, ps, ahead);
-                    let u = &mut right[..len];
-                    for ((o, &x), &y) in u.iter_mut().zip(&*ps).zip(&*qs) {
-                        *o = x + y;
-                    }
-                    // u = s + b, in place: each entry read, then written, by the same step.
-                    add_in_place(u, left, b, column);
-                    if let Some(h) = act {
-                        let (left, right) = arena.split_at_mut(h.out);
-                        kinks += frame
-                            .registry
-                            .call(
-                                h.func,
-                                &frame.graph.fparams[h.params.0..h.params.1],
-                                Order::Zero,
-                                ztol,
-                                [&left[out..out + len], &[][..], &[][..]],
-                                [&mut right[..len], &mut [][..], &mut [][..]],
-                            )
-                            .map_err(|e| EvalError::call(h.id, e))?;
-                    }
-                }
+                Step::Cell(k) => kinks += run_cell(&mut frame, arena, &cells[k], ztol)?,
                 Step::Node(id) => kinks += frame.node::<1>(arena, id)?,
             }
         }
         Ok(kinks)
     }
+}
+
+/// One [`Step::Cell`] (kept out of the loop of `run_steps`, whose other steps are small);
+/// returns the activation's kinks.
+#[inline(never)]
+fn run_cell(
+    frame: &mut Frame<'_>,
+    arena: &mut [f64],
+    cell: &CellStep,
+    ztol: f64,
+) -> Result<usize, EvalError> {
+    let CellStep {
+        p,
+        q,
+        b,
+        column,
+        out,
+        len,
+        act,
+    } = *cell;
+    let mut kinks = 0;
+    let (left, right) = arena.split_at_mut(out);
+    let (ps, qs) = frame.scratch[..2 * len].split_at_mut(len);
+    multiply(left, &q, qs);
+    // While W h₋ runs, the lines of u and h (which a batch writes fresh at
+    // every step) are asked for, so their first writes do not miss.
+    let h_lines = act.map_or(&[][..], |h| &right[h.out - out..h.out - out + len]);
+    let ahead = if p.cols > 1 {
+        [&right[..len], h_lines]
+    } else {
+        [&[][..], &[][..]]
+    };
+    multiply_ahead(left, &p, ps, ahead);
+    let u = &mut right[..len];
+    for ((o, &x), &y) in u.iter_mut().zip(&*ps).zip(&*qs) {
+        *o = x + y;
+    }
+    // u = s + b, in place: each entry read, then written, by the same step.
+    add_in_place(u, left, b, column);
+    if let Some(h) = act {
+        let (left, right) = arena.split_at_mut(h.out);
+        kinks += frame
+            .registry
+            .call(
+                h.func,
+                &frame.graph.fparams[h.params.0..h.params.1],
+                Order::Zero,
+                ztol,
+                [&left[out..out + len], &[][..], &[][..]],
+                [&mut right[..len], &mut [][..], &mut [][..]],
+            )
+            .map_err(|e| EvalError::call(h.id, e))?;
+    }
+    Ok(kinks)
 }
 
 /// `out = A B` for a product of the plan, `A` and `B` in `left`: what `Frame::matmul` does in a
@@ -710,7 +741,7 @@ minimize mean(t, sqnorm(v[t] - y[t])) + 0.1 * sqnorm(W) + sum(b .* b) - sum(c - 
     /// (adjoints zeroed and added to, not written by the first contribution), on RNNs with relu
     /// (at kinks) and tanh, over one sequence (one-column products), three (two-column kernels)
     /// and six (the batch kernels, and the column broadcast of b); in each, the recurrent cells
-    /// of steps 2 to 6 (of every step with one sequence) run as [`super::Step::Cell`], which
+    /// of steps 2 to 6 of a batch (not of one sequence) run as [`super::Step::Cell`], which
     /// leaves their products and sums unwritten.
     #[test]
     fn the_plan_computes_the_plain_values() {
@@ -719,7 +750,7 @@ minimize mean(t, sqnorm(v[t] - y[t])) + 0.1 * sqnorm(W) + sum(b .* b) - sum(c - 
             for sequences in [1, 3, 6] {
                 let g = rnn(act, sequences, &r);
                 let skip = elided(&g, &r);
-                let cells = if sequences == 1 { 6 } else { 5 };
+                let cells = if sequences == 1 { 0 } else { 5 };
                 assert_eq!(skip.iter().filter(|&&e| e).count(), 3 * cells);
                 let plain = pass_bits(&g, &r, true, &skip);
                 assert_eq!(
@@ -750,17 +781,9 @@ minimize mean(t, sqnorm(v[t] - y[t])) + 0.1 * sqnorm(W) + sum(b .* b) - sum(c - 
         // Step 1 (h₀ a column: W h₀ is broadcast over the sequences) is not a cell; steps 2 to
         // 6 are, with their activations; every step's output product A h is a product step.
         assert_eq!(count(|s| matches!(s, super::Step::MatMul { .. })), 2 + 6);
-        let cell = |s: &super::Step| {
-            matches!(
-                s,
-                super::Step::Cell {
-                    column: Some(5),
-                    act: Some(_),
-                    ..
-                }
-            )
-        };
-        assert_eq!(count(cell), 5);
+        assert_eq!(count(|s| matches!(s, super::Step::Cell(_))), 5);
+        let cells = ev.plan.as_ref().map_or(&[][..], |p| &p.cells[..]);
+        assert!(cells.iter().all(|c| c.column == Some(5) && c.act.is_some()));
         assert_eq!(count(|s| matches!(s, super::Step::Call { .. })), 1);
         assert_eq!(count(|s| matches!(s, super::Step::SqNorm { .. })), 6 + 1);
         let column = |s: &super::Step| {
