@@ -86,7 +86,10 @@ impl<'g> Evaluator<'g> {
         let Some(carry) = self.carry.take() else {
             return self.value(theta, opts);
         };
-        if carry.from != from.graph as *const Graph as usize || from.rebound {
+        // Values `from`'s value pass left unwritten (a cell's products and sum, which only the
+        // cell reads, so never a frontier in practice) are not copied: a plain pass instead.
+        let unwritten = |c: &Carry| c.frontier.iter().any(|&(_, n)| !from.value_written(n));
+        if carry.from != from.graph as *const Graph as usize || from.rebound || unwritten(&carry) {
             self.carry = Some(carry);
             return self.value(theta, opts);
         }

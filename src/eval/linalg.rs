@@ -3,6 +3,8 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx;
+#[cfg(all(target_arch = "x86_64", mcopt_avx512))]
+mod avx512;
 
 /// A column-major matrix stored in a slice, possibly read transposed. The fields are private
 /// so that every `Mat` comes from [`Mat::new`], which checks the slice's length: [`gemm`]
@@ -121,7 +123,7 @@ pub fn gemm(alpha: f64, a: Mat<'_>, b: Mat<'_>, beta: f64, c: &mut [f64]) {
             if a.trans {
                 avx::gemm_t(a.data, a.rows, b.data, n, beta, c);
             } else {
-                avx::gemm_n(a.data, b.data, n, beta, c);
+                batch_n(a.data, b.data, n, beta, c, &mut avx::Ahead::new([&[], &[]]));
             }
         }
         return;
@@ -151,6 +153,59 @@ pub fn gemm(alpha: f64, a: Mat<'_>, b: Mat<'_>, beta: f64, c: &mut [f64]) {
             m as isize,
         );
     }
+}
+
+/// `c = a · b`: what [`gemm`] computes with alpha = 1 and beta = 0, to the bit, asking
+/// meanwhile for the cache lines of `ahead` (buffers the caller writes next): between blocks
+/// of rows in the batch kernel (`avx::gemm_n`), else all before the product.
+pub fn gemm_ahead(a: Mat<'_>, b: Mat<'_>, c: &mut [f64], ahead: [&[f64]; 2]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let ((m, k), (k2, n)) = (a.shape(), b.shape());
+        assert_eq!(k, k2, "matrix product of mismatched inner dimensions");
+        assert_eq!(
+            Some(c.len()),
+            m.checked_mul(n),
+            "matrix product into a slice of the wrong length"
+        );
+        let mut ahead = avx::Ahead::new(ahead);
+        // The path `gemm` takes for these products (the same kernel, the same bits).
+        let batch = n > GEMV_COLUMNS && n <= THIN_COLUMNS && !b.trans && !a.trans;
+        if batch && m > 0 && k > 0 && has_avx_fma() {
+            // SAFETY: the processor has AVX and FMA, checked just above.
+            unsafe { batch_n(a.data, b.data, n, 0.0, c, &mut ahead) };
+            return;
+        }
+        ahead.all();
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = ahead;
+    gemm(1.0, a, b, 0.0, c)
+}
+
+/// `y = A X + beta · y` for 5 to 16 right-hand columns (`avx::gemm_n`): with beta = 0 and a
+/// multiple of 16 rows on a processor with AVX-512, through `avx512::gemm_n` (the same
+/// operations per entry, so the same bits, with eight lanes and eight columns at a time).
+///
+/// # Safety
+/// The processor must have AVX and FMA.
+#[cfg(target_arch = "x86_64")]
+unsafe fn batch_n(
+    a: &[f64],
+    x: &[f64],
+    n: usize,
+    beta: f64,
+    y: &mut [f64],
+    ahead: &mut avx::Ahead<'_>,
+) {
+    #[cfg(mcopt_avx512)]
+    if beta == 0.0 && (y.len() / n) % 16 == 0 && std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the processor has AVX-512F (checked just above), AVX and FMA (this
+        // function's contract).
+        return unsafe { avx512::gemm_n(a, x, n, y, ahead) };
+    }
+    // SAFETY: the processor has AVX and FMA (this function's contract).
+    unsafe { avx::gemm_n(a, x, n, beta, y, ahead) }
 }
 
 /// `y = A x` for a column-major `A` (`y.len()` rows, `x.len()` columns): what [`gemm`] computes
@@ -669,6 +724,35 @@ mod tests {
                     gemv_t2_body(1.0, &abs(&a), m, &abs(&xt), beta, &mut scale);
                     assert_close(&want, &got, &scale, m, &format!("gemv_t2 {m}×{k}"));
                 }
+            }
+        }
+    }
+
+    /// The AVX-512 batch kernel gives the AVX kernel's results to the bit (each lane one entry,
+    /// the same operations in the same order), on every column count it takes and blocks of
+    /// 16 rows, with the lines of `ahead` asked for.
+    #[cfg(all(target_arch = "x86_64", mcopt_avx512))]
+    #[test]
+    fn avx512_batch_products_equal_the_avx_kernel() {
+        if !(has_avx_fma() && std::arch::is_x86_feature_detected!("avx512f")) {
+            return;
+        }
+        let mut rng = crate::rng::Rng::new(29);
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for (m, k) in [(16, 1), (32, 3), (128, 128), (128, 16), (144, 37)] {
+            let a: Vec<f64> = (0..m * k).map(|_| rng.normal()).collect();
+            for n in 5..=THIN_COLUMNS {
+                let b: Vec<f64> = (0..k * n).map(|_| rng.normal()).collect();
+                let (mut want, mut got) = (vec![f64::NAN; m * n], vec![f64::NAN; m * n]);
+                let out = vec![0.0; 3 * m];
+                // SAFETY: the processor has AVX, FMA and AVX-512F, checked above.
+                unsafe {
+                    let none = &mut avx::Ahead::new([&[], &[]]);
+                    avx::gemm_n(&a, &b, n, 0.0, &mut want, none);
+                    let ahead = &mut avx::Ahead::new([&out[..m], &out[m..]]);
+                    avx512::gemm_n(&a, &b, n, &mut got, ahead);
+                }
+                assert_eq!(bits(&got), bits(&want), "{m}×{k}·{k}×{n}");
             }
         }
     }

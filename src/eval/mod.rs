@@ -146,7 +146,7 @@ pub struct Evaluator<'g> {
     /// Whether data other than the lowering's were bound (see [`Evaluator::bind`]).
     rebound: bool,
     /// The value pass's steps (`plan.rs`), built on the first value pass.
-    plan: Option<Vec<plan::Step>>,
+    plan: Option<plan::Plan>,
     /// Reverse mode: the recurrent cells run as one step (`cell.rs`), and for each node the
     /// cell it is the activation of (`u32::MAX`: none), found with the adjoint offsets.
     cells: Vec<cell::Cell>,
@@ -288,7 +288,9 @@ impl<'g> Evaluator<'g> {
         }
     }
 
-    /// Coefficient `k` of node `id` from the last evaluation (k = 0: its value).
+    /// Coefficient `k` of node `id` from the last evaluation (k = 0: its value). A value pass
+    /// (`value`, `gradient`) does not write the values of the products and their sum inside a
+    /// recurrent cell, which only the cell reads (`plan.rs`).
     pub fn coeff(&self, id: NodeId, k: usize) -> &[f64] {
         let len = self.graph.node(id).len();
         let start = match k {
@@ -308,6 +310,7 @@ impl<'g> Evaluator<'g> {
         }
         let bad = (0..self.graph.nodes.len() as u32)
             .map(NodeId)
+            .filter(|&id| self.value_written(id))
             .find(|&id| (0..terms).any(|k| self.coeff(id, k).iter().any(|v| !v.is_finite())))
             .unwrap_or(out);
         let what = if self.coeff(bad, 0).iter().any(|v| !v.is_finite()) {

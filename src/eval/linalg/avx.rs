@@ -13,8 +13,67 @@
 
 use std::arch::x86_64::{
     __m256d, _mm256_add_pd, _mm256_fmadd_pd, _mm256_loadu_pd, _mm256_mul_pd, _mm256_set1_pd,
-    _mm256_setzero_pd, _mm256_storeu_pd,
+    _mm256_setzero_pd, _mm256_storeu_pd, _mm_prefetch, _MM_HINT_T0,
 };
+
+/// Buffers a caller is about to write (the outputs of a recurrent cell, see `eval::plan`),
+/// whose cache lines a product asks for a few at a time between its blocks of rows: issued
+/// all at once, the requests wait for each other, and without them each first write misses.
+pub(in crate::eval) struct Ahead<'a> {
+    regions: [&'a [f64]; 2],
+    /// The region and entry of the next line to ask for.
+    at: (usize, usize),
+    /// Lines per block of rows.
+    per: usize,
+}
+
+impl<'a> Ahead<'a> {
+    pub(in crate::eval) fn new(regions: [&'a [f64]; 2]) -> Self {
+        Ahead {
+            regions,
+            at: (0, 0),
+            per: usize::MAX,
+        }
+    }
+
+    fn none() -> Ahead<'static> {
+        Ahead::new([&[], &[]])
+    }
+
+    /// Lines still to ask for.
+    fn lines(&self) -> usize {
+        self.regions.iter().map(|r| r.len().div_ceil(8)).sum()
+    }
+
+    /// Ask for up to `k` more lines, one prefetch per 8 entries (64 bytes).
+    #[inline(always)]
+    pub(super) fn some(&mut self, k: usize) {
+        let mut left = k;
+        while left > 0 && self.at.0 < 2 {
+            let r = self.regions[self.at.0];
+            if self.at.1 >= r.len() {
+                self.at = (self.at.0 + 1, 0);
+                continue;
+            }
+            // SAFETY: the address is inside `r` (at.1 < r.len()); a prefetch reads and
+            // writes nothing and never faults.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(r.as_ptr().add(self.at.1).cast::<i8>()) };
+            self.at.1 += 8;
+            left -= 1;
+        }
+    }
+
+    /// Every line left.
+    pub(in crate::eval) fn all(&mut self) {
+        self.some(usize::MAX);
+    }
+
+    /// One block's share.
+    #[inline(always)]
+    pub(super) fn block(&mut self) {
+        self.some(self.per);
+    }
+}
 
 /// `acc + a · b`: one fused multiply–add when `F` (the two-column kernels), else a multiply
 /// and an add, as the portable kernels do.
@@ -37,7 +96,7 @@ unsafe fn madd<const F: bool>(acc: __m256d, a: __m256d, b: __m256d) -> __m256d {
 #[target_feature(enable = "avx")]
 pub(super) unsafe fn gemv_n(a: &[f64], x: &[f64], beta: f64, y: &mut [f64]) {
     // SAFETY: AVX is there (this function's contract).
-    unsafe { gemv_n_cols::<1, false>(a, x, beta, y) }
+    unsafe { gemv_n_cols::<1, false>(a, x, beta, y, &mut Ahead::none()) }
 }
 
 /// [`gemv_n`] for two right-hand columns side by side in `x`, results side by side in `y`,
@@ -45,7 +104,7 @@ pub(super) unsafe fn gemv_n(a: &[f64], x: &[f64], beta: f64, y: &mut [f64]) {
 #[target_feature(enable = "avx,fma")]
 pub(super) unsafe fn gemv_n2(a: &[f64], x: &[f64], beta: f64, y: &mut [f64]) {
     // SAFETY: AVX and FMA are there (this function's contract).
-    unsafe { gemv_n_cols::<2, true>(a, x, beta, y) }
+    unsafe { gemv_n_cols::<2, true>(a, x, beta, y, &mut Ahead::none()) }
 }
 
 /// `y = Aᵀ x + beta · y` for one right-hand column (`super::gemv_t` with alpha = 1).
@@ -86,10 +145,21 @@ pub(super) unsafe fn gemv_t2(a: &[f64], rows: usize, x: &[f64], beta: f64, y: &m
 /// `y = A X + beta · y` for a right-hand side `X` of `n` columns (five to sixteen: the full
 /// batch of several sequences), `A` read in place (never packed), four columns at a time,
 /// then the rest; every entry with fused multiply–adds in the order of [`gemv_n2`], so each
-/// column gets the bits the two-column kernel gives it, whatever the other columns.
+/// column gets the bits the two-column kernel gives it, whatever the other columns. The lines
+/// of `ahead` are asked for between blocks of rows, spread over the product.
 #[target_feature(enable = "avx,fma")]
-pub(super) unsafe fn gemm_n(a: &[f64], x: &[f64], n: usize, beta: f64, y: &mut [f64]) {
+pub(super) unsafe fn gemm_n(
+    a: &[f64],
+    x: &[f64],
+    n: usize,
+    beta: f64,
+    y: &mut [f64],
+    ahead: &mut Ahead<'_>,
+) {
     let (k, m) = (x.len() / n, y.len() / n);
+    // Blocks of rows of the four-column groups (see `gemv_n_cols`), at least one per group.
+    let blocks = n.div_ceil(4) * (m / 8).max(1);
+    ahead.per = ahead.lines().div_ceil(blocks).max(1);
     let mut c0 = 0;
     // SAFETY: AVX and FMA are there (this function's contract).
     unsafe {
@@ -97,14 +167,15 @@ pub(super) unsafe fn gemm_n(a: &[f64], x: &[f64], n: usize, beta: f64, y: &mut [
             let w = (n - c0).min(4);
             let (xs, ys) = (&x[c0 * k..(c0 + w) * k], &mut y[c0 * m..(c0 + w) * m]);
             match w {
-                4 => gemv_n_cols::<4, true>(a, xs, beta, ys),
-                3 => gemv_n_cols::<3, true>(a, xs, beta, ys),
-                2 => gemv_n_cols::<2, true>(a, xs, beta, ys),
-                _ => gemv_n_cols::<1, true>(a, xs, beta, ys),
+                4 => gemv_n_cols::<4, true>(a, xs, beta, ys, ahead),
+                3 => gemv_n_cols::<3, true>(a, xs, beta, ys, ahead),
+                2 => gemv_n_cols::<2, true>(a, xs, beta, ys, ahead),
+                _ => gemv_n_cols::<1, true>(a, xs, beta, ys, ahead),
             }
             c0 += w;
         }
     }
+    ahead.all();
 }
 
 /// `y = Aᵀ X + beta · y` for `n` right-hand columns (five to sixteen), four at a time against
@@ -217,7 +288,8 @@ unsafe fn tdots<const C: usize, const D: usize>(
 
 /// `A x` for `C` (1 to 4) right-hand columns (`x` is `C` columns of `k ≥ 1` entries, `y` `C`
 /// columns of `m`): blocks of 32 rows (one column), 16 (two) or 8 (three or four), then the
-/// rest in blocks of four, then single rows; with fused multiply–adds when `F`.
+/// rest in blocks of four, then single rows; with fused multiply–adds when `F`; a share of
+/// the lines of `ahead` after each big block.
 ///
 /// # Safety
 /// The processor must have AVX, and FMA when `F` (the caller is compiled for them).
@@ -227,6 +299,7 @@ unsafe fn gemv_n_cols<const C: usize, const F: bool>(
     x: &[f64],
     beta: f64,
     y: &mut [f64],
+    ahead: &mut Ahead<'_>,
 ) {
     let m = y.len() / C;
     // Blocks of 32, 16 or 8 rows: 8 sums in registers (one or two columns) or 4 · C (more).
@@ -245,6 +318,7 @@ unsafe fn gemv_n_cols<const C: usize, const F: bool>(
                 2 => rows::<C, 4, F>(a, x, beta, y, i0),
                 _ => rows::<C, 2, F>(a, x, beta, y, i0),
             }
+            ahead.block();
             i0 += big;
         }
         blocks = (m - i0) / 4;
