@@ -57,8 +57,7 @@ fn run(run_path: &str, point: &str, iters: usize) -> Result<f64, Diags> {
     let betas = match &run.form.p1 {
         Some(p1) => mcopt::session::certify::betas_of(&p1.beta),
         None => {
-            let mut betas =
-                Betas::uniform(opt(&run, "beta").or(opt(&run, "beta1")).unwrap_or(1.0));
+            let mut betas = Betas::uniform(opt(&run, "beta").or(opt(&run, "beta1")).unwrap_or(1.0));
             if let (Some(b2), Some(last)) = (opt(&run, "beta2"), l.layout.groups.last()) {
                 betas.per_group.insert(last.name.clone(), b2);
             }

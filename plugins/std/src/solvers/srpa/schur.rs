@@ -35,10 +35,7 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 
 /// Runs `fa` and `fb` (the two halves of a pass over the rows), on two threads where the
 /// machine has two cores. The halves are fixed, so the result does not depend on the threads.
-fn pair<A: Send, B: Send>(
-    fa: impl FnOnce() -> A + Send,
-    fb: impl FnOnce() -> B + Send,
-) -> (A, B) {
+fn pair<A: Send, B: Send>(fa: impl FnOnce() -> A + Send, fb: impl FnOnce() -> B + Send) -> (A, B) {
     static TWO: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let two = *TWO.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1));
     if !two {
@@ -988,8 +985,7 @@ impl Schur {
                         }
                         let g = ti / elim.pivot[e];
                         let range = elim.ptr[e]..elim.ptr[e + 1];
-                        for (&(_, c), v) in elim.cols[range.clone()].iter().zip(&elim.val[range])
-                        {
+                        for (&(_, c), v) in elim.cols[range.clone()].iter().zip(&elim.val[range]) {
                             out[c as usize] += v * g;
                         }
                     }
@@ -1016,8 +1012,7 @@ impl Schur {
                         let i = elim.rows[e] as usize - first_row;
                         let range = elim.ptr[e]..elim.ptr[e + 1];
                         let mut v = -t[i];
-                        for (&(_, c), j) in elim.cols[range.clone()].iter().zip(&elim.val[range])
-                        {
+                        for (&(_, c), j) in elim.cols[range.clone()].iter().zip(&elim.val[range]) {
                             v -= j * aug[c as usize];
                         }
                         t[i] = v / elim.pivot[e];
@@ -1181,5 +1176,66 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Through the augmented matrix, B factored at a point and C kept from another: the
+    /// conjugate gradients on C solve the Newton system at the first point (a C̃ from another
+    /// point takes them several iterations, the C of the same point one).
+    #[test]
+    fn the_conjugate_gradients_on_c_solve_the_newton_system_with_a_kept_c() {
+        let j = jac();
+        let m = j.nrows();
+        let mut s = Schur::new(&j, 3, true).unwrap();
+        assert!(s.exact_b());
+        let old = Kept {
+            jac: j.values.iter().map(|v| 0.8 * v).collect(),
+            rho: 0.3,
+            delta: 1e-2,
+            free_s: vec![true; j.ncols],
+            free_y: vec![true; m],
+        };
+        s.reform(old).unwrap();
+        let mut free_s = vec![true; j.ncols];
+        free_s[3 + 2] = false;
+        let mut free_y = vec![true; m];
+        free_y[9] = false;
+        let now = Kept {
+            jac: j.values.clone(),
+            rho: 0.7,
+            delta: 1e-3,
+            free_s,
+            free_y: free_y.clone(),
+        };
+        let b: Vec<f64> = (0..m)
+            .map(|i| {
+                if free_y[i] {
+                    (i as f64 * 0.3).cos()
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let norm_b = dot(&b, &b).sqrt();
+        let mut iterations = Vec::new();
+        for same in [false, true] {
+            if same {
+                s.reform(now.clone()).unwrap();
+            }
+            s.factor_at(now.at()).unwrap();
+            let mut d = vec![1.0; m];
+            let (converged, it) = s.solve_through_c(&free_y, &b, &mut d, 1e-12 * norm_b, 50);
+            assert!(converged, "{same}: {it} iterations");
+            iterations.push(it);
+            let md = newton_matrix_times(&j, &now, &d);
+            for i in 0..m {
+                assert!(
+                    (md[i] - b[i]).abs() < 1e-10,
+                    "{same}: row {i}: {md:?} {b:?}"
+                );
+            }
+            assert_eq!(d[9], 0.0, "a row that is not free has no step");
+        }
+        assert!(iterations[0] > 1, "{iterations:?}");
+        assert!(iterations[1] <= 1, "{iterations:?}");
     }
 }

@@ -341,9 +341,8 @@ impl SubSolver {
                 for own in [false, true] {
                     if own
                         && !(exact
-                            && (0..m).any(|i| {
-                                !self.ws.free_y[i] && g0[i].signum() != g_dir[i].signum()
-                            }))
+                            && (0..m)
+                                .any(|i| !self.ws.free_y[i] && g0[i].signum() != g_dir[i].signum()))
                     {
                         continue;
                     }
@@ -626,13 +625,8 @@ impl SubSolver {
                 }
                 rep.schur_forms += 1;
             }
-            let (converged, iterations) = schur.solve_through_c(
-                &ws.free_y,
-                &ws.cg_r,
-                &mut ws.rhs[n..],
-                target,
-                opts.cg_max,
-            );
+            let (converged, iterations) =
+                schur.solve_through_c(&ws.free_y, &ws.cg_r, &mut ws.rhs[n..], target, opts.cg_max);
             rep.cg_iterations += iterations;
             if converged {
                 if iterations > C_REFORM_AFTER {
