@@ -1,6 +1,7 @@
 //! Runs SRPA from a point file and prints Θ per iteration and the time per iteration:
 //!     cargo run --release --example srpa_run -- RUNFILE POINT ITERS [--expect VALUE]
-//! The solver options (beta, beta1, beta2, eta1, eta2, rho1) come from the run file. With
+//! The solver options (eta1, eta2, rho1) and β (`form: {p1: {beta: …}}`, else the old options
+//! beta, beta1, beta2) come from the run file. With
 //! `--expect`, exits 1 unless the final Θ is within 1e-6 of VALUE (a CI check of the authors'
 //! numbers, e.g. Θ(z¹) on sp500).
 
@@ -52,10 +53,17 @@ fn run(run_path: &str, point: &str, iters: usize) -> Result<f64, Diags> {
     let (_, g) = mcopt::session::train_graph(&run, &r)?;
     let theta = mcopt::session::read_theta(&g, Path::new(point))?;
     let l = forms::lift(&g);
-    let mut betas = Betas::uniform(opt(&run, "beta").or(opt(&run, "beta1")).unwrap_or(1.0));
-    if let (Some(b2), Some(last)) = (opt(&run, "beta2"), l.layout.groups.last()) {
-        betas.per_group.insert(last.name.clone(), b2);
-    }
+    // the run file's `form: {p1: {beta: …}}`, else the old spelling in the solver's options
+    let betas = match &run.form.p1 {
+        Some(p1) => mcopt::session::certify::betas_of(&p1.beta),
+        None => {
+            let mut betas = Betas::uniform(opt(&run, "beta").or(opt(&run, "beta1")).unwrap_or(1.0));
+            if let (Some(b2), Some(last)) = (opt(&run, "beta2"), l.layout.groups.last()) {
+                betas.per_group.insert(last.name.clone(), b2);
+            }
+            betas
+        }
+    };
     let pen = l.penalized(&betas);
     let fail = |m: String| Diags::from(Diag::new("mcopt::srpa", m));
     let mut ev = Evaluator::new(&g, &r, Order::Zero).map_err(|e| Diags::from(e.to_diag(&g)))?;

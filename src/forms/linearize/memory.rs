@@ -34,6 +34,9 @@ const SCHUR_THREADS: u64 = 4;
 /// Values in one thread's block of right-hand sides when C is formed through B's augmented
 /// matrix (`solvers/srpa/schur.rs`: `CHUNK_VALUES`).
 const SCHUR_CHUNK_VALUES: u64 = 4_000_000;
+/// A row of a block that no other residual reads is eliminated in closed form when it reads at
+/// most this many other lifted columns (`solvers/srpa/schur.rs`: `ELIMINATE_MAX_COLUMNS`).
+const ELIMINATE_MAX_COLUMNS: u64 = 8;
 
 /// The sizes of the (P1) structure and the bytes it needs, by part.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,12 +122,10 @@ pub fn estimate(lifted: &Lifted) -> Result<Estimate, LinearizeError> {
         counts[id.index()] = Some(c);
     }
     let mut jac_nnz: u64 = 0;
-    let mut lifted_nnz: u64 = 0;
     let mut theta_rows: u64 = 0;
     for b in &lifted.layout.blocks {
         if let Some(c) = &counts[b.residual.index()] {
             jac_nnz = jac_nnz.saturating_add(c.iter().map(|&(a, b)| a as u64 + b as u64).sum());
-            lifted_nnz = lifted_nnz.saturating_add(c.iter().map(|&(_, b)| b as u64).sum());
             theta_rows += c.iter().filter(|&&(a, _)| a > 0).count() as u64;
         }
     }
@@ -187,16 +188,9 @@ pub fn estimate(lifted: &Lifted) -> Result<Estimate, LinearizeError> {
         linearizations,
     ];
     if augmented {
-        // B's augmented matrix (n − n_θ + m unknowns, J's lifted entries): its analysis, a
-        // factor of about twice its entries (measured on the TIMIT shape: 1.0×), the entry
-        // slots, the blocks of right-hand sides C is formed with, and C
-        let entries = (n - nt + m).saturating_add(lifted_nnz);
         parts.push((
             "the parameter-Schur preconditioner",
-            (2 * nt * nt + SCHUR_THREADS * 2 * SCHUR_CHUNK_VALUES)
-                .saturating_add(entries.saturating_mul(3 + 2))
-                .saturating_add(jac_nnz.saturating_mul(3))
-                .saturating_mul(WORD),
+            augmented_schur(lifted, &order, &counts, jac_nnz).saturating_mul(WORD),
         ));
     } else {
         parts.push((
@@ -250,6 +244,75 @@ pub fn estimate(lifted: &Lifted) -> Result<Estimate, LinearizeError> {
         parts,
         products,
     })
+}
+
+/// Words the parameter-Schur path holds with B through its augmented matrix
+/// (`solvers/srpa/schur.rs`, `BForm::Augmented`): a block whose entries no other residual reads
+/// (an output layer's) has single-entry columns, so its rows are eliminated in closed form when
+/// they read at most [`ELIMINATE_MAX_COLUMNS`] other lifted columns, and the sparse factor only
+/// sees the other blocks' columns and the rows kept. Priced: J's rows, columns and entry slots
+/// (2 words per 4 entries), the kept point's J, U compacted (1.5 words per θ entry, and its
+/// rows), the eliminated rows with their columns and pairs, the factored matrix's analysis and
+/// a factor of about twice its entries, the vectors of m, the blocks of right-hand sides C is
+/// formed with, and C.
+fn augmented_schur(
+    lifted: &Lifted,
+    order: &[crate::graph::NodeId],
+    counts: &[Option<Counts>],
+    jac_nnz: u64,
+) -> u64 {
+    let g = &lifted.graph;
+    let blocks = &lifted.layout.blocks;
+    let nt = lifted.layout.n_theta as u64;
+    let m = (lifted.layout.n_z - lifted.layout.n_theta) as u64;
+    // the blocks whose leaf a needed node other than their own residual reads
+    let mut block_of_leaf = vec![usize::MAX; g.nodes.len()];
+    for (b, blk) in blocks.iter().enumerate() {
+        block_of_leaf[blk.leaf.index()] = b;
+    }
+    let mut read_elsewhere = vec![false; blocks.len()];
+    for &id in order {
+        for child in g.children(id) {
+            let b = block_of_leaf[child.index()];
+            if b != usize::MAX && blocks[b].residual != id {
+                read_elsewhere[b] = true;
+            }
+        }
+    }
+    let (mut theta_nnz, mut columns, mut kept_rows, mut kept_entries) = (0u64, 0u64, 0u64, 0u64);
+    let (mut elim_rows, mut elim_cols, mut elim_pairs) = (0u64, 0u64, 0u64);
+    for (b, blk) in blocks.iter().enumerate() {
+        let Some(c) = &counts[blk.residual.index()] else {
+            continue;
+        };
+        let single = !read_elsewhere[b];
+        if !single {
+            columns += c.len() as u64;
+        }
+        for &(theta, lifted_cols) in c {
+            theta_nnz += theta as u64;
+            // the lifted columns besides the row's own
+            let others = lifted_cols.saturating_sub(1) as u64;
+            if single && others <= ELIMINATE_MAX_COLUMNS {
+                elim_rows += 1;
+                elim_cols += others;
+                elim_pairs += others * (others + 1) / 2;
+            } else {
+                kept_rows += 1;
+                kept_entries += if single { others } else { lifted_cols as u64 };
+            }
+        }
+    }
+    let dim = columns + kept_rows;
+    let entries = dim + kept_entries + elim_pairs;
+    let chunk = (SCHUR_CHUNK_VALUES).min(dim.saturating_mul(SCHUR_CHUNK));
+    (jac_nnz / 2 * 3)
+        .saturating_add(jac_nnz)
+        .saturating_add(theta_nnz / 2 * 4 + 2 * (m + 1))
+        .saturating_add(3 * elim_rows + 2 * elim_cols + elim_pairs / 2 * 3)
+        .saturating_add(entries.saturating_mul(3 + 2))
+        .saturating_add(4 * m + 2 * dim)
+        .saturating_add(2 * nt * nt + SCHUR_THREADS * 2 * chunk)
 }
 
 /// Index of output entry `e` of `out` in a broadcast operand `arg`.

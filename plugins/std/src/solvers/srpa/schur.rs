@@ -18,6 +18,16 @@
 //! difference that shrinks as consecutive SRPA subproblems get closer; conjugate gradients
 //! absorb it. When they do not converge (or P⁻¹ stops being positive definite), the caller
 //! reforms C at the current point, which makes P⁻¹ = M⁻¹.
+//!
+//! Where B goes through its augmented matrix with the eliminated rows (the TIMIT shape: the
+//! factored matrix has 49 k unknowns for 821 k rows), factoring B is cheap, so every Newton
+//! system factors B at its own point ([`Schur::factor_at`]) and the conjugate gradients run on
+//! C itself ([`Schur::solve_through_c`]): C w = Uᵀ B⁻¹ b on the n_θ unknowns w, preconditioned
+//! by the kept C̃, then d = B⁻¹(b − U w). M d − b = U (Uᵀ B⁻¹ b − C w), so they stop on
+//! U times C's residual. An iteration is one solve with B and two products with U, against two
+//! solves, two products with U and the products with J and Jᵀ on the whole system, and the
+//! mismatch of a kept B no longer enters. The passes over U and over the eliminated rows run
+//! by fixed halves of the rows, on two threads where there are two cores.
 
 // Index loops over several parallel arrays read best as index loops here.
 #![allow(clippy::needless_range_loop)]
@@ -28,6 +38,28 @@ use faer::{Conj, Mat, MatMut, Par};
 
 use super::ldl::{Kernels, Ldl, LdlError};
 use super::sparse::SparseRows;
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Runs `fa` and `fb` (the two halves of a pass over the rows), on two threads where the
+/// machine has two cores. The halves are fixed, so the result does not depend on the threads.
+fn pair<A: Send, B: Send>(fa: impl FnOnce() -> A + Send, fb: impl FnOnce() -> B + Send) -> (A, B) {
+    static TWO: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let two = *TWO.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1));
+    if !two {
+        return (fa(), fb());
+    }
+    std::thread::scope(|scope| {
+        let h = scope.spawn(fb);
+        let a = fa();
+        match h.join() {
+            Ok(b) => (a, b),
+            Err(e) => std::panic::resume_unwind(e),
+        }
+    })
+}
 
 /// Right-hand sides per blocked solve when forming C.
 const CHUNK: usize = 48;
@@ -42,6 +74,29 @@ pub struct Kept {
     pub delta: f64,
     pub free_s: Vec<bool>,
     pub free_y: Vec<bool>,
+}
+
+impl Kept {
+    /// The point, borrowed.
+    pub fn at(&self) -> At<'_> {
+        At {
+            jac: &self.jac,
+            rho: self.rho,
+            delta: self.delta,
+            free_s: &self.free_s,
+            free_y: &self.free_y,
+        }
+    }
+}
+
+/// A point B and U are formed at, borrowed: J's values, ρ, δ and the free sets.
+#[derive(Debug, Clone, Copy)]
+pub struct At<'a> {
+    pub jac: &'a [f64],
+    pub rho: f64,
+    pub delta: f64,
+    pub free_s: &'a [bool],
+    pub free_y: &'a [bool],
 }
 
 /// See the module docs.
@@ -72,8 +127,10 @@ pub struct Schur {
     t: Vec<f64>,
     t2: Vec<f64>,
     w: Vec<f64>,
-    /// The right-hand side of the augmented system (empty in the row form).
+    /// The right-hand side of the augmented system (empty in the row form), and the second
+    /// half's share of its lifted columns while the eliminated rows are scattered.
     aug: Vec<f64>,
+    aug_half: Vec<f64>,
     stack: MemBuffer,
 }
 
@@ -234,6 +291,7 @@ impl Schur {
             t2: vec![0.0; m],
             w: vec![0.0; n_theta],
             aug,
+            aug_half: Vec::new(),
             stack,
         })
     }
@@ -431,9 +489,8 @@ impl Schur {
         self.formed = false;
     }
 
-    /// Assembles and factors B at the kept point.
-    fn factor_b(&mut self) -> Result<(), LdlError> {
-        let k = &self.kept;
+    /// Assembles and factors B at `k`.
+    fn factor_b(&mut self, k: At<'_>) -> Result<(), LdlError> {
         let vals = self.b.values_mut();
         vals.iter_mut().for_each(|v| *v = 0.0);
         match &mut self.form {
@@ -696,16 +753,179 @@ impl Schur {
     /// Forms B and C at the given point and keeps them, with the point, as the preconditioner.
     pub fn reform(&mut self, kept: Kept) -> Result<(), LdlError> {
         self.formed = false;
+        // the old point's copy of J goes first
+        self.kept = Kept::default();
+        self.compact_u(kept.at());
+        let factored = self.factor_b(kept.at());
         self.kept = kept;
-        self.compact_u();
-        self.factor_b()?;
+        factored?;
         self.form_c()
     }
 
-    /// U at the kept point by rows, with only its nonzero entries (free rows, free θ columns):
-    /// what [`Schur::apply`] multiplies by twice per conjugate-gradient iteration.
-    fn compact_u(&mut self) {
-        let k = &self.kept;
+    /// Whether every Newton system factors B at its own point and runs the conjugate
+    /// gradients on C ([`Schur::factor_at`], [`Schur::solve_through_c`]) rather than on the
+    /// whole system with the kept B and C ([`Schur::apply`]): the augmented form, whose B
+    /// (the rows not eliminated and the lifted columns with more than one entry) is small.
+    pub fn exact_b(&self) -> bool {
+        matches!(self.form, BForm::Augmented { .. })
+    }
+
+    /// Factors B and compacts U at `at` for [`Schur::solve_through_c`]; the kept C stays.
+    pub fn factor_at(&mut self, at: At<'_>) -> Result<(), LdlError> {
+        self.compact_u(at);
+        self.factor_b(at)
+    }
+
+    /// Solves M d = b on the free rows `free` (b zero outside them; d is set to zero there),
+    /// with B and U at the point of the last [`Schur::factor_at`]: by the Woodbury identity
+    /// d = B⁻¹(b − U w), where C w = Uᵀ B⁻¹ b is solved by conjugate gradients on the n_θ
+    /// unknowns w, preconditioned by the kept C̃. The residual of M d = b is U times C's
+    /// residual, so they stop when ‖U (Uᵀ B⁻¹ b − C w)‖ ≤ `target`. Returns whether they
+    /// reached it within `max` iterations, and the iterations.
+    pub fn solve_through_c(
+        &mut self,
+        free: &[bool],
+        b: &[f64],
+        d: &mut [f64],
+        target: f64,
+        max: usize,
+    ) -> (bool, usize) {
+        let nt = self.n_theta;
+        for i in 0..self.m {
+            self.t[i] = if free[i] { b[i] } else { 0.0 };
+        }
+        self.solve_b(true);
+        // r = g − C w with w = 0: g = Uᵀ B⁻¹ b
+        let mut r = vec![0.0; nt];
+        self.u_tmul(true, &mut r);
+        let mut w = vec![0.0; nt];
+        let mut z = vec![0.0; nt];
+        let mut q = vec![0.0; nt];
+        let u_g = self.u_norm(&r);
+        let mut ratio = u_g / dot(&r, &r).sqrt().max(f64::MIN_POSITIVE);
+        let mut converged = u_g <= target;
+        let mut iterations = 0;
+        if !converged {
+            self.c_tilde_solve(&r, &mut z);
+            let mut p = z.clone();
+            let mut rz = dot(&r, &z);
+            while iterations < max {
+                iterations += 1;
+                // q = C p = p + Uᵀ B⁻¹ U p
+                self.u_mul(&p);
+                self.solve_b(false);
+                self.u_tmul(false, &mut q);
+                for (qi, pi) in q.iter_mut().zip(&p) {
+                    *qi += pi;
+                }
+                let pq = dot(&p, &q);
+                if !(pq > 0.0 && rz > 0.0) {
+                    break;
+                }
+                let alpha = rz / pq;
+                for k in 0..nt {
+                    w[k] += alpha * p[k];
+                    r[k] -= alpha * q[k];
+                }
+                // ‖U r‖ costs a pass over U: estimated from ‖r‖ by the ratio of the last one
+                // measured, and measured when the estimate is near the target
+                let r_norm = dot(&r, &r).sqrt();
+                if ratio * r_norm <= 2.0 * target {
+                    let u_r = self.u_norm(&r);
+                    ratio = u_r / r_norm.max(f64::MIN_POSITIVE);
+                    if u_r <= target {
+                        converged = true;
+                        break;
+                    }
+                }
+                self.c_tilde_solve(&r, &mut z);
+                let rz_next = dot(&r, &z);
+                let beta = rz_next / rz;
+                rz = rz_next;
+                for k in 0..nt {
+                    p[k] = z[k] + beta * p[k];
+                }
+            }
+        }
+        // d = B⁻¹ b − B⁻¹ U w
+        self.u_mul(&w);
+        self.solve_b(false);
+        for i in 0..self.m {
+            d[i] = if free[i] { self.t[i] - self.t2[i] } else { 0.0 };
+        }
+        (converged, iterations)
+    }
+
+    /// out = Uᵀ t (`first`) or Uᵀ t2: the two halves of the rows summed apart, then added.
+    fn u_tmul(&self, first: bool, out: &mut [f64]) {
+        let t = if first { &self.t } else { &self.t2 };
+        let mid = self.m / 2;
+        let part = |rows: std::ops::Range<usize>| {
+            let mut acc = vec![0.0; self.n_theta];
+            for i in rows {
+                let ti = t[i];
+                if ti == 0.0 {
+                    continue;
+                }
+                for p in self.u_ptr[i]..self.u_ptr[i + 1] {
+                    acc[self.u_col[p] as usize] += self.u_val[p] * ti;
+                }
+            }
+            acc
+        };
+        let (a, b) = pair(|| part(0..mid), || part(mid..self.m));
+        for ((o, x), y) in out.iter_mut().zip(&a).zip(&b) {
+            *o = x + y;
+        }
+    }
+
+    /// t2 = U w, by halves of the rows.
+    fn u_mul(&mut self, w: &[f64]) {
+        let mid = self.m / 2;
+        let (ptr, col, val) = (&self.u_ptr, &self.u_col, &self.u_val);
+        let fill = |out: &mut [f64], first: usize| {
+            for (k, o) in out.iter_mut().enumerate() {
+                let i = first + k;
+                *o = (ptr[i]..ptr[i + 1])
+                    .map(|p| val[p] * w[col[p] as usize])
+                    .sum();
+            }
+        };
+        let (a, b) = self.t2.split_at_mut(mid);
+        pair(|| fill(a, 0), || fill(b, mid));
+    }
+
+    /// ‖U w‖, by halves of the rows.
+    fn u_norm(&self, w: &[f64]) -> f64 {
+        let part = |rows: std::ops::Range<usize>| {
+            rows.map(|i| {
+                let v: f64 = (self.u_ptr[i]..self.u_ptr[i + 1])
+                    .map(|p| self.u_val[p] * w[self.u_col[p] as usize])
+                    .sum();
+                v * v
+            })
+            .sum::<f64>()
+        };
+        let mid = self.m / 2;
+        let (a, b) = pair(|| part(0..mid), || part(mid..self.m));
+        (a + b).sqrt()
+    }
+
+    /// z = C̃⁻¹ r with the kept C̃.
+    fn c_tilde_solve(&self, r: &[f64], z: &mut [f64]) {
+        z.copy_from_slice(r);
+        llt_solve::solve_in_place_with_conj(
+            self.c_factor.as_ref(),
+            Conj::No,
+            MatMut::from_column_major_slice_mut(z, self.n_theta, 1),
+            Par::Seq,
+            MemStack::new(&mut []),
+        );
+    }
+
+    /// U at `k` by rows, with only its nonzero entries (free rows, free θ columns): what
+    /// [`Schur::apply`] and [`Schur::solve_through_c`] multiply by.
+    fn compact_u(&mut self, k: At<'_>) {
         let scale = 1.0 / k.rho.sqrt();
         self.u_ptr.clear();
         self.u_col.clear();
@@ -766,27 +986,56 @@ impl Schur {
                     }
                 }
                 // an eliminated row's right-hand side f = −t_i moves −J f/a_i to its columns
-                // (`val` is 0 where the row or the column is not free)
-                for (e, &i) in elim.rows.iter().enumerate() {
-                    let ti = t[i as usize];
-                    if ti == 0.0 {
-                        continue;
+                // (`val` is 0 where the row or the column is not free); the two halves of the
+                // eliminated rows apart, the second into its own buffer, then added
+                let half = elim.rows.len() / 2;
+                let scatter = |out: &mut [f64], rows: std::ops::Range<usize>| {
+                    for e in rows {
+                        let ti = t[elim.rows[e] as usize];
+                        if ti == 0.0 {
+                            continue;
+                        }
+                        let g = ti / elim.pivot[e];
+                        let range = elim.ptr[e]..elim.ptr[e + 1];
+                        for (&(_, c), v) in elim.cols[range.clone()].iter().zip(&elim.val[range]) {
+                            out[c as usize] += v * g;
+                        }
                     }
-                    let g = ti / elim.pivot[e];
-                    let range = elim.ptr[e]..elim.ptr[e + 1];
-                    for (&(_, c), v) in elim.cols[range.clone()].iter().zip(&elim.val[range]) {
-                        aug[c as usize] += v * g;
-                    }
+                };
+                let n_l = *n_l;
+                let mut second = std::mem::take(&mut self.aug_half);
+                second.clear();
+                second.resize(n_l, 0.0);
+                {
+                    let (first_part, _) = aug.split_at_mut(n_l);
+                    pair(
+                        || scatter(first_part, 0..half),
+                        || scatter(&mut second, half..elim.rows.len()),
+                    );
                 }
+                for (a, b) in aug[..n_l].iter_mut().zip(&second) {
+                    *a += b;
+                }
+                self.aug_half = second;
                 self.b.solve(aug);
-                for (e, &i) in elim.rows.iter().enumerate() {
-                    let range = elim.ptr[e]..elim.ptr[e + 1];
-                    let mut v = -t[i as usize];
-                    for (&(_, c), j) in elim.cols[range.clone()].iter().zip(&elim.val[range]) {
-                        v -= j * aug[c as usize];
+                // each eliminated row's unknown, by halves (the rows are increasing)
+                let back = |t: &mut [f64], first_row: usize, rows: std::ops::Range<usize>| {
+                    for e in rows {
+                        let i = elim.rows[e] as usize - first_row;
+                        let range = elim.ptr[e]..elim.ptr[e + 1];
+                        let mut v = -t[i];
+                        for (&(_, c), j) in elim.cols[range.clone()].iter().zip(&elim.val[range]) {
+                            v -= j * aug[c as usize];
+                        }
+                        t[i] = v / elim.pivot[e];
                     }
-                    t[i as usize] = v / elim.pivot[e];
-                }
+                };
+                let split = elim.rows.get(half).map_or(t.len(), |&r| r as usize);
+                let (ta, tb) = t.split_at_mut(split);
+                pair(
+                    || back(ta, 0, 0..half),
+                    || back(tb, split, half..elim.rows.len()),
+                );
                 for (i, &u) in row_unknown.iter().enumerate() {
                     if (u as usize) < dim {
                         t[i] = aug[u as usize];
@@ -939,5 +1188,66 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Through the augmented matrix, B factored at a point and C kept from another: the
+    /// conjugate gradients on C solve the Newton system at the first point (a C̃ from another
+    /// point takes them several iterations, the C of the same point one).
+    #[test]
+    fn the_conjugate_gradients_on_c_solve_the_newton_system_with_a_kept_c() {
+        let j = jac();
+        let m = j.nrows();
+        let mut s = Schur::new(&j, 3, true).unwrap();
+        assert!(s.exact_b());
+        let old = Kept {
+            jac: j.values.iter().map(|v| 0.8 * v).collect(),
+            rho: 0.3,
+            delta: 1e-2,
+            free_s: vec![true; j.ncols],
+            free_y: vec![true; m],
+        };
+        s.reform(old).unwrap();
+        let mut free_s = vec![true; j.ncols];
+        free_s[3 + 2] = false;
+        let mut free_y = vec![true; m];
+        free_y[9] = false;
+        let now = Kept {
+            jac: j.values.clone(),
+            rho: 0.7,
+            delta: 1e-3,
+            free_s,
+            free_y: free_y.clone(),
+        };
+        let b: Vec<f64> = (0..m)
+            .map(|i| {
+                if free_y[i] {
+                    (i as f64 * 0.3).cos()
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let norm_b = dot(&b, &b).sqrt();
+        let mut iterations = Vec::new();
+        for same in [false, true] {
+            if same {
+                s.reform(now.clone()).unwrap();
+            }
+            s.factor_at(now.at()).unwrap();
+            let mut d = vec![1.0; m];
+            let (converged, it) = s.solve_through_c(&free_y, &b, &mut d, 1e-12 * norm_b, 50);
+            assert!(converged, "{same}: {it} iterations");
+            iterations.push(it);
+            let md = newton_matrix_times(&j, &now, &d);
+            for i in 0..m {
+                assert!(
+                    (md[i] - b[i]).abs() < 1e-10,
+                    "{same}: row {i}: {md:?} {b:?}"
+                );
+            }
+            assert_eq!(d[9], 0.0, "a row that is not free has no step");
+        }
+        assert!(iterations[0] > 1, "{iterations:?}");
+        assert!(iterations[1] <= 1, "{iterations:?}");
     }
 }

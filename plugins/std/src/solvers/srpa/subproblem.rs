@@ -31,7 +31,7 @@ pub use super::instance::{SubOptions, SubReport, SubSolution, Subproblem};
 use super::ldl::{Ldl, LdlError};
 use super::newton_cg::MfSolver;
 use super::operator::{JacOp, StoredJac};
-use super::schur::{Kept, Schur};
+use super::schur::{At, Kept, Schur};
 pub use super::sparse::SparseRows;
 
 /// How the Newton systems are solved.
@@ -62,6 +62,12 @@ const LM_SCALE_SCHUR: f64 = 0.1;
 /// The scale on the direct path (small problems), where a Newton system costs one small
 /// factorization whatever δ is; 1 keeps the trajectories validated there (syn) unchanged.
 const LM_SCALE_DIRECT: f64 = 1.0;
+
+/// Where B is factored at every Newton system and the conjugate gradients run on C alone
+/// ([`Schur::exact_b`]), a system that needed more iterations than this makes the next one
+/// form C first. An iteration there costs about a third of one on the whole system, so C is
+/// kept longer than `SubOptions::cg_reform_after` keeps it.
+const C_REFORM_AFTER: usize = 30;
 
 /// Below this many factor values a direct factorization per Newton system is cheap enough.
 pub const SCHUR_MIN_FACTOR: usize = 2_000_000;
@@ -94,6 +100,9 @@ struct Work {
     s: Vec<f64>,
     w: Vec<f64>,
     g: Vec<f64>,
+    /// ∇φ at the point a line search starts from, and at the last point it tried.
+    g0: Vec<f64>,
+    g_dir: Vec<f64>,
     rhs: Vec<f64>,
     y_try: Vec<f64>,
     free_s: Vec<bool>,
@@ -111,6 +120,9 @@ struct DualPoint {
     phi: f64,
     primal: f64,
     residual: f64,
+    /// The duality gap primal + φ summed as Σᵢ (βᵢ|wᵢ| − yᵢwᵢ), a sum of terms ≥ 0 (|yᵢ| ≤
+    /// βᵢ): the same number without the cancellation of the two large sums.
+    gap: f64,
 }
 
 impl SubSolver {
@@ -167,6 +179,8 @@ impl SubSolver {
             s: vec![0.0; n],
             w: vec![0.0; m],
             g: vec![0.0; m],
+            g0: Vec::new(),
+            g_dir: Vec::new(),
             rhs: vec![0.0; n + m],
             y_try: vec![0.0; m],
             free_s: vec![false; n],
@@ -298,49 +312,81 @@ impl SubSolver {
         let mut y = std::mem::take(&mut self.y);
         let mut cur = self.dual(p, &y);
         let mut stop = StopRule::default();
+        let exact = self.schur.as_ref().is_some_and(Schur::exact_b);
         loop {
-            if stop.stops(cur.primal, cur.phi, cur.residual, &opts, &mut rep) {
+            // where B is factored at every Newton system (the TIMIT shape's 821 k rows), the
+            // gap primal + φ of the two sums sat at their rounding (1.1e-10) for the stall
+            // rule's 5 Newton steps at the end of every subproblem: the gap's own sum instead
+            let phi = if exact { cur.gap - cur.primal } else { cur.phi };
+            if stop.stops(cur.primal, phi, cur.residual, &opts, &mut rep) {
                 break;
             }
             rep.newton_steps += 1;
             let reg = self.newton_direction(p, &y, delta, opts, &mut rep)?;
-            // projected search on φ
+            // projected search on φ. The multipliers that are not free go onto the bound the
+            // gradient pushes them to: the gradient of the last point tried (`g_dir`: ∇φ(y) at
+            // the first), as the solver always did. Where B is factored at every Newton system,
+            // a trial that fails is tried again with ∇φ(y)'s bounds (`g0`) where they differ:
+            // on the TIMIT shape a multiplier whose gradient changed sign at each trial went
+            // to the far bound, and the search took 2⁻¹⁰ of every Newton step, 200 steps for a
+            // subproblem (with ∇φ(y)'s bounds alone, a random instance stalled instead)
+            let mut g_dir = std::mem::take(&mut self.ws.g_dir);
+            g_dir.clone_from(&self.ws.g);
+            let mut g0 = std::mem::take(&mut self.ws.g0);
+            if exact {
+                g0.clone_from(&self.ws.g);
+            }
             let mut alpha = 1.0;
-            loop {
-                let d = &self.ws.rhs[n..];
-                for i in 0..m {
-                    // free multipliers follow the Newton step, the others (near a bound
-                    // that the gradient pushes against) go onto it
-                    let t = if self.ws.free_y[i] {
-                        y[i] + alpha * d[i]
-                    } else {
-                        y[i] + alpha * (-self.ws.g[i].signum() * p.beta[i] - y[i])
-                    };
-                    self.ws.y_try[i] = t.clamp(-p.beta[i], p.beta[i]);
-                }
-                let y_try = std::mem::take(&mut self.ws.y_try);
-                let trial = self.dual(p, &y_try);
-                let decrease: f64 = (0..m)
-                    .map(|i| self.ws.g[i] * (y_try[i] - y[i]))
-                    .sum::<f64>();
-                // the proximal term of this step's model: one proximal-point step on φ
-                let prox: f64 = (0..m).map(|i| (y_try[i] - y[i]).powi(2)).sum::<f64>();
-                let armijo = trial.phi + 0.5 * reg * prox <= cur.phi + 1e-4 * decrease;
-                let better = trial.residual < 0.5 * cur.residual;
-                if alpha < 1e-10 {
-                    // the Newton model failed: a projected gradient step (always descent)
+            'search: loop {
+                for own in [false, true] {
+                    if own
+                        && !(exact
+                            && (0..m)
+                                .any(|i| !self.ws.free_y[i] && g0[i].signum() != g_dir[i].signum()))
+                    {
+                        continue;
+                    }
+                    let d = &self.ws.rhs[n..];
+                    let g = if own { &g0 } else { &g_dir };
+                    for i in 0..m {
+                        // free multipliers follow the Newton step, the others (near a bound
+                        // that the gradient pushes against) go onto it
+                        let t = if self.ws.free_y[i] {
+                            y[i] + alpha * d[i]
+                        } else {
+                            y[i] + alpha * (-g[i].signum() * p.beta[i] - y[i])
+                        };
+                        self.ws.y_try[i] = t.clamp(-p.beta[i], p.beta[i]);
+                    }
+                    let y_try = std::mem::take(&mut self.ws.y_try);
+                    let trial = self.dual(p, &y_try);
+                    if !own {
+                        g_dir.copy_from_slice(&self.ws.g);
+                    }
+                    let g = &self.ws.g;
+                    let decrease: f64 = (0..m).map(|i| g[i] * (y_try[i] - y[i])).sum::<f64>();
+                    // the proximal term of this step's model: one proximal-point step on φ
+                    let prox: f64 = (0..m).map(|i| (y_try[i] - y[i]).powi(2)).sum::<f64>();
+                    let armijo = trial.phi + 0.5 * reg * prox <= cur.phi + 1e-4 * decrease;
+                    let better = !own && trial.residual < 0.5 * cur.residual;
+                    if alpha < 1e-10 {
+                        // the Newton model failed: a projected gradient step (always descent)
+                        self.ws.y_try = y_try;
+                        self.ws.g.copy_from_slice(&g_dir);
+                        cur = self.gradient_step(p, &mut y, cur.phi, 1.0 / scale);
+                        break 'search;
+                    }
+                    if armijo || better {
+                        self.ws.y_try = std::mem::replace(&mut y, y_try);
+                        cur = trial;
+                        break 'search;
+                    }
                     self.ws.y_try = y_try;
-                    cur = self.gradient_step(p, &mut y, cur.phi, 1.0 / scale);
-                    break;
                 }
-                if armijo || better {
-                    self.ws.y_try = std::mem::replace(&mut y, y_try);
-                    cur = trial;
-                    break;
-                }
-                self.ws.y_try = y_try;
                 alpha *= 0.5;
             }
+            self.ws.g0 = g0;
+            self.ws.g_dir = g_dir;
         }
         // final primal point and bound multipliers
         self.dual(p, &y);
@@ -401,11 +447,14 @@ impl SubSolver {
         let mut l1 = 0.0;
         let mut res: f64 = 0.0;
         let mut size: f64 = 1.0;
+        let mut gap = 0.0;
         for i in 0..self.m {
             ws.w[i] += p.r[i];
             ws.g[i] = -ws.w[i];
             yr += y[i] * p.r[i];
-            l1 += p.beta[i] * ws.w[i].abs();
+            let l1_i = p.beta[i] * ws.w[i].abs();
+            l1 += l1_i;
+            gap += l1_i - y[i] * ws.w[i];
             let nat = y[i] - (y[i] + ws.w[i]).clamp(-p.beta[i], p.beta[i]);
             res = res.max(nat.abs());
             size = size.max(p.r[i].abs());
@@ -414,6 +463,7 @@ impl SubSolver {
             phi: -yr - inner,
             primal: smooth + l1,
             residual: res / size,
+            gap,
         }
     }
 
@@ -503,6 +553,9 @@ impl SubSolver {
         opts: SubOptions,
         rep: &mut SubReport,
     ) -> bool {
+        if schur.exact_b() {
+            return self.direction_through_c(schur, p, delta, opts, rep);
+        }
         for attempt in 0..2 {
             if attempt == 1 || !schur.has_c() {
                 let ws = &self.ws;
@@ -522,6 +575,61 @@ impl SubSolver {
             rep.cg_iterations += iterations;
             if converged {
                 if iterations > opts.cg_reform_after {
+                    schur.retire();
+                }
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The Newton direction where B is factored at every Newton system
+    /// ([`Schur::exact_b`]): conjugate gradients on C, with the kept C̃ first, then with C
+    /// formed here if they do not converge within `cg_max` (then C̃ = C, and they converge at
+    /// once). Returns whether it was found (left in `rhs[n..]`).
+    fn direction_through_c(
+        &mut self,
+        schur: &mut Schur,
+        p: &Subproblem<'_>,
+        delta: f64,
+        opts: SubOptions,
+        rep: &mut SubReport,
+    ) -> bool {
+        let (n, m) = (self.n, self.m);
+        let ws = &mut self.ws;
+        for i in 0..m {
+            ws.cg_r[i] = if ws.free_y[i] { -ws.g[i] } else { 0.0 };
+        }
+        let target = opts.cg_tol * dot(&ws.cg_r, &ws.cg_r).sqrt();
+        let at = At {
+            jac: &p.jac.values,
+            rho: p.rho,
+            delta,
+            free_s: &ws.free_s,
+            free_y: &ws.free_y,
+        };
+        if schur.factor_at(at).is_err() {
+            return false;
+        }
+        for attempt in 0..2 {
+            if attempt == 1 || !schur.has_c() {
+                let kept = Kept {
+                    jac: p.jac.values.clone(),
+                    rho: p.rho,
+                    delta,
+                    free_s: ws.free_s.clone(),
+                    free_y: ws.free_y.clone(),
+                };
+                if schur.reform(kept).is_err() {
+                    return false;
+                }
+                rep.schur_forms += 1;
+            }
+            let (converged, iterations) =
+                schur.solve_through_c(&ws.free_y, &ws.cg_r, &mut ws.rhs[n..], target, opts.cg_max);
+            rep.cg_iterations += iterations;
+            if converged {
+                if iterations > C_REFORM_AFTER {
                     schur.retire();
                 }
                 return true;
