@@ -99,6 +99,19 @@ pub struct At<'a> {
     pub free_y: &'a [bool],
 }
 
+impl At<'_> {
+    /// The point, owned: what a preconditioner formed here keeps.
+    pub fn to_kept(&self) -> Kept {
+        Kept {
+            jac: self.jac.to_vec(),
+            rho: self.rho,
+            delta: self.delta,
+            free_s: self.free_s.to_vec(),
+            free_y: self.free_y.to_vec(),
+        }
+    }
+}
+
 /// See the module docs.
 pub struct Schur {
     m: usize,

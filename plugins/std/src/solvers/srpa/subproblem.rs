@@ -559,14 +559,14 @@ impl SubSolver {
         for attempt in 0..2 {
             if attempt == 1 || !schur.has_c() {
                 let ws = &self.ws;
-                let kept = Kept {
-                    jac: p.jac.values.clone(),
+                let at = At {
+                    jac: &p.jac.values,
                     rho: p.rho,
                     delta,
-                    free_s: ws.free_s.clone(),
-                    free_y: ws.free_y.clone(),
+                    free_s: &ws.free_s,
+                    free_y: &ws.free_y,
                 };
-                if schur.reform(kept).is_err() {
+                if schur.reform(at.to_kept()).is_err() {
                     return false;
                 }
                 rep.schur_forms += 1;
@@ -613,14 +613,7 @@ impl SubSolver {
         }
         for attempt in 0..2 {
             if attempt == 1 || !schur.has_c() {
-                let kept = Kept {
-                    jac: p.jac.values.clone(),
-                    rho: p.rho,
-                    delta,
-                    free_s: ws.free_s.clone(),
-                    free_y: ws.free_y.clone(),
-                };
-                if schur.reform(kept).is_err() {
+                if schur.reform(at.to_kept()).is_err() {
                     return false;
                 }
                 rep.schur_forms += 1;
