@@ -17,6 +17,32 @@ pub struct Subproblem<'a> {
 }
 
 impl Subproblem<'_> {
+    /// The free sets of a Newton step at the multipliers y, with ∇φ(y) = g and s(y) from
+    /// v = q + Jᵀy: s_j is free when −v_j/ρ lies strictly inside its box; y_i is free unless it
+    /// lies within ε = min(gap, 1e-3) of a bound that the gradient pushes it against. Returns
+    /// the natural gap ‖y − P(y − g)‖∞, which the regularization scales with.
+    pub fn free_sets(
+        &self,
+        v: &[f64],
+        y: &[f64],
+        g: &[f64],
+        free_s: &mut [bool],
+        free_y: &mut [bool],
+    ) -> f64 {
+        for (j, free) in free_s.iter_mut().enumerate() {
+            let t = -v[j] / self.rho;
+            *free = t > self.lower[j] && t < self.upper[j];
+        }
+        let gap = natural_gap(y, g, self.beta);
+        let eps = gap.min(1e-3);
+        for (i, free) in free_y.iter_mut().enumerate() {
+            let at_lo = y[i] <= -self.beta[i] + eps && g[i] > 0.0;
+            let at_hi = y[i] >= self.beta[i] - eps && g[i] < 0.0;
+            *free = !(at_lo || at_hi);
+        }
+        gap
+    }
+
     /// The primal objective at s (`w` is scratch of length m).
     pub fn objective(&self, s: &[f64], w: &mut [f64]) -> f64 {
         self.jac.mul(s, w);
@@ -133,4 +159,13 @@ pub struct SubSolution {
     pub s: Vec<f64>,
     pub y: Vec<f64>,
     pub bound_multiplier: Vec<f64>,
+}
+
+/// ‖y − P(y − g)‖∞: how far y is from first-order optimality on the box |y_i| ≤ β_i.
+fn natural_gap(y: &[f64], g: &[f64], beta: &[f64]) -> f64 {
+    y.iter()
+        .zip(g)
+        .zip(beta)
+        .map(|((yi, gi), bi)| (yi - (yi - gi).clamp(-bi, *bi)).abs())
+        .fold(0.0, f64::max)
 }

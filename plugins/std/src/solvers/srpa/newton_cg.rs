@@ -401,21 +401,10 @@ impl MfSolver {
         opts: SubOptions,
         rep: &mut SubReport,
     ) -> Result<f64, String> {
-        let (n, m) = (self.n, self.m);
         let ws = &mut self.ws;
-        for j in 0..n {
-            let t = -ws.v[j] / p.rho;
-            ws.free_s[j] = t > p.lower[j] && t < p.upper[j];
-        }
-        let gap = natural_gap(y, &ws.g, p.beta);
-        let eps = gap.min(1e-3);
+        let gap = p.free_sets(&ws.v, y, &ws.g, &mut ws.free_s, &mut ws.free_y);
         let beta_max = p.beta.iter().fold(0.0f64, |a, b| a.max(*b)).max(1e-300);
         let delta = delta0.max(LM_SCALE * gap / beta_max);
-        for i in 0..m {
-            let at_lo = y[i] <= -p.beta[i] + eps && ws.g[i] > 0.0;
-            let at_hi = y[i] >= p.beta[i] - eps && ws.g[i] < 0.0;
-            ws.free_y[i] = !(at_lo || at_hi);
-        }
         let mut wb = self.woodbury.take();
         let r = self.direction_with(&mut wb, p, op, delta, forcing, opts, rep);
         self.woodbury = wb;
@@ -625,13 +614,4 @@ pub fn objective(
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-/// ‖y − P(y − g)‖∞: how far y is from first-order optimality on the box.
-fn natural_gap(y: &[f64], g: &[f64], beta: &[f64]) -> f64 {
-    y.iter()
-        .zip(g)
-        .zip(beta)
-        .map(|((yi, gi), bi)| (yi - (yi - gi).clamp(-bi, *bi)).abs())
-        .fold(0.0, f64::max)
 }

@@ -480,12 +480,7 @@ impl SubSolver {
     ) -> Result<f64, LdlError> {
         let (n, m) = (self.n, self.m);
         let ws = &mut self.ws;
-        for j in 0..n {
-            let t = -ws.v[j] / p.rho;
-            ws.free_s[j] = t > p.lower[j] && t < p.upper[j];
-        }
-        let gap = natural_gap(y, &ws.g, p.beta);
-        let eps = gap.min(1e-3);
+        let gap = p.free_sets(&ws.v, y, &ws.g, &mut ws.free_s, &mut ws.free_y);
         // Levenberg–Marquardt-style regularization: bounds the step by about the box size far
         // from the solution and vanishes at it (superlinear convergence)
         let beta_max = p.beta.iter().fold(0.0f64, |a, b| a.max(*b)).max(1e-300);
@@ -495,11 +490,6 @@ impl SubSolver {
             LM_SCALE_DIRECT
         };
         let delta = delta.max(lm * gap / beta_max);
-        for i in 0..m {
-            let at_lo = y[i] <= -p.beta[i] + eps && ws.g[i] > 0.0;
-            let at_hi = y[i] >= p.beta[i] - eps && ws.g[i] < 0.0;
-            ws.free_y[i] = !(at_lo || at_hi);
-        }
         if opts.cg_max > 0 {
             if let Some(mut schur) = self.schur.take() {
                 let solved = self.schur_direction(&mut schur, p, delta, opts, rep);
@@ -699,15 +689,6 @@ impl SubSolver {
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-/// ‖y − P(y − g)‖∞: how far y is from first-order optimality on the box.
-fn natural_gap(y: &[f64], g: &[f64], beta: &[f64]) -> f64 {
-    y.iter()
-        .zip(g)
-        .zip(beta)
-        .map(|((yi, gi), bi)| (yi - (yi - gi).clamp(-bi, *bi)).abs())
-        .fold(0.0, f64::max)
 }
 
 /// The largest squared row norm of J.
