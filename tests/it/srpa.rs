@@ -358,21 +358,34 @@ fn the_schur_path_follows_the_direct_trajectory_and_resumes_bit_for_bit() {
         fallbacks * 20 <= systems,
         "{fallbacks} fallbacks in {systems} systems"
     );
+    follows_the_direct_path_and_resumes(&mut host, z0, opts, &straight, &t, run);
+}
+
+/// A straight syn run `straight` of 40 iterations (objectives `t`, from `z0` under `opts`, by
+/// `run`) against the direct path's objectives to 1e-8; and the same run saved at every
+/// iteration and restored, which must continue bit for bit (some checkpoints so fall where a
+/// kept preconditioner had just served a system slowly, and the next system re-forms it first).
+fn follows_the_direct_path_and_resumes<R>(
+    host: &mut P1Host,
+    z0: &[f64],
+    opts: SrpaOptions,
+    straight: &Srpa,
+    t: &[f64],
+    run: impl Fn(&mut Srpa, &mut P1Host, usize, &mut Vec<f64>) -> R,
+) {
     let direct = syn_run(40);
     for (k, (a, b)) in t.iter().zip(&direct).enumerate() {
         assert!((a - b).abs() <= 1e-8 * b.abs(), "k = {k}: {a} vs {b}");
     }
-    // saved at every iteration, so that some checkpoints fall where the kept preconditioner
-    // had just served a system slowly (the next system re-forms it first)
     for at in 1..40 {
-        let mut first = Srpa::new(&mut host, z0.clone(), opts).unwrap();
+        let mut first = Srpa::new(host, z0.to_vec(), opts).unwrap();
         let mut resumed = vec![first.objective];
-        run(&mut first, &mut host, at, &mut resumed);
+        run(&mut first, host, at, &mut resumed);
         let mut bytes = Vec::new();
         first.save(&mut bytes);
         drop(first);
-        let mut second = Srpa::restore(&mut host, &bytes, opts).unwrap();
-        run(&mut second, &mut host, 40 - at, &mut resumed);
+        let mut second = Srpa::restore(host, &bytes, opts).unwrap();
+        run(&mut second, host, 40 - at, &mut resumed);
         assert_eq!(resumed, t, "saved at k = {at}");
         assert_eq!(second.z, straight.z, "saved at k = {at}");
     }
@@ -436,22 +449,7 @@ fn matrix_free_trajectory(products: bool) {
         cg >= systems,
         "{cg} conjugate-gradient iterations in {systems} systems"
     );
-    let direct = syn_run(40);
-    for (k, (a, b)) in t.iter().zip(&direct).enumerate() {
-        assert!((a - b).abs() <= 1e-8 * b.abs(), "k = {k}: {a} vs {b}");
-    }
-    for at in 1..40 {
-        let mut first = Srpa::new(&mut host, z0.clone(), opts).unwrap();
-        let mut resumed = vec![first.objective];
-        run(&mut first, &mut host, at, &mut resumed);
-        let mut bytes = Vec::new();
-        first.save(&mut bytes);
-        drop(first);
-        let mut second = Srpa::restore(&mut host, &bytes, opts).unwrap();
-        run(&mut second, &mut host, 40 - at, &mut resumed);
-        assert_eq!(resumed, t, "saved at k = {at}");
-        assert_eq!(second.z, straight.z, "saved at k = {at}");
-    }
+    follows_the_direct_path_and_resumes(&mut host, z0, opts, &straight, &t, run);
 }
 
 /// A two-layer network over the syn data whose hidden layer is `hidden` (over the lifted layers
