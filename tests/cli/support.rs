@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 /// The repository root.
 pub fn repo() -> PathBuf {
@@ -104,8 +105,7 @@ impl Invocation {
             Some(_) => None,
             None => {
                 let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-                let dir =
-                    std::env::temp_dir().join(format!("mcopt-cli-{}-{n}", std::process::id()));
+                let dir = scratch_root().join(format!("cli-{n}"));
                 let _ = std::fs::remove_dir_all(&dir);
                 std::fs::create_dir_all(&dir)
                     .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
@@ -159,11 +159,51 @@ pub fn num(v: &serde_json::Value, key: &str, run: &Run) -> f64 {
 
 static SCRATCH: AtomicUsize = AtomicUsize::new(0);
 
-/// A fresh path under the temporary directory for `tag` (what an earlier run left there is
+/// This test process's directory for scratch files, `<temp>/mcopt-tests-<pid>`. Its first use
+/// removes the directories of earlier test processes that are no longer running, so what a run
+/// leaves behind lasts only until the next run.
+pub fn scratch_root() -> &'static Path {
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        let temp = std::env::temp_dir();
+        remove_roots_of_ended_processes(&temp);
+        let root = temp.join(format!("{ROOT_PREFIX}{}", std::process::id()));
+        std::fs::create_dir_all(&root).unwrap_or_else(|e| panic!("{}: {e}", root.display()));
+        root
+    })
+}
+
+const ROOT_PREFIX: &str = "mcopt-tests-";
+
+/// Removes the scratch roots under `temp` whose process has ended (by `/proc`; where there is
+/// no `/proc`, nothing is removed, since a running process's root cannot be told apart).
+pub fn remove_roots_of_ended_processes(temp: &Path) {
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(temp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(ROOT_PREFIX))
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if pid != std::process::id() && !proc.join(pid.to_string()).exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+}
+
+/// A fresh path in this process's scratch root for `tag` (what an earlier use left there is
 /// removed; the directory itself is not created).
 pub fn fresh_dir(tag: &str) -> PathBuf {
     let n = SCRATCH.fetch_add(1, Ordering::SeqCst);
-    let dir = std::env::temp_dir().join(format!("mcopt-{tag}-{}-{n}", std::process::id()));
+    let dir = scratch_root().join(format!("{tag}-{n}"));
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }

@@ -72,8 +72,7 @@ fn a_size_that_is_not_a_positive_integer_is_a_diagnostic_at_the_size() {
 
 #[test]
 fn const_on_the_command_line_resizes_the_model() {
-    let dir = std::env::temp_dir().join(format!("mcopt-lang-sizes-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::support::scratch_dir("lang-sizes");
     let path = dir.join("m.mco");
     std::fs::write(
         &path,

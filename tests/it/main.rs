@@ -51,6 +51,7 @@ mod plugins_selftest;
 mod plugins_solver;
 mod products;
 mod run_model;
+mod scratch;
 mod session_api;
 mod srpa;
 mod srpa_train;

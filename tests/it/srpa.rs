@@ -65,8 +65,7 @@ fn sp500_linearization_equals_exact_directional_derivatives() {
 fn large_linearization_equals_exact_directional_derivatives() {
     let r = Registry::with_standard();
     let m = common::eval::model_file("examples/large/rnn.mco", &r);
-    let dir = std::env::temp_dir().join(format!("mcopt-srpa-large-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::support::scratch_dir("srpa-large");
     let mut rng = Rng::new(5);
     let mut csv = String::from("seq");
     for j in 1..=16 {

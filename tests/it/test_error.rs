@@ -70,8 +70,7 @@ fn syn_test_error_at_the_authors_start() {
 
 #[test]
 fn run_file_test_state_restart_is_read_and_a_bad_value_is_reported() {
-    let dir = std::env::temp_dir().join(format!("mcopt-test-state-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let dir = crate::support::scratch_dir("test-state");
     let text = std::fs::read_to_string(at("examples/sp500/run.yaml")).unwrap_or_default();
     let data = at("examples/data/sp500.csv");
     let model = at("examples/sp500/rnn.mco");
