@@ -32,6 +32,15 @@ pub(super) fn weight_gradient(
         );
     }
     acc.fill(0.0);
+    #[cfg(all(target_arch = "x86_64", mcopt_avx512))]
+    if avx_fma() && std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the processor has AVX, FMA and AVX-512F; every column was checked above.
+        unsafe { avx512::weight_gradient(rows, inner, cols, gs, bs, acc) };
+        for (o, a) in out.iter_mut().zip(acc.iter()) {
+            *o += *a;
+        }
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if avx_fma() {
         // SAFETY: the processor has AVX and FMA; every column was checked just above.
@@ -135,6 +144,24 @@ mod avx {
             // SAFETY: the contract.
             unsafe { rows_from(0, (rows, inner), chunk, gs, bs, acc) };
         }
+    }
+
+    /// [`rows_from`] as a function of its own, for the AVX-512 kernel's last rows.
+    ///
+    /// # Safety
+    /// As [`weight_gradient`].
+    #[cfg(mcopt_avx512)]
+    #[target_feature(enable = "avx,fma")]
+    pub(super) unsafe fn last_rows(
+        i0: usize,
+        shape: (usize, usize),
+        chunk: &[(usize, usize)],
+        gs: &[f64],
+        bs: &[f64],
+        acc: &mut [f64],
+    ) {
+        // SAFETY: the contract.
+        unsafe { rows_from(i0, shape, chunk, gs, bs, acc) };
     }
 
     /// Rows `i0 ..` of the sums over one chunk: blocks of 12, 8 or 4 rows, then one at a time.
@@ -357,6 +384,138 @@ mod avx {
     }
 }
 
+/// The weight gradient with AVX-512: the same chains as the AVX kernel's (one fused
+/// multiply–add per column, in order, per entry), with blocks of 8-lane registers.
+#[cfg(all(target_arch = "x86_64", mcopt_avx512))]
+#[allow(
+    clippy::incompatible_msrv,
+    reason = "compiled only by compilers with stable AVX-512 (build.rs)"
+)]
+mod avx512 {
+    use std::arch::x86_64::{
+        __m512d, _mm512_fmadd_pd, _mm512_loadu_pd, _mm512_set1_pd, _mm512_storeu_pd,
+    };
+
+    use super::CHUNK;
+
+    /// Rows of 8-lane registers per block (`RV` of [`block`]).
+    const RB: usize = 2;
+
+    /// Columns of sums per block (`J` of [`block`]).
+    const JB: usize = 8;
+
+    /// `acc += Σ_c g_c b_cᵀ` (see `super::weight_gradient`): per chunk of columns, blocks of
+    /// `8·RB` rows by `JB` columns of sums in registers, then blocks of 8 rows, then the last
+    /// rows (fewer than 8) through the AVX kernel.
+    ///
+    /// # Safety
+    /// AVX, FMA and AVX-512F must be there, and every column inside its slice.
+    #[target_feature(enable = "avx512f,avx,fma")]
+    pub(super) unsafe fn weight_gradient(
+        rows: usize,
+        inner: usize,
+        cols: &[(usize, usize)],
+        gs: &[f64],
+        bs: &[f64],
+        acc: &mut [f64],
+    ) {
+        let r8 = rows / 8 * 8;
+        for chunk in cols.chunks(CHUNK) {
+            let mut i0 = 0;
+            // SAFETY: the contract; `block_cols` reads rows i0 .. i0 + 8·RV ≤ r8 ≤ rows of
+            // every g column.
+            unsafe {
+                while i0 + 8 * RB <= r8 {
+                    block_cols::<RB>(rows, inner, chunk, gs, bs, acc, i0);
+                    i0 += 8 * RB;
+                }
+                while i0 < r8 {
+                    block_cols::<1>(rows, inner, chunk, gs, bs, acc, i0);
+                    i0 += 8;
+                }
+                if r8 < rows {
+                    super::avx::last_rows(r8, (rows, inner), chunk, gs, bs, acc);
+                }
+            }
+        }
+    }
+
+    /// Rows `i0 .. i0 + 8·RV` of the sums over one chunk, `JB` columns of sums at a time, then
+    /// the columns left.
+    ///
+    /// # Safety
+    /// As [`weight_gradient`], with `i0 + 8·RV ≤ rows`.
+    #[inline(always)]
+    unsafe fn block_cols<const RV: usize>(
+        rows: usize,
+        inner: usize,
+        chunk: &[(usize, usize)],
+        gs: &[f64],
+        bs: &[f64],
+        acc: &mut [f64],
+        i0: usize,
+    ) {
+        let mut j0 = 0;
+        // SAFETY: the contract.
+        unsafe {
+            while j0 + JB <= inner {
+                block::<RV, JB>(rows, chunk, gs, bs, acc, i0, j0);
+                j0 += JB;
+            }
+            match inner - j0 {
+                7 => block::<RV, 7>(rows, chunk, gs, bs, acc, i0, j0),
+                6 => block::<RV, 6>(rows, chunk, gs, bs, acc, i0, j0),
+                5 => block::<RV, 5>(rows, chunk, gs, bs, acc, i0, j0),
+                4 => block::<RV, 4>(rows, chunk, gs, bs, acc, i0, j0),
+                3 => block::<RV, 3>(rows, chunk, gs, bs, acc, i0, j0),
+                2 => block::<RV, 2>(rows, chunk, gs, bs, acc, i0, j0),
+                1 => block::<RV, 1>(rows, chunk, gs, bs, acc, i0, j0),
+                _ => {}
+            }
+        }
+    }
+
+    /// Rows `i0 .. i0 + 8·RV` by columns `j0 .. j0 + J` of the sums: loaded, a fused
+    /// multiply–add per column of the chunk, stored.
+    ///
+    /// # Safety
+    /// As [`block_cols`], with `j0 + J ≤ inner`.
+    #[inline(always)]
+    unsafe fn block<const RV: usize, const J: usize>(
+        rows: usize,
+        chunk: &[(usize, usize)],
+        gs: &[f64],
+        bs: &[f64],
+        acc: &mut [f64],
+        i0: usize,
+        j0: usize,
+    ) {
+        // SAFETY: the contract: every address below is inside its slice.
+        unsafe {
+            let pa = acc.as_mut_ptr();
+            let mut s: [[__m512d; RV]; J] = std::array::from_fn(|jj| {
+                std::array::from_fn(|r| _mm512_loadu_pd(pa.add((j0 + jj) * rows + i0 + 8 * r)))
+            });
+            let (pg, pb) = (gs.as_ptr(), bs.as_ptr());
+            for &(g, b) in chunk {
+                let gp = pg.add(g + i0);
+                let gv: [__m512d; RV] = std::array::from_fn(|r| _mm512_loadu_pd(gp.add(8 * r)));
+                for (jj, sj) in s.iter_mut().enumerate() {
+                    let bv = _mm512_set1_pd(*pb.add(b + j0 + jj));
+                    for (v, gr) in sj.iter_mut().zip(&gv) {
+                        *v = _mm512_fmadd_pd(*gr, bv, *v);
+                    }
+                }
+            }
+            for (jj, sj) in s.iter().enumerate() {
+                for (r, v) in sj.iter().enumerate() {
+                    _mm512_storeu_pd(pa.add((j0 + jj) * rows + i0 + 8 * r), *v);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,8 +529,9 @@ mod tests {
 
     /// Every entry of the weight gradient is one fused chain over the columns in order, from 0,
     /// then added: the vector kernel against that definition, bit for bit, over shapes that
-    /// take every block (12, 8, 4 rows and the last rows alone; 4, 3, 2, 1 columns), several
-    /// chunks, and columns read at scattered offsets.
+    /// take every block (AVX: 12, 8, 4 rows and the last rows alone, 4, 3, 2, 1 columns;
+    /// AVX-512: 16 and 8 rows, then the AVX kernel's, 8 columns and fewer), several chunks,
+    /// and columns read at scattered offsets.
     #[test]
     fn the_weight_gradient_is_one_fused_chain_per_entry() {
         for (rows, inner, n) in [
@@ -380,6 +540,7 @@ mod tests {
             (23, 13, 600),
             (4, 5, 3),
             (128, 6, 9),
+            (31, 17, 260),
         ] {
             let (gs, bs) = (fill(rows * n * 2 + 5, 0.3), fill(inner * n * 3 + 2, 1.1));
             let cols: Vec<(usize, usize)> = (0..n)
