@@ -267,6 +267,10 @@ unsafe fn tdots<const P: usize, const D: usize>(
 /// The processor must have AVX-512F (the caller is compiled for it), `acc` must have four
 /// rows and `j0 + 4 ≤ cols`, `y.len() = 2P · cols`.
 #[inline(always)]
+#[allow(
+    clippy::needless_range_loop,
+    reason = "p indexes the second level of the sums and the columns of y"
+)]
 unsafe fn reduce4<const P: usize, const D: usize>(
     acc: &[[__m512d; P]; D],
     beta: f64,
