@@ -121,7 +121,7 @@ pub fn gemm(alpha: f64, a: Mat<'_>, b: Mat<'_>, beta: f64, c: &mut [f64]) {
         // SAFETY: the processor has AVX and FMA, checked just above.
         unsafe {
             if a.trans {
-                avx::gemm_t(a.data, a.rows, b.data, n, beta, c);
+                batch_t(a.data, a.rows, b.data, n, beta, c);
             } else {
                 batch_n(a.data, b.data, n, beta, c, &mut avx::Ahead::new([&[], &[]]));
             }
@@ -206,6 +206,33 @@ unsafe fn batch_n(
     }
     // SAFETY: the processor has AVX and FMA (this function's contract).
     unsafe { avx::gemm_n(a, x, n, beta, y, ahead) }
+}
+
+/// `y = Aᵀ X + beta · y` for 5 to 16 right-hand columns (`avx::gemm_t`): on a processor with
+/// AVX-512, the pairs of columns through `avx512::gemm_t` (the same operations per entry, so
+/// the same bits, two entries per register) and an odd last column through the AVX kernel.
+///
+/// # Safety
+/// The processor must have AVX and FMA.
+#[cfg(target_arch = "x86_64")]
+unsafe fn batch_t(a: &[f64], rows: usize, x: &[f64], n: usize, beta: f64, y: &mut [f64]) {
+    #[cfg(mcopt_avx512)]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        let (even, cols) = (n / 2 * 2, y.len() / n);
+        let (x0, x1) = x.split_at(even * rows);
+        let (y0, y1) = y.split_at_mut(even * cols);
+        // SAFETY: the processor has AVX-512F (checked just above), AVX and FMA (this
+        // function's contract).
+        unsafe {
+            avx512::gemm_t(a, rows, x0, even, beta, y0);
+            if even < n {
+                avx::gemm_t(a, rows, x1, 1, beta, y1);
+            }
+        }
+        return;
+    }
+    // SAFETY: the processor has AVX and FMA (this function's contract).
+    unsafe { avx::gemm_t(a, rows, x, n, beta, y) }
 }
 
 /// `y = A x` for a column-major `A` (`y.len()` rows, `x.len()` columns): what [`gemm`] computes
@@ -753,6 +780,36 @@ mod tests {
                     avx512::gemm_n(&a, &b, n, &mut got, ahead);
                 }
                 assert_eq!(bits(&got), bits(&want), "{m}×{k}·{k}×{n}");
+            }
+        }
+    }
+
+    /// The AVX-512 `Aᵀ X` gives the AVX kernel's results to the bit (each entry's lanes the
+    /// same operations in the same order), on every even column count, rows with and without
+    /// a remainder after the last multiple of four (the scalar and the vector end), columns of
+    /// `A` left over after the blocks of four, and every beta case.
+    #[cfg(all(target_arch = "x86_64", mcopt_avx512))]
+    #[test]
+    fn avx512_transposed_batch_products_equal_the_avx_kernel() {
+        if !(has_avx_fma() && std::arch::is_x86_feature_detected!("avx512f")) {
+            return;
+        }
+        let mut rng = crate::rng::Rng::new(31);
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for (rows, cols) in [(128, 128), (4, 128), (128, 16), (13, 9), (3, 7), (20, 1)] {
+            let a: Vec<f64> = (0..rows * cols).map(|_| rng.normal()).collect();
+            for n in (2..=THIN_COLUMNS).step_by(2) {
+                let x: Vec<f64> = (0..rows * n).map(|_| rng.normal()).collect();
+                let y0: Vec<f64> = (0..cols * n).map(|_| rng.normal()).collect();
+                for beta in [0.0, 1.0, 0.7] {
+                    let (mut want, mut got) = (y0.clone(), y0.clone());
+                    // SAFETY: the processor has AVX, FMA and AVX-512F, checked above.
+                    unsafe {
+                        avx::gemm_t(&a, rows, &x, n, beta, &mut want);
+                        avx512::gemm_t(&a, rows, &x, n, beta, &mut got);
+                    }
+                    assert_eq!(bits(&got), bits(&want), "{rows}×{cols}ᵀ·{n}, beta {beta}");
+                }
             }
         }
     }
