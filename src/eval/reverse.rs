@@ -717,7 +717,7 @@ impl Evaluator<'_> {
                 let [t0, t1] = &mut self.tmp;
                 let a = [va, &self.ones[..l], &[][..]];
                 let f = [&mut t0[..l], &mut t1[..l], &mut [][..]];
-                self.registry
+                self.calls
                     .call(
                         *func,
                         &g.fparams[params.clone()],
