@@ -227,6 +227,31 @@ impl<'r> Calls<'r> {
         }
         self.registry.call(func, params, order, ztol, a, f)
     }
+
+    /// The backward step of an elementwise call `h = φ(x)` when φ is the built-in relu (no
+    /// parameters) and the tolerance is exact ties: `adj += gout · φ′(x; +1)` in one loop, and
+    /// true; false for every other call, which computes the slopes through [`Calls::call`].
+    /// The slope is what the plugin's first-order pass gives for the direction 1 — 1 where
+    /// `x > 0`, at `x = ±0` (a tie, passed by d = 1 > 0) and for NaN, 0 where `x < 0` — and it
+    /// is multiplied and added as the general step does, so the adjoint has the same bits.
+    #[inline]
+    pub fn relu_backward(
+        &self,
+        func: FunctionId,
+        params: &[f64],
+        ztol: f64,
+        x: &[f64],
+        gout: &[f64],
+        adj: &mut [f64],
+    ) -> bool {
+        if self.relu != Some(func) || !params.is_empty() || ztol > 0.0 {
+            return false;
+        }
+        for ((y, &g), &v) in adj.iter_mut().zip(gout).zip(x) {
+            *y += g * if v < 0.0 { 0.0 } else { 1.0 };
+        }
+        true
+    }
 }
 
 /// Whether the coefficient slices up to `order` all have the length of `a[0]` (what
@@ -297,6 +322,30 @@ mod tests {
                     };
                     assert_eq!(run(true), run(false), "{name}, {order:?}, ztol {ztol}");
                 }
+            }
+        }
+        // The fused backward step against the slopes of the plugin's first-order pass.
+        let Some(relu) = relu else { return };
+        let ones = vec![1.0; x.len()];
+        let gout: Vec<f64> = (0..x.len())
+            .map(|i| [-1.5, 0.0, 2.0, -0.0][i % 4])
+            .collect();
+        for ztol in [0.0, -1.0, f64::NAN, 1e-6] {
+            let (mut f0, mut f1) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+            let a = [&x[..], &ones[..], &[][..]];
+            let f = [&mut f0[..], &mut f1[..], &mut [][..]];
+            assert!(r.call(relu, &[], Order::One, ztol, a, f).is_ok());
+            let want: Vec<u64> = f1
+                .iter()
+                .zip(&gout)
+                .map(|(s, g)| (0.0 + g * s).to_bits())
+                .collect();
+            let mut adj = vec![0.0; x.len()];
+            if calls.relu_backward(relu, &[], ztol, &x, &gout, &mut adj) {
+                assert!(ztol.is_nan() || ztol <= 0.0);
+                assert_eq!(adj.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want);
+            } else {
+                assert!(ztol > 0.0, "ztol {ztol}");
             }
         }
     }
