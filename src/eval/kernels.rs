@@ -228,6 +228,13 @@ impl<'r> Calls<'r> {
         self.registry.call(func, params, order, ztol, a, f)
     }
 
+    /// Whether a call of `func` with `params` is the built-in relu, which
+    /// [`Calls::relu_backward`] runs in one loop (with a tolerance of exact ties).
+    #[inline]
+    pub fn is_relu(&self, func: FunctionId, params: &[f64]) -> bool {
+        self.relu == Some(func) && params.is_empty()
+    }
+
     /// The backward step of an elementwise call `h = φ(x)` when φ is the built-in relu (no
     /// parameters) and the tolerance is exact ties: `adj += gout · φ′(x; +1)` in one loop, and
     /// true; false for every other call, which computes the slopes through [`Calls::call`].
@@ -244,7 +251,7 @@ impl<'r> Calls<'r> {
         gout: &[f64],
         adj: &mut [f64],
     ) -> bool {
-        if self.relu != Some(func) || !params.is_empty() || ztol > 0.0 {
+        if !self.is_relu(func, params) || ztol > 0.0 {
             return false;
         }
         for ((y, &g), &v) in adj.iter_mut().zip(gout).zip(x) {
