@@ -137,10 +137,25 @@ impl Evaluator<'_> {
         }
         if self.replay.state == State::Ready {
             let mut acts = std::mem::take(&mut self.replay.acts);
+            acts.retain(|act| !self.does_nothing(act));
             for act in &mut acts {
                 *act = self.specialize(*act);
             }
             self.replay.acts = acts;
+        }
+    }
+
+    /// Whether a recorded act has no effect: a cell's product with a constant right operand
+    /// (`V x`), whose weight gradient reads its adjoint in place and which adds to no adjoint
+    /// (`Evaluator::cell_product` returns at once).
+    fn does_nothing(&self, act: &Act) -> bool {
+        let g = self.graph;
+        match *act {
+            Act::Product { m, .. } => match g.node(m).op {
+                Op::MatMul(_, b) => !g.node(b).varies,
+                _ => true,
+            },
+            _ => false,
         }
     }
 
