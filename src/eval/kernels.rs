@@ -2,6 +2,9 @@
 //!
 //! Piecewise functions pick their piece by the lexicographic sign of the expansion
 //! (`docs/math.md` §2), so the results are exact one-sided directional derivatives at kinks.
+//!
+//! Also how the evaluator calls the registry's elementwise functions ([`Calls`]: the built-in
+//! relu inline).
 
 use mcopt_plugin_sdk::Elementwise;
 use mcopt_std::activations::Relu;

@@ -9,6 +9,9 @@
 //! is the recorded loop's to the bit (`eval::replay::tests`); it only skips the loop's
 //! bookkeeping (the per-node state, the preparation of children, the dispatch of views and
 //! cells), which is a large part of the reverse pass of a model whose nodes hold 20 entries.
+//! Once recorded, the list leaves out the acts that do nothing and turns the backward steps of
+//! one sequence's output layer, loss terms and relu into small steps with their offsets
+//! resolved (`Evaluator::specialize`), which do `node_backward`'s arithmetic for those nodes.
 
 use super::{EvalError, EvalOptions, Evaluator};
 use crate::graph::{ElemBinary, NodeId, Op, ReduceKind};
