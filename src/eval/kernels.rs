@@ -244,7 +244,13 @@ impl<'r> Calls<'r> {
     /// The slope is what the plugin's first-order pass gives for the direction 1 — 1 where
     /// `x > 0`, at `x = ±0` (a tie, passed by d = 1 > 0) and for NaN, 0 where `x < 0` — and it
     /// is multiplied and added as the general step does, so the adjoint has the same bits.
+    /// With `first` the adjoint has no contribution yet and is not read: each entry is written
+    /// as `0 + g · s`, what zeroing it and adding gives.
     #[inline]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the call's function and parameters, the tolerance, and the step's slices"
+    )]
     pub fn relu_backward(
         &self,
         func: FunctionId,
@@ -253,12 +259,20 @@ impl<'r> Calls<'r> {
         x: &[f64],
         gout: &[f64],
         adj: &mut [f64],
+        first: bool,
     ) -> bool {
         if !self.is_relu(func, params) || ztol > 0.0 {
             return false;
         }
-        for ((y, &g), &v) in adj.iter_mut().zip(gout).zip(x) {
-            *y += g * if v < 0.0 { 0.0 } else { 1.0 };
+        let slope = |v: f64| if v < 0.0 { 0.0 } else { 1.0 };
+        if first {
+            for ((y, &g), &v) in adj.iter_mut().zip(gout).zip(x) {
+                *y = 0.0 + g * slope(v);
+            }
+        } else {
+            for ((y, &g), &v) in adj.iter_mut().zip(gout).zip(x) {
+                *y += g * slope(v);
+            }
         }
         true
     }
@@ -351,9 +365,13 @@ mod tests {
                 .map(|(s, g)| (0.0 + g * s).to_bits())
                 .collect();
             let mut adj = vec![0.0; x.len()];
-            if calls.relu_backward(relu, &[], ztol, &x, &gout, &mut adj) {
+            if calls.relu_backward(relu, &[], ztol, &x, &gout, &mut adj, false) {
                 assert!(ztol.is_nan() || ztol <= 0.0);
                 assert_eq!(adj.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want);
+                // Written without reading: the stale entries do not count.
+                let mut stale = vec![f64::NAN; x.len()];
+                assert!(calls.relu_backward(relu, &[], ztol, &x, &gout, &mut stale, true));
+                assert_eq!(stale.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want);
             } else {
                 assert!(ztol > 0.0, "ztol {ztol}");
             }

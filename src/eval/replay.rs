@@ -36,8 +36,9 @@ pub(super) enum Act {
         su: usize,
     },
     /// The backward step of node `id`, the built-in relu of `x`: its adjoint (`len` entries
-    /// at `g`) times the slope added to x's (at `y`), in one loop (`Calls::relu_backward`);
-    /// `Back` with a tolerance that is not exact ties.
+    /// at `g`) times the slope added to x's (at `y`), in one loop (`Calls::relu_backward`),
+    /// or written as `0 + g · s` when `first` (the `Fill` before it left out); `Back` with a
+    /// tolerance that is not exact ties.
     Relu {
         id: NodeId,
         func: FunctionId,
@@ -45,6 +46,7 @@ pub(super) enum Act {
         g: usize,
         y: usize,
         len: usize,
+        first: bool,
     },
     /// The backward step of a product `a · b` with one entry (`a` a row of `len` entries whose
     /// weight gradient is staged, or constant): `b`'s adjoint (at `y`) gets `0 + aᵢ g` added.
@@ -144,7 +146,7 @@ impl Evaluator<'_> {
             for act in &mut acts {
                 *act = self.specialize(*act);
             }
-            self.replay.acts = acts;
+            self.replay.acts = first_writes(acts);
         }
     }
 
@@ -189,6 +191,7 @@ impl Evaluator<'_> {
                     g: gs,
                     y: aoff(arg),
                     len,
+                    first: false,
                 }
             }
             Op::MatMul(a, b)
@@ -271,18 +274,24 @@ impl Evaluator<'_> {
                     g,
                     y,
                     len,
+                    first,
                 } => {
                     let xs = &self.arena[self.voff[x.index()]..][..len];
                     let (left, right) = self.adj.split_at_mut(g);
+                    let ya = &mut left[y..y + len];
                     let done = self.calls.relu_backward(
                         func,
                         &[],
                         opts.ztol,
                         xs,
                         &right[..len],
-                        &mut left[y..y + len],
+                        ya,
+                        first,
                     );
                     if !done {
+                        if first {
+                            ya.fill(0.0);
+                        }
                         self.node_backward(id, [false; 2], grad, opts)?;
                     }
                 }
@@ -331,6 +340,28 @@ impl Evaluator<'_> {
         }
         Ok(())
     }
+}
+
+/// The acts with each `Fill` that a relu step's adjoint gets just before that step merged into
+/// it (`Act::Relu` with `first`: written as `0 + g · s`, the same numbers without the zeroing).
+fn first_writes(acts: Vec<Act>) -> Vec<Act> {
+    let mut out: Vec<Act> = Vec::with_capacity(acts.len());
+    for mut act in acts {
+        if let Act::Relu {
+            y,
+            len,
+            ref mut first,
+            ..
+        } = act
+        {
+            if matches!(out.last(), Some(&Act::Fill { at, len: l }) if (at, l) == (y, len)) {
+                out.pop();
+                *first = true;
+            }
+        }
+        out.push(act);
+    }
+    out
 }
 
 /// Whether gradient passes may replay (the unit tests turn it off to compare).
@@ -503,6 +534,9 @@ minimize mean(t, sqnorm(v[t] - y[t])) + 0.1 * sqnorm(W) + sqnorm(A) + c * c
             assert!(count(|a| matches!(a, Act::AddTo { .. })) >= 7, "{act}");
             let relus = count(|a| matches!(a, Act::Relu { .. }));
             assert_eq!(relus, if act == "relu" { 7 } else { 0 }, "{act}");
+            // Each relu's adjoint is written by its step (the zeroing before it merged).
+            let first = count(|a| matches!(a, Act::Relu { first: true, .. }));
+            assert_eq!(first, relus, "{act}");
         }
     }
 

@@ -716,10 +716,15 @@ impl Evaluator<'_> {
                 let l = va.len();
                 let (s, _) = adj_of(*arg);
                 let fp = &g.fparams[params.clone()];
-                if self
-                    .calls
-                    .relu_backward(*func, fp, opts.ztol, va, gout, &mut left[s..s + l])
-                {
+                if self.calls.relu_backward(
+                    *func,
+                    fp,
+                    opts.ztol,
+                    va,
+                    gout,
+                    &mut left[s..s + l],
+                    false,
+                ) {
                     return Ok(());
                 }
                 let [t0, t1] = &mut self.tmp;
