@@ -1,6 +1,7 @@
 //! Runs one evaluation kind of a model repeatedly, for profilers (perf, callgrind):
 //!     cargo run --release --example profile_eval -- MODEL RUNFILE value|d1|d2|grad REPS
-//! The point is θ ~ N(0, 0.1²) and the direction d ~ N(0, 1), both seeded.
+//! The point is θ ~ N(0, 0.1²) and the direction d ~ N(0, 1), both seeded. It prints the time per
+//! call, the sum of the results and a hash of the last gradient's bits (0 unless `grad`).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -58,6 +59,10 @@ fn run(model_path: &str, run_path: &str, kind: &str, reps: usize) -> Result<(), 
         .map_err(diag)?;
     }
     let micros = start.elapsed().as_secs_f64() * 1e6 / reps.max(1) as f64;
-    println!("{kind}: {micros:.1} µs per call (checksum {acc})");
+    // The last gradient's bits, so that builds can be compared to the bit.
+    let bits = grad
+        .iter()
+        .fold(0u64, |h, v| (h ^ v.to_bits()).wrapping_mul(0x100_0000_01b3));
+    println!("{kind}: {micros:.1} µs per call (checksum {acc}, gradient bits {bits:016x})");
     Ok(())
 }

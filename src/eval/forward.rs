@@ -4,12 +4,13 @@ use super::kernels::{self as kn, Tay};
 use super::linalg::{gemm, Mat};
 use super::{EvalError, EvalErrorKind};
 use crate::graph::{ElemBinary, ElemUnary, Graph, Node, NodeId, Op, ReduceKind};
-use crate::registry::{Order, Registry};
+use crate::registry::Order;
 
 /// What a node's evaluation reads besides the arena.
 pub(super) struct Frame<'a> {
     pub graph: &'a Graph,
-    pub registry: &'a Registry,
+    /// The registry's functions (the built-in relu inline).
+    pub calls: super::kernels::Calls<'a>,
     pub off: &'a [usize],
     /// Where each node's value lives (see [`value_offsets`]).
     pub voff: &'a [usize],
@@ -444,7 +445,7 @@ impl Frame<'_> {
                 let a: [&[f64]; 3] = std::array::from_fn(|k| if k < K { ca[k] } else { &[][..] });
                 let mut o = outputs::<K>(own, len).into_iter();
                 let f: [&mut [f64]; 3] = std::array::from_fn(|_| o.next().unwrap_or(&mut []));
-                self.registry
+                self.calls
                     .call(
                         *func,
                         &g.fparams[params.clone()],

@@ -2,6 +2,14 @@
 //!
 //! Piecewise functions pick their piece by the lexicographic sign of the expansion
 //! (`docs/math.md` §2), so the results are exact one-sided directional derivatives at kinks.
+//!
+//! Also how the evaluator calls the registry's elementwise functions ([`Calls`]: the built-in
+//! relu inline).
+
+use mcopt_plugin_sdk::Elementwise;
+use mcopt_std::activations::Relu;
+
+use crate::registry::{CallError, FunctionId, Order, Registry};
 
 /// A truncated expansion with `K` coefficients (K = 1: value, 2: first order, 3: second order).
 pub type Tay<const K: usize> = [f64; K];
@@ -178,9 +186,197 @@ pub fn powi_parts(x: f64, k: i32) -> Option<(f64, f64, f64)> {
     }
 }
 
+/// The registry's elementwise functions as the evaluator calls them: the standard plugin's
+/// `relu` (built in, so its code is linked into this binary) runs its own `eval` directly,
+/// inlined, without the plugin entry's argument checks and panic guard, which it never needs
+/// (it takes no parameters, cannot fail and is trusted: its outputs are not checked for NaN);
+/// every other function goes through [`Registry::call`]. The numbers are the plugin's, the
+/// same code on the same inputs with the tolerance the entry would pass (negative: 0), so
+/// values, slopes and kink counts are the same to the bit. It is the activation of most
+/// RNNs, called twice per step of a gradient (value, slope), where the call cost more than
+/// its 20 entries' work.
+#[derive(Clone, Copy)]
+pub(super) struct Calls<'r> {
+    pub registry: &'r Registry,
+    /// The built-in standard plugin's relu, if the registry holds it.
+    relu: Option<FunctionId>,
+}
+
+impl<'r> Calls<'r> {
+    /// The functions of `registry`, with the built-in relu found once.
+    pub fn new(registry: &'r Registry) -> Calls<'r> {
+        let relu = registry.lookup(<Relu as Elementwise>::NAME).filter(|&id| {
+            let src = &registry.info(id).source;
+            src.library.is_none() && src.plugin == "std"
+        });
+        Calls { registry, relu }
+    }
+
+    /// `Registry::call` of `func` (the built-in relu, with no parameters, inline).
+    #[inline]
+    pub fn call(
+        &self,
+        func: FunctionId,
+        params: &[f64],
+        order: Order,
+        ztol: f64,
+        a: [&[f64]; 3],
+        f: [&mut [f64]; 3],
+    ) -> Result<usize, CallError> {
+        if self.relu == Some(func) && params.is_empty() && lengths_match(order, &a, &f) {
+            // What the plugin entry passes: a negative or NaN tolerance means exact ties only.
+            let ztol = if ztol > 0.0 { ztol } else { 0.0 };
+            return Ok(<Relu as Elementwise>::eval(&[], order, ztol, a, f));
+        }
+        self.registry.call(func, params, order, ztol, a, f)
+    }
+
+    /// Whether a call of `func` with `params` is the built-in relu, which
+    /// [`Calls::relu_backward`] runs in one loop (with a tolerance of exact ties).
+    #[inline]
+    pub fn is_relu(&self, func: FunctionId, params: &[f64]) -> bool {
+        self.relu == Some(func) && params.is_empty()
+    }
+
+    /// The backward step of an elementwise call `h = φ(x)` when φ is the built-in relu (no
+    /// parameters) and the tolerance is exact ties: `adj += gout · φ′(x; +1)` in one loop, and
+    /// true; false for every other call, which computes the slopes through [`Calls::call`].
+    /// The slope is what the plugin's first-order pass gives for the direction 1 — 1 where
+    /// `x > 0`, at `x = ±0` (a tie, passed by d = 1 > 0) and for NaN, 0 where `x < 0` — and it
+    /// is multiplied and added as the general step does, so the adjoint has the same bits.
+    /// With `first` the adjoint has no contribution yet and is not read: each entry is written
+    /// as `0 + g · s`, what zeroing it and adding gives.
+    #[inline]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the call's function and parameters, the tolerance, and the step's slices"
+    )]
+    pub fn relu_backward(
+        &self,
+        func: FunctionId,
+        params: &[f64],
+        ztol: f64,
+        x: &[f64],
+        gout: &[f64],
+        adj: &mut [f64],
+        first: bool,
+    ) -> bool {
+        if !self.is_relu(func, params) || ztol > 0.0 {
+            return false;
+        }
+        let slope = |v: f64| if v < 0.0 { 0.0 } else { 1.0 };
+        if first {
+            for ((y, &g), &v) in adj.iter_mut().zip(gout).zip(x) {
+                *y = 0.0 + g * slope(v);
+            }
+        } else {
+            for ((y, &g), &v) in adj.iter_mut().zip(gout).zip(x) {
+                *y += g * slope(v);
+            }
+        }
+        true
+    }
+}
+
+/// Whether the coefficient slices up to `order` all have the length of `a[0]` (what
+/// `Registry::call` checks before calling; a mismatch goes there for its error).
+#[inline(always)]
+fn lengths_match(order: Order, a: &[&[f64]; 3], f: &[&mut [f64]; 3]) -> bool {
+    let n = a[0].len();
+    (0..=order.as_u32() as usize).all(|k| a[k].len() == n && f[k].len() == n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The inline relu gives the plugin entry's values, slopes and kink counts to the bit, for
+    /// every order and tolerance, at kinks, on both sides, at ±0, ±∞ and NaN; other functions
+    /// still go through the registry.
+    #[test]
+    fn the_inline_relu_is_the_plugins() {
+        let r = Registry::with_standard();
+        let calls = Calls::new(&r);
+        let relu = r.lookup("relu");
+        assert!(relu.is_some() && calls.relu == relu);
+        let x = [
+            0.0,
+            -0.0,
+            1.5,
+            -2.0,
+            1e-9,
+            -1e-9,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+        ];
+        let d: Vec<f64> = [1.0, -1.0, 0.0]
+            .iter()
+            .cycle()
+            .take(x.len())
+            .copied()
+            .collect();
+        let c: Vec<f64> = [0.0, 2.0, -3.0, 0.5]
+            .iter()
+            .cycle()
+            .take(x.len())
+            .copied()
+            .collect();
+        let bits = |out: &[Vec<f64>; 3]| -> Vec<u64> {
+            out.iter().flatten().map(|v| v.to_bits()).collect()
+        };
+        for name in ["relu", "tanh"] {
+            let Some(func) = r.lookup(name) else {
+                panic!("no {name}")
+            };
+            for order in [Order::Zero, Order::One, Order::Two] {
+                for ztol in [0.0, 1e-6, -1.0, f64::NAN] {
+                    let n = |k: u32| if k <= order.as_u32() { x.len() } else { 0 };
+                    let run = |inline: bool| {
+                        let mut out = [0, 1, 2].map(|k| vec![0.0; n(k)]);
+                        let [f0, f1, f2] = &mut out;
+                        let a = [&x[..n(0)], &d[..n(1)], &c[..n(2)]];
+                        let f = [&mut f0[..], &mut f1[..], &mut f2[..]];
+                        let kinks = if inline {
+                            calls.call(func, &[], order, ztol, a, f)
+                        } else {
+                            r.call(func, &[], order, ztol, a, f)
+                        };
+                        (kinks.map_err(|e| e.to_string()), bits(&out))
+                    };
+                    assert_eq!(run(true), run(false), "{name}, {order:?}, ztol {ztol}");
+                }
+            }
+        }
+        // The fused backward step against the slopes of the plugin's first-order pass.
+        let Some(relu) = relu else { return };
+        let ones = vec![1.0; x.len()];
+        let gout: Vec<f64> = (0..x.len())
+            .map(|i| [-1.5, 0.0, 2.0, -0.0][i % 4])
+            .collect();
+        for ztol in [0.0, -1.0, f64::NAN, 1e-6] {
+            let (mut f0, mut f1) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+            let a = [&x[..], &ones[..], &[][..]];
+            let f = [&mut f0[..], &mut f1[..], &mut [][..]];
+            assert!(r.call(relu, &[], Order::One, ztol, a, f).is_ok());
+            let want: Vec<u64> = f1
+                .iter()
+                .zip(&gout)
+                .map(|(s, g)| (0.0 + g * s).to_bits())
+                .collect();
+            let mut adj = vec![0.0; x.len()];
+            if calls.relu_backward(relu, &[], ztol, &x, &gout, &mut adj, false) {
+                assert!(ztol.is_nan() || ztol <= 0.0);
+                assert_eq!(adj.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want);
+                // Written without reading: the stale entries do not count.
+                let mut stale = vec![f64::NAN; x.len()];
+                assert!(calls.relu_backward(relu, &[], ztol, &x, &gout, &mut stale, true));
+                assert_eq!(stale.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want);
+            } else {
+                assert!(ztol > 0.0, "ztol {ztol}");
+            }
+        }
+    }
 
     #[test]
     fn abs_at_kink_follows_direction() {

@@ -101,7 +101,8 @@ impl EvalError {
 /// Evaluates one graph at many points, reusing its buffers.
 pub struct Evaluator<'g> {
     graph: &'g Graph,
-    registry: &'g Registry,
+    /// The registry's functions (the built-in relu inline, `kernels::Calls`).
+    calls: kernels::Calls<'g>,
     /// Coefficient blocks per node: 1 + the highest order this evaluator was built for.
     stride: usize,
     off: Vec<usize>,
@@ -198,7 +199,7 @@ impl<'g> Evaluator<'g> {
         let voff = forward::value_offsets(graph, &off);
         let mut ev = Evaluator {
             graph,
-            registry,
+            calls: kernels::Calls::new(registry),
             stride,
             off,
             voff,
@@ -386,7 +387,7 @@ impl<'g> Evaluator<'g> {
     fn frame(&mut self, ztol: f64) -> (forward::Frame<'_>, &mut [f64], &[NodeId]) {
         let frame = forward::Frame {
             graph: self.graph,
-            registry: self.registry,
+            calls: self.calls,
             off: &self.off,
             voff: &self.voff,
             stride: self.stride,

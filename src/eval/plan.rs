@@ -423,7 +423,7 @@ impl Evaluator<'_> {
                 } => {
                     let (left, right) = arena.split_at_mut(out);
                     kinks += frame
-                        .registry
+                        .calls
                         .call(
                             func,
                             &frame.graph.fparams[params.0..params.1],
@@ -497,7 +497,7 @@ fn run_cell(
     if let Some(h) = act {
         let (left, right) = arena.split_at_mut(h.out);
         kinks += frame
-            .registry
+            .calls
             .call(
                 h.func,
                 &frame.graph.fparams[h.params.0..h.params.1],

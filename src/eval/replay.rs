@@ -9,9 +9,13 @@
 //! is the recorded loop's to the bit (`eval::replay::tests`); it only skips the loop's
 //! bookkeeping (the per-node state, the preparation of children, the dispatch of views and
 //! cells), which is a large part of the reverse pass of a model whose nodes hold 20 entries.
+//! Once recorded, the list leaves out the acts that do nothing and turns the backward steps of
+//! one sequence's output layer, loss terms and relu into small steps with their offsets
+//! resolved (`Evaluator::specialize`), which do `node_backward`'s arithmetic for those nodes.
 
 use super::{EvalError, EvalOptions, Evaluator};
-use crate::graph::{NodeId, Op, ReduceKind};
+use crate::graph::{ElemBinary, NodeId, Op, ReduceKind};
+use crate::registry::FunctionId;
 
 /// One recorded action of the reverse loop.
 #[derive(Debug, Clone, Copy)]
@@ -30,6 +34,44 @@ pub(super) enum Act {
         m: NodeId,
         wt: Option<usize>,
         su: usize,
+    },
+    /// The backward step of node `id`, the built-in relu of `x`: its adjoint (`len` entries
+    /// at `g`) times the slope added to x's (at `y`), in one loop (`Calls::relu_backward`),
+    /// or written as `0 + g · s` when `first` (the `Fill` before it left out); `Back` with a
+    /// tolerance that is not exact ties.
+    Relu {
+        id: NodeId,
+        func: FunctionId,
+        x: NodeId,
+        g: usize,
+        y: usize,
+        len: usize,
+        first: bool,
+    },
+    /// The backward step of a product `a · b` with one entry (`a` a row of `len` entries whose
+    /// weight gradient is staged, or constant): `b`'s adjoint (at `y`) gets `0 + aᵢ g` added.
+    RowT {
+        a: NodeId,
+        g: usize,
+        y: usize,
+        len: usize,
+    },
+    /// The backward step of `sqnorm(a)` with one group: `2 aᵢ g` written (`fresh`) or added to
+    /// a's adjoint (at `y`).
+    SqNorm {
+        a: NodeId,
+        g: usize,
+        y: usize,
+        len: usize,
+        fresh: bool,
+    },
+    /// The backward step of `a + b` of one shape where one operand shares the node's adjoint
+    /// (or is constant) and the other has its own: `1 · g` written (`fresh`) or added to it.
+    AddTo {
+        g: usize,
+        y: usize,
+        len: usize,
+        fresh: bool,
     },
 }
 
@@ -98,6 +140,106 @@ impl Evaluator<'_> {
         if self.replay.state == State::Recording {
             self.replay.state = if ok { State::Ready } else { State::Unrecorded };
         }
+        if self.replay.state == State::Ready {
+            let mut acts = std::mem::take(&mut self.replay.acts);
+            acts.retain(|act| !self.does_nothing(act));
+            for act in &mut acts {
+                *act = self.specialize(*act);
+            }
+            self.replay.acts = first_writes(acts);
+        }
+    }
+
+    /// Whether a recorded act has no effect: a cell's product with a constant right operand
+    /// (`V x`), whose weight gradient reads its adjoint in place and which adds to no adjoint
+    /// (`Evaluator::cell_product` returns at once).
+    fn does_nothing(&self, act: &Act) -> bool {
+        let g = self.graph;
+        match *act {
+            Act::Product { m, .. } => match g.node(m).op {
+                Op::MatMul(_, b) => !g.node(b).varies,
+                _ => true,
+            },
+            _ => false,
+        }
+    }
+
+    /// A recorded backward step as one of the small steps that run without `node_backward`'s
+    /// dispatch and setup (the output layer and loss terms of a one-sequence RNN: a node per
+    /// step each, of one entry), with its adjoint offsets resolved; any other act unchanged.
+    /// Each small step does the arithmetic of `node_backward` for that node in its order.
+    fn specialize(&self, act: Act) -> Act {
+        let Act::Back(id, fresh) = act else {
+            return act;
+        };
+        let g = self.graph;
+        let n = g.node(id);
+        let aoff = |c: NodeId| self.adj_off[c.index()];
+        let (gs, len) = (aoff(id), n.len());
+        // Whether operand `c` shares the node's adjoint (what `node_backward` leaves alone).
+        let shares = |c: NodeId| !n.is_empty() && aoff(c) == gs;
+        match n.op {
+            Op::Call {
+                func,
+                ref params,
+                arg,
+            } if fresh == [false; 2] && self.calls.is_relu(func, &g.fparams[params.clone()]) => {
+                Act::Relu {
+                    id,
+                    func,
+                    x: arg,
+                    g: gs,
+                    y: aoff(arg),
+                    len,
+                    first: false,
+                }
+            }
+            Op::MatMul(a, b)
+                if len == 1
+                    && g.node(b).varies
+                    && (self.wslot[id.index()].is_some() || !g.node(a).varies) =>
+            {
+                Act::RowT {
+                    a,
+                    g: gs,
+                    y: aoff(b),
+                    len: g.node(b).len(),
+                }
+            }
+            Op::Reduce(ReduceKind::SqNorm, a)
+                if len == 1 && g.node(a).group_len() == g.node(a).len() =>
+            {
+                Act::SqNorm {
+                    a,
+                    g: gs,
+                    y: aoff(a),
+                    len: g.node(a).len(),
+                    fresh: fresh[0],
+                }
+            }
+            Op::Binary(ElemBinary::Add, a, b)
+                if len > 0 && g.node(a).len() == len && g.node(b).len() == len =>
+            {
+                // The one operand that stores a contribution, and whether it is written.
+                let stores = |c: NodeId| g.node(c).varies && !shares(c);
+                match (stores(a), stores(b)) {
+                    (true, false) => Act::AddTo {
+                        g: gs,
+                        y: aoff(a),
+                        len,
+                        fresh: fresh[0],
+                    },
+                    (false, true) => Act::AddTo {
+                        g: gs,
+                        y: aoff(b),
+                        len,
+                        fresh: fresh[1],
+                    },
+                    _ => act,
+                }
+            }
+            _ => act,
+        }
     }
 
     /// Run the recorded actions.
@@ -125,10 +267,101 @@ impl Evaluator<'_> {
                 Act::Skip(id) => self.skip_untouched(id, grad),
                 Act::Bias(k, first) => self.cell_bias(k as usize, first),
                 Act::Product { m, wt, su } => self.cell_product(m, wt, su),
+                Act::Relu {
+                    id,
+                    func,
+                    x,
+                    g,
+                    y,
+                    len,
+                    first,
+                } => {
+                    let xs = &self.arena[self.voff[x.index()]..][..len];
+                    let (left, right) = self.adj.split_at_mut(g);
+                    let ya = &mut left[y..y + len];
+                    let done = self.calls.relu_backward(
+                        func,
+                        &[],
+                        opts.ztol,
+                        xs,
+                        &right[..len],
+                        ya,
+                        first,
+                    );
+                    if !done {
+                        if first {
+                            ya.fill(0.0);
+                        }
+                        self.node_backward(id, [false; 2], grad, opts)?;
+                    }
+                }
+                Act::RowT { a, g, y, len } => {
+                    let va = &self.arena[self.voff[a.index()]..][..len];
+                    let (left, right) = self.adj.split_at_mut(g);
+                    let gg = right[0];
+                    for (y, ai) in left[y..y + len].iter_mut().zip(va) {
+                        *y += 0.0 + ai * gg;
+                    }
+                }
+                Act::SqNorm {
+                    a,
+                    g,
+                    y,
+                    len,
+                    fresh,
+                } => {
+                    let va = &self.arena[self.voff[a.index()]..][..len];
+                    let (left, right) = self.adj.split_at_mut(g);
+                    let (gg, ya) = (right[0], &mut left[y..y + len]);
+                    if fresh {
+                        for (y, v) in ya.iter_mut().zip(va) {
+                            *y = 2.0 * v * gg;
+                        }
+                    } else {
+                        for (y, v) in ya.iter_mut().zip(va) {
+                            *y += 2.0 * v * gg;
+                        }
+                    }
+                }
+                Act::AddTo { g, y, len, fresh } => {
+                    let (left, right) = self.adj.split_at_mut(g);
+                    let (gs, ya) = (&right[..len], &mut left[y..y + len]);
+                    if fresh {
+                        for (y, gg) in ya.iter_mut().zip(gs) {
+                            *y = 1.0 * gg;
+                        }
+                    } else {
+                        for (y, gg) in ya.iter_mut().zip(gs) {
+                            *y += 1.0 * gg;
+                        }
+                    }
+                }
             }
         }
         Ok(())
     }
+}
+
+/// The acts with each `Fill` that a relu step's adjoint gets just before that step merged into
+/// it (`Act::Relu` with `first`: written as `0 + g · s`, the same numbers without the zeroing).
+fn first_writes(acts: Vec<Act>) -> Vec<Act> {
+    let mut out: Vec<Act> = Vec::with_capacity(acts.len());
+    for mut act in acts {
+        if let Act::Relu {
+            y,
+            len,
+            ref mut first,
+            ..
+        } = act
+        {
+            if matches!(out.last(), Some(&Act::Fill { at, len: l }) if (at, l) == (y, len)) {
+                out.pop();
+                *first = true;
+            }
+        }
+        out.push(act);
+    }
+    out
 }
 
 /// Whether gradient passes may replay (the unit tests turn it off to compare).
@@ -144,9 +377,11 @@ fn enabled() -> bool {
 pub(super) mod tests {
     use std::cell::Cell;
 
+    use super::Act;
+    use crate::diag::{render_plain, SourceFile};
     use crate::eval::plan::tests::{point, rnn};
     use crate::eval::{EvalOptions, Evaluator};
-    use crate::graph::Graph;
+    use crate::graph::{self, Graph, LowerOptions, SeqData};
     use crate::registry::{Order, Registry};
 
     thread_local! {
@@ -222,6 +457,86 @@ pub(super) mod tests {
                 }
                 assert!(replayed[2..].iter().all(|&b| f64::from_bits(b).is_finite()));
             }
+        }
+    }
+
+    /// sp500's shape, small: one sequence, a scalar output `A h + c` and its loss terms, whose
+    /// backward steps a replay runs as small steps (`Act::Relu`, `RowT`, `SqNorm`, `AddTo`).
+    fn scalar_rnn(act: &str, r: &Registry) -> Graph {
+        let text = format!(
+            "data x: seq(vec(3))
+data y: seq(real)
+param A: mat(1, 5)
+param W: mat(5, 5)
+param V: mat(5, 3)
+param b: vec(5)
+param c: real
+layer h[0] = zeros(5)
+layer u[t] = W * h[t-1] + V * x[t] + b
+layer h[t] = {act}(u[t])
+layer v[t] = A * h[t] + c
+minimize mean(t, sqnorm(v[t] - y[t])) + 0.1 * sqnorm(W) + sqnorm(A) + c * c
+"
+        );
+        let m = crate::session::compile(&SourceFile::new("rnn.mco", text), r)
+            .unwrap_or_else(|d| panic!("{}", render_plain(&d)));
+        let seq = |width: usize, phase: f64| SeqData {
+            steps: 7,
+            sequences: 1,
+            values: (0..7 * width)
+                .map(|i| (i as f64 * 0.61 + phase).sin())
+                .collect(),
+            warmup: 0,
+        };
+        let data = vec![seq(3, 0.0), seq(1, 1.0)];
+        graph::lower(&m, &LowerOptions { data }).unwrap_or_else(|d| panic!("{}", render_plain(&d)))
+    }
+
+    /// On a one-sequence RNN with a scalar output the replay runs the output layer, the loss
+    /// terms and relu as small steps, and its gradient is the loop's and the plain pass's to the
+    /// bit, at kinks of relu and (with a tolerance) through `node_backward`'s relu.
+    #[test]
+    fn small_steps_give_the_loops_gradient() {
+        let r = Registry::with_standard();
+        for act in ["relu", "tanh"] {
+            let g = scalar_rnn(act, &r);
+            let (x0, d) = point(&g);
+            let x: Vec<f64> = x0
+                .iter()
+                .zip(&d)
+                .map(|(a, b)| a * (1.0 + 0.1 * b))
+                .collect();
+            let replayed = bits_after(&g, &r, &x0, &x, false, false);
+            assert_eq!(replayed, bits_after(&g, &r, &x0, &x, true, false), "{act}");
+            assert_eq!(replayed, bits_after(&g, &r, &x0, &x, true, true), "{act}");
+            if act == "relu" {
+                assert!(replayed[1] >= 7, "kinks: {}", replayed[1]);
+            }
+            // The recording holds the small steps (relu's only for relu).
+            let mut ev = Evaluator::new(&g, &r, Order::One).unwrap_or_else(|e| panic!("{e}"));
+            let mut grad = vec![0.0; x.len()];
+            for ztol in [0.0, 1e-3] {
+                let o = EvalOptions { ztol };
+                ev.gradient(&x, &mut grad, o)
+                    .unwrap_or_else(|e| panic!("{e}"));
+                let mut plain = vec![0.0; x.len()];
+                OFF.set(true);
+                let mut ev2 = Evaluator::new(&g, &r, Order::One).unwrap_or_else(|e| panic!("{e}"));
+                ev2.gradient(&x, &mut plain, o)
+                    .unwrap_or_else(|e| panic!("{e}"));
+                OFF.set(false);
+                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&grad), bits(&plain), "{act}, ztol {ztol}");
+            }
+            let count = |f: fn(&Act) -> bool| ev.replay.acts.iter().filter(|a| f(a)).count();
+            assert_eq!(count(|a| matches!(a, Act::RowT { .. })), 7, "{act}");
+            assert_eq!(count(|a| matches!(a, Act::SqNorm { .. })), 7 + 2, "{act}");
+            assert!(count(|a| matches!(a, Act::AddTo { .. })) >= 7, "{act}");
+            let relus = count(|a| matches!(a, Act::Relu { .. }));
+            assert_eq!(relus, if act == "relu" { 7 } else { 0 }, "{act}");
+            // Each relu's adjoint is written by its step (the zeroing before it merged).
+            let first = count(|a| matches!(a, Act::Relu { first: true, .. }));
+            assert_eq!(first, relus, "{act}");
         }
     }
 

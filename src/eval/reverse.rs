@@ -714,20 +714,25 @@ impl Evaluator<'_> {
             Op::Call { func, params, arg } => {
                 let va = val(*arg);
                 let l = va.len();
+                let (s, _) = adj_of(*arg);
+                let fp = &g.fparams[params.clone()];
+                if self.calls.relu_backward(
+                    *func,
+                    fp,
+                    opts.ztol,
+                    va,
+                    gout,
+                    &mut left[s..s + l],
+                    false,
+                ) {
+                    return Ok(());
+                }
                 let [t0, t1] = &mut self.tmp;
                 let a = [va, &self.ones[..l], &[][..]];
                 let f = [&mut t0[..l], &mut t1[..l], &mut [][..]];
-                self.registry
-                    .call(
-                        *func,
-                        &g.fparams[params.clone()],
-                        Order::One,
-                        opts.ztol,
-                        a,
-                        f,
-                    )
+                self.calls
+                    .call(*func, fp, Order::One, opts.ztol, a, f)
                     .map_err(|e| EvalError::call(id, e))?;
-                let (s, _) = adj_of(*arg);
                 for i in 0..l {
                     left[s + i] += gout[i] * t1[i];
                 }
