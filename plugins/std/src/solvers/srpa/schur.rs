@@ -37,28 +37,10 @@ use faer::linalg::cholesky::llt::{factor as llt_factor, solve as llt_solve};
 use faer::{Conj, Mat, MatMut, Par};
 
 use super::ldl::{Kernels, Ldl, LdlError};
-use super::sparse::SparseRows;
+use super::sparse::{pair, SparseRows};
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-/// Runs `fa` and `fb` (the two halves of a pass over the rows), on two threads where the
-/// machine has two cores. The halves are fixed, so the result does not depend on the threads.
-fn pair<A: Send, B: Send>(fa: impl FnOnce() -> A + Send, fb: impl FnOnce() -> B + Send) -> (A, B) {
-    static TWO: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let two = *TWO.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1));
-    if !two {
-        return (fa(), fb());
-    }
-    std::thread::scope(|scope| {
-        let h = scope.spawn(fb);
-        let a = fa();
-        match h.join() {
-            Ok(b) => (a, b),
-            Err(e) => std::panic::resume_unwind(e),
-        }
-    })
 }
 
 /// Right-hand sides per blocked solve when forming C.
