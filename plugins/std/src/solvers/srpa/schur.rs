@@ -1138,7 +1138,9 @@ impl URows {
                 rows = 2;
                 let fits = |r: usize| {
                     (0..e).all(|kk| {
-                        col(i + r, kk) == u.base[pos + kk] + r as u32 * u.stride[pos + kk]
+                        // in 64 bits: a large stride times r must not wrap onto a column
+                        let next = u.base[pos + kk] as u64 + r as u64 * u.stride[pos + kk] as u64;
+                        col(i + r, kk) as u64 == next
                     })
                 };
                 while joins(i + rows) && fits(rows) {
