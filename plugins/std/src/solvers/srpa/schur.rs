@@ -37,28 +37,10 @@ use faer::linalg::cholesky::llt::{factor as llt_factor, solve as llt_solve};
 use faer::{Conj, Mat, MatMut, Par};
 
 use super::ldl::{Kernels, Ldl, LdlError};
-use super::sparse::SparseRows;
+use super::sparse::{pair, SparseRows};
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-/// Runs `fa` and `fb` (the two halves of a pass over the rows), on two threads where the
-/// machine has two cores. The halves are fixed, so the result does not depend on the threads.
-fn pair<A: Send, B: Send>(fa: impl FnOnce() -> A + Send, fb: impl FnOnce() -> B + Send) -> (A, B) {
-    static TWO: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let two = *TWO.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1));
-    if !two {
-        return (fa(), fb());
-    }
-    std::thread::scope(|scope| {
-        let h = scope.spawn(fb);
-        let a = fa();
-        match h.join() {
-            Ok(b) => (a, b),
-            Err(e) => std::panic::resume_unwind(e),
-        }
-    })
 }
 
 /// Right-hand sides per blocked solve when forming C.
@@ -125,10 +107,8 @@ pub struct Schur {
     /// Entries of J in θ columns, by row.
     theta_ptr: Vec<usize>,
     theta_entries: Vec<u32>,
-    /// U at the kept point, by rows (see [`Schur::compact_u`]).
-    u_ptr: Vec<usize>,
-    u_col: Vec<u32>,
-    u_val: Vec<f64>,
+    /// U at the point of the last [`Schur::compact_u`], by runs of rows.
+    u: URows,
     /// The Cholesky factor of the kept C̃, valid when `formed`.
     c_factor: Mat<f64>,
     /// Whether a preconditioner is kept: false before the first, after a failed formation, and
@@ -280,6 +260,8 @@ impl Schur {
             BForm::Augmented { ref diag_slot, .. } => vec![0.0; diag_slot.len()],
             BForm::Rows { .. } => Vec::new(),
         };
+        let col_idx: Vec<u32> = jac.col_idx.iter().map(|&c| c as u32).collect();
+        let u = URows::new(&theta_ptr, &theta_entries, &col_idx);
         let stack = MemBuffer::new(llt_factor::cholesky_in_place_scratch::<f64>(
             n_theta,
             Par::Seq,
@@ -291,12 +273,10 @@ impl Schur {
             b,
             form,
             row_of,
-            col_idx: jac.col_idx.iter().map(|&c| c as u32).collect(),
+            col_idx,
             theta_ptr,
             theta_entries,
-            u_ptr: Vec::new(),
-            u_col: Vec::new(),
-            u_val: Vec::new(),
+            u,
             c_factor: Mat::zeros(n_theta, n_theta),
             formed: false,
             kept: Kept::default(),
@@ -635,23 +615,33 @@ impl Schur {
             })
         };
         blocks.sort_by_key(|b| b.0);
-        // C by rows (it is symmetric): c[a * nt + b]
+        // C by rows (it is symmetric): c[a * nt + b], computed for the rows a at or below the
+        // first column of b's chunk (`first[b]`)
         let mut c = vec![0.0; nt * nt];
+        let mut first = vec![0; nt];
         for (j0, j1, block) in &blocks {
             let w = j1 - j0;
-            for row in 0..nt {
+            first[*j0..*j1].iter_mut().for_each(|f| *f = *j0);
+            for row in *j0..nt {
                 c[row * nt + j0..row * nt + j1].copy_from_slice(&block[row * w..(row + 1) * w]);
             }
         }
-        // symmetrize (the two triangles agree up to rounding) and add I
+        // symmetrize (where both triangles are computed, in the chunks on the diagonal, they
+        // agree up to rounding) and add I
         let c = Mat::from_fn(nt, nt, |a, b| {
-            0.5 * (c[a * nt + b] + c[b * nt + a]) + if a == b { 1.0 } else { 0.0 }
+            let v = match (a >= first[b], b >= first[a]) {
+                (true, true) => 0.5 * (c[a * nt + b] + c[b * nt + a]),
+                (true, false) => c[a * nt + b],
+                _ => c[b * nt + a],
+            };
+            v + if a == b { 1.0 } else { 0.0 }
         });
         self.factor_c(c)
     }
 
     /// The columns j0..j1 of Uᵀ B⁻¹ U for each given chunk, as (j0, j1, block by rows
-    /// (n_θ × (j1 − j0))).
+    /// (n_θ × (j1 − j0))): the rows from j0 on (C is symmetric: the rows above are the
+    /// transposes of earlier chunks' entries), the others zero.
     fn c_columns(&self, chunks: &[(usize, usize)]) -> Vec<(usize, usize, Vec<f64>)> {
         let (m, nt) = (self.m, self.n_theta);
         let k = &self.kept;
@@ -713,7 +703,12 @@ impl Schur {
             }
             let mut block = vec![0.0; nt * w];
             for i in 0..m {
-                if !k.free_y[i] {
+                // a row whose θ columns all lie above the chunk adds only to the rows skipped
+                let thetas = &self.theta_entries[self.theta_ptr[i]..self.theta_ptr[i + 1]];
+                let below = thetas
+                    .iter()
+                    .any(|&p| self.col_idx[p as usize] as usize >= j0);
+                if !k.free_y[i] || !below {
                     continue;
                 }
                 let xi: &[f64] = match elim {
@@ -749,7 +744,8 @@ impl Schur {
                 };
                 for &p in &self.theta_entries[self.theta_ptr[i]..self.theta_ptr[i + 1]] {
                     let row = self.col_idx[p as usize] as usize;
-                    if !k.free_s[row] {
+                    // the rows above the chunk are the transposes of earlier chunks' entries
+                    if row < j0 || !k.free_s[row] {
                         continue;
                     }
                     let u = k.jac[p as usize] * scale;
@@ -872,55 +868,34 @@ impl Schur {
     /// out = Uᵀ t (`first`) or Uᵀ t2: the two halves of the rows summed apart, then added.
     fn u_tmul(&self, first: bool, out: &mut [f64]) {
         let t = if first { &self.t } else { &self.t2 };
-        let mid = self.m / 2;
-        let part = |rows: std::ops::Range<usize>| {
+        let (lo, hi) = self.u.halves();
+        let part = |runs: &[URun]| {
             let mut acc = vec![0.0; self.n_theta];
-            for i in rows {
-                let ti = t[i];
-                if ti == 0.0 {
-                    continue;
-                }
-                for p in self.u_ptr[i]..self.u_ptr[i + 1] {
-                    acc[self.u_col[p] as usize] += self.u_val[p] * ti;
-                }
-            }
+            self.u.tmul(runs, t, &mut acc);
             acc
         };
-        let (a, b) = pair(|| part(0..mid), || part(mid..self.m));
+        let (a, b) = pair(|| part(lo), || part(hi));
         for ((o, x), y) in out.iter_mut().zip(&a).zip(&b) {
             *o = x + y;
         }
+        self.u.mask_columns(out);
     }
 
     /// t2 = U w, by halves of the rows.
     fn u_mul(&mut self, w: &[f64]) {
         let mid = self.m / 2;
-        let (ptr, col, val) = (&self.u_ptr, &self.u_col, &self.u_val);
-        let fill = |out: &mut [f64], first: usize| {
-            for (k, o) in out.iter_mut().enumerate() {
-                let i = first + k;
-                *o = (ptr[i]..ptr[i + 1])
-                    .map(|p| val[p] * w[col[p] as usize])
-                    .sum();
-            }
-        };
+        let wm = self.u.masked(w);
+        let (lo, hi) = self.u.halves();
         let (a, b) = self.t2.split_at_mut(mid);
-        pair(|| fill(a, 0), || fill(b, mid));
+        let u = &self.u;
+        pair(|| u.mul(lo, &wm, a, 0), || u.mul(hi, &wm, b, mid));
     }
 
     /// ‖U w‖, by halves of the rows.
     fn u_norm(&self, w: &[f64]) -> f64 {
-        let part = |rows: std::ops::Range<usize>| {
-            rows.map(|i| {
-                let v: f64 = (self.u_ptr[i]..self.u_ptr[i + 1])
-                    .map(|p| self.u_val[p] * w[self.u_col[p] as usize])
-                    .sum();
-                v * v
-            })
-            .sum::<f64>()
-        };
-        let mid = self.m / 2;
-        let (a, b) = pair(|| part(0..mid), || part(mid..self.m));
+        let wm = self.u.masked(w);
+        let (lo, hi) = self.u.halves();
+        let (a, b) = pair(|| self.u.norm2(lo, &wm), || self.u.norm2(hi, &wm));
         (a + b).sqrt()
     }
 
@@ -936,26 +911,11 @@ impl Schur {
         );
     }
 
-    /// U at `k` by rows, with only its nonzero entries (free rows, free θ columns): what
-    /// [`Schur::apply`] and [`Schur::solve_through_c`] multiply by.
+    /// U at `k` (free rows, free θ columns), by runs of rows: what [`Schur::apply`] and
+    /// [`Schur::solve_through_c`] multiply by.
     fn compact_u(&mut self, k: At<'_>) {
-        let scale = 1.0 / k.rho.sqrt();
-        self.u_ptr.clear();
-        self.u_col.clear();
-        self.u_val.clear();
-        self.u_ptr.push(0);
-        for i in 0..self.m {
-            if k.free_y[i] {
-                for &p in &self.theta_entries[self.theta_ptr[i]..self.theta_ptr[i + 1]] {
-                    let col = self.col_idx[p as usize];
-                    if k.free_s[col as usize] {
-                        self.u_col.push(col);
-                        self.u_val.push(k.jac[p as usize] * scale);
-                    }
-                }
-            }
-            self.u_ptr.push(self.u_col.len());
-        }
+        self.u
+            .compact(k, &self.theta_ptr, &self.theta_entries, self.n_theta);
     }
 
     /// The point the kept preconditioner was formed at.
@@ -1067,12 +1027,8 @@ impl Schur {
         self.solve_b(true);
         // w = C̃⁻¹ Uᵀ t
         self.w.iter_mut().for_each(|w| *w = 0.0);
-        for i in 0..self.m {
-            let ti = self.t[i];
-            for p in self.u_ptr[i]..self.u_ptr[i + 1] {
-                self.w[self.u_col[p] as usize] += self.u_val[p] * ti;
-            }
-        }
+        self.u.tmul(&self.u.runs, &self.t, &mut self.w);
+        self.u.mask_columns(&mut self.w);
         let nt = self.n_theta;
         llt_solve::solve_in_place_with_conj(
             self.c_factor.as_ref(),
@@ -1082,14 +1038,242 @@ impl Schur {
             MemStack::new(&mut []),
         );
         // t2 = U w, then z = t − B⁻¹ t2
-        for i in 0..self.m {
-            self.t2[i] = (self.u_ptr[i]..self.u_ptr[i + 1])
-                .map(|p| self.u_val[p] * self.w[self.u_col[p] as usize])
-                .sum();
-        }
+        let wm = self.u.masked(&self.w);
+        self.u.mul(&self.u.runs, &wm, &mut self.t2, 0);
         self.solve_b(false);
         for i in 0..self.m {
             z[i] = if free[i] { self.t[i] - self.t2[i] } else { 0.0 };
+        }
+    }
+}
+
+/// U = J_{F,θ} D_θ/√ρ held by runs of rows that share their values. In a layered model the
+/// rows of one lifted block read the parameters with the same values at columns that move by
+/// a fixed stride from row to row (the TIMIT shape's 129 output rows of a time step: the
+/// values (h_t, 1) at A's and c's columns k; the 2 hidden rows: (h_{t−1}, x_t, 1) at W's, V's
+/// and b's rows), so a run stores its values once and no column indices: the passes of the
+/// conjugate gradients on C read about a fifth of the bytes of U by rows. The runs' sums are
+/// in the order of U by rows, so the products are the same numbers.
+#[derive(Default)]
+struct URows {
+    /// Groups of consecutive rows with the same number of θ entries whose columns move by a
+    /// fixed stride per position (from J's pattern; a group never spans the middle row m/2,
+    /// where the passes split into halves).
+    groups: Vec<URowGroup>,
+    /// Per group position: the first row's column, and the stride.
+    base: Vec<u32>,
+    stride: Vec<u32>,
+    /// Runs of rows of one group with equal values at the point (see [`URows::compact`]).
+    runs: Vec<URun>,
+    /// The runs' values (J/√ρ), `e` per run.
+    vals: Vec<f64>,
+    /// The first run in the second half of the rows.
+    half_run: usize,
+    /// The free rows and θ columns at the point: U is zero outside them.
+    free_row: Vec<bool>,
+    free_col: Vec<bool>,
+}
+
+/// A group of [`URows`]: `rows` rows from `row0`, `e` θ entries each, positions at `pos`.
+#[derive(Clone, Copy)]
+struct URowGroup {
+    row0: u32,
+    rows: u32,
+    e: u32,
+    pos: u32,
+}
+
+/// A run of [`URows`]: `rows` rows from `row0`, the `shift`-th on of their group (whose
+/// positions are at `pos`), with the values at `val`.
+#[derive(Clone, Copy)]
+struct URun {
+    row0: u32,
+    rows: u32,
+    e: u32,
+    pos: u32,
+    shift: u32,
+    val: u32,
+}
+
+impl URun {
+    /// (column of the run's first row, stride, value) of position `kk`.
+    fn position(&self, u: &URows, kk: usize) -> (usize, usize, f64) {
+        let at = self.pos as usize + kk;
+        let stride = u.stride[at] as usize;
+        (
+            u.base[at] as usize + self.shift as usize * stride,
+            stride,
+            u.vals[self.val as usize + kk],
+        )
+    }
+
+    fn rows(&self) -> std::ops::Range<usize> {
+        self.row0 as usize..(self.row0 + self.rows) as usize
+    }
+}
+
+impl URows {
+    /// The groups of J's θ entries (`theta_ptr`, `theta_entries`: J's entries in θ columns by
+    /// row; `col_idx`: J's columns).
+    fn new(theta_ptr: &[usize], theta_entries: &[u32], col_idx: &[u32]) -> URows {
+        let m = theta_ptr.len() - 1;
+        let mid = m / 2;
+        let count = |i: usize| theta_ptr[i + 1] - theta_ptr[i];
+        let col = |i: usize, kk: usize| col_idx[theta_entries[theta_ptr[i] + kk] as usize];
+        let mut u = URows::default();
+        let mut i = 0;
+        while i < m {
+            let e = count(i);
+            if e == 0 {
+                i += 1;
+                continue;
+            }
+            let joins = |r: usize| r < m && r != mid && count(r) == e;
+            let pos = u.base.len();
+            u.base.extend((0..e).map(|kk| col(i, kk)));
+            let mut rows = 1;
+            if joins(i + 1) && (0..e).all(|kk| col(i + 1, kk) >= col(i, kk)) {
+                u.stride
+                    .extend((0..e).map(|kk| col(i + 1, kk) - col(i, kk)));
+                rows = 2;
+                let fits = |r: usize| {
+                    (0..e).all(|kk| {
+                        // in 64 bits: a large stride times r must not wrap onto a column
+                        let next = u.base[pos + kk] as u64 + r as u64 * u.stride[pos + kk] as u64;
+                        col(i + r, kk) as u64 == next
+                    })
+                };
+                while joins(i + rows) && fits(rows) {
+                    rows += 1;
+                }
+            } else {
+                u.stride.extend(std::iter::repeat_n(0, e));
+            }
+            u.groups.push(URowGroup {
+                row0: i as u32,
+                rows: rows as u32,
+                e: e as u32,
+                pos: pos as u32,
+            });
+            i += rows;
+        }
+        u
+    }
+
+    /// U at `k`: within each group, the runs of rows with equal values of J.
+    fn compact(&mut self, k: At<'_>, theta_ptr: &[usize], theta_entries: &[u32], n_theta: usize) {
+        let scale = 1.0 / k.rho.sqrt();
+        let mid = (theta_ptr.len() - 1) / 2;
+        let entry = |i: usize, kk: usize| theta_entries[theta_ptr[i] + kk] as usize;
+        self.runs.clear();
+        self.vals.clear();
+        self.half_run = usize::MAX;
+        for g in &self.groups {
+            let (row0, e) = (g.row0 as usize, g.e as usize);
+            let mut r = 0;
+            while r < g.rows as usize {
+                let start = r;
+                let val = self.vals.len();
+                self.vals
+                    .extend((0..e).map(|kk| k.jac[entry(row0 + start, kk)] * scale));
+                r += 1;
+                while r < g.rows as usize
+                    && (0..e).all(|kk| k.jac[entry(row0 + r, kk)] == k.jac[entry(row0 + start, kk)])
+                {
+                    r += 1;
+                }
+                if self.half_run == usize::MAX && row0 + start >= mid {
+                    self.half_run = self.runs.len();
+                }
+                self.runs.push(URun {
+                    row0: (row0 + start) as u32,
+                    rows: (r - start) as u32,
+                    e: g.e,
+                    pos: g.pos,
+                    shift: start as u32,
+                    val: val as u32,
+                });
+            }
+        }
+        self.half_run = self.half_run.min(self.runs.len());
+        self.free_row.clear();
+        self.free_row.extend_from_slice(k.free_y);
+        self.free_col.clear();
+        self.free_col.extend_from_slice(&k.free_s[..n_theta]);
+    }
+
+    /// The runs of the first half of the rows (below m/2) and of the second.
+    fn halves(&self) -> (&[URun], &[URun]) {
+        self.runs.split_at(self.half_run)
+    }
+
+    /// w with the θ columns that are not free set to zero.
+    fn masked(&self, w: &[f64]) -> Vec<f64> {
+        w.iter()
+            .zip(&self.free_col)
+            .map(|(&x, &f)| if f { x } else { 0.0 })
+            .collect()
+    }
+
+    /// out = (U w) on the rows from `first` (`out` holds them), for the given runs (all in
+    /// those rows), `wm` the masked w; rows in no run get zero.
+    fn mul(&self, runs: &[URun], wm: &[f64], out: &mut [f64], first: usize) {
+        out.iter_mut().for_each(|o| *o = 0.0);
+        for run in runs {
+            let rows = run.rows();
+            let o = &mut out[rows.start - first..rows.end - first];
+            for kk in 0..run.e as usize {
+                let (b, s, v) = run.position(self, kk);
+                for (r, o) in o.iter_mut().enumerate() {
+                    *o += v * wm[b + r * s];
+                }
+            }
+            for (o, &f) in o.iter_mut().zip(&self.free_row[rows]) {
+                if !f {
+                    *o = 0.0;
+                }
+            }
+        }
+    }
+
+    /// acc += (Uᵀ t) over the given runs (θ columns that are not free included: the caller
+    /// zeroes them).
+    fn tmul(&self, runs: &[URun], t: &[f64], acc: &mut [f64]) {
+        for run in runs {
+            let rows = run.rows();
+            let (t, free) = (&t[rows.clone()], &self.free_row[rows]);
+            for kk in 0..run.e as usize {
+                let (b, s, v) = run.position(self, kk);
+                for (r, (&ti, &f)) in t.iter().zip(free).enumerate() {
+                    if f && ti != 0.0 {
+                        acc[b + r * s] += v * ti;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Σ (U w)ᵢ² over the given runs, `wm` the masked w.
+    fn norm2(&self, runs: &[URun], wm: &[f64]) -> f64 {
+        let mut sum = 0.0;
+        let mut row = Vec::new();
+        for run in runs {
+            row.clear();
+            row.resize(run.rows as usize, 0.0);
+            self.mul(std::slice::from_ref(run), wm, &mut row, run.row0 as usize);
+            for v in &row {
+                sum += v * v;
+            }
+        }
+        sum
+    }
+
+    /// Zeroes the θ columns that are not free.
+    fn mask_columns(&self, out: &mut [f64]) {
+        for (o, &f) in out.iter_mut().zip(&self.free_col) {
+            if !f {
+                *o = 0.0;
+            }
         }
     }
 }
@@ -1262,5 +1446,81 @@ mod tests {
         }
         assert!(iterations[0] > 1, "{iterations:?}");
         assert!(iterations[1] <= 1, "{iterations:?}");
+    }
+
+    /// U by runs of rows gives U w, Uᵀ t and ‖U w‖ of U by rows: on a J whose rows read the
+    /// parameters at strided columns with values repeated in runs (an output layer's shape)
+    /// and elsewhere not, some rows and θ columns not free.
+    #[test]
+    fn u_by_runs_of_rows_multiplies_as_u_by_rows() {
+        let (n_theta, m) = (12, 11);
+        let mut j = SparseRows {
+            ncols: n_theta + m,
+            row_ptr: vec![0],
+            ..Default::default()
+        };
+        for i in 0..m {
+            // rows 0..4: columns 2i, 2i+1 and 8 + i, values repeated on rows 0..3 (a run) and
+            // changed at row 3; rows 4..7: every θ column; rows 7..: columns i − 7, i − 6
+            let cols: Vec<usize> = match i {
+                0..4 => vec![2 * i, 2 * i + 1, 8 + i],
+                4..7 => (0..n_theta).collect(),
+                _ => vec![i - 7, i - 6],
+            };
+            for (kk, c) in cols.into_iter().enumerate() {
+                j.col_idx.push(c);
+                let v = if i < 3 {
+                    0.5 + kk as f64
+                } else {
+                    ((i * 7 + kk * 3) as f64).sin()
+                };
+                j.values.push(v);
+            }
+            j.col_idx.push(n_theta + i);
+            j.values.push(1.0);
+            j.row_ptr.push(j.col_idx.len());
+        }
+        let mut free_s = vec![true; j.ncols];
+        free_s[3] = false;
+        let mut free_y = vec![true; m];
+        free_y[1] = false;
+        free_y[8] = false;
+        let at = At {
+            jac: &j.values,
+            rho: 0.6,
+            delta: 1e-3,
+            free_s: &free_s,
+            free_y: &free_y,
+        };
+        let mut s = Schur::new(&j, n_theta, false).unwrap();
+        s.compact_u(at);
+        assert!(
+            s.u.runs.iter().any(|r| r.rows == 3),
+            "rows 0..3 make one run"
+        );
+        // U by rows
+        let u = |i: usize, c: usize| -> f64 {
+            (j.row_ptr[i]..j.row_ptr[i + 1])
+                .filter(|&p| j.col_idx[p] == c && free_y[i] && free_s[c])
+                .map(|p| j.values[p] / 0.6f64.sqrt())
+                .sum()
+        };
+        let w: Vec<f64> = (0..n_theta).map(|c| (c as f64 * 0.9).cos()).collect();
+        let t: Vec<f64> = (0..m).map(|i| (i as f64 * 1.3).sin()).collect();
+        s.u_mul(&w);
+        let mut norm = 0.0;
+        for i in 0..m {
+            let want: f64 = (0..n_theta).map(|c| u(i, c) * w[c]).sum();
+            assert!((s.t2[i] - want).abs() < 1e-14, "U w, row {i}");
+            norm += want * want;
+        }
+        assert!((s.u_norm(&w) - norm.sqrt()).abs() < 1e-14);
+        s.t.copy_from_slice(&t);
+        let mut out = vec![f64::NAN; n_theta];
+        s.u_tmul(true, &mut out);
+        for c in 0..n_theta {
+            let want: f64 = (0..m).map(|i| u(i, c) * t[i]).sum();
+            assert!((out[c] - want).abs() < 1e-14, "Uᵀ t, column {c}");
+        }
     }
 }

@@ -97,6 +97,8 @@ pub struct SubSolver {
 #[derive(Default)]
 struct Work {
     v: Vec<f64>,
+    /// The second half's share of Jᵀy ([`SparseRows::mul_t_halves`]).
+    v_half: Vec<f64>,
     s: Vec<f64>,
     w: Vec<f64>,
     g: Vec<f64>,
@@ -176,6 +178,7 @@ impl SubSolver {
         };
         let ws = Work {
             v: vec![0.0; n],
+            v_half: Vec::new(),
             s: vec![0.0; n],
             w: vec![0.0; m],
             g: vec![0.0; m],
@@ -432,7 +435,7 @@ impl SubSolver {
     /// s = s(y), w = r + J s and g = ∇φ = −w in the workspace.
     fn dual(&mut self, p: &Subproblem<'_>, y: &[f64]) -> DualPoint {
         let ws = &mut self.ws;
-        p.jac.mul_t(y, &mut ws.v);
+        p.jac.mul_t_halves(y, &mut ws.v, &mut ws.v_half);
         let mut inner = 0.0;
         let mut smooth = 0.0;
         for j in 0..self.n {
@@ -442,7 +445,7 @@ impl SubSolver {
             inner += ws.v[j] * s + 0.5 * p.rho * s * s;
             smooth += p.q[j] * s + 0.5 * p.rho * s * s;
         }
-        p.jac.mul(&ws.s, &mut ws.w);
+        p.jac.mul_halves(&ws.s, &mut ws.w);
         let mut yr = 0.0;
         let mut l1 = 0.0;
         let mut res: f64 = 0.0;
