@@ -89,7 +89,8 @@ pub const STORED_MAX_ENTRIES: u64 = 50_000_000;
 /// multipliers, residuals, search directions, preconditioner diagonals), a generous count.
 const SOLVER_VECTORS: u64 = 16;
 /// The matrix-free solver forms its dense n_θ × n_θ Woodbury complement up to this n_θ, and
-/// past it keeps this many directions of its inner solve, 2 n_θ values each.
+/// past it keeps this many directions of its inner solve (and one inner solve as many more),
+/// 2 n_θ values each.
 const WOODBURY_MAX_THETA: u64 = mcopt_plugin_sdk::p1::WOODBURY_MAX_THETA as u64;
 const KRONECKER_RECYCLED_MAX: u64 = mcopt_plugin_sdk::p1::KRONECKER_RECYCLED_MAX as u64;
 
@@ -238,7 +239,7 @@ pub fn estimate(lifted: &Lifted) -> Result<Estimate, LinearizeError> {
             if nt <= WOODBURY_MAX_THETA {
                 (nt * nt).saturating_mul(WORD)
             } else {
-                (2 * KRONECKER_RECYCLED_MAX * nt + kronecker_factors(g, lifted.layout.n_theta))
+                (4 * KRONECKER_RECYCLED_MAX * nt + kronecker_factors(g, lifted.layout.n_theta))
                     .saturating_mul(WORD)
             },
         ),

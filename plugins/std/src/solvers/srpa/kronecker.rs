@@ -322,7 +322,8 @@ impl KronFactors {
 }
 
 /// The C-conjugate directions of the inner conjugate gradients, kept for one subproblem
-/// solve (at most [`KRONECKER_RECYCLED_MAX`]).
+/// solve (at most [`KRONECKER_RECYCLED_MAX`]; one inner solve adds at most as many more,
+/// dropped at its end past the cap).
 #[derive(Default)]
 pub struct Recycled {
     dirs: Vec<Vec<f64>>,
@@ -371,7 +372,8 @@ impl Recycled {
             axpy(-coef, &self.cdirs[i], &mut self.r);
         }
         let target = INNER_TOL * dot(b, b).sqrt();
-        while dot(&self.r, &self.r).sqrt() > target && self.dirs.len() < KRONECKER_RECYCLED_MAX {
+        let limit = self.dirs.len() + KRONECKER_RECYCLED_MAX;
+        while dot(&self.r, &self.r).sqrt() > target && self.dirs.len() < limit {
             self.z.copy_from_slice(&self.r);
             k.apply(&mut self.z);
             // C-conjugate to every kept direction (modified Gram–Schmidt in C's inner product)
@@ -393,6 +395,10 @@ impl Recycled {
             self.cdirs.push(cp);
             self.curv.push(curv);
         }
+        // past the cap, this solve's directions served it alone
+        self.dirs.truncate(KRONECKER_RECYCLED_MAX);
+        self.cdirs.truncate(KRONECKER_RECYCLED_MAX);
+        self.curv.truncate(KRONECKER_RECYCLED_MAX);
         Ok(())
     }
 }
