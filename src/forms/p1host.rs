@@ -2,7 +2,7 @@
 //! linearizer behind the SDK's [`P1Problem`] trait, which SRPA drives (in-process, or through
 //! the SDK's `P1Table` across the plugin boundary).
 
-use mcopt_plugin_sdk::p1::{Linearization, P1Problem, P1Structure};
+use mcopt_plugin_sdk::p1::{Linearization, P1Problem, P1Structure, ParamShape};
 
 use super::linearize::{Jacobian, LinearizeError, Linearizer};
 use super::{Betas, Lifted};
@@ -80,6 +80,7 @@ impl<'g> P1Host<'g> {
             beta,
             group_of_row,
             group_scale,
+            params: theta_shapes(lifted),
         };
         Ok(P1Host {
             structure,
@@ -94,6 +95,25 @@ impl<'g> P1Host<'g> {
     pub fn linearizer(&mut self) -> &mut Linearizer<'g> {
         &mut self.lin
     }
+}
+
+/// The parameters of θ with their shapes, in θ's order (the lifted graph's parameters below
+/// n_θ; the others are the lifted layers' leaves), for solvers that precondition θ by its
+/// structure.
+fn theta_shapes(lifted: &Lifted) -> Vec<ParamShape> {
+    let mut shapes: Vec<ParamShape> = lifted
+        .graph
+        .params
+        .iter()
+        .filter(|p| p.offset < lifted.layout.n_theta)
+        .map(|p| ParamShape {
+            offset: p.offset,
+            rows: p.shape.rows,
+            cols: p.shape.cols,
+        })
+        .collect();
+    shapes.sort_by_key(|p| p.offset);
+    shapes
 }
 
 impl P1Problem for P1Host<'_> {

@@ -345,3 +345,88 @@ fn the_run_file_can_force_how_the_host_holds_j() {
         "{e}"
     );
 }
+
+/// The Kronecker-preconditioned Newton–CG (the path SRPA takes past the dense complement's
+/// n_θ, forced here on syn): on real subproblems of syn's run (at its start and after five
+/// SRPA steps), solved through the products of a host that does not store J, it gives the
+/// direct factorization's step to 1e-8; the host hands the solver the parameters' shapes.
+#[test]
+fn the_kronecker_preconditioner_gives_the_direct_step_on_syn() {
+    use mcopt::forms::p1host::P1Host;
+    use mcopt::forms::Betas;
+    use mcopt_plugin_sdk::p1::{Linearization, P1Problem, ParamShape};
+    use mcopt_std::solvers::srpa::iteration::{Srpa, SrpaOptions};
+    use mcopt_std::solvers::srpa::newton_cg::{MfSolver, ThetaPreconditioner};
+    use mcopt_std::solvers::srpa::operator::HostJac;
+    use mcopt_std::solvers::srpa::subproblem::{Method, SubOptions, SubSolution, SubSolver};
+
+    let r = Registry::with_standard();
+    let g = syn_graph(&r, RowSel::Range { start: 0, end: 8 });
+    let theta =
+        mcopt::session::read_theta(&g, &repo().join("examples/data/srpa_syn_theta0.yaml")).unwrap();
+    let l = forms::lift(&g);
+    let betas = Betas::uniform(1.0);
+    let pen = l.penalized(&betas);
+    let z0 = completed(&g, &r, &l, &theta);
+    let mut host = P1Host::new(&l, &pen, &betas, &g, &r).unwrap();
+    let mut unstored = P1Host::with_jacobian(&l, &pen, &betas, &g, &r, Jacobian::Products).unwrap();
+    // A 3×4, W 4×4, V 4×5, b 4, c 3, in θ's order
+    let shapes: Vec<(usize, usize)> = unstored
+        .structure()
+        .params
+        .iter()
+        .map(|p: &ParamShape| (p.rows, p.cols))
+        .collect();
+    assert_eq!(shapes, [(3, 4), (4, 4), (4, 5), (4, 1), (3, 1)]);
+    let opts = SrpaOptions {
+        eta1: 0.9,
+        eta2: 1.3,
+        rho1: 0.5,
+        ..SrpaOptions::default()
+    };
+    let mut srpa = Srpa::new(&mut host, z0, opts).unwrap();
+    let st = unstored.structure().clone();
+    for round in 0..2 {
+        if round == 1 {
+            for _ in 0..5 {
+                srpa.step(&mut host).unwrap();
+            }
+        }
+        let p = srpa.subproblem(&host);
+        let mut direct = SubSolver::with_parameters(p.jac, st.n_theta, Method::Direct).unwrap();
+        let mut reference = SubSolution::default();
+        let rep = direct
+            .solve(&p, SubOptions::default(), &mut reference)
+            .unwrap();
+        assert!(rep.converged, "{rep:?}");
+        let mut lin = Linearization::for_structure(&st);
+        let mut pieces = srpa.pieces.clone();
+        unstored
+            .linearize(&srpa.z, None, &mut pieces, &mut lin)
+            .unwrap();
+        assert_eq!(pieces, srpa.pieces);
+        let kind = ThetaPreconditioner::Kronecker;
+        let mut mf = MfSolver::with_preconditioner(st.n_z, st.rows(), kind);
+        let mut sol = SubSolution::default();
+        let rep = mf
+            .solve(
+                &p,
+                &mut HostJac::new(&mut unstored),
+                SubOptions::default(),
+                &mut sol,
+            )
+            .unwrap();
+        assert!(rep.converged && rep.cg_iterations > 0, "{rep:?}");
+        assert_eq!(
+            rep.schur_forms, 1,
+            "the factors are formed once per J: {rep:?}"
+        );
+        assert!(mf.has_preconditioner());
+        let d = crate::clarabel_ref::rel_diff(&sol.s, &reference.s);
+        assert!(
+            d <= 1e-8,
+            "round {round}: the Kronecker path's step differs from the direct one by {d:e} \
+             ({rep:?})"
+        );
+    }
+}

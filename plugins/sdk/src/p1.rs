@@ -31,8 +31,45 @@ use std::ffi::c_void;
 /// Version 2 gave every callback a message buffer for its error. Version 3 added the Jacobian
 /// products (`jac_mul`, `jac_tmul`, `lifted_solve`, `lifted_tsolve`) and [`P1Table::flags`]
 /// with [`P1_JACOBIAN_STORED`]. Version 4 added the products fused with θ's columns
-/// (`lifted_solve_theta`, `lifted_tsolve_theta`).
-pub const P1_STRUCTURE_VERSION: u32 = 4;
+/// (`lifted_solve_theta`, `lifted_tsolve_theta`). Version 5 added the parameters' shapes
+/// ([`P1Table::params`], [`ParamShape`]).
+pub const P1_STRUCTURE_VERSION: u32 = 5;
+
+/// The dense parameter complement C = I + J_θᵀ J_L⁻ᵀ J_L⁻¹ J_θ of SRPA's matrix-free path is
+/// formed when n_θ is at most this (C holds n_θ² values, 288 MB here, and costs 2 n_θ passes
+/// to form); past it the path preconditions C by Kronecker factors per parameter. The solver
+/// (`solvers/srpa/newton_cg.rs`) and the host's memory estimate
+/// (`forms::linearize::memory`) read it here.
+pub const WOODBURY_MAX_THETA: usize = 6_000;
+
+/// Past [`WOODBURY_MAX_THETA`], SRPA's matrix-free path keeps at most this many directions of
+/// its inner conjugate gradients on C, each with its product by C (2 n_θ values per
+/// direction; `solvers/srpa/kronecker.rs`), priced by the host's memory estimate.
+pub const KRONECKER_RECYCLED_MAX: usize = 800;
+
+/// One parameter of θ: the entries θ[offset .. offset + rows·cols], a `rows × cols` matrix
+/// stored column-major (a vector has one column). Solvers may exploit the shapes (SRPA's
+/// Kronecker-factored preconditioner of its parameter complement); nothing else depends on
+/// them.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ParamShape {
+    pub offset: usize,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl ParamShape {
+    /// Number of entries, rows · cols.
+    pub fn len(&self) -> usize {
+        self.rows * self.cols
+    }
+
+    /// Whether the parameter has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
 
 /// [`P1Table::flags`] bit: J's pattern is in the table and `linearize` writes its values.
 /// Without it the pattern is empty and J is reached only through the products.
@@ -60,6 +97,9 @@ pub struct P1Structure {
     /// (sequences times time steps).
     pub group_of_row: Vec<usize>,
     pub group_scale: Vec<f64>,
+    /// The parameters in θ, in order, disjoint and inside θ (may be empty: a host that does
+    /// not say; solvers then treat θ as unstructured).
+    pub params: Vec<ParamShape>,
 }
 
 impl P1Structure {
@@ -220,7 +260,7 @@ pub struct LinearOut {
     pub switched: u64,
 }
 
-/// The (P1) structure across the plugin boundary (layout version 3). Arrays are owned by the
+/// The (P1) structure across the plugin boundary (layout version 5). Arrays are owned by the
 /// host and valid while the problem lives. Callbacks return 0 on success; on failure they
 /// write the reason into `msg` (which may be null).
 #[repr(C)]
@@ -272,6 +312,9 @@ pub struct P1Table {
     pub lifted_solve_theta: ProductFn,
     /// (J_θᵀ x, x) with J_Lᵀ x = y (input rows, output n_z).
     pub lifted_tsolve_theta: ProductFn,
+    /// The parameters' shapes, `n_params` of them (version 5).
+    pub n_params: usize,
+    pub params: *const ParamShape,
 }
 
 /// The host's side of a published table: the problem and the linearization buffers reused by
@@ -307,6 +350,8 @@ impl<'p, P: P1Problem> Published<'p, P> {
             beta: s.beta.as_ptr(),
             group_of_row: s.group_of_row.as_ptr(),
             group_scale: s.group_scale.as_ptr(),
+            n_params: s.params.len(),
+            params: s.params.as_ptr(),
             ctx: (&mut *ctx as *mut Ctx<'p, P>).cast::<c_void>(),
             complete: complete_tramp::<P>,
             penalized: penalized_tramp::<P>,
@@ -582,6 +627,10 @@ impl<'a> RemoteP1<'a> {
             beta: f(t.beta, t.rows),
             group_of_row: v(t.group_of_row, t.rows),
             group_scale: f(t.group_scale, t.n_groups),
+            // SAFETY: as above.
+            params: unsafe { read(t.params, t.n_params, "") }
+                .unwrap_or(&[])
+                .to_vec(),
         };
         RemoteP1 {
             table: t,
@@ -789,6 +838,11 @@ mod tests {
             beta: vec![1.0],
             group_of_row: vec![0],
             group_scale: vec![1.0],
+            params: vec![ParamShape {
+                offset: 0,
+                rows: 1,
+                cols: 1,
+            }],
         })
     }
 
@@ -841,6 +895,12 @@ mod tests {
         // SAFETY: the table of a live `Published`, with the sizes of its structure.
         let mut remote = unsafe { RemoteP1::new(t) };
         assert!(remote.structure().stored);
+        let shape = ParamShape {
+            offset: 0,
+            rows: 1,
+            cols: 1,
+        };
+        assert_eq!(remote.structure().params, [shape]);
         let mut row = [0.0];
         remote.jac_mul(&[1.0, 5.0], &mut row).unwrap();
         assert_eq!(row, [3.0]);

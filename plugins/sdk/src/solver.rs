@@ -177,7 +177,8 @@ impl<'a> Problem<'a> {
             && structure.n_pieces == t.n_pieces
             && structure.beta.len() == t.rows
             && structure.group_of_row.len() == t.rows
-            && structure.group_scale.len() == t.n_groups;
+            && structure.group_scale.len() == t.n_groups
+            && structure.params.len() == t.n_params;
         if !fits {
             return Err("the kept (P1) structure does not match the host's".to_string());
         }

@@ -88,9 +88,21 @@ pub const STORED_MAX_ENTRIES: u64 = 50_000_000;
 /// Vectors of n_z or m entries the matrix-free subproblem solver holds (Newton–CG: iterates,
 /// multipliers, residuals, search directions, preconditioner diagonals), a generous count.
 const SOLVER_VECTORS: u64 = 16;
-/// The matrix-free solver forms its dense n_θ × n_θ Woodbury complement up to this n_θ
-/// (`solvers/srpa/newton_cg.rs`: `WOODBURY_MAX_THETA`).
-const WOODBURY_MAX_THETA: u64 = 6_000;
+/// The matrix-free solver forms its dense n_θ × n_θ Woodbury complement up to this n_θ, and
+/// past it keeps this many directions of its inner solve (and one inner solve as many more),
+/// 2 n_θ values each.
+const WOODBURY_MAX_THETA: u64 = mcopt_plugin_sdk::p1::WOODBURY_MAX_THETA as u64;
+const KRONECKER_RECYCLED_MAX: u64 = mcopt_plugin_sdk::p1::KRONECKER_RECYCLED_MAX as u64;
+
+/// Values of the Kronecker factors of the parameters in θ (both factors and their
+/// eigenvectors: 2 (rows² + cols²) per parameter).
+fn kronecker_factors(g: &crate::graph::Graph, n_theta: usize) -> u64 {
+    g.params
+        .iter()
+        .filter(|p| p.offset < n_theta)
+        .map(|p| 2 * ((p.shape.rows * p.shape.rows + p.shape.cols * p.shape.cols) as u64))
+        .sum()
+}
 
 /// Per entry of a node: the θ columns and the lifted columns its Jacobian row reads.
 type Counts = Vec<(u32, u32)>;
@@ -227,7 +239,8 @@ pub fn estimate(lifted: &Lifted) -> Result<Estimate, LinearizeError> {
             if nt <= WOODBURY_MAX_THETA {
                 (nt * nt).saturating_mul(WORD)
             } else {
-                0
+                (4 * KRONECKER_RECYCLED_MAX * nt + kronecker_factors(g, lifted.layout.n_theta))
+                    .saturating_mul(WORD)
             },
         ),
         training,

@@ -10,6 +10,7 @@
 
 pub mod instance;
 pub mod iteration;
+pub mod kronecker;
 pub mod ldl;
 pub mod newton_cg;
 pub mod operator;

@@ -29,9 +29,12 @@
 //! ([`MfSolver::jacobian_changed`]), since a C formed at another J soon makes P⁻¹ indefinite.
 //! A caller that does not say when J changes gets the same by a check: a system whose
 //! conjugate gradients fail with a C formed at an earlier solve re-forms it and starts again.
-//! With a larger n_θ the preconditioner is ρ S alone. A system the conjugate gradients do not solve
-//! within `cg_max` still gives a descent direction for the line search (every iterate of
-//! conjugate gradients started at 0 is one), so the solve goes on.
+//! With a larger n_θ, C is not formed: C⁻¹ is applied by inner conjugate gradients on C,
+//! preconditioned by Kronecker factors per parameter and deflated by the directions found
+//! before in the same solve ([`super::kronecker`]); the outer conjugate gradients then take
+//! the flexible (Polak–Ribière) β, since the inner solve is inexact. A system the conjugate
+//! gradients do not solve within `cg_max` still gives a descent direction for the line search
+//! (every iterate of conjugate gradients started at 0 is one), so the solve goes on.
 
 // Index loops over several parallel arrays read best as index loops here.
 #![allow(clippy::needless_range_loop)]
@@ -40,13 +43,11 @@ use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt::{factor as llt_factor, solve as llt_solve};
 use faer::{Conj, Mat, MatMut, Par};
 
-use super::instance::{StopRule, SubOptions, SubReport, SubSolution, Subproblem};
-use super::operator::JacOp;
+use mcopt_plugin_sdk::p1::WOODBURY_MAX_THETA;
 
-/// The dense Woodbury complement C is formed when n_θ is at most this (C holds n_θ² values,
-/// 288 MB here, and costs 2 n_θ passes to form; the host's memory estimate prices it,
-/// `forms::linearize::memory`).
-pub const WOODBURY_MAX_THETA: usize = 6_000;
+use super::instance::{StopRule, SubOptions, SubReport, SubSolution, Subproblem};
+use super::kronecker::{KronFactors, PassScratch, Recycled};
+use super::operator::JacOp;
 /// The forcing term of the inexact Newton steps is at most this.
 pub const FORCING_MAX: f64 = 0.1;
 /// The Levenberg–Marquardt term δ = max(δ₀, `LM_SCALE` · gap / max β), as on the Schur path.
@@ -64,6 +65,37 @@ pub struct MfSolver {
     ws: Work,
     /// The Cholesky factor of the kept C, when n_θ ≤ [`WOODBURY_MAX_THETA`].
     woodbury: Option<Woodbury>,
+    /// The Kronecker-preconditioned inner solve with C, when n_θ > [`WOODBURY_MAX_THETA`].
+    kron: Option<KronState>,
+}
+
+/// How the θ part of the preconditioner applies C⁻¹.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThetaPreconditioner {
+    /// The dense C, formed and factored (2 n_θ passes per J).
+    Dense,
+    /// Inner conjugate gradients on C with Kronecker factors ([`super::kronecker`]).
+    Kronecker,
+}
+
+impl ThetaPreconditioner {
+    /// The dense C where it is formed at all (n_θ ≤ [`WOODBURY_MAX_THETA`]), else Kronecker.
+    pub fn for_theta(n_theta: usize) -> ThetaPreconditioner {
+        if n_theta <= WOODBURY_MAX_THETA {
+            ThetaPreconditioner::Dense
+        } else {
+            ThetaPreconditioner::Kronecker
+        }
+    }
+}
+
+/// The Kronecker path's state: the factors at the current J, and the kept directions.
+struct KronState {
+    factors: Option<KronFactors>,
+    recycled: Recycled,
+    /// J_θᵀ S r, then C⁻¹ of it.
+    rhs: Vec<f64>,
+    w: Vec<f64>,
 }
 
 struct Woodbury {
@@ -106,10 +138,29 @@ struct DualPoint {
 }
 
 impl MfSolver {
-    /// A solver for J of m rows and n = n_θ + m columns.
+    /// A solver for J of m rows and n = n_θ + m columns, with the θ preconditioner chosen by
+    /// n_θ ([`ThetaPreconditioner::for_theta`]).
     pub fn new(n: usize, m: usize) -> MfSolver {
+        let kind = ThetaPreconditioner::for_theta(n.saturating_sub(m));
+        MfSolver::with_preconditioner(n, m, kind)
+    }
+
+    /// [`MfSolver::new`] with the θ preconditioner given (the dense C only up to
+    /// [`WOODBURY_MAX_THETA`]: past it, Kronecker whatever `kind` says).
+    pub fn with_preconditioner(n: usize, m: usize, kind: ThetaPreconditioner) -> MfSolver {
         let n_theta = n.saturating_sub(m);
-        let woodbury = (n_theta > 0 && n_theta <= WOODBURY_MAX_THETA).then(|| Woodbury {
+        let kind = match ThetaPreconditioner::for_theta(n_theta) {
+            ThetaPreconditioner::Dense => kind,
+            large => large,
+        };
+        let dense = n_theta > 0 && kind == ThetaPreconditioner::Dense;
+        let kron = (n_theta > 0 && kind == ThetaPreconditioner::Kronecker).then(|| KronState {
+            factors: None,
+            recycled: Recycled::default(),
+            rhs: vec![0.0; n_theta],
+            w: vec![0.0; n_theta],
+        });
+        let woodbury = dense.then(|| Woodbury {
             factor: Mat::zeros(n_theta, n_theta),
             formed: false,
             fresh: false,
@@ -144,6 +195,7 @@ impl MfSolver {
                 t2: vec![0.0; m],
             },
             woodbury,
+            kron,
         }
     }
 
@@ -152,6 +204,7 @@ impl MfSolver {
     /// and [`MfSolver::form_preconditioner`] forms the same C again.
     pub fn has_preconditioner(&self) -> bool {
         self.woodbury.as_ref().is_some_and(|w| w.formed)
+            || self.kron.as_ref().is_some_and(|k| k.factors.is_some())
     }
 
     /// Drops the kept C: J changed (a new linearization). A C formed at another J makes the
@@ -161,11 +214,21 @@ impl MfSolver {
         if let Some(w) = self.woodbury.as_mut() {
             w.formed = false;
         }
+        if let Some(k) = self.kron.as_mut() {
+            k.factors = None;
+            k.recycled.clear();
+        }
     }
 
-    /// Forms C at `op`'s J and keeps it (nothing without a Woodbury complement).
+    /// Forms C (or the Kronecker factors) at `op`'s J and keeps it (nothing without a θ
+    /// preconditioner).
     pub fn form_preconditioner(&mut self, op: &mut dyn JacOp) -> Result<(), String> {
         self.check_sizes(op)?;
+        if let Some(mut k) = self.kron.take() {
+            let r = self.form_kron(&mut k, op);
+            self.kron = Some(k);
+            return r;
+        }
         let Some(mut wb) = self.woodbury.take() else {
             return Ok(());
         };
@@ -215,6 +278,11 @@ impl MfSolver {
         }
         if let Some(wb) = self.woodbury.as_mut() {
             wb.fresh = false;
+        }
+        // the kept directions serve one solve (so a resumed run, which forms only the factors,
+        // takes the same steps)
+        if let Some(k) = self.kron.as_mut() {
+            k.recycled.clear();
         }
         for (yi, bi) in self.y.iter_mut().zip(p.beta) {
             *yi = yi.clamp(-bi, *bi);
@@ -405,6 +473,11 @@ impl MfSolver {
         let gap = p.free_sets(&ws.v, y, &ws.g, &mut ws.free_s, &mut ws.free_y);
         let beta_max = p.beta.iter().fold(0.0f64, |a, b| a.max(*b)).max(1e-300);
         let delta = delta0.max(LM_SCALE * gap / beta_max);
+        if let Some(mut k) = self.kron.take() {
+            let r = self.direction_kron(&mut k, p, op, delta, forcing, opts, rep);
+            self.kron = Some(k);
+            return r.map(|()| delta);
+        }
         let mut wb = self.woodbury.take();
         let r = self.direction_with(&mut wb, p, op, delta, forcing, opts, rep);
         self.woodbury = wb;
@@ -432,13 +505,49 @@ impl MfSolver {
                 }
             }
             let (converged, iterations) =
-                self.conjugate_gradients(wb.as_mut(), p, op, delta, forcing, opts)?;
+                self.conjugate_gradients(Theta::dense(wb.as_mut()), p, op, delta, forcing, opts)?;
             rep.cg_iterations += iterations;
             let stale = wb.as_ref().is_some_and(|w| !w.fresh);
             if converged || !stale {
                 return Ok(());
             }
         }
+        Ok(())
+    }
+
+    /// The conjugate gradients with the Kronecker-preconditioned inner solve (the factors
+    /// formed first if none are kept at this J).
+    #[allow(clippy::too_many_arguments)]
+    fn direction_kron(
+        &mut self,
+        k: &mut KronState,
+        p: &Subproblem<'_>,
+        op: &mut dyn JacOp,
+        delta: f64,
+        forcing: f64,
+        opts: SubOptions,
+        rep: &mut SubReport,
+    ) -> Result<(), String> {
+        if k.factors.is_none() {
+            self.form_kron(k, op)?;
+            rep.schur_forms += 1;
+        }
+        let (_, iterations) =
+            self.conjugate_gradients(Theta::Kron(k), p, op, delta, forcing, opts)?;
+        rep.cg_iterations += iterations;
+        Ok(())
+    }
+
+    /// Estimates the Kronecker factors at `op`'s J.
+    fn form_kron(&mut self, k: &mut KronState, op: &mut dyn JacOp) -> Result<(), String> {
+        let shapes = op.params().to_vec();
+        k.recycled.clear();
+        k.factors = Some(KronFactors::form(
+            op,
+            &shapes,
+            &mut self.ws.t1,
+            &mut self.ws.tn,
+        )?);
         Ok(())
     }
 
@@ -483,15 +592,14 @@ impl MfSolver {
     /// z = P⁻¹ r on the free rows (r is zero outside them; so is z).
     fn precondition(
         ws: &mut Work,
-        wb: Option<&mut Woodbury>,
+        theta: Theta<'_>,
         op: &mut dyn JacOp,
         rho: f64,
     ) -> Result<(), String> {
         // z = S r (and J_θᵀ S r in the same pass when C is kept)
         op.lsolve(&ws.cg_r, &mut ws.t1)?;
-        match wb.filter(|w| w.formed) {
-            None => op.ltsolve(&ws.t1, &mut ws.cg_z)?,
-            Some(wb) => {
+        let w = match theta {
+            Theta::Dense(wb) if wb.formed => {
                 let nt = wb.theta.len();
                 op.ltsolve_theta(&ws.t1, &mut ws.tn)?;
                 ws.cg_z.copy_from_slice(&ws.tn[nt..]);
@@ -503,14 +611,38 @@ impl MfSolver {
                     Par::Seq,
                     MemStack::new(&mut []),
                 );
-                // z −= S J_θ C⁻¹ J_θᵀ S r: J_L⁻¹ (−J_θ w), then J_L⁻ᵀ
-                ws.tn.iter_mut().for_each(|v| *v = 0.0);
-                ws.tn[..nt].copy_from_slice(&wb.theta);
-                op.lsolve_theta(&ws.tn, &mut ws.t1)?;
-                op.ltsolve(&ws.t1, &mut ws.t2)?;
-                for (z, b) in ws.cg_z.iter_mut().zip(&ws.t2) {
-                    *z += b;
-                }
+                Some(&wb.theta)
+            }
+            Theta::Kron(k) => {
+                let nt = k.rhs.len();
+                op.ltsolve_theta(&ws.t1, &mut ws.tn)?;
+                ws.cg_z.copy_from_slice(&ws.tn[nt..]);
+                k.rhs.copy_from_slice(&ws.tn[..nt]);
+                let factors = k
+                    .factors
+                    .as_mut()
+                    .ok_or("the Kronecker factors are not formed")?;
+                let scratch = PassScratch {
+                    tn: &mut ws.tn,
+                    tm: &mut ws.t1,
+                };
+                k.recycled.solve(op, factors, &k.rhs, &mut k.w, scratch)?;
+                Some(&k.w)
+            }
+            Theta::Dense(_) | Theta::None => {
+                op.ltsolve(&ws.t1, &mut ws.cg_z)?;
+                None
+            }
+        };
+        if let Some(w) = w {
+            // z −= S J_θ C⁻¹ J_θᵀ S r: J_L⁻¹ (−J_θ w), then J_L⁻ᵀ
+            let nt = w.len();
+            ws.tn.iter_mut().for_each(|v| *v = 0.0);
+            ws.tn[..nt].copy_from_slice(w);
+            op.lsolve_theta(&ws.tn, &mut ws.t1)?;
+            op.ltsolve(&ws.t1, &mut ws.t2)?;
+            for (z, b) in ws.cg_z.iter_mut().zip(&ws.t2) {
+                *z += b;
             }
         }
         for (z, &free) in ws.cg_z.iter_mut().zip(&ws.free_y) {
@@ -525,7 +657,7 @@ impl MfSolver {
     /// iterations.
     fn conjugate_gradients(
         &mut self,
-        mut wb: Option<&mut Woodbury>,
+        mut theta: Theta<'_>,
         p: &Subproblem<'_>,
         op: &mut dyn JacOp,
         delta: f64,
@@ -543,7 +675,9 @@ impl MfSolver {
             return Ok((true, 0));
         }
         let target = forcing * norm_b;
-        MfSolver::precondition(ws, wb.as_deref_mut(), op, p.rho)?;
+        // an inexact inner solve makes the preconditioner vary: the flexible β then
+        let flexible = matches!(theta, Theta::Kron(_));
+        MfSolver::precondition(ws, theta.reborrow(), op, p.rho)?;
         ws.cg_p.copy_from_slice(&ws.cg_z);
         let mut rz = dot(&ws.cg_r, &ws.cg_z);
         for it in 1..=opts.cg_max {
@@ -578,15 +712,44 @@ impl MfSolver {
             if dot(&ws.cg_r, &ws.cg_r).sqrt() <= target {
                 return Ok((true, it));
             }
-            MfSolver::precondition(ws, wb.as_deref_mut(), op, p.rho)?;
+            let r_zold = if flexible {
+                dot(&ws.cg_r, &ws.cg_z)
+            } else {
+                0.0
+            };
+            MfSolver::precondition(ws, theta.reborrow(), op, p.rho)?;
             let rz_next = dot(&ws.cg_r, &ws.cg_z);
-            let beta = rz_next / rz;
+            let beta = (rz_next - r_zold) / rz;
             rz = rz_next;
             for i in 0..m {
                 ws.cg_p[i] = ws.cg_z[i] + beta * ws.cg_p[i];
             }
         }
         Ok((false, opts.cg_max))
+    }
+}
+
+/// The θ part of one application of the preconditioner.
+enum Theta<'a> {
+    /// ρ S alone.
+    None,
+    /// The dense C (ρ S alone while it is not formed).
+    Dense(&'a mut Woodbury),
+    /// The inner solve with C.
+    Kron(&'a mut KronState),
+}
+
+impl<'a> Theta<'a> {
+    fn dense(wb: Option<&'a mut Woodbury>) -> Theta<'a> {
+        wb.map_or(Theta::None, Theta::Dense)
+    }
+
+    fn reborrow(&mut self) -> Theta<'_> {
+        match self {
+            Theta::None => Theta::None,
+            Theta::Dense(w) => Theta::Dense(w),
+            Theta::Kron(k) => Theta::Kron(k),
+        }
     }
 }
 

@@ -10,7 +10,7 @@
 //! whose products run through the lifted graph and need no stored J
 //! ([`P1Problem::jac_mul`] and the other three).
 
-use mcopt_plugin_sdk::p1::P1Problem;
+use mcopt_plugin_sdk::p1::{P1Problem, ParamShape};
 
 use super::sparse::SparseRows;
 
@@ -33,6 +33,11 @@ pub trait JacOp {
     fn lsolve_theta(&mut self, input: &[f64], x: &mut [f64]) -> Result<(), String>;
     /// `out` = (J_θᵀ x, x) with J_Lᵀ x = y (`y`: m entries, `out`: n), one pass of a host.
     fn ltsolve_theta(&mut self, y: &[f64], out: &mut [f64]) -> Result<(), String>;
+    /// The parameters' shapes in θ, when known (the Kronecker preconditioner's blocks); none
+    /// by default.
+    fn params(&self) -> &[ParamShape] {
+        &[]
+    }
 }
 
 /// A stored J as a [`JacOp`]; the solves with J_L are substitutions over its rows.
@@ -216,6 +221,10 @@ impl JacOp for HostJac<'_> {
 
     fn ltsolve_theta(&mut self, y: &[f64], out: &mut [f64]) -> Result<(), String> {
         self.p.lifted_tsolve_theta(y, out)
+    }
+
+    fn params(&self) -> &[ParamShape] {
+        &self.p.structure().params
     }
 }
 
