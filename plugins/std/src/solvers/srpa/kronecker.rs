@@ -32,6 +32,7 @@ use faer::{Accum, Mat, MatMut, MatRef, Par, Side};
 use mcopt_plugin_sdk::p1::{ParamShape, KRONECKER_RECYCLED_MAX};
 
 use super::operator::JacOp;
+use super::sparse::dot;
 
 /// Random probes per formation of the factors (one pass each).
 pub const PROBES: usize = 16;
@@ -421,10 +422,6 @@ fn c_product(
         *c = p - g;
     }
     Ok(())
-}
-
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 /// y += a x.

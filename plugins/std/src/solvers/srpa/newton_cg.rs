@@ -48,6 +48,7 @@ use mcopt_plugin_sdk::p1::WOODBURY_MAX_THETA;
 use super::instance::{StopRule, SubOptions, SubReport, SubSolution, Subproblem};
 use super::kronecker::{KronFactors, PassScratch, Recycled};
 use super::operator::JacOp;
+use super::sparse::dot;
 /// The forcing term of the inexact Newton steps is at most this.
 pub const FORCING_MAX: f64 = 0.1;
 /// The Levenberg–Marquardt term δ = max(δ₀, `LM_SCALE` · gap / max β), as on the Schur path.
@@ -773,8 +774,4 @@ pub fn objective(
         .map(|((wi, ri), bi)| bi * (wi + ri).abs())
         .sum();
     Ok(smooth + l1)
-}
-
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }

@@ -37,11 +37,7 @@ use faer::linalg::cholesky::llt::{factor as llt_factor, solve as llt_solve};
 use faer::{Conj, Mat, MatMut, Par};
 
 use super::ldl::{Kernels, Ldl, LdlError};
-use super::sparse::{pair, SparseRows};
-
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
+use super::sparse::{dot, pair, SparseRows};
 
 /// Right-hand sides per blocked solve when forming C.
 const CHUNK: usize = 48;

@@ -1,11 +1,17 @@
 //! The lifted Jacobian J of the SRPA subproblem as a sparse matrix by rows, shared by the
 //! subproblem solver ([`super::subproblem`]) and the parameter-Schur preconditioner
-//! ([`super::schur`]) without either reaching into the other.
+//! ([`super::schur`]) without either reaching into the other; and the few numeric helpers the
+//! solvers share (the in-order dot product, a pass by two halves on two threads).
 
 /// Entries from which [`SparseRows::mul_halves`] and [`SparseRows::mul_t_halves`] run on two
 /// threads (the TIMIT shape: 6.47 M); below it (syn, sp500: 448 k) one sequential pass, the
 /// same numbers as [`SparseRows::mul`] and [`SparseRows::mul_t`].
 pub const HALVES_MIN_ENTRIES: usize = 4_000_000;
+
+/// The dot product aᵀ b, summed in order (the solvers' results depend on that order).
+pub(super) fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
 
 /// Runs `fa` and `fb` (the two halves of a pass over rows), on two threads where the
 /// machine has two cores. The halves are fixed, so the result does not depend on the threads.

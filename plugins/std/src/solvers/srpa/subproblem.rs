@@ -32,6 +32,7 @@ use super::ldl::{Ldl, LdlError};
 use super::newton_cg::MfSolver;
 use super::operator::{JacOp, StoredJac};
 use super::schur::{At, Kept, Schur};
+use super::sparse::dot;
 pub use super::sparse::SparseRows;
 
 /// How the Newton systems are solved.
@@ -688,10 +689,6 @@ impl SubSolver {
         }
         (false, opts.cg_max)
     }
-}
-
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 /// The largest squared row norm of J.
