@@ -223,7 +223,10 @@ impl<'r> Calls<'r> {
         a: [&[f64]; 3],
         f: [&mut [f64]; 3],
     ) -> Result<usize, CallError> {
-        if self.relu == Some(func) && params.is_empty() && lengths_match(order, &a, &f) {
+        if self.relu == Some(func)
+            && params.is_empty()
+            && crate::registry::lengths_ok(order, &a, &f)
+        {
             // What the plugin entry passes: a negative or NaN tolerance means exact ties only.
             let ztol = if ztol > 0.0 { ztol } else { 0.0 };
             return Ok(<Relu as Elementwise>::eval(&[], order, ztol, a, f));
@@ -276,14 +279,6 @@ impl<'r> Calls<'r> {
         }
         true
     }
-}
-
-/// Whether the coefficient slices up to `order` all have the length of `a[0]` (what
-/// `Registry::call` checks before calling; a mismatch goes there for its error).
-#[inline(always)]
-fn lengths_match(order: Order, a: &[&[f64]; 3], f: &[&mut [f64]; 3]) -> bool {
-    let n = a[0].len();
-    (0..=order.as_u32() as usize).all(|k| a[k].len() == n && f[k].len() == n)
 }
 
 #[cfg(test)]

@@ -224,7 +224,7 @@ impl From<CallError> for Diag {
 
 /// Whether the slices up to `order` all have the length of `a[0]`.
 #[inline]
-fn lengths_ok(order: Order, a: &[&[f64]; 3], f: &[&mut [f64]; 3]) -> bool {
+pub(crate) fn lengths_ok(order: Order, a: &[&[f64]; 3], f: &[&mut [f64]; 3]) -> bool {
     let n = a[0].len();
     (0..=order.as_u32() as usize).all(|k| a[k].len() == n && f[k].len() == n)
 }
