@@ -389,6 +389,22 @@ pub(super) mod tests {
         pub(in crate::eval) static OFF: Cell<bool> = const { Cell::new(false) };
     }
 
+    /// Records a replay at the test point x₀ of `g` and checks that at another point x (each
+    /// entry moved by a tenth of the direction's) the replayed bits ([`bits_after`]) are the
+    /// reverse loop's and the plain pass's; returns x and those bits.
+    fn replayed_is_the_loops(g: &Graph, r: &Registry, what: &str) -> (Vec<f64>, Vec<u64>) {
+        let (x0, d) = point(g);
+        let x: Vec<f64> = x0
+            .iter()
+            .zip(&d)
+            .map(|(a, b)| a * (1.0 + 0.1 * b))
+            .collect();
+        let replayed = bits_after(g, r, &x0, &x, false, false);
+        assert_eq!(replayed, bits_after(g, r, &x0, &x, true, false), "{what}");
+        assert_eq!(replayed, bits_after(g, r, &x0, &x, true, true), "{what}");
+        (x, replayed)
+    }
+
     /// f, ∇f and the kink count of a directional pass at `x`, as bits, after a first gradient
     /// at `x0` (the recording pass), with replays off and the reverse fast paths off when
     /// `plain`.
@@ -438,16 +454,8 @@ pub(super) mod tests {
         for act in ["relu", "tanh"] {
             for sequences in [1, 3, 6] {
                 let g = rnn(act, sequences, &r);
-                let (x0, d) = point(&g);
-                let x: Vec<f64> = x0
-                    .iter()
-                    .zip(&d)
-                    .map(|(a, b)| a * (1.0 + 0.1 * b))
-                    .collect();
-                let replayed = bits_after(&g, &r, &x0, &x, false, false);
                 let what = format!("{act}, {sequences} sequences");
-                assert_eq!(replayed, bits_after(&g, &r, &x0, &x, true, false), "{what}");
-                assert_eq!(replayed, bits_after(&g, &r, &x0, &x, true, true), "{what}");
+                let (_, replayed) = replayed_is_the_loops(&g, &r, &what);
                 if act == "relu" {
                     assert!(
                         replayed[1] >= 6 * sequences as u64,
@@ -500,15 +508,7 @@ minimize mean(t, sqnorm(v[t] - y[t])) + 0.1 * sqnorm(W) + sqnorm(A) + c * c
         let r = Registry::with_standard();
         for act in ["relu", "tanh"] {
             let g = scalar_rnn(act, &r);
-            let (x0, d) = point(&g);
-            let x: Vec<f64> = x0
-                .iter()
-                .zip(&d)
-                .map(|(a, b)| a * (1.0 + 0.1 * b))
-                .collect();
-            let replayed = bits_after(&g, &r, &x0, &x, false, false);
-            assert_eq!(replayed, bits_after(&g, &r, &x0, &x, true, false), "{act}");
-            assert_eq!(replayed, bits_after(&g, &r, &x0, &x, true, true), "{act}");
+            let (x, replayed) = replayed_is_the_loops(&g, &r, act);
             if act == "relu" {
                 assert!(replayed[1] >= 7, "kinks: {}", replayed[1]);
             }
