@@ -223,10 +223,7 @@ impl<'r> Calls<'r> {
         a: [&[f64]; 3],
         f: [&mut [f64]; 3],
     ) -> Result<usize, CallError> {
-        if self.relu == Some(func)
-            && params.is_empty()
-            && crate::registry::lengths_ok(order, &a, &f)
-        {
+        if self.is_relu(func, params) && crate::registry::lengths_ok(order, &a, &f) {
             // What the plugin entry passes: a negative or NaN tolerance means exact ties only.
             let ztol = if ztol > 0.0 { ztol } else { 0.0 };
             return Ok(<Relu as Elementwise>::eval(&[], order, ztol, a, f));
