@@ -550,31 +550,52 @@ impl SubSolver {
         if schur.exact_b() {
             return self.direction_through_c(schur, p, delta, opts, rep);
         }
+        self.kept_c_then_fresh(schur, p, delta, opts.cg_reform_after, rep, |s, schur| {
+            s.conjugate_gradients(schur, p, delta, opts)
+        })
+    }
+
+    /// Runs `solve` with the kept C (formed here first if there is none) and, if it does not
+    /// converge, once more with C re-formed at this Newton system; retires C after a solve
+    /// that needed more than `reform_after` iterations. Returns whether a solve converged.
+    fn kept_c_then_fresh(
+        &mut self,
+        schur: &mut Schur,
+        p: &Subproblem<'_>,
+        delta: f64,
+        reform_after: usize,
+        rep: &mut SubReport,
+        mut solve: impl FnMut(&mut Self, &mut Schur) -> (bool, usize),
+    ) -> bool {
         for attempt in 0..2 {
             if attempt == 1 || !schur.has_c() {
-                let ws = &self.ws;
-                let at = At {
-                    jac: &p.jac.values,
-                    rho: p.rho,
-                    delta,
-                    free_s: &ws.free_s,
-                    free_y: &ws.free_y,
-                };
-                if schur.reform(at.to_kept()).is_err() {
+                if schur.reform(self.at(p, delta).to_kept()).is_err() {
                     return false;
                 }
                 rep.schur_forms += 1;
             }
-            let (converged, iterations) = self.conjugate_gradients(schur, p, delta, opts);
+            let (converged, iterations) = solve(self, schur);
             rep.cg_iterations += iterations;
             if converged {
-                if iterations > opts.cg_reform_after {
+                if iterations > reform_after {
                     schur.retire();
                 }
                 return true;
             }
         }
         false
+    }
+
+    /// The point of this Newton system (J's values, ρ, δ and the free sets) as the Schur
+    /// preconditioner reads it.
+    fn at<'s>(&'s self, p: &'s Subproblem<'_>, delta: f64) -> At<'s> {
+        At {
+            jac: &p.jac.values,
+            rho: p.rho,
+            delta,
+            free_s: &self.ws.free_s,
+            free_y: &self.ws.free_y,
+        }
     }
 
     /// The Newton direction where B is factored at every Newton system
@@ -595,34 +616,13 @@ impl SubSolver {
             ws.cg_r[i] = if ws.free_y[i] { -ws.g[i] } else { 0.0 };
         }
         let target = opts.cg_tol * dot(&ws.cg_r, &ws.cg_r).sqrt();
-        let at = At {
-            jac: &p.jac.values,
-            rho: p.rho,
-            delta,
-            free_s: &ws.free_s,
-            free_y: &ws.free_y,
-        };
-        if schur.factor_at(at).is_err() {
+        if schur.factor_at(self.at(p, delta)).is_err() {
             return false;
         }
-        for attempt in 0..2 {
-            if attempt == 1 || !schur.has_c() {
-                if schur.reform(at.to_kept()).is_err() {
-                    return false;
-                }
-                rep.schur_forms += 1;
-            }
-            let (converged, iterations) =
-                schur.solve_through_c(&ws.free_y, &ws.cg_r, &mut ws.rhs[n..], target, opts.cg_max);
-            rep.cg_iterations += iterations;
-            if converged {
-                if iterations > C_REFORM_AFTER {
-                    schur.retire();
-                }
-                return true;
-            }
-        }
-        false
+        self.kept_c_then_fresh(schur, p, delta, C_REFORM_AFTER, rep, |s, schur| {
+            let ws = &mut s.ws;
+            schur.solve_through_c(&ws.free_y, &ws.cg_r, &mut ws.rhs[n..], target, opts.cg_max)
+        })
     }
 
     /// Solves (δI + J_F D J_Fᵀ/ρ) d = −g_F on the free multipliers F by conjugate gradients
