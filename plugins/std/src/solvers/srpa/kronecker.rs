@@ -342,6 +342,9 @@ pub struct Recycled {
     /// Scratch: the preconditioned and the plain residual (n_θ entries each).
     z: Vec<f64>,
     r: Vec<f64>,
+    /// The operand (p, 0) of J_L⁻¹ (−J_θ p), n entries: only its θ part is ever written, so
+    /// the m zeros after it are set once, not at every product.
+    operand: Vec<f64>,
 }
 
 /// Scratch of the passes of one product with C: n entries and m entries.
@@ -392,7 +395,7 @@ impl Recycled {
                 axpy(-coef, &self.dirs[i], &mut p);
             }
             let mut cp = vec![0.0; nt];
-            c_product(op, &p, &mut cp, tn, tm)?;
+            c_product(op, &p, &mut cp, &mut self.operand, tn, tm)?;
             let curv = dot(&p, &cp);
             if curv.is_nan() || curv <= 0.0 {
                 break;
@@ -413,18 +416,20 @@ impl Recycled {
 }
 
 /// cp = C p = p + Gᵀ G p by two fused passes: J_L⁻¹ (−J_θ p) = −G p, then the θ part of
-/// (J_θᵀ x, x) with J_Lᵀ x = −G p, which is −Gᵀ G p (`tn`: n entries, `tm`: m).
+/// (J_θᵀ x, x) with J_Lᵀ x = −G p, which is −Gᵀ G p (`operand`: zero past n_θ or empty,
+/// `tn`: n entries, `tm`: m).
 fn c_product(
     op: &mut dyn JacOp,
     p: &[f64],
     cp: &mut [f64],
+    operand: &mut Vec<f64>,
     tn: &mut [f64],
     tm: &mut [f64],
 ) -> Result<(), String> {
     let nt = p.len();
-    tn[..nt].copy_from_slice(p);
-    tn[nt..].fill(0.0);
-    op.lsolve_theta(tn, tm)?;
+    operand.resize(tn.len(), 0.0);
+    operand[..nt].copy_from_slice(p);
+    op.lsolve_theta(operand, tm)?;
     op.ltsolve_theta(tm, tn)?;
     for ((c, p), g) in cp.iter_mut().zip(p).zip(&tn[..nt]) {
         *c = p - g;
