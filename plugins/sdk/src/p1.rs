@@ -36,11 +36,13 @@ use std::ffi::c_void;
 pub const P1_STRUCTURE_VERSION: u32 = 5;
 
 /// The dense parameter complement C = I + J_θᵀ J_L⁻ᵀ J_L⁻¹ J_θ of SRPA's matrix-free path is
-/// formed when n_θ is at most this (C holds n_θ² values, 288 MB here, and costs 2 n_θ passes
-/// to form); past it the path preconditions C by Kronecker factors per parameter. The solver
-/// (`solvers/srpa/newton_cg.rs`) and the host's memory estimate
-/// (`forms::linearize::memory`) read it here.
-pub const WOODBURY_MAX_THETA: usize = 6_000;
+/// formed when n_θ is at most this (C holds n_θ² values and costs 2 n_θ passes to form); past
+/// it the path preconditions C by Kronecker factors per parameter, whose inner solves took
+/// fewer passes than the formation from n_θ = 596 on (the large RNN's first SRPA iteration in
+/// CPU time, dense against Kronecker: N_h = 16 (n_θ 596) 4.7 and 3.9 s, N_h = 32 (1,700) 26.6
+/// and 8.7 s; docs/srpa.md, "The large RNN"). The solver (`solvers/srpa/newton_cg.rs`) and
+/// the host's memory estimate (`forms::linearize::memory`) read it here.
+pub const WOODBURY_MAX_THETA: usize = 1_000;
 
 /// Past [`WOODBURY_MAX_THETA`], SRPA's matrix-free path keeps at most this many directions of
 /// its inner conjugate gradients on C, each with its product by C (2 n_θ values per

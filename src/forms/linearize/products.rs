@@ -267,13 +267,16 @@ impl Linearizer<'_> {
         for (b, blk) in self.lifted.layout.blocks.iter().enumerate() {
             let rows = blk.offset - n_theta..blk.offset - n_theta + blk.len();
             // x_ℓ = y_ℓ + ψ_ℓ′ (ψ_ℓ of stage ≤ ℓ is known)
+            // (one sweep over the block's rows: a pass is a few of them over all m)
             let xb = &mut x[rows.clone()];
-            xb.copy_from_slice(&y[rows]);
-            if let Some(p) = self.position(blk.psi).filter(|&p| !zero[p]) {
-                let (o, l) = self.span(p);
-                for (v, t) in xb.iter_mut().zip(&w[o..o + l]) {
-                    *v += t;
+            match self.position(blk.psi).filter(|&p| !zero[p]) {
+                Some(p) => {
+                    let (o, l) = self.span(p);
+                    for ((v, yv), t) in xb.iter_mut().zip(&y[rows]).zip(&w[o..o + l]) {
+                        *v = yv + t;
+                    }
                 }
+                None => xb.copy_from_slice(&y[rows]),
             }
             let pr = &self.prod;
             for &p in &pr.by_stage[pr.stage_start[b + 1]..pr.stage_start[b + 2]] {
@@ -335,12 +338,14 @@ impl Linearizer<'_> {
             // x_ℓ = y_ℓ + (Nᵀ x)_ℓ, the adjoint of leaf ℓ
             let rows = blk.offset - n_theta..blk.offset - n_theta + blk.len();
             let xb = &mut x[rows.clone()];
-            xb.copy_from_slice(&y[rows]);
-            if let Some(p) = self.position(blk.leaf).filter(|&p| !zero[p]) {
-                let (o, l) = self.span(p);
-                for (v, a) in xb.iter_mut().zip(&w[o..o + l]) {
-                    *v += a;
+            match self.position(blk.leaf).filter(|&p| !zero[p]) {
+                Some(p) => {
+                    let (o, l) = self.span(p);
+                    for ((v, yv), a) in xb.iter_mut().zip(&y[rows]).zip(&w[o..o + l]) {
+                        *v = yv + a;
+                    }
                 }
+                None => xb.copy_from_slice(&y[rows]),
             }
             // ψ_ℓ carries x_ℓ back to the earlier blocks
             if let Some(p) = self.position(blk.psi) {
