@@ -41,6 +41,8 @@ use super::sparse::{dot, pair, SparseRows};
 
 /// Right-hand sides per blocked solve when forming C.
 const CHUNK: usize = 48;
+/// Rows per tile when a block of solved columns is transposed to rows in forming C.
+const TRANSPOSE_TILE: usize = 256;
 /// Threads at most when forming C.
 const THREADS: usize = 4;
 
@@ -105,6 +107,10 @@ pub struct Schur {
     theta_entries: Vec<u32>,
     /// U at the point of the last [`Schur::compact_u`], by runs of rows.
     u: URows,
+    /// The blocks of eliminated rows taken in closed form (the augmented form only).
+    fam: Families,
+    /// The same blocks in J's products of the dual (the augmented form only).
+    jb: JacBlocks,
     /// The Cholesky factor of the kept C̃, valid when `formed`.
     c_factor: Mat<f64>,
     /// Whether a preconditioner is kept: false before the first, after a failed formation, and
@@ -258,6 +264,8 @@ impl Schur {
         };
         let col_idx: Vec<u32> = jac.col_idx.iter().map(|&c| c as u32).collect();
         let u = URows::new(&theta_ptr, &theta_entries, &col_idx);
+        let fam = Families::new(&u, &form);
+        let jb = JacBlocks::new(jac, &form);
         let stack = MemBuffer::new(llt_factor::cholesky_in_place_scratch::<f64>(
             n_theta,
             Par::Seq,
@@ -273,6 +281,8 @@ impl Schur {
             theta_ptr,
             theta_entries,
             u,
+            fam,
+            jb,
             c_factor: Mat::zeros(n_theta, n_theta),
             formed: false,
             kept: Kept::default(),
@@ -568,6 +578,7 @@ impl Schur {
                         }
                     }
                 }
+                self.fam.find(k, &self.u, elim, &self.col_idx, self.m / 2);
             }
         }
         self.b.factor()
@@ -637,7 +648,9 @@ impl Schur {
 
     /// The columns j0..j1 of Uᵀ B⁻¹ U for each given chunk, as (j0, j1, block by rows
     /// (n_θ × (j1 − j0))): the rows from j0 on (C is symmetric: the rows above are the
-    /// transposes of earlier chunks' entries), the others zero.
+    /// transposes of earlier chunks' entries), the others zero. In the augmented form the
+    /// blocks of [`Families`] in closed form (as in [`Schur::c_product`], for w columns of p
+    /// at once), the other rows one by one.
     fn c_columns(&self, chunks: &[(usize, usize)]) -> Vec<(usize, usize, Vec<f64>)> {
         let (m, nt) = (self.m, self.n_theta);
         let k = &self.kept;
@@ -653,23 +666,71 @@ impl Schur {
                 ..
             } => (diag_slot.len(), Some((row_unknown, elim))),
         };
+        // the rows one by one: all of them, or those outside the families' blocks
+        let rest: Vec<u32> = match elim {
+            None => (0..m as u32).collect(),
+            Some(_) => self
+                .fam
+                .rest
+                .iter()
+                .flat_map(|r| r.rows().map(|i| i as u32))
+                .collect(),
+        };
         let width = chunks.iter().map(|c| c.1 - c.0).max().unwrap_or(1);
         let mut workspace = self.b.columns_workspace(width);
         let mut x = vec![0.0; dim * width];
         let mut rows = vec![0.0; dim * width];
         let mut d = vec![0.0; width];
+        // per family: Q, then X, for the chunk's columns (columns × positions × w)
+        let mut qx: Vec<Vec<f64>> = Vec::new();
         let mut out = Vec::with_capacity(chunks.len());
         for &(j0, j1) in chunks {
             let w = j1 - j0;
+            let in_chunk = |c: usize| c >= j0 && c < j1 && k.free_s[c];
             let x = &mut x[..dim * w];
             x.iter_mut().for_each(|v| *v = 0.0);
-            for i in 0..m {
+            if let Some((_, el)) = elim {
+                qx.clear();
+                for f in &self.fam.fams {
+                    let sh = Families::shape(&self.u, el, f.group as usize, f.e0 as usize);
+                    let mut q = vec![0.0; sh.n_c * sh.e * w];
+                    for kk in 0..sh.rows {
+                        for b in 0..sh.e {
+                            let col = sh.theta(kk, b);
+                            if !in_chunk(col) {
+                                continue;
+                            }
+                            for j in 0..sh.n_c {
+                                q[(j * sh.e + b) * w + col - j0] +=
+                                    sh.v[kk * sh.n_c + j] / sh.pivot[kk];
+                            }
+                        }
+                    }
+                    qx.push(q);
+                }
+                for blk in &self.fam.blocks {
+                    let (nc, e0) = (self.fam.fams[blk.fam as usize].n_c, blk.e0 as usize);
+                    let q = &qx[blk.fam as usize];
+                    let e = q.len() / (nc * w).max(1);
+                    let g = &self.u.vals[blk.val as usize..blk.val as usize + e];
+                    for (j, &(_, c)) in el.cols[el.ptr[e0]..el.ptr[e0] + nc].iter().enumerate() {
+                        for (b, gb) in g.iter().enumerate() {
+                            let qjb = &q[(j * e + b) * w..(j * e + b + 1) * w];
+                            for (col, qv) in qjb.iter().enumerate() {
+                                x[col * dim + c as usize] += qv * gb;
+                            }
+                        }
+                    }
+                }
+            }
+            for &i in &rest {
+                let i = i as usize;
                 if !k.free_y[i] {
                     continue;
                 }
                 for &p in &self.theta_entries[self.theta_ptr[i]..self.theta_ptr[i + 1]] {
                     let col = self.col_idx[p as usize] as usize;
-                    if col < j0 || col >= j1 || !k.free_s[col] {
+                    if !in_chunk(col) {
                         continue;
                     }
                     let u = k.jac[p as usize] * scale;
@@ -691,14 +752,68 @@ impl Schur {
                 }
             }
             self.b.solve_columns(x, w, &mut workspace);
-            // X by rows, so that each product below runs over contiguous memory
-            for j in 0..w {
-                for c in 0..dim {
-                    rows[c * w + j] = x[j * dim + c];
+            // X by rows, so that each product below runs over contiguous memory; by tiles of
+            // rows, whose w × 8 bytes each stay in cache while the columns are read (column
+            // by column over all rows, each write went to another cache line: half of the
+            // formation's time on the TIMIT shape)
+            for c0 in (0..dim).step_by(TRANSPOSE_TILE) {
+                let c1 = (c0 + TRANSPOSE_TILE).min(dim);
+                for j in 0..w {
+                    for c in c0..c1 {
+                        rows[c * w + j] = x[j * dim + c];
+                    }
                 }
             }
             let mut block = vec![0.0; nt * w];
-            for i in 0..m {
+            if let Some((_, el)) = elim {
+                qx.iter_mut()
+                    .for_each(|x| x.iter_mut().for_each(|v| *v = 0.0));
+                for blk in &self.fam.blocks {
+                    let (nc, e0) = (self.fam.fams[blk.fam as usize].n_c, blk.e0 as usize);
+                    let xf = &mut qx[blk.fam as usize];
+                    let e = xf.len() / (nc * w).max(1);
+                    let g = &self.u.vals[blk.val as usize..blk.val as usize + e];
+                    for (j, &(_, c)) in el.cols[el.ptr[e0]..el.ptr[e0] + nc].iter().enumerate() {
+                        let xc = &rows[c as usize * w..(c as usize + 1) * w];
+                        for (b, gb) in g.iter().enumerate() {
+                            let o = &mut xf[(j * e + b) * w..(j * e + b + 1) * w];
+                            for (o, xv) in o.iter_mut().zip(xc) {
+                                *o += xv * gb;
+                            }
+                        }
+                    }
+                }
+                // Uᵀ of the family's rows' unknowns: −(G P_kᵀ + Xᵀ V_kᵀ)/π_k at row k's θ
+                // columns, P_k here the chunk's unit columns at row k's
+                for (f, xf) in self.fam.fams.iter().zip(&qx) {
+                    let sh = Families::shape(&self.u, el, f.group as usize, f.e0 as usize);
+                    for kk in 0..sh.rows {
+                        let inv = 1.0 / sh.pivot[kk];
+                        for b in 0..sh.e {
+                            let row = sh.theta(kk, b);
+                            if row < j0 || !k.free_s[row] {
+                                continue;
+                            }
+                            let o = &mut block[row * w..(row + 1) * w];
+                            for j in 0..sh.n_c {
+                                let v = sh.v[kk * sh.n_c + j] * inv;
+                                let xjb = &xf[(j * sh.e + b) * w..(j * sh.e + b + 1) * w];
+                                for (o, xv) in o.iter_mut().zip(xjb) {
+                                    *o -= v * xv;
+                                }
+                            }
+                            for c in 0..sh.e {
+                                let col = sh.theta(kk, c);
+                                if in_chunk(col) {
+                                    o[col - j0] -= f.g2[b * sh.e + c] * inv;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            for &i in &rest {
+                let i = i as usize;
                 // a row whose θ columns all lie above the chunk adds only to the rows skipped
                 let thetas = &self.theta_entries[self.theta_ptr[i]..self.theta_ptr[i + 1]];
                 let below = thetas
@@ -727,9 +842,9 @@ impl Schur {
                                 }
                             }
                         }
-                        for &p in &self.theta_entries[self.theta_ptr[i]..self.theta_ptr[i + 1]] {
+                        for &p in thetas {
                             let col = self.col_idx[p as usize] as usize;
-                            if col >= j0 && col < j1 && k.free_s[col] {
+                            if in_chunk(col) {
                                 d[col - j0] -= k.jac[p as usize] * scale;
                             }
                         }
@@ -738,7 +853,7 @@ impl Schur {
                         d
                     }
                 };
-                for &p in &self.theta_entries[self.theta_ptr[i]..self.theta_ptr[i + 1]] {
+                for &p in thetas {
                     let row = self.col_idx[p as usize] as usize;
                     // the rows above the chunk are the transposes of earlier chunks' entries
                     if row < j0 || !k.free_s[row] {
@@ -817,9 +932,7 @@ impl Schur {
             while iterations < max {
                 iterations += 1;
                 // q = C p = p + Uᵀ B⁻¹ U p
-                self.u_mul(&p);
-                self.solve_b(false);
-                self.u_tmul(false, &mut q);
+                self.c_product(&p, &mut q);
                 for (qi, pi) in q.iter_mut().zip(&p) {
                     *qi += pi;
                 }
@@ -861,6 +974,199 @@ impl Schur {
         (converged, iterations)
     }
 
+    /// out = Uᵀ B⁻¹ U p with B and U at the last factorization: in the augmented form the
+    /// blocks of [`Families`] in closed form, the other rows one by one.
+    fn c_product(&mut self, p: &[f64], out: &mut [f64]) {
+        let BForm::Augmented {
+            diag_slot,
+            row_unknown,
+            elim,
+            ..
+        } = &self.form
+        else {
+            self.u_mul(p);
+            self.solve_b(false);
+            self.u_tmul(false, out);
+            return;
+        };
+        let (u, fam, dim) = (&self.u, &self.fam, diag_slot.len());
+        let pm = u.masked(p);
+        let aug = &mut self.aug;
+        aug.iter_mut().for_each(|v| *v = 0.0);
+        // each family's Q = Σ_k V_kᵀ P_k/π_k (columns × positions), then Q g onto each
+        // block's lifted columns
+        let mut qx: Vec<Vec<f64>> = Vec::with_capacity(fam.fams.len());
+        for f in &fam.fams {
+            let sh = Families::shape(u, elim, f.group as usize, f.e0 as usize);
+            let mut q = vec![0.0; sh.n_c * sh.e];
+            for k in 0..sh.rows {
+                let vk = &sh.v[k * sh.n_c..(k + 1) * sh.n_c];
+                for b in 0..sh.e {
+                    let pv = pm[sh.theta(k, b)] / sh.pivot[k];
+                    for (j, v) in vk.iter().enumerate() {
+                        q[j * sh.e + b] += v * pv;
+                    }
+                }
+            }
+            qx.push(q);
+        }
+        for blk in &fam.blocks {
+            let (f, e0) = (&fam.fams[blk.fam as usize], blk.e0 as usize);
+            let q = &qx[blk.fam as usize];
+            let e = q.len() / f.n_c.max(1);
+            let g = &u.vals[blk.val as usize..blk.val as usize + e];
+            for (j, &(_, c)) in elim.cols[elim.ptr[e0]..elim.ptr[e0] + f.n_c]
+                .iter()
+                .enumerate()
+            {
+                aug[c as usize] += dot(&q[j * e..(j + 1) * e], g);
+            }
+        }
+        // the other rows: U p on their runs, by halves; then into the right-hand side
+        let (lo, hi) = fam.rest.split_at(fam.rest_half);
+        let mid = self.m / 2;
+        let (ta, tb) = self.t2.split_at_mut(mid);
+        pair(
+            || u.mul_runs(lo, &pm, ta, 0),
+            || u.mul_runs(hi, &pm, tb, mid),
+        );
+        let t = &mut self.t2;
+        for run in &fam.rest {
+            for i in run.rows() {
+                let r = row_unknown[i] as usize;
+                if r < dim {
+                    aug[r] = -t[i];
+                } else if t[i] != 0.0 {
+                    let e = r - dim;
+                    let g = t[i] / elim.pivot[e];
+                    let range = elim.ptr[e]..elim.ptr[e + 1];
+                    for (&(_, c), v) in elim.cols[range.clone()].iter().zip(&elim.val[range]) {
+                        aug[c as usize] += v * g;
+                    }
+                }
+            }
+        }
+        self.b.solve(aug);
+        let aug = &self.aug;
+        // each family's X = Σ x gᵀ over its blocks, then Uᵀ of its rows' unknowns
+        qx.iter_mut()
+            .for_each(|x| x.iter_mut().for_each(|v| *v = 0.0));
+        for blk in &fam.blocks {
+            let (f, e0) = (&fam.fams[blk.fam as usize], blk.e0 as usize);
+            let x = &mut qx[blk.fam as usize];
+            let e = x.len() / f.n_c.max(1);
+            let g = &u.vals[blk.val as usize..blk.val as usize + e];
+            for (j, &(_, c)) in elim.cols[elim.ptr[e0]..elim.ptr[e0] + f.n_c]
+                .iter()
+                .enumerate()
+            {
+                let xc = aug[c as usize];
+                for (o, gb) in x[j * e..(j + 1) * e].iter_mut().zip(g) {
+                    *o += xc * gb;
+                }
+            }
+        }
+        out.iter_mut().for_each(|o| *o = 0.0);
+        for (f, x) in fam.fams.iter().zip(&qx) {
+            let sh = Families::shape(u, elim, f.group as usize, f.e0 as usize);
+            for k in 0..sh.rows {
+                let vk = &sh.v[k * sh.n_c..(k + 1) * sh.n_c];
+                for b in 0..sh.e {
+                    let mut s = 0.0;
+                    for c in 0..sh.e {
+                        s += f.g2[b * sh.e + c] * pm[sh.theta(k, c)];
+                    }
+                    for (j, v) in vk.iter().enumerate() {
+                        s += v * x[j * sh.e + b];
+                    }
+                    out[sh.theta(k, b)] -= s / sh.pivot[k];
+                }
+            }
+        }
+        // the other rows' unknowns, and Uᵀ of them by halves
+        for run in &fam.rest {
+            for i in run.rows() {
+                let r = row_unknown[i] as usize;
+                if r < dim {
+                    t[i] = aug[r];
+                } else {
+                    let e = r - dim;
+                    let range = elim.ptr[e]..elim.ptr[e + 1];
+                    let mut v = -t[i];
+                    for (&(_, c), j) in elim.cols[range.clone()].iter().zip(&elim.val[range]) {
+                        v -= j * aug[c as usize];
+                    }
+                    t[i] = v / elim.pivot[e];
+                }
+            }
+        }
+        let part = |runs: &[URun]| {
+            let mut acc = vec![0.0; self.n_theta];
+            u.tmul(runs, t, &mut acc);
+            acc
+        };
+        let (a, b) = pair(|| part(lo), || part(hi));
+        for ((o, x), y) in out.iter_mut().zip(&a).zip(&b) {
+            *o += x + y;
+        }
+        u.mask_columns(out);
+    }
+
+    /// Whether J's products go through [`Schur::jac_mul_halves`] and
+    /// [`Schur::jac_mul_t_halves`]: in the augmented form.
+    pub fn has_jac_blocks(&self) -> bool {
+        self.exact_b()
+    }
+
+    /// Finds the blocks of J's products at `jac`'s values (its pattern this one's).
+    pub fn jac_blocks(&mut self, jac: &SparseRows) {
+        if let BForm::Augmented { elim, .. } = &self.form {
+            self.jb.find(
+                jac,
+                &self.u,
+                &self.fam,
+                elim,
+                (&self.theta_ptr, &self.theta_entries),
+            );
+        }
+    }
+
+    /// out = J x at the values of the last [`Schur::jac_blocks`], by fixed halves of the rows.
+    pub fn jac_mul_halves(&self, jac: &SparseRows, x: &[f64], out: &mut [f64]) {
+        let mid = self.m / 2;
+        let jb = &self.jb;
+        let (ba, bb) = jb.blocks.split_at(jb.block_half);
+        let (ra, rb) = jb.rest.split_at(jb.rest_half);
+        let (oa, ob) = out.split_at_mut(mid);
+        pair(
+            || jb.mul(jac, ba, ra, x, oa, 0),
+            || jb.mul(jac, bb, rb, x, ob, mid),
+        );
+    }
+
+    /// out = Jᵀ y at the values of the last [`Schur::jac_blocks`], by fixed halves of the rows
+    /// (the second half summed into `second`, then added).
+    pub fn jac_mul_t_halves(
+        &self,
+        jac: &SparseRows,
+        y: &[f64],
+        out: &mut [f64],
+        second: &mut Vec<f64>,
+    ) {
+        let jb = &self.jb;
+        let (ba, bb) = jb.blocks.split_at(jb.block_half);
+        let (ra, rb) = jb.rest.split_at(jb.rest_half);
+        second.clear();
+        second.resize(out.len(), 0.0);
+        pair(
+            || jb.mul_t(jac, ba, ra, y, out),
+            || jb.mul_t(jac, bb, rb, y, second),
+        );
+        for (o, s) in out.iter_mut().zip(second.iter()) {
+            *o += s;
+        }
+    }
+
     /// out = Uᵀ t (`first`) or Uᵀ t2: the two halves of the rows summed apart, then added.
     fn u_tmul(&self, first: bool, out: &mut [f64]) {
         let t = if first { &self.t } else { &self.t2 };
@@ -887,12 +1193,31 @@ impl Schur {
         pair(|| u.mul(lo, &wm, a, 0), || u.mul(hi, &wm, b, mid));
     }
 
-    /// ‖U w‖, by halves of the rows.
+    /// ‖U w‖, by halves of the rows; in the augmented form the rows of a family of
+    /// [`Families`] in closed form: Σ_k P_k G P_kᵀ.
     fn u_norm(&self, w: &[f64]) -> f64 {
         let wm = self.u.masked(w);
-        let (lo, hi) = self.u.halves();
+        let BForm::Augmented { elim, .. } = &self.form else {
+            let (lo, hi) = self.u.halves();
+            let (a, b) = pair(|| self.u.norm2(lo, &wm), || self.u.norm2(hi, &wm));
+            return (a + b).sqrt();
+        };
+        let (lo, hi) = self.fam.rest.split_at(self.fam.rest_half);
         let (a, b) = pair(|| self.u.norm2(lo, &wm), || self.u.norm2(hi, &wm));
-        (a + b).sqrt()
+        let mut sum = a + b;
+        for f in &self.fam.fams {
+            let sh = Families::shape(&self.u, elim, f.group as usize, f.e0 as usize);
+            for k in 0..sh.rows {
+                for b in 0..sh.e {
+                    let pb = wm[sh.theta(k, b)];
+                    for c in 0..sh.e {
+                        sum += pb * f.g2[b * sh.e + c] * wm[sh.theta(k, c)];
+                    }
+                }
+            }
+        }
+        // G is positive semidefinite: a negative sum is rounding
+        sum.max(0.0).sqrt()
     }
 
     /// z = C̃⁻¹ r with the kept C̃.
@@ -1043,6 +1368,452 @@ impl Schur {
     }
 }
 
+/// Blocks of eliminated rows that the conjugate gradients on C and the formation of C take in
+/// closed form (the augmented form). A block is a group of [`URows`] whose rows are all
+/// eliminated and read the same lifted columns (the TIMIT shape: the 129 output rows of a time
+/// step, which read that step's two hidden units). At a point where its rows and lifted
+/// columns are free and U has one value per position on all its rows (g, e.g. (h_t, 1)/√ρ),
+/// blocks whose rows have the same θ columns, the same J at the lifted columns (V, row by
+/// row) and the same pivots (Π) make a family (the TIMIT shape: all 6,174 blocks, V = −A).
+/// Row k of a block then has (U p)_k = P_k g, with P_k the masked p at row k's θ columns, and
+/// in a solve with B the block adds Σ_k V_kᵀ (U p)_k/π_k = Q g to its lifted columns, with
+/// Q = Σ_k V_kᵀ P_k/π_k shared by the family; with the solved x at those columns, its rows'
+/// unknowns are d_k = (−(U p)_k − V_k x)/π_k, and Uᵀ d summed over the family is, at row k's
+/// θ columns, −(G P_kᵀ + Xᵀ V_kᵀ)/π_k with G = Σ g gᵀ and X = Σ x gᵀ over its blocks. So a
+/// product with Uᵀ B⁻¹ U costs O(rows × positions × columns) per family and
+/// O(positions × columns) per block, where row by row it cost that per row of every block.
+#[derive(Default)]
+struct Families {
+    /// Per group of [`URows`] (pattern): the index among the eliminated rows of its first row
+    /// where it may be a block, else [`NO_BLOCK`].
+    first_elim: Vec<u32>,
+    /// At the point of the last factorization of B: the families, the blocks, and the runs
+    /// of U outside the blocks (with the first of them in the second half of the rows).
+    fams: Vec<Family>,
+    blocks: Vec<Block>,
+    rest: Vec<URun>,
+    rest_half: usize,
+}
+
+/// A hash of a shape's numbers, which picks the candidate families (compared in full).
+fn hash_words(seed: u64, words: impl Iterator<Item = u64>) -> u64 {
+    words.fold(seed, |h, x| {
+        (h.rotate_left(5) ^ x).wrapping_mul(0x517c_c1b7_2722_0a95)
+    })
+}
+
+/// A group of [`Families::first_elim`] that is no block.
+const NO_BLOCK: u32 = u32::MAX;
+
+/// A family of [`Families`]: the group and first eliminated row of its first block (its θ
+/// columns, V and pivots), V's columns, and G = Σ g gᵀ over its blocks (positions²).
+struct Family {
+    group: u32,
+    e0: u32,
+    n_c: usize,
+    g2: Vec<f64>,
+}
+
+/// A block of [`Families`]: its family, where its g starts in [`URows`]' values, and its
+/// first eliminated row (whose entries give the block's lifted columns).
+struct Block {
+    fam: u32,
+    val: u32,
+    e0: u32,
+}
+
+/// A family's shape, read from [`URows`] and [`Eliminated`]: rows, positions, V's columns,
+/// each position's first column and stride, V (rows × columns) and the pivots.
+struct Shape<'a> {
+    rows: usize,
+    e: usize,
+    n_c: usize,
+    base: &'a [u32],
+    stride: &'a [u32],
+    v: &'a [f64],
+    pivot: &'a [f64],
+}
+
+impl Shape<'_> {
+    /// The θ column of row k's position b.
+    fn theta(&self, k: usize, b: usize) -> usize {
+        self.base[b] as usize + k * self.stride[b] as usize
+    }
+}
+
+impl Families {
+    /// The groups of `u` that may be blocks: all rows eliminated, each reading the same
+    /// lifted columns, at least two rows.
+    fn new(u: &URows, form: &BForm) -> Families {
+        let BForm::Augmented {
+            diag_slot,
+            row_unknown,
+            elim,
+            ..
+        } = form
+        else {
+            return Families::default();
+        };
+        let dim = diag_slot.len();
+        let cols = |e: usize| elim.cols[elim.ptr[e]..elim.ptr[e + 1]].iter().map(|c| c.1);
+        let first_elim = u
+            .groups
+            .iter()
+            .map(|g| {
+                let rows = g.row0 as usize..(g.row0 + g.rows) as usize;
+                let all =
+                    g.rows >= 2 && row_unknown[rows.clone()].iter().all(|&r| r as usize >= dim);
+                let e0 = row_unknown[rows.start] as usize;
+                if all && (e0 - dim..rows.len() + e0 - dim).all(|e| cols(e).eq(cols(e0 - dim))) {
+                    (e0 - dim) as u32
+                } else {
+                    NO_BLOCK
+                }
+            })
+            .collect();
+        Families {
+            first_elim,
+            ..Families::default()
+        }
+    }
+
+    /// The shape of the family whose first block is at `group` and `e0`.
+    fn shape<'a>(u: &'a URows, elim: &'a Eliminated, group: usize, e0: usize) -> Shape<'a> {
+        let g = &u.groups[group];
+        let (rows, e, pos) = (g.rows as usize, g.e as usize, g.pos as usize);
+        let n_c = elim.ptr[e0 + 1] - elim.ptr[e0];
+        Shape {
+            rows,
+            e,
+            n_c,
+            base: &u.base[pos..pos + e],
+            stride: &u.stride[pos..pos + e],
+            v: &elim.val[elim.ptr[e0]..elim.ptr[e0 + rows]],
+            pivot: &elim.pivot[e0..e0 + rows],
+        }
+    }
+
+    /// The families and blocks at `k` (U compacted there, `elim`'s values and pivots set),
+    /// and the runs outside them.
+    fn find(&mut self, k: At<'_>, u: &URows, elim: &Eliminated, col_idx: &[u32], mid: usize) {
+        self.fams.clear();
+        self.blocks.clear();
+        self.rest.clear();
+        let mut index: std::collections::HashMap<u64, Vec<u32>> = Default::default();
+        for (gi, g) in u.groups.iter().enumerate() {
+            let runs = &u.runs[u.group_runs[gi] as usize..u.group_runs[gi + 1] as usize];
+            let e0 = self.first_elim[gi] as usize;
+            let rows = g.row0 as usize..(g.row0 + g.rows) as usize;
+            let block = self.first_elim[gi] != NO_BLOCK
+                && runs.len() == 1
+                && k.free_y[rows.clone()].iter().all(|&f| f)
+                && elim.cols[elim.ptr[e0]..elim.ptr[e0 + rows.len()]]
+                    .iter()
+                    .all(|&(q, _)| k.free_s[col_idx[q as usize] as usize]);
+            if !block {
+                self.rest.extend_from_slice(runs);
+                continue;
+            }
+            let this = Families::shape(u, elim, gi, e0);
+            // a hash of the shape's numbers picks the candidates, compared in full
+            let words = (this.base.iter().chain(this.stride).map(|&x| x as u64))
+                .chain(this.v.iter().chain(this.pivot).map(|x| x.to_bits()));
+            let h = hash_words(
+                (this.rows as u64) << 32 | (this.e as u64) << 16 | this.n_c as u64,
+                words,
+            );
+            let same = |f: &Family| {
+                let other = Families::shape(u, elim, f.group as usize, f.e0 as usize);
+                (other.rows, other.e, other.n_c) == (this.rows, this.e, this.n_c)
+                    && other.base == this.base
+                    && other.stride == this.stride
+                    && other.v == this.v
+                    && other.pivot == this.pivot
+            };
+            let list = index.entry(h).or_default();
+            let fam = match list.iter().find(|&&f| same(&self.fams[f as usize])) {
+                Some(&f) => f as usize,
+                None => {
+                    list.push(self.fams.len() as u32);
+                    self.fams.push(Family {
+                        group: gi as u32,
+                        e0: e0 as u32,
+                        n_c: this.n_c,
+                        g2: vec![0.0; this.e * this.e],
+                    });
+                    self.fams.len() - 1
+                }
+            };
+            let run = runs[0];
+            let gv = &u.vals[run.val as usize..run.val as usize + this.e];
+            let g2 = &mut self.fams[fam].g2;
+            for a in 0..this.e {
+                for b in 0..this.e {
+                    g2[a * this.e + b] += gv[a] * gv[b];
+                }
+            }
+            self.blocks.push(Block {
+                fam: fam as u32,
+                val: run.val,
+                e0: e0 as u32,
+            });
+        }
+        self.rest_half = self
+            .rest
+            .iter()
+            .position(|r| r.row0 as usize >= mid)
+            .unwrap_or(self.rest.len());
+    }
+}
+
+/// J's products in the dual (J s and Jᵀ y, twice per evaluation of φ) with the blocks of
+/// eliminated rows taken as in [`Families`], at J's values alone (no free sets): a block's
+/// rows read their θ columns with one value per position (g), their lifted columns with
+/// V (row by row) and their own single-entry column with a value per row, and blocks with the
+/// same θ columns, V and own values make a family. A block row's product is then e + n_c + 1
+/// multiplications with a few numbers of the family and the block, where by rows it read a
+/// column index and a value per entry: on the TIMIT shape the 796 k output rows' 4.8 M of J's
+/// 6.47 M entries.
+#[derive(Default)]
+struct JacBlocks {
+    /// Per eliminated row (pattern): its entry in its single-entry column, and that column
+    /// ([`NO_BLOCK`] where it has another number of them).
+    own_entry: Vec<u32>,
+    own_col: Vec<u32>,
+    /// At the values of the last [`Schur::jac_blocks`]: the families (θ columns, V and own
+    /// values), the blocks, their g and their lifted columns, and the rows outside the
+    /// blocks (with the first of them in the second half of the rows).
+    fams: Vec<JacFamily>,
+    blocks: Vec<JacBlock>,
+    g: Vec<f64>,
+    cols: Vec<u32>,
+    rest: Vec<u32>,
+    rest_half: usize,
+    /// The first block in the second half of the rows.
+    block_half: usize,
+}
+
+/// A family of [`JacBlocks`]: rows, positions, lifted columns, each position's first θ column
+/// and stride, V (rows × lifted columns) and the own values.
+struct JacFamily {
+    rows: usize,
+    e: usize,
+    n_c: usize,
+    base: Vec<u32>,
+    stride: Vec<u32>,
+    v: Vec<f64>,
+    own: Vec<f64>,
+}
+
+/// A block of [`JacBlocks`]: its family, first row, first eliminated row, and where its g
+/// (e values) and lifted columns (n_c) start.
+struct JacBlock {
+    fam: u32,
+    row0: u32,
+    e0: u32,
+    at: u32,
+}
+
+impl JacBlocks {
+    /// Each eliminated row's entry in its single-entry column, and that column (pattern).
+    fn new(jac: &SparseRows, form: &BForm) -> JacBlocks {
+        let BForm::Augmented {
+            entry_slot, elim, ..
+        } = form
+        else {
+            return JacBlocks::default();
+        };
+        let mut jb = JacBlocks::default();
+        for &i in &elim.rows {
+            let range = jac.row_ptr[i as usize]..jac.row_ptr[i as usize + 1];
+            let mut single = range.filter(|&p| entry_slot[p] == SINGLE);
+            let (p, c) = match (single.next(), single.next()) {
+                (Some(p), None) => (p as u32, jac.col_idx[p] as u32),
+                _ => (NO_BLOCK, NO_BLOCK),
+            };
+            jb.own_entry.push(p);
+            jb.own_col.push(c);
+        }
+        jb
+    }
+
+    /// The families and blocks at J's values, and the rows outside them.
+    fn find(
+        &mut self,
+        jac: &SparseRows,
+        u: &URows,
+        fam: &Families,
+        elim: &Eliminated,
+        theta: (&[usize], &[u32]),
+    ) {
+        let (theta_ptr, theta_entries) = theta;
+        let m = jac.nrows();
+        let vals = &jac.values;
+        self.fams.clear();
+        self.blocks.clear();
+        self.g.clear();
+        self.cols.clear();
+        let mut in_block = vec![false; m];
+        let mut index: std::collections::HashMap<u64, Vec<u32>> = Default::default();
+        for (gi, grp) in u.groups.iter().enumerate() {
+            let e0 = fam.first_elim[gi] as usize;
+            if fam.first_elim[gi] == NO_BLOCK {
+                continue;
+            }
+            let (rows, e, row0) = (grp.rows as usize, grp.e as usize, grp.row0 as usize);
+            let n_c = elim.ptr[e0 + 1] - elim.ptr[e0];
+            let theta_val =
+                |k: usize, b: usize| vals[theta_entries[theta_ptr[row0 + k] + b] as usize];
+            let regular = self.own_entry[e0..e0 + rows].iter().all(|&p| p != NO_BLOCK)
+                && (1..rows).all(|k| (0..e).all(|b| theta_val(k, b) == theta_val(0, b)));
+            if !regular {
+                continue;
+            }
+            let pos = grp.pos as usize;
+            let (base, stride) = (&u.base[pos..pos + e], &u.stride[pos..pos + e]);
+            let v: Vec<f64> = elim.cols[elim.ptr[e0]..elim.ptr[e0 + rows]]
+                .iter()
+                .map(|&(p, _)| vals[p as usize])
+                .collect();
+            let own: Vec<f64> = self.own_entry[e0..e0 + rows]
+                .iter()
+                .map(|&p| vals[p as usize])
+                .collect();
+            let words = (base.iter().chain(stride).map(|&x| x as u64))
+                .chain(v.iter().chain(&own).map(|x| x.to_bits()));
+            let h = hash_words((rows as u64) << 32 | (e as u64) << 16 | n_c as u64, words);
+            let same = |f: &JacFamily| {
+                (f.rows, f.e, f.n_c) == (rows, e, n_c)
+                    && f.base == base
+                    && f.stride == stride
+                    && f.v == v
+                    && f.own == own
+            };
+            let list = index.entry(h).or_default();
+            let fi = match list.iter().find(|&&f| same(&self.fams[f as usize])) {
+                Some(&f) => f,
+                None => {
+                    list.push(self.fams.len() as u32);
+                    self.fams.push(JacFamily {
+                        rows,
+                        e,
+                        n_c,
+                        base: base.to_vec(),
+                        stride: stride.to_vec(),
+                        v,
+                        own,
+                    });
+                    (self.fams.len() - 1) as u32
+                }
+            };
+            let at = self.blocks.len();
+            self.g.extend((0..e).map(|b| theta_val(0, b)));
+            self.cols.extend(
+                elim.cols[elim.ptr[e0]..elim.ptr[e0] + n_c]
+                    .iter()
+                    .map(|&(p, _)| jac.col_idx[p as usize] as u32),
+            );
+            self.blocks.push(JacBlock {
+                fam: fi,
+                row0: row0 as u32,
+                e0: e0 as u32,
+                at: at as u32,
+            });
+            in_block[row0..row0 + rows]
+                .iter_mut()
+                .for_each(|b| *b = true);
+        }
+        self.rest = (0..m as u32).filter(|&i| !in_block[i as usize]).collect();
+        let mid = (m / 2) as u32;
+        self.rest_half = self.rest.partition_point(|&i| i < mid);
+        self.block_half = self.blocks.partition_point(|b| b.row0 < mid);
+    }
+
+    /// out = J x on the rows of `blocks` and `rest` (rows from `first` in `out`).
+    fn mul(
+        &self,
+        jac: &SparseRows,
+        blocks: &[JacBlock],
+        rest: &[u32],
+        x: &[f64],
+        out: &mut [f64],
+        first: usize,
+    ) {
+        for blk in blocks {
+            let f = &self.fams[blk.fam as usize];
+            let (at, e0) = (blk.at as usize, blk.e0 as usize);
+            let g = &self.g[at * f.e..(at + 1) * f.e];
+            // n_c is at most ELIMINATE_MAX_COLUMNS (the rows are eliminated)
+            let mut xc = [0.0; ELIMINATE_MAX_COLUMNS];
+            for (o, &c) in xc.iter_mut().zip(&self.cols[at * f.n_c..(at + 1) * f.n_c]) {
+                *o = x[c as usize];
+            }
+            for k in 0..f.rows {
+                let mut acc = f.own[k] * x[self.own_col[e0 + k] as usize];
+                for b in 0..f.e {
+                    acc += g[b] * x[f.base[b] as usize + k * f.stride[b] as usize];
+                }
+                for (v, xj) in f.v[k * f.n_c..(k + 1) * f.n_c].iter().zip(&xc) {
+                    acc += v * xj;
+                }
+                out[blk.row0 as usize + k - first] = acc;
+            }
+        }
+        for &i in rest {
+            let i = i as usize;
+            let mut acc = 0.0;
+            for p in jac.row_ptr[i]..jac.row_ptr[i + 1] {
+                acc += jac.values[p] * x[jac.col_idx[p]];
+            }
+            out[i - first] = acc;
+        }
+    }
+
+    /// out = Jᵀ y over the rows of `blocks` and `rest`.
+    fn mul_t(
+        &self,
+        jac: &SparseRows,
+        blocks: &[JacBlock],
+        rest: &[u32],
+        y: &[f64],
+        out: &mut [f64],
+    ) {
+        out.iter_mut().for_each(|o| *o = 0.0);
+        for blk in blocks {
+            let f = &self.fams[blk.fam as usize];
+            let (at, e0) = (blk.at as usize, blk.e0 as usize);
+            let g = &self.g[at * f.e..(at + 1) * f.e];
+            let mut xc = [0.0; ELIMINATE_MAX_COLUMNS];
+            for k in 0..f.rows {
+                let yi = y[blk.row0 as usize + k];
+                if yi == 0.0 {
+                    continue;
+                }
+                out[self.own_col[e0 + k] as usize] += f.own[k] * yi;
+                for b in 0..f.e {
+                    out[f.base[b] as usize + k * f.stride[b] as usize] += g[b] * yi;
+                }
+                for (v, o) in f.v[k * f.n_c..(k + 1) * f.n_c].iter().zip(xc.iter_mut()) {
+                    *o += v * yi;
+                }
+            }
+            for (&c, v) in self.cols[at * f.n_c..(at + 1) * f.n_c].iter().zip(&xc) {
+                out[c as usize] += v;
+            }
+        }
+        for &i in rest {
+            let i = i as usize;
+            let yi = y[i];
+            if yi == 0.0 {
+                continue;
+            }
+            for p in jac.row_ptr[i]..jac.row_ptr[i + 1] {
+                out[jac.col_idx[p]] += jac.values[p] * yi;
+            }
+        }
+    }
+}
+
 /// U = J_{F,θ} D_θ/√ρ held by runs of rows that share their values. In a layered model the
 /// rows of one lifted block read the parameters with the same values at columns that move by
 /// a fixed stride from row to row (the TIMIT shape's 129 output rows of a time step: the
@@ -1065,6 +1836,8 @@ struct URows {
     vals: Vec<f64>,
     /// The first run in the second half of the rows.
     half_run: usize,
+    /// Where each group's runs start in `runs` (and their end).
+    group_runs: Vec<u32>,
     /// The free rows and θ columns at the point: U is zero outside them.
     free_row: Vec<bool>,
     free_col: Vec<bool>,
@@ -1100,6 +1873,16 @@ impl URun {
             u.base[at] as usize + self.shift as usize * stride,
             stride,
             u.vals[self.val as usize + kk],
+        )
+    }
+
+    /// The first row's columns, the strides and the values of all its positions.
+    fn positions<'a>(&self, u: &'a URows) -> (&'a [u32], &'a [u32], &'a [f64]) {
+        let (at, e, val) = (self.pos as usize, self.e as usize, self.val as usize);
+        (
+            &u.base[at..at + e],
+            &u.stride[at..at + e],
+            &u.vals[val..val + e],
         )
     }
 
@@ -1163,8 +1946,10 @@ impl URows {
         let entry = |i: usize, kk: usize| theta_entries[theta_ptr[i] + kk] as usize;
         self.runs.clear();
         self.vals.clear();
+        self.group_runs.clear();
         self.half_run = usize::MAX;
         for g in &self.groups {
+            self.group_runs.push(self.runs.len() as u32);
             let (row0, e) = (g.row0 as usize, g.e as usize);
             let mut r = 0;
             while r < g.rows as usize {
@@ -1191,6 +1976,7 @@ impl URows {
                 });
             }
         }
+        self.group_runs.push(self.runs.len() as u32);
         self.half_run = self.half_run.min(self.runs.len());
         self.free_row.clear();
         self.free_row.extend_from_slice(k.free_y);
@@ -1215,13 +2001,34 @@ impl URows {
     /// those rows), `wm` the masked w; rows in no run get zero.
     fn mul(&self, runs: &[URun], wm: &[f64], out: &mut [f64], first: usize) {
         out.iter_mut().for_each(|o| *o = 0.0);
+        self.mul_runs(runs, wm, out, first);
+    }
+
+    /// out = (U w) on the rows of the given runs (rows from `first` in `out`), `wm` the
+    /// masked w; the other rows of `out` are left as they are.
+    fn mul_runs(&self, runs: &[URun], wm: &[f64], out: &mut [f64], first: usize) {
         for run in runs {
             let rows = run.rows();
             let o = &mut out[rows.start - first..rows.end - first];
-            for kk in 0..run.e as usize {
-                let (b, s, v) = run.position(self, kk);
+            if run.rows < run.e {
+                // few rows of many positions (the TIMIT shape's hidden rows: 2 of 132): row by
+                // row, each one pass over its positions (the same sums in the same order)
+                let (base, stride, vals) = run.positions(self);
                 for (r, o) in o.iter_mut().enumerate() {
-                    *o += v * wm[b + r * s];
+                    let row = run.shift as usize + r;
+                    let mut acc = 0.0;
+                    for ((&b, &s), v) in base.iter().zip(stride).zip(vals) {
+                        acc += v * wm[b as usize + row * s as usize];
+                    }
+                    *o = acc;
+                }
+            } else {
+                o.iter_mut().for_each(|o| *o = 0.0);
+                for kk in 0..run.e as usize {
+                    let (b, s, v) = run.position(self, kk);
+                    for (r, o) in o.iter_mut().enumerate() {
+                        *o += v * wm[b + r * s];
+                    }
                 }
             }
             for (o, &f) in o.iter_mut().zip(&self.free_row[rows]) {
@@ -1238,6 +2045,21 @@ impl URows {
         for run in runs {
             let rows = run.rows();
             let (t, free) = (&t[rows.clone()], &self.free_row[rows]);
+            if run.rows < run.e {
+                // row by row, as in `mul_runs` (the same terms; in another order only where
+                // two rows of the run share a column, not on the TIMIT shape)
+                let (base, stride, vals) = run.positions(self);
+                for (r, (&ti, &f)) in t.iter().zip(free).enumerate() {
+                    if !(f && ti != 0.0) {
+                        continue;
+                    }
+                    let row = run.shift as usize + r;
+                    for ((&b, &s), v) in base.iter().zip(stride).zip(vals) {
+                        acc[b as usize + row * s as usize] += v * ti;
+                    }
+                }
+                continue;
+            }
             for kk in 0..run.e as usize {
                 let (b, s, v) = run.position(self, kk);
                 for (r, (&ti, &f)) in t.iter().zip(free).enumerate() {
@@ -1517,6 +2339,150 @@ mod tests {
         for c in 0..n_theta {
             let want: f64 = (0..m).map(|i| u(i, c) * t[i]).sum();
             assert!((out[c] - want).abs() < 1e-14, "Uᵀ t, column {c}");
+        }
+    }
+
+    /// An RNN-shaped J: `steps` time steps of 2 hidden rows (reading the previous step's
+    /// hidden columns; θ: W's row and b) and 5 output rows (their own column, read by no
+    /// other row, and the step's hidden columns with J = −A; θ: A's row and c with the
+    /// values (h_t, 1), the same on the step's rows). θ: W (4), b (2), A by columns (10),
+    /// c (5).
+    fn rnn_jac(steps: usize) -> SparseRows {
+        let (nh, no) = (2, 5);
+        let n_theta = nh * nh + nh + no * nh + no;
+        let m = steps * (nh + no);
+        let mut j = SparseRows {
+            ncols: n_theta + m,
+            row_ptr: vec![0],
+            ..Default::default()
+        };
+        let a = |k: usize, h: usize| ((k * 3 + h * 5) as f64 * 0.77).sin();
+        let hv = |t: usize, h: usize| ((t * 7 + h) as f64 * 1.31).cos();
+        for t in 0..steps {
+            let row0 = t * (nh + no);
+            for h in 0..nh {
+                let mut e: Vec<(usize, f64)> = vec![(n_theta + row0 + h, 1.0)];
+                if t > 0 {
+                    for g in 0..nh {
+                        e.push((n_theta + row0 - nh - no + g, 0.3 + 0.1 * (h + g) as f64));
+                    }
+                }
+                for g in 0..nh {
+                    e.push((h * nh + g, if t > 0 { -hv(t - 1, g) } else { 0.0 }));
+                }
+                e.push((nh * nh + h, -1.0));
+                e.sort_by_key(|x| x.0);
+                j.col_idx.extend(e.iter().map(|x| x.0));
+                j.values.extend(e.iter().map(|x| x.1));
+                j.row_ptr.push(j.col_idx.len());
+            }
+            for k in 0..no {
+                let mut e: Vec<(usize, f64)> = vec![(n_theta + row0 + nh + k, 1.0)];
+                for h in 0..nh {
+                    e.push((n_theta + row0 + h, -a(k, h)));
+                    e.push((nh * nh + nh + h * no + k, -hv(t, h)));
+                }
+                e.push((nh * nh + nh + nh * no + k, -1.0));
+                e.sort_by_key(|x| x.0);
+                j.col_idx.extend(e.iter().map(|x| x.0));
+                j.values.extend(e.iter().map(|x| x.1));
+                j.row_ptr.push(j.col_idx.len());
+            }
+        }
+        j
+    }
+
+    /// On the RNN shape the output rows of the time steps make a family of blocks, taken in
+    /// closed form: Uᵀ B⁻¹ U p and ‖U p‖ are those of the rows one by one, C formed there is
+    /// C (the conjugate gradients on it converge at once) and the Newton system is solved;
+    /// with an output row and a hidden column not free (their steps' blocks then go row by
+    /// row) and a θ column not free.
+    #[test]
+    fn the_families_of_output_rows_give_the_rows_products() {
+        let j = rnn_jac(8);
+        let (m, n_theta) = (j.nrows(), 21);
+        let mut free_s = vec![true; j.ncols];
+        free_s[8] = false;
+        free_s[n_theta + 3 * 7 + 1] = false;
+        let mut free_y = vec![true; m];
+        free_y[5 * 7 + 4] = false;
+        let now = Kept {
+            jac: j.values.clone(),
+            rho: 0.7,
+            delta: 1e-3,
+            free_s,
+            free_y: free_y.clone(),
+        };
+        let mut s = Schur::new(&j, n_theta, true).unwrap();
+        s.reform(now.clone()).unwrap();
+        s.factor_at(now.at()).unwrap();
+        assert_eq!(s.fam.fams.len(), 1, "one family");
+        assert!(s.fam.blocks.len() >= 5, "{} blocks", s.fam.blocks.len());
+        let p: Vec<f64> = (0..n_theta).map(|c| (c as f64 * 0.45).sin()).collect();
+        let mut by_families = vec![0.0; n_theta];
+        s.c_product(&p, &mut by_families);
+        let mut by_rows = vec![0.0; n_theta];
+        s.u_mul(&p);
+        s.solve_b(false);
+        s.u_tmul(false, &mut by_rows);
+        for c in 0..n_theta {
+            let scale = 1.0 + by_rows[c].abs();
+            assert!(
+                (by_families[c] - by_rows[c]).abs() < 1e-12 * scale,
+                "column {c}: {by_families:?} {by_rows:?}"
+            );
+        }
+        s.u_mul(&p);
+        let norm = dot(&s.t2, &s.t2).sqrt();
+        assert!((s.u_norm(&p) - norm).abs() < 1e-12 * norm);
+        let b: Vec<f64> = (0..m)
+            .map(|i| {
+                if free_y[i] {
+                    (i as f64 * 0.3).cos()
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let norm_b = dot(&b, &b).sqrt();
+        let mut d = vec![0.0; m];
+        let (converged, it) = s.solve_through_c(&free_y, &b, &mut d, 1e-12 * norm_b, 50);
+        assert!(converged && it <= 1, "{converged} {it}");
+        let md = newton_matrix_times(&j, &now, &d);
+        for i in 0..m {
+            assert!((md[i] - b[i]).abs() < 1e-10, "row {i}: {md:?} {b:?}");
+        }
+    }
+
+    /// J's products through the blocks of the RNN shape's output rows are J's products by
+    /// rows (one step's output rows changed so that they are no block).
+    #[test]
+    fn the_blocks_of_j_give_its_products() {
+        let mut j = rnn_jac(8);
+        // step 2's output row 3 reads h at another value (its first entry, at A's column):
+        // its step goes row by row
+        let row = 2 * 7 + 2 + 3;
+        assert!(j.col_idx[j.row_ptr[row]] < 21);
+        j.values[j.row_ptr[row]] += 0.25;
+        let (m, n) = (j.nrows(), j.ncols);
+        let mut s = Schur::new(&j, 21, true).unwrap();
+        assert!(s.has_jac_blocks());
+        s.jac_blocks(&j);
+        assert_eq!(s.jb.fams.len(), 1, "one family");
+        assert_eq!(s.jb.blocks.len(), 7, "every step but one");
+        let x: Vec<f64> = (0..n).map(|c| (c as f64 * 0.37).sin()).collect();
+        let y: Vec<f64> = (0..m).map(|i| (i as f64 * 0.91).cos()).collect();
+        let (mut jx, mut want) = (vec![0.0; m], vec![0.0; m]);
+        s.jac_mul_halves(&j, &x, &mut jx);
+        j.mul(&x, &mut want);
+        for i in 0..m {
+            assert!((jx[i] - want[i]).abs() < 1e-13, "J x, row {i}");
+        }
+        let (mut jty, mut want, mut second) = (vec![0.0; n], vec![0.0; n], Vec::new());
+        s.jac_mul_t_halves(&j, &y, &mut jty, &mut second);
+        j.mul_t(&y, &mut want);
+        for c in 0..n {
+            assert!((jty[c] - want[c]).abs() < 1e-13, "Jᵀ y, column {c}");
         }
     }
 }

@@ -317,6 +317,10 @@ impl SubSolver {
         let delta = 1e-11 * scale.max(1e-8);
         let mut rep = SubReport::default();
         let mut y = std::mem::take(&mut self.y);
+        // J's products in the dual at this subproblem's values
+        if let Some(s) = self.schur.as_mut().filter(|s| s.has_jac_blocks()) {
+            s.jac_blocks(p.jac);
+        }
         let mut cur = self.dual(p, &y);
         let mut stop = StopRule::default();
         let exact = self.schur.as_ref().is_some_and(Schur::exact_b);
@@ -439,7 +443,11 @@ impl SubSolver {
     /// s = s(y), w = r + J s and g = ∇φ = −w in the workspace.
     fn dual(&mut self, p: &Subproblem<'_>, y: &[f64]) -> DualPoint {
         let ws = &mut self.ws;
-        p.jac.mul_t_halves(y, &mut ws.v, &mut ws.v_half);
+        let blocks = self.schur.as_ref().filter(|s| s.has_jac_blocks());
+        match blocks {
+            Some(s) => s.jac_mul_t_halves(p.jac, y, &mut ws.v, &mut ws.v_half),
+            None => p.jac.mul_t_halves(y, &mut ws.v, &mut ws.v_half),
+        }
         let mut inner = 0.0;
         let mut smooth = 0.0;
         for j in 0..self.n {
@@ -449,7 +457,10 @@ impl SubSolver {
             inner += ws.v[j] * s + 0.5 * p.rho * s * s;
             smooth += p.q[j] * s + 0.5 * p.rho * s * s;
         }
-        p.jac.mul_halves(&ws.s, &mut ws.w);
+        match blocks {
+            Some(s) => s.jac_mul_halves(p.jac, &ws.s, &mut ws.w),
+            None => p.jac.mul_halves(&ws.s, &mut ws.w),
+        }
         let mut yr = 0.0;
         let mut l1 = 0.0;
         let mut res: f64 = 0.0;
