@@ -2135,6 +2135,15 @@ mod tests {
     }
 
     /// M z for M = δI + J_F D J_Fᵀ/ρ on the free rows.
+    /// A right-hand side of the Newton system: cos(0.3 i) on the free rows, 0 elsewhere.
+    fn rhs_on_free(free_y: &[bool]) -> Vec<f64> {
+        free_y
+            .iter()
+            .enumerate()
+            .map(|(i, free)| if *free { (i as f64 * 0.3).cos() } else { 0.0 })
+            .collect()
+    }
+
     fn newton_matrix_times(j: &SparseRows, k: &Kept, z: &[f64]) -> Vec<f64> {
         let m = j.nrows();
         let mut t = vec![0.0; j.ncols];
@@ -2233,15 +2242,7 @@ mod tests {
             free_s,
             free_y: free_y.clone(),
         };
-        let b: Vec<f64> = (0..m)
-            .map(|i| {
-                if free_y[i] {
-                    (i as f64 * 0.3).cos()
-                } else {
-                    0.0
-                }
-            })
-            .collect();
+        let b = rhs_on_free(&free_y);
         let norm_b = dot(&b, &b).sqrt();
         let mut iterations = Vec::new();
         for same in [false, true] {
@@ -2435,15 +2436,7 @@ mod tests {
         s.u_mul(&p);
         let norm = dot(&s.t2, &s.t2).sqrt();
         assert!((s.u_norm(&p) - norm).abs() < 1e-12 * norm);
-        let b: Vec<f64> = (0..m)
-            .map(|i| {
-                if free_y[i] {
-                    (i as f64 * 0.3).cos()
-                } else {
-                    0.0
-                }
-            })
-            .collect();
+        let b = rhs_on_free(&free_y);
         let norm_b = dot(&b, &b).sqrt();
         let mut d = vec![0.0; m];
         let (converged, it) = s.solve_through_c(&free_y, &b, &mut d, 1e-12 * norm_b, 50);
