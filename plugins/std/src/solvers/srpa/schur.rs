@@ -2135,6 +2135,17 @@ mod tests {
     }
 
     /// M z for M = δI + J_F D J_Fᵀ/ρ on the free rows.
+    /// The point of a Newton system at J's own values (ρ = 0.7, δ = 1e-3) and the free sets.
+    fn kept_at(j: &SparseRows, free_s: Vec<bool>, free_y: Vec<bool>) -> Kept {
+        Kept {
+            jac: j.values.clone(),
+            rho: 0.7,
+            delta: 1e-3,
+            free_s,
+            free_y,
+        }
+    }
+
     /// A right-hand side of the Newton system: cos(0.3 i) on the free rows, 0 elsewhere.
     fn rhs_on_free(free_y: &[bool]) -> Vec<f64> {
         free_y
@@ -2235,13 +2246,7 @@ mod tests {
         free_s[3 + 2] = false;
         let mut free_y = vec![true; m];
         free_y[9] = false;
-        let now = Kept {
-            jac: j.values.clone(),
-            rho: 0.7,
-            delta: 1e-3,
-            free_s,
-            free_y: free_y.clone(),
-        };
+        let now = kept_at(&j, free_s, free_y.clone());
         let b = rhs_on_free(&free_y);
         let norm_b = dot(&b, &b).sqrt();
         let mut iterations = Vec::new();
@@ -2407,13 +2412,7 @@ mod tests {
         free_s[n_theta + 3 * 7 + 1] = false;
         let mut free_y = vec![true; m];
         free_y[5 * 7 + 4] = false;
-        let now = Kept {
-            jac: j.values.clone(),
-            rho: 0.7,
-            delta: 1e-3,
-            free_s,
-            free_y: free_y.clone(),
-        };
+        let now = kept_at(&j, free_s, free_y.clone());
         let mut s = Schur::new(&j, n_theta, true).unwrap();
         s.reform(now.clone()).unwrap();
         s.factor_at(now.at()).unwrap();
