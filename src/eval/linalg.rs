@@ -60,7 +60,8 @@ impl<'a> Mat<'a> {
     }
 }
 
-/// Right-hand sides with at most this many columns use matrix–vector products.
+/// Right-hand sides with at most this many columns use matrix–vector products (one column
+/// always; two to four without AVX and FMA, or with a transposed right-hand side).
 const GEMV_COLUMNS: usize = 4;
 
 /// Right-hand sides with at most this many columns use the AVX kernels, with AVX and FMA
@@ -73,10 +74,11 @@ const THIN_COLUMNS: usize = 16;
 /// release builds too: the matrixmultiply path reads and writes through raw pointers.
 ///
 /// Thin products go through matrix–vector products column by column ([`gemv_n`], [`gemv_t`]);
-/// with AVX and FMA, products with up to [`THIN_COLUMNS`] right-hand columns through the AVX
+/// with AVX and FMA, products with 2 to [`THIN_COLUMNS`] right-hand columns through the AVX
 /// kernels four (or two) columns at a time, reading `a` in place (`avx::gemm_n`,
-/// `avx::gemm_t`); everything else straight to matrixmultiply (column-by-column gemv for
-/// wide right-hand sides is several times slower for the RNN's `4 × 128` output weights).
+/// `avx::gemm_t`; each column gets the bits of the two-column kernel, so a window of a batch
+/// gets the whole batch's); everything else straight to matrixmultiply (column-by-column gemv
+/// for wide right-hand sides is several times slower for the RNN's `4 × 128` output weights).
 pub fn gemm(alpha: f64, a: Mat<'_>, b: Mat<'_>, beta: f64, c: &mut [f64]) {
     let (m, k) = a.shape();
     let (k2, n) = b.shape();
@@ -86,7 +88,8 @@ pub fn gemm(alpha: f64, a: Mat<'_>, b: Mat<'_>, beta: f64, c: &mut [f64]) {
         m.checked_mul(n),
         "matrix product into a slice of the wrong length"
     );
-    if n <= GEMV_COLUMNS && !b.trans {
+    let batch = batch_path(n, k, alpha, b.trans);
+    if n <= GEMV_COLUMNS && !b.trans && !batch {
         // Thin right-hand sides: matrix–vector products, two columns at a time (each block of
         // `a` read once for both), no packing; every column gets the same sums in the same
         // order as a product of its own (fused multiply–adds in pairs, see `gemv_n2`).
@@ -115,7 +118,7 @@ pub fn gemm(alpha: f64, a: Mat<'_>, b: Mat<'_>, beta: f64, c: &mut [f64]) {
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if n <= THIN_COLUMNS && !b.trans && alpha == 1.0 && k > 0 && has_avx_fma() {
+    if batch {
         // A few more columns (a batch of sequences): the AVX kernels read `a` in place, where
         // matrixmultiply would pack it at every call (see `avx::gemm_n`).
         // SAFETY: the processor has AVX and FMA, checked just above.
@@ -170,8 +173,7 @@ pub fn gemm_ahead(a: Mat<'_>, b: Mat<'_>, c: &mut [f64], ahead: [&[f64]; 2]) {
         );
         let mut ahead = avx::Ahead::new(ahead);
         // The path `gemm` takes for these products (the same kernel, the same bits).
-        let batch = n > GEMV_COLUMNS && n <= THIN_COLUMNS && !b.trans && !a.trans;
-        if batch && m > 0 && k > 0 && has_avx_fma() {
+        if batch_path(n, k, 1.0, b.trans) && !a.trans && m > 0 {
             // SAFETY: the processor has AVX and FMA, checked just above.
             unsafe { batch_n(a.data, b.data, n, 0.0, c, &mut ahead) };
             return;
@@ -183,7 +185,21 @@ pub fn gemm_ahead(a: Mat<'_>, b: Mat<'_>, c: &mut [f64], ahead: [&[f64]; 2]) {
     gemm(1.0, a, b, 0.0, c)
 }
 
-/// `y = A X + beta · y` for 5 to 16 right-hand columns (`avx::gemm_n`): with beta = 0 and a
+/// Whether [`gemm`] takes the AVX batch kernels: 2 to [`THIN_COLUMNS`] right-hand columns, not
+/// transposed, alpha = 1, and a processor with AVX and FMA.
+fn batch_path(n: usize, k: usize, alpha: f64, b_trans: bool) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        (2..=THIN_COLUMNS).contains(&n) && !b_trans && alpha == 1.0 && k > 0 && has_avx_fma()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (n, k, alpha, b_trans);
+        false
+    }
+}
+
+/// `y = A X + beta · y` for 2 to 16 right-hand columns (`avx::gemm_n`): with beta = 0 and a
 /// multiple of 16 rows on a processor with AVX-512, through `avx512::gemm_n` (the same
 /// operations per entry, so the same bits, with eight lanes and eight columns at a time).
 ///
@@ -208,7 +224,7 @@ unsafe fn batch_n(
     unsafe { avx::gemm_n(a, x, n, beta, y, ahead) }
 }
 
-/// `y = Aᵀ X + beta · y` for 5 to 16 right-hand columns (`avx::gemm_t`): on a processor with
+/// `y = Aᵀ X + beta · y` for 2 to 16 right-hand columns (`avx::gemm_t`): on a processor with
 /// AVX-512, the pairs of columns through `avx512::gemm_t` (the same operations per entry, so
 /// the same bits, two entries per register) and an odd last column through the AVX kernel.
 ///

@@ -74,6 +74,19 @@ fn close(got: &[f64], want: &[f64], scale: &[f64], what: &str) {
     }
 }
 
+/// The windows of the split passes the checks compare (three: unequal windows on an odd
+/// batch).
+pub const SPLIT_WORKERS: usize = 3;
+
+/// Whether the unstored host's passes over `l` split over the batch.
+pub fn splits(l: &Lifted, source: &Graph, registry: &Registry) -> bool {
+    let betas = Betas::uniform(0.5);
+    let pen = l.penalized(&betas);
+    let mut h =
+        P1Host::with_jacobian(l, &pen, &betas, source, registry, Jacobian::Products).unwrap();
+    h.linearizer().set_product_workers(SPLIT_WORKERS)
+}
+
 /// A point to check at: z and the bound multipliers of a previous subproblem.
 pub struct At<'a> {
     pub z: &'a [f64],
@@ -105,6 +118,9 @@ pub fn check(
         host(Jacobian::Products),
     );
     hg.linearizer().set_generic_products(true);
+    // passes split over the batch in three windows, where the graph allows it
+    let mut hw = host(Jacobian::Products);
+    hw.linearizer().set_product_workers(SPLIT_WORKERS);
     assert!(hs.structure().stored && !hu.structure().stored, "{what}");
     assert!(hu.structure().col_idx.is_empty() && hu.structure().row_ptr.is_empty());
     let (n, m, nt) = (l.layout.n_z, hu.structure().rows(), l.layout.n_theta);
@@ -112,6 +128,7 @@ pub fn check(
     assert!(e.contains("before a linearization"), "{e}");
     let np = hs.structure().n_pieces;
     let (mut ps, mut pu, mut pg) = (vec![NO_PIECE; np], vec![NO_PIECE; np], vec![NO_PIECE; np]);
+    let mut pw = pu.clone();
     let (ptr, col) = (
         hs.structure().row_ptr.clone(),
         hs.structure().col_idx.clone(),
@@ -131,6 +148,10 @@ pub fn check(
             .unwrap();
         hg.linearize(at.z, at.multipliers, &mut pg, &mut lg)
             .unwrap();
+        let mut lw = Linearization::for_structure(hw.structure());
+        hw.linearize(at.z, at.multipliers, &mut pw, &mut lw)
+            .unwrap();
+        assert_eq!(pw, pu, "{what}: pieces, split passes");
         assert!(lu.jac.is_empty() && ls.jac.len() == col.len());
         assert_eq!(ls.residual, lu.residual, "{what}: r");
         assert_eq!(ls.grad, lu.grad, "{what}: ∇F");
@@ -161,6 +182,9 @@ pub fn check(
             });
             assert_eq!(a, b, "{what}: J s, stored and unstored hosts");
             close(&b, &want, &scale, &format!("{what}: J s"));
+            let mut d = vec![f64::NAN; m];
+            hw.jac_mul(&v, &mut d).unwrap();
+            close(&d, &want, &scale, &format!("{what}: J s, split passes"));
             close(
                 &c,
                 &want,
@@ -176,6 +200,9 @@ pub fn check(
             });
             assert_eq!(a, b, "{what}: Jᵀ y, stored and unstored hosts");
             close(&b, &want, &scale, &format!("{what}: Jᵀ y"));
+            let mut d = vec![f64::NAN; n];
+            hw.jac_tmul(&y, &mut d).unwrap();
+            close(&d, &want, &scale, &format!("{what}: Jᵀ y, split passes"));
             close(
                 &c,
                 &want,
@@ -189,7 +216,13 @@ pub fn check(
                 out
             });
             assert_eq!(a, b, "{what}: J_L⁻¹ y, stored and unstored hosts");
-            for (x, how) in [(&b, ""), (&c, " by the per-entry rules")] {
+            let mut d = vec![f64::NAN; m];
+            hw.lifted_solve(&y, &mut d).unwrap();
+            for (x, how) in [
+                (&b, ""),
+                (&c, " by the per-entry rules"),
+                (&d, ", split passes"),
+            ] {
                 let (jx, scale) = j.mul(x, true);
                 let scale: Vec<f64> = scale.iter().zip(&y).map(|(s, y)| s + y.abs()).collect();
                 close(&jx, &y, &scale, &format!("{what}: J_L x = y{how}"));
@@ -201,7 +234,13 @@ pub fn check(
                 out
             });
             assert_eq!(a, b, "{what}: J_L⁻ᵀ y, stored and unstored hosts");
-            for (x, how) in [(&b, ""), (&c, " by the per-entry rules")] {
+            let mut d = vec![f64::NAN; m];
+            hw.lifted_tsolve(&y, &mut d).unwrap();
+            for (x, how) in [
+                (&b, ""),
+                (&c, " by the per-entry rules"),
+                (&d, ", split passes"),
+            ] {
                 let (jx, scale) = j.tmul(x, m, true);
                 let scale: Vec<f64> = scale.iter().zip(&y).map(|(s, y)| s + y.abs()).collect();
                 close(&jx, &y, &scale, &format!("{what}: J_Lᵀ x = y{how}"));
@@ -217,7 +256,13 @@ pub fn check(
                 a2, b2,
                 "{what}: J_L⁻¹ (y − J_θ s_θ), stored and unstored hosts"
             );
-            for (x, how) in [(&b2, ""), (&c2, " by the per-entry rules")] {
+            let mut d2 = vec![f64::NAN; m];
+            hw.lifted_solve_theta(&input, &mut d2).unwrap();
+            for (x, how) in [
+                (&b2, ""),
+                (&c2, " by the per-entry rules"),
+                (&d2, ", split passes"),
+            ] {
                 let full: Vec<f64> = v[..nt].iter().chain(x.iter()).copied().collect();
                 let (jx, scale) = j.mul(&full, false);
                 let scale: Vec<f64> = scale.iter().zip(&y).map(|(s, y)| s + y.abs()).collect();
@@ -230,7 +275,14 @@ pub fn check(
             });
             assert_eq!(a2, b2, "{what}: (J_θᵀ x, x), stored and unstored hosts");
             assert_eq!(b2[nt..], b[..], "{what}: the fused J_L⁻ᵀ y, bit for bit");
-            for (out, how) in [(&b2, ""), (&c2, " by the per-entry rules")] {
+            let mut d2 = vec![f64::NAN; n];
+            hw.lifted_tsolve_theta(&y, &mut d2).unwrap();
+            assert_eq!(d2[nt..], d[..], "{what}: the fused J_L⁻ᵀ y, split passes");
+            for (out, how) in [
+                (&b2, ""),
+                (&c2, " by the per-entry rules"),
+                (&d2, ", split passes"),
+            ] {
                 let (want, scale) = j.tmul(&out[nt..], n, false);
                 close(
                     &out[..nt],

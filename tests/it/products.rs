@@ -7,7 +7,7 @@
 use crate::common;
 
 use common::eval::{compile, lower, model, repo, syn_graph};
-use common::products::{check, At};
+use common::products::{check, splits, At};
 use mcopt::config::{ColumnSel, DataSpec, HeaderMode, RowSel, SeqLayout, Split, TestState};
 use mcopt::eval::Evaluator;
 use mcopt::forms::linearize::memory::estimate;
@@ -201,6 +201,72 @@ fn every_kernel_equals_the_stored_jacobian_and_the_per_entry_rules() {
     let (ties, switched) = check(&l, &g, &r, &points, 2, "ops");
     assert!(ties >= 2 * a.len() / 3, "{ties} ties");
     assert!(switched > 0, "{switched} switched");
+}
+
+/// A ReLU RNN over a batch, with a scalar gain (a broadcast parameter in a layer) and a kink
+/// between two varying sides: every operation the split passes allow.
+const BATCH_RNN: &str = "data x: seq(vec(3))
+data y: seq(vec(2))
+param W: mat(4, 4)
+param V: mat(4, 3)
+param b: vec(4)
+param s: real
+param A: mat(2, 4)
+param c: vec(2)
+layer h[0] = zeros(4)
+layer u[t] = W * h[t-1] + V * x[t] + b
+layer h[t] = relu(u[t]) + s * tanh(u[t])
+layer v[t] = A * max(h[t], 0.5 * u[t]) + c
+minimize mean(t, sqnorm(v[t] - y[t])) + 0.1 * sqnorm(W)
+";
+
+/// Passes split over the batch (three unequal windows of 19 sequences, six steps each) equal the whole
+/// passes and the stored J, at a start point and at ties.
+#[test]
+fn passes_split_over_the_batch_equal_the_stored_jacobians() {
+    let r = Registry::with_standard();
+    let m = model(BATCH_RNN, &r);
+    let spec = DataSpec {
+        file: "examples/data/sp500.csv".into(),
+        header: HeaderMode::Yes,
+        bind: vec![
+            ("x".to_owned(), ColumnSel::Range { start: 1, end: 4 }),
+            ("y".to_owned(), ColumnSel::Range { start: 11, end: 13 }),
+        ],
+        train: RowSel::Range { start: 0, end: 6 },
+        test: None,
+        sequences: SeqLayout::Blocks(19),
+        test_state: TestState::Carry,
+        origin: None,
+    };
+    let data = mcopt::session::bind_data(&m, &spec, &repo(), Split::Train).unwrap();
+    let g = lower(&m, data);
+    assert_eq!(g.sequences, 19);
+    let l = forms::lift(&g);
+    assert!(splits(&l, &g, &r), "the batched RNN's passes split");
+    // the OPS model's transposes and reductions keep its passes whole
+    let ops = ops_graph(&r);
+    assert!(!splits(&forms::lift(&ops), &ops, &r));
+    let mut rng = Rng::new(5);
+    let theta: Vec<f64> = (0..g.n_params()).map(|_| 0.5 * rng.normal()).collect();
+    let z = completed(&g, &r, &l, &theta);
+    let mut tied = z.clone();
+    for &k in group_entries(&l, "u").iter().step_by(3) {
+        tied[k] = 0.0;
+    }
+    let pushed = vec![1.0; z.len()];
+    let points = [
+        At {
+            z: &z,
+            multipliers: None,
+        },
+        At {
+            z: &tied,
+            multipliers: Some(&pushed),
+        },
+    ];
+    let (ties, _) = check(&l, &g, &r, &points, 7, "batched RNN");
+    assert!(ties > 0, "{ties} ties");
 }
 
 /// Automatically lifted kinks: a LASSO and a max-type model (every kink outside layers).

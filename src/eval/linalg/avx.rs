@@ -142,7 +142,7 @@ pub(super) unsafe fn gemv_t2(a: &[f64], rows: usize, x: &[f64], beta: f64, y: &m
     }
 }
 
-/// `y = A X + beta · y` for a right-hand side `X` of `n` columns (five to sixteen: the full
+/// `y = A X + beta · y` for a right-hand side `X` of `n` columns (two to sixteen: the full
 /// batch of several sequences), `A` read in place (never packed), four columns at a time,
 /// then the rest; every entry with fused multiply–adds in the order of [`gemv_n2`], so each
 /// column gets the bits the two-column kernel gives it, whatever the other columns. The lines
@@ -178,7 +178,7 @@ pub(super) unsafe fn gemm_n(
     ahead.all();
 }
 
-/// `y = Aᵀ X + beta · y` for `n` right-hand columns (five to sixteen), four at a time against
+/// `y = Aᵀ X + beta · y` for `n` right-hand columns (two to sixteen), four at a time against
 /// two columns of `A` (see [`tdots`]): each inner product in its own order, whatever the
 /// other columns, so a column's bits do not depend on the batch it is in.
 #[target_feature(enable = "avx,fma")]

@@ -25,7 +25,7 @@ use std::cell::RefCell;
 
 use super::avx::Ahead;
 
-/// `y = A X` (beta = 0) for `n` right-hand columns (five to sixteen) and a multiple of 16
+/// `y = A X` (beta = 0) for `n` right-hand columns (two to sixteen) and a multiple of 16
 /// rows, eight columns at a time in blocks of 16 rows; the lines of `ahead` asked for one at a
 /// time, every fourth column of `A`.
 ///

@@ -225,10 +225,14 @@ pub fn estimate(lifted: &Lifted) -> Result<Estimate, LinearizeError> {
     parts.sort_by_key(|p| std::cmp::Reverse(p.1));
     let mut products = vec![
         ("the evaluators", values.saturating_mul(4 * WORD)),
-        // one tangent or adjoint per needed entry, one slope per elementwise-function entry
+        // one tangent or adjoint per needed entry and pass worker, one slope per
+        // elementwise-function entry
         (
             "the products' tangents and slopes",
-            (node_entries + slopes + order.len() as u64).saturating_mul(WORD),
+            (node_entries + order.len() as u64)
+                .saturating_mul(super::products::pass_workers(lifted, &order) as u64)
+                .saturating_add(slopes)
+                .saturating_mul(WORD),
         ),
         (
             "the subproblem solver's vectors",

@@ -50,8 +50,31 @@ pub(super) fn picked(g: &crate::graph::Graph, node: &Node, e: usize) -> usize {
 /// with broadcasting of dimensions of size 1: the evaluator's own pairing.
 pub(super) use crate::eval::dot_pairs;
 
+/// A matrix shape: a node's, or the part of it one worker of a pass computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Shape {
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl Shape {
+    pub fn len(self) -> usize {
+        self.rows * self.cols
+    }
+}
+
+impl From<&Node> for Shape {
+    fn from(n: &Node) -> Shape {
+        Shape {
+            rows: n.rows,
+            cols: n.cols,
+        }
+    }
+}
+
 /// Index of output entry `e` of `out` in a broadcast operand `arg`.
-pub(super) fn bcast(out: &Node, arg: &Node, e: usize) -> usize {
+pub(super) fn bcast(out: impl Into<Shape>, arg: impl Into<Shape>, e: usize) -> usize {
+    let (out, arg) = (out.into(), arg.into());
     let (i, j) = (e % out.rows, e / out.rows);
     let i = if arg.rows == 1 { 0 } else { i };
     let j = if arg.cols == 1 { 0 } else { j };

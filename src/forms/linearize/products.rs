@@ -25,8 +25,20 @@
 //! θ's nodes (stage 0) carrying the tangent of a step s_θ instead of 0 solves J_L x = y −
 //! J_θ s_θ ([`Linearizer::lifted_solve_theta`]); the backward solve with the adjoints carried
 //! on into θ's nodes gives J_θᵀ x beside x ([`Linearizer::lifted_tsolve_theta`]).
+//!
+//! Threads over the batch. When every node of stage ≥ 1 is batched (its columns are the
+//! sequences, S of them) and made by operations that keep the columns apart (elementwise
+//! functions and binary operations, with broadcast operands of one column; products W X with W
+//! not batched), a pass splits into workers, each computing a contiguous window of the S
+//! columns of every batched node in its own buffer ([`Window`]). In a forward pass every
+//! worker computes θ's nodes (stage 0) in full; in a reverse pass each worker accumulates its
+//! share of θ's adjoints, and the shares are summed before the adjoint pass through θ's nodes,
+//! so a split changes J_θᵀ x and Jᵀ y by rounding only.
 
-use super::ops::{bcast, picked};
+use std::ops::Range;
+use std::sync::OnceLock;
+
+use super::ops::{bcast, picked, Shape};
 use super::{LinearizeError, Linearizer};
 use crate::eval::linalg::{gemm, Mat};
 use crate::forms::Lifted;
@@ -62,6 +74,107 @@ pub(super) struct Products {
     valid: bool,
     /// Every node through the per-entry rules (tests compare the kernels with them).
     generic: bool,
+    /// The batch columns S when the passes can split over them (module docs, "Threads over
+    /// the batch").
+    batch: Option<usize>,
+    /// Workers set by tests (`None`: by the graph's size and the machine's cores).
+    forced_workers: Option<usize>,
+    /// The other workers' tangents or adjoints and zero flags (allocated at the first split
+    /// pass).
+    extra: Vec<(Vec<f64>, Vec<bool>)>,
+}
+
+/// The most workers a pass splits into.
+const MAX_WORKERS: usize = 8;
+/// A pass over fewer tangent entries than this runs on one thread: a split costs a thread
+/// start and join (tens of microseconds), a pass of this size about a millisecond.
+const SPLIT_MIN_ENTRIES: usize = 1 << 17;
+
+/// The columns of the batched nodes that one worker of a pass computes (module docs, "Threads
+/// over the batch"): columns `lo..hi` of every batched node, every other node whole.
+#[derive(Clone, Copy, Debug)]
+struct Window {
+    lo: usize,
+    hi: usize,
+}
+
+impl Window {
+    /// Every node whole: the pass on one thread.
+    const ALL: Window = Window {
+        lo: 0,
+        hi: usize::MAX,
+    };
+
+    /// The entries of `n` in the window (column-major).
+    fn range(self, n: &Node) -> Range<usize> {
+        if n.batched && self.hi != usize::MAX {
+            self.lo * n.rows..self.hi * n.rows
+        } else {
+            0..n.len()
+        }
+    }
+
+    /// The shape of `n`'s entries in the window.
+    fn shape(self, n: &Node) -> Shape {
+        let cols = if n.batched && self.hi != usize::MAX {
+            self.hi - self.lo
+        } else {
+            n.cols
+        };
+        Shape { rows: n.rows, cols }
+    }
+}
+
+/// The batch columns S (≥ 2) when every pass can split over them: every needed node of stage
+/// ≥ 1 (and every block's leaf and ψ) batched with S columns, made by an operation that keeps
+/// the columns apart, reading batched operands of S columns or unbatched ones of one column
+/// (a `MatMul`'s left operand: unbatched, any shape).
+fn batch_columns(lifted: &Lifted, order: &[NodeId], stage: &[u32]) -> Option<usize> {
+    let g = &lifted.graph;
+    let first = order.iter().zip(stage).find(|(_, &s)| s > 0)?;
+    let s = g.node(*first.0).cols;
+    let batched = |id: NodeId| {
+        let n = g.node(id);
+        n.batched && n.cols == s
+    };
+    let operand = |id: NodeId, rows: usize| {
+        let n = g.node(id);
+        (n.rows == rows || n.rows == 1) && if n.batched { n.cols == s } else { n.cols == 1 }
+    };
+    let nodes_split = order
+        .iter()
+        .zip(stage)
+        .filter(|(_, &st)| st > 0)
+        .all(|(&id, _)| {
+            let n = g.node(id);
+            batched(id)
+                && match &n.op {
+                    Op::Param(_) => true,
+                    Op::Unary(_, a) | Op::Call { arg: a, .. } => {
+                        batched(*a) && g.node(*a).rows == n.rows
+                    }
+                    Op::Binary(_, a, b) => operand(*a, n.rows) && operand(*b, n.rows),
+                    Op::MatMul(a, b) => !g.node(*a).batched && batched(*b),
+                    _ => false,
+                }
+        });
+    let blocks_split =
+        lifted.layout.blocks.iter().all(|b| {
+            batched(b.leaf) && batched(b.psi) && g.node(b.psi).rows == g.node(b.leaf).rows
+        });
+    (s >= 2 && nodes_split && blocks_split).then_some(s)
+}
+
+/// The workers of a pass over the needed nodes `order` of `lifted` (for the memory estimate:
+/// each worker holds its own tangents).
+pub(super) fn pass_workers(lifted: &Lifted, order: &[NodeId]) -> usize {
+    Products::new(lifted, order).map_or(1, |p| p.workers())
+}
+
+/// The machine's cores (read once).
+fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Where a pass's parameter leaves read their tangent, and what it skips.
@@ -113,6 +226,7 @@ impl Products {
         }
         off.push(total);
         slope_off.push(slopes);
+        let batch = batch_columns(lifted, order, &stage);
         let stages = lifted.layout.blocks.len() + 1;
         let mut by_stage: Vec<u32> = (0..order.len() as u32).collect();
         by_stage.sort_by_key(|&p| (stage[p as usize], p));
@@ -136,7 +250,37 @@ impl Products {
             fresh: false,
             valid: false,
             generic: false,
+            batch,
+            forced_workers: None,
+            extra: Vec::new(),
         })
+    }
+
+    /// Workers of a pass: one unless the graph splits over its batch and is large enough
+    /// (or tests set them).
+    pub(super) fn workers(&self) -> usize {
+        let Some(s) = self.batch.filter(|_| !self.generic) else {
+            return 1;
+        };
+        match self.forced_workers {
+            Some(k) => k.clamp(1, s),
+            None if *self.off.last().unwrap_or(&0) < SPLIT_MIN_ENTRIES => 1,
+            None => cores().min(s).min(MAX_WORKERS),
+        }
+    }
+
+    /// The workers' windows: contiguous runs of the S columns, or [`Window::ALL`].
+    fn windows(&self) -> Vec<Window> {
+        let k = self.workers();
+        match self.batch {
+            Some(s) if k > 1 => (0..k)
+                .map(|i| Window {
+                    lo: i * s / k,
+                    hi: (i + 1) * s / k,
+                })
+                .collect(),
+            _ => vec![Window::ALL],
+        }
     }
 
     /// Whether `id` is one of the needed nodes.
@@ -153,9 +297,9 @@ impl Products {
     /// Bytes of the buffers the products hold once used: tangents or adjoints, their zero
     /// flags, and the slopes.
     pub(super) fn bytes(&self) -> usize {
-        let values = *self.off.last().unwrap_or(&0);
+        let values = *self.off.last().unwrap_or(&0) * self.workers();
         let slopes = *self.slope_off.last().unwrap_or(&0);
-        (values + slopes) * 8 + self.stage.len()
+        (values + slopes) * 8 + self.stage.len() * self.workers()
     }
 }
 
@@ -173,6 +317,13 @@ impl Linearizer<'_> {
         self.prod.generic = generic;
     }
 
+    /// Splits every pass into `workers` windows of the batch wherever the graph allows it, at
+    /// any size (tests compare split passes with whole ones); whether it does.
+    pub fn set_product_workers(&mut self, workers: usize) -> bool {
+        self.prod.forced_workers = Some(workers);
+        self.prod.workers() > 1
+    }
+
     /// Bytes the products hold once used (of the order of the graph's values).
     pub fn product_bytes(&self) -> usize {
         self.prod.bytes()
@@ -183,12 +334,21 @@ impl Linearizer<'_> {
     pub fn jac_mul(&mut self, s: &[f64], out: &mut [f64]) -> Result<(), LinearizeError> {
         let m = self.rows();
         self.ready("J s", s.len(), self.lifted.layout.n_z, out.len(), m)?;
-        let (mut w, mut zero) = self.take();
-        for p in 0..self.order.len() {
-            self.tangent(p, Pass::Mul(s), &mut w, &mut zero);
-        }
-        self.read_rows(&w, &zero, out, |b| b.residual);
-        self.put(w, zero);
+        let wins = self.prod.windows();
+        let mut bufs = self.take(wins.len());
+        let outs = self.row_windows(out, &wins);
+        self.run_windows(&wins, &mut bufs, outs, |win, mut outs, w, zero| {
+            for p in 0..self.order.len() {
+                let pw = if self.prod.stage[p] == 0 {
+                    Window::ALL
+                } else {
+                    win
+                };
+                self.tangent(p, Pass::Mul(s), w, zero, pw);
+            }
+            self.read_rows(w, zero, &mut outs, win);
+        });
+        self.put(bufs);
         Ok(())
     }
 
@@ -196,33 +356,60 @@ impl Linearizer<'_> {
     pub fn jac_tmul(&mut self, y: &[f64], out: &mut [f64]) -> Result<(), LinearizeError> {
         let m = self.rows();
         self.ready("Jᵀ y", y.len(), m, out.len(), self.lifted.layout.n_z)?;
-        let (mut w, mut zero) = self.take();
-        zero.fill(true);
+        let wins = self.prod.windows();
+        let mut bufs = self.take(wins.len());
         out.fill(0.0);
         let n_theta = self.lifted.layout.n_theta;
-        for b in &self.lifted.layout.blocks {
-            if let Some(p) = self.position(b.residual) {
-                let (o, l) = self.span(p);
-                w[o..o + l].copy_from_slice(&y[b.offset - n_theta..b.offset - n_theta + l]);
-                zero[p] = false;
-            }
-        }
+        let (theta, lifted) = out.split_at_mut(n_theta);
+        let outs = self.row_windows(lifted, &wins);
         let g = self.graph();
-        for p in (0..self.order.len()).rev() {
+        self.run_windows(&wins, &mut bufs, outs, |win, mut outs, w, zero| {
+            zero.fill(true);
+            for b in &self.lifted.layout.blocks {
+                if let Some(p) = self.position(b.residual) {
+                    let (o, _) = self.span(p);
+                    let r = win.range(g.node(b.residual));
+                    let at = b.offset - n_theta;
+                    w[o + r.start..o + r.end].copy_from_slice(&y[at + r.start..at + r.end]);
+                    zero[p] = false;
+                }
+            }
+            // the lifted nodes; θ's after the workers' shares of their adjoints are summed
+            for p in (0..self.order.len()).rev() {
+                let stage = self.prod.stage[p] as usize;
+                if zero[p] || stage == 0 {
+                    continue;
+                }
+                if matches!(g.node(self.order[p]).op, Op::Param(_)) {
+                    // the leaf of block stage − 1
+                    let (o, _) = self.span(p);
+                    let r = win.range(g.node(self.order[p]));
+                    for (v, a) in outs[stage - 1].iter_mut().zip(&w[o + r.start..o + r.end]) {
+                        *v += a;
+                    }
+                } else {
+                    self.adjoint(p, false, w, zero, win);
+                }
+            }
+        });
+        self.merge_theta(&wins, &mut bufs);
+        let (w, zero) = &mut bufs[0];
+        for &p in self.prod.by_stage[..self.prod.stage_start[1]].iter().rev() {
+            let p = p as usize;
             if zero[p] {
                 continue;
             }
             if let Op::Param(k) = g.node(self.order[p]).op {
                 let (o, l) = self.span(p);
                 let at = g.params[k].offset;
-                for (v, a) in out[at..at + l].iter_mut().zip(&w[o..o + l]) {
+                for (v, a) in theta[at..at + l].iter_mut().zip(&w[o..o + l]) {
                     *v += a;
                 }
             } else {
-                self.adjoint(p, false, &mut w, &mut zero);
+                self.adjoint(p, false, w, zero, Window::ALL);
             }
         }
-        self.put(w, zero);
+        self.put(bufs);
         Ok(())
     }
 
@@ -253,45 +440,64 @@ impl Linearizer<'_> {
     /// The forward substitution by stages; θ's nodes (stage 0) carry the tangent of `theta`,
     /// or 0.
     fn solve_stages(&mut self, theta: Option<&[f64]>, y: &[f64], x: &mut [f64]) {
-        let (mut w, mut zero) = self.take();
+        let wins = self.prod.windows();
+        let mut bufs = self.take(wins.len());
+        let xs = self.row_windows(x, &wins);
+        self.run_windows(&wins, &mut bufs, xs, |win, mut xs, w, zero| {
+            self.solve_window(win, theta, y, &mut xs, w, zero);
+        });
+        self.put(bufs);
+    }
+
+    /// One worker's forward substitution: its window of every block's rows `xs`.
+    fn solve_window(
+        &self,
+        win: Window,
+        theta: Option<&[f64]>,
+        y: &[f64],
+        xs: &mut [&mut [f64]],
+        w: &mut [f64],
+        zero: &mut [bool],
+    ) {
         let n_theta = self.lifted.layout.n_theta;
         let pr = &self.prod;
         for &p in &pr.by_stage[..pr.stage_start[1]] {
             match theta {
                 // θ's parameter nodes read their entries of s_θ (offsets < n_θ)
-                Some(s) => self.tangent(p as usize, Pass::Mul(s), &mut w, &mut zero),
+                Some(s) => self.tangent(p as usize, Pass::Mul(s), w, zero, Window::ALL),
                 None => zero[p as usize] = true,
             }
         }
         let g = self.graph();
         for (b, blk) in self.lifted.layout.blocks.iter().enumerate() {
-            let rows = blk.offset - n_theta..blk.offset - n_theta + blk.len();
+            let r = win.range(g.node(blk.leaf));
+            let at = blk.offset - n_theta;
+            let yb = &y[at + r.start..at + r.end];
             // x_ℓ = y_ℓ + ψ_ℓ′ (ψ_ℓ of stage ≤ ℓ is known)
             // (one sweep over the block's rows: a pass is a few of them over all m)
-            let xb = &mut x[rows.clone()];
+            let xb = &mut *xs[b];
             match self.position(blk.psi).filter(|&p| !zero[p]) {
                 Some(p) => {
-                    let (o, l) = self.span(p);
-                    for ((v, yv), t) in xb.iter_mut().zip(&y[rows]).zip(&w[o..o + l]) {
+                    let (o, _) = self.span(p);
+                    let t = &w[o + r.start..o + r.end];
+                    for ((v, yv), t) in xb.iter_mut().zip(yb).zip(t) {
                         *v = yv + t;
                     }
                 }
-                None => xb.copy_from_slice(&y[rows]),
+                None => xb.copy_from_slice(yb),
             }
-            let pr = &self.prod;
             for &p in &pr.by_stage[pr.stage_start[b + 1]..pr.stage_start[b + 2]] {
                 let p = p as usize;
                 if matches!(g.node(self.order[p]).op, Op::Param(_)) {
                     // the leaf of block b (the only leaf of this stage)
-                    let (o, l) = self.span(p);
-                    w[o..o + l].copy_from_slice(xb);
+                    let (o, _) = self.span(p);
+                    w[o + r.start..o + r.end].copy_from_slice(xb);
                     zero[p] = false;
                 } else {
-                    self.tangent(p, Pass::Solve, &mut w, &mut zero);
+                    self.tangent(p, Pass::Solve, w, zero, win);
                 }
             }
         }
-        self.put(w, zero);
     }
 
     /// x with J_Lᵀ x = y.
@@ -320,50 +526,18 @@ impl Linearizer<'_> {
     /// and `theta` receives J_θᵀ x.
     fn tsolve_stages(&mut self, y: &[f64], x: &mut [f64], theta: Option<&mut [f64]>) {
         let lifted_only = theta.is_none();
-        let (mut w, mut zero) = self.take();
-        zero.fill(true);
-        let n_theta = self.lifted.layout.n_theta;
-        let g = self.graph();
-        for (b, blk) in self.lifted.layout.blocks.iter().enumerate().rev() {
-            let pr = &self.prod;
-            for &p in pr.by_stage[pr.stage_start[b + 1]..pr.stage_start[b + 2]]
-                .iter()
-                .rev()
-            {
-                let p = p as usize;
-                if !zero[p] && !matches!(g.node(self.order[p]).op, Op::Param(_)) {
-                    self.adjoint(p, lifted_only, &mut w, &mut zero);
-                }
-            }
-            // x_ℓ = y_ℓ + (Nᵀ x)_ℓ, the adjoint of leaf ℓ
-            let rows = blk.offset - n_theta..blk.offset - n_theta + blk.len();
-            let xb = &mut x[rows.clone()];
-            match self.position(blk.leaf).filter(|&p| !zero[p]) {
-                Some(p) => {
-                    let (o, l) = self.span(p);
-                    for ((v, yv), a) in xb.iter_mut().zip(&y[rows]).zip(&w[o..o + l]) {
-                        *v = yv + a;
-                    }
-                }
-                None => xb.copy_from_slice(&y[rows]),
-            }
-            // ψ_ℓ carries x_ℓ back to the earlier blocks
-            if let Some(p) = self.position(blk.psi) {
-                let (o, l) = self.span(p);
-                let a = &mut w[o..o + l];
-                if zero[p] {
-                    a.copy_from_slice(xb);
-                    zero[p] = false;
-                } else {
-                    for (v, xv) in a.iter_mut().zip(xb.iter()) {
-                        *v += xv;
-                    }
-                }
-            }
-        }
+        let wins = self.prod.windows();
+        let mut bufs = self.take(wins.len());
+        let xs = self.row_windows(x, &wins);
+        self.run_windows(&wins, &mut bufs, xs, |win, mut xs, w, zero| {
+            self.tsolve_window(win, lifted_only, y, &mut xs, w, zero);
+        });
         if let Some(theta) = theta {
+            self.merge_theta(&wins, &mut bufs);
+            let (w, zero) = &mut bufs[0];
             // ψ reads θ with the sign opposite to r = u − ψ: J_θᵀ x = −(θ's adjoints)
             theta.fill(0.0);
+            let g = self.graph();
             let pr = &self.prod;
             for &p in pr.by_stage[..pr.stage_start[1]].iter().rev() {
                 let p = p as usize;
@@ -377,11 +551,148 @@ impl Linearizer<'_> {
                         *v -= a;
                     }
                 } else {
-                    self.adjoint(p, false, &mut w, &mut zero);
+                    self.adjoint(p, false, w, zero, Window::ALL);
                 }
             }
         }
-        self.put(w, zero);
+        self.put(bufs);
+    }
+
+    /// One worker's backward substitution through the blocks (θ's nodes not propagated).
+    fn tsolve_window(
+        &self,
+        win: Window,
+        lifted_only: bool,
+        y: &[f64],
+        xs: &mut [&mut [f64]],
+        w: &mut [f64],
+        zero: &mut [bool],
+    ) {
+        zero.fill(true);
+        let n_theta = self.lifted.layout.n_theta;
+        let g = self.graph();
+        let pr = &self.prod;
+        for (b, blk) in self.lifted.layout.blocks.iter().enumerate().rev() {
+            for &p in pr.by_stage[pr.stage_start[b + 1]..pr.stage_start[b + 2]]
+                .iter()
+                .rev()
+            {
+                let p = p as usize;
+                if !zero[p] && !matches!(g.node(self.order[p]).op, Op::Param(_)) {
+                    self.adjoint(p, lifted_only, w, zero, win);
+                }
+            }
+            // x_ℓ = y_ℓ + (Nᵀ x)_ℓ, the adjoint of leaf ℓ
+            let r = win.range(g.node(blk.leaf));
+            let at = blk.offset - n_theta;
+            let yb = &y[at + r.start..at + r.end];
+            let xb = &mut *xs[b];
+            match self.position(blk.leaf).filter(|&p| !zero[p]) {
+                Some(p) => {
+                    let (o, _) = self.span(p);
+                    let a = &w[o + r.start..o + r.end];
+                    for ((v, yv), a) in xb.iter_mut().zip(yb).zip(a) {
+                        *v = yv + a;
+                    }
+                }
+                None => xb.copy_from_slice(yb),
+            }
+            // ψ_ℓ carries x_ℓ back to the earlier blocks
+            if let Some(p) = self.position(blk.psi) {
+                let (o, _) = self.span(p);
+                let a = &mut w[o + r.start..o + r.end];
+                if zero[p] {
+                    a.copy_from_slice(xb);
+                    zero[p] = false;
+                } else {
+                    for (v, xv) in a.iter_mut().zip(xb.iter()) {
+                        *v += xv;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs `f` once per window: the first on this thread with `bufs[0]`, the others on scoped
+    /// threads with their own buffers; `rows` holds each window's part of the pass's output.
+    fn run_windows<'r>(
+        &self,
+        wins: &[Window],
+        bufs: &mut [(Vec<f64>, Vec<bool>)],
+        rows: Vec<Vec<&'r mut [f64]>>,
+        f: impl Fn(Window, Vec<&'r mut [f64]>, &mut [f64], &mut [bool]) + Sync,
+    ) {
+        let mut rows = rows.into_iter();
+        let (first, others) = bufs.split_first_mut().expect("one buffer per window");
+        let own = rows.next().expect("one row set per window");
+        if wins.len() == 1 {
+            return f(wins[0], own, &mut first.0, &mut first.1);
+        }
+        let f = &f;
+        std::thread::scope(|scope| {
+            for ((&win, part), (w, zero)) in wins[1..].iter().zip(rows).zip(others) {
+                scope.spawn(move || f(win, part, w, zero));
+            }
+            f(wins[0], own, &mut first.0, &mut first.1);
+        });
+    }
+
+    /// θ's adjoints (stage 0) summed over the workers into `bufs[0]`: a batched node's window
+    /// from its worker, any other node added.
+    fn merge_theta(&self, wins: &[Window], bufs: &mut [(Vec<f64>, Vec<bool>)]) {
+        let (first, others) = bufs.split_first_mut().expect("one buffer per window");
+        let (w, zero) = (&mut first.0, &mut first.1);
+        let g = self.graph();
+        let pr = &self.prod;
+        for &p in &pr.by_stage[..pr.stage_start[1]] {
+            let p = p as usize;
+            let node = g.node(self.order[p]);
+            let (o, l) = self.span(p);
+            for (win, (wk, zk)) in wins[1..].iter().zip(others.iter()) {
+                if zk[p] {
+                    continue;
+                }
+                if zero[p] {
+                    w[o..o + l].fill(0.0);
+                    zero[p] = false;
+                }
+                if node.batched {
+                    let r = win.range(node);
+                    w[o + r.start..o + r.end].copy_from_slice(&wk[o + r.start..o + r.end]);
+                } else {
+                    for (v, a) in w[o..o + l].iter_mut().zip(&wk[o..o + l]) {
+                        *v += a;
+                    }
+                }
+            }
+        }
+    }
+
+    /// `rows` (one entry per residual row, in block order) cut into each window's part of
+    /// every block: `parts[k][b]`.
+    fn row_windows<'r>(&self, rows: &'r mut [f64], wins: &[Window]) -> Vec<Vec<&'r mut [f64]>> {
+        let n_theta = self.lifted.layout.n_theta;
+        let blocks = &self.lifted.layout.blocks;
+        let mut parts: Vec<Vec<&mut [f64]>> = wins
+            .iter()
+            .map(|_| Vec::with_capacity(blocks.len()))
+            .collect();
+        let (mut rest, mut at) = (rows, 0);
+        for blk in blocks {
+            // blocks are in row order, windows in column order
+            let leaf = self.graph().node(blk.leaf);
+            let start = blk.offset - n_theta;
+            rest = &mut std::mem::take(&mut rest)[start - at..];
+            at = start;
+            for (k, win) in wins.iter().enumerate() {
+                let len = win.range(leaf).len();
+                let (head, tail) = std::mem::take(&mut rest).split_at_mut(len);
+                parts[k].push(head);
+                rest = tail;
+                at += len;
+            }
+        }
+        parts
     }
 
     /// Residual rows m.
@@ -431,16 +742,27 @@ impl Linearizer<'_> {
         Ok(())
     }
 
-    fn take(&mut self) -> (Vec<f64>, Vec<bool>) {
-        (
-            std::mem::take(&mut self.prod.work),
-            std::mem::take(&mut self.prod.zero),
-        )
+    /// The buffers of a pass with `workers` windows: the products' own, then the other
+    /// workers' (allocated at their first use).
+    fn take(&mut self, workers: usize) -> Vec<(Vec<f64>, Vec<bool>)> {
+        let pr = &mut self.prod;
+        let (n, nodes) = (pr.work.len(), pr.zero.len());
+        while pr.extra.len() + 1 < workers {
+            pr.extra.push((vec![0.0; n], vec![true; nodes]));
+        }
+        let mut bufs = Vec::with_capacity(workers);
+        bufs.push((std::mem::take(&mut pr.work), std::mem::take(&mut pr.zero)));
+        bufs.extend(pr.extra.iter_mut().take(workers - 1).map(std::mem::take));
+        bufs
     }
 
-    fn put(&mut self, w: Vec<f64>, zero: Vec<bool>) {
-        self.prod.work = w;
-        self.prod.zero = zero;
+    fn put(&mut self, bufs: Vec<(Vec<f64>, Vec<bool>)>) {
+        let mut bufs = bufs.into_iter();
+        let pr = &mut self.prod;
+        (pr.work, pr.zero) = bufs.next().expect("the products' own buffers");
+        for (slot, buf) in pr.extra.iter_mut().zip(bufs) {
+            *slot = buf;
+        }
     }
 
     fn position(&self, id: NodeId) -> Option<usize> {
@@ -454,50 +776,49 @@ impl Linearizer<'_> {
         (self.prod.off[p], self.prod.off[p + 1] - self.prod.off[p])
     }
 
-    /// Each block's rows of `out` from the buffer of its node `which` (0 where zero).
-    fn read_rows(
-        &self,
-        w: &[f64],
-        zero: &[bool],
-        out: &mut [f64],
-        which: impl Fn(&crate::forms::Block) -> NodeId,
-    ) {
-        let n_theta = self.lifted.layout.n_theta;
-        for b in &self.lifted.layout.blocks {
-            let rows = &mut out[b.offset - n_theta..b.offset - n_theta + b.len()];
-            match self.position(which(b)).filter(|&p| !zero[p]) {
+    /// Each block's residual rows in the window (`outs`, one per block) from the buffer (0
+    /// where zero).
+    fn read_rows(&self, w: &[f64], zero: &[bool], outs: &mut [&mut [f64]], win: Window) {
+        let g = self.graph();
+        for (b, rows) in self.lifted.layout.blocks.iter().zip(outs) {
+            match self.position(b.residual).filter(|&p| !zero[p]) {
                 Some(p) => {
-                    let (o, l) = self.span(p);
-                    rows.copy_from_slice(&w[o..o + l]);
+                    let (o, _) = self.span(p);
+                    let r = win.range(g.node(b.residual));
+                    rows.copy_from_slice(&w[o + r.start..o + r.end]);
                 }
                 None => rows.fill(0.0),
             }
         }
     }
 
-    /// The tangent of needed node `p` from its children's (which are done).
-    fn tangent(&self, p: usize, pass: Pass<'_>, w: &mut [f64], zero: &mut [bool]) {
+    /// The tangent of needed node `p` from its children's (which are done), in the window
+    /// `win` ([`Window::ALL`] for θ's nodes; any other window only where the graph splits).
+    fn tangent(&self, p: usize, pass: Pass<'_>, w: &mut [f64], zero: &mut [bool], win: Window) {
         let g = self.graph();
         let id = self.order[p];
         let node = g.node(id);
-        let (o, len) = self.span(p);
+        let (o, _) = self.span(p);
+        let r = win.range(node);
         let (lo, hi) = w.split_at_mut(o);
-        let t = &mut hi[..len];
-        // a child's tangent, None where it is zero or not needed
+        let t = &mut hi[r.clone()];
+        // a child's tangent in the window, None where it is zero or not needed
         let child = |c: NodeId| -> Option<&[f64]> {
             let q = self.position(c)?;
             if zero[q] {
                 return None;
             }
-            let (co, cl) = self.span(q);
-            Some(&lo[co..co + cl])
+            let (co, _) = self.span(q);
+            let cr = win.range(g.node(c));
+            Some(&lo[co + cr.start..co + cr.end])
         };
-        let val = |c: NodeId| self.ev.coeff(c, 0);
+        let val = |c: NodeId| &self.ev.coeff(c, 0)[win.range(g.node(c))];
+        let shape = |c: NodeId| win.shape(g.node(c));
         let nonzero = match &node.op {
             Op::Param(k) => match pass {
                 Pass::Mul(s) => {
                     let at = g.params[*k].offset;
-                    t.copy_from_slice(&s[at..at + len]);
+                    t.copy_from_slice(&s[at + r.start..at + r.end]);
                     true
                 }
                 Pass::Solve => false,
@@ -506,7 +827,7 @@ impl Linearizer<'_> {
             Op::Unary(_, a) | Op::Call { arg: a, .. } => match child(*a) {
                 Some(ta) => {
                     let at = self.prod.slope_off[p];
-                    let sl = &self.prod.slopes[at..at + len];
+                    let sl = &self.prod.slopes[at + r.start..at + r.end];
                     for ((v, s), x) in t.iter_mut().zip(sl).zip(ta) {
                         *v = s * x;
                     }
@@ -519,12 +840,12 @@ impl Linearizer<'_> {
                 if ta.is_none() && tb.is_none() {
                     false
                 } else {
-                    self.binary_tangent(id, *op, (*a, ta), (*b, tb), t);
+                    self.binary_tangent(id, *op, (*a, ta), (*b, tb), t, win);
                     true
                 }
             }
             Op::MatMul(a, b) => {
-                let (na, nb) = (g.node(*a), g.node(*b));
+                let (na, nb) = (shape(*a), shape(*b));
                 let mut first = true;
                 if let Some(ta) = child(*a) {
                     let (ma, mb) = (
@@ -597,17 +918,22 @@ impl Linearizer<'_> {
         (a, ta): (NodeId, Option<&[f64]>),
         (b, tb): (NodeId, Option<&[f64]>),
         t: &mut [f64],
+        win: Window,
     ) {
         let g = self.graph();
-        let node = g.node(id);
         let (na, nb) = (g.node(a), g.node(b));
-        let (va, vb) = (self.ev.coeff(a, 0), self.ev.coeff(b, 0));
+        let (va, vb) = (
+            &self.ev.coeff(a, 0)[win.range(na)],
+            &self.ev.coeff(b, 0)[win.range(nb)],
+        );
+        let e0 = win.range(g.node(id)).start;
+        let (node, na, nb) = (win.shape(g.node(id)), win.shape(na), win.shape(nb));
         let same = na.len() == node.len() && nb.len() == node.len();
         let ia = |e: usize| if same { e } else { bcast(node, na, e) };
         let ib = |e: usize| if same { e } else { bcast(node, nb, e) };
         let right = |e: usize| {
             let site = &self.sites[self.site_of[&id]];
-            self.side[site.first + e] == Some(1)
+            self.side[site.first + e0 + e] == Some(1)
         };
         match (op, ta, tb) {
             (ElemBinary::Add, Some(x), Some(y)) if same => {
@@ -673,27 +999,34 @@ impl Linearizer<'_> {
 
     /// Propagate the adjoint of needed node `p` (nonzero, every parent done) to its children;
     /// `lifted_only`: not to the nodes of θ alone (a solve needs no adjoint of θ).
-    fn adjoint(&self, p: usize, lifted_only: bool, w: &mut [f64], zero: &mut [bool]) {
+    /// In the window `win` ([`Window::ALL`] for θ's nodes; any other window only where the
+    /// graph splits).
+    fn adjoint(&self, p: usize, lifted_only: bool, w: &mut [f64], zero: &mut [bool], win: Window) {
         let g = self.graph();
         let id = self.order[p];
         let node = g.node(id);
-        let (o, len) = self.span(p);
+        let (o, _) = self.span(p);
+        let r = win.range(node);
+        let len = r.len();
         let (lo, hi) = w.split_at_mut(o);
-        let gout = &hi[..len];
-        // the child's adjoint slice, zeroed on its first contribution; None where not wanted
+        let gout = &hi[r.clone()];
+        // the child's adjoint slice in the window, zeroed on its first contribution; None
+        // where not wanted
         let mut target = |c: NodeId, lo: &mut [f64]| -> Option<(usize, usize)> {
             let q = self.position(c)?;
             if lifted_only && self.prod.stage[q] == 0 {
                 return None;
             }
-            let (co, cl) = self.span(q);
+            let (co, _) = self.span(q);
+            let cr = win.range(g.node(c));
+            let (co, cl) = (co + cr.start, cr.len());
             if zero[q] {
                 lo[co..co + cl].fill(0.0);
                 zero[q] = false;
             }
             Some((co, cl))
         };
-        let val = |c: NodeId| self.ev.coeff(c, 0);
+        let val = |c: NodeId| &self.ev.coeff(c, 0)[win.range(g.node(c))];
         if self.prod.generic {
             return generic_adjoint(self, id, gout, lo, &mut target);
         }
@@ -702,19 +1035,23 @@ impl Linearizer<'_> {
             Op::Unary(_, a) | Op::Call { arg: a, .. } => {
                 if let Some((co, cl)) = target(*a, lo) {
                     let at = self.prod.slope_off[p];
-                    let sl = &self.prod.slopes[at..at + len];
+                    let sl = &self.prod.slopes[at + r.start..at + r.end];
                     for ((v, s), x) in lo[co..co + cl].iter_mut().zip(sl).zip(gout) {
                         *v += s * x;
                     }
                 }
             }
             Op::Binary(op, a, b) => {
-                let (na, nb) = (g.node(*a), g.node(*b));
                 let (va, vb) = (val(*a), val(*b));
+                let (node, na, nb) = (
+                    win.shape(node),
+                    win.shape(g.node(*a)),
+                    win.shape(g.node(*b)),
+                );
                 let same = na.len() == len && nb.len() == len;
                 let right = |e: usize| {
                     let site = &self.sites[self.site_of[&id]];
-                    self.side[site.first + e] == Some(1)
+                    self.side[site.first + r.start + e] == Some(1)
                 };
                 for (first, c) in [(true, *a), (false, *b)] {
                     let Some((co, cl)) = target(c, lo) else {
@@ -798,8 +1135,9 @@ impl Linearizer<'_> {
                 }
             }
             Op::MatMul(a, b) => {
-                let (na, nb) = (g.node(*a), g.node(*b));
-                let gm = Mat::new(gout, node.rows, node.cols);
+                let (na, nb) = (win.shape(g.node(*a)), win.shape(g.node(*b)));
+                let wn = win.shape(node);
+                let gm = Mat::new(gout, wn.rows, wn.cols);
                 if let Some((co, cl)) = target(*a, lo) {
                     let vbt = Mat::new(val(*b), nb.rows, nb.cols).t();
                     gemm(1.0, gm, vbt, 1.0, &mut lo[co..co + cl]);
@@ -846,7 +1184,7 @@ impl Linearizer<'_> {
 
 /// `dst` (the entries of `out`) = w · `src` (`arg`'s, broadcast to `out`'s shape as [`bcast`]
 /// does), or += with `add`; entries in column-major order.
-fn spread(out: &Node, arg: &Node, src: &[f64], w: f64, dst: &mut [f64], add: bool) {
+fn spread(out: Shape, arg: Shape, src: &[f64], w: f64, dst: &mut [f64], add: bool) {
     let (ri, cj) = (usize::from(arg.rows != 1), usize::from(arg.cols != 1));
     for j in 0..out.cols {
         let col = &mut dst[j * out.rows..(j + 1) * out.rows];
@@ -864,7 +1202,7 @@ fn spread(out: &Node, arg: &Node, src: &[f64], w: f64, dst: &mut [f64], add: boo
 
 /// `dst` (`arg`'s entries) += w · `src` (`out`'s), each entry of `out` onto the one of `arg` it
 /// broadcasts from ([`bcast`]), in column-major order of `out`.
-fn gather_into(out: &Node, arg: &Node, src: &[f64], w: f64, dst: &mut [f64]) {
+fn gather_into(out: Shape, arg: Shape, src: &[f64], w: f64, dst: &mut [f64]) {
     let (ri, cj) = (usize::from(arg.rows != 1), usize::from(arg.cols != 1));
     for j in 0..out.cols {
         let col = &src[j * out.rows..(j + 1) * out.rows];
