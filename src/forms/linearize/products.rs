@@ -77,6 +77,11 @@ pub(super) struct Products {
     /// The batch columns S when the passes can split over them (module docs, "Threads over
     /// the batch").
     batch: Option<usize>,
+    /// Whether a worker's sweep computes the node (by position), in its window: the batched
+    /// nodes where the graph splits, else the nodes of stage ≥ 1. The others (θ's) are whole:
+    /// every worker computes them in a forward pass; after a reverse pass's sweep, their
+    /// adjoints (the workers' shares summed) go through them on one thread.
+    swept: Vec<bool>,
     /// Workers set by tests (`None`: by the graph's size and the machine's cores).
     forced_workers: Option<usize>,
     /// The other workers' tangents or adjoints and zero flags (allocated at the first split
@@ -125,14 +130,19 @@ impl Window {
     }
 }
 
-/// The batch columns S (≥ 2) when every pass can split over them: every needed node of stage
-/// ≥ 1 (and every block's leaf and ψ) batched with S columns, made by an operation that keeps
-/// the columns apart, reading batched operands of S columns or unbatched ones of one column
-/// (a `MatMul`'s left operand: unbatched, any shape).
+/// The batch columns S (≥ 2) when every pass can split over them: every needed batched node
+/// has S columns and is made by an operation that keeps the columns apart, reading batched
+/// operands of S columns or unbatched ones of one column (a `MatMul`'s left operand: unbatched,
+/// any shape); every needed node of stage ≥ 1 (every block's leaf and ψ) is batched; and no
+/// unbatched needed node reads a batched one (so θ's unbatched nodes are whole in every worker).
 fn batch_columns(lifted: &Lifted, order: &[NodeId], stage: &[u32]) -> Option<usize> {
     let g = &lifted.graph;
     let first = order.iter().zip(stage).find(|(_, &s)| s > 0)?;
     let s = g.node(*first.0).cols;
+    let mut needed = vec![false; g.nodes.len()];
+    for id in order {
+        needed[id.index()] = true;
+    }
     let batched = |id: NodeId| {
         let n = g.node(id);
         n.batched && n.cols == s
@@ -141,23 +151,25 @@ fn batch_columns(lifted: &Lifted, order: &[NodeId], stage: &[u32]) -> Option<usi
         let n = g.node(id);
         (n.rows == rows || n.rows == 1) && if n.batched { n.cols == s } else { n.cols == 1 }
     };
-    let nodes_split = order
-        .iter()
-        .zip(stage)
-        .filter(|(_, &st)| st > 0)
-        .all(|(&id, _)| {
-            let n = g.node(id);
-            batched(id)
-                && match &n.op {
-                    Op::Param(_) => true,
-                    Op::Unary(_, a) | Op::Call { arg: a, .. } => {
-                        batched(*a) && g.node(*a).rows == n.rows
-                    }
-                    Op::Binary(_, a, b) => operand(*a, n.rows) && operand(*b, n.rows),
-                    Op::MatMul(a, b) => !g.node(*a).batched && batched(*b),
-                    _ => false,
+    let nodes_split = order.iter().zip(stage).all(|(&id, &st)| {
+        let n = g.node(id);
+        if !n.batched {
+            return st == 0
+                && !g
+                    .children(id)
+                    .any(|c| needed[c.index()] && g.node(c).batched);
+        }
+        batched(id)
+            && match &n.op {
+                Op::Param(_) => st > 0,
+                Op::Unary(_, a) | Op::Call { arg: a, .. } => {
+                    batched(*a) && g.node(*a).rows == n.rows
                 }
-        });
+                Op::Binary(_, a, b) => operand(*a, n.rows) && operand(*b, n.rows),
+                Op::MatMul(a, b) => !g.node(*a).batched && batched(*b),
+                _ => false,
+            }
+    });
     let blocks_split =
         lifted.layout.blocks.iter().all(|b| {
             batched(b.leaf) && batched(b.psi) && g.node(b.psi).rows == g.node(b.leaf).rows
@@ -227,6 +239,14 @@ impl Products {
         off.push(total);
         slope_off.push(slopes);
         let batch = batch_columns(lifted, order, &stage);
+        let swept = order
+            .iter()
+            .zip(&stage)
+            .map(|(&id, &st)| match batch {
+                Some(_) => g.node(id).batched,
+                None => st > 0,
+            })
+            .collect();
         let stages = lifted.layout.blocks.len() + 1;
         let mut by_stage: Vec<u32> = (0..order.len() as u32).collect();
         by_stage.sort_by_key(|&p| (stage[p as usize], p));
@@ -251,6 +271,7 @@ impl Products {
             valid: false,
             generic: false,
             batch,
+            swept,
             forced_workers: None,
             extra: Vec::new(),
         })
@@ -339,12 +360,7 @@ impl Linearizer<'_> {
         let outs = self.row_windows(out, &wins);
         self.run_windows(&wins, &mut bufs, outs, |win, mut outs, w, zero| {
             for p in 0..self.order.len() {
-                let pw = if self.prod.stage[p] == 0 {
-                    Window::ALL
-                } else {
-                    win
-                };
-                self.tangent(p, Pass::Mul(s), w, zero, pw);
+                self.tangent(p, Pass::Mul(s), w, zero, self.window_of(p, win));
             }
             self.read_rows(w, zero, &mut outs, win);
         });
@@ -374,14 +390,14 @@ impl Linearizer<'_> {
                     zero[p] = false;
                 }
             }
-            // the lifted nodes; θ's after the workers' shares of their adjoints are summed
+            // the swept nodes; θ's others after the workers' shares of their adjoints are summed
             for p in (0..self.order.len()).rev() {
-                let stage = self.prod.stage[p] as usize;
-                if zero[p] || stage == 0 {
+                if zero[p] || !self.prod.swept[p] {
                     continue;
                 }
+                let stage = self.prod.stage[p] as usize;
                 if matches!(g.node(self.order[p]).op, Op::Param(_)) {
-                    // the leaf of block stage − 1
+                    // the leaf of block stage − 1 (θ's parameters are never swept)
                     let (o, _) = self.span(p);
                     let r = win.range(g.node(self.order[p]));
                     for (v, a) in outs[stage - 1].iter_mut().zip(&w[o + r.start..o + r.end]) {
@@ -392,11 +408,11 @@ impl Linearizer<'_> {
                 }
             }
         });
-        self.merge_theta(&wins, &mut bufs);
+        self.merge_theta(&mut bufs);
         let (w, zero) = &mut bufs[0];
         for &p in self.prod.by_stage[..self.prod.stage_start[1]].iter().rev() {
             let p = p as usize;
-            if zero[p] {
+            if zero[p] || self.prod.swept[p] {
                 continue;
             }
             if let Op::Param(k) = g.node(self.order[p]).op {
@@ -464,7 +480,10 @@ impl Linearizer<'_> {
         for &p in &pr.by_stage[..pr.stage_start[1]] {
             match theta {
                 // θ's parameter nodes read their entries of s_θ (offsets < n_θ)
-                Some(s) => self.tangent(p as usize, Pass::Mul(s), w, zero, Window::ALL),
+                Some(s) => {
+                    let p = p as usize;
+                    self.tangent(p, Pass::Mul(s), w, zero, self.window_of(p, win));
+                }
                 None => zero[p as usize] = true,
             }
         }
@@ -533,7 +552,7 @@ impl Linearizer<'_> {
             self.tsolve_window(win, lifted_only, y, &mut xs, w, zero);
         });
         if let Some(theta) = theta {
-            self.merge_theta(&wins, &mut bufs);
+            self.merge_theta(&mut bufs);
             let (w, zero) = &mut bufs[0];
             // ψ reads θ with the sign opposite to r = u − ψ: J_θᵀ x = −(θ's adjoints)
             theta.fill(0.0);
@@ -541,7 +560,7 @@ impl Linearizer<'_> {
             let pr = &self.prod;
             for &p in pr.by_stage[..pr.stage_start[1]].iter().rev() {
                 let p = p as usize;
-                if zero[p] {
+                if zero[p] || pr.swept[p] {
                     continue;
                 }
                 if let Op::Param(k) = g.node(self.order[p]).op {
@@ -558,7 +577,8 @@ impl Linearizer<'_> {
         self.put(bufs);
     }
 
-    /// One worker's backward substitution through the blocks (θ's nodes not propagated).
+    /// One worker's backward substitution through the blocks, then (unless `lifted_only`) on
+    /// through θ's swept nodes.
     fn tsolve_window(
         &self,
         win: Window,
@@ -611,6 +631,14 @@ impl Linearizer<'_> {
                 }
             }
         }
+        if !lifted_only {
+            for &p in pr.by_stage[..pr.stage_start[1]].iter().rev() {
+                let p = p as usize;
+                if pr.swept[p] && !zero[p] && !matches!(g.node(self.order[p]).op, Op::Param(_)) {
+                    self.adjoint(p, false, w, zero, win);
+                }
+            }
+        }
     }
 
     /// Runs `f` once per window: the first on this thread with `bufs[0]`, the others on scoped
@@ -637,18 +665,19 @@ impl Linearizer<'_> {
         });
     }
 
-    /// θ's adjoints (stage 0) summed over the workers into `bufs[0]`: a batched node's window
-    /// from its worker, any other node added.
-    fn merge_theta(&self, wins: &[Window], bufs: &mut [(Vec<f64>, Vec<bool>)]) {
+    /// The adjoints of θ's nodes that no sweep went through, summed over the workers into
+    /// `bufs[0]`.
+    fn merge_theta(&self, bufs: &mut [(Vec<f64>, Vec<bool>)]) {
         let (first, others) = bufs.split_first_mut().expect("one buffer per window");
         let (w, zero) = (&mut first.0, &mut first.1);
-        let g = self.graph();
         let pr = &self.prod;
         for &p in &pr.by_stage[..pr.stage_start[1]] {
             let p = p as usize;
-            let node = g.node(self.order[p]);
+            if pr.swept[p] {
+                continue;
+            }
             let (o, l) = self.span(p);
-            for (win, (wk, zk)) in wins[1..].iter().zip(others.iter()) {
+            for (wk, zk) in others.iter() {
                 if zk[p] {
                     continue;
                 }
@@ -656,13 +685,8 @@ impl Linearizer<'_> {
                     w[o..o + l].fill(0.0);
                     zero[p] = false;
                 }
-                if node.batched {
-                    let r = win.range(node);
-                    w[o + r.start..o + r.end].copy_from_slice(&wk[o + r.start..o + r.end]);
-                } else {
-                    for (v, a) in w[o..o + l].iter_mut().zip(&wk[o..o + l]) {
-                        *v += a;
-                    }
+                for (v, a) in w[o..o + l].iter_mut().zip(&wk[o..o + l]) {
+                    *v += a;
                 }
             }
         }
@@ -762,6 +786,15 @@ impl Linearizer<'_> {
         (pr.work, pr.zero) = bufs.next().expect("the products' own buffers");
         for (slot, buf) in pr.extra.iter_mut().zip(bufs) {
             *slot = buf;
+        }
+    }
+
+    /// The window a worker computes node `p` in: its own for a swept node, else the whole.
+    fn window_of(&self, p: usize, win: Window) -> Window {
+        if self.prod.swept[p] {
+            win
+        } else {
+            Window::ALL
         }
     }
 
