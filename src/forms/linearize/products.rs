@@ -94,6 +94,12 @@ const MAX_WORKERS: usize = 8;
 /// A pass over fewer tangent entries than this runs on one thread: a split costs a thread
 /// start and join (tens of microseconds), a pass of this size about a millisecond.
 const SPLIT_MIN_ENTRIES: usize = 1 << 17;
+/// A pass whose needed nodes hold fewer entries than this on average runs on one thread:
+/// every worker pays every node's dispatch, so small nodes gain nothing. Measured on the
+/// large RNN's shape (8 sequences, one SRPA iteration, wall): N_h = 16 (about 100 entries a
+/// node) 2.62 s on one thread, 2.63 s on two (with 1.7× the CPU time); N_h = 32 (about 190)
+/// 6.06 s and 4.32 s.
+const SPLIT_MIN_NODE_ENTRIES: usize = 150;
 
 /// The columns of the batched nodes that one worker of a pass computes (module docs, "Threads
 /// over the batch"): columns `lo..hi` of every batched node, every other node whole.
@@ -286,6 +292,7 @@ impl Products {
         match self.forced_workers {
             Some(k) => k.clamp(1, s),
             None if *self.off.last().unwrap_or(&0) < SPLIT_MIN_ENTRIES => 1,
+            None if *self.off.last().unwrap_or(&0) < SPLIT_MIN_NODE_ENTRIES * self.stage.len() => 1,
             None => cores().min(s).min(MAX_WORKERS),
         }
     }
