@@ -82,6 +82,9 @@ pub(super) struct Products {
     /// every worker computes them in a forward pass; after a reverse pass's sweep, their
     /// adjoints (the workers' shares summed) go through them on one thread.
     swept: Vec<bool>,
+    /// Whether the node (by position) is a block's residual r = u − ψ: read by J s alone,
+    /// never by the solves, which skip it.
+    residual: Vec<bool>,
     /// Workers set by tests (`None`: by the graph's size and the machine's cores).
     forced_workers: Option<usize>,
     /// The other workers' tangents or adjoints and zero flags (allocated at the first split
@@ -245,6 +248,12 @@ impl Products {
         off.push(total);
         slope_off.push(slopes);
         let batch = batch_columns(lifted, order, &stage);
+        let mut residual = vec![false; order.len()];
+        for b in &lifted.layout.blocks {
+            if pos[b.residual.index()] != NONE {
+                residual[pos[b.residual.index()] as usize] = true;
+            }
+        }
         let swept = order
             .iter()
             .zip(&stage)
@@ -278,6 +287,7 @@ impl Products {
             generic: false,
             batch,
             swept,
+            residual,
             forced_workers: None,
             extra: Vec::new(),
         })
@@ -514,6 +524,9 @@ impl Linearizer<'_> {
             }
             for &p in &pr.by_stage[pr.stage_start[b + 1]..pr.stage_start[b + 2]] {
                 let p = p as usize;
+                if pr.residual[p] {
+                    continue;
+                }
                 if matches!(g.node(self.order[p]).op, Op::Param(_)) {
                     // the leaf of block b (the only leaf of this stage)
                     let (o, _) = self.span(p);
