@@ -375,9 +375,14 @@ impl Recycled {
     /// projection reads every kept direction twice, hundreds of n_θ-vectors, and is bound by
     /// memory, which two cores read about twice as fast), with the same sums either way.
     fn conjugate(&self, p: &mut [f64]) {
+        self.conjugate_on(p, two_cores());
+    }
+
+    /// [`Recycled::conjugate`] on two threads or one.
+    fn conjugate_on(&self, p: &mut [f64], threads: bool) {
         let half = p.len() / 2;
         let (p0, p1) = p.split_at_mut(half);
-        if !two_cores() || self.dirs.is_empty() {
+        if !threads || self.dirs.is_empty() {
             let mut coefs = Vec::with_capacity(GS_BLOCK);
             for start in (0..self.dirs.len()).step_by(GS_BLOCK) {
                 let block = start..(start + GS_BLOCK).min(self.dirs.len());
@@ -543,4 +548,76 @@ fn two_cores() -> bool {
 /// y += a x.
 fn axpy(a: f64, x: &[f64], y: &mut [f64]) {
     y.iter_mut().zip(x).for_each(|(y, x)| *y += a * x);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A splitmix64 stream of values in [−1, 1).
+    fn values(seed: u64, n: usize) -> Vec<f64> {
+        let mut state = seed;
+        (0..n)
+            .map(|_| {
+                state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                let mut z = state;
+                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                z ^= z >> 31;
+                (z >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+            })
+            .collect()
+    }
+
+    /// The Gram–Schmidt by blocks and halves makes p C-conjugate to 70 kept directions (two
+    /// full blocks and a part, an odd length), with the same bits on two threads and on one.
+    #[test]
+    fn the_blocked_gram_schmidt_conjugates_with_the_same_bits_on_one_thread_or_two() {
+        let n = 101;
+        // C = I + Gᵀ G with a random G, as the inner solves' C
+        let g = values(1, 3 * n * n);
+        let c: Vec<f64> = (0..n * n)
+            .map(|e| {
+                let (i, j) = (e % n, e / n);
+                let gg: f64 = (0..3 * n)
+                    .map(|k| g[k + i * 3 * n] * g[k + j * 3 * n])
+                    .sum();
+                gg + if i == j { 1.0 } else { 0.0 }
+            })
+            .collect();
+        let cmul = |v: &[f64]| -> Vec<f64> {
+            (0..n)
+                .map(|i| (0..n).map(|j| c[i + j * n] * v[j]).sum())
+                .collect()
+        };
+        let mut kept = Recycled::default();
+        for k in 0..70 {
+            // each new direction conjugated by plain modified Gram–Schmidt
+            let mut d = values(100 + k, n);
+            for i in 0..kept.dirs.len() {
+                let coef = dot(&kept.cdirs[i], &d) / kept.curv[i];
+                axpy(-coef, &kept.dirs[i], &mut d);
+            }
+            let cd = cmul(&d);
+            kept.curv.push(dot(&d, &cd));
+            kept.dirs.push(d);
+            kept.cdirs.push(cd);
+        }
+        let p0 = values(7, n);
+        let (mut one, mut two) = (p0.clone(), p0.clone());
+        kept.conjugate_on(&mut one, false);
+        kept.conjugate_on(&mut two, true);
+        assert_eq!(
+            one.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            two.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
+        let cp = cmul(&one);
+        let norm_p = dot(&one, &cp).sqrt();
+        for (i, d) in kept.dirs.iter().enumerate() {
+            let rel = dot(d, &cp).abs() / (kept.curv[i].sqrt() * norm_p);
+            assert!(rel < 1e-10, "direction {i}: {rel:e}");
+        }
+        // and p moved: its component along the kept directions was removed, not all of it
+        assert!(norm_p > 1e-3 * dot(&p0, &cmul(&p0)).sqrt());
+    }
 }
