@@ -425,23 +425,7 @@ impl Linearizer<'_> {
                 }
             }
         });
-        self.merge_theta(&mut bufs);
-        let (w, zero) = &mut bufs[0];
-        for &p in self.prod.by_stage[..self.prod.stage_start[1]].iter().rev() {
-            let p = p as usize;
-            if zero[p] || self.prod.swept[p] {
-                continue;
-            }
-            if let Op::Param(k) = g.node(self.order[p]).op {
-                let (o, l) = self.span(p);
-                let at = g.params[k].offset;
-                for (v, a) in theta[at..at + l].iter_mut().zip(&w[o..o + l]) {
-                    *v += a;
-                }
-            } else {
-                self.adjoint(p, false, w, zero, Window::ALL);
-            }
-        }
+        self.theta_adjoints(&mut bufs, theta, 1.0);
         self.put(bufs);
         Ok(())
     }
@@ -572,29 +556,35 @@ impl Linearizer<'_> {
             self.tsolve_window(win, lifted_only, y, &mut xs, w, zero);
         });
         if let Some(theta) = theta {
-            self.merge_theta(&mut bufs);
-            let (w, zero) = &mut bufs[0];
             // ψ reads θ with the sign opposite to r = u − ψ: J_θᵀ x = −(θ's adjoints)
             theta.fill(0.0);
-            let g = self.graph();
-            let pr = &self.prod;
-            for &p in pr.by_stage[..pr.stage_start[1]].iter().rev() {
-                let p = p as usize;
-                if zero[p] || pr.swept[p] {
-                    continue;
-                }
-                if let Op::Param(k) = g.node(self.order[p]).op {
-                    let (o, l) = self.span(p);
-                    let at = g.params[k].offset;
-                    for (v, a) in theta[at..at + l].iter_mut().zip(&w[o..o + l]) {
-                        *v -= a;
-                    }
-                } else {
-                    self.adjoint(p, false, w, zero, Window::ALL);
-                }
-            }
+            self.theta_adjoints(&mut bufs, theta, -1.0);
         }
         self.put(bufs);
+    }
+
+    /// After a reverse pass's sweep: the workers' shares of θ's unswept adjoints summed, the
+    /// adjoint pass through those nodes, and `sign` × θ's adjoints added into `theta`.
+    fn theta_adjoints(&self, bufs: &mut [(Vec<f64>, Vec<bool>)], theta: &mut [f64], sign: f64) {
+        self.merge_theta(bufs);
+        let (w, zero) = &mut bufs[0];
+        let g = self.graph();
+        let pr = &self.prod;
+        for &p in pr.by_stage[..pr.stage_start[1]].iter().rev() {
+            let p = p as usize;
+            if zero[p] || pr.swept[p] {
+                continue;
+            }
+            if let Op::Param(k) = g.node(self.order[p]).op {
+                let (o, l) = self.span(p);
+                let at = g.params[k].offset;
+                for (v, a) in theta[at..at + l].iter_mut().zip(&w[o..o + l]) {
+                    *v += sign * a;
+                }
+            } else {
+                self.adjoint(p, false, w, zero, Window::ALL);
+            }
+        }
     }
 
     /// One worker's backward substitution through the blocks, then (unless `lifted_only`) on
