@@ -98,25 +98,44 @@ layer p2 = sqnorm(transpose(p) - M)
 minimize mean(t, sqnorm(o[t] - y[t])) + 0.1 * sqnorm(W) + 0.1 * p2
 ";
 
-/// The OPS model on syn_T10.csv as two sequences (blocks of five rows), four steps each
-/// (batched nodes).
-fn ops_graph(r: &Registry) -> Graph {
-    let m = model(OPS, r);
+/// Model `src` on `file` (with or without a header) as `sequences` blocks of rows, the first
+/// `steps` of each, x and y the column ranges `cols` (batched nodes).
+fn batched(
+    src: &str,
+    r: &Registry,
+    file: &str,
+    header: HeaderMode,
+    cols: [(usize, usize); 2],
+    steps: usize,
+    sequences: usize,
+) -> Graph {
+    let m = model(src, r);
     let spec = DataSpec {
-        file: "examples/data/syn_T10.csv".into(),
-        header: HeaderMode::No,
-        bind: vec![
-            ("x".to_owned(), ColumnSel::Range { start: 0, end: 5 }),
-            ("y".to_owned(), ColumnSel::Range { start: 5, end: 8 }),
-        ],
-        train: RowSel::Range { start: 0, end: 4 },
+        file: file.into(),
+        header,
+        bind: ["x", "y"]
+            .iter()
+            .zip(cols)
+            .map(|(name, (start, end))| (name.to_string(), ColumnSel::Range { start, end }))
+            .collect(),
+        train: RowSel::Range {
+            start: 0,
+            end: steps,
+        },
         test: None,
-        sequences: SeqLayout::Blocks(2),
+        sequences: SeqLayout::Blocks(sequences),
         test_state: TestState::Carry,
         origin: None,
     };
     let data = mcopt::session::bind_data(&m, &spec, &repo(), Split::Train).unwrap();
     lower(&m, data)
+}
+
+/// The OPS model on syn_T10.csv as two sequences (blocks of five rows), four steps each
+/// (batched nodes).
+fn ops_graph(r: &Registry) -> Graph {
+    let file = "examples/data/syn_T10.csv";
+    batched(OPS, r, file, HeaderMode::No, [(0, 5), (5, 8)], 4, 2)
 }
 
 #[test]
@@ -225,22 +244,16 @@ minimize mean(t, sqnorm(v[t] - y[t])) + 0.1 * sqnorm(W)
 #[test]
 fn passes_split_over_the_batch_equal_the_stored_jacobians() {
     let r = Registry::with_standard();
-    let m = model(BATCH_RNN, &r);
-    let spec = DataSpec {
-        file: "examples/data/sp500.csv".into(),
-        header: HeaderMode::Yes,
-        bind: vec![
-            ("x".to_owned(), ColumnSel::Range { start: 1, end: 4 }),
-            ("y".to_owned(), ColumnSel::Range { start: 11, end: 13 }),
-        ],
-        train: RowSel::Range { start: 0, end: 6 },
-        test: None,
-        sequences: SeqLayout::Blocks(19),
-        test_state: TestState::Carry,
-        origin: None,
-    };
-    let data = mcopt::session::bind_data(&m, &spec, &repo(), Split::Train).unwrap();
-    let g = lower(&m, data);
+    let file = "examples/data/sp500.csv";
+    let g = batched(
+        BATCH_RNN,
+        &r,
+        file,
+        HeaderMode::Yes,
+        [(1, 4), (11, 13)],
+        6,
+        19,
+    );
     assert_eq!(g.sequences, 19);
     let l = forms::lift(&g);
     assert!(splits(&l, &g, &r), "the batched RNN's passes split");
