@@ -52,8 +52,12 @@ const NONE: u32 = u32::MAX;
 pub(super) struct Products {
     /// Position of every graph node in the linearizer's `order` ([`NONE`] when not needed).
     pos: Vec<u32>,
-    /// Offset of every needed node (by position) in `work`, and the total at the end.
+    /// Offset and length of every needed node (by position) in `work`, and its length: the
+    /// nodes read outside their own stage first, in order, then those of each stage read in it
+    /// alone, every stage's from the same offset (see [`Products::new`]).
     off: Vec<usize>,
+    len: Vec<usize>,
+    size: usize,
     /// Positions of the needed nodes by (stage, position), and where each stage starts
     /// (blocks + 2 entries).
     by_stage: Vec<u32>,
@@ -186,6 +190,58 @@ fn batch_columns(lifted: &Lifted, order: &[NodeId], stage: &[u32]) -> Option<usi
     (s >= 2 && nodes_split && blocks_split).then_some(s)
 }
 
+/// The offsets and lengths of the needed nodes in a pass's buffer, and its size. A node of a
+/// stage ≥ 1 that only nodes of its own stage read (not a leaf, a ψ or a residual, which the
+/// passes read across stages) is dead once its stage is done, so every stage's such nodes
+/// share one region after the others: a pass then writes its intermediate products (W h,
+/// W h + V x, A h of an RNN step) into a few cache-resident kilobytes instead of a buffer
+/// the size of the graph, which it would stream to memory.
+fn layout(
+    lifted: &Lifted,
+    order: &[NodeId],
+    pos: &[u32],
+    stage: &[u32],
+    residual: &[bool],
+) -> (Vec<usize>, Vec<usize>, usize) {
+    let g = &lifted.graph;
+    let mut local: Vec<bool> = order
+        .iter()
+        .zip(stage)
+        .zip(residual)
+        .map(|((&id, &st), &res)| st > 0 && !res && !matches!(g.node(id).op, Op::Param(_)))
+        .collect();
+    for b in &lifted.layout.blocks {
+        if pos[b.psi.index()] != NONE {
+            local[pos[b.psi.index()] as usize] = false;
+        }
+    }
+    for (p, &id) in order.iter().enumerate() {
+        for c in g.children(id) {
+            let q = pos[c.index()];
+            if q != NONE && stage[q as usize] != stage[p] {
+                local[q as usize] = false;
+            }
+        }
+    }
+    let len: Vec<usize> = order.iter().map(|&id| g.node(id).len()).collect();
+    let mut off = vec![0; order.len()];
+    let mut at = 0;
+    for p in (0..order.len()).filter(|&p| !local[p]) {
+        off[p] = at;
+        at += len[p];
+    }
+    let shared = at;
+    let mut stage_at = vec![shared; stage.iter().max().map_or(1, |&s| s as usize + 1)];
+    let mut size = shared;
+    for p in (0..order.len()).filter(|&p| local[p]) {
+        let s = stage[p] as usize;
+        off[p] = stage_at[s];
+        stage_at[s] += len[p];
+        size = size.max(stage_at[s]);
+    }
+    (off, len, size)
+}
+
 /// The workers of a pass over the needed nodes `order` of `lifted` (for the memory estimate:
 /// each worker holds its own tangents).
 pub(super) fn pass_workers(lifted: &Lifted, order: &[NodeId]) -> usize {
@@ -219,15 +275,11 @@ impl Products {
         for (b, blk) in lifted.layout.blocks.iter().enumerate() {
             block_of_leaf[blk.leaf.index()] = b as u32;
         }
-        let mut off = Vec::with_capacity(order.len() + 1);
-        let mut total = 0usize;
         let mut stage = vec![0u32; order.len()];
         let mut slope_off = vec![usize::MAX; order.len()];
         let mut slopes = 0usize;
         for (p, &id) in order.iter().enumerate() {
             let node = g.node(id);
-            off.push(total);
-            total += node.len();
             stage[p] = match node.op {
                 Op::Param(_) => match block_of_leaf[id.index()] {
                     NONE => 0,
@@ -245,7 +297,6 @@ impl Products {
                 slopes += node.len();
             }
         }
-        off.push(total);
         slope_off.push(slopes);
         let batch = batch_columns(lifted, order, &stage);
         let mut residual = vec![false; order.len()];
@@ -254,6 +305,7 @@ impl Products {
                 residual[pos[b.residual.index()] as usize] = true;
             }
         }
+        let (off, len, size) = layout(lifted, order, &pos, &stage, &residual);
         let swept = order
             .iter()
             .zip(&stage)
@@ -275,6 +327,8 @@ impl Products {
         Ok(Products {
             pos,
             off,
+            len,
+            size,
             by_stage,
             stage_start,
             stage,
@@ -293,6 +347,11 @@ impl Products {
         })
     }
 
+    /// Entries of the needed nodes (a pass's work, whatever the layout).
+    fn entries(&self) -> usize {
+        self.len.iter().sum()
+    }
+
     /// Workers of a pass: one unless the graph splits over its batch and is large enough
     /// (or tests set them).
     pub(super) fn workers(&self) -> usize {
@@ -301,8 +360,8 @@ impl Products {
         };
         match self.forced_workers {
             Some(k) => k.clamp(1, s),
-            None if *self.off.last().unwrap_or(&0) < SPLIT_MIN_ENTRIES => 1,
-            None if *self.off.last().unwrap_or(&0) < SPLIT_MIN_NODE_ENTRIES * self.stage.len() => 1,
+            None if self.entries() < SPLIT_MIN_ENTRIES => 1,
+            None if self.entries() < SPLIT_MIN_NODE_ENTRIES * self.stage.len() => 1,
             None => cores().min(s).min(MAX_WORKERS),
         }
     }
@@ -335,7 +394,7 @@ impl Products {
     /// Bytes of the buffers the products hold once used: tangents or adjoints, their zero
     /// flags, and the slopes.
     pub(super) fn bytes(&self) -> usize {
-        let values = *self.off.last().unwrap_or(&0) * self.workers();
+        let values = self.size * self.workers();
         let slopes = *self.slope_off.last().unwrap_or(&0);
         (values + slopes) * 8 + self.stage.len() * self.workers()
     }
@@ -346,7 +405,43 @@ type Span = (usize, usize);
 
 /// The adjoint slice of a child in the lower part of the buffer, zeroed on its first
 /// contribution; `None` where the child takes none.
-type Target<'a> = dyn FnMut(NodeId, &mut [f64]) -> Option<Span> + 'a;
+type Target<'a> = dyn FnMut(NodeId, &mut Around<'_>) -> Option<Span> + 'a;
+
+/// A pass's buffer around one node's window, addressed by offsets in the whole buffer: a
+/// child's slot lies wholly before the window or wholly after it (slots of the nodes one node
+/// reads never overlap its own, see [`layout`]).
+struct Around<'a> {
+    before: &'a mut [f64],
+    after: &'a mut [f64],
+    /// Where `after` starts in the buffer.
+    end: usize,
+}
+
+impl Around<'_> {
+    /// `w` cut into the entries `range` (a node's window) and the rest.
+    fn cut(w: &mut [f64], range: Range<usize>) -> (&mut [f64], Around<'_>) {
+        let (before, rest) = w.split_at_mut(range.start);
+        let (own, after) = rest.split_at_mut(range.len());
+        let end = range.end;
+        (own, Around { before, after, end })
+    }
+
+    fn get(&self, o: usize, l: usize) -> &[f64] {
+        if o < self.before.len() {
+            &self.before[o..o + l]
+        } else {
+            &self.after[o - self.end..o - self.end + l]
+        }
+    }
+
+    fn get_mut(&mut self, o: usize, l: usize) -> &mut [f64] {
+        if o < self.before.len() {
+            &mut self.before[o..o + l]
+        } else {
+            &mut self.after[o - self.end..o - self.end + l]
+        }
+    }
+}
 
 impl Linearizer<'_> {
     /// Every node's products through the per-entry rules of the stored J instead of the
@@ -376,7 +471,9 @@ impl Linearizer<'_> {
         let mut bufs = self.take(wins.len());
         let outs = self.row_windows(out, &wins);
         self.run_windows(&wins, &mut bufs, outs, |win, mut outs, w, zero| {
-            for p in 0..self.order.len() {
+            // by stages: the nodes read in their stage alone share their slots across stages
+            for &p in &self.prod.by_stage {
+                let p = p as usize;
                 self.tangent(p, Pass::Mul(s), w, zero, self.window_of(p, win));
             }
             self.read_rows(w, zero, &mut outs, win);
@@ -408,7 +505,8 @@ impl Linearizer<'_> {
                 }
             }
             // the swept nodes; θ's others after the workers' shares of their adjoints are summed
-            for p in (0..self.order.len()).rev() {
+            for &p in self.prod.by_stage.iter().rev() {
+                let p = p as usize;
                 if zero[p] || !self.prod.swept[p] {
                     continue;
                 }
@@ -755,7 +853,7 @@ impl Linearizer<'_> {
             )));
         }
         if self.prod.work.is_empty() && !self.order.is_empty() {
-            let n = self.prod.off[self.order.len()];
+            let n = self.prod.size;
             self.prod.work = vec![0.0; n];
             self.prod.zero = vec![true; self.order.len()];
         }
@@ -816,7 +914,7 @@ impl Linearizer<'_> {
     }
 
     fn span(&self, p: usize) -> Span {
-        (self.prod.off[p], self.prod.off[p + 1] - self.prod.off[p])
+        (self.prod.off[p], self.prod.len[p])
     }
 
     /// Each block's residual rows in the window (`outs`, one per block) from the buffer (0
@@ -843,8 +941,7 @@ impl Linearizer<'_> {
         let node = g.node(id);
         let (o, _) = self.span(p);
         let r = win.range(node);
-        let (lo, hi) = w.split_at_mut(o);
-        let t = &mut hi[r.clone()];
+        let (t, lo) = Around::cut(w, o + r.start..o + r.end);
         // a child's tangent in the window, None where it is zero or not needed
         let child = |c: NodeId| -> Option<&[f64]> {
             let q = self.position(c)?;
@@ -853,7 +950,7 @@ impl Linearizer<'_> {
             }
             let (co, _) = self.span(q);
             let cr = win.range(g.node(c));
-            Some(&lo[co + cr.start..co + cr.end])
+            Some(lo.get(co + cr.start, cr.len()))
         };
         let val = |c: NodeId| &self.ev.coeff(c, 0)[win.range(g.node(c))];
         let shape = |c: NodeId| win.shape(g.node(c));
@@ -1051,29 +1148,32 @@ impl Linearizer<'_> {
         let (o, _) = self.span(p);
         let r = win.range(node);
         let len = r.len();
-        let (lo, hi) = w.split_at_mut(o);
-        let gout = &hi[r.clone()];
+        let (gout, mut lo) = Around::cut(w, o + r.start..o + r.end);
+        let gout = &*gout;
+        let lo = &mut lo;
         // the child's adjoint slice in the window and whether this first contribution sets it
         // (None where not wanted): a kernel that `sets` writes every entry of a first
         // contribution, any other gets the slice zeroed (the memset was 5% of a profile)
-        let mut slot = |c: NodeId, lo: &mut [f64], sets: bool| -> Option<(usize, usize, bool)> {
-            let q = self.position(c)?;
-            if lifted_only && self.prod.stage[q] == 0 {
-                return None;
-            }
-            let (co, _) = self.span(q);
-            let cr = win.range(g.node(c));
-            let (co, cl) = (co + cr.start, cr.len());
-            let first = zero[q];
-            if first {
-                zero[q] = false;
-                if !sets {
-                    lo[co..co + cl].fill(0.0);
+        let mut slot =
+            |c: NodeId, lo: &mut Around<'_>, sets: bool| -> Option<(usize, usize, bool)> {
+                let q = self.position(c)?;
+                if lifted_only && self.prod.stage[q] == 0 {
+                    return None;
                 }
-            }
-            Some((co, cl, first && sets))
-        };
-        let mut target = |c: NodeId, lo: &mut [f64]| slot(c, lo, false).map(|(co, cl, _)| (co, cl));
+                let (co, _) = self.span(q);
+                let cr = win.range(g.node(c));
+                let (co, cl) = (co + cr.start, cr.len());
+                let first = zero[q];
+                if first {
+                    zero[q] = false;
+                    if !sets {
+                        lo.get_mut(co, cl).fill(0.0);
+                    }
+                }
+                Some((co, cl, first && sets))
+            };
+        let mut target =
+            |c: NodeId, lo: &mut Around<'_>| slot(c, lo, false).map(|(co, cl, _)| (co, cl));
         let val = |c: NodeId| &self.ev.coeff(c, 0)[win.range(g.node(c))];
         if self.prod.generic {
             return generic_adjoint(self, id, gout, lo, &mut target);
@@ -1084,7 +1184,7 @@ impl Linearizer<'_> {
                 if let Some((co, cl, set)) = slot(*a, lo, true) {
                     let at = self.prod.slope_off[p];
                     let sl = &self.prod.slopes[at + r.start..at + r.end];
-                    let terms = lo[co..co + cl].iter_mut().zip(sl).zip(gout);
+                    let terms = lo.get_mut(co, cl).iter_mut().zip(sl).zip(gout);
                     if set {
                         terms.for_each(|((v, s), x)| *v = s * x);
                     } else {
@@ -1111,7 +1211,7 @@ impl Linearizer<'_> {
                     let Some((co, cl, set)) = slot(c, lo, sets) else {
                         continue;
                     };
-                    let ac = &mut lo[co..co + cl];
+                    let ac = lo.get_mut(co, cl);
                     let nc = if first { na } else { nb };
                     let weight = |e: usize| -> f64 {
                         let (ia, ib) = if same {
@@ -1203,40 +1303,43 @@ impl Linearizer<'_> {
                 if let Some((co, cl, set)) = slot(*a, lo, true) {
                     let vbt = Mat::new(val(*b), nb.rows, nb.cols).t();
                     let beta = if set { 0.0 } else { 1.0 };
-                    gemm(1.0, gm, vbt, beta, &mut lo[co..co + cl]);
+                    gemm(1.0, gm, vbt, beta, lo.get_mut(co, cl));
                 }
                 if let Some((co, cl, set)) = slot(*b, lo, true) {
                     let vat = Mat::new(val(*a), na.rows, na.cols).t();
                     let beta = if set { 0.0 } else { 1.0 };
-                    gemm(1.0, vat, gm, beta, &mut lo[co..co + cl]);
+                    gemm(1.0, vat, gm, beta, lo.get_mut(co, cl));
                 }
             }
             Op::Transpose(a) => {
-                if let Some((co, _)) = target(*a, lo) {
+                if let Some((co, cl)) = target(*a, lo) {
+                    let ac = lo.get_mut(co, cl);
                     for (e, x) in gout.iter().enumerate() {
                         let (i, j) = (e % node.rows, e / node.rows);
-                        lo[co + j + i * node.cols] += x;
+                        ac[j + i * node.cols] += x;
                     }
                 }
             }
             Op::Gather { arg: a, .. } | Op::Element { arg: a, .. } => {
-                if let Some((co, _)) = target(*a, lo) {
+                if let Some((co, cl)) = target(*a, lo) {
+                    let ac = lo.get_mut(co, cl);
                     for (e, x) in gout.iter().enumerate() {
-                        lo[co + picked(g, node, e)] += x;
+                        ac[picked(g, node, e)] += x;
                     }
                 }
             }
             Op::Reduce(kind @ (ReduceKind::Sum | ReduceKind::SqNorm), a) => {
                 let group = g.node(*a).group_len();
                 let va = val(*a);
-                if let Some((co, _)) = target(*a, lo) {
+                if let Some((co, cl)) = target(*a, lo) {
+                    let ac = lo.get_mut(co, cl);
                     for (e, x) in gout.iter().enumerate() {
                         for i in e * group..(e + 1) * group {
                             let wgt = match kind {
                                 ReduceKind::SqNorm => 2.0 * va[i],
                                 _ => 1.0,
                             };
-                            lo[co + i] += wgt * x;
+                            ac[i] += wgt * x;
                         }
                     }
                 }
@@ -1338,7 +1441,7 @@ fn generic_adjoint(
     lin: &Linearizer<'_>,
     id: NodeId,
     gout: &[f64],
-    lo: &mut [f64],
+    lo: &mut Around<'_>,
     target: &mut Target<'_>,
 ) {
     let g = lin.graph();
@@ -1346,16 +1449,18 @@ fn generic_adjoint(
     match &node.op {
         Op::Param(_) => {}
         Op::Unary(_, a) | Op::Call { arg: a, .. } => {
-            if let Some((co, _)) = target(*a, lo) {
+            if let Some((co, cl)) = target(*a, lo) {
                 let p = lin.prod.pos[id.index()] as usize;
                 let at = lin.prod.slope_off[p];
+                let ac = lo.get_mut(co, cl);
                 for (e, x) in gout.iter().enumerate() {
-                    lo[co + e] += lin.prod.slopes[at + e] * x;
+                    ac[e] += lin.prod.slopes[at + e] * x;
                 }
             }
         }
         Op::Transpose(a) | Op::Gather { arg: a, .. } | Op::Element { arg: a, .. } => {
-            if let Some((co, _)) = target(*a, lo) {
+            if let Some((co, cl)) = target(*a, lo) {
+                let ac = lo.get_mut(co, cl);
                 for (e, x) in gout.iter().enumerate() {
                     let i = match node.op {
                         Op::Transpose(_) => {
@@ -1364,7 +1469,7 @@ fn generic_adjoint(
                         }
                         _ => picked(g, node, e),
                     };
-                    lo[co + i] += x;
+                    ac[i] += x;
                 }
             }
         }
@@ -1373,8 +1478,8 @@ fn generic_adjoint(
             for (e, x) in gout.iter().enumerate() {
                 lin.contributions(id, e, &mut parts);
                 for &(c, ce, wgt) in &parts {
-                    if let Some((co, _)) = target(c, lo) {
-                        lo[co + ce] += wgt * x;
+                    if let Some((co, cl)) = target(c, lo) {
+                        lo.get_mut(co, cl)[ce] += wgt * x;
                     }
                 }
             }
