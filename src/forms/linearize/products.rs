@@ -403,8 +403,8 @@ impl Products {
 /// A needed node's slice of the buffer: (offset, length).
 type Span = (usize, usize);
 
-/// The adjoint slice of a child in the lower part of the buffer, zeroed on its first
-/// contribution; `None` where the child takes none.
+/// The adjoint slice of a child (offset and length in the buffer around a node's window),
+/// zeroed on its first contribution; `None` where the child takes none.
 type Target<'a> = dyn FnMut(NodeId, &mut Around<'_>) -> Option<Span> + 'a;
 
 /// A pass's buffer around one node's window, addressed by offsets in the whole buffer: a
@@ -427,7 +427,7 @@ impl Around<'_> {
     }
 
     fn get(&self, o: usize, l: usize) -> &[f64] {
-        if o < self.before.len() {
+        if o + l <= self.before.len() {
             &self.before[o..o + l]
         } else {
             &self.after[o - self.end..o - self.end + l]
@@ -435,7 +435,7 @@ impl Around<'_> {
     }
 
     fn get_mut(&mut self, o: usize, l: usize) -> &mut [f64] {
-        if o < self.before.len() {
+        if o + l <= self.before.len() {
             &mut self.before[o..o + l]
         } else {
             &mut self.after[o - self.end..o - self.end + l]
