@@ -58,6 +58,8 @@ pub(super) struct Products {
     off: Vec<usize>,
     len: Vec<usize>,
     size: usize,
+    /// Σ len: the entries a pass computes, whatever the layout.
+    entries: usize,
     /// Positions of the needed nodes by (stage, position), and where each stage starts
     /// (blocks + 2 entries).
     by_stage: Vec<u32>,
@@ -123,9 +125,14 @@ impl Window {
         hi: usize::MAX,
     };
 
+    /// Whether `n` is cut to the window (a batched node, in a split pass).
+    fn cuts(self, n: &Node) -> bool {
+        n.batched && self.hi != usize::MAX
+    }
+
     /// The entries of `n` in the window (column-major).
     fn range(self, n: &Node) -> Range<usize> {
-        if n.batched && self.hi != usize::MAX {
+        if self.cuts(n) {
             self.lo * n.rows..self.hi * n.rows
         } else {
             0..n.len()
@@ -134,7 +141,7 @@ impl Window {
 
     /// The shape of `n`'s entries in the window.
     fn shape(self, n: &Node) -> Shape {
-        let cols = if n.batched && self.hi != usize::MAX {
+        let cols = if self.cuts(n) {
             self.hi - self.lo
         } else {
             n.cols
@@ -327,6 +334,7 @@ impl Products {
         Ok(Products {
             pos,
             off,
+            entries: len.iter().sum(),
             len,
             size,
             by_stage,
@@ -347,11 +355,6 @@ impl Products {
         })
     }
 
-    /// Entries of the needed nodes (a pass's work, whatever the layout).
-    fn entries(&self) -> usize {
-        self.len.iter().sum()
-    }
-
     /// Workers of a pass: one unless the graph splits over its batch and is large enough
     /// (or tests set them).
     pub(super) fn workers(&self) -> usize {
@@ -360,8 +363,8 @@ impl Products {
         };
         match self.forced_workers {
             Some(k) => k.clamp(1, s),
-            None if self.entries() < SPLIT_MIN_ENTRIES => 1,
-            None if self.entries() < SPLIT_MIN_NODE_ENTRIES * self.stage.len() => 1,
+            None if self.entries < SPLIT_MIN_ENTRIES => 1,
+            None if self.entries < SPLIT_MIN_NODE_ENTRIES * self.stage.len() => 1,
             None => cores().min(s).min(MAX_WORKERS),
         }
     }
@@ -589,21 +592,18 @@ impl Linearizer<'_> {
         let g = self.graph();
         for (b, blk) in self.lifted.layout.blocks.iter().enumerate() {
             let r = win.range(g.node(blk.leaf));
-            let at = blk.offset - n_theta;
-            let yb = &y[at + r.start..at + r.end];
             // x_ℓ = y_ℓ + ψ_ℓ′ (ψ_ℓ of stage ≤ ℓ is known)
             // (one sweep over the block's rows: a pass is a few of them over all m)
             let xb = &mut *xs[b];
-            match self.position(blk.psi).filter(|&p| !zero[p]) {
-                Some(p) => {
-                    let (o, _) = self.span(p);
-                    let t = &w[o + r.start..o + r.end];
-                    for ((v, yv), t) in xb.iter_mut().zip(yb).zip(t) {
-                        *v = yv + t;
-                    }
-                }
-                None => xb.copy_from_slice(yb),
-            }
+            let at = blk.offset - n_theta;
+            self.block_rows(
+                blk.psi,
+                r.clone(),
+                &y[at + r.start..at + r.end],
+                w,
+                zero,
+                xb,
+            );
             for &p in &pr.by_stage[pr.stage_start[b + 1]..pr.stage_start[b + 2]] {
                 let p = p as usize;
                 if pr.residual[p] {
@@ -712,19 +712,16 @@ impl Linearizer<'_> {
             }
             // x_ℓ = y_ℓ + (Nᵀ x)_ℓ, the adjoint of leaf ℓ
             let r = win.range(g.node(blk.leaf));
-            let at = blk.offset - n_theta;
-            let yb = &y[at + r.start..at + r.end];
             let xb = &mut *xs[b];
-            match self.position(blk.leaf).filter(|&p| !zero[p]) {
-                Some(p) => {
-                    let (o, _) = self.span(p);
-                    let a = &w[o + r.start..o + r.end];
-                    for ((v, yv), a) in xb.iter_mut().zip(yb).zip(a) {
-                        *v = yv + a;
-                    }
-                }
-                None => xb.copy_from_slice(yb),
-            }
+            let at = blk.offset - n_theta;
+            self.block_rows(
+                blk.leaf,
+                r.clone(),
+                &y[at + r.start..at + r.end],
+                w,
+                zero,
+                xb,
+            );
             // ψ_ℓ carries x_ℓ back to the earlier blocks
             if let Some(p) = self.position(blk.psi) {
                 let (o, _) = self.span(p);
@@ -746,6 +743,29 @@ impl Linearizer<'_> {
                     self.adjoint(p, false, w, zero, win);
                 }
             }
+        }
+    }
+
+    /// `xb` = a block's rows `yb` of y (entries `r` of its nodes: a window), plus the same
+    /// entries of node `from`'s tangent or adjoint unless it is zero: the substitutions'
+    /// x_ℓ = y_ℓ + ψ_ℓ′ and x_ℓ = y_ℓ + (Nᵀ x)_ℓ.
+    fn block_rows(
+        &self,
+        from: NodeId,
+        r: Range<usize>,
+        yb: &[f64],
+        w: &[f64],
+        zero: &[bool],
+        xb: &mut [f64],
+    ) {
+        match self.position(from).filter(|&p| !zero[p]) {
+            Some(p) => {
+                let (o, _) = self.span(p);
+                for ((v, yv), t) in xb.iter_mut().zip(yb).zip(&w[o + r.start..o + r.end]) {
+                    *v = yv + t;
+                }
+            }
+            None => xb.copy_from_slice(yb),
         }
     }
 
