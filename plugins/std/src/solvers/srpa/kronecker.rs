@@ -31,10 +31,12 @@ use faer::reborrow::{Reborrow, ReborrowMut};
 use faer::{Accum, Mat, MatMut, MatRef, Par, Side};
 use mcopt_plugin_sdk::p1::{ParamShape, KRONECKER_RECYCLED_MAX};
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Barrier, OnceLock};
+use std::sync::Barrier;
 
 use super::operator::JacOp;
+use super::sparse::two_cores;
 
 /// Random probes per formation of the factors (one pass each). A factor's estimate from k
 /// probes has rank at most k × the block's other side: [A c] of the RNN (4 rows) needs more
@@ -155,15 +157,20 @@ fn scatter(parts: &[ParamShape], from: &[f64], v: &mut [f64]) {
 fn rademacher(seed: u64, out: &mut [f64]) {
     let mut state = seed;
     for chunk in out.chunks_mut(64) {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
+        let z = splitmix(&mut state);
         for (k, v) in chunk.iter_mut().enumerate() {
             *v = if (z >> k) & 1 == 1 { 1.0 } else { -1.0 };
         }
     }
+}
+
+/// The next value of a splitmix64 stream.
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// The eigendecomposition of a symmetric matrix, eigenvalues clipped at 0.
@@ -382,18 +389,14 @@ impl Recycled {
     fn conjugate_on(&self, p: &mut [f64], threads: bool) {
         let half = p.len() / 2;
         let (p0, p1) = p.split_at_mut(half);
-        if !threads || self.dirs.is_empty() {
-            let mut coefs = Vec::with_capacity(GS_BLOCK);
-            for start in (0..self.dirs.len()).step_by(GS_BLOCK) {
-                let block = start..(start + GS_BLOCK).min(self.dirs.len());
-                let d0 = self.partial_dots(block.clone(), 0, p0);
-                let d1 = self.partial_dots(block.clone(), half, p1);
-                coefs.clear();
-                coefs.extend(
-                    block
-                        .clone()
-                        .map(|i| (d0[i - start] + d1[i - start]) / self.curv[i]),
-                );
+        let n = self.dirs.len();
+        let blocks = (0..n).step_by(GS_BLOCK).map(|s| s..(s + GS_BLOCK).min(n));
+        let (mut coefs, mut d0, mut d1) = (Vec::new(), Vec::new(), Vec::new());
+        if !threads || n == 0 {
+            for block in blocks {
+                self.partial_dots(block.clone(), 0, p0, &mut d0);
+                self.partial_dots(block.clone(), half, p1, &mut d1);
+                self.coefs(block.clone(), &d0, &d1, &mut coefs);
                 self.subtract(block.clone(), &coefs, 0, p0);
                 self.subtract(block, &coefs, half, p1);
             }
@@ -407,22 +410,25 @@ impl Recycled {
         });
         let barrier = Barrier::new(2);
         let work = |k: usize, at: usize, ph: &mut [f64]| {
-            let mut coefs = Vec::with_capacity(GS_BLOCK);
-            for (b, start) in (0..self.dirs.len()).step_by(GS_BLOCK).enumerate() {
-                let block = start..(start + GS_BLOCK).min(self.dirs.len());
-                let own = self.partial_dots(block.clone(), at, ph);
+            let (mut coefs, mut own, mut theirs) = (Vec::new(), Vec::new(), Vec::new());
+            for (b, block) in blocks.clone().enumerate() {
+                self.partial_dots(block.clone(), at, ph, &mut own);
                 for (slot, d) in slots[k][b % 2].iter().zip(&own) {
                     slot.store(d.to_bits(), Ordering::Relaxed);
                 }
                 barrier.wait();
-                let read =
-                    |j: usize, i: usize| f64::from_bits(slots[j][b % 2][i].load(Ordering::Relaxed));
-                coefs.clear();
-                coefs.extend(
-                    block
-                        .clone()
-                        .map(|i| (read(0, i - start) + read(1, i - start)) / self.curv[i]),
+                theirs.clear();
+                theirs.extend(
+                    slots[1 - k][b % 2][..block.len()]
+                        .iter()
+                        .map(|v| f64::from_bits(v.load(Ordering::Relaxed))),
                 );
+                let (d0, d1) = if k == 0 {
+                    (&own, &theirs)
+                } else {
+                    (&theirs, &own)
+                };
+                self.coefs(block.clone(), d0, d1, &mut coefs);
                 self.subtract(block, &coefs, at, ph);
             }
         };
@@ -432,16 +438,26 @@ impl Recycled {
         });
     }
 
-    /// The inner products of `ph` (entries from `at` of a vector) with the same entries of
-    /// the kept C p_i, i in `block`.
-    fn partial_dots(&self, block: std::ops::Range<usize>, at: usize, ph: &[f64]) -> Vec<f64> {
-        block
-            .map(|i| dot(&self.cdirs[i][at..at + ph.len()], ph))
-            .collect()
+    /// `out` = the inner products of `ph` (entries from `at` of a vector) with the same
+    /// entries of the kept C p_i, i in `block`.
+    fn partial_dots(&self, block: Range<usize>, at: usize, ph: &[f64], out: &mut Vec<f64>) {
+        out.clear();
+        out.extend(block.map(|i| dot(&self.cdirs[i][at..at + ph.len()], ph)));
+    }
+
+    /// `out` = the coefficients of the kept directions of `block` from the two halves' inner
+    /// products, half 0's first.
+    fn coefs(&self, block: Range<usize>, d0: &[f64], d1: &[f64], out: &mut Vec<f64>) {
+        out.clear();
+        out.extend(
+            block
+                .zip(d0.iter().zip(d1))
+                .map(|(i, (a, b))| (a + b) / self.curv[i]),
+        );
     }
 
     /// `ph` (entries from `at`) −= Σ coefs_i p_i over the kept directions of `block`.
-    fn subtract(&self, block: std::ops::Range<usize>, coefs: &[f64], at: usize, ph: &mut [f64]) {
+    fn subtract(&self, block: Range<usize>, coefs: &[f64], at: usize, ph: &mut [f64]) {
         for (i, c) in block.zip(coefs) {
             axpy(-c, &self.dirs[i][at..at + ph.len()], ph);
         }
@@ -539,12 +555,6 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     lanes.iter().sum::<f64>() + tail
 }
 
-/// Whether the machine has two cores or more (read once).
-fn two_cores() -> bool {
-    static TWO: OnceLock<bool> = OnceLock::new();
-    *TWO.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
-}
-
 /// y += a x.
 fn axpy(a: f64, x: &[f64], y: &mut [f64]) {
     y.iter_mut().zip(x).for_each(|(y, x)| *y += a * x);
@@ -558,14 +568,7 @@ mod tests {
     fn values(seed: u64, n: usize) -> Vec<f64> {
         let mut state = seed;
         (0..n)
-            .map(|_| {
-                state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-                let mut z = state;
-                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-                z ^= z >> 31;
-                (z >> 11) as f64 / (1u64 << 52) as f64 - 1.0
-            })
+            .map(|_| (splitmix(&mut state) >> 11) as f64 / (1u64 << 52) as f64 - 1.0)
             .collect()
     }
 

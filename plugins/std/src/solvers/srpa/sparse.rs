@@ -13,15 +13,19 @@ pub(super) fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
+/// Whether the machine has two cores or more (read once).
+pub(super) fn two_cores() -> bool {
+    static TWO: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *TWO.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
+}
+
 /// Runs `fa` and `fb` (the two halves of a pass over rows), on two threads where the
 /// machine has two cores. The halves are fixed, so the result does not depend on the threads.
 pub(super) fn pair<A: Send, B: Send>(
     fa: impl FnOnce() -> A + Send,
     fb: impl FnOnce() -> B + Send,
 ) -> (A, B) {
-    static TWO: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let two = *TWO.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1));
-    if !two {
+    if !two_cores() {
         return (fa(), fb());
     }
     std::thread::scope(|scope| {
