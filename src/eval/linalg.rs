@@ -121,7 +121,7 @@ pub fn gemm(alpha: f64, a: Mat<'_>, b: Mat<'_>, beta: f64, c: &mut [f64]) {
     if batch {
         // A few more columns (a batch of sequences): the AVX kernels read `a` in place, where
         // matrixmultiply would pack it at every call (see `avx::gemm_n`).
-        // SAFETY: the processor has AVX and FMA, checked just above.
+        // SAFETY: the processor has AVX and FMA, checked by `batch_path`.
         unsafe {
             if a.trans {
                 batch_t(a.data, a.rows, b.data, n, beta, c);
@@ -174,7 +174,7 @@ pub fn gemm_ahead(a: Mat<'_>, b: Mat<'_>, c: &mut [f64], ahead: [&[f64]; 2]) {
         let mut ahead = avx::Ahead::new(ahead);
         // The path `gemm` takes for these products (the same kernel, the same bits).
         if batch_path(n, k, 1.0, b.trans) && !a.trans && m > 0 {
-            // SAFETY: the processor has AVX and FMA, checked just above.
+            // SAFETY: the processor has AVX and FMA, checked by `batch_path`.
             unsafe { batch_n(a.data, b.data, n, 0.0, c, &mut ahead) };
             return;
         }

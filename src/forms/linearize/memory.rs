@@ -118,12 +118,8 @@ pub fn estimate(lifted: &Lifted) -> Result<Estimate, LinearizeError> {
     let mut counts: Vec<Option<Counts>> = vec![None; g.nodes.len()];
     let mut node_nnz: u64 = 0;
     let mut node_entries: u64 = 0;
-    let mut slopes: u64 = 0;
     for &id in &order {
         let node = g.node(id);
-        if matches!(node.op, Op::Unary(..) | Op::Call { .. }) {
-            slopes += node.len() as u64;
-        }
         let c =
             node_counts(g, node, &counts, n_theta).ok_or_else(|| LinearizeError::Unsupported {
                 node: id,
@@ -225,14 +221,11 @@ pub fn estimate(lifted: &Lifted) -> Result<Estimate, LinearizeError> {
     parts.sort_by_key(|p| std::cmp::Reverse(p.1));
     let mut products = vec![
         ("the evaluators", values.saturating_mul(4 * WORD)),
-        // one tangent or adjoint per needed entry and pass worker, one slope per
-        // elementwise-function entry
+        // the products' own buffers as they will lay them out: each pass worker's tangents or
+        // adjoints, one slope per elementwise-function entry
         (
             "the products' tangents and slopes",
-            (node_entries + order.len() as u64)
-                .saturating_mul(super::products::pass_workers(lifted, &order) as u64)
-                .saturating_add(slopes)
-                .saturating_mul(WORD),
+            super::products::pass_bytes(lifted, &order)? as u64,
         ),
         (
             "the subproblem solver's vectors",

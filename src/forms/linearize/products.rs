@@ -249,10 +249,10 @@ fn layout(
     (off, len, size)
 }
 
-/// The workers of a pass over the needed nodes `order` of `lifted` (for the memory estimate:
-/// each worker holds its own tangents).
-pub(super) fn pass_workers(lifted: &Lifted, order: &[NodeId]) -> usize {
-    Products::new(lifted, order).map_or(1, |p| p.workers())
+/// Bytes the products over the needed nodes `order` of `lifted` will hold once used
+/// ([`Products::bytes`], for the memory estimate).
+pub(super) fn pass_bytes(lifted: &Lifted, order: &[NodeId]) -> Result<usize, LinearizeError> {
+    Ok(Products::new(lifted, order)?.bytes())
 }
 
 /// The machine's cores (read once).
