@@ -440,7 +440,7 @@ fn matrix_free_trajectory(products: bool) {
     let (forms, systems, cg) = run(&mut straight, &mut host, 40, &mut t);
     // C is formed once per J (per accepted step), and serves all the systems of that J
     assert!(
-        forms <= straight.accepted + 1 && forms * 3 < systems,
+        forms <= straight.accepted + 1 && forms * 2 < systems,
         "{forms} formations in {systems} systems, {} accepted steps",
         straight.accepted
     );

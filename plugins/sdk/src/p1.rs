@@ -49,6 +49,11 @@ pub const WOODBURY_MAX_THETA: usize = 1_000;
 /// direction; `solvers/srpa/kronecker.rs`), priced by the host's memory estimate.
 pub const KRONECKER_RECYCLED_MAX: usize = 800;
 
+/// SRPA's matrix-free path drops from its preconditioner at most this many lifted columns
+/// held at a bound of their piece, each with 2 n_θ values kept for the subproblem
+/// (`solvers/srpa/bound_columns.rs`); priced by the host's memory estimate.
+pub const BOUND_COLUMNS_MAX: usize = 32;
+
 /// One parameter of θ: the entries θ[offset .. offset + rows·cols], a `rows × cols` matrix
 /// stored column-major (a vector has one column). Solvers may exploit the shapes (SRPA's
 /// Kronecker-factored preconditioner of its parameter complement); nothing else depends on

@@ -93,6 +93,7 @@ const SOLVER_VECTORS: u64 = 16;
 /// 2 n_θ values each.
 const WOODBURY_MAX_THETA: u64 = mcopt_plugin_sdk::p1::WOODBURY_MAX_THETA as u64;
 const KRONECKER_RECYCLED_MAX: u64 = mcopt_plugin_sdk::p1::KRONECKER_RECYCLED_MAX as u64;
+const BOUND_COLUMNS_MAX: u64 = mcopt_plugin_sdk::p1::BOUND_COLUMNS_MAX as u64;
 
 /// Values of the Kronecker factors of the parameters in θ (both factors and their
 /// eigenvectors: 2 (rows² + cols²) per parameter).
@@ -233,11 +234,14 @@ pub fn estimate(lifted: &Lifted) -> Result<Estimate, LinearizeError> {
         ),
         (
             "the matrix-free Woodbury complement",
+            // with the bordered correction's two θ-vectors per column at a bound
             if nt <= WOODBURY_MAX_THETA {
-                (nt * nt).saturating_mul(WORD)
+                (nt * nt + 2 * BOUND_COLUMNS_MAX * nt).saturating_mul(WORD)
             } else {
-                (4 * KRONECKER_RECYCLED_MAX * nt + kronecker_factors(g, lifted.layout.n_theta))
-                    .saturating_mul(WORD)
+                (4 * KRONECKER_RECYCLED_MAX * nt
+                    + 2 * BOUND_COLUMNS_MAX * nt
+                    + kronecker_factors(g, lifted.layout.n_theta))
+                .saturating_mul(WORD)
             },
         ),
         training,

@@ -8,6 +8,7 @@
 //! read by the host with a warning: `beta` > 0 gives every layer group that β; otherwise the
 //! last layer group (the output layer, `v` in the RNN) gets `beta2` and all others `beta1`.
 
+pub mod bound_columns;
 pub mod instance;
 pub mod iteration;
 pub mod kronecker;

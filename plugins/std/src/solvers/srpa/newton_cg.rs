@@ -45,8 +45,9 @@ use faer::{Conj, Mat, MatMut, Par};
 
 use mcopt_plugin_sdk::p1::WOODBURY_MAX_THETA;
 
+use super::bound_columns::BoundColumns;
 use super::instance::{StopRule, SubOptions, SubReport, SubSolution, Subproblem};
-use super::kronecker::{KronFactors, PassScratch, Recycled};
+use super::kronecker::{KronFactors, PassScratch, Recycled, BORDER_TOL};
 use super::operator::JacOp;
 use super::sparse::dot;
 /// The forcing term of the inexact Newton steps is at most this.
@@ -68,6 +69,8 @@ pub struct MfSolver {
     woodbury: Option<Woodbury>,
     /// The Kronecker-preconditioned inner solve with C, when n_θ > [`WOODBURY_MAX_THETA`].
     kron: Option<KronState>,
+    /// The lifted columns at a bound, dropped from the preconditioner ([`super::bound_columns`]).
+    bound: BoundColumns,
 }
 
 /// How the θ part of the preconditioner applies C⁻¹.
@@ -197,6 +200,7 @@ impl MfSolver {
             },
             woodbury,
             kron,
+            bound: BoundColumns::default(),
         }
     }
 
@@ -219,6 +223,7 @@ impl MfSolver {
             k.factors = None;
             k.recycled.clear();
         }
+        self.bound.clear();
     }
 
     /// Forms C (or the Kronecker factors) at `op`'s J and keeps it (nothing without a θ
@@ -285,6 +290,7 @@ impl MfSolver {
         if let Some(k) = self.kron.as_mut() {
             k.recycled.clear();
         }
+        self.bound.clear();
         for (yi, bi) in self.y.iter_mut().zip(p.beta) {
             *yi = yi.clamp(-bi, *bi);
         }
@@ -505,6 +511,7 @@ impl MfSolver {
                     rep.schur_forms += 1;
                 }
             }
+            self.prepare_bound(Theta::dense(wb.as_mut()), op)?;
             let (converged, iterations) =
                 self.conjugate_gradients(Theta::dense(wb.as_mut()), p, op, delta, forcing, opts)?;
             rep.cg_iterations += iterations;
@@ -533,16 +540,69 @@ impl MfSolver {
             self.form_kron(k, op)?;
             rep.schur_forms += 1;
         }
+        self.prepare_bound(Theta::Kron(k), op)?;
         let (_, iterations) =
             self.conjugate_gradients(Theta::Kron(k), p, op, delta, forcing, opts)?;
         rep.cg_iterations += iterations;
         Ok(())
     }
 
+    /// Takes the lifted columns at a bound in this Newton system's `free_s` into the
+    /// preconditioner ([`super::bound_columns`]), with C⁻¹ as `theta` applies it; none while
+    /// no C is kept.
+    fn prepare_bound(&mut self, theta: Theta<'_>, op: &mut dyn JacOp) -> Result<(), String> {
+        let nt = self.n_theta;
+        let ws = &mut self.ws;
+        match theta {
+            Theta::Dense(w) if w.formed => {
+                let factor = w.factor.as_ref();
+                let mut c_inverse = |_: &mut dyn JacOp,
+                                     b: &[f64],
+                                     out: &mut [f64],
+                                     _: &mut [f64],
+                                     _: &mut [f64]| {
+                    out.copy_from_slice(b);
+                    llt_solve::solve_in_place_with_conj(
+                        factor,
+                        Conj::No,
+                        MatMut::from_column_major_slice_mut(out, nt, 1),
+                        Par::Seq,
+                        MemStack::new(&mut []),
+                    );
+                    Ok(())
+                };
+                self.bound
+                    .prepare(&ws.free_s, nt, op, &mut c_inverse, &mut ws.tn, &mut ws.t1)
+            }
+            Theta::Kron(k) => {
+                let KronState {
+                    factors, recycled, ..
+                } = k;
+                let factors = factors
+                    .as_mut()
+                    .ok_or("the Kronecker factors are not formed")?;
+                let mut c_inverse = |op: &mut dyn JacOp,
+                                     b: &[f64],
+                                     out: &mut [f64],
+                                     tn: &mut [f64],
+                                     tm: &mut [f64]| {
+                    recycled.solve_to(op, factors, b, out, PassScratch { tn, tm }, BORDER_TOL)
+                };
+                self.bound
+                    .prepare(&ws.free_s, nt, op, &mut c_inverse, &mut ws.tn, &mut ws.t1)
+            }
+            Theta::Dense(_) | Theta::None => {
+                self.bound.clear();
+                Ok(())
+            }
+        }
+    }
+
     /// Estimates the Kronecker factors at `op`'s J.
     fn form_kron(&mut self, k: &mut KronState, op: &mut dyn JacOp) -> Result<(), String> {
         let shapes = op.params().to_vec();
         k.recycled.clear();
+        self.bound.clear();
         k.factors = Some(KronFactors::form(
             op,
             &shapes,
@@ -556,6 +616,7 @@ impl MfSolver {
     /// it. A column is two passes: x = J_L⁻¹ (−J_θ e_k), then J_θᵀ J_L⁻ᵀ x = −(C − I) e_k.
     fn form_c(&mut self, wb: &mut Woodbury, op: &mut dyn JacOp) -> Result<(), String> {
         let nt = self.n_theta;
+        self.bound.clear();
         let ws = &mut self.ws;
         wb.formed = false;
         let c = &mut wb.factor;
@@ -594,11 +655,14 @@ impl MfSolver {
     fn precondition(
         ws: &mut Work,
         theta: Theta<'_>,
+        bound: &mut BoundColumns,
         op: &mut dyn JacOp,
         rho: f64,
     ) -> Result<(), String> {
         // z = S r (and J_θᵀ S r in the same pass when C is kept)
         op.lsolve(&ws.cg_r, &mut ws.t1)?;
+        // the border of the columns at a bound: J_Aᵀ S r, the entries of J_L⁻¹ r at A
+        bound.gather(&ws.t1);
         let w = match theta {
             Theta::Dense(wb) if wb.formed => {
                 let nt = wb.theta.len();
@@ -612,6 +676,7 @@ impl MfSolver {
                     Par::Seq,
                     MemStack::new(&mut []),
                 );
+                bound.adjust(&mut wb.theta);
                 Some(&wb.theta)
             }
             Theta::Kron(k) => {
@@ -628,6 +693,7 @@ impl MfSolver {
                     tm: &mut ws.t1,
                 };
                 k.recycled.solve(op, factors, &k.rhs, &mut k.w, scratch)?;
+                bound.adjust(&mut k.w);
                 Some(&k.w)
             }
             Theta::Dense(_) | Theta::None => {
@@ -636,11 +702,14 @@ impl MfSolver {
             }
         };
         if let Some(w) = w {
-            // z −= S J_θ C⁻¹ J_θᵀ S r: J_L⁻¹ (−J_θ w), then J_L⁻ᵀ
+            // z −= S J_θ C⁻¹ J_θᵀ S r: J_L⁻¹ (−J_θ w), then J_L⁻ᵀ; with columns at a bound,
+            // z −= S Ĵ Ĉ⁻¹ Ĵᵀ S r: w is the bordered solution's a, and E_A c joins the
+            // last pass's input
             let nt = w.len();
             ws.tn.iter_mut().for_each(|v| *v = 0.0);
             ws.tn[..nt].copy_from_slice(w);
             op.lsolve_theta(&ws.tn, &mut ws.t1)?;
+            bound.scatter(&mut ws.t1);
             op.ltsolve(&ws.t1, &mut ws.t2)?;
             for (z, b) in ws.cg_z.iter_mut().zip(&ws.t2) {
                 *z += b;
@@ -667,6 +736,7 @@ impl MfSolver {
     ) -> Result<(bool, usize), String> {
         let (n, m) = (self.n, self.m);
         let ws = &mut self.ws;
+        let bound = &mut self.bound;
         for i in 0..m {
             ws.cg_r[i] = if ws.free_y[i] { -ws.g[i] } else { 0.0 };
             ws.d[i] = 0.0;
@@ -678,7 +748,7 @@ impl MfSolver {
         let target = forcing * norm_b;
         // an inexact inner solve makes the preconditioner vary: the flexible β then
         let flexible = matches!(theta, Theta::Kron(_));
-        MfSolver::precondition(ws, theta.reborrow(), op, p.rho)?;
+        MfSolver::precondition(ws, theta.reborrow(), bound, op, p.rho)?;
         ws.cg_p.copy_from_slice(&ws.cg_z);
         let mut rz = dot(&ws.cg_r, &ws.cg_z);
         for it in 1..=opts.cg_max {
@@ -718,7 +788,7 @@ impl MfSolver {
             } else {
                 0.0
             };
-            MfSolver::precondition(ws, theta.reborrow(), op, p.rho)?;
+            MfSolver::precondition(ws, theta.reborrow(), bound, op, p.rho)?;
             let rz_next = dot(&ws.cg_r, &ws.cg_z);
             let beta = (rz_next - r_zold) / rz;
             rz = rz_next;
@@ -774,4 +844,158 @@ pub fn objective(
         .map(|((wi, ri), bi)| bi * (wi + ri).abs())
         .sum();
     Ok(smooth + l1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::solvers::srpa::operator::StoredJac;
+    use crate::solvers::srpa::sparse::SparseRows;
+
+    impl MfSolver {
+        /// One application of the preconditioner to `r` as a Newton system with the columns
+        /// `free_s` free and every row free applies it (C or the factors formed first).
+        fn preconditioned(
+            &mut self,
+            op: &mut dyn JacOp,
+            free_s: &[bool],
+            r: &[f64],
+            rho: f64,
+        ) -> Result<Vec<f64>, String> {
+            self.ws.free_s.copy_from_slice(free_s);
+            self.ws.free_y.fill(true);
+            self.bound.clear();
+            let (mut wb, mut kron) = (self.woodbury.take(), self.kron.take());
+            if let Some(w) = wb.as_mut().filter(|w| !w.formed) {
+                self.form_c(w, op)?;
+            }
+            if let Some(k) = kron.as_mut().filter(|k| k.factors.is_none()) {
+                self.form_kron(k, op)?;
+            }
+            let mut theta = match kron.as_mut() {
+                Some(k) => Theta::Kron(k),
+                None => Theta::dense(wb.as_mut()),
+            };
+            self.prepare_bound(theta.reborrow(), op)?;
+            self.ws.cg_r.copy_from_slice(r);
+            let z = MfSolver::precondition(&mut self.ws, theta, &mut self.bound, op, rho);
+            (self.woodbury, self.kron) = (wb, kron);
+            z.map(|()| self.ws.cg_z.clone())
+        }
+    }
+
+    /// A splitmix64 stream of values in [−1, 1).
+    fn values(seed: u64, n: usize) -> Vec<f64> {
+        let mut state = seed;
+        (0..n)
+            .map(|_| {
+                state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                let mut z = state;
+                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+            })
+            .collect()
+    }
+
+    /// The J of a recurrence: `steps` blocks of `width` lifted rows, each reading every
+    /// lifted entry of the block before (J_L unit lower triangular) and every parameter.
+    fn recurrence(steps: usize, width: usize, n_theta: usize) -> SparseRows {
+        let m = steps * width;
+        let mut j = SparseRows {
+            ncols: n_theta + m,
+            row_ptr: vec![0],
+            ..SparseRows::default()
+        };
+        let mut v = values(7, m * (n_theta + width)).into_iter();
+        for i in 0..m {
+            let step = i / width;
+            let mut cols: Vec<usize> = (0..n_theta).collect();
+            if step > 0 {
+                cols.extend(n_theta + (step - 1) * width..n_theta + step * width);
+            }
+            for c in cols {
+                j.col_idx.push(c);
+                j.values.push(v.next().unwrap_or(0.5));
+            }
+            j.col_idx.push(n_theta + i);
+            j.values.push(1.0);
+            j.row_ptr.push(j.col_idx.len());
+        }
+        j
+    }
+
+    /// ‖(J D Jᵀ/ρ) z − r‖ / ‖r‖ with D zero at the columns not in `kept`.
+    fn residual(j: &SparseRows, kept: &[bool], z: &[f64], r: &[f64], rho: f64) -> f64 {
+        let mut t = vec![0.0; j.ncols];
+        j.mul_t(z, &mut t);
+        for (t, &k) in t.iter_mut().zip(kept) {
+            if !k {
+                *t = 0.0;
+            }
+        }
+        let mut mz = vec![0.0; r.len()];
+        j.mul(&t, &mut mz);
+        let e: f64 = mz.iter().zip(r).map(|(a, b)| (a / rho - b).powi(2)).sum();
+        (e / dot(r, r)).sqrt()
+    }
+
+    /// With lifted columns at a bound, one application of the preconditioner is (J D Jᵀ/ρ)⁻¹
+    /// itself (the dense C: to rounding; the Kronecker path: to its inner tolerances), where
+    /// the preconditioner without the correction is far from it.
+    #[test]
+    fn the_bordered_preconditioner_inverts_j_d_jt_with_columns_at_a_bound() {
+        let (steps, width, n_theta, rho) = (12, 3, 5, 0.7);
+        let j = recurrence(steps, width, n_theta);
+        let (m, n) = (j.nrows(), j.ncols);
+        let r = values(11, m);
+        let mut free = vec![true; n];
+        for lifted in [4, 13, 14, 27] {
+            free[n_theta + lifted] = false;
+        }
+        let all = vec![true; n];
+        for (kind, tol) in [
+            (ThetaPreconditioner::Dense, 1e-10),
+            (ThetaPreconditioner::Kronecker, 1e-5),
+        ] {
+            let mut solver = MfSolver::with_preconditioner(n, m, kind);
+            let mut op = StoredJac::new(&j).unwrap();
+            let z = solver.preconditioned(&mut op, &free, &r, rho).unwrap();
+            assert_eq!(solver.bound.len(), 4, "{kind:?}");
+            let corrected = residual(&j, &free, &z, &r, rho);
+            assert!(corrected < tol, "{kind:?}: {corrected:e}");
+            // P alone: every column kept, so P⁻¹ inverts J Jᵀ/ρ but not J D Jᵀ/ρ
+            let z = solver.preconditioned(&mut op, &all, &r, rho).unwrap();
+            assert_eq!(solver.bound.len(), 0);
+            assert!(residual(&j, &all, &z, &r, rho) < tol, "{kind:?}");
+            let uncorrected = residual(&j, &free, &z, &r, rho);
+            assert!(uncorrected > 1e-2, "{kind:?}: {uncorrected:e}");
+        }
+    }
+
+    /// More columns at a bound than parameters: J D Jᵀ is singular, the columns past the
+    /// rank of G's rows stay in P, and the ones corrected are inverted exactly.
+    #[test]
+    fn dependent_columns_at_a_bound_stay_in_the_preconditioner() {
+        let (steps, width, n_theta, rho) = (10, 2, 2, 1.3);
+        let j = recurrence(steps, width, n_theta);
+        let (m, n) = (j.nrows(), j.ncols);
+        let r = values(12, m);
+        let mut free = vec![true; n];
+        let bound = [3, 8, 15];
+        for lifted in bound {
+            free[n_theta + lifted] = false;
+        }
+        let mut solver = MfSolver::with_preconditioner(n, m, ThetaPreconditioner::Dense);
+        let mut op = StoredJac::new(&j).unwrap();
+        let z = solver.preconditioned(&mut op, &free, &r, rho).unwrap();
+        assert_eq!(solver.bound.len(), 2);
+        // the first two are independent, so they are the ones corrected
+        let mut corrected = vec![true; n];
+        for lifted in &bound[..2] {
+            corrected[n_theta + lifted] = false;
+        }
+        let res = residual(&j, &corrected, &z, &r, rho);
+        assert!(res < 1e-10, "{res:e}");
+    }
 }
