@@ -410,6 +410,93 @@ type Span = (usize, usize);
 /// zeroed on its first contribution; `None` where the child takes none.
 type Target<'a> = dyn FnMut(NodeId, &mut Around<'_>) -> Option<Span> + 'a;
 
+/// Columns of the stages a reverse pass went through, per product `W X` with W of θ (stage 0)
+/// and X batched: W̄ += Ḡ Xᵀ summed over the stages by one product per [`DEFER_COLUMNS`]
+/// columns, where one product per stage of 4 or 8 columns read and wrote all of W̄ for
+/// each (a 128 × 128 W̄ at every step of the large RNN: matrixmultiply's kernel and packing
+/// were 20% of a profile of its SRPA iteration).
+#[derive(Default)]
+struct Deferred {
+    pending: Vec<Pending>,
+}
+
+/// One θ node's deferred adjoint: its slice in the buffer, Ḡ's and X's columns so far.
+struct Pending {
+    /// The slice of W̄ (offset and length in the worker's buffer), W̄'s rows and columns.
+    at: usize,
+    len: usize,
+    rows: usize,
+    inner: usize,
+    /// Ḡ (rows × cols) and X (inner × cols), column-major, `cols` of them.
+    g: Vec<f64>,
+    x: Vec<f64>,
+    cols: usize,
+}
+
+/// Columns a deferred weight adjoint gathers before its product (16 stages of 4 columns).
+const DEFER_COLUMNS: usize = 64;
+
+impl Deferred {
+    /// Adds Ḡ Xᵀ to the slice `at..at + len` (W̄, `rows` × `inner`, zeroed or holding
+    /// earlier contributions) later: `g` is Ḡ's columns, `x` X's (as many).
+    fn push(
+        &mut self,
+        w: &mut Around<'_>,
+        at: usize,
+        len: usize,
+        rows: usize,
+        g: &[f64],
+        x: &[f64],
+    ) {
+        let inner = len / rows;
+        let cols = g.len() / rows;
+        let k = match self.pending.iter().position(|p| p.at == at) {
+            Some(k) => k,
+            None => {
+                self.pending.push(Pending {
+                    at,
+                    len,
+                    rows,
+                    inner,
+                    g: Vec::with_capacity(rows * DEFER_COLUMNS),
+                    x: Vec::with_capacity(inner * DEFER_COLUMNS),
+                    cols: 0,
+                });
+                self.pending.len() - 1
+            }
+        };
+        let p = &mut self.pending[k];
+        if p.cols + cols > DEFER_COLUMNS {
+            p.flush(w.get_mut(at, len));
+        }
+        p.g.extend_from_slice(g);
+        p.x.extend_from_slice(x);
+        p.cols += cols;
+    }
+
+    /// Every deferred product into `w` (the worker's whole buffer).
+    fn flush(&mut self, w: &mut [f64]) {
+        for p in &mut self.pending {
+            p.flush(&mut w[p.at..p.at + p.len]);
+        }
+        self.pending.clear();
+    }
+}
+
+impl Pending {
+    fn flush(&mut self, out: &mut [f64]) {
+        if self.cols == 0 {
+            return;
+        }
+        let g = Mat::new(&self.g, self.rows, self.cols);
+        let xt = Mat::new(&self.x, self.inner, self.cols).t();
+        gemm(1.0, g, xt, 1.0, out);
+        self.g.clear();
+        self.x.clear();
+        self.cols = 0;
+    }
+}
+
 /// A pass's buffer around one node's window, addressed by offsets in the whole buffer: a
 /// child's slot lies wholly before the window or wholly after it (slots of the nodes one node
 /// reads never overlap its own, see [`layout`]).
@@ -498,6 +585,7 @@ impl Linearizer<'_> {
         let g = self.graph();
         self.run_windows(&wins, &mut bufs, outs, |win, mut outs, w, zero| {
             zero.fill(true);
+            let mut defer = Deferred::default();
             for b in &self.lifted.layout.blocks {
                 if let Some(p) = self.position(b.residual) {
                     let (o, _) = self.span(p);
@@ -522,9 +610,10 @@ impl Linearizer<'_> {
                         *v += a;
                     }
                 } else {
-                    self.adjoint(p, false, w, zero, win);
+                    self.adjoint(p, false, w, zero, win, &mut defer);
                 }
             }
+            defer.flush(w);
         });
         self.theta_adjoints(&mut bufs, theta, 1.0);
         self.put(bufs);
@@ -680,7 +769,8 @@ impl Linearizer<'_> {
                     *v += sign * a;
                 }
             } else {
-                self.adjoint(p, false, w, zero, Window::ALL);
+                // θ's nodes alone: nothing to defer
+                self.adjoint(p, false, w, zero, Window::ALL, &mut Deferred::default());
             }
         }
     }
@@ -700,6 +790,7 @@ impl Linearizer<'_> {
         let n_theta = self.lifted.layout.n_theta;
         let g = self.graph();
         let pr = &self.prod;
+        let mut defer = Deferred::default();
         for (b, blk) in self.lifted.layout.blocks.iter().enumerate().rev() {
             for &p in pr.by_stage[pr.stage_start[b + 1]..pr.stage_start[b + 2]]
                 .iter()
@@ -707,7 +798,7 @@ impl Linearizer<'_> {
             {
                 let p = p as usize;
                 if !zero[p] && !matches!(g.node(self.order[p]).op, Op::Param(_)) {
-                    self.adjoint(p, lifted_only, w, zero, win);
+                    self.adjoint(p, lifted_only, w, zero, win, &mut defer);
                 }
             }
             // x_ℓ = y_ℓ + (Nᵀ x)_ℓ, the adjoint of leaf ℓ
@@ -740,10 +831,11 @@ impl Linearizer<'_> {
             for &p in pr.by_stage[..pr.stage_start[1]].iter().rev() {
                 let p = p as usize;
                 if pr.swept[p] && !zero[p] && !matches!(g.node(self.order[p]).op, Op::Param(_)) {
-                    self.adjoint(p, false, w, zero, win);
+                    self.adjoint(p, false, w, zero, win, &mut defer);
                 }
             }
         }
+        defer.flush(w);
     }
 
     /// `xb` = a block's rows `yb` of y (entries `r` of its nodes: a window), plus the same
@@ -1161,10 +1253,22 @@ impl Linearizer<'_> {
     /// `lifted_only`: not to the nodes of θ alone (a solve needs no adjoint of θ).
     /// In the window `win` ([`Window::ALL`] for θ's nodes; any other window only where the
     /// graph splits).
-    fn adjoint(&self, p: usize, lifted_only: bool, w: &mut [f64], zero: &mut [bool], win: Window) {
+    fn adjoint(
+        &self,
+        p: usize,
+        lifted_only: bool,
+        w: &mut [f64],
+        zero: &mut [bool],
+        win: Window,
+        defer: &mut Deferred,
+    ) {
         let g = self.graph();
         let id = self.order[p];
         let node = g.node(id);
+        if self.prod.stage[p] == 0 {
+            // θ's adjoints are read from here on: the deferred products first
+            defer.flush(w);
+        }
         let (o, _) = self.span(p);
         let r = win.range(node);
         let len = r.len();
@@ -1319,8 +1423,17 @@ impl Linearizer<'_> {
                 let (na, nb) = (win.shape(g.node(*a)), win.shape(g.node(*b)));
                 let wn = win.shape(node);
                 let gm = Mat::new(gout, wn.rows, wn.cols);
-                // a first contribution sets its slice (beta 0: the slice is not read)
-                if let Some((co, cl, set)) = slot(*a, lo, true) {
+                // W̄ += Ḡ Xᵀ of a θ node W through a few columns: deferred, summed over
+                // stages by one product (the slice zeroed now if this is its first)
+                let deferred = self.prod.stage[p] > 0
+                    && nb.cols <= DEFER_COLUMNS / 2
+                    && self.position(*a).is_some_and(|q| self.prod.stage[q] == 0);
+                if deferred {
+                    if let Some((co, cl, _)) = slot(*a, lo, false) {
+                        defer.push(lo, co, cl, na.rows, gout, val(*b));
+                    }
+                } else if let Some((co, cl, set)) = slot(*a, lo, true) {
+                    // a first contribution sets its slice (beta 0: the slice is not read)
                     let vbt = Mat::new(val(*b), nb.rows, nb.cols).t();
                     let beta = if set { 0.0 } else { 1.0 };
                     gemm(1.0, gm, vbt, beta, lo.get_mut(co, cl));
