@@ -185,6 +185,40 @@ pub fn gemm_ahead(a: Mat<'_>, b: Mat<'_>, c: &mut [f64], ahead: [&[f64]; 2]) {
     gemm(1.0, a, b, 0.0, c)
 }
 
+/// `c = a₁ b₁ + a₂ b₂`: with AVX-512, 2 to [`THIN_COLUMNS`] right-hand columns not transposed
+/// and a multiple of 16 rows, one pass of the batch kernel over both products
+/// (`avx512::gemm_n_sum`: each entry the fused sum through `a₁`'s columns and on through
+/// `a₂`'s); otherwise [`gemm`] twice, the second adding. The forward passes' `dW h + W dh`.
+pub fn gemm_sum(a1: Mat<'_>, b1: Mat<'_>, a2: Mat<'_>, b2: Mat<'_>, c: &mut [f64]) {
+    #[cfg(all(target_arch = "x86_64", mcopt_avx512))]
+    {
+        let ((m1, k1), (k1b, n1)) = (a1.shape(), b1.shape());
+        let ((m2, k2), (k2b, n2)) = (a2.shape(), b2.shape());
+        assert!(
+            k1 == k1b && k2 == k2b,
+            "matrix product of mismatched inner dimensions"
+        );
+        assert!(
+            m1 == m2 && n1 == n2 && Some(c.len()) == m1.checked_mul(n1),
+            "a sum of products of different shapes"
+        );
+        let plain = !(a1.trans || a2.trans || b1.trans || b2.trans);
+        if plain
+            && k1 > 0
+            && m1 % 16 == 0
+            && batch_path(n1, k1, 1.0, false)
+            && std::arch::is_x86_feature_detected!("avx512f")
+        {
+            // SAFETY: the processor has AVX-512F (checked just above); the shapes agree (the
+            // assertions above), and `Mat::new` made every slice exactly rows × cols.
+            unsafe { avx512::gemm_n_sum((a1.data, b1.data), (a2.data, b2.data), n1, c) };
+            return;
+        }
+    }
+    gemm(1.0, a1, b1, 0.0, c);
+    gemm(1.0, a2, b2, 1.0, c);
+}
+
 /// Whether [`gemm`] takes the AVX batch kernels: 2 to [`THIN_COLUMNS`] right-hand columns, not
 /// transposed, alpha = 1, and a processor with AVX and FMA.
 fn batch_path(n: usize, k: usize, alpha: f64, b_trans: bool) -> bool {
@@ -835,6 +869,63 @@ mod tests {
     /// the column paired with itself; Aᵀ: the column five times over), and is within rounding
     /// of the one-column kernel; for A and for Aᵀ, on sizes that reach every block shape.
     #[cfg(target_arch = "x86_64")]
+    /// `gemm_sum` is the product of the joined matrices [a₁ a₂] [b₁; b₂]: to the bit where it
+    /// takes the fused kernel (the same sums in the same order as `gemm` of the joined ones),
+    /// to rounding elsewhere (the two products added).
+    #[test]
+    fn a_sum_of_two_products_is_the_product_of_the_joined_matrices() {
+        let mut rng = crate::rng::Rng::new(23);
+        let fused = cfg!(mcopt_avx512) && std::arch::is_x86_feature_detected!("avx512f");
+        for (m, k1, k2) in [
+            (128, 128, 128),
+            (16, 3, 40),
+            (32, 1, 1),
+            (13, 9, 2),
+            (4, 128, 5),
+        ] {
+            for n in 1..=THIN_COLUMNS + 1 {
+                let mut v = |len: usize| (0..len).map(|_| rng.normal()).collect::<Vec<f64>>();
+                let (a1, a2, b1, b2) = (v(m * k1), v(m * k2), v(k1 * n), v(k2 * n));
+                let mut got = vec![f64::NAN; m * n];
+                gemm_sum(
+                    Mat::new(&a1, m, k1),
+                    Mat::new(&b1, k1, n),
+                    Mat::new(&a2, m, k2),
+                    Mat::new(&b2, k2, n),
+                    &mut got,
+                );
+                let a = [a1.as_slice(), &a2].concat();
+                let join = |x: &[f64], y: &[f64]| -> Vec<f64> {
+                    (0..n)
+                        .flat_map(|c| [&x[c * k1..(c + 1) * k1], &y[c * k2..(c + 1) * k2]])
+                        .flatten()
+                        .copied()
+                        .collect()
+                };
+                let b = join(&b1, &b2);
+                let k = k1 + k2;
+                let mut want = vec![0.0; m * n];
+                gemm(1.0, Mat::new(&a, m, k), Mat::new(&b, k, n), 0.0, &mut want);
+                let what = format!("{m}×({k1} + {k2})·{n}");
+                if fused && m % 16 == 0 && (2..=THIN_COLUMNS).contains(&n) {
+                    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&want), bits(&got), "{what}");
+                } else {
+                    let mut scale = vec![0.0; m * n];
+                    let (aa, ab) = (abs(&a), abs(&b));
+                    gemm(
+                        1.0,
+                        Mat::new(&aa, m, k),
+                        Mat::new(&ab, k, n),
+                        0.0,
+                        &mut scale,
+                    );
+                    assert_close(&want, &got, &scale, k, &what);
+                }
+            }
+        }
+    }
+
     #[test]
     fn batch_products_give_each_column_the_two_column_bits() {
         if !has_avx_fma() {

@@ -106,6 +106,93 @@ unsafe fn rows<const C: usize>(
     }
 }
 
+/// `y = A₁ X₁ + A₂ X₂` (beta = 0) for `n` right-hand columns (two to sixteen) and a multiple
+/// of 16 rows: each entry `a₁₀x₁₀`, then fused multiply–adds in column order through `A₁`'s
+/// columns and on through `A₂`'s, so the entry is what [`gemm_n`] gives for `[A₁ A₂]` times
+/// `[X₁; X₂]`, without the sum of `A₁ X₁` going to memory and back between the two.
+///
+/// # Safety
+/// The processor must have AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn gemm_n_sum(
+    (a1, x1): (&[f64], &[f64]),
+    (a2, x2): (&[f64], &[f64]),
+    n: usize,
+    y: &mut [f64],
+) {
+    let (k1, k2, m) = (x1.len() / n, x2.len() / n, y.len() / n);
+    assert_eq!(m % 16, 0, "rows in blocks of 16");
+    let mut c0 = 0;
+    // SAFETY: AVX-512F is there (this function's contract).
+    unsafe {
+        while c0 < n {
+            let w = (n - c0).min(8);
+            let xs1 = &x1[c0 * k1..(c0 + w) * k1];
+            let xs2 = &x2[c0 * k2..(c0 + w) * k2];
+            let ys = &mut y[c0 * m..(c0 + w) * m];
+            for i0 in (0..m).step_by(16) {
+                match w {
+                    8 => rows_sum::<8>((a1, xs1), (a2, xs2), ys, i0),
+                    7 => rows_sum::<7>((a1, xs1), (a2, xs2), ys, i0),
+                    6 => rows_sum::<6>((a1, xs1), (a2, xs2), ys, i0),
+                    5 => rows_sum::<5>((a1, xs1), (a2, xs2), ys, i0),
+                    4 => rows_sum::<4>((a1, xs1), (a2, xs2), ys, i0),
+                    3 => rows_sum::<3>((a1, xs1), (a2, xs2), ys, i0),
+                    2 => rows_sum::<2>((a1, xs1), (a2, xs2), ys, i0),
+                    _ => rows_sum::<1>((a1, xs1), (a2, xs2), ys, i0),
+                }
+            }
+            c0 += w;
+        }
+    }
+}
+
+/// Rows `i0 .. i0 + 16` of `A₁ x₁ + A₂ x₂` for `C` right-hand columns (`x₁`: `C` columns of
+/// `k₁ ≥ 1` entries, `x₂` of `k₂`, `y` `C` columns of `m`).
+///
+/// # Safety
+/// The processor must have AVX-512F (the caller is compiled for it).
+#[inline(always)]
+unsafe fn rows_sum<const C: usize>(
+    (a1, x1): (&[f64], &[f64]),
+    (a2, x2): (&[f64], &[f64]),
+    y: &mut [f64],
+    i0: usize,
+) {
+    let (m, k1, k2) = (y.len() / C, x1.len() / C, x2.len() / C);
+    assert!(k1 >= 1 && i0 + 16 <= m && a1.len() >= m * k1 && x1.len() == C * k1);
+    assert!(a2.len() >= m * k2 && x2.len() == C * k2);
+    let ya = y.as_mut_ptr();
+    // SAFETY: AVX-512F is there (this function's contract). Every pointer read or written is
+    // in bounds by the assertions above: Aₛ's entries j·m + i0 .. j·m + i0 + 16 for j < kₛ
+    // (below m·kₛ), xₛ's c·kₛ + j for c < C, j < kₛ, and y's c·m + i0 .. c·m + i0 + 16.
+    unsafe {
+        let z = _mm512_setzero_pd();
+        let mut acc: [[__m512d; 2]; C] = [[z; 2]; C];
+        let pa = a1.as_ptr().add(i0);
+        let (a0, a1v) = (_mm512_loadu_pd(pa), _mm512_loadu_pd(pa.add(8)));
+        for (c, acc) in acc.iter_mut().enumerate() {
+            let xv = _mm512_set1_pd(*x1.get_unchecked(c * k1));
+            *acc = [_mm512_mul_pd(a0, xv), _mm512_mul_pd(a1v, xv)];
+        }
+        for (a, x, k, from) in [(a1, x1, k1, 1), (a2, x2, k2, 0)] {
+            for j in from..k {
+                let pa = a.as_ptr().add(j * m + i0);
+                let (a0, a1v) = (_mm512_loadu_pd(pa), _mm512_loadu_pd(pa.add(8)));
+                for (c, acc) in acc.iter_mut().enumerate() {
+                    let xv = _mm512_set1_pd(*x.get_unchecked(c * k + j));
+                    acc[0] = _mm512_fmadd_pd(a0, xv, acc[0]);
+                    acc[1] = _mm512_fmadd_pd(a1v, xv, acc[1]);
+                }
+            }
+        }
+        for (c, acc) in acc.iter().enumerate() {
+            _mm512_storeu_pd(ya.add(c * m + i0), acc[0]);
+            _mm512_storeu_pd(ya.add(c * m + i0 + 8), acc[1]);
+        }
+    }
+}
+
 thread_local! {
     /// The right-hand columns of `Aᵀ X` regrouped for [`gemm_t`] (reused across calls).
     static PACKED: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };

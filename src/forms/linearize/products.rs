@@ -40,7 +40,7 @@ use std::sync::OnceLock;
 
 use super::ops::{bcast, picked, Shape};
 use super::{LinearizeError, Linearizer};
-use crate::eval::linalg::{gemm, Mat};
+use crate::eval::linalg::{gemm, gemm_sum, Mat};
 use crate::forms::Lifted;
 use crate::graph::{ElemBinary, Node, NodeId, Op, ReduceKind};
 
@@ -1098,24 +1098,26 @@ impl Linearizer<'_> {
             }
             Op::MatMul(a, b) => {
                 let (na, nb) = (shape(*a), shape(*b));
-                let mut first = true;
-                if let Some(ta) = child(*a) {
-                    let (ma, mb) = (
-                        Mat::new(ta, na.rows, na.cols),
-                        Mat::new(val(*b), nb.rows, nb.cols),
-                    );
-                    gemm(1.0, ma, mb, 0.0, t);
-                    first = false;
+                let (ma, mb) = (
+                    |v| Mat::new(v, na.rows, na.cols),
+                    |v| Mat::new(v, nb.rows, nb.cols),
+                );
+                match (child(*a), child(*b)) {
+                    // dA B + A dB (dW h + W dh in a forward pass with θ's tangents)
+                    (Some(ta), Some(tb)) => {
+                        gemm_sum(ma(ta), mb(val(*b)), ma(val(*a)), mb(tb), t);
+                        true
+                    }
+                    (Some(ta), None) => {
+                        gemm(1.0, ma(ta), mb(val(*b)), 0.0, t);
+                        true
+                    }
+                    (None, Some(tb)) => {
+                        gemm(1.0, ma(val(*a)), mb(tb), 0.0, t);
+                        true
+                    }
+                    (None, None) => false,
                 }
-                if let Some(tb) = child(*b) {
-                    let (ma, mb) = (
-                        Mat::new(val(*a), na.rows, na.cols),
-                        Mat::new(tb, nb.rows, nb.cols),
-                    );
-                    gemm(1.0, ma, mb, if first { 0.0 } else { 1.0 }, t);
-                    first = false;
-                }
-                !first
             }
             Op::Transpose(a) => match child(*a) {
                 Some(ta) => {
