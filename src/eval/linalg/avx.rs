@@ -36,7 +36,7 @@ impl<'a> Ahead<'a> {
         }
     }
 
-    fn none() -> Ahead<'static> {
+    pub(super) fn none() -> Ahead<'static> {
         Ahead::new([&[], &[]])
     }
 

@@ -43,67 +43,20 @@ pub(super) unsafe fn gemm_n(a: &[f64], x: &[f64], n: usize, y: &mut [f64], ahead
             let (xs, ys) = (&x[c0 * k..(c0 + w) * k], &mut y[c0 * m..(c0 + w) * m]);
             for i0 in (0..m).step_by(16) {
                 match w {
-                    8 => rows::<8>(a, xs, ys, i0, ahead),
-                    7 => rows::<7>(a, xs, ys, i0, ahead),
-                    6 => rows::<6>(a, xs, ys, i0, ahead),
-                    5 => rows::<5>(a, xs, ys, i0, ahead),
-                    4 => rows::<4>(a, xs, ys, i0, ahead),
-                    3 => rows::<3>(a, xs, ys, i0, ahead),
-                    2 => rows::<2>(a, xs, ys, i0, ahead),
-                    _ => rows::<1>(a, xs, ys, i0, ahead),
+                    8 => rows::<8>((a, xs), (&[], &[]), ys, i0, ahead),
+                    7 => rows::<7>((a, xs), (&[], &[]), ys, i0, ahead),
+                    6 => rows::<6>((a, xs), (&[], &[]), ys, i0, ahead),
+                    5 => rows::<5>((a, xs), (&[], &[]), ys, i0, ahead),
+                    4 => rows::<4>((a, xs), (&[], &[]), ys, i0, ahead),
+                    3 => rows::<3>((a, xs), (&[], &[]), ys, i0, ahead),
+                    2 => rows::<2>((a, xs), (&[], &[]), ys, i0, ahead),
+                    _ => rows::<1>((a, xs), (&[], &[]), ys, i0, ahead),
                 }
             }
             c0 += w;
         }
     }
     ahead.all();
-}
-
-/// Rows `i0 .. i0 + 16` of `A x` for `C` right-hand columns (`x` is `C` columns of `k ≥ 1`
-/// entries, `y` `C` columns of `m`): per entry `a₀x₀`, then `+ aⱼxⱼ` fused, in order.
-///
-/// # Safety
-/// The processor must have AVX-512F (the caller is compiled for it).
-#[inline(always)]
-unsafe fn rows<const C: usize>(
-    a: &[f64],
-    x: &[f64],
-    y: &mut [f64],
-    i0: usize,
-    ahead: &mut Ahead<'_>,
-) {
-    let (m, k) = (y.len() / C, x.len() / C);
-    assert!(k >= 1 && i0 + 16 <= m && a.len() >= m * k && x.len() == C * k);
-    let ya = y.as_mut_ptr();
-    // SAFETY: AVX-512F is there (this function's contract). Every pointer read or written is
-    // in bounds by the assertion above: A's entries j·m + i0 .. j·m + i0 + 16 for j < k
-    // (below m·k), x's c·k + j for c < C, j < k, and y's c·m + i0 .. c·m + i0 + 16.
-    unsafe {
-        let z = _mm512_setzero_pd();
-        let mut acc: [[__m512d; 2]; C] = [[z; 2]; C];
-        let pa = a.as_ptr().add(i0);
-        let (a0, a1) = (_mm512_loadu_pd(pa), _mm512_loadu_pd(pa.add(8)));
-        for (c, acc) in acc.iter_mut().enumerate() {
-            let xv = _mm512_set1_pd(*x.get_unchecked(c * k));
-            *acc = [_mm512_mul_pd(a0, xv), _mm512_mul_pd(a1, xv)];
-        }
-        for j in 1..k {
-            let pa = a.as_ptr().add(j * m + i0);
-            let (a0, a1) = (_mm512_loadu_pd(pa), _mm512_loadu_pd(pa.add(8)));
-            for (c, acc) in acc.iter_mut().enumerate() {
-                let xv = _mm512_set1_pd(*x.get_unchecked(c * k + j));
-                acc[0] = _mm512_fmadd_pd(a0, xv, acc[0]);
-                acc[1] = _mm512_fmadd_pd(a1, xv, acc[1]);
-            }
-            if j % 4 == 0 {
-                ahead.some(1);
-            }
-        }
-        for (c, acc) in acc.iter().enumerate() {
-            _mm512_storeu_pd(ya.add(c * m + i0), acc[0]);
-            _mm512_storeu_pd(ya.add(c * m + i0 + 8), acc[1]);
-        }
-    }
 }
 
 /// `y = A₁ X₁ + A₂ X₂` (beta = 0) for `n` right-hand columns (two to sixteen) and a multiple
@@ -122,6 +75,7 @@ pub(super) unsafe fn gemm_n_sum(
 ) {
     let (k1, k2, m) = (x1.len() / n, x2.len() / n, y.len() / n);
     assert_eq!(m % 16, 0, "rows in blocks of 16");
+    let mut none = Ahead::none();
     let mut c0 = 0;
     // SAFETY: AVX-512F is there (this function's contract).
     unsafe {
@@ -132,14 +86,14 @@ pub(super) unsafe fn gemm_n_sum(
             let ys = &mut y[c0 * m..(c0 + w) * m];
             for i0 in (0..m).step_by(16) {
                 match w {
-                    8 => rows_sum::<8>((a1, xs1), (a2, xs2), ys, i0),
-                    7 => rows_sum::<7>((a1, xs1), (a2, xs2), ys, i0),
-                    6 => rows_sum::<6>((a1, xs1), (a2, xs2), ys, i0),
-                    5 => rows_sum::<5>((a1, xs1), (a2, xs2), ys, i0),
-                    4 => rows_sum::<4>((a1, xs1), (a2, xs2), ys, i0),
-                    3 => rows_sum::<3>((a1, xs1), (a2, xs2), ys, i0),
-                    2 => rows_sum::<2>((a1, xs1), (a2, xs2), ys, i0),
-                    _ => rows_sum::<1>((a1, xs1), (a2, xs2), ys, i0),
+                    8 => rows::<8>((a1, xs1), (a2, xs2), ys, i0, &mut none),
+                    7 => rows::<7>((a1, xs1), (a2, xs2), ys, i0, &mut none),
+                    6 => rows::<6>((a1, xs1), (a2, xs2), ys, i0, &mut none),
+                    5 => rows::<5>((a1, xs1), (a2, xs2), ys, i0, &mut none),
+                    4 => rows::<4>((a1, xs1), (a2, xs2), ys, i0, &mut none),
+                    3 => rows::<3>((a1, xs1), (a2, xs2), ys, i0, &mut none),
+                    2 => rows::<2>((a1, xs1), (a2, xs2), ys, i0, &mut none),
+                    _ => rows::<1>((a1, xs1), (a2, xs2), ys, i0, &mut none),
                 }
             }
             c0 += w;
@@ -148,16 +102,19 @@ pub(super) unsafe fn gemm_n_sum(
 }
 
 /// Rows `i0 .. i0 + 16` of `A₁ x₁ + A₂ x₂` for `C` right-hand columns (`x₁`: `C` columns of
-/// `k₁ ≥ 1` entries, `x₂` of `k₂`, `y` `C` columns of `m`).
+/// `k₁ ≥ 1` entries, `x₂` of `k₂ ≥ 0`, `y` `C` columns of `m`): per entry `a₁₀x₁₀`, then
+/// `+ aⱼxⱼ` fused, in order through `A₁`'s columns and on through `A₂`'s; a line of `ahead`
+/// asked for every fourth column.
 ///
 /// # Safety
 /// The processor must have AVX-512F (the caller is compiled for it).
 #[inline(always)]
-unsafe fn rows_sum<const C: usize>(
+unsafe fn rows<const C: usize>(
     (a1, x1): (&[f64], &[f64]),
     (a2, x2): (&[f64], &[f64]),
     y: &mut [f64],
     i0: usize,
+    ahead: &mut Ahead<'_>,
 ) {
     let (m, k1, k2) = (y.len() / C, x1.len() / C, x2.len() / C);
     assert!(k1 >= 1 && i0 + 16 <= m && a1.len() >= m * k1 && x1.len() == C * k1);
@@ -183,6 +140,9 @@ unsafe fn rows_sum<const C: usize>(
                     let xv = _mm512_set1_pd(*x.get_unchecked(c * k + j));
                     acc[0] = _mm512_fmadd_pd(a0, xv, acc[0]);
                     acc[1] = _mm512_fmadd_pd(a1v, xv, acc[1]);
+                }
+                if j % 4 == 0 {
+                    ahead.some(1);
                 }
             }
         }

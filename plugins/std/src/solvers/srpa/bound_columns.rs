@@ -37,10 +37,10 @@ use mcopt_plugin_sdk::p1::BOUND_COLUMNS_MAX;
 use super::operator::JacOp;
 use super::sparse::dot;
 
-/// A squared Cholesky pivot of H under this fraction of H's largest diagonal entry drops the
-/// correction: the rows of G at the bound columns are nearly dependent, and on the Kronecker
-/// path C⁻¹ B is solved only to `kronecker::BORDER_TOL` (1e-6), so H's smallest directions
-/// would be its errors. On the large RNN the ratios were 0.65 to 1.
+/// A squared Cholesky pivot of H under this fraction of H's largest diagonal entry leaves its
+/// column out of the correction: its row of G nearly depends on the rows before it, and on the
+/// Kronecker path C⁻¹ B is solved only to `kronecker::BORDER_TOL` (1e-6), so H's smallest
+/// directions would be its errors. On the large RNN the ratios were 0.65 to 1.
 pub const PIVOT_MIN: f64 = 1e-4;
 
 /// C⁻¹ applied to `b` into `out` (`tn`: n entries of scratch, `tm`: m), as the preconditioner
@@ -60,7 +60,8 @@ struct Column {
 /// Newton system (see the module docs).
 #[derive(Default)]
 pub struct BoundColumns {
-    /// Every column met since [`BoundColumns::clear`] (C and J unchanged since).
+    /// The columns met since [`BoundColumns::clear`] (C and J unchanged since), at most
+    /// [`BOUND_COLUMNS_MAX`]: past it, those not at a bound any more are dropped.
     kept: Vec<Column>,
     /// The current Newton system's columns (indices into `kept`), empty when uncorrected.
     set: Vec<usize>,
@@ -89,8 +90,9 @@ impl BoundColumns {
 
     /// Takes the lifted columns not free in `free_s` (n entries, the first `n_theta` the
     /// parameters') as the current Newton system's correction: their B columns and C⁻¹ B
-    /// through `op` and `c_inverse` where not kept yet, then H's factor. No correction past
-    /// [`BOUND_COLUMNS_MAX`] columns, nor when H is not safely positive definite.
+    /// through `op` and `c_inverse` where not kept yet, then H's factor (a column whose row of
+    /// G depends on the rows before it stays in P). No correction past [`BOUND_COLUMNS_MAX`]
+    /// columns.
     pub fn prepare(
         &mut self,
         free_s: &[bool],
@@ -107,6 +109,13 @@ impl BoundColumns {
             .collect();
         if rows.is_empty() || rows.len() > BOUND_COLUMNS_MAX {
             return Ok(());
+        }
+        let missing = rows
+            .iter()
+            .filter(|&&row| !self.kept.iter().any(|c| c.row == row))
+            .count();
+        if self.kept.len() + missing > BOUND_COLUMNS_MAX {
+            self.kept.retain(|c| rows.contains(&c.row));
         }
         for &row in &rows {
             let index = match self.kept.iter().position(|c| c.row == row) {

@@ -471,20 +471,10 @@ impl Recycled {
     }
 
     /// w ≈ C⁻¹ b: the Galerkin solution on the kept directions, then conjugate gradients
-    /// preconditioned by `k` to [`INNER_TOL`] (every direction kept, two passes each).
+    /// preconditioned by `k` to the relative residual `tol` ([`INNER_TOL`] in the
+    /// preconditioner, [`BORDER_TOL`] for the bordered correction's columns; every direction
+    /// kept, two passes each).
     pub fn solve(
-        &mut self,
-        op: &mut dyn JacOp,
-        k: &mut KronFactors,
-        b: &[f64],
-        w: &mut [f64],
-        scratch: PassScratch<'_>,
-    ) -> Result<(), String> {
-        self.solve_to(op, k, b, w, scratch, INNER_TOL)
-    }
-
-    /// [`Recycled::solve`] to the relative residual `tol`.
-    pub fn solve_to(
         &mut self,
         op: &mut dyn JacOp,
         k: &mut KronFactors,

@@ -47,7 +47,7 @@ use mcopt_plugin_sdk::p1::WOODBURY_MAX_THETA;
 
 use super::bound_columns::BoundColumns;
 use super::instance::{StopRule, SubOptions, SubReport, SubSolution, Subproblem};
-use super::kronecker::{KronFactors, PassScratch, Recycled, BORDER_TOL};
+use super::kronecker::{KronFactors, PassScratch, Recycled, BORDER_TOL, INNER_TOL};
 use super::operator::JacOp;
 use super::sparse::dot;
 /// The forcing term of the inexact Newton steps is at most this.
@@ -586,7 +586,7 @@ impl MfSolver {
                                      out: &mut [f64],
                                      tn: &mut [f64],
                                      tm: &mut [f64]| {
-                    recycled.solve_to(op, factors, b, out, PassScratch { tn, tm }, BORDER_TOL)
+                    recycled.solve(op, factors, b, out, PassScratch { tn, tm }, BORDER_TOL)
                 };
                 self.bound
                     .prepare(&ws.free_s, nt, op, &mut c_inverse, &mut ws.tn, &mut ws.t1)
@@ -692,7 +692,8 @@ impl MfSolver {
                     tn: &mut ws.tn,
                     tm: &mut ws.t1,
                 };
-                k.recycled.solve(op, factors, &k.rhs, &mut k.w, scratch)?;
+                k.recycled
+                    .solve(op, factors, &k.rhs, &mut k.w, scratch, INNER_TOL)?;
                 bound.adjust(&mut k.w);
                 Some(&k.w)
             }
