@@ -41,7 +41,7 @@ use std::sync::OnceLock;
 use super::ops::{bcast, picked, Shape};
 use super::{LinearizeError, Linearizer};
 use crate::eval::linalg::{gemm, gemm_sum, Mat};
-use crate::forms::Lifted;
+use crate::forms::{Block, Lifted};
 use crate::graph::{ElemBinary, Node, NodeId, Op, ReduceKind};
 
 /// Not a needed node.
@@ -66,10 +66,8 @@ pub(super) struct Products {
     stage_start: Vec<usize>,
     /// Stage of every needed node (by position).
     stage: Vec<u32>,
-    /// Tangents or adjoints of the needed nodes (allocated at the first product).
-    work: Vec<f64>,
-    /// Whether a node's tangent or adjoint is identically zero in the current pass.
-    zero: Vec<bool>,
+    /// The first (or only) worker's buffer (allocated at the first product).
+    own: Buffer,
     /// Slopes of the elementwise-function nodes at the last linearization, and where each
     /// node's start (by position; `usize::MAX` for other nodes; the total at the end).
     slopes: Vec<f64>,
@@ -93,9 +91,22 @@ pub(super) struct Products {
     residual: Vec<bool>,
     /// Workers set by tests (`None`: by the graph's size and the machine's cores).
     forced_workers: Option<usize>,
-    /// The other workers' tangents or adjoints and zero flags (allocated at the first split
-    /// pass).
-    extra: Vec<(Vec<f64>, Vec<bool>)>,
+    /// The other workers' buffers (allocated at the first split pass).
+    extra: Vec<Buffer>,
+    /// Entries a worker's deferred weight adjoints hold at most ([`Deferred`]).
+    deferred: usize,
+}
+
+/// One worker's buffer for a pass.
+#[derive(Debug, Default)]
+struct Buffer {
+    /// Tangents or adjoints of the needed nodes.
+    work: Vec<f64>,
+    /// Whether a node's tangent or adjoint is identically zero in the current pass.
+    zero: Vec<bool>,
+    /// A reverse pass's deferred weight adjoints (empty between passes; its columns' storage
+    /// is kept from one pass to the next).
+    defer: Deferred,
 }
 
 /// The most workers a pass splits into.
@@ -331,6 +342,24 @@ impl Products {
         for s in 0..stages {
             stage_start[s + 1] += stage_start[s];
         }
+        // a worker's deferred weight adjoints: Ḡ's and X's columns per θ node read by a
+        // product of a later stage
+        let mut targets: Vec<NodeId> = order
+            .iter()
+            .zip(&stage)
+            .filter_map(|(&id, &st)| match g.node(id).op {
+                Op::MatMul(a, _) if st > 0 && pos[a.index()] != NONE => {
+                    (stage[pos[a.index()] as usize] == 0).then_some(a)
+                }
+                _ => None,
+            })
+            .collect();
+        targets.sort();
+        targets.dedup();
+        let deferred = targets
+            .iter()
+            .map(|&a| (g.node(a).rows + g.node(a).cols) * DEFER_COLUMNS)
+            .sum();
         Ok(Products {
             pos,
             off,
@@ -342,8 +371,7 @@ impl Products {
             stage,
             slope_off,
             slopes: Vec::new(),
-            zero: Vec::new(),
-            work: Vec::new(),
+            own: Buffer::default(),
             fresh: false,
             valid: false,
             generic: false,
@@ -352,6 +380,7 @@ impl Products {
             residual,
             forced_workers: None,
             extra: Vec::new(),
+            deferred,
         })
     }
 
@@ -394,10 +423,10 @@ impl Products {
         self.fresh = false;
     }
 
-    /// Bytes of the buffers the products hold once used: tangents or adjoints, their zero
-    /// flags, and the slopes.
+    /// Bytes of the buffers the products hold once used: each worker's tangents or adjoints,
+    /// their zero flags and deferred weight adjoints, and the slopes.
     pub(super) fn bytes(&self) -> usize {
-        let values = self.size * self.workers();
+        let values = (self.size + self.deferred) * self.workers();
         let slopes = *self.slope_off.last().unwrap_or(&0);
         (values + slopes) * 8 + self.stage.len() * self.workers()
     }
@@ -415,12 +444,13 @@ type Target<'a> = dyn FnMut(NodeId, &mut Around<'_>) -> Option<Span> + 'a;
 /// columns, where one product per stage of 4 or 8 columns read and wrote all of W̄ for
 /// each (a 128 × 128 W̄ at every step of the large RNN: matrixmultiply's kernel and packing
 /// were 20% of a profile of its SRPA iteration).
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Deferred {
     pending: Vec<Pending>,
 }
 
 /// One θ node's deferred adjoint: its slice in the buffer, Ḡ's and X's columns so far.
+#[derive(Debug)]
 struct Pending {
     /// The slice of W̄ (offset and length in the worker's buffer), W̄'s rows and columns.
     at: usize,
@@ -474,12 +504,12 @@ impl Deferred {
         p.cols += cols;
     }
 
-    /// Every deferred product into `w` (the worker's whole buffer).
+    /// Every deferred product into `w` (the worker's whole buffer); the slices stay known,
+    /// with their columns' storage, for the next pass.
     fn flush(&mut self, w: &mut [f64]) {
         for p in &mut self.pending {
             p.flush(&mut w[p.at..p.at + p.len]);
         }
-        self.pending.clear();
     }
 }
 
@@ -560,7 +590,8 @@ impl Linearizer<'_> {
         let wins = self.prod.windows();
         let mut bufs = self.take(wins.len());
         let outs = self.row_windows(out, &wins);
-        self.run_windows(&wins, &mut bufs, outs, |win, mut outs, w, zero| {
+        self.run_windows(&wins, &mut bufs, outs, |win, mut outs, buf| {
+            let Buffer { work: w, zero, .. } = buf;
             // by stages: the nodes read in their stage alone share their slots across stages
             for &p in &self.prod.by_stage {
                 let p = p as usize;
@@ -583,9 +614,13 @@ impl Linearizer<'_> {
         let (theta, lifted) = out.split_at_mut(n_theta);
         let outs = self.row_windows(lifted, &wins);
         let g = self.graph();
-        self.run_windows(&wins, &mut bufs, outs, |win, mut outs, w, zero| {
+        self.run_windows(&wins, &mut bufs, outs, |win, mut outs, buf| {
+            let Buffer {
+                work: w,
+                zero,
+                defer,
+            } = buf;
             zero.fill(true);
-            let mut defer = Deferred::default();
             for b in &self.lifted.layout.blocks {
                 if let Some(p) = self.position(b.residual) {
                     let (o, _) = self.span(p);
@@ -610,7 +645,7 @@ impl Linearizer<'_> {
                         *v += a;
                     }
                 } else {
-                    self.adjoint(p, false, w, zero, win, &mut defer);
+                    self.adjoint(p, false, w, zero, win, defer);
                 }
             }
             defer.flush(w);
@@ -650,8 +685,8 @@ impl Linearizer<'_> {
         let wins = self.prod.windows();
         let mut bufs = self.take(wins.len());
         let xs = self.row_windows(x, &wins);
-        self.run_windows(&wins, &mut bufs, xs, |win, mut xs, w, zero| {
-            self.solve_window(win, theta, y, &mut xs, w, zero);
+        self.run_windows(&wins, &mut bufs, xs, |win, mut xs, buf| {
+            self.solve_window(win, theta, y, &mut xs, &mut buf.work, &mut buf.zero);
         });
         self.put(bufs);
     }
@@ -666,7 +701,6 @@ impl Linearizer<'_> {
         w: &mut [f64],
         zero: &mut [bool],
     ) {
-        let n_theta = self.lifted.layout.n_theta;
         let pr = &self.prod;
         for &p in &pr.by_stage[..pr.stage_start[1]] {
             match theta {
@@ -680,19 +714,10 @@ impl Linearizer<'_> {
         }
         let g = self.graph();
         for (b, blk) in self.lifted.layout.blocks.iter().enumerate() {
-            let r = win.range(g.node(blk.leaf));
             // x_ℓ = y_ℓ + ψ_ℓ′ (ψ_ℓ of stage ≤ ℓ is known)
             // (one sweep over the block's rows: a pass is a few of them over all m)
             let xb = &mut *xs[b];
-            let at = blk.offset - n_theta;
-            self.block_rows(
-                blk.psi,
-                r.clone(),
-                &y[at + r.start..at + r.end],
-                w,
-                zero,
-                xb,
-            );
+            let r = self.block_rows(blk.psi, blk, win, y, w, zero, xb);
             for &p in &pr.by_stage[pr.stage_start[b + 1]..pr.stage_start[b + 2]] {
                 let p = p as usize;
                 if pr.residual[p] {
@@ -739,8 +764,8 @@ impl Linearizer<'_> {
         let wins = self.prod.windows();
         let mut bufs = self.take(wins.len());
         let xs = self.row_windows(x, &wins);
-        self.run_windows(&wins, &mut bufs, xs, |win, mut xs, w, zero| {
-            self.tsolve_window(win, lifted_only, y, &mut xs, w, zero);
+        self.run_windows(&wins, &mut bufs, xs, |win, mut xs, buf| {
+            self.tsolve_window(win, lifted_only, y, &mut xs, buf);
         });
         if let Some(theta) = theta {
             // ψ reads θ with the sign opposite to r = u − ψ: J_θᵀ x = −(θ's adjoints)
@@ -752,9 +777,13 @@ impl Linearizer<'_> {
 
     /// After a reverse pass's sweep: the workers' shares of θ's unswept adjoints summed, the
     /// adjoint pass through those nodes, and `sign` × θ's adjoints added into `theta`.
-    fn theta_adjoints(&self, bufs: &mut [(Vec<f64>, Vec<bool>)], theta: &mut [f64], sign: f64) {
+    fn theta_adjoints(&self, bufs: &mut [Buffer], theta: &mut [f64], sign: f64) {
         self.merge_theta(bufs);
-        let (w, zero) = &mut bufs[0];
+        let Buffer {
+            work: w,
+            zero,
+            defer,
+        } = &mut bufs[0];
         let g = self.graph();
         let pr = &self.prod;
         for &p in pr.by_stage[..pr.stage_start[1]].iter().rev() {
@@ -769,8 +798,8 @@ impl Linearizer<'_> {
                     *v += sign * a;
                 }
             } else {
-                // θ's nodes alone: nothing to defer
-                self.adjoint(p, false, w, zero, Window::ALL, &mut Deferred::default());
+                // θ's nodes alone: nothing is deferred
+                self.adjoint(p, false, w, zero, Window::ALL, defer);
             }
         }
     }
@@ -783,14 +812,16 @@ impl Linearizer<'_> {
         lifted_only: bool,
         y: &[f64],
         xs: &mut [&mut [f64]],
-        w: &mut [f64],
-        zero: &mut [bool],
+        buf: &mut Buffer,
     ) {
+        let Buffer {
+            work: w,
+            zero,
+            defer,
+        } = buf;
         zero.fill(true);
-        let n_theta = self.lifted.layout.n_theta;
         let g = self.graph();
         let pr = &self.prod;
-        let mut defer = Deferred::default();
         for (b, blk) in self.lifted.layout.blocks.iter().enumerate().rev() {
             for &p in pr.by_stage[pr.stage_start[b + 1]..pr.stage_start[b + 2]]
                 .iter()
@@ -798,21 +829,12 @@ impl Linearizer<'_> {
             {
                 let p = p as usize;
                 if !zero[p] && !matches!(g.node(self.order[p]).op, Op::Param(_)) {
-                    self.adjoint(p, lifted_only, w, zero, win, &mut defer);
+                    self.adjoint(p, lifted_only, w, zero, win, defer);
                 }
             }
             // x_ℓ = y_ℓ + (Nᵀ x)_ℓ, the adjoint of leaf ℓ
-            let r = win.range(g.node(blk.leaf));
             let xb = &mut *xs[b];
-            let at = blk.offset - n_theta;
-            self.block_rows(
-                blk.leaf,
-                r.clone(),
-                &y[at + r.start..at + r.end],
-                w,
-                zero,
-                xb,
-            );
+            let r = self.block_rows(blk.leaf, blk, win, y, w, zero, xb);
             // ψ_ℓ carries x_ℓ back to the earlier blocks
             if let Some(p) = self.position(blk.psi) {
                 let (o, _) = self.span(p);
@@ -831,25 +853,30 @@ impl Linearizer<'_> {
             for &p in pr.by_stage[..pr.stage_start[1]].iter().rev() {
                 let p = p as usize;
                 if pr.swept[p] && !zero[p] && !matches!(g.node(self.order[p]).op, Op::Param(_)) {
-                    self.adjoint(p, false, w, zero, win, &mut defer);
+                    self.adjoint(p, false, w, zero, win, defer);
                 }
             }
         }
         defer.flush(w);
     }
 
-    /// `xb` = a block's rows `yb` of y (entries `r` of its nodes: a window), plus the same
-    /// entries of node `from`'s tangent or adjoint unless it is zero: the substitutions'
-    /// x_ℓ = y_ℓ + ψ_ℓ′ and x_ℓ = y_ℓ + (Nᵀ x)_ℓ.
+    /// `xb` = block `blk`'s rows of y in the window `win` (entries `r` of its nodes, which it
+    /// returns), plus the same entries of node `from`'s tangent or adjoint unless it is zero:
+    /// the substitutions' x_ℓ = y_ℓ + ψ_ℓ′ and x_ℓ = y_ℓ + (Nᵀ x)_ℓ.
+    #[allow(clippy::too_many_arguments)]
     fn block_rows(
         &self,
         from: NodeId,
-        r: Range<usize>,
-        yb: &[f64],
+        blk: &Block,
+        win: Window,
+        y: &[f64],
         w: &[f64],
         zero: &[bool],
         xb: &mut [f64],
-    ) {
+    ) -> Range<usize> {
+        let r = win.range(self.graph().node(blk.leaf));
+        let at = blk.offset - self.lifted.layout.n_theta;
+        let yb = &y[at + r.start..at + r.end];
         match self.position(from).filter(|&p| !zero[p]) {
             Some(p) => {
                 let (o, _) = self.span(p);
@@ -859,6 +886,7 @@ impl Linearizer<'_> {
             }
             None => xb.copy_from_slice(yb),
         }
+        r
     }
 
     /// Runs `f` once per window: the first on this thread with `bufs[0]`, the others on scoped
@@ -866,30 +894,30 @@ impl Linearizer<'_> {
     fn run_windows<'r>(
         &self,
         wins: &[Window],
-        bufs: &mut [(Vec<f64>, Vec<bool>)],
+        bufs: &mut [Buffer],
         rows: Vec<Vec<&'r mut [f64]>>,
-        f: impl Fn(Window, Vec<&'r mut [f64]>, &mut [f64], &mut [bool]) + Sync,
+        f: impl Fn(Window, Vec<&'r mut [f64]>, &mut Buffer) + Sync,
     ) {
         let mut rows = rows.into_iter();
         let (first, others) = bufs.split_first_mut().expect("one buffer per window");
         let own = rows.next().expect("one row set per window");
         if wins.len() == 1 {
-            return f(wins[0], own, &mut first.0, &mut first.1);
+            return f(wins[0], own, first);
         }
         let f = &f;
         std::thread::scope(|scope| {
-            for ((&win, part), (w, zero)) in wins[1..].iter().zip(rows).zip(others) {
-                scope.spawn(move || f(win, part, w, zero));
+            for ((&win, part), b) in wins[1..].iter().zip(rows).zip(others) {
+                scope.spawn(move || f(win, part, b));
             }
-            f(wins[0], own, &mut first.0, &mut first.1);
+            f(wins[0], own, first);
         });
     }
 
     /// The adjoints of θ's nodes that no sweep went through, summed over the workers into
     /// `bufs[0]`.
-    fn merge_theta(&self, bufs: &mut [(Vec<f64>, Vec<bool>)]) {
+    fn merge_theta(&self, bufs: &mut [Buffer]) {
         let (first, others) = bufs.split_first_mut().expect("one buffer per window");
-        let (w, zero) = (&mut first.0, &mut first.1);
+        let (w, zero) = (&mut first.work, &mut first.zero);
         let pr = &self.prod;
         for &p in &pr.by_stage[..pr.stage_start[1]] {
             let p = p as usize;
@@ -897,7 +925,10 @@ impl Linearizer<'_> {
                 continue;
             }
             let (o, l) = self.span(p);
-            for (wk, zk) in others.iter() {
+            for Buffer {
+                work: wk, zero: zk, ..
+            } in others.iter()
+            {
                 if zk[p] {
                     continue;
                 }
@@ -964,10 +995,10 @@ impl Linearizer<'_> {
                 "{what}: operand of {n_in} and result of {n_out} entries, expected {want_in} and {want_out}"
             )));
         }
-        if self.prod.work.is_empty() && !self.order.is_empty() {
+        if self.prod.own.work.is_empty() && !self.order.is_empty() {
             let n = self.prod.size;
-            self.prod.work = vec![0.0; n];
-            self.prod.zero = vec![true; self.order.len()];
+            self.prod.own.work = vec![0.0; n];
+            self.prod.own.zero = vec![true; self.order.len()];
         }
         if !self.prod.fresh {
             let n = *self.prod.slope_off.last().unwrap_or(&0);
@@ -988,22 +1019,26 @@ impl Linearizer<'_> {
 
     /// The buffers of a pass with `workers` windows: the products' own, then the other
     /// workers' (allocated at their first use).
-    fn take(&mut self, workers: usize) -> Vec<(Vec<f64>, Vec<bool>)> {
+    fn take(&mut self, workers: usize) -> Vec<Buffer> {
         let pr = &mut self.prod;
-        let (n, nodes) = (pr.work.len(), pr.zero.len());
+        let (n, nodes) = (pr.own.work.len(), pr.own.zero.len());
         while pr.extra.len() + 1 < workers {
-            pr.extra.push((vec![0.0; n], vec![true; nodes]));
+            pr.extra.push(Buffer {
+                work: vec![0.0; n],
+                zero: vec![true; nodes],
+                defer: Deferred::default(),
+            });
         }
         let mut bufs = Vec::with_capacity(workers);
-        bufs.push((std::mem::take(&mut pr.work), std::mem::take(&mut pr.zero)));
+        bufs.push(std::mem::take(&mut pr.own));
         bufs.extend(pr.extra.iter_mut().take(workers - 1).map(std::mem::take));
         bufs
     }
 
-    fn put(&mut self, bufs: Vec<(Vec<f64>, Vec<bool>)>) {
+    fn put(&mut self, bufs: Vec<Buffer>) {
         let mut bufs = bufs.into_iter();
         let pr = &mut self.prod;
-        (pr.work, pr.zero) = bufs.next().expect("the products' own buffers");
+        pr.own = bufs.next().expect("the products' own buffers");
         for (slot, buf) in pr.extra.iter_mut().zip(bufs) {
             *slot = buf;
         }
