@@ -9,7 +9,7 @@
 mod common;
 
 use common::eval::{repo, sp500_graph};
-use common::products::{check, At};
+use common::products::{check, group_entries, At};
 use mcopt::eval::Evaluator;
 use mcopt::forms;
 use mcopt::registry::{Order, Registry};
@@ -29,34 +29,17 @@ fn sp500_products_equal_the_stored_jacobians() {
     let mut rng = Rng::new(7);
     let moved: Vec<f64> = z.iter().map(|v| v + 0.01 * rng.normal()).collect();
     // every third pre-activation u on its ReLU kink
-    let ug = &l.layout.groups[l.layout.group("u").unwrap()];
-    let u: Vec<usize> = ug
-        .blocks
-        .iter()
-        .flat_map(|&k| l.layout.blocks[k].range())
-        .collect();
+    let u = group_entries(&l, "u");
     let mut tied = z.clone();
     for &k in u.iter().step_by(3) {
         tied[k] = 0.0;
     }
     let pushed = vec![1.0; z.len()];
     let points = [
-        At {
-            z: &z,
-            multipliers: None,
-        },
-        At {
-            z: &moved,
-            multipliers: None,
-        },
-        At {
-            z: &tied,
-            multipliers: None,
-        },
-        At {
-            z: &tied,
-            multipliers: Some(&pushed),
-        },
+        At::new(&z),
+        At::new(&moved),
+        At::new(&tied),
+        At::after(&tied, &pushed),
     ];
     let (ties, switched) = check(&l, &g, &r, &points, 5, "sp500");
     assert!(ties >= 2 * (u.len() / 3), "{ties} ties");

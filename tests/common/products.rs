@@ -78,6 +78,15 @@ fn close(got: &[f64], want: &[f64], scale: &[f64], what: &str) {
 /// batch).
 pub const SPLIT_WORKERS: usize = 3;
 
+/// The z offsets of the entries of a lifted layer group, in order.
+pub fn group_entries(l: &Lifted, name: &str) -> Vec<usize> {
+    let g = &l.layout.groups[l.layout.group(name).unwrap()];
+    g.blocks
+        .iter()
+        .flat_map(|&k| l.layout.blocks[k].range())
+        .collect()
+}
+
 /// Whether the unstored host's passes over `l` split over the batch.
 pub fn splits(l: &Lifted, source: &Graph, registry: &Registry) -> bool {
     let betas = Betas::uniform(0.5);
@@ -91,6 +100,24 @@ pub fn splits(l: &Lifted, source: &Graph, registry: &Registry) -> bool {
 pub struct At<'a> {
     pub z: &'a [f64],
     pub multipliers: Option<&'a [f64]>,
+}
+
+impl<'a> At<'a> {
+    /// z, with no previous subproblem.
+    pub fn new(z: &'a [f64]) -> At<'a> {
+        At {
+            z,
+            multipliers: None,
+        }
+    }
+
+    /// z after a subproblem whose bound multipliers were `multipliers`.
+    pub fn after(z: &'a [f64], multipliers: &'a [f64]) -> At<'a> {
+        At {
+            z,
+            multipliers: Some(multipliers),
+        }
+    }
 }
 
 /// At each point in turn (pieces carried from one to the next, as SRPA does): the unstored
@@ -112,46 +139,45 @@ pub fn check(
     let betas = Betas::uniform(0.5);
     let pen = l.penalized(&betas);
     let host = |j| P1Host::with_jacobian(l, &pen, &betas, source, registry, j).unwrap();
-    let (mut hs, mut hu, mut hg) = (
-        host(Jacobian::Stored),
-        host(Jacobian::Products),
-        host(Jacobian::Products),
-    );
-    hg.linearizer().set_generic_products(true);
-    // passes split over the batch in three windows, where the graph allows it
-    let mut hw = host(Jacobian::Products);
-    hw.linearizer().set_product_workers(SPLIT_WORKERS);
+    // stored J; unstored; unstored by the per-entry rules; unstored with its passes split
+    // over the batch in three windows, where the graph allows it
+    let mut hosts = [
+        Jacobian::Stored,
+        Jacobian::Products,
+        Jacobian::Products,
+        Jacobian::Products,
+    ]
+    .map(host);
+    hosts[2].linearizer().set_generic_products(true);
+    hosts[3].linearizer().set_product_workers(SPLIT_WORKERS);
+    let (hs, hu) = (&hosts[0], &hosts[1]);
     assert!(hs.structure().stored && !hu.structure().stored, "{what}");
     assert!(hu.structure().col_idx.is_empty() && hu.structure().row_ptr.is_empty());
     let (n, m, nt) = (l.layout.n_z, hu.structure().rows(), l.layout.n_theta);
-    let e = hu.jac_mul(&vec![0.0; n], &mut vec![0.0; m]).unwrap_err();
-    assert!(e.contains("before a linearization"), "{e}");
     let np = hs.structure().n_pieces;
-    let (mut ps, mut pu, mut pg) = (vec![NO_PIECE; np], vec![NO_PIECE; np], vec![NO_PIECE; np]);
-    let mut pw = pu.clone();
     let (ptr, col) = (
         hs.structure().row_ptr.clone(),
         hs.structure().col_idx.clone(),
     );
+    let e = hosts[1]
+        .jac_mul(&vec![0.0; n], &mut vec![0.0; m])
+        .unwrap_err();
+    assert!(e.contains("before a linearization"), "{e}");
+    let mut pieces = [(); 4].map(|_| vec![NO_PIECE; np]);
     let mut rng = Rng::new(seed);
     let (mut ties, mut switched) = (0, 0);
     for (k, at) in points.iter().enumerate() {
         let what = format!("{what}, point {k}");
-        let (mut ls, mut lu, mut lg) = (
-            Linearization::for_structure(hs.structure()),
-            Linearization::for_structure(hu.structure()),
-            Linearization::for_structure(hg.structure()),
-        );
-        hs.linearize(at.z, at.multipliers, &mut ps, &mut ls)
-            .unwrap();
-        hu.linearize(at.z, at.multipliers, &mut pu, &mut lu)
-            .unwrap();
-        hg.linearize(at.z, at.multipliers, &mut pg, &mut lg)
-            .unwrap();
-        let mut lw = Linearization::for_structure(hw.structure());
-        hw.linearize(at.z, at.multipliers, &mut pw, &mut lw)
-            .unwrap();
-        assert_eq!(pw, pu, "{what}: pieces, split passes");
+        let mut lin: Vec<Linearization> = hosts
+            .iter_mut()
+            .zip(&mut pieces)
+            .map(|(h, pieces)| {
+                let mut li = Linearization::for_structure(h.structure());
+                h.linearize(at.z, at.multipliers, pieces, &mut li).unwrap();
+                li
+            })
+            .collect();
+        let (ls, lu) = (&lin[0], &lin[1]);
         assert!(lu.jac.is_empty() && ls.jac.len() == col.len());
         assert_eq!(ls.residual, lu.residual, "{what}: r");
         assert_eq!(ls.grad, lu.grad, "{what}: ∇F");
@@ -159,130 +185,80 @@ pub fn check(
         assert_eq!(ls.lower, lu.lower, "{what}: lower bounds");
         assert_eq!(ls.upper, lu.upper, "{what}: upper bounds");
         assert_eq!((ls.ties, ls.switched), (lu.ties, lu.switched), "{what}");
-        assert_eq!(ps, pu, "{what}: pieces");
-        assert_eq!(pu, pg, "{what}: pieces");
+        assert_eq!(pieces[0], pieces[1], "{what}: pieces");
+        assert_eq!(pieces[1], pieces[2], "{what}: pieces");
+        assert_eq!(pieces[3], pieces[1], "{what}: pieces, split passes");
         ties += ls.ties;
         switched += ls.switched;
         let j = Rows {
             ptr: &ptr,
             col: &col,
-            val: &ls.jac,
+            val: &std::mem::take(&mut lin[0].jac),
             n_theta: nt,
         };
+        // the hosts' results of one product, in the order above, and how each is named
+        let kinds = ["", " by the per-entry rules", ", split passes"];
         for trial in 0..3 {
             let what = format!("{what}, vector {trial}");
             let v: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
             let y: Vec<f64> = (0..m).map(|_| rng.normal()).collect();
             // J s
             let (want, scale) = j.mul(&v, false);
-            let [a, b, c] = [&mut hs, &mut hu, &mut hg].map(|h| {
-                let mut out = vec![f64::NAN; m];
-                h.jac_mul(&v, &mut out).unwrap();
-                out
-            });
+            let [a, b, c, d] = on_each(&mut hosts, m, |h, out| h.jac_mul(&v, out));
             assert_eq!(a, b, "{what}: J s, stored and unstored hosts");
-            close(&b, &want, &scale, &format!("{what}: J s"));
-            let mut d = vec![f64::NAN; m];
-            hw.jac_mul(&v, &mut d).unwrap();
-            close(&d, &want, &scale, &format!("{what}: J s, split passes"));
-            close(
-                &c,
-                &want,
-                &scale,
-                &format!("{what}: J s by the per-entry rules"),
-            );
+            for (x, how) in [&b, &c, &d].into_iter().zip(kinds) {
+                close(x, &want, &scale, &format!("{what}: J s{how}"));
+            }
             // Jᵀ y
             let (want, scale) = j.tmul(&y, n, false);
-            let [a, b, c] = [&mut hs, &mut hu, &mut hg].map(|h| {
-                let mut out = vec![f64::NAN; n];
-                h.jac_tmul(&y, &mut out).unwrap();
-                out
-            });
+            let [a, b, c, d] = on_each(&mut hosts, n, |h, out| h.jac_tmul(&y, out));
             assert_eq!(a, b, "{what}: Jᵀ y, stored and unstored hosts");
-            close(&b, &want, &scale, &format!("{what}: Jᵀ y"));
-            let mut d = vec![f64::NAN; n];
-            hw.jac_tmul(&y, &mut d).unwrap();
-            close(&d, &want, &scale, &format!("{what}: Jᵀ y, split passes"));
-            close(
-                &c,
-                &want,
-                &scale,
-                &format!("{what}: Jᵀ y by the per-entry rules"),
-            );
+            for (x, how) in [&b, &c, &d].into_iter().zip(kinds) {
+                close(x, &want, &scale, &format!("{what}: Jᵀ y{how}"));
+            }
             // J_L x = y
-            let [a, b, c] = [&mut hs, &mut hu, &mut hg].map(|h| {
-                let mut out = vec![f64::NAN; m];
-                h.lifted_solve(&y, &mut out).unwrap();
-                out
-            });
+            let [a, b, c, d] = on_each(&mut hosts, m, |h, out| h.lifted_solve(&y, out));
             assert_eq!(a, b, "{what}: J_L⁻¹ y, stored and unstored hosts");
-            let mut d = vec![f64::NAN; m];
-            hw.lifted_solve(&y, &mut d).unwrap();
-            for (x, how) in [
-                (&b, ""),
-                (&c, " by the per-entry rules"),
-                (&d, ", split passes"),
-            ] {
+            for (x, how) in [&b, &c, &d].into_iter().zip(kinds) {
                 let (jx, scale) = j.mul(x, true);
                 let scale: Vec<f64> = scale.iter().zip(&y).map(|(s, y)| s + y.abs()).collect();
                 close(&jx, &y, &scale, &format!("{what}: J_L x = y{how}"));
             }
             // J_Lᵀ x = y
-            let [a, b, c] = [&mut hs, &mut hu, &mut hg].map(|h| {
-                let mut out = vec![f64::NAN; m];
-                h.lifted_tsolve(&y, &mut out).unwrap();
-                out
-            });
+            let [a, b, c, d] = on_each(&mut hosts, m, |h, out| h.lifted_tsolve(&y, out));
             assert_eq!(a, b, "{what}: J_L⁻ᵀ y, stored and unstored hosts");
-            let mut d = vec![f64::NAN; m];
-            hw.lifted_tsolve(&y, &mut d).unwrap();
-            for (x, how) in [
-                (&b, ""),
-                (&c, " by the per-entry rules"),
-                (&d, ", split passes"),
-            ] {
+            for (x, how) in [&b, &c, &d].into_iter().zip(kinds) {
                 let (jx, scale) = j.tmul(x, m, true);
                 let scale: Vec<f64> = scale.iter().zip(&y).map(|(s, y)| s + y.abs()).collect();
                 close(&jx, &y, &scale, &format!("{what}: J_Lᵀ x = y{how}"));
             }
+            let tsolved = [b, d];
             // fused with θ's columns: J (s_θ, x) = y; and (J_θᵀ x, x) with x of J_Lᵀ x = y
             let input: Vec<f64> = v[..nt].iter().chain(&y).copied().collect();
-            let [a2, b2, c2] = [&mut hs, &mut hu, &mut hg].map(|h| {
-                let mut out = vec![f64::NAN; m];
-                h.lifted_solve_theta(&input, &mut out).unwrap();
-                out
-            });
+            let [a, b, c, d] = on_each(&mut hosts, m, |h, out| h.lifted_solve_theta(&input, out));
             assert_eq!(
-                a2, b2,
+                a, b,
                 "{what}: J_L⁻¹ (y − J_θ s_θ), stored and unstored hosts"
             );
-            let mut d2 = vec![f64::NAN; m];
-            hw.lifted_solve_theta(&input, &mut d2).unwrap();
-            for (x, how) in [
-                (&b2, ""),
-                (&c2, " by the per-entry rules"),
-                (&d2, ", split passes"),
-            ] {
+            for (x, how) in [&b, &c, &d].into_iter().zip(kinds) {
                 let full: Vec<f64> = v[..nt].iter().chain(x.iter()).copied().collect();
                 let (jx, scale) = j.mul(&full, false);
                 let scale: Vec<f64> = scale.iter().zip(&y).map(|(s, y)| s + y.abs()).collect();
                 close(&jx, &y, &scale, &format!("{what}: J (s_θ, x) = y{how}"));
             }
-            let [a2, b2, c2] = [&mut hs, &mut hu, &mut hg].map(|h| {
-                let mut out = vec![f64::NAN; n];
-                h.lifted_tsolve_theta(&y, &mut out).unwrap();
-                out
-            });
-            assert_eq!(a2, b2, "{what}: (J_θᵀ x, x), stored and unstored hosts");
-            assert_eq!(b2[nt..], b[..], "{what}: the fused J_L⁻ᵀ y, bit for bit");
-            let mut d2 = vec![f64::NAN; n];
-            hw.lifted_tsolve_theta(&y, &mut d2).unwrap();
-            assert_eq!(d2[nt..], d[..], "{what}: the fused J_L⁻ᵀ y, split passes");
-            for (out, how) in [
-                (&b2, ""),
-                (&c2, " by the per-entry rules"),
-                (&d2, ", split passes"),
-            ] {
+            let [a, b, c, d] = on_each(&mut hosts, n, |h, out| h.lifted_tsolve_theta(&y, out));
+            assert_eq!(a, b, "{what}: (J_θᵀ x, x), stored and unstored hosts");
+            assert_eq!(
+                b[nt..],
+                tsolved[0][..],
+                "{what}: the fused J_L⁻ᵀ y, bit for bit"
+            );
+            assert_eq!(
+                d[nt..],
+                tsolved[1][..],
+                "{what}: the fused J_L⁻ᵀ y, split passes"
+            );
+            for (out, how) in [&b, &c, &d].into_iter().zip(kinds) {
                 let (want, scale) = j.tmul(&out[nt..], n, false);
                 close(
                     &out[..nt],
@@ -294,4 +270,17 @@ pub fn check(
         }
     }
     (ties, switched)
+}
+
+/// One product on each host: its output of `len` entries (NaN where it writes nothing).
+fn on_each(
+    hosts: &mut [P1Host; 4],
+    len: usize,
+    mut product: impl FnMut(&mut P1Host, &mut [f64]) -> Result<(), String>,
+) -> [Vec<f64>; 4] {
+    hosts.each_mut().map(|h| {
+        let mut out = vec![f64::NAN; len];
+        product(h, &mut out).unwrap();
+        out
+    })
 }

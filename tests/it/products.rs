@@ -7,7 +7,7 @@
 use crate::common;
 
 use common::eval::{compile, lower, model, repo, syn_graph};
-use common::products::{check, splits, At};
+use common::products::{check, group_entries, splits, At};
 use mcopt::config::{ColumnSel, DataSpec, HeaderMode, RowSel, SeqLayout, Split, TestState};
 use mcopt::eval::Evaluator;
 use mcopt::forms::linearize::memory::estimate;
@@ -22,15 +22,6 @@ use mcopt::session::Inputs;
 fn completed(source: &Graph, r: &Registry, l: &Lifted, theta: &[f64]) -> Vec<f64> {
     let mut ev = Evaluator::new(source, r, Order::Zero).unwrap();
     l.complete(&mut ev, theta).unwrap()
-}
-
-/// The z offsets of the entries of a lifted layer group, in order.
-fn group_entries(l: &Lifted, name: &str) -> Vec<usize> {
-    let g = &l.layout.groups[l.layout.group(name).unwrap()];
-    g.blocks
-        .iter()
-        .flat_map(|&k| l.layout.blocks[k].range())
-        .collect()
 }
 
 #[test]
@@ -52,22 +43,10 @@ fn syn_products_equal_the_stored_jacobians_at_a_start_and_at_ties() {
     let mut rng = Rng::new(3);
     let moved: Vec<f64> = z.iter().map(|v| v + 0.1 * rng.normal()).collect();
     let points = [
-        At {
-            z: &z,
-            multipliers: None,
-        },
-        At {
-            z: &tied,
-            multipliers: None,
-        },
-        At {
-            z: &tied,
-            multipliers: Some(&pushed),
-        },
-        At {
-            z: &moved,
-            multipliers: None,
-        },
+        At::new(&z),
+        At::new(&tied),
+        At::after(&tied, &pushed),
+        At::new(&moved),
     ];
     let (ties, switched) = check(&l, &g, &r, &points, 1, "syn");
     assert!(ties >= u.len(), "{ties} ties");
@@ -203,20 +182,7 @@ fn every_kernel_equals_the_stored_jacobian_and_the_per_entry_rules() {
         tied[c[k]] = 0.0;
     }
     let pushed = vec![1.0; z.len()];
-    let points = [
-        At {
-            z: &z,
-            multipliers: None,
-        },
-        At {
-            z: &tied,
-            multipliers: None,
-        },
-        At {
-            z: &tied,
-            multipliers: Some(&pushed),
-        },
-    ];
+    let points = [At::new(&z), At::new(&tied), At::after(&tied, &pushed)];
     let (ties, switched) = check(&l, &g, &r, &points, 2, "ops");
     assert!(ties >= 2 * a.len() / 3, "{ties} ties");
     assert!(switched > 0, "{switched} switched");
@@ -268,16 +234,7 @@ fn passes_split_over_the_batch_equal_the_stored_jacobians() {
         tied[k] = 0.0;
     }
     let pushed = vec![1.0; z.len()];
-    let points = [
-        At {
-            z: &z,
-            multipliers: None,
-        },
-        At {
-            z: &tied,
-            multipliers: Some(&pushed),
-        },
-    ];
+    let points = [At::new(&z), At::after(&tied, &pushed)];
     let (ties, _) = check(&l, &g, &r, &points, 7, "batched RNN");
     assert!(ties > 0, "{ties} ties");
 }
@@ -305,20 +262,7 @@ fn automatically_lifted_models_have_the_stored_jacobians_products() {
                 tied[b.range()].fill(0.0);
             }
         }
-        let points = [
-            At {
-                z: &z,
-                multipliers: None,
-            },
-            At {
-                z: &moved,
-                multipliers: None,
-            },
-            At {
-                z: &tied,
-                multipliers: None,
-            },
-        ];
+        let points = [At::new(&z), At::new(&moved), At::new(&tied)];
         check(&l, l.source_of(&g), &r, &points, 30 + i as u64, text);
     }
 }

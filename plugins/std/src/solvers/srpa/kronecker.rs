@@ -570,17 +570,18 @@ fn axpy(a: f64, x: &[f64], y: &mut [f64]) {
     y.iter_mut().zip(x).for_each(|(y, x)| *y += a * x);
 }
 
+/// A splitmix64 stream of values in [−1, 1) (the solvers' unit tests' random data).
+#[cfg(test)]
+pub(super) fn values(seed: u64, n: usize) -> Vec<f64> {
+    let mut state = seed;
+    (0..n)
+        .map(|_| (splitmix(&mut state) >> 11) as f64 / (1u64 << 52) as f64 - 1.0)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A splitmix64 stream of values in [−1, 1).
-    fn values(seed: u64, n: usize) -> Vec<f64> {
-        let mut state = seed;
-        (0..n)
-            .map(|_| (splitmix(&mut state) >> 11) as f64 / (1u64 << 52) as f64 - 1.0)
-            .collect()
-    }
 
     /// The Gram–Schmidt by blocks and halves makes p C-conjugate to 70 kept directions (two
     /// full blocks and a part, an odd length), with the same bits on two threads and on one.

@@ -850,6 +850,7 @@ pub fn objective(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::solvers::srpa::kronecker::values;
     use crate::solvers::srpa::operator::StoredJac;
     use crate::solvers::srpa::sparse::SparseRows;
 
@@ -885,18 +886,13 @@ mod tests {
         }
     }
 
-    /// A splitmix64 stream of values in [−1, 1).
-    fn values(seed: u64, n: usize) -> Vec<f64> {
-        let mut state = seed;
-        (0..n)
-            .map(|_| {
-                state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-                let mut z = state;
-                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-                ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 52) as f64 - 1.0
-            })
-            .collect()
+    /// The free columns of n with the lifted columns `bound` (rows' indices) at a bound.
+    fn free_but(n: usize, n_theta: usize, bound: &[usize]) -> Vec<bool> {
+        let mut free = vec![true; n];
+        for &lifted in bound {
+            free[n_theta + lifted] = false;
+        }
+        free
     }
 
     /// The J of a recurrence: `steps` blocks of `width` lifted rows, each reading every
@@ -950,10 +946,7 @@ mod tests {
         let j = recurrence(steps, width, n_theta);
         let (m, n) = (j.nrows(), j.ncols);
         let r = values(11, m);
-        let mut free = vec![true; n];
-        for lifted in [4, 13, 14, 27] {
-            free[n_theta + lifted] = false;
-        }
+        let free = free_but(n, n_theta, &[4, 13, 14, 27]);
         let all = vec![true; n];
         for (kind, tol) in [
             (ThetaPreconditioner::Dense, 1e-10),
@@ -982,20 +975,14 @@ mod tests {
         let j = recurrence(steps, width, n_theta);
         let (m, n) = (j.nrows(), j.ncols);
         let r = values(12, m);
-        let mut free = vec![true; n];
         let bound = [3, 8, 15];
-        for lifted in bound {
-            free[n_theta + lifted] = false;
-        }
+        let free = free_but(n, n_theta, &bound);
         let mut solver = MfSolver::with_preconditioner(n, m, ThetaPreconditioner::Dense);
         let mut op = StoredJac::new(&j).unwrap();
         let z = solver.preconditioned(&mut op, &free, &r, rho).unwrap();
         assert_eq!(solver.bound.len(), 2);
         // the first two are independent, so they are the ones corrected
-        let mut corrected = vec![true; n];
-        for lifted in &bound[..2] {
-            corrected[n_theta + lifted] = false;
-        }
+        let corrected = free_but(n, n_theta, &bound[..2]);
         let res = residual(&j, &corrected, &z, &r, rho);
         assert!(res < 1e-10, "{res:e}");
     }
