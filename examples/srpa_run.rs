@@ -95,9 +95,9 @@ fn run(run_path: &str, point: &str, iters: usize) -> Result<f64, Diags> {
         let secs = t.elapsed().as_secs_f64();
         if k <= 10 || k % 10 == 0 || k == iters {
             println!(
-                "k {k} objective {:.12} feas {:.3e} pred {:.3e} rho {:.4} acc {} ties {} newton {} factor {} schur {} cg {} gap {:.1e} {:.4} s",
+                "k {k} objective {:.12} feas {:.3e} pred {:.3e} rho {:.4} acc {} ties {} newton {} faces {} factor {} schur {} cg {} gap {:.1e} {:.4} s",
                 m.objective, m.feasibility, m.predicted_decrease, m.rho, m.accepted, m.ties,
-                m.newton_steps, m.factorizations, m.schur_forms, m.cg_iterations, m.sub_gap, secs
+                m.newton_steps, m.face_steps, m.factorizations, m.schur_forms, m.cg_iterations, m.sub_gap, secs
             );
         }
         last = Some(m);

@@ -142,7 +142,7 @@ fn agrees_with_clarabel(method: Method) {
         .unwrap_or(64)
         .max(50);
     let mut compared = 0;
-    let (mut fallbacks, mut systems) = (0, 0);
+    let (mut fallbacks, mut systems, mut faces) = (0, 0, 0);
     for case in 0..cases {
         let inst = random_instance(&mut rng);
         let prob = inst.problem();
@@ -163,6 +163,7 @@ fn agrees_with_clarabel(method: Method) {
         assert!(rep.converged, "case {case}: {rep:?}");
         fallbacks += rep.factorizations;
         systems += rep.newton_steps;
+        faces += rep.face_steps;
         let (x_ref, certified) = clarabel_solve(&inst.problem());
         let mut w = vec![0.0; inst.r.len()];
         let obj = prob.objective(&sol.s, &mut w);
@@ -189,6 +190,12 @@ fn agrees_with_clarabel(method: Method) {
     assert!(
         compared >= 50,
         "only {compared} instances certified by clarabel"
+    );
+    // face steps are taken where B is factored at every Newton system, and only there
+    assert_eq!(
+        faces > 0,
+        method == Method::SchurAugmented,
+        "{faces} face steps"
     );
     if method != Method::Direct {
         // the conjugate gradients, not the direct fallback, found the Newton steps
@@ -301,4 +308,45 @@ fn a_gap_stuck_at_its_rounding_stops_the_solve() {
         .expect("factor");
     assert!(!rep.converged, "{rep:?}");
     assert!(rep.newton_steps < 50, "{rep:?}");
+}
+
+/// Face steps ([`SubOptions::face_rounds`]): where B is factored at every Newton system, the
+/// free multipliers a Newton step takes out of their box are fixed at that bound and the step
+/// solved again on that face. On instances whose solutions have many multipliers at their
+/// bounds (β a tenth of the others'), solves with face steps and with the projected search
+/// alone reach the same solutions, and face steps were taken.
+#[test]
+fn face_steps_reach_the_solutions_of_the_projected_search() {
+    let mut rng = Rng(20261205);
+    let mut faces = 0;
+    for case in 0..40 {
+        let mut inst = random_instance(&mut rng);
+        inst.beta.iter_mut().for_each(|b| *b *= 0.1);
+        let ntheta = inst.jac.ncols - inst.r.len();
+        let mut solutions = Vec::new();
+        for face_rounds in [SubOptions::default().face_rounds, 0] {
+            let mut solver = SubSolver::with_parameters(&inst.jac, ntheta, Method::SchurAugmented)
+                .expect("analysis");
+            let opts = SubOptions {
+                face_rounds,
+                ..SubOptions::default()
+            };
+            let mut sol = SubSolution::default();
+            let rep = solver
+                .solve(&inst.problem(), opts, &mut sol)
+                .expect("factorization");
+            assert!(rep.converged, "case {case}: {rep:?}");
+            if face_rounds == 0 {
+                assert_eq!(rep.face_steps, 0);
+            }
+            faces += rep.face_steps;
+            solutions.push(sol.s);
+        }
+        let diff = rel_diff(&solutions[0], &solutions[1]);
+        assert!(
+            diff <= 1e-7,
+            "case {case}: the solutions differ by {diff:e}"
+        );
+    }
+    assert!(faces > 0);
 }

@@ -76,6 +76,10 @@ pub struct SubOptions {
     /// A Newton system that needed more conjugate-gradient iterations than this makes the next
     /// one reform the preconditioner first.
     pub cg_reform_after: usize,
+    /// Face steps at most per Newton step: the free multipliers that a Newton step takes out
+    /// of their box are fixed at the bound they cross and the step is solved again on that
+    /// face (0: none; then the projected search alone moves them, one or two per step).
+    pub face_rounds: usize,
 }
 
 impl Default for SubOptions {
@@ -86,6 +90,7 @@ impl Default for SubOptions {
             cg_max: 100,
             cg_tol: 1e-6,
             cg_reform_after: 10,
+            face_rounds: 3,
         }
     }
 }
@@ -145,6 +150,8 @@ pub struct SubReport {
     pub cg_iterations: usize,
     /// Times the Schur complement C was formed.
     pub schur_forms: usize,
+    /// Newton systems solved again on a face ([`SubOptions::face_rounds`]).
+    pub face_steps: usize,
     pub objective: f64,
     /// Relative duality gap (P − D)/(1 + |P|).
     pub gap: f64,

@@ -90,6 +90,8 @@ pub struct SrpaMetrics {
     pub factorizations: usize,
     pub schur_forms: usize,
     pub cg_iterations: usize,
+    /// Newton systems solved again on a face (`SubOptions::face_rounds`).
+    pub face_steps: usize,
     pub sub_gap: f64,
     pub sub_residual: f64,
     pub sub_converged: bool,
@@ -316,6 +318,7 @@ impl Srpa {
             factorizations: rep.factorizations,
             cg_iterations: rep.cg_iterations,
             schur_forms: rep.schur_forms,
+            face_steps: rep.face_steps,
             sub_gap: rep.gap,
             sub_residual: rep.residual,
             sub_converged: rep.converged,

@@ -579,6 +579,35 @@ pub(super) fn values(seed: u64, n: usize) -> Vec<f64> {
         .collect()
 }
 
+/// The J of a recurrence (the solvers' unit tests'): `steps` blocks of `width` lifted rows,
+/// each reading every lifted entry of the block before (J_L unit lower triangular) and every
+/// parameter.
+#[cfg(test)]
+pub(super) fn recurrence(steps: usize, width: usize, n_theta: usize) -> super::sparse::SparseRows {
+    let m = steps * width;
+    let mut j = super::sparse::SparseRows {
+        ncols: n_theta + m,
+        row_ptr: vec![0],
+        ..Default::default()
+    };
+    let mut v = values(7, m * (n_theta + width)).into_iter();
+    for i in 0..m {
+        let step = i / width;
+        let mut cols: Vec<usize> = (0..n_theta).collect();
+        if step > 0 {
+            cols.extend(n_theta + (step - 1) * width..n_theta + step * width);
+        }
+        for c in cols {
+            j.col_idx.push(c);
+            j.values.push(v.next().unwrap_or(0.5));
+        }
+        j.col_idx.push(n_theta + i);
+        j.values.push(1.0);
+        j.row_ptr.push(j.col_idx.len());
+    }
+    j
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

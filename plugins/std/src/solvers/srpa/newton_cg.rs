@@ -850,7 +850,7 @@ pub fn objective(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::solvers::srpa::kronecker::values;
+    use crate::solvers::srpa::kronecker::{recurrence, values};
     use crate::solvers::srpa::operator::StoredJac;
     use crate::solvers::srpa::sparse::SparseRows;
 
@@ -893,33 +893,6 @@ mod tests {
             free[n_theta + lifted] = false;
         }
         free
-    }
-
-    /// The J of a recurrence: `steps` blocks of `width` lifted rows, each reading every
-    /// lifted entry of the block before (J_L unit lower triangular) and every parameter.
-    fn recurrence(steps: usize, width: usize, n_theta: usize) -> SparseRows {
-        let m = steps * width;
-        let mut j = SparseRows {
-            ncols: n_theta + m,
-            row_ptr: vec![0],
-            ..SparseRows::default()
-        };
-        let mut v = values(7, m * (n_theta + width)).into_iter();
-        for i in 0..m {
-            let step = i / width;
-            let mut cols: Vec<usize> = (0..n_theta).collect();
-            if step > 0 {
-                cols.extend(n_theta + (step - 1) * width..n_theta + step * width);
-            }
-            for c in cols {
-                j.col_idx.push(c);
-                j.values.push(v.next().unwrap_or(0.5));
-            }
-            j.col_idx.push(n_theta + i);
-            j.values.push(1.0);
-            j.row_ptr.push(j.col_idx.len());
-        }
-        j
     }
 
     /// ‖(J D Jᵀ/ρ) z − r‖ / ‖r‖ with D zero at the columns not in `kept`.
