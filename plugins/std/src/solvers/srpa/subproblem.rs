@@ -678,20 +678,14 @@ impl SubSolver {
         opts: SubOptions,
         rep: &mut SubReport,
     ) -> Result<(), LdlError> {
-        let (n, m) = (self.n, self.m);
+        let m = self.m;
         let ws = &mut self.ws;
-        // M_FA Δ_A = J_F D J_Aᵀ Δ_A / ρ (through cg_ap and cg_t)
-        ws.cg_ap.iter_mut().for_each(|x| *x = 0.0);
+        // M_FA Δ_A = J_F D J_Aᵀ Δ_A / ρ (Δ in cg_z)
+        ws.cg_z.iter_mut().for_each(|x| *x = 0.0);
         for &i in &ws.forced_rows {
-            ws.cg_ap[i] = ws.forced[i] - y[i];
+            ws.cg_z[i] = ws.forced[i] - y[i];
         }
-        p.jac.mul_t(&ws.cg_ap, &mut ws.cg_t);
-        for j in 0..n {
-            if !ws.free_s[j] {
-                ws.cg_t[j] = 0.0;
-            }
-        }
-        p.jac.mul(&ws.cg_t, &mut ws.cg_ap);
+        j_d_jt(p.jac, &ws.free_s, &ws.cg_z, &mut ws.cg_t, &mut ws.cg_ap);
         for i in 0..m {
             ws.b[i] = if ws.free_y[i] {
                 -ws.g[i] - ws.cg_ap[i] / p.rho
@@ -867,13 +861,7 @@ impl SubSolver {
         let mut rz = dot(&ws.cg_r, &ws.cg_z);
         for it in 1..=opts.cg_max {
             // ap = (δI + J_F D J_Fᵀ/ρ) p
-            p.jac.mul_t(&ws.cg_p, &mut ws.cg_t);
-            for j in 0..n {
-                if !ws.free_s[j] {
-                    ws.cg_t[j] = 0.0;
-                }
-            }
-            p.jac.mul(&ws.cg_t, &mut ws.cg_ap);
+            j_d_jt(p.jac, &ws.free_s, &ws.cg_p, &mut ws.cg_t, &mut ws.cg_ap);
             for i in 0..m {
                 ws.cg_ap[i] = if free[i] {
                     delta * ws.cg_p[i] + ws.cg_ap[i] / p.rho
@@ -904,6 +892,17 @@ impl SubSolver {
         }
         (false, opts.cg_max)
     }
+}
+
+/// out = J D Jᵀ x, D zero at the columns that are not free (t: scratch of J's columns).
+fn j_d_jt(jac: &SparseRows, free_s: &[bool], x: &[f64], t: &mut [f64], out: &mut [f64]) {
+    jac.mul_t(x, t);
+    for (t, &free) in t.iter_mut().zip(free_s) {
+        if !free {
+            *t = 0.0;
+        }
+    }
+    jac.mul(t, out);
 }
 
 /// The largest squared row norm of J.
@@ -979,15 +978,8 @@ mod tests {
             assert_eq!(ws.rhs[n + i], 0.0);
             v[i] = bound - y[i];
         }
-        let mut t = vec![0.0; n];
-        jac.mul_t(&v, &mut t);
-        for j in 0..n {
-            if !ws.free_s[j] {
-                t[j] = 0.0;
-            }
-        }
-        let mut mv = vec![0.0; m];
-        jac.mul(&t, &mut mv);
+        let (mut t, mut mv) = (vec![0.0; n], vec![0.0; m]);
+        j_d_jt(&jac, &ws.free_s, &v, &mut t, &mut mv);
         let (mut err, mut size) = (0.0f64, 0.0f64);
         for i in (0..m).filter(|&i| ws.free_y[i]) {
             err = err.max((delta * v[i] + mv[i] / rho + ws.g[i]).abs());
