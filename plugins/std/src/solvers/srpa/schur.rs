@@ -35,6 +35,7 @@
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt::{factor as llt_factor, solve as llt_solve};
 use faer::linalg::matmul::matmul;
+use faer::reborrow::{Reborrow, ReborrowMut};
 use faer::{Accum, Conj, Mat, MatMut, Par};
 use std::collections::HashMap;
 
@@ -713,6 +714,13 @@ impl Schur {
         let mut d = vec![0.0; width];
         // per family: Q, then X, for the chunk's columns (columns × positions × w)
         let mut qx: Vec<Vec<f64>> = Vec::new();
+        // the dense products' blocks of U and of the solved columns, and their product
+        let nc_max = groups.dense.iter().map(|g| g.cols.len()).max().unwrap_or(0);
+        let rows_max = groups.dense.iter().map(|g| g.rows.len()).max().unwrap_or(0);
+        let rows_max = rows_max.min(groups.block_rows);
+        let mut ub = Mat::<f64>::zeros(rows_max, nc_max);
+        let mut xb = Mat::<f64>::zeros(rows_max, width);
+        let mut prod = Mat::<f64>::zeros(nc_max, width);
         let mut out = Vec::with_capacity(chunks.len());
         for &(j0, j1) in chunks {
             let w = j1 - j0;
@@ -873,10 +881,12 @@ impl Schur {
                     continue;
                 }
                 let nc = g.cols.len();
-                let mut prod = Mat::<f64>::zeros(nc, w);
+                let mut prod = prod.as_mut().submatrix_mut(0, 0, nc, w);
+                prod.fill(0.0);
                 for blk in g.rows.chunks(groups.block_rows) {
-                    let mut ub = Mat::<f64>::zeros(blk.len(), nc);
-                    let mut xb = Mat::<f64>::zeros(blk.len(), w);
+                    // every entry of both is written: each row has the group's nc θ entries
+                    let mut ub = ub.as_mut().submatrix_mut(0, 0, blk.len(), nc);
+                    let mut xb = xb.as_mut().submatrix_mut(0, 0, blk.len(), w);
                     for (r, &i) in blk.iter().enumerate() {
                         let i = i as usize;
                         let thetas = &self.theta_entries[self.theta_ptr[i]..self.theta_ptr[i + 1]];
@@ -890,10 +900,10 @@ impl Schur {
                         }
                     }
                     matmul(
-                        prod.as_mut(),
+                        prod.rb_mut(),
                         Accum::Add,
-                        ub.transpose(),
-                        xb.as_ref(),
+                        ub.rb().transpose(),
+                        xb.rb(),
                         1.0,
                         Par::Seq,
                     );

@@ -127,7 +127,8 @@ struct Work {
     /// rows fixed so.
     forced: Vec<f64>,
     forced_rows: Vec<usize>,
-    /// The Newton direction (`rhs`), free multipliers and ∇φ(y) kept while face steps are tried.
+    /// The Newton direction (`rhs[n..]`), free multipliers and ∇φ(y) kept while face steps
+    /// are tried.
     d_saved: Vec<f64>,
     free_saved: Vec<bool>,
     g_saved: Vec<f64>,
@@ -140,6 +141,44 @@ struct Work {
 }
 
 impl Work {
+    /// The point `y_try` at α along the direction in `rhs[n..]`: free multipliers follow it,
+    /// those a face step fixed move toward their bound, the others (near a bound that the
+    /// gradient `g` pushes against) toward that bound; clipped to the box.
+    fn step_point(&mut self, p: &Subproblem<'_>, y: &[f64], alpha: f64, g: &[f64]) {
+        let d = &self.rhs[self.rhs.len() - y.len()..];
+        for i in 0..y.len() {
+            let t = if self.free_y[i] {
+                y[i] + alpha * d[i]
+            } else if self.forced[i] != 0.0 {
+                y[i] + alpha * (self.forced[i] - y[i])
+            } else {
+                y[i] + alpha * (-g[i].signum() * p.beta[i] - y[i])
+            };
+            self.y_try[i] = t.clamp(-p.beta[i], p.beta[i]);
+        }
+    }
+
+    /// Armijo's test of the search from y (at `cur`) to `y_try` (at `trial`, whose ∇φ is in
+    /// `g`), with the proximal term of the step's model: one proximal-point step on φ.
+    fn armijo(
+        &self,
+        y: &[f64],
+        y_try: &[f64],
+        trial: &DualPoint,
+        cur: &DualPoint,
+        reg: f64,
+    ) -> bool {
+        let step = y_try.iter().zip(y);
+        let decrease: f64 = self
+            .g
+            .iter()
+            .zip(step.clone())
+            .map(|(g, (t, y))| g * (t - y))
+            .sum();
+        let prox: f64 = step.map(|(t, y)| (t - y).powi(2)).sum();
+        trial.phi + 0.5 * reg * prox <= cur.phi + 1e-4 * decrease
+    }
+
     /// No multiplier fixed by a face step.
     fn clear_face(&mut self) {
         for &i in &self.forced_rows {
@@ -398,30 +437,14 @@ impl SubSolver {
                     {
                         continue;
                     }
-                    let d = &self.ws.rhs[n..];
-                    let g = if own { &g0 } else { &g_dir };
-                    for i in 0..m {
-                        // free multipliers follow the Newton step, the others (near a bound
-                        // that the gradient pushes against) go onto it
-                        let t = if self.ws.free_y[i] {
-                            y[i] + alpha * d[i]
-                        } else if self.ws.forced[i] != 0.0 {
-                            y[i] + alpha * (self.ws.forced[i] - y[i])
-                        } else {
-                            y[i] + alpha * (-g[i].signum() * p.beta[i] - y[i])
-                        };
-                        self.ws.y_try[i] = t.clamp(-p.beta[i], p.beta[i]);
-                    }
+                    self.ws
+                        .step_point(p, &y, alpha, if own { &g0 } else { &g_dir });
                     let y_try = std::mem::take(&mut self.ws.y_try);
                     let trial = self.dual(p, &y_try);
                     if !own {
                         g_dir.copy_from_slice(&self.ws.g);
                     }
-                    let g = &self.ws.g;
-                    let decrease: f64 = (0..m).map(|i| g[i] * (y_try[i] - y[i])).sum::<f64>();
-                    // the proximal term of this step's model: one proximal-point step on φ
-                    let prox: f64 = (0..m).map(|i| (y_try[i] - y[i]).powi(2)).sum::<f64>();
-                    let armijo = trial.phi + 0.5 * reg * prox <= cur.phi + 1e-4 * decrease;
+                    let armijo = self.ws.armijo(&y, &y_try, &trial, &cur, reg);
                     // (not on a face: there the search cycled on a random instance, accepting
                     // steps that halved the residual but not φ)
                     let better = !own
@@ -584,8 +607,13 @@ impl SubSolver {
         opts: SubOptions,
         rep: &mut SubReport,
     ) -> Result<Option<DualPoint>, LdlError> {
-        let ws = &mut self.ws;
-        ws.d_saved.clone_from(&ws.rhs);
+        let (n, ws) = (self.n, &mut self.ws);
+        let exits = (0..self.m).any(|i| ws.free_y[i] && (y[i] + ws.rhs[n + i]).abs() > p.beta[i]);
+        if !exits {
+            return Ok(None);
+        }
+        ws.d_saved.clear();
+        ws.d_saved.extend_from_slice(&ws.rhs[n..]);
         ws.free_saved.clone_from(&ws.free_y);
         ws.g_saved.clone_from(&ws.g);
         for _ in 0..opts.face_rounds {
@@ -607,7 +635,7 @@ impl SubSolver {
         let n = self.n;
         let ws = &mut self.ws;
         ws.clear_face();
-        ws.rhs[n..].copy_from_slice(&ws.d_saved[n..]);
+        ws.rhs[n..].copy_from_slice(&ws.d_saved);
         ws.free_y.clone_from(&ws.free_saved);
         ws.g.copy_from_slice(&ws.g_saved);
     }
@@ -622,24 +650,13 @@ impl SubSolver {
         cur: &DualPoint,
         reg: f64,
     ) -> Option<DualPoint> {
-        let (n, m) = (self.n, self.m);
-        let ws = &mut self.ws;
-        for i in 0..m {
-            let t = if ws.free_y[i] {
-                y[i] + ws.rhs[n + i]
-            } else if ws.forced[i] != 0.0 {
-                ws.forced[i]
-            } else {
-                -ws.g_saved[i].signum() * p.beta[i]
-            };
-            ws.y_try[i] = t.clamp(-p.beta[i], p.beta[i]);
-        }
+        let g_y = std::mem::take(&mut self.ws.g_saved);
+        self.ws.step_point(p, y, 1.0, &g_y);
+        self.ws.g_saved = g_y;
         let y_try = std::mem::take(&mut self.ws.y_try);
         let trial = self.dual(p, &y_try);
         let ws = &mut self.ws;
-        let decrease: f64 = (0..m).map(|i| ws.g[i] * (y_try[i] - y[i])).sum::<f64>();
-        let prox: f64 = (0..m).map(|i| (y_try[i] - y[i]).powi(2)).sum::<f64>();
-        let armijo = trial.phi + 0.5 * reg * prox <= cur.phi + 1e-4 * decrease;
+        let armijo = ws.armijo(y, &y_try, &trial, cur, reg);
         ws.y_try = y_try;
         if armijo {
             Some(trial)
@@ -978,8 +995,21 @@ mod tests {
             assert_eq!(ws.rhs[n + i], 0.0);
             v[i] = bound - y[i];
         }
-        let (mut t, mut mv) = (vec![0.0; n], vec![0.0; m]);
-        j_d_jt(&jac, &ws.free_s, &v, &mut t, &mut mv);
+        // J D Jᵀ v entry by entry from J's rows
+        let mut t = vec![0.0; n];
+        for i in 0..m {
+            for q in jac.row_ptr[i]..jac.row_ptr[i + 1] {
+                t[jac.col_idx[q]] += jac.values[q] * v[i];
+            }
+        }
+        let mv: Vec<f64> = (0..m)
+            .map(|i| {
+                (jac.row_ptr[i]..jac.row_ptr[i + 1])
+                    .filter(|&q| ws.free_s[jac.col_idx[q]])
+                    .map(|q| jac.values[q] * t[jac.col_idx[q]])
+                    .sum()
+            })
+            .collect();
         let (mut err, mut size) = (0.0f64, 0.0f64);
         for i in (0..m).filter(|&i| ws.free_y[i]) {
             err = err.max((delta * v[i] + mv[i] / rho + ws.g[i]).abs());
