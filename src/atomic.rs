@@ -10,6 +10,15 @@ use crate::input::os_error;
 /// Write `bytes` to `path` atomically: a temporary file beside it, fsync, rename, so a reader
 /// sees the old file or the new one, never half of one. Creates the parent directory.
 pub fn write(path: &Path, bytes: &[u8]) -> Result<(), Diags> {
+    write_with(path, |f| f.write_all(bytes))
+}
+
+/// [`write`] with the contents streamed by `fill` into the temporary file, for outputs too large
+/// to hold twice in memory (checkpoints of large models).
+pub fn write_with(
+    path: &Path,
+    fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> Result<(), Diags> {
     let fail = |what: &str, e: std::io::Error| -> Diags {
         Diag::new(
             "mcopt::io::write",
@@ -29,7 +38,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<(), Diags> {
     let tmp = path.with_file_name(format!(".{name}.tmp.{}", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
+        fill(&mut f)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
         if let Some(d) = dir {

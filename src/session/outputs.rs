@@ -343,7 +343,7 @@ pub fn write_all(
     // a solver's own `objective` metric is the report's objective already
     report.metrics.remove("objective");
     if let Some(p) = &outputs.checkpoint {
-        crate::atomic::write(p, &cp.to_bytes())?;
+        crate::atomic::write_with(p, |f| cp.write_to(f))?;
     }
     if let Some(p) = &outputs.report {
         let mut bytes = serde_json::to_vec_pretty(&report).unwrap_or_default();

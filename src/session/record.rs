@@ -35,12 +35,12 @@ pub struct RunIdentity {
 
 impl RunIdentity {
     /// The checkpoint of `state` with the solver's saved state.
-    pub fn checkpoint(
+    pub fn checkpoint<S>(
         &self,
         state: &RunState,
-        solver_state: Vec<u8>,
+        solver_state: S,
         trace: Option<TraceMark>,
-    ) -> Checkpoint {
+    ) -> Checkpoint<S> {
         Checkpoint {
             solver: self.solver.clone(),
             options: self.options.clone(),
@@ -291,10 +291,8 @@ impl Recorder {
         let Some(p) = &self.periodic else {
             return Ok(());
         };
-        let cp = self
-            .id
-            .checkpoint(state, solver_state.to_vec(), self.mark());
-        crate::atomic::write(&p.path, &cp.to_bytes())?;
+        let cp = self.id.checkpoint(state, solver_state, self.mark());
+        crate::atomic::write_with(&p.path, |f| cp.write_to(f))?;
         Ok(())
     }
 }

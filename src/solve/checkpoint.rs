@@ -42,9 +42,10 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     h
 }
 
-/// Everything needed to resume a run.
+/// Everything needed to resume a run. `S` holds the solver's state: owned when read back, a
+/// borrowed slice when a running solver's state is written (so the blob is not copied).
 #[derive(Clone, Debug, PartialEq)]
-pub struct Checkpoint {
+pub struct Checkpoint<S = Vec<u8>> {
     pub solver: String,
     /// Option values in schema order.
     pub options: Vec<f64>,
@@ -53,7 +54,7 @@ pub struct Checkpoint {
     /// Names of the solver's metrics (the trace's extra columns).
     pub metrics: Vec<String>,
     pub state: RunState,
-    pub solver_state: Vec<u8>,
+    pub solver_state: S,
     /// The trace file as it was when the checkpoint was taken (`None`: no trace written).
     pub trace: Option<TraceMark>,
 }
@@ -98,8 +99,10 @@ impl std::fmt::Display for CheckpointError {
     }
 }
 
+/// The checkpoint's JSON document; `S` is the solver state's field: [`Hex`] when written, the
+/// hex text borrowed from the file when read.
 #[derive(Serialize, Deserialize)]
-struct Doc {
+struct Doc<S> {
     format: String,
     version: u32,
     solver: String,
@@ -113,7 +116,7 @@ struct Doc {
     step_seconds: String,
     evaluations: Counts,
     x: Vec<String>,
-    solver_state: String,
+    solver_state: S,
     last_row: DocRow,
     /// The best row so far (absent in checkpoints written before it was kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -185,9 +188,11 @@ fn unhash(s: &str) -> Result<u64, CheckpointError> {
         .ok_or_else(|| CheckpointError::Malformed(format!("bad hash `{s}`")))
 }
 
-impl Checkpoint {
-    /// The checkpoint as JSON bytes.
-    pub fn to_bytes(&self) -> Vec<u8> {
+impl<S: AsRef<[u8]>> Checkpoint<S> {
+    /// Write the checkpoint as JSON to `out`, streamed: the solver's state (tens of megabytes on
+    /// large models) goes out as hex without a copy of it or of the document in memory.
+    pub fn write_to(&self, out: impl std::io::Write) -> std::io::Result<()> {
+        use std::io::Write as _;
         let s = &self.state;
         let doc = Doc {
             format: FORMAT.to_string(),
@@ -207,11 +212,7 @@ impl Checkpoint {
                 gradient: s.evaluations.gradient,
             },
             x: s.x.iter().map(|v| bits(*v)).collect(),
-            solver_state: self
-                .solver_state
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
+            solver_state: Hex(self.solver_state.as_ref()),
             last_row: row_doc(s.last.as_ref().unwrap_or(&NO_ROW)),
             best_row: s.best.as_ref().map(row_doc),
             trace: self.trace.map(|t| TraceDoc {
@@ -224,26 +225,62 @@ impl Checkpoint {
                 }),
             }),
         };
-        let mut out = serde_json::to_vec_pretty(&doc).unwrap_or_default();
-        out.push(b'\n');
-        out
+        let mut out = std::io::BufWriter::new(out);
+        serde_json::to_writer_pretty(&mut out, &doc)?;
+        out.write_all(b"\n")?;
+        out.flush()
     }
 
+    /// The checkpoint as JSON bytes (what [`Checkpoint::write_to`] writes).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        // Writing to a vector fails only if serialization does, and every field serializes.
+        let _ = self.write_to(&mut out);
+        out
+    }
+}
+
+/// Bytes serialized as a JSON string of two lowercase hex digits each, streamed to the writer.
+struct Hex<'a>(&'a [u8]);
+
+impl Serialize for Hex<'_> {
+    fn serialize<Z: serde::Serializer>(&self, z: Z) -> Result<Z::Ok, Z::Error> {
+        z.collect_str(self)
+    }
+}
+
+impl std::fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut buf = [0u8; 4096];
+        for chunk in self.0.chunks(buf.len() / 2) {
+            for (pair, b) in buf.chunks_exact_mut(2).zip(chunk) {
+                pair[0] = DIGITS[usize::from(b >> 4)];
+                pair[1] = DIGITS[usize::from(b & 15)];
+            }
+            let text = std::str::from_utf8(&buf[..2 * chunk.len()]).map_err(|_| std::fmt::Error)?;
+            f.write_str(text)?;
+        }
+        Ok(())
+    }
+}
+
+impl Checkpoint {
     /// Read a checkpoint written by [`Checkpoint::to_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
-        let head: serde_json::Value =
-            serde_json::from_slice(bytes).map_err(|e| CheckpointError::Malformed(e.to_string()))?;
-        if head.get("format").and_then(|v| v.as_str()) != Some(FORMAT) {
+        let malformed = |e: serde_json::Error| CheckpointError::Malformed(e.to_string());
+        let head: Head = serde_json::from_slice(bytes).map_err(malformed)?;
+        if head.format.as_deref() != Some(FORMAT) {
             return Err(CheckpointError::Malformed(format!(
                 "no `format: {FORMAT}` field"
             )));
         }
-        let version = head.get("version").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
+        let version = head.version.unwrap_or(0) as u32;
         if version != VERSION {
             return Err(CheckpointError::Version(version));
         }
-        let doc: Doc =
-            serde_json::from_value(head).map_err(|e| CheckpointError::Malformed(e.to_string()))?;
+        // The solver state's hex text is borrowed from `bytes` (hex needs no escapes), not copied.
+        let doc: Doc<&str> = serde_json::from_slice(bytes).map_err(malformed)?;
         let last = doc_row(&doc.last_row)?;
         let best = match &doc.best_row {
             Some(b) => doc_row(b)?,
@@ -297,10 +334,17 @@ impl Checkpoint {
             },
             metrics: doc.metrics,
             state,
-            solver_state: unhex(&doc.solver_state)?,
+            solver_state: unhex(doc.solver_state)?,
             trace,
         })
     }
+}
+
+/// The fields read before the rest: a checkpoint of another version may differ in any other.
+#[derive(Deserialize)]
+struct Head {
+    format: Option<String>,
+    version: Option<u64>,
 }
 
 /// The row written when a state has none (never the case for a state the executor ran).
@@ -436,6 +480,34 @@ mod tests {
             Checkpoint::from_bytes(other.as_bytes()),
             Err(CheckpointError::Version(9))
         );
+    }
+
+    #[test]
+    fn a_solver_state_longer_than_the_hex_buffer_is_streamed_whole() {
+        let blob: Vec<u8> = (0..5001u32)
+            .map(|i| (i.wrapping_mul(37) % 256) as u8)
+            .collect();
+        let mut state = RunState::start(vec![1.0]);
+        state.last = Some(Row {
+            objective: 1.0,
+            train_loss: 1.0,
+            ..NO_ROW
+        });
+        let cp = Checkpoint {
+            solver: "srpa".into(),
+            options: vec![],
+            seed: 0,
+            fingerprint: Fingerprint::of(b"m", b"r"),
+            metrics: vec![],
+            state,
+            solver_state: blob.as_slice(),
+            trace: None,
+        };
+        let text = String::from_utf8(cp.to_bytes()).unwrap();
+        let hex: String = blob.iter().map(|b| format!("{b:02x}")).collect();
+        assert!(text.contains(&format!("\"solver_state\": \"{hex}\"")));
+        let back = Checkpoint::from_bytes(text.as_bytes()).unwrap();
+        assert_eq!(back.solver_state, blob);
     }
 
     #[test]
