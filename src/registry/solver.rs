@@ -269,6 +269,9 @@ pub struct SolverInstance<'r> {
     state: StateHandle,
     counts: Evaluations,
     metrics: Vec<f64>,
+    /// The length of the last saved state: the next save's first buffer, so a state of tens
+    /// of megabytes is computed once per checkpoint rather than once to learn its size.
+    saved_len: std::cell::Cell<usize>,
 }
 
 impl Drop for SolverInstance<'_> {
@@ -346,6 +349,7 @@ impl Registry {
             state: std::ptr::null_mut(),
             counts: Evaluations::default(),
             metrics: vec![f64::NAN; entry.info.metrics.len()],
+            saved_len: std::cell::Cell::new(0),
         };
         if start.options.len() != entry.info.options.len() || start.x.len() != problem.dim() {
             return Err(inst.fail("option count or dimension mismatch".to_string()));
@@ -446,7 +450,7 @@ impl<'r> SolverInstance<'r> {
 
     /// The solver's state as an opaque blob (for checkpoints).
     pub fn save(&self) -> Result<Vec<u8>, SolverError> {
-        let mut buf = vec![0u8; 4096];
+        let mut buf = vec![0u8; self.saved_len.get().max(4096)];
         for _ in 0..2 {
             let mut len = 0usize;
             let (desc, state) = (self.desc, self.state);
@@ -457,6 +461,7 @@ impl<'r> SolverInstance<'r> {
             match st {
                 status::OK if len <= cap => {
                     buf.truncate(len);
+                    self.saved_len.set(len);
                     return Ok(buf);
                 }
                 status::TOO_SMALL if len > cap => buf.resize(len, 0),

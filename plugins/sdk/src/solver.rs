@@ -828,7 +828,8 @@ unsafe extern "C" fn save_entry<T: Solver>(
         let s = unsafe { state.cast::<T>().as_ref() }.ok_or_else(|| bad("null state"))?;
         // SAFETY: the host passes valid pointers (or nulls, refused) as the ABI documents.
         let len = unsafe { len.as_mut() }.ok_or_else(|| bad("null length"))?;
-        let mut bytes = Vec::new();
+        // reserved at the host's buffer size (the last state's length): no regrowth copies
+        let mut bytes = Vec::with_capacity(cap);
         s.save(&mut bytes);
         *len = bytes.len();
         if bytes.len() > cap {
