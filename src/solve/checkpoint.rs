@@ -231,7 +231,8 @@ impl<S: AsRef<[u8]>> Checkpoint<S> {
         out.flush()
     }
 
-    /// The checkpoint as JSON bytes (what [`Checkpoint::write_to`] writes).
+    /// The checkpoint as JSON bytes (what [`Checkpoint::write_to`] writes), for the tests.
+    #[cfg(test)]
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
         // Writing to a vector fails only if serialization does, and every field serializes.
@@ -266,7 +267,7 @@ impl std::fmt::Display for Hex<'_> {
 }
 
 impl Checkpoint {
-    /// Read a checkpoint written by [`Checkpoint::to_bytes`].
+    /// Read a checkpoint written by [`Checkpoint::write_to`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
         let malformed = |e: serde_json::Error| CheckpointError::Malformed(e.to_string());
         let head: Head = serde_json::from_slice(bytes).map_err(malformed)?;

@@ -9,7 +9,7 @@ use super::sparse::SparseRows;
 /// 1e-3 absolute, 2.5% of the TIMIT shape's β = 0.04: multipliers inside the band that are free
 /// at the solution were pushed to the bound and let go again at every Newton step, and the late
 /// subproblems stalled for tens of steps with their active set all but found (k = 230..232: 215
-/// Newton steps, 28 with this band).
+/// Newton steps, 27 with this band).
 pub const EPS_ACTIVE: f64 = 1e-4;
 
 /// One subproblem instance. Bounds may be infinite.
