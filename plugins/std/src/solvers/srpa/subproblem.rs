@@ -71,9 +71,10 @@ const LM_SCALE_SCHUR: f64 = 0.001;
 /// it by this (down to 1). On the TIMIT shape's late subproblems a new linearization moves
 /// thousands of multipliers to the other side of their box; the Newton directions of the
 /// undamped system then took 6,000–11,000 free multipliers out of their box, and the search
-/// kept 2⁻¹⁴ of them. From k = 431 to 450: 199 Newton steps (and 170.7 s of user CPU)
-/// before, 130 (82.6 s) with the adaptation; a step of 10 and of 4 gave the same counts on the
-/// earlier iterations (θ⁰ to k = 40: 157 against 156; k = 71..80, 180..184: the same).
+/// kept 2⁻¹⁴ of them. For k = 432..450 (resumed from k = 431): 199 Newton steps (170.7 s of
+/// user CPU) before, 130 (82.6 s) with the adaptation. Earlier iterations barely change (θ⁰ to
+/// k = 40: 157 against 156; k = 71..80, 180..184 and 397: the same); a step of 4 gave the
+/// counts of 10 there.
 const LM_BOOST: f64 = 10.0;
 /// The largest multiplier of the adapted scale.
 const LM_BOOST_MAX: f64 = 1e6;
