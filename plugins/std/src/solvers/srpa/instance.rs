@@ -220,10 +220,10 @@ mod tests {
             beta: &beta,
         };
         let near = EPS_ACTIVE * 0.04 * 0.5;
-        // rows: inside the band pushed out (held), inside pushed in (free: its projected
-        // gradient step to the far bound makes the natural gap 0.08 − near, larger than every
-        // band), 5e-4 below the bound pushed out (free), at the lower bound pushed out (held),
-        // an interior one, and inside the band pushed out by less than its distance (free)
+        // rows: inside the band pushed out (held), inside pushed in (free; its projected
+        // gradient step to the far bound makes the natural gap 0.08 − near), 5e-4 below the
+        // bound pushed out (free: beyond the cap 4e-6), at the lower bound pushed out (held),
+        // an interior one, and inside the cap pushed out by less than its distance (free)
         let y = [
             0.04 - near,
             0.04 - near,

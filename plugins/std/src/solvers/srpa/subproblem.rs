@@ -556,10 +556,7 @@ impl SubSolver {
     fn dual(&mut self, p: &Subproblem<'_>, y: &[f64]) -> DualPoint {
         let ws = &mut self.ws;
         let blocks = self.schur.as_ref().filter(|s| s.has_jac_blocks());
-        match blocks {
-            Some(s) => s.jac_mul_t_halves(p.jac, y, &mut ws.v, &mut ws.v_half),
-            None => p.jac.mul_t_halves(y, &mut ws.v, &mut ws.v_half),
-        }
+        dual_mul_t(blocks, p.jac, y, &mut ws.v, &mut ws.v_half);
         let mut inner = 0.0;
         let mut smooth = 0.0;
         for j in 0..self.n {
@@ -569,10 +566,7 @@ impl SubSolver {
             inner += ws.v[j] * s + 0.5 * p.rho * s * s;
             smooth += p.q[j] * s + 0.5 * p.rho * s * s;
         }
-        match blocks {
-            Some(s) => s.jac_mul_halves(p.jac, &ws.s, &mut ws.w),
-            None => p.jac.mul_halves(&ws.s, &mut ws.w),
-        }
+        dual_mul(blocks, p.jac, &ws.s, &mut ws.w);
         let mut yr = 0.0;
         let mut l1 = 0.0;
         let mut res: f64 = 0.0;
@@ -659,20 +653,11 @@ impl SubSolver {
             moved |= ws.cg_z[i] != 0.0;
         }
         if moved {
-            // J's products through the blocks of the dual where it has them (the face steps'
-            // path), on two threads
-            match schur.filter(|s| s.has_jac_blocks()) {
-                Some(s) => {
-                    s.jac_mul_t_halves(p.jac, &ws.cg_z, &mut ws.cg_t, &mut ws.v_half);
-                    for (t, &free) in ws.cg_t.iter_mut().zip(&ws.free_s) {
-                        if !free {
-                            *t = 0.0;
-                        }
-                    }
-                    s.jac_mul_halves(p.jac, &ws.cg_t, &mut ws.cg_ap);
-                }
-                None => j_d_jt(p.jac, &ws.free_s, &ws.cg_z, &mut ws.cg_t, &mut ws.cg_ap),
-            }
+            // J's products as the dual takes them (through the blocks, on two threads)
+            let blocks = schur.filter(|s| s.has_jac_blocks());
+            dual_mul_t(blocks, p.jac, &ws.cg_z, &mut ws.cg_t, &mut ws.v_half);
+            mask_columns(&mut ws.cg_t, &ws.free_s);
+            dual_mul(blocks, p.jac, &ws.cg_t, &mut ws.cg_ap);
         }
         for i in 0..self.m {
             ws.b[i] = match (ws.free_y[i], moved) {
@@ -991,12 +976,40 @@ impl SubSolver {
 /// out = J D Jᵀ x, D zero at the columns that are not free (t: scratch of J's columns).
 fn j_d_jt(jac: &SparseRows, free_s: &[bool], x: &[f64], t: &mut [f64], out: &mut [f64]) {
     jac.mul_t(x, t);
+    mask_columns(t, free_s);
+    jac.mul(t, out);
+}
+
+/// Zeroes the entries of the columns that are not free (D's zeros).
+fn mask_columns(t: &mut [f64], free_s: &[bool]) {
     for (t, &free) in t.iter_mut().zip(free_s) {
         if !free {
             *t = 0.0;
         }
     }
-    jac.mul(t, out);
+}
+
+/// out = Jᵀy as the dual takes it: through the augmented Schur path's blocks where it has
+/// them, else by halves of J's rows (`second`: scratch for the second half's share).
+fn dual_mul_t(
+    blocks: Option<&Schur>,
+    jac: &SparseRows,
+    y: &[f64],
+    out: &mut [f64],
+    second: &mut Vec<f64>,
+) {
+    match blocks {
+        Some(s) => s.jac_mul_t_halves(jac, y, out, second),
+        None => jac.mul_t_halves(y, out, second),
+    }
+}
+
+/// out = J x as the dual takes it ([`dual_mul_t`]).
+fn dual_mul(blocks: Option<&Schur>, jac: &SparseRows, x: &[f64], out: &mut [f64]) {
+    match blocks {
+        Some(s) => s.jac_mul_halves(jac, x, out),
+        None => jac.mul_halves(x, out),
+    }
 }
 
 /// The largest squared row norm of J.
@@ -1058,6 +1071,21 @@ mod tests {
                 upper: vec![f64::INFINITY; n],
                 jac,
             }
+        }
+
+        /// A solver on the augmented Schur path (B factored at every Newton system), J's blocks
+        /// found as [`SubSolver::solve`] finds them, and options with tight conjugate gradients.
+        fn solver(&self) -> (SubSolver, SubOptions) {
+            let mut solver =
+                SubSolver::with_parameters(&self.jac, 5, Method::SchurAugmented).expect("analysis");
+            let schur = solver.schur.as_mut().expect("schur");
+            assert!(schur.exact_b());
+            schur.jac_blocks(&self.jac);
+            let opts = SubOptions {
+                cg_tol: 1e-13,
+                ..SubOptions::default()
+            };
+            (solver, opts)
         }
 
         fn problem(&self) -> Subproblem<'_> {
@@ -1129,18 +1157,11 @@ mod tests {
         let instance = Recurrence::new();
         let (p, jac) = (instance.problem(), &instance.jac);
         let m = jac.nrows();
-        let mut solver =
-            SubSolver::with_parameters(jac, 5, Method::SchurAugmented).expect("analysis");
-        assert!(solver.schur.as_ref().is_some_and(Schur::exact_b));
-        let opts = SubOptions {
-            cg_tol: 1e-13,
-            ..SubOptions::default()
-        };
+        let (mut solver, opts) = instance.solver();
         // every third row a little inside the bound its gradient pushes it to, so that it is
         // held there (a few rounds: moving them changes the gradients)
         let inside = 0.5 * EPS_ACTIVE * 0.5;
         let mut y: Vec<f64> = values(23, m).iter().map(|v| 0.4 * v).collect();
-        solver.schur.as_mut().expect("schur").jac_blocks(jac);
         for _ in 0..3 {
             solver.dual(&p, &y);
             for i in (0..m).step_by(3) {
@@ -1168,15 +1189,9 @@ mod tests {
         let instance = Recurrence::new();
         let (p, jac) = (instance.problem(), &instance.jac);
         let m = jac.nrows();
-        let mut solver =
-            SubSolver::with_parameters(jac, 5, Method::SchurAugmented).expect("analysis");
-        let opts = SubOptions {
-            cg_tol: 1e-13,
-            ..SubOptions::default()
-        };
+        let (mut solver, opts) = instance.solver();
         let y: Vec<f64> = values(23, m).iter().map(|v| 0.4 * v).collect();
         let mut rep = SubReport::default();
-        solver.schur.as_mut().expect("schur").jac_blocks(jac);
         solver.dual(&p, &y);
         let delta = solver
             .newton_direction(&p, &y, 1e-3, 1.0, opts, &mut rep)
