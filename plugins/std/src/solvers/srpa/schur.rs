@@ -36,7 +36,7 @@ use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt::{factor as llt_factor, solve as llt_solve};
 use faer::linalg::matmul::matmul;
 use faer::reborrow::{Reborrow, ReborrowMut};
-use faer::{Accum, Conj, Mat, MatMut, Par};
+use faer::{Accum, Conj, Mat, MatMut, MatRef, Par};
 use std::collections::HashMap;
 
 use super::ldl::{Kernels, Ldl, LdlError};
@@ -48,6 +48,8 @@ const CHUNK: usize = 48;
 const TRANSPOSE_TILE: usize = 256;
 /// Threads at most when forming C.
 const THREADS: usize = 4;
+/// The largest condition number of Λ = Sᵀ C S with which [`Schur::learn`] updates H.
+const LEARN_MAX_CONDITION: f64 = 1e8;
 
 /// The point a preconditioner was formed at.
 #[derive(Debug, Clone, Default)]
@@ -71,6 +73,12 @@ impl Kept {
         }
     }
 }
+
+/// Which values of J (and ρ) a point reads: the generation of [`Schur::jac_blocks`] or
+/// [`Schur::reform`] it comes after, the values' address and length, and ρ's bits. Within one
+/// generation a slice at the same address holds the same values (the caller's contract: a
+/// subproblem's J does not change while it is solved, and every new one is announced).
+type ValuesKey = (u64, usize, usize, u64);
 
 /// A point B and U are formed at, borrowed: J's values, ρ, δ and the free sets.
 #[derive(Debug, Clone, Copy)]
@@ -116,11 +124,28 @@ pub struct Schur {
     jb: JacBlocks,
     /// The Cholesky factor of the kept C̃, valid when `formed`.
     c_factor: Mat<f64>,
+    /// Where B is factored at every Newton system ([`Schur::exact_b`]): the preconditioner H
+    /// of the conjugate gradients on C, C̃⁻¹ when C̃ is formed, then updated by what each solve
+    /// learnt of C (see [`Schur::learn`]).
+    c_inv: Mat<f64>,
+    /// The last solve's search directions p and their products C p, column after column,
+    /// scaled to pᵀ C p = 1.
+    learnt_p: Vec<f64>,
+    learnt_q: Vec<f64>,
     /// Whether a preconditioner is kept: false before the first, after a failed formation, and
     /// after [`Schur::retire`].
     formed: bool,
     /// The point the kept B and C were formed at: J's values, ρ, δ and the free sets.
     kept: Kept,
+    /// Counts the sets of J's values announced by [`Schur::jac_blocks`] and [`Schur::reform`]:
+    /// what U and B take from J's values and ρ alone is kept for the Newton systems of one set
+    /// (one subproblem: they change δ and the free sets only), see [`ValuesKey`].
+    generation: u64,
+    /// The values U's runs and B's [`FromJ`] were last computed for.
+    u_key: Option<ValuesKey>,
+    b_key: Option<ValuesKey>,
+    /// What the augmented form's assembly takes from J's values alone.
+    from_j: FromJ,
     // workspaces
     t: Vec<f64>,
     t2: Vec<f64>,
@@ -164,8 +189,19 @@ enum BForm {
         /// The unknown of every kept row (n_l + its rank among them; below the dimension of
         /// the factored matrix), and the dimension plus e for the e-th eliminated row.
         row_unknown: Vec<u32>,
-        elim: Eliminated,
+        elim: Box<Eliminated>,
     },
+}
+
+/// The entries of [`BForm::Augmented`]'s matrix at J's values, before δ and the free sets:
+/// computed once per set of values, so that a Newton system's assembly reads these lists
+/// rather than all of J (on the TIMIT shape 0.8 M entries of 6.47 M).
+#[derive(Default)]
+struct FromJ {
+    /// The entries in a single-entry lifted column: (row, column, J²).
+    single: Vec<(u32, u32, f64)>,
+    /// The entries with a slot in the matrix: (row, column, slot, J).
+    slotted: Vec<(u32, u32, u32, f64)>,
 }
 
 /// The rows of [`BForm::Augmented`] eliminated in closed form: each has an entry in a lifted
@@ -186,9 +222,12 @@ struct Eliminated {
     /// J at each of these entries at the kept point, 0 where the row or the column is not
     /// free.
     val: Vec<f64>,
+    /// The column of each, and J there at the values of the last assembly (free or not).
+    col: Vec<u32>,
+    raw: Vec<f64>,
     /// For each: its range in `pairs`.
     pair_ptr: Vec<usize>,
-    /// (slot, entry p, entry q) with p ≤ q: J[p] J[q]/|a_i| adds to the slot.
+    /// (slot, a, b) with a ≤ b indices into `val`: val[a] val[b]/|a_i| adds to the slot.
     pairs: Vec<(u32, u32, u32)>,
     /// a_i at the kept point, by eliminated row.
     pivot: Vec<f64>,
@@ -309,8 +348,15 @@ impl Schur {
             fam,
             jb,
             c_factor: Mat::zeros(n_theta, n_theta),
+            c_inv: Mat::zeros(0, 0),
+            learnt_p: Vec::new(),
+            learnt_q: Vec::new(),
             formed: false,
             kept: Kept::default(),
+            generation: 0,
+            u_key: None,
+            b_key: None,
+            from_j: FromJ::default(),
             t: vec![0.0; m],
             t2: vec![0.0; m],
             w: vec![0.0; n_theta],
@@ -424,7 +470,7 @@ impl Schur {
         entries.extend((0..dim).map(|k| (k, k)));
         let mut entry_slot = vec![THETA; jac.col_idx.len()];
         // entry_slot holds the index into `entries` until the analysis gives the slots
-        let mut elim = Eliminated::default();
+        let mut elim = Box::<Eliminated>::default();
         let mut pair_index: std::collections::HashMap<(u32, u32), u32> =
             std::collections::HashMap::new();
         let mut pair_entries: Vec<(u32, u32, u32)> = Vec::new();
@@ -458,7 +504,7 @@ impl Schur {
             }
             for a in first..elim.cols.len() {
                 for b in a..elim.cols.len() {
-                    let ((p, ca), (q, cb)) = (elim.cols[a], elim.cols[b]);
+                    let ((_, ca), (_, cb)) = (elim.cols[a], elim.cols[b]);
                     let key = (ca.min(cb), ca.max(cb));
                     let e = if ca == cb {
                         ca
@@ -468,7 +514,7 @@ impl Schur {
                             (entries.len() - 1) as u32
                         })
                     };
-                    pair_entries.push((e, p, q));
+                    pair_entries.push((e, a as u32, b as u32));
                 }
             }
             elim.rows.push(i as u32);
@@ -488,6 +534,12 @@ impl Schur {
             .collect();
         elim.pivot = vec![0.0; elim.rows.len()];
         elim.val = vec![0.0; elim.cols.len()];
+        elim.raw = vec![0.0; elim.cols.len()];
+        elim.col = elim
+            .cols
+            .iter()
+            .map(|&(p, _)| jac.col_idx[p as usize] as u32)
+            .collect();
         let diag_slot = slots[..dim].to_vec();
         Ok((
             b,
@@ -515,6 +567,7 @@ impl Schur {
 
     /// Assembles and factors B at `k`.
     fn factor_b(&mut self, k: At<'_>) -> Result<(), LdlError> {
+        let key = self.values_key(k);
         let vals = self.b.values_mut();
         vals.iter_mut().for_each(|v| *v = 0.0);
         match &mut self.form {
@@ -546,7 +599,24 @@ impl Schur {
                 row_unknown,
                 elim,
             } => {
+                let from_j = &mut self.from_j;
                 let dim = diag_slot.len();
+                if self.b_key != Some(key) {
+                    from_j.single.clear();
+                    from_j.slotted.clear();
+                    for (p, &slot) in entry_slot.iter().enumerate() {
+                        let (i, c, j) = (self.row_of[p], self.col_idx[p], k.jac[p]);
+                        match slot {
+                            THETA | ELIMINATED => {}
+                            SINGLE => from_j.single.push((i, c, j * j)),
+                            _ => from_j.slotted.push((i, c, slot, j)),
+                        }
+                    }
+                    for (r, &(q, _)) in elim.raw.iter_mut().zip(&elim.cols) {
+                        *r = k.jac[q as usize];
+                    }
+                    self.b_key = Some(key);
+                }
                 for c in 0..*n_l {
                     vals[diag_slot[c]] = k.rho;
                 }
@@ -562,48 +632,47 @@ impl Schur {
                     }
                 }
                 let inv_rho = 1.0 / k.rho;
-                for (p, &slot) in entry_slot.iter().enumerate() {
-                    let i = self.row_of[p] as usize;
-                    if slot == THETA
-                        || slot == ELIMINATED
-                        || !k.free_y[i]
-                        || !k.free_s[self.col_idx[p] as usize]
-                    {
+                for &(i, c, j2) in &from_j.single {
+                    if !k.free_y[i as usize] || !k.free_s[c as usize] {
                         continue;
                     }
-                    if slot == SINGLE {
-                        let u = row_unknown[i] as usize;
-                        let d = k.jac[p] * k.jac[p] * inv_rho;
-                        if u < dim {
-                            vals[diag_slot[u]] -= d;
-                        } else {
-                            elim.pivot[u - dim] -= d;
-                        }
+                    let u = row_unknown[i as usize] as usize;
+                    let d = j2 * inv_rho;
+                    if u < dim {
+                        vals[diag_slot[u]] -= d;
                     } else {
-                        vals[slot as usize] = k.jac[p];
+                        elim.pivot[u - dim] -= d;
+                    }
+                }
+                for &(i, c, slot, j) in &from_j.slotted {
+                    if k.free_y[i as usize] && k.free_s[c as usize] {
+                        vals[slot as usize] = j;
                     }
                 }
                 // eliminating a free row adds J_p J_q/|a_i| between its columns
                 for (e, &i) in elim.rows.iter().enumerate() {
                     let range = elim.ptr[e]..elim.ptr[e + 1];
-                    for (v, &(q, _)) in elim.val[range.clone()].iter_mut().zip(&elim.cols[range]) {
-                        let free =
-                            k.free_y[i as usize] && k.free_s[self.col_idx[q as usize] as usize];
-                        *v = if free { k.jac[q as usize] } else { 0.0 };
+                    let free_row = k.free_y[i as usize];
+                    for ((v, &c), &j) in elim.val[range.clone()]
+                        .iter_mut()
+                        .zip(&elim.col[range.clone()])
+                        .zip(&elim.raw[range])
+                    {
+                        *v = if free_row && k.free_s[c as usize] {
+                            j
+                        } else {
+                            0.0
+                        };
                     }
-                    if !k.free_y[i as usize] {
+                    if !free_row {
                         continue;
                     }
                     let w = -1.0 / elim.pivot[e];
-                    for &(slot, p, q) in &elim.pairs[elim.pair_ptr[e]..elim.pair_ptr[e + 1]] {
-                        let (p, q) = (p as usize, q as usize);
-                        if k.free_s[self.col_idx[p] as usize] && k.free_s[self.col_idx[q] as usize]
-                        {
-                            vals[slot as usize] += k.jac[p] * k.jac[q] * w;
-                        }
+                    for &(slot, a, b) in &elim.pairs[elim.pair_ptr[e]..elim.pair_ptr[e + 1]] {
+                        vals[slot as usize] += elim.val[a as usize] * elim.val[b as usize] * w;
                     }
                 }
-                self.fam.find(k, &self.u, elim, &self.col_idx, self.m / 2);
+                self.fam.find(k, &self.u, elim, self.m / 2);
             }
         }
         self.b.factor()
@@ -1011,6 +1080,7 @@ impl Schur {
     /// Forms B and C at the given point and keeps them, with the point, as the preconditioner.
     pub fn reform(&mut self, kept: Kept) -> Result<(), LdlError> {
         self.formed = false;
+        self.generation += 1;
         // the old point's copy of J goes first
         self.kept = Kept::default();
         self.compact_u(kept.at());
@@ -1063,8 +1133,10 @@ impl Schur {
         let mut ratio = u_g / dot(&r, &r).sqrt().max(f64::MIN_POSITIVE);
         let mut converged = u_g <= target;
         let mut iterations = 0;
+        self.learnt_p.clear();
+        self.learnt_q.clear();
         if !converged {
-            self.c_tilde_solve(&r, &mut z);
+            self.c_inv_mul(&r, &mut z);
             let mut p = z.clone();
             let mut rz = dot(&r, &z);
             while iterations < max {
@@ -1078,6 +1150,9 @@ impl Schur {
                 if !(pq > 0.0 && rz > 0.0) {
                     break;
                 }
+                let scale = pq.sqrt().recip();
+                self.learnt_p.extend(p.iter().map(|v| v * scale));
+                self.learnt_q.extend(q.iter().map(|v| v * scale));
                 let alpha = rz / pq;
                 for k in 0..nt {
                     w[k] += alpha * p[k];
@@ -1094,7 +1169,7 @@ impl Schur {
                         break;
                     }
                 }
-                self.c_tilde_solve(&r, &mut z);
+                self.c_inv_mul(&r, &mut z);
                 let rz_next = dot(&r, &z);
                 let beta = rz_next / rz;
                 rz = rz_next;
@@ -1102,6 +1177,9 @@ impl Schur {
                     p[k] = z[k] + beta * p[k];
                 }
             }
+        }
+        if converged {
+            self.learn();
         }
         // d = B⁻¹ b − B⁻¹ U w
         self.u_mul(&w);
@@ -1258,6 +1336,7 @@ impl Schur {
 
     /// Finds the blocks of J's products at `jac`'s values (its pattern this one's).
     pub fn jac_blocks(&mut self, jac: &SparseRows) {
+        self.generation += 1;
         if let BForm::Augmented { elim, .. } = &self.form {
             self.jb.find(
                 jac,
@@ -1358,23 +1437,27 @@ impl Schur {
         sum.max(0.0).sqrt()
     }
 
-    /// z = C̃⁻¹ r with the kept C̃.
-    fn c_tilde_solve(&self, r: &[f64], z: &mut [f64]) {
-        z.copy_from_slice(r);
-        llt_solve::solve_in_place_with_conj(
-            self.c_factor.as_ref(),
-            Conj::No,
-            MatMut::from_column_major_slice_mut(z, self.n_theta, 1),
-            Par::Seq,
-            MemStack::new(&mut []),
-        );
-    }
-
     /// U at `k` (free rows, free θ columns), by runs of rows: what [`Schur::apply`] and
     /// [`Schur::solve_through_c`] multiply by.
     fn compact_u(&mut self, k: At<'_>) {
-        self.u
-            .compact(k, &self.theta_ptr, &self.theta_entries, self.n_theta);
+        let key = self.values_key(k);
+        if self.u_key == Some(key) {
+            self.u.set_free(k, self.n_theta);
+        } else {
+            self.u
+                .compact(k, &self.theta_ptr, &self.theta_entries, self.n_theta);
+            self.u_key = Some(key);
+        }
+    }
+
+    /// The [`ValuesKey`] of a point.
+    fn values_key(&self, k: At<'_>) -> ValuesKey {
+        (
+            self.generation,
+            k.jac.as_ptr() as usize,
+            k.jac.len(),
+            k.rho.to_bits(),
+        )
     }
 
     /// The point the kept preconditioner was formed at.
@@ -1393,8 +1476,144 @@ impl Schur {
             Default::default(),
         )
         .map_err(|_| LdlError::Pivot(0))?;
+        if self.exact_b() {
+            let nt = self.n_theta;
+            let mut inv = Mat::<f64>::identity(nt, nt);
+            llt_solve::solve_in_place_with_conj(
+                self.c_factor.as_ref(),
+                Conj::No,
+                inv.as_mut(),
+                Par::Seq,
+                MemStack::new(&mut []),
+            );
+            self.c_inv = inv;
+        }
         self.formed = true;
         Ok(())
+    }
+
+    /// z = H r with the preconditioner H of the conjugate gradients on C.
+    fn c_inv_mul(&self, r: &[f64], z: &mut [f64]) {
+        let nt = self.n_theta;
+        matmul(
+            MatMut::from_column_major_slice_mut(z, nt, 1),
+            Accum::Replace,
+            self.c_inv.as_ref(),
+            MatRef::from_column_major_slice(r, nt, 1),
+            1.0,
+            Par::Seq,
+        );
+    }
+
+    /// Updates H with what the last solve learnt of C: its k search directions S (C-conjugate,
+    /// scaled to Sᵀ C S ≈ I) and their products Y = C S. The block BFGS update of an inverse,
+    /// H ← (I − S Λ⁻¹ Yᵀ) H (I − Y Λ⁻¹ Sᵀ) + S Λ⁻¹ Sᵀ with Λ = Sᵀ Y, makes H Y = S: on the
+    /// directions the conjugate gradients had to explore, H is C⁻¹ of this system, and the
+    /// next system's C (another δ, a few rows freed or held, or the next subproblem's J)
+    /// differs from it by little there. H stays symmetric positive definite (Λ is). With
+    /// A = S Λ⁻¹, Z = H Y and G = A (Λ + Yᵀ Z)/2 − Z, the update is H ← H + G Aᵀ + A Gᵀ, two
+    /// products of n_θ × k by k × n_θ. Skipped when Λ is not numerically positive definite.
+    fn learn(&mut self) {
+        let nt = self.n_theta;
+        let k = self.learnt_p.len() / nt.max(1);
+        if k == 0 || self.c_inv.nrows() != nt {
+            return;
+        }
+        let s = MatRef::from_column_major_slice(&self.learnt_p, nt, k);
+        let y = MatRef::from_column_major_slice(&self.learnt_q, nt, k);
+        // Λ = Sᵀ Y, symmetrized; W = Λ⁻¹ through its Cholesky factor
+        let mut lambda = Mat::<f64>::zeros(k, k);
+        matmul(
+            lambda.as_mut(),
+            Accum::Replace,
+            s.transpose(),
+            y,
+            1.0,
+            Par::Seq,
+        );
+        let lambda = Mat::from_fn(k, k, |a, b| 0.5 * (lambda[(a, b)] + lambda[(b, a)]));
+        let mut chol = lambda.clone();
+        let mut stack = MemBuffer::new(llt_factor::cholesky_in_place_scratch::<f64>(
+            k,
+            Par::Seq,
+            Default::default(),
+        ));
+        if llt_factor::cholesky_in_place(
+            chol.as_mut(),
+            Default::default(),
+            Par::Seq,
+            MemStack::new(&mut stack),
+            Default::default(),
+        )
+        .is_err()
+        {
+            return;
+        }
+        // a well-conditioned Λ only: the directions' conjugacy lost to rounding makes it nearly
+        // singular, and its inverse would then amplify the rounding of Y
+        let diag: Vec<f64> = (0..k).map(|i| chol[(i, i)]).collect();
+        let (lo, hi) = diag.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &d| {
+            (lo.min(d), hi.max(d))
+        });
+        if !(lo > 0.0 && hi / lo < LEARN_MAX_CONDITION.sqrt()) {
+            return;
+        }
+        // Aᵀ = Λ⁻¹ Sᵀ
+        let mut at = s.transpose().to_owned();
+        llt_solve::solve_in_place_with_conj(
+            chol.as_ref(),
+            Conj::No,
+            at.as_mut(),
+            Par::Seq,
+            MemStack::new(&mut []),
+        );
+        let mut z = Mat::<f64>::zeros(nt, k);
+        matmul(
+            z.as_mut(),
+            Accum::Replace,
+            self.c_inv.as_ref(),
+            y,
+            1.0,
+            Par::Seq,
+        );
+        // M = (Λ + Yᵀ Z)/2, G = A M − Z
+        let mut m = Mat::<f64>::zeros(k, k);
+        matmul(
+            m.as_mut(),
+            Accum::Replace,
+            y.transpose(),
+            z.as_ref(),
+            1.0,
+            Par::Seq,
+        );
+        let m = Mat::from_fn(k, k, |a, b| {
+            0.25 * (m[(a, b)] + m[(b, a)]) + 0.5 * lambda[(a, b)]
+        });
+        let mut g = -z;
+        matmul(
+            g.as_mut(),
+            Accum::Add,
+            at.transpose(),
+            m.as_ref(),
+            1.0,
+            Par::Seq,
+        );
+        matmul(
+            self.c_inv.as_mut(),
+            Accum::Add,
+            g.as_ref(),
+            at.as_ref(),
+            1.0,
+            Par::Seq,
+        );
+        matmul(
+            self.c_inv.as_mut(),
+            Accum::Add,
+            at.transpose(),
+            g.transpose(),
+            1.0,
+            Par::Seq,
+        );
     }
 
     /// Solves with B in place: in `t` (`first`) or in `t2`.
@@ -1633,11 +1852,12 @@ impl Families {
 
     /// The families and blocks at `k` (U compacted there, `elim`'s values and pivots set),
     /// and the runs outside them.
-    fn find(&mut self, k: At<'_>, u: &URows, elim: &Eliminated, col_idx: &[u32], mid: usize) {
+    fn find(&mut self, k: At<'_>, u: &URows, elim: &Eliminated, mid: usize) {
         self.fams.clear();
         self.blocks.clear();
         self.rest.clear();
         let mut index: std::collections::HashMap<u64, Vec<u32>> = Default::default();
+        let mut last: Option<usize> = None;
         for (gi, g) in u.groups.iter().enumerate() {
             let runs = &u.runs[u.group_runs[gi] as usize..u.group_runs[gi + 1] as usize];
             let e0 = self.first_elim[gi] as usize;
@@ -1645,21 +1865,14 @@ impl Families {
             let block = self.first_elim[gi] != NO_BLOCK
                 && runs.len() == 1
                 && k.free_y[rows.clone()].iter().all(|&f| f)
-                && elim.cols[elim.ptr[e0]..elim.ptr[e0 + rows.len()]]
+                && elim.col[elim.ptr[e0]..elim.ptr[e0 + rows.len()]]
                     .iter()
-                    .all(|&(q, _)| k.free_s[col_idx[q as usize] as usize]);
+                    .all(|&c| k.free_s[c as usize]);
             if !block {
                 self.rest.extend_from_slice(runs);
                 continue;
             }
             let this = Families::shape(u, elim, gi, e0);
-            // a hash of the shape's numbers picks the candidates, compared in full
-            let words = (this.base.iter().chain(this.stride).map(|&x| x as u64))
-                .chain(this.v.iter().chain(this.pivot).map(|x| x.to_bits()));
-            let h = hash_words(
-                (this.rows as u64) << 32 | (this.e as u64) << 16 | this.n_c as u64,
-                words,
-            );
             let same = |f: &Family| {
                 let other = Families::shape(u, elim, f.group as usize, f.e0 as usize);
                 (other.rows, other.e, other.n_c) == (this.rows, this.e, this.n_c)
@@ -1668,20 +1881,35 @@ impl Families {
                     && other.v == this.v
                     && other.pivot == this.pivot
             };
-            let list = index.entry(h).or_default();
-            let fam = match list.iter().find(|&&f| same(&self.fams[f as usize])) {
-                Some(&f) => f as usize,
+            // the last block's family first (consecutive blocks share one: on the TIMIT shape
+            // all 6,174 do); else a hash of the shape's numbers picks the candidates, compared
+            // in full
+            let fam = match last.filter(|&f| same(&self.fams[f])) {
+                Some(f) => f,
                 None => {
-                    list.push(self.fams.len() as u32);
-                    self.fams.push(Family {
-                        group: gi as u32,
-                        e0: e0 as u32,
-                        n_c: this.n_c,
-                        g2: vec![0.0; this.e * this.e],
-                    });
-                    self.fams.len() - 1
+                    let words = (this.base.iter().chain(this.stride).map(|&x| x as u64))
+                        .chain(this.v.iter().chain(this.pivot).map(|x| x.to_bits()));
+                    let h = hash_words(
+                        (this.rows as u64) << 32 | (this.e as u64) << 16 | this.n_c as u64,
+                        words,
+                    );
+                    let list = index.entry(h).or_default();
+                    match list.iter().find(|&&f| same(&self.fams[f as usize])) {
+                        Some(&f) => f as usize,
+                        None => {
+                            list.push(self.fams.len() as u32);
+                            self.fams.push(Family {
+                                group: gi as u32,
+                                e0: e0 as u32,
+                                n_c: this.n_c,
+                                g2: vec![0.0; this.e * this.e],
+                            });
+                            self.fams.len() - 1
+                        }
+                    }
                 }
             };
+            last = Some(fam);
             let run = runs[0];
             let gv = &u.vals[run.val as usize..run.val as usize + this.e];
             let g2 = &mut self.fams[fam].g2;
@@ -1793,6 +2021,7 @@ impl JacBlocks {
         self.cols.clear();
         let mut in_block = vec![false; m];
         let mut index: std::collections::HashMap<u64, Vec<u32>> = Default::default();
+        let mut last: Option<u32> = None;
         for (gi, grp) in u.groups.iter().enumerate() {
             let e0 = fam.first_elim[gi] as usize;
             if fam.first_elim[gi] == NO_BLOCK {
@@ -1817,9 +2046,6 @@ impl JacBlocks {
                 .iter()
                 .map(|&p| vals[p as usize])
                 .collect();
-            let words = (base.iter().chain(stride).map(|&x| x as u64))
-                .chain(v.iter().chain(&own).map(|x| x.to_bits()));
-            let h = hash_words((rows as u64) << 32 | (e as u64) << 16 | n_c as u64, words);
             let same = |f: &JacFamily| {
                 (f.rows, f.e, f.n_c) == (rows, e, n_c)
                     && f.base == base
@@ -1827,23 +2053,33 @@ impl JacBlocks {
                     && f.v == v
                     && f.own == own
             };
-            let list = index.entry(h).or_default();
-            let fi = match list.iter().find(|&&f| same(&self.fams[f as usize])) {
-                Some(&f) => f,
+            // the last block's family first, as in [`Families::find`]
+            let fi = match last.filter(|&f| same(&self.fams[f as usize])) {
+                Some(f) => f,
                 None => {
-                    list.push(self.fams.len() as u32);
-                    self.fams.push(JacFamily {
-                        rows,
-                        e,
-                        n_c,
-                        base: base.to_vec(),
-                        stride: stride.to_vec(),
-                        v,
-                        own,
-                    });
-                    (self.fams.len() - 1) as u32
+                    let words = (base.iter().chain(stride).map(|&x| x as u64))
+                        .chain(v.iter().chain(&own).map(|x| x.to_bits()));
+                    let h = hash_words((rows as u64) << 32 | (e as u64) << 16 | n_c as u64, words);
+                    let list = index.entry(h).or_default();
+                    match list.iter().find(|&&f| same(&self.fams[f as usize])) {
+                        Some(&f) => f,
+                        None => {
+                            list.push(self.fams.len() as u32);
+                            self.fams.push(JacFamily {
+                                rows,
+                                e,
+                                n_c,
+                                base: base.to_vec(),
+                                stride: stride.to_vec(),
+                                v,
+                                own,
+                            });
+                            (self.fams.len() - 1) as u32
+                        }
+                    }
                 }
             };
+            last = Some(fi);
             let at = self.blocks.len();
             self.g.extend((0..e).map(|b| theta_val(0, b)));
             self.cols.extend(
@@ -2116,6 +2352,11 @@ impl URows {
         }
         self.group_runs.push(self.runs.len() as u32);
         self.half_run = self.half_run.min(self.runs.len());
+        self.set_free(k, n_theta);
+    }
+
+    /// The free rows and θ columns at `k` (the runs depend on J's values and ρ alone).
+    fn set_free(&mut self, k: At<'_>, n_theta: usize) {
         self.free_row.clear();
         self.free_row.extend_from_slice(k.free_y);
         self.free_col.clear();
@@ -2408,6 +2649,112 @@ mod tests {
         }
         assert!(iterations[0] > 1, "{iterations:?}");
         assert!(iterations[1] <= 1, "{iterations:?}");
+    }
+
+    /// The conjugate gradients on C learn it: after a solve with a C̃ kept from another point,
+    /// H maps each explored C p to p (H Y = S), stays symmetric, and the same system again
+    /// converges at once (without the update the first check fails).
+    #[test]
+    fn the_conjugate_gradients_on_c_learn_c_from_their_directions() {
+        let j = rnn_jac(40);
+        let (m, n_theta) = (j.nrows(), 21);
+        let old = Kept {
+            jac: j.values.iter().map(|v| 0.7 * v).collect(),
+            rho: 0.2,
+            delta: 1e-2,
+            free_s: vec![true; j.ncols],
+            free_y: vec![true; m],
+        };
+        let mut free_y = vec![true; m];
+        free_y[5 * 7 + 4] = false;
+        let now = kept_at(&j, vec![true; j.ncols], free_y.clone());
+        let b = rhs_on_free(&free_y);
+        let norm_b = dot(&b, &b).sqrt();
+        let mut s = Schur::new(&j, n_theta, true).unwrap();
+        s.reform(old).unwrap();
+        s.factor_at(now.at()).unwrap();
+        let mut d = vec![0.0; m];
+        let (converged, first) = s.solve_through_c(&free_y, &b, &mut d, 1e-12 * norm_b, 50);
+        assert!(converged && first > 3, "{first} iterations");
+        let k = s.learnt_p.len() / n_theta;
+        assert_eq!(k, first);
+        for c in 0..k {
+            let (p, q) = (
+                &s.learnt_p[c * n_theta..(c + 1) * n_theta],
+                &s.learnt_q[c * n_theta..(c + 1) * n_theta],
+            );
+            let mut hq = vec![0.0; n_theta];
+            s.c_inv_mul(q, &mut hq);
+            for (a, b) in hq.iter().zip(p) {
+                assert!(
+                    (a - b).abs() < 1e-8 * (1.0 + b.abs()),
+                    "direction {c}: {a} {b}"
+                );
+            }
+        }
+        for a in 0..n_theta {
+            for b in 0..a {
+                let (x, y) = (s.c_inv[(a, b)], s.c_inv[(b, a)]);
+                assert!(
+                    (x - y).abs() <= 1e-12 * (1.0 + x.abs()),
+                    "({a}, {b}): {x} {y}"
+                );
+            }
+        }
+        let (converged, again) = s.solve_through_c(&free_y, &b, &mut d, 1e-12 * norm_b, 50);
+        assert!(converged && again <= 1, "{again} iterations after {first}");
+        let md = newton_matrix_times(&j, &now, &d);
+        for i in 0..m {
+            assert!((md[i] - b[i]).abs() < 1e-10, "row {i}: {} {}", md[i], b[i]);
+        }
+    }
+
+    /// What B and U take from J's values alone is kept across the Newton systems of one set
+    /// of values and recomputed for the next: at the same values with other free sets, and at
+    /// new values in the same buffer (announced by [`Schur::jac_blocks`]), the Newton system
+    /// is solved at its own point (with the kept parts of another set of values it is not).
+    #[test]
+    fn what_b_and_u_take_from_j_alone_follows_the_values() {
+        let mut j = rnn_jac(8);
+        let (m, n_theta) = (j.nrows(), 21);
+        let mut s = Schur::new(&j, n_theta, true).unwrap();
+        s.reform(kept_at(&j, vec![true; j.ncols], vec![true; m]))
+            .unwrap();
+        let solve_at = |s: &mut Schur, j: &SparseRows, free_s: Vec<bool>, free_y: Vec<bool>| {
+            let at = At {
+                jac: &j.values,
+                rho: 0.7,
+                delta: 1e-3,
+                free_s: &free_s,
+                free_y: &free_y,
+            };
+            s.factor_at(at).unwrap();
+            let b = rhs_on_free(&free_y);
+            let norm_b = dot(&b, &b).sqrt();
+            let mut d = vec![0.0; m];
+            let (converged, it) = s.solve_through_c(&free_y, &b, &mut d, 1e-12 * norm_b, 80);
+            assert!(converged, "{it} iterations");
+            let md = newton_matrix_times(j, &at.to_kept(), &d);
+            (0..m).map(|i| (md[i] - b[i]).abs()).fold(0.0, f64::max)
+        };
+        s.jac_blocks(&j);
+        let all = |n| vec![true; n];
+        assert!(solve_at(&mut s, &j, all(j.ncols), all(m)) < 1e-10);
+        let mut free_s = all(j.ncols);
+        free_s[n_theta + 3 * 7 + 1] = false;
+        let mut free_y = all(m);
+        free_y[2 * 7 + 3] = false;
+        free_y[4 * 7] = false;
+        assert!(solve_at(&mut s, &j, free_s.clone(), free_y.clone()) < 1e-10);
+        j.values
+            .iter_mut()
+            .enumerate()
+            .for_each(|(p, v)| *v *= 1.0 + 0.05 * (p % 7) as f64);
+        s.jac_blocks(&j);
+        assert!(solve_at(&mut s, &j, free_s.clone(), free_y.clone()) < 1e-10);
+        // the same buffer changed without a new set announced: the kept parts are stale
+        j.values.iter_mut().for_each(|v| *v *= 1.5);
+        assert!(solve_at(&mut s, &j, free_s, free_y) > 1e-6);
     }
 
     /// U by runs of rows gives U w, Uᵀ t and ‖U w‖ of U by rows: on a J whose rows read the
