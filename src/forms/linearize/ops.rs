@@ -284,18 +284,29 @@ impl Linearizer<'_> {
         let node = g.node(id);
         let mut parts = Vec::new();
         let mut work = std::mem::take(&mut self.work);
+        // the children's patterns and values, found once rather than per contribution
+        let children: Vec<(NodeId, &Csr, &[f64])> = match &node.op {
+            Op::Binary(_, a, b) | Op::MatMul(a, b) | Op::Dot(a, b) => vec![*a, *b],
+            Op::Reduce(_, a) => vec![*a],
+            _ => Vec::new(),
+        }
+        .into_iter()
+        .filter_map(|c| Some((c, self.pat.get(&c)?, self.vals.get(&c)?.as_slice())))
+        .collect();
+        let csr = &self.pat[&id];
         for e in 0..node.len() {
             self.contributions(id, e, &mut parts);
             for &(c, ce, w) in &parts {
                 if w == 0.0 {
                     continue;
                 }
-                let (cp, cv) = (&self.pat[&c], &self.vals[&c]);
+                let Some(&(_, cp, cv)) = children.iter().find(|x| x.0 == c) else {
+                    continue;
+                };
                 for p in cp.ptr[ce]..cp.ptr[ce + 1] {
                     work[cp.idx[p]] += w * cv[p];
                 }
             }
-            let csr = &self.pat[&id];
             for p in csr.ptr[e]..csr.ptr[e + 1] {
                 vals[p] = work[csr.idx[p]];
                 work[csr.idx[p]] = 0.0;
