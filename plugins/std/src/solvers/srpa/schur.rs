@@ -2265,6 +2265,33 @@ impl URun {
     }
 }
 
+/// w at the columns of a run's rows, row after row, kept for the next run at the same columns.
+#[derive(Default)]
+struct Packed {
+    key: Option<(u32, u32, u32)>,
+    w: Vec<f64>,
+}
+
+impl Packed {
+    fn gather(&mut self, u: &URows, run: &URun, wm: &[f64]) -> &[f64] {
+        let key = (run.pos, run.shift, run.rows);
+        if self.key != Some(key) {
+            let (base, stride, _) = run.positions(u);
+            self.w.clear();
+            for r in 0..run.rows as usize {
+                let row = run.shift as usize + r;
+                self.w.extend(
+                    base.iter()
+                        .zip(stride)
+                        .map(|(&b, &s)| wm[b as usize + row * s as usize]),
+                );
+            }
+            self.key = Some(key);
+        }
+        &self.w
+    }
+}
+
 impl URows {
     /// The groups of J's θ entries (`theta_ptr`, `theta_entries`: J's entries in θ columns by
     /// row; `col_idx`: J's columns).
@@ -2274,6 +2301,8 @@ impl URows {
         let count = |i: usize| theta_ptr[i + 1] - theta_ptr[i];
         let col = |i: usize, kk: usize| col_idx[theta_entries[theta_ptr[i] + kk] as usize];
         let mut u = URows::default();
+        // the last positions of each length
+        let mut same_pos: HashMap<usize, usize> = HashMap::new();
         let mut i = 0;
         while i < m {
             let e = count(i);
@@ -2302,6 +2331,23 @@ impl URows {
             } else {
                 u.stride.extend(std::iter::repeat_n(0, e));
             }
+            // groups with the same columns and strides share them (on the TIMIT shape every
+            // step's hidden rows, and every step's output rows): the passes over U gather each
+            // shared set of columns once ([`URows::mul_runs`], [`URows::tmul`])
+            let pos = match same_pos.get(&e).copied().filter(|&q| {
+                u.base[q..q + e] == u.base[pos..pos + e]
+                    && u.stride[q..q + e] == u.stride[pos..pos + e]
+            }) {
+                Some(q) => {
+                    u.base.truncate(pos);
+                    u.stride.truncate(pos);
+                    q
+                }
+                None => {
+                    same_pos.insert(e, pos);
+                    pos
+                }
+            };
             u.groups.push(URowGroup {
                 row0: i as u32,
                 rows: rows as u32,
@@ -2386,18 +2432,21 @@ impl URows {
     /// out = (U w) on the rows of the given runs (rows from `first` in `out`), `wm` the
     /// masked w; the other rows of `out` are left as they are.
     fn mul_runs(&self, runs: &[URun], wm: &[f64], out: &mut [f64], first: usize) {
+        let mut packed = Packed::default();
         for run in runs {
             let rows = run.rows();
             let o = &mut out[rows.start - first..rows.end - first];
             if run.rows < run.e {
                 // few rows of many positions (the TIMIT shape's hidden rows: 2 of 132): row by
-                // row, each one pass over its positions (the same sums in the same order)
-                let (base, stride, vals) = run.positions(self);
+                // row, each one pass over its positions (the same sums in the same order), with
+                // w at the rows' columns gathered once for all runs at the same columns
+                let vals = run.positions(self).2;
+                let e = run.e as usize;
+                let w = packed.gather(self, run, wm);
                 for (r, o) in o.iter_mut().enumerate() {
-                    let row = run.shift as usize + r;
                     let mut acc = 0.0;
-                    for ((&b, &s), v) in base.iter().zip(stride).zip(vals) {
-                        acc += v * wm[b as usize + row * s as usize];
+                    for (v, x) in vals.iter().zip(&w[r * e..(r + 1) * e]) {
+                        acc += v * x;
                     }
                     *o = acc;
                 }
@@ -2421,20 +2470,32 @@ impl URows {
     /// acc += (Uᵀ t) over the given runs (θ columns that are not free included: the caller
     /// zeroes them).
     fn tmul(&self, runs: &[URun], t: &[f64], acc: &mut [f64]) {
+        // the runs of few rows add into their rows' columns packed (one sum per set of
+        // columns, added to `acc` at the end)
+        let mut sums: Vec<((u32, u32, u32), Vec<f64>)> = Vec::new();
         for run in runs {
             let rows = run.rows();
             let (t, free) = (&t[rows.clone()], &self.free_row[rows]);
             if run.rows < run.e {
                 // row by row, as in `mul_runs` (the same terms; in another order only where
-                // two rows of the run share a column, not on the TIMIT shape)
-                let (base, stride, vals) = run.positions(self);
+                // two sets of rows share a column, not on the TIMIT shape)
+                let vals = run.positions(self).2;
+                let e = run.e as usize;
+                let key = (run.pos, run.shift, run.rows);
+                let at = match sums.iter().position(|s| s.0 == key) {
+                    Some(at) => at,
+                    None => {
+                        sums.push((key, vec![0.0; e * run.rows as usize]));
+                        sums.len() - 1
+                    }
+                };
+                let sum = &mut sums[at].1;
                 for (r, (&ti, &f)) in t.iter().zip(free).enumerate() {
                     if !(f && ti != 0.0) {
                         continue;
                     }
-                    let row = run.shift as usize + r;
-                    for ((&b, &s), v) in base.iter().zip(stride).zip(vals) {
-                        acc[b as usize + row * s as usize] += v * ti;
+                    for (s, v) in sum[r * e..(r + 1) * e].iter_mut().zip(vals) {
+                        *s += v * ti;
                     }
                 }
                 continue;
@@ -2445,6 +2506,17 @@ impl URows {
                     if f && ti != 0.0 {
                         acc[b + r * s] += v * ti;
                     }
+                }
+            }
+        }
+        for ((pos, shift, rows), sum) in &sums {
+            let e = sum.len() / *rows as usize;
+            let at = *pos as usize;
+            let (base, stride) = (&self.base[at..at + e], &self.stride[at..at + e]);
+            for r in 0..*rows as usize {
+                let row = *shift as usize + r;
+                for ((&b, &s), v) in base.iter().zip(stride).zip(&sum[r * e..(r + 1) * e]) {
+                    acc[b as usize + row * s as usize] += v;
                 }
             }
         }
@@ -2762,7 +2834,7 @@ mod tests {
     /// and elsewhere not, some rows and θ columns not free.
     #[test]
     fn u_by_runs_of_rows_multiplies_as_u_by_rows() {
-        let (n_theta, m) = (12, 11);
+        let (n_theta, m) = (12, 14);
         let mut j = SparseRows {
             ncols: n_theta + m,
             row_ptr: vec![0],
@@ -2770,16 +2842,20 @@ mod tests {
         };
         for i in 0..m {
             // rows 0..4: columns 2i, 2i+1 and 8 + i, values repeated on rows 0..3 (a run) and
-            // changed at row 3; rows 4..7: every θ column; rows 7..: columns i − 7, i − 6
+            // changed at row 3; rows 4..7: every θ column; rows 7..11: columns i − 7, i − 6;
+            // rows 11..14: every θ column again (a group at the columns of rows 4..7), values
+            // repeated on rows 11 and 12 (a run of fewer rows than columns)
             let cols: Vec<usize> = match i {
                 0..4 => vec![2 * i, 2 * i + 1, 8 + i],
-                4..7 => (0..n_theta).collect(),
+                4..7 | 11.. => (0..n_theta).collect(),
                 _ => vec![i - 7, i - 6],
             };
             for (kk, c) in cols.into_iter().enumerate() {
                 j.col_idx.push(c);
                 let v = if i < 3 {
                     0.5 + kk as f64
+                } else if i == 11 || i == 12 {
+                    (kk as f64 * 0.4).cos()
                 } else {
                     ((i * 7 + kk * 3) as f64).sin()
                 };
@@ -2806,6 +2882,15 @@ mod tests {
         assert!(
             s.u.runs.iter().any(|r| r.rows == 3),
             "rows 0..3 make one run"
+        );
+        assert!(
+            s.u.runs.iter().any(|r| r.rows == 2 && r.e == 12),
+            "rows 11, 12 make one run"
+        );
+        let shared: Vec<u32> = s.u.groups.iter().filter(|g| g.e == 12).map(|g| g.pos).collect();
+        assert!(
+            shared.len() == 2 && shared[0] == shared[1],
+            "rows 4..7 and 11..14 share their columns: {shared:?}"
         );
         // U by rows
         let u = |i: usize, c: usize| -> f64 {
