@@ -2887,7 +2887,12 @@ mod tests {
             s.u.runs.iter().any(|r| r.rows == 2 && r.e == 12),
             "rows 11, 12 make one run"
         );
-        let shared: Vec<u32> = s.u.groups.iter().filter(|g| g.e == 12).map(|g| g.pos).collect();
+        let shared: Vec<u32> =
+            s.u.groups
+                .iter()
+                .filter(|g| g.e == 12)
+                .map(|g| g.pos)
+                .collect();
         assert!(
             shared.len() == 2 && shared[0] == shared[1],
             "rows 4..7 and 11..14 share their columns: {shared:?}"
