@@ -189,6 +189,8 @@ enum BForm {
         /// The unknown of every kept row (n_l + its rank among them; below the dimension of
         /// the factored matrix), and the dimension plus e for the e-th eliminated row.
         row_unknown: Vec<u32>,
+        /// The rows that are unknowns of the factored matrix: (row, unknown).
+        kept_rows: Vec<(u32, u32)>,
         elim: Box<Eliminated>,
     },
 }
@@ -541,6 +543,12 @@ impl Schur {
             .map(|&(p, _)| jac.col_idx[p as usize] as u32)
             .collect();
         let diag_slot = slots[..dim].to_vec();
+        let kept_rows = row_unknown
+            .iter()
+            .enumerate()
+            .filter(|&(_, &u)| (u as usize) < dim)
+            .map(|(i, &u)| (i as u32, u))
+            .collect();
         Ok((
             b,
             BForm::Augmented {
@@ -548,6 +556,7 @@ impl Schur {
                 diag_slot,
                 entry_slot,
                 row_unknown,
+                kept_rows,
                 elim,
             },
         ))
@@ -597,6 +606,7 @@ impl Schur {
                 diag_slot,
                 entry_slot,
                 row_unknown,
+                kept_rows,
                 elim,
             } => {
                 let from_j = &mut self.from_j;
@@ -622,14 +632,12 @@ impl Schur {
                 }
                 // every row's pivot −δ (−1 where it is not free), in the matrix or, for an
                 // eliminated row, in `elim.pivot`; then −J²/ρ for its single-entry columns
-                for i in 0..self.m {
-                    let u = row_unknown[i] as usize;
-                    let a = if k.free_y[i] { -k.delta } else { -1.0 };
-                    if u < dim {
-                        vals[diag_slot[u]] = a;
-                    } else {
-                        elim.pivot[u - dim] = a;
-                    }
+                let pivot = |i: u32| if k.free_y[i as usize] { -k.delta } else { -1.0 };
+                for &(i, u) in kept_rows.iter() {
+                    vals[diag_slot[u as usize]] = pivot(i);
+                }
+                for (a, &i) in elim.pivot.iter_mut().zip(&elim.rows) {
+                    *a = pivot(i);
                 }
                 let inv_rho = 1.0 / k.rho;
                 for &(i, c, j2) in &from_j.single {
@@ -1623,18 +1631,15 @@ impl Schur {
             BForm::Rows { .. } => self.b.solve(t),
             BForm::Augmented {
                 n_l,
-                diag_slot,
-                row_unknown,
+                kept_rows,
                 elim,
                 ..
             } => {
                 // (x, d) of [[ρI, J_Lᵀ], [J_L, −δI]] (x, d) = (0, −t): d = B⁻¹ t
-                let (dim, aug) = (diag_slot.len(), &mut self.aug);
+                let aug = &mut self.aug;
                 aug[..*n_l].iter_mut().for_each(|v| *v = 0.0);
-                for (i, &u) in row_unknown.iter().enumerate() {
-                    if (u as usize) < dim {
-                        aug[u as usize] = -t[i];
-                    }
+                for &(i, u) in kept_rows {
+                    aug[u as usize] = -t[i as usize];
                 }
                 // an eliminated row's right-hand side f = −t_i moves −J f/a_i to its columns
                 // (`val` is 0 where the row or the column is not free); the two halves of the
@@ -1687,10 +1692,8 @@ impl Schur {
                     || back(ta, 0, 0..half),
                     || back(tb, split, half..elim.rows.len()),
                 );
-                for (i, &u) in row_unknown.iter().enumerate() {
-                    if (u as usize) < dim {
-                        t[i] = aug[u as usize];
-                    }
+                for &(i, u) in kept_rows {
+                    t[i as usize] = aug[u as usize];
                 }
             }
         }
