@@ -2600,6 +2600,17 @@ mod tests {
         }
     }
 
+    /// Another point than [`kept_at`]'s: J scaled by `scale`, ρ = `rho`, δ = 1e-2, all free.
+    fn kept_elsewhere(j: &SparseRows, scale: f64, rho: f64) -> Kept {
+        Kept {
+            jac: j.values.iter().map(|v| scale * v).collect(),
+            rho,
+            delta: 1e-2,
+            free_s: vec![true; j.ncols],
+            free_y: vec![true; j.nrows()],
+        }
+    }
+
     /// A right-hand side of the Newton system: cos(0.3 i) on the free rows, 0 elsewhere.
     fn rhs_on_free(free_y: &[bool]) -> Vec<f64> {
         free_y
@@ -2688,13 +2699,7 @@ mod tests {
         let m = j.nrows();
         let mut s = Schur::new(&j, 3, true).unwrap();
         assert!(s.exact_b());
-        let old = Kept {
-            jac: j.values.iter().map(|v| 0.8 * v).collect(),
-            rho: 0.3,
-            delta: 1e-2,
-            free_s: vec![true; j.ncols],
-            free_y: vec![true; m],
-        };
+        let old = kept_elsewhere(&j, 0.8, 0.3);
         s.reform(old).unwrap();
         let mut free_s = vec![true; j.ncols];
         free_s[3 + 2] = false;
@@ -2733,13 +2738,7 @@ mod tests {
     fn the_conjugate_gradients_on_c_learn_c_from_their_directions() {
         let j = rnn_jac(40);
         let (m, n_theta) = (j.nrows(), 21);
-        let old = Kept {
-            jac: j.values.iter().map(|v| 0.7 * v).collect(),
-            rho: 0.2,
-            delta: 1e-2,
-            free_s: vec![true; j.ncols],
-            free_y: vec![true; m],
-        };
+        let old = kept_elsewhere(&j, 0.7, 0.2);
         let mut free_y = vec![true; m];
         free_y[5 * 7 + 4] = false;
         let now = kept_at(&j, vec![true; j.ncols], free_y.clone());

@@ -194,14 +194,7 @@ impl Work {
         cur: &DualPoint,
         reg: f64,
     ) -> bool {
-        let step = y_try.iter().zip(y);
-        let decrease: f64 = self
-            .g
-            .iter()
-            .zip(step.clone())
-            .map(|(g, (t, y))| g * (t - y))
-            .sum();
-        let prox: f64 = step.map(|(t, y)| (t - y).powi(2)).sum();
+        let (decrease, prox) = step_terms(&self.g, y, y_try);
         trial.phi + 0.5 * reg * prox <= cur.phi + 1e-4 * decrease
     }
 
@@ -217,13 +210,7 @@ impl Work {
         cur: &DualPoint,
         reg: f64,
     ) -> f64 {
-        let step = y_try.iter().zip(y);
-        let slope: f64 = g0
-            .iter()
-            .zip(step.clone())
-            .map(|(g, (t, y))| g * (t - y))
-            .sum();
-        let prox: f64 = step.map(|(t, y)| (t - y).powi(2)).sum();
+        let (slope, prox) = step_terms(g0, y, y_try);
         backtrack_factor(slope, trial.phi + 0.5 * reg * prox - cur.phi)
     }
 
@@ -234,6 +221,18 @@ impl Work {
         }
         self.forced_rows.clear();
     }
+}
+
+/// gᵀ(y_try − y) and ‖y_try − y‖², summed in order.
+fn step_terms(g: &[f64], y: &[f64], y_try: &[f64]) -> (f64, f64) {
+    let step = y_try.iter().zip(y);
+    let along: f64 = g
+        .iter()
+        .zip(step.clone())
+        .map(|(g, (t, y))| g * (t - y))
+        .sum();
+    let prox: f64 = step.map(|(t, y)| (t - y).powi(2)).sum();
+    (along, prox)
 }
 
 /// The factor of the next trial of a backtracking search after a failed one, from the change
