@@ -300,9 +300,10 @@ impl Linearizer<'_> {
                 if w == 0.0 {
                     continue;
                 }
-                let Some(&(_, cp, cv)) = children.iter().find(|x| x.0 == c) else {
-                    continue;
-                };
+                let (_, cp, cv) = *children
+                    .iter()
+                    .find(|x| x.0 == c)
+                    .expect("contributions name varying children, whose Jacobians are done");
                 for p in cp.ptr[ce]..cp.ptr[ce + 1] {
                     work[cp.idx[p]] += w * cv[p];
                 }

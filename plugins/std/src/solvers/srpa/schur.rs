@@ -48,7 +48,8 @@ const CHUNK: usize = 48;
 const TRANSPOSE_TILE: usize = 256;
 /// Threads at most when forming C.
 const THREADS: usize = 4;
-/// The largest condition number of Λ = Sᵀ C S with which [`Schur::learn`] updates H.
+/// The largest condition number of Λ = Sᵀ C S with which [`Schur::learn`] updates H
+/// (estimated as the squared ratio of the extreme diagonal entries of its Cholesky factor).
 const LEARN_MAX_CONDITION: f64 = 1e8;
 
 /// The point a preconditioner was formed at.
@@ -1559,9 +1560,8 @@ impl Schur {
         }
         // a well-conditioned Λ only: the directions' conjugacy lost to rounding makes it nearly
         // singular, and its inverse would then amplify the rounding of Y
-        let diag: Vec<f64> = (0..k).map(|i| chol[(i, i)]).collect();
-        let (lo, hi) = diag.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &d| {
-            (lo.min(d), hi.max(d))
+        let (lo, hi) = (0..k).fold((f64::INFINITY, 0.0f64), |(lo, hi), i| {
+            (lo.min(chol[(i, i)]), hi.max(chol[(i, i)]))
         });
         if !(lo > 0.0 && hi / lo < LEARN_MAX_CONDITION.sqrt()) {
             return;
@@ -1762,6 +1762,30 @@ fn hash_words(seed: u64, words: impl Iterator<Item = u64>) -> u64 {
     })
 }
 
+/// The family of a block in `fams`: the last block's (`last`) when `same` says its shape is
+/// the block's (consecutive blocks share one: on the TIMIT shape all 6,174 do), else one of
+/// the candidates `index` lists under the shape's `hash` (computed only then), else a `new`
+/// one, listed there.
+fn family_of<T>(
+    fams: &mut Vec<T>,
+    index: &mut HashMap<u64, Vec<u32>>,
+    last: Option<usize>,
+    same: impl Fn(&T) -> bool,
+    hash: impl FnOnce() -> u64,
+    new: impl FnOnce() -> T,
+) -> usize {
+    if let Some(f) = last.filter(|&f| same(&fams[f])) {
+        return f;
+    }
+    let list = index.entry(hash()).or_default();
+    if let Some(&f) = list.iter().find(|&&f| same(&fams[f as usize])) {
+        return f as usize;
+    }
+    list.push(fams.len() as u32);
+    fams.push(new());
+    fams.len() - 1
+}
+
 /// A group of [`Families::first_elim`] that is no block.
 const NO_BLOCK: u32 = u32::MAX;
 
@@ -1884,34 +1908,21 @@ impl Families {
                     && other.v == this.v
                     && other.pivot == this.pivot
             };
-            // the last block's family first (consecutive blocks share one: on the TIMIT shape
-            // all 6,174 do); else a hash of the shape's numbers picks the candidates, compared
-            // in full
-            let fam = match last.filter(|&f| same(&self.fams[f])) {
-                Some(f) => f,
-                None => {
-                    let words = (this.base.iter().chain(this.stride).map(|&x| x as u64))
-                        .chain(this.v.iter().chain(this.pivot).map(|x| x.to_bits()));
-                    let h = hash_words(
-                        (this.rows as u64) << 32 | (this.e as u64) << 16 | this.n_c as u64,
-                        words,
-                    );
-                    let list = index.entry(h).or_default();
-                    match list.iter().find(|&&f| same(&self.fams[f as usize])) {
-                        Some(&f) => f as usize,
-                        None => {
-                            list.push(self.fams.len() as u32);
-                            self.fams.push(Family {
-                                group: gi as u32,
-                                e0: e0 as u32,
-                                n_c: this.n_c,
-                                g2: vec![0.0; this.e * this.e],
-                            });
-                            self.fams.len() - 1
-                        }
-                    }
-                }
+            let hash = || {
+                let words = (this.base.iter().chain(this.stride).map(|&x| x as u64))
+                    .chain(this.v.iter().chain(this.pivot).map(|x| x.to_bits()));
+                hash_words(
+                    (this.rows as u64) << 32 | (this.e as u64) << 16 | this.n_c as u64,
+                    words,
+                )
             };
+            let new = || Family {
+                group: gi as u32,
+                e0: e0 as u32,
+                n_c: this.n_c,
+                g2: vec![0.0; this.e * this.e],
+            };
+            let fam = family_of(&mut self.fams, &mut index, last, same, hash, new);
             last = Some(fam);
             let run = runs[0];
             let gv = &u.vals[run.val as usize..run.val as usize + this.e];
@@ -2024,7 +2035,7 @@ impl JacBlocks {
         self.cols.clear();
         let mut in_block = vec![false; m];
         let mut index: std::collections::HashMap<u64, Vec<u32>> = Default::default();
-        let mut last: Option<u32> = None;
+        let mut last: Option<usize> = None;
         for (gi, grp) in u.groups.iter().enumerate() {
             let e0 = fam.first_elim[gi] as usize;
             if fam.first_elim[gi] == NO_BLOCK {
@@ -2056,33 +2067,22 @@ impl JacBlocks {
                     && f.v == v
                     && f.own == own
             };
-            // the last block's family first, as in [`Families::find`]
-            let fi = match last.filter(|&f| same(&self.fams[f as usize])) {
-                Some(f) => f,
-                None => {
-                    let words = (base.iter().chain(stride).map(|&x| x as u64))
-                        .chain(v.iter().chain(&own).map(|x| x.to_bits()));
-                    let h = hash_words((rows as u64) << 32 | (e as u64) << 16 | n_c as u64, words);
-                    let list = index.entry(h).or_default();
-                    match list.iter().find(|&&f| same(&self.fams[f as usize])) {
-                        Some(&f) => f,
-                        None => {
-                            list.push(self.fams.len() as u32);
-                            self.fams.push(JacFamily {
-                                rows,
-                                e,
-                                n_c,
-                                base: base.to_vec(),
-                                stride: stride.to_vec(),
-                                v,
-                                own,
-                            });
-                            (self.fams.len() - 1) as u32
-                        }
-                    }
-                }
+            let hash = || {
+                let words = (base.iter().chain(stride).map(|&x| x as u64))
+                    .chain(v.iter().chain(&own).map(|x| x.to_bits()));
+                hash_words((rows as u64) << 32 | (e as u64) << 16 | n_c as u64, words)
             };
-            last = Some(fi);
+            let new = || JacFamily {
+                rows,
+                e,
+                n_c,
+                base: base.to_vec(),
+                stride: stride.to_vec(),
+                v: v.clone(),
+                own: own.clone(),
+            };
+            let fi = family_of(&mut self.fams, &mut index, last, same, hash, new) as u32;
+            last = Some(fi as usize);
             let at = self.blocks.len();
             self.g.extend((0..e).map(|b| theta_val(0, b)));
             self.cols.extend(
@@ -2266,6 +2266,11 @@ impl URun {
     fn rows(&self) -> std::ops::Range<usize> {
         self.row0 as usize..(self.row0 + self.rows) as usize
     }
+
+    /// Which θ columns its rows read: runs with the same key read the same ones.
+    fn columns(&self) -> (u32, u32, u32) {
+        (self.pos, self.shift, self.rows)
+    }
 }
 
 /// w at the columns of a run's rows, row after row, kept for the next run at the same columns.
@@ -2277,7 +2282,7 @@ struct Packed {
 
 impl Packed {
     fn gather(&mut self, u: &URows, run: &URun, wm: &[f64]) -> &[f64] {
-        let key = (run.pos, run.shift, run.rows);
+        let key = run.columns();
         if self.key != Some(key) {
             let (base, stride, _) = run.positions(u);
             self.w.clear();
@@ -2484,7 +2489,7 @@ impl URows {
                 // two sets of rows share a column, not on the TIMIT shape)
                 let vals = run.positions(self).2;
                 let e = run.e as usize;
-                let key = (run.pos, run.shift, run.rows);
+                let key = run.columns();
                 let at = match sums.iter().position(|s| s.0 == key) {
                     Some(at) => at,
                     None => {
