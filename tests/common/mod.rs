@@ -2,6 +2,7 @@
 //! generators, and the expected-file comparison used by the data-driven tests.
 #![allow(dead_code)]
 
+pub mod alloc;
 pub mod cert;
 pub mod eval;
 pub mod gen;
