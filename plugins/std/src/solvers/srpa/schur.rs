@@ -155,6 +155,9 @@ pub struct Schur {
     /// half's share of its lifted columns while the eliminated rows are scattered.
     aug: Vec<f64>,
     aug_half: Vec<f64>,
+    /// The second half's share of the eliminated rows' pairs in B's values
+    /// ([`Schur::factor_b`]).
+    b_half: Vec<f64>,
     stack: MemBuffer,
 }
 
@@ -201,8 +204,12 @@ enum BForm {
 /// rather than all of J (on the TIMIT shape 0.8 M entries of 6.47 M).
 #[derive(Default)]
 struct FromJ {
-    /// The entries in a single-entry lifted column: (row, column, J²).
+    /// The entries in a single-entry lifted column of the rows that stay unknowns: (row,
+    /// column, J²).
     single: Vec<(u32, u32, f64)>,
+    /// The same of the eliminated rows, by eliminated row: (its index in [`Eliminated`],
+    /// column, J²).
+    single_elim: Vec<(u32, u32, f64)>,
     /// The entries with a slot in the matrix: (row, column, slot, J).
     slotted: Vec<(u32, u32, u32, f64)>,
 }
@@ -234,6 +241,73 @@ struct Eliminated {
     pairs: Vec<(u32, u32, u32)>,
     /// a_i at the kept point, by eliminated row.
     pivot: Vec<f64>,
+}
+
+/// What [`Schur::factor_b`] reads to set the eliminated rows' pivots and values.
+struct ElimRows<'a> {
+    elim_rows: &'a [u32],
+    ptr: &'a [usize],
+    col: &'a [u32],
+    raw: &'a [f64],
+    free_y: &'a [bool],
+    free_s: &'a [bool],
+    delta: f64,
+    inv_rho: f64,
+}
+
+impl ElimRows<'_> {
+    /// The eliminated rows from `first` (as many as `pivot` has): a_i = −δ − Σ J²/ρ over the
+    /// row's free single-entry columns (`single`: theirs, in order; −1 where the row is not
+    /// free), and J at the row's lifted columns where the row and the column are free (0
+    /// elsewhere) into `val` (from the first row's first entry).
+    fn pivots_and_values(
+        &self,
+        first: usize,
+        pivot: &mut [f64],
+        val: &mut [f64],
+        single: &[(u32, u32, f64)],
+    ) {
+        let base = self.ptr[first];
+        let mut singles = single.iter().peekable();
+        for (k, a) in pivot.iter_mut().enumerate() {
+            let e = first + k;
+            let free_row = self.free_y[self.elim_rows[e] as usize];
+            *a = if free_row { -self.delta } else { -1.0 };
+            while let Some(&(_, c, j2)) = singles.next_if(|s| s.0 as usize == e) {
+                if free_row && self.free_s[c as usize] {
+                    *a -= j2 * self.inv_rho;
+                }
+            }
+            let range = self.ptr[e]..self.ptr[e + 1];
+            for ((v, &c), &j) in val[range.start - base..range.end - base]
+                .iter_mut()
+                .zip(&self.col[range.clone()])
+                .zip(&self.raw[range])
+            {
+                *v = if free_row && self.free_s[c as usize] {
+                    j
+                } else {
+                    0.0
+                };
+            }
+        }
+    }
+}
+
+impl Eliminated {
+    /// Adds to `vals` (B's values by slot) the pairs J_p J_q/|a_i| of the free eliminated rows
+    /// `rows` (pivots and values set).
+    fn add_pairs(&self, free_y: &[bool], rows: std::ops::Range<usize>, vals: &mut [f64]) {
+        for e in rows {
+            if !free_y[self.rows[e] as usize] {
+                continue;
+            }
+            let w = -1.0 / self.pivot[e];
+            for &(slot, a, b) in &self.pairs[self.pair_ptr[e]..self.pair_ptr[e + 1]] {
+                vals[slot as usize] += self.val[a as usize] * self.val[b as usize] * w;
+            }
+        }
+    }
 }
 
 /// A row with an entry in a single-entry lifted column is eliminated in closed form when it
@@ -365,6 +439,7 @@ impl Schur {
             w: vec![0.0; n_theta],
             aug,
             aug_half: Vec::new(),
+            b_half: Vec::new(),
             stack,
         })
     }
@@ -614,12 +689,16 @@ impl Schur {
                 let dim = diag_slot.len();
                 if self.b_key != Some(key) {
                     from_j.single.clear();
+                    from_j.single_elim.clear();
                     from_j.slotted.clear();
                     for (p, &slot) in entry_slot.iter().enumerate() {
                         let (i, c, j) = (self.row_of[p], self.col_idx[p], k.jac[p]);
                         match slot {
                             THETA | ELIMINATED => {}
-                            SINGLE => from_j.single.push((i, c, j * j)),
+                            SINGLE => match (row_unknown[i as usize] as usize).checked_sub(dim) {
+                                Some(e) => from_j.single_elim.push((e as u32, c, j * j)),
+                                None => from_j.single.push((i, c, j * j)),
+                            },
                             _ => from_j.slotted.push((i, c, slot, j)),
                         }
                     }
@@ -631,26 +710,16 @@ impl Schur {
                 for c in 0..*n_l {
                     vals[diag_slot[c]] = k.rho;
                 }
-                // every row's pivot −δ (−1 where it is not free), in the matrix or, for an
-                // eliminated row, in `elim.pivot`; then −J²/ρ for its single-entry columns
+                // every kept row's pivot −δ (−1 where it is not free), then −J²/ρ for its
+                // single-entry columns; the slotted entries
                 let pivot = |i: u32| if k.free_y[i as usize] { -k.delta } else { -1.0 };
                 for &(i, u) in kept_rows.iter() {
                     vals[diag_slot[u as usize]] = pivot(i);
                 }
-                for (a, &i) in elim.pivot.iter_mut().zip(&elim.rows) {
-                    *a = pivot(i);
-                }
                 let inv_rho = 1.0 / k.rho;
                 for &(i, c, j2) in &from_j.single {
-                    if !k.free_y[i as usize] || !k.free_s[c as usize] {
-                        continue;
-                    }
-                    let u = row_unknown[i as usize] as usize;
-                    let d = j2 * inv_rho;
-                    if u < dim {
-                        vals[diag_slot[u]] -= d;
-                    } else {
-                        elim.pivot[u - dim] -= d;
+                    if k.free_y[i as usize] && k.free_s[c as usize] {
+                        vals[diag_slot[row_unknown[i as usize] as usize]] -= j2 * inv_rho;
                     }
                 }
                 for &(i, c, slot, j) in &from_j.slotted {
@@ -658,29 +727,42 @@ impl Schur {
                         vals[slot as usize] = j;
                     }
                 }
-                // eliminating a free row adds J_p J_q/|a_i| between its columns
-                for (e, &i) in elim.rows.iter().enumerate() {
-                    let range = elim.ptr[e]..elim.ptr[e + 1];
-                    let free_row = k.free_y[i as usize];
-                    for ((v, &c), &j) in elim.val[range.clone()]
-                        .iter_mut()
-                        .zip(&elim.col[range.clone()])
-                        .zip(&elim.raw[range])
-                    {
-                        *v = if free_row && k.free_s[c as usize] {
-                            j
-                        } else {
-                            0.0
-                        };
-                    }
-                    if !free_row {
-                        continue;
-                    }
-                    let w = -1.0 / elim.pivot[e];
-                    for &(slot, a, b) in &elim.pairs[elim.pair_ptr[e]..elim.pair_ptr[e + 1]] {
-                        vals[slot as usize] += elim.val[a as usize] * elim.val[b as usize] * w;
-                    }
+                // the eliminated rows by halves on two threads: their pivots and J at their
+                // free columns, then the pairs J_p J_q/|a_i| that eliminating a free row adds
+                // between its columns (the second half's into its own buffer, then added)
+                let half = elim.rows.len() / 2;
+                let (pa, pb) = elim.pivot.split_at_mut(half);
+                let (va, vb) = elim.val.split_at_mut(elim.ptr[half]);
+                let split = from_j
+                    .single_elim
+                    .partition_point(|s| (s.0 as usize) < half);
+                let (sa, sb) = from_j.single_elim.split_at(split);
+                let rows = ElimRows {
+                    elim_rows: &elim.rows,
+                    ptr: &elim.ptr,
+                    col: &elim.col,
+                    raw: &elim.raw,
+                    free_y: k.free_y,
+                    free_s: k.free_s,
+                    delta: k.delta,
+                    inv_rho,
+                };
+                pair(
+                    || rows.pivots_and_values(0, pa, va, sa),
+                    || rows.pivots_and_values(half, pb, vb, sb),
+                );
+                let mut second = std::mem::take(&mut self.b_half);
+                second.clear();
+                second.resize(vals.len(), 0.0);
+                let elim_ref: &Eliminated = elim;
+                pair(
+                    || elim_ref.add_pairs(k.free_y, 0..half, vals),
+                    || elim_ref.add_pairs(k.free_y, half..elim_ref.rows.len(), &mut second),
+                );
+                for (v, s) in vals.iter_mut().zip(&second) {
+                    *v += s;
                 }
+                self.b_half = second;
                 self.fam.find(k, &self.u, elim, self.m / 2);
             }
         }
