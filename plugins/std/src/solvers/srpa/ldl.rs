@@ -13,6 +13,8 @@ use faer::sparse::linalg::SupernodalThreshold;
 use faer::sparse::{SparseColMatRef, SymbolicSparseColMatRef};
 use faer::{Conj, MatMut, Par, Side};
 
+use super::sparse::pair;
+
 /// A symmetric matrix given by the upper triangle of its pattern, in the caller's numbering.
 pub struct Ldl {
     n: usize,
@@ -164,10 +166,18 @@ impl Ldl {
 
     /// Numeric factorization of the current values.
     pub fn factor(&mut self) -> Result<(), LdlError> {
+        let values = std::mem::take(&mut self.values);
+        let out = self.factor_values(&values);
+        self.values = values;
+        out
+    }
+
+    /// Numeric factorization of `values` (by slot, as [`Ldl::values_mut`] holds them).
+    fn factor_values(&mut self, values: &[f64]) -> Result<(), LdlError> {
         let n = self.n;
         let pattern =
             SymbolicSparseColMatRef::new_checked(n, n, &self.col_ptr, None, &self.row_idx);
-        let a = SparseColMatRef::new(pattern, &self.values);
+        let a = SparseColMatRef::new(pattern, values);
         self.factored = false;
         self.symbolic
             .factorize_numeric_ldlt(
@@ -228,6 +238,283 @@ impl Ldl {
     }
 }
 
+/// An [`Ldl`] of a matrix whose pattern falls into independent blocks (connected components
+/// of its graph: the TIMIT shape's B has one per sequence), in two parts of whole blocks that
+/// are factored and solved on two threads. A pattern of one block (or of blocks too uneven to
+/// halve) stays one [`Ldl`], the same numbers as [`Ldl::analyse_with`]'s.
+pub struct SplitLdl {
+    /// The values of both parts by the caller's slots: the first part's, then the second's.
+    values: Vec<f64>,
+    parts: Parts,
+}
+
+enum Parts {
+    Whole(Box<Ldl>),
+    Two(Box<[Part; 2]>),
+}
+
+/// One part of a [`SplitLdl`].
+struct Part {
+    ldl: Ldl,
+    /// The caller's unknown of each of the part's own.
+    index: Vec<u32>,
+    /// Its slots in [`SplitLdl::values`].
+    slots: std::ops::Range<usize>,
+    /// The right-hand side in the part's own unknowns.
+    rhs: Vec<f64>,
+}
+
+/// A part of a [`SplitLdl`] is at least this share of the unknowns and entries, else the
+/// matrix stays whole.
+const SPLIT_MIN_SHARE: f64 = 0.25;
+
+/// The workspace of [`SplitLdl::solve_columns`].
+pub struct ColumnsWorkspace {
+    stacks: Vec<MemBuffer>,
+    rhs: Vec<f64>,
+}
+
+impl SplitLdl {
+    /// [`Ldl::analyse_with`], kept whole.
+    pub fn whole(
+        n: usize,
+        entries: &[(usize, usize)],
+        kernels: Kernels,
+    ) -> Result<(SplitLdl, Vec<usize>), LdlError> {
+        let (ldl, slots) = Ldl::analyse_with(n, entries, kernels)?;
+        let parts = Parts::Whole(Box::new(ldl));
+        Ok((
+            SplitLdl {
+                values: Vec::new(),
+                parts,
+            },
+            slots,
+        ))
+    }
+
+    /// [`Ldl::analyse_with`] by independent blocks, in two parts where they halve: the slots
+    /// it returns address [`SplitLdl::values_mut`].
+    pub fn by_blocks(
+        n: usize,
+        entries: &[(usize, usize)],
+        kernels: Kernels,
+    ) -> Result<(SplitLdl, Vec<usize>), LdlError> {
+        let Some(first_part) = halves(n, entries) else {
+            return SplitLdl::whole(n, entries, kernels);
+        };
+        // each unknown's part and its number there, in the caller's order
+        let mut local = vec![0u32; n];
+        let mut index: [Vec<u32>; 2] = [Vec::new(), Vec::new()];
+        for (v, l) in local.iter_mut().enumerate() {
+            let part = &mut index[usize::from(!first_part[v])];
+            *l = part.len() as u32;
+            part.push(v as u32);
+        }
+        let mut part_entries: [Vec<(usize, usize)>; 2] = [Vec::new(), Vec::new()];
+        let mut at = Vec::with_capacity(entries.len());
+        for &(r, c) in entries {
+            let part = usize::from(!first_part[c]);
+            at.push((part, part_entries[part].len()));
+            part_entries[part].push((local[r] as usize, local[c] as usize));
+        }
+        let mut analysed = Vec::with_capacity(2);
+        for (part, index) in part_entries.iter().zip(index) {
+            let (ldl, slots) = Ldl::analyse_with(index.len(), part, kernels)?;
+            analysed.push((ldl, index, slots));
+        }
+        let offset = [0, part_entries[0].len()];
+        let slots = at
+            .iter()
+            .map(|&(part, k)| offset[part] + analysed[part].2[k])
+            .collect();
+        let [(ldl0, index0, _), (ldl1, index1, _)]: [_; 2] =
+            analysed.try_into().unwrap_or_else(|_| unreachable!());
+        let part = |ldl: Ldl, index: Vec<u32>, slots: std::ops::Range<usize>| Part {
+            rhs: vec![0.0; index.len()],
+            ldl,
+            index,
+            slots,
+        };
+        let parts = Box::new([
+            part(ldl0, index0, 0..offset[1]),
+            part(ldl1, index1, offset[1]..entries.len()),
+        ]);
+        let values = vec![0.0; entries.len()];
+        Ok((
+            SplitLdl {
+                values,
+                parts: Parts::Two(parts),
+            },
+            slots,
+        ))
+    }
+
+    /// Whether the matrix is in two parts.
+    pub fn is_split(&self) -> bool {
+        matches!(self.parts, Parts::Two(_))
+    }
+
+    /// The values of the pattern's entries, addressed by the slots [`SplitLdl::analyse`]
+    /// returned.
+    pub fn values_mut(&mut self) -> &mut [f64] {
+        match &mut self.parts {
+            Parts::Whole(ldl) => ldl.values_mut(),
+            Parts::Two(parts) => {
+                parts.iter_mut().for_each(|p| p.ldl.factored = false);
+                &mut self.values
+            }
+        }
+    }
+
+    /// Stored values of the factor (both parts').
+    pub fn factor_nnz(&self) -> usize {
+        match &self.parts {
+            Parts::Whole(ldl) => ldl.factor_nnz(),
+            Parts::Two(parts) => parts.iter().map(|p| p.ldl.factor_nnz()).sum(),
+        }
+    }
+
+    /// Numeric factorization of the current values (the parts on two threads).
+    pub fn factor(&mut self) -> Result<(), LdlError> {
+        let parts = match &mut self.parts {
+            Parts::Whole(ldl) => return ldl.factor(),
+            Parts::Two(parts) => parts,
+        };
+        let values = &self.values;
+        let [a, b] = &mut **parts;
+        let factor = |p: &mut Part| {
+            p.ldl
+                .factor_values(&values[p.slots.clone()])
+                .map_err(|e| match e {
+                    LdlError::Pivot(k) => {
+                        LdlError::Pivot(p.index.get(k).map_or(k, |&v| v as usize))
+                    }
+                    e => e,
+                })
+        };
+        let (ra, rb) = pair(|| factor(a), || factor(b));
+        ra.and(rb)
+    }
+
+    /// Solves K x = b in place (after a successful [`SplitLdl::factor`]): each part gathers
+    /// its unknowns and solves on its thread, then both are put back.
+    pub fn solve(&mut self, b: &mut [f64]) {
+        let parts = match &mut self.parts {
+            Parts::Whole(ldl) => return ldl.solve(b),
+            Parts::Two(parts) => parts,
+        };
+        let [pa, pb] = &mut **parts;
+        let rhs = &*b;
+        let solve = |p: &mut Part| {
+            for (r, &v) in p.rhs.iter_mut().zip(&p.index) {
+                *r = rhs[v as usize];
+            }
+            p.ldl.solve(&mut p.rhs);
+        };
+        pair(|| solve(pa), || solve(pb));
+        for p in [&*pa, &*pb] {
+            for (&r, &v) in p.rhs.iter().zip(&p.index) {
+                b[v as usize] = r;
+            }
+        }
+    }
+
+    /// A workspace for [`SplitLdl::solve_columns`] with up to `ncols` right-hand sides.
+    pub fn columns_workspace(&self, ncols: usize) -> ColumnsWorkspace {
+        match &self.parts {
+            Parts::Whole(ldl) => ColumnsWorkspace {
+                stacks: vec![ldl.columns_workspace(ncols)],
+                rhs: Vec::new(),
+            },
+            Parts::Two(parts) => ColumnsWorkspace {
+                stacks: parts
+                    .iter()
+                    .map(|p| p.ldl.columns_workspace(ncols))
+                    .collect(),
+                rhs: vec![0.0; parts.iter().map(|p| p.index.len()).max().unwrap_or(0) * ncols],
+            },
+        }
+    }
+
+    /// [`Ldl::solve_columns`] (`b` holds `ncols` columns of the caller's n unknowns), the
+    /// parts one after the other on the calling thread.
+    pub fn solve_columns(&self, b: &mut [f64], ncols: usize, work: &mut ColumnsWorkspace) {
+        let parts = match &self.parts {
+            Parts::Whole(ldl) => return ldl.solve_columns(b, ncols, &mut work.stacks[0]),
+            Parts::Two(parts) => parts,
+        };
+        let n = b.len() / ncols.max(1);
+        for (p, stack) in parts.iter().zip(&mut work.stacks) {
+            let np = p.index.len();
+            let rhs = &mut work.rhs[..np * ncols];
+            for j in 0..ncols {
+                let (col, out) = (&b[j * n..(j + 1) * n], &mut rhs[j * np..(j + 1) * np]);
+                for (r, &v) in out.iter_mut().zip(&p.index) {
+                    *r = col[v as usize];
+                }
+            }
+            p.ldl.solve_columns(rhs, ncols, stack);
+            for j in 0..ncols {
+                let (col, out) = (&mut b[j * n..(j + 1) * n], &rhs[j * np..(j + 1) * np]);
+                for (&r, &v) in out.iter().zip(&p.index) {
+                    col[v as usize] = r;
+                }
+            }
+        }
+    }
+}
+
+/// Which unknowns go to the first of two parts of whole blocks (connected components of the
+/// pattern's graph), taken in the order of their first unknowns until half the unknowns and
+/// entries are in; `None` where the blocks do not split into two parts of at least
+/// [`SPLIT_MIN_SHARE`] each.
+fn halves(n: usize, entries: &[(usize, usize)]) -> Option<Vec<bool>> {
+    // union–find by the smaller root, so a block's root is its first unknown
+    let mut parent: Vec<u32> = (0..n as u32).collect();
+    fn root(parent: &mut [u32], mut v: u32) -> u32 {
+        while parent[v as usize] != v {
+            let up = parent[parent[v as usize] as usize];
+            parent[v as usize] = up;
+            v = up;
+        }
+        v
+    }
+    for &(r, c) in entries {
+        if r >= n || c >= n {
+            return None;
+        }
+        let (a, b) = (root(&mut parent, r as u32), root(&mut parent, c as u32));
+        if a != b {
+            parent[a.max(b) as usize] = a.min(b);
+        }
+    }
+    let mut weight = vec![0usize; n];
+    let roots: Vec<u32> = (0..n as u32).map(|v| root(&mut parent, v)).collect();
+    for &r in &roots {
+        weight[r as usize] += 1;
+    }
+    for &(_, c) in entries {
+        weight[roots[c] as usize] += 1;
+    }
+    let total = n + entries.len();
+    let mut first = vec![false; n];
+    let mut taken = 0;
+    for v in 0..n {
+        if roots[v] as usize == v && 2 * taken < total {
+            taken += weight[v];
+            first[v] = true;
+        }
+    }
+    let share = taken as f64 / total.max(1) as f64;
+    if !(SPLIT_MIN_SHARE..=1.0 - SPLIT_MIN_SHARE).contains(&share) {
+        return None;
+    }
+    for v in 0..n {
+        first[v] = first[roots[v] as usize];
+    }
+    Some(first)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,5 +560,82 @@ mod tests {
             ldl.values_mut()[*s] = v;
         }
         assert!(matches!(ldl.factor(), Err(LdlError::Pivot(_))));
+    }
+
+    /// A quasi-definite matrix of `blocks` independent tridiagonal blocks of `size` unknowns,
+    /// their unknowns interleaved (unknown v is in block v % blocks), as upper-triangle
+    /// entries and values.
+    fn interleaved_blocks(blocks: usize, size: usize) -> (usize, Vec<(usize, usize)>, Vec<f64>) {
+        let n = blocks * size;
+        let (mut entries, mut vals) = (Vec::new(), Vec::new());
+        for v in 0..n {
+            // the first unknowns of each block positive, the last ones negative
+            let sign = if v / blocks < size / 2 { 1.0 } else { -1.0 };
+            entries.push((v, v));
+            vals.push(sign * (3.0 + (v % 7) as f64));
+            if v + blocks < n {
+                entries.push((v, v + blocks));
+                vals.push(0.5 + 0.1 * (v % 5) as f64);
+            }
+        }
+        (n, entries, vals)
+    }
+
+    #[test]
+    fn independent_blocks_are_factored_and_solved_in_two_parts() {
+        let (n, entries, vals) = interleaved_blocks(5, 40);
+        let (mut whole, slots_w) = Ldl::analyse(n, &entries).unwrap();
+        let (mut split, slots_s) = SplitLdl::by_blocks(n, &entries, Kernels::Auto).unwrap();
+        assert!(split.is_split());
+        for (k, v) in vals.iter().enumerate() {
+            whole.values_mut()[slots_w[k]] = *v;
+            split.values_mut()[slots_s[k]] = *v;
+        }
+        whole.factor().unwrap();
+        split.factor().unwrap();
+        let b: Vec<f64> = (0..n).map(|i| (i as f64 * 0.37).sin()).collect();
+        let (mut xw, mut xs) = (b.clone(), b.clone());
+        whole.solve(&mut xw);
+        split.solve(&mut xs);
+        for i in 0..n {
+            assert!((xw[i] - xs[i]).abs() <= 1e-12 * (1.0 + xw[i].abs()), "{i}");
+        }
+        // three right-hand sides at once, against the single solves
+        let mut cols: Vec<f64> = (0..3 * n).map(|i| (i as f64 * 0.11).cos()).collect();
+        let expected: Vec<f64> = cols
+            .chunks(n)
+            .flat_map(|c| {
+                let mut c = c.to_vec();
+                whole.solve(&mut c);
+                c
+            })
+            .collect();
+        let mut work = split.columns_workspace(3);
+        split.solve_columns(&mut cols, 3, &mut work);
+        for (a, e) in cols.iter().zip(&expected) {
+            assert!((a - e).abs() <= 1e-12 * (1.0 + e.abs()));
+        }
+        // new values in the same pattern: the solve follows them
+        split.values_mut()[slots_s[0]] *= 2.0;
+        split.factor().unwrap();
+        let mut again = b.clone();
+        split.solve(&mut again);
+        assert!(again.iter().zip(&xs).any(|(a, x)| (a - x).abs() > 1e-6));
+    }
+
+    #[test]
+    fn one_block_stays_whole() {
+        let (n, entries, _) = interleaved_blocks(1, 30);
+        assert!(!SplitLdl::by_blocks(n, &entries, Kernels::Auto)
+            .unwrap()
+            .0
+            .is_split());
+        // three blocks of 1 + 1 + 28 unknowns: no part of a quarter without the large one
+        let mut entries: Vec<(usize, usize)> = (0..30).map(|v| (v, v)).collect();
+        entries.extend((2..29).map(|v| (v, v + 1)));
+        assert!(!SplitLdl::by_blocks(30, &entries, Kernels::Auto)
+            .unwrap()
+            .0
+            .is_split());
     }
 }

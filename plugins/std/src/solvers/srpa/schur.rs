@@ -39,7 +39,7 @@ use faer::reborrow::{Reborrow, ReborrowMut};
 use faer::{Accum, Conj, Mat, MatMut, MatRef, Par};
 use std::collections::HashMap;
 
-use super::ldl::{Kernels, Ldl, LdlError};
+use super::ldl::{Kernels, LdlError, SplitLdl};
 use super::sparse::{dot, pair, SparseRows};
 
 /// Right-hand sides per blocked solve when forming C.
@@ -108,7 +108,7 @@ impl At<'_> {
 pub struct Schur {
     m: usize,
     n_theta: usize,
-    b: Ldl,
+    b: SplitLdl,
     /// How B is stored and factored.
     form: BForm,
     /// Row and column of every entry of J.
@@ -451,7 +451,7 @@ impl Schur {
         row_of: &[u32],
         col_start: &[usize],
         col_entries: &[u32],
-    ) -> Result<(Ldl, BForm), LdlError> {
+    ) -> Result<(SplitLdl, BForm), LdlError> {
         let n = jac.ncols;
         let m = jac.nrows();
         let mut index = std::collections::HashMap::new();
@@ -478,7 +478,7 @@ impl Schur {
             }
             pair_ptr[c + 1] = pairs_by_entry.len();
         }
-        let (b, slots) = Ldl::analyse_with(m, &entries, Kernels::Supernodal)?;
+        let (b, slots) = SplitLdl::whole(m, &entries, Kernels::Supernodal)?;
         let pairs = pairs_by_entry
             .into_iter()
             .map(|(e, p, q)| (slots[e] as u32, p, q))
@@ -501,7 +501,7 @@ impl Schur {
         jac: &SparseRows,
         n_theta: usize,
         col_start: &[usize],
-    ) -> Result<(Ldl, BForm), LdlError> {
+    ) -> Result<(SplitLdl, BForm), LdlError> {
         let m = jac.nrows();
         // the unknown of every lifted column with more than one entry
         let mut unknown = vec![u32::MAX; jac.ncols - n_theta];
@@ -600,7 +600,7 @@ impl Schur {
             elim.pair_ptr.push(pair_entries.len());
         }
         drop(pair_index);
-        let (b, slots) = Ldl::analyse_with(dim, &entries, Kernels::Auto)?;
+        let (b, slots) = SplitLdl::by_blocks(dim, &entries, Kernels::Auto)?;
         for s in entry_slot.iter_mut() {
             if *s < ELIMINATED {
                 *s = slots[*s as usize] as u32;
