@@ -763,7 +763,7 @@ impl Schur {
                     *v += s;
                 }
                 self.b_half = second;
-                self.fam.find(k, &self.u, elim, self.m / 2);
+                self.fam.find(k, &self.u, elim, self.m);
             }
         }
         self.b.factor()
@@ -1331,7 +1331,7 @@ impl Schur {
         }
         // the other rows: U p on their runs, by halves; then into the right-hand side
         let (lo, hi) = fam.rest.split_at(fam.rest_half);
-        let mid = self.m / 2;
+        let mid = fam.rest_mid;
         let (ta, tb) = self.t2.split_at_mut(mid);
         pair(
             || u.mul_runs(lo, &pm, ta, 0),
@@ -1439,10 +1439,11 @@ impl Schur {
         }
     }
 
-    /// out = J x at the values of the last [`Schur::jac_blocks`], by fixed halves of the rows.
+    /// out = J x at the values of the last [`Schur::jac_blocks`], by two halves of the rows of
+    /// about equal work (fixed by the pattern and the families).
     pub fn jac_mul_halves(&self, jac: &SparseRows, x: &[f64], out: &mut [f64]) {
-        let mid = self.m / 2;
         let jb = &self.jb;
+        let mid = jb.mid;
         let (ba, bb) = jb.blocks.split_at(jb.block_half);
         let (ra, rb) = jb.rest.split_at(jb.rest_half);
         let (oa, ob) = out.split_at_mut(mid);
@@ -1830,11 +1831,13 @@ struct Families {
     /// where it may be a block, else [`NO_BLOCK`].
     first_elim: Vec<u32>,
     /// At the point of the last factorization of B: the families, the blocks, and the runs
-    /// of U outside the blocks (with the first of them in the second half of the rows).
+    /// of U outside the blocks, in two halves of about equal work for two threads: the
+    /// second's first run and first row ([`split_row`]).
     fams: Vec<Family>,
     blocks: Vec<Block>,
     rest: Vec<URun>,
     rest_half: usize,
+    rest_mid: usize,
 }
 
 /// A hash of a shape's numbers, which picks the candidate families (compared in full).
@@ -1961,7 +1964,7 @@ impl Families {
 
     /// The families and blocks at `k` (U compacted there, `elim`'s values and pivots set),
     /// and the runs outside them.
-    fn find(&mut self, k: At<'_>, u: &URows, elim: &Eliminated, mid: usize) {
+    fn find(&mut self, k: At<'_>, u: &URows, elim: &Eliminated, m: usize) {
         self.fams.clear();
         self.blocks.clear();
         self.rest.clear();
@@ -2020,12 +2023,33 @@ impl Families {
                 e0: e0 as u32,
             });
         }
-        self.rest_half = self
+        // the two threads' halves of the runs outside the blocks by their work (the TIMIT
+        // shape's are its hidden rows, all in the first half of the rows)
+        let units: Vec<_> = self
             .rest
             .iter()
-            .position(|r| r.row0 as usize >= mid)
-            .unwrap_or(self.rest.len());
+            .map(|r| (r.rows(), (r.rows * r.e) as usize))
+            .collect();
+        self.rest_mid = split_row(&units, m);
+        self.rest_half = self
+            .rest
+            .partition_point(|r| (r.row0 as usize) < self.rest_mid);
     }
+}
+
+/// The row at which units of work (disjoint ranges of rows, in increasing order, each with its
+/// work) split into two halves of about equal work, at a unit's start (`end` where there are
+/// none): the two threads' halves of a pass over them.
+fn split_row(units: &[(std::ops::Range<usize>, usize)], end: usize) -> usize {
+    let total: usize = units.iter().map(|u| u.1).sum();
+    let mut done = 0;
+    for (rows, work) in units {
+        if 2 * (done + work / 2) >= total {
+            return rows.start;
+        }
+        done += work;
+    }
+    end
 }
 
 /// J's products in the dual (J s and Jᵀ y, twice per evaluation of φ) with the blocks of
@@ -2044,15 +2068,17 @@ struct JacBlocks {
     own_col: Vec<u32>,
     /// At the values of the last [`Schur::jac_blocks`]: the families (θ columns, V and own
     /// values), the blocks, their g and their lifted columns, and the rows outside the
-    /// blocks (with the first of them in the second half of the rows).
+    /// blocks. The products go in two halves of the rows of about equal work
+    /// ([`split_row`]): `mid` is the second's first row, `rest_half` and `block_half` its
+    /// first row outside the blocks and its first block.
     fams: Vec<JacFamily>,
     blocks: Vec<JacBlock>,
     g: Vec<f64>,
     cols: Vec<u32>,
     rest: Vec<u32>,
     rest_half: usize,
-    /// The first block in the second half of the rows.
     block_half: usize,
+    mid: usize,
 }
 
 /// A family of [`JacBlocks`]: rows, positions, lifted columns, each position's first θ column
@@ -2183,7 +2209,28 @@ impl JacBlocks {
                 .for_each(|b| *b = true);
         }
         self.rest = (0..m as u32).filter(|&i| !in_block[i as usize]).collect();
-        let mid = (m / 2) as u32;
+        // the two threads' halves by their work, the rows outside the blocks (the TIMIT
+        // shape's hidden rows, all in the first half of the rows) and the blocks' in order
+        let mut units = Vec::with_capacity(self.rest.len() + self.blocks.len());
+        let (mut r, mut b) = (self.rest.iter().peekable(), self.blocks.iter().peekable());
+        loop {
+            let rest_first = match (r.peek(), b.peek()) {
+                (None, None) => break,
+                (Some(&&i), Some(blk)) => i < blk.row0,
+                (other, _) => other.is_some(),
+            };
+            if rest_first {
+                let i = *r.next().expect("peeked") as usize;
+                units.push((i..i + 1, jac.row_ptr[i + 1] - jac.row_ptr[i]));
+            } else {
+                let blk = b.next().expect("peeked");
+                let f = &self.fams[blk.fam as usize];
+                let row0 = blk.row0 as usize;
+                units.push((row0..row0 + f.rows, f.rows * (1 + f.e + f.n_c)));
+            }
+        }
+        self.mid = split_row(&units, m);
+        let mid = self.mid as u32;
         self.rest_half = self.rest.partition_point(|&i| i < mid);
         self.block_half = self.blocks.partition_point(|b| b.row0 < mid);
     }
@@ -2921,6 +2968,23 @@ mod tests {
     /// U by runs of rows gives U w, Uᵀ t and ‖U w‖ of U by rows: on a J whose rows read the
     /// parameters at strided columns with values repeated in runs (an output layer's shape)
     /// and elsewhere not, some rows and θ columns not free.
+    #[test]
+    fn the_halves_of_a_pass_split_its_work_at_a_unit() {
+        // a heavy unit first (the hidden rows), then many light ones (the output blocks)
+        let mut units = vec![(0..2, 260)];
+        units.extend((0..40).map(|k| (2 + 3 * k..5 + 3 * k, 12)));
+        let mid = split_row(&units, 122);
+        let first: usize = units.iter().filter(|u| u.0.end <= mid).map(|u| u.1).sum();
+        assert!(units.iter().any(|u| u.0.start == mid), "{mid}");
+        assert!(
+            (first as f64 - 370.0).abs() <= 12.0,
+            "{mid}: {first} of 740"
+        );
+        // by rows the first half (below row 61) would hold 260 + 19 × 12 = 488 of 740
+        assert_eq!(split_row(&[], 7), 7);
+        assert_eq!(split_row(&[(0..5, 10)], 5), 0);
+    }
+
     #[test]
     fn u_by_runs_of_rows_multiplies_as_u_by_rows() {
         let (n_theta, m) = (12, 14);
