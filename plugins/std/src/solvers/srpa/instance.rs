@@ -2,7 +2,7 @@
 //! parameter-Schur paths, [`super::newton_cg`]'s matrix-free one): the instance, the options,
 //! what a solve returns, and the stall rule every path stops by.
 
-use super::sparse::SparseRows;
+use super::sparse::{each_half, pair, SparseRows, HALVES_MIN_ELEMENTS};
 
 /// The widest band below a multiplier's bound, relative to the bound, in which a Newton step
 /// holds it at the bound (when the gradient pushes it there): the cap of the ε of the ε-active
@@ -45,16 +45,22 @@ impl Subproblem<'_> {
         free_s: &mut [bool],
         free_y: &mut [bool],
     ) -> f64 {
-        for (j, free) in free_s.iter_mut().enumerate() {
-            let t = -v[j] / self.rho;
-            *free = t > self.lower[j] && t < self.upper[j];
-        }
-        for (i, free) in free_y.iter_mut().enumerate() {
-            let eps = g[i].abs().min(EPS_ACTIVE * self.beta[i]);
-            let at_lo = y[i] <= -self.beta[i] + eps && g[i] > 0.0;
-            let at_hi = y[i] >= self.beta[i] - eps && g[i] < 0.0;
-            *free = !(at_lo || at_hi);
-        }
+        each_half(free_s, |first, free_s| {
+            for (k, free) in free_s.iter_mut().enumerate() {
+                let j = first + k;
+                let t = -v[j] / self.rho;
+                *free = t > self.lower[j] && t < self.upper[j];
+            }
+        });
+        each_half(free_y, |first, free_y| {
+            for (k, free) in free_y.iter_mut().enumerate() {
+                let i = first + k;
+                let eps = g[i].abs().min(EPS_ACTIVE * self.beta[i]);
+                let at_lo = y[i] <= -self.beta[i] + eps && g[i] > 0.0;
+                let at_hi = y[i] >= self.beta[i] - eps && g[i] < 0.0;
+                *free = !(at_lo || at_hi);
+            }
+        });
         natural_gap(y, g, self.beta)
     }
 
@@ -185,11 +191,21 @@ pub struct SubSolution {
 
 /// ‖y − P(y − g)‖∞: how far y is from first-order optimality on the box |y_i| ≤ β_i.
 fn natural_gap(y: &[f64], g: &[f64], beta: &[f64]) -> f64 {
-    y.iter()
-        .zip(g)
-        .zip(beta)
-        .map(|((yi, gi), bi)| (yi - (yi - gi).clamp(-bi, *bi)).abs())
-        .fold(0.0, f64::max)
+    let gap = |r: std::ops::Range<usize>| {
+        y[r.clone()]
+            .iter()
+            .zip(&g[r.clone()])
+            .zip(&beta[r])
+            .map(|((yi, gi), bi)| (yi - (yi - gi).clamp(-bi, *bi)).abs())
+            .fold(0.0, f64::max)
+    };
+    let m = y.len();
+    if m < HALVES_MIN_ELEMENTS {
+        return gap(0..m);
+    }
+    // a largest value: the same number by halves
+    let (a, b) = pair(|| gap(0..m / 2), || gap(m / 2..m));
+    a.max(b)
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ use faer::{Accum, Conj, Mat, MatMut, MatRef, Par};
 use std::collections::HashMap;
 
 use super::ldl::{Kernels, LdlError, SplitLdl};
-use super::sparse::{dot, pair, SparseRows};
+use super::sparse::{dot, each_half, pair, SparseRows};
 
 /// Right-hand sides per blocked solve when forming C.
 const CHUNK: usize = 48;
@@ -1471,9 +1471,12 @@ impl Schur {
             || jb.mul_t(jac, ba, ra, y, out),
             || jb.mul_t(jac, bb, rb, y, second),
         );
-        for (o, s) in out.iter_mut().zip(second.iter()) {
-            *o += s;
-        }
+        let second = &*second;
+        each_half(out, |first, out| {
+            for (o, s) in out.iter_mut().zip(&second[first..]) {
+                *o += s;
+            }
+        });
     }
 
     /// out = Uᵀ t (`first`) or Uᵀ t2: the two halves of the rows summed apart, then added.

@@ -38,6 +38,23 @@ pub(super) fn pair<A: Send, B: Send>(
     })
 }
 
+/// Elements from which [`each_half`] runs on two threads (the TIMIT shape's 821 k rows); below
+/// it (syn, sp500) one pass.
+pub const HALVES_MIN_ELEMENTS: usize = 200_000;
+
+/// Runs `f(first, part)` on the two halves of `out` (`first`: the index of the part's first
+/// element), on two threads when `out` has at least [`HALVES_MIN_ELEMENTS`] elements, else
+/// once on the whole. For passes whose every element is computed on its own (no sums), so the
+/// result is the same either way.
+pub(super) fn each_half<T: Send>(out: &mut [T], f: impl Fn(usize, &mut [T]) + Sync) {
+    if out.len() < HALVES_MIN_ELEMENTS {
+        return f(0, out);
+    }
+    let mid = out.len() / 2;
+    let (a, b) = out.split_at_mut(mid);
+    pair(|| f(0, a), || f(mid, b));
+}
+
 /// A sparse matrix by rows (m × n), pattern fixed, values may change.
 #[derive(Debug, Clone, Default)]
 pub struct SparseRows {
@@ -124,6 +141,27 @@ impl SparseRows {
         pair(|| rows(out, 0..mid), || rows(second, mid..m));
         for (o, s) in out.iter_mut().zip(second.iter()) {
             *o += s;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_half_gives_every_element_its_own_index() {
+        for len in [10, HALVES_MIN_ELEMENTS + 3] {
+            let mut out = vec![0usize; len];
+            each_half(&mut out, |first, part| {
+                for (k, o) in part.iter_mut().enumerate() {
+                    *o = 3 * (first + k) + 1;
+                }
+            });
+            assert!(
+                out.iter().enumerate().all(|(i, &o)| o == 3 * i + 1),
+                "{len}"
+            );
         }
     }
 }

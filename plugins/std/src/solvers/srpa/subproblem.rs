@@ -33,7 +33,7 @@ use super::newton_cg::MfSolver;
 use super::operator::{JacOp, StoredJac};
 use super::schur::{At, Kept, Schur};
 pub use super::sparse::SparseRows;
-use super::sparse::{dot, pair};
+use super::sparse::{dot, each_half, pair, HALVES_MIN_ELEMENTS};
 
 /// How the Newton systems are solved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,16 +172,20 @@ impl Work {
     /// gradient `g` pushes against) toward that bound; clipped to the box.
     fn step_point(&mut self, p: &Subproblem<'_>, y: &[f64], alpha: f64, g: &[f64]) {
         let d = &self.rhs[self.rhs.len() - y.len()..];
-        for i in 0..y.len() {
-            let t = if self.free_y[i] {
-                y[i] + alpha * d[i]
-            } else if self.forced[i] != 0.0 {
-                y[i] + alpha * (self.forced[i] - y[i])
-            } else {
-                y[i] + alpha * (-g[i].signum() * p.beta[i] - y[i])
-            };
-            self.y_try[i] = t.clamp(-p.beta[i], p.beta[i]);
-        }
+        let (free_y, forced) = (&self.free_y, &self.forced);
+        each_half(&mut self.y_try, |first, y_try| {
+            for (k, out) in y_try.iter_mut().enumerate() {
+                let i = first + k;
+                let t = if free_y[i] {
+                    y[i] + alpha * d[i]
+                } else if forced[i] != 0.0 {
+                    y[i] + alpha * (forced[i] - y[i])
+                } else {
+                    y[i] + alpha * (-g[i].signum() * p.beta[i] - y[i])
+                };
+                *out = t.clamp(-p.beta[i], p.beta[i]);
+            }
+        });
     }
 
     /// Armijo's test of the search from y (at `cur`) to `y_try` (at `trial`, whose ∇φ is in
@@ -224,15 +228,24 @@ impl Work {
 }
 
 /// gᵀ(y_try − y) and ‖y_try − y‖², summed in order.
+/// From [`HALVES_MIN_ELEMENTS`] rows the two halves are summed on two threads and added.
 fn step_terms(g: &[f64], y: &[f64], y_try: &[f64]) -> (f64, f64) {
-    let step = y_try.iter().zip(y);
-    let along: f64 = g
-        .iter()
-        .zip(step.clone())
-        .map(|(g, (t, y))| g * (t - y))
-        .sum();
-    let prox: f64 = step.map(|(t, y)| (t - y).powi(2)).sum();
-    (along, prox)
+    let terms = |range: std::ops::Range<usize>| {
+        let step = y_try[range.clone()].iter().zip(&y[range.clone()]);
+        let along: f64 = g[range]
+            .iter()
+            .zip(step.clone())
+            .map(|(g, (t, y))| g * (t - y))
+            .sum();
+        let prox: f64 = step.map(|(t, y)| (t - y).powi(2)).sum();
+        (along, prox)
+    };
+    let m = y.len();
+    if m < HALVES_MIN_ELEMENTS {
+        return terms(0..m);
+    }
+    let ((a0, p0), (a1, p1)) = pair(|| terms(0..m / 2), || terms(m / 2..m));
+    (a0 + a1, p0 + p1)
 }
 
 /// The factor of the next trial of a backtracking search after a failed one, from the change
@@ -786,17 +799,20 @@ impl SubSolver {
     /// [`Subproblem::free_sets`]) takes 7.
     fn face_rhs(&mut self, p: &Subproblem<'_>, y: &[f64]) {
         let (schur, ws) = (self.schur.as_ref(), &mut self.ws);
-        let mut moved = false;
-        for i in 0..self.m {
-            ws.cg_z[i] = if ws.free_y[i] {
-                0.0
-            } else if ws.forced[i] != 0.0 {
-                ws.forced[i] - y[i]
-            } else {
-                -ws.g[i].signum() * p.beta[i] - y[i]
-            };
-            moved |= ws.cg_z[i] != 0.0;
-        }
+        let (free_y, forced, g) = (&ws.free_y, &ws.forced, &ws.g);
+        each_half(&mut ws.cg_z, |first, z| {
+            for (k, z) in z.iter_mut().enumerate() {
+                let i = first + k;
+                *z = if free_y[i] {
+                    0.0
+                } else if forced[i] != 0.0 {
+                    forced[i] - y[i]
+                } else {
+                    -g[i].signum() * p.beta[i] - y[i]
+                };
+            }
+        });
+        let moved = ws.cg_z.iter().any(|z| *z != 0.0);
         if moved {
             // J's products as the dual takes them (through the blocks, on two threads)
             let blocks = schur.filter(|s| s.has_jac_blocks());
@@ -804,13 +820,17 @@ impl SubSolver {
             mask_columns(&mut ws.cg_t, &ws.free_s);
             dual_mul(blocks, p.jac, &ws.cg_t, &mut ws.cg_ap);
         }
-        for i in 0..self.m {
-            ws.b[i] = match (ws.free_y[i], moved) {
-                (false, _) => 0.0,
-                (true, false) => -ws.g[i],
-                (true, true) => -ws.g[i] - ws.cg_ap[i] / p.rho,
-            };
-        }
+        let (free_y, g, ap) = (&ws.free_y, &ws.g, &ws.cg_ap);
+        each_half(&mut ws.b, |first, b| {
+            for (k, b) in b.iter_mut().enumerate() {
+                let i = first + k;
+                *b = match (free_y[i], moved) {
+                    (false, _) => 0.0,
+                    (true, false) => -g[i],
+                    (true, true) => -g[i] - ap[i] / p.rho,
+                };
+            }
+        });
     }
 
     /// Face steps: while the Newton direction in `rhs[n..]` takes free multipliers out of their
