@@ -21,6 +21,25 @@ pub struct Counts {
     pub peak: u64,
 }
 
+impl Counts {
+    /// Asserts that each count of `larger` (the same work at a larger size) is below `bound`
+    /// times this one's; `what` names the work and the sizes in the message.
+    pub fn assert_grows_at_most(&self, larger: &Counts, bound: f64, what: &str) {
+        let counts = [
+            ("allocations", self.allocations, larger.allocations),
+            ("bytes", self.bytes, larger.bytes),
+            ("peak bytes", self.peak, larger.peak),
+        ];
+        for (count, small, large) in counts {
+            let ratio = large as f64 / small as f64;
+            assert!(
+                ratio < bound,
+                "{count} of {what}: {large} against {small} (ratio {ratio:.2}, bound {bound})"
+            );
+        }
+    }
+}
+
 #[derive(Clone, Copy)]
 struct State {
     allocations: u64,
