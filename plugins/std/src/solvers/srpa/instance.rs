@@ -2,7 +2,7 @@
 //! parameter-Schur paths, [`super::newton_cg`]'s matrix-free one): the instance, the options,
 //! what a solve returns, and the stall rule every path stops by.
 
-use super::sparse::{each_half, pair, SparseRows, HALVES_MIN_ELEMENTS};
+use super::sparse::{each_half, reduce_halves, SparseRows};
 
 /// The widest band below a multiplier's bound, relative to the bound, in which a Newton step
 /// holds it at the bound (when the gradient pushes it there): the cap of the ε of the ε-active
@@ -199,13 +199,7 @@ fn natural_gap(y: &[f64], g: &[f64], beta: &[f64]) -> f64 {
             .map(|((yi, gi), bi)| (yi - (yi - gi).clamp(-bi, *bi)).abs())
             .fold(0.0, f64::max)
     };
-    let m = y.len();
-    if m < HALVES_MIN_ELEMENTS {
-        return gap(0..m);
-    }
-    // a largest value: the same number by halves
-    let (a, b) = pair(|| gap(0..m / 2), || gap(m / 2..m));
-    a.max(b)
+    reduce_halves(y.len(), gap, f64::max)
 }
 
 #[cfg(test)]

@@ -317,18 +317,15 @@ impl SplitLdl {
             at.push((part, part_entries[part].len()));
             part_entries[part].push((local[r] as usize, local[c] as usize));
         }
-        let mut analysed = Vec::with_capacity(2);
-        for (part, index) in part_entries.iter().zip(index) {
-            let (ldl, slots) = Ldl::analyse_with(index.len(), part, kernels)?;
-            analysed.push((ldl, index, slots));
-        }
         let offset = [0, part_entries[0].len()];
+        let [(e0, i0), (e1, i1)] =
+            [0, 1].map(|p| (&part_entries[p], std::mem::take(&mut index[p])));
+        let (ldl0, slots0) = Ldl::analyse_with(i0.len(), e0, kernels)?;
+        let (ldl1, slots1) = Ldl::analyse_with(i1.len(), e1, kernels)?;
         let slots = at
             .iter()
-            .map(|&(part, k)| offset[part] + analysed[part].2[k])
+            .map(|&(part, k)| offset[part] + [&slots0, &slots1][part][k])
             .collect();
-        let [(ldl0, index0, _), (ldl1, index1, _)]: [_; 2] =
-            analysed.try_into().unwrap_or_else(|_| unreachable!());
         let part = |ldl: Ldl, index: Vec<u32>, slots: std::ops::Range<usize>| Part {
             rhs: vec![0.0; index.len()],
             ldl,
@@ -336,8 +333,8 @@ impl SplitLdl {
             slots,
         };
         let parts = Box::new([
-            part(ldl0, index0, 0..offset[1]),
-            part(ldl1, index1, offset[1]..entries.len()),
+            part(ldl0, i0, 0..offset[1]),
+            part(ldl1, i1, offset[1]..entries.len()),
         ]);
         let values = vec![0.0; entries.len()];
         Ok((
@@ -354,8 +351,8 @@ impl SplitLdl {
         matches!(self.parts, Parts::Two(_))
     }
 
-    /// The values of the pattern's entries, addressed by the slots [`SplitLdl::analyse`]
-    /// returned.
+    /// The values of the pattern's entries, addressed by the slots [`SplitLdl::by_blocks`]
+    /// or [`SplitLdl::whole`] returned.
     pub fn values_mut(&mut self) -> &mut [f64] {
         match &mut self.parts {
             Parts::Whole(ldl) => ldl.values_mut(),

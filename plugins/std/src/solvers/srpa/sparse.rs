@@ -55,6 +55,21 @@ pub(super) fn each_half<T: Send>(out: &mut [T], f: impl Fn(usize, &mut [T]) + Sy
     pair(|| f(0, a), || f(mid, b));
 }
 
+/// `f` over `0..len`, or from [`HALVES_MIN_ELEMENTS`] elements over its two halves on two
+/// threads with the results joined by `join` (a sum then differs from the one pass by rounding;
+/// a largest value does not).
+pub(super) fn reduce_halves<T: Send>(
+    len: usize,
+    f: impl Fn(std::ops::Range<usize>) -> T + Sync,
+    join: impl FnOnce(T, T) -> T,
+) -> T {
+    if len < HALVES_MIN_ELEMENTS {
+        return f(0..len);
+    }
+    let (a, b) = pair(|| f(0..len / 2), || f(len / 2..len));
+    join(a, b)
+}
+
 /// A sparse matrix by rows (m × n), pattern fixed, values may change.
 #[derive(Debug, Clone, Default)]
 pub struct SparseRows {

@@ -33,7 +33,7 @@ use super::newton_cg::MfSolver;
 use super::operator::{JacOp, StoredJac};
 use super::schur::{At, Kept, Schur};
 pub use super::sparse::SparseRows;
-use super::sparse::{dot, each_half, pair, HALVES_MIN_ELEMENTS};
+use super::sparse::{dot, each_half, pair, reduce_halves};
 
 /// How the Newton systems are solved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,10 +178,8 @@ impl Work {
                 let i = first + k;
                 let t = if free_y[i] {
                     y[i] + alpha * d[i]
-                } else if forced[i] != 0.0 {
-                    y[i] + alpha * (forced[i] - y[i])
                 } else {
-                    y[i] + alpha * (-g[i].signum() * p.beta[i] - y[i])
+                    y[i] + alpha * (held_bound(forced[i], g[i], p.beta[i]) - y[i])
                 };
                 *out = t.clamp(-p.beta[i], p.beta[i]);
             }
@@ -227,8 +225,8 @@ impl Work {
     }
 }
 
-/// gᵀ(y_try − y) and ‖y_try − y‖², summed in order.
-/// From [`HALVES_MIN_ELEMENTS`] rows the two halves are summed on two threads and added.
+/// gᵀ(y_try − y) and ‖y_try − y‖², summed in order ([`reduce_halves`]: by halves from
+/// [`super::sparse::HALVES_MIN_ELEMENTS`] rows).
 fn step_terms(g: &[f64], y: &[f64], y_try: &[f64]) -> (f64, f64) {
     let terms = |range: std::ops::Range<usize>| {
         let step = y_try[range.clone()].iter().zip(&y[range.clone()]);
@@ -240,12 +238,17 @@ fn step_terms(g: &[f64], y: &[f64], y_try: &[f64]) -> (f64, f64) {
         let prox: f64 = step.map(|(t, y)| (t - y).powi(2)).sum();
         (along, prox)
     };
-    let m = y.len();
-    if m < HALVES_MIN_ELEMENTS {
-        return terms(0..m);
+    reduce_halves(y.len(), terms, |(a0, p0), (a1, p1)| (a0 + a1, p0 + p1))
+}
+
+/// The bound a multiplier that is not free goes to: the one a face step fixed it at
+/// (`forced` ≠ 0), else the one the gradient pushes it against.
+fn held_bound(forced: f64, g: f64, beta: f64) -> f64 {
+    if forced != 0.0 {
+        forced
+    } else {
+        -g.signum() * beta
     }
-    let ((a0, p0), (a1, p1)) = pair(|| terms(0..m / 2), || terms(m / 2..m));
-    (a0 + a1, p0 + p1)
 }
 
 /// The factor of the next trial of a backtracking search after a failed one, from the change
@@ -805,10 +808,8 @@ impl SubSolver {
                 let i = first + k;
                 *z = if free_y[i] {
                     0.0
-                } else if forced[i] != 0.0 {
-                    forced[i] - y[i]
                 } else {
-                    -g[i].signum() * p.beta[i] - y[i]
+                    held_bound(forced[i], g[i], p.beta[i]) - y[i]
                 };
             }
         });
