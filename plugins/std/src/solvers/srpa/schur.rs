@@ -348,6 +348,10 @@ struct RestGroups {
 struct RestGroup {
     cols: Vec<u32>,
     rows: Vec<u32>,
+    /// U at the group's rows and columns (rows × cols), once per formation of C: every chunk
+    /// of columns reads it whole (filled again per chunk, it was a third of the formation's
+    /// own time on the TIMIT shape).
+    u: Mat<f64>,
 }
 
 impl Schur {
@@ -874,11 +878,10 @@ impl Schur {
         let mut d = vec![0.0; width];
         // per family: Q, then X, for the chunk's columns (columns × positions × w)
         let mut qx: Vec<Vec<f64>> = Vec::new();
-        // the dense products' blocks of U and of the solved columns, and their product
+        // the dense products' blocks of the solved columns, and their product with U's
         let nc_max = groups.dense.iter().map(|g| g.cols.len()).max().unwrap_or(0);
         let rows_max = groups.dense.iter().map(|g| g.rows.len()).max().unwrap_or(0);
         let rows_max = rows_max.min(groups.block_rows);
-        let mut ub = Mat::<f64>::zeros(rows_max, nc_max);
         let mut xb = Mat::<f64>::zeros(rows_max, width);
         let mut prod = Mat::<f64>::zeros(nc_max, width);
         let mut out = Vec::with_capacity(chunks.len());
@@ -1043,16 +1046,12 @@ impl Schur {
                 let nc = g.cols.len();
                 let mut prod = prod.as_mut().submatrix_mut(0, 0, nc, w);
                 prod.fill(0.0);
-                for blk in g.rows.chunks(groups.block_rows) {
-                    // every entry of both is written: each row has the group's nc θ entries
-                    let mut ub = ub.as_mut().submatrix_mut(0, 0, blk.len(), nc);
+                for (b, blk) in g.rows.chunks(groups.block_rows).enumerate() {
+                    // every entry of xb is written
+                    let ub = g.u.submatrix(b * groups.block_rows, 0, blk.len(), nc);
                     let mut xb = xb.as_mut().submatrix_mut(0, 0, blk.len(), w);
                     for (r, &i) in blk.iter().enumerate() {
                         let i = i as usize;
-                        let thetas = &self.theta_entries[self.theta_ptr[i]..self.theta_ptr[i + 1]];
-                        for (c, &p) in thetas.iter().enumerate() {
-                            ub[(r, c)] = k.jac[p as usize] * scale;
-                        }
                         let d = &mut d[..w];
                         self.rest_x(i, &rows, (j0, w), dim, d);
                         for (j, v) in d.iter().enumerate() {
@@ -1062,7 +1061,7 @@ impl Schur {
                     matmul(
                         prod.rb_mut(),
                         Accum::Add,
-                        ub.rb().transpose(),
+                        ub.transpose(),
                         xb.rb(),
                         1.0,
                         Par::Seq,
@@ -1152,13 +1151,19 @@ impl Schur {
                 found.push(RestGroup {
                     cols: cols.clone(),
                     rows: Vec::new(),
+                    u: Mat::zeros(0, 0),
                 });
                 found.len() - 1
             });
             found[g].rows.push(i as u32);
         }
-        for g in found {
+        let scale = 1.0 / k.rho.sqrt();
+        for mut g in found {
             if g.rows.len() >= GROUP_MIN_ROWS {
+                g.u = Mat::from_fn(g.rows.len(), g.cols.len(), |r, c| {
+                    let i = g.rows[r] as usize;
+                    k.jac[self.theta_entries[self.theta_ptr[i] + c] as usize] * scale
+                });
                 groups.dense.push(g);
             } else {
                 groups.lone.extend(g.rows);
