@@ -2090,7 +2090,9 @@ struct JacBlocks {
 }
 
 /// A family of [`JacBlocks`]: rows, positions, lifted columns, each position's first θ column
-/// and stride, V (rows × lifted columns) and the own values.
+/// and stride, V (rows × lifted columns) and the own values. For the products, the θ column
+/// of every position and row (`theta`, position after position) and V by columns (`v_cols`),
+/// so that a block's rows go as passes over contiguous numbers.
 struct JacFamily {
     rows: usize,
     e: usize,
@@ -2099,15 +2101,19 @@ struct JacFamily {
     stride: Vec<u32>,
     v: Vec<f64>,
     own: Vec<f64>,
+    theta: Vec<u32>,
+    v_cols: Vec<f64>,
 }
 
-/// A block of [`JacBlocks`]: its family, first row, first eliminated row, and where its g
-/// (e values) and lifted columns (n_c) start.
+/// A block of [`JacBlocks`]: its family, first row, first eliminated row, where its g
+/// (e values) and lifted columns (n_c) start, and its rows' first single-entry column when
+/// they are consecutive ([`NO_BLOCK`] otherwise).
 struct JacBlock {
     fam: u32,
     row0: u32,
     e0: u32,
     at: u32,
+    own0: u32,
 }
 
 impl JacBlocks {
@@ -2194,6 +2200,13 @@ impl JacBlocks {
                 n_c,
                 base: base.to_vec(),
                 stride: stride.to_vec(),
+                theta: (0..e)
+                    .flat_map(|b| (0..rows).map(move |k| base[b] + k as u32 * stride[b]))
+                    .collect(),
+                v_cols: (0..n_c)
+                    .flat_map(|c| (0..rows).map(move |k| (k, c)))
+                    .map(|(k, c)| v[k * n_c + c])
+                    .collect(),
                 v: v.clone(),
                 own: own.clone(),
             };
@@ -2206,11 +2219,17 @@ impl JacBlocks {
                     .iter()
                     .map(|&(p, _)| jac.col_idx[p as usize] as u32),
             );
+            let own_cols = &self.own_col[e0..e0 + rows];
+            let consecutive = own_cols
+                .iter()
+                .enumerate()
+                .all(|(k, &c)| c as usize == own_cols[0] as usize + k);
             self.blocks.push(JacBlock {
                 fam: fi,
                 row0: row0 as u32,
                 e0: e0 as u32,
                 at: at as u32,
+                own0: if consecutive { own_cols[0] } else { NO_BLOCK },
             });
             in_block[row0..row0 + rows]
                 .iter_mut()
@@ -2253,24 +2272,40 @@ impl JacBlocks {
         out: &mut [f64],
         first: usize,
     ) {
+        // x at each family's θ columns (the same for all its blocks), position after position
+        let x_theta: Vec<Vec<f64>> = self
+            .fams
+            .iter()
+            .map(|f| f.theta.iter().map(|&c| x[c as usize]).collect())
+            .collect();
         for blk in blocks {
             let f = &self.fams[blk.fam as usize];
-            let (at, e0) = (blk.at as usize, blk.e0 as usize);
+            let (at, e0, rows) = (blk.at as usize, blk.e0 as usize, f.rows);
             let g = &self.g[at * f.e..(at + 1) * f.e];
-            // n_c is at most ELIMINATE_MAX_COLUMNS (the rows are eliminated)
-            let mut xc = [0.0; ELIMINATE_MAX_COLUMNS];
-            for (o, &c) in xc.iter_mut().zip(&self.cols[at * f.n_c..(at + 1) * f.n_c]) {
-                *o = x[c as usize];
+            let row0 = blk.row0 as usize - first;
+            let out = &mut out[row0..row0 + rows];
+            // row by row the same sums in the same order: the own column, the positions, V
+            if blk.own0 != NO_BLOCK {
+                let own0 = blk.own0 as usize;
+                for ((o, a), xo) in out.iter_mut().zip(&f.own).zip(&x[own0..own0 + rows]) {
+                    *o = a * xo;
+                }
+            } else {
+                for (k, o) in out.iter_mut().enumerate() {
+                    *o = f.own[k] * x[self.own_col[e0 + k] as usize];
+                }
             }
-            for k in 0..f.rows {
-                let mut acc = f.own[k] * x[self.own_col[e0 + k] as usize];
-                for b in 0..f.e {
-                    acc += g[b] * x[f.base[b] as usize + k * f.stride[b] as usize];
+            let xt = &x_theta[blk.fam as usize];
+            for (b, gb) in g.iter().enumerate() {
+                for (o, xv) in out.iter_mut().zip(&xt[b * rows..(b + 1) * rows]) {
+                    *o += gb * xv;
                 }
-                for (v, xj) in f.v[k * f.n_c..(k + 1) * f.n_c].iter().zip(&xc) {
-                    acc += v * xj;
+            }
+            for (c, &col) in self.cols[at * f.n_c..(at + 1) * f.n_c].iter().enumerate() {
+                let xc = x[col as usize];
+                for (o, v) in out.iter_mut().zip(&f.v_cols[c * rows..(c + 1) * rows]) {
+                    *o += v * xc;
                 }
-                out[blk.row0 as usize + k - first] = acc;
             }
         }
         for &i in rest {
@@ -2293,26 +2328,45 @@ impl JacBlocks {
         out: &mut [f64],
     ) {
         out.iter_mut().for_each(|o| *o = 0.0);
+        // each family's sums at its θ columns (position after position), over its blocks in
+        // order, added to `out` after the blocks (no other row of a block reads them)
+        let mut t_theta: Vec<Vec<f64>> =
+            self.fams.iter().map(|f| vec![0.0; f.theta.len()]).collect();
         for blk in blocks {
             let f = &self.fams[blk.fam as usize];
-            let (at, e0) = (blk.at as usize, blk.e0 as usize);
+            let (at, e0, rows) = (blk.at as usize, blk.e0 as usize, f.rows);
             let g = &self.g[at * f.e..(at + 1) * f.e];
-            let mut xc = [0.0; ELIMINATE_MAX_COLUMNS];
-            for k in 0..f.rows {
-                let yi = y[blk.row0 as usize + k];
-                if yi == 0.0 {
-                    continue;
+            let row0 = blk.row0 as usize;
+            let yb = &y[row0..row0 + rows];
+            // a row's single-entry column is read by that row alone
+            if blk.own0 != NO_BLOCK {
+                let own0 = blk.own0 as usize;
+                for ((o, a), yi) in out[own0..own0 + rows].iter_mut().zip(&f.own).zip(yb) {
+                    *o += a * yi;
                 }
-                out[self.own_col[e0 + k] as usize] += f.own[k] * yi;
-                for b in 0..f.e {
-                    out[f.base[b] as usize + k * f.stride[b] as usize] += g[b] * yi;
-                }
-                for (v, o) in f.v[k * f.n_c..(k + 1) * f.n_c].iter().zip(xc.iter_mut()) {
-                    *o += v * yi;
+            } else {
+                for (k, yi) in yb.iter().enumerate() {
+                    out[self.own_col[e0 + k] as usize] += f.own[k] * yi;
                 }
             }
-            for (&c, v) in self.cols[at * f.n_c..(at + 1) * f.n_c].iter().zip(&xc) {
-                out[c as usize] += v;
+            let tt = &mut t_theta[blk.fam as usize];
+            for (b, gb) in g.iter().enumerate() {
+                for (t, yi) in tt[b * rows..(b + 1) * rows].iter_mut().zip(yb) {
+                    *t += gb * yi;
+                }
+            }
+            for (c, &col) in self.cols[at * f.n_c..(at + 1) * f.n_c].iter().enumerate() {
+                let vc = &f.v_cols[c * rows..(c + 1) * rows];
+                let mut acc = 0.0;
+                for (v, yi) in vc.iter().zip(yb) {
+                    acc += v * yi;
+                }
+                out[col as usize] += acc;
+            }
+        }
+        for (f, tt) in self.fams.iter().zip(&t_theta) {
+            for (&c, t) in f.theta.iter().zip(tt) {
+                out[c as usize] += t;
             }
         }
         for &i in rest {
@@ -3239,19 +3293,27 @@ mod tests {
         s.jac_blocks(&j);
         assert_eq!(s.jb.fams.len(), 1, "one family");
         assert_eq!(s.jb.blocks.len(), 7, "every step but one");
+        // the output rows' own columns are consecutive: the blocks read them as slices; then
+        // the same blocks with them looked up row by row
+        assert!(s.jb.blocks.iter().all(|b| b.own0 != NO_BLOCK));
         let x: Vec<f64> = (0..n).map(|c| (c as f64 * 0.37).sin()).collect();
         let y: Vec<f64> = (0..m).map(|i| (i as f64 * 0.91).cos()).collect();
-        let (mut jx, mut want) = (vec![0.0; m], vec![0.0; m]);
-        s.jac_mul_halves(&j, &x, &mut jx);
-        j.mul(&x, &mut want);
-        for i in 0..m {
-            assert!((jx[i] - want[i]).abs() < 1e-13, "J x, row {i}");
-        }
-        let (mut jty, mut want, mut second) = (vec![0.0; n], vec![0.0; n], Vec::new());
-        s.jac_mul_t_halves(&j, &y, &mut jty, &mut second);
-        j.mul_t(&y, &mut want);
-        for c in 0..n {
-            assert!((jty[c] - want[c]).abs() < 1e-13, "Jᵀ y, column {c}");
+        for by_slices in [true, false] {
+            if !by_slices {
+                s.jb.blocks.iter_mut().for_each(|b| b.own0 = NO_BLOCK);
+            }
+            let (mut jx, mut want) = (vec![0.0; m], vec![0.0; m]);
+            s.jac_mul_halves(&j, &x, &mut jx);
+            j.mul(&x, &mut want);
+            for i in 0..m {
+                assert!((jx[i] - want[i]).abs() < 1e-13, "J x, row {i}");
+            }
+            let (mut jty, mut want, mut second) = (vec![0.0; n], vec![0.0; n], Vec::new());
+            s.jac_mul_t_halves(&j, &y, &mut jty, &mut second);
+            j.mul_t(&y, &mut want);
+            for c in 0..n {
+                assert!((jty[c] - want[c]).abs() < 1e-13, "Jᵀ y, column {c}");
+            }
         }
     }
 }
