@@ -1736,18 +1736,47 @@ impl Schur {
                 // (`val` is 0 where the row or the column is not free); the two halves of the
                 // eliminated rows apart, the second into its own buffer, then added
                 let half = elim.rows.len() / 2;
+                let fam = &self.fam;
                 let scatter = |out: &mut [f64], rows: std::ops::Range<usize>| {
-                    for e in rows {
-                        let ti = t[elim.rows[e] as usize];
-                        if ti == 0.0 {
-                            continue;
+                    let one_by_one = |out: &mut [f64], rows: std::ops::Range<usize>| {
+                        for e in rows {
+                            let ti = t[elim.rows[e] as usize];
+                            if ti == 0.0 {
+                                continue;
+                            }
+                            let g = ti / elim.pivot[e];
+                            let range = elim.ptr[e]..elim.ptr[e + 1];
+                            let cols = elim.cols[range.clone()].iter();
+                            for (&(_, c), v) in cols.zip(&elim.val[range]) {
+                                out[c as usize] += v * g;
+                            }
                         }
-                        let g = ti / elim.pivot[e];
-                        let range = elim.ptr[e]..elim.ptr[e + 1];
-                        for (&(_, c), v) in elim.cols[range.clone()].iter().zip(&elim.val[range]) {
-                            out[c as usize] += v * g;
+                    };
+                    fam.each_seg(rows, |seg, ks| match seg {
+                        ElimSeg::Rows { e0, .. } => {
+                            one_by_one(out, e0 as usize + ks.start..e0 as usize + ks.end)
                         }
-                    }
+                        ElimSeg::Block { e0, row0, fam: fi } => {
+                            // each column's sum over the rows in order, as row by row
+                            let f = &fam.fams[fi as usize];
+                            let rows = f.pivot.len();
+                            let tb = &t[row0 as usize + ks.start..row0 as usize + ks.end];
+                            let mut g = [0.0; BLOCK_ROWS_MAX];
+                            let g = &mut g[..ks.len()];
+                            for ((g, ti), p) in g.iter_mut().zip(tb).zip(&f.pivot[ks.clone()]) {
+                                *g = ti / p;
+                            }
+                            let first = elim.ptr[e0 as usize];
+                            for (j, &(_, c)) in elim.cols[first..first + f.n_c].iter().enumerate() {
+                                let v = &f.v_cols[j * rows + ks.start..j * rows + ks.end];
+                                let mut acc = out[c as usize];
+                                for (v, g) in v.iter().zip(g.iter()) {
+                                    acc += v * g;
+                                }
+                                out[c as usize] = acc;
+                            }
+                        }
+                    });
                 };
                 let n_l = *n_l;
                 let mut second = std::mem::take(&mut self.aug_half);
@@ -1767,15 +1796,43 @@ impl Schur {
                 self.b.solve(aug);
                 // each eliminated row's unknown, by halves (the rows are increasing)
                 let back = |t: &mut [f64], first_row: usize, rows: std::ops::Range<usize>| {
-                    for e in rows {
-                        let i = elim.rows[e] as usize - first_row;
-                        let range = elim.ptr[e]..elim.ptr[e + 1];
-                        let mut v = -t[i];
-                        for (&(_, c), j) in elim.cols[range.clone()].iter().zip(&elim.val[range]) {
-                            v -= j * aug[c as usize];
+                    fam.each_seg(rows, |seg, ks| match seg {
+                        ElimSeg::Rows { e0, .. } => {
+                            for e in e0 as usize + ks.start..e0 as usize + ks.end {
+                                let i = elim.rows[e] as usize - first_row;
+                                let range = elim.ptr[e]..elim.ptr[e + 1];
+                                let mut v = -t[i];
+                                let cols = elim.cols[range.clone()].iter();
+                                for (&(_, c), j) in cols.zip(&elim.val[range]) {
+                                    v -= j * aug[c as usize];
+                                }
+                                t[i] = v / elim.pivot[e];
+                            }
                         }
-                        t[i] = v / elim.pivot[e];
-                    }
+                        ElimSeg::Block { e0, row0, fam: fi } => {
+                            // row by row the same sums: −t_k, then V's columns in order
+                            let f = &fam.fams[fi as usize];
+                            let rows = f.pivot.len();
+                            let at = row0 as usize - first_row;
+                            let tb = &mut t[at + ks.start..at + ks.end];
+                            let mut acc = [0.0; BLOCK_ROWS_MAX];
+                            let acc = &mut acc[..ks.len()];
+                            for (a, ti) in acc.iter_mut().zip(tb.iter()) {
+                                *a = -ti;
+                            }
+                            let first = elim.ptr[e0 as usize];
+                            for (j, &(_, c)) in elim.cols[first..first + f.n_c].iter().enumerate() {
+                                let x = aug[c as usize];
+                                let v = &f.v_cols[j * rows + ks.start..j * rows + ks.end];
+                                for (a, v) in acc.iter_mut().zip(v) {
+                                    *a -= v * x;
+                                }
+                            }
+                            for ((ti, a), p) in tb.iter_mut().zip(acc.iter()).zip(&f.pivot[ks]) {
+                                *ti = a / p;
+                            }
+                        }
+                    });
                 };
                 let split = elim.rows.get(half).map_or(t.len(), |&r| r as usize);
                 let (ta, tb) = t.split_at_mut(split);
@@ -1838,6 +1895,9 @@ struct Families {
     /// Per group of [`URows`] (pattern): the index among the eliminated rows of its first row
     /// where it may be a block, else [`NO_BLOCK`].
     first_elim: Vec<u32>,
+    /// The eliminated rows by blocks and rows one by one, in order (at the point of the last
+    /// factorization of B).
+    segs: Vec<ElimSeg>,
     /// At the point of the last factorization of B: the families, the blocks, and the runs
     /// of U outside the blocks, in two halves of about equal work for two threads: the
     /// second's first run and first row ([`split_row`]).
@@ -1882,6 +1942,10 @@ fn family_of<T>(
 /// A group of [`Families::first_elim`] that is no block.
 const NO_BLOCK: u32 = u32::MAX;
 
+/// The most rows of a block the solves with B take in closed form (a larger one goes row by
+/// row; the TIMIT shape's have 129).
+const BLOCK_ROWS_MAX: usize = 1024;
+
 /// A family of [`Families`]: the group and first eliminated row of its first block (its θ
 /// columns, V and pivots), V's columns, and G = Σ g gᵀ over its blocks (positions²).
 struct Family {
@@ -1889,6 +1953,35 @@ struct Family {
     e0: u32,
     n_c: usize,
     g2: Vec<f64>,
+    /// For the solves with B ([`ElimSeg`]): V by columns (n_c × rows) and the pivots.
+    v_cols: Vec<f64>,
+    pivot: Vec<f64>,
+}
+
+/// The eliminated rows in order, for the solves with B: a block of a family in closed form
+/// (its rows consecutive from `row0`, V and pivots the family's, its lifted columns from its
+/// first row's entries), or rows one by one (`e0..e1`, each with its own entries).
+#[derive(Debug, Clone, Copy)]
+enum ElimSeg {
+    Block { e0: u32, row0: u32, fam: u32 },
+    Rows { e0: u32, e1: u32 },
+}
+
+impl ElimSeg {
+    /// Its first eliminated row.
+    fn start(self) -> usize {
+        match self {
+            ElimSeg::Block { e0, .. } | ElimSeg::Rows { e0, .. } => e0 as usize,
+        }
+    }
+
+    /// One past its last eliminated row.
+    fn end(self, fam: &Families) -> usize {
+        match self {
+            ElimSeg::Block { e0, fam: f, .. } => e0 as usize + fam.fams[f as usize].pivot.len(),
+            ElimSeg::Rows { e1, .. } => e1 as usize,
+        }
+    }
 }
 
 /// A block of [`Families`]: its family, where its g starts in [`URows`]' values, and its
@@ -1919,6 +2012,56 @@ impl Shape<'_> {
 }
 
 impl Families {
+    /// [`Families::segs`] from the blocks found (a block whose eliminated rows are not
+    /// consecutive rows goes row by row).
+    fn segments(&mut self, u: &URows, elim: &Eliminated) {
+        self.segs.clear();
+        let mut order: Vec<usize> = (0..self.blocks.len()).collect();
+        order.sort_by_key(|&b| self.blocks[b].e0);
+        let mut next = 0u32;
+        for b in order {
+            let blk = &self.blocks[b];
+            let f = &self.fams[blk.fam as usize];
+            let rows = u.groups[f.group as usize].rows;
+            let e0 = blk.e0;
+            let row0 = elim.rows[e0 as usize];
+            let consecutive = (0..rows).all(|k| elim.rows[(e0 + k) as usize] == row0 + k);
+            if !consecutive || e0 < next || rows as usize > BLOCK_ROWS_MAX {
+                continue;
+            }
+            if e0 > next {
+                self.segs.push(ElimSeg::Rows { e0: next, e1: e0 });
+            }
+            self.segs.push(ElimSeg::Block {
+                e0,
+                row0,
+                fam: blk.fam,
+            });
+            next = e0 + rows;
+        }
+        let end = elim.rows.len() as u32;
+        if next < end {
+            self.segs.push(ElimSeg::Rows { e0: next, e1: end });
+        }
+    }
+
+    /// Calls `f` with each segment that overlaps the eliminated rows `rows`, in order, and
+    /// the overlap as offsets from the segment's first row.
+    fn each_seg(
+        &self,
+        rows: std::ops::Range<usize>,
+        mut f: impl FnMut(ElimSeg, std::ops::Range<usize>),
+    ) {
+        let start = self.segs.partition_point(|s| s.end(self) <= rows.start);
+        for &seg in &self.segs[start..] {
+            let (e0, e1) = (seg.start(), seg.end(self));
+            if e0 >= rows.end {
+                break;
+            }
+            f(seg, rows.start.max(e0) - e0..rows.end.min(e1) - e0);
+        }
+    }
+
     /// The groups of `u` that may be blocks: all rows eliminated, each reading the same
     /// lifted columns, at least two rows.
     fn new(u: &URows, form: &BForm) -> Families {
@@ -2014,6 +2157,11 @@ impl Families {
                 e0: e0 as u32,
                 n_c: this.n_c,
                 g2: vec![0.0; this.e * this.e],
+                v_cols: (0..this.n_c)
+                    .flat_map(|c| (0..this.rows).map(move |k| (k, c)))
+                    .map(|(k, c)| this.v[k * this.n_c + c])
+                    .collect(),
+                pivot: this.pivot.to_vec(),
             };
             let fam = family_of(&mut self.fams, &mut index, last, same, hash, new);
             last = Some(fam);
@@ -2031,6 +2179,7 @@ impl Families {
                 e0: e0 as u32,
             });
         }
+        self.segments(u, elim);
         // the two threads' halves of the runs outside the blocks by their work (the TIMIT
         // shape's are its hidden rows, all in the first half of the rows)
         let units: Vec<_> = self
@@ -3279,6 +3428,46 @@ mod tests {
 
     /// J's products through the blocks of the RNN shape's output rows are J's products by
     /// rows (one step's output rows changed so that they are no block).
+    #[test]
+    fn a_range_of_eliminated_rows_meets_the_segments_it_overlaps() {
+        let fam = |rows: usize| Family {
+            group: 0,
+            e0: 0,
+            n_c: 2,
+            g2: Vec::new(),
+            v_cols: vec![0.0; 2 * rows],
+            pivot: vec![-1.0; rows],
+        };
+        let fams = Families {
+            fams: vec![fam(4)],
+            segs: vec![
+                ElimSeg::Rows { e0: 0, e1: 3 },
+                ElimSeg::Block {
+                    e0: 3,
+                    row0: 10,
+                    fam: 0,
+                },
+                ElimSeg::Block {
+                    e0: 7,
+                    row0: 20,
+                    fam: 0,
+                },
+                ElimSeg::Rows { e0: 11, e1: 12 },
+            ],
+            ..Families::default()
+        };
+        let seen = |rows: std::ops::Range<usize>| {
+            let mut v = Vec::new();
+            fams.each_seg(rows, |seg, ks| v.push((seg.start(), ks)));
+            v
+        };
+        // the halves of 0..12 at 5 cut the first block after two of its rows
+        assert_eq!(seen(0..5), vec![(0, 0..3), (3, 0..2)]);
+        assert_eq!(seen(5..12), vec![(3, 2..4), (7, 0..4), (11, 0..1)]);
+        assert_eq!(seen(8..9), vec![(7, 1..2)]);
+        assert_eq!(seen(12..12), vec![]);
+    }
+
     #[test]
     fn the_blocks_of_j_give_its_products() {
         let mut j = rnn_jac(8);
