@@ -3426,8 +3426,7 @@ mod tests {
         }
     }
 
-    /// J's products through the blocks of the RNN shape's output rows are J's products by
-    /// rows (one step's output rows changed so that they are no block).
+    /// The segments of eliminated rows a half of a pass meets, cut where the half ends.
     #[test]
     fn a_range_of_eliminated_rows_meets_the_segments_it_overlaps() {
         let fam = |rows: usize| Family {
@@ -3468,6 +3467,8 @@ mod tests {
         assert_eq!(seen(12..12), vec![]);
     }
 
+    /// J's products through the blocks of the RNN shape's output rows are J's products by
+    /// rows (one step's output rows changed so that they are no block).
     #[test]
     fn the_blocks_of_j_give_its_products() {
         let mut j = rnn_jac(8);
