@@ -222,10 +222,11 @@ impl Ldl {
         MemBuffer::new(self.symbolic.solve_in_place_scratch::<f64>(ncols, self.par))
     }
 
-    /// Solves K X = B in place for `ncols` right-hand sides stored column after column in `b`
-    /// (blocked kernels: much faster than one column at a time), with the caller's workspace
-    /// (from [`Ldl::columns_workspace`]), so that several threads can solve with one
-    /// factorization.
+    /// Solves K X = B in place for `ncols` right-hand sides stored by rows in `b` (row i's
+    /// `ncols` values together, b[i · ncols + j]: blocked kernels, much faster than one
+    /// column at a time, and each row of L updates contiguous numbers), with the caller's
+    /// workspace (from [`Ldl::columns_workspace`]), so that several threads can solve with
+    /// one factorization.
     pub fn solve_columns(&self, b: &mut [f64], ncols: usize, workspace: &mut MemBuffer) {
         assert!(
             self.factored,
@@ -233,7 +234,7 @@ impl Ldl {
         );
         assert_eq!(b.len(), self.n * ncols, "Ldl::solve_columns: shape");
         let ldlt = LdltRef::new(&self.symbolic, &self.factor);
-        let rhs = MatMut::from_column_major_slice_mut(b, self.n, ncols);
+        let rhs = MatMut::from_row_major_slice_mut(b, self.n, ncols);
         ldlt.solve_in_place_with_conj(Conj::No, rhs, self.par, MemStack::new(workspace));
     }
 }
@@ -433,29 +434,28 @@ impl SplitLdl {
         }
     }
 
-    /// [`Ldl::solve_columns`] (`b` holds `ncols` columns of the caller's n unknowns), the
-    /// parts one after the other on the calling thread.
+    /// [`Ldl::solve_columns`] (`b` holds `ncols` right-hand sides of the caller's n unknowns,
+    /// by rows), the parts one after the other on the calling thread: each part's rows
+    /// gathered and put back as runs of `ncols` numbers.
     pub fn solve_columns(&self, b: &mut [f64], ncols: usize, work: &mut ColumnsWorkspace) {
         let parts = match &self.parts {
             Parts::Whole(ldl) => return ldl.solve_columns(b, ncols, &mut work.stacks[0]),
             Parts::Two(parts) => parts,
         };
-        let n = b.len() / ncols.max(1);
+        if ncols == 0 {
+            return;
+        }
         for (p, stack) in parts.iter().zip(&mut work.stacks) {
             let np = p.index.len();
             let rhs = &mut work.rhs[..np * ncols];
-            for j in 0..ncols {
-                let (col, out) = (&b[j * n..(j + 1) * n], &mut rhs[j * np..(j + 1) * np]);
-                for (r, &v) in out.iter_mut().zip(&p.index) {
-                    *r = col[v as usize];
-                }
+            for (r, &v) in rhs.chunks_exact_mut(ncols).zip(&p.index) {
+                let v = v as usize;
+                r.copy_from_slice(&b[v * ncols..(v + 1) * ncols]);
             }
             p.ldl.solve_columns(rhs, ncols, stack);
-            for j in 0..ncols {
-                let (col, out) = (&mut b[j * n..(j + 1) * n], &rhs[j * np..(j + 1) * np]);
-                for (&r, &v) in out.iter().zip(&p.index) {
-                    col[v as usize] = r;
-                }
+            for (r, &v) in rhs.chunks_exact(ncols).zip(&p.index) {
+                let v = v as usize;
+                b[v * ncols..(v + 1) * ncols].copy_from_slice(r);
             }
         }
     }
@@ -597,21 +597,40 @@ mod tests {
         for i in 0..n {
             assert!((xw[i] - xs[i]).abs() <= 1e-12 * (1.0 + xw[i].abs()), "{i}");
         }
-        // three right-hand sides at once, against the single solves
-        let mut cols: Vec<f64> = (0..3 * n).map(|i| (i as f64 * 0.11).cos()).collect();
-        let expected: Vec<f64> = cols
-            .chunks(n)
-            .flat_map(|c| {
-                let mut c = c.to_vec();
+        // three right-hand sides at once (by rows), against the single solves, split and
+        // whole
+        let rhs: Vec<Vec<f64>> = (0..3)
+            .map(|j| (0..n).map(|i| ((i + j * n) as f64 * 0.11).cos()).collect())
+            .collect();
+        let expected: Vec<Vec<f64>> = rhs
+            .iter()
+            .map(|c| {
+                let mut c = c.clone();
                 whole.solve(&mut c);
                 c
             })
             .collect();
-        let mut work = split.columns_workspace(3);
-        split.solve_columns(&mut cols, 3, &mut work);
-        for (a, e) in cols.iter().zip(&expected) {
-            assert!((a - e).abs() <= 1e-12 * (1.0 + e.abs()));
-        }
+        let by_rows: Vec<f64> = (0..n)
+            .flat_map(|i| (0..3).map(move |j| (i, j)))
+            .map(|(i, j)| rhs[j][i])
+            .collect();
+        let check = |x: &[f64]| {
+            for i in 0..n {
+                for j in 0..3 {
+                    let (a, e) = (x[i * 3 + j], expected[j][i]);
+                    assert!(
+                        (a - e).abs() <= 1e-12 * (1.0 + e.abs()),
+                        "row {i}, column {j}"
+                    );
+                }
+            }
+        };
+        let mut x = by_rows.clone();
+        split.solve_columns(&mut x, 3, &mut split.columns_workspace(3));
+        check(&x);
+        let mut x = by_rows.clone();
+        whole.solve_columns(&mut x, 3, &mut whole.columns_workspace(3));
+        check(&x);
         // new values in the same pattern: the solve follows them
         split.values_mut()[slots_s[0]] *= 2.0;
         split.factor().unwrap();

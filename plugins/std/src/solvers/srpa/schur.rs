@@ -44,8 +44,6 @@ use super::sparse::{dot, dot_lanes, each_half, pair, SparseRows};
 
 /// Right-hand sides per blocked solve when forming C.
 const CHUNK: usize = 48;
-/// Rows per tile when a block of solved columns is transposed to rows in forming C.
-const TRANSPOSE_TILE: usize = 256;
 /// Threads at most when forming C.
 const THREADS: usize = 4;
 /// The largest condition number of Λ = Sᵀ C S with which [`Schur::learn`] updates H
@@ -873,7 +871,8 @@ impl Schur {
         };
         let width = chunks.iter().map(|c| c.1 - c.0).max().unwrap_or(1);
         let mut workspace = self.b.columns_workspace(width);
-        let mut x = vec![0.0; dim * width];
+        // the right-hand sides, then the solved columns, by rows (row c's w numbers together):
+        // the blocks add to their columns' rows, and the products below read rows
         let mut rows = vec![0.0; dim * width];
         let mut d = vec![0.0; width];
         // per family: Q, then X, for the chunk's columns (columns × positions × w)
@@ -888,7 +887,7 @@ impl Schur {
         for &(j0, j1) in chunks {
             let w = j1 - j0;
             let in_chunk = |c: usize| c >= j0 && c < j1 && k.free_s[c];
-            let x = &mut x[..dim * w];
+            let x = &mut rows[..dim * w];
             x.iter_mut().for_each(|v| *v = 0.0);
             if let Some((_, el)) = elim {
                 qx.clear();
@@ -915,10 +914,11 @@ impl Schur {
                     let e = q.len() / (nc * w).max(1);
                     let g = &self.u.vals[blk.val as usize..blk.val as usize + e];
                     for (j, &(_, c)) in el.cols[el.ptr[e0]..el.ptr[e0] + nc].iter().enumerate() {
+                        let xc = &mut x[c as usize * w..(c as usize + 1) * w];
                         for (b, gb) in g.iter().enumerate() {
                             let qjb = &q[(j * e + b) * w..(j * e + b + 1) * w];
-                            for (col, qv) in qjb.iter().enumerate() {
-                                x[col * dim + c as usize] += qv * gb;
+                            for (xv, qv) in xc.iter_mut().zip(qjb) {
+                                *xv += qv * gb;
                             }
                         }
                     }
@@ -935,36 +935,28 @@ impl Schur {
                         continue;
                     }
                     let u = k.jac[p as usize] * scale;
-                    let xj = &mut x[(col - j0) * dim..(col - j0 + 1) * dim];
+                    let j = col - j0;
                     match elim {
-                        None => xj[i] = u,
+                        None => x[i * w + j] = u,
                         Some((row_unknown, _)) if (row_unknown[i] as usize) < dim => {
-                            xj[row_unknown[i] as usize] = -u;
+                            x[row_unknown[i] as usize * w + j] = -u;
                         }
                         Some((row_unknown, el)) => {
                             let e = row_unknown[i] as usize - dim;
                             let g = u / el.pivot[e];
                             let range = el.ptr[e]..el.ptr[e + 1];
                             for (&(_, c), v) in el.cols[range.clone()].iter().zip(&el.val[range]) {
-                                xj[c as usize] += v * g;
+                                x[c as usize * w + j] += v * g;
                             }
                         }
                     }
                 }
             }
+            // by rows, each product below runs over contiguous memory (column by column, the
+            // transpose to rows took half of the formation's time on the TIMIT shape, and a
+            // tiled one a sixth)
             self.b.solve_columns(x, w, &mut workspace);
-            // X by rows, so that each product below runs over contiguous memory; by tiles of
-            // rows, whose w × 8 bytes each stay in cache while the columns are read (column
-            // by column over all rows, each write went to another cache line: half of the
-            // formation's time on the TIMIT shape)
-            for c0 in (0..dim).step_by(TRANSPOSE_TILE) {
-                let c1 = (c0 + TRANSPOSE_TILE).min(dim);
-                for j in 0..w {
-                    for c in c0..c1 {
-                        rows[c * w + j] = x[j * dim + c];
-                    }
-                }
-            }
+            let rows = &rows[..dim * w];
             let mut block = vec![0.0; nt * w];
             if let Some((_, el)) = elim {
                 qx.iter_mut()
@@ -1024,7 +1016,7 @@ impl Schur {
                     continue;
                 }
                 let d = &mut d[..w];
-                self.rest_x(i, &rows, (j0, w), dim, d);
+                self.rest_x(i, rows, (j0, w), dim, d);
                 for &p in thetas {
                     let row = self.col_idx[p as usize] as usize;
                     // the rows above the chunk are the transposes of earlier chunks' entries
@@ -1053,7 +1045,7 @@ impl Schur {
                     for (r, &i) in blk.iter().enumerate() {
                         let i = i as usize;
                         let d = &mut d[..w];
-                        self.rest_x(i, &rows, (j0, w), dim, d);
+                        self.rest_x(i, rows, (j0, w), dim, d);
                         for (j, v) in d.iter().enumerate() {
                             xb[(r, j)] = *v;
                         }
