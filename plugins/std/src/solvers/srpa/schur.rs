@@ -909,11 +909,11 @@ impl Schur {
                     qx.push(q);
                 }
                 for blk in &self.fam.blocks {
-                    let (nc, e0) = (self.fam.fams[blk.fam as usize].n_c, blk.e0 as usize);
+                    let (nc, at) = (self.fam.fams[blk.fam as usize].n_c, blk.cols as usize);
                     let q = &qx[blk.fam as usize];
                     let e = q.len() / (nc * w).max(1);
                     let g = &self.u.vals[blk.val as usize..blk.val as usize + e];
-                    for (j, &(_, c)) in el.cols[el.ptr[e0]..el.ptr[e0] + nc].iter().enumerate() {
+                    for (j, &c) in self.fam.block_cols[at..at + nc].iter().enumerate() {
                         let xc = &mut x[c as usize * w..(c as usize + 1) * w];
                         for (b, gb) in g.iter().enumerate() {
                             let qjb = &q[(j * e + b) * w..(j * e + b + 1) * w];
@@ -962,11 +962,11 @@ impl Schur {
                 qx.iter_mut()
                     .for_each(|x| x.iter_mut().for_each(|v| *v = 0.0));
                 for blk in &self.fam.blocks {
-                    let (nc, e0) = (self.fam.fams[blk.fam as usize].n_c, blk.e0 as usize);
+                    let (nc, at) = (self.fam.fams[blk.fam as usize].n_c, blk.cols as usize);
                     let xf = &mut qx[blk.fam as usize];
                     let e = xf.len() / (nc * w).max(1);
                     let g = &self.u.vals[blk.val as usize..blk.val as usize + e];
-                    for (j, &(_, c)) in el.cols[el.ptr[e0]..el.ptr[e0] + nc].iter().enumerate() {
+                    for (j, &c) in self.fam.block_cols[at..at + nc].iter().enumerate() {
                         let xc = &rows[c as usize * w..(c as usize + 1) * w];
                         for (b, gb) in g.iter().enumerate() {
                             let o = &mut xf[(j * e + b) * w..(j * e + b + 1) * w];
@@ -1314,15 +1314,16 @@ impl Schur {
             }
             qx.push(q);
         }
+        let es: Vec<usize> = qx
+            .iter()
+            .zip(&fam.fams)
+            .map(|(q, f)| q.len() / f.n_c.max(1))
+            .collect();
         for blk in &fam.blocks {
-            let (f, e0) = (&fam.fams[blk.fam as usize], blk.e0 as usize);
-            let q = &qx[blk.fam as usize];
-            let e = q.len() / f.n_c.max(1);
+            let (fi, at) = (blk.fam as usize, blk.cols as usize);
+            let (q, e, n_c) = (&qx[fi], es[fi], fam.fams[fi].n_c);
             let g = &u.vals[blk.val as usize..blk.val as usize + e];
-            for (j, &(_, c)) in elim.cols[elim.ptr[e0]..elim.ptr[e0] + f.n_c]
-                .iter()
-                .enumerate()
-            {
+            for (j, &c) in fam.block_cols[at..at + n_c].iter().enumerate() {
                 aug[c as usize] += dot(&q[j * e..(j + 1) * e], g);
             }
         }
@@ -1356,14 +1357,10 @@ impl Schur {
         qx.iter_mut()
             .for_each(|x| x.iter_mut().for_each(|v| *v = 0.0));
         for blk in &fam.blocks {
-            let (f, e0) = (&fam.fams[blk.fam as usize], blk.e0 as usize);
-            let x = &mut qx[blk.fam as usize];
-            let e = x.len() / f.n_c.max(1);
+            let (fi, at) = (blk.fam as usize, blk.cols as usize);
+            let (x, e, n_c) = (&mut qx[fi], es[fi], fam.fams[fi].n_c);
             let g = &u.vals[blk.val as usize..blk.val as usize + e];
-            for (j, &(_, c)) in elim.cols[elim.ptr[e0]..elim.ptr[e0] + f.n_c]
-                .iter()
-                .enumerate()
-            {
+            for (j, &c) in fam.block_cols[at..at + n_c].iter().enumerate() {
                 let xc = aug[c as usize];
                 for (o, gb) in x[j * e..(j + 1) * e].iter_mut().zip(g) {
                     *o += xc * gb;
@@ -1895,6 +1892,8 @@ struct Families {
     /// second's first run and first row ([`split_row`]).
     fams: Vec<Family>,
     blocks: Vec<Block>,
+    /// The blocks' lifted columns, block after block (read at every product).
+    block_cols: Vec<u32>,
     rest: Vec<URun>,
     rest_half: usize,
     rest_mid: usize,
@@ -1976,12 +1975,14 @@ impl ElimSeg {
     }
 }
 
-/// A block of [`Families`]: its family, where its g starts in [`URows`]' values, and its
-/// first eliminated row (whose entries give the block's lifted columns).
+/// A block of [`Families`]: its family, where its g starts in [`URows`]' values, its first
+/// eliminated row (whose entries give the block's lifted columns), and where its lifted
+/// columns start in [`Families::block_cols`] (the family's n_c of them).
 struct Block {
     fam: u32,
     val: u32,
     e0: u32,
+    cols: u32,
 }
 
 /// A family's shape, read from [`URows`] and [`Eliminated`]: rows, positions, V's columns,
@@ -2110,6 +2111,7 @@ impl Families {
     fn find(&mut self, k: At<'_>, u: &URows, elim: &Eliminated, m: usize) {
         self.fams.clear();
         self.blocks.clear();
+        self.block_cols.clear();
         self.rest.clear();
         let mut index: std::collections::HashMap<u64, Vec<u32>> = Default::default();
         let mut last: Option<usize> = None;
@@ -2169,7 +2171,11 @@ impl Families {
                 fam: fam as u32,
                 val: run.val,
                 e0: e0 as u32,
+                cols: self.block_cols.len() as u32,
             });
+            let first = elim.ptr[e0];
+            self.block_cols
+                .extend(elim.cols[first..first + this.n_c].iter().map(|c| c.1));
         }
         self.segments(u, elim);
         // the two threads' halves of the runs outside the blocks by their work (the TIMIT
