@@ -1178,6 +1178,17 @@ impl Schur {
         self.form_c()
     }
 
+    /// [`Schur::reform`] right after [`Schur::factor_at`] at `kept`'s point (`kept.jac` a copy
+    /// of the values B and U were just set from): C is formed from that factorization. B and
+    /// U are not set again from the copy, so what they keep of J's values stays valid for the
+    /// subproblem's next systems (set again from the copy, at its own address, it was computed
+    /// twice more per formation: there and at the next system).
+    pub fn reform_factored(&mut self, kept: Kept) -> Result<(), LdlError> {
+        self.formed = false;
+        self.kept = kept;
+        self.form_c()
+    }
+
     /// Whether every Newton system factors B at its own point and runs the conjugate
     /// gradients on C ([`Schur::factor_at`], [`Schur::solve_through_c`]) rather than on the
     /// whole system with the kept B and C ([`Schur::apply`]): the augmented form, whose B

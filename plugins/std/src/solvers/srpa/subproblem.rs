@@ -1027,7 +1027,14 @@ impl SubSolver {
     ) -> bool {
         for attempt in 0..2 {
             if attempt == 1 || !schur.has_c() {
-                if schur.reform(self.at(p, delta).to_kept()).is_err() {
+                // where B is factored at every system it was just factored here
+                let kept = self.at(p, delta).to_kept();
+                let formed = if schur.exact_b() {
+                    schur.reform_factored(kept)
+                } else {
+                    schur.reform(kept)
+                };
+                if formed.is_err() {
                     return false;
                 }
                 rep.schur_forms += 1;
