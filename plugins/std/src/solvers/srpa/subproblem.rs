@@ -101,6 +101,38 @@ const LM_SCALE_DIRECT: f64 = 1.0;
 /// kept longer than `SubOptions::cg_reform_after` keeps it.
 const C_REFORM_AFTER: usize = 30;
 
+/// Where B is factored at every Newton system: how the kept C̃ fared at the subproblems'
+/// first systems. A subproblem's first system has a new J and δ back near its largest
+/// (about 2e-3 on the TIMIT shape, from about 1e-9 at the end of the last one); in the
+/// middle of the TIMIT shape's run (k ≈ 50..200) the kept C̃ failed every one of them, and
+/// the 100 conjugate-gradient iterations it ran (2.7 ms each) came before the formation of C
+/// that followed anyway. After such a failure the next [`FIRST_FORM_RUN`] subproblems form C
+/// at their first system at once; the one after tries the kept C̃ again.
+#[derive(Debug, Default, Clone, Copy)]
+struct FirstSystems {
+    /// The last first system that tried the kept C̃ failed.
+    failed: bool,
+    /// First systems that formed C at once since.
+    formed: u32,
+}
+
+/// [`FirstSystems`]: the subproblems that form C at once after a first system failed the
+/// kept C̃.
+const FIRST_FORM_RUN: u32 = 3;
+
+impl FirstSystems {
+    /// Whether this first system forms C at once.
+    fn form_at_once(&mut self) -> bool {
+        if self.failed && self.formed < FIRST_FORM_RUN {
+            self.formed += 1;
+            true
+        } else {
+            self.formed = 0;
+            false
+        }
+    }
+}
+
 /// A face step's direction that the projected search would shorten below this fraction is
 /// dropped for the Newton direction (searched from a full step again). Measured on the TIMIT
 /// shape from k = 179 to 187: 2⁻³ 109 Newton steps, 2⁻⁶ 101, 2⁻⁸ 104; without the rule a
@@ -134,6 +166,10 @@ pub struct SubSolver {
 
 #[derive(Default)]
 struct Work {
+    /// Whether the next Newton system is its subproblem's first, and how the kept C̃ fared
+    /// at the first systems ([`FirstSystems`]).
+    first_system: bool,
+    firsts: FirstSystems,
     v: Vec<f64>,
     /// The second half's share of Jᵀy ([`SparseRows::mul_t_halves`]).
     v_half: Vec<f64>,
@@ -414,6 +450,8 @@ impl SubSolver {
             None
         };
         let ws = Work {
+            first_system: false,
+            firsts: FirstSystems::default(),
             v: vec![0.0; n],
             v_half: Vec::new(),
             s: vec![0.0; n],
@@ -561,6 +599,7 @@ impl SubSolver {
             s.jac_blocks(p.jac);
         }
         let mut cur = self.dual(p, &y);
+        self.ws.first_system = true;
         let mut stop = StopRule::default();
         let exact = self.schur.as_ref().is_some_and(Schur::exact_b);
         // the Levenberg–Marquardt scale's multiplier (adapted where B is factored at every
@@ -1082,10 +1121,21 @@ impl SubSolver {
         if schur.factor_at(self.at(p, delta)).is_err() {
             return false;
         }
-        self.kept_c_then_fresh(schur, p, delta, C_REFORM_AFTER, rep, |s, schur| {
+        let first = std::mem::take(&mut self.ws.first_system);
+        let tried = first && schur.has_c() && !self.ws.firsts.form_at_once();
+        if first && !tried {
+            schur.retire();
+        }
+        let forms = rep.schur_forms;
+        let solved = self.kept_c_then_fresh(schur, p, delta, C_REFORM_AFTER, rep, |s, schur| {
             let ws = &mut s.ws;
             schur.solve_through_c(&ws.free_y, &ws.cg_r, &mut ws.rhs[n..], target, opts.cg_max)
-        })
+        });
+        if tried {
+            // the kept C̃ failed when C was formed after it
+            self.ws.firsts.failed = rep.schur_forms > forms;
+        }
+        solved
     }
 
     /// Solves (δI + J_F D J_Fᵀ/ρ) d = −g_F on the free multipliers F by conjugate gradients
@@ -1209,6 +1259,23 @@ mod tests {
     /// The search shortens a failed trial tenfold where φ along it is a quadratic whose
     /// minimizer lies below a tenth of the step, and halves it otherwise (a minimizer at a
     /// tenth or beyond, no descent predicted, no positive curvature).
+    #[test]
+    fn after_a_first_system_failed_the_kept_c_the_next_ones_form_c_at_once() {
+        let mut f = FirstSystems::default();
+        // nothing failed yet: the kept C̃ is tried
+        assert!(!f.form_at_once());
+        f.failed = true;
+        let runs: Vec<bool> = (0..FIRST_FORM_RUN + 1).map(|_| f.form_at_once()).collect();
+        assert!(runs[..FIRST_FORM_RUN as usize].iter().all(|&r| r));
+        assert!(
+            !runs[FIRST_FORM_RUN as usize],
+            "then the kept one is tried again"
+        );
+        // it served: tried from then on
+        f.failed = false;
+        assert!(!f.form_at_once() && !f.form_at_once());
+    }
+
     #[test]
     fn a_failed_trial_far_above_its_model_is_shortened_tenfold() {
         // φ(t) − φ(0) = slope t + c t² along the step; the trial is t = 1
