@@ -1253,12 +1253,8 @@ mod tests {
     use crate::solvers::srpa::instance::EPS_ACTIVE;
     use crate::solvers::srpa::kronecker::{recurrence, values};
 
-    /// The Levenberg–Marquardt scale's multiplier grows after a step the search cut below 1/8
-    /// (and after the gradient fallback), shrinks after a full or once-halved step, stays
-    /// otherwise, within [1, LM_BOOST_MAX].
-    /// The search shortens a failed trial tenfold where φ along it is a quadratic whose
-    /// minimizer lies below a tenth of the step, and halves it otherwise (a minimizer at a
-    /// tenth or beyond, no descent predicted, no positive curvature).
+    /// After a first system failed the kept C̃, the next [`FIRST_FORM_RUN`] form C at once
+    /// and the one after tries the kept one again.
     #[test]
     fn after_a_first_system_failed_the_kept_c_the_next_ones_form_c_at_once() {
         let mut f = FirstSystems::default();
@@ -1276,6 +1272,9 @@ mod tests {
         assert!(!f.form_at_once() && !f.form_at_once());
     }
 
+    /// The search shortens a failed trial tenfold where φ along it is a quadratic whose
+    /// minimizer lies below a tenth of the step, and halves it otherwise (a minimizer at a
+    /// tenth or beyond, no descent predicted, no positive curvature).
     #[test]
     fn a_failed_trial_far_above_its_model_is_shortened_tenfold() {
         // φ(t) − φ(0) = slope t + c t² along the step; the trial is t = 1
@@ -1300,6 +1299,9 @@ mod tests {
         assert_eq!(backtrack_factor(-1.0, -2.0), 0.5, "no positive curvature");
     }
 
+    /// The Levenberg–Marquardt scale's multiplier grows after a step the search cut below 1/8
+    /// (and after the gradient fallback), shrinks after a full or once-halved step, stays
+    /// otherwise, within [1, LM_BOOST_MAX].
     #[test]
     fn the_levenberg_marquardt_multiplier_follows_the_search() {
         assert_eq!(adapted_boost(1.0, 1.0), 1.0);
