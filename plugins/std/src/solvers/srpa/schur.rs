@@ -1325,14 +1325,9 @@ impl Schur {
             }
             qx.push(q);
         }
-        let es: Vec<usize> = qx
-            .iter()
-            .zip(&fam.fams)
-            .map(|(q, f)| q.len() / f.n_c.max(1))
-            .collect();
         for blk in &fam.blocks {
             let (fi, at) = (blk.fam as usize, blk.cols as usize);
-            let (q, e, n_c) = (&qx[fi], es[fi], fam.fams[fi].n_c);
+            let (q, e, n_c) = (&qx[fi], fam.fams[fi].e, fam.fams[fi].n_c);
             let g = &u.vals[blk.val as usize..blk.val as usize + e];
             for (j, &c) in fam.block_cols[at..at + n_c].iter().enumerate() {
                 aug[c as usize] += dot(&q[j * e..(j + 1) * e], g);
@@ -1369,7 +1364,7 @@ impl Schur {
             .for_each(|x| x.iter_mut().for_each(|v| *v = 0.0));
         for blk in &fam.blocks {
             let (fi, at) = (blk.fam as usize, blk.cols as usize);
-            let (x, e, n_c) = (&mut qx[fi], es[fi], fam.fams[fi].n_c);
+            let (x, e, n_c) = (&mut qx[fi], fam.fams[fi].e, fam.fams[fi].n_c);
             let g = &u.vals[blk.val as usize..blk.val as usize + e];
             for (j, &c) in fam.block_cols[at..at + n_c].iter().enumerate() {
                 let xc = aug[c as usize];
@@ -1756,7 +1751,12 @@ impl Schur {
                         ElimSeg::Rows { e0, .. } => {
                             one_by_one(out, e0 as usize + ks.start..e0 as usize + ks.end)
                         }
-                        ElimSeg::Block { e0, row0, fam: fi } => {
+                        ElimSeg::Block {
+                            row0,
+                            fam: fi,
+                            cols,
+                            ..
+                        } => {
                             // each column's sum over the rows in order, as row by row
                             let f = &fam.fams[fi as usize];
                             let rows = f.pivot.len();
@@ -1766,8 +1766,8 @@ impl Schur {
                             for ((g, ti), p) in g.iter_mut().zip(tb).zip(&f.pivot[ks.clone()]) {
                                 *g = ti / p;
                             }
-                            let first = elim.ptr[e0 as usize];
-                            for (j, &(_, c)) in elim.cols[first..first + f.n_c].iter().enumerate() {
+                            let cols = &fam.block_cols[cols as usize..cols as usize + f.n_c];
+                            for (j, &c) in cols.iter().enumerate() {
                                 let v = &f.v_cols[j * rows + ks.start..j * rows + ks.end];
                                 let mut acc = out[c as usize];
                                 for (v, g) in v.iter().zip(g.iter()) {
@@ -1809,7 +1809,12 @@ impl Schur {
                                 t[i] = v / elim.pivot[e];
                             }
                         }
-                        ElimSeg::Block { e0, row0, fam: fi } => {
+                        ElimSeg::Block {
+                            row0,
+                            fam: fi,
+                            cols,
+                            ..
+                        } => {
                             // row by row the same sums: −t_k, then V's columns in order
                             let f = &fam.fams[fi as usize];
                             let rows = f.pivot.len();
@@ -1820,8 +1825,8 @@ impl Schur {
                             for (a, ti) in acc.iter_mut().zip(tb.iter()) {
                                 *a = -ti;
                             }
-                            let first = elim.ptr[e0 as usize];
-                            for (j, &(_, c)) in elim.cols[first..first + f.n_c].iter().enumerate() {
+                            let cols = &fam.block_cols[cols as usize..cols as usize + f.n_c];
+                            for (j, &c) in cols.iter().enumerate() {
                                 let x = aug[c as usize];
                                 let v = &f.v_cols[j * rows + ks.start..j * rows + ks.end];
                                 for (a, v) in acc.iter_mut().zip(v) {
@@ -1944,6 +1949,13 @@ fn family_of<T>(
 /// A group of [`Families::first_elim`] that is no block.
 const NO_BLOCK: u32 = u32::MAX;
 
+/// A rows × n_c matrix stored by rows (`v`), stored by columns.
+fn by_columns(v: &[f64], rows: usize, n_c: usize) -> Vec<f64> {
+    (0..n_c)
+        .flat_map(|c| (0..rows).map(move |k| v[k * n_c + c]))
+        .collect()
+}
+
 /// The most rows of a block the solves with B take in closed form (a larger one goes row by
 /// row; the TIMIT shape's have 129).
 const BLOCK_ROWS_MAX: usize = 1024;
@@ -1953,6 +1965,8 @@ const BLOCK_ROWS_MAX: usize = 1024;
 struct Family {
     group: u32,
     e0: u32,
+    /// Positions and lifted columns.
+    e: usize,
     n_c: usize,
     g2: Vec<f64>,
     /// For the solves with B ([`ElimSeg`]): V by columns (n_c × rows) and the pivots.
@@ -1961,12 +1975,20 @@ struct Family {
 }
 
 /// The eliminated rows in order, for the solves with B: a block of a family in closed form
-/// (its rows consecutive from `row0`, V and pivots the family's, its lifted columns from its
-/// first row's entries), or rows one by one (`e0..e1`, each with its own entries).
+/// (its rows consecutive from `row0`, V and pivots the family's, its lifted columns at `cols`
+/// in [`Families::block_cols`]), or rows one by one (`e0..e1`, each with its own entries).
 #[derive(Debug, Clone, Copy)]
 enum ElimSeg {
-    Block { e0: u32, row0: u32, fam: u32 },
-    Rows { e0: u32, e1: u32 },
+    Block {
+        e0: u32,
+        row0: u32,
+        fam: u32,
+        cols: u32,
+    },
+    Rows {
+        e0: u32,
+        e1: u32,
+    },
 }
 
 impl ElimSeg {
@@ -2040,6 +2062,7 @@ impl Families {
                 e0,
                 row0,
                 fam: blk.fam,
+                cols: blk.cols,
             });
             next = e0 + rows;
         }
@@ -2160,12 +2183,10 @@ impl Families {
             let new = || Family {
                 group: gi as u32,
                 e0: e0 as u32,
+                e: this.e,
                 n_c: this.n_c,
                 g2: vec![0.0; this.e * this.e],
-                v_cols: (0..this.n_c)
-                    .flat_map(|c| (0..this.rows).map(move |k| (k, c)))
-                    .map(|(k, c)| this.v[k * this.n_c + c])
-                    .collect(),
+                v_cols: by_columns(this.v, this.rows, this.n_c),
                 pivot: this.pivot.to_vec(),
             };
             let fam = family_of(&mut self.fams, &mut index, last, same, hash, new);
@@ -2361,10 +2382,7 @@ impl JacBlocks {
                 theta: (0..e)
                     .flat_map(|b| (0..rows).map(move |k| base[b] + k as u32 * stride[b]))
                     .collect(),
-                v_cols: (0..n_c)
-                    .flat_map(|c| (0..rows).map(move |k| (k, c)))
-                    .map(|(k, c)| v[k * n_c + c])
-                    .collect(),
+                v_cols: by_columns(&v, rows, n_c),
                 v: v.clone(),
                 own: own.clone(),
             };
@@ -3437,6 +3455,7 @@ mod tests {
         let fam = |rows: usize| Family {
             group: 0,
             e0: 0,
+            e: 3,
             n_c: 2,
             g2: Vec::new(),
             v_cols: vec![0.0; 2 * rows],
@@ -3450,11 +3469,13 @@ mod tests {
                     e0: 3,
                     row0: 10,
                     fam: 0,
+                    cols: 0,
                 },
                 ElimSeg::Block {
                     e0: 7,
                     row0: 20,
                     fam: 0,
+                    cols: 2,
                 },
                 ElimSeg::Rows { e0: 11, e1: 12 },
             ],
