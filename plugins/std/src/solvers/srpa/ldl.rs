@@ -5,8 +5,9 @@
 //! quasi-definite matrices have an LDLᵀ for every symmetric permutation.
 
 use faer::dyn_stack::{MemBuffer, MemStack, StackReq};
+use faer::sparse::linalg::cholesky::supernodal::SupernodalLdltRef;
 use faer::sparse::linalg::cholesky::{
-    factorize_symbolic_cholesky, CholeskySymbolicParams, LdltRef, SymbolicCholesky,
+    factorize_symbolic_cholesky, CholeskySymbolicParams, SymbolicCholesky, SymbolicCholeskyRaw,
     SymmetricOrdering,
 };
 use faer::sparse::linalg::SupernodalThreshold;
@@ -23,10 +24,15 @@ pub struct Ldl {
     row_idx: Vec<u32>,
     values: Vec<f64>,
     symbolic: SymbolicCholesky<u32>,
+    /// The fill-reducing order: the caller's unknown at each of the factor's rows.
+    order: Vec<u32>,
     factor: Vec<f64>,
     factored: bool,
     par: Par,
     factor_stack: MemBuffer,
+    /// [`Ldl::solve`]'s right-hand side in the factor's order, and a supernodal solve's
+    /// scratch.
+    solve_rhs: Vec<f64>,
     solve_stack: MemBuffer,
 }
 
@@ -138,16 +144,22 @@ impl Ldl {
         ]))
         .map_err(|e| LdlError::Analysis(format!("{e:?}")))?;
         let factor = vec![0.0; symbolic.len_val()];
+        let order = match symbolic.perm() {
+            Some(perm) => perm.arrays().0.to_vec(),
+            None => (0..n as u32).collect(),
+        };
         let ldl = Ldl {
             n,
             values: vec![0.0; entries.len()],
             col_ptr,
             row_idx,
             symbolic,
+            order,
             factor,
             factored: false,
             par,
             factor_stack,
+            solve_rhs: vec![0.0; n],
             solve_stack,
         };
         Ok((ldl, slots))
@@ -205,20 +217,35 @@ impl Ldl {
     /// Solves K x = b in place (after a successful [`Ldl::factor`]).
     pub fn solve(&mut self, b: &mut [f64]) {
         assert!(self.factored, "Ldl::solve before a successful factor");
-        let ldlt = LdltRef::new(&self.symbolic, &self.factor);
-        let rhs = MatMut::from_column_major_slice_mut(b, self.n, 1);
-        ldlt.solve_in_place_with_conj(
-            Conj::No,
-            rhs,
-            self.par,
+        let mut x = std::mem::take(&mut self.solve_rhs);
+        for (xi, &v) in x.iter_mut().zip(&self.order) {
+            *xi = b[v as usize];
+        }
+        solve_in_order(
+            &self.symbolic,
+            &self.factor,
+            &mut x,
+            1,
             MemStack::new(&mut self.solve_stack),
         );
+        for (&xi, &v) in x.iter().zip(&self.order) {
+            b[v as usize] = xi;
+        }
+        self.solve_rhs = x;
     }
 }
 
 impl Ldl {
     /// A workspace for [`Ldl::solve_columns`] with up to `ncols` right-hand sides.
-    pub fn columns_workspace(&self, ncols: usize) -> MemBuffer {
+    pub fn columns_workspace(&self, ncols: usize) -> ColumnsWorkspace {
+        ColumnsWorkspace {
+            stacks: vec![self.columns_stack(ncols)],
+            rhs: vec![0.0; self.n * ncols],
+        }
+    }
+
+    /// The scratch of a supernodal solve with up to `ncols` right-hand sides.
+    fn columns_stack(&self, ncols: usize) -> MemBuffer {
         MemBuffer::new(self.symbolic.solve_in_place_scratch::<f64>(ncols, self.par))
     }
 
@@ -227,15 +254,111 @@ impl Ldl {
     /// column at a time, and each row of L updates contiguous numbers), with the caller's
     /// workspace (from [`Ldl::columns_workspace`]), so that several threads can solve with
     /// one factorization.
-    pub fn solve_columns(&self, b: &mut [f64], ncols: usize, workspace: &mut MemBuffer) {
+    pub fn solve_columns(&self, b: &mut [f64], ncols: usize, workspace: &mut ColumnsWorkspace) {
         assert!(
             self.factored,
             "Ldl::solve_columns before a successful factor"
         );
         assert_eq!(b.len(), self.n * ncols, "Ldl::solve_columns: shape");
-        let ldlt = LdltRef::new(&self.symbolic, &self.factor);
-        let rhs = MatMut::from_row_major_slice_mut(b, self.n, ncols);
-        ldlt.solve_in_place_with_conj(Conj::No, rhs, self.par, MemStack::new(workspace));
+        let ColumnsWorkspace { stacks, rhs } = workspace;
+        self.solve_rows_through(
+            &self.order,
+            b,
+            ncols,
+            &mut rhs[..self.n * ncols],
+            &mut stacks[0],
+        );
+    }
+
+    /// Solves for `ncols` right-hand sides by rows whose row `order[i]` of `b` is the factor's
+    /// row i: gathered into `x` (each row's `ncols` numbers copied together), solved there and
+    /// put back.
+    fn solve_rows_through(
+        &self,
+        order: &[u32],
+        b: &mut [f64],
+        ncols: usize,
+        x: &mut [f64],
+        stack: &mut MemBuffer,
+    ) {
+        for (r, &v) in x.chunks_exact_mut(ncols).zip(order) {
+            let v = v as usize;
+            r.copy_from_slice(&b[v * ncols..(v + 1) * ncols]);
+        }
+        solve_in_order(&self.symbolic, &self.factor, x, ncols, MemStack::new(stack));
+        for (r, &v) in x.chunks_exact(ncols).zip(order) {
+            let v = v as usize;
+            b[v * ncols..(v + 1) * ncols].copy_from_slice(r);
+        }
+    }
+}
+
+/// Solves with a factorization for `w` right-hand sides stored by rows (`x[i · w + j]`), the
+/// rows already in the factor's order. A simplicial factor (L by columns, each column's first
+/// entry its diagonal, which holds D) goes through [`simplicial_solve`]; a supernodal one
+/// through faer's kernels.
+fn solve_in_order(
+    symbolic: &SymbolicCholesky<u32>,
+    factor: &[f64],
+    x: &mut [f64],
+    w: usize,
+    stack: &mut MemStack,
+) {
+    let n = symbolic.nrows();
+    match symbolic.raw() {
+        SymbolicCholeskyRaw::Simplicial(s) => {
+            simplicial_solve(s.col_ptr(), s.row_idx(), factor, x, w);
+        }
+        SymbolicCholeskyRaw::Supernodal(s) => {
+            let rhs = MatMut::from_row_major_slice_mut(x, n, w);
+            SupernodalLdltRef::new(s, factor).solve_in_place_with_conj(
+                Conj::No,
+                rhs,
+                Par::Seq,
+                stack,
+            );
+        }
+    }
+}
+
+/// L D Lᵀ x = b for a simplicial factor, `w` right-hand sides by rows: one pass over L
+/// forward and one backward, each entry of L updating a row's `w` contiguous numbers (faer's
+/// kernel takes the right-hand sides four columns at a time, each a strided pass over L).
+/// Every number goes through the same operations in the same order as in faer's kernel:
+/// x_i −= l_ij x_j for j ascending; then for j descending x_j = x_j / d_j − Σ l_ij x_i, the
+/// sum from zero over the column's entries in reverse.
+fn simplicial_solve(col_ptr: &[u32], row_idx: &[u32], l: &[f64], x: &mut [f64], w: usize) {
+    let n = col_ptr.len() - 1;
+    for j in 0..n {
+        let (a, b) = (col_ptr[j] as usize + 1, col_ptr[j + 1] as usize);
+        let (head, tail) = x.split_at_mut((j + 1) * w);
+        let xj = &head[j * w..];
+        for (&i, &lij) in row_idx[a..b].iter().zip(&l[a..b]) {
+            let at = (i as usize - j - 1) * w;
+            for (xi, v) in tail[at..at + w].iter_mut().zip(xj) {
+                *xi -= lij * v;
+            }
+        }
+    }
+    let mut acc = vec![0.0; w];
+    for j in (0..n).rev() {
+        let (d, a, b) = (
+            col_ptr[j] as usize,
+            col_ptr[j] as usize + 1,
+            col_ptr[j + 1] as usize,
+        );
+        acc.iter_mut().for_each(|v| *v = 0.0);
+        let (head, tail) = x.split_at_mut((j + 1) * w);
+        for (&i, &lij) in row_idx[a..b].iter().zip(&l[a..b]).rev() {
+            let at = (i as usize - j - 1) * w;
+            for (s, v) in acc.iter_mut().zip(&tail[at..at + w]) {
+                *s += lij * v;
+            }
+        }
+        let inv = l[d].recip();
+        for (xj, s) in head[j * w..].iter_mut().zip(&acc) {
+            *xj = *xj * inv - s;
+        }
     }
 }
 
@@ -261,7 +384,10 @@ struct Part {
     index: Vec<u32>,
     /// Its slots in [`SplitLdl::values`].
     slots: std::ops::Range<usize>,
-    /// The right-hand side in the part's own unknowns.
+    /// The caller's unknown at each row of the part's factor (`index` after the part's
+    /// fill-reducing order).
+    rows: Vec<u32>,
+    /// The right-hand side in the order of the part's factor.
     rhs: Vec<f64>,
 }
 
@@ -329,6 +455,7 @@ impl SplitLdl {
             .collect();
         let part = |ldl: Ldl, index: Vec<u32>, slots: std::ops::Range<usize>| Part {
             rhs: vec![0.0; index.len()],
+            rows: ldl.order.iter().map(|&i| index[i as usize]).collect(),
             ldl,
             index,
             slots,
@@ -395,7 +522,8 @@ impl SplitLdl {
     }
 
     /// Solves K x = b in place (after a successful [`SplitLdl::factor`]): each part gathers
-    /// its unknowns and solves on its thread, then both are put back.
+    /// its unknowns in the order of its factor and solves on its thread, then both are put
+    /// back.
     pub fn solve(&mut self, b: &mut [f64]) {
         let parts = match &mut self.parts {
             Parts::Whole(ldl) => return ldl.solve(b),
@@ -404,14 +532,17 @@ impl SplitLdl {
         let [pa, pb] = &mut **parts;
         let rhs = &*b;
         let solve = |p: &mut Part| {
-            for (r, &v) in p.rhs.iter_mut().zip(&p.index) {
+            assert!(p.ldl.factored, "SplitLdl::solve before a successful factor");
+            for (r, &v) in p.rhs.iter_mut().zip(&p.rows) {
                 *r = rhs[v as usize];
             }
-            p.ldl.solve(&mut p.rhs);
+            let ldl = &mut p.ldl;
+            let stack = MemStack::new(&mut ldl.solve_stack);
+            solve_in_order(&ldl.symbolic, &ldl.factor, &mut p.rhs, 1, stack);
         };
         pair(|| solve(pa), || solve(pb));
         for p in [&*pa, &*pb] {
-            for (&r, &v) in p.rhs.iter().zip(&p.index) {
+            for (&r, &v) in p.rhs.iter().zip(&p.rows) {
                 b[v as usize] = r;
             }
         }
@@ -420,15 +551,9 @@ impl SplitLdl {
     /// A workspace for [`SplitLdl::solve_columns`] with up to `ncols` right-hand sides.
     pub fn columns_workspace(&self, ncols: usize) -> ColumnsWorkspace {
         match &self.parts {
-            Parts::Whole(ldl) => ColumnsWorkspace {
-                stacks: vec![ldl.columns_workspace(ncols)],
-                rhs: Vec::new(),
-            },
+            Parts::Whole(ldl) => ldl.columns_workspace(ncols),
             Parts::Two(parts) => ColumnsWorkspace {
-                stacks: parts
-                    .iter()
-                    .map(|p| p.ldl.columns_workspace(ncols))
-                    .collect(),
+                stacks: parts.iter().map(|p| p.ldl.columns_stack(ncols)).collect(),
                 rhs: vec![0.0; parts.iter().map(|p| p.index.len()).max().unwrap_or(0) * ncols],
             },
         }
@@ -436,27 +561,22 @@ impl SplitLdl {
 
     /// [`Ldl::solve_columns`] (`b` holds `ncols` right-hand sides of the caller's n unknowns,
     /// by rows), the parts one after the other on the calling thread: each part's rows
-    /// gathered and put back as runs of `ncols` numbers.
+    /// gathered in the order of its factor and put back as runs of `ncols` numbers.
     pub fn solve_columns(&self, b: &mut [f64], ncols: usize, work: &mut ColumnsWorkspace) {
         let parts = match &self.parts {
-            Parts::Whole(ldl) => return ldl.solve_columns(b, ncols, &mut work.stacks[0]),
+            Parts::Whole(ldl) => return ldl.solve_columns(b, ncols, work),
             Parts::Two(parts) => parts,
         };
         if ncols == 0 {
             return;
         }
         for (p, stack) in parts.iter().zip(&mut work.stacks) {
-            let np = p.index.len();
-            let rhs = &mut work.rhs[..np * ncols];
-            for (r, &v) in rhs.chunks_exact_mut(ncols).zip(&p.index) {
-                let v = v as usize;
-                r.copy_from_slice(&b[v * ncols..(v + 1) * ncols]);
-            }
-            p.ldl.solve_columns(rhs, ncols, stack);
-            for (r, &v) in rhs.chunks_exact(ncols).zip(&p.index) {
-                let v = v as usize;
-                b[v * ncols..(v + 1) * ncols].copy_from_slice(r);
-            }
+            assert!(
+                p.ldl.factored,
+                "SplitLdl::solve_columns before a successful factor"
+            );
+            let x = &mut work.rhs[..p.index.len() * ncols];
+            p.ldl.solve_rows_through(&p.rows, b, ncols, x, stack);
         }
     }
 }
@@ -576,6 +696,51 @@ mod tests {
             }
         }
         (n, entries, vals)
+    }
+
+    /// Our solves (the simplicial kernel by rows, the supernodal one after our gather in the
+    /// factor's order) give faer's own solve's numbers bit for bit, for one right-hand side
+    /// and for several by rows.
+    #[test]
+    fn the_solves_by_rows_give_faers_numbers() {
+        use faer::sparse::linalg::cholesky::LdltRef;
+        // coupled blocks (a band across them) so that the fill-reducing order moves unknowns
+        let (n, mut entries, mut vals) = interleaved_blocks(4, 30);
+        for v in 0..n - 7 {
+            entries.push((v, v + 7));
+            vals.push(0.05 * (1 + v % 3) as f64);
+        }
+        for kernels in [Kernels::Auto, Kernels::Supernodal] {
+            let (mut ldl, slots) = Ldl::analyse_with(n, &entries, kernels).unwrap();
+            for (&s, &v) in slots.iter().zip(&vals) {
+                ldl.values_mut()[s] = v;
+            }
+            ldl.factor().unwrap();
+            let simplicial = matches!(ldl.symbolic.raw(), SymbolicCholeskyRaw::Simplicial(_));
+            assert_eq!(simplicial, kernels == Kernels::Auto);
+            assert!(ldl.order.iter().enumerate().any(|(i, &v)| v as usize != i));
+            let w = 5;
+            let b: Vec<f64> = (0..n * w).map(|k| ((k * 37) % 11) as f64 - 4.5).collect();
+            let faer_solve = |b: &[f64], w: usize| {
+                let mut x = b.to_vec();
+                let mut stack = ldl.columns_stack(w);
+                LdltRef::new(&ldl.symbolic, &ldl.factor).solve_in_place_with_conj(
+                    Conj::No,
+                    MatMut::from_row_major_slice_mut(&mut x, n, w),
+                    Par::Seq,
+                    MemStack::new(&mut stack),
+                );
+                x
+            };
+            let expected = faer_solve(&b, w);
+            let mut x = b.clone();
+            ldl.solve_columns(&mut x, w, &mut ldl.columns_workspace(w));
+            assert_eq!(x, expected, "{kernels:?}, {w} right-hand sides");
+            let expected = faer_solve(&b[..n], 1);
+            let mut x = b[..n].to_vec();
+            ldl.solve(&mut x);
+            assert_eq!(x, expected, "{kernels:?}, one right-hand side");
+        }
     }
 
     #[test]
