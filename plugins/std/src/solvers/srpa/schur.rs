@@ -352,6 +352,55 @@ struct RestGroup {
     u: Mat<f64>,
 }
 
+/// A chunk of the formation of C: θ columns j0..j1 (their own right-hand sides), or the
+/// vectors b0..b1 of a [`CBasis`].
+#[derive(Debug, Clone, Copy)]
+enum Chunk {
+    Theta(usize, usize),
+    Basis(usize, usize),
+}
+
+impl Chunk {
+    /// Its right-hand sides.
+    fn width(self) -> usize {
+        match self {
+            Chunk::Theta(a, b) | Chunk::Basis(a, b) => b - a,
+        }
+    }
+}
+
+/// Which θ columns [`Schur::c_columns`] takes through the basis rather than their own
+/// solves.
+struct ChunkCols<'a> {
+    in_basis: &'a [bool],
+    basis: Option<&'a CBasis>,
+}
+
+/// The right-hand sides W of the families' θ columns (A's and c's in the RNN's output layer)
+/// in a few vectors. A family's block adds, at its lifted column j, Σ_k V_kj g_b/π_k for the
+/// θ column of its row k's position b: that is g_b (the block's U at position b) times a
+/// number of the family, the same at every block. So these columns' W are combinations of
+/// n_c × e vectors per family (g_b at lifted column j of every block), plus unit vectors at
+/// the unknowns the rows outside the blocks put them on (the steps with a row or a hidden
+/// column not free): on the TIMIT shape 6 vectors and two per such step rather than 387
+/// solves.
+struct CBasis {
+    /// The θ columns, ascending.
+    cols: Vec<u32>,
+    /// Each family's first vector (its (j, b)-th at fam0 + j e + b).
+    fam0: Vec<usize>,
+    /// The unknowns of the unit vectors (after the families' `n_fam` vectors).
+    units: Vec<u32>,
+    n_fam: usize,
+    /// Vectors in all.
+    n: usize,
+    /// W = basis × coef: vector v's coefficient for column `cols[s]` at v · cols.len() + s.
+    coef: Vec<f64>,
+}
+
+/// A [`CBasis`] is used where it has at most this share of vectors per column it serves.
+const BASIS_MAX_SHARE: f64 = 0.5;
+
 impl Schur {
     /// Analyses B's pattern for J (m × n, the first `n_theta` columns the parameters): by rows
     /// unless that would hold more than [`ROWS_MAX_PAIRS`] pairs or `augmented` asks for the
@@ -775,6 +824,16 @@ impl Schur {
     /// go in chunks of [`CHUNK`], spread over up to [`THREADS`] threads; each chunk is computed
     /// by one thread in a fixed order, so C does not depend on the thread count.
     fn form_c(&mut self) -> Result<(), LdlError> {
+        let c = self.c_matrix(BASIS_MAX_SHARE);
+        self.factor_c(c)
+    }
+
+    /// C = I + Uᵀ B⁻¹ U at the kept point: its direct part (the eliminated rows' −u uᵀ/a_i,
+    /// [`Schur::c_direct`]) plus Wᵀ K⁻¹ W, W the columns of U pushed onto the factored
+    /// matrix's unknowns and K that matrix. The θ columns of the families' blocks take their
+    /// solves through a [`CBasis`] where it has at most `basis_share` times as many vectors
+    /// as they are columns; the others by chunks of their own columns.
+    fn c_matrix(&self, basis_share: f64) -> Mat<f64> {
         let nt = self.n_theta;
         let chunk = match self.form {
             BForm::Rows { .. } => CHUNK,
@@ -782,26 +841,54 @@ impl Schur {
                 (CHUNK_VALUES / diag_slot.len().max(1)).clamp(1, CHUNK)
             }
         };
-        let chunks: Vec<(usize, usize)> = (0..nt)
-            .step_by(chunk)
-            .map(|j0| (j0, (j0 + chunk).min(nt)))
-            .collect();
+        let basis = self
+            .c_basis()
+            .filter(|b| b.n as f64 <= basis_share * b.cols.len() as f64);
+        let mut in_basis = vec![false; nt];
+        if let Some(b) = &basis {
+            b.cols.iter().for_each(|&c| in_basis[c as usize] = true);
+        }
+        // the columns by their own solves, in ranges of at most `chunk` columns (from each
+        // such column, to the last such within reach), then the basis's vectors
+        let mut chunks = Vec::new();
+        let mut j = 0;
+        while j < nt {
+            if in_basis[j] || !self.kept.free_s[j] {
+                j += 1;
+                continue;
+            }
+            let reach = (j + chunk).min(nt);
+            let j1 = (j..reach).rfind(|&c| !in_basis[c]).map_or(j + 1, |c| c + 1);
+            chunks.push(Chunk::Theta(j, j1));
+            j = j1;
+        }
+        if let Some(b) = &basis {
+            chunks.extend(
+                (0..b.n)
+                    .step_by(chunk)
+                    .map(|b0| Chunk::Basis(b0, (b0 + chunk).min(b.n))),
+            );
+        }
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, THREADS)
             .min(chunks.len().max(1));
         let groups = self.rest_groups();
-        let this = &*self;
-        let mut blocks: Vec<(usize, usize, Vec<f64>)> = if threads <= 1 {
-            this.c_columns(&chunks, &groups)
+        let cols = ChunkCols {
+            in_basis: &in_basis,
+            basis: basis.as_ref(),
+        };
+        let this = self;
+        let blocks: Vec<(Chunk, Vec<f64>)> = if threads <= 1 {
+            this.c_columns(&chunks, &groups, &cols)
         } else {
             std::thread::scope(|scope| {
                 let handles: Vec<_> = (0..threads)
                     .map(|t| {
-                        let mine: Vec<(usize, usize)> =
+                        let mine: Vec<Chunk> =
                             chunks.iter().copied().skip(t).step_by(threads).collect();
-                        let groups = &groups;
-                        scope.spawn(move || this.c_columns(&mine, groups))
+                        let (groups, cols) = (&groups, &cols);
+                        scope.spawn(move || this.c_columns(&mine, groups, cols))
                     })
                     .collect();
                 handles
@@ -810,41 +897,245 @@ impl Schur {
                     .collect()
             })
         };
-        blocks.sort_by_key(|b| b.0);
-        // C by rows (it is symmetric): c[a * nt + b], computed for the rows a at or below the
-        // first column of b's chunk (`first[b]`)
+        // Wᵀ K⁻¹ W by rows (it is symmetric): c[a * nt + b], computed for the rows a at or
+        // below `first[b]` (the first column of b's chunk; 0 for the basis's columns)
         let mut c = vec![0.0; nt * nt];
         let mut first = vec![0; nt];
-        for (j0, j1, block) in &blocks {
-            let w = j1 - j0;
-            first[*j0..*j1].iter_mut().for_each(|f| *f = *j0);
-            for row in *j0..nt {
-                c[row * nt + j0..row * nt + j1].copy_from_slice(&block[row * w..(row + 1) * w]);
+        let mut by_basis: Vec<(usize, Vec<f64>)> = Vec::new();
+        for (chunk, block) in blocks {
+            match chunk {
+                Chunk::Theta(j0, j1) => {
+                    let w = j1 - j0;
+                    first[j0..j1].iter_mut().for_each(|f| *f = j0);
+                    for row in j0..nt {
+                        c[row * nt + j0..row * nt + j1]
+                            .copy_from_slice(&block[row * w..(row + 1) * w]);
+                    }
+                }
+                Chunk::Basis(b0, _) => by_basis.push((b0, block)),
             }
         }
-        // symmetrize (where both triangles are computed, in the chunks on the diagonal, they
-        // agree up to rounding) and add I
-        let c = Mat::from_fn(nt, nt, |a, b| {
+        if let Some(b) = &basis {
+            // the basis's columns of Wᵀ K⁻¹ (all rows, nt × n), times the coefficients
+            let ns = b.cols.len();
+            let mut wb = Mat::<f64>::zeros(nt, b.n);
+            for (b0, block) in &by_basis {
+                let w = block.len() / nt.max(1);
+                for row in 0..nt {
+                    for j in 0..w {
+                        wb[(row, b0 + j)] = block[row * w + j];
+                    }
+                }
+            }
+            let coef = MatRef::from_row_major_slice(&b.coef, b.n, ns);
+            let mut prod = Mat::<f64>::zeros(nt, ns);
+            matmul(
+                prod.as_mut(),
+                Accum::Replace,
+                wb.as_ref(),
+                coef,
+                1.0,
+                Par::Seq,
+            );
+            for (s, &col) in b.cols.iter().enumerate() {
+                for row in 0..nt {
+                    c[row * nt + col as usize] = prod[(row, s)];
+                }
+            }
+        }
+        // symmetrize (where both triangles are computed they agree up to rounding), add the
+        // direct part and I
+        let direct = self.c_direct();
+        Mat::from_fn(nt, nt, |a, b| {
             let v = match (a >= first[b], b >= first[a]) {
                 (true, true) => 0.5 * (c[a * nt + b] + c[b * nt + a]),
                 (true, false) => c[a * nt + b],
                 _ => c[b * nt + a],
             };
-            v + if a == b { 1.0 } else { 0.0 }
-        });
-        self.factor_c(c)
+            v + direct[a * nt + b] + if a == b { 1.0 } else { 0.0 }
+        })
     }
 
-    /// The columns j0..j1 of Uᵀ B⁻¹ U for each given chunk, as (j0, j1, block by rows
-    /// (n_θ × (j1 − j0))): the rows from j0 on (C is symmetric: the rows above are the
-    /// transposes of earlier chunks' entries), the others zero. In the augmented form the
-    /// blocks of [`Families`] in closed form (as in [`Schur::c_product`], for w columns of p
-    /// at once), the other rows one by one.
+    /// The direct part of Uᵀ B⁻¹ U (n_θ × n_θ by rows): an eliminated row's unknown is
+    /// d_i = (−u_i − Σ J x)/a_i, whose first term adds −u_i u_iᵀ/a_i without any solve (in
+    /// the families' blocks G/π_k at each row's θ columns).
+    fn c_direct(&self) -> Vec<f64> {
+        let (nt, k) = (self.n_theta, &self.kept);
+        let mut out = vec![0.0; nt * nt];
+        let BForm::Augmented {
+            diag_slot,
+            row_unknown,
+            elim,
+            ..
+        } = &self.form
+        else {
+            return out;
+        };
+        let dim = diag_slot.len();
+        for f in &self.fam.fams {
+            let sh = Families::shape(&self.u, elim, f.group as usize, f.e0 as usize);
+            for kk in 0..sh.rows {
+                let inv = 1.0 / sh.pivot[kk];
+                for b in 0..sh.e {
+                    let row = sh.theta(kk, b);
+                    if !k.free_s[row] {
+                        continue;
+                    }
+                    for c in 0..sh.e {
+                        let col = sh.theta(kk, c);
+                        if k.free_s[col] {
+                            out[row * nt + col] -= f.g2[b * sh.e + c] * inv;
+                        }
+                    }
+                }
+            }
+        }
+        let scale = 1.0 / k.rho.sqrt();
+        for i in self.fam.rest.iter().flat_map(|r| r.rows()) {
+            let r = row_unknown[i] as usize;
+            if !k.free_y[i] || r < dim {
+                continue;
+            }
+            let inv = 1.0 / elim.pivot[r - dim];
+            let thetas = &self.theta_entries[self.theta_ptr[i]..self.theta_ptr[i + 1]];
+            for &p in thetas {
+                let row = self.col_idx[p as usize] as usize;
+                if !k.free_s[row] {
+                    continue;
+                }
+                let up = k.jac[p as usize] * scale * inv;
+                for &q in thetas {
+                    let col = self.col_idx[q as usize] as usize;
+                    if k.free_s[col] {
+                        out[row * nt + col] -= up * k.jac[q as usize] * scale;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The [`CBasis`] of the families' θ columns at the kept point (the augmented form with
+    /// families only).
+    fn c_basis(&self) -> Option<CBasis> {
+        let (nt, k) = (self.n_theta, &self.kept);
+        let BForm::Augmented {
+            diag_slot,
+            row_unknown,
+            elim,
+            ..
+        } = &self.form
+        else {
+            return None;
+        };
+        let dim = diag_slot.len();
+        let fams = &self.fam.fams;
+        if fams.is_empty() {
+            return None;
+        }
+        let mut index = vec![u32::MAX; nt];
+        let mut cols = Vec::new();
+        for f in fams {
+            let sh = Families::shape(&self.u, elim, f.group as usize, f.e0 as usize);
+            for kk in 0..sh.rows {
+                for b in 0..sh.e {
+                    let col = sh.theta(kk, b);
+                    if k.free_s[col] && index[col] == u32::MAX {
+                        index[col] = 0;
+                        cols.push(col as u32);
+                    }
+                }
+            }
+        }
+        cols.sort_unstable();
+        for (s, &c) in cols.iter().enumerate() {
+            index[c as usize] = s as u32;
+        }
+        let mut fam0 = Vec::with_capacity(fams.len());
+        let mut n = 0;
+        for f in fams {
+            fam0.push(n);
+            n += f.n_c * f.e;
+        }
+        // the unknowns the other rows put these columns' right-hand sides on (an unknown row
+        // its own, an eliminated one its lifted columns), with the values there
+        let mut unit_of = HashMap::new();
+        let mut units = Vec::new();
+        let mut entries: Vec<(usize, usize, f64)> = Vec::new();
+        let scale = 1.0 / k.rho.sqrt();
+        for i in self.fam.rest.iter().flat_map(|r| r.rows()) {
+            if !k.free_y[i] {
+                continue;
+            }
+            for &p in &self.theta_entries[self.theta_ptr[i]..self.theta_ptr[i + 1]] {
+                let col = self.col_idx[p as usize] as usize;
+                if index[col] == u32::MAX {
+                    continue;
+                }
+                let s = index[col] as usize;
+                let u = k.jac[p as usize] * scale;
+                let mut unit = |x: u32| {
+                    *unit_of.entry(x).or_insert_with(|| {
+                        units.push(x);
+                        units.len() - 1
+                    })
+                };
+                let r = row_unknown[i] as usize;
+                if r < dim {
+                    entries.push((unit(r as u32), s, -u));
+                } else {
+                    let e = r - dim;
+                    let g = u / elim.pivot[e];
+                    let range = elim.ptr[e]..elim.ptr[e + 1];
+                    for (&(_, c), v) in elim.cols[range.clone()].iter().zip(&elim.val[range]) {
+                        entries.push((unit(c), s, v * g));
+                    }
+                }
+            }
+        }
+        let n_fam = n;
+        n += units.len();
+        let ns = cols.len();
+        let mut coef = vec![0.0; n * ns];
+        for (f, &b0) in fams.iter().zip(&fam0) {
+            let sh = Families::shape(&self.u, elim, f.group as usize, f.e0 as usize);
+            for kk in 0..sh.rows {
+                for b in 0..sh.e {
+                    let col = sh.theta(kk, b);
+                    if !k.free_s[col] {
+                        continue;
+                    }
+                    let s = index[col] as usize;
+                    for j in 0..sh.n_c {
+                        coef[(b0 + j * sh.e + b) * ns + s] += sh.v[kk * sh.n_c + j] / sh.pivot[kk];
+                    }
+                }
+            }
+        }
+        for (t, s, v) in entries {
+            coef[(n_fam + t) * ns + s] += v;
+        }
+        Some(CBasis {
+            cols,
+            fam0,
+            units,
+            n_fam,
+            n,
+            coef,
+        })
+    }
+
+    /// Wᵀ K⁻¹ W's columns for each given chunk, as (chunk, block by rows (n_θ × width)): for
+    /// a chunk of θ columns j0..j1 the rows from j0 on (C is symmetric: the rows above are the
+    /// transposes of earlier chunks' entries), the others zero; for a chunk of the basis's
+    /// vectors every row. In the augmented form the blocks of [`Families`] in closed form (as
+    /// in [`Schur::c_product`], for w columns at once), the other rows one by one.
     fn c_columns(
         &self,
-        chunks: &[(usize, usize)],
+        chunks: &[Chunk],
         groups: &RestGroups,
-    ) -> Vec<(usize, usize, Vec<f64>)> {
+        cols: &ChunkCols<'_>,
+    ) -> Vec<(Chunk, Vec<f64>)> {
         let (m, nt) = (self.m, self.n_theta);
         let k = &self.kept;
         let scale = 1.0 / k.rho.sqrt();
@@ -869,7 +1160,7 @@ impl Schur {
                 .flat_map(|r| r.rows().map(|i| i as u32))
                 .collect(),
         };
-        let width = chunks.iter().map(|c| c.1 - c.0).max().unwrap_or(1);
+        let width = chunks.iter().map(|c| c.width()).max().unwrap_or(1);
         let mut workspace = self.b.columns_workspace(width);
         // the right-hand sides, then the solved columns, by rows (row c's w numbers together):
         // the blocks add to their columns' rows, and the products below read rows
@@ -884,69 +1175,113 @@ impl Schur {
         let mut xb = Mat::<f64>::zeros(rows_max, width);
         let mut prod = Mat::<f64>::zeros(nc_max, width);
         let mut out = Vec::with_capacity(chunks.len());
-        for &(j0, j1) in chunks {
-            let w = j1 - j0;
-            let in_chunk = |c: usize| c >= j0 && c < j1 && k.free_s[c];
+        for &chunk in chunks {
+            let w = chunk.width();
+            // the first row computed: C's rows above a chunk of θ columns are the transposes of
+            // earlier chunks' entries
+            let j0 = match chunk {
+                Chunk::Theta(j0, _) => j0,
+                Chunk::Basis(..) => 0,
+            };
+            let in_chunk = |c: usize| match chunk {
+                Chunk::Theta(j0, j1) => c >= j0 && c < j1 && k.free_s[c] && !cols.in_basis[c],
+                Chunk::Basis(..) => false,
+            };
             let x = &mut rows[..dim * w];
             x.iter_mut().for_each(|v| *v = 0.0);
+            qx.clear();
             if let Some((_, el)) = elim {
-                qx.clear();
                 for f in &self.fam.fams {
                     let sh = Families::shape(&self.u, el, f.group as usize, f.e0 as usize);
-                    let mut q = vec![0.0; sh.n_c * sh.e * w];
-                    for kk in 0..sh.rows {
-                        for b in 0..sh.e {
-                            let col = sh.theta(kk, b);
+                    qx.push(vec![0.0; sh.n_c * sh.e * w]);
+                }
+            }
+            match (chunk, elim, cols.basis) {
+                (Chunk::Basis(b0, b1), Some(_), Some(basis)) => {
+                    // the families' vectors: g at each block's lifted column j, for position
+                    // b; then the unit vectors
+                    for blk in &self.fam.blocks {
+                        let f = &self.fam.fams[blk.fam as usize];
+                        let at = basis.fam0[blk.fam as usize];
+                        let g = &self.u.vals[blk.val as usize..blk.val as usize + f.e];
+                        let bc = &self.fam.block_cols[blk.cols as usize..][..f.n_c];
+                        for (j, &c) in bc.iter().enumerate() {
+                            for (b, gb) in g.iter().enumerate() {
+                                let v = at + j * f.e + b;
+                                if v >= b0 && v < b1 {
+                                    x[c as usize * w + v - b0] += gb;
+                                }
+                            }
+                        }
+                    }
+                    for (t, &x_t) in basis.units.iter().enumerate() {
+                        let v = basis.n_fam + t;
+                        if v >= b0 && v < b1 {
+                            x[x_t as usize * w + v - b0] = 1.0;
+                        }
+                    }
+                }
+                (Chunk::Basis(..), ..) => {}
+                (Chunk::Theta(..), ..) => {
+                    if let (Some((_, el)), None) = (elim, cols.basis) {
+                        for (f, q) in self.fam.fams.iter().zip(qx.iter_mut()) {
+                            let sh = Families::shape(&self.u, el, f.group as usize, f.e0 as usize);
+                            for kk in 0..sh.rows {
+                                for b in 0..sh.e {
+                                    let col = sh.theta(kk, b);
+                                    if !in_chunk(col) {
+                                        continue;
+                                    }
+                                    for j in 0..sh.n_c {
+                                        q[(j * sh.e + b) * w + col - j0] +=
+                                            sh.v[kk * sh.n_c + j] / sh.pivot[kk];
+                                    }
+                                }
+                            }
+                        }
+                        for blk in &self.fam.blocks {
+                            let (nc, at) = (self.fam.fams[blk.fam as usize].n_c, blk.cols as usize);
+                            let q = &qx[blk.fam as usize];
+                            let e = q.len() / (nc * w).max(1);
+                            let g = &self.u.vals[blk.val as usize..blk.val as usize + e];
+                            for (j, &c) in self.fam.block_cols[at..at + nc].iter().enumerate() {
+                                let xc = &mut x[c as usize * w..(c as usize + 1) * w];
+                                for (b, gb) in g.iter().enumerate() {
+                                    let qjb = &q[(j * e + b) * w..(j * e + b + 1) * w];
+                                    for (xv, qv) in xc.iter_mut().zip(qjb) {
+                                        *xv += qv * gb;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    for &i in &rest {
+                        let i = i as usize;
+                        if !k.free_y[i] {
+                            continue;
+                        }
+                        for &p in &self.theta_entries[self.theta_ptr[i]..self.theta_ptr[i + 1]] {
+                            let col = self.col_idx[p as usize] as usize;
                             if !in_chunk(col) {
                                 continue;
                             }
-                            for j in 0..sh.n_c {
-                                q[(j * sh.e + b) * w + col - j0] +=
-                                    sh.v[kk * sh.n_c + j] / sh.pivot[kk];
-                            }
-                        }
-                    }
-                    qx.push(q);
-                }
-                for blk in &self.fam.blocks {
-                    let (nc, at) = (self.fam.fams[blk.fam as usize].n_c, blk.cols as usize);
-                    let q = &qx[blk.fam as usize];
-                    let e = q.len() / (nc * w).max(1);
-                    let g = &self.u.vals[blk.val as usize..blk.val as usize + e];
-                    for (j, &c) in self.fam.block_cols[at..at + nc].iter().enumerate() {
-                        let xc = &mut x[c as usize * w..(c as usize + 1) * w];
-                        for (b, gb) in g.iter().enumerate() {
-                            let qjb = &q[(j * e + b) * w..(j * e + b + 1) * w];
-                            for (xv, qv) in xc.iter_mut().zip(qjb) {
-                                *xv += qv * gb;
-                            }
-                        }
-                    }
-                }
-            }
-            for &i in &rest {
-                let i = i as usize;
-                if !k.free_y[i] {
-                    continue;
-                }
-                for &p in &self.theta_entries[self.theta_ptr[i]..self.theta_ptr[i + 1]] {
-                    let col = self.col_idx[p as usize] as usize;
-                    if !in_chunk(col) {
-                        continue;
-                    }
-                    let u = k.jac[p as usize] * scale;
-                    let j = col - j0;
-                    match elim {
-                        None => x[i * w + j] = u,
-                        Some((row_unknown, _)) if (row_unknown[i] as usize) < dim => {
-                            x[row_unknown[i] as usize * w + j] = -u;
-                        }
-                        Some((row_unknown, el)) => {
-                            let e = row_unknown[i] as usize - dim;
-                            let g = u / el.pivot[e];
-                            let range = el.ptr[e]..el.ptr[e + 1];
-                            for (&(_, c), v) in el.cols[range.clone()].iter().zip(&el.val[range]) {
-                                x[c as usize * w + j] += v * g;
+                            let u = k.jac[p as usize] * scale;
+                            let j = col - j0;
+                            match elim {
+                                None => x[i * w + j] = u,
+                                Some((row_unknown, _)) if (row_unknown[i] as usize) < dim => {
+                                    x[row_unknown[i] as usize * w + j] = -u;
+                                }
+                                Some((row_unknown, el)) => {
+                                    let e = row_unknown[i] as usize - dim;
+                                    let g = u / el.pivot[e];
+                                    let range = el.ptr[e]..el.ptr[e + 1];
+                                    for (&(_, c), v) in
+                                        el.cols[range.clone()].iter().zip(&el.val[range])
+                                    {
+                                        x[c as usize * w + j] += v * g;
+                                    }
+                                }
                             }
                         }
                     }
@@ -976,8 +1311,8 @@ impl Schur {
                         }
                     }
                 }
-                // Uᵀ of the family's rows' unknowns: −(G P_kᵀ + Xᵀ V_kᵀ)/π_k at row k's θ
-                // columns, P_k here the chunk's unit columns at row k's
+                // Uᵀ of the family's rows' unknowns through the solve: −Xᵀ V_kᵀ/π_k at row k's
+                // θ columns (their direct part −G P_kᵀ/π_k is in `c_direct`)
                 for (f, xf) in self.fam.fams.iter().zip(&qx) {
                     let sh = Families::shape(&self.u, el, f.group as usize, f.e0 as usize);
                     for kk in 0..sh.rows {
@@ -995,12 +1330,6 @@ impl Schur {
                                     *o -= v * xv;
                                 }
                             }
-                            for c in 0..sh.e {
-                                let col = sh.theta(kk, c);
-                                if in_chunk(col) {
-                                    o[col - j0] -= f.g2[b * sh.e + c] * inv;
-                                }
-                            }
                         }
                     }
                 }
@@ -1016,7 +1345,7 @@ impl Schur {
                     continue;
                 }
                 let d = &mut d[..w];
-                self.rest_x(i, rows, (j0, w), dim, d);
+                self.rest_x(i, rows, w, dim, d);
                 for &p in thetas {
                     let row = self.col_idx[p as usize] as usize;
                     // the rows above the chunk are the transposes of earlier chunks' entries
@@ -1045,7 +1374,7 @@ impl Schur {
                     for (r, &i) in blk.iter().enumerate() {
                         let i = i as usize;
                         let d = &mut d[..w];
-                        self.rest_x(i, rows, (j0, w), dim, d);
+                        self.rest_x(i, rows, w, dim, d);
                         for (j, v) in d.iter().enumerate() {
                             xb[(r, j)] = *v;
                         }
@@ -1069,16 +1398,16 @@ impl Schur {
                     }
                 }
             }
-            out.push((j0, j1, block));
+            out.push((chunk, block));
         }
         out
     }
 
-    /// Row i's solved unknown for the chunk's columns (j0 and its width w), from the solved
+    /// Row i's solved unknown for the chunk's w columns through the solve, from the solved
     /// columns by rows (`rows`, `dim` unknowns): its own unknown where it is one, else, for an
-    /// eliminated row, d_i = (f_i − Σ J_{i,c} x_c)/a_i with f_i = −u_i.
-    fn rest_x(&self, i: usize, rows: &[f64], (j0, w): (usize, usize), dim: usize, d: &mut [f64]) {
-        let k = &self.kept;
+    /// eliminated row, −Σ J_{i,c} x_c/a_i (the direct part of d_i = (−u_i − Σ J x)/a_i is in
+    /// [`Schur::c_direct`]).
+    fn rest_x(&self, i: usize, rows: &[f64], w: usize, dim: usize, d: &mut [f64]) {
         match &self.form {
             BForm::Augmented {
                 row_unknown, elim, ..
@@ -1092,13 +1421,6 @@ impl Schur {
                         for (o, xv) in d.iter_mut().zip(xc) {
                             *o -= jq * xv;
                         }
-                    }
-                }
-                let scale = 1.0 / k.rho.sqrt();
-                for &p in &self.theta_entries[self.theta_ptr[i]..self.theta_ptr[i + 1]] {
-                    let col = self.col_idx[p as usize] as usize;
-                    if col >= j0 && col < j0 + w && k.free_s[col] {
-                        d[col - j0] -= k.jac[p as usize] * scale;
                     }
                 }
                 let inv = 1.0 / elim.pivot[e];
@@ -3385,15 +3707,23 @@ mod tests {
             lone: all,
             block_rows: 7,
         };
-        let chunks = [(0, 5), (5, 12), (12, n_theta)];
-        let grouped = s.c_columns(&chunks, &groups);
-        let by_rows = s.c_columns(&chunks, &alone);
+        let chunks = [
+            Chunk::Theta(0, 5),
+            Chunk::Theta(5, 12),
+            Chunk::Theta(12, n_theta),
+        ];
+        let cols = ChunkCols {
+            in_basis: &vec![false; n_theta],
+            basis: None,
+        };
+        let grouped = s.c_columns(&chunks, &groups, &cols);
+        let by_rows = s.c_columns(&chunks, &alone, &cols);
         let mut largest = 0.0f64;
-        for ((j0, j1, a), (_, _, b)) in grouped.iter().zip(&by_rows) {
+        for ((chunk, a), (_, b)) in grouped.iter().zip(&by_rows) {
             for (e, (x, y)) in a.iter().zip(b).enumerate() {
                 assert!(
                     (x - y).abs() <= 1e-12 * (1.0 + y.abs()),
-                    "columns {j0}..{j1}, entry {e}: {x} against {y}"
+                    "{chunk:?}, entry {e}: {x} against {y}"
                 );
                 largest = largest.max(y.abs());
             }
@@ -3447,6 +3777,50 @@ mod tests {
         for i in 0..m {
             assert!((md[i] - b[i]).abs() < 1e-10, "row {i}: {md:?} {b:?}");
         }
+    }
+
+    /// C formed with the output layer's θ columns through the basis of their right-hand sides
+    /// (the families' vectors and the unit vectors of the steps whose rows go one by one) is
+    /// C formed with a solve per column; with an output row and a hidden column not free (two
+    /// such steps) and θ columns of both layers not free.
+    #[test]
+    fn the_basis_of_the_output_columns_gives_c() {
+        let j = rnn_jac(30);
+        let (m, n_theta) = (j.nrows(), 21);
+        let mut free_s = vec![true; j.ncols];
+        free_s[2] = false;
+        free_s[12] = false;
+        free_s[n_theta + 9 * 7 + 1] = false;
+        let mut free_y = vec![true; m];
+        free_y[4 * 7 + 5] = false;
+        let mut s = Schur::new(&j, n_theta, true).unwrap();
+        s.reform(kept_at(&j, free_s, free_y)).unwrap();
+        let basis = s.c_basis().expect("a basis");
+        // A (10 columns, one not free) and c (5); 6 vectors of the family and the two
+        // special steps' lifted columns (2 each, one of them not free)
+        assert_eq!(basis.cols.len(), 14);
+        assert_eq!(basis.n_fam, 6);
+        assert!(
+            basis.units.len() >= 2 && basis.units.len() <= 4,
+            "{}",
+            basis.units.len()
+        );
+        let by_basis = s.c_matrix(f64::INFINITY);
+        let by_columns = s.c_matrix(0.0);
+        let mut largest = 0.0f64;
+        for a in 0..n_theta {
+            for b in 0..n_theta {
+                let (x, y) = (by_basis[(a, b)], by_columns[(a, b)]);
+                assert!(
+                    (x - y).abs() <= 1e-12 * (1.0 + y.abs()),
+                    "C[{a}, {b}]: {x} against {y}"
+                );
+                if a != b {
+                    largest = largest.max(y.abs());
+                }
+            }
+        }
+        assert!(largest > 0.01, "{largest}");
     }
 
     /// The segments of eliminated rows a half of a pass meets, cut where the half ends.
