@@ -559,6 +559,19 @@ impl SplitLdl {
         }
     }
 
+    /// A workspace for [`SplitLdl::solve_columns_in_order`] with up to `ncols` right-hand
+    /// sides (no room for gathering).
+    pub fn columns_workspace_in_order(&self, ncols: usize) -> ColumnsWorkspace {
+        let stacks = match &self.parts {
+            Parts::Whole(ldl) => vec![ldl.columns_stack(ncols)],
+            Parts::Two(parts) => parts.iter().map(|p| p.ldl.columns_stack(ncols)).collect(),
+        };
+        ColumnsWorkspace {
+            stacks,
+            rhs: Vec::new(),
+        }
+    }
+
     /// [`Ldl::solve_columns`] (`b` holds `ncols` right-hand sides of the caller's n unknowns,
     /// by rows), the parts one after the other on the calling thread: each part's rows
     /// gathered in the order of its factor and put back as runs of `ncols` numbers.
@@ -577,6 +590,42 @@ impl SplitLdl {
             );
             let x = &mut work.rhs[..p.index.len() * ncols];
             p.ldl.solve_rows_through(&p.rows, b, ncols, x, stack);
+        }
+    }
+
+    /// The row of each of the caller's unknowns in the factors' order: the first part's
+    /// factor's rows, then the second's (a permutation of 0..n).
+    pub fn positions(&self) -> Vec<u32> {
+        let order: Vec<u32> = match &self.parts {
+            Parts::Whole(ldl) => ldl.order.clone(),
+            Parts::Two(parts) => parts.iter().flat_map(|p| p.rows.iter().copied()).collect(),
+        };
+        let mut pos = vec![0u32; order.len()];
+        for (i, &v) in order.iter().enumerate() {
+            pos[v as usize] = i as u32;
+        }
+        pos
+    }
+
+    /// [`SplitLdl::solve_columns`] with `x` already in the factors' order (row
+    /// [`SplitLdl::positions`]`[v]` holds unknown v's `ncols` numbers): no gathering, each
+    /// part solved on its own rows.
+    pub fn solve_columns_in_order(
+        &self,
+        x: &mut [f64],
+        ncols: usize,
+        work: &mut ColumnsWorkspace,
+    ) {
+        let ldls: Vec<&Ldl> = match &self.parts {
+            Parts::Whole(ldl) => vec![&**ldl],
+            Parts::Two(parts) => parts.iter().map(|p| &p.ldl).collect(),
+        };
+        let mut rest = x;
+        for (ldl, stack) in ldls.into_iter().zip(&mut work.stacks) {
+            assert!(ldl.factored, "SplitLdl::solve_columns_in_order before a factor");
+            let (mine, others) = rest.split_at_mut(ldl.n * ncols);
+            solve_in_order(&ldl.symbolic, &ldl.factor, mine, ncols, MemStack::new(stack));
+            rest = others;
         }
     }
 }

@@ -1161,7 +1161,10 @@ impl Schur {
                 .collect(),
         };
         let width = chunks.iter().map(|c| c.width()).max().unwrap_or(1);
-        let mut workspace = self.b.columns_workspace(width);
+        let mut workspace = self.b.columns_workspace_in_order(width);
+        // the unknowns' rows in the factors' order, where the right-hand sides are built and
+        // solved (no gathering into it and back)
+        let pos = self.b.positions();
         // the right-hand sides, then the solved columns, by rows (row c's w numbers together):
         // the blocks add to their columns' rows, and the products below read rows
         let mut rows = vec![0.0; dim * width];
@@ -1209,7 +1212,7 @@ impl Schur {
                             for (b, gb) in g.iter().enumerate() {
                                 let v = at + j * f.e + b;
                                 if v >= b0 && v < b1 {
-                                    x[c as usize * w + v - b0] += gb;
+                                    x[pos[c as usize] as usize * w + v - b0] += gb;
                                 }
                             }
                         }
@@ -1217,7 +1220,7 @@ impl Schur {
                     for (t, &x_t) in basis.units.iter().enumerate() {
                         let v = basis.n_fam + t;
                         if v >= b0 && v < b1 {
-                            x[x_t as usize * w + v - b0] = 1.0;
+                            x[pos[x_t as usize] as usize * w + v - b0] = 1.0;
                         }
                     }
                 }
@@ -1245,7 +1248,8 @@ impl Schur {
                             let e = q.len() / (nc * w).max(1);
                             let g = &self.u.vals[blk.val as usize..blk.val as usize + e];
                             for (j, &c) in self.fam.block_cols[at..at + nc].iter().enumerate() {
-                                let xc = &mut x[c as usize * w..(c as usize + 1) * w];
+                                let r = pos[c as usize] as usize;
+                                let xc = &mut x[r * w..(r + 1) * w];
                                 for (b, gb) in g.iter().enumerate() {
                                     let qjb = &q[(j * e + b) * w..(j * e + b + 1) * w];
                                     for (xv, qv) in xc.iter_mut().zip(qjb) {
@@ -1268,9 +1272,9 @@ impl Schur {
                             let u = k.jac[p as usize] * scale;
                             let j = col - j0;
                             match elim {
-                                None => x[i * w + j] = u,
+                                None => x[pos[i] as usize * w + j] = u,
                                 Some((row_unknown, _)) if (row_unknown[i] as usize) < dim => {
-                                    x[row_unknown[i] as usize * w + j] = -u;
+                                    x[pos[row_unknown[i] as usize] as usize * w + j] = -u;
                                 }
                                 Some((row_unknown, el)) => {
                                     let e = row_unknown[i] as usize - dim;
@@ -1279,7 +1283,7 @@ impl Schur {
                                     for (&(_, c), v) in
                                         el.cols[range.clone()].iter().zip(&el.val[range])
                                     {
-                                        x[c as usize * w + j] += v * g;
+                                        x[pos[c as usize] as usize * w + j] += v * g;
                                     }
                                 }
                             }
@@ -1290,7 +1294,7 @@ impl Schur {
             // by rows, each product below runs over contiguous memory (column by column, the
             // transpose to rows took half of the formation's time on the TIMIT shape, and a
             // tiled one a sixth)
-            self.b.solve_columns(x, w, &mut workspace);
+            self.b.solve_columns_in_order(x, w, &mut workspace);
             let rows = &rows[..dim * w];
             let mut block = vec![0.0; nt * w];
             if let Some((_, el)) = elim {
@@ -1302,7 +1306,8 @@ impl Schur {
                     let e = xf.len() / (nc * w).max(1);
                     let g = &self.u.vals[blk.val as usize..blk.val as usize + e];
                     for (j, &c) in self.fam.block_cols[at..at + nc].iter().enumerate() {
-                        let xc = &rows[c as usize * w..(c as usize + 1) * w];
+                        let r = pos[c as usize] as usize;
+                        let xc = &rows[r * w..(r + 1) * w];
                         for (b, gb) in g.iter().enumerate() {
                             let o = &mut xf[(j * e + b) * w..(j * e + b + 1) * w];
                             for (o, xv) in o.iter_mut().zip(xc) {
@@ -1345,7 +1350,7 @@ impl Schur {
                     continue;
                 }
                 let d = &mut d[..w];
-                self.rest_x(i, rows, w, dim, d);
+                self.rest_x(i, (rows, &pos), w, dim, d);
                 for &p in thetas {
                     let row = self.col_idx[p as usize] as usize;
                     // the rows above the chunk are the transposes of earlier chunks' entries
@@ -1374,7 +1379,7 @@ impl Schur {
                     for (r, &i) in blk.iter().enumerate() {
                         let i = i as usize;
                         let d = &mut d[..w];
-                        self.rest_x(i, rows, w, dim, d);
+                        self.rest_x(i, (rows, &pos), w, dim, d);
                         for (j, v) in d.iter().enumerate() {
                             xb[(r, j)] = *v;
                         }
@@ -1404,10 +1409,17 @@ impl Schur {
     }
 
     /// Row i's solved unknown for the chunk's w columns through the solve, from the solved
-    /// columns by rows (`rows`, `dim` unknowns): its own unknown where it is one, else, for an
+    /// columns by rows (`rows`, `dim` unknowns, unknown v's at row `pos[v]`): its own unknown where it is one, else, for an
     /// eliminated row, −Σ J_{i,c} x_c/a_i (the direct part of d_i = (−u_i − Σ J x)/a_i is in
     /// [`Schur::c_direct`]).
-    fn rest_x(&self, i: usize, rows: &[f64], w: usize, dim: usize, d: &mut [f64]) {
+    fn rest_x(
+        &self,
+        i: usize,
+        (rows, pos): (&[f64], &[u32]),
+        w: usize,
+        dim: usize,
+        d: &mut [f64],
+    ) {
         match &self.form {
             BForm::Augmented {
                 row_unknown, elim, ..
@@ -1417,7 +1429,8 @@ impl Schur {
                 let range = elim.ptr[e]..elim.ptr[e + 1];
                 for (&(_, c), &jq) in elim.cols[range.clone()].iter().zip(&elim.val[range]) {
                     if jq != 0.0 {
-                        let xc = &rows[c as usize * w..(c as usize + 1) * w];
+                        let r = pos[c as usize] as usize;
+                        let xc = &rows[r * w..(r + 1) * w];
                         for (o, xv) in d.iter_mut().zip(xc) {
                             *o -= jq * xv;
                         }
@@ -1427,10 +1440,13 @@ impl Schur {
                 d.iter_mut().for_each(|v| *v *= inv);
             }
             BForm::Augmented { row_unknown, .. } => {
-                let r = row_unknown[i] as usize;
+                let r = pos[row_unknown[i] as usize] as usize;
                 d.copy_from_slice(&rows[r * w..(r + 1) * w]);
             }
-            BForm::Rows { .. } => d.copy_from_slice(&rows[i * w..(i + 1) * w]),
+            BForm::Rows { .. } => {
+                let r = pos[i] as usize;
+                d.copy_from_slice(&rows[r * w..(r + 1) * w]);
+            }
         }
     }
 
