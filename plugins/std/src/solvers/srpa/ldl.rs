@@ -610,21 +610,25 @@ impl SplitLdl {
     /// [`SplitLdl::solve_columns`] with `x` already in the factors' order (row
     /// [`SplitLdl::positions`]`[v]` holds unknown v's `ncols` numbers): no gathering, each
     /// part solved on its own rows.
-    pub fn solve_columns_in_order(
-        &self,
-        x: &mut [f64],
-        ncols: usize,
-        work: &mut ColumnsWorkspace,
-    ) {
+    pub fn solve_columns_in_order(&self, x: &mut [f64], ncols: usize, work: &mut ColumnsWorkspace) {
         let ldls: Vec<&Ldl> = match &self.parts {
             Parts::Whole(ldl) => vec![&**ldl],
             Parts::Two(parts) => parts.iter().map(|p| &p.ldl).collect(),
         };
         let mut rest = x;
         for (ldl, stack) in ldls.into_iter().zip(&mut work.stacks) {
-            assert!(ldl.factored, "SplitLdl::solve_columns_in_order before a factor");
+            assert!(
+                ldl.factored,
+                "SplitLdl::solve_columns_in_order before a factor"
+            );
             let (mine, others) = rest.split_at_mut(ldl.n * ncols);
-            solve_in_order(&ldl.symbolic, &ldl.factor, mine, ncols, MemStack::new(stack));
+            solve_in_order(
+                &ldl.symbolic,
+                &ldl.factor,
+                mine,
+                ncols,
+                MemStack::new(stack),
+            );
             rest = others;
         }
     }

@@ -293,6 +293,23 @@ impl ElimRows<'_> {
 }
 
 impl Eliminated {
+    /// The sums over the eliminated rows `rows` (free, reading the same lifted columns: a
+    /// block's) of their pairs J_p J_q/|a_i|, pair by pair in the order of a row's pairs.
+    fn pair_sums(&self, rows: std::ops::Range<usize>) -> Vec<f64> {
+        let first = rows.start;
+        let mut sums = vec![0.0; self.pair_ptr[first + 1] - self.pair_ptr[first]];
+        for e in rows {
+            let w = -1.0 / self.pivot[e];
+            for (s, &(_, a, b)) in sums
+                .iter_mut()
+                .zip(&self.pairs[self.pair_ptr[e]..self.pair_ptr[e + 1]])
+            {
+                *s += self.val[a as usize] * self.val[b as usize] * w;
+            }
+        }
+        sums
+    }
+
     /// Adds to `vals` (B's values by slot) the pairs J_p J_q/|a_i| of the free eliminated rows
     /// `rows` (pivots and values set).
     fn add_pairs(&self, free_y: &[bool], rows: std::ops::Range<usize>, vals: &mut [f64]) {
@@ -802,19 +819,46 @@ impl Schur {
                     || rows.pivots_and_values(0, pa, va, sa),
                     || rows.pivots_and_values(half, pb, vb, sb),
                 );
+                // the families' blocks first (their pivots and values are set): each adds its
+                // family's sums of the pairs at its first row's slots; then the other rows'
+                // pairs one by one, by halves of the rows
+                self.fam.find(k, &self.u, elim, self.m);
+                let fam = &self.fam;
+                let mut by_rows: Vec<std::ops::Range<usize>> = Vec::new();
+                for &seg in &fam.segs {
+                    match seg {
+                        ElimSeg::Block { e0, fam: f, .. } => {
+                            let sums = &fam.fams[f as usize].pair_sum;
+                            let first = elim.pair_ptr[e0 as usize];
+                            for (&(slot, _, _), s) in elim.pairs[first..].iter().zip(sums) {
+                                vals[slot as usize] += s;
+                            }
+                        }
+                        ElimSeg::Rows { e0, e1 } => by_rows.push(e0 as usize..e1 as usize),
+                    }
+                }
                 let mut second = std::mem::take(&mut self.b_half);
-                second.clear();
                 second.resize(vals.len(), 0.0);
                 let elim_ref: &Eliminated = elim;
+                let part = |within: std::ops::Range<usize>, vals: &mut [f64]| {
+                    for r in &by_rows {
+                        let rows = r.start.max(within.start)..r.end.min(within.end);
+                        if !rows.is_empty() {
+                            elim_ref.add_pairs(k.free_y, rows, vals);
+                        }
+                    }
+                };
                 pair(
-                    || elim_ref.add_pairs(k.free_y, 0..half, vals),
-                    || elim_ref.add_pairs(k.free_y, half..elim_ref.rows.len(), &mut second),
+                    || part(0..half, vals),
+                    || {
+                        second.iter_mut().for_each(|v| *v = 0.0);
+                        part(half..elim_ref.rows.len(), &mut second)
+                    },
                 );
                 for (v, s) in vals.iter_mut().zip(&second) {
                     *v += s;
                 }
                 self.b_half = second;
-                self.fam.find(k, &self.u, elim, self.m);
             }
         }
         self.b.factor()
@@ -1412,14 +1456,7 @@ impl Schur {
     /// columns by rows (`rows`, `dim` unknowns, unknown v's at row `pos[v]`): its own unknown where it is one, else, for an
     /// eliminated row, −Σ J_{i,c} x_c/a_i (the direct part of d_i = (−u_i − Σ J x)/a_i is in
     /// [`Schur::c_direct`]).
-    fn rest_x(
-        &self,
-        i: usize,
-        (rows, pos): (&[f64], &[u32]),
-        w: usize,
-        dim: usize,
-        d: &mut [f64],
-    ) {
+    fn rest_x(&self, i: usize, (rows, pos): (&[f64], &[u32]), w: usize, dim: usize, d: &mut [f64]) {
         match &self.form {
             BForm::Augmented {
                 row_unknown, elim, ..
@@ -1556,9 +1593,12 @@ impl Schur {
         max: usize,
     ) -> (bool, usize) {
         let nt = self.n_theta;
-        for i in 0..self.m {
-            self.t[i] = if free[i] { b[i] } else { 0.0 };
-        }
+        each_half(&mut self.t[..self.m], |first, t| {
+            for (k, v) in t.iter_mut().enumerate() {
+                let i = first + k;
+                *v = if free[i] { b[i] } else { 0.0 };
+            }
+        });
         self.solve_b(true);
         // r = g − C w with w = 0: g = Uᵀ B⁻¹ b
         let mut r = vec![0.0; nt];
@@ -1621,9 +1661,13 @@ impl Schur {
         // d = B⁻¹ b − B⁻¹ U w
         self.u_mul(&w);
         self.solve_b(false);
-        for i in 0..self.m {
-            d[i] = if free[i] { self.t[i] - self.t2[i] } else { 0.0 };
-        }
+        let (t, t2) = (&self.t, &self.t2);
+        each_half(&mut d[..self.m], |first, d| {
+            for (k, v) in d.iter_mut().enumerate() {
+                let i = first + k;
+                *v = if free[i] { t[i] - t2[i] } else { 0.0 };
+            }
+        });
         (converged, iterations)
     }
 
@@ -1803,7 +1847,8 @@ impl Schur {
         let jb = &self.jb;
         let (ba, bb) = jb.blocks.split_at(jb.block_half);
         let (ra, rb) = jb.rest.split_at(jb.rest_half);
-        second.clear();
+        // `mul_t` sets its whole output: no zeroing here (on the TIMIT shape a serial pass over
+        // 6.6 MB at every product)
         second.resize(out.len(), 0.0);
         pair(
             || jb.mul_t(jac, ba, ra, y, out),
@@ -2310,6 +2355,10 @@ struct Family {
     /// For the solves with B ([`ElimSeg`]): V by columns (n_c × rows) and the pivots.
     v_cols: Vec<f64>,
     pivot: Vec<f64>,
+    /// For B's assembly: the sums over the rows of the pairs V_kj V_kj'/|π_k| their
+    /// elimination adds (in the order of a row's pairs, the same on every row of a block,
+    /// which reads the same lifted columns), the same for every block of the family.
+    pair_sum: Vec<f64>,
 }
 
 /// The eliminated rows in order, for the solves with B: a block of a family in closed form
@@ -2526,6 +2575,7 @@ impl Families {
                 g2: vec![0.0; this.e * this.e],
                 v_cols: by_columns(this.v, this.rows, this.n_c),
                 pivot: this.pivot.to_vec(),
+                pair_sum: elim.pair_sums(e0..e0 + this.rows),
             };
             let fam = family_of(&mut self.fams, &mut index, last, same, hash, new);
             last = Some(fam);
@@ -3850,6 +3900,7 @@ mod tests {
             g2: Vec::new(),
             v_cols: vec![0.0; 2 * rows],
             pivot: vec![-1.0; rows],
+            pair_sum: Vec::new(),
         };
         let fams = Families {
             fams: vec![fam(4)],
