@@ -58,6 +58,45 @@ fn sp500_linearization_equals_exact_directional_derivatives() {
     check_linearization(&g, &r, &z, 3);
 }
 
+/// The Jacobian's values by levels of nodes on two threads (each level split into two parts,
+/// plugin calls on the calling thread) are those of one pass, bit for bit, on sp500 and syn
+/// (whose levels are below the default threshold, so it is lowered here).
+#[test]
+fn the_linearization_by_levels_on_two_threads_gives_the_one_pass_numbers() {
+    let r = Registry::with_standard();
+    for (g, point) in [
+        (sp500_graph(&r), "examples/data/srpa_sp500_theta0.yaml"),
+        (
+            syn_graph(&r, RowSel::Range { start: 0, end: 8 }),
+            "examples/data/srpa_syn_theta0.yaml",
+        ),
+    ] {
+        let theta = theta_from(&g, point);
+        let l = forms::lift(&g);
+        let z = completed(&g, &r, &l, &theta);
+        let mut rng = Rng::new(11);
+        let elsewhere: Vec<f64> = z.iter().map(|v| v + 0.1 * rng.normal()).collect();
+        let linearize = |halves_min: usize| {
+            let mut lin = Linearizer::new(&l, &r).unwrap();
+            lin.level_halves_min = halves_min;
+            let mut out = Linearization::default();
+            let mut pieces = vec![NO_PIECE; lin.sites()];
+            // first elsewhere: a node read before its children's values were set at z would
+            // read those of the other point
+            lin.linearize(&elsewhere, None, &mut pieces, &mut out)
+                .unwrap();
+            let mut pieces = vec![NO_PIECE; lin.sites()];
+            lin.linearize(&z, None, &mut pieces, &mut out).unwrap();
+            out
+        };
+        let (one, two) = (linearize(usize::MAX), linearize(0));
+        assert!(one.jac.iter().any(|&v| v != 0.0 && v != 1.0 && v != -1.0));
+        assert_eq!(one.jac, two.jac);
+        assert_eq!(one.residual, two.residual);
+        assert_eq!(one.grad, two.grad);
+    }
+}
+
 /// docs/bench.md's large RNN (examples/large/rnn.mco: a batch of sequences, Nh = 128, Nx = 16,
 /// Ny = 4) on a small generated batch: 3 sequences of 6 steps, so the linearization is checked
 /// on its real structure in the default suite.

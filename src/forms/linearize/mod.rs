@@ -139,7 +139,12 @@ pub struct Linearizer<'g> {
     /// The piece (interval index) of every site entry; `None` before the first linearization.
     side: Vec<Option<u32>>,
     pattern: Pattern,
+    /// The needed nodes by depth above θ's and the lifted leaves (a node's children lie in
+    /// lower levels), in `order` within each: the nodes of a level are independent.
+    levels: Vec<Vec<NodeId>>,
+    /// Scratch of [`Linearizer::numeric`]'s sums (n_z, zero between nodes), one per thread.
     work: Vec<f64>,
+    work2: Vec<f64>,
     /// Whether J's pattern and values are kept ([`Jacobian::Stored`]).
     stored: bool,
     /// The products with J at the last linearization.
@@ -148,6 +153,9 @@ pub struct Linearizer<'g> {
     pub ztol: f64,
     /// A bound multiplier above this counts as positive for the tie rule.
     pub multiplier_tol: f64,
+    /// Values of a level of nodes from which the Jacobian's values go by two parts on two
+    /// threads ([`LEVEL_HALVES_MIN`]; the numbers are the same either way).
+    pub level_halves_min: usize,
 }
 
 impl<'g> Linearizer<'g> {
@@ -180,11 +188,14 @@ impl<'g> Linearizer<'g> {
             site_of: HashMap::new(),
             side: Vec::new(),
             pattern: Pattern::default(),
+            levels: Vec::new(),
             work: if stored { vec![0.0; n_z] } else { Vec::new() },
+            work2: Vec::new(),
             stored,
             prod,
             ztol: 1e-12,
             multiplier_tol: 1e-9,
+            level_halves_min: LEVEL_HALVES_MIN,
         };
         let mut mark = vec![0usize; n_z];
         let mut stamp = 0usize;
@@ -202,6 +213,7 @@ impl<'g> Linearizer<'g> {
         if !stored {
             return Ok(lin);
         }
+        lin.levels = levels(g, &lin.order);
         let mut pattern = Pattern {
             row_ptr: vec![0],
             col_idx: Vec::new(),
@@ -269,10 +281,7 @@ impl<'g> Linearizer<'g> {
             *p = s.unwrap_or(NO_PIECE);
         }
         if self.stored {
-            for k in 0..self.order.len() {
-                let id = self.order[k];
-                self.numeric(id)?;
-            }
+            self.numeric_by_levels()?;
         }
         out.jac.clear();
         out.residual.clear();
@@ -288,6 +297,74 @@ impl<'g> Linearizer<'g> {
 
     fn graph(&self) -> &'g Graph {
         &self.lifted.graph
+    }
+
+    /// Every needed node's Jacobian values, level after level; a level with at least
+    /// `level_halves_min` values in all goes in two parts of about equal values on two
+    /// threads (on the TIMIT shape a level holds a node per time step). Each node's values are
+    /// computed as in one pass, so the result does not depend on the threads. Nodes that call
+    /// a plugin's function stay on the calling thread.
+    fn numeric_by_levels(&mut self) -> Result<(), LinearizeError> {
+        let levels = std::mem::take(&mut self.levels);
+        let mut work = std::mem::take(&mut self.work);
+        let mut work2 = std::mem::take(&mut self.work2);
+        let two = products::cores() > 1;
+        let mut result = Ok(());
+        for level in &levels {
+            let g = self.graph();
+            // the plugin calls first: they stay in the first part
+            let mut nodes: Vec<(NodeId, Vec<f64>)> = level
+                .iter()
+                .map(|&id| (id, self.vals.remove(&id).unwrap_or_default()))
+                .collect();
+            nodes.sort_by_key(|(id, _)| !matches!(g.node(*id).op, Op::Call { .. }));
+            let total: usize = nodes.iter().map(|(_, v)| v.len()).sum();
+            let calls = nodes
+                .iter()
+                .filter(|(id, _)| matches!(g.node(*id).op, Op::Call { .. }))
+                .count();
+            let mut cut = nodes.len();
+            if two && total >= self.level_halves_min && nodes.len() > 1 {
+                let mut acc = 0;
+                cut = nodes
+                    .iter()
+                    .position(|(_, v)| {
+                        acc += v.len();
+                        2 * acc > total
+                    })
+                    .map_or(nodes.len(), |k| k + 1)
+                    .clamp(calls.max(1), nodes.len());
+            }
+            let this = &*self;
+            let run = |part: &mut [(NodeId, Vec<f64>)], work: &mut [f64]| {
+                part.iter_mut()
+                    .try_for_each(|(id, v)| this.numeric(*id, v, work))
+            };
+            let (first, second) = nodes.split_at_mut(cut);
+            let done = if second.is_empty() {
+                run(first, &mut work)
+            } else {
+                work2.resize(work.len(), 0.0);
+                std::thread::scope(|scope| {
+                    let helper = scope.spawn(|| run(second, &mut work2));
+                    let a = run(first, &mut work);
+                    match helper.join() {
+                        Ok(b) => a.and(b),
+                        Err(e) => std::panic::resume_unwind(e),
+                    }
+                })
+            };
+            // every node's values go back, also after an error
+            self.vals.extend(nodes);
+            if done.is_err() {
+                result = done;
+                break;
+            }
+        }
+        self.levels = levels;
+        self.work = work;
+        self.work2 = work2;
+        result
     }
 
     /// Register the entries of `id` as sites if it is piecewise.
@@ -336,4 +413,32 @@ impl<'g> Linearizer<'g> {
             _ => None,
         }
     }
+}
+
+/// Values of a level of needed nodes from which [`Linearizer::numeric_by_levels`] splits it
+/// over two threads by default (the TIMIT shape's levels hold hundreds of thousands; syn's and sp500's a
+/// few thousand, computed in one pass as before).
+pub const LEVEL_HALVES_MIN: usize = 200_000;
+
+/// The needed nodes `order` (children before parents) by level: 0 for nodes without needed
+/// children (the leaves), else one more than their highest needed child.
+fn levels(g: &Graph, order: &[NodeId]) -> Vec<Vec<NodeId>> {
+    let mut level: HashMap<NodeId, usize> = HashMap::with_capacity(order.len());
+    let mut out: Vec<Vec<NodeId>> = Vec::new();
+    for &id in order {
+        let l = if matches!(g.node(id).op, Op::Param(_)) {
+            0
+        } else {
+            g.children(id)
+                .filter_map(|c| level.get(&c).map(|l| l + 1))
+                .max()
+                .unwrap_or(0)
+        };
+        level.insert(id, l);
+        if out.len() <= l {
+            out.resize_with(l + 1, Vec::new);
+        }
+        out[l].push(id);
+    }
+    out
 }

@@ -232,11 +232,17 @@ impl Linearizer<'_> {
         Ok(csr)
     }
 
-    /// The Jacobian values of `id` at the last evaluation, on the chosen pieces.
-    pub(super) fn numeric(&mut self, id: NodeId) -> Result<(), LinearizeError> {
+    /// The Jacobian values of `id` at the last evaluation, on the chosen pieces, into `vals`
+    /// (its pattern's; the node's own values are out of [`Linearizer::vals`] meanwhile, its
+    /// children's in it), with `work` (n_z, zero on entry and on return) for the sums.
+    pub(super) fn numeric(
+        &self,
+        id: NodeId,
+        vals: &mut [f64],
+        work: &mut [f64],
+    ) -> Result<(), LinearizeError> {
         let g = self.graph();
         let node = g.node(id);
-        let mut vals = self.vals.remove(&id).unwrap_or_default();
         match &node.op {
             Op::Param(_) => vals.iter_mut().for_each(|v| *v = 1.0),
             Op::Unary(_, a) | Op::Call { arg: a, .. } => {
@@ -271,19 +277,17 @@ impl Linearizer<'_> {
             Op::Binary(..)
             | Op::MatMul(..)
             | Op::Dot(..)
-            | Op::Reduce(ReduceKind::Sum | ReduceKind::SqNorm, _) => self.combine(id, &mut vals),
+            | Op::Reduce(ReduceKind::Sum | ReduceKind::SqNorm, _) => self.combine(id, vals, work),
             _ => {}
         }
-        self.vals.insert(id, vals);
         Ok(())
     }
 
     /// Binary and matrix-product nodes: scatter the weighted child rows, gather the pattern.
-    fn combine(&mut self, id: NodeId, vals: &mut [f64]) {
+    fn combine(&self, id: NodeId, vals: &mut [f64], work: &mut [f64]) {
         let g = self.graph();
         let node = g.node(id);
         let mut parts = Vec::new();
-        let mut work = std::mem::take(&mut self.work);
         // the children's patterns and values, found once rather than per contribution
         let children: Vec<(NodeId, &Csr, &[f64])> = match &node.op {
             Op::Binary(_, a, b) | Op::MatMul(a, b) | Op::Dot(a, b) => vec![*a, *b],
@@ -313,7 +317,6 @@ impl Linearizer<'_> {
                 work[csr.idx[p]] = 0.0;
             }
         }
-        self.work = work;
     }
 
     /// Per-entry derivative of an elementwise node on its chosen piece.

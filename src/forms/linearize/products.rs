@@ -267,7 +267,7 @@ pub(super) fn pass_bytes(lifted: &Lifted, order: &[NodeId]) -> Result<usize, Lin
 }
 
 /// The machine's cores (read once).
-fn cores() -> usize {
+pub(super) fn cores() -> usize {
     static CORES: OnceLock<usize> = OnceLock::new();
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
