@@ -1000,22 +1000,29 @@ impl Schur {
         })
     }
 
+    /// In the augmented form: the dimension of the factored matrix, each row's unknown (the
+    /// dimension plus e for the e-th eliminated row) and the eliminated rows.
+    fn eliminated(&self) -> Option<(usize, &[u32], &Eliminated)> {
+        match &self.form {
+            BForm::Augmented {
+                diag_slot,
+                row_unknown,
+                elim,
+                ..
+            } => Some((diag_slot.len(), row_unknown, elim)),
+            BForm::Rows { .. } => None,
+        }
+    }
+
     /// The direct part of Uᵀ B⁻¹ U (n_θ × n_θ by rows): an eliminated row's unknown is
     /// d_i = (−u_i − Σ J x)/a_i, whose first term adds −u_i u_iᵀ/a_i without any solve (in
     /// the families' blocks G/π_k at each row's θ columns).
     fn c_direct(&self) -> Vec<f64> {
         let (nt, k) = (self.n_theta, &self.kept);
         let mut out = vec![0.0; nt * nt];
-        let BForm::Augmented {
-            diag_slot,
-            row_unknown,
-            elim,
-            ..
-        } = &self.form
-        else {
+        let Some((dim, row_unknown, elim)) = self.eliminated() else {
             return out;
         };
-        let dim = diag_slot.len();
         for f in &self.fam.fams {
             let sh = Families::shape(&self.u, elim, f.group as usize, f.e0 as usize);
             for kk in 0..sh.rows {
@@ -1063,16 +1070,7 @@ impl Schur {
     /// families only).
     fn c_basis(&self) -> Option<CBasis> {
         let (nt, k) = (self.n_theta, &self.kept);
-        let BForm::Augmented {
-            diag_slot,
-            row_unknown,
-            elim,
-            ..
-        } = &self.form
-        else {
-            return None;
-        };
-        let dim = diag_slot.len();
+        let (dim, row_unknown, elim) = self.eliminated()?;
         let fams = &self.fam.fams;
         if fams.is_empty() {
             return None;
@@ -1185,14 +1183,9 @@ impl Schur {
         let scale = 1.0 / k.rho.sqrt();
         // the augmented form solves for (x, −B⁻¹u) with the right-hand side (0, u), its
         // eliminated rows in closed form (see `Eliminated`)
-        let (dim, elim) = match &self.form {
-            BForm::Rows { .. } => (m, None),
-            BForm::Augmented {
-                diag_slot,
-                row_unknown,
-                elim,
-                ..
-            } => (diag_slot.len(), Some((row_unknown, elim))),
+        let (dim, elim) = match self.eliminated() {
+            None => (m, None),
+            Some((dim, row_unknown, elim)) => (dim, Some((row_unknown, elim))),
         };
         // the rows one by one: all of them, or those outside the families' blocks
         let rest: Vec<u32> = match elim {
