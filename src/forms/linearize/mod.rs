@@ -140,8 +140,8 @@ pub struct Linearizer<'g> {
     side: Vec<Option<u32>>,
     pattern: Pattern,
     /// The needed nodes by depth above θ's and the lifted leaves (a node's children lie in
-    /// lower levels), in `order` within each: the nodes of a level are independent.
-    levels: Vec<Vec<NodeId>>,
+    /// lower levels): the nodes of a level are independent.
+    levels: Vec<Level>,
     /// Scratch of [`Linearizer::numeric`]'s sums (n_z, zero between nodes), one per thread.
     work: Vec<f64>,
     work2: Vec<f64>,
@@ -213,7 +213,7 @@ impl<'g> Linearizer<'g> {
         if !stored {
             return Ok(lin);
         }
-        lin.levels = levels(g, &lin.order);
+        lin.levels = levels(g, &lin.order, &lin.pat);
         let mut pattern = Pattern {
             row_ptr: vec![0],
             col_idx: Vec::new(),
@@ -311,30 +311,13 @@ impl<'g> Linearizer<'g> {
         let two = products::cores() > 1;
         let mut result = Ok(());
         for level in &levels {
-            let g = self.graph();
-            // the plugin calls first: they stay in the first part
             let mut nodes: Vec<(NodeId, Vec<f64>)> = level
+                .nodes
                 .iter()
                 .map(|&id| (id, self.vals.remove(&id).unwrap_or_default()))
                 .collect();
-            nodes.sort_by_key(|(id, _)| !matches!(g.node(*id).op, Op::Call { .. }));
-            let total: usize = nodes.iter().map(|(_, v)| v.len()).sum();
-            let calls = nodes
-                .iter()
-                .filter(|(id, _)| matches!(g.node(*id).op, Op::Call { .. }))
-                .count();
-            let mut cut = nodes.len();
-            if two && total >= self.level_halves_min && nodes.len() > 1 {
-                let mut acc = 0;
-                cut = nodes
-                    .iter()
-                    .position(|(_, v)| {
-                        acc += v.len();
-                        2 * acc > total
-                    })
-                    .map_or(nodes.len(), |k| k + 1)
-                    .clamp(calls.max(1), nodes.len());
-            }
+            let split = two && level.values >= self.level_halves_min;
+            let cut = if split { level.cut } else { nodes.len() };
             let this = &*self;
             let run = |part: &mut [(NodeId, Vec<f64>)], work: &mut [f64]| {
                 part.iter_mut()
@@ -420,25 +403,54 @@ impl<'g> Linearizer<'g> {
 /// few thousand, computed in one pass as before).
 pub const LEVEL_HALVES_MIN: usize = 200_000;
 
-/// The needed nodes `order` (children before parents) by level: 0 for nodes without needed
-/// children (the leaves), else one more than their highest needed child.
-fn levels(g: &Graph, order: &[NodeId]) -> Vec<Vec<NodeId>> {
-    let mut level: HashMap<NodeId, usize> = HashMap::with_capacity(order.len());
-    let mut out: Vec<Vec<NodeId>> = Vec::new();
+/// A level of [`Linearizer::levels`]: its nodes (those that call a plugin's function first),
+/// their values in all, and where two parts of about equal values split them (the first part
+/// holding the plugin calls).
+struct Level {
+    nodes: Vec<NodeId>,
+    values: usize,
+    cut: usize,
+}
+
+/// The needed nodes `order` (children before parents, patterns `pat`) by level: 0 for nodes
+/// without needed children (the leaves), else one more than their highest needed child.
+fn levels(g: &Graph, order: &[NodeId], pat: &HashMap<NodeId, Csr>) -> Vec<Level> {
+    let mut level = vec![usize::MAX; g.nodes.len()];
+    let mut by_level: Vec<Vec<NodeId>> = Vec::new();
     for &id in order {
         let l = if matches!(g.node(id).op, Op::Param(_)) {
             0
         } else {
             g.children(id)
-                .filter_map(|c| level.get(&c).map(|l| l + 1))
+                .filter(|c| level[c.index()] != usize::MAX)
+                .map(|c| level[c.index()] + 1)
                 .max()
                 .unwrap_or(0)
         };
-        level.insert(id, l);
-        if out.len() <= l {
-            out.resize_with(l + 1, Vec::new);
+        level[id.index()] = l;
+        if by_level.len() <= l {
+            by_level.resize_with(l + 1, Vec::new);
         }
-        out[l].push(id);
+        by_level[l].push(id);
     }
-    out
+    let call = |id: &NodeId| matches!(g.node(*id).op, Op::Call { .. });
+    by_level
+        .into_iter()
+        .map(|mut nodes| {
+            nodes.sort_by_key(|id| !call(id));
+            let len = |id: &NodeId| pat.get(id).map_or(0, |p| p.idx.len());
+            let values: usize = nodes.iter().map(len).sum();
+            let calls = nodes.iter().filter(|id| call(id)).count();
+            let mut acc = 0;
+            let cut = nodes
+                .iter()
+                .position(|id| {
+                    acc += len(id);
+                    2 * acc > values
+                })
+                .map_or(nodes.len(), |k| k + 1)
+                .clamp(calls.max(1), nodes.len().max(1));
+            Level { nodes, values, cut }
+        })
+        .collect()
 }

@@ -236,60 +236,9 @@ impl Ldl {
 }
 
 impl Ldl {
-    /// A workspace for [`Ldl::solve_columns`] with up to `ncols` right-hand sides.
-    pub fn columns_workspace(&self, ncols: usize) -> ColumnsWorkspace {
-        ColumnsWorkspace {
-            stacks: vec![self.columns_stack(ncols)],
-            rhs: vec![0.0; self.n * ncols],
-        }
-    }
-
     /// The scratch of a supernodal solve with up to `ncols` right-hand sides.
     fn columns_stack(&self, ncols: usize) -> MemBuffer {
         MemBuffer::new(self.symbolic.solve_in_place_scratch::<f64>(ncols, self.par))
-    }
-
-    /// Solves K X = B in place for `ncols` right-hand sides stored by rows in `b` (row i's
-    /// `ncols` values together, b[i · ncols + j]: blocked kernels, much faster than one
-    /// column at a time, and each row of L updates contiguous numbers), with the caller's
-    /// workspace (from [`Ldl::columns_workspace`]), so that several threads can solve with
-    /// one factorization.
-    pub fn solve_columns(&self, b: &mut [f64], ncols: usize, workspace: &mut ColumnsWorkspace) {
-        assert!(
-            self.factored,
-            "Ldl::solve_columns before a successful factor"
-        );
-        assert_eq!(b.len(), self.n * ncols, "Ldl::solve_columns: shape");
-        let ColumnsWorkspace { stacks, rhs } = workspace;
-        self.solve_rows_through(
-            &self.order,
-            b,
-            ncols,
-            &mut rhs[..self.n * ncols],
-            &mut stacks[0],
-        );
-    }
-
-    /// Solves for `ncols` right-hand sides by rows whose row `order[i]` of `b` is the factor's
-    /// row i: gathered into `x` (each row's `ncols` numbers copied together), solved there and
-    /// put back.
-    fn solve_rows_through(
-        &self,
-        order: &[u32],
-        b: &mut [f64],
-        ncols: usize,
-        x: &mut [f64],
-        stack: &mut MemBuffer,
-    ) {
-        for (r, &v) in x.chunks_exact_mut(ncols).zip(order) {
-            let v = v as usize;
-            r.copy_from_slice(&b[v * ncols..(v + 1) * ncols]);
-        }
-        solve_in_order(&self.symbolic, &self.factor, x, ncols, MemStack::new(stack));
-        for (r, &v) in x.chunks_exact(ncols).zip(order) {
-            let v = v as usize;
-            b[v * ncols..(v + 1) * ncols].copy_from_slice(r);
-        }
     }
 }
 
@@ -370,6 +319,9 @@ pub struct SplitLdl {
     /// The values of both parts by the caller's slots: the first part's, then the second's.
     values: Vec<f64>,
     parts: Parts,
+    /// The row of each of the caller's unknowns in the factors' order (the first part's
+    /// factor's rows, then the second's).
+    positions: Vec<u32>,
 }
 
 enum Parts {
@@ -395,10 +347,9 @@ struct Part {
 /// matrix stays whole.
 const SPLIT_MIN_SHARE: f64 = 0.25;
 
-/// The workspace of [`SplitLdl::solve_columns`].
+/// The workspace of [`SplitLdl::solve_columns_in_order`].
 pub struct ColumnsWorkspace {
     stacks: Vec<MemBuffer>,
-    rhs: Vec<f64>,
 }
 
 impl SplitLdl {
@@ -409,12 +360,8 @@ impl SplitLdl {
         kernels: Kernels,
     ) -> Result<(SplitLdl, Vec<usize>), LdlError> {
         let (ldl, slots) = Ldl::analyse_with(n, entries, kernels)?;
-        let parts = Parts::Whole(Box::new(ldl));
         Ok((
-            SplitLdl {
-                values: Vec::new(),
-                parts,
-            },
+            SplitLdl::new(Vec::new(), Parts::Whole(Box::new(ldl))),
             slots,
         ))
     }
@@ -465,13 +412,34 @@ impl SplitLdl {
             part(ldl1, i1, offset[1]..entries.len()),
         ]);
         let values = vec![0.0; entries.len()];
-        Ok((
-            SplitLdl {
-                values,
-                parts: Parts::Two(parts),
-            },
-            slots,
-        ))
+        Ok((SplitLdl::new(values, Parts::Two(parts)), slots))
+    }
+
+    /// With its parts' order: each caller's unknown's row in the factors' order.
+    fn new(values: Vec<f64>, parts: Parts) -> SplitLdl {
+        let mut split = SplitLdl {
+            values,
+            parts,
+            positions: Vec::new(),
+        };
+        let order: Vec<u32> = match &split.parts {
+            Parts::Whole(ldl) => ldl.order.clone(),
+            Parts::Two(parts) => parts.iter().flat_map(|p| p.rows.iter().copied()).collect(),
+        };
+        split.positions = vec![0u32; order.len()];
+        for (i, &v) in order.iter().enumerate() {
+            split.positions[v as usize] = i as u32;
+        }
+        split
+    }
+
+    /// The factors, the first part's then the second's (or the whole one).
+    fn ldls(&self) -> impl Iterator<Item = &Ldl> {
+        let (whole, parts) = match &self.parts {
+            Parts::Whole(ldl) => (Some(&**ldl), None),
+            Parts::Two(parts) => (None, Some(parts.iter().map(|p| &p.ldl))),
+        };
+        whole.into_iter().chain(parts.into_iter().flatten())
     }
 
     /// Whether the matrix is in two parts.
@@ -548,75 +516,29 @@ impl SplitLdl {
         }
     }
 
-    /// A workspace for [`SplitLdl::solve_columns`] with up to `ncols` right-hand sides.
-    pub fn columns_workspace(&self, ncols: usize) -> ColumnsWorkspace {
-        match &self.parts {
-            Parts::Whole(ldl) => ldl.columns_workspace(ncols),
-            Parts::Two(parts) => ColumnsWorkspace {
-                stacks: parts.iter().map(|p| p.ldl.columns_stack(ncols)).collect(),
-                rhs: vec![0.0; parts.iter().map(|p| p.index.len()).max().unwrap_or(0) * ncols],
-            },
-        }
-    }
-
     /// A workspace for [`SplitLdl::solve_columns_in_order`] with up to `ncols` right-hand
-    /// sides (no room for gathering).
-    pub fn columns_workspace_in_order(&self, ncols: usize) -> ColumnsWorkspace {
-        let stacks = match &self.parts {
-            Parts::Whole(ldl) => vec![ldl.columns_stack(ncols)],
-            Parts::Two(parts) => parts.iter().map(|p| p.ldl.columns_stack(ncols)).collect(),
-        };
+    /// sides.
+    pub fn columns_workspace(&self, ncols: usize) -> ColumnsWorkspace {
         ColumnsWorkspace {
-            stacks,
-            rhs: Vec::new(),
-        }
-    }
-
-    /// [`Ldl::solve_columns`] (`b` holds `ncols` right-hand sides of the caller's n unknowns,
-    /// by rows), the parts one after the other on the calling thread: each part's rows
-    /// gathered in the order of its factor and put back as runs of `ncols` numbers.
-    pub fn solve_columns(&self, b: &mut [f64], ncols: usize, work: &mut ColumnsWorkspace) {
-        let parts = match &self.parts {
-            Parts::Whole(ldl) => return ldl.solve_columns(b, ncols, work),
-            Parts::Two(parts) => parts,
-        };
-        if ncols == 0 {
-            return;
-        }
-        for (p, stack) in parts.iter().zip(&mut work.stacks) {
-            assert!(
-                p.ldl.factored,
-                "SplitLdl::solve_columns before a successful factor"
-            );
-            let x = &mut work.rhs[..p.index.len() * ncols];
-            p.ldl.solve_rows_through(&p.rows, b, ncols, x, stack);
+            stacks: self.ldls().map(|ldl| ldl.columns_stack(ncols)).collect(),
         }
     }
 
     /// The row of each of the caller's unknowns in the factors' order: the first part's
     /// factor's rows, then the second's (a permutation of 0..n).
-    pub fn positions(&self) -> Vec<u32> {
-        let order: Vec<u32> = match &self.parts {
-            Parts::Whole(ldl) => ldl.order.clone(),
-            Parts::Two(parts) => parts.iter().flat_map(|p| p.rows.iter().copied()).collect(),
-        };
-        let mut pos = vec![0u32; order.len()];
-        for (i, &v) in order.iter().enumerate() {
-            pos[v as usize] = i as u32;
-        }
-        pos
+    pub fn positions(&self) -> &[u32] {
+        &self.positions
     }
 
-    /// [`SplitLdl::solve_columns`] with `x` already in the factors' order (row
-    /// [`SplitLdl::positions`]`[v]` holds unknown v's `ncols` numbers): no gathering, each
-    /// part solved on its own rows.
+    /// Solves K X = B in place for `ncols` right-hand sides stored by rows, row
+    /// [`SplitLdl::positions`]`[v]` of `x` holding unknown v's `ncols` numbers (so each part's
+    /// rows are together, in its factor's order: no gathering), the parts one after the other
+    /// on the calling thread, with the caller's workspace (from
+    /// [`SplitLdl::columns_workspace`]), so that several threads can solve with one
+    /// factorization.
     pub fn solve_columns_in_order(&self, x: &mut [f64], ncols: usize, work: &mut ColumnsWorkspace) {
-        let ldls: Vec<&Ldl> = match &self.parts {
-            Parts::Whole(ldl) => vec![&**ldl],
-            Parts::Two(parts) => parts.iter().map(|p| &p.ldl).collect(),
-        };
         let mut rest = x;
-        for (ldl, stack) in ldls.into_iter().zip(&mut work.stacks) {
+        for (ldl, stack) in self.ldls().zip(&mut work.stacks) {
             assert!(
                 ldl.factored,
                 "SplitLdl::solve_columns_in_order before a factor"
@@ -751,6 +673,22 @@ mod tests {
         (n, entries, vals)
     }
 
+    /// X for `w` right-hand sides by rows in the caller's order, through
+    /// [`SplitLdl::solve_columns_in_order`]: each row placed at its position and read back.
+    fn solve_by_rows(split: &SplitLdl, b: &[f64], w: usize) -> Vec<f64> {
+        let pos = split.positions();
+        let mut x = vec![0.0; b.len()];
+        for (v, &p) in pos.iter().enumerate() {
+            x[p as usize * w..][..w].copy_from_slice(&b[v * w..][..w]);
+        }
+        split.solve_columns_in_order(&mut x, w, &mut split.columns_workspace(w));
+        let mut out = vec![0.0; b.len()];
+        for (v, &p) in pos.iter().enumerate() {
+            out[v * w..][..w].copy_from_slice(&x[p as usize * w..][..w]);
+        }
+        out
+    }
+
     /// Our solves (the simplicial kernel by rows, the supernodal one after our gather in the
     /// factor's order) give faer's own solve's numbers bit for bit, for one right-hand side
     /// and for several by rows.
@@ -764,11 +702,14 @@ mod tests {
             vals.push(0.05 * (1 + v % 3) as f64);
         }
         for kernels in [Kernels::Auto, Kernels::Supernodal] {
-            let (mut ldl, slots) = Ldl::analyse_with(n, &entries, kernels).unwrap();
+            let (mut split, slots) = SplitLdl::whole(n, &entries, kernels).unwrap();
             for (&s, &v) in slots.iter().zip(&vals) {
-                ldl.values_mut()[s] = v;
+                split.values_mut()[s] = v;
             }
-            ldl.factor().unwrap();
+            split.factor().unwrap();
+            let Parts::Whole(ldl) = &split.parts else {
+                unreachable!("kept whole")
+            };
             let simplicial = matches!(ldl.symbolic.raw(), SymbolicCholeskyRaw::Simplicial(_));
             assert_eq!(simplicial, kernels == Kernels::Auto);
             assert!(ldl.order.iter().enumerate().any(|(i, &v)| v as usize != i));
@@ -786,12 +727,14 @@ mod tests {
                 x
             };
             let expected = faer_solve(&b, w);
-            let mut x = b.clone();
-            ldl.solve_columns(&mut x, w, &mut ldl.columns_workspace(w));
-            assert_eq!(x, expected, "{kernels:?}, {w} right-hand sides");
+            assert_eq!(
+                solve_by_rows(&split, &b, w),
+                expected,
+                "{kernels:?}, {w} right-hand sides"
+            );
             let expected = faer_solve(&b[..n], 1);
             let mut x = b[..n].to_vec();
-            ldl.solve(&mut x);
+            split.solve(&mut x);
             assert_eq!(x, expected, "{kernels:?}, one right-hand side");
         }
     }
@@ -799,7 +742,7 @@ mod tests {
     #[test]
     fn independent_blocks_are_factored_and_solved_in_two_parts() {
         let (n, entries, vals) = interleaved_blocks(5, 40);
-        let (mut whole, slots_w) = Ldl::analyse(n, &entries).unwrap();
+        let (mut whole, slots_w) = SplitLdl::whole(n, &entries, Kernels::Auto).unwrap();
         let (mut split, slots_s) = SplitLdl::by_blocks(n, &entries, Kernels::Auto).unwrap();
         assert!(split.is_split());
         for (k, v) in vals.iter().enumerate() {
@@ -843,12 +786,8 @@ mod tests {
                 }
             }
         };
-        let mut x = by_rows.clone();
-        split.solve_columns(&mut x, 3, &mut split.columns_workspace(3));
-        check(&x);
-        let mut x = by_rows.clone();
-        whole.solve_columns(&mut x, 3, &mut whole.columns_workspace(3));
-        check(&x);
+        check(&solve_by_rows(&split, &by_rows, 3));
+        check(&solve_by_rows(&whole, &by_rows, 3));
         // new values in the same pattern: the solve follows them
         split.values_mut()[slots_s[0]] *= 2.0;
         split.factor().unwrap();
