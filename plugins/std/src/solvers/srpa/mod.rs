@@ -9,6 +9,7 @@
 //! last layer group (the output layer, `v` in the RNN) gets `beta2` and all others `beta1`.
 
 pub mod bound_columns;
+mod helper;
 pub mod instance;
 pub mod iteration;
 pub mod kronecker;

@@ -46,6 +46,11 @@ pub(super) fn pair<A: Send, B: Send>(
     if !two_cores() {
         return (fa(), fb());
     }
+    // the kept second thread, else (taken by another pass) a thread for this one
+    let (fa, fb) = match super::helper::join(fa, fb) {
+        Ok(both) => return both,
+        Err(closures) => closures,
+    };
     std::thread::scope(|scope| {
         let h = scope.spawn(fb);
         let a = fa();
