@@ -335,33 +335,37 @@ fn syn_subproblems_agree_with_clarabel() {
 
 /// syn with the parameter-Schur path and B through its augmented matrix (the path the TIMIT
 /// shape takes): the direct trajectory to 1e-8, the Newton steps found by the conjugate
-/// gradients.
+/// gradients; and a run saved at any iteration and restored continues bit for bit (the
+/// checkpoint carries the conjugate gradients' preconditioner H on C itself, with what they
+/// learnt since C̃ was formed).
 #[test]
-fn the_augmented_schur_path_follows_the_direct_trajectory() {
+fn the_augmented_schur_path_follows_the_direct_trajectory_and_resumes_bit_for_bit() {
     let syn = Syn::new();
+    let z0 = &syn.z0;
     let mut host = syn.host();
     let opts = SrpaOptions {
         method: Method::SchurAugmented,
         ..authors_syn_options()
     };
-    let mut srpa = Srpa::new(&mut host, syn.z0.clone(), opts).unwrap();
-    let mut t = vec![srpa.objective];
-    let (mut fallbacks, mut systems) = (0, 0);
-    for _ in 0..40 {
-        let m = srpa.step(&mut host).unwrap();
-        assert!(m.sub_converged, "{m:?}");
-        t.push(m.objective);
-        fallbacks += m.factorizations;
-        systems += m.newton_steps;
-    }
+    let run = |srpa: &mut Srpa, host: &mut P1Host, iters: usize, out: &mut Vec<f64>| {
+        let (mut fallbacks, mut systems) = (0, 0);
+        for _ in 0..iters {
+            let m = srpa.step(host).unwrap();
+            assert!(m.sub_converged, "{m:?}");
+            out.push(m.objective);
+            fallbacks += m.factorizations;
+            systems += m.newton_steps;
+        }
+        (fallbacks, systems)
+    };
+    let mut straight = Srpa::new(&mut host, z0.clone(), opts).unwrap();
+    let mut t = vec![straight.objective];
+    let (fallbacks, systems) = run(&mut straight, &mut host, 40, &mut t);
     assert!(
         fallbacks * 20 <= systems,
         "{fallbacks} fallbacks in {systems} systems"
     );
-    let direct = syn_run(40);
-    for (k, (a, b)) in t.iter().zip(&direct).enumerate() {
-        assert!((a - b).abs() <= 1e-8 * b.abs(), "k = {k}: {a} vs {b}");
-    }
+    follows_the_direct_path_and_resumes(&mut host, z0, opts, &straight, &t, run);
 }
 
 /// SRPA on syn with the subproblems' parameter-Schur path forced (conjugate gradients with a

@@ -6,7 +6,7 @@ use mcopt_plugin_sdk::p1::{Linearization, P1Problem, NO_PIECE};
 
 use super::newton_cg;
 use super::operator::HostJac;
-use super::schur::Kept;
+use super::schur::{Kept, Saved};
 use super::subproblem::{
     Method, SparseRows, SubOptions, SubReport, SubSolution, SubSolver, Subproblem,
 };
@@ -179,10 +179,13 @@ impl Srpa {
     }
 
     /// The state a checkpoint needs: z, ρ, Θ(z), the counts, the pieces, the subproblem's
-    /// warm start and the point its kept preconditioner was formed at (the linearization at z
-    /// and the preconditioner are recomputed from them, identically), then the rejected steps
+    /// warm start and its kept preconditioner (tag 1: the point it was formed at, where the
+    /// preconditioner is recomputed from it identically; tag 2: H itself, where B is factored
+    /// at every Newton system; the linearization at z is recomputed), then the rejected steps
     /// in a row (last, so states saved before it existed still restore), then, on the
-    /// matrix-free path, whether it keeps a Woodbury complement (formed at the current J).
+    /// matrix-free path, whether it keeps a Woodbury complement (formed at the current J),
+    /// elsewhere how the kept C̃ fared at the last subproblems' first systems (which decides
+    /// whether the next one forms C at once).
     pub fn save(&self, out: &mut Vec<u8>) {
         let pieces: Vec<f64> = self.pieces.iter().map(|&p| p as f64).collect();
         let flags =
@@ -199,7 +202,7 @@ impl Srpa {
             None => {
                 blob.u64(0);
             }
-            Some(k) => {
+            Some(Saved::Point(k)) => {
                 blob.u64(1)
                     .f64s(&k.jac)
                     .f64(k.rho)
@@ -207,10 +210,19 @@ impl Srpa {
                     .f64s(&flags(&k.free_s))
                     .f64s(&flags(&k.free_y));
             }
+            Some(Saved::Inverse(h)) => {
+                let by_columns: Vec<f64> = (0..h.ncols())
+                    .flat_map(|j| (0..h.nrows()).map(move |i| h[(i, j)]))
+                    .collect();
+                blob.u64(2).f64s(&by_columns);
+            }
         }
         blob.u64(self.rejected_in_a_row as u64);
         if let Some(mf) = self.solver.matrix_free_ref() {
             blob.u64(u64::from(mf.has_preconditioner()));
+        } else {
+            let (failed, formed) = self.solver.first_systems();
+            blob.u64(u64::from(failed)).u64(u64::from(formed));
         }
     }
 
@@ -225,15 +237,16 @@ impl Srpa {
         let y = r.f64s(st.rows())?;
         let kept = match r.u64()? {
             0 => None,
+            2 => Some(KeptState::Inverse(r.f64s(st.n_theta * st.n_theta)?)),
             _ => {
                 let flags = |v: Vec<f64>| -> Vec<bool> { v.iter().map(|&x| x != 0.0).collect() };
-                Some(Kept {
+                Some(KeptState::Point(Kept {
                     jac: r.f64s(st.col_idx.len())?,
                     rho: r.f64()?,
                     delta: r.f64()?,
                     free_s: flags(r.f64s(st.n_z)?),
                     free_y: flags(r.f64s(st.rows())?),
-                })
+                }))
             }
         };
         let in_a_row = if r.finish().is_err() {
@@ -241,17 +254,23 @@ impl Srpa {
         } else {
             0
         };
-        let mf_kept = r.finish().is_err() && r.u64()? == 1;
-        r.finish()?;
         let mut s = Srpa::start(p, z, Some(pieces), opts)?;
-        if mf_kept {
-            s.restore_matrix_free(p)?;
+        if s.solver.matrix_free_ref().is_some() {
+            if r.finish().is_err() && r.u64()? == 1 {
+                s.restore_matrix_free(p)?;
+            }
+        } else if r.finish().is_err() {
+            let failed = r.u64()? == 1;
+            let formed = r.u64()? as u32;
+            s.solver.set_first_systems(failed, formed);
         }
-        if let Some(k) = kept {
-            s.solver
-                .restore_preconditioner(k)
-                .map_err(|e| format!("the saved preconditioner: {e}"))?;
-        }
+        r.finish()?;
+        let restored = match kept {
+            None => Ok(()),
+            Some(KeptState::Point(k)) => s.solver.restore_preconditioner(k),
+            Some(KeptState::Inverse(h)) => s.solver.restore_inverse(&h),
+        };
+        restored.map_err(|e| format!("the saved preconditioner: {e}"))?;
         s.rho = rho;
         s.objective = objective;
         s.accepted = accepted;
@@ -413,6 +432,12 @@ impl Srpa {
             self.rho, self.opts.rho1, self.opts.eta2, self.rejected, self.opts.sub.tol
         )
     }
+}
+
+/// A kept preconditioner as a checkpoint holds it ([`Saved`], owned).
+enum KeptState {
+    Point(Kept),
+    Inverse(Vec<f64>),
 }
 
 /// The subproblem of a linearization (`jac` holds its J values in the structure's pattern).

@@ -79,6 +79,14 @@ impl Kept {
 /// subproblem's J does not change while it is solved, and every new one is announced).
 type ValuesKey = (u64, usize, usize, u64);
 
+/// What a checkpoint keeps of a kept preconditioner ([`Schur::saved`]).
+pub enum Saved<'a> {
+    /// The point it was formed at.
+    Point(&'a Kept),
+    /// H, the conjugate gradients' preconditioner on C.
+    Inverse(MatRef<'a, f64>),
+}
+
 /// A point B and U are formed at, borrowed: J's values, ρ, δ and the free sets.
 #[derive(Debug, Clone, Copy)]
 pub struct At<'a> {
@@ -872,8 +880,8 @@ impl Schur {
     /// Forms C = I + Uᵀ B⁻¹ U at the kept point (B factored) and keeps it. The columns of U
     /// go in chunks of [`CHUNK`], spread over up to [`THREADS`] threads; each chunk is computed
     /// by one thread in a fixed order, so C does not depend on the thread count.
-    fn form_c(&mut self) -> Result<(), LdlError> {
-        let c = self.c_matrix(BASIS_MAX_SHARE);
+    fn form_c(&mut self, k: At<'_>) -> Result<(), LdlError> {
+        let c = self.c_matrix(k, BASIS_MAX_SHARE);
         self.factor_c(c)
     }
 
@@ -882,7 +890,7 @@ impl Schur {
     /// matrix's unknowns and K that matrix. The θ columns of the families' blocks take their
     /// solves through a [`CBasis`] where it has at most `basis_share` times as many vectors
     /// as they are columns; the others by chunks of their own columns.
-    fn c_matrix(&self, basis_share: f64) -> Mat<f64> {
+    fn c_matrix(&self, k: At<'_>, basis_share: f64) -> Mat<f64> {
         let nt = self.n_theta;
         let chunk = match self.form {
             BForm::Rows { .. } => CHUNK,
@@ -891,7 +899,7 @@ impl Schur {
             }
         };
         let basis = self
-            .c_basis()
+            .c_basis(k)
             .filter(|b| b.n as f64 <= basis_share * b.cols.len() as f64);
         let in_basis = |c: usize| basis.as_ref().is_some_and(|b| b.serves(c));
         // the columns by their own solves, in ranges of at most `chunk` columns (from each
@@ -899,7 +907,7 @@ impl Schur {
         let mut chunks = Vec::new();
         let mut j = 0;
         while j < nt {
-            if in_basis(j) || !self.kept.free_s[j] {
+            if in_basis(j) || !k.free_s[j] {
                 j += 1;
                 continue;
             }
@@ -919,11 +927,11 @@ impl Schur {
             .map_or(1, |n| n.get())
             .clamp(1, THREADS)
             .min(chunks.len().max(1));
-        let groups = self.rest_groups();
+        let groups = self.rest_groups(k);
         let this = self;
         let basis_ref = basis.as_ref();
         let blocks: Vec<(Chunk, Vec<f64>)> = if threads <= 1 {
-            this.c_columns(&chunks, &groups, basis_ref)
+            this.c_columns(k, &chunks, &groups, basis_ref)
         } else {
             std::thread::scope(|scope| {
                 let handles: Vec<_> = (0..threads)
@@ -931,7 +939,7 @@ impl Schur {
                         let mine: Vec<Chunk> =
                             chunks.iter().copied().skip(t).step_by(threads).collect();
                         let groups = &groups;
-                        scope.spawn(move || this.c_columns(&mine, groups, basis_ref))
+                        scope.spawn(move || this.c_columns(k, &mine, groups, basis_ref))
                     })
                     .collect();
                 handles
@@ -988,7 +996,7 @@ impl Schur {
         }
         // symmetrize (where both triangles are computed they agree up to rounding), add the
         // direct part and I
-        let direct = self.c_direct();
+        let direct = self.c_direct(k);
         Mat::from_fn(nt, nt, |a, b| {
             let v = match (a >= first[b], b >= first[a]) {
                 (true, true) => 0.5 * (c[a * nt + b] + c[b * nt + a]),
@@ -1016,8 +1024,8 @@ impl Schur {
     /// The direct part of Uᵀ B⁻¹ U (n_θ × n_θ by rows): an eliminated row's unknown is
     /// d_i = (−u_i − Σ J x)/a_i, whose first term adds −u_i u_iᵀ/a_i without any solve (in
     /// the families' blocks G/π_k at each row's θ columns).
-    fn c_direct(&self) -> Vec<f64> {
-        let (nt, k) = (self.n_theta, &self.kept);
+    fn c_direct(&self, k: At<'_>) -> Vec<f64> {
+        let nt = self.n_theta;
         let mut out = vec![0.0; nt * nt];
         let Some((dim, row_unknown, elim)) = self.eliminated() else {
             return out;
@@ -1067,8 +1075,8 @@ impl Schur {
 
     /// The [`CBasis`] of the families' θ columns at the kept point (the augmented form with
     /// families only).
-    fn c_basis(&self) -> Option<CBasis> {
-        let (nt, k) = (self.n_theta, &self.kept);
+    fn c_basis(&self, k: At<'_>) -> Option<CBasis> {
+        let nt = self.n_theta;
         let (dim, row_unknown, elim) = self.eliminated()?;
         let fams = &self.fam.fams;
         if fams.is_empty() {
@@ -1177,12 +1185,12 @@ impl Schur {
     /// in [`Schur::c_product`], for w columns at once), the other rows one by one.
     fn c_columns(
         &self,
+        k: At<'_>,
         chunks: &[Chunk],
         groups: &RestGroups,
         basis: Option<&CBasis>,
     ) -> Vec<(Chunk, Vec<f64>)> {
         let (m, nt) = (self.m, self.n_theta);
-        let k = &self.kept;
         let scale = 1.0 / k.rho.sqrt();
         // the augmented form solves for (x, −B⁻¹u) with the right-hand side (0, u), its
         // eliminated rows in closed form (see `Eliminated`)
@@ -1489,8 +1497,7 @@ impl Schur {
     /// groups of at least [`GROUP_MIN_ROWS`] rows that read the same θ columns (on the TIMIT
     /// shape the hidden rows: one group of 6,174 rows of 132 columns per hidden unit), and the
     /// others alone. The row form takes every row alone.
-    fn rest_groups(&self) -> RestGroups {
-        let k = &self.kept;
+    fn rest_groups(&self, k: At<'_>) -> RestGroups {
         let mut groups = RestGroups {
             block_rows: GROUP_BLOCK_ROWS,
             ..RestGroups::default()
@@ -1500,35 +1507,53 @@ impl Schur {
             return groups;
         };
         let mut index: HashMap<Vec<u32>, usize> = HashMap::new();
+        // rows at the same place of groups with the same positions read the same columns
+        // ([`URows`]): their columns are looked up once (per row, hashing them was 4% of the
+        // TIMIT shape's k = 100..110)
+        let mut by_place: HashMap<(u32, u32), Option<usize>> = HashMap::new();
         let mut found: Vec<RestGroup> = Vec::new();
-        for i in self.fam.rest.iter().flat_map(|r| r.rows()) {
-            if !k.free_y[i] {
-                continue;
-            }
-            let cols: Vec<u32> = self.theta_entries[self.theta_ptr[i]..self.theta_ptr[i + 1]]
-                .iter()
-                .map(|&p| self.col_idx[p as usize])
-                .collect();
-            if cols.is_empty() {
-                continue;
-            }
-            let g = *index.entry(cols).or_insert_with_key(|cols| {
-                found.push(RestGroup {
-                    cols: cols.clone(),
-                    rows: Vec::new(),
-                    u: Mat::zeros(0, 0),
+        for run in &self.fam.rest {
+            for i in run.rows() {
+                if !k.free_y[i] {
+                    continue;
+                }
+                let place = (run.pos, run.shift + (i as u32 - run.row0));
+                let g = *by_place.entry(place).or_insert_with(|| {
+                    let cols: Vec<u32> = self.theta_entries
+                        [self.theta_ptr[i]..self.theta_ptr[i + 1]]
+                        .iter()
+                        .map(|&p| self.col_idx[p as usize])
+                        .collect();
+                    if cols.is_empty() {
+                        return None;
+                    }
+                    Some(*index.entry(cols).or_insert_with_key(|cols| {
+                        found.push(RestGroup {
+                            cols: cols.clone(),
+                            rows: Vec::new(),
+                            u: Mat::zeros(0, 0),
+                        });
+                        found.len() - 1
+                    }))
                 });
-                found.len() - 1
-            });
-            found[g].rows.push(i as u32);
+                if let Some(g) = g {
+                    found[g].rows.push(i as u32);
+                }
+            }
         }
         let scale = 1.0 / k.rho.sqrt();
         for mut g in found {
             if g.rows.len() >= GROUP_MIN_ROWS {
-                g.u = Mat::from_fn(g.rows.len(), g.cols.len(), |r, c| {
-                    let i = g.rows[r] as usize;
-                    k.jac[self.theta_entries[self.theta_ptr[i] + c] as usize] * scale
-                });
+                // row by row: each row's entries are together in J (by columns, the reads
+                // jumped between rows: 2.6% of the TIMIT shape's k = 100..110)
+                let mut u = Mat::<f64>::zeros(g.rows.len(), g.cols.len());
+                for (r, &i) in g.rows.iter().enumerate() {
+                    let entries = &self.theta_entries[self.theta_ptr[i as usize]..];
+                    for (c, &p) in entries[..g.cols.len()].iter().enumerate() {
+                        u[(r, c)] = k.jac[p as usize] * scale;
+                    }
+                }
+                g.u = u;
                 groups.dense.push(g);
             } else {
                 groups.lone.extend(g.rows);
@@ -1545,21 +1570,24 @@ impl Schur {
         // the old point's copy of J goes first
         self.kept = Kept::default();
         self.compact_u(kept.at());
-        let factored = self.factor_b(kept.at());
-        self.kept = kept;
-        factored?;
-        self.form_c()
+        self.factor_b(kept.at())?;
+        self.form_c(kept.at())?;
+        // where B is factored at every system the point is not needed again (a checkpoint
+        // saves H itself: [`Schur::saved`])
+        if !self.exact_b() {
+            self.kept = kept;
+        }
+        Ok(())
     }
 
-    /// [`Schur::reform`] right after [`Schur::factor_at`] at `kept`'s point (`kept.jac` a copy
-    /// of the values B and U were just set from): C is formed from that factorization. B and
-    /// U are not set again from the copy, so what they keep of J's values stays valid for the
-    /// subproblem's next systems (set again from the copy, at its own address, it was computed
-    /// twice more per formation: there and at the next system).
-    pub fn reform_factored(&mut self, kept: Kept) -> Result<(), LdlError> {
+    /// [`Schur::reform`] right after [`Schur::factor_at`] at the same point `at` (where B is
+    /// factored at every Newton system): C is formed from that factorization. Nothing of the
+    /// point is kept: a checkpoint saves H itself ([`Schur::saved`]), where a copy of J's
+    /// values per formation (52 MB on the TIMIT shape) was 5% of its k = 100..110.
+    pub fn reform_factored(&mut self, at: At<'_>) -> Result<(), LdlError> {
         self.formed = false;
-        self.kept = kept;
-        self.form_c()
+        self.kept = Kept::default();
+        self.form_c(at)
     }
 
     /// Whether every Newton system factors B at its own point and runs the conjugate
@@ -1936,9 +1964,36 @@ impl Schur {
         )
     }
 
-    /// The point the kept preconditioner was formed at.
-    pub fn kept(&self) -> &Kept {
-        &self.kept
+    /// What a checkpoint keeps of the kept preconditioner, if there is one: where B is
+    /// factored at every Newton system, H itself (the conjugate gradients' preconditioner on
+    /// C, with what they learnt since C̃ was formed); elsewhere the point B and C̃ were formed
+    /// at, which forms them again ([`Schur::reform`]).
+    pub fn saved(&self) -> Option<Saved<'_>> {
+        if !self.formed {
+            return None;
+        }
+        Some(if self.exact_b() {
+            Saved::Inverse(self.c_inv.as_ref())
+        } else {
+            Saved::Point(&self.kept)
+        })
+    }
+
+    /// Takes back H saved by [`Schur::saved`] (n_θ × n_θ by columns), where B is factored at
+    /// every Newton system.
+    pub fn restore_inverse(&mut self, h: &[f64]) -> Result<(), LdlError> {
+        let nt = self.n_theta;
+        if !self.exact_b() || h.len() != nt * nt {
+            return Err(LdlError::Pattern(format!(
+                "a saved preconditioner of {} numbers where the solver keeps {}",
+                h.len(),
+                if self.exact_b() { nt * nt } else { 0 }
+            )));
+        }
+        self.c_inv = MatRef::from_column_major_slice(h, nt, nt).to_owned();
+        self.kept = Kept::default();
+        self.formed = true;
+        Ok(())
     }
 
     /// Factors C and keeps it.
@@ -3815,8 +3870,9 @@ mod tests {
         let mut free_y = vec![true; m];
         free_y[5 * 7] = false;
         let mut s = Schur::new(&j, n_theta, true).unwrap();
-        s.reform(kept_at(&j, free_s, free_y)).unwrap();
-        let mut groups = s.rest_groups();
+        let kept = kept_at(&j, free_s, free_y);
+        s.reform(kept.clone()).unwrap();
+        let mut groups = s.rest_groups(kept.at());
         assert_eq!(groups.dense.len(), 2, "one group per hidden unit");
         assert_eq!(groups.dense[0].rows.len() + groups.dense[1].rows.len(), 79);
         groups.block_rows = 7;
@@ -3833,8 +3889,8 @@ mod tests {
             Chunk::Theta(5, 12),
             Chunk::Theta(12, n_theta),
         ];
-        let grouped = s.c_columns(&chunks, &groups, None);
-        let by_rows = s.c_columns(&chunks, &alone, None);
+        let grouped = s.c_columns(kept.at(), &chunks, &groups, None);
+        let by_rows = s.c_columns(kept.at(), &chunks, &alone, None);
         let mut largest = 0.0f64;
         for ((chunk, a), (_, b)) in grouped.iter().zip(&by_rows) {
             for (e, (x, y)) in a.iter().zip(b).enumerate() {
@@ -3911,8 +3967,9 @@ mod tests {
         let mut free_y = vec![true; m];
         free_y[4 * 7 + 5] = false;
         let mut s = Schur::new(&j, n_theta, true).unwrap();
-        s.reform(kept_at(&j, free_s, free_y)).unwrap();
-        let basis = s.c_basis().expect("a basis");
+        let kept = kept_at(&j, free_s, free_y);
+        s.reform(kept.clone()).unwrap();
+        let basis = s.c_basis(kept.at()).expect("a basis");
         // θ: W (0..4), b (4..6), A (6..16, column 12 not free), c (16..21); 6 vectors of
         // the family (2 lifted columns × 3 positions) and the unit vectors of the steps outside
         // the blocks: step 4 (an output row held) both hidden columns, step 9 (a hidden column
@@ -3920,8 +3977,8 @@ mod tests {
         assert_eq!(basis.cols.len(), 14);
         assert_eq!(basis.n_fam, 6);
         assert_eq!(basis.units.len(), 3, "{:?}", basis.units);
-        let by_basis = s.c_matrix(f64::INFINITY);
-        let by_columns = s.c_matrix(0.0);
+        let by_basis = s.c_matrix(kept.at(), f64::INFINITY);
+        let by_columns = s.c_matrix(kept.at(), 0.0);
         let mut largest = 0.0f64;
         for a in 0..n_theta {
             for b in 0..n_theta {

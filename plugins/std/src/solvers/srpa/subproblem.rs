@@ -31,7 +31,7 @@ pub use super::instance::{SubOptions, SubReport, SubSolution, Subproblem};
 use super::ldl::{Ldl, LdlError};
 use super::newton_cg::MfSolver;
 use super::operator::{JacOp, StoredJac};
-use super::schur::{At, Kept, Schur};
+use super::schur::{At, Kept, Saved, Schur};
 pub use super::sparse::SparseRows;
 use super::sparse::{dot, each_half, pair, reduce_halves};
 
@@ -530,17 +530,40 @@ impl SubSolver {
         self.schur.is_some()
     }
 
-    /// The point the kept preconditioner was formed at, if any (for a checkpoint:
-    /// [`SubSolver::restore_preconditioner`] forms the same one, so a resumed run takes the same
-    /// steps).
-    pub fn preconditioner(&self) -> Option<&Kept> {
-        self.schur.as_ref().filter(|s| s.has_c()).map(Schur::kept)
+    /// What a checkpoint keeps of the kept preconditioner, if any ([`Schur::saved`]): the
+    /// point it was formed at ([`SubSolver::restore_preconditioner`] forms the same one) or H
+    /// itself ([`SubSolver::restore_inverse`]), so a resumed run takes the same steps.
+    pub fn preconditioner(&self) -> Option<Saved<'_>> {
+        self.schur.as_ref().and_then(Schur::saved)
+    }
+
+    /// How the kept C̃ fared at the last subproblems' first systems, where B is factored at
+    /// every Newton system (whether the last that tried it failed, and how many formed C at
+    /// once since): for a checkpoint.
+    pub fn first_systems(&self) -> (bool, u32) {
+        (self.ws.firsts.failed, self.ws.firsts.formed)
+    }
+
+    /// Takes back [`SubSolver::first_systems`].
+    pub fn set_first_systems(&mut self, failed: bool, formed: u32) {
+        self.ws.firsts = FirstSystems { failed, formed };
     }
 
     /// Forms the preconditioner at a point saved from [`SubSolver::preconditioner`].
     pub fn restore_preconditioner(&mut self, kept: Kept) -> Result<(), LdlError> {
         match self.schur.as_mut() {
             Some(s) => s.reform(kept),
+            None => Err(LdlError::Pattern(
+                "a saved preconditioner for a solver without one".into(),
+            )),
+        }
+    }
+
+    /// Takes back the preconditioner H saved from [`SubSolver::preconditioner`] where B is
+    /// factored at every Newton system.
+    pub fn restore_inverse(&mut self, h: &[f64]) -> Result<(), LdlError> {
+        match self.schur.as_mut() {
+            Some(s) => s.restore_inverse(h),
             None => Err(LdlError::Pattern(
                 "a saved preconditioner for a solver without one".into(),
             )),
@@ -1067,11 +1090,10 @@ impl SubSolver {
         for attempt in 0..2 {
             if attempt == 1 || !schur.has_c() {
                 // where B is factored at every system it was just factored here
-                let kept = self.at(p, delta).to_kept();
                 let formed = if schur.exact_b() {
-                    schur.reform_factored(kept)
+                    schur.reform_factored(self.at(p, delta))
                 } else {
-                    schur.reform(kept)
+                    schur.reform(self.at(p, delta).to_kept())
                 };
                 if formed.is_err() {
                     return false;
