@@ -33,7 +33,7 @@ use super::newton_cg::MfSolver;
 use super::operator::{JacOp, StoredJac};
 use super::schur::{At, Kept, Saved, Schur};
 pub use super::sparse::SparseRows;
-use super::sparse::{dot, each_half, pair, reduce_halves};
+use super::sparse::{dot, each_half, pair, reduce_halves, HALVES_MIN_ELEMENTS};
 
 /// How the Newton systems are solved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -665,10 +665,17 @@ impl SubSolver {
                 // every Newton system; elsewhere halved)
                 let mut cut = 0.5;
                 for own in [false, true] {
+                    let free_y = &self.ws.free_y;
                     if own
                         && !(exact
-                            && (0..m)
-                                .any(|i| !self.ws.free_y[i] && g0[i].signum() != g_dir[i].signum()))
+                            && reduce_halves(
+                                m,
+                                |rows| {
+                                    rows.into_iter()
+                                        .any(|i| !free_y[i] && g0[i].signum() != g_dir[i].signum())
+                                },
+                                |a, b| a || b,
+                            ))
                     {
                         continue;
                     }
@@ -912,7 +919,15 @@ impl SubSolver {
         rep: &mut SubReport,
     ) -> Result<Option<DualPoint>, LdlError> {
         let (n, ws) = (self.n, &mut self.ws);
-        let exits = (0..self.m).any(|i| ws.free_y[i] && (y[i] + ws.rhs[n + i]).abs() > p.beta[i]);
+        let (free_y, d) = (&ws.free_y, &ws.rhs[n..]);
+        let exits = reduce_halves(
+            self.m,
+            |rows| {
+                rows.into_iter()
+                    .any(|i| free_y[i] && (y[i] + d[i]).abs() > p.beta[i])
+            },
+            |a, b| a || b,
+        );
         if !exits {
             return Ok(None);
         }
@@ -975,17 +990,31 @@ impl SubSolver {
     fn fix_exits(&mut self, p: &Subproblem<'_>, y: &[f64]) -> bool {
         let ws = &mut self.ws;
         let d = &ws.rhs[self.n..];
-        let mut any = false;
-        for i in 0..self.m {
-            let t = y[i] + d[i];
-            if ws.free_y[i] && t.abs() > p.beta[i] {
-                ws.free_y[i] = false;
-                ws.forced[i] = t.signum() * p.beta[i];
-                ws.forced_rows.push(i);
-                any = true;
+        // by halves of the rows on two threads where the passes over them are (the rows fixed
+        // listed in order either way)
+        let part = |first: usize, free: &mut [bool], forced: &mut [f64]| {
+            let mut fixed = Vec::new();
+            for (k, (f, o)) in free.iter_mut().zip(forced.iter_mut()).enumerate() {
+                let i = first + k;
+                let t = y[i] + d[i];
+                if *f && t.abs() > p.beta[i] {
+                    *f = false;
+                    *o = t.signum() * p.beta[i];
+                    fixed.push(i);
+                }
             }
-        }
-        any
+            fixed
+        };
+        let mid = if self.m >= HALVES_MIN_ELEMENTS {
+            self.m / 2
+        } else {
+            self.m
+        };
+        let (fa, fb) = ws.free_y.split_at_mut(mid);
+        let (oa, ob) = ws.forced.split_at_mut(mid);
+        let (a, b) = pair(|| part(0, fa, oa), || part(mid, fb, ob));
+        ws.forced_rows.extend(a.iter().chain(&b));
+        !(a.is_empty() && b.is_empty())
     }
 
     /// The Newton direction on the face where the multipliers fixed by
@@ -1137,9 +1166,13 @@ impl SubSolver {
         rep: &mut SubReport,
     ) -> bool {
         let n = self.n;
-        let ws = &mut self.ws;
-        ws.cg_r.copy_from_slice(&ws.b);
-        let target = opts.cg_tol * dot(&ws.cg_r, &ws.cg_r).sqrt();
+        let b = &self.ws.b;
+        let norm2 = reduce_halves(
+            b.len(),
+            |rows| dot(&b[rows.clone()], &b[rows]),
+            |x, y| x + y,
+        );
+        let target = opts.cg_tol * norm2.sqrt();
         if schur.factor_at(self.at(p, delta)).is_err() {
             return false;
         }
@@ -1151,7 +1184,7 @@ impl SubSolver {
         let forms = rep.schur_forms;
         let solved = self.kept_c_then_fresh(schur, p, delta, C_REFORM_AFTER, rep, |s, schur| {
             let ws = &mut s.ws;
-            schur.solve_through_c(&ws.free_y, &ws.cg_r, &mut ws.rhs[n..], target, opts.cg_max)
+            schur.solve_through_c(&ws.free_y, &ws.b, &mut ws.rhs[n..], target, opts.cg_max)
         });
         if tried {
             // the kept C̃ failed when C was formed after it
