@@ -277,6 +277,9 @@ fn solve_in_order(
 /// x_i −= l_ij x_j for j ascending; then for j descending x_j = x_j / d_j − Σ l_ij x_i, the
 /// sum from zero over the column's entries in reverse.
 fn simplicial_solve(col_ptr: &[u32], row_idx: &[u32], l: &[f64], x: &mut [f64], w: usize) {
+    if w == 1 {
+        return simplicial_solve_one(col_ptr, row_idx, l, x);
+    }
     let n = col_ptr.len() - 1;
     for j in 0..n {
         let (a, b) = (col_ptr[j] as usize + 1, col_ptr[j + 1] as usize);
@@ -308,6 +311,32 @@ fn simplicial_solve(col_ptr: &[u32], row_idx: &[u32], l: &[f64], x: &mut [f64], 
         for (xj, s) in head[j * w..].iter_mut().zip(&acc) {
             *xj = *xj * inv - s;
         }
+    }
+}
+
+/// [`simplicial_solve`] for one right-hand side, the same operations in the same order
+/// without a slice per entry of L (the conjugate gradients on C solve one vector per
+/// iteration; on the TIMIT shape's k = 229..235 this took 12.0 s of wall to 11.5).
+fn simplicial_solve_one(col_ptr: &[u32], row_idx: &[u32], l: &[f64], x: &mut [f64]) {
+    let n = col_ptr.len() - 1;
+    for j in 0..n {
+        let (a, b) = (col_ptr[j] as usize + 1, col_ptr[j + 1] as usize);
+        let xj = x[j];
+        for (&i, &lij) in row_idx[a..b].iter().zip(&l[a..b]) {
+            x[i as usize] -= lij * xj;
+        }
+    }
+    for j in (0..n).rev() {
+        let (d, a, b) = (
+            col_ptr[j] as usize,
+            col_ptr[j] as usize + 1,
+            col_ptr[j + 1] as usize,
+        );
+        let mut acc = 0.0;
+        for (&i, &lij) in row_idx[a..b].iter().zip(&l[a..b]).rev() {
+            acc += lij * x[i as usize];
+        }
+        x[j] = x[j] * l[d].recip() - acc;
     }
 }
 
