@@ -1419,12 +1419,19 @@ impl Schur {
                 if g.cols.iter().all(|&c| (c as usize) < j0) {
                     continue;
                 }
-                let nc = g.cols.len();
+                // only the group's columns from j0 on (where they are in increasing order):
+                // C's rows above the chunk are not computed here
+                let c0 = if g.cols.windows(2).all(|p| p[0] < p[1]) {
+                    g.cols.partition_point(|&c| (c as usize) < j0)
+                } else {
+                    0
+                };
+                let nc = g.cols.len() - c0;
                 let mut prod = prod.as_mut().submatrix_mut(0, 0, nc, w);
                 prod.fill(0.0);
                 for (b, blk) in g.rows.chunks(groups.block_rows).enumerate() {
                     // every entry of xb is written
-                    let ub = g.u.submatrix(b * groups.block_rows, 0, blk.len(), nc);
+                    let ub = g.u.submatrix(b * groups.block_rows, c0, blk.len(), nc);
                     let mut xb = xb.as_mut().submatrix_mut(0, 0, blk.len(), w);
                     for (r, &i) in blk.iter().enumerate() {
                         let i = i as usize;
@@ -1443,7 +1450,7 @@ impl Schur {
                         Par::Seq,
                     );
                 }
-                for (c, &col) in g.cols.iter().enumerate() {
+                for (c, &col) in g.cols[c0..].iter().enumerate() {
                     let col = col as usize;
                     if col < j0 || !k.free_s[col] {
                         continue;
