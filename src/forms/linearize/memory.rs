@@ -265,7 +265,7 @@ pub fn estimate(lifted: &Lifted) -> Result<Estimate, LinearizeError> {
 /// (an output layer's) has single-entry columns, so its rows are eliminated in closed form when
 /// they read at most [`ELIMINATE_MAX_COLUMNS`] other lifted columns, and the sparse factor only
 /// sees the other blocks' columns and the rows kept. Priced: J's rows, columns and entry slots
-/// (2 words per 4 entries), the kept point's J, U compacted (1.5 words per θ entry, and its
+/// (2 words per 4 entries), U compacted (1.5 words per θ entry, and its
 /// rows), the eliminated rows with their columns and pairs, the factored matrix's analysis and
 /// a factor of about twice its entries, the vectors of m, the blocks of right-hand sides C is
 /// formed with, and C.
@@ -320,8 +320,9 @@ fn augmented_schur(
     let dim = columns + kept_rows;
     let entries = dim + kept_entries + elim_pairs;
     let chunk = (SCHUR_CHUNK_VALUES).min(dim.saturating_mul(SCHUR_CHUNK));
+    // (no copy of J: C is formed at each Newton system's own point, and a checkpoint keeps
+    // the preconditioner on C itself)
     (jac_nnz / 2 * 3)
-        .saturating_add(jac_nnz)
         .saturating_add(theta_nnz / 2 * 4 + 2 * (m + 1))
         .saturating_add(3 * elim_rows + 2 * elim_cols + elim_pairs / 2 * 3)
         .saturating_add(entries.saturating_mul(3 + 2))

@@ -2346,6 +2346,8 @@ struct Families {
     /// Per group of [`URows`] (pattern): the index among the eliminated rows of its first row
     /// where it may be a block, else [`NO_BLOCK`].
     first_elim: Vec<u32>,
+    /// Whether the eliminated rows are in increasing order (pattern).
+    elim_increasing: bool,
     /// The eliminated rows by blocks and rows one by one, in order (at the point of the last
     /// factorization of B).
     segs: Vec<ElimSeg>,
@@ -2516,7 +2518,12 @@ impl Families {
             let rows = u.groups[f.group as usize].rows;
             let e0 = blk.e0;
             let row0 = elim.rows[e0 as usize];
-            let consecutive = (0..rows).all(|k| elim.rows[(e0 + k) as usize] == row0 + k);
+            // (with the eliminated rows increasing, the last one tells)
+            let consecutive = if self.elim_increasing {
+                elim.rows[(e0 + rows - 1) as usize] == row0 + rows - 1
+            } else {
+                (0..rows).all(|k| elim.rows[(e0 + k) as usize] == row0 + k)
+            };
             if !consecutive || e0 < next || rows as usize > BLOCK_ROWS_MAX {
                 continue;
             }
@@ -2585,6 +2592,7 @@ impl Families {
             .collect();
         Families {
             first_elim,
+            elim_increasing: elim.rows.windows(2).all(|r| r[0] < r[1]),
             ..Families::default()
         }
     }
