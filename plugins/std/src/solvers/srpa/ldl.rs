@@ -591,6 +591,29 @@ impl SplitLdl {
         pair(|| solve(pa), || solve(pb));
     }
 
+    /// Solves K x = b in place for one right-hand side already in the factors' order (unknown
+    /// v at row [`SplitLdl::positions`]`[v]`), the parts on two threads, with the caller's
+    /// workspace (from [`SplitLdl::columns_workspace`]`(1)`): no gathering into the parts'
+    /// orders and back.
+    pub fn solve_in_order_one(&self, x: &mut [f64], work: &mut ColumnsWorkspace) {
+        let solve = |ldl: &Ldl, x: &mut [f64], stack: &mut MemBuffer| {
+            assert!(ldl.factored, "SplitLdl::solve_in_order_one before a factor");
+            solve_in_order(&ldl.symbolic, &ldl.factor, x, 1, MemStack::new(stack));
+        };
+        match &self.parts {
+            Parts::Whole(ldl) => solve(ldl, &mut x[..ldl.n], &mut work.stacks[0]),
+            Parts::Two(parts) => {
+                let [pa, pb] = &**parts;
+                let (xa, xb) = x.split_at_mut(pa.ldl.n);
+                let (sa, sb) = work.stacks.split_at_mut(1);
+                pair(
+                    || solve(&pa.ldl, xa, &mut sa[0]),
+                    || solve(&pb.ldl, &mut xb[..pb.ldl.n], &mut sb[0]),
+                );
+            }
+        }
+    }
+
     /// A workspace for [`SplitLdl::solve_columns_in_order`] with up to `ncols` right-hand
     /// sides.
     pub fn columns_workspace(&self, ncols: usize) -> ColumnsWorkspace {
@@ -832,6 +855,18 @@ mod tests {
         split.solve(&mut xs);
         for i in 0..n {
             assert!((xw[i] - xs[i]).abs() <= 1e-12 * (1.0 + xw[i].abs()), "{i}");
+        }
+        // the same vector already in the factors' order, its parts solved in place: the same
+        // numbers bit for bit, split and whole
+        for (ldl, x) in [(&split, &xs), (&whole, &xw)] {
+            let pos = ldl.positions();
+            let mut in_order = vec![0.0; n];
+            for (v, &p) in pos.iter().enumerate() {
+                in_order[p as usize] = b[v];
+            }
+            ldl.solve_in_order_one(&mut in_order, &mut ldl.columns_workspace(1));
+            let back: Vec<f64> = pos.iter().map(|&p| in_order[p as usize]).collect();
+            assert_eq!(&back, x);
         }
         // three right-hand sides at once (by rows), against the single solves, split and
         // whole

@@ -39,7 +39,7 @@ use faer::reborrow::{Reborrow, ReborrowMut};
 use faer::{Accum, Conj, Mat, MatMut, MatRef, Par};
 use std::collections::HashMap;
 
-use super::ldl::{Kernels, LdlError, SplitLdl};
+use super::ldl::{ColumnsWorkspace, Kernels, LdlError, SplitLdl};
 use super::sparse::{dot, dot_lanes, each_half, pair, SparseRows};
 
 /// Right-hand sides per blocked solve when forming C.
@@ -161,6 +161,8 @@ pub struct Schur {
     /// half's share of its lifted columns while the eliminated rows are scattered.
     aug: Vec<f64>,
     aug_half: Vec<f64>,
+    /// The workspace of [`Schur::c_product`]'s solves in the factors' order.
+    one: ColumnsWorkspace,
     /// The second half's share of the eliminated rows' pairs in B's values
     /// ([`Schur::factor_b`]).
     b_half: Vec<f64>,
@@ -493,6 +495,7 @@ impl Schur {
             Par::Seq,
             Default::default(),
         ));
+        let one = b.columns_workspace(1);
         Ok(Schur {
             m,
             n_theta,
@@ -518,6 +521,7 @@ impl Schur {
             t: vec![0.0; m],
             t2: vec![0.0; m],
             w: vec![0.0; n_theta],
+            one,
             aug,
             aug_half: Vec::new(),
             b_half: Vec::new(),
@@ -1721,6 +1725,10 @@ impl Schur {
         };
         let (u, fam, dim) = (&self.u, &self.fam, diag_slot.len());
         let pm = u.masked(p);
+        // the right-hand side built and solved in the factors' order: unknown v at pos[v] (no
+        // gathering into the parts' orders and back)
+        let pos = self.b.positions();
+        let place = |v: u32| pos[v as usize] as usize;
         let aug = &mut self.aug;
         aug.iter_mut().for_each(|v| *v = 0.0);
         // each family's Q = Σ_k V_kᵀ P_k/π_k (columns × positions), then Q g onto each
@@ -1745,7 +1753,7 @@ impl Schur {
             let (q, e, n_c) = (&qx[fi], fam.fams[fi].e, fam.fams[fi].n_c);
             let g = &u.vals[blk.val as usize..blk.val as usize + e];
             for (j, &c) in fam.block_cols[at..at + n_c].iter().enumerate() {
-                aug[c as usize] += dot(&q[j * e..(j + 1) * e], g);
+                aug[place(c)] += dot(&q[j * e..(j + 1) * e], g);
             }
         }
         // the other rows: U p on their runs, by halves; then into the right-hand side
@@ -1761,18 +1769,18 @@ impl Schur {
             for i in run.rows() {
                 let r = row_unknown[i] as usize;
                 if r < dim {
-                    aug[r] = -t[i];
+                    aug[place(r as u32)] = -t[i];
                 } else if t[i] != 0.0 {
                     let e = r - dim;
                     let g = t[i] / elim.pivot[e];
                     let range = elim.ptr[e]..elim.ptr[e + 1];
                     for (&(_, c), v) in elim.cols[range.clone()].iter().zip(&elim.val[range]) {
-                        aug[c as usize] += v * g;
+                        aug[place(c)] += v * g;
                     }
                 }
             }
         }
-        self.b.solve(aug);
+        self.b.solve_in_order_one(aug, &mut self.one);
         let aug = &self.aug;
         // each family's X = Σ x gᵀ over its blocks, then Uᵀ of its rows' unknowns
         qx.iter_mut()
@@ -1782,7 +1790,7 @@ impl Schur {
             let (x, e, n_c) = (&mut qx[fi], fam.fams[fi].e, fam.fams[fi].n_c);
             let g = &u.vals[blk.val as usize..blk.val as usize + e];
             for (j, &c) in fam.block_cols[at..at + n_c].iter().enumerate() {
-                let xc = aug[c as usize];
+                let xc = aug[place(c)];
                 for (o, gb) in x[j * e..(j + 1) * e].iter_mut().zip(g) {
                     *o += xc * gb;
                 }
@@ -1810,13 +1818,13 @@ impl Schur {
             for i in run.rows() {
                 let r = row_unknown[i] as usize;
                 if r < dim {
-                    t[i] = aug[r];
+                    t[i] = aug[place(r as u32)];
                 } else {
                     let e = r - dim;
                     let range = elim.ptr[e]..elim.ptr[e + 1];
                     let mut v = -t[i];
                     for (&(_, c), j) in elim.cols[range.clone()].iter().zip(&elim.val[range]) {
-                        v -= j * aug[c as usize];
+                        v -= j * aug[place(c)];
                     }
                     t[i] = v / elim.pivot[e];
                 }
