@@ -64,9 +64,10 @@ impl Subproblem<'_> {
         natural_gap(y, g, self.beta)
     }
 
-    /// The primal objective at s (`w` is scratch of length m).
+    /// The primal objective at s (`w` is scratch of length m). J s by halves of the rows on two
+    /// threads where J is large (each row's sum as in one pass).
     pub fn objective(&self, s: &[f64], w: &mut [f64]) -> f64 {
-        self.jac.mul(s, w);
+        self.jac.mul_halves(s, w);
         let smooth: f64 = s
             .iter()
             .zip(self.q)
