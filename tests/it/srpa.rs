@@ -340,32 +340,7 @@ fn syn_subproblems_agree_with_clarabel() {
 /// learnt since C̃ was formed).
 #[test]
 fn the_augmented_schur_path_follows_the_direct_trajectory_and_resumes_bit_for_bit() {
-    let syn = Syn::new();
-    let z0 = &syn.z0;
-    let mut host = syn.host();
-    let opts = SrpaOptions {
-        method: Method::SchurAugmented,
-        ..authors_syn_options()
-    };
-    let run = |srpa: &mut Srpa, host: &mut P1Host, iters: usize, out: &mut Vec<f64>| {
-        let (mut fallbacks, mut systems) = (0, 0);
-        for _ in 0..iters {
-            let m = srpa.step(host).unwrap();
-            assert!(m.sub_converged, "{m:?}");
-            out.push(m.objective);
-            fallbacks += m.factorizations;
-            systems += m.newton_steps;
-        }
-        (fallbacks, systems)
-    };
-    let mut straight = Srpa::new(&mut host, z0.clone(), opts).unwrap();
-    let mut t = vec![straight.objective];
-    let (fallbacks, systems) = run(&mut straight, &mut host, 40, &mut t);
-    assert!(
-        fallbacks * 20 <= systems,
-        "{fallbacks} fallbacks in {systems} systems"
-    );
-    follows_the_direct_path_and_resumes(&mut host, z0, opts, &straight, &t, run);
+    schur_path_follows_the_direct_trajectory_and_resumes(Method::SchurAugmented);
 }
 
 /// SRPA on syn with the subproblems' parameter-Schur path forced (conjugate gradients with a
@@ -374,11 +349,17 @@ fn the_augmented_schur_path_follows_the_direct_trajectory_and_resumes_bit_for_bi
 /// checkpoint carries the point the kept preconditioner was formed at).
 #[test]
 fn the_schur_path_follows_the_direct_trajectory_and_resumes_bit_for_bit() {
+    schur_path_follows_the_direct_trajectory_and_resumes(Method::Schur);
+}
+
+/// syn for 40 iterations by the parameter-Schur path `method`: the conjugate gradients, not
+/// the direct fallback, found the Newton steps, and [`follows_the_direct_path_and_resumes`].
+fn schur_path_follows_the_direct_trajectory_and_resumes(method: Method) {
     let syn = Syn::new();
     let z0 = &syn.z0;
     let mut host = syn.host();
     let opts = SrpaOptions {
-        method: Method::Schur,
+        method,
         ..authors_syn_options()
     };
     let run = |srpa: &mut Srpa, host: &mut P1Host, iters: usize, out: &mut Vec<f64>| {
@@ -395,7 +376,6 @@ fn the_schur_path_follows_the_direct_trajectory_and_resumes_bit_for_bit() {
     let mut straight = Srpa::new(&mut host, z0.clone(), opts).unwrap();
     let mut t = vec![straight.objective];
     let (fallbacks, systems) = run(&mut straight, &mut host, 40, &mut t);
-    // the conjugate gradients, not the direct fallback, found the Newton steps
     assert!(
         fallbacks * 20 <= systems,
         "{fallbacks} fallbacks in {systems} systems"
