@@ -1,7 +1,7 @@
 //! A second thread kept for the solvers' passes by two halves ([`super::sparse::pair`]).
 //!
 //! On the TIMIT shape a resumed window of six iterations ran about 8,700 such passes, most of
-//! them a millisecond or less: a thread spawned per pass cost about 30 µs before its half
+//! them a millisecond or less: a thread spawned per pass cost about 50 µs before its half
 //! started, and the spawn and the join were on the calling thread's own time. This thread
 //! is spawned once and kept: it waits for a job by spinning a few tens of microseconds (the
 //! next pass usually comes sooner), then parks; the caller posts its second half, runs the
