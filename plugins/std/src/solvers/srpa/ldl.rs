@@ -372,53 +372,6 @@ struct Part {
     rhs: Vec<f64>,
 }
 
-/// The right-hand side of [`SplitLdl::solve`] for its two parts' threads, each of which reads
-/// and writes its own unknowns only: the parts' `rows` are disjoint, since
-/// [`SplitLdl::by_blocks`] gives every unknown to one part and each part's factor order is a
-/// permutation of its unknowns.
-#[derive(Clone, Copy)]
-struct Disjoint<'a> {
-    ptr: *mut f64,
-    len: usize,
-    _slice: std::marker::PhantomData<&'a mut [f64]>,
-}
-
-// SAFETY: entries are read and written through `get` and `set` only, whose callers touch
-// disjoint entries from different threads.
-unsafe impl Send for Disjoint<'_> {}
-// SAFETY: as for `Send`.
-unsafe impl Sync for Disjoint<'_> {}
-
-impl<'a> Disjoint<'a> {
-    fn new(b: &'a mut [f64]) -> Disjoint<'a> {
-        Disjoint {
-            ptr: b.as_mut_ptr(),
-            len: b.len(),
-            _slice: std::marker::PhantomData,
-        }
-    }
-
-    /// Entry i.
-    ///
-    /// # Safety
-    /// No other thread writes entry i meanwhile.
-    unsafe fn get(self, i: usize) -> f64 {
-        assert!(i < self.len);
-        // SAFETY: in bounds; the caller's contract
-        unsafe { *self.ptr.add(i) }
-    }
-
-    /// Sets entry i.
-    ///
-    /// # Safety
-    /// No other thread reads or writes entry i meanwhile.
-    unsafe fn set(self, i: usize, v: f64) {
-        assert!(i < self.len);
-        // SAFETY: in bounds; the caller's contract
-        unsafe { *self.ptr.add(i) = v }
-    }
-}
-
 /// A part of a [`SplitLdl`] is at least this share of the unknowns and entries, else the
 /// matrix stays whole.
 const SPLIT_MIN_SHARE: f64 = 0.25;
@@ -566,29 +519,31 @@ impl SplitLdl {
     }
 
     /// Solves K x = b in place (after a successful [`SplitLdl::factor`]): each part gathers
-    /// its unknowns in the order of its factor, solves and puts them back, on its own thread.
+    /// its unknowns in the order of its factor and solves on its thread, then both are put
+    /// back (the conjugate gradients' products solve in the factors' order instead:
+    /// [`SplitLdl::solve_in_order_one`]).
     pub fn solve(&mut self, b: &mut [f64]) {
         let parts = match &mut self.parts {
             Parts::Whole(ldl) => return ldl.solve(b),
             Parts::Two(parts) => parts,
         };
         let [pa, pb] = &mut **parts;
-        let shared = Disjoint::new(b);
+        let rhs = &*b;
         let solve = |p: &mut Part| {
             assert!(p.ldl.factored, "SplitLdl::solve before a successful factor");
             for (r, &v) in p.rhs.iter_mut().zip(&p.rows) {
-                // SAFETY: the parts' rows are disjoint (see `Disjoint`)
-                *r = unsafe { shared.get(v as usize) };
+                *r = rhs[v as usize];
             }
             let ldl = &mut p.ldl;
             let stack = MemStack::new(&mut ldl.solve_stack);
             solve_in_order(&ldl.symbolic, &ldl.factor, &mut p.rhs, 1, stack);
-            for (&r, &v) in p.rhs.iter().zip(&p.rows) {
-                // SAFETY: as above
-                unsafe { shared.set(v as usize, r) };
-            }
         };
         pair(|| solve(pa), || solve(pb));
+        for p in [&*pa, &*pb] {
+            for (&r, &v) in p.rhs.iter().zip(&p.rows) {
+                b[v as usize] = r;
+            }
+        }
     }
 
     /// Solves K x = b in place for one right-hand side already in the factors' order (unknown

@@ -230,7 +230,7 @@ struct FromJ {
 /// With f_i the row's right-hand side, its unknown is d_i = (f_i − Σ_c J_{i,c} x_c)/a_i.
 #[derive(Default)]
 struct Eliminated {
-    /// The eliminated rows, in order.
+    /// The eliminated rows, in increasing order.
     rows: Vec<u32>,
     /// For each: its range in `cols`.
     ptr: Vec<usize>,
@@ -1597,7 +1597,6 @@ impl Schur {
     /// values per formation (52 MB on the TIMIT shape) was 5% of its k = 100..110.
     pub fn reform_factored(&mut self, at: At<'_>) -> Result<(), LdlError> {
         self.formed = false;
-        self.kept = Kept::default();
         self.form_c(at)
     }
 
@@ -2006,7 +2005,6 @@ impl Schur {
             )));
         }
         self.c_inv = MatRef::from_column_major_slice(h, nt, nt).to_owned();
-        self.kept = Kept::default();
         self.formed = true;
         Ok(())
     }
@@ -2354,8 +2352,6 @@ struct Families {
     /// Per group of [`URows`] (pattern): the index among the eliminated rows of its first row
     /// where it may be a block, else [`NO_BLOCK`].
     first_elim: Vec<u32>,
-    /// Whether the eliminated rows are in increasing order (pattern).
-    elim_increasing: bool,
     /// The eliminated rows by blocks and rows one by one, in order (at the point of the last
     /// factorization of B).
     segs: Vec<ElimSeg>,
@@ -2526,12 +2522,8 @@ impl Families {
             let rows = u.groups[f.group as usize].rows;
             let e0 = blk.e0;
             let row0 = elim.rows[e0 as usize];
-            // (with the eliminated rows increasing, the last one tells)
-            let consecutive = if self.elim_increasing {
-                elim.rows[(e0 + rows - 1) as usize] == row0 + rows - 1
-            } else {
-                (0..rows).all(|k| elim.rows[(e0 + k) as usize] == row0 + k)
-            };
+            // (the eliminated rows increase: the last one tells)
+            let consecutive = elim.rows[(e0 + rows - 1) as usize] == row0 + rows - 1;
             if !consecutive || e0 < next || rows as usize > BLOCK_ROWS_MAX {
                 continue;
             }
@@ -2600,7 +2592,6 @@ impl Families {
             .collect();
         Families {
             first_elim,
-            elim_increasing: elim.rows.windows(2).all(|r| r[0] < r[1]),
             ..Families::default()
         }
     }
