@@ -261,6 +261,12 @@ impl Work {
     }
 }
 
+/// Whether a free multiplier the direction takes to `t` leaves its box [−β, β] (a face step
+/// fixes it at the bound it crosses).
+fn leaves_box(free: bool, t: f64, beta: f64) -> bool {
+    free && t.abs() > beta
+}
+
 /// gᵀ(y_try − y) and ‖y_try − y‖², summed in order ([`reduce_halves`]: by halves from
 /// [`super::sparse::HALVES_MIN_ELEMENTS`] rows).
 fn step_terms(g: &[f64], y: &[f64], y_try: &[f64]) -> (f64, f64) {
@@ -924,7 +930,7 @@ impl SubSolver {
             self.m,
             |rows| {
                 rows.into_iter()
-                    .any(|i| free_y[i] && (y[i] + d[i]).abs() > p.beta[i])
+                    .any(|i| leaves_box(free_y[i], y[i] + d[i], p.beta[i]))
             },
             |a, b| a || b,
         );
@@ -997,7 +1003,7 @@ impl SubSolver {
             for (k, (f, o)) in free.iter_mut().zip(forced.iter_mut()).enumerate() {
                 let i = first + k;
                 let t = y[i] + d[i];
-                if *f && t.abs() > p.beta[i] {
+                if leaves_box(*f, t, p.beta[i]) {
                     *f = false;
                     *o = t.signum() * p.beta[i];
                     fixed.push(i);
