@@ -38,6 +38,7 @@ use super::Lifted;
 use crate::eval::{EvalError, EvalOptions, Evaluator};
 use crate::graph::{ElemBinary, ElemUnary, Graph, NodeId, Op};
 use crate::registry::{CallError, Order, Registry};
+use mcopt_plugin_sdk::p1::copy_large;
 pub use mcopt_plugin_sdk::p1::{Linearization, NO_PIECE};
 
 /// Why a model cannot be linearized.
@@ -283,12 +284,26 @@ impl<'g> Linearizer<'g> {
         if self.stored {
             self.numeric_by_levels()?;
         }
-        out.jac.clear();
         out.residual.clear();
-        for b in &self.lifted.layout.blocks {
-            if self.stored {
-                out.jac.extend_from_slice(&self.vals[&b.residual]);
+        let blocks = &self.lifted.layout.blocks;
+        if self.stored {
+            // J's values block after block, each by [`copy_large`] (the TIMIT shape's 6.47 M
+            // values: the buffer is kept, not cleared and refilled)
+            let nnz = blocks.iter().map(|b| self.vals[&b.residual].len()).sum();
+            if out.jac.len() != nnz {
+                out.jac.clear();
+                out.jac.resize(nnz, 0.0);
             }
+            let mut at = 0;
+            for b in blocks {
+                let v = &self.vals[&b.residual];
+                copy_large(&mut out.jac[at..at + v.len()], v);
+                at += v.len();
+            }
+        } else {
+            out.jac.clear();
+        }
+        for b in blocks {
             out.residual.extend_from_slice(self.ev.coeff(b.residual, 0));
         }
         self.prod.set_valid(true);

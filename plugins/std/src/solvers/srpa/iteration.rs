@@ -7,6 +7,7 @@ use mcopt_plugin_sdk::p1::{Linearization, P1Problem, NO_PIECE};
 use super::newton_cg;
 use super::operator::HostJac;
 use super::schur::{Kept, Saved};
+use super::sparse::reduce_halves;
 use super::subproblem::{
     Method, SparseRows, SubOptions, SubReport, SubSolution, SubSolver, Subproblem,
 };
@@ -350,7 +351,10 @@ impl Srpa {
             self.rejected_in_a_row = 0;
             let mult = Some(&self.sol.bound_multiplier[..]);
             p.linearize(&self.z, mult, &mut self.pieces, &mut self.lin)?;
-            self.jac.values.copy_from_slice(&self.lin.jac);
+            // J's new values into `jac` by a swap, not a copy (6.47 M values on the TIMIT
+            // shape): a linearization writes all of `lin`, so the old values it gets back are
+            // never read
+            std::mem::swap(&mut self.jac.values, &mut self.lin.jac);
             if let Some(mf) = self.solver.matrix_free_solver() {
                 mf.jacobian_changed();
             }
@@ -383,8 +387,14 @@ impl Srpa {
 
     fn solve_subproblem(&mut self, p: &mut dyn P1Problem) -> Result<SubReport, String> {
         let l = &self.lin;
-        let finite = |v: &[f64]| v.iter().all(|x| x.is_finite());
-        if !(finite(&l.grad) && finite(&l.jac) && finite(&l.residual)) {
+        let finite = |v: &[f64]| {
+            reduce_halves(
+                v.len(),
+                |r| v[r].iter().all(|x| x.is_finite()),
+                |a, b| a && b,
+            )
+        };
+        if !(finite(&l.grad) && finite(&self.jac.values) && finite(&l.residual)) {
             return Err(
                 "the linearization at the current point is not finite (the model's \
                  gradient or a layer's derivative overflowed)"

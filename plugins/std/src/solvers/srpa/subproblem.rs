@@ -33,7 +33,9 @@ use super::newton_cg::MfSolver;
 use super::operator::{JacOp, StoredJac};
 use super::schur::{At, Kept, Saved, Schur};
 pub use super::sparse::SparseRows;
-use super::sparse::{dot, each_half, pair, reduce_halves, HALVES_MIN_ELEMENTS};
+use super::sparse::{
+    assign_halves, copy_halves, dot, each_half, pair, reduce_halves, HALVES_MIN_ELEMENTS,
+};
 
 /// How the Newton systems are solved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -593,7 +595,7 @@ impl SubSolver {
     pub fn set_warm_start(&mut self, y: &[f64]) {
         match self.mf.as_mut() {
             Some(mf) => mf.set_warm_start(y),
-            None => self.y.copy_from_slice(y),
+            None => copy_halves(&mut self.y, y),
         }
     }
 
@@ -660,10 +662,10 @@ impl SubSolver {
             // to the far bound, and the search took 2⁻¹⁰ of every Newton step, 200 steps for a
             // subproblem (with ∇φ(y)'s bounds alone, a random instance stalled instead)
             let mut g_dir = std::mem::take(&mut self.ws.g_dir);
-            g_dir.clone_from(&self.ws.g);
+            assign_halves(&mut g_dir, &self.ws.g);
             let mut g0 = std::mem::take(&mut self.ws.g0);
             if exact {
-                g0.clone_from(&self.ws.g);
+                assign_halves(&mut g0, &self.ws.g);
             }
             let mut alpha = 1.0;
             'search: loop {
@@ -690,7 +692,7 @@ impl SubSolver {
                     let y_try = std::mem::take(&mut self.ws.y_try);
                     let trial = self.dual(p, &y_try);
                     if !own {
-                        g_dir.copy_from_slice(&self.ws.g);
+                        copy_halves(&mut g_dir, &self.ws.g);
                     }
                     let armijo = self.ws.armijo(&y, &y_try, &trial, &cur, reg);
                     if exact && !own && !armijo {
@@ -704,7 +706,7 @@ impl SubSolver {
                     if alpha < 1e-10 {
                         // the Newton model failed: a projected gradient step (always descent)
                         self.ws.y_try = y_try;
-                        self.ws.g.copy_from_slice(&g_dir);
+                        copy_halves(&mut self.ws.g, &g_dir);
                         cur = self.gradient_step(p, &mut y, cur.phi, 1.0 / scale);
                         if exact {
                             boost = adapted_boost(boost, 0.0);
@@ -725,7 +727,7 @@ impl SubSolver {
                 if alpha < FACE_ALPHA_MIN && !self.ws.forced_rows.is_empty() {
                     // the face direction makes too little progress: the Newton direction
                     self.drop_face();
-                    g_dir.clone_from(&self.ws.g);
+                    assign_halves(&mut g_dir, &self.ws.g);
                     alpha = 1.0;
                 }
             }
@@ -735,8 +737,8 @@ impl SubSolver {
         // final primal point and bound multipliers
         self.dual(p, &y);
         rep.objective = cur.primal;
-        out.s.clone_from(&self.ws.s);
-        out.y.clone_from(&y);
+        assign_halves(&mut out.s, &self.ws.s);
+        assign_halves(&mut out.y, &y);
         out.bound_multiplier.resize(n, 0.0);
         for j in 0..n {
             let free = self.ws.s[j] > p.lower[j] && self.ws.s[j] < p.upper[j];
@@ -846,7 +848,12 @@ impl SubSolver {
         let gap = p.free_sets(&ws.v, y, &ws.g, &mut ws.free_s, &mut ws.free_y);
         // Levenberg–Marquardt-style regularization: bounds the step by about the box size far
         // from the solution and vanishes at it (superlinear convergence)
-        let beta_max = p.beta.iter().fold(0.0f64, |a, b| a.max(*b)).max(1e-300);
+        let beta_max = reduce_halves(
+            p.beta.len(),
+            |rows| p.beta[rows].iter().fold(0.0f64, |a, b| a.max(*b)),
+            f64::max,
+        )
+        .max(1e-300);
         let lm = if self.schur.is_some() {
             LM_SCALE_SCHUR
         } else {
@@ -888,7 +895,12 @@ impl SubSolver {
                 };
             }
         });
-        let moved = ws.cg_z.iter().any(|z| *z != 0.0);
+        let z = &ws.cg_z;
+        let moved = reduce_halves(
+            z.len(),
+            |rows| z[rows].iter().any(|v| *v != 0.0),
+            |a, b| a || b,
+        );
         if moved {
             // J's products as the dual takes them (through the blocks, on two threads)
             let blocks = schur.filter(|s| s.has_jac_blocks());
@@ -937,10 +949,9 @@ impl SubSolver {
         if !exits {
             return Ok(None);
         }
-        ws.d_saved.clear();
-        ws.d_saved.extend_from_slice(&ws.rhs[n..]);
-        ws.free_saved.clone_from(&ws.free_y);
-        ws.g_saved.clone_from(&ws.g);
+        assign_halves(&mut ws.d_saved, &ws.rhs[n..]);
+        assign_halves(&mut ws.free_saved, &ws.free_y);
+        assign_halves(&mut ws.g_saved, &ws.g);
         for _ in 0..opts.face_rounds {
             if !self.fix_exits(p, y) {
                 break;
@@ -960,9 +971,9 @@ impl SubSolver {
         let n = self.n;
         let ws = &mut self.ws;
         ws.clear_face();
-        ws.rhs[n..].copy_from_slice(&ws.d_saved);
-        ws.free_y.clone_from(&ws.free_saved);
-        ws.g.copy_from_slice(&ws.g_saved);
+        copy_halves(&mut ws.rhs[n..], &ws.d_saved);
+        assign_halves(&mut ws.free_y, &ws.free_saved);
+        copy_halves(&mut ws.g, &ws.g_saved);
     }
 
     /// The full step of the face direction (free multipliers y + d, the fixed ones at their
@@ -986,7 +997,7 @@ impl SubSolver {
         if armijo {
             Some(trial)
         } else {
-            ws.g.copy_from_slice(&ws.g_saved);
+            copy_halves(&mut ws.g, &ws.g_saved);
             None
         }
     }
