@@ -372,6 +372,54 @@ struct Part {
     rhs: Vec<f64>,
 }
 
+/// The solves of [`SplitLdl::in_order_parts`]: the whole matrix's, or each part's (its rows
+/// the first part's, then the second's, in the factors' order).
+pub enum InOrder<'a> {
+    Whole(PartSolve<'a>),
+    Two([PartSolve<'a>; 2]),
+}
+
+impl InOrder<'_> {
+    /// [`SplitLdl::solve_in_order_one`]: the parts on two threads.
+    pub fn solve_one(self, x: &mut [f64]) {
+        match self {
+            InOrder::Whole(mut whole) => whole.solve_one(x),
+            InOrder::Two([mut a, mut b]) => {
+                let (xa, xb) = x.split_at_mut(a.unknowns());
+                pair(|| a.solve_one(xa), || b.solve_one(xb));
+            }
+        }
+    }
+}
+
+/// The solve in the factors' order of a [`SplitLdl`]'s part (or of the whole), with its
+/// workspace.
+pub struct PartSolve<'a> {
+    ldl: &'a Ldl,
+    stack: &'a mut MemBuffer,
+}
+
+impl PartSolve<'_> {
+    /// Its number of unknowns.
+    pub fn unknowns(&self) -> usize {
+        self.ldl.n
+    }
+
+    /// Solves its part of K x = b in place, `x` from its first row in the factors' order
+    /// (longer is allowed: the rest is left as it is).
+    pub fn solve_one(&mut self, x: &mut [f64]) {
+        let ldl = self.ldl;
+        assert!(ldl.factored, "SplitLdl::solve_in_order_one before a factor");
+        solve_in_order(
+            &ldl.symbolic,
+            &ldl.factor,
+            &mut x[..ldl.n],
+            1,
+            MemStack::new(self.stack),
+        );
+    }
+}
+
 /// A part of a [`SplitLdl`] is at least this share of the unknowns and entries, else the
 /// matrix stays whole.
 const SPLIT_MIN_SHARE: f64 = 0.25;
@@ -551,20 +599,42 @@ impl SplitLdl {
     /// workspace (from [`SplitLdl::columns_workspace`]`(1)`): no gathering into the parts'
     /// orders and back.
     pub fn solve_in_order_one(&self, x: &mut [f64], work: &mut ColumnsWorkspace) {
-        let solve = |ldl: &Ldl, x: &mut [f64], stack: &mut MemBuffer| {
-            assert!(ldl.factored, "SplitLdl::solve_in_order_one before a factor");
-            solve_in_order(&ldl.symbolic, &ldl.factor, x, 1, MemStack::new(stack));
-        };
+        self.in_order_parts(work).solve_one(x);
+    }
+
+    /// The first row of the second part in the factors' order, where the matrix is in two
+    /// parts.
+    pub fn second_part_at(&self) -> Option<usize> {
         match &self.parts {
-            Parts::Whole(ldl) => solve(ldl, &mut x[..ldl.n], &mut work.stacks[0]),
+            Parts::Whole(_) => None,
+            Parts::Two(parts) => Some(parts[0].ldl.n),
+        }
+    }
+
+    /// The solves in the factors' order with one right-hand side, part by part, for a caller
+    /// that runs each part's solve on its own thread with work of its own around it (the
+    /// caller's workspace from [`SplitLdl::columns_workspace`]`(1)`).
+    pub fn in_order_parts<'a>(&'a self, work: &'a mut ColumnsWorkspace) -> InOrder<'a> {
+        match &self.parts {
+            Parts::Whole(ldl) => InOrder::Whole(PartSolve {
+                ldl,
+                stack: &mut work.stacks[0],
+            }),
             Parts::Two(parts) => {
                 let [pa, pb] = &**parts;
-                let (xa, xb) = x.split_at_mut(pa.ldl.n);
-                let (sa, sb) = work.stacks.split_at_mut(1);
-                pair(
-                    || solve(&pa.ldl, xa, &mut sa[0]),
-                    || solve(&pb.ldl, &mut xb[..pb.ldl.n], &mut sb[0]),
-                );
+                let [sa, sb] = &mut work.stacks[..] else {
+                    unreachable!("a workspace of a matrix in two parts has two stacks")
+                };
+                InOrder::Two([
+                    PartSolve {
+                        ldl: &pa.ldl,
+                        stack: sa,
+                    },
+                    PartSolve {
+                        ldl: &pb.ldl,
+                        stack: sb,
+                    },
+                ])
             }
         }
     }

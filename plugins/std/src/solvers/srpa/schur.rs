@@ -39,7 +39,7 @@ use faer::reborrow::{Reborrow, ReborrowMut};
 use faer::{Accum, Conj, Mat, MatMut, MatRef, Par};
 use std::collections::HashMap;
 
-use super::ldl::{ColumnsWorkspace, Kernels, LdlError, SplitLdl};
+use super::ldl::{ColumnsWorkspace, InOrder, Kernels, LdlError, SplitLdl};
 use super::sparse::{dot, dot_lanes, each_half, pair, SparseRows, HALVES_MIN_ENTRIES};
 
 /// Right-hand sides per blocked solve when forming C.
@@ -916,6 +916,13 @@ impl Schur {
                 self.b_half = second;
             }
         }
+        if let BForm::Augmented {
+            row_unknown, elim, ..
+        } = &self.form
+        {
+            let (pos, at) = (self.b.positions(), self.b.second_part_at());
+            self.fam.passes = Passes::new(&self.fam, row_unknown, elim, pos, at);
+        }
         self.b.factor()
     }
 
@@ -1763,11 +1770,9 @@ impl Schur {
         let (u, fam, dim) = (&self.u, &self.fam, diag_slot.len());
         let pm = u.masked(p);
         // the right-hand side built and solved in the factors' order: unknown v at pos[v] (no
-        // gathering into the parts' orders and back)
+        // gathering into the parts' orders and back); a part's from its row `off` there
         let pos = self.b.positions();
-        let place = |v: u32| pos[v as usize] as usize;
-        let aug = &mut self.aug;
-        aug.iter_mut().for_each(|v| *v = 0.0);
+        let place = |v: u32, off: usize| pos[v as usize] as usize - off;
         // each family's Q = Σ_k V_kᵀ P_k/π_k (columns × positions), then Q g onto each
         // block's lifted columns
         let mut qx: Vec<Vec<f64>> = Vec::with_capacity(fam.fams.len());
@@ -1785,15 +1790,7 @@ impl Schur {
             }
             qx.push(q);
         }
-        for blk in &fam.blocks {
-            let (fi, at) = (blk.fam as usize, blk.cols as usize);
-            let (q, e, n_c) = (&qx[fi], fam.fams[fi].e, fam.fams[fi].n_c);
-            let g = &u.vals[blk.val as usize..blk.val as usize + e];
-            for (j, &c) in fam.block_cols[at..at + n_c].iter().enumerate() {
-                aug[place(c)] += dot(&q[j * e..(j + 1) * e], g);
-            }
-        }
-        // the other rows: U p on their runs, by halves; then into the right-hand side
+        // the other rows: U p on their runs, by halves
         let (lo, hi) = fam.rest.split_at(fam.rest_half);
         let mid = fam.rest_mid;
         let (ta, tb) = self.t2.split_at_mut(mid);
@@ -1801,23 +1798,82 @@ impl Schur {
             || u.mul_runs(lo, &pm, ta, 0),
             || u.mul_runs(hi, &pm, tb, mid),
         );
-        let t = &mut self.t2;
-        for run in &fam.rest {
-            for i in run.rows() {
-                let r = row_unknown[i] as usize;
-                if r < dim {
-                    aug[place(r as u32)] = -t[i];
-                } else if t[i] != 0.0 {
-                    let e = r - dim;
-                    let g = t[i] / elim.pivot[e];
-                    let range = elim.ptr[e]..elim.ptr[e + 1];
-                    for (&(_, c), v) in elim.cols[range.clone()].iter().zip(&elim.val[range]) {
-                        aug[place(c)] += v * g;
+        // a part's right-hand side: its blocks' Q g, then its other rows (values of U p)
+        let qs = &qx;
+        let assemble = |aug: &mut [f64],
+                        off: usize,
+                        blocks: &[std::ops::Range<usize>],
+                        rows: &[(usize, &mut [f64])]| {
+            aug.iter_mut().for_each(|v| *v = 0.0);
+            for blk in blocks.iter().flat_map(|r| &fam.blocks[r.clone()]) {
+                let (fi, at) = (blk.fam as usize, blk.cols as usize);
+                let (q, e, n_c) = (&qs[fi], fam.fams[fi].e, fam.fams[fi].n_c);
+                let g = &u.vals[blk.val as usize..blk.val as usize + e];
+                for (j, &c) in fam.block_cols[at..at + n_c].iter().enumerate() {
+                    aug[place(c, off)] += dot(&q[j * e..(j + 1) * e], g);
+                }
+            }
+            for (first, t) in rows {
+                for (k, &ti) in t.iter().enumerate() {
+                    let r = row_unknown[first + k] as usize;
+                    if r < dim {
+                        aug[place(r as u32, off)] = -ti;
+                    } else if ti != 0.0 {
+                        let e = r - dim;
+                        let g = ti / elim.pivot[e];
+                        let range = elim.ptr[e]..elim.ptr[e + 1];
+                        for (&(_, c), v) in elim.cols[range.clone()].iter().zip(&elim.val[range]) {
+                            aug[place(c, off)] += v * g;
+                        }
                     }
                 }
             }
+        };
+        // after the solve, the part's other rows' unknowns
+        let unknowns = |aug: &[f64], off: usize, rows: &mut [(usize, &mut [f64])]| {
+            for (first, t) in rows {
+                for (k, ti) in t.iter_mut().enumerate() {
+                    let r = row_unknown[*first + k] as usize;
+                    if r < dim {
+                        *ti = aug[place(r as u32, off)];
+                    } else {
+                        let e = r - dim;
+                        let range = elim.ptr[e]..elim.ptr[e + 1];
+                        let mut v = -*ti;
+                        for (&(_, c), j) in elim.cols[range.clone()].iter().zip(&elim.val[range]) {
+                            v -= j * aug[place(c, off)];
+                        }
+                        *ti = v / elim.pivot[e];
+                    }
+                }
+            }
+        };
+        let passes = &fam.passes;
+        let [mut rows_a, mut rows_b] = row_chunks(&mut self.t2, &passes.rows);
+        let aug = &mut self.aug;
+        match self.b.in_order_parts(&mut self.one) {
+            InOrder::Two([mut sa, mut sb]) if passes.two => {
+                let (aug_a, aug_b) = aug.split_at_mut(passes.at);
+                let [blocks_a, blocks_b] = &passes.blocks;
+                pair(
+                    || {
+                        assemble(aug_a, 0, blocks_a, &rows_a);
+                        sa.solve_one(aug_a);
+                        unknowns(aug_a, 0, &mut rows_a);
+                    },
+                    || {
+                        assemble(aug_b, passes.at, blocks_b, &rows_b);
+                        sb.solve_one(aug_b);
+                        unknowns(aug_b, passes.at, &mut rows_b);
+                    },
+                );
+            }
+            solves => {
+                assemble(aug, 0, &passes.blocks[0], &rows_a);
+                solves.solve_one(aug);
+                unknowns(aug, 0, &mut rows_a);
+            }
         }
-        self.b.solve_in_order_one(aug, &mut self.one);
         let aug = &self.aug;
         // each family's X = Σ x gᵀ over its blocks, then Uᵀ of its rows' unknowns
         qx.iter_mut()
@@ -1827,7 +1883,7 @@ impl Schur {
             let (x, e, n_c) = (&mut qx[fi], fam.fams[fi].e, fam.fams[fi].n_c);
             let g = &u.vals[blk.val as usize..blk.val as usize + e];
             for (j, &c) in fam.block_cols[at..at + n_c].iter().enumerate() {
-                let xc = aug[place(c)];
+                let xc = aug[place(c, 0)];
                 for (o, gb) in x[j * e..(j + 1) * e].iter_mut().zip(g) {
                     *o += xc * gb;
                 }
@@ -1850,23 +1906,8 @@ impl Schur {
                 }
             }
         }
-        // the other rows' unknowns, and Uᵀ of them by halves
-        for run in &fam.rest {
-            for i in run.rows() {
-                let r = row_unknown[i] as usize;
-                if r < dim {
-                    t[i] = aug[place(r as u32)];
-                } else {
-                    let e = r - dim;
-                    let range = elim.ptr[e]..elim.ptr[e + 1];
-                    let mut v = -t[i];
-                    for (&(_, c), j) in elim.cols[range.clone()].iter().zip(&elim.val[range]) {
-                        v -= j * aug[place(c)];
-                    }
-                    t[i] = v / elim.pivot[e];
-                }
-            }
-        }
+        // Uᵀ of the other rows' unknowns by halves
+        let t = &self.t2;
         let part = |runs: &[URun]| {
             let mut acc = vec![0.0; self.n_theta];
             u.tmul(runs, t, &mut acc);
@@ -2409,6 +2450,136 @@ struct Families {
     rest: Vec<URun>,
     rest_half: usize,
     rest_mid: usize,
+    /// How the passes around B's solve in [`Schur::c_product`] split by B's parts.
+    passes: Passes,
+}
+
+/// How [`Schur::c_product`]'s passes around B's solve split by B's two parts. A block's
+/// lifted columns, a kept row's unknown and an eliminated row's lifted columns are unknowns of
+/// one part (the parts are connected components of B), so each part's right-hand side, solve
+/// and rows' unknowns go on one thread, in the order of one pass: the same numbers (on the
+/// TIMIT shape, whose rows go by time step and the parts by sequences, the passes on the one
+/// thread were 3% of a late iteration).
+#[derive(Default)]
+struct Passes {
+    /// Whether they split.
+    two: bool,
+    /// The second part's first row in the factors' order.
+    at: usize,
+    /// Each part's blocks, in ranges (all the first's where they do not split).
+    blocks: [Vec<std::ops::Range<usize>>; 2],
+    /// The rows outside the blocks in ranges of consecutive rows, each with whether it is the
+    /// second part's (all the first's where they do not split).
+    rows: Vec<(std::ops::Range<usize>, bool)>,
+}
+
+impl Passes {
+    /// The passes at the blocks and runs outside them of `fam`: B's rows in the factors' order
+    /// `pos`, its second part from `second_at` (where it is in two).
+    fn new(
+        fam: &Families,
+        row_unknown: &[u32],
+        elim: &Eliminated,
+        pos: &[u32],
+        second_at: Option<usize>,
+    ) -> Passes {
+        let dim = pos.len();
+        let second = |v: u32| second_at.is_some_and(|at| pos[v as usize] as usize >= at);
+        // the part of the unknowns a row reads and writes: Some(None) where it has none, None
+        // where they are in both parts
+        let row_part = |i: usize| -> Option<Option<bool>> {
+            let r = row_unknown[i] as usize;
+            if r < dim {
+                return Some(Some(second(r as u32)));
+            }
+            let e = r - dim;
+            let mut parts = elim.cols[elim.ptr[e]..elim.ptr[e + 1]]
+                .iter()
+                .map(|c| second(c.1));
+            match parts.next() {
+                None => Some(None),
+                Some(p) => parts.all(|q| q == p).then_some(Some(p)),
+            }
+        };
+        let block_part = |blk: &Block| {
+            let n_c = fam.fams[blk.fam as usize].n_c;
+            let cols = &fam.block_cols[blk.cols as usize..blk.cols as usize + n_c];
+            let p = cols.first().is_some_and(|&c| second(c));
+            cols.iter().all(|&c| second(c) == p).then_some(p)
+        };
+        let mut two = second_at.is_some();
+        let mut blocks: [Vec<std::ops::Range<usize>>; 2] = [Vec::new(), Vec::new()];
+        let mut last: Option<bool> = None;
+        for (b, blk) in fam.blocks.iter().enumerate() {
+            let Some(part) = block_part(blk).filter(|_| two) else {
+                two = false;
+                break;
+            };
+            let list = &mut blocks[usize::from(part)];
+            match list.last_mut() {
+                Some(r) if last == Some(part) => r.end = b + 1,
+                _ => list.push(b..b + 1),
+            }
+            last = Some(part);
+        }
+        let mut rows: Vec<(std::ops::Range<usize>, bool)> = Vec::new();
+        for i in fam.rest.iter().flat_map(|r| r.rows()) {
+            let part = match two.then(|| row_part(i)) {
+                Some(Some(Some(p))) => p,
+                // no unknowns of B: with the range it follows
+                Some(Some(None)) => rows.last().is_some_and(|r| r.1),
+                Some(None) => {
+                    two = false;
+                    false
+                }
+                None => false,
+            };
+            match rows.last_mut() {
+                Some((r, p)) if r.end == i && *p == part => r.end += 1,
+                _ => rows.push((i..i + 1, part)),
+            }
+        }
+        if !two {
+            // one pass: every row the first part's, merged
+            let mut merged: Vec<(std::ops::Range<usize>, bool)> = Vec::new();
+            for (r, _) in rows {
+                match merged.last_mut() {
+                    Some((m, _)) if m.end == r.start => m.end = r.end,
+                    _ => merged.push((r, false)),
+                }
+            }
+            return Passes {
+                two,
+                at: dim,
+                blocks: [std::iter::once(0..fam.blocks.len()).collect(), Vec::new()],
+                rows: merged,
+            };
+        }
+        Passes {
+            two,
+            at: second_at.unwrap_or(dim),
+            blocks,
+            rows,
+        }
+    }
+}
+
+/// `t` at the rows of `rows` (increasing, disjoint), each range's values with its first row,
+/// the first part's and the second's apart.
+fn row_chunks<'a>(
+    mut t: &'a mut [f64],
+    rows: &[(std::ops::Range<usize>, bool)],
+) -> [Vec<(usize, &'a mut [f64])>; 2] {
+    let mut chunks = [Vec::new(), Vec::new()];
+    let mut at = 0;
+    for (r, second) in rows {
+        let (_, from) = std::mem::take(&mut t).split_at_mut(r.start - at);
+        let (chunk, after) = from.split_at_mut(r.len());
+        chunks[usize::from(*second)].push((r.start, chunk));
+        t = after;
+        at = r.end;
+    }
+    chunks
 }
 
 /// What [`Families::scan`] finds in a range of groups: families (G zero), blocks (their
@@ -3897,9 +4068,15 @@ mod tests {
     /// values (h_t, 1), the same on the step's rows). θ: W (4), b (2), A by columns (10),
     /// c (5).
     fn rnn_jac(steps: usize) -> SparseRows {
+        rnn_jac_in(1, steps)
+    }
+
+    /// `seqs` sequences of `steps` steps of [`rnn_jac`]'s shape, their rows by time step (at
+    /// each step the sequences in turn, as the TIMIT shape's).
+    fn rnn_jac_in(seqs: usize, steps: usize) -> SparseRows {
         let (nh, no) = (2, 5);
         let n_theta = nh * nh + nh + no * nh + no;
-        let m = steps * (nh + no);
+        let m = seqs * steps * (nh + no);
         let mut j = SparseRows {
             ncols: n_theta + m,
             row_ptr: vec![0],
@@ -3908,34 +4085,38 @@ mod tests {
         let a = |k: usize, h: usize| ((k * 3 + h * 5) as f64 * 0.77).sin();
         let hv = |t: usize, h: usize| ((t * 7 + h) as f64 * 1.31).cos();
         for t in 0..steps {
-            let row0 = t * (nh + no);
-            for h in 0..nh {
-                let mut e: Vec<(usize, f64)> = vec![(n_theta + row0 + h, 1.0)];
-                if t > 0 {
-                    for g in 0..nh {
-                        e.push((n_theta + row0 - nh - no + g, 0.3 + 0.1 * (h + g) as f64));
-                    }
-                }
-                for g in 0..nh {
-                    e.push((h * nh + g, if t > 0 { -hv(t - 1, g) } else { 0.0 }));
-                }
-                e.push((nh * nh + h, -1.0));
-                e.sort_by_key(|x| x.0);
-                j.col_idx.extend(e.iter().map(|x| x.0));
-                j.values.extend(e.iter().map(|x| x.1));
-                j.row_ptr.push(j.col_idx.len());
-            }
-            for k in 0..no {
-                let mut e: Vec<(usize, f64)> = vec![(n_theta + row0 + nh + k, 1.0)];
+            for q in 0..seqs {
+                let row0 = (t * seqs + q) * (nh + no);
+                let at = t + 97 * q;
                 for h in 0..nh {
-                    e.push((n_theta + row0 + h, -a(k, h)));
-                    e.push((nh * nh + nh + h * no + k, -hv(t, h)));
+                    let mut e: Vec<(usize, f64)> = vec![(n_theta + row0 + h, 1.0)];
+                    if t > 0 {
+                        let prev = row0 - seqs * (nh + no);
+                        for g in 0..nh {
+                            e.push((n_theta + prev + g, 0.3 + 0.1 * (h + g) as f64));
+                        }
+                    }
+                    for g in 0..nh {
+                        e.push((h * nh + g, if t > 0 { -hv(at - 1, g) } else { 0.0 }));
+                    }
+                    e.push((nh * nh + h, -1.0));
+                    e.sort_by_key(|x| x.0);
+                    j.col_idx.extend(e.iter().map(|x| x.0));
+                    j.values.extend(e.iter().map(|x| x.1));
+                    j.row_ptr.push(j.col_idx.len());
                 }
-                e.push((nh * nh + nh + nh * no + k, -1.0));
-                e.sort_by_key(|x| x.0);
-                j.col_idx.extend(e.iter().map(|x| x.0));
-                j.values.extend(e.iter().map(|x| x.1));
-                j.row_ptr.push(j.col_idx.len());
+                for k in 0..no {
+                    let mut e: Vec<(usize, f64)> = vec![(n_theta + row0 + nh + k, 1.0)];
+                    for h in 0..nh {
+                        e.push((n_theta + row0 + h, -a(k, h)));
+                        e.push((nh * nh + nh + h * no + k, -hv(at, h)));
+                    }
+                    e.push((nh * nh + nh + nh * no + k, -1.0));
+                    e.sort_by_key(|x| x.0);
+                    j.col_idx.extend(e.iter().map(|x| x.0));
+                    j.values.extend(e.iter().map(|x| x.1));
+                    j.row_ptr.push(j.col_idx.len());
+                }
             }
         }
         j
@@ -4032,6 +4213,60 @@ mod tests {
         let md = newton_matrix_times(&j, &now, &d);
         for i in 0..m {
             assert!((md[i] - b[i]).abs() < 1e-10, "row {i}: {md:?} {b:?}");
+        }
+    }
+
+    /// With four sequences whose rows go by time step, B is in two parts and the product's
+    /// passes around its solve go by parts on two threads: the same numbers bit for bit as the
+    /// passes in one, and the rows' products; with an output row of a sequence of each part
+    /// not free (rows outside the blocks in both parts).
+    #[test]
+    fn the_passes_by_parts_of_b_give_the_numbers_of_one_pass() {
+        let (seqs, steps, per) = (4, 6, 7);
+        let j = rnn_jac_in(seqs, steps);
+        let (m, n_theta) = (j.nrows(), 21);
+        let mut free_y = vec![true; m];
+        free_y[(2 * seqs) * per + 4] = false;
+        free_y[(3 * seqs + 3) * per + 5] = false;
+        let now = kept_at(&j, vec![true; j.ncols], free_y.clone());
+        let mut s = Schur::new(&j, n_theta, true).unwrap();
+        s.reform(now.clone()).unwrap();
+        s.factor_at(now.at()).unwrap();
+        let passes = &s.fam.passes;
+        assert!(passes.two, "the passes split");
+        assert!(
+            passes.blocks.iter().all(|b| b.len() >= steps),
+            "{:?}",
+            passes.blocks
+        );
+        let parts_of_rows = |second: bool| passes.rows.iter().filter(|r| r.1 == second).count();
+        assert!(parts_of_rows(false) >= steps && parts_of_rows(true) >= steps);
+        let p: Vec<f64> = (0..n_theta).map(|c| (c as f64 * 0.45).sin()).collect();
+        let mut by_parts = vec![0.0; n_theta];
+        s.c_product(&p, &mut by_parts);
+        let BForm::Augmented {
+            row_unknown, elim, ..
+        } = &s.form
+        else {
+            unreachable!("the augmented form")
+        };
+        s.fam.passes = Passes::new(&s.fam, row_unknown, elim, s.b.positions(), None);
+        assert!(!s.fam.passes.two);
+        let mut one_pass = vec![0.0; n_theta];
+        s.c_product(&p, &mut one_pass);
+        for c in 0..n_theta {
+            assert_eq!(by_parts[c].to_bits(), one_pass[c].to_bits(), "column {c}");
+        }
+        let mut by_rows = vec![0.0; n_theta];
+        s.u_mul(&p);
+        s.solve_b(false);
+        s.u_tmul(false, &mut by_rows);
+        for c in 0..n_theta {
+            let scale = 1.0 + by_rows[c].abs();
+            assert!(
+                (by_parts[c] - by_rows[c]).abs() < 1e-12 * scale,
+                "column {c}: {by_parts:?} {by_rows:?}"
+            );
         }
     }
 
