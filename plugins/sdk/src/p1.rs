@@ -440,8 +440,10 @@ pub const COPY_HALVES_MIN: usize = 1 << 20;
 /// cores, in two halves on two threads (one thread's copy is short of the memory's bandwidth;
 /// a linearization of the TIMIT shape hands over 6.47 M values of J, 52 MB).
 pub fn copy_large(dst: &mut [f64], src: &[f64]) {
-    let two = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
-    if dst.len() < COPY_HALVES_MIN || !two {
+    static TWO: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let two =
+        || *TWO.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1));
+    if dst.len() < COPY_HALVES_MIN || !two() {
         dst.copy_from_slice(src);
         return;
     }

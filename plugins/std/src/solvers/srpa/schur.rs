@@ -2463,8 +2463,8 @@ struct Families {
     blocks: Vec<Block>,
     /// The blocks' lifted columns, block after block (read at every product).
     block_cols: Vec<u32>,
-    /// The blocks' g, block after block (read at every product: in [`URows`]' values a
-    /// block's were a cache miss each, 1% of a late iteration on the TIMIT shape).
+    /// The blocks' g, block after block (read at every product in order, where in [`URows`]'
+    /// values they lie between the hidden rows' runs).
     block_g: Vec<f64>,
     rest: Vec<URun>,
     rest_half: usize,
@@ -4300,17 +4300,7 @@ mod tests {
         let p: Vec<f64> = (0..n_theta).map(|c| (c as f64 * 0.45).sin()).collect();
         let mut by_families = vec![0.0; n_theta];
         s.c_product(&p, &mut by_families);
-        let mut by_rows = vec![0.0; n_theta];
-        s.u_mul(&p);
-        s.solve_b(false);
-        s.u_tmul(false, &mut by_rows);
-        for c in 0..n_theta {
-            let scale = 1.0 + by_rows[c].abs();
-            assert!(
-                (by_families[c] - by_rows[c]).abs() < 1e-12 * scale,
-                "column {c}: {by_families:?} {by_rows:?}"
-            );
-        }
+        assert_is_the_rows_product(&mut s, &p, &by_families);
         s.u_mul(&p);
         let norm = dot(&s.t2, &s.t2).sqrt();
         assert!((s.u_norm(&p) - norm).abs() < 1e-12 * norm);
@@ -4400,15 +4390,20 @@ mod tests {
         for c in 0..n_theta {
             assert_eq!(by_parts[c].to_bits(), one_pass[c].to_bits(), "column {c}");
         }
-        let mut by_rows = vec![0.0; n_theta];
-        s.u_mul(&p);
+        assert_is_the_rows_product(&mut s, &p, &by_parts);
+    }
+
+    /// `got` is Uᵀ B⁻¹ U p as U's rows, B's solve and Uᵀ give it, to 1e-12.
+    fn assert_is_the_rows_product(s: &mut Schur, p: &[f64], got: &[f64]) {
+        let mut by_rows = vec![0.0; p.len()];
+        s.u_mul(p);
         s.solve_b(false);
         s.u_tmul(false, &mut by_rows);
-        for c in 0..n_theta {
+        for c in 0..p.len() {
             let scale = 1.0 + by_rows[c].abs();
             assert!(
-                (by_parts[c] - by_rows[c]).abs() < 1e-12 * scale,
-                "column {c}: {by_parts:?} {by_rows:?}"
+                (got[c] - by_rows[c]).abs() < 1e-12 * scale,
+                "column {c}: {got:?} {by_rows:?}"
             );
         }
     }
