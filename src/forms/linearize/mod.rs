@@ -287,13 +287,10 @@ impl<'g> Linearizer<'g> {
         out.residual.clear();
         let blocks = &self.lifted.layout.blocks;
         if self.stored {
-            // J's values block after block, each by [`copy_large`] (the TIMIT shape's 6.47 M
-            // values: the buffer is kept, not cleared and refilled)
+            // J's values block after block, each by [`copy_large`] into the kept buffer (the
+            // TIMIT shape's 6.47 M values)
             let nnz = blocks.iter().map(|b| self.vals[&b.residual].len()).sum();
-            if out.jac.len() != nnz {
-                out.jac.clear();
-                out.jac.resize(nnz, 0.0);
-            }
+            out.jac.resize(nnz, 0.0);
             let mut at = 0;
             for b in blocks {
                 let v = &self.vals[&b.residual];

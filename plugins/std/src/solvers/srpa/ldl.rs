@@ -380,7 +380,9 @@ pub enum InOrder<'a> {
 }
 
 impl InOrder<'_> {
-    /// [`SplitLdl::solve_in_order_one`]: the parts on two threads.
+    /// Solves K x = b in place for one right-hand side already in the factors' order (unknown
+    /// v at row [`SplitLdl::positions`]`[v]`), the parts on two threads: no gathering into
+    /// the parts' orders and back.
     pub fn solve_one(self, x: &mut [f64]) {
         match self {
             InOrder::Whole(mut whole) => whole.solve_one(x),
@@ -409,7 +411,7 @@ impl PartSolve<'_> {
     /// (longer is allowed: the rest is left as it is).
     pub fn solve_one(&mut self, x: &mut [f64]) {
         let ldl = self.ldl;
-        assert!(ldl.factored, "SplitLdl::solve_in_order_one before a factor");
+        assert!(ldl.factored, "PartSolve::solve_one before a factor");
         solve_in_order(
             &ldl.symbolic,
             &ldl.factor,
@@ -569,7 +571,7 @@ impl SplitLdl {
     /// Solves K x = b in place (after a successful [`SplitLdl::factor`]): each part gathers
     /// its unknowns in the order of its factor and solves on its thread, then both are put
     /// back (the conjugate gradients' products solve in the factors' order instead:
-    /// [`SplitLdl::solve_in_order_one`]).
+    /// [`SplitLdl::in_order_parts`]).
     pub fn solve(&mut self, b: &mut [f64]) {
         let parts = match &mut self.parts {
             Parts::Whole(ldl) => return ldl.solve(b),
@@ -592,14 +594,6 @@ impl SplitLdl {
                 b[v as usize] = r;
             }
         }
-    }
-
-    /// Solves K x = b in place for one right-hand side already in the factors' order (unknown
-    /// v at row [`SplitLdl::positions`]`[v]`), the parts on two threads, with the caller's
-    /// workspace (from [`SplitLdl::columns_workspace`]`(1)`): no gathering into the parts'
-    /// orders and back.
-    pub fn solve_in_order_one(&self, x: &mut [f64], work: &mut ColumnsWorkspace) {
-        self.in_order_parts(work).solve_one(x);
     }
 
     /// The first row of the second part in the factors' order, where the matrix is in two
@@ -889,7 +883,8 @@ mod tests {
             for (v, &p) in pos.iter().enumerate() {
                 in_order[p as usize] = b[v];
             }
-            ldl.solve_in_order_one(&mut in_order, &mut ldl.columns_workspace(1));
+            let mut work = ldl.columns_workspace(1);
+            ldl.in_order_parts(&mut work).solve_one(&mut in_order);
             let back: Vec<f64> = pos.iter().map(|&p| in_order[p as usize]).collect();
             assert_eq!(&back, x);
         }

@@ -209,11 +209,19 @@ enum BForm {
     },
 }
 
+/// What B's assembly takes from J's values alone ([`FromJ::fill`]): the lists, and the second
+/// half's while they are filled (kept for their capacity).
+#[derive(Default)]
+struct FromJ {
+    lists: FromJLists,
+    second: FromJLists,
+}
+
 /// The entries of [`BForm::Augmented`]'s matrix at J's values, before δ and the free sets:
 /// computed once per set of values, so that a Newton system's assembly reads these lists
 /// rather than all of J (on the TIMIT shape 0.8 M entries of 6.47 M).
 #[derive(Default)]
-struct FromJ {
+struct FromJLists {
     /// The entries in a single-entry lifted column of the rows that stay unknowns: (row,
     /// column, J²).
     single: Vec<(u32, u32, f64)>,
@@ -222,8 +230,6 @@ struct FromJ {
     single_elim: Vec<(u32, u32, f64)>,
     /// The entries with a slot in the matrix: (row, column, slot, J).
     slotted: Vec<(u32, u32, u32, f64)>,
-    /// The second half's lists while [`FromJ::fill`] runs (kept for their capacity).
-    second: Option<Box<FromJ>>,
 }
 
 /// What [`FromJ::fill`] reads of the augmented form and of J.
@@ -241,7 +247,7 @@ impl FromJ {
     /// TIMIT shape's 6.47 M entries was 0.7% of a late iteration on the one thread), the
     /// second half's lists appended to the first's (the order of one pass).
     fn fill(&mut self, input: &FromJInput<'_>) {
-        let scan = |out: &mut FromJ, entries: std::ops::Range<usize>| {
+        let scan = |out: &mut FromJLists, entries: std::ops::Range<usize>| {
             out.single.clear();
             out.single_elim.clear();
             out.slotted.clear();
@@ -260,12 +266,11 @@ impl FromJ {
         };
         let n = input.entry_slot.len();
         let mid = if n >= HALVES_MIN_ENTRIES { n / 2 } else { n };
-        let mut second = self.second.take().unwrap_or_default();
-        pair(|| scan(self, 0..mid), || scan(&mut second, mid..n));
-        self.single.extend_from_slice(&second.single);
-        self.single_elim.extend_from_slice(&second.single_elim);
-        self.slotted.extend_from_slice(&second.slotted);
-        self.second = Some(second);
+        let (all, second) = (&mut self.lists, &mut self.second);
+        pair(|| scan(all, 0..mid), || scan(second, mid..n));
+        all.single.extend_from_slice(&second.single);
+        all.single_elim.extend_from_slice(&second.single_elim);
+        all.slotted.extend_from_slice(&second.slotted);
     }
 }
 
@@ -844,12 +849,12 @@ impl Schur {
                     vals[diag_slot[u as usize]] = pivot(i);
                 }
                 let inv_rho = 1.0 / k.rho;
-                for &(i, c, j2) in &from_j.single {
+                for &(i, c, j2) in &from_j.lists.single {
                     if k.free_y[i as usize] && k.free_s[c as usize] {
                         vals[diag_slot[row_unknown[i as usize] as usize]] -= j2 * inv_rho;
                     }
                 }
-                for &(i, c, slot, j) in &from_j.slotted {
+                for &(i, c, slot, j) in &from_j.lists.slotted {
                     if k.free_y[i as usize] && k.free_s[c as usize] {
                         vals[slot as usize] = j;
                     }
@@ -861,9 +866,10 @@ impl Schur {
                 let (pa, pb) = elim.pivot.split_at_mut(half);
                 let (va, vb) = elim.val.split_at_mut(elim.ptr[half]);
                 let split = from_j
+                    .lists
                     .single_elim
                     .partition_point(|s| (s.0 as usize) < half);
-                let (sa, sb) = from_j.single_elim.split_at(split);
+                let (sa, sb) = from_j.lists.single_elim.split_at(split);
                 let rows = ElimRows {
                     elim_rows: &elim.rows,
                     ptr: &elim.ptr,
@@ -1308,7 +1314,7 @@ impl Schur {
                     for blk in &self.fam.blocks {
                         let f = &self.fam.fams[blk.fam as usize];
                         let at = basis.fam0[blk.fam as usize];
-                        let g = &self.u.vals[blk.val as usize..blk.val as usize + f.e];
+                        let g = self.fam.g(blk);
                         let bc = &self.fam.block_cols[blk.cols as usize..][..f.n_c];
                         for (j, &c) in bc.iter().enumerate() {
                             for (b, gb) in g.iter().enumerate() {
@@ -1347,8 +1353,8 @@ impl Schur {
                         for blk in &self.fam.blocks {
                             let (nc, at) = (self.fam.fams[blk.fam as usize].n_c, blk.cols as usize);
                             let q = &qx[blk.fam as usize];
-                            let e = q.len() / (nc * w).max(1);
-                            let g = &self.u.vals[blk.val as usize..blk.val as usize + e];
+                            let g = self.fam.g(blk);
+                            let e = g.len();
                             for (j, &c) in self.fam.block_cols[at..at + nc].iter().enumerate() {
                                 let r = pos[c as usize] as usize;
                                 let xc = &mut x[r * w..(r + 1) * w];
@@ -1405,8 +1411,8 @@ impl Schur {
                 for blk in &self.fam.blocks {
                     let (nc, at) = (self.fam.fams[blk.fam as usize].n_c, blk.cols as usize);
                     let xf = &mut qx[blk.fam as usize];
-                    let e = xf.len() / (nc * w).max(1);
-                    let g = &self.u.vals[blk.val as usize..blk.val as usize + e];
+                    let g = self.fam.g(blk);
+                    let e = g.len();
                     for (j, &c) in self.fam.block_cols[at..at + nc].iter().enumerate() {
                         let r = pos[c as usize] as usize;
                         let xc = &rows[r * w..(r + 1) * w];
@@ -1812,7 +1818,7 @@ impl Schur {
             for blk in blocks.iter().flat_map(|r| &fam.blocks[r.clone()]) {
                 let (fi, at) = (blk.fam as usize, blk.cols as usize);
                 let (q, e, n_c) = (&qs[fi], fam.fams[fi].e, fam.fams[fi].n_c);
-                let g = &fam.block_g[blk.g as usize..blk.g as usize + e];
+                let g = fam.g(blk);
                 for (j, &c) in passes.places[at..at + n_c].iter().enumerate() {
                     aug[c as usize - off] += dot(&q[j * e..(j + 1) * e], g);
                 }
@@ -2510,20 +2516,20 @@ impl Passes {
         let dim = pos.len();
         let second = |v: u32| second_at.is_some_and(|at| pos[v as usize] as usize >= at);
         let places = || fam.block_cols.iter().map(|&c| pos[c as usize]).collect();
-        // the part of the unknowns a row reads and writes: Some(None) where it has none, None
-        // where they are in both parts
-        let row_part = |i: usize| -> Option<Option<bool>> {
+        // the part of the unknowns of B a row reads and writes
+        let row_side = |i: usize| {
             let r = row_unknown[i] as usize;
             if r < dim {
-                return Some(Some(second(r as u32)));
+                return RowSide::Part(second(r as u32));
             }
             let e = r - dim;
             let mut parts = elim.cols[elim.ptr[e]..elim.ptr[e + 1]]
                 .iter()
                 .map(|c| second(c.1));
             match parts.next() {
-                None => Some(None),
-                Some(p) => parts.all(|q| q == p).then_some(Some(p)),
+                None => RowSide::Neither,
+                Some(p) if parts.all(|q| q == p) => RowSide::Part(p),
+                Some(_) => RowSide::Both,
             }
         };
         let block_part = |blk: &Block| {
@@ -2555,15 +2561,18 @@ impl Passes {
         }
         let mut rows: Vec<(std::ops::Range<usize>, bool)> = Vec::new();
         for i in fam.rest.iter().flat_map(|r| r.rows()) {
-            let part = match two.then(|| row_part(i)) {
-                Some(Some(Some(p))) => p,
-                // no unknowns of B: with the range it follows
-                Some(Some(None)) => rows.last().is_some_and(|r| r.1),
-                Some(None) => {
-                    two = false;
-                    false
+            let part = if !two {
+                false
+            } else {
+                match row_side(i) {
+                    RowSide::Part(p) => p,
+                    // with the range it follows
+                    RowSide::Neither => rows.last().is_some_and(|r| r.1),
+                    RowSide::Both => {
+                        two = false;
+                        false
+                    }
                 }
-                None => false,
             };
             match rows.last_mut() {
                 Some((r, p)) if r.end == i && *p == part => r.end += 1,
@@ -2599,6 +2608,14 @@ impl Passes {
     }
 }
 
+/// Which part of B the unknowns a row outside the blocks reads and writes are in
+/// ([`Passes::new`]): the second's or not, none, or both (then the passes do not split).
+enum RowSide {
+    Part(bool),
+    Neither,
+    Both,
+}
+
 /// The blocks of one family in a row with what [`BlockOuter::add_to`] reads: their g and the
 /// solved unknowns at their lifted columns (by [`Families::block_cols`]).
 struct BlockOuter<'a> {
@@ -2609,9 +2626,9 @@ struct BlockOuter<'a> {
 
 impl BlockOuter<'_> {
     /// X += Σ x gᵀ over the blocks in order (X n_c × e by rows, x the unknowns at a block's
-    /// lifted columns): for the small shapes of RNN output layers with X in registers (the
-    /// same additions in the same order; through memory each one waited for the last one's
-    /// store, 90 µs per product on the TIMIT shape's 6,174 blocks, 2% of a late iteration).
+    /// lifted columns): for the small shapes of RNN output layers with X in registers, the
+    /// same additions in the same order (through memory each waited for the last one's store:
+    /// on the TIMIT shape's 6,174 blocks the pass took 64 µs in registers against 89 µs).
     fn add_to(&self, x: &mut [f64], e: usize, n_c: usize) {
         macro_rules! shapes {
             ($(($e:literal, $n:literal)),*) => {
@@ -2928,6 +2945,12 @@ impl Families {
             first_slots_ptr,
             ..Families::default()
         }
+    }
+
+    /// A block's g (its family's e values), at the point of the last factorization of B.
+    fn g(&self, blk: &Block) -> &[f64] {
+        let e = self.fams[blk.fam as usize].e;
+        &self.block_g[blk.g as usize..blk.g as usize + e]
     }
 
     /// The slots in B of the pairs of `group`'s first eliminated row (a group that may be a

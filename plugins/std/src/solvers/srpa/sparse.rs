@@ -89,10 +89,7 @@ pub(super) fn copy_halves<T: Copy + Send + Sync>(dst: &mut [T], src: &[T]) {
 
 /// dst = src, `dst` taking `src`'s length, by [`copy_halves`].
 pub(super) fn assign_halves<T: Copy + Default + Send + Sync>(dst: &mut Vec<T>, src: &[T]) {
-    if dst.len() != src.len() {
-        dst.clear();
-        dst.resize(src.len(), T::default());
-    }
+    dst.resize(src.len(), T::default());
     copy_halves(dst, src);
 }
 
